@@ -1,0 +1,3 @@
+COMMON_SRCS := common/err.c common/log.c common/alloc.c common/buf.c \
+	common/digest.c common/clock.c common/parse.c common/map.c
+COMMON_ALLOW := common

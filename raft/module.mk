@@ -1,0 +1,2 @@
+RAFT_SRCS := raft/fsm.c raft/state.c raft/snapshot.c raft/meta.c raft/transport.c
+RAFT_ALLOW := common proto storage raft

@@ -1,0 +1,2 @@
+STORAGE_SRCS := storage/blob.c storage/upload.c
+STORAGE_ALLOW := common storage

@@ -1,0 +1,153 @@
+/* Blob store: content-addressed files, resumable upload sessions, space guard.
+ *
+ * Layout under the store directory:
+ *   blobs/sha256/<hh>/<64 hex>   complete, verified blobs (never partial)
+ *   uploads/<id>/data            bytes received so far for an upload session
+ *   uploads/<id>/info            "repo\n" + creation wall time; written once
+ *   tmp/                         scratch files; emptied at open
+ *
+ * Threads: every function here runs on the loop thread given to
+ * storage_open(). Hashing, writes and fsync run in libuv's thread pool
+ * (uv_queue_work); callbacks come back on the loop thread. A blob becomes
+ * visible only by rename(2) after its digest matched and it was fsynced, then
+ * the directory is fsynced.
+ *
+ * Uploads survive restarts: storage_open() rediscovers every uploads/<id> and
+ * the session resumes at the size of its data file (bytes are written in order,
+ * one write in flight per session, so the file never has holes). The hash of
+ * already-written bytes is recomputed lazily (in the pool) when needed. */
+#ifndef STORAGE_H
+#define STORAGE_H
+
+#include <uv.h>
+
+#include "common/common.h"
+
+/* Upload ids: 32 lowercase hex characters (128 random bits), optionally
+ * prefixed by the owner's node tag "<tag>-". storage_upload_id_valid()
+ * accepts [a-z0-9]{1,16}-[0-9a-f]{32} or [0-9a-f]{32}. Ids are validated before
+ * any path is built from them. */
+#define STORAGE_UPLOAD_ID_MAX 64
+
+struct storage_config {
+    const char *dir;            /* borrowed; created if missing */
+    const char *node_tag;       /* borrowed; prefix of upload ids, may be NULL */
+    uint64_t reserve_bytes;     /* refuse uploads when free space is below */
+    uint64_t upload_ttl_ms;     /* idle uploads older than this are purged */
+    size_t write_high_water;    /* pending bytes per upload before "busy" */
+};
+
+struct storage_upload; /* opaque; owned by the storage, refcounted */
+
+struct storage {
+    uv_loop_t *loop;              /* borrowed */
+    char *dir;                    /* owned */
+    char *node_tag;               /* owned, may be NULL */
+    uint64_t reserve_bytes;
+    uint64_t upload_ttl_ms;
+    size_t write_high_water;
+    struct at_map uploads;        /* id -> struct storage_upload * */
+    uv_timer_t purge_timer;       /* periodic purge of stale uploads */
+    uint64_t free_bytes;          /* last statvfs result */
+    uint64_t free_checked_ms;     /* when free_bytes was measured */
+    bool closing;
+    char errmsg[AT_ERRMSG_SIZE];
+};
+
+/* Open (create) the store, empty tmp/, rediscover uploads. Returns 0 or an
+ * AT_E* code with storage_errmsg() set. */
+int storage_open(struct storage *s, uv_loop_t *loop,
+                 const struct storage_config *cfg);
+
+/* Stop timers; uploads with work in flight are freed when it completes.
+ * The loop must run until storage_closed() would be true (close callbacks). */
+void storage_close(struct storage *s);
+
+const char *storage_errmsg(const struct storage *s);
+
+/* True when free space on the store's filesystem is at least the reserve
+ * (statvfs, cached for up to 1 s). */
+bool storage_space_ok(struct storage *s);
+
+/* ---- blobs ---- */
+
+/* Size of a complete local blob. 0, or AT_ENOTFOUND. */
+int storage_blob_stat(struct storage *s, const struct at_digest *d,
+                      uint64_t *size);
+
+/* Open a complete local blob read-only (O_CLOEXEC). The caller owns *fd.
+ * 0, AT_ENOTFOUND, or AT_EIO. */
+int storage_blob_open(struct storage *s, const struct at_digest *d, int *fd,
+                      uint64_t *size);
+
+/* Remove a local blob file (used by GC later). 0 or AT_ENOTFOUND. */
+int storage_blob_remove(struct storage *s, const struct at_digest *d);
+
+/* ---- uploads ---- */
+
+bool storage_upload_id_valid(const char *id, size_t len);
+
+/* Create a session for a repository: mkdir uploads/<id>, create data and
+ * info. The returned session has one reference, owned by the caller.
+ * AT_ENOSPC when below the reserve. */
+int storage_upload_create(struct storage *s, const char *repo,
+                          struct storage_upload **out);
+
+/* Find a session by id; takes a reference. AT_ENOTFOUND (also for invalid
+ * ids). */
+int storage_upload_find(struct storage *s, const char *id,
+                        struct storage_upload **out);
+
+void storage_upload_ref(struct storage_upload *u);
+void storage_upload_unref(struct storage_upload *u);
+
+const char *storage_upload_id(const struct storage_upload *u);
+const char *storage_upload_repo(const struct storage_upload *u);
+/* Bytes accepted so far (written or queued). The next append starts here. */
+uint64_t storage_upload_size(const struct storage_upload *u);
+
+/* A request in progress holds the session: a second concurrent PATCH/PUT on
+ * the same session must be refused by the caller. */
+bool storage_upload_try_lock(struct storage_upload *u);
+void storage_upload_unlock(struct storage_upload *u);
+
+/* Append bytes (copied). Returns 0, or the first error of an earlier write
+ * (AT_EIO, AT_ENOSPC). Never blocks. */
+int storage_upload_write(struct storage_upload *u, const void *p, size_t n);
+
+/* True when more than write_high_water bytes are queued: the caller should
+ * stop reading from its socket until the drain callback runs. */
+bool storage_upload_busy(const struct storage_upload *u);
+
+typedef void (*storage_cb)(void *data, int status);
+
+/* Call cb once when the queued bytes fall to half of write_high_water or
+ * below (or at once, on the next loop iteration, if they already are).
+ * One drain callback at a time. */
+void storage_upload_on_drain(struct storage_upload *u, storage_cb cb,
+                             void *data);
+
+/* Wait until every queued byte is written; with sync, also fdatasync. cb gets
+ * 0 or the first write error. Used to acknowledge a PATCH durably. */
+int storage_upload_flush(struct storage_upload *u, bool sync, storage_cb cb,
+                         void *data);
+
+typedef void (*storage_commit_cb)(void *data, int status,
+                                  const struct at_digest *digest,
+                                  uint64_t size);
+
+/* Finish the session: write what is queued, finish the hash, compare it with
+ * *expected (AT_EDIGEST on mismatch: the session is kept, nothing is
+ * visible), fsync, rename into blobs/ (an existing identical blob is kept),
+ * fsync the directory, remove the session. cb gets 0, AT_EDIGEST, AT_EIO or
+ * AT_ENOSPC. On success the session is gone from the store's table (the
+ * caller still drops its reference). */
+int storage_upload_commit(struct storage_upload *u,
+                          const struct at_digest *expected,
+                          storage_commit_cb cb, void *data);
+
+/* Remove the session and its files (idempotent). Work in flight finishes
+ * first; the files are removed in the pool. */
+void storage_upload_cancel(struct storage_upload *u);
+
+#endif /* STORAGE_H */

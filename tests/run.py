@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Run every test of atoll and print one closing line: N passed, N failed.
+
+Suites:
+  unit         $BUILD/tests/test_* (cmocka, TAP output)
+  integration  tests/integration/test_*.py (unittest; real atoll processes)
+  fuzz         build/fuzz/fuzz/fuzz_* (libFuzzer, short runs from the seed corpus)
+
+Usage: tests/run.py [--build DIR] [--only SUITE[,SUITE]] [--fuzz-seconds N]
+                    [-k PATTERN] [-j N]
+"""
+import argparse
+import concurrent.futures
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Tally:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+        self.skipped = 0
+        self.failures = []
+
+    def add(self, other):
+        self.passed += other.passed
+        self.failed += other.failed
+        self.skipped += other.skipped
+        self.failures += other.failures
+
+
+def run_unit(path, timeout):
+    t = Tally()
+    env = dict(os.environ, CMOCKA_MESSAGE_OUTPUT="TAP")
+    name = os.path.basename(path)
+    try:
+        p = subprocess.run([path], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=timeout,
+                           cwd=ROOT)
+        out = p.stdout.decode(errors="replace")
+        rc = p.returncode
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"").decode(errors="replace")
+        rc = "timeout"
+    seen = 0
+    for line in out.splitlines():
+        m = re.match(r"^(not ok|ok) \d+ - (.*?)(\s+# SKIP.*)?$", line)
+        if not m:
+            continue
+        seen += 1
+        if m.group(3):
+            t.skipped += 1
+        elif m.group(1) == "ok":
+            t.passed += 1
+        else:
+            t.failed += 1
+            t.failures.append(f"{name}: {m.group(2)}")
+    if rc != 0 and t.failed == 0:
+        t.failed += 1
+        t.failures.append(f"{name}: exit {rc}")
+    if t.failed:
+        sys.stdout.write(out[-20000:] + "\n")
+    print(f"unit {name}: {t.passed} passed, {t.failed} failed"
+          f"{', %d skipped' % t.skipped if t.skipped else ''}", flush=True)
+    return t
+
+
+RESULT_RE = re.compile(r"^(test\S*) \(([\w.]+)\).*? \.\.\. (ok|FAIL|ERROR|skipped.*|expected failure|unexpected success)$")
+
+
+def run_integration(path, build, timeout, pattern):
+    t = Tally()
+    name = os.path.basename(path)
+    env = dict(os.environ)
+    env["ATOLL_BIN"] = os.path.join(ROOT, build, "atoll")
+    env["ATOLL_BUILD"] = os.path.join(ROOT, build)
+    env["PYTHONPATH"] = os.path.join(ROOT, "tests", "integration")
+    cmd = [sys.executable, "-m", "unittest", "-v"]
+    if pattern:
+        cmd += ["-k", pattern]
+    cmd.append(os.path.splitext(name)[0])
+    try:
+        p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=timeout,
+                           cwd=os.path.dirname(path))
+        out = p.stdout.decode(errors="replace")
+        rc = p.returncode
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"").decode(errors="replace")
+        rc = "timeout"
+    joined = out.replace(" ...\n", " ... ")
+    for line in joined.splitlines():
+        m = RESULT_RE.match(line.strip())
+        if not m:
+            continue
+        status = m.group(3)
+        if status == "ok" or status == "expected failure":
+            t.passed += 1
+        elif status.startswith("skipped"):
+            t.skipped += 1
+        else:
+            t.failed += 1
+            t.failures.append(f"{name}: {m.group(1)} {status}")
+    if rc != 0 and t.failed == 0:
+        t.failed += 1
+        t.failures.append(f"{name}: exit {rc}")
+    if t.failed:
+        sys.stdout.write(out[-30000:] + "\n")
+    print(f"integration {name}: {t.passed} passed, {t.failed} failed"
+          f"{', %d skipped' % t.skipped if t.skipped else ''}", flush=True)
+    return t
+
+
+def run_fuzz(path, seconds):
+    t = Tally()
+    name = os.path.basename(path)
+    corpus_src = os.path.join(ROOT, "tests", "fuzz", "corpus",
+                              name[len("fuzz_"):])
+    with tempfile.TemporaryDirectory(prefix="atoll-fuzz-") as tmp:
+        corpus = os.path.join(tmp, "corpus")
+        if os.path.isdir(corpus_src):
+            shutil.copytree(corpus_src, corpus)
+        else:
+            os.mkdir(corpus)
+        cmd = [path, f"-max_total_time={seconds}", "-rss_limit_mb=1024",
+               "-timeout=10", f"-artifact_prefix={tmp}/", corpus]
+        try:
+            p = subprocess.run(cmd, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT,
+                               timeout=seconds + 120)
+            out = p.stdout.decode(errors="replace")
+            rc = p.returncode
+        except subprocess.TimeoutExpired as e:
+            out = (e.stdout or b"").decode(errors="replace")
+            rc = "timeout"
+        if rc == 0:
+            t.passed += 1
+        else:
+            t.failed += 1
+            t.failures.append(f"{name}: exit {rc}")
+            sys.stdout.write(out[-8000:] + "\n")
+            for f in os.listdir(tmp):
+                if f.startswith(("crash-", "leak-", "timeout-", "oom-")):
+                    dst = os.path.join(ROOT, "build", f"{name}-{f}")
+                    shutil.copy(os.path.join(tmp, f), dst)
+                    print(f"fuzz {name}: reproducer saved to {dst}")
+    print(f"fuzz {name}: {'passed' if t.passed else 'FAILED'} ({seconds}s)",
+          flush=True)
+    return t
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build/debug")
+    ap.add_argument("--only", default="unit,integration,fuzz")
+    ap.add_argument("--fuzz-seconds", type=int, default=8)
+    ap.add_argument("-k", dest="pattern", default=None)
+    ap.add_argument("-j", dest="jobs", type=int, default=2)
+    args = ap.parse_args()
+    suites = args.only.split(",")
+    total = Tally()
+    start = time.time()
+
+    if "unit" in suites:
+        d = os.path.join(ROOT, args.build, "tests")
+        bins = sorted(os.path.join(d, f) for f in os.listdir(d)
+                      if f.startswith("test_")) if os.path.isdir(d) else []
+        for b in bins:
+            total.add(run_unit(b, 600))
+
+    if "integration" in suites:
+        d = os.path.join(ROOT, "tests", "integration")
+        files = sorted(os.path.join(d, f) for f in os.listdir(d)
+                       if f.startswith("test_") and f.endswith(".py"))
+        with concurrent.futures.ThreadPoolExecutor(args.jobs) as ex:
+            for r in ex.map(lambda f: run_integration(
+                    f, args.build, 900, args.pattern), files):
+                total.add(r)
+
+    if "fuzz" in suites:
+        d = os.path.join(ROOT, "build", "fuzz", "fuzz")
+        bins = sorted(os.path.join(d, f) for f in os.listdir(d)
+                      if f.startswith("fuzz_")) if os.path.isdir(d) else []
+        with concurrent.futures.ThreadPoolExecutor(args.jobs) as ex:
+            for r in ex.map(lambda b: run_fuzz(b, args.fuzz_seconds), bins):
+                total.add(r)
+
+    print(f"# {time.time() - start:.0f}s")
+    for f in total.failures:
+        print(f"FAILED: {f}")
+    line = f"{total.passed} passed, {total.failed} failed"
+    if total.skipped:
+        line += f", {total.skipped} skipped"
+    print(line)
+    return 1 if total.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
