@@ -13,6 +13,8 @@ BUILD   ?= build/debug
 CC      ?= cc
 OPT     ?= -O2 -g
 SAN     ?=
+V       ?=
+Q       := $(if $(V),,@)
 WERROR  ?= -Werror
 PKGS    := libuv raft openssl jansson libcurl libprotobuf-c yaml-0.1
 LLHTTP  := /usr/share/llhttp
@@ -68,7 +70,8 @@ $(BUILD)/obj/llhttp/%.o: $(LLHTTP)/%.c
 # Every object depends on generated protobuf headers existing first.
 $(BUILD)/obj/%.o: %.c | $(PROTO_GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(WARN) -MMD -MP -c $< -o $@
+	@echo "  CC $<"
+	$(Q)$(CC) $(CFLAGS_ALL) $(WARN) -MMD -MP -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@

@@ -50,6 +50,11 @@ struct storage {
     uv_timer_t purge_timer;       /* periodic purge of stale uploads */
     uint64_t free_bytes;          /* last statvfs result */
     uint64_t free_checked_ms;     /* when free_bytes was measured */
+    uv_timer_t defer_timer;       /* runs deferred callbacks next iteration */
+    struct storage_upload *defer_head; /* borrowed (each holds a ref) */
+    unsigned sessions;            /* live session structs, in table or not */
+    int handles_open;             /* timers not yet closed */
+    bool defer_closing;
     bool closing;
     char errmsg[AT_ERRMSG_SIZE];
 };
@@ -60,8 +65,15 @@ int storage_open(struct storage *s, uv_loop_t *loop,
                  const struct storage_config *cfg);
 
 /* Stop timers; uploads with work in flight are freed when it completes.
- * The loop must run until storage_closed() would be true (close callbacks). */
+ * The table's references are dropped; sessions still referenced by callers
+ * stay usable for cancel/unref only (write, flush, commit and create return
+ * AT_ESHUTDOWN). The loop must run until storage_closed() is true (close
+ * callbacks, work in flight); *s must stay valid until then. */
 void storage_close(struct storage *s);
+
+/* True once storage_close() ran, every session struct is freed and every
+ * handle is closed: *s may then be freed or reused. */
+bool storage_closed(const struct storage *s);
 
 const char *storage_errmsg(const struct storage *s);
 
@@ -123,7 +135,8 @@ typedef void (*storage_cb)(void *data, int status);
 
 /* Call cb once when the queued bytes fall to half of write_high_water or
  * below (or at once, on the next loop iteration, if they already are).
- * One drain callback at a time. */
+ * One drain callback at a time. status is 0, or the session's write error /
+ * AT_ECANCELED when it can never drain normally. */
 void storage_upload_on_drain(struct storage_upload *u, storage_cb cb,
                              void *data);
 
@@ -149,5 +162,13 @@ int storage_upload_commit(struct storage_upload *u,
 /* Remove the session and its files (idempotent). Work in flight finishes
  * first; the files are removed in the pool. */
 void storage_upload_cancel(struct storage_upload *u);
+
+/* Bytes held in memory for this session (queued plus the batch being
+ * written). For metrics and tests. */
+size_t storage_upload_queued(const struct storage_upload *u);
+
+/* Cancel every unlocked, idle session whose last activity is older than
+ * upload_ttl_ms (runs from the purge timer too; exposed for tests). */
+void storage_upload_purge(struct storage *s);
 
 #endif /* STORAGE_H */

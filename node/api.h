@@ -1,0 +1,77 @@
+/* The OCI distribution API handlers: shared context, routing and replies. */
+#ifndef NODE_API_H
+#define NODE_API_H
+
+#include "common/common.h"
+#include "node/config.h"
+#include "node/http.h"
+#include "raft/meta.h"
+#include "storage/storage.h"
+
+/* Everything the handlers reach; owned by node/server.c. */
+struct node_api {
+    uv_loop_t *loop;               /* borrowed */
+    const struct node_config *cfg; /* borrowed */
+    struct storage *store;         /* borrowed */
+    struct meta *meta;             /* borrowed */
+    const char *store_id;          /* borrowed: this node's store name */
+    bool stopping;
+    /* counters for /metrics */
+    uint64_t requests[6];          /* by status class 1xx..5xx; [0] other */
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t blobs_committed;
+    uint64_t manifests_put;
+};
+
+/* Routes of the API, decided from the path alone. */
+enum node_route {
+    NODE_ROUTE_NONE = 0,
+    NODE_ROUTE_BASE,        /* /v2/ */
+    NODE_ROUTE_CATALOG,     /* /v2/_catalog */
+    NODE_ROUTE_TAGS,        /* /v2/<name>/tags/list */
+    NODE_ROUTE_MANIFEST,    /* /v2/<name>/manifests/<ref> */
+    NODE_ROUTE_BLOB,        /* /v2/<name>/blobs/<digest> */
+    NODE_ROUTE_UPLOAD_NEW,  /* /v2/<name>/blobs/uploads/ */
+    NODE_ROUTE_UPLOAD,      /* /v2/<name>/blobs/uploads/<id> */
+    NODE_ROUTE_REFERRERS,   /* /v2/<name>/referrers/<digest> */
+    NODE_ROUTE_ADMIN,       /* /_atoll/..., /livez, /readyz, /metrics */
+};
+
+struct node_route_match {
+    enum node_route route;
+    char *name; /* owned, decoded; NULL when the route has none */
+    char *arg;  /* owned, decoded: ref, digest or upload id */
+    bool name_invalid;
+};
+
+/* Split a request path into a route; never fails (NODE_ROUTE_NONE). */
+void node_route_parse(const char *path, struct node_route_match *m);
+void node_route_release(struct node_route_match *m);
+
+/* The handler given to node_http_start. */
+void node_api_handle(void *data, struct node_http_req *req);
+
+/* Start a response with the headers every answer carries. */
+void node_api_begin(struct node_http_req *req, int status);
+/* Send an OCI error: {"errors":[{"code":...,"message":...}]} */
+void node_api_error(struct node_http_req *req, int status, const char *code,
+                    const char *fmt, ...) AT_PRINTF(4, 5);
+/* Map a write's (status, result) to an error reply; returns true when it
+ * replied (i.e. the write did not succeed). */
+bool node_api_write_failed(struct node_http_req *req, int status, int result);
+
+/* Per-route handlers (blobs.c, uploads.c, manifests.c, api.c). */
+void node_api_blob(struct node_api *api, struct node_http_req *req,
+                   const char *name, const char *digest);
+void node_api_upload_new(struct node_api *api, struct node_http_req *req,
+                         const char *name);
+void node_api_upload(struct node_api *api, struct node_http_req *req,
+                     const char *name, const char *id);
+void node_api_manifest(struct node_api *api, struct node_http_req *req,
+                       const char *name, const char *ref);
+
+/* Location of an upload session. */
+char *node_api_upload_location(const char *name, const char *id);
+
+#endif /* NODE_API_H */

@@ -1,0 +1,134 @@
+/* Blob reads (GET/HEAD with ranges, sent with sendfile) and blob deletes.
+ *
+ * A blob is served only when the FSM says it is linked in the repository
+ * (pushed, mounted or referenced there) and this node holds the bytes. A blob
+ * the cluster knows but this node cannot read is a retryable 503, never a 404
+ * (DESIGN.md section 6, C3). */
+#define AT_LOG_COMP "api"
+#include "common/compat.h"
+
+#include <unistd.h>
+
+#include "node/api.h"
+
+struct blob_delete {
+    struct node_http_req *req;
+};
+
+static void blob_on_unlinked(void *data, int status, int result,
+                             uint64_t index)
+{
+    struct blob_delete *bd = data;
+
+    AT_UNUSED(index);
+    if (!node_http_req_done(bd->req) &&
+        !node_api_write_failed(bd->req, status, result)) {
+        node_api_begin(bd->req, 202);
+        node_http_resp_send(bd->req, NULL, 0);
+    }
+    node_http_req_unref(bd->req);
+    free(bd);
+}
+
+static void blob_delete(struct node_api *api, struct node_http_req *req,
+                        const char *name, const struct at_digest *d)
+{
+    struct blob_delete *bd;
+    int rv;
+
+    if (!meta_blob_linked(api->meta, name, d, NULL)) {
+        node_api_error(req, 404, "BLOB_UNKNOWN", "blob unknown to registry");
+        return;
+    }
+    bd = at_calloc(1, sizeof(*bd));
+    bd->req = req;
+    node_http_req_ref(req);
+    rv = meta_blob_unlink(api->meta,
+                          node_http_req_header(req, "x-atoll-request-id"),
+                          name, d, blob_on_unlinked, bd);
+    if (rv != 0) {
+        node_http_req_unref(req);
+        free(bd);
+        if (rv == AT_EINVAL)
+            node_api_error(req, 400, "UNSUPPORTED", "invalid request id");
+        else
+            node_api_error(req, 503, "UNAVAILABLE", "cannot delete now: %s",
+                           at_strerror(rv));
+    }
+}
+
+/* see api.h */
+void node_api_blob(struct node_api *api, struct node_http_req *req,
+                   const char *name, const char *digest)
+{
+    enum node_http_method method = node_http_req_method(req);
+    struct at_digest d;
+    char dstr[AT_DIGEST_STR_SIZE];
+    uint64_t size = 0;
+    uint64_t start;
+    uint64_t end;
+    const char *range;
+    int fd = -1;
+    int rv;
+
+    if (method != NODE_HTTP_GET && method != NODE_HTTP_HEAD &&
+        method != NODE_HTTP_DELETE) {
+        node_api_error(req, 405, "UNSUPPORTED", "method not allowed");
+        return;
+    }
+    rv = at_digest_parse(digest, strlen(digest), &d);
+    if (rv != 0) {
+        node_api_error(req, 400, "DIGEST_INVALID",
+                       rv == AT_EUNSUPPORTED ? "unsupported digest algorithm"
+                                             : "invalid digest");
+        return;
+    }
+    if (method == NODE_HTTP_DELETE) {
+        blob_delete(api, req, name, &d);
+        return;
+    }
+    if (!meta_blob_linked(api->meta, name, &d, &size)) {
+        node_api_error(req, 404, "BLOB_UNKNOWN", "blob unknown to registry");
+        return;
+    }
+    rv = storage_blob_open(api->store, &d, &fd, &size);
+    if (rv != 0) {
+        /* Known to the cluster but not readable here. */
+        LOG_WARN("blob '%s' is linked in '%s' but not readable locally: %s",
+                 at_digest_format(&d, dstr), name, at_strerror(rv));
+        node_http_resp_header(req, "Retry-After", "1");
+        node_api_error(req, 503, "UNAVAILABLE",
+                       "blob is known but no copy is reachable now");
+        return;
+    }
+    at_digest_format(&d, dstr);
+    node_api_begin(req, 200);
+    node_http_resp_header(req, "Docker-Content-Digest", "%s", dstr);
+    node_http_resp_header(req, "ETag", "\"%s\"", dstr);
+    node_http_resp_header(req, "Accept-Ranges", "bytes");
+    node_http_resp_header(req, "Content-Type", "application/octet-stream");
+    node_http_resp_header(req, "Cache-Control", "max-age=31536000");
+    range = node_http_req_header(req, "range");
+    if (range != NULL) {
+        rv = node_http_parse_range(range, size, &start, &end);
+        if (rv == AT_ERANGE) {
+            close(fd);
+            node_http_resp_header(req, "Content-Range", "bytes */%" PRIu64,
+                                  size);
+            node_api_error(req, 416, "RANGE_INVALID",
+                           "requested range not satisfiable");
+            return;
+        }
+        if (rv == 0) {
+            node_http_resp_status(req, 206);
+            node_http_resp_header(req, "Content-Range",
+                                  "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64,
+                                  start, end, size);
+            node_http_resp_send_file(req, fd, start, end - start + 1);
+            return;
+        }
+        /* A malformed or multi-range header is ignored: 200 with it all. */
+    }
+    api->bytes_out += method == NODE_HTTP_GET ? size : 0;
+    node_http_resp_send_file(req, fd, 0, size);
+}

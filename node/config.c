@@ -1,0 +1,686 @@
+/* Node configuration: one option table drives defaults, YAML, env, flags and
+ * usage. */
+#include "common/compat.h"
+
+#include <strings.h>
+#include <yaml.h>
+
+#include "common/common.h"
+#include "node/config.h"
+
+/* A config file is a handful of lines; anything this big is a mistake. */
+#define CONFIG_FILE_MAX (1024 * 1024)
+
+enum opt_type {
+    OPT_STRING,
+    OPT_SIZE,
+    OPT_DURATION,
+    OPT_UINT,
+    OPT_BOOL,
+};
+
+struct opt {
+    const char *key;  /* YAML key */
+    const char *flag; /* command-line flag */
+    const char *env;  /* environment variable */
+    enum opt_type type;
+    size_t offset; /* into struct node_config */
+    const char *def;
+    const char *help;
+    bool secret;  /* never print the value */
+    bool no_yaml; /* not settable from the file (e.g. the file itself) */
+    /* Extra validation of a string value; NULL = none. */
+    int (*check)(const char *value, char *why, size_t whylen);
+};
+
+static int check_listen(const char *v, char *why, size_t whylen);
+static int check_log_level(const char *v, char *why, size_t whylen);
+
+#define F(field) offsetof(struct node_config, field)
+
+/* The one table. Flags and env names follow from the key (data_dir ->
+ * --data-dir, ATOLL_DATA_DIR); a unit test checks that they do. */
+static const struct opt opts[] = {
+    { "config", "--config", "ATOLL_CONFIG", OPT_STRING, F(config_file), "",
+      "YAML file with any of the keys below (a flat mapping)", false, true,
+      NULL },
+    { "listen", "--listen", "ATOLL_LISTEN", OPT_STRING, F(listen),
+      "127.0.0.1:5000", "address:port of the OCI API (port 0 = any)", false,
+      false, check_listen },
+    { "data_dir", "--data-dir", "ATOLL_DATA_DIR", OPT_STRING, F(data_dir),
+      "./data", "directory for blobs and uploads", false, false, NULL },
+    { "raft_dir", "--raft-dir", "ATOLL_RAFT_DIR", OPT_STRING, F(raft_dir), "",
+      "directory for the raft log; empty = <data_dir>/raft", false, false,
+      NULL },
+    { "name", "--name", "ATOLL_NAME", OPT_STRING, F(name), "",
+      "node name, unique in the cluster; empty = hostname", false, false,
+      NULL },
+    { "log_level", "--log-level", "ATOLL_LOG_LEVEL", OPT_STRING, F(log_level),
+      "info", "log levels, e.g. info or warn,raft:debug", false, false,
+      check_log_level },
+    { "reserve_bytes", "--reserve-bytes", "ATOLL_RESERVE_BYTES", OPT_SIZE,
+      F(reserve_bytes), "1GiB",
+      "refuse blob uploads when free disk space drops below this", false, false,
+      NULL },
+    { "upload_ttl", "--upload-ttl", "ATOLL_UPLOAD_TTL", OPT_DURATION,
+      F(upload_ttl_ms), "24h", "purge upload sessions idle for this long",
+      false, false, NULL },
+    { "max_manifest_bytes", "--max-manifest-bytes", "ATOLL_MAX_MANIFEST_BYTES",
+      OPT_SIZE, F(max_manifest_bytes), "4MiB",
+      "largest manifest accepted on push", false, false, NULL },
+    { "header_timeout", "--header-timeout", "ATOLL_HEADER_TIMEOUT",
+      OPT_DURATION, F(header_timeout_ms), "30s",
+      "time allowed to receive request headers", false, false, NULL },
+    { "idle_timeout", "--idle-timeout", "ATOLL_IDLE_TIMEOUT", OPT_DURATION,
+      F(idle_timeout_ms), "60s",
+      "close keep-alive connections idle for this long", false, false, NULL },
+    { "body_timeout", "--body-timeout", "ATOLL_BODY_TIMEOUT", OPT_DURATION,
+      F(body_timeout_ms), "60s",
+      "longest pause between two reads of a request body", false, false, NULL },
+    { "write_timeout", "--write-timeout", "ATOLL_WRITE_TIMEOUT", OPT_DURATION,
+      F(write_timeout_ms), "60s",
+      "longest wait for a client to accept response bytes", false, false,
+      NULL },
+    { "shutdown_grace", "--shutdown-grace", "ATOLL_SHUTDOWN_GRACE",
+      OPT_DURATION, F(shutdown_grace_ms), "10s",
+      "time given to in-flight requests on shutdown", false, false, NULL },
+    { "election_timeout", "--election-timeout", "ATOLL_ELECTION_TIMEOUT",
+      OPT_DURATION, F(election_timeout_ms), "1000ms", "raft election timeout",
+      false, false, NULL },
+    { "heartbeat_timeout", "--heartbeat-timeout", "ATOLL_HEARTBEAT_TIMEOUT",
+      OPT_DURATION, F(heartbeat_timeout_ms), "100ms",
+      "raft heartbeat interval (must be below election_timeout)", false, false,
+      NULL },
+    { "snapshot_threshold", "--snapshot-threshold", "ATOLL_SNAPSHOT_THRESHOLD",
+      OPT_UINT, F(snapshot_threshold), "16384",
+      "raft entries between snapshots", false, false, NULL },
+    { "snapshot_trailing", "--snapshot-trailing", "ATOLL_SNAPSHOT_TRAILING",
+      OPT_UINT, F(snapshot_trailing), "4096",
+      "raft entries kept after a snapshot", false, false, NULL },
+};
+
+#undef F
+
+static const char *type_meta(enum opt_type t)
+{
+    switch (t) {
+    case OPT_STRING:
+        return "STRING";
+    case OPT_SIZE:
+        return "SIZE";
+    case OPT_DURATION:
+        return "DURATION";
+    case OPT_UINT:
+        return "N";
+    case OPT_BOOL:
+        return "BOOL";
+    }
+    return "VALUE";
+}
+
+static const char *type_hint(enum opt_type t)
+{
+    switch (t) {
+    case OPT_STRING:
+        return "a string";
+    case OPT_SIZE:
+        return "a size such as 4096, 64KiB, 4MiB, 1GiB";
+    case OPT_DURATION:
+        return "a duration such as 250ms, 30s, 5m, 24h";
+    case OPT_UINT:
+        return "a non-negative integer";
+    case OPT_BOOL:
+        return "true or false";
+    }
+    return "a value";
+}
+
+static const char *shown(const struct opt *o, const char *value)
+{
+    return o->secret ? "***" : value;
+}
+
+static int check_listen(const char *v, char *why, size_t whylen)
+{
+    const char *colon = strrchr(v, ':');
+    uint64_t port;
+
+    if (colon == NULL || colon == v) {
+        snprintf(why, whylen, "want host:port");
+        return AT_EINVAL;
+    }
+    if (at_parse_u64(colon + 1, strlen(colon + 1), &port) != 0 ||
+        port > 65535) {
+        snprintf(why, whylen, "bad port, want host:port with port 0-65535");
+        return AT_EINVAL;
+    }
+    return 0;
+}
+
+static bool is_level(const char *s, size_t n)
+{
+    static const char *names[] = { "debug", "info", "warn", "error", "off" };
+    for (size_t i = 0; i < AT_ARRAY_SIZE(names); i++) {
+        if (strlen(names[i]) == n && strncasecmp(s, names[i], n) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Mirrors at_log_configure's grammar without touching the global levels. */
+static int check_log_level(const char *v, char *why, size_t whylen)
+{
+    const char *p = v;
+
+    while (*p != '\0') {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        const char *colon = memchr(p, ':', len);
+        bool ok;
+
+        if (colon == NULL) {
+            ok = len == 0 || is_level(p, len);
+        } else {
+            size_t nlen = (size_t)(colon - p);
+            ok = nlen > 0 && nlen < 24 && is_level(colon + 1, len - nlen - 1);
+        }
+        if (!ok) {
+            snprintf(why, whylen,
+                     "want debug|info|warn|error|off, optionally with "
+                     "component:level items, e.g. warn,raft:debug");
+            return AT_EINVAL;
+        }
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    return 0;
+}
+
+/* Parse value into the field of c; on failure, errmsg names the option and
+ * the source (src, e.g. "flag --listen"). */
+static int set_value(struct node_config *c,
+                     const struct opt *o,
+                     const char *value,
+                     const char *src,
+                     char *errmsg)
+{
+    char *base = (char *)c + o->offset;
+    char why[160];
+    uint64_t u = 0;
+    bool b = false;
+    int rv = 0;
+
+    why[0] = '\0';
+    switch (o->type) {
+    case OPT_STRING:
+        if (o->check != NULL)
+            rv = o->check(value, why, sizeof(why));
+        break;
+    case OPT_SIZE:
+        rv = at_parse_size(value, &u);
+        break;
+    case OPT_DURATION:
+        rv = at_parse_duration_ms(value, &u);
+        break;
+    case OPT_UINT:
+        rv = at_parse_u64(value, strlen(value), &u);
+        break;
+    case OPT_BOOL:
+        rv = at_parse_bool(value, &b);
+        break;
+    }
+    if (rv != 0) {
+        at_errmsg_printf(errmsg, "%s: invalid value '%s' for %s: want %s", src,
+                         shown(o, value), o->key,
+                         why[0] != '\0' ? why : type_hint(o->type));
+        return AT_EINVAL;
+    }
+    switch (o->type) {
+    case OPT_STRING: {
+        char **field = (char **)(void *)base;
+        free(*field);
+        *field = at_strdup(value);
+        break;
+    }
+    case OPT_SIZE:
+    case OPT_DURATION:
+    case OPT_UINT:
+        memcpy(base, &u, sizeof(u));
+        break;
+    case OPT_BOOL:
+        memcpy(base, &b, sizeof(b));
+        break;
+    }
+    return 0;
+}
+
+static const struct opt *find_key(const char *key, size_t len)
+{
+    for (size_t i = 0; i < AT_ARRAY_SIZE(opts); i++) {
+        if (strlen(opts[i].key) == len && memcmp(opts[i].key, key, len) == 0)
+            return &opts[i];
+    }
+    return NULL;
+}
+
+static const struct opt *find_flag(const char *flag, size_t len)
+{
+    for (size_t i = 0; i < AT_ARRAY_SIZE(opts); i++) {
+        if (strlen(opts[i].flag) == len && memcmp(opts[i].flag, flag, len) == 0)
+            return &opts[i];
+    }
+    return NULL;
+}
+
+static const struct opt *find_env(const char *name, size_t len)
+{
+    for (size_t i = 0; i < AT_ARRAY_SIZE(opts); i++) {
+        if (strlen(opts[i].env) == len && memcmp(opts[i].env, name, len) == 0)
+            return &opts[i];
+    }
+    return NULL;
+}
+
+static int read_file(const char *path, char **out, size_t *outlen, char *errmsg)
+{
+    FILE *f = fopen(path, "rb");
+    struct at_buf b;
+    char chunk[4096];
+    size_t n;
+    int rv = 0;
+
+    if (f == NULL) {
+        at_errmsg_printf(errmsg, "config file '%s': cannot open: %s", path,
+                         strerror(errno));
+        return AT_EINVAL;
+    }
+    at_buf_init(&b, CONFIG_FILE_MAX);
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (at_buf_append(&b, chunk, n) != 0) {
+            at_errmsg_printf(errmsg, "config file '%s': larger than %d bytes",
+                             path, CONFIG_FILE_MAX);
+            rv = AT_EINVAL;
+            goto out_close;
+        }
+    }
+    if (ferror(f)) {
+        at_errmsg_printf(errmsg, "config file '%s': read error", path);
+        rv = AT_EINVAL;
+        goto out_close;
+    }
+    *out = at_buf_take(&b, outlen);
+out_close:
+    at_buf_release(&b);
+    fclose(f);
+    return rv;
+}
+
+static const char *event_name(yaml_event_type_t t)
+{
+    switch (t) {
+    case YAML_SEQUENCE_START_EVENT:
+        return "a sequence";
+    case YAML_MAPPING_START_EVENT:
+        return "a mapping";
+    case YAML_ALIAS_EVENT:
+        return "an alias";
+    case YAML_SCALAR_EVENT:
+        return "a scalar";
+    default:
+        return "unexpected content";
+    }
+}
+
+/* Plain ~ / null / empty are YAML nulls: treat them as the empty string. */
+static const char *scalar_text(const yaml_event_t *ev)
+{
+    const char *v = (const char *)ev->data.scalar.value;
+    if (ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+        (strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
+         strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0))
+        return "";
+    return v;
+}
+
+/* The file is one flat mapping of scalar keys to scalar values (or empty). */
+static int load_yaml(struct node_config *c, const char *path, char *errmsg)
+{
+    yaml_parser_t parser;
+    yaml_event_t ev;
+    char *text = NULL;
+    size_t len = 0;
+    char src[AT_ERRMSG_SIZE];
+    bool seen[AT_ARRAY_SIZE(opts)];
+    /* 0 stream, 1 document, 2 mapping: key, 3 mapping: value, 4 done */
+    int state = 0;
+    const struct opt *cur = NULL;
+    int rv;
+
+    memset(seen, 0, sizeof(seen));
+    rv = read_file(path, &text, &len, errmsg);
+    if (rv != 0)
+        return rv;
+    if (!yaml_parser_initialize(&parser)) {
+        at_errmsg_printf(errmsg, "config file '%s': yaml init failed", path);
+        rv = AT_EINVAL;
+        goto out_free_text;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    for (;;) {
+        unsigned long line;
+
+        if (!yaml_parser_parse(&parser, &ev)) {
+            at_errmsg_printf(
+                errmsg, "config file '%s' line %lu: %s", path,
+                (unsigned long)parser.problem_mark.line + 1,
+                parser.problem != NULL ? parser.problem : "yaml syntax error");
+            rv = AT_EINVAL;
+            goto out_parser;
+        }
+        line = (unsigned long)ev.start_mark.line + 1;
+        snprintf(src, sizeof(src), "config file '%s' line %lu", path, line);
+        switch (ev.type) {
+        case YAML_STREAM_START_EVENT:
+        case YAML_DOCUMENT_END_EVENT:
+            break;
+        case YAML_DOCUMENT_START_EVENT:
+            if (state != 0) {
+                at_errmsg_printf(errmsg, "%s: only one YAML document allowed",
+                                 src);
+                rv = AT_EINVAL;
+            }
+            state = 1;
+            break;
+        case YAML_STREAM_END_EVENT:
+            state = 4;
+            break;
+        case YAML_MAPPING_START_EVENT:
+            if (state == 1) {
+                state = 2;
+                break;
+            }
+            at_errmsg_printf(errmsg, "%s: %s", src,
+                             state == 3 ? "value must be a scalar, not a "
+                                          "mapping"
+                                        : "nested mappings are not allowed");
+            rv = AT_EINVAL;
+            break;
+        case YAML_MAPPING_END_EVENT:
+            state = 1;
+            break;
+        case YAML_SCALAR_EVENT:
+            if (state == 1) {
+                /* "---" or a lone null: an empty configuration. */
+                if (scalar_text(&ev)[0] != '\0') {
+                    at_errmsg_printf(errmsg,
+                                     "%s: expected a mapping of keys to "
+                                     "values",
+                                     src);
+                    rv = AT_EINVAL;
+                }
+            } else if (state == 2) {
+                const char *k = (const char *)ev.data.scalar.value;
+                cur = find_key(k, ev.data.scalar.length);
+                if (cur == NULL || cur->no_yaml) {
+                    at_errmsg_printf(errmsg, "%s: unknown key '%s'", src, k);
+                    rv = AT_EINVAL;
+                } else if (seen[cur - opts]) {
+                    at_errmsg_printf(errmsg, "%s: duplicate key '%s'", src, k);
+                    rv = AT_EINVAL;
+                } else {
+                    seen[cur - opts] = true;
+                    state = 3;
+                }
+            } else {
+                rv = set_value(c, cur, scalar_text(&ev), src, errmsg);
+                state = 2;
+            }
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_ALIAS_EVENT:
+        default:
+            at_errmsg_printf(
+                errmsg, "%s: %s is not allowed here%s", src,
+                event_name(ev.type),
+                state == 3 && cur != NULL ? " (want a scalar)" : "");
+            rv = AT_EINVAL;
+            break;
+        }
+        yaml_event_delete(&ev);
+        if (rv != 0 || state == 4)
+            break;
+    }
+out_parser:
+    yaml_parser_delete(&parser);
+out_free_text:
+    free(text);
+    return rv;
+}
+
+/* One flag occurrence, applied after the file and the environment. */
+struct flag_set {
+    const struct opt *o;
+    const char *value; /* borrowed from argv */
+};
+
+static bool is_bool_literal(const char *s)
+{
+    bool b;
+    return at_parse_bool(s, &b) == 0;
+}
+
+/* Collect flags; returns 1 for --help, 0, or AT_EINVAL. */
+static int scan_flags(int argc,
+                      char **argv,
+                      struct flag_set *sets,
+                      size_t *nsets,
+                      char *errmsg)
+{
+    size_t n = 0;
+
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *eq;
+        const struct opt *o;
+        size_t flen;
+
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+            at_errmsg_printf(errmsg, "unexpected argument '%s' (see --help)",
+                             a);
+            return AT_EINVAL;
+        }
+        eq = strchr(a, '=');
+        flen = eq != NULL ? (size_t)(eq - a) : strlen(a);
+        o = find_flag(a, flen);
+        if (o == NULL) {
+            at_errmsg_printf(errmsg, "unknown flag '%.*s' (see --help)",
+                             (int)flen, a);
+            return AT_EINVAL;
+        }
+        sets[n].o = o;
+        if (eq != NULL) {
+            sets[n].value = eq + 1;
+        } else if (o->type == OPT_BOOL) {
+            /* "--flag" alone means true; "--flag false" also works. */
+            if (i + 1 < argc && is_bool_literal(argv[i + 1]))
+                sets[n].value = argv[++i];
+            else
+                sets[n].value = "true";
+        } else if (i + 1 < argc) {
+            sets[n].value = argv[++i];
+        } else {
+            at_errmsg_printf(errmsg, "flag %s: missing value", o->flag);
+            return AT_EINVAL;
+        }
+        n++;
+    }
+    *nsets = n;
+    return 0;
+}
+
+static int check_config(const struct node_config *c, char *errmsg)
+{
+    if (c->heartbeat_timeout_ms == 0 ||
+        c->heartbeat_timeout_ms >= c->election_timeout_ms) {
+        at_errmsg_printf(errmsg,
+                         "heartbeat_timeout (%" PRIu64
+                         "ms) must be above 0 and below election_timeout "
+                         "(%" PRIu64 "ms)",
+                         c->heartbeat_timeout_ms, c->election_timeout_ms);
+        return AT_EINVAL;
+    }
+    if (c->max_manifest_bytes == 0) {
+        at_errmsg_printf(errmsg, "max_manifest_bytes must be above 0");
+        return AT_EINVAL;
+    }
+    if (c->data_dir[0] == '\0') {
+        at_errmsg_printf(errmsg, "data_dir must not be empty");
+        return AT_EINVAL;
+    }
+    return 0;
+}
+
+/* see config.h */
+int node_config_load(struct node_config *c,
+                     int argc,
+                     char **argv,
+                     char **envp,
+                     char *errmsg)
+{
+    struct flag_set *sets = NULL;
+    size_t nsets = 0;
+    const char *file = NULL;
+    char src[AT_ERRMSG_SIZE];
+    int rv;
+
+    memset(c, 0, sizeof(*c));
+    errmsg[0] = '\0';
+    for (size_t i = 0; i < AT_ARRAY_SIZE(opts); i++) {
+        rv = set_value(c, &opts[i], opts[i].def, "default", errmsg);
+        AT_ASSERT(rv == 0); /* the table's defaults must parse */
+    }
+
+    if (argc < 0)
+        argc = 0;
+    sets = at_calloc((size_t)argc + 1, sizeof(*sets));
+    rv = scan_flags(argc, argv, sets, &nsets, errmsg);
+    if (rv == 1) {
+        node_config_usage(stdout);
+        goto out_release;
+    }
+    if (rv != 0)
+        goto out_release;
+
+    /* The file named by the last --config flag, else ATOLL_CONFIG. */
+    for (size_t i = 0; i < nsets; i++) {
+        if (sets[i].o->offset == offsetof(struct node_config, config_file))
+            file = sets[i].value;
+    }
+    for (size_t i = 0; file == NULL && envp != NULL && envp[i] != NULL; i++) {
+        if (strncmp(envp[i], "ATOLL_CONFIG=", 13) == 0)
+            file = envp[i] + 13;
+    }
+    if (file != NULL && file[0] != '\0') {
+        rv = set_value(c, &opts[0], file, "config", errmsg);
+        if (rv != 0)
+            goto out_release;
+        rv = load_yaml(c, file, errmsg);
+        if (rv != 0)
+            goto out_release;
+    }
+
+    for (size_t i = 0; envp != NULL && envp[i] != NULL; i++) {
+        const char *e = envp[i];
+        const char *eq = strchr(e, '=');
+        const struct opt *o;
+        size_t nlen;
+
+        if (strncmp(e, "ATOLL_", 6) != 0 || eq == NULL)
+            continue;
+        nlen = (size_t)(eq - e);
+        o = find_env(e, nlen);
+        if (o == NULL) {
+            at_errmsg_printf(errmsg,
+                             "environment variable '%.*s': unknown setting "
+                             "(see --help)",
+                             (int)nlen, e);
+            rv = AT_EINVAL;
+            goto out_release;
+        }
+        if (o == &opts[0])
+            continue; /* ATOLL_CONFIG: handled above */
+        snprintf(src, sizeof(src), "environment variable %s", o->env);
+        rv = set_value(c, o, eq + 1, src, errmsg);
+        if (rv != 0)
+            goto out_release;
+    }
+
+    for (size_t i = 0; i < nsets; i++) {
+        if (sets[i].o == &opts[0])
+            continue;
+        snprintf(src, sizeof(src), "flag %s", sets[i].o->flag);
+        rv = set_value(c, sets[i].o, sets[i].value, src, errmsg);
+        if (rv != 0)
+            goto out_release;
+    }
+
+    rv = check_config(c, errmsg);
+    if (rv != 0)
+        goto out_release;
+    free(sets);
+    return 0;
+
+out_release:
+    free(sets);
+    node_config_release(c);
+    return rv;
+}
+
+/* see config.h */
+void node_config_release(struct node_config *c)
+{
+    for (size_t i = 0; i < AT_ARRAY_SIZE(opts); i++) {
+        if (opts[i].type == OPT_STRING) {
+            char **field = (char **)(void *)((char *)c + opts[i].offset);
+            free(*field);
+            *field = NULL;
+        }
+    }
+    memset(c, 0, sizeof(*c));
+}
+
+/* see config.h */
+void node_config_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: atoll serve [--key value | --key=value]...\n"
+            "\n"
+            "Every option can be set, from lowest to highest precedence, by\n"
+            "its default, a key in the YAML config file (--config FILE or\n"
+            "ATOLL_CONFIG), an ATOLL_* environment variable, or a flag.\n"
+            "Sizes take units (4096, 64KiB, 4MiB, 1GiB); durations too\n"
+            "(250ms, 30s, 5m, 24h; a bare number is seconds).\n"
+            "\n"
+            "Options:\n");
+    for (size_t i = 0; i < AT_ARRAY_SIZE(opts); i++) {
+        const struct opt *o = &opts[i];
+        char left[64];
+
+        snprintf(left, sizeof(left), "%s %s", o->flag, type_meta(o->type));
+        fprintf(f, "  %-34s %s\n", left, o->help);
+        fprintf(f, "  %-34s env %s", "", o->env);
+        if (!o->no_yaml)
+            fprintf(f, ", yaml %s", o->key);
+        if (o->def[0] != '\0')
+            fprintf(f, ", default %s", shown(o, o->def));
+        else
+            fprintf(f, ", default empty");
+        fprintf(f, "\n");
+    }
+    fprintf(f, "  %-34s %s\n", "-h, --help", "print this help and exit");
+}

@@ -1,0 +1,126 @@
+/* atoll: the command line (serve, status, version, help). */
+#define AT_LOG_COMP "main"
+#include "common/compat.h"
+
+#include <signal.h>
+#include <uv.h>
+
+#include "common/common.h"
+#include "node/cli.h"
+#include "node/config.h"
+#include "node/server.h"
+
+#define ATOLL_VERSION "0.1.0"
+
+extern char **environ;
+
+struct daemon {
+    uv_loop_t *loop;
+    struct node_server *server;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    bool stopping;
+};
+
+static void on_stopped(void *data)
+{
+    struct daemon *d = data;
+
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct daemon *d = h->data;
+
+    if (d->stopping) {
+        LOG_WARN("second signal %d: exiting now", signum);
+        exit(1);
+    }
+    d->stopping = true;
+    LOG_INFO("signal %d: graceful shutdown", signum);
+    node_server_stop(d->server, on_stopped, d);
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    struct node_config cfg;
+    struct daemon d;
+    char errmsg[AT_ERRMSG_SIZE] = "";
+    int rv;
+
+    rv = node_config_load(&cfg, argc, argv, environ, errmsg);
+    if (rv == 1)
+        return 0;
+    if (rv != 0) {
+        fprintf(stderr, "atoll serve: %s\n", errmsg);
+        fprintf(stderr, "try 'atoll serve --help'\n");
+        return 2;
+    }
+    if (at_log_configure(cfg.log_level) != 0) {
+        fprintf(stderr, "atoll serve: invalid log level '%s'\n",
+                cfg.log_level);
+        node_config_release(&cfg);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    memset(&d, 0, sizeof(d));
+    d.loop = uv_default_loop();
+    rv = node_server_start(&d.server, d.loop, &cfg, errmsg);
+    if (rv != 0) {
+        LOG_ERROR("cannot start: %s", errmsg);
+        node_config_release(&cfg);
+        return 1;
+    }
+    uv_signal_init(d.loop, &d.sigterm);
+    uv_signal_init(d.loop, &d.sigint);
+    d.sigterm.data = &d;
+    d.sigint.data = &d;
+    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d.sigint, on_signal, SIGINT);
+    uv_run(d.loop, UV_RUN_DEFAULT);
+    rv = uv_loop_close(d.loop);
+    if (rv != 0)
+        LOG_WARN("loop closed with handles still open: %s", uv_strerror(rv));
+    node_config_release(&cfg);
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: atoll <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  serve     run a registry node (atoll serve --help)\n"
+            "  status    show a node's status (atoll status [--addr "
+            "HOST:PORT])\n"
+            "  version   print the version\n"
+            "  help      this text\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "serve") == 0)
+        return cmd_serve(argc - 2, argv + 2);
+    if (strcmp(argv[1], "status") == 0)
+        return node_cli_status(argc - 2, argv + 2);
+    if (strcmp(argv[1], "version") == 0 ||
+        strcmp(argv[1], "--version") == 0) {
+        printf("atoll %s\n", ATOLL_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "atoll: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

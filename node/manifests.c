@@ -1,0 +1,375 @@
+/* Manifests: PUT (validate, then the PutManifest command), GET/HEAD by tag
+ * (after a read barrier: tags are linearizable) or by digest (local: bytes
+ * are immutable), DELETE by digest or tag. */
+#define AT_LOG_COMP "api"
+#include "common/compat.h"
+
+#include "node/api.h"
+#include "node/manifest_parse.h"
+#include "node/url.h"
+
+struct mreq {
+    struct node_api *api;
+    struct node_http_req *req;
+    char *name;           /* owned */
+    char *tag;            /* owned or NULL */
+    bool by_digest;
+    struct at_digest digest;
+    struct at_buf body;
+    bool too_big;
+    bool body_open;
+    struct node_manifest_info info;
+    bool has_info;
+};
+
+static void mreq_free(struct mreq *m)
+{
+    free(m->name);
+    free(m->tag);
+    at_buf_release(&m->body);
+    if (m->has_info)
+        node_manifest_info_release(&m->info);
+    free(m);
+}
+
+static struct mreq *mreq_new(struct node_api *api, struct node_http_req *req,
+                             const char *name)
+{
+    struct mreq *m = at_calloc(1, sizeof(*m));
+
+    m->api = api;
+    m->req = req;
+    m->name = at_strdup(name);
+    at_buf_init(&m->body, api->cfg->max_manifest_bytes);
+    node_http_req_ref(req);
+    return m;
+}
+
+static void mreq_done(struct mreq *m)
+{
+    node_http_req_unref(m->req);
+    mreq_free(m);
+}
+
+/* Parse the reference: a tag or a digest. Returns false after replying. */
+static bool parse_ref(struct node_http_req *req, const char *ref, char **tag,
+                      bool *by_digest, struct at_digest *d)
+{
+    size_t n = strlen(ref);
+    int rv;
+
+    *tag = NULL;
+    *by_digest = false;
+    if (memchr(ref, ':', n) != NULL) {
+        rv = at_digest_parse(ref, n, d);
+        if (rv != 0) {
+            node_api_error(req, 400, "DIGEST_INVALID",
+                           rv == AT_EUNSUPPORTED
+                               ? "unsupported digest algorithm"
+                               : "invalid digest '%s'",
+                           ref);
+            return false;
+        }
+        *by_digest = true;
+        return true;
+    }
+    if (!node_tag_valid(ref, n)) {
+        /* distribution-spec conformance: an invalid reference is simply not
+         * found. */
+        node_api_error(req, 404, "MANIFEST_UNKNOWN", "manifest unknown");
+        return false;
+    }
+    *tag = at_strdup(ref);
+    return true;
+}
+
+/* ---- GET / HEAD ---- */
+
+static void send_manifest(struct node_http_req *req,
+                          const struct meta_manifest *mf)
+{
+    char dstr[AT_DIGEST_STR_SIZE];
+
+    at_digest_format(&mf->digest, dstr);
+    node_api_begin(req, 200);
+    node_http_resp_header(req, "Content-Type", "%s", mf->media_type);
+    node_http_resp_header(req, "Docker-Content-Digest", "%s", dstr);
+    node_http_resp_header(req, "ETag", "\"%s\"", dstr);
+    node_http_resp_send(req, mf->bytes, mf->len);
+}
+
+static void get_reply(struct mreq *m)
+{
+    const struct meta_manifest *mf;
+    struct at_digest d = m->digest;
+
+    if (m->tag != NULL &&
+        meta_tag_resolve(m->api->meta, m->name, m->tag, &d) != 0) {
+        node_api_error(m->req, 404, "MANIFEST_UNKNOWN", "manifest unknown");
+        return;
+    }
+    mf = meta_manifest_find(m->api->meta, m->name, &d);
+    if (mf == NULL) {
+        node_api_error(m->req, 404, "MANIFEST_UNKNOWN", "manifest unknown");
+        return;
+    }
+    send_manifest(m->req, mf);
+}
+
+static void get_on_barrier(void *data, int status)
+{
+    struct mreq *m = data;
+
+    if (!node_http_req_done(m->req)) {
+        if (status != 0)
+            node_api_error(m->req, 503, "UNAVAILABLE",
+                           "cannot serve a consistent read: %s",
+                           at_strerror(status));
+        else
+            get_reply(m);
+    }
+    mreq_done(m);
+}
+
+/* ---- DELETE ---- */
+
+static void delete_on_done(void *data, int status, int result, uint64_t index)
+{
+    struct mreq *m = data;
+
+    AT_UNUSED(index);
+    if (!node_http_req_done(m->req) &&
+        !node_api_write_failed(m->req, status, result)) {
+        node_api_begin(m->req, 202);
+        node_http_resp_send(m->req, NULL, 0);
+    }
+    mreq_done(m);
+}
+
+static void do_delete(struct mreq *m)
+{
+    const char *rid = node_http_req_header(m->req, "x-atoll-request-id");
+    int rv;
+
+    if (m->tag != NULL)
+        rv = meta_delete_tag(m->api->meta, rid, m->name, m->tag,
+                             delete_on_done, m);
+    else
+        rv = meta_delete_manifest(m->api->meta, rid, m->name, &m->digest,
+                                  delete_on_done, m);
+    if (rv != 0) {
+        node_api_error(m->req, rv == AT_EINVAL ? 400 : 503,
+                       rv == AT_EINVAL ? "UNSUPPORTED" : "UNAVAILABLE",
+                       "cannot delete: %s", at_strerror(rv));
+        mreq_done(m);
+    }
+}
+
+/* ---- PUT ---- */
+
+static void put_on_done(void *data, int status, int result, uint64_t index)
+{
+    struct mreq *m = data;
+    char dstr[AT_DIGEST_STR_SIZE];
+    char sstr[AT_DIGEST_STR_SIZE];
+
+    if (node_http_req_done(m->req)) {
+        mreq_done(m);
+        return;
+    }
+    if (result == META_MANIFEST_UNKNOWN && status == 0) {
+        /* An index child missing from the repository. */
+        node_api_error(m->req, 400, "MANIFEST_BLOB_UNKNOWN",
+                       "a manifest referenced by the index is not in the "
+                       "repository");
+        mreq_done(m);
+        return;
+    }
+    if (!node_api_write_failed(m->req, status, result)) {
+        m->api->manifests_put++;
+        at_digest_format(&m->digest, dstr);
+        node_api_begin(m->req, 201);
+        node_http_resp_header(m->req, "Location", "/v2/%s/manifests/%s",
+                              m->name, dstr);
+        node_http_resp_header(m->req, "Docker-Content-Digest", "%s", dstr);
+        node_http_resp_header(m->req, "X-Atoll-Index", "%" PRIu64, index);
+        if (m->info.has_subject)
+            node_http_resp_header(m->req, "OCI-Subject", "%s",
+                                  at_digest_format(&m->info.subject, sstr));
+        node_http_resp_send(m->req, NULL, 0);
+    }
+    mreq_done(m);
+}
+
+static int put_on_body(struct node_http_req *req, const char *p, size_t n)
+{
+    struct mreq *m = node_http_req_data(req);
+
+    if (m->too_big)
+        return 0;
+    if (at_buf_append(&m->body, p, n) != 0) {
+        m->too_big = true;
+        node_http_resp_close(req);
+        node_api_error(req, 413, "SIZE_INVALID",
+                       "manifest larger than %" PRIu64 " bytes",
+                       m->api->cfg->max_manifest_bytes);
+    }
+    return 0;
+}
+
+/* Every referenced blob and child manifest must be in the repository; the
+ * FSM checks again at apply time (a concurrent delete may win). */
+static bool check_refs(struct mreq *m)
+{
+    for (size_t i = 0; i < m->info.nblobs; i++) {
+        if (!meta_blob_linked(m->api->meta, m->name, &m->info.blobs[i],
+                              NULL)) {
+            char d[AT_DIGEST_STR_SIZE];
+            node_api_error(m->req, 400, "MANIFEST_BLOB_UNKNOWN",
+                           "blob unknown to registry: %s",
+                           at_digest_format(&m->info.blobs[i], d));
+            return false;
+        }
+    }
+    for (size_t i = 0; i < m->info.nmanifests; i++) {
+        if (meta_manifest_find(m->api->meta, m->name,
+                               &m->info.manifests[i]) == NULL) {
+            char d[AT_DIGEST_STR_SIZE];
+            node_api_error(m->req, 400, "MANIFEST_BLOB_UNKNOWN",
+                           "manifest unknown to registry: %s",
+                           at_digest_format(&m->info.manifests[i], d));
+            return false;
+        }
+    }
+    return true;
+}
+
+static void put_on_end(struct node_http_req *req)
+{
+    struct mreq *m = node_http_req_data(req);
+    char errmsg[AT_ERRMSG_SIZE] = "";
+    struct meta_manifest_put p;
+    struct at_digest actual;
+    int rv;
+
+    if (!m->body_open)
+        return;
+    m->body_open = false;
+    if (m->too_big || node_http_req_done(req)) {
+        mreq_done(m);
+        return;
+    }
+    at_digest_of(m->body.data != NULL ? m->body.data : "", m->body.len,
+                 &actual);
+    if (m->by_digest && !at_digest_equal(&actual, &m->digest)) {
+        node_api_error(req, 400, "DIGEST_INVALID",
+                       "the digest in the URL does not match the manifest");
+        mreq_done(m);
+        return;
+    }
+    m->digest = actual;
+    rv = node_manifest_parse(node_http_req_header(req, "content-type"),
+                             m->body.data != NULL ? m->body.data : "",
+                             m->body.len, &m->info, errmsg);
+    if (rv != 0) {
+        node_api_error(req, 400, "MANIFEST_INVALID", "%s", errmsg);
+        mreq_done(m);
+        return;
+    }
+    m->has_info = true;
+    if (!check_refs(m)) {
+        mreq_done(m);
+        return;
+    }
+    memset(&p, 0, sizeof(p));
+    p.repo = m->name;
+    p.digest = m->digest;
+    p.media_type = m->info.media_type;
+    p.bytes = m->body.data;
+    p.len = m->body.len;
+    p.tag = m->tag;
+    p.blobs = m->info.blobs;
+    p.nblobs = m->info.nblobs;
+    p.manifests = m->info.manifests;
+    p.nmanifests = m->info.nmanifests;
+    p.has_subject = m->info.has_subject;
+    p.subject = m->info.subject;
+    p.artifact_type = m->info.artifact_type;
+    p.annotations_json = m->info.annotations_json;
+    rv = meta_put_manifest(m->api->meta,
+                           node_http_req_header(req, "x-atoll-request-id"), &p,
+                           put_on_done, m);
+    if (rv != 0) {
+        node_api_error(req, rv == AT_EINVAL ? 400 : 503,
+                       rv == AT_EINVAL ? "MANIFEST_INVALID" : "UNAVAILABLE",
+                       "cannot store the manifest: %s", at_strerror(rv));
+        mreq_done(m);
+    }
+}
+
+static void put_on_abort(struct node_http_req *req)
+{
+    struct mreq *m = node_http_req_data(req);
+
+    if (!m->body_open)
+        return;
+    m->body_open = false;
+    mreq_done(m);
+}
+
+/* see api.h */
+void node_api_manifest(struct node_api *api, struct node_http_req *req,
+                       const char *name, const char *ref)
+{
+    enum node_http_method method = node_http_req_method(req);
+    struct mreq *m;
+    int rv;
+
+    if (method != NODE_HTTP_GET && method != NODE_HTTP_HEAD &&
+        method != NODE_HTTP_PUT && method != NODE_HTTP_DELETE) {
+        node_api_error(req, 405, "UNSUPPORTED", "method not allowed");
+        return;
+    }
+    m = mreq_new(api, req, name);
+    if (!parse_ref(req, ref, &m->tag, &m->by_digest, &m->digest)) {
+        mreq_done(m);
+        return;
+    }
+    switch (method) {
+    case NODE_HTTP_GET:
+    case NODE_HTTP_HEAD:
+        if (m->by_digest) {
+            /* Bytes named by their digest never change: local read. */
+            get_reply(m);
+            mreq_done(m);
+            return;
+        }
+        rv = meta_read_barrier(api->meta, get_on_barrier, m);
+        if (rv != 0)
+            get_on_barrier(m, rv);
+        return;
+    case NODE_HTTP_DELETE:
+        do_delete(m);
+        return;
+    default:
+        break;
+    }
+    /* PUT */
+    if (node_http_req_has_length(req) &&
+        node_http_req_content_length(req) > api->cfg->max_manifest_bytes) {
+        node_http_resp_close(req);
+        node_api_error(req, 413, "SIZE_INVALID",
+                       "manifest larger than %" PRIu64 " bytes",
+                       api->cfg->max_manifest_bytes);
+        mreq_done(m);
+        return;
+    }
+    node_http_req_set_data(req, m);
+    node_http_req_on_abort(req, put_on_abort);
+    m->body_open = true;
+    if (!node_http_req_has_body(req)) {
+        put_on_end(req);
+        return;
+    }
+    node_http_req_read_body(req, put_on_body, put_on_end);
+}

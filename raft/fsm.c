@@ -1,0 +1,195 @@
+/* The FSM's apply: decode a command and change the state deterministically. */
+#include "common/compat.h"
+
+#define AT_LOG_COMP "raft"
+
+#include "raft/internal.h"
+
+#define DKEY(d) ((d)->bytes), AT_DIGEST_LEN
+
+static void digest_from(struct at_digest *d, ProtobufCBinaryData b)
+{
+    AT_ASSERT(b.len == AT_DIGEST_LEN); /* checked by proto_command_unpack */
+    memcpy(d->bytes, b.data, AT_DIGEST_LEN);
+}
+
+static int apply_put_manifest(struct meta_fsm *f, const Atoll__PutManifest *o)
+{
+    struct meta_repo *r = meta__repo_get(f, o->repo, false);
+    struct at_digest d;
+    /* every referenced blob must be linked here, every child in the repo */
+    for (size_t i = 0; i < o->n_blobs; i++) {
+        digest_from(&d, o->blobs[i]);
+        if (r == NULL || at_map_get(&r->blobs, DKEY(&d)) == NULL)
+            return META_BLOB_UNKNOWN;
+    }
+    for (size_t i = 0; i < o->n_manifests; i++) {
+        digest_from(&d, o->manifests[i]);
+        if (r == NULL || at_map_get(&r->manifests, DKEY(&d)) == NULL)
+            return META_MANIFEST_UNKNOWN;
+    }
+    digest_from(&d, o->digest);
+    struct meta_mf *mf = at_map_get(&f->manifests, DKEY(&d));
+    if (mf == NULL) {
+        mf = at_calloc(1, sizeof(*mf));
+        mf->pub.digest = d;
+        mf->bytes = at_memdup(o->bytes.len ? o->bytes.data : (void *)"",
+                              o->bytes.len ? o->bytes.len : 1);
+        mf->pub.len = o->bytes.len;
+        mf->media_type = at_strdup(o->media_type);
+        if (o->artifact_type[0] != '\0')
+            mf->artifact_type = at_strdup(o->artifact_type);
+        if (o->annotations_json[0] != '\0')
+            mf->annotations_json = at_strdup(o->annotations_json);
+        if (o->subject.len == AT_DIGEST_LEN) {
+            mf->pub.has_subject = true;
+            digest_from(&mf->pub.subject, o->subject);
+        }
+        mf->nblobs = o->n_blobs;
+        mf->blobs = at_calloc(o->n_blobs + 1, sizeof(*mf->blobs));
+        for (size_t i = 0; i < o->n_blobs; i++)
+            digest_from(&mf->blobs[i], o->blobs[i]);
+        mf->nchildren = o->n_manifests;
+        mf->children = at_calloc(o->n_manifests + 1, sizeof(*mf->children));
+        for (size_t i = 0; i < o->n_manifests; i++)
+            digest_from(&mf->children[i], o->manifests[i]);
+        meta__mf_publish(mf);
+        at_map_put(&f->manifests, DKEY(&d), mf);
+    }
+    if (r == NULL)
+        r = meta__repo_get(f, o->repo, true);
+    meta__repo_link_manifest(r, mf);
+    if (o->tag[0] != '\0')
+        meta__tag_set(f, r, o->tag, &d);
+    return META_OK;
+}
+
+static int apply_blob_stored(struct meta_fsm *f, const Atoll__BlobStored *o)
+{
+    struct at_digest d;
+    digest_from(&d, o->digest);
+    struct meta_blob *b = meta__blob_get(f, &d, o->size, true);
+    meta__blob_add_store(b, o->store);
+    struct meta_repo *r = meta__repo_get(f, o->repo, true);
+    at_map_put(&r->blobs, DKEY(&d), b);
+    return META_OK;
+}
+
+static int apply_blob_mount(struct meta_fsm *f, const Atoll__BlobMount *o)
+{
+    struct at_digest d;
+    digest_from(&d, o->digest);
+    struct meta_repo *from = meta__repo_get(f, o->from_repo, false);
+    struct meta_blob *b =
+        from != NULL ? at_map_get(&from->blobs, DKEY(&d)) : NULL;
+    if (b == NULL)
+        return META_BLOB_UNKNOWN;
+    struct meta_repo *r = meta__repo_get(f, o->repo, true);
+    at_map_put(&r->blobs, DKEY(&d), b);
+    return META_OK;
+}
+
+static int apply_blob_unlink(struct meta_fsm *f, const Atoll__BlobUnlink *o)
+{
+    struct at_digest d;
+    digest_from(&d, o->digest);
+    struct meta_repo *r = meta__repo_get(f, o->repo, false);
+    if (r == NULL)
+        return META_BLOB_NOT_LINKED;
+    if (at_map_del(&r->blobs, DKEY(&d)) == NULL)
+        return META_BLOB_NOT_LINKED;
+    /* the blob record stays: GC of blob bytes is a later command */
+    meta__repo_maybe_drop(f, r);
+    return META_OK;
+}
+
+static int apply_delete_manifest(struct meta_fsm *f,
+                                 const Atoll__DeleteManifest *o)
+{
+    struct at_digest d;
+    digest_from(&d, o->digest);
+    struct meta_repo *r = meta__repo_get(f, o->repo, false);
+    struct meta_mf *mf = r != NULL ? at_map_get(&r->manifests, DKEY(&d)) : NULL;
+    if (mf == NULL)
+        return META_MANIFEST_UNKNOWN;
+    /* at_map allows deleting the current entry while iterating */
+    const char *k;
+    void *v;
+    for (size_t i = 0; at_map_next(&r->tags, &i, &k, &v);) {
+        struct meta_tag *t = v;
+        if (at_digest_equal(&t->digest, &d))
+            meta__tag_del(f, r, t->name);
+    }
+    meta__repo_unlink_manifest(f, r, mf);
+    meta__repo_maybe_drop(f, r);
+    return META_OK;
+}
+
+static int apply_delete_tag(struct meta_fsm *f, const Atoll__DeleteTag *o)
+{
+    struct meta_repo *r = meta__repo_get(f, o->repo, false);
+    if (r == NULL || !meta__tag_del(f, r, o->tag))
+        return META_TAG_UNKNOWN;
+    meta__repo_maybe_drop(f, r);
+    return META_OK;
+}
+
+/* see internal.h */
+int meta_fsm_apply(struct meta_fsm *f,
+                   uint64_t index,
+                   const void *buf,
+                   size_t len,
+                   int *result)
+{
+    uint64_t pair[2] = { f->hash, at_hash_bytes(buf, len) };
+    f->hash = at_hash_bytes(pair, sizeof(pair));
+    f->applied_count++;
+    if (index > f->applied_index)
+        f->applied_index = index;
+
+    char errmsg[AT_ERRMSG_SIZE] = "";
+    Atoll__Command *c = NULL;
+    int rv = proto_command_unpack(buf, len, &c, errmsg);
+    if (rv != 0) {
+        LOG_WARN("index %" PRIu64 ": invalid command ignored: %s", index,
+                 errmsg);
+        *result = META_INVALID;
+        return 0;
+    }
+    struct meta_req *dup = c->request_id[0] != '\0'
+                               ? at_map_gets(&f->reqs, c->request_id)
+                               : NULL;
+    if (dup != NULL) {
+        *result = dup->result;
+        proto_command_free(c);
+        return 0;
+    }
+    int res;
+    switch (c->op_case) {
+    case ATOLL__COMMAND__OP_PUT_MANIFEST:
+        res = apply_put_manifest(f, c->put_manifest);
+        break;
+    case ATOLL__COMMAND__OP_BLOB_STORED:
+        res = apply_blob_stored(f, c->blob_stored);
+        break;
+    case ATOLL__COMMAND__OP_BLOB_MOUNT:
+        res = apply_blob_mount(f, c->blob_mount);
+        break;
+    case ATOLL__COMMAND__OP_BLOB_UNLINK:
+        res = apply_blob_unlink(f, c->blob_unlink);
+        break;
+    case ATOLL__COMMAND__OP_DELETE_MANIFEST:
+        res = apply_delete_manifest(f, c->delete_manifest);
+        break;
+    case ATOLL__COMMAND__OP_DELETE_TAG:
+        res = apply_delete_tag(f, c->delete_tag);
+        break;
+    default:
+        res = META_INVALID; /* unpack rejects unknown ops already */
+        break;
+    }
+    meta__req_remember(f, c->request_id, res, index);
+    proto_command_free(c);
+    *result = res;
+    return 0;
+}

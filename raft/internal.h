@@ -1,0 +1,203 @@
+/* Private interface of the raft/ module: the FSM state and its commands. */
+#ifndef META_INTERNAL_H
+#define META_INTERNAL_H
+
+#include "proto/proto.h"
+#include "raft/meta.h"
+
+#define META_REQUESTS_MAX 10000 /* request ids remembered for retries */
+
+struct meta_blob {
+    struct at_digest digest;
+    uint64_t size;
+    char **stores; /* owned array of owned store ids */
+    size_t nstores;
+};
+
+struct meta_mf {
+    struct meta_manifest pub; /* its pointers borrow the fields below */
+    uint8_t *bytes;           /* owned */
+    char *media_type;         /* owned */
+    char *artifact_type;      /* owned, NULL if none */
+    char *annotations_json;   /* owned, NULL if none */
+    struct at_digest *blobs;  /* owned */
+    size_t nblobs;
+    struct at_digest *children; /* owned */
+    size_t nchildren;
+    size_t refs; /* repositories holding it */
+};
+
+struct meta_tag {
+    char *name; /* owned */
+    struct at_digest digest;
+};
+
+struct meta_repo {
+    char *name;              /* owned */
+    struct at_map tags;      /* tag -> struct meta_tag (owned) */
+    struct at_map blobs;     /* raw digest -> struct meta_blob (borrowed) */
+    struct at_map manifests; /* raw digest -> struct meta_mf (one ref) */
+    struct meta_tag **sorted; /* owned array, borrowed tags; lazily built */
+    size_t nsorted;
+    bool sorted_ok;
+};
+
+struct meta_req {
+    char *id; /* owned */
+    int result;
+    uint64_t index;
+};
+
+struct meta_fsm {
+    struct at_map repos;     /* name -> struct meta_repo (owned) */
+    struct at_map manifests; /* raw digest -> struct meta_mf (owned) */
+    struct at_map blobs;     /* raw digest -> struct meta_blob (owned) */
+    struct meta_repo **sorted_repos; /* owned array, borrowed repos */
+    size_t nsorted_repos;
+    bool sorted_repos_ok;
+    struct at_map reqs;     /* request id -> struct meta_req (borrowed) */
+    struct meta_req **ring; /* owned FIFO of owned requests */
+    size_t ring_cap, ring_head, ring_len;
+    uint64_t ntags;
+    uint64_t applied_index; /* log index of the last applied command */
+    uint64_t applied_count; /* commands applied (dups and invalid included) */
+    uint64_t hash;          /* running hash of applied command bytes */
+};
+
+/* An unknown or malformed command: applied as a no-op on every node. */
+#define META_INVALID 100
+
+void meta_fsm_init(struct meta_fsm *f, size_t requests_max);
+void meta_fsm_release(struct meta_fsm *f);
+
+/* Apply one packed command at log index. Deterministic; business failures
+ * and undecodable commands go to *result (META_INVALID), never the return
+ * value, which is always 0. */
+int meta_fsm_apply(struct meta_fsm *f,
+                   uint64_t index,
+                   const void *buf,
+                   size_t len,
+                   int *result);
+
+/* Encode the whole state into one buffer from alloc (caller owns). */
+int meta_fsm_snapshot(const struct meta_fsm *f,
+                      proto_alloc_fn alloc,
+                      void **out,
+                      size_t *len,
+                      char *errmsg);
+/* Replace the state with a decoded snapshot; on error f is unchanged.
+ * Returns 0, AT_ECORRUPT, AT_EPROTO or AT_ETOOBIG. */
+int meta_fsm_restore(struct meta_fsm *f,
+                     const void *buf,
+                     size_t len,
+                     char *errmsg);
+
+/* Reads (see the meta_* counterparts in meta.h). */
+bool meta_fsm_repo_exists(struct meta_fsm *f, const char *repo);
+int meta_fsm_tag_resolve(struct meta_fsm *f,
+                         const char *repo,
+                         const char *tag,
+                         struct at_digest *out);
+const struct meta_manifest *meta_fsm_manifest_find(struct meta_fsm *f,
+                                                   const char *repo,
+                                                   const struct at_digest *d);
+bool meta_fsm_blob_linked(struct meta_fsm *f,
+                          const char *repo,
+                          const struct at_digest *d,
+                          uint64_t *size);
+bool meta_fsm_blob_known(struct meta_fsm *f,
+                         const struct at_digest *d,
+                         uint64_t *size);
+int meta_fsm_tags_list(struct meta_fsm *f,
+                       const char *repo,
+                       const char *last,
+                       size_t limit,
+                       meta_name_cb each,
+                       void *data,
+                       bool *more);
+void meta_fsm_catalog_list(struct meta_fsm *f,
+                           const char *last,
+                           size_t limit,
+                           meta_name_cb each,
+                           void *data,
+                           bool *more);
+void meta_fsm_referrers(struct meta_fsm *f,
+                        const char *repo,
+                        const struct at_digest *subject,
+                        meta_manifest_cb each,
+                        void *data);
+
+/* Internal state helpers (state.c), used by fsm.c and snapshot.c. */
+struct meta_repo *meta__repo_get(struct meta_fsm *f, const char *name,
+                                 bool create);
+void meta__repo_maybe_drop(struct meta_fsm *f, struct meta_repo *r);
+void meta__repo_link_manifest(struct meta_repo *r, struct meta_mf *mf);
+void meta__repo_unlink_manifest(struct meta_fsm *f,
+                                struct meta_repo *r,
+                                struct meta_mf *mf);
+void meta__tag_set(struct meta_fsm *f,
+                   struct meta_repo *r,
+                   const char *tag,
+                   const struct at_digest *d);
+bool meta__tag_del(struct meta_fsm *f, struct meta_repo *r, const char *tag);
+void meta__mf_publish(struct meta_mf *mf);
+void meta__mf_free(struct meta_mf *mf);
+struct meta_blob *meta__blob_get(struct meta_fsm *f,
+                                 const struct at_digest *d,
+                                 uint64_t size,
+                                 bool create);
+void meta__blob_add_store(struct meta_blob *b, const char *store);
+void meta__req_remember(struct meta_fsm *f,
+                        const char *id,
+                        int result,
+                        uint64_t index);
+
+/* Command builders (command.c): pack a command into a buffer from alloc.
+ * request_id must be valid (see meta__request_id_ok). */
+bool meta__request_id_ok(const char *id);
+int meta__cmd_put_manifest(const char *request_id,
+                           const struct meta_manifest_put *p,
+                           proto_alloc_fn alloc,
+                           void **out,
+                           size_t *len,
+                           char *errmsg);
+int meta__cmd_blob_stored(const char *request_id,
+                          const char *repo,
+                          const struct at_digest *d,
+                          uint64_t size,
+                          const char *store,
+                          proto_alloc_fn alloc,
+                          void **out,
+                          size_t *len,
+                          char *errmsg);
+int meta__cmd_blob_mount(const char *request_id,
+                         const char *repo,
+                         const char *from_repo,
+                         const struct at_digest *d,
+                         proto_alloc_fn alloc,
+                         void **out,
+                         size_t *len,
+                         char *errmsg);
+int meta__cmd_blob_unlink(const char *request_id,
+                          const char *repo,
+                          const struct at_digest *d,
+                          proto_alloc_fn alloc,
+                          void **out,
+                          size_t *len,
+                          char *errmsg);
+int meta__cmd_delete_manifest(const char *request_id,
+                              const char *repo,
+                              const struct at_digest *d,
+                              proto_alloc_fn alloc,
+                              void **out,
+                              size_t *len,
+                              char *errmsg);
+int meta__cmd_delete_tag(const char *request_id,
+                         const char *repo,
+                         const char *tag,
+                         proto_alloc_fn alloc,
+                         void **out,
+                         size_t *len,
+                         char *errmsg);
+
+#endif /* META_INTERNAL_H */

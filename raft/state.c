@@ -1,0 +1,439 @@
+/* The FSM's in-memory state: repositories, tags, manifests, blobs, request
+ * ids, and the sorted listings read from it. */
+#include "common/compat.h"
+
+#define AT_LOG_COMP "raft"
+
+#include "raft/internal.h"
+
+#define DKEY(d) ((d)->bytes), AT_DIGEST_LEN
+
+/* see internal.h */
+void meta_fsm_init(struct meta_fsm *f, size_t requests_max)
+{
+    memset(f, 0, sizeof(*f));
+    at_map_init(&f->repos);
+    at_map_init(&f->manifests);
+    at_map_init(&f->blobs);
+    at_map_init(&f->reqs);
+    f->ring_cap = requests_max > 0 ? requests_max : 1;
+    f->ring = at_calloc(f->ring_cap, sizeof(*f->ring));
+}
+
+static void repo_free(struct meta_repo *r)
+{
+    const char *k;
+    void *v;
+    for (size_t i = 0; at_map_next(&r->tags, &i, &k, &v);) {
+        struct meta_tag *t = v;
+        at_free(t->name);
+        at_free(t);
+    }
+    at_map_release(&r->tags);
+    at_map_release(&r->blobs);
+    at_map_release(&r->manifests);
+    at_free(r->sorted);
+    at_free(r->name);
+    at_free(r);
+}
+
+/* see internal.h */
+void meta__mf_free(struct meta_mf *mf)
+{
+    at_free(mf->bytes);
+    at_free(mf->media_type);
+    at_free(mf->artifact_type);
+    at_free(mf->annotations_json);
+    at_free(mf->blobs);
+    at_free(mf->children);
+    at_free(mf);
+}
+
+static void blob_free(struct meta_blob *b)
+{
+    for (size_t i = 0; i < b->nstores; i++)
+        at_free(b->stores[i]);
+    at_free(b->stores);
+    at_free(b);
+}
+
+/* see internal.h */
+void meta_fsm_release(struct meta_fsm *f)
+{
+    const char *k;
+    void *v;
+    for (size_t i = 0; at_map_next(&f->repos, &i, &k, &v);)
+        repo_free(v);
+    for (size_t i = 0; at_map_next(&f->manifests, &i, &k, &v);)
+        meta__mf_free(v);
+    for (size_t i = 0; at_map_next(&f->blobs, &i, &k, &v);)
+        blob_free(v);
+    for (size_t i = 0; i < f->ring_len; i++) {
+        struct meta_req *q = f->ring[(f->ring_head + i) % f->ring_cap];
+        at_free(q->id);
+        at_free(q);
+    }
+    at_map_release(&f->repos);
+    at_map_release(&f->manifests);
+    at_map_release(&f->blobs);
+    at_map_release(&f->reqs);
+    at_free(f->ring);
+    at_free(f->sorted_repos);
+    memset(f, 0, sizeof(*f));
+}
+
+/* see internal.h */
+struct meta_repo *meta__repo_get(struct meta_fsm *f,
+                                 const char *name,
+                                 bool create)
+{
+    struct meta_repo *r = at_map_gets(&f->repos, name);
+    if (r != NULL || !create)
+        return r;
+    r = at_calloc(1, sizeof(*r));
+    r->name = at_strdup(name);
+    at_map_init(&r->tags);
+    at_map_init(&r->blobs);
+    at_map_init(&r->manifests);
+    at_map_put(&f->repos, name, strlen(name), r);
+    f->sorted_repos_ok = false;
+    return r;
+}
+
+/* see internal.h: a repository exists while it has a link, manifest or tag */
+void meta__repo_maybe_drop(struct meta_fsm *f, struct meta_repo *r)
+{
+    if (r->tags.len != 0 || r->blobs.len != 0 || r->manifests.len != 0)
+        return;
+    at_map_del(&f->repos, r->name, strlen(r->name));
+    f->sorted_repos_ok = false;
+    repo_free(r);
+}
+
+/* see internal.h */
+void meta__repo_link_manifest(struct meta_repo *r, struct meta_mf *mf)
+{
+    if (at_map_get(&r->manifests, DKEY(&mf->pub.digest)) != NULL)
+        return;
+    at_map_put(&r->manifests, DKEY(&mf->pub.digest), mf);
+    mf->refs++;
+}
+
+/* see internal.h: also frees the manifest when no repository holds it */
+void meta__repo_unlink_manifest(struct meta_fsm *f,
+                                struct meta_repo *r,
+                                struct meta_mf *mf)
+{
+    if (at_map_del(&r->manifests, DKEY(&mf->pub.digest)) == NULL)
+        return;
+    AT_ASSERT(mf->refs > 0);
+    if (--mf->refs == 0) {
+        at_map_del(&f->manifests, DKEY(&mf->pub.digest));
+        meta__mf_free(mf);
+    }
+}
+
+/* see internal.h */
+void meta__tag_set(struct meta_fsm *f,
+                   struct meta_repo *r,
+                   const char *tag,
+                   const struct at_digest *d)
+{
+    struct meta_tag *t = at_map_gets(&r->tags, tag);
+    if (t == NULL) {
+        t = at_calloc(1, sizeof(*t));
+        t->name = at_strdup(tag);
+        at_map_put(&r->tags, tag, strlen(tag), t);
+        r->sorted_ok = false;
+        f->ntags++;
+    }
+    t->digest = *d;
+}
+
+/* see internal.h */
+bool meta__tag_del(struct meta_fsm *f, struct meta_repo *r, const char *tag)
+{
+    struct meta_tag *t = at_map_del(&r->tags, tag, strlen(tag));
+    if (t == NULL)
+        return false;
+    r->sorted_ok = false;
+    f->ntags--;
+    at_free(t->name);
+    at_free(t);
+    return true;
+}
+
+/* see internal.h: point the public view at the owned fields */
+void meta__mf_publish(struct meta_mf *mf)
+{
+    mf->pub.media_type = mf->media_type;
+    mf->pub.bytes = mf->bytes;
+    mf->pub.artifact_type = mf->artifact_type;
+    mf->pub.annotations_json = mf->annotations_json;
+}
+
+/* see internal.h */
+struct meta_blob *meta__blob_get(struct meta_fsm *f,
+                                 const struct at_digest *d,
+                                 uint64_t size,
+                                 bool create)
+{
+    struct meta_blob *b = at_map_get(&f->blobs, DKEY(d));
+    if (b != NULL || !create)
+        return b;
+    b = at_calloc(1, sizeof(*b));
+    b->digest = *d;
+    b->size = size;
+    at_map_put(&f->blobs, DKEY(d), b);
+    return b;
+}
+
+/* see internal.h */
+void meta__blob_add_store(struct meta_blob *b, const char *store)
+{
+    if (store == NULL || store[0] == '\0')
+        return;
+    for (size_t i = 0; i < b->nstores; i++) {
+        if (strcmp(b->stores[i], store) == 0)
+            return;
+    }
+    b->stores = at_realloc(b->stores, (b->nstores + 1) * sizeof(*b->stores));
+    b->stores[b->nstores++] = at_strdup(store);
+}
+
+/* see internal.h: FIFO-bounded; the oldest id is forgotten first */
+void meta__req_remember(struct meta_fsm *f,
+                        const char *id,
+                        int result,
+                        uint64_t index)
+{
+    if (id == NULL || id[0] == '\0' || at_map_gets(&f->reqs, id) != NULL)
+        return;
+    if (f->ring_len == f->ring_cap) {
+        struct meta_req *old = f->ring[f->ring_head];
+        at_map_del(&f->reqs, old->id, strlen(old->id));
+        at_free(old->id);
+        at_free(old);
+        f->ring_head = (f->ring_head + 1) % f->ring_cap;
+        f->ring_len--;
+    }
+    struct meta_req *q = at_calloc(1, sizeof(*q));
+    q->id = at_strdup(id);
+    q->result = result;
+    q->index = index;
+    f->ring[(f->ring_head + f->ring_len) % f->ring_cap] = q;
+    f->ring_len++;
+    at_map_put(&f->reqs, id, strlen(id), q);
+}
+
+/* ---- reads ---- */
+
+/* see internal.h */
+bool meta_fsm_repo_exists(struct meta_fsm *f, const char *repo)
+{
+    return meta__repo_get(f, repo, false) != NULL;
+}
+
+/* see internal.h */
+int meta_fsm_tag_resolve(struct meta_fsm *f,
+                         const char *repo,
+                         const char *tag,
+                         struct at_digest *out)
+{
+    struct meta_repo *r = meta__repo_get(f, repo, false);
+    struct meta_tag *t = r != NULL ? at_map_gets(&r->tags, tag) : NULL;
+    if (t == NULL)
+        return AT_ENOTFOUND;
+    *out = t->digest;
+    return 0;
+}
+
+/* see internal.h */
+const struct meta_manifest *meta_fsm_manifest_find(struct meta_fsm *f,
+                                                   const char *repo,
+                                                   const struct at_digest *d)
+{
+    struct meta_repo *r = meta__repo_get(f, repo, false);
+    struct meta_mf *mf = r != NULL ? at_map_get(&r->manifests, DKEY(d)) : NULL;
+    return mf != NULL ? &mf->pub : NULL;
+}
+
+/* see internal.h */
+bool meta_fsm_blob_linked(struct meta_fsm *f,
+                          const char *repo,
+                          const struct at_digest *d,
+                          uint64_t *size)
+{
+    struct meta_repo *r = meta__repo_get(f, repo, false);
+    struct meta_blob *b = r != NULL ? at_map_get(&r->blobs, DKEY(d)) : NULL;
+    if (b != NULL && size != NULL)
+        *size = b->size;
+    return b != NULL;
+}
+
+/* see internal.h */
+bool meta_fsm_blob_known(struct meta_fsm *f,
+                         const struct at_digest *d,
+                         uint64_t *size)
+{
+    struct meta_blob *b = meta__blob_get(f, d, 0, false);
+    if (b == NULL || b->nstores == 0)
+        return false;
+    if (size != NULL)
+        *size = b->size;
+    return true;
+}
+
+static int tag_cmp(const void *a, const void *b)
+{
+    const struct meta_tag *x = *(const struct meta_tag *const *)a;
+    const struct meta_tag *y = *(const struct meta_tag *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+static int repo_cmp(const void *a, const void *b)
+{
+    const struct meta_repo *x = *(const struct meta_repo *const *)a;
+    const struct meta_repo *y = *(const struct meta_repo *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+static void repo_sort_tags(struct meta_repo *r)
+{
+    if (r->sorted_ok)
+        return;
+    r->sorted = at_realloc(r->sorted, (r->tags.len + 1) * sizeof(*r->sorted));
+    r->nsorted = 0;
+    const char *k;
+    void *v;
+    for (size_t i = 0; at_map_next(&r->tags, &i, &k, &v);)
+        r->sorted[r->nsorted++] = v;
+    qsort(r->sorted, r->nsorted, sizeof(*r->sorted), tag_cmp);
+    r->sorted_ok = true;
+}
+
+static void fsm_sort_repos(struct meta_fsm *f)
+{
+    if (f->sorted_repos_ok)
+        return;
+    f->sorted_repos = at_realloc(f->sorted_repos,
+                                 (f->repos.len + 1) * sizeof(*f->sorted_repos));
+    f->nsorted_repos = 0;
+    const char *k;
+    void *v;
+    for (size_t i = 0; at_map_next(&f->repos, &i, &k, &v);)
+        f->sorted_repos[f->nsorted_repos++] = v;
+    qsort(f->sorted_repos, f->nsorted_repos, sizeof(*f->sorted_repos),
+          repo_cmp);
+    f->sorted_repos_ok = true;
+}
+
+/* First position whose name is strictly after last, in a sorted array of
+ * n items whose names name_at() gives. */
+static size_t upper_bound(void *const *arr,
+                          size_t n,
+                          const char *last,
+                          const char *(*name_at)(const void *))
+{
+    if (last == NULL)
+        return 0;
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(name_at(arr[mid]), last) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static const char *tag_name(const void *p)
+{
+    return ((const struct meta_tag *)p)->name;
+}
+
+static const char *repo_name(const void *p)
+{
+    return ((const struct meta_repo *)p)->name;
+}
+
+/* see internal.h */
+int meta_fsm_tags_list(struct meta_fsm *f,
+                       const char *repo,
+                       const char *last,
+                       size_t limit,
+                       meta_name_cb each,
+                       void *data,
+                       bool *more)
+{
+    struct meta_repo *r = meta__repo_get(f, repo, false);
+    if (more != NULL)
+        *more = false;
+    if (r == NULL)
+        return AT_ENOTFOUND;
+    repo_sort_tags(r);
+    size_t i = upper_bound((void *const *)r->sorted, r->nsorted, last,
+                           tag_name);
+    size_t end = limit < r->nsorted - i ? i + limit : r->nsorted;
+    for (; i < end; i++)
+        each(data, r->sorted[i]->name);
+    if (more != NULL)
+        *more = end < r->nsorted;
+    return 0;
+}
+
+/* see internal.h */
+void meta_fsm_catalog_list(struct meta_fsm *f,
+                           const char *last,
+                           size_t limit,
+                           meta_name_cb each,
+                           void *data,
+                           bool *more)
+{
+    fsm_sort_repos(f);
+    size_t n = f->nsorted_repos;
+    size_t i = upper_bound((void *const *)f->sorted_repos, n, last, repo_name);
+    size_t end = limit < n - i ? i + limit : n;
+    for (; i < end; i++)
+        each(data, f->sorted_repos[i]->name);
+    if (more != NULL)
+        *more = end < n;
+}
+
+static int mf_cmp(const void *a, const void *b)
+{
+    const struct meta_mf *x = *(const struct meta_mf *const *)a;
+    const struct meta_mf *y = *(const struct meta_mf *const *)b;
+    return memcmp(x->pub.digest.bytes, y->pub.digest.bytes, AT_DIGEST_LEN);
+}
+
+/* see internal.h. NEEDSWORK: scans the repo's manifests; index by subject
+ * if repositories with many thousands of manifests show up. */
+void meta_fsm_referrers(struct meta_fsm *f,
+                        const char *repo,
+                        const struct at_digest *subject,
+                        meta_manifest_cb each,
+                        void *data)
+{
+    struct meta_repo *r = meta__repo_get(f, repo, false);
+    if (r == NULL)
+        return;
+    struct meta_mf **hits = NULL;
+    size_t n = 0;
+    const char *k;
+    void *v;
+    for (size_t i = 0; at_map_next(&r->manifests, &i, &k, &v);) {
+        struct meta_mf *mf = v;
+        if (mf->pub.has_subject &&
+            at_digest_equal(&mf->pub.subject, subject)) {
+            hits = at_realloc(hits, (n + 1) * sizeof(*hits));
+            hits[n++] = mf;
+        }
+    }
+    if (n > 1)
+        qsort(hits, n, sizeof(*hits), mf_cmp);
+    for (size_t i = 0; i < n; i++)
+        each(data, &hits[i]->pub);
+    at_free(hits);
+}

@@ -1,0 +1,526 @@
+"""Test harness: start real atoll processes (or Debian's docker-registry for
+cross-checking the tests themselves) on loopback ports chosen at run time, and
+talk to them over HTTP.
+
+Environment:
+  ATOLL_BIN       path of the atoll binary (set by tests/run.py)
+  TEST_REGISTRY   "atoll" (default) or "distribution": run the same tests
+                  against docker-registry to validate them; tests that check
+                  atoll-only behaviour call skip_unless_atoll().
+"""
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ATOLL_BIN = os.environ.get("ATOLL_BIN", os.path.join(ROOT, "build", "debug", "atoll"))
+TARGET = os.environ.get("TEST_REGISTRY", "atoll")
+
+
+def is_atoll():
+    return TARGET == "atoll"
+
+
+def skip_unless_atoll(test):
+    if not is_atoll():
+        raise unittest.SkipTest("atoll-specific behaviour")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def sha256_digest(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # dict, lowercase names
+        self.body = body
+
+    def header(self, name, default=None):
+        return self.headers.get(name.lower(), default)
+
+    def json(self):
+        return json.loads(self.body)
+
+    def error_codes(self):
+        try:
+            return [e["code"] for e in self.json()["errors"]]
+        except Exception:
+            return []
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.headers} {self.body[:200]!r}>"
+
+
+class Node:
+    """One registry process with a private data dir under a temp dir."""
+
+    def __init__(self, tmp=None, args=(), env=None, port=None):
+        self.own_tmp = tmp is None
+        self.tmp = tmp or tempfile.mkdtemp(prefix="atoll-test-")
+        self.data_dir = os.path.join(self.tmp, "data")
+        self.args = list(args)
+        self.env = env
+        self.port = port or free_port()
+        self.proc = None
+        self.log_path = os.path.join(self.tmp, "node.log")
+
+    @property
+    def addr(self):
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self):
+        return f"http://{self.addr}"
+
+    def start(self, wait=True, timeout=20):
+        env = dict(os.environ)
+        if self.env:
+            env.update(self.env)
+        log = open(self.log_path, "ab")
+        if is_atoll():
+            cmd = [ATOLL_BIN, "serve", "--listen", self.addr,
+                   "--data-dir", self.data_dir] + self.args
+        else:
+            os.makedirs(self.data_dir, exist_ok=True)
+            cfg = os.path.join(self.tmp, "registry.yml")
+            with open(cfg, "w") as f:
+                f.write(f"""version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: {self.data_dir}
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: {self.addr}
+  secret: test-secret
+""")
+            cmd = ["docker-registry", "serve", cfg]
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
+        log.close()
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"registry exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                r = self.request("GET", "/v2/", timeout=2)
+                if r.status in (200, 401):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"registry not ready after {timeout}s:\n{self.log()}")
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")[-5000:]
+        except OSError:
+            return ""
+
+    def kill(self):
+        """kill -9, then reap."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def terminate(self, timeout=30):
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            return self.proc.wait(timeout)
+        return self.proc.returncode if self.proc else None
+
+    def restart(self):
+        self.kill()
+        return self.start()
+
+    def close(self):
+        self.kill()
+        if self.own_tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- HTTP ----
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        """One request on a fresh connection. path may be absolute URL or
+        a path; returns Response. body may be bytes or an iterable of bytes
+        (sent with Transfer-Encoding: chunked)."""
+        if path.startswith("http://"):
+            path = path[len("http://") + len(self.addr):]
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            hdrs = dict(headers or {})
+            if body is not None and not isinstance(body, (bytes, bytearray)):
+                conn.request(method, path, body=body, headers=hdrs,
+                             encode_chunked=True)
+            else:
+                conn.request(method, path, body=body, headers=hdrs)
+            r = conn.getresponse()
+            data = r.read()
+            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+        finally:
+            conn.close()
+
+    # ---- OCI helpers ----
+    def push_blob(self, repo, data):
+        """POST + PUT ?digest= (monolithic in two steps). Returns digest."""
+        d = sha256_digest(data)
+        r = self.request("POST", f"/v2/{repo}/blobs/uploads/")
+        assert r.status == 202, r
+        loc = r.header("location")
+        sep = "&" if "?" in loc else "?"
+        r = self.request("PUT", f"{loc}{sep}digest={d}", body=data,
+                         headers={"Content-Type": "application/octet-stream"})
+        assert r.status == 201, r
+        return d
+
+    def push_manifest(self, repo, ref, manifest, media_type=None):
+        """PUT a manifest (dict or bytes). Returns (Response, digest)."""
+        if isinstance(manifest, dict):
+            body = json.dumps(manifest).encode()
+            media_type = media_type or manifest.get("mediaType")
+        else:
+            body = manifest
+        media_type = media_type or "application/vnd.oci.image.manifest.v1+json"
+        r = self.request("PUT", f"/v2/{repo}/manifests/{ref}", body=body,
+                         headers={"Content-Type": media_type})
+        return r, sha256_digest(body)
+
+    def push_image(self, repo, tag, layers=(b"layer-one",), config=b"{}"):
+        """Push config + layers + an OCI manifest; returns (digest, manifest bytes)."""
+        cd = self.push_blob(repo, config)
+        descs = []
+        for layer in layers:
+            ld = self.push_blob(repo, layer)
+            descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                          "digest": ld, "size": len(layer)})
+        m = {"schemaVersion": 2,
+             "mediaType": "application/vnd.oci.image.manifest.v1+json",
+             "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                        "digest": cd, "size": len(config)},
+             "layers": descs}
+        body = json.dumps(m).encode()
+        r, d = self.push_manifest(repo, tag, body,
+                                  "application/vnd.oci.image.manifest.v1+json")
+        assert r.status == 201, r
+        return d, body
+
+
+# ---- helpers for client, durability and bad-input tests (appended) ----
+def run_tool(cmd, timeout=180, check=True, env=None, input=None):
+    """Run an external tool (skopeo, podman, ...) with a timeout; returns the
+    CompletedProcess (text). With check, a non-zero exit raises AssertionError
+    carrying the command and its output."""
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=timeout, env=full_env, input=input)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"timeout after {timeout}s: {' '.join(cmd)}\n"
+                             f"{(e.stderr or b'').decode(errors='replace')[-3000:]}")
+    p.stdout = p.stdout.decode(errors="replace")
+    p.stderr = p.stderr.decode(errors="replace")
+    if check and p.returncode != 0:
+        raise AssertionError(f"exit {p.returncode}: {' '.join(cmd)}\n"
+                             f"stdout: {p.stdout[-3000:]}\nstderr: {p.stderr[-3000:]}")
+    return p
+
+
+def raw_exchange(port, data, timeout=10, shutdown_write=False, max_bytes=1 << 20):
+    """Send raw bytes on a fresh loopback connection and read until the peer
+    closes, max_bytes arrive or `timeout` passes without progress. Returns
+    (reply bytes, closed): closed is True when the peer closed (EOF or reset)
+    and False when the read timed out. A send error (the peer closed or reset
+    early) is not an error here."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    out = b""
+    closed = False
+    try:
+        try:
+            if data:
+                s.sendall(data)
+            if shutdown_write:
+                s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        while len(out) < max_bytes:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            except OSError:
+                closed = True
+                break
+            if not chunk:
+                closed = True
+                break
+            out += chunk
+    finally:
+        s.close()
+    return out, closed
+
+
+def parse_raw_response(data):
+    """(status, {lowercase header: value}, body) of the first HTTP response
+    in raw bytes, or (None, {}, data) when it does not parse."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        return None, {}, data
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        return None, {}, data
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return int(parts[1]), headers, body
+
+
+# ---- helpers for the OCI API tests (test_api_*.py) ----
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+
+def with_query(location, query):
+    """Append a query string (without '?') to a Location that may already
+    carry one."""
+    return location + ("&" if "?" in location else "?") + query
+
+
+def location_path(location):
+    """Strip scheme and authority from a Location so the path can be
+    compared (distribution answers absolute URLs, atoll relative ones)."""
+    if location.startswith("http://") or location.startswith("https://"):
+        rest = location.split("://", 1)[1]
+        i = rest.find("/")
+        return rest[i:] if i >= 0 else "/"
+    return location
+
+
+def descriptor(media_type, data_or_digest, size=None, **extra):
+    """An OCI descriptor for bytes (or for a digest plus size)."""
+    if isinstance(data_or_digest, (bytes, bytearray)):
+        d = {"mediaType": media_type, "digest": sha256_digest(data_or_digest),
+             "size": len(data_or_digest)}
+    else:
+        d = {"mediaType": media_type, "digest": data_or_digest, "size": size}
+    d.update(extra)
+    return d
+
+
+def oci_manifest(config_desc, layer_descs=(), subject=None, artifact_type=None,
+                 annotations=None, media_type=OCI_MANIFEST):
+    """An image manifest dict (OCI by default)."""
+    m = {"schemaVersion": 2, "mediaType": media_type, "config": config_desc,
+         "layers": list(layer_descs)}
+    if artifact_type is not None:
+        m["artifactType"] = artifact_type
+    if subject is not None:
+        m["subject"] = subject
+    if annotations is not None:
+        m["annotations"] = annotations
+    return m
+
+
+def manifest_bytes(m):
+    return json.dumps(m, separators=(",", ":"), sort_keys=True).encode()
+
+
+def assert_error(test, r, status, codes):
+    """Check status and that the OCI error body carries one of `codes` (a
+    code or a tuple of acceptable codes). HEAD responses carry no body."""
+    if isinstance(codes, str):
+        codes = (codes,)
+    test.assertEqual(r.status, status, f"expected {status} {codes}: {r!r}")
+    if not r.body:
+        return
+    ct = (r.header("content-type") or "").split(";")[0].strip()
+    test.assertEqual(ct, "application/json", f"error Content-Type: {r!r}")
+    try:
+        doc = r.json()
+    except ValueError:
+        test.fail(f"error body is not JSON: {r!r}")
+    test.assertIsInstance(doc.get("errors"), list, f"no errors list: {r!r}")
+    test.assertTrue(doc["errors"], f"empty errors list: {r!r}")
+    for e in doc["errors"]:
+        test.assertIsInstance(e.get("code"), str, f"error without code: {r!r}")
+    got = r.error_codes()
+    test.assertTrue(any(c in codes for c in got),
+                    f"expected one of {codes}, got {got}: {r!r}")
+
+
+class RawConn:
+    """A raw TCP connection for what http.client cannot express: malformed
+    requests, pipelining, Expect: 100-continue, disconnects mid-body."""
+
+    def __init__(self, node, timeout=10):
+        self.sock = socket.create_connection(("127.0.0.1", node.port), timeout=timeout)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed by peer")
+        self.buf += chunk
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def read_response(self, head=False):
+        """Read one response (status line, headers, body framed by
+        Content-Length / chunked / close). Interim 1xx responses are returned
+        like any other, with an empty body."""
+        status_line = self._line().decode("latin-1")
+        parts = status_line.split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+            raise ValueError(f"bad status line {status_line!r}")
+        status = int(parts[1])
+        headers = {}
+        while True:
+            line = self._line().decode("latin-1")
+            if not line:
+                break
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        body = b""
+        if head or status < 200 or status in (204, 304):
+            return Response(status, headers, body)
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            while True:
+                size = int(self._line().split(b";")[0], 16)
+                if size == 0:
+                    while self._line():
+                        pass
+                    break
+                body += self._exact(size)
+                self._exact(2)
+        elif "content-length" in headers:
+            body = self._exact(int(headers["content-length"]))
+        else:
+            try:
+                while True:
+                    self._fill()
+            except (EOFError, OSError):
+                pass
+            body, self.buf = self.buf, b""
+        return Response(status, headers, body)
+
+    def is_closed(self, timeout=5):
+        """True when the peer closed the connection (EOF or reset) within
+        timeout, with no further bytes pending."""
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            return False
+        except OSError:
+            return True
+        if data:
+            self.buf += data
+            return False
+        return True
+
+
+class ApiTestCase(unittest.TestCase):
+    """One registry node per test class; unique repo names per test."""
+
+    node = None
+    _seq = 0
+
+    @classmethod
+    def setUpClass(cls):
+        cls.node = Node().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.node is not None:
+            cls.node.close()
+            cls.node = None
+
+    def repo(self, suffix=""):
+        """A fresh valid repository name derived from the test name."""
+        ApiTestCase._seq += 1
+        base = self._testMethodName.lower().replace("test_", "", 1)
+        base = "".join(c if c.isalnum() else "-" for c in base).strip("-") or "t"
+        name = f"{type(self).__name__.lower()}/{base}-{ApiTestCase._seq}"
+        return name + (f"/{suffix}" if suffix else "")
+
+    def req(self, method, path, body=None, headers=None):
+        return self.node.request(method, path, body=body, headers=headers)
+
+    def start_upload(self, repo):
+        r = self.req("POST", f"/v2/{repo}/blobs/uploads/")
+        self.assertEqual(r.status, 202, f"POST upload: {r!r}")
+        loc = r.header("location")
+        self.assertTrue(loc, f"no Location: {r!r}")
+        return loc
+
+    def assert_node_alive(self):
+        r = self.req("GET", "/v2/")
+        self.assertEqual(r.status, 200, f"node no longer serves: {r!r}")

@@ -1,0 +1,336 @@
+"""Durability of one atoll node: kill -9 during a stream of pushes loses no
+acknowledged push, an interrupted upload resumes after a crash, SIGTERM lets
+the in-flight request finish and exits 0, a restart serves everything again.
+
+Atoll only. ITEST_VALIDATE_ON_DISTRIBUTION=1 runs these against Debian's
+docker-registry too (TEST_REGISTRY=distribution), to check the tests
+themselves; distribution does not promise any of this, so a failure there
+is not necessarily a test bug.
+"""
+import os
+import random
+import socket
+import threading
+import time
+import unittest
+
+import harness
+from harness import sha256_digest
+
+MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def atoll_only(test):
+    if os.environ.get("ITEST_VALIDATE_ON_DISTRIBUTION") == "1":
+        return
+    harness.skip_unless_atoll(test)
+
+
+def loc_path(loc):
+    """Location (absolute or relative) -> path with query."""
+    if loc.startswith("http://") or loc.startswith("https://"):
+        rest = loc.split("://", 1)[1]
+        return "/" + rest.split("/", 1)[1]
+    return loc
+
+
+def with_query(loc, query):
+    return loc + ("&" if "?" in loc else "?") + query
+
+
+def parse_range(value):
+    """'0-123' -> (0, 123)."""
+    a, _, b = (value or "").partition("-")
+    return int(a), int(b)
+
+
+class Pusher(threading.Thread):
+    """Pushes small unique images in a loop and records each acknowledged
+    manifest PUT (201). Stops at the first error (the node was killed)."""
+
+    def __init__(self, node, repo, prefix):
+        super().__init__(daemon=True)
+        self.node = node
+        self.repo = repo
+        self.prefix = prefix
+        self.acked = []      # (tag, digest, manifest bytes, {digest: bytes})
+        self.stop = threading.Event()
+        self.error = None
+
+    def run(self):
+        i = 0
+        while not self.stop.is_set():
+            try:
+                self.push_one(i)
+            except (OSError, AssertionError, ValueError) as e:
+                self.error = e
+                return
+            i += 1
+
+    def push_one(self, i):
+        n = self.node
+        layer = os.urandom(random.randint(1, 64 * 1024))
+        config = (b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers",'
+                  b'"diff_ids":["%s"]},"n":"%s"}' % (sha256_digest(layer).encode(),
+                                                     os.urandom(8).hex().encode()))
+        blobs = {}
+        for data in (config, layer):
+            d = sha256_digest(data)
+            r = n.request("POST", f"/v2/{self.repo}/blobs/uploads/", timeout=10)
+            if r.status != 202:
+                raise AssertionError(r)
+            r = n.request("PUT", with_query(loc_path(r.header("location")),
+                                            f"digest={d}"),
+                          body=data, timeout=10,
+                          headers={"Content-Type": "application/octet-stream"})
+            if r.status != 201:
+                raise AssertionError(r)
+            blobs[d] = data
+        m = (b'{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":'
+             b'"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},'
+             b'"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar",'
+             b'"digest":"%s","size":%d}]}'
+             % (MT_MANIFEST.encode(), sha256_digest(config).encode(), len(config),
+                sha256_digest(layer).encode(), len(layer)))
+        tag = f"{self.prefix}-{i}"
+        r = n.request("PUT", f"/v2/{self.repo}/manifests/{tag}", body=m,
+                      headers={"Content-Type": MT_MANIFEST}, timeout=10)
+        if r.status == 201:
+            self.acked.append((tag, sha256_digest(m), m, blobs))
+        else:
+            raise AssertionError(r)
+
+
+class DurabilityTest(unittest.TestCase):
+    def setUp(self):
+        atoll_only(self)
+        self.node = harness.Node()
+
+    def tearDown(self):
+        self.node.close()
+
+    def verify_acked(self, repo, acked):
+        n = self.node
+        for tag, digest, body, blobs in acked:
+            r = n.request("GET", f"/v2/{repo}/manifests/{tag}",
+                          headers={"Accept": MT_MANIFEST})
+            self.assertEqual(r.status, 200, f"acknowledged tag {repo}:{tag} lost: {r}")
+            self.assertEqual(r.body, body, f"{repo}:{tag} manifest bytes differ")
+            self.assertEqual(r.header("docker-content-digest"), digest)
+            r = n.request("GET", f"/v2/{repo}/manifests/{digest}",
+                          headers={"Accept": MT_MANIFEST})
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.body, body)
+            for d, data in blobs.items():
+                r = n.request("GET", f"/v2/{repo}/blobs/{d}")
+                self.assertEqual(r.status, 200, f"blob {d} of {repo}:{tag} lost: {r}")
+                self.assertEqual(r.body, data, f"blob {d} bytes differ")
+        if acked:
+            r = n.request("GET", f"/v2/{repo}/tags/list")
+            self.assertEqual(r.status, 200, r)
+            tags = set(r.json().get("tags") or [])
+            missing = {a[0] for a in acked} - tags
+            self.assertFalse(missing, f"tags missing from list: {sorted(missing)[:10]}")
+
+    def test_kill9_during_push_stream(self):
+        n = self.node
+        n.start()
+        acked = {"dur/a": [], "dur/b": []}
+        rounds = 3
+        for rnd in range(rounds):
+            pushers = [Pusher(n, repo, f"r{rnd}") for repo in acked]
+            for p in pushers:
+                p.start()
+            time.sleep(random.uniform(1.0, 2.0))
+            n.kill()
+            for p in pushers:
+                p.stop.set()
+                p.join(30)
+                self.assertFalse(p.is_alive(), "pusher hung after kill -9")
+                acked[p.repo].extend(p.acked)
+            self.assertTrue(any(p.acked for p in pushers),
+                            f"round {rnd}: nothing acknowledged before the kill: "
+                            f"{[p.error for p in pushers]}\n{n.log()}")
+            n.start()
+            for repo, lst in acked.items():
+                self.verify_acked(repo, lst)
+        # pushes keep working after the crashes
+        p = Pusher(n, "dur/a", "after")
+        p.push_one(0)
+        self.verify_acked("dur/a", p.acked)
+
+    def test_interrupted_upload_resumes(self):
+        n = self.node
+        n.start()
+        blob = os.urandom(4 * 1024 * 1024)
+        half = len(blob) // 2
+        repo = "dur/resume"
+        r = n.request("POST", f"/v2/{repo}/blobs/uploads/")
+        self.assertEqual(r.status, 202, r)
+        loc = loc_path(r.header("location"))
+        r = n.request("PATCH", loc, body=blob[:half],
+                      headers={"Content-Type": "application/octet-stream",
+                               "Content-Range": f"0-{half - 1}"})
+        self.assertEqual(r.status, 202, r)
+        self.assertEqual(parse_range(r.header("range")), (0, half - 1))
+        loc = loc_path(r.header("location"))
+        n.kill()
+        n.start()
+        r = n.request("GET", loc)
+        self.assertEqual(r.status, 204, f"upload lost after kill -9: {r}")
+        start, end = parse_range(r.header("range"))
+        self.assertEqual(start, 0)
+        self.assertGreaterEqual(end, half - 1, "acknowledged bytes lost")
+        self.assertLess(end, len(blob))
+        loc = loc_path(r.header("location") or loc)
+        r = n.request("PATCH", loc, body=blob[end + 1:],
+                      headers={"Content-Type": "application/octet-stream",
+                               "Content-Range": f"{end + 1}-{len(blob) - 1}"})
+        self.assertEqual(r.status, 202, r)
+        self.assertEqual(parse_range(r.header("range")), (0, len(blob) - 1))
+        d = sha256_digest(blob)
+        r = n.request("PUT", with_query(loc_path(r.header("location")), f"digest={d}"))
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(r.header("docker-content-digest"), d)
+        r = n.request("GET", f"/v2/{repo}/blobs/{d}")
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.body == blob, "resumed blob differs")
+        # and it survives another crash
+        n.kill()
+        n.start()
+        r = n.request("GET", f"/v2/{repo}/blobs/{d}")
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.body == blob)
+
+    def test_sigterm_with_slow_upload_in_flight(self):
+        n = self.node
+        n.start()
+        repo = "dur/sigterm"
+        img_digest, img_body = n.push_image(repo, "before", layers=(b"pre-sigterm layer",))
+        r = n.request("POST", f"/v2/{repo}/blobs/uploads/")
+        self.assertEqual(r.status, 202, r)
+        loc = loc_path(r.header("location"))
+        total, step, pause = 256 * 1024, 16 * 1024, 0.1   # ~1.6 s of sending
+        body = os.urandom(total)
+        result = {}
+
+        def slow_patch():
+            s = socket.create_connection(("127.0.0.1", n.port), timeout=20)
+            try:
+                s.sendall((f"PATCH {loc} HTTP/1.1\r\nHost: {n.addr}\r\n"
+                           f"Content-Type: application/octet-stream\r\n"
+                           f"Content-Length: {total}\r\n\r\n").encode())
+                for off in range(0, total, step):
+                    s.sendall(body[off:off + step])
+                    time.sleep(pause)
+                data = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                    if b"\r\n\r\n" in data:
+                        break
+                result["status"] = harness.parse_raw_response(data)[0]
+            except OSError as e:
+                result["error"] = e
+            finally:
+                s.close()
+                result["done"] = time.time()
+
+        t = threading.Thread(target=slow_patch, daemon=True)
+        t.start()
+        time.sleep(0.5)
+        t0 = time.time()
+        n.proc.send_signal(15)
+        try:
+            rc = n.proc.wait(15)
+        except Exception:
+            self.fail(f"node did not exit within 15 s of SIGTERM\n{n.log()}")
+        self.assertIn(rc, (0,) if harness.is_atoll() else (0, -15),
+                      f"exit code after SIGTERM\n{n.log()}")
+        t.join(20)
+        self.assertFalse(t.is_alive(), "in-flight request hung after SIGTERM")
+        # either the request completed with 202, or the connection was closed
+        self.assertTrue(result.get("status") in (202, None), result)
+        self.assertLess(result["done"] - t0, 20)
+        n.start()
+        r = n.request("GET", f"/v2/{repo}/manifests/before",
+                      headers={"Accept": MT_MANIFEST})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body, img_body)
+        self.assertEqual(r.header("docker-content-digest"), img_digest)
+        if result.get("status") == 202:
+            # the acknowledged upload survived the shutdown and completes
+            r = n.request("GET", loc)
+            self.assertEqual(r.status, 204, r)
+            self.assertEqual(parse_range(r.header("range")), (0, total - 1))
+            d = sha256_digest(body)
+            r = n.request("PUT", with_query(loc_path(r.header("location") or loc),
+                                            f"digest={d}"))
+            self.assertEqual(r.status, 201, r)
+            r = n.request("GET", f"/v2/{repo}/blobs/{d}")
+            self.assertEqual(r.status, 200, r)
+            self.assertTrue(r.body == body)
+
+    def test_restart_serves_everything(self):
+        n = self.node
+        n.start()
+        repos = ["restart/one", "restart/two/deep", "restart/three"]
+        images = {}
+        for i, repo in enumerate(repos):
+            for tag in ("v1", "v2", "latest"):
+                layers = (os.urandom(1000 + i), b"shared layer for restart")
+                d, body = n.push_image(repo, tag, layers=layers,
+                                       config=b'{"i":"%d-%s"}' % (i, tag.encode()))
+                images[(repo, tag)] = (d, body, layers)
+        r = n.request("DELETE", "/v2/restart/three/manifests/v2")
+        if harness.is_atoll():
+            self.assertEqual(r.status, 202, r)   # distribution cannot delete tags
+        if r.status == 202:
+            del images[("restart/three", "v2")]
+        deleted_ok = r.status == 202
+
+        def check():
+            r = n.request("GET", "/v2/_catalog")
+            self.assertEqual(r.status, 200, r)
+            cat = r.json()["repositories"]
+            for repo in repos:
+                self.assertIn(repo, cat)
+            self.assertEqual(cat, sorted(cat))
+            for repo in repos:
+                r = n.request("GET", f"/v2/{repo}/tags/list")
+                self.assertEqual(r.status, 200, r)
+                want = sorted(t for (rp, t) in images if rp == repo)
+                self.assertEqual(sorted(r.json()["tags"]), want)
+            for (repo, tag), (d, body, layers) in images.items():
+                for ref in (tag, d):
+                    r = n.request("GET", f"/v2/{repo}/manifests/{ref}",
+                                  headers={"Accept": MT_MANIFEST})
+                    self.assertEqual(r.status, 200, r)
+                    self.assertEqual(r.body, body)
+                    self.assertEqual(r.header("content-type"), MT_MANIFEST)
+                for layer in layers:
+                    r = n.request("GET", f"/v2/{repo}/blobs/{sha256_digest(layer)}")
+                    self.assertEqual(r.status, 200, r)
+                    self.assertEqual(r.body, layer)
+                    r = n.request("GET", f"/v2/{repo}/blobs/{sha256_digest(layer)}",
+                                  headers={"Range": "bytes=1-3"})
+                    self.assertEqual(r.status, 206, r)
+                    self.assertEqual(r.body, layer[1:4])
+            if deleted_ok:
+                r = n.request("GET", "/v2/restart/three/manifests/v2")
+                self.assertEqual(r.status, 404, r)
+
+        check()
+        rc = n.terminate(30)
+        self.assertIn(rc, (0,) if harness.is_atoll() else (0, -15), n.log())
+        n.start()
+        check()
+        n.kill()
+        n.start()
+        check()
+
+
+if __name__ == "__main__":
+    unittest.main()
