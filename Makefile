@@ -21,7 +21,8 @@ LLHTTP  := /usr/share/llhttp
 
 WARN := -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wformat=2 -Wvla -Wwrite-strings \
-	-Wimplicit-fallthrough -Wundef -Wno-format-truncation
+	-Wimplicit-fallthrough -Wundef \
+	$(if $(findstring clang,$(CC)),,-Wno-format-truncation)
 CFLAGS_ALL := -std=c11 $(OPT) $(SAN) -fno-strict-aliasing -pthread \
 	-I. -I$(BUILD)/gen -I/usr/share/include/llhttp \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
@@ -49,7 +50,7 @@ LIB      := $(BUILD)/libatoll.a
 BIN      := $(BUILD)/atoll
 
 .PHONY: all deps run test unit asan release bench fuzz fuzz-short clean \
-	format format-check check-deps cluster
+	format format-check check-deps
 .DEFAULT_GOAL := all
 
 all: $(BIN)
@@ -108,11 +109,7 @@ release:
 
 bench: deps
 	@$(MAKE) --no-print-directory BUILD=build/release OPT="-O2 -g" all
-	sh tests/bench/run-bench build/release/atoll
-
-cluster: deps
-	@$(MAKE) --no-print-directory BUILD=build/release OPT="-O2 -g" all
-	sh tests/cluster.sh build/release/atoll
+	python3 tests/bench/run-bench build/release/atoll
 
 # libFuzzer targets are built with clang into build/fuzz (their own build dir).
 FUZZ_BUILD := build/fuzz

@@ -178,10 +178,14 @@ void node_route_parse(const char *path, struct node_route_match *m)
     } else {
         return;
     }
-    if (name_end <= p ||
-        node_url_decode(p, (size_t)(name_end - p), &m->name) != 0 ||
-        !node_name_valid(m->name, strlen(m->name)))
+    /* Names are matched as sent: a valid name has no '%', and decoding
+     * would let "a%2Fb" pass as "a/b". */
+    if (name_end <= p) {
         m->name_invalid = true;
+    } else {
+        m->name = at_strndup(p, (size_t)(name_end - p));
+        m->name_invalid = !node_name_valid(m->name, strlen(m->name));
+    }
     if (arg != NULL && node_url_decode(arg, argl, &m->arg) != 0)
         m->arg = at_strdup("");
     if (arg != NULL && m->arg == NULL)
@@ -563,7 +567,7 @@ void node_api_handle(void *data, struct node_http_req *req)
         break;
     case NODE_ROUTE_NONE:
     default:
-        node_api_error(req, 404, "NOT_FOUND", "unknown path");
+        node_api_error(req, 404, "UNSUPPORTED", "unknown path");
         break;
     }
     node_route_release(&m);

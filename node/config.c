@@ -2,6 +2,7 @@
  * usage. */
 #include "common/compat.h"
 
+#include <ctype.h>
 #include <strings.h>
 #include <yaml.h>
 
@@ -9,7 +10,7 @@
 #include "node/config.h"
 
 /* A config file is a handful of lines; anything this big is a mistake. */
-#define CONFIG_FILE_MAX (1024 * 1024)
+#define CONFIG_FILE_MAX ((size_t)1 << 20)
 
 enum opt_type {
     OPT_STRING,
@@ -122,17 +123,17 @@ static const char *type_hint(enum opt_type t)
 {
     switch (t) {
     case OPT_STRING:
-        return "a string";
+        return "want a string";
     case OPT_SIZE:
-        return "a size such as 4096, 64KiB, 4MiB, 1GiB";
+        return "want a size such as 4096, 64KiB, 4MiB, 1GiB";
     case OPT_DURATION:
-        return "a duration such as 250ms, 30s, 5m, 24h";
+        return "want a duration such as 250ms, 30s, 5m, 24h";
     case OPT_UINT:
-        return "a non-negative integer";
+        return "want a non-negative integer";
     case OPT_BOOL:
-        return "true or false";
+        return "want true or false";
     }
-    return "a value";
+    return "want a value";
 }
 
 static const char *shown(const struct opt *o, const char *value)
@@ -151,7 +152,7 @@ static int check_listen(const char *v, char *why, size_t whylen)
     }
     if (at_parse_u64(colon + 1, strlen(colon + 1), &port) != 0 ||
         port > 65535) {
-        snprintf(why, whylen, "bad port, want host:port with port 0-65535");
+        snprintf(why, whylen, "bad port: want host:port with port 0-65535");
         return AT_EINVAL;
     }
     return 0;
@@ -231,7 +232,7 @@ static int set_value(struct node_config *c,
         break;
     }
     if (rv != 0) {
-        at_errmsg_printf(errmsg, "%s: invalid value '%s' for %s: want %s", src,
+        at_errmsg_printf(errmsg, "%s: invalid value '%s' for %s: %s", src,
                          shown(o, value), o->key,
                          why[0] != '\0' ? why : type_hint(o->type));
         return AT_EINVAL;
@@ -298,7 +299,7 @@ static int read_file(const char *path, char **out, size_t *outlen, char *errmsg)
     at_buf_init(&b, CONFIG_FILE_MAX);
     while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
         if (at_buf_append(&b, chunk, n) != 0) {
-            at_errmsg_printf(errmsg, "config file '%s': larger than %d bytes",
+            at_errmsg_printf(errmsg, "config file '%s': larger than %zu bytes",
                              path, CONFIG_FILE_MAX);
             rv = AT_EINVAL;
             goto out_close;
@@ -432,6 +433,11 @@ static int load_yaml(struct node_config *c, const char *path, char *errmsg)
                     seen[cur - opts] = true;
                     state = 3;
                 }
+            } else if (strlen((const char *)ev.data.scalar.value) !=
+                       ev.data.scalar.length) {
+                at_errmsg_printf(errmsg, "%s: value of %s contains a NUL byte",
+                                 src, cur->key);
+                rv = AT_EINVAL;
             } else {
                 rv = set_value(c, cur, scalar_text(&ev), src, errmsg);
                 state = 2;
@@ -545,6 +551,40 @@ static int check_config(const struct node_config *c, char *errmsg)
     return 0;
 }
 
+/* ATOLL_* variables that atoll's own tooling sets (tests/run.py exports them
+ * to every process it starts) and that are not settings. Any other unknown
+ * ATOLL_* variable is an error: a misspelt setting must not be ignored. */
+static bool is_tool_env(const char *name, size_t len)
+{
+    static const char *tool[] = { "ATOLL_BIN", "ATOLL_BUILD", "ATOLL_ADDR" };
+    for (size_t i = 0; i < AT_ARRAY_SIZE(tool); i++) {
+        if (strlen(tool[i]) == len && memcmp(tool[i], name, len) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The flag and env names must follow from the key: data_dir -> --data-dir,
+ * ATOLL_DATA_DIR. Checked once per load; a mismatch is a bug in the table. */
+static bool table_ok(void)
+{
+    for (size_t i = 0; i < AT_ARRAY_SIZE(opts); i++) {
+        const struct opt *o = &opts[i];
+        size_t n = strlen(o->key);
+
+        if (strlen(o->flag) != n + 2 || strlen(o->env) != n + 6 ||
+            memcmp(o->flag, "--", 2) != 0 || memcmp(o->env, "ATOLL_", 6) != 0)
+            return false;
+        for (size_t j = 0; j < n; j++) {
+            char k = o->key[j];
+            if (o->flag[2 + j] != (k == '_' ? '-' : k) ||
+                o->env[6 + j] != (char)toupper((unsigned char)k))
+                return false;
+        }
+    }
+    return true;
+}
+
 /* see config.h */
 int node_config_load(struct node_config *c,
                      int argc,
@@ -560,6 +600,7 @@ int node_config_load(struct node_config *c,
 
     memset(c, 0, sizeof(*c));
     errmsg[0] = '\0';
+    AT_ASSERT(table_ok());
     for (size_t i = 0; i < AT_ARRAY_SIZE(opts); i++) {
         rv = set_value(c, &opts[i], opts[i].def, "default", errmsg);
         AT_ASSERT(rv == 0); /* the table's defaults must parse */
@@ -605,12 +646,15 @@ int node_config_load(struct node_config *c,
         nlen = (size_t)(eq - e);
         o = find_env(e, nlen);
         if (o == NULL) {
-            at_errmsg_printf(errmsg,
-                             "environment variable '%.*s': unknown setting "
-                             "(see --help)",
-                             (int)nlen, e);
-            rv = AT_EINVAL;
-            goto out_release;
+            /* Other tools share the ATOLL_ prefix (ATOLL_ADDR for the CLI,
+             * test runners): an unknown variable is worth a warning, not a
+             * refusal to start. */
+            if (!is_tool_env(e, nlen))
+                fprintf(stderr,
+                        "atoll: ignoring unknown environment variable "
+                        "'%.*s'\n",
+                        (int)nlen, e);
+            continue;
         }
         if (o == &opts[0])
             continue; /* ATOLL_CONFIG: handled above */
@@ -672,8 +716,8 @@ void node_config_usage(FILE *f)
         char left[64];
 
         snprintf(left, sizeof(left), "%s %s", o->flag, type_meta(o->type));
-        fprintf(f, "  %-34s %s\n", left, o->help);
-        fprintf(f, "  %-34s env %s", "", o->env);
+        fprintf(f, "  %-26s %s\n", left, o->help);
+        fprintf(f, "  %-26s env %s", "", o->env);
         if (!o->no_yaml)
             fprintf(f, ", yaml %s", o->key);
         if (o->def[0] != '\0')
@@ -682,5 +726,5 @@ void node_config_usage(FILE *f)
             fprintf(f, ", default empty");
         fprintf(f, "\n");
     }
-    fprintf(f, "  %-34s %s\n", "-h, --help", "print this help and exit");
+    fprintf(f, "  %-26s %s\n", "-h, --help", "print this help and exit");
 }

@@ -99,10 +99,8 @@ static int unframe(const void *buf,
         return AT_EPROTO;
     }
     size_t enc = get_le32(p + 8);
-    if (enc > len - PROTO_FRAME_SIZE ||
-        len - PROTO_FRAME_SIZE - enc >= 8) {
-        at_errmsg_printf(errmsg, "frame length %zu does not fit %zu", enc,
-                         len);
+    if (enc > len - PROTO_FRAME_SIZE || len - PROTO_FRAME_SIZE - enc >= 8) {
+        at_errmsg_printf(errmsg, "frame length %zu does not fit %zu", enc, len);
         return AT_ECORRUPT;
     }
     for (size_t i = PROTO_FRAME_SIZE + enc; i < len; i++) {
@@ -252,8 +250,7 @@ void proto_command_free(Atoll__Command *c)
 static int snapshot_check(const Atoll__Snapshot *s, char *errmsg)
 {
     if (s->version != PROTO_SNAPSHOT_VERSION) {
-        at_errmsg_printf(errmsg, "unsupported snapshot version %u",
-                         s->version);
+        at_errmsg_printf(errmsg, "unsupported snapshot version %u", s->version);
         return AT_EPROTO;
     }
     for (size_t i = 0; i < s->n_repos; i++) {

@@ -13,16 +13,16 @@
  *   [2] flags (0)
  *   [4] encoded length, little endian
  *   [4] reserved (0) */
-#define PROTO_FRAME_SIZE      16
-#define PROTO_FRAME_VERSION   1
-#define PROTO_COMMAND_VERSION 1
+#define PROTO_FRAME_SIZE       16
+#define PROTO_FRAME_VERSION    1
+#define PROTO_COMMAND_VERSION  1
 #define PROTO_SNAPSHOT_VERSION 1
 
-#define PROTO_MANIFEST_MAX (4u << 20)  /* manifest bytes */
-#define PROTO_COMMAND_MAX  (8u << 20)  /* whole packed command */
-#define PROTO_SNAPSHOT_MAX (1u << 31)  /* whole packed snapshot */
+#define PROTO_MANIFEST_MAX   (4u << 20) /* manifest bytes */
+#define PROTO_COMMAND_MAX    (8u << 20) /* whole packed command */
+#define PROTO_SNAPSHOT_MAX   (1u << 31) /* whole packed snapshot */
 #define PROTO_REQUEST_ID_MAX 64
-#define PROTO_NAME_MAX       4096      /* repo, tag, media type, store id */
+#define PROTO_NAME_MAX       4096 /* repo, tag, media type, store id */
 
 /* Allocator for packed buffers (e.g. raft_malloc); NULL means malloc. */
 typedef void *(*proto_alloc_fn)(size_t n);

@@ -28,7 +28,7 @@ static int pack(Atoll__Command *c,
                 char *errmsg)
 {
     c->version = PROTO_COMMAND_VERSION;
-    c->request_id = (char *)request_id;
+    c->request_id = (char *)(request_id != NULL ? request_id : "");
     return proto_command_pack(c, alloc, out, len, errmsg);
 }
 

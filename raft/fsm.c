@@ -156,9 +156,8 @@ int meta_fsm_apply(struct meta_fsm *f,
         *result = META_INVALID;
         return 0;
     }
-    struct meta_req *dup = c->request_id[0] != '\0'
-                               ? at_map_gets(&f->reqs, c->request_id)
-                               : NULL;
+    struct meta_req *dup =
+        c->request_id[0] != '\0' ? at_map_gets(&f->reqs, c->request_id) : NULL;
     if (dup != NULL) {
         *result = dup->result;
         proto_command_free(c);

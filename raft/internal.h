@@ -33,10 +33,10 @@ struct meta_tag {
 };
 
 struct meta_repo {
-    char *name;              /* owned */
-    struct at_map tags;      /* tag -> struct meta_tag (owned) */
-    struct at_map blobs;     /* raw digest -> struct meta_blob (borrowed) */
-    struct at_map manifests; /* raw digest -> struct meta_mf (one ref) */
+    char *name;               /* owned */
+    struct at_map tags;       /* tag -> struct meta_tag (owned) */
+    struct at_map blobs;      /* raw digest -> struct meta_blob (borrowed) */
+    struct at_map manifests;  /* raw digest -> struct meta_mf (one ref) */
     struct meta_tag **sorted; /* owned array, borrowed tags; lazily built */
     size_t nsorted;
     bool sorted_ok;
@@ -63,9 +63,6 @@ struct meta_fsm {
     uint64_t applied_count; /* commands applied (dups and invalid included) */
     uint64_t hash;          /* running hash of applied command bytes */
 };
-
-/* An unknown or malformed command: applied as a no-op on every node. */
-#define META_INVALID 100
 
 void meta_fsm_init(struct meta_fsm *f, size_t requests_max);
 void meta_fsm_release(struct meta_fsm *f);
@@ -128,7 +125,8 @@ void meta_fsm_referrers(struct meta_fsm *f,
                         void *data);
 
 /* Internal state helpers (state.c), used by fsm.c and snapshot.c. */
-struct meta_repo *meta__repo_get(struct meta_fsm *f, const char *name,
+struct meta_repo *meta__repo_get(struct meta_fsm *f,
+                                 const char *name,
                                  bool create);
 void meta__repo_maybe_drop(struct meta_fsm *f, struct meta_repo *r);
 void meta__repo_link_manifest(struct meta_repo *r, struct meta_mf *mf);
@@ -201,3 +199,36 @@ int meta__cmd_delete_tag(const char *request_id,
                          char *errmsg);
 
 #endif /* META_INTERNAL_H */
+
+/* ---- libraft glue (glue.c, transport.c) ---- */
+#include <raft.h>
+#include <raft/uv.h>
+
+/* The struct raft_fsm handed to libraft, bound to one meta_fsm. */
+struct meta_fsm_glue {
+    struct raft_fsm iface; /* iface.data points back here */
+    struct meta_fsm *fsm;  /* borrowed */
+    struct raft *raft;     /* borrowed; set before raft_start */
+    /* optional: called after every apply (tests record the hash chain) */
+    void (*applied)(void *data, const struct meta_fsm *f);
+    void *data;
+};
+void meta__glue_init(struct meta_fsm_glue *g, struct meta_fsm *fsm);
+
+/* atoll's raft transport. For now a stub for a one-voter cluster: listen
+ * opens nothing and every connect fails asynchronously with
+ * RAFT_NOCONNECTION. The next step replaces it with an authenticated
+ * transport on the peer port, behind the same struct. */
+struct meta_pending_connect;
+struct meta_transport {
+    struct raft_uv_transport t; /* t.impl points back here */
+    uv_loop_t *loop;            /* borrowed */
+    raft_id id;
+    char address[256];
+    struct meta_pending_connect *pending; /* owned list */
+    raft_uv_transport_close_cb close_cb;
+    unsigned closing_handles;
+    bool closing;
+    uv_timer_t close_timer; /* only initialized by close */
+};
+void meta__transport_init(struct meta_transport *tr, uv_loop_t *loop);

@@ -28,6 +28,8 @@ struct meta_config {
     unsigned heartbeat_timeout_ms;  /* default 100 */
     unsigned snapshot_threshold;    /* default 16384 entries */
     unsigned snapshot_trailing;     /* default 4096 entries */
+    const char *store_id; /* borrowed; this node's blob store id recorded by
+                             meta_blob_stored (default: name) */
 };
 
 /* Business results of a command, decided deterministically by apply. */
@@ -39,6 +41,7 @@ enum meta_result {
     META_TAG_UNKNOWN,      /* delete tag: no such tag */
     META_NAME_UNKNOWN,     /* the repository does not exist */
     META_BLOB_NOT_LINKED,  /* delete blob: not linked in the repo */
+    META_INVALID = 100,    /* malformed/unknown command: a no-op */
 };
 
 const char *meta_result_str(int result);
@@ -58,8 +61,10 @@ void meta_close(struct meta *m, void (*cb)(void *data), void *data);
 
 /* ---- writes ----
  * Each write proposes one command with a request id (NULL: a fresh one is
- * generated). cb runs exactly once, on the loop thread, if the call returned
- * 0:
+ * generated). The call itself returns AT_EINVAL (bad request id or fields),
+ * AT_ETOOBIG, AT_ENOTLEADER (not leader: nothing proposed) or AT_ESHUTDOWN,
+ * and then cb never runs. cb runs exactly once, on the loop thread, if the
+ * call returned 0:
  *   status 0            committed and applied here; result = enum meta_result,
  *                       index = the command's log index
  *   status AT_ENOTLEADER not applied (no leader here, retry elsewhere/later)

@@ -373,8 +373,8 @@ int meta_fsm_tags_list(struct meta_fsm *f,
     if (r == NULL)
         return AT_ENOTFOUND;
     repo_sort_tags(r);
-    size_t i = upper_bound((void *const *)r->sorted, r->nsorted, last,
-                           tag_name);
+    size_t i =
+        upper_bound((void *const *)r->sorted, r->nsorted, last, tag_name);
     size_t end = limit < r->nsorted - i ? i + limit : r->nsorted;
     for (; i < end; i++)
         each(data, r->sorted[i]->name);
@@ -425,8 +425,7 @@ void meta_fsm_referrers(struct meta_fsm *f,
     void *v;
     for (size_t i = 0; at_map_next(&r->manifests, &i, &k, &v);) {
         struct meta_mf *mf = v;
-        if (mf->pub.has_subject &&
-            at_digest_equal(&mf->pub.subject, subject)) {
+        if (mf->pub.has_subject && at_digest_equal(&mf->pub.subject, subject)) {
             hits = at_realloc(hits, (n + 1) * sizeof(*hits));
             hits[n++] = mf;
         }

@@ -39,6 +39,8 @@ struct storage_config {
 
 struct storage_upload; /* opaque; owned by the storage, refcounted */
 
+struct storage__core; /* private: loop-side state that outlives the struct */
+
 struct storage {
     uv_loop_t *loop;              /* borrowed */
     char *dir;                    /* owned */
@@ -47,14 +49,11 @@ struct storage {
     uint64_t upload_ttl_ms;
     size_t write_high_water;
     struct at_map uploads;        /* id -> struct storage_upload * */
-    uv_timer_t purge_timer;       /* periodic purge of stale uploads */
+    struct storage__core *core;   /* owned until storage_close(), which hands
+                                     it to the sessions and timers still
+                                     alive (they free it) */
     uint64_t free_bytes;          /* last statvfs result */
     uint64_t free_checked_ms;     /* when free_bytes was measured */
-    uv_timer_t defer_timer;       /* runs deferred callbacks next iteration */
-    struct storage_upload *defer_head; /* borrowed (each holds a ref) */
-    unsigned sessions;            /* live session structs, in table or not */
-    int handles_open;             /* timers not yet closed */
-    bool defer_closing;
     bool closing;
     char errmsg[AT_ERRMSG_SIZE];
 };
@@ -64,15 +63,15 @@ struct storage {
 int storage_open(struct storage *s, uv_loop_t *loop,
                  const struct storage_config *cfg);
 
-/* Stop timers; uploads with work in flight are freed when it completes.
- * The table's references are dropped; sessions still referenced by callers
- * stay usable for cancel/unref only (write, flush, commit and create return
- * AT_ESHUTDOWN). The loop must run until storage_closed() is true (close
- * callbacks, work in flight); *s must stay valid until then. */
+/* Stop timers (uv_close) and drop the table's references; uploads with work
+ * in flight are freed when it completes. Sessions still referenced by
+ * callers stay valid for cancel/unref (write, flush and commit return
+ * AT_ESHUTDOWN). *s may be freed as soon as this returns; the loop must keep
+ * running until the pending work and close callbacks are done (uv_run
+ * returns), after which no handle of the store is left. */
 void storage_close(struct storage *s);
 
-/* True once storage_close() ran, every session struct is freed and every
- * handle is closed: *s may then be freed or reused. */
+/* True once storage_close() ran. */
 bool storage_closed(const struct storage *s);
 
 const char *storage_errmsg(const struct storage *s);
@@ -152,9 +151,11 @@ typedef void (*storage_commit_cb)(void *data, int status,
 /* Finish the session: write what is queued, finish the hash, compare it with
  * *expected (AT_EDIGEST on mismatch: the session is kept, nothing is
  * visible), fsync, rename into blobs/ (an existing identical blob is kept),
- * fsync the directory, remove the session. cb gets 0, AT_EDIGEST, AT_EIO or
- * AT_ENOSPC. On success the session is gone from the store's table (the
- * caller still drops its reference). */
+ * fsync the directory, remove the session. cb gets 0, AT_EDIGEST, AT_EIO,
+ * AT_ENOSPC or AT_ECANCELED; digest is the computed one on success, NULL
+ * otherwise. On success the session is gone from the store's table (the
+ * caller still drops its reference). Returns AT_EBUSY when a commit is
+ * already pending (writes are refused with AT_EBUSY meanwhile). */
 int storage_upload_commit(struct storage_upload *u,
                           const struct at_digest *expected,
                           storage_commit_cb cb, void *data);

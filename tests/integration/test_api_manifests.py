@@ -73,7 +73,7 @@ class ManifestPushPullTest(ManifestTestCase):
         self.assert_manifest(repo, d, body, OCI_MANIFEST)
 
     def test_bytes_stored_exactly(self):
-        """Odd whitespace and key order survive: the digest is of the bytes."""
+        # Odd whitespace and key order survive: the digest is of the bytes.
         repo = self.repo()
         m = self.image(repo)
         body = (b'{\n   "schemaVersion" : 2,\t"mediaType":"' + OCI_MANIFEST.encode() +
@@ -168,7 +168,7 @@ class ManifestPushPullTest(ManifestTestCase):
         self.assert_created(r, repo, body)
 
     def test_manifest_with_foreign_layer_media_type(self):
-        """Artifacts: arbitrary config/layer media types are accepted."""
+        # Artifacts: arbitrary config/layer media types are accepted.
         repo = self.repo()
         cfg, blob = b"{}", b"artifact payload"
         self.node.push_blob(repo, cfg)
@@ -269,7 +269,11 @@ class ManifestErrorTest(ManifestTestCase):
         for body in (b"{not json", b"", b"[]", b"null", b'"string"', b"{}" + b"\x00",
                      b'{"schemaVersion":2,"mediaType":"' + OCI_MANIFEST.encode() + b'"'):
             r = self.put(repo, "bad", body, OCI_MANIFEST)
-            assert_error(self, r, 400, "MANIFEST_INVALID")
+            if harness.is_atoll():
+                assert_error(self, r, 400, "MANIFEST_INVALID")
+            else:
+                # distribution 2.8.2 answers 500 UNKNOWN for some of these
+                self.assertIn(r.status, (400, 500), f"{body!r}: {r!r}")
         self.assertEqual(self.req("HEAD", f"/v2/{repo}/manifests/bad").status, 404)
 
     def test_wrong_shape(self):
@@ -287,8 +291,9 @@ class ManifestErrorTest(ManifestTestCase):
                 assert_error(self, r, 400, "MANIFEST_INVALID")
             else:
                 # distribution's decoder sometimes reports these as
-                # MANIFEST_BLOB_UNKNOWN/DIGEST_INVALID/UNKNOWN, or accepts them
-                self.assertIn(r.status, (201, 400), f"{m}: {r!r}")
+                # MANIFEST_BLOB_UNKNOWN/DIGEST_INVALID, 500 UNKNOWN for
+                # schemaVersion 1, or accepts them
+                self.assertIn(r.status, (201, 400, 500), f"{m}: {r!r}")
 
     def test_index_wrong_shape(self):
         repo = self.repo()
@@ -392,8 +397,8 @@ class ManifestGetDeleteTest(ManifestTestCase):
         if harness.is_atoll():
             assert_error(self, r, 400, "DIGEST_INVALID")
         else:
-            # distribution's router treats it as neither tag nor digest
-            self.assertIn(r.status, (400, 404), repr(r))
+            # distribution 2.8.2 looks it up as a tag and answers 500 UNKNOWN
+            self.assertIn(r.status, (400, 404, 500), repr(r))
 
     def test_put_invalid_reference(self):
         repo = self.repo()
@@ -418,6 +423,9 @@ class ManifestGetDeleteTest(ManifestTestCase):
             self.assertEqual(t.json().get("tags") or [], [], repr(t))
 
     def test_delete_by_tag_removes_only_tag(self):
+        # distribution 2.8.2 cannot delete by tag (400 DIGEST_INVALID; the
+        # spec allows 400/405 when tag deletion is disabled).
+        harness.skip_unless_atoll(self)
         repo = self.repo()
         body = manifest_bytes(self.image(repo))
         d = self.assert_created(self.put(repo, "keep", body, OCI_MANIFEST), repo, body)
@@ -436,8 +444,9 @@ class ManifestGetDeleteTest(ManifestTestCase):
         self.assert_created(self.put(repo, "exists", body, OCI_MANIFEST), repo, body)
         assert_error(self, self.req("DELETE", f"/v2/{repo}/manifests/{MISSING}"), 404,
                      "MANIFEST_UNKNOWN")
-        assert_error(self, self.req("DELETE", f"/v2/{repo}/manifests/nosuchtag"), 404,
-                     "MANIFEST_UNKNOWN")
+        if harness.is_atoll():  # distribution: no tag deletion (see above)
+            assert_error(self, self.req("DELETE", f"/v2/{repo}/manifests/nosuchtag"), 404,
+                         "MANIFEST_UNKNOWN")
 
     def test_delete_twice(self):
         repo = self.repo()
@@ -465,7 +474,7 @@ class ManifestGetDeleteTest(ManifestTestCase):
         self.assertEqual(r.status, 200, repr(r))
 
     def test_manifest_readable_as_blob_is_not_required(self):
-        """GET /blobs/<manifest digest> may be 200 (distribution) or 404."""
+        # GET /blobs/<manifest digest> may be 200 (distribution) or 404.
         repo = self.repo()
         body = manifest_bytes(self.image(repo))
         d = self.assert_created(self.put(repo, "t", body, OCI_MANIFEST), repo, body)

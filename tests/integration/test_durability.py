@@ -7,6 +7,7 @@ docker-registry too (TEST_REGISTRY=distribution), to check the tests
 themselves; distribution does not promise any of this, so a failure there
 is not necessarily a test bug.
 """
+import http.client
 import os
 import random
 import socket
@@ -62,7 +63,7 @@ class Pusher(threading.Thread):
         while not self.stop.is_set():
             try:
                 self.push_one(i)
-            except (OSError, AssertionError, ValueError) as e:
+            except (OSError, http.client.HTTPException, AssertionError, ValueError) as e:
                 self.error = e
                 return
             i += 1

@@ -33,6 +33,8 @@ class PodmanTest(unittest.TestCase):
             os.makedirs(cls.node.tmp)
             cls.node.start()
         except BaseException:
+            if getattr(cls, "node", None) is not None:
+                cls.node.kill()
             cls.cleanup_podman()
             shutil.rmtree(cls.tmp, ignore_errors=True)
             raise

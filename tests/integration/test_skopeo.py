@@ -24,7 +24,12 @@ def skopeo(*args, check=True):
 class SkopeoTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.node = harness.Node().start()
+        cls.node = harness.Node()
+        try:
+            cls.node.start()
+        except BaseException:
+            cls.node.close()   # a node that never got ready is still stopped
+            raise
 
     @classmethod
     def tearDownClass(cls):
@@ -248,9 +253,10 @@ class SkopeoTest(unittest.TestCase):
         self.assertEqual(r.status, 400, r)
         self.assertIn("DIGEST_INVALID", r.error_codes())
 
-        # skopeo still pulls the subject image untouched
-        back = self.pull(repo, "v1", "back")
-        self.assertEqual(back.manifest, subj_body)
+        # skopeo still sees the subject image untouched (a copy to an OCI
+        # layout would re-serialize this minimal manifest: compare raw bytes)
+        raw = self.inspect(repo, "v1", "--raw").stdout
+        self.assertEqual(raw.encode(), subj_body)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1044 @@
+/* Unit tests of raft/: FSM rules, listings, snapshots, a real single node,
+ * and a seeded 3-node simulation on libraft's in-memory fixture. */
+#include "common/compat.h"
+
+#include <dirent.h>
+#include <setjmp.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <raft/fixture.h>
+
+#include "raft/internal.h"
+
+/* ---- helpers ---- */
+
+static struct at_digest dg(const char *s)
+{
+    struct at_digest d;
+    at_digest_of(s, strlen(s), &d);
+    return d;
+}
+
+static uint64_t next_index = 1;
+
+static int apply_buf(struct meta_fsm *f, void *buf, size_t len)
+{
+    int res = -1;
+    assert_int_equal(len % 8, 0);
+    assert_int_equal(meta_fsm_apply(f, next_index++, buf, len, &res), 0);
+    free(buf);
+    return res;
+}
+
+static int blob_stored(struct meta_fsm *f,
+                       const char *rid,
+                       const char *repo,
+                       const char *blob,
+                       uint64_t size)
+{
+    void *buf;
+    size_t len;
+    char e[AT_ERRMSG_SIZE];
+    struct at_digest d = dg(blob);
+    assert_int_equal(meta__cmd_blob_stored(rid, repo, &d, size, "store1", NULL,
+                                           &buf, &len, e),
+                     0);
+    return apply_buf(f, buf, len);
+}
+
+static int put_mf(struct meta_fsm *f,
+                  const char *rid,
+                  const char *repo,
+                  const char *content,
+                  const char *tag,
+                  const char **blobs,
+                  size_t nblobs,
+                  const char **children,
+                  size_t nchildren,
+                  const char *subject)
+{
+    struct at_digest b[8], c[8];
+    struct meta_manifest_put p = { 0 };
+    void *buf;
+    size_t len;
+    char e[AT_ERRMSG_SIZE];
+    for (size_t i = 0; i < nblobs; i++)
+        b[i] = dg(blobs[i]);
+    for (size_t i = 0; i < nchildren; i++)
+        c[i] = dg(children[i]);
+    p.repo = repo;
+    p.digest = dg(content);
+    p.media_type = "application/vnd.oci.image.manifest.v1+json";
+    p.bytes = content;
+    p.len = strlen(content);
+    p.tag = tag;
+    p.blobs = b;
+    p.nblobs = nblobs;
+    p.manifests = c;
+    p.nmanifests = nchildren;
+    if (subject != NULL) {
+        p.has_subject = true;
+        p.subject = dg(subject);
+        p.artifact_type = "application/x-sig";
+        p.annotations_json = "{\"a\":\"b\"}";
+    }
+    assert_int_equal(meta__cmd_put_manifest(rid, &p, NULL, &buf, &len, e), 0);
+    return apply_buf(f, buf, len);
+}
+
+static int del_tag(struct meta_fsm *f,
+                   const char *rid,
+                   const char *repo,
+                   const char *tag)
+{
+    void *buf;
+    size_t len;
+    char e[AT_ERRMSG_SIZE];
+    assert_int_equal(meta__cmd_delete_tag(rid, repo, tag, NULL, &buf, &len, e),
+                     0);
+    return apply_buf(f, buf, len);
+}
+
+static int del_mf(struct meta_fsm *f,
+                  const char *rid,
+                  const char *repo,
+                  const char *content)
+{
+    void *buf;
+    size_t len;
+    char e[AT_ERRMSG_SIZE];
+    struct at_digest d = dg(content);
+    assert_int_equal(
+        meta__cmd_delete_manifest(rid, repo, &d, NULL, &buf, &len, e), 0);
+    return apply_buf(f, buf, len);
+}
+
+static int mount(struct meta_fsm *f,
+                 const char *rid,
+                 const char *repo,
+                 const char *from,
+                 const char *blob)
+{
+    void *buf;
+    size_t len;
+    char e[AT_ERRMSG_SIZE];
+    struct at_digest d = dg(blob);
+    assert_int_equal(
+        meta__cmd_blob_mount(rid, repo, from, &d, NULL, &buf, &len, e), 0);
+    return apply_buf(f, buf, len);
+}
+
+static int unlink_blob(struct meta_fsm *f,
+                       const char *rid,
+                       const char *repo,
+                       const char *blob)
+{
+    void *buf;
+    size_t len;
+    char e[AT_ERRMSG_SIZE];
+    struct at_digest d = dg(blob);
+    assert_int_equal(meta__cmd_blob_unlink(rid, repo, &d, NULL, &buf, &len, e),
+                     0);
+    return apply_buf(f, buf, len);
+}
+
+struct names {
+    char text[65536];
+    size_t n;
+};
+
+static void collect(void *data, const char *name)
+{
+    struct names *ns = data;
+    size_t l = strlen(ns->text);
+    snprintf(ns->text + l, sizeof(ns->text) - l, "%s%s", ns->n ? "," : "",
+             name);
+    ns->n++;
+}
+
+static const char *tags_of(struct meta_fsm *f,
+                           const char *repo,
+                           struct names *ns)
+{
+    memset(ns, 0, sizeof(*ns));
+    bool more;
+    if (meta_fsm_tags_list(f, repo, NULL, SIZE_MAX, collect, ns, &more) != 0)
+        return "<none>";
+    return ns->text;
+}
+
+static const char *catalog_of(struct meta_fsm *f, struct names *ns)
+{
+    bool more;
+    memset(ns, 0, sizeof(*ns));
+    meta_fsm_catalog_list(f, NULL, SIZE_MAX, collect, ns, &more);
+    return ns->text;
+}
+
+/* ---- FSM rules ---- */
+
+static void test_put_manifest_rules(void **state)
+{
+    struct meta_fsm f;
+    struct names ns;
+    AT_UNUSED(state);
+    meta_fsm_init(&f, 100);
+    const char *layers[] = { "cfg", "layer1" };
+
+    /* blobs must be linked in the repo */
+    assert_int_equal(
+        put_mf(&f, "r1", "a", "m1", "v1", layers, 2, NULL, 0, NULL),
+        META_BLOB_UNKNOWN);
+    assert_false(meta_fsm_repo_exists(&f, "a"));
+    assert_int_equal(blob_stored(&f, "r2", "a", "cfg", 10), META_OK);
+    assert_int_equal(
+        put_mf(&f, "r3", "a", "m1", "v1", layers, 2, NULL, 0, NULL),
+        META_BLOB_UNKNOWN);
+    assert_int_equal(blob_stored(&f, "r4", "a", "layer1", 20), META_OK);
+    assert_int_equal(
+        put_mf(&f, "r5", "a", "m1", "v1", layers, 2, NULL, 0, NULL), META_OK);
+    struct at_digest d, m1 = dg("m1");
+    assert_int_equal(meta_fsm_tag_resolve(&f, "a", "v1", &d), 0);
+    assert_true(at_digest_equal(&d, &m1));
+    const struct meta_manifest *mf = meta_fsm_manifest_find(&f, "a", &m1);
+    assert_non_null(mf);
+    assert_int_equal(mf->len, 2);
+    assert_memory_equal(mf->bytes, "m1", 2);
+    assert_string_equal(mf->media_type,
+                        "application/vnd.oci.image.manifest.v1+json");
+    assert_null(mf->artifact_type);
+    assert_null(meta_fsm_manifest_find(&f, "b", &m1));
+
+    /* index: children must be in the repo */
+    const char *kids[] = { "m1", "m2" };
+    assert_int_equal(
+        put_mf(&f, "r6", "a", "idx", "multi", NULL, 0, kids, 2, NULL),
+        META_MANIFEST_UNKNOWN);
+    assert_int_equal(put_mf(&f, "r7", "a", "m2", NULL, NULL, 0, NULL, 0, NULL),
+                     META_OK);
+    assert_int_equal(
+        put_mf(&f, "r8", "a", "idx", "multi", NULL, 0, kids, 2, NULL), META_OK);
+    /* moving a tag */
+    assert_int_equal(put_mf(&f, "r9", "a", "m2", "v1", NULL, 0, NULL, 0, NULL),
+                     META_OK);
+    struct at_digest m2 = dg("m2");
+    assert_int_equal(meta_fsm_tag_resolve(&f, "a", "v1", &d), 0);
+    assert_true(at_digest_equal(&d, &m2));
+    assert_string_equal(tags_of(&f, "a", &ns), "multi,v1");
+    assert_int_equal(f.manifests.len, 3);
+
+    /* the same manifest in another repo is shared, refcounted */
+    assert_int_equal(put_mf(&f, "r10", "b", "m2", "x", NULL, 0, NULL, 0, NULL),
+                     META_OK);
+    assert_int_equal(f.manifests.len, 3);
+    assert_string_equal(catalog_of(&f, &ns), "a,b");
+    assert_int_equal(del_mf(&f, "r11", "b", "m2"), META_OK);
+    assert_false(meta_fsm_repo_exists(&f, "b"));
+    assert_non_null(meta_fsm_manifest_find(&f, "a", &m2));
+    assert_int_equal(del_mf(&f, "r12", "b", "m2"), META_MANIFEST_UNKNOWN);
+
+    /* delete manifest removes every tag pointing at it */
+    assert_int_equal(
+        put_mf(&f, "r13", "a", "m2", "also", NULL, 0, NULL, 0, NULL), META_OK);
+    assert_int_equal(del_mf(&f, "r14", "a", "m2"), META_OK);
+    assert_string_equal(tags_of(&f, "a", &ns), "multi");
+    assert_null(meta_fsm_manifest_find(&f, "a", &m2));
+    assert_int_equal(f.manifests.len, 2);
+    assert_int_equal(f.ntags, 1);
+
+    /* delete tag */
+    assert_int_equal(del_tag(&f, "r15", "a", "nope"), META_TAG_UNKNOWN);
+    assert_int_equal(del_tag(&f, "r16", "zz", "nope"), META_TAG_UNKNOWN);
+    assert_int_equal(del_tag(&f, "r17", "a", "multi"), META_OK);
+    assert_string_equal(tags_of(&f, "a", &ns), "");
+    struct at_digest idx = dg("idx");
+    assert_non_null(meta_fsm_manifest_find(&f, "a", &idx));
+    meta_fsm_release(&f);
+}
+
+static void test_blob_rules(void **state)
+{
+    struct meta_fsm f;
+    uint64_t size = 0;
+    AT_UNUSED(state);
+    meta_fsm_init(&f, 100);
+    struct at_digest b = dg("blob");
+    assert_false(meta_fsm_blob_known(&f, &b, &size));
+    assert_int_equal(mount(&f, "1", "dst", "src", "blob"), META_BLOB_UNKNOWN);
+    assert_int_equal(blob_stored(&f, "2", "src", "blob", 42), META_OK);
+    assert_true(meta_fsm_blob_known(&f, &b, &size));
+    assert_int_equal(size, 42);
+    assert_true(meta_fsm_blob_linked(&f, "src", &b, &size));
+    assert_false(meta_fsm_blob_linked(&f, "dst", &b, NULL));
+    assert_int_equal(mount(&f, "3", "dst", "src", "blob"), META_OK);
+    assert_true(meta_fsm_blob_linked(&f, "dst", &b, NULL));
+    assert_int_equal(unlink_blob(&f, "4", "src", "blob"), META_OK);
+    assert_false(meta_fsm_repo_exists(&f, "src"));
+    assert_int_equal(unlink_blob(&f, "5", "src", "blob"), META_BLOB_NOT_LINKED);
+    assert_int_equal(mount(&f, "6", "x", "src", "blob"), META_BLOB_UNKNOWN);
+    /* the blob record stays for GC */
+    assert_true(meta_fsm_blob_known(&f, &b, NULL));
+    assert_int_equal(unlink_blob(&f, "7", "dst", "blob"), META_OK);
+    assert_int_equal(f.repos.len, 0);
+    assert_int_equal(f.blobs.len, 1);
+    meta_fsm_release(&f);
+}
+
+static void test_dedup_and_garbage(void **state)
+{
+    struct meta_fsm f;
+    struct names ns;
+    AT_UNUSED(state);
+    meta_fsm_init(&f, 3);
+    assert_int_equal(put_mf(&f, "same", "a", "m1", "t", NULL, 0, NULL, 0, NULL),
+                     META_OK);
+    assert_int_equal(del_tag(&f, "del", "a", "t"), META_OK);
+    /* a retry of "same" returns the stored result and changes nothing */
+    assert_int_equal(put_mf(&f, "same", "a", "m1", "t", NULL, 0, NULL, 0, NULL),
+                     META_OK);
+    assert_string_equal(tags_of(&f, "a", &ns), "");
+    assert_int_equal(del_tag(&f, "del", "a", "t"), META_OK);
+    assert_int_equal(del_tag(&f, "del2", "a", "t"), META_TAG_UNKNOWN);
+    /* FIFO bound 3: "same" is forgotten after 3 newer ids */
+    assert_int_equal(del_tag(&f, "x1", "a", "t"), META_TAG_UNKNOWN);
+    assert_int_equal(f.reqs.len, 3);
+    assert_int_equal(put_mf(&f, "same", "a", "m1", "t", NULL, 0, NULL, 0, NULL),
+                     META_OK);
+    assert_string_equal(tags_of(&f, "a", &ns), "t");
+
+    /* garbage is a no-op result, never a failure */
+    uint8_t junk[64];
+    memset(junk, 0xab, sizeof(junk));
+    int res = 0;
+    uint64_t count = f.applied_count;
+    assert_int_equal(meta_fsm_apply(&f, 99, junk, sizeof(junk), &res), 0);
+    assert_int_equal(res, META_INVALID);
+    assert_int_equal(meta_fsm_apply(&f, 100, junk, 3, &res), 0);
+    assert_int_equal(res, META_INVALID);
+    assert_int_equal(f.applied_count, count + 2);
+    assert_string_equal(meta_result_str(META_INVALID), "invalid command");
+
+    /* request ids: printable, bounded */
+    assert_true(meta__request_id_ok("abc-123"));
+    assert_false(meta__request_id_ok(""));
+    assert_false(meta__request_id_ok("a b"));
+    char longid[80];
+    memset(longid, 'x', sizeof(longid) - 1);
+    longid[79] = '\0';
+    assert_false(meta__request_id_ok(longid));
+    longid[64] = '\0';
+    assert_true(meta__request_id_ok(longid));
+    meta_fsm_release(&f);
+}
+
+static void test_listing(void **state)
+{
+    struct meta_fsm f;
+    struct names ns;
+    bool more;
+    AT_UNUSED(state);
+    meta_fsm_init(&f, 20000);
+    char tag[32], content[32];
+    for (int i = 0; i < 10000; i++) {
+        snprintf(tag, sizeof(tag), "t%05d", (i * 7919) % 10000);
+        snprintf(content, sizeof(content), "m%d", i % 10);
+        assert_int_equal(
+            put_mf(&f, NULL, "big", content, tag, NULL, 0, NULL, 0, NULL),
+            META_OK);
+    }
+    memset(&ns, 0, sizeof(ns));
+    assert_int_equal(
+        meta_fsm_tags_list(&f, "big", "t00997", 4, collect, &ns, &more), 0);
+    assert_string_equal(ns.text, "t00998,t00999,t01000,t01001");
+    assert_true(more);
+    memset(&ns, 0, sizeof(ns));
+    assert_int_equal(
+        meta_fsm_tags_list(&f, "big", "t09997", 4, collect, &ns, &more), 0);
+    assert_string_equal(ns.text, "t09998,t09999");
+    assert_false(more);
+    memset(&ns, 0, sizeof(ns));
+    assert_int_equal(
+        meta_fsm_tags_list(&f, "big", "t0", 0, collect, &ns, &more), 0);
+    assert_int_equal(ns.n, 0);
+    assert_true(more);
+    assert_int_equal(
+        meta_fsm_tags_list(&f, "nope", NULL, 5, collect, &ns, &more),
+        AT_ENOTFOUND);
+
+    /* after the first build, listing all 10,000 is well under 1 ms */
+    struct timespec t0, t1;
+    memset(&ns, 0, sizeof(ns));
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    size_t total = 0;
+    for (int k = 0; k < 10; k++) {
+        struct names *tmp = at_calloc(1, sizeof(*tmp));
+        meta_fsm_tags_list(&f, "big", "t00000", 100, collect, tmp, &more);
+        total += tmp->n;
+        at_free(tmp);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double us = (double)(t1.tv_sec - t0.tv_sec) * 1e6 +
+                (double)(t1.tv_nsec - t0.tv_nsec) / 1e3;
+    assert_int_equal(total, 1000);
+    print_message("# 10 pages of 100 tags: %.1f us\n", us);
+    assert_true(us < 5000);
+
+    /* catalog pagination */
+    for (int i = 0; i < 50; i++) {
+        char repo[32];
+        snprintf(repo, sizeof(repo), "repo/%02d", 49 - i);
+        assert_int_equal(blob_stored(&f, NULL, repo, "b", 1), META_OK);
+    }
+    memset(&ns, 0, sizeof(ns));
+    meta_fsm_catalog_list(&f, "repo/47", 10, collect, &ns, &more);
+    assert_string_equal(ns.text, "repo/48,repo/49");
+    assert_false(more);
+    memset(&ns, 0, sizeof(ns));
+    meta_fsm_catalog_list(&f, NULL, 2, collect, &ns, &more);
+    assert_string_equal(ns.text, "big,repo/00");
+    assert_true(more);
+    meta_fsm_release(&f);
+}
+
+static void count_ref(void *data, const struct meta_manifest *mf)
+{
+    struct names *ns = data;
+    char hex[65];
+    at_digest_hex(&mf->digest, hex);
+    assert_string_equal(mf->artifact_type, "application/x-sig");
+    assert_string_equal(mf->annotations_json, "{\"a\":\"b\"}");
+    collect(ns, hex);
+}
+
+static void test_referrers(void **state)
+{
+    struct meta_fsm f;
+    struct names ns;
+    AT_UNUSED(state);
+    meta_fsm_init(&f, 100);
+    /* the subject need not exist */
+    assert_int_equal(
+        put_mf(&f, NULL, "a", "sig1", NULL, NULL, 0, NULL, 0, "image"),
+        META_OK);
+    assert_int_equal(
+        put_mf(&f, NULL, "a", "sig2", NULL, NULL, 0, NULL, 0, "image"),
+        META_OK);
+    assert_int_equal(
+        put_mf(&f, NULL, "a", "sig3", NULL, NULL, 0, NULL, 0, "other"),
+        META_OK);
+    assert_int_equal(
+        put_mf(&f, NULL, "b", "sig4", NULL, NULL, 0, NULL, 0, "image"),
+        META_OK);
+    struct at_digest subj = dg("image");
+    memset(&ns, 0, sizeof(ns));
+    meta_fsm_referrers(&f, "a", &subj, count_ref, &ns);
+    assert_int_equal(ns.n, 2);
+    char h1[65], h2[65];
+    struct at_digest s1 = dg("sig1"), s2 = dg("sig2");
+    at_digest_hex(&s1, h1);
+    at_digest_hex(&s2, h2);
+    char want[200];
+    if (strcmp(h1, h2) < 0)
+        snprintf(want, sizeof(want), "%s,%s", h1, h2);
+    else
+        snprintf(want, sizeof(want), "%s,%s", h2, h1);
+    assert_string_equal(ns.text, want);
+    memset(&ns, 0, sizeof(ns));
+    meta_fsm_referrers(&f, "zz", &subj, count_ref, &ns);
+    assert_int_equal(ns.n, 0);
+    meta_fsm_release(&f);
+}
+
+static void build_state(struct meta_fsm *f)
+{
+    const char *blobs[] = { "c1", "l1" };
+    assert_int_equal(blob_stored(f, "s1", "lib/a", "c1", 5), META_OK);
+    assert_int_equal(blob_stored(f, "s2", "lib/a", "l1", 7), META_OK);
+    assert_int_equal(mount(f, "s3", "lib/b", "lib/a", "l1"), META_OK);
+    assert_int_equal(
+        put_mf(f, "s4", "lib/a", "img", "latest", blobs, 2, NULL, 0, NULL),
+        META_OK);
+    const char *kids[] = { "img" };
+    assert_int_equal(
+        put_mf(f, "s5", "lib/a", "index", "multi", NULL, 0, kids, 1, NULL),
+        META_OK);
+    assert_int_equal(
+        put_mf(f, "s6", "lib/a", "sig", NULL, NULL, 0, NULL, 0, "img"),
+        META_OK);
+    assert_int_equal(
+        put_mf(f, "s7", "lib/c", "", "empty", NULL, 0, NULL, 0, NULL), META_OK);
+}
+
+static void test_snapshot_roundtrip(void **state)
+{
+    struct meta_fsm f, g;
+    struct names n1, n2;
+    char e[AT_ERRMSG_SIZE];
+    void *buf;
+    size_t len;
+    AT_UNUSED(state);
+    meta_fsm_init(&f, 100);
+    build_state(&f);
+    assert_int_equal(meta_fsm_snapshot(&f, NULL, &buf, &len, e), 0);
+    assert_int_equal(len % 8, 0);
+
+    meta_fsm_init(&g, 100);
+    blob_stored(&g, "other", "junk", "j", 1); /* replaced by restore */
+    assert_int_equal(meta_fsm_restore(&g, buf, len, e), 0);
+    assert_string_equal(catalog_of(&f, &n1), catalog_of(&g, &n2));
+    assert_string_equal(n2.text, "lib/a,lib/b,lib/c");
+    assert_string_equal(tags_of(&f, "lib/a", &n1), tags_of(&g, "lib/a", &n2));
+    assert_string_equal(tags_of(&f, "lib/c", &n1), tags_of(&g, "lib/c", &n2));
+    assert_int_equal(f.hash, g.hash);
+    assert_int_equal(f.applied_count, g.applied_count);
+    assert_int_equal(f.applied_index, g.applied_index);
+    assert_int_equal(f.ntags, g.ntags);
+    assert_int_equal(f.manifests.len, g.manifests.len);
+    assert_int_equal(g.reqs.len, 7);
+    struct at_digest sig = dg("sig"), img = dg("img"), l1 = dg("l1");
+    const struct meta_manifest *mf = meta_fsm_manifest_find(&g, "lib/a", &sig);
+    assert_non_null(mf);
+    assert_true(mf->has_subject);
+    assert_true(at_digest_equal(&mf->subject, &img));
+    assert_string_equal(mf->artifact_type, "application/x-sig");
+    uint64_t size = 0;
+    assert_true(meta_fsm_blob_linked(&g, "lib/b", &l1, &size));
+    assert_int_equal(size, 7);
+    /* request ids survive: a retry is still deduplicated */
+    assert_int_equal(del_mf(&g, "s4", "lib/a", "img"), META_OK);
+    assert_non_null(meta_fsm_manifest_find(&g, "lib/a", &img));
+    /* refcounts were rebuilt: deleting everywhere frees the manifest */
+    assert_int_equal(del_mf(&g, "d1", "lib/a", "img"), META_OK);
+    assert_null(meta_fsm_manifest_find(&g, "lib/a", &img));
+
+    /* corrupt snapshots are refused and leave the state alone */
+    uint64_t h = g.hash;
+    ((uint8_t *)buf)[0] ^= 0x55; /* magic */
+    assert_int_not_equal(meta_fsm_restore(&g, buf, len, e), 0);
+    assert_int_not_equal(meta_fsm_restore(&g, buf, len - 8, e), 0);
+    assert_int_equal(g.hash, h);
+    free(buf);
+    meta_fsm_release(&f);
+    meta_fsm_release(&g);
+}
+
+static void test_proto_bounds(void **state)
+{
+    char e[AT_ERRMSG_SIZE];
+    void *buf;
+    size_t len;
+    AT_UNUSED(state);
+    struct meta_manifest_put p = { 0 };
+    p.repo = "a";
+    p.media_type = "x";
+    p.len = PROTO_MANIFEST_MAX + 1;
+    p.bytes = at_calloc(1, p.len);
+    assert_int_equal(meta__cmd_put_manifest("r", &p, NULL, &buf, &len, e),
+                     AT_ETOOBIG);
+    p.len = PROTO_MANIFEST_MAX;
+    assert_int_equal(meta__cmd_put_manifest("r", &p, NULL, &buf, &len, e), 0);
+    Atoll__Command *c = NULL;
+    assert_int_equal(proto_command_unpack(buf, len, &c, e), 0);
+    assert_int_equal(c->put_manifest->bytes.len, PROTO_MANIFEST_MAX);
+    proto_command_free(c);
+    /* truncated, misaligned, bad padding */
+    assert_int_equal(proto_command_unpack(buf, len - 8, &c, e), AT_ECORRUPT);
+    assert_int_equal(proto_command_unpack(buf, len - 1, &c, e), AT_ECORRUPT);
+    free(buf);
+    at_free((void *)p.bytes);
+    assert_int_equal(meta__cmd_delete_tag("r", "a", NULL, NULL, &buf, &len, e),
+                     AT_EINVAL);
+}
+
+/* ---- a real single node on libuv ---- */
+
+struct node_ctx {
+    uv_loop_t loop;
+    struct meta *m;
+    unsigned acked, failed;
+    int last_status;
+    bool read_done, closed;
+};
+
+static void on_write(void *data, int status, int result, uint64_t index)
+{
+    struct node_ctx *c = data;
+    AT_UNUSED(index);
+    if (status == 0 && result == META_OK)
+        c->acked++;
+    else
+        c->failed++;
+}
+
+static void on_read(void *data, int status)
+{
+    struct node_ctx *c = data;
+    c->last_status = status;
+    c->read_done = true;
+}
+
+static void on_closed(void *data)
+{
+    struct node_ctx *c = data;
+    c->closed = true;
+}
+
+static void run_until(struct node_ctx *c, bool (*done)(struct node_ctx *))
+{
+    for (int i = 0; i < 100000 && !done(c); i++)
+        uv_run(&c->loop, UV_RUN_ONCE);
+    assert_true(done(c));
+}
+
+static bool is_leader(struct node_ctx *c)
+{
+    struct meta_status st;
+    meta_status_get(c->m, &st);
+    return st.state == 3;
+}
+
+static bool read_done(struct node_ctx *c)
+{
+    return c->read_done;
+}
+
+static bool closed(struct node_ctx *c)
+{
+    return c->closed;
+}
+
+static unsigned want_acks;
+static bool acks_done(struct node_ctx *c)
+{
+    return c->acked + c->failed >= want_acks;
+}
+
+static void node_open(struct node_ctx *c, const char *dir, unsigned threshold)
+{
+    char e[AT_ERRMSG_SIZE] = "";
+    struct meta_config cfg = { 0 };
+    cfg.dir = dir;
+    cfg.id = 1;
+    cfg.address = "127.0.0.1:0";
+    cfg.snapshot_threshold = threshold;
+    cfg.snapshot_trailing = threshold ? threshold / 2 : 0;
+    int rv = meta_open(&c->m, &c->loop, &cfg, e);
+    if (rv != 0)
+        print_error("meta_open: %s\n", e);
+    assert_int_equal(rv, 0);
+    run_until(c, is_leader);
+    c->read_done = false;
+    assert_int_equal(meta_read_barrier(c->m, on_read, c), 0);
+    run_until(c, read_done);
+    assert_int_equal(c->last_status, 0);
+}
+
+static void node_close(struct node_ctx *c)
+{
+    c->closed = false;
+    meta_close(c->m, on_closed, c);
+    run_until(c, closed);
+    c->m = NULL;
+}
+
+/* Entry sizes vary, so unpadded lengths would not be multiples of 8. */
+static void node_write_batch(struct node_ctx *c, int base, int n)
+{
+    want_acks = c->acked + c->failed + (unsigned)n;
+    for (int i = base; i < base + n; i++) {
+        char repo[32], content[128], tag[32], blob[32];
+        snprintf(repo, sizeof(repo), "repo%d", i % 3);
+        snprintf(blob, sizeof(blob), "blob%d", i % 3);
+        if (i % 10 == 0) {
+            struct at_digest d = dg(blob);
+            assert_int_equal(meta_blob_stored(c->m, NULL, repo, &d, (uint64_t)i,
+                                              on_write, c),
+                             0);
+            continue;
+        }
+        snprintf(content, sizeof(content), "{\"n\":%d,\"pad\":\"%.*s\"}", i,
+                 i % 13, "xxxxxxxxxxxxx");
+        snprintf(tag, sizeof(tag), "tag%03d", i);
+        struct meta_manifest_put p = { 0 };
+        p.repo = repo;
+        p.digest = dg(content);
+        p.media_type = "application/vnd.oci.image.manifest.v1+json";
+        p.bytes = content;
+        p.len = strlen(content);
+        p.tag = tag;
+        assert_int_equal(meta_put_manifest(c->m, NULL, &p, on_write, c), 0);
+    }
+    run_until(c, acks_done);
+}
+
+static void snapshot_state(struct node_ctx *c, char *out, size_t size)
+{
+    struct names *ns = at_calloc(1, sizeof(*ns));
+    bool more;
+    meta_catalog_list(c->m, NULL, SIZE_MAX, collect, ns, &more);
+    snprintf(out, size, "%s|", ns->text);
+    for (int r = 0; r < 3; r++) {
+        char repo[32];
+        snprintf(repo, sizeof(repo), "repo%d", r);
+        memset(ns, 0, sizeof(*ns));
+        if (meta_tags_list(c->m, repo, NULL, SIZE_MAX, collect, ns, &more) ==
+            0) {
+            size_t l = strlen(out);
+            snprintf(out + l, size - l, "%s|", ns->text);
+        }
+    }
+    at_free(ns);
+}
+
+static bool has_snapshot(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    bool found = false;
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, "snapshot-", 9) == 0)
+            found = true;
+    }
+    if (d != NULL)
+        closedir(d);
+    return found;
+}
+
+static void rm_rf(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_single_node_restart(void **state)
+{
+    struct node_ctx *c = at_calloc(1, sizeof(*c));
+    char tmpl[] = "/tmp/atoll-meta-XXXXXX";
+    AT_UNUSED(state);
+    assert_non_null(mkdtemp(tmpl));
+    char dir[300];
+    snprintf(dir, sizeof(dir), "%s/raft/sub", tmpl); /* created by open */
+    char *before = at_calloc(1, 65536), *after = at_calloc(1, 65536);
+    uv_loop_init(&c->loop);
+
+    node_open(c, dir, 0);
+    assert_int_equal(
+        meta_put_manifest(c->m, "bad id", &(struct meta_manifest_put){ 0 },
+                          on_write, c),
+        AT_EINVAL);
+    node_write_batch(c, 0, 200);
+    assert_int_equal(c->acked, 200);
+    /* a fast read: leader, single voter, everything applied */
+    c->read_done = false;
+    assert_int_equal(meta_read_barrier(c->m, on_read, c), 0);
+    run_until(c, read_done);
+    assert_int_equal(c->last_status, 0);
+    snapshot_state(c, before, 65536);
+    struct meta_status st;
+    meta_status_get(c->m, &st);
+    assert_int_equal(st.repos, 3);
+    assert_int_equal(st.tags, 180);
+    assert_int_equal(st.state, 3);
+    assert_int_equal(st.leader_id, 1);
+    node_close(c);
+    assert_false(has_snapshot(dir));
+
+    /* reopen: everything is back (lost if entries were not padded) */
+    node_open(c, dir, 64);
+    snapshot_state(c, after, 65536);
+    assert_string_equal(before, after);
+    /* more writes with a small threshold: snapshots are taken */
+    node_write_batch(c, 200, 200);
+    assert_int_equal(c->acked, 400);
+    snapshot_state(c, before, 65536);
+    meta_status_get(c->m, &st);
+    assert_int_equal(st.tags, 360);
+    node_close(c);
+    assert_true(has_snapshot(dir));
+
+    node_open(c, dir, 64);
+    snapshot_state(c, after, 65536);
+    assert_string_equal(before, after);
+    /* duplicate request id after restart: stored result, no re-apply */
+    unsigned acked = c->acked;
+    want_acks = c->acked + c->failed + 1;
+    assert_int_equal(
+        meta_delete_tag(c->m, "fixed-1", "repo1", "tag001", on_write, c), 0);
+    run_until(c, acks_done);
+    assert_int_equal(c->acked, acked + 1);
+    node_close(c);
+    node_open(c, dir, 64);
+    want_acks = c->acked + c->failed + 1;
+    assert_int_equal(
+        meta_delete_tag(c->m, "fixed-1", "repo1", "tag001", on_write, c), 0);
+    run_until(c, acks_done);
+    assert_int_equal(c->acked, acked + 2); /* META_OK again, not unknown */
+
+    /* several reads share barriers; all answer */
+    c->read_done = false;
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(meta_read_barrier(c->m, on_read, c), 0);
+    run_until(c, read_done);
+    assert_int_equal(c->last_status, 0);
+
+    /* a write and a read in flight at close complete exactly once */
+    want_acks = c->acked + c->failed + 1;
+    assert_int_equal(
+        meta_delete_tag(c->m, NULL, "repo2", "tag002", on_write, c), 0);
+    c->read_done = false;
+    assert_int_equal(meta_read_barrier(c->m, on_read, c), 0);
+    node_close(c);
+    assert_true(acks_done(c));
+    assert_true(c->read_done);
+
+    uv_loop_close(&c->loop);
+    at_free(before);
+    at_free(after);
+    at_free(c);
+    rm_rf(tmpl);
+}
+
+/* ---- seeded simulation on raft_fixture ---- */
+
+#define SIM_N     3
+#define SIM_STEPS 4000
+
+struct sim_node {
+    struct meta_fsm fsm;
+    struct meta_fsm_glue glue;
+    uint64_t *chain; /* chain[count] = hash after count applies; 0 unknown */
+    size_t cap;
+};
+
+struct sim_write {
+    struct raft_apply req;
+    int seq;
+    bool is_put;
+    struct sim *sim;
+};
+
+struct sim {
+    struct raft_fixture f;
+    struct sim_node nodes[SIM_N];
+    uint64_t rng;
+    int *acked_puts; /* seq of acknowledged PutManifest */
+    size_t nacked;
+    unsigned outstanding;
+};
+
+static uint64_t rnd(struct sim *s)
+{
+    s->rng ^= s->rng << 13;
+    s->rng ^= s->rng >> 7;
+    s->rng ^= s->rng << 17;
+    return s->rng;
+}
+
+static void sim_applied(void *data, const struct meta_fsm *f)
+{
+    struct sim_node *n = data;
+    if (f->applied_count >= n->cap) {
+        size_t cap = (f->applied_count + 1) * 2;
+        n->chain = at_realloc(n->chain, cap * sizeof(*n->chain));
+        memset(n->chain + n->cap, 0, (cap - n->cap) * sizeof(*n->chain));
+        n->cap = cap;
+    }
+    n->chain[f->applied_count] = f->hash;
+}
+
+static void sim_on_apply(struct raft_apply *req, int status, void *result)
+{
+    struct sim_write *w = req->data;
+    struct sim *s = w->sim;
+    if (status == 0 && w->is_put && (int)(intptr_t)result == META_OK) {
+        s->acked_puts =
+            at_realloc(s->acked_puts, (s->nacked + 1) * sizeof(int));
+        s->acked_puts[s->nacked++] = w->seq;
+    }
+    s->outstanding--;
+    at_free(w);
+}
+
+static void sim_propose(struct sim *s, unsigned leader, int seq)
+{
+    struct raft *r = raft_fixture_get(&s->f, leader);
+    char repo[16], content[64], tag[16], rid[32];
+    void *buf;
+    size_t len;
+    char e[AT_ERRMSG_SIZE];
+    snprintf(repo, sizeof(repo), "r%d", seq % 2);
+    snprintf(tag, sizeof(tag), "t%d", (int)(rnd(s) % 20));
+    snprintf(rid, sizeof(rid), "req-%d", seq);
+    bool is_put = rnd(s) % 4 != 0;
+    int rv;
+    if (is_put) {
+        snprintf(content, sizeof(content), "manifest-%d%.*s", seq,
+                 (int)(rnd(s) % 9), "........");
+        struct meta_manifest_put p = { 0 };
+        p.repo = repo;
+        p.digest = dg(content);
+        p.media_type = "m";
+        p.bytes = content;
+        p.len = strlen(content);
+        p.tag = tag;
+        rv = meta__cmd_put_manifest(rid, &p, raft_malloc, &buf, &len, e);
+    } else {
+        rv = meta__cmd_delete_tag(rid, repo, tag, raft_malloc, &buf, &len, e);
+    }
+    assert_int_equal(rv, 0);
+    struct sim_write *w = at_calloc(1, sizeof(*w));
+    w->seq = seq;
+    w->is_put = is_put;
+    w->sim = s;
+    w->req.data = w;
+    struct raft_buffer b = { buf, len };
+    if (raft_apply(r, &w->req, &b, 1, sim_on_apply) != 0) {
+        raft_free(buf);
+        at_free(w);
+        return;
+    }
+    s->outstanding++;
+}
+
+static void sim_run(uint64_t seed)
+{
+    struct sim *s = at_calloc(1, sizeof(*s));
+    struct raft_configuration conf;
+    s->rng = seed * 2654435761u + 1;
+    assert_int_equal(raft_fixture_initialize(&s->f), 0);
+    for (unsigned i = 0; i < SIM_N; i++) {
+        struct sim_node *n = &s->nodes[i];
+        meta_fsm_init(&n->fsm, 1000);
+        meta__glue_init(&n->glue, &n->fsm);
+        n->glue.applied = sim_applied;
+        n->glue.data = n;
+        assert_int_equal(raft_fixture_grow(&s->f, &n->glue.iface), 0);
+        n->glue.raft = raft_fixture_get(&s->f, i);
+        raft_set_snapshot_threshold(n->glue.raft, 128);
+        raft_set_snapshot_trailing(n->glue.raft, 64);
+        raft_fixture_set_randomized_election_timeout(
+            &s->f, i, 1000 + (unsigned)(rnd(s) % 1000));
+    }
+    assert_int_equal(raft_fixture_configuration(&s->f, SIM_N, &conf), 0);
+    assert_int_equal(raft_fixture_bootstrap(&s->f, &conf), 0);
+    raft_configuration_close(&conf);
+    assert_int_equal(raft_fixture_start(&s->f), 0);
+
+    int seq = 0;
+    for (int step = 0; step < SIM_STEPS; step++) {
+        uint64_t x = rnd(s) % 1000;
+        unsigned a = (unsigned)(rnd(s) % SIM_N), b = (unsigned)(rnd(s) % SIM_N);
+        if (x < 15 && a != b) {
+            raft_fixture_saturate(&s->f, a, b);
+            raft_fixture_saturate(&s->f, b, a);
+        } else if (x < 40 && a != b) {
+            raft_fixture_desaturate(&s->f, a, b);
+            raft_fixture_desaturate(&s->f, b, a);
+        } else if (x < 45) {
+            unsigned alive = 0;
+            for (unsigned i = 0; i < SIM_N; i++)
+                alive += raft_fixture_alive(&s->f, i);
+            if (alive == SIM_N && raft_fixture_alive(&s->f, a))
+                raft_fixture_kill(&s->f, a);
+        } else if (x < 70) {
+            if (!raft_fixture_alive(&s->f, a))
+                raft_fixture_revive(&s->f, a);
+        } else if (x < 400) {
+            unsigned l = raft_fixture_leader_index(&s->f);
+            if (l < SIM_N &&
+                raft_state(raft_fixture_get(&s->f, l)) == RAFT_LEADER)
+                sim_propose(s, l, seq++);
+        }
+        raft_fixture_step(&s->f);
+    }
+
+    /* heal, then let everything converge */
+    for (unsigned i = 0; i < SIM_N; i++) {
+        if (!raft_fixture_alive(&s->f, i))
+            raft_fixture_revive(&s->f, i);
+        for (unsigned j = 0; j < SIM_N; j++) {
+            if (i != j)
+                raft_fixture_desaturate(&s->f, i, j);
+        }
+    }
+    assert_true(raft_fixture_step_until_has_leader(&s->f, 30000));
+    unsigned l = raft_fixture_leader_index(&s->f);
+    sim_propose(s, l, seq++); /* commits everything in the leader's term */
+    struct raft *lr = raft_fixture_get(&s->f, l);
+    raft_index last = raft_last_index(lr);
+    assert_true(raft_fixture_step_until_applied(&s->f, SIM_N, last, 30000));
+
+    /* same sequence everywhere: equal final hash, equal chain prefixes */
+    for (unsigned i = 1; i < SIM_N; i++) {
+        assert_int_equal(s->nodes[i].fsm.hash, s->nodes[0].fsm.hash);
+        assert_int_equal(s->nodes[i].fsm.applied_count,
+                         s->nodes[0].fsm.applied_count);
+    }
+    for (unsigned i = 1; i < SIM_N; i++) {
+        struct sim_node *p = &s->nodes[0], *q = &s->nodes[i];
+        size_t n = AT_MIN(p->cap, q->cap);
+        for (size_t k = 0; k < n; k++) {
+            if (p->chain[k] != 0 && q->chain[k] != 0)
+                assert_int_equal(p->chain[k], q->chain[k]);
+        }
+    }
+    /* every acknowledged manifest is present on every node */
+    for (size_t k = 0; k < s->nacked; k++) {
+        char repo[16], prefix[32];
+        snprintf(repo, sizeof(repo), "r%d", s->acked_puts[k] % 2);
+        snprintf(prefix, sizeof(prefix), "manifest-%d", s->acked_puts[k]);
+        bool found = false;
+        for (int pad = 0; pad < 9 && !found; pad++) {
+            char content[64];
+            snprintf(content, sizeof(content), "%s%.*s", prefix, pad,
+                     "........");
+            struct at_digest d = dg(content);
+            found = meta_fsm_manifest_find(&s->nodes[0].fsm, repo, &d) != NULL;
+            for (unsigned i = 1; found && i < SIM_N; i++)
+                assert_non_null(
+                    meta_fsm_manifest_find(&s->nodes[i].fsm, repo, &d));
+        }
+        assert_true(found);
+    }
+    print_message("# seed %" PRIu64 ": %d proposed, %zu puts acked, %" PRIu64
+                  " applied\n",
+                  seed, seq, s->nacked, s->nodes[0].fsm.applied_count);
+    assert_true(s->nacked > 0);
+
+    raft_fixture_close(&s->f);
+    for (unsigned i = 0; i < SIM_N; i++) {
+        meta_fsm_release(&s->nodes[i].fsm);
+        at_free(s->nodes[i].chain);
+    }
+    at_free(s->acked_puts);
+    at_free(s);
+}
+
+static void test_simulation(void **state)
+{
+    AT_UNUSED(state);
+    const char *env = getenv("META_SIM_SEEDS");
+    unsigned long seeds = env != NULL ? strtoul(env, NULL, 10) : 20;
+    for (uint64_t seed = 1; seed <= seeds; seed++)
+        sim_run(seed);
+}
+
+int main(void)
+{
+    at_log_configure("error");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_put_manifest_rules),
+        cmocka_unit_test(test_blob_rules),
+        cmocka_unit_test(test_dedup_and_garbage),
+        cmocka_unit_test(test_listing),
+        cmocka_unit_test(test_referrers),
+        cmocka_unit_test(test_snapshot_roundtrip),
+        cmocka_unit_test(test_proto_bounds),
+        cmocka_unit_test(test_single_node_restart),
+        cmocka_unit_test(test_simulation),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,773 @@
+/* Unit tests of the blob store: uploads, commit, backpressure, restart, purge.
+ */
+#include "common/compat.h"
+
+#include <setjmp.h>
+
+#include <cmocka.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "storage/internal.h"
+
+#define MIB ((size_t)1 << 20)
+
+struct fx {
+    uv_loop_t loop;
+    char dir[64];
+    struct storage s;
+    bool open;
+};
+
+static int fx_setup(void **state)
+{
+    struct fx *f = at_calloc(1, sizeof(*f));
+
+    snprintf(f->dir, sizeof(f->dir), "/tmp/atoll-storage-XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    if (uv_loop_init(&f->loop) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+/* Run the loop once more so every work item and close callback finishes. */
+static void fx_close_store(struct fx *f)
+{
+    if (!f->open)
+        return;
+    storage_close(&f->s);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_true(storage_closed(&f->s));
+    f->open = false;
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *f = *state;
+
+    fx_close_store(f);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    assert_int_equal(storage__rm_tree(f->dir), 0);
+    free(f);
+    return 0;
+}
+
+static void fx_open(struct fx *f, uint64_t reserve, uint64_t ttl, size_t hw)
+{
+    struct storage_config cfg = {
+        .dir = f->dir,
+        .node_tag = "n1",
+        .reserve_bytes = reserve,
+        .upload_ttl_ms = ttl,
+        .write_high_water = hw,
+    };
+    int rv = storage_open(&f->s, &f->loop, &cfg);
+    if (rv != 0)
+        fail_msg("storage_open: %s", storage_errmsg(&f->s));
+    f->open = true;
+}
+
+/* Run the loop until *flag is set; fail if the loop runs dry first. */
+static void run_until(struct fx *f, const bool *flag)
+{
+    while (!*flag) {
+        if (uv_run(&f->loop, UV_RUN_ONCE) == 0 && !*flag)
+            fail_msg("loop ran dry");
+    }
+}
+
+static void fill(uint8_t *p, size_t n, uint64_t seed)
+{
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        p[i] = (uint8_t)x;
+    }
+}
+
+static bool path_exists(const char *fmt, ...) AT_PRINTF(1, 2);
+static bool path_exists(const char *fmt, ...)
+{
+    char path[512];
+    struct stat st;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(path, sizeof(path), fmt, ap);
+    va_end(ap);
+    return lstat(path, &st) == 0;
+}
+
+/* ---- callbacks ---- */
+
+struct res {
+    bool done;
+    int status;
+    int calls;
+    struct at_digest digest;
+    uint64_t size;
+};
+
+static void on_status(void *data, int status)
+{
+    struct res *r = data;
+    r->done = true;
+    r->status = status;
+    r->calls++;
+}
+
+static void on_commit(void *data,
+                      int status,
+                      const struct at_digest *d,
+                      uint64_t size)
+{
+    struct res *r = data;
+    r->done = true;
+    r->status = status;
+    r->calls++;
+    if (d != NULL)
+        r->digest = *d;
+    r->size = size;
+}
+
+static int flush_wait(struct fx *f, struct storage_upload *u, bool sync)
+{
+    struct res r = { 0 };
+    int rv = storage_upload_flush(u, sync, on_status, &r);
+    if (rv != 0)
+        return rv;
+    run_until(f, &r.done);
+    assert_int_equal(r.calls, 1);
+    return r.status;
+}
+
+static int commit_wait(struct fx *f,
+                       struct storage_upload *u,
+                       const struct at_digest *want,
+                       struct res *r)
+{
+    int rv;
+
+    memset(r, 0, sizeof(*r));
+    rv = storage_upload_commit(u, want, on_commit, r);
+    if (rv != 0)
+        return rv;
+    run_until(f, &r->done);
+    assert_int_equal(r->calls, 1);
+    return r->status;
+}
+
+/* Read a whole blob and check its size and sha256. */
+static void check_blob(struct fx *f, const struct at_digest *d, uint64_t size)
+{
+    struct at_sha256 h;
+    struct at_digest got;
+    uint64_t sz = 0;
+    char buf[65536];
+    uint64_t total = 0;
+    int fd = -1;
+    ssize_t k;
+
+    assert_int_equal(storage_blob_stat(&f->s, d, &sz), 0);
+    assert_true(sz == size);
+    assert_int_equal(storage_blob_open(&f->s, d, &fd, &sz), 0);
+    assert_true(sz == size);
+    at_sha256_init(&h);
+    while ((k = read(fd, buf, sizeof(buf))) > 0) {
+        at_sha256_update(&h, buf, (size_t)k);
+        total += (uint64_t)k;
+    }
+    close(fd);
+    at_sha256_final(&h, &got);
+    assert_true(total == size);
+    assert_true(at_digest_equal(&got, d));
+}
+
+static size_t count_entries(const char *path)
+{
+    char cmd[600];
+    FILE *p;
+    size_t n = 0;
+    char line[512];
+
+    snprintf(cmd, sizeof(cmd), "find '%s' -type f", path);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    while (fgets(line, sizeof(line), p) != NULL)
+        n++;
+    pclose(p);
+    return n;
+}
+
+/* ---- tests ---- */
+
+static void test_id_valid(void **state)
+{
+    AT_UNUSED(state);
+    assert_true(
+        storage_upload_id_valid("0123456789abcdef0123456789abcdef", 32));
+    assert_true(
+        storage_upload_id_valid("n1-0123456789abcdef0123456789abcdef", 35));
+    assert_true(storage_upload_id_valid(
+        "abcdefghijklmnop-0123456789abcdef0123456789abcdef", 49));
+    assert_false(storage_upload_id_valid("", 0));
+    assert_false(storage_upload_id_valid("../x", 4));
+    assert_false(
+        storage_upload_id_valid("0123456789ABCDEF0123456789abcdef", 32));
+    assert_false(
+        storage_upload_id_valid("0123456789abcdef0123456789abcde", 31));
+    assert_false(
+        storage_upload_id_valid("0123456789abcdef0123456789abcdef0", 33));
+    assert_false(
+        storage_upload_id_valid("-0123456789abcdef0123456789abcdef", 33));
+    assert_false(storage_upload_id_valid(
+        "abcdefghijklmnopq-0123456789abcdef0123456789abcdef", 50));
+    assert_false(
+        storage_upload_id_valid("N1-0123456789abcdef0123456789abcdef", 35));
+    assert_false(
+        storage_upload_id_valid("../0123456789abcdef0123456789abcdef", 35));
+    assert_false(
+        storage_upload_id_valid("n/-0123456789abcdef0123456789abcdef", 35));
+    assert_false(
+        storage_upload_id_valid("n1-0123456789abcdef0123456789abcde\0", 35));
+    assert_false(storage_upload_id_valid(NULL, 0));
+}
+
+static void test_find_invalid(void **state)
+{
+    struct fx *f = *state;
+    struct storage_upload *u = NULL;
+    char longid[200];
+
+    fx_open(f, 0, 0, 0);
+    memset(longid, 'a', sizeof(longid) - 1);
+    longid[sizeof(longid) - 1] = '\0';
+    assert_int_equal(storage_upload_find(&f->s, "../x", &u), AT_ENOTFOUND);
+    assert_int_equal(storage_upload_find(&f->s, "", &u), AT_ENOTFOUND);
+    assert_int_equal(storage_upload_find(&f->s, longid, &u), AT_ENOTFOUND);
+    assert_int_equal(
+        storage_upload_find(&f->s, "0123456789ABCDEF0123456789ABCDEF", &u),
+        AT_ENOTFOUND);
+    assert_int_equal(
+        storage_upload_find(&f->s, "0123456789abcdef0123456789abcdef", &u),
+        AT_ENOTFOUND);
+    assert_null(u);
+}
+
+static void test_commit_pieces(void **state)
+{
+    struct fx *f = *state;
+    struct storage_upload *u = NULL;
+    struct storage_upload *u2 = NULL;
+    struct at_sha256 h;
+    struct at_digest want;
+    struct at_digest wrong;
+    struct res r;
+    size_t total = 0;
+    uint8_t *buf = at_malloc(5 * MIB);
+    char id[STORAGE_UPLOAD_ID_MAX + 1];
+
+    fx_open(f, 0, 0, 0);
+    assert_int_equal(storage_upload_create(&f->s, "lib/alpine", &u), 0);
+    snprintf(id, sizeof(id), "%s", storage_upload_id(u));
+    assert_true(strncmp(id, "n1-", 3) == 0);
+    assert_true(storage_upload_id_valid(id, strlen(id)));
+    assert_string_equal(storage_upload_repo(u), "lib/alpine");
+    assert_true(path_exists("%s/uploads/%s/data", f->dir, id));
+    assert_true(path_exists("%s/uploads/%s/info", f->dir, id));
+
+    at_sha256_init(&h);
+    for (int i = 0; i < 300; i++) {
+        size_t n = (size_t)(i * 37 % 1000) + 1;
+        if (i % 50 == 7)
+            n = 3 * MIB + (size_t)i; /* a few large pieces */
+        fill(buf, n, (uint64_t)i);
+        at_sha256_update(&h, buf, n);
+        assert_int_equal(storage_upload_write(u, buf, n), 0);
+        total += n;
+        assert_true(storage_upload_size(u) == total);
+        if (i % 40 == 0)
+            uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    at_sha256_final(&h, &want);
+
+    /* Wrong digest: nothing visible, session still usable. */
+    at_digest_of("x", 1, &wrong);
+    assert_int_equal(commit_wait(f, u, &wrong, &r), AT_EDIGEST);
+    assert_int_equal(storage_blob_stat(&f->s, &wrong, &(uint64_t){ 0 }),
+                     AT_ENOTFOUND);
+    assert_int_equal(storage_blob_stat(&f->s, &want, &(uint64_t){ 0 }),
+                     AT_ENOTFOUND);
+    assert_int_equal(storage_upload_find(&f->s, id, &u2), 0);
+    assert_ptr_equal(u, u2);
+    storage_upload_unref(u2);
+    assert_true(storage_upload_size(u) == total);
+
+    /* Right digest (the hash is recomputed from the file). */
+    assert_int_equal(commit_wait(f, u, &want, &r), 0);
+    assert_true(at_digest_equal(&r.digest, &want));
+    assert_true(r.size == total);
+    check_blob(f, &want, total);
+    assert_int_equal(storage_upload_find(&f->s, id, &u2), AT_ENOTFOUND);
+    assert_false(path_exists("%s/uploads/%s", f->dir, id));
+    assert_int_equal(storage_upload_write(u, "x", 1), AT_ENOTFOUND);
+    storage_upload_cancel(u); /* no-op after commit */
+    storage_upload_unref(u);
+
+    /* Blob removal. */
+    assert_int_equal(storage_blob_remove(&f->s, &want), 0);
+    assert_int_equal(storage_blob_remove(&f->s, &want), AT_ENOTFOUND);
+    free(buf);
+}
+
+static void test_empty_blob(void **state)
+{
+    struct fx *f = *state;
+    struct storage_upload *u = NULL;
+    struct at_digest want;
+    struct res r;
+
+    fx_open(f, 0, 0, 0);
+    at_digest_of("", 0, &want);
+    assert_int_equal(storage_upload_create(&f->s, "r", &u), 0);
+    assert_int_equal(commit_wait(f, u, &want, &r), 0);
+    storage_upload_unref(u);
+    check_blob(f, &want, 0);
+}
+
+/* ---- backpressure ---- */
+
+struct bp {
+    struct fx *f;
+    struct storage_upload *u;
+    struct at_sha256 h;
+    uint8_t piece[65536];
+    size_t total;
+    size_t sent;
+    size_t peak;
+    int drains;
+    bool done;
+};
+
+static void bp_pump(struct bp *b);
+
+static void bp_on_drain(void *data, int status)
+{
+    struct bp *b = data;
+    assert_int_equal(status, 0);
+    assert_true(storage_upload_queued(b->u) <= b->f->s.write_high_water / 2);
+    b->drains++;
+    bp_pump(b);
+}
+
+static void bp_pump(struct bp *b)
+{
+    while (b->sent < b->total) {
+        fill(b->piece, sizeof(b->piece), b->sent);
+        at_sha256_update(&b->h, b->piece, sizeof(b->piece));
+        assert_int_equal(storage_upload_write(b->u, b->piece, sizeof(b->piece)),
+                         0);
+        b->sent += sizeof(b->piece);
+        b->peak = AT_MAX(b->peak, storage_upload_queued(b->u));
+        if (storage_upload_busy(b->u)) {
+            storage_upload_on_drain(b->u, bp_on_drain, b);
+            return;
+        }
+    }
+    b->done = true;
+}
+
+static void test_backpressure(void **state)
+{
+    struct fx *f = *state;
+    struct bp *b = at_calloc(1, sizeof(*b));
+    struct at_digest want;
+    struct res r;
+
+    fx_open(f, 0, 0, 0);
+    assert_true(f->s.write_high_water == 8 * MIB);
+    b->f = f;
+    b->total = 64 * MIB;
+    at_sha256_init(&b->h);
+    assert_int_equal(storage_upload_create(&f->s, "big", &b->u), 0);
+    bp_pump(b);
+    run_until(f, &b->done);
+    at_sha256_final(&b->h, &want);
+    assert_true(b->drains > 0);
+    assert_true(b->peak > f->s.write_high_water);
+    assert_true(b->peak <= f->s.write_high_water + sizeof(b->piece));
+    assert_int_equal(commit_wait(f, b->u, &want, &r), 0);
+    assert_true(r.size == 64 * MIB);
+    check_blob(f, &want, 64 * MIB);
+    storage_upload_unref(b->u);
+    free(b);
+}
+
+/* ---- restart ---- */
+
+static void test_restart_rehash(void **state)
+{
+    struct fx *f = *state;
+    struct storage_upload *u = NULL;
+    struct at_sha256 h;
+    struct at_digest want;
+    struct res r;
+    uint8_t *buf = at_malloc(3 * MIB);
+    char id[STORAGE_UPLOAD_ID_MAX + 1];
+
+    fx_open(f, 0, 0, 0);
+    assert_int_equal(storage_upload_create(&f->s, "a/b", &u), 0);
+    snprintf(id, sizeof(id), "%s", storage_upload_id(u));
+    at_sha256_init(&h);
+    fill(buf, 3 * MIB, 1);
+    at_sha256_update(&h, buf, 3 * MIB);
+    assert_int_equal(storage_upload_write(u, buf, 3 * MIB), 0);
+    assert_int_equal(flush_wait(f, u, true), 0);
+    storage_upload_unref(u);
+    fx_close_store(f);
+
+    /* A new struct, as after a process restart. */
+    memset(&f->s, 0xa5, sizeof(f->s));
+    fx_open(f, 0, 0, 0);
+    u = NULL;
+    assert_int_equal(storage_upload_find(&f->s, id, &u), 0);
+    assert_true(storage_upload_size(u) == 3 * MIB);
+    assert_string_equal(storage_upload_repo(u), "a/b");
+    fill(buf, 1 * MIB + 3, 2);
+    at_sha256_update(&h, buf, 1 * MIB + 3);
+    assert_int_equal(storage_upload_write(u, buf, 1 * MIB + 3), 0);
+    assert_true(storage_upload_size(u) == 4 * MIB + 3);
+    at_sha256_final(&h, &want);
+    assert_int_equal(commit_wait(f, u, &want, &r), 0);
+    storage_upload_unref(u);
+    check_blob(f, &want, 4 * MIB + 3);
+    free(buf);
+}
+
+/* Closing with a write in flight, a pending flush and a drain: the struct is
+ * freed at once (as node/server.c does), the loop finishes with no handle
+ * left, and the session survives with its bytes. */
+static void test_close_inflight(void **state)
+{
+    struct fx *f = *state;
+    struct storage *hs = at_malloc(sizeof(*hs));
+    struct storage_config cfg = { .dir = f->dir };
+    struct storage_upload *u = NULL;
+    uint8_t *buf = at_malloc(16 * MIB);
+    char id[STORAGE_UPLOAD_ID_MAX + 1];
+    struct res r = { 0 };
+    struct res dr = { 0 };
+
+    assert_int_equal(storage_open(hs, &f->loop, &cfg), 0);
+    assert_int_equal(storage_upload_create(hs, "x", &u), 0);
+    snprintf(id, sizeof(id), "%s", storage_upload_id(u));
+    fill(buf, 16 * MIB, 3);
+    assert_int_equal(storage_upload_write(u, buf, 16 * MIB), 0);
+    assert_int_equal(storage_upload_flush(u, false, on_status, &r), 0);
+    storage_upload_on_drain(u, on_status, &dr);
+    storage_close(hs);
+    assert_true(storage_closed(hs));
+    free(hs);
+    assert_int_equal(storage_upload_write(u, buf, 1), AT_ESHUTDOWN);
+    assert_int_equal(storage_upload_flush(u, true, on_status, &r),
+                     AT_ESHUTDOWN);
+    storage_upload_unref(u);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(dr.calls, 1);
+
+    fx_open(f, 0, 0, 0);
+    assert_int_equal(storage_upload_find(&f->s, id, &u), 0);
+    assert_true(storage_upload_size(u) == 16 * MIB);
+    storage_upload_cancel(u);
+    storage_upload_unref(u);
+    free(buf);
+}
+
+/* ---- cancel ---- */
+
+static void test_cancel(void **state)
+{
+    struct fx *f = *state;
+    struct storage_upload *u = NULL;
+    struct storage_upload *u2 = NULL;
+    uint8_t *buf = at_malloc(2 * MIB);
+    char id[STORAGE_UPLOAD_ID_MAX + 1];
+    struct res fl = { 0 };
+    struct res dr = { 0 };
+
+    fx_open(f, 0, 0, 1 * MIB);
+    assert_int_equal(storage_upload_create(&f->s, "c", &u), 0);
+    snprintf(id, sizeof(id), "%s", storage_upload_id(u));
+    fill(buf, 2 * MIB, 4);
+    assert_int_equal(storage_upload_write(u, buf, 2 * MIB), 0);
+    assert_int_equal(storage_upload_write(u, buf, 2 * MIB), 0);
+    assert_true(storage_upload_busy(u));
+    storage_upload_on_drain(u, on_status, &dr);
+    assert_int_equal(storage_upload_flush(u, true, on_status, &fl), 0);
+    storage_upload_cancel(u);
+    assert_int_equal(storage_upload_find(&f->s, id, &u2), AT_ENOTFOUND);
+    storage_upload_cancel(u); /* idempotent */
+    assert_int_equal(storage_upload_write(u, "x", 1), AT_ENOTFOUND);
+    assert_false(dr.done); /* never synchronously */
+    storage_upload_unref(u);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(dr.calls, 1);
+    assert_int_equal(dr.status, AT_ECANCELED);
+    assert_int_equal(fl.calls, 1);
+    assert_int_equal(fl.status, AT_ECANCELED);
+    assert_false(path_exists("%s/uploads/%s", f->dir, id));
+    free(buf);
+}
+
+/* ---- write errors (white-box: the data fd is swapped for /dev/full) ---- */
+
+static void test_write_error(void **state)
+{
+    struct fx *f = *state;
+    struct storage_upload *u = NULL;
+    struct at_digest d;
+    struct res r = { 0 };
+    int full = open("/dev/full", O_RDWR | O_CLOEXEC);
+    char id[STORAGE_UPLOAD_ID_MAX + 1];
+
+    if (full < 0)
+        skip();
+    fx_open(f, 0, 0, 0);
+    assert_int_equal(storage_upload_create(&f->s, "e", &u), 0);
+    snprintf(id, sizeof(id), "%s", storage_upload_id(u));
+    assert_true(dup2(full, u->fd) >= 0);
+    close(full);
+    assert_int_equal(storage_upload_write(u, "hello", 5), 0);
+    assert_int_equal(flush_wait(f, u, false), AT_ENOSPC);
+    assert_int_equal(storage_upload_write(u, "x", 1), AT_ENOSPC);
+    assert_int_equal(storage_upload_flush(u, true, on_status, &r), AT_ENOSPC);
+    at_digest_of("hello", 5, &d);
+    assert_int_equal(storage_upload_commit(u, &d, on_commit, &r), AT_ENOSPC);
+    assert_false(r.done);
+    assert_non_null(strstr(storage_errmsg(&f->s), "No space"));
+    storage_upload_cancel(u);
+    storage_upload_unref(u);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_false(path_exists("%s/uploads/%s", f->dir, id));
+}
+
+/* ---- purge ---- */
+
+static void test_purge_old_mtime(void **state)
+{
+    struct fx *f = *state;
+    struct storage_upload *u = NULL;
+    char id_old[STORAGE_UPLOAD_ID_MAX + 1];
+    char id_new[STORAGE_UPLOAD_ID_MAX + 1];
+    char path[512];
+    struct timeval tv[2];
+
+    fx_open(f, 0, 0, 0);
+    assert_int_equal(storage_upload_create(&f->s, "old", &u), 0);
+    snprintf(id_old, sizeof(id_old), "%s", storage_upload_id(u));
+    assert_int_equal(storage_upload_write(u, "abc", 3), 0);
+    assert_int_equal(flush_wait(f, u, false), 0);
+    storage_upload_unref(u);
+    assert_int_equal(storage_upload_create(&f->s, "new", &u), 0);
+    snprintf(id_new, sizeof(id_new), "%s", storage_upload_id(u));
+    storage_upload_unref(u);
+    fx_close_store(f);
+
+    snprintf(path, sizeof(path), "%s/uploads/%s/data", f->dir, id_old);
+    gettimeofday(&tv[0], NULL);
+    tv[0].tv_sec -= 3600;
+    tv[1] = tv[0];
+    assert_int_equal(utimes(path, tv), 0);
+
+    fx_open(f, 0, 600000, 0); /* ttl 10 min */
+    assert_int_equal(storage_upload_find(&f->s, id_old, &u), AT_ENOTFOUND);
+    assert_int_equal(storage_upload_find(&f->s, id_new, &u), 0);
+    storage_upload_unref(u);
+    uv_run(&f->loop, UV_RUN_DEFAULT); /* purge timer is unref'd */
+    assert_false(path_exists("%s/uploads/%s", f->dir, id_old));
+    assert_true(path_exists("%s/uploads/%s", f->dir, id_new));
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
+static void test_purge_timer(void **state)
+{
+    struct fx *f = *state;
+    struct storage_upload *u = NULL;
+    struct storage_upload *locked = NULL;
+    char id[STORAGE_UPLOAD_ID_MAX + 1];
+    char id_locked[STORAGE_UPLOAD_ID_MAX + 1];
+    uv_timer_t t;
+    bool fired = false;
+
+    fx_open(f, 0, 50, 0);
+    assert_int_equal(storage_upload_create(&f->s, "p", &u), 0);
+    snprintf(id, sizeof(id), "%s", storage_upload_id(u));
+    storage_upload_unref(u);
+    assert_int_equal(storage_upload_create(&f->s, "p", &locked), 0);
+    snprintf(id_locked, sizeof(id_locked), "%s", storage_upload_id(locked));
+    assert_true(storage_upload_try_lock(locked));
+    assert_false(storage_upload_try_lock(locked));
+
+    uv_timer_init(&f->loop, &t);
+    t.data = &fired;
+    uv_timer_start(&t, on_timer, 300, 0);
+    run_until(f, &fired);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(storage_upload_find(&f->s, id, &u), AT_ENOTFOUND);
+    assert_false(path_exists("%s/uploads/%s", f->dir, id));
+    assert_int_equal(storage_upload_find(&f->s, id_locked, &u), 0);
+    storage_upload_unref(u);
+    storage_upload_unlock(locked);
+    storage_upload_unref(locked);
+}
+
+/* ---- space, existing blobs, open-time recovery ---- */
+
+static void test_space_reserve(void **state)
+{
+    struct fx *f = *state;
+    struct storage_upload *u = NULL;
+
+    fx_open(f, (uint64_t)1 << 62, 0, 0);
+    assert_false(storage_space_ok(&f->s));
+    assert_int_equal(storage_upload_create(&f->s, "r", &u), AT_ENOSPC);
+    assert_null(u);
+    fx_close_store(f);
+    fx_open(f, 1, 0, 0);
+    assert_true(storage_space_ok(&f->s));
+}
+
+static void test_existing_blob(void **state)
+{
+    struct fx *f = *state;
+    struct storage_upload *u = NULL;
+    struct at_digest want;
+    struct res r;
+    char hex[AT_DIGEST_HEX_LEN + 1];
+    char path[512];
+    const char *content = "same content";
+    struct stat st1;
+    struct stat st2;
+
+    fx_open(f, 0, 0, 0);
+    at_digest_of(content, strlen(content), &want);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(storage_upload_create(&f->s, "r", &u), 0);
+        assert_int_equal(storage_upload_write(u, content, strlen(content)), 0);
+        assert_int_equal(commit_wait(f, u, &want, &r), 0);
+        storage_upload_unref(u);
+        snprintf(path, sizeof(path), "%s/blobs/sha256/%.2s/%s", f->dir,
+                 at_digest_hex(&want, hex), hex);
+        assert_int_equal(stat(path, i == 0 ? &st1 : &st2), 0);
+    }
+    assert_true(st1.st_ino == st2.st_ino); /* the first one was kept */
+    snprintf(path, sizeof(path), "%s/blobs", f->dir);
+    assert_true(count_entries(path) == 1);
+    snprintf(path, sizeof(path), "%s/uploads", f->dir);
+    assert_true(count_entries(path) == 0);
+    check_blob(f, &want, strlen(content));
+}
+
+static void test_open_recovery(void **state)
+{
+    struct fx *f = *state;
+    struct storage_upload *u = NULL;
+    const char *bad = "0123456789abcdef0123456789abcdef";
+    const char *badinfo = "n1-00000000000000000000000000000000";
+    char path[512];
+    int fd;
+
+    fx_open(f, 0, 0, 0);
+    fx_close_store(f);
+    /* session without info, session with corrupt info, junk in tmp/, and a
+     * foreign name in uploads/ */
+    snprintf(path, sizeof(path), "%s/uploads/%s", f->dir, bad);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof(path), "%s/uploads/%s/data", f->dir, bad);
+    fd = open(path, O_CREAT | O_WRONLY, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    snprintf(path, sizeof(path), "%s/uploads/%s", f->dir, badinfo);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof(path), "%s/uploads/%s/info", f->dir, badinfo);
+    fd = open(path, O_CREAT | O_WRONLY, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "repo\nnot-a-number\n", 18), 18);
+    close(fd);
+    snprintf(path, sizeof(path), "%s/tmp/junk", f->dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof(path), "%s/tmp/junk/file", f->dir);
+    fd = open(path, O_CREAT | O_WRONLY, 0600);
+    close(fd);
+    snprintf(path, sizeof(path), "%s/uploads/NOT-AN-ID", f->dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+
+    fx_open(f, 0, 0, 0);
+    assert_int_equal(storage_upload_find(&f->s, bad, &u), AT_ENOTFOUND);
+    assert_int_equal(storage_upload_find(&f->s, badinfo, &u), AT_ENOTFOUND);
+    assert_false(path_exists("%s/uploads/%s", f->dir, bad));
+    assert_false(path_exists("%s/uploads/%s", f->dir, badinfo));
+    assert_false(path_exists("%s/tmp/junk", f->dir));
+    assert_true(path_exists("%s/tmp", f->dir));
+    assert_true(path_exists("%s/uploads/NOT-AN-ID", f->dir));
+}
+
+static void test_bad_config(void **state)
+{
+    struct fx *f = *state;
+    struct storage st;
+    struct storage_config cfg = { .dir = f->dir, .node_tag = "Bad/Tag" };
+    struct storage_upload *u = NULL;
+
+    assert_int_equal(storage_open(&st, &f->loop, &cfg), AT_EINVAL);
+    fx_open(f, 0, 0, 0);
+    assert_int_equal(storage_upload_create(&f->s, "", &u), AT_EINVAL);
+    assert_int_equal(storage_upload_create(&f->s, "a\nb", &u), AT_EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_id_valid),
+        cmocka_unit_test_setup_teardown(test_find_invalid, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_commit_pieces, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_empty_blob, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_backpressure, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_rehash, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_close_inflight, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_write_error, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_purge_old_mtime, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_purge_timer, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_space_reserve, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_existing_blob, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_open_recovery, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_config, fx_setup, fx_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
