@@ -121,6 +121,11 @@ struct node_http_conn {
     enum conn_state state;
     llhttp_t parser;
     bool in_parser;
+    /* llhttp 8.1 accepts chunk data not followed by CRLF (it then reads the
+     * excess as the next chunk size): we check the CRLF ourselves. */
+    const char *parse_end;     /* end of the bytes given to llhttp_execute */
+    uint64_t chunk_left;       /* data bytes left in the current chunk */
+    int crlf_need;             /* CRLF bytes after chunk data not yet seen */
     bool first_request;
     char *in; /* owned, INBUF_SIZE */
     size_t in_off, in_len;
@@ -897,6 +902,8 @@ static int pcb_message_begin(llhttp_t *p)
     if (c->req != NULL || c->state != CS_IDLE)
         return -1; /* NEVER: the parser stays paused while a request runs */
     c->req = req_new(c);
+    c->chunk_left = 0;
+    c->crlf_need = 0;
     conn_move(c, CS_HEAD);
     conn_timer_update(c, false);
     return 0;
@@ -1035,6 +1042,28 @@ static int pcb_headers_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
+static int pcb_chunk_header(llhttp_t *p)
+{
+    struct node_http_conn *c = p->data;
+
+    c->chunk_left = p->content_length;
+    return 0;
+}
+
+/* Check that the bytes following a chunk's data are CRLF, as far as they
+ * have arrived; the rest is checked when more input comes (conn_parse). */
+static bool chunk_crlf_ok(struct node_http_conn *c, const char *after)
+{
+    static const char crlf[] = "\r\n";
+    size_t avail = (size_t)(c->parse_end - after);
+    size_t n = avail < 2 ? avail : 2;
+
+    if (memcmp(after, crlf, n) != 0)
+        return false;
+    c->crlf_need = (int)(2 - n);
+    return true;
+}
+
 static int pcb_body(llhttp_t *p, const char *at, size_t n)
 {
     struct node_http_conn *c = p->data;
@@ -1044,7 +1073,16 @@ static int pcb_body(llhttp_t *p, const char *at, size_t n)
     if (c->state != CS_ACTIVE || r == NULL)
         return HPE_PAUSED;
     /* Resuming with no new bytes flushes an empty span: not body data. */
-    if (n == 0 || c->body == BM_DISCARD)
+    if (n == 0)
+        return 0;
+    if (r->chunked) {
+        c->chunk_left = n < c->chunk_left ? c->chunk_left - n : 0;
+        if (c->chunk_left == 0 && !chunk_crlf_ok(c, at + n)) {
+            llhttp_set_error_reason(p, "chunk data not followed by CRLF");
+            return HPE_USER;
+        }
+    }
+    if (c->body == BM_DISCARD)
         return 0;
     if (c->body != BM_READ)
         return HPE_PAUSED;
@@ -1098,6 +1136,15 @@ static void conn_parse_error(struct node_http_conn *c, llhttp_errno_t err)
         conn_send_error(c, status, reason);
         return;
     }
+    if (c->state == CS_ACTIVE && c->resp == RS_NONE) {
+        /* A malformed body (bad chunk size, ...) before any answer: the
+         * handler learns through its abort callback, the client gets a 400
+         * and the connection closes. */
+        LOG_INFO("malformed body from %s: %s", c->peer, reason);
+        conn_abort_req(c);
+        conn_send_error(c, 400, reason);
+        return;
+    }
     LOG_DEBUG("malformed body from %s: %s", c->peer, reason);
     conn_close_hard(c);
 }
@@ -1118,8 +1165,18 @@ static void conn_parse(struct node_http_conn *c)
 
         if (!paused && len == 0)
             break;
+        if (c->crlf_need > 0 && len > 0) {
+            const char *want = c->crlf_need == 2 ? "\r\n" : "\n";
+            size_t n = len < (size_t)c->crlf_need ? len : (size_t)c->crlf_need;
+            if (memcmp(start, want, n) != 0) {
+                conn_parse_error(c, HPE_INVALID_CHUNK_SIZE);
+                break;
+            }
+            c->crlf_need -= (int)n;
+        }
         if (paused)
             llhttp_resume(&c->parser);
+        c->parse_end = start + len;
         c->in_parser = true;
         err = llhttp_execute(&c->parser, start, len);
         c->in_parser = false;
@@ -1163,6 +1220,7 @@ static void parser_settings_init(void)
     parser_settings.on_header_value_complete = pcb_header_value_complete;
     parser_settings.on_headers_complete = pcb_headers_complete;
     parser_settings.on_body = pcb_body;
+    parser_settings.on_chunk_header = pcb_chunk_header;
     parser_settings.on_message_complete = pcb_message_complete;
     parser_settings_ready = true;
 }

@@ -49,7 +49,12 @@ typedef int (*node_http_body_cb)(struct node_http_req *req, const char *p,
 typedef void (*node_http_end_cb)(struct node_http_req *req);
 /* The connection failed or closed before the response completed (client
  * disconnect, timeout, malformed body). Called at most once; after it the
- * resp functions are no-ops. */
+ * resp functions are no-ops.
+ *
+ * Once the handler asked for the body, exactly one of end or abort runs,
+ * except when the handler answers before the body has ended: then neither
+ * runs afterwards (the rest of the body is dropped or the connection
+ * closed), and the handler must release what it kept for the body itself. */
 typedef void (*node_http_abort_cb)(struct node_http_req *req);
 
 struct node_http_config {

@@ -213,6 +213,11 @@ static int put_on_body(struct node_http_req *req, const char *p, size_t n)
         node_api_error(req, 413, "SIZE_INVALID",
                        "manifest larger than %" PRIu64 " bytes",
                        m->api->cfg->max_manifest_bytes);
+        /* Answered mid-body: neither end nor abort will come (http.h). */
+        if (m->body_open) {
+            m->body_open = false;
+            mreq_done(m);
+        }
     }
     return 0;
 }

@@ -138,6 +138,11 @@ static int up_on_body(struct node_http_req *req, const char *p, size_t n)
     if (rv != 0) {
         up->error = rv;
         reply_storage_error(up, rv);
+        /* Answered mid-body: neither end nor abort will come (http.h). */
+        if (up->body_open) {
+            up->body_open = false;
+            up_put(up);
+        }
         return 0;
     }
     up->api->bytes_in += n;

@@ -5,10 +5,11 @@
 
 #include "storage/storage.h"
 
-#define STORAGE__CHUNK              ((size_t)1 << 20)   /* queue buffer size */
-#define STORAGE__CHUNK_SMALL        ((size_t)64 << 10)  /* first small buffer */
-#define STORAGE__SYNC_RANGE         ((uint64_t)8 << 20) /* writeback kick */
-#define STORAGE__HIGH_WATER_DEFAULT ((size_t)8 << 20)
+#define STORAGE__CHUNK       ((size_t)1 << 20)   /* queue buffer size */
+#define STORAGE__CHUNK_SMALL ((size_t)64 << 10)  /* first small buffer */
+#define STORAGE__SYNC_RANGE  ((uint64_t)8 << 20) /* writeback kick */
+#define STORAGE__HIGH_WATER_DEFAULT ((size_t)16 << 20)
+#define STORAGE__BATCH_MIN          ((size_t)1 << 20) /* bytes per work item */
 #define STORAGE__REPO_MAX           1024
 #define STORAGE__INFO_MAX           4096
 #define STORAGE__PURGE_MAX_MS       60000u
@@ -29,11 +30,18 @@ struct storage__core {
     bool closing;
 };
 
-/* One buffer of queued upload bytes. */
+/* One buffer of queued upload bytes, shared by the write chain and the hash
+ * chain: freed (loop thread) once both have consumed it. A sealed chunk
+ * never grows again, so a worker may read it while the loop appends to the
+ * list; workers never follow the `next` of the last chunk of their batch. */
 struct storage__chunk {
-    struct storage__chunk *next; /* owned */
+    struct storage__chunk *next; /* owned (by the list) */
+    uint64_t off;                /* stream offset of data[0] */
     size_t len;
     size_t cap;
+    bool sealed; /* handed to a chain (or full): no more appends */
+    bool wrote;  /* the write chain is done with it (loop thread) */
+    bool hashed; /* the hash chain is done with it (loop thread) */
     char data[];
 };
 
@@ -47,44 +55,56 @@ struct storage__flush {
 };
 
 enum storage__work_kind {
-    STORAGE__WORK_WRITE,  /* hash catch-up, pwrite a batch, maybe fdatasync */
+    STORAGE__WORK_WRITE,  /* create the file once, pwrite a batch, maybe sync */
     STORAGE__WORK_SYNC,   /* fdatasync (and session metadata once) */
     STORAGE__WORK_COMMIT, /* verify digest, fsync, rename, fsync dirs */
-    STORAGE__WORK_REMOVE, /* close the fd, remove the session dir */
+    STORAGE__WORK_REMOVE, /* close the fd, remove the session files */
 };
 
 enum storage__commit_state {
     STORAGE__COMMIT_NONE,
-    STORAGE__COMMIT_PENDING, /* requested, waiting for queued writes */
+    STORAGE__COMMIT_PENDING, /* requested, waiting for both chains */
     STORAGE__COMMIT_RUNNING, /* work item in flight */
     STORAGE__COMMIT_DONE,    /* result waiting to be delivered */
 };
 
-/* An upload session. Fields marked [worker] belong to the pool thread while
- * `inflight` is true and to the loop thread otherwise. */
+/* An upload session. Two ordered chains of pool work items, each with at
+ * most one item in flight: the write chain (WRITE, SYNC, COMMIT, REMOVE) and
+ * the hash chain (sha256 of the same bytes). COMMIT and REMOVE run only when
+ * the hash chain is idle. Fields marked [write] belong to the pool thread
+ * while wr_inflight is true, [hash] while h_inflight is true, [both] while
+ * either is; the loop thread owns them otherwise. */
 struct storage_upload {
     struct storage__core *core; /* borrowed; outlives every session */
     char id[STORAGE_UPLOAD_ID_MAX + 1];
     char *repo;        /* owned */
-    char *dir;         /* owned: <store>/uploads/<id> */
-    char *data_path;   /* owned */
-    char *info_path;   /* owned */
+    char *data_path;   /* owned: <store>/uploads/<id>.data */
+    char *info_path;   /* owned: <store>/uploads/<id>.info */
     char *uploads_dir; /* owned: <store>/uploads */
-    unsigned refs;     /* table + callers + waiters + deferred + work */
+    uint64_t created_wall_ms;
+    unsigned refs; /* table + callers + waiters + deferred + work */
     bool in_table;
     bool locked;
     bool canceled;
     bool committed;
     bool removed; /* removal submitted (or nothing to remove) */
     bool deferred;
-    int error;              /* first write/sync error, sticky */
+    int error;              /* first write/sync/read error, sticky */
     uint64_t size;          /* bytes accepted: written + queued */
     int64_t last_active_ms; /* monotonic */
 
-    /* write queue, loop thread */
-    struct storage__chunk *q_head; /* owned */
-    struct storage__chunk *q_tail; /* borrowed */
-    size_t queued;                 /* bytes in q_* plus the batch in flight */
+    /* the chunk list, loop thread */
+    struct storage__chunk *c_head; /* owned: oldest chunk not yet freed */
+    struct storage__chunk *c_tail; /* borrowed */
+    struct storage__chunk *wr_next; /* borrowed: first chunk not yet written */
+    struct storage__chunk *h_next;  /* borrowed: first chunk not yet hashed */
+    size_t queued;                  /* bytes in the chunk list */
+
+    /* progress as seen by the loop thread (copied at each completion) */
+    uint64_t written;     /* bytes in the data file */
+    uint64_t synced_upto; /* fdatasync'd prefix */
+    bool meta_ok;         /* info + uploads/ fsynced */
+    uint64_t hashed;      /* sha covers [0, hashed) */
 
     /* waiters, loop thread; each holds a reference */
     storage_cb drain_cb;
@@ -100,23 +120,35 @@ struct storage_upload {
     char *blob_dir;   /* owned: .../blobs/sha256/<hh> */
     char *blobs_root; /* owned: .../blobs/sha256 */
 
-    /* the one work item */
-    uv_work_t work;
-    bool inflight;
-    enum storage__work_kind w_kind;
-    struct storage__chunk *w_batch; /* owned */
-    size_t w_batch_bytes;
-    bool w_sync;
-    int w_status;                  /* [worker] */
-    char w_errmsg[AT_ERRMSG_SIZE]; /* [worker] */
-    int fd;                        /* [worker] data file, or -1 */
-    uint64_t written;              /* [worker] bytes in the data file */
-    uint64_t hashed_upto;          /* [worker] sha covers [0, hashed_upto) */
-    uint64_t synced_upto;          /* [worker] fdatasync'd prefix */
-    uint64_t sfr_start;            /* [worker] start of unkicked range */
-    bool meta_synced;              /* [worker] info + dirs fsynced once */
-    struct at_sha256 sha;          /* [worker] */
-    struct at_digest w_digest;     /* [worker] commit result */
+    /* the write chain */
+    uv_work_t wr_work;
+    bool wr_inflight;
+    enum storage__work_kind wr_kind;
+    struct storage__chunk *wr_first; /* borrowed: the batch in flight */
+    size_t wr_count;                 /* chunks in the batch */
+    bool wr_sync;
+    int wr_status;                  /* [write] */
+    char wr_errmsg[AT_ERRMSG_SIZE]; /* [write] */
+    int fd;                         /* [write] data file, or -1 (not yet) */
+    uint64_t wr_off;                /* [write] bytes in the data file */
+    uint64_t wr_synced;             /* [write] fdatasync'd prefix */
+    uint64_t sfr_start;             /* [write] start of unkicked range */
+    uint64_t sfr_prev;              /* [write] start of the last kicked one */
+    uint64_t sfr_waited;            /* [write] writeback waited below */
+    bool info_exists;               /* [write] <id>.info is on disk */
+    bool meta_synced;               /* [write] info + uploads/ fsynced */
+    struct at_digest w_digest;      /* [write] commit result */
+
+    /* the hash chain */
+    uv_work_t h_work;
+    bool h_inflight;
+    struct storage__chunk *h_first; /* borrowed: the batch in flight */
+    size_t h_count;
+    uint64_t h_file_end;           /* rehash the file up to here first */
+    int h_status;                  /* [hash] */
+    char h_errmsg[AT_ERRMSG_SIZE]; /* [hash] */
+    uint64_t h_off;                /* [hash] sha covers [0, h_off) */
+    struct at_sha256 sha;          /* [hash]; [write] in COMMIT */
 
     struct storage_upload *defer_next; /* borrowed */
 };
@@ -135,7 +167,7 @@ int storage__fsync_dir(const char *path);
 
 /* ---- upload.c ---- */
 
-/* Rediscover uploads/<id> sessions at open. */
+/* Rediscover uploads/<id>.{data,info} sessions at open; remove the rest. */
 int storage__uploads_load(struct storage *s);
 
 /* Free every session of a store that failed to open (no work in flight). */

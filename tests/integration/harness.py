@@ -120,7 +120,12 @@ http:
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
         log.close()
         if wait:
-            self.wait_ready(timeout)
+            try:
+                self.wait_ready(timeout)
+            except Exception:
+                # setUpClass failures skip tearDownClass: clean up here.
+                self.close()
+                raise
         return self
 
     def wait_ready(self, timeout=20):

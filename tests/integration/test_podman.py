@@ -125,8 +125,8 @@ class PodmanTest(unittest.TestCase):
         self.assertEqual(info2["RootFS"]["Layers"], img.diff_ids)
 
     def test_push_fresh_image_from_import(self):
-        """podman import builds an image in containers-storage that the
-        registry has never seen; push it (unknown-size chunked uploads)."""
+        # podman import builds an image in containers-storage that the
+        # registry has never seen; push it (unknown-size chunked uploads).
         files = {"hello/world.txt": b"hello from podman import\n",
                  "hello/blob.bin": os.urandom(600000)}
         tar_path = os.path.join(self.work, "rootfs.tar")

@@ -166,8 +166,8 @@ class SkopeoTest(unittest.TestCase):
         self.assert_same_image(img_a, back_a)
 
     def test_dest_compress_chunked_upload(self):
-        """An uncompressed layout pushed with --dest-compress: the registry
-        receives PATCHes with Transfer-Encoding: chunked of unknown size."""
+        # An uncompressed layout pushed with --dest-compress: the registry
+        # receives PATCHes with Transfer-Encoding: chunked of unknown size.
         src = self.dir("plain")
         img = ocilayout.build_layout(src, sizes=(3 * 1024 * 1024, 700),
                                      compress=False)
@@ -183,7 +183,7 @@ class SkopeoTest(unittest.TestCase):
                                         for p, b in la.files.items()})
 
     def test_sync_between_repos_by_copy(self):
-        """registry -> registry copy (pull and push in one skopeo run)."""
+        # registry -> registry copy (pull and push in one skopeo run).
         src = self.dir("src")
         img = ocilayout.build_layout(src, sizes=(4000, 300000))
         self.push(src, "v1", "skopeo/copy-src")
