@@ -52,6 +52,7 @@ BIN      := $(BUILD)/atoll
 .PHONY: all deps run test unit asan release bench fuzz fuzz-short clean \
 	format format-check check-deps
 .DEFAULT_GOAL := all
+.SECONDARY: $(PROTO_GEN_C) $(PROTO_GEN_H)
 
 all: $(BIN)
 

@@ -15,9 +15,13 @@ static const char *mt_index = "application/vnd.oci.image.index.v1+json";
 
 /* ---- replies ---- */
 
+/* Responses by status class (1xx..5xx; [0] other), for /metrics. */
+static uint64_t status_counts[6];
+
 /* see api.h */
 void node_api_begin(struct node_http_req *req, int status)
 {
+    status_counts[status >= 100 && status < 600 ? status / 100 : 0]++;
     node_http_resp_status(req, status);
     node_http_resp_header(req, "Docker-Distribution-API-Version",
                           "registry/2.0");
@@ -458,7 +462,7 @@ static void handle_admin(struct node_api *api, struct node_http_req *req)
             at_buf_printf(&b,
                           "atoll_http_requests_total{class=\"%s\"} %" PRIu64
                           "\n",
-                          classes[i], api->requests[i]);
+                          classes[i], status_counts[i]);
         at_buf_printf(&b,
                       "# TYPE atoll_blobs_committed_total counter\n"
                       "atoll_blobs_committed_total %" PRIu64 "\n"

@@ -17,7 +17,6 @@ struct node_api {
     const char *store_id;          /* borrowed: this node's store name */
     bool stopping;
     /* counters for /metrics */
-    uint64_t requests[6];          /* by status class 1xx..5xx; [0] other */
     uint64_t bytes_in;
     uint64_t bytes_out;
     uint64_t blobs_committed;

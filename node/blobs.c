@@ -102,32 +102,29 @@ void node_api_blob(struct node_api *api, struct node_http_req *req,
         return;
     }
     at_digest_format(&d, dstr);
-    node_api_begin(req, 200);
+    range = node_http_req_header(req, "range");
+    rv = range != NULL ? node_http_parse_range(range, size, &start, &end)
+                       : AT_EINVAL;
+    if (rv == AT_ERANGE) {
+        close(fd);
+        node_http_resp_header(req, "Content-Range", "bytes */%" PRIu64, size);
+        node_api_error(req, 416, "RANGE_INVALID",
+                       "requested range not satisfiable");
+        return;
+    }
+    /* A malformed or multi-range header is ignored: 200 with it all. */
+    node_api_begin(req, rv == 0 ? 206 : 200);
     node_http_resp_header(req, "Docker-Content-Digest", "%s", dstr);
     node_http_resp_header(req, "ETag", "\"%s\"", dstr);
     node_http_resp_header(req, "Accept-Ranges", "bytes");
     node_http_resp_header(req, "Content-Type", "application/octet-stream");
     node_http_resp_header(req, "Cache-Control", "max-age=31536000");
-    range = node_http_req_header(req, "range");
-    if (range != NULL) {
-        rv = node_http_parse_range(range, size, &start, &end);
-        if (rv == AT_ERANGE) {
-            close(fd);
-            node_http_resp_header(req, "Content-Range", "bytes */%" PRIu64,
-                                  size);
-            node_api_error(req, 416, "RANGE_INVALID",
-                           "requested range not satisfiable");
-            return;
-        }
-        if (rv == 0) {
-            node_http_resp_status(req, 206);
-            node_http_resp_header(req, "Content-Range",
-                                  "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64,
-                                  start, end, size);
-            node_http_resp_send_file(req, fd, start, end - start + 1);
-            return;
-        }
-        /* A malformed or multi-range header is ignored: 200 with it all. */
+    if (rv == 0) {
+        node_http_resp_header(req, "Content-Range",
+                              "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, start,
+                              end, size);
+        node_http_resp_send_file(req, fd, start, end - start + 1);
+        return;
     }
     api->bytes_out += method == NODE_HTTP_GET ? size : 0;
     node_http_resp_send_file(req, fd, 0, size);

@@ -156,8 +156,10 @@ static bool tag_valid(const char *tag)
 
 static void core_maybe_free(struct storage__core *c)
 {
-    if (c->closing && c->sessions == 0 && c->handles_open == 0)
+    if (c->closing && c->sessions == 0 && c->handles_open == 0) {
+        storage__chunk_cache_drop(c);
         free(c);
+    }
 }
 
 static void on_handle_close(uv_handle_t *h)

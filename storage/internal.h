@@ -5,11 +5,13 @@
 
 #include "storage/storage.h"
 
-#define STORAGE__CHUNK       ((size_t)1 << 20)   /* queue buffer size */
-#define STORAGE__CHUNK_SMALL ((size_t)64 << 10)  /* first small buffer */
-#define STORAGE__SYNC_RANGE  ((uint64_t)8 << 20) /* writeback kick */
+#define STORAGE__CHUNK              ((size_t)1 << 20)   /* queue buffer size */
+#define STORAGE__CHUNK_SMALL        ((size_t)64 << 10)  /* first small buffer */
+#define STORAGE__SYNC_RANGE         ((uint64_t)8 << 20) /* writeback kick */
 #define STORAGE__HIGH_WATER_DEFAULT ((size_t)16 << 20)
 #define STORAGE__BATCH_MIN          ((size_t)1 << 20) /* bytes per work item */
+#define STORAGE__CHUNK_CACHE_MAX    8u /* spare STORAGE__CHUNK buffers kept */
+#define STORAGE__HASH_MIN           ((uint64_t)2 << 20) /* lone hash item */
 #define STORAGE__REPO_MAX           1024
 #define STORAGE__INFO_MAX           4096
 #define STORAGE__PURGE_MAX_MS       60000u
@@ -23,9 +25,13 @@ struct storage__core {
     size_t write_high_water;
     uv_timer_t purge_timer; /* periodic purge of stale uploads, unref'd */
     uv_timer_t defer_timer; /* runs deferred callbacks next iteration */
-    struct storage_upload *defer_head; /* each holds a session reference */
-    unsigned sessions;                 /* live session structs */
-    int handles_open;                  /* timers not yet closed */
+    struct storage_upload *defer_head;  /* each holds a session reference */
+    unsigned sessions;                  /* live session structs */
+    int handles_open;                   /* timers not yet closed */
+    struct storage__chunk *chunk_cache; /* owned: spare full-size chunks, so
+                                           a stream does not page-fault in
+                                           fresh memory for every buffer */
+    unsigned chunks_cached;
     bool defer_closing;
     bool closing;
 };
@@ -94,8 +100,8 @@ struct storage_upload {
     int64_t last_active_ms; /* monotonic */
 
     /* the chunk list, loop thread */
-    struct storage__chunk *c_head; /* owned: oldest chunk not yet freed */
-    struct storage__chunk *c_tail; /* borrowed */
+    struct storage__chunk *c_head;  /* owned: oldest chunk not yet freed */
+    struct storage__chunk *c_tail;  /* borrowed */
     struct storage__chunk *wr_next; /* borrowed: first chunk not yet written */
     struct storage__chunk *h_next;  /* borrowed: first chunk not yet hashed */
     size_t queued;                  /* bytes in the chunk list */
@@ -136,6 +142,7 @@ struct storage_upload {
     uint64_t sfr_prev;              /* [write] start of the last kicked one */
     uint64_t sfr_waited;            /* [write] writeback waited below */
     bool info_exists;               /* [write] <id>.info is on disk */
+    bool info_synced;               /* [write] and fsynced */
     bool meta_synced;               /* [write] info + uploads/ fsynced */
     struct at_digest w_digest;      /* [write] commit result */
 
@@ -175,6 +182,9 @@ void storage__uploads_drop(struct storage *s);
 
 void storage__defer_timer_cb(uv_timer_t *t);
 void storage__purge_timer_cb(uv_timer_t *t);
+
+/* Free the spare chunks (when the core is freed). */
+void storage__chunk_cache_drop(struct storage__core *c);
 
 /* Called by upload.c when a session struct is created / freed. */
 void storage__session_new(struct storage__core *c);

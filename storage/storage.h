@@ -2,20 +2,33 @@
  *
  * Layout under the store directory:
  *   blobs/sha256/<hh>/<64 hex>   complete, verified blobs (never partial)
- *   uploads/<id>/data            bytes received so far for an upload session
- *   uploads/<id>/info            "repo\n" + creation wall time; written once
+ *   uploads/<id>.data            bytes received so far for an upload session
+ *   uploads/<id>.info            "repo\n" + creation wall time; written once
  *   tmp/                         scratch files; emptied at open
  *
  * Threads: every function here runs on the loop thread given to
  * storage_open(). Hashing, writes and fsync run in libuv's thread pool
- * (uv_queue_work); callbacks come back on the loop thread. A blob becomes
- * visible only by rename(2) after its digest matched and it was fsynced, then
- * the directory is fsynced.
+ * (uv_queue_work), as two ordered chains per session that overlap: writes
+ * and sha256; callbacks come back on the loop thread. A blob becomes visible
+ * only by rename(2) after its digest matched and it was fsynced, then the
+ * directory is fsynced.
  *
- * Uploads survive restarts: storage_open() rediscovers every uploads/<id> and
- * the session resumes at the size of its data file (bytes are written in order,
- * one write in flight per session, so the file never has holes). The hash of
- * already-written bytes is recomputed lazily (in the pool) when needed. */
+ * Files of a session: storage_upload_create() creates none. The first write
+ * creates <id>.data (in the pool); the first sync flush writes and fsyncs
+ * <id>.info and fsyncs uploads/. So a small blob pushed by POST then PUT
+ * creates a single inode, the data file, renamed into blobs/ at commit.
+ *
+ * Restarts: only sessions that acknowledged bytes (a sync flush, which the
+ * API does before answering a PATCH) survive. storage_open() resumes
+ * <id>.data + <id>.info at the size of the data file (bytes are written in
+ * order, one write in flight per session, so the file never has holes) and
+ * <id>.info alone as an empty session; it removes <id>.data alone (a session
+ * that was only POSTed, or never flushed: the client gets
+ * BLOB_UPLOAD_UNKNOWN and restarts its upload) and anything else in
+ * uploads/, directories included. The hash of already-written bytes is
+ * recomputed in the pool before new bytes are hashed. A canceled or
+ * committed session whose info removal is lost in a crash comes back empty
+ * and is purged after upload_ttl_ms. */
 #ifndef STORAGE_H
 #define STORAGE_H
 
@@ -30,11 +43,12 @@
 #define STORAGE_UPLOAD_ID_MAX 64
 
 struct storage_config {
-    const char *dir;            /* borrowed; created if missing */
-    const char *node_tag;       /* borrowed; prefix of upload ids, may be NULL */
-    uint64_t reserve_bytes;     /* refuse uploads when free space is below */
-    uint64_t upload_ttl_ms;     /* idle uploads older than this are purged */
-    size_t write_high_water;    /* pending bytes per upload before "busy" */
+    const char *dir;         /* borrowed; created if missing */
+    const char *node_tag;    /* borrowed; prefix of upload ids, may be NULL */
+    uint64_t reserve_bytes;  /* refuse uploads when free space is below */
+    uint64_t upload_ttl_ms;  /* idle uploads older than this are purged */
+    size_t write_high_water; /* pending bytes per upload before "busy";
+                                0 = 16 MiB */
 };
 
 struct storage_upload; /* opaque; owned by the storage, refcounted */
@@ -42,25 +56,26 @@ struct storage_upload; /* opaque; owned by the storage, refcounted */
 struct storage__core; /* private: loop-side state that outlives the struct */
 
 struct storage {
-    uv_loop_t *loop;              /* borrowed */
-    char *dir;                    /* owned */
-    char *node_tag;               /* owned, may be NULL */
+    uv_loop_t *loop; /* borrowed */
+    char *dir;       /* owned */
+    char *node_tag;  /* owned, may be NULL */
     uint64_t reserve_bytes;
     uint64_t upload_ttl_ms;
     size_t write_high_water;
-    struct at_map uploads;        /* id -> struct storage_upload * */
-    struct storage__core *core;   /* owned until storage_close(), which hands
-                                     it to the sessions and timers still
-                                     alive (they free it) */
-    uint64_t free_bytes;          /* last statvfs result */
-    uint64_t free_checked_ms;     /* when free_bytes was measured */
+    struct at_map uploads;      /* id -> struct storage_upload * */
+    struct storage__core *core; /* owned until storage_close(), which hands
+                                   it to the sessions and timers still
+                                   alive (they free it) */
+    uint64_t free_bytes;        /* last statvfs result */
+    uint64_t free_checked_ms;   /* when free_bytes was measured */
     bool closing;
     char errmsg[AT_ERRMSG_SIZE];
 };
 
 /* Open (create) the store, empty tmp/, rediscover uploads. Returns 0 or an
  * AT_E* code with storage_errmsg() set. */
-int storage_open(struct storage *s, uv_loop_t *loop,
+int storage_open(struct storage *s,
+                 uv_loop_t *loop,
                  const struct storage_config *cfg);
 
 /* Stop timers (uv_close) and drop the table's references; uploads with work
@@ -83,12 +98,15 @@ bool storage_space_ok(struct storage *s);
 /* ---- blobs ---- */
 
 /* Size of a complete local blob. 0, or AT_ENOTFOUND. */
-int storage_blob_stat(struct storage *s, const struct at_digest *d,
+int storage_blob_stat(struct storage *s,
+                      const struct at_digest *d,
                       uint64_t *size);
 
 /* Open a complete local blob read-only (O_CLOEXEC). The caller owns *fd.
  * 0, AT_ENOTFOUND, or AT_EIO. */
-int storage_blob_open(struct storage *s, const struct at_digest *d, int *fd,
+int storage_blob_open(struct storage *s,
+                      const struct at_digest *d,
+                      int *fd,
                       uint64_t *size);
 
 /* Remove a local blob file (used by GC later). 0 or AT_ENOTFOUND. */
@@ -98,15 +116,17 @@ int storage_blob_remove(struct storage *s, const struct at_digest *d);
 
 bool storage_upload_id_valid(const char *id, size_t len);
 
-/* Create a session for a repository: mkdir uploads/<id>, create data and
- * info. The returned session has one reference, owned by the caller.
- * AT_ENOSPC when below the reserve. */
-int storage_upload_create(struct storage *s, const char *repo,
+/* Create a session for a repository. Creates no file and never blocks (see
+ * "Files of a session" above). The returned session has one reference, owned
+ * by the caller. AT_ENOSPC when below the reserve. */
+int storage_upload_create(struct storage *s,
+                          const char *repo,
                           struct storage_upload **out);
 
 /* Find a session by id; takes a reference. AT_ENOTFOUND (also for invalid
  * ids). */
-int storage_upload_find(struct storage *s, const char *id,
+int storage_upload_find(struct storage *s,
+                        const char *id,
                         struct storage_upload **out);
 
 void storage_upload_ref(struct storage_upload *u);
@@ -136,15 +156,22 @@ typedef void (*storage_cb)(void *data, int status);
  * below (or at once, on the next loop iteration, if they already are).
  * One drain callback at a time. status is 0, or the session's write error /
  * AT_ECANCELED when it can never drain normally. */
-void storage_upload_on_drain(struct storage_upload *u, storage_cb cb,
+void storage_upload_on_drain(struct storage_upload *u,
+                             storage_cb cb,
                              void *data);
 
-/* Wait until every queued byte is written; with sync, also fdatasync. cb gets
- * 0 or the first write error. Used to acknowledge a PATCH durably. */
-int storage_upload_flush(struct storage_upload *u, bool sync, storage_cb cb,
+/* Wait until every byte accepted so far is written; with sync, also
+ * fdatasync, and (first time) make the session itself durable: write and
+ * fsync <id>.info, fsync uploads/. cb gets 0 or the first write error. Used
+ * to acknowledge a PATCH durably: after a crash the session resumes with at
+ * least the flushed bytes. Hashing may still be in progress when cb runs. */
+int storage_upload_flush(struct storage_upload *u,
+                         bool sync,
+                         storage_cb cb,
                          void *data);
 
-typedef void (*storage_commit_cb)(void *data, int status,
+typedef void (*storage_commit_cb)(void *data,
+                                  int status,
                                   const struct at_digest *digest,
                                   uint64_t size);
 
@@ -158,7 +185,8 @@ typedef void (*storage_commit_cb)(void *data, int status,
  * already pending (writes are refused with AT_EBUSY meanwhile). */
 int storage_upload_commit(struct storage_upload *u,
                           const struct at_digest *expected,
-                          storage_commit_cb cb, void *data);
+                          storage_commit_cb cb,
+                          void *data);
 
 /* Remove the session and its files (idempotent). Work in flight finishes
  * first; the files are removed in the pool. */

@@ -1,26 +1,37 @@
-/* Upload sessions: a write queue drained in order by one pool work item at a
- * time, streaming sha256, durable flush, commit by rename, cancel and purge.
+/* Upload sessions: a chunk queue consumed in order by two chains of pool work
+ * items (writes and sha256), durable flush, commit by rename, cancel, purge.
  *
- * Happy path: storage_upload_write() copies bytes into the session's queue
- * and, if no work item is in flight, submits one (WRITE) that pwrite()s a
- * batch at the file offset and hashes it. Its completion frees the batch,
- * delivers satisfied waiters (drain, flush) and submits the next item. A
- * sync flush adds fdatasync (WRITE with w_sync, or SYNC).
- * storage_upload_commit() waits for the queue to empty, then COMMIT verifies
- * the digest, fsyncs, renames into blobs/ and fsyncs the directories; the
- * session leaves the table.
+ * Layout: a session is uploads/<id>.data (created by the first work item of
+ * the write chain) and uploads/<id>.info (repo + creation time, written and
+ * fsynced with the uploads/ directory at the first sync flush). A session
+ * that never acknowledged bytes (no sync flush) leaves no trace after a
+ * crash; a small blob pushed by POST + PUT creates one inode, the data file,
+ * which is renamed into blobs/sha256/<hh>/ at commit.
  *
- * Failure modes: a write/sync error is sticky (every later write, flush and
- * commit returns it; only cancel helps). A digest mismatch keeps the session
- * (the hash is recomputed from the file next time). Cancel removes the session
- * from the table at once, fails pending waiters with AT_ECANCELED and removes
- * the files once the item in flight is done (REMOVE). After a restart the
- * hash of existing bytes is unknown: every work item first hashes the file
- * from hashed_upto to the write offset.
+ * Happy path: storage_upload_write() copies bytes into the session's chunk
+ * list. When idle, the write chain takes a batch of chunks (sealing them:
+ * they never grow again) and pwritev()s it at the file offset, kicking
+ * writeback every STORAGE__SYNC_RANGE bytes; the hash chain independently
+ * takes sealed chunks and feeds the sha256. A chunk is freed when both chains
+ * are done with it. Completions deliver satisfied waiters (drain, flush) and
+ * submit the next items. A sync flush adds fdatasync (WRITE with wr_sync, or
+ * SYNC). storage_upload_commit() waits until both chains consumed every
+ * chunk, then COMMIT (write chain, hash chain idle) verifies the digest,
+ * fsyncs, renames into blobs/ and fsyncs the directories; the session leaves
+ * the table.
+ *
+ * Failure modes: a write/sync/read error is sticky (every later write, flush
+ * and commit returns it; only cancel helps). A digest mismatch keeps the
+ * session (the hash is recomputed from the file next time). Cancel removes
+ * the session from the table at once, fails pending waiters with
+ * AT_ECANCELED and removes the files once both chains are idle (REMOVE).
+ * After a restart or a mismatch the sha does not cover the file: the hash
+ * chain first hashes the file from its hashed offset up to its first chunk
+ * (COMMIT does the same for what is left).
  *
  * Callbacks are never called from inside the API call that armed them: they
  * run from a work completion or from the store's defer timer. Every pending
- * waiter, the defer list and the work item hold a session reference. */
+ * waiter, the defer list and each work item hold a session reference. */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "storage"
@@ -29,6 +40,7 @@
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "storage/internal.h"
@@ -36,6 +48,8 @@
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
 #endif
+
+#define IOV_BATCH 64 /* iovecs per pwritev */
 
 /* ---- ids and small helpers ---- */
 
@@ -116,19 +130,69 @@ static struct storage_upload *upload_new(struct storage *s,
     memcpy(u->id, id, idlen + 1);
     u->repo = at_strndup(repo, repo_len);
     u->uploads_dir = at_asprintf("%s/uploads", s->dir);
-    u->dir = at_asprintf("%s/%s", u->uploads_dir, id);
-    u->data_path = at_asprintf("%s/data", u->dir);
-    u->info_path = at_asprintf("%s/info", u->dir);
+    u->data_path = at_asprintf("%s/%s.data", u->uploads_dir, id);
+    u->info_path = at_asprintf("%s/%s.info", u->uploads_dir, id);
+    u->created_wall_ms = at_wall_ms();
     u->fd = -1;
-    u->work.data = u;
+    u->wr_work.data = u;
+    u->h_work.data = u;
     u->last_active_ms = now_ms();
     at_sha256_init(&u->sha);
     storage__session_new(u->core);
     return u;
 }
 
-static void chunks_free(struct storage__chunk *c)
+static struct storage__chunk *chunk_new(struct storage__core *core,
+                                        size_t cap,
+                                        uint64_t off)
 {
+    struct storage__chunk *c;
+
+    if (cap == STORAGE__CHUNK && core->chunk_cache != NULL) {
+        c = core->chunk_cache;
+        core->chunk_cache = c->next;
+        core->chunks_cached--;
+    } else {
+        c = at_malloc(sizeof(*c) + cap);
+    }
+    c->next = NULL;
+    c->off = off;
+    c->len = 0;
+    c->cap = cap;
+    c->sealed = false;
+    c->wrote = false;
+    c->hashed = false;
+    return c;
+}
+
+static void chunk_free(struct storage__core *core, struct storage__chunk *c)
+{
+    if (c->cap == STORAGE__CHUNK &&
+        core->chunks_cached < STORAGE__CHUNK_CACHE_MAX) {
+        c->next = core->chunk_cache;
+        core->chunk_cache = c;
+        core->chunks_cached++;
+        return;
+    }
+    free(c);
+}
+
+static void chunks_free(struct storage__core *core, struct storage__chunk *c)
+{
+    while (c != NULL) {
+        struct storage__chunk *next = c->next;
+        chunk_free(core, c);
+        c = next;
+    }
+}
+
+/* see internal.h */
+void storage__chunk_cache_drop(struct storage__core *core)
+{
+    struct storage__chunk *c = core->chunk_cache;
+
+    core->chunk_cache = NULL;
+    core->chunks_cached = 0;
     while (c != NULL) {
         struct storage__chunk *next = c->next;
         free(c);
@@ -136,20 +200,34 @@ static void chunks_free(struct storage__chunk *c)
     }
 }
 
+/* Free the chunks at the head of the list that both chains are done with. */
+static void chunks_release_done(struct storage_upload *u)
+{
+    while (u->c_head != NULL && u->c_head->wrote && u->c_head->hashed) {
+        struct storage__chunk *c = u->c_head;
+        u->c_head = c->next;
+        if (u->c_head == NULL)
+            u->c_tail = NULL;
+        AT_ASSERT(u->wr_next != c && u->h_next != c);
+        AT_ASSERT(u->queued >= c->len);
+        u->queued -= c->len;
+        chunk_free(u->core, c);
+    }
+}
+
 static void upload_free(struct storage_upload *u)
 {
     struct storage__core *core = u->core;
 
-    PRE(u->refs == 0 && !u->inflight && !u->deferred && !u->in_table);
+    PRE(u->refs == 0 && !u->wr_inflight && !u->h_inflight && !u->deferred &&
+        !u->in_table);
     PRE(u->flush_head == NULL && u->drain_cb == NULL);
-    chunks_free(u->q_head);
-    chunks_free(u->w_batch);
+    chunks_free(core, u->c_head);
     if (u->fd >= 0)
         close(u->fd);
     at_sha256_release(&u->sha);
     free(u->repo);
     free(u->uploads_dir);
-    free(u->dir);
     free(u->data_path);
     free(u->info_path);
     free(u->blob_path);
@@ -184,122 +262,241 @@ static void table_remove(struct storage_upload *u)
     storage_upload_unref(u); /* the table's reference; caller holds one */
 }
 
-/* ---- the worker (pool thread) ---- */
+/* ---- the workers (pool threads) ---- */
 
-static void werr(struct storage_upload *u, int err, const char *what)
+static void wr_err(struct storage_upload *u,
+                   int err,
+                   const char *what,
+                   const char *path)
 {
-    u->w_status = storage__io_err(err);
-    at_errmsg_printf(u->w_errmsg, "upload '%s': %s '%s': %s", u->id, what,
-                     u->data_path, strerror(err));
+    u->wr_status = storage__io_err(err);
+    at_errmsg_printf(u->wr_errmsg, "upload '%s': %s '%s': %s", u->id, what,
+                     path, strerror(err));
 }
 
-/* Hash the bytes of the data file that the sha does not cover yet (after a
- * restart or a digest mismatch). */
-static int hash_catch_up(struct storage_upload *u)
+/* Feed the sha with the data file's bytes [h_off, end): after a restart or a
+ * digest mismatch. Those bytes are written (the loop checked). 0 or an
+ * AT_E* code, with *status and errmsg set. */
+static int hash_file(struct storage_upload *u,
+                     uint64_t end,
+                     int *status,
+                     char *errmsg)
 {
     size_t bufsize = STORAGE__CHUNK;
     char *buf;
 
-    if (u->hashed_upto >= u->written)
+    if (u->h_off >= end)
         return 0;
+    if (u->fd < 0) {
+        *status = AT_EIO;
+        at_errmsg_printf(errmsg, "upload '%s': data file '%s' missing", u->id,
+                         u->data_path);
+        return *status;
+    }
     buf = at_malloc(bufsize);
-    while (u->hashed_upto < u->written) {
-        size_t want =
-            (size_t)AT_MIN((uint64_t)bufsize, u->written - u->hashed_upto);
-        ssize_t k = pread(u->fd, buf, want, (off_t)u->hashed_upto);
+    while (u->h_off < end) {
+        size_t want = (size_t)AT_MIN((uint64_t)bufsize, end - u->h_off);
+        ssize_t k = pread(u->fd, buf, want, (off_t)u->h_off);
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0) {
-            werr(u, errno, "read");
+            *status = storage__io_err(errno);
+            at_errmsg_printf(errmsg, "upload '%s': read '%s': %s", u->id,
+                             u->data_path, strerror(errno));
             break;
         }
         if (k == 0) {
-            u->w_status = AT_EIO;
-            at_errmsg_printf(u->w_errmsg,
-                             "upload '%s': data file shorter than %" PRIu64
-                             " bytes",
-                             u->id, u->written);
+            *status = AT_EIO;
+            at_errmsg_printf(errmsg,
+                             "upload '%s': data file '%s' shorter than "
+                             "%" PRIu64 " bytes",
+                             u->id, u->data_path, end);
             break;
         }
         at_sha256_update(&u->sha, buf, (size_t)k);
-        u->hashed_upto += (uint64_t)k;
+        u->h_off += (uint64_t)k;
     }
     free(buf);
-    return u->w_status;
+    return *status;
 }
 
-/* fsync the info file and the directories naming the session, once, so an
- * acknowledged (synced) upload is found again after a crash. */
+/* Hash the file up to h_file_end, then the batch h_first/h_count. */
+static int hash_batch(struct storage_upload *u, int *status, char *errmsg)
+{
+    struct storage__chunk *c = u->h_first;
+
+    if (u->h_count == 0)
+        return 0;
+    if (hash_file(u, u->h_file_end, status, errmsg) != 0)
+        return *status;
+    for (size_t i = 0; i < u->h_count; i++) {
+        AT_ASSERT(c->off == u->h_off);
+        at_sha256_update(&u->sha, c->data, c->len);
+        u->h_off += c->len;
+        if (i + 1 < u->h_count)
+            c = c->next; /* never the last chunk's next: the loop owns it */
+    }
+    return 0;
+}
+
+static void h_work_cb(uv_work_t *req)
+{
+    struct storage_upload *u = req->data;
+
+    u->h_status = 0;
+    (void)hash_batch(u, &u->h_status, u->h_errmsg);
+}
+
+/* Create the data file on first use. */
+static int open_data(struct storage_upload *u)
+{
+    if (u->fd >= 0)
+        return 0;
+    u->fd = open(u->data_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (u->fd < 0) {
+        wr_err(u, errno, "create", u->data_path);
+        return u->wr_status;
+    }
+    u->meta_synced = false; /* its name is not durable yet */
+    return 0;
+}
+
+/* Write the info file once, then fsync it and the uploads/ directory, so a
+ * session that acknowledged bytes is found again after a crash. */
 static int sync_meta(struct storage_upload *u)
 {
     int fd;
-    int rv;
+    int rv = 0;
 
     if (u->meta_synced)
         return 0;
-    fd = open(u->info_path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        werr(u, errno, "open info");
-        return u->w_status;
+    if (!u->info_synced) {
+        if (!u->info_exists) {
+            char *info =
+                at_asprintf("%s\n%" PRIu64 "\n", u->repo, u->created_wall_ms);
+            fd = open(u->info_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                      0600);
+            if (fd < 0) {
+                free(info);
+                wr_err(u, errno, "create", u->info_path);
+                return u->wr_status;
+            }
+            u->info_exists = true;
+            rv = write_all(fd, info, strlen(info));
+            free(info);
+        } else {
+            fd = open(u->info_path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0) {
+                wr_err(u, errno, "open", u->info_path);
+                return u->wr_status;
+            }
+        }
+        if (rv == 0 && fsync(fd) != 0)
+            rv = -errno;
+        close(fd);
+        if (rv != 0) {
+            wr_err(u, -rv, "write", u->info_path);
+            return u->wr_status;
+        }
+        u->info_synced = true;
     }
-    rv = fsync(fd) != 0 ? errno : 0;
-    close(fd);
+    rv = storage__fsync_dir(u->uploads_dir);
     if (rv != 0) {
-        werr(u, rv, "fsync info");
-        return u->w_status;
-    }
-    rv = storage__fsync_dir(u->dir);
-    if (rv == 0)
-        rv = storage__fsync_dir(u->uploads_dir);
-    if (rv != 0) {
-        werr(u, -rv, "fsync dir of");
-        return u->w_status;
+        wr_err(u, -rv, "fsync", u->uploads_dir);
+        return u->wr_status;
     }
     u->meta_synced = true;
     return 0;
 }
 
-static int do_fdatasync(struct storage_upload *u)
+static int do_sync(struct storage_upload *u)
 {
-    if (fdatasync(u->fd) != 0) {
-        werr(u, errno, "fdatasync");
-        return u->w_status;
+    if (u->fd >= 0 && u->wr_synced < u->wr_off) {
+        if (fdatasync(u->fd) != 0) {
+            wr_err(u, errno, "fdatasync", u->data_path);
+            return u->wr_status;
+        }
     }
-    u->synced_upto = u->written;
+    u->wr_synced = u->wr_off;
     return sync_meta(u);
+}
+
+/* Start writeback of each STORAGE__SYNC_RANGE as soon as it is written, and
+ * wait for the range started two steps earlier: the final fsync stays short
+ * and dirty pages stay bounded. Failures here only cost that; fdatasync
+ * reports real errors. */
+static void kick_writeback(struct storage_upload *u)
+{
+    if (u->wr_off - u->sfr_start < STORAGE__SYNC_RANGE)
+        return;
+    (void)sync_file_range(u->fd, (off_t)u->sfr_start,
+                          (off_t)(u->wr_off - u->sfr_start),
+                          SYNC_FILE_RANGE_WRITE);
+    if (u->sfr_prev > u->sfr_waited) {
+        (void)sync_file_range(u->fd, (off_t)u->sfr_waited,
+                              (off_t)(u->sfr_prev - u->sfr_waited),
+                              SYNC_FILE_RANGE_WAIT_BEFORE);
+        u->sfr_waited = u->sfr_prev;
+    }
+    u->sfr_prev = u->sfr_start;
+    u->sfr_start = u->wr_off;
+}
+
+/* pwritev the batch wr_first/wr_count at the end of the file. */
+static int write_batch(struct storage_upload *u)
+{
+    struct storage__chunk *c = u->wr_first;
+    size_t left = u->wr_count;
+    size_t skip = 0; /* bytes of c already written */
+
+    if (left > 0 && open_data(u) != 0)
+        return u->wr_status;
+    while (left > 0) {
+        struct iovec iov[IOV_BATCH];
+        struct storage__chunk *it = c;
+        size_t it_left = left;
+        size_t it_skip = skip;
+        int n = 0;
+        ssize_t k;
+        size_t adv;
+
+        while (n < IOV_BATCH && it_left > 0) {
+            iov[n].iov_base = it->data + it_skip;
+            iov[n].iov_len = it->len - it_skip;
+            n++;
+            it_skip = 0;
+            if (--it_left > 0)
+                it = it->next;
+        }
+        k = pwritev(u->fd, iov, n, (off_t)u->wr_off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            wr_err(u, k < 0 ? errno : EIO, "write", u->data_path);
+            return u->wr_status;
+        }
+        u->wr_off += (uint64_t)k;
+        for (adv = (size_t)k; adv > 0;) {
+            size_t room = c->len - skip;
+            if (adv < room) {
+                skip += adv;
+                break;
+            }
+            adv -= room;
+            skip = 0;
+            if (--left == 0)
+                break;
+            c = c->next; /* not the batch's last chunk */
+        }
+        kick_writeback(u);
+    }
+    return 0;
 }
 
 static void work_write(struct storage_upload *u)
 {
-    if (hash_catch_up(u) != 0)
-        return;
-    for (struct storage__chunk *c = u->w_batch; c != NULL; c = c->next) {
-        size_t off = 0;
-        while (off < c->len) {
-            ssize_t k =
-                pwrite(u->fd, c->data + off, c->len - off, (off_t)u->written);
-            if (k < 0 && errno == EINTR)
-                continue;
-            if (k < 0) {
-                werr(u, errno, "write");
-                return;
-            }
-            at_sha256_update(&u->sha, c->data + off, (size_t)k);
-            off += (size_t)k;
-            u->written += (uint64_t)k;
-            u->hashed_upto = u->written;
-        }
-        if (u->written - u->sfr_start >= STORAGE__SYNC_RANGE) {
-            /* Start writeback early so the final fsync is short; a failure
-             * here only costs that, the fsync reports real errors. */
-            (void)sync_file_range(u->fd, (off_t)u->sfr_start,
-                                  (off_t)(u->written - u->sfr_start),
-                                  SYNC_FILE_RANGE_WRITE);
-            u->sfr_start = u->written;
-        }
-    }
-    if (u->w_sync)
-        (void)do_fdatasync(u);
+    if (write_batch(u) == 0 && u->wr_sync)
+        (void)do_sync(u);
 }
 
 static void work_commit(struct storage_upload *u)
@@ -311,29 +508,36 @@ static void work_commit(struct storage_upload *u)
     bool renamed = false;
     int rv;
 
-    if (hash_catch_up(u) != 0)
+    /* The tail of the stream (a small blob: all of it) comes in the commit
+     * item itself: one pool round trip instead of three. */
+    if (write_batch(u) != 0 ||
+        hash_batch(u, &u->wr_status, u->wr_errmsg) != 0 ||
+        hash_file(u, u->wr_off, &u->wr_status, u->wr_errmsg) != 0)
         return;
     at_sha256_final(&u->sha, &got);
     /* The context is consumed: whatever happens next, a later attempt
      * rehashes the file from the start. */
     at_sha256_init(&u->sha);
-    u->hashed_upto = 0;
+    u->h_off = 0;
     if (!at_digest_equal(&got, &u->commit_expected)) {
-        u->w_status = AT_EDIGEST;
-        at_errmsg_printf(u->w_errmsg,
+        u->wr_status = AT_EDIGEST;
+        at_errmsg_printf(u->wr_errmsg,
                          "upload '%s': digest mismatch: got '%s', want '%s'",
                          u->id, at_digest_format(&got, got_s),
                          at_digest_format(&u->commit_expected, want_s));
         return;
     }
-    if (fsync(u->fd) != 0) {
-        werr(u, errno, "fsync");
+    if (open_data(u) != 0) /* an empty blob: no write created it */
+        return;
+    if ((u->wr_off == 0 || u->wr_synced < u->wr_off) && fdatasync(u->fd) != 0) {
+        wr_err(u, errno, "fdatasync", u->data_path);
         return;
     }
+    u->wr_synced = u->wr_off;
     if (mkdir(u->blob_dir, 0755) == 0) {
         created = true;
     } else if (errno != EEXIST) {
-        werr(u, errno, "mkdir blob dir for");
+        wr_err(u, errno, "mkdir", u->blob_dir);
         return;
     }
     rv = renameat2(AT_FDCWD, u->data_path, AT_FDCWD, u->blob_path,
@@ -350,7 +554,7 @@ static void work_commit(struct storage_upload *u)
     if (rv == 0) {
         renamed = true;
     } else if (errno != EEXIST) {
-        werr(u, errno, "rename into blobs");
+        wr_err(u, errno, "rename into blobs", u->data_path);
         return;
     }
     rv = storage__fsync_dir(u->blob_dir);
@@ -360,44 +564,48 @@ static void work_commit(struct storage_upload *u)
         /* If renamed, the blob is in place but maybe not durable: report the
          * error (sticky); a new upload of the same content finds the blob
          * and syncs the directory again. */
-        werr(u, -rv, "fsync blob dir for");
+        wr_err(u, -rv, "fsync", u->blob_dir);
         return;
     }
     close(u->fd);
     u->fd = -1;
-    if (!renamed && unlink(u->data_path) != 0 && errno != ENOENT)
-        LOG_WARN("unlink '%s': %s", u->data_path, strerror(errno));
-    rv = storage__rm_tree(u->dir);
-    if (rv != 0)
-        LOG_WARN("remove '%s': %s", u->dir, strerror(-rv));
+    /* Leftovers are harmless: an orphan data file is removed at open, an
+     * info file whose removal is lost in a crash comes back as an empty
+     * session that the purge removes. */
+    if (!renamed)
+        (void)unlink(u->data_path);
+    if (u->info_exists)
+        (void)unlink(u->info_path);
     u->w_digest = got;
 }
 
 static void work_remove(struct storage_upload *u)
 {
-    int rv;
-
     if (u->fd >= 0) {
         close(u->fd);
         u->fd = -1;
     }
-    rv = storage__rm_tree(u->dir);
-    if (rv != 0) {
-        werr(u, -rv, "remove session dir of");
+    if (unlink(u->data_path) != 0 && errno != ENOENT) {
+        wr_err(u, errno, "remove", u->data_path);
+        return;
+    }
+    if (unlink(u->info_path) != 0 && errno != ENOENT) {
+        wr_err(u, errno, "remove", u->info_path);
+        return;
     }
 }
 
-static void work_cb(uv_work_t *req)
+static void wr_work_cb(uv_work_t *req)
 {
     struct storage_upload *u = req->data;
 
-    u->w_status = 0;
-    switch (u->w_kind) {
+    u->wr_status = 0;
+    switch (u->wr_kind) {
     case STORAGE__WORK_WRITE:
         work_write(u);
         break;
     case STORAGE__WORK_SYNC:
-        (void)do_fdatasync(u);
+        (void)do_sync(u);
         break;
     case STORAGE__WORK_COMMIT:
         work_commit(u);
@@ -415,13 +623,15 @@ static void deliver(struct storage_upload *u);
 static bool flush_ok(const struct storage_upload *u,
                      const struct storage__flush *f)
 {
-    return u->written >= f->target && (!f->sync || u->synced_upto >= f->target);
+    if (u->written < f->target)
+        return false;
+    return !f->sync || (u->synced_upto >= f->target && u->meta_ok);
 }
 
 static bool sync_wanted(const struct storage_upload *u)
 {
     for (struct storage__flush *f = u->flush_head; f != NULL; f = f->next) {
-        if (f->sync && u->synced_upto < f->target)
+        if (f->sync && (u->synced_upto < f->target || !u->meta_ok))
             return true;
     }
     return false;
@@ -442,63 +652,139 @@ static size_t low_water(const struct storage_upload *u)
     return u->core->write_high_water / 2;
 }
 
-static void after_work_cb(uv_work_t *req, int status);
+/* Bytes per work item: small enough that buffers are freed well before the
+ * queue drains to the low-water mark, so the disk never waits for the
+ * socket; large enough to amortise the pool round trip. */
+static size_t batch_cap(const struct storage_upload *u)
+{
+    return AT_MAX(STORAGE__BATCH_MIN, u->core->write_high_water / 4);
+}
 
-static void submit(struct storage_upload *u, enum storage__work_kind kind)
+/* Take up to cap bytes of chunks starting at *next (only sealed ones when
+ * need_sealed), seal them, advance *next. Returns the chunk count. */
+static size_t take_batch(struct storage__chunk **next,
+                         size_t cap,
+                         bool need_sealed)
+{
+    size_t bytes = 0;
+    size_t n = 0;
+    struct storage__chunk *c = *next;
+
+    while (c != NULL && bytes < cap && (!need_sealed || c->sealed)) {
+        c->sealed = true;
+        bytes += c->len;
+        n++;
+        c = c->next;
+    }
+    *next = c;
+    return n;
+}
+
+static void after_write_cb(uv_work_t *req, int status);
+static void after_hash_cb(uv_work_t *req, int status);
+
+static void submit_write(struct storage_upload *u, enum storage__work_kind kind)
 {
     int rv;
 
-    PRE(!u->inflight);
-    u->inflight = true;
-    u->w_kind = kind;
+    PRE(!u->wr_inflight);
+    u->wr_inflight = true;
+    u->wr_kind = kind;
     storage_upload_ref(u); /* the work item's */
-    rv = uv_queue_work(u->core->loop, &u->work, work_cb, after_work_cb);
+    rv = uv_queue_work(u->core->loop, &u->wr_work, wr_work_cb, after_write_cb);
     AT_ASSERT(rv == 0);
 }
 
-/* Start the next work item if none is in flight. Never calls callbacks. */
+static void submit_hash(struct storage_upload *u)
+{
+    int rv;
+
+    PRE(!u->h_inflight);
+    u->h_inflight = true;
+    storage_upload_ref(u);
+    rv = uv_queue_work(u->core->loop, &u->h_work, h_work_cb, after_hash_cb);
+    AT_ASSERT(rv == 0);
+}
+
+/* Bytes of the chunk list from c to the end of the stream. */
+static uint64_t bytes_from(const struct storage_upload *u,
+                           const struct storage__chunk *c)
+{
+    return c != NULL ? u->size - c->off : 0;
+}
+
+/* Whether the idle hash chain should start now. Small amounts wait (a
+ * small blob is hashed by its commit item) unless someone waits for the
+ * memory or the commit waits for the write chain anyway. */
+static bool hash_wanted(const struct storage_upload *u)
+{
+    uint64_t sealed = 0;
+
+    if (u->h_next == NULL || !u->h_next->sealed ||
+        u->commit_state == STORAGE__COMMIT_RUNNING)
+        return false;
+    if (u->drain_cb != NULL || u->commit_state == STORAGE__COMMIT_PENDING)
+        return true;
+    for (const struct storage__chunk *c = u->h_next; c != NULL && c->sealed;
+         c = c->next) {
+        sealed += c->len;
+        if (sealed >= STORAGE__HASH_MIN)
+            return true;
+    }
+    return false;
+}
+
+/* Start the next item of each chain if it is idle. Never calls callbacks. */
 static void submit_next(struct storage_upload *u)
 {
-    if (u->inflight)
-        return;
     if (u->canceled) {
-        if (!u->removed) {
-            u->removed = true;
-            if (!u->committed)
-                submit(u, STORAGE__WORK_REMOVE);
-        }
+        if (u->wr_inflight || u->h_inflight || u->removed)
+            return;
+        u->removed = true;
+        /* fd and info_exists are ours: no work in flight */
+        if (!u->committed && (u->fd >= 0 || u->info_exists))
+            submit_write(u, STORAGE__WORK_REMOVE);
         return;
     }
     if (u->committed || u->error != 0)
         return;
-    if (u->q_head != NULL) {
-        size_t cap = AT_MAX(STORAGE__CHUNK, u->core->write_high_water / 2);
-        struct storage__chunk **tail = &u->w_batch;
-        size_t n = 0;
-
-        PRE(u->w_batch == NULL);
-        while (u->q_head != NULL && n < cap) {
-            struct storage__chunk *c = u->q_head;
-            u->q_head = c->next;
-            c->next = NULL;
-            *tail = c;
-            tail = &c->next;
-            n += c->len;
+    if (!u->wr_inflight) {
+        if (u->commit_state == STORAGE__COMMIT_PENDING && !u->h_inflight &&
+            bytes_from(u, u->wr_next) <= STORAGE__BATCH_MIN &&
+            bytes_from(u, u->h_next) <= STORAGE__BATCH_MIN) {
+            /* The commit item writes and hashes what is left. */
+            u->wr_first = u->wr_next;
+            u->wr_count = take_batch(&u->wr_next, SIZE_MAX, false);
+            if (u->h_next != NULL) {
+                u->h_first = u->h_next;
+                u->h_file_end = u->h_first->off;
+                AT_ASSERT(u->hashed >= u->h_file_end ||
+                          u->written >= u->h_file_end);
+                u->h_count = take_batch(&u->h_next, SIZE_MAX, true);
+                AT_ASSERT(u->h_next == NULL);
+            }
+            u->commit_state = STORAGE__COMMIT_RUNNING;
+            submit_write(u, STORAGE__WORK_COMMIT);
+            return;
         }
-        if (u->q_head == NULL)
-            u->q_tail = NULL;
-        u->w_batch_bytes = n;
-        u->w_sync = u->q_head == NULL && sync_wanted(u);
-        submit(u, STORAGE__WORK_WRITE);
-        return;
+        if (u->wr_next != NULL) {
+            u->wr_first = u->wr_next;
+            u->wr_count = take_batch(&u->wr_next, batch_cap(u), false);
+            u->wr_sync = u->wr_next == NULL && sync_wanted(u);
+            submit_write(u, STORAGE__WORK_WRITE);
+        } else if (sync_wanted(u)) {
+            u->wr_sync = true;
+            submit_write(u, STORAGE__WORK_SYNC);
+        }
     }
-    if (sync_wanted(u)) {
-        submit(u, STORAGE__WORK_SYNC);
-        return;
-    }
-    if (u->commit_state == STORAGE__COMMIT_PENDING) {
-        u->commit_state = STORAGE__COMMIT_RUNNING;
-        submit(u, STORAGE__WORK_COMMIT);
+    if (!u->h_inflight && hash_wanted(u)) {
+        u->h_first = u->h_next;
+        u->h_file_end = u->h_first->off;
+        /* Bytes before the first chunk that the sha misses are on disk: the
+         * session was resumed (base = file size) or a commit wrote all. */
+        AT_ASSERT(u->hashed >= u->h_file_end || u->written >= u->h_file_end);
+        u->h_count = take_batch(&u->h_next, batch_cap(u), true);
+        submit_hash(u);
     }
 }
 
@@ -515,8 +801,7 @@ static enum event next_event(const struct storage_upload *u)
 
     if (u->drain_cb != NULL && (fail != 0 || u->queued <= low_water(u)))
         return EV_DRAIN;
-    if (u->flush_head != NULL &&
-        (fail != 0 || (!u->inflight && flush_ok(u, u->flush_head))))
+    if (u->flush_head != NULL && (fail != 0 || flush_ok(u, u->flush_head)))
         return EV_FLUSH;
     if (u->commit_state == STORAGE__COMMIT_DONE)
         return EV_COMMIT;
@@ -525,7 +810,7 @@ static enum event next_event(const struct storage_upload *u)
     return EV_NONE;
 }
 
-/* Run satisfied callbacks, then start the next work item. Only called from
+/* Run satisfied callbacks, then start the next work items. Only called from
  * the defer timer or a work completion, never from an API call. */
 static void deliver(struct storage_upload *u)
 {
@@ -616,59 +901,96 @@ static void kick(struct storage_upload *u)
         defer(u);
 }
 
-static void record_error(struct storage_upload *u, int status)
+static void record_error(struct storage_upload *u,
+                         int status,
+                         const char *errmsg)
 {
     struct storage *s = u->core->s; /* NULL after storage_close() */
 
     if (s != NULL)
-        memcpy(s->errmsg, u->w_errmsg, AT_ERRMSG_SIZE);
+        memcpy(s->errmsg, errmsg, AT_ERRMSG_SIZE);
     if (status == AT_EDIGEST)
         return;
-    LOG_WARN("%s", u->w_errmsg);
+    LOG_WARN("%s", errmsg);
     if (u->error == 0)
         u->error = status;
 }
 
-static void after_work_cb(uv_work_t *req, int status)
+static void after_write_cb(uv_work_t *req, int status)
 {
     struct storage_upload *u = req->data;
+    struct storage__chunk *c = u->wr_first;
 
     AT_ASSERT(status == 0); /* we never uv_cancel() */
-    u->inflight = false;
+    u->wr_inflight = false;
     u->last_active_ms = now_ms();
-    switch (u->w_kind) {
+    u->written = u->wr_off;
+    u->synced_upto = u->wr_synced;
+    u->meta_ok = u->meta_synced;
+    switch (u->wr_kind) {
     case STORAGE__WORK_WRITE:
-        chunks_free(u->w_batch);
-        u->w_batch = NULL;
-        AT_ASSERT(u->queued >= u->w_batch_bytes);
-        u->queued -= u->w_batch_bytes;
-        u->w_batch_bytes = 0;
-        if (u->w_status != 0)
-            record_error(u, u->w_status);
+        for (size_t i = 0; i < u->wr_count; i++, c = c->next)
+            c->wrote = true;
+        u->wr_first = NULL;
+        u->wr_count = 0;
+        chunks_release_done(u);
+        if (u->wr_status != 0)
+            record_error(u, u->wr_status, u->wr_errmsg);
         break;
     case STORAGE__WORK_SYNC:
-        if (u->w_status != 0)
-            record_error(u, u->w_status);
+        if (u->wr_status != 0)
+            record_error(u, u->wr_status, u->wr_errmsg);
         break;
     case STORAGE__WORK_COMMIT:
+        for (size_t i = 0; i < u->wr_count; i++, c = c->next)
+            c->wrote = true;
+        c = u->h_first;
+        for (size_t i = 0; i < u->h_count; i++, c = c->next)
+            c->hashed = true;
+        u->wr_first = NULL;
+        u->wr_count = 0;
+        u->h_first = NULL;
+        u->h_count = 0;
+        chunks_release_done(u);
+        u->hashed = u->h_off;
         u->commit_state = STORAGE__COMMIT_DONE;
-        u->commit_status = u->w_status;
-        if (u->w_status == 0) {
+        u->commit_status = u->wr_status;
+        if (u->wr_status == 0) {
+            AT_ASSERT(u->c_head == NULL);
             u->committed = true;
             LOG_DEBUG("upload '%s' committed (%" PRIu64 " bytes)", u->id,
                       u->written);
             table_remove(u);
         } else {
-            record_error(u, u->w_status);
+            record_error(u, u->wr_status, u->wr_errmsg);
         }
         break;
     case STORAGE__WORK_REMOVE:
-        if (u->w_status != 0)
-            LOG_WARN("%s", u->w_errmsg);
+        if (u->wr_status != 0)
+            LOG_WARN("%s", u->wr_errmsg);
         break;
     }
     deliver(u);
     storage_upload_unref(u); /* the work item's */
+}
+
+static void after_hash_cb(uv_work_t *req, int status)
+{
+    struct storage_upload *u = req->data;
+    struct storage__chunk *c = u->h_first;
+
+    AT_ASSERT(status == 0);
+    u->h_inflight = false;
+    u->hashed = u->h_off;
+    for (size_t i = 0; i < u->h_count; i++, c = c->next)
+        c->hashed = true;
+    u->h_first = NULL;
+    u->h_count = 0;
+    chunks_release_done(u);
+    if (u->h_status != 0)
+        record_error(u, u->h_status, u->h_errmsg);
+    deliver(u);
+    storage_upload_unref(u);
 }
 
 /* ---- public API ---- */
@@ -693,11 +1015,8 @@ int storage_upload_create(struct storage *s,
     struct storage_upload *u;
     uint8_t rnd[16];
     char id[STORAGE_UPLOAD_ID_MAX + 1];
-    char *info = NULL;
     size_t repo_len;
     size_t off = 0;
-    int fd;
-    int rv;
 
     if (s->closing) {
         at_errmsg_printf(s->errmsg, "store is closing");
@@ -731,47 +1050,14 @@ int storage_upload_create(struct storage *s,
         snprintf(id + off + 2 * i, 3, "%02x", rnd[i]);
     AT_ASSERT(storage_upload_id_valid(id, strlen(id)));
 
+    /* No file yet: the first work item creates the data file, the first sync
+     * flush the info file. */
     u = upload_new(s, id, repo, repo_len);
-    if (mkdir(u->dir, 0700) != 0) {
-        rv = storage__io_err(errno);
-        at_errmsg_printf(s->errmsg, "mkdir '%s': %s", u->dir, strerror(errno));
-        goto err_free;
-    }
-    fd = open(u->info_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rv = storage__io_err(errno);
-        at_errmsg_printf(s->errmsg, "create '%s': %s", u->info_path,
-                         strerror(errno));
-        goto err_rm;
-    }
-    info = at_asprintf("%s\n%" PRIu64 "\n", u->repo, at_wall_ms());
-    rv = write_all(fd, info, strlen(info));
-    free(info);
-    close(fd);
-    if (rv != 0) {
-        at_errmsg_printf(s->errmsg, "write '%s': %s", u->info_path,
-                         strerror(-rv));
-        rv = storage__io_err(-rv);
-        goto err_rm;
-    }
-    u->fd = open(u->data_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (u->fd < 0) {
-        rv = storage__io_err(errno);
-        at_errmsg_printf(s->errmsg, "create '%s': %s", u->data_path,
-                         strerror(errno));
-        goto err_rm;
-    }
     u->refs = 2; /* table + caller */
     u->in_table = true;
     AT_ASSERT(at_map_put(&s->uploads, u->id, strlen(u->id), u) == NULL);
     *out = u;
     return 0;
-
-err_rm:
-    (void)storage__rm_tree(u->dir);
-err_free:
-    upload_free(u);
-    return rv;
 }
 
 /* see storage.h */
@@ -848,33 +1134,39 @@ int storage_upload_write(struct storage_upload *u, const void *p, size_t n)
         return 0;
     if (UINT64_MAX - u->size < n)
         return AT_ETOOBIG;
-    u->size += n;
-    u->queued += n;
     u->last_active_ms = now_ms();
     while (n > 0) {
-        struct storage__chunk *c = u->q_tail;
+        struct storage__chunk *c = u->c_tail;
         size_t k;
-        if (c == NULL || c->len == c->cap) {
-            size_t cap = (u->q_head == NULL && n < STORAGE__CHUNK_SMALL)
+        if (c == NULL || c->sealed) {
+            size_t cap = (u->c_head == NULL && n < STORAGE__CHUNK_SMALL)
                              ? STORAGE__CHUNK_SMALL
                              : STORAGE__CHUNK;
-            c = at_malloc(sizeof(*c) + cap);
-            c->next = NULL;
-            c->len = 0;
-            c->cap = cap;
-            if (u->q_tail != NULL)
-                u->q_tail->next = c;
+            c = chunk_new(u->core, cap, u->size);
+            if (u->c_tail != NULL)
+                u->c_tail->next = c;
             else
-                u->q_head = c;
-            u->q_tail = c;
+                u->c_head = c;
+            u->c_tail = c;
+            if (u->wr_next == NULL)
+                u->wr_next = c;
+            if (u->h_next == NULL)
+                u->h_next = c;
         }
         k = AT_MIN(n, c->cap - c->len);
         memcpy(c->data + c->len, src, k);
         c->len += k;
+        c->sealed = c->len == c->cap;
+        u->size += k;
+        u->queued += k;
         src += k;
         n -= k;
     }
-    kick(u);
+    /* Submit from the next loop iteration: pieces of the same read coalesce
+     * into one batch, and a commit requested right after the last piece
+     * (a small blob) takes them all in one work item. */
+    if (!u->wr_inflight || !u->h_inflight)
+        defer(u);
     return 0;
 }
 
@@ -965,11 +1257,15 @@ void storage_upload_cancel(struct storage_upload *u)
     u->canceled = true;
     storage_upload_ref(u);
     table_remove(u);
-    chunks_free(u->q_head);
-    AT_ASSERT(u->queued >= u->w_batch_bytes);
-    u->q_head = NULL;
-    u->q_tail = NULL;
-    u->queued = u->w_batch_bytes;
+    /* Chunks no chain has taken are never needed again; those in a batch
+     * in flight are freed by its completion. */
+    for (struct storage__chunk *c = u->wr_next; c != NULL; c = c->next)
+        c->wrote = true;
+    for (struct storage__chunk *c = u->h_next; c != NULL; c = c->next)
+        c->hashed = true;
+    u->wr_next = NULL;
+    u->h_next = NULL;
+    chunks_release_done(u);
     LOG_DEBUG("upload '%s' canceled", u->id);
     kick(u);
     storage_upload_unref(u);
@@ -985,8 +1281,9 @@ void storage_upload_purge(struct storage *s)
         return;
     for (size_t i = 0; at_map_next(&s->uploads, &i, NULL, &v);) {
         struct storage_upload *u = v;
-        if (u->locked || u->inflight || u->flush_head != NULL ||
-            u->drain_cb != NULL || u->commit_state != STORAGE__COMMIT_NONE)
+        if (u->locked || u->wr_inflight || u->h_inflight ||
+            u->flush_head != NULL || u->drain_cb != NULL ||
+            u->commit_state != STORAGE__COMMIT_NONE)
             continue;
         if (now - u->last_active_ms <= (int64_t)s->upload_ttl_ms)
             continue;
@@ -1007,18 +1304,25 @@ void storage__purge_timer_cb(uv_timer_t *t)
 
 /* ---- rediscovery at open ---- */
 
-/* Read and check uploads/<id>/info: "<repo>\n<wall ms>\n". */
-static int read_info(const char *path, char **repo, size_t *repo_len)
+/* Read and check uploads/<id>.info: "<repo>\n<wall ms>\n". */
+static int read_info(const char *path,
+                     char **repo,
+                     size_t *repo_len,
+                     uint64_t *when,
+                     struct stat *st)
 {
     char buf[STORAGE__INFO_MAX + 1];
     size_t len = 0;
     char *nl;
     char *end;
-    uint64_t when;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 
     if (fd < 0)
         return AT_ECORRUPT;
+    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+        close(fd);
+        return AT_ECORRUPT;
+    }
     while (len < sizeof(buf)) {
         ssize_t k = read(fd, buf + len, sizeof(buf) - len);
         if (k < 0 && errno == EINTR)
@@ -1035,49 +1339,76 @@ static int read_info(const char *path, char **repo, size_t *repo_len)
         return AT_ECORRUPT;
     end = memchr(nl + 1, '\n', len - (size_t)(nl + 1 - buf));
     if (end == NULL || end != buf + len - 1 ||
-        at_parse_u64(nl + 1, (size_t)(end - nl - 1), &when) != 0)
+        at_parse_u64(nl + 1, (size_t)(end - nl - 1), when) != 0)
         return AT_ECORRUPT;
     *repo_len = (size_t)(nl - buf);
     *repo = at_strndup(buf, *repo_len);
     return 0;
 }
 
-static void load_one(struct storage *s, const char *name)
+/* Remove a file or a directory tree; logs failures. */
+static void remove_any(const char *path)
+{
+    int rv = 0;
+
+    if (unlink(path) != 0 && errno != ENOENT) {
+        if (errno == EISDIR || errno == EPERM)
+            rv = storage__rm_tree(path);
+        else
+            rv = -errno;
+    }
+    if (rv != 0)
+        LOG_WARN("remove '%s': %s", path, strerror(-rv));
+}
+
+static int64_t mtime_ms(const struct stat *st)
+{
+    return (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000;
+}
+
+/* Resume one session: <id>.info (valid) plus <id>.data when has_data. */
+static void load_one(struct storage *s, const char *id, bool has_data)
 {
     struct storage_upload *u;
-    struct stat st;
-    char *dir = at_asprintf("%s/uploads/%s", s->dir, name);
-    char *info = at_asprintf("%s/info", dir);
-    char *data = at_asprintf("%s/data", dir);
+    struct stat ist;
+    struct stat dst;
+    char *info = at_asprintf("%s/uploads/%s.info", s->dir, id);
+    char *data = at_asprintf("%s/uploads/%s.data", s->dir, id);
     char *repo = NULL;
     size_t repo_len = 0;
+    uint64_t when = 0;
     int64_t age;
     int fd = -1;
     int rv;
 
-    rv = read_info(info, &repo, &repo_len);
-    if (rv == 0) {
+    rv = read_info(info, &repo, &repo_len, &when, &ist);
+    if (rv == 0 && has_data) {
         fd = open(data, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        if (fd < 0 || fstat(fd, &dst) != 0 || !S_ISREG(dst.st_mode))
             rv = AT_ECORRUPT;
     }
     if (rv != 0) {
-        LOG_WARN("removing upload dir '%s': missing or corrupt info/data", dir);
+        LOG_WARN("removing upload '%s': corrupt info or data file", id);
         if (fd >= 0)
             close(fd);
-        rv = storage__rm_tree(dir);
-        if (rv != 0)
-            LOG_WARN("remove '%s': %s", dir, strerror(-rv));
+        remove_any(info);
+        remove_any(data);
         goto out;
     }
-    u = upload_new(s, name, repo, repo_len);
+    u = upload_new(s, id, repo, repo_len);
+    u->created_wall_ms = when;
     u->fd = fd;
-    u->written = (uint64_t)st.st_size;
-    u->size = u->written;
-    u->sfr_start = u->written;
-    u->hashed_upto = 0; /* rehashed lazily in the pool */
-    age = (int64_t)at_wall_ms() -
-          ((int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000);
+    u->info_exists = true; /* maybe not fsynced: the next sync does it */
+    if (has_data) {
+        u->wr_off = (uint64_t)dst.st_size;
+        u->written = u->wr_off;
+        u->size = u->wr_off;
+        u->sfr_start = u->wr_off;
+        u->sfr_prev = u->wr_off;
+        u->sfr_waited = u->wr_off;
+    }
+    /* h_off = 0: the hash chain rehashes the file before new chunks */
+    age = (int64_t)at_wall_ms() - mtime_ms(has_data ? &dst : &ist);
     u->last_active_ms = now_ms() - AT_MAX(age, 0);
     u->refs = 1; /* the table's */
     u->in_table = true;
@@ -1086,9 +1417,31 @@ static void load_one(struct storage *s, const char *name)
               u->size);
 out:
     free(repo);
-    free(dir);
     free(info);
     free(data);
+}
+
+#define FOUND_DATA ((uintptr_t)1)
+#define FOUND_INFO ((uintptr_t)2)
+
+/* If name is "<valid id>.data" or "<valid id>.info", return its FOUND_* bit
+ * and the id length. */
+static uintptr_t session_file(const char *name, size_t len, size_t *idlen)
+{
+    uintptr_t kind;
+
+    if (len < 5)
+        return 0;
+    if (strcmp(name + len - 5, ".data") == 0)
+        kind = FOUND_DATA;
+    else if (strcmp(name + len - 5, ".info") == 0)
+        kind = FOUND_INFO;
+    else
+        return 0;
+    if (!storage_upload_id_valid(name, len - 5))
+        return 0;
+    *idlen = len - 5;
+    return kind;
 }
 
 /* see internal.h */
@@ -1096,9 +1449,13 @@ int storage__uploads_load(struct storage *s)
 {
     char *path = at_asprintf("%s/uploads", s->dir);
     DIR *d = opendir(path);
+    struct at_map found; /* id -> FOUND_* bits (as a pointer value) */
     struct dirent *e;
+    const char *id;
+    void *v;
     int rv = 0;
 
+    at_map_init(&found);
     if (d == NULL) {
         at_errmsg_printf(s->errmsg, "opendir '%s': %s", path, strerror(errno));
         rv = storage__io_err(errno);
@@ -1106,16 +1463,36 @@ int storage__uploads_load(struct storage *s)
     }
     while ((e = readdir(d)) != NULL) {
         size_t len = strlen(e->d_name);
+        size_t idlen = 0;
+        uintptr_t kind;
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
-        if (!storage_upload_id_valid(e->d_name, len)) {
-            LOG_WARN("ignoring '%s/%s': not an upload id", path, e->d_name);
+        kind = session_file(e->d_name, len, &idlen);
+        if (kind == 0) {
+            char *p = at_asprintf("%s/%s", path, e->d_name);
+            LOG_WARN("removing '%s': not an upload file", p);
+            remove_any(p);
+            free(p);
             continue;
         }
-        load_one(s, e->d_name);
+        v = at_map_get(&found, e->d_name, idlen);
+        at_map_put(&found, e->d_name, idlen, (void *)((uintptr_t)v | kind));
     }
     closedir(d);
+    for (size_t i = 0; at_map_next(&found, &i, &id, &v);) {
+        uintptr_t kind = (uintptr_t)v;
+        if (kind & FOUND_INFO) {
+            load_one(s, id, (kind & FOUND_DATA) != 0);
+        } else {
+            /* Never acknowledged (no sync flush): the client restarts. */
+            char *p = at_asprintf("%s/%s.data", path, id);
+            LOG_INFO("removing '%s': upload never acknowledged", p);
+            remove_any(p);
+            free(p);
+        }
+    }
 out:
+    at_map_release(&found);
     free(path);
     return rv;
 }

@@ -1,5 +1,5 @@
-/* Unit tests of the blob store: uploads, commit, backpressure, restart, purge.
- */
+/* Unit tests of the blob store: uploads, commit, backpressure, restart,
+ * recovery of the flat layout, write/hash chains, purge. */
 #include "common/compat.h"
 
 #include <setjmp.h>
@@ -280,8 +280,9 @@ static void test_commit_pieces(void **state)
     assert_true(strncmp(id, "n1-", 3) == 0);
     assert_true(storage_upload_id_valid(id, strlen(id)));
     assert_string_equal(storage_upload_repo(u), "lib/alpine");
-    assert_true(path_exists("%s/uploads/%s/data", f->dir, id));
-    assert_true(path_exists("%s/uploads/%s/info", f->dir, id));
+    /* Creating a session creates no file. */
+    assert_false(path_exists("%s/uploads/%s.data", f->dir, id));
+    assert_false(path_exists("%s/uploads/%s.info", f->dir, id));
 
     at_sha256_init(&h);
     for (int i = 0; i < 300; i++) {
@@ -295,6 +296,15 @@ static void test_commit_pieces(void **state)
         assert_true(storage_upload_size(u) == total);
         if (i % 40 == 0)
             uv_run(&f->loop, UV_RUN_NOWAIT);
+        if (i == 100) {
+            /* The data file is created by the first write, the info file
+             * by the first sync flush. */
+            assert_int_equal(flush_wait(f, u, false), 0);
+            assert_true(path_exists("%s/uploads/%s.data", f->dir, id));
+            assert_false(path_exists("%s/uploads/%s.info", f->dir, id));
+            assert_int_equal(flush_wait(f, u, true), 0);
+            assert_true(path_exists("%s/uploads/%s.info", f->dir, id));
+        }
     }
     at_sha256_final(&h, &want);
 
@@ -316,7 +326,8 @@ static void test_commit_pieces(void **state)
     assert_true(r.size == total);
     check_blob(f, &want, total);
     assert_int_equal(storage_upload_find(&f->s, id, &u2), AT_ENOTFOUND);
-    assert_false(path_exists("%s/uploads/%s", f->dir, id));
+    assert_false(path_exists("%s/uploads/%s.data", f->dir, id));
+    assert_false(path_exists("%s/uploads/%s.info", f->dir, id));
     assert_int_equal(storage_upload_write(u, "x", 1), AT_ENOTFOUND);
     storage_upload_cancel(u); /* no-op after commit */
     storage_upload_unref(u);
@@ -392,7 +403,7 @@ static void test_backpressure(void **state)
     struct res r;
 
     fx_open(f, 0, 0, 0);
-    assert_true(f->s.write_high_water == 8 * MIB);
+    assert_true(f->s.write_high_water == 16 * MIB);
     b->f = f;
     b->total = 64 * MIB;
     at_sha256_init(&b->h);
@@ -451,9 +462,9 @@ static void test_restart_rehash(void **state)
     free(buf);
 }
 
-/* Closing with a write in flight, a pending flush and a drain: the struct is
- * freed at once (as node/server.c does), the loop finishes with no handle
- * left, and the session survives with its bytes. */
+/* Closing with a write in flight, a pending sync flush and a drain: the
+ * struct is freed at once (as node/server.c does), the loop finishes with no
+ * handle left, and the (acknowledged) session survives with its bytes. */
 static void test_close_inflight(void **state)
 {
     struct fx *f = *state;
@@ -470,7 +481,7 @@ static void test_close_inflight(void **state)
     snprintf(id, sizeof(id), "%s", storage_upload_id(u));
     fill(buf, 16 * MIB, 3);
     assert_int_equal(storage_upload_write(u, buf, 16 * MIB), 0);
-    assert_int_equal(storage_upload_flush(u, false, on_status, &r), 0);
+    assert_int_equal(storage_upload_flush(u, true, on_status, &r), 0);
     storage_upload_on_drain(u, on_status, &dr);
     storage_close(hs);
     assert_true(storage_closed(hs));
@@ -524,7 +535,8 @@ static void test_cancel(void **state)
     assert_int_equal(dr.status, AT_ECANCELED);
     assert_int_equal(fl.calls, 1);
     assert_int_equal(fl.status, AT_ECANCELED);
-    assert_false(path_exists("%s/uploads/%s", f->dir, id));
+    assert_false(path_exists("%s/uploads/%s.data", f->dir, id));
+    assert_false(path_exists("%s/uploads/%s.info", f->dir, id));
     free(buf);
 }
 
@@ -544,6 +556,10 @@ static void test_write_error(void **state)
     fx_open(f, 0, 0, 0);
     assert_int_equal(storage_upload_create(&f->s, "e", &u), 0);
     snprintf(id, sizeof(id), "%s", storage_upload_id(u));
+    assert_int_equal(u->fd, -1); /* created by the first write */
+    assert_int_equal(storage_upload_write(u, "a", 1), 0);
+    assert_int_equal(flush_wait(f, u, false), 0);
+    assert_true(u->fd >= 0);
     assert_true(dup2(full, u->fd) >= 0);
     close(full);
     assert_int_equal(storage_upload_write(u, "hello", 5), 0);
@@ -557,7 +573,7 @@ static void test_write_error(void **state)
     storage_upload_cancel(u);
     storage_upload_unref(u);
     uv_run(&f->loop, UV_RUN_DEFAULT);
-    assert_false(path_exists("%s/uploads/%s", f->dir, id));
+    assert_false(path_exists("%s/uploads/%s.data", f->dir, id));
 }
 
 /* ---- purge ---- */
@@ -575,14 +591,15 @@ static void test_purge_old_mtime(void **state)
     assert_int_equal(storage_upload_create(&f->s, "old", &u), 0);
     snprintf(id_old, sizeof(id_old), "%s", storage_upload_id(u));
     assert_int_equal(storage_upload_write(u, "abc", 3), 0);
-    assert_int_equal(flush_wait(f, u, false), 0);
+    assert_int_equal(flush_wait(f, u, true), 0);
     storage_upload_unref(u);
     assert_int_equal(storage_upload_create(&f->s, "new", &u), 0);
     snprintf(id_new, sizeof(id_new), "%s", storage_upload_id(u));
+    assert_int_equal(flush_wait(f, u, true), 0); /* info only */
     storage_upload_unref(u);
     fx_close_store(f);
 
-    snprintf(path, sizeof(path), "%s/uploads/%s/data", f->dir, id_old);
+    snprintf(path, sizeof(path), "%s/uploads/%s.data", f->dir, id_old);
     gettimeofday(&tv[0], NULL);
     tv[0].tv_sec -= 3600;
     tv[1] = tv[0];
@@ -593,8 +610,9 @@ static void test_purge_old_mtime(void **state)
     assert_int_equal(storage_upload_find(&f->s, id_new, &u), 0);
     storage_upload_unref(u);
     uv_run(&f->loop, UV_RUN_DEFAULT); /* purge timer is unref'd */
-    assert_false(path_exists("%s/uploads/%s", f->dir, id_old));
-    assert_true(path_exists("%s/uploads/%s", f->dir, id_new));
+    assert_false(path_exists("%s/uploads/%s.data", f->dir, id_old));
+    assert_false(path_exists("%s/uploads/%s.info", f->dir, id_old));
+    assert_true(path_exists("%s/uploads/%s.info", f->dir, id_new));
 }
 
 static void on_timer(uv_timer_t *t)
@@ -615,6 +633,8 @@ static void test_purge_timer(void **state)
     fx_open(f, 0, 50, 0);
     assert_int_equal(storage_upload_create(&f->s, "p", &u), 0);
     snprintf(id, sizeof(id), "%s", storage_upload_id(u));
+    assert_int_equal(storage_upload_write(u, "abc", 3), 0);
+    assert_int_equal(flush_wait(f, u, true), 0);
     storage_upload_unref(u);
     assert_int_equal(storage_upload_create(&f->s, "p", &locked), 0);
     snprintf(id_locked, sizeof(id_locked), "%s", storage_upload_id(locked));
@@ -628,7 +648,8 @@ static void test_purge_timer(void **state)
     uv_close((uv_handle_t *)&t, NULL);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(storage_upload_find(&f->s, id, &u), AT_ENOTFOUND);
-    assert_false(path_exists("%s/uploads/%s", f->dir, id));
+    assert_false(path_exists("%s/uploads/%s.data", f->dir, id));
+    assert_false(path_exists("%s/uploads/%s.info", f->dir, id));
     assert_int_equal(storage_upload_find(&f->s, id_locked, &u), 0);
     storage_upload_unref(u);
     storage_upload_unlock(locked);
@@ -682,48 +703,369 @@ static void test_existing_blob(void **state)
     check_blob(f, &want, strlen(content));
 }
 
+static void put_file(const char *content, size_t len, const char *fmt, ...)
+    AT_PRINTF(3, 4);
+static void put_file(const char *content, size_t len, const char *fmt, ...)
+{
+    char path[512];
+    va_list ap;
+    int fd;
+
+    va_start(ap, fmt);
+    vsnprintf(path, sizeof(path), fmt, ap);
+    va_end(ap);
+    fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_true(write(fd, content, len) == (ssize_t)len);
+    close(fd);
+}
+
+/* Names in uploads/ after open: only what a session owns. */
 static void test_open_recovery(void **state)
 {
     struct fx *f = *state;
     struct storage_upload *u = NULL;
-    const char *bad = "0123456789abcdef0123456789abcdef";
+    const char *both = "n1-0123456789abcdef0123456789abcdef";
+    const char *info_only = "fedcba9876543210fedcba9876543210";
+    const char *data_only = "n1-11111111111111111111111111111111";
     const char *badinfo = "n1-00000000000000000000000000000000";
+    const char *old_dir = "n1-22222222222222222222222222222222";
     char path[512];
     int fd;
 
     fx_open(f, 0, 0, 0);
     fx_close_store(f);
-    /* session without info, session with corrupt info, junk in tmp/, and a
-     * foreign name in uploads/ */
-    snprintf(path, sizeof(path), "%s/uploads/%s", f->dir, bad);
+    /* data + info: resumed at the data size */
+    put_file("lib/x\n1700000000000\n", 20, "%s/uploads/%s.info", f->dir, both);
+    put_file("hello", 5, "%s/uploads/%s.data", f->dir, both);
+    /* info alone: an empty session */
+    put_file("r\n1\n", 4, "%s/uploads/%s.info", f->dir, info_only);
+    /* data alone (never acknowledged): removed */
+    put_file("abc", 3, "%s/uploads/%s.data", f->dir, data_only);
+    /* corrupt info: both files removed */
+    put_file("repo\nnot-a-number\n", 18, "%s/uploads/%s.info", f->dir, badinfo);
+    put_file("zz", 2, "%s/uploads/%s.data", f->dir, badinfo);
+    /* the old per-directory layout, foreign names, a directory named like a
+     * data file: removed */
+    snprintf(path, sizeof(path), "%s/uploads/%s", f->dir, old_dir);
     assert_int_equal(mkdir(path, 0700), 0);
-    snprintf(path, sizeof(path), "%s/uploads/%s/data", f->dir, bad);
-    fd = open(path, O_CREAT | O_WRONLY, 0600);
-    assert_true(fd >= 0);
-    close(fd);
-    snprintf(path, sizeof(path), "%s/uploads/%s", f->dir, badinfo);
+    put_file("r\n1\n", 4, "%s/uploads/%s/info", f->dir, old_dir);
+    put_file("x", 1, "%s/uploads/%s/data", f->dir, old_dir);
+    snprintf(path, sizeof(path), "%s/uploads/NOT-AN-ID", f->dir);
     assert_int_equal(mkdir(path, 0700), 0);
-    snprintf(path, sizeof(path), "%s/uploads/%s/info", f->dir, badinfo);
-    fd = open(path, O_CREAT | O_WRONLY, 0600);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, "repo\nnot-a-number\n", 18), 18);
-    close(fd);
+    put_file("x", 1, "%s/uploads/%s.tmp", f->dir, both);
+    put_file("x", 1, "%s/uploads/.data", f->dir);
+    snprintf(path, sizeof(path), "%s/uploads/%s.data", f->dir,
+             "n1-33333333333333333333333333333333");
+    assert_int_equal(mkdir(path, 0700), 0);
+    put_file("r\n1\n", 4, "%s/uploads/%s.info", f->dir,
+             "n1-33333333333333333333333333333333");
+    /* junk in tmp/ */
     snprintf(path, sizeof(path), "%s/tmp/junk", f->dir);
     assert_int_equal(mkdir(path, 0700), 0);
     snprintf(path, sizeof(path), "%s/tmp/junk/file", f->dir);
     fd = open(path, O_CREAT | O_WRONLY, 0600);
     close(fd);
-    snprintf(path, sizeof(path), "%s/uploads/NOT-AN-ID", f->dir);
-    assert_int_equal(mkdir(path, 0700), 0);
 
     fx_open(f, 0, 0, 0);
-    assert_int_equal(storage_upload_find(&f->s, bad, &u), AT_ENOTFOUND);
+    assert_int_equal(storage_upload_find(&f->s, both, &u), 0);
+    assert_true(storage_upload_size(u) == 5);
+    assert_string_equal(storage_upload_repo(u), "lib/x");
+    storage_upload_unref(u);
+    assert_int_equal(storage_upload_find(&f->s, info_only, &u), 0);
+    assert_true(storage_upload_size(u) == 0);
+    assert_string_equal(storage_upload_repo(u), "r");
+    storage_upload_unref(u);
+    assert_int_equal(storage_upload_find(&f->s, data_only, &u), AT_ENOTFOUND);
     assert_int_equal(storage_upload_find(&f->s, badinfo, &u), AT_ENOTFOUND);
-    assert_false(path_exists("%s/uploads/%s", f->dir, bad));
-    assert_false(path_exists("%s/uploads/%s", f->dir, badinfo));
+    assert_int_equal(storage_upload_find(&f->s, old_dir, &u), AT_ENOTFOUND);
+    assert_int_equal(
+        storage_upload_find(&f->s, "n1-33333333333333333333333333333333", &u),
+        AT_ENOTFOUND);
+    assert_false(path_exists("%s/uploads/%s.data", f->dir, data_only));
+    assert_false(path_exists("%s/uploads/%s.data", f->dir, badinfo));
+    assert_false(path_exists("%s/uploads/%s.info", f->dir, badinfo));
+    assert_false(path_exists("%s/uploads/%s", f->dir, old_dir));
+    assert_false(path_exists("%s/uploads/NOT-AN-ID", f->dir));
+    assert_false(path_exists("%s/uploads/%s.tmp", f->dir, both));
+    assert_false(path_exists("%s/uploads/.data", f->dir));
+    assert_false(path_exists("%s/uploads/%s.data", f->dir,
+                             "n1-33333333333333333333333333333333"));
     assert_false(path_exists("%s/tmp/junk", f->dir));
     assert_true(path_exists("%s/tmp", f->dir));
-    assert_true(path_exists("%s/uploads/NOT-AN-ID", f->dir));
+    /* exactly the two live sessions' three files are left */
+    snprintf(path, sizeof(path), "%s/uploads", f->dir);
+    assert_true(count_entries(path) == 3);
+}
+
+/* The resumed sessions of test_open_recovery work: commit the one with
+ * data, append to and commit the empty one. */
+static void test_recovered_commit(void **state)
+{
+    struct fx *f = *state;
+    struct storage_upload *u = NULL;
+    const char *both = "n1-0123456789abcdef0123456789abcdef";
+    const char *info_only = "fedcba9876543210fedcba9876543210";
+    struct at_digest want;
+    struct res r;
+    char path[512];
+
+    fx_open(f, 0, 0, 0);
+    fx_close_store(f);
+    put_file("lib/x\n1700000000000\n", 20, "%s/uploads/%s.info", f->dir, both);
+    put_file("hello", 5, "%s/uploads/%s.data", f->dir, both);
+    put_file("r\n1\n", 4, "%s/uploads/%s.info", f->dir, info_only);
+    fx_open(f, 0, 0, 0);
+
+    assert_int_equal(storage_upload_find(&f->s, both, &u), 0);
+    assert_int_equal(storage_upload_write(u, " world", 6), 0);
+    at_digest_of("hello world", 11, &want);
+    assert_int_equal(commit_wait(f, u, &want, &r), 0);
+    storage_upload_unref(u);
+    check_blob(f, &want, 11);
+
+    assert_int_equal(storage_upload_find(&f->s, info_only, &u), 0);
+    assert_int_equal(storage_upload_write(u, "abc", 3), 0);
+    at_digest_of("abc", 3, &want);
+    assert_int_equal(commit_wait(f, u, &want, &r), 0);
+    storage_upload_unref(u);
+    check_blob(f, &want, 3);
+    snprintf(path, sizeof(path), "%s/uploads", f->dir);
+    assert_true(count_entries(path) == 0);
+}
+
+/* A session that was only POSTed (or written but never sync-flushed) is gone
+ * after a restart; a sync-flushed one survives with its flushed bytes. */
+static void test_restart_unacked(void **state)
+{
+    struct fx *f = *state;
+    struct storage_upload *u = NULL;
+    char posted[STORAGE_UPLOAD_ID_MAX + 1];
+    char written[STORAGE_UPLOAD_ID_MAX + 1];
+    char acked[STORAGE_UPLOAD_ID_MAX + 1];
+    char empty[STORAGE_UPLOAD_ID_MAX + 1];
+    char path[512];
+
+    fx_open(f, 0, 0, 0);
+    assert_int_equal(storage_upload_create(&f->s, "a", &u), 0);
+    snprintf(posted, sizeof(posted), "%s", storage_upload_id(u));
+    storage_upload_unref(u);
+
+    assert_int_equal(storage_upload_create(&f->s, "a", &u), 0);
+    snprintf(written, sizeof(written), "%s", storage_upload_id(u));
+    assert_int_equal(storage_upload_write(u, "0123456789", 10), 0);
+    assert_int_equal(flush_wait(f, u, false), 0);
+    storage_upload_unref(u);
+
+    assert_int_equal(storage_upload_create(&f->s, "a", &u), 0);
+    snprintf(acked, sizeof(acked), "%s", storage_upload_id(u));
+    assert_int_equal(storage_upload_write(u, "0123456789", 10), 0);
+    assert_int_equal(flush_wait(f, u, true), 0);
+    storage_upload_unref(u);
+
+    assert_int_equal(storage_upload_create(&f->s, "a", &u), 0);
+    snprintf(empty, sizeof(empty), "%s", storage_upload_id(u));
+    assert_int_equal(flush_wait(f, u, true), 0); /* an empty PATCH */
+    assert_false(path_exists("%s/uploads/%s.data", f->dir, empty));
+    assert_true(path_exists("%s/uploads/%s.info", f->dir, empty));
+    storage_upload_unref(u);
+
+    snprintf(path, sizeof(path), "%s/uploads", f->dir);
+    assert_true(count_entries(path) == 4); /* written: data; acked: both */
+    fx_close_store(f);
+
+    fx_open(f, 0, 0, 0);
+    assert_int_equal(storage_upload_find(&f->s, posted, &u), AT_ENOTFOUND);
+    assert_int_equal(storage_upload_find(&f->s, written, &u), AT_ENOTFOUND);
+    assert_false(path_exists("%s/uploads/%s.data", f->dir, written));
+    assert_int_equal(storage_upload_find(&f->s, acked, &u), 0);
+    assert_true(storage_upload_size(u) == 10);
+    storage_upload_unref(u);
+    assert_int_equal(storage_upload_find(&f->s, empty, &u), 0);
+    assert_true(storage_upload_size(u) == 0);
+    storage_upload_unref(u);
+    assert_true(count_entries(path) == 3);
+}
+
+/* POST + PUT of a small blob: the only file ever created in uploads/ is the
+ * data file, and it is the blob (renamed, same inode). */
+static void test_small_blob_one_inode(void **state)
+{
+    struct fx *f = *state;
+    struct storage_upload *u = NULL;
+    struct at_digest want;
+    struct res r;
+    uint8_t buf[4096];
+    char id[STORAGE_UPLOAD_ID_MAX + 1];
+    char hex[AT_DIGEST_HEX_LEN + 1];
+    char path[512];
+    char uploads[512];
+    struct stat st_data;
+    struct stat st_blob;
+
+    fx_open(f, 0, 0, 0);
+    snprintf(uploads, sizeof(uploads), "%s/uploads", f->dir);
+    for (int i = 0; i < 3; i++) {
+        fill(buf, sizeof(buf), 100 + (uint64_t)i);
+        at_digest_of(buf, sizeof(buf), &want);
+        assert_int_equal(storage_upload_create(&f->s, "small", &u), 0);
+        snprintf(id, sizeof(id), "%s", storage_upload_id(u));
+        assert_true(count_entries(uploads) == 0);
+        assert_int_equal(storage_upload_write(u, buf, sizeof(buf)), 0);
+        if (i == 0) {
+            /* Look at the data file between the write and the commit. */
+            assert_int_equal(flush_wait(f, u, false), 0);
+            assert_true(count_entries(uploads) == 1);
+            snprintf(path, sizeof(path), "%s/%s.data", uploads, id);
+            assert_int_equal(stat(path, &st_data), 0);
+        }
+        assert_int_equal(commit_wait(f, u, &want, &r), 0);
+        storage_upload_unref(u);
+        assert_true(count_entries(uploads) == 0);
+        check_blob(f, &want, sizeof(buf));
+        snprintf(path, sizeof(path), "%s/blobs/sha256/%.2s/%s", f->dir,
+                 at_digest_hex(&want, hex), hex);
+        assert_int_equal(stat(path, &st_blob), 0);
+        if (i == 0)
+            assert_true(st_blob.st_ino == st_data.st_ino);
+    }
+}
+
+/* ---- the write and hash chains ---- */
+
+struct rnd {
+    uint64_t x;
+};
+
+static uint64_t rnd_next(struct rnd *r)
+{
+    r->x ^= r->x << 13;
+    r->x ^= r->x >> 7;
+    r->x ^= r->x << 17;
+    return r->x;
+}
+
+/* A piece size: mostly small, sometimes around the chunk size, sometimes a
+ * few MiB. */
+static size_t rnd_size(struct rnd *r)
+{
+    uint64_t k = rnd_next(r) % 16;
+    if (k < 8)
+        return (size_t)(rnd_next(r) % 70000) + 1;
+    if (k < 14)
+        return (size_t)(MIB - 2000 + rnd_next(r) % 4000);
+    return (size_t)(rnd_next(r) % (5 * MIB)) + 1;
+}
+
+/* Write n random pieces, honouring backpressure, with random loop turns and
+ * flushes in between. */
+static void chain_pieces(struct fx *f,
+                         struct storage_upload *u,
+                         struct at_sha256 *h,
+                         struct rnd *r,
+                         uint8_t *buf,
+                         int n)
+{
+    for (int i = 0; i < n; i++) {
+        size_t len = rnd_size(r);
+        uint64_t action = rnd_next(r) % 8;
+        fill(buf, len, rnd_next(r));
+        at_sha256_update(h, buf, len);
+        assert_int_equal(storage_upload_write(u, buf, len), 0);
+        if (storage_upload_busy(u)) {
+            struct res dr = { 0 };
+            storage_upload_on_drain(u, on_status, &dr);
+            run_until(f, &dr.done);
+            assert_int_equal(dr.status, 0);
+            assert_false(storage_upload_busy(u));
+        }
+        if (action == 0)
+            uv_run(&f->loop, UV_RUN_NOWAIT);
+        else if (action == 1)
+            assert_int_equal(flush_wait(f, u, (rnd_next(r) & 1) != 0), 0);
+        assert_true(storage_upload_queued(u) <=
+                    f->s.write_high_water + 5 * MIB);
+    }
+}
+
+static void test_chains_random(void **state)
+{
+    struct fx *f = *state;
+    uint8_t *buf = at_malloc(5 * MIB);
+    struct rnd r = { 0x1234567890abcdefull };
+
+    fx_open(f, 0, 0, 4 * MIB);
+    for (int round = 0; round < 6; round++) {
+        struct storage_upload *u = NULL;
+        struct at_sha256 h;
+        struct at_digest want;
+        struct at_digest wrong;
+        struct res res;
+        char id[STORAGE_UPLOAD_ID_MAX + 1];
+        uint64_t total;
+
+        at_sha256_init(&h);
+        assert_int_equal(storage_upload_create(&f->s, "rnd", &u), 0);
+        snprintf(id, sizeof(id), "%s", storage_upload_id(u));
+        chain_pieces(f, u, &h, &r, buf, 10 + round * 5);
+        if (round % 2 == 1) {
+            /* A restart: the hash chain rehashes the file first. */
+            total = storage_upload_size(u);
+            assert_int_equal(flush_wait(f, u, true), 0);
+            storage_upload_unref(u);
+            fx_close_store(f);
+            fx_open(f, 0, 0, 4 * MIB);
+            assert_int_equal(storage_upload_find(&f->s, id, &u), 0);
+            assert_true(storage_upload_size(u) == total);
+            chain_pieces(f, u, &h, &r, buf, 10);
+        }
+        if (round % 3 == 2) {
+            /* A mismatch: the sha restarts from the file. */
+            at_digest_of("nope", 4, &wrong);
+            assert_int_equal(commit_wait(f, u, &wrong, &res), AT_EDIGEST);
+            chain_pieces(f, u, &h, &r, buf, 5);
+        }
+        at_sha256_final(&h, &want);
+        total = storage_upload_size(u);
+        assert_int_equal(commit_wait(f, u, &want, &res), 0);
+        assert_true(at_digest_equal(&res.digest, &want));
+        assert_true(res.size == total);
+        assert_true(storage_upload_queued(u) == 0);
+        storage_upload_unref(u);
+        check_blob(f, &want, total);
+    }
+    free(buf);
+}
+
+/* Mismatch right after a restart, with no new bytes: commit rehashes. */
+static void test_restart_mismatch(void **state)
+{
+    struct fx *f = *state;
+    struct storage_upload *u = NULL;
+    uint8_t *buf = at_malloc(3 * MIB);
+    struct at_digest want;
+    struct at_digest wrong;
+    struct res r;
+    char id[STORAGE_UPLOAD_ID_MAX + 1];
+
+    fx_open(f, 0, 0, 0);
+    fill(buf, 3 * MIB, 9);
+    at_digest_of(buf, 3 * MIB, &want);
+    at_digest_of("nope", 4, &wrong);
+    assert_int_equal(storage_upload_create(&f->s, "m", &u), 0);
+    snprintf(id, sizeof(id), "%s", storage_upload_id(u));
+    assert_int_equal(storage_upload_write(u, buf, 3 * MIB), 0);
+    assert_int_equal(flush_wait(f, u, true), 0);
+    storage_upload_unref(u);
+    fx_close_store(f);
+    fx_open(f, 0, 0, 0);
+    assert_int_equal(storage_upload_find(&f->s, id, &u), 0);
+    assert_int_equal(commit_wait(f, u, &wrong, &r), AT_EDIGEST);
+    assert_int_equal(commit_wait(f, u, &wrong, &r), AT_EDIGEST);
+    assert_int_equal(commit_wait(f, u, &want, &r), 0);
+    storage_upload_unref(u);
+    check_blob(f, &want, 3 * MIB);
+    free(buf);
 }
 
 static void test_bad_config(void **state)
@@ -766,6 +1108,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_existing_blob, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_open_recovery, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_recovered_commit, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_unacked, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_small_blob_one_inode, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_chains_random, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_mismatch, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_config, fx_setup, fx_teardown),
     };
