@@ -80,7 +80,9 @@ char *at_asprintf(const char *fmt, ...)
 }
 
 /* see check.h */
-void at_assert_fail(const char *expr, const char *file, int line,
+void at_assert_fail(const char *expr,
+                    const char *file,
+                    int line,
                     const char *func)
 {
     void *frames[32];

@@ -8,10 +8,10 @@ AT_NORETURN void at_assert_fail(const char *expr,
                                 const char *func);
 
 /* Never assert what a client, a peer or the disk can cause. */
-#define AT_ASSERT(x)                                               \
-    do {                                                           \
-        if (__builtin_expect(!(x), 0))                             \
-            at_assert_fail(#x, __FILE__, __LINE__, __func__);      \
+#define AT_ASSERT(x)                                          \
+    do {                                                      \
+        if (__builtin_expect(!(x), 0))                        \
+            at_assert_fail(#x, __FILE__, __LINE__, __func__); \
     } while (0)
 
 #define PRE(x)  AT_ASSERT(x)

@@ -1,4 +1,5 @@
-/* Time sources. Never used inside the FSM's apply (it must be deterministic). */
+/* Time sources. Never used inside the FSM's apply (it must be deterministic).
+ */
 #ifndef AT_CLOCK_H
 #define AT_CLOCK_H
 

@@ -5,24 +5,24 @@
 #define AT_ERRMSG_SIZE 256
 
 /* X(name, value, text) */
-#define AT_ERRNO_MAP(X)                                      \
-    X(AT_ENOMEM, -1, "out of memory")                        \
-    X(AT_EINVAL, -2, "invalid argument")                     \
-    X(AT_ETOOBIG, -3, "too big")                             \
-    X(AT_EPROTO, -4, "protocol error")                       \
-    X(AT_ECORRUPT, -5, "corrupt data")                       \
-    X(AT_EIO, -6, "i/o error")                               \
-    X(AT_ENOSPC, -7, "no space left")                        \
-    X(AT_ENOTFOUND, -8, "not found")                         \
-    X(AT_EEXIST, -9, "already exists")                       \
-    X(AT_EBUSY, -10, "busy")                                 \
-    X(AT_EDIGEST, -11, "digest mismatch")                    \
-    X(AT_ERANGE, -12, "out of range")                        \
-    X(AT_ECANCELED, -13, "canceled")                         \
-    X(AT_ENOTLEADER, -14, "not leader")                      \
-    X(AT_EUNKNOWN, -15, "outcome unknown")                   \
-    X(AT_ESHUTDOWN, -16, "shutting down")                    \
-    X(AT_ETIMEDOUT, -17, "timed out")                        \
+#define AT_ERRNO_MAP(X)                    \
+    X(AT_ENOMEM, -1, "out of memory")      \
+    X(AT_EINVAL, -2, "invalid argument")   \
+    X(AT_ETOOBIG, -3, "too big")           \
+    X(AT_EPROTO, -4, "protocol error")     \
+    X(AT_ECORRUPT, -5, "corrupt data")     \
+    X(AT_EIO, -6, "i/o error")             \
+    X(AT_ENOSPC, -7, "no space left")      \
+    X(AT_ENOTFOUND, -8, "not found")       \
+    X(AT_EEXIST, -9, "already exists")     \
+    X(AT_EBUSY, -10, "busy")               \
+    X(AT_EDIGEST, -11, "digest mismatch")  \
+    X(AT_ERANGE, -12, "out of range")      \
+    X(AT_ECANCELED, -13, "canceled")       \
+    X(AT_ENOTLEADER, -14, "not leader")    \
+    X(AT_EUNKNOWN, -15, "outcome unknown") \
+    X(AT_ESHUTDOWN, -16, "shutting down")  \
+    X(AT_ETIMEDOUT, -17, "timed out")      \
     X(AT_EUNSUPPORTED, -18, "unsupported")
 
 enum {

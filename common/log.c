@@ -23,7 +23,8 @@ static const char *level_names[] = { "DEBUG", "INFO", "WARN", "ERROR", "OFF" };
 static int parse_level(const char *s, size_t n, enum at_log_level *out)
 {
     for (int i = 0; i < (int)AT_ARRAY_SIZE(level_names); i++) {
-        if (strlen(level_names[i]) == n && strncasecmp(s, level_names[i], n) == 0) {
+        if (strlen(level_names[i]) == n &&
+            strncasecmp(s, level_names[i], n) == 0) {
             *out = (enum at_log_level)i;
             return 0;
         }

@@ -30,11 +30,11 @@ void at_log_write(const char *comp,
 #define AT_LOG_COMP "atoll"
 #endif
 
-#define AT_LOG_(level, ...)                                              \
-    do {                                                                 \
-        if (at_log_enabled(AT_LOG_COMP, level))                          \
+#define AT_LOG_(level, ...)                                                \
+    do {                                                                   \
+        if (at_log_enabled(AT_LOG_COMP, level))                            \
             at_log_write(AT_LOG_COMP, level, __FILE__, __LINE__, __func__, \
-                         __VA_ARGS__);                                   \
+                         __VA_ARGS__);                                     \
     } while (0)
 
 #define LOG_DEBUG(...) AT_LOG_(AT_LOG_LEVEL_DEBUG, __VA_ARGS__)

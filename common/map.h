@@ -12,9 +12,9 @@ struct at_map_slot {
 
 struct at_map {
     struct at_map_slot *slots; /* owned */
-    size_t cap;   /* power of two, or 0 */
-    size_t len;   /* live entries */
-    size_t used;  /* live + tombstones */
+    size_t cap;                /* power of two, or 0 */
+    size_t len;                /* live entries */
+    size_t used;               /* live + tombstones */
 };
 
 void at_map_init(struct at_map *m);

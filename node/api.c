@@ -28,8 +28,11 @@ void node_api_begin(struct node_http_req *req, int status)
 }
 
 /* see api.h */
-void node_api_error(struct node_http_req *req, int status, const char *code,
-                    const char *fmt, ...)
+void node_api_error(struct node_http_req *req,
+                    int status,
+                    const char *code,
+                    const char *fmt,
+                    ...)
 {
     char msg[512];
     struct at_buf b;
@@ -213,8 +216,8 @@ struct listing {
     struct node_api *api;
     struct node_http_req *req;
     enum list_kind kind;
-    char *name;      /* owned */
-    char *last;      /* owned or NULL */
+    char *name; /* owned */
+    char *last; /* owned or NULL */
     size_t limit;
     bool has_n;
     struct at_digest subject;
@@ -262,8 +265,7 @@ static void referrer_each(void *data, const struct meta_manifest *mf)
                   at_digest_format(&mf->digest, dig), mf->len);
     if (mf->artifact_type != NULL) {
         at_buf_puts(&l->out, ",\"artifactType\":");
-        at_buf_json_str(&l->out, mf->artifact_type,
-                        strlen(mf->artifact_type));
+        at_buf_json_str(&l->out, mf->artifact_type, strlen(mf->artifact_type));
     }
     if (mf->annotations_json != NULL) {
         at_buf_puts(&l->out, ",\"annotations\":");
@@ -285,8 +287,8 @@ static void listing_reply(struct listing *l)
         at_buf_puts(&l->out, "{\"name\":");
         at_buf_json_str(&l->out, l->name, strlen(l->name));
         at_buf_puts(&l->out, ",\"tags\":[");
-        rv = meta_tags_list(l->api->meta, l->name, l->last, l->limit,
-                            list_each, l, &more);
+        rv = meta_tags_list(l->api->meta, l->name, l->last, l->limit, list_each,
+                            l, &more);
         if (rv == AT_ENOTFOUND) {
             node_api_error(req, 404, "NAME_UNKNOWN",
                            "repository name not known to registry");
@@ -295,8 +297,7 @@ static void listing_reply(struct listing *l)
         break;
     case LIST_CATALOG:
         at_buf_puts(&l->out, "{\"repositories\":[");
-        meta_catalog_list(l->api->meta, l->last, l->limit, list_each, l,
-                          &more);
+        meta_catalog_list(l->api->meta, l->last, l->limit, list_each, l, &more);
         break;
     case LIST_REFERRERS:
         at_buf_printf(&l->out,
@@ -323,9 +324,9 @@ static void listing_reply(struct listing *l)
                 req, "Link", "</v2/%s/tags/list?last=%s&n=%zu>; rel=\"next\"",
                 l->name, l->last_given, l->limit);
         else
-            node_http_resp_header(
-                req, "Link", "</v2/_catalog?last=%s&n=%zu>; rel=\"next\"",
-                l->last_given, l->limit);
+            node_http_resp_header(req, "Link",
+                                  "</v2/_catalog?last=%s&n=%zu>; rel=\"next\"",
+                                  l->last_given, l->limit);
     }
     node_http_resp_send(req, l->out.data, l->out.len);
 }
@@ -384,8 +385,10 @@ static bool parse_pagination(struct node_http_req *req, struct listing *l)
     return true;
 }
 
-static void handle_listing(struct node_api *api, struct node_http_req *req,
-                           enum list_kind kind, const char *name,
+static void handle_listing(struct node_api *api,
+                           struct node_http_req *req,
+                           enum list_kind kind,
+                           const char *name,
                            const char *arg)
 {
     struct listing *l;
@@ -405,14 +408,13 @@ static void handle_listing(struct node_api *api, struct node_http_req *req,
         const char *q = node_http_req_query(req);
         int rv = at_digest_parse(arg, strlen(arg), &l->subject);
         if (rv != 0) {
-            node_api_error(req, 400, "DIGEST_INVALID",
-                           "invalid digest '%s'", arg);
+            node_api_error(req, 400, "DIGEST_INVALID", "invalid digest '%s'",
+                           arg);
             listing_free(l);
             return;
         }
         if (q != NULL &&
-            node_query_get(q, "artifactType", &l->artifact_type) ==
-                AT_EINVAL) {
+            node_query_get(q, "artifactType", &l->artifact_type) == AT_EINVAL) {
             node_api_error(req, 400, "UNSUPPORTED",
                            "malformed artifactType parameter");
             listing_free(l);
@@ -459,44 +461,50 @@ static void handle_admin(struct node_api *api, struct node_http_req *req)
                                          "3xx",   "4xx", "5xx" };
         at_buf_puts(&b, "# TYPE atoll_http_requests_total counter\n");
         for (size_t i = 0; i < AT_ARRAY_SIZE(classes); i++)
-            at_buf_printf(&b,
-                          "atoll_http_requests_total{class=\"%s\"} %" PRIu64
-                          "\n",
-                          classes[i], status_counts[i]);
+            at_buf_printf(
+                &b, "atoll_http_requests_total{class=\"%s\"} %" PRIu64 "\n",
+                classes[i], status_counts[i]);
         at_buf_printf(&b,
                       "# TYPE atoll_blobs_committed_total counter\n"
-                      "atoll_blobs_committed_total %" PRIu64 "\n"
+                      "atoll_blobs_committed_total %" PRIu64
+                      "\n"
                       "# TYPE atoll_manifests_put_total counter\n"
-                      "atoll_manifests_put_total %" PRIu64 "\n"
+                      "atoll_manifests_put_total %" PRIu64
+                      "\n"
                       "# TYPE atoll_raft_applied_index gauge\n"
-                      "atoll_raft_applied_index %" PRIu64 "\n"
+                      "atoll_raft_applied_index %" PRIu64
+                      "\n"
                       "# TYPE atoll_raft_commit_index gauge\n"
-                      "atoll_raft_commit_index %" PRIu64 "\n"
+                      "atoll_raft_commit_index %" PRIu64
+                      "\n"
                       "# TYPE atoll_raft_term gauge\n"
-                      "atoll_raft_term %" PRIu64 "\n"
+                      "atoll_raft_term %" PRIu64
+                      "\n"
                       "# TYPE atoll_raft_state gauge\n"
                       "atoll_raft_state %d\n"
                       "# TYPE atoll_repositories gauge\n"
-                      "atoll_repositories %" PRIu64 "\n"
+                      "atoll_repositories %" PRIu64
+                      "\n"
                       "# TYPE atoll_tags gauge\n"
-                      "atoll_tags %" PRIu64 "\n"
+                      "atoll_tags %" PRIu64
+                      "\n"
                       "# TYPE atoll_manifests gauge\n"
-                      "atoll_manifests %" PRIu64 "\n"
+                      "atoll_manifests %" PRIu64
+                      "\n"
                       "# TYPE atoll_blobs gauge\n"
                       "atoll_blobs %" PRIu64 "\n",
                       api->blobs_committed, api->manifests_put,
                       st.applied_index, st.commit_index, st.term, st.state,
                       st.repos, st.tags, st.manifests, st.blobs);
         node_api_begin(req, 200);
-        node_http_resp_header(req, "Content-Type",
-                              "text/plain; version=0.0.4");
+        node_http_resp_header(req, "Content-Type", "text/plain; version=0.0.4");
         node_http_resp_send(req, b.data, b.len);
         at_buf_release(&b);
         return;
     }
     if (strcmp(path, "/_atoll/status") == 0) {
-        static const char *states[] = { "unavailable", "follower",
-                                        "candidate", "leader" };
+        static const char *states[] = { "unavailable", "follower", "candidate",
+                                        "leader" };
         at_buf_puts(&b, "{\"name\":");
         at_buf_json_str(&b, st.name, strlen(st.name));
         at_buf_printf(

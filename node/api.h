@@ -26,15 +26,15 @@ struct node_api {
 /* Routes of the API, decided from the path alone. */
 enum node_route {
     NODE_ROUTE_NONE = 0,
-    NODE_ROUTE_BASE,        /* /v2/ */
-    NODE_ROUTE_CATALOG,     /* /v2/_catalog */
-    NODE_ROUTE_TAGS,        /* /v2/<name>/tags/list */
-    NODE_ROUTE_MANIFEST,    /* /v2/<name>/manifests/<ref> */
-    NODE_ROUTE_BLOB,        /* /v2/<name>/blobs/<digest> */
-    NODE_ROUTE_UPLOAD_NEW,  /* /v2/<name>/blobs/uploads/ */
-    NODE_ROUTE_UPLOAD,      /* /v2/<name>/blobs/uploads/<id> */
-    NODE_ROUTE_REFERRERS,   /* /v2/<name>/referrers/<digest> */
-    NODE_ROUTE_ADMIN,       /* /_atoll/..., /livez, /readyz, /metrics */
+    NODE_ROUTE_BASE,       /* /v2/ */
+    NODE_ROUTE_CATALOG,    /* /v2/_catalog */
+    NODE_ROUTE_TAGS,       /* /v2/<name>/tags/list */
+    NODE_ROUTE_MANIFEST,   /* /v2/<name>/manifests/<ref> */
+    NODE_ROUTE_BLOB,       /* /v2/<name>/blobs/<digest> */
+    NODE_ROUTE_UPLOAD_NEW, /* /v2/<name>/blobs/uploads/ */
+    NODE_ROUTE_UPLOAD,     /* /v2/<name>/blobs/uploads/<id> */
+    NODE_ROUTE_REFERRERS,  /* /v2/<name>/referrers/<digest> */
+    NODE_ROUTE_ADMIN,      /* /_atoll/..., /livez, /readyz, /metrics */
 };
 
 struct node_route_match {
@@ -54,21 +54,31 @@ void node_api_handle(void *data, struct node_http_req *req);
 /* Start a response with the headers every answer carries. */
 void node_api_begin(struct node_http_req *req, int status);
 /* Send an OCI error: {"errors":[{"code":...,"message":...}]} */
-void node_api_error(struct node_http_req *req, int status, const char *code,
-                    const char *fmt, ...) AT_PRINTF(4, 5);
+void node_api_error(struct node_http_req *req,
+                    int status,
+                    const char *code,
+                    const char *fmt,
+                    ...) AT_PRINTF(4, 5);
 /* Map a write's (status, result) to an error reply; returns true when it
  * replied (i.e. the write did not succeed). */
 bool node_api_write_failed(struct node_http_req *req, int status, int result);
 
 /* Per-route handlers (blobs.c, uploads.c, manifests.c, api.c). */
-void node_api_blob(struct node_api *api, struct node_http_req *req,
-                   const char *name, const char *digest);
-void node_api_upload_new(struct node_api *api, struct node_http_req *req,
+void node_api_blob(struct node_api *api,
+                   struct node_http_req *req,
+                   const char *name,
+                   const char *digest);
+void node_api_upload_new(struct node_api *api,
+                         struct node_http_req *req,
                          const char *name);
-void node_api_upload(struct node_api *api, struct node_http_req *req,
-                     const char *name, const char *id);
-void node_api_manifest(struct node_api *api, struct node_http_req *req,
-                       const char *name, const char *ref);
+void node_api_upload(struct node_api *api,
+                     struct node_http_req *req,
+                     const char *name,
+                     const char *id);
+void node_api_manifest(struct node_api *api,
+                       struct node_http_req *req,
+                       const char *name,
+                       const char *ref);
 
 /* Location of an upload session. */
 char *node_api_upload_location(const char *name, const char *id);

@@ -15,8 +15,7 @@ struct blob_delete {
     struct node_http_req *req;
 };
 
-static void blob_on_unlinked(void *data, int status, int result,
-                             uint64_t index)
+static void blob_on_unlinked(void *data, int status, int result, uint64_t index)
 {
     struct blob_delete *bd = data;
 
@@ -30,8 +29,10 @@ static void blob_on_unlinked(void *data, int status, int result,
     free(bd);
 }
 
-static void blob_delete(struct node_api *api, struct node_http_req *req,
-                        const char *name, const struct at_digest *d)
+static void blob_delete(struct node_api *api,
+                        struct node_http_req *req,
+                        const char *name,
+                        const struct at_digest *d)
 {
     struct blob_delete *bd;
     int rv;
@@ -44,8 +45,8 @@ static void blob_delete(struct node_api *api, struct node_http_req *req,
     bd->req = req;
     node_http_req_ref(req);
     rv = meta_blob_unlink(api->meta,
-                          node_http_req_header(req, "x-atoll-request-id"),
-                          name, d, blob_on_unlinked, bd);
+                          node_http_req_header(req, "x-atoll-request-id"), name,
+                          d, blob_on_unlinked, bd);
     if (rv != 0) {
         node_http_req_unref(req);
         free(bd);
@@ -58,8 +59,10 @@ static void blob_delete(struct node_api *api, struct node_http_req *req,
 }
 
 /* see api.h */
-void node_api_blob(struct node_api *api, struct node_http_req *req,
-                   const char *name, const char *digest)
+void node_api_blob(struct node_api *api,
+                   struct node_http_req *req,
+                   const char *name,
+                   const char *digest)
 {
     enum node_http_method method = node_http_req_method(req);
     struct at_digest d;

@@ -40,8 +40,8 @@ static int http_get(const char *addr, const char *path, char **body)
     if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0)
         goto out;
     snprintf(req, sizeof(req),
-             "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
-             path, addr);
+             "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path,
+             addr);
     if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
         goto out;
     at_buf_init(&b, REPLY_MAX);

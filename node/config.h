@@ -5,20 +5,20 @@
 #include "common/common.h"
 
 struct node_config {
-    char *config_file;          /* --config FILE */
-    char *listen;               /* "127.0.0.1:5000" */
-    char *data_dir;             /* "./data" */
-    char *raft_dir;             /* "" = <data_dir>/raft */
-    char *name;                 /* "" = hostname */
-    char *log_level;            /* "info" (spec as for at_log_configure) */
-    uint64_t reserve_bytes;     /* refuse uploads below this free space */
-    uint64_t upload_ttl_ms;     /* purge idle uploads after; 24h */
-    uint64_t max_manifest_bytes;/* 4 MiB */
-    uint64_t header_timeout_ms; /* 30s */
-    uint64_t idle_timeout_ms;   /* 60s */
-    uint64_t body_timeout_ms;   /* 60s */
-    uint64_t write_timeout_ms;  /* 60s */
-    uint64_t shutdown_grace_ms; /* 10s */
+    char *config_file;             /* --config FILE */
+    char *listen;                  /* "127.0.0.1:5000" */
+    char *data_dir;                /* "./data" */
+    char *raft_dir;                /* "" = <data_dir>/raft */
+    char *name;                    /* "" = hostname */
+    char *log_level;               /* "info" (spec as for at_log_configure) */
+    uint64_t reserve_bytes;        /* refuse uploads below this free space */
+    uint64_t upload_ttl_ms;        /* purge idle uploads after; 24h */
+    uint64_t max_manifest_bytes;   /* 4 MiB */
+    uint64_t header_timeout_ms;    /* 30s */
+    uint64_t idle_timeout_ms;      /* 60s */
+    uint64_t body_timeout_ms;      /* 60s */
+    uint64_t write_timeout_ms;     /* 60s */
+    uint64_t shutdown_grace_ms;    /* 10s */
     uint64_t election_timeout_ms;  /* 1000 */
     uint64_t heartbeat_timeout_ms; /* 100 */
     uint64_t snapshot_threshold;   /* 16384 */
@@ -30,8 +30,11 @@ struct node_config {
  * flag, not the program name). Returns 0, AT_EINVAL with errmsg for bad input
  * (unknown key or flag, bad value, unreadable file), or 1 when --help was
  * given (usage already printed to stdout). */
-int node_config_load(struct node_config *c, int argc, char **argv,
-                     char **envp, char *errmsg);
+int node_config_load(struct node_config *c,
+                     int argc,
+                     char **argv,
+                     char **envp,
+                     char *errmsg);
 void node_config_release(struct node_config *c);
 /* Print every option: flag, env var, YAML key, default, help. */
 void node_config_usage(FILE *f);

@@ -123,9 +123,9 @@ struct node_http_conn {
     bool in_parser;
     /* llhttp 8.1 accepts chunk data not followed by CRLF (it then reads the
      * excess as the next chunk size): we check the CRLF ourselves. */
-    const char *parse_end;     /* end of the bytes given to llhttp_execute */
-    uint64_t chunk_left;       /* data bytes left in the current chunk */
-    int crlf_need;             /* CRLF bytes after chunk data not yet seen */
+    const char *parse_end; /* end of the bytes given to llhttp_execute */
+    uint64_t chunk_left;   /* data bytes left in the current chunk */
+    int crlf_need;         /* CRLF bytes after chunk data not yet seen */
     bool first_request;
     char *in; /* owned, INBUF_SIZE */
     size_t in_off, in_len;

@@ -43,7 +43,8 @@ typedef void (*node_http_handler)(void *data, struct node_http_req *req);
 /* Body data. Return 0 to continue, NODE_HTTP_PAUSE to stop reading until
  * node_http_req_resume() (the data passed in this call was consumed). */
 #define NODE_HTTP_PAUSE 1
-typedef int (*node_http_body_cb)(struct node_http_req *req, const char *p,
+typedef int (*node_http_body_cb)(struct node_http_req *req,
+                                 const char *p,
                                  size_t n);
 /* The whole body has arrived. */
 typedef void (*node_http_end_cb)(struct node_http_req *req);
@@ -58,26 +59,30 @@ typedef void (*node_http_end_cb)(struct node_http_req *req);
 typedef void (*node_http_abort_cb)(struct node_http_req *req);
 
 struct node_http_config {
-    const char *host;            /* borrowed */
-    int port;                    /* 0: pick a free port */
-    int backlog;                 /* default 511 */
-    uint64_t header_timeout_ms;  /* time to receive a full header block; 30s */
-    uint64_t idle_timeout_ms;    /* keep-alive idle; 60s */
-    uint64_t body_timeout_ms;    /* max gap between body reads; 60s */
-    uint64_t write_timeout_ms;   /* max time a response makes no progress;60s*/
-    uint64_t shutdown_grace_ms;  /* in-flight requests get this long; 10s */
+    const char *host;           /* borrowed */
+    int port;                   /* 0: pick a free port */
+    int backlog;                /* default 511 */
+    uint64_t header_timeout_ms; /* time to receive a full header block; 30s */
+    uint64_t idle_timeout_ms;   /* keep-alive idle; 60s */
+    uint64_t body_timeout_ms;   /* max gap between body reads; 60s */
+    uint64_t write_timeout_ms;  /* max time a response makes no progress;60s*/
+    uint64_t shutdown_grace_ms; /* in-flight requests get this long; 10s */
 };
 
 /* Bind and listen. Returns 0 or AT_E* with errmsg. */
-int node_http_start(struct node_http_server **out, uv_loop_t *loop,
+int node_http_start(struct node_http_server **out,
+                    uv_loop_t *loop,
                     const struct node_http_config *cfg,
-                    node_http_handler handler, void *data, char *errmsg);
+                    node_http_handler handler,
+                    void *data,
+                    char *errmsg);
 /* Port actually bound (useful with port 0). */
 int node_http_port(const struct node_http_server *s);
 /* Stop accepting; let in-flight requests finish (up to shutdown_grace_ms),
  * then close everything and call cb. Idle keep-alive connections are closed
  * at once. */
-void node_http_stop(struct node_http_server *s, void (*cb)(void *data),
+void node_http_stop(struct node_http_server *s,
+                    void (*cb)(void *data),
                     void *data);
 
 /* ---- request ---- */
@@ -103,7 +108,8 @@ const char *node_http_req_peer(const struct node_http_req *r);
 /* Consume the body: set before returning from the handler (or later, as long
  * as no body byte has been requested yet; reading starts when both are set
  * and, with Expect: 100-continue, the server then sends 100 Continue). */
-void node_http_req_read_body(struct node_http_req *r, node_http_body_cb on_body,
+void node_http_req_read_body(struct node_http_req *r,
+                             node_http_body_cb on_body,
                              node_http_end_cb on_end);
 void node_http_req_on_abort(struct node_http_req *r, node_http_abort_cb cb);
 void node_http_req_pause(struct node_http_req *r);
@@ -124,14 +130,18 @@ bool node_http_req_done(const struct node_http_req *r);
  * start. Content-Length is added by the server. For HEAD, the body is
  * omitted but Content-Length reflects it. */
 void node_http_resp_status(struct node_http_req *r, int status);
-void node_http_resp_header(struct node_http_req *r, const char *name,
-                           const char *fmt, ...) AT_PRINTF(3, 4);
+void node_http_resp_header(struct node_http_req *r,
+                           const char *name,
+                           const char *fmt,
+                           ...) AT_PRINTF(3, 4);
 /* Complete response with a body copied from p (may be NULL when n == 0). */
 void node_http_resp_send(struct node_http_req *r, const void *p, size_t n);
 /* Complete response whose body is [offset, offset+len) of fd, sent with
  * sendfile(2) from the loop thread. Takes ownership of fd (closed when done).
  */
-void node_http_resp_send_file(struct node_http_req *r, int fd, uint64_t offset,
+void node_http_resp_send_file(struct node_http_req *r,
+                              int fd,
+                              uint64_t offset,
                               uint64_t len);
 /* Close the connection after this response (set before send). */
 void node_http_resp_close(struct node_http_req *r);
@@ -140,7 +150,9 @@ void node_http_resp_close(struct node_http_req *r);
  * single "bytes=a-b", "bytes=a-", "bytes=-n". Returns 0 with [*start,*end]
  * inclusive, AT_ERANGE when unsatisfiable (416), AT_EINVAL when malformed or
  * multi-range (ignore the header: serve 200). */
-int node_http_parse_range(const char *value, uint64_t size, uint64_t *start,
+int node_http_parse_range(const char *value,
+                          uint64_t size,
+                          uint64_t *start,
                           uint64_t *end);
 
 #endif /* NODE_HTTP_H */

@@ -59,8 +59,7 @@ static int cmd_serve(int argc, char **argv)
         return 2;
     }
     if (at_log_configure(cfg.log_level) != 0) {
-        fprintf(stderr, "atoll serve: invalid log level '%s'\n",
-                cfg.log_level);
+        fprintf(stderr, "atoll serve: invalid log level '%s'\n", cfg.log_level);
         node_config_release(&cfg);
         return 2;
     }
@@ -115,8 +114,7 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 2, argv + 2);
     if (strcmp(argv[1], "status") == 0)
         return node_cli_status(argc - 2, argv + 2);
-    if (strcmp(argv[1], "version") == 0 ||
-        strcmp(argv[1], "--version") == 0) {
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("atoll %s\n", ATOLL_VERSION);
         return 0;
     }

@@ -12,17 +12,17 @@
     "application/vnd.docker.distribution.manifest.list.v2+json"
 
 struct node_manifest_info {
-    char *media_type;           /* owned: the manifest's media type */
-    bool is_index;              /* index / manifest list */
-    struct at_digest *blobs;    /* owned: config + layers that must exist */
+    char *media_type;        /* owned: the manifest's media type */
+    bool is_index;           /* index / manifest list */
+    struct at_digest *blobs; /* owned: config + layers that must exist */
     size_t nblobs;
-    struct at_digest *manifests;/* owned: index children that must exist */
+    struct at_digest *manifests; /* owned: index children that must exist */
     size_t nmanifests;
     bool has_subject;
     struct at_digest subject;
-    char *artifact_type;        /* owned or NULL: artifactType, else the
-                                   config mediaType (image manifests) */
-    char *annotations_json;     /* owned or NULL: compact JSON object */
+    char *artifact_type;    /* owned or NULL: artifactType, else the
+                               config mediaType (image manifests) */
+    char *annotations_json; /* owned or NULL: compact JSON object */
 };
 
 /* Parse and validate a manifest. content_type is the request's Content-Type
@@ -30,8 +30,10 @@ struct node_manifest_info {
  * shape, mediaType differing from Content-Type, bad descriptor digests or
  * sizes) with errmsg; AT_EUNSUPPORTED for a media type we do not store
  * (e.g. schema1) with errmsg. */
-int node_manifest_parse(const char *content_type, const void *bytes,
-                        size_t len, struct node_manifest_info *out,
+int node_manifest_parse(const char *content_type,
+                        const void *bytes,
+                        size_t len,
+                        struct node_manifest_info *out,
                         char *errmsg);
 void node_manifest_info_release(struct node_manifest_info *info);
 

@@ -11,8 +11,8 @@
 struct mreq {
     struct node_api *api;
     struct node_http_req *req;
-    char *name;           /* owned */
-    char *tag;            /* owned or NULL */
+    char *name; /* owned */
+    char *tag;  /* owned or NULL */
     bool by_digest;
     struct at_digest digest;
     struct at_buf body;
@@ -32,7 +32,8 @@ static void mreq_free(struct mreq *m)
     free(m);
 }
 
-static struct mreq *mreq_new(struct node_api *api, struct node_http_req *req,
+static struct mreq *mreq_new(struct node_api *api,
+                             struct node_http_req *req,
                              const char *name)
 {
     struct mreq *m = at_calloc(1, sizeof(*m));
@@ -52,8 +53,11 @@ static void mreq_done(struct mreq *m)
 }
 
 /* Parse the reference: a tag or a digest. Returns false after replying. */
-static bool parse_ref(struct node_http_req *req, const char *ref, char **tag,
-                      bool *by_digest, struct at_digest *d)
+static bool parse_ref(struct node_http_req *req,
+                      const char *ref,
+                      char **tag,
+                      bool *by_digest,
+                      struct at_digest *d)
 {
     size_t n = strlen(ref);
     int rv;
@@ -152,8 +156,8 @@ static void do_delete(struct mreq *m)
     int rv;
 
     if (m->tag != NULL)
-        rv = meta_delete_tag(m->api->meta, rid, m->name, m->tag,
-                             delete_on_done, m);
+        rv = meta_delete_tag(m->api->meta, rid, m->name, m->tag, delete_on_done,
+                             m);
     else
         rv = meta_delete_manifest(m->api->meta, rid, m->name, &m->digest,
                                   delete_on_done, m);
@@ -227,8 +231,7 @@ static int put_on_body(struct node_http_req *req, const char *p, size_t n)
 static bool check_refs(struct mreq *m)
 {
     for (size_t i = 0; i < m->info.nblobs; i++) {
-        if (!meta_blob_linked(m->api->meta, m->name, &m->info.blobs[i],
-                              NULL)) {
+        if (!meta_blob_linked(m->api->meta, m->name, &m->info.blobs[i], NULL)) {
             char d[AT_DIGEST_STR_SIZE];
             node_api_error(m->req, 400, "MANIFEST_BLOB_UNKNOWN",
                            "blob unknown to registry: %s",
@@ -237,8 +240,8 @@ static bool check_refs(struct mreq *m)
         }
     }
     for (size_t i = 0; i < m->info.nmanifests; i++) {
-        if (meta_manifest_find(m->api->meta, m->name,
-                               &m->info.manifests[i]) == NULL) {
+        if (meta_manifest_find(m->api->meta, m->name, &m->info.manifests[i]) ==
+            NULL) {
             char d[AT_DIGEST_STR_SIZE];
             node_api_error(m->req, 400, "MANIFEST_BLOB_UNKNOWN",
                            "manifest unknown to registry: %s",
@@ -323,8 +326,10 @@ static void put_on_abort(struct node_http_req *req)
 }
 
 /* see api.h */
-void node_api_manifest(struct node_api *api, struct node_http_req *req,
-                       const char *name, const char *ref)
+void node_api_manifest(struct node_api *api,
+                       struct node_http_req *req,
+                       const char *name,
+                       const char *ref)
 {
     enum node_http_method method = node_http_req_method(req);
     struct mreq *m;

@@ -72,8 +72,10 @@ static void server_free(struct node_server *s)
 }
 
 /* see server.h */
-int node_server_start(struct node_server **out, uv_loop_t *loop,
-                      const struct node_config *cfg, char *errmsg)
+int node_server_start(struct node_server **out,
+                      uv_loop_t *loop,
+                      const struct node_config *cfg,
+                      char *errmsg)
 {
     struct node_server *s = at_calloc(1, sizeof(*s));
     struct storage_config scfg;
@@ -135,8 +137,7 @@ int node_server_start(struct node_server **out, uv_loop_t *loop,
     scfg.upload_ttl_ms = cfg->upload_ttl_ms;
     rv = storage_open(&s->store, loop, &scfg);
     if (rv != 0) {
-        at_errmsg_printf(errmsg, "open storage: %s",
-                         storage_errmsg(&s->store));
+        at_errmsg_printf(errmsg, "open storage: %s", storage_errmsg(&s->store));
         goto err;
     }
     s->store_open = true;
@@ -176,9 +177,8 @@ int node_server_start(struct node_server **out, uv_loop_t *loop,
         at_errmsg_wrapf(errmsg, "listen on '%s'", cfg->listen);
         goto err_after_meta;
     }
-    LOG_INFO("node '%s' serving on %s:%d, data in '%s', raft in '%s'",
-             s->name, host, node_http_port(s->http), cfg->data_dir,
-             s->raft_dir);
+    LOG_INFO("node '%s' serving on %s:%d, data in '%s', raft in '%s'", s->name,
+             host, node_http_port(s->http), cfg->data_dir, s->raft_dir);
     free(host);
     free(lock_path);
     *out = s;
@@ -217,8 +217,7 @@ static void on_http_stopped(void *data)
 }
 
 /* see server.h */
-void node_server_stop(struct node_server *s, void (*cb)(void *data),
-                      void *data)
+void node_server_stop(struct node_server *s, void (*cb)(void *data), void *data)
 {
     s->stop_cb = cb;
     s->stop_data = data;

@@ -10,12 +10,15 @@ struct node_server;
 
 /* Lock the data dir, open storage and metadata, start the HTTP listener.
  * Returns 0 or AT_E* with errmsg (AT_ERRMSG_SIZE). */
-int node_server_start(struct node_server **out, uv_loop_t *loop,
-                      const struct node_config *cfg, char *errmsg);
+int node_server_start(struct node_server **out,
+                      uv_loop_t *loop,
+                      const struct node_config *cfg,
+                      char *errmsg);
 /* Graceful stop: stop accepting, finish in-flight requests (bounded by
  * shutdown_grace_ms), close raft and storage, then cb. The server is freed
  * before cb runs. */
-void node_server_stop(struct node_server *s, void (*cb)(void *data),
+void node_server_stop(struct node_server *s,
+                      void (*cb)(void *data),
                       void *data);
 
 #endif /* NODE_SERVER_H */

@@ -29,16 +29,16 @@ struct up {
     struct node_api *api;
     struct node_http_req *req;
     enum up_kind kind;
-    char *name;                 /* owned */
-    struct storage_upload *u;   /* reference held */
+    char *name;               /* owned */
+    struct storage_upload *u; /* reference held */
     bool locked;
     bool has_digest;
     struct at_digest expected;
-    int pending;                /* the request + outstanding callbacks */
+    int pending; /* the request + outstanding callbacks */
     bool drain_wait;
-    bool body_open;             /* reading the body: holds a pending ref */
+    bool body_open; /* reading the body: holds a pending ref */
     bool replied;
-    int error;                  /* first storage error */
+    int error; /* first storage error */
 };
 
 /* see api.h */
@@ -75,8 +75,10 @@ static void send_range(struct node_http_req *req, uint64_t size)
 }
 
 /* 202/204 with the session's Location, Range and id. */
-static void reply_session(struct node_http_req *req, const char *name,
-                          struct storage_upload *u, int status)
+static void reply_session(struct node_http_req *req,
+                          const char *name,
+                          struct storage_upload *u,
+                          int status)
 {
     char *loc = node_api_upload_location(name, storage_upload_id(u));
 
@@ -85,13 +87,13 @@ static void reply_session(struct node_http_req *req, const char *name,
     node_http_resp_header(req, "Docker-Upload-UUID", "%s",
                           storage_upload_id(u));
     send_range(req, storage_upload_size(u));
-    node_http_resp_header(req, "OCI-Chunk-Min-Length", "%d",
-                          CHUNK_MIN_LENGTH);
+    node_http_resp_header(req, "OCI-Chunk-Min-Length", "%d", CHUNK_MIN_LENGTH);
     node_http_resp_send(req, NULL, 0);
     free(loc);
 }
 
-static void reply_blob_created(struct node_http_req *req, const char *name,
+static void reply_blob_created(struct node_http_req *req,
+                               const char *name,
                                const struct at_digest *d)
 {
     char dstr[AT_DIGEST_STR_SIZE];
@@ -181,8 +183,10 @@ static void up_on_stored(void *data, int status, int result, uint64_t index)
     up_put(up);
 }
 
-static void up_on_committed(void *data, int status,
-                            const struct at_digest *digest, uint64_t size)
+static void up_on_committed(void *data,
+                            int status,
+                            const struct at_digest *digest,
+                            uint64_t size)
 {
     struct up *up = data;
     int rv;
@@ -248,8 +252,7 @@ static void up_on_end(struct node_http_req *req)
     if (up->kind == UP_PATCH)
         rv = storage_upload_flush(up->u, true, up_on_flushed, up);
     else
-        rv = storage_upload_commit(up->u, &up->expected, up_on_committed,
-                                   up);
+        rv = storage_upload_commit(up->u, &up->expected, up_on_committed, up);
     if (rv != 0) {
         reply_storage_error(up, rv);
         up_put(up);
@@ -258,8 +261,10 @@ static void up_on_end(struct node_http_req *req)
 
 /* ---- request setup ---- */
 
-static struct up *up_new(struct node_api *api, struct node_http_req *req,
-                         enum up_kind kind, const char *name)
+static struct up *up_new(struct node_api *api,
+                         struct node_http_req *req,
+                         enum up_kind kind,
+                         const char *name)
 {
     struct up *up = at_calloc(1, sizeof(*up));
 
@@ -282,8 +287,10 @@ static void up_done_now(struct up *up)
 }
 
 /* Parse the digest query parameter. Returns false after replying. */
-static bool parse_digest_param(struct node_http_req *req, bool required,
-                               bool *has, struct at_digest *d)
+static bool parse_digest_param(struct node_http_req *req,
+                               bool required,
+                               bool *has,
+                               struct at_digest *d)
 {
     const char *q = node_http_req_query(req);
     char *v = NULL;
@@ -321,8 +328,8 @@ static int parse_content_range(const char *v, uint64_t *start, uint64_t *end)
     /* "a-b/total" is tolerated: ignore the total */
     {
         const char *slash = strchr(dash + 1, '/');
-        size_t n = slash != NULL ? (size_t)(slash - dash - 1)
-                                 : strlen(dash + 1);
+        size_t n =
+            slash != NULL ? (size_t)(slash - dash - 1) : strlen(dash + 1);
         if (at_parse_u64(dash + 1, n, end) != 0)
             return AT_EINVAL;
     }
@@ -350,8 +357,8 @@ static bool check_content_range(struct up *up)
     if (start != size) {
         /* distribution-spec: out-of-order chunks get 416 with the current
          * Range so the client can resume. */
-        char *loc = node_api_upload_location(up->name,
-                                             storage_upload_id(up->u));
+        char *loc =
+            node_api_upload_location(up->name, storage_upload_id(up->u));
         node_http_resp_header(req, "Location", "%s", loc);
         send_range(req, size);
         free(loc);
@@ -411,7 +418,8 @@ static void mount_on_done(void *data, int status, int result, uint64_t index)
 }
 
 /* Try ?mount=&from=. Returns true when it took the request. */
-static bool try_mount(struct node_api *api, struct node_http_req *req,
+static bool try_mount(struct node_api *api,
+                      struct node_http_req *req,
                       const char *name)
 {
     const char *q = node_http_req_query(req);
@@ -458,7 +466,8 @@ out:
 }
 
 /* see api.h */
-void node_api_upload_new(struct node_api *api, struct node_http_req *req,
+void node_api_upload_new(struct node_api *api,
+                         struct node_http_req *req,
                          const char *name)
 {
     struct storage_upload *u = NULL;
@@ -504,8 +513,10 @@ void node_api_upload_new(struct node_api *api, struct node_http_req *req,
 }
 
 /* see api.h */
-void node_api_upload(struct node_api *api, struct node_http_req *req,
-                     const char *name, const char *id)
+void node_api_upload(struct node_api *api,
+                     struct node_http_req *req,
+                     const char *name,
+                     const char *id)
 {
     enum node_http_method method = node_http_req_method(req);
     struct storage_upload *u = NULL;

@@ -1,4 +1,5 @@
-/* Replicated registry metadata: the FSM, its commands and snapshots, on libraft.
+/* Replicated registry metadata: the FSM, its commands and snapshots, on
+ * libraft.
  *
  * Every metadata mutation is a command (protobuf, see proto/) appended to the
  * raft log and applied, in log order, by the FSM on every node. A single node
@@ -20,14 +21,14 @@
 #define META_REQUEST_ID_MAX 64 /* request ids: printable ASCII, <= 64 bytes */
 
 struct meta_config {
-    const char *dir;          /* borrowed; raft log + snapshots; created */
-    const char *name;         /* borrowed; node name (default "atoll") */
-    uint64_t id;              /* raft id (> 0); 1 for the bootstrap node */
-    const char *address;      /* borrowed; raft address, e.g. "127.0.0.1:0" */
-    unsigned election_timeout_ms;   /* default 1000 */
-    unsigned heartbeat_timeout_ms;  /* default 100 */
-    unsigned snapshot_threshold;    /* default 16384 entries */
-    unsigned snapshot_trailing;     /* default 4096 entries */
+    const char *dir;     /* borrowed; raft log + snapshots; created */
+    const char *name;    /* borrowed; node name (default "atoll") */
+    uint64_t id;         /* raft id (> 0); 1 for the bootstrap node */
+    const char *address; /* borrowed; raft address, e.g. "127.0.0.1:0" */
+    unsigned election_timeout_ms;  /* default 1000 */
+    unsigned heartbeat_timeout_ms; /* default 100 */
+    unsigned snapshot_threshold;   /* default 16384 entries */
+    unsigned snapshot_trailing;    /* default 4096 entries */
     const char *store_id; /* borrowed; this node's blob store id recorded by
                              meta_blob_stored (default: name) */
 };
@@ -52,8 +53,10 @@ struct meta; /* opaque: allocated by meta_open */
  * start, start raft. The node becomes leader within the election timeout of
  * the loop running (immediately for a single voter). Returns 0 or AT_E* with
  * *errmsg filled (AT_ERRMSG_SIZE). */
-int meta_open(struct meta **out, uv_loop_t *loop,
-              const struct meta_config *cfg, char *errmsg);
+int meta_open(struct meta **out,
+              uv_loop_t *loop,
+              const struct meta_config *cfg,
+              char *errmsg);
 
 /* Close raft (in-flight writes complete with AT_EUNKNOWN/AT_ESHUTDOWN), then
  * call cb. Free after cb. */
@@ -73,7 +76,9 @@ void meta_close(struct meta *m, void (*cb)(void *data), void *data);
  *   status AT_ESHUTDOWN  the node is closing (outcome unknown too)
  * A request id already applied returns the stored result of that application
  * (status 0) without applying again. */
-typedef void (*meta_write_cb)(void *data, int status, int result,
+typedef void (*meta_write_cb)(void *data,
+                              int status,
+                              int result,
                               uint64_t index);
 
 struct meta_manifest_put {
@@ -82,7 +87,7 @@ struct meta_manifest_put {
     const char *media_type;
     const void *bytes; /* exact bytes as pushed; <= 4 MiB */
     size_t len;
-    const char *tag;   /* NULL when pushed by digest */
+    const char *tag;               /* NULL when pushed by digest */
     const struct at_digest *blobs; /* config + layers (+ blob subject? no) */
     size_t nblobs;
     const struct at_digest *manifests; /* index children */
@@ -93,26 +98,47 @@ struct meta_manifest_put {
     const char *annotations_json; /* JSON object text, may be NULL */
 };
 
-int meta_put_manifest(struct meta *m, const char *request_id,
-                      const struct meta_manifest_put *p, meta_write_cb cb,
+int meta_put_manifest(struct meta *m,
+                      const char *request_id,
+                      const struct meta_manifest_put *p,
+                      meta_write_cb cb,
                       void *data);
 /* A verified blob copy now lives in this node's store; link it to repo. */
-int meta_blob_stored(struct meta *m, const char *request_id, const char *repo,
-                     const struct at_digest *d, uint64_t size,
-                     meta_write_cb cb, void *data);
+int meta_blob_stored(struct meta *m,
+                     const char *request_id,
+                     const char *repo,
+                     const struct at_digest *d,
+                     uint64_t size,
+                     meta_write_cb cb,
+                     void *data);
 /* Cross-repository mount: link an existing blob into repo. result
  * META_BLOB_UNKNOWN when the blob is not linked in from_repo. */
-int meta_blob_mount(struct meta *m, const char *request_id, const char *repo,
-                    const char *from_repo, const struct at_digest *d,
-                    meta_write_cb cb, void *data);
-int meta_blob_unlink(struct meta *m, const char *request_id, const char *repo,
-                     const struct at_digest *d, meta_write_cb cb, void *data);
+int meta_blob_mount(struct meta *m,
+                    const char *request_id,
+                    const char *repo,
+                    const char *from_repo,
+                    const struct at_digest *d,
+                    meta_write_cb cb,
+                    void *data);
+int meta_blob_unlink(struct meta *m,
+                     const char *request_id,
+                     const char *repo,
+                     const struct at_digest *d,
+                     meta_write_cb cb,
+                     void *data);
 /* Delete a manifest from a repo, and every tag of that repo pointing at it. */
-int meta_delete_manifest(struct meta *m, const char *request_id,
-                         const char *repo, const struct at_digest *d,
-                         meta_write_cb cb, void *data);
-int meta_delete_tag(struct meta *m, const char *request_id, const char *repo,
-                    const char *tag, meta_write_cb cb, void *data);
+int meta_delete_manifest(struct meta *m,
+                         const char *request_id,
+                         const char *repo,
+                         const struct at_digest *d,
+                         meta_write_cb cb,
+                         void *data);
+int meta_delete_tag(struct meta *m,
+                    const char *request_id,
+                    const char *repo,
+                    const char *tag,
+                    meta_write_cb cb,
+                    void *data);
 
 /* ---- linearizable read barrier ----
  * cb(data, 0) once this node has applied everything committed before the
@@ -138,39 +164,53 @@ struct meta_manifest {
 
 bool meta_repo_exists(struct meta *m, const char *repo);
 /* 0 or AT_ENOTFOUND. */
-int meta_tag_resolve(struct meta *m, const char *repo, const char *tag,
+int meta_tag_resolve(struct meta *m,
+                     const char *repo,
+                     const char *tag,
                      struct at_digest *out);
 /* The manifest if it is in repo, else NULL. */
 const struct meta_manifest *meta_manifest_find(struct meta *m,
                                                const char *repo,
                                                const struct at_digest *d);
 /* Blob linked in repo (pushed, mounted or referenced there). */
-bool meta_blob_linked(struct meta *m, const char *repo,
-                      const struct at_digest *d, uint64_t *size);
+bool meta_blob_linked(struct meta *m,
+                      const char *repo,
+                      const struct at_digest *d,
+                      uint64_t *size);
 /* Blob known anywhere in the cluster (some store holds it). */
-bool meta_blob_known(struct meta *m, const struct at_digest *d,
-                     uint64_t *size);
+bool meta_blob_known(struct meta *m, const struct at_digest *d, uint64_t *size);
 
 /* Sorted listings. each() is called for up to limit names strictly after
  * `last` (NULL: from the start), in lexical order; *more is set when names
  * remain after the last one given. tags: AT_ENOTFOUND if the repo is
  * unknown. */
 typedef void (*meta_name_cb)(void *data, const char *name);
-int meta_tags_list(struct meta *m, const char *repo, const char *last,
-                   size_t limit, meta_name_cb each, void *data, bool *more);
-void meta_catalog_list(struct meta *m, const char *last, size_t limit,
-                       meta_name_cb each, void *data, bool *more);
+int meta_tags_list(struct meta *m,
+                   const char *repo,
+                   const char *last,
+                   size_t limit,
+                   meta_name_cb each,
+                   void *data,
+                   bool *more);
+void meta_catalog_list(struct meta *m,
+                       const char *last,
+                       size_t limit,
+                       meta_name_cb each,
+                       void *data,
+                       bool *more);
 
 /* Every manifest in repo whose subject is *subject, in digest order. */
 typedef void (*meta_manifest_cb)(void *data, const struct meta_manifest *mf);
-void meta_referrers(struct meta *m, const char *repo,
-                    const struct at_digest *subject, meta_manifest_cb each,
+void meta_referrers(struct meta *m,
+                    const char *repo,
+                    const struct at_digest *subject,
+                    meta_manifest_cb each,
                     void *data);
 
 struct meta_status {
     uint64_t id;
     const char *name;
-    int state;          /* 0 unavailable, 1 follower, 2 candidate, 3 leader */
+    int state; /* 0 unavailable, 1 follower, 2 candidate, 3 leader */
     uint64_t leader_id;
     uint64_t term;
     uint64_t commit_index;
