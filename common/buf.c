@@ -98,9 +98,22 @@ int at_buf_json_str(struct at_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     int rv = at_buf_reserve(b, n + 2);
+    size_t plain = 0;
 
     if (rv != 0)
         return rv;
+    while (plain < n && s[plain] != '"' && s[plain] != '\\' &&
+           (unsigned char)s[plain] >= 0x20)
+        plain++;
+    if (plain == n) {
+        /* Nothing to escape (names, tags, digests): one copy. */
+        b->data[b->len++] = '"';
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+        b->data[b->len++] = '"';
+        b->data[b->len] = '\0';
+        return 0;
+    }
     b->data[b->len++] = '"';
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];

@@ -20,12 +20,22 @@ struct mreq {
     bool body_open;
     struct node_manifest_info info;
     bool has_info;
+    /* hashing and parsing of large manifests happen in the pool */
+    uv_work_t work;
+    char *content_type; /* owned copy for the worker, or NULL */
+    struct at_digest actual;
+    int parse_rv;
+    char errmsg[AT_ERRMSG_SIZE];
 };
+
+/* Manifests above this size are hashed and parsed off the loop thread. */
+#define INLINE_PARSE_MAX (64 * 1024)
 
 static void mreq_free(struct mreq *m)
 {
     free(m->name);
     free(m->tag);
+    free(m->content_type);
     at_buf_release(&m->body);
     if (m->has_info)
         node_manifest_info_release(&m->info);
@@ -252,13 +262,36 @@ static bool check_refs(struct mreq *m)
     return true;
 }
 
+/* Digest and validation of the body: runs inline for small manifests, in
+ * the pool for large ones. Touches only m's own fields. */
+static void put_parse(struct mreq *m)
+{
+    const char *body = m->body.data != NULL ? m->body.data : "";
+
+    at_digest_of(body, m->body.len, &m->actual);
+    m->parse_rv = node_manifest_parse(m->content_type, body, m->body.len,
+                                      &m->info, m->errmsg);
+}
+
+static void put_parse_work(uv_work_t *w)
+{
+    put_parse(w->data);
+}
+
+static void put_after_parse(struct mreq *m);
+
+static void put_parse_done(uv_work_t *w, int status)
+{
+    struct mreq *m = w->data;
+
+    AT_UNUSED(status);
+    put_after_parse(m);
+}
+
 static void put_on_end(struct node_http_req *req)
 {
     struct mreq *m = node_http_req_data(req);
-    char errmsg[AT_ERRMSG_SIZE] = "";
-    struct meta_manifest_put p;
-    struct at_digest actual;
-    int rv;
+    const char *ct = node_http_req_header(req, "content-type");
 
     if (!m->body_open)
         return;
@@ -267,24 +300,41 @@ static void put_on_end(struct node_http_req *req)
         mreq_done(m);
         return;
     }
-    at_digest_of(m->body.data != NULL ? m->body.data : "", m->body.len,
-                 &actual);
-    if (m->by_digest && !at_digest_equal(&actual, &m->digest)) {
+    m->content_type = ct != NULL ? at_strdup(ct) : NULL;
+    if (m->body.len > INLINE_PARSE_MAX) {
+        m->work.data = m;
+        if (uv_queue_work(m->api->loop, &m->work, put_parse_work,
+                          put_parse_done) == 0)
+            return;
+    }
+    put_parse(m);
+    put_after_parse(m);
+}
+
+static void put_after_parse(struct mreq *m)
+{
+    struct node_http_req *req = m->req;
+    struct meta_manifest_put p;
+    int rv;
+
+    if (m->parse_rv == 0)
+        m->has_info = true;
+    if (node_http_req_done(req)) {
+        mreq_done(m);
+        return;
+    }
+    if (m->by_digest && !at_digest_equal(&m->actual, &m->digest)) {
         node_api_error(req, 400, "DIGEST_INVALID",
                        "the digest in the URL does not match the manifest");
         mreq_done(m);
         return;
     }
-    m->digest = actual;
-    rv = node_manifest_parse(node_http_req_header(req, "content-type"),
-                             m->body.data != NULL ? m->body.data : "",
-                             m->body.len, &m->info, errmsg);
-    if (rv != 0) {
-        node_api_error(req, 400, "MANIFEST_INVALID", "%s", errmsg);
+    m->digest = m->actual;
+    if (m->parse_rv != 0) {
+        node_api_error(req, 400, "MANIFEST_INVALID", "%s", m->errmsg);
         mreq_done(m);
         return;
     }
-    m->has_info = true;
     if (!check_refs(m)) {
         mreq_done(m);
         return;

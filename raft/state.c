@@ -32,7 +32,8 @@ static void repo_free(struct meta_repo *r)
     at_map_release(&r->tags);
     at_map_release(&r->blobs);
     at_map_release(&r->manifests);
-    at_free(r->sorted);
+    at_free(r->sorted_names);
+    at_free(r->sorted_off);
     at_free(r->name);
     at_free(r);
 }
@@ -300,15 +301,33 @@ static int repo_cmp(const void *a, const void *b)
 
 static void repo_sort_tags(struct meta_repo *r)
 {
-    if (r->sorted_ok)
-        return;
-    r->sorted = at_realloc(r->sorted, (r->tags.len + 1) * sizeof(*r->sorted));
-    r->nsorted = 0;
+    struct meta_tag **tmp;
+    size_t n = 0;
+    size_t total = 0;
+    size_t pos = 0;
     const char *k;
     void *v;
-    for (size_t i = 0; at_map_next(&r->tags, &i, &k, &v);)
-        r->sorted[r->nsorted++] = v;
-    qsort(r->sorted, r->nsorted, sizeof(*r->sorted), tag_cmp);
+
+    if (r->sorted_ok)
+        return;
+    tmp = at_malloc((r->tags.len + 1) * sizeof(*tmp));
+    for (size_t i = 0; at_map_next(&r->tags, &i, &k, &v);) {
+        tmp[n++] = v;
+        total += strlen(((struct meta_tag *)v)->name) + 1;
+    }
+    qsort(tmp, n, sizeof(*tmp), tag_cmp);
+    at_free(r->sorted_names);
+    at_free(r->sorted_off);
+    r->sorted_names = at_malloc(total + 1);
+    r->sorted_off = at_malloc((n + 1) * sizeof(*r->sorted_off));
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(tmp[i]->name) + 1;
+        r->sorted_off[i] = (uint32_t)pos;
+        memcpy(r->sorted_names + pos, tmp[i]->name, len);
+        pos += len;
+    }
+    at_free(tmp);
+    r->nsorted = n;
     r->sorted_ok = true;
 }
 
@@ -348,11 +367,6 @@ static size_t upper_bound(void *const *arr,
     return lo;
 }
 
-static const char *tag_name(const void *p)
-{
-    return ((const struct meta_tag *)p)->name;
-}
-
 static const char *repo_name(const void *p)
 {
     return ((const struct meta_repo *)p)->name;
@@ -373,11 +387,20 @@ int meta_fsm_tags_list(struct meta_fsm *f,
     if (r == NULL)
         return AT_ENOTFOUND;
     repo_sort_tags(r);
-    size_t i =
-        upper_bound((void *const *)r->sorted, r->nsorted, last, tag_name);
+    size_t i = 0;
+    if (last != NULL) {
+        size_t hi = r->nsorted;
+        while (i < hi) {
+            size_t mid = i + (hi - i) / 2;
+            if (strcmp(r->sorted_names + r->sorted_off[mid], last) <= 0)
+                i = mid + 1;
+            else
+                hi = mid;
+        }
+    }
     size_t end = limit < r->nsorted - i ? i + limit : r->nsorted;
     for (; i < end; i++)
-        each(data, r->sorted[i]->name);
+        each(data, r->sorted_names + r->sorted_off[i]);
     if (more != NULL)
         *more = end < r->nsorted;
     return 0;
