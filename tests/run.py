@@ -167,6 +167,15 @@ def main():
     suites = args.only.split(",")
     total = Tally()
     start = time.time()
+    # Sanitizer builds: every process (atoll servers included) writes its
+    # reports to files here; any report fails the run.
+    san_dir = None
+    if "asan" in args.build or "san" in os.environ.get("SAN", ""):
+        san_dir = tempfile.mkdtemp(prefix="atoll-san-")
+        os.environ["ASAN_OPTIONS"] = (f"log_path={san_dir}/asan:"
+                                      "detect_leaks=1:abort_on_error=0")
+        os.environ["UBSAN_OPTIONS"] = (f"log_path={san_dir}/ubsan:"
+                                       "print_stacktrace=1")
 
     if "unit" in suites:
         d = os.path.join(ROOT, args.build, "tests")
@@ -191,6 +200,15 @@ def main():
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as ex:
             for r in ex.map(lambda b: run_fuzz(b, args.fuzz_seconds), bins):
                 total.add(r)
+
+    if san_dir is not None:
+        reports = sorted(os.listdir(san_dir))
+        for f in reports:
+            with open(os.path.join(san_dir, f), errors="replace") as fh:
+                sys.stdout.write(f"--- sanitizer report {f}\n{fh.read()[-6000:]}\n")
+            total.failed += 1
+            total.failures.append(f"sanitizer report in a test process: {f}")
+        shutil.rmtree(san_dir, ignore_errors=True)
 
     print(f"# {time.time() - start:.0f}s")
     for f in total.failures:

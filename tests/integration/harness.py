@@ -167,6 +167,13 @@ http:
         return self.start()
 
     def close(self):
+        # A graceful stop exercises shutdown (and lets sanitizer builds
+        # report leaks); kill -9 only if it hangs.
+        if self.proc and self.proc.poll() is None:
+            try:
+                self.terminate(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
         self.kill()
         if self.own_tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
