@@ -33,14 +33,14 @@ struct meta_tag {
 };
 
 struct meta_repo {
-    char *name;               /* owned */
-    struct at_map tags;       /* tag -> struct meta_tag (owned) */
-    struct at_map blobs;      /* raw digest -> struct meta_blob (borrowed) */
-    struct at_map manifests;  /* raw digest -> struct meta_mf (one ref) */
+    char *name;              /* owned */
+    struct at_map tags;      /* tag -> struct meta_tag (owned) */
+    struct at_map blobs;     /* raw digest -> struct meta_blob (borrowed) */
+    struct at_map manifests; /* raw digest -> struct meta_mf (one ref) */
     /* Sorted tag names, packed: listing 10,000 tags walks one contiguous
      * buffer instead of chasing a pointer per tag. Built lazily. */
-    char *sorted_names;    /* owned: names, each NUL-terminated */
-    uint32_t *sorted_off;  /* owned: offset of each name */
+    char *sorted_names;   /* owned: names, each NUL-terminated */
+    uint32_t *sorted_off; /* owned: offset of each name */
     size_t nsorted;
     bool sorted_ok;
 };
