@@ -8,6 +8,7 @@
 #define STORAGE__CHUNK              ((size_t)1 << 20)   /* queue buffer size */
 #define STORAGE__CHUNK_SMALL        ((size_t)64 << 10)  /* first small buffer */
 #define STORAGE__SYNC_RANGE         ((uint64_t)8 << 20) /* writeback kick */
+#define STORAGE__BG_SYNC_STEP       ((uint64_t)32 << 20) /* background fsync */
 #define STORAGE__HIGH_WATER_DEFAULT ((size_t)16 << 20)
 #define STORAGE__BATCH_MIN          ((size_t)1 << 20) /* bytes per work item */
 #define STORAGE__CHUNK_CACHE_MAX    8u /* spare STORAGE__CHUNK buffers kept */
@@ -156,6 +157,17 @@ struct storage_upload {
     char h_errmsg[AT_ERRMSG_SIZE]; /* [hash] */
     uint64_t h_off;                /* [hash] sha covers [0, h_off) */
     struct at_sha256 sha;          /* [hash]; [write] in COMMIT */
+
+    /* the background sync chain: fdatasync of what is already written,
+     * running beside the write chain, so the device flush that commit needs
+     * overlaps with receiving the rest of the blob */
+    uv_work_t bs_work;
+    bool bs_inflight;
+    int bs_fd;          /* the data fd while bs_inflight */
+    uint64_t bs_target; /* written offset when the item started */
+    uint64_t bs_done;   /* loop: prefix made durable by this chain */
+    int bs_status;      /* [bsync] */
+    char bs_errmsg[AT_ERRMSG_SIZE]; /* [bsync] */
 
     struct storage_upload *defer_next; /* borrowed */
 };

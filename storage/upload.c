@@ -219,8 +219,8 @@ static void upload_free(struct storage_upload *u)
 {
     struct storage__core *core = u->core;
 
-    PRE(u->refs == 0 && !u->wr_inflight && !u->h_inflight && !u->deferred &&
-        !u->in_table);
+    PRE(u->refs == 0 && !u->wr_inflight && !u->h_inflight && !u->bs_inflight &&
+        !u->deferred && !u->in_table);
     PRE(u->flush_head == NULL && u->drain_cb == NULL);
     chunks_free(core, u->c_head);
     if (u->fd >= 0)
@@ -682,6 +682,40 @@ static size_t take_batch(struct storage__chunk **next,
 
 static void after_write_cb(uv_work_t *req, int status);
 static void after_hash_cb(uv_work_t *req, int status);
+static void after_bsync_cb(uv_work_t *req, int status);
+
+static void bsync_work_cb(uv_work_t *req)
+{
+    struct storage_upload *u = req->data;
+
+    if (fdatasync(u->bs_fd) != 0) {
+        /* Reported here and sticky: a later fdatasync may not see it. */
+        u->bs_status = storage__io_err(errno);
+        at_errmsg_printf(u->bs_errmsg, "fdatasync '%s': %s", u->data_path,
+                         strerror(errno));
+    }
+}
+
+/* Start a background fdatasync when enough was written since the last one
+ * and the write chain has created the file (u->fd is stable from then on
+ * until COMMIT/REMOVE, which wait for this chain). */
+static void maybe_bsync(struct storage_upload *u)
+{
+    int rv;
+
+    if (u->bs_inflight || u->written == 0 ||
+        u->written - u->bs_done < STORAGE__BG_SYNC_STEP ||
+        u->commit_state == STORAGE__COMMIT_RUNNING)
+        return;
+    u->bs_inflight = true;
+    u->bs_fd = u->fd;
+    u->bs_target = u->written;
+    u->bs_work.data = u;
+    storage_upload_ref(u);
+    rv = uv_queue_work(u->core->loop, &u->bs_work, bsync_work_cb,
+                       after_bsync_cb);
+    AT_ASSERT(rv == 0);
+}
 
 static void submit_write(struct storage_upload *u, enum storage__work_kind kind)
 {
@@ -738,7 +772,7 @@ static bool hash_wanted(const struct storage_upload *u)
 static void submit_next(struct storage_upload *u)
 {
     if (u->canceled) {
-        if (u->wr_inflight || u->h_inflight || u->removed)
+        if (u->wr_inflight || u->h_inflight || u->bs_inflight || u->removed)
             return;
         u->removed = true;
         /* fd and info_exists are ours: no work in flight */
@@ -750,6 +784,7 @@ static void submit_next(struct storage_upload *u)
         return;
     if (!u->wr_inflight) {
         if (u->commit_state == STORAGE__COMMIT_PENDING && !u->h_inflight &&
+            !u->bs_inflight &&
             bytes_from(u, u->wr_next) <= STORAGE__BATCH_MIN &&
             bytes_from(u, u->h_next) <= STORAGE__BATCH_MIN) {
             /* The commit item writes and hashes what is left. */
@@ -777,6 +812,8 @@ static void submit_next(struct storage_upload *u)
             submit_write(u, STORAGE__WORK_SYNC);
         }
     }
+    if (!u->wr_inflight || u->wr_kind == STORAGE__WORK_WRITE)
+        maybe_bsync(u);
     if (!u->h_inflight && hash_wanted(u)) {
         u->h_first = u->h_next;
         u->h_file_end = u->h_first->off;
@@ -989,6 +1026,20 @@ static void after_hash_cb(uv_work_t *req, int status)
     chunks_release_done(u);
     if (u->h_status != 0)
         record_error(u, u->h_status, u->h_errmsg);
+    deliver(u);
+    storage_upload_unref(u);
+}
+
+static void after_bsync_cb(uv_work_t *req, int status)
+{
+    struct storage_upload *u = req->data;
+
+    AT_ASSERT(status == 0);
+    u->bs_inflight = false;
+    if (u->bs_status != 0)
+        record_error(u, u->bs_status, u->bs_errmsg);
+    else if (u->bs_target > u->bs_done)
+        u->bs_done = u->bs_target;
     deliver(u);
     storage_upload_unref(u);
 }
@@ -1281,7 +1332,7 @@ void storage_upload_purge(struct storage *s)
         return;
     for (size_t i = 0; at_map_next(&s->uploads, &i, NULL, &v);) {
         struct storage_upload *u = v;
-        if (u->locked || u->wr_inflight || u->h_inflight ||
+        if (u->locked || u->wr_inflight || u->h_inflight || u->bs_inflight ||
             u->flush_head != NULL || u->drain_cb != NULL ||
             u->commit_state != STORAGE__COMMIT_NONE)
             continue;
