@@ -8,7 +8,7 @@
 #define STORAGE__CHUNK              ((size_t)1 << 20)   /* queue buffer size */
 #define STORAGE__CHUNK_SMALL        ((size_t)64 << 10)  /* first small buffer */
 #define STORAGE__SYNC_RANGE         ((uint64_t)8 << 20) /* writeback kick */
-#define STORAGE__BG_SYNC_STEP       ((uint64_t)32 << 20) /* background fsync */
+#define STORAGE__BG_SYNC_STEP       ((uint64_t)16 << 20) /* background fsync */
 #define STORAGE__HIGH_WATER_DEFAULT ((size_t)16 << 20)
 #define STORAGE__BATCH_MIN          ((size_t)1 << 20) /* bytes per work item */
 #define STORAGE__CHUNK_CACHE_MAX    8u /* spare STORAGE__CHUNK buffers kept */
