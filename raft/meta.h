@@ -31,6 +31,42 @@ struct meta_config {
     unsigned snapshot_trailing;    /* default 4096 entries */
     const char *store_id; /* borrowed; this node's blob store id recorded by
                              meta_blob_stored (default: name) */
+
+    /* ---- cluster (issue 3) ----
+     * A node's raft address is its name; the transport resolves names to the
+     * peer host:port recorded in the FSM's node table (and a cache file in
+     * dir, for restarts). */
+    bool join;                  /* false: bootstrap a one-voter cluster on
+                                   first start; true: start with an empty
+                                   configuration and wait to be added */
+    const char *peer_address;   /* borrowed; "host:port" of this node's peer
+                                   listener (advertised to others) */
+    const char *api_address;    /* borrowed; "host:port" of the registry API */
+    const char *region;         /* borrowed; may be NULL */
+    const char *cluster_secret; /* borrowed; authenticates raft connections
+                                   (never logged) */
+    unsigned target_voters;     /* 3 by default (1, 3 or 5) */
+    bool standby;               /* never vote (edge nodes) */
+    /* Hooks the node layer provides so that a follower can write and read
+     * consistently (both may be NULL: AT_ENOTLEADER on followers). */
+    const struct meta_hooks *hooks; /* borrowed */
+    void *hooks_data;               /* borrowed */
+};
+
+/* ---- cluster hooks ----
+ * forward: send a packed command (see meta_propose_packed) to the leader and
+ * call cb with the leader's answer (status as for meta_write_cb, result,
+ * index). read_index: ask the leader for a read index (meta_read_index on the
+ * leader) and call cb. Both run on the loop thread; cb runs exactly once if
+ * they return 0. leader_id is the leader this node believes in. */
+typedef void (*meta_forward_cb)(void *cb_data, int status, int result,
+                                uint64_t index);
+typedef void (*meta_index_cb)(void *cb_data, int status, uint64_t index);
+struct meta_hooks {
+    int (*forward)(void *hooks_data, uint64_t leader_id, const void *cmd,
+                   size_t len, meta_forward_cb cb, void *cb_data);
+    int (*read_index)(void *hooks_data, uint64_t leader_id, meta_index_cb cb,
+                      void *cb_data);
 };
 
 /* Business results of a command, decided deterministically by apply. */
@@ -206,6 +242,60 @@ void meta_referrers(struct meta *m,
                     const struct at_digest *subject,
                     meta_manifest_cb each,
                     void *data);
+
+/* ---- cluster operations ---- */
+
+/* Leader side of a forwarded write: cmd is the packed command a follower's
+ * forward hook sent (validated: AT_EPROTO/AT_ECORRUPT for garbage). Applies
+ * it like the typed writes (dedup by its request id included). */
+int meta_propose_packed(struct meta *m, const void *cmd, size_t len,
+                        meta_write_cb cb, void *data);
+
+/* Leader side of a follower read: prove leadership (shared batched barrier)
+ * and answer with the commit index a follower must reach. AT_ENOTLEADER on
+ * followers. */
+int meta_read_index(struct meta *m, meta_index_cb cb, void *data);
+
+/* Wait until this node has applied index (or timeout_ms passes:
+ * AT_ETIMEDOUT). */
+int meta_wait_applied(struct meta *m, uint64_t index, uint64_t timeout_ms,
+                      meta_index_cb cb, void *data);
+
+/* Raft connections arrive on the node's peer listener: after it has checked
+ * the cluster secret and answered the upgrade, it hands the stream over.
+ * Takes ownership of stream (allocated with malloc, as libraft frees it). */
+void meta_raft_accept(struct meta *m, uint64_t id, const char *address,
+                      uv_stream_t *stream);
+
+struct meta_node {
+    uint64_t id;
+    const char *name;
+    const char *peer_address;
+    const char *api_address;
+    const char *region;   /* may be "" */
+    int role;             /* 0 spare, 1 voter, 2 standby, -1 not in config */
+    bool leader;
+};
+typedef void (*meta_node_cb)(void *data, const struct meta_node *n);
+
+/* Every node of the FSM's node table, with its raft role. */
+void meta_members(struct meta *m, meta_node_cb each, void *data);
+/* The node this node believes is leader; false if none known. */
+bool meta_leader(struct meta *m, struct meta_node *out);
+
+/* Leader only: record a joining node (name, id, addresses) through the log,
+ * add it to the raft configuration as spare, then promote it (voter up to
+ * target_voters, else standby; standby when asked). cb(data, status) when the
+ * node has its final role. */
+int meta_member_join(struct meta *m, const struct meta_node *n, bool standby,
+                     void (*cb)(void *data, int status), void *data);
+/* Leader only: remove a node (by name) from the configuration and the node
+ * table. */
+int meta_member_remove(struct meta *m, const char *name,
+                       void (*cb)(void *data, int status), void *data);
+/* Leader only: transfer leadership (name NULL: any up-to-date voter). */
+int meta_transfer(struct meta *m, const char *name,
+                  void (*cb)(void *data, int status), void *data);
 
 struct meta_status {
     uint64_t id;
