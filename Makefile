@@ -6,6 +6,7 @@
 #   make asan       the same suite under ASan + UBSan
 #   make release    optimized build in build/release
 #   make bench      atoll vs Debian's docker-registry, side by side
+#   make cluster    start a three-node cluster on loopback (Ctrl-C stops it)
 #   make fuzz       longer libFuzzer runs of every target
 #   make format / format-check / check-deps / clean
 
@@ -49,7 +50,7 @@ LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) \
 LIB      := $(BUILD)/libatoll.a
 BIN      := $(BUILD)/atoll
 
-.PHONY: all deps run test unit asan release bench fuzz fuzz-short clean \
+.PHONY: all deps run test unit asan release bench fuzz fuzz-short clean cluster \
 	format format-check check-deps
 .DEFAULT_GOAL := all
 .SECONDARY: $(PROTO_GEN_C) $(PROTO_GEN_H)
@@ -93,6 +94,9 @@ deps:
 run: deps
 	@$(MAKE) --no-print-directory BUILD=build/release OPT="-O2 -g" all
 	./build/release/atoll serve --listen 127.0.0.1:5000 --data-dir ./data
+
+cluster: all
+	sh tests/cluster.sh $(BUILD)/atoll
 
 unit: $(BIN) $(UNIT_BINS)
 

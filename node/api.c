@@ -7,7 +7,10 @@
 #include "common/compat.h"
 
 #include "node/api.h"
+#include "node/peer_api.h"
 #include "node/url.h"
+
+#define MIN_INDEX_WAIT_MS 5000 /* X-Atoll-Min-Index: longest wait, then 503 */
 
 #define LIST_MAX 100000 /* cap of n for tags/list and _catalog */
 
@@ -21,10 +24,36 @@ static uint64_t status_counts[6];
 /* see api.h */
 void node_api_begin(struct node_http_req *req, int status)
 {
+    struct node_api *api = node_http_req_server_data(req);
+
     status_counts[status >= 100 && status < 600 ? status / 100 : 0]++;
     node_http_resp_status(req, status);
     node_http_resp_header(req, "Docker-Distribution-API-Version",
                           "registry/2.0");
+    if (api != NULL && api->magic == NODE_API_MAGIC && api->meta != NULL) {
+        struct meta_status st;
+        meta_status_get(api->meta, &st);
+        node_http_resp_header(req, "X-Atoll-Applied-Index", "%" PRIu64,
+                              st.applied_index);
+    }
+}
+
+/* see api.h */
+void node_api_write_index(struct node_http_req *req, int status, uint64_t index)
+{
+    if (status == 0 && index > 0)
+        node_http_resp_header(req, "X-Atoll-Index", "%" PRIu64, index);
+}
+
+/* see api.h */
+int node_api_read_barrier(struct node_api *api, meta_read_cb cb, void *data)
+{
+    if (api->cfg != NULL && api->cfg->read_consistency != NULL &&
+        strcmp(api->cfg->read_consistency, "local") == 0) {
+        cb(data, 0);
+        return 0;
+    }
+    return meta_read_barrier(api->meta, cb, data);
 }
 
 /* see api.h */
@@ -352,7 +381,7 @@ static void listing_start(struct listing *l)
     int rv;
 
     node_http_req_ref(l->req);
-    rv = meta_read_barrier(l->api->meta, listing_on_barrier, l);
+    rv = node_api_read_barrier(l->api, listing_on_barrier, l);
     if (rv != 0)
         listing_on_barrier(l, rv);
 }
@@ -502,6 +531,15 @@ static void handle_admin(struct node_api *api, struct node_http_req *req)
         at_buf_release(&b);
         return;
     }
+    if (strcmp(path, "/_atoll/members") == 0) {
+        /* Read-only, so also here without the cluster secret. */
+        node_peer_members_json(api->meta, &b);
+        node_api_begin(req, 200);
+        node_http_resp_header(req, "Content-Type", "application/json");
+        node_http_resp_send(req, b.data, b.len);
+        at_buf_release(&b);
+        return;
+    }
     if (strcmp(path, "/_atoll/status") == 0) {
         static const char *states[] = { "unavailable", "follower", "candidate",
                                         "leader" };
@@ -527,10 +565,71 @@ static void handle_admin(struct node_api *api, struct node_http_req *req)
     node_api_error(req, 404, "NOT_FOUND", "unknown admin endpoint");
 }
 
+static void api_dispatch(struct node_api *api, struct node_http_req *req);
+
+struct min_wait {
+    struct node_api *api;      /* borrowed */
+    struct node_http_req *req; /* one reference */
+};
+
+static void min_index_reached(void *data, int status, uint64_t index)
+{
+    struct min_wait *mw = data;
+
+    AT_UNUSED(index);
+    if (!node_http_req_done(mw->req)) {
+        if (status != 0)
+            node_api_error(mw->req, 503, "UNAVAILABLE",
+                           "X-Atoll-Min-Index not reached: %s",
+                           at_strerror(status));
+        else
+            api_dispatch(mw->api, mw->req);
+    }
+    node_http_req_unref(mw->req);
+    free(mw);
+}
+
 /* see api.h */
 void node_api_handle(void *data, struct node_http_req *req)
 {
     struct node_api *api = data;
+    const char *min = node_http_req_header(req, "x-atoll-min-index");
+    struct meta_status st;
+    struct min_wait *mw;
+    uint64_t want;
+    int rv;
+
+    if (api->meta == NULL) {
+        node_api_error(req, 503, "UNAVAILABLE", "node is starting");
+        return;
+    }
+    if (min == NULL) {
+        api_dispatch(api, req);
+        return;
+    }
+    /* Read-your-writes on any node: wait until the index a write returned
+     * (X-Atoll-Index) is applied here. */
+    if (at_parse_u64(min, strlen(min), &want) != 0) {
+        node_api_error(req, 400, "UNSUPPORTED", "invalid X-Atoll-Min-Index");
+        return;
+    }
+    meta_status_get(api->meta, &st);
+    if (st.applied_index >= want) {
+        api_dispatch(api, req);
+        return;
+    }
+    mw = at_calloc(1, sizeof(*mw));
+    mw->api = api;
+    mw->req = req;
+    node_http_req_ref(req);
+    rv = meta_wait_applied(api->meta, want, MIN_INDEX_WAIT_MS,
+                           min_index_reached, mw);
+    if (rv != 0)
+        min_index_reached(mw, rv, 0);
+}
+
+static void api_dispatch(struct node_api *api, struct node_http_req *req)
+{
     struct node_route_match m;
     const char *path = node_http_req_path(req);
     enum node_http_method method = node_http_req_method(req);

@@ -9,7 +9,10 @@
 #include "storage/storage.h"
 
 /* Everything the handlers reach; owned by node/server.c. */
+#define NODE_API_MAGIC 0x41504931u /* "API1": node_api_begin's sanity check */
+
 struct node_api {
+    uint32_t magic;                /* NODE_API_MAGIC */
     uv_loop_t *loop;               /* borrowed */
     const struct node_config *cfg; /* borrowed */
     struct storage *store;         /* borrowed */
@@ -62,6 +65,13 @@ void node_api_error(struct node_http_req *req,
 /* Map a write's (status, result) to an error reply; returns true when it
  * replied (i.e. the write did not succeed). */
 bool node_api_write_failed(struct node_http_req *req, int status, int result);
+/* X-Atoll-Index: <index> on the response of a write that succeeded. */
+void node_api_write_index(struct node_http_req *req,
+                          int status,
+                          uint64_t index);
+/* The read barrier of tag reads and listings: meta_read_barrier, or, with
+ * read_consistency local, cb(data, 0) at once (before returning 0). */
+int node_api_read_barrier(struct node_api *api, meta_read_cb cb, void *data);
 
 /* Per-route handlers (blobs.c, uploads.c, manifests.c, api.c). */
 void node_api_blob(struct node_api *api,

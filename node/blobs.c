@@ -19,7 +19,7 @@ static void blob_on_unlinked(void *data, int status, int result, uint64_t index)
 {
     struct blob_delete *bd = data;
 
-    AT_UNUSED(index);
+    node_api_write_index(bd->req, status, index);
     if (!node_http_req_done(bd->req) &&
         !node_api_write_failed(bd->req, status, result)) {
         node_api_begin(bd->req, 202);

@@ -1,4 +1,5 @@
-/* Client subcommands: a small blocking HTTP/1.1 GET to a node's admin API. */
+/* Client subcommands (status, members): small blocking HTTP/1.1 requests to
+ * a node's API or peer listener. */
 #include "common/compat.h"
 
 #include <arpa/inet.h>
@@ -6,22 +7,31 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "common/common.h"
 #include "node/cli.h"
 
 #define REPLY_MAX (16 * 1024 * 1024)
 
-/* GET path from host:port; the body goes to *body (caller frees). Returns
- * the HTTP status or a negative AT_E* code. */
-static int http_get(const char *addr, const char *path, char **body)
+/* method path on host:port with an optional Bearer secret and JSON body;
+ * the response body goes to *body (caller frees). Returns the HTTP status or
+ * a negative AT_E* code. */
+static int http_call(const char *method,
+                     const char *addr,
+                     const char *path,
+                     const char *secret,
+                     const char *json,
+                     char **body)
 {
     const char *colon = strrchr(addr, ':');
     struct addrinfo hints;
     struct addrinfo *res = NULL;
     struct at_buf b;
     char *host;
-    char req[512];
+    char *req = NULL;
     char chunk[16384];
+    struct timeval tv = { .tv_sec = 60 };
     int fd = -1;
     int status = AT_EIO;
     ssize_t n;
@@ -37,11 +47,20 @@ static int http_get(const char *addr, const char *path, char **body)
         return AT_EINVAL;
     }
     fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    }
     if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0)
         goto out;
-    snprintf(req, sizeof(req),
-             "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path,
-             addr);
+    req = at_asprintf(
+        "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
+        "%s%s%s"
+        "Content-Type: application/json\r\n"
+        "Content-Length: %zu\r\n\r\n%s",
+        method, path, addr, secret != NULL ? "Authorization: Bearer " : "",
+        secret != NULL ? secret : "", secret != NULL ? "\r\n" : "",
+        json != NULL ? strlen(json) : 0, json != NULL ? json : "");
     if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
         goto out;
     at_buf_init(&b, REPLY_MAX);
@@ -59,6 +78,10 @@ static int http_get(const char *addr, const char *path, char **body)
     }
     at_buf_release(&b);
 out:
+    if (req != NULL) {
+        explicit_bzero(req, strlen(req));
+        free(req);
+    }
     if (fd >= 0)
         close(fd);
     freeaddrinfo(res);
@@ -66,15 +89,215 @@ out:
     return status;
 }
 
+static int http_get(const char *addr, const char *path, char **body)
+{
+    return http_call("GET", addr, path, NULL, NULL, body);
+}
+
+static const char *default_addr(void)
+{
+    const char *addr = getenv("ATOLL_ADDR");
+
+    return addr != NULL ? addr : "127.0.0.1:5000";
+}
+
+static json_t *get_json(const char *addr, const char *path)
+{
+    char *body = NULL;
+    json_error_t jerr;
+    json_t *doc = NULL;
+    int status = http_get(addr, path, &body);
+
+    if (status == 200 && body != NULL)
+        doc = json_loads(body, 0, &jerr);
+    free(body);
+    return doc;
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s != NULL ? s : "";
+}
+
+static uint64_t jnum(json_t *o, const char *key)
+{
+    json_int_t v = json_integer_value(json_object_get(o, key));
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+/* The members table; with details, each member's own status too. */
+static int print_members(const char *addr, bool details)
+{
+    json_t *doc = get_json(addr, "/_atoll/members");
+    json_t *nodes, *n;
+    uint64_t leader_commit = 0;
+    size_t i;
+
+    if (doc == NULL) {
+        fprintf(stderr, "atoll: cannot read the members of '%s'\n", addr);
+        return 1;
+    }
+    nodes = json_object_get(doc, "nodes");
+    if (details) {
+        json_array_foreach(nodes, i, n)
+        {
+            if (!json_is_true(json_object_get(n, "leader")))
+                continue;
+            json_t *st = get_json(jstr(n, "api_address"), "/_atoll/status");
+            leader_commit = st != NULL ? jnum(st, "commit_index") : 0;
+            json_decref(st);
+        }
+        printf("%-20s %-8s %-6s %-8s %-10s %-10s %-6s %s\n", "NAME", "ROLE",
+               "LEADER", "TERM", "COMMIT", "APPLIED", "LAG", "API");
+    } else {
+        printf("%-20s %-20s %-8s %-6s %-22s %-22s %s\n", "NAME", "ID", "ROLE",
+               "LEADER", "PEER", "API", "REGION");
+    }
+    json_array_foreach(nodes, i, n)
+    {
+        bool is_leader = json_is_true(json_object_get(n, "leader"));
+        if (!details) {
+            printf("%-20s %-20" PRIu64 " %-8s %-6s %-22s %-22s %s\n",
+                   jstr(n, "name"), jnum(n, "id"), jstr(n, "role"),
+                   is_leader ? "*" : "", jstr(n, "peer_address"),
+                   jstr(n, "api_address"), jstr(n, "region"));
+            continue;
+        }
+        json_t *st = get_json(jstr(n, "api_address"), "/_atoll/status");
+        if (st == NULL) {
+            printf("%-20s %-8s %-6s %-8s %-10s %-10s %-6s %s\n",
+                   jstr(n, "name"), jstr(n, "role"), is_leader ? "*" : "", "-",
+                   "-", "-", "-", "unreachable");
+            continue;
+        }
+        uint64_t applied = jnum(st, "applied_index");
+        printf("%-20s %-8s %-6s %-8" PRIu64 " %-10" PRIu64 " %-10" PRIu64
+               " %-6" PRIu64 " %s\n",
+               jstr(n, "name"), jstr(n, "role"), is_leader ? "*" : "",
+               jnum(st, "term"), jnum(st, "commit_index"), applied,
+               leader_commit > applied ? leader_commit - applied : 0,
+               jstr(n, "api_address"));
+        json_decref(st);
+    }
+    json_decref(doc);
+    return 0;
+}
+
+static char *read_secret(const char *file)
+{
+    char buf[4097];
+    size_t n;
+    FILE *f = fopen(file, "re");
+
+    if (f == NULL)
+        return NULL;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if (buf[0] == '\0')
+        return NULL;
+    return at_strdup(buf);
+}
+
+static int members_usage(void)
+{
+    fprintf(stderr,
+            "usage: atoll members [--addr API_HOST:PORT]\n"
+            "       atoll members remove NAME --peer PEER_HOST:PORT "
+            "--cluster-secret-file FILE\n"
+            "       atoll members transfer [NAME] --peer PEER_HOST:PORT "
+            "--cluster-secret-file FILE\n");
+    return 2;
+}
+
+/* see cli.h */
+int node_cli_members(int argc, char **argv)
+{
+    const char *addr = default_addr();
+    const char *peer = NULL;
+    const char *secret_file = NULL;
+    const char *action = NULL;
+    const char *name = NULL;
+    char *secret = NULL;
+    char *body = NULL;
+    char *json;
+    int status, i = 0;
+
+    if (argc > 0 &&
+        (strcmp(argv[0], "remove") == 0 || strcmp(argv[0], "transfer") == 0))
+        action = argv[i++];
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "--addr") == 0 && i + 1 < argc)
+            addr = argv[++i];
+        else if (strncmp(argv[i], "--addr=", 7) == 0)
+            addr = argv[i] + 7;
+        else if (strcmp(argv[i], "--peer") == 0 && i + 1 < argc)
+            peer = argv[++i];
+        else if (strncmp(argv[i], "--peer=", 7) == 0)
+            peer = argv[i] + 7;
+        else if (strcmp(argv[i], "--cluster-secret-file") == 0 && i + 1 < argc)
+            secret_file = argv[++i];
+        else if (strncmp(argv[i], "--cluster-secret-file=", 22) == 0)
+            secret_file = argv[i] + 22;
+        else if (action != NULL && name == NULL && argv[i][0] != '-')
+            name = argv[i];
+        else
+            return members_usage();
+    }
+    if (action == NULL)
+        return print_members(addr, false);
+    if (peer == NULL || secret_file == NULL ||
+        (strcmp(action, "remove") == 0 && name == NULL))
+        return members_usage();
+    secret = read_secret(secret_file);
+    if (secret == NULL) {
+        fprintf(stderr, "atoll members: cannot read a secret from '%s'\n",
+                secret_file);
+        return 1;
+    }
+    {
+        struct at_buf b;
+        at_buf_init(&b, 0);
+        at_buf_puts(&b, "{\"name\":");
+        if (name != NULL)
+            at_buf_json_str(&b, name, strlen(name));
+        else
+            at_buf_puts(&b, "null");
+        at_buf_puts(&b, "}");
+        json = at_strdup(b.data);
+        at_buf_release(&b);
+    }
+    status = http_call("POST", peer,
+                       strcmp(action, "remove") == 0 ? "/_atoll/members/remove"
+                                                     : "/_atoll/transfer",
+                       secret, json, &body);
+    explicit_bzero(secret, strlen(secret));
+    free(secret);
+    free(json);
+    if (status != 200) {
+        fprintf(stderr, "atoll members %s: %s%s%s\n", action,
+                status < 0      ? at_strerror(status)
+                : status == 404 ? "no such node"
+                : status == 401 ? "wrong cluster secret"
+                                : "failed",
+                body != NULL ? ": " : "", body != NULL ? body : "");
+        free(body);
+        return 1;
+    }
+    free(body);
+    printf("%s %s: done\n", action, name != NULL ? name : "(any voter)");
+    return 0;
+}
+
 /* see cli.h */
 int node_cli_status(int argc, char **argv)
 {
-    const char *addr = getenv("ATOLL_ADDR");
+    const char *addr = default_addr();
     char *body = NULL;
     int status;
 
-    if (addr == NULL)
-        addr = "127.0.0.1:5000";
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--addr") == 0 && i + 1 < argc) {
             addr = argv[++i];
@@ -94,5 +317,6 @@ int node_cli_status(int argc, char **argv)
     }
     fputs(body, stdout);
     free(body);
-    return 0;
+    printf("\n");
+    return print_members(addr, true);
 }

@@ -36,6 +36,9 @@ struct opt {
 
 static int check_listen(const char *v, char *why, size_t whylen);
 static int check_log_level(const char *v, char *why, size_t whylen);
+static int check_join(const char *v, char *why, size_t whylen);
+static int check_role(const char *v, char *why, size_t whylen);
+static int check_read_consistency(const char *v, char *why, size_t whylen);
 
 #define F(field) offsetof(struct node_config, field)
 
@@ -98,6 +101,37 @@ static const struct opt opts[] = {
     { "snapshot_trailing", "--snapshot-trailing", "ATOLL_SNAPSHOT_TRAILING",
       OPT_UINT, F(snapshot_trailing), "4096",
       "raft entries kept after a snapshot", false, false, NULL },
+    { "peer_listen", "--peer-listen", "ATOLL_PEER_LISTEN", OPT_STRING,
+      F(peer_listen), "127.0.0.1:5001",
+      "address:port of the node-to-node listener (raft, forwarded writes, "
+      "join); advertised to the other nodes",
+      false, false, check_listen },
+    { "join", "--join", "ATOLL_JOIN", OPT_STRING, F(join), "",
+      "peer address host:port of any cluster member to join on first start; "
+      "empty = bootstrap a new cluster",
+      false, false, check_join },
+    { "cluster_secret", "--cluster-secret", "ATOLL_CLUSTER_SECRET", OPT_STRING,
+      F(cluster_secret), "",
+      "shared secret every node presents on the peer listener", true, false,
+      NULL },
+    { "cluster_secret_file", "--cluster-secret-file",
+      "ATOLL_CLUSTER_SECRET_FILE", OPT_STRING, F(cluster_secret_file), "",
+      "file holding the cluster secret (used when cluster_secret is empty)",
+      false, false, NULL },
+    { "role", "--role", "ATOLL_ROLE", OPT_STRING, F(role), "voter",
+      "voter (may vote, up to target_voters) or standby (never votes)", false,
+      false, check_role },
+    { "read_consistency", "--read-consistency", "ATOLL_READ_CONSISTENCY",
+      OPT_STRING, F(read_consistency), "linearizable",
+      "linearizable (reads ask the leader) or local (answer from local "
+      "state; clients may send X-Atoll-Min-Index)",
+      false, false, check_read_consistency },
+    { "target_voters", "--target-voters", "ATOLL_TARGET_VOTERS", OPT_UINT,
+      F(target_voters), "3",
+      "voters the leader promotes joining nodes to (1, 3 or 5)", false, false,
+      NULL },
+    { "region", "--region", "ATOLL_REGION", OPT_STRING, F(region), "",
+      "region label of this node (peer selection)", false, false, NULL },
 };
 
 #undef F
@@ -156,6 +190,29 @@ static int check_listen(const char *v, char *why, size_t whylen)
         return AT_EINVAL;
     }
     return 0;
+}
+
+static int check_join(const char *v, char *why, size_t whylen)
+{
+    if (v[0] == '\0')
+        return 0;
+    return check_listen(v, why, whylen);
+}
+
+static int check_role(const char *v, char *why, size_t whylen)
+{
+    if (strcmp(v, "voter") == 0 || strcmp(v, "standby") == 0)
+        return 0;
+    snprintf(why, whylen, "want voter or standby");
+    return AT_EINVAL;
+}
+
+static int check_read_consistency(const char *v, char *why, size_t whylen)
+{
+    if (strcmp(v, "linearizable") == 0 || strcmp(v, "local") == 0)
+        return 0;
+    snprintf(why, whylen, "want linearizable or local");
+    return AT_EINVAL;
 }
 
 static bool is_level(const char *s, size_t n)
@@ -548,6 +605,45 @@ static int check_config(const struct node_config *c, char *errmsg)
         at_errmsg_printf(errmsg, "data_dir must not be empty");
         return AT_EINVAL;
     }
+    if (c->target_voters != 1 && c->target_voters != 3 &&
+        c->target_voters != 5) {
+        at_errmsg_printf(errmsg,
+                         "target_voters must be 1, 3 or 5 (got %" PRIu64 ")",
+                         c->target_voters);
+        return AT_EINVAL;
+    }
+    return 0;
+}
+
+/* cluster_secret_file -> cluster_secret (first line, at most 4 KiB). */
+static int load_secret_file(struct node_config *c, char *errmsg)
+{
+    char buf[4097];
+    size_t n;
+    FILE *f;
+
+    if (c->cluster_secret[0] != '\0' || c->cluster_secret_file[0] == '\0')
+        return 0;
+    f = fopen(c->cluster_secret_file, "re");
+    if (f == NULL) {
+        at_errmsg_printf(errmsg, "cluster_secret_file '%s': %s",
+                         c->cluster_secret_file, strerror(errno));
+        return AT_EINVAL;
+    }
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if (buf[0] == '\0' || n == sizeof(buf) - 1) {
+        at_errmsg_printf(errmsg,
+                         "cluster_secret_file '%s': want one line of 1 to "
+                         "4096 bytes",
+                         c->cluster_secret_file);
+        return AT_EINVAL;
+    }
+    free(c->cluster_secret);
+    c->cluster_secret = at_strdup(buf);
+    explicit_bzero(buf, sizeof(buf));
     return 0;
 }
 
@@ -674,6 +770,8 @@ int node_config_load(struct node_config *c,
     }
 
     rv = check_config(c, errmsg);
+    if (rv == 0)
+        rv = load_secret_file(c, errmsg);
     if (rv != 0)
         goto out_release;
     free(sets);

@@ -23,6 +23,15 @@ struct node_config {
     uint64_t heartbeat_timeout_ms; /* 100 */
     uint64_t snapshot_threshold;   /* 16384 */
     uint64_t snapshot_trailing;    /* 4096 */
+    /* cluster (issue 3) */
+    char *peer_listen;         /* "127.0.0.1:5001" */
+    char *join;                /* "" = bootstrap; else a member's peer addr */
+    char *cluster_secret;      /* "" (never printed); filled from the file */
+    char *cluster_secret_file; /* "" */
+    char *role;                /* "voter" | "standby" */
+    char *read_consistency;    /* "linearizable" | "local" */
+    uint64_t target_voters;    /* 3 (1, 3 or 5) */
+    char *region;              /* "" */
 };
 
 /* Fill defaults, then the YAML file named by --config / ATOLL_CONFIG, then

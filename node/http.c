@@ -66,7 +66,7 @@ enum resp_state { RS_NONE, RS_WRITING, RS_SENDFILE, RS_DONE };
 
 enum timer_kind { TK_NONE, TK_IDLE, TK_HEADER, TK_BODY, TK_WRITE, TK_LINGER };
 
-enum write_kind { WK_CONTINUE, WK_RESP, WK_FILE_HDRS, WK_ERROR };
+enum write_kind { WK_CONTINUE, WK_RESP, WK_FILE_HDRS, WK_ERROR, WK_UPGRADE };
 
 struct conn_write {
     uv_write_t req;
@@ -110,7 +110,7 @@ struct node_http_req {
 struct node_http_conn {
     struct node_http_server *srv; /* borrowed */
     struct node_http_conn *prev, *next;
-    uv_tcp_t tcp;
+    uv_tcp_t *tcp; /* owned, own allocation so an upgrade can hand it off */
     uv_timer_t timer;
     uv_poll_t poll;
     uv_shutdown_t shutdown;
@@ -143,6 +143,8 @@ struct node_http_conn {
     int dup_fd; /* owned, -1 */
     bool poll_init;
     uint64_t sf_off, sf_left;
+    node_http_upgrade_cb up_cb; /* set while a 101 is being written */
+    void *up_data;
     char peer[64];
 };
 
@@ -175,6 +177,7 @@ static void conn_timer_update(struct node_http_conn *c, bool progress);
 static void conn_update_reading(struct node_http_conn *c);
 static void conn_resp_done(struct node_http_conn *c);
 static void conn_sendfile(struct node_http_conn *c);
+static void conn_upgrade_done(struct node_http_conn *c);
 static void srv_maybe_finish(struct node_http_server *s);
 
 /* ---- small helpers ---- */
@@ -369,6 +372,10 @@ static void on_write_done(struct node_http_conn *c,
     at_free(w);
     if (c->state == CS_CLOSED || c->state == CS_LINGER)
         return;
+    if (kind == WK_UPGRADE && status == 0) {
+        conn_upgrade_done(c);
+        return;
+    }
     if (status < 0) {
         LOG_DEBUG("write to %s: %s", c->peer, uv_strerror(status));
         conn_close_hard(c);
@@ -388,6 +395,8 @@ static void on_write_done(struct node_http_conn *c,
         return;
     case WK_RESP:
         conn_resp_done(c);
+        return;
+    case WK_UPGRADE:
         return;
     }
 }
@@ -413,14 +422,14 @@ static void conn_write(struct node_http_conn *c, struct conn_write *w)
         return;
     }
     b = uv_buf_init(w->data, (unsigned)w->len);
-    rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, conn_on_uv_write);
+    rv = uv_write(&w->req, (uv_stream_t *)c->tcp, &b, 1, conn_on_uv_write);
     if (rv != 0) {
         LOG_DEBUG("write to %s: %s", c->peer, uv_strerror(rv));
         at_free(w);
         conn_close_hard(c);
         return;
     }
-    c->last_wq = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    c->last_wq = uv_stream_get_write_queue_size((uv_stream_t *)c->tcp);
 }
 
 static void conn_send_error(struct node_http_conn *c,
@@ -557,7 +566,7 @@ static void conn_on_timer(uv_timer_t *t)
         break;
     case TK_WRITE:
         if (!c->mem && c->resp == RS_WRITING) {
-            q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+            q = uv_stream_get_write_queue_size((uv_stream_t *)c->tcp);
             if (q < c->last_wq) {
                 c->last_wq = q;
                 conn_timer_update(c, true);
@@ -632,7 +641,7 @@ static void conn_update_reading(struct node_http_conn *c)
         return;
     want = conn_wants_input(c);
     if (want && !c->reading) {
-        rv = uv_read_start((uv_stream_t *)&c->tcp, conn_on_alloc, conn_on_read);
+        rv = uv_read_start((uv_stream_t *)c->tcp, conn_on_alloc, conn_on_read);
         if (rv != 0) {
             LOG_DEBUG("read start %s: %s", c->peer, uv_strerror(rv));
             conn_close_hard(c);
@@ -640,7 +649,7 @@ static void conn_update_reading(struct node_http_conn *c)
         }
         c->reading = true;
     } else if (!want && c->reading) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
+        uv_read_stop((uv_stream_t *)c->tcp);
         c->reading = false;
     }
 }
@@ -671,6 +680,27 @@ static void conn_on_close(uv_handle_t *h)
         conn_free(c);
 }
 
+static void conn_on_tcp_close(uv_handle_t *h)
+{
+    struct node_http_conn *c = h->data;
+
+    at_free(h);
+    c->tcp = NULL;
+    if (--c->handles == 0)
+        conn_free(c);
+}
+
+/* An upgrade that cannot complete: the handler learns with a NULL stream. */
+static void conn_upgrade_fail(struct node_http_conn *c)
+{
+    node_http_upgrade_cb cb = c->up_cb;
+
+    if (cb == NULL)
+        return;
+    c->up_cb = NULL;
+    cb(c->up_data, NULL);
+}
+
 static void conn_close_hard(struct node_http_conn *c)
 {
     struct conn_write *w;
@@ -692,15 +722,16 @@ static void conn_close_hard(struct node_http_conn *c)
         close(c->dup_fd);
         c->dup_fd = -1;
     }
-    if (!c->mem) {
-        uv_close((uv_handle_t *)&c->tcp, conn_on_close);
-    } else {
+    if (!c->mem && c->tcp != NULL) {
+        uv_close((uv_handle_t *)c->tcp, conn_on_tcp_close);
+    } else if (c->mem) {
         while ((w = c->mem_head) != NULL) {
             c->mem_head = w->next;
             at_free(w);
         }
         c->mem_tail = &c->mem_head;
     }
+    conn_upgrade_fail(c);
 }
 
 static void conn_on_shutdown(uv_shutdown_t *req, int status)
@@ -730,7 +761,7 @@ static void conn_close_graceful(struct node_http_conn *c)
     }
     conn_move(c, CS_LINGER);
     c->shutdown.data = c;
-    rv = uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, conn_on_shutdown);
+    rv = uv_shutdown(&c->shutdown, (uv_stream_t *)c->tcp, conn_on_shutdown);
     if (rv != 0) {
         conn_close_hard(c);
         return;
@@ -845,7 +876,7 @@ static void conn_sendfile(struct node_http_conn *c)
         conn_sendfile_mem(c);
         return;
     }
-    if (uv_fileno((uv_handle_t *)&c->tcp, &sock) != 0) {
+    if (uv_fileno((uv_handle_t *)c->tcp, &sock) != 0) {
         conn_close_hard(c);
         return;
     }
@@ -1256,7 +1287,7 @@ static void conn_set_peer(struct node_http_conn *c)
     char ip[INET6_ADDRSTRLEN] = "?";
     int port = 0;
 
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+    if (uv_tcp_getpeername(c->tcp, (struct sockaddr *)&ss, &len) != 0)
         return;
     if (ss.ss_family == AF_INET) {
         struct sockaddr_in *a = (struct sockaddr_in *)&ss;
@@ -1284,16 +1315,17 @@ static void srv_on_connection(uv_stream_t *ls, int status)
     if (s->stopping)
         return;
     c = conn_new(s);
-    uv_tcp_init(s->loop, &c->tcp);
-    c->tcp.data = c;
+    c->tcp = at_malloc(sizeof(*c->tcp));
+    uv_tcp_init(s->loop, c->tcp);
+    c->tcp->data = c;
     c->handles++;
-    rv = uv_accept(ls, (uv_stream_t *)&c->tcp);
+    rv = uv_accept(ls, (uv_stream_t *)c->tcp);
     if (rv != 0) {
         LOG_DEBUG("accept: %s", uv_strerror(rv));
         conn_close_hard(c);
         return;
     }
-    uv_tcp_nodelay(&c->tcp, 1);
+    uv_tcp_nodelay(c->tcp, 1);
     conn_set_peer(c);
     conn_timer_update(c, false);
     conn_update_reading(c);
@@ -1575,6 +1607,12 @@ void node_http_req_set_data(struct node_http_req *r, void *data)
 }
 
 /* see http.h */
+void *node_http_req_server_data(const struct node_http_req *r)
+{
+    return r->conn != NULL ? r->conn->srv->data : NULL;
+}
+
+/* see http.h */
 void *node_http_req_data(const struct node_http_req *r)
 {
     return r->data;
@@ -1686,6 +1724,80 @@ void node_http_resp_close(struct node_http_req *r)
     if (!resp_usable(r))
         return;
     r->conn->close_after = true;
+}
+
+/* An Upgrade token: printable, no spaces, no header injection. */
+static bool proto_ok(const char *p)
+{
+    if (*p == '\0')
+        return false;
+    for (; *p != '\0'; p++)
+        if (*p <= ' ' || *p >= 127)
+            return false;
+    return true;
+}
+
+/* see http.h */
+void node_http_req_upgrade(struct node_http_req *r,
+                           const char *protocol,
+                           node_http_upgrade_cb cb,
+                           void *data)
+{
+    struct node_http_conn *c = r->conn;
+    struct conn_write *w;
+    struct at_buf b;
+
+    if (!resp_usable(r) || c->state != CS_ACTIVE || c->body != BM_WAIT ||
+        req_body_present(r) || !proto_ok(protocol)) {
+        cb(data, NULL);
+        return;
+    }
+    r->resp_started = true;
+    c->body = BM_STOP;
+    c->close_after = true;
+    c->up_cb = cb;
+    c->up_data = data;
+    at_buf_init(&b, 0);
+    at_buf_printf(&b,
+                  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\n"
+                  "Connection: Upgrade\r\n",
+                  protocol);
+    if (r->resp_hdrs.len > 0)
+        at_buf_append(&b, r->resp_hdrs.data, r->resp_hdrs.len);
+    at_buf_puts(&b, "\r\n");
+    w = write_new(c, WK_UPGRADE, b.len);
+    memcpy(w->data, b.data, b.len);
+    at_buf_release(&b);
+    c->resp = RS_WRITING;
+    conn_write(c, w);
+    conn_timer_update(c, false);
+}
+
+/* The 101 is written: hand the socket over, unless the client already sent
+ * bytes past the request (they would belong to the new protocol but sit in
+ * our buffer). */
+static void conn_upgrade_done(struct node_http_conn *c)
+{
+    node_http_upgrade_cb cb = c->up_cb;
+    void *data = c->up_data;
+    uv_tcp_t *tcp = c->tcp;
+
+    if (c->mem || tcp == NULL || c->in_len > c->in_off || c->reading) {
+        LOG_INFO("upgrade from %s: unexpected bytes after the request",
+                 c->peer);
+        conn_close_hard(c);
+        return;
+    }
+    c->up_cb = NULL;
+    if (c->req != NULL)
+        c->req->resp_done = true;
+    conn_detach_req(c);
+    uv_read_stop((uv_stream_t *)tcp);
+    tcp->data = NULL;
+    c->tcp = NULL;
+    c->handles--;
+    conn_close_hard(c);
+    cb(data, (uv_stream_t *)tcp);
 }
 
 /* The handler answers before the body was read: decide whether to drain a

@@ -118,6 +118,8 @@ void node_http_req_resume(struct node_http_req *r);
 /* Handler-owned pointer. */
 void node_http_req_set_data(struct node_http_req *r, void *data);
 void *node_http_req_data(const struct node_http_req *r);
+/* The data given to node_http_start, or NULL once the connection is gone. */
+void *node_http_req_server_data(const struct node_http_req *r);
 
 /* Keep the request alive across async work; every ref needs an unref. */
 void node_http_req_ref(struct node_http_req *r);
@@ -145,6 +147,22 @@ void node_http_resp_send_file(struct node_http_req *r,
                               uint64_t len);
 /* Close the connection after this response (set before send). */
 void node_http_resp_close(struct node_http_req *r);
+
+/* Protocol upgrade (HTTP/1.1 101). Writes "101 Switching Protocols" with
+ * Upgrade: <protocol>, Connection: Upgrade and any headers set with
+ * node_http_resp_header, waits until it is written, then detaches the socket
+ * from the server and calls cb(data, stream) with it: the caller owns the
+ * stream from then on (a malloc'ed uv_tcp_t, not reading, data == NULL;
+ * close it with uv_close and free it in the close callback). cb runs exactly
+ * once. The request must have no body: if it has one (or was already
+ * answered), cb(data, NULL) runs at once and the caller must still answer.
+ * If the upgrade fails later (the client sent bytes past the request, the
+ * connection failed), cb(data, NULL) runs and the connection is closed. */
+typedef void (*node_http_upgrade_cb)(void *data, uv_stream_t *stream);
+void node_http_req_upgrade(struct node_http_req *r,
+                           const char *protocol,
+                           node_http_upgrade_cb cb,
+                           void *data);
 
 /* Parse a Range header value against a resource of `size` bytes. Supports a
  * single "bytes=a-b", "bytes=a-", "bytes=-n". Returns 0 with [*start,*end]

@@ -98,8 +98,11 @@ static void usage(FILE *f)
             "\n"
             "commands:\n"
             "  serve     run a registry node (atoll serve --help)\n"
-            "  status    show a node's status (atoll status [--addr "
-            "HOST:PORT])\n"
+            "  status    show a node's status and the members table (atoll "
+            "status [--addr HOST:PORT])\n"
+            "  members   list members; members remove NAME / members "
+            "transfer [NAME]\n"
+            "            --peer PEER_HOST:PORT --cluster-secret-file FILE\n"
             "  version   print the version\n"
             "  help      this text\n");
 }
@@ -114,6 +117,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 2, argv + 2);
     if (strcmp(argv[1], "status") == 0)
         return node_cli_status(argc - 2, argv + 2);
+    if (strcmp(argv[1], "members") == 0)
+        return node_cli_members(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("atoll %s\n", ATOLL_VERSION);
         return 0;

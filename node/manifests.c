@@ -151,7 +151,7 @@ static void delete_on_done(void *data, int status, int result, uint64_t index)
 {
     struct mreq *m = data;
 
-    AT_UNUSED(index);
+    node_api_write_index(m->req, status, index);
     if (!node_http_req_done(m->req) &&
         !node_api_write_failed(m->req, status, result)) {
         node_api_begin(m->req, 202);
@@ -404,7 +404,7 @@ void node_api_manifest(struct node_api *api,
             mreq_done(m);
             return;
         }
-        rv = meta_read_barrier(api->meta, get_on_barrier, m);
+        rv = node_api_read_barrier(api, get_on_barrier, m);
         if (rv != 0)
             get_on_barrier(m, rv);
         return;

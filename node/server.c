@@ -1,9 +1,14 @@
 /* The node daemon's wiring: data dir lock, storage, metadata, HTTP.
  *
- * Start order: lock <data_dir>/LOCK, storage_open (blobs, uploads), meta_open
- * (raft log in raft_dir), HTTP listener last, so nothing is served before
- * the state is loaded. Stop order is the reverse: HTTP first (in-flight
- * requests finish, bounded), then raft, then storage. */
+ * Start order: lock <data_dir>/LOCK, storage_open (blobs, uploads), the
+ * peer client, both HTTP listeners (the API answers 503 and the peer API 503
+ * until the metadata is open: binding first gives meta_open the real
+ * advertised addresses when a port is 0), then meta_open (raft log in
+ * raft_dir). With --join and a pristine raft dir (or an unfinished join: the
+ * join-pending marker), the node then asks the seed to add it, retrying with
+ * backoff. Stop order: API listener first (in-flight requests finish,
+ * bounded), then raft (meta_close transfers leadership, using the peer
+ * listener and client, which close after it), then storage. */
 #define AT_LOG_COMP "node"
 #include "common/compat.h"
 
@@ -12,8 +17,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "node/api.h"
+#include "node/peer.h"
+#include "node/peer_api.h"
 #include "node/server.h"
+
+#define JOIN_MARKER      "join-pending"
+#define JOIN_ATTEMPTS    120  /* about 10 minutes at the largest backoff */
+#define JOIN_BACKOFF_MIN 250  /* ms */
+#define JOIN_BACKOFF_MAX 5000 /* ms */
 
 struct node_server {
     uv_loop_t *loop;               /* borrowed */
@@ -23,9 +37,21 @@ struct node_server {
     bool store_open;
     struct meta *meta;
     struct node_http_server *http;
+    struct node_http_server *peer_http;
+    struct node_peer *peer; /* client */
+    struct node_peer_api peer_api;
     struct node_api api;
-    char *name;     /* owned */
-    char *raft_dir; /* owned */
+    char *name;         /* owned */
+    char *raft_dir;     /* owned */
+    char *peer_address; /* owned: advertised host:port of the peer listener */
+    char *api_address;  /* owned: advertised host:port of the API */
+    /* join (first start with --join) */
+    bool joining;
+    uv_timer_t join_timer;
+    bool join_timer_init;
+    unsigned join_attempts;
+    uint64_t join_backoff;
+    bool stopping;
     void (*stop_cb)(void *data);
     void *stop_data;
 };
@@ -64,11 +90,151 @@ static int split_listen(const char *listen, char **host, int *port)
 
 static void server_free(struct node_server *s)
 {
+    node_peer_api_release(&s->peer_api);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
     free(s->name);
     free(s->raft_dir);
+    free(s->peer_address);
+    free(s->api_address);
     free(s);
+}
+
+static bool file_in(const char *dir, const char *name)
+{
+    char *path = at_asprintf("%s/%s", dir, name);
+    bool yes = access(path, F_OK) == 0;
+
+    free(path);
+    return yes;
+}
+
+/* A raft dir that never held raft state (no metadata, no log). */
+static bool raft_dir_pristine(const char *dir)
+{
+    return !file_in(dir, "metadata1") && !file_in(dir, "metadata2") &&
+           !file_in(dir, "node-id");
+}
+
+static int join_marker_set(const char *dir, bool on)
+{
+    char *path = at_asprintf("%s/" JOIN_MARKER, dir);
+    int rv = 0;
+    int fd;
+
+    if (on) {
+        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0 || fsync(fd) != 0)
+            rv = -errno;
+        if (fd >= 0)
+            close(fd);
+    } else if (unlink(path) != 0 && errno != ENOENT) {
+        rv = -errno;
+    }
+    free(path);
+    return rv;
+}
+
+/* ---- join: ask the seed (any member) to add this node ---- */
+
+static void join_try(uv_timer_t *t);
+
+static void join_retry(struct node_server *s, const char *why)
+{
+    if (s->stopping)
+        return;
+    if (++s->join_attempts >= JOIN_ATTEMPTS) {
+        LOG_ERROR(
+            "join via %s: giving up after %u attempts (%s); restart "
+            "the node to try again",
+            s->cfg->join, s->join_attempts, why);
+        s->joining = false;
+        return;
+    }
+    LOG_WARN("join via %s: %s; retrying in %" PRIu64 "ms (attempt %u)",
+             s->cfg->join, why, s->join_backoff, s->join_attempts);
+    uv_timer_start(&s->join_timer, join_try, s->join_backoff, 0);
+    s->join_backoff = AT_MIN(s->join_backoff * 2, JOIN_BACKOFF_MAX);
+}
+
+static void on_join_answer(void *data,
+                           int status,
+                           int http,
+                           const char *body,
+                           size_t len)
+{
+    struct node_server *s = data;
+    char why[160];
+    json_t *doc;
+    json_error_t jerr;
+
+    if (status == AT_ESHUTDOWN || s->stopping)
+        return;
+    if (status != 0) {
+        snprintf(why, sizeof(why), "%s", at_strerror(status));
+        join_retry(s, why);
+        return;
+    }
+    if (http == 200) {
+        const char *role = "?";
+        doc = json_loadb(body, len, 0, &jerr);
+        if (doc != NULL && json_is_string(json_object_get(doc, "role")))
+            role = json_string_value(json_object_get(doc, "role"));
+        LOG_INFO("joined the cluster via %s as %s", s->cfg->join, role);
+        json_decref(doc);
+        if (join_marker_set(s->raft_dir, false) != 0)
+            LOG_WARN("cannot remove '%s/" JOIN_MARKER "'", s->raft_dir);
+        s->joining = false;
+        return;
+    }
+    if (http == 409 || http == 401 || http == 400) {
+        LOG_ERROR("join via %s refused (HTTP %d: %s); not retrying",
+                  s->cfg->join, http,
+                  http == 409   ? "the name is taken by another address"
+                  : http == 401 ? "wrong cluster secret"
+                                : "bad request");
+        s->joining = false;
+        return;
+    }
+    snprintf(why, sizeof(why), "HTTP %d", http);
+    join_retry(s, why);
+}
+
+static void join_try(uv_timer_t *t)
+{
+    struct node_server *s = t->data;
+    struct meta_status st;
+    struct at_buf b;
+    int rv;
+
+    if (s->stopping)
+        return;
+    meta_status_get(s->meta, &st);
+    at_buf_init(&b, 0);
+    at_buf_puts(&b, "{\"name\":");
+    at_buf_json_str(&b, s->name, strlen(s->name));
+    at_buf_puts(&b, ",\"peer_address\":");
+    at_buf_json_str(&b, s->peer_address, strlen(s->peer_address));
+    at_buf_puts(&b, ",\"api_address\":");
+    at_buf_json_str(&b, s->api_address, strlen(s->api_address));
+    at_buf_puts(&b, ",\"region\":");
+    at_buf_json_str(&b, s->cfg->region, strlen(s->cfg->region));
+    at_buf_printf(&b, ",\"standby\":%s,\"id\":%" PRIu64 "}",
+                  strcmp(s->cfg->role, "standby") == 0 ? "true" : "false",
+                  st.id);
+    rv = node_peer_request(s->peer, "POST", s->cfg->join, "/_atoll/join",
+                           "application/json", b.data, b.len, 60000,
+                           on_join_answer, s);
+    at_buf_release(&b);
+    if (rv != 0)
+        join_retry(s, at_strerror(rv));
+}
+
+static char *advertised(const char *host, int port)
+{
+    if (strchr(host, ':') != NULL)
+        return at_asprintf("[%s]:%d", host, port);
+    return at_asprintf("%s:%d", host, port);
 }
 
 /* see server.h */
@@ -84,7 +250,10 @@ int node_server_start(struct node_server **out,
     char hostname[256];
     char *lock_path = NULL;
     char *host = NULL;
+    char *peer_host = NULL;
     int port = 0;
+    int peer_port = 0;
+    bool join_needed = false;
     int rv;
 
     s->loop = loop;
@@ -100,6 +269,12 @@ int node_server_start(struct node_server **out,
     }
     if (split_listen(cfg->listen, &host, &port) != 0) {
         at_errmsg_printf(errmsg, "invalid listen address '%s'", cfg->listen);
+        rv = AT_EINVAL;
+        goto err;
+    }
+    if (split_listen(cfg->peer_listen, &peer_host, &peer_port) != 0) {
+        at_errmsg_printf(errmsg, "invalid peer_listen address '%s'",
+                         cfg->peer_listen);
         rv = AT_EINVAL;
         goto err;
     }
@@ -142,26 +317,26 @@ int node_server_start(struct node_server **out,
     }
     s->store_open = true;
 
-    memset(&mcfg, 0, sizeof(mcfg));
-    mcfg.dir = s->raft_dir;
-    mcfg.name = s->name;
-    mcfg.id = 1;
-    mcfg.address = s->name;
-    mcfg.election_timeout_ms = (unsigned)cfg->election_timeout_ms;
-    mcfg.heartbeat_timeout_ms = (unsigned)cfg->heartbeat_timeout_ms;
-    mcfg.snapshot_threshold = (unsigned)cfg->snapshot_threshold;
-    mcfg.snapshot_trailing = (unsigned)cfg->snapshot_trailing;
-    rv = meta_open(&s->meta, loop, &mcfg, errmsg);
-    if (rv != 0) {
-        at_errmsg_wrapf(errmsg, "open metadata in '%s'", s->raft_dir);
+    rv = node_peer_new(&s->peer, loop, cfg->cluster_secret, peer_host, errmsg);
+    if (rv != 0)
         goto err_after_storage;
-    }
 
+    s->api.magic = NODE_API_MAGIC;
     s->api.loop = loop;
     s->api.cfg = cfg;
     s->api.store = &s->store;
-    s->api.meta = s->meta;
+    s->api.meta = NULL; /* 503 until meta_open returned */
     s->api.store_id = s->name;
+    s->peer_api.loop = loop;
+    s->peer_api.peer = s->peer;
+    s->peer_api.secret = cfg->cluster_secret;
+    if (cfg->cluster_secret[0] == '\0' && cfg->join[0] != '\0') {
+        at_errmsg_printf(errmsg,
+                         "join needs cluster_secret (or "
+                         "cluster_secret_file)");
+        rv = AT_EINVAL;
+        goto err_after_peer;
+    }
 
     memset(&hcfg, 0, sizeof(hcfg));
     hcfg.host = host;
@@ -175,30 +350,101 @@ int node_server_start(struct node_server **out,
                          errmsg);
     if (rv != 0) {
         at_errmsg_wrapf(errmsg, "listen on '%s'", cfg->listen);
-        goto err_after_meta;
+        goto err_after_peer;
     }
-    LOG_INFO("node '%s' serving on %s:%d, data in '%s', raft in '%s'", s->name,
-             host, node_http_port(s->http), cfg->data_dir, s->raft_dir);
+    /* Without a secret every peer request would be refused: a single node
+     * then has no peer listener at all. */
+    if (cfg->cluster_secret[0] != '\0') {
+        hcfg.host = peer_host;
+        hcfg.port = peer_port;
+        rv = node_http_start(&s->peer_http, loop, &hcfg, node_peer_api_handle,
+                             &s->peer_api, errmsg);
+        if (rv != 0) {
+            at_errmsg_wrapf(errmsg, "listen on peer address '%s'",
+                            cfg->peer_listen);
+            goto err_after_http;
+        }
+        peer_port = node_http_port(s->peer_http);
+    } else {
+        LOG_INFO("no cluster_secret: no peer listener, single node only");
+    }
+    s->api_address = advertised(host, node_http_port(s->http));
+    s->peer_address = advertised(peer_host, peer_port);
+
+    if (cfg->join[0] != '\0') {
+        join_needed =
+            raft_dir_pristine(s->raft_dir) || file_in(s->raft_dir, JOIN_MARKER);
+        if (join_needed && join_marker_set(s->raft_dir, true) != 0) {
+            at_errmsg_printf(errmsg, "create '%s/" JOIN_MARKER "': %s",
+                             s->raft_dir, strerror(errno));
+            rv = AT_EIO;
+            goto err_after_peer_http;
+        }
+    }
+
+    memset(&mcfg, 0, sizeof(mcfg));
+    mcfg.dir = s->raft_dir;
+    mcfg.name = s->name;
+    mcfg.id = 0; /* meta: the node-id file, 1 for a legacy dir, or new */
+    mcfg.address = s->name;
+    mcfg.election_timeout_ms = (unsigned)cfg->election_timeout_ms;
+    mcfg.heartbeat_timeout_ms = (unsigned)cfg->heartbeat_timeout_ms;
+    mcfg.snapshot_threshold = (unsigned)cfg->snapshot_threshold;
+    mcfg.snapshot_trailing = (unsigned)cfg->snapshot_trailing;
+    mcfg.join = cfg->join[0] != '\0';
+    mcfg.peer_address = s->peer_address;
+    mcfg.api_address = s->api_address;
+    mcfg.region = cfg->region;
+    mcfg.cluster_secret = cfg->cluster_secret;
+    mcfg.target_voters = (unsigned)cfg->target_voters;
+    mcfg.standby = strcmp(cfg->role, "standby") == 0;
+    mcfg.hooks = &node_peer_hooks;
+    mcfg.hooks_data = &s->peer_api;
+    rv = meta_open(&s->meta, loop, &mcfg, errmsg);
+    if (rv != 0) {
+        at_errmsg_wrapf(errmsg, "open metadata in '%s'", s->raft_dir);
+        goto err_after_peer_http;
+    }
+    s->api.meta = s->meta;
+    s->peer_api.meta = s->meta;
+
+    uv_timer_init(loop, &s->join_timer);
+    s->join_timer.data = s;
+    s->join_timer_init = true;
+    if (join_needed) {
+        s->joining = true;
+        s->join_backoff = JOIN_BACKOFF_MIN;
+        LOG_INFO("joining the cluster via %s", cfg->join);
+        uv_timer_start(&s->join_timer, join_try, 0, 0);
+    }
+    LOG_INFO("node '%s' serving on %s (peer %s), data in '%s', raft in '%s'",
+             s->name, s->api_address, s->peer_address, cfg->data_dir,
+             s->raft_dir);
     free(host);
+    free(peer_host);
     free(lock_path);
     *out = s;
     return 0;
 
-err_after_meta:
-    /* meta_close needs the loop to run; a failed start exits the process, so
+    /* A failed start exits the process: listeners and the peer client are
+     * left to the process exit (stopping them needs the loop to run), and
      * the raft directory is simply left as is. */
+err_after_peer_http:
+err_after_http:
+err_after_peer:
 err_after_storage:
     storage_close(&s->store);
 err:
     free(host);
+    free(peer_host);
     free(lock_path);
     server_free(s);
     return rv;
 }
 
-static void on_meta_closed(void *data)
+static void on_join_timer_closed(uv_handle_t *h)
 {
-    struct node_server *s = data;
+    struct node_server *s = h->data;
     void (*cb)(void *) = s->stop_cb;
     void *cb_data = s->stop_data;
 
@@ -209,10 +455,39 @@ static void on_meta_closed(void *data)
         cb(cb_data);
 }
 
+static void on_peer_closed(void *data)
+{
+    struct node_server *s = data;
+
+    uv_close((uv_handle_t *)&s->join_timer, on_join_timer_closed);
+}
+
+static void on_peer_http_stopped(void *data)
+{
+    struct node_server *s = data;
+
+    node_peer_close(s->peer, on_peer_closed, s);
+}
+
+static void on_meta_closed(void *data)
+{
+    struct node_server *s = data;
+
+    s->peer_api.meta = NULL;
+    s->peer_api.stopping = true;
+    if (s->peer_http != NULL)
+        node_http_stop(s->peer_http, on_peer_http_stopped, s);
+    else
+        on_peer_http_stopped(s);
+}
+
 static void on_http_stopped(void *data)
 {
     struct node_server *s = data;
 
+    /* meta_close hands leadership over first: raft keeps its connections,
+     * forwarded calls still use the peer client. */
+    s->api.meta = NULL;
     meta_close(s->meta, on_meta_closed, s);
 }
 
@@ -221,7 +496,9 @@ void node_server_stop(struct node_server *s, void (*cb)(void *data), void *data)
 {
     s->stop_cb = cb;
     s->stop_data = data;
+    s->stopping = true;
     s->api.stopping = true;
+    uv_timer_stop(&s->join_timer);
     LOG_INFO("node '%s' stopping: finishing in-flight requests", s->name);
     node_http_stop(s->http, on_http_stopped, s);
 }

@@ -174,7 +174,8 @@ static void up_on_stored(void *data, int status, int result, uint64_t index)
 {
     struct up *up = data;
 
-    AT_UNUSED(index);
+    if (up_live(up))
+        node_api_write_index(up->req, status, index);
     if (up_live(up) && !node_api_write_failed(up->req, status, result)) {
         up->api->blobs_committed++;
         reply_blob_created(up->req, up->name, &up->expected);
@@ -408,7 +409,7 @@ static void mount_on_done(void *data, int status, int result, uint64_t index)
 {
     struct mount *mt = data;
 
-    AT_UNUSED(index);
+    node_api_write_index(mt->req, status, index);
     if (!node_http_req_done(mt->req) &&
         !node_api_write_failed(mt->req, status, result))
         reply_blob_created(mt->req, mt->name, &mt->d);

@@ -133,6 +133,19 @@ static bool name_ok(const char *s)
     return s != NULL && strlen(s) <= PROTO_NAME_MAX;
 }
 
+static bool addr_ok(const char *s)
+{
+    return s != NULL && strlen(s) <= PROTO_ADDRESS_MAX;
+}
+
+/* A node record: non-zero id, a non-empty bounded name, bounded fields. */
+static bool node_ok(const Atoll__NodeUpsert *n)
+{
+    return n != NULL && n->id != 0 && n->name != NULL && n->name[0] != '\0' &&
+           strlen(n->name) <= PROTO_ADDRESS_MAX && addr_ok(n->peer_address) &&
+           addr_ok(n->api_address) && addr_ok(n->region);
+}
+
 /* Field checks shared by pack and unpack: a well-formed op. */
 static int command_check(const Atoll__Command *c, char *errmsg)
 {
@@ -189,6 +202,12 @@ static int command_check(const Atoll__Command *c, char *errmsg)
         ok = o != NULL && name_ok(o->repo) && name_ok(o->tag);
         break;
     }
+    case ATOLL__COMMAND__OP_NODE_UPSERT:
+        ok = node_ok(c->node_upsert);
+        break;
+    case ATOLL__COMMAND__OP_NODE_REMOVE:
+        ok = c->node_remove != NULL && c->node_remove->id != 0;
+        break;
     default:
         at_errmsg_printf(errmsg, "unknown command op %d", (int)c->op_case);
         return AT_EPROTO;
@@ -285,6 +304,10 @@ static int snapshot_check(const Atoll__Snapshot *s, char *errmsg)
     for (size_t i = 0; i < s->n_requests; i++) {
         const char *id = s->requests[i]->id;
         if (id == NULL || strlen(id) > PROTO_REQUEST_ID_MAX)
+            goto bad;
+    }
+    for (size_t i = 0; i < s->n_nodes; i++) {
+        if (!node_ok(s->nodes[i]))
             goto bad;
     }
     return 0;

@@ -23,6 +23,7 @@
 #define PROTO_SNAPSHOT_MAX   (1u << 31) /* whole packed snapshot */
 #define PROTO_REQUEST_ID_MAX 64
 #define PROTO_NAME_MAX       4096 /* repo, tag, media type, store id */
+#define PROTO_ADDRESS_MAX    255  /* node name, host:port, region */
 
 /* Allocator for packed buffers (e.g. raft_malloc); NULL means malloc. */
 typedef void *(*proto_alloc_fn)(size_t n);

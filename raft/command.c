@@ -181,3 +181,41 @@ int meta__cmd_delete_tag(const char *request_id,
     c.delete_tag = &o;
     return pack(&c, request_id, alloc, out, len, errmsg);
 }
+
+/* see internal.h */
+int meta__cmd_node_upsert(const char *request_id,
+                          const struct meta_node *n,
+                          bool standby,
+                          proto_alloc_fn alloc,
+                          void **out,
+                          size_t *len,
+                          char *errmsg)
+{
+    Atoll__Command c = ATOLL__COMMAND__INIT;
+    Atoll__NodeUpsert o = ATOLL__NODE_UPSERT__INIT;
+    o.id = n->id;
+    o.name = (char *)(n->name != NULL ? n->name : "");
+    o.peer_address = (char *)(n->peer_address != NULL ? n->peer_address : "");
+    o.api_address = (char *)(n->api_address != NULL ? n->api_address : "");
+    o.region = (char *)(n->region != NULL ? n->region : "");
+    o.standby = standby;
+    c.op_case = ATOLL__COMMAND__OP_NODE_UPSERT;
+    c.node_upsert = &o;
+    return pack(&c, request_id, alloc, out, len, errmsg);
+}
+
+/* see internal.h */
+int meta__cmd_node_remove(const char *request_id,
+                          uint64_t id,
+                          proto_alloc_fn alloc,
+                          void **out,
+                          size_t *len,
+                          char *errmsg)
+{
+    Atoll__Command c = ATOLL__COMMAND__INIT;
+    Atoll__NodeRemove o = ATOLL__NODE_REMOVE__INIT;
+    o.id = id;
+    c.op_case = ATOLL__COMMAND__OP_NODE_REMOVE;
+    c.node_remove = &o;
+    return pack(&c, request_id, alloc, out, len, errmsg);
+}

@@ -183,6 +183,12 @@ int meta_fsm_apply(struct meta_fsm *f,
     case ATOLL__COMMAND__OP_DELETE_TAG:
         res = apply_delete_tag(f, c->delete_tag);
         break;
+    case ATOLL__COMMAND__OP_NODE_UPSERT:
+        res = meta__node_upsert(f, c->node_upsert);
+        break;
+    case ATOLL__COMMAND__OP_NODE_REMOVE:
+        res = meta__node_remove(f, c->node_remove->id);
+        break;
     default:
         res = META_INVALID; /* unpack rejects unknown ops already */
         break;

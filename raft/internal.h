@@ -51,7 +51,19 @@ struct meta_req {
     uint64_t index;
 };
 
+/* One row of the node table. */
+struct meta_noderec {
+    uint64_t id;
+    char *name;         /* owned */
+    char *peer_address; /* owned, "" if unknown */
+    char *api_address;  /* owned, "" if unknown */
+    char *region;       /* owned, "" if none */
+    bool standby;
+};
+
 struct meta_fsm {
+    struct at_map nodes; /* raw id (8 bytes) -> struct meta_noderec (owned) */
+    uint64_t nodes_version;  /* bumped on every change of nodes (local) */
     struct at_map repos;     /* name -> struct meta_repo (owned) */
     struct at_map manifests; /* raw digest -> struct meta_mf (owned) */
     struct at_map blobs;     /* raw digest -> struct meta_blob (owned) */
@@ -153,6 +165,20 @@ void meta__req_remember(struct meta_fsm *f,
                         int result,
                         uint64_t index);
 
+/* Node table (nodes.c). */
+void meta__nodes_release(struct meta_fsm *f);
+struct meta_noderec *meta__node_find(const struct meta_fsm *f, uint64_t id);
+struct meta_noderec *meta__node_by_name(const struct meta_fsm *f,
+                                        const char *name);
+bool meta__node_equal(const struct meta_noderec *n, const Atoll__NodeUpsert *o);
+/* Apply helpers: return an enum meta_result. */
+int meta__node_upsert(struct meta_fsm *f, const Atoll__NodeUpsert *o);
+int meta__node_remove(struct meta_fsm *f, uint64_t id);
+/* Snapshot records borrowing the table's strings; free the array with
+ * meta__nodes_encode_free. */
+Atoll__NodeUpsert **meta__nodes_encode(const struct meta_fsm *f, size_t *n);
+void meta__nodes_encode_free(Atoll__NodeUpsert **nodes, size_t n);
+
 /* Command builders (command.c): pack a command into a buffer from alloc.
  * request_id must be valid (see meta__request_id_ok). */
 bool meta__request_id_ok(const char *id);
@@ -201,6 +227,20 @@ int meta__cmd_delete_tag(const char *request_id,
                          size_t *len,
                          char *errmsg);
 
+int meta__cmd_node_upsert(const char *request_id,
+                          const struct meta_node *n,
+                          bool standby,
+                          proto_alloc_fn alloc,
+                          void **out,
+                          size_t *len,
+                          char *errmsg);
+int meta__cmd_node_remove(const char *request_id,
+                          uint64_t id,
+                          proto_alloc_fn alloc,
+                          void **out,
+                          size_t *len,
+                          char *errmsg);
+
 #endif /* META_INTERNAL_H */
 
 /* ---- libraft glue (glue.c, transport.c) ---- */
@@ -218,20 +258,38 @@ struct meta_fsm_glue {
 };
 void meta__glue_init(struct meta_fsm_glue *g, struct meta_fsm *fsm);
 
-/* atoll's raft transport. For now a stub for a one-voter cluster: listen
- * opens nothing and every connect fails asynchronously with
- * RAFT_NOCONNECTION. The next step replaces it with an authenticated
- * transport on the peer port, behind the same struct. */
-struct meta_pending_connect;
+/* atoll's raft transport (transport.c): raft connections are HTTP
+ * upgrades on the peer port, authenticated with the cluster secret. */
+struct meta_dial;
 struct meta_transport {
     struct raft_uv_transport t; /* t.impl points back here */
     uv_loop_t *loop;            /* borrowed */
     raft_id id;
-    char address[256];
-    struct meta_pending_connect *pending; /* owned list */
+    char address[256];      /* our name (raft address) */
+    char bind_ip[64];       /* outgoing source IP, "" for any */
+    char peer_address[256]; /* ours, sent as X-Atoll-Peer-Address */
+    const char *secret;     /* borrowed; cluster secret, never logged */
+    unsigned handshake_timeout_ms;
+    /* name -> "host:port" of its peer listener; 0 or AT_ENOTFOUND */
+    int (*resolve)(void *data, const char *name, char *out, size_t size);
+    void *resolve_data;
+    raft_uv_accept_cb accept_cb; /* set by listen */
+    struct meta_dial *dials;     /* handshakes in flight */
     raft_uv_transport_close_cb close_cb;
-    unsigned closing_handles;
+    unsigned closing_handles; /* dials not yet freed + the close timer */
     bool closing;
     uv_timer_t close_timer; /* only initialized by close */
 };
 void meta__transport_init(struct meta_transport *tr, uv_loop_t *loop);
+/* Hand an inbound raft stream to libraft (or close it when not listening). */
+void meta__transport_accept(struct meta_transport *tr,
+                            uint64_t id,
+                            const char *address,
+                            uv_stream_t *stream);
+/* "host:port" / "[v6]:port" -> host (NUL-terminated, < size) and port. */
+int meta__split_hostport(const char *addr,
+                         char *host,
+                         size_t size,
+                         unsigned *port);
+
+#define META_ADDRESS_MAX 255

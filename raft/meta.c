@@ -22,6 +22,9 @@
 
 #include "raft/internal.h"
 
+#define META_WAIT_MS   10000 /* bound on waiting for a local apply */
+#define META_HINTS_MAX 4096  /* peer address hints kept in memory */
+
 struct meta_read {
     meta_read_cb cb;
     void *data;
@@ -39,12 +42,93 @@ struct meta_write {
     void *data;
 };
 
+/* A write forwarded to the leader, then waiting for the local apply. */
+struct meta_fwd {
+    struct meta *m; /* borrowed; NULL once orphaned by meta_close */
+    void *buf;      /* owned (raft_malloc) */
+    size_t len;
+    meta_write_cb cb;
+    void *data;
+    int result;
+    uint64_t index;
+    bool in_hook; /* the forward hook has not answered yet */
+    struct meta_fwd *next, *prev;
+};
+
+/* A follower read: read index from the leader, then the local apply. */
+struct meta_rix {
+    struct meta *m; /* borrowed; NULL once orphaned by meta_close */
+    meta_read_cb cb;
+    void *data;
+    struct meta_rix *next, *prev;
+};
+
+/* meta_wait_applied waiters. */
+struct meta_waiter {
+    uint64_t index;
+    uint64_t deadline; /* uv_now() ms */
+    meta_index_cb cb;
+    void *data;
+    struct meta_waiter *next;
+};
+
+/* A queued membership change (one at a time through libraft). */
+enum meta_change_kind { CHANGE_JOIN, CHANGE_REMOVE, CHANGE_PROMOTE };
+struct meta_change {
+    struct meta *m; /* borrowed */
+    enum meta_change_kind kind;
+    int step;
+    uint64_t id;
+    char *name;         /* owned */
+    char *peer_address; /* owned */
+    char *api_address;  /* owned */
+    char *region;       /* owned */
+    bool standby;
+    void (*cb)(void *data, int status);
+    void *data;
+    struct raft_change req;
+    struct meta_change *next;
+};
+
+struct meta_xfer {
+    struct raft_transfer req;
+    struct meta *m; /* borrowed; NULL once orphaned */
+    void (*cb)(void *data, int status);
+    void *data;
+};
+
 struct meta {
     uv_loop_t *loop; /* borrowed */
     uint64_t id;
-    char *name;     /* owned */
-    char *address;  /* owned */
-    char *store_id; /* owned */
+    char *name;         /* owned */
+    char *address;      /* owned */
+    char *store_id;     /* owned */
+    char *dir;          /* owned */
+    char *peer_address; /* owned, "" if none */
+    char *api_address;  /* owned, "" if none */
+    char *region;       /* owned, "" if none */
+    char *secret;       /* owned, never logged */
+    bool standby;
+    unsigned target_voters;
+    const struct meta_hooks *hooks; /* borrowed */
+    void *hooks_data;               /* borrowed */
+    struct at_map peers_cache;      /* name -> owned "host:port" (peers file) */
+    uint64_t peers_written;         /* fsm.nodes_version last written */
+    uv_timer_t tick;                /* membership, self record, timeouts */
+    uv_check_t check; /* wakes apply waiters after each loop iteration */
+    struct meta_waiter *waiters;
+    struct meta_fwd *fwds;
+    struct meta_rix *rixs;
+    struct meta_change *changes; /* queue; head is in flight if busy */
+    bool change_busy;
+    uint64_t promote_after;    /* uv_now() before which no auto promotion */
+    bool self_busy;            /* our own NodeUpsert in flight */
+    uint64_t self_retry_after; /* uv_now() before which it is not retried */
+    struct meta_xfer close_xfer;
+    uv_timer_t close_timer;
+    bool close_xfer_busy;
+    bool raft_closing;
+    unsigned close_handles;
     struct raft raft;
     struct raft_io io;
     struct meta_transport transport;
@@ -80,6 +164,10 @@ const char *meta_result_str(int result)
         return "repository unknown";
     case META_BLOB_NOT_LINKED:
         return "blob not linked";
+    case META_NODE_CONFLICT:
+        return "node name taken by another id";
+    case META_NODE_UNKNOWN:
+        return "node unknown";
     case META_INVALID:
         return "invalid command";
     default:
@@ -123,12 +211,32 @@ static int mkdir_p(const char *dir, char *errmsg)
     return 0;
 }
 
+static void peers_cache_clear(struct meta *m)
+{
+    const char *k;
+    void *v;
+    for (size_t i = 0; at_map_next(&m->peers_cache, &i, &k, &v);)
+        at_free(v);
+    at_map_release(&m->peers_cache);
+    at_map_init(&m->peers_cache);
+}
+
 static void meta_free(struct meta *m)
 {
     meta_fsm_release(&m->fsm);
+    peers_cache_clear(m);
+    at_map_release(&m->peers_cache);
     at_free(m->name);
     at_free(m->address);
     at_free(m->store_id);
+    at_free(m->dir);
+    at_free(m->peer_address);
+    at_free(m->api_address);
+    at_free(m->region);
+    if (m->secret != NULL) {
+        memset(m->secret, 0, strlen(m->secret));
+        at_free(m->secret);
+    }
     at_free(m);
 }
 
@@ -139,29 +247,261 @@ static void on_open_failed_closed(struct raft *r)
     meta_free(m);
 }
 
+/* Read a small file (< max bytes) into a NUL-terminated buffer. */
+static int read_small(const char *path, size_t max, char **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return errno == ENOENT ? AT_ENOTFOUND : AT_EIO;
+    char *buf = at_malloc(max + 1);
+    size_t n = fread(buf, 1, max + 1, f);
+    bool err = ferror(f) != 0;
+    fclose(f);
+    if (err || n > max) {
+        at_free(buf);
+        return err ? AT_EIO : AT_ETOOBIG;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+/* Write a small file atomically: temp file, fsync, rename. */
+static int write_small(const char *dir,
+                       const char *name,
+                       const char *text,
+                       char *errmsg)
+{
+    char *tmp = at_asprintf("%s/%s.tmp", dir, name);
+    char *path = at_asprintf("%s/%s", dir, name);
+    int rv = 0;
+    FILE *f = fopen(tmp, "wb");
+    if (f == NULL) {
+        rv = at_err_from_errno(-errno);
+        at_errmsg_printf(errmsg, "create '%s': %s", tmp, strerror(errno));
+        goto out;
+    }
+    size_t n = strlen(text);
+    bool ok =
+        fwrite(text, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (fclose(f) != 0)
+        ok = false;
+    if (!ok || rename(tmp, path) != 0) {
+        rv = AT_EIO;
+        at_errmsg_printf(errmsg, "write '%s': %s", path, strerror(errno));
+        unlink(tmp);
+    }
+out:
+    at_free(tmp);
+    at_free(path);
+    return rv;
+}
+
+static bool file_exists(const char *dir, const char *name)
+{
+    char *path = at_asprintf("%s/%s", dir, name);
+    struct stat st;
+    bool ok = stat(path, &st) == 0;
+    at_free(path);
+    return ok;
+}
+
+/* see meta.h: stable per name, 32-bit (libraft 0.15's uv client keeps ids
+ * in an unsigned int), never 0 nor 1 (1 is the legacy single node) */
+uint64_t meta_node_id_from_name(const char *name)
+{
+    unsigned long long h = raft_digest(name, 0);
+    return 2 + (uint64_t)(h % 0x7ffffffdull);
+}
+
+/* The node id: the node-id file, else 1 for a legacy dir holding raft
+ * data, else derived from the name; persisted either way. */
+static int node_id_load(const char *dir,
+                        const char *name,
+                        uint64_t *out,
+                        char *errmsg)
+{
+    char *path = at_asprintf("%s/node-id", dir);
+    char *text = NULL;
+    size_t len = 0;
+    int rv = read_small(path, 64, &text, &len);
+    at_free(path);
+    if (rv == 0) {
+        while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+            len--;
+        uint64_t id = 0;
+        rv = at_parse_u64(text, len, &id);
+        at_free(text);
+        if (rv != 0 || id == 0) {
+            at_errmsg_printf(errmsg, "'%s/node-id': not a node id", dir);
+            return AT_ECORRUPT;
+        }
+        *out = id;
+        return 0;
+    }
+    if (rv != AT_ENOTFOUND) {
+        at_errmsg_printf(errmsg, "read '%s/node-id': %s", dir, at_strerror(rv));
+        return rv;
+    }
+    uint64_t id = file_exists(dir, "metadata1") || file_exists(dir, "metadata2")
+                      ? 1
+                      : meta_node_id_from_name(name);
+    char num[32];
+    snprintf(num, sizeof(num), "%" PRIu64 "\n", id);
+    rv = write_small(dir, "node-id", num, errmsg);
+    if (rv != 0)
+        return rv;
+    *out = id;
+    return 0;
+}
+
+/* Load the peers cache file: "<name> <host:port>" per line. */
+static void peers_load(struct meta *m)
+{
+    char *path = at_asprintf("%s/peers", m->dir);
+    char *text = NULL;
+    size_t len = 0;
+    int rv = read_small(path, 1u << 20, &text, &len);
+    at_free(path);
+    if (rv != 0)
+        return;
+    char *line = text;
+    while (line < text + len) {
+        char *nl = memchr(line, '\n', (size_t)(text + len - line));
+        if (nl == NULL)
+            nl = text + len;
+        *nl = '\0';
+        char *sp = strchr(line, ' ');
+        if (sp != NULL && sp != line && strlen(sp + 1) <= META_ADDRESS_MAX &&
+            (size_t)(sp - line) <= META_ADDRESS_MAX && sp[1] != '\0') {
+            *sp = '\0';
+            void *old = at_map_put(&m->peers_cache, line, strlen(line),
+                                   at_strdup(sp + 1));
+            at_free(old);
+        }
+        line = nl + 1;
+    }
+    at_free(text);
+}
+
+/* Rewrite the peers file when the node table changed. */
+static void peers_save(struct meta *m)
+{
+    if (m->fsm.nodes_version == m->peers_written)
+        return;
+    m->peers_written = m->fsm.nodes_version;
+    struct at_buf b;
+    at_buf_init(&b, 16u << 20);
+    const char *k;
+    void *v;
+    for (size_t i = 0; at_map_next(&m->fsm.nodes, &i, &k, &v);) {
+        const struct meta_noderec *n = v;
+        if (n->peer_address[0] == '\0')
+            continue;
+        at_buf_printf(&b, "%s %s\n", n->name, n->peer_address);
+    }
+    char errmsg[AT_ERRMSG_SIZE] = "";
+    if (write_small(m->dir, "peers", b.len ? (const char *)b.data : "",
+                    errmsg) != 0)
+        LOG_WARN("peers cache: %s", errmsg);
+    at_buf_release(&b);
+}
+
+/* see internal.h (transport resolve) */
+static int resolve_name(void *data, const char *name, char *out, size_t size)
+{
+    struct meta *m = data;
+    const char *addr = NULL;
+    if (strcmp(name, m->name) == 0 && m->peer_address[0] != '\0')
+        addr = m->peer_address;
+    if (addr == NULL) {
+        const struct meta_noderec *n = meta__node_by_name(&m->fsm, name);
+        if (n != NULL && n->peer_address[0] != '\0')
+            addr = n->peer_address;
+    }
+    if (addr == NULL)
+        addr = at_map_gets(&m->peers_cache, name);
+    if (addr == NULL || strlen(addr) >= size)
+        return AT_ENOTFOUND;
+    snprintf(out, size, "%s", addr);
+    return 0;
+}
+
+static void on_tick(uv_timer_t *t);
+static void on_check(uv_check_t *c);
+
 /* see meta.h */
 int meta_open(struct meta **out,
               uv_loop_t *loop,
               const struct meta_config *cfg,
               char *errmsg)
 {
-    if (cfg->dir == NULL || cfg->id == 0 || cfg->address == NULL) {
-        at_errmsg_printf(errmsg, "meta config needs dir, id and address");
+    if (cfg->dir == NULL) {
+        at_errmsg_printf(errmsg, "meta config needs dir");
         return AT_EINVAL;
+    }
+    const char *name = cfg->name != NULL ? cfg->name : "atoll";
+    if (name[0] == '\0' || strlen(name) > META_ADDRESS_MAX ||
+        strchr(name, ' ') != NULL || strchr(name, '\n') != NULL) {
+        at_errmsg_printf(errmsg, "bad node name '%s'", name);
+        return AT_EINVAL;
+    }
+    const char *opt[] = { cfg->peer_address, cfg->api_address, cfg->region };
+    for (size_t i = 0; i < AT_ARRAY_SIZE(opt); i++) {
+        if (opt[i] != NULL && strlen(opt[i]) > META_ADDRESS_MAX) {
+            at_errmsg_printf(errmsg, "address '%.40s...' too long", opt[i]);
+            return AT_EINVAL;
+        }
     }
     int rv = mkdir_p(cfg->dir, errmsg);
     if (rv != 0)
         return rv;
+    uint64_t id = 0;
+    rv = node_id_load(cfg->dir, name, &id, errmsg);
+    if (rv != 0)
+        return rv;
     struct meta *m = at_calloc(1, sizeof(*m));
     m->loop = loop;
-    m->id = cfg->id;
-    m->name = at_strdup(cfg->name != NULL ? cfg->name : "atoll");
-    m->address = at_strdup(cfg->address);
+    m->id = id;
+    m->name = at_strdup(name);
+    m->address = at_strdup(name); /* a node's raft address is its name */
     m->store_id = at_strdup(cfg->store_id != NULL ? cfg->store_id : m->name);
+    m->dir = at_strdup(cfg->dir);
+    m->peer_address = at_strdup(cfg->peer_address ? cfg->peer_address : "");
+    m->api_address = at_strdup(cfg->api_address ? cfg->api_address : "");
+    m->region = at_strdup(cfg->region ? cfg->region : "");
+    m->secret = at_strdup(cfg->cluster_secret ? cfg->cluster_secret : "");
+    m->standby = cfg->standby;
+    m->target_voters = cfg->target_voters ? cfg->target_voters : 3;
+    m->hooks = cfg->hooks;
+    m->hooks_data = cfg->hooks_data;
+    at_map_init(&m->peers_cache);
     meta_fsm_init(&m->fsm, META_REQUESTS_MAX);
     meta__glue_init(&m->glue, &m->fsm);
     m->glue.raft = &m->raft;
     meta__transport_init(&m->transport, loop);
+    m->transport.secret = m->secret;
+    m->transport.resolve = resolve_name;
+    snprintf(m->transport.peer_address, sizeof(m->transport.peer_address), "%s",
+             m->peer_address);
+    m->transport.resolve_data = m;
+    {
+        char host[META_ADDRESS_MAX + 1];
+        unsigned port;
+        if (meta__split_hostport(m->peer_address, host, sizeof(host), &port) ==
+                0 &&
+            strlen(host) < sizeof(m->transport.bind_ip) &&
+            strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0) {
+            struct sockaddr_in6 probe6;
+            struct sockaddr_in probe4;
+            if (uv_ip4_addr(host, 0, &probe4) == 0 ||
+                uv_ip6_addr(host, 0, &probe6) == 0)
+                snprintf(m->transport.bind_ip, sizeof(m->transport.bind_ip),
+                         "%s", host);
+        }
+    }
+    peers_load(m);
     m->tracer.impl = m;
     m->tracer.enabled = at_log_enabled(AT_LOG_COMP, AT_LOG_LEVEL_DEBUG);
     m->tracer.emit = tracer_emit;
@@ -175,7 +515,8 @@ int meta_open(struct meta **out,
     }
     raft_uv_set_auto_recovery(&m->io, false);
     raft_uv_set_tracer(&m->io, &m->tracer);
-    rv = raft_init(&m->raft, &m->io, &m->glue.iface, cfg->id, cfg->address);
+    raft_uv_set_connect_retry_delay(&m->io, 500);
+    rv = raft_init(&m->raft, &m->io, &m->glue.iface, m->id, m->address);
     if (rv != 0) {
         at_errmsg_printf(errmsg, "raft init '%s': %s", cfg->dir,
                          raft_errmsg(&m->raft));
@@ -198,21 +539,28 @@ int meta_open(struct meta **out,
         &m->raft, cfg->snapshot_threshold ? cfg->snapshot_threshold : 16384);
     raft_set_snapshot_trailing(
         &m->raft, cfg->snapshot_trailing ? cfg->snapshot_trailing : 4096);
+    /* notes §3: big states need long catch-up rounds; pre-vote keeps a
+     * partitioned node from disrupting the cluster when it comes back */
+    raft_set_pre_vote(&m->raft, true);
+    raft_set_max_catch_up_rounds(&m->raft, 100);
+    raft_set_max_catch_up_round_duration(&m->raft, 30000);
 
-    struct raft_configuration conf;
-    raft_configuration_init(&conf);
-    rv = raft_configuration_add(&conf, cfg->id, cfg->address, RAFT_VOTER);
-    if (rv == 0) {
-        rv = raft_bootstrap(&m->raft, &conf);
-        if (rv == RAFT_CANTBOOTSTRAP)
-            rv = 0; /* not the first start */
-    }
-    raft_configuration_close(&conf);
-    if (rv != 0) {
-        at_errmsg_printf(errmsg, "raft bootstrap '%s': %s", cfg->dir,
-                         raft_errmsg(&m->raft));
-        raft_close(&m->raft, on_open_failed_closed);
-        return AT_EIO;
+    if (!cfg->join) {
+        struct raft_configuration conf;
+        raft_configuration_init(&conf);
+        rv = raft_configuration_add(&conf, m->id, m->address, RAFT_VOTER);
+        if (rv == 0) {
+            rv = raft_bootstrap(&m->raft, &conf);
+            if (rv == RAFT_CANTBOOTSTRAP)
+                rv = 0; /* not the first start */
+        }
+        raft_configuration_close(&conf);
+        if (rv != 0) {
+            at_errmsg_printf(errmsg, "raft bootstrap '%s': %s", cfg->dir,
+                             raft_errmsg(&m->raft));
+            raft_close(&m->raft, on_open_failed_closed);
+            return AT_EIO;
+        }
     }
     rv = raft_start(&m->raft);
     if (rv != 0) {
@@ -221,8 +569,17 @@ int meta_open(struct meta **out,
         raft_close(&m->raft, on_open_failed_closed);
         return rv == RAFT_CORRUPT ? AT_ECORRUPT : AT_EIO;
     }
+    m->peers_written = m->fsm.nodes_version;
     uv_idle_init(loop, &m->idle);
     m->idle.data = m;
+    uv_timer_init(loop, &m->tick);
+    m->tick.data = m;
+    uv_timer_start(&m->tick, on_tick, 100, 100);
+    uv_check_init(loop, &m->check);
+    m->check.data = m;
+    uv_check_start(&m->check, on_check);
+    uv_timer_init(loop, &m->close_timer);
+    m->close_timer.data = m;
     *out = m;
     return 0;
 }
@@ -285,6 +642,7 @@ static int barrier_status(struct meta *m, int status)
 }
 
 static void barrier_start(struct meta *m);
+static void on_idle(uv_idle_t *h);
 
 static void on_barrier(struct raft_barrier *req, int status)
 {
@@ -316,13 +674,149 @@ static void barrier_start(struct meta *m)
     m->barrier_busy = true;
 }
 
+/* ---- apply waiters ---- */
+
+static uint64_t applied(struct meta *m)
+{
+    return raft_last_applied(&m->raft);
+}
+
+/* Answer every waiter whose index is applied or whose deadline passed. */
+static void waiters_run(struct meta *m, bool shutdown)
+{
+    uint64_t now = uv_now(m->loop);
+    uint64_t have = applied(m);
+    struct meta_waiter *done = NULL, **tail = &done;
+    for (struct meta_waiter **p = &m->waiters; *p != NULL;) {
+        struct meta_waiter *w = *p;
+        if (shutdown || w->index <= have || now >= w->deadline) {
+            *p = w->next;
+            w->next = NULL;
+            *tail = w;
+            tail = &w->next;
+        } else {
+            p = &w->next;
+        }
+    }
+    while (done != NULL) {
+        struct meta_waiter *w = done;
+        done = w->next;
+        int st = shutdown ? AT_ESHUTDOWN : w->index <= have ? 0 : AT_ETIMEDOUT;
+        w->cb(w->data, st, have);
+        at_free(w);
+    }
+}
+
+/* see meta.h */
+int meta_wait_applied(struct meta *m,
+                      uint64_t index,
+                      uint64_t timeout_ms,
+                      meta_index_cb cb,
+                      void *data)
+{
+    if (m->closing)
+        return AT_ESHUTDOWN;
+    struct meta_waiter *w = at_calloc(1, sizeof(*w));
+    w->index = index;
+    w->deadline = uv_now(m->loop) + timeout_ms;
+    w->cb = cb;
+    w->data = data;
+    w->next = m->waiters;
+    m->waiters = w;
+    uv_idle_start(&m->idle, on_idle); /* answer soon if already applied */
+    return 0;
+}
+
+static void on_check(uv_check_t *c)
+{
+    struct meta *m = c->data;
+    if (m->closing)
+        return;
+    if (m->waiters != NULL)
+        waiters_run(m, false);
+    if (m->fsm.nodes_version != m->peers_written)
+        peers_save(m);
+}
+
 static void on_idle(uv_idle_t *h)
 {
     struct meta *m = h->data;
     uv_idle_stop(h);
     reads_finish(list_take(&m->ready), 0);
+    if (m->waiters != NULL && !m->closing)
+        waiters_run(m, false);
     if (m->waiting.head != NULL && !m->barrier_busy && !m->closing)
         barrier_start(m);
+}
+
+/* ---- follower reads ---- */
+
+static bool leader_known(struct meta *m, uint64_t *leader)
+{
+    raft_id id = 0;
+    const char *addr = NULL;
+    raft_leader(&m->raft, &id, &addr);
+    *leader = id;
+    return id != 0 && id != m->id;
+}
+
+static void rix_unlink(struct meta_rix *x)
+{
+    struct meta *m = x->m;
+    if (x->prev != NULL)
+        x->prev->next = x->next;
+    else
+        m->rixs = x->next;
+    if (x->next != NULL)
+        x->next->prev = x->prev;
+    x->next = x->prev = NULL;
+}
+
+static void on_rix_applied(void *data, int status, uint64_t index)
+{
+    struct meta_rix *x = data;
+    AT_UNUSED(index);
+    meta_read_cb cb = x->cb;
+    void *cbdata = x->data;
+    at_free(x);
+    cb(cbdata, status);
+}
+
+static void on_rix_index(void *data, int status, uint64_t index)
+{
+    struct meta_rix *x = data;
+    struct meta *m = x->m;
+    if (m == NULL) { /* meta_close answered already */
+        at_free(x);
+        return;
+    }
+    rix_unlink(x);
+    if (status == 0)
+        status = meta_wait_applied(m, index, META_WAIT_MS, on_rix_applied, x);
+    if (status != 0)
+        on_rix_applied(x, status, 0);
+}
+
+static int read_via_leader(struct meta *m, meta_read_cb cb, void *data)
+{
+    uint64_t leader;
+    if (m->hooks == NULL || m->hooks->read_index == NULL ||
+        !leader_known(m, &leader))
+        return AT_ENOTLEADER;
+    struct meta_rix *x = at_calloc(1, sizeof(*x));
+    x->m = m;
+    x->cb = cb;
+    x->data = data;
+    x->next = m->rixs;
+    if (x->next != NULL)
+        x->next->prev = x;
+    m->rixs = x;
+    int rv = m->hooks->read_index(m->hooks_data, leader, on_rix_index, x);
+    if (rv != 0) {
+        rix_unlink(x);
+        at_free(x);
+    }
+    return rv;
 }
 
 /* see meta.h */
@@ -331,7 +825,7 @@ int meta_read_barrier(struct meta *m, meta_read_cb cb, void *data)
     if (m->closing)
         return AT_ESHUTDOWN;
     if (raft_state(&m->raft) != RAFT_LEADER)
-        return AT_ENOTLEADER;
+        return read_via_leader(m, cb, data);
     struct meta_read *r = at_calloc(1, sizeof(*r));
     r->cb = cb;
     r->data = data;
@@ -343,6 +837,40 @@ int meta_read_barrier(struct meta *m, meta_read_cb cb, void *data)
     }
     uv_idle_start(&m->idle, on_idle);
     return 0;
+}
+
+struct meta_index_req {
+    struct meta *m;
+    meta_index_cb cb;
+    void *data;
+};
+
+static void on_index_read(void *data, int status)
+{
+    struct meta_index_req *q = data;
+    uint64_t index = status == 0 ? applied(q->m) : 0;
+    meta_index_cb cb = q->cb;
+    void *cbdata = q->data;
+    at_free(q);
+    cb(cbdata, status, index);
+}
+
+/* see meta.h: once the barrier is applied, everything committed before the
+ * call is applied too, so the applied index is a valid read index */
+int meta_read_index(struct meta *m, meta_index_cb cb, void *data)
+{
+    if (m->closing)
+        return AT_ESHUTDOWN;
+    if (raft_state(&m->raft) != RAFT_LEADER)
+        return AT_ENOTLEADER;
+    struct meta_index_req *q = at_calloc(1, sizeof(*q));
+    q->m = m;
+    q->cb = cb;
+    q->data = data;
+    int rv = meta_read_barrier(m, on_index_read, q);
+    if (rv != 0)
+        at_free(q);
+    return rv;
 }
 
 /* ---- writes ---- */
@@ -388,16 +916,13 @@ static const char *request_id(const char *given, char *gen, size_t size)
     return gen;
 }
 
-/* Propose a packed command (buf from raft_malloc; ownership taken). */
-static int propose(struct meta *m,
-                   int rv,
-                   void *buf,
-                   size_t len,
-                   meta_write_cb cb,
-                   void *data)
+/* Propose a packed command here (buf from raft_malloc; ownership taken). */
+static int propose_local(struct meta *m,
+                         void *buf,
+                         size_t len,
+                         meta_write_cb cb,
+                         void *data)
 {
-    if (rv != 0)
-        return rv;
     if (m->closing) {
         raft_free(buf);
         return AT_ESHUTDOWN;
@@ -408,7 +933,7 @@ static int propose(struct meta *m,
     w->data = data;
     w->req.data = w;
     struct raft_buffer b = { buf, len };
-    rv = raft_apply(&m->raft, &w->req, &b, 1, on_applied);
+    int rv = raft_apply(&m->raft, &w->req, &b, 1, on_applied);
     if (rv != 0) {
         raft_free(buf); /* still ours when raft_apply fails */
         at_free(w);
@@ -419,6 +944,123 @@ static int propose(struct meta *m,
         return rv == RAFT_NOMEM ? AT_ENOMEM : AT_EIO;
     }
     return 0;
+}
+
+static void fwd_unlink(struct meta_fwd *f)
+{
+    struct meta *m = f->m;
+    if (f->prev != NULL)
+        f->prev->next = f->next;
+    else
+        m->fwds = f->next;
+    if (f->next != NULL)
+        f->next->prev = f->prev;
+    f->next = f->prev = NULL;
+}
+
+static void fwd_free(struct meta_fwd *f)
+{
+    raft_free(f->buf);
+    at_free(f);
+}
+
+static void on_fwd_applied(void *data, int status, uint64_t index)
+{
+    struct meta_fwd *f = data;
+    AT_UNUSED(index);
+    /* committed by the leader: a local timeout leaves the outcome unknown
+     * to this caller (it did happen, but is not visible here yet) */
+    int st = status == 0              ? 0
+             : status == AT_ESHUTDOWN ? AT_ESHUTDOWN
+                                      : AT_EUNKNOWN;
+    meta_write_cb cb = f->cb;
+    void *cbdata = f->data;
+    int result = f->result;
+    uint64_t idx = f->index;
+    fwd_free(f);
+    cb(cbdata, st, result, idx);
+}
+
+static void on_forwarded(void *data, int status, int result, uint64_t index)
+{
+    struct meta_fwd *f = data;
+    struct meta *m = f->m;
+    if (m == NULL) { /* meta_close answered already */
+        fwd_free(f);
+        return;
+    }
+    fwd_unlink(f);
+    f->in_hook = false;
+    f->result = result;
+    f->index = index;
+    if (status == 0)
+        status = meta_wait_applied(m, index, META_WAIT_MS, on_fwd_applied, f);
+    if (status != 0) {
+        meta_write_cb cb = f->cb;
+        void *cbdata = f->data;
+        fwd_free(f);
+        cb(cbdata, status, result, index);
+    }
+}
+
+/* Propose a packed command (buf from raft_malloc; ownership taken): here on
+ * the leader, else through the forward hook to the leader. */
+static int propose(struct meta *m,
+                   int rv,
+                   void *buf,
+                   size_t len,
+                   meta_write_cb cb,
+                   void *data)
+{
+    if (rv != 0)
+        return rv;
+    uint64_t leader;
+    if (m->closing || raft_state(&m->raft) == RAFT_LEADER || m->hooks == NULL ||
+        m->hooks->forward == NULL || !leader_known(m, &leader))
+        return propose_local(m, buf, len, cb, data);
+    struct meta_fwd *f = at_calloc(1, sizeof(*f));
+    f->m = m;
+    f->buf = buf;
+    f->len = len;
+    f->cb = cb;
+    f->data = data;
+    f->in_hook = true;
+    f->next = m->fwds;
+    if (f->next != NULL)
+        f->next->prev = f;
+    m->fwds = f;
+    rv = m->hooks->forward(m->hooks_data, leader, buf, len, on_forwarded, f);
+    if (rv != 0) {
+        fwd_unlink(f);
+        fwd_free(f);
+    }
+    return rv;
+}
+
+/* see meta.h */
+int meta_propose_packed(struct meta *m,
+                        const void *cmd,
+                        size_t len,
+                        meta_write_cb cb,
+                        void *data)
+{
+    char errmsg[AT_ERRMSG_SIZE] = "";
+    Atoll__Command *c = NULL;
+    int rv = proto_command_unpack(cmd, len, &c, errmsg);
+    if (rv != 0) {
+        LOG_DEBUG("forwarded command rejected: %s", errmsg);
+        return rv;
+    }
+    proto_command_free(c);
+    if (m->closing)
+        return AT_ESHUTDOWN;
+    if (raft_state(&m->raft) != RAFT_LEADER)
+        return AT_ENOTLEADER;
+    void *buf = raft_malloc(len);
+    if (buf == NULL)
+        return AT_ENOMEM;
+    memcpy(buf, cmd, len);
+    return propose_local(m, buf, len, cb, data);
 }
 
 #define WRITE_PROLOGUE                                             \
@@ -516,11 +1158,620 @@ int meta_delete_tag(struct meta *m,
     return propose(m, rv, buf, len, cb, data);
 }
 
+/* ---- membership ---- */
+
+static int role_of(struct meta *m, uint64_t id)
+{
+    for (unsigned i = 0; i < m->raft.configuration.n; i++) {
+        if (m->raft.configuration.servers[i].id == id)
+            return m->raft.configuration.servers[i].role;
+    }
+    return -1;
+}
+
+static unsigned count_voters(struct meta *m)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < m->raft.configuration.n; i++) {
+        if (m->raft.configuration.servers[i].role == RAFT_VOTER)
+            n++;
+    }
+    return n;
+}
+
+static int change_status(struct meta *m, int status)
+{
+    switch (status) {
+    case 0:
+    case RAFT_BADROLE: /* already has that role */
+        return 0;
+    case RAFT_NOTLEADER:
+        return AT_ENOTLEADER;
+    case RAFT_LEADERSHIPLOST:
+        return AT_EUNKNOWN;
+    case RAFT_CANTCHANGE:
+        return AT_EBUSY;
+    case RAFT_NOCONNECTION:
+        return AT_ETIMEDOUT; /* catch-up too slow */
+    case RAFT_BADID:
+        return AT_ENOTFOUND;
+    case RAFT_SHUTDOWN:
+        return AT_ESHUTDOWN;
+    default:
+        return m->closing ? AT_ESHUTDOWN : AT_EIO;
+    }
+}
+
+static void change_free(struct meta_change *c)
+{
+    at_free(c->name);
+    at_free(c->peer_address);
+    at_free(c->api_address);
+    at_free(c->region);
+    at_free(c);
+}
+
+static void changes_run(struct meta *m);
+
+/* The head change finished: pop it, answer, start the next one. */
+static void change_done(struct meta_change *c, int status)
+{
+    struct meta *m = c->m;
+    AT_ASSERT(m->changes == c);
+    m->changes = c->next;
+    m->change_busy = false;
+    if (status != 0)
+        LOG_INFO("membership change of '%s' (%" PRIu64 "): %s", c->name, c->id,
+                 at_strerror(status));
+    if (c->kind == CHANGE_PROMOTE && status != 0)
+        m->promote_after = uv_now(m->loop) + 5000;
+    if (c->cb != NULL)
+        c->cb(c->data, status);
+    change_free(c);
+    if (!m->closing)
+        changes_run(m);
+}
+
+static void change_step(struct meta_change *c);
+
+static void on_change_cmd(void *data, int status, int result, uint64_t index)
+{
+    struct meta_change *c = data;
+    AT_UNUSED(index);
+    if (status == 0 && result == META_NODE_CONFLICT)
+        status = AT_EEXIST;
+    if (status != 0) {
+        change_done(c, status);
+        return;
+    }
+    c->step++;
+    change_step(c);
+}
+
+static void on_change_raft(struct raft_change *req, int status)
+{
+    struct meta_change *c = req->data;
+    int st = change_status(c->m, status);
+    if (st != 0) {
+        change_done(c, st);
+        return;
+    }
+    c->step++;
+    change_step(c);
+}
+
+/* Run the current step of the head change; each step either finishes the
+ * change or starts one asynchronous operation whose callback steps again. */
+static void change_step(struct meta_change *c)
+{
+    struct meta *m = c->m;
+    char errmsg[AT_ERRMSG_SIZE] = "";
+    void *buf = NULL;
+    size_t len = 0;
+    int rv;
+    if (m->closing) {
+        change_done(c, AT_ESHUTDOWN);
+        return;
+    }
+    if (raft_state(&m->raft) != RAFT_LEADER) {
+        change_done(c, AT_ENOTLEADER);
+        return;
+    }
+    c->req.data = c;
+    switch (c->kind) {
+    case CHANGE_JOIN:
+        if (c->step == 0) { /* record the node through the log */
+            struct meta_node n = { 0 };
+            n.id = c->id;
+            n.name = c->name;
+            n.peer_address = c->peer_address;
+            n.api_address = c->api_address;
+            n.region = c->region;
+            const struct meta_noderec *old = meta__node_find(&m->fsm, c->id);
+            Atoll__NodeUpsert o = ATOLL__NODE_UPSERT__INIT;
+            o.id = c->id;
+            o.name = c->name;
+            o.peer_address = c->peer_address;
+            o.api_address = c->api_address;
+            o.region = c->region;
+            o.standby = c->standby;
+            if (old != NULL && meta__node_equal(old, &o)) {
+                c->step++;
+                change_step(c);
+                return;
+            }
+            rv = meta__cmd_node_upsert(NULL, &n, c->standby, raft_malloc, &buf,
+                                       &len, errmsg);
+            if (rv == 0)
+                rv = propose_local(m, buf, len, on_change_cmd, c);
+            break;
+        }
+        if (c->step == 1) { /* add as spare */
+            if (role_of(m, c->id) >= 0) {
+                c->step++;
+                change_step(c);
+                return;
+            }
+            rv = change_status(
+                m, raft_add(&m->raft, &c->req, c->id, c->name, on_change_raft));
+            break;
+        }
+        if (c->step == 2) { /* promote */
+            int role = role_of(m, c->id);
+            int want;
+            if (c->standby)
+                want = RAFT_STANDBY;
+            else if (role == RAFT_VOTER || count_voters(m) < m->target_voters)
+                want = RAFT_VOTER;
+            else
+                want = RAFT_STANDBY;
+            if (role == want) {
+                change_done(c, 0);
+                return;
+            }
+            rv = change_status(
+                m, raft_assign(&m->raft, &c->req, c->id, want, on_change_raft));
+            break;
+        }
+        change_done(c, 0);
+        return;
+    case CHANGE_REMOVE:
+        if (c->step == 0) { /* forget the node, then drop it from raft */
+            if (meta__node_find(&m->fsm, c->id) == NULL) {
+                c->step++;
+                change_step(c);
+                return;
+            }
+            rv = meta__cmd_node_remove(NULL, c->id, raft_malloc, &buf, &len,
+                                       errmsg);
+            if (rv == 0)
+                rv = propose_local(m, buf, len, on_change_cmd, c);
+            break;
+        }
+        if (c->step == 1 && role_of(m, c->id) >= 0) {
+            rv = change_status(
+                m, raft_remove(&m->raft, &c->req, c->id, on_change_raft));
+            break;
+        }
+        change_done(c, 0);
+        return;
+    case CHANGE_PROMOTE: {
+        int want = c->standby ? RAFT_STANDBY : RAFT_VOTER;
+        if (c->step == 0 && role_of(m, c->id) >= 0 &&
+            role_of(m, c->id) != want) {
+            rv = change_status(
+                m, raft_assign(&m->raft, &c->req, c->id, want, on_change_raft));
+            break;
+        }
+        change_done(c, 0);
+        return;
+    }
+    default:
+        rv = AT_EINVAL;
+        break;
+    }
+    if (rv != 0)
+        change_done(c, rv);
+}
+
+static void changes_run(struct meta *m)
+{
+    if (m->change_busy || m->changes == NULL || m->closing)
+        return;
+    m->change_busy = true;
+    change_step(m->changes);
+}
+
+static struct meta_change *change_new(struct meta *m,
+                                      enum meta_change_kind kind,
+                                      uint64_t id,
+                                      const char *name)
+{
+    struct meta_change *c = at_calloc(1, sizeof(*c));
+    c->m = m;
+    c->kind = kind;
+    c->id = id;
+    c->name = at_strdup(name != NULL ? name : "");
+    c->peer_address = at_strdup("");
+    c->api_address = at_strdup("");
+    c->region = at_strdup("");
+    return c;
+}
+
+static void change_enqueue(struct meta *m, struct meta_change *c)
+{
+    struct meta_change **p = &m->changes;
+    while (*p != NULL)
+        p = &(*p)->next;
+    *p = c;
+    changes_run(m);
+}
+
+static bool field_ok(const char *s, bool required)
+{
+    if (s == NULL)
+        return !required;
+    size_t n = strlen(s);
+    if (n > META_ADDRESS_MAX || (required && n == 0))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/* see meta.h: n->id 0 means derived from the name */
+int meta_member_join(struct meta *m,
+                     const struct meta_node *n,
+                     bool standby,
+                     void (*cb)(void *data, int status),
+                     void *data)
+{
+    if (m->closing)
+        return AT_ESHUTDOWN;
+    if (!field_ok(n->name, true) || !field_ok(n->peer_address, true) ||
+        !field_ok(n->api_address, false) || !field_ok(n->region, false))
+        return AT_EINVAL;
+    if (raft_state(&m->raft) != RAFT_LEADER)
+        return AT_ENOTLEADER;
+    uint64_t id = n->id != 0 ? n->id : meta_node_id_from_name(n->name);
+    const struct meta_noderec *byname = meta__node_by_name(&m->fsm, n->name);
+    if (byname != NULL && (byname->id != id ||
+                           strcmp(byname->peer_address, n->peer_address) != 0))
+        return AT_EEXIST;
+    const struct meta_noderec *byid = meta__node_find(&m->fsm, id);
+    if (byid != NULL && strcmp(byid->name, n->name) != 0)
+        return AT_EEXIST;
+    struct meta_change *c = change_new(m, CHANGE_JOIN, id, n->name);
+    at_free(c->peer_address);
+    c->peer_address = at_strdup(n->peer_address);
+    if (n->api_address != NULL) {
+        at_free(c->api_address);
+        c->api_address = at_strdup(n->api_address);
+    }
+    if (n->region != NULL) {
+        at_free(c->region);
+        c->region = at_strdup(n->region);
+    }
+    c->standby = standby;
+    c->cb = cb;
+    c->data = data;
+    change_enqueue(m, c);
+    return 0;
+}
+
+/* Find a node id by name: the node table, then the raft configuration. */
+static uint64_t id_by_name(struct meta *m, const char *name)
+{
+    const struct meta_noderec *r = meta__node_by_name(&m->fsm, name);
+    if (r != NULL)
+        return r->id;
+    for (unsigned i = 0; i < m->raft.configuration.n; i++) {
+        const struct raft_server *s = &m->raft.configuration.servers[i];
+        if (s->address != NULL && strcmp(s->address, name) == 0)
+            return s->id;
+    }
+    return 0;
+}
+
+/* see meta.h */
+int meta_member_remove(struct meta *m,
+                       const char *name,
+                       void (*cb)(void *data, int status),
+                       void *data)
+{
+    if (m->closing)
+        return AT_ESHUTDOWN;
+    if (name == NULL)
+        return AT_EINVAL;
+    if (raft_state(&m->raft) != RAFT_LEADER)
+        return AT_ENOTLEADER;
+    uint64_t id = id_by_name(m, name);
+    if (id == 0)
+        return AT_ENOTFOUND;
+    struct meta_change *c = change_new(m, CHANGE_REMOVE, id, name);
+    c->cb = cb;
+    c->data = data;
+    change_enqueue(m, c);
+    return 0;
+}
+
+static void on_transfer(struct raft_transfer *req)
+{
+    struct meta_xfer *x = req->data;
+    struct meta *m = x->m;
+    if (m == NULL) {
+        at_free(x);
+        return;
+    }
+    raft_id leader = 0;
+    const char *addr = NULL;
+    raft_leader(&m->raft, &leader, &addr);
+    int st = leader != m->id ? 0 : AT_ETIMEDOUT;
+    void (*cb)(void *, int) = x->cb;
+    void *data = x->data;
+    at_free(x);
+    if (cb != NULL)
+        cb(data, st);
+}
+
+/* see meta.h */
+int meta_transfer(struct meta *m,
+                  const char *name,
+                  void (*cb)(void *data, int status),
+                  void *data)
+{
+    if (m->closing)
+        return AT_ESHUTDOWN;
+    if (raft_state(&m->raft) != RAFT_LEADER)
+        return AT_ENOTLEADER;
+    uint64_t id = 0;
+    if (name != NULL) {
+        id = id_by_name(m, name);
+        if (id == 0)
+            return AT_ENOTFOUND;
+        if (role_of(m, id) != RAFT_VOTER || id == m->id)
+            return AT_EINVAL;
+    }
+    struct meta_xfer *x = at_calloc(1, sizeof(*x));
+    x->m = m;
+    x->cb = cb;
+    x->data = data;
+    x->req.data = x;
+    int rv = raft_transfer(&m->raft, &x->req, id, on_transfer);
+    if (rv != 0) {
+        at_free(x);
+        return rv == RAFT_NOTLEADER ? AT_ENOTLEADER
+               : rv == RAFT_BADID   ? AT_EINVAL
+                                    : AT_EBUSY;
+    }
+    return 0;
+}
+
+static void on_self_upserted(void *data, int status, int result, uint64_t index)
+{
+    struct meta *m = data;
+    AT_UNUSED(index);
+    m->self_busy = false;
+    if (status != 0 || result != META_OK) {
+        if (!m->closing)
+            m->self_retry_after = uv_now(m->loop) + 10000;
+        LOG_WARN("record of this node: %s / %s", at_strerror(status),
+                 meta_result_str(result));
+    }
+}
+
+static void on_tick_barrier(void *data, int status)
+{
+    AT_UNUSED(data);
+    AT_UNUSED(status);
+}
+
+/* Leader housekeeping: prove leadership after an election, keep our own
+ * record up to date, promote standbys/spares while voters are missing. */
+static void leader_tick(struct meta *m)
+{
+    if (m->barrier_ok_term != m->raft.current_term) {
+        if (!m->barrier_busy && m->waiting.head == NULL)
+            meta_read_barrier(m, on_tick_barrier, NULL);
+        return;
+    }
+    if (!m->self_busy && uv_now(m->loop) >= m->self_retry_after) {
+        Atoll__NodeUpsert o = ATOLL__NODE_UPSERT__INIT;
+        o.id = m->id;
+        o.name = m->name;
+        o.peer_address = m->peer_address;
+        o.api_address = m->api_address;
+        o.region = m->region;
+        o.standby = m->standby;
+        const struct meta_noderec *r = meta__node_find(&m->fsm, m->id);
+        if (r == NULL || !meta__node_equal(r, &o)) {
+            struct meta_node n = { 0 };
+            n.id = m->id;
+            n.name = m->name;
+            n.peer_address = m->peer_address;
+            n.api_address = m->api_address;
+            n.region = m->region;
+            char errmsg[AT_ERRMSG_SIZE] = "";
+            void *buf = NULL;
+            size_t len = 0;
+            int rv = meta__cmd_node_upsert(NULL, &n, m->standby, raft_malloc,
+                                           &buf, &len, errmsg);
+            if (rv == 0)
+                rv = propose_local(m, buf, len, on_self_upserted, m);
+            if (rv == 0)
+                m->self_busy = true;
+        }
+    }
+    if (m->change_busy || m->changes != NULL ||
+        uv_now(m->loop) < m->promote_after)
+        return;
+    bool want_voter = count_voters(m) < m->target_voters;
+    for (unsigned i = 0; i < m->raft.configuration.n; i++) {
+        const struct raft_server *s = &m->raft.configuration.servers[i];
+        const struct meta_noderec *r = meta__node_find(&m->fsm, s->id);
+        if (s->role == RAFT_VOTER || r == NULL)
+            continue;
+        bool voter = !r->standby && want_voter;
+        /* spares left by an interrupted join become standbys at least */
+        if (!voter && s->role != RAFT_SPARE)
+            continue;
+        LOG_INFO("assigning '%s' the %s role (%u voters, target %u)", r->name,
+                 voter ? "voter" : "standby", count_voters(m),
+                 m->target_voters);
+        struct meta_change *c = change_new(m, CHANGE_PROMOTE, s->id, r->name);
+        c->standby = !voter;
+        change_enqueue(m, c);
+        return;
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct meta *m = t->data;
+    if (m->closing)
+        return;
+    if (m->waiters != NULL)
+        waiters_run(m, false);
+    if (raft_state(&m->raft) == RAFT_LEADER) {
+        leader_tick(m);
+    } else if (m->changes != NULL && !m->change_busy) {
+        changes_run(m); /* fails them with AT_ENOTLEADER */
+    }
+}
+
+static const char *server_address(struct meta *m, uint64_t id)
+{
+    for (unsigned i = 0; i < m->raft.configuration.n; i++) {
+        if (m->raft.configuration.servers[i].id == id)
+            return m->raft.configuration.servers[i].address;
+    }
+    return NULL;
+}
+
+/* meta.h roles: 0 spare, 1 voter, 2 standby, -1 not in config */
+static int public_role(int raft_role)
+{
+    switch (raft_role) {
+    case RAFT_VOTER:
+        return 1;
+    case RAFT_STANDBY:
+        return 2;
+    case RAFT_SPARE:
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+static void fill_node(struct meta *m,
+                      uint64_t id,
+                      uint64_t leader,
+                      struct meta_node *out)
+{
+    const struct meta_noderec *r = meta__node_find(&m->fsm, id);
+    memset(out, 0, sizeof(*out));
+    out->id = id;
+    if (r != NULL) {
+        out->name = r->name;
+        out->peer_address = r->peer_address;
+        out->api_address = r->api_address;
+        out->region = r->region;
+    } else {
+        const char *a = server_address(m, id);
+        out->name = a != NULL ? a : "";
+        out->peer_address = "";
+        out->api_address = "";
+        out->region = "";
+        if (id == m->id) {
+            out->name = m->name;
+            out->peer_address = m->peer_address;
+            out->api_address = m->api_address;
+            out->region = m->region;
+        }
+    }
+    out->role = public_role(role_of(m, id));
+    out->leader = leader != 0 && leader == id;
+}
+
+static int cmp_node(const void *a, const void *b)
+{
+    const struct meta_node *x = a, *y = b;
+    return strcmp(x->name, y->name);
+}
+
+/* see meta.h: sorted by name */
+void meta_members(struct meta *m, meta_node_cb each, void *data)
+{
+    raft_id leader = 0;
+    const char *addr = NULL;
+    raft_leader(&m->raft, &leader, &addr);
+    size_t cap = m->fsm.nodes.len + m->raft.configuration.n + 1, n = 0;
+    struct meta_node *v = at_calloc(cap, sizeof(*v));
+    const char *k;
+    void *val;
+    for (size_t i = 0; at_map_next(&m->fsm.nodes, &i, &k, &val);)
+        fill_node(m, ((struct meta_noderec *)val)->id, leader, &v[n++]);
+    for (unsigned i = 0; i < m->raft.configuration.n; i++) {
+        uint64_t id = m->raft.configuration.servers[i].id;
+        if (meta__node_find(&m->fsm, id) == NULL)
+            fill_node(m, id, leader, &v[n++]);
+    }
+    qsort(v, n, sizeof(*v), cmp_node);
+    for (size_t i = 0; i < n; i++)
+        each(data, &v[i]);
+    at_free(v);
+}
+
+/* see meta.h */
+bool meta_leader(struct meta *m, struct meta_node *out)
+{
+    raft_id leader = 0;
+    const char *addr = NULL;
+    raft_leader(&m->raft, &leader, &addr);
+    if (leader == 0)
+        return false;
+    fill_node(m, leader, leader, out);
+    if (out->name[0] == '\0' && addr != NULL)
+        out->name = addr;
+    return true;
+}
+
+/* see meta.h */
+void meta_peer_hint(struct meta *m, const char *name, const char *peer_address)
+{
+    if (m->closing || !field_ok(name, true) || !field_ok(peer_address, true) ||
+        strcmp(name, m->name) == 0)
+        return;
+    const char *old = at_map_gets(&m->peers_cache, name);
+    if (old != NULL && strcmp(old, peer_address) == 0)
+        return;
+    if (old == NULL && m->peers_cache.len >= META_HINTS_MAX)
+        return; /* bounded: names come from the network */
+    at_free(at_map_put(&m->peers_cache, name, strlen(name),
+                       at_strdup(peer_address)));
+}
+
+/* see meta.h */
+void meta_raft_accept(struct meta *m,
+                      uint64_t id,
+                      const char *address,
+                      uv_stream_t *stream)
+{
+    /* id and address come from the peer's headers: bounded, printable */
+    /* still accepted while a closing leader hands leadership over */
+    bool ok = !m->raft_closing && id != 0 && field_ok(address, true);
+    meta__transport_accept(&m->transport, ok ? id : 0, address, stream);
+}
+
 /* ---- close ---- */
 
-static void on_idle_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
     struct meta *m = h->data;
+    if (--m->close_handles > 0)
+        return;
     void (*cb)(void *) = m->close_cb;
     void *data = m->close_data;
     meta_free(m);
@@ -537,20 +1788,79 @@ static void on_raft_closed(struct raft *r)
     reads_finish(list_take(&m->inflight), AT_ESHUTDOWN);
     reads_finish(list_take(&m->waiting), AT_ESHUTDOWN);
     reads_finish(list_take(&m->ready), AT_ESHUTDOWN);
-    uv_close((uv_handle_t *)&m->idle, on_idle_closed);
+    waiters_run(m, true);
+    while (m->changes != NULL) {
+        m->change_busy = true;
+        change_done(m->changes, AT_ESHUTDOWN);
+    }
+    m->close_handles = 4;
+    uv_close((uv_handle_t *)&m->idle, on_handle_closed);
+    uv_close((uv_handle_t *)&m->tick, on_handle_closed);
+    uv_close((uv_handle_t *)&m->check, on_handle_closed);
+    uv_close((uv_handle_t *)&m->close_timer, on_handle_closed);
 }
 
-/* see meta.h: m is freed just before cb runs */
+static void close_now(struct meta *m)
+{
+    if (m->raft_closing)
+        return;
+    m->raft_closing = true;
+    uv_timer_stop(&m->close_timer);
+    raft_close(&m->raft, on_raft_closed);
+}
+
+static void on_close_transfer(void *data, int status)
+{
+    struct meta *m = data;
+    m->close_xfer_busy = false;
+    LOG_INFO("leadership transfer before close: %s", at_strerror(status));
+    close_now(m);
+}
+
+static void on_close_timeout(uv_timer_t *t)
+{
+    struct meta *m = t->data;
+    LOG_WARN("leadership transfer before close timed out");
+    close_now(m);
+}
+
+/* see meta.h: m is freed just before cb runs. A leader with other voters
+ * first hands leadership over (bounded by 2 s). */
 void meta_close(struct meta *m, void (*cb)(void *data), void *data)
 {
     AT_ASSERT(!m->closing);
+    bool transfer = raft_state(&m->raft) == RAFT_LEADER &&
+                    count_voters(m) > 1 && role_of(m, m->id) == RAFT_VOTER &&
+                    meta_transfer(m, NULL, on_close_transfer, m) == 0;
     m->closing = true;
     m->close_cb = cb;
     m->close_data = data;
     uv_idle_stop(&m->idle);
+    uv_timer_stop(&m->tick);
+    uv_check_stop(&m->check);
     reads_finish(list_take(&m->ready), AT_ESHUTDOWN);
     reads_finish(list_take(&m->waiting), AT_ESHUTDOWN);
-    raft_close(&m->raft, on_raft_closed);
+    /* forwarded writes and follower reads: answer now, orphan the hook
+     * calls (their late answers are dropped) */
+    while (m->fwds != NULL) {
+        struct meta_fwd *f = m->fwds;
+        fwd_unlink(f);
+        f->m = NULL;
+        f->cb(f->data, AT_ESHUTDOWN, 0, 0);
+    }
+    while (m->rixs != NULL) {
+        struct meta_rix *x = m->rixs;
+        rix_unlink(x);
+        x->m = NULL;
+        x->cb(x->data, AT_ESHUTDOWN);
+    }
+    waiters_run(m, true);
+    if (transfer) {
+        m->close_xfer_busy = true;
+        uv_timer_start(&m->close_timer, on_close_timeout, 2000, 0);
+        return;
+    }
+    close_now(m);
 }
 
 /* ---- local reads ---- */

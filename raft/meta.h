@@ -23,8 +23,11 @@
 struct meta_config {
     const char *dir;     /* borrowed; raft log + snapshots; created */
     const char *name;    /* borrowed; node name (default "atoll") */
-    uint64_t id;         /* raft id (> 0); 1 for the bootstrap node */
-    const char *address; /* borrowed; raft address, e.g. "127.0.0.1:0" */
+    uint64_t id;         /* ignored: the raft id is read from dir/node-id,
+                            else 1 for a raft dir created before issue 3,
+                            else meta_node_id_from_name(name), and then
+                            persisted in dir/node-id */
+    const char *address; /* ignored: a node's raft address is its name */
     unsigned election_timeout_ms;  /* default 1000 */
     unsigned heartbeat_timeout_ms; /* default 100 */
     unsigned snapshot_threshold;   /* default 16384 entries */
@@ -59,13 +62,21 @@ struct meta_config {
  * index). read_index: ask the leader for a read index (meta_read_index on the
  * leader) and call cb. Both run on the loop thread; cb runs exactly once if
  * they return 0. leader_id is the leader this node believes in. */
-typedef void (*meta_forward_cb)(void *cb_data, int status, int result,
+typedef void (*meta_forward_cb)(void *cb_data,
+                                int status,
+                                int result,
                                 uint64_t index);
 typedef void (*meta_index_cb)(void *cb_data, int status, uint64_t index);
 struct meta_hooks {
-    int (*forward)(void *hooks_data, uint64_t leader_id, const void *cmd,
-                   size_t len, meta_forward_cb cb, void *cb_data);
-    int (*read_index)(void *hooks_data, uint64_t leader_id, meta_index_cb cb,
+    int (*forward)(void *hooks_data,
+                   uint64_t leader_id,
+                   const void *cmd,
+                   size_t len,
+                   meta_forward_cb cb,
+                   void *cb_data);
+    int (*read_index)(void *hooks_data,
+                      uint64_t leader_id,
+                      meta_index_cb cb,
                       void *cb_data);
 };
 
@@ -78,6 +89,8 @@ enum meta_result {
     META_TAG_UNKNOWN,      /* delete tag: no such tag */
     META_NAME_UNKNOWN,     /* the repository does not exist */
     META_BLOB_NOT_LINKED,  /* delete blob: not linked in the repo */
+    META_NODE_CONFLICT,    /* node upsert: the name belongs to another id */
+    META_NODE_UNKNOWN,     /* node remove: no such node */
     META_INVALID = 100,    /* malformed/unknown command: a no-op */
 };
 
@@ -248,37 +261,63 @@ void meta_referrers(struct meta *m,
 /* Leader side of a forwarded write: cmd is the packed command a follower's
  * forward hook sent (validated: AT_EPROTO/AT_ECORRUPT for garbage). Applies
  * it like the typed writes (dedup by its request id included). */
-int meta_propose_packed(struct meta *m, const void *cmd, size_t len,
-                        meta_write_cb cb, void *data);
+int meta_propose_packed(struct meta *m,
+                        const void *cmd,
+                        size_t len,
+                        meta_write_cb cb,
+                        void *data);
 
 /* Leader side of a follower read: prove leadership (shared batched barrier)
- * and answer with the commit index a follower must reach. AT_ENOTLEADER on
- * followers. */
+ * and answer with the index a follower must reach (the leader's applied
+ * index once the barrier applied). AT_ENOTLEADER on followers.
+ * On a follower, meta_read_barrier itself goes through hooks->read_index
+ * then waits (<= 10 s, AT_ETIMEDOUT) for the local apply; writes go
+ * through hooks->forward then wait (<= 10 s, else AT_EUNKNOWN). */
 int meta_read_index(struct meta *m, meta_index_cb cb, void *data);
 
 /* Wait until this node has applied index (or timeout_ms passes:
- * AT_ETIMEDOUT). */
-int meta_wait_applied(struct meta *m, uint64_t index, uint64_t timeout_ms,
-                      meta_index_cb cb, void *data);
+ * AT_ETIMEDOUT; AT_ESHUTDOWN on close). cb(data, status, applied index)
+ * runs once, never inside the call. */
+int meta_wait_applied(struct meta *m,
+                      uint64_t index,
+                      uint64_t timeout_ms,
+                      meta_index_cb cb,
+                      void *data);
 
 /* Raft connections arrive on the node's peer listener: after it has checked
  * the cluster secret and answered the upgrade, it hands the stream over.
  * Takes ownership of stream (allocated with malloc, as libraft frees it). */
-void meta_raft_accept(struct meta *m, uint64_t id, const char *address,
+void meta_raft_accept(struct meta *m,
+                      uint64_t id,
+                      const char *address,
                       uv_stream_t *stream);
+
+/* The dialer of a raft connection also sends "X-Atoll-Peer-Address:
+ * host:port" (its own peer listener). The peer listener passes it here,
+ * with X-Atoll-Raft-Address, before meta_raft_accept: a node that just
+ * joined knows nobody's address until it has applied the node table, yet
+ * must answer the leader's first messages. Ignored for malformed values;
+ * the node table wins over hints. */
+void meta_peer_hint(struct meta *m, const char *name, const char *peer_address);
 
 struct meta_node {
     uint64_t id;
     const char *name;
     const char *peer_address;
     const char *api_address;
-    const char *region;   /* may be "" */
-    int role;             /* 0 spare, 1 voter, 2 standby, -1 not in config */
+    const char *region; /* may be "" */
+    int role;           /* 0 spare, 1 voter, 2 standby, -1 not in config */
     bool leader;
 };
 typedef void (*meta_node_cb)(void *data, const struct meta_node *n);
 
-/* Every node of the FSM's node table, with its raft role. */
+/* The raft id a node named name gets on first start: stable, in
+ * 2..2^31-1 (libraft 0.15's uv transport keeps peer ids in an unsigned
+ * int). */
+uint64_t meta_node_id_from_name(const char *name);
+
+/* Every node of the FSM's node table (plus configuration members missing
+ * from it), with its raft role, sorted by name. */
 void meta_members(struct meta *m, meta_node_cb each, void *data);
 /* The node this node believes is leader; false if none known. */
 bool meta_leader(struct meta *m, struct meta_node *out);
@@ -286,16 +325,36 @@ bool meta_leader(struct meta *m, struct meta_node *out);
 /* Leader only: record a joining node (name, id, addresses) through the log,
  * add it to the raft configuration as spare, then promote it (voter up to
  * target_voters, else standby; standby when asked). cb(data, status) when the
- * node has its final role. */
-int meta_member_join(struct meta *m, const struct meta_node *n, bool standby,
-                     void (*cb)(void *data, int status), void *data);
-/* Leader only: remove a node (by name) from the configuration and the node
- * table. */
-int meta_member_remove(struct meta *m, const char *name,
-                       void (*cb)(void *data, int status), void *data);
-/* Leader only: transfer leadership (name NULL: any up-to-date voter). */
-int meta_transfer(struct meta *m, const char *name,
-                  void (*cb)(void *data, int status), void *data);
+ * node has its final role. n->id 0: meta_node_id_from_name(n->name) (what a
+ * node with a fresh raft dir uses); n->role and n->leader are ignored.
+ * Changes run one at a time (queued). Returns AT_EINVAL (name or
+ * peer_address missing, fields over 255 bytes or with spaces), AT_EEXIST
+ * (the name is recorded with another id or peer address -> 409),
+ * AT_ENOTLEADER. cb status: 0, AT_ETIMEDOUT (catch-up too slow: the node
+ * stays a spare, retried by the leader's housekeeping), AT_ENOTLEADER /
+ * AT_EUNKNOWN (leadership lost), AT_ESHUTDOWN. Joining again with the same
+ * name and address is a no-op that answers 0. */
+int meta_member_join(struct meta *m,
+                     const struct meta_node *n,
+                     bool standby,
+                     void (*cb)(void *data, int status),
+                     void *data);
+/* Leader only: remove a node (by name) from the node table, then from the
+ * configuration (queued like joins). AT_ENOTFOUND for an unknown name.
+ * Removing the leader itself makes it step down once committed. When the
+ * voters fall under target_voters, the leader promotes a non-standby
+ * standby/spare on its own (one change at a time, retried every 5 s). */
+int meta_member_remove(struct meta *m,
+                       const char *name,
+                       void (*cb)(void *data, int status),
+                       void *data);
+/* Leader only: transfer leadership (name NULL: any up-to-date voter).
+ * cb status 0 when another node leads afterwards, else AT_ETIMEDOUT.
+ * AT_ENOTFOUND (unknown name), AT_EINVAL (not a voter, or self). */
+int meta_transfer(struct meta *m,
+                  const char *name,
+                  void (*cb)(void *data, int status),
+                  void *data);
 
 struct meta_status {
     uint64_t id;

@@ -136,8 +136,11 @@ int meta_fsm_snapshot(const struct meta_fsm *f,
         s.requests[s.n_requests++] = sq;
     }
 
+    s.nodes = meta__nodes_encode(f, &s.n_nodes);
+
     int rv = proto_snapshot_pack(&s, alloc, out, len, errmsg);
 
+    meta__nodes_encode_free(s.nodes, s.n_nodes);
     for (size_t i = 0; i < s.n_repos; i++)
         free_repo(&repos[i]);
     for (size_t i = 0; i < s.n_manifests; i++) {
@@ -252,6 +255,12 @@ static int restore_into(struct meta_fsm *f,
     for (size_t i = 0; i < s->n_requests; i++) {
         const Atoll__SnapRequest *q = s->requests[i];
         meta__req_remember(f, q->id, q->result, q->index);
+    }
+    for (size_t i = 0; i < s->n_nodes; i++) {
+        const Atoll__NodeUpsert *sn = s->nodes[i];
+        if (meta__node_find(f, sn->id) != NULL ||
+            meta__node_upsert(f, sn) != META_OK)
+            goto dup;
     }
     return 0;
 dup:

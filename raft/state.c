@@ -12,6 +12,7 @@
 void meta_fsm_init(struct meta_fsm *f, size_t requests_max)
 {
     memset(f, 0, sizeof(*f));
+    at_map_init(&f->nodes);
     at_map_init(&f->repos);
     at_map_init(&f->manifests);
     at_map_init(&f->blobs);
@@ -74,6 +75,7 @@ void meta_fsm_release(struct meta_fsm *f)
         at_free(q->id);
         at_free(q);
     }
+    meta__nodes_release(f);
     at_map_release(&f->repos);
     at_map_release(&f->manifests);
     at_map_release(&f->blobs);

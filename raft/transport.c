@@ -1,22 +1,48 @@
-/* atoll's struct raft_uv_transport: a stub for a one-voter cluster.
+/* atoll's struct raft_uv_transport: raft connections as authenticated HTTP
+ * upgrades on the peer port.
  *
- * init records the id and address; listen succeeds without a socket;
- * connect fails on the next loop iteration with RAFT_NOCONNECTION (raft
- * retries later); close cancels pending connects (RAFT_CANCELED) and calls
- * its callback once every handle is closed. No handle exists before the
- * first connect or close, so a failed raft_init leaves nothing to close. */
+ * Happy path (dialer): connect(id, name) resolves the name to the peer
+ * host:port (node table, then the peers cache file, through tr->resolve),
+ * opens a TCP connection bound to our own peer IP, writes
+ * "POST /_atoll/raft ... Upgrade: atoll-raft/1" with the cluster secret,
+ * reads the answer (at most 4 KiB, within the handshake timeout), expects
+ * exactly "HTTP/1.1 101" and no byte after the header, then hands the
+ * stream to libraft, which only writes to it and frees it with raft_free.
+ * Inbound streams arrive through meta__transport_accept (the node's peer
+ * listener did the server side of the handshake).
+ *
+ * Failure modes: unknown name, refused connection, timeout, a non-101
+ * answer, extra bytes: the connect callback gets RAFT_NOCONNECTION (libraft
+ * retries after its connect retry delay). Close cancels handshakes in
+ * flight (RAFT_CANCELED) and calls its callback once every handle is
+ * closed. No handle exists before the first connect or close, so a failed
+ * raft_init leaves nothing to close. */
 #include "common/compat.h"
+
+#include <netdb.h>
 
 #define AT_LOG_COMP "raft"
 
 #include "raft/internal.h"
 
-struct meta_pending_connect {
-    uv_timer_t timer;
+#define RESPONSE_MAX 4096
+
+struct meta_dial {
     struct meta_transport *tr;   /* borrowed */
     struct raft_uv_connect *req; /* borrowed; NULL once answered */
     raft_uv_connect_cb cb;
-    struct meta_pending_connect *next, *prev;
+    raft_id id;
+    uv_tcp_t *tcp; /* raft_malloc'd; NULL once closed or handed over */
+    uv_timer_t timer;
+    uv_connect_t conn;
+    uv_write_t write;
+    char *request; /* owned */
+    char resp[RESPONSE_MAX];
+    size_t resp_len;
+    bool written;  /* the request write completed */
+    bool answered; /* a complete 101 answer was read */
+    unsigned refs; /* timer + tcp (while ours) */
+    struct meta_dial *next, *prev;
 };
 
 static void maybe_closed(struct meta_transport *tr)
@@ -28,41 +54,235 @@ static void maybe_closed(struct meta_transport *tr)
     }
 }
 
-static void on_handle_closed(uv_handle_t *h)
+static void dial_unref(struct meta_dial *d)
 {
-    struct meta_transport *tr = h->data;
-    if (h != (uv_handle_t *)&tr->close_timer) {
-        struct meta_pending_connect *pc =
-            AT_CONTAINER_OF(h, struct meta_pending_connect, timer);
-        at_free(pc);
-    }
+    AT_ASSERT(d->refs > 0);
+    if (--d->refs > 0)
+        return;
+    struct meta_transport *tr = d->tr;
+    at_free(d->request);
+    at_free(d);
     tr->closing_handles--;
     maybe_closed(tr);
 }
 
-static void pending_finish(struct meta_pending_connect *pc, int status)
+static void on_timer_closed(uv_handle_t *h)
 {
-    struct meta_transport *tr = pc->tr;
-    if (pc->prev != NULL)
-        pc->prev->next = pc->next;
-    else
-        tr->pending = pc->next;
-    if (pc->next != NULL)
-        pc->next->prev = pc->prev;
-    uv_timer_stop(&pc->timer);
-    struct raft_uv_connect *req = pc->req;
-    pc->req = NULL;
-    pc->timer.data = tr;
-    tr->closing_handles++;
-    uv_close((uv_handle_t *)&pc->timer, on_handle_closed);
-    pc->cb(req, NULL, status);
+    dial_unref(h->data);
 }
 
-static void on_connect_timer(uv_timer_t *t)
+static void on_tcp_closed(uv_handle_t *h)
 {
-    struct meta_pending_connect *pc =
-        AT_CONTAINER_OF(t, struct meta_pending_connect, timer);
-    pending_finish(pc, RAFT_NOCONNECTION);
+    struct meta_dial *d = h->data;
+    raft_free(h);
+    dial_unref(d);
+}
+
+static void on_close_timer_closed(uv_handle_t *h)
+{
+    struct meta_transport *tr = h->data;
+    tr->closing_handles--;
+    maybe_closed(tr);
+}
+
+/* Answer libraft once: status 0 hands the stream over. */
+static void dial_finish(struct meta_dial *d, int status)
+{
+    struct meta_transport *tr = d->tr;
+    if (d->req == NULL)
+        return;
+    if (d->prev != NULL)
+        d->prev->next = d->next;
+    else
+        tr->dials = d->next;
+    if (d->next != NULL)
+        d->next->prev = d->prev;
+    struct raft_uv_connect *req = d->req;
+    d->req = NULL;
+    uv_timer_stop(&d->timer);
+    uv_close((uv_handle_t *)&d->timer, on_timer_closed);
+    uv_stream_t *stream = NULL;
+    if (d->tcp != NULL) {
+        if (status == 0) {
+            uv_read_stop((uv_stream_t *)d->tcp);
+            stream = (uv_stream_t *)d->tcp;
+            stream->data = NULL;
+            d->tcp = NULL;
+            d->refs--; /* never 0 here: the timer holds one */
+        } else {
+            uv_close((uv_handle_t *)d->tcp, on_tcp_closed);
+            d->tcp = NULL;
+        }
+    }
+    d->cb(req, stream, status);
+}
+
+static void dial_fail(struct meta_dial *d, const char *what)
+{
+    LOG_DEBUG("raft connect to %llu: %s", (unsigned long long)d->id, what);
+    dial_finish(d, RAFT_NOCONNECTION);
+}
+
+static void maybe_done(struct meta_dial *d)
+{
+    if (d->written && d->answered)
+        dial_finish(d, 0);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    dial_fail(t->data, "handshake timed out");
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct meta_dial *d = h->data;
+    AT_UNUSED(suggested);
+    /* one spare byte: reading past RESPONSE_MAX is an error, detected */
+    buf->base = d->resp + d->resp_len;
+    buf->len = sizeof(d->resp) - d->resp_len;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct meta_dial *d = s->data;
+    AT_UNUSED(buf);
+    if (d->req == NULL || nread == 0)
+        return;
+    if (nread < 0) {
+        dial_fail(d,
+                  nread == UV_EOF ? "closed by peer" : uv_strerror((int)nread));
+        return;
+    }
+    if (d->answered) {
+        dial_fail(d, "bytes after the upgrade answer");
+        return;
+    }
+    d->resp_len += (size_t)nread;
+    const char *end = NULL;
+    for (size_t i = 0; i + 4 <= d->resp_len; i++) {
+        if (memcmp(d->resp + i, "\r\n\r\n", 4) == 0) {
+            end = d->resp + i + 4;
+            break;
+        }
+    }
+    if (end == NULL) {
+        if (d->resp_len >= sizeof(d->resp))
+            dial_fail(d, "upgrade answer over 4 KiB");
+        return;
+    }
+    if ((size_t)(end - d->resp) != d->resp_len) {
+        dial_fail(d, "bytes after the upgrade answer");
+        return;
+    }
+    static const char ok[] = "HTTP/1.1 101 ";
+    if (d->resp_len < sizeof(ok) - 1 ||
+        memcmp(d->resp, ok, sizeof(ok) - 1) != 0) {
+        char line[64];
+        size_t n = 0;
+        while (n < sizeof(line) - 1 && n < d->resp_len && d->resp[n] != '\r' &&
+               d->resp[n] >= ' ' && d->resp[n] <= '~') {
+            line[n] = d->resp[n];
+            n++;
+        }
+        line[n] = '\0';
+        LOG_WARN("raft connect to %llu refused: '%s'",
+                 (unsigned long long)d->id, line);
+        dial_finish(d, RAFT_NOCONNECTION);
+        return;
+    }
+    d->answered = true;
+    maybe_done(d);
+}
+
+static void on_written(uv_write_t *w, int status)
+{
+    struct meta_dial *d = w->data;
+    if (d->req == NULL)
+        return;
+    if (status != 0) {
+        dial_fail(d, uv_strerror(status));
+        return;
+    }
+    d->written = true;
+    maybe_done(d);
+}
+
+static void on_connected(uv_connect_t *c, int status)
+{
+    struct meta_dial *d = c->data;
+    if (d->req == NULL)
+        return;
+    if (status != 0) {
+        dial_fail(d, uv_strerror(status));
+        return;
+    }
+    uv_buf_t b = uv_buf_init(d->request, (unsigned)strlen(d->request));
+    d->write.data = d;
+    int rv = uv_write(&d->write, (uv_stream_t *)d->tcp, &b, 1, on_written);
+    if (rv == 0)
+        rv = uv_read_start((uv_stream_t *)d->tcp, on_alloc, on_read);
+    if (rv != 0)
+        dial_fail(d, uv_strerror(rv));
+}
+
+/* see internal.h: "host:port" or "[v6]:port" into host and port */
+int meta__split_hostport(const char *addr,
+                         char *host,
+                         size_t size,
+                         unsigned *port)
+{
+    const char *colon = strrchr(addr, ':');
+    const char *h = addr;
+    size_t hlen;
+    if (colon == NULL || colon[1] == '\0')
+        return AT_EINVAL;
+    if (addr[0] == '[') {
+        const char *close = strchr(addr, ']');
+        if (close == NULL || close + 1 != colon)
+            return AT_EINVAL;
+        h = addr + 1;
+        hlen = (size_t)(close - h);
+    } else {
+        hlen = (size_t)(colon - addr);
+    }
+    uint64_t p;
+    if (hlen == 0 || hlen >= size ||
+        at_parse_u64(colon + 1, strlen(colon + 1), &p) != 0 || p == 0 ||
+        p > 65535)
+        return AT_EINVAL;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    *port = (unsigned)p;
+    return 0;
+}
+
+/* Numeric addresses directly; names through a (blocking) getaddrinfo. */
+static int sockaddr_of(const char *host,
+                       unsigned port,
+                       struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0)
+        return 0;
+    if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0)
+        return 0;
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    /* NEEDSWORK: blocks the loop on a slow resolver (uv_getaddrinfo) */
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL)
+        return AT_ENOTFOUND;
+    if (res->ai_addrlen <= sizeof(*ss))
+        memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+    else if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+    else
+        return AT_ENOTFOUND;
+    return 0;
 }
 
 static int tr_init(struct raft_uv_transport *t, raft_id id, const char *address)
@@ -75,8 +295,64 @@ static int tr_init(struct raft_uv_transport *t, raft_id id, const char *address)
 
 static int tr_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
 {
-    AT_UNUSED(t);
-    AT_UNUSED(cb);
+    struct meta_transport *tr = t->impl;
+    tr->accept_cb = cb;
+    return 0;
+}
+
+static int dial_start(struct meta_dial *d, const char *name)
+{
+    struct meta_transport *tr = d->tr;
+    char peer[META_ADDRESS_MAX + 1];
+    char host[META_ADDRESS_MAX + 1];
+    unsigned port;
+    struct sockaddr_storage ss;
+    if (tr->resolve == NULL ||
+        tr->resolve(tr->resolve_data, name, peer, sizeof(peer)) != 0)
+        snprintf(peer, sizeof(peer), "%s", name); /* maybe host:port */
+    if (meta__split_hostport(peer, host, sizeof(host), &port) != 0 ||
+        sockaddr_of(host, port, &ss) != 0) {
+        LOG_DEBUG("raft connect to %llu '%s': address unknown",
+                  (unsigned long long)d->id, name);
+        return AT_ENOTFOUND;
+    }
+    d->request = at_asprintf(
+        "POST /_atoll/raft HTTP/1.1\r\nHost: %s\r\n"
+        "Upgrade: atoll-raft/1\r\nConnection: Upgrade\r\n"
+        "Authorization: Bearer %s\r\nX-Atoll-Raft-Id: %llu\r\n"
+        "X-Atoll-Raft-Address: %s\r\n%s%s%s"
+        "Content-Length: 0\r\n\r\n",
+        peer, tr->secret != NULL ? tr->secret : "", (unsigned long long)tr->id,
+        tr->address,
+        tr->peer_address[0] != '\0' ? "X-Atoll-Peer-Address: " : "",
+        tr->peer_address, tr->peer_address[0] != '\0' ? "\r\n" : "");
+    d->tcp = raft_malloc(sizeof(*d->tcp));
+    if (d->tcp == NULL)
+        return AT_ENOMEM;
+    uv_tcp_init(tr->loop, d->tcp);
+    d->tcp->data = d;
+    d->refs++;
+    int rv = 0;
+    if (tr->bind_ip[0] != '\0') {
+        struct sockaddr_storage bs;
+        if (sockaddr_of(tr->bind_ip, 1, &bs) == 0 &&
+            bs.ss_family == ss.ss_family) {
+            if (bs.ss_family == AF_INET)
+                ((struct sockaddr_in *)&bs)->sin_port = 0;
+            else
+                ((struct sockaddr_in6 *)&bs)->sin6_port = 0;
+            rv = uv_tcp_bind(d->tcp, (struct sockaddr *)&bs, 0);
+        }
+    }
+    d->conn.data = d;
+    if (rv == 0)
+        rv = uv_tcp_connect(&d->conn, d->tcp, (struct sockaddr *)&ss,
+                            on_connected);
+    if (rv != 0) {
+        LOG_DEBUG("raft connect to %llu '%s': %s", (unsigned long long)d->id,
+                  peer, uv_strerror(rv));
+        return AT_EIO;
+    }
     return 0;
 }
 
@@ -89,18 +365,29 @@ static int tr_connect(struct raft_uv_transport *t,
     struct meta_transport *tr = t->impl;
     if (tr->closing)
         return RAFT_CANCELED;
-    LOG_DEBUG("connect to %llu '%s': no transport yet", (unsigned long long)id,
-              address);
-    struct meta_pending_connect *pc = at_calloc(1, sizeof(*pc));
-    pc->tr = tr;
-    pc->req = req;
-    pc->cb = cb;
-    uv_timer_init(tr->loop, &pc->timer);
-    uv_timer_start(&pc->timer, on_connect_timer, 0, 0);
-    pc->next = tr->pending;
-    if (pc->next != NULL)
-        pc->next->prev = pc;
-    tr->pending = pc;
+    struct meta_dial *d = at_calloc(1, sizeof(*d));
+    d->tr = tr;
+    d->req = req;
+    d->cb = cb;
+    d->id = id;
+    d->refs = 1; /* the timer */
+    tr->closing_handles++;
+    uv_timer_init(tr->loop, &d->timer);
+    d->timer.data = d;
+    d->next = tr->dials;
+    if (d->next != NULL)
+        d->next->prev = d;
+    tr->dials = d;
+    if (dial_start(d, address) != 0) {
+        /* fail on the next iteration, as libraft expects a callback */
+        uv_timer_start(&d->timer, on_timeout, 0, 0);
+        if (d->tcp != NULL) {
+            uv_close((uv_handle_t *)d->tcp, on_tcp_closed);
+            d->tcp = NULL;
+        }
+        return 0;
+    }
+    uv_timer_start(&d->timer, on_timeout, tr->handshake_timeout_ms, 0);
     return 0;
 }
 
@@ -110,13 +397,33 @@ static void tr_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
     AT_ASSERT(!tr->closing);
     tr->closing = true;
     tr->close_cb = cb;
-    while (tr->pending != NULL)
-        pending_finish(tr->pending, RAFT_CANCELED);
+    tr->accept_cb = NULL;
+    while (tr->dials != NULL)
+        dial_finish(tr->dials, RAFT_CANCELED);
     /* one handle of our own, so the callback always runs asynchronously */
     uv_timer_init(tr->loop, &tr->close_timer);
     tr->close_timer.data = tr;
     tr->closing_handles++;
-    uv_close((uv_handle_t *)&tr->close_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&tr->close_timer, on_close_timer_closed);
+}
+
+static void on_refused_closed(uv_handle_t *h)
+{
+    raft_free(h);
+}
+
+/* see internal.h */
+void meta__transport_accept(struct meta_transport *tr,
+                            uint64_t id,
+                            const char *address,
+                            uv_stream_t *stream)
+{
+    if (tr->closing || tr->accept_cb == NULL || id == 0 || address == NULL ||
+        address[0] == '\0') {
+        uv_close((uv_handle_t *)stream, on_refused_closed);
+        return;
+    }
+    tr->accept_cb(&tr->t, id, address, stream);
 }
 
 /* see internal.h */
@@ -124,6 +431,7 @@ void meta__transport_init(struct meta_transport *tr, uv_loop_t *loop)
 {
     memset(tr, 0, sizeof(*tr));
     tr->loop = loop;
+    tr->handshake_timeout_ms = 2000;
     tr->t.impl = tr;
     tr->t.init = tr_init;
     tr->t.listen = tr_listen;

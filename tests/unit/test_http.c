@@ -221,6 +221,46 @@ static int drop_body(struct node_http_req *r, const char *p, size_t n)
     return 0;
 }
 
+/* ---- upgrade: the detached stream writes a greeting and closes ---- */
+
+static int g_up_ok;
+static int g_up_fail;
+
+static void up_closed(uv_handle_t *h)
+{
+    at_free(h);
+}
+
+static void up_written(uv_write_t *w, int status)
+{
+    AT_UNUSED(status);
+    uv_close((uv_handle_t *)w->handle, up_closed);
+    at_free(w);
+}
+
+static void on_upgraded(void *data, uv_stream_t *stream)
+{
+    static char greeting[] = "upgraded!";
+    uv_write_t *w;
+    uv_buf_t b = uv_buf_init(greeting, sizeof(greeting) - 1);
+
+    AT_UNUSED(data);
+    pthread_mutex_lock(&g_mu);
+    if (stream == NULL)
+        g_up_fail++;
+    else
+        g_up_ok++;
+    pthread_mutex_unlock(&g_mu);
+    if (stream == NULL)
+        return;
+    assert_null(stream->data);
+    w = at_malloc(sizeof(*w));
+    if (uv_write(w, stream, &b, 1, up_written) != 0) {
+        at_free(w);
+        uv_close((uv_handle_t *)stream, up_closed);
+    }
+}
+
 static void handler(void *data, struct node_http_req *r)
 {
     const char *path = node_http_req_path(r);
@@ -235,6 +275,9 @@ static void handler(void *data, struct node_http_req *r)
         node_http_resp_send(r, "hello", 5);
     } else if (strcmp(path, "/echo") == 0) {
         echo_start(r);
+    } else if (strcmp(path, "/upgrade") == 0) {
+        node_http_resp_header(r, "X-Up", "1");
+        node_http_req_upgrade(r, "test/1", on_upgraded, NULL);
     } else if (strcmp(path, "/big") == 0) {
         memset(&g_big, 0, sizeof(g_big));
         node_http_req_ref(r);
@@ -1012,6 +1055,57 @@ static void test_parse_range(void **state)
     }
 }
 
+static void test_upgrade(void **state)
+{
+    static const char req[] =
+        "POST /upgrade HTTP/1.1\r\nHost: x\r\nUpgrade: test/1\r\n"
+        "Connection: Upgrade\r\nContent-Length: 0\r\n\r\n";
+    struct cli c;
+    struct resp r;
+
+    AT_UNUSED(state);
+    /* Happy path: 101, then the new owner of the socket speaks. */
+    assert_int_equal(cli_connect(&c, g_port), 0);
+    assert_int_equal(send_str(&c, req), 0);
+    assert_int_equal(read_head(&c, &r), 0);
+    assert_int_equal(r.status, 101);
+    assert_non_null(strcasestr(r.head, "\r\nUpgrade: test/1\r\n"));
+    assert_non_null(strcasestr(r.head, "\r\nConnection: Upgrade\r\n"));
+    assert_non_null(strcasestr(r.head, "\r\nX-Up: 1\r\n"));
+    while (c.len < 9)
+        assert_true(cli_fill(&c) > 0);
+    assert_memory_equal(c.buf, "upgraded!", 9);
+    cli_consume(&c, 9);
+    assert_true(cli_closed(&c));
+    cli_close(&c);
+    assert_int_equal(get_locked(&g_up_ok), 1);
+
+    /* Bytes after the request: the upgrade fails and the socket closes. */
+    assert_int_equal(cli_connect(&c, g_port), 0);
+    {
+        char both[sizeof(req) + 4];
+        snprintf(both, sizeof(both), "%sXYZ", req);
+        assert_int_equal(send_str(&c, both), 0);
+    }
+    assert_true(cli_closed(&c));
+    cli_close(&c);
+    for (int i = 0; i < 200 && get_locked(&g_up_fail) == 0; i++)
+        usleep(10000);
+    assert_int_equal(get_locked(&g_up_fail), 1);
+    assert_int_equal(get_locked(&g_up_ok), 1);
+
+    /* A body is refused: the handler is told at once. */
+    assert_int_equal(cli_connect(&c, g_port), 0);
+    assert_int_equal(send_str(&c,
+                              "POST /upgrade HTTP/1.1\r\nHost: x\r\n"
+                              "Content-Length: 2\r\n\r\nab"),
+                     0);
+    for (int i = 0; i < 200 && get_locked(&g_up_fail) == 1; i++)
+        usleep(10000);
+    assert_int_equal(get_locked(&g_up_fail), 2);
+    cli_close(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1027,6 +1121,7 @@ int main(void)
         cmocka_unit_test(test_abort_mid_body),
         cmocka_unit_test(test_header_timeout),
         cmocka_unit_test(test_async_keepalive),
+        cmocka_unit_test(test_upgrade),
         cmocka_unit_test(test_stop_waits),
     };
 

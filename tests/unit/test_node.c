@@ -846,6 +846,75 @@ static void test_manifest_bounds(void **state)
                     AT_EINVAL, "manifest is not valid JSON");
 }
 
+static void test_config_cluster(void **state)
+{
+    struct node_config c;
+    char errmsg[AT_ERRMSG_SIZE];
+    char *secret = write_temp("hunter2-file\nignored second line\n");
+    const char *argv_file[] = { "--cluster-secret-file",
+                                secret,
+                                "--join",
+                                "10.0.0.1:5001",
+                                "--role",
+                                "standby",
+                                "--read-consistency",
+                                "local",
+                                "--target-voters",
+                                "5",
+                                "--region",
+                                "eu",
+                                NULL };
+    const char *argv_both[] = { "--cluster-secret", "from-flag",
+                                "--cluster-secret-file", secret, NULL };
+    const char *bad_role[] = { "--role", "captain", NULL };
+    const char *bad_rc[] = { "--read-consistency", "eventual", NULL };
+    const char *bad_tv[] = { "--target-voters", "2", NULL };
+    const char *bad_join[] = { "--join", "nohost", NULL };
+    const char *bad_secret[] = { "--cluster-secret-file", "/nonexistent/x",
+                                 NULL };
+    const char *env_secret[] = { "ATOLL_CLUSTER_SECRET=t0ps3cret", NULL };
+    const char *bad_level_with_secret[] = { "--log-level", "loud", NULL };
+    AT_UNUSED(state);
+
+    assert_int_equal(load(&c, NULL, NULL, errmsg), 0);
+    assert_string_equal(c.peer_listen, "127.0.0.1:5001");
+    assert_string_equal(c.join, "");
+    assert_string_equal(c.cluster_secret, "");
+    assert_string_equal(c.role, "voter");
+    assert_string_equal(c.read_consistency, "linearizable");
+    assert_true(c.target_voters == 3);
+    assert_string_equal(c.region, "");
+    node_config_release(&c);
+
+    assert_int_equal(load(&c, argv_file, NULL, errmsg), 0);
+    assert_string_equal(c.cluster_secret, "hunter2-file");
+    assert_string_equal(c.join, "10.0.0.1:5001");
+    assert_string_equal(c.role, "standby");
+    assert_string_equal(c.read_consistency, "local");
+    assert_true(c.target_voters == 5);
+    assert_string_equal(c.region, "eu");
+    node_config_release(&c);
+
+    /* An explicit secret wins over the file. */
+    assert_int_equal(load(&c, argv_both, NULL, errmsg), 0);
+    assert_string_equal(c.cluster_secret, "from-flag");
+    node_config_release(&c);
+
+    assert_int_equal(load(&c, bad_role, NULL, errmsg), AT_EINVAL);
+    assert_non_null(strstr(errmsg, "role"));
+    assert_int_equal(load(&c, bad_rc, NULL, errmsg), AT_EINVAL);
+    assert_int_equal(load(&c, bad_tv, NULL, errmsg), AT_EINVAL);
+    assert_non_null(strstr(errmsg, "target_voters"));
+    assert_int_equal(load(&c, bad_join, NULL, errmsg), AT_EINVAL);
+    assert_int_equal(load(&c, bad_secret, NULL, errmsg), AT_EINVAL);
+
+    /* The secret never shows up in messages. */
+    assert_int_equal(load(&c, bad_level_with_secret, env_secret, errmsg),
+                     AT_EINVAL);
+    assert_null(strstr(errmsg, "t0ps3cret"));
+    drop_temp(secret);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -856,6 +925,7 @@ int main(void)
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_config_help),
         cmocka_unit_test(test_config_usage),
+        cmocka_unit_test(test_config_cluster),
         cmocka_unit_test(test_manifest_oci),
         cmocka_unit_test(test_manifest_infer),
         cmocka_unit_test(test_manifest_oci_index),

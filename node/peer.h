@@ -1,0 +1,60 @@
+/* Peer HTTP client: node-to-node requests (libcurl multi on the node's loop).
+ *
+ * Every request goes to "host:port" of another node's peer listener, carries
+ * Authorization: Bearer <cluster secret>, has a total timeout and a bounded
+ * response (NODE_PEER_MAX_RESP). Transport failures say whether the request
+ * left this node: AT_EIO when it was never sent (resolve or connect failed),
+ * AT_EUNKNOWN when it was sent but no complete answer came back (timeout,
+ * reset): the peer may have acted on it. */
+#ifndef NODE_PEER_H
+#define NODE_PEER_H
+
+#include <uv.h>
+
+#include "common/common.h"
+
+#define NODE_PEER_MAX_RESP (1024 * 1024)
+
+struct node_peer;
+
+/* status: 0 (an HTTP answer: http_status, body of len bytes, NUL
+ * terminated, borrowed for the call), AT_EIO (not sent), AT_EUNKNOWN (sent,
+ * no answer), AT_ETOOBIG (answer over NODE_PEER_MAX_RESP), AT_ESHUTDOWN
+ * (client closed first). */
+typedef void (*node_peer_cb)(void *data,
+                             int status,
+                             int http_status,
+                             const char *body,
+                             size_t len);
+
+/* A client on loop. secret (may be NULL: no Authorization header) and
+ * bind_ip (outgoing source address; NULL, "" or "0.0.0.0": any) are copied.
+ * Returns 0 or AT_E* with errmsg. */
+int node_peer_new(struct node_peer **out,
+                  uv_loop_t *loop,
+                  const char *secret,
+                  const char *bind_ip,
+                  char *errmsg);
+
+/* Start a request: method "GET" or "POST", addr "host:port", path starting
+ * with '/', body copied (may be NULL with len 0), content_type may be NULL.
+ * timeout_ms bounds the whole exchange. Returns 0 and then cb runs exactly
+ * once on the loop (never from inside this call), or AT_EINVAL (bad address
+ * or path) / AT_ESHUTDOWN and cb never runs. */
+int node_peer_request(struct node_peer *p,
+                      const char *method,
+                      const char *addr,
+                      const char *path,
+                      const char *content_type,
+                      const void *body,
+                      size_t len,
+                      uint64_t timeout_ms,
+                      node_peer_cb cb,
+                      void *data);
+
+/* Abort every request in flight (their cb runs with AT_ESHUTDOWN), release
+ * everything, then call cb (may be NULL) once the loop has closed the
+ * client's handles. */
+void node_peer_close(struct node_peer *p, void (*cb)(void *data), void *data);
+
+#endif /* NODE_PEER_H */

@@ -1,0 +1,129 @@
+/* The FSM's node table: raft id -> name, peer/API addresses, region. */
+#include "common/compat.h"
+
+#define AT_LOG_COMP "raft"
+
+#include "raft/internal.h"
+
+static void noderec_free(struct meta_noderec *n)
+{
+    at_free(n->name);
+    at_free(n->peer_address);
+    at_free(n->api_address);
+    at_free(n->region);
+    at_free(n);
+}
+
+/* see internal.h */
+void meta__nodes_release(struct meta_fsm *f)
+{
+    const char *k;
+    void *v;
+    for (size_t i = 0; at_map_next(&f->nodes, &i, &k, &v);)
+        noderec_free(v);
+    at_map_release(&f->nodes);
+}
+
+/* see internal.h */
+struct meta_noderec *meta__node_find(const struct meta_fsm *f, uint64_t id)
+{
+    return at_map_get(&f->nodes, &id, sizeof(id));
+}
+
+/* see internal.h */
+struct meta_noderec *meta__node_by_name(const struct meta_fsm *f,
+                                        const char *name)
+{
+    const char *k;
+    void *v;
+    for (size_t i = 0; at_map_next(&f->nodes, &i, &k, &v);) {
+        struct meta_noderec *n = v;
+        if (strcmp(n->name, name) == 0)
+            return n;
+    }
+    return NULL;
+}
+
+static bool same(const char *a, const char *b)
+{
+    return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
+}
+
+/* see internal.h */
+bool meta__node_equal(const struct meta_noderec *n, const Atoll__NodeUpsert *o)
+{
+    return n->id == o->id && same(n->name, o->name) &&
+           same(n->peer_address, o->peer_address) &&
+           same(n->api_address, o->api_address) && same(n->region, o->region) &&
+           n->standby == o->standby;
+}
+
+/* see internal.h: a name held by another id is a conflict (the other
+ * record must be removed first) */
+int meta__node_upsert(struct meta_fsm *f, const Atoll__NodeUpsert *o)
+{
+    struct meta_noderec *byname = meta__node_by_name(f, o->name);
+    if (byname != NULL && byname->id != o->id)
+        return META_NODE_CONFLICT;
+    struct meta_noderec *n = meta__node_find(f, o->id);
+    if (n != NULL && meta__node_equal(n, o))
+        return META_OK;
+    if (n == NULL) {
+        n = at_calloc(1, sizeof(*n));
+        n->id = o->id;
+        at_map_put(&f->nodes, &n->id, sizeof(n->id), n);
+    } else {
+        at_free(n->name);
+        at_free(n->peer_address);
+        at_free(n->api_address);
+        at_free(n->region);
+    }
+    n->name = at_strdup(o->name);
+    n->peer_address = at_strdup(o->peer_address != NULL ? o->peer_address : "");
+    n->api_address = at_strdup(o->api_address != NULL ? o->api_address : "");
+    n->region = at_strdup(o->region != NULL ? o->region : "");
+    n->standby = o->standby;
+    f->nodes_version++;
+    return META_OK;
+}
+
+/* see internal.h */
+int meta__node_remove(struct meta_fsm *f, uint64_t id)
+{
+    struct meta_noderec *n = at_map_del(&f->nodes, &id, sizeof(id));
+    if (n == NULL)
+        return META_NODE_UNKNOWN;
+    noderec_free(n);
+    f->nodes_version++;
+    return META_OK;
+}
+
+/* see internal.h */
+Atoll__NodeUpsert **meta__nodes_encode(const struct meta_fsm *f, size_t *n)
+{
+    Atoll__NodeUpsert **out = at_calloc(f->nodes.len + 1, sizeof(*out));
+    const char *k;
+    void *v;
+    *n = 0;
+    for (size_t i = 0; at_map_next(&f->nodes, &i, &k, &v);) {
+        const struct meta_noderec *r = v;
+        Atoll__NodeUpsert *o = at_malloc(sizeof(*o));
+        *o = (Atoll__NodeUpsert)ATOLL__NODE_UPSERT__INIT;
+        o->id = r->id;
+        o->name = r->name;
+        o->peer_address = r->peer_address;
+        o->api_address = r->api_address;
+        o->region = r->region;
+        o->standby = r->standby;
+        out[(*n)++] = o;
+    }
+    return out;
+}
+
+/* see internal.h */
+void meta__nodes_encode_free(Atoll__NodeUpsert **nodes, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        at_free(nodes[i]);
+    at_free(nodes);
+}

@@ -1,0 +1,263 @@
+"""Three-node cluster under faults: kill -9 of the leader during a push
+stream (failover time, no acknowledged push lost, the killed node catches up
+after restart), stop/restart of the whole cluster (graceful and kill -9),
+members remove of a dead node, leadership transfer, SIGTERM handover.
+Skipped while atoll has no --peer-listen."""
+import json
+import signal
+import time
+import unittest
+
+from cluster import (Cluster, ClusterTestCase, StreamPusher,
+                     note, push_small, require_members_cli, wait_for)
+
+FAILOVER_LIMIT = 10.0   # seconds from kill -9 to the next acknowledged write
+HANDOVER_LIMIT = 3.0    # seconds from SIGTERM to an agreed new leader
+
+
+class ClusterPerTest(ClusterTestCase):
+    """A fresh three-node cluster for each test."""
+
+    def setUp(self):
+        self.cluster = Cluster(3, prefix=self._testMethodName[5:9]).start()
+
+    def tearDown(self):
+        if self.cluster is not None:
+            if self.failed():
+                note(f"logs of {self.id()}:\n" + self.cluster.logs()[-20000:])
+            self.cluster.close()
+            self.cluster = None
+
+    def start_pusher(self, target, repo, prefix, min_acked=3):
+        p = StreamPusher(lambda: target, repo, prefix)
+        p.start()
+        wait_for(lambda: len(p.acked) >= min_acked, 20,
+                 what=f"{min_acked} acknowledged pushes to {target.name} "
+                      f"(errors: {p.errors[-3:]})")
+        return p
+
+
+class FailoverTest(ClusterPerTest):
+    def test_kill9_leader_during_pushes(self):
+        c = self.cluster
+        leader = c.leader()
+        target = c.followers(leader)[0]
+        other = c.followers(leader)[1]
+        repo = "faults/kill"
+        p = self.start_pusher(target, repo, "k")
+        t_kill = time.time()
+        leader.kill()
+        try:
+            # two acks after the kill: the second push started after the
+            # kill, so it was certainly committed by the new leader
+            wait_for(lambda: len(p.acked_after(t_kill)) >= 2, FAILOVER_LIMIT,
+                     what="an acknowledged write after the leader's kill -9 "
+                          f"(pusher errors: {p.errors[-3:]})")
+        finally:
+            failover = time.time() - t_kill
+        self.assertLess(failover, FAILOVER_LIMIT)
+        new_leader = c.leader(exclude=(leader.name,))
+        self.assertIn(new_leader, (target, other))
+        time.sleep(0.5)
+        self.assertTrue(p.finish(), "pusher hung")
+        acked = list(p.acked)
+        self.assertGreater(len(acked), 3)
+        self.assertEqual(p.bad, [], "manifest PUTs during failover must "
+                         "fail only with 503 UNAVAILABLE or OUTCOME_UNKNOWN")
+        self.assert_acked_present(repo, acked, [target, other])
+        # writes work through the surviving follower and the new leader
+        for n in (target, other):
+            r, d, b = push_small(n, repo, f"after-{n.name}")
+            self.assertEqual(r.status, 201, r)
+        # the killed node comes back as a follower and catches up
+        leader.start()
+        c.wait_roles(timeout=30)
+        c.wait_caught_up(leader, timeout=30)
+        self.assert_acked_present(repo, acked, [leader])
+        self.assertNotEqual(c.leader().name, "", "no leader after restart")
+        note(f"failover after kill -9: {failover:.2f}s, "
+             f"{len(acked)} pushes acknowledged")
+
+
+class RestartTest(ClusterPerTest):
+    def push_some(self, repo, n=9, prefix="t"):
+        acked = []
+        for i in range(n):
+            node = self.cluster.nodes[i % 3]
+            tag = f"{prefix}{i}"
+            r, d, b = push_small(node, repo, tag)
+            self.assertEqual(r.status, 201, r)
+            acked.append((tag, d, b, time.time()))
+        return acked
+
+    def restart_all(self, how):
+        c = self.cluster
+        if how == "graceful":
+            for n in c.nodes:
+                rc = n.terminate(timeout=30)
+                self.assertEqual(rc, 0, f"{n.name} exit code {rc}:\n{n.log()}")
+        else:
+            for n in c.nodes:
+                n.kill()
+        for n in c.nodes:
+            n.start(wait=False)
+        for n in c.nodes:
+            n.wait_ready(30)
+        c.wait_roles(timeout=30)
+        c.wait_serving(timeout=30)
+
+    def test_restart_whole_cluster(self):
+        c = self.cluster
+        repo = "faults/restart"
+        acked = self.push_some(repo)
+        before = {n.name: n.members()["nodes"] for n in c.nodes}
+        ids = {m["name"]: m["id"] for m in before[c.nodes[0].name]}
+
+        self.restart_all("graceful")
+        self.assert_acked_present(repo, acked, c.nodes)
+        doc = c.nodes[1].members()
+        self.assertEqual({m["name"]: m["id"] for m in doc["nodes"]}, ids,
+                         "raft ids changed across a restart")
+
+        more = self.push_some(repo, 6, prefix="u")
+        self.restart_all("kill")
+        self.assert_acked_present(repo, acked + more, c.nodes)
+        # more writes after the restarts
+        r, d, b = push_small(c.nodes[2], repo, "final")
+        self.assertEqual(r.status, 201, r)
+        self.assert_tag_everywhere(repo, "final", d, body=b)
+
+
+class MembershipTest(ClusterPerTest):
+    def test_remove_dead_node_then_replace(self):
+        c = self.cluster
+        leader = c.leader()
+        dead = c.followers(leader)[0]
+        survivor = c.followers(leader)[1]
+        dead.kill()
+        # ask through the surviving follower's peer port: proxied to the leader
+        r = survivor.peer_request("POST", "/_atoll/members/remove",
+                                  body=json.dumps({"name": dead.name}).encode(),
+                                  headers={"Content-Type": "application/json"},
+                                  timeout=30)
+        self.assertEqual(r.status, 200, r)
+        for n in (leader, survivor):
+            names = {m["name"] for m in n.members()["nodes"]}
+            self.assertNotIn(dead.name, names, f"members on {n.name}")
+        # two voters left: writes still commit
+        r, d, b = push_small(survivor, "faults/remove", "x")
+        self.assertEqual(r.status, 201, r)
+        self.assert_tag_everywhere("faults/remove", "x", d, nodes=[leader, survivor])
+        # removing an unknown name is an error, not a crash
+        r = leader.peer_request("POST", "/_atoll/members/remove",
+                                body=b'{"name":"no-such-node"}', timeout=30)
+        self.assertIn(r.status, (404, 400, 409), r)
+        # a replacement joins and becomes the third voter
+        c.nodes.remove(dead)
+        dead.close()
+        fresh = c.add_node(join=survivor.peer_addr)
+        fresh.start()
+        c.wait_roles(timeout=30, voters=3)
+        self.assert_tag_everywhere("faults/remove", "x", d)
+
+    def test_members_cli_remove(self):
+        require_members_cli()
+        c = self.cluster
+        leader = c.leader()
+        dead = c.followers(leader)[0]
+        survivor = c.followers(leader)[1]
+        dead.kill()
+        c.cli("members", "remove", dead.name, "--peer", survivor.peer_addr,
+              "--cluster-secret-file", c.secret_file)
+        for n in (leader, survivor):
+            names = {m["name"] for m in n.members()["nodes"]}
+            self.assertNotIn(dead.name, names, f"members on {n.name}")
+        p = c.cli("members", "--addr", survivor.addr)
+        self.assertNotIn(dead.name, p.stdout)
+        self.assertIn(survivor.name, p.stdout)
+        p = c.cli("members", "remove", "no-such-node", "--peer", leader.peer_addr,
+                  "--cluster-secret-file", c.secret_file, check=False)
+        self.assertNotEqual(p.returncode, 0, p.stdout)
+        # wrong secret: refused
+        bad = c.secret_file + ".bad"
+        with open(bad, "w") as f:
+            f.write("not-the-secret\n")
+        p = c.cli("members", "remove", survivor.name, "--peer", leader.peer_addr,
+                  "--cluster-secret-file", bad, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertEqual(len(leader.members()["nodes"]), 2)
+
+    def test_transfer_leadership(self):
+        c = self.cluster
+        leader = c.leader()
+        to = c.followers(leader)[1]
+        t0 = time.time()
+        # through a follower's peer port (proxied to the leader)
+        via = c.followers(leader)[0]
+        r = via.peer_request("POST", "/_atoll/transfer",
+                             body=json.dumps({"name": to.name}).encode(),
+                             headers={"Content-Type": "application/json"},
+                             timeout=30)
+        self.assertEqual(r.status, 200, r)
+        new = wait_for(lambda: (lambda ld: ld if ld.name == to.name else None)(
+            c.leader(timeout=5)), 10, what=f"leader {to.name} after transfer")
+        self.assertLess(time.time() - t0, 10)
+        # no name: any up-to-date voter other than the current leader
+        r = new.peer_request("POST", "/_atoll/transfer", body=b'{"name":null}',
+                             headers={"Content-Type": "application/json"},
+                             timeout=30)
+        self.assertEqual(r.status, 200, r)
+        newer = wait_for(lambda: (lambda l: l if l.name != new.name else None)(
+            c.leader(timeout=5)), 10, what="leadership moved away")
+        self.assertNotEqual(newer.name, new.name)
+        r, d, b = push_small(new, "faults/transfer", "t")
+        self.assertEqual(r.status, 201, r)
+        self.assert_tag_everywhere("faults/transfer", "t", d, body=b)
+
+    def test_members_cli_transfer(self):
+        require_members_cli()
+        c = self.cluster
+        leader = c.leader()
+        to = c.followers(leader)[1]
+        c.cli("members", "transfer", to.name, "--peer",
+              c.followers(leader)[0].peer_addr,
+              "--cluster-secret-file", c.secret_file)
+        new = wait_for(lambda: (lambda ld: ld if ld.name == to.name else None)(
+            c.leader(timeout=5)), 10, what=f"leader {to.name} after transfer")
+        c.cli("members", "transfer", "--peer", new.peer_addr,
+              "--cluster-secret-file", c.secret_file)
+        wait_for(lambda: c.leader(timeout=5).name != new.name, 10,
+                 what="leadership moved away")
+        bad = c.secret_file + ".bad"
+        with open(bad, "w") as f:
+            f.write("not-the-secret\n")
+        p = c.cli("members", "transfer", to.name, "--peer", new.peer_addr,
+                  "--cluster-secret-file", bad, check=False)
+        self.assertNotEqual(p.returncode, 0)
+
+    def test_sigterm_leader_hands_over(self):
+        c = self.cluster
+        leader = c.leader()
+        target, other = c.followers(leader)
+        repo = "faults/sigterm"
+        p = self.start_pusher(target, repo, "g")
+        t0 = time.time()
+        leader.proc.send_signal(signal.SIGTERM)
+        new = c.leader(timeout=HANDOVER_LIMIT + 5, exclude=(leader.name,))
+        handover = time.time() - t0
+        rc = leader.proc.wait(30)
+        self.assertEqual(rc, 0, f"leader exit code {rc}:\n{leader.log()}")
+        self.assertIn(new, (target, other))
+        self.assertLess(handover, HANDOVER_LIMIT,
+                        f"new leader after {handover:.2f}s")
+        wait_for(lambda: len(p.acked_after(t0 + handover)) >= 2, 10,
+                 what=f"writes after the handover (errors {p.errors[-3:]})")
+        self.assertTrue(p.finish(), "pusher hung")
+        self.assertEqual(p.bad, [], "manifest PUTs during the handover must "
+                         "fail only with 503 UNAVAILABLE or OUTCOME_UNKNOWN")
+        self.assert_acked_present(repo, p.acked, [target, other])
+        note(f"SIGTERM handover: {handover:.2f}s")
+
+
+if __name__ == "__main__":
+    unittest.main()

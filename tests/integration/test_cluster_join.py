@@ -1,0 +1,113 @@
+"""Joining: a 4th node joins a cluster that already holds 2,000 tags (with
+small snapshot thresholds, so it catches up through InstallSnapshot) and
+becomes a standby serving every tag; a --role standby node stays standby and
+serves reads and writes. The 100,000-tag measurement is
+tests/bench/cluster-join. Skipped while atoll has no --peer-listen."""
+import random
+import time
+import unittest
+
+from cluster import (Cluster, ClusterTestCase, get_tag, list_all_tags,
+                     load_tags, note, push_small, wait_for)
+
+NTAGS = 2000
+
+
+class JoinLoadedClusterTest(ClusterTestCase):
+    def setUp(self):
+        self.cluster = Cluster(3, prefix="join",
+                               extra=["--snapshot-threshold", "256",
+                                      "--snapshot-trailing", "64"]).start()
+
+    def tearDown(self):
+        if self.cluster is not None:
+            if self.failed():
+                note(f"logs of {self.id()}:\n" + self.cluster.logs()[-20000:])
+            self.cluster.close()
+            self.cluster = None
+
+    def test_fourth_node_joins_with_2000_tags(self):
+        c = self.cluster
+        repo = "join/many"
+        t0 = time.time()
+        tags = load_tags(c.nodes, repo, NTAGS)
+        load_s = time.time() - t0
+        leader = c.leader()
+        target = int(leader.status()["commit_index"])
+
+        t0 = time.time()
+        fresh = c.add_node()
+        fresh.start()
+        m = c.wait_member(fresh.name, role="standby", timeout=40)
+        self.assertEqual(m["role"], "standby",
+                         "a 4th node with 3 voters present must be standby")
+        wait_for(lambda: fresh.applied_index() >= target, 40,
+                 what=f"joiner applied >= {target}")
+        join_s = time.time() - t0
+        got = list_all_tags(fresh, repo)
+        self.assertEqual(len(got), NTAGS, "joiner is missing tags")
+        self.assertEqual(set(got), set(tags))
+        for tag in random.sample(sorted(tags), 50):
+            r = get_tag(fresh, repo, tag)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.header("docker-content-digest"), tags[tag])
+        # the joiner takes part: a write through it is seen everywhere
+        r, d, b = push_small(fresh, repo, "via-joiner")
+        self.assertEqual(r.status, 201, r)
+        self.assert_tag_everywhere(repo, "via-joiner", d, body=b)
+        # voters unchanged
+        doc = c.wait_roles(timeout=20, voters=3)
+        self.assertEqual(sum(1 for x in doc["nodes"] if x["role"] == "voter"), 3)
+        # a restart of the joiner does not join again: same id, same role
+        old_id = m["id"]
+        fresh.terminate(timeout=30)
+        fresh.start()
+        c.wait_roles(timeout=30, voters=3)
+        again = [x for x in c.members()["nodes"] if x["name"] == fresh.name]
+        self.assertEqual(len(again), 1)
+        self.assertEqual(again[0]["id"], old_id)
+        note(f"loaded {NTAGS} tags in {load_s:.1f}s; 4th node joined and "
+             f"caught up in {join_s:.1f}s")
+
+
+class StandbyRoleTest(ClusterTestCase):
+    def setUp(self):
+        self.cluster = Cluster(1, prefix="edge").start()
+
+    def tearDown(self):
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
+
+    def test_standby_node_never_votes(self):
+        c = self.cluster
+        edge = c.add_node(extra=["--role", "standby", "--region", "edge-1",
+                                 "--read-consistency", "local"])
+        edge.start()
+        voter = c.add_node()
+        voter.start()
+        doc = c.wait_roles(timeout=30, voters=2)
+        roles = {m["name"]: m["role"] for m in doc["nodes"]}
+        self.assertEqual(roles[edge.name], "standby", doc)
+        self.assertEqual(roles[voter.name], "voter", doc)
+        region = [m["region"] for m in doc["nodes"] if m["name"] == edge.name]
+        self.assertEqual(region, ["edge-1"])
+        # a standby writes (forwarded) and reads its own writes
+        r, d, b = push_small(edge, "edge/app", "v1")
+        self.assertEqual(r.status, 201, r)
+        r = get_tag(edge, "edge/app", "v1",
+                    headers={"X-Atoll-Min-Index": r.header("x-atoll-index")})
+        self.assertEqual(r.header("docker-content-digest"), d)
+        # losing the standby costs no quorum
+        edge.kill()
+        r, d2, _ = push_small(c.nodes[0], "edge/app", "v2")
+        self.assertEqual(r.status, 201, r)
+        # the standby serves local reads... after it comes back and catches up
+        edge.start()
+        c.wait_caught_up(edge, timeout=20)
+        r = get_tag(edge, "edge/app", "v2")
+        self.assertEqual(r.header("docker-content-digest"), d2)
+
+
+if __name__ == "__main__":
+    unittest.main()

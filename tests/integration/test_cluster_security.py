@@ -1,0 +1,240 @@
+"""The peer port refuses requests without the cluster secret: forwarded
+writes, read index, join, membership changes and raft upgrades with a
+missing or wrong secret get 401 (OCI-style JSON) and a closed connection;
+malformed requests get 400 or a close; oversized bodies are refused. The
+node keeps working and never logs the secret. Skipped while atoll has no
+--peer-listen."""
+import json
+import socket
+import time
+import unittest
+
+from cluster import Cluster, ClusterTestCase, push_small
+from harness import parse_raw_response, raw_exchange
+
+BAD = "wrong-secret-0123456789"
+
+
+def raft_upgrade(node, secret, raft_id="7", address="intruder", extra=b""):
+    """Raw raft upgrade request on the peer port; returns (reply, closed)."""
+    lines = ["POST /_atoll/raft HTTP/1.1",
+             f"Host: {node.peer_addr}",
+             "Upgrade: atoll-raft/1",
+             "Connection: Upgrade"]
+    if secret is not None:
+        lines.append(f"Authorization: Bearer {secret}")
+    if raft_id is not None:
+        lines.append(f"X-Atoll-Raft-Id: {raft_id}")
+    if address is not None:
+        lines.append(f"X-Atoll-Raft-Address: {address}")
+    lines.append("Content-Length: 0")
+    req = ("\r\n".join(lines) + "\r\n\r\n").encode() + extra
+    return raw_exchange(node.peer_port, req, timeout=5)
+
+
+class PeerAuthTest(ClusterTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = Cluster(3, prefix="sec").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.cluster is not None:
+            cls.cluster.close()
+            cls.cluster = None
+
+    def tearDown(self):
+        c = self.cluster
+        for n in c.nodes:
+            self.assertTrue(n.alive(), f"{n.name} died:\n{n.log()}")
+        # the cluster still works after every test
+        tag = self._testMethodName.replace("_", "-")
+        r, d, b = push_small(c.nodes[len(tag) % 3], "sec/alive", tag)
+        self.assertEqual(r.status, 201, r)
+        self.assert_tag_everywhere("sec/alive", tag, d, body=b)
+
+    def assert_401(self, r, what):
+        self.assertEqual(r.status, 401, f"{what}: {r!r}")
+        self.assertIn("application/json", r.header("content-type") or "", r)
+        doc = json.loads(r.body)
+        self.assertTrue(doc.get("errors"), f"{what}: no OCI error list: {r!r}")
+        self.assertIsInstance(doc["errors"][0].get("code"), str)
+
+    def test_propose_without_or_with_wrong_secret(self):
+        c = self.cluster
+        leader = c.leader()
+        before = leader.status()["applied_index"]
+        for secret in (None, BAD, "", c.secret + "x", c.secret[:-1]):
+            r = leader.peer_request("POST", "/_atoll/propose", body=b"\0" * 64,
+                                    headers={"Content-Type":
+                                             "application/octet-stream"},
+                                    secret=secret)
+            self.assert_401(r, f"propose with secret {secret!r}")
+        # other auth schemes are refused too
+        r = leader.peer_request("POST", "/_atoll/propose", body=b"x" * 8,
+                                headers={"Authorization": f"Basic {c.secret}"},
+                                secret=None)
+        self.assertEqual(r.status, 401, r)
+        r = leader.peer_request("POST", "/_atoll/read-index", secret=BAD)
+        self.assert_401(r, "read-index")
+        # nothing was applied by the refused requests beyond heartbeats etc.
+        self.assertGreaterEqual(leader.status()["applied_index"], before)
+
+    def test_garbage_propose_with_right_secret(self):
+        leader = self.cluster.leader()
+        r = leader.peer_request("POST", "/_atoll/propose", body=b"\x01" * 64,
+                                headers={"Content-Type":
+                                         "application/octet-stream"})
+        self.assertIn(r.status, (400, 422), f"garbage command: {r!r}")
+        # bounded body size: 8 MiB + 64 is the limit
+        s = socket.create_connection(("127.0.0.1", leader.peer_port), timeout=10)
+        try:
+            s.sendall((f"POST /_atoll/propose HTTP/1.1\r\nHost: x\r\n"
+                       f"Authorization: Bearer {self.cluster.secret}\r\n"
+                       f"Content-Type: application/octet-stream\r\n"
+                       f"Content-Length: {1 << 34}\r\n\r\n").encode())
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            s.close()
+        status, _, _ = parse_raw_response(data)
+        self.assertIn(status, (400, 413), f"16 GiB propose body: {data[:300]!r}")
+
+    def test_raft_upgrade_with_bad_secret(self):
+        c = self.cluster
+        for n in c.nodes:
+            for secret in (None, BAD):
+                out, closed = raft_upgrade(n, secret)
+                status, _, _ = parse_raw_response(out)
+                self.assertEqual(status, 401, f"raft upgrade {secret!r} on "
+                                 f"{n.name}: {out[:300]!r}")
+                self.assertTrue(closed, "connection left open after 401")
+                self.assertNotIn(b"101", out.split(b"\r\n", 1)[0])
+
+    def test_raft_upgrade_missing_headers(self):
+        c = self.cluster
+        n = c.nodes[1]
+        # right secret but no raft id / garbage id / no address: 400
+        for kw in ({"raft_id": None}, {"raft_id": "abc"}, {"raft_id": "0"},
+                   {"raft_id": "99999999999999999999999"},
+                   {"address": None}):
+            out, closed = raft_upgrade(n, c.secret, **kw)
+            status, _, _ = parse_raw_response(out)
+            self.assertIn(status, (400, 401, 403), f"{kw}: {out[:300]!r}")
+            self.assertTrue(closed, f"{kw}: connection left open")
+        # wrong protocol name
+        req = (f"POST /_atoll/raft HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nAuthorization: Bearer {c.secret}\r\n"
+               f"X-Atoll-Raft-Id: 5\r\nX-Atoll-Raft-Address: x\r\n"
+               f"Content-Length: 0\r\n\r\n").encode()
+        out, closed = raw_exchange(n.peer_port, req, timeout=5)
+        status, _, _ = parse_raw_response(out)
+        self.assertIsNotNone(status, out[:300])
+        self.assertNotEqual(status, 101, out[:300])
+
+    def test_join_with_bad_secret(self):
+        c = self.cluster
+        body = json.dumps({"name": "intruder", "peer_address": "127.0.0.1:9",
+                           "api_address": "127.0.0.1:9", "region": "",
+                           "standby": False}).encode()
+        for n in c.nodes:
+            for secret in (None, BAD):
+                r = n.peer_request("POST", "/_atoll/join", body=body,
+                                   headers={"Content-Type": "application/json"},
+                                   secret=secret)
+                self.assert_401(r, f"join on {n.name}")
+            for path, doc in (("/_atoll/members/remove", {"name": "sec1"}),
+                              ("/_atoll/transfer", {"name": None})):
+                r = n.peer_request("POST", path, body=json.dumps(doc).encode(),
+                                   headers={"Content-Type": "application/json"},
+                                   secret=BAD)
+                self.assert_401(r, f"{path} on {n.name}")
+        time.sleep(0.2)
+        names = {m["name"] for m in c.nodes[0].members()["nodes"]}
+        self.assertEqual(names, {n.name for n in c.nodes})
+
+    def test_join_name_taken_by_another_address(self):
+        c = self.cluster
+        taken = c.nodes[1]
+        body = json.dumps({"name": taken.name, "peer_address": "127.0.0.1:9",
+                           "api_address": "127.0.0.1:9", "region": "",
+                           "standby": False}).encode()
+        for via in c.nodes:  # followers proxy to the leader
+            r = via.peer_request("POST", "/_atoll/join", body=body,
+                                 headers={"Content-Type": "application/json"},
+                                 timeout=30)
+            self.assertEqual(r.status, 409, f"join via {via.name}: {r!r}")
+        m = [x for x in c.nodes[0].members()["nodes"] if x["name"] == taken.name]
+        self.assertEqual(m[0]["peer_address"], taken.peer_addr)
+
+    def test_join_with_bad_json(self):
+        c = self.cluster
+        leader = c.leader()
+        for body in (b"", b"{", b"[]", b'{"name": 5}', b'{"name":"x"}',
+                     b"\xff\xfe" * 100):
+            r = leader.peer_request("POST", "/_atoll/join", body=body,
+                                    headers={"Content-Type": "application/json"})
+            self.assertEqual(r.status, 400, f"join {body[:20]!r}: {r!r}")
+        names = {m["name"] for m in leader.members()["nodes"]}
+        self.assertEqual(names, {n.name for n in c.nodes})
+
+    def test_raw_garbage_on_peer_port(self):
+        c = self.cluster
+        n = c.nodes[0]
+        for data in (b"\x00\x01\x02\x03" * 64, b"GARBAGE\r\n\r\n",
+                     b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+                     b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\0" * 64,
+                     b"POST /_atoll/raft HTTP/1.1\r\n" + b"X" * 70000):
+            out, closed = raw_exchange(n.peer_port, data, timeout=5)
+            status, _, _ = parse_raw_response(out)
+            self.assertTrue(closed or status in (400, 401, 431),
+                            f"{data[:20]!r}: {out[:200]!r}")
+            if status is not None:
+                self.assertIn(status, (400, 401, 404, 431), out[:200])
+        # a client that connects and says nothing does not block others
+        idle = socket.create_connection(("127.0.0.1", n.peer_port))
+        try:
+            r = n.peer_request("GET", "/_atoll/members", timeout=5)
+            self.assertEqual(r.status, 200, r)
+        finally:
+            idle.close()
+
+    def test_secret_never_logged(self):
+        c = self.cluster
+        raft_upgrade(c.nodes[0], BAD)
+        c.nodes[0].peer_request("POST", "/_atoll/propose", body=b"x" * 8,
+                                secret=BAD)
+        time.sleep(0.3)
+        for n in c.nodes:
+            with open(n.log_path, "rb") as f:
+                log = f.read()
+            self.assertNotIn(c.secret.encode(), log, f"secret in {n.name}'s log")
+            self.assertNotIn(BAD.encode(), log,
+                             f"offered secret in {n.name}'s log")
+        with open(c.nodes[0].log_path, "rb") as f:
+            log = f.read().decode(errors="replace")
+        self.assertRegex(log, r"WARN.*127\.0\.0\.1",
+                         "no WARN line naming the peer address of a refused "
+                         "request")
+
+    def test_api_port_does_not_serve_peer_endpoints(self):
+        # Cluster control endpoints must not be reachable without the
+        # secret through the public API port either.
+        c = self.cluster
+        n = c.nodes[1]
+        for path in ("/_atoll/propose", "/_atoll/join", "/_atoll/read-index",
+                     "/_atoll/members/remove", "/_atoll/transfer",
+                     "/_atoll/raft"):
+            r = n.request("POST", path, body=b"{}",
+                          headers={"Content-Type": "application/json"})
+            self.assertIn(r.status, (401, 403, 404, 405),
+                          f"{path} on the API port: {r!r}")
+        self.assertEqual(len(n.members()["nodes"]), 3)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,881 @@
+/* Unit tests of the raft/ cluster core: up to five meta instances on
+ * one loop, each with its own raft dir and a real loopback peer listener
+ * that performs the server side of the raft upgrade handshake. */
+#include "common/compat.h"
+
+#include <dirent.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "raft/internal.h"
+
+#define SECRET  "s3cret-for-tests"
+#define NNODES  5
+#define TIMEOUT 60000 /* ms, per wait */
+
+struct tnode {
+    int idx;
+    char name[16];
+    char dir[300];
+    char peer[64];
+    const char *secret; /* what this node's listener accepts */
+    uv_tcp_t listener;
+    struct meta *m; /* NULL while closed */
+    bool closed;
+};
+
+static uv_loop_t loop;
+static struct tnode nodes[NNODES];
+static char root[64];
+static unsigned threshold = 0;
+
+/* ---- waiting ---- */
+
+static void run_until(bool (*done)(void *), void *arg)
+{
+    uint64_t deadline = uv_now(&loop) + TIMEOUT;
+    while (!done(arg) && uv_now(&loop) < deadline)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_true(done(arg));
+}
+
+static bool flag_set(void *arg)
+{
+    return *(bool *)arg;
+}
+
+static void on_ms(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
+static void run_ms(uint64_t ms)
+{
+    bool done = false;
+    uv_timer_t t;
+    uv_timer_init(&loop, &t);
+    t.data = &done;
+    uv_timer_start(&t, on_ms, ms, 0);
+    run_until(flag_set, &done);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+}
+
+/* ---- the peer listener (server side of the handshake) ---- */
+
+struct conn {
+    struct tnode *n;
+    uv_tcp_t *tcp; /* malloc'd: libraft frees it with raft_free */
+    char buf[4096];
+    size_t len;
+};
+
+struct wreq {
+    uv_write_t w;
+    char *text;
+    bool close; /* close the stream once written */
+};
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    free(h);
+    at_free(c);
+}
+
+static void on_wdone(uv_write_t *w, int status)
+{
+    AT_UNUSED(status);
+    struct wreq *r = (struct wreq *)w;
+    if (r->close)
+        uv_close((uv_handle_t *)w->handle, on_conn_closed);
+    at_free(r->text);
+    at_free(r);
+}
+
+static void send_text(uv_stream_t *s, const char *text, bool close)
+{
+    struct wreq *r = at_calloc(1, sizeof(*r));
+    r->text = at_strdup(text);
+    r->close = close;
+    uv_buf_t b = uv_buf_init(r->text, (unsigned)strlen(r->text));
+    if (uv_write(&r->w, s, &b, 1, on_wdone) != 0) {
+        at_free(r->text);
+        at_free(r);
+        if (close)
+            uv_close((uv_handle_t *)s, on_conn_closed);
+    }
+}
+
+static const char *header(struct conn *c,
+                          const char *name,
+                          char *out,
+                          size_t size)
+{
+    size_t nl = strlen(name);
+    for (char *p = c->buf; (p = strstr(p, "\r\n")) != NULL;) {
+        p += 2;
+        if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            const char *v = p + nl + 1;
+            while (*v == ' ')
+                v++;
+            const char *e = strstr(v, "\r\n");
+            size_t l = e != NULL ? (size_t)(e - v) : 0;
+            if (l >= size)
+                return NULL;
+            memcpy(out, v, l);
+            out[l] = '\0';
+            return out;
+        }
+    }
+    return NULL;
+}
+
+static void reject(struct conn *c)
+{
+    send_text((uv_stream_t *)c->tcp,
+              "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json"
+              "\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+              true);
+    uv_read_stop((uv_stream_t *)c->tcp);
+}
+
+static void on_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
+{
+    struct conn *c = h->data;
+    AT_UNUSED(sz);
+    b->base = c->buf + c->len;
+    b->len = sizeof(c->buf) - 1 - c->len;
+}
+
+static void on_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct conn *c = s->data;
+    AT_UNUSED(b);
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        uv_close((uv_handle_t *)c->tcp, on_conn_closed);
+        return;
+    }
+    c->len += (size_t)nread;
+    c->buf[c->len] = '\0';
+    char *end = strstr(c->buf, "\r\n\r\n");
+    if (end == NULL) {
+        if (c->len >= sizeof(c->buf) - 1)
+            reject(c);
+        return;
+    }
+    char auth[256], idtext[32], addr[256];
+    char want[256];
+    snprintf(want, sizeof(want), "Bearer %s", c->n->secret);
+    if (end + 4 != c->buf + c->len ||
+        strncmp(c->buf, "POST /_atoll/raft HTTP/1.1\r\n", 28) != 0 ||
+        header(c, "Authorization", auth, sizeof(auth)) == NULL ||
+        strcmp(auth, want) != 0 ||
+        header(c, "X-Atoll-Raft-Id", idtext, sizeof(idtext)) == NULL ||
+        header(c, "X-Atoll-Raft-Address", addr, sizeof(addr)) == NULL ||
+        c->n->m == NULL) {
+        reject(c);
+        return;
+    }
+    char hint[256];
+    if (header(c, "X-Atoll-Peer-Address", hint, sizeof(hint)) != NULL)
+        meta_peer_hint(c->n->m, addr, hint);
+    uv_read_stop(s);
+    send_text(s,
+              "HTTP/1.1 101 Switching Protocols\r\nUpgrade: atoll-raft/1"
+              "\r\nConnection: Upgrade\r\n\r\n",
+              false);
+    uint64_t id = strtoull(idtext, NULL, 10);
+    struct meta *m = c->n->m;
+    at_free(c);
+    meta_raft_accept(m, id, addr, s);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct tnode *n = server->data;
+    if (status != 0)
+        return;
+    struct conn *c = at_calloc(1, sizeof(*c));
+    c->n = n;
+    c->tcp = malloc(sizeof(*c->tcp));
+    uv_tcp_init(&loop, c->tcp);
+    c->tcp->data = c;
+    if (uv_accept(server, (uv_stream_t *)c->tcp) != 0 ||
+        uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_conn_read) != 0)
+        uv_close((uv_handle_t *)c->tcp, on_conn_closed);
+}
+
+static void listener_start(struct tnode *n)
+{
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    uv_tcp_init(&loop, &n->listener);
+    n->listener.data = n;
+    assert_int_equal(uv_tcp_bind(&n->listener, (struct sockaddr *)&a, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&n->listener, 64, on_connection),
+                     0);
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    uv_tcp_getsockname(&n->listener, (struct sockaddr *)&ss, &len);
+    snprintf(n->peer, sizeof(n->peer), "127.0.0.1:%d",
+             ntohs(((struct sockaddr_in *)&ss)->sin_port));
+}
+
+/* ---- hooks: call the leader directly ---- */
+
+static struct tnode *by_id(uint64_t id)
+{
+    for (int i = 0; i < NNODES; i++) {
+        struct meta_status st;
+        if (nodes[i].m == NULL)
+            continue;
+        meta_status_get(nodes[i].m, &st);
+        if (st.id == id)
+            return &nodes[i];
+    }
+    return NULL;
+}
+
+struct hook_call {
+    meta_forward_cb fcb;
+    meta_index_cb icb;
+    void *data;
+};
+
+static unsigned forwards, read_indexes;
+
+static void on_hook_write(void *data, int status, int result, uint64_t index)
+{
+    struct hook_call *h = data;
+    h->fcb(h->data, status, result, index);
+    at_free(h);
+}
+
+static int hook_forward(void *hooks_data,
+                        uint64_t leader_id,
+                        const void *cmd,
+                        size_t len,
+                        meta_forward_cb cb,
+                        void *cb_data)
+{
+    AT_UNUSED(hooks_data);
+    struct tnode *l = by_id(leader_id);
+    if (l == NULL)
+        return AT_ENOTLEADER;
+    struct hook_call *h = at_calloc(1, sizeof(*h));
+    h->fcb = cb;
+    h->data = cb_data;
+    int rv = meta_propose_packed(l->m, cmd, len, on_hook_write, h);
+    if (rv != 0)
+        at_free(h);
+    else
+        forwards++;
+    return rv;
+}
+
+static void on_hook_index(void *data, int status, uint64_t index)
+{
+    struct hook_call *h = data;
+    h->icb(h->data, status, index);
+    at_free(h);
+}
+
+static int hook_read_index(void *hooks_data,
+                           uint64_t leader_id,
+                           meta_index_cb cb,
+                           void *cb_data)
+{
+    AT_UNUSED(hooks_data);
+    struct tnode *l = by_id(leader_id);
+    if (l == NULL)
+        return AT_ENOTLEADER;
+    struct hook_call *h = at_calloc(1, sizeof(*h));
+    h->icb = cb;
+    h->data = cb_data;
+    int rv = meta_read_index(l->m, on_hook_index, h);
+    if (rv != 0)
+        at_free(h);
+    else
+        read_indexes++;
+    return rv;
+}
+
+static const struct meta_hooks hooks = { hook_forward, hook_read_index };
+
+/* ---- nodes ---- */
+
+static void node_open(int i, bool join)
+{
+    struct tnode *n = &nodes[i];
+    struct meta_config cfg = { 0 };
+    char e[AT_ERRMSG_SIZE] = "";
+    cfg.dir = n->dir;
+    cfg.name = n->name;
+    cfg.join = join;
+    cfg.peer_address = n->peer;
+    char api[64];
+    snprintf(api, sizeof(api), "127.0.0.1:%d", 15000 + i); /* never dialed */
+    cfg.api_address = api;
+    cfg.region = i % 2 ? "east" : "west";
+    cfg.cluster_secret = SECRET;
+    cfg.election_timeout_ms = 400;
+    cfg.heartbeat_timeout_ms = 40;
+    cfg.snapshot_threshold = threshold;
+    cfg.snapshot_trailing = threshold ? threshold / 2 : 0;
+    cfg.hooks = &hooks;
+    cfg.hooks_data = n;
+    int rv = meta_open(&n->m, &loop, &cfg, e);
+    if (rv != 0)
+        print_error("meta_open %s: %s\n", n->name, e);
+    assert_int_equal(rv, 0);
+}
+
+static void on_node_closed(void *data)
+{
+    *(bool *)data = true;
+}
+
+static void node_close(int i)
+{
+    bool done = false;
+    meta_close(nodes[i].m, on_node_closed, &done);
+    nodes[i].m = NULL;
+    run_until(flag_set, &done);
+}
+
+static int leader_idx(void)
+{
+    for (int i = 0; i < NNODES; i++) {
+        struct meta_status st;
+        if (nodes[i].m == NULL)
+            continue;
+        meta_status_get(nodes[i].m, &st);
+        if (st.state == 3)
+            return i;
+    }
+    return -1;
+}
+
+static bool have_leader(void *arg)
+{
+    AT_UNUSED(arg);
+    return leader_idx() >= 0;
+}
+
+struct count {
+    unsigned n, voters, standbys, leaders;
+    bool has[NNODES];
+};
+
+static void count_each(void *data, const struct meta_node *n)
+{
+    struct count *c = data;
+    c->n++;
+    if (n->role == 1)
+        c->voters++;
+    if (n->role == 2)
+        c->standbys++;
+    if (n->leader)
+        c->leaders++;
+    for (int i = 0; i < NNODES; i++) {
+        if (strcmp(n->name, nodes[i].name) == 0) {
+            c->has[i] = true;
+            assert_string_equal(n->peer_address, nodes[i].peer);
+        }
+    }
+}
+
+static struct count members(int i)
+{
+    struct count c = { 0 };
+    meta_members(nodes[i].m, count_each, &c);
+    return c;
+}
+
+static bool three_voters(void *arg)
+{
+    int i = *(int *)arg;
+    return members(i).voters == 3;
+}
+
+static bool self_recorded(void *arg)
+{
+    int i = *(int *)arg;
+    return members(i).has[i];
+}
+
+/* ---- operations ---- */
+
+struct op {
+    bool done;
+    int status, result;
+    uint64_t index;
+};
+
+static void on_op(void *data, int status)
+{
+    struct op *o = data;
+    o->status = status;
+    o->done = true;
+}
+
+static void on_write(void *data, int status, int result, uint64_t index)
+{
+    struct op *o = data;
+    o->status = status;
+    o->result = result;
+    o->index = index;
+    o->done = true;
+}
+
+static struct at_digest dg(const char *s)
+{
+    struct at_digest d;
+    at_digest_of(s, strlen(s), &d);
+    return d;
+}
+
+/* A write on node i (forwarded when i is a follower). */
+static void write_blob(int i, const char *repo, const char *blob)
+{
+    struct op o = { 0 };
+    struct at_digest d = dg(blob);
+    assert_int_equal(
+        meta_blob_stored(nodes[i].m, NULL, repo, &d, 42, on_write, &o), 0);
+    run_until(flag_set, &o.done);
+    assert_int_equal(o.status, 0);
+    assert_int_equal(o.result, META_OK);
+    /* answered after the local apply: visible here at once */
+    assert_true(meta_blob_linked(nodes[i].m, repo, &d, NULL));
+}
+
+static void barrier(int i)
+{
+    struct op o = { 0 };
+    int rv;
+    /* a follower may not know the leader yet right after an election */
+    for (int tries = 0; tries < 200; tries++) {
+        rv = meta_read_barrier(nodes[i].m, on_op, &o);
+        if (rv != AT_ENOTLEADER)
+            break;
+        run_ms(20);
+    }
+    assert_int_equal(rv, 0);
+    run_until(flag_set, &o.done);
+    assert_int_equal(o.status, 0);
+}
+
+static void check_blob(int i, const char *repo, const char *blob)
+{
+    struct at_digest d = dg(blob);
+    barrier(i);
+    assert_true(meta_blob_linked(nodes[i].m, repo, &d, NULL));
+}
+
+static void join(int leader, int i, bool standby)
+{
+    struct meta_node n = { 0 };
+    struct op o = { 0 };
+    n.name = nodes[i].name;
+    n.peer_address = nodes[i].peer;
+    n.api_address = "127.0.0.1:1";
+    assert_int_equal(meta_member_join(nodes[leader].m, &n, standby, on_op, &o),
+                     0);
+    run_until(flag_set, &o.done);
+    assert_int_equal(o.status, 0);
+}
+
+/* ---- transport failure path, driven directly ---- */
+
+struct dial {
+    bool done;
+    int status;
+    uv_stream_t *stream;
+};
+
+static void on_dialed(struct raft_uv_connect *req,
+                      struct uv_stream_s *stream,
+                      int status)
+{
+    struct dial *d = req->data;
+    d->done = true;
+    d->status = status;
+    d->stream = stream;
+}
+
+static void on_tr_closed(struct raft_uv_transport *t)
+{
+    *(bool *)t->data = true;
+}
+
+static int resolve_to(void *data, const char *name, char *out, size_t size)
+{
+    AT_UNUSED(name);
+    snprintf(out, size, "%s", (const char *)data);
+    return 0;
+}
+
+static void on_raw_closed(uv_handle_t *h)
+{
+    raft_free(h);
+}
+
+static void dial_with(const char *secret, const char *target, int want)
+{
+    struct meta_transport tr;
+    meta__transport_init(&tr, &loop);
+    tr.t.init(&tr.t, 999, "tester");
+    tr.secret = secret;
+    tr.resolve = resolve_to;
+    tr.resolve_data = (void *)target;
+    struct raft_uv_connect req;
+    struct dial d = { 0 };
+    req.data = &d;
+    assert_int_equal(tr.t.connect(&tr.t, &req, 1, "n0", on_dialed), 0);
+    run_until(flag_set, &d.done);
+    assert_int_equal(d.status, want);
+    if (want == 0) {
+        assert_non_null(d.stream);
+        uv_close((uv_handle_t *)d.stream, on_raw_closed);
+    } else {
+        assert_null(d.stream);
+    }
+    bool closed = false;
+    tr.t.data = &closed;
+    tr.t.close(&tr.t, on_tr_closed);
+    run_until(flag_set, &closed);
+}
+
+/* A handshake in flight when the transport closes is canceled. */
+static void dial_cancel(const char *target)
+{
+    struct meta_transport tr;
+    meta__transport_init(&tr, &loop);
+    tr.t.init(&tr.t, 999, "tester");
+    tr.secret = SECRET;
+    tr.resolve = resolve_to;
+    tr.resolve_data = (void *)target;
+    struct raft_uv_connect req;
+    struct dial d = { 0 };
+    req.data = &d;
+    assert_int_equal(tr.t.connect(&tr.t, &req, 1, "n0", on_dialed), 0);
+    bool closed = false;
+    tr.t.data = &closed;
+    tr.t.close(&tr.t, on_tr_closed);
+    assert_true(d.done);
+    assert_int_equal(d.status, RAFT_CANCELED);
+    run_until(flag_set, &closed);
+}
+
+/* ---- the scenario ---- */
+
+static bool all_applied_equal(void *arg)
+{
+    AT_UNUSED(arg);
+    uint64_t a = 0;
+    for (int i = 0; i < NNODES; i++) {
+        if (nodes[i].m == NULL)
+            continue;
+        struct meta_status st;
+        meta_status_get(nodes[i].m, &st);
+        if (a == 0)
+            a = st.applied_index;
+        else if (st.applied_index != a)
+            return false;
+    }
+    return true;
+}
+
+struct batch {
+    unsigned want, ok, failed;
+};
+
+static void on_batch(void *data, int status, int result, uint64_t index)
+{
+    struct batch *b = data;
+    AT_UNUSED(index);
+    if (status == 0 && result == META_OK)
+        b->ok++;
+    else
+        b->failed++;
+}
+
+static bool batch_done(void *arg)
+{
+    struct batch *b = arg;
+    return b->ok + b->failed >= b->want;
+}
+
+static void write_manifests(int i, int n)
+{
+    struct batch b = { (unsigned)n, 0, 0 };
+    write_blob(i, "big", "bigblob");
+    for (int k = 0; k < n; k++) {
+        char content[96], tag[32];
+        snprintf(content, sizeof(content), "{\"manifest\":%d}", k);
+        snprintf(tag, sizeof(tag), "t%05d", k);
+        struct at_digest blob = dg("bigblob");
+        struct meta_manifest_put p = { 0 };
+        p.repo = "big";
+        p.digest = dg(content);
+        p.media_type = "application/vnd.oci.image.manifest.v1+json";
+        p.bytes = content;
+        p.len = strlen(content);
+        p.tag = tag;
+        p.blobs = &blob;
+        p.nblobs = 1;
+        assert_int_equal(meta_put_manifest(nodes[i].m, NULL, &p, on_batch, &b),
+                         0);
+    }
+    run_until(batch_done, &b);
+    assert_int_equal(b.ok, (unsigned)n);
+}
+
+static bool has_snapshot(void *arg)
+{
+    const char *dir = arg;
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    bool found = false;
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, "snapshot-", 9) == 0)
+            found = true;
+    }
+    if (d != NULL)
+        closedir(d);
+    return found;
+}
+
+static bool file_in(const char *dir, const char *name)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+static void test_cluster(void **state)
+{
+    AT_UNUSED(state);
+    uv_loop_init(&loop);
+    snprintf(root, sizeof(root), "/tmp/atoll-cluster-XXXXXX");
+    assert_non_null(mkdtemp(root));
+    for (int i = 0; i < NNODES; i++) {
+        nodes[i].idx = i;
+        snprintf(nodes[i].name, sizeof(nodes[i].name), "n%d", i);
+        snprintf(nodes[i].dir, sizeof(nodes[i].dir), "%s/n%d/raft", root, i);
+        nodes[i].secret = SECRET;
+        listener_start(&nodes[i]);
+    }
+    threshold = 128;
+
+    /* bootstrap n0; n1, n2 join */
+    node_open(0, false);
+    node_open(1, true);
+    node_open(2, true);
+    run_until(have_leader, NULL);
+    assert_int_equal(leader_idx(), 0);
+    int zero = 0;
+    run_until(self_recorded, &zero);
+    /* a follower with an empty configuration has no leader: no write */
+    struct op o = { 0 };
+    struct at_digest d = dg("x");
+    assert_int_equal(
+        meta_blob_stored(nodes[1].m, NULL, "r", &d, 1, on_write, &o),
+        AT_ENOTLEADER);
+    join(0, 1, false);
+    join(0, 2, false);
+    struct count c = members(0);
+    assert_int_equal(c.n, 3);
+    assert_int_equal(c.voters, 3);
+    assert_int_equal(c.leaders, 1);
+    /* a name held by another address is refused */
+    struct meta_node bad = { 0 };
+    bad.name = "n1";
+    bad.peer_address = "127.0.0.1:1";
+    assert_int_equal(meta_member_join(nodes[0].m, &bad, false, on_op, &o),
+                     AT_EEXIST);
+
+    /* writes on the leader and through a follower, visible everywhere */
+    write_blob(0, "ra", "blob-a");
+    unsigned f0 = forwards;
+    write_blob(1, "rb", "blob-b");
+    assert_int_equal(forwards, f0 + 1);
+    unsigned r0 = read_indexes;
+    for (int i = 0; i < 3; i++) {
+        check_blob(i, "ra", "blob-a");
+        check_blob(i, "rb", "blob-b");
+    }
+    assert_true(read_indexes >= r0 + 2); /* follower barriers via leader */
+    c = members(2);
+    assert_int_equal(c.n, 3);
+    assert_true(c.has[0] && c.has[1] && c.has[2]);
+    assert_true(file_in(nodes[1].dir, "peers"));
+    assert_true(file_in(nodes[1].dir, "node-id"));
+
+    /* transport: a wrong secret is refused, the right one accepted, a
+     * handshake in flight at close is canceled, nobody crashes */
+    dial_with("wrong", nodes[0].peer, RAFT_NOCONNECTION);
+    dial_with(SECRET, nodes[0].peer, 0);
+    dial_with(SECRET, "127.0.0.1:1", RAFT_NOCONNECTION); /* refused */
+    dial_cancel(nodes[0].peer);
+
+    /* transfer leadership to n2 */
+    o = (struct op){ 0 };
+    assert_int_equal(meta_transfer(nodes[0].m, "n2", on_op, &o), 0);
+    run_until(flag_set, &o.done);
+    assert_int_equal(o.status, 0);
+    run_until(have_leader, NULL);
+    assert_int_equal(leader_idx(), 2);
+    write_blob(2, "rc", "blob-c");
+    write_blob(0, "rc", "blob-c2"); /* forwarded to the new leader */
+
+    /* the leader closes (handing leadership over): writes continue */
+    node_close(2);
+    run_until(have_leader, NULL);
+    int l = leader_idx();
+    assert_true(l == 0 || l == 1);
+    write_blob(l, "rd", "blob-d");
+    write_blob(1 - l, "rd", "blob-d2");
+    node_open(2, true); /* not pristine: rejoins as it was */
+    check_blob(2, "rd", "blob-d2");
+
+    /* restart all three from their dirs: state intact */
+    run_until(all_applied_equal, NULL);
+    for (int i = 0; i < 3; i++)
+        node_close(i);
+    node_open(0, false);
+    node_open(1, true);
+    node_open(2, true);
+    run_until(have_leader, NULL);
+    for (int i = 0; i < 3; i++) {
+        check_blob(i, "ra", "blob-a");
+        check_blob(i, "rd", "blob-d2");
+    }
+    c = members(1);
+    assert_int_equal(c.voters, 3);
+
+    /* remove a node */
+    l = leader_idx();
+    int victim = (l + 1) % 3;
+    o = (struct op){ 0 };
+    assert_int_equal(
+        meta_member_remove(nodes[l].m, nodes[victim].name, on_op, &o), 0);
+    run_until(flag_set, &o.done);
+    assert_int_equal(o.status, 0);
+    c = members(l);
+    assert_int_equal(c.n, 2);
+    assert_false(c.has[victim]);
+    node_close(victim);
+
+    /* 2,000 manifests, then a 4th node joins: it installs a snapshot */
+    l = leader_idx();
+    write_manifests(l, 2000);
+    run_until(has_snapshot, nodes[l].dir);
+    node_open(3, true);
+    join(l, 3, false);
+    c = members(l);
+    assert_int_equal(c.voters, 3); /* promoted: 2 voters < 3 */
+    check_blob(3, "ra", "blob-a");
+    struct at_digest t;
+    assert_int_equal(meta_tag_resolve(nodes[3].m, "big", "t01999", &t), 0);
+    run_until(has_snapshot, nodes[3].dir);
+
+    /* a 5th node joins while voters are at target: standby; when a voter
+     * is removed, the leader promotes it */
+    l = leader_idx();
+    node_open(4, true);
+    join(l, 4, false);
+    c = members(l);
+    assert_int_equal(c.voters, 3);
+    assert_int_equal(c.standbys, 1);
+    check_blob(4, "ra", "blob-a"); /* a standby reads via the leader */
+    victim = -1;
+    for (int i = 0; i < 4; i++) {
+        if (i != l && nodes[i].m != NULL)
+            victim = i;
+    }
+    o = (struct op){ 0 };
+    assert_int_equal(
+        meta_member_remove(nodes[l].m, nodes[victim].name, on_op, &o), 0);
+    run_until(flag_set, &o.done);
+    assert_int_equal(o.status, 0);
+    node_close(victim);
+    run_until(three_voters, &l);
+    c = members(l);
+    assert_int_equal(c.standbys, 0);
+    assert_true(c.has[4]);
+
+    for (int i = 0; i < NNODES; i++) {
+        if (nodes[i].m != NULL)
+            node_close(i);
+        uv_close((uv_handle_t *)&nodes[i].listener, NULL);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    /* n3 started from the leader's snapshot: no segment from index 1 */
+    assert_false(file_in(nodes[3].dir, "0000000000000001-0000000000000001"));
+    DIR *dd = opendir(nodes[3].dir);
+    struct dirent *de;
+    unsigned segments = 0;
+    while (dd != NULL && (de = readdir(dd)) != NULL) {
+        if (strncmp(de->d_name, "0000000000000001-", 17) == 0)
+            fail_msg("n3 replayed the log from index 1: %s", de->d_name);
+        if (strlen(de->d_name) == 33 && de->d_name[16] == '-')
+            segments++;
+    }
+    if (dd != NULL)
+        closedir(dd);
+    assert_true(segments > 0);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A raft dir created before node ids existed keeps id 1. */
+static void test_legacy_id(void **state)
+{
+    AT_UNUSED(state);
+    uv_loop_init(&loop);
+    snprintf(root, sizeof(root), "/tmp/atoll-cluster-XXXXXX");
+    assert_non_null(mkdtemp(root));
+    struct tnode *n = &nodes[0];
+    memset(n, 0, sizeof(*n));
+    snprintf(n->name, sizeof(n->name), "legacy");
+    snprintf(n->dir, sizeof(n->dir), "%s/raft", root);
+    snprintf(n->peer, sizeof(n->peer), "127.0.0.1:1");
+    node_open(0, false);
+    struct meta_status st;
+    meta_status_get(n->m, &st);
+    assert_int_equal(st.id, meta_node_id_from_name("legacy"));
+    node_close(0);
+    char path[400];
+    snprintf(path, sizeof(path), "%s/node-id", n->dir);
+    assert_int_equal(unlink(path), 0);
+    node_open(0, false);
+    meta_status_get(n->m, &st);
+    assert_int_equal(st.id, 1);
+    node_close(0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN); /* as the daemon: peers close connections */
+    at_log_configure(getenv("AT_LOG") != NULL ? getenv("AT_LOG") : "error");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_legacy_id),
+        cmocka_unit_test(test_cluster),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
