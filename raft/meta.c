@@ -40,6 +40,7 @@ struct meta_write {
     struct meta *m;        /* borrowed */
     meta_write_cb cb;
     void *data;
+    bool forwarded; /* a follower waits for its own apply of it */
 };
 
 /* A write forwarded to the leader, then waiting for the local apply. */
@@ -61,6 +62,7 @@ struct meta_rix {
     meta_read_cb cb;
     void *data;
     struct meta_rix *next, *prev;
+    struct meta_rix *members; /* a batch: the reads one RPC serves */
 };
 
 /* meta_wait_applied waiters. */
@@ -119,6 +121,9 @@ struct meta {
     struct meta_waiter *waiters;
     struct meta_fwd *fwds;
     struct meta_rix *rixs;
+    /* follower reads waiting for the next read-index RPC (one in flight) */
+    struct meta_rix *rix_wait, *rix_wait_tail;
+    bool rix_busy;
     struct meta_change *changes; /* queue; head is in flight if busy */
     bool change_busy;
     uint64_t promote_after;    /* uv_now() before which no auto promotion */
@@ -141,6 +146,7 @@ struct meta {
     struct meta_read_list inflight; /* served by the barrier in flight */
     struct raft_barrier barrier;
     bool barrier_busy;
+    bool push_pending; /* a barrier must follow the one in flight */
     uint64_t barrier_issue_term;
     uint64_t barrier_ok_term; /* term of the last committed barrier */
     bool closing;
@@ -643,6 +649,7 @@ static int barrier_status(struct meta *m, int status)
 
 static void barrier_start(struct meta *m);
 static void on_idle(uv_idle_t *h);
+static void rix_send(struct meta *m);
 
 static void on_barrier(struct raft_barrier *req, int status)
 {
@@ -651,7 +658,24 @@ static void on_barrier(struct raft_barrier *req, int status)
     if (status == 0)
         m->barrier_ok_term = m->barrier_issue_term;
     reads_finish(list_take(&m->inflight), barrier_status(m, status));
-    if (!m->closing && m->waiting.head != NULL)
+    if (!m->closing && (m->waiting.head != NULL || m->push_pending)) {
+        m->push_pending = false;
+        barrier_start(m);
+    }
+}
+
+/* Followers learn the commit index only from the leader's next
+ * AppendEntries, which in an idle cluster is the next heartbeat: a follower
+ * waiting to apply a forwarded write or to reach a read index would wait up
+ * to a heartbeat. Appending a barrier sends that message now (one barrier
+ * covers every write committed meanwhile). */
+static void commit_push(struct meta *m)
+{
+    if (m->closing || raft_state(&m->raft) != RAFT_LEADER)
+        return;
+    if (m->barrier_busy)
+        m->push_pending = true;
+    else
         barrier_start(m);
 }
 
@@ -745,6 +769,8 @@ static void on_idle(uv_idle_t *h)
     reads_finish(list_take(&m->ready), 0);
     if (m->waiters != NULL && !m->closing)
         waiters_run(m, false);
+    if (m->rix_wait != NULL && !m->rix_busy && !m->closing)
+        rix_send(m);
     if (m->waiting.head != NULL && !m->barrier_busy && !m->closing)
         barrier_start(m);
 }
@@ -782,19 +808,87 @@ static void on_rix_applied(void *data, int status, uint64_t index)
     cb(cbdata, status);
 }
 
+static void rix_fail_members(struct meta_rix *x, int status)
+{
+    while (x != NULL) {
+        struct meta_rix *next = x->next;
+        x->next = NULL;
+        on_rix_applied(x, status, 0);
+        x = next;
+    }
+}
+
+/* The batch's cb, used by meta_close: fail every read it serves. The batch
+ * itself is freed by the hook's late answer (m == NULL). */
+static void rix_batch_fail(void *data, int status)
+{
+    struct meta_rix *b = data;
+    struct meta_rix *members = b->members;
+    b->members = NULL;
+    rix_fail_members(members, status);
+}
+
+static void rix_send(struct meta *m);
+
 static void on_rix_index(void *data, int status, uint64_t index)
 {
-    struct meta_rix *x = data;
-    struct meta *m = x->m;
+    struct meta_rix *b = data;
+    struct meta *m = b->m;
     if (m == NULL) { /* meta_close answered already */
-        at_free(x);
+        at_free(b);
         return;
     }
-    rix_unlink(x);
-    if (status == 0)
-        status = meta_wait_applied(m, index, META_WAIT_MS, on_rix_applied, x);
-    if (status != 0)
-        on_rix_applied(x, status, 0);
+    rix_unlink(b);
+    m->rix_busy = false;
+    struct meta_rix *x = b->members;
+    at_free(b);
+    while (x != NULL) {
+        struct meta_rix *next = x->next;
+        int st = status;
+        x->next = NULL;
+        if (st == 0)
+            st = meta_wait_applied(m, index, META_WAIT_MS, on_rix_applied, x);
+        if (st != 0)
+            on_rix_applied(x, st, 0);
+        x = next;
+    }
+    if (m->rix_wait != NULL && !m->closing)
+        rix_send(m);
+}
+
+/* One read-index RPC serves every follower read queued before it was sent;
+ * reads arriving meanwhile wait for the next one (as the leader batches
+ * barriers). */
+static void rix_send(struct meta *m)
+{
+    struct meta_rix *members = m->rix_wait;
+    uint64_t leader;
+
+    m->rix_wait = m->rix_wait_tail = NULL;
+    if (members == NULL || m->rix_busy)
+        return;
+    if (m->hooks == NULL || m->hooks->read_index == NULL ||
+        !leader_known(m, &leader)) {
+        rix_fail_members(members, AT_ENOTLEADER);
+        return;
+    }
+    struct meta_rix *b = at_calloc(1, sizeof(*b));
+    b->m = m;
+    b->cb = rix_batch_fail;
+    b->data = b;
+    b->members = members;
+    b->next = m->rixs;
+    if (b->next != NULL)
+        b->next->prev = b;
+    m->rixs = b;
+    m->rix_busy = true;
+    int rv = m->hooks->read_index(m->hooks_data, leader, on_rix_index, b);
+    if (rv != 0) {
+        rix_unlink(b);
+        m->rix_busy = false;
+        at_free(b);
+        rix_fail_members(members, rv);
+    }
 }
 
 static int read_via_leader(struct meta *m, meta_read_cb cb, void *data)
@@ -807,16 +901,15 @@ static int read_via_leader(struct meta *m, meta_read_cb cb, void *data)
     x->m = m;
     x->cb = cb;
     x->data = data;
-    x->next = m->rixs;
-    if (x->next != NULL)
-        x->next->prev = x;
-    m->rixs = x;
-    int rv = m->hooks->read_index(m->hooks_data, leader, on_rix_index, x);
-    if (rv != 0) {
-        rix_unlink(x);
-        at_free(x);
-    }
-    return rv;
+    if (m->rix_wait_tail != NULL)
+        m->rix_wait_tail->next = x;
+    else
+        m->rix_wait = x;
+    m->rix_wait_tail = x;
+    /* sent from the idle callback: every read of this loop turn rides on
+     * the same RPC, and cb never runs inside this call */
+    uv_idle_start(&m->idle, on_idle);
+    return 0;
 }
 
 /* see meta.h */
@@ -843,20 +936,25 @@ struct meta_index_req {
     struct meta *m;
     meta_index_cb cb;
     void *data;
+    uint64_t index; /* commit index when the request arrived, or 0 */
 };
 
 static void on_index_read(void *data, int status)
 {
     struct meta_index_req *q = data;
-    uint64_t index = status == 0 ? applied(q->m) : 0;
+    uint64_t index = status != 0 ? 0 : q->index != 0 ? q->index : applied(q->m);
     meta_index_cb cb = q->cb;
     void *cbdata = q->data;
     at_free(q);
     cb(cbdata, status, index);
 }
 
-/* see meta.h: once the barrier is applied, everything committed before the
- * call is applied too, so the applied index is a valid read index */
+/* see meta.h: the read index is the commit index when the request arrived
+ * (Raft's ReadIndex), valid once the barrier confirms this node is still
+ * leader, provided the leader already committed an entry of its term; else
+ * the applied index after the barrier. The barrier's AppendEntries carries
+ * that commit index to the followers, so the asking follower can apply it
+ * without waiting for a heartbeat. */
 int meta_read_index(struct meta *m, meta_index_cb cb, void *data)
 {
     if (m->closing)
@@ -867,6 +965,8 @@ int meta_read_index(struct meta *m, meta_index_cb cb, void *data)
     q->m = m;
     q->cb = cb;
     q->data = data;
+    if (m->barrier_ok_term == m->raft.current_term)
+        q->index = m->raft.commit_index;
     int rv = meta_read_barrier(m, on_index_read, q);
     if (rv != 0)
         at_free(q);
@@ -889,8 +989,11 @@ static void on_applied(struct raft_apply *req, int status, void *result)
     uint64_t index = req->index; /* not raft_last_applied: 0.15 lags by 1 */
     meta_write_cb cb = w->cb;
     void *data = w->data;
+    bool push = w->forwarded && status == 0;
     at_free(w);
     cb(data, st, res, index);
+    if (push)
+        commit_push(m);
 }
 
 static const char *request_id(const char *given, char *gen, size_t size)
@@ -920,6 +1023,7 @@ static const char *request_id(const char *given, char *gen, size_t size)
 static int propose_local(struct meta *m,
                          void *buf,
                          size_t len,
+                         bool forwarded,
                          meta_write_cb cb,
                          void *data)
 {
@@ -931,6 +1035,7 @@ static int propose_local(struct meta *m,
     w->m = m;
     w->cb = cb;
     w->data = data;
+    w->forwarded = forwarded;
     w->req.data = w;
     struct raft_buffer b = { buf, len };
     int rv = raft_apply(&m->raft, &w->req, &b, 1, on_applied);
@@ -1017,7 +1122,7 @@ static int propose(struct meta *m,
     uint64_t leader;
     if (m->closing || raft_state(&m->raft) == RAFT_LEADER || m->hooks == NULL ||
         m->hooks->forward == NULL || !leader_known(m, &leader))
-        return propose_local(m, buf, len, cb, data);
+        return propose_local(m, buf, len, false, cb, data);
     struct meta_fwd *f = at_calloc(1, sizeof(*f));
     f->m = m;
     f->buf = buf;
@@ -1060,7 +1165,7 @@ int meta_propose_packed(struct meta *m,
     if (buf == NULL)
         return AT_ENOMEM;
     memcpy(buf, cmd, len);
-    return propose_local(m, buf, len, cb, data);
+    return propose_local(m, buf, len, true, cb, data);
 }
 
 #define WRITE_PROLOGUE                                             \
@@ -1303,7 +1408,7 @@ static void change_step(struct meta_change *c)
             rv = meta__cmd_node_upsert(NULL, &n, c->standby, raft_malloc, &buf,
                                        &len, errmsg);
             if (rv == 0)
-                rv = propose_local(m, buf, len, on_change_cmd, c);
+                rv = propose_local(m, buf, len, true, on_change_cmd, c);
             break;
         }
         if (c->step == 1) { /* add as spare */
@@ -1345,7 +1450,7 @@ static void change_step(struct meta_change *c)
             rv = meta__cmd_node_remove(NULL, c->id, raft_malloc, &buf, &len,
                                        errmsg);
             if (rv == 0)
-                rv = propose_local(m, buf, len, on_change_cmd, c);
+                rv = propose_local(m, buf, len, true, on_change_cmd, c);
             break;
         }
         if (c->step == 1 && role_of(m, c->id) >= 0) {
@@ -1599,7 +1704,7 @@ static void leader_tick(struct meta *m)
             int rv = meta__cmd_node_upsert(NULL, &n, m->standby, raft_malloc,
                                            &buf, &len, errmsg);
             if (rv == 0)
-                rv = propose_local(m, buf, len, on_self_upserted, m);
+                rv = propose_local(m, buf, len, false, on_self_upserted, m);
             if (rv == 0)
                 m->self_busy = true;
         }
@@ -1853,6 +1958,11 @@ void meta_close(struct meta *m, void (*cb)(void *data), void *data)
         rix_unlink(x);
         x->m = NULL;
         x->cb(x->data, AT_ESHUTDOWN);
+    }
+    {
+        struct meta_rix *w = m->rix_wait;
+        m->rix_wait = m->rix_wait_tail = NULL;
+        rix_fail_members(w, AT_ESHUTDOWN);
     }
     waiters_run(m, true);
     if (transfer) {

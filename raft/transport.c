@@ -217,6 +217,10 @@ static void on_connected(uv_connect_t *c, int status)
         dial_fail(d, uv_strerror(status));
         return;
     }
+    /* Raft messages are written in several pieces (header, entries): with
+     * Nagle on, the later pieces wait for the peer's delayed ACK (~40 ms
+     * per message). */
+    uv_tcp_nodelay(d->tcp, 1);
     uv_buf_t b = uv_buf_init(d->request, (unsigned)strlen(d->request));
     d->write.data = d;
     int rv = uv_write(&d->write, (uv_stream_t *)d->tcp, &b, 1, on_written);
