@@ -132,6 +132,12 @@ static const struct opt opts[] = {
       NULL },
     { "region", "--region", "ATOLL_REGION", OPT_STRING, F(region), "",
       "region label of this node (peer selection)", false, false, NULL },
+    { "force_new_cluster", "--force-new-cluster", "ATOLL_FORCE_NEW_CLUSTER",
+      OPT_BOOL, F(force_new_cluster), "false",
+      "recovery after losing quorum: rewrite the raft configuration so that "
+      "this node is the only voter, then serve (use once, on the survivor "
+      "with the longest log; see docs/cluster.md)",
+      false, false, NULL },
 };
 
 #undef F

@@ -32,6 +32,8 @@ struct node_config {
     char *read_consistency;    /* "linearizable" | "local" */
     uint64_t target_voters;    /* 3 (1, 3 or 5) */
     char *region;              /* "" */
+    bool force_new_cluster;    /* recovery after losing quorum: make this
+                                  node the only voter (once) */
 };
 
 /* Fill defaults, then the YAML file named by --config / ATOLL_CONFIG, then

@@ -397,6 +397,7 @@ int node_server_start(struct node_server **out,
     mcfg.region = cfg->region;
     mcfg.cluster_secret = cfg->cluster_secret;
     mcfg.target_voters = (unsigned)cfg->target_voters;
+    mcfg.force_new_cluster = cfg->force_new_cluster;
     mcfg.standby = strcmp(cfg->role, "standby") == 0;
     mcfg.hooks = &node_peer_hooks;
     mcfg.hooks_data = &s->peer_api;

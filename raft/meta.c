@@ -568,6 +568,26 @@ int meta_open(struct meta **out,
             return AT_EIO;
         }
     }
+    if (cfg->force_new_cluster) {
+        /* Lost quorum: the survivor with the longest log forces a one-voter
+         * configuration (libraft appends it to the log); the other nodes
+         * are wiped and join again. */
+        struct raft_configuration conf;
+        raft_configuration_init(&conf);
+        rv = raft_configuration_add(&conf, m->id, m->address, RAFT_VOTER);
+        if (rv == 0)
+            rv = raft_recover(&m->raft, &conf);
+        raft_configuration_close(&conf);
+        if (rv != 0) {
+            at_errmsg_printf(errmsg, "raft recover '%s': %s", cfg->dir,
+                             raft_errmsg(&m->raft));
+            raft_close(&m->raft, on_open_failed_closed);
+            return AT_EIO;
+        }
+        LOG_WARN(
+            "forced a new one-voter configuration (recovery after lost "
+            "quorum): join the other nodes again with empty data dirs");
+    }
     rv = raft_start(&m->raft);
     if (rv != 0) {
         at_errmsg_printf(errmsg, "raft start '%s': %s", cfg->dir,

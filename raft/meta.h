@@ -52,6 +52,8 @@ struct meta_config {
     bool standby;               /* never vote (edge nodes) */
     /* Hooks the node layer provides so that a follower can write and read
      * consistently (both may be NULL: AT_ENOTLEADER on followers). */
+    bool force_new_cluster;         /* raft_recover: this node becomes the
+                                       only voter (lost quorum, run once) */
     const struct meta_hooks *hooks; /* borrowed */
     void *hooks_data;               /* borrowed */
 };

@@ -261,3 +261,50 @@ class MembershipTest(ClusterPerTest):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class LostQuorumTest(RestartTest):
+    def test_force_new_cluster_after_losing_majority(self):
+        """Two of three voters lost for good (kill -9, data wiped): the
+        survivor cannot write or serve linearizable reads; restarted once
+        with --force-new-cluster it is a one-voter cluster with every
+        acknowledged push, takes writes, and a fresh node can join it."""
+        import shutil
+        from cluster import get_tag
+        c = self.cluster
+        repo = "faults/quorum"
+        acked = self.push_some(repo, n=6)
+        survivor = c.leader()  # the longest log
+        wait_for(lambda: all(n.applied_index() >= survivor.applied_index()
+                             for n in c.nodes), 10, what="all applied")
+        for n in c.nodes:
+            if n is not survivor:
+                n.kill()
+                shutil.rmtree(n.data_dir, ignore_errors=True)
+        wait_for(lambda: get_tag(survivor, repo, acked[0][0],
+                                 timeout=10).status == 503,
+                 20, what="the survivor refusing linearizable reads")
+
+        survivor.kill()
+        survivor.args += ["--force-new-cluster", "true"]
+        survivor.start()
+        wait_for(lambda: get_tag(survivor, repo, acked[0][0],
+                                 timeout=10).status == 200,
+                 20, what="the recovered node serving")
+        self.assert_acked_present(repo, acked, [survivor])
+        r, d, b = push_small(survivor, repo, "after")
+        self.assertEqual(r.status, 201, r)
+
+        # Back to normal: restart without the flag, then grow again.
+        survivor.terminate()
+        survivor.args = survivor.args[:-2]
+        survivor.start()
+        fresh = c.add_node(join=survivor.peer_addr)
+        fresh.start()
+        c.wait_member(fresh.name, timeout=30)
+        wait_for(lambda: get_tag(fresh, repo, "after",
+                                 timeout=10).status == 200,
+                 30, what="the new node serving")
+        self.assert_tag_everywhere(repo, "after", d, nodes=[survivor, fresh],
+                                   body=b)
+        self.assert_acked_present(repo, acked, [fresh])
