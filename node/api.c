@@ -525,6 +525,14 @@ static void handle_admin(struct node_api *api, struct node_http_req *req)
                       api->blobs_committed, api->manifests_put,
                       st.applied_index, st.commit_index, st.term, st.state,
                       st.repos, st.tags, st.manifests, st.blobs);
+        at_buf_printf(&b,
+                      "# TYPE atoll_peer_blob_fetches_total counter\n"
+                      "atoll_peer_blob_fetches_total %" PRIu64
+                      "\n"
+                      "# TYPE atoll_peer_blob_serves_total counter\n"
+                      "atoll_peer_blob_serves_total %" PRIu64 "\n",
+                      api->peer_blob_fetches,
+                      api->peer_api != NULL ? api->peer_api->blob_serves : 0);
         node_api_begin(req, 200);
         node_http_resp_header(req, "Content-Type", "text/plain; version=0.0.4");
         node_http_resp_send(req, b.data, b.len);

@@ -8,6 +8,10 @@
 #include "raft/meta.h"
 #include "storage/storage.h"
 
+struct node_peer;
+struct node_peer_api;
+struct node_fetch_table;
+
 /* Everything the handlers reach; owned by node/server.c. */
 #define NODE_API_MAGIC 0x41504931u /* "API1": node_api_begin's sanity check */
 
@@ -18,12 +22,19 @@ struct node_api {
     struct storage *store;         /* borrowed */
     struct meta *meta;             /* borrowed */
     const char *store_id;          /* borrowed: this node's store name */
+    struct node_peer *peer;        /* borrowed: peer client (blob fetch) */
+    /* borrowed: the peer listener's counters, for /metrics */
+    struct node_peer_api *peer_api;
+    /* owned (node/fetch.c), made on the first fetch; node_fetch_table_close
+     * at stop */
+    struct node_fetch_table *fetches;
     bool stopping;
     /* counters for /metrics */
     uint64_t bytes_in;
     uint64_t bytes_out;
     uint64_t blobs_committed;
     uint64_t manifests_put;
+    uint64_t peer_blob_fetches; /* transfers started from a holder */
 };
 
 /* Routes of the API, decided from the path alone. */

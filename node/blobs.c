@@ -1,15 +1,18 @@
 /* Blob reads (GET/HEAD with ranges, sent with sendfile) and blob deletes.
  *
  * A blob is served only when the FSM says it is linked in the repository
- * (pushed, mounted or referenced there) and this node holds the bytes. A blob
- * the cluster knows but this node cannot read is a retryable 503, never a 404
- * (DESIGN.md section 6, C3). */
+ * (pushed, mounted or referenced there). When this node does not hold the
+ * bytes, HEAD answers from the metadata and GET fetches the blob from a
+ * holder first (node/fetch.c); a blob the cluster knows but no holder can
+ * give is a retryable 503, never a 404 (DESIGN.md section 6, C3). */
 #define AT_LOG_COMP "api"
 #include "common/compat.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "node/api.h"
+#include "node/fetch.h"
 
 struct blob_delete {
     struct node_http_req *req;
@@ -68,9 +71,6 @@ void node_api_blob(struct node_api *api,
     struct at_digest d;
     char dstr[AT_DIGEST_STR_SIZE];
     uint64_t size = 0;
-    uint64_t start;
-    uint64_t end;
-    const char *range;
     int fd = -1;
     int rv;
 
@@ -95,16 +95,43 @@ void node_api_blob(struct node_api *api,
         return;
     }
     rv = storage_blob_open(api->store, &d, &fd, &size);
-    if (rv != 0) {
-        /* Known to the cluster but not readable here. */
-        LOG_WARN("blob '%s' is linked in '%s' but not readable locally: %s",
-                 at_digest_format(&d, dstr), name, at_strerror(rv));
-        node_http_resp_header(req, "Retry-After", "1");
-        node_api_error(req, 503, "UNAVAILABLE",
-                       "blob is known but no copy is reachable now");
+    if (rv == AT_ENOTFOUND && method == NODE_HTTP_HEAD) {
+        /* Known to the cluster: the metadata has everything HEAD needs. */
+        fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            node_blob_send(api, req, &d, fd, size);
+            return;
+        }
+    } else if (rv == AT_ENOTFOUND) {
+        node_fetch_blob(api, req, name, &d, size);
+        return;
+    } else if (rv == 0) {
+        node_blob_send(api, req, &d, fd, size);
         return;
     }
-    at_digest_format(&d, dstr);
+    /* Known to the cluster but not readable here. */
+    LOG_WARN("blob '%s' is linked in '%s' but not readable locally: %s",
+             at_digest_format(&d, dstr), name, at_strerror(rv));
+    node_http_resp_header(req, "Retry-After", "1");
+    node_api_error(req, 503, "UNAVAILABLE",
+                   "blob is known but no copy is reachable now");
+}
+
+/* see fetch.h */
+void node_blob_send(struct node_api *api,
+                    struct node_http_req *req,
+                    const struct at_digest *d,
+                    int fd,
+                    uint64_t size)
+{
+    enum node_http_method method = node_http_req_method(req);
+    char dstr[AT_DIGEST_STR_SIZE];
+    uint64_t start;
+    uint64_t end;
+    const char *range;
+    int rv;
+
+    at_digest_format(d, dstr);
     range = node_http_req_header(req, "range");
     rv = range != NULL ? node_http_parse_range(range, size, &start, &end)
                        : AT_EINVAL;

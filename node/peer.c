@@ -27,13 +27,16 @@ struct peer_sock {
     curl_socket_t fd;
 };
 
-struct peer_req {
+struct node_peer_req {
     struct node_peer *p; /* borrowed */
-    struct peer_req *prev, *next;
+    struct node_peer_req *prev, *next;
     CURL *easy;              /* owned */
     struct curl_slist *hdrs; /* owned */
     struct at_buf resp;      /* bounded by NODE_PEER_MAX_RESP */
     bool too_big;
+    bool paused;               /* on_data asked for a pause */
+    int stream_err;            /* on_data aborted with this AT_E* */
+    node_peer_data_cb on_data; /* streaming: 200 bodies go here */
     node_peer_cb cb;
     void *data;
     char errbuf[CURL_ERROR_SIZE];
@@ -45,7 +48,7 @@ struct node_peer {
     uv_timer_t timer;
     char *auth;  /* owned: "Authorization: Bearer ...", or NULL */
     char *iface; /* owned: "host!<ip>" or NULL */
-    struct peer_req *reqs;
+    struct node_peer_req *reqs;
     int handles; /* timer + poll handles not yet closed */
     int depth;   /* nesting of our own callbacks into user code */
     bool closing, close_pending, closed_multi;
@@ -87,7 +90,7 @@ static void on_timer_closed(uv_handle_t *h)
     peer_handle_closed(h->data);
 }
 
-static void req_unlink(struct peer_req *r)
+static void req_unlink(struct node_peer_req *r)
 {
     struct node_peer *p = r->p;
 
@@ -100,7 +103,7 @@ static void req_unlink(struct peer_req *r)
     r->prev = r->next = NULL;
 }
 
-static void req_free(struct peer_req *r)
+static void req_free(struct node_peer_req *r)
 {
     if (r->easy != NULL) {
         curl_multi_remove_handle(r->p->multi, r->easy);
@@ -112,14 +115,16 @@ static void req_free(struct peer_req *r)
 }
 
 /* Deliver the outcome of a finished transfer, then free it. */
-static void req_done(struct peer_req *r, CURLcode code)
+static void req_done(struct node_peer_req *r, CURLcode code)
 {
     struct node_peer *p = r->p;
     long http = 0;
     curl_off_t sent = 0;
     int status = 0;
 
-    if (code == CURLE_OK) {
+    if (r->stream_err != 0) {
+        status = r->stream_err;
+    } else if (code == CURLE_OK) {
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &http);
     } else if (r->too_big) {
         status = AT_ETOOBIG;
@@ -148,7 +153,7 @@ static void peer_drain(struct node_peer *p)
 
     p->depth++;
     while (!p->closing && (msg = curl_multi_info_read(p->multi, &left))) {
-        struct peer_req *r = NULL;
+        struct node_peer_req *r = NULL;
         CURLcode code;
 
         if (msg->msg != CURLMSG_DONE)
@@ -257,8 +262,29 @@ static int on_timer_set(CURLM *m, long ms, void *userp)
 
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
-    struct peer_req *r = userdata;
+    struct node_peer_req *r = userdata;
     size_t n = size * nmemb;
+    long http = 0;
+    int rv;
+
+    if (r->on_data != NULL &&
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &http) == CURLE_OK &&
+        http == 200) {
+        if (r->stream_err != 0)
+            return 0;
+        r->p->depth++;
+        rv = r->on_data(r->data, ptr, n);
+        r->p->depth--;
+        if (rv == NODE_PEER_PAUSE) {
+            r->paused = true;
+            return CURL_WRITEFUNC_PAUSE;
+        }
+        if (rv < 0) {
+            r->stream_err = rv;
+            return 0;
+        }
+        return n;
+    }
 
     if (r->resp.len + n > NODE_PEER_MAX_RESP ||
         at_buf_append(&r->resp, ptr, n) != 0) {
@@ -334,8 +360,7 @@ static bool path_ok(const char *path)
     return true;
 }
 
-/* see peer.h */
-int node_peer_request(struct node_peer *p,
+static int peer_start(struct node_peer *p,
                       const char *method,
                       const char *addr,
                       const char *path,
@@ -343,10 +368,12 @@ int node_peer_request(struct node_peer *p,
                       const void *body,
                       size_t len,
                       uint64_t timeout_ms,
+                      node_peer_data_cb on_data,
                       node_peer_cb cb,
-                      void *data)
+                      void *data,
+                      struct node_peer_req **out)
 {
-    struct peer_req *r;
+    struct node_peer_req *r;
     char *url;
     char *ct = NULL;
     CURLMcode mc;
@@ -360,6 +387,7 @@ int node_peer_request(struct node_peer *p,
     r = at_calloc(1, sizeof(*r));
     r->p = p;
     r->cb = cb;
+    r->on_data = on_data;
     r->data = data;
     at_buf_init(&r->resp, NODE_PEER_MAX_RESP + 1);
     r->easy = curl_easy_init();
@@ -380,6 +408,8 @@ int node_peer_request(struct node_peer *p,
     curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)AT_MIN(timeout_ms, 3000));
     curl_easy_setopt(r->easy, CURLOPT_NOPROXY, "*");
+    /* blob bytes are never decoded */
+    curl_easy_setopt(r->easy, CURLOPT_ACCEPT_ENCODING, NULL);
     if (p->iface != NULL)
         curl_easy_setopt(r->easy, CURLOPT_INTERFACE, p->iface);
     if (p->auth != NULL)
@@ -410,12 +440,64 @@ int node_peer_request(struct node_peer *p,
     if (p->reqs != NULL)
         p->reqs->prev = r;
     p->reqs = r;
+    if (out != NULL)
+        *out = r;
     return 0;
+}
+
+/* see peer.h */
+int node_peer_request(struct node_peer *p,
+                      const char *method,
+                      const char *addr,
+                      const char *path,
+                      const char *content_type,
+                      const void *body,
+                      size_t len,
+                      uint64_t timeout_ms,
+                      node_peer_cb cb,
+                      void *data)
+{
+    return peer_start(p, method, addr, path, content_type, body, len,
+                      timeout_ms, NULL, cb, data, NULL);
+}
+
+/* see peer.h */
+int node_peer_stream(struct node_peer *p,
+                     const char *addr,
+                     const char *path,
+                     uint64_t timeout_ms,
+                     node_peer_data_cb on_data,
+                     node_peer_cb done,
+                     void *data,
+                     struct node_peer_req **out)
+{
+    if (on_data == NULL)
+        return AT_EINVAL;
+    return peer_start(p, "GET", addr, path, NULL, NULL, 0, timeout_ms, on_data,
+                      done, data, out);
+}
+
+/* see peer.h */
+void node_peer_resume(struct node_peer_req *r)
+{
+    struct node_peer *p = r->p;
+
+    if (!r->paused || p->closing)
+        return;
+    r->paused = false;
+    /* The write callback may run inside curl_easy_pause (and pause again). */
+    p->depth++;
+    curl_easy_pause(r->easy, CURLPAUSE_CONT);
+    p->depth--;
+    if (p->depth == 0 && p->close_pending) {
+        p->close_pending = false;
+        peer_finish_close(p);
+    }
 }
 
 static void peer_finish_close(struct node_peer *p)
 {
-    struct peer_req *r;
+    struct node_peer_req *r;
 
     while ((r = p->reqs) != NULL) {
         req_unlink(r);

@@ -52,6 +52,31 @@ int node_peer_request(struct node_peer *p,
                       node_peer_cb cb,
                       void *data);
 
+/* ---- streaming downloads ----
+ * A GET whose 200 body goes to on_data in pieces instead of a buffer (other
+ * statuses are buffered as usual, bounded by NODE_PEER_MAX_RESP, and reach
+ * done with their body). on_data returns 0 (consumed), NODE_PEER_PAUSE
+ * (NOT consumed: the same bytes come again after node_peer_resume) or a
+ * negative AT_E* to abort the transfer (done then gets that code). done runs
+ * exactly once as for node_peer_request, with an empty body for a streamed
+ * 200.
+ * The transfer may be resumed from any loop callback; on_data may run inside
+ * node_peer_resume, so callers keep their state re-entrant. *out (may be
+ * NULL) is valid until done runs. */
+#define NODE_PEER_PAUSE 1
+typedef int (*node_peer_data_cb)(void *data, const char *p, size_t n);
+struct node_peer_req;
+int node_peer_stream(struct node_peer *p,
+                     const char *addr,
+                     const char *path,
+                     uint64_t timeout_ms,
+                     node_peer_data_cb on_data,
+                     node_peer_cb done,
+                     void *data,
+                     struct node_peer_req **out);
+/* Resume a transfer paused by on_data (no-op when not paused). */
+void node_peer_resume(struct node_peer_req *r);
+
 /* Abort every request in flight (their cb runs with AT_ESHUTDOWN), release
  * everything, then call cb (may be NULL) once the loop has closed the
  * client's handles. */

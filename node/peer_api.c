@@ -610,6 +610,48 @@ static void handle_raft(struct node_peer_api *api, struct node_http_req *req)
     node_http_req_upgrade(req, NODE_PEER_RAFT_PROTO, on_raft_upgraded, ra);
 }
 
+/* ---- blobs for peer fetch ---- */
+
+/* GET /_atoll/blobs/<digest>: the local copy, for a node that fetches a blob
+ * it knows from the metadata but does not hold (node/fetch.c). */
+static void handle_blob(struct node_peer_api *api,
+                        struct node_http_req *req,
+                        const char *digest)
+{
+    struct at_digest d;
+    char dstr[AT_DIGEST_STR_SIZE];
+    uint64_t size = 0;
+    int fd = -1;
+    int rv;
+
+    if (at_digest_parse(digest, strlen(digest), &d) != 0) {
+        peer_error(req, 400, "DIGEST_INVALID", "invalid digest");
+        return;
+    }
+    if (api->store == NULL || api->stopping) {
+        peer_error(req, 503, "UNAVAILABLE", "node is stopping");
+        return;
+    }
+    rv = storage_blob_open(api->store, &d, &fd, &size);
+    if (rv != 0) {
+        peer_error(req, rv == AT_ENOTFOUND ? 404 : 503,
+                   rv == AT_ENOTFOUND ? "BLOB_UNKNOWN" : "UNAVAILABLE",
+                   rv == AT_ENOTFOUND ? "blob not held by this node"
+                                      : "blob not readable");
+        return;
+    }
+    if (node_http_req_method(req) == NODE_HTTP_GET) {
+        api->blob_serves++;
+        LOG_INFO("serving blob '%s' (%" PRIu64 " bytes) to peer %s",
+                 at_digest_format(&d, dstr), size, node_http_req_peer(req));
+    }
+    node_http_resp_status(req, 200);
+    node_http_resp_header(req, "Docker-Content-Digest", "%s",
+                          at_digest_format(&d, dstr));
+    node_http_resp_header(req, "Content-Type", "application/octet-stream");
+    node_http_resp_send_file(req, fd, 0, size);
+}
+
 /* ---- routing ---- */
 
 /* see peer_api.h */
@@ -639,6 +681,11 @@ void node_peer_api_handle(void *data, struct node_http_req *req)
         node_peer_members_json(api->meta, &b);
         reply_json(req, 200, b.data, b.len);
         at_buf_release(&b);
+        return;
+    }
+    if (strncmp(path, "/_atoll/blobs/", 14) == 0 &&
+        (method == NODE_HTTP_GET || method == NODE_HTTP_HEAD)) {
+        handle_blob(api, req, path + 14);
         return;
     }
     if (method != NODE_HTTP_POST) {

@@ -8,6 +8,7 @@
 #include "node/http.h"
 #include "node/peer.h"
 #include "raft/meta.h"
+#include "storage/storage.h"
 
 #define NODE_PEER_RAFT_PROTO  "atoll-raft/1"
 #define NODE_PEER_PROPOSE_MAX (8 * 1024 * 1024 + 64) /* packed command */
@@ -20,6 +21,8 @@ struct node_peer_api {
     struct meta *meta;      /* borrowed; NULL until meta_open returned */
     struct node_peer *peer; /* borrowed: client for proxying to the leader */
     const char *secret;     /* borrowed; "" or NULL: every request is 401 */
+    struct storage *store;  /* borrowed: GET /_atoll/blobs/<digest> */
+    uint64_t blob_serves;   /* blobs sent to peers, for /metrics */
     bool stopping;
     /* name -> owned "host:port" from X-Atoll-Peer-Address of raft dials:
      * reaches the leader before this node's FSM has its node table (after

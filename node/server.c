@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "node/api.h"
+#include "node/fetch.h"
 #include "node/peer.h"
 #include "node/peer_api.h"
 #include "node/server.h"
@@ -327,8 +328,11 @@ int node_server_start(struct node_server **out,
     s->api.store = &s->store;
     s->api.meta = NULL; /* 503 until meta_open returned */
     s->api.store_id = s->name;
+    s->api.peer = s->peer;
+    s->api.peer_api = &s->peer_api;
     s->peer_api.loop = loop;
     s->peer_api.peer = s->peer;
+    s->peer_api.store = &s->store;
     s->peer_api.secret = cfg->cluster_secret;
     if (cfg->cluster_secret[0] == '\0' && cfg->join[0] != '\0') {
         at_errmsg_printf(errmsg,
@@ -449,6 +453,7 @@ static void on_join_timer_closed(uv_handle_t *h)
     void (*cb)(void *) = s->stop_cb;
     void *cb_data = s->stop_data;
 
+    node_fetch_table_close(s->api.fetches);
     storage_close(&s->store);
     LOG_INFO("node '%s' stopped", s->name);
     server_free(s);

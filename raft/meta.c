@@ -1850,6 +1850,43 @@ void meta_members(struct meta *m, meta_node_cb each, void *data)
 }
 
 /* see meta.h */
+void meta_blob_holders(struct meta *m,
+                       const struct at_digest *d,
+                       meta_node_cb each,
+                       void *data)
+{
+    const struct meta_blob *b = meta__blob_get(&m->fsm, d, 0, false);
+    raft_id leader = 0;
+    const char *addr = NULL;
+    struct meta_node *v;
+    size_t n = 0;
+
+    if (b == NULL || b->nstores == 0)
+        return;
+    raft_leader(&m->raft, &leader, &addr);
+    v = at_calloc(b->nstores, sizeof(*v));
+    for (size_t i = 0; i < b->nstores; i++) {
+        const struct meta_noderec *r =
+            meta__node_by_name(&m->fsm, b->stores[i]);
+        if (r == NULL || strcmp(r->name, m->name) == 0 ||
+            strcmp(b->stores[i], m->store_id) == 0)
+            continue;
+        fill_node(m, r->id, leader, &v[n++]);
+    }
+    qsort(v, n, sizeof(*v), cmp_node);
+    /* same region first, keeping the name order inside each group */
+    for (size_t pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            bool local = m->region[0] != '\0' && v[i].region != NULL &&
+                         strcmp(v[i].region, m->region) == 0;
+            if (local == (pass == 0))
+                each(data, &v[i]);
+        }
+    }
+    at_free(v);
+}
+
+/* see meta.h */
 bool meta_leader(struct meta *m, struct meta_node *out)
 {
     raft_id leader = 0;

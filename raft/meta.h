@@ -321,6 +321,14 @@ uint64_t meta_node_id_from_name(const char *name);
 /* Every node of the FSM's node table (plus configuration members missing
  * from it), with its raft role, sorted by name. */
 void meta_members(struct meta *m, meta_node_cb each, void *data);
+/* The nodes of the node table whose name is a store id holding blob d
+ * (meta_blob_stored), this node excluded: same-region nodes first (this
+ * node's region), then the others, each group sorted by name. Nothing when
+ * the blob is unknown. n and its strings are borrowed for the call. */
+void meta_blob_holders(struct meta *m,
+                       const struct at_digest *d,
+                       meta_node_cb each,
+                       void *data);
 /* The node this node believes is leader; false if none known. */
 bool meta_leader(struct meta *m, struct meta_node *out);
 

@@ -18,6 +18,8 @@
 #include "node/peer_api.h"
 #include "raft/meta.h"
 
+#define PATTERN_LEN (3 * 1024 * 1024 + 17)
+
 static uv_loop_t g_loop;
 static struct node_http_server *g_srv;
 static struct node_peer *g_peer;
@@ -59,6 +61,13 @@ static void srv_handler(void *data, struct node_http_req *r)
     } else if (strcmp(path, "/big") == 0) {
         size_t n = 2 * NODE_PEER_MAX_RESP;
         char *p = at_calloc(1, n);
+        node_http_resp_send(r, p, n);
+        at_free(p);
+    } else if (strcmp(path, "/pattern") == 0) {
+        size_t n = PATTERN_LEN;
+        char *p = at_malloc(n);
+        for (size_t i = 0; i < n; i++)
+            p[i] = (char)(i % 251);
         node_http_resp_send(r, p, n);
         at_free(p);
     } else if (strcmp(path, "/slow") == 0) {
@@ -492,6 +501,115 @@ static void test_peer_api(void **state)
     papi_stop(&p);
 }
 
+/* ---- streaming downloads ---- */
+
+struct stream {
+    struct result res;
+    struct node_peer_req *pr;
+    uv_timer_t timer;
+    uint64_t got;
+    unsigned calls, pauses, resumes;
+    bool bad_byte, paused;
+    int abort_with; /* on_data returns this on its second call */
+};
+
+static void stream_resume(uv_timer_t *t)
+{
+    struct stream *st = t->data;
+
+    st->resumes++;
+    st->paused = false;
+    node_peer_resume(st->pr); /* on_data may run (and pause) in here */
+}
+
+static int stream_data(void *data, const char *p, size_t n)
+{
+    struct stream *st = data;
+
+    st->calls++;
+    if (st->abort_with != 0 && st->calls == 2)
+        return st->abort_with;
+    assert_false(st->paused); /* never called while paused */
+    /* pause every third delivery: these bytes must come again */
+    if (st->calls % 3 == 0) {
+        st->pauses++;
+        st->paused = true;
+        uv_timer_start(&st->timer, stream_resume, 1, 0);
+        return NODE_PEER_PAUSE;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)p[i] != (st->got + i) % 251)
+            st->bad_byte = true;
+    st->got += n;
+    return 0;
+}
+
+static void stream_timer_closed(uv_handle_t *h)
+{
+    AT_UNUSED(h);
+}
+
+static void stream_run(struct stream *st, const char *path)
+{
+    uv_timer_init(&g_loop, &st->timer);
+    st->timer.data = st;
+    assert_int_equal(node_peer_stream(g_peer, g_addr, path, 10000, stream_data,
+                                      on_result, &st->res, &st->pr),
+                     0);
+    /* on_result's data is the struct's first member */
+    run_until(&st->res.done);
+    uv_timer_stop(&st->timer);
+    uv_close((uv_handle_t *)&st->timer, stream_timer_closed);
+    uv_run(&g_loop, UV_RUN_NOWAIT);
+}
+
+static void test_stream_pause_resume(void **state)
+{
+    struct stream st;
+
+    AT_UNUSED(state);
+    memset(&st, 0, sizeof(st));
+    stream_run(&st, "/pattern");
+    assert_int_equal(st.res.status, 0);
+    assert_int_equal(st.res.http, 200);
+    assert_int_equal(st.res.len, 0);
+    assert_int_equal(st.got, PATTERN_LEN);
+    assert_false(st.bad_byte);
+    assert_true(st.pauses > 0);
+    assert_int_equal(st.resumes, st.pauses);
+    at_free(st.res.body);
+}
+
+static void test_stream_not_200(void **state)
+{
+    struct stream st;
+
+    AT_UNUSED(state);
+    memset(&st, 0, sizeof(st));
+    stream_run(&st, "/missing");
+    assert_int_equal(st.res.status, 0);
+    assert_int_equal(st.res.http, 404);
+    assert_string_equal(st.res.body, "nope");
+    assert_int_equal(st.calls, 0);
+    at_free(st.res.body);
+}
+
+static void test_stream_abort(void **state)
+{
+    struct stream st;
+
+    AT_UNUSED(state);
+    memset(&st, 0, sizeof(st));
+    st.abort_with = AT_EDIGEST;
+    stream_run(&st, "/pattern");
+    assert_int_equal(st.res.status, AT_EDIGEST);
+    assert_int_equal(st.calls, 2);
+    at_free(st.res.body);
+    assert_int_equal(node_peer_stream(g_peer, g_addr, "/x", 1000, NULL,
+                                      on_result, &st.res, NULL),
+                     AT_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -500,6 +618,10 @@ int main(void)
         cmocka_unit_test(test_too_big),
         cmocka_unit_test(test_not_sent),
         cmocka_unit_test(test_sent_no_answer),
+        /* before test_close_in_flight, which closes the client */
+        cmocka_unit_test(test_stream_pause_resume),
+        cmocka_unit_test(test_stream_not_200),
+        cmocka_unit_test(test_stream_abort),
         cmocka_unit_test(test_close_in_flight),
         cmocka_unit_test(test_auth_ok),
         cmocka_unit_test(test_peer_api),

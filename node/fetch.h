@@ -1,0 +1,38 @@
+/* Lazy peer blob fetch: a GET of a blob linked in a repository but missing
+ * from the local store downloads it from a node that holds it (one transfer
+ * per digest, shared by every waiting request), stores it verified, records
+ * this node as a holder, then serves the waiters from the local file. */
+#ifndef NODE_FETCH_H
+#define NODE_FETCH_H
+
+#include "node/api.h"
+
+#define NODE_FETCH_WAIT_MS     120000 /* a waiter gets a 503 after this */
+#define NODE_FETCH_TRANSFER_MS 600000 /* one transfer from one holder */
+
+/* Answer req, a GET of blob d (size bytes per the metadata) linked in repo
+ * but not in the local store: join the fetch of d already running or start
+ * one. req is answered in every case: with the blob (Range honoured), or 503
+ * UNAVAILABLE with Retry-After when no holder could give it (or the wait
+ * exceeded NODE_FETCH_WAIT_MS). A client that goes away leaves the fetch
+ * running for the others and for the local copy. */
+void node_fetch_blob(struct node_api *api,
+                     struct node_http_req *req,
+                     const char *repo,
+                     const struct at_digest *d,
+                     uint64_t size);
+
+/* Detach the fetch table from api (api->fetches may be NULL): fetches in
+ * flight finish without touching api again and the table is freed with the
+ * last one. Call once the peer client is closed, before the store is. */
+void node_fetch_table_close(struct node_fetch_table *t);
+
+/* In blobs.c: send a local blob of size bytes from fd (owned) to req as a
+ * GET/HEAD answer, honouring a Range header. */
+void node_blob_send(struct node_api *api,
+                    struct node_http_req *req,
+                    const struct at_digest *d,
+                    int fd,
+                    uint64_t size);
+
+#endif /* NODE_FETCH_H */

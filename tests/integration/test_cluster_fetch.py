@@ -1,0 +1,336 @@
+"""Lazy peer blob fetch (issue 4, first step): a GET of a blob linked in a
+repository on a node that does not hold the bytes fetches them from a holder
+(GET /_atoll/blobs/<digest> on its peer port), stores them verified, records
+the node as a holder and serves the client. Concurrent GETs share one
+transfer; a holder with a corrupt copy is skipped (never a 200 with wrong
+bytes); with no holder reachable the answer is 503, never 404.
+Skipped while atoll has no --peer-listen."""
+import os
+import re
+import socket
+import time
+import shutil
+import tempfile
+import threading
+import unittest
+
+import ocilayout
+from cluster import Cluster, ClusterTestCase, wait_for
+from harness import run_tool, sha256_digest
+
+SKOPEO = shutil.which("skopeo")
+MT_LAYER = "application/vnd.oci.image.layer.v1.tar"
+
+
+def metric(node, name):
+    r = node.request("GET", "/metrics", timeout=10)
+    assert r.status == 200, r
+    m = re.search(rb"^" + re.escape(name.encode()) + rb" (\d+)$", r.body,
+                  re.M)
+    assert m, f"no {name} in /metrics of {node.name}"
+    return int(m.group(1))
+
+
+def blob_path(node, digest):
+    hexd = digest.split(":", 1)[1]
+    return os.path.join(node.data_dir, "blobs", "sha256", hexd[:2], hexd)
+
+
+def corrupt(node, digest):
+    """Flip bytes in the middle of the node's copy (same size)."""
+    path = blob_path(node, digest)
+    os.chmod(path, 0o644)
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.seek(size // 2)
+        old = f.read(16)
+        f.seek(size // 2)
+        f.write(bytes(b ^ 0xFF for b in old))
+
+
+def push_image_with(node, repo, tag, layer):
+    """Push config + one layer + manifest to node; returns the layer digest."""
+    config = b'{"architecture":"amd64","os":"linux","n":"%s"}' % \
+        os.urandom(6).hex().encode()
+    cd = node.push_blob(repo, config)
+    ld = node.push_blob(repo, layer)
+    m = {"schemaVersion": 2,
+         "mediaType": "application/vnd.oci.image.manifest.v1+json",
+         "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": cd, "size": len(config)},
+         "layers": [{"mediaType": MT_LAYER, "digest": ld,
+                     "size": len(layer)}]}
+    r, _ = node.push_manifest(repo, tag, m)
+    assert r.status == 201, r
+    return ld
+
+
+class FetchTest(ClusterTestCase):
+    """One cluster: fetch, sharing, corrupt holders, skopeo."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = Cluster(3, prefix="fetch").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.cluster is not None:
+            cls.cluster.close()
+            cls.cluster = None
+
+    def tearDown(self):
+        for n in self.cluster.nodes:
+            self.assertTrue(n.alive(), f"{n.name} died:\n{n.log()}")
+
+    def caught_up(self):
+        for n in self.cluster.nodes:
+            self.cluster.wait_caught_up(n)
+
+    def test_get_from_non_holder(self):
+        c = self.cluster
+        n0, n1, n2 = c.nodes
+        repo = "fetch/basic"
+        layer = os.urandom(3 * 1024 * 1024 + 123)
+        d = push_image_with(n0, repo, "v1", layer)
+        self.caught_up()
+        # the peer endpoint: n0 holds it, n1 does not
+        r = n0.peer_request("GET", f"/_atoll/blobs/{d}")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.header("docker-content-digest"), d)
+        self.assertEqual(r.body, layer)
+        self.assertEqual(n1.peer_request("GET", f"/_atoll/blobs/{d}").status,
+                         404)
+        self.assertEqual(n1.peer_request("GET", "/_atoll/blobs/sha256:zz")
+                         .status, 400)
+        self.assertEqual(n0.peer_request("GET", f"/_atoll/blobs/{d}",
+                                         secret="wrong").status, 401)
+        # HEAD from the metadata, without fetching
+        before = metric(n2, "atoll_peer_blob_fetches_total")
+        r = n2.request("HEAD", f"/v2/{repo}/blobs/{d}")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(int(r.header("content-length")), len(layer))
+        self.assertEqual(r.header("docker-content-digest"), d)
+        self.assertEqual(metric(n2, "atoll_peer_blob_fetches_total"), before)
+        # GET on n1 fetches from n0
+        r = n1.request("GET", f"/v2/{repo}/blobs/{d}", timeout=60)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(sha256_digest(r.body), d)
+        self.assertEqual(r.body, layer)
+        r = n1.peer_request("GET", f"/_atoll/blobs/{d}")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body, layer)
+        # a Range GET on n2 fetches too and answers the slice
+        r = n2.request("GET", f"/v2/{repo}/blobs/{d}",
+                       headers={"Range": "bytes=1000-1999"}, timeout=60)
+        self.assertEqual(r.status, 206, r)
+        self.assertEqual(r.body, layer[1000:2000])
+        # unknown in the repo: still 404
+        other = sha256_digest(b"never pushed")
+        self.assertEqual(n1.request("GET", f"/v2/{repo}/blobs/{other}")
+                         .status, 404)
+
+    def test_concurrent_gets_share_one_transfer(self):
+        c = self.cluster
+        n0, n1, _ = c.nodes
+        repo = "fetch/shared"
+        layer = os.urandom(8 * 1024 * 1024)
+        d = push_image_with(n0, repo, "v1", layer)
+        self.caught_up()
+        fetches = metric(n1, "atoll_peer_blob_fetches_total")
+        serves = [metric(n, "atoll_peer_blob_serves_total") for n in c.nodes]
+        results = [None] * 10
+        start = threading.Barrier(10)
+
+        def get(i):
+            start.wait()
+            try:
+                results[i] = n1.request("GET", f"/v2/{repo}/blobs/{d}",
+                                        timeout=60)
+            except Exception as e:  # reported below
+                results[i] = e
+
+        threads = [threading.Thread(target=get, args=(i,)) for i in range(10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        for i, r in enumerate(results):
+            self.assertFalse(isinstance(r, Exception), f"GET {i}: {r!r}")
+            self.assertEqual(r.status, 200, f"GET {i}: {r!r}")
+            self.assertEqual(r.body, layer, f"GET {i}: wrong bytes")
+        self.assertEqual(metric(n1, "atoll_peer_blob_fetches_total"),
+                         fetches + 1)
+        after = [metric(n, "atoll_peer_blob_serves_total") for n in c.nodes]
+        self.assertEqual(sum(after) - sum(serves), 1,
+                         f"serves before {serves}, after {after}")
+
+    def test_large_blob(self):
+        # Larger than the upload session's high-water mark (16 MiB): the
+        # transfer pauses while the disk catches up.
+        c = self.cluster
+        n0, _, n2 = c.nodes
+        repo = "fetch/large"
+        layer = os.urandom(40 * 1024 * 1024 + 5)
+        d = push_image_with(n0, repo, "v1", layer)
+        self.caught_up()
+        r = n2.request("GET", f"/v2/{repo}/blobs/{d}", timeout=120)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(len(r.body), len(layer))
+        self.assertEqual(sha256_digest(r.body), d)
+        with open(blob_path(n2, d), "rb") as f:
+            self.assertEqual(sha256_digest(f.read()), d)
+
+    def test_corrupt_holder_never_served(self):
+        c = self.cluster
+        n0, n1, n2 = c.nodes
+        repo = "fetch/corrupt"
+        layer = os.urandom(2 * 1024 * 1024 + 7)
+        d = push_image_with(n0, repo, "v1", layer)
+        self.caught_up()
+        corrupt(n0, d)
+        # the only holder is corrupt: never a 200 with wrong bytes
+        for _ in range(2):
+            r = n1.request("GET", f"/v2/{repo}/blobs/{d}", timeout=60)
+            self.assertNotEqual(r.status, 200, "corrupt bytes served")
+            self.assertEqual(r.status, 503, r)
+            self.assertTrue(r.header("retry-after"), r)
+        self.assertIn("suspect", n1.log())
+        # a second, good holder: push the same blob to n2
+        self.assertEqual(n2.push_blob(repo, layer), d)
+        self.caught_up()
+        r = n1.request("GET", f"/v2/{repo}/blobs/{d}", timeout=60)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body, layer)
+
+    @unittest.skipIf(SKOPEO is None, "skopeo not installed")
+    def test_skopeo_push_one_node_pull_another(self):
+        c = self.cluster
+        n0, n1, _ = c.nodes
+        repo = "fetch/skopeo"
+        tmp = tempfile.mkdtemp(prefix="atoll-fetch-skopeo-")
+        try:
+            src = os.path.join(tmp, "src")
+            img = ocilayout.build_layout(src, sizes=(1024, 3 * 1024 * 1024),
+                                         tag="v1")
+            run_tool(["skopeo", "--insecure-policy", "copy",
+                      "--dest-tls-verify=false", f"oci:{src}:v1",
+                      f"docker://{n0.addr}/{repo}:v1"], timeout=120)
+            self.caught_up()
+            out = os.path.join(tmp, "out")
+            run_tool(["skopeo", "--insecure-policy", "copy",
+                      "--src-tls-verify=false",
+                      f"docker://{n1.addr}/{repo}:v1", f"oci:{out}:v1"],
+                     timeout=120)
+            back = ocilayout.read_layout(out, "v1")
+            self.assertEqual(back.manifest, img.manifest)
+            self.assertEqual(back.config, img.config)
+            self.assertEqual(back.layers, [la.blob for la in img.layers])
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+class FetchFailoverTest(ClusterTestCase):
+    """The first holder dies: the copy fetched by another node serves."""
+
+    def setUp(self):
+        self.cluster = Cluster(3, prefix="fofail").start()
+
+    def tearDown(self):
+        self.cluster.close()
+
+    def test_served_from_second_holder(self):
+        c = self.cluster
+        n0, n1, n2 = c.nodes
+        repo = "fetch/failover"
+        layer = os.urandom(4 * 1024 * 1024 + 1)
+        d = push_image_with(n0, repo, "v1", layer)
+        for n in c.nodes:
+            c.wait_caught_up(n)
+        before = n1.applied_index()
+        r = n1.request("GET", f"/v2/{repo}/blobs/{d}", timeout=60)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body, layer)
+        # wait until n2 knows that n1 holds it too (n1 records itself as a
+        # holder right after serving)
+        wait_for(lambda: n1.applied_index() > before, 30,
+                 what="n1 recorded as a holder")
+        target = c.leader().status()["commit_index"]
+        wait_for(lambda: n2.applied_index() >= target, 30,
+                 what="n2 caught up")
+        n0.kill()
+        r = wait_for(lambda: (lambda x: x if x.status == 200 else None)(
+            n2.request("GET", f"/v2/{repo}/blobs/{d}", timeout=60)), 30,
+            interval=0.5, what="GET from n2 after n0 died")
+        self.assertEqual(r.body, layer)
+        self.assertEqual(sha256_digest(r.body), d)
+        self.assertEqual(n2.peer_request("GET", f"/_atoll/blobs/{d}").status,
+                         200)
+
+    def test_client_gone_then_stop_mid_fetch(self):
+        c = self.cluster
+        n0, n1, n2 = c.nodes
+        repo = "fetch/gone"
+        layer = os.urandom(40 * 1024 * 1024 + 3)
+        d = push_image_with(n0, repo, "v1", layer)
+        for n in c.nodes:
+            c.wait_caught_up(n)
+        req = (f"GET /v2/{repo}/blobs/{d} HTTP/1.1\r\n"
+               f"Host: x\r\n\r\n").encode()
+        # a client that goes away right after asking: the fetch goes on
+        s = socket.create_connection(("127.0.0.1", n1.port))
+        s.sendall(req)
+        s.close()
+        r = n1.request("GET", f"/v2/{repo}/blobs/{d}", timeout=60)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body, layer)
+        self.assertTrue(n1.alive(), n1.log())
+        # a node stopped while it fetches stops cleanly
+        s = socket.create_connection(("127.0.0.1", n2.port))
+        s.sendall(req)
+        time.sleep(0.02)
+        rc = n2.terminate(timeout=30)
+        s.close()
+        self.assertEqual(rc, 0, n2.log())
+
+
+class FetchRegionTest(ClusterTestCase):
+    """A holder in the fetching node's region is preferred."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = Cluster(3, prefix="freg", per_node={
+            0: ["--region", "east"], 1: ["--region", "west"],
+            2: ["--region", "west"]}).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.cluster is not None:
+            cls.cluster.close()
+            cls.cluster = None
+
+    def test_same_region_first(self):
+        c = self.cluster
+        n0, n1, n2 = c.nodes
+        repo = "fetch/region"
+        layer = os.urandom(1024 * 1024)
+        d = push_image_with(n0, repo, "v1", layer)
+        for n in c.nodes:
+            c.wait_caught_up(n)
+        before = n1.applied_index()
+        r = n1.request("GET", f"/v2/{repo}/blobs/{d}", timeout=60)
+        self.assertEqual(r.status, 200, r)
+        wait_for(lambda: n1.applied_index() > before, 30,
+                 what="n1 recorded as a holder")
+        c.wait_caught_up(n2)
+        s0 = metric(n0, "atoll_peer_blob_serves_total")
+        s1 = metric(n1, "atoll_peer_blob_serves_total")
+        # n2 (west) has two holders: n0 (east, first by name) and n1 (west)
+        r = n2.request("GET", f"/v2/{repo}/blobs/{d}", timeout=60)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body, layer)
+        self.assertEqual(metric(n1, "atoll_peer_blob_serves_total"), s1 + 1)
+        self.assertEqual(metric(n0, "atoll_peer_blob_serves_total"), s0)
+
+
+if __name__ == "__main__":
+    unittest.main()
