@@ -112,13 +112,14 @@ static int apply_delete_manifest(struct meta_fsm *f,
     struct meta_mf *mf = r != NULL ? at_map_get(&r->manifests, DKEY(&d)) : NULL;
     if (mf == NULL)
         return META_MANIFEST_UNKNOWN;
-    /* at_map allows deleting the current entry while iterating */
-    const char *k;
-    void *v;
-    for (size_t i = 0; at_map_next(&r->tags, &i, &k, &v);) {
-        struct meta_tag *t = v;
-        if (at_digest_equal(&t->digest, &d))
-            meta__tag_del(f, r, t->name);
+    /* backwards: a delete moves the last tag (already seen) into the hole;
+     * the name is copied first as a delete may compact the name arena */
+    for (size_t i = r->ntagv; i-- > 0;) {
+        if (i < r->ntagv && at_digest_equal(&r->tagv[i].digest, &d)) {
+            char *name = at_strdup(meta__tag_name(r, i));
+            meta__tag_del(f, r, name);
+            at_free(name);
+        }
     }
     meta__repo_unlink_manifest(f, r, mf);
     meta__repo_maybe_drop(f, r);

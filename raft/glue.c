@@ -1,9 +1,11 @@
 /* The struct raft_fsm callbacks: libraft's apply/snapshot/restore on a
- * meta_fsm, with libraft 0.15's buffer ownership rules. */
+ * meta_fsm, with libraft 0.15's buffer ownership rules and snapshots
+ * encoded in the thread pool. */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "raft"
 
+#include <time.h>
 #include <uv.h>
 
 #include "raft/internal.h"
@@ -17,31 +19,37 @@ static int glue_apply(struct raft_fsm *iface,
     uint64_t index = raft_last_applied(g->raft) + 1;
     int res = 0;
     meta_fsm_apply(g->fsm, index, buf->base, buf->len, &res);
+    if (g->job_inflight)
+        g->job_applies++;
     *result = (void *)(intptr_t)res;
     if (g->applied != NULL)
         g->applied(g->data, g->fsm);
     return 0;
 }
 
-/* Version 1 FSM: raft frees each base and the array after the write. */
-static int glue_snapshot(struct raft_fsm *iface,
-                         struct raft_buffer *bufs[],
-                         unsigned *n_bufs)
+/* Snapshots (version-3 FSM, libraft 0.15 takeSnapshot): raft calls
+ * snapshot on the loop thread, then snapshot_async in the pool through
+ * io->async_work, then snapshot_finalize on the loop thread whatever
+ * happened (also when async_work could not start or the encode failed).
+ * snapshot only copies the state into a job (no encoding), so applies go
+ * on while the pool encodes the job; the job shares nothing with the FSM.
+ * The FSM owns the buffers (finalize frees them). Only one snapshot is in
+ * flight at a time (raft's pending snapshot guards this). Without
+ * snapshot_async (an io that cannot run work in the pool) snapshot encodes
+ * on the spot. */
+static int encode_job(struct meta_fsm_glue *g,
+                      struct raft_buffer *bufs[],
+                      unsigned *n_bufs)
 {
-    struct meta_fsm_glue *g = iface->data;
     char errmsg[AT_ERRMSG_SIZE] = "";
     void *base;
     size_t len;
     uint64_t t0 = uv_hrtime();
-    int rv = meta_fsm_snapshot(g->fsm, raft_malloc, &base, &len, errmsg);
+    int rv = meta_snap_job_encode(g->job, raft_malloc, &base, &len, errmsg);
     if (rv != 0) {
         LOG_ERROR("snapshot: %s", errmsg);
         return rv == AT_ENOMEM ? RAFT_NOMEM : RAFT_TOOBIG;
     }
-    /* NEEDSWORK: encoded synchronously on the loop thread (libraft 0.15
-     * version-1 FSM); this line is how the cost is measured. */
-    LOG_INFO("snapshot: %zu bytes encoded in %.1f ms on the loop thread", len,
-             (double)(uv_hrtime() - t0) / 1e6);
     *bufs = raft_malloc(sizeof(**bufs));
     if (*bufs == NULL) {
         raft_free(base);
@@ -50,6 +58,90 @@ static int glue_snapshot(struct raft_fsm *iface,
     (*bufs)[0].base = base;
     (*bufs)[0].len = len;
     *n_bufs = 1;
+    g->job_len = len;
+    g->job_pool_ms = (double)(uv_hrtime() - t0) / 1e6;
+    return 0;
+}
+
+static int glue_snapshot(struct raft_fsm *iface,
+                         struct raft_buffer *bufs[],
+                         unsigned *n_bufs)
+{
+    struct meta_fsm_glue *g = iface->data;
+    if (g->job_inflight)
+        return RAFT_BUSY; /* not finalized yet: raft retries later */
+    g->job_t0 = uv_hrtime();
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+    g->job = meta_snap_job_take(g->fsm);
+    g->job_len = 0;
+    g->job_pool_ms = 0;
+    g->job_applies = 0;
+    *bufs = NULL;
+    *n_bufs = 0;
+    int rv = 0;
+    if (iface->snapshot_async == NULL)
+        rv = encode_job(g, bufs, n_bufs);
+    g->job_loop_ms = (double)(uv_hrtime() - g->job_t0) / 1e6;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    g->job_loop_cpu_ms = (double)(c1.tv_sec - c0.tv_sec) * 1e3 +
+                         (double)(c1.tv_nsec - c0.tv_nsec) / 1e6;
+    if (iface->snapshot_async == NULL || rv != 0) {
+        meta_snap_job_recycle(g->fsm, g->job);
+        g->job = NULL;
+    }
+    /* raft calls no finalize when snapshot fails */
+    g->job_inflight = rv == 0;
+    return rv;
+}
+
+/* In the pool: reads only the job; the loop does not touch it until
+ * finalize. */
+static int glue_snapshot_async(struct raft_fsm *iface,
+                               struct raft_buffer *bufs[],
+                               unsigned *n_bufs)
+{
+    struct meta_fsm_glue *g = iface->data;
+    if (g->job == NULL)
+        return RAFT_INVALID;
+    int rv = encode_job(g, bufs, n_bufs);
+    /* a big copy is freed here, off the loop; a small one is kept for the
+     * next snapshot (finalize) */
+    if (meta_snap_job_size(g->job) > META_SNAP_SPARE_MAX) {
+        meta_snap_job_free(g->job);
+        g->job = NULL;
+    }
+    return rv;
+}
+
+static int glue_snapshot_finalize(struct raft_fsm *iface,
+                                  struct raft_buffer *bufs[],
+                                  unsigned *n_bufs)
+{
+    struct meta_fsm_glue *g = iface->data;
+    uint64_t t0 = uv_hrtime();
+    if (*bufs != NULL) {
+        for (unsigned i = 0; i < *n_bufs; i++)
+            raft_free((*bufs)[i].base);
+        raft_free(*bufs);
+    }
+    *bufs = NULL;
+    *n_bufs = 0;
+    if (g->job_inflight) {
+        /* loop: the copy, on the loop thread; pool: the encode; total:
+         * until the snapshot was written (or failed) */
+        uint64_t now = uv_hrtime();
+        LOG_INFO(
+            "snapshot: %zu bytes, loop thread %.1f ms copy (cpu %.1f "
+            "ms) + %.1f ms free, pool encode %.1f ms, total %.1f ms, "
+            "%" PRIu64 " applies meanwhile",
+            g->job_len, g->job_loop_ms, g->job_loop_cpu_ms,
+            (double)(now - t0) / 1e6, g->job_pool_ms,
+            (double)(now - g->job_t0) / 1e6, g->job_applies);
+        g->job_inflight = false;
+    }
+    meta_snap_job_recycle(g->fsm, g->job);
+    g->job = NULL;
     return 0;
 }
 
@@ -74,9 +166,11 @@ void meta__glue_init(struct meta_fsm_glue *g, struct meta_fsm *fsm)
 {
     memset(g, 0, sizeof(*g));
     g->fsm = fsm;
-    g->iface.version = 1;
+    g->iface.version = 3; /* 0.15 needs io->version = 2 (see meta.c) */
     g->iface.data = g;
     g->iface.apply = glue_apply;
     g->iface.snapshot = glue_snapshot;
     g->iface.restore = glue_restore;
+    g->iface.snapshot_finalize = glue_snapshot_finalize;
+    g->iface.snapshot_async = glue_snapshot_async;
 }

@@ -27,14 +27,24 @@ struct meta_mf {
     size_t refs; /* repositories holding it */
 };
 
+/* One tag in a repository's dense tag table. */
 struct meta_tag {
-    char *name; /* owned */
+    size_t name; /* offset of the NUL-terminated name in tag_names */
+    size_t len;  /* strlen of the name */
     struct at_digest digest;
 };
 
 struct meta_repo {
-    char *name;              /* owned */
-    struct at_map tags;      /* tag -> struct meta_tag (owned) */
+    char *name; /* owned */
+    /* Tags live in two flat arrays so that a snapshot copies them with two
+     * memcpy calls: tagv (dense, unordered; a delete moves the last tag
+     * into the hole) and tag_names (names, NUL-terminated; deleted names
+     * stay as holes until the arena is compacted). */
+    struct at_map tags;    /* tag -> index + 1 into tagv, cast to a pointer */
+    struct meta_tag *tagv; /* owned */
+    size_t ntagv, tagv_cap;
+    char *tag_names; /* owned */
+    size_t names_len, names_cap, names_dead;
     struct at_map blobs;     /* raw digest -> struct meta_blob (borrowed) */
     struct at_map manifests; /* raw digest -> struct meta_mf (one ref) */
     /* Sorted tag names, packed: listing 10,000 tags walks one contiguous
@@ -45,8 +55,10 @@ struct meta_repo {
     bool sorted_ok;
 };
 
+/* One remembered request, stored inline in the ring (one flat array, so a
+ * snapshot copies the ring with at most two memcpy calls). */
 struct meta_req {
-    char *id; /* owned */
+    char id[META_REQUEST_ID_MAX + 1];
     int result;
     uint64_t index;
 };
@@ -70,13 +82,16 @@ struct meta_fsm {
     struct meta_repo **sorted_repos; /* owned array, borrowed repos */
     size_t nsorted_repos;
     bool sorted_repos_ok;
-    struct at_map reqs;     /* request id -> struct meta_req (borrowed) */
-    struct meta_req **ring; /* owned FIFO of owned requests */
+    struct at_map reqs;    /* request id -> struct meta_req (in ring) */
+    struct meta_req *ring; /* owned FIFO of ring_cap entries */
     size_t ring_cap, ring_head, ring_len;
     uint64_t ntags;
     uint64_t applied_index; /* log index of the last applied command */
     uint64_t applied_count; /* commands applied (dups and invalid included) */
     uint64_t hash;          /* running hash of applied command bytes */
+    /* owned: the last snapshot job, kept so the next one reuses memory
+     * that is already mapped (fresh pages cost more than the copy) */
+    struct meta_snap_job *snap_spare;
 };
 
 void meta_fsm_init(struct meta_fsm *f, size_t requests_max);
@@ -90,6 +105,27 @@ int meta_fsm_apply(struct meta_fsm *f,
                    const void *buf,
                    size_t len,
                    int *result);
+
+/* A consistent copy of the whole state, taken on the loop thread and
+ * encoded later (possibly on another thread) while applies continue. It
+ * shares nothing with the FSM: every string and byte lives in one arena. */
+struct meta_snap_job;
+/* Copy the state (cheap: flat arrays and one arena, no encoding). Reuses
+ * f->snap_spare when there is one. */
+struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f);
+/* Hand a job back once encoded: kept as f->snap_spare unless big. */
+void meta_snap_job_recycle(struct meta_fsm *f, struct meta_snap_job *j);
+/* Bytes the job holds; a job above META_SNAP_SPARE_MAX is not kept. */
+#define META_SNAP_SPARE_MAX ((size_t)64 << 20)
+size_t meta_snap_job_size(const struct meta_snap_job *j);
+/* Encode the copy into one buffer from alloc (caller owns). Touches only
+ * the job, so it may run on any thread. */
+int meta_snap_job_encode(const struct meta_snap_job *j,
+                         proto_alloc_fn alloc,
+                         void **out,
+                         size_t *len,
+                         char *errmsg);
+void meta_snap_job_free(struct meta_snap_job *j);
 
 /* Encode the whole state into one buffer from alloc (caller owns). */
 int meta_fsm_snapshot(const struct meta_fsm *f,
@@ -148,6 +184,10 @@ void meta__repo_link_manifest(struct meta_repo *r, struct meta_mf *mf);
 void meta__repo_unlink_manifest(struct meta_fsm *f,
                                 struct meta_repo *r,
                                 struct meta_mf *mf);
+static inline const char *meta__tag_name(const struct meta_repo *r, size_t i)
+{
+    return r->tag_names + r->tagv[i].name;
+}
 void meta__tag_set(struct meta_fsm *f,
                    struct meta_repo *r,
                    const char *tag,
@@ -252,6 +292,16 @@ struct meta_fsm_glue {
     struct raft_fsm iface; /* iface.data points back here */
     struct meta_fsm *fsm;  /* borrowed */
     struct raft *raft;     /* borrowed; set before raft_start */
+    /* Snapshot in flight (version-3 FSM): taken on the loop by snapshot,
+     * encoded in the pool by snapshot_async, recycled by snapshot_finalize. */
+    struct meta_snap_job *job; /* owned; finalize recycles it (fsm spare) */
+    bool job_inflight;         /* loop only: snapshot called, not finalized */
+    uint64_t job_t0;           /* uv_hrtime() when snapshot was called */
+    double job_loop_ms;        /* loop-thread time of the copy */
+    double job_loop_cpu_ms;    /* the same in thread CPU time */
+    double job_pool_ms;        /* pool time of the encode */
+    size_t job_len;            /* encoded bytes */
+    uint64_t job_applies;      /* applies while the job was in flight */
     /* optional: called after every apply (tests record the hash chain) */
     void (*applied)(void *data, const struct meta_fsm *f);
     void *data;

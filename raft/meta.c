@@ -519,6 +519,7 @@ int meta_open(struct meta **out,
         meta_free(m);
         return AT_EIO;
     }
+    m->io.version = 2; /* 0.15 bug: async_work is there, version says 1 */
     raft_uv_set_auto_recovery(&m->io, false);
     raft_uv_set_tracer(&m->io, &m->tracer);
     raft_uv_set_connect_retry_delay(&m->io, 500);

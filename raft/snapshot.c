@@ -1,7 +1,9 @@
 /* Whole-state snapshots of the FSM: encode to one buffer, restore from one.
  *
- * Encoding builds protobuf-c structs that borrow the live state (no copies of
- * manifest bytes), packs them into one buffer, then frees the structs.
+ * Encoding is two steps so that only the first runs on the loop thread:
+ * take a job (a flat copy of the state: a few arrays and one arena of
+ * strings and bytes, no per-record allocation), then encode the job
+ * (protobuf-c structs borrowing the job, packed into one buffer) anywhere.
  * Restore decodes into a fresh FSM, checks every cross reference (a repo's
  * manifest, blob link or tag must exist), and only then swaps it in, so a
  * corrupt snapshot leaves the current state untouched. */
@@ -13,43 +15,242 @@
 
 #define DKEY(d) ((d)->bytes), AT_DIGEST_LEN
 
+/* ---- the job: a flat copy of the state ---- */
+
+#define NONE SIZE_MAX /* absent optional string */
+
+struct job_repo {
+    size_t name;                  /* arena offset */
+    size_t tags, ntags;           /* into job tags */
+    size_t tag_names;             /* arena offset of the repo's tag names */
+    size_t blobs, nblobs;         /* into job digests */
+    size_t manifests, nmanifests; /* into job digests */
+};
+
+struct job_mf {
+    struct at_digest digest;
+    size_t bytes, len;                             /* arena offset, length */
+    size_t media_type, artifact_type, annotations; /* offsets or NONE */
+    bool has_subject;
+    struct at_digest subject;
+    size_t blobs, nblobs;       /* into job digests */
+    size_t children, nchildren; /* into job digests */
+};
+
+struct job_blob {
+    struct at_digest digest;
+    uint64_t size;
+    size_t stores, nstores; /* into job strs (arena offsets) */
+};
+
+struct job_node {
+    uint64_t id;
+    size_t name, peer_address, api_address, region; /* arena offsets */
+    bool standby;
+};
+
+/* A growable array of fixed-size items. */
+struct vec {
+    void *p; /* owned */
+    size_t len, cap;
+};
+
+struct meta_snap_job {
+    uint64_t applied_index, applied_count, hash;
+    struct vec arena; /* chars: every string (NUL-terminated) and byte */
+    struct vec repos, tags, digests, mfs, blobs, strs, reqs, nodes;
+};
+
+static void *vec_push(struct vec *v, size_t size, size_t n)
+{
+    if (v->len + n > v->cap || v->p == NULL) {
+        size_t cap = v->cap ? v->cap : 16;
+        AT_ASSERT(n <= SIZE_MAX / 2 / size - v->len);
+        while (cap < v->len + n)
+            cap *= 2;
+        v->p = at_realloc(v->p, cap * size);
+        v->cap = cap;
+    }
+    void *at = (char *)v->p + v->len * size;
+    v->len += n;
+    return at;
+}
+
+static void vec_reserve(struct vec *v, size_t size, size_t n)
+{
+    if (n > v->cap) {
+        v->p = at_realloc(v->p, n * size);
+        v->cap = n;
+    }
+}
+
+#define VEC_AT(v, type, i) (&((type *)(v)->p)[i])
+
+static size_t arena_mem(struct meta_snap_job *j, const void *p, size_t n)
+{
+    size_t off = j->arena.len;
+    if (n > 0)
+        memcpy(vec_push(&j->arena, 1, n), p, n);
+    return off;
+}
+
+static size_t arena_str(struct meta_snap_job *j, const char *s)
+{
+    if (s == NULL)
+        return NONE;
+    return arena_mem(j, s, strlen(s) + 1);
+}
+
+static size_t push_digests(struct meta_snap_job *j,
+                           const struct at_digest *d,
+                           size_t n)
+{
+    size_t first = j->digests.len;
+    if (n > 0)
+        memcpy(vec_push(&j->digests, sizeof(*d), n), d, n * sizeof(*d));
+    return first;
+}
+
+/* see internal.h */
+struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
+{
+    struct meta_snap_job *j = f->snap_spare;
+    const char *k;
+    void *v;
+    f->snap_spare = NULL;
+    if (j == NULL)
+        j = at_calloc(1, sizeof(*j));
+    struct vec *all[] = { &j->arena, &j->repos, &j->tags, &j->digests, &j->mfs,
+                          &j->blobs, &j->strs,  &j->reqs, &j->nodes };
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        all[i]->len = 0;
+    j->applied_index = f->applied_index;
+    j->applied_count = f->applied_count;
+    j->hash = f->hash;
+    size_t names = 0;
+    for (size_t i = 0; at_map_next(&f->repos, &i, &k, &v);)
+        names += ((const struct meta_repo *)v)->names_len;
+    vec_reserve(&j->repos, sizeof(struct job_repo), f->repos.len + 1);
+    vec_reserve(&j->tags, sizeof(struct meta_tag), f->ntags + 1);
+    vec_reserve(&j->arena, 1, names + 4096);
+    for (size_t i = 0; at_map_next(&f->repos, &i, &k, &v);) {
+        const struct meta_repo *r = v;
+        struct job_repo *jr = vec_push(&j->repos, sizeof(*jr), 1);
+        jr->name = arena_str(j, r->name);
+        /* the dense tag table and its names: two copies, no per-tag work
+         * (name offsets stay relative to the repo's names) */
+        jr->tags = j->tags.len;
+        jr->ntags = r->ntagv;
+        if (r->ntagv > 0)
+            memcpy(vec_push(&j->tags, sizeof(*r->tagv), r->ntagv), r->tagv,
+                   r->ntagv * sizeof(*r->tagv));
+        jr->tag_names = arena_mem(j, r->tag_names, r->names_len);
+        jr->blobs = j->digests.len;
+        jr->nblobs = r->blobs.len;
+        struct at_digest *d = vec_push(&j->digests, sizeof(*d), r->blobs.len);
+        for (size_t t = 0; at_map_next(&r->blobs, &t, &k, &v);)
+            *d++ = ((const struct meta_blob *)v)->digest;
+        jr->manifests = j->digests.len;
+        jr->nmanifests = r->manifests.len;
+        d = vec_push(&j->digests, sizeof(*d), r->manifests.len);
+        for (size_t t = 0; at_map_next(&r->manifests, &t, &k, &v);)
+            *d++ = ((const struct meta_mf *)v)->pub.digest;
+    }
+    vec_reserve(&j->mfs, sizeof(struct job_mf), f->manifests.len + 1);
+    for (size_t i = 0; at_map_next(&f->manifests, &i, &k, &v);) {
+        const struct meta_mf *mf = v;
+        struct job_mf *jm = vec_push(&j->mfs, sizeof(*jm), 1);
+        jm->digest = mf->pub.digest;
+        jm->bytes = arena_mem(j, mf->bytes, mf->pub.len);
+        jm->len = mf->pub.len;
+        jm->media_type = arena_str(j, mf->media_type);
+        jm->artifact_type = arena_str(j, mf->artifact_type);
+        jm->annotations = arena_str(j, mf->annotations_json);
+        jm->has_subject = mf->pub.has_subject;
+        jm->subject = mf->pub.subject;
+        jm->nblobs = mf->nblobs;
+        jm->blobs = push_digests(j, mf->blobs, mf->nblobs);
+        jm->nchildren = mf->nchildren;
+        jm->children = push_digests(j, mf->children, mf->nchildren);
+    }
+    vec_reserve(&j->blobs, sizeof(struct job_blob), f->blobs.len + 1);
+    for (size_t i = 0; at_map_next(&f->blobs, &i, &k, &v);) {
+        const struct meta_blob *b = v;
+        struct job_blob *jb = vec_push(&j->blobs, sizeof(*jb), 1);
+        jb->digest = b->digest;
+        jb->size = b->size;
+        jb->stores = j->strs.len;
+        jb->nstores = b->nstores;
+        size_t *s = vec_push(&j->strs, sizeof(*s), b->nstores);
+        for (size_t t = 0; t < b->nstores; t++)
+            s[t] = arena_str(j, b->stores[t]);
+    }
+    /* the ring in log order: its two contiguous runs */
+    size_t first = f->ring_len < f->ring_cap - f->ring_head
+                       ? f->ring_len
+                       : f->ring_cap - f->ring_head;
+    if (first > 0)
+        memcpy(vec_push(&j->reqs, sizeof(*f->ring), first),
+               &f->ring[f->ring_head], first * sizeof(*f->ring));
+    if (f->ring_len > first)
+        memcpy(vec_push(&j->reqs, sizeof(*f->ring), f->ring_len - first),
+               f->ring, (f->ring_len - first) * sizeof(*f->ring));
+    for (size_t i = 0; at_map_next(&f->nodes, &i, &k, &v);) {
+        const struct meta_noderec *n = v;
+        struct job_node *jn = vec_push(&j->nodes, sizeof(*jn), 1);
+        jn->id = n->id;
+        jn->name = arena_str(j, n->name);
+        jn->peer_address = arena_str(j, n->peer_address);
+        jn->api_address = arena_str(j, n->api_address);
+        jn->region = arena_str(j, n->region);
+        jn->standby = n->standby;
+    }
+    return j;
+}
+
+/* see internal.h */
+void meta_snap_job_free(struct meta_snap_job *j)
+{
+    if (j == NULL)
+        return;
+    struct vec *all[] = { &j->arena, &j->repos, &j->tags, &j->digests, &j->mfs,
+                          &j->blobs, &j->strs,  &j->reqs, &j->nodes };
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        at_free(all[i]->p);
+    at_free(j);
+}
+
+/* see internal.h */
+size_t meta_snap_job_size(const struct meta_snap_job *j)
+{
+    return j->arena.cap + j->repos.cap * sizeof(struct job_repo) +
+           j->tags.cap * sizeof(struct meta_tag) +
+           j->digests.cap * sizeof(struct at_digest) +
+           j->mfs.cap * sizeof(struct job_mf) +
+           j->blobs.cap * sizeof(struct job_blob) +
+           j->strs.cap * sizeof(size_t) +
+           j->reqs.cap * sizeof(struct meta_req) +
+           j->nodes.cap * sizeof(struct job_node);
+}
+
+/* see internal.h */
+void meta_snap_job_recycle(struct meta_fsm *f, struct meta_snap_job *j)
+{
+    if (j == NULL)
+        return;
+    if (f->snap_spare != NULL || meta_snap_job_size(j) > META_SNAP_SPARE_MAX) {
+        meta_snap_job_free(j);
+        return;
+    }
+    f->snap_spare = j;
+}
+
+/* ---- encoding a job ---- */
+
 static ProtobufCBinaryData bin(const struct at_digest *d)
 {
     ProtobufCBinaryData b = { AT_DIGEST_LEN, (uint8_t *)d->bytes };
     return b;
-}
-
-static void encode_repo(Atoll__SnapRepo *sr, const struct meta_repo *r)
-{
-    const char *k;
-    void *v;
-    *sr = (Atoll__SnapRepo)ATOLL__SNAP_REPO__INIT;
-    sr->name = r->name;
-    sr->tags = at_calloc(r->tags.len + 1, sizeof(*sr->tags));
-    for (size_t i = 0; at_map_next(&r->tags, &i, &k, &v);) {
-        const struct meta_tag *t = v;
-        Atoll__SnapTag *st = at_malloc(sizeof(*st));
-        *st = (Atoll__SnapTag)ATOLL__SNAP_TAG__INIT;
-        st->name = t->name;
-        st->digest = bin(&t->digest);
-        sr->tags[sr->n_tags++] = st;
-    }
-    sr->blobs = at_calloc(r->blobs.len + 1, sizeof(*sr->blobs));
-    for (size_t i = 0; at_map_next(&r->blobs, &i, &k, &v);)
-        sr->blobs[sr->n_blobs++] = bin(&((struct meta_blob *)v)->digest);
-    sr->manifests = at_calloc(r->manifests.len + 1, sizeof(*sr->manifests));
-    for (size_t i = 0; at_map_next(&r->manifests, &i, &k, &v);)
-        sr->manifests[sr->n_manifests++] =
-            bin(&((struct meta_mf *)v)->pub.digest);
-}
-
-static void free_repo(Atoll__SnapRepo *sr)
-{
-    for (size_t i = 0; i < sr->n_tags; i++)
-        at_free(sr->tags[i]);
-    at_free(sr->tags);
-    at_free(sr->blobs);
-    at_free(sr->manifests);
 }
 
 static ProtobufCBinaryData *bins(const struct at_digest *d, size_t n)
@@ -60,27 +261,142 @@ static ProtobufCBinaryData *bins(const struct at_digest *d, size_t n)
     return b;
 }
 
-static void encode_mf(Atoll__SnapManifest *sm, const struct meta_mf *mf)
+/* see internal.h */
+int meta_snap_job_encode(const struct meta_snap_job *j,
+                         proto_alloc_fn alloc,
+                         void **out,
+                         size_t *len,
+                         char *errmsg)
 {
-    *sm = (Atoll__SnapManifest)ATOLL__SNAP_MANIFEST__INIT;
-    sm->digest = bin(&mf->pub.digest);
-    sm->media_type = mf->media_type;
-    sm->bytes.data = mf->bytes;
-    sm->bytes.len = mf->pub.len;
-    sm->n_blobs = mf->nblobs;
-    sm->blobs = bins(mf->blobs, mf->nblobs);
-    sm->n_manifests = mf->nchildren;
-    sm->manifests = bins(mf->children, mf->nchildren);
-    if (mf->pub.has_subject)
-        sm->subject = bin(&mf->pub.subject);
-    if (mf->artifact_type != NULL) {
-        sm->artifact_type = mf->artifact_type;
-        sm->has_artifact_type = true;
+    Atoll__Snapshot s = ATOLL__SNAPSHOT__INIT;
+    char *arena = j->arena.p;
+    const struct at_digest *dg = j->digests.p;
+    const size_t *strs = j->strs.p;
+#define STR(off) (arena + (off))
+    s.version = PROTO_SNAPSHOT_VERSION;
+    s.applied_index = j->applied_index;
+    s.applied_count = j->applied_count;
+    s.hash = j->hash;
+
+    size_t nrepos = j->repos.len;
+    Atoll__SnapRepo *repos = at_calloc(nrepos + 1, sizeof(*repos));
+    Atoll__SnapTag *tags = at_calloc(j->tags.len + 1, sizeof(*tags));
+    Atoll__SnapTag **tagp = at_calloc(j->tags.len + 1, sizeof(*tagp));
+    ProtobufCBinaryData *digs = bins(dg, j->digests.len);
+    s.repos = at_calloc(nrepos + 1, sizeof(*s.repos));
+    for (size_t i = 0; i < nrepos; i++) {
+        const struct job_repo *jr = VEC_AT(&j->repos, struct job_repo, i);
+        Atoll__SnapRepo *sr = &repos[i];
+        *sr = (Atoll__SnapRepo)ATOLL__SNAP_REPO__INIT;
+        sr->name = STR(jr->name);
+        for (size_t t = jr->tags; t < jr->tags + jr->ntags; t++) {
+            const struct meta_tag *jt = VEC_AT(&j->tags, struct meta_tag, t);
+            tags[t] = (Atoll__SnapTag)ATOLL__SNAP_TAG__INIT;
+            tags[t].name = STR(jr->tag_names + jt->name);
+            tags[t].digest = bin(&jt->digest);
+            tagp[t] = &tags[t];
+        }
+        sr->n_tags = jr->ntags;
+        sr->tags = tagp + jr->tags;
+        sr->n_blobs = jr->nblobs;
+        sr->blobs = digs + jr->blobs;
+        sr->n_manifests = jr->nmanifests;
+        sr->manifests = digs + jr->manifests;
+        s.repos[s.n_repos++] = sr;
     }
-    if (mf->annotations_json != NULL) {
-        sm->annotations_json = mf->annotations_json;
-        sm->has_annotations = true;
+
+    size_t nmfs = j->mfs.len;
+    Atoll__SnapManifest *mfs = at_calloc(nmfs + 1, sizeof(*mfs));
+    s.manifests = at_calloc(nmfs + 1, sizeof(*s.manifests));
+    for (size_t i = 0; i < nmfs; i++) {
+        const struct job_mf *jm = VEC_AT(&j->mfs, struct job_mf, i);
+        Atoll__SnapManifest *sm = &mfs[i];
+        *sm = (Atoll__SnapManifest)ATOLL__SNAP_MANIFEST__INIT;
+        sm->digest = bin(&jm->digest);
+        sm->media_type = STR(jm->media_type);
+        sm->bytes.data = (uint8_t *)arena + jm->bytes;
+        sm->bytes.len = jm->len;
+        sm->n_blobs = jm->nblobs;
+        sm->blobs = digs + jm->blobs;
+        sm->n_manifests = jm->nchildren;
+        sm->manifests = digs + jm->children;
+        if (jm->has_subject)
+            sm->subject = bin(&jm->subject);
+        if (jm->artifact_type != NONE) {
+            sm->artifact_type = STR(jm->artifact_type);
+            sm->has_artifact_type = true;
+        }
+        if (jm->annotations != NONE) {
+            sm->annotations_json = STR(jm->annotations);
+            sm->has_annotations = true;
+        }
+        s.manifests[s.n_manifests++] = sm;
     }
+
+    size_t nblobs = j->blobs.len;
+    Atoll__SnapBlob *blobs = at_calloc(nblobs + 1, sizeof(*blobs));
+    char **stores = at_calloc(j->strs.len + 1, sizeof(*stores));
+    for (size_t i = 0; i < j->strs.len; i++)
+        stores[i] = STR(strs[i]);
+    s.blobs = at_calloc(nblobs + 1, sizeof(*s.blobs));
+    for (size_t i = 0; i < nblobs; i++) {
+        const struct job_blob *jb = VEC_AT(&j->blobs, struct job_blob, i);
+        Atoll__SnapBlob *sb = &blobs[i];
+        *sb = (Atoll__SnapBlob)ATOLL__SNAP_BLOB__INIT;
+        sb->digest = bin(&jb->digest);
+        sb->size = jb->size;
+        sb->n_stores = jb->nstores;
+        sb->stores = stores + jb->stores;
+        s.blobs[s.n_blobs++] = sb;
+    }
+
+    size_t nreqs = j->reqs.len;
+    Atoll__SnapRequest *reqs = at_calloc(nreqs + 1, sizeof(*reqs));
+    s.requests = at_calloc(nreqs + 1, sizeof(*s.requests));
+    for (size_t i = 0; i < nreqs; i++) {
+        const struct meta_req *jq = VEC_AT(&j->reqs, struct meta_req, i);
+        Atoll__SnapRequest *sq = &reqs[i];
+        *sq = (Atoll__SnapRequest)ATOLL__SNAP_REQUEST__INIT;
+        sq->id = (char *)jq->id;
+        sq->result = jq->result;
+        sq->index = jq->index;
+        s.requests[s.n_requests++] = sq;
+    }
+
+    size_t nnodes = j->nodes.len;
+    Atoll__NodeUpsert *nodes = at_calloc(nnodes + 1, sizeof(*nodes));
+    s.nodes = at_calloc(nnodes + 1, sizeof(*s.nodes));
+    for (size_t i = 0; i < nnodes; i++) {
+        const struct job_node *jn = VEC_AT(&j->nodes, struct job_node, i);
+        Atoll__NodeUpsert *o = &nodes[i];
+        *o = (Atoll__NodeUpsert)ATOLL__NODE_UPSERT__INIT;
+        o->id = jn->id;
+        o->name = STR(jn->name);
+        o->peer_address = STR(jn->peer_address);
+        o->api_address = STR(jn->api_address);
+        o->region = STR(jn->region);
+        o->standby = jn->standby;
+        s.nodes[s.n_nodes++] = o;
+    }
+#undef STR
+
+    int rv = proto_snapshot_pack(&s, alloc, out, len, errmsg);
+
+    at_free(nodes);
+    at_free(s.nodes);
+    at_free(reqs);
+    at_free(s.requests);
+    at_free(blobs);
+    at_free(stores);
+    at_free(s.blobs);
+    at_free(mfs);
+    at_free(s.manifests);
+    at_free(repos);
+    at_free(tags);
+    at_free(tagp);
+    at_free(digs);
+    at_free(s.repos);
+    return rv;
 }
 
 /* see internal.h */
@@ -90,71 +406,12 @@ int meta_fsm_snapshot(const struct meta_fsm *f,
                       size_t *len,
                       char *errmsg)
 {
-    Atoll__Snapshot s = ATOLL__SNAPSHOT__INIT;
-    const char *k;
-    void *v;
-    s.version = PROTO_SNAPSHOT_VERSION;
-    s.applied_index = f->applied_index;
-    s.applied_count = f->applied_count;
-    s.hash = f->hash;
-
-    Atoll__SnapRepo *repos = at_calloc(f->repos.len + 1, sizeof(*repos));
-    s.repos = at_calloc(f->repos.len + 1, sizeof(*s.repos));
-    for (size_t i = 0; at_map_next(&f->repos, &i, &k, &v);) {
-        encode_repo(&repos[s.n_repos], v);
-        s.repos[s.n_repos] = &repos[s.n_repos];
-        s.n_repos++;
-    }
-    Atoll__SnapManifest *mfs = at_calloc(f->manifests.len + 1, sizeof(*mfs));
-    s.manifests = at_calloc(f->manifests.len + 1, sizeof(*s.manifests));
-    for (size_t i = 0; at_map_next(&f->manifests, &i, &k, &v);) {
-        encode_mf(&mfs[s.n_manifests], v);
-        s.manifests[s.n_manifests] = &mfs[s.n_manifests];
-        s.n_manifests++;
-    }
-    Atoll__SnapBlob *blobs = at_calloc(f->blobs.len + 1, sizeof(*blobs));
-    s.blobs = at_calloc(f->blobs.len + 1, sizeof(*s.blobs));
-    for (size_t i = 0; at_map_next(&f->blobs, &i, &k, &v);) {
-        const struct meta_blob *b = v;
-        Atoll__SnapBlob *sb = &blobs[s.n_blobs];
-        *sb = (Atoll__SnapBlob)ATOLL__SNAP_BLOB__INIT;
-        sb->digest = bin(&b->digest);
-        sb->size = b->size;
-        sb->n_stores = b->nstores;
-        sb->stores = b->stores;
-        s.blobs[s.n_blobs++] = sb;
-    }
-    Atoll__SnapRequest *reqs = at_calloc(f->ring_len + 1, sizeof(*reqs));
-    s.requests = at_calloc(f->ring_len + 1, sizeof(*s.requests));
-    for (size_t i = 0; i < f->ring_len; i++) {
-        const struct meta_req *q = f->ring[(f->ring_head + i) % f->ring_cap];
-        Atoll__SnapRequest *sq = &reqs[i];
-        *sq = (Atoll__SnapRequest)ATOLL__SNAP_REQUEST__INIT;
-        sq->id = q->id;
-        sq->result = q->result;
-        sq->index = q->index;
-        s.requests[s.n_requests++] = sq;
-    }
-
-    s.nodes = meta__nodes_encode(f, &s.n_nodes);
-
-    int rv = proto_snapshot_pack(&s, alloc, out, len, errmsg);
-
-    meta__nodes_encode_free(s.nodes, s.n_nodes);
-    for (size_t i = 0; i < s.n_repos; i++)
-        free_repo(&repos[i]);
-    for (size_t i = 0; i < s.n_manifests; i++) {
-        at_free(mfs[i].blobs);
-        at_free(mfs[i].manifests);
-    }
-    at_free(repos);
-    at_free(s.repos);
-    at_free(mfs);
-    at_free(s.manifests);
-    at_free(blobs);
-    at_free(s.blobs);
-    at_free(reqs);
-    at_free(s.requests);
+    /* a private copy: f stays const, no spare is used or kept */
+    struct meta_fsm shallow = *f;
+    shallow.snap_spare = NULL;
+    struct meta_snap_job *j = meta_snap_job_take(&shallow);
+    int rv = meta_snap_job_encode(j, alloc, out, len, errmsg);
+    meta_snap_job_free(j);
     return rv;
 }
 

@@ -23,14 +23,9 @@ void meta_fsm_init(struct meta_fsm *f, size_t requests_max)
 
 static void repo_free(struct meta_repo *r)
 {
-    const char *k;
-    void *v;
-    for (size_t i = 0; at_map_next(&r->tags, &i, &k, &v);) {
-        struct meta_tag *t = v;
-        at_free(t->name);
-        at_free(t);
-    }
     at_map_release(&r->tags);
+    at_free(r->tagv);
+    at_free(r->tag_names);
     at_map_release(&r->blobs);
     at_map_release(&r->manifests);
     at_free(r->sorted_names);
@@ -70,12 +65,8 @@ void meta_fsm_release(struct meta_fsm *f)
         meta__mf_free(v);
     for (size_t i = 0; at_map_next(&f->blobs, &i, &k, &v);)
         blob_free(v);
-    for (size_t i = 0; i < f->ring_len; i++) {
-        struct meta_req *q = f->ring[(f->ring_head + i) % f->ring_cap];
-        at_free(q->id);
-        at_free(q);
-    }
     meta__nodes_release(f);
+    meta_snap_job_free(f->snap_spare);
     at_map_release(&f->repos);
     at_map_release(&f->manifests);
     at_map_release(&f->blobs);
@@ -136,33 +127,91 @@ void meta__repo_unlink_manifest(struct meta_fsm *f,
     }
 }
 
+/* Index of tag in r->tagv, or SIZE_MAX. */
+static size_t tag_index(const struct meta_repo *r, const char *tag)
+{
+    void *v = at_map_gets(&r->tags, tag);
+    return v != NULL ? (size_t)(uintptr_t)v - 1 : SIZE_MAX;
+}
+
+static void *tag_slot_value(size_t i)
+{
+    return (void *)(uintptr_t)(i + 1);
+}
+
+/* Drop the holes of deleted names once they are half the arena. */
+static void names_maybe_compact(struct meta_repo *r)
+{
+    if (r->names_dead < 4096 || r->names_dead < r->names_len / 2)
+        return;
+    char *names = at_malloc(r->names_len - r->names_dead + 1);
+    size_t pos = 0;
+    for (size_t i = 0; i < r->ntagv; i++) {
+        struct meta_tag *t = &r->tagv[i];
+        memcpy(names + pos, r->tag_names + t->name, t->len + 1);
+        t->name = pos;
+        pos += t->len + 1;
+    }
+    at_free(r->tag_names);
+    r->tag_names = names;
+    r->names_len = pos;
+    r->names_cap = pos + 1;
+    r->names_dead = 0;
+}
+
 /* see internal.h */
 void meta__tag_set(struct meta_fsm *f,
                    struct meta_repo *r,
                    const char *tag,
                    const struct at_digest *d)
 {
-    struct meta_tag *t = at_map_gets(&r->tags, tag);
-    if (t == NULL) {
-        t = at_calloc(1, sizeof(*t));
-        t->name = at_strdup(tag);
-        at_map_put(&r->tags, tag, strlen(tag), t);
-        r->sorted_ok = false;
-        f->ntags++;
+    size_t i = tag_index(r, tag);
+    if (i != SIZE_MAX) {
+        r->tagv[i].digest = *d;
+        return;
     }
+    size_t len = strlen(tag);
+    if (r->names_len + len + 1 > r->names_cap) {
+        size_t cap = r->names_cap ? r->names_cap * 2 : 256;
+        while (cap < r->names_len + len + 1)
+            cap *= 2;
+        r->tag_names = at_realloc(r->tag_names, cap);
+        r->names_cap = cap;
+    }
+    if (r->ntagv == r->tagv_cap) {
+        r->tagv_cap = r->tagv_cap ? r->tagv_cap * 2 : 16;
+        r->tagv = at_realloc(r->tagv, r->tagv_cap * sizeof(*r->tagv));
+    }
+    struct meta_tag *t = &r->tagv[r->ntagv];
+    t->name = r->names_len;
+    t->len = len;
     t->digest = *d;
+    memcpy(r->tag_names + r->names_len, tag, len + 1);
+    r->names_len += len + 1;
+    at_map_put(&r->tags, tag, len, tag_slot_value(r->ntagv));
+    r->ntagv++;
+    r->sorted_ok = false;
+    f->ntags++;
 }
 
 /* see internal.h */
 bool meta__tag_del(struct meta_fsm *f, struct meta_repo *r, const char *tag)
 {
-    struct meta_tag *t = at_map_del(&r->tags, tag, strlen(tag));
-    if (t == NULL)
+    size_t i = tag_index(r, tag);
+    if (i == SIZE_MAX)
         return false;
+    at_map_del(&r->tags, tag, strlen(tag));
+    r->names_dead += r->tagv[i].len + 1;
+    size_t last = r->ntagv - 1;
+    if (i != last) {
+        r->tagv[i] = r->tagv[last];
+        at_map_put(&r->tags, meta__tag_name(r, i), r->tagv[i].len,
+                   tag_slot_value(i));
+    }
+    r->ntagv--;
     r->sorted_ok = false;
     f->ntags--;
-    at_free(t->name);
-    at_free(t);
+    names_maybe_compact(r);
     return true;
 }
 
@@ -210,23 +259,23 @@ void meta__req_remember(struct meta_fsm *f,
                         int result,
                         uint64_t index)
 {
-    if (id == NULL || id[0] == '\0' || at_map_gets(&f->reqs, id) != NULL)
+    size_t len = id != NULL ? strlen(id) : 0;
+    /* longer ids never pass command validation: nothing to remember */
+    if (len == 0 || len > META_REQUEST_ID_MAX ||
+        at_map_get(&f->reqs, id, len) != NULL)
         return;
     if (f->ring_len == f->ring_cap) {
-        struct meta_req *old = f->ring[f->ring_head];
+        struct meta_req *old = &f->ring[f->ring_head];
         at_map_del(&f->reqs, old->id, strlen(old->id));
-        at_free(old->id);
-        at_free(old);
         f->ring_head = (f->ring_head + 1) % f->ring_cap;
         f->ring_len--;
     }
-    struct meta_req *q = at_calloc(1, sizeof(*q));
-    q->id = at_strdup(id);
+    struct meta_req *q = &f->ring[(f->ring_head + f->ring_len) % f->ring_cap];
+    memcpy(q->id, id, len + 1);
     q->result = result;
     q->index = index;
-    f->ring[(f->ring_head + f->ring_len) % f->ring_cap] = q;
     f->ring_len++;
-    at_map_put(&f->reqs, id, strlen(id), q);
+    at_map_put(&f->reqs, id, len, q);
 }
 
 /* ---- reads ---- */
@@ -244,10 +293,10 @@ int meta_fsm_tag_resolve(struct meta_fsm *f,
                          struct at_digest *out)
 {
     struct meta_repo *r = meta__repo_get(f, repo, false);
-    struct meta_tag *t = r != NULL ? at_map_gets(&r->tags, tag) : NULL;
-    if (t == NULL)
+    size_t i = r != NULL ? tag_index(r, tag) : SIZE_MAX;
+    if (i == SIZE_MAX)
         return AT_ENOTFOUND;
-    *out = t->digest;
+    *out = r->tagv[i].digest;
     return 0;
 }
 
@@ -287,11 +336,9 @@ bool meta_fsm_blob_known(struct meta_fsm *f,
     return true;
 }
 
-static int tag_cmp(const void *a, const void *b)
+static int name_cmp(const void *a, const void *b)
 {
-    const struct meta_tag *x = *(const struct meta_tag *const *)a;
-    const struct meta_tag *y = *(const struct meta_tag *const *)b;
-    return strcmp(x->name, y->name);
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 static int repo_cmp(const void *a, const void *b)
@@ -303,29 +350,24 @@ static int repo_cmp(const void *a, const void *b)
 
 static void repo_sort_tags(struct meta_repo *r)
 {
-    struct meta_tag **tmp;
-    size_t n = 0;
-    size_t total = 0;
+    const char **tmp;
+    size_t n = r->ntagv;
     size_t pos = 0;
-    const char *k;
-    void *v;
 
     if (r->sorted_ok)
         return;
-    tmp = at_malloc((r->tags.len + 1) * sizeof(*tmp));
-    for (size_t i = 0; at_map_next(&r->tags, &i, &k, &v);) {
-        tmp[n++] = v;
-        total += strlen(((struct meta_tag *)v)->name) + 1;
-    }
-    qsort(tmp, n, sizeof(*tmp), tag_cmp);
+    tmp = at_malloc((n + 1) * sizeof(*tmp));
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = meta__tag_name(r, i);
+    qsort(tmp, n, sizeof(*tmp), name_cmp);
     at_free(r->sorted_names);
     at_free(r->sorted_off);
-    r->sorted_names = at_malloc(total + 1);
+    r->sorted_names = at_malloc(r->names_len - r->names_dead + 1);
     r->sorted_off = at_malloc((n + 1) * sizeof(*r->sorted_off));
     for (size_t i = 0; i < n; i++) {
-        size_t len = strlen(tmp[i]->name) + 1;
+        size_t len = strlen(tmp[i]) + 1;
         r->sorted_off[i] = (uint32_t)pos;
-        memcpy(r->sorted_names + pos, tmp[i]->name, len);
+        memcpy(r->sorted_names + pos, tmp[i], len);
         pos += len;
     }
     at_free(tmp);

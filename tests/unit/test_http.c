@@ -683,7 +683,9 @@ static void test_pause_resume_big(void **state)
     at_free(r.body);
     at_free(buf);
     assert_int_equal(get_locked(&g_pause_violation), 0);
-    assert_true(get_locked(&g_pauses) >= 31);
+    /* One pause per MiB delivered; a piece (up to the 64 KiB read buffer)
+     * can overshoot each MiB, so at least 32 MiB / (1 MiB + 64 KiB). */
+    assert_true(get_locked(&g_pauses) >= 30);
     cli_close(&c);
 }
 

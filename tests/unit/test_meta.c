@@ -556,6 +556,115 @@ static int node_rm(struct meta_fsm *f, uint64_t id)
     return apply_buf(f, buf, len);
 }
 
+static int node_up_raw(struct meta_fsm *f)
+{
+    return node_up(f, 7, "n7", "127.0.0.1:7000", false) == META_OK ? 0 : -1;
+}
+
+static void count_name(void *data, const char *name)
+{
+    AT_UNUSED(name);
+    (*(size_t *)data)++;
+}
+
+static void check_tags(struct meta_fsm *f)
+{
+    struct at_digest m1 = dg("m1"), got;
+    size_t want = 0;
+    for (int i = 0; i < 1500; i++) {
+        char tag[64];
+        snprintf(tag, sizeof(tag), "a-rather-long-tag-name-%04d", i);
+        bool live = i % 2 == 0 && i % 3 != 0;
+        int rv = meta_fsm_tag_resolve(f, "r", tag, &got);
+        assert_int_equal(rv, live ? 0 : AT_ENOTFOUND);
+        if (live) {
+            assert_true(at_digest_equal(&got, &m1));
+            want++;
+        }
+    }
+    size_t n = 0;
+    bool more;
+    assert_int_equal(
+        meta_fsm_tags_list(f, "r", NULL, SIZE_MAX, count_name, &n, &more), 0);
+    assert_int_equal(n, want);
+    assert_int_equal(f->ntags, want);
+}
+
+/* The dense tag table: deletes move tags around and compact the name
+ * arena; lookups, listings and snapshots stay right. */
+static void test_tag_table(void **state)
+{
+    struct meta_fsm f, g;
+    char e[AT_ERRMSG_SIZE];
+    void *buf;
+    size_t len;
+    AT_UNUSED(state);
+    meta_fsm_init(&f, 10);
+    for (int i = 0; i < 1500; i++) {
+        char tag[64];
+        snprintf(tag, sizeof(tag), "a-rather-long-tag-name-%04d", i);
+        assert_int_equal(put_mf(&f, NULL, "r", i % 2 ? "m2" : "m1", tag, NULL,
+                                0, NULL, 0, NULL),
+                         META_OK);
+    }
+    for (int i = 0; i < 1500; i += 3) {
+        char tag[64];
+        snprintf(tag, sizeof(tag), "a-rather-long-tag-name-%04d", i);
+        assert_int_equal(del_tag(&f, NULL, "r", tag), META_OK);
+    }
+    assert_int_equal(del_mf(&f, NULL, "r", "m2"), META_OK);
+    check_tags(&f);
+    /* re-adding a deleted tag works after compaction */
+    assert_int_equal(put_mf(&f, NULL, "r", "m1", "a-rather-long-tag-name-0003",
+                            NULL, 0, NULL, 0, NULL),
+                     META_OK);
+    assert_int_equal(del_tag(&f, NULL, "r", "a-rather-long-tag-name-0003"),
+                     META_OK);
+    check_tags(&f);
+    assert_int_equal(meta_fsm_snapshot(&f, NULL, &buf, &len, e), 0);
+    meta_fsm_init(&g, 10);
+    assert_int_equal(meta_fsm_restore(&g, buf, len, e), 0);
+    check_tags(&g);
+    free(buf);
+    meta_fsm_release(&f);
+    meta_fsm_release(&g);
+}
+
+/* A snapshot job is a copy: changing (even freeing) the state after the
+ * take does not change what the job encodes. */
+static void test_snapshot_job_isolated(void **state)
+{
+    struct meta_fsm f, g;
+    char e[AT_ERRMSG_SIZE];
+    void *want, *got;
+    size_t wlen, glen;
+    AT_UNUSED(state);
+    meta_fsm_init(&f, 4);
+    build_state(&f);
+    assert_int_equal(node_up_raw(&f), 0);
+    assert_int_equal(meta_fsm_snapshot(&f, NULL, &want, &wlen, e), 0);
+    struct meta_snap_job *j = meta_snap_job_take(&f);
+    /* writes go on: deletes free manifests and tags, new ones realloc,
+     * the request ring wraps */
+    assert_int_equal(del_mf(&f, "x1", "lib/a", "index"), META_OK);
+    assert_int_equal(del_mf(&f, "x2", "lib/a", "img"), META_OK);
+    assert_int_equal(blob_stored(&f, "x3", "lib/a", "c1", 5), META_OK);
+    assert_int_equal(put_mf(&f, "x4", "lib/d", "", "t", NULL, 0, NULL, 0, NULL),
+                     META_OK);
+    meta_fsm_release(&f);
+    assert_int_equal(meta_snap_job_encode(j, NULL, &got, &glen, e), 0);
+    meta_snap_job_free(j);
+    assert_int_equal(wlen, glen);
+    assert_memory_equal(want, got, wlen);
+    meta_fsm_init(&g, 4);
+    assert_int_equal(meta_fsm_restore(&g, got, glen, e), 0);
+    assert_int_equal(g.ntags, 3);
+    assert_int_equal(g.nodes.len, 1);
+    meta_fsm_release(&g);
+    free(want);
+    free(got);
+}
+
 /* The node table: upsert, conflicts, remove, snapshots, bad records. */
 static void test_node_table(void **state)
 {
@@ -1010,6 +1119,9 @@ static void sim_run(uint64_t seed)
         struct sim_node *n = &s->nodes[i];
         meta_fsm_init(&n->fsm, 1000);
         meta__glue_init(&n->glue, &n->fsm);
+        /* the fixture's io is version 1 (no async_work): snapshots are
+         * taken and encoded on the spot, finalize still frees them */
+        n->glue.iface.snapshot_async = NULL;
         n->glue.applied = sim_applied;
         n->glue.data = n;
         assert_int_equal(raft_fixture_grow(&s->f, &n->glue.iface), 0);
@@ -1114,6 +1226,55 @@ static void sim_run(uint64_t seed)
     at_free(s);
 }
 
+/* Snapshots taken by a real node while writes stream in (every write is
+ * pipelined, the threshold is tiny, so applies run during the pool's
+ * encode) restore to exactly the state that was acknowledged. */
+static void test_snapshot_during_writes(void **state)
+{
+    struct node_ctx *c = at_calloc(1, sizeof(*c));
+    char tmpl[] = "/tmp/atoll-meta-XXXXXX";
+    AT_UNUSED(state);
+    assert_non_null(mkdtemp(tmpl));
+    char dir[300];
+    snprintf(dir, sizeof(dir), "%s/raft", tmpl);
+    char *before = at_calloc(1, 65536), *after = at_calloc(1, 65536);
+    uv_loop_init(&c->loop);
+
+    node_open(c, dir, 16);
+    for (int round = 0; round < 4; round++)
+        node_write_batch(c, round * 250, 250);
+    assert_int_equal(c->acked, 1000);
+    /* deletes while snapshots run too */
+    want_acks = c->acked + c->failed + 50;
+    for (int i = 1; i < 100; i += 2) {
+        char tag[32];
+        snprintf(tag, sizeof(tag), "tag%03d", i);
+        assert_int_equal(meta_delete_tag(c->m, NULL, "repo1", tag, on_write, c),
+                         0);
+    }
+    run_until(c, acks_done);
+    snapshot_state(c, before, 65536);
+    struct meta_status st;
+    meta_status_get(c->m, &st);
+    node_close(c);
+    assert_true(has_snapshot(dir));
+
+    node_open(c, dir, 16);
+    snapshot_state(c, after, 65536);
+    assert_string_equal(before, after);
+    struct meta_status st2;
+    meta_status_get(c->m, &st2);
+    assert_int_equal(st.tags, st2.tags);
+    assert_int_equal(st.repos, st2.repos);
+    node_close(c);
+
+    uv_loop_close(&c->loop);
+    at_free(before);
+    at_free(after);
+    at_free(c);
+    rm_rf(tmpl);
+}
+
 static void test_simulation(void **state)
 {
     AT_UNUSED(state);
@@ -1125,7 +1286,7 @@ static void test_simulation(void **state)
 
 int main(void)
 {
-    at_log_configure("error");
+    at_log_configure(getenv("META_LOG") ? getenv("META_LOG") : "error");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_manifest_rules),
         cmocka_unit_test(test_blob_rules),
@@ -1133,9 +1294,12 @@ int main(void)
         cmocka_unit_test(test_listing),
         cmocka_unit_test(test_referrers),
         cmocka_unit_test(test_snapshot_roundtrip),
+        cmocka_unit_test(test_snapshot_job_isolated),
+        cmocka_unit_test(test_tag_table),
         cmocka_unit_test(test_node_table),
         cmocka_unit_test(test_proto_bounds),
         cmocka_unit_test(test_single_node_restart),
+        cmocka_unit_test(test_snapshot_during_writes),
         cmocka_unit_test(test_simulation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
