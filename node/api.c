@@ -494,6 +494,12 @@ static void handle_admin(struct node_api *api, struct node_http_req *req)
                 &b, "atoll_http_requests_total{class=\"%s\"} %" PRIu64 "\n",
                 classes[i], status_counts[i]);
         at_buf_printf(&b,
+                      "# TYPE atoll_http_body_bytes_in_total counter\n"
+                      "atoll_http_body_bytes_in_total %" PRIu64
+                      "\n"
+                      "# TYPE atoll_blob_bytes_out_total counter\n"
+                      "atoll_blob_bytes_out_total %" PRIu64
+                      "\n"
                       "# TYPE atoll_blobs_committed_total counter\n"
                       "atoll_blobs_committed_total %" PRIu64
                       "\n"
@@ -522,9 +528,10 @@ static void handle_admin(struct node_api *api, struct node_http_req *req)
                       "\n"
                       "# TYPE atoll_blobs gauge\n"
                       "atoll_blobs %" PRIu64 "\n",
-                      api->blobs_committed, api->manifests_put,
-                      st.applied_index, st.commit_index, st.term, st.state,
-                      st.repos, st.tags, st.manifests, st.blobs);
+                      api->bytes_in, api->bytes_out, api->blobs_committed,
+                      api->manifests_put, st.applied_index, st.commit_index,
+                      st.term, st.state, st.repos, st.tags, st.manifests,
+                      st.blobs);
         at_buf_printf(&b,
                       "# TYPE atoll_peer_blob_fetches_total counter\n"
                       "atoll_peer_blob_fetches_total %" PRIu64

@@ -153,6 +153,8 @@ void node_blob_send(struct node_api *api,
         node_http_resp_header(req, "Content-Range",
                               "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, start,
                               end, size);
+        if (method == NODE_HTTP_GET)
+            api->bytes_out += end - start + 1;
         node_http_resp_send_file(req, fd, start, end - start + 1);
         return;
     }

@@ -214,10 +214,6 @@ bool meta__node_equal(const struct meta_noderec *n, const Atoll__NodeUpsert *o);
 /* Apply helpers: return an enum meta_result. */
 int meta__node_upsert(struct meta_fsm *f, const Atoll__NodeUpsert *o);
 int meta__node_remove(struct meta_fsm *f, uint64_t id);
-/* Snapshot records borrowing the table's strings; free the array with
- * meta__nodes_encode_free. */
-Atoll__NodeUpsert **meta__nodes_encode(const struct meta_fsm *f, size_t *n);
-void meta__nodes_encode_free(Atoll__NodeUpsert **nodes, size_t n);
 
 /* Command builders (command.c): pack a command into a buffer from alloc.
  * request_id must be valid (see meta__request_id_ok). */

@@ -97,33 +97,3 @@ int meta__node_remove(struct meta_fsm *f, uint64_t id)
     f->nodes_version++;
     return META_OK;
 }
-
-/* see internal.h */
-Atoll__NodeUpsert **meta__nodes_encode(const struct meta_fsm *f, size_t *n)
-{
-    Atoll__NodeUpsert **out = at_calloc(f->nodes.len + 1, sizeof(*out));
-    const char *k;
-    void *v;
-    *n = 0;
-    for (size_t i = 0; at_map_next(&f->nodes, &i, &k, &v);) {
-        const struct meta_noderec *r = v;
-        Atoll__NodeUpsert *o = at_malloc(sizeof(*o));
-        *o = (Atoll__NodeUpsert)ATOLL__NODE_UPSERT__INIT;
-        o->id = r->id;
-        o->name = r->name;
-        o->peer_address = r->peer_address;
-        o->api_address = r->api_address;
-        o->region = r->region;
-        o->standby = r->standby;
-        out[(*n)++] = o;
-    }
-    return out;
-}
-
-/* see internal.h */
-void meta__nodes_encode_free(Atoll__NodeUpsert **nodes, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        at_free(nodes[i]);
-    at_free(nodes);
-}
