@@ -9,6 +9,9 @@
 #   make cluster    start a three-node cluster on loopback (Ctrl-C stops it)
 #   make fuzz       longer libFuzzer runs of every target
 #   make format / format-check / check-deps / clean
+#   make jepsen / jepsen-soak   fault-injection suite (jepsen-style/, root)
+#   make BUILD=build/bugs BUGS=1   a test build with deliberate bugs that
+#                   ATOLL_TEST_BUG switches on (common/testbug.h)
 
 BUILD   ?= build/debug
 CC      ?= cc
@@ -17,6 +20,7 @@ SAN     ?=
 V       ?=
 Q       := $(if $(V),,@)
 WERROR  ?= -Werror
+BUGS    ?=
 PKGS    := libuv raft openssl jansson libcurl libprotobuf-c yaml-0.1
 LLHTTP  := /usr/share/llhttp
 
@@ -25,6 +29,7 @@ WARN := -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes \
 	-Wimplicit-fallthrough -Wundef \
 	$(if $(findstring clang,$(CC)),,-Wno-format-truncation)
 CFLAGS_ALL := -std=c11 $(OPT) $(SAN) -fno-strict-aliasing -pthread \
+	$(if $(BUGS),-DATOLL_TEST_BUGS) \
 	-I. -I$(BUILD)/gen -I/usr/share/include/llhttp \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
 LDLIBS_ALL := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
@@ -133,6 +138,16 @@ $(BUILD)/fuzz/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(LIB)
 
 fuzz: fuzz-build
 	python3 tests/run.py --build $(BUILD) --only fuzz --fuzz-seconds 300
+
+# Fault-injection suite (jepsen-style/README.md): needs root (netns, iptables).
+.PHONY: jepsen jepsen-soak
+jepsen: all
+	python3 jepsen-style/test_checkers.py
+	python3 jepsen-style/run.py --tier short --atoll $(BIN)
+
+jepsen-soak: all
+	python3 jepsen-style/run.py --tier soak --atoll $(BIN) \
+		--soak-minutes $${JEPSEN_SOAK_MINUTES:-30}
 
 clean:
 	rm -rf build

@@ -7,7 +7,10 @@
 #include "common/compat.h"
 
 #include "node/api.h"
+#include "node/gc.h"
 #include "node/peer_api.h"
+#include "node/placement.h"
+#include "node/replicate.h"
 #include "node/url.h"
 
 #define MIN_INDEX_WAIT_MS 5000 /* X-Atoll-Min-Index: longest wait, then 503 */
@@ -468,6 +471,7 @@ static void handle_admin(struct node_api *api, struct node_http_req *req)
     const char *path = node_http_req_path(req);
     struct meta_status st;
     struct at_buf b;
+    uint64_t under = 0, copying = 0;
 
     if (strcmp(path, "/livez") == 0) {
         node_api_begin(req, 200);
@@ -540,10 +544,42 @@ static void handle_admin(struct node_api *api, struct node_http_req *req)
                       "atoll_peer_blob_serves_total %" PRIu64 "\n",
                       api->peer_blob_fetches,
                       api->peer_api != NULL ? api->peer_api->blob_serves : 0);
+        node_replicate_counts(api, &under, &copying);
+        at_buf_printf(&b,
+                      "# TYPE atoll_under_replicated_blobs gauge\n"
+                      "atoll_under_replicated_blobs %" PRIu64
+                      "\n"
+                      "# TYPE atoll_copies_in_flight gauge\n"
+                      "atoll_copies_in_flight %" PRIu64 "\n",
+                      under, copying);
+        {
+            struct node_gc_stats gs;
+            node_gc_stats_get(api->gc, &gs);
+            at_buf_printf(&b,
+                          "# TYPE atoll_gc_blobs_swept_total counter\n"
+                          "atoll_gc_blobs_swept_total %" PRIu64
+                          "\n"
+                          "# TYPE atoll_gc_files_removed_total counter\n"
+                          "atoll_gc_files_removed_total %" PRIu64
+                          "\n"
+                          "# TYPE atoll_gc_bytes_freed_total counter\n"
+                          "atoll_gc_bytes_freed_total %" PRIu64 "\n",
+                          gs.swept, gs.files_removed, gs.bytes_freed);
+        }
         node_api_begin(req, 200);
         node_http_resp_header(req, "Content-Type", "text/plain; version=0.0.4");
         node_http_resp_send(req, b.data, b.len);
         at_buf_release(&b);
+        return;
+    }
+    if (strcmp(path, "/_atoll/placement") == 0) {
+        at_buf_release(&b);
+        node_placement_handle(api, req);
+        return;
+    }
+    if (strcmp(path, "/_atoll/gc") == 0 && api->gc != NULL) {
+        at_buf_release(&b);
+        node_gc_handle(api->gc, req);
         return;
     }
     if (strcmp(path, "/_atoll/members") == 0) {
@@ -566,10 +602,15 @@ static void handle_admin(struct node_api *api, struct node_http_req *req)
             ",\"term\":%" PRIu64 ",\"commit_index\":%" PRIu64
             ",\"last_index\":%" PRIu64 ",\"applied_index\":%" PRIu64
             ",\"repositories\":%" PRIu64 ",\"tags\":%" PRIu64
-            ",\"manifests\":%" PRIu64 ",\"blobs\":%" PRIu64 "}\n",
+            ",\"manifests\":%" PRIu64 ",\"blobs\":%" PRIu64,
             st.id, st.state >= 0 && st.state <= 3 ? states[st.state] : "?",
             st.leader_id, st.term, st.commit_index, st.last_index,
             st.applied_index, st.repos, st.tags, st.manifests, st.blobs);
+        node_replicate_counts(api, &under, &copying);
+        at_buf_printf(&b,
+                      ",\"under_replicated\":%" PRIu64
+                      ",\"copies_in_flight\":%" PRIu64 "}\n",
+                      under, copying);
         node_api_begin(req, 200);
         node_http_resp_header(req, "Content-Type", "application/json");
         node_http_resp_send(req, b.data, b.len);

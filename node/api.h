@@ -11,6 +11,8 @@
 struct node_peer;
 struct node_peer_api;
 struct node_fetch_table;
+struct node_repl;
+struct node_gc;
 
 /* Everything the handlers reach; owned by node/server.c. */
 #define NODE_API_MAGIC 0x41504931u /* "API1": node_api_begin's sanity check */
@@ -28,6 +30,15 @@ struct node_api {
     /* owned (node/fetch.c), made on the first fetch; node_fetch_table_close
      * at stop */
     struct node_fetch_table *fetches;
+    /* owned (node/replicate.c), made on first use; node_replicate_close at
+     * stop */
+    struct node_repl *repl;
+    struct node_gc *gc; /* borrowed: POST /_atoll/gc (node/gc.c) */
+    /* owned (node/placement.c): the placement prefetcher, NULL without a
+     * region; node_placement_stop at stop */
+    struct node_placer *placer;
+    /* owned (node/verify.c), made on first use; node_verify_close at stop */
+    struct node_verify *verify;
     bool stopping;
     /* counters for /metrics */
     uint64_t bytes_in;

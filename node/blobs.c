@@ -13,6 +13,7 @@
 
 #include "node/api.h"
 #include "node/fetch.h"
+#include "node/verify.h"
 
 struct blob_delete {
     struct node_http_req *req;
@@ -61,6 +62,45 @@ static void blob_delete(struct node_api *api,
     }
 }
 
+/* A local blob on its way out, waiting for node_verify_then. */
+struct blob_get {
+    struct node_api *api;
+    struct at_digest d;
+    char *repo; /* owned */
+};
+
+static void blob_get_free(void *data)
+{
+    struct blob_get *g = data;
+    free(g->repo);
+    free(g);
+}
+
+static void blob_get_serve(struct node_http_req *req,
+                           int fd,
+                           uint64_t size,
+                           void *data)
+{
+    struct blob_get *g = data;
+    node_blob_send(g->api, req, &g->d, fd, size);
+}
+
+static void blob_get_bad(struct node_http_req *req, int status, void *data)
+{
+    struct blob_get *g = data;
+    uint64_t size = 0;
+
+    if (status == AT_EDIGEST && !g->api->stopping &&
+        meta_blob_linked(g->api->meta, g->repo, &g->d, &size)) {
+        /* the local copy was corrupt (and is gone): as if never held */
+        node_fetch_blob(g->api, req, g->repo, &g->d, size);
+        return;
+    }
+    node_http_resp_header(req, "Retry-After", "1");
+    node_api_error(req, 503, "UNAVAILABLE", "blob not readable now: %s",
+                   at_strerror(status));
+}
+
 /* see api.h */
 void node_api_blob(struct node_api *api,
                    struct node_http_req *req,
@@ -105,8 +145,18 @@ void node_api_blob(struct node_api *api,
     } else if (rv == AT_ENOTFOUND) {
         node_fetch_blob(api, req, name, &d, size);
         return;
-    } else if (rv == 0) {
+    } else if (rv == 0 && method == NODE_HTTP_HEAD) {
         node_blob_send(api, req, &d, fd, size);
+        return;
+    } else if (rv == 0) {
+        /* never bytes that differ from the digest: verified once per
+         * change of the file (node/verify.h) */
+        struct blob_get *g = at_calloc(1, sizeof(*g));
+        g->api = api;
+        g->d = d;
+        g->repo = at_strdup(name);
+        node_verify_then(api, req, &d, fd, size, blob_get_serve, blob_get_bad,
+                         g, blob_get_free);
         return;
     }
     /* Known to the cluster but not readable here. */

@@ -1,4 +1,4 @@
-/* Client subcommands (status, members): small blocking HTTP/1.1 requests to
+/* Client subcommands (status, members, gc): small blocking HTTP/1.1 requests to
  * a node's API or peer listener. */
 #include "common/compat.h"
 
@@ -148,8 +148,9 @@ static int print_members(const char *addr, bool details)
             leader_commit = st != NULL ? jnum(st, "commit_index") : 0;
             json_decref(st);
         }
-        printf("%-20s %-8s %-6s %-8s %-10s %-10s %-6s %s\n", "NAME", "ROLE",
-               "LEADER", "TERM", "COMMIT", "APPLIED", "LAG", "API");
+        printf("%-20s %-8s %-6s %-8s %-10s %-10s %-6s %-7s %-7s %s\n", "NAME",
+               "ROLE", "LEADER", "TERM", "COMMIT", "APPLIED", "LAG", "UNDER",
+               "COPYING", "API");
     } else {
         printf("%-20s %-20s %-8s %-6s %-22s %-22s %s\n", "NAME", "ID", "ROLE",
                "LEADER", "PEER", "API", "REGION");
@@ -166,17 +167,20 @@ static int print_members(const char *addr, bool details)
         }
         json_t *st = get_json(jstr(n, "api_address"), "/_atoll/status");
         if (st == NULL) {
-            printf("%-20s %-8s %-6s %-8s %-10s %-10s %-6s %s\n",
+            printf("%-20s %-8s %-6s %-8s %-10s %-10s %-6s %-7s %-7s %s\n",
                    jstr(n, "name"), jstr(n, "role"), is_leader ? "*" : "", "-",
-                   "-", "-", "-", "unreachable");
+                   "-", "-", "-", "-", "-", "unreachable");
             continue;
         }
         uint64_t applied = jnum(st, "applied_index");
+        /* UNDER: blobs short of min_copies (the leader's scan); COPYING:
+         * copies this node is asking for or making */
         printf("%-20s %-8s %-6s %-8" PRIu64 " %-10" PRIu64 " %-10" PRIu64
-               " %-6" PRIu64 " %s\n",
+               " %-6" PRIu64 " %-7" PRIu64 " %-7" PRIu64 " %s\n",
                jstr(n, "name"), jstr(n, "role"), is_leader ? "*" : "",
                jnum(st, "term"), jnum(st, "commit_index"), applied,
                leader_commit > applied ? leader_commit - applied : 0,
+               jnum(st, "under_replicated"), jnum(st, "copies_in_flight"),
                jstr(n, "api_address"));
         json_decref(st);
     }
@@ -319,4 +323,82 @@ int node_cli_status(int argc, char **argv)
     free(body);
     printf("\n");
     return print_members(addr, true);
+}
+
+static int gc_usage(void)
+{
+    fprintf(stderr,
+            "usage: atoll gc [--addr API_HOST:PORT] [--dry-run] "
+            "[--grace DURATION] [--cluster-secret-file FILE]\n");
+    return 2;
+}
+
+/* see cli.h */
+int node_cli_gc(int argc, char **argv)
+{
+    const char *addr = default_addr();
+    const char *grace = NULL;
+    const char *secret_file = getenv("ATOLL_CLUSTER_SECRET_FILE");
+    char *secret = NULL;
+    char *body = NULL;
+    bool dry = false;
+    uint64_t ms;
+    int status;
+
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--addr") == 0 && i + 1 < argc)
+            addr = argv[++i];
+        else if (strncmp(argv[i], "--addr=", 7) == 0)
+            addr = argv[i] + 7;
+        else if (strcmp(argv[i], "--dry-run") == 0)
+            dry = true;
+        else if (strcmp(argv[i], "--grace") == 0 && i + 1 < argc)
+            grace = argv[++i];
+        else if (strncmp(argv[i], "--grace=", 8) == 0)
+            grace = argv[i] + 8;
+        else if (strcmp(argv[i], "--cluster-secret-file") == 0 && i + 1 < argc)
+            secret_file = argv[++i];
+        else if (strncmp(argv[i], "--cluster-secret-file=", 22) == 0)
+            secret_file = argv[i] + 22;
+        else
+            return gc_usage();
+    }
+    if (grace != NULL && at_parse_duration_ms(grace, &ms) != 0) {
+        fprintf(stderr, "atoll gc: bad duration '%s'\n", grace);
+        return 2;
+    }
+    if (secret_file != NULL && secret_file[0] != '\0') {
+        secret = read_secret(secret_file);
+        if (secret == NULL) {
+            fprintf(stderr, "atoll gc: cannot read a secret from '%s'\n",
+                    secret_file);
+            return 1;
+        }
+    }
+    /* the duration goes as milliseconds: no escaping needed */
+    char *path =
+        grace != NULL
+            ? at_asprintf("/_atoll/gc?dry_run=%s&grace=%" PRIu64 "ms",
+                          dry ? "true" : "false", ms)
+            : at_asprintf("/_atoll/gc?dry_run=%s", dry ? "true" : "false");
+    status = http_call("POST", addr, path, secret, NULL, &body);
+    free(path);
+    if (secret != NULL) {
+        explicit_bzero(secret, strlen(secret));
+        free(secret);
+    }
+    if (status != 200) {
+        fprintf(stderr, "atoll gc: %s%s%s\n",
+                status < 0      ? at_strerror(status)
+                : status == 401 ? "wrong or missing cluster secret "
+                                  "(--cluster-secret-file)"
+                : status == 409 ? "a garbage collection is already running"
+                                : "failed",
+                body != NULL ? ": " : "", body != NULL ? body : "");
+        free(body);
+        return 1;
+    }
+    fputs(body, stdout);
+    free(body);
+    return 0;
 }

@@ -38,7 +38,9 @@ static int check_listen(const char *v, char *why, size_t whylen);
 static int check_log_level(const char *v, char *why, size_t whylen);
 static int check_join(const char *v, char *why, size_t whylen);
 static int check_role(const char *v, char *why, size_t whylen);
+static int check_advertise(const char *v, char *why, size_t whylen);
 static int check_read_consistency(const char *v, char *why, size_t whylen);
+static int check_min_copies(const char *v, char *why, size_t whylen);
 
 #define F(field) offsetof(struct node_config, field)
 
@@ -132,11 +134,39 @@ static const struct opt opts[] = {
       NULL },
     { "region", "--region", "ATOLL_REGION", OPT_STRING, F(region), "",
       "region label of this node (peer selection)", false, false, NULL },
+    { "advertise", "--advertise", "ATOLL_ADVERTISE", OPT_STRING, F(advertise),
+      "",
+      "host name or IP the other nodes use to reach this node's API and "
+      "peer ports; empty = the listen host, or the machine's hostname when "
+      "listening on 0.0.0.0 or ::",
+      false, false, check_advertise },
+    { "min_copies", "--min-copies", "ATOLL_MIN_COPIES", OPT_STRING,
+      F(min_copies), "auto",
+      "stores that must hold every blob of a manifest before its PUT "
+      "answers 201: 1..16, or auto (2 when the cluster has 2+ nodes)",
+      false, false, check_min_copies },
+    { "copy_wait", "--copy-wait", "ATOLL_COPY_WAIT", OPT_DURATION,
+      F(copy_wait_ms), "30s",
+      "how long a manifest PUT waits for min_copies before a 503", false, false,
+      NULL },
     { "force_new_cluster", "--force-new-cluster", "ATOLL_FORCE_NEW_CLUSTER",
       OPT_BOOL, F(force_new_cluster), "false",
       "recovery after losing quorum: rewrite the raft configuration so that "
       "this node is the only voter, then serve (use once, on the survivor "
       "with the longest log; see docs/cluster.md)",
+      false, false, NULL },
+    { "gc_grace", "--gc-grace", "ATOLL_GC_GRACE", OPT_DURATION, F(gc_grace_ms),
+      "1h", "garbage collection keeps unreferenced blobs younger than this",
+      false, false, NULL },
+    { "gc_interval", "--gc-interval", "ATOLL_GC_INTERVAL", OPT_DURATION,
+      F(gc_interval_ms), "0s",
+      "run garbage collection this often on the leader (0s = only on "
+      "'atoll gc')",
+      false, false, NULL },
+    { "gc_scan_delay", "--gc-scan-delay", "ATOLL_GC_SCAN_DELAY", OPT_DURATION,
+      F(gc_scan_delay_ms), "30s",
+      "after a start or a snapshot install, wait this long, then delete "
+      "local blob copies older than that moment that no record knows",
       false, false, NULL },
 };
 
@@ -205,6 +235,24 @@ static int check_join(const char *v, char *why, size_t whylen)
     return check_listen(v, why, whylen);
 }
 
+static int check_advertise(const char *v, char *why, size_t whylen)
+{
+    size_t n = strlen(v);
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (!isalnum(c) && c != '.' && c != '-' && c != ':' && c != '_') {
+            snprintf(why, whylen, "want a host name or IP address (no port)");
+            return AT_EINVAL;
+        }
+    }
+    if (n > 200) {
+        snprintf(why, whylen, "longer than 200 characters");
+        return AT_EINVAL;
+    }
+    return 0;
+}
+
 static int check_role(const char *v, char *why, size_t whylen)
 {
     if (strcmp(v, "voter") == 0 || strcmp(v, "standby") == 0)
@@ -218,6 +266,18 @@ static int check_read_consistency(const char *v, char *why, size_t whylen)
     if (strcmp(v, "linearizable") == 0 || strcmp(v, "local") == 0)
         return 0;
     snprintf(why, whylen, "want linearizable or local");
+    return AT_EINVAL;
+}
+
+static int check_min_copies(const char *v, char *why, size_t whylen)
+{
+    if (strcmp(v, "auto") == 0)
+        return 0;
+    if (v[0] >= '1' && v[0] <= '9' &&
+        (v[1] == '\0' ||
+         (v[0] == '1' && v[1] >= '0' && v[1] <= '6' && v[2] == '\0')))
+        return 0;
+    snprintf(why, whylen, "want auto or a number from 1 to 16");
     return AT_EINVAL;
 }
 

@@ -32,8 +32,14 @@ struct node_config {
     char *read_consistency;    /* "linearizable" | "local" */
     uint64_t target_voters;    /* 3 (1, 3 or 5) */
     char *region;              /* "" */
+    char *advertise;           /* "": listen host, or hostname if wildcard */
+    char *min_copies;          /* "auto" (2 with >= 2 nodes, else 1) or N */
+    uint64_t copy_wait_ms;     /* 30s: manifest PUT waits for copies */
     bool force_new_cluster;    /* recovery after losing quorum: make this
                                   node the only voter (once) */
+    uint64_t gc_grace_ms;      /* 1h: GC keeps younger unreferenced blobs */
+    uint64_t gc_interval_ms;   /* 0 = no scheduled GC */
+    uint64_t gc_scan_delay_ms; /* 30s: orphan scan after start/restore */
 };
 
 /* Fill defaults, then the YAML file named by --config / ATOLL_CONFIG, then

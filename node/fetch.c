@@ -1,47 +1,73 @@
 /* Lazy peer blob fetch: one transfer per digest from a holder into a storage
- * upload session, shared by every request waiting for that blob.
+ * upload session, shared by every request waiting for that blob and streamed
+ * to them while it runs.
  *
  * Happy path: node_fetch_blob finds no fetch for the digest, lists the
- * holders (meta_blob_holders: same region first), creates an upload session
- * and streams GET /_atoll/blobs/<digest> from the first holder into it,
- * pausing the transfer while the session has too much queued
- * (storage_upload_busy -> on_drain -> node_peer_resume). At the end of the
- * transfer, storage_upload_commit verifies the sha256, fsyncs and renames;
- * every waiter is then served from the local file (Range honoured) and
+ * holders (meta_blob_holders: same region first; then least loaded, i.e.
+ * fewest transfers this node runs from each; holders found suspect lately
+ * last), creates an upload session and streams GET /_atoll/blobs/<digest>
+ * from the first holder into it, pausing the transfer while the session has
+ * too much queued (storage_upload_busy -> on_drain -> node_peer_resume).
+ * The clients are served from the session's data file, not from memory: a
+ * tick timer (and every chunk) computes how much of the file is written and
+ * raises each client's send limit (node_http_resp_stream_limit), so a slow
+ * client reads at its own pace without holding back the transfer or the
+ * others, and a late joiner starts at offset 0 of the same file. Every
+ * streaming client gets 200 with the full Content-Length from the metadata,
+ * but the last FETCH_HOLDBACK bytes (the whole blob when smaller) only once
+ * storage_upload_commit has verified the sha256, fsynced and renamed. A
+ * Range GET waits for the commit and is served from the blob file (HEAD
+ * never comes here: blobs.c answers it from the metadata). Then
  * meta_blob_stored records this node as a holder.
  *
  * Failure modes: a holder unreachable, answering anything but 200, sending
  * more or fewer bytes than the metadata size, or bytes with another digest
- * (AT_EDIGEST: WARN naming the holder as suspect) -> the session is canceled
- * and the next holder is tried; none left -> every waiter gets 503
- * UNAVAILABLE with Retry-After (never 404: the blob is known). Waiters still
- * waiting NODE_FETCH_WAIT_MS after the fetch started get a 503 while the
- * transfer goes on for the cache. A client that disconnects is removed from
- * the waiters. Shutdown: the peer client aborts the transfer (AT_ESHUTDOWN),
- * api->stopping stops further holders, node_fetch_table_close detaches the
- * table so late storage callbacks never touch the api.
+ * (AT_EDIGEST: the holder is marked suspect for FETCH_SUSPECT_MS) -> every
+ * client already streaming is aborted (connection closed mid-body: never a
+ * complete wrong 200), the session is canceled and the next holder is tried
+ * for the others; none left -> every waiter gets 503 UNAVAILABLE with
+ * Retry-After (never 404: the blob is known). Below the free-space reserve
+ * no fetch starts: 507. Waiters not yet answered NODE_FETCH_WAIT_MS after the
+ * fetch started get a 503 while the transfer goes on for the cache. A client
+ * that disconnects is removed from the waiters. Shutdown: the peer client
+ * aborts the transfer (AT_ESHUTDOWN), api->stopping stops further holders,
+ * node_fetch_table_close detaches the table so late storage callbacks never
+ * touch the api.
+ *
+ * A fetch may have no waiter at all (node_fetch_start: a copy asked for by
+ * min_copies replication).
  *
  * Every async step holds a reference on its fetch (transfer, drain, commit,
- * metadata write, wait timer, plus one while the fetch is active); the fetch
- * holds one on the table.
- *
- * NEEDSWORK: the blob is downloaded fully before any waiter is served.
- * Streaming to the waiters while downloading (tee into the cache file and the
- * clients, withholding the last chunk until the digest is verified, see
- * shared/notes/http.md section 4) comes later. */
+ * metadata write, tick timer, plus one while the fetch is active); the fetch
+ * holds one on the table. */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "fetch"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "common/common.h"
 #include "node/fetch.h"
 #include "node/peer.h"
+#include "node/verify.h"
+
+#define FETCH_HOLDBACK   (64 * 1024) /* sent only once the digest matched */
+#define FETCH_TICK_MS    20          /* how often clients' limits move */
+#define FETCH_SUSPECT_MS 300000      /* a holder that gave bad bytes */
+
+/* What this node knows of one holder (by name). */
+struct holder_stat {
+    uint64_t suspect_until; /* at_now_ms() before which it goes last */
+    unsigned transfers;     /* transfers running from it */
+};
 
 struct node_fetch_table {
     struct node_api *api;  /* borrowed; NULL once closed */
     struct at_map fetches; /* raw digest -> struct fetch (borrowed) */
+    struct at_map stats;   /* holder name -> struct holder_stat (owned) */
+    unsigned active;       /* fetches in the map */
+    unsigned background;   /* of which started by node_fetch_start */
     unsigned refs;         /* the api's (until closed) + one per fetch */
 };
 
@@ -56,12 +82,17 @@ struct fetch;
 struct fetch_waiter {
     struct fetch *f;           /* borrowed */
     struct node_http_req *req; /* one reference */
+    bool stream;               /* a plain GET: streamed while downloading */
+    bool started;              /* its response streams from the data file */
     struct fetch_waiter *prev, *next;
 };
 
 struct fetch_holder {
     char *name; /* owned */
     char *addr; /* owned: peer host:port */
+    int group;  /* 0: same region as this node */
+    unsigned load;
+    bool suspect;
 };
 
 struct fetch {
@@ -75,19 +106,28 @@ struct fetch {
     size_t nholders;
     size_t cur;               /* index of the holder being tried */
     struct storage_upload *u; /* one reference, NULL between attempts */
+    char *data_path;          /* owned: u's data file, NULL between attempts */
     struct node_peer_req *pr; /* borrowed while the transfer runs */
+    struct holder_stat *busy; /* borrowed: stat counting this transfer */
     uint64_t received;        /* bytes of this attempt */
-    unsigned pauses;          /* transfer paused for the disk (for logs) */
-    bool drain_pending, paused, in_map;
+    uint64_t started_ms;
+    unsigned pauses; /* transfer paused for the disk (for logs) */
+    bool drain_pending, paused, in_map, background, waited_out;
     struct fetch_waiter *waiters; /* owned list */
-    uv_timer_t timer;             /* bounds the waiters' wait */
+    uv_timer_t timer;             /* tick: client limits, wait bound */
     unsigned refs;
 };
 
 static void table_unref(struct node_fetch_table *t)
 {
+    const char *k;
+    void *v;
+
     if (--t->refs > 0)
         return;
+    for (size_t i = 0; at_map_next(&t->stats, &i, &k, &v);)
+        at_free(v);
+    at_map_release(&t->stats);
     at_map_release(&t->fetches);
     at_free(t);
 }
@@ -103,6 +143,44 @@ void node_fetch_table_close(struct node_fetch_table *t)
     table_unref(t);
 }
 
+/* see fetch.h */
+void node_fetch_counts(const struct node_api *api,
+                       unsigned *active,
+                       unsigned *background)
+{
+    const struct node_fetch_table *t = api->fetches;
+
+    *active = t != NULL ? t->active : 0;
+    *background = t != NULL ? t->background : 0;
+}
+
+static struct node_fetch_table *table_get(struct node_api *api)
+{
+    struct node_fetch_table *t = api->fetches;
+
+    if (t == NULL) {
+        t = at_calloc(1, sizeof(*t));
+        at_map_init(&t->fetches);
+        at_map_init(&t->stats);
+        t->api = api;
+        t->refs = 1;
+        api->fetches = t;
+    }
+    return t;
+}
+
+static struct holder_stat *stat_get(struct node_fetch_table *t,
+                                    const char *name)
+{
+    struct holder_stat *hs = at_map_gets(&t->stats, name);
+
+    if (hs == NULL) {
+        hs = at_calloc(1, sizeof(*hs));
+        at_map_put(&t->stats, name, strlen(name), hs);
+    }
+    return hs;
+}
+
 static void fetch_unref(struct fetch *f)
 {
     struct node_fetch_table *t = f->t;
@@ -114,6 +192,7 @@ static void fetch_unref(struct fetch *f)
         at_free(f->holders[i].addr);
     }
     at_free(f->holders);
+    at_free(f->data_path);
     at_free(f->repo);
     at_free(f);
     table_unref(t);
@@ -148,10 +227,32 @@ static void waiter_on_abort(struct node_http_req *req)
     waiter_free(w);
 }
 
+/* Close the connection of every client whose body is streaming: this
+ * attempt's bytes are not to be trusted (or never complete). */
+static void abort_streams(struct fetch *f)
+{
+    struct fetch_waiter *w = f->waiters;
+
+    while (w != NULL) {
+        struct fetch_waiter *next = w->next;
+
+        if (w->started) {
+            node_http_req_on_abort(w->req, NULL);
+            node_http_resp_abort(w->req);
+            waiter_free(w);
+        }
+        w = next;
+    }
+}
+
+/* Answer 503 to every waiter not answered yet (all of them unless only). */
 static void fail_waiters(struct fetch *f, const char *why)
 {
-    while (f->waiters != NULL) {
-        struct node_http_req *req = f->waiters->req;
+    struct fetch_waiter *w;
+
+    abort_streams(f);
+    while ((w = f->waiters) != NULL) {
+        struct node_http_req *req = w->req;
 
         if (!node_http_req_done(req)) {
             node_http_resp_header(req, "Retry-After", "5");
@@ -159,10 +260,11 @@ static void fail_waiters(struct fetch *f, const char *why)
                            "blob is known but no copy is reachable now: %s",
                            why);
         }
-        waiter_free(f->waiters);
+        waiter_free(w);
     }
 }
 
+/* The blob is committed: complete the streams, serve the others. */
 static void serve_waiters(struct fetch *f)
 {
     struct node_api *api = f->t->api;
@@ -171,13 +273,21 @@ static void serve_waiters(struct fetch *f)
         struct node_http_req *req = f->waiters->req;
         uint64_t size = 0;
         int fd = -1;
-        int rv = api != NULL ? storage_blob_open(api->store, &f->d, &fd, &size)
-                             : AT_ESHUTDOWN;
+        int rv;
 
+        if (f->waiters->started) {
+            node_http_resp_stream_limit(req, f->size);
+            waiter_free(f->waiters);
+            continue;
+        }
+        rv = api != NULL ? storage_blob_open(api->store, &f->d, &fd, &size)
+                         : AT_ESHUTDOWN;
         if (node_http_req_done(req)) {
             if (rv == 0)
                 close(fd);
         } else if (rv == 0) {
+            /* the commit just hashed this file: no need to again */
+            node_verify_note(api, &f->d, fd);
             node_blob_send(api, req, &f->d, fd, size);
         } else {
             node_http_resp_header(req, "Retry-After", "1");
@@ -189,6 +299,56 @@ static void serve_waiters(struct fetch *f)
     }
 }
 
+/* Bytes of this attempt that are in the data file (written, not queued). */
+static uint64_t on_file(const struct fetch *f)
+{
+    uint64_t size, queued;
+
+    if (f->u == NULL)
+        return 0;
+    size = storage_upload_size(f->u);
+    queued = storage_upload_queued(f->u);
+    return size > queued ? size - queued : 0;
+}
+
+/* Start or move on the streams of this attempt: every streaming client may
+ * read what is in the file, short of the held-back tail. */
+static void streams_update(struct fetch *f)
+{
+    struct node_api *api = f->t->api;
+    uint64_t written = on_file(f);
+    uint64_t limit = f->size > FETCH_HOLDBACK ? f->size - FETCH_HOLDBACK : 0;
+    struct fetch_waiter *w;
+
+    if (api == NULL || f->state == FETCH_DONE || f->data_path == NULL ||
+        written == 0)
+        return;
+    limit = AT_MIN(limit, written);
+    for (w = f->waiters; w != NULL; w = w->next) {
+        int fd;
+
+        if (!w->stream || node_http_req_done(w->req))
+            continue;
+        if (w->started) {
+            node_http_resp_stream_limit(w->req, limit);
+            continue;
+        }
+        fd = open(f->data_path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue; /* not there yet: next tick */
+        w->started = true;
+        node_api_begin(w->req, 200);
+        node_http_resp_header(w->req, "Docker-Content-Digest", "%s", f->dstr);
+        node_http_resp_header(w->req, "ETag", "\"%s\"", f->dstr);
+        node_http_resp_header(w->req, "Accept-Ranges", "bytes");
+        node_http_resp_header(w->req, "Content-Type",
+                              "application/octet-stream");
+        node_http_resp_header(w->req, "Cache-Control", "max-age=31536000");
+        api->bytes_out += f->size;
+        node_http_resp_stream_file(w->req, fd, f->size, limit);
+    }
+}
+
 /* ---- lifecycle ---- */
 
 static void on_timer_closed(uv_handle_t *h)
@@ -196,14 +356,30 @@ static void on_timer_closed(uv_handle_t *h)
     fetch_unref(h->data);
 }
 
-static void on_wait_timeout(uv_timer_t *timer)
+static void on_tick(uv_timer_t *timer)
 {
     struct fetch *f = timer->data;
+    struct fetch_waiter *w, *next;
+    uint64_t now = at_now_ms();
 
-    if (f->waiters != NULL)
+    streams_update(f);
+    if (f->waited_out || now - f->started_ms < NODE_FETCH_WAIT_MS)
+        return;
+    f->waited_out = true;
+    for (w = f->waiters; w != NULL; w = next) {
+        next = w->next;
+        if (w->started)
+            continue; /* bytes are flowing: the write timeout guards */
         LOG_WARN("blob '%s': still fetching after %d ms, answering 503",
                  f->dstr, NODE_FETCH_WAIT_MS);
-    fail_waiters(f, "fetch from a peer still in progress");
+        if (!node_http_req_done(w->req)) {
+            node_http_resp_header(w->req, "Retry-After", "5");
+            node_api_error(w->req, 503, "UNAVAILABLE",
+                           "blob is known but no copy is reachable now: "
+                           "fetch from a peer still in progress");
+        }
+        waiter_free(w);
+    }
 }
 
 static void map_remove(struct fetch *f)
@@ -212,10 +388,15 @@ static void map_remove(struct fetch *f)
         return;
     at_map_del(&f->t->fetches, f->d.bytes, AT_DIGEST_LEN);
     f->in_map = false;
+    f->t->active--;
+    if (f->background)
+        f->t->background--;
 }
 
 static void upload_drop(struct fetch *f)
 {
+    at_free(f->data_path);
+    f->data_path = NULL;
     if (f->u == NULL)
         return;
     storage_upload_cancel(f->u);
@@ -241,12 +422,37 @@ static void fetch_finish(struct fetch *f, const char *why)
 
 static void try_next(struct fetch *f);
 
+static void transfer_end(struct fetch *f)
+{
+    if (f->busy != NULL && f->busy->transfers > 0)
+        f->busy->transfers--;
+    f->busy = NULL;
+}
+
+static void mark_suspect(struct fetch *f)
+{
+    struct holder_stat *hs = stat_get(f->t, f->holders[f->cur].name);
+
+    hs->suspect_until = at_now_ms() + FETCH_SUSPECT_MS;
+}
+
+/* This attempt failed: no client may see its tail; next holder. */
+static void attempt_failed(struct fetch *f)
+{
+    abort_streams(f);
+    upload_drop(f);
+    f->state = FETCH_DOWNLOADING;
+    f->cur++;
+    try_next(f);
+}
+
 static void on_drain(void *data, int status)
 {
     struct fetch *f = data;
 
     AT_UNUSED(status); /* a write error comes back from the next write */
     f->drain_pending = false;
+    streams_update(f);
     if (f->paused && f->pr != NULL) {
         f->paused = false;
         node_peer_resume(f->pr); /* on_data may run in here */
@@ -323,18 +529,17 @@ static void on_commit(void *data,
         }
         fetch_finish(f, "fetched");
     } else {
-        if (status == AT_EDIGEST)
+        if (status == AT_EDIGEST) {
             LOG_WARN(
                 "blob '%s' from '%s' does not match its digest: holder "
                 "'%s' is suspect, trying the next one",
                 f->dstr, f->holders[f->cur].addr, holder);
-        else
+            mark_suspect(f);
+        } else {
             LOG_WARN("blob '%s' from '%s': storing failed: %s", f->dstr, holder,
                      at_strerror(status));
-        upload_drop(f);
-        f->state = FETCH_DOWNLOADING;
-        f->cur++;
-        try_next(f);
+        }
+        attempt_failed(f);
     }
     fetch_unref(f);
 }
@@ -353,6 +558,7 @@ static void on_transfer_done(void *data,
     AT_UNUSED(len);
     f->pr = NULL;
     f->paused = false;
+    transfer_end(f);
     if (status == 0 && http == 200 && f->received == f->size &&
         f->t->api != NULL && !f->t->api->stopping) {
         f->state = FETCH_COMMITTING;
@@ -370,6 +576,7 @@ static void on_transfer_done(void *data,
         LOG_WARN("blob '%s' from '%s': more than the %" PRIu64
                  " bytes recorded: holder is suspect",
                  f->dstr, h->name, f->size);
+        mark_suspect(f);
     } else if (status != 0) {
         LOG_WARN("blob '%s' from '%s' at %s: %s", f->dstr, h->name, h->addr,
                  at_strerror(status));
@@ -380,10 +587,9 @@ static void on_transfer_done(void *data,
         LOG_WARN("blob '%s' from '%s': got %" PRIu64 " of %" PRIu64
                  " bytes: holder is suspect",
                  f->dstr, h->name, f->received, f->size);
+        mark_suspect(f);
     }
-    upload_drop(f);
-    f->cur++;
-    try_next(f);
+    attempt_failed(f);
     fetch_unref(f);
 }
 
@@ -408,6 +614,8 @@ static void try_next(struct fetch *f)
             fetch_finish(f, "no local space for a copy");
             return;
         }
+        f->data_path = at_asprintf("%s/uploads/%s.data", api->store->dir,
+                                   storage_upload_id(f->u));
         f->received = 0;
         f->paused = false;
         f->refs++;
@@ -417,8 +625,11 @@ static void try_next(struct fetch *f)
         at_free(path);
         if (rv == 0) {
             api->peer_blob_fetches++;
-            LOG_INFO("fetching blob '%s' (%" PRIu64 " bytes) from '%s' at %s",
-                     f->dstr, f->size, h->name, h->addr);
+            f->busy = stat_get(f->t, h->name);
+            f->busy->transfers++;
+            LOG_INFO("fetching blob '%s' (%" PRIu64 " bytes) from '%s' at %s%s",
+                     f->dstr, f->size, h->name, h->addr,
+                     h->suspect ? " (suspect, no other left)" : "");
             return;
         }
         f->refs--;
@@ -437,12 +648,16 @@ static void try_next(struct fetch *f)
 struct holders_ctx {
     struct fetch *f;
     size_t cap;
+    const char *region; /* borrowed: this node's */
+    uint64_t now;
 };
 
 static void holder_each(void *data, const struct meta_node *n)
 {
     struct holders_ctx *hc = data;
     struct fetch *f = hc->f;
+    struct fetch_holder *h;
+    struct holder_stat *hs;
 
     if (n->name == NULL || n->peer_address == NULL ||
         n->peer_address[0] == '\0')
@@ -451,9 +666,50 @@ static void holder_each(void *data, const struct meta_node *n)
         hc->cap = hc->cap == 0 ? 4 : hc->cap * 2;
         f->holders = at_realloc(f->holders, hc->cap * sizeof(*f->holders));
     }
-    f->holders[f->nholders].name = at_strdup(n->name);
-    f->holders[f->nholders].addr = at_strdup(n->peer_address);
-    f->nholders++;
+    h = &f->holders[f->nholders++];
+    h->name = at_strdup(n->name);
+    h->addr = at_strdup(n->peer_address);
+    h->group = hc->region[0] != '\0' && n->region != NULL &&
+                       strcmp(n->region, hc->region) == 0
+                   ? 0
+                   : 1;
+    hs = at_map_gets(&f->t->stats, n->name);
+    h->load = hs != NULL ? hs->transfers : 0;
+    h->suspect = hs != NULL && hs->suspect_until > hc->now;
+}
+
+/* see fetch.h */
+bool node_fetch_holder_before(bool a_suspect,
+                              int a_group,
+                              unsigned a_load,
+                              bool b_suspect,
+                              int b_group,
+                              unsigned b_load)
+{
+    if (a_suspect != b_suspect)
+        return b_suspect;
+    if (a_group != b_group)
+        return a_group < b_group;
+    return a_load < b_load;
+}
+
+/* Stable insertion sort: suspects last, then same region first, then the
+ * least loaded; ties keep meta's order (by name). */
+static void holders_sort(struct fetch *f)
+{
+    for (size_t i = 1; i < f->nholders; i++) {
+        struct fetch_holder h = f->holders[i];
+        size_t j = i;
+
+        while (j > 0 && node_fetch_holder_before(h.suspect, h.group, h.load,
+                                                 f->holders[j - 1].suspect,
+                                                 f->holders[j - 1].group,
+                                                 f->holders[j - 1].load)) {
+            f->holders[j] = f->holders[j - 1];
+            j--;
+        }
+        f->holders[j] = h;
+    }
 }
 
 static struct fetch *fetch_new(struct node_fetch_table *t,
@@ -462,7 +718,10 @@ static struct fetch *fetch_new(struct node_fetch_table *t,
                                uint64_t size)
 {
     struct fetch *f = at_calloc(1, sizeof(*f));
-    struct holders_ctx hc = { f, 0 };
+    const char *region = t->api->cfg != NULL && t->api->cfg->region != NULL
+                             ? t->api->cfg->region
+                             : "";
+    struct holders_ctx hc = { f, 0, region, at_now_ms() };
 
     f->t = t;
     t->refs++;
@@ -472,13 +731,74 @@ static struct fetch *fetch_new(struct node_fetch_table *t,
     f->size = size;
     f->state = FETCH_DOWNLOADING;
     f->refs = 2; /* active + timer */
+    f->started_ms = hc.now;
     meta_blob_holders(t->api->meta, d, holder_each, &hc);
+    holders_sort(f);
     uv_timer_init(t->api->loop, &f->timer);
     f->timer.data = f;
-    uv_timer_start(&f->timer, on_wait_timeout, NODE_FETCH_WAIT_MS, 0);
+    uv_timer_start(&f->timer, on_tick, FETCH_TICK_MS, FETCH_TICK_MS);
     at_map_put(&t->fetches, d->bytes, AT_DIGEST_LEN, f);
     f->in_map = true;
+    t->active++;
     return f;
+}
+
+static void on_recorded(void *data, int status, int result, uint64_t index)
+{
+    AT_UNUSED(data);
+    AT_UNUSED(index);
+    if (status != 0 || result != META_OK)
+        LOG_WARN("recording a local blob as held here failed: %s",
+                 status != 0 ? at_strerror(status) : meta_result_str(result));
+}
+
+/* Record a blob this node holds but the metadata does not list it for. */
+static void record_local(struct node_api *api,
+                         const char *repo,
+                         const struct at_digest *d,
+                         uint64_t size)
+{
+    char dstr[AT_DIGEST_STR_SIZE];
+    int rv =
+        meta_blob_stored(api->meta, NULL, repo, d, size, on_recorded, NULL);
+    if (rv != 0)
+        LOG_WARN("blob '%s' is held here but cannot be recorded now: %s",
+                 at_digest_format(d, dstr), at_strerror(rv));
+    else
+        LOG_INFO("blob '%s' is held here: recording it",
+                 at_digest_format(d, dstr));
+}
+
+/* see fetch.h */
+int node_fetch_start(struct node_api *api,
+                     const char *repo,
+                     const struct at_digest *d,
+                     uint64_t size)
+{
+    struct node_fetch_table *t;
+    struct fetch *f;
+    uint64_t have;
+
+    if (api->peer == NULL || api->stopping || api->meta == NULL)
+        return AT_ESHUTDOWN;
+    if (storage_blob_stat(api->store, d, &have) == 0) {
+        /* local, but maybe never recorded (the BlobStored after a fetch
+         * can fail, e.g. during a leader change): record it now, or asks
+         * for copies would wait on it forever */
+        if (!meta_blob_held_here(api->meta, d))
+            record_local(api, repo, d, have);
+        return 0;
+    }
+    t = table_get(api);
+    if (at_map_get(&t->fetches, d->bytes, AT_DIGEST_LEN) != NULL)
+        return 0;
+    if (!storage_space_ok(api->store))
+        return AT_ENOSPC;
+    f = fetch_new(t, repo, d, size);
+    f->background = true;
+    t->background++;
+    try_next(f);
+    return 0;
 }
 
 /* see fetch.h */
@@ -488,7 +808,7 @@ void node_fetch_blob(struct node_api *api,
                      const struct at_digest *d,
                      uint64_t size)
 {
-    struct node_fetch_table *t = api->fetches;
+    struct node_fetch_table *t;
     struct fetch_waiter *w;
     struct fetch *f;
     bool created = false;
@@ -499,15 +819,16 @@ void node_fetch_blob(struct node_api *api,
                        "blob is known but no copy is reachable now");
         return;
     }
-    if (t == NULL) {
-        t = at_calloc(1, sizeof(*t));
-        at_map_init(&t->fetches);
-        t->api = api;
-        t->refs = 1;
-        api->fetches = t;
-    }
+    t = table_get(api);
     f = at_map_get(&t->fetches, d->bytes, AT_DIGEST_LEN);
     if (f == NULL) {
+        if (!storage_space_ok(api->store)) {
+            /* Local reads go on; a new copy would eat the reserve. */
+            node_api_error(req, 507, "UNSUPPORTED",
+                           "not enough free space on this node to fetch the "
+                           "blob from a peer");
+            return;
+        }
         f = fetch_new(t, repo, d, size);
         created = true;
     } else {
@@ -516,6 +837,8 @@ void node_fetch_blob(struct node_api *api,
     w = at_calloc(1, sizeof(*w));
     w->f = f;
     w->req = req;
+    w->stream = node_http_req_method(req) == NODE_HTTP_GET &&
+                node_http_req_header(req, "range") == NULL;
     node_http_req_ref(req);
     w->next = f->waiters;
     if (f->waiters != NULL)
@@ -525,4 +848,6 @@ void node_fetch_blob(struct node_api *api,
     node_http_req_on_abort(req, waiter_on_abort);
     if (created)
         try_next(f);
+    else
+        streams_update(f);
 }

@@ -143,6 +143,8 @@ struct node_http_conn {
     int dup_fd; /* owned, -1 */
     bool poll_init;
     uint64_t sf_off, sf_left;
+    uint64_t sf_limit; /* file offset sending stops at until raised */
+    bool sf_stalled; /* at sf_limit, waiting for node_http_resp_stream_limit */
     node_http_upgrade_cb up_cb; /* set while a 101 is being written */
     void *up_data;
     char peer[64];
@@ -849,8 +851,16 @@ static void conn_sendfile_mem(struct node_http_conn *c)
     char tmp[16384];
 
     while (c->sf_left > 0) {
-        ssize_t n = pread(c->sf_fd, tmp, AT_MIN(sizeof(tmp), c->sf_left),
-                          (off_t)c->sf_off);
+        uint64_t avail = c->sf_limit > c->sf_off ? c->sf_limit - c->sf_off : 0;
+        ssize_t n;
+
+        if (avail == 0) {
+            c->sf_stalled = true;
+            return;
+        }
+        n = pread(c->sf_fd, tmp,
+                  (size_t)AT_MIN(sizeof(tmp), AT_MIN(c->sf_left, avail)),
+                  (off_t)c->sf_off);
         if (n <= 0) {
             conn_close_hard(c);
             return;
@@ -882,8 +892,17 @@ static void conn_sendfile(struct node_http_conn *c)
     }
     while (c->sf_left > 0) {
         off_t off = (off_t)c->sf_off;
-        size_t chunk = (size_t)AT_MIN(c->sf_left, SENDFILE_BURST - burst);
-        ssize_t n = sendfile(sock, c->sf_fd, &off, chunk);
+        uint64_t avail = c->sf_limit > c->sf_off ? c->sf_limit - c->sf_off : 0;
+        size_t chunk =
+            (size_t)AT_MIN(AT_MIN(c->sf_left, avail), SENDFILE_BURST - burst);
+        ssize_t n;
+
+        if (chunk == 0) {
+            /* A growing file: wait for node_http_resp_stream_limit. */
+            c->sf_stalled = true;
+            return;
+        }
+        n = sendfile(sock, c->sf_fd, &off, chunk);
 
         if (n > 0) {
             c->sf_off += (uint64_t)n;
@@ -1888,11 +1907,11 @@ void node_http_resp_send(struct node_http_req *r, const void *p, size_t n)
         conn_parse(c);
 }
 
-/* see http.h */
-void node_http_resp_send_file(struct node_http_req *r,
-                              int fd,
-                              uint64_t offset,
-                              uint64_t len)
+static void resp_file(struct node_http_req *r,
+                      int fd,
+                      uint64_t offset,
+                      uint64_t len,
+                      uint64_t limit)
 {
     struct node_http_conn *c = r->conn;
     struct conn_write *w;
@@ -1912,6 +1931,8 @@ void node_http_resp_send_file(struct node_http_req *r,
         c->sf_fd = fd;
         c->sf_off = offset;
         c->sf_left = len;
+        c->sf_limit = limit;
+        c->sf_stalled = false;
     } else {
         close(fd);
     }
@@ -1919,6 +1940,47 @@ void node_http_resp_send_file(struct node_http_req *r,
     conn_write(c, w);
     if (c->state == CS_ACTIVE)
         conn_parse(c);
+}
+
+/* see http.h */
+void node_http_resp_send_file(struct node_http_req *r,
+                              int fd,
+                              uint64_t offset,
+                              uint64_t len)
+{
+    resp_file(r, fd, offset, len, UINT64_MAX);
+}
+
+/* see http.h */
+void node_http_resp_stream_file(struct node_http_req *r,
+                                int fd,
+                                uint64_t len,
+                                uint64_t limit)
+{
+    resp_file(r, fd, 0, len, limit);
+}
+
+/* see http.h */
+void node_http_resp_stream_limit(struct node_http_req *r, uint64_t limit)
+{
+    struct node_http_conn *c = r->conn;
+
+    if (c == NULL || r->aborted || c->req != r || c->state == CS_CLOSED ||
+        limit <= c->sf_limit)
+        return;
+    c->sf_limit = limit;
+    if (c->resp == RS_SENDFILE && c->sf_stalled) {
+        c->sf_stalled = false;
+        conn_sendfile(c);
+    }
+}
+
+/* see http.h */
+void node_http_resp_abort(struct node_http_req *r)
+{
+    if (r->conn == NULL || r->aborted || r->resp_done)
+        return;
+    conn_close_hard(r->conn);
 }
 
 /* ---- Range ---- */

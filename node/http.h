@@ -145,6 +145,18 @@ void node_http_resp_send_file(struct node_http_req *r,
                               int fd,
                               uint64_t offset,
                               uint64_t len);
+/* Like send_file from offset 0, for a file still being written: only the
+ * bytes before file offset limit are sent until node_http_resp_stream_limit
+ * raises it (the response's write timeout runs meanwhile). */
+void node_http_resp_stream_file(struct node_http_req *r,
+                                int fd,
+                                uint64_t len,
+                                uint64_t limit);
+void node_http_resp_stream_limit(struct node_http_req *r, uint64_t limit);
+/* Close the connection at once, whatever was sent: the client sees a
+ * truncated response. The abort callback runs (clear it first if unwanted).
+ * No-op once the response is complete. */
+void node_http_resp_abort(struct node_http_req *r);
 /* Close the connection after this response (set before send). */
 void node_http_resp_close(struct node_http_req *r);
 

@@ -103,6 +103,9 @@ static void usage(FILE *f)
             "  members   list members; members remove NAME / members "
             "transfer [NAME]\n"
             "            --peer PEER_HOST:PORT --cluster-secret-file FILE\n"
+            "  gc        garbage-collect unreferenced blobs (atoll gc "
+            "[--addr API] [--dry-run]\n"
+            "            [--grace DURATION] [--cluster-secret-file FILE])\n"
             "  version   print the version\n"
             "  help      this text\n");
 }
@@ -119,6 +122,8 @@ int main(int argc, char **argv)
         return node_cli_status(argc - 2, argv + 2);
     if (strcmp(argv[1], "members") == 0)
         return node_cli_members(argc - 2, argv + 2);
+    if (strcmp(argv[1], "gc") == 0)
+        return node_cli_gc(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("atoll %s\n", ATOLL_VERSION);
         return 0;

@@ -6,6 +6,7 @@
 
 #include "node/api.h"
 #include "node/manifest_parse.h"
+#include "node/replicate.h"
 #include "node/url.h"
 
 struct mreq {
@@ -311,11 +312,30 @@ static void put_on_end(struct node_http_req *req)
     put_after_parse(m);
 }
 
+static void put_propose(struct mreq *m);
+
+static void put_on_copies(void *data, int status, const char *why)
+{
+    struct mreq *m = data;
+
+    if (node_http_req_done(m->req)) {
+        mreq_done(m);
+        return;
+    }
+    if (status != 0 || m->api->meta == NULL) {
+        node_http_resp_header(m->req, "Retry-After", "5");
+        node_api_error(m->req, 503, "UNAVAILABLE",
+                       "not enough copies of the manifest's blobs: %s",
+                       why != NULL ? why : "node is stopping");
+        mreq_done(m);
+        return;
+    }
+    put_propose(m);
+}
+
 static void put_after_parse(struct mreq *m)
 {
     struct node_http_req *req = m->req;
-    struct meta_manifest_put p;
-    int rv;
 
     if (m->parse_rv == 0)
         m->has_info = true;
@@ -339,6 +359,18 @@ static void put_after_parse(struct mreq *m)
         mreq_done(m);
         return;
     }
+    /* Durability (DESIGN.md section 7): every blob on min_copies stores
+     * before the manifest makes them reachable. */
+    node_copies_wait(m->api, m->name, m->info.blobs, m->info.nblobs,
+                     put_on_copies, m);
+}
+
+static void put_propose(struct mreq *m)
+{
+    struct node_http_req *req = m->req;
+    struct meta_manifest_put p;
+    int rv;
+
     memset(&p, 0, sizeof(p));
     p.repo = m->name;
     p.digest = m->digest;

@@ -13,7 +13,10 @@
 
 #include <jansson.h>
 
+#include "node/api.h"
 #include "node/peer_api.h"
+#include "node/replicate.h"
+#include "node/verify.h"
 
 enum peer_op_kind {
     OP_PROPOSE,
@@ -391,7 +394,16 @@ static void op_run(struct peer_op *op)
         return;
     }
     if (op->kind == OP_READ_INDEX) {
-        rv = meta_read_index(m, on_read_index, op);
+        /* body (optional): "<asker id> <asker term>", see hook_read_index */
+        uint64_t from_id = 0, from_term = 0;
+        const char *b = op->body.data, *sp;
+        if (b != NULL && op->body.len > 0 &&
+            (sp = memchr(b, ' ', op->body.len)) != NULL &&
+            (at_parse_u64(b, (size_t)(sp - b), &from_id) != 0 ||
+             at_parse_u64(sp + 1, op->body.len - (size_t)(sp + 1 - b),
+                          &from_term) != 0))
+            from_id = from_term = 0;
+        rv = meta_read_index_for(m, from_id, from_term, on_read_index, op);
         if (rv != 0)
             on_read_index(op, rv, 0);
         return;
@@ -614,12 +626,46 @@ static void handle_raft(struct node_peer_api *api, struct node_http_req *req)
 
 /* GET /_atoll/blobs/<digest>: the local copy, for a node that fetches a blob
  * it knows from the metadata but does not hold (node/fetch.c). */
+struct peer_blob {
+    struct node_peer_api *api;
+    struct at_digest d;
+};
+
+static void peer_blob_serve(struct node_http_req *req,
+                            int fd,
+                            uint64_t size,
+                            void *data)
+{
+    struct peer_blob *pb = data;
+    char dstr[AT_DIGEST_STR_SIZE];
+
+    if (node_http_req_method(req) == NODE_HTTP_GET) {
+        pb->api->blob_serves++;
+        LOG_INFO("serving blob '%s' (%" PRIu64 " bytes) to peer %s",
+                 at_digest_format(&pb->d, dstr), size, node_http_req_peer(req));
+    }
+    node_http_resp_status(req, 200);
+    node_http_resp_header(req, "Docker-Content-Digest", "%s",
+                          at_digest_format(&pb->d, dstr));
+    node_http_resp_header(req, "Content-Type", "application/octet-stream");
+    node_http_resp_send_file(req, fd, 0, size);
+}
+
+static void peer_blob_bad(struct node_http_req *req, int status, void *data)
+{
+    AT_UNUSED(data);
+    if (status == AT_EDIGEST)
+        peer_error(req, 404, "BLOB_UNKNOWN",
+                   "this node's copy was corrupt and is removed");
+    else
+        peer_error(req, 503, "UNAVAILABLE", "blob not readable now");
+}
+
 static void handle_blob(struct node_peer_api *api,
                         struct node_http_req *req,
                         const char *digest)
 {
     struct at_digest d;
-    char dstr[AT_DIGEST_STR_SIZE];
     uint64_t size = 0;
     int fd = -1;
     int rv;
@@ -640,16 +686,29 @@ static void handle_blob(struct node_peer_api *api,
                                       : "blob not readable");
         return;
     }
-    if (node_http_req_method(req) == NODE_HTTP_GET) {
-        api->blob_serves++;
-        LOG_INFO("serving blob '%s' (%" PRIu64 " bytes) to peer %s",
-                 at_digest_format(&d, dstr), size, node_http_req_peer(req));
+    if (node_http_req_method(req) == NODE_HTTP_GET && api->node_api != NULL) {
+        /* verified before a byte goes out (node/verify.h); the fetching
+         * node checks the digest too, but a bad copy is better dropped
+         * here at once */
+        struct peer_blob *pb = at_calloc(1, sizeof(*pb));
+        pb->api = api;
+        pb->d = d;
+        node_verify_then(api->node_api, req, &d, fd, size, peer_blob_serve,
+                         peer_blob_bad, pb, free);
+        return;
     }
-    node_http_resp_status(req, 200);
-    node_http_resp_header(req, "Docker-Content-Digest", "%s",
-                          at_digest_format(&d, dstr));
-    node_http_resp_header(req, "Content-Type", "application/octet-stream");
-    node_http_resp_send_file(req, fd, 0, size);
+    peer_blob_serve(req, fd, size, &(struct peer_blob){ api, d });
+}
+
+/* POST /_atoll/term: this node's current raft term, asked by a leader
+ * confirming its leadership for reads (hooks->term). Answered at once. */
+static void handle_term(struct node_peer_api *api, struct node_http_req *req)
+{
+    char b[64];
+    int n = snprintf(b, sizeof(b), "{\"status\":0,\"index\":%" PRIu64 "}\n",
+                     meta_term(api->meta));
+
+    reply_json(req, 200, b, (size_t)n);
 }
 
 /* ---- routing ---- */
@@ -683,6 +742,13 @@ void node_peer_api_handle(void *data, struct node_http_req *req)
         at_buf_release(&b);
         return;
     }
+    if (strncmp(path, "/v2/", 4) == 0 && api->node_api != NULL &&
+        node_http_req_header(req, "x-atoll-proxied") != NULL) {
+        /* An upload request relayed by the node it landed on
+         * (node/proxy.c): served as on the API port, never relayed again. */
+        node_api_handle(api->node_api, req);
+        return;
+    }
     if (strncmp(path, "/_atoll/blobs/", 14) == 0 &&
         (method == NODE_HTTP_GET || method == NODE_HTTP_HEAD)) {
         handle_blob(api, req, path + 14);
@@ -699,6 +765,10 @@ void node_peer_api_handle(void *data, struct node_http_req *req)
         op_start(api, req, OP_PROPOSE, NODE_PEER_PROPOSE_MAX);
     else if (strcmp(path, "/_atoll/read-index") == 0)
         op_start(api, req, OP_READ_INDEX, NODE_PEER_JSON_MAX);
+    else if (strcmp(path, "/_atoll/term") == 0)
+        handle_term(api, req);
+    else if (strcmp(path, "/_atoll/replicate") == 0 && api->node_api != NULL)
+        node_replicate_handle(api->node_api, req);
     else if (strcmp(path, "/_atoll/join") == 0)
         op_start(api, req, OP_JOIN, NODE_PEER_JSON_MAX);
     else if (strcmp(path, "/_atoll/members/remove") == 0)
@@ -826,9 +896,69 @@ static int hook_read_index(void *hooks_data,
     struct hook_call *hc = at_calloc(1, sizeof(*hc));
     int rv;
 
+    struct node_peer_api *api = hooks_data;
+    struct meta_status st;
+    char body[64];
+    int n = 0;
+
     hc->idx = cb;
     hc->cb_data = cb_data;
-    rv = hook_send(hooks_data, leader_id, "/_atoll/read-index", NULL, 0, hc);
+    /* our id and term, read now (after the reads it serves arrived): the
+     * leader may count them as our vote of confidence (meta.h) */
+    if (api->meta != NULL) {
+        meta_status_get(api->meta, &st);
+        n = snprintf(body, sizeof(body), "%" PRIu64 " %" PRIu64, st.id,
+                     meta_term(api->meta));
+    }
+    rv = hook_send(hooks_data, leader_id, "/_atoll/read-index",
+                   n > 0 ? body : NULL, n > 0 ? (size_t)n : 0, hc);
+    if (rv != 0)
+        at_free(hc);
+    return rv;
+}
+
+struct node_find {
+    uint64_t id;
+    char addr[256];
+    char name[256];
+};
+
+static void node_find_each(void *data, const struct meta_node *n)
+{
+    struct node_find *f = data;
+
+    if (n->id != f->id)
+        return;
+    snprintf(f->addr, sizeof(f->addr), "%s",
+             n->peer_address != NULL ? n->peer_address : "");
+    snprintf(f->name, sizeof(f->name), "%s", n->name != NULL ? n->name : "");
+}
+
+static int hook_term(void *hooks_data,
+                     uint64_t node_id,
+                     uint64_t timeout_ms,
+                     meta_index_cb cb,
+                     void *cb_data)
+{
+    struct node_peer_api *api = hooks_data;
+    struct node_find f = { .id = node_id };
+    const char *addr;
+    int rv;
+
+    if (api->peer == NULL || api->meta == NULL || api->stopping)
+        return AT_ESHUTDOWN;
+    meta_members(api->meta, node_find_each, &f);
+    addr = f.addr;
+    if (addr[0] == '\0' && f.name[0] != '\0')
+        addr = at_map_gets(&api->peer_hints, f.name);
+    if (addr == NULL || addr[0] == '\0')
+        return AT_ENOTFOUND;
+    struct hook_call *hc = at_calloc(1, sizeof(*hc));
+    hc->idx = cb;
+    hc->cb_data = cb_data;
+    rv = node_peer_request(api->peer, "POST", addr, "/_atoll/term",
+                           "application/octet-stream", NULL, 0, timeout_ms,
+                           on_hook_answer, hc);
     if (rv != 0)
         at_free(hc);
     return rv;
@@ -838,4 +968,5 @@ static int hook_read_index(void *hooks_data,
 const struct meta_hooks node_peer_hooks = {
     .forward = hook_forward,
     .read_index = hook_read_index,
+    .term = hook_term,
 };

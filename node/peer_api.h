@@ -10,6 +10,8 @@
 #include "raft/meta.h"
 #include "storage/storage.h"
 
+struct node_api;
+
 #define NODE_PEER_RAFT_PROTO  "atoll-raft/1"
 #define NODE_PEER_PROPOSE_MAX (8 * 1024 * 1024 + 64) /* packed command */
 #define NODE_PEER_JSON_MAX    (64 * 1024)            /* join/remove/... */
@@ -22,7 +24,9 @@ struct node_peer_api {
     struct node_peer *peer; /* borrowed: client for proxying to the leader */
     const char *secret;     /* borrowed; "" or NULL: every request is 401 */
     struct storage *store;  /* borrowed: GET /_atoll/blobs/<digest> */
-    uint64_t blob_serves;   /* blobs sent to peers, for /metrics */
+    /* borrowed: serves /v2/ requests relayed with X-Atoll-Proxied */
+    struct node_api *node_api;
+    uint64_t blob_serves; /* blobs sent to peers, for /metrics */
     bool stopping;
     /* name -> owned "host:port" from X-Atoll-Peer-Address of raft dials:
      * reaches the leader before this node's FSM has its node table (after

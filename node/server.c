@@ -21,9 +21,13 @@
 
 #include "node/api.h"
 #include "node/fetch.h"
+#include "node/gc.h"
 #include "node/peer.h"
 #include "node/peer_api.h"
+#include "node/placement.h"
+#include "node/replicate.h"
 #include "node/server.h"
+#include "node/verify.h"
 
 #define JOIN_MARKER      "join-pending"
 #define JOIN_ATTEMPTS    120  /* about 10 minutes at the largest backoff */
@@ -231,8 +235,23 @@ static void join_try(uv_timer_t *t)
         join_retry(s, at_strerror(rv));
 }
 
-static char *advertised(const char *host, int port)
+/* The host:port other nodes reach a listener on: --advertise if set,
+ * else the listen host, else (a wildcard listen address) the hostname. */
+static char *advertised(const struct node_config *cfg,
+                        const char *host,
+                        int port)
 {
+    char name[256];
+
+    if (cfg->advertise != NULL && cfg->advertise[0] != '\0') {
+        host = cfg->advertise;
+    } else if (host[0] == '\0' || strcmp(host, "0.0.0.0") == 0 ||
+               strcmp(host, "::") == 0) {
+        if (gethostname(name, sizeof(name)) != 0)
+            snprintf(name, sizeof(name), "localhost");
+        name[sizeof(name) - 1] = '\0';
+        host = name;
+    }
     if (strchr(host, ':') != NULL)
         return at_asprintf("[%s]:%d", host, port);
     return at_asprintf("%s:%d", host, port);
@@ -334,6 +353,7 @@ int node_server_start(struct node_server **out,
     s->peer_api.peer = s->peer;
     s->peer_api.store = &s->store;
     s->peer_api.secret = cfg->cluster_secret;
+    s->peer_api.node_api = &s->api;
     if (cfg->cluster_secret[0] == '\0' && cfg->join[0] != '\0') {
         at_errmsg_printf(errmsg,
                          "join needs cluster_secret (or "
@@ -372,8 +392,8 @@ int node_server_start(struct node_server **out,
     } else {
         LOG_INFO("no cluster_secret: no peer listener, single node only");
     }
-    s->api_address = advertised(host, node_http_port(s->http));
-    s->peer_address = advertised(peer_host, peer_port);
+    s->api_address = advertised(cfg, host, node_http_port(s->http));
+    s->peer_address = advertised(cfg, peer_host, peer_port);
 
     if (cfg->join[0] != '\0') {
         join_needed =
@@ -412,6 +432,17 @@ int node_server_start(struct node_server **out,
     }
     s->api.meta = s->meta;
     s->peer_api.meta = s->meta;
+    s->api.gc = node_gc_new(loop, &s->store, cfg);
+    node_gc_start(s->api.gc, s->meta);
+    /* Upload ids carry this node's raft id (known once meta is open, before
+     * the API answers anything but 503) so that any node can relay a
+     * request for them to their owner (node/proxy.c). */
+    {
+        struct meta_status st;
+        meta_status_get(s->meta, &st);
+        free(s->store.node_tag);
+        s->store.node_tag = at_asprintf("%016" PRIx64, st.id);
+    }
 
     uv_timer_init(loop, &s->join_timer);
     s->join_timer.data = s;
@@ -428,6 +459,8 @@ int node_server_start(struct node_server **out,
     free(host);
     free(peer_host);
     free(lock_path);
+    node_replicate_scan_start(&s->api);
+    node_placement_start(&s->api);
     *out = s;
     return 0;
 
@@ -454,6 +487,9 @@ static void on_join_timer_closed(uv_handle_t *h)
     void *cb_data = s->stop_data;
 
     node_fetch_table_close(s->api.fetches);
+    node_replicate_close(s->api.repl);
+    node_verify_close(s->api.verify);
+    s->api.verify = NULL;
     storage_close(&s->store);
     LOG_INFO("node '%s' stopped", s->name);
     server_free(s);
@@ -493,6 +529,9 @@ static void on_http_stopped(void *data)
 
     /* meta_close hands leadership over first: raft keeps its connections,
      * forwarded calls still use the peer client. */
+    node_gc_stop(s->api.gc); /* frees itself once idle */
+    s->api.gc = NULL;
+    node_placement_stop(&s->api);
     s->api.meta = NULL;
     meta_close(s->meta, on_meta_closed, s);
 }

@@ -19,6 +19,8 @@
 #include "common/compat.h"
 
 #include "node/api.h"
+#include "node/proxy.h"
+#include "node/replicate.h"
 #include "node/url.h"
 
 #define CHUNK_MIN_LENGTH 65536
@@ -176,6 +178,8 @@ static void up_on_stored(void *data, int status, int result, uint64_t index)
 
     if (up_live(up))
         node_api_write_index(up->req, status, index);
+    if (status == 0 && result == META_OK) /* min_copies: start a copy */
+        node_replicate_blob(up->api, up->name, &up->expected);
     if (up_live(up) && !node_api_write_failed(up->req, status, result)) {
         up->api->blobs_committed++;
         reply_blob_created(up->req, up->name, &up->expected);
@@ -513,6 +517,71 @@ void node_api_upload_new(struct node_api *api,
     up_put(up); /* the handler's own reference; callbacks hold theirs */
 }
 
+/* ---- owner of an upload (uploads behind a load balancer) ---- */
+
+enum owner_kind { OWNER_LOCAL, OWNER_PEER, OWNER_UNKNOWN };
+
+struct owner_find {
+    uint64_t id;
+    char *peer_address; /* owned */
+};
+
+static void owner_each(void *data, const struct meta_node *n)
+{
+    struct owner_find *of = data;
+
+    if (n->id == of->id && of->peer_address == NULL &&
+        n->peer_address != NULL && n->peer_address[0] != '\0')
+        of->peer_address = at_strdup(n->peer_address);
+}
+
+/* Which node owns upload id: ids without a tag and ids with this node's tag
+ * are local; a tag is the owner's raft id in hex (node/server.c), mapped to
+ * its peer address by the node table. *addr: owned, for OWNER_PEER. */
+static enum owner_kind upload_owner(struct node_api *api,
+                                    const char *id,
+                                    char **addr)
+{
+    const char *dash = strchr(id, '-');
+    const char *tag = api->store->node_tag;
+    struct owner_find of;
+    size_t n;
+    uint64_t v = 0;
+
+    *addr = NULL;
+    if (dash == NULL)
+        return OWNER_LOCAL;
+    n = (size_t)(dash - id);
+    if (tag != NULL && strlen(tag) == n && memcmp(tag, id, n) == 0)
+        return OWNER_LOCAL;
+    if (n != 16)
+        return OWNER_UNKNOWN;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                       : -1;
+        if (d < 0)
+            return OWNER_UNKNOWN;
+        v = v << 4 | (uint64_t)d;
+    }
+    memset(&of, 0, sizeof(of));
+    of.id = v;
+    meta_members(api->meta, owner_each, &of);
+    if (of.peer_address == NULL)
+        return OWNER_UNKNOWN;
+    *addr = of.peer_address;
+    return OWNER_PEER;
+}
+
+/* A request that came through the peer listener (relayed by another node)
+ * is never relayed again. */
+static bool via_peer(struct node_api *api, struct node_http_req *req)
+{
+    return node_http_req_server_data(req) != api ||
+           node_http_req_header(req, "x-atoll-proxied") != NULL;
+}
+
 /* see api.h */
 void node_api_upload(struct node_api *api,
                      struct node_http_req *req,
@@ -522,7 +591,23 @@ void node_api_upload(struct node_api *api,
     enum node_http_method method = node_http_req_method(req);
     struct storage_upload *u = NULL;
     struct up *up;
+    char *owner = NULL;
 
+    if (storage_upload_id_valid(id, strlen(id)) && !via_peer(api, req)) {
+        switch (upload_owner(api, id, &owner)) {
+        case OWNER_PEER:
+            node_proxy_upload(api, req, owner);
+            free(owner);
+            return;
+        case OWNER_UNKNOWN:
+            node_api_error(req, 404, "BLOB_UPLOAD_UNKNOWN",
+                           "blob upload unknown to registry (its node is not "
+                           "a member)");
+            return;
+        case OWNER_LOCAL:
+            break;
+        }
+    }
     if (storage_upload_find(api->store, id, &u) != 0 ||
         strcmp(storage_upload_repo(u), name) != 0) {
         if (u != NULL)

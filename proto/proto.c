@@ -208,6 +208,18 @@ static int command_check(const Atoll__Command *c, char *errmsg)
     case ATOLL__COMMAND__OP_NODE_REMOVE:
         ok = c->node_remove != NULL && c->node_remove->id != 0;
         break;
+    case ATOLL__COMMAND__OP_GC_SWEEP: {
+        const Atoll__GcSweep *o = c->gc_sweep;
+        ok = o != NULL && o->n_digests <= PROTO_GC_BATCH_MAX &&
+             digests_ok(o->n_digests, o->digests);
+        break;
+    }
+    case ATOLL__COMMAND__OP_SET_SETTING: {
+        const Atoll__SetSetting *o = c->set_setting;
+        ok = o != NULL && name_ok(o->key) && o->value != NULL &&
+             strlen(o->key) <= 64 && strlen(o->value) <= 64 * 1024;
+        break;
+    }
     default:
         at_errmsg_printf(errmsg, "unknown command op %d", (int)c->op_case);
         return AT_EPROTO;

@@ -22,8 +22,9 @@
 #define PROTO_COMMAND_MAX    (8u << 20) /* whole packed command */
 #define PROTO_SNAPSHOT_MAX   (1u << 31) /* whole packed snapshot */
 #define PROTO_REQUEST_ID_MAX 64
-#define PROTO_NAME_MAX       4096 /* repo, tag, media type, store id */
-#define PROTO_ADDRESS_MAX    255  /* node name, host:port, region */
+#define PROTO_NAME_MAX       4096  /* repo, tag, media type, store id */
+#define PROTO_ADDRESS_MAX    255   /* node name, host:port, region */
+#define PROTO_GC_BATCH_MAX   10000 /* digests in one GcSweep */
 
 /* Allocator for packed buffers (e.g. raft_malloc); NULL means malloc. */
 typedef void *(*proto_alloc_fn)(size_t n);

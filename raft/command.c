@@ -3,6 +3,9 @@
 
 #include "raft/internal.h"
 
+/* see internal.h */
+uint64_t (*meta__cmd_clock)(void) = at_wall_ms;
+
 /* see internal.h: printable ASCII, 1..META_REQUEST_ID_MAX bytes */
 bool meta__request_id_ok(const char *id)
 {
@@ -103,6 +106,7 @@ int meta__cmd_blob_stored(const char *request_id,
     o.size = size;
     if (store != NULL)
         o.store = (char *)store;
+    c.timestamp_ms = meta__cmd_clock();
     c.op_case = ATOLL__COMMAND__OP_BLOB_STORED;
     c.blob_stored = &o;
     return pack(&c, request_id, alloc, out, len, errmsg);
@@ -123,6 +127,7 @@ int meta__cmd_blob_mount(const char *request_id,
     o.repo = (char *)repo;
     o.from_repo = (char *)from_repo;
     o.digest = bin(d);
+    c.timestamp_ms = meta__cmd_clock();
     c.op_case = ATOLL__COMMAND__OP_BLOB_MOUNT;
     c.blob_mount = &o;
     return pack(&c, request_id, alloc, out, len, errmsg);
@@ -218,4 +223,33 @@ int meta__cmd_node_remove(const char *request_id,
     c.op_case = ATOLL__COMMAND__OP_NODE_REMOVE;
     c.node_remove = &o;
     return pack(&c, request_id, alloc, out, len, errmsg);
+}
+
+/* see internal.h */
+int meta__cmd_gc_sweep(const char *request_id,
+                       uint64_t now_ms,
+                       uint64_t grace_ms,
+                       const struct at_digest *d,
+                       size_t n,
+                       proto_alloc_fn alloc,
+                       void **out,
+                       size_t *len,
+                       char *errmsg)
+{
+    if (n > PROTO_GC_BATCH_MAX || (d == NULL && n != 0)) {
+        at_errmsg_printf(errmsg, "gc sweep of %zu digests over %u", n,
+                         PROTO_GC_BATCH_MAX);
+        return AT_EINVAL;
+    }
+    Atoll__Command c = ATOLL__COMMAND__INIT;
+    Atoll__GcSweep o = ATOLL__GC_SWEEP__INIT;
+    o.grace_ms = grace_ms;
+    o.n_digests = n;
+    o.digests = bins(d, n);
+    c.timestamp_ms = now_ms;
+    c.op_case = ATOLL__COMMAND__OP_GC_SWEEP;
+    c.gc_sweep = &o;
+    int rv = pack(&c, request_id, alloc, out, len, errmsg);
+    at_free(o.digests);
+    return rv;
 }

@@ -55,27 +55,36 @@ static int apply_put_manifest(struct meta_fsm *f, const Atoll__PutManifest *o)
             digest_from(&mf->children[i], o->manifests[i]);
         meta__mf_publish(mf);
         at_map_put(&f->manifests, DKEY(&d), mf);
+        meta__mf_blob_refs(f, mf, 1);
     }
     if (r == NULL)
         r = meta__repo_get(f, o->repo, true);
     meta__repo_link_manifest(r, mf);
-    if (o->tag[0] != '\0')
+    if (o->tag[0] != '\0') {
         meta__tag_set(f, r, o->tag, &d);
+        meta__push_record(f, o->repo, &d);
+    }
     return META_OK;
 }
 
-static int apply_blob_stored(struct meta_fsm *f, const Atoll__BlobStored *o)
+static int apply_blob_stored(struct meta_fsm *f,
+                             const Atoll__BlobStored *o,
+                             uint64_t ts)
 {
     struct at_digest d;
     digest_from(&d, o->digest);
     struct meta_blob *b = meta__blob_get(f, &d, o->size, true);
+    if (ts > b->stored_ms) /* GC age: the latest store or mount */
+        b->stored_ms = ts;
     meta__blob_add_store(b, o->store);
     struct meta_repo *r = meta__repo_get(f, o->repo, true);
     at_map_put(&r->blobs, DKEY(&d), b);
     return META_OK;
 }
 
-static int apply_blob_mount(struct meta_fsm *f, const Atoll__BlobMount *o)
+static int apply_blob_mount(struct meta_fsm *f,
+                            const Atoll__BlobMount *o,
+                            uint64_t ts)
 {
     struct at_digest d;
     digest_from(&d, o->digest);
@@ -84,6 +93,8 @@ static int apply_blob_mount(struct meta_fsm *f, const Atoll__BlobMount *o)
         from != NULL ? at_map_get(&from->blobs, DKEY(&d)) : NULL;
     if (b == NULL)
         return META_BLOB_UNKNOWN;
+    if (ts > b->stored_ms)
+        b->stored_ms = ts;
     struct meta_repo *r = meta__repo_get(f, o->repo, true);
     at_map_put(&r->blobs, DKEY(&d), b);
     return META_OK;
@@ -170,10 +181,10 @@ int meta_fsm_apply(struct meta_fsm *f,
         res = apply_put_manifest(f, c->put_manifest);
         break;
     case ATOLL__COMMAND__OP_BLOB_STORED:
-        res = apply_blob_stored(f, c->blob_stored);
+        res = apply_blob_stored(f, c->blob_stored, c->timestamp_ms);
         break;
     case ATOLL__COMMAND__OP_BLOB_MOUNT:
-        res = apply_blob_mount(f, c->blob_mount);
+        res = apply_blob_mount(f, c->blob_mount, c->timestamp_ms);
         break;
     case ATOLL__COMMAND__OP_BLOB_UNLINK:
         res = apply_blob_unlink(f, c->blob_unlink);
@@ -187,8 +198,16 @@ int meta_fsm_apply(struct meta_fsm *f,
     case ATOLL__COMMAND__OP_NODE_UPSERT:
         res = meta__node_upsert(f, c->node_upsert);
         break;
+    case ATOLL__COMMAND__OP_SET_SETTING:
+        res = meta__setting_set(f, index, c->set_setting->key,
+                                c->set_setting->value,
+                                strlen(c->set_setting->value));
+        break;
     case ATOLL__COMMAND__OP_NODE_REMOVE:
         res = meta__node_remove(f, c->node_remove->id);
+        break;
+    case ATOLL__COMMAND__OP_GC_SWEEP:
+        res = meta__gc_sweep(f, c->timestamp_ms, c->gc_sweep);
         break;
     default:
         res = META_INVALID; /* unpack rejects unknown ops already */

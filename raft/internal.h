@@ -12,6 +12,8 @@ struct meta_blob {
     uint64_t size;
     char **stores; /* owned array of owned store ids */
     size_t nstores;
+    uint64_t stored_ms; /* latest BlobStored/BlobMount timestamp_ms (0: old) */
+    size_t mrefs;       /* references from manifests (GC keeps it while > 0) */
 };
 
 struct meta_mf {
@@ -92,6 +94,20 @@ struct meta_fsm {
     /* owned: the last snapshot job, kept so the next one reuses memory
      * that is already mapped (fresh pages cost more than the copy) */
     struct meta_snap_job *snap_spare;
+    /* Local, not in snapshots: digests whose blob records a GcSweep (or a
+     * snapshot install) removed; the node deletes its copies and drains
+     * this with meta_fsm_gc_take_removed. */
+    struct meta_gc_removed *gc_removed; /* owned */
+    size_t ngc_removed, gc_removed_cap;
+    uint64_t gc_deleted_total; /* blob records removed by GcSweep here */
+    bool gc_scan_wanted;       /* a snapshot was installed (restore) */
+    struct at_map settings;    /* key -> struct meta_setting (settings.c) */
+    /* Local, not in snapshots: tagged PutManifests applied while
+     * pushes_record is set (the placement prefetcher drains them). */
+    struct meta_push *pushes; /* owned */
+    size_t npushes, pushes_cap;
+    bool pushes_record;
+    uint64_t pushes_dropped;
 };
 
 void meta_fsm_init(struct meta_fsm *f, size_t requests_max);
@@ -175,6 +191,27 @@ void meta_fsm_referrers(struct meta_fsm *f,
                         meta_manifest_cb each,
                         void *data);
 
+/* Garbage collection (gc.c). Blobs no manifest references whose
+ * stored_ms is at least grace_ms before now_ms, in digest order. */
+void meta_fsm_gc_candidates(struct meta_fsm *f,
+                            uint64_t now_ms,
+                            uint64_t grace_ms,
+                            meta_blob_cb each,
+                            void *data);
+/* Apply a GcSweep (timestamp now_ms); returns an enum meta_result. */
+int meta__gc_sweep(struct meta_fsm *f,
+                   uint64_t now_ms,
+                   const Atoll__GcSweep *o);
+/* Move the pending removed digests to *out (caller frees); the count. */
+size_t meta_fsm_gc_take_removed(struct meta_fsm *f,
+                                struct meta_gc_removed **out);
+/* Queue a removed digest for local deletion (bounded: drops beyond 1M). */
+void meta__gc_removed_push(struct meta_fsm *f,
+                           const struct at_digest *d,
+                           uint64_t cutoff_ms);
+/* Recount every blob's mrefs from the manifests (after a restore). */
+void meta__gc_recount(struct meta_fsm *f);
+
 /* Internal state helpers (state.c), used by fsm.c and snapshot.c. */
 struct meta_repo *meta__repo_get(struct meta_fsm *f,
                                  const char *name,
@@ -194,12 +231,17 @@ void meta__tag_set(struct meta_fsm *f,
                    const struct at_digest *d);
 bool meta__tag_del(struct meta_fsm *f, struct meta_repo *r, const char *tag);
 void meta__mf_publish(struct meta_mf *mf);
+/* Add delta (+1/-1) to the mrefs of every blob record mf references. */
+void meta__mf_blob_refs(struct meta_fsm *f,
+                        const struct meta_mf *mf,
+                        int delta);
 void meta__mf_free(struct meta_mf *mf);
 struct meta_blob *meta__blob_get(struct meta_fsm *f,
                                  const struct at_digest *d,
                                  uint64_t size,
                                  bool create);
 void meta__blob_add_store(struct meta_blob *b, const char *store);
+void meta__blob_free(struct meta_blob *b);
 void meta__req_remember(struct meta_fsm *f,
                         const char *id,
                         int result,
@@ -215,8 +257,54 @@ bool meta__node_equal(const struct meta_noderec *n, const Atoll__NodeUpsert *o);
 int meta__node_upsert(struct meta_fsm *f, const Atoll__NodeUpsert *o);
 int meta__node_remove(struct meta_fsm *f, uint64_t id);
 
+/* Cluster settings (settings.c). */
+#define META_SETTING_KEY_MAX   64
+#define META_SETTING_VALUE_MAX (64 * 1024)
+#define META_PUSHES_MAX        10000 /* queued tagged pushes, then dropped */
+bool meta__setting_key_ok(const char *key);
+/* Apply a SetSetting (empty value: remove); an enum meta_result. */
+int meta__setting_set(struct meta_fsm *f,
+                      uint64_t index,
+                      const char *key,
+                      const char *value,
+                      size_t len);
+const char *meta__setting_get(struct meta_fsm *f,
+                              const char *key,
+                              uint64_t *index);
+void meta__settings_each(struct meta_fsm *f,
+                         void (*each)(void *data,
+                                      const char *key,
+                                      const char *value,
+                                      uint64_t index),
+                         void *data);
+void meta__settings_release(struct meta_fsm *f);
+/* Queue a tagged push when f->pushes_record (bounded). */
+void meta__push_record(struct meta_fsm *f,
+                       const char *repo,
+                       const struct at_digest *manifest);
+size_t meta__pushes_take(struct meta_fsm *f, struct meta_push **out);
+bool meta__blob_held_by(struct meta_fsm *f,
+                        const struct at_digest *d,
+                        const char *store);
+void meta__manifest_blobs(struct meta_fsm *f,
+                          const char *repo,
+                          const struct at_digest *d,
+                          void (*each)(void *data,
+                                       const struct at_digest *blob,
+                                       uint64_t size),
+                          void *data);
+int meta__cmd_set_setting(const char *request_id,
+                          const char *key,
+                          const char *value,
+                          proto_alloc_fn alloc,
+                          void **out,
+                          size_t *len,
+                          char *errmsg);
+
 /* Command builders (command.c): pack a command into a buffer from alloc.
- * request_id must be valid (see meta__request_id_ok). */
+ * request_id must be valid (see meta__request_id_ok). BlobStored and
+ * BlobMount carry meta__cmd_clock() as timestamp_ms (tests replace it). */
+extern uint64_t (*meta__cmd_clock)(void);
 bool meta__request_id_ok(const char *id);
 int meta__cmd_put_manifest(const char *request_id,
                            const struct meta_manifest_put *p,
@@ -276,6 +364,16 @@ int meta__cmd_node_remove(const char *request_id,
                           void **out,
                           size_t *len,
                           char *errmsg);
+/* AT_EINVAL for n over PROTO_GC_BATCH_MAX. */
+int meta__cmd_gc_sweep(const char *request_id,
+                       uint64_t now_ms,
+                       uint64_t grace_ms,
+                       const struct at_digest *d,
+                       size_t n,
+                       proto_alloc_fn alloc,
+                       void **out,
+                       size_t *len,
+                       char *errmsg);
 
 #endif /* META_INTERNAL_H */
 

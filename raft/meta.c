@@ -5,10 +5,13 @@
  * (RAFT_CANTBOOTSTRAP later is expected) and starts raft; the single voter
  * elects itself. Writes pack a padded command into a raft_malloc'd buffer
  * and raft_apply it; the apply callback maps libraft's status to AT_E*.
- * Reads first call meta_read_barrier: one raft_barrier proves leadership
- * for every read waiting in the same window; a single voter that already
- * committed a barrier in its term and has applied everything answers on the
- * next loop iteration without touching the disk.
+ * Reads first call meta_read_barrier: the first batch of reads in a term
+ * waits for a raft_barrier (it commits an entry of the term, so the commit
+ * index covers every earlier term); later batches only confirm leadership
+ * by asking the other voters their term (no log write, no fsync), then
+ * wait until the commit index taken before asking is applied. A single
+ * voter that already committed a barrier in its term and has applied
+ * everything answers on the next loop iteration without touching the disk.
  *
  * Failure modes: not leader (AT_ENOTLEADER, nothing proposed), leadership
  * lost or I/O error after proposing (AT_EUNKNOWN: retry with the same
@@ -20,6 +23,7 @@
 
 #define AT_LOG_COMP "raft"
 
+#include "common/testbug.h"
 #include "raft/internal.h"
 
 #define META_WAIT_MS   10000 /* bound on waiting for a local apply */
@@ -41,6 +45,7 @@ struct meta_write {
     meta_write_cb cb;
     void *data;
     bool forwarded; /* a follower waits for its own apply of it */
+    bool early;     /* test builds: acknowledged already (early-ack) */
 };
 
 /* A write forwarded to the leader, then waiting for the local apply. */
@@ -63,6 +68,28 @@ struct meta_rix {
     void *data;
     struct meta_rix *next, *prev;
     struct meta_rix *members; /* a batch: the reads one RPC serves */
+};
+
+/* One leadership confirmation round (see confirm_start): the reads it
+ * serves and the answers to its term queries. It is the cb_data of its
+ * queries, so it lives until every query has answered. */
+struct meta_round {
+    struct meta *m;          /* borrowed; NULL once orphaned by meta_close */
+    struct meta_read *reads; /* served when decided */
+    uint64_t term, commit;
+    unsigned need, acks, left; /* left: queries not answered yet */
+    bool decided;
+    struct meta_round *next, *prev; /* in m->rounds while m is set */
+};
+#define META_ROUNDS_MAX 1 /* undecided rounds at once */
+#define META_RIX_MAX    1 /* read-index RPCs in flight from a follower */
+
+/* Test builds (early-ack): an acknowledgement given before commit. */
+struct meta_early {
+    meta_write_cb cb;
+    void *data;
+    uint64_t index;
+    struct meta_early *next;
 };
 
 /* meta_wait_applied waiters. */
@@ -123,7 +150,7 @@ struct meta {
     struct meta_rix *rixs;
     /* follower reads waiting for the next read-index RPC (one in flight) */
     struct meta_rix *rix_wait, *rix_wait_tail;
-    bool rix_busy;
+    unsigned rix_inflight;       /* read-index RPCs in flight */
     struct meta_change *changes; /* queue; head is in flight if busy */
     bool change_busy;
     uint64_t promote_after;    /* uv_now() before which no auto promotion */
@@ -149,6 +176,15 @@ struct meta {
     bool push_pending; /* a barrier must follow the one in flight */
     uint64_t barrier_issue_term;
     uint64_t barrier_ok_term; /* term of the last committed barrier */
+    uint64_t pushed_commit;   /* commit index sent with the last barrier */
+    /* Leadership confirmation (ReadIndex without a log write): once the
+     * leader has committed a barrier in its term, a batch of reads is
+     * served by asking every other voter its current term; a majority
+     * still in this term proves no other leader can have committed
+     * anything newer than the commit index taken when the round began. */
+    struct meta_round *rounds; /* rounds with queries in flight */
+    unsigned rounds_open;      /* of which undecided */
+    struct meta_early *early;  /* test builds only (early-ack) */
     bool closing;
     void (*close_cb)(void *data);
     void *close_data;
@@ -670,6 +706,7 @@ static int barrier_status(struct meta *m, int status)
 
 static void barrier_start(struct meta *m);
 static void on_idle(uv_idle_t *h);
+static uint64_t applied(struct meta *m);
 static void rix_send(struct meta *m);
 
 static void on_barrier(struct raft_barrier *req, int status)
@@ -679,8 +716,147 @@ static void on_barrier(struct raft_barrier *req, int status)
     if (status == 0)
         m->barrier_ok_term = m->barrier_issue_term;
     reads_finish(list_take(&m->inflight), barrier_status(m, status));
-    if (!m->closing && (m->waiting.head != NULL || m->push_pending)) {
+    if (m->closing)
+        return;
+    if (m->push_pending) {
         m->push_pending = false;
+        barrier_start(m);
+    } else if (m->waiting.head != NULL) {
+        uv_idle_start(&m->idle, on_idle);
+    }
+}
+
+/* ---- leadership confirmation for reads ---- */
+
+static void round_free_maybe(struct meta_round *r)
+{
+    if (!r->decided || r->left > 0)
+        return;
+    if (r->m != NULL) {
+        struct meta *m = r->m;
+        if (r->prev != NULL)
+            r->prev->next = r->next;
+        else
+            m->rounds = r->next;
+        if (r->next != NULL)
+            r->next->prev = r->prev;
+    }
+    at_free(r);
+}
+
+static void on_round_applied(void *data, int status, uint64_t index)
+{
+    AT_UNUSED(index);
+    reads_finish(data, status);
+}
+
+static void round_decide(struct meta_round *r, int status)
+{
+    struct meta *m = r->m;
+    struct meta_read *reads = r->reads;
+    r->reads = NULL;
+    r->decided = true;
+    m->rounds_open--;
+    if (status == 0 && (raft_state(&m->raft) != RAFT_LEADER ||
+                        m->raft.current_term != r->term))
+        status = AT_ENOTLEADER;
+    if (status == 0 && reads != NULL && applied(m) < r->commit) {
+        status = meta_wait_applied(m, r->commit, META_WAIT_MS, on_round_applied,
+                                   reads);
+        if (status == 0)
+            reads = NULL; /* answered by the waiter */
+    }
+    reads_finish(reads, status);
+    if (m->waiting.head != NULL && !m->closing)
+        uv_idle_start(&m->idle, on_idle);
+}
+
+static void round_check(struct meta_round *r)
+{
+    if (r->decided)
+        return;
+    if (r->acks >= r->need)
+        round_decide(r, 0);
+    else if (r->acks + r->left < r->need)
+        round_decide(r, AT_ENOTLEADER);
+}
+
+static void on_term(void *data, int status, uint64_t term)
+{
+    struct meta_round *r = data;
+    AT_ASSERT(r->left > 0);
+    r->left--;
+    if (r->m != NULL && !r->decided) {
+        if (status == 0 && term == r->term)
+            r->acks++;
+        round_check(r);
+    }
+    round_free_maybe(r);
+}
+
+/* Reads may skip the barrier: a barrier of this term is committed (so the
+ * commit index covers every earlier term) and other voters exist to ask. */
+static bool confirm_usable(struct meta *m)
+{
+    return m->hooks != NULL && m->hooks->term != NULL &&
+           raft_state(&m->raft) == RAFT_LEADER &&
+           m->barrier_ok_term == m->raft.current_term && !single_voter(m);
+}
+
+/* Serve the waiting reads with one round: note the commit index, ask every
+ * other voter its term; a majority (this node included) in this term
+ * confirms this node was leader after every waiting read arrived. Rounds
+ * pipeline: reads arriving meanwhile start the next round at once (up to
+ * META_ROUNDS_MAX undecided). */
+static void confirm_start(struct meta *m)
+{
+    unsigned voters = 0;
+    bool self_voter = false;
+    struct meta_round *r = at_calloc(1, sizeof(*r));
+    r->m = m;
+    r->reads = list_take(&m->waiting);
+    r->term = m->raft.current_term;
+    r->commit = m->raft.commit_index;
+    for (unsigned i = 0; i < m->raft.configuration.n; i++) {
+        const struct raft_server *sv = &m->raft.configuration.servers[i];
+        if (sv->role != RAFT_VOTER)
+            continue;
+        voters++;
+        if (sv->id == m->id)
+            self_voter = true;
+    }
+    r->need = voters / 2 + 1 - (self_voter ? 1 : 0);
+    r->next = m->rounds;
+    if (r->next != NULL)
+        r->next->prev = r;
+    m->rounds = r;
+    m->rounds_open++;
+    uint64_t timeout = m->raft.election_timeout;
+    if (timeout < 500)
+        timeout = 500;
+    /* left counts the queries sent so far, so an early answer can never
+     * see left == 0 while more are to come: answers arrive on later loop
+     * turns only (hooks contract) */
+    for (unsigned i = 0; i < m->raft.configuration.n; i++) {
+        const struct raft_server *sv = &m->raft.configuration.servers[i];
+        if (sv->role != RAFT_VOTER || sv->id == m->id)
+            continue;
+        if (m->hooks->term(m->hooks_data, sv->id, timeout, on_term, r) == 0)
+            r->left++;
+    }
+    round_check(r);
+    round_free_maybe(r);
+}
+
+/* Start what serves the waiting reads: a confirmation round or a barrier. */
+static void reads_start(struct meta *m)
+{
+    if (m->waiting.head == NULL || m->closing)
+        return;
+    if (confirm_usable(m)) {
+        if (m->rounds_open < META_ROUNDS_MAX)
+            confirm_start(m);
+    } else if (!m->barrier_busy) {
         barrier_start(m);
     }
 }
@@ -711,6 +887,7 @@ static void barrier_start(struct meta *m)
     m->waiting.head = m->waiting.tail = NULL;
     m->barrier.data = m;
     m->barrier_issue_term = m->raft.current_term;
+    m->pushed_commit = m->raft.commit_index;
     int rv = raft_barrier(&m->raft, &m->barrier, on_barrier);
     if (rv != 0) {
         reads_finish(list_take(&m->inflight), barrier_status(m, rv));
@@ -790,10 +967,19 @@ static void on_idle(uv_idle_t *h)
     reads_finish(list_take(&m->ready), 0);
     if (m->waiters != NULL && !m->closing)
         waiters_run(m, false);
-    if (m->rix_wait != NULL && !m->rix_busy && !m->closing)
+    if (m->rix_wait != NULL && !m->closing)
         rix_send(m);
-    if (m->waiting.head != NULL && !m->barrier_busy && !m->closing)
-        barrier_start(m);
+    if (m->early != NULL) { /* test builds: early-ack */
+        struct meta_early *e = m->early;
+        m->early = NULL;
+        while (e != NULL) {
+            struct meta_early *next = e->next;
+            e->cb(e->data, 0, META_OK, e->index);
+            at_free(e);
+            e = next;
+        }
+    }
+    reads_start(m);
 }
 
 /* ---- follower reads ---- */
@@ -860,7 +1046,7 @@ static void on_rix_index(void *data, int status, uint64_t index)
         return;
     }
     rix_unlink(b);
-    m->rix_busy = false;
+    m->rix_inflight--;
     struct meta_rix *x = b->members;
     at_free(b);
     while (x != NULL) {
@@ -878,16 +1064,16 @@ static void on_rix_index(void *data, int status, uint64_t index)
 }
 
 /* One read-index RPC serves every follower read queued before it was sent;
- * reads arriving meanwhile wait for the next one (as the leader batches
- * barriers). */
+ * reads arriving meanwhile go in the next one, sent at once while fewer
+ * than META_RIX_MAX are in flight (else when one answers). */
 static void rix_send(struct meta *m)
 {
     struct meta_rix *members = m->rix_wait;
     uint64_t leader;
 
-    m->rix_wait = m->rix_wait_tail = NULL;
-    if (members == NULL || m->rix_busy)
+    if (members == NULL || m->rix_inflight >= META_RIX_MAX)
         return;
+    m->rix_wait = m->rix_wait_tail = NULL;
     if (m->hooks == NULL || m->hooks->read_index == NULL ||
         !leader_known(m, &leader)) {
         rix_fail_members(members, AT_ENOTLEADER);
@@ -902,11 +1088,11 @@ static void rix_send(struct meta *m)
     if (b->next != NULL)
         b->next->prev = b;
     m->rixs = b;
-    m->rix_busy = true;
+    m->rix_inflight++;
     int rv = m->hooks->read_index(m->hooks_data, leader, on_rix_index, b);
     if (rv != 0) {
         rix_unlink(b);
-        m->rix_busy = false;
+        m->rix_inflight--;
         at_free(b);
         rix_fail_members(members, rv);
     }
@@ -938,12 +1124,13 @@ int meta_read_barrier(struct meta *m, meta_read_cb cb, void *data)
 {
     if (m->closing)
         return AT_ESHUTDOWN;
-    if (raft_state(&m->raft) != RAFT_LEADER)
+    bool stale = at_test_bug("stale-read"); /* test builds only */
+    if (raft_state(&m->raft) != RAFT_LEADER && !stale)
         return read_via_leader(m, cb, data);
     struct meta_read *r = at_calloc(1, sizeof(*r));
     r->cb = cb;
     r->data = data;
-    if (read_fast_ok(m)) {
+    if (read_fast_ok(m) || (stale && raft_state(&m->raft) != RAFT_LEADER)) {
         list_push(&m->ready, r);
     } else {
         /* reads arriving while a barrier flies wait for the next one */
@@ -978,6 +1165,34 @@ static void on_index_read(void *data, int status)
  * without waiting for a heartbeat. */
 int meta_read_index(struct meta *m, meta_index_cb cb, void *data)
 {
+    return meta_read_index_for(m, 0, 0, cb, data);
+}
+
+static int role_of(struct meta *m, uint64_t id);
+
+/* Is one other voter's confirmation all a round would need? */
+static bool one_other_voter_needed(struct meta *m)
+{
+    unsigned voters = 0;
+    bool self_voter = false;
+    for (unsigned i = 0; i < m->raft.configuration.n; i++) {
+        const struct raft_server *sv = &m->raft.configuration.servers[i];
+        if (sv->role != RAFT_VOTER)
+            continue;
+        voters++;
+        if (sv->id == m->id)
+            self_voter = true;
+    }
+    return self_voter && voters / 2 + 1 == 2;
+}
+
+/* see meta.h */
+int meta_read_index_for(struct meta *m,
+                        uint64_t from_id,
+                        uint64_t from_term,
+                        meta_index_cb cb,
+                        void *data)
+{
     if (m->closing)
         return AT_ESHUTDOWN;
     if (raft_state(&m->raft) != RAFT_LEADER)
@@ -986,8 +1201,32 @@ int meta_read_index(struct meta *m, meta_index_cb cb, void *data)
     q->m = m;
     q->cb = cb;
     q->data = data;
-    if (m->barrier_ok_term == m->raft.current_term)
+    /* The asker was a voter in this term when it sent the request, after
+     * its reads began; with this node that is a majority of three that no
+     * other leader can have had since: no round needed (see
+     * confirm_start). The commit index is taken now, as in a round. */
+    if (m->barrier_ok_term == m->raft.current_term && from_id != 0 &&
+        from_id != m->id && from_term == m->raft.current_term &&
+        role_of(m, from_id) == RAFT_VOTER && one_other_voter_needed(m)) {
         q->index = m->raft.commit_index;
+        if (q->index > m->pushed_commit)
+            commit_push(m);
+        struct meta_read *r = at_calloc(1, sizeof(*r));
+        r->cb = on_index_read;
+        r->data = q;
+        list_push(&m->ready, r); /* answered on the next loop turn */
+        uv_idle_start(&m->idle, on_idle);
+        return 0;
+    }
+    if (m->barrier_ok_term == m->raft.current_term) {
+        q->index = m->raft.commit_index;
+        /* followers learn a commit index from the next AppendEntries (a
+         * heartbeat away when idle): when this one has not been sent with
+         * a barrier yet, send one now so the asking follower need not
+         * wait for the heartbeat to reach it */
+        if (q->index > m->pushed_commit)
+            commit_push(m);
+    }
     int rv = meta_read_barrier(m, on_index_read, q);
     if (rv != 0)
         at_free(q);
@@ -1011,8 +1250,10 @@ static void on_applied(struct raft_apply *req, int status, void *result)
     meta_write_cb cb = w->cb;
     void *data = w->data;
     bool push = w->forwarded && status == 0;
+    bool early = w->early;
     at_free(w);
-    cb(data, st, res, index);
+    if (!early)
+        cb(data, st, res, index);
     if (push)
         commit_push(m);
 }
@@ -1068,6 +1309,16 @@ static int propose_local(struct meta *m,
         if (rv == RAFT_SHUTDOWN)
             return AT_ESHUTDOWN;
         return rv == RAFT_NOMEM ? AT_ENOMEM : AT_EIO;
+    }
+    if (at_test_bug("early-ack")) { /* test builds: ack before commit */
+        struct meta_early *e = at_calloc(1, sizeof(*e));
+        e->cb = cb;
+        e->data = data;
+        e->index = raft_last_index(&m->raft);
+        e->next = m->early;
+        m->early = e;
+        w->early = true;
+        uv_idle_start(&m->idle, on_idle);
     }
     return 0;
 }
@@ -1225,6 +1476,96 @@ int meta_blob_stored(struct meta *m,
     int rv = meta__cmd_blob_stored(rid, repo, d, size, m->store_id, raft_malloc,
                                    &buf, &len, errmsg);
     return propose(m, rv, buf, len, cb, data);
+}
+
+/* see meta.h */
+void meta_gc_candidates(struct meta *m,
+                        uint64_t now_ms,
+                        uint64_t grace_ms,
+                        meta_blob_cb each,
+                        void *data)
+{
+    meta_fsm_gc_candidates(&m->fsm, now_ms, grace_ms, each, data);
+}
+
+/* see meta.h */
+int meta_gc_sweep(struct meta *m,
+                  const char *request_id_in,
+                  uint64_t now_ms,
+                  uint64_t grace_ms,
+                  const struct at_digest *d,
+                  size_t n,
+                  meta_write_cb cb,
+                  void *data)
+{
+    WRITE_PROLOGUE;
+    int rv = meta__cmd_gc_sweep(rid, now_ms, grace_ms, d, n, raft_malloc, &buf,
+                                &len, errmsg);
+    return propose(m, rv, buf, len, cb, data);
+}
+
+/* see meta.h */
+size_t meta_gc_take_removed(struct meta *m, struct meta_gc_removed **out)
+{
+    return meta_fsm_gc_take_removed(&m->fsm, out);
+}
+
+/* see meta.h */
+bool meta_gc_take_scan(struct meta *m)
+{
+    bool want = m->fsm.gc_scan_wanted;
+    m->fsm.gc_scan_wanted = false;
+    return want;
+}
+
+/* see meta.h */
+int meta_setting_set(struct meta *m,
+                     const char *request_id_in,
+                     const char *key,
+                     const char *value,
+                     meta_write_cb cb,
+                     void *data)
+{
+    WRITE_PROLOGUE;
+    int rv =
+        meta__cmd_set_setting(rid, key, value, raft_malloc, &buf, &len, errmsg);
+    return propose(m, rv, buf, len, cb, data);
+}
+
+/* see meta.h */
+const char *meta_setting_get(struct meta *m, const char *key, uint64_t *index)
+{
+    return meta__setting_get(&m->fsm, key, index);
+}
+
+/* see meta.h */
+bool meta_blob_held_here(struct meta *m, const struct at_digest *d)
+{
+    return meta__blob_held_by(&m->fsm, d, m->store_id);
+}
+
+/* see meta.h */
+void meta_pushes_record(struct meta *m, bool on)
+{
+    m->fsm.pushes_record = on;
+}
+
+/* see meta.h */
+size_t meta_pushes_take(struct meta *m, struct meta_push **out)
+{
+    return meta__pushes_take(&m->fsm, out);
+}
+
+/* see meta.h */
+void meta_manifest_blobs(struct meta *m,
+                         const char *repo,
+                         const struct at_digest *d,
+                         void (*each)(void *data,
+                                      const struct at_digest *blob,
+                                      uint64_t size),
+                         void *data)
+{
+    meta__manifest_blobs(&m->fsm, repo, d, each, data);
 }
 
 /* see meta.h */
@@ -2003,6 +2344,25 @@ void meta_close(struct meta *m, void (*cb)(void *data), void *data)
     uv_check_stop(&m->check);
     reads_finish(list_take(&m->ready), AT_ESHUTDOWN);
     reads_finish(list_take(&m->waiting), AT_ESHUTDOWN);
+    while (m->rounds != NULL) { /* orphaned: late answers only free them */
+        struct meta_round *r = m->rounds;
+        m->rounds = r->next;
+        if (!r->decided) {
+            reads_finish(r->reads, AT_ESHUTDOWN);
+            r->reads = NULL;
+            r->decided = true;
+        }
+        r->m = NULL;
+        r->next = r->prev = NULL;
+        round_free_maybe(r);
+    }
+    m->rounds_open = 0;
+    while (m->early != NULL) {
+        struct meta_early *e = m->early;
+        m->early = e->next;
+        e->cb(e->data, AT_ESHUTDOWN, 0, 0);
+        at_free(e);
+    }
     /* forwarded writes and follower reads: answer now, orphan the hook
      * calls (their late answers are dropped) */
     while (m->fwds != NULL) {
@@ -2029,6 +2389,12 @@ void meta_close(struct meta *m, void (*cb)(void *data), void *data)
         return;
     }
     close_now(m);
+}
+
+/* see meta.h */
+uint64_t meta_term(struct meta *m)
+{
+    return m->raft.current_term;
 }
 
 /* ---- local reads ---- */
@@ -2123,4 +2489,23 @@ void meta_status_get(struct meta *m, struct meta_status *st)
     st->tags = m->fsm.ntags;
     st->manifests = m->fsm.manifests.len;
     st->blobs = m->fsm.blobs.len;
+}
+
+/* see meta.h */
+void meta_referenced_blobs(struct meta *m, meta_ref_blob_cb each, void *data)
+{
+    const char *rk, *mk;
+    void *rv, *mv;
+
+    for (size_t i = 0; at_map_next(&m->fsm.repos, &i, &rk, &rv);) {
+        struct meta_repo *repo = rv;
+        for (size_t j = 0; at_map_next(&repo->manifests, &j, &mk, &mv);) {
+            const struct meta_mf *mf = mv;
+            for (size_t k = 0; k < mf->nblobs; k++) {
+                const struct meta_blob *b =
+                    meta__blob_get(&m->fsm, &mf->blobs[k], 0, false);
+                each(data, repo->name, &mf->blobs[k], b != NULL ? b->size : 0);
+            }
+        }
+    }
 }

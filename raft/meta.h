@@ -80,6 +80,15 @@ struct meta_hooks {
                       uint64_t leader_id,
                       meta_index_cb cb,
                       void *cb_data);
+    /* Ask voter node_id its current term (meta_term there), passed to cb
+     * as the index argument; timeout_ms bounds the exchange. The leader
+     * confirms its leadership for reads this way instead of appending a
+     * barrier. May be NULL: reads then use barriers only. */
+    int (*term)(void *hooks_data,
+                uint64_t node_id,
+                uint64_t timeout_ms,
+                meta_index_cb cb,
+                void *cb_data);
 };
 
 /* Business results of a command, decided deterministically by apply. */
@@ -191,6 +200,81 @@ int meta_delete_tag(struct meta *m,
                     meta_write_cb cb,
                     void *data);
 
+/* ---- garbage collection (issue 4) ----
+ * meta_gc_candidates: every blob no manifest references whose last
+ * BlobStored/BlobMount is at least grace_ms before now_ms (wall clock ms),
+ * in digest order (local state). meta_gc_sweep proposes one GcSweep of up
+ * to PROTO_GC_BATCH_MAX (10000) digests like any write (forwarded by a
+ * follower); apply re-checks each digest in log order and deletes the
+ * records of those still unreferenced and old enough (result META_OK).
+ * meta_gc_take_removed hands over the digests whose records were deleted
+ * on this node since the last call (GcSweep applies, snapshot installs):
+ * the node deletes its local copies. *out is owned by the caller
+ * (at_free); returns the count. */
+typedef void (*meta_blob_cb)(void *data,
+                             const struct at_digest *d,
+                             uint64_t size);
+struct meta_gc_removed {
+    struct at_digest digest;
+    /* the removed record's stored_ms (else the sweep's timestamp_ms -
+     * grace_ms): a local file changed after it belongs to a re-upload
+     * whose BlobStored is still in flight (keep it); 0 when unknown */
+    uint64_t cutoff_ms;
+};
+void meta_gc_candidates(struct meta *m,
+                        uint64_t now_ms,
+                        uint64_t grace_ms,
+                        meta_blob_cb each,
+                        void *data);
+int meta_gc_sweep(struct meta *m,
+                  const char *request_id,
+                  uint64_t now_ms,
+                  uint64_t grace_ms,
+                  const struct at_digest *d,
+                  size_t n,
+                  meta_write_cb cb,
+                  void *data);
+size_t meta_gc_take_removed(struct meta *m, struct meta_gc_removed **out);
+/* True once after each snapshot install: a node that installs a snapshot
+ * right after a restart does not know which records it lost, so it scans
+ * its store for copies without a record (node/gc.c). */
+bool meta_gc_take_scan(struct meta *m);
+
+/* ---- cluster settings ----
+ * A small map replicated through the log (SetSetting), e.g. "placement".
+ * key: [a-z_]{1,64}; value: up to 64 KiB, no NUL; "" removes the key.
+ * meta_setting_get: the value applied here (borrowed until the next apply)
+ * or NULL, and the log index of its last change (0 when unset). */
+int meta_setting_set(struct meta *m,
+                     const char *request_id,
+                     const char *key,
+                     const char *value,
+                     meta_write_cb cb,
+                     void *data);
+const char *meta_setting_get(struct meta *m, const char *key, uint64_t *index);
+
+/* Tagged pushes applied here (PutManifest with a tag) while recording is
+ * on (local: the placement prefetcher turns it on when a rule names this
+ * node's region). take hands the queue over (free with meta_pushes_free). */
+struct meta_push {
+    char *repo; /* owned */
+    struct at_digest manifest;
+};
+void meta_pushes_record(struct meta *m, bool on);
+size_t meta_pushes_take(struct meta *m, struct meta_push **out);
+void meta_pushes_free(struct meta_push *p, size_t n);
+/* Is this node's store recorded as holding blob d? */
+bool meta_blob_held_here(struct meta *m, const struct at_digest *d);
+/* Every blob (digest, size) of manifest d in repo, and of its children
+ * when d is an index (one level), each blob once per child at most. */
+void meta_manifest_blobs(struct meta *m,
+                         const char *repo,
+                         const struct at_digest *d,
+                         void (*each)(void *data,
+                                      const struct at_digest *blob,
+                                      uint64_t size),
+                         void *data);
+
 /* ---- linearizable read barrier ----
  * cb(data, 0) once this node has applied everything committed before the
  * call (a leader proves leadership with a raft_barrier shared by every read
@@ -276,6 +360,19 @@ int meta_propose_packed(struct meta *m,
  * then waits (<= 10 s, AT_ETIMEDOUT) for the local apply; writes go
  * through hooks->forward then wait (<= 10 s, else AT_EUNKNOWN). */
 int meta_read_index(struct meta *m, meta_index_cb cb, void *data);
+/* meta_read_index for a read-index request from node from_id, which was in
+ * raft term from_term when it sent the request (after the reads it serves
+ * arrived there). When from_id is another voter in this leader's term, it
+ * counts as one confirmation of this node's leadership for that request:
+ * with three voters no other voter needs to be asked (one round trip per
+ * follower read). from_id 0: meta_read_index. */
+int meta_read_index_for(struct meta *m,
+                        uint64_t from_id,
+                        uint64_t from_term,
+                        meta_index_cb cb,
+                        void *data);
+/* This node's current raft term (answers a leader's hooks->term query). */
+uint64_t meta_term(struct meta *m);
 
 /* Wait until this node has applied index (or timeout_ms passes:
  * AT_ETIMEDOUT; AT_ESHUTDOWN on close). cb(data, status, applied index)
@@ -329,6 +426,15 @@ void meta_blob_holders(struct meta *m,
                        const struct at_digest *d,
                        meta_node_cb each,
                        void *data);
+/* Every blob referenced by a manifest (config and layers), once per
+ * repository holding such a manifest: each(data, repo, digest, size of the
+ * blob record, or 0 if none). Local state, no order. For the leader's
+ * min_copies scan (node/replicate.c). */
+typedef void (*meta_ref_blob_cb)(void *data,
+                                 const char *repo,
+                                 const struct at_digest *d,
+                                 uint64_t size);
+void meta_referenced_blobs(struct meta *m, meta_ref_blob_cb each, void *data);
 /* The node this node believes is leader; false if none known. */
 bool meta_leader(struct meta *m, struct meta_node *out);
 

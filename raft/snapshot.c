@@ -40,6 +40,7 @@ struct job_mf {
 struct job_blob {
     struct at_digest digest;
     uint64_t size;
+    uint64_t stored_ms;
     size_t stores, nstores; /* into job strs (arena offsets) */
 };
 
@@ -47,6 +48,11 @@ struct job_node {
     uint64_t id;
     size_t name, peer_address, api_address, region; /* arena offsets */
     bool standby;
+};
+
+struct job_setting {
+    size_t key, value; /* arena offsets */
+    uint64_t index;
 };
 
 /* A growable array of fixed-size items. */
@@ -58,7 +64,7 @@ struct vec {
 struct meta_snap_job {
     uint64_t applied_index, applied_count, hash;
     struct vec arena; /* chars: every string (NUL-terminated) and byte */
-    struct vec repos, tags, digests, mfs, blobs, strs, reqs, nodes;
+    struct vec repos, tags, digests, mfs, blobs, strs, reqs, nodes, settings;
 };
 
 static void *vec_push(struct vec *v, size_t size, size_t n)
@@ -111,6 +117,18 @@ static size_t push_digests(struct meta_snap_job *j,
     return first;
 }
 
+static void job_setting_add(void *data,
+                            const char *key,
+                            const char *value,
+                            uint64_t index)
+{
+    struct meta_snap_job *j = data;
+    struct job_setting *js = vec_push(&j->settings, sizeof(*js), 1);
+    js->key = arena_str(j, key);
+    js->value = arena_str(j, value);
+    js->index = index;
+}
+
 /* see internal.h */
 struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
 {
@@ -120,8 +138,9 @@ struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
     f->snap_spare = NULL;
     if (j == NULL)
         j = at_calloc(1, sizeof(*j));
-    struct vec *all[] = { &j->arena, &j->repos, &j->tags, &j->digests, &j->mfs,
-                          &j->blobs, &j->strs,  &j->reqs, &j->nodes };
+    struct vec *all[] = { &j->arena, &j->repos,   &j->tags, &j->digests,
+                          &j->mfs,   &j->blobs,   &j->strs, &j->reqs,
+                          &j->nodes, &j->settings };
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         all[i]->len = 0;
     j->applied_index = f->applied_index;
@@ -179,6 +198,7 @@ struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
         struct job_blob *jb = vec_push(&j->blobs, sizeof(*jb), 1);
         jb->digest = b->digest;
         jb->size = b->size;
+        jb->stored_ms = b->stored_ms;
         jb->stores = j->strs.len;
         jb->nstores = b->nstores;
         size_t *s = vec_push(&j->strs, sizeof(*s), b->nstores);
@@ -205,6 +225,7 @@ struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
         jn->region = arena_str(j, n->region);
         jn->standby = n->standby;
     }
+    meta__settings_each(f, job_setting_add, j);
     return j;
 }
 
@@ -213,8 +234,9 @@ void meta_snap_job_free(struct meta_snap_job *j)
 {
     if (j == NULL)
         return;
-    struct vec *all[] = { &j->arena, &j->repos, &j->tags, &j->digests, &j->mfs,
-                          &j->blobs, &j->strs,  &j->reqs, &j->nodes };
+    struct vec *all[] = { &j->arena, &j->repos,   &j->tags, &j->digests,
+                          &j->mfs,   &j->blobs,   &j->strs, &j->reqs,
+                          &j->nodes, &j->settings };
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         at_free(all[i]->p);
     at_free(j);
@@ -230,7 +252,8 @@ size_t meta_snap_job_size(const struct meta_snap_job *j)
            j->blobs.cap * sizeof(struct job_blob) +
            j->strs.cap * sizeof(size_t) +
            j->reqs.cap * sizeof(struct meta_req) +
-           j->nodes.cap * sizeof(struct job_node);
+           j->nodes.cap * sizeof(struct job_node) +
+           j->settings.cap * sizeof(struct job_setting);
 }
 
 /* see internal.h */
@@ -345,6 +368,7 @@ int meta_snap_job_encode(const struct meta_snap_job *j,
         *sb = (Atoll__SnapBlob)ATOLL__SNAP_BLOB__INIT;
         sb->digest = bin(&jb->digest);
         sb->size = jb->size;
+        sb->stored_ms = jb->stored_ms;
         sb->n_stores = jb->nstores;
         sb->stores = stores + jb->stores;
         s.blobs[s.n_blobs++] = sb;
@@ -378,10 +402,26 @@ int meta_snap_job_encode(const struct meta_snap_job *j,
         o->standby = jn->standby;
         s.nodes[s.n_nodes++] = o;
     }
+
+    size_t nsettings = j->settings.len;
+    Atoll__SnapSetting *sets = at_calloc(nsettings + 1, sizeof(*sets));
+    s.settings = at_calloc(nsettings + 1, sizeof(*s.settings));
+    for (size_t i = 0; i < nsettings; i++) {
+        const struct job_setting *js =
+            VEC_AT(&j->settings, struct job_setting, i);
+        Atoll__SnapSetting *o = &sets[i];
+        *o = (Atoll__SnapSetting)ATOLL__SNAP_SETTING__INIT;
+        o->key = STR(js->key);
+        o->value = STR(js->value);
+        o->index = js->index;
+        s.settings[s.n_settings++] = o;
+    }
 #undef STR
 
     int rv = proto_snapshot_pack(&s, alloc, out, len, errmsg);
 
+    at_free(sets);
+    at_free(s.settings);
     at_free(nodes);
     at_free(s.nodes);
     at_free(reqs);
@@ -435,6 +475,7 @@ static int restore_into(struct meta_fsm *f,
         if (meta__blob_get(f, &d, 0, false) != NULL)
             goto dup;
         struct meta_blob *b = meta__blob_get(f, &d, sb->size, true);
+        b->stored_ms = sb->stored_ms; /* 0 in old snapshots: old enough */
         for (size_t j = 0; j < sb->n_stores; j++)
             meta__blob_add_store(b, sb->stores[j]);
     }
@@ -509,6 +550,7 @@ static int restore_into(struct meta_fsm *f,
             meta__mf_free(mf);
         }
     }
+    meta__gc_recount(f);
     for (size_t i = 0; i < s->n_requests; i++) {
         const Atoll__SnapRequest *q = s->requests[i];
         meta__req_remember(f, q->id, q->result, q->index);
@@ -517,6 +559,14 @@ static int restore_into(struct meta_fsm *f,
         const Atoll__NodeUpsert *sn = s->nodes[i];
         if (meta__node_find(f, sn->id) != NULL ||
             meta__node_upsert(f, sn) != META_OK)
+            goto dup;
+    }
+    for (size_t i = 0; i < s->n_settings; i++) {
+        const Atoll__SnapSetting *ss = s->settings[i];
+        if (ss->key == NULL || ss->value == NULL ||
+            meta__setting_get(f, ss->key, NULL) != NULL ||
+            meta__setting_set(f, ss->index, ss->key, ss->value,
+                              strlen(ss->value)) != META_OK)
             goto dup;
     }
     return 0;
@@ -546,6 +596,27 @@ int meta_fsm_restore(struct meta_fsm *f,
         meta_fsm_release(&fresh);
         return rv;
     }
+    /* blob records the new state lacks were swept by a GcSweep this node
+     * missed: its local copies go too; pending removals carry over */
+    const char *k;
+    void *v;
+    for (size_t i = 0; i < f->ngc_removed; i++)
+        meta__gc_removed_push(&fresh, &f->gc_removed[i].digest,
+                              f->gc_removed[i].cutoff_ms);
+    for (size_t i = 0; at_map_next(&f->blobs, &i, &k, &v);) {
+        const struct meta_blob *b = v;
+        if (at_map_get(&fresh.blobs, DKEY(&b->digest)) == NULL)
+            meta__gc_removed_push(&fresh, &b->digest, b->stored_ms);
+    }
+    fresh.gc_deleted_total = f->gc_deleted_total;
+    fresh.gc_scan_wanted = true;
+    /* local: the prefetcher's switch and its pending pushes carry over */
+    fresh.pushes_record = f->pushes_record;
+    fresh.pushes = f->pushes;
+    fresh.npushes = f->npushes;
+    fresh.pushes_cap = f->pushes_cap;
+    f->pushes = NULL;
+    f->npushes = f->pushes_cap = 0;
     meta_fsm_release(f);
     *f = fresh;
     return 0;

@@ -17,6 +17,7 @@ void meta_fsm_init(struct meta_fsm *f, size_t requests_max)
     at_map_init(&f->manifests);
     at_map_init(&f->blobs);
     at_map_init(&f->reqs);
+    at_map_init(&f->settings);
     f->ring_cap = requests_max > 0 ? requests_max : 1;
     f->ring = at_calloc(f->ring_cap, sizeof(*f->ring));
 }
@@ -46,7 +47,8 @@ void meta__mf_free(struct meta_mf *mf)
     at_free(mf);
 }
 
-static void blob_free(struct meta_blob *b)
+/* see internal.h */
+void meta__blob_free(struct meta_blob *b)
 {
     for (size_t i = 0; i < b->nstores; i++)
         at_free(b->stores[i]);
@@ -64,7 +66,7 @@ void meta_fsm_release(struct meta_fsm *f)
     for (size_t i = 0; at_map_next(&f->manifests, &i, &k, &v);)
         meta__mf_free(v);
     for (size_t i = 0; at_map_next(&f->blobs, &i, &k, &v);)
-        blob_free(v);
+        meta__blob_free(v);
     meta__nodes_release(f);
     meta_snap_job_free(f->snap_spare);
     at_map_release(&f->repos);
@@ -73,6 +75,9 @@ void meta_fsm_release(struct meta_fsm *f)
     at_map_release(&f->reqs);
     at_free(f->ring);
     at_free(f->sorted_repos);
+    at_free(f->gc_removed);
+    meta__settings_release(f);
+    meta_pushes_free(f->pushes, f->npushes);
     memset(f, 0, sizeof(*f));
 }
 
@@ -122,6 +127,7 @@ void meta__repo_unlink_manifest(struct meta_fsm *f,
         return;
     AT_ASSERT(mf->refs > 0);
     if (--mf->refs == 0) {
+        meta__mf_blob_refs(f, mf, -1);
         at_map_del(&f->manifests, DKEY(&mf->pub.digest));
         meta__mf_free(mf);
     }
@@ -222,6 +228,20 @@ void meta__mf_publish(struct meta_mf *mf)
     mf->pub.bytes = mf->bytes;
     mf->pub.artifact_type = mf->artifact_type;
     mf->pub.annotations_json = mf->annotations_json;
+}
+
+/* see internal.h */
+void meta__mf_blob_refs(struct meta_fsm *f, const struct meta_mf *mf, int delta)
+{
+    for (size_t i = 0; i < mf->nblobs; i++) {
+        struct meta_blob *b = at_map_get(&f->blobs, DKEY(&mf->blobs[i]));
+        if (b == NULL)
+            continue;
+        if (delta > 0)
+            b->mrefs++;
+        else if (b->mrefs > 0)
+            b->mrefs--;
+    }
 }
 
 /* see internal.h */

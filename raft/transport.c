@@ -3,6 +3,8 @@
  *
  * Happy path (dialer): connect(id, name) resolves the name to the peer
  * host:port (node table, then the peers cache file, through tr->resolve),
+ * a host name to an IP address with uv_getaddrinfo (in the thread pool:
+ * a slow resolver never blocks the loop; the handshake timeout covers it),
  * opens a TCP connection bound to our own peer IP, writes
  * "POST /_atoll/raft ... Upgrade: atoll-raft/1" with the cluster secret,
  * reads the answer (at most 4 KiB, within the handshake timeout), expects
@@ -35,6 +37,9 @@ struct meta_dial {
     uv_tcp_t *tcp; /* raft_malloc'd; NULL once closed or handed over */
     uv_timer_t timer;
     uv_connect_t conn;
+    uv_getaddrinfo_t gai;
+    bool resolving; /* gai in flight (holds a ref) */
+    unsigned port;  /* of the name being resolved */
     uv_write_t write;
     char *request; /* owned */
     char resp[RESPONSE_MAX];
@@ -101,6 +106,8 @@ static void dial_finish(struct meta_dial *d, int status)
     d->req = NULL;
     uv_timer_stop(&d->timer);
     uv_close((uv_handle_t *)&d->timer, on_timer_closed);
+    if (d->resolving)
+        uv_cancel((uv_req_t *)&d->gai); /* best effort; the cb still runs */
     uv_stream_t *stream = NULL;
     if (d->tcp != NULL) {
         if (status == 0) {
@@ -261,7 +268,7 @@ int meta__split_hostport(const char *addr,
     return 0;
 }
 
-/* Numeric addresses directly; names through a (blocking) getaddrinfo. */
+/* Numeric addresses only (names go through uv_getaddrinfo). */
 static int sockaddr_of(const char *host,
                        unsigned port,
                        struct sockaddr_storage *ss)
@@ -271,22 +278,81 @@ static int sockaddr_of(const char *host,
         return 0;
     if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0)
         return 0;
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    /* NEEDSWORK: blocks the loop on a slow resolver (uv_getaddrinfo) */
-    if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL)
-        return AT_ENOTFOUND;
-    if (res->ai_addrlen <= sizeof(*ss))
-        memcpy(ss, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-    if (ss->ss_family == AF_INET)
-        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-    else if (ss->ss_family == AF_INET6)
-        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
-    else
-        return AT_ENOTFOUND;
+    return AT_ENOTFOUND;
+}
+
+/* Open the TCP connection to ss, bound to our own peer IP. */
+static int dial_connect(struct meta_dial *d, const struct sockaddr_storage *ss)
+{
+    struct meta_transport *tr = d->tr;
+    d->tcp = raft_malloc(sizeof(*d->tcp));
+    if (d->tcp == NULL)
+        return AT_ENOMEM;
+    uv_tcp_init(tr->loop, d->tcp);
+    d->tcp->data = d;
+    d->refs++;
+    int rv = 0;
+    if (tr->bind_ip[0] != '\0') {
+        struct sockaddr_storage bs;
+        if (sockaddr_of(tr->bind_ip, 1, &bs) == 0 &&
+            bs.ss_family == ss->ss_family) {
+            if (bs.ss_family == AF_INET)
+                ((struct sockaddr_in *)&bs)->sin_port = 0;
+            else
+                ((struct sockaddr_in6 *)&bs)->sin6_port = 0;
+            rv = uv_tcp_bind(d->tcp, (struct sockaddr *)&bs, 0);
+        }
+    }
+    d->conn.data = d;
+    if (rv == 0)
+        rv = uv_tcp_connect(&d->conn, d->tcp, (const struct sockaddr *)ss,
+                            on_connected);
+    if (rv != 0) {
+        LOG_DEBUG("raft connect to %llu: %s", (unsigned long long)d->id,
+                  uv_strerror(rv));
+        return AT_EIO;
+    }
     return 0;
+}
+
+static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
+{
+    struct meta_dial *d = g->data;
+    struct sockaddr_storage ss;
+    d->resolving = false;
+    if (d->req != NULL) { /* else canceled or timed out meanwhile */
+        /* the first address of our bound family (a v4 peer IP cannot dial
+         * ::1), else the first one */
+        struct sockaddr_storage bs;
+        struct addrinfo *a = res;
+        if (status == 0 && d->tr->bind_ip[0] != '\0' &&
+            sockaddr_of(d->tr->bind_ip, 1, &bs) == 0) {
+            for (struct addrinfo *i = res; i != NULL; i = i->ai_next) {
+                if (i->ai_family == bs.ss_family) {
+                    a = i;
+                    break;
+                }
+            }
+        }
+        memset(&ss, 0, sizeof(ss));
+        if (status != 0 || a == NULL || a->ai_addrlen > sizeof(ss) ||
+            (a->ai_family != AF_INET && a->ai_family != AF_INET6)) {
+            dial_fail(d, status != 0 ? uv_strerror(status)
+                                     : "name resolved to no address");
+        } else {
+            memcpy(&ss, a->ai_addr, a->ai_addrlen);
+            if (ss.ss_family == AF_INET)
+                ((struct sockaddr_in *)&ss)->sin_port =
+                    htons((uint16_t)d->port);
+            else
+                ((struct sockaddr_in6 *)&ss)->sin6_port =
+                    htons((uint16_t)d->port);
+            if (dial_connect(d, &ss) != 0)
+                dial_fail(d, "connect failed");
+        }
+    }
+    uv_freeaddrinfo(res);
+    dial_unref(d);
 }
 
 static int tr_init(struct raft_uv_transport *t, raft_id id, const char *address)
@@ -314,8 +380,7 @@ static int dial_start(struct meta_dial *d, const char *name)
     if (tr->resolve == NULL ||
         tr->resolve(tr->resolve_data, name, peer, sizeof(peer)) != 0)
         snprintf(peer, sizeof(peer), "%s", name); /* maybe host:port */
-    if (meta__split_hostport(peer, host, sizeof(host), &port) != 0 ||
-        sockaddr_of(host, port, &ss) != 0) {
+    if (meta__split_hostport(peer, host, sizeof(host), &port) != 0) {
         LOG_DEBUG("raft connect to %llu '%s': address unknown",
                   (unsigned long long)d->id, name);
         return AT_ENOTFOUND;
@@ -330,33 +395,21 @@ static int dial_start(struct meta_dial *d, const char *name)
         tr->address,
         tr->peer_address[0] != '\0' ? "X-Atoll-Peer-Address: " : "",
         tr->peer_address, tr->peer_address[0] != '\0' ? "\r\n" : "");
-    d->tcp = raft_malloc(sizeof(*d->tcp));
-    if (d->tcp == NULL)
-        return AT_ENOMEM;
-    uv_tcp_init(tr->loop, d->tcp);
-    d->tcp->data = d;
-    d->refs++;
-    int rv = 0;
-    if (tr->bind_ip[0] != '\0') {
-        struct sockaddr_storage bs;
-        if (sockaddr_of(tr->bind_ip, 1, &bs) == 0 &&
-            bs.ss_family == ss.ss_family) {
-            if (bs.ss_family == AF_INET)
-                ((struct sockaddr_in *)&bs)->sin_port = 0;
-            else
-                ((struct sockaddr_in6 *)&bs)->sin6_port = 0;
-            rv = uv_tcp_bind(d->tcp, (struct sockaddr *)&bs, 0);
-        }
-    }
-    d->conn.data = d;
-    if (rv == 0)
-        rv = uv_tcp_connect(&d->conn, d->tcp, (struct sockaddr *)&ss,
-                            on_connected);
+    if (sockaddr_of(host, port, &ss) == 0)
+        return dial_connect(d, &ss);
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    d->port = port;
+    d->gai.data = d;
+    int rv = uv_getaddrinfo(tr->loop, &d->gai, on_resolved, host, NULL, &hints);
     if (rv != 0) {
         LOG_DEBUG("raft connect to %llu '%s': %s", (unsigned long long)d->id,
                   peer, uv_strerror(rv));
-        return AT_EIO;
+        return AT_ENOTFOUND;
     }
+    d->resolving = true;
+    d->refs++;
     return 0;
 }
 

@@ -418,6 +418,12 @@ out:
 }
 
 /* see storage.h */
+char *storage_blob_path(const struct storage *s, const struct at_digest *d)
+{
+    return blob_path(s, d);
+}
+
+/* see storage.h */
 int storage_blob_remove(struct storage *s, const struct at_digest *d)
 {
     char *path;

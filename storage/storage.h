@@ -112,6 +112,9 @@ int storage_blob_open(struct storage *s,
 /* Remove a local blob file (used by GC later). 0 or AT_ENOTFOUND. */
 int storage_blob_remove(struct storage *s, const struct at_digest *d);
 
+/* Path of a local blob file (caller frees), for work in the pool (GC). */
+char *storage_blob_path(const struct storage *s, const struct at_digest *d);
+
 /* ---- uploads ---- */
 
 bool storage_upload_id_valid(const char *id, size_t len);

@@ -540,22 +540,31 @@ static void work_commit(struct storage_upload *u)
         wr_err(u, errno, "mkdir", u->blob_dir);
         return;
     }
-    rv = renameat2(AT_FDCWD, u->data_path, AT_FDCWD, u->blob_path,
-                   RENAME_NOREPLACE);
-    if (rv != 0 && (errno == EINVAL || errno == ENOSYS)) {
-        /* Filesystem without RENAME_NOREPLACE: check, then rename. */
-        struct stat st;
-        if (stat(u->blob_path, &st) == 0) {
-            errno = EEXIST;
-        } else {
-            rv = rename(u->data_path, u->blob_path);
+    for (int attempt = 0;; attempt++) {
+        rv = renameat2(AT_FDCWD, u->data_path, AT_FDCWD, u->blob_path,
+                       RENAME_NOREPLACE);
+        if (rv != 0 && (errno == EINVAL || errno == ENOSYS)) {
+            /* Filesystem without RENAME_NOREPLACE: check, then rename. */
+            struct stat st;
+            if (stat(u->blob_path, &st) == 0) {
+                errno = EEXIST;
+            } else {
+                rv = rename(u->data_path, u->blob_path);
+            }
         }
-    }
-    if (rv == 0) {
-        renamed = true;
-    } else if (errno != EEXIST) {
-        wr_err(u, errno, "rename into blobs", u->data_path);
-        return;
+        if (rv == 0) {
+            renamed = true;
+        } else if (errno != EEXIST) {
+            wr_err(u, errno, "rename into blobs", u->data_path);
+            return;
+        } else if (utimensat(AT_FDCWD, u->blob_path, NULL, 0) != 0 &&
+                   errno == ENOENT && attempt == 0) {
+            continue; /* GC removed the existing copy meanwhile: rename */
+        }
+        /* An existing copy is kept with a fresh ctime: GC's local sweep
+         * keeps files changed after its cutoff (a re-upload of a blob
+         * being collected, node/gc.c). */
+        break;
     }
     rv = storage__fsync_dir(u->blob_dir);
     if (rv == 0 && created)

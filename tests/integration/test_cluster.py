@@ -65,6 +65,10 @@ class FormationTest(ClusterTestCase):
                               f"atoll status on {n.name} lacks {node.name}:\n"
                               f"{p.stdout}")
             self.assertIn(leader.name, p.stdout)
+            # durability columns: blobs short of copies, copies in flight
+            self.assertIn("UNDER", p.stdout)
+            self.assertIn("COPYING", p.stdout)
+            self.assertIn('"under_replicated"', p.stdout)
         p = c.cli("members", "--addr", c.nodes[1].addr)
         for node in c.nodes:
             self.assertIn(node.name, p.stdout, p.stdout)
@@ -153,8 +157,12 @@ class FormationTest(ClusterTestCase):
         # manifest delete by digest through a follower
         r = f.request("DELETE", f"/v2/{repo}/manifests/{d2}")
         self.assertEqual(r.status, 202, r)
+        # reads by digest are local (no read barrier): another node sees
+        # the delete once it applied it, which the index token waits for
+        idx = r.header("x-atoll-index")
+        self.assertIsNotNone(idx, r)
         for n in c.nodes:
-            r = get_tag(n, repo, d2)
+            r = get_tag(n, repo, d2, headers={"X-Atoll-Min-Index": idx})
             self.assertEqual(r.status, 404, f"deleted manifest on {n.name}: {r!r}")
 
     def test_every_response_carries_applied_index(self):

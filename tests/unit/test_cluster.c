@@ -307,7 +307,54 @@ static int hook_read_index(void *hooks_data,
     return rv;
 }
 
-static const struct meta_hooks hooks = { hook_forward, hook_read_index };
+/* hooks->term: answered on a later loop iteration, as over the network. */
+struct term_call {
+    uv_timer_t timer;
+    uint64_t id;
+    meta_index_cb cb;
+    void *data;
+};
+static unsigned term_queries;
+
+static void on_term_closed(uv_handle_t *h)
+{
+    at_free(h->data);
+}
+
+static void on_term_timer(uv_timer_t *t)
+{
+    struct term_call *tc = t->data;
+    struct tnode *n = by_id(tc->id);
+    if (n != NULL)
+        tc->cb(tc->data, 0, meta_term(n->m));
+    else
+        tc->cb(tc->data, AT_EIO, 0);
+    uv_close((uv_handle_t *)&tc->timer, on_term_closed);
+}
+
+static int hook_term(void *hooks_data,
+                     uint64_t node_id,
+                     uint64_t timeout_ms,
+                     meta_index_cb cb,
+                     void *cb_data)
+{
+    AT_UNUSED(hooks_data);
+    AT_UNUSED(timeout_ms);
+    if (by_id(node_id) == NULL)
+        return AT_EIO;
+    struct term_call *tc = at_calloc(1, sizeof(*tc));
+    tc->id = node_id;
+    tc->cb = cb;
+    tc->data = cb_data;
+    uv_timer_init(&loop, &tc->timer);
+    tc->timer.data = tc;
+    uv_timer_start(&tc->timer, on_term_timer, 1, 0);
+    term_queries++;
+    return 0;
+}
+
+static const struct meta_hooks hooks = { hook_forward, hook_read_index,
+                                         hook_term };
 
 /* ---- nodes ---- */
 
@@ -713,6 +760,16 @@ static void test_cluster(void **state)
         check_blob(i, "rb", "blob-b");
     }
     assert_true(read_indexes >= r0 + 2); /* follower barriers via leader */
+    /* once a barrier of the term is committed, leader reads only confirm
+     * leadership by asking the voters their term: no log entry */
+    unsigned t0 = term_queries;
+    struct meta_status st0, st1;
+    meta_status_get(nodes[0].m, &st0);
+    barrier(0);
+    barrier(0);
+    meta_status_get(nodes[0].m, &st1);
+    assert_true(term_queries >= t0 + 2);
+    assert_int_equal(st1.last_index, st0.last_index);
     c = members(2);
     assert_int_equal(c.n, 3);
     assert_true(c.has[0] && c.has[1] && c.has[2]);
@@ -811,6 +868,17 @@ static void test_cluster(void **state)
     c = members(l);
     assert_int_equal(c.standbys, 0);
     assert_true(c.has[4]);
+
+    /* a leader cut off from the other voters never confirms a read */
+    for (int i = 0; i < NNODES; i++) {
+        if (i != l && nodes[i].m != NULL)
+            node_close(i);
+    }
+    o = (struct op){ 0 };
+    if (meta_read_barrier(nodes[l].m, on_op, &o) == 0) {
+        run_until(flag_set, &o.done);
+        assert_int_not_equal(o.status, 0);
+    }
 
     for (int i = 0; i < NNODES; i++) {
         if (nodes[i].m != NULL)

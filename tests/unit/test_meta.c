@@ -1284,6 +1284,272 @@ static void test_simulation(void **state)
         sim_run(seed);
 }
 
+/* ---- garbage collection ---- */
+
+static uint64_t fake_now;
+
+static uint64_t fake_clock(void)
+{
+    return fake_now;
+}
+
+static int gc_sweep(struct meta_fsm *f,
+                    const char *rid,
+                    uint64_t now,
+                    uint64_t grace,
+                    const char **blobs,
+                    size_t n)
+{
+    struct at_digest d[16];
+    void *buf;
+    size_t len;
+    char e[AT_ERRMSG_SIZE];
+    for (size_t i = 0; i < n; i++)
+        d[i] = dg(blobs[i]);
+    assert_int_equal(
+        meta__cmd_gc_sweep(rid, now, grace, d, n, NULL, &buf, &len, e), 0);
+    return apply_buf(f, buf, len);
+}
+
+struct gc_list {
+    struct at_digest d[32];
+    uint64_t size[32];
+    size_t n;
+};
+
+static void gc_collect(void *data, const struct at_digest *d, uint64_t size)
+{
+    struct gc_list *l = data;
+    assert_true(l->n < 32);
+    l->d[l->n] = *d;
+    l->size[l->n++] = size;
+}
+
+static bool gc_has(const struct gc_list *l, const char *blob)
+{
+    struct at_digest d = dg(blob);
+    for (size_t i = 0; i < l->n; i++) {
+        if (at_digest_equal(&l->d[i], &d))
+            return true;
+    }
+    return false;
+}
+
+/* The history of test_gc_sweep, replayable on several FSMs. */
+static void gc_history(struct meta_fsm *f)
+{
+    fake_now = 1000;
+    blob_stored(f, "g1", "r", "a", 10);
+    blob_stored(f, "g2", "r", "b", 20);
+    blob_stored(f, "g3", "r", "c", 30);
+    blob_stored(f, "g4", "s", "c", 30); /* s only links c */
+    const char *ab[] = { "a", "b" };
+    assert_int_equal(put_mf(f, "g5", "r", "m1", "v1", ab, 2, NULL, 0, NULL),
+                     META_OK);
+    fake_now = 5000;
+    blob_stored(f, "g6", "r", "young", 40);
+    assert_int_equal(del_mf(f, "g7", "r", "m1"), META_OK);
+    /* a manifest applied before the sweep keeps its blob */
+    const char *a[] = { "a" };
+    assert_int_equal(put_mf(f, "g8", "r", "m2", NULL, a, 1, NULL, 0, NULL),
+                     META_OK);
+    const char *all[] = { "a", "b", "c", "young", "nope", "b" };
+    assert_int_equal(gc_sweep(f, "g9", 6000, 2000, all, 6), META_OK);
+}
+
+static void test_gc_sweep(void **state)
+{
+    struct meta_fsm f, g;
+    struct gc_list l;
+    struct names ns;
+    AT_UNUSED(state);
+    meta__cmd_clock = fake_clock;
+    meta_fsm_init(&f, 100);
+
+    fake_now = 1000;
+    blob_stored(&f, "g1", "r", "a", 10);
+    blob_stored(&f, "g2", "r", "b", 20);
+    blob_stored(&f, "g3", "r", "c", 30);
+    blob_stored(&f, "g4", "s", "c", 30);
+    const char *ab[] = { "a", "b" };
+    assert_int_equal(put_mf(&f, "g5", "r", "m1", "v1", ab, 2, NULL, 0, NULL),
+                     META_OK);
+    fake_now = 5000;
+    blob_stored(&f, "g6", "r", "young", 40);
+    /* referenced blobs and young blobs are no candidates */
+    memset(&l, 0, sizeof(l));
+    meta_fsm_gc_candidates(&f, 6000, 2000, gc_collect, &l);
+    assert_int_equal(l.n, 1);
+    assert_true(gc_has(&l, "c"));
+    assert_int_equal(l.size[0], 30);
+    memset(&l, 0, sizeof(l));
+    meta_fsm_gc_candidates(&f, 6000, 0, gc_collect, &l);
+    assert_int_equal(l.n, 2);
+    assert_true(gc_has(&l, "young"));
+    /* the clock never goes backwards for a blob: now < stored keeps it */
+    memset(&l, 0, sizeof(l));
+    meta_fsm_gc_candidates(&f, 10, 0, gc_collect, &l);
+    assert_int_equal(l.n, 0);
+
+    assert_int_equal(del_mf(&f, "g7", "r", "m1"), META_OK);
+    memset(&l, 0, sizeof(l));
+    meta_fsm_gc_candidates(&f, 6000, 2000, gc_collect, &l);
+    assert_int_equal(l.n, 3);
+    assert_true(gc_has(&l, "a") && gc_has(&l, "b") && gc_has(&l, "c"));
+    /* a manifest applied before the sweep keeps its blob */
+    const char *a[] = { "a" };
+    assert_int_equal(put_mf(&f, "g8", "r", "m2", NULL, a, 1, NULL, 0, NULL),
+                     META_OK);
+    const char *all[] = { "a", "b", "c", "young", "nope", "b" };
+    assert_int_equal(gc_sweep(&f, "g9", 6000, 2000, all, 6), META_OK);
+    struct at_digest da = dg("a"), db = dg("b"), dc = dg("c"), dy = dg("young");
+    assert_true(meta_fsm_blob_known(&f, &da, NULL));
+    assert_true(meta_fsm_blob_linked(&f, "r", &da, NULL));
+    assert_false(meta_fsm_blob_known(&f, &db, NULL));
+    assert_false(meta_fsm_blob_linked(&f, "r", &db, NULL));
+    assert_false(meta_fsm_blob_known(&f, &dc, NULL));
+    assert_true(meta_fsm_blob_known(&f, &dy, NULL));
+    assert_int_equal(f.blobs.len, 2);
+    assert_int_equal(f.gc_deleted_total, 2);
+    /* s held only c: the repository is gone */
+    assert_false(meta_fsm_repo_exists(&f, "s"));
+    assert_string_equal(catalog_of(&f, &ns), "r");
+    /* the node's deletion queue, in command order, then empty */
+    struct meta_gc_removed *rm = NULL;
+    assert_int_equal(meta_fsm_gc_take_removed(&f, &rm), 2);
+    assert_true(at_digest_equal(&rm[0].digest, &db));
+    assert_true(at_digest_equal(&rm[1].digest, &dc));
+    assert_int_equal(rm[0].cutoff_ms, 1000); /* stored at 1000 */
+    assert_int_equal(rm[1].cutoff_ms, 1000);
+    at_free(rm);
+    assert_int_equal(meta_fsm_gc_take_removed(&f, &rm), 0);
+    at_free(rm);
+    /* a manifest after the sweep: the blob must be pushed again */
+    const char *c[] = { "c" };
+    assert_int_equal(put_mf(&f, "g10", "r", "m3", NULL, c, 1, NULL, 0, NULL),
+                     META_BLOB_UNKNOWN);
+    fake_now = 7000;
+    blob_stored(&f, "g11", "r", "c", 30);
+    assert_int_equal(put_mf(&f, "g12", "r", "m3", NULL, c, 1, NULL, 0, NULL),
+                     META_OK);
+    /* a retried sweep (same request id) does not apply again */
+    const char *y[] = { "young" };
+    assert_int_equal(gc_sweep(&f, "g9", 9000, 0, y, 1), META_OK);
+    assert_true(meta_fsm_blob_known(&f, &dy, NULL));
+    /* a mount refreshes the age */
+    fake_now = 8000;
+    assert_int_equal(mount(&f, "g13", "t", "r", "young"), META_OK);
+    assert_int_equal(gc_sweep(&f, "g14", 9000, 2000, y, 1), META_OK);
+    assert_true(meta_fsm_blob_known(&f, &dy, NULL));
+    assert_int_equal(gc_sweep(&f, "g15", 10000, 2000, y, 1), META_OK);
+    assert_false(meta_fsm_blob_known(&f, &dy, NULL));
+    assert_false(meta_fsm_repo_exists(&f, "t"));
+
+    /* deterministic on replay: same history, same state and hash */
+    meta_fsm_release(&f);
+    meta_fsm_init(&f, 100);
+    meta_fsm_init(&g, 100);
+    next_index = 1;
+    gc_history(&f);
+    next_index = 1;
+    gc_history(&g);
+    assert_int_equal(f.hash, g.hash);
+    void *b1, *b2;
+    size_t l1, l2;
+    char e[AT_ERRMSG_SIZE];
+    assert_int_equal(meta_fsm_snapshot(&f, NULL, &b1, &l1, e), 0);
+    assert_int_equal(meta_fsm_snapshot(&g, NULL, &b2, &l2, e), 0);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(b1, b2, l1);
+    free(b1);
+    free(b2);
+    assert_int_equal(f.blobs.len, 2); /* a, young */
+
+    /* oversized batches are refused by the builder and by unpack */
+    void *buf;
+    size_t len;
+    assert_int_equal(meta__cmd_gc_sweep("x", 1, 1, &da, PROTO_GC_BATCH_MAX + 1,
+                                        NULL, &buf, &len, e),
+                     AT_EINVAL);
+    meta_fsm_release(&f);
+    meta_fsm_release(&g);
+    meta__cmd_clock = at_wall_ms;
+}
+
+static void test_gc_snapshot(void **state)
+{
+    struct meta_fsm f, g;
+    struct gc_list l;
+    char e[AT_ERRMSG_SIZE];
+    void *buf;
+    size_t len;
+    AT_UNUSED(state);
+    meta__cmd_clock = fake_clock;
+    meta_fsm_init(&f, 100);
+    fake_now = 1000;
+    blob_stored(&f, "s1", "r", "old", 1);
+    blob_stored(&f, "s2", "r", "used", 2);
+    const char *u[] = { "used" };
+    assert_int_equal(put_mf(&f, "s3", "r", "m", "t", u, 1, NULL, 0, NULL),
+                     META_OK);
+    fake_now = 9000;
+    blob_stored(&f, "s4", "r", "new", 3);
+    assert_int_equal(meta_fsm_snapshot(&f, NULL, &buf, &len, e), 0);
+
+    /* stored times and manifest references survive the round trip */
+    meta_fsm_init(&g, 100);
+    blob_stored(&g, "x1", "q", "gone", 1); /* replaced by the restore */
+    assert_false(g.gc_scan_wanted);
+    assert_int_equal(meta_fsm_restore(&g, buf, len, e), 0);
+    free(buf);
+    assert_true(g.gc_scan_wanted); /* the node scans its store later */
+    memset(&l, 0, sizeof(l));
+    meta_fsm_gc_candidates(&g, 10000, 2000, gc_collect, &l);
+    assert_int_equal(l.n, 1);
+    assert_true(gc_has(&l, "old"));
+    /* the install dropped a record this node had: its copy goes */
+    struct meta_gc_removed *rm = NULL;
+    struct at_digest gone = dg("gone");
+    assert_int_equal(meta_fsm_gc_take_removed(&g, &rm), 1);
+    assert_true(at_digest_equal(&rm[0].digest, &gone));
+    assert_int_equal(rm[0].cutoff_ms, 9000); /* its stored_ms */
+    at_free(rm);
+    meta_fsm_release(&g);
+
+    /* a snapshot written before stored_ms existed: 0 = old enough */
+    Atoll__Snapshot s = ATOLL__SNAPSHOT__INIT;
+    Atoll__SnapBlob sb = ATOLL__SNAP_BLOB__INIT;
+    Atoll__SnapRepo sr = ATOLL__SNAP_REPO__INIT;
+    Atoll__SnapBlob *sbp = &sb;
+    Atoll__SnapRepo *srp = &sr;
+    struct at_digest od = dg("old");
+    char *stores[] = { (char *)"store1" };
+    ProtobufCBinaryData dig = { AT_DIGEST_LEN, od.bytes };
+    s.version = PROTO_SNAPSHOT_VERSION;
+    sb.digest = dig;
+    sb.size = 5;
+    sb.n_stores = 1;
+    sb.stores = stores;
+    sr.name = (char *)"r";
+    sr.n_blobs = 1;
+    sr.blobs = &dig;
+    s.n_blobs = 1;
+    s.blobs = &sbp;
+    s.n_repos = 1;
+    s.repos = &srp;
+    assert_int_equal(proto_snapshot_pack(&s, NULL, &buf, &len, e), 0);
+    meta_fsm_init(&g, 100);
+    assert_int_equal(meta_fsm_restore(&g, buf, len, e), 0);
+    free(buf);
+    memset(&l, 0, sizeof(l));
+    meta_fsm_gc_candidates(&g, 3600000, 3600000, gc_collect, &l);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.size[0], 5);
+    meta_fsm_release(&g);
+    meta_fsm_release(&f);
+    meta__cmd_clock = at_wall_ms;
+}
+
 int main(void)
 {
     at_log_configure(getenv("META_LOG") ? getenv("META_LOG") : "error");
@@ -1301,6 +1567,8 @@ int main(void)
         cmocka_unit_test(test_single_node_restart),
         cmocka_unit_test(test_snapshot_during_writes),
         cmocka_unit_test(test_simulation),
+        cmocka_unit_test(test_gc_sweep),
+        cmocka_unit_test(test_gc_snapshot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

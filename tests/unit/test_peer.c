@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#include "node/fetch.h"
 #include "node/http.h"
 #include "node/peer.h"
 #include "node/peer_api.h"
@@ -25,6 +26,7 @@ static struct node_http_server *g_srv;
 static struct node_peer *g_peer;
 static char g_addr[64];
 static struct node_http_req *g_slow;
+static struct node_http_req *g_grow; /* streaming a growing file */
 static struct at_buf g_body;
 
 struct result {
@@ -70,6 +72,21 @@ static void srv_handler(void *data, struct node_http_req *r)
             p[i] = (char)(i % 251);
         node_http_resp_send(r, p, n);
         at_free(p);
+    } else if (strcmp(path, "/grow") == 0) {
+        /* node_http_resp_stream_file: a third of the file at first */
+        char tmpl[] = "/tmp/atoll-test-grow-XXXXXX";
+        int fd = mkstemp(tmpl);
+        char *p = at_malloc(PATTERN_LEN);
+        assert_true(fd >= 0);
+        unlink(tmpl);
+        for (size_t i = 0; i < PATTERN_LEN; i++)
+            p[i] = (char)(i % 251);
+        assert_int_equal(pwrite(fd, p, PATTERN_LEN, 0), PATTERN_LEN);
+        at_free(p);
+        node_http_req_ref(r);
+        g_grow = r;
+        node_http_resp_status(r, 200);
+        node_http_resp_stream_file(r, fd, PATTERN_LEN, PATTERN_LEN / 3);
     } else if (strcmp(path, "/slow") == 0) {
         node_http_req_ref(r);
         g_slow = r;
@@ -610,6 +627,84 @@ static void test_stream_abort(void **state)
                      AT_EINVAL);
 }
 
+struct grow {
+    struct result res;
+    uint64_t got;
+    bool bad_byte;
+};
+
+static int grow_data(void *data, const char *p, size_t n)
+{
+    struct grow *g = data;
+
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != (char)((g->got + i) % 251))
+            g->bad_byte = true;
+    g->got += n;
+    return 0;
+}
+
+static void grow_start(struct grow *g)
+{
+    memset(g, 0, sizeof(*g));
+    g_grow = NULL;
+    assert_int_equal(node_peer_stream(g_peer, g_addr, "/grow", 10000, grow_data,
+                                      on_result, g, NULL),
+                     0);
+    for (int i = 0; i < 100000 && g->got < PATTERN_LEN / 3; i++)
+        uv_run(&g_loop, UV_RUN_ONCE);
+    /* a few more turns: nothing past the limit comes */
+    for (int i = 0; i < 50; i++)
+        uv_run(&g_loop, UV_RUN_NOWAIT);
+    assert_non_null(g_grow);
+    assert_int_equal(g->got, PATTERN_LEN / 3);
+    assert_false(g->res.done);
+}
+
+static void test_stream_file_limit(void **state)
+{
+    struct grow g;
+
+    AT_UNUSED(state);
+    grow_start(&g);
+    node_http_resp_stream_limit(g_grow, PATTERN_LEN / 2);
+    node_http_resp_stream_limit(g_grow, 10); /* never lowers */
+    node_http_resp_stream_limit(g_grow, PATTERN_LEN);
+    run_until(&g.res.done);
+    assert_int_equal(g.res.status, 0);
+    assert_int_equal(g.res.http, 200);
+    assert_int_equal(g.got, PATTERN_LEN);
+    assert_false(g.bad_byte);
+    node_http_resp_abort(g_grow); /* complete: a no-op */
+    node_http_req_unref(g_grow);
+    at_free(g.res.body);
+
+    /* aborted mid-body: the client never sees a complete response */
+    grow_start(&g);
+    node_http_resp_abort(g_grow);
+    run_until(&g.res.done);
+    assert_int_not_equal(g.res.status, 0);
+    assert_true(g.got < PATTERN_LEN);
+    node_http_resp_stream_limit(g_grow, PATTERN_LEN); /* gone: a no-op */
+    node_http_req_unref(g_grow);
+    at_free(g.res.body);
+}
+
+static void test_holder_order(void **state)
+{
+    AT_UNUSED(state);
+    /* not suspect first, whatever the region or load */
+    assert_true(node_fetch_holder_before(false, 1, 9, true, 0, 0));
+    assert_false(node_fetch_holder_before(true, 0, 0, false, 1, 9));
+    /* then same region */
+    assert_true(node_fetch_holder_before(false, 0, 5, false, 1, 0));
+    assert_false(node_fetch_holder_before(false, 1, 0, false, 0, 5));
+    /* then the least loaded; ties keep their order */
+    assert_true(node_fetch_holder_before(false, 1, 0, false, 1, 1));
+    assert_false(node_fetch_holder_before(false, 1, 1, false, 1, 1));
+    assert_false(node_fetch_holder_before(true, 1, 2, true, 1, 1));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -622,9 +717,11 @@ int main(void)
         cmocka_unit_test(test_stream_pause_resume),
         cmocka_unit_test(test_stream_not_200),
         cmocka_unit_test(test_stream_abort),
+        cmocka_unit_test(test_stream_file_limit),
         cmocka_unit_test(test_close_in_flight),
         cmocka_unit_test(test_auth_ok),
         cmocka_unit_test(test_peer_api),
+        cmocka_unit_test(test_holder_order),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,213 @@
+/* Cluster settings replicated through the log (SetSetting: a small map of
+ * key -> value, e.g. "placement"), and the local queue of tagged pushes
+ * that the node's placement prefetcher drains. */
+#include "common/compat.h"
+
+#define AT_LOG_COMP "raft"
+
+#include "raft/internal.h"
+
+/* One setting: the value and the log index of its last change. */
+struct meta_setting {
+    char *value; /* owned */
+    uint64_t index;
+};
+
+bool meta__setting_key_ok(const char *key)
+{
+    size_t n = strlen(key);
+    if (n == 0 || n > META_SETTING_KEY_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (!((key[i] >= 'a' && key[i] <= 'z') || key[i] == '_'))
+            return false;
+    }
+    return true;
+}
+
+static void setting_free(struct meta_setting *s)
+{
+    if (s == NULL)
+        return;
+    at_free(s->value);
+    at_free(s);
+}
+
+/* see internal.h */
+int meta__setting_set(struct meta_fsm *f,
+                      uint64_t index,
+                      const char *key,
+                      const char *value,
+                      size_t len)
+{
+    if (!meta__setting_key_ok(key) || len > META_SETTING_VALUE_MAX ||
+        memchr(value, '\0', len) != NULL)
+        return META_INVALID;
+    struct meta_setting *old = at_map_gets(&f->settings, key);
+    if (len == 0) { /* an empty value removes the key */
+        if (old != NULL) {
+            at_map_del(&f->settings, key, strlen(key));
+            setting_free(old);
+        }
+        return META_OK;
+    }
+    if (old == NULL) {
+        old = at_calloc(1, sizeof(*old));
+        at_map_put(&f->settings, key, strlen(key), old);
+    }
+    at_free(old->value);
+    old->value = at_malloc(len + 1);
+    memcpy(old->value, value, len);
+    old->value[len] = '\0';
+    old->index = index;
+    return META_OK;
+}
+
+/* see internal.h */
+const char *meta__setting_get(struct meta_fsm *f,
+                              const char *key,
+                              uint64_t *index)
+{
+    struct meta_setting *s = at_map_gets(&f->settings, key);
+    if (index != NULL)
+        *index = s != NULL ? s->index : 0;
+    return s != NULL ? s->value : NULL;
+}
+
+/* see internal.h */
+void meta__settings_each(struct meta_fsm *f,
+                         void (*each)(void *data,
+                                      const char *key,
+                                      const char *value,
+                                      uint64_t index),
+                         void *data)
+{
+    const char *k;
+    void *v;
+    for (size_t i = 0; at_map_next(&f->settings, &i, &k, &v);) {
+        struct meta_setting *s = v;
+        each(data, k, s->value, s->index);
+    }
+}
+
+/* see internal.h */
+void meta__settings_release(struct meta_fsm *f)
+{
+    const char *k;
+    void *v;
+    for (size_t i = 0; at_map_next(&f->settings, &i, &k, &v);)
+        setting_free(v);
+    at_map_release(&f->settings);
+}
+
+/* ---- tagged pushes (local, not replicated, not in snapshots) ---- */
+
+/* see internal.h */
+void meta__push_record(struct meta_fsm *f,
+                       const char *repo,
+                       const struct at_digest *manifest)
+{
+    if (!f->pushes_record)
+        return;
+    if (f->npushes >= META_PUSHES_MAX) {
+        f->pushes_dropped++;
+        return;
+    }
+    if (f->npushes == f->pushes_cap) {
+        f->pushes_cap = f->pushes_cap != 0 ? 2 * f->pushes_cap : 16;
+        f->pushes = at_realloc(f->pushes, f->pushes_cap * sizeof(*f->pushes));
+    }
+    f->pushes[f->npushes].repo = at_strdup(repo);
+    f->pushes[f->npushes].manifest = *manifest;
+    f->npushes++;
+}
+
+/* see internal.h */
+size_t meta__pushes_take(struct meta_fsm *f, struct meta_push **out)
+{
+    size_t n = f->npushes;
+    *out = f->pushes;
+    f->pushes = NULL;
+    f->npushes = f->pushes_cap = 0;
+    return n;
+}
+
+/* see meta.h */
+void meta_pushes_free(struct meta_push *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        at_free(p[i].repo);
+    at_free(p);
+}
+
+/* see internal.h */
+int meta__cmd_set_setting(const char *request_id,
+                          const char *key,
+                          const char *value,
+                          proto_alloc_fn alloc,
+                          void **out,
+                          size_t *len,
+                          char *errmsg)
+{
+    Atoll__Command c = ATOLL__COMMAND__INIT;
+    Atoll__SetSetting o = ATOLL__SET_SETTING__INIT;
+    if (!meta__setting_key_ok(key) || strlen(value) > META_SETTING_VALUE_MAX) {
+        at_errmsg_printf(errmsg, "bad setting key or value");
+        return AT_EINVAL;
+    }
+    o.key = (char *)key;
+    o.value = (char *)value;
+    c.op_case = ATOLL__COMMAND__OP_SET_SETTING;
+    c.set_setting = &o;
+    c.version = PROTO_COMMAND_VERSION;
+    c.request_id = (char *)(request_id != NULL ? request_id : "");
+    return proto_command_pack(&c, alloc, out, len, errmsg);
+}
+
+/* see internal.h */
+void meta__manifest_blobs(struct meta_fsm *f,
+                          const char *repo,
+                          const struct at_digest *d,
+                          void (*each)(void *data,
+                                       const struct at_digest *blob,
+                                       uint64_t size),
+                          void *data)
+{
+    struct meta_repo *r = meta__repo_get(f, repo, false);
+    struct meta_mf *mf =
+        r != NULL ? at_map_get(&r->manifests, d->bytes, AT_DIGEST_LEN) : NULL;
+    if (mf == NULL)
+        return;
+    for (size_t i = 0; i < mf->nblobs; i++) {
+        struct meta_blob *b =
+            at_map_get(&f->blobs, mf->blobs[i].bytes, AT_DIGEST_LEN);
+        if (b != NULL)
+            each(data, &b->digest, b->size);
+    }
+    /* an index: its children's blobs (children are never indexes here
+     * deeper than one level in practice; deeper ones are left to lazy
+     * fetch) */
+    for (size_t c = 0; c < mf->nchildren; c++) {
+        struct meta_mf *ch =
+            at_map_get(&r->manifests, mf->children[c].bytes, AT_DIGEST_LEN);
+        for (size_t i = 0; ch != NULL && i < ch->nblobs; i++) {
+            struct meta_blob *b =
+                at_map_get(&f->blobs, ch->blobs[i].bytes, AT_DIGEST_LEN);
+            if (b != NULL)
+                each(data, &b->digest, b->size);
+        }
+    }
+}
+
+/* see internal.h */
+bool meta__blob_held_by(struct meta_fsm *f,
+                        const struct at_digest *d,
+                        const char *store)
+{
+    struct meta_blob *b = at_map_get(&f->blobs, d->bytes, AT_DIGEST_LEN);
+    for (size_t i = 0; b != NULL && i < b->nstores; i++) {
+        if (strcmp(b->stores[i], store) == 0)
+            return true;
+    }
+    return false;
+}

@@ -1,0 +1,106 @@
+"""A node never serves bytes whose sha256 differs from the digest, also when
+its own stored copy changed on disk after the push (DESIGN.md section 6,
+C3): a blob file is verified the first time it is served after any change
+to it; a corrupt copy is removed and the blob is fetched again from another
+holder, or the client gets a retryable 503 when there is none."""
+import hashlib
+import os
+import unittest
+
+import harness
+from harness import sha256_digest
+
+
+def blob_path(node, digest):
+    hexd = digest.split(":", 1)[1]
+    return os.path.join(node.data_dir, "blobs", "sha256", hexd[:2], hexd)
+
+
+def corrupt(node, digest):
+    """Flip bytes in the middle of the node's copy (same size)."""
+    path = blob_path(node, digest)
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.seek(os.path.getsize(path) // 2)
+        b = f.read(16)
+        f.seek(-len(b), os.SEEK_CUR)
+        f.write(bytes(x ^ 0xFF for x in b))
+
+
+class SingleNodeVerifyTest(unittest.TestCase):
+    def setUp(self):
+        if not harness.is_atoll():
+            self.skipTest("atoll only")
+        self.node = harness.Node()
+        self.node.start()
+
+    def tearDown(self):
+        self.node.close()
+
+    def test_corrupt_local_copy_is_never_served(self):
+        n = self.node
+        repo = "verify/app"
+        data = os.urandom(3 << 20)
+        d = n.push_blob(repo, data)
+        # served (and verified) once, then served again from the cache
+        for _ in range(2):
+            r = n.request("GET", f"/v2/{repo}/blobs/{d}")
+            self.assertEqual(r.status, 200)
+            self.assertEqual(sha256_digest(r.body), d)
+        corrupt(n, d)
+        r = n.request("GET", f"/v2/{repo}/blobs/{d}")
+        self.assertNotEqual(r.status, 200, "served a corrupt copy")
+        self.assertEqual(r.status, 503, r)  # known, no good copy anywhere
+        self.assertFalse(os.path.exists(blob_path(n, d)),
+                         "the corrupt copy must be removed")
+        # a range of it: same rule
+        r = n.request("GET", f"/v2/{repo}/blobs/{d}",
+                      headers={"Range": "bytes=0-9"})
+        self.assertNotIn(r.status, (200, 206))
+        # pushed again: served again, byte-exact
+        self.assertEqual(n.push_blob(repo, data), d)
+        r = n.request("GET", f"/v2/{repo}/blobs/{d}")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(hashlib.sha256(r.body).hexdigest(), d.split(":")[1])
+        # a Range request of a verified file
+        r = n.request("GET", f"/v2/{repo}/blobs/{d}",
+                      headers={"Range": "bytes=10-19"})
+        self.assertEqual(r.status, 206)
+        self.assertEqual(r.body, data[10:20])
+
+
+class ClusterVerifyTest(unittest.TestCase):
+    def setUp(self):
+        import cluster
+        self.cluster_mod = cluster
+        self.cluster = cluster.Cluster(2, prefix="verify",
+                                       extra=["--min-copies", "2"]).start()
+
+    def tearDown(self):
+        if self.cluster is not None:
+            self.cluster.close()
+
+    def test_corrupt_copy_refetched_from_other_holder(self):
+        c = self.cluster
+        n0, n1 = c.nodes
+        repo = "verify/two"
+        data = os.urandom(2 << 20)
+        d = n0.push_blob(repo, data)
+        # min_copies 2: n1 gets its copy soon after the upload
+        self.cluster_mod.wait_for(lambda: os.path.exists(blob_path(n1, d)),
+                                  20, what="copy on n1")
+        corrupt(n0, d)
+        # n0's peer endpoint refuses its corrupt copy
+        r = n0.peer_request("GET", f"/_atoll/blobs/{d}")
+        self.assertEqual(r.status, 404, r)
+        # the API on n0 fetches a good copy from n1
+        r = n0.request("GET", f"/v2/{repo}/blobs/{d}")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(sha256_digest(r.body), d)
+        r = n0.request("GET", f"/v2/{repo}/blobs/{d}")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(sha256_digest(r.body), d)
+
+
+if __name__ == "__main__":
+    unittest.main()
