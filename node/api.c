@@ -481,7 +481,7 @@ static void handle_admin(struct node_api *api, struct node_http_req *req)
     }
     meta_status_get(api->meta, &st);
     if (strcmp(path, "/readyz") == 0) {
-        bool ready = st.leader_id != 0 && !api->stopping;
+        bool ready = st.leader_id != 0 && !api->stopping && !st.removed;
         node_api_begin(req, ready ? 200 : 503);
         node_http_resp_header(req, "Content-Type", "text/plain");
         node_http_resp_send(req, ready ? "ready\n" : "not ready\n",
@@ -609,8 +609,8 @@ static void handle_admin(struct node_api *api, struct node_http_req *req)
         node_replicate_counts(api, &under, &copying);
         at_buf_printf(&b,
                       ",\"under_replicated\":%" PRIu64
-                      ",\"copies_in_flight\":%" PRIu64 "}\n",
-                      under, copying);
+                      ",\"copies_in_flight\":%" PRIu64 ",\"removed\":%s}\n",
+                      under, copying, st.removed ? "true" : "false");
         node_api_begin(req, 200);
         node_http_resp_header(req, "Content-Type", "application/json");
         node_http_resp_send(req, b.data, b.len);

@@ -329,7 +329,8 @@ static int gc_usage(void)
 {
     fprintf(stderr,
             "usage: atoll gc [--addr API_HOST:PORT] [--dry-run] "
-            "[--grace DURATION] [--cluster-secret-file FILE]\n");
+            "[--grace DURATION] [--untagged[=true|false]] "
+            "[--cluster-secret-file FILE]\n");
     return 2;
 }
 
@@ -342,6 +343,7 @@ int node_cli_gc(int argc, char **argv)
     char *secret = NULL;
     char *body = NULL;
     bool dry = false;
+    const char *untagged = NULL; /* NULL: the node's gc_untagged */
     uint64_t ms;
     int status;
 
@@ -352,6 +354,11 @@ int node_cli_gc(int argc, char **argv)
             addr = argv[i] + 7;
         else if (strcmp(argv[i], "--dry-run") == 0)
             dry = true;
+        else if (strcmp(argv[i], "--untagged") == 0 ||
+                 strcmp(argv[i], "--untagged=true") == 0)
+            untagged = "true";
+        else if (strcmp(argv[i], "--untagged=false") == 0)
+            untagged = "false";
         else if (strcmp(argv[i], "--grace") == 0 && i + 1 < argc)
             grace = argv[++i];
         else if (strncmp(argv[i], "--grace=", 8) == 0)
@@ -378,9 +385,13 @@ int node_cli_gc(int argc, char **argv)
     /* the duration goes as milliseconds: no escaping needed */
     char *path =
         grace != NULL
-            ? at_asprintf("/_atoll/gc?dry_run=%s&grace=%" PRIu64 "ms",
-                          dry ? "true" : "false", ms)
-            : at_asprintf("/_atoll/gc?dry_run=%s", dry ? "true" : "false");
+            ? at_asprintf("/_atoll/gc?dry_run=%s&grace=%" PRIu64 "ms%s%s",
+                          dry ? "true" : "false", ms,
+                          untagged != NULL ? "&untagged=" : "",
+                          untagged != NULL ? untagged : "")
+            : at_asprintf("/_atoll/gc?dry_run=%s%s%s", dry ? "true" : "false",
+                          untagged != NULL ? "&untagged=" : "",
+                          untagged != NULL ? untagged : "");
     status = http_call("POST", addr, path, secret, NULL, &body);
     free(path);
     if (secret != NULL) {

@@ -168,6 +168,12 @@ static const struct opt opts[] = {
       "after a start or a snapshot install, wait this long, then delete "
       "local blob copies older than that moment that no record knows",
       false, false, NULL },
+    { "gc_untagged", "--gc-untagged", "ATOLL_GC_UNTAGGED", OPT_BOOL,
+      F(gc_untagged), "false",
+      "garbage collection also deletes untagged manifests older than the "
+      "grace (kept: children of an index, subjects of referrers and "
+      "referrers of a live subject)",
+      false, false, NULL },
 };
 
 #undef F

@@ -40,6 +40,7 @@ struct node_config {
     uint64_t gc_grace_ms;      /* 1h: GC keeps younger unreferenced blobs */
     uint64_t gc_interval_ms;   /* 0 = no scheduled GC */
     uint64_t gc_scan_delay_ms; /* 30s: orphan scan after start/restore */
+    bool gc_untagged;          /* GC also collects untagged manifests */
 };
 
 /* Fill defaults, then the YAML file named by --config / ATOLL_CONFIG, then

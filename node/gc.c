@@ -38,7 +38,10 @@ struct gc_run {
     struct node_gc *g;         /* borrowed */
     struct node_http_req *req; /* one reference; NULL when scheduled */
     bool dry;
+    bool untagged; /* untagged manifests first (policy gc_untagged) */
     uint64_t grace_ms, now_ms, t0;
+    struct meta_gc_manifest *mcand; /* owned, and each repo string */
+    size_t nm, mcap, mnext, mdeleted;
     struct at_digest *cand; /* owned */
     uint64_t *sizes;        /* owned */
     size_t n, cap, next, batches;
@@ -312,6 +315,19 @@ static void run_collect(void *data, const struct at_digest *d, uint64_t size)
     r->bytes += size;
 }
 
+static void run_collect_mf(void *data,
+                           const char *repo,
+                           const struct at_digest *d)
+{
+    struct gc_run *r = data;
+    if (r->nm == r->mcap) {
+        r->mcap = r->mcap ? r->mcap * 2 : 64;
+        r->mcand = at_realloc(r->mcand, r->mcap * sizeof(*r->mcand));
+    }
+    r->mcand[r->nm].repo = at_strdup(repo);
+    r->mcand[r->nm++].digest = *d;
+}
+
 /* Finish a run: status 0 or an AT_E* code (503). */
 static void run_finish(struct gc_run *r, int status)
 {
@@ -330,32 +346,41 @@ static void run_finish(struct gc_run *r, int status)
         g->stats.runs += status == 0;
         g->stats.swept += deleted;
         g->stats.swept_bytes += deleted_bytes;
+        g->stats.manifests_swept += r->mdeleted;
     }
     /* an idle schedule stays quiet */
-    int level = r->req == NULL && r->n == 0 && status == 0 ? AT_LOG_LEVEL_DEBUG
-                                                           : AT_LOG_LEVEL_INFO;
+    int level = r->req == NULL && r->n == 0 && r->nm == 0 && status == 0
+                    ? AT_LOG_LEVEL_DEBUG
+                    : AT_LOG_LEVEL_INFO;
     AT_LOG_(level,
-            "gc%s: %zu candidate(s), %" PRIu64 " bytes, %" PRIu64
-            " deleted (%" PRIu64 " bytes), %zu batch(es), %" PRIu64 " ms%s%s",
-            r->dry ? " (dry run)" : "", r->n, r->bytes, deleted, deleted_bytes,
-            r->batches, ms, status != 0 ? ": " : "",
+            "gc%s: %zu untagged manifest(s), %zu deleted; %zu candidate "
+            "blob(s), %" PRIu64 " bytes, %" PRIu64 " deleted (%" PRIu64
+            " bytes), %zu batch(es), %" PRIu64 " ms%s%s",
+            r->dry ? " (dry run)" : "", r->nm, r->mdeleted, r->n, r->bytes,
+            deleted, deleted_bytes, r->batches, ms, status != 0 ? ": " : "",
             status != 0 ? at_strerror(status) : "");
     if (r->req != NULL) {
         if (!node_http_req_done(r->req)) {
             if (status != 0) {
                 node_api_error(r->req, 503, "UNAVAILABLE",
-                               "gc: %zu of %zu candidates swept: %s", r->next,
-                               r->n, at_strerror(status));
+                               "gc: %zu of %zu manifests and %zu of %zu "
+                               "blobs swept: %s",
+                               r->mnext, r->nm, r->next, r->n,
+                               at_strerror(status));
             } else {
                 struct at_buf b;
                 at_buf_init(&b, 0);
                 at_buf_printf(&b,
-                              "{\"dry_run\":%s,\"candidates\":%zu,"
+                              "{\"dry_run\":%s,\"untagged\":%s,"
+                              "\"manifests\":%zu,\"manifests_deleted\":%zu,"
+                              "\"candidates\":%zu,"
                               "\"bytes\":%" PRIu64 ",\"deleted\":%" PRIu64
                               ",\"deleted_bytes\":%" PRIu64
                               ",\"batches\":%zu,\"ms\":%" PRIu64 "}\n",
-                              r->dry ? "true" : "false", r->n, r->bytes,
-                              deleted, deleted_bytes, r->batches, ms);
+                              r->dry ? "true" : "false",
+                              r->untagged ? "true" : "false", r->nm,
+                              r->mdeleted, r->n, r->bytes, deleted,
+                              deleted_bytes, r->batches, ms);
                 node_api_begin(r->req, 200);
                 node_http_resp_header(r->req, "Content-Type",
                                       "application/json");
@@ -365,6 +390,9 @@ static void run_finish(struct gc_run *r, int status)
         }
         node_http_req_unref(r->req);
     }
+    for (size_t i = 0; i < r->nm; i++)
+        at_free((char *)r->mcand[i].repo);
+    at_free(r->mcand);
     at_free(r->cand);
     at_free(r->sizes);
     at_free(r);
@@ -410,6 +438,61 @@ static void run_next(struct gc_run *r)
         run_finish(r, rv);
 }
 
+/* The blob part of a run (after the manifest part, if any). */
+static void run_blobs(struct gc_run *r)
+{
+    struct node_gc *g = r->g;
+    /* manifests the sweeps deleted (applied here when they answered) */
+    for (size_t i = 0; !r->dry && i < r->mnext; i++) {
+        if (meta_manifest_find(g->meta, r->mcand[i].repo,
+                               &r->mcand[i].digest) == NULL)
+            r->mdeleted++;
+    }
+    meta_gc_candidates(g->meta, r->now_ms, r->grace_ms, run_collect, r);
+    run_next(r);
+}
+
+static void run_next_mf(struct gc_run *r);
+
+static void on_mf_swept(void *data, int status, int result, uint64_t index)
+{
+    struct gc_run *r = data;
+    AT_UNUSED(index);
+    if (status == 0 && result != META_OK)
+        status = AT_EPROTO;
+    if (status != 0 || r->g->meta == NULL) {
+        run_finish(r, status != 0 ? status : AT_ESHUTDOWN);
+        return;
+    }
+    size_t batch =
+        r->nm - r->mnext < NODE_GC_BATCH ? r->nm - r->mnext : NODE_GC_BATCH;
+    r->mnext += batch;
+    run_next_mf(r);
+}
+
+/* Propose the untagged manifests in batches, then go on with the blobs
+ * (those the deleted manifests referenced are unreferenced now). */
+static void run_next_mf(struct gc_run *r)
+{
+    struct node_gc *g = r->g;
+    if (g->meta == NULL) {
+        run_finish(r, AT_ESHUTDOWN);
+        return;
+    }
+    if (r->dry || r->mnext >= r->nm) {
+        run_blobs(r);
+        return;
+    }
+    size_t batch =
+        r->nm - r->mnext < NODE_GC_BATCH ? r->nm - r->mnext : NODE_GC_BATCH;
+    r->batches++;
+    int rv =
+        meta_gc_sweep_manifests(g->meta, NULL, r->now_ms, r->grace_ms,
+                                r->mcand + r->mnext, batch, on_mf_swept, r);
+    if (rv != 0)
+        run_finish(r, rv);
+}
+
 static void on_barrier(void *data, int status)
 {
     struct gc_run *r = data;
@@ -423,14 +506,17 @@ static void on_barrier(void *data, int status)
     /* candidates from the state this node has applied (everything
      * committed before the run started) */
     r->now_ms = at_wall_ms();
-    meta_gc_candidates(g->meta, r->now_ms, r->grace_ms, run_collect, r);
-    run_next(r);
+    if (r->untagged)
+        meta_gc_manifest_candidates(g->meta, r->now_ms, r->grace_ms,
+                                    NODE_GC_MANIFESTS_MAX, run_collect_mf, r);
+    run_next_mf(r);
 }
 
 /* Start a run; 0, AT_EBUSY (one at a time) or AT_ESHUTDOWN. */
 static int run_start(struct node_gc *g,
                      struct node_http_req *req,
                      bool dry,
+                     bool untagged,
                      uint64_t grace_ms)
 {
     if (g->meta == NULL || g->stopped)
@@ -441,6 +527,7 @@ static int run_start(struct node_gc *g,
     r->g = g;
     r->req = req;
     r->dry = dry;
+    r->untagged = untagged;
     r->grace_ms = grace_ms;
     r->t0 = at_now_ms();
     if (req != NULL)
@@ -466,7 +553,8 @@ static void on_timer(uv_timer_t *t)
     meta_status_get(g->meta, &st);
     if (st.state != 3 || g->run != NULL) /* the leader runs the schedule */
         return;
-    int rv = run_start(g, NULL, false, g->cfg->gc_grace_ms);
+    int rv =
+        run_start(g, NULL, false, g->cfg->gc_untagged, g->cfg->gc_grace_ms);
     if (rv != 0)
         LOG_WARN("scheduled gc not started: %s", at_strerror(rv));
 }
@@ -477,6 +565,7 @@ void node_gc_handle(struct node_gc *g, struct node_http_req *req)
     const char *query = node_http_req_query(req);
     char *v = NULL;
     bool dry = false;
+    bool untagged = g->cfg->gc_untagged;
     uint64_t grace = g->cfg->gc_grace_ms;
     int rv;
 
@@ -513,8 +602,19 @@ void node_gc_handle(struct node_gc *g, struct node_http_req *req)
             node_api_error(req, 400, "UNSUPPORTED", "bad grace parameter");
             return;
         }
+        v = NULL;
+        rv = node_query_get(query, "untagged", &v);
+        if (rv == 0) {
+            rv = v[0] == '\0' ? (untagged = true, 0)
+                              : at_parse_bool(v, &untagged);
+            free(v);
+        }
+        if (rv != 0 && rv != AT_ENOTFOUND) {
+            node_api_error(req, 400, "UNSUPPORTED", "bad untagged parameter");
+            return;
+        }
     }
-    rv = run_start(g, req, dry, grace);
+    rv = run_start(g, req, dry, untagged, grace);
     if (rv == AT_EBUSY)
         node_api_error(req, 409, "UNSUPPORTED",
                        "a garbage collection is already running here");

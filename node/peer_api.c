@@ -11,7 +11,10 @@
 
 #define AT_LOG_COMP "peer"
 
+#include <fcntl.h>
 #include <jansson.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include "node/api.h"
 #include "node/peer_api.h"
@@ -34,6 +37,8 @@ struct peer_op {
     struct at_buf body; /* bounded by the endpoint's maximum */
     bool proxied;       /* arrived from another follower: never proxy again */
     char name[256];     /* join: the joining node's name */
+    char notify[256];   /* remove: peer address of the removed node */
+    uint64_t notify_id; /* remove: its raft id */
 };
 
 /* ---- helpers ---- */
@@ -296,9 +301,32 @@ static void on_join_done(void *data, int status)
     op_free(op);
 }
 
+static void on_removed_told(void *data,
+                            int status,
+                            int http,
+                            const char *body,
+                            size_t len)
+{
+    AT_UNUSED(data);
+    AT_UNUSED(body);
+    AT_UNUSED(len);
+    if (status != 0 || http != 200)
+        LOG_INFO("the removed node was not told (it may be down): %s",
+                 status != 0 ? at_strerror(status) : "refused");
+}
+
 static void on_member_done(void *data, int status)
 {
     struct peer_op *op = data;
+
+    /* tell a removed node, which no longer gets the log, that it is out */
+    if (status == 0 && op->kind == OP_REMOVE && op->notify[0] != '\0' &&
+        op->api->peer != NULL) {
+        char path[64];
+        snprintf(path, sizeof(path), "/_atoll/removed/%" PRIu64, op->notify_id);
+        node_peer_request(op->api->peer, "POST", op->notify, path, NULL, NULL,
+                          0, 2000, on_removed_told, NULL);
+    }
 
     if (status == 0)
         reply_status(op->req, 200, 0);
@@ -307,6 +335,32 @@ static void on_member_done(void *data, int status)
     else
         reply_status(op->req, 503, status);
     op_free(op);
+}
+
+static void notify_find(void *data, const struct meta_node *n)
+{
+    struct peer_op *op = data;
+
+    if (n->name != NULL && strcmp(n->name, op->name) == 0 &&
+        n->peer_address != NULL) {
+        snprintf(op->notify, sizeof(op->notify), "%s", n->peer_address);
+        op->notify_id = n->id;
+    }
+}
+
+/* Leadership moved away before this node (the old leader) is removed:
+ * the new leader does the removal (one more hop even for a request that
+ * was proxied here already: the new leader answers it itself). */
+static void on_self_transferred(void *data, int status)
+{
+    struct peer_op *op = data;
+
+    if (status != 0) {
+        on_member_done(op, status);
+        return;
+    }
+    op->proxied = false;
+    op_proxy(op, "/_atoll/members/remove");
 }
 
 static bool is_leader(struct meta *m)
@@ -433,7 +487,23 @@ static void op_run(struct peer_op *op)
             op_free(op);
             break;
         }
+        struct meta_status st;
+        meta_status_get(m, &st);
+        if (st.name != NULL && strcmp(name, st.name) == 0) {
+            /* A leader that removes itself steps down half-way and cannot
+             * tell the outcome: hand leadership over, then let the new
+             * leader remove this node. */
+            LOG_INFO(
+                "removing this node, the leader: handing leadership "
+                "over first");
+            rv = meta_transfer(m, NULL, on_self_transferred, op);
+            if (rv != 0)
+                on_member_done(op, rv);
+            break;
+        }
         LOG_INFO("removing node '%s' from the cluster", name);
+        snprintf(op->name, sizeof(op->name), "%s", name);
+        meta_members(m, notify_find, op);
         rv = meta_member_remove(m, name, on_member_done, op);
         if (rv != 0)
             on_member_done(op, rv);
@@ -700,6 +770,44 @@ static void handle_blob(struct node_peer_api *api,
     peer_blob_serve(req, fd, size, &(struct peer_blob){ api, d });
 }
 
+/* POST /_atoll/removed/<raft id of this node>: the leader removed this
+ * node from the cluster (it gets no more log entries, so it cannot learn it
+ * otherwise). Leave a marker in the raft dir (a restart refuses to serve
+ * with it), log it, and stop gracefully. */
+static void handle_removed(struct node_peer_api *api,
+                           struct node_http_req *req,
+                           const char *id_str)
+{
+    struct meta_status st;
+    uint64_t id;
+    char *path;
+    int fd;
+
+    meta_status_get(api->meta, &st);
+    if (at_parse_u64(id_str, strlen(id_str), &id) != 0 || id != st.id) {
+        peer_error(req, 409, "UNSUPPORTED", "not this node");
+        return;
+    }
+    if (api->raft_dir == NULL) {
+        peer_error(req, 503, "UNAVAILABLE", "no raft dir");
+        return;
+    }
+    path = at_asprintf("%s/removed", api->raft_dir);
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        (void)!write(fd, st.name, strlen(st.name));
+        fsync(fd);
+        close(fd);
+    }
+    LOG_ERROR(
+        "this node ('%s') was removed from the cluster: stopping; "
+        "to bring it back, wipe its data dir and start it with --join",
+        st.name);
+    free(path);
+    reply_json(req, 200, "{\"status\":0}\n", 13);
+    uv_kill(getpid(), SIGTERM); /* the graceful shutdown path */
+}
+
 /* POST /_atoll/term: this node's current raft term, asked by a leader
  * confirming its leadership for reads (hooks->term). Answered at once. */
 static void handle_term(struct node_peer_api *api, struct node_http_req *req)
@@ -767,6 +875,8 @@ void node_peer_api_handle(void *data, struct node_http_req *req)
         op_start(api, req, OP_READ_INDEX, NODE_PEER_JSON_MAX);
     else if (strcmp(path, "/_atoll/term") == 0)
         handle_term(api, req);
+    else if (strncmp(path, "/_atoll/removed/", 16) == 0)
+        handle_removed(api, req, path + 16);
     else if (strcmp(path, "/_atoll/replicate") == 0 && api->node_api != NULL)
         node_replicate_handle(api->node_api, req);
     else if (strcmp(path, "/_atoll/join") == 0)

@@ -27,6 +27,8 @@ struct node_peer_api {
     /* borrowed: serves /v2/ requests relayed with X-Atoll-Proxied */
     struct node_api *node_api;
     uint64_t blob_serves; /* blobs sent to peers, for /metrics */
+    /* borrowed: where POST /_atoll/removed leaves its marker file */
+    const char *raft_dir;
     bool stopping;
     /* name -> owned "host:port" from X-Atoll-Peer-Address of raft dials:
      * reaches the leader before this node's FSM has its node table (after

@@ -30,9 +30,10 @@
 #include "node/verify.h"
 
 #define JOIN_MARKER      "join-pending"
-#define JOIN_ATTEMPTS    120  /* about 10 minutes at the largest backoff */
-#define JOIN_BACKOFF_MIN 250  /* ms */
-#define JOIN_BACKOFF_MAX 5000 /* ms */
+#define REMOVED_MARKER   "removed" /* left by POST /_atoll/removed/<id> */
+#define JOIN_ATTEMPTS    120       /* about 10 minutes at the largest backoff */
+#define JOIN_BACKOFF_MIN 250       /* ms */
+#define JOIN_BACKOFF_MAX 5000      /* ms */
 
 struct node_server {
     uv_loop_t *loop;               /* borrowed */
@@ -317,6 +318,16 @@ int node_server_start(struct node_server **out,
     s->raft_dir = cfg->raft_dir != NULL && cfg->raft_dir[0] != '\0'
                       ? at_strdup(cfg->raft_dir)
                       : at_asprintf("%s/raft", cfg->data_dir);
+    if (file_in(s->raft_dir, REMOVED_MARKER)) {
+        at_errmsg_printf(errmsg,
+                         "this node was removed from its cluster (marker "
+                         "'%s/" REMOVED_MARKER
+                         "'): to bring it back, wipe "
+                         "its data dir and start it with --join",
+                         s->raft_dir);
+        rv = AT_EINVAL;
+        goto err;
+    }
     rv = mkdir_p(s->raft_dir);
     if (rv != 0) {
         at_errmsg_printf(errmsg, "create raft dir '%s': %s", s->raft_dir,
@@ -354,6 +365,7 @@ int node_server_start(struct node_server **out,
     s->peer_api.store = &s->store;
     s->peer_api.secret = cfg->cluster_secret;
     s->peer_api.node_api = &s->api;
+    s->peer_api.raft_dir = s->raft_dir;
     if (cfg->cluster_secret[0] == '\0' && cfg->join[0] != '\0') {
         at_errmsg_printf(errmsg,
                          "join needs cluster_secret (or "

@@ -211,7 +211,11 @@ static int command_check(const Atoll__Command *c, char *errmsg)
     case ATOLL__COMMAND__OP_GC_SWEEP: {
         const Atoll__GcSweep *o = c->gc_sweep;
         ok = o != NULL && o->n_digests <= PROTO_GC_BATCH_MAX &&
-             digests_ok(o->n_digests, o->digests);
+             digests_ok(o->n_digests, o->digests) &&
+             o->n_manifests <= PROTO_GC_BATCH_MAX;
+        for (size_t i = 0; ok && i < o->n_manifests; i++)
+            ok = o->manifests[i] != NULL && name_ok(o->manifests[i]->repo) &&
+                 digest_ok(o->manifests[i]->digest);
         break;
     }
     case ATOLL__COMMAND__OP_SET_SETTING: {

@@ -80,6 +80,7 @@ int meta__cmd_put_manifest(const char *request_id,
         o.artifact_type = (char *)p->artifact_type;
     if (p->annotations_json != NULL)
         o.annotations_json = (char *)p->annotations_json;
+    c.timestamp_ms = meta__cmd_clock(); /* GC age of untagged manifests */
     c.op_case = ATOLL__COMMAND__OP_PUT_MANIFEST;
     c.put_manifest = &o;
     int rv = pack(&c, request_id, alloc, out, len, errmsg);

@@ -13,7 +13,9 @@ static void digest_from(struct at_digest *d, ProtobufCBinaryData b)
     memcpy(d->bytes, b.data, AT_DIGEST_LEN);
 }
 
-static int apply_put_manifest(struct meta_fsm *f, const Atoll__PutManifest *o)
+static int apply_put_manifest(struct meta_fsm *f,
+                              const Atoll__PutManifest *o,
+                              uint64_t ts)
 {
     struct meta_repo *r = meta__repo_get(f, o->repo, false);
     struct at_digest d;
@@ -57,6 +59,8 @@ static int apply_put_manifest(struct meta_fsm *f, const Atoll__PutManifest *o)
         at_map_put(&f->manifests, DKEY(&d), mf);
         meta__mf_blob_refs(f, mf, 1);
     }
+    if (ts > mf->pushed_ms) /* GC age: the latest push */
+        mf->pushed_ms = ts;
     if (r == NULL)
         r = meta__repo_get(f, o->repo, true);
     meta__repo_link_manifest(r, mf);
@@ -178,7 +182,7 @@ int meta_fsm_apply(struct meta_fsm *f,
     int res;
     switch (c->op_case) {
     case ATOLL__COMMAND__OP_PUT_MANIFEST:
-        res = apply_put_manifest(f, c->put_manifest);
+        res = apply_put_manifest(f, c->put_manifest, c->timestamp_ms);
         break;
     case ATOLL__COMMAND__OP_BLOB_STORED:
         res = apply_blob_stored(f, c->blob_stored, c->timestamp_ms);

@@ -1,4 +1,5 @@
-/* Garbage collection in the FSM: candidate blobs and the GcSweep apply. */
+/* Garbage collection in the FSM: candidate blobs and untagged manifests,
+ * and the GcSweep apply. */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "raft"
@@ -93,6 +94,183 @@ void meta__gc_recount(struct meta_fsm *f)
         meta__mf_blob_refs(f, v, 1);
 }
 
+/* ---- untagged manifests ----
+ * In one repository, a manifest is kept by a tag pointing at it, by an
+ * index listing it, by a manifest naming it as subject (the "keep" counts
+ * below, raw digest -> count cast to a pointer), and, when it is itself a
+ * referrer, by its subject still being in the repository. */
+
+#define GC_ROUNDS_MAX 16 /* candidate rounds (nesting depth) per repo */
+
+static void keep_add(struct at_map *keep, const struct at_digest *d, int delta)
+{
+    uintptr_t n = (uintptr_t)at_map_get(keep, DKEY(d));
+    if (delta > 0)
+        n++;
+    else if (n > 0)
+        n--;
+    if (n == 0)
+        at_map_del(keep, DKEY(d));
+    else
+        at_map_put(keep, DKEY(d), (void *)n);
+}
+
+/* What mf keeps in its repository: its children and its subject. */
+static void keep_of(struct at_map *keep, const struct meta_mf *mf, int delta)
+{
+    for (size_t i = 0; i < mf->nchildren; i++)
+        keep_add(keep, &mf->children[i], delta);
+    if (mf->pub.has_subject)
+        keep_add(keep, &mf->pub.subject, delta);
+}
+
+static void keep_build(struct at_map *keep, const struct meta_repo *r)
+{
+    const char *k;
+    void *v;
+    at_map_init(keep);
+    for (size_t i = 0; i < r->ntagv; i++)
+        keep_add(keep, &r->tagv[i].digest, 1);
+    for (size_t i = 0; at_map_next(&r->manifests, &i, &k, &v);)
+        keep_of(keep, v, 1);
+}
+
+/* gone: manifests already counted out of r (candidate rounds), or NULL */
+static bool mf_collectable(const struct meta_repo *r,
+                           const struct meta_mf *mf,
+                           const struct at_map *keep,
+                           const struct at_map *gone,
+                           uint64_t now_ms,
+                           uint64_t grace_ms)
+{
+    if (at_map_get(keep, DKEY(&mf->pub.digest)) != NULL)
+        return false;
+    if (mf->pub.has_subject &&
+        at_map_get(&r->manifests, DKEY(&mf->pub.subject)) != NULL &&
+        (gone == NULL || at_map_get(gone, DKEY(&mf->pub.subject)) == NULL))
+        return false; /* a referrer of a live subject */
+    return now_ms >= mf->pushed_ms && now_ms - mf->pushed_ms >= grace_ms;
+}
+
+static int mf_cmp(const void *a, const void *b)
+{
+    const struct meta_mf *x = *(const struct meta_mf *const *)a;
+    const struct meta_mf *y = *(const struct meta_mf *const *)b;
+    return memcmp(x->pub.digest.bytes, y->pub.digest.bytes, AT_DIGEST_LEN);
+}
+
+static int repo_cmp(const void *a, const void *b)
+{
+    const struct meta_repo *x = *(const struct meta_repo *const *)a;
+    const struct meta_repo *y = *(const struct meta_repo *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+/* The candidates of one repository, round by round; returns how many were
+ * passed to each (at most max). */
+static size_t repo_mf_candidates(struct meta_repo *r,
+                                 uint64_t now_ms,
+                                 uint64_t grace_ms,
+                                 size_t max,
+                                 meta_gc_manifest_cb each,
+                                 void *data)
+{
+    struct at_map keep, gone;
+    struct meta_mf **hits = at_calloc(r->manifests.len + 1, sizeof(*hits));
+    size_t total = 0;
+    const char *k;
+    void *v;
+    keep_build(&keep, r);
+    at_map_init(&gone);
+    for (unsigned round = 0; round < GC_ROUNDS_MAX && total < max; round++) {
+        size_t n = 0;
+        for (size_t i = 0; at_map_next(&r->manifests, &i, &k, &v);) {
+            struct meta_mf *mf = v;
+            if (at_map_get(&gone, DKEY(&mf->pub.digest)) == NULL &&
+                mf_collectable(r, mf, &keep, &gone, now_ms, grace_ms))
+                hits[n++] = mf;
+        }
+        if (n == 0)
+            break;
+        if (n > 1)
+            qsort(hits, n, sizeof(*hits), mf_cmp);
+        for (size_t i = 0; i < n && total < max; i++, total++) {
+            at_map_put(&gone, DKEY(&hits[i]->pub.digest), hits[i]);
+            keep_of(&keep, hits[i], -1);
+            each(data, r->name, &hits[i]->pub.digest);
+        }
+    }
+    at_map_release(&gone);
+    at_map_release(&keep);
+    at_free(hits);
+    return total;
+}
+
+/* see internal.h */
+void meta_fsm_gc_manifest_candidates(struct meta_fsm *f,
+                                     uint64_t now_ms,
+                                     uint64_t grace_ms,
+                                     size_t max,
+                                     meta_gc_manifest_cb each,
+                                     void *data)
+{
+    struct meta_repo **repos = at_calloc(f->repos.len + 1, sizeof(*repos));
+    size_t n = 0, total = 0;
+    const char *k;
+    void *v;
+    for (size_t i = 0; at_map_next(&f->repos, &i, &k, &v);) {
+        struct meta_repo *r = v;
+        if (r->manifests.len > 0)
+            repos[n++] = r;
+    }
+    if (n > 1)
+        qsort(repos, n, sizeof(*repos), repo_cmp);
+    for (size_t i = 0; i < n && total < max; i++)
+        total += repo_mf_candidates(repos[i], now_ms, grace_ms, max - total,
+                                    each, data);
+    at_free(repos);
+}
+
+/* The manifest part of a GcSweep, in command order: each one is decided on
+ * the state left by the ones before it. */
+static void gc_sweep_manifests(struct meta_fsm *f,
+                               uint64_t now_ms,
+                               const Atoll__GcSweep *o)
+{
+    struct at_map keeps; /* repo name -> struct at_map (owned) */
+    struct at_digest d;
+    const char *k;
+    void *v;
+    at_map_init(&keeps);
+    for (size_t i = 0; i < o->n_manifests; i++) {
+        const Atoll__SweepManifest *sm = o->manifests[i];
+        struct meta_repo *r = meta__repo_get(f, sm->repo, false);
+        AT_ASSERT(sm->digest.len == AT_DIGEST_LEN); /* proto checked */
+        memcpy(d.bytes, sm->digest.data, AT_DIGEST_LEN);
+        struct meta_mf *mf =
+            r != NULL ? at_map_get(&r->manifests, DKEY(&d)) : NULL;
+        if (mf == NULL)
+            continue;
+        struct at_map *keep = at_map_gets(&keeps, sm->repo);
+        if (keep == NULL) {
+            keep = at_malloc(sizeof(*keep));
+            keep_build(keep, r);
+            at_map_put(&keeps, sm->repo, strlen(sm->repo), keep);
+        }
+        if (!mf_collectable(r, mf, keep, NULL, now_ms, o->grace_ms))
+            continue;
+        keep_of(keep, mf, -1);
+        meta__repo_unlink_manifest(f, r, mf); /* may free mf */
+        meta__repo_maybe_drop(f, r);          /* may free r */
+        f->gc_mf_deleted++;
+    }
+    for (size_t i = 0; at_map_next(&keeps, &i, &k, &v);) {
+        at_map_release(v);
+        at_free(v);
+    }
+    at_map_release(&keeps);
+}
+
 /* see internal.h: deterministic; every decision uses the command's fields
  * and the state only */
 int meta__gc_sweep(struct meta_fsm *f, uint64_t now_ms, const Atoll__GcSweep *o)
@@ -101,6 +279,9 @@ int meta__gc_sweep(struct meta_fsm *f, uint64_t now_ms, const Atoll__GcSweep *o)
     struct at_digest d;
     const char *k;
     void *v;
+
+    if (o->n_manifests > 0)
+        gc_sweep_manifests(f, now_ms, o);
 
     at_map_init(&doomed);
     for (size_t i = 0; i < o->n_digests; i++) {
@@ -162,4 +343,45 @@ int meta__gc_sweep(struct meta_fsm *f, uint64_t now_ms, const Atoll__GcSweep *o)
     }
     at_map_release(&doomed);
     return META_OK;
+}
+
+/* see internal.h */
+int meta__cmd_gc_sweep_manifests(const char *request_id,
+                                 uint64_t now_ms,
+                                 uint64_t grace_ms,
+                                 const struct meta_gc_manifest *mf,
+                                 size_t n,
+                                 proto_alloc_fn alloc,
+                                 void **out,
+                                 size_t *len,
+                                 char *errmsg)
+{
+    if (n > PROTO_GC_BATCH_MAX || (mf == NULL && n != 0)) {
+        at_errmsg_printf(errmsg, "gc sweep of %zu manifests over %u", n,
+                         PROTO_GC_BATCH_MAX);
+        return AT_EINVAL;
+    }
+    Atoll__Command c = ATOLL__COMMAND__INIT;
+    Atoll__GcSweep o = ATOLL__GC_SWEEP__INIT;
+    Atoll__SweepManifest *sms = at_calloc(n + 1, sizeof(*sms));
+    Atoll__SweepManifest **smp = at_calloc(n + 1, sizeof(*smp));
+    for (size_t i = 0; i < n; i++) {
+        sms[i] = (Atoll__SweepManifest)ATOLL__SWEEP_MANIFEST__INIT;
+        sms[i].repo = (char *)(mf[i].repo != NULL ? mf[i].repo : "");
+        sms[i].digest.len = AT_DIGEST_LEN;
+        sms[i].digest.data = (uint8_t *)mf[i].digest.bytes;
+        smp[i] = &sms[i];
+    }
+    o.grace_ms = grace_ms;
+    o.n_manifests = n;
+    o.manifests = smp;
+    c.version = PROTO_COMMAND_VERSION;
+    c.request_id = (char *)(request_id != NULL ? request_id : "");
+    c.timestamp_ms = now_ms;
+    c.op_case = ATOLL__COMMAND__OP_GC_SWEEP;
+    c.gc_sweep = &o;
+    int rv = proto_command_pack(&c, alloc, out, len, errmsg);
+    at_free(smp);
+    at_free(sms);
+    return rv;
 }

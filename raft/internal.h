@@ -26,7 +26,8 @@ struct meta_mf {
     size_t nblobs;
     struct at_digest *children; /* owned */
     size_t nchildren;
-    size_t refs; /* repositories holding it */
+    size_t refs;        /* repositories holding it */
+    uint64_t pushed_ms; /* latest PutManifest timestamp_ms (0: old) */
 };
 
 /* One tag in a repository's dense tag table. */
@@ -100,6 +101,7 @@ struct meta_fsm {
     struct meta_gc_removed *gc_removed; /* owned */
     size_t ngc_removed, gc_removed_cap;
     uint64_t gc_deleted_total; /* blob records removed by GcSweep here */
+    uint64_t gc_mf_deleted;    /* manifests removed by GcSweep here */
     bool gc_scan_wanted;       /* a snapshot was installed (restore) */
     struct at_map settings;    /* key -> struct meta_setting (settings.c) */
     /* Local, not in snapshots: tagged PutManifests applied while
@@ -198,6 +200,26 @@ void meta_fsm_gc_candidates(struct meta_fsm *f,
                             uint64_t grace_ms,
                             meta_blob_cb each,
                             void *data);
+/* Untagged manifests collectable by policy (see GcSweep in atoll.proto),
+ * at most max of them, ordered so that an index comes before the children
+ * it frees (in rounds), then by repository and digest. */
+void meta_fsm_gc_manifest_candidates(struct meta_fsm *f,
+                                     uint64_t now_ms,
+                                     uint64_t grace_ms,
+                                     size_t max,
+                                     meta_gc_manifest_cb each,
+                                     void *data);
+/* A GcSweep with manifests (n_manifests <= PROTO_GC_BATCH_MAX) and no
+ * digests; AT_EINVAL beyond. */
+int meta__cmd_gc_sweep_manifests(const char *request_id,
+                                 uint64_t now_ms,
+                                 uint64_t grace_ms,
+                                 const struct meta_gc_manifest *mf,
+                                 size_t n,
+                                 proto_alloc_fn alloc,
+                                 void **out,
+                                 size_t *len,
+                                 char *errmsg);
 /* Apply a GcSweep (timestamp now_ms); returns an enum meta_result. */
 int meta__gc_sweep(struct meta_fsm *f,
                    uint64_t now_ms,

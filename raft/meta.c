@@ -185,6 +185,9 @@ struct meta {
     struct meta_round *rounds; /* rounds with queries in flight */
     unsigned rounds_open;      /* of which undecided */
     struct meta_early *early;  /* test builds only (early-ack) */
+    bool was_member;           /* seen in the raft configuration */
+    bool was_in_table;         /* seen in the FSM's node table */
+    bool removed_logged;
     bool closing;
     void (*close_cb)(void *data);
     void *close_data;
@@ -1505,6 +1508,33 @@ int meta_gc_sweep(struct meta *m,
 }
 
 /* see meta.h */
+void meta_gc_manifest_candidates(struct meta *m,
+                                 uint64_t now_ms,
+                                 uint64_t grace_ms,
+                                 size_t max,
+                                 meta_gc_manifest_cb each,
+                                 void *data)
+{
+    meta_fsm_gc_manifest_candidates(&m->fsm, now_ms, grace_ms, max, each, data);
+}
+
+/* see meta.h */
+int meta_gc_sweep_manifests(struct meta *m,
+                            const char *request_id_in,
+                            uint64_t now_ms,
+                            uint64_t grace_ms,
+                            const struct meta_gc_manifest *mf,
+                            size_t n,
+                            meta_write_cb cb,
+                            void *data)
+{
+    WRITE_PROLOGUE;
+    int rv = meta__cmd_gc_sweep_manifests(rid, now_ms, grace_ms, mf, n,
+                                          raft_malloc, &buf, &len, errmsg);
+    return propose(m, rv, buf, len, cb, data);
+}
+
+/* see meta.h */
 size_t meta_gc_take_removed(struct meta *m, struct meta_gc_removed **out)
 {
     return meta_fsm_gc_take_removed(&m->fsm, out);
@@ -2101,6 +2131,17 @@ static void on_tick(uv_timer_t *t)
         return;
     if (m->waiters != NULL)
         waiters_run(m, false);
+    if (role_of(m, m->id) >= 0)
+        m->was_member = true;
+    if (meta__node_find(&m->fsm, m->id) != NULL)
+        m->was_in_table = true;
+    if (meta_removed(m) && !m->removed_logged) {
+        m->removed_logged = true;
+        LOG_ERROR(
+            "this node was removed from the cluster: it serves no "
+            "cluster reads or writes any more; stop it, and to bring "
+            "it back wipe its data dir and start it with --join");
+    }
     if (raft_state(&m->raft) == RAFT_LEADER) {
         leader_tick(m);
     } else if (m->changes != NULL && !m->change_busy) {
@@ -2489,6 +2530,18 @@ void meta_status_get(struct meta *m, struct meta_status *st)
     st->tags = m->fsm.ntags;
     st->manifests = m->fsm.manifests.len;
     st->blobs = m->fsm.blobs.len;
+    st->removed = meta_removed(m);
+}
+
+/* see meta.h */
+bool meta_removed(struct meta *m)
+{
+    /* a removed node may never get the configuration without it (the
+     * leader stops sending it entries), but the NodeRemove that comes
+     * first reaches it while it is still a member */
+    return (m->was_member && m->raft.configuration.n > 0 &&
+            role_of(m, m->id) < 0) ||
+           (m->was_in_table && meta__node_find(&m->fsm, m->id) == NULL);
 }
 
 /* see meta.h */

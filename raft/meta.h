@@ -235,6 +235,36 @@ int meta_gc_sweep(struct meta *m,
                   meta_write_cb cb,
                   void *data);
 size_t meta_gc_take_removed(struct meta *m, struct meta_gc_removed **out);
+/* Untagged manifests (policy gc_untagged): meta_gc_manifest_candidates
+ * lists up to max manifests that, in their repository, have no tag, are no
+ * child of an index, are the subject of no manifest, are no referrer of a
+ * subject still there, and were last pushed at least grace_ms before now_ms
+ * (local state; an index before the children it frees). The repo string is
+ * borrowed for the call. meta_gc_sweep_manifests proposes one GcSweep of up
+ * to PROTO_GC_BATCH_MAX of them; apply re-checks each one in order and
+ * deletes those still collectable from their repository (as a
+ * DeleteManifest would); their blobs are left to a later blob sweep. */
+struct meta_gc_manifest {
+    const char *repo;
+    struct at_digest digest;
+};
+typedef void (*meta_gc_manifest_cb)(void *data,
+                                    const char *repo,
+                                    const struct at_digest *d);
+void meta_gc_manifest_candidates(struct meta *m,
+                                 uint64_t now_ms,
+                                 uint64_t grace_ms,
+                                 size_t max,
+                                 meta_gc_manifest_cb each,
+                                 void *data);
+int meta_gc_sweep_manifests(struct meta *m,
+                            const char *request_id,
+                            uint64_t now_ms,
+                            uint64_t grace_ms,
+                            const struct meta_gc_manifest *mf,
+                            size_t n,
+                            meta_write_cb cb,
+                            void *data);
 /* True once after each snapshot install: a node that installs a snapshot
  * right after a restart does not know which records it lost, so it scans
  * its store for copies without a record (node/gc.c). */
@@ -482,7 +512,11 @@ struct meta_status {
     uint64_t last_index;
     uint64_t applied_index;
     uint64_t repos, tags, manifests, blobs;
+    bool removed; /* meta_removed */
 };
 void meta_status_get(struct meta *m, struct meta_status *st);
+/* This node was in the raft configuration and has been removed from it
+ * (atoll members remove): it gets no more log entries. */
+bool meta_removed(struct meta *m);
 
 #endif /* META_H */

@@ -35,6 +35,7 @@ struct job_mf {
     struct at_digest subject;
     size_t blobs, nblobs;       /* into job digests */
     size_t children, nchildren; /* into job digests */
+    uint64_t pushed_ms;
 };
 
 struct job_blob {
@@ -191,6 +192,7 @@ struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
         jm->blobs = push_digests(j, mf->blobs, mf->nblobs);
         jm->nchildren = mf->nchildren;
         jm->children = push_digests(j, mf->children, mf->nchildren);
+        jm->pushed_ms = mf->pushed_ms;
     }
     vec_reserve(&j->blobs, sizeof(struct job_blob), f->blobs.len + 1);
     for (size_t i = 0; at_map_next(&f->blobs, &i, &k, &v);) {
@@ -343,6 +345,7 @@ int meta_snap_job_encode(const struct meta_snap_job *j,
         sm->blobs = digs + jm->blobs;
         sm->n_manifests = jm->nchildren;
         sm->manifests = digs + jm->children;
+        sm->pushed_ms = jm->pushed_ms;
         if (jm->has_subject)
             sm->subject = bin(&jm->subject);
         if (jm->artifact_type != NONE) {
@@ -487,6 +490,7 @@ static int restore_into(struct meta_fsm *f,
         struct meta_mf *mf = at_calloc(1, sizeof(*mf));
         mf->pub.digest = d;
         mf->pub.len = sm->bytes.len;
+        mf->pushed_ms = sm->pushed_ms; /* 0 in old snapshots: old enough */
         mf->bytes = at_memdup(sm->bytes.len ? sm->bytes.data : (void *)"",
                               sm->bytes.len ? sm->bytes.len : 1);
         mf->media_type = at_strdup(sm->media_type);
@@ -609,6 +613,7 @@ int meta_fsm_restore(struct meta_fsm *f,
             meta__gc_removed_push(&fresh, &b->digest, b->stored_ms);
     }
     fresh.gc_deleted_total = f->gc_deleted_total;
+    fresh.gc_mf_deleted = f->gc_mf_deleted;
     fresh.gc_scan_wanted = true;
     /* local: the prefetcher's switch and its pending pushes carry over */
     fresh.pushes_record = f->pushes_record;

@@ -8,7 +8,7 @@ import signal
 import time
 import unittest
 
-from cluster import (Cluster, ClusterTestCase, StreamPusher,
+from cluster import (Cluster, ClusterTestCase, StreamPusher, get_tag,
                      note, push_small, require_members_cli, wait_for)
 
 FAILOVER_LIMIT = 10.0   # seconds from kill -9 to the next acknowledged write
@@ -186,6 +186,39 @@ class MembershipTest(ClusterPerTest):
                   "--cluster-secret-file", bad, check=False)
         self.assertNotEqual(p.returncode, 0)
         self.assertEqual(len(leader.members()["nodes"]), 2)
+
+    def test_remove_the_leader(self):
+        """jepsen-style F2/F3: removing the leader (through a follower)
+        hands leadership over first and answers 200; the removed node says
+        it is removed; writes through the remaining followers keep working
+        (min_copies 2: blobs get their copies on the remaining nodes)."""
+        require_members_cli()
+        c = self.cluster
+        leader = c.leader()
+        via = c.followers(leader)[0]
+        c.cli("members", "remove", leader.name, "--peer", via.peer_addr,
+              "--cluster-secret-file", c.secret_file)
+        new = c.leader(exclude=(leader.name,))
+        for n in c.followers(leader) + [new]:
+            names = {m["name"] for m in n.members()["nodes"]}
+            self.assertNotIn(leader.name, names, f"members on {n.name}")
+        # the new leader tells it; it stops, and refuses to start again
+        wait_for(lambda: not leader.alive(), 15,
+                 what="the removed node stops")
+        self.assertIn("was removed from the cluster", leader.log())
+        leader.start(wait=False)
+        wait_for(lambda: not leader.alive(), 15,
+                 what="a restart of the removed node gives up")
+        self.assertNotEqual(leader.proc.returncode, 0)
+        self.assertIn("wipe its data dir", leader.log())
+        repo = "faults/rmleader"
+        for i, n in enumerate(c.followers(leader)):
+            r, d, b = push_small(n, repo, f"t{i}", timeout=30)
+            self.assertEqual(r.status, 201, r)
+            for m in c.followers(leader):
+                r = get_tag(m, repo, f"t{i}")
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.header("docker-content-digest"), d)
 
     def test_transfer_leadership(self):
         c = self.cluster

@@ -13,6 +13,7 @@ import unittest
 from harness import ATOLL_BIN, Node, sha256_digest, skip_unless_atoll
 
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MT_INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 def blob_path(node, digest):
@@ -36,9 +37,9 @@ def run_gc(node, *args, secret_file=None, check=True):
     return p.returncode, doc, p.stderr
 
 
-def push_image(node, repo, tag, layers, config):
-    """Push config + layers and an OCI manifest; returns (digest, bytes,
-    {blob digest: bytes})."""
+def push_image(node, repo, tag, layers, config, subject=None):
+    """Push config + layers and an OCI manifest (by digest when tag is None;
+    subject: a descriptor); returns (digest, bytes, {blob digest: bytes})."""
     blobs = {node.push_blob(repo, config): config}
     descs = []
     for layer in layers:
@@ -50,10 +51,59 @@ def push_image(node, repo, tag, layers, config):
          "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                     "digest": sha256_digest(config), "size": len(config)},
          "layers": descs}
+    if subject is not None:
+        m["subject"] = subject
+        m["artifactType"] = "application/vnd.example.signature"
     body = json.dumps(m).encode()
-    r, d = node.push_manifest(repo, tag, body, MT_MANIFEST)
+    ref = tag if tag is not None else sha256_digest(body)
+    r, d = node.push_manifest(repo, ref, body, MT_MANIFEST)
     assert r.status == 201, r
     return d, body, blobs
+
+
+def untagged_setup(node, repo):
+    """An image re-tagged so that its first manifest is untagged, a tagged
+    index of two untagged children and an untagged referrer of the index.
+    Returns (old image, {name: image kept}, blobs unique to the old one)."""
+    salt = os.urandom(8).hex().encode()
+    shared = b"u-shared-" + salt + os.urandom(2000)
+    old = push_image(node, repo, "latest",
+                     [shared, b"u-old-only-" + os.urandom(3000)],
+                     b'{"v":1,"salt":"' + salt + b'"}')
+    new = push_image(node, repo, "latest",
+                     [shared, b"u-new-only-" + os.urandom(3000)],
+                     b'{"v":2,"salt":"' + salt + b'"}')
+    kids = [push_image(node, repo, None, [b"u-kid-%d-" % i + os.urandom(999)],
+                       b'{"kid":%d,"salt":"' % i + salt + b'"}')
+            for i in range(2)]
+    index = {"schemaVersion": 2, "mediaType": MT_INDEX,
+             "manifests": [{"mediaType": MT_MANIFEST, "digest": k[0],
+                            "size": len(k[1]),
+                            "platform": {"architecture": f"a{i}",
+                                         "os": "linux"}}
+                           for i, k in enumerate(kids)]}
+    ibody = json.dumps(index).encode()
+    r, idig = node.push_manifest(repo, "multi", ibody, MT_INDEX)
+    assert r.status == 201, r
+    sig = push_image(node, repo, None, [b"u-sig-" + os.urandom(500)],
+                     b'{"sig":"' + salt + b'"}',
+                     subject={"mediaType": MT_INDEX, "digest": idig,
+                              "size": len(ibody)})
+    unique_old = {d: v for d, v in old[2].items() if d not in new[2]}
+    assert len(unique_old) == 2  # its config and its own layer
+    kept = {"new": new, "kid0": kids[0], "kid1": kids[1],
+            "index": (idig, ibody, {}), "sig": sig}
+    return old, kept, unique_old
+
+
+def assert_untagged_kept(test, node, repo, kept):
+    for name, img in kept.items():
+        digest, body, _ = img
+        r = node.request("GET", f"/v2/{repo}/manifests/{digest}",
+                         headers={"Accept": f"{MT_MANIFEST}, {MT_INDEX}"})
+        test.assertEqual(r.status, 200, f"{name} on {node.addr}: {r!r}")
+        test.assertEqual(r.body, body)
+        assert_pulls(test, node, repo, img)
 
 
 def two_images(node, repo):
@@ -233,6 +283,76 @@ class GcSingleNodeTest(unittest.TestCase):
         self.assertEqual(r.json()["dry_run"], True)
 
 
+class GcUntaggedTest(unittest.TestCase):
+    """Untagged manifests: off by default, on with --gc-untagged (config)
+    or untagged=true (atoll gc --untagged)."""
+
+    def check_collected(self, nodes, repo, old, kept, unique_old):
+        for n in nodes:
+            r = n.request("GET", f"/v2/{repo}/manifests/{old[0]}",
+                          headers={"Accept": MT_MANIFEST})
+            self.assertEqual(r.status, 404, f"old manifest on {n.addr}")
+            for d in unique_old:
+                wait_for(lambda: n.request(
+                    "GET", f"/v2/{repo}/blobs/{d}").status == 404, 10,
+                    f"{d} gone on {n.addr}")
+                wait_for(lambda: not os.path.exists(blob_path(n, d)), 10,
+                         f"{d} removed from {n.addr}'s disk")
+            assert_untagged_kept(self, n, repo, kept)
+
+    def test_off_by_default_then_untagged(self):
+        skip_unless_atoll(self)
+        n = Node().start()
+        try:
+            repo = "gc/untagged"
+            old, kept, unique_old = untagged_setup(n, repo)
+            # policy off (default): no manifest is collected
+            _, doc, _ = run_gc(n, "--grace", "0s")
+            self.assertEqual(doc["untagged"], False, doc)
+            self.assertEqual(doc["manifests"], 0, doc)
+            self.assertEqual(doc["candidates"], 0, doc)
+            assert_pulls(self, n, repo, old)
+            # dry run with the policy: one manifest, nothing goes
+            _, doc, _ = run_gc(n, "--dry-run", "--grace", "0s", "--untagged")
+            self.assertEqual(doc["manifests"], 1, doc)
+            self.assertEqual(doc["manifests_deleted"], 0, doc)
+            assert_pulls(self, n, repo, old)
+            # within the default grace (1h) nothing is a candidate
+            _, doc, _ = run_gc(n, "--untagged")
+            self.assertEqual(doc["manifests"], 0, doc)
+            _, doc, _ = run_gc(n, "--grace", "0s", "--untagged")
+            self.assertEqual(doc["manifests"], 1, doc)
+            self.assertEqual(doc["manifests_deleted"], 1, doc)
+            self.assertEqual(doc["deleted"], 2, doc)
+            self.assertEqual(doc["deleted_bytes"],
+                             sum(len(v) for v in unique_old.values()))
+            self.check_collected([n], repo, old, kept, unique_old)
+            _, doc, _ = run_gc(n, "--grace", "0s", "--untagged")
+            self.assertEqual((doc["manifests"], doc["candidates"]), (0, 0),
+                             doc)
+            r = n.request("POST", "/_atoll/gc?untagged=perhaps")
+            self.assertEqual(r.status, 400, r)
+        finally:
+            n.close()
+
+    def test_config_key(self):
+        skip_unless_atoll(self)
+        n = Node(args=["--gc-untagged"]).start()
+        try:
+            repo = "gc/untagged-cfg"
+            old, kept, unique_old = untagged_setup(n, repo)
+            # a run can switch the policy off
+            _, doc, _ = run_gc(n, "--grace", "0s", "--untagged=false")
+            self.assertEqual(doc["manifests"], 0, doc)
+            assert_pulls(self, n, repo, old)
+            _, doc, _ = run_gc(n, "--grace", "0s")
+            self.assertEqual(doc["untagged"], True, doc)
+            self.assertEqual(doc["manifests_deleted"], 1, doc)
+            self.check_collected([n], repo, old, kept, unique_old)
+        finally:
+            n.close()
+
+
 class GcScheduleTest(unittest.TestCase):
     def test_interval(self):
         skip_unless_atoll(self)
@@ -361,6 +481,24 @@ class GcClusterTest(unittest.TestCase):
                          f"{d} removed from {n.name}'s disk")
         for n in c.live():
             assert_pulls(self, n, repo, b)
+
+    def test_untagged(self):
+        c = self.cluster
+        leader = c.leader()
+        follower = c.followers(leader)[0]
+        repo = "gc/cuntagged"
+        old, kept, unique_old = untagged_setup(follower, repo)
+        settle(c)
+        _, doc, _ = run_gc(follower, "--grace", "0s",
+                           secret_file=c.secret_file)
+        self.assertEqual(doc["manifests"], 0, doc)
+        for n in c.live():
+            assert_pulls(self, n, repo, old)
+        _, doc, _ = run_gc(follower, "--grace", "0s", "--untagged",
+                           secret_file=c.secret_file)
+        self.assertEqual(doc["manifests_deleted"], 1, doc)
+        GcUntaggedTest.check_collected(self, c.live(), repo, old, kept,
+                                       unique_old)
 
     def test_pushes_during_gc(self):
         c = self.cluster

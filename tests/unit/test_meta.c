@@ -1550,6 +1550,266 @@ static void test_gc_snapshot(void **state)
     meta__cmd_clock = at_wall_ms;
 }
 
+/* ---- garbage collection of untagged manifests ---- */
+
+struct mf_list {
+    struct meta_gc_manifest m[32];
+    char repo[32][16];
+    size_t n;
+};
+
+static void mf_collect(void *data, const char *repo, const struct at_digest *d)
+{
+    struct mf_list *l = data;
+    assert_true(l->n < 32);
+    assert_true(strlen(repo) < sizeof(l->repo[0]));
+    memcpy(l->repo[l->n], repo, strlen(repo) + 1);
+    l->m[l->n].repo = l->repo[l->n];
+    l->m[l->n++].digest = *d;
+}
+
+/* Position of content in l, or -1. */
+static int mf_pos(const struct mf_list *l, const char *content)
+{
+    struct at_digest d = dg(content);
+    for (size_t i = 0; i < l->n; i++) {
+        if (at_digest_equal(&l->m[i].digest, &d))
+            return (int)i;
+    }
+    return -1;
+}
+
+static void mf_add(struct mf_list *l, const char *repo, const char *content)
+{
+    assert_true(l->n < 32);
+    memcpy(l->repo[l->n], repo, strlen(repo) + 1);
+    l->m[l->n].repo = l->repo[l->n];
+    l->m[l->n++].digest = dg(content);
+}
+
+static int gc_sweep_mf(struct meta_fsm *f,
+                       const char *rid,
+                       uint64_t now,
+                       uint64_t grace,
+                       const struct mf_list *l)
+{
+    void *buf;
+    size_t len;
+    char e[AT_ERRMSG_SIZE];
+    assert_int_equal(meta__cmd_gc_sweep_manifests(rid, now, grace, l->m, l->n,
+                                                  NULL, &buf, &len, e),
+                     0);
+    return apply_buf(f, buf, len);
+}
+
+static bool mf_in(struct meta_fsm *f, const char *repo, const char *content)
+{
+    struct at_digest d = dg(content);
+    return meta_fsm_manifest_find(f, repo, &d) != NULL;
+}
+
+/* Repository u at 1000: tagged, untagged ("old"), a tagged index of c1 and
+ * c2, an untagged index of c3, an untagged subject with a referrer, an
+ * orphan referrer, "racer" (tagged later); "young" and "repushed" at 5000. */
+static void untagged_history(struct meta_fsm *f)
+{
+    fake_now = 1000;
+    blob_stored(f, "u1", "u", "cfg", 1);
+    blob_stored(f, "u2", "u", "l1", 10);
+    blob_stored(f, "u3", "u", "l2", 20);
+    const char *b1[] = { "cfg", "l1" }, *b2[] = { "cfg", "l2" };
+    const char *cfg[] = { "cfg" };
+    assert_int_equal(put_mf(f, "u4", "u", "tagged", "v1", b1, 2, NULL, 0, NULL),
+                     META_OK);
+    assert_int_equal(put_mf(f, "u5", "u", "old", NULL, b2, 2, NULL, 0, NULL),
+                     META_OK);
+    assert_int_equal(put_mf(f, "u6", "u", "c1", NULL, cfg, 1, NULL, 0, NULL),
+                     META_OK);
+    assert_int_equal(put_mf(f, "u7", "u", "c2", NULL, cfg, 1, NULL, 0, NULL),
+                     META_OK);
+    assert_int_equal(put_mf(f, "u8", "u", "c3", NULL, cfg, 1, NULL, 0, NULL),
+                     META_OK);
+    const char *c12[] = { "c1", "c2" }, *c3[] = { "c3" };
+    assert_int_equal(
+        put_mf(f, "u9", "u", "idx", "multi", NULL, 0, c12, 2, NULL), META_OK);
+    assert_int_equal(put_mf(f, "u10", "u", "idx2", NULL, NULL, 0, c3, 1, NULL),
+                     META_OK);
+    assert_int_equal(put_mf(f, "u11", "u", "subj", NULL, cfg, 1, NULL, 0, NULL),
+                     META_OK);
+    assert_int_equal(
+        put_mf(f, "u12", "u", "sig1", NULL, cfg, 1, NULL, 0, "subj"), META_OK);
+    assert_int_equal(
+        put_mf(f, "u13", "u", "sig2", NULL, cfg, 1, NULL, 0, "missing"),
+        META_OK);
+    assert_int_equal(
+        put_mf(f, "u14", "u", "racer", NULL, cfg, 1, NULL, 0, NULL), META_OK);
+    assert_int_equal(
+        put_mf(f, "u15", "u", "repushed", NULL, cfg, 1, NULL, 0, NULL),
+        META_OK);
+    fake_now = 5000;
+    assert_int_equal(
+        put_mf(f, "u16", "u", "young", NULL, cfg, 1, NULL, 0, NULL), META_OK);
+    /* a re-push (here in another repository) refreshes the age */
+    blob_stored(f, "u17", "w", "cfg", 1);
+    assert_int_equal(
+        put_mf(f, "u18", "w", "repushed", NULL, cfg, 1, NULL, 0, NULL),
+        META_OK);
+}
+
+static void test_gc_untagged(void **state)
+{
+    struct meta_fsm f;
+    struct mf_list l;
+    struct gc_list bl;
+    AT_UNUSED(state);
+    meta__cmd_clock = fake_clock;
+    meta_fsm_init(&f, 100);
+    untagged_history(&f);
+
+    memset(&l, 0, sizeof(l));
+    meta_fsm_gc_manifest_candidates(&f, 6000, 2000, 100, mf_collect, &l);
+    assert_int_equal(l.n, 5);
+    assert_true(mf_pos(&l, "old") >= 0);
+    assert_true(mf_pos(&l, "idx2") >= 0);
+    assert_true(mf_pos(&l, "sig2") >= 0); /* its subject is not there */
+    assert_true(mf_pos(&l, "racer") >= 0);
+    assert_true(mf_pos(&l, "c3") > mf_pos(&l, "idx2")); /* next round */
+    assert_string_equal(l.m[0].repo, "u");
+    /* bounded */
+    struct mf_list two;
+    memset(&two, 0, sizeof(two));
+    meta_fsm_gc_manifest_candidates(&f, 6000, 2000, 2, mf_collect, &two);
+    assert_int_equal(two.n, 2);
+    /* grace 0: the young one too; "repushed" is young in u as well */
+    memset(&two, 0, sizeof(two));
+    meta_fsm_gc_manifest_candidates(&f, 6000, 0, 100, mf_collect, &two);
+    assert_int_equal(two.n, 8); /* + young, repushed (u and w) */
+
+    /* between proposal and apply: a tag lands on racer (clock of that
+     * push no later than the first one, so only the tag keeps it) */
+    fake_now = 1000;
+    const char *cfg[] = { "cfg" };
+    assert_int_equal(
+        put_mf(&f, "u19", "u", "racer", "late", cfg, 1, NULL, 0, NULL),
+        META_OK);
+    /* the command also lists manifests that must be kept */
+    mf_add(&l, "u", "tagged");
+    mf_add(&l, "u", "c1");
+    mf_add(&l, "u", "idx");
+    mf_add(&l, "u", "subj");
+    mf_add(&l, "u", "sig1");
+    mf_add(&l, "u", "young");
+    mf_add(&l, "u", "repushed");
+    mf_add(&l, "u", "nope");
+    mf_add(&l, "nowhere", "old");
+    assert_int_equal(gc_sweep_mf(&f, "u20", 6000, 2000, &l), META_OK);
+    assert_false(mf_in(&f, "u", "old"));
+    assert_false(mf_in(&f, "u", "idx2"));
+    assert_false(mf_in(&f, "u", "c3"));
+    assert_false(mf_in(&f, "u", "sig2"));
+    const char *kept[] = { "tagged", "c1",    "c2",    "idx",     "subj",
+                           "sig1",   "racer", "young", "repushed" };
+    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+        assert_true(mf_in(&f, "u", kept[i]));
+    assert_true(mf_in(&f, "w", "repushed"));
+    assert_int_equal(f.gc_mf_deleted, 4);
+    /* old's unique layer is garbage now, the shared config is not */
+    memset(&bl, 0, sizeof(bl));
+    meta_fsm_gc_candidates(&f, 6000, 2000, gc_collect, &bl);
+    assert_int_equal(bl.n, 1);
+    assert_true(gc_has(&bl, "l2"));
+    /* nothing left to collect at that age */
+    memset(&two, 0, sizeof(two));
+    meta_fsm_gc_manifest_candidates(&f, 6000, 2000, 100, mf_collect, &two);
+    assert_int_equal(two.n, 0);
+
+    /* a referrer whose subject goes is collectable; the order inside a
+     * command decides: a child listed before its index stays */
+    assert_int_equal(del_mf(&f, "u21", "u", "subj"), META_OK);
+    memset(&two, 0, sizeof(two));
+    mf_add(&two, "u", "sig1");
+    assert_int_equal(gc_sweep_mf(&f, "u22", 6000, 2000, &two), META_OK);
+    assert_false(mf_in(&f, "u", "sig1"));
+    assert_int_equal(del_tag(&f, "u23", "u", "multi"), META_OK);
+    memset(&two, 0, sizeof(two));
+    mf_add(&two, "u", "c1");
+    mf_add(&two, "u", "idx");
+    assert_int_equal(gc_sweep_mf(&f, "u24", 6000, 2000, &two), META_OK);
+    assert_true(mf_in(&f, "u", "c1"));
+    assert_false(mf_in(&f, "u", "idx"));
+    /* oversized batches are refused by the builder */
+    void *buf;
+    size_t len;
+    char e[AT_ERRMSG_SIZE];
+    assert_int_equal(
+        meta__cmd_gc_sweep_manifests("x", 1, 1, two.m, PROTO_GC_BATCH_MAX + 1,
+                                     NULL, &buf, &len, e),
+        AT_EINVAL);
+    meta_fsm_release(&f);
+    meta__cmd_clock = at_wall_ms;
+}
+
+static void test_gc_untagged_snapshot(void **state)
+{
+    struct meta_fsm f, g;
+    struct mf_list l;
+    char e[AT_ERRMSG_SIZE];
+    void *buf;
+    size_t len;
+    AT_UNUSED(state);
+    meta__cmd_clock = fake_clock;
+    meta_fsm_init(&f, 100);
+    untagged_history(&f);
+    assert_int_equal(meta_fsm_snapshot(&f, NULL, &buf, &len, e), 0);
+    meta_fsm_init(&g, 100);
+    assert_int_equal(meta_fsm_restore(&g, buf, len, e), 0);
+    free(buf);
+    /* pushed_ms survived: young is still young */
+    memset(&l, 0, sizeof(l));
+    meta_fsm_gc_manifest_candidates(&g, 6000, 2000, 100, mf_collect, &l);
+    assert_int_equal(l.n, 5);
+    assert_int_equal(mf_pos(&l, "young"), -1);
+    struct at_digest y = dg("young");
+    const struct meta_manifest *pub = meta_fsm_manifest_find(&g, "u", &y);
+    assert_non_null(pub);
+    assert_int_equal(((const struct meta_mf *)(const void *)pub)->pushed_ms,
+                     5000);
+    meta_fsm_release(&g);
+    meta_fsm_release(&f);
+
+    /* a snapshot written before pushed_ms existed: 0 = old enough */
+    Atoll__Snapshot s = ATOLL__SNAPSHOT__INIT;
+    Atoll__SnapManifest sm = ATOLL__SNAP_MANIFEST__INIT;
+    Atoll__SnapRepo sr = ATOLL__SNAP_REPO__INIT;
+    Atoll__SnapManifest *smp = &sm;
+    Atoll__SnapRepo *srp = &sr;
+    struct at_digest md = dg("{}");
+    ProtobufCBinaryData dig = { AT_DIGEST_LEN, md.bytes };
+    s.version = PROTO_SNAPSHOT_VERSION;
+    sm.digest = dig;
+    sm.media_type = (char *)"application/vnd.oci.image.manifest.v1+json";
+    sm.bytes.data = (uint8_t *)"{}";
+    sm.bytes.len = 2;
+    sr.name = (char *)"r";
+    sr.n_manifests = 1;
+    sr.manifests = &dig;
+    s.n_manifests = 1;
+    s.manifests = &smp;
+    s.n_repos = 1;
+    s.repos = &srp;
+    assert_int_equal(proto_snapshot_pack(&s, NULL, &buf, &len, e), 0);
+    meta_fsm_init(&g, 100);
+    assert_int_equal(meta_fsm_restore(&g, buf, len, e), 0);
+    free(buf);
+    memset(&l, 0, sizeof(l));
+    meta_fsm_gc_manifest_candidates(&g, 3600000, 3600000, 100, mf_collect, &l);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.m[0].repo, "r");
+    assert_true(at_digest_equal(&l.m[0].digest, &md));
+    meta_fsm_release(&g);
+    meta__cmd_clock = at_wall_ms;
+}
+
 int main(void)
 {
     at_log_configure(getenv("META_LOG") ? getenv("META_LOG") : "error");
@@ -1569,6 +1829,8 @@ int main(void)
         cmocka_unit_test(test_simulation),
         cmocka_unit_test(test_gc_sweep),
         cmocka_unit_test(test_gc_snapshot),
+        cmocka_unit_test(test_gc_untagged),
+        cmocka_unit_test(test_gc_untagged_snapshot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
