@@ -52,9 +52,13 @@
 #include "node/peer.h"
 #include "node/verify.h"
 
-#define FETCH_HOLDBACK   (64 * 1024) /* sent only once the digest matched */
-#define FETCH_TICK_MS    20          /* how often clients' limits move */
-#define FETCH_SUSPECT_MS 300000      /* a holder that gave bad bytes */
+#define FETCH_HOLDBACK (64 * 1024) /* sent only once the digest matched */
+/* Blobs from this size on are verified while they arrive (hash_kick): their
+ * tail goes out before the commit's fdatasync. Smaller ones wait for the
+ * commit (short for them), so their GET returns once the copy is kept. */
+#define FETCH_EARLY_MIN  ((uint64_t)8 << 20)
+#define FETCH_TICK_MS    20     /* how often clients' limits move */
+#define FETCH_SUSPECT_MS 300000 /* a holder that gave bad bytes */
 
 /* What this node knows of one holder (by name). */
 struct holder_stat {
@@ -116,6 +120,23 @@ struct fetch {
     struct fetch_waiter *waiters; /* owned list */
     uv_timer_t timer;             /* tick: client limits, wait bound */
     unsigned refs;
+    /* Early verification of this attempt (streaming clients only): the
+     * data file is hashed in the pool as it fills, so the held-back tail
+     * goes out as soon as the digest matches, not after the commit's
+     * fdatasync. The commit verifies again before the copy is kept. */
+    struct fetch_hash *hj; /* NULL: none running for this attempt */
+    bool verified;         /* this attempt's bytes match the digest */
+};
+
+/* One early-verification hash of a data file (see struct fetch). */
+struct fetch_hash {
+    uv_work_t work;
+    struct fetch *f; /* one reference while a job runs */
+    struct at_sha256 sha;
+    int fd;
+    uint64_t hashed, target;
+    int status;
+    bool busy, orphan;
 };
 
 static void table_unref(struct node_fetch_table *t)
@@ -181,12 +202,15 @@ static struct holder_stat *stat_get(struct node_fetch_table *t,
     return hs;
 }
 
+static void hash_detach(struct fetch *f);
+
 static void fetch_unref(struct fetch *f)
 {
     struct node_fetch_table *t = f->t;
 
     if (--f->refs > 0)
         return;
+    hash_detach(f); /* not busy: a running job holds a reference */
     for (size_t i = 0; i < f->nholders; i++) {
         at_free(f->holders[i].name);
         at_free(f->holders[i].addr);
@@ -196,6 +220,111 @@ static void fetch_unref(struct fetch *f)
     at_free(f->repo);
     at_free(f);
     table_unref(t);
+}
+
+/* ---- early verification ---- */
+
+static void hash_free(struct fetch_hash *h)
+{
+    if (h->fd >= 0)
+        close(h->fd);
+    at_sha256_release(&h->sha);
+    at_free(h);
+}
+
+/* Forget this attempt's hash (the attempt failed or ended). */
+static void hash_detach(struct fetch *f)
+{
+    struct fetch_hash *h = f->hj;
+
+    f->hj = NULL;
+    f->verified = false;
+    if (h == NULL)
+        return;
+    if (h->busy)
+        h->orphan = true; /* freed when its job returns */
+    else
+        hash_free(h);
+}
+
+static void hash_work(uv_work_t *w)
+{
+    struct fetch_hash *h = w->data;
+    char *buf = at_malloc(1 << 20);
+
+    while (h->hashed < h->target && h->status == 0) {
+        size_t want = (size_t)AT_MIN(h->target - h->hashed, (uint64_t)1 << 20);
+        ssize_t n = pread(h->fd, buf, want, (off_t)h->hashed);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            h->status = AT_EIO;
+            break;
+        }
+        at_sha256_update(&h->sha, buf, (size_t)n);
+        h->hashed += (uint64_t)n;
+    }
+    at_free(buf);
+}
+
+static void streams_update(struct fetch *f);
+
+static void hash_done(uv_work_t *w, int uvstatus)
+{
+    struct fetch_hash *h = w->data;
+    struct fetch *f = h->f;
+    struct at_digest got;
+
+    h->busy = false;
+    if (uvstatus != 0 && h->status == 0)
+        h->status = AT_EIO;
+    if (h->orphan) {
+        hash_free(h);
+    } else if (h->status != 0) {
+        hash_detach(f); /* no early release: the commit decides */
+    } else if (h->hashed == f->size) {
+        at_sha256_final(&h->sha, &got);
+        at_sha256_init(&h->sha);
+        if (at_digest_equal(&got, &f->d)) {
+            f->verified = true;
+            streams_update(f); /* the tails go out now */
+        }
+        /* a mismatch: the commit finds it too and fails the attempt */
+    }
+    fetch_unref(f);
+}
+
+/* Hash what the data file holds beyond what was hashed (one job at a time),
+ * while some client streams this attempt. */
+static void hash_kick(struct fetch *f, uint64_t written)
+{
+    struct node_api *api = f->t->api;
+    struct fetch_hash *h = f->hj;
+    bool streaming = false;
+
+    for (struct fetch_waiter *w = f->waiters; w != NULL; w = w->next)
+        streaming = streaming || w->started;
+    if (api == NULL || f->verified || !streaming || f->data_path == NULL ||
+        f->size < FETCH_EARLY_MIN)
+        return;
+    if (h == NULL) {
+        h = at_calloc(1, sizeof(*h));
+        h->fd = open(f->data_path, O_RDONLY | O_CLOEXEC);
+        if (h->fd < 0) {
+            at_free(h);
+            return;
+        }
+        at_sha256_init(&h->sha);
+        h->f = f;
+        h->work.data = h;
+        f->hj = h;
+    }
+    if (h->busy || h->hashed >= written)
+        return;
+    h->target = written;
+    h->busy = true;
+    f->refs++;
+    AT_ASSERT(uv_queue_work(api->loop, &h->work, hash_work, hash_done) == 0);
 }
 
 /* ---- waiters ---- */
@@ -317,7 +446,9 @@ static void streams_update(struct fetch *f)
 {
     struct node_api *api = f->t->api;
     uint64_t written = on_file(f);
-    uint64_t limit = f->size > FETCH_HOLDBACK ? f->size - FETCH_HOLDBACK : 0;
+    uint64_t limit = f->verified                ? f->size
+                     : f->size > FETCH_HOLDBACK ? f->size - FETCH_HOLDBACK
+                                                : 0;
     struct fetch_waiter *w;
 
     if (api == NULL || f->state == FETCH_DONE || f->data_path == NULL ||
@@ -347,6 +478,7 @@ static void streams_update(struct fetch *f)
         api->bytes_out += f->size;
         node_http_resp_stream_file(w->req, fd, f->size, limit);
     }
+    hash_kick(f, written);
 }
 
 /* ---- lifecycle ---- */
@@ -395,6 +527,7 @@ static void map_remove(struct fetch *f)
 
 static void upload_drop(struct fetch *f)
 {
+    hash_detach(f);
     at_free(f->data_path);
     f->data_path = NULL;
     if (f->u == NULL)
@@ -616,6 +749,10 @@ static void try_next(struct fetch *f)
         }
         f->data_path = at_asprintf("%s/uploads/%s.data", api->store->dir,
                                    storage_upload_id(f->u));
+        /* big blobs are verified on the fly (hash_kick): only their
+         * commit waits for the disk */
+        if (f->size >= FETCH_EARLY_MIN)
+            storage_upload_no_throttle(f->u);
         f->received = 0;
         f->paused = false;
         f->refs++;

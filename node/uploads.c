@@ -22,6 +22,7 @@
 #include "node/proxy.h"
 #include "node/replicate.h"
 #include "node/url.h"
+#include "node/verify.h"
 
 #define CHUNK_MIN_LENGTH 65536
 
@@ -212,6 +213,16 @@ static void up_on_committed(void *data,
             reply_storage_error(up, status);
         up_put(up);
         return;
+    }
+    /* The commit just hashed the file: its first GET need not again
+     * (node/verify.h). */
+    {
+        int fd = -1;
+        uint64_t have = 0;
+        if (storage_blob_open(up->api->store, digest, &fd, &have) == 0) {
+            node_verify_note(up->api, digest, fd);
+            close(fd);
+        }
     }
     /* The blob is durable and visible in the store: record it. */
     rv = meta_blob_stored(up->api->meta,

@@ -163,6 +163,7 @@ struct storage_upload {
      * overlaps with receiving the rest of the blob */
     uv_work_t bs_work;
     bool bs_inflight;
+    bool no_throttle;   /* storage_upload_no_throttle: no writeback pacing */
     int bs_fd;          /* the data fd while bs_inflight */
     uint64_t bs_target; /* written offset when the item started */
     uint64_t bs_done;   /* loop: prefix made durable by this chain */

@@ -155,6 +155,13 @@ bool storage_upload_busy(const struct storage_upload *u);
 
 typedef void (*storage_cb)(void *data, int status);
 
+/* Do not pace this session's writes by the disk (no early writeback, no
+ * background fdatasync): its bytes stay in the page cache until the commit's
+ * fdatasync. For copies that a reader verifies on its own while they arrive
+ * (a peer fetch): they arrive at memory speed, and only the commit waits for
+ * the disk. Dirty pages are then bounded by the kernel's limits alone. */
+void storage_upload_no_throttle(struct storage_upload *u);
+
 /* Call cb once when the queued bytes fall to half of write_high_water or
  * below (or at once, on the next loop iteration, if they already are).
  * One drain callback at a time. status is 0, or the session's write error /

@@ -427,7 +427,7 @@ static int do_sync(struct storage_upload *u)
  * reports real errors. */
 static void kick_writeback(struct storage_upload *u)
 {
-    if (u->wr_off - u->sfr_start < STORAGE__SYNC_RANGE)
+    if (u->no_throttle || u->wr_off - u->sfr_start < STORAGE__SYNC_RANGE)
         return;
     (void)sync_file_range(u->fd, (off_t)u->sfr_start,
                           (off_t)(u->wr_off - u->sfr_start),
@@ -705,6 +705,12 @@ static void bsync_work_cb(uv_work_t *req)
     }
 }
 
+/* see storage.h */
+void storage_upload_no_throttle(struct storage_upload *u)
+{
+    u->no_throttle = true;
+}
+
 /* Start a background fdatasync when enough was written since the last one
  * and the write chain has created the file (u->fd is stable from then on
  * until COMMIT/REMOVE, which wait for this chain). */
@@ -712,7 +718,7 @@ static void maybe_bsync(struct storage_upload *u)
 {
     int rv;
 
-    if (u->bs_inflight || u->written == 0 ||
+    if (u->bs_inflight || u->no_throttle || u->written == 0 ||
         u->written - u->bs_done < STORAGE__BG_SYNC_STEP ||
         u->commit_state == STORAGE__COMMIT_RUNNING)
         return;

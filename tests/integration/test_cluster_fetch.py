@@ -197,6 +197,10 @@ class FetchTest(ClusterTestCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(len(r.body), len(layer))
         self.assertEqual(sha256_digest(r.body), d)
+        # the client gets its tail once the bytes are verified; the copy is
+        # committed (fdatasync, rename) right after
+        wait_for(lambda: os.path.exists(blob_path(n2, d)), 20,
+                 what="the fetched copy committed")
         with open(blob_path(n2, d), "rb") as f:
             self.assertEqual(sha256_digest(f.read()), d)
 
@@ -290,8 +294,10 @@ class FetchTest(ClusterTestCase):
                                                  timeout=60)
             self.assertEqual((status, complete), (200, True))
             self.assertEqual(body, layer)
-            self.assertTrue(os.path.exists(blob_path(n1, d)),
-                            "transfer stalled by a slow client")
+            # (the tail goes out once the bytes are verified, which may be
+            # before the commit's fdatasync: the copy lands soon after)
+            wait_for(lambda: os.path.exists(blob_path(n1, d)), 20,
+                     what="the copy committed while a client is slow")
             got += rs.read()
             self.assertEqual(got, layer)
         finally:
