@@ -82,7 +82,7 @@ struct meta_round {
     struct meta_round *next, *prev; /* in m->rounds while m is set */
 };
 #define META_ROUNDS_MAX 1 /* undecided rounds at once */
-#define META_RIX_MAX    1 /* read-index RPCs in flight from a follower */
+#define META_RIX_MAX    2 /* read-index RPCs in flight from a follower */
 
 /* Test builds (early-ack): an acknowledgement given before commit. */
 struct meta_early {
