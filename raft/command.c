@@ -254,3 +254,25 @@ int meta__cmd_gc_sweep(const char *request_id,
     at_free(o.digests);
     return rv;
 }
+
+/* see internal.h */
+int meta__cmd_set_setting(const char *request_id,
+                          const char *key,
+                          const char *value,
+                          proto_alloc_fn alloc,
+                          void **out,
+                          size_t *len,
+                          char *errmsg)
+{
+    Atoll__Command c = ATOLL__COMMAND__INIT;
+    Atoll__SetSetting o = ATOLL__SET_SETTING__INIT;
+    if (!meta__setting_key_ok(key) || strlen(value) > META_SETTING_VALUE_MAX) {
+        at_errmsg_printf(errmsg, "bad setting key or value");
+        return AT_EINVAL;
+    }
+    o.key = (char *)key;
+    o.value = (char *)value;
+    c.op_case = ATOLL__COMMAND__OP_SET_SETTING;
+    c.set_setting = &o;
+    return pack(&c, request_id, alloc, out, len, errmsg);
+}

@@ -141,30 +141,6 @@ void meta_pushes_free(struct meta_push *p, size_t n)
 }
 
 /* see internal.h */
-int meta__cmd_set_setting(const char *request_id,
-                          const char *key,
-                          const char *value,
-                          proto_alloc_fn alloc,
-                          void **out,
-                          size_t *len,
-                          char *errmsg)
-{
-    Atoll__Command c = ATOLL__COMMAND__INIT;
-    Atoll__SetSetting o = ATOLL__SET_SETTING__INIT;
-    if (!meta__setting_key_ok(key) || strlen(value) > META_SETTING_VALUE_MAX) {
-        at_errmsg_printf(errmsg, "bad setting key or value");
-        return AT_EINVAL;
-    }
-    o.key = (char *)key;
-    o.value = (char *)value;
-    c.op_case = ATOLL__COMMAND__OP_SET_SETTING;
-    c.set_setting = &o;
-    c.version = PROTO_COMMAND_VERSION;
-    c.request_id = (char *)(request_id != NULL ? request_id : "");
-    return proto_command_pack(&c, alloc, out, len, errmsg);
-}
-
-/* see internal.h */
 void meta__manifest_blobs(struct meta_fsm *f,
                           const char *repo,
                           const struct at_digest *d,
