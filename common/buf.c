@@ -71,26 +71,45 @@ int at_buf_puts(struct at_buf *b, const char *s)
     return at_buf_append(b, s, strlen(s));
 }
 
-/* see buf.h */
-int at_buf_printf(struct at_buf *b, const char *fmt, ...)
+/* see buf.h: formats into the spare room first, so a short append that
+ * fits (the common case) costs one vsnprintf, not two */
+int at_buf_vprintf(struct at_buf *b, const char *fmt, va_list ap)
 {
-    va_list ap;
+    size_t room = b->cap > b->len ? b->cap - b->len : 0;
+    va_list ap2;
     int n;
     int rv;
 
-    va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
+    va_copy(ap2, ap);
+    n = vsnprintf(room > 0 ? b->data + b->len : NULL, room, fmt, ap2);
+    va_end(ap2);
+    if (n >= 0 && (size_t)n < room &&
+        (b->max == 0 || (size_t)n <= b->max - b->len)) {
+        b->len += (size_t)n;
+        return 0;
+    }
+    if (room > 0)
+        b->data[b->len] = '\0'; /* undo a truncated attempt */
     if (n < 0)
         return AT_EINVAL;
     rv = at_buf_reserve(b, (size_t)n);
     if (rv != 0)
         return rv;
-    va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
     b->len += (size_t)n;
     return 0;
+}
+
+/* see buf.h */
+int at_buf_printf(struct at_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int rv;
+
+    va_start(ap, fmt);
+    rv = at_buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return rv;
 }
 
 /* see buf.h */

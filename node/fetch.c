@@ -15,7 +15,10 @@
  * others, and a late joiner starts at offset 0 of the same file. Every
  * streaming client gets 200 with the full Content-Length from the metadata,
  * but the last FETCH_HOLDBACK bytes (the whole blob when smaller) only once
- * storage_upload_commit has verified the sha256, fsynced and renamed. A
+ * the sha256 matched and every byte is in the data file: for blobs from
+ * FETCH_EARLY_MIN on, as soon as the upload's hash chain covered them
+ * (storage_upload_hash_watch: one sha256 pass, the commit reuses it);
+ * smaller ones once storage_upload_commit verified, fsynced and renamed. A
  * Range GET waits for the commit and is served from the blob file (HEAD
  * never comes here: blobs.c answers it from the metadata). Then
  * meta_blob_stored records this node as a holder.
@@ -53,7 +56,7 @@
 #include "node/verify.h"
 
 #define FETCH_HOLDBACK (64 * 1024) /* sent only once the digest matched */
-/* Blobs from this size on are verified while they arrive (hash_kick): their
+/* Blobs from this size on are verified while they arrive (on_hashed): their
  * tail goes out before the commit's fdatasync. Smaller ones wait for the
  * commit (short for them), so their GET returns once the copy is kept. */
 #define FETCH_EARLY_MIN  ((uint64_t)8 << 20)
@@ -120,23 +123,14 @@ struct fetch {
     struct fetch_waiter *waiters; /* owned list */
     uv_timer_t timer;             /* tick: client limits, wait bound */
     unsigned refs;
-    /* Early verification of this attempt (streaming clients only): the
-     * data file is hashed in the pool as it fills, so the held-back tail
-     * goes out as soon as the digest matches, not after the commit's
-     * fdatasync. The commit verifies again before the copy is kept. */
-    struct fetch_hash *hj; /* NULL: none running for this attempt */
-    bool verified;         /* this attempt's bytes match the digest */
-};
-
-/* One early-verification hash of a data file (see struct fetch). */
-struct fetch_hash {
-    uv_work_t work;
-    struct fetch *f; /* one reference while a job runs */
-    struct at_sha256 sha;
-    int fd;
-    uint64_t hashed, target;
-    int status;
-    bool busy, orphan;
+    /* Early verification of this attempt (blobs from FETCH_EARLY_MIN on):
+     * a storage_upload_hash_watch on the session reports, from the
+     * upload's own hash chain (no second pass over the bytes), when all of
+     * them are hashed and in the data file, so the held-back tail goes out
+     * as soon as the digest matches, not after the commit's fdatasync. The
+     * commit reuses that digest before the copy is kept. */
+    bool verified; /* this attempt's bytes match the digest, on file */
+    bool mismatch; /* the watch found another digest: attempt is failing */
 };
 
 static void table_unref(struct node_fetch_table *t)
@@ -202,15 +196,12 @@ static struct holder_stat *stat_get(struct node_fetch_table *t,
     return hs;
 }
 
-static void hash_detach(struct fetch *f);
-
 static void fetch_unref(struct fetch *f)
 {
     struct node_fetch_table *t = f->t;
 
     if (--f->refs > 0)
         return;
-    hash_detach(f); /* not busy: a running job holds a reference */
     for (size_t i = 0; i < f->nholders; i++) {
         at_free(f->holders[i].name);
         at_free(f->holders[i].addr);
@@ -220,111 +211,6 @@ static void fetch_unref(struct fetch *f)
     at_free(f->repo);
     at_free(f);
     table_unref(t);
-}
-
-/* ---- early verification ---- */
-
-static void hash_free(struct fetch_hash *h)
-{
-    if (h->fd >= 0)
-        close(h->fd);
-    at_sha256_release(&h->sha);
-    at_free(h);
-}
-
-/* Forget this attempt's hash (the attempt failed or ended). */
-static void hash_detach(struct fetch *f)
-{
-    struct fetch_hash *h = f->hj;
-
-    f->hj = NULL;
-    f->verified = false;
-    if (h == NULL)
-        return;
-    if (h->busy)
-        h->orphan = true; /* freed when its job returns */
-    else
-        hash_free(h);
-}
-
-static void hash_work(uv_work_t *w)
-{
-    struct fetch_hash *h = w->data;
-    char *buf = at_malloc(1 << 20);
-
-    while (h->hashed < h->target && h->status == 0) {
-        size_t want = (size_t)AT_MIN(h->target - h->hashed, (uint64_t)1 << 20);
-        ssize_t n = pread(h->fd, buf, want, (off_t)h->hashed);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            h->status = AT_EIO;
-            break;
-        }
-        at_sha256_update(&h->sha, buf, (size_t)n);
-        h->hashed += (uint64_t)n;
-    }
-    at_free(buf);
-}
-
-static void streams_update(struct fetch *f);
-
-static void hash_done(uv_work_t *w, int uvstatus)
-{
-    struct fetch_hash *h = w->data;
-    struct fetch *f = h->f;
-    struct at_digest got;
-
-    h->busy = false;
-    if (uvstatus != 0 && h->status == 0)
-        h->status = AT_EIO;
-    if (h->orphan) {
-        hash_free(h);
-    } else if (h->status != 0) {
-        hash_detach(f); /* no early release: the commit decides */
-    } else if (h->hashed == f->size) {
-        at_sha256_final(&h->sha, &got);
-        at_sha256_init(&h->sha);
-        if (at_digest_equal(&got, &f->d)) {
-            f->verified = true;
-            streams_update(f); /* the tails go out now */
-        }
-        /* a mismatch: the commit finds it too and fails the attempt */
-    }
-    fetch_unref(f);
-}
-
-/* Hash what the data file holds beyond what was hashed (one job at a time),
- * while some client streams this attempt. */
-static void hash_kick(struct fetch *f, uint64_t written)
-{
-    struct node_api *api = f->t->api;
-    struct fetch_hash *h = f->hj;
-    bool streaming = false;
-
-    for (struct fetch_waiter *w = f->waiters; w != NULL; w = w->next)
-        streaming = streaming || w->started;
-    if (api == NULL || f->verified || !streaming || f->data_path == NULL ||
-        f->size < FETCH_EARLY_MIN)
-        return;
-    if (h == NULL) {
-        h = at_calloc(1, sizeof(*h));
-        h->fd = open(f->data_path, O_RDONLY | O_CLOEXEC);
-        if (h->fd < 0) {
-            at_free(h);
-            return;
-        }
-        at_sha256_init(&h->sha);
-        h->f = f;
-        h->work.data = h;
-        f->hj = h;
-    }
-    if (h->busy || h->hashed >= written)
-        return;
-    h->target = written;
-    h->busy = true;
-    f->refs++;
-    AT_ASSERT(uv_queue_work(api->loop, &h->work, hash_work, hash_done) == 0);
 }
 
 /* ---- waiters ---- */
@@ -452,7 +338,7 @@ static void streams_update(struct fetch *f)
     struct fetch_waiter *w;
 
     if (api == NULL || f->state == FETCH_DONE || f->data_path == NULL ||
-        written == 0)
+        written == 0 || f->mismatch)
         return;
     limit = AT_MIN(limit, written);
     for (w = f->waiters; w != NULL; w = w->next) {
@@ -478,7 +364,6 @@ static void streams_update(struct fetch *f)
         api->bytes_out += f->size;
         node_http_resp_stream_file(w->req, fd, f->size, limit);
     }
-    hash_kick(f, written);
 }
 
 /* ---- lifecycle ---- */
@@ -527,7 +412,8 @@ static void map_remove(struct fetch *f)
 
 static void upload_drop(struct fetch *f)
 {
-    hash_detach(f);
+    f->verified = false;
+    f->mismatch = false;
     at_free(f->data_path);
     f->data_path = NULL;
     if (f->u == NULL)
@@ -600,6 +486,8 @@ static int on_data(void *data, const char *p, size_t n)
 
     if (f->t->api == NULL || f->u == NULL)
         return AT_ESHUTDOWN;
+    if (f->mismatch)
+        return AT_EDIGEST; /* the holder sent other bytes: stop now */
     if (n > f->size - f->received)
         return AT_ETOOBIG; /* more than the metadata says: bad holder */
     if (f->drain_pending) {
@@ -677,6 +565,34 @@ static void on_commit(void *data,
     fetch_unref(f);
 }
 
+/* The upload's hash chain covered all f->size bytes of this attempt and
+ * they are in the data file (storage_upload_hash_watch). Any other status
+ * than 0 and AT_EDIGEST comes from a session already dropped, or one whose
+ * error the transfer or the commit reports: nothing to do here. */
+static void on_hashed(void *data, int status)
+{
+    struct fetch *f = data;
+
+    if (status == 0) {
+        f->verified = true;
+        streams_update(f); /* the tails go out now */
+    } else if (status == AT_EDIGEST) {
+        /* Whatever state: no client may get the tail. Downloading: the
+         * transfer is cut (on_data) and its end fails the attempt.
+         * Committing: the commit reuses this digest, fails with AT_EDIGEST,
+         * and on_commit fails the attempt (cancels the session). */
+        LOG_WARN(
+            "blob '%s' from '%s' does not match its digest: holder "
+            "'%s' is suspect",
+            f->dstr, f->holders[f->cur].addr, f->holders[f->cur].name);
+        mark_suspect(f);
+        abort_streams(f);
+        if (f->state == FETCH_DOWNLOADING)
+            f->mismatch = true;
+    }
+    fetch_unref(f);
+}
+
 static void on_transfer_done(void *data,
                              int status,
                              int http,
@@ -692,8 +608,10 @@ static void on_transfer_done(void *data,
     f->pr = NULL;
     f->paused = false;
     transfer_end(f);
-    if (status == 0 && http == 200 && f->received == f->size &&
-        f->t->api != NULL && !f->t->api->stopping) {
+    if (f->mismatch) {
+        /* on_hashed logged it and marked the holder suspect */
+    } else if (status == 0 && http == 200 && f->received == f->size &&
+               f->t->api != NULL && !f->t->api->stopping) {
         f->state = FETCH_COMMITTING;
         f->refs++;
         rv = storage_upload_commit(f->u, &f->d, on_commit, f);
@@ -749,10 +667,18 @@ static void try_next(struct fetch *f)
         }
         f->data_path = at_asprintf("%s/uploads/%s.data", api->store->dir,
                                    storage_upload_id(f->u));
-        /* big blobs are verified on the fly (hash_kick): only their
-         * commit waits for the disk */
-        if (f->size >= FETCH_EARLY_MIN)
+        /* big blobs are verified on the fly by the upload's own hash
+         * chain (on_hashed): only their commit waits for the disk */
+        if (f->size >= FETCH_EARLY_MIN) {
             storage_upload_no_throttle(f->u);
+            f->refs++;
+            rv = storage_upload_hash_watch(f->u, f->size, &f->d, on_hashed, f);
+            if (rv != 0) {
+                f->refs--; /* the commit still verifies */
+                LOG_WARN("blob '%s': no early verification: %s", f->dstr,
+                         at_strerror(rv));
+            }
+        }
         f->received = 0;
         f->paused = false;
         f->refs++;

@@ -177,6 +177,9 @@ struct meta {
     uint64_t barrier_issue_term;
     uint64_t barrier_ok_term; /* term of the last committed barrier */
     uint64_t pushed_commit;   /* commit index sent with the last barrier */
+    /* the last barrier's entry and the last index before it (see
+     * read_index_now) */
+    uint64_t barrier_index, barrier_prev;
     /* Leadership confirmation (ReadIndex without a log write): once the
      * leader has committed a barrier in its term, a batch of reads is
      * served by asking every other voter its current term; a majority
@@ -891,12 +894,34 @@ static void barrier_start(struct meta *m)
     m->barrier.data = m;
     m->barrier_issue_term = m->raft.current_term;
     m->pushed_commit = m->raft.commit_index;
+    uint64_t prev = raft_last_index(&m->raft);
     int rv = raft_barrier(&m->raft, &m->barrier, on_barrier);
     if (rv != 0) {
         reads_finish(list_take(&m->inflight), barrier_status(m, rv));
         return;
     }
     m->barrier_busy = true;
+    m->barrier_prev = prev;
+    m->barrier_index = raft_last_index(&m->raft);
+}
+
+/* The read index: the commit index, less our last barrier when that is the
+ * only entry committed since the commit index the barrier carried. The
+ * barrier changes no state, so the state at barrier_prev is the state at the
+ * commit index; and followers know barrier_prev is committed (the barrier's
+ * AppendEntries said so) while the barrier's own commit reaches them only
+ * with the next AppendEntries, a heartbeat away. Without this, every read
+ * index would exceed what was pushed and append another barrier (a log
+ * write and fsync on a majority per batch of reads, for ever). The entry at
+ * barrier_index is ours as long as the term has not changed. */
+static uint64_t read_index_now(struct meta *m)
+{
+    uint64_t c = m->raft.commit_index;
+    if (c == m->barrier_index && c == m->barrier_prev + 1 &&
+        m->barrier_prev <= m->pushed_commit &&
+        m->barrier_issue_term == m->raft.current_term)
+        return m->barrier_prev;
+    return c;
 }
 
 /* ---- apply waiters ---- */
@@ -1211,7 +1236,7 @@ int meta_read_index_for(struct meta *m,
     if (m->barrier_ok_term == m->raft.current_term && from_id != 0 &&
         from_id != m->id && from_term == m->raft.current_term &&
         role_of(m, from_id) == RAFT_VOTER && one_other_voter_needed(m)) {
-        q->index = m->raft.commit_index;
+        q->index = read_index_now(m);
         if (q->index > m->pushed_commit)
             commit_push(m);
         struct meta_read *r = at_calloc(1, sizeof(*r));
@@ -1222,7 +1247,7 @@ int meta_read_index_for(struct meta *m,
         return 0;
     }
     if (m->barrier_ok_term == m->raft.current_term) {
-        q->index = m->raft.commit_index;
+        q->index = read_index_now(m);
         /* followers learn a commit index from the next AppendEntries (a
          * heartbeat away when idle): when this one has not been sent with
          * a barrier yet, send one now so the asking follower need not

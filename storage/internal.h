@@ -157,6 +157,19 @@ struct storage_upload {
     char h_errmsg[AT_ERRMSG_SIZE]; /* [hash] */
     uint64_t h_off;                /* [hash] sha covers [0, h_off) */
     struct at_sha256 sha;          /* [hash]; [write] in COMMIT */
+    /* Set by the loop when a hash watch fires (hash chain idle, COMMIT not
+     * running): h_digest is the digest of [0, h_off) and sha is a fresh
+     * context; COMMIT uses h_digest instead of finalizing sha. [write] in
+     * COMMIT. */
+    bool h_final;
+    struct at_digest h_digest;
+
+    /* the hash watch (storage_upload_hash_watch), loop thread */
+    bool hw_armed;    /* the session is capped at hw_size bytes */
+    uint64_t hw_size; /* bytes the watch covers */
+    struct at_digest hw_want;
+    storage_hashed_cb hw_cb; /* NULL once fired (or never armed) */
+    void *hw_data;           /* borrowed */
 
     /* the background sync chain: fdatasync of what is already written,
      * running beside the write chain, so the device flush that commit needs

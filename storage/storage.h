@@ -198,6 +198,46 @@ int storage_upload_commit(struct storage_upload *u,
                           storage_commit_cb cb,
                           void *data);
 
+/* status: 0 when the watched bytes hash to the wanted digest, else an AT_E*
+ * code (see storage_upload_hash_watch). */
+typedef void (*storage_hashed_cb)(void *data, int status);
+
+/* Learn, without hashing anything again, whether the first size bytes of the
+ * session have the digest *want: the hash chain, which hashes every byte
+ * from memory as it arrives, finalizes its sha once it covers exactly size
+ * bytes (no other pass over the data). For a reader that verifies a copy
+ * while it arrives (a peer fetch, whose held-back tail goes out on a match
+ * instead of after the commit's fdatasync).
+ *
+ * Arming caps the session at size bytes for good: a write beyond fails with
+ * AT_ETOOBIG and accepts nothing. Once all size bytes are accepted, the
+ * chains write and hash them without waiting for more (no small-amount
+ * batching), and a commit requested meanwhile waits for the watch to fire:
+ * the commit then reuses the finalized digest (no third pass) and still
+ * reports AT_EDIGEST on a mismatch.
+ *
+ * cb runs once, on the loop thread, from a work completion or the defer
+ * timer (never from inside this call), with:
+ *   0            the size bytes are hashed, match *want AND are all in the
+ *                data file (written, not necessarily fdatasync'd);
+ *   AT_EDIGEST   they are hashed and written but do not match;
+ *   AT_ECANCELED the session was canceled, or committed with fewer than
+ *                size bytes, before that;
+ *   the session's sticky error (AT_EIO, AT_ENOSPC) if one came first.
+ * The session stays usable after a mismatch (commit fails with AT_EDIGEST;
+ * cancel removes it). The watch holds a session reference until cb ran.
+ *
+ * Returns 0 (cb will run), or without arming: AT_EBUSY when a watch was
+ * already armed on this session or a commit is pending; AT_EINVAL when more
+ * than size bytes are already accepted; the session's error / AT_ENOTFOUND /
+ * AT_ESHUTDOWN as storage_upload_write. A session resumed after a restart
+ * is fine: the hash chain rehashes its data file first. */
+int storage_upload_hash_watch(struct storage_upload *u,
+                              uint64_t size,
+                              const struct at_digest *want,
+                              storage_hashed_cb cb,
+                              void *data);
+
 /* Remove the session and its files (idempotent). Work in flight finishes
  * first; the files are removed in the pool. */
 void storage_upload_cancel(struct storage_upload *u);

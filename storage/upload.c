@@ -20,6 +20,14 @@
  * fsyncs, renames into blobs/ and fsyncs the directories; the session leaves
  * the table.
  *
+ * Hash watch: a reader that verifies the bytes as they arrive (a peer fetch)
+ * arms storage_upload_hash_watch(size, digest) instead of hashing them a
+ * second time: the session is capped at size, the chains finish the tail at
+ * once when size bytes are accepted, and when the hash chain has covered
+ * exactly size bytes (and they are written) the loop finalizes the sha into
+ * h_digest and calls back match/mismatch. A commit requested meanwhile waits
+ * for that, then reuses h_digest: one sha256 pass per byte in all.
+ *
  * Failure modes: a write/sync/read error is sticky (every later write, flush
  * and commit returns it; only cancel helps). A digest mismatch keeps the
  * session (the hash is recomputed from the file next time). Cancel removes
@@ -221,7 +229,7 @@ static void upload_free(struct storage_upload *u)
 
     PRE(u->refs == 0 && !u->wr_inflight && !u->h_inflight && !u->bs_inflight &&
         !u->deferred && !u->in_table);
-    PRE(u->flush_head == NULL && u->drain_cb == NULL);
+    PRE(u->flush_head == NULL && u->drain_cb == NULL && u->hw_cb == NULL);
     chunks_free(core, u->c_head);
     if (u->fd >= 0)
         close(u->fd);
@@ -344,7 +352,10 @@ static void h_work_cb(uv_work_t *req)
     struct storage_upload *u = req->data;
 
     u->h_status = 0;
-    (void)hash_batch(u, &u->h_status, u->h_errmsg);
+    if (u->h_count == 0) /* a resumed session under a watch: the file */
+        (void)hash_file(u, u->h_file_end, &u->h_status, u->h_errmsg);
+    else
+        (void)hash_batch(u, &u->h_status, u->h_errmsg);
 }
 
 /* Create the data file on first use. */
@@ -514,10 +525,18 @@ static void work_commit(struct storage_upload *u)
         hash_batch(u, &u->wr_status, u->wr_errmsg) != 0 ||
         hash_file(u, u->wr_off, &u->wr_status, u->wr_errmsg) != 0)
         return;
-    at_sha256_final(&u->sha, &got);
-    /* The context is consumed: whatever happens next, a later attempt
-     * rehashes the file from the start. */
-    at_sha256_init(&u->sha);
+    if (u->h_final) {
+        /* A hash watch already finalized the sha over every byte (the
+         * session is capped at the watched size): trust it. */
+        AT_ASSERT(u->h_off == u->wr_off);
+        got = u->h_digest;
+        u->h_final = false; /* sha is already a fresh context */
+    } else {
+        at_sha256_final(&u->sha, &got);
+        /* The context is consumed: whatever happens next, a later attempt
+         * rehashes the file from the start. */
+        at_sha256_init(&u->sha);
+    }
     u->h_off = 0;
     if (!at_digest_equal(&got, &u->commit_expected)) {
         u->wr_status = AT_EDIGEST;
@@ -762,6 +781,14 @@ static uint64_t bytes_from(const struct storage_upload *u,
     return c != NULL ? u->size - c->off : 0;
 }
 
+/* A hash watch waits and every byte it covers is accepted: the chains finish
+ * them without waiting for more (the session is capped), and a commit waits
+ * for the watch, so the watch fires before the commit's fdatasync. */
+static bool watch_full(const struct storage_upload *u)
+{
+    return u->hw_cb != NULL && u->size == u->hw_size;
+}
+
 /* Whether the idle hash chain should start now. Small amounts wait (a
  * small blob is hashed by its commit item) unless someone waits for the
  * memory or the commit waits for the write chain anyway. */
@@ -769,8 +796,11 @@ static bool hash_wanted(const struct storage_upload *u)
 {
     uint64_t sealed = 0;
 
-    if (u->h_next == NULL || !u->h_next->sealed ||
-        u->commit_state == STORAGE__COMMIT_RUNNING)
+    if (u->h_next == NULL || u->commit_state == STORAGE__COMMIT_RUNNING)
+        return false;
+    if (watch_full(u))
+        return true; /* nothing more can come: hash the tail now */
+    if (!u->h_next->sealed)
         return false;
     if (u->drain_cb != NULL || u->commit_state == STORAGE__COMMIT_PENDING)
         return true;
@@ -799,7 +829,7 @@ static void submit_next(struct storage_upload *u)
         return;
     if (!u->wr_inflight) {
         if (u->commit_state == STORAGE__COMMIT_PENDING && !u->h_inflight &&
-            !u->bs_inflight &&
+            !u->bs_inflight && !watch_full(u) &&
             bytes_from(u, u->wr_next) <= STORAGE__BATCH_MIN &&
             bytes_from(u, u->h_next) <= STORAGE__BATCH_MIN) {
             /* The commit item writes and hashes what is left. */
@@ -835,7 +865,17 @@ static void submit_next(struct storage_upload *u)
         /* Bytes before the first chunk that the sha misses are on disk: the
          * session was resumed (base = file size) or a commit wrote all. */
         AT_ASSERT(u->hashed >= u->h_file_end || u->written >= u->h_file_end);
-        u->h_count = take_batch(&u->h_next, batch_cap(u), true);
+        u->h_count = take_batch(&u->h_next, batch_cap(u), !watch_full(u));
+        submit_hash(u);
+    } else if (!u->h_inflight && u->hw_cb != NULL && u->h_next == NULL &&
+               u->hashed < u->written &&
+               u->commit_state != STORAGE__COMMIT_RUNNING) {
+        /* A watch on a session whose sha misses written bytes (resumed
+         * after a restart, or after a mismatched commit) and no chunk to
+         * hash: rehash the file alone. */
+        u->h_first = NULL;
+        u->h_count = 0;
+        u->h_file_end = u->written;
         submit_hash(u);
     }
 }
@@ -844,8 +884,16 @@ enum event {
     EV_NONE,
     EV_DRAIN,
     EV_FLUSH,
+    EV_HASHED,
     EV_COMMIT,
 };
+
+/* The watch's bytes are hashed (the sha is ours) and in the data file. */
+static bool watch_done(const struct storage_upload *u)
+{
+    return u->hashed == u->hw_size && u->written >= u->hw_size &&
+           !u->h_inflight && u->commit_state != STORAGE__COMMIT_RUNNING;
+}
 
 static enum event next_event(const struct storage_upload *u)
 {
@@ -855,6 +903,8 @@ static enum event next_event(const struct storage_upload *u)
         return EV_DRAIN;
     if (u->flush_head != NULL && (fail != 0 || flush_ok(u, u->flush_head)))
         return EV_FLUSH;
+    if (u->hw_cb != NULL && (fail != 0 || u->committed || watch_done(u)))
+        return EV_HASHED;
     if (u->commit_state == STORAGE__COMMIT_DONE)
         return EV_COMMIT;
     if (u->commit_state == STORAGE__COMMIT_PENDING && fail != 0)
@@ -888,6 +938,29 @@ static void deliver(struct storage_upload *u)
                 u->flush_tail = NULL;
             f->cb(f->data, fail);
             free(f);
+            storage_upload_unref(u);
+            break;
+        }
+        case EV_HASHED: {
+            storage_hashed_cb cb = u->hw_cb;
+            void *data = u->hw_data;
+            int st = fail;
+            u->hw_cb = NULL;
+            u->hw_data = NULL;
+            if (st == 0 && u->committed) {
+                st = AT_ECANCELED; /* committed short of the watched size */
+            } else if (st == 0) {
+                /* Finalizing costs a block or two: fine on the loop. The
+                 * session is capped, so the sha never needs more bytes. */
+                if (!u->h_final) {
+                    at_sha256_final(&u->sha, &u->h_digest);
+                    at_sha256_init(&u->sha);
+                    u->h_final = true;
+                }
+                st =
+                    at_digest_equal(&u->h_digest, &u->hw_want) ? 0 : AT_EDIGEST;
+            }
+            cb(data, st);
             storage_upload_unref(u);
             break;
         }
@@ -1200,6 +1273,8 @@ int storage_upload_write(struct storage_upload *u, const void *p, size_t n)
         return 0;
     if (UINT64_MAX - u->size < n)
         return AT_ETOOBIG;
+    if (u->hw_armed && n > u->hw_size - u->size)
+        return AT_ETOOBIG; /* hash_watch: never past the watched size */
     u->last_active_ms = now_ms();
     while (n > 0) {
         struct storage__chunk *c = u->c_tail;
@@ -1316,6 +1391,33 @@ int storage_upload_commit(struct storage_upload *u,
 }
 
 /* see storage.h */
+int storage_upload_hash_watch(struct storage_upload *u,
+                              uint64_t size,
+                              const struct at_digest *want,
+                              storage_hashed_cb cb,
+                              void *data)
+{
+    int rv = usable(u);
+
+    PRE(cb != NULL && want != NULL);
+    if (rv != 0)
+        return rv;
+    if (u->hw_armed || u->commit_state != STORAGE__COMMIT_NONE)
+        return AT_EBUSY;
+    if (u->size > size)
+        return AT_EINVAL;
+    u->hw_armed = true;
+    u->hw_size = size;
+    u->hw_want = *want;
+    u->hw_cb = cb;
+    u->hw_data = data;
+    storage_upload_ref(u);
+    u->last_active_ms = now_ms();
+    kick(u);
+    return 0;
+}
+
+/* see storage.h */
 void storage_upload_cancel(struct storage_upload *u)
 {
     if (u->canceled)
@@ -1348,7 +1450,7 @@ void storage_upload_purge(struct storage *s)
     for (size_t i = 0; at_map_next(&s->uploads, &i, NULL, &v);) {
         struct storage_upload *u = v;
         if (u->locked || u->wr_inflight || u->h_inflight || u->bs_inflight ||
-            u->flush_head != NULL || u->drain_cb != NULL ||
+            u->flush_head != NULL || u->drain_cb != NULL || u->hw_cb != NULL ||
             u->commit_state != STORAGE__COMMIT_NONE)
             continue;
         if (now - u->last_active_ms <= (int64_t)s->upload_ttl_ms)

@@ -352,6 +352,185 @@ class FetchTest(ClusterTestCase):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+class CorruptingProxy:
+    """A TCP forwarder on listen_addr to target_addr that flips one byte of
+    every occurrence of needle in what the target answers: a holder whose
+    own copy is fine (so its serve-time verification passes) but whose bytes
+    arrive corrupt, as a bad link or a lying peer would give them. Bytes that
+    could start the needle are held back at most 50 ms."""
+
+    def __init__(self, listen_addr, target_addr, needle):
+        self.target = target_addr
+        self.needle = needle
+        self.flipped = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(listen_addr)
+        self.sock.listen(64)
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self):
+        self.closed = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(self.target, timeout=5)
+                u.settimeout(None)
+            except OSError:
+                c.close()
+                continue
+            threading.Thread(target=self._plain, args=(c, u),
+                             daemon=True).start()
+            threading.Thread(target=self._corrupting, args=(u, c),
+                             daemon=True).start()
+
+    @staticmethod
+    def _close_both(a, b):
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            x.close()
+
+    @staticmethod
+    def _plain(src, dst):
+        try:
+            while True:
+                b = src.recv(1 << 16)
+                if not b:
+                    break
+                dst.sendall(b)
+        except OSError:
+            pass
+        CorruptingProxy._close_both(src, dst)
+
+    def _held(self, data):
+        """Length of the longest suffix of data that starts the needle."""
+        for k in range(min(len(self.needle) - 1, len(data)), 0, -1):
+            if data.endswith(self.needle[:k]):
+                return k
+        return 0
+
+    def _corrupting(self, src, dst):
+        import select
+        tail = b""
+        try:
+            while True:
+                r, _, _ = select.select([src], [], [], 0.05)
+                if not r:
+                    if tail:
+                        dst.sendall(tail)
+                        tail = b""
+                    continue
+                b = src.recv(1 << 16)
+                if not b:
+                    if tail:
+                        dst.sendall(tail)
+                    break
+                data = bytearray(tail + b)
+                i = data.find(self.needle)
+                while i >= 0:
+                    data[i] ^= 0xFF
+                    self.flipped += 1
+                    i = data.find(self.needle, i + 1)
+                k = self._held(bytes(data))
+                tail = bytes(data[len(data) - k:]) if k else b""
+                out = data[:len(data) - k]
+                if out:
+                    dst.sendall(out)
+        except OSError:
+            pass
+        CorruptingProxy._close_both(src, dst)
+
+
+class FetchCorruptLinkTest(ClusterTestCase):
+    """The holder's copy is fine (its own verification passes) but the bytes
+    reach the fetching node corrupt: the fetcher's early verification (the
+    upload's hash watch, blobs >= 8 MiB streamed while they arrive) must cut
+    the client's body short, drop the copy and mark the holder suspect."""
+
+    def setUp(self):
+        self.proxy = None
+        self.needle = None
+        c = Cluster(3, extra=NO_COPIES, per_node={0: ["--advertise",
+                                                       "127.0.0.2"]},
+                    prefix="fcorr")
+        self.cluster = c
+        try:
+            n0 = c.add_node(join=False)
+            # the other nodes reach n0's peer port at 127.0.0.2 (advertised):
+            # through the proxy, which corrupts only the chosen blob's bytes
+            self.proxy = CorruptingProxy(("127.0.0.2", n0.peer_port),
+                                         ("127.0.0.1", n0.peer_port),
+                                         b"\x00" * 64)  # set per test
+            n0.start()
+            c.wait_leader()
+            for _ in range(1, c.n):
+                node = c.add_node()
+                node.start()
+                c.wait_member(node.name)
+            c.wait_roles()
+        except BaseException:
+            self.tearDown()
+            raise
+
+    def tearDown(self):
+        if self.proxy is not None:
+            self.proxy.close()
+        self.cluster.close()
+
+    def test_corrupt_link_never_served(self):
+        c = self.cluster
+        n0, n1, n2 = c.nodes
+        repo = "fetch/corruptlink"
+        layer = os.urandom(16 * 1024 * 1024 + 3)
+        d = push_image_with(n0, repo, "v1", layer)
+        for n in c.nodes:
+            c.wait_caught_up(n)
+        # 48 bytes from the middle of the blob: random, found nowhere else
+        self.proxy.needle = layer[8 * 1024 * 1024:8 * 1024 * 1024 + 48]
+        status, body, complete = get_outcome(n1, f"/v2/{repo}/blobs/{d}")
+        note(f"corrupt link, GET (status, bytes, complete): "
+             f"{(status, len(body), complete)}, flipped {self.proxy.flipped}")
+        self.assertGreater(self.proxy.flipped, 0, "the proxy saw no blob")
+        self.assertFalse(status == 200 and complete,
+                         "corrupt bytes served as a complete 200")
+        if status == 200:
+            # the held-back tail never went out
+            self.assertLessEqual(len(body), len(layer) - 64 * 1024)
+        else:
+            self.assertEqual(status, 503)
+        wait_for(lambda: "does not match its digest" in n1.log(), 20,
+                 what="n1 found the digest mismatch")
+        self.assertIn("suspect", n1.log())
+        note("n1: " + " | ".join(ln.split(" ", 2)[-1] for ln in
+                                 n1.log().splitlines()
+                                 if "does not match" in ln))
+        self.assertFalse(os.path.exists(blob_path(n1, d)))
+        # the canceled session leaves no file behind
+        up = os.path.join(n1.data_dir, "uploads")
+        wait_for(lambda: not os.path.isdir(up) or not os.listdir(up), 20,
+                 what="n1's uploads/ empty")
+        # a good holder: n2 gets the same blob pushed; n0 is suspect now
+        self.assertEqual(n2.push_blob(repo, layer), d)
+        for n in c.nodes:
+            c.wait_caught_up(n)
+        r = n1.request("GET", f"/v2/{repo}/blobs/{d}", timeout=60)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(sha256_digest(r.body), d)
+
+
 class FetchFailoverTest(ClusterTestCase):
     """The first holder dies: the copy fetched by another node serves."""
 

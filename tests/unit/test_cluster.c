@@ -760,6 +760,18 @@ static void test_cluster(void **state)
         check_blob(i, "rb", "blob-b");
     }
     assert_true(read_indexes >= r0 + 2); /* follower barriers via leader */
+    /* follower reads in a quiet cluster append nothing: the barrier that
+     * pushed the last commit index to the followers is not itself a reason
+     * for another (it changes no state) */
+    {
+        struct meta_status q0, q1;
+        barrier(1);
+        meta_status_get(nodes[0].m, &q0);
+        for (int k = 0; k < 6; k++)
+            barrier(1 + k % 2);
+        meta_status_get(nodes[0].m, &q1);
+        assert_int_equal(q1.last_index, q0.last_index);
+    }
     /* once a barrier of the term is committed, leader reads only confirm
      * leadership by asking the voters their term: no log entry */
     unsigned t0 = term_queries;

@@ -45,6 +45,7 @@ static void test_buf_max(void **state)
     assert_int_equal(at_buf_append(&b, "x", 1), AT_ETOOBIG);
     assert_int_equal(at_buf_printf(&b, "%d", 1), AT_ETOOBIG);
     assert_int_equal(at_buf_json_str(&b, "", 0), AT_ETOOBIG);
+    assert_string_equal(b.data, "1234567890");
     assert_int_equal(b.len, 10);
     assert_string_equal(b.data, "1234567890");
     /* A size near SIZE_MAX must not wrap around. */
@@ -53,6 +54,33 @@ static void test_buf_max(void **state)
 
     at_buf_init(&b, 0);
     assert_int_equal(at_buf_reserve(&b, SIZE_MAX), AT_ETOOBIG);
+    at_buf_release(&b);
+}
+
+/* A format that fits the spare room but passes max is refused and leaves
+ * the buffer as it was (the room is larger than max after doubling). */
+static void test_buf_printf_room(void **state)
+{
+    struct at_buf b;
+    AT_UNUSED(state);
+
+    at_buf_init(&b, 70);
+    assert_int_equal(at_buf_printf(&b, "%65s", "a"), 0);
+    assert_true(b.cap > 80);
+    assert_int_equal(at_buf_printf(&b, "%10s", "b"), AT_ETOOBIG);
+    assert_int_equal(b.len, 65);
+    assert_int_equal(b.data[65], '\0');
+    assert_int_equal(at_buf_printf(&b, "%5s", "c"), 0);
+    assert_int_equal(b.len, 70);
+    assert_int_equal(b.data[69], 'c');
+    at_buf_release(&b);
+
+    /* one that does not fit the room: reserved, then formatted */
+    at_buf_init(&b, 0);
+    assert_int_equal(at_buf_puts(&b, "x"), 0);
+    assert_int_equal(at_buf_printf(&b, "%100s|%d", "y", 7), 0);
+    assert_int_equal(b.len, 1 + 100 + 2);
+    assert_string_equal(b.data + 100, "y|7");
     at_buf_release(&b);
 }
 
@@ -565,6 +593,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_growth),
         cmocka_unit_test(test_buf_max),
+        cmocka_unit_test(test_buf_printf_room),
         cmocka_unit_test(test_buf_printf_take),
         cmocka_unit_test(test_buf_json_str),
         cmocka_unit_test(test_digest_parse_valid),
