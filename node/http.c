@@ -322,7 +322,26 @@ static pthread_key_t recycle_key;
 static pthread_once_t recycle_once = PTHREAD_ONCE_INIT;
 static bool recycle_ok; /* the key exists */
 
-/* Thread exit: free what the thread kept. */
+static void buf_reuse(struct at_buf *b);
+
+/* Free a request and everything it owns (kept buffers unpoisoned first). */
+static void req_destroy(struct node_http_req *r)
+{
+    if (r->hdrs != NULL)
+        ASAN_UNPOISON_MEMORY_REGION(r->hdrs, r->hdrs_cap * sizeof(*r->hdrs));
+    buf_reuse(&r->url);
+    buf_reuse(&r->cur_name);
+    buf_reuse(&r->cur_value);
+    buf_reuse(&r->resp_hdrs);
+    at_free(r->hdrs);
+    at_buf_release(&r->url);
+    at_buf_release(&r->cur_name);
+    at_buf_release(&r->cur_value);
+    at_buf_release(&r->resp_hdrs);
+    at_free(r);
+}
+
+/* Thread exit, or its last server gone: free what the thread kept. */
 static void recycle_drain(void *unused)
 {
     AT_UNUSED(unused);
@@ -331,15 +350,7 @@ static void recycle_drain(void *unused)
 
         ASAN_UNPOISON_MEMORY_REGION(r, sizeof(*r));
         req_free_list = r->next_free;
-        if (r->hdrs != NULL)
-            ASAN_UNPOISON_MEMORY_REGION(r->hdrs,
-                                        r->hdrs_cap * sizeof(*r->hdrs));
-        at_free(r->hdrs);
-        at_buf_release(&r->url);
-        at_buf_release(&r->cur_name);
-        at_buf_release(&r->cur_value);
-        at_buf_release(&r->resp_hdrs);
-        at_free(r);
+        req_destroy(r);
     }
     while (write_free_list != NULL) {
         struct conn_write *w = write_free_list;
@@ -437,12 +448,7 @@ static void req_free(struct node_http_req *r)
     }
     r->nhdrs = 0;
     if (req_free_count >= RECYCLE_MAX || !recycle_arm()) {
-        at_free(r->hdrs);
-        at_buf_release(&r->url);
-        at_buf_release(&r->cur_name);
-        at_buf_release(&r->cur_value);
-        at_buf_release(&r->resp_hdrs);
-        at_free(r);
+        req_destroy(r);
         return;
     }
     if (r->hdrs_cap * sizeof(*r->hdrs) > REQ_BUF_KEEP) {
