@@ -9,7 +9,8 @@
  * node_copies_wait, which usually finds every blob with its copies already
  * (or polls the metadata every NODE_REPLICATE_TICK_MS until it does).
  *
- * Failure modes: the target has not applied the BlobStored yet (409: asked
+ * Failure modes: the target has not applied the BlobStored yet (it catches
+ * up with a read barrier first; 409 if the blob is still unknown: asked
  * again after ASK_RETRY_MS, up to ASK_RETRIES times), is down or refuses
  * (next target), or its fetch fails (the waiting PUT asks again every
  * NODE_REPLICATE_KICK_MS; the leader's scan every NODE_REPLICATE_SCAN_MS).
@@ -510,6 +511,54 @@ static void repl_reply(struct node_http_req *req,
     node_api_error(req, status, code, "%s", msg);
 }
 
+/* A copy request waiting for this node to catch up (see repl_run). */
+struct repl_late {
+    struct node_api *api;      /* borrowed; checked with usable() */
+    struct node_http_req *req; /* one reference */
+    char *repo;                /* owned */
+    struct at_digest d;
+};
+
+/* Start the copy, or say why not. */
+static void repl_start(struct node_api *api,
+                       struct node_http_req *req,
+                       const char *repo,
+                       const struct at_digest *d,
+                       bool caught_up)
+{
+    uint64_t size = 0;
+    int rv;
+
+    if (!meta_blob_linked(api->meta, repo, d, &size)) {
+        repl_reply(req, 409, "BLOB_UNKNOWN",
+                   caught_up ? "blob not in this repository"
+                             : "blob not known here yet");
+        return;
+    }
+    rv = node_fetch_start(api, repo, d, size);
+    if (rv == 0)
+        repl_reply(req, 202, NULL, NULL);
+    else if (rv == AT_ENOSPC)
+        repl_reply(req, 507, "UNSUPPORTED", "not enough free space for a copy");
+    else
+        repl_reply(req, 503, "UNAVAILABLE", at_strerror(rv));
+}
+
+static void repl_on_caught_up(void *data, int status)
+{
+    struct repl_late *l = data;
+
+    if (!node_http_req_done(l->req)) {
+        if (!usable(l->api))
+            repl_reply(l->req, 503, "UNAVAILABLE", "node is stopping");
+        else
+            repl_start(l->api, l->req, l->repo, &l->d, status == 0);
+    }
+    node_http_req_unref(l->req);
+    at_free(l->repo);
+    at_free(l);
+}
+
 static void repl_run(struct node_api *api,
                      struct node_http_req *req,
                      const char *body,
@@ -519,8 +568,6 @@ static void repl_run(struct node_api *api,
     json_error_t jerr;
     struct at_digest d;
     const char *repo, *dig;
-    uint64_t size = 0;
-    int rv;
 
     if (api->stopping || api->meta == NULL) {
         repl_reply(req, 503, "UNAVAILABLE", "node is stopping");
@@ -537,19 +584,28 @@ static void repl_run(struct node_api *api,
         repl_reply(req, 400, "UNSUPPORTED", "want {\"repo\",\"digest\"}");
         return;
     }
-    if (!meta_blob_linked(api->meta, repo, &d, &size)) {
+    if (meta_blob_linked(api->meta, repo, &d, NULL)) {
+        repl_start(api, req, repo, &d, true);
         json_decref(doc);
-        repl_reply(req, 409, "BLOB_UNKNOWN", "blob not known here yet");
         return;
     }
-    rv = node_fetch_start(api, repo, &d, size);
+    /* The asker applied the BlobStored before asking, but this node may
+     * not have learned of its commit yet (a heartbeat away when the leader
+     * wrote it). A read barrier brings it here now: one round trip, rather
+     * than the asker's retry ASK_RETRY_MS later. */
+    struct repl_late *l = at_calloc(1, sizeof(*l));
+    l->api = api;
+    l->req = req;
+    l->repo = at_strdup(repo);
+    l->d = d;
     json_decref(doc);
-    if (rv == 0)
-        repl_reply(req, 202, NULL, NULL);
-    else if (rv == AT_ENOSPC)
-        repl_reply(req, 507, "UNSUPPORTED", "not enough free space for a copy");
-    else
-        repl_reply(req, 503, "UNAVAILABLE", at_strerror(rv));
+    node_http_req_ref(req);
+    if (meta_read_barrier(api->meta, repl_on_caught_up, l) != 0) {
+        node_http_req_unref(req);
+        at_free(l->repo);
+        at_free(l);
+        repl_reply(req, 409, "BLOB_UNKNOWN", "blob not known here yet");
+    }
 }
 
 static void repl_req_free(struct repl_req *rr)
