@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <llhttp.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <sanitizer/asan_interface.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -314,15 +313,26 @@ static _Thread_local struct node_http_req *req_free_list;
 static _Thread_local unsigned req_free_count;
 static _Thread_local struct conn_write *write_free_list;
 static _Thread_local unsigned write_free_count;
-static _Thread_local bool recycle_armed;
 /* servers of this thread not yet freed: objects are kept only while there
- * is one (so nothing is kept once the last has stopped, e.g. at exit) */
+ * is one, and the last one to go frees them (so nothing is kept at exit) */
 static _Thread_local unsigned recycle_servers;
-static pthread_key_t recycle_key;
-static pthread_once_t recycle_once = PTHREAD_ONCE_INIT;
-static bool recycle_ok; /* the key exists */
 
-static void buf_reuse(struct at_buf *b);
+static void buf_keep(struct at_buf *b)
+{
+    if (b->cap > REQ_BUF_KEEP) {
+        at_buf_release(b);
+        return;
+    }
+    at_buf_reset(b);
+    if (b->data != NULL)
+        ASAN_POISON_MEMORY_REGION(b->data, b->cap);
+}
+
+static void buf_reuse(struct at_buf *b)
+{
+    if (b->data != NULL)
+        ASAN_UNPOISON_MEMORY_REGION(b->data, b->cap);
+}
 
 /* Free a request and everything it owns (kept buffers unpoisoned first). */
 static void req_destroy(struct node_http_req *r)
@@ -341,10 +351,9 @@ static void req_destroy(struct node_http_req *r)
     at_free(r);
 }
 
-/* Thread exit, or its last server gone: free what the thread kept. */
-static void recycle_drain(void *unused)
+/* The thread's last server is gone: free what the thread kept. */
+static void recycle_drain(void)
 {
-    AT_UNUSED(unused);
     while (req_free_list != NULL) {
         struct node_http_req *r = req_free_list;
 
@@ -360,44 +369,6 @@ static void recycle_drain(void *unused)
         at_free(w);
     }
     req_free_count = write_free_count = 0;
-}
-
-static void recycle_key_init(void)
-{
-    recycle_ok = pthread_key_create(&recycle_key, recycle_drain) == 0;
-}
-
-/* May this thread keep an object? The first time it does, have its lists
- * freed when the thread exits. */
-static bool recycle_arm(void)
-{
-    if (recycle_servers == 0)
-        return false;
-    if (!recycle_armed) {
-        pthread_once(&recycle_once, recycle_key_init);
-        if (!recycle_ok ||
-            pthread_setspecific(recycle_key, &recycle_armed) != 0)
-            return false;
-        recycle_armed = true;
-    }
-    return true;
-}
-
-static void buf_keep(struct at_buf *b)
-{
-    if (b->cap > REQ_BUF_KEEP) {
-        at_buf_release(b);
-        return;
-    }
-    at_buf_reset(b);
-    if (b->data != NULL)
-        ASAN_POISON_MEMORY_REGION(b->data, b->cap);
-}
-
-static void buf_reuse(struct at_buf *b)
-{
-    if (b->data != NULL)
-        ASAN_UNPOISON_MEMORY_REGION(b->data, b->cap);
 }
 
 static struct node_http_req *req_new(struct node_http_conn *c)
@@ -447,7 +418,7 @@ static void req_free(struct node_http_req *r)
         at_free(r->hdrs[i].value);
     }
     r->nhdrs = 0;
-    if (req_free_count >= RECYCLE_MAX || !recycle_arm()) {
+    if (req_free_count >= RECYCLE_MAX || recycle_servers == 0) {
         req_destroy(r);
         return;
     }
@@ -524,7 +495,7 @@ static struct conn_write *write_new(struct node_http_conn *c,
 static void write_free(struct conn_write *w)
 {
     if (w->len > WRITE_SMALL - sizeof(*w) || write_free_count >= RECYCLE_MAX ||
-        !recycle_arm()) {
+        recycle_servers == 0) {
         at_free(w);
         return;
     }
@@ -1531,7 +1502,7 @@ static void srv_on_close(uv_handle_t *h)
 
         at_free(s);
         if (--recycle_servers == 0)
-            recycle_drain(NULL);
+            recycle_drain();
         if (cb != NULL)
             cb(data);
     }

@@ -177,9 +177,9 @@ struct meta {
     uint64_t barrier_issue_term;
     uint64_t barrier_ok_term; /* term of the last committed barrier */
     uint64_t pushed_commit;   /* commit index sent with the last barrier */
-    /* the last barrier's entry and the last index before it (see
-     * read_index_now) */
-    uint64_t barrier_index, barrier_prev;
+    /* the last index before the last barrier, whose entry is the next one
+     * (see read_index_now) */
+    uint64_t barrier_prev;
     /* Leadership confirmation (ReadIndex without a log write): once the
      * leader has committed a barrier in its term, a batch of reads is
      * served by asking every other voter its current term; a majority
@@ -893,7 +893,7 @@ static void barrier_start(struct meta *m)
     m->waiting.head = m->waiting.tail = NULL;
     m->barrier.data = m;
     m->barrier_issue_term = m->raft.current_term;
-    m->pushed_commit = m->raft.commit_index;
+    uint64_t commit = m->raft.commit_index;
     uint64_t prev = raft_last_index(&m->raft);
     int rv = raft_barrier(&m->raft, &m->barrier, on_barrier);
     if (rv != 0) {
@@ -901,24 +901,25 @@ static void barrier_start(struct meta *m)
         return;
     }
     m->barrier_busy = true;
-    m->barrier_prev = prev;
-    m->barrier_index = raft_last_index(&m->raft);
+    m->pushed_commit = commit;
+    m->barrier_prev = prev; /* raft_barrier appended one entry: prev + 1 */
 }
 
 /* The read index: the commit index, less our last barrier when that is the
- * only entry committed since the commit index the barrier carried. The
+ * only entry committed since the commit index the barrier carried (so the
+ * log was fully committed when it was appended: barrier_prev is that
+ * commit index, pushed_commit). The
  * barrier changes no state, so the state at barrier_prev is the state at the
  * commit index; and followers know barrier_prev is committed (the barrier's
  * AppendEntries said so) while the barrier's own commit reaches them only
  * with the next AppendEntries, a heartbeat away. Without this, every read
  * index would exceed what was pushed and append another barrier (a log
- * write and fsync on a majority per batch of reads, for ever). The entry at
- * barrier_index is ours as long as the term has not changed. */
+ * write and fsync on a majority per batch of reads, for ever). The entry
+ * after barrier_prev is ours as long as the term has not changed. */
 static uint64_t read_index_now(struct meta *m)
 {
     uint64_t c = m->raft.commit_index;
-    if (c == m->barrier_index && c == m->barrier_prev + 1 &&
-        m->barrier_prev <= m->pushed_commit &&
+    if (c == m->barrier_prev + 1 && m->barrier_prev == m->pushed_commit &&
         m->barrier_issue_term == m->raft.current_term)
         return m->barrier_prev;
     return c;
