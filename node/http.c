@@ -33,6 +33,7 @@
 
 #define INBUF_SIZE     (64 * 1024)
 #define DISCARD_MAX    (1024 * 1024)
+#define EXT_MIN        (16 * 1024) /* body left before reads go to body_buf */
 #define LINGER_MS      2000
 #define SENDFILE_BURST (8 * 1024 * 1024)
 
@@ -105,6 +106,7 @@ struct node_http_req {
     bool has_length, chunked, expect_continue;
     uint64_t content_length;
     node_http_body_cb on_body;
+    node_http_body_buf_cb body_buf; /* may be NULL */
     node_http_end_cb on_end;
     node_http_abort_cb on_abort;
     void *data; /* handler's */
@@ -138,6 +140,7 @@ struct node_http_conn {
     bool first_request;
     char *in; /* owned, INBUF_SIZE */
     size_t in_off, in_len;
+    char *ext; /* handler memory the pending read goes to (body_buf), or NULL */
     bool reading;
     int err_status;            /* 414/431 decided by a parser callback */
     struct node_http_req *req; /* one reference owned */
@@ -723,11 +726,39 @@ static void conn_on_timer(uv_timer_t *t)
     conn_close_hard(c);
 }
 
+/* Where the next read of a Content-Length body may go straight into the
+ * handler's memory: nothing buffered, the parser inside the body, enough of
+ * it left to be worth it. Returns the most bytes that are all body. */
+static size_t conn_ext_want(const struct node_http_conn *c)
+{
+    const struct node_http_req *r = c->req;
+
+    if (c->state != CS_ACTIVE || c->body != BM_READ || r == NULL ||
+        r->body_buf == NULL || r->paused || r->aborted || r->chunked ||
+        !r->has_length || c->msg_complete || c->in_off != c->in_len)
+        return 0;
+    if (c->parser.content_length < EXT_MIN ||
+        c->parser.content_length > r->content_length)
+        return 0;
+    return (size_t)AT_MIN(c->parser.content_length, (uint64_t)SIZE_MAX);
+}
+
 static void conn_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     struct node_http_conn *c = h->data;
+    size_t want = conn_ext_want(c);
 
     AT_UNUSED(hint);
+    c->ext = NULL;
+    if (want > 0) {
+        char *p = NULL;
+        size_t n = 0;
+        if (c->req->body_buf(c->req, want, &p, &n) && p != NULL && n > 0) {
+            c->ext = p;
+            *buf = uv_buf_init(p, (unsigned)AT_MIN(AT_MIN(n, want), UINT_MAX));
+            return;
+        }
+    }
     if (c->in == NULL)
         c->in = at_malloc(INBUF_SIZE);
     if (c->in_off == c->in_len || c->state == CS_LINGER)
@@ -750,6 +781,49 @@ static void conn_on_data(struct node_http_conn *c, size_t n)
     conn_parse(c);
 }
 
+static void conn_parse_error(struct node_http_conn *c, llhttp_errno_t err);
+
+/* n body bytes were read into the handler's memory at p (conn_ext_want: all
+ * of them body, nothing buffered before them). One parser run over them
+ * hands the handler its own memory; whatever the parser leaves (it stopped
+ * early) moves to the input buffer and is parsed from there as usual. */
+static void conn_on_ext_data(struct node_http_conn *c, const char *p, size_t n)
+{
+    llhttp_errno_t err;
+    size_t used = n;
+
+    conn_timer_update(c, true);
+    if (llhttp_get_errno(&c->parser) == HPE_PAUSED)
+        llhttp_resume(&c->parser);
+    c->parse_end = p + n;
+    c->in_parser = true;
+    err = llhttp_execute(&c->parser, p, n);
+    c->in_parser = false;
+    if (err == HPE_PAUSED)
+        used = (size_t)(llhttp_get_error_pos(&c->parser) - p);
+    else if (err != HPE_OK) {
+        conn_parse_error(c, err);
+        conn_update_reading(c);
+        return;
+    }
+    if (used < n && c->state != CS_CLOSED) {
+        /* Not expected: the read was capped at the body's end, and the
+         * parser's pauses come after a whole span. */
+        if (n - used > INBUF_SIZE) {
+            LOG_ERROR("conn %s: %zu body bytes left unparsed", c->peer,
+                      n - used);
+            conn_close_hard(c);
+            return;
+        }
+        if (c->in == NULL)
+            c->in = at_malloc(INBUF_SIZE);
+        memcpy(c->in, p + used, n - used);
+        c->in_off = 0;
+        c->in_len = n - used;
+    }
+    conn_parse(c);
+}
+
 static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct node_http_conn *c = s->data;
@@ -769,6 +843,11 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (nread != UV_EOF)
             LOG_DEBUG("read from %s: %s", c->peer, uv_strerror((int)nread));
         conn_on_eof(c);
+        return;
+    }
+    if (c->ext != NULL && buf->base == c->ext) {
+        c->ext = NULL;
+        conn_on_ext_data(c, buf->base, (size_t)nread);
         return;
     }
     conn_on_data(c, (size_t)nread);
@@ -1734,6 +1813,12 @@ void node_http_req_read_body(struct node_http_req *r,
     c->body = BM_READ;
     conn_start_body(c);
     conn_parse(c);
+}
+
+/* see http.h */
+void node_http_req_body_buf(struct node_http_req *r, node_http_body_buf_cb cb)
+{
+    r->body_buf = cb;
 }
 
 /* see http.h */

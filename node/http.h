@@ -112,6 +112,18 @@ void node_http_req_read_body(struct node_http_req *r,
                              node_http_body_cb on_body,
                              node_http_end_cb on_end);
 void node_http_req_on_abort(struct node_http_req *r, node_http_abort_cb cb);
+/* Optional, for a body with a Content-Length: memory the next body bytes may
+ * be read into, so that they reach on_body without a copy. Asked on the loop
+ * thread before a socket read, when nothing is buffered and more than a few
+ * KiB of body are left: give up to `want` bytes (all of them body) at *p,
+ * *n > 0, and return true; or return false to use the connection's buffer.
+ * The bytes read then come to on_body with p pointing at that memory (a read
+ * may bring fewer, or none). The memory must stay valid until then. */
+typedef bool (*node_http_body_buf_cb)(struct node_http_req *req,
+                                      size_t want,
+                                      char **p,
+                                      size_t *n);
+void node_http_req_body_buf(struct node_http_req *r, node_http_body_buf_cb cb);
 void node_http_req_pause(struct node_http_req *r);
 void node_http_req_resume(struct node_http_req *r);
 

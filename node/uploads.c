@@ -160,6 +160,19 @@ static int up_on_body(struct node_http_req *req, const char *p, size_t n)
     return 0;
 }
 
+/* Body reads go straight into the upload's chunk queue. */
+static bool up_body_buf(struct node_http_req *req,
+                        size_t want,
+                        char **p,
+                        size_t *n)
+{
+    struct up *up = node_http_req_data(req);
+
+    if (up->replied || up->error != 0)
+        return false;
+    return storage_upload_reserve(up->u, want, p, n) == 0;
+}
+
 static void up_on_abort(struct node_http_req *req)
 {
     struct up *up = node_http_req_data(req);
@@ -400,6 +413,7 @@ static void start_body(struct up *up)
         up_on_end(up->req);
         return;
     }
+    node_http_req_body_buf(up->req, up_body_buf);
     node_http_req_read_body(up->req, up_on_body, up_on_end);
 }
 

@@ -103,6 +103,7 @@ struct storage_upload {
     /* the chunk list, loop thread */
     struct storage__chunk *c_head;  /* owned: oldest chunk not yet freed */
     struct storage__chunk *c_tail;  /* borrowed */
+    struct storage__chunk *c_spare; /* owned: handed out by reserve, unlinked */
     struct storage__chunk *wr_next; /* borrowed: first chunk not yet written */
     struct storage__chunk *h_next;  /* borrowed: first chunk not yet hashed */
     size_t queued;                  /* bytes in the chunk list */

@@ -149,6 +149,16 @@ void storage_upload_unlock(struct storage_upload *u);
  * (AT_EIO, AT_ENOSPC). Never blocks. */
 int storage_upload_write(struct storage_upload *u, const void *p, size_t n);
 
+/* Memory the next bytes of the stream may be placed in before they are
+ * passed to storage_upload_write, which then takes them without a copy:
+ * up to `want` bytes at *p (*n >= 1). Valid on the loop thread until the
+ * next call on u other than storage_upload_size; bytes placed there and not
+ * written are ignored. Returns 0 or what storage_upload_write would. */
+int storage_upload_reserve(struct storage_upload *u,
+                           size_t want,
+                           char **p,
+                           size_t *n);
+
 /* True when more than write_high_water bytes are queued: the caller should
  * stop reading from its socket until the drain callback runs. */
 bool storage_upload_busy(const struct storage_upload *u);

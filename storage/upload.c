@@ -231,6 +231,8 @@ static void upload_free(struct storage_upload *u)
         !u->deferred && !u->in_table);
     PRE(u->flush_head == NULL && u->drain_cb == NULL && u->hw_cb == NULL);
     chunks_free(core, u->c_head);
+    if (u->c_spare != NULL)
+        chunk_free(core, u->c_spare);
     if (u->fd >= 0)
         close(u->fd);
     at_sha256_release(&u->sha);
@@ -1283,7 +1285,13 @@ int storage_upload_write(struct storage_upload *u, const void *p, size_t n)
             size_t cap = (u->c_head == NULL && n < STORAGE__CHUNK_SMALL)
                              ? STORAGE__CHUNK_SMALL
                              : STORAGE__CHUNK;
-            c = chunk_new(u->core, cap, u->size);
+            if (u->c_spare != NULL && src == u->c_spare->data) {
+                c = u->c_spare; /* the bytes are already in it */
+                u->c_spare = NULL;
+                c->off = u->size;
+            } else {
+                c = chunk_new(u->core, cap, u->size);
+            }
             if (u->c_tail != NULL)
                 u->c_tail->next = c;
             else
@@ -1295,7 +1303,8 @@ int storage_upload_write(struct storage_upload *u, const void *p, size_t n)
                 u->h_next = c;
         }
         k = AT_MIN(n, c->cap - c->len);
-        memcpy(c->data + c->len, src, k);
+        if (src != c->data + c->len) /* else placed by storage_upload_reserve */
+            memcpy(c->data + c->len, src, k);
         c->len += k;
         c->sealed = c->len == c->cap;
         u->size += k;
@@ -1308,6 +1317,30 @@ int storage_upload_write(struct storage_upload *u, const void *p, size_t n)
      * (a small blob) takes them all in one work item. */
     if (!u->wr_inflight || !u->h_inflight)
         defer(u);
+    return 0;
+}
+
+/* see storage.h */
+int storage_upload_reserve(struct storage_upload *u,
+                           size_t want,
+                           char **p,
+                           size_t *n)
+{
+    struct storage__chunk *c = u->c_tail;
+    int rv = usable(u);
+
+    PRE(want > 0);
+    if (rv != 0)
+        return rv;
+    if (u->commit_state != STORAGE__COMMIT_NONE)
+        return AT_EBUSY;
+    if (c == NULL || c->sealed || c->len == c->cap) {
+        if (u->c_spare == NULL)
+            u->c_spare = chunk_new(u->core, STORAGE__CHUNK, 0);
+        c = u->c_spare;
+    }
+    *p = c->data + c->len;
+    *n = AT_MIN(want, c->cap - c->len);
     return 0;
 }
 

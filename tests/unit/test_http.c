@@ -156,6 +156,50 @@ static void echo_start(struct node_http_req *r)
     node_http_req_read_body(r, echo_body, echo_end);
 }
 
+/* /ext: an echo whose body reads go to handler memory (body_buf). */
+static char g_ext_mem[20000];
+static int g_ext_hits;   /* on_body calls with bytes in g_ext_mem */
+static int g_ext_offers; /* body_buf calls */
+static int g_ext_bad;    /* want of 0, or more than the body has left */
+static uint64_t g_ext_left;
+
+static bool ext_buf(struct node_http_req *r, size_t want, char **p, size_t *n)
+{
+    AT_UNUSED(r);
+    pthread_mutex_lock(&g_mu);
+    g_ext_offers++;
+    if (want == 0 || want > g_ext_left)
+        g_ext_bad++;
+    pthread_mutex_unlock(&g_mu);
+    *p = g_ext_mem + 7; /* any place in the handler's memory */
+    *n = AT_MIN(want, sizeof(g_ext_mem) - 7);
+    return true;
+}
+
+static int ext_body(struct node_http_req *r, const char *p, size_t n)
+{
+    pthread_mutex_lock(&g_mu);
+    if (p >= g_ext_mem && p < g_ext_mem + sizeof(g_ext_mem))
+        g_ext_hits++;
+    g_ext_left -= n;
+    pthread_mutex_unlock(&g_mu);
+    return echo_body(r, p, n);
+}
+
+static void ext_start(struct node_http_req *r)
+{
+    struct echo *e = at_calloc(1, sizeof(*e));
+
+    at_buf_init(&e->body, 0);
+    node_http_req_set_data(r, e);
+    node_http_req_on_abort(r, echo_abort);
+    pthread_mutex_lock(&g_mu);
+    g_ext_left = node_http_req_content_length(r);
+    pthread_mutex_unlock(&g_mu);
+    node_http_req_body_buf(r, ext_buf);
+    node_http_req_read_body(r, ext_body, echo_end);
+}
+
 struct bigsum {
     uint64_t n, since_pause, sum;
 };
@@ -275,6 +319,8 @@ static void handler(void *data, struct node_http_req *r)
         node_http_resp_send(r, "hello", 5);
     } else if (strcmp(path, "/echo") == 0) {
         echo_start(r);
+    } else if (strcmp(path, "/ext") == 0) {
+        ext_start(r);
     } else if (strcmp(path, "/upgrade") == 0) {
         node_http_resp_header(r, "X-Up", "1");
         node_http_req_upgrade(r, "test/1", on_upgraded, NULL);
@@ -648,6 +694,73 @@ static void test_body_length_and_chunked(void **state)
     assert_int_equal(read_resp(&c, &r, false), 0);
     assert_int_equal(r.body_len, 0);
     at_free(r.body);
+    cli_close(&c);
+}
+
+/* A Content-Length body read into the handler's memory: the same bytes
+ * arrive, in that memory, and never a byte past the body (the pipelined
+ * request after it is served). A chunked body keeps the server's buffer. */
+static void test_body_buf(void **state)
+{
+    struct cli c;
+    struct resp r;
+    size_t total = 300000;
+    size_t cut = total - 1000;
+    char *body = at_malloc(total);
+    const char *next = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+    char tail[1100];
+    char hdr[128];
+
+    AT_UNUSED(state);
+    for (size_t i = 0; i < total; i++)
+        body[i] = (char)('a' + (i * 13 + i / 7) % 26);
+    assert_int_equal(cli_connect(&c, g_port), 0);
+    snprintf(hdr, sizeof(hdr),
+             "PUT /ext HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
+             total);
+    assert_int_equal(send_str(&c, hdr), 0);
+    /* Pieces with gaps, so that reads happen between them. */
+    for (size_t off = 0; off < cut; off += 37000) {
+        assert_int_equal(send_all(&c, body + off, AT_MIN(37000, cut - off)), 0);
+        usleep(5000);
+    }
+    usleep(20000);
+    /* The last bytes, with the next request right behind them. */
+    memcpy(tail, body + cut, total - cut);
+    memcpy(tail + total - cut, next, strlen(next));
+    assert_int_equal(send_all(&c, tail, total - cut + strlen(next)), 0);
+    assert_int_equal(read_resp(&c, &r, false), 0);
+    assert_int_equal(r.status, 200);
+    assert_true(r.body_len == total);
+    assert_memory_equal(r.body, body, total);
+    at_free(r.body);
+    assert_int_equal(read_resp(&c, &r, false), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "hello");
+    at_free(r.body);
+    assert_true(get_locked(&g_ext_hits) > 0);
+    assert_true(get_locked(&g_ext_offers) >= get_locked(&g_ext_hits));
+    assert_int_equal(get_locked(&g_ext_bad), 0);
+
+    /* Chunked: no offer. */
+    pthread_mutex_lock(&g_mu);
+    g_ext_offers = g_ext_hits = 0;
+    pthread_mutex_unlock(&g_mu);
+    assert_int_equal(send_str(&c,
+                              "PUT /ext HTTP/1.1\r\nHost: x\r\n"
+                              "Transfer-Encoding: chunked\r\n\r\n"),
+                     0);
+    usleep(20000);
+    snprintf(hdr, sizeof(hdr), "%x\r\n", 30000);
+    assert_int_equal(send_str(&c, hdr), 0);
+    assert_int_equal(send_all(&c, body, 30000), 0);
+    assert_int_equal(send_str(&c, "\r\n0\r\n\r\n"), 0);
+    assert_int_equal(read_resp(&c, &r, false), 0);
+    assert_true(r.body_len == 30000);
+    assert_memory_equal(r.body, body, 30000);
+    at_free(r.body);
+    assert_int_equal(get_locked(&g_ext_offers), 0);
+    at_free(body);
     cli_close(&c);
 }
 
@@ -1115,6 +1228,7 @@ int main(void)
         cmocka_unit_test(test_get_keepalive_pipelined),
         cmocka_unit_test(test_head),
         cmocka_unit_test(test_body_length_and_chunked),
+        cmocka_unit_test(test_body_buf),
         cmocka_unit_test(test_pause_resume_big),
         cmocka_unit_test(test_expect_continue),
         cmocka_unit_test(test_early_response),

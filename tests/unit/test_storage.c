@@ -1037,6 +1037,79 @@ static void test_chains_random(void **state)
     free(buf);
 }
 
+/* Bytes placed with storage_upload_reserve and then written (no copy), mixed
+ * with copied writes, reservations never used or only partly used, and chains
+ * running in between: the blob is exactly the bytes written. */
+static void test_reserve(void **state)
+{
+    struct fx *f = *state;
+    uint8_t *buf = at_malloc(5 * MIB);
+    struct rnd r = { 0x5eed5eed12345678ull };
+    struct storage_upload *u = NULL;
+    struct at_sha256 h;
+    struct at_digest want;
+    struct res res;
+    uint64_t seed = 1;
+    char *p = NULL;
+    size_t n = 0;
+
+    fx_open(f, 0, 0, 4 * MIB);
+    at_sha256_init(&h);
+    assert_int_equal(storage_upload_create(&f->s, "rsv", &u), 0);
+    for (int i = 0; i < 400; i++) {
+        uint64_t action = rnd_next(&r) % 8;
+        size_t ask = rnd_size(&r);
+        size_t k;
+
+        if (ask == 0)
+            ask = 1;
+        assert_int_equal(storage_upload_reserve(u, ask, &p, &n), 0);
+        assert_true(n >= 1 && n <= ask && n <= 1 * MIB);
+        /* Placed bytes, a part of them (like a short read) written. */
+        k = action == 7 ? n / 2 : n;
+        fill((uint8_t *)p, n, seed++);
+        if (action == 6) {
+            /* Never written: the next reservation may reuse the memory. */
+        } else if (k > 0) {
+            at_sha256_update(&h, p, k);
+            assert_int_equal(storage_upload_write(u, p, k), 0);
+        }
+        if (action == 5) {
+            size_t len = rnd_size(&r);
+            fill(buf, len, seed++);
+            at_sha256_update(&h, buf, len);
+            assert_int_equal(storage_upload_write(u, buf, len), 0);
+        }
+        if (storage_upload_busy(u)) {
+            struct res dr = { 0 };
+            storage_upload_on_drain(u, on_status, &dr);
+            run_until(f, &dr.done);
+            assert_int_equal(dr.status, 0);
+        }
+        if (action <= 1)
+            uv_run(&f->loop, UV_RUN_NOWAIT);
+        else if (action == 2)
+            assert_int_equal(flush_wait(f, u, false), 0);
+    }
+    at_sha256_final(&h, &want);
+    /* A reservation left unused at commit time is dropped with the session. */
+    assert_int_equal(storage_upload_reserve(u, 4096, &p, &n), 0);
+    assert_int_equal(commit_wait(f, u, &want, &res), 0);
+    assert_true(at_digest_equal(&res.digest, &want));
+    assert_true(res.size == storage_upload_size(u));
+    check_blob(f, &want, res.size);
+    assert_int_equal(storage_upload_reserve(u, 4096, &p, &n), AT_ENOTFOUND);
+    storage_upload_unref(u);
+
+    /* A canceled session refuses reservations. */
+    assert_int_equal(storage_upload_create(&f->s, "rsv", &u), 0);
+    assert_int_equal(storage_upload_reserve(u, 10, &p, &n), 0);
+    storage_upload_cancel(u);
+    assert_int_equal(storage_upload_reserve(u, 10, &p, &n), AT_ENOTFOUND);
+    storage_upload_unref(u);
+    free(buf);
+}
+
 /* Mismatch right after a restart, with no new bytes: commit rehashes. */
 static void test_restart_mismatch(void **state)
 {
@@ -1375,6 +1448,7 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_chains_random, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(test_reserve, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_restart_mismatch, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_watch_match, fx_setup,
