@@ -147,6 +147,7 @@ struct storage_upload {
     bool info_synced;               /* [write] and fsynced */
     bool meta_synced;               /* [write] info + uploads/ fsynced */
     struct at_digest w_digest;      /* [write] commit result */
+    bool w_dup; /* [write] commit kept an existing copy: remove ours */
 
     /* the hash chain */
     uv_work_t h_work;

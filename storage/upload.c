@@ -512,6 +512,55 @@ static void work_write(struct storage_upload *u)
         (void)do_sync(u);
 }
 
+/* Make the verified data file the blob: fdatasync it, rename it into
+ * blobs/ unless a copy is there already (that copy is kept, with a fresh
+ * ctime: GC's local sweep keeps files changed after its cutoff, so a
+ * re-upload of a blob being collected keeps it, node/gc.c). Returns 0 or -1
+ * with wr_status set. */
+static int place_blob(struct storage_upload *u, bool *created, bool *renamed)
+{
+    /* A copy already in blobs/ was complete, verified and synced before its
+     * rename: ours needs no fdatasync (the caller syncs the directory
+     * again). Touching it is the check. */
+    if (utimensat(AT_FDCWD, u->blob_path, NULL, 0) == 0)
+        return 0;
+    if ((u->wr_off == 0 || u->wr_synced < u->wr_off) && fdatasync(u->fd) != 0) {
+        wr_err(u, errno, "fdatasync", u->data_path);
+        return -1;
+    }
+    u->wr_synced = u->wr_off;
+    if (mkdir(u->blob_dir, 0755) == 0) {
+        *created = true;
+    } else if (errno != EEXIST) {
+        wr_err(u, errno, "mkdir", u->blob_dir);
+        return -1;
+    }
+    for (int attempt = 0;; attempt++) {
+        int rv = renameat2(AT_FDCWD, u->data_path, AT_FDCWD, u->blob_path,
+                           RENAME_NOREPLACE);
+        if (rv != 0 && (errno == EINVAL || errno == ENOSYS)) {
+            /* Filesystem without RENAME_NOREPLACE: check, then rename. */
+            struct stat st;
+            if (stat(u->blob_path, &st) == 0) {
+                errno = EEXIST;
+            } else {
+                rv = rename(u->data_path, u->blob_path);
+            }
+        }
+        if (rv == 0) {
+            *renamed = true;
+        } else if (errno != EEXIST) {
+            wr_err(u, errno, "rename into blobs", u->data_path);
+            return -1;
+        } else if (utimensat(AT_FDCWD, u->blob_path, NULL, 0) != 0 &&
+                   errno == ENOENT && attempt == 0) {
+            continue; /* GC removed the existing copy meanwhile: rename */
+        }
+        break;
+    }
+    return 0;
+}
+
 static void work_commit(struct storage_upload *u)
 {
     struct at_digest got;
@@ -550,43 +599,8 @@ static void work_commit(struct storage_upload *u)
     }
     if (open_data(u) != 0) /* an empty blob: no write created it */
         return;
-    if ((u->wr_off == 0 || u->wr_synced < u->wr_off) && fdatasync(u->fd) != 0) {
-        wr_err(u, errno, "fdatasync", u->data_path);
+    if (place_blob(u, &created, &renamed) != 0)
         return;
-    }
-    u->wr_synced = u->wr_off;
-    if (mkdir(u->blob_dir, 0755) == 0) {
-        created = true;
-    } else if (errno != EEXIST) {
-        wr_err(u, errno, "mkdir", u->blob_dir);
-        return;
-    }
-    for (int attempt = 0;; attempt++) {
-        rv = renameat2(AT_FDCWD, u->data_path, AT_FDCWD, u->blob_path,
-                       RENAME_NOREPLACE);
-        if (rv != 0 && (errno == EINVAL || errno == ENOSYS)) {
-            /* Filesystem without RENAME_NOREPLACE: check, then rename. */
-            struct stat st;
-            if (stat(u->blob_path, &st) == 0) {
-                errno = EEXIST;
-            } else {
-                rv = rename(u->data_path, u->blob_path);
-            }
-        }
-        if (rv == 0) {
-            renamed = true;
-        } else if (errno != EEXIST) {
-            wr_err(u, errno, "rename into blobs", u->data_path);
-            return;
-        } else if (utimensat(AT_FDCWD, u->blob_path, NULL, 0) != 0 &&
-                   errno == ENOENT && attempt == 0) {
-            continue; /* GC removed the existing copy meanwhile: rename */
-        }
-        /* An existing copy is kept with a fresh ctime: GC's local sweep
-         * keeps files changed after its cutoff (a re-upload of a blob
-         * being collected, node/gc.c). */
-        break;
-    }
     rv = storage__fsync_dir(u->blob_dir);
     if (rv == 0 && created)
         rv = storage__fsync_dir(u->blobs_root);
@@ -602,11 +616,45 @@ static void work_commit(struct storage_upload *u)
     /* Leftovers are harmless: an orphan data file is removed at open, an
      * info file whose removal is lost in a crash comes back as an empty
      * session that the purge removes. */
-    if (!renamed)
-        (void)unlink(u->data_path);
     if (u->info_exists)
         (void)unlink(u->info_path);
+    u->w_dup = !renamed; /* removed after the answer: see remove_later */
     u->w_digest = got;
+}
+
+struct remove_job {
+    uv_work_t work;
+    char path[];
+};
+
+static void remove_work_cb(uv_work_t *req)
+{
+    struct remove_job *j = req->data;
+
+    if (unlink(j->path) != 0 && errno != ENOENT)
+        LOG_WARN("remove '%s': %s", j->path, strerror(errno));
+}
+
+static void after_remove_cb(uv_work_t *req, int status)
+{
+    AT_UNUSED(status);
+    free(req->data);
+}
+
+/* Remove a data file that no session refers to any more, in the pool and
+ * after the answer: freeing a large file's blocks takes a while (hundreds of
+ * ms for 256 MiB with online discard). If that is lost in a crash, the
+ * orphan is removed at the next open. */
+static void remove_later(uv_loop_t *loop, const char *path)
+{
+    size_t len = strlen(path);
+    struct remove_job *j = at_malloc(sizeof(*j) + len + 1);
+    int rv;
+
+    memcpy(j->path, path, len + 1);
+    j->work.data = j;
+    rv = uv_queue_work(loop, &j->work, remove_work_cb, after_remove_cb);
+    AT_ASSERT(rv == 0);
 }
 
 static void work_remove(struct storage_upload *u)
@@ -1087,6 +1135,8 @@ static void after_write_cb(uv_work_t *req, int status)
             u->committed = true;
             LOG_DEBUG("upload '%s' committed (%" PRIu64 " bytes)", u->id,
                       u->written);
+            if (u->w_dup)
+                remove_later(u->core->loop, u->data_path);
             table_remove(u);
         } else {
             record_error(u, u->wr_status, u->wr_errmsg);
