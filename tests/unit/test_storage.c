@@ -968,6 +968,19 @@ static size_t rnd_size(struct rnd *r)
     return (size_t)(rnd_next(r) % (5 * MIB)) + 1;
 }
 
+/* Backpressure: when the session is busy, wait until it drained. */
+static void wait_drain(struct fx *f, struct storage_upload *u)
+{
+    struct res dr = { 0 };
+
+    if (!storage_upload_busy(u))
+        return;
+    storage_upload_on_drain(u, on_status, &dr);
+    run_until(f, &dr.done);
+    assert_int_equal(dr.status, 0);
+    assert_false(storage_upload_busy(u));
+}
+
 /* Write n random pieces, honouring backpressure, with random loop turns and
  * flushes in between. */
 static void chain_pieces(struct fx *f,
@@ -983,13 +996,7 @@ static void chain_pieces(struct fx *f,
         fill(buf, len, rnd_next(r));
         at_sha256_update(h, buf, len);
         assert_int_equal(storage_upload_write(u, buf, len), 0);
-        if (storage_upload_busy(u)) {
-            struct res dr = { 0 };
-            storage_upload_on_drain(u, on_status, &dr);
-            run_until(f, &dr.done);
-            assert_int_equal(dr.status, 0);
-            assert_false(storage_upload_busy(u));
-        }
+        wait_drain(f, u);
         if (action == 0)
             uv_run(&f->loop, UV_RUN_NOWAIT);
         else if (action == 1)
@@ -1091,12 +1098,7 @@ static void test_reserve(void **state)
             at_sha256_update(&h, buf, len);
             assert_int_equal(storage_upload_write(u, buf, len), 0);
         }
-        if (storage_upload_busy(u)) {
-            struct res dr = { 0 };
-            storage_upload_on_drain(u, on_status, &dr);
-            run_until(f, &dr.done);
-            assert_int_equal(dr.status, 0);
-        }
+        wait_drain(f, u);
         if (action <= 1)
             uv_run(&f->loop, UV_RUN_NOWAIT);
         else if (action == 2)
