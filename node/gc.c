@@ -402,20 +402,36 @@ static void run_finish(struct gc_run *r, int status)
 
 static void run_next(struct gc_run *r);
 
-static void on_swept(void *data, int status, int result, uint64_t index)
+/* Candidates in the batch that starts at next of n. */
+static size_t batch_len(size_t next, size_t n)
 {
-    struct gc_run *r = data;
-    AT_UNUSED(index);
+    return n - next < NODE_GC_BATCH ? n - next : NODE_GC_BATCH;
+}
+
+/* A sweep batch was answered: false (and the run finished) on failure,
+ * else the cursor moves past the batch. */
+static bool sweep_answered(struct gc_run *r,
+                           int status,
+                           int result,
+                           size_t *next,
+                           size_t n)
+{
     if (status == 0 && result != META_OK)
         status = AT_EPROTO;
     if (status != 0 || r->g->meta == NULL) {
         run_finish(r, status != 0 ? status : AT_ESHUTDOWN);
-        return;
+        return false;
     }
-    size_t batch =
-        r->n - r->next < NODE_GC_BATCH ? r->n - r->next : NODE_GC_BATCH;
-    r->next += batch;
-    run_next(r);
+    *next += batch_len(*next, n);
+    return true;
+}
+
+static void on_swept(void *data, int status, int result, uint64_t index)
+{
+    struct gc_run *r = data;
+    AT_UNUSED(index);
+    if (sweep_answered(r, status, result, &r->next, r->n))
+        run_next(r);
 }
 
 static void run_next(struct gc_run *r)
@@ -429,8 +445,7 @@ static void run_next(struct gc_run *r)
         run_finish(r, AT_ESHUTDOWN);
         return;
     }
-    size_t batch =
-        r->n - r->next < NODE_GC_BATCH ? r->n - r->next : NODE_GC_BATCH;
+    size_t batch = batch_len(r->next, r->n);
     r->batches++;
     int rv = meta_gc_sweep(g->meta, NULL, r->now_ms, r->grace_ms,
                            r->cand + r->next, batch, on_swept, r);
@@ -458,16 +473,8 @@ static void on_mf_swept(void *data, int status, int result, uint64_t index)
 {
     struct gc_run *r = data;
     AT_UNUSED(index);
-    if (status == 0 && result != META_OK)
-        status = AT_EPROTO;
-    if (status != 0 || r->g->meta == NULL) {
-        run_finish(r, status != 0 ? status : AT_ESHUTDOWN);
-        return;
-    }
-    size_t batch =
-        r->nm - r->mnext < NODE_GC_BATCH ? r->nm - r->mnext : NODE_GC_BATCH;
-    r->mnext += batch;
-    run_next_mf(r);
+    if (sweep_answered(r, status, result, &r->mnext, r->nm))
+        run_next_mf(r);
 }
 
 /* Propose the untagged manifests in batches, then go on with the blobs
@@ -483,8 +490,7 @@ static void run_next_mf(struct gc_run *r)
         run_blobs(r);
         return;
     }
-    size_t batch =
-        r->nm - r->mnext < NODE_GC_BATCH ? r->nm - r->mnext : NODE_GC_BATCH;
+    size_t batch = batch_len(r->mnext, r->nm);
     r->batches++;
     int rv =
         meta_gc_sweep_manifests(g->meta, NULL, r->now_ms, r->grace_ms,
