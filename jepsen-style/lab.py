@@ -65,6 +65,20 @@ def _kill_ns_pids(ns):
     return pids
 
 
+def remove_faketime_shm(pids):
+    """libfaketime creates /dev/shm/faketime_shm_<pid> (and a semaphore) in
+    the first process that loads it, here the node's pid (ip netns exec then
+    execs atoll), and removes them only at a normal exit of that very
+    image, so every node leaves them behind. Remove those of our pids once
+    the processes are gone."""
+    for pid in pids:
+        for name in (f"faketime_shm_{pid}", f"sem.faketime_sem_{pid}"):
+            try:
+                os.unlink(os.path.join("/dev/shm", name))
+            except OSError:
+                pass
+
+
 def delete_namespaces(names, timeout=10):
     for ns in names:
         _kill_ns_pids(ns)
@@ -359,6 +373,8 @@ class Lab:
     def stop_all(self):
         for n in self.nodes:
             n.kill()
+        if self.faketime:
+            remove_faketime_shm(self.pids)  # every node process ever started
 
     def remove_dir(self, node):
         shutil.rmtree(node.data, ignore_errors=True)

@@ -179,7 +179,7 @@ def outer(a):
             inner_proc[0] = None
             # whatever the inner process left: kill every node process
             for k in range(1, net.slots + 1):
-                labmod._kill_ns_pids(net.node_ns(k))
+                labmod.remove_faketime_shm(labmod._kill_ns_pids(net.node_ns(k)))
                 labmod.sh(["ip", "netns", "exec", net.node_ns(k), "iptables",
                            "-w", "-F"], check=False)
             v = {}
