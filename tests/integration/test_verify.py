@@ -85,8 +85,11 @@ class ClusterVerifyTest(unittest.TestCase):
         n0, n1 = c.nodes
         repo = "verify/two"
         data = os.urandom(2 << 20)
-        d = n0.push_blob(repo, data)
-        # min_copies 2: n1 gets its copy soon after the upload
+        # min_copies 2: the manifest PUT answers once n1 holds a copy too
+        # (it asks again every 2 s; a lone blob gets a single ask, which a
+        # loaded machine can lose)
+        n0.push_image(repo, "v1", layers=(data,))
+        d = sha256_digest(data)
         self.cluster_mod.wait_for(lambda: os.path.exists(blob_path(n1, d)),
                                   20, what="copy on n1")
         corrupt(n0, d)
