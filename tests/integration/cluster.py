@@ -492,18 +492,32 @@ def _print_notes():
 atexit.register(_print_notes)
 
 
+def test_failed(test):
+    """True once `test` has a failure or error (Python 3.11 reports them to
+    the result as they happen)."""
+    res = getattr(getattr(test, "_outcome", None), "result", None)
+    if res is None:
+        return False
+    return any(t is test for t, _ in res.failures + res.errors)
+
+
+def close_reporting(test, c):
+    """tearDown of a test that owns cluster c: close it, and when the test
+    failed keep the nodes' logs first (they go with the temporary dir)."""
+    if c is None:
+        return
+    if test_failed(test):
+        note(f"logs of {test.id()}:\n" + c.logs()[-20000:])
+    c.close()
+
+
 class ClusterTestCase(unittest.TestCase):
     """Base: helpers for tests that own a Cluster in self.cluster."""
 
     cluster = None
 
     def failed(self):
-        """True once this test has a failure or error (Python 3.11 reports
-        them to the result as they happen)."""
-        res = getattr(getattr(self, "_outcome", None), "result", None)
-        if res is None:
-            return False
-        return any(t is self for t, _ in res.failures + res.errors)
+        return test_failed(self)
 
     def assert_tag_everywhere(self, repo, tag, digest, nodes=None, body=None):
         for n in nodes or self.cluster.live():

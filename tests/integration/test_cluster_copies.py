@@ -13,7 +13,8 @@ import time
 import unittest
 
 import harness
-from cluster import Cluster, ClusterTestCase, note, wait_for
+from cluster import (Cluster, ClusterTestCase, close_reporting, note,
+                     wait_for)
 from harness import sha256_digest
 
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -64,7 +65,7 @@ class CopiesTest(ClusterTestCase):
         self.cluster = Cluster(3, prefix="copy").start()
 
     def tearDown(self):
-        self.cluster.close()
+        close_reporting(self, self.cluster)
 
     def test_acknowledged_push_survives_losing_the_receiver(self):
         # Acceptance test 3 of issue 4: kill -9 the receiving node the

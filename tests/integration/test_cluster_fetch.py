@@ -16,7 +16,8 @@ import threading
 import unittest
 
 import ocilayout
-from cluster import Cluster, ClusterTestCase, note, wait_for
+from cluster import (Cluster, ClusterTestCase, close_reporting, note,
+                     wait_for)
 from harness import run_tool, sha256_digest
 
 SKOPEO = shutil.which("skopeo")
@@ -488,7 +489,7 @@ class FetchCorruptLinkTest(ClusterTestCase):
     def tearDown(self):
         if self.proxy is not None:
             self.proxy.close()
-        self.cluster.close()
+        close_reporting(self, self.cluster)
 
     def test_corrupt_link_never_served(self):
         c = self.cluster
@@ -538,7 +539,7 @@ class FetchFailoverTest(ClusterTestCase):
         self.cluster = Cluster(3, extra=NO_COPIES, prefix="fofail").start()
 
     def tearDown(self):
-        self.cluster.close()
+        close_reporting(self, self.cluster)
 
     def test_served_from_second_holder(self):
         c = self.cluster
@@ -603,7 +604,7 @@ class FetchReserveTest(ClusterTestCase):
         self.cluster = Cluster(3, extra=NO_COPIES, prefix="fres").start()
 
     def tearDown(self):
-        self.cluster.close()
+        close_reporting(self, self.cluster)
 
     def test_507_below_reserve(self):
         c = self.cluster

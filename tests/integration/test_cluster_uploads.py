@@ -23,7 +23,7 @@ import time
 import unittest
 
 import ocilayout
-from cluster import Cluster, ClusterTestCase, wait_for
+from cluster import Cluster, ClusterTestCase, close_reporting, wait_for
 from harness import location_path, run_tool, sha256_digest
 
 SKOPEO = shutil.which("skopeo")
@@ -638,7 +638,7 @@ class ProxyOwnerDeathTest(ClusterTestCase):
         self.cluster = Cluster(3, prefix="updie").start()
 
     def tearDown(self):
-        self.cluster.close()
+        close_reporting(self, self.cluster)
 
     def test_owner_killed(self):
         c = self.cluster

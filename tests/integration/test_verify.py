@@ -77,8 +77,7 @@ class ClusterVerifyTest(unittest.TestCase):
                                        extra=["--min-copies", "2"]).start()
 
     def tearDown(self):
-        if self.cluster is not None:
-            self.cluster.close()
+        self.cluster_mod.close_reporting(self, self.cluster)
 
     def test_corrupt_copy_refetched_from_other_holder(self):
         c = self.cluster
