@@ -119,11 +119,16 @@ struct meta_change {
     struct meta_change *next;
 };
 
+/* A leadership transfer. libraft sends its TimeoutNow with the raft_io_send
+ * inside the request, and that send can still be queued in the io (the
+ * target unreachable) when the transfer ends: the struct is only freed with
+ * the meta, after raft_close has closed the io. */
 struct meta_xfer {
     struct raft_transfer req;
-    struct meta *m; /* borrowed; NULL once orphaned */
+    struct meta *m; /* borrowed */
     void (*cb)(void *data, int status);
     void *data;
+    struct meta_xfer *next; /* in m->xfers_done */
 };
 
 struct meta {
@@ -153,10 +158,10 @@ struct meta {
     unsigned rix_inflight;       /* read-index RPCs in flight */
     struct meta_change *changes; /* queue; head is in flight if busy */
     bool change_busy;
-    uint64_t promote_after;    /* uv_now() before which no auto promotion */
-    bool self_busy;            /* our own NodeUpsert in flight */
-    uint64_t self_retry_after; /* uv_now() before which it is not retried */
-    struct meta_xfer close_xfer;
+    uint64_t promote_after;       /* uv_now() before which no auto promotion */
+    bool self_busy;               /* our own NodeUpsert in flight */
+    uint64_t self_retry_after;    /* uv_now() before which it is not retried */
+    struct meta_xfer *xfers_done; /* owned: ended transfers (meta_xfer) */
     uv_timer_t close_timer;
     bool close_xfer_busy;
     bool raft_closing;
@@ -271,6 +276,11 @@ static void peers_cache_clear(struct meta *m)
 
 static void meta_free(struct meta *m)
 {
+    while (m->xfers_done != NULL) {
+        struct meta_xfer *x = m->xfers_done;
+        m->xfers_done = x->next;
+        at_free(x);
+    }
     meta_fsm_release(&m->fsm);
     peers_cache_clear(m);
     at_map_release(&m->peers_cache);
@@ -2024,19 +2034,15 @@ static void on_transfer(struct raft_transfer *req)
 {
     struct meta_xfer *x = req->data;
     struct meta *m = x->m;
-    if (m == NULL) {
-        at_free(x);
-        return;
-    }
     raft_id leader = 0;
     const char *addr = NULL;
     raft_leader(&m->raft, &leader, &addr);
     int st = leader != m->id ? 0 : AT_ETIMEDOUT;
-    void (*cb)(void *, int) = x->cb;
-    void *data = x->data;
-    at_free(x);
-    if (cb != NULL)
-        cb(data, st);
+    /* not freed here: its TimeoutNow may still wait in the io's queue */
+    x->next = m->xfers_done;
+    m->xfers_done = x;
+    if (x->cb != NULL)
+        x->cb(x->data, st);
 }
 
 /* see meta.h */

@@ -886,6 +886,12 @@ static void test_cluster(void **state)
         if (i != l && nodes[i].m != NULL)
             node_close(i);
     }
+    /* nor hands leadership over; the transfer ends while its TimeoutNow
+     * may still wait in the io's queue, which the close below cancels (the
+     * request must still be there: it goes with the meta) */
+    o = (struct op){ 0 };
+    if (meta_transfer(nodes[l].m, NULL, on_op, &o) == 0)
+        run_until(flag_set, &o.done); /* timed out, or leadership lost */
     o = (struct op){ 0 };
     if (meta_read_barrier(nodes[l].m, on_op, &o) == 0) {
         run_until(flag_set, &o.done);
