@@ -88,8 +88,8 @@ $(LIB): $(LIB_OBJS)
 $(BIN): $(BUILD)/obj/node/main.o $(LIB)
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
-# Unit test binaries: $(BUILD)/tests/test_<module>
-$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(LIB)
+# Unit test binaries (tests/module.mk)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL) -lcmocka
 
@@ -159,6 +159,6 @@ format-check:
 	clang-format --dry-run --Werror $(FORMAT_SRCS)
 
 check-deps:
-	@sh .ci/check-deps
+	@python3 .ci/check-deps
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -10,6 +10,7 @@
 #include "common/clock.h"
 #include "common/digest.h"
 #include "common/err.h"
+#include "common/list.h"
 #include "common/log.h"
 #include "common/map.h"
 #include "common/parse.h"

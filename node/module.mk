@@ -1,6 +1,17 @@
-# node/main.c is linked only into the atoll binary; the rest is in libatoll.a
-NODE_LIB_SRCS := node/http.c node/url.c node/api.c node/blobs.c node/uploads.c \
-	node/manifests.c node/manifest_parse.c node/config.c node/server.c node/cli.c \
-	node/peer.c node/peer_api.c node/fetch.c node/proxy.c node/gc.c \
-	node/replicate.c node/placement.c node/verify.c
+# node/ is the process (config, wiring, front, admin, metrics, CLI) and its
+# sub-rooms: http/ (the HTTP server), reply/ (the handlers' context and
+# reply toolkit), cluster/ (peer listener and client, fetch, relay, copies,
+# placement, GC runs), oci/ (the registry API). node/main.c is linked only
+# into the atoll binary; the rest is in libatoll.a.
+NODE_HTTP_SRCS := node/http/http.c node/http/url.c
+NODE_REPLY_SRCS := node/reply/context.c node/reply/reply.c
+NODE_CLUSTER_SRCS := node/cluster/peer.c node/cluster/peer_api.c \
+	node/cluster/fetch.c node/cluster/proxy.c node/cluster/replicate.c \
+	node/cluster/placement.c node/cluster/gc.c node/cluster/verify.c
+NODE_OCI_SRCS := node/oci/names.c node/oci/route.c node/oci/router.c \
+	node/oci/listing.c node/oci/blobs.c node/oci/uploads.c \
+	node/oci/manifests.c node/oci/manifest_parse.c
+NODE_LIB_SRCS := $(NODE_HTTP_SRCS) $(NODE_REPLY_SRCS) $(NODE_CLUSTER_SRCS) \
+	$(NODE_OCI_SRCS) node/config.c node/server.c node/cli.c node/front.c \
+	node/admin.c node/metrics.c
 NODE_ALLOW := common proto storage raft node

@@ -19,15 +19,17 @@
 
 #include <jansson.h>
 
-#include "node/api.h"
-#include "node/fetch.h"
-#include "node/gc.h"
-#include "node/peer.h"
-#include "node/peer_api.h"
-#include "node/placement.h"
-#include "node/replicate.h"
+#include "node/cluster/fetch.h"
+#include "node/cluster/gc.h"
+#include "node/cluster/peer.h"
+#include "node/cluster/peer_api.h"
+#include "node/cluster/placement.h"
+#include "node/cluster/replicate.h"
+#include "node/cluster/verify.h"
+#include "node/front.h"
+#include "node/oci/router.h"
+#include "node/reply/reply.h"
 #include "node/server.h"
-#include "node/verify.h"
 
 #define JOIN_MARKER      "join-pending"
 #define REMOVED_MARKER   "removed" /* left by POST /_atoll/removed/<id> */
@@ -47,8 +49,9 @@ struct node_server {
     struct node_peer *peer; /* client */
     struct node_peer_api peer_api;
     struct node_api api;
-    char *name;         /* owned */
-    char *raft_dir;     /* owned */
+    struct node_reply_ctx api_reply; /* the API listener's */
+    char *name;                      /* owned */
+    char *raft_dir;                  /* owned */
     char *peer_address; /* owned: advertised host:port of the peer listener */
     char *api_address;  /* owned: advertised host:port of the API */
     /* join (first start with --join) */
@@ -352,7 +355,6 @@ int node_server_start(struct node_server **out,
     if (rv != 0)
         goto err_after_storage;
 
-    s->api.magic = NODE_API_MAGIC;
     s->api.loop = loop;
     s->api.cfg = cfg;
     s->api.store = &s->store;
@@ -365,6 +367,10 @@ int node_server_start(struct node_server **out,
     s->peer_api.store = &s->store;
     s->peer_api.secret = cfg->cluster_secret;
     s->peer_api.node_api = &s->api;
+    s->peer_api.relay = node_oci_handle;
+    s->peer_api.reply.api = &s->api;
+    s->peer_api.reply.relayed = true;
+    s->api_reply.api = &s->api;
     s->peer_api.raft_dir = s->raft_dir;
     if (cfg->cluster_secret[0] == '\0' && cfg->join[0] != '\0') {
         at_errmsg_printf(errmsg,
@@ -382,8 +388,8 @@ int node_server_start(struct node_server **out,
     hcfg.body_timeout_ms = cfg->body_timeout_ms;
     hcfg.write_timeout_ms = cfg->write_timeout_ms;
     hcfg.shutdown_grace_ms = cfg->shutdown_grace_ms;
-    rv = node_http_start(&s->http, loop, &hcfg, node_api_handle, &s->api,
-                         errmsg);
+    rv = node_http_start(&s->http, loop, &hcfg, node_front_handle,
+                         &s->api_reply, errmsg);
     if (rv != 0) {
         at_errmsg_wrapf(errmsg, "listen on '%s'", cfg->listen);
         goto err_after_peer;
@@ -448,7 +454,7 @@ int node_server_start(struct node_server **out,
     node_gc_start(s->api.gc, s->meta);
     /* Upload ids carry this node's raft id (known once meta is open, before
      * the API answers anything but 503) so that any node can relay a
-     * request for them to their owner (node/proxy.c). */
+     * request for them to their owner (node/cluster/proxy.c). */
     {
         struct meta_status st;
         meta_status_get(s->meta, &st);

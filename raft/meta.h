@@ -267,7 +267,7 @@ int meta_gc_sweep_manifests(struct meta *m,
                             void *data);
 /* True once after each snapshot install: a node that installs a snapshot
  * right after a restart does not know which records it lost, so it scans
- * its store for copies without a record (node/gc.c). */
+ * its store for copies without a record (the node layer). */
 bool meta_gc_take_scan(struct meta *m);
 
 /* ---- cluster settings ----
@@ -459,7 +459,7 @@ void meta_blob_holders(struct meta *m,
 /* Every blob referenced by a manifest (config and layers), once per
  * repository holding such a manifest: each(data, repo, digest, size of the
  * blob record, or 0 if none). Local state, no order. For the leader's
- * min_copies scan (node/replicate.c). */
+ * min_copies scan (the node layer). */
 typedef void (*meta_ref_blob_cb)(void *data,
                                  const char *repo,
                                  const struct at_digest *d,

@@ -515,8 +515,8 @@ static void work_write(struct storage_upload *u)
 /* Make the verified data file the blob: fdatasync it, rename it into
  * blobs/ unless a copy is there already (that copy is kept, with a fresh
  * ctime: GC's local sweep keeps files changed after its cutoff, so a
- * re-upload of a blob being collected keeps it, node/gc.c). Returns 0 or -1
- * with wr_status set. */
+ * re-upload of a blob being collected keeps it, the node layer). Returns 0 or
+ * -1 with wr_status set. */
 static int place_blob(struct storage_upload *u, bool *created, bool *renamed)
 {
     /* A copy already in blobs/ was complete, verified and synced before its

@@ -2,7 +2,8 @@
 """Run every test of atoll and print one closing line: N passed, N failed.
 
 Suites:
-  unit         $BUILD/tests/test_* (cmocka, TAP output)
+  unit         $BUILD/tests/**/test_*, one per tests/unit/**/test_*.c
+               (cmocka, TAP output)
   integration  tests/integration/test_*.py (unittest; real atoll processes)
   fuzz         build/fuzz/fuzz/fuzz_* (libFuzzer, short runs from the seed corpus)
 
@@ -36,10 +37,9 @@ class Tally:
         self.failures += other.failures
 
 
-def run_unit(path, timeout):
+def run_unit(path, name, timeout):
     t = Tally()
     env = dict(os.environ, CMOCKA_MESSAGE_OUTPUT="TAP")
-    name = os.path.basename(path)
     try:
         p = subprocess.run([path], env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=timeout,
@@ -178,11 +178,17 @@ def main():
                                        "print_stacktrace=1")
 
     if "unit" in suites:
-        d = os.path.join(ROOT, args.build, "tests")
-        bins = sorted(os.path.join(d, f) for f in os.listdir(d)
-                      if f.startswith("test_")) if os.path.isdir(d) else []
-        for b in bins:
-            total.add(run_unit(b, 600))
+        # From the sources, so a binary left by an older layout never runs.
+        src = os.path.join(ROOT, "tests", "unit")
+        bins = []
+        for dirpath, _, names in sorted(os.walk(src)):
+            for f in sorted(names):
+                if f.startswith("test_") and f.endswith(".c"):
+                    rel = os.path.relpath(os.path.join(dirpath, f[:-2]), src)
+                    bins.append((os.path.join(ROOT, args.build, "tests", rel),
+                                 rel))
+        for b, rel in bins:
+            total.add(run_unit(b, rel, 600))
 
     if "integration" in suites:
         d = os.path.join(ROOT, "tests", "integration")

@@ -2,8 +2,8 @@
 #include "common/compat.h"
 
 #include "common/common.h"
-#include "node/http.h"
-#include "node/http_internal.h"
+#include "node/http/http.h"
+#include "node/http/internal.h"
 
 /* Input: byte 0 picks how the input is split, the rest is fed to one
  * socketless connection. The handler answers at once, reads the body and

@@ -3,7 +3,7 @@
 #include "common/compat.h"
 
 #include "common/common.h"
-#include "node/manifest_parse.h"
+#include "node/oci/manifest_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

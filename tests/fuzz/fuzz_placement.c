@@ -2,7 +2,7 @@
  * accepted rules answer matches without crashing. */
 #include "common/compat.h"
 
-#include "node/placement.h"
+#include "node/cluster/placement.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

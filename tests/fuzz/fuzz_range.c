@@ -2,7 +2,7 @@
 #include "common/compat.h"
 
 #include "common/common.h"
-#include "node/http.h"
+#include "node/http/http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

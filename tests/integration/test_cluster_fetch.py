@@ -234,7 +234,7 @@ class FetchTest(ClusterTestCase):
         self.assertTrue(r.header("retry-after"), r)
         # caught by the fetcher's digest check (holder marked suspect) or,
         # before a byte left, by the holder's own verification of its copy
-        # (node/verify.c: the corrupt copy is removed)
+        # (node/cluster/verify.c: the corrupt copy is removed)
         self.assertTrue("suspect" in n1.log() or
                         "does not match its digest" in n0.log())
         # a second, good holder: push the same blob to n2

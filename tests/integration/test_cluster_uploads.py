@@ -1,7 +1,7 @@
 """Uploads behind a load balancer (issue 4, acceptance item 2): an upload id
 names its owner node (its tag is the owner's raft id in hex); a PATCH, PUT,
 GET or DELETE on the upload URL that lands on another node is relayed to the
-owner's peer listener and the answer relayed back (node/proxy.c). An owner
+owner's peer listener and the answer relayed back (node/cluster/proxy.c). An owner
 that is gone or unknown gives 404 BLOB_UPLOAD_UNKNOWN (the client restarts
 the upload), never a corrupt blob.
 

@@ -1,0 +1,917 @@
+/* Lazy peer blob fetch: one transfer per digest from a holder into a storage
+ * upload session, shared by every request waiting for that blob and streamed
+ * to them while it runs.
+ *
+ * Happy path: node_fetch_blob finds no fetch for the digest, lists the
+ * holders (meta_blob_holders: same region first; then least loaded, i.e.
+ * fewest transfers this node runs from each; holders found suspect lately
+ * last), creates an upload session and streams GET /_atoll/blobs/<digest>
+ * from the first holder into it, pausing the transfer while the session has
+ * too much queued (storage_upload_busy -> on_drain -> node_peer_resume).
+ * The clients are served from the session's data file, not from memory: a
+ * tick timer (and every chunk) computes how much of the file is written and
+ * raises each client's send limit (node_http_resp_stream_limit), so a slow
+ * client reads at its own pace without holding back the transfer or the
+ * others, and a late joiner starts at offset 0 of the same file. Every
+ * streaming client gets 200 with the full Content-Length from the metadata,
+ * but the last FETCH_HOLDBACK bytes (the whole blob when smaller) only once
+ * the sha256 matched and every byte is in the data file: for blobs from
+ * FETCH_EARLY_MIN on, as soon as the upload's hash chain covered them
+ * (storage_upload_hash_watch: one sha256 pass, the commit reuses it);
+ * smaller ones once storage_upload_commit verified, fsynced and renamed. A
+ * Range GET waits for the commit and is served from the blob file (HEAD
+ * never comes here: blobs.c answers it from the metadata). Then
+ * meta_blob_stored records this node as a holder.
+ *
+ * Failure modes: a holder unreachable, answering anything but 200, sending
+ * more or fewer bytes than the metadata size, or bytes with another digest
+ * (AT_EDIGEST: the holder is marked suspect for FETCH_SUSPECT_MS) -> every
+ * client already streaming is aborted (connection closed mid-body: never a
+ * complete wrong 200), the session is canceled and the next holder is tried
+ * for the others; none left -> every waiter gets 503 UNAVAILABLE with
+ * Retry-After (never 404: the blob is known). Below the free-space reserve
+ * no fetch starts: 507. Waiters not yet answered NODE_FETCH_WAIT_MS after the
+ * fetch started get a 503 while the transfer goes on for the cache. A client
+ * that disconnects is removed from the waiters. Shutdown: the peer client
+ * aborts the transfer (AT_ESHUTDOWN), api->stopping stops further holders,
+ * node_fetch_table_close detaches the table so late storage callbacks never
+ * touch the api.
+ *
+ * A fetch may have no waiter at all (node_fetch_start: a copy asked for by
+ * min_copies replication).
+ *
+ * Every async step holds a reference on its fetch (transfer, drain, commit,
+ * metadata write, tick timer, plus one while the fetch is active); the fetch
+ * holds one on the table. */
+#include "common/compat.h"
+
+#define AT_LOG_COMP "fetch"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "node/cluster/fetch.h"
+#include "node/cluster/peer.h"
+#include "node/cluster/verify.h"
+#include "node/reply/reply.h"
+
+#define FETCH_HOLDBACK (64 * 1024) /* sent only once the digest matched */
+/* Blobs from this size on are verified while they arrive (on_hashed): their
+ * tail goes out before the commit's fdatasync. Smaller ones wait for the
+ * commit (short for them), so their GET returns once the copy is kept. */
+#define FETCH_EARLY_MIN  ((uint64_t)8 << 20)
+#define FETCH_TICK_MS    20     /* how often clients' limits move */
+#define FETCH_SUSPECT_MS 300000 /* a holder that gave bad bytes */
+
+/* What this node knows of one holder (by name). */
+struct holder_stat {
+    uint64_t suspect_until; /* at_now_ms() before which it goes last */
+    unsigned transfers;     /* transfers running from it */
+};
+
+struct node_fetch_table {
+    struct node_api *api;  /* borrowed; NULL once closed */
+    struct at_map fetches; /* raw digest -> struct fetch (borrowed) */
+    struct at_map stats;   /* holder name -> struct holder_stat (owned) */
+    unsigned active;       /* fetches in the map */
+    unsigned background;   /* of which started by node_fetch_start */
+    unsigned refs;         /* the api's (until closed) + one per fetch */
+};
+
+enum fetch_state {
+    FETCH_DOWNLOADING,
+    FETCH_COMMITTING,
+    FETCH_DONE,
+};
+
+struct fetch;
+
+struct fetch_waiter {
+    struct fetch *f;           /* borrowed */
+    struct node_http_req *req; /* one reference */
+    bool stream;               /* a plain GET: streamed while downloading */
+    bool started;              /* its response streams from the data file */
+    struct fetch_waiter *prev, *next;
+};
+
+struct fetch_holder {
+    char *name; /* owned */
+    char *addr; /* owned: peer host:port */
+    int group;  /* 0: same region as this node */
+    unsigned load;
+    bool suspect;
+};
+
+struct fetch {
+    struct node_fetch_table *t; /* one reference */
+    enum fetch_state state;
+    struct at_digest d;
+    char dstr[AT_DIGEST_STR_SIZE];
+    char *repo; /* owned */
+    uint64_t size;
+    struct fetch_holder *holders; /* owned array */
+    size_t nholders;
+    size_t cur;               /* index of the holder being tried */
+    struct storage_upload *u; /* one reference, NULL between attempts */
+    char *data_path;          /* owned: u's data file, NULL between attempts */
+    struct node_peer_req *pr; /* borrowed while the transfer runs */
+    struct holder_stat *busy; /* borrowed: stat counting this transfer */
+    uint64_t received;        /* bytes of this attempt */
+    uint64_t started_ms;
+    unsigned pauses; /* transfer paused for the disk (for logs) */
+    bool drain_pending, paused, in_map, background, waited_out;
+    struct fetch_waiter *waiters; /* owned list */
+    uv_timer_t timer;             /* tick: client limits, wait bound */
+    unsigned refs;
+    /* Early verification of this attempt (blobs from FETCH_EARLY_MIN on):
+     * a storage_upload_hash_watch on the session reports, from the
+     * upload's own hash chain (no second pass over the bytes), when all of
+     * them are hashed and in the data file, so the held-back tail goes out
+     * as soon as the digest matches, not after the commit's fdatasync. The
+     * commit reuses that digest before the copy is kept. */
+    bool verified; /* this attempt's bytes match the digest, on file */
+    bool mismatch; /* the watch found another digest: attempt is failing */
+};
+
+static void table_unref(struct node_fetch_table *t)
+{
+    const char *k;
+    void *v;
+
+    if (--t->refs > 0)
+        return;
+    for (size_t i = 0; at_map_next(&t->stats, &i, &k, &v);)
+        at_free(v);
+    at_map_release(&t->stats);
+    at_map_release(&t->fetches);
+    at_free(t);
+}
+
+/* see fetch.h */
+void node_fetch_table_close(struct node_fetch_table *t)
+{
+    if (t == NULL)
+        return;
+    if (t->api != NULL)
+        t->api->fetches = NULL;
+    t->api = NULL;
+    table_unref(t);
+}
+
+/* see fetch.h */
+void node_fetch_counts(const struct node_api *api,
+                       unsigned *active,
+                       unsigned *background)
+{
+    const struct node_fetch_table *t = api->fetches;
+
+    *active = t != NULL ? t->active : 0;
+    *background = t != NULL ? t->background : 0;
+}
+
+static struct node_fetch_table *table_get(struct node_api *api)
+{
+    struct node_fetch_table *t = api->fetches;
+
+    if (t == NULL) {
+        t = at_calloc(1, sizeof(*t));
+        at_map_init(&t->fetches);
+        at_map_init(&t->stats);
+        t->api = api;
+        t->refs = 1;
+        api->fetches = t;
+    }
+    return t;
+}
+
+static struct holder_stat *stat_get(struct node_fetch_table *t,
+                                    const char *name)
+{
+    struct holder_stat *hs = at_map_gets(&t->stats, name);
+
+    if (hs == NULL) {
+        hs = at_calloc(1, sizeof(*hs));
+        at_map_put(&t->stats, name, strlen(name), hs);
+    }
+    return hs;
+}
+
+static void fetch_unref(struct fetch *f)
+{
+    struct node_fetch_table *t = f->t;
+
+    if (--f->refs > 0)
+        return;
+    for (size_t i = 0; i < f->nholders; i++) {
+        at_free(f->holders[i].name);
+        at_free(f->holders[i].addr);
+    }
+    at_free(f->holders);
+    at_free(f->data_path);
+    at_free(f->repo);
+    at_free(f);
+    table_unref(t);
+}
+
+/* ---- waiters ---- */
+
+static void waiter_free(struct fetch_waiter *w)
+{
+    struct fetch *f = w->f;
+
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        f->waiters = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    node_http_req_set_data(w->req, NULL);
+    node_http_req_on_abort(w->req, NULL);
+    node_http_req_unref(w->req);
+    at_free(w);
+}
+
+/* The client went away: the fetch goes on for the others and the cache. */
+static void waiter_on_abort(struct node_http_req *req)
+{
+    struct fetch_waiter *w = node_http_req_data(req);
+
+    if (w == NULL)
+        return;
+    LOG_DEBUG("blob '%s': a waiting client went away", w->f->dstr);
+    waiter_free(w);
+}
+
+/* Close the connection of every client whose body is streaming: this
+ * attempt's bytes are not to be trusted (or never complete). */
+static void abort_streams(struct fetch *f)
+{
+    struct fetch_waiter *w = f->waiters;
+
+    while (w != NULL) {
+        struct fetch_waiter *next = w->next;
+
+        if (w->started) {
+            node_http_req_on_abort(w->req, NULL);
+            node_http_resp_abort(w->req);
+            waiter_free(w);
+        }
+        w = next;
+    }
+}
+
+/* Answer 503 to every waiter not answered yet (all of them unless only). */
+static void fail_waiters(struct fetch *f, const char *why)
+{
+    struct fetch_waiter *w;
+
+    abort_streams(f);
+    while ((w = f->waiters) != NULL) {
+        struct node_http_req *req = w->req;
+
+        if (!node_http_req_done(req)) {
+            node_http_resp_header(req, "Retry-After", "5");
+            node_reply_error(req, 503, "UNAVAILABLE",
+                             "blob is known but no copy is reachable now: %s",
+                             why);
+        }
+        waiter_free(w);
+    }
+}
+
+/* The blob is committed: complete the streams, serve the others. */
+static void serve_waiters(struct fetch *f)
+{
+    struct node_api *api = f->t->api;
+
+    while (f->waiters != NULL) {
+        struct node_http_req *req = f->waiters->req;
+        uint64_t size = 0;
+        int fd = -1;
+        int rv;
+
+        if (f->waiters->started) {
+            node_http_resp_stream_limit(req, f->size);
+            waiter_free(f->waiters);
+            continue;
+        }
+        rv = api != NULL ? storage_blob_open(api->store, &f->d, &fd, &size)
+                         : AT_ESHUTDOWN;
+        if (node_http_req_done(req)) {
+            if (rv == 0)
+                close(fd);
+        } else if (rv == 0) {
+            /* the commit just hashed this file: no need to again */
+            node_verify_note(api, &f->d, fd);
+            node_reply_blob(api, req, &f->d, fd, size);
+        } else {
+            node_http_resp_header(req, "Retry-After", "1");
+            node_reply_error(req, 503, "UNAVAILABLE",
+                             "blob fetched but not readable: %s",
+                             at_strerror(rv));
+        }
+        waiter_free(f->waiters);
+    }
+}
+
+/* Bytes of this attempt that are in the data file (written, not queued). */
+static uint64_t on_file(const struct fetch *f)
+{
+    uint64_t size, queued;
+
+    if (f->u == NULL)
+        return 0;
+    size = storage_upload_size(f->u);
+    queued = storage_upload_queued(f->u);
+    return size > queued ? size - queued : 0;
+}
+
+/* Start or move on the streams of this attempt: every streaming client may
+ * read what is in the file, short of the held-back tail. */
+static void streams_update(struct fetch *f)
+{
+    struct node_api *api = f->t->api;
+    uint64_t written = on_file(f);
+    uint64_t limit = f->verified                ? f->size
+                     : f->size > FETCH_HOLDBACK ? f->size - FETCH_HOLDBACK
+                                                : 0;
+    struct fetch_waiter *w;
+
+    if (api == NULL || f->state == FETCH_DONE || f->data_path == NULL ||
+        written == 0 || f->mismatch)
+        return;
+    limit = AT_MIN(limit, written);
+    for (w = f->waiters; w != NULL; w = w->next) {
+        int fd;
+
+        if (!w->stream || node_http_req_done(w->req))
+            continue;
+        if (w->started) {
+            node_http_resp_stream_limit(w->req, limit);
+            continue;
+        }
+        fd = open(f->data_path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue; /* not there yet: next tick */
+        w->started = true;
+        node_reply_begin(w->req, 200);
+        node_http_resp_header(w->req, "Docker-Content-Digest", "%s", f->dstr);
+        node_http_resp_header(w->req, "ETag", "\"%s\"", f->dstr);
+        node_http_resp_header(w->req, "Accept-Ranges", "bytes");
+        node_http_resp_header(w->req, "Content-Type",
+                              "application/octet-stream");
+        node_http_resp_header(w->req, "Cache-Control", "max-age=31536000");
+        api->bytes_out += f->size;
+        node_http_resp_stream_file(w->req, fd, f->size, limit);
+    }
+}
+
+/* ---- lifecycle ---- */
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    fetch_unref(h->data);
+}
+
+static void on_tick(uv_timer_t *timer)
+{
+    struct fetch *f = timer->data;
+    struct fetch_waiter *w, *next;
+    uint64_t now = at_now_ms();
+
+    streams_update(f);
+    if (f->waited_out || now - f->started_ms < NODE_FETCH_WAIT_MS)
+        return;
+    f->waited_out = true;
+    for (w = f->waiters; w != NULL; w = next) {
+        next = w->next;
+        if (w->started)
+            continue; /* bytes are flowing: the write timeout guards */
+        LOG_WARN("blob '%s': still fetching after %d ms, answering 503",
+                 f->dstr, NODE_FETCH_WAIT_MS);
+        if (!node_http_req_done(w->req)) {
+            node_http_resp_header(w->req, "Retry-After", "5");
+            node_reply_error(w->req, 503, "UNAVAILABLE",
+                             "blob is known but no copy is reachable now: "
+                             "fetch from a peer still in progress");
+        }
+        waiter_free(w);
+    }
+}
+
+static void map_remove(struct fetch *f)
+{
+    if (!f->in_map)
+        return;
+    at_map_del(&f->t->fetches, f->d.bytes, AT_DIGEST_LEN);
+    f->in_map = false;
+    f->t->active--;
+    if (f->background)
+        f->t->background--;
+}
+
+static void upload_drop(struct fetch *f)
+{
+    f->verified = false;
+    f->mismatch = false;
+    at_free(f->data_path);
+    f->data_path = NULL;
+    if (f->u == NULL)
+        return;
+    storage_upload_cancel(f->u);
+    storage_upload_unref(f->u);
+    f->u = NULL;
+}
+
+/* The fetch is over (waiters served or failed): drop the active reference. */
+static void fetch_finish(struct fetch *f, const char *why)
+{
+    if (f->state == FETCH_DONE)
+        return;
+    f->state = FETCH_DONE;
+    map_remove(f);
+    upload_drop(f);
+    fail_waiters(f, why);
+    uv_timer_stop(&f->timer);
+    uv_close((uv_handle_t *)&f->timer, on_timer_closed);
+    fetch_unref(f);
+}
+
+/* ---- transfer ---- */
+
+static void try_next(struct fetch *f);
+
+static void transfer_end(struct fetch *f)
+{
+    if (f->busy != NULL && f->busy->transfers > 0)
+        f->busy->transfers--;
+    f->busy = NULL;
+}
+
+static void mark_suspect(struct fetch *f)
+{
+    struct holder_stat *hs = stat_get(f->t, f->holders[f->cur].name);
+
+    hs->suspect_until = at_now_ms() + FETCH_SUSPECT_MS;
+}
+
+/* This attempt failed: no client may see its tail; next holder. */
+static void attempt_failed(struct fetch *f)
+{
+    abort_streams(f);
+    upload_drop(f);
+    f->state = FETCH_DOWNLOADING;
+    f->cur++;
+    try_next(f);
+}
+
+static void on_drain(void *data, int status)
+{
+    struct fetch *f = data;
+
+    AT_UNUSED(status); /* a write error comes back from the next write */
+    f->drain_pending = false;
+    streams_update(f);
+    if (f->paused && f->pr != NULL) {
+        f->paused = false;
+        node_peer_resume(f->pr); /* on_data may run in here */
+    }
+    fetch_unref(f);
+}
+
+static int on_data(void *data, const char *p, size_t n)
+{
+    struct fetch *f = data;
+    int rv;
+
+    if (f->t->api == NULL || f->u == NULL)
+        return AT_ESHUTDOWN;
+    if (f->mismatch)
+        return AT_EDIGEST; /* the holder sent other bytes: stop now */
+    if (n > f->size - f->received)
+        return AT_ETOOBIG; /* more than the metadata says: bad holder */
+    if (f->drain_pending) {
+        f->pauses += f->paused ? 0 : 1;
+        f->paused = true;
+        return NODE_PEER_PAUSE;
+    }
+    rv = storage_upload_write(f->u, p, n);
+    if (rv != 0)
+        return rv;
+    f->received += n;
+    if (storage_upload_busy(f->u)) {
+        f->drain_pending = true;
+        f->refs++;
+        storage_upload_on_drain(f->u, on_drain, f);
+    }
+    return 0;
+}
+
+static void on_stored(void *data, int status, int result, uint64_t index)
+{
+    struct fetch *f = data;
+
+    if (status != 0 || result != META_OK)
+        LOG_WARN("blob '%s' fetched but not recorded as held here: %s", f->dstr,
+                 status != 0 ? at_strerror(status) : meta_result_str(result));
+    else
+        LOG_DEBUG("blob '%s' recorded as held here at index %" PRIu64, f->dstr,
+                  index);
+    fetch_unref(f);
+}
+
+static void on_commit(void *data,
+                      int status,
+                      const struct at_digest *digest,
+                      uint64_t size)
+{
+    struct fetch *f = data;
+    struct node_api *api = f->t->api;
+    const char *holder = f->holders[f->cur].name;
+    int rv;
+
+    AT_UNUSED(digest);
+    AT_UNUSED(size);
+    if (status == 0) {
+        storage_upload_unref(f->u);
+        f->u = NULL;
+        map_remove(f); /* the local copy answers from now on */
+        LOG_INFO("blob '%s' (%" PRIu64
+                 " bytes) fetched from '%s' (%u pauses "
+                 "for the disk)",
+                 f->dstr, f->size, holder, f->pauses);
+        serve_waiters(f);
+        if (api != NULL && api->meta != NULL && !api->stopping) {
+            f->refs++;
+            rv = meta_blob_stored(api->meta, NULL, f->repo, &f->d, f->size,
+                                  on_stored, f);
+            if (rv != 0)
+                on_stored(f, rv, 0, 0);
+        }
+        fetch_finish(f, "fetched");
+    } else {
+        if (status == AT_EDIGEST) {
+            LOG_WARN(
+                "blob '%s' from '%s' does not match its digest: holder "
+                "'%s' is suspect, trying the next one",
+                f->dstr, f->holders[f->cur].addr, holder);
+            mark_suspect(f);
+        } else {
+            LOG_WARN("blob '%s' from '%s': storing failed: %s", f->dstr, holder,
+                     at_strerror(status));
+        }
+        attempt_failed(f);
+    }
+    fetch_unref(f);
+}
+
+/* The upload's hash chain covered all f->size bytes of this attempt and
+ * they are in the data file (storage_upload_hash_watch). Any other status
+ * than 0 and AT_EDIGEST comes from a session already dropped, or one whose
+ * error the transfer or the commit reports: nothing to do here. */
+static void on_hashed(void *data, int status)
+{
+    struct fetch *f = data;
+
+    if (status == 0) {
+        f->verified = true;
+        streams_update(f); /* the tails go out now */
+    } else if (status == AT_EDIGEST) {
+        /* Whatever state: no client may get the tail. Downloading: the
+         * transfer is cut (on_data) and its end fails the attempt.
+         * Committing: the commit reuses this digest, fails with AT_EDIGEST,
+         * and on_commit fails the attempt (cancels the session). */
+        LOG_WARN(
+            "blob '%s' from '%s' does not match its digest: holder "
+            "'%s' is suspect",
+            f->dstr, f->holders[f->cur].addr, f->holders[f->cur].name);
+        mark_suspect(f);
+        abort_streams(f);
+        if (f->state == FETCH_DOWNLOADING)
+            f->mismatch = true;
+    }
+    fetch_unref(f);
+}
+
+static void on_transfer_done(void *data,
+                             int status,
+                             int http,
+                             const char *body,
+                             size_t len)
+{
+    struct fetch *f = data;
+    struct fetch_holder *h = &f->holders[f->cur];
+    int rv;
+
+    AT_UNUSED(body);
+    AT_UNUSED(len);
+    f->pr = NULL;
+    f->paused = false;
+    transfer_end(f);
+    if (f->mismatch) {
+        /* on_hashed logged it and marked the holder suspect */
+    } else if (status == 0 && http == 200 && f->received == f->size &&
+               f->t->api != NULL && !f->t->api->stopping) {
+        f->state = FETCH_COMMITTING;
+        f->refs++;
+        rv = storage_upload_commit(f->u, &f->d, on_commit, f);
+        if (rv == 0) {
+            fetch_unref(f); /* the transfer's reference */
+            return;
+        }
+        f->refs--;
+        f->state = FETCH_DOWNLOADING;
+        LOG_WARN("blob '%s' from '%s': commit: %s", f->dstr, h->name,
+                 at_strerror(rv));
+    } else if (status == AT_ETOOBIG) {
+        LOG_WARN("blob '%s' from '%s': more than the %" PRIu64
+                 " bytes recorded: holder is suspect",
+                 f->dstr, h->name, f->size);
+        mark_suspect(f);
+    } else if (status != 0) {
+        LOG_WARN("blob '%s' from '%s' at %s: %s", f->dstr, h->name, h->addr,
+                 at_strerror(status));
+    } else if (http != 200) {
+        LOG_WARN("blob '%s' from '%s': peer answered %d", f->dstr, h->name,
+                 http);
+    } else if (f->received != f->size) {
+        LOG_WARN("blob '%s' from '%s': got %" PRIu64 " of %" PRIu64
+                 " bytes: holder is suspect",
+                 f->dstr, h->name, f->received, f->size);
+        mark_suspect(f);
+    }
+    attempt_failed(f);
+    fetch_unref(f);
+}
+
+/* Start a transfer from the next holder that accepts one, or finish. */
+static void try_next(struct fetch *f)
+{
+    struct node_api *api = f->t->api;
+    char *path;
+    int rv;
+
+    for (; f->cur < f->nholders; f->cur++) {
+        struct fetch_holder *h = &f->holders[f->cur];
+
+        if (api == NULL || api->stopping || api->peer == NULL) {
+            fetch_finish(f, "node is stopping");
+            return;
+        }
+        rv = storage_upload_create(api->store, f->repo, &f->u);
+        if (rv != 0) {
+            LOG_WARN("blob '%s': cannot store a fetched copy: %s", f->dstr,
+                     at_strerror(rv));
+            fetch_finish(f, "no local space for a copy");
+            return;
+        }
+        f->data_path = at_asprintf("%s/uploads/%s.data", api->store->dir,
+                                   storage_upload_id(f->u));
+        /* big blobs are verified on the fly by the upload's own hash
+         * chain (on_hashed): only their commit waits for the disk */
+        if (f->size >= FETCH_EARLY_MIN) {
+            storage_upload_no_throttle(f->u);
+            f->refs++;
+            rv = storage_upload_hash_watch(f->u, f->size, &f->d, on_hashed, f);
+            if (rv != 0) {
+                f->refs--; /* the commit still verifies */
+                LOG_WARN("blob '%s': no early verification: %s", f->dstr,
+                         at_strerror(rv));
+            }
+        }
+        f->received = 0;
+        f->paused = false;
+        f->refs++;
+        path = at_asprintf("/_atoll/blobs/%s", f->dstr);
+        rv = node_peer_stream(api->peer, h->addr, path, NODE_FETCH_TRANSFER_MS,
+                              on_data, on_transfer_done, f, &f->pr);
+        at_free(path);
+        if (rv == 0) {
+            api->peer_blob_fetches++;
+            f->busy = stat_get(f->t, h->name);
+            f->busy->transfers++;
+            LOG_INFO("fetching blob '%s' (%" PRIu64 " bytes) from '%s' at %s%s",
+                     f->dstr, f->size, h->name, h->addr,
+                     h->suspect ? " (suspect, no other left)" : "");
+            return;
+        }
+        f->refs--;
+        f->pr = NULL;
+        LOG_WARN("blob '%s': cannot ask '%s' at %s: %s", f->dstr, h->name,
+                 h->addr, at_strerror(rv));
+        upload_drop(f);
+    }
+    LOG_WARN(
+        "blob '%s' is linked in '%s' but no holder could give it (%zu "
+        "tried)",
+        f->dstr, f->repo, f->nholders);
+    fetch_finish(f, "no holder could give it");
+}
+
+struct holders_ctx {
+    struct fetch *f;
+    size_t cap;
+    const char *region; /* borrowed: this node's */
+    uint64_t now;
+};
+
+static void holder_each(void *data, const struct meta_node *n)
+{
+    struct holders_ctx *hc = data;
+    struct fetch *f = hc->f;
+    struct fetch_holder *h;
+    struct holder_stat *hs;
+
+    if (n->name == NULL || n->peer_address == NULL ||
+        n->peer_address[0] == '\0')
+        return;
+    if (f->nholders == hc->cap) {
+        hc->cap = hc->cap == 0 ? 4 : hc->cap * 2;
+        f->holders = at_realloc(f->holders, hc->cap * sizeof(*f->holders));
+    }
+    h = &f->holders[f->nholders++];
+    h->name = at_strdup(n->name);
+    h->addr = at_strdup(n->peer_address);
+    h->group = hc->region[0] != '\0' && n->region != NULL &&
+                       strcmp(n->region, hc->region) == 0
+                   ? 0
+                   : 1;
+    hs = at_map_gets(&f->t->stats, n->name);
+    h->load = hs != NULL ? hs->transfers : 0;
+    h->suspect = hs != NULL && hs->suspect_until > hc->now;
+}
+
+/* see fetch.h */
+bool node_fetch_holder_before(bool a_suspect,
+                              int a_group,
+                              unsigned a_load,
+                              bool b_suspect,
+                              int b_group,
+                              unsigned b_load)
+{
+    if (a_suspect != b_suspect)
+        return b_suspect;
+    if (a_group != b_group)
+        return a_group < b_group;
+    return a_load < b_load;
+}
+
+/* Stable insertion sort: suspects last, then same region first, then the
+ * least loaded; ties keep meta's order (by name). */
+static void holders_sort(struct fetch *f)
+{
+    for (size_t i = 1; i < f->nholders; i++) {
+        struct fetch_holder h = f->holders[i];
+        size_t j = i;
+
+        while (j > 0 && node_fetch_holder_before(h.suspect, h.group, h.load,
+                                                 f->holders[j - 1].suspect,
+                                                 f->holders[j - 1].group,
+                                                 f->holders[j - 1].load)) {
+            f->holders[j] = f->holders[j - 1];
+            j--;
+        }
+        f->holders[j] = h;
+    }
+}
+
+static struct fetch *fetch_new(struct node_fetch_table *t,
+                               const char *repo,
+                               const struct at_digest *d,
+                               uint64_t size)
+{
+    struct fetch *f = at_calloc(1, sizeof(*f));
+    const char *region = t->api->cfg != NULL && t->api->cfg->region != NULL
+                             ? t->api->cfg->region
+                             : "";
+    struct holders_ctx hc = { f, 0, region, at_now_ms() };
+
+    f->t = t;
+    t->refs++;
+    f->d = *d;
+    at_digest_format(d, f->dstr);
+    f->repo = at_strdup(repo);
+    f->size = size;
+    f->state = FETCH_DOWNLOADING;
+    f->refs = 2; /* active + timer */
+    f->started_ms = hc.now;
+    meta_blob_holders(t->api->meta, d, holder_each, &hc);
+    holders_sort(f);
+    uv_timer_init(t->api->loop, &f->timer);
+    f->timer.data = f;
+    uv_timer_start(&f->timer, on_tick, FETCH_TICK_MS, FETCH_TICK_MS);
+    at_map_put(&t->fetches, d->bytes, AT_DIGEST_LEN, f);
+    f->in_map = true;
+    t->active++;
+    return f;
+}
+
+static void on_recorded(void *data, int status, int result, uint64_t index)
+{
+    AT_UNUSED(data);
+    AT_UNUSED(index);
+    if (status != 0 || result != META_OK)
+        LOG_WARN("recording a local blob as held here failed: %s",
+                 status != 0 ? at_strerror(status) : meta_result_str(result));
+}
+
+/* Record a blob this node holds but the metadata does not list it for. */
+static void record_local(struct node_api *api,
+                         const char *repo,
+                         const struct at_digest *d,
+                         uint64_t size)
+{
+    char dstr[AT_DIGEST_STR_SIZE];
+    int rv =
+        meta_blob_stored(api->meta, NULL, repo, d, size, on_recorded, NULL);
+    if (rv != 0)
+        LOG_WARN("blob '%s' is held here but cannot be recorded now: %s",
+                 at_digest_format(d, dstr), at_strerror(rv));
+    else
+        LOG_INFO("blob '%s' is held here: recording it",
+                 at_digest_format(d, dstr));
+}
+
+/* see fetch.h */
+int node_fetch_start(struct node_api *api,
+                     const char *repo,
+                     const struct at_digest *d,
+                     uint64_t size)
+{
+    struct node_fetch_table *t;
+    struct fetch *f;
+    uint64_t have;
+
+    if (api->peer == NULL || api->stopping || api->meta == NULL)
+        return AT_ESHUTDOWN;
+    if (storage_blob_stat(api->store, d, &have) == 0) {
+        /* local, but maybe never recorded (the BlobStored after a fetch
+         * can fail, e.g. during a leader change): record it now, or asks
+         * for copies would wait on it forever */
+        if (!meta_blob_held_here(api->meta, d))
+            record_local(api, repo, d, have);
+        return 0;
+    }
+    t = table_get(api);
+    if (at_map_get(&t->fetches, d->bytes, AT_DIGEST_LEN) != NULL)
+        return 0;
+    if (!storage_space_ok(api->store))
+        return AT_ENOSPC;
+    f = fetch_new(t, repo, d, size);
+    f->background = true;
+    t->background++;
+    try_next(f);
+    return 0;
+}
+
+/* see fetch.h */
+void node_fetch_blob(struct node_api *api,
+                     struct node_http_req *req,
+                     const char *repo,
+                     const struct at_digest *d,
+                     uint64_t size)
+{
+    struct node_fetch_table *t;
+    struct fetch_waiter *w;
+    struct fetch *f;
+    bool created = false;
+
+    if (api->peer == NULL || api->stopping || api->meta == NULL) {
+        node_http_resp_header(req, "Retry-After", "1");
+        node_reply_error(req, 503, "UNAVAILABLE",
+                         "blob is known but no copy is reachable now");
+        return;
+    }
+    t = table_get(api);
+    f = at_map_get(&t->fetches, d->bytes, AT_DIGEST_LEN);
+    if (f == NULL) {
+        if (!storage_space_ok(api->store)) {
+            /* Local reads go on; a new copy would eat the reserve. */
+            node_reply_error(req, 507, "UNSUPPORTED",
+                             "not enough free space on this node to fetch the "
+                             "blob from a peer");
+            return;
+        }
+        f = fetch_new(t, repo, d, size);
+        created = true;
+    } else {
+        LOG_DEBUG("blob '%s': joining the fetch in progress", f->dstr);
+    }
+    w = at_calloc(1, sizeof(*w));
+    w->f = f;
+    w->req = req;
+    w->stream = node_http_req_method(req) == NODE_HTTP_GET &&
+                node_http_req_header(req, "range") == NULL;
+    node_http_req_ref(req);
+    w->next = f->waiters;
+    if (f->waiters != NULL)
+        f->waiters->prev = w;
+    f->waiters = w;
+    node_http_req_set_data(req, w);
+    node_http_req_on_abort(req, waiter_on_abort);
+    if (created)
+        try_next(f);
+    else
+        streams_update(f);
+}

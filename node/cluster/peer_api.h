@@ -1,0 +1,65 @@
+/* The peer listener's API (node-to-node: raft connections, forwarded writes,
+ * read index, join, membership) and the meta hooks that call it on the
+ * leader. */
+#ifndef NODE_PEER_API_H
+#define NODE_PEER_API_H
+
+#include "common/common.h"
+#include "node/cluster/peer.h"
+#include "node/http/http.h"
+#include "node/reply/reply.h"
+#include "raft/meta.h"
+#include "storage/storage.h"
+
+struct node_api;
+
+#define NODE_PEER_RAFT_PROTO  "atoll-raft/1"
+#define NODE_PEER_PROPOSE_MAX (8 * 1024 * 1024 + 64) /* packed command */
+#define NODE_PEER_JSON_MAX    (64 * 1024)            /* join/remove/... */
+#define NODE_PEER_TIMEOUT_MS  10000                  /* forwarded calls */
+
+/* Everything the peer handlers reach; owned by node/server.c. */
+struct node_peer_api {
+    uv_loop_t *loop;        /* borrowed */
+    struct meta *meta;      /* borrowed; NULL until meta_open returned */
+    struct node_peer *peer; /* borrowed: client for proxying to the leader */
+    const char *secret;     /* borrowed; "" or NULL: every request is 401 */
+    struct storage *store;  /* borrowed: GET /_atoll/blobs/<digest> */
+    /* borrowed: the node's handler context (blob serving, copies) */
+    struct node_api *node_api;
+    /* serves /v2/ requests relayed with X-Atoll-Proxied (the OCI router,
+     * wired by node/server.c); NULL: 404 */
+    void (*relay)(struct node_api *api, struct node_http_req *req);
+    /* bound to every request here: answers made with the reply toolkit
+     * count in node_api's counters and are marked relayed */
+    struct node_reply_ctx reply;
+    uint64_t blob_serves; /* blobs sent to peers, for /metrics */
+    /* borrowed: where POST /_atoll/removed leaves its marker file */
+    const char *raft_dir;
+    bool stopping;
+    /* name -> owned "host:port" from X-Atoll-Peer-Address of raft dials:
+     * reaches the leader before this node's FSM has its node table (after
+     * a restart or a join). Zeroed = empty. */
+    struct at_map peer_hints;
+};
+
+/* Free the peer hints (the struct itself is the caller's). */
+void node_peer_api_release(struct node_peer_api *api);
+
+/* The handler given to node_http_start for --peer-listen. */
+void node_peer_api_handle(void *data, struct node_http_req *req);
+
+/* True when value is exactly "Bearer <secret>" (constant time in the
+ * secret's length; false when secret is empty). */
+bool node_peer_auth_ok(const char *value, const char *secret);
+
+/* The members document: {"leader":"<name>"|null,"nodes":[{"name","id",
+ * "peer_address","api_address","region","role","leader"}]}. */
+void node_peer_members_json(struct meta *m, struct at_buf *out);
+
+/* meta hooks (hooks_data: struct node_peer_api *): forward -> POST
+ * /_atoll/propose, read_index -> POST /_atoll/read-index, both to the peer
+ * address of the leader from meta_leader. */
+extern const struct meta_hooks node_peer_hooks;
+
+#endif /* NODE_PEER_API_H */

@@ -1,0 +1,470 @@
+/* Placement rules: parse and match them, prefetch the blobs of tagged pushes
+ * for this node's region, and serve GET/PUT /_atoll/placement. */
+#include "common/compat.h"
+
+#include <fnmatch.h>
+#include <jansson.h>
+
+#define AT_LOG_COMP "placement"
+
+#include "node/cluster/fetch.h"
+#include "node/cluster/peer_api.h"
+#include "node/cluster/placement.h"
+#include "node/reply/reply.h"
+
+struct rule {
+    char *pattern;                                 /* owned */
+    char *regions[NODE_PLACEMENT_MAX_REGIONS + 1]; /* owned, NULL-ended */
+};
+
+struct node_placement {
+    struct rule *rules; /* owned */
+    size_t n;
+};
+
+/* The prefetcher of one node (api->placement). */
+struct node_placer {
+    struct node_api *api; /* borrowed */
+    uv_check_t check;
+    struct node_placement *rules; /* owned: parsed "placement" setting */
+    uint64_t rules_index;         /* log index of the setting parsed */
+    bool have_rules_index;
+    uint64_t prefetches; /* started here (for logs and tests) */
+};
+
+/* ---- rules ---- */
+
+void node_placement_free(struct node_placement *p)
+{
+    if (p == NULL)
+        return;
+    for (size_t i = 0; i < p->n; i++) {
+        at_free(p->rules[i].pattern);
+        for (size_t j = 0; p->rules[i].regions[j] != NULL; j++)
+            at_free(p->rules[i].regions[j]);
+    }
+    at_free(p->rules);
+    at_free(p);
+}
+
+size_t node_placement_count(const struct node_placement *p)
+{
+    return p != NULL ? p->n : 0;
+}
+
+/* Repository-name characters plus the glob ones. */
+static bool pattern_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > NODE_PLACEMENT_MAX_NAME)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-' || c == '/' || c == '*' || c == '?' ||
+              c == '[' || c == ']' || c == '!'))
+            return false;
+    }
+    return true;
+}
+
+static bool region_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static int parse_rule(json_t *o, struct rule *r, size_t i, char *errmsg)
+{
+    const char *key;
+    json_t *v, *pat, *regs;
+
+    if (!json_is_object(o)) {
+        at_errmsg_printf(errmsg, "rule %zu: want an object", i);
+        return AT_EINVAL;
+    }
+    json_object_foreach(o, key, v)
+    {
+        if (strcmp(key, "repositories") != 0 && strcmp(key, "regions") != 0) {
+            at_errmsg_printf(errmsg, "rule %zu: unknown key '%.64s'", i, key);
+            return AT_EINVAL;
+        }
+    }
+    pat = json_object_get(o, "repositories");
+    regs = json_object_get(o, "regions");
+    if (!json_is_string(pat) ||
+        !pattern_ok(json_string_value(pat), json_string_length(pat))) {
+        at_errmsg_printf(errmsg,
+                         "rule %zu: \"repositories\" must be a glob of "
+                         "repository-name characters and * ? [ ] !, "
+                         "1-%d long",
+                         i, NODE_PLACEMENT_MAX_NAME);
+        return AT_EINVAL;
+    }
+    if (!json_is_array(regs) || json_array_size(regs) == 0 ||
+        json_array_size(regs) > NODE_PLACEMENT_MAX_REGIONS) {
+        at_errmsg_printf(errmsg,
+                         "rule %zu: \"regions\" must be an array of 1-%d "
+                         "region names",
+                         i, NODE_PLACEMENT_MAX_REGIONS);
+        return AT_EINVAL;
+    }
+    r->pattern = at_strdup(json_string_value(pat));
+    for (size_t j = 0; j < json_array_size(regs); j++) {
+        json_t *g = json_array_get(regs, j);
+        if (!json_is_string(g) ||
+            !region_ok(json_string_value(g), json_string_length(g))) {
+            at_errmsg_printf(errmsg,
+                             "rule %zu: region %zu must be 1-64 characters "
+                             "of [A-Za-z0-9._-]",
+                             i, j);
+            return AT_EINVAL;
+        }
+        r->regions[j] = at_strdup(json_string_value(g));
+    }
+    return 0;
+}
+
+int node_placement_parse(const char *json,
+                         size_t len,
+                         struct node_placement **out,
+                         char *errmsg)
+{
+    json_error_t jerr;
+    json_t *doc, *rules;
+    const char *key;
+    json_t *v;
+    struct node_placement *p;
+    int rv = 0;
+
+    *out = NULL;
+    if (len > NODE_PLACEMENT_MAX_JSON) {
+        at_errmsg_printf(errmsg, "rules over %d bytes",
+                         NODE_PLACEMENT_MAX_JSON);
+        return AT_EINVAL;
+    }
+    doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (doc == NULL || !json_is_object(doc)) {
+        at_errmsg_printf(errmsg, "want a JSON object {\"rules\": [...]}");
+        json_decref(doc);
+        return AT_EINVAL;
+    }
+    json_object_foreach(doc, key, v)
+    {
+        if (strcmp(key, "rules") != 0) {
+            at_errmsg_printf(errmsg, "unknown key '%.64s'", key);
+            json_decref(doc);
+            return AT_EINVAL;
+        }
+    }
+    rules = json_object_get(doc, "rules");
+    if (!json_is_array(rules) ||
+        json_array_size(rules) > NODE_PLACEMENT_MAX_RULES) {
+        at_errmsg_printf(errmsg, "\"rules\" must be an array of at most %d",
+                         NODE_PLACEMENT_MAX_RULES);
+        json_decref(doc);
+        return AT_EINVAL;
+    }
+    p = at_calloc(1, sizeof(*p));
+    p->rules = at_calloc(json_array_size(rules) + 1, sizeof(*p->rules));
+    for (size_t i = 0; i < json_array_size(rules) && rv == 0; i++) {
+        rv = parse_rule(json_array_get(rules, i), &p->rules[i], i, errmsg);
+        p->n = i + 1; /* freed in full on error */
+    }
+    json_decref(doc);
+    if (rv != 0) {
+        node_placement_free(p);
+        return rv;
+    }
+    *out = p;
+    return 0;
+}
+
+bool node_placement_wants(const struct node_placement *p,
+                          const char *repo,
+                          const char *region)
+{
+    if (p == NULL || region == NULL || region[0] == '\0')
+        return false;
+    for (size_t i = 0; i < p->n; i++) {
+        const struct rule *r = &p->rules[i];
+        bool named = false;
+        for (size_t j = 0; r->regions[j] != NULL && !named; j++)
+            named = strcmp(r->regions[j], region) == 0;
+        if (named && fnmatch(r->pattern, repo, 0) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* ---- prefetching ---- */
+
+/* Re-parse the setting when it changed; false when no rule names us. */
+static bool rules_refresh(struct node_placer *pl)
+{
+    struct node_api *api = pl->api;
+    char errmsg[AT_ERRMSG_SIZE] = "";
+    uint64_t index = 0;
+    const char *v = meta_setting_get(api->meta, "placement", &index);
+    bool ours = false;
+
+    if (pl->have_rules_index && index == pl->rules_index)
+        goto done;
+    node_placement_free(pl->rules);
+    pl->rules = NULL;
+    pl->rules_index = index;
+    pl->have_rules_index = true;
+    if (v != NULL &&
+        node_placement_parse(v, strlen(v), &pl->rules, errmsg) != 0)
+        LOG_WARN("placement rules at index %" PRIu64 " ignored: %s", index,
+                 errmsg);
+done:
+    for (size_t i = 0; pl->rules != NULL && i < pl->rules->n && !ours; i++) {
+        for (size_t j = 0; pl->rules->rules[i].regions[j] != NULL; j++) {
+            if (strcmp(pl->rules->rules[i].regions[j], api->cfg->region) == 0)
+                ours = true;
+        }
+    }
+    /* the FSM records tagged pushes only while someone here wants them */
+    meta_pushes_record(api->meta, ours);
+    return ours;
+}
+
+struct prefetch_ctx {
+    struct node_placer *pl;
+    const char *repo;
+};
+
+static void prefetch_blob(void *data, const struct at_digest *d, uint64_t size)
+{
+    struct prefetch_ctx *c = data;
+    struct node_api *api = c->pl->api;
+    char dstr[AT_DIGEST_STR_SIZE];
+    int rv;
+
+    /* a no-op for a blob that is local or already being fetched */
+    rv = node_fetch_start(api, c->repo, d, size);
+    if (rv == 0) {
+        c->pl->prefetches++;
+        LOG_DEBUG("placement: prefetching %s of '%s'",
+                  at_digest_format(d, dstr), c->repo);
+    } else {
+        LOG_WARN("placement: cannot prefetch %s of '%s': %s",
+                 at_digest_format(d, dstr), c->repo, at_strerror(rv));
+    }
+}
+
+static void on_check(uv_check_t *h)
+{
+    struct node_placer *pl = h->data;
+    struct node_api *api = pl->api;
+    struct meta_push *pushes = NULL;
+    size_t n;
+
+    if (api->stopping || api->meta == NULL)
+        return;
+    if (!rules_refresh(pl))
+        return;
+    n = meta_pushes_take(api->meta, &pushes);
+    for (size_t i = 0; i < n; i++) {
+        struct prefetch_ctx c = { pl, pushes[i].repo };
+        if (node_placement_wants(pl->rules, pushes[i].repo, api->cfg->region))
+            meta_manifest_blobs(api->meta, pushes[i].repo, &pushes[i].manifest,
+                                prefetch_blob, &c);
+    }
+    meta_pushes_free(pushes, n);
+}
+
+void node_placement_start(struct node_api *api)
+{
+    struct node_placer *pl;
+
+    if (api->placer != NULL || api->cfg->region == NULL ||
+        api->cfg->region[0] == '\0')
+        return;
+    pl = at_calloc(1, sizeof(*pl));
+    pl->api = api;
+    uv_check_init(api->loop, &pl->check);
+    pl->check.data = pl;
+    uv_check_start(&pl->check, on_check);
+    api->placer = pl;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct node_placer *pl = h->data;
+    node_placement_free(pl->rules);
+    at_free(pl);
+}
+
+void node_placement_stop(struct node_api *api)
+{
+    struct node_placer *pl = api->placer;
+
+    if (pl == NULL)
+        return;
+    api->placer = NULL;
+    uv_check_stop(&pl->check);
+    uv_close((uv_handle_t *)&pl->check, on_closed);
+}
+
+/* ---- GET/PUT /_atoll/placement ---- */
+
+struct put_req {
+    struct node_api *api;
+    struct at_buf body;
+    char *canon; /* owned: the rules as stored */
+};
+
+static void put_free(struct put_req *pr)
+{
+    at_buf_release(&pr->body);
+    at_free(pr->canon);
+    at_free(pr);
+}
+
+static void reply_rules(struct node_http_req *req, int status, const char *v)
+{
+    static const char empty[] = "{\"rules\":[]}";
+
+    if (v == NULL || v[0] == '\0')
+        v = empty;
+    node_reply_begin(req, status);
+    node_http_resp_header(req, "Content-Type", "application/json");
+    node_http_resp_send(req, v, strlen(v));
+}
+
+static void on_set(void *data, int status, int result, uint64_t index)
+{
+    struct node_http_req *req = data;
+    struct put_req *pr = node_http_req_data(req);
+
+    node_http_req_set_data(req, NULL);
+    if (!node_reply_write_failed(req, status, result)) {
+        node_reply_write_index(req, status, index);
+        LOG_INFO("placement rules set at index %" PRIu64, index);
+        reply_rules(req, 200, pr->canon);
+    }
+    put_free(pr);
+    node_http_req_unref(req);
+}
+
+static void put_run(struct node_http_req *req, struct put_req *pr)
+{
+    char errmsg[AT_ERRMSG_SIZE] = "";
+    struct node_placement *p = NULL;
+    json_t *doc;
+    int rv;
+
+    rv = node_placement_parse(pr->body.data != NULL ? pr->body.data : "",
+                              pr->body.len, &p, errmsg);
+    node_placement_free(p);
+    if (rv != 0) {
+        node_reply_error(req, 400, "UNSUPPORTED", "invalid placement rules: %s",
+                         errmsg);
+        goto fail;
+    }
+    /* stored compact and with sorted keys: what GET gives back */
+    doc = json_loadb(pr->body.data, pr->body.len, 0, NULL);
+    pr->canon = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    if (pr->canon == NULL) {
+        node_reply_error(req, 500, "UNKNOWN", "cannot encode the rules");
+        goto fail;
+    }
+    rv = meta_setting_set(pr->api->meta,
+                          node_http_req_header(req, "x-atoll-request-id"),
+                          "placement", pr->canon, on_set, req);
+    if (rv == 0)
+        return; /* on_set answers */
+    node_reply_write_failed(req, rv, 0);
+fail:
+    node_http_req_set_data(req, NULL);
+    put_free(pr);
+    node_http_req_unref(req);
+}
+
+static int put_on_body(struct node_http_req *req, const char *p, size_t n)
+{
+    struct put_req *pr = node_http_req_data(req);
+
+    if (pr == NULL)
+        return 0;
+    if (at_buf_append(&pr->body, p, n) != 0) {
+        node_http_req_set_data(req, NULL);
+        node_http_req_on_abort(req, NULL);
+        node_reply_error(req, 413, "SIZE_INVALID", "rules over %d bytes",
+                         NODE_PLACEMENT_MAX_JSON);
+        put_free(pr);
+        node_http_req_unref(req);
+    }
+    return 0;
+}
+
+static void put_on_end(struct node_http_req *req)
+{
+    struct put_req *pr = node_http_req_data(req);
+
+    if (pr == NULL)
+        return;
+    node_http_req_on_abort(req, NULL);
+    put_run(req, pr);
+}
+
+static void put_on_abort(struct node_http_req *req)
+{
+    struct put_req *pr = node_http_req_data(req);
+
+    if (pr == NULL)
+        return;
+    node_http_req_set_data(req, NULL);
+    put_free(pr);
+    node_http_req_unref(req);
+}
+
+void node_placement_handle(struct node_api *api, struct node_http_req *req)
+{
+    enum node_http_method method = node_http_req_method(req);
+    const char *secret = api->cfg->cluster_secret;
+    struct put_req *pr;
+
+    if (method == NODE_HTTP_GET || method == NODE_HTTP_HEAD) {
+        reply_rules(req, 200, meta_setting_get(api->meta, "placement", NULL));
+        return;
+    }
+    if (method != NODE_HTTP_PUT) {
+        node_reply_error(req, 405, "UNSUPPORTED", "GET or PUT");
+        return;
+    }
+    if (secret != NULL && secret[0] != '\0' &&
+        !node_peer_auth_ok(node_http_req_header(req, "authorization"),
+                           secret)) {
+        LOG_WARN("placement change from %s without a valid cluster secret",
+                 node_http_req_peer(req));
+        node_http_resp_header(req, "WWW-Authenticate", "Bearer");
+        node_reply_error(req, 401, "UNAUTHORIZED",
+                         "missing or wrong cluster secret");
+        return;
+    }
+    if (!node_http_req_has_body(req) ||
+        (node_http_req_has_length(req) &&
+         node_http_req_content_length(req) > NODE_PLACEMENT_MAX_JSON)) {
+        node_reply_error(req, 400, "UNSUPPORTED",
+                         "want a JSON body of at most %d bytes",
+                         NODE_PLACEMENT_MAX_JSON);
+        return;
+    }
+    pr = at_calloc(1, sizeof(*pr));
+    pr->api = api;
+    at_buf_init(&pr->body, NODE_PLACEMENT_MAX_JSON);
+    node_http_req_ref(req);
+    node_http_req_set_data(req, pr);
+    node_http_req_on_abort(req, put_on_abort);
+    node_http_req_read_body(req, put_on_body, put_on_end);
+}

@@ -1,0 +1,58 @@
+/* The node's metrics in Prometheus' text format (see metrics.h). */
+#include "common/compat.h"
+
+#include "node/cluster/gc.h"
+#include "node/cluster/peer_api.h"
+#include "node/cluster/replicate.h"
+#include "node/metrics.h"
+
+static void counter(struct at_buf *b, const char *name, uint64_t v)
+{
+    at_buf_printf(b, "# TYPE %s counter\n%s %" PRIu64 "\n", name, name, v);
+}
+
+static void gauge(struct at_buf *b, const char *name, uint64_t v)
+{
+    at_buf_printf(b, "# TYPE %s gauge\n%s %" PRIu64 "\n", name, name, v);
+}
+
+/* see metrics.h */
+void node_metrics_text(struct node_api *api, struct at_buf *b)
+{
+    static const char *classes[] = {
+        "other", "1xx", "2xx", "3xx", "4xx", "5xx"
+    };
+    struct meta_status st;
+    struct node_gc_stats gs;
+    uint64_t under = 0, copying = 0;
+
+    meta_status_get(api->meta, &st);
+    at_buf_puts(b, "# TYPE atoll_http_requests_total counter\n");
+    for (size_t i = 0; i < AT_ARRAY_SIZE(classes); i++)
+        at_buf_printf(b,
+                      "atoll_http_requests_total{class=\"%s\"} %" PRIu64 "\n",
+                      classes[i], api->status_counts[i]);
+    counter(b, "atoll_http_body_bytes_in_total", api->bytes_in);
+    counter(b, "atoll_blob_bytes_out_total", api->bytes_out);
+    counter(b, "atoll_blobs_committed_total", api->blobs_committed);
+    counter(b, "atoll_manifests_put_total", api->manifests_put);
+    gauge(b, "atoll_raft_applied_index", st.applied_index);
+    gauge(b, "atoll_raft_commit_index", st.commit_index);
+    gauge(b, "atoll_raft_term", st.term);
+    at_buf_printf(b, "# TYPE atoll_raft_state gauge\natoll_raft_state %d\n",
+                  st.state);
+    gauge(b, "atoll_repositories", st.repos);
+    gauge(b, "atoll_tags", st.tags);
+    gauge(b, "atoll_manifests", st.manifests);
+    gauge(b, "atoll_blobs", st.blobs);
+    counter(b, "atoll_peer_blob_fetches_total", api->peer_blob_fetches);
+    counter(b, "atoll_peer_blob_serves_total",
+            api->peer_api != NULL ? api->peer_api->blob_serves : 0);
+    node_replicate_counts(api, &under, &copying);
+    gauge(b, "atoll_under_replicated_blobs", under);
+    gauge(b, "atoll_copies_in_flight", copying);
+    node_gc_stats_get(api->gc, &gs);
+    counter(b, "atoll_gc_blobs_swept_total", gs.swept);
+    counter(b, "atoll_gc_files_removed_total", gs.files_removed);
+    counter(b, "atoll_gc_bytes_freed_total", gs.bytes_freed);
+}

@@ -1,0 +1,468 @@
+/* Manifests: PUT (validate, then the PutManifest command), GET/HEAD by tag
+ * (after a read barrier: tags are linearizable) or by digest (local: bytes
+ * are immutable), DELETE by digest or tag. */
+#define AT_LOG_COMP "api"
+#include "common/compat.h"
+
+#include "node/cluster/replicate.h"
+#include "node/oci/manifest_parse.h"
+#include "node/oci/manifests.h"
+#include "node/oci/names.h"
+#include "node/reply/reply.h"
+
+struct mreq {
+    struct node_api *api;
+    struct node_http_req *req;
+    char *name; /* owned */
+    char *tag;  /* owned or NULL */
+    bool by_digest;
+    struct at_digest digest;
+    struct at_buf body;
+    bool too_big;
+    bool body_open;
+    struct node_manifest_info info;
+    bool has_info;
+    /* hashing and parsing of large manifests happen in the pool */
+    uv_work_t work;
+    char *content_type; /* owned copy for the worker, or NULL */
+    struct at_digest actual;
+    int parse_rv;
+    char errmsg[AT_ERRMSG_SIZE];
+};
+
+/* Manifests above this size are hashed and parsed off the loop thread. */
+#define INLINE_PARSE_MAX (64 * 1024)
+
+static void mreq_free(struct mreq *m)
+{
+    free(m->name);
+    free(m->tag);
+    free(m->content_type);
+    at_buf_release(&m->body);
+    if (m->has_info)
+        node_manifest_info_release(&m->info);
+    free(m);
+}
+
+static struct mreq *mreq_new(struct node_api *api,
+                             struct node_http_req *req,
+                             const char *name)
+{
+    struct mreq *m = at_calloc(1, sizeof(*m));
+
+    m->api = api;
+    m->req = req;
+    m->name = at_strdup(name);
+    at_buf_init(&m->body, api->cfg->max_manifest_bytes);
+    node_http_req_ref(req);
+    return m;
+}
+
+static void mreq_done(struct mreq *m)
+{
+    node_http_req_unref(m->req);
+    mreq_free(m);
+}
+
+/* Parse the reference: a tag or a digest. Returns false after replying. */
+static bool parse_ref(struct node_http_req *req,
+                      const char *ref,
+                      char **tag,
+                      bool *by_digest,
+                      struct at_digest *d)
+{
+    size_t n = strlen(ref);
+    int rv;
+
+    *tag = NULL;
+    *by_digest = false;
+    if (memchr(ref, ':', n) != NULL) {
+        rv = at_digest_parse(ref, n, d);
+        if (rv != 0) {
+            node_reply_error(req, 400, "DIGEST_INVALID",
+                             rv == AT_EUNSUPPORTED
+                                 ? "unsupported digest algorithm"
+                                 : "invalid digest '%s'",
+                             ref);
+            return false;
+        }
+        *by_digest = true;
+        return true;
+    }
+    if (!node_tag_valid(ref, n)) {
+        /* distribution-spec conformance: an invalid reference is simply not
+         * found. */
+        node_reply_error(req, 404, "MANIFEST_UNKNOWN", "manifest unknown");
+        return false;
+    }
+    *tag = at_strdup(ref);
+    return true;
+}
+
+/* ---- GET / HEAD ---- */
+
+static void send_manifest(struct node_http_req *req,
+                          const struct meta_manifest *mf)
+{
+    char dstr[AT_DIGEST_STR_SIZE];
+
+    at_digest_format(&mf->digest, dstr);
+    node_reply_begin(req, 200);
+    node_http_resp_header(req, "Content-Type", "%s", mf->media_type);
+    node_http_resp_header(req, "Docker-Content-Digest", "%s", dstr);
+    node_http_resp_header(req, "ETag", "\"%s\"", dstr);
+    node_http_resp_send(req, mf->bytes, mf->len);
+}
+
+static void get_reply(struct mreq *m)
+{
+    const struct meta_manifest *mf;
+    struct at_digest d = m->digest;
+
+    if (m->tag != NULL &&
+        meta_tag_resolve(m->api->meta, m->name, m->tag, &d) != 0) {
+        node_reply_error(m->req, 404, "MANIFEST_UNKNOWN", "manifest unknown");
+        return;
+    }
+    mf = meta_manifest_find(m->api->meta, m->name, &d);
+    if (mf == NULL) {
+        node_reply_error(m->req, 404, "MANIFEST_UNKNOWN", "manifest unknown");
+        return;
+    }
+    send_manifest(m->req, mf);
+}
+
+static void get_on_barrier(void *data, int status)
+{
+    struct mreq *m = data;
+
+    if (!node_http_req_done(m->req)) {
+        if (status != 0)
+            node_reply_error(m->req, 503, "UNAVAILABLE",
+                             "cannot serve a consistent read: %s",
+                             at_strerror(status));
+        else
+            get_reply(m);
+    }
+    mreq_done(m);
+}
+
+/* ---- DELETE ---- */
+
+static void delete_on_done(void *data, int status, int result, uint64_t index)
+{
+    struct mreq *m = data;
+
+    node_reply_write_index(m->req, status, index);
+    if (!node_http_req_done(m->req) &&
+        !node_reply_write_failed(m->req, status, result)) {
+        node_reply_begin(m->req, 202);
+        node_http_resp_send(m->req, NULL, 0);
+    }
+    mreq_done(m);
+}
+
+static void do_delete(struct mreq *m)
+{
+    const char *rid = node_http_req_header(m->req, "x-atoll-request-id");
+    int rv;
+
+    if (m->tag != NULL)
+        rv = meta_delete_tag(m->api->meta, rid, m->name, m->tag, delete_on_done,
+                             m);
+    else
+        rv = meta_delete_manifest(m->api->meta, rid, m->name, &m->digest,
+                                  delete_on_done, m);
+    if (rv != 0) {
+        node_reply_error(m->req, rv == AT_EINVAL ? 400 : 503,
+                         rv == AT_EINVAL ? "UNSUPPORTED" : "UNAVAILABLE",
+                         "cannot delete: %s", at_strerror(rv));
+        mreq_done(m);
+    }
+}
+
+/* ---- PUT ---- */
+
+static void put_on_done(void *data, int status, int result, uint64_t index)
+{
+    struct mreq *m = data;
+    char dstr[AT_DIGEST_STR_SIZE];
+    char sstr[AT_DIGEST_STR_SIZE];
+
+    if (node_http_req_done(m->req)) {
+        mreq_done(m);
+        return;
+    }
+    if (result == META_MANIFEST_UNKNOWN && status == 0) {
+        /* An index child missing from the repository. */
+        node_reply_error(m->req, 400, "MANIFEST_BLOB_UNKNOWN",
+                         "a manifest referenced by the index is not in the "
+                         "repository");
+        mreq_done(m);
+        return;
+    }
+    if (!node_reply_write_failed(m->req, status, result)) {
+        m->api->manifests_put++;
+        at_digest_format(&m->digest, dstr);
+        node_reply_begin(m->req, 201);
+        node_http_resp_header(m->req, "Location", "/v2/%s/manifests/%s",
+                              m->name, dstr);
+        node_http_resp_header(m->req, "Docker-Content-Digest", "%s", dstr);
+        node_http_resp_header(m->req, "X-Atoll-Index", "%" PRIu64, index);
+        if (m->info.has_subject)
+            node_http_resp_header(m->req, "OCI-Subject", "%s",
+                                  at_digest_format(&m->info.subject, sstr));
+        node_http_resp_send(m->req, NULL, 0);
+    }
+    mreq_done(m);
+}
+
+static int put_on_body(struct node_http_req *req, const char *p, size_t n)
+{
+    struct mreq *m = node_http_req_data(req);
+
+    if (m->too_big)
+        return 0;
+    if (at_buf_append(&m->body, p, n) != 0) {
+        m->too_big = true;
+        node_http_resp_close(req);
+        node_reply_error(req, 413, "SIZE_INVALID",
+                         "manifest larger than %" PRIu64 " bytes",
+                         m->api->cfg->max_manifest_bytes);
+        /* Answered mid-body: neither end nor abort will come (http.h). */
+        if (m->body_open) {
+            m->body_open = false;
+            mreq_done(m);
+        }
+    }
+    return 0;
+}
+
+/* Every referenced blob and child manifest must be in the repository; the
+ * FSM checks again at apply time (a concurrent delete may win). */
+static bool check_refs(struct mreq *m)
+{
+    for (size_t i = 0; i < m->info.nblobs; i++) {
+        if (!meta_blob_linked(m->api->meta, m->name, &m->info.blobs[i], NULL)) {
+            char d[AT_DIGEST_STR_SIZE];
+            node_reply_error(m->req, 400, "MANIFEST_BLOB_UNKNOWN",
+                             "blob unknown to registry: %s",
+                             at_digest_format(&m->info.blobs[i], d));
+            return false;
+        }
+    }
+    for (size_t i = 0; i < m->info.nmanifests; i++) {
+        if (meta_manifest_find(m->api->meta, m->name, &m->info.manifests[i]) ==
+            NULL) {
+            char d[AT_DIGEST_STR_SIZE];
+            node_reply_error(m->req, 400, "MANIFEST_BLOB_UNKNOWN",
+                             "manifest unknown to registry: %s",
+                             at_digest_format(&m->info.manifests[i], d));
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Digest and validation of the body: runs inline for small manifests, in
+ * the pool for large ones. Touches only m's own fields. */
+static void put_parse(struct mreq *m)
+{
+    const char *body = m->body.data != NULL ? m->body.data : "";
+
+    at_digest_of(body, m->body.len, &m->actual);
+    m->parse_rv = node_manifest_parse(m->content_type, body, m->body.len,
+                                      &m->info, m->errmsg);
+}
+
+static void put_parse_work(uv_work_t *w)
+{
+    put_parse(w->data);
+}
+
+static void put_after_parse(struct mreq *m);
+
+static void put_parse_done(uv_work_t *w, int status)
+{
+    struct mreq *m = w->data;
+
+    AT_UNUSED(status);
+    put_after_parse(m);
+}
+
+static void put_on_end(struct node_http_req *req)
+{
+    struct mreq *m = node_http_req_data(req);
+    const char *ct = node_http_req_header(req, "content-type");
+
+    if (!m->body_open)
+        return;
+    m->body_open = false;
+    if (m->too_big || node_http_req_done(req)) {
+        mreq_done(m);
+        return;
+    }
+    m->content_type = ct != NULL ? at_strdup(ct) : NULL;
+    if (m->body.len > INLINE_PARSE_MAX) {
+        m->work.data = m;
+        if (uv_queue_work(m->api->loop, &m->work, put_parse_work,
+                          put_parse_done) == 0)
+            return;
+    }
+    put_parse(m);
+    put_after_parse(m);
+}
+
+static void put_propose(struct mreq *m);
+
+static void put_on_copies(void *data, int status, const char *why)
+{
+    struct mreq *m = data;
+
+    if (node_http_req_done(m->req)) {
+        mreq_done(m);
+        return;
+    }
+    if (status != 0 || m->api->meta == NULL) {
+        node_http_resp_header(m->req, "Retry-After", "5");
+        node_reply_error(m->req, 503, "UNAVAILABLE",
+                         "not enough copies of the manifest's blobs: %s",
+                         why != NULL ? why : "node is stopping");
+        mreq_done(m);
+        return;
+    }
+    put_propose(m);
+}
+
+static void put_after_parse(struct mreq *m)
+{
+    struct node_http_req *req = m->req;
+
+    if (m->parse_rv == 0)
+        m->has_info = true;
+    if (node_http_req_done(req)) {
+        mreq_done(m);
+        return;
+    }
+    if (m->by_digest && !at_digest_equal(&m->actual, &m->digest)) {
+        node_reply_error(req, 400, "DIGEST_INVALID",
+                         "the digest in the URL does not match the manifest");
+        mreq_done(m);
+        return;
+    }
+    m->digest = m->actual;
+    if (m->parse_rv != 0) {
+        node_reply_error(req, 400, "MANIFEST_INVALID", "%s", m->errmsg);
+        mreq_done(m);
+        return;
+    }
+    if (!check_refs(m)) {
+        mreq_done(m);
+        return;
+    }
+    /* Durability (DESIGN.md section 7): every blob on min_copies stores
+     * before the manifest makes them reachable. */
+    node_copies_wait(m->api, m->name, m->info.blobs, m->info.nblobs,
+                     put_on_copies, m);
+}
+
+static void put_propose(struct mreq *m)
+{
+    struct node_http_req *req = m->req;
+    struct meta_manifest_put p;
+    int rv;
+
+    memset(&p, 0, sizeof(p));
+    p.repo = m->name;
+    p.digest = m->digest;
+    p.media_type = m->info.media_type;
+    p.bytes = m->body.data;
+    p.len = m->body.len;
+    p.tag = m->tag;
+    p.blobs = m->info.blobs;
+    p.nblobs = m->info.nblobs;
+    p.manifests = m->info.manifests;
+    p.nmanifests = m->info.nmanifests;
+    p.has_subject = m->info.has_subject;
+    p.subject = m->info.subject;
+    p.artifact_type = m->info.artifact_type;
+    p.annotations_json = m->info.annotations_json;
+    rv = meta_put_manifest(m->api->meta,
+                           node_http_req_header(req, "x-atoll-request-id"), &p,
+                           put_on_done, m);
+    if (rv != 0) {
+        node_reply_error(req, rv == AT_EINVAL ? 400 : 503,
+                         rv == AT_EINVAL ? "MANIFEST_INVALID" : "UNAVAILABLE",
+                         "cannot store the manifest: %s", at_strerror(rv));
+        mreq_done(m);
+    }
+}
+
+static void put_on_abort(struct node_http_req *req)
+{
+    struct mreq *m = node_http_req_data(req);
+
+    if (!m->body_open)
+        return;
+    m->body_open = false;
+    mreq_done(m);
+}
+
+/* see manifests.h */
+void node_oci_manifest(struct node_api *api,
+                       struct node_http_req *req,
+                       const char *name,
+                       const char *ref)
+{
+    enum node_http_method method = node_http_req_method(req);
+    struct mreq *m;
+    int rv;
+
+    if (method != NODE_HTTP_GET && method != NODE_HTTP_HEAD &&
+        method != NODE_HTTP_PUT && method != NODE_HTTP_DELETE) {
+        node_reply_error(req, 405, "UNSUPPORTED", "method not allowed");
+        return;
+    }
+    m = mreq_new(api, req, name);
+    if (!parse_ref(req, ref, &m->tag, &m->by_digest, &m->digest)) {
+        mreq_done(m);
+        return;
+    }
+    switch (method) {
+    case NODE_HTTP_GET:
+    case NODE_HTTP_HEAD:
+        if (m->by_digest) {
+            /* Bytes named by their digest never change: local read. */
+            get_reply(m);
+            mreq_done(m);
+            return;
+        }
+        rv = node_api_read_barrier(api, get_on_barrier, m);
+        if (rv != 0)
+            get_on_barrier(m, rv);
+        return;
+    case NODE_HTTP_DELETE:
+        do_delete(m);
+        return;
+    default:
+        break;
+    }
+    /* PUT */
+    if (node_http_req_has_length(req) &&
+        node_http_req_content_length(req) > api->cfg->max_manifest_bytes) {
+        node_http_resp_close(req);
+        node_reply_error(req, 413, "SIZE_INVALID",
+                         "manifest larger than %" PRIu64 " bytes",
+                         api->cfg->max_manifest_bytes);
+        mreq_done(m);
+        return;
+    }
+    node_http_req_set_data(req, m);
+    node_http_req_on_abort(req, put_on_abort);
+    m->body_open = true;
+    if (!node_http_req_has_body(req)) {
+        put_on_end(req);
+        return;
+    }
+    node_http_req_read_body(req, put_on_body, put_on_end);
+}

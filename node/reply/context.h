@@ -1,0 +1,59 @@
+/* What every request handler of a node reaches: the stores, the FSM, the
+ * cluster parts and the counters behind /metrics. One per node, owned by
+ * node/server.c; handlers get it as their `api` argument. */
+#ifndef NODE_REPLY_CONTEXT_H
+#define NODE_REPLY_CONTEXT_H
+
+#include "common/common.h"
+#include "node/config.h"
+#include "node/http/http.h"
+#include "raft/meta.h"
+#include "storage/storage.h"
+
+struct node_peer;
+struct node_peer_api;
+struct node_fetch_table;
+struct node_repl;
+struct node_gc;
+struct node_placer;
+struct node_verify;
+
+struct node_api {
+    uv_loop_t *loop;               /* borrowed */
+    const struct node_config *cfg; /* borrowed */
+    struct storage *store;         /* borrowed */
+    struct meta *meta;             /* borrowed; NULL until meta_open */
+    const char *store_id;          /* borrowed: this node's store name */
+    struct node_peer *peer;        /* borrowed: peer client (blob fetch) */
+    /* borrowed: the peer listener's counters, for /metrics */
+    struct node_peer_api *peer_api;
+    /* owned (node/cluster/fetch.c), made on the first fetch;
+     * node_fetch_table_close at stop */
+    struct node_fetch_table *fetches;
+    /* owned (node/cluster/replicate.c), made on first use;
+     * node_replicate_close at stop */
+    struct node_repl *repl;
+    struct node_gc *gc; /* borrowed: POST /_atoll/gc (node/cluster/gc.c) */
+    /* owned (node/cluster/placement.c): the placement prefetcher, NULL
+     * without a region; node_placement_stop at stop */
+    struct node_placer *placer;
+    /* owned (node/cluster/verify.c), made on first use; node_verify_close
+     * at stop */
+    struct node_verify *verify;
+    bool stopping;
+    /* counters for /metrics */
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t blobs_committed;
+    uint64_t manifests_put;
+    uint64_t peer_blob_fetches; /* transfers started from a holder */
+    /* answers by status class ([1..5]: 1xx..5xx, [0] other), counted by
+     * node_reply_begin on every listener that uses the reply toolkit */
+    uint64_t status_counts[6];
+};
+
+/* The read barrier of tag reads and listings: meta_read_barrier, or, with
+ * read_consistency local, cb(data, 0) at once (before returning 0). */
+int node_api_read_barrier(struct node_api *api, meta_read_cb cb, void *data);
+
+#endif /* NODE_REPLY_CONTEXT_H */

@@ -1,0 +1,728 @@
+/* Unit tests of the peer HTTP client against the project's HTTP server. */
+#include "common/compat.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "node/cluster/fetch.h"
+#include "node/cluster/peer.h"
+#include "node/cluster/peer_api.h"
+#include "node/http/http.h"
+#include "raft/meta.h"
+
+#define PATTERN_LEN (3 * 1024 * 1024 + 17)
+
+static uv_loop_t g_loop;
+static struct node_http_server *g_srv;
+static struct node_peer *g_peer;
+static char g_addr[64];
+static struct node_http_req *g_slow;
+static struct node_http_req *g_grow; /* streaming a growing file */
+static struct at_buf g_body;
+
+struct result {
+    bool done;
+    int status;
+    int http;
+    char *body; /* owned */
+    size_t len;
+};
+
+static int srv_body(struct node_http_req *r, const char *p, size_t n)
+{
+    AT_UNUSED(r);
+    at_buf_append(&g_body, p, n);
+    return 0;
+}
+
+static void srv_end(struct node_http_req *r)
+{
+    const char *auth = node_http_req_header(r, "authorization");
+
+    node_http_resp_header(r, "X-Auth", "%s", auth != NULL ? auth : "-");
+    node_http_resp_send(r, g_body.data, g_body.len);
+}
+
+static void srv_handler(void *data, struct node_http_req *r)
+{
+    const char *path = node_http_req_path(r);
+
+    AT_UNUSED(data);
+    if (strcmp(path, "/echo") == 0) {
+        at_buf_reset(&g_body);
+        node_http_req_read_body(r, srv_body, srv_end);
+    } else if (strcmp(path, "/big") == 0) {
+        size_t n = 2 * NODE_PEER_MAX_RESP;
+        char *p = at_calloc(1, n);
+        node_http_resp_send(r, p, n);
+        at_free(p);
+    } else if (strcmp(path, "/pattern") == 0) {
+        size_t n = PATTERN_LEN;
+        char *p = at_malloc(n);
+        for (size_t i = 0; i < n; i++)
+            p[i] = (char)(i % 251);
+        node_http_resp_send(r, p, n);
+        at_free(p);
+    } else if (strcmp(path, "/grow") == 0) {
+        /* node_http_resp_stream_file: a third of the file at first */
+        char tmpl[] = "/tmp/atoll-test-grow-XXXXXX";
+        int fd = mkstemp(tmpl);
+        char *p = at_malloc(PATTERN_LEN);
+        assert_true(fd >= 0);
+        unlink(tmpl);
+        for (size_t i = 0; i < PATTERN_LEN; i++)
+            p[i] = (char)(i % 251);
+        assert_int_equal(pwrite(fd, p, PATTERN_LEN, 0), PATTERN_LEN);
+        at_free(p);
+        node_http_req_ref(r);
+        g_grow = r;
+        node_http_resp_status(r, 200);
+        node_http_resp_stream_file(r, fd, PATTERN_LEN, PATTERN_LEN / 3);
+    } else if (strcmp(path, "/slow") == 0) {
+        node_http_req_ref(r);
+        g_slow = r;
+    } else {
+        node_http_resp_status(r, 404);
+        node_http_resp_send(r, "nope", 4);
+    }
+}
+
+static void on_result(void *data,
+                      int status,
+                      int http,
+                      const char *body,
+                      size_t len)
+{
+    struct result *res = data;
+
+    res->done = true;
+    res->status = status;
+    res->http = http;
+    res->len = len;
+    res->body = body != NULL ? at_strndup(body, len) : NULL;
+}
+
+static void run_until(const bool *flag)
+{
+    for (int i = 0; i < 100000 && !*flag; i++)
+        uv_run(&g_loop, UV_RUN_ONCE);
+    assert_true(*flag);
+}
+
+static int setup(void **state)
+{
+    struct node_http_config cfg;
+    char errmsg[AT_ERRMSG_SIZE];
+
+    AT_UNUSED(state);
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_init(&g_loop);
+    at_buf_init(&g_body, 0);
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.host = "127.0.0.1";
+    cfg.header_timeout_ms = 5000;
+    cfg.idle_timeout_ms = 5000;
+    cfg.body_timeout_ms = 5000;
+    cfg.write_timeout_ms = 5000;
+    cfg.shutdown_grace_ms = 100;
+    if (node_http_start(&g_srv, &g_loop, &cfg, srv_handler, NULL, errmsg))
+        return -1;
+    snprintf(g_addr, sizeof(g_addr), "127.0.0.1:%d", node_http_port(g_srv));
+    return node_peer_new(&g_peer, &g_loop, "s3cret", "127.0.0.1", errmsg);
+}
+
+static void on_closed(void *data)
+{
+    *(bool *)data = true;
+}
+
+static int teardown(void **state)
+{
+    bool stopped = false, closed = false;
+
+    AT_UNUSED(state);
+    if (g_peer != NULL)
+        node_peer_close(g_peer, on_closed, &closed);
+    else
+        closed = true;
+    node_http_stop(g_srv, on_closed, &stopped);
+    while (!stopped || !closed)
+        uv_run(&g_loop, UV_RUN_ONCE);
+    uv_run(&g_loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&g_loop), 0);
+    at_buf_release(&g_body);
+    return 0;
+}
+
+static void test_post_echo(void **state)
+{
+    struct result res = { 0 };
+    char big[100000];
+
+    AT_UNUSED(state);
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (char)('a' + i % 26);
+    assert_int_equal(node_peer_request(g_peer, "POST", g_addr, "/echo",
+                                       "application/octet-stream", big,
+                                       sizeof(big), 5000, on_result, &res),
+                     0);
+    assert_false(res.done);
+    run_until(&res.done);
+    assert_int_equal(res.status, 0);
+    assert_int_equal(res.http, 200);
+    assert_int_equal(res.len, sizeof(big));
+    assert_memory_equal(res.body, big, sizeof(big));
+    at_free(res.body);
+
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(node_peer_request(g_peer, "GET", g_addr, "/missing", NULL,
+                                       NULL, 0, 5000, on_result, &res),
+                     0);
+    run_until(&res.done);
+    assert_int_equal(res.status, 0);
+    assert_int_equal(res.http, 404);
+    assert_string_equal(res.body, "nope");
+    at_free(res.body);
+}
+
+static void test_bad_args(void **state)
+{
+    struct result res = { 0 };
+
+    AT_UNUSED(state);
+    assert_int_equal(node_peer_request(g_peer, "GET", "nohost", "/x", NULL,
+                                       NULL, 0, 1000, on_result, &res),
+                     AT_EINVAL);
+    assert_int_equal(node_peer_request(g_peer, "GET", "a@b:1", "/x", NULL, NULL,
+                                       0, 1000, on_result, &res),
+                     AT_EINVAL);
+    assert_int_equal(node_peer_request(g_peer, "GET", g_addr, "x y", NULL, NULL,
+                                       0, 1000, on_result, &res),
+                     AT_EINVAL);
+    assert_false(res.done);
+}
+
+static void test_too_big(void **state)
+{
+    struct result res = { 0 };
+
+    AT_UNUSED(state);
+    assert_int_equal(node_peer_request(g_peer, "GET", g_addr, "/big", NULL,
+                                       NULL, 0, 5000, on_result, &res),
+                     0);
+    run_until(&res.done);
+    assert_int_equal(res.status, AT_ETOOBIG);
+}
+
+static void test_not_sent(void **state)
+{
+    struct result res = { 0 };
+    char addr[64];
+    struct sockaddr_in a;
+    socklen_t alen = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    AT_UNUSED(state);
+    /* A port that was just free: nobody listens there. */
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    close(fd);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(a.sin_port));
+    assert_int_equal(node_peer_request(g_peer, "POST", addr, "/echo", NULL, "x",
+                                       1, 5000, on_result, &res),
+                     0);
+    run_until(&res.done);
+    assert_int_equal(res.status, AT_EIO);
+}
+
+static void test_sent_no_answer(void **state)
+{
+    struct result res = { 0 };
+
+    AT_UNUSED(state);
+    g_slow = NULL;
+    assert_int_equal(node_peer_request(g_peer, "POST", g_addr, "/slow", NULL,
+                                       "x", 1, 300, on_result, &res),
+                     0);
+    run_until(&res.done);
+    assert_int_equal(res.status, AT_EUNKNOWN);
+    assert_non_null(g_slow);
+    node_http_req_unref(g_slow);
+    g_slow = NULL;
+}
+
+static void test_close_in_flight(void **state)
+{
+    struct result res = { 0 };
+    bool closed = false;
+
+    AT_UNUSED(state);
+    assert_int_equal(node_peer_request(g_peer, "POST", g_addr, "/slow", NULL,
+                                       "x", 1, 5000, on_result, &res),
+                     0);
+    for (int i = 0; i < 1000 && g_slow == NULL; i++)
+        uv_run(&g_loop, UV_RUN_ONCE);
+    assert_non_null(g_slow);
+    node_peer_close(g_peer, on_closed, &closed);
+    g_peer = NULL;
+    assert_true(res.done);
+    assert_int_equal(res.status, AT_ESHUTDOWN);
+    run_until(&closed);
+    node_http_req_unref(g_slow);
+    g_slow = NULL;
+}
+
+/* ---- the peer API on a one-node cluster ---- */
+
+static void test_auth_ok(void **state)
+{
+    AT_UNUSED(state);
+    assert_true(node_peer_auth_ok("Bearer s3cret", "s3cret"));
+    assert_false(node_peer_auth_ok("Bearer s3cre", "s3cret"));
+    assert_false(node_peer_auth_ok("Bearer s3cretx", "s3cret"));
+    assert_false(node_peer_auth_ok("bearer s3cret", "s3cret"));
+    assert_false(node_peer_auth_ok("Bearer s3creT", "s3cret"));
+    assert_false(node_peer_auth_ok(NULL, "s3cret"));
+    assert_false(node_peer_auth_ok("Bearer ", ""));
+    assert_false(node_peer_auth_ok("Bearer x", NULL));
+}
+
+struct papi {
+    char dir[64];
+    struct meta *m;
+    struct node_http_server *srv;
+    struct node_peer_api api;
+    struct node_peer *peer;   /* with the secret */
+    struct node_peer *nopeer; /* without */
+    char addr[64];
+};
+
+static void papi_closed(void *data)
+{
+    *(bool *)data = true;
+}
+
+static void papi_start(struct papi *p)
+{
+    struct meta_config mc;
+    struct node_http_config hc;
+    struct meta_status st;
+    char errmsg[AT_ERRMSG_SIZE];
+
+    memset(p, 0, sizeof(*p));
+    snprintf(p->dir, sizeof(p->dir), "/tmp/atoll-test-peer-XXXXXX");
+    assert_non_null(mkdtemp(p->dir));
+    memset(&hc, 0, sizeof(hc));
+    hc.host = "127.0.0.1";
+    hc.header_timeout_ms = hc.idle_timeout_ms = 5000;
+    hc.body_timeout_ms = hc.write_timeout_ms = 5000;
+    hc.shutdown_grace_ms = 100;
+    p->api.loop = &g_loop;
+    p->api.secret = "s3cret";
+    assert_int_equal(node_http_start(&p->srv, &g_loop, &hc,
+                                     node_peer_api_handle, &p->api, errmsg),
+                     0);
+    snprintf(p->addr, sizeof(p->addr), "127.0.0.1:%d", node_http_port(p->srv));
+    assert_int_equal(node_peer_new(&p->peer, &g_loop, "s3cret", NULL, errmsg),
+                     0);
+    assert_int_equal(node_peer_new(&p->nopeer, &g_loop, NULL, NULL, errmsg), 0);
+    p->api.peer = p->peer;
+    memset(&mc, 0, sizeof(mc));
+    mc.dir = p->dir;
+    mc.name = "solo";
+    mc.address = "solo";
+    mc.peer_address = p->addr;
+    mc.api_address = "127.0.0.1:1";
+    mc.cluster_secret = "s3cret";
+    mc.target_voters = 3;
+    mc.hooks = &node_peer_hooks;
+    mc.hooks_data = &p->api;
+    if (meta_open(&p->m, &g_loop, &mc, errmsg) != 0)
+        fail_msg("meta_open: %s", errmsg);
+    p->api.meta = p->m;
+    for (int i = 0; i < 100000; i++) {
+        meta_status_get(p->m, &st);
+        if (st.state == 3)
+            break;
+        uv_run(&g_loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(st.state, 3);
+}
+
+static void papi_stop(struct papi *p)
+{
+    bool a = false, b = false, c = false, d = false;
+    char cmd[128];
+
+    p->api.stopping = true;
+    meta_close(p->m, papi_closed, &a);
+    while (!a)
+        uv_run(&g_loop, UV_RUN_ONCE);
+    p->api.meta = NULL;
+    node_http_stop(p->srv, papi_closed, &b);
+    node_peer_close(p->peer, papi_closed, &c);
+    node_peer_close(p->nopeer, papi_closed, &d);
+    while (!b || !c || !d)
+        uv_run(&g_loop, UV_RUN_ONCE);
+    node_peer_api_release(&p->api);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static int atoi_port(const char *addr)
+{
+    uint64_t v = 0;
+    const char *c = strrchr(addr, ':');
+
+    assert_non_null(c);
+    assert_int_equal(at_parse_u64(c + 1, strlen(c + 1), &v), 0);
+    return (int)v;
+}
+
+static void call(struct node_peer *peer,
+                 const char *addr,
+                 const char *method,
+                 const char *path,
+                 const char *body,
+                 size_t len,
+                 struct result *res)
+{
+    memset(res, 0, sizeof(*res));
+    assert_int_equal(node_peer_request(peer, method, addr, path, NULL, body,
+                                       len, 5000, on_result, res),
+                     0);
+    run_until(&res->done);
+    assert_int_equal(res->status, 0);
+}
+
+static void test_peer_api(void **state)
+{
+    struct papi p;
+    struct result r;
+
+    AT_UNUSED(state);
+    papi_start(&p);
+
+    /* No or a wrong secret: 401, whatever the endpoint. */
+    call(p.nopeer, p.addr, "GET", "/_atoll/members", NULL, 0, &r);
+    assert_int_equal(r.http, 401);
+    assert_non_null(strstr(r.body, "UNAUTHORIZED"));
+    at_free(r.body);
+    call(p.nopeer, p.addr, "POST", "/_atoll/propose", "x", 1, &r);
+    assert_int_equal(r.http, 401);
+    at_free(r.body);
+
+    call(p.peer, p.addr, "GET", "/_atoll/members", NULL, 0, &r);
+    assert_int_equal(r.http, 200);
+    assert_non_null(strstr(r.body, "\"leader\":\"solo\""));
+    assert_non_null(strstr(r.body, "\"role\":\"voter\""));
+    at_free(r.body);
+
+    call(p.peer, p.addr, "POST", "/_atoll/read-index", NULL, 0, &r);
+    assert_int_equal(r.http, 200);
+    assert_non_null(strstr(r.body, "\"status\":0,\"index\":"));
+    at_free(r.body);
+
+    /* Garbage commands are refused, not applied. */
+    call(p.peer, p.addr, "POST", "/_atoll/propose", "garbage!", 8, &r);
+    assert_int_equal(r.http, 400);
+    at_free(r.body);
+
+    /* Bad join documents. */
+    call(p.peer, p.addr, "POST", "/_atoll/join", "{nope", 5, &r);
+    assert_int_equal(r.http, 400);
+    at_free(r.body);
+    call(p.peer, p.addr, "POST", "/_atoll/join", "{\"name\":\"x\"}", 12, &r);
+    assert_int_equal(r.http, 400);
+    at_free(r.body);
+    /* The same name with another address: 409. */
+    {
+        static const char doc[] =
+            "{\"name\":\"solo\",\"peer_address\":\"127.0.0.9:1\","
+            "\"api_address\":\"127.0.0.9:2\",\"standby\":false}";
+        call(p.peer, p.addr, "POST", "/_atoll/join", doc, sizeof(doc) - 1, &r);
+        assert_int_equal(r.http, 409);
+        at_free(r.body);
+    }
+
+    /* Removing an unknown node is an error. */
+    call(p.peer, p.addr, "POST", "/_atoll/members/remove",
+         "{\"name\":\"ghost\"}", 16, &r);
+    assert_true(r.http == 404 || r.http == 503);
+    at_free(r.body);
+
+    /* Raft upgrades: bad headers are refused with 400. */
+    call(p.peer, p.addr, "POST", "/_atoll/raft", NULL, 0, &r);
+    assert_int_equal(r.http, 400);
+    at_free(r.body);
+
+    /* A good upgrade: 101, then the stream belongs to raft. */
+    {
+        struct sockaddr_in a;
+        char req[512], buf[512];
+        size_t got = 0;
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        memset(&a, 0, sizeof(a));
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons((uint16_t)atoi_port(p.addr));
+        assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        snprintf(req, sizeof(req),
+                 "POST /_atoll/raft HTTP/1.1\r\nHost: %s\r\n"
+                 "Upgrade: atoll-raft/1\r\nConnection: Upgrade\r\n"
+                 "Authorization: Bearer s3cret\r\nX-Atoll-Raft-Id: 77\r\n"
+                 "X-Atoll-Raft-Address: other\r\n"
+                 "X-Atoll-Peer-Address: 127.0.0.1:9\r\n"
+                 "Content-Length: 0\r\n\r\n",
+                 p.addr);
+        assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
+        for (int i = 0; i < 100000 && memmem(buf, got, "\r\n\r\n", 4) == NULL;
+             i++) {
+            ssize_t n =
+                recv(fd, buf + got, sizeof(buf) - got - 1, MSG_DONTWAIT);
+            if (n > 0)
+                got += (size_t)n;
+            else
+                uv_run(&g_loop, UV_RUN_NOWAIT);
+        }
+        buf[got] = '\0';
+        assert_non_null(strstr(buf, "HTTP/1.1 101 Switching Protocols\r\n"));
+        assert_non_null(strstr(buf, "\r\nUpgrade: atoll-raft/1\r\n"));
+        assert_non_null(strstr(buf, "\r\n\r\n"));
+        assert_string_equal(strstr(buf, "\r\n\r\n"), "\r\n\r\n");
+        close(fd);
+        for (int i = 0; i < 10; i++)
+            uv_run(&g_loop, UV_RUN_NOWAIT);
+    }
+
+    call(p.peer, p.addr, "GET", "/_atoll/nothing", NULL, 0, &r);
+    assert_int_equal(r.http, 405);
+    at_free(r.body);
+    call(p.peer, p.addr, "POST", "/_atoll/nothing", NULL, 0, &r);
+    assert_int_equal(r.http, 404);
+    at_free(r.body);
+
+    papi_stop(&p);
+}
+
+/* ---- streaming downloads ---- */
+
+struct stream {
+    struct result res;
+    struct node_peer_req *pr;
+    uv_timer_t timer;
+    uint64_t got;
+    unsigned calls, pauses, resumes;
+    bool bad_byte, paused;
+    int abort_with; /* on_data returns this on its second call */
+};
+
+static void stream_resume(uv_timer_t *t)
+{
+    struct stream *st = t->data;
+
+    st->resumes++;
+    st->paused = false;
+    node_peer_resume(st->pr); /* on_data may run (and pause) in here */
+}
+
+static int stream_data(void *data, const char *p, size_t n)
+{
+    struct stream *st = data;
+
+    st->calls++;
+    if (st->abort_with != 0 && st->calls == 2)
+        return st->abort_with;
+    assert_false(st->paused); /* never called while paused */
+    /* pause every third delivery: these bytes must come again */
+    if (st->calls % 3 == 0) {
+        st->pauses++;
+        st->paused = true;
+        uv_timer_start(&st->timer, stream_resume, 1, 0);
+        return NODE_PEER_PAUSE;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)p[i] != (st->got + i) % 251)
+            st->bad_byte = true;
+    st->got += n;
+    return 0;
+}
+
+static void stream_timer_closed(uv_handle_t *h)
+{
+    AT_UNUSED(h);
+}
+
+static void stream_run(struct stream *st, const char *path)
+{
+    uv_timer_init(&g_loop, &st->timer);
+    st->timer.data = st;
+    assert_int_equal(node_peer_stream(g_peer, g_addr, path, 10000, stream_data,
+                                      on_result, &st->res, &st->pr),
+                     0);
+    /* on_result's data is the struct's first member */
+    run_until(&st->res.done);
+    uv_timer_stop(&st->timer);
+    uv_close((uv_handle_t *)&st->timer, stream_timer_closed);
+    uv_run(&g_loop, UV_RUN_NOWAIT);
+}
+
+static void test_stream_pause_resume(void **state)
+{
+    struct stream st;
+
+    AT_UNUSED(state);
+    memset(&st, 0, sizeof(st));
+    stream_run(&st, "/pattern");
+    assert_int_equal(st.res.status, 0);
+    assert_int_equal(st.res.http, 200);
+    assert_int_equal(st.res.len, 0);
+    assert_int_equal(st.got, PATTERN_LEN);
+    assert_false(st.bad_byte);
+    assert_true(st.pauses > 0);
+    assert_int_equal(st.resumes, st.pauses);
+    at_free(st.res.body);
+}
+
+static void test_stream_not_200(void **state)
+{
+    struct stream st;
+
+    AT_UNUSED(state);
+    memset(&st, 0, sizeof(st));
+    stream_run(&st, "/missing");
+    assert_int_equal(st.res.status, 0);
+    assert_int_equal(st.res.http, 404);
+    assert_string_equal(st.res.body, "nope");
+    assert_int_equal(st.calls, 0);
+    at_free(st.res.body);
+}
+
+static void test_stream_abort(void **state)
+{
+    struct stream st;
+
+    AT_UNUSED(state);
+    memset(&st, 0, sizeof(st));
+    st.abort_with = AT_EDIGEST;
+    stream_run(&st, "/pattern");
+    assert_int_equal(st.res.status, AT_EDIGEST);
+    assert_int_equal(st.calls, 2);
+    at_free(st.res.body);
+    assert_int_equal(node_peer_stream(g_peer, g_addr, "/x", 1000, NULL,
+                                      on_result, &st.res, NULL),
+                     AT_EINVAL);
+}
+
+struct grow {
+    struct result res;
+    uint64_t got;
+    bool bad_byte;
+};
+
+static int grow_data(void *data, const char *p, size_t n)
+{
+    struct grow *g = data;
+
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != (char)((g->got + i) % 251))
+            g->bad_byte = true;
+    g->got += n;
+    return 0;
+}
+
+static void grow_start(struct grow *g)
+{
+    memset(g, 0, sizeof(*g));
+    g_grow = NULL;
+    assert_int_equal(node_peer_stream(g_peer, g_addr, "/grow", 10000, grow_data,
+                                      on_result, g, NULL),
+                     0);
+    for (int i = 0; i < 100000 && g->got < PATTERN_LEN / 3; i++)
+        uv_run(&g_loop, UV_RUN_ONCE);
+    /* a few more turns: nothing past the limit comes */
+    for (int i = 0; i < 50; i++)
+        uv_run(&g_loop, UV_RUN_NOWAIT);
+    assert_non_null(g_grow);
+    assert_int_equal(g->got, PATTERN_LEN / 3);
+    assert_false(g->res.done);
+}
+
+static void test_stream_file_limit(void **state)
+{
+    struct grow g;
+
+    AT_UNUSED(state);
+    grow_start(&g);
+    node_http_resp_stream_limit(g_grow, PATTERN_LEN / 2);
+    node_http_resp_stream_limit(g_grow, 10); /* never lowers */
+    node_http_resp_stream_limit(g_grow, PATTERN_LEN);
+    run_until(&g.res.done);
+    assert_int_equal(g.res.status, 0);
+    assert_int_equal(g.res.http, 200);
+    assert_int_equal(g.got, PATTERN_LEN);
+    assert_false(g.bad_byte);
+    node_http_resp_abort(g_grow); /* complete: a no-op */
+    node_http_req_unref(g_grow);
+    at_free(g.res.body);
+
+    /* aborted mid-body: the client never sees a complete response */
+    grow_start(&g);
+    node_http_resp_abort(g_grow);
+    run_until(&g.res.done);
+    assert_int_not_equal(g.res.status, 0);
+    assert_true(g.got < PATTERN_LEN);
+    node_http_resp_stream_limit(g_grow, PATTERN_LEN); /* gone: a no-op */
+    node_http_req_unref(g_grow);
+    at_free(g.res.body);
+}
+
+static void test_holder_order(void **state)
+{
+    AT_UNUSED(state);
+    /* not suspect first, whatever the region or load */
+    assert_true(node_fetch_holder_before(false, 1, 9, true, 0, 0));
+    assert_false(node_fetch_holder_before(true, 0, 0, false, 1, 9));
+    /* then same region */
+    assert_true(node_fetch_holder_before(false, 0, 5, false, 1, 0));
+    assert_false(node_fetch_holder_before(false, 1, 0, false, 0, 5));
+    /* then the least loaded; ties keep their order */
+    assert_true(node_fetch_holder_before(false, 1, 0, false, 1, 1));
+    assert_false(node_fetch_holder_before(false, 1, 1, false, 1, 1));
+    assert_false(node_fetch_holder_before(true, 1, 2, true, 1, 1));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_post_echo),
+        cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_too_big),
+        cmocka_unit_test(test_not_sent),
+        cmocka_unit_test(test_sent_no_answer),
+        /* before test_close_in_flight, which closes the client */
+        cmocka_unit_test(test_stream_pause_resume),
+        cmocka_unit_test(test_stream_not_200),
+        cmocka_unit_test(test_stream_abort),
+        cmocka_unit_test(test_stream_file_limit),
+        cmocka_unit_test(test_close_in_flight),
+        cmocka_unit_test(test_auth_ok),
+        cmocka_unit_test(test_peer_api),
+        cmocka_unit_test(test_holder_order),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
