@@ -261,28 +261,14 @@ static char *advertised(const struct node_config *cfg,
     return at_asprintf("%s:%d", host, port);
 }
 
-/* see server.h */
-int node_server_start(struct node_server **out,
-                      uv_loop_t *loop,
-                      const struct node_config *cfg,
-                      char *errmsg)
+/* The node's name, its lock on the data dir and its raft dir. */
+static int open_dirs(struct node_server *s, char *errmsg)
 {
-    struct node_server *s = at_calloc(1, sizeof(*s));
-    struct storage_config scfg;
-    struct meta_config mcfg;
-    struct node_http_config hcfg;
+    const struct node_config *cfg = s->cfg;
     char hostname[256];
-    char *lock_path = NULL;
-    char *host = NULL;
-    char *peer_host = NULL;
-    int port = 0;
-    int peer_port = 0;
-    bool join_needed = false;
+    char *lock_path;
     int rv;
 
-    s->loop = loop;
-    s->cfg = cfg;
-    s->lock_fd = -1;
     if (cfg->name != NULL && cfg->name[0] != '\0') {
         s->name = at_strdup(cfg->name);
     } else {
@@ -291,23 +277,11 @@ int node_server_start(struct node_server **out,
         hostname[sizeof(hostname) - 1] = '\0';
         s->name = at_strdup(hostname);
     }
-    if (split_listen(cfg->listen, &host, &port) != 0) {
-        at_errmsg_printf(errmsg, "invalid listen address '%s'", cfg->listen);
-        rv = AT_EINVAL;
-        goto err;
-    }
-    if (split_listen(cfg->peer_listen, &peer_host, &peer_port) != 0) {
-        at_errmsg_printf(errmsg, "invalid peer_listen address '%s'",
-                         cfg->peer_listen);
-        rv = AT_EINVAL;
-        goto err;
-    }
     rv = mkdir_p(cfg->data_dir);
     if (rv != 0) {
         at_errmsg_printf(errmsg, "create data dir '%s': %s", cfg->data_dir,
                          strerror(-rv));
-        rv = AT_EIO;
-        goto err;
+        return AT_EIO;
     }
     /* One process per data dir. */
     lock_path = at_asprintf("%s/LOCK", cfg->data_dir);
@@ -315,9 +289,10 @@ int node_server_start(struct node_server **out,
     if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         at_errmsg_printf(errmsg, "lock '%s': %s (is another atoll running?)",
                          lock_path, strerror(errno));
-        rv = AT_EBUSY;
-        goto err;
+        free(lock_path);
+        return AT_EBUSY;
     }
+    free(lock_path);
     s->raft_dir = cfg->raft_dir != NULL && cfg->raft_dir[0] != '\0'
                       ? at_strdup(cfg->raft_dir)
                       : at_asprintf("%s/raft", cfg->data_dir);
@@ -328,57 +303,52 @@ int node_server_start(struct node_server **out,
                          "'): to bring it back, wipe "
                          "its data dir and start it with --join",
                          s->raft_dir);
-        rv = AT_EINVAL;
-        goto err;
+        return AT_EINVAL;
     }
     rv = mkdir_p(s->raft_dir);
     if (rv != 0) {
         at_errmsg_printf(errmsg, "create raft dir '%s': %s", s->raft_dir,
                          strerror(-rv));
-        rv = AT_EIO;
-        goto err;
+        return AT_EIO;
     }
+    return 0;
+}
 
-    memset(&scfg, 0, sizeof(scfg));
-    scfg.dir = cfg->data_dir;
-    scfg.node_tag = NULL;
-    scfg.reserve_bytes = cfg->reserve_bytes;
-    scfg.upload_ttl_ms = cfg->upload_ttl_ms;
-    rv = storage_open(&s->store, loop, &scfg);
-    if (rv != 0) {
-        at_errmsg_printf(errmsg, "open storage: %s", storage_errmsg(&s->store));
-        goto err;
-    }
-    s->store_open = true;
-
-    rv = node_peer_new(&s->peer, loop, cfg->cluster_secret, peer_host, errmsg);
-    if (rv != 0)
-        goto err_after_storage;
-
-    s->api.loop = loop;
-    s->api.cfg = cfg;
+/* The handlers' context and the peer listener's, before anything listens
+ * (meta stays NULL, so both answer 503, until meta_open returned). */
+static void wire_contexts(struct node_server *s)
+{
+    s->api.loop = s->loop;
+    s->api.cfg = s->cfg;
     s->api.store = &s->store;
-    s->api.meta = NULL; /* 503 until meta_open returned */
+    s->api.meta = NULL;
     s->api.store_id = s->name;
     s->api.peer = s->peer;
     s->api.peer_api = &s->peer_api;
-    s->peer_api.loop = loop;
+    s->api_reply.api = &s->api;
+    s->peer_api.loop = s->loop;
     s->peer_api.peer = s->peer;
     s->peer_api.store = &s->store;
-    s->peer_api.secret = cfg->cluster_secret;
+    s->peer_api.secret = s->cfg->cluster_secret;
     s->peer_api.node_api = &s->api;
     s->peer_api.relay = node_oci_handle;
     s->peer_api.reply.api = &s->api;
     s->peer_api.reply.relayed = true;
-    s->api_reply.api = &s->api;
     s->peer_api.raft_dir = s->raft_dir;
-    if (cfg->cluster_secret[0] == '\0' && cfg->join[0] != '\0') {
-        at_errmsg_printf(errmsg,
-                         "join needs cluster_secret (or "
-                         "cluster_secret_file)");
-        rv = AT_EINVAL;
-        goto err_after_peer;
-    }
+}
+
+/* Bind the API listener and, with a cluster secret, the peer listener;
+ * then the addresses other nodes reach them on are known. */
+static int start_listeners(struct node_server *s,
+                           const char *host,
+                           int port,
+                           const char *peer_host,
+                           int peer_port,
+                           char *errmsg)
+{
+    const struct node_config *cfg = s->cfg;
+    struct node_http_config hcfg;
+    int rv;
 
     memset(&hcfg, 0, sizeof(hcfg));
     hcfg.host = host;
@@ -388,23 +358,23 @@ int node_server_start(struct node_server **out,
     hcfg.body_timeout_ms = cfg->body_timeout_ms;
     hcfg.write_timeout_ms = cfg->write_timeout_ms;
     hcfg.shutdown_grace_ms = cfg->shutdown_grace_ms;
-    rv = node_http_start(&s->http, loop, &hcfg, node_front_handle,
+    rv = node_http_start(&s->http, s->loop, &hcfg, node_front_handle,
                          &s->api_reply, errmsg);
     if (rv != 0) {
         at_errmsg_wrapf(errmsg, "listen on '%s'", cfg->listen);
-        goto err_after_peer;
+        return rv;
     }
     /* Without a secret every peer request would be refused: a single node
      * then has no peer listener at all. */
     if (cfg->cluster_secret[0] != '\0') {
         hcfg.host = peer_host;
         hcfg.port = peer_port;
-        rv = node_http_start(&s->peer_http, loop, &hcfg, node_peer_api_handle,
-                             &s->peer_api, errmsg);
+        rv = node_http_start(&s->peer_http, s->loop, &hcfg,
+                             node_peer_api_handle, &s->peer_api, errmsg);
         if (rv != 0) {
             at_errmsg_wrapf(errmsg, "listen on peer address '%s'",
                             cfg->peer_listen);
-            goto err_after_http;
+            return rv;
         }
         peer_port = node_http_port(s->peer_http);
     } else {
@@ -412,17 +382,15 @@ int node_server_start(struct node_server **out,
     }
     s->api_address = advertised(cfg, host, node_http_port(s->http));
     s->peer_address = advertised(cfg, peer_host, peer_port);
+    return 0;
+}
 
-    if (cfg->join[0] != '\0') {
-        join_needed =
-            raft_dir_pristine(s->raft_dir) || file_in(s->raft_dir, JOIN_MARKER);
-        if (join_needed && join_marker_set(s->raft_dir, true) != 0) {
-            at_errmsg_printf(errmsg, "create '%s/" JOIN_MARKER "': %s",
-                             s->raft_dir, strerror(errno));
-            rv = AT_EIO;
-            goto err_after_peer_http;
-        }
-    }
+/* Open the raft log and the FSM, then start what needs them. */
+static int open_meta(struct node_server *s, char *errmsg)
+{
+    const struct node_config *cfg = s->cfg;
+    struct meta_config mcfg;
+    int rv;
 
     memset(&mcfg, 0, sizeof(mcfg));
     mcfg.dir = s->raft_dir;
@@ -443,14 +411,14 @@ int node_server_start(struct node_server **out,
     mcfg.standby = strcmp(cfg->role, "standby") == 0;
     mcfg.hooks = &node_peer_hooks;
     mcfg.hooks_data = &s->peer_api;
-    rv = meta_open(&s->meta, loop, &mcfg, errmsg);
+    rv = meta_open(&s->meta, s->loop, &mcfg, errmsg);
     if (rv != 0) {
         at_errmsg_wrapf(errmsg, "open metadata in '%s'", s->raft_dir);
-        goto err_after_peer_http;
+        return rv;
     }
     s->api.meta = s->meta;
     s->peer_api.meta = s->meta;
-    s->api.gc = node_gc_new(loop, &s->store, cfg);
+    s->api.gc = node_gc_new(s->loop, &s->store, cfg);
     node_gc_start(s->api.gc, s->meta);
     /* Upload ids carry this node's raft id (known once meta is open, before
      * the API answers anything but 503) so that any node can relay a
@@ -461,6 +429,82 @@ int node_server_start(struct node_server **out,
         free(s->store.node_tag);
         s->store.node_tag = at_asprintf("%016" PRIx64, st.id);
     }
+    return 0;
+}
+
+/* see server.h */
+int node_server_start(struct node_server **out,
+                      uv_loop_t *loop,
+                      const struct node_config *cfg,
+                      char *errmsg)
+{
+    struct node_server *s = at_calloc(1, sizeof(*s));
+    struct storage_config scfg;
+    char *host = NULL;
+    char *peer_host = NULL;
+    int port = 0;
+    int peer_port = 0;
+    bool join_needed = false;
+    int rv;
+
+    s->loop = loop;
+    s->cfg = cfg;
+    s->lock_fd = -1;
+    if (split_listen(cfg->listen, &host, &port) != 0) {
+        at_errmsg_printf(errmsg, "invalid listen address '%s'", cfg->listen);
+        rv = AT_EINVAL;
+        goto err;
+    }
+    if (split_listen(cfg->peer_listen, &peer_host, &peer_port) != 0) {
+        at_errmsg_printf(errmsg, "invalid peer_listen address '%s'",
+                         cfg->peer_listen);
+        rv = AT_EINVAL;
+        goto err;
+    }
+    rv = open_dirs(s, errmsg);
+    if (rv != 0)
+        goto err;
+
+    memset(&scfg, 0, sizeof(scfg));
+    scfg.dir = cfg->data_dir;
+    scfg.node_tag = NULL;
+    scfg.reserve_bytes = cfg->reserve_bytes;
+    scfg.upload_ttl_ms = cfg->upload_ttl_ms;
+    rv = storage_open(&s->store, loop, &scfg);
+    if (rv != 0) {
+        at_errmsg_printf(errmsg, "open storage: %s", storage_errmsg(&s->store));
+        goto err;
+    }
+    s->store_open = true;
+
+    rv = node_peer_new(&s->peer, loop, cfg->cluster_secret, peer_host, errmsg);
+    if (rv != 0)
+        goto err_after_storage;
+    wire_contexts(s);
+    if (cfg->cluster_secret[0] == '\0' && cfg->join[0] != '\0') {
+        at_errmsg_printf(errmsg,
+                         "join needs cluster_secret (or "
+                         "cluster_secret_file)");
+        rv = AT_EINVAL;
+        goto err_after_storage;
+    }
+    rv = start_listeners(s, host, port, peer_host, peer_port, errmsg);
+    if (rv != 0)
+        goto err_after_storage;
+
+    if (cfg->join[0] != '\0') {
+        join_needed =
+            raft_dir_pristine(s->raft_dir) || file_in(s->raft_dir, JOIN_MARKER);
+        if (join_needed && join_marker_set(s->raft_dir, true) != 0) {
+            at_errmsg_printf(errmsg, "create '%s/" JOIN_MARKER "': %s",
+                             s->raft_dir, strerror(errno));
+            rv = AT_EIO;
+            goto err_after_storage;
+        }
+    }
+    rv = open_meta(s, errmsg);
+    if (rv != 0)
+        goto err_after_storage;
 
     uv_timer_init(loop, &s->join_timer);
     s->join_timer.data = s;
@@ -476,7 +520,6 @@ int node_server_start(struct node_server **out,
              s->raft_dir);
     free(host);
     free(peer_host);
-    free(lock_path);
     node_replicate_scan_start(&s->api);
     node_placement_start(&s->api);
     *out = s;
@@ -485,15 +528,11 @@ int node_server_start(struct node_server **out,
     /* A failed start exits the process: listeners and the peer client are
      * left to the process exit (stopping them needs the loop to run), and
      * the raft directory is simply left as is. */
-err_after_peer_http:
-err_after_http:
-err_after_peer:
 err_after_storage:
     storage_close(&s->store);
 err:
     free(host);
     free(peer_host);
-    free(lock_path);
     server_free(s);
     return rv;
 }

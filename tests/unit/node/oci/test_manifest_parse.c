@@ -319,6 +319,7 @@ static void expect_manifest(const char *ct,
 
 #define CFG_OK "{\"mediaType\":\"a/b\",\"digest\":\"" D_CFG "\",\"size\":1}"
 
+/* Media types, JSON shape and schema versions. */
 static void test_manifest_errors(void **state)
 {
     AT_UNUSED(state);
@@ -367,6 +368,13 @@ static void test_manifest_errors(void **state)
                     "schemaVersion");
     expect_manifest(NULL, "{\"schemaVersion\":2,\"mediaType\":5}", AT_EINVAL,
                     "mediaType must be a string");
+}
+
+/* Descriptors, subject, artifact type and annotations. */
+static void test_manifest_errors_parts(void **state)
+{
+    AT_UNUSED(state);
+
     /* Missing or malformed parts. */
     expect_manifest(NODE_MT_OCI_MANIFEST, "{\"schemaVersion\":2,\"layers\":[]}",
                     AT_EINVAL, "config descriptor is required");
@@ -509,6 +517,7 @@ int main(void)
         cmocka_unit_test(test_manifest_artifact),
         cmocka_unit_test(test_manifest_foreign_layers),
         cmocka_unit_test(test_manifest_errors),
+        cmocka_unit_test(test_manifest_errors_parts),
         cmocka_unit_test(test_manifest_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

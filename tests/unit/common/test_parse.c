@@ -1,0 +1,140 @@
+/* Unit tests of common/parse.c: strict parsers of numbers, sizes, durations, booleans. */
+#include "common/compat.h"
+
+#include <setjmp.h>
+
+#include <cmocka.h>
+
+#include "common/common.h"
+
+static void test_parse_u64(void **state)
+{
+    uint64_t v = 0;
+    static const char *bad[] = { "",
+                                 "-1",
+                                 "+1",
+                                 " 1",
+                                 "1 ",
+                                 "1x",
+                                 "0x10",
+                                 "18446744073709551616",
+                                 "99999999999999999999",
+                                 "000000000000000000001" };
+    AT_UNUSED(state);
+
+    assert_int_equal(at_parse_u64("0", 1, &v), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(at_parse_u64("12345", 5, &v), 0);
+    assert_int_equal(v, 12345);
+    assert_int_equal(at_parse_u64("123", 2, &v), 0);
+    assert_int_equal(v, 12);
+    assert_int_equal(at_parse_u64("18446744073709551615", 20, &v), 0);
+    assert_true(v == UINT64_MAX);
+    for (size_t i = 0; i < AT_ARRAY_SIZE(bad); i++) {
+        v = 7;
+        if (at_parse_u64(bad[i], strlen(bad[i]), &v) != AT_EINVAL)
+            fail_msg("'%s' accepted", bad[i]);
+        assert_int_equal(v, 7);
+    }
+}
+
+static void test_parse_size(void **state)
+{
+    uint64_t v = 0;
+    static const struct {
+        const char *s;
+        uint64_t want;
+    } ok[] = {
+        { "4096", 4096 },
+        { "0", 0 },
+        { "64k", 64 << 10 },
+        { "4KiB", 4 << 10 },
+        { "10MB", 10 << 20 },
+        { "4MiB", 4 << 20 },
+        { "1GiB", 1ull << 30 },
+        { "2tib", 2ull << 40 },
+        { "7b", 7 },
+        { "3 MiB", 3 << 20 },
+    };
+    static const char *bad[] = {
+        "",      "abc",         "4XB",
+        "MiB",   "-1",          "1.5GiB",
+        "4MiB ", "16777216TiB", "18446744073709551616"
+    };
+    AT_UNUSED(state);
+
+    for (size_t i = 0; i < AT_ARRAY_SIZE(ok); i++) {
+        assert_int_equal(at_parse_size(ok[i].s, &v), 0);
+        if (v != ok[i].want)
+            fail_msg("'%s' = %" PRIu64, ok[i].s, v);
+    }
+    for (size_t i = 0; i < AT_ARRAY_SIZE(bad); i++) {
+        if (at_parse_size(bad[i], &v) != AT_EINVAL)
+            fail_msg("'%s' accepted", bad[i]);
+    }
+}
+
+static void test_parse_duration(void **state)
+{
+    uint64_t v = 0;
+    static const struct {
+        const char *s;
+        uint64_t want;
+    } ok[] = {
+        { "250ms", 250 },  { "30s", 30000 },    { "5m", 300000 },
+        { "1h", 3600000 }, { "2d", 172800000 }, { "30", 30000 },
+        { "0", 0 },        { "1000ms", 1000 },
+    };
+    static const char *bad[] = { "",
+                                 "s",
+                                 "1w",
+                                 "1.5s",
+                                 "-1s",
+                                 "10 sec",
+                                 "18446744073709551615s",
+                                 "18446744073709551615" };
+    AT_UNUSED(state);
+
+    for (size_t i = 0; i < AT_ARRAY_SIZE(ok); i++) {
+        assert_int_equal(at_parse_duration_ms(ok[i].s, &v), 0);
+        if (v != ok[i].want)
+            fail_msg("'%s' = %" PRIu64, ok[i].s, v);
+    }
+    for (size_t i = 0; i < AT_ARRAY_SIZE(bad); i++) {
+        if (at_parse_duration_ms(bad[i], &v) != AT_EINVAL)
+            fail_msg("'%s' accepted", bad[i]);
+    }
+}
+
+static void test_parse_bool(void **state)
+{
+    bool b;
+    static const char *yes[] = { "true", "TRUE", "yes", "on", "1" };
+    static const char *no[] = { "false", "No", "off", "0" };
+    static const char *bad[] = { "", "maybe", "2", "truee", " true" };
+    AT_UNUSED(state);
+
+    for (size_t i = 0; i < AT_ARRAY_SIZE(yes); i++) {
+        b = false;
+        assert_int_equal(at_parse_bool(yes[i], &b), 0);
+        assert_true(b);
+    }
+    for (size_t i = 0; i < AT_ARRAY_SIZE(no); i++) {
+        b = true;
+        assert_int_equal(at_parse_bool(no[i], &b), 0);
+        assert_false(b);
+    }
+    for (size_t i = 0; i < AT_ARRAY_SIZE(bad); i++)
+        assert_int_equal(at_parse_bool(bad[i], &b), AT_EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_u64),
+        cmocka_unit_test(test_parse_size),
+        cmocka_unit_test(test_parse_duration),
+        cmocka_unit_test(test_parse_bool),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
