@@ -13,7 +13,7 @@
 
 #include "node/cluster/fetch.h"
 #include "node/cluster/verify.h"
-#include "node/oci/blobs.h"
+#include "node/oci/handlers.h"
 #include "node/reply/reply.h"
 
 struct blob_delete {

@@ -6,7 +6,7 @@
 #include "common/compat.h"
 
 #include "node/http/url.h"
-#include "node/oci/listing.h"
+#include "node/oci/handlers.h"
 #include "node/reply/reply.h"
 
 #define LIST_MAX 100000 /* cap of n for tags/list and _catalog */

@@ -5,8 +5,8 @@
 #include "common/compat.h"
 
 #include "node/cluster/replicate.h"
+#include "node/oci/handlers.h"
 #include "node/oci/manifest_parse.h"
-#include "node/oci/manifests.h"
 #include "node/oci/names.h"
 #include "node/reply/reply.h"
 

@@ -2,12 +2,9 @@
 #define AT_LOG_COMP "api"
 #include "common/compat.h"
 
-#include "node/oci/blobs.h"
-#include "node/oci/listing.h"
-#include "node/oci/manifests.h"
+#include "node/oci/handlers.h"
 #include "node/oci/route.h"
 #include "node/oci/router.h"
-#include "node/oci/uploads.h"
 #include "node/reply/reply.h"
 
 static void base(struct node_http_req *req)

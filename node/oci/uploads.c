@@ -22,8 +22,8 @@
 #include "node/cluster/replicate.h"
 #include "node/cluster/verify.h"
 #include "node/http/url.h"
+#include "node/oci/handlers.h"
 #include "node/oci/names.h"
-#include "node/oci/uploads.h"
 #include "node/reply/reply.h"
 
 #define CHUNK_MIN_LENGTH 65536

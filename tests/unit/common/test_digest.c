@@ -1,4 +1,5 @@
-/* Unit tests of common/digest.c: digest parsing and formatting, streaming sha256. */
+/* Unit tests of common/digest.c: digest parsing and formatting, streaming
+ * sha256. */
 #include "common/compat.h"
 
 #include <setjmp.h>

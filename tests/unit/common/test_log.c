@@ -1,4 +1,5 @@
-/* Unit tests of common/log.c and common/err.c: log levels per component, error texts. */
+/* Unit tests of common/log.c and common/err.c: log levels per component, error
+ * texts. */
 #include "common/compat.h"
 
 #include <setjmp.h>

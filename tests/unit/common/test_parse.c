@@ -1,4 +1,5 @@
-/* Unit tests of common/parse.c: strict parsers of numbers, sizes, durations, booleans. */
+/* Unit tests of common/parse.c: strict parsers of numbers, sizes, durations,
+ * booleans. */
 #include "common/compat.h"
 
 #include <setjmp.h>
