@@ -72,6 +72,7 @@ def run_unit(path, name, timeout):
     return t
 
 
+NAME_ONLY_RE = re.compile(r"^test\S* \([\w.]+\)$")
 RESULT_RE = re.compile(r"^(test\S*) \(([\w.]+)\).*? \.\.\. (ok|FAIL|ERROR|skipped.*|expected failure|unexpected success)$")
 
 
@@ -95,8 +96,17 @@ def run_integration(path, build, timeout, pattern):
     except subprocess.TimeoutExpired as e:
         out = (e.stdout or b"").decode(errors="replace")
         rc = "timeout"
-    joined = out.replace(" ...\n", " ... ")
-    for line in joined.splitlines():
+    joined = out.replace(" ...\n", " ... ").splitlines()
+    # A test with a docstring prints "test_x (mod.Class.test_x)" and then
+    # "<first docstring line> ... ok" on the next line: join the two.
+    lines = []
+    for line in joined:
+        if (lines and NAME_ONLY_RE.match(lines[-1].strip())
+                and " ... " in line):
+            lines[-1] = lines[-1].strip() + " ... " + line.rsplit(" ... ", 1)[1]
+        else:
+            lines.append(line)
+    for line in lines:
         m = RESULT_RE.match(line.strip())
         if not m:
             continue
