@@ -9,7 +9,7 @@ import socket
 import time
 import unittest
 
-from cluster import Cluster, ClusterTestCase, push_small
+from cluster import ClusterTestCase, push_small
 from harness import parse_raw_response, raw_exchange
 
 BAD = "wrong-secret-0123456789"
@@ -35,18 +35,11 @@ def raft_upgrade(node, secret, raft_id="7", address="intruder", extra=b""):
 class PeerAuthTest(ClusterTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.cluster = Cluster(3, prefix="sec").start()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.cluster is not None:
-            cls.cluster.close()
-            cls.cluster = None
+        cls.start_class_cluster(3, prefix="sec")
 
     def tearDown(self):
         c = self.cluster
-        for n in c.nodes:
-            self.assertTrue(n.alive(), f"{n.name} died:\n{n.log()}")
+        self.assert_nodes_alive()
         # the cluster still works after every test
         tag = self._testMethodName.replace("_", "-")
         r, d, b = push_small(c.nodes[len(tag) % 3], "sec/alive", tag)
