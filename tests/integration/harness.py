@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -335,6 +336,57 @@ def parse_raw_response(data):
         k, _, v = line.partition(":")
         headers[k.strip().lower()] = v.strip()
     return int(parts[1]), headers, body
+
+
+def read_head(sock, limit=1 << 20):
+    """Read from sock until the blank line that ends an HTTP head, EOF, or
+    more than limit bytes. Returns all that arrived: the head, the blank
+    line and what followed, or less when the peer stopped short."""
+    buf = b""
+    while b"\r\n\r\n" not in buf and len(buf) <= limit:
+        data = sock.recv(65536)
+        if not data:
+            break
+        buf += data
+    return buf
+
+
+class LoopbackServer(threading.Thread):
+    """A TCP listener for test doubles (balancers, proxies, fake peers):
+    the thread accepts connections and runs self.serve(conn) for each in a
+    daemon thread of its own until stop() closes the listener."""
+
+    def __init__(self, addr=("127.0.0.1", 0), backlog=64):
+        super().__init__(daemon=True)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(addr)
+        self.sock.listen(backlog)
+        self.port = self.sock.getsockname()[1]
+        self.stopped = False
+
+    @property
+    def addr(self):
+        host, port = self.sock.getsockname()
+        return f"{host}:{port}"
+
+    def run(self):
+        while not self.stopped:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, conn):
+        raise NotImplementedError
+
+    def stop(self):
+        self.stopped = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
 
 # ---- Locations, the store on disk, OCI errors ----

@@ -18,7 +18,7 @@ import ocilayout
 from clients import (assert_same_image, docker_ref, needs_skopeo, skopeo_pull,
                      skopeo_push)
 from cluster import ClusterTestCase, note, wait_for
-from harness import blob_path, corrupt_blob, sha256_digest
+from harness import LoopbackServer, blob_path, corrupt_blob, sha256_digest
 
 # These tests need blobs held by one node only: no min_copies replication.
 NO_COPIES = ["--min-copies", "1"]
@@ -299,47 +299,30 @@ class FetchTest(FetchTestCase):
         assert_same_image(self, img, back)
 
 
-class CorruptingProxy:
+class CorruptingProxy(LoopbackServer):
     """A TCP forwarder on listen_addr to target_addr that flips one byte of
     every occurrence of needle in what the target answers: a holder whose
     own copy is fine (so its serve-time verification passes) but whose bytes
     arrive corrupt, as a bad link or a lying peer would give them. Bytes that
-    could start the needle are held back at most 50 ms."""
+    could start the needle are held back at most 50 ms. Runs once made."""
 
     def __init__(self, listen_addr, target_addr, needle):
+        super().__init__(listen_addr)
         self.target = target_addr
         self.needle = needle
         self.flipped = 0
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(listen_addr)
-        self.sock.listen(64)
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.start()
 
-    def close(self):
-        self.closed = True
+    def serve(self, c):
         try:
-            self.sock.close()
+            u = socket.create_connection(self.target, timeout=5)
+            u.settimeout(None)
         except OSError:
-            pass
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                u = socket.create_connection(self.target, timeout=5)
-                u.settimeout(None)
-            except OSError:
-                c.close()
-                continue
-            threading.Thread(target=self._plain, args=(c, u),
-                             daemon=True).start()
-            threading.Thread(target=self._corrupting, args=(u, c),
-                             daemon=True).start()
+            c.close()
+            return
+        threading.Thread(target=self._plain, args=(c, u),
+                         daemon=True).start()
+        self._corrupting(u, c)
 
     @staticmethod
     def _close_both(a, b):
@@ -417,7 +400,7 @@ class FetchCorruptLinkTest(FetchTestCase):
                 self.proxy = CorruptingProxy(("127.0.0.2", node.peer_port),
                                              ("127.0.0.1", node.peer_port),
                                              b"\x00" * 64)  # set per test
-                self.addCleanup(self.proxy.close)
+                self.addCleanup(self.proxy.stop)
         self.start_cluster(3, extra=NO_COPIES,
                            per_node={0: ["--advertise", "127.0.0.2"]},
                            prefix="fcorr", before_start=proxy_n0)

@@ -10,7 +10,7 @@ import time
 import unittest
 
 from cluster import ClusterTestCase, push_small
-from harness import parse_raw_response, raw_exchange
+from harness import parse_raw_response, raw_exchange, read_head
 
 BAD = "wrong-secret-0123456789"
 
@@ -86,12 +86,7 @@ class PeerAuthTest(ClusterTestCase):
                        f"Authorization: Bearer {self.cluster.secret}\r\n"
                        f"Content-Type: application/octet-stream\r\n"
                        f"Content-Length: {1 << 34}\r\n\r\n").encode())
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
+            data = read_head(s)
         finally:
             s.close()
         status, _, _ = parse_raw_response(data)

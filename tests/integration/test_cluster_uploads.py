@@ -25,7 +25,8 @@ import ocilayout
 from clients import (assert_same_image, docker_ref, needs_skopeo, skopeo_pull,
                      skopeo_push)
 from cluster import ClusterTestCase, wait_for
-from harness import location_path, sha256_digest, with_query
+from harness import (LoopbackServer, location_path, read_head, sha256_digest,
+                     with_query)
 
 CURL = shutil.which("curl")
 MIB = 1024 * 1024
@@ -45,7 +46,7 @@ def chunks_of(data, size):
         yield data[i:i + size]
 
 
-class RoundRobinLB(threading.Thread):
+class RoundRobinLB(LoopbackServer):
     """A tiny HTTP load balancer on loopback: every client connection gets
     its first request head read, rewritten with Connection: close, and sent
     on a new connection to the next node; bytes are then relayed both ways
@@ -53,36 +54,11 @@ class RoundRobinLB(threading.Thread):
     see a new connection (and node) per request."""
 
     def __init__(self, nodes):
-        super().__init__(daemon=True)
+        super().__init__()
         self.nodes = list(nodes)
         self.next = 0
         self.lock = threading.Lock()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.stopped = False
         self.per_node = {n.name: 0 for n in self.nodes}
-
-    @property
-    def addr(self):
-        return f"127.0.0.1:{self.port}"
-
-    def run(self):
-        while not self.stopped:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
-
-    def stop(self):
-        self.stopped = True
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
     def pick(self):
         with self.lock:
@@ -109,12 +85,9 @@ class RoundRobinLB(threading.Thread):
     def serve(self, c):
         b = None
         try:
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                d = c.recv(65536)
-                if not d or len(buf) > 65536:
-                    return
-                buf += d
+            buf = read_head(c, limit=65536)
+            if b"\r\n\r\n" not in buf:
+                return
             head, rest = buf.split(b"\r\n\r\n", 1)
             lines = [ln for ln in head.split(b"\r\n")
                      if not ln.lower().startswith(b"connection:")]
@@ -428,39 +401,23 @@ class ProxyUploadTest(ClusterTestCase):
               + " ".join(f"{v:.0f}" for v in res["proxied"]))
 
 
-class FakeOwner(threading.Thread):
+class FakeOwner(LoopbackServer):
     """A fake member's peer listener: records each relayed request head
     (and its Content-Length body) and answers with self.answer (bytes) or,
     when it is None, closes without answering. Raft dials are refused."""
 
     def __init__(self):
-        super().__init__(daemon=True)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
+        super().__init__(backlog=16)
         self.answer = None
         self.heads = []
         self.bodies = []
-        self.stopped = False
-
-    def run(self):
-        while not self.stopped:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
 
     def serve(self, c):
         try:
             c.settimeout(10)
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                d = c.recv(65536)
-                if not d:
-                    return
-                buf += d
+            buf = read_head(c)
+            if b"\r\n\r\n" not in buf:
+                return
             head, rest = buf.split(b"\r\n\r\n", 1)
             head = head.decode("latin-1")
             if " /v2/" not in head.split("\r\n", 1)[0]:
@@ -486,10 +443,6 @@ class FakeOwner(threading.Thread):
             pass
         finally:
             c.close()
-
-    def stop(self):
-        self.stopped = True
-        self.sock.close()
 
 
 class ProxyBadOwnerTest(ClusterTestCase):

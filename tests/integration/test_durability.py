@@ -180,14 +180,7 @@ class DurabilityTest(harness.TestCase):
                 for off in range(0, total, step):
                     s.sendall(body[off:off + step])
                     time.sleep(pause)
-                data = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                    if b"\r\n\r\n" in data:
-                        break
+                data = harness.read_head(s)
                 result["status"] = harness.parse_raw_response(data)[0]
             except OSError as e:
                 result["error"] = e
