@@ -16,7 +16,6 @@ binary does not know --peer-listen (the cluster code is not there yet).
 """
 import atexit
 import http.client
-import json
 import os
 import secrets
 import shutil
@@ -28,11 +27,9 @@ import time
 import unittest
 
 import harness
-from harness import ATOLL_BIN, free_port, sha256_digest
-
-MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-MT_CONFIG = "application/vnd.oci.image.config.v1+json"
-MT_LAYER = "application/vnd.oci.image.layer.v1.tar"
+import images
+from harness import ATOLL_BIN, free_port, wait_for
+from images import OCI_MANIFEST, sha256_digest
 
 # Short raft timers keep the tests fast (contract: 500ms / 50ms).
 FAST_RAFT = ("--election-timeout", "500ms", "--heartbeat-timeout", "50ms")
@@ -92,25 +89,6 @@ def require_members_cli():
                                 "command: cluster CLI not built yet")
 
 
-def wait_for(pred, timeout, interval=0.05, what="condition"):
-    """Poll pred() until it returns a true value (returned) or raise
-    AssertionError after timeout seconds. Exceptions from pred count as
-    false (nodes may be restarting)."""
-    deadline = time.time() + timeout
-    last = None
-    while True:
-        try:
-            v = pred()
-            if v:
-                return v
-        except (OSError, http.client.HTTPException, ValueError, KeyError) as e:
-            last = e
-        if time.time() >= deadline:
-            raise AssertionError(f"timeout after {timeout}s waiting for {what}"
-                                 + (f" (last error: {last!r})" if last else ""))
-        time.sleep(interval)
-
-
 class ClusterNode(harness.Node):
     """One cluster member: harness.Node plus a name, a peer port and the
     cluster flags. Restarting keeps the same ports, name and data dir (a
@@ -135,9 +113,6 @@ class ClusterNode(harness.Node):
     @property
     def peer_addr(self):
         return f"127.0.0.1:{self.peer_port}"
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
 
     # ---- peer port ----
     def peer_request(self, method, path, body=None, headers=None,
@@ -215,15 +190,21 @@ class Cluster:
         self.nodes.append(node)
         return node
 
-    def start(self, timeout=30):
+    def start(self, timeout=30, before_start=None):
         """Start all n nodes one after the other and wait until the
-        members table shows them all, with n0 as the only bootstrapper."""
+        members table shows them all, with n0 as the only bootstrapper.
+        before_start(i, node), when given, runs before node i starts (its
+        ports are known by then)."""
         try:
             first = self.add_node(join=False)
+            if before_start:
+                before_start(0, first)
             first.start()
             self.wait_leader(timeout=timeout)
-            for _ in range(1, self.n):
+            for i in range(1, self.n):
                 node = self.add_node()
+                if before_start:
+                    before_start(i, node)
                 node.start()
                 self.wait_member(node.name, timeout=timeout)
             self.wait_roles(timeout=timeout)
@@ -352,6 +333,11 @@ class Cluster:
                  what=f"{node.name} applied >= {target}")
         return target
 
+    def wait_all_caught_up(self, timeout=30):
+        """wait_caught_up for every node, one after the other."""
+        for n in self.nodes:
+            self.wait_caught_up(n, timeout=timeout)
+
     # ---- CLI ----
     def cli(self, *args, check=True, timeout=60):
         return harness.run_tool([ATOLL_BIN] + list(args), timeout=timeout,
@@ -361,35 +347,22 @@ class Cluster:
 # ---- pushes ----
 def small_image(tag_hint=""):
     """(config bytes, layer bytes, manifest bytes) of a unique tiny image."""
-    layer = os.urandom(64) + tag_hint.encode()
-    config = json.dumps({"architecture": "amd64", "os": "linux",
-                         "rootfs": {"type": "layers",
-                                    "diff_ids": [sha256_digest(layer)]},
-                         "n": os.urandom(8).hex()}).encode()
-    m = {"schemaVersion": 2, "mediaType": MT_MANIFEST,
-         "config": {"mediaType": MT_CONFIG, "digest": sha256_digest(config),
-                    "size": len(config)},
-         "layers": [{"mediaType": MT_LAYER, "digest": sha256_digest(layer),
-                     "size": len(layer)}]}
-    return config, layer, json.dumps(m, separators=(",", ":")).encode()
+    img = images.small(tag_hint)
+    return img.config, img.layers[0], img.manifest
 
 
 def push_small(node, repo, tag, request_id=None, timeout=15):
     """Push a unique image (two blobs + manifest) to node. Returns
     (manifest Response, digest, manifest bytes); blob failures raise."""
-    config, layer, m = small_image(tag)
-    for data in (config, layer):
-        node.push_blob(repo, data)
-    hdrs = {"Content-Type": MT_MANIFEST}
-    if request_id:
-        hdrs["X-Atoll-Request-Id"] = request_id
-    r = node.request("PUT", f"/v2/{repo}/manifests/{tag}", body=m,
-                     headers=hdrs, timeout=timeout)
-    return r, sha256_digest(m), m
+    img = images.small(tag)
+    hdrs = {"X-Atoll-Request-Id": request_id} if request_id else None
+    r = images.push(node, repo, tag, img, headers=hdrs, timeout=timeout,
+                    expect=None)
+    return r, img.digest, img.manifest
 
 
 def get_tag(node, repo, tag, headers=None, timeout=15):
-    h = {"Accept": MT_MANIFEST}
+    h = {"Accept": OCI_MANIFEST}
     h.update(headers or {})
     return node.request("GET", f"/v2/{repo}/manifests/{tag}", headers=h,
                         timeout=timeout)
@@ -443,7 +416,7 @@ class StreamPusher(threading.Thread):
             def put():
                 r = self.target().request(
                     "PUT", f"/v2/{self.repo}/manifests/{tag}", body=m,
-                    headers={"Content-Type": MT_MANIFEST,
+                    headers={"Content-Type": OCI_MANIFEST,
                              "X-Atoll-Request-Id": rid}, timeout=10)
                 if r.status == 201:
                     return r
@@ -511,13 +484,37 @@ def close_reporting(test, c):
     c.close()
 
 
-class ClusterTestCase(unittest.TestCase):
-    """Base: helpers for tests that own a Cluster in self.cluster."""
+class ClusterTestCase(harness.TestCase):
+    """Base: helpers for tests that own a Cluster in self.cluster, started
+    per test (start_cluster, in setUp or in the test) or per class
+    (start_class_cluster, in setUpClass)."""
 
     cluster = None
 
     def failed(self):
         return test_failed(self)
+
+    def start_cluster(self, n=3, before_start=None, **kw):
+        """Start Cluster(n, **kw) as self.cluster; a cleanup closes it and
+        keeps the nodes' logs when the test failed (close_reporting)."""
+        c = Cluster(n, **kw)
+        self.cluster = c
+        self.addCleanup(close_reporting, self, c)
+        return c.start(before_start=before_start)
+
+    @classmethod
+    def start_class_cluster(cls, n=3, **kw):
+        """Start Cluster(n, **kw) as cls.cluster for every test of the
+        class; a class cleanup closes it."""
+        c = Cluster(n, **kw)
+        cls.cluster = c
+        cls.addClassCleanup(c.close)
+        return c.start()
+
+    def assert_nodes_alive(self):
+        """No process of the cluster has exited."""
+        for n in self.cluster.nodes:
+            self.assert_running(n)
 
     def assert_tag_everywhere(self, repo, tag, digest, nodes=None, body=None):
         for n in nodes or self.cluster.live():
@@ -562,7 +559,7 @@ def load_tags(nodes, repo, count, images=10, workers=8, prefix="tag"):
         for attempt in range(50):
             try:
                 r = node.request("PUT", f"/v2/{repo}/manifests/{tag}", body=m,
-                                 headers={"Content-Type": MT_MANIFEST,
+                                 headers={"Content-Type": OCI_MANIFEST,
                                           "X-Atoll-Request-Id":
                                               f"load-{prefix}-{i}"},
                                  timeout=30)

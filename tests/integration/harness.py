@@ -1,6 +1,8 @@
 """Test harness: start real atoll processes (or Debian's docker-registry for
 cross-checking the tests themselves) on loopback ports chosen at run time, and
-talk to them over HTTP.
+talk to them over HTTP. TestCase, NodeTestCase and ApiTestCase stop what a
+test starts in cleanups; cluster.py builds clusters on Node, images.py the
+images the tests push, clients.py runs skopeo.
 
 Environment:
   ATOLL_BIN       path of the atoll binary (set by tests/run.py)
@@ -8,7 +10,6 @@ Environment:
                   against docker-registry to validate them; tests that check
                   atoll-only behaviour call skip_unless_atoll().
 """
-import hashlib
 import http.client
 import json
 import os
@@ -17,8 +18,11 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
+
+from images import OCI_MANIFEST, image, push, sha256_digest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ATOLL_BIN = os.environ.get("ATOLL_BIN", os.path.join(ROOT, "build", "debug", "atoll"))
@@ -42,8 +46,23 @@ def free_port():
     return port
 
 
-def sha256_digest(data):
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+def wait_for(pred, timeout, interval=0.05, what="condition"):
+    """Poll pred() until it returns a true value (returned) or raise
+    AssertionError after timeout seconds. Exceptions from pred count as
+    false (nodes may be restarting)."""
+    deadline = time.time() + timeout
+    last = None
+    while True:
+        try:
+            v = pred()
+            if v:
+                return v
+        except (OSError, http.client.HTTPException, ValueError, KeyError) as e:
+            last = e
+        if time.time() >= deadline:
+            raise AssertionError(f"timeout after {timeout}s waiting for {what}"
+                                 + (f" (last error: {last!r})" if last else ""))
+        time.sleep(interval)
 
 
 class Response:
@@ -70,6 +89,8 @@ class Response:
 
 class Node:
     """One registry process with a private data dir under a temp dir."""
+
+    name = "registry"  # in messages; cluster nodes have their own
 
     def __init__(self, tmp=None, args=(), env=None, port=None):
         self.own_tmp = tmp is None
@@ -117,8 +138,13 @@ http:
   secret: test-secret
 """)
             cmd = ["docker-registry", "serve", cfg]
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
-        log.close()
+        try:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            log.close()
         if wait:
             try:
                 self.wait_ready(timeout)
@@ -148,6 +174,9 @@ http:
                 return f.read().decode(errors="replace")[-5000:]
         except OSError:
             return ""
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
 
     def kill(self):
         """kill -9, then reap."""
@@ -206,14 +235,13 @@ http:
             conn.close()
 
     # ---- OCI helpers ----
-    def push_blob(self, repo, data):
+    def push_blob(self, repo, data, timeout=30):
         """POST + PUT ?digest= (monolithic in two steps). Returns digest."""
         d = sha256_digest(data)
-        r = self.request("POST", f"/v2/{repo}/blobs/uploads/")
+        r = self.request("POST", f"/v2/{repo}/blobs/uploads/", timeout=timeout)
         assert r.status == 202, r
-        loc = r.header("location")
-        sep = "&" if "?" in loc else "?"
-        r = self.request("PUT", f"{loc}{sep}digest={d}", body=data,
+        r = self.request("PUT", with_query(r.header("location"), f"digest={d}"),
+                         body=data, timeout=timeout,
                          headers={"Content-Type": "application/octet-stream"})
         assert r.status == 201, r
         return d
@@ -225,32 +253,19 @@ http:
             media_type = media_type or manifest.get("mediaType")
         else:
             body = manifest
-        media_type = media_type or "application/vnd.oci.image.manifest.v1+json"
+        media_type = media_type or OCI_MANIFEST
         r = self.request("PUT", f"/v2/{repo}/manifests/{ref}", body=body,
                          headers={"Content-Type": media_type})
         return r, sha256_digest(body)
 
     def push_image(self, repo, tag, layers=(b"layer-one",), config=b"{}"):
         """Push config + layers + an OCI manifest; returns (digest, manifest bytes)."""
-        cd = self.push_blob(repo, config)
-        descs = []
-        for layer in layers:
-            ld = self.push_blob(repo, layer)
-            descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                          "digest": ld, "size": len(layer)})
-        m = {"schemaVersion": 2,
-             "mediaType": "application/vnd.oci.image.manifest.v1+json",
-             "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                        "digest": cd, "size": len(config)},
-             "layers": descs}
-        body = json.dumps(m).encode()
-        r, d = self.push_manifest(repo, tag, body,
-                                  "application/vnd.oci.image.manifest.v1+json")
-        assert r.status == 201, r
-        return d, body
+        img = image(layers, config)
+        push(self, repo, tag, img)
+        return img.digest, img.manifest
 
 
-# ---- helpers for client, durability and bad-input tests (appended) ----
+# ---- external tools, raw HTTP ----
 def run_tool(cmd, timeout=180, check=True, env=None, input=None):
     """Run an external tool (skopeo, podman, ...) with a timeout; returns the
     CompletedProcess (text). With check, a non-zero exit raises AssertionError
@@ -323,18 +338,58 @@ def parse_raw_response(data):
     return int(parts[1]), headers, body
 
 
-# ---- helpers for the OCI API tests (test_api_*.py) ----
+def read_head(sock, limit=1 << 20):
+    """Read from sock until the blank line that ends an HTTP head, EOF, or
+    more than limit bytes. Returns all that arrived: the head, the blank
+    line and what followed, or less when the peer stopped short."""
+    buf = b""
+    while b"\r\n\r\n" not in buf and len(buf) <= limit:
+        data = sock.recv(65536)
+        if not data:
+            break
+        buf += data
+    return buf
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+class LoopbackServer(threading.Thread):
+    """A TCP listener for test doubles (balancers, proxies, fake peers):
+    the thread accepts connections and runs self.serve(conn) for each in a
+    daemon thread of its own until stop() closes the listener."""
+
+    def __init__(self, addr=("127.0.0.1", 0), backlog=64):
+        super().__init__(daemon=True)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(addr)
+        self.sock.listen(backlog)
+        self.port = self.sock.getsockname()[1]
+        self.stopped = False
+
+    @property
+    def addr(self):
+        host, port = self.sock.getsockname()
+        return f"{host}:{port}"
+
+    def run(self):
+        while not self.stopped:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, conn):
+        raise NotImplementedError
+
+    def stop(self):
+        self.stopped = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
 
+# ---- Locations, the store on disk, OCI errors ----
 def with_query(location, query):
     """Append a query string (without '?') to a Location that may already
     carry one."""
@@ -351,33 +406,23 @@ def location_path(location):
     return location
 
 
-def descriptor(media_type, data_or_digest, size=None, **extra):
-    """An OCI descriptor for bytes (or for a digest plus size)."""
-    if isinstance(data_or_digest, (bytes, bytearray)):
-        d = {"mediaType": media_type, "digest": sha256_digest(data_or_digest),
-             "size": len(data_or_digest)}
-    else:
-        d = {"mediaType": media_type, "digest": data_or_digest, "size": size}
-    d.update(extra)
-    return d
+def blob_path(node, digest):
+    """Where node's store keeps the blob (the file may not exist)."""
+    hexd = digest.split(":", 1)[1]
+    return os.path.join(node.data_dir, "blobs", "sha256", hexd[:2], hexd)
 
 
-def oci_manifest(config_desc, layer_descs=(), subject=None, artifact_type=None,
-                 annotations=None, media_type=OCI_MANIFEST):
-    """An image manifest dict (OCI by default)."""
-    m = {"schemaVersion": 2, "mediaType": media_type, "config": config_desc,
-         "layers": list(layer_descs)}
-    if artifact_type is not None:
-        m["artifactType"] = artifact_type
-    if subject is not None:
-        m["subject"] = subject
-    if annotations is not None:
-        m["annotations"] = annotations
-    return m
-
-
-def manifest_bytes(m):
-    return json.dumps(m, separators=(",", ":"), sort_keys=True).encode()
+def corrupt_blob(node, digest):
+    """Flip 16 bytes in the middle of node's copy of the blob (same size),
+    as a bad disk would."""
+    path = blob_path(node, digest)
+    os.chmod(path, 0o644)
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.seek(size // 2)
+        old = f.read(16)
+        f.seek(size // 2)
+        f.write(bytes(b ^ 0xFF for b in old))
 
 
 def assert_error(test, r, status, codes):
@@ -499,21 +544,53 @@ class RawConn:
         return True
 
 
-class ApiTestCase(unittest.TestCase):
-    """One registry node per test class; unique repo names per test."""
+# ---- test case bases ----
+class TestCase(unittest.TestCase):
+    """Base of the integration tests: what a test starts here is stopped
+    by a cleanup, which runs also when the test or its setUp fails."""
+
+    def start_node(self, args=(), **kw):
+        """A started Node of this test (Node's keywords)."""
+        node = Node(args=args, **kw)
+        self.addCleanup(node.close)
+        return node.start()
+
+    def temp_dir(self, prefix="atoll-test-", dir=None):
+        """A temporary directory of this test."""
+        path = tempfile.mkdtemp(prefix=prefix, dir=dir)
+        self.addCleanup(shutil.rmtree, path, True)
+        return path
+
+    def assert_running(self, node):
+        """node's process has not exited."""
+        self.assertTrue(node.alive(), f"{node.name} died:\n{node.log()}")
+
+
+class NodeTestCase(TestCase):
+    """One registry node in self.node for all the tests of a class. A
+    class cleanup stops it, also when a subclass's setUpClass fails after
+    this one started it."""
 
     node = None
-    _seq = 0
 
     @classmethod
     def setUpClass(cls):
-        cls.node = Node().start()
+        super().setUpClass()
+        cls.node = Node()
+        cls.addClassCleanup(cls.node.close)
+        cls.node.start()
 
-    @classmethod
-    def tearDownClass(cls):
-        if cls.node is not None:
-            cls.node.close()
-            cls.node = None
+    def assert_node_alive(self):
+        """The node still runs and answers GET /v2/."""
+        self.assert_running(self.node)
+        r = self.node.request("GET", "/v2/", timeout=10)
+        self.assertEqual(r.status, 200, f"node no longer serves: {r!r}")
+
+
+class ApiTestCase(NodeTestCase):
+    """One registry node per test class; unique repo names per test."""
+
+    _seq = 0
 
     def repo(self, suffix=""):
         """A fresh valid repository name derived from the test name."""
@@ -532,7 +609,3 @@ class ApiTestCase(unittest.TestCase):
         loc = r.header("location")
         self.assertTrue(loc, f"no Location: {r!r}")
         return loc
-
-    def assert_node_alive(self):
-        r = self.req("GET", "/v2/")
-        self.assertEqual(r.status, 200, f"node no longer serves: {r!r}")

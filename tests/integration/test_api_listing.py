@@ -4,8 +4,9 @@ import unittest
 import urllib.parse
 
 import harness
-from harness import (OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, ApiTestCase, assert_error,
-                     descriptor, manifest_bytes, oci_manifest, sha256_digest)
+from harness import ApiTestCase, assert_error
+from images import (OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, descriptor, manifest_bytes,
+                    oci_manifest, sha256_digest)
 
 MISSING = "sha256:" + "0" * 64
 LINK_RE = re.compile(r'^<([^>]+)>;\s*rel="next"$')

@@ -4,9 +4,10 @@ import json
 import unittest
 
 import harness
-from harness import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LIST, DOCKER_MANIFEST, OCI_CONFIG,
-                     OCI_INDEX, OCI_LAYER, OCI_MANIFEST, ApiTestCase, assert_error, descriptor,
-                     location_path, manifest_bytes, oci_manifest, sha256_digest)
+from harness import ApiTestCase, assert_error, location_path
+from images import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LIST, DOCKER_MANIFEST, OCI_CONFIG,
+                    OCI_INDEX, OCI_LAYER, OCI_MANIFEST, descriptor, manifest_bytes, oci_manifest,
+                    sha256_digest)
 
 MISSING = "sha256:" + "0" * 64
 

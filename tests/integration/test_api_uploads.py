@@ -23,6 +23,19 @@ class UploadSessionTest(ApiTestCase):
         self.assertTrue(r.header("docker-upload-uuid"), f"no Docker-Upload-UUID: {r!r}")
         return loc
 
+    def start_ranged_upload(self):
+        """A new upload for a Content-Range check: distribution 2.8.2
+        ignores Content-Range on PATCH (treats every PATCH as a stream
+        append), so these checks are atoll-only."""
+        harness.skip_unless_atoll(self)
+        return self.start_upload(self.repo())
+
+    def assert_upload_range(self, loc, rng, msg=None):
+        """GET on the upload answers 204 with Range: rng."""
+        r = self.req("GET", loc)
+        self.assertEqual(r.status, 204, repr(r))
+        self.assertEqual(r.header("range"), rng, f"{msg}: {r!r}" if msg else repr(r))
+
     def test_post_starts_session(self):
         repo = self.repo()
         r = self.req("POST", f"/v2/{repo}/blobs/uploads/")
@@ -135,59 +148,38 @@ class UploadSessionTest(ApiTestCase):
         self.assertEqual(self.req("GET", f"/v2/{repo}/blobs/{d}").body, a + b)
 
     def test_patch_content_range_out_of_order(self):
-        # distribution 2.8.2 ignores Content-Range on PATCH (treats every
-        # PATCH as a stream append), so the 416 checks are atoll-only.
-        harness.skip_unless_atoll(self)
-        repo = self.repo()
-        loc = self.start_upload(repo)
+        loc = self.start_ranged_upload()
         r = self.req("PATCH", loc, body=b"0123456789", headers={"Content-Range": "5-14"})
         self.assertEqual(r.status, 416, repr(r))
         # nothing was appended: the session still ends at 0-0
-        r = self.req("GET", loc)
-        self.assertEqual(r.status, 204, repr(r))
-        self.assertEqual(r.header("range"), "0-0", repr(r))
+        self.assert_upload_range(loc, "0-0")
 
     def test_patch_retry_of_older_chunk(self):
-        # distribution 2.8.2 ignores Content-Range on PATCH (treats every
-        # PATCH as a stream append), so the 416 checks are atoll-only.
-        harness.skip_unless_atoll(self)
-        repo = self.repo()
-        loc = self.start_upload(repo)
+        loc = self.start_ranged_upload()
         r = self.req("PATCH", loc, body=b"0123456789", headers={"Content-Range": "0-9"})
         self.assertEqual(r.status, 202, repr(r))
         loc2 = r.header("location")
         r = self.req("PATCH", loc2, body=b"0123456789", headers={"Content-Range": "0-9"})
         self.assertEqual(r.status, 416, repr(r))
-        r = self.req("GET", loc2)
-        self.assertEqual(r.status, 204, repr(r))
-        self.assertEqual(r.header("range"), "0-9", repr(r))
+        self.assert_upload_range(loc2, "0-9")
 
     def test_patch_content_range_length_mismatch(self):
         # The spec does not name a status for Content-Length != range length:
         # the contract says 400 BLOB_UPLOAD_INVALID, 416 is accepted too.
-        # distribution 2.8.2 ignores Content-Range on PATCH.
-        harness.skip_unless_atoll(self)
-        repo = self.repo()
-        loc = self.start_upload(repo)
+        loc = self.start_ranged_upload()
         r = self.req("PATCH", loc, body=b"0123456789", headers={"Content-Range": "0-4"})
         self.assertIn(r.status, (400, 416), repr(r))
         if r.status == 400:
             assert_error(self, r, 400, "BLOB_UPLOAD_INVALID")
 
     def test_patch_content_range_malformed(self):
-        # distribution 2.8.2 ignores Content-Range on PATCH (treats every
-        # PATCH as a stream append), so the 416 checks are atoll-only.
-        harness.skip_unless_atoll(self)
-        repo = self.repo()
-        loc = self.start_upload(repo)
+        loc = self.start_ranged_upload()
         # (an RFC 9110 form "bytes 0-9/10" is not listed: accepting it as
         # 0-9 is a harmless leniency.)
         for cr in ("9-0", "a-b", "0-", "-9", "5-14", "0-9-9", "0x0-9"):
             r = self.req("PATCH", loc, body=b"0123456789", headers={"Content-Range": cr})
             self.assertIn(r.status, (400, 416), f"Content-Range {cr!r}: {r!r}")
-        r = self.req("GET", loc)
-        self.assertEqual(r.status, 204, repr(r))
-        self.assertEqual(r.header("range"), "0-0", f"a rejected PATCH appended bytes: {r!r}")
+        self.assert_upload_range(loc, "0-0", "a rejected PATCH appended bytes")
 
     def test_get_session_after_patch_and_old_location(self):
         repo = self.repo()
@@ -200,9 +192,7 @@ class UploadSessionTest(ApiTestCase):
         # distribution embeds a signed offset in Location (_state) and
         # rejects a stale one; atoll keeps every Location valid.
         harness.skip_unless_atoll(self)
-        r = self.req("GET", loc0)
-        self.assertEqual(r.status, 204, repr(r))
-        self.assertEqual(r.header("range"), "0-99", repr(r))
+        self.assert_upload_range(loc0, "0-99")
         r = self.req("PATCH", loc0, body=b"y" * 10)
         self.assertEqual(r.status, 202, repr(r))
         self.assertEqual(r.header("range"), "0-109", repr(r))
@@ -420,35 +410,33 @@ class MountTest(ApiTestCase):
 
 
 class RawUploadTest(ApiTestCase):
-    def test_expect_100_continue(self):
-        repo = self.repo()
-        loc = location_path(self.start_upload(repo))
-        body = b"sent after 100-continue"
+    def send_after_100_continue(self, method, path, body):
+        """A request with Expect: 100-continue whose body goes out after the
+        interim 100 (checked); returns the final response."""
         with RawConn(self.node) as c:
-            c.send((f"PATCH {loc} HTTP/1.1\r\nHost: {self.node.addr}\r\n"
+            c.send((f"{method} {path} HTTP/1.1\r\nHost: {self.node.addr}\r\n"
                     f"Content-Type: application/octet-stream\r\n"
                     f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n").encode())
             r = c.read_response()
             self.assertEqual(r.status, 100, repr(r))
             c.send(body)
-            r = c.read_response()
-            self.assertEqual(r.status, 202, repr(r))
-            self.assertEqual(r.header("range"), f"0-{len(body) - 1}", repr(r))
+            return c.read_response()
+
+    def test_expect_100_continue(self):
+        repo = self.repo()
+        loc = location_path(self.start_upload(repo))
+        body = b"sent after 100-continue"
+        r = self.send_after_100_continue("PATCH", loc, body)
+        self.assertEqual(r.status, 202, repr(r))
+        self.assertEqual(r.header("range"), f"0-{len(body) - 1}", repr(r))
 
     def test_expect_100_continue_on_put(self):
         repo = self.repo()
         loc = location_path(self.start_upload(repo))
         body = b"put after 100-continue"
         d = sha256_digest(body)
-        with RawConn(self.node) as c:
-            c.send((f"PUT {with_query(loc, 'digest=' + d)} HTTP/1.1\r\nHost: {self.node.addr}\r\n"
-                    f"Content-Type: application/octet-stream\r\n"
-                    f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n").encode())
-            r = c.read_response()
-            self.assertEqual(r.status, 100, repr(r))
-            c.send(body)
-            r = c.read_response()
-            self.assertEqual(r.status, 201, repr(r))
+        r = self.send_after_100_continue("PUT", with_query(loc, "digest=" + d), body)
+        self.assertEqual(r.status, 201, repr(r))
         self.assertEqual(self.req("GET", f"/v2/{repo}/blobs/{d}").body, body)
 
     def test_raw_chunked_patch_with_odd_chunks(self):

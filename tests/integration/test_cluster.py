@@ -4,16 +4,13 @@ follower, and read_consistency local with X-Atoll-Applied-Index /
 X-Atoll-Min-Index. Skipped while atoll has no --peer-listen."""
 import os
 import shutil
-import tempfile
 import time
 import unittest
 
 import ocilayout
-from cluster import (Cluster, ClusterTestCase, get_tag, push_small,
-                     require_members_cli, wait_for)
-from harness import run_tool
-
-SKOPEO = shutil.which("skopeo")
+from clients import docker_ref, needs_skopeo, skopeo_push
+from cluster import (ClusterTestCase, get_tag, push_small, require_members_cli,
+                     wait_for)
 
 
 class FormationTest(ClusterTestCase):
@@ -21,17 +18,10 @@ class FormationTest(ClusterTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.cluster = Cluster(3, prefix="form").start()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.cluster is not None:
-            cls.cluster.close()
-            cls.cluster = None
+        cls.start_class_cluster(3, prefix="form")
 
     def tearDown(self):
-        for n in self.cluster.nodes:
-            self.assertTrue(n.alive(), f"{n.name} died:\n{n.log()}")
+        self.assert_nodes_alive()
 
     def test_members_three_voters_one_leader(self):
         c = self.cluster
@@ -99,30 +89,26 @@ class FormationTest(ClusterTestCase):
             self.assertTrue(r.header("x-atoll-index"), f"no X-Atoll-Index: {r!r}")
             self.assert_tag_everywhere(repo, "latest", digest, body=body)
 
-    @unittest.skipIf(SKOPEO is None, "skopeo not installed")
+    @needs_skopeo
     def test_skopeo_push_then_read_everywhere(self):
         c = self.cluster
         repo = "cluster/skopeo"
-        tmp = tempfile.mkdtemp(prefix="atoll-cl-skopeo-")
-        try:
-            for i in range(20):
-                writer = c.nodes[i % 3]
-                src = os.path.join(tmp, f"img{i}")
-                img = ocilayout.build_layout(src, sizes=(256,), tag="v1")
-                run_tool(["skopeo", "--insecure-policy", "copy",
-                          "--dest-tls-verify=false", f"oci:{src}:v1",
-                          f"docker://{writer.addr}/{repo}:v1"], timeout=60)
-                for n in c.nodes:
-                    r = get_tag(n, repo, "v1")
-                    self.assertEqual(r.status, 200, f"round {i} {n.name}: {r!r}")
-                    self.assertEqual(r.header("docker-content-digest"),
-                                     img.digest,
-                                     f"round {i}: {n.name} answered a stale "
-                                     f"digest right after the push to "
-                                     f"{writer.name}")
-                shutil.rmtree(src, ignore_errors=True)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        tmp = self.temp_dir("atoll-cl-skopeo-")
+        for i in range(20):
+            writer = c.nodes[i % 3]
+            src = os.path.join(tmp, f"img{i}")
+            img = ocilayout.build_layout(src, sizes=(256,), tag="v1")
+            skopeo_push(src, "v1", docker_ref(writer.addr, repo, "v1"),
+                        timeout=60)
+            for n in c.nodes:
+                r = get_tag(n, repo, "v1")
+                self.assertEqual(r.status, 200, f"round {i} {n.name}: {r!r}")
+                self.assertEqual(r.header("docker-content-digest"),
+                                 img.digest,
+                                 f"round {i}: {n.name} answered a stale "
+                                 f"digest right after the push to "
+                                 f"{writer.name}")
+            shutil.rmtree(src, ignore_errors=True)
 
     def test_writes_through_follower(self):
         c = self.cluster
@@ -179,15 +165,8 @@ class LocalReadsTest(ClusterTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.cluster = Cluster(3, prefix="local",
-                              per_node={2: ["--read-consistency", "local"]}
-                              ).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.cluster is not None:
-            cls.cluster.close()
-            cls.cluster = None
+        cls.start_class_cluster(3, prefix="local",
+                                per_node={2: ["--read-consistency", "local"]})
 
     def test_min_index_gives_read_your_writes(self):
         c = self.cluster

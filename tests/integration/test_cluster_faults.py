@@ -4,12 +4,13 @@ after restart), stop/restart of the whole cluster (graceful and kill -9),
 members remove of a dead node, leadership transfer, SIGTERM handover.
 Skipped while atoll has no --peer-listen."""
 import json
+import shutil
 import signal
 import time
 import unittest
 
-from cluster import (Cluster, ClusterTestCase, StreamPusher, get_tag,
-                     note, push_small, require_members_cli, wait_for)
+from cluster import (ClusterTestCase, StreamPusher, get_tag, note, push_small,
+                     require_members_cli, wait_for)
 
 FAILOVER_LIMIT = 10.0   # seconds from kill -9 to the next acknowledged write
 HANDOVER_LIMIT = 3.0    # seconds from SIGTERM to an agreed new leader
@@ -19,14 +20,7 @@ class ClusterPerTest(ClusterTestCase):
     """A fresh three-node cluster for each test."""
 
     def setUp(self):
-        self.cluster = Cluster(3, prefix=self._testMethodName[5:9]).start()
-
-    def tearDown(self):
-        if self.cluster is not None:
-            if self.failed():
-                note(f"logs of {self.id()}:\n" + self.cluster.logs()[-20000:])
-            self.cluster.close()
-            self.cluster = None
+        self.start_cluster(3, prefix=self._testMethodName[5:9])
 
     def start_pusher(self, target, repo, prefix, min_acked=3):
         p = StreamPusher(lambda: target, repo, prefix)
@@ -292,18 +286,12 @@ class MembershipTest(ClusterPerTest):
         note(f"SIGTERM handover: {handover:.2f}s")
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class LostQuorumTest(RestartTest):
     def test_force_new_cluster_after_losing_majority(self):
         """Two of three voters lost for good (kill -9, data wiped): the
         survivor cannot write or serve linearizable reads; restarted once
         with --force-new-cluster it is a one-voter cluster with every
         acknowledged push, takes writes, and a fresh node can join it."""
-        import shutil
-        from cluster import get_tag
         c = self.cluster
         repo = "faults/quorum"
         acked = self.push_some(repo, n=6)
@@ -341,3 +329,7 @@ class LostQuorumTest(RestartTest):
         self.assert_tag_everywhere(repo, "after", d, nodes=[survivor, fresh],
                                    body=b)
         self.assert_acked_present(repo, acked, [fresh])
+
+
+if __name__ == "__main__":
+    unittest.main()

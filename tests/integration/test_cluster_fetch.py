@@ -10,18 +10,16 @@ import os
 import re
 import socket
 import time
-import shutil
-import tempfile
 import threading
 import unittest
 
+import images
 import ocilayout
-from cluster import (Cluster, ClusterTestCase, close_reporting, note,
-                     wait_for)
-from harness import run_tool, sha256_digest
+from clients import (assert_same_image, docker_ref, needs_skopeo, skopeo_pull,
+                     skopeo_push)
+from cluster import ClusterTestCase, note, wait_for
+from harness import LoopbackServer, blob_path, corrupt_blob, sha256_digest
 
-SKOPEO = shutil.which("skopeo")
-MT_LAYER = "application/vnd.oci.image.layer.v1.tar"
 # These tests need blobs held by one node only: no min_copies replication.
 NO_COPIES = ["--min-copies", "1"]
 
@@ -33,23 +31,6 @@ def metric(node, name):
                   re.M)
     assert m, f"no {name} in /metrics of {node.name}"
     return int(m.group(1))
-
-
-def blob_path(node, digest):
-    hexd = digest.split(":", 1)[1]
-    return os.path.join(node.data_dir, "blobs", "sha256", hexd[:2], hexd)
-
-
-def corrupt(node, digest):
-    """Flip bytes in the middle of the node's copy (same size)."""
-    path = blob_path(node, digest)
-    os.chmod(path, 0o644)
-    size = os.path.getsize(path)
-    with open(path, "r+b") as f:
-        f.seek(size // 2)
-        old = f.read(16)
-        f.seek(size // 2)
-        f.write(bytes(b ^ 0xFF for b in old))
 
 
 def get_outcome(node, path, timeout=60, headers=None):
@@ -71,49 +52,37 @@ def get_outcome(node, path, timeout=60, headers=None):
 
 def push_image_with(node, repo, tag, layer):
     """Push config + one layer + manifest to node; returns the layer digest."""
-    config = b'{"architecture":"amd64","os":"linux","n":"%s"}' % \
-        os.urandom(6).hex().encode()
-    cd = node.push_blob(repo, config)
-    ld = node.push_blob(repo, layer)
-    m = {"schemaVersion": 2,
-         "mediaType": "application/vnd.oci.image.manifest.v1+json",
-         "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": cd, "size": len(config)},
-         "layers": [{"mediaType": MT_LAYER, "digest": ld,
-                     "size": len(layer)}]}
-    r, _ = node.push_manifest(repo, tag, m)
-    assert r.status == 201, r
-    return ld
+    img = images.image([layer])
+    images.push(node, repo, tag, img)
+    return img.layer_digests[0]
 
 
-class FetchTest(ClusterTestCase):
+class FetchTestCase(ClusterTestCase):
+    def push_layer(self, repo, size, tag="v1"):
+        """Push an image with one layer of `size` random bytes to n0 (the
+        only holder) and wait until every node applied it. Returns (layer
+        bytes, layer digest)."""
+        layer = os.urandom(size)
+        d = push_image_with(self.cluster.nodes[0], repo, tag, layer)
+        self.cluster.wait_all_caught_up()
+        return layer, d
+
+
+class FetchTest(FetchTestCase):
     """One cluster: fetch, sharing, corrupt holders, skopeo."""
 
     @classmethod
     def setUpClass(cls):
-        cls.cluster = Cluster(3, extra=NO_COPIES, prefix="fetch").start()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.cluster is not None:
-            cls.cluster.close()
-            cls.cluster = None
+        cls.start_class_cluster(3, extra=NO_COPIES, prefix="fetch")
 
     def tearDown(self):
-        for n in self.cluster.nodes:
-            self.assertTrue(n.alive(), f"{n.name} died:\n{n.log()}")
-
-    def caught_up(self):
-        for n in self.cluster.nodes:
-            self.cluster.wait_caught_up(n)
+        self.assert_nodes_alive()
 
     def test_get_from_non_holder(self):
         c = self.cluster
         n0, n1, n2 = c.nodes
         repo = "fetch/basic"
-        layer = os.urandom(3 * 1024 * 1024 + 123)
-        d = push_image_with(n0, repo, "v1", layer)
-        self.caught_up()
+        layer, d = self.push_layer(repo, 3 * 1024 * 1024 + 123)
         # the peer endpoint: n0 holds it, n1 does not
         r = n0.peer_request("GET", f"/_atoll/blobs/{d}")
         self.assertEqual(r.status, 200, r)
@@ -154,9 +123,7 @@ class FetchTest(ClusterTestCase):
         c = self.cluster
         n0, n1, _ = c.nodes
         repo = "fetch/shared"
-        layer = os.urandom(8 * 1024 * 1024)
-        d = push_image_with(n0, repo, "v1", layer)
-        self.caught_up()
+        layer, d = self.push_layer(repo, 8 * 1024 * 1024)
         fetches = metric(n1, "atoll_peer_blob_fetches_total")
         serves = [metric(n, "atoll_peer_blob_serves_total") for n in c.nodes]
         results = [None] * 10
@@ -191,9 +158,7 @@ class FetchTest(ClusterTestCase):
         c = self.cluster
         n0, _, n2 = c.nodes
         repo = "fetch/large"
-        layer = os.urandom(40 * 1024 * 1024 + 5)
-        d = push_image_with(n0, repo, "v1", layer)
-        self.caught_up()
+        layer, d = self.push_layer(repo, 40 * 1024 * 1024 + 5)
         r = n2.request("GET", f"/v2/{repo}/blobs/{d}", timeout=120)
         self.assertEqual(r.status, 200, r)
         self.assertEqual(len(r.body), len(layer))
@@ -209,10 +174,8 @@ class FetchTest(ClusterTestCase):
         c = self.cluster
         n0, n1, n2 = c.nodes
         repo = "fetch/corrupt"
-        layer = os.urandom(16 * 1024 * 1024 + 7)
-        d = push_image_with(n0, repo, "v1", layer)
-        self.caught_up()
-        corrupt(n0, d)
+        layer, d = self.push_layer(repo, 16 * 1024 * 1024 + 7)
+        corrupt_blob(n0, d)
         # the only holder is corrupt: never a complete 200 with wrong bytes.
         # The body streams while it downloads, so the client sees either a
         # body cut short (the held-back tail never comes) or a 503.
@@ -239,7 +202,7 @@ class FetchTest(ClusterTestCase):
                         "does not match its digest" in n0.log())
         # a second, good holder: push the same blob to n2
         self.assertEqual(n2.push_blob(repo, layer), d)
-        self.caught_up()
+        self.cluster.wait_all_caught_up()
         r = n1.request("GET", f"/v2/{repo}/blobs/{d}", timeout=60)
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.body, layer)
@@ -250,9 +213,7 @@ class FetchTest(ClusterTestCase):
         c = self.cluster
         n0, n1, _ = c.nodes
         repo = "fetch/stream"
-        layer = os.urandom(64 * 1024 * 1024)
-        d = push_image_with(n0, repo, "v1", layer)
-        self.caught_up()
+        layer, d = self.push_layer(repo, 64 * 1024 * 1024)
         conn = http.client.HTTPConnection("127.0.0.1", n1.port, timeout=120)
         try:
             t0 = time.monotonic()
@@ -279,9 +240,7 @@ class FetchTest(ClusterTestCase):
         n0, n1, _ = c.nodes
         repo = "fetch/slow"
         size = 24 * 1024 * 1024
-        layer = os.urandom(size)
-        d = push_image_with(n0, repo, "v1", layer)
-        self.caught_up()
+        layer, d = self.push_layer(repo, size)
         fetches = metric(n1, "atoll_peer_blob_fetches_total")
         slow = http.client.HTTPConnection("127.0.0.1", n1.port, timeout=120)
         try:
@@ -310,9 +269,7 @@ class FetchTest(ClusterTestCase):
         c = self.cluster
         n0, _, n2 = c.nodes
         repo = "fetch/range"
-        layer = os.urandom(5 * 1024 * 1024 + 11)
-        d = push_image_with(n0, repo, "v1", layer)
-        self.caught_up()
+        layer, d = self.push_layer(repo, 5 * 1024 * 1024 + 11)
         r = n2.request("HEAD", f"/v2/{repo}/blobs/{d}")
         self.assertEqual(r.status, 200, r)
         self.assertEqual(int(r.header("content-length")), len(layer))
@@ -326,74 +283,46 @@ class FetchTest(ClusterTestCase):
                          f"bytes {len(layer) - 100}-{len(layer) - 1}/"
                          f"{len(layer)}")
 
-    @unittest.skipIf(SKOPEO is None, "skopeo not installed")
+    @needs_skopeo
     def test_skopeo_push_one_node_pull_another(self):
         c = self.cluster
         n0, n1, _ = c.nodes
         repo = "fetch/skopeo"
-        tmp = tempfile.mkdtemp(prefix="atoll-fetch-skopeo-")
-        try:
-            src = os.path.join(tmp, "src")
-            img = ocilayout.build_layout(src, sizes=(1024, 3 * 1024 * 1024),
-                                         tag="v1")
-            run_tool(["skopeo", "--insecure-policy", "copy",
-                      "--dest-tls-verify=false", f"oci:{src}:v1",
-                      f"docker://{n0.addr}/{repo}:v1"], timeout=120)
-            self.caught_up()
-            out = os.path.join(tmp, "out")
-            run_tool(["skopeo", "--insecure-policy", "copy",
-                      "--src-tls-verify=false",
-                      f"docker://{n1.addr}/{repo}:v1", f"oci:{out}:v1"],
-                     timeout=120)
-            back = ocilayout.read_layout(out, "v1")
-            self.assertEqual(back.manifest, img.manifest)
-            self.assertEqual(back.config, img.config)
-            self.assertEqual(back.layers, [la.blob for la in img.layers])
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        tmp = self.temp_dir("atoll-fetch-skopeo-")
+        src = os.path.join(tmp, "src")
+        img = ocilayout.build_layout(src, sizes=(1024, 3 * 1024 * 1024),
+                                     tag="v1")
+        skopeo_push(src, "v1", docker_ref(n0.addr, repo, "v1"), timeout=120)
+        c.wait_all_caught_up()
+        back = skopeo_pull(docker_ref(n1.addr, repo, "v1"),
+                           os.path.join(tmp, "out"), "v1", timeout=120)
+        assert_same_image(self, img, back)
 
 
-class CorruptingProxy:
+class CorruptingProxy(LoopbackServer):
     """A TCP forwarder on listen_addr to target_addr that flips one byte of
     every occurrence of needle in what the target answers: a holder whose
     own copy is fine (so its serve-time verification passes) but whose bytes
     arrive corrupt, as a bad link or a lying peer would give them. Bytes that
-    could start the needle are held back at most 50 ms."""
+    could start the needle are held back at most 50 ms. Runs once made."""
 
     def __init__(self, listen_addr, target_addr, needle):
+        super().__init__(listen_addr)
         self.target = target_addr
         self.needle = needle
         self.flipped = 0
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(listen_addr)
-        self.sock.listen(64)
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.start()
 
-    def close(self):
-        self.closed = True
+    def serve(self, c):
         try:
-            self.sock.close()
+            u = socket.create_connection(self.target, timeout=5)
+            u.settimeout(None)
         except OSError:
-            pass
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                u = socket.create_connection(self.target, timeout=5)
-                u.settimeout(None)
-            except OSError:
-                c.close()
-                continue
-            threading.Thread(target=self._plain, args=(c, u),
-                             daemon=True).start()
-            threading.Thread(target=self._corrupting, args=(u, c),
-                             daemon=True).start()
+            c.close()
+            return
+        threading.Thread(target=self._plain, args=(c, u),
+                         daemon=True).start()
+        self._corrupting(u, c)
 
     @staticmethod
     def _close_both(a, b):
@@ -455,7 +384,7 @@ class CorruptingProxy:
         CorruptingProxy._close_both(src, dst)
 
 
-class FetchCorruptLinkTest(ClusterTestCase):
+class FetchCorruptLinkTest(FetchTestCase):
     """The holder's copy is fine (its own verification passes) but the bytes
     reach the fetching node corrupt: the fetcher's early verification (the
     upload's hash watch, blobs >= 8 MiB streamed while they arrive) must cut
@@ -463,42 +392,24 @@ class FetchCorruptLinkTest(ClusterTestCase):
 
     def setUp(self):
         self.proxy = None
-        self.needle = None
-        c = Cluster(3, extra=NO_COPIES, per_node={0: ["--advertise",
-                                                       "127.0.0.2"]},
-                    prefix="fcorr")
-        self.cluster = c
-        try:
-            n0 = c.add_node(join=False)
+
+        def proxy_n0(i, node):
             # the other nodes reach n0's peer port at 127.0.0.2 (advertised):
             # through the proxy, which corrupts only the chosen blob's bytes
-            self.proxy = CorruptingProxy(("127.0.0.2", n0.peer_port),
-                                         ("127.0.0.1", n0.peer_port),
-                                         b"\x00" * 64)  # set per test
-            n0.start()
-            c.wait_leader()
-            for _ in range(1, c.n):
-                node = c.add_node()
-                node.start()
-                c.wait_member(node.name)
-            c.wait_roles()
-        except BaseException:
-            self.tearDown()
-            raise
-
-    def tearDown(self):
-        if self.proxy is not None:
-            self.proxy.close()
-        close_reporting(self, self.cluster)
+            if i == 0:
+                self.proxy = CorruptingProxy(("127.0.0.2", node.peer_port),
+                                             ("127.0.0.1", node.peer_port),
+                                             b"\x00" * 64)  # set per test
+                self.addCleanup(self.proxy.stop)
+        self.start_cluster(3, extra=NO_COPIES,
+                           per_node={0: ["--advertise", "127.0.0.2"]},
+                           prefix="fcorr", before_start=proxy_n0)
 
     def test_corrupt_link_never_served(self):
         c = self.cluster
         n0, n1, n2 = c.nodes
         repo = "fetch/corruptlink"
-        layer = os.urandom(16 * 1024 * 1024 + 3)
-        d = push_image_with(n0, repo, "v1", layer)
-        for n in c.nodes:
-            c.wait_caught_up(n)
+        layer, d = self.push_layer(repo, 16 * 1024 * 1024 + 3)
         # 48 bytes from the middle of the blob: random, found nowhere else
         self.proxy.needle = layer[8 * 1024 * 1024:8 * 1024 * 1024 + 48]
         status, body, complete = get_outcome(n1, f"/v2/{repo}/blobs/{d}")
@@ -525,30 +436,23 @@ class FetchCorruptLinkTest(ClusterTestCase):
                  what="n1's uploads/ empty")
         # a good holder: n2 gets the same blob pushed; n0 is suspect now
         self.assertEqual(n2.push_blob(repo, layer), d)
-        for n in c.nodes:
-            c.wait_caught_up(n)
+        c.wait_all_caught_up()
         r = n1.request("GET", f"/v2/{repo}/blobs/{d}", timeout=60)
         self.assertEqual(r.status, 200, r)
         self.assertEqual(sha256_digest(r.body), d)
 
 
-class FetchFailoverTest(ClusterTestCase):
+class FetchFailoverTest(FetchTestCase):
     """The first holder dies: the copy fetched by another node serves."""
 
     def setUp(self):
-        self.cluster = Cluster(3, extra=NO_COPIES, prefix="fofail").start()
-
-    def tearDown(self):
-        close_reporting(self, self.cluster)
+        self.start_cluster(3, extra=NO_COPIES, prefix="fofail")
 
     def test_served_from_second_holder(self):
         c = self.cluster
         n0, n1, n2 = c.nodes
         repo = "fetch/failover"
-        layer = os.urandom(4 * 1024 * 1024 + 1)
-        d = push_image_with(n0, repo, "v1", layer)
-        for n in c.nodes:
-            c.wait_caught_up(n)
+        layer, d = self.push_layer(repo, 4 * 1024 * 1024 + 1)
         before = n1.applied_index()
         r = n1.request("GET", f"/v2/{repo}/blobs/{d}", timeout=60)
         self.assertEqual(r.status, 200, r)
@@ -573,10 +477,7 @@ class FetchFailoverTest(ClusterTestCase):
         c = self.cluster
         n0, n1, n2 = c.nodes
         repo = "fetch/gone"
-        layer = os.urandom(40 * 1024 * 1024 + 3)
-        d = push_image_with(n0, repo, "v1", layer)
-        for n in c.nodes:
-            c.wait_caught_up(n)
+        layer, d = self.push_layer(repo, 40 * 1024 * 1024 + 3)
         req = (f"GET /v2/{repo}/blobs/{d} HTTP/1.1\r\n"
                f"Host: x\r\n\r\n").encode()
         # a client that goes away right after asking: the fetch goes on
@@ -596,15 +497,12 @@ class FetchFailoverTest(ClusterTestCase):
         self.assertEqual(rc, 0, n2.log())
 
 
-class FetchReserveTest(ClusterTestCase):
+class FetchReserveTest(FetchTestCase):
     """Below the free-space reserve a node starts no fetch (507) but keeps
     serving what it holds."""
 
     def setUp(self):
-        self.cluster = Cluster(3, extra=NO_COPIES, prefix="fres").start()
-
-    def tearDown(self):
-        close_reporting(self, self.cluster)
+        self.start_cluster(3, extra=NO_COPIES, prefix="fres")
 
     def test_507_below_reserve(self):
         c = self.cluster
@@ -614,8 +512,7 @@ class FetchReserveTest(ClusterTestCase):
         other = os.urandom(1024 * 1024 + 1)
         dk = push_image_with(n0, repo, "v1", kept)
         do = push_image_with(n0, repo, "v2", other)
-        for n in c.nodes:
-            c.wait_caught_up(n)
+        c.wait_all_caught_up()
         r = n1.request("GET", f"/v2/{repo}/blobs/{dk}", timeout=60)
         self.assertEqual(r.status, 200, r)
         n1.kill()
@@ -633,29 +530,20 @@ class FetchReserveTest(ClusterTestCase):
         self.assertEqual(r.status, 200, r)
 
 
-class FetchRegionTest(ClusterTestCase):
+class FetchRegionTest(FetchTestCase):
     """A holder in the fetching node's region is preferred."""
 
     @classmethod
     def setUpClass(cls):
-        cls.cluster = Cluster(3, extra=NO_COPIES, prefix="freg", per_node={
+        cls.start_class_cluster(3, extra=NO_COPIES, prefix="freg", per_node={
             0: ["--region", "east"], 1: ["--region", "west"],
-            2: ["--region", "west"]}).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.cluster is not None:
-            cls.cluster.close()
-            cls.cluster = None
+            2: ["--region", "west"]})
 
     def test_same_region_first(self):
         c = self.cluster
         n0, n1, n2 = c.nodes
         repo = "fetch/region"
-        layer = os.urandom(1024 * 1024)
-        d = push_image_with(n0, repo, "v1", layer)
-        for n in c.nodes:
-            c.wait_caught_up(n)
+        layer, d = self.push_layer(repo, 1024 * 1024)
         before = n1.applied_index()
         r = n1.request("GET", f"/v2/{repo}/blobs/{d}", timeout=60)
         self.assertEqual(r.status, 200, r)

@@ -7,24 +7,17 @@ import random
 import time
 import unittest
 
-from cluster import (Cluster, ClusterTestCase, get_tag, list_all_tags,
-                     load_tags, note, push_small, wait_for)
+from cluster import (ClusterTestCase, get_tag, list_all_tags, load_tags, note,
+                     push_small, wait_for)
 
 NTAGS = 2000
 
 
 class JoinLoadedClusterTest(ClusterTestCase):
     def setUp(self):
-        self.cluster = Cluster(3, prefix="join",
-                               extra=["--snapshot-threshold", "256",
-                                      "--snapshot-trailing", "64"]).start()
-
-    def tearDown(self):
-        if self.cluster is not None:
-            if self.failed():
-                note(f"logs of {self.id()}:\n" + self.cluster.logs()[-20000:])
-            self.cluster.close()
-            self.cluster = None
+        self.start_cluster(3, prefix="join",
+                           extra=["--snapshot-threshold", "256",
+                                  "--snapshot-trailing", "64"])
 
     def test_fourth_node_joins_with_2000_tags(self):
         c = self.cluster
@@ -72,12 +65,7 @@ class JoinLoadedClusterTest(ClusterTestCase):
 
 class StandbyRoleTest(ClusterTestCase):
     def setUp(self):
-        self.cluster = Cluster(1, prefix="edge").start()
-
-    def tearDown(self):
-        if self.cluster is not None:
-            self.cluster.close()
-            self.cluster = None
+        self.start_cluster(1, prefix="edge")
 
     def test_standby_node_never_votes(self):
         c = self.cluster

@@ -4,20 +4,12 @@ advertises "localhost:<port>", so the raft transport must resolve a name
 forms, replicates and fails over exactly as with IP addresses."""
 import unittest
 
-from cluster import Cluster, ClusterTestCase, get_tag, note, push_small
+from cluster import ClusterTestCase, get_tag, push_small
 
 
 class AdvertisedNamesTest(ClusterTestCase):
     def setUp(self):
-        self.cluster = Cluster(3, prefix="names",
-                               extra=["--advertise", "localhost"]).start()
-
-    def tearDown(self):
-        if self.cluster is not None:
-            if self.failed():
-                note(f"logs of {self.id()}:\n" + self.cluster.logs()[-20000:])
-            self.cluster.close()
-            self.cluster = None
+        self.start_cluster(3, prefix="names", extra=["--advertise", "localhost"])
 
     def test_cluster_over_names(self):
         c = self.cluster

@@ -6,8 +6,8 @@ import json
 import time
 import unittest
 
-from cluster import (Cluster, ClusterTestCase, MT_MANIFEST, get_tag, note,
-                     small_image, wait_for)
+import images
+from cluster import ClusterTestCase, get_tag, note, wait_for
 from harness import sha256_digest
 
 
@@ -20,17 +20,10 @@ def local_blob(node, digest):
 class PlacementTest(ClusterTestCase):
     def setUp(self):
         # min_copies 1: copies made here come from placement alone
-        self.cluster = Cluster(3, prefix="place", extra=["--min-copies", "1"],
-                               per_node={
-            0: ["--region", "home"], 1: ["--region", "home"],
-            2: ["--region", "edge"]}).start()
-
-    def tearDown(self):
-        if self.cluster is not None:
-            if self.failed():
-                note(f"logs of {self.id()}:\n" + self.cluster.logs()[-20000:])
-            self.cluster.close()
-            self.cluster = None
+        self.start_cluster(3, prefix="place", extra=["--min-copies", "1"],
+                           per_node={0: ["--region", "home"],
+                                     1: ["--region", "home"],
+                                     2: ["--region", "edge"]})
 
     def put_rules(self, node, doc, secret=True):
         hdrs = {"Content-Type": "application/json"}
@@ -41,12 +34,9 @@ class PlacementTest(ClusterTestCase):
                             headers=hdrs)
 
     def push(self, node, repo, tag):
-        config, layer, m = small_image(tag)
-        blobs = [node.push_blob(repo, data) for data in (config, layer)]
-        r = node.request("PUT", f"/v2/{repo}/manifests/{tag}", body=m,
-                         headers={"Content-Type": MT_MANIFEST})
-        self.assertEqual(r.status, 201, r)
-        return blobs, sha256_digest(m)
+        img = images.small(tag)
+        images.push(node, repo, tag, img)
+        return list(img.blobs()), img.digest
 
     def test_rules_prefetch_to_named_region(self):
         c = self.cluster

@@ -9,8 +9,8 @@ import socket
 import time
 import unittest
 
-from cluster import Cluster, ClusterTestCase, push_small
-from harness import parse_raw_response, raw_exchange
+from cluster import ClusterTestCase, push_small
+from harness import parse_raw_response, raw_exchange, read_head
 
 BAD = "wrong-secret-0123456789"
 
@@ -35,18 +35,11 @@ def raft_upgrade(node, secret, raft_id="7", address="intruder", extra=b""):
 class PeerAuthTest(ClusterTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.cluster = Cluster(3, prefix="sec").start()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.cluster is not None:
-            cls.cluster.close()
-            cls.cluster = None
+        cls.start_class_cluster(3, prefix="sec")
 
     def tearDown(self):
         c = self.cluster
-        for n in c.nodes:
-            self.assertTrue(n.alive(), f"{n.name} died:\n{n.log()}")
+        self.assert_nodes_alive()
         # the cluster still works after every test
         tag = self._testMethodName.replace("_", "-")
         r, d, b = push_small(c.nodes[len(tag) % 3], "sec/alive", tag)
@@ -93,12 +86,7 @@ class PeerAuthTest(ClusterTestCase):
                        f"Authorization: Bearer {self.cluster.secret}\r\n"
                        f"Content-Type: application/octet-stream\r\n"
                        f"Content-Length: {1 << 34}\r\n\r\n").encode())
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
+            data = read_head(s)
         finally:
             s.close()
         status, _, _ = parse_raw_response(data)

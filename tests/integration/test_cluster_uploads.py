@@ -17,16 +17,17 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 import unittest
 
 import ocilayout
-from cluster import Cluster, ClusterTestCase, close_reporting, wait_for
-from harness import location_path, run_tool, sha256_digest
+from clients import (assert_same_image, docker_ref, needs_skopeo, skopeo_pull,
+                     skopeo_push)
+from cluster import ClusterTestCase, wait_for
+from harness import (LoopbackServer, location_path, read_head, sha256_digest,
+                     with_query)
 
-SKOPEO = shutil.which("skopeo")
 CURL = shutil.which("curl")
 MIB = 1024 * 1024
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -37,7 +38,7 @@ def upload_id(loc):
 
 
 def with_digest(loc, digest):
-    return f"{loc}{'&' if '?' in loc else '?'}digest={digest}"
+    return with_query(loc, f"digest={digest}")
 
 
 def chunks_of(data, size):
@@ -45,14 +46,7 @@ def chunks_of(data, size):
         yield data[i:i + size]
 
 
-def error_code(r):
-    try:
-        return [e.get("code") for e in r.json().get("errors", [])]
-    except ValueError:
-        return []
-
-
-class RoundRobinLB(threading.Thread):
+class RoundRobinLB(LoopbackServer):
     """A tiny HTTP load balancer on loopback: every client connection gets
     its first request head read, rewritten with Connection: close, and sent
     on a new connection to the next node; bytes are then relayed both ways
@@ -60,36 +54,11 @@ class RoundRobinLB(threading.Thread):
     see a new connection (and node) per request."""
 
     def __init__(self, nodes):
-        super().__init__(daemon=True)
+        super().__init__()
         self.nodes = list(nodes)
         self.next = 0
         self.lock = threading.Lock()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.stopped = False
         self.per_node = {n.name: 0 for n in self.nodes}
-
-    @property
-    def addr(self):
-        return f"127.0.0.1:{self.port}"
-
-    def run(self):
-        while not self.stopped:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
-
-    def stop(self):
-        self.stopped = True
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
     def pick(self):
         with self.lock:
@@ -116,12 +85,9 @@ class RoundRobinLB(threading.Thread):
     def serve(self, c):
         b = None
         try:
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                d = c.recv(65536)
-                if not d or len(buf) > 65536:
-                    return
-                buf += d
+            buf = read_head(c, limit=65536)
+            if b"\r\n\r\n" not in buf:
+                return
             head, rest = buf.split(b"\r\n\r\n", 1)
             lines = [ln for ln in head.split(b"\r\n")
                      if not ln.lower().startswith(b"connection:")]
@@ -145,17 +111,10 @@ class ProxyUploadTest(ClusterTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.cluster = Cluster(3, prefix="up").start()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.cluster is not None:
-            cls.cluster.close()
-            cls.cluster = None
+        cls.start_class_cluster(3, prefix="up")
 
     def tearDown(self):
-        for n in self.cluster.nodes:
-            self.assertTrue(n.alive(), f"{n.name} died:\n{n.log()}")
+        self.assert_nodes_alive()
 
     def node_tag(self, node):
         return "%016x" % int(node.status()["id"])
@@ -218,9 +177,8 @@ class ProxyUploadTest(ClusterTestCase):
         # the session is gone on its owner
         r = n1.request("GET", loc)
         self.assertEqual(r.status, 404, r)
-        self.assertIn("BLOB_UPLOAD_UNKNOWN", error_code(r))
-        for n in self.cluster.nodes:
-            self.cluster.wait_caught_up(n)
+        self.assertIn("BLOB_UPLOAD_UNKNOWN", r.error_codes())
+        self.cluster.wait_all_caught_up()
         self.assert_blob_everywhere(repo, digest, data)
 
     def test_chunked_put_through_other_node(self):
@@ -234,8 +192,7 @@ class ProxyUploadTest(ClusterTestCase):
                        body=chunks_of(data, MIB), headers=OCTET, timeout=120)
         self.assertEqual(r.status, 201, r)
         self.assertEqual(r.header("docker-content-digest"), digest)
-        for n in self.cluster.nodes:
-            self.cluster.wait_caught_up(n)
+        self.cluster.wait_all_caught_up()
         self.assert_blob_everywhere(repo, digest, data)
 
     def test_status_head_and_delete_through_other_nodes(self):
@@ -256,7 +213,7 @@ class ProxyUploadTest(ClusterTestCase):
         for n in (n0, n1, n2):
             r = n.request("GET", loc)
             self.assertEqual(r.status, 404, f"{n.name}: {r!r}")
-            self.assertIn("BLOB_UPLOAD_UNKNOWN", error_code(r))
+            self.assertIn("BLOB_UPLOAD_UNKNOWN", r.error_codes())
 
     def test_errors_are_relayed(self):
         # Out-of-order chunk (416 + Range), wrong digest (400), wrong repo
@@ -271,19 +228,19 @@ class ProxyUploadTest(ClusterTestCase):
         r = n2.request("PATCH", loc, body=b"b" * 100, headers=h)
         self.assertEqual(r.status, 416, r)
         self.assertEqual(r.header("range"), "0-99")
-        self.assertIn("BLOB_UPLOAD_INVALID", error_code(r))
+        self.assertIn("BLOB_UPLOAD_INVALID", r.error_codes())
         bad = sha256_digest(b"something else")
         r = n2.request("PUT", with_digest(loc, bad), body=b"c" * 10,
                        headers=OCTET)
         self.assertEqual(r.status, 400, r)
-        self.assertIn("DIGEST_INVALID", error_code(r))
+        self.assertIn("DIGEST_INVALID", r.error_codes())
         for n in self.cluster.nodes:
             r = n.request("HEAD", f"/v2/{repo}/blobs/{bad}")
             self.assertEqual(r.status, 404, f"{n.name}: {r!r}")
         other = loc.replace(f"/v2/{repo}/", "/v2/split/other/")
         r = n1.request("GET", other)
         self.assertEqual(r.status, 404, r)
-        self.assertIn("BLOB_UPLOAD_UNKNOWN", error_code(r))
+        self.assertIn("BLOB_UPLOAD_UNKNOWN", r.error_codes())
 
     def test_early_answer_with_large_body(self):
         # The owner refuses at once (409: another request holds the upload)
@@ -318,7 +275,7 @@ class ProxyUploadTest(ClusterTestCase):
             r = n1.request("PATCH", loc, body=os.urandom(16 * MIB),
                            headers=OCTET, timeout=60)
             self.assertEqual(r.status, 409, r)
-            self.assertIn("BLOB_UPLOAD_INVALID", error_code(r))
+            self.assertIn("BLOB_UPLOAD_INVALID", r.error_codes())
         finally:
             release.set()
             t.join(60)
@@ -364,8 +321,7 @@ class ProxyUploadTest(ClusterTestCase):
         r = n1.request("PUT", with_digest(r.header("location"), digest),
                        timeout=120)
         self.assertEqual(r.status, 201, r)
-        for n in self.cluster.nodes:
-            self.cluster.wait_caught_up(n)
+        self.cluster.wait_all_caught_up()
         self.assert_blob_everywhere(repo, digest, data)
 
     def test_unknown_tags(self):
@@ -384,7 +340,7 @@ class ProxyUploadTest(ClusterTestCase):
                                   body=body, headers=OCTET)
                     self.assertEqual(r.status, 404,
                                      f"{method} {uid} on {n.name}: {r!r}")
-                    self.assertIn("BLOB_UPLOAD_UNKNOWN", error_code(r))
+                    self.assertIn("BLOB_UPLOAD_UNKNOWN", r.error_codes())
 
     def test_peer_port_needs_secret(self):
         # The owner's peer port serves relayed /v2/ requests only with the
@@ -397,103 +353,71 @@ class ProxyUploadTest(ClusterTestCase):
         r = n0.peer_request("GET", loc, headers={"X-Atoll-Proxied": "1"})
         self.assertEqual(r.status, 204, r)
 
-    @unittest.skipIf(SKOPEO is None, "skopeo not installed")
+    @needs_skopeo
     def test_skopeo_through_round_robin_lb(self):
         c = self.cluster
         lb = RoundRobinLB(c.nodes)
         lb.start()
+        self.addCleanup(lb.stop)
         repo = "split/skopeo"
-        tmp = tempfile.mkdtemp(prefix="atoll-lb-skopeo-")
-        try:
-            src = os.path.join(tmp, "src")
-            img = ocilayout.build_layout(
-                src, sizes=(1024, 5 * MIB, 12 * MIB, 3 * MIB + 17), tag="v1")
-            run_tool(["skopeo", "--insecure-policy", "copy",
-                      "--dest-tls-verify=false", f"oci:{src}:v1",
-                      f"docker://{lb.addr}/{repo}:v1"], timeout=300)
-            for n in c.nodes:
-                c.wait_caught_up(n)
-            out = os.path.join(tmp, "out")
-            run_tool(["skopeo", "--insecure-policy", "copy",
-                      "--src-tls-verify=false",
-                      f"docker://{lb.addr}/{repo}:v1", f"oci:{out}:v1"],
-                     timeout=300)
-            back = ocilayout.read_layout(out, "v1")
-            self.assertEqual(back.manifest, img.manifest)
-            self.assertEqual(back.config, img.config)
-            self.assertEqual(back.layers, [la.blob for la in img.layers])
-            self.assertTrue(all(v > 0 for v in lb.per_node.values()),
-                            lb.per_node)
-        finally:
-            lb.stop()
-            shutil.rmtree(tmp, ignore_errors=True)
+        tmp = self.temp_dir("atoll-lb-skopeo-")
+        src = os.path.join(tmp, "src")
+        img = ocilayout.build_layout(
+            src, sizes=(1024, 5 * MIB, 12 * MIB, 3 * MIB + 17), tag="v1")
+        skopeo_push(src, "v1", docker_ref(lb.addr, repo, "v1"), timeout=300)
+        c.wait_all_caught_up()
+        back = skopeo_pull(docker_ref(lb.addr, repo, "v1"),
+                           os.path.join(tmp, "out"), "v1", timeout=300)
+        assert_same_image(self, img, back)
+        self.assertTrue(all(v > 0 for v in lb.per_node.values()),
+                        lb.per_node)
 
     @unittest.skipUnless(os.environ.get("ATOLL_PROXY_BENCH") and CURL,
                          "set ATOLL_PROXY_BENCH=1 (needs curl)")
     def test_bench_256m_patch(self):
         n0, n1, _ = self.cluster.nodes
-        tmp = tempfile.mkdtemp(prefix="atoll-proxy-bench-")
-        try:
-            path = os.path.join(tmp, "blob")
-            with open(path, "wb") as f:
-                for _ in range(256):
-                    f.write(os.urandom(MIB))
-            res = {"direct": [], "proxied": []}
-            for _ in range(3):
-                for label, via in (("direct", n0), ("proxied", n1)):
-                    loc = self.start_upload(n0, "split/bench")
-                    t = time.monotonic()
-                    p = subprocess.run(
-                        [CURL, "-sS", "-o", "/dev/null", "-w", "%{http_code}",
-                         "-X", "PATCH", "-T", path, "-H",
-                         "Content-Type: application/octet-stream",
-                         f"http://{via.addr}{loc}"],
-                        stdout=subprocess.PIPE, timeout=600)
-                    dt = time.monotonic() - t
-                    self.assertEqual(p.stdout.decode(), "202")
-                    res[label].append(256 * MIB / dt / 1e6)
-                    n0.request("DELETE", loc)
-            print("\n256 MiB PATCH (MB/s, 3 runs each): direct to the owner "
-                  + " ".join(f"{v:.0f}" for v in res["direct"])
-                  + "; through a non-owner "
-                  + " ".join(f"{v:.0f}" for v in res["proxied"]))
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        path = os.path.join(self.temp_dir("atoll-proxy-bench-"), "blob")
+        with open(path, "wb") as f:
+            for _ in range(256):
+                f.write(os.urandom(MIB))
+        res = {"direct": [], "proxied": []}
+        for _ in range(3):
+            for label, via in (("direct", n0), ("proxied", n1)):
+                loc = self.start_upload(n0, "split/bench")
+                t = time.monotonic()
+                p = subprocess.run(
+                    [CURL, "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                     "-X", "PATCH", "-T", path, "-H",
+                     "Content-Type: application/octet-stream",
+                     f"http://{via.addr}{loc}"],
+                    stdout=subprocess.PIPE, timeout=600)
+                dt = time.monotonic() - t
+                self.assertEqual(p.stdout.decode(), "202")
+                res[label].append(256 * MIB / dt / 1e6)
+                n0.request("DELETE", loc)
+        print("\n256 MiB PATCH (MB/s, 3 runs each): direct to the owner "
+              + " ".join(f"{v:.0f}" for v in res["direct"])
+              + "; through a non-owner "
+              + " ".join(f"{v:.0f}" for v in res["proxied"]))
 
 
-class FakeOwner(threading.Thread):
+class FakeOwner(LoopbackServer):
     """A fake member's peer listener: records each relayed request head
     (and its Content-Length body) and answers with self.answer (bytes) or,
     when it is None, closes without answering. Raft dials are refused."""
 
     def __init__(self):
-        super().__init__(daemon=True)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
+        super().__init__(backlog=16)
         self.answer = None
         self.heads = []
         self.bodies = []
-        self.stopped = False
-
-    def run(self):
-        while not self.stopped:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
 
     def serve(self, c):
         try:
             c.settimeout(10)
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                d = c.recv(65536)
-                if not d:
-                    return
-                buf += d
+            buf = read_head(c)
+            if b"\r\n\r\n" not in buf:
+                return
             head, rest = buf.split(b"\r\n\r\n", 1)
             head = head.decode("latin-1")
             if " /v2/" not in head.split("\r\n", 1)[0]:
@@ -520,10 +444,6 @@ class FakeOwner(threading.Thread):
         finally:
             c.close()
 
-    def stop(self):
-        self.stopped = True
-        self.sock.close()
-
 
 class ProxyBadOwnerTest(ClusterTestCase):
     """A member whose peer listener is a fake: what the relay sends, and
@@ -534,9 +454,10 @@ class ProxyBadOwnerTest(ClusterTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.cluster = Cluster(1, prefix="upfake").start()
+        cls.start_class_cluster(1, prefix="upfake")
         cls.fake = FakeOwner()
         cls.fake.start()
+        cls.addClassCleanup(cls.fake.stop)
         n0 = cls.cluster.nodes[0]
         doc = {"name": "fake", "peer_address": f"127.0.0.1:{cls.fake.port}",
                "api_address": "127.0.0.1:9", "region": "", "standby": True,
@@ -556,21 +477,10 @@ class ProxyBadOwnerTest(ClusterTestCase):
         def listed():
             return any(m["name"] == "fake"
                        for m in n0.members()["nodes"])
-        try:
-            wait_for(listed, 30, what="fake member in the node table")
-        except BaseException:
-            cls.fake.stop()
-            cls.cluster.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.fake.stop()
-        cls.cluster.close()
+        wait_for(listed, 30, what="fake member in the node table")
 
     def tearDown(self):
-        n0 = self.cluster.nodes[0]
-        self.assertTrue(n0.alive(), f"{n0.name} died:\n{n0.log()}")
+        self.assert_nodes_alive()
 
     def url(self):
         uid = "%016x-%s" % (self.FAKE_ID, os.urandom(16).hex())
@@ -623,7 +533,7 @@ class ProxyBadOwnerTest(ClusterTestCase):
             self.fake.answer = answer
             r = n0.request("GET", self.url())
             self.assertEqual(r.status, 502, f"{what}: {r!r}")
-            self.assertIn("UNAVAILABLE", error_code(r), what)
+            self.assertIn("UNAVAILABLE", r.error_codes(), what)
         # the node still relays a good answer afterwards
         self.fake.answer = b"HTTP/1.1 204 No Content\r\nRange: 0-0\r\n\r\n"
         r = n0.request("GET", self.url())
@@ -635,10 +545,7 @@ class ProxyOwnerDeathTest(ClusterTestCase):
     committed; afterwards the others answer 404 BLOB_UPLOAD_UNKNOWN."""
 
     def setUp(self):
-        self.cluster = Cluster(3, prefix="updie").start()
-
-    def tearDown(self):
-        close_reporting(self, self.cluster)
+        self.start_cluster(3, prefix="updie")
 
     def test_owner_killed(self):
         c = self.cluster
@@ -691,7 +598,7 @@ class ProxyOwnerDeathTest(ClusterTestCase):
                               body=b"x" if method == "PATCH" else None,
                               headers=OCTET)
                 self.assertEqual(r.status, 404, f"{method} on {n.name}: {r!r}")
-                self.assertIn("BLOB_UPLOAD_UNKNOWN", error_code(r))
+                self.assertIn("BLOB_UPLOAD_UNKNOWN", r.error_codes())
             r = n.request("HEAD", f"/v2/{repo}/blobs/{digest}")
             self.assertEqual(r.status, 404, f"{n.name}: {r!r}")
         # The survivors still take uploads (their own or each other's).

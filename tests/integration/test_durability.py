@@ -16,27 +16,15 @@ import time
 import unittest
 
 import harness
-from harness import sha256_digest
-
-MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+import images
+from harness import location_path, sha256_digest, with_query
+from images import OCI_MANIFEST
 
 
 def atoll_only(test):
     if os.environ.get("ITEST_VALIDATE_ON_DISTRIBUTION") == "1":
         return
     harness.skip_unless_atoll(test)
-
-
-def loc_path(loc):
-    """Location (absolute or relative) -> path with query."""
-    if loc.startswith("http://") or loc.startswith("https://"):
-        rest = loc.split("://", 1)[1]
-        return "/" + rest.split("/", 1)[1]
-    return loc
-
-
-def with_query(loc, query):
-    return loc + ("&" if "?" in loc else "?") + query
 
 
 def parse_range(value):
@@ -69,57 +57,28 @@ class Pusher(threading.Thread):
             i += 1
 
     def push_one(self, i):
-        n = self.node
-        layer = os.urandom(random.randint(1, 64 * 1024))
-        config = (b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers",'
-                  b'"diff_ids":["%s"]},"n":"%s"}' % (sha256_digest(layer).encode(),
-                                                     os.urandom(8).hex().encode()))
-        blobs = {}
-        for data in (config, layer):
-            d = sha256_digest(data)
-            r = n.request("POST", f"/v2/{self.repo}/blobs/uploads/", timeout=10)
-            if r.status != 202:
-                raise AssertionError(r)
-            r = n.request("PUT", with_query(loc_path(r.header("location")),
-                                            f"digest={d}"),
-                          body=data, timeout=10,
-                          headers={"Content-Type": "application/octet-stream"})
-            if r.status != 201:
-                raise AssertionError(r)
-            blobs[d] = data
-        m = (b'{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":'
-             b'"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},'
-             b'"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar",'
-             b'"digest":"%s","size":%d}]}'
-             % (MT_MANIFEST.encode(), sha256_digest(config).encode(), len(config),
-                sha256_digest(layer).encode(), len(layer)))
+        img = images.image([os.urandom(random.randint(1, 64 * 1024))])
         tag = f"{self.prefix}-{i}"
-        r = n.request("PUT", f"/v2/{self.repo}/manifests/{tag}", body=m,
-                      headers={"Content-Type": MT_MANIFEST}, timeout=10)
-        if r.status == 201:
-            self.acked.append((tag, sha256_digest(m), m, blobs))
-        else:
-            raise AssertionError(r)
+        images.push(self.node, self.repo, tag, img, timeout=10,
+                    blob_timeout=10)
+        self.acked.append((tag, img.digest, img.manifest, img.blobs()))
 
 
-class DurabilityTest(unittest.TestCase):
+class DurabilityTest(harness.TestCase):
     def setUp(self):
         atoll_only(self)
-        self.node = harness.Node()
-
-    def tearDown(self):
-        self.node.close()
+        self.node = self.start_node()
 
     def verify_acked(self, repo, acked):
         n = self.node
         for tag, digest, body, blobs in acked:
             r = n.request("GET", f"/v2/{repo}/manifests/{tag}",
-                          headers={"Accept": MT_MANIFEST})
+                          headers={"Accept": OCI_MANIFEST})
             self.assertEqual(r.status, 200, f"acknowledged tag {repo}:{tag} lost: {r}")
             self.assertEqual(r.body, body, f"{repo}:{tag} manifest bytes differ")
             self.assertEqual(r.header("docker-content-digest"), digest)
             r = n.request("GET", f"/v2/{repo}/manifests/{digest}",
-                          headers={"Accept": MT_MANIFEST})
+                          headers={"Accept": OCI_MANIFEST})
             self.assertEqual(r.status, 200, r)
             self.assertEqual(r.body, body)
             for d, data in blobs.items():
@@ -135,7 +94,6 @@ class DurabilityTest(unittest.TestCase):
 
     def test_kill9_during_push_stream(self):
         n = self.node
-        n.start()
         acked = {"dur/a": [], "dur/b": []}
         rounds = 3
         for rnd in range(rounds):
@@ -162,19 +120,18 @@ class DurabilityTest(unittest.TestCase):
 
     def test_interrupted_upload_resumes(self):
         n = self.node
-        n.start()
         blob = os.urandom(4 * 1024 * 1024)
         half = len(blob) // 2
         repo = "dur/resume"
         r = n.request("POST", f"/v2/{repo}/blobs/uploads/")
         self.assertEqual(r.status, 202, r)
-        loc = loc_path(r.header("location"))
+        loc = location_path(r.header("location"))
         r = n.request("PATCH", loc, body=blob[:half],
                       headers={"Content-Type": "application/octet-stream",
                                "Content-Range": f"0-{half - 1}"})
         self.assertEqual(r.status, 202, r)
         self.assertEqual(parse_range(r.header("range")), (0, half - 1))
-        loc = loc_path(r.header("location"))
+        loc = location_path(r.header("location"))
         n.kill()
         n.start()
         r = n.request("GET", loc)
@@ -183,14 +140,14 @@ class DurabilityTest(unittest.TestCase):
         self.assertEqual(start, 0)
         self.assertGreaterEqual(end, half - 1, "acknowledged bytes lost")
         self.assertLess(end, len(blob))
-        loc = loc_path(r.header("location") or loc)
+        loc = location_path(r.header("location") or loc)
         r = n.request("PATCH", loc, body=blob[end + 1:],
                       headers={"Content-Type": "application/octet-stream",
                                "Content-Range": f"{end + 1}-{len(blob) - 1}"})
         self.assertEqual(r.status, 202, r)
         self.assertEqual(parse_range(r.header("range")), (0, len(blob) - 1))
         d = sha256_digest(blob)
-        r = n.request("PUT", with_query(loc_path(r.header("location")), f"digest={d}"))
+        r = n.request("PUT", with_query(location_path(r.header("location")), f"digest={d}"))
         self.assertEqual(r.status, 201, r)
         self.assertEqual(r.header("docker-content-digest"), d)
         r = n.request("GET", f"/v2/{repo}/blobs/{d}")
@@ -205,12 +162,11 @@ class DurabilityTest(unittest.TestCase):
 
     def test_sigterm_with_slow_upload_in_flight(self):
         n = self.node
-        n.start()
         repo = "dur/sigterm"
         img_digest, img_body = n.push_image(repo, "before", layers=(b"pre-sigterm layer",))
         r = n.request("POST", f"/v2/{repo}/blobs/uploads/")
         self.assertEqual(r.status, 202, r)
-        loc = loc_path(r.header("location"))
+        loc = location_path(r.header("location"))
         total, step, pause = 256 * 1024, 16 * 1024, 0.1   # ~1.6 s of sending
         body = os.urandom(total)
         result = {}
@@ -224,14 +180,7 @@ class DurabilityTest(unittest.TestCase):
                 for off in range(0, total, step):
                     s.sendall(body[off:off + step])
                     time.sleep(pause)
-                data = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                    if b"\r\n\r\n" in data:
-                        break
+                data = harness.read_head(s)
                 result["status"] = harness.parse_raw_response(data)[0]
             except OSError as e:
                 result["error"] = e
@@ -257,7 +206,7 @@ class DurabilityTest(unittest.TestCase):
         self.assertLess(result["done"] - t0, 20)
         n.start()
         r = n.request("GET", f"/v2/{repo}/manifests/before",
-                      headers={"Accept": MT_MANIFEST})
+                      headers={"Accept": OCI_MANIFEST})
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.body, img_body)
         self.assertEqual(r.header("docker-content-digest"), img_digest)
@@ -267,7 +216,7 @@ class DurabilityTest(unittest.TestCase):
             self.assertEqual(r.status, 204, r)
             self.assertEqual(parse_range(r.header("range")), (0, total - 1))
             d = sha256_digest(body)
-            r = n.request("PUT", with_query(loc_path(r.header("location") or loc),
+            r = n.request("PUT", with_query(location_path(r.header("location") or loc),
                                             f"digest={d}"))
             self.assertEqual(r.status, 201, r)
             r = n.request("GET", f"/v2/{repo}/blobs/{d}")
@@ -276,7 +225,6 @@ class DurabilityTest(unittest.TestCase):
 
     def test_restart_serves_everything(self):
         n = self.node
-        n.start()
         repos = ["restart/one", "restart/two/deep", "restart/three"]
         images = {}
         for i, repo in enumerate(repos):
@@ -307,10 +255,10 @@ class DurabilityTest(unittest.TestCase):
             for (repo, tag), (d, body, layers) in images.items():
                 for ref in (tag, d):
                     r = n.request("GET", f"/v2/{repo}/manifests/{ref}",
-                                  headers={"Accept": MT_MANIFEST})
+                                  headers={"Accept": OCI_MANIFEST})
                     self.assertEqual(r.status, 200, r)
                     self.assertEqual(r.body, body)
-                    self.assertEqual(r.header("content-type"), MT_MANIFEST)
+                    self.assertEqual(r.header("content-type"), OCI_MANIFEST)
                 for layer in layers:
                     r = n.request("GET", f"/v2/{repo}/blobs/{sha256_digest(layer)}")
                     self.assertEqual(r.status, 200, r)

@@ -10,15 +10,12 @@ import threading
 import time
 import unittest
 
-from harness import ATOLL_BIN, Node, sha256_digest, skip_unless_atoll
-
-MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-MT_INDEX = "application/vnd.oci.image.index.v1+json"
-
-
-def blob_path(node, digest):
-    hexd = digest.split(":", 1)[1]
-    return os.path.join(node.data_dir, "blobs", "sha256", hexd[:2], hexd)
+import harness
+import images
+from cluster import ClusterTestCase
+from harness import (ATOLL_BIN, blob_path, sha256_digest, skip_unless_atoll,
+                     wait_for)
+from images import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST
 
 
 def run_gc(node, *args, secret_file=None, check=True):
@@ -40,25 +37,11 @@ def run_gc(node, *args, secret_file=None, check=True):
 def push_image(node, repo, tag, layers, config, subject=None):
     """Push config + layers and an OCI manifest (by digest when tag is None;
     subject: a descriptor); returns (digest, bytes, {blob digest: bytes})."""
-    blobs = {node.push_blob(repo, config): config}
-    descs = []
-    for layer in layers:
-        d = node.push_blob(repo, layer)
-        blobs[d] = layer
-        descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                      "digest": d, "size": len(layer)})
-    m = {"schemaVersion": 2, "mediaType": MT_MANIFEST,
-         "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": sha256_digest(config), "size": len(config)},
-         "layers": descs}
-    if subject is not None:
-        m["subject"] = subject
-        m["artifactType"] = "application/vnd.example.signature"
-    body = json.dumps(m).encode()
-    ref = tag if tag is not None else sha256_digest(body)
-    r, d = node.push_manifest(repo, ref, body, MT_MANIFEST)
-    assert r.status == 201, r
-    return d, body, blobs
+    img = images.image(layers, config, subject=subject,
+                       artifact_type=("application/vnd.example.signature"
+                                      if subject is not None else None))
+    images.push(node, repo, tag if tag is not None else img.digest, img)
+    return img.digest, img.manifest, img.blobs()
 
 
 def untagged_setup(node, repo):
@@ -76,18 +59,18 @@ def untagged_setup(node, repo):
     kids = [push_image(node, repo, None, [b"u-kid-%d-" % i + os.urandom(999)],
                        b'{"kid":%d,"salt":"' % i + salt + b'"}')
             for i in range(2)]
-    index = {"schemaVersion": 2, "mediaType": MT_INDEX,
-             "manifests": [{"mediaType": MT_MANIFEST, "digest": k[0],
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX,
+             "manifests": [{"mediaType": OCI_MANIFEST, "digest": k[0],
                             "size": len(k[1]),
                             "platform": {"architecture": f"a{i}",
                                          "os": "linux"}}
                            for i, k in enumerate(kids)]}
     ibody = json.dumps(index).encode()
-    r, idig = node.push_manifest(repo, "multi", ibody, MT_INDEX)
+    r, idig = node.push_manifest(repo, "multi", ibody, OCI_INDEX)
     assert r.status == 201, r
     sig = push_image(node, repo, None, [b"u-sig-" + os.urandom(500)],
                      b'{"sig":"' + salt + b'"}',
-                     subject={"mediaType": MT_INDEX, "digest": idig,
+                     subject={"mediaType": OCI_INDEX, "digest": idig,
                               "size": len(ibody)})
     unique_old = {d: v for d, v in old[2].items() if d not in new[2]}
     assert len(unique_old) == 2  # its config and its own layer
@@ -100,7 +83,7 @@ def assert_untagged_kept(test, node, repo, kept):
     for name, img in kept.items():
         digest, body, _ = img
         r = node.request("GET", f"/v2/{repo}/manifests/{digest}",
-                         headers={"Accept": f"{MT_MANIFEST}, {MT_INDEX}"})
+                         headers={"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"})
         test.assertEqual(r.status, 200, f"{name} on {node.addr}: {r!r}")
         test.assertEqual(r.body, body)
         assert_pulls(test, node, repo, img)
@@ -124,7 +107,7 @@ def two_images(node, repo):
 def assert_pulls(test, node, repo, image):
     digest, body, blobs = image
     r = node.request("GET", f"/v2/{repo}/manifests/{digest}",
-                     headers={"Accept": MT_MANIFEST})
+                     headers={"Accept": OCI_MANIFEST})
     test.assertEqual(r.status, 200, f"manifest on {node.addr}: {r!r}")
     test.assertEqual(r.body, body)
     for d, data in blobs.items():
@@ -133,13 +116,15 @@ def assert_pulls(test, node, repo, image):
         test.assertEqual(r.body, data, f"blob {d} bytes on {node.addr}")
 
 
-def wait_for(pred, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+def wait_swept(node, repo, digests, timeout=10):
+    """Wait until every blob answers 404 on node (within timeout) and then
+    its file leaves node's disk (within 10 s)."""
+    for d in digests:
+        wait_for(lambda: node.request(
+            "GET", f"/v2/{repo}/blobs/{d}").status == 404, timeout,
+            what=f"{d} gone on {node.addr}")
+        wait_for(lambda: not os.path.exists(blob_path(node, d)), 10,
+                 what=f"{d} removed from {node.addr}'s disk")
 
 
 def settle(cluster):
@@ -152,7 +137,7 @@ def settle(cluster):
             if st.get("copies_in_flight", 0) or st.get("under_replicated", 0):
                 return False
         return True
-    wait_for(quiet, 60, "replication settled")
+    wait_for(quiet, 60, what="replication settled")
 
 
 class Pusher(threading.Thread):
@@ -178,13 +163,10 @@ class Pusher(threading.Thread):
             i += 1
 
 
-class GcSingleNodeTest(unittest.TestCase):
+class GcSingleNodeTest(harness.TestCase):
     def setUp(self):
         skip_unless_atoll(self)
-        self.node = Node().start()
-
-    def tearDown(self):
-        self.node.close()
+        self.node = self.start_node()
 
     def test_dry_run_then_sweep(self):
         n = self.node
@@ -221,7 +203,7 @@ class GcSingleNodeTest(unittest.TestCase):
             self.assertEqual(r.status, 404, r)
             self.assertIn("BLOB_UNKNOWN", r.error_codes())
             wait_for(lambda: not os.path.exists(blob_path(n, d)), 10,
-                     f"{d} removed from disk")
+                     what=f"{d} removed from disk")
         assert_pulls(self, n, repo, b)
         # a second run finds nothing
         _, doc, _ = run_gc(n, "--grace", "0s")
@@ -283,133 +265,100 @@ class GcSingleNodeTest(unittest.TestCase):
         self.assertEqual(r.json()["dry_run"], True)
 
 
-class GcUntaggedTest(unittest.TestCase):
+class GcUntaggedTest(harness.TestCase):
     """Untagged manifests: off by default, on with --gc-untagged (config)
     or untagged=true (atoll gc --untagged)."""
 
     def check_collected(self, nodes, repo, old, kept, unique_old):
         for n in nodes:
             r = n.request("GET", f"/v2/{repo}/manifests/{old[0]}",
-                          headers={"Accept": MT_MANIFEST})
+                          headers={"Accept": OCI_MANIFEST})
             self.assertEqual(r.status, 404, f"old manifest on {n.addr}")
-            for d in unique_old:
-                wait_for(lambda: n.request(
-                    "GET", f"/v2/{repo}/blobs/{d}").status == 404, 10,
-                    f"{d} gone on {n.addr}")
-                wait_for(lambda: not os.path.exists(blob_path(n, d)), 10,
-                         f"{d} removed from {n.addr}'s disk")
+            wait_swept(n, repo, unique_old)
             assert_untagged_kept(self, n, repo, kept)
 
     def test_off_by_default_then_untagged(self):
         skip_unless_atoll(self)
-        n = Node().start()
-        try:
-            repo = "gc/untagged"
-            old, kept, unique_old = untagged_setup(n, repo)
-            # policy off (default): no manifest is collected
-            _, doc, _ = run_gc(n, "--grace", "0s")
-            self.assertEqual(doc["untagged"], False, doc)
-            self.assertEqual(doc["manifests"], 0, doc)
-            self.assertEqual(doc["candidates"], 0, doc)
-            assert_pulls(self, n, repo, old)
-            # dry run with the policy: one manifest, nothing goes
-            _, doc, _ = run_gc(n, "--dry-run", "--grace", "0s", "--untagged")
-            self.assertEqual(doc["manifests"], 1, doc)
-            self.assertEqual(doc["manifests_deleted"], 0, doc)
-            assert_pulls(self, n, repo, old)
-            # within the default grace (1h) nothing is a candidate
-            _, doc, _ = run_gc(n, "--untagged")
-            self.assertEqual(doc["manifests"], 0, doc)
-            _, doc, _ = run_gc(n, "--grace", "0s", "--untagged")
-            self.assertEqual(doc["manifests"], 1, doc)
-            self.assertEqual(doc["manifests_deleted"], 1, doc)
-            self.assertEqual(doc["deleted"], 2, doc)
-            self.assertEqual(doc["deleted_bytes"],
-                             sum(len(v) for v in unique_old.values()))
-            self.check_collected([n], repo, old, kept, unique_old)
-            _, doc, _ = run_gc(n, "--grace", "0s", "--untagged")
-            self.assertEqual((doc["manifests"], doc["candidates"]), (0, 0),
-                             doc)
-            r = n.request("POST", "/_atoll/gc?untagged=perhaps")
-            self.assertEqual(r.status, 400, r)
-        finally:
-            n.close()
+        n = self.start_node()
+        repo = "gc/untagged"
+        old, kept, unique_old = untagged_setup(n, repo)
+        # policy off (default): no manifest is collected
+        _, doc, _ = run_gc(n, "--grace", "0s")
+        self.assertEqual(doc["untagged"], False, doc)
+        self.assertEqual(doc["manifests"], 0, doc)
+        self.assertEqual(doc["candidates"], 0, doc)
+        assert_pulls(self, n, repo, old)
+        # dry run with the policy: one manifest, nothing goes
+        _, doc, _ = run_gc(n, "--dry-run", "--grace", "0s", "--untagged")
+        self.assertEqual(doc["manifests"], 1, doc)
+        self.assertEqual(doc["manifests_deleted"], 0, doc)
+        assert_pulls(self, n, repo, old)
+        # within the default grace (1h) nothing is a candidate
+        _, doc, _ = run_gc(n, "--untagged")
+        self.assertEqual(doc["manifests"], 0, doc)
+        _, doc, _ = run_gc(n, "--grace", "0s", "--untagged")
+        self.assertEqual(doc["manifests"], 1, doc)
+        self.assertEqual(doc["manifests_deleted"], 1, doc)
+        self.assertEqual(doc["deleted"], 2, doc)
+        self.assertEqual(doc["deleted_bytes"],
+                         sum(len(v) for v in unique_old.values()))
+        self.check_collected([n], repo, old, kept, unique_old)
+        _, doc, _ = run_gc(n, "--grace", "0s", "--untagged")
+        self.assertEqual((doc["manifests"], doc["candidates"]), (0, 0),
+                         doc)
+        r = n.request("POST", "/_atoll/gc?untagged=perhaps")
+        self.assertEqual(r.status, 400, r)
 
     def test_config_key(self):
         skip_unless_atoll(self)
-        n = Node(args=["--gc-untagged"]).start()
-        try:
-            repo = "gc/untagged-cfg"
-            old, kept, unique_old = untagged_setup(n, repo)
-            # a run can switch the policy off
-            _, doc, _ = run_gc(n, "--grace", "0s", "--untagged=false")
-            self.assertEqual(doc["manifests"], 0, doc)
-            assert_pulls(self, n, repo, old)
-            _, doc, _ = run_gc(n, "--grace", "0s")
-            self.assertEqual(doc["untagged"], True, doc)
-            self.assertEqual(doc["manifests_deleted"], 1, doc)
-            self.check_collected([n], repo, old, kept, unique_old)
-        finally:
-            n.close()
+        n = self.start_node(args=["--gc-untagged"])
+        repo = "gc/untagged-cfg"
+        old, kept, unique_old = untagged_setup(n, repo)
+        # a run can switch the policy off
+        _, doc, _ = run_gc(n, "--grace", "0s", "--untagged=false")
+        self.assertEqual(doc["manifests"], 0, doc)
+        assert_pulls(self, n, repo, old)
+        _, doc, _ = run_gc(n, "--grace", "0s")
+        self.assertEqual(doc["untagged"], True, doc)
+        self.assertEqual(doc["manifests_deleted"], 1, doc)
+        self.check_collected([n], repo, old, kept, unique_old)
 
 
-class GcScheduleTest(unittest.TestCase):
+class GcScheduleTest(harness.TestCase):
     def test_interval(self):
         skip_unless_atoll(self)
-        n = Node(args=["--gc-interval", "300ms", "--gc-grace", "1s"]).start()
-        try:
-            repo = "gc/sched"
-            a, b, unique_a = two_images(n, repo)
-            r = n.request("DELETE", f"/v2/{repo}/manifests/{a[0]}")
-            self.assertEqual(r.status, 202, r)
-            for d in unique_a:
-                wait_for(lambda: n.request(
-                    "GET", f"/v2/{repo}/blobs/{d}").status == 404, 15,
-                    f"{d} swept by the schedule")
-                wait_for(lambda: not os.path.exists(blob_path(n, d)), 10,
-                         f"{d} removed from disk")
-            assert_pulls(self, n, repo, b)
-        finally:
-            n.close()
+        n = self.start_node(args=["--gc-interval", "300ms", "--gc-grace", "1s"])
+        repo = "gc/sched"
+        a, b, unique_a = two_images(n, repo)
+        r = n.request("DELETE", f"/v2/{repo}/manifests/{a[0]}")
+        self.assertEqual(r.status, 202, r)
+        wait_swept(n, repo, unique_a, timeout=15)
+        assert_pulls(self, n, repo, b)
 
     def test_store_scan_at_start(self):
         skip_unless_atoll(self)
-        n = Node(args=["--gc-scan-delay", "300ms"]).start()
-        try:
-            data = b"keep me " + os.urandom(8)
-            d = n.push_blob("gc/scan", data)
-            self.assertEqual(n.terminate(), 0)
-            # a copy without a record (as a crash mid-sweep leaves)
-            orphan = b"orphan " + os.urandom(8)
-            path = blob_path(n, sha256_digest(orphan))
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as f:
-                f.write(orphan)
-            n.start()
-            wait_for(lambda: not os.path.exists(path), 10, "orphan removed")
-            self.assertTrue(os.path.exists(blob_path(n, d)))
-            r = n.request("GET", f"/v2/gc/scan/blobs/{d}")
-            self.assertEqual(r.status, 200, r)
-            self.assertEqual(r.body, data)
-        finally:
-            n.close()
+        n = self.start_node(args=["--gc-scan-delay", "300ms"])
+        data = b"keep me " + os.urandom(8)
+        d = n.push_blob("gc/scan", data)
+        self.assertEqual(n.terminate(), 0)
+        # a copy without a record (as a crash mid-sweep leaves)
+        orphan = b"orphan " + os.urandom(8)
+        path = blob_path(n, sha256_digest(orphan))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(orphan)
+        n.start()
+        wait_for(lambda: not os.path.exists(path), 10, what="orphan removed")
+        self.assertTrue(os.path.exists(blob_path(n, d)))
+        r = n.request("GET", f"/v2/gc/scan/blobs/{d}")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body, data)
 
 
-class GcClusterTest(unittest.TestCase):
-    cluster = None
-
+class GcClusterTest(ClusterTestCase):
     @classmethod
     def setUpClass(cls):
-        from cluster import require_cluster
-        require_cluster()
-        from cluster import Cluster
-        cls.cluster = Cluster(3, prefix="gc").start()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.cluster is not None:
-            cls.cluster.close()
-            cls.cluster = None
+        cls.start_class_cluster(3, prefix="gc")
 
     def test_batches_through_follower(self):
         import concurrent.futures
@@ -432,7 +381,7 @@ class GcClusterTest(unittest.TestCase):
         for n in c.live():
             wait_for(lambda: not any(os.path.exists(blob_path(n, d))
                                      for d in digests), 30,
-                     f"files removed on {n.name}")
+                     what=f"files removed on {n.name}")
             r = n.request("GET", f"/v2/{repo}/blobs/{digests[-1]}")
             self.assertEqual(r.status, 404, r)
 
@@ -471,14 +420,10 @@ class GcClusterTest(unittest.TestCase):
                            secret_file=c.secret_file)
         self.assertEqual(doc["deleted"], 3, doc)
         for n in c.live():
+            wait_swept(n, repo, unique_a)
             for d in unique_a:
-                wait_for(lambda: n.request(
-                    "GET", f"/v2/{repo}/blobs/{d}").status == 404, 10,
-                    f"{d} gone on {n.name}")
                 r = n.request("GET", f"/v2/{repo}/blobs/{d}")
                 self.assertIn("BLOB_UNKNOWN", r.error_codes())
-                wait_for(lambda: not os.path.exists(blob_path(n, d)), 10,
-                         f"{d} removed from {n.name}'s disk")
         for n in c.live():
             assert_pulls(self, n, repo, b)
 
@@ -539,62 +484,58 @@ class GcClusterTest(unittest.TestCase):
 
 
 @unittest.skipUnless(os.environ.get("ATOLL_GC_BENCH"), "set ATOLL_GC_BENCH=1")
-class GcBench(unittest.TestCase):
+class GcBench(harness.TestCase):
     """Timing: 10,000 blobs of which 5,000 are garbage, one node."""
 
     def test_bench(self):
         import concurrent.futures
         skip_unless_atoll(self)
-        n = Node().start()
-        try:
-            repo = "gc/bench"
-            total, per_mf = 10000, 100
+        n = self.start_node()
+        repo = "gc/bench"
+        total, per_mf = 10000, 100
 
-            def push(i):
-                return n.push_blob(repo, b"bench-%d-" % i + os.urandom(16))
-            t0 = time.time()
-            with concurrent.futures.ThreadPoolExecutor(8) as ex:
-                digests = list(ex.map(push, range(total)))
-            t_push = time.time() - t0
-            # the first half is referenced by 50 manifests, the rest garbage
-            cfg = n.push_blob(repo, b"{}")
-            for m in range(total // 2 // per_mf):
-                layers = [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                           "digest": d, "size": 1}
-                          for d in digests[m * per_mf:(m + 1) * per_mf]]
-                body = json.dumps({"schemaVersion": 2, "mediaType": MT_MANIFEST,
-                                   "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                                              "digest": cfg, "size": 2},
-                                   "layers": layers}).encode()
-                r, _ = n.push_manifest(repo, f"m{m}", body, MT_MANIFEST)
-                self.assertEqual(r.status, 201, r)
-            t0 = time.time()
-            _, dry, _ = run_gc(n, "--dry-run", "--grace", "0s")
-            t_dry = time.time() - t0
-            t0 = time.time()
-            _, real, _ = run_gc(n, "--grace", "0s")
-            t_real = time.time() - t0
-            t0 = time.time()
-            wait_for(lambda: b"atoll_gc_files_removed_total %d\n" % (total // 2)
-                     in n.request("GET", "/metrics").body, 120,
-                     "local files removed")
-            t_files = time.time() - t0
-            self.assertFalse(any(os.path.exists(blob_path(n, d))
-                                 for d in digests[total // 2:]))
-            self.assertTrue(all(os.path.exists(blob_path(n, d))
-                                for d in digests[:total // 2]))
-            self.assertEqual(dry["candidates"], total // 2)
-            self.assertEqual(real["deleted"], total // 2)
-            print(f"\nGC bench: pushed {total} blobs in {t_push:.1f}s; "
-                  f"dry run {dry['candidates']} candidates in {t_dry * 1000:.0f} ms "
-                  f"(server {dry['ms']} ms); real run deleted {real['deleted']} "
-                  f"in {t_real * 1000:.0f} ms (server {real['ms']} ms, "
-                  f"{real['batches']} batches); files gone {t_files * 1000:.0f} ms later")
-        finally:
-            n.close()
+        def push(i):
+            return n.push_blob(repo, b"bench-%d-" % i + os.urandom(16))
+        t0 = time.time()
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            digests = list(ex.map(push, range(total)))
+        t_push = time.time() - t0
+        # the first half is referenced by 50 manifests, the rest garbage
+        cfg = n.push_blob(repo, b"{}")
+        for m in range(total // 2 // per_mf):
+            layers = [{"mediaType": OCI_LAYER, "digest": d, "size": 1}
+                      for d in digests[m * per_mf:(m + 1) * per_mf]]
+            body = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                               "config": {"mediaType": OCI_CONFIG,
+                                          "digest": cfg, "size": 2},
+                               "layers": layers}).encode()
+            r, _ = n.push_manifest(repo, f"m{m}", body, OCI_MANIFEST)
+            self.assertEqual(r.status, 201, r)
+        t0 = time.time()
+        _, dry, _ = run_gc(n, "--dry-run", "--grace", "0s")
+        t_dry = time.time() - t0
+        t0 = time.time()
+        _, real, _ = run_gc(n, "--grace", "0s")
+        t_real = time.time() - t0
+        t0 = time.time()
+        wait_for(lambda: b"atoll_gc_files_removed_total %d\n" % (total // 2)
+                 in n.request("GET", "/metrics").body, 120,
+                 what="local files removed")
+        t_files = time.time() - t0
+        self.assertFalse(any(os.path.exists(blob_path(n, d))
+                             for d in digests[total // 2:]))
+        self.assertTrue(all(os.path.exists(blob_path(n, d))
+                            for d in digests[:total // 2]))
+        self.assertEqual(dry["candidates"], total // 2)
+        self.assertEqual(real["deleted"], total // 2)
+        print(f"\nGC bench: pushed {total} blobs in {t_push:.1f}s; "
+              f"dry run {dry['candidates']} candidates in {t_dry * 1000:.0f} ms "
+              f"(server {dry['ms']} ms); real run deleted {real['deleted']} "
+              f"in {t_real * 1000:.0f} ms (server {real['ms']} ms, "
+              f"{real['batches']} batches); files gone {t_files * 1000:.0f} ms later")
 
 
-class GcCatchUpTest(unittest.TestCase):
+class GcCatchUpTest(ClusterTestCase):
     """A node that is down during a GC and catches up (by snapshot: the
     leader's log is compacted past it) deletes its copies too: either it
     sees the records vanish when the snapshot replaces its state, or (when
@@ -602,47 +543,42 @@ class GcCatchUpTest(unittest.TestCase):
     gc_scan_delay after the install finds copies without a record."""
 
     def test_down_during_gc(self):
-        from cluster import Cluster, require_cluster
-        require_cluster()
-        c = Cluster(3, prefix="gcsnap",
-                    extra=["--snapshot-threshold", "32",
-                           "--snapshot-trailing", "8",
-                           "--gc-scan-delay", "1s"]).start()
-        try:
-            leader = c.leader()
-            down = c.followers(leader)[0]
-            repo = "gc/catchup"
-            a, b, unique_a = two_images(leader, repo)
-            for d in unique_a:
-                r = down.request("GET", f"/v2/{repo}/blobs/{d}", timeout=60)
-                self.assertEqual(r.status, 200, r)
-                self.assertTrue(os.path.exists(blob_path(down, d)))
-            down.terminate()
-            r = leader.request("DELETE", f"/v2/{repo}/manifests/{a[0]}")
-            self.assertEqual(r.status, 202, r)
-            _, doc, _ = run_gc(leader, "--grace", "0s",
-                               secret_file=c.secret_file)
-            self.assertEqual(doc["deleted"], 3, doc)
-            # enough writes for snapshots that compact the sweep away
-            for i in range(120):
-                r, _ = leader.push_manifest(repo, f"t{i}", b[1], MT_MANIFEST)
-                self.assertEqual(r.status, 201, r)
-            down.start()
-            # under load a snapshot install is sometimes retried only after
-            # libraft's install_snapshot_timeout (30 s)
-            c.wait_caught_up(down, timeout=75)
-            for d in unique_a:
-                try:
-                    wait_for(lambda: not os.path.exists(blob_path(down, d)),
-                             15, f"{d} removed from {down.name}'s disk")
-                except AssertionError:
-                    print(down.log()[-3000:])
-                    raise
-                r = down.request("GET", f"/v2/{repo}/blobs/{d}")
-                self.assertEqual(r.status, 404, r)
-            assert_pulls(self, down, repo, b)
-        finally:
-            c.close()
+        c = self.start_cluster(3, prefix="gcsnap",
+                               extra=["--snapshot-threshold", "32",
+                                      "--snapshot-trailing", "8",
+                                      "--gc-scan-delay", "1s"])
+        leader = c.leader()
+        down = c.followers(leader)[0]
+        repo = "gc/catchup"
+        a, b, unique_a = two_images(leader, repo)
+        for d in unique_a:
+            r = down.request("GET", f"/v2/{repo}/blobs/{d}", timeout=60)
+            self.assertEqual(r.status, 200, r)
+            self.assertTrue(os.path.exists(blob_path(down, d)))
+        down.terminate()
+        r = leader.request("DELETE", f"/v2/{repo}/manifests/{a[0]}")
+        self.assertEqual(r.status, 202, r)
+        _, doc, _ = run_gc(leader, "--grace", "0s",
+                           secret_file=c.secret_file)
+        self.assertEqual(doc["deleted"], 3, doc)
+        # enough writes for snapshots that compact the sweep away
+        for i in range(120):
+            r, _ = leader.push_manifest(repo, f"t{i}", b[1], OCI_MANIFEST)
+            self.assertEqual(r.status, 201, r)
+        down.start()
+        # under load a snapshot install is sometimes retried only after
+        # libraft's install_snapshot_timeout (30 s)
+        c.wait_caught_up(down, timeout=75)
+        for d in unique_a:
+            try:
+                wait_for(lambda: not os.path.exists(blob_path(down, d)),
+                         15, what=f"{d} removed from {down.name}'s disk")
+            except AssertionError:
+                print(down.log()[-3000:])
+                raise
+            r = down.request("GET", f"/v2/{repo}/blobs/{d}")
+            self.assertEqual(r.status, 404, r)
+        assert_pulls(self, down, repo, b)
 
 
 if __name__ == "__main__":

@@ -10,40 +10,27 @@ import unittest
 
 import harness
 import ocilayout
+from clients import PODMAN, SKOPEO, docker_ref, skopeo_pull, skopeo_push
 from harness import run_tool
 
-PODMAN = shutil.which("podman")
-SKOPEO = shutil.which("skopeo")
 TIMEOUT = 240
 
 
-class PodmanTest(unittest.TestCase):
+@unittest.skipIf(PODMAN is None or SKOPEO is None,
+                 "podman or skopeo not installed")
+class PodmanTest(harness.NodeTestCase):
     @classmethod
     def setUpClass(cls):
-        if PODMAN is None or SKOPEO is None:
-            raise unittest.SkipTest("podman or skopeo not installed")
+        # class cleanups run last to first, also when this fails half-way
         cls.tmp = tempfile.mkdtemp(prefix="atoll-podman-")
-        try:
-            cls.podman_tmp = os.path.join(cls.tmp, "tmp")
-            os.makedirs(cls.podman_tmp)
-            p = cls.podman("images", "--format", "json", check=False)
-            if p.returncode != 0:
-                raise unittest.SkipTest(f"podman cannot run here: {p.stderr.strip()[-500:]}")
-            cls.node = harness.Node(tmp=os.path.join(cls.tmp, "node"))
-            os.makedirs(cls.node.tmp)
-            cls.node.start()
-        except BaseException:
-            if getattr(cls, "node", None) is not None:
-                cls.node.kill()
-            cls.cleanup_podman()
-            shutil.rmtree(cls.tmp, ignore_errors=True)
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.node.close()
-        cls.cleanup_podman()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+        cls.podman_tmp = os.path.join(cls.tmp, "tmp")
+        os.makedirs(cls.podman_tmp)
+        cls.addClassCleanup(cls.cleanup_podman)
+        p = cls.podman("images", "--format", "json", check=False)
+        if p.returncode != 0:
+            raise unittest.SkipTest(f"podman cannot run here: {p.stderr.strip()[-500:]}")
+        super().setUpClass()
 
     @classmethod
     def cleanup_podman(cls):
@@ -62,27 +49,21 @@ class PodmanTest(unittest.TestCase):
                         env={"TMPDIR": cls.podman_tmp})
 
     def setUp(self):
-        self.work = tempfile.mkdtemp(prefix="case-", dir=self.tmp)
+        self.work = self.temp_dir(prefix="case-", dir=self.tmp)
 
     def tearDown(self):
-        shutil.rmtree(self.work, ignore_errors=True)
-        self.assertIsNone(self.node.proc.poll(), "registry died:\n" + self.node.log())
-
-    def skopeo(self, *args):
-        return run_tool([SKOPEO, "--insecure-policy"] + list(args), timeout=TIMEOUT)
+        self.assert_running(self.node)
 
     def push_layout(self, repo, sizes):
         src = os.path.join(self.work, "src")
         img = ocilayout.build_layout(src, sizes=sizes)
-        self.skopeo("copy", "--dest-tls-verify=false", f"oci:{src}:v1",
-                    f"docker://{self.node.addr}/{repo}:v1")
+        skopeo_push(src, "v1", docker_ref(self.node.addr, repo, "v1"),
+                    timeout=TIMEOUT)
         return img
 
     def skopeo_pull(self, ref, name):
-        out = os.path.join(self.work, name)
-        self.skopeo("copy", "--src-tls-verify=false", f"docker://{ref}",
-                    f"oci:{out}:x")
-        return ocilayout.read_layout(out, "x")
+        return skopeo_pull(f"docker://{ref}", os.path.join(self.work, name),
+                           "x", timeout=TIMEOUT)
 
     def expected_files(self, img):
         return {p: b for la in img.layers for p, b in la.files.items()}

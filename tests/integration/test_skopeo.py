@@ -3,73 +3,35 @@ inspect, list-tags, delete, shared layers, chunked uploads (--dest-compress),
 and (atoll only) referrers through raw HTTP."""
 import json
 import os
-import shutil
-import tempfile
 import unittest
 
 import harness
 import ocilayout
-from harness import run_tool
-
-SKOPEO = shutil.which("skopeo")
-TIMEOUT = 180
+from clients import (assert_same_image, docker_ref, needs_skopeo, skopeo,
+                     skopeo_pull, skopeo_push)
 
 
-def skopeo(*args, check=True):
-    return run_tool([SKOPEO, "--insecure-policy"] + list(args),
-                    timeout=TIMEOUT, check=check)
-
-
-@unittest.skipIf(SKOPEO is None, "skopeo not installed")
-class SkopeoTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.node = harness.Node()
-        try:
-            cls.node.start()
-        except BaseException:
-            cls.node.close()   # a node that never got ready is still stopped
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.node.close()
-
+@needs_skopeo
+class SkopeoTest(harness.NodeTestCase):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="atoll-skopeo-")
+        self.tmp = self.temp_dir("atoll-skopeo-")
 
     def tearDown(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.assertIsNone(self.node.proc.poll(), "registry died:\n" + self.node.log())
+        self.assert_running(self.node)
 
     # ---- helpers ----
     def ref(self, repo, tag=None, digest=None):
-        r = f"docker://{self.node.addr}/{repo}"
-        if digest:
-            return f"{r}@{digest}"
-        return f"{r}:{tag}" if tag else r
+        return docker_ref(self.node.addr, repo, tag, digest)
 
     def dir(self, name):
         return os.path.join(self.tmp, name)
 
     def push(self, layout, tag, repo, rtag=None, extra=()):
-        skopeo("copy", "--dest-tls-verify=false", *extra,
-               f"oci:{layout}:{tag}", self.ref(repo, rtag or tag))
+        skopeo_push(layout, tag, self.ref(repo, rtag or tag), extra=extra)
 
     def pull(self, repo, tag, name, digest=None):
-        out = self.dir(name)
-        src = self.ref(repo, tag, digest)
-        skopeo("copy", "--src-tls-verify=false", src,
-               f"oci:{out}:{tag or 'pulled'}")
-        return ocilayout.read_layout(out, tag or "pulled")
-
-    def assert_same_image(self, img, back):
-        self.assertEqual(back.manifest, img.manifest, "manifest bytes differ")
-        self.assertEqual(back.digest, img.digest)
-        self.assertEqual(back.config, img.config, "config bytes differ")
-        self.assertEqual(back.layer_digests, [la.digest for la in img.layers])
-        for la, blob in zip(img.layers, back.layers):
-            self.assertEqual(blob, la.blob, f"layer {la.digest} differs")
+        return skopeo_pull(self.ref(repo, tag, digest), self.dir(name),
+                           tag or "pulled")
 
     def assert_blobs_served(self, repo, img):
         for d, data in img.blobs().items():
@@ -92,17 +54,17 @@ class SkopeoTest(unittest.TestCase):
         img = ocilayout.build_layout(src, sizes=(1024, 5 * 1024 * 1024, 4096))
         self.push(src, "v1", "skopeo/roundtrip")
         back = self.pull("skopeo/roundtrip", "v1", "back")
-        self.assert_same_image(img, back)
+        assert_same_image(self, img, back)
         self.assertEqual(back.files(), {p: b for la in img.layers
                                         for p, b in la.files.items()})
         self.assert_blobs_served("skopeo/roundtrip", img)
 
         # by digest as well
         back2 = self.pull("skopeo/roundtrip", None, "bydigest", digest=img.digest)
-        self.assert_same_image(img, back2)
+        assert_same_image(self, img, back2)
 
         # manifest over HTTP: exact bytes and media type
-        r = self.node.request("GET", f"/v2/skopeo/roundtrip/manifests/v1",
+        r = self.node.request("GET", "/v2/skopeo/roundtrip/manifests/v1",
                               headers={"Accept": ocilayout.MT_MANIFEST})
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.body, img.manifest)
@@ -160,10 +122,10 @@ class SkopeoTest(unittest.TestCase):
         self.push(src_b, "v1", "skopeo/share-a", rtag="v2")
         for repo, tag in (("skopeo/share-b", "v1"), ("skopeo/share-a", "v2")):
             back = self.pull(repo, tag, f"back-{repo.replace('/', '_')}")
-            self.assert_same_image(img_b, back)
+            assert_same_image(self, img_b, back)
             self.assert_blobs_served(repo, img_b)
         back_a = self.pull("skopeo/share-a", "v1", "back-a-v1")
-        self.assert_same_image(img_a, back_a)
+        assert_same_image(self, img_a, back_a)
 
     def test_dest_compress_chunked_upload(self):
         # An uncompressed layout pushed with --dest-compress: the registry
@@ -190,7 +152,7 @@ class SkopeoTest(unittest.TestCase):
         skopeo("copy", "--src-tls-verify=false", "--dest-tls-verify=false",
                self.ref("skopeo/copy-src", "v1"), self.ref("skopeo/copy-dst", "v9"))
         back = self.pull("skopeo/copy-dst", "v9", "back")
-        self.assert_same_image(img, back)
+        assert_same_image(self, img, back)
 
     def test_referrers_raw_http(self):
         harness.skip_unless_atoll(self)

@@ -8,34 +8,14 @@ import os
 import unittest
 
 import harness
-from harness import sha256_digest
+from cluster import ClusterTestCase, wait_for
+from harness import blob_path, corrupt_blob, sha256_digest
 
 
-def blob_path(node, digest):
-    hexd = digest.split(":", 1)[1]
-    return os.path.join(node.data_dir, "blobs", "sha256", hexd[:2], hexd)
-
-
-def corrupt(node, digest):
-    """Flip bytes in the middle of the node's copy (same size)."""
-    path = blob_path(node, digest)
-    os.chmod(path, 0o644)
-    with open(path, "r+b") as f:
-        f.seek(os.path.getsize(path) // 2)
-        b = f.read(16)
-        f.seek(-len(b), os.SEEK_CUR)
-        f.write(bytes(x ^ 0xFF for x in b))
-
-
-class SingleNodeVerifyTest(unittest.TestCase):
+class SingleNodeVerifyTest(harness.TestCase):
     def setUp(self):
-        if not harness.is_atoll():
-            self.skipTest("atoll only")
-        self.node = harness.Node()
-        self.node.start()
-
-    def tearDown(self):
-        self.node.close()
+        harness.skip_unless_atoll(self)
+        self.node = self.start_node()
 
     def test_corrupt_local_copy_is_never_served(self):
         n = self.node
@@ -47,7 +27,7 @@ class SingleNodeVerifyTest(unittest.TestCase):
             r = n.request("GET", f"/v2/{repo}/blobs/{d}")
             self.assertEqual(r.status, 200)
             self.assertEqual(sha256_digest(r.body), d)
-        corrupt(n, d)
+        corrupt_blob(n, d)
         r = n.request("GET", f"/v2/{repo}/blobs/{d}")
         self.assertNotEqual(r.status, 200, "served a corrupt copy")
         self.assertEqual(r.status, 503, r)  # known, no good copy anywhere
@@ -69,15 +49,9 @@ class SingleNodeVerifyTest(unittest.TestCase):
         self.assertEqual(r.body, data[10:20])
 
 
-class ClusterVerifyTest(unittest.TestCase):
+class ClusterVerifyTest(ClusterTestCase):
     def setUp(self):
-        import cluster
-        self.cluster_mod = cluster
-        self.cluster = cluster.Cluster(2, prefix="verify",
-                                       extra=["--min-copies", "2"]).start()
-
-    def tearDown(self):
-        self.cluster_mod.close_reporting(self, self.cluster)
+        self.start_cluster(2, prefix="verify", extra=["--min-copies", "2"])
 
     def test_corrupt_copy_refetched_from_other_holder(self):
         c = self.cluster
@@ -89,9 +63,9 @@ class ClusterVerifyTest(unittest.TestCase):
         # loaded machine can lose)
         n0.push_image(repo, "v1", layers=(data,))
         d = sha256_digest(data)
-        self.cluster_mod.wait_for(lambda: os.path.exists(blob_path(n1, d)),
-                                  20, what="copy on n1")
-        corrupt(n0, d)
+        wait_for(lambda: os.path.exists(blob_path(n1, d)), 20,
+                 what="copy on n1")
+        corrupt_blob(n0, d)
         # n0's peer endpoint refuses its corrupt copy
         r = n0.peer_request("GET", f"/_atoll/blobs/{d}")
         self.assertEqual(r.status, 404, r)
