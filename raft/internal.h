@@ -440,7 +440,7 @@ struct meta_transport {
     int (*resolve)(void *data, const char *name, char *out, size_t size);
     void *resolve_data;
     raft_uv_accept_cb accept_cb; /* set by listen */
-    struct meta_dial *dials;     /* handshakes in flight */
+    struct at_list dials;        /* struct meta_dial: handshakes in flight */
     raft_uv_transport_close_cb close_cb;
     unsigned closing_handles; /* dials not yet freed + the close timer */
     bool closing;

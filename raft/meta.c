@@ -30,13 +30,9 @@
 #define META_HINTS_MAX 4096  /* peer address hints kept in memory */
 
 struct meta_read {
+    struct at_list link; /* in m->ready, waiting, inflight or a round */
     meta_read_cb cb;
     void *data;
-    struct meta_read *next;
-};
-
-struct meta_read_list {
-    struct meta_read *head, *tail;
 };
 
 struct meta_write {
@@ -50,61 +46,67 @@ struct meta_write {
 
 /* A write forwarded to the leader, then waiting for the local apply. */
 struct meta_fwd {
-    struct meta *m; /* borrowed; NULL once orphaned by meta_close */
-    void *buf;      /* owned (raft_malloc) */
+    struct at_list link; /* in m->fwds while the forward hook has not
+                            answered */
+    struct meta *m;      /* borrowed; NULL once orphaned by meta_close */
+    void *buf;           /* owned (raft_malloc) */
     size_t len;
     meta_write_cb cb;
     void *data;
     int result;
     uint64_t index;
-    bool in_hook; /* the forward hook has not answered yet */
-    struct meta_fwd *next, *prev;
 };
 
 /* A follower read: read index from the leader, then the local apply. */
 struct meta_rix {
-    struct meta *m; /* borrowed; NULL once orphaned by meta_close */
+    struct at_list link; /* in m->rix_wait, then in its batch's members */
     meta_read_cb cb;
     void *data;
-    struct meta_rix *next, *prev;
-    struct meta_rix *members; /* a batch: the reads one RPC serves */
+};
+
+/* One read-index RPC and the follower reads it serves. */
+struct meta_rix_batch {
+    struct at_list link;    /* in m->rixs while the hook has not answered */
+    struct meta *m;         /* borrowed; NULL once orphaned by meta_close */
+    struct at_list members; /* struct meta_rix */
 };
 
 /* One leadership confirmation round (see confirm_start): the reads it
  * serves and the answers to its term queries. It is the cb_data of its
  * queries, so it lives until every query has answered. */
 struct meta_round {
-    struct meta *m;          /* borrowed; NULL once orphaned by meta_close */
-    struct meta_read *reads; /* served when decided */
+    struct at_list link;  /* in m->rounds while m is set */
+    struct meta *m;       /* borrowed; NULL once orphaned by meta_close */
+    struct at_list reads; /* struct meta_read, served when decided */
     uint64_t term, commit;
     unsigned need, acks, left; /* left: queries not answered yet */
     bool decided;
-    struct meta_round *next, *prev; /* in m->rounds while m is set */
 };
 #define META_ROUNDS_MAX 1 /* undecided rounds at once */
 #define META_RIX_MAX    2 /* read-index RPCs in flight from a follower */
 
-/* Test builds (early-ack): an acknowledgement given before commit. */
+/* Test builds (early-ack): an acknowledgement given before commit, sent by
+ * an apply waiter for index 0 (answered on the next loop turn). */
 struct meta_early {
     meta_write_cb cb;
     void *data;
     uint64_t index;
-    struct meta_early *next;
 };
 
 /* meta_wait_applied waiters. */
 struct meta_waiter {
+    struct at_list link; /* in m->waiters */
     uint64_t index;
     uint64_t deadline; /* uv_now() ms */
     meta_index_cb cb;
     void *data;
-    struct meta_waiter *next;
 };
 
 /* A queued membership change (one at a time through libraft). */
 enum meta_change_kind { CHANGE_JOIN, CHANGE_REMOVE, CHANGE_PROMOTE };
 struct meta_change {
-    struct meta *m; /* borrowed */
+    struct at_list link; /* in m->changes; the first one is in flight */
+    struct meta *m;      /* borrowed */
     enum meta_change_kind kind;
     int step;
     uint64_t id;
@@ -116,7 +118,6 @@ struct meta_change {
     void (*cb)(void *data, int status);
     void *data;
     struct raft_change req;
-    struct meta_change *next;
 };
 
 /* A leadership transfer. libraft sends its TimeoutNow with the raft_io_send
@@ -125,10 +126,10 @@ struct meta_change {
  * the meta, after raft_close has closed the io. */
 struct meta_xfer {
     struct raft_transfer req;
-    struct meta *m; /* borrowed */
+    struct at_list link; /* in m->xfers_done once ended */
+    struct meta *m;      /* borrowed */
     void (*cb)(void *data, int status);
     void *data;
-    struct meta_xfer *next; /* in m->xfers_done */
 };
 
 struct meta {
@@ -149,19 +150,20 @@ struct meta {
     struct at_map peers_cache;      /* name -> owned "host:port" (peers file) */
     uint64_t peers_written;         /* fsm.nodes_version last written */
     uv_timer_t tick;                /* membership, self record, timeouts */
-    uv_check_t check; /* wakes apply waiters after each loop iteration */
-    struct meta_waiter *waiters;
-    struct meta_fwd *fwds;
-    struct meta_rix *rixs;
-    /* follower reads waiting for the next read-index RPC (one in flight) */
-    struct meta_rix *rix_wait, *rix_wait_tail;
-    unsigned rix_inflight;       /* read-index RPCs in flight */
-    struct meta_change *changes; /* queue; head is in flight if busy */
+    uv_check_t check;       /* wakes apply waiters after each loop iteration */
+    struct at_list waiters; /* struct meta_waiter (owned) */
+    struct at_list fwds;    /* struct meta_fwd in the forward hook */
+    struct at_list rixs;    /* struct meta_rix_batch in the read-index hook */
+    /* follower reads waiting for the next read-index RPC (struct meta_rix) */
+    struct at_list rix_wait;
+    unsigned rix_inflight;  /* read-index RPCs in flight */
+    struct at_list changes; /* struct meta_change queue; the first one is
+                               in flight if change_busy */
     bool change_busy;
-    uint64_t promote_after;       /* uv_now() before which no auto promotion */
-    bool self_busy;               /* our own NodeUpsert in flight */
-    uint64_t self_retry_after;    /* uv_now() before which it is not retried */
-    struct meta_xfer *xfers_done; /* owned: ended transfers (meta_xfer) */
+    uint64_t promote_after;    /* uv_now() before which no auto promotion */
+    bool self_busy;            /* our own NodeUpsert in flight */
+    uint64_t self_retry_after; /* uv_now() before which it is not retried */
+    struct at_list xfers_done; /* owned: ended transfers (meta_xfer) */
     uv_timer_t close_timer;
     bool close_xfer_busy;
     bool raft_closing;
@@ -172,10 +174,11 @@ struct meta {
     struct raft_tracer tracer;
     struct meta_fsm fsm;
     struct meta_fsm_glue glue;
-    uv_idle_t idle;                /* flushes ready reads and starts barriers */
-    struct meta_read_list ready;   /* answer on the next iteration */
-    struct meta_read_list waiting; /* need the next barrier */
-    struct meta_read_list inflight; /* served by the barrier in flight */
+    uv_idle_t idle;          /* flushes ready reads and starts barriers */
+    struct at_list ready;    /* struct meta_read: answer on the next turn */
+    struct at_list waiting;  /* struct meta_read: need the next barrier */
+    struct at_list inflight; /* struct meta_read: served by the barrier in
+                                flight */
     struct raft_barrier barrier;
     bool barrier_busy;
     bool push_pending; /* a barrier must follow the one in flight */
@@ -190,11 +193,10 @@ struct meta {
      * served by asking every other voter its current term; a majority
      * still in this term proves no other leader can have committed
      * anything newer than the commit index taken when the round began. */
-    struct meta_round *rounds; /* rounds with queries in flight */
-    unsigned rounds_open;      /* of which undecided */
-    struct meta_early *early;  /* test builds only (early-ack) */
-    bool was_member;           /* seen in the raft configuration */
-    bool was_in_table;         /* seen in the FSM's node table */
+    struct at_list rounds; /* struct meta_round with queries in flight */
+    unsigned rounds_open;  /* of which undecided */
+    bool was_member;       /* seen in the raft configuration */
+    bool was_in_table;     /* seen in the FSM's node table */
     bool removed_logged;
     bool closing;
     void (*close_cb)(void *data);
@@ -276,11 +278,9 @@ static void peers_cache_clear(struct meta *m)
 
 static void meta_free(struct meta *m)
 {
-    while (m->xfers_done != NULL) {
-        struct meta_xfer *x = m->xfers_done;
-        m->xfers_done = x->next;
-        at_free(x);
-    }
+    struct at_list *e;
+    while ((e = at_list_pop_front(&m->xfers_done)) != NULL)
+        at_free(AT_LIST_ENTRY(e, struct meta_xfer, link));
     meta_fsm_release(&m->fsm);
     peers_cache_clear(m);
     at_map_release(&m->peers_cache);
@@ -535,6 +535,12 @@ int meta_open(struct meta **out,
     m->hooks = cfg->hooks;
     m->hooks_data = cfg->hooks_data;
     at_map_init(&m->peers_cache);
+    struct at_list *lists[] = { &m->waiters,  &m->fwds,    &m->rixs,
+                                &m->rix_wait, &m->changes, &m->xfers_done,
+                                &m->ready,    &m->waiting, &m->inflight,
+                                &m->rounds };
+    for (size_t i = 0; i < AT_ARRAY_SIZE(lists); i++)
+        at_list_init(lists[i]);
     meta_fsm_init(&m->fsm, META_REQUESTS_MAX);
     meta__glue_init(&m->glue, &m->fsm);
     m->glue.raft = &m->raft;
@@ -665,30 +671,18 @@ int meta_open(struct meta **out,
 
 /* ---- reads ---- */
 
-static void list_push(struct meta_read_list *l, struct meta_read *r)
+/* Answer every read of l; l is emptied first, so the callbacks may queue
+ * new reads anywhere. */
+static void reads_finish(struct at_list *l, int status)
 {
-    r->next = NULL;
-    if (l->tail != NULL)
-        l->tail->next = r;
-    else
-        l->head = r;
-    l->tail = r;
-}
-
-static struct meta_read *list_take(struct meta_read_list *l)
-{
-    struct meta_read *h = l->head;
-    l->head = l->tail = NULL;
-    return h;
-}
-
-static void reads_finish(struct meta_read *r, int status)
-{
-    while (r != NULL) {
-        struct meta_read *next = r->next;
+    struct at_list todo;
+    struct at_list *e;
+    at_list_init(&todo);
+    at_list_move(l, &todo);
+    while ((e = at_list_pop_front(&todo)) != NULL) {
+        struct meta_read *r = AT_LIST_ENTRY(e, struct meta_read, link);
         r->cb(r->data, status);
         at_free(r);
-        r = next;
     }
 }
 
@@ -731,13 +725,13 @@ static void on_barrier(struct raft_barrier *req, int status)
     m->barrier_busy = false;
     if (status == 0)
         m->barrier_ok_term = m->barrier_issue_term;
-    reads_finish(list_take(&m->inflight), barrier_status(m, status));
+    reads_finish(&m->inflight, barrier_status(m, status));
     if (m->closing)
         return;
     if (m->push_pending) {
         m->push_pending = false;
         barrier_start(m);
-    } else if (m->waiting.head != NULL) {
+    } else if (!at_list_empty(&m->waiting)) {
         uv_idle_start(&m->idle, on_idle);
     }
 }
@@ -748,42 +742,41 @@ static void round_free_maybe(struct meta_round *r)
 {
     if (!r->decided || r->left > 0)
         return;
-    if (r->m != NULL) {
-        struct meta *m = r->m;
-        if (r->prev != NULL)
-            r->prev->next = r->next;
-        else
-            m->rounds = r->next;
-        if (r->next != NULL)
-            r->next->prev = r->prev;
-    }
+    at_list_remove(&r->link);
     at_free(r);
 }
 
+/* The reads of a decided round that waited for the local apply. */
 static void on_round_applied(void *data, int status, uint64_t index)
 {
+    struct at_list *reads = data;
     AT_UNUSED(index);
-    reads_finish(data, status);
+    reads_finish(reads, status);
+    at_free(reads);
 }
 
 static void round_decide(struct meta_round *r, int status)
 {
     struct meta *m = r->m;
-    struct meta_read *reads = r->reads;
-    r->reads = NULL;
     r->decided = true;
     m->rounds_open--;
     if (status == 0 && (raft_state(&m->raft) != RAFT_LEADER ||
                         m->raft.current_term != r->term))
         status = AT_ENOTLEADER;
-    if (status == 0 && reads != NULL && applied(m) < r->commit) {
+    if (status == 0 && !at_list_empty(&r->reads) && applied(m) < r->commit) {
+        /* answered by the waiter; the round may be freed before */
+        struct at_list *reads = at_malloc(sizeof(*reads));
+        at_list_init(reads);
+        at_list_move(&r->reads, reads);
         status = meta_wait_applied(m, r->commit, META_WAIT_MS, on_round_applied,
                                    reads);
-        if (status == 0)
-            reads = NULL; /* answered by the waiter */
+        if (status != 0) {
+            at_list_move(reads, &r->reads);
+            at_free(reads);
+        }
     }
-    reads_finish(reads, status);
-    if (m->waiting.head != NULL && !m->closing)
+    reads_finish(&r->reads, status);
+    if (!at_list_empty(&m->waiting) && !m->closing)
         uv_idle_start(&m->idle, on_idle);
 }
 
@@ -830,7 +823,8 @@ static void confirm_start(struct meta *m)
     bool self_voter = false;
     struct meta_round *r = at_calloc(1, sizeof(*r));
     r->m = m;
-    r->reads = list_take(&m->waiting);
+    at_list_init(&r->reads);
+    at_list_move(&m->waiting, &r->reads);
     r->term = m->raft.current_term;
     r->commit = m->raft.commit_index;
     for (unsigned i = 0; i < m->raft.configuration.n; i++) {
@@ -842,10 +836,7 @@ static void confirm_start(struct meta *m)
             self_voter = true;
     }
     r->need = voters / 2 + 1 - (self_voter ? 1 : 0);
-    r->next = m->rounds;
-    if (r->next != NULL)
-        r->next->prev = r;
-    m->rounds = r;
+    at_list_push_front(&m->rounds, &r->link);
     m->rounds_open++;
     uint64_t timeout = m->raft.election_timeout;
     if (timeout < 500)
@@ -867,7 +858,7 @@ static void confirm_start(struct meta *m)
 /* Start what serves the waiting reads: a confirmation round or a barrier. */
 static void reads_start(struct meta *m)
 {
-    if (m->waiting.head == NULL || m->closing)
+    if (at_list_empty(&m->waiting) || m->closing)
         return;
     if (confirm_usable(m)) {
         if (m->rounds_open < META_ROUNDS_MAX)
@@ -896,18 +887,18 @@ static void barrier_start(struct meta *m)
 {
     AT_ASSERT(!m->barrier_busy);
     if (raft_state(&m->raft) != RAFT_LEADER) {
-        reads_finish(list_take(&m->waiting), AT_ENOTLEADER);
+        reads_finish(&m->waiting, AT_ENOTLEADER);
         return;
     }
-    m->inflight = m->waiting;
-    m->waiting.head = m->waiting.tail = NULL;
+    AT_ASSERT(at_list_empty(&m->inflight));
+    at_list_move(&m->waiting, &m->inflight);
     m->barrier.data = m;
     m->barrier_issue_term = m->raft.current_term;
     uint64_t commit = m->raft.commit_index;
     uint64_t prev = raft_last_index(&m->raft);
     int rv = raft_barrier(&m->raft, &m->barrier, on_barrier);
     if (rv != 0) {
-        reads_finish(list_take(&m->inflight), barrier_status(m, rv));
+        reads_finish(&m->inflight, barrier_status(m, rv));
         return;
     }
     m->barrier_busy = true;
@@ -947,21 +938,18 @@ static void waiters_run(struct meta *m, bool shutdown)
 {
     uint64_t now = uv_now(m->loop);
     uint64_t have = applied(m);
-    struct meta_waiter *done = NULL, **tail = &done;
-    for (struct meta_waiter **p = &m->waiters; *p != NULL;) {
-        struct meta_waiter *w = *p;
+    struct at_list done;
+    struct at_list *e, *tmp;
+    at_list_init(&done);
+    AT_LIST_FOREACH_SAFE (e, tmp, &m->waiters) {
+        struct meta_waiter *w = AT_LIST_ENTRY(e, struct meta_waiter, link);
         if (shutdown || w->index <= have || now >= w->deadline) {
-            *p = w->next;
-            w->next = NULL;
-            *tail = w;
-            tail = &w->next;
-        } else {
-            p = &w->next;
+            at_list_remove(e);
+            at_list_push_back(&done, e);
         }
     }
-    while (done != NULL) {
-        struct meta_waiter *w = done;
-        done = w->next;
+    while ((e = at_list_pop_front(&done)) != NULL) {
+        struct meta_waiter *w = AT_LIST_ENTRY(e, struct meta_waiter, link);
         int st = shutdown ? AT_ESHUTDOWN : w->index <= have ? 0 : AT_ETIMEDOUT;
         w->cb(w->data, st, have);
         at_free(w);
@@ -982,8 +970,7 @@ int meta_wait_applied(struct meta *m,
     w->deadline = uv_now(m->loop) + timeout_ms;
     w->cb = cb;
     w->data = data;
-    w->next = m->waiters;
-    m->waiters = w;
+    at_list_push_front(&m->waiters, &w->link);
     uv_idle_start(&m->idle, on_idle); /* answer soon if already applied */
     return 0;
 }
@@ -993,7 +980,7 @@ static void on_check(uv_check_t *c)
     struct meta *m = c->data;
     if (m->closing)
         return;
-    if (m->waiters != NULL)
+    if (!at_list_empty(&m->waiters))
         waiters_run(m, false);
     if (m->fsm.nodes_version != m->peers_written)
         peers_save(m);
@@ -1003,21 +990,11 @@ static void on_idle(uv_idle_t *h)
 {
     struct meta *m = h->data;
     uv_idle_stop(h);
-    reads_finish(list_take(&m->ready), 0);
-    if (m->waiters != NULL && !m->closing)
+    reads_finish(&m->ready, 0);
+    if (!at_list_empty(&m->waiters) && !m->closing)
         waiters_run(m, false);
-    if (m->rix_wait != NULL && !m->closing)
+    if (!at_list_empty(&m->rix_wait) && !m->closing)
         rix_send(m);
-    if (m->early != NULL) { /* test builds: early-ack */
-        struct meta_early *e = m->early;
-        m->early = NULL;
-        while (e != NULL) {
-            struct meta_early *next = e->next;
-            e->cb(e->data, 0, META_OK, e->index);
-            at_free(e);
-            e = next;
-        }
-    }
     reads_start(m);
 }
 
@@ -1032,18 +1009,6 @@ static bool leader_known(struct meta *m, uint64_t *leader)
     return id != 0 && id != m->id;
 }
 
-static void rix_unlink(struct meta_rix *x)
-{
-    struct meta *m = x->m;
-    if (x->prev != NULL)
-        x->prev->next = x->next;
-    else
-        m->rixs = x->next;
-    if (x->next != NULL)
-        x->next->prev = x->prev;
-    x->next = x->prev = NULL;
-}
-
 static void on_rix_applied(void *data, int status, uint64_t index)
 {
     struct meta_rix *x = data;
@@ -1054,51 +1019,43 @@ static void on_rix_applied(void *data, int status, uint64_t index)
     cb(cbdata, status);
 }
 
-static void rix_fail_members(struct meta_rix *x, int status)
+/* Fail every read of l (emptied first: the callbacks may read again). */
+static void rix_fail_members(struct at_list *l, int status)
 {
-    while (x != NULL) {
-        struct meta_rix *next = x->next;
-        x->next = NULL;
-        on_rix_applied(x, status, 0);
-        x = next;
-    }
-}
-
-/* The batch's cb, used by meta_close: fail every read it serves. The batch
- * itself is freed by the hook's late answer (m == NULL). */
-static void rix_batch_fail(void *data, int status)
-{
-    struct meta_rix *b = data;
-    struct meta_rix *members = b->members;
-    b->members = NULL;
-    rix_fail_members(members, status);
+    struct at_list todo;
+    struct at_list *e;
+    at_list_init(&todo);
+    at_list_move(l, &todo);
+    while ((e = at_list_pop_front(&todo)) != NULL)
+        on_rix_applied(AT_LIST_ENTRY(e, struct meta_rix, link), status, 0);
 }
 
 static void rix_send(struct meta *m);
 
 static void on_rix_index(void *data, int status, uint64_t index)
 {
-    struct meta_rix *b = data;
+    struct meta_rix_batch *b = data;
     struct meta *m = b->m;
+    struct at_list members;
+    struct at_list *e;
     if (m == NULL) { /* meta_close answered already */
         at_free(b);
         return;
     }
-    rix_unlink(b);
+    at_list_remove(&b->link);
     m->rix_inflight--;
-    struct meta_rix *x = b->members;
+    at_list_init(&members);
+    at_list_move(&b->members, &members);
     at_free(b);
-    while (x != NULL) {
-        struct meta_rix *next = x->next;
+    while ((e = at_list_pop_front(&members)) != NULL) {
+        struct meta_rix *x = AT_LIST_ENTRY(e, struct meta_rix, link);
         int st = status;
-        x->next = NULL;
         if (st == 0)
             st = meta_wait_applied(m, index, META_WAIT_MS, on_rix_applied, x);
         if (st != 0)
             on_rix_applied(x, st, 0);
-        x = next;
     }
-    if (m->rix_wait != NULL && !m->closing)
+    if (!at_list_empty(&m->rix_wait) && !m->closing)
         rix_send(m);
 }
 
@@ -1107,33 +1064,27 @@ static void on_rix_index(void *data, int status, uint64_t index)
  * than META_RIX_MAX are in flight (else when one answers). */
 static void rix_send(struct meta *m)
 {
-    struct meta_rix *members = m->rix_wait;
     uint64_t leader;
 
-    if (members == NULL || m->rix_inflight >= META_RIX_MAX)
+    if (at_list_empty(&m->rix_wait) || m->rix_inflight >= META_RIX_MAX)
         return;
-    m->rix_wait = m->rix_wait_tail = NULL;
     if (m->hooks == NULL || m->hooks->read_index == NULL ||
         !leader_known(m, &leader)) {
-        rix_fail_members(members, AT_ENOTLEADER);
+        rix_fail_members(&m->rix_wait, AT_ENOTLEADER);
         return;
     }
-    struct meta_rix *b = at_calloc(1, sizeof(*b));
+    struct meta_rix_batch *b = at_calloc(1, sizeof(*b));
     b->m = m;
-    b->cb = rix_batch_fail;
-    b->data = b;
-    b->members = members;
-    b->next = m->rixs;
-    if (b->next != NULL)
-        b->next->prev = b;
-    m->rixs = b;
+    at_list_init(&b->members);
+    at_list_move(&m->rix_wait, &b->members);
+    at_list_push_front(&m->rixs, &b->link);
     m->rix_inflight++;
     int rv = m->hooks->read_index(m->hooks_data, leader, on_rix_index, b);
     if (rv != 0) {
-        rix_unlink(b);
+        at_list_remove(&b->link);
         m->rix_inflight--;
+        rix_fail_members(&b->members, rv);
         at_free(b);
-        rix_fail_members(members, rv);
     }
 }
 
@@ -1144,14 +1095,9 @@ static int read_via_leader(struct meta *m, meta_read_cb cb, void *data)
         !leader_known(m, &leader))
         return AT_ENOTLEADER;
     struct meta_rix *x = at_calloc(1, sizeof(*x));
-    x->m = m;
     x->cb = cb;
     x->data = data;
-    if (m->rix_wait_tail != NULL)
-        m->rix_wait_tail->next = x;
-    else
-        m->rix_wait = x;
-    m->rix_wait_tail = x;
+    at_list_push_back(&m->rix_wait, &x->link);
     /* sent from the idle callback: every read of this loop turn rides on
      * the same RPC, and cb never runs inside this call */
     uv_idle_start(&m->idle, on_idle);
@@ -1170,10 +1116,10 @@ int meta_read_barrier(struct meta *m, meta_read_cb cb, void *data)
     r->cb = cb;
     r->data = data;
     if (read_fast_ok(m) || (stale && raft_state(&m->raft) != RAFT_LEADER)) {
-        list_push(&m->ready, r);
+        at_list_push_back(&m->ready, &r->link);
     } else {
         /* reads arriving while a barrier flies wait for the next one */
-        list_push(&m->waiting, r);
+        at_list_push_back(&m->waiting, &r->link);
     }
     uv_idle_start(&m->idle, on_idle);
     return 0;
@@ -1253,7 +1199,7 @@ int meta_read_index_for(struct meta *m,
         struct meta_read *r = at_calloc(1, sizeof(*r));
         r->cb = on_index_read;
         r->data = q;
-        list_push(&m->ready, r); /* answered on the next loop turn */
+        at_list_push_back(&m->ready, &r->link); /* on the next loop turn */
         uv_idle_start(&m->idle, on_idle);
         return 0;
     }
@@ -1320,6 +1266,21 @@ static const char *request_id(const char *given, char *gen, size_t size)
     return gen;
 }
 
+/* Test builds (early-ack): acknowledge a write before its commit. */
+static void on_early(void *data, int status, uint64_t index)
+{
+    struct meta_early *e = data;
+    AT_UNUSED(index);
+    meta_write_cb cb = e->cb;
+    void *cbdata = e->data;
+    uint64_t idx = e->index;
+    at_free(e);
+    if (status == 0)
+        cb(cbdata, 0, META_OK, idx);
+    else
+        cb(cbdata, status, 0, 0);
+}
+
 /* Propose a packed command here (buf from raft_malloc; ownership taken). */
 static int propose_local(struct meta *m,
                          void *buf,
@@ -1354,24 +1315,12 @@ static int propose_local(struct meta *m,
         e->cb = cb;
         e->data = data;
         e->index = raft_last_index(&m->raft);
-        e->next = m->early;
-        m->early = e;
-        w->early = true;
-        uv_idle_start(&m->idle, on_idle);
+        if (meta_wait_applied(m, 0, META_WAIT_MS, on_early, e) == 0)
+            w->early = true;
+        else
+            at_free(e);
     }
     return 0;
-}
-
-static void fwd_unlink(struct meta_fwd *f)
-{
-    struct meta *m = f->m;
-    if (f->prev != NULL)
-        f->prev->next = f->next;
-    else
-        m->fwds = f->next;
-    if (f->next != NULL)
-        f->next->prev = f->prev;
-    f->next = f->prev = NULL;
 }
 
 static void fwd_free(struct meta_fwd *f)
@@ -1405,8 +1354,7 @@ static void on_forwarded(void *data, int status, int result, uint64_t index)
         fwd_free(f);
         return;
     }
-    fwd_unlink(f);
-    f->in_hook = false;
+    at_list_remove(&f->link);
     f->result = result;
     f->index = index;
     if (status == 0)
@@ -1440,14 +1388,10 @@ static int propose(struct meta *m,
     f->len = len;
     f->cb = cb;
     f->data = data;
-    f->in_hook = true;
-    f->next = m->fwds;
-    if (f->next != NULL)
-        f->next->prev = f;
-    m->fwds = f;
+    at_list_push_front(&m->fwds, &f->link);
     rv = m->hooks->forward(m->hooks_data, leader, buf, len, on_forwarded, f);
     if (rv != 0) {
-        fwd_unlink(f);
+        at_list_remove(&f->link);
         fwd_free(f);
     }
     return rv;
@@ -1750,8 +1694,8 @@ static void changes_run(struct meta *m);
 static void change_done(struct meta_change *c, int status)
 {
     struct meta *m = c->m;
-    AT_ASSERT(m->changes == c);
-    m->changes = c->next;
+    AT_ASSERT(at_list_first(&m->changes) == &c->link);
+    at_list_remove(&c->link);
     m->change_busy = false;
     if (status != 0)
         LOG_INFO("membership change of '%s' (%" PRIu64 "): %s", c->name, c->id,
@@ -1909,10 +1853,11 @@ static void change_step(struct meta_change *c)
 
 static void changes_run(struct meta *m)
 {
-    if (m->change_busy || m->changes == NULL || m->closing)
+    if (m->change_busy || at_list_empty(&m->changes) || m->closing)
         return;
     m->change_busy = true;
-    change_step(m->changes);
+    change_step(
+        AT_LIST_ENTRY(at_list_first(&m->changes), struct meta_change, link));
 }
 
 static struct meta_change *change_new(struct meta *m,
@@ -1933,10 +1878,7 @@ static struct meta_change *change_new(struct meta *m,
 
 static void change_enqueue(struct meta *m, struct meta_change *c)
 {
-    struct meta_change **p = &m->changes;
-    while (*p != NULL)
-        p = &(*p)->next;
-    *p = c;
+    at_list_push_back(&m->changes, &c->link);
     changes_run(m);
 }
 
@@ -2039,8 +1981,7 @@ static void on_transfer(struct raft_transfer *req)
     raft_leader(&m->raft, &leader, &addr);
     int st = leader != m->id ? 0 : AT_ETIMEDOUT;
     /* not freed here: its TimeoutNow may still wait in the io's queue */
-    x->next = m->xfers_done;
-    m->xfers_done = x;
+    at_list_push_front(&m->xfers_done, &x->link);
     if (x->cb != NULL)
         x->cb(x->data, st);
 }
@@ -2102,7 +2043,7 @@ static void on_tick_barrier(void *data, int status)
 static void leader_tick(struct meta *m)
 {
     if (m->barrier_ok_term != m->raft.current_term) {
-        if (!m->barrier_busy && m->waiting.head == NULL)
+        if (!m->barrier_busy && at_list_empty(&m->waiting))
             meta_read_barrier(m, on_tick_barrier, NULL);
         return;
     }
@@ -2133,7 +2074,7 @@ static void leader_tick(struct meta *m)
                 m->self_busy = true;
         }
     }
-    if (m->change_busy || m->changes != NULL ||
+    if (m->change_busy || !at_list_empty(&m->changes) ||
         uv_now(m->loop) < m->promote_after)
         return;
     bool want_voter = count_voters(m) < m->target_voters;
@@ -2161,7 +2102,7 @@ static void on_tick(uv_timer_t *t)
     struct meta *m = t->data;
     if (m->closing)
         return;
-    if (m->waiters != NULL)
+    if (!at_list_empty(&m->waiters))
         waiters_run(m, false);
     if (role_of(m, m->id) >= 0)
         m->was_member = true;
@@ -2176,7 +2117,7 @@ static void on_tick(uv_timer_t *t)
     }
     if (raft_state(&m->raft) == RAFT_LEADER) {
         leader_tick(m);
-    } else if (m->changes != NULL && !m->change_busy) {
+    } else if (!at_list_empty(&m->changes) && !m->change_busy) {
         changes_run(m); /* fails them with AT_ENOTLEADER */
     }
 }
@@ -2362,13 +2303,14 @@ static void on_raft_closed(struct raft *r)
     /* notes §1: only after raft_close's callback, release the io; the
      * transport's own close already ran inside raft_close */
     raft_uv_close(&m->io);
-    reads_finish(list_take(&m->inflight), AT_ESHUTDOWN);
-    reads_finish(list_take(&m->waiting), AT_ESHUTDOWN);
-    reads_finish(list_take(&m->ready), AT_ESHUTDOWN);
+    reads_finish(&m->inflight, AT_ESHUTDOWN);
+    reads_finish(&m->waiting, AT_ESHUTDOWN);
+    reads_finish(&m->ready, AT_ESHUTDOWN);
     waiters_run(m, true);
-    while (m->changes != NULL) {
+    struct at_list *e;
+    while ((e = at_list_first(&m->changes)) != NULL) {
         m->change_busy = true;
-        change_done(m->changes, AT_ESHUTDOWN);
+        change_done(AT_LIST_ENTRY(e, struct meta_change, link), AT_ESHUTDOWN);
     }
     m->close_handles = 4;
     uv_close((uv_handle_t *)&m->idle, on_handle_closed);
@@ -2415,46 +2357,34 @@ void meta_close(struct meta *m, void (*cb)(void *data), void *data)
     uv_idle_stop(&m->idle);
     uv_timer_stop(&m->tick);
     uv_check_stop(&m->check);
-    reads_finish(list_take(&m->ready), AT_ESHUTDOWN);
-    reads_finish(list_take(&m->waiting), AT_ESHUTDOWN);
-    while (m->rounds != NULL) { /* orphaned: late answers only free them */
-        struct meta_round *r = m->rounds;
-        m->rounds = r->next;
+    reads_finish(&m->ready, AT_ESHUTDOWN);
+    reads_finish(&m->waiting, AT_ESHUTDOWN);
+    struct at_list *e;
+    while ((e = at_list_pop_front(&m->rounds)) != NULL) {
+        /* orphaned: late answers only free them */
+        struct meta_round *r = AT_LIST_ENTRY(e, struct meta_round, link);
         if (!r->decided) {
-            reads_finish(r->reads, AT_ESHUTDOWN);
-            r->reads = NULL;
+            reads_finish(&r->reads, AT_ESHUTDOWN);
             r->decided = true;
         }
         r->m = NULL;
-        r->next = r->prev = NULL;
         round_free_maybe(r);
     }
     m->rounds_open = 0;
-    while (m->early != NULL) {
-        struct meta_early *e = m->early;
-        m->early = e->next;
-        e->cb(e->data, AT_ESHUTDOWN, 0, 0);
-        at_free(e);
-    }
     /* forwarded writes and follower reads: answer now, orphan the hook
      * calls (their late answers are dropped) */
-    while (m->fwds != NULL) {
-        struct meta_fwd *f = m->fwds;
-        fwd_unlink(f);
+    while ((e = at_list_pop_front(&m->fwds)) != NULL) {
+        struct meta_fwd *f = AT_LIST_ENTRY(e, struct meta_fwd, link);
         f->m = NULL;
         f->cb(f->data, AT_ESHUTDOWN, 0, 0);
     }
-    while (m->rixs != NULL) {
-        struct meta_rix *x = m->rixs;
-        rix_unlink(x);
-        x->m = NULL;
-        x->cb(x->data, AT_ESHUTDOWN);
+    while ((e = at_list_pop_front(&m->rixs)) != NULL) {
+        struct meta_rix_batch *b =
+            AT_LIST_ENTRY(e, struct meta_rix_batch, link);
+        b->m = NULL;
+        rix_fail_members(&b->members, AT_ESHUTDOWN);
     }
-    {
-        struct meta_rix *w = m->rix_wait;
-        m->rix_wait = m->rix_wait_tail = NULL;
-        rix_fail_members(w, AT_ESHUTDOWN);
-    }
+    rix_fail_members(&m->rix_wait, AT_ESHUTDOWN);
     waiters_run(m, true);
     if (transfer) {
         m->close_xfer_busy = true;
