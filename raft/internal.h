@@ -209,17 +209,6 @@ void meta_fsm_gc_manifest_candidates(struct meta_fsm *f,
                                      size_t max,
                                      meta_gc_manifest_cb each,
                                      void *data);
-/* A GcSweep with manifests (n_manifests <= PROTO_GC_BATCH_MAX) and no
- * digests; AT_EINVAL beyond. */
-int meta__cmd_gc_sweep_manifests(const char *request_id,
-                                 uint64_t now_ms,
-                                 uint64_t grace_ms,
-                                 const struct meta_gc_manifest *mf,
-                                 size_t n,
-                                 proto_alloc_fn alloc,
-                                 void **out,
-                                 size_t *len,
-                                 char *errmsg);
 /* Apply a GcSweep (timestamp now_ms); returns an enum meta_result. */
 int meta__gc_sweep(struct meta_fsm *f,
                    uint64_t now_ms,
@@ -274,7 +263,9 @@ void meta__nodes_release(struct meta_fsm *f);
 struct meta_noderec *meta__node_find(const struct meta_fsm *f, uint64_t id);
 struct meta_noderec *meta__node_by_name(const struct meta_fsm *f,
                                         const char *name);
-bool meta__node_equal(const struct meta_noderec *n, const Atoll__NodeUpsert *o);
+/* Does n hold what u would write? */
+bool meta__node_equal(const struct meta_noderec *n,
+                      const struct meta_node_upsert *u);
 /* Apply helpers: return an enum meta_result. */
 int meta__node_upsert(struct meta_fsm *f, const Atoll__NodeUpsert *o);
 int meta__node_remove(struct meta_fsm *f, uint64_t id);
@@ -315,87 +306,19 @@ void meta__manifest_blobs(struct meta_fsm *f,
                                        const struct at_digest *blob,
                                        uint64_t size),
                           void *data);
-int meta__cmd_set_setting(const char *request_id,
-                          const char *key,
-                          const char *value,
-                          proto_alloc_fn alloc,
-                          void **out,
-                          size_t *len,
-                          char *errmsg);
-
 /* Command builders (command.c): pack a command into a buffer from alloc.
- * request_id must be valid (see meta__request_id_ok). BlobStored and
- * BlobMount carry meta__cmd_clock() as timestamp_ms (tests replace it). */
+ * Its request_id must be NULL ("": no deduplication) or valid (see
+ * meta__request_id_ok). PutManifest, BlobStored and BlobMount carry
+ * meta__cmd_clock() as timestamp_ms (tests replace it), BlobStored carries
+ * store. Returns 0, AT_EINVAL or AT_ETOOBIG with errmsg filled. */
 extern uint64_t (*meta__cmd_clock)(void);
 bool meta__request_id_ok(const char *id);
-int meta__cmd_put_manifest(const char *request_id,
-                           const struct meta_manifest_put *p,
-                           proto_alloc_fn alloc,
-                           void **out,
-                           size_t *len,
-                           char *errmsg);
-int meta__cmd_blob_stored(const char *request_id,
-                          const char *repo,
-                          const struct at_digest *d,
-                          uint64_t size,
-                          const char *store,
-                          proto_alloc_fn alloc,
-                          void **out,
-                          size_t *len,
-                          char *errmsg);
-int meta__cmd_blob_mount(const char *request_id,
-                         const char *repo,
-                         const char *from_repo,
-                         const struct at_digest *d,
-                         proto_alloc_fn alloc,
-                         void **out,
-                         size_t *len,
-                         char *errmsg);
-int meta__cmd_blob_unlink(const char *request_id,
-                          const char *repo,
-                          const struct at_digest *d,
-                          proto_alloc_fn alloc,
-                          void **out,
-                          size_t *len,
-                          char *errmsg);
-int meta__cmd_delete_manifest(const char *request_id,
-                              const char *repo,
-                              const struct at_digest *d,
-                              proto_alloc_fn alloc,
-                              void **out,
-                              size_t *len,
-                              char *errmsg);
-int meta__cmd_delete_tag(const char *request_id,
-                         const char *repo,
-                         const char *tag,
-                         proto_alloc_fn alloc,
-                         void **out,
-                         size_t *len,
-                         char *errmsg);
-
-int meta__cmd_node_upsert(const char *request_id,
-                          const struct meta_node *n,
-                          bool standby,
-                          proto_alloc_fn alloc,
-                          void **out,
-                          size_t *len,
-                          char *errmsg);
-int meta__cmd_node_remove(const char *request_id,
-                          uint64_t id,
-                          proto_alloc_fn alloc,
-                          void **out,
-                          size_t *len,
-                          char *errmsg);
-/* AT_EINVAL for n over PROTO_GC_BATCH_MAX. */
-int meta__cmd_gc_sweep(const char *request_id,
-                       uint64_t now_ms,
-                       uint64_t grace_ms,
-                       const struct at_digest *d,
-                       size_t n,
-                       proto_alloc_fn alloc,
-                       void **out,
-                       size_t *len,
-                       char *errmsg);
+int meta__cmd_pack(const struct meta_cmd *c,
+                   const char *store,
+                   proto_alloc_fn alloc,
+                   void **out,
+                   size_t *len,
+                   char *errmsg);
 
 #endif /* META_INTERNAL_H */
 

@@ -201,6 +201,7 @@ struct meta {
     bool closing;
     void (*close_cb)(void *data);
     void *close_data;
+    char errmsg[AT_ERRMSG_SIZE]; /* why the last proposal failed */
 };
 
 /* see meta.h */
@@ -1290,6 +1291,7 @@ static int propose_local(struct meta *m,
                          void *data)
 {
     if (m->closing) {
+        at_errmsg_printf(m->errmsg, "closing");
         raft_free(buf);
         return AT_ESHUTDOWN;
     }
@@ -1302,6 +1304,7 @@ static int propose_local(struct meta *m,
     struct raft_buffer b = { buf, len };
     int rv = raft_apply(&m->raft, &w->req, &b, 1, on_applied);
     if (rv != 0) {
+        at_errmsg_printf(m->errmsg, "propose: %s", raft_strerror(rv));
         raft_free(buf); /* still ours when raft_apply fails */
         at_free(w);
         if (rv == RAFT_NOTLEADER)
@@ -1370,14 +1373,11 @@ static void on_forwarded(void *data, int status, int result, uint64_t index)
 /* Propose a packed command (buf from raft_malloc; ownership taken): here on
  * the leader, else through the forward hook to the leader. */
 static int propose(struct meta *m,
-                   int rv,
                    void *buf,
                    size_t len,
                    meta_write_cb cb,
                    void *data)
 {
-    if (rv != 0)
-        return rv;
     uint64_t leader;
     if (m->closing || raft_state(&m->raft) == RAFT_LEADER || m->hooks == NULL ||
         m->hooks->forward == NULL || !leader_known(m, &leader))
@@ -1389,8 +1389,11 @@ static int propose(struct meta *m,
     f->cb = cb;
     f->data = data;
     at_list_push_front(&m->fwds, &f->link);
-    rv = m->hooks->forward(m->hooks_data, leader, buf, len, on_forwarded, f);
+    int rv =
+        m->hooks->forward(m->hooks_data, leader, buf, len, on_forwarded, f);
     if (rv != 0) {
+        at_errmsg_printf(m->errmsg, "forward to the leader: %s",
+                         at_strerror(rv));
         at_list_remove(&f->link);
         fwd_free(f);
     }
@@ -1423,42 +1426,58 @@ int meta_propose_packed(struct meta *m,
     return propose_local(m, buf, len, true, cb, data);
 }
 
-#define WRITE_PROLOGUE                                             \
-    char gen[40];                                                  \
-    char errmsg[AT_ERRMSG_SIZE];                                   \
-    const char *rid = request_id(request_id_in, gen, sizeof(gen)); \
-    void *buf = NULL;                                              \
-    size_t len = 0;                                                \
-    if (rid == NULL)                                               \
-        return AT_EINVAL;                                          \
-    if (m->closing)                                                \
-    return AT_ESHUTDOWN
-
 /* see meta.h */
-int meta_put_manifest(struct meta *m,
-                      const char *request_id_in,
-                      const struct meta_manifest_put *p,
-                      meta_write_cb cb,
-                      void *data)
+const char *meta_errmsg(const struct meta *m)
 {
-    WRITE_PROLOGUE;
-    int rv = meta__cmd_put_manifest(rid, p, raft_malloc, &buf, &len, errmsg);
-    return propose(m, rv, buf, len, cb, data);
+    return m->errmsg;
 }
 
 /* see meta.h */
-int meta_blob_stored(struct meta *m,
-                     const char *request_id_in,
-                     const char *repo,
-                     const struct at_digest *d,
-                     uint64_t size,
-                     meta_write_cb cb,
-                     void *data)
+int meta_propose(struct meta *m,
+                 const struct meta_cmd *c,
+                 meta_write_cb cb,
+                 void *data)
 {
-    WRITE_PROLOGUE;
-    int rv = meta__cmd_blob_stored(rid, repo, d, size, m->store_id, raft_malloc,
-                                   &buf, &len, errmsg);
-    return propose(m, rv, buf, len, cb, data);
+    char gen[40];
+    struct meta_cmd cmd = *c;
+    void *buf = NULL;
+    size_t len = 0;
+    cmd.request_id = request_id(c->request_id, gen, sizeof(gen));
+    if (cmd.request_id == NULL) {
+        at_errmsg_printf(m->errmsg,
+                         "request id: not 1 to %d printable characters",
+                         META_REQUEST_ID_MAX);
+        return AT_EINVAL;
+    }
+    if (c->kind == META_CMD_NODE_UPSERT || c->kind == META_CMD_NODE_REMOVE) {
+        at_errmsg_printf(m->errmsg, "the node table changes by membership");
+        return AT_EINVAL;
+    }
+    if (m->closing) {
+        at_errmsg_printf(m->errmsg, "closing");
+        return AT_ESHUTDOWN;
+    }
+    int rv =
+        meta__cmd_pack(&cmd, m->store_id, raft_malloc, &buf, &len, m->errmsg);
+    if (rv != 0)
+        return rv;
+    return propose(m, buf, len, cb, data);
+}
+
+/* Propose c on this node (the leader), never forwarded: membership and
+ * this node's own record. push: see propose_local. */
+static int propose_here(struct meta *m,
+                        const struct meta_cmd *c,
+                        bool push,
+                        meta_write_cb cb,
+                        void *data)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    int rv = meta__cmd_pack(c, m->store_id, raft_malloc, &buf, &len, m->errmsg);
+    if (rv != 0)
+        return rv;
+    return propose_local(m, buf, len, push, cb, data);
 }
 
 /* see meta.h */
@@ -1469,22 +1488,6 @@ void meta_gc_candidates(struct meta *m,
                         void *data)
 {
     meta_fsm_gc_candidates(&m->fsm, now_ms, grace_ms, each, data);
-}
-
-/* see meta.h */
-int meta_gc_sweep(struct meta *m,
-                  const char *request_id_in,
-                  uint64_t now_ms,
-                  uint64_t grace_ms,
-                  const struct at_digest *d,
-                  size_t n,
-                  meta_write_cb cb,
-                  void *data)
-{
-    WRITE_PROLOGUE;
-    int rv = meta__cmd_gc_sweep(rid, now_ms, grace_ms, d, n, raft_malloc, &buf,
-                                &len, errmsg);
-    return propose(m, rv, buf, len, cb, data);
 }
 
 /* see meta.h */
@@ -1499,22 +1502,6 @@ void meta_gc_manifest_candidates(struct meta *m,
 }
 
 /* see meta.h */
-int meta_gc_sweep_manifests(struct meta *m,
-                            const char *request_id_in,
-                            uint64_t now_ms,
-                            uint64_t grace_ms,
-                            const struct meta_gc_manifest *mf,
-                            size_t n,
-                            meta_write_cb cb,
-                            void *data)
-{
-    WRITE_PROLOGUE;
-    int rv = meta__cmd_gc_sweep_manifests(rid, now_ms, grace_ms, mf, n,
-                                          raft_malloc, &buf, &len, errmsg);
-    return propose(m, rv, buf, len, cb, data);
-}
-
-/* see meta.h */
 size_t meta_gc_take_removed(struct meta *m, struct meta_gc_removed **out)
 {
     return meta_fsm_gc_take_removed(&m->fsm, out);
@@ -1526,20 +1513,6 @@ bool meta_gc_take_scan(struct meta *m)
     bool want = m->fsm.gc_scan_wanted;
     m->fsm.gc_scan_wanted = false;
     return want;
-}
-
-/* see meta.h */
-int meta_setting_set(struct meta *m,
-                     const char *request_id_in,
-                     const char *key,
-                     const char *value,
-                     meta_write_cb cb,
-                     void *data)
-{
-    WRITE_PROLOGUE;
-    int rv =
-        meta__cmd_set_setting(rid, key, value, raft_malloc, &buf, &len, errmsg);
-    return propose(m, rv, buf, len, cb, data);
 }
 
 /* see meta.h */
@@ -1576,63 +1549,6 @@ void meta_manifest_blobs(struct meta *m,
                          void *data)
 {
     meta__manifest_blobs(&m->fsm, repo, d, each, data);
-}
-
-/* see meta.h */
-int meta_blob_mount(struct meta *m,
-                    const char *request_id_in,
-                    const char *repo,
-                    const char *from_repo,
-                    const struct at_digest *d,
-                    meta_write_cb cb,
-                    void *data)
-{
-    WRITE_PROLOGUE;
-    int rv = meta__cmd_blob_mount(rid, repo, from_repo, d, raft_malloc, &buf,
-                                  &len, errmsg);
-    return propose(m, rv, buf, len, cb, data);
-}
-
-/* see meta.h */
-int meta_blob_unlink(struct meta *m,
-                     const char *request_id_in,
-                     const char *repo,
-                     const struct at_digest *d,
-                     meta_write_cb cb,
-                     void *data)
-{
-    WRITE_PROLOGUE;
-    int rv =
-        meta__cmd_blob_unlink(rid, repo, d, raft_malloc, &buf, &len, errmsg);
-    return propose(m, rv, buf, len, cb, data);
-}
-
-/* see meta.h */
-int meta_delete_manifest(struct meta *m,
-                         const char *request_id_in,
-                         const char *repo,
-                         const struct at_digest *d,
-                         meta_write_cb cb,
-                         void *data)
-{
-    WRITE_PROLOGUE;
-    int rv = meta__cmd_delete_manifest(rid, repo, d, raft_malloc, &buf, &len,
-                                       errmsg);
-    return propose(m, rv, buf, len, cb, data);
-}
-
-/* see meta.h */
-int meta_delete_tag(struct meta *m,
-                    const char *request_id_in,
-                    const char *repo,
-                    const char *tag,
-                    meta_write_cb cb,
-                    void *data)
-{
-    WRITE_PROLOGUE;
-    int rv =
-        meta__cmd_delete_tag(rid, repo, tag, raft_malloc, &buf, &len, errmsg);
-    return propose(m, rv, buf, len, cb, data);
 }
 
 /* ---- membership ---- */
@@ -1742,9 +1658,6 @@ static void on_change_raft(struct raft_change *req, int status)
 static void change_step(struct meta_change *c)
 {
     struct meta *m = c->m;
-    char errmsg[AT_ERRMSG_SIZE] = "";
-    void *buf = NULL;
-    size_t len = 0;
     int rv;
     if (m->closing) {
         change_done(c, AT_ESHUTDOWN);
@@ -1758,29 +1671,21 @@ static void change_step(struct meta_change *c)
     switch (c->kind) {
     case CHANGE_JOIN:
         if (c->step == 0) { /* record the node through the log */
-            struct meta_node n = { 0 };
-            n.id = c->id;
-            n.name = c->name;
-            n.peer_address = c->peer_address;
-            n.api_address = c->api_address;
-            n.region = c->region;
+            struct meta_cmd cmd = { .kind = META_CMD_NODE_UPSERT };
+            struct meta_node *n = &cmd.node_upsert.node;
+            n->id = c->id;
+            n->name = c->name;
+            n->peer_address = c->peer_address;
+            n->api_address = c->api_address;
+            n->region = c->region;
+            cmd.node_upsert.standby = c->standby;
             const struct meta_noderec *old = meta__node_find(&m->fsm, c->id);
-            Atoll__NodeUpsert o = ATOLL__NODE_UPSERT__INIT;
-            o.id = c->id;
-            o.name = c->name;
-            o.peer_address = c->peer_address;
-            o.api_address = c->api_address;
-            o.region = c->region;
-            o.standby = c->standby;
-            if (old != NULL && meta__node_equal(old, &o)) {
+            if (old != NULL && meta__node_equal(old, &cmd.node_upsert)) {
                 c->step++;
                 change_step(c);
                 return;
             }
-            rv = meta__cmd_node_upsert(NULL, &n, c->standby, raft_malloc, &buf,
-                                       &len, errmsg);
-            if (rv == 0)
-                rv = propose_local(m, buf, len, true, on_change_cmd, c);
+            rv = propose_here(m, &cmd, true, on_change_cmd, c);
             break;
         }
         if (c->step == 1) { /* add as spare */
@@ -1819,10 +1724,9 @@ static void change_step(struct meta_change *c)
                 change_step(c);
                 return;
             }
-            rv = meta__cmd_node_remove(NULL, c->id, raft_malloc, &buf, &len,
-                                       errmsg);
-            if (rv == 0)
-                rv = propose_local(m, buf, len, true, on_change_cmd, c);
+            struct meta_cmd cmd = { .kind = META_CMD_NODE_REMOVE };
+            cmd.node_remove.id = c->id;
+            rv = propose_here(m, &cmd, true, on_change_cmd, c);
             break;
         }
         if (c->step == 1 && role_of(m, c->id) >= 0) {
@@ -2048,31 +1952,18 @@ static void leader_tick(struct meta *m)
         return;
     }
     if (!m->self_busy && uv_now(m->loop) >= m->self_retry_after) {
-        Atoll__NodeUpsert o = ATOLL__NODE_UPSERT__INIT;
-        o.id = m->id;
-        o.name = m->name;
-        o.peer_address = m->peer_address;
-        o.api_address = m->api_address;
-        o.region = m->region;
-        o.standby = m->standby;
+        struct meta_cmd cmd = { .kind = META_CMD_NODE_UPSERT };
+        struct meta_node *n = &cmd.node_upsert.node;
+        n->id = m->id;
+        n->name = m->name;
+        n->peer_address = m->peer_address;
+        n->api_address = m->api_address;
+        n->region = m->region;
+        cmd.node_upsert.standby = m->standby;
         const struct meta_noderec *r = meta__node_find(&m->fsm, m->id);
-        if (r == NULL || !meta__node_equal(r, &o)) {
-            struct meta_node n = { 0 };
-            n.id = m->id;
-            n.name = m->name;
-            n.peer_address = m->peer_address;
-            n.api_address = m->api_address;
-            n.region = m->region;
-            char errmsg[AT_ERRMSG_SIZE] = "";
-            void *buf = NULL;
-            size_t len = 0;
-            int rv = meta__cmd_node_upsert(NULL, &n, m->standby, raft_malloc,
-                                           &buf, &len, errmsg);
-            if (rv == 0)
-                rv = propose_local(m, buf, len, false, on_self_upserted, m);
-            if (rv == 0)
-                m->self_busy = true;
-        }
+        if ((r == NULL || !meta__node_equal(r, &cmd.node_upsert)) &&
+            propose_here(m, &cmd, false, on_self_upserted, m) == 0)
+            m->self_busy = true;
     }
     if (m->change_busy || !at_list_empty(&m->changes) ||
         uv_now(m->loop) < m->promote_after)

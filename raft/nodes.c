@@ -50,12 +50,14 @@ static bool same(const char *a, const char *b)
 }
 
 /* see internal.h */
-bool meta__node_equal(const struct meta_noderec *n, const Atoll__NodeUpsert *o)
+bool meta__node_equal(const struct meta_noderec *n,
+                      const struct meta_node_upsert *u)
 {
+    const struct meta_node *o = &u->node;
     return n->id == o->id && same(n->name, o->name) &&
            same(n->peer_address, o->peer_address) &&
            same(n->api_address, o->api_address) && same(n->region, o->region) &&
-           n->standby == o->standby;
+           n->standby == u->standby;
 }
 
 /* see internal.h: a name held by another id is a conflict (the other
@@ -66,7 +68,13 @@ int meta__node_upsert(struct meta_fsm *f, const Atoll__NodeUpsert *o)
     if (byname != NULL && byname->id != o->id)
         return META_NODE_CONFLICT;
     struct meta_noderec *n = meta__node_find(f, o->id);
-    if (n != NULL && meta__node_equal(n, o))
+    struct meta_node_upsert u = { .standby = o->standby };
+    u.node.id = o->id;
+    u.node.name = o->name;
+    u.node.peer_address = o->peer_address;
+    u.node.api_address = o->api_address;
+    u.node.region = o->region;
+    if (n != NULL && meta__node_equal(n, &u))
         return META_OK;
     if (n == NULL) {
         n = at_calloc(1, sizeof(*n));

@@ -494,8 +494,10 @@ static void write_blob(int i, const char *repo, const char *blob)
 {
     struct op o = { 0 };
     struct at_digest d = dg(blob);
-    assert_int_equal(
-        meta_blob_stored(nodes[i].m, NULL, repo, &d, 42, on_write, &o), 0);
+    struct meta_cmd c = { .kind = META_CMD_BLOB_STORED,
+                          .blob_stored = {
+                              .repo = repo, .digest = d, .size = 42 } };
+    assert_int_equal(meta_propose(nodes[i].m, &c, on_write, &o), 0);
     run_until(flag_set, &o.done);
     assert_int_equal(o.status, 0);
     assert_int_equal(o.result, META_OK);
@@ -669,17 +671,17 @@ static void write_manifests(int i, int n)
         snprintf(content, sizeof(content), "{\"manifest\":%d}", k);
         snprintf(tag, sizeof(tag), "t%05d", k);
         struct at_digest blob = dg("bigblob");
-        struct meta_manifest_put p = { 0 };
-        p.repo = "big";
-        p.digest = dg(content);
-        p.media_type = "application/vnd.oci.image.manifest.v1+json";
-        p.bytes = content;
-        p.len = strlen(content);
-        p.tag = tag;
-        p.blobs = &blob;
-        p.nblobs = 1;
-        assert_int_equal(meta_put_manifest(nodes[i].m, NULL, &p, on_batch, &b),
-                         0);
+        struct meta_cmd c = { .kind = META_CMD_PUT_MANIFEST };
+        struct meta_manifest_put *p = &c.put_manifest;
+        p->repo = "big";
+        p->digest = dg(content);
+        p->media_type = "application/vnd.oci.image.manifest.v1+json";
+        p->bytes = content;
+        p->len = strlen(content);
+        p->tag = tag;
+        p->blobs = &blob;
+        p->nblobs = 1;
+        assert_int_equal(meta_propose(nodes[i].m, &c, on_batch, &b), 0);
     }
     run_until(batch_done, &b);
     assert_int_equal(b.ok, (unsigned)n);
@@ -732,10 +734,11 @@ static void test_cluster(void **state)
     run_until(self_recorded, &zero);
     /* a follower with an empty configuration has no leader: no write */
     struct op o = { 0 };
-    struct at_digest d = dg("x");
-    assert_int_equal(
-        meta_blob_stored(nodes[1].m, NULL, "r", &d, 1, on_write, &o),
-        AT_ENOTLEADER);
+    struct meta_cmd bs = { .kind = META_CMD_BLOB_STORED,
+                           .blob_stored = {
+                               .repo = "r", .digest = dg("x"), .size = 1 } };
+    assert_int_equal(meta_propose(nodes[1].m, &bs, on_write, &o),
+                     AT_ENOTLEADER);
     join(0, 1, false);
     join(0, 2, false);
     struct count c = members(0);

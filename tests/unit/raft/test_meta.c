@@ -32,20 +32,29 @@ static int apply_buf(struct meta_fsm *f, void *buf, size_t len)
     return res;
 }
 
+/* Pack c (request id rid) as the node with store "store1" would, and
+ * apply it; returns the result. */
+static int apply_cmd(struct meta_fsm *f, const char *rid, struct meta_cmd *c)
+{
+    void *buf;
+    size_t len;
+    char e[AT_ERRMSG_SIZE];
+    c->request_id = rid;
+    assert_int_equal(meta__cmd_pack(c, "store1", NULL, &buf, &len, e), 0);
+    return apply_buf(f, buf, len);
+}
+
 static int blob_stored(struct meta_fsm *f,
                        const char *rid,
                        const char *repo,
                        const char *blob,
                        uint64_t size)
 {
-    void *buf;
-    size_t len;
-    char e[AT_ERRMSG_SIZE];
-    struct at_digest d = dg(blob);
-    assert_int_equal(meta__cmd_blob_stored(rid, repo, &d, size, "store1", NULL,
-                                           &buf, &len, e),
-                     0);
-    return apply_buf(f, buf, len);
+    struct meta_cmd c = {
+        .kind = META_CMD_BLOB_STORED,
+        .blob_stored = { .repo = repo, .digest = dg(blob), .size = size }
+    };
+    return apply_cmd(f, rid, &c);
 }
 
 static int put_mf(struct meta_fsm *f,
@@ -60,32 +69,29 @@ static int put_mf(struct meta_fsm *f,
                   const char *subject)
 {
     struct at_digest b[8], c[8];
-    struct meta_manifest_put p = { 0 };
-    void *buf;
-    size_t len;
-    char e[AT_ERRMSG_SIZE];
+    struct meta_cmd cmd = { .kind = META_CMD_PUT_MANIFEST };
+    struct meta_manifest_put *p = &cmd.put_manifest;
     for (size_t i = 0; i < nblobs; i++)
         b[i] = dg(blobs[i]);
     for (size_t i = 0; i < nchildren; i++)
         c[i] = dg(children[i]);
-    p.repo = repo;
-    p.digest = dg(content);
-    p.media_type = "application/vnd.oci.image.manifest.v1+json";
-    p.bytes = content;
-    p.len = strlen(content);
-    p.tag = tag;
-    p.blobs = b;
-    p.nblobs = nblobs;
-    p.manifests = c;
-    p.nmanifests = nchildren;
+    p->repo = repo;
+    p->digest = dg(content);
+    p->media_type = "application/vnd.oci.image.manifest.v1+json";
+    p->bytes = content;
+    p->len = strlen(content);
+    p->tag = tag;
+    p->blobs = b;
+    p->nblobs = nblobs;
+    p->manifests = c;
+    p->nmanifests = nchildren;
     if (subject != NULL) {
-        p.has_subject = true;
-        p.subject = dg(subject);
-        p.artifact_type = "application/x-sig";
-        p.annotations_json = "{\"a\":\"b\"}";
+        p->has_subject = true;
+        p->subject = dg(subject);
+        p->artifact_type = "application/x-sig";
+        p->annotations_json = "{\"a\":\"b\"}";
     }
-    assert_int_equal(meta__cmd_put_manifest(rid, &p, NULL, &buf, &len, e), 0);
-    return apply_buf(f, buf, len);
+    return apply_cmd(f, rid, &cmd);
 }
 
 static int del_tag(struct meta_fsm *f,
@@ -93,12 +99,9 @@ static int del_tag(struct meta_fsm *f,
                    const char *repo,
                    const char *tag)
 {
-    void *buf;
-    size_t len;
-    char e[AT_ERRMSG_SIZE];
-    assert_int_equal(meta__cmd_delete_tag(rid, repo, tag, NULL, &buf, &len, e),
-                     0);
-    return apply_buf(f, buf, len);
+    struct meta_cmd c = { .kind = META_CMD_DELETE_TAG,
+                          .delete_tag = { .repo = repo, .tag = tag } };
+    return apply_cmd(f, rid, &c);
 }
 
 static int del_mf(struct meta_fsm *f,
@@ -106,13 +109,10 @@ static int del_mf(struct meta_fsm *f,
                   const char *repo,
                   const char *content)
 {
-    void *buf;
-    size_t len;
-    char e[AT_ERRMSG_SIZE];
-    struct at_digest d = dg(content);
-    assert_int_equal(
-        meta__cmd_delete_manifest(rid, repo, &d, NULL, &buf, &len, e), 0);
-    return apply_buf(f, buf, len);
+    struct meta_cmd c = { .kind = META_CMD_DELETE_MANIFEST,
+                          .delete_manifest = { .repo = repo,
+                                               .digest = dg(content) } };
+    return apply_cmd(f, rid, &c);
 }
 
 static int mount(struct meta_fsm *f,
@@ -121,13 +121,11 @@ static int mount(struct meta_fsm *f,
                  const char *from,
                  const char *blob)
 {
-    void *buf;
-    size_t len;
-    char e[AT_ERRMSG_SIZE];
-    struct at_digest d = dg(blob);
-    assert_int_equal(
-        meta__cmd_blob_mount(rid, repo, from, &d, NULL, &buf, &len, e), 0);
-    return apply_buf(f, buf, len);
+    struct meta_cmd c = {
+        .kind = META_CMD_BLOB_MOUNT,
+        .blob_mount = { .repo = repo, .from_repo = from, .digest = dg(blob) }
+    };
+    return apply_cmd(f, rid, &c);
 }
 
 static int unlink_blob(struct meta_fsm *f,
@@ -135,13 +133,9 @@ static int unlink_blob(struct meta_fsm *f,
                        const char *repo,
                        const char *blob)
 {
-    void *buf;
-    size_t len;
-    char e[AT_ERRMSG_SIZE];
-    struct at_digest d = dg(blob);
-    assert_int_equal(meta__cmd_blob_unlink(rid, repo, &d, NULL, &buf, &len, e),
-                     0);
-    return apply_buf(f, buf, len);
+    struct meta_cmd c = { .kind = META_CMD_BLOB_UNLINK,
+                          .blob_unlink = { .repo = repo, .digest = dg(blob) } };
+    return apply_cmd(f, rid, &c);
 }
 
 struct names {
@@ -533,13 +527,14 @@ static int node_up(struct meta_fsm *f,
     void *buf;
     size_t len;
     char e[AT_ERRMSG_SIZE];
-    struct meta_node n = { 0 };
-    n.id = id;
-    n.name = name;
-    n.peer_address = peer;
-    n.api_address = "127.0.0.1:5000";
-    n.region = "eu";
-    int rv = meta__cmd_node_upsert(NULL, &n, standby, NULL, &buf, &len, e);
+    struct meta_cmd c = { .kind = META_CMD_NODE_UPSERT };
+    c.node_upsert.node.id = id;
+    c.node_upsert.node.name = name;
+    c.node_upsert.node.peer_address = peer;
+    c.node_upsert.node.api_address = "127.0.0.1:5000";
+    c.node_upsert.node.region = "eu";
+    c.node_upsert.standby = standby;
+    int rv = meta__cmd_pack(&c, NULL, NULL, &buf, &len, e);
     if (rv != 0)
         return rv;
     return apply_buf(f, buf, len);
@@ -550,7 +545,9 @@ static int node_rm(struct meta_fsm *f, uint64_t id)
     void *buf;
     size_t len;
     char e[AT_ERRMSG_SIZE];
-    int rv = meta__cmd_node_remove(NULL, id, NULL, &buf, &len, e);
+    struct meta_cmd c = { .kind = META_CMD_NODE_REMOVE,
+                          .node_remove = { .id = id } };
+    int rv = meta__cmd_pack(&c, NULL, NULL, &buf, &len, e);
     if (rv != 0)
         return rv;
     return apply_buf(f, buf, len);
@@ -734,15 +731,16 @@ static void test_proto_bounds(void **state)
     void *buf;
     size_t len;
     AT_UNUSED(state);
-    struct meta_manifest_put p = { 0 };
-    p.repo = "a";
-    p.media_type = "x";
-    p.len = PROTO_MANIFEST_MAX + 1;
-    p.bytes = at_calloc(1, p.len);
-    assert_int_equal(meta__cmd_put_manifest("r", &p, NULL, &buf, &len, e),
+    struct meta_cmd pm = { .kind = META_CMD_PUT_MANIFEST, .request_id = "r" };
+    struct meta_manifest_put *p = &pm.put_manifest;
+    p->repo = "a";
+    p->media_type = "x";
+    p->len = PROTO_MANIFEST_MAX + 1;
+    p->bytes = at_calloc(1, p->len);
+    assert_int_equal(meta__cmd_pack(&pm, NULL, NULL, &buf, &len, e),
                      AT_ETOOBIG);
-    p.len = PROTO_MANIFEST_MAX;
-    assert_int_equal(meta__cmd_put_manifest("r", &p, NULL, &buf, &len, e), 0);
+    p->len = PROTO_MANIFEST_MAX;
+    assert_int_equal(meta__cmd_pack(&pm, NULL, NULL, &buf, &len, e), 0);
     Atoll__Command *c = NULL;
     assert_int_equal(proto_command_unpack(buf, len, &c, e), 0);
     assert_int_equal(c->put_manifest->bytes.len, PROTO_MANIFEST_MAX);
@@ -751,9 +749,11 @@ static void test_proto_bounds(void **state)
     assert_int_equal(proto_command_unpack(buf, len - 8, &c, e), AT_ECORRUPT);
     assert_int_equal(proto_command_unpack(buf, len - 1, &c, e), AT_ECORRUPT);
     free(buf);
-    at_free((void *)p.bytes);
-    assert_int_equal(meta__cmd_delete_tag("r", "a", NULL, NULL, &buf, &len, e),
-                     AT_EINVAL);
+    at_free((void *)p->bytes);
+    struct meta_cmd dt = { .kind = META_CMD_DELETE_TAG,
+                           .request_id = "r",
+                           .delete_tag = { .repo = "a", .tag = NULL } };
+    assert_int_equal(meta__cmd_pack(&dt, NULL, NULL, &buf, &len, e), AT_EINVAL);
 }
 
 /* ---- a real single node on libuv ---- */
@@ -856,23 +856,25 @@ static void node_write_batch(struct node_ctx *c, int base, int n)
         snprintf(repo, sizeof(repo), "repo%d", i % 3);
         snprintf(blob, sizeof(blob), "blob%d", i % 3);
         if (i % 10 == 0) {
-            struct at_digest d = dg(blob);
-            assert_int_equal(meta_blob_stored(c->m, NULL, repo, &d, (uint64_t)i,
-                                              on_write, c),
-                             0);
+            struct meta_cmd bs = { .kind = META_CMD_BLOB_STORED,
+                                   .blob_stored = { .repo = repo,
+                                                    .digest = dg(blob),
+                                                    .size = (uint64_t)i } };
+            assert_int_equal(meta_propose(c->m, &bs, on_write, c), 0);
             continue;
         }
         snprintf(content, sizeof(content), "{\"n\":%d,\"pad\":\"%.*s\"}", i,
                  i % 13, "xxxxxxxxxxxxx");
         snprintf(tag, sizeof(tag), "tag%03d", i);
-        struct meta_manifest_put p = { 0 };
-        p.repo = repo;
-        p.digest = dg(content);
-        p.media_type = "application/vnd.oci.image.manifest.v1+json";
-        p.bytes = content;
-        p.len = strlen(content);
-        p.tag = tag;
-        assert_int_equal(meta_put_manifest(c->m, NULL, &p, on_write, c), 0);
+        struct meta_cmd pm = { .kind = META_CMD_PUT_MANIFEST };
+        struct meta_manifest_put *p = &pm.put_manifest;
+        p->repo = repo;
+        p->digest = dg(content);
+        p->media_type = "application/vnd.oci.image.manifest.v1+json";
+        p->bytes = content;
+        p->len = strlen(content);
+        p->tag = tag;
+        assert_int_equal(meta_propose(c->m, &pm, on_write, c), 0);
     }
     run_until(c, acks_done);
 }
@@ -929,10 +931,22 @@ static void test_single_node_restart(void **state)
     uv_loop_init(&c->loop);
 
     node_open(c, dir, 0);
-    assert_int_equal(
-        meta_put_manifest(c->m, "bad id", &(struct meta_manifest_put){ 0 },
-                          on_write, c),
-        AT_EINVAL);
+    struct meta_cmd bad = { .kind = META_CMD_PUT_MANIFEST,
+                            .request_id = "bad id" };
+    assert_int_equal(meta_propose(c->m, &bad, on_write, c), AT_EINVAL);
+    assert_non_null(strstr(meta_errmsg(c->m), "request id"));
+    /* the builder's message reaches the caller */
+    bad.request_id = NULL;
+    bad.put_manifest.repo = "r";
+    bad.put_manifest.media_type = "m";
+    bad.put_manifest.len = PROTO_MANIFEST_MAX + 1;
+    bad.put_manifest.bytes = "";
+    assert_int_equal(meta_propose(c->m, &bad, on_write, c), AT_ETOOBIG);
+    assert_non_null(strstr(meta_errmsg(c->m), "bytes over"));
+    /* the node table changes through membership only */
+    struct meta_cmd nr = { .kind = META_CMD_NODE_REMOVE,
+                           .node_remove = { .id = 7 } };
+    assert_int_equal(meta_propose(c->m, &nr, on_write, c), AT_EINVAL);
     node_write_batch(c, 0, 200);
     assert_int_equal(c->acked, 200);
     /* a fast read: leader, single voter, everything applied */
@@ -971,15 +985,16 @@ static void test_single_node_restart(void **state)
     /* duplicate request id after restart: stored result, no re-apply */
     unsigned acked = c->acked;
     want_acks = c->acked + c->failed + 1;
-    assert_int_equal(
-        meta_delete_tag(c->m, "fixed-1", "repo1", "tag001", on_write, c), 0);
+    struct meta_cmd dt = { .kind = META_CMD_DELETE_TAG,
+                           .request_id = "fixed-1",
+                           .delete_tag = { .repo = "repo1", .tag = "tag001" } };
+    assert_int_equal(meta_propose(c->m, &dt, on_write, c), 0);
     run_until(c, acks_done);
     assert_int_equal(c->acked, acked + 1);
     node_close(c);
     node_open(c, dir, 64);
     want_acks = c->acked + c->failed + 1;
-    assert_int_equal(
-        meta_delete_tag(c->m, "fixed-1", "repo1", "tag001", on_write, c), 0);
+    assert_int_equal(meta_propose(c->m, &dt, on_write, c), 0);
     run_until(c, acks_done);
     assert_int_equal(c->acked, acked + 2); /* META_OK again, not unknown */
 
@@ -992,8 +1007,10 @@ static void test_single_node_restart(void **state)
 
     /* a write and a read in flight at close complete exactly once */
     want_acks = c->acked + c->failed + 1;
-    assert_int_equal(
-        meta_delete_tag(c->m, NULL, "repo2", "tag002", on_write, c), 0);
+    dt.request_id = NULL;
+    dt.delete_tag.repo = "repo2";
+    dt.delete_tag.tag = "tag002";
+    assert_int_equal(meta_propose(c->m, &dt, on_write, c), 0);
     c->read_done = false;
     assert_int_equal(meta_read_barrier(c->m, on_read, c), 0);
     node_close(c);
@@ -1079,22 +1096,24 @@ static void sim_propose(struct sim *s, unsigned leader, int seq)
     snprintf(tag, sizeof(tag), "t%d", (int)(rnd(s) % 20));
     snprintf(rid, sizeof(rid), "req-%d", seq);
     bool is_put = rnd(s) % 4 != 0;
-    int rv;
+    struct meta_cmd c = { .request_id = rid };
     if (is_put) {
         snprintf(content, sizeof(content), "manifest-%d%.*s", seq,
                  (int)(rnd(s) % 9), "........");
-        struct meta_manifest_put p = { 0 };
-        p.repo = repo;
-        p.digest = dg(content);
-        p.media_type = "m";
-        p.bytes = content;
-        p.len = strlen(content);
-        p.tag = tag;
-        rv = meta__cmd_put_manifest(rid, &p, raft_malloc, &buf, &len, e);
+        struct meta_manifest_put *p = &c.put_manifest;
+        c.kind = META_CMD_PUT_MANIFEST;
+        p->repo = repo;
+        p->digest = dg(content);
+        p->media_type = "m";
+        p->bytes = content;
+        p->len = strlen(content);
+        p->tag = tag;
     } else {
-        rv = meta__cmd_delete_tag(rid, repo, tag, raft_malloc, &buf, &len, e);
+        c.kind = META_CMD_DELETE_TAG;
+        c.delete_tag.repo = repo;
+        c.delete_tag.tag = tag;
     }
-    assert_int_equal(rv, 0);
+    assert_int_equal(meta__cmd_pack(&c, NULL, raft_malloc, &buf, &len, e), 0);
     struct sim_write *w = at_calloc(1, sizeof(*w));
     w->seq = seq;
     w->is_put = is_put;
@@ -1249,8 +1268,9 @@ static void test_snapshot_during_writes(void **state)
     for (int i = 1; i < 100; i += 2) {
         char tag[32];
         snprintf(tag, sizeof(tag), "tag%03d", i);
-        assert_int_equal(meta_delete_tag(c->m, NULL, "repo1", tag, on_write, c),
-                         0);
+        struct meta_cmd dt = { .kind = META_CMD_DELETE_TAG,
+                               .delete_tag = { .repo = "repo1", .tag = tag } };
+        assert_int_equal(meta_propose(c->m, &dt, on_write, c), 0);
     }
     run_until(c, acks_done);
     snapshot_state(c, before, 65536);
@@ -1301,14 +1321,14 @@ static int gc_sweep(struct meta_fsm *f,
                     size_t n)
 {
     struct at_digest d[16];
-    void *buf;
-    size_t len;
-    char e[AT_ERRMSG_SIZE];
     for (size_t i = 0; i < n; i++)
         d[i] = dg(blobs[i]);
-    assert_int_equal(
-        meta__cmd_gc_sweep(rid, now, grace, d, n, NULL, &buf, &len, e), 0);
-    return apply_buf(f, buf, len);
+    struct meta_cmd c = { .kind = META_CMD_GC_SWEEP,
+                          .gc_sweep = { .now_ms = now,
+                                        .grace_ms = grace,
+                                        .digests = d,
+                                        .ndigests = n } };
+    return apply_cmd(f, rid, &c);
 }
 
 struct gc_list {
@@ -1357,9 +1377,50 @@ static void gc_history(struct meta_fsm *f)
     assert_int_equal(gc_sweep(f, "g9", 6000, 2000, all, 6), META_OK);
 }
 
-static void test_gc_sweep(void **state)
+/* test_gc_sweep, continued: the same history gives the same state, and
+ * batches are bounded. */
+static void gc_sweep_replay(void)
 {
     struct meta_fsm f, g;
+    struct at_digest da = dg("a");
+    /* deterministic on replay: same history, same state and hash */
+    meta_fsm_init(&f, 100);
+    meta_fsm_init(&g, 100);
+    next_index = 1;
+    gc_history(&f);
+    next_index = 1;
+    gc_history(&g);
+    assert_int_equal(f.hash, g.hash);
+    void *b1, *b2;
+    size_t l1, l2;
+    char e[AT_ERRMSG_SIZE];
+    assert_int_equal(meta_fsm_snapshot(&f, NULL, &b1, &l1, e), 0);
+    assert_int_equal(meta_fsm_snapshot(&g, NULL, &b2, &l2, e), 0);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(b1, b2, l1);
+    free(b1);
+    free(b2);
+    assert_int_equal(f.blobs.len, 2); /* a, young */
+
+    /* oversized batches are refused by the builder and by unpack */
+    void *buf;
+    size_t len;
+    struct meta_cmd big = { .kind = META_CMD_GC_SWEEP,
+                            .request_id = "x",
+                            .gc_sweep = { .now_ms = 1,
+                                          .grace_ms = 1,
+                                          .digests = &da,
+                                          .ndigests =
+                                              PROTO_GC_BATCH_MAX + 1 } };
+    assert_int_equal(meta__cmd_pack(&big, NULL, NULL, &buf, &len, e),
+                     AT_EINVAL);
+    meta_fsm_release(&f);
+    meta_fsm_release(&g);
+}
+
+static void test_gc_sweep(void **state)
+{
+    struct meta_fsm f;
     struct gc_list l;
     struct names ns;
     AT_UNUSED(state);
@@ -1445,34 +1506,8 @@ static void test_gc_sweep(void **state)
     assert_false(meta_fsm_blob_known(&f, &dy, NULL));
     assert_false(meta_fsm_repo_exists(&f, "t"));
 
-    /* deterministic on replay: same history, same state and hash */
     meta_fsm_release(&f);
-    meta_fsm_init(&f, 100);
-    meta_fsm_init(&g, 100);
-    next_index = 1;
-    gc_history(&f);
-    next_index = 1;
-    gc_history(&g);
-    assert_int_equal(f.hash, g.hash);
-    void *b1, *b2;
-    size_t l1, l2;
-    char e[AT_ERRMSG_SIZE];
-    assert_int_equal(meta_fsm_snapshot(&f, NULL, &b1, &l1, e), 0);
-    assert_int_equal(meta_fsm_snapshot(&g, NULL, &b2, &l2, e), 0);
-    assert_int_equal(l1, l2);
-    assert_memory_equal(b1, b2, l1);
-    free(b1);
-    free(b2);
-    assert_int_equal(f.blobs.len, 2); /* a, young */
-
-    /* oversized batches are refused by the builder and by unpack */
-    void *buf;
-    size_t len;
-    assert_int_equal(meta__cmd_gc_sweep("x", 1, 1, &da, PROTO_GC_BATCH_MAX + 1,
-                                        NULL, &buf, &len, e),
-                     AT_EINVAL);
-    meta_fsm_release(&f);
-    meta_fsm_release(&g);
+    gc_sweep_replay();
     meta__cmd_clock = at_wall_ms;
 }
 
@@ -1593,13 +1628,12 @@ static int gc_sweep_mf(struct meta_fsm *f,
                        uint64_t grace,
                        const struct mf_list *l)
 {
-    void *buf;
-    size_t len;
-    char e[AT_ERRMSG_SIZE];
-    assert_int_equal(meta__cmd_gc_sweep_manifests(rid, now, grace, l->m, l->n,
-                                                  NULL, &buf, &len, e),
-                     0);
-    return apply_buf(f, buf, len);
+    struct meta_cmd c = { .kind = META_CMD_GC_SWEEP,
+                          .gc_sweep = { .now_ms = now,
+                                        .grace_ms = grace,
+                                        .manifests = l->m,
+                                        .nmanifests = l->n } };
+    return apply_cmd(f, rid, &c);
 }
 
 static bool mf_in(struct meta_fsm *f, const char *repo, const char *content)
@@ -1741,10 +1775,15 @@ static void test_gc_untagged(void **state)
     void *buf;
     size_t len;
     char e[AT_ERRMSG_SIZE];
-    assert_int_equal(
-        meta__cmd_gc_sweep_manifests("x", 1, 1, two.m, PROTO_GC_BATCH_MAX + 1,
-                                     NULL, &buf, &len, e),
-        AT_EINVAL);
+    struct meta_cmd big = { .kind = META_CMD_GC_SWEEP,
+                            .request_id = "x",
+                            .gc_sweep = { .now_ms = 1,
+                                          .grace_ms = 1,
+                                          .manifests = two.m,
+                                          .nmanifests =
+                                              PROTO_GC_BATCH_MAX + 1 } };
+    assert_int_equal(meta__cmd_pack(&big, NULL, NULL, &buf, &len, e),
+                     AT_EINVAL);
     meta_fsm_release(&f);
     meta__cmd_clock = at_wall_ms;
 }
