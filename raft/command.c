@@ -1,12 +1,14 @@
 /* Builders of packed raft commands: one per member of struct meta_cmd. */
 #include "common/compat.h"
 
-#include "raft/internal.h"
+#include "raft/command.h"
 
-/* see internal.h */
+#include "raft/settings.h"
+
+/* see command.h */
 uint64_t (*meta__cmd_clock)(void) = at_wall_ms;
 
-/* see internal.h: printable ASCII, 1..META_REQUEST_ID_MAX bytes */
+/* see command.h: printable ASCII, 1..META_REQUEST_ID_MAX bytes */
 bool meta__request_id_ok(const char *id)
 {
     size_t n = 0;
@@ -272,7 +274,7 @@ static int build_set_setting(const struct meta_cmd *mc,
     return pack(&c, mc->request_id, alloc, out, len, errmsg);
 }
 
-/* see internal.h */
+/* see command.h */
 int meta__cmd_pack(const struct meta_cmd *c,
                    const char *store,
                    proto_alloc_fn alloc,

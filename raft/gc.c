@@ -4,7 +4,7 @@
 
 #define AT_LOG_COMP "raft"
 
-#include "raft/internal.h"
+#include "raft/gc.h"
 
 #define DKEY(d) ((d)->bytes), AT_DIGEST_LEN
 
@@ -25,7 +25,7 @@ static int blob_cmp(const void *a, const void *b)
     return memcmp(x->digest.bytes, y->digest.bytes, AT_DIGEST_LEN);
 }
 
-/* see internal.h */
+/* see gc.h */
 void meta_fsm_gc_candidates(struct meta_fsm *f,
                             uint64_t now_ms,
                             uint64_t grace_ms,
@@ -53,7 +53,7 @@ void meta_fsm_gc_candidates(struct meta_fsm *f,
     at_free(hits);
 }
 
-/* see internal.h */
+/* see gc.h */
 void meta__gc_removed_push(struct meta_fsm *f,
                            const struct at_digest *d,
                            uint64_t cutoff_ms)
@@ -72,7 +72,7 @@ void meta__gc_removed_push(struct meta_fsm *f,
     f->gc_removed[f->ngc_removed++].cutoff_ms = cutoff_ms;
 }
 
-/* see internal.h */
+/* see gc.h */
 size_t meta_fsm_gc_take_removed(struct meta_fsm *f,
                                 struct meta_gc_removed **out)
 {
@@ -83,7 +83,7 @@ size_t meta_fsm_gc_take_removed(struct meta_fsm *f,
     return n;
 }
 
-/* see internal.h */
+/* see gc.h */
 void meta__gc_recount(struct meta_fsm *f)
 {
     const char *k;
@@ -206,7 +206,7 @@ static size_t repo_mf_candidates(struct meta_repo *r,
     return total;
 }
 
-/* see internal.h */
+/* see gc.h */
 void meta_fsm_gc_manifest_candidates(struct meta_fsm *f,
                                      uint64_t now_ms,
                                      uint64_t grace_ms,
@@ -271,7 +271,7 @@ static void gc_sweep_manifests(struct meta_fsm *f,
     at_map_release(&keeps);
 }
 
-/* see internal.h: deterministic; every decision uses the command's fields
+/* see gc.h: deterministic; every decision uses the command's fields
  * and the state only */
 int meta__gc_sweep(struct meta_fsm *f, uint64_t now_ms, const Atoll__GcSweep *o)
 {

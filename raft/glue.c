@@ -8,7 +8,10 @@
 #include <time.h>
 #include <uv.h>
 
-#include "raft/internal.h"
+#include "raft/glue.h"
+
+#include "raft/fsm.h"
+#include "raft/snapshot.h"
 
 static int glue_apply(struct raft_fsm *iface,
                       const struct raft_buffer *buf,
@@ -161,7 +164,7 @@ static int glue_restore(struct raft_fsm *iface, struct raft_buffer *buf)
     return 0;
 }
 
-/* see internal.h */
+/* see glue.h */
 void meta__glue_init(struct meta_fsm_glue *g, struct meta_fsm *fsm)
 {
     memset(g, 0, sizeof(*g));

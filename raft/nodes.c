@@ -3,7 +3,7 @@
 
 #define AT_LOG_COMP "raft"
 
-#include "raft/internal.h"
+#include "raft/nodes.h"
 
 static void noderec_free(struct meta_noderec *n)
 {
@@ -14,7 +14,7 @@ static void noderec_free(struct meta_noderec *n)
     at_free(n);
 }
 
-/* see internal.h */
+/* see nodes.h */
 void meta__nodes_release(struct meta_fsm *f)
 {
     const char *k;
@@ -24,13 +24,13 @@ void meta__nodes_release(struct meta_fsm *f)
     at_map_release(&f->nodes);
 }
 
-/* see internal.h */
+/* see nodes.h */
 struct meta_noderec *meta__node_find(const struct meta_fsm *f, uint64_t id)
 {
     return at_map_get(&f->nodes, &id, sizeof(id));
 }
 
-/* see internal.h */
+/* see nodes.h */
 struct meta_noderec *meta__node_by_name(const struct meta_fsm *f,
                                         const char *name)
 {
@@ -49,7 +49,7 @@ static bool same(const char *a, const char *b)
     return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
 }
 
-/* see internal.h */
+/* see nodes.h */
 bool meta__node_equal(const struct meta_noderec *n,
                       const struct meta_node_upsert *u)
 {
@@ -60,7 +60,7 @@ bool meta__node_equal(const struct meta_noderec *n,
            n->standby == u->standby;
 }
 
-/* see internal.h: a name held by another id is a conflict (the other
+/* see nodes.h: a name held by another id is a conflict (the other
  * record must be removed first) */
 int meta__node_upsert(struct meta_fsm *f, const Atoll__NodeUpsert *o)
 {
@@ -95,7 +95,7 @@ int meta__node_upsert(struct meta_fsm *f, const Atoll__NodeUpsert *o)
     return META_OK;
 }
 
-/* see internal.h */
+/* see nodes.h */
 int meta__node_remove(struct meta_fsm *f, uint64_t id)
 {
     struct meta_noderec *n = at_map_del(&f->nodes, &id, sizeof(id));

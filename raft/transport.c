@@ -25,7 +25,7 @@
 
 #define AT_LOG_COMP "raft"
 
-#include "raft/internal.h"
+#include "raft/transport.h"
 
 #define RESPONSE_MAX 4096
 
@@ -231,7 +231,7 @@ static void on_connected(uv_connect_t *c, int status)
         dial_fail(d, uv_strerror(rv));
 }
 
-/* see internal.h: "host:port" or "[v6]:port" into host and port */
+/* see transport.h: "host:port" or "[v6]:port" into host and port */
 int meta__split_hostport(const char *addr,
                          char *host,
                          size_t size,
@@ -461,7 +461,7 @@ static void on_refused_closed(uv_handle_t *h)
     raft_free(h);
 }
 
-/* see internal.h */
+/* see transport.h */
 void meta__transport_accept(struct meta_transport *tr,
                             uint64_t id,
                             const char *address,
@@ -475,7 +475,7 @@ void meta__transport_accept(struct meta_transport *tr,
     tr->accept_cb(&tr->t, id, address, stream);
 }
 
-/* see internal.h */
+/* see transport.h */
 void meta__transport_init(struct meta_transport *tr, uv_loop_t *loop)
 {
     memset(tr, 0, sizeof(*tr));
