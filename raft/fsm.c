@@ -1,4 +1,5 @@
-/* The FSM's apply: decode a command and change the state deterministically. */
+/* The FSM as a whole: set up and release it, apply one command (decode it
+ * and change the state deterministically), swap in a restored snapshot. */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "raft"
@@ -49,6 +50,33 @@ void meta_fsm_release(struct meta_fsm *f)
     meta__settings_release(f);
     meta_pushes_free(f->pushes, f->npushes);
     memset(f, 0, sizeof(*f));
+}
+
+/* see meta.h */
+const char *meta_result_str(int result)
+{
+    switch (result) {
+    case META_OK:
+        return "ok";
+    case META_BLOB_UNKNOWN:
+        return "blob unknown";
+    case META_MANIFEST_UNKNOWN:
+        return "manifest unknown";
+    case META_TAG_UNKNOWN:
+        return "tag unknown";
+    case META_NAME_UNKNOWN:
+        return "repository unknown";
+    case META_BLOB_NOT_LINKED:
+        return "blob not linked";
+    case META_NODE_CONFLICT:
+        return "node name taken by another id";
+    case META_NODE_UNKNOWN:
+        return "node unknown";
+    case META_INVALID:
+        return "invalid command";
+    default:
+        return "unknown result";
+    }
 }
 
 static void digest_from(struct at_digest *d, ProtobufCBinaryData b)

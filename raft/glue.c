@@ -169,7 +169,7 @@ void meta__glue_init(struct meta_fsm_glue *g, struct meta_fsm *fsm)
 {
     memset(g, 0, sizeof(*g));
     g->fsm = fsm;
-    g->iface.version = 3; /* 0.15 needs io->version = 2 (see meta.c) */
+    g->iface.version = 3; /* 0.15 needs io->version = 2 (see open.c) */
     g->iface.data = g;
     g->iface.apply = glue_apply;
     g->iface.snapshot = glue_snapshot;

@@ -1,9 +1,20 @@
-/* The FSM's node table: raft id -> name, peer/API addresses, region. */
+/* The FSM's node table (raft id -> name, peer/API addresses, region) and
+ * the raft id a name gets. */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "raft"
 
+#include <raft.h>
+
 #include "raft/nodes.h"
+
+/* see meta.h: stable per name, 32-bit (libraft 0.15's uv client keeps ids
+ * in an unsigned int), never 0 nor 1 (1 is the legacy single node) */
+uint64_t meta_node_id_from_name(const char *name)
+{
+    unsigned long long h = raft_digest(name, 0);
+    return 2 + (uint64_t)(h % 0x7ffffffdull);
+}
 
 static void noderec_free(struct meta_noderec *n)
 {

@@ -1,12 +1,13 @@
-/* Whole-state snapshots of the FSM: encode to one buffer, restore from one.
+/* Whole-state snapshots of the FSM: encode to one buffer, decode from one.
  *
  * Encoding is two steps so that only the first runs on the loop thread:
  * take a job (a flat copy of the state: a few arrays and one arena of
  * strings and bytes, no per-record allocation), then encode the job
  * (protobuf-c structs borrowing the job, packed into one buffer) anywhere.
- * Restore decodes into a fresh FSM, checks every cross reference (a repo's
- * manifest, blob link or tag must exist), and only then swaps it in, so a
- * corrupt snapshot leaves the current state untouched. */
+ * Decoding fills a fresh FSM and checks every cross reference (a repo's
+ * manifest, blob link or tag must exist); meta_fsm_restore (fsm.c) swaps
+ * it in only then, so a corrupt snapshot leaves the current state
+ * untouched. */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "raft"

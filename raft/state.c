@@ -1,5 +1,5 @@
 /* The FSM's in-memory state: repositories, tags, manifests, blobs, request
- * ids, and the sorted listings read from it. */
+ * ids, the sorted listings read from it, and the placement reads. */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "raft"

@@ -11,7 +11,8 @@
 
 #include <cmocka.h>
 
-#include "raft/internal.h"
+#include "raft/meta.h"
+#include "raft/transport.h"
 
 #define SECRET  "s3cret-for-tests"
 #define NNODES  5

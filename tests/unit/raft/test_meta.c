@@ -10,7 +10,12 @@
 #include <cmocka.h>
 #include <raft/fixture.h>
 
-#include "raft/internal.h"
+#include "raft/command.h"
+#include "raft/fsm.h"
+#include "raft/gc.h"
+#include "raft/glue.h"
+#include "raft/nodes.h"
+#include "raft/snapshot.h"
 
 /* ---- helpers ---- */
 

@@ -7,7 +7,10 @@
 #include <cmocka.h>
 
 #include "node/cluster/placement.h"
-#include "raft/internal.h"
+#include "raft/command.h"
+#include "raft/fsm.h"
+#include "raft/settings.h"
+#include "raft/snapshot.h"
 
 static uint64_t next_index = 1;
 
