@@ -12,13 +12,50 @@
 #include "raft/propose.h"
 #include "raft/read.h"
 
-/* A queued membership change (one at a time through libraft). */
+/* A membership change, one at a time through libraft: the first change of
+ * m->changes runs, the others wait (QUEUED). A join records the node
+ * through the log (RECORD), adds it to the raft configuration as a spare
+ * (ADD), then assigns its final role (ASSIGN); a remove forgets the node
+ * (FORGET), then drops it from the configuration (DROP); a promotion only
+ * assigns. Each step starts one asynchronous operation whose callback
+ * calls change_tick, or passes at once when there is nothing to do (the
+ * record is there already, ...). Before each step the node must still be
+ * the leader and not closing. */
 enum meta_change_kind { CHANGE_JOIN, CHANGE_REMOVE, CHANGE_PROMOTE };
+
+enum meta_change_state {
+    CHANGE_QUEUED, /* behind the change in flight */
+    CHANGE_RECORD, /* join: its NodeUpsert proposed */
+    CHANGE_ADD,    /* join: raft_add as a spare */
+    CHANGE_ASSIGN, /* join, promote: raft_assign of its role */
+    CHANGE_FORGET, /* remove: its NodeRemove proposed */
+    CHANGE_DROP,   /* remove: raft_remove */
+    CHANGE_DONE,   /* answered */
+};
+
+static const char *const change_state_names[] = { "queued", "record", "add",
+                                                  "assign", "forget", "drop",
+                                                  "done" };
+
+/* Allowed transitions: bit `to` set in allowed[from]. */
+static const unsigned change_allowed[] = {
+    [CHANGE_QUEUED] = 1u << CHANGE_RECORD | 1u << CHANGE_ASSIGN |
+                      1u << CHANGE_FORGET | 1u << CHANGE_DONE,
+    [CHANGE_RECORD] = 1u << CHANGE_ADD | 1u << CHANGE_DONE,
+    [CHANGE_ADD] = 1u << CHANGE_ASSIGN | 1u << CHANGE_DONE,
+    [CHANGE_ASSIGN] = 1u << CHANGE_DONE,
+    [CHANGE_FORGET] = 1u << CHANGE_DROP | 1u << CHANGE_DONE,
+    [CHANGE_DROP] = 1u << CHANGE_DONE,
+    [CHANGE_DONE] = 0,
+};
+
+#define CHANGE_PASS 1 /* a step's start: nothing to do */
+
 struct meta_change {
     struct at_list link; /* in m->changes; the first one is in flight */
     struct meta *m;      /* borrowed */
     enum meta_change_kind kind;
-    int step;
+    enum meta_change_state state;
     uint64_t id;
     char *name;         /* owned */
     char *peer_address; /* owned */
@@ -76,6 +113,14 @@ static void change_free(struct meta_change *c)
 
 static void changes_run(struct meta *m);
 
+static void change_move(struct meta_change *c, enum meta_change_state to)
+{
+    AT_ASSERT(change_allowed[c->state] & (1u << to));
+    LOG_DEBUG("membership change of '%s': %s -> %s", c->name,
+              change_state_names[c->state], change_state_names[to]);
+    c->state = to;
+}
+
 /* The head change finished: pop it, answer, start the next one. */
 static void change_done(struct meta_change *c, int status)
 {
@@ -95,7 +140,7 @@ static void change_done(struct meta_change *c, int status)
         changes_run(m);
 }
 
-static void change_step(struct meta_change *c);
+static void change_tick(struct meta_change *c, int status);
 
 static void on_change_cmd(void *data, int status, int result, uint64_t index)
 {
@@ -103,126 +148,152 @@ static void on_change_cmd(void *data, int status, int result, uint64_t index)
     AT_UNUSED(index);
     if (status == 0 && result == META_NODE_CONFLICT)
         status = AT_EEXIST;
-    if (status != 0) {
-        change_done(c, status);
-        return;
-    }
-    c->step++;
-    change_step(c);
+    change_tick(c, status);
 }
 
 static void on_change_raft(struct raft_change *req, int status)
 {
     struct meta_change *c = req->data;
-    int st = change_status(c->m, status);
-    if (st != 0) {
-        change_done(c, st);
-        return;
-    }
-    c->step++;
-    change_step(c);
+    change_tick(c, change_status(c->m, status));
 }
 
-/* Run the current step of the head change; each step either finishes the
- * change or starts one asynchronous operation whose callback steps again. */
-static void change_step(struct meta_change *c)
+/* RECORD: the node through the log, unless recorded as it is already. */
+static int change_record(struct meta_change *c)
 {
     struct meta *m = c->m;
-    int rv;
-    if (m->closing) {
-        change_done(c, AT_ESHUTDOWN);
-        return;
+    struct meta_cmd cmd = { .kind = META_CMD_NODE_UPSERT };
+    struct meta_node *n = &cmd.node_upsert.node;
+    n->id = c->id;
+    n->name = c->name;
+    n->peer_address = c->peer_address;
+    n->api_address = c->api_address;
+    n->region = c->region;
+    cmd.node_upsert.standby = c->standby;
+    const struct meta_noderec *old = meta__node_find(&m->fsm, c->id);
+    if (old != NULL && meta__node_equal(old, &cmd.node_upsert))
+        return CHANGE_PASS;
+    return meta__propose_here(m, &cmd, true, on_change_cmd, c);
+}
+
+/* ADD: the node as a spare, unless in the configuration already. */
+static int change_add(struct meta_change *c)
+{
+    struct meta *m = c->m;
+    if (meta__role_of(m, c->id) >= 0)
+        return CHANGE_PASS;
+    return change_status(
+        m, raft_add(&m->raft, &c->req, c->id, c->name, on_change_raft));
+}
+
+/* ASSIGN: a joining node becomes a voter while voters are missing (or
+ * stays one), else a standby (or when asked); a promotion gets the role it
+ * was queued for, if the node is still in the configuration. */
+static int change_assign(struct meta_change *c)
+{
+    struct meta *m = c->m;
+    int role = meta__role_of(m, c->id);
+    int want;
+    if (c->kind == CHANGE_PROMOTE) {
+        want = c->standby ? RAFT_STANDBY : RAFT_VOTER;
+        if (role < 0)
+            return CHANGE_PASS;
+    } else if (c->standby) {
+        want = RAFT_STANDBY;
+    } else if (role == RAFT_VOTER || meta__voters(m) < m->target_voters) {
+        want = RAFT_VOTER;
+    } else {
+        want = RAFT_STANDBY;
     }
-    if (raft_state(&m->raft) != RAFT_LEADER) {
-        change_done(c, AT_ENOTLEADER);
-        return;
-    }
-    c->req.data = c;
-    switch (c->kind) {
-    case CHANGE_JOIN:
-        if (c->step == 0) { /* record the node through the log */
-            struct meta_cmd cmd = { .kind = META_CMD_NODE_UPSERT };
-            struct meta_node *n = &cmd.node_upsert.node;
-            n->id = c->id;
-            n->name = c->name;
-            n->peer_address = c->peer_address;
-            n->api_address = c->api_address;
-            n->region = c->region;
-            cmd.node_upsert.standby = c->standby;
-            const struct meta_noderec *old = meta__node_find(&m->fsm, c->id);
-            if (old != NULL && meta__node_equal(old, &cmd.node_upsert)) {
-                c->step++;
-                change_step(c);
-                return;
-            }
-            rv = meta__propose_here(m, &cmd, true, on_change_cmd, c);
-            break;
-        }
-        if (c->step == 1) { /* add as spare */
-            if (meta__role_of(m, c->id) >= 0) {
-                c->step++;
-                change_step(c);
-                return;
-            }
-            rv = change_status(
-                m, raft_add(&m->raft, &c->req, c->id, c->name, on_change_raft));
-            break;
-        }
-        if (c->step == 2) { /* promote */
-            int role = meta__role_of(m, c->id);
-            int want;
-            if (c->standby)
-                want = RAFT_STANDBY;
-            else if (role == RAFT_VOTER || meta__voters(m) < m->target_voters)
-                want = RAFT_VOTER;
-            else
-                want = RAFT_STANDBY;
-            if (role == want) {
-                change_done(c, 0);
-                return;
-            }
-            rv = change_status(
-                m, raft_assign(&m->raft, &c->req, c->id, want, on_change_raft));
-            break;
-        }
-        change_done(c, 0);
-        return;
-    case CHANGE_REMOVE:
-        if (c->step == 0) { /* forget the node, then drop it from raft */
-            if (meta__node_find(&m->fsm, c->id) == NULL) {
-                c->step++;
-                change_step(c);
-                return;
-            }
-            struct meta_cmd cmd = { .kind = META_CMD_NODE_REMOVE };
-            cmd.node_remove.id = c->id;
-            rv = meta__propose_here(m, &cmd, true, on_change_cmd, c);
-            break;
-        }
-        if (c->step == 1 && meta__role_of(m, c->id) >= 0) {
-            rv = change_status(
-                m, raft_remove(&m->raft, &c->req, c->id, on_change_raft));
-            break;
-        }
-        change_done(c, 0);
-        return;
-    case CHANGE_PROMOTE: {
-        int want = c->standby ? RAFT_STANDBY : RAFT_VOTER;
-        if (c->step == 0 && meta__role_of(m, c->id) >= 0 &&
-            meta__role_of(m, c->id) != want) {
-            rv = change_status(
-                m, raft_assign(&m->raft, &c->req, c->id, want, on_change_raft));
-            break;
-        }
-        change_done(c, 0);
-        return;
-    }
+    if (role == want)
+        return CHANGE_PASS;
+    return change_status(
+        m, raft_assign(&m->raft, &c->req, c->id, want, on_change_raft));
+}
+
+/* FORGET: the node's record through the log, if there is one. */
+static int change_forget(struct meta_change *c)
+{
+    struct meta *m = c->m;
+    if (meta__node_find(&m->fsm, c->id) == NULL)
+        return CHANGE_PASS;
+    struct meta_cmd cmd = { .kind = META_CMD_NODE_REMOVE };
+    cmd.node_remove.id = c->id;
+    return meta__propose_here(m, &cmd, true, on_change_cmd, c);
+}
+
+/* DROP: the node from the configuration, if it is there. */
+static int change_drop(struct meta_change *c)
+{
+    struct meta *m = c->m;
+    if (meta__role_of(m, c->id) < 0)
+        return CHANGE_PASS;
+    return change_status(m,
+                         raft_remove(&m->raft, &c->req, c->id, on_change_raft));
+}
+
+/* The step after c's state, by kind. */
+static enum meta_change_state change_next(const struct meta_change *c)
+{
+    switch (c->state) {
+    case CHANGE_QUEUED:
+        return c->kind == CHANGE_JOIN     ? CHANGE_RECORD
+               : c->kind == CHANGE_REMOVE ? CHANGE_FORGET
+                                          : CHANGE_ASSIGN;
+    case CHANGE_RECORD:
+        return CHANGE_ADD;
+    case CHANGE_ADD:
+        return CHANGE_ASSIGN;
+    case CHANGE_FORGET:
+        return CHANGE_DROP;
     default:
-        rv = AT_EINVAL;
-        break;
+        return CHANGE_DONE;
     }
-    if (rv != 0)
-        change_done(c, rv);
+}
+
+/* Move the head change on: status is the outcome of what its state started
+ * (0 for a change leaving the queue; AT_ESHUTDOWN on close). Steps that
+ * have nothing to do pass at once; the first that starts something waits
+ * for its callback; the change is answered once done or failed. The only
+ * place where a change's state changes. */
+static void change_tick(struct meta_change *c, int status)
+{
+    struct meta *m = c->m;
+    while (status == 0) {
+        if (m->closing)
+            status = AT_ESHUTDOWN;
+        else if (raft_state(&m->raft) != RAFT_LEADER)
+            status = AT_ENOTLEADER;
+        if (status != 0)
+            break;
+        change_move(c, change_next(c));
+        switch (c->state) {
+        case CHANGE_RECORD:
+            status = change_record(c);
+            break;
+        case CHANGE_ADD:
+            status = change_add(c);
+            break;
+        case CHANGE_ASSIGN:
+            status = change_assign(c);
+            break;
+        case CHANGE_FORGET:
+            status = change_forget(c);
+            break;
+        case CHANGE_DROP:
+            status = change_drop(c);
+            break;
+        case CHANGE_QUEUED:
+        case CHANGE_DONE:
+            change_done(c, 0);
+            return;
+        }
+        if (status == 0)
+            return; /* started: its callback ticks again */
+        if (status == CHANGE_PASS)
+            status = 0;
+    }
+    change_move(c, CHANGE_DONE);
+    change_done(c, status);
 }
 
 static void changes_run(struct meta *m)
@@ -230,8 +301,8 @@ static void changes_run(struct meta *m)
     if (m->change_busy || at_list_empty(&m->changes) || m->closing)
         return;
     m->change_busy = true;
-    change_step(
-        AT_LIST_ENTRY(at_list_first(&m->changes), struct meta_change, link));
+    change_tick(
+        AT_LIST_ENTRY(at_list_first(&m->changes), struct meta_change, link), 0);
 }
 
 static struct meta_change *change_new(struct meta *m,
@@ -242,7 +313,9 @@ static struct meta_change *change_new(struct meta *m,
     struct meta_change *c = at_calloc(1, sizeof(*c));
     c->m = m;
     c->kind = kind;
+    c->state = CHANGE_QUEUED;
     c->id = id;
+    c->req.data = c;
     c->name = at_strdup(name != NULL ? name : "");
     c->peer_address = at_strdup("");
     c->api_address = at_strdup("");
@@ -638,7 +711,7 @@ void meta__changes_stop(struct meta *m)
     struct at_list *e;
     while ((e = at_list_first(&m->changes)) != NULL) {
         m->change_busy = true;
-        change_done(AT_LIST_ENTRY(e, struct meta_change, link), AT_ESHUTDOWN);
+        change_tick(AT_LIST_ENTRY(e, struct meta_change, link), AT_ESHUTDOWN);
     }
 }
 
