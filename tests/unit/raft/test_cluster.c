@@ -710,21 +710,9 @@ static bool file_in(const char *dir, const char *name)
     return access(path, F_OK) == 0;
 }
 
-static void test_cluster(void **state)
+/* The scenario, part 1: n0 bootstraps, n1 and n2 join as voters. */
+static void cluster_form(void)
 {
-    AT_UNUSED(state);
-    uv_loop_init(&loop);
-    snprintf(root, sizeof(root), "/tmp/atoll-cluster-XXXXXX");
-    assert_non_null(mkdtemp(root));
-    for (int i = 0; i < NNODES; i++) {
-        nodes[i].idx = i;
-        snprintf(nodes[i].name, sizeof(nodes[i].name), "n%d", i);
-        snprintf(nodes[i].dir, sizeof(nodes[i].dir), "%s/n%d/raft", root, i);
-        nodes[i].secret = SECRET;
-        listener_start(&nodes[i]);
-    }
-    threshold = 128;
-
     /* bootstrap n0; n1, n2 join */
     node_open(0, false);
     node_open(1, true);
@@ -752,7 +740,11 @@ static void test_cluster(void **state)
     bad.peer_address = "127.0.0.1:1";
     assert_int_equal(meta_member_join(nodes[0].m, &bad, false, on_op, &o),
                      AT_EEXIST);
+}
 
+/* Part 2: writes and reads on the leader and through followers. */
+static void cluster_reads_writes(void)
+{
     /* writes on the leader and through a follower, visible everywhere */
     write_blob(0, "ra", "blob-a");
     unsigned f0 = forwards;
@@ -786,21 +778,19 @@ static void test_cluster(void **state)
     meta_status_get(nodes[0].m, &st1);
     assert_true(term_queries >= t0 + 2);
     assert_int_equal(st1.last_index, st0.last_index);
-    c = members(2);
+    struct count c = members(2);
     assert_int_equal(c.n, 3);
     assert_true(c.has[0] && c.has[1] && c.has[2]);
     assert_true(file_in(nodes[1].dir, "peers"));
     assert_true(file_in(nodes[1].dir, "node-id"));
+}
 
-    /* transport: a wrong secret is refused, the right one accepted, a
-     * handshake in flight at close is canceled, nobody crashes */
-    dial_with("wrong", nodes[0].peer, RAFT_NOCONNECTION);
-    dial_with(SECRET, nodes[0].peer, 0);
-    dial_with(SECRET, "127.0.0.1:1", RAFT_NOCONNECTION); /* refused */
-    dial_cancel(nodes[0].peer);
-
+/* Part 3: leadership moves (transfer, the leader closing) and all three
+ * restart from their dirs. */
+static void cluster_leaders(void)
+{
     /* transfer leadership to n2 */
-    o = (struct op){ 0 };
+    struct op o = { 0 };
     assert_int_equal(meta_transfer(nodes[0].m, "n2", on_op, &o), 0);
     run_until(flag_set, &o.done);
     assert_int_equal(o.status, 0);
@@ -831,18 +821,23 @@ static void test_cluster(void **state)
         check_blob(i, "ra", "blob-a");
         check_blob(i, "rd", "blob-d2");
     }
-    c = members(1);
+    struct count c = members(1);
     assert_int_equal(c.voters, 3);
+}
 
+/* Part 4: a node is removed; a 4th joins from a snapshot; a 5th joins as
+ * a standby and is promoted once a voter goes. Returns the leader. */
+static int cluster_changes(void)
+{
     /* remove a node */
-    l = leader_idx();
+    int l = leader_idx();
     int victim = (l + 1) % 3;
-    o = (struct op){ 0 };
+    struct op o = { 0 };
     assert_int_equal(
         meta_member_remove(nodes[l].m, nodes[victim].name, on_op, &o), 0);
     run_until(flag_set, &o.done);
     assert_int_equal(o.status, 0);
-    c = members(l);
+    struct count c = members(l);
     assert_int_equal(c.n, 2);
     assert_false(c.has[victim]);
     node_close(victim);
@@ -884,7 +879,13 @@ static void test_cluster(void **state)
     c = members(l);
     assert_int_equal(c.standbys, 0);
     assert_true(c.has[4]);
+    return l;
+}
 
+/* Part 5: leader l, cut off from the other voters, never confirms a read;
+ * everything closes; n3 started from a snapshot. */
+static void cluster_cut_off(int l)
+{
     /* a leader cut off from the other voters never confirms a read */
     for (int i = 0; i < NNODES; i++) {
         if (i != l && nodes[i].m != NULL)
@@ -893,7 +894,7 @@ static void test_cluster(void **state)
     /* nor hands leadership over; the transfer ends while its TimeoutNow
      * may still wait in the io's queue, which the close below cancels (the
      * request must still be there: it goes with the meta) */
-    o = (struct op){ 0 };
+    struct op o = { 0 };
     if (meta_transfer(nodes[l].m, NULL, on_op, &o) == 0)
         run_until(flag_set, &o.done); /* timed out, or leadership lost */
     o = (struct op){ 0 };
@@ -926,6 +927,33 @@ static void test_cluster(void **state)
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
     assert_int_equal(system(cmd), 0);
+}
+
+static void test_cluster(void **state)
+{
+    AT_UNUSED(state);
+    uv_loop_init(&loop);
+    snprintf(root, sizeof(root), "/tmp/atoll-cluster-XXXXXX");
+    assert_non_null(mkdtemp(root));
+    for (int i = 0; i < NNODES; i++) {
+        nodes[i].idx = i;
+        snprintf(nodes[i].name, sizeof(nodes[i].name), "n%d", i);
+        snprintf(nodes[i].dir, sizeof(nodes[i].dir), "%s/n%d/raft", root, i);
+        nodes[i].secret = SECRET;
+        listener_start(&nodes[i]);
+    }
+    threshold = 128;
+
+    cluster_form();
+    cluster_reads_writes();
+    /* transport: a wrong secret is refused, the right one accepted, a
+     * handshake in flight at close is canceled, nobody crashes */
+    dial_with("wrong", nodes[0].peer, RAFT_NOCONNECTION);
+    dial_with(SECRET, nodes[0].peer, 0);
+    dial_with(SECRET, "127.0.0.1:1", RAFT_NOCONNECTION); /* refused */
+    dial_cancel(nodes[0].peer);
+    cluster_leaders();
+    cluster_cut_off(cluster_changes());
 }
 
 /* A raft dir created before node ids existed keeps id 1. */
