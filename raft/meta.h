@@ -275,8 +275,9 @@ int meta_propose(struct meta *m,
                  meta_write_cb cb,
                  void *data);
 
-/* Why the last meta_propose that failed did (borrowed until the next
- * call on m); "" if none failed yet. */
+/* Why the last proposal on m that failed did (meta_propose, or the
+ * NodeUpsert/NodeRemove of a membership change): borrowed until the next
+ * call on m; "" if none failed yet. */
 const char *meta_errmsg(const struct meta *m);
 
 /* ---- garbage collection (issue 4) ----
