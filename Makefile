@@ -88,10 +88,11 @@ $(LIB): $(LIB_OBJS)
 $(BIN): $(BUILD)/obj/node/main.o $(LIB)
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
-# Unit test binaries (tests/module.mk)
+# Unit test binaries (tests/module.mk): the test, its folder's helpers, the
+# library last.
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL) -lcmocka
+	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB) $(LDLIBS_ALL) -lcmocka
 
 deps:
 	@sh .ci/install-deps

@@ -1,12 +1,14 @@
-/* Builders of packed raft commands, one per write in meta.h. */
+/* Builders of packed raft commands: one per member of struct meta_cmd. */
 #include "common/compat.h"
 
-#include "raft/internal.h"
+#include "raft/command.h"
 
-/* see internal.h */
+#include "raft/settings.h"
+
+/* see command.h */
 uint64_t (*meta__cmd_clock)(void) = at_wall_ms;
 
-/* see internal.h: printable ASCII, 1..META_REQUEST_ID_MAX bytes */
+/* see command.h: printable ASCII, 1..META_REQUEST_ID_MAX bytes */
 bool meta__request_id_ok(const char *id)
 {
     size_t n = 0;
@@ -43,14 +45,13 @@ static ProtobufCBinaryData *bins(const struct at_digest *d, size_t n)
     return b;
 }
 
-/* see internal.h */
-int meta__cmd_put_manifest(const char *request_id,
-                           const struct meta_manifest_put *p,
-                           proto_alloc_fn alloc,
-                           void **out,
-                           size_t *len,
-                           char *errmsg)
+static int build_put_manifest(const struct meta_cmd *mc,
+                              proto_alloc_fn alloc,
+                              void **out,
+                              size_t *len,
+                              char *errmsg)
 {
+    const struct meta_manifest_put *p = &mc->put_manifest;
     if (p->repo == NULL || p->media_type == NULL ||
         (p->bytes == NULL && p->len != 0)) {
         at_errmsg_printf(errmsg, "put manifest: missing field");
@@ -83,120 +84,101 @@ int meta__cmd_put_manifest(const char *request_id,
     c.timestamp_ms = meta__cmd_clock(); /* GC age of untagged manifests */
     c.op_case = ATOLL__COMMAND__OP_PUT_MANIFEST;
     c.put_manifest = &o;
-    int rv = pack(&c, request_id, alloc, out, len, errmsg);
+    int rv = pack(&c, mc->request_id, alloc, out, len, errmsg);
     at_free(o.blobs);
     at_free(o.manifests);
     return rv;
 }
 
-/* see internal.h */
-int meta__cmd_blob_stored(const char *request_id,
-                          const char *repo,
-                          const struct at_digest *d,
-                          uint64_t size,
-                          const char *store,
-                          proto_alloc_fn alloc,
-                          void **out,
-                          size_t *len,
-                          char *errmsg)
+static int build_blob_stored(const struct meta_cmd *mc,
+                             const char *store,
+                             proto_alloc_fn alloc,
+                             void **out,
+                             size_t *len,
+                             char *errmsg)
 {
     Atoll__Command c = ATOLL__COMMAND__INIT;
     Atoll__BlobStored o = ATOLL__BLOB_STORED__INIT;
-    o.repo = (char *)repo;
-    o.digest = bin(d);
-    o.size = size;
+    o.repo = (char *)mc->blob_stored.repo;
+    o.digest = bin(&mc->blob_stored.digest);
+    o.size = mc->blob_stored.size;
     if (store != NULL)
         o.store = (char *)store;
     c.timestamp_ms = meta__cmd_clock();
     c.op_case = ATOLL__COMMAND__OP_BLOB_STORED;
     c.blob_stored = &o;
-    return pack(&c, request_id, alloc, out, len, errmsg);
+    return pack(&c, mc->request_id, alloc, out, len, errmsg);
 }
 
-/* see internal.h */
-int meta__cmd_blob_mount(const char *request_id,
-                         const char *repo,
-                         const char *from_repo,
-                         const struct at_digest *d,
-                         proto_alloc_fn alloc,
-                         void **out,
-                         size_t *len,
-                         char *errmsg)
+static int build_blob_mount(const struct meta_cmd *mc,
+                            proto_alloc_fn alloc,
+                            void **out,
+                            size_t *len,
+                            char *errmsg)
 {
     Atoll__Command c = ATOLL__COMMAND__INIT;
     Atoll__BlobMount o = ATOLL__BLOB_MOUNT__INIT;
-    o.repo = (char *)repo;
-    o.from_repo = (char *)from_repo;
-    o.digest = bin(d);
+    o.repo = (char *)mc->blob_mount.repo;
+    o.from_repo = (char *)mc->blob_mount.from_repo;
+    o.digest = bin(&mc->blob_mount.digest);
     c.timestamp_ms = meta__cmd_clock();
     c.op_case = ATOLL__COMMAND__OP_BLOB_MOUNT;
     c.blob_mount = &o;
-    return pack(&c, request_id, alloc, out, len, errmsg);
+    return pack(&c, mc->request_id, alloc, out, len, errmsg);
 }
 
-/* see internal.h */
-int meta__cmd_blob_unlink(const char *request_id,
-                          const char *repo,
-                          const struct at_digest *d,
-                          proto_alloc_fn alloc,
-                          void **out,
-                          size_t *len,
-                          char *errmsg)
+static int build_blob_unlink(const struct meta_cmd *mc,
+                             proto_alloc_fn alloc,
+                             void **out,
+                             size_t *len,
+                             char *errmsg)
 {
     Atoll__Command c = ATOLL__COMMAND__INIT;
     Atoll__BlobUnlink o = ATOLL__BLOB_UNLINK__INIT;
-    o.repo = (char *)repo;
-    o.digest = bin(d);
+    o.repo = (char *)mc->blob_unlink.repo;
+    o.digest = bin(&mc->blob_unlink.digest);
     c.op_case = ATOLL__COMMAND__OP_BLOB_UNLINK;
     c.blob_unlink = &o;
-    return pack(&c, request_id, alloc, out, len, errmsg);
+    return pack(&c, mc->request_id, alloc, out, len, errmsg);
 }
 
-/* see internal.h */
-int meta__cmd_delete_manifest(const char *request_id,
-                              const char *repo,
-                              const struct at_digest *d,
-                              proto_alloc_fn alloc,
-                              void **out,
-                              size_t *len,
-                              char *errmsg)
+static int build_delete_manifest(const struct meta_cmd *mc,
+                                 proto_alloc_fn alloc,
+                                 void **out,
+                                 size_t *len,
+                                 char *errmsg)
 {
     Atoll__Command c = ATOLL__COMMAND__INIT;
     Atoll__DeleteManifest o = ATOLL__DELETE_MANIFEST__INIT;
-    o.repo = (char *)repo;
-    o.digest = bin(d);
+    o.repo = (char *)mc->delete_manifest.repo;
+    o.digest = bin(&mc->delete_manifest.digest);
     c.op_case = ATOLL__COMMAND__OP_DELETE_MANIFEST;
     c.delete_manifest = &o;
-    return pack(&c, request_id, alloc, out, len, errmsg);
+    return pack(&c, mc->request_id, alloc, out, len, errmsg);
 }
 
-/* see internal.h */
-int meta__cmd_delete_tag(const char *request_id,
-                         const char *repo,
-                         const char *tag,
-                         proto_alloc_fn alloc,
-                         void **out,
-                         size_t *len,
-                         char *errmsg)
+static int build_delete_tag(const struct meta_cmd *mc,
+                            proto_alloc_fn alloc,
+                            void **out,
+                            size_t *len,
+                            char *errmsg)
 {
     Atoll__Command c = ATOLL__COMMAND__INIT;
     Atoll__DeleteTag o = ATOLL__DELETE_TAG__INIT;
-    o.repo = (char *)repo;
-    o.tag = (char *)tag;
+    o.repo = (char *)mc->delete_tag.repo;
+    o.tag = (char *)mc->delete_tag.tag;
     c.op_case = ATOLL__COMMAND__OP_DELETE_TAG;
     c.delete_tag = &o;
-    return pack(&c, request_id, alloc, out, len, errmsg);
+    return pack(&c, mc->request_id, alloc, out, len, errmsg);
 }
 
-/* see internal.h */
-int meta__cmd_node_upsert(const char *request_id,
-                          const struct meta_node *n,
-                          bool standby,
-                          proto_alloc_fn alloc,
-                          void **out,
-                          size_t *len,
-                          char *errmsg)
+static int build_node_upsert(const struct meta_cmd *mc,
+                             proto_alloc_fn alloc,
+                             void **out,
+                             size_t *len,
+                             char *errmsg)
 {
+    const struct meta_node *n = &mc->node_upsert.node;
     Atoll__Command c = ATOLL__COMMAND__INIT;
     Atoll__NodeUpsert o = ATOLL__NODE_UPSERT__INIT;
     o.id = n->id;
@@ -204,69 +186,84 @@ int meta__cmd_node_upsert(const char *request_id,
     o.peer_address = (char *)(n->peer_address != NULL ? n->peer_address : "");
     o.api_address = (char *)(n->api_address != NULL ? n->api_address : "");
     o.region = (char *)(n->region != NULL ? n->region : "");
-    o.standby = standby;
+    o.standby = mc->node_upsert.standby;
     c.op_case = ATOLL__COMMAND__OP_NODE_UPSERT;
     c.node_upsert = &o;
-    return pack(&c, request_id, alloc, out, len, errmsg);
+    return pack(&c, mc->request_id, alloc, out, len, errmsg);
 }
 
-/* see internal.h */
-int meta__cmd_node_remove(const char *request_id,
-                          uint64_t id,
+static int build_node_remove(const struct meta_cmd *mc,
+                             proto_alloc_fn alloc,
+                             void **out,
+                             size_t *len,
+                             char *errmsg)
+{
+    Atoll__Command c = ATOLL__COMMAND__INIT;
+    Atoll__NodeRemove o = ATOLL__NODE_REMOVE__INIT;
+    o.id = mc->node_remove.id;
+    c.op_case = ATOLL__COMMAND__OP_NODE_REMOVE;
+    c.node_remove = &o;
+    return pack(&c, mc->request_id, alloc, out, len, errmsg);
+}
+
+/* Blob digests and untagged manifests, each list bounded. */
+static int build_gc_sweep(const struct meta_cmd *mc,
                           proto_alloc_fn alloc,
                           void **out,
                           size_t *len,
                           char *errmsg)
 {
-    Atoll__Command c = ATOLL__COMMAND__INIT;
-    Atoll__NodeRemove o = ATOLL__NODE_REMOVE__INIT;
-    o.id = id;
-    c.op_case = ATOLL__COMMAND__OP_NODE_REMOVE;
-    c.node_remove = &o;
-    return pack(&c, request_id, alloc, out, len, errmsg);
-}
-
-/* see internal.h */
-int meta__cmd_gc_sweep(const char *request_id,
-                       uint64_t now_ms,
-                       uint64_t grace_ms,
-                       const struct at_digest *d,
-                       size_t n,
-                       proto_alloc_fn alloc,
-                       void **out,
-                       size_t *len,
-                       char *errmsg)
-{
-    if (n > PROTO_GC_BATCH_MAX || (d == NULL && n != 0)) {
-        at_errmsg_printf(errmsg, "gc sweep of %zu digests over %u", n,
+    const struct meta_gc_sweep *g = &mc->gc_sweep;
+    size_t n = g->nmanifests;
+    if (g->ndigests > PROTO_GC_BATCH_MAX ||
+        (g->digests == NULL && g->ndigests != 0)) {
+        at_errmsg_printf(errmsg, "gc sweep of %zu digests over %u", g->ndigests,
+                         PROTO_GC_BATCH_MAX);
+        return AT_EINVAL;
+    }
+    if (n > PROTO_GC_BATCH_MAX || (g->manifests == NULL && n != 0)) {
+        at_errmsg_printf(errmsg, "gc sweep of %zu manifests over %u", n,
                          PROTO_GC_BATCH_MAX);
         return AT_EINVAL;
     }
     Atoll__Command c = ATOLL__COMMAND__INIT;
     Atoll__GcSweep o = ATOLL__GC_SWEEP__INIT;
-    o.grace_ms = grace_ms;
-    o.n_digests = n;
-    o.digests = bins(d, n);
-    c.timestamp_ms = now_ms;
+    Atoll__SweepManifest *sms = at_calloc(n + 1, sizeof(*sms));
+    Atoll__SweepManifest **smp = at_calloc(n + 1, sizeof(*smp));
+    for (size_t i = 0; i < n; i++) {
+        const struct meta_gc_manifest *mf = &g->manifests[i];
+        sms[i] = (Atoll__SweepManifest)ATOLL__SWEEP_MANIFEST__INIT;
+        sms[i].repo = (char *)(mf->repo != NULL ? mf->repo : "");
+        sms[i].digest = bin(&mf->digest);
+        smp[i] = &sms[i];
+    }
+    o.grace_ms = g->grace_ms;
+    o.n_digests = g->ndigests;
+    o.digests = bins(g->digests, g->ndigests);
+    o.n_manifests = n;
+    o.manifests = smp;
+    c.timestamp_ms = g->now_ms;
     c.op_case = ATOLL__COMMAND__OP_GC_SWEEP;
     c.gc_sweep = &o;
-    int rv = pack(&c, request_id, alloc, out, len, errmsg);
+    int rv = pack(&c, mc->request_id, alloc, out, len, errmsg);
     at_free(o.digests);
+    at_free(smp);
+    at_free(sms);
     return rv;
 }
 
-/* see internal.h */
-int meta__cmd_set_setting(const char *request_id,
-                          const char *key,
-                          const char *value,
-                          proto_alloc_fn alloc,
-                          void **out,
-                          size_t *len,
-                          char *errmsg)
+static int build_set_setting(const struct meta_cmd *mc,
+                             proto_alloc_fn alloc,
+                             void **out,
+                             size_t *len,
+                             char *errmsg)
 {
+    const char *key = mc->set_setting.key;
+    const char *value = mc->set_setting.value;
     Atoll__Command c = ATOLL__COMMAND__INIT;
     Atoll__SetSetting o = ATOLL__SET_SETTING__INIT;
-    if (!meta__setting_key_ok(key) || strlen(value) > META_SETTING_VALUE_MAX) {
+    if (key == NULL || value == NULL || !meta__setting_key_ok(key) ||
+        strlen(value) > META_SETTING_VALUE_MAX) {
         at_errmsg_printf(errmsg, "bad setting key or value");
         return AT_EINVAL;
     }
@@ -274,5 +271,39 @@ int meta__cmd_set_setting(const char *request_id,
     o.value = (char *)value;
     c.op_case = ATOLL__COMMAND__OP_SET_SETTING;
     c.set_setting = &o;
-    return pack(&c, request_id, alloc, out, len, errmsg);
+    return pack(&c, mc->request_id, alloc, out, len, errmsg);
+}
+
+/* see command.h */
+int meta__cmd_pack(const struct meta_cmd *c,
+                   const char *store,
+                   proto_alloc_fn alloc,
+                   void **out,
+                   size_t *len,
+                   char *errmsg)
+{
+    switch (c->kind) {
+    case META_CMD_PUT_MANIFEST:
+        return build_put_manifest(c, alloc, out, len, errmsg);
+    case META_CMD_BLOB_STORED:
+        return build_blob_stored(c, store, alloc, out, len, errmsg);
+    case META_CMD_BLOB_MOUNT:
+        return build_blob_mount(c, alloc, out, len, errmsg);
+    case META_CMD_BLOB_UNLINK:
+        return build_blob_unlink(c, alloc, out, len, errmsg);
+    case META_CMD_DELETE_MANIFEST:
+        return build_delete_manifest(c, alloc, out, len, errmsg);
+    case META_CMD_DELETE_TAG:
+        return build_delete_tag(c, alloc, out, len, errmsg);
+    case META_CMD_GC_SWEEP:
+        return build_gc_sweep(c, alloc, out, len, errmsg);
+    case META_CMD_SET_SETTING:
+        return build_set_setting(c, alloc, out, len, errmsg);
+    case META_CMD_NODE_UPSERT:
+        return build_node_upsert(c, alloc, out, len, errmsg);
+    case META_CMD_NODE_REMOVE:
+        return build_node_remove(c, alloc, out, len, errmsg);
+    }
+    at_errmsg_printf(errmsg, "unknown command kind %d", (int)c->kind);
+    return AT_EINVAL;
 }

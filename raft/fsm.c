@@ -1,11 +1,83 @@
-/* The FSM's apply: decode a command and change the state deterministically. */
+/* The FSM as a whole: set up and release it, apply one command (decode it
+ * and change the state deterministically), swap in a restored snapshot. */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "raft"
 
-#include "raft/internal.h"
+#include "raft/fsm.h"
+
+#include "raft/gc.h"
+#include "raft/nodes.h"
+#include "raft/settings.h"
+#include "raft/snapshot.h"
 
 #define DKEY(d) ((d)->bytes), AT_DIGEST_LEN
+
+/* see fsm.h */
+void meta_fsm_init(struct meta_fsm *f, size_t requests_max)
+{
+    memset(f, 0, sizeof(*f));
+    at_map_init(&f->nodes);
+    at_map_init(&f->repos);
+    at_map_init(&f->manifests);
+    at_map_init(&f->blobs);
+    at_map_init(&f->reqs);
+    at_map_init(&f->settings);
+    f->ring_cap = requests_max > 0 ? requests_max : 1;
+    f->ring = at_calloc(f->ring_cap, sizeof(*f->ring));
+}
+
+/* see fsm.h */
+void meta_fsm_release(struct meta_fsm *f)
+{
+    const char *k;
+    void *v;
+    for (size_t i = 0; at_map_next(&f->repos, &i, &k, &v);)
+        meta__repo_free(v);
+    for (size_t i = 0; at_map_next(&f->manifests, &i, &k, &v);)
+        meta__mf_free(v);
+    for (size_t i = 0; at_map_next(&f->blobs, &i, &k, &v);)
+        meta__blob_free(v);
+    meta__nodes_release(f);
+    meta_snap_job_free(f->snap_spare);
+    at_map_release(&f->repos);
+    at_map_release(&f->manifests);
+    at_map_release(&f->blobs);
+    at_map_release(&f->reqs);
+    at_free(f->ring);
+    at_free(f->sorted_repos);
+    at_free(f->gc_removed);
+    meta__settings_release(f);
+    meta_pushes_free(f->pushes, f->npushes);
+    memset(f, 0, sizeof(*f));
+}
+
+/* see meta.h */
+const char *meta_result_str(int result)
+{
+    switch (result) {
+    case META_OK:
+        return "ok";
+    case META_BLOB_UNKNOWN:
+        return "blob unknown";
+    case META_MANIFEST_UNKNOWN:
+        return "manifest unknown";
+    case META_TAG_UNKNOWN:
+        return "tag unknown";
+    case META_NAME_UNKNOWN:
+        return "repository unknown";
+    case META_BLOB_NOT_LINKED:
+        return "blob not linked";
+    case META_NODE_CONFLICT:
+        return "node name taken by another id";
+    case META_NODE_UNKNOWN:
+        return "node unknown";
+    case META_INVALID:
+        return "invalid command";
+    default:
+        return "unknown result";
+    }
+}
 
 static void digest_from(struct at_digest *d, ProtobufCBinaryData b)
 {
@@ -150,7 +222,7 @@ static int apply_delete_tag(struct meta_fsm *f, const Atoll__DeleteTag *o)
     return META_OK;
 }
 
-/* see internal.h */
+/* see fsm.h */
 int meta_fsm_apply(struct meta_fsm *f,
                    uint64_t index,
                    const void *buf,
@@ -220,5 +292,45 @@ int meta_fsm_apply(struct meta_fsm *f,
     meta__req_remember(f, c->request_id, res, index);
     proto_command_free(c);
     *result = res;
+    return 0;
+}
+
+/* see fsm.h */
+int meta_fsm_restore(struct meta_fsm *f,
+                     const void *buf,
+                     size_t len,
+                     char *errmsg)
+{
+    struct meta_fsm fresh;
+    meta_fsm_init(&fresh, f->ring_cap);
+    int rv = meta__snap_decode(&fresh, buf, len, errmsg);
+    if (rv != 0) {
+        meta_fsm_release(&fresh);
+        return rv;
+    }
+    /* blob records the new state lacks were swept by a GcSweep this node
+     * missed: its local copies go too; pending removals carry over */
+    const char *k;
+    void *v;
+    for (size_t i = 0; i < f->ngc_removed; i++)
+        meta__gc_removed_push(&fresh, &f->gc_removed[i].digest,
+                              f->gc_removed[i].cutoff_ms);
+    for (size_t i = 0; at_map_next(&f->blobs, &i, &k, &v);) {
+        const struct meta_blob *b = v;
+        if (at_map_get(&fresh.blobs, DKEY(&b->digest)) == NULL)
+            meta__gc_removed_push(&fresh, &b->digest, b->stored_ms);
+    }
+    fresh.gc_deleted_total = f->gc_deleted_total;
+    fresh.gc_mf_deleted = f->gc_mf_deleted;
+    fresh.gc_scan_wanted = true;
+    /* local: the prefetcher's switch and its pending pushes carry over */
+    fresh.pushes_record = f->pushes_record;
+    fresh.pushes = f->pushes;
+    fresh.npushes = f->npushes;
+    fresh.pushes_cap = f->pushes_cap;
+    f->pushes = NULL;
+    f->npushes = f->pushes_cap = 0;
+    meta_fsm_release(f);
+    *f = fresh;
     return 0;
 }

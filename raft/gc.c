@@ -4,7 +4,7 @@
 
 #define AT_LOG_COMP "raft"
 
-#include "raft/internal.h"
+#include "raft/gc.h"
 
 #define DKEY(d) ((d)->bytes), AT_DIGEST_LEN
 
@@ -25,7 +25,7 @@ static int blob_cmp(const void *a, const void *b)
     return memcmp(x->digest.bytes, y->digest.bytes, AT_DIGEST_LEN);
 }
 
-/* see internal.h */
+/* see gc.h */
 void meta_fsm_gc_candidates(struct meta_fsm *f,
                             uint64_t now_ms,
                             uint64_t grace_ms,
@@ -53,7 +53,7 @@ void meta_fsm_gc_candidates(struct meta_fsm *f,
     at_free(hits);
 }
 
-/* see internal.h */
+/* see gc.h */
 void meta__gc_removed_push(struct meta_fsm *f,
                            const struct at_digest *d,
                            uint64_t cutoff_ms)
@@ -72,7 +72,7 @@ void meta__gc_removed_push(struct meta_fsm *f,
     f->gc_removed[f->ngc_removed++].cutoff_ms = cutoff_ms;
 }
 
-/* see internal.h */
+/* see gc.h */
 size_t meta_fsm_gc_take_removed(struct meta_fsm *f,
                                 struct meta_gc_removed **out)
 {
@@ -83,7 +83,7 @@ size_t meta_fsm_gc_take_removed(struct meta_fsm *f,
     return n;
 }
 
-/* see internal.h */
+/* see gc.h */
 void meta__gc_recount(struct meta_fsm *f)
 {
     const char *k;
@@ -206,7 +206,7 @@ static size_t repo_mf_candidates(struct meta_repo *r,
     return total;
 }
 
-/* see internal.h */
+/* see gc.h */
 void meta_fsm_gc_manifest_candidates(struct meta_fsm *f,
                                      uint64_t now_ms,
                                      uint64_t grace_ms,
@@ -271,7 +271,7 @@ static void gc_sweep_manifests(struct meta_fsm *f,
     at_map_release(&keeps);
 }
 
-/* see internal.h: deterministic; every decision uses the command's fields
+/* see gc.h: deterministic; every decision uses the command's fields
  * and the state only */
 int meta__gc_sweep(struct meta_fsm *f, uint64_t now_ms, const Atoll__GcSweep *o)
 {
@@ -343,45 +343,4 @@ int meta__gc_sweep(struct meta_fsm *f, uint64_t now_ms, const Atoll__GcSweep *o)
     }
     at_map_release(&doomed);
     return META_OK;
-}
-
-/* see internal.h */
-int meta__cmd_gc_sweep_manifests(const char *request_id,
-                                 uint64_t now_ms,
-                                 uint64_t grace_ms,
-                                 const struct meta_gc_manifest *mf,
-                                 size_t n,
-                                 proto_alloc_fn alloc,
-                                 void **out,
-                                 size_t *len,
-                                 char *errmsg)
-{
-    if (n > PROTO_GC_BATCH_MAX || (mf == NULL && n != 0)) {
-        at_errmsg_printf(errmsg, "gc sweep of %zu manifests over %u", n,
-                         PROTO_GC_BATCH_MAX);
-        return AT_EINVAL;
-    }
-    Atoll__Command c = ATOLL__COMMAND__INIT;
-    Atoll__GcSweep o = ATOLL__GC_SWEEP__INIT;
-    Atoll__SweepManifest *sms = at_calloc(n + 1, sizeof(*sms));
-    Atoll__SweepManifest **smp = at_calloc(n + 1, sizeof(*smp));
-    for (size_t i = 0; i < n; i++) {
-        sms[i] = (Atoll__SweepManifest)ATOLL__SWEEP_MANIFEST__INIT;
-        sms[i].repo = (char *)(mf[i].repo != NULL ? mf[i].repo : "");
-        sms[i].digest.len = AT_DIGEST_LEN;
-        sms[i].digest.data = (uint8_t *)mf[i].digest.bytes;
-        smp[i] = &sms[i];
-    }
-    o.grace_ms = grace_ms;
-    o.n_manifests = n;
-    o.manifests = smp;
-    c.version = PROTO_COMMAND_VERSION;
-    c.request_id = (char *)(request_id != NULL ? request_id : "");
-    c.timestamp_ms = now_ms;
-    c.op_case = ATOLL__COMMAND__OP_GC_SWEEP;
-    c.gc_sweep = &o;
-    int rv = proto_command_pack(&c, alloc, out, len, errmsg);
-    at_free(smp);
-    at_free(sms);
-    return rv;
 }

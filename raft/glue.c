@@ -8,7 +8,10 @@
 #include <time.h>
 #include <uv.h>
 
-#include "raft/internal.h"
+#include "raft/glue.h"
+
+#include "raft/fsm.h"
+#include "raft/snapshot.h"
 
 static int glue_apply(struct raft_fsm *iface,
                       const struct raft_buffer *buf,
@@ -161,12 +164,12 @@ static int glue_restore(struct raft_fsm *iface, struct raft_buffer *buf)
     return 0;
 }
 
-/* see internal.h */
+/* see glue.h */
 void meta__glue_init(struct meta_fsm_glue *g, struct meta_fsm *fsm)
 {
     memset(g, 0, sizeof(*g));
     g->fsm = fsm;
-    g->iface.version = 3; /* 0.15 needs io->version = 2 (see meta.c) */
+    g->iface.version = 3; /* 0.15 needs io->version = 2 (see open.c) */
     g->iface.data = g;
     g->iface.apply = glue_apply;
     g->iface.snapshot = glue_snapshot;

@@ -33,7 +33,7 @@ struct meta_config {
     unsigned snapshot_threshold;   /* default 16384 entries */
     unsigned snapshot_trailing;    /* default 4096 entries */
     const char *store_id; /* borrowed; this node's blob store id recorded by
-                             meta_blob_stored (default: name) */
+                             BlobStored commands (default: name) */
 
     /* ---- cluster (issue 3) ----
      * A node's raft address is its name; the transport resolves names to the
@@ -123,11 +123,12 @@ int meta_open(struct meta **out,
 void meta_close(struct meta *m, void (*cb)(void *data), void *data);
 
 /* ---- writes ----
- * Each write proposes one command with a request id (NULL: a fresh one is
- * generated). The call itself returns AT_EINVAL (bad request id or fields),
- * AT_ETOOBIG, AT_ENOTLEADER (not leader: nothing proposed) or AT_ESHUTDOWN,
- * and then cb never runs. cb runs exactly once, on the loop thread, if the
- * call returned 0:
+ * Every write is one command, a struct meta_cmd, proposed with
+ * meta_propose with a request id (NULL: a fresh one is generated). The call
+ * itself returns AT_EINVAL (bad request id or fields), AT_ETOOBIG,
+ * AT_ENOTLEADER (not leader: nothing proposed) or AT_ESHUTDOWN, and then cb
+ * never runs. cb runs exactly once, on the loop thread, if the call
+ * returned 0:
  *   status 0            committed and applied here; result = enum meta_result,
  *                       index = the command's log index
  *   status AT_ENOTLEADER not applied (no leader here, retry elsewhere/later)
@@ -140,6 +141,33 @@ typedef void (*meta_write_cb)(void *data,
                               int status,
                               int result,
                               uint64_t index);
+
+struct meta_node {
+    uint64_t id;
+    const char *name;
+    const char *peer_address;
+    const char *api_address;
+    const char *region; /* may be "" */
+    int role;           /* 0 spare, 1 voter, 2 standby, -1 not in config */
+    bool leader;
+};
+
+/* The commands, one member of struct meta_cmd each. Pointers are borrowed
+ * for the meta_propose call. The proposer stamps the command with its clock
+ * (timestamp_ms: PutManifest, BlobStored, BlobMount) and BlobStored with
+ * this node's store id (meta_config.store_id). */
+enum meta_cmd_kind {
+    META_CMD_PUT_MANIFEST = 1,
+    META_CMD_BLOB_STORED,
+    META_CMD_BLOB_MOUNT,
+    META_CMD_BLOB_UNLINK,
+    META_CMD_DELETE_MANIFEST,
+    META_CMD_DELETE_TAG,
+    META_CMD_GC_SWEEP,
+    META_CMD_SET_SETTING,
+    META_CMD_NODE_UPSERT, /* membership only: meta_member_join */
+    META_CMD_NODE_REMOVE, /* membership only: meta_member_remove */
+};
 
 struct meta_manifest_put {
     const char *repo;
@@ -158,54 +186,106 @@ struct meta_manifest_put {
     const char *annotations_json; /* JSON object text, may be NULL */
 };
 
-int meta_put_manifest(struct meta *m,
-                      const char *request_id,
-                      const struct meta_manifest_put *p,
-                      meta_write_cb cb,
-                      void *data);
 /* A verified blob copy now lives in this node's store; link it to repo. */
-int meta_blob_stored(struct meta *m,
-                     const char *request_id,
-                     const char *repo,
-                     const struct at_digest *d,
-                     uint64_t size,
-                     meta_write_cb cb,
-                     void *data);
+struct meta_blob_stored {
+    const char *repo;
+    struct at_digest digest;
+    uint64_t size;
+};
+
 /* Cross-repository mount: link an existing blob into repo. result
  * META_BLOB_UNKNOWN when the blob is not linked in from_repo. */
-int meta_blob_mount(struct meta *m,
-                    const char *request_id,
-                    const char *repo,
-                    const char *from_repo,
-                    const struct at_digest *d,
-                    meta_write_cb cb,
-                    void *data);
-int meta_blob_unlink(struct meta *m,
-                     const char *request_id,
-                     const char *repo,
-                     const struct at_digest *d,
-                     meta_write_cb cb,
-                     void *data);
+struct meta_blob_mount {
+    const char *repo;
+    const char *from_repo;
+    struct at_digest digest;
+};
+
+struct meta_blob_unlink {
+    const char *repo;
+    struct at_digest digest;
+};
+
 /* Delete a manifest from a repo, and every tag of that repo pointing at it. */
-int meta_delete_manifest(struct meta *m,
-                         const char *request_id,
-                         const char *repo,
-                         const struct at_digest *d,
-                         meta_write_cb cb,
-                         void *data);
-int meta_delete_tag(struct meta *m,
-                    const char *request_id,
-                    const char *repo,
-                    const char *tag,
-                    meta_write_cb cb,
-                    void *data);
+struct meta_manifest_delete {
+    const char *repo;
+    struct at_digest digest;
+};
+
+struct meta_tag_delete {
+    const char *repo;
+    const char *tag;
+};
+
+/* One GcSweep (see the garbage collection section below): up to
+ * PROTO_GC_BATCH_MAX (10000) blob digests and as many untagged manifests
+ * (struct meta_gc_manifest), AT_EINVAL beyond; apply re-checks each one at
+ * now_ms (wall clock ms) with grace_ms, manifests first. */
+struct meta_gc_manifest {
+    const char *repo;
+    struct at_digest digest;
+};
+struct meta_gc_sweep {
+    uint64_t now_ms;
+    uint64_t grace_ms;
+    const struct at_digest *digests;
+    size_t ndigests;
+    const struct meta_gc_manifest *manifests;
+    size_t nmanifests;
+};
+
+/* A cluster setting (see the cluster settings section below). */
+struct meta_setting_set {
+    const char *key;
+    const char *value;
+};
+
+/* The node table (membership): node.role and node.leader are ignored. */
+struct meta_node_upsert {
+    struct meta_node node;
+    bool standby;
+};
+struct meta_node_remove {
+    uint64_t id;
+};
+
+struct meta_cmd {
+    enum meta_cmd_kind kind; /* says which member of the union is set */
+    const char *request_id;  /* printable ASCII, <= 64 bytes; NULL: fresh */
+    union {
+        struct meta_manifest_put put_manifest;
+        struct meta_blob_stored blob_stored;
+        struct meta_blob_mount blob_mount;
+        struct meta_blob_unlink blob_unlink;
+        struct meta_manifest_delete delete_manifest;
+        struct meta_tag_delete delete_tag;
+        struct meta_gc_sweep gc_sweep;
+        struct meta_setting_set set_setting;
+        struct meta_node_upsert node_upsert;
+        struct meta_node_remove node_remove;
+    };
+};
+
+/* Propose c (borrowed for the call): on the leader here, on a follower
+ * through hooks->forward, answered as described above. Node table commands
+ * are refused (AT_EINVAL): membership goes through meta_member_join and
+ * meta_member_remove. When it returns non-zero, meta_errmsg(m) says why. */
+int meta_propose(struct meta *m,
+                 const struct meta_cmd *c,
+                 meta_write_cb cb,
+                 void *data);
+
+/* Why the last proposal on m that failed did (meta_propose, or the
+ * NodeUpsert/NodeRemove of a membership change): borrowed until the next
+ * call on m; "" if none failed yet. */
+const char *meta_errmsg(const struct meta *m);
 
 /* ---- garbage collection (issue 4) ----
  * meta_gc_candidates: every blob no manifest references whose last
  * BlobStored/BlobMount is at least grace_ms before now_ms (wall clock ms),
- * in digest order (local state). meta_gc_sweep proposes one GcSweep of up
- * to PROTO_GC_BATCH_MAX (10000) digests like any write (forwarded by a
- * follower); apply re-checks each digest in log order and deletes the
+ * in digest order (local state). A GcSweep (META_CMD_GC_SWEEP) of up to
+ * PROTO_GC_BATCH_MAX (10000) digests is proposed like any write (forwarded
+ * by a follower); apply re-checks each digest in log order and deletes the
  * records of those still unreferenced and old enough (result META_OK).
  * meta_gc_take_removed hands over the digests whose records were deleted
  * on this node since the last call (GcSweep applies, snapshot installs):
@@ -226,28 +306,15 @@ void meta_gc_candidates(struct meta *m,
                         uint64_t grace_ms,
                         meta_blob_cb each,
                         void *data);
-int meta_gc_sweep(struct meta *m,
-                  const char *request_id,
-                  uint64_t now_ms,
-                  uint64_t grace_ms,
-                  const struct at_digest *d,
-                  size_t n,
-                  meta_write_cb cb,
-                  void *data);
 size_t meta_gc_take_removed(struct meta *m, struct meta_gc_removed **out);
 /* Untagged manifests (policy gc_untagged): meta_gc_manifest_candidates
  * lists up to max manifests that, in their repository, have no tag, are no
  * child of an index, are the subject of no manifest, are no referrer of a
  * subject still there, and were last pushed at least grace_ms before now_ms
  * (local state; an index before the children it frees). The repo string is
- * borrowed for the call. meta_gc_sweep_manifests proposes one GcSweep of up
- * to PROTO_GC_BATCH_MAX of them; apply re-checks each one in order and
- * deletes those still collectable from their repository (as a
+ * borrowed for the call. A GcSweep with manifests re-checks each one in
+ * order and deletes those still collectable from their repository (as a
  * DeleteManifest would); their blobs are left to a later blob sweep. */
-struct meta_gc_manifest {
-    const char *repo;
-    struct at_digest digest;
-};
 typedef void (*meta_gc_manifest_cb)(void *data,
                                     const char *repo,
                                     const struct at_digest *d);
@@ -257,30 +324,17 @@ void meta_gc_manifest_candidates(struct meta *m,
                                  size_t max,
                                  meta_gc_manifest_cb each,
                                  void *data);
-int meta_gc_sweep_manifests(struct meta *m,
-                            const char *request_id,
-                            uint64_t now_ms,
-                            uint64_t grace_ms,
-                            const struct meta_gc_manifest *mf,
-                            size_t n,
-                            meta_write_cb cb,
-                            void *data);
 /* True once after each snapshot install: a node that installs a snapshot
  * right after a restart does not know which records it lost, so it scans
  * its store for copies without a record (the node layer). */
 bool meta_gc_take_scan(struct meta *m);
 
 /* ---- cluster settings ----
- * A small map replicated through the log (SetSetting), e.g. "placement".
- * key: [a-z_]{1,64}; value: up to 64 KiB, no NUL; "" removes the key.
- * meta_setting_get: the value applied here (borrowed until the next apply)
- * or NULL, and the log index of its last change (0 when unset). */
-int meta_setting_set(struct meta *m,
-                     const char *request_id,
-                     const char *key,
-                     const char *value,
-                     meta_write_cb cb,
-                     void *data);
+ * A small map replicated through the log (SetSetting, META_CMD_SET_SETTING),
+ * e.g. "placement". key: [a-z_]{1,64}; value: up to 64 KiB, no NUL; ""
+ * removes the key. meta_setting_get: the value applied here (borrowed until
+ * the next apply) or NULL, and the log index of its last change (0 when
+ * unset). */
 const char *meta_setting_get(struct meta *m, const char *key, uint64_t *index);
 
 /* Tagged pushes applied here (PutManifest with a tag) while recording is
@@ -376,7 +430,7 @@ void meta_referrers(struct meta *m,
 
 /* Leader side of a forwarded write: cmd is the packed command a follower's
  * forward hook sent (validated: AT_EPROTO/AT_ECORRUPT for garbage). Applies
- * it like the typed writes (dedup by its request id included). */
+ * it like meta_propose does (dedup by its request id included). */
 int meta_propose_packed(struct meta *m,
                         const void *cmd,
                         size_t len,
@@ -429,15 +483,6 @@ void meta_raft_accept(struct meta *m,
  * the node table wins over hints. */
 void meta_peer_hint(struct meta *m, const char *name, const char *peer_address);
 
-struct meta_node {
-    uint64_t id;
-    const char *name;
-    const char *peer_address;
-    const char *api_address;
-    const char *region; /* may be "" */
-    int role;           /* 0 spare, 1 voter, 2 standby, -1 not in config */
-    bool leader;
-};
 typedef void (*meta_node_cb)(void *data, const struct meta_node *n);
 
 /* The raft id a node named name gets on first start: stable, in
@@ -449,7 +494,7 @@ uint64_t meta_node_id_from_name(const char *name);
  * from it), with its raft role, sorted by name. */
 void meta_members(struct meta *m, meta_node_cb each, void *data);
 /* The nodes of the node table whose name is a store id holding blob d
- * (meta_blob_stored), this node excluded: same-region nodes first (this
+ * (BlobStored), this node excluded: same-region nodes first (this
  * node's region), then the others, each group sorted by name. Nothing when
  * the blob is unknown. n and its strings are borrowed for the call. */
 void meta_blob_holders(struct meta *m,

@@ -1,9 +1,20 @@
-/* The FSM's node table: raft id -> name, peer/API addresses, region. */
+/* The FSM's node table (raft id -> name, peer/API addresses, region) and
+ * the raft id a name gets. */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "raft"
 
-#include "raft/internal.h"
+#include <raft.h>
+
+#include "raft/nodes.h"
+
+/* see meta.h: stable per name, 32-bit (libraft 0.15's uv client keeps ids
+ * in an unsigned int), never 0 nor 1 (1 is the legacy single node) */
+uint64_t meta_node_id_from_name(const char *name)
+{
+    unsigned long long h = raft_digest(name, 0);
+    return 2 + (uint64_t)(h % 0x7ffffffdull);
+}
 
 static void noderec_free(struct meta_noderec *n)
 {
@@ -14,7 +25,7 @@ static void noderec_free(struct meta_noderec *n)
     at_free(n);
 }
 
-/* see internal.h */
+/* see nodes.h */
 void meta__nodes_release(struct meta_fsm *f)
 {
     const char *k;
@@ -24,13 +35,13 @@ void meta__nodes_release(struct meta_fsm *f)
     at_map_release(&f->nodes);
 }
 
-/* see internal.h */
+/* see nodes.h */
 struct meta_noderec *meta__node_find(const struct meta_fsm *f, uint64_t id)
 {
     return at_map_get(&f->nodes, &id, sizeof(id));
 }
 
-/* see internal.h */
+/* see nodes.h */
 struct meta_noderec *meta__node_by_name(const struct meta_fsm *f,
                                         const char *name)
 {
@@ -49,16 +60,18 @@ static bool same(const char *a, const char *b)
     return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
 }
 
-/* see internal.h */
-bool meta__node_equal(const struct meta_noderec *n, const Atoll__NodeUpsert *o)
+/* see nodes.h */
+bool meta__node_equal(const struct meta_noderec *n,
+                      const struct meta_node_upsert *u)
 {
+    const struct meta_node *o = &u->node;
     return n->id == o->id && same(n->name, o->name) &&
            same(n->peer_address, o->peer_address) &&
            same(n->api_address, o->api_address) && same(n->region, o->region) &&
-           n->standby == o->standby;
+           n->standby == u->standby;
 }
 
-/* see internal.h: a name held by another id is a conflict (the other
+/* see nodes.h: a name held by another id is a conflict (the other
  * record must be removed first) */
 int meta__node_upsert(struct meta_fsm *f, const Atoll__NodeUpsert *o)
 {
@@ -66,7 +79,13 @@ int meta__node_upsert(struct meta_fsm *f, const Atoll__NodeUpsert *o)
     if (byname != NULL && byname->id != o->id)
         return META_NODE_CONFLICT;
     struct meta_noderec *n = meta__node_find(f, o->id);
-    if (n != NULL && meta__node_equal(n, o))
+    struct meta_node_upsert u = { .standby = o->standby };
+    u.node.id = o->id;
+    u.node.name = o->name;
+    u.node.peer_address = o->peer_address;
+    u.node.api_address = o->api_address;
+    u.node.region = o->region;
+    if (n != NULL && meta__node_equal(n, &u))
         return META_OK;
     if (n == NULL) {
         n = at_calloc(1, sizeof(*n));
@@ -87,7 +106,7 @@ int meta__node_upsert(struct meta_fsm *f, const Atoll__NodeUpsert *o)
     return META_OK;
 }
 
-/* see internal.h */
+/* see nodes.h */
 int meta__node_remove(struct meta_fsm *f, uint64_t id)
 {
     struct meta_noderec *n = at_map_del(&f->nodes, &id, sizeof(id));

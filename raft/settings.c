@@ -5,7 +5,7 @@
 
 #define AT_LOG_COMP "raft"
 
-#include "raft/internal.h"
+#include "raft/settings.h"
 
 /* One setting: the value and the log index of its last change. */
 struct meta_setting {
@@ -13,6 +13,7 @@ struct meta_setting {
     uint64_t index;
 };
 
+/* see settings.h */
 bool meta__setting_key_ok(const char *key)
 {
     size_t n = strlen(key);
@@ -33,7 +34,7 @@ static void setting_free(struct meta_setting *s)
     at_free(s);
 }
 
-/* see internal.h */
+/* see settings.h */
 int meta__setting_set(struct meta_fsm *f,
                       uint64_t index,
                       const char *key,
@@ -63,7 +64,7 @@ int meta__setting_set(struct meta_fsm *f,
     return META_OK;
 }
 
-/* see internal.h */
+/* see settings.h */
 const char *meta__setting_get(struct meta_fsm *f,
                               const char *key,
                               uint64_t *index)
@@ -74,7 +75,7 @@ const char *meta__setting_get(struct meta_fsm *f,
     return s != NULL ? s->value : NULL;
 }
 
-/* see internal.h */
+/* see settings.h */
 void meta__settings_each(struct meta_fsm *f,
                          void (*each)(void *data,
                                       const char *key,
@@ -90,7 +91,7 @@ void meta__settings_each(struct meta_fsm *f,
     }
 }
 
-/* see internal.h */
+/* see settings.h */
 void meta__settings_release(struct meta_fsm *f)
 {
     const char *k;
@@ -102,7 +103,7 @@ void meta__settings_release(struct meta_fsm *f)
 
 /* ---- tagged pushes (local, not replicated, not in snapshots) ---- */
 
-/* see internal.h */
+/* see settings.h */
 void meta__push_record(struct meta_fsm *f,
                        const char *repo,
                        const struct at_digest *manifest)
@@ -122,7 +123,7 @@ void meta__push_record(struct meta_fsm *f,
     f->npushes++;
 }
 
-/* see internal.h */
+/* see settings.h */
 size_t meta__pushes_take(struct meta_fsm *f, struct meta_push **out)
 {
     size_t n = f->npushes;
@@ -138,52 +139,4 @@ void meta_pushes_free(struct meta_push *p, size_t n)
     for (size_t i = 0; i < n; i++)
         at_free(p[i].repo);
     at_free(p);
-}
-
-/* see internal.h */
-void meta__manifest_blobs(struct meta_fsm *f,
-                          const char *repo,
-                          const struct at_digest *d,
-                          void (*each)(void *data,
-                                       const struct at_digest *blob,
-                                       uint64_t size),
-                          void *data)
-{
-    struct meta_repo *r = meta__repo_get(f, repo, false);
-    struct meta_mf *mf =
-        r != NULL ? at_map_get(&r->manifests, d->bytes, AT_DIGEST_LEN) : NULL;
-    if (mf == NULL)
-        return;
-    for (size_t i = 0; i < mf->nblobs; i++) {
-        struct meta_blob *b =
-            at_map_get(&f->blobs, mf->blobs[i].bytes, AT_DIGEST_LEN);
-        if (b != NULL)
-            each(data, &b->digest, b->size);
-    }
-    /* an index: its children's blobs (children are never indexes here
-     * deeper than one level in practice; deeper ones are left to lazy
-     * fetch) */
-    for (size_t c = 0; c < mf->nchildren; c++) {
-        struct meta_mf *ch =
-            at_map_get(&r->manifests, mf->children[c].bytes, AT_DIGEST_LEN);
-        for (size_t i = 0; ch != NULL && i < ch->nblobs; i++) {
-            struct meta_blob *b =
-                at_map_get(&f->blobs, ch->blobs[i].bytes, AT_DIGEST_LEN);
-            if (b != NULL)
-                each(data, &b->digest, b->size);
-        }
-    }
-}
-
-/* see internal.h */
-bool meta__blob_held_by(struct meta_fsm *f,
-                        const struct at_digest *d,
-                        const char *store)
-{
-    struct meta_blob *b = at_map_get(&f->blobs, d->bytes, AT_DIGEST_LEN);
-    for (size_t i = 0; b != NULL && i < b->nstores; i++) {
-        if (strcmp(b->stores[i], store) == 0)
-            return true;
-    }
-    return false;
 }

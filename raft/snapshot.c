@@ -1,17 +1,22 @@
-/* Whole-state snapshots of the FSM: encode to one buffer, restore from one.
+/* Whole-state snapshots of the FSM: encode to one buffer, decode from one.
  *
  * Encoding is two steps so that only the first runs on the loop thread:
  * take a job (a flat copy of the state: a few arrays and one arena of
  * strings and bytes, no per-record allocation), then encode the job
  * (protobuf-c structs borrowing the job, packed into one buffer) anywhere.
- * Restore decodes into a fresh FSM, checks every cross reference (a repo's
- * manifest, blob link or tag must exist), and only then swaps it in, so a
- * corrupt snapshot leaves the current state untouched. */
+ * Decoding fills a fresh FSM and checks every cross reference (a repo's
+ * manifest, blob link or tag must exist); meta_fsm_restore (fsm.c) swaps
+ * it in only then, so a corrupt snapshot leaves the current state
+ * untouched. */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "raft"
 
-#include "raft/internal.h"
+#include "raft/snapshot.h"
+
+#include "raft/gc.h"
+#include "raft/nodes.h"
+#include "raft/settings.h"
 
 #define DKEY(d) ((d)->bytes), AT_DIGEST_LEN
 
@@ -130,7 +135,7 @@ static void job_setting_add(void *data,
     js->index = index;
 }
 
-/* see internal.h */
+/* see snapshot.h */
 struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
 {
     struct meta_snap_job *j = f->snap_spare;
@@ -231,7 +236,7 @@ struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
     return j;
 }
 
-/* see internal.h */
+/* see snapshot.h */
 void meta_snap_job_free(struct meta_snap_job *j)
 {
     if (j == NULL)
@@ -244,7 +249,7 @@ void meta_snap_job_free(struct meta_snap_job *j)
     at_free(j);
 }
 
-/* see internal.h */
+/* see snapshot.h */
 size_t meta_snap_job_size(const struct meta_snap_job *j)
 {
     return j->arena.cap + j->repos.cap * sizeof(struct job_repo) +
@@ -258,7 +263,7 @@ size_t meta_snap_job_size(const struct meta_snap_job *j)
            j->settings.cap * sizeof(struct job_setting);
 }
 
-/* see internal.h */
+/* see snapshot.h */
 void meta_snap_job_recycle(struct meta_fsm *f, struct meta_snap_job *j)
 {
     if (j == NULL)
@@ -286,29 +291,34 @@ static ProtobufCBinaryData *bins(const struct at_digest *d, size_t n)
     return b;
 }
 
-/* see internal.h */
-int meta_snap_job_encode(const struct meta_snap_job *j,
-                         proto_alloc_fn alloc,
-                         void **out,
-                         size_t *len,
-                         char *errmsg)
-{
-    Atoll__Snapshot s = ATOLL__SNAPSHOT__INIT;
-    char *arena = j->arena.p;
-    const struct at_digest *dg = j->digests.p;
-    const size_t *strs = j->strs.p;
-#define STR(off) (arena + (off))
-    s.version = PROTO_SNAPSHOT_VERSION;
-    s.applied_index = j->applied_index;
-    s.applied_count = j->applied_count;
-    s.hash = j->hash;
+/* The protobuf-c structs of one encoding. They borrow the job's arena and
+ * digests and are freed once packed. */
+struct enc {
+    Atoll__Snapshot s;
+    ProtobufCBinaryData *digs; /* every digest of the job */
+    Atoll__SnapRepo *repos;
+    Atoll__SnapTag *tags;
+    Atoll__SnapTag **tagp;
+    Atoll__SnapManifest *mfs;
+    Atoll__SnapBlob *blobs;
+    char **stores;
+    Atoll__SnapRequest *reqs;
+    Atoll__NodeUpsert *nodes;
+    Atoll__SnapSetting *sets;
+};
 
+/* An arena string of the job j in scope. */
+#define STR(off) ((char *)j->arena.p + (off))
+
+static void enc_repos(struct enc *e, const struct meta_snap_job *j)
+{
+    Atoll__Snapshot *s = &e->s;
     size_t nrepos = j->repos.len;
-    Atoll__SnapRepo *repos = at_calloc(nrepos + 1, sizeof(*repos));
-    Atoll__SnapTag *tags = at_calloc(j->tags.len + 1, sizeof(*tags));
-    Atoll__SnapTag **tagp = at_calloc(j->tags.len + 1, sizeof(*tagp));
-    ProtobufCBinaryData *digs = bins(dg, j->digests.len);
-    s.repos = at_calloc(nrepos + 1, sizeof(*s.repos));
+    Atoll__SnapRepo *repos = e->repos = at_calloc(nrepos + 1, sizeof(*repos));
+    Atoll__SnapTag *tags = e->tags = at_calloc(j->tags.len + 1, sizeof(*tags));
+    Atoll__SnapTag **tagp = e->tagp = at_calloc(j->tags.len + 1, sizeof(*tagp));
+    ProtobufCBinaryData *digs = e->digs;
+    s->repos = at_calloc(nrepos + 1, sizeof(*s->repos));
     for (size_t i = 0; i < nrepos; i++) {
         const struct job_repo *jr = VEC_AT(&j->repos, struct job_repo, i);
         Atoll__SnapRepo *sr = &repos[i];
@@ -327,19 +337,24 @@ int meta_snap_job_encode(const struct meta_snap_job *j,
         sr->blobs = digs + jr->blobs;
         sr->n_manifests = jr->nmanifests;
         sr->manifests = digs + jr->manifests;
-        s.repos[s.n_repos++] = sr;
+        s->repos[s->n_repos++] = sr;
     }
+}
 
+static void enc_manifests(struct enc *e, const struct meta_snap_job *j)
+{
+    Atoll__Snapshot *s = &e->s;
+    ProtobufCBinaryData *digs = e->digs;
     size_t nmfs = j->mfs.len;
-    Atoll__SnapManifest *mfs = at_calloc(nmfs + 1, sizeof(*mfs));
-    s.manifests = at_calloc(nmfs + 1, sizeof(*s.manifests));
+    Atoll__SnapManifest *mfs = e->mfs = at_calloc(nmfs + 1, sizeof(*mfs));
+    s->manifests = at_calloc(nmfs + 1, sizeof(*s->manifests));
     for (size_t i = 0; i < nmfs; i++) {
         const struct job_mf *jm = VEC_AT(&j->mfs, struct job_mf, i);
         Atoll__SnapManifest *sm = &mfs[i];
         *sm = (Atoll__SnapManifest)ATOLL__SNAP_MANIFEST__INIT;
         sm->digest = bin(&jm->digest);
         sm->media_type = STR(jm->media_type);
-        sm->bytes.data = (uint8_t *)arena + jm->bytes;
+        sm->bytes.data = (uint8_t *)STR(jm->bytes);
         sm->bytes.len = jm->len;
         sm->n_blobs = jm->nblobs;
         sm->blobs = digs + jm->blobs;
@@ -356,15 +371,20 @@ int meta_snap_job_encode(const struct meta_snap_job *j,
             sm->annotations_json = STR(jm->annotations);
             sm->has_annotations = true;
         }
-        s.manifests[s.n_manifests++] = sm;
+        s->manifests[s->n_manifests++] = sm;
     }
+}
 
+static void enc_blobs(struct enc *e, const struct meta_snap_job *j)
+{
+    Atoll__Snapshot *s = &e->s;
+    const size_t *strs = j->strs.p;
     size_t nblobs = j->blobs.len;
-    Atoll__SnapBlob *blobs = at_calloc(nblobs + 1, sizeof(*blobs));
-    char **stores = at_calloc(j->strs.len + 1, sizeof(*stores));
+    Atoll__SnapBlob *blobs = e->blobs = at_calloc(nblobs + 1, sizeof(*blobs));
+    char **stores = e->stores = at_calloc(j->strs.len + 1, sizeof(*stores));
     for (size_t i = 0; i < j->strs.len; i++)
         stores[i] = STR(strs[i]);
-    s.blobs = at_calloc(nblobs + 1, sizeof(*s.blobs));
+    s->blobs = at_calloc(nblobs + 1, sizeof(*s->blobs));
     for (size_t i = 0; i < nblobs; i++) {
         const struct job_blob *jb = VEC_AT(&j->blobs, struct job_blob, i);
         Atoll__SnapBlob *sb = &blobs[i];
@@ -374,12 +394,16 @@ int meta_snap_job_encode(const struct meta_snap_job *j,
         sb->stored_ms = jb->stored_ms;
         sb->n_stores = jb->nstores;
         sb->stores = stores + jb->stores;
-        s.blobs[s.n_blobs++] = sb;
+        s->blobs[s->n_blobs++] = sb;
     }
+}
 
+static void enc_requests(struct enc *e, const struct meta_snap_job *j)
+{
+    Atoll__Snapshot *s = &e->s;
     size_t nreqs = j->reqs.len;
-    Atoll__SnapRequest *reqs = at_calloc(nreqs + 1, sizeof(*reqs));
-    s.requests = at_calloc(nreqs + 1, sizeof(*s.requests));
+    Atoll__SnapRequest *reqs = e->reqs = at_calloc(nreqs + 1, sizeof(*reqs));
+    s->requests = at_calloc(nreqs + 1, sizeof(*s->requests));
     for (size_t i = 0; i < nreqs; i++) {
         const struct meta_req *jq = VEC_AT(&j->reqs, struct meta_req, i);
         Atoll__SnapRequest *sq = &reqs[i];
@@ -387,12 +411,16 @@ int meta_snap_job_encode(const struct meta_snap_job *j,
         sq->id = (char *)jq->id;
         sq->result = jq->result;
         sq->index = jq->index;
-        s.requests[s.n_requests++] = sq;
+        s->requests[s->n_requests++] = sq;
     }
+}
 
+static void enc_nodes(struct enc *e, const struct meta_snap_job *j)
+{
+    Atoll__Snapshot *s = &e->s;
     size_t nnodes = j->nodes.len;
-    Atoll__NodeUpsert *nodes = at_calloc(nnodes + 1, sizeof(*nodes));
-    s.nodes = at_calloc(nnodes + 1, sizeof(*s.nodes));
+    Atoll__NodeUpsert *nodes = e->nodes = at_calloc(nnodes + 1, sizeof(*nodes));
+    s->nodes = at_calloc(nnodes + 1, sizeof(*s->nodes));
     for (size_t i = 0; i < nnodes; i++) {
         const struct job_node *jn = VEC_AT(&j->nodes, struct job_node, i);
         Atoll__NodeUpsert *o = &nodes[i];
@@ -403,12 +431,17 @@ int meta_snap_job_encode(const struct meta_snap_job *j,
         o->api_address = STR(jn->api_address);
         o->region = STR(jn->region);
         o->standby = jn->standby;
-        s.nodes[s.n_nodes++] = o;
+        s->nodes[s->n_nodes++] = o;
     }
+}
 
+static void enc_settings(struct enc *e, const struct meta_snap_job *j)
+{
+    Atoll__Snapshot *s = &e->s;
     size_t nsettings = j->settings.len;
-    Atoll__SnapSetting *sets = at_calloc(nsettings + 1, sizeof(*sets));
-    s.settings = at_calloc(nsettings + 1, sizeof(*s.settings));
+    Atoll__SnapSetting *sets = e->sets =
+        at_calloc(nsettings + 1, sizeof(*sets));
+    s->settings = at_calloc(nsettings + 1, sizeof(*s->settings));
     for (size_t i = 0; i < nsettings; i++) {
         const struct job_setting *js =
             VEC_AT(&j->settings, struct job_setting, i);
@@ -417,32 +450,59 @@ int meta_snap_job_encode(const struct meta_snap_job *j,
         o->key = STR(js->key);
         o->value = STR(js->value);
         o->index = js->index;
-        s.settings[s.n_settings++] = o;
+        s->settings[s->n_settings++] = o;
     }
+}
 #undef STR
 
-    int rv = proto_snapshot_pack(&s, alloc, out, len, errmsg);
+static void enc_release(struct enc *e)
+{
+    Atoll__Snapshot *s = &e->s;
+    at_free(e->sets);
+    at_free(s->settings);
+    at_free(e->nodes);
+    at_free(s->nodes);
+    at_free(e->reqs);
+    at_free(s->requests);
+    at_free(e->blobs);
+    at_free(e->stores);
+    at_free(s->blobs);
+    at_free(e->mfs);
+    at_free(s->manifests);
+    at_free(e->repos);
+    at_free(e->tags);
+    at_free(e->tagp);
+    at_free(e->digs);
+    at_free(s->repos);
+}
 
-    at_free(sets);
-    at_free(s.settings);
-    at_free(nodes);
-    at_free(s.nodes);
-    at_free(reqs);
-    at_free(s.requests);
-    at_free(blobs);
-    at_free(stores);
-    at_free(s.blobs);
-    at_free(mfs);
-    at_free(s.manifests);
-    at_free(repos);
-    at_free(tags);
-    at_free(tagp);
-    at_free(digs);
-    at_free(s.repos);
+/* see snapshot.h */
+int meta_snap_job_encode(const struct meta_snap_job *j,
+                         proto_alloc_fn alloc,
+                         void **out,
+                         size_t *len,
+                         char *errmsg)
+{
+    struct enc e;
+    memset(&e, 0, sizeof(e));
+    e.s = (Atoll__Snapshot)ATOLL__SNAPSHOT__INIT;
+    e.s.version = PROTO_SNAPSHOT_VERSION;
+    e.s.applied_index = j->applied_index;
+    e.s.applied_count = j->applied_count;
+    e.s.hash = j->hash;
+    e.digs = bins(j->digests.p, j->digests.len);
+    enc_repos(&e, j);
+    enc_manifests(&e, j);
+    enc_blobs(&e, j);
+    enc_requests(&e, j);
+    enc_nodes(&e, j);
+    enc_settings(&e, j);
+    int rv = proto_snapshot_pack(&e.s, alloc, out, len, errmsg);
+    enc_release(&e);
     return rv;
 }
 
-/* see internal.h */
+/* see snapshot.h */
 int meta_fsm_snapshot(const struct meta_fsm *f,
                       proto_alloc_fn alloc,
                       void **out,
@@ -582,47 +642,17 @@ dangling:
     return AT_ECORRUPT;
 }
 
-/* see internal.h */
-int meta_fsm_restore(struct meta_fsm *f,
-                     const void *buf,
-                     size_t len,
-                     char *errmsg)
+/* see snapshot.h */
+int meta__snap_decode(struct meta_fsm *fresh,
+                      const void *buf,
+                      size_t len,
+                      char *errmsg)
 {
     Atoll__Snapshot *s = NULL;
     int rv = proto_snapshot_unpack(buf, len, &s, errmsg);
     if (rv != 0)
         return rv;
-    struct meta_fsm fresh;
-    meta_fsm_init(&fresh, f->ring_cap);
-    rv = restore_into(&fresh, s, errmsg);
+    rv = restore_into(fresh, s, errmsg);
     proto_snapshot_free(s);
-    if (rv != 0) {
-        meta_fsm_release(&fresh);
-        return rv;
-    }
-    /* blob records the new state lacks were swept by a GcSweep this node
-     * missed: its local copies go too; pending removals carry over */
-    const char *k;
-    void *v;
-    for (size_t i = 0; i < f->ngc_removed; i++)
-        meta__gc_removed_push(&fresh, &f->gc_removed[i].digest,
-                              f->gc_removed[i].cutoff_ms);
-    for (size_t i = 0; at_map_next(&f->blobs, &i, &k, &v);) {
-        const struct meta_blob *b = v;
-        if (at_map_get(&fresh.blobs, DKEY(&b->digest)) == NULL)
-            meta__gc_removed_push(&fresh, &b->digest, b->stored_ms);
-    }
-    fresh.gc_deleted_total = f->gc_deleted_total;
-    fresh.gc_mf_deleted = f->gc_mf_deleted;
-    fresh.gc_scan_wanted = true;
-    /* local: the prefetcher's switch and its pending pushes carry over */
-    fresh.pushes_record = f->pushes_record;
-    fresh.pushes = f->pushes;
-    fresh.npushes = f->npushes;
-    fresh.pushes_cap = f->pushes_cap;
-    f->pushes = NULL;
-    f->npushes = f->pushes_cap = 0;
-    meta_fsm_release(f);
-    *f = fresh;
-    return 0;
+    return rv;
 }

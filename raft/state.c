@@ -1,28 +1,15 @@
 /* The FSM's in-memory state: repositories, tags, manifests, blobs, request
- * ids, and the sorted listings read from it. */
+ * ids, the sorted listings read from it, and the placement reads. */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "raft"
 
-#include "raft/internal.h"
+#include "raft/state.h"
 
 #define DKEY(d) ((d)->bytes), AT_DIGEST_LEN
 
-/* see internal.h */
-void meta_fsm_init(struct meta_fsm *f, size_t requests_max)
-{
-    memset(f, 0, sizeof(*f));
-    at_map_init(&f->nodes);
-    at_map_init(&f->repos);
-    at_map_init(&f->manifests);
-    at_map_init(&f->blobs);
-    at_map_init(&f->reqs);
-    at_map_init(&f->settings);
-    f->ring_cap = requests_max > 0 ? requests_max : 1;
-    f->ring = at_calloc(f->ring_cap, sizeof(*f->ring));
-}
-
-static void repo_free(struct meta_repo *r)
+/* see state.h */
+void meta__repo_free(struct meta_repo *r)
 {
     at_map_release(&r->tags);
     at_free(r->tagv);
@@ -35,7 +22,7 @@ static void repo_free(struct meta_repo *r)
     at_free(r);
 }
 
-/* see internal.h */
+/* see state.h */
 void meta__mf_free(struct meta_mf *mf)
 {
     at_free(mf->bytes);
@@ -47,7 +34,7 @@ void meta__mf_free(struct meta_mf *mf)
     at_free(mf);
 }
 
-/* see internal.h */
+/* see state.h */
 void meta__blob_free(struct meta_blob *b)
 {
     for (size_t i = 0; i < b->nstores; i++)
@@ -56,32 +43,7 @@ void meta__blob_free(struct meta_blob *b)
     at_free(b);
 }
 
-/* see internal.h */
-void meta_fsm_release(struct meta_fsm *f)
-{
-    const char *k;
-    void *v;
-    for (size_t i = 0; at_map_next(&f->repos, &i, &k, &v);)
-        repo_free(v);
-    for (size_t i = 0; at_map_next(&f->manifests, &i, &k, &v);)
-        meta__mf_free(v);
-    for (size_t i = 0; at_map_next(&f->blobs, &i, &k, &v);)
-        meta__blob_free(v);
-    meta__nodes_release(f);
-    meta_snap_job_free(f->snap_spare);
-    at_map_release(&f->repos);
-    at_map_release(&f->manifests);
-    at_map_release(&f->blobs);
-    at_map_release(&f->reqs);
-    at_free(f->ring);
-    at_free(f->sorted_repos);
-    at_free(f->gc_removed);
-    meta__settings_release(f);
-    meta_pushes_free(f->pushes, f->npushes);
-    memset(f, 0, sizeof(*f));
-}
-
-/* see internal.h */
+/* see state.h */
 struct meta_repo *meta__repo_get(struct meta_fsm *f,
                                  const char *name,
                                  bool create)
@@ -99,17 +61,17 @@ struct meta_repo *meta__repo_get(struct meta_fsm *f,
     return r;
 }
 
-/* see internal.h: a repository exists while it has a link, manifest or tag */
+/* see state.h: a repository exists while it has a link, manifest or tag */
 void meta__repo_maybe_drop(struct meta_fsm *f, struct meta_repo *r)
 {
     if (r->tags.len != 0 || r->blobs.len != 0 || r->manifests.len != 0)
         return;
     at_map_del(&f->repos, r->name, strlen(r->name));
     f->sorted_repos_ok = false;
-    repo_free(r);
+    meta__repo_free(r);
 }
 
-/* see internal.h */
+/* see state.h */
 void meta__repo_link_manifest(struct meta_repo *r, struct meta_mf *mf)
 {
     if (at_map_get(&r->manifests, DKEY(&mf->pub.digest)) != NULL)
@@ -118,7 +80,7 @@ void meta__repo_link_manifest(struct meta_repo *r, struct meta_mf *mf)
     mf->refs++;
 }
 
-/* see internal.h: also frees the manifest when no repository holds it */
+/* see state.h: also frees the manifest when no repository holds it */
 void meta__repo_unlink_manifest(struct meta_fsm *f,
                                 struct meta_repo *r,
                                 struct meta_mf *mf)
@@ -165,7 +127,7 @@ static void names_maybe_compact(struct meta_repo *r)
     r->names_dead = 0;
 }
 
-/* see internal.h */
+/* see state.h */
 void meta__tag_set(struct meta_fsm *f,
                    struct meta_repo *r,
                    const char *tag,
@@ -200,7 +162,7 @@ void meta__tag_set(struct meta_fsm *f,
     f->ntags++;
 }
 
-/* see internal.h */
+/* see state.h */
 bool meta__tag_del(struct meta_fsm *f, struct meta_repo *r, const char *tag)
 {
     size_t i = tag_index(r, tag);
@@ -221,7 +183,7 @@ bool meta__tag_del(struct meta_fsm *f, struct meta_repo *r, const char *tag)
     return true;
 }
 
-/* see internal.h: point the public view at the owned fields */
+/* see state.h: point the public view at the owned fields */
 void meta__mf_publish(struct meta_mf *mf)
 {
     mf->pub.media_type = mf->media_type;
@@ -230,7 +192,7 @@ void meta__mf_publish(struct meta_mf *mf)
     mf->pub.annotations_json = mf->annotations_json;
 }
 
-/* see internal.h */
+/* see state.h */
 void meta__mf_blob_refs(struct meta_fsm *f, const struct meta_mf *mf, int delta)
 {
     for (size_t i = 0; i < mf->nblobs; i++) {
@@ -244,7 +206,7 @@ void meta__mf_blob_refs(struct meta_fsm *f, const struct meta_mf *mf, int delta)
     }
 }
 
-/* see internal.h */
+/* see state.h */
 struct meta_blob *meta__blob_get(struct meta_fsm *f,
                                  const struct at_digest *d,
                                  uint64_t size,
@@ -260,7 +222,7 @@ struct meta_blob *meta__blob_get(struct meta_fsm *f,
     return b;
 }
 
-/* see internal.h */
+/* see state.h */
 void meta__blob_add_store(struct meta_blob *b, const char *store)
 {
     if (store == NULL || store[0] == '\0')
@@ -273,7 +235,7 @@ void meta__blob_add_store(struct meta_blob *b, const char *store)
     b->stores[b->nstores++] = at_strdup(store);
 }
 
-/* see internal.h: FIFO-bounded; the oldest id is forgotten first */
+/* see state.h: FIFO-bounded; the oldest id is forgotten first */
 void meta__req_remember(struct meta_fsm *f,
                         const char *id,
                         int result,
@@ -300,13 +262,13 @@ void meta__req_remember(struct meta_fsm *f,
 
 /* ---- reads ---- */
 
-/* see internal.h */
+/* see state.h */
 bool meta_fsm_repo_exists(struct meta_fsm *f, const char *repo)
 {
     return meta__repo_get(f, repo, false) != NULL;
 }
 
-/* see internal.h */
+/* see state.h */
 int meta_fsm_tag_resolve(struct meta_fsm *f,
                          const char *repo,
                          const char *tag,
@@ -320,7 +282,7 @@ int meta_fsm_tag_resolve(struct meta_fsm *f,
     return 0;
 }
 
-/* see internal.h */
+/* see state.h */
 const struct meta_manifest *meta_fsm_manifest_find(struct meta_fsm *f,
                                                    const char *repo,
                                                    const struct at_digest *d)
@@ -330,7 +292,7 @@ const struct meta_manifest *meta_fsm_manifest_find(struct meta_fsm *f,
     return mf != NULL ? &mf->pub : NULL;
 }
 
-/* see internal.h */
+/* see state.h */
 bool meta_fsm_blob_linked(struct meta_fsm *f,
                           const char *repo,
                           const struct at_digest *d,
@@ -343,7 +305,7 @@ bool meta_fsm_blob_linked(struct meta_fsm *f,
     return b != NULL;
 }
 
-/* see internal.h */
+/* see state.h */
 bool meta_fsm_blob_known(struct meta_fsm *f,
                          const struct at_digest *d,
                          uint64_t *size)
@@ -436,7 +398,7 @@ static const char *repo_name(const void *p)
     return ((const struct meta_repo *)p)->name;
 }
 
-/* see internal.h */
+/* see state.h */
 int meta_fsm_tags_list(struct meta_fsm *f,
                        const char *repo,
                        const char *last,
@@ -470,7 +432,7 @@ int meta_fsm_tags_list(struct meta_fsm *f,
     return 0;
 }
 
-/* see internal.h */
+/* see state.h */
 void meta_fsm_catalog_list(struct meta_fsm *f,
                            const char *last,
                            size_t limit,
@@ -495,7 +457,7 @@ static int mf_cmp(const void *a, const void *b)
     return memcmp(x->pub.digest.bytes, y->pub.digest.bytes, AT_DIGEST_LEN);
 }
 
-/* see internal.h. NEEDSWORK: scans the repo's manifests; index by subject
+/* see state.h. NEEDSWORK: scans the repo's manifests; index by subject
  * if repositories with many thousands of manifests show up. */
 void meta_fsm_referrers(struct meta_fsm *f,
                         const char *repo,
@@ -522,4 +484,54 @@ void meta_fsm_referrers(struct meta_fsm *f,
     for (size_t i = 0; i < n; i++)
         each(data, &hits[i]->pub);
     at_free(hits);
+}
+
+/* ---- placement ---- */
+
+/* see state.h */
+void meta__manifest_blobs(struct meta_fsm *f,
+                          const char *repo,
+                          const struct at_digest *d,
+                          void (*each)(void *data,
+                                       const struct at_digest *blob,
+                                       uint64_t size),
+                          void *data)
+{
+    struct meta_repo *r = meta__repo_get(f, repo, false);
+    struct meta_mf *mf =
+        r != NULL ? at_map_get(&r->manifests, d->bytes, AT_DIGEST_LEN) : NULL;
+    if (mf == NULL)
+        return;
+    for (size_t i = 0; i < mf->nblobs; i++) {
+        struct meta_blob *b =
+            at_map_get(&f->blobs, mf->blobs[i].bytes, AT_DIGEST_LEN);
+        if (b != NULL)
+            each(data, &b->digest, b->size);
+    }
+    /* an index: its children's blobs (children are never indexes here
+     * deeper than one level in practice; deeper ones are left to lazy
+     * fetch) */
+    for (size_t c = 0; c < mf->nchildren; c++) {
+        struct meta_mf *ch =
+            at_map_get(&r->manifests, mf->children[c].bytes, AT_DIGEST_LEN);
+        for (size_t i = 0; ch != NULL && i < ch->nblobs; i++) {
+            struct meta_blob *b =
+                at_map_get(&f->blobs, ch->blobs[i].bytes, AT_DIGEST_LEN);
+            if (b != NULL)
+                each(data, &b->digest, b->size);
+        }
+    }
+}
+
+/* see state.h */
+bool meta__blob_held_by(struct meta_fsm *f,
+                        const struct at_digest *d,
+                        const char *store)
+{
+    struct meta_blob *b = at_map_get(&f->blobs, d->bytes, AT_DIGEST_LEN);
+    for (size_t i = 0; b != NULL && i < b->nstores; i++) {
+        if (strcmp(b->stores[i], store) == 0)
+            return true;
+    }
+    return false;
 }

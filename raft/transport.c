@@ -25,11 +25,12 @@
 
 #define AT_LOG_COMP "raft"
 
-#include "raft/internal.h"
+#include "raft/transport.h"
 
 #define RESPONSE_MAX 4096
 
 struct meta_dial {
+    struct at_list link;         /* in tr->dials until answered */
     struct meta_transport *tr;   /* borrowed */
     struct raft_uv_connect *req; /* borrowed; NULL once answered */
     raft_uv_connect_cb cb;
@@ -47,7 +48,6 @@ struct meta_dial {
     bool written;  /* the request write completed */
     bool answered; /* a complete 101 answer was read */
     unsigned refs; /* timer + tcp (while ours) */
-    struct meta_dial *next, *prev;
 };
 
 static void maybe_closed(struct meta_transport *tr)
@@ -93,15 +93,9 @@ static void on_close_timer_closed(uv_handle_t *h)
 /* Answer libraft once: status 0 hands the stream over. */
 static void dial_finish(struct meta_dial *d, int status)
 {
-    struct meta_transport *tr = d->tr;
     if (d->req == NULL)
         return;
-    if (d->prev != NULL)
-        d->prev->next = d->next;
-    else
-        tr->dials = d->next;
-    if (d->next != NULL)
-        d->next->prev = d->prev;
+    at_list_remove(&d->link);
     struct raft_uv_connect *req = d->req;
     d->req = NULL;
     uv_timer_stop(&d->timer);
@@ -237,7 +231,7 @@ static void on_connected(uv_connect_t *c, int status)
         dial_fail(d, uv_strerror(rv));
 }
 
-/* see internal.h: "host:port" or "[v6]:port" into host and port */
+/* see transport.h: "host:port" or "[v6]:port" into host and port */
 int meta__split_hostport(const char *addr,
                          char *host,
                          size_t size,
@@ -431,10 +425,7 @@ static int tr_connect(struct raft_uv_transport *t,
     tr->closing_handles++;
     uv_timer_init(tr->loop, &d->timer);
     d->timer.data = d;
-    d->next = tr->dials;
-    if (d->next != NULL)
-        d->next->prev = d;
-    tr->dials = d;
+    at_list_push_front(&tr->dials, &d->link);
     if (dial_start(d, address) != 0) {
         /* fail on the next iteration, as libraft expects a callback */
         uv_timer_start(&d->timer, on_timeout, 0, 0);
@@ -455,8 +446,9 @@ static void tr_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
     tr->closing = true;
     tr->close_cb = cb;
     tr->accept_cb = NULL;
-    while (tr->dials != NULL)
-        dial_finish(tr->dials, RAFT_CANCELED);
+    struct at_list *e;
+    while ((e = at_list_first(&tr->dials)) != NULL)
+        dial_finish(AT_LIST_ENTRY(e, struct meta_dial, link), RAFT_CANCELED);
     /* one handle of our own, so the callback always runs asynchronously */
     uv_timer_init(tr->loop, &tr->close_timer);
     tr->close_timer.data = tr;
@@ -469,7 +461,7 @@ static void on_refused_closed(uv_handle_t *h)
     raft_free(h);
 }
 
-/* see internal.h */
+/* see transport.h */
 void meta__transport_accept(struct meta_transport *tr,
                             uint64_t id,
                             const char *address,
@@ -483,11 +475,12 @@ void meta__transport_accept(struct meta_transport *tr,
     tr->accept_cb(&tr->t, id, address, stream);
 }
 
-/* see internal.h */
+/* see transport.h */
 void meta__transport_init(struct meta_transport *tr, uv_loop_t *loop)
 {
     memset(tr, 0, sizeof(*tr));
     tr->loop = loop;
+    at_list_init(&tr->dials);
     tr->handshake_timeout_ms = 2000;
     tr->t.impl = tr;
     tr->t.init = tr_init;

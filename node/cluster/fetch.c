@@ -21,7 +21,7 @@
  * smaller ones once storage_upload_commit verified, fsynced and renamed. A
  * Range GET waits for the commit and is served from the blob file (HEAD
  * never comes here: blobs.c answers it from the metadata). Then
- * meta_blob_stored records this node as a holder.
+ * a BlobStored command records this node as a holder.
  *
  * Failure modes: a holder unreachable, answering anything but 200, sending
  * more or fewer bytes than the metadata size, or bytes with another digest
@@ -544,8 +544,13 @@ static void on_commit(void *data,
         serve_waiters(f);
         if (api != NULL && api->meta != NULL && !api->stopping) {
             f->refs++;
-            rv = meta_blob_stored(api->meta, NULL, f->repo, &f->d, f->size,
-                                  on_stored, f);
+            struct meta_cmd c = {
+                .kind = META_CMD_BLOB_STORED,
+                .blob_stored = { .repo = f->repo,
+                                 .digest = f->d,
+                                 .size = f->size },
+            };
+            rv = meta_propose(api->meta, &c, on_stored, f);
             if (rv != 0)
                 on_stored(f, rv, 0, 0);
         }
@@ -823,8 +828,11 @@ static void record_local(struct node_api *api,
                          uint64_t size)
 {
     char dstr[AT_DIGEST_STR_SIZE];
-    int rv =
-        meta_blob_stored(api->meta, NULL, repo, d, size, on_recorded, NULL);
+    struct meta_cmd c = {
+        .kind = META_CMD_BLOB_STORED,
+        .blob_stored = { .repo = repo, .digest = *d, .size = size },
+    };
+    int rv = meta_propose(api->meta, &c, on_recorded, NULL);
     if (rv != 0)
         LOG_WARN("blob '%s' is held here but cannot be recorded now: %s",
                  at_digest_format(d, dstr), at_strerror(rv));

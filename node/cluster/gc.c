@@ -447,8 +447,14 @@ static void run_next(struct gc_run *r)
     }
     size_t batch = batch_len(r->next, r->n);
     r->batches++;
-    int rv = meta_gc_sweep(g->meta, NULL, r->now_ms, r->grace_ms,
-                           r->cand + r->next, batch, on_swept, r);
+    struct meta_cmd c = {
+        .kind = META_CMD_GC_SWEEP,
+        .gc_sweep = { .now_ms = r->now_ms,
+                      .grace_ms = r->grace_ms,
+                      .digests = r->cand + r->next,
+                      .ndigests = batch },
+    };
+    int rv = meta_propose(g->meta, &c, on_swept, r);
     if (rv != 0)
         run_finish(r, rv);
 }
@@ -492,9 +498,14 @@ static void run_next_mf(struct gc_run *r)
     }
     size_t batch = batch_len(r->mnext, r->nm);
     r->batches++;
-    int rv =
-        meta_gc_sweep_manifests(g->meta, NULL, r->now_ms, r->grace_ms,
-                                r->mcand + r->mnext, batch, on_mf_swept, r);
+    struct meta_cmd c = {
+        .kind = META_CMD_GC_SWEEP,
+        .gc_sweep = { .now_ms = r->now_ms,
+                      .grace_ms = r->grace_ms,
+                      .manifests = r->mcand + r->mnext,
+                      .nmanifests = batch },
+    };
+    int rv = meta_propose(g->meta, &c, on_mf_swept, r);
     if (rv != 0)
         run_finish(r, rv);
 }

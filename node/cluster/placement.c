@@ -378,9 +378,12 @@ static void put_run(struct node_http_req *req, struct put_req *pr)
         node_reply_error(req, 500, "UNKNOWN", "cannot encode the rules");
         goto fail;
     }
-    rv = meta_setting_set(pr->api->meta,
-                          node_http_req_header(req, "x-atoll-request-id"),
-                          "placement", pr->canon, on_set, req);
+    struct meta_cmd c = {
+        .kind = META_CMD_SET_SETTING,
+        .request_id = node_http_req_header(req, "x-atoll-request-id"),
+        .set_setting = { .key = "placement", .value = pr->canon },
+    };
+    rv = meta_propose(pr->api->meta, &c, on_set, req);
     if (rv == 0)
         return; /* on_set answers */
     node_reply_write_failed(req, rv, 0);

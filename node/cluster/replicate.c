@@ -5,7 +5,7 @@
  * picks a target (a node of the node table not holding the blob, same region
  * first) and POSTs /_atoll/replicate there; the target answers 202 and runs
  * a background fetch (node_fetch_start) from the holders it knows, then
- * records itself with meta_blob_stored. The manifest PUT that follows calls
+ * records itself with a BlobStored command. The manifest PUT that follows calls
  * node_copies_wait, which usually finds every blob with its copies already
  * (or polls the metadata every NODE_REPLICATE_TICK_MS until it does).
  *

@@ -49,9 +49,12 @@ static void blob_delete(struct node_api *api,
     bd = at_calloc(1, sizeof(*bd));
     bd->req = req;
     node_http_req_ref(req);
-    rv = meta_blob_unlink(api->meta,
-                          node_http_req_header(req, "x-atoll-request-id"), name,
-                          d, blob_on_unlinked, bd);
+    struct meta_cmd c = {
+        .kind = META_CMD_BLOB_UNLINK,
+        .request_id = node_http_req_header(req, "x-atoll-request-id"),
+        .blob_unlink = { .repo = name, .digest = *d },
+    };
+    rv = meta_propose(api->meta, &c, blob_on_unlinked, bd);
     if (rv != 0) {
         node_http_req_unref(req);
         free(bd);

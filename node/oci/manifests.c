@@ -167,12 +167,18 @@ static void do_delete(struct mreq *m)
     const char *rid = node_http_req_header(m->req, "x-atoll-request-id");
     int rv;
 
-    if (m->tag != NULL)
-        rv = meta_delete_tag(m->api->meta, rid, m->name, m->tag, delete_on_done,
-                             m);
-    else
-        rv = meta_delete_manifest(m->api->meta, rid, m->name, &m->digest,
-                                  delete_on_done, m);
+    struct meta_cmd c = { .request_id = rid };
+
+    if (m->tag != NULL) {
+        c.kind = META_CMD_DELETE_TAG;
+        c.delete_tag.repo = m->name;
+        c.delete_tag.tag = m->tag;
+    } else {
+        c.kind = META_CMD_DELETE_MANIFEST;
+        c.delete_manifest.repo = m->name;
+        c.delete_manifest.digest = m->digest;
+    }
+    rv = meta_propose(m->api->meta, &c, delete_on_done, m);
     if (rv != 0) {
         node_reply_error(m->req, rv == AT_EINVAL ? 400 : 503,
                          rv == AT_EINVAL ? "UNSUPPORTED" : "UNAVAILABLE",
@@ -369,27 +375,26 @@ static void put_after_parse(struct mreq *m)
 static void put_propose(struct mreq *m)
 {
     struct node_http_req *req = m->req;
-    struct meta_manifest_put p;
+    struct meta_cmd c = { .kind = META_CMD_PUT_MANIFEST };
+    struct meta_manifest_put *p = &c.put_manifest;
     int rv;
 
-    memset(&p, 0, sizeof(p));
-    p.repo = m->name;
-    p.digest = m->digest;
-    p.media_type = m->info.media_type;
-    p.bytes = m->body.data;
-    p.len = m->body.len;
-    p.tag = m->tag;
-    p.blobs = m->info.blobs;
-    p.nblobs = m->info.nblobs;
-    p.manifests = m->info.manifests;
-    p.nmanifests = m->info.nmanifests;
-    p.has_subject = m->info.has_subject;
-    p.subject = m->info.subject;
-    p.artifact_type = m->info.artifact_type;
-    p.annotations_json = m->info.annotations_json;
-    rv = meta_put_manifest(m->api->meta,
-                           node_http_req_header(req, "x-atoll-request-id"), &p,
-                           put_on_done, m);
+    p->repo = m->name;
+    p->digest = m->digest;
+    p->media_type = m->info.media_type;
+    p->bytes = m->body.data;
+    p->len = m->body.len;
+    p->tag = m->tag;
+    p->blobs = m->info.blobs;
+    p->nblobs = m->info.nblobs;
+    p->manifests = m->info.manifests;
+    p->nmanifests = m->info.nmanifests;
+    p->has_subject = m->info.has_subject;
+    p->subject = m->info.subject;
+    p->artifact_type = m->info.artifact_type;
+    p->annotations_json = m->info.annotations_json;
+    c.request_id = node_http_req_header(req, "x-atoll-request-id");
+    rv = meta_propose(m->api->meta, &c, put_on_done, m);
     if (rv != 0) {
         node_reply_error(req, rv == AT_EINVAL ? 400 : 503,
                          rv == AT_EINVAL ? "MANIFEST_INVALID" : "UNAVAILABLE",

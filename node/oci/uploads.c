@@ -240,9 +240,12 @@ static void up_on_committed(void *data,
         }
     }
     /* The blob is durable and visible in the store: record it. */
-    rv = meta_blob_stored(up->api->meta,
-                          node_http_req_header(up->req, "x-atoll-request-id"),
-                          up->name, digest, size, up_on_stored, up);
+    struct meta_cmd c = {
+        .kind = META_CMD_BLOB_STORED,
+        .request_id = node_http_req_header(up->req, "x-atoll-request-id"),
+        .blob_stored = { .repo = up->name, .digest = *digest, .size = size },
+    };
+    rv = meta_propose(up->api->meta, &c, up_on_stored, up);
     if (rv != 0) {
         if (up_live(up)) {
             up->replied = true;
@@ -482,9 +485,12 @@ static bool try_mount(struct node_api *api,
     mt->name = at_strdup(name);
     mt->d = d;
     node_http_req_ref(req);
-    if (meta_blob_mount(api->meta,
-                        node_http_req_header(req, "x-atoll-request-id"), name,
-                        from, &d, mount_on_done, mt) != 0) {
+    struct meta_cmd c = {
+        .kind = META_CMD_BLOB_MOUNT,
+        .request_id = node_http_req_header(req, "x-atoll-request-id"),
+        .blob_mount = { .repo = name, .from_repo = from, .digest = d },
+    };
+    if (meta_propose(api->meta, &c, mount_on_done, mt) != 0) {
         node_http_req_unref(req);
         free(mt->name);
         free(mt);

@@ -11,7 +11,8 @@
 
 #include <cmocka.h>
 
-#include "raft/internal.h"
+#include "raft/meta.h"
+#include "raft/transport.h"
 
 #define SECRET  "s3cret-for-tests"
 #define NNODES  5
@@ -494,8 +495,10 @@ static void write_blob(int i, const char *repo, const char *blob)
 {
     struct op o = { 0 };
     struct at_digest d = dg(blob);
-    assert_int_equal(
-        meta_blob_stored(nodes[i].m, NULL, repo, &d, 42, on_write, &o), 0);
+    struct meta_cmd c = { .kind = META_CMD_BLOB_STORED,
+                          .blob_stored = {
+                              .repo = repo, .digest = d, .size = 42 } };
+    assert_int_equal(meta_propose(nodes[i].m, &c, on_write, &o), 0);
     run_until(flag_set, &o.done);
     assert_int_equal(o.status, 0);
     assert_int_equal(o.result, META_OK);
@@ -669,17 +672,17 @@ static void write_manifests(int i, int n)
         snprintf(content, sizeof(content), "{\"manifest\":%d}", k);
         snprintf(tag, sizeof(tag), "t%05d", k);
         struct at_digest blob = dg("bigblob");
-        struct meta_manifest_put p = { 0 };
-        p.repo = "big";
-        p.digest = dg(content);
-        p.media_type = "application/vnd.oci.image.manifest.v1+json";
-        p.bytes = content;
-        p.len = strlen(content);
-        p.tag = tag;
-        p.blobs = &blob;
-        p.nblobs = 1;
-        assert_int_equal(meta_put_manifest(nodes[i].m, NULL, &p, on_batch, &b),
-                         0);
+        struct meta_cmd c = { .kind = META_CMD_PUT_MANIFEST };
+        struct meta_manifest_put *p = &c.put_manifest;
+        p->repo = "big";
+        p->digest = dg(content);
+        p->media_type = "application/vnd.oci.image.manifest.v1+json";
+        p->bytes = content;
+        p->len = strlen(content);
+        p->tag = tag;
+        p->blobs = &blob;
+        p->nblobs = 1;
+        assert_int_equal(meta_propose(nodes[i].m, &c, on_batch, &b), 0);
     }
     run_until(batch_done, &b);
     assert_int_equal(b.ok, (unsigned)n);
@@ -707,21 +710,9 @@ static bool file_in(const char *dir, const char *name)
     return access(path, F_OK) == 0;
 }
 
-static void test_cluster(void **state)
+/* The scenario, part 1: n0 bootstraps, n1 and n2 join as voters. */
+static void cluster_form(void)
 {
-    AT_UNUSED(state);
-    uv_loop_init(&loop);
-    snprintf(root, sizeof(root), "/tmp/atoll-cluster-XXXXXX");
-    assert_non_null(mkdtemp(root));
-    for (int i = 0; i < NNODES; i++) {
-        nodes[i].idx = i;
-        snprintf(nodes[i].name, sizeof(nodes[i].name), "n%d", i);
-        snprintf(nodes[i].dir, sizeof(nodes[i].dir), "%s/n%d/raft", root, i);
-        nodes[i].secret = SECRET;
-        listener_start(&nodes[i]);
-    }
-    threshold = 128;
-
     /* bootstrap n0; n1, n2 join */
     node_open(0, false);
     node_open(1, true);
@@ -732,10 +723,11 @@ static void test_cluster(void **state)
     run_until(self_recorded, &zero);
     /* a follower with an empty configuration has no leader: no write */
     struct op o = { 0 };
-    struct at_digest d = dg("x");
-    assert_int_equal(
-        meta_blob_stored(nodes[1].m, NULL, "r", &d, 1, on_write, &o),
-        AT_ENOTLEADER);
+    struct meta_cmd bs = { .kind = META_CMD_BLOB_STORED,
+                           .blob_stored = {
+                               .repo = "r", .digest = dg("x"), .size = 1 } };
+    assert_int_equal(meta_propose(nodes[1].m, &bs, on_write, &o),
+                     AT_ENOTLEADER);
     join(0, 1, false);
     join(0, 2, false);
     struct count c = members(0);
@@ -748,7 +740,11 @@ static void test_cluster(void **state)
     bad.peer_address = "127.0.0.1:1";
     assert_int_equal(meta_member_join(nodes[0].m, &bad, false, on_op, &o),
                      AT_EEXIST);
+}
 
+/* Part 2: writes and reads on the leader and through followers. */
+static void cluster_reads_writes(void)
+{
     /* writes on the leader and through a follower, visible everywhere */
     write_blob(0, "ra", "blob-a");
     unsigned f0 = forwards;
@@ -782,21 +778,19 @@ static void test_cluster(void **state)
     meta_status_get(nodes[0].m, &st1);
     assert_true(term_queries >= t0 + 2);
     assert_int_equal(st1.last_index, st0.last_index);
-    c = members(2);
+    struct count c = members(2);
     assert_int_equal(c.n, 3);
     assert_true(c.has[0] && c.has[1] && c.has[2]);
     assert_true(file_in(nodes[1].dir, "peers"));
     assert_true(file_in(nodes[1].dir, "node-id"));
+}
 
-    /* transport: a wrong secret is refused, the right one accepted, a
-     * handshake in flight at close is canceled, nobody crashes */
-    dial_with("wrong", nodes[0].peer, RAFT_NOCONNECTION);
-    dial_with(SECRET, nodes[0].peer, 0);
-    dial_with(SECRET, "127.0.0.1:1", RAFT_NOCONNECTION); /* refused */
-    dial_cancel(nodes[0].peer);
-
+/* Part 3: leadership moves (transfer, the leader closing) and all three
+ * restart from their dirs. */
+static void cluster_leaders(void)
+{
     /* transfer leadership to n2 */
-    o = (struct op){ 0 };
+    struct op o = { 0 };
     assert_int_equal(meta_transfer(nodes[0].m, "n2", on_op, &o), 0);
     run_until(flag_set, &o.done);
     assert_int_equal(o.status, 0);
@@ -827,18 +821,23 @@ static void test_cluster(void **state)
         check_blob(i, "ra", "blob-a");
         check_blob(i, "rd", "blob-d2");
     }
-    c = members(1);
+    struct count c = members(1);
     assert_int_equal(c.voters, 3);
+}
 
+/* Part 4: a node is removed; a 4th joins from a snapshot; a 5th joins as
+ * a standby and is promoted once a voter goes. Returns the leader. */
+static int cluster_changes(void)
+{
     /* remove a node */
-    l = leader_idx();
+    int l = leader_idx();
     int victim = (l + 1) % 3;
-    o = (struct op){ 0 };
+    struct op o = { 0 };
     assert_int_equal(
         meta_member_remove(nodes[l].m, nodes[victim].name, on_op, &o), 0);
     run_until(flag_set, &o.done);
     assert_int_equal(o.status, 0);
-    c = members(l);
+    struct count c = members(l);
     assert_int_equal(c.n, 2);
     assert_false(c.has[victim]);
     node_close(victim);
@@ -880,7 +879,13 @@ static void test_cluster(void **state)
     c = members(l);
     assert_int_equal(c.standbys, 0);
     assert_true(c.has[4]);
+    return l;
+}
 
+/* Part 5: leader l, cut off from the other voters, never confirms a read;
+ * everything closes; n3 started from a snapshot. */
+static void cluster_cut_off(int l)
+{
     /* a leader cut off from the other voters never confirms a read */
     for (int i = 0; i < NNODES; i++) {
         if (i != l && nodes[i].m != NULL)
@@ -889,7 +894,7 @@ static void test_cluster(void **state)
     /* nor hands leadership over; the transfer ends while its TimeoutNow
      * may still wait in the io's queue, which the close below cancels (the
      * request must still be there: it goes with the meta) */
-    o = (struct op){ 0 };
+    struct op o = { 0 };
     if (meta_transfer(nodes[l].m, NULL, on_op, &o) == 0)
         run_until(flag_set, &o.done); /* timed out, or leadership lost */
     o = (struct op){ 0 };
@@ -922,6 +927,33 @@ static void test_cluster(void **state)
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
     assert_int_equal(system(cmd), 0);
+}
+
+static void test_cluster(void **state)
+{
+    AT_UNUSED(state);
+    uv_loop_init(&loop);
+    snprintf(root, sizeof(root), "/tmp/atoll-cluster-XXXXXX");
+    assert_non_null(mkdtemp(root));
+    for (int i = 0; i < NNODES; i++) {
+        nodes[i].idx = i;
+        snprintf(nodes[i].name, sizeof(nodes[i].name), "n%d", i);
+        snprintf(nodes[i].dir, sizeof(nodes[i].dir), "%s/n%d/raft", root, i);
+        nodes[i].secret = SECRET;
+        listener_start(&nodes[i]);
+    }
+    threshold = 128;
+
+    cluster_form();
+    cluster_reads_writes();
+    /* transport: a wrong secret is refused, the right one accepted, a
+     * handshake in flight at close is canceled, nobody crashes */
+    dial_with("wrong", nodes[0].peer, RAFT_NOCONNECTION);
+    dial_with(SECRET, nodes[0].peer, 0);
+    dial_with(SECRET, "127.0.0.1:1", RAFT_NOCONNECTION); /* refused */
+    dial_cancel(nodes[0].peer);
+    cluster_leaders();
+    cluster_cut_off(cluster_changes());
 }
 
 /* A raft dir created before node ids existed keeps id 1. */

@@ -7,7 +7,10 @@
 #include <cmocka.h>
 
 #include "node/cluster/placement.h"
-#include "raft/internal.h"
+#include "raft/command.h"
+#include "raft/fsm.h"
+#include "raft/settings.h"
+#include "raft/snapshot.h"
 
 static uint64_t next_index = 1;
 
@@ -29,8 +32,9 @@ static int set(struct meta_fsm *f, const char *key, const char *value)
     char errmsg[AT_ERRMSG_SIZE];
     void *buf;
     size_t len;
-    assert_int_equal(meta__cmd_set_setting(NULL, key, value, plain_alloc, &buf,
-                                           &len, errmsg),
+    struct meta_cmd c = { .kind = META_CMD_SET_SETTING,
+                          .set_setting = { .key = key, .value = value } };
+    assert_int_equal(meta__cmd_pack(&c, NULL, plain_alloc, &buf, &len, errmsg),
                      0);
     return apply(f, buf, len);
 }
@@ -47,9 +51,11 @@ static void blob(struct meta_fsm *f, const char *repo, const char *name)
     char errmsg[AT_ERRMSG_SIZE];
     void *buf;
     size_t len;
-    struct at_digest d = dg(name);
-    assert_int_equal(meta__cmd_blob_stored(NULL, repo, &d, strlen(name), "n0",
-                                           plain_alloc, &buf, &len, errmsg),
+    struct meta_cmd c = { .kind = META_CMD_BLOB_STORED,
+                          .blob_stored = { .repo = repo,
+                                           .digest = dg(name),
+                                           .size = strlen(name) } };
+    assert_int_equal(meta__cmd_pack(&c, "n0", plain_alloc, &buf, &len, errmsg),
                      0);
     assert_int_equal(apply(f, buf, len), META_OK);
 }
@@ -67,19 +73,20 @@ static void manifest(struct meta_fsm *f,
     char body[128];
     snprintf(body, sizeof(body), "{\"layer\":\"%s\",\"tag\":\"%s\"}", layer,
              tag != NULL ? tag : "");
-    struct meta_manifest_put p = { 0 };
-    p.repo = repo;
-    p.digest = dg(body);
-    p.media_type = "application/vnd.oci.image.manifest.v1+json";
-    p.bytes = body;
-    p.len = strlen(body);
-    p.tag = tag;
-    p.blobs = layers;
-    p.nblobs = 1;
-    assert_int_equal(
-        meta__cmd_put_manifest(NULL, &p, plain_alloc, &buf, &len, errmsg), 0);
+    struct meta_cmd c = { .kind = META_CMD_PUT_MANIFEST };
+    struct meta_manifest_put *p = &c.put_manifest;
+    p->repo = repo;
+    p->digest = dg(body);
+    p->media_type = "application/vnd.oci.image.manifest.v1+json";
+    p->bytes = body;
+    p->len = strlen(body);
+    p->tag = tag;
+    p->blobs = layers;
+    p->nblobs = 1;
+    assert_int_equal(meta__cmd_pack(&c, NULL, plain_alloc, &buf, &len, errmsg),
+                     0);
     assert_int_equal(apply(f, buf, len), META_OK);
-    *out = p.digest;
+    *out = p->digest;
 }
 
 static void test_settings(void **state)
@@ -105,12 +112,13 @@ static void test_settings(void **state)
     char errmsg[AT_ERRMSG_SIZE];
     void *buf = NULL;
     size_t len;
-    assert_int_equal(meta__cmd_set_setting(NULL, "Bad-Key", "v", plain_alloc,
-                                           &buf, &len, errmsg),
-                     AT_EINVAL);
+    struct meta_cmd bad = { .kind = META_CMD_SET_SETTING,
+                            .set_setting = { .key = "Bad-Key", .value = "v" } };
     assert_int_equal(
-        meta__cmd_set_setting(NULL, "", "v", plain_alloc, &buf, &len, errmsg),
-        AT_EINVAL);
+        meta__cmd_pack(&bad, NULL, plain_alloc, &buf, &len, errmsg), AT_EINVAL);
+    bad.set_setting.key = "";
+    assert_int_equal(
+        meta__cmd_pack(&bad, NULL, plain_alloc, &buf, &len, errmsg), AT_EINVAL);
     /* ... and by apply, whoever built them */
     assert_int_equal(meta__setting_set(&f, 99, "Bad-Key", "v", 1),
                      META_INVALID);

@@ -1,0 +1,30 @@
+/* The FSM as a whole (fsm.c): set up, apply one command, restore a
+ * snapshot, release. */
+#ifndef META_FSM_H
+#define META_FSM_H
+
+#include "raft/state.h"
+
+#define META_REQUESTS_MAX 10000 /* request ids remembered for retries */
+
+/* An empty FSM remembering up to requests_max request ids. */
+void meta_fsm_init(struct meta_fsm *f, size_t requests_max);
+void meta_fsm_release(struct meta_fsm *f);
+
+/* Apply one packed command at log index. Deterministic; business failures
+ * and undecodable commands go to *result (META_INVALID), never the return
+ * value, which is always 0. */
+int meta_fsm_apply(struct meta_fsm *f,
+                   uint64_t index,
+                   const void *buf,
+                   size_t len,
+                   int *result);
+
+/* Replace the state with a decoded snapshot; on error f is unchanged.
+ * Returns 0, AT_ECORRUPT, AT_EPROTO or AT_ETOOBIG. */
+int meta_fsm_restore(struct meta_fsm *f,
+                     const void *buf,
+                     size_t len,
+                     char *errmsg);
+
+#endif /* META_FSM_H */

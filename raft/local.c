@@ -1,0 +1,193 @@
+/* Reads of this node's applied state, without a consistency step (the
+ * node layer calls meta_read_barrier first when it needs one), and the
+ * local queues the FSM fills for the node: GC removals, tagged pushes. */
+#include "common/compat.h"
+
+#define AT_LOG_COMP "raft"
+
+#include "raft/gc.h"
+#include "raft/internal.h"
+#include "raft/settings.h"
+
+/* see meta.h */
+void meta_gc_candidates(struct meta *m,
+                        uint64_t now_ms,
+                        uint64_t grace_ms,
+                        meta_blob_cb each,
+                        void *data)
+{
+    meta_fsm_gc_candidates(&m->fsm, now_ms, grace_ms, each, data);
+}
+
+/* see meta.h */
+void meta_gc_manifest_candidates(struct meta *m,
+                                 uint64_t now_ms,
+                                 uint64_t grace_ms,
+                                 size_t max,
+                                 meta_gc_manifest_cb each,
+                                 void *data)
+{
+    meta_fsm_gc_manifest_candidates(&m->fsm, now_ms, grace_ms, max, each, data);
+}
+
+/* see meta.h */
+size_t meta_gc_take_removed(struct meta *m, struct meta_gc_removed **out)
+{
+    return meta_fsm_gc_take_removed(&m->fsm, out);
+}
+
+/* see meta.h */
+bool meta_gc_take_scan(struct meta *m)
+{
+    bool want = m->fsm.gc_scan_wanted;
+    m->fsm.gc_scan_wanted = false;
+    return want;
+}
+
+/* see meta.h */
+const char *meta_setting_get(struct meta *m, const char *key, uint64_t *index)
+{
+    return meta__setting_get(&m->fsm, key, index);
+}
+
+/* see meta.h */
+bool meta_blob_held_here(struct meta *m, const struct at_digest *d)
+{
+    return meta__blob_held_by(&m->fsm, d, m->store_id);
+}
+
+/* see meta.h */
+void meta_pushes_record(struct meta *m, bool on)
+{
+    m->fsm.pushes_record = on;
+}
+
+/* see meta.h */
+size_t meta_pushes_take(struct meta *m, struct meta_push **out)
+{
+    return meta__pushes_take(&m->fsm, out);
+}
+
+/* see meta.h */
+void meta_manifest_blobs(struct meta *m,
+                         const char *repo,
+                         const struct at_digest *d,
+                         void (*each)(void *data,
+                                      const struct at_digest *blob,
+                                      uint64_t size),
+                         void *data)
+{
+    meta__manifest_blobs(&m->fsm, repo, d, each, data);
+}
+
+/* see meta.h */
+bool meta_repo_exists(struct meta *m, const char *repo)
+{
+    return meta_fsm_repo_exists(&m->fsm, repo);
+}
+
+/* see meta.h */
+int meta_tag_resolve(struct meta *m,
+                     const char *repo,
+                     const char *tag,
+                     struct at_digest *out)
+{
+    return meta_fsm_tag_resolve(&m->fsm, repo, tag, out);
+}
+
+/* see meta.h */
+const struct meta_manifest *meta_manifest_find(struct meta *m,
+                                               const char *repo,
+                                               const struct at_digest *d)
+{
+    return meta_fsm_manifest_find(&m->fsm, repo, d);
+}
+
+/* see meta.h */
+bool meta_blob_linked(struct meta *m,
+                      const char *repo,
+                      const struct at_digest *d,
+                      uint64_t *size)
+{
+    return meta_fsm_blob_linked(&m->fsm, repo, d, size);
+}
+
+/* see meta.h */
+bool meta_blob_known(struct meta *m, const struct at_digest *d, uint64_t *size)
+{
+    return meta_fsm_blob_known(&m->fsm, d, size);
+}
+
+/* see meta.h */
+int meta_tags_list(struct meta *m,
+                   const char *repo,
+                   const char *last,
+                   size_t limit,
+                   meta_name_cb each,
+                   void *data,
+                   bool *more)
+{
+    return meta_fsm_tags_list(&m->fsm, repo, last, limit, each, data, more);
+}
+
+/* see meta.h */
+void meta_catalog_list(struct meta *m,
+                       const char *last,
+                       size_t limit,
+                       meta_name_cb each,
+                       void *data,
+                       bool *more)
+{
+    meta_fsm_catalog_list(&m->fsm, last, limit, each, data, more);
+}
+
+/* see meta.h */
+void meta_referrers(struct meta *m,
+                    const char *repo,
+                    const struct at_digest *subject,
+                    meta_manifest_cb each,
+                    void *data)
+{
+    meta_fsm_referrers(&m->fsm, repo, subject, each, data);
+}
+
+/* see meta.h */
+void meta_status_get(struct meta *m, struct meta_status *st)
+{
+    raft_id leader = 0;
+    const char *addr = NULL;
+    memset(st, 0, sizeof(*st));
+    st->id = m->id;
+    st->name = m->name;
+    st->state = raft_state(&m->raft);
+    raft_leader(&m->raft, &leader, &addr);
+    st->leader_id = leader;
+    st->term = m->raft.current_term;
+    st->commit_index = m->raft.commit_index;
+    st->last_index = raft_last_index(&m->raft);
+    st->applied_index = raft_last_applied(&m->raft);
+    st->repos = m->fsm.repos.len;
+    st->tags = m->fsm.ntags;
+    st->manifests = m->fsm.manifests.len;
+    st->blobs = m->fsm.blobs.len;
+    st->removed = meta_removed(m);
+}
+
+/* see meta.h */
+void meta_referenced_blobs(struct meta *m, meta_ref_blob_cb each, void *data)
+{
+    const char *rk, *mk;
+    void *rv, *mv;
+
+    for (size_t i = 0; at_map_next(&m->fsm.repos, &i, &rk, &rv);) {
+        struct meta_repo *repo = rv;
+        for (size_t j = 0; at_map_next(&repo->manifests, &j, &mk, &mv);) {
+            const struct meta_mf *mf = mv;
+            for (size_t k = 0; k < mf->nblobs; k++) {
+                const struct meta_blob *b =
+                    meta__blob_get(&m->fsm, &mf->blobs[k], 0, false);
+                each(data, repo->name, &mf->blobs[k], b != NULL ? b->size : 0);
+            }
+        }
+    }
+}

@@ -1,0 +1,330 @@
+/* Writes: proposing a command here on the leader or through the forward
+ * hook to the leader, the request ids, and what each outcome means.
+ *
+ * Happy path: meta_propose checks or makes the request id, packs the
+ * command (command.c) into a raft_malloc'd buffer and, on the leader,
+ * raft_apply's it; the apply callback maps libraft's status to AT_E*. A
+ * follower sends the packed command through hooks->forward, then waits
+ * until it has applied the index the leader answers, so what it wrote is
+ * visible here when cb runs.
+ *
+ * Failure modes: not leader (AT_ENOTLEADER, nothing proposed), leadership
+ * lost or I/O error after proposing (AT_EUNKNOWN: retry with the same
+ * request id), closing (AT_ESHUTDOWN). Test builds (early-ack) acknowledge
+ * before the commit. */
+#include "common/compat.h"
+
+#include <sys/random.h>
+
+#define AT_LOG_COMP "raft"
+
+#include "common/testbug.h"
+#include "raft/propose.h"
+
+#include "raft/command.h"
+#include "raft/internal.h"
+#include "raft/read.h"
+
+struct meta_write {
+    struct raft_apply req; /* req.data points back here */
+    struct meta *m;        /* borrowed */
+    meta_write_cb cb;
+    void *data;
+    bool push;  /* committed: meta__commit_push (someone waits for
+                   its apply on a follower) */
+    bool early; /* test builds: acknowledged already (early-ack) */
+};
+
+/* A write forwarded to the leader, then waiting for the local apply. */
+struct meta_fwd {
+    struct at_list link; /* in m->fwds while the forward hook has not
+                            answered */
+    struct meta *m;      /* borrowed; NULL once orphaned by meta_close */
+    void *buf;           /* owned (raft_malloc) */
+    size_t len;
+    meta_write_cb cb;
+    void *data;
+    int result;
+    uint64_t index;
+};
+
+/* Test builds (early-ack): an acknowledgement given before commit, sent by
+ * an apply waiter for index 0 (answered on the next loop turn). */
+struct meta_early {
+    meta_write_cb cb;
+    void *data;
+    uint64_t index;
+};
+
+static void on_applied(struct raft_apply *req, int status, void *result)
+{
+    struct meta_write *w = req->data;
+    struct meta *m = w->m;
+    int st = 0, res = 0;
+    if (status == 0)
+        res = (int)(intptr_t)result;
+    else if (m->closing || status == RAFT_SHUTDOWN)
+        st = AT_ESHUTDOWN;
+    else
+        st = AT_EUNKNOWN;        /* LEADERSHIPLOST, NOSPACE, IOERR, ... */
+    uint64_t index = req->index; /* not raft_last_applied: 0.15 lags by 1 */
+    meta_write_cb cb = w->cb;
+    void *data = w->data;
+    bool push = w->push && status == 0;
+    bool early = w->early;
+    at_free(w);
+    if (!early)
+        cb(data, st, res, index);
+    if (push)
+        meta__commit_push(m);
+}
+
+static const char *request_id(const char *given, char *gen, size_t size)
+{
+    if (given != NULL)
+        return meta__request_id_ok(given) ? given : NULL;
+    uint8_t raw[16];
+    size_t got = 0;
+    while (got < sizeof(raw)) {
+        ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        AT_ASSERT(n > 0); /* getrandom on Linux >= 3.17 does not fail */
+        got += (size_t)n;
+    }
+    static const char hex[] = "0123456789abcdef";
+    AT_ASSERT(size > 2 * sizeof(raw));
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        gen[2 * i] = hex[raw[i] >> 4];
+        gen[2 * i + 1] = hex[raw[i] & 15];
+    }
+    gen[2 * sizeof(raw)] = '\0';
+    return gen;
+}
+
+/* Test builds (early-ack): acknowledge a write before its commit. */
+static void on_early(void *data, int status, uint64_t index)
+{
+    struct meta_early *e = data;
+    AT_UNUSED(index);
+    meta_write_cb cb = e->cb;
+    void *cbdata = e->data;
+    uint64_t idx = e->index;
+    at_free(e);
+    if (status == 0)
+        cb(cbdata, 0, META_OK, idx);
+    else
+        cb(cbdata, status, 0, 0);
+}
+
+/* Propose a packed command here (buf from raft_malloc; ownership taken).
+ * push: once it commits, push the commit index to the followers at once
+ * (meta__commit_push), for a follower waiting to apply it. */
+static int propose_local(struct meta *m,
+                         void *buf,
+                         size_t len,
+                         bool push,
+                         meta_write_cb cb,
+                         void *data)
+{
+    if (m->closing) {
+        at_errmsg_printf(m->errmsg, "closing");
+        raft_free(buf);
+        return AT_ESHUTDOWN;
+    }
+    struct meta_write *w = at_calloc(1, sizeof(*w));
+    w->m = m;
+    w->cb = cb;
+    w->data = data;
+    w->push = push;
+    w->req.data = w;
+    struct raft_buffer b = { buf, len };
+    int rv = raft_apply(&m->raft, &w->req, &b, 1, on_applied);
+    if (rv != 0) {
+        at_errmsg_printf(m->errmsg, "propose: %s", raft_strerror(rv));
+        raft_free(buf); /* still ours when raft_apply fails */
+        at_free(w);
+        if (rv == RAFT_NOTLEADER)
+            return AT_ENOTLEADER;
+        if (rv == RAFT_SHUTDOWN)
+            return AT_ESHUTDOWN;
+        return rv == RAFT_NOMEM ? AT_ENOMEM : AT_EIO;
+    }
+    if (at_test_bug("early-ack")) { /* test builds: ack before commit */
+        struct meta_early *e = at_calloc(1, sizeof(*e));
+        e->cb = cb;
+        e->data = data;
+        e->index = raft_last_index(&m->raft);
+        if (meta_wait_applied(m, 0, META_WAIT_MS, on_early, e) == 0)
+            w->early = true;
+        else
+            at_free(e);
+    }
+    return 0;
+}
+
+static void fwd_free(struct meta_fwd *f)
+{
+    raft_free(f->buf);
+    at_free(f);
+}
+
+static void on_fwd_applied(void *data, int status, uint64_t index)
+{
+    struct meta_fwd *f = data;
+    AT_UNUSED(index);
+    /* committed by the leader: a local timeout leaves the outcome unknown
+     * to this caller (it did happen, but is not visible here yet) */
+    int st = status == 0              ? 0
+             : status == AT_ESHUTDOWN ? AT_ESHUTDOWN
+                                      : AT_EUNKNOWN;
+    meta_write_cb cb = f->cb;
+    void *cbdata = f->data;
+    int result = f->result;
+    uint64_t idx = f->index;
+    fwd_free(f);
+    cb(cbdata, st, result, idx);
+}
+
+static void on_forwarded(void *data, int status, int result, uint64_t index)
+{
+    struct meta_fwd *f = data;
+    struct meta *m = f->m;
+    if (m == NULL) { /* meta_close answered already */
+        fwd_free(f);
+        return;
+    }
+    at_list_remove(&f->link);
+    f->result = result;
+    f->index = index;
+    if (status == 0)
+        status = meta_wait_applied(m, index, META_WAIT_MS, on_fwd_applied, f);
+    if (status != 0) {
+        meta_write_cb cb = f->cb;
+        void *cbdata = f->data;
+        fwd_free(f);
+        cb(cbdata, status, result, index);
+    }
+}
+
+/* Propose a packed command (buf from raft_malloc; ownership taken): here on
+ * the leader, else through the forward hook to the leader. */
+static int propose(struct meta *m,
+                   void *buf,
+                   size_t len,
+                   meta_write_cb cb,
+                   void *data)
+{
+    uint64_t leader;
+    if (m->closing || raft_state(&m->raft) == RAFT_LEADER || m->hooks == NULL ||
+        m->hooks->forward == NULL || !meta__leader_known(m, &leader))
+        return propose_local(m, buf, len, false, cb, data);
+    struct meta_fwd *f = at_calloc(1, sizeof(*f));
+    f->m = m;
+    f->buf = buf;
+    f->len = len;
+    f->cb = cb;
+    f->data = data;
+    at_list_push_front(&m->fwds, &f->link);
+    int rv =
+        m->hooks->forward(m->hooks_data, leader, buf, len, on_forwarded, f);
+    if (rv != 0) {
+        at_errmsg_printf(m->errmsg, "forward to the leader: %s",
+                         at_strerror(rv));
+        at_list_remove(&f->link);
+        fwd_free(f);
+    }
+    return rv;
+}
+
+/* see meta.h */
+int meta_propose_packed(struct meta *m,
+                        const void *cmd,
+                        size_t len,
+                        meta_write_cb cb,
+                        void *data)
+{
+    char errmsg[AT_ERRMSG_SIZE] = "";
+    Atoll__Command *c = NULL;
+    int rv = proto_command_unpack(cmd, len, &c, errmsg);
+    if (rv != 0) {
+        LOG_DEBUG("forwarded command rejected: %s", errmsg);
+        return rv;
+    }
+    proto_command_free(c);
+    if (m->closing)
+        return AT_ESHUTDOWN;
+    if (raft_state(&m->raft) != RAFT_LEADER)
+        return AT_ENOTLEADER;
+    void *buf = raft_malloc(len);
+    if (buf == NULL)
+        return AT_ENOMEM;
+    memcpy(buf, cmd, len);
+    return propose_local(m, buf, len, true, cb, data);
+}
+
+/* see meta.h */
+const char *meta_errmsg(const struct meta *m)
+{
+    return m->errmsg;
+}
+
+/* see meta.h */
+int meta_propose(struct meta *m,
+                 const struct meta_cmd *c,
+                 meta_write_cb cb,
+                 void *data)
+{
+    char gen[40];
+    struct meta_cmd cmd = *c;
+    void *buf = NULL;
+    size_t len = 0;
+    cmd.request_id = request_id(c->request_id, gen, sizeof(gen));
+    if (cmd.request_id == NULL) {
+        at_errmsg_printf(m->errmsg,
+                         "request id: not 1 to %d printable characters",
+                         META_REQUEST_ID_MAX);
+        return AT_EINVAL;
+    }
+    if (c->kind == META_CMD_NODE_UPSERT || c->kind == META_CMD_NODE_REMOVE) {
+        at_errmsg_printf(m->errmsg, "the node table changes by membership");
+        return AT_EINVAL;
+    }
+    if (m->closing) {
+        at_errmsg_printf(m->errmsg, "closing");
+        return AT_ESHUTDOWN;
+    }
+    int rv =
+        meta__cmd_pack(&cmd, m->store_id, raft_malloc, &buf, &len, m->errmsg);
+    if (rv != 0)
+        return rv;
+    return propose(m, buf, len, cb, data);
+}
+
+/* see propose.h */
+int meta__propose_here(struct meta *m,
+                       const struct meta_cmd *c,
+                       bool push,
+                       meta_write_cb cb,
+                       void *data)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    int rv = meta__cmd_pack(c, m->store_id, raft_malloc, &buf, &len, m->errmsg);
+    if (rv != 0)
+        return rv;
+    return propose_local(m, buf, len, push, cb, data);
+}
+
+/* see propose.h */
+void meta__writes_stop(struct meta *m)
+{
+    struct at_list *e;
+    /* forwarded writes: answer now, orphan the hook calls (their late
+     * answers are dropped) */
+    while ((e = at_list_pop_front(&m->fwds)) != NULL) {
+        struct meta_fwd *f = AT_LIST_ENTRY(e, struct meta_fwd, link);
+        f->m = NULL;
+        f->cb(f->data, AT_ESHUTDOWN, 0, 0);
+    }
+}

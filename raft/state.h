@@ -1,0 +1,199 @@
+/* The FSM's in-memory state (state.c): repositories, tags, manifests,
+ * blobs, request ids, the node table's rows and the local queues, with the
+ * helpers that change them and the reads that list them. */
+#ifndef META_STATE_H
+#define META_STATE_H
+
+#include "raft/meta.h"
+
+struct meta_blob {
+    struct at_digest digest;
+    uint64_t size;
+    char **stores; /* owned array of owned store ids */
+    size_t nstores;
+    uint64_t stored_ms; /* latest BlobStored/BlobMount timestamp_ms (0: old) */
+    size_t mrefs;       /* references from manifests (GC keeps it while > 0) */
+};
+
+struct meta_mf {
+    struct meta_manifest pub; /* its pointers borrow the fields below */
+    uint8_t *bytes;           /* owned */
+    char *media_type;         /* owned */
+    char *artifact_type;      /* owned, NULL if none */
+    char *annotations_json;   /* owned, NULL if none */
+    struct at_digest *blobs;  /* owned */
+    size_t nblobs;
+    struct at_digest *children; /* owned */
+    size_t nchildren;
+    size_t refs;        /* repositories holding it */
+    uint64_t pushed_ms; /* latest PutManifest timestamp_ms (0: old) */
+};
+
+/* One tag in a repository's dense tag table. */
+struct meta_tag {
+    size_t name; /* offset of the NUL-terminated name in tag_names */
+    size_t len;  /* strlen of the name */
+    struct at_digest digest;
+};
+
+struct meta_repo {
+    char *name; /* owned */
+    /* Tags live in two flat arrays so that a snapshot copies them with two
+     * memcpy calls: tagv (dense, unordered; a delete moves the last tag
+     * into the hole) and tag_names (names, NUL-terminated; deleted names
+     * stay as holes until the arena is compacted). */
+    struct at_map tags;    /* tag -> index + 1 into tagv, cast to a pointer */
+    struct meta_tag *tagv; /* owned */
+    size_t ntagv, tagv_cap;
+    char *tag_names; /* owned */
+    size_t names_len, names_cap, names_dead;
+    struct at_map blobs;     /* raw digest -> struct meta_blob (borrowed) */
+    struct at_map manifests; /* raw digest -> struct meta_mf (one ref) */
+    /* Sorted tag names, packed: listing 10,000 tags walks one contiguous
+     * buffer instead of chasing a pointer per tag. Built lazily. */
+    char *sorted_names;   /* owned: names, each NUL-terminated */
+    uint32_t *sorted_off; /* owned: offset of each name */
+    size_t nsorted;
+    bool sorted_ok;
+};
+
+/* One remembered request, stored inline in the ring (one flat array, so a
+ * snapshot copies the ring with at most two memcpy calls). */
+struct meta_req {
+    char id[META_REQUEST_ID_MAX + 1];
+    int result;
+    uint64_t index;
+};
+
+/* One row of the node table. */
+struct meta_noderec {
+    uint64_t id;
+    char *name;         /* owned */
+    char *peer_address; /* owned, "" if unknown */
+    char *api_address;  /* owned, "" if unknown */
+    char *region;       /* owned, "" if none */
+    bool standby;
+};
+
+struct meta_fsm {
+    struct at_map nodes; /* raw id (8 bytes) -> struct meta_noderec (owned) */
+    uint64_t nodes_version;  /* bumped on every change of nodes (local) */
+    struct at_map repos;     /* name -> struct meta_repo (owned) */
+    struct at_map manifests; /* raw digest -> struct meta_mf (owned) */
+    struct at_map blobs;     /* raw digest -> struct meta_blob (owned) */
+    struct meta_repo **sorted_repos; /* owned array, borrowed repos */
+    size_t nsorted_repos;
+    bool sorted_repos_ok;
+    struct at_map reqs;    /* request id -> struct meta_req (in ring) */
+    struct meta_req *ring; /* owned FIFO of ring_cap entries */
+    size_t ring_cap, ring_head, ring_len;
+    uint64_t ntags;
+    uint64_t applied_index; /* log index of the last applied command */
+    uint64_t applied_count; /* commands applied (dups and invalid included) */
+    uint64_t hash;          /* running hash of applied command bytes */
+    /* owned: the last snapshot job, kept so the next one reuses memory
+     * that is already mapped (fresh pages cost more than the copy) */
+    struct meta_snap_job *snap_spare;
+    /* Local, not in snapshots: digests whose blob records a GcSweep (or a
+     * snapshot install) removed; the node deletes its copies and drains
+     * this with meta_fsm_gc_take_removed. */
+    struct meta_gc_removed *gc_removed; /* owned */
+    size_t ngc_removed, gc_removed_cap;
+    uint64_t gc_deleted_total; /* blob records removed by GcSweep here */
+    uint64_t gc_mf_deleted;    /* manifests removed by GcSweep here */
+    bool gc_scan_wanted;       /* a snapshot was installed (restore) */
+    struct at_map settings;    /* key -> struct meta_setting (settings.c) */
+    /* Local, not in snapshots: tagged PutManifests applied while
+     * pushes_record is set (the placement prefetcher drains them). */
+    struct meta_push *pushes; /* owned */
+    size_t npushes, pushes_cap;
+    bool pushes_record;
+    uint64_t pushes_dropped;
+};
+
+/* Helpers for apply, GC and restore. */
+struct meta_repo *meta__repo_get(struct meta_fsm *f,
+                                 const char *name,
+                                 bool create);
+void meta__repo_maybe_drop(struct meta_fsm *f, struct meta_repo *r);
+void meta__repo_link_manifest(struct meta_repo *r, struct meta_mf *mf);
+void meta__repo_unlink_manifest(struct meta_fsm *f,
+                                struct meta_repo *r,
+                                struct meta_mf *mf);
+static inline const char *meta__tag_name(const struct meta_repo *r, size_t i)
+{
+    return r->tag_names + r->tagv[i].name;
+}
+void meta__tag_set(struct meta_fsm *f,
+                   struct meta_repo *r,
+                   const char *tag,
+                   const struct at_digest *d);
+bool meta__tag_del(struct meta_fsm *f, struct meta_repo *r, const char *tag);
+void meta__mf_publish(struct meta_mf *mf);
+/* Add delta (+1/-1) to the mrefs of every blob record mf references. */
+void meta__mf_blob_refs(struct meta_fsm *f,
+                        const struct meta_mf *mf,
+                        int delta);
+void meta__mf_free(struct meta_mf *mf);
+struct meta_blob *meta__blob_get(struct meta_fsm *f,
+                                 const struct at_digest *d,
+                                 uint64_t size,
+                                 bool create);
+void meta__blob_add_store(struct meta_blob *b, const char *store);
+void meta__blob_free(struct meta_blob *b);
+void meta__req_remember(struct meta_fsm *f,
+                        const char *id,
+                        int result,
+                        uint64_t index);
+
+/* Free a repository and what it owns (not the records it links). */
+void meta__repo_free(struct meta_repo *r);
+
+/* Reads (see the meta_* counterparts in meta.h). */
+bool meta_fsm_repo_exists(struct meta_fsm *f, const char *repo);
+int meta_fsm_tag_resolve(struct meta_fsm *f,
+                         const char *repo,
+                         const char *tag,
+                         struct at_digest *out);
+const struct meta_manifest *meta_fsm_manifest_find(struct meta_fsm *f,
+                                                   const char *repo,
+                                                   const struct at_digest *d);
+bool meta_fsm_blob_linked(struct meta_fsm *f,
+                          const char *repo,
+                          const struct at_digest *d,
+                          uint64_t *size);
+bool meta_fsm_blob_known(struct meta_fsm *f,
+                         const struct at_digest *d,
+                         uint64_t *size);
+int meta_fsm_tags_list(struct meta_fsm *f,
+                       const char *repo,
+                       const char *last,
+                       size_t limit,
+                       meta_name_cb each,
+                       void *data,
+                       bool *more);
+void meta_fsm_catalog_list(struct meta_fsm *f,
+                           const char *last,
+                           size_t limit,
+                           meta_name_cb each,
+                           void *data,
+                           bool *more);
+void meta_fsm_referrers(struct meta_fsm *f,
+                        const char *repo,
+                        const struct at_digest *subject,
+                        meta_manifest_cb each,
+                        void *data);
+
+/* Placement (the node's prefetcher): is blob d recorded in store? */
+bool meta__blob_held_by(struct meta_fsm *f,
+                        const struct at_digest *d,
+                        const char *store);
+void meta__manifest_blobs(struct meta_fsm *f,
+                          const char *repo,
+                          const struct at_digest *d,
+                          void (*each)(void *data,
+                                       const struct at_digest *blob,
+                                       uint64_t size),
+                          void *data);
+
+#endif /* META_STATE_H */

@@ -1,0 +1,125 @@
+/* Unit tests of a real single node (raft/open.c, propose.c, read.c):
+ * open, writes, reads, restarts with and without snapshots, close. */
+#include "common/compat.h"
+
+#include <setjmp.h>
+
+#include <cmocka.h>
+
+#include "tests/unit/raft/helpers.h"
+
+#include "proto/proto.h"
+
+static void test_single_node_restart(void **state)
+{
+    struct node_ctx *c = at_calloc(1, sizeof(*c));
+    char tmpl[] = "/tmp/atoll-meta-XXXXXX";
+    AT_UNUSED(state);
+    assert_non_null(mkdtemp(tmpl));
+    char dir[300];
+    snprintf(dir, sizeof(dir), "%s/raft/sub", tmpl); /* created by open */
+    char *before = at_calloc(1, 65536), *after = at_calloc(1, 65536);
+    uv_loop_init(&c->loop);
+
+    node_open(c, dir, 0);
+    struct meta_cmd bad = { .kind = META_CMD_PUT_MANIFEST,
+                            .request_id = "bad id" };
+    assert_int_equal(meta_propose(c->m, &bad, on_write, c), AT_EINVAL);
+    assert_non_null(strstr(meta_errmsg(c->m), "request id"));
+    /* the builder's message reaches the caller */
+    bad.request_id = NULL;
+    bad.put_manifest.repo = "r";
+    bad.put_manifest.media_type = "m";
+    bad.put_manifest.len = PROTO_MANIFEST_MAX + 1;
+    bad.put_manifest.bytes = "";
+    assert_int_equal(meta_propose(c->m, &bad, on_write, c), AT_ETOOBIG);
+    assert_non_null(strstr(meta_errmsg(c->m), "bytes over"));
+    /* the node table changes through membership only */
+    struct meta_cmd nr = { .kind = META_CMD_NODE_REMOVE,
+                           .node_remove = { .id = 7 } };
+    assert_int_equal(meta_propose(c->m, &nr, on_write, c), AT_EINVAL);
+    node_write_batch(c, 0, 200);
+    assert_int_equal(c->acked, 200);
+    /* a fast read: leader, single voter, everything applied */
+    c->read_done = false;
+    assert_int_equal(meta_read_barrier(c->m, on_read, c), 0);
+    run_until(c, read_done);
+    assert_int_equal(c->last_status, 0);
+    snapshot_state(c, before, 65536);
+    struct meta_status st;
+    meta_status_get(c->m, &st);
+    assert_int_equal(st.repos, 3);
+    assert_int_equal(st.tags, 180);
+    assert_int_equal(st.state, 3);
+    /* a fresh dir: the id comes from the name, and is persisted */
+    assert_int_equal(st.id, meta_node_id_from_name("atoll"));
+    assert_int_equal(st.leader_id, st.id);
+    node_close(c);
+    assert_false(has_snapshot(dir));
+
+    /* reopen: everything is back (lost if entries were not padded) */
+    node_open(c, dir, 64);
+    snapshot_state(c, after, 65536);
+    assert_string_equal(before, after);
+    /* more writes with a small threshold: snapshots are taken */
+    node_write_batch(c, 200, 200);
+    assert_int_equal(c->acked, 400);
+    snapshot_state(c, before, 65536);
+    meta_status_get(c->m, &st);
+    assert_int_equal(st.tags, 360);
+    node_close(c);
+    assert_true(has_snapshot(dir));
+
+    node_open(c, dir, 64);
+    snapshot_state(c, after, 65536);
+    assert_string_equal(before, after);
+    /* duplicate request id after restart: stored result, no re-apply */
+    unsigned acked = c->acked;
+    want_acks = c->acked + c->failed + 1;
+    struct meta_cmd dt = { .kind = META_CMD_DELETE_TAG,
+                           .request_id = "fixed-1",
+                           .delete_tag = { .repo = "repo1", .tag = "tag001" } };
+    assert_int_equal(meta_propose(c->m, &dt, on_write, c), 0);
+    run_until(c, acks_done);
+    assert_int_equal(c->acked, acked + 1);
+    node_close(c);
+    node_open(c, dir, 64);
+    want_acks = c->acked + c->failed + 1;
+    assert_int_equal(meta_propose(c->m, &dt, on_write, c), 0);
+    run_until(c, acks_done);
+    assert_int_equal(c->acked, acked + 2); /* META_OK again, not unknown */
+
+    /* several reads share barriers; all answer */
+    c->read_done = false;
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(meta_read_barrier(c->m, on_read, c), 0);
+    run_until(c, read_done);
+    assert_int_equal(c->last_status, 0);
+
+    /* a write and a read in flight at close complete exactly once */
+    want_acks = c->acked + c->failed + 1;
+    dt.request_id = NULL;
+    dt.delete_tag.repo = "repo2";
+    dt.delete_tag.tag = "tag002";
+    assert_int_equal(meta_propose(c->m, &dt, on_write, c), 0);
+    c->read_done = false;
+    assert_int_equal(meta_read_barrier(c->m, on_read, c), 0);
+    node_close(c);
+    assert_true(acks_done(c));
+    assert_true(c->read_done);
+
+    uv_loop_close(&c->loop);
+    at_free(before);
+    at_free(after);
+    at_free(c);
+    rm_rf(tmpl);
+}
+
+int main(void)
+{
+    at_log_configure(getenv("META_LOG") ? getenv("META_LOG") : "error");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_single_node_restart),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,133 @@
+/* Unit tests of raft/snapshot.c: round trips, corrupt snapshots, and
+ * jobs isolated from the state they copy. */
+#include "common/compat.h"
+
+#include <setjmp.h>
+
+#include <cmocka.h>
+
+#include "raft/snapshot.h"
+#include "tests/unit/raft/helpers.h"
+
+static void build_state(struct meta_fsm *f)
+{
+    const char *blobs[] = { "c1", "l1" };
+    assert_int_equal(blob_stored(f, "s1", "lib/a", "c1", 5), META_OK);
+    assert_int_equal(blob_stored(f, "s2", "lib/a", "l1", 7), META_OK);
+    assert_int_equal(mount_blob(f, "s3", "lib/b", "lib/a", "l1"), META_OK);
+    assert_int_equal(
+        put_mf(f, "s4", "lib/a", "img", "latest", blobs, 2, NULL, 0, NULL),
+        META_OK);
+    const char *kids[] = { "img" };
+    assert_int_equal(
+        put_mf(f, "s5", "lib/a", "index", "multi", NULL, 0, kids, 1, NULL),
+        META_OK);
+    assert_int_equal(
+        put_mf(f, "s6", "lib/a", "sig", NULL, NULL, 0, NULL, 0, "img"),
+        META_OK);
+    assert_int_equal(
+        put_mf(f, "s7", "lib/c", "", "empty", NULL, 0, NULL, 0, NULL), META_OK);
+}
+
+static void test_snapshot_roundtrip(void **state)
+{
+    struct meta_fsm f, g;
+    struct names n1, n2;
+    char e[AT_ERRMSG_SIZE];
+    void *buf;
+    size_t len;
+    AT_UNUSED(state);
+    meta_fsm_init(&f, 100);
+    build_state(&f);
+    assert_int_equal(meta_fsm_snapshot(&f, NULL, &buf, &len, e), 0);
+    assert_int_equal(len % 8, 0);
+
+    meta_fsm_init(&g, 100);
+    blob_stored(&g, "other", "junk", "j", 1); /* replaced by restore */
+    assert_int_equal(meta_fsm_restore(&g, buf, len, e), 0);
+    assert_string_equal(catalog_of(&f, &n1), catalog_of(&g, &n2));
+    assert_string_equal(n2.text, "lib/a,lib/b,lib/c");
+    assert_string_equal(tags_of(&f, "lib/a", &n1), tags_of(&g, "lib/a", &n2));
+    assert_string_equal(tags_of(&f, "lib/c", &n1), tags_of(&g, "lib/c", &n2));
+    assert_int_equal(f.hash, g.hash);
+    assert_int_equal(f.applied_count, g.applied_count);
+    assert_int_equal(f.applied_index, g.applied_index);
+    assert_int_equal(f.ntags, g.ntags);
+    assert_int_equal(f.manifests.len, g.manifests.len);
+    assert_int_equal(g.reqs.len, 7);
+    struct at_digest sig = dg("sig"), img = dg("img"), l1 = dg("l1");
+    const struct meta_manifest *mf = meta_fsm_manifest_find(&g, "lib/a", &sig);
+    assert_non_null(mf);
+    assert_true(mf->has_subject);
+    assert_true(at_digest_equal(&mf->subject, &img));
+    assert_string_equal(mf->artifact_type, "application/x-sig");
+    uint64_t size = 0;
+    assert_true(meta_fsm_blob_linked(&g, "lib/b", &l1, &size));
+    assert_int_equal(size, 7);
+    /* request ids survive: a retry is still deduplicated */
+    assert_int_equal(del_mf(&g, "s4", "lib/a", "img"), META_OK);
+    assert_non_null(meta_fsm_manifest_find(&g, "lib/a", &img));
+    /* refcounts were rebuilt: deleting everywhere frees the manifest */
+    assert_int_equal(del_mf(&g, "d1", "lib/a", "img"), META_OK);
+    assert_null(meta_fsm_manifest_find(&g, "lib/a", &img));
+
+    /* corrupt snapshots are refused and leave the state alone */
+    uint64_t h = g.hash;
+    ((uint8_t *)buf)[0] ^= 0x55; /* magic */
+    assert_int_not_equal(meta_fsm_restore(&g, buf, len, e), 0);
+    assert_int_not_equal(meta_fsm_restore(&g, buf, len - 8, e), 0);
+    assert_int_equal(g.hash, h);
+    free(buf);
+    meta_fsm_release(&f);
+    meta_fsm_release(&g);
+}
+
+static int node_up_raw(struct meta_fsm *f)
+{
+    return node_up(f, 7, "n7", "127.0.0.1:7000", false) == META_OK ? 0 : -1;
+}
+
+/* A snapshot job is a copy: changing (even freeing) the state after the
+ * take does not change what the job encodes. */
+static void test_snapshot_job_isolated(void **state)
+{
+    struct meta_fsm f, g;
+    char e[AT_ERRMSG_SIZE];
+    void *want, *got;
+    size_t wlen, glen;
+    AT_UNUSED(state);
+    meta_fsm_init(&f, 4);
+    build_state(&f);
+    assert_int_equal(node_up_raw(&f), 0);
+    assert_int_equal(meta_fsm_snapshot(&f, NULL, &want, &wlen, e), 0);
+    struct meta_snap_job *j = meta_snap_job_take(&f);
+    /* writes go on: deletes free manifests and tags, new ones realloc,
+     * the request ring wraps */
+    assert_int_equal(del_mf(&f, "x1", "lib/a", "index"), META_OK);
+    assert_int_equal(del_mf(&f, "x2", "lib/a", "img"), META_OK);
+    assert_int_equal(blob_stored(&f, "x3", "lib/a", "c1", 5), META_OK);
+    assert_int_equal(put_mf(&f, "x4", "lib/d", "", "t", NULL, 0, NULL, 0, NULL),
+                     META_OK);
+    meta_fsm_release(&f);
+    assert_int_equal(meta_snap_job_encode(j, NULL, &got, &glen, e), 0);
+    meta_snap_job_free(j);
+    assert_int_equal(wlen, glen);
+    assert_memory_equal(want, got, wlen);
+    meta_fsm_init(&g, 4);
+    assert_int_equal(meta_fsm_restore(&g, got, glen, e), 0);
+    assert_int_equal(g.ntags, 3);
+    assert_int_equal(g.nodes.len, 1);
+    meta_fsm_release(&g);
+    free(want);
+    free(got);
+}
+
+int main(void)
+{
+    at_log_configure(getenv("META_LOG") ? getenv("META_LOG") : "error");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_snapshot_roundtrip),
+        cmocka_unit_test(test_snapshot_job_isolated),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

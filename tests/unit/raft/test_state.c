@@ -1,0 +1,209 @@
+/* Unit tests of raft/state.c: sorted listings, referrers, and the dense
+ * tag table under deletes. */
+#include "common/compat.h"
+
+#include <setjmp.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "raft/snapshot.h"
+#include "tests/unit/raft/helpers.h"
+
+static void test_listing(void **state)
+{
+    struct meta_fsm f;
+    struct names ns;
+    bool more;
+    AT_UNUSED(state);
+    meta_fsm_init(&f, 20000);
+    char tag[32], content[32];
+    for (int i = 0; i < 10000; i++) {
+        snprintf(tag, sizeof(tag), "t%05d", (i * 7919) % 10000);
+        snprintf(content, sizeof(content), "m%d", i % 10);
+        assert_int_equal(
+            put_mf(&f, NULL, "big", content, tag, NULL, 0, NULL, 0, NULL),
+            META_OK);
+    }
+    memset(&ns, 0, sizeof(ns));
+    assert_int_equal(
+        meta_fsm_tags_list(&f, "big", "t00997", 4, collect, &ns, &more), 0);
+    assert_string_equal(ns.text, "t00998,t00999,t01000,t01001");
+    assert_true(more);
+    memset(&ns, 0, sizeof(ns));
+    assert_int_equal(
+        meta_fsm_tags_list(&f, "big", "t09997", 4, collect, &ns, &more), 0);
+    assert_string_equal(ns.text, "t09998,t09999");
+    assert_false(more);
+    memset(&ns, 0, sizeof(ns));
+    assert_int_equal(
+        meta_fsm_tags_list(&f, "big", "t0", 0, collect, &ns, &more), 0);
+    assert_int_equal(ns.n, 0);
+    assert_true(more);
+    assert_int_equal(
+        meta_fsm_tags_list(&f, "nope", NULL, 5, collect, &ns, &more),
+        AT_ENOTFOUND);
+
+    /* after the first build, listing all 10,000 is well under 1 ms */
+    struct timespec t0, t1;
+    memset(&ns, 0, sizeof(ns));
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    size_t total = 0;
+    for (int k = 0; k < 10; k++) {
+        struct names *tmp = at_calloc(1, sizeof(*tmp));
+        meta_fsm_tags_list(&f, "big", "t00000", 100, collect, tmp, &more);
+        total += tmp->n;
+        at_free(tmp);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double us = (double)(t1.tv_sec - t0.tv_sec) * 1e6 +
+                (double)(t1.tv_nsec - t0.tv_nsec) / 1e3;
+    assert_int_equal(total, 1000);
+    print_message("# 10 pages of 100 tags: %.1f us\n", us);
+    assert_true(us < 5000);
+
+    /* catalog pagination */
+    for (int i = 0; i < 50; i++) {
+        char repo[32];
+        snprintf(repo, sizeof(repo), "repo/%02d", 49 - i);
+        assert_int_equal(blob_stored(&f, NULL, repo, "b", 1), META_OK);
+    }
+    memset(&ns, 0, sizeof(ns));
+    meta_fsm_catalog_list(&f, "repo/47", 10, collect, &ns, &more);
+    assert_string_equal(ns.text, "repo/48,repo/49");
+    assert_false(more);
+    memset(&ns, 0, sizeof(ns));
+    meta_fsm_catalog_list(&f, NULL, 2, collect, &ns, &more);
+    assert_string_equal(ns.text, "big,repo/00");
+    assert_true(more);
+    meta_fsm_release(&f);
+}
+
+static void count_ref(void *data, const struct meta_manifest *mf)
+{
+    struct names *ns = data;
+    char hex[65];
+    at_digest_hex(&mf->digest, hex);
+    assert_string_equal(mf->artifact_type, "application/x-sig");
+    assert_string_equal(mf->annotations_json, "{\"a\":\"b\"}");
+    collect(ns, hex);
+}
+
+static void test_referrers(void **state)
+{
+    struct meta_fsm f;
+    struct names ns;
+    AT_UNUSED(state);
+    meta_fsm_init(&f, 100);
+    /* the subject need not exist */
+    assert_int_equal(
+        put_mf(&f, NULL, "a", "sig1", NULL, NULL, 0, NULL, 0, "image"),
+        META_OK);
+    assert_int_equal(
+        put_mf(&f, NULL, "a", "sig2", NULL, NULL, 0, NULL, 0, "image"),
+        META_OK);
+    assert_int_equal(
+        put_mf(&f, NULL, "a", "sig3", NULL, NULL, 0, NULL, 0, "other"),
+        META_OK);
+    assert_int_equal(
+        put_mf(&f, NULL, "b", "sig4", NULL, NULL, 0, NULL, 0, "image"),
+        META_OK);
+    struct at_digest subj = dg("image");
+    memset(&ns, 0, sizeof(ns));
+    meta_fsm_referrers(&f, "a", &subj, count_ref, &ns);
+    assert_int_equal(ns.n, 2);
+    char h1[65], h2[65];
+    struct at_digest s1 = dg("sig1"), s2 = dg("sig2");
+    at_digest_hex(&s1, h1);
+    at_digest_hex(&s2, h2);
+    char want[200];
+    if (strcmp(h1, h2) < 0)
+        snprintf(want, sizeof(want), "%s,%s", h1, h2);
+    else
+        snprintf(want, sizeof(want), "%s,%s", h2, h1);
+    assert_string_equal(ns.text, want);
+    memset(&ns, 0, sizeof(ns));
+    meta_fsm_referrers(&f, "zz", &subj, count_ref, &ns);
+    assert_int_equal(ns.n, 0);
+    meta_fsm_release(&f);
+}
+
+static void count_name(void *data, const char *name)
+{
+    AT_UNUSED(name);
+    (*(size_t *)data)++;
+}
+
+static void check_tags(struct meta_fsm *f)
+{
+    struct at_digest m1 = dg("m1"), got;
+    size_t want = 0;
+    for (int i = 0; i < 1500; i++) {
+        char tag[64];
+        snprintf(tag, sizeof(tag), "a-rather-long-tag-name-%04d", i);
+        bool live = i % 2 == 0 && i % 3 != 0;
+        int rv = meta_fsm_tag_resolve(f, "r", tag, &got);
+        assert_int_equal(rv, live ? 0 : AT_ENOTFOUND);
+        if (live) {
+            assert_true(at_digest_equal(&got, &m1));
+            want++;
+        }
+    }
+    size_t n = 0;
+    bool more;
+    assert_int_equal(
+        meta_fsm_tags_list(f, "r", NULL, SIZE_MAX, count_name, &n, &more), 0);
+    assert_int_equal(n, want);
+    assert_int_equal(f->ntags, want);
+}
+
+/* The dense tag table: deletes move tags around and compact the name
+ * arena; lookups, listings and snapshots stay right. */
+static void test_tag_table(void **state)
+{
+    struct meta_fsm f, g;
+    char e[AT_ERRMSG_SIZE];
+    void *buf;
+    size_t len;
+    AT_UNUSED(state);
+    meta_fsm_init(&f, 10);
+    for (int i = 0; i < 1500; i++) {
+        char tag[64];
+        snprintf(tag, sizeof(tag), "a-rather-long-tag-name-%04d", i);
+        assert_int_equal(put_mf(&f, NULL, "r", i % 2 ? "m2" : "m1", tag, NULL,
+                                0, NULL, 0, NULL),
+                         META_OK);
+    }
+    for (int i = 0; i < 1500; i += 3) {
+        char tag[64];
+        snprintf(tag, sizeof(tag), "a-rather-long-tag-name-%04d", i);
+        assert_int_equal(del_tag(&f, NULL, "r", tag), META_OK);
+    }
+    assert_int_equal(del_mf(&f, NULL, "r", "m2"), META_OK);
+    check_tags(&f);
+    /* re-adding a deleted tag works after compaction */
+    assert_int_equal(put_mf(&f, NULL, "r", "m1", "a-rather-long-tag-name-0003",
+                            NULL, 0, NULL, 0, NULL),
+                     META_OK);
+    assert_int_equal(del_tag(&f, NULL, "r", "a-rather-long-tag-name-0003"),
+                     META_OK);
+    check_tags(&f);
+    assert_int_equal(meta_fsm_snapshot(&f, NULL, &buf, &len, e), 0);
+    meta_fsm_init(&g, 10);
+    assert_int_equal(meta_fsm_restore(&g, buf, len, e), 0);
+    check_tags(&g);
+    free(buf);
+    meta_fsm_release(&f);
+    meta_fsm_release(&g);
+}
+
+int main(void)
+{
+    at_log_configure(getenv("META_LOG") ? getenv("META_LOG") : "error");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_listing),
+        cmocka_unit_test(test_referrers),
+        cmocka_unit_test(test_tag_table),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
