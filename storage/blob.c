@@ -212,6 +212,8 @@ int storage_open(struct storage *s,
     s->core = at_calloc(1, sizeof(*s->core));
     s->core->s = s;
     s->core->loop = loop;
+    at_list_init(&s->core->defer);
+    at_list_init(&s->core->chunk_cache);
     at_map_init(&s->uploads);
     s->free_bytes = UINT64_MAX;
     if (cfg->dir[0] == '\0') {

@@ -24,14 +24,15 @@ struct storage__core {
     struct storage *s; /* borrowed; NULL once storage_close() ran */
     uv_loop_t *loop;   /* borrowed */
     size_t write_high_water;
-    uv_timer_t purge_timer; /* periodic purge of stale uploads, unref'd */
-    uv_timer_t defer_timer; /* runs deferred callbacks next iteration */
-    struct storage_upload *defer_head;  /* each holds a session reference */
-    unsigned sessions;                  /* live session structs */
-    int handles_open;                   /* timers not yet closed */
-    struct storage__chunk *chunk_cache; /* owned: spare full-size chunks, so
-                                           a stream does not page-fault in
-                                           fresh memory for every buffer */
+    uv_timer_t purge_timer;     /* periodic purge of stale uploads, unref'd */
+    uv_timer_t defer_timer;     /* runs deferred callbacks next iteration */
+    struct at_list defer;       /* struct storage_upload (defer_link), each
+                                   holding a session reference */
+    unsigned sessions;          /* live session structs */
+    int handles_open;           /* timers not yet closed */
+    struct at_list chunk_cache; /* owned: spare full-size chunks, so a stream
+                                   does not page-fault in fresh memory for
+                                   every buffer */
     unsigned chunks_cached;
     bool defer_closing;
     bool closing;
@@ -40,10 +41,10 @@ struct storage__core {
 /* One buffer of queued upload bytes, shared by the write chain and the hash
  * chain: freed (loop thread) once both have consumed it. A sealed chunk
  * never grows again, so a worker may read it while the loop appends to the
- * list; workers never follow the `next` of the last chunk of their batch. */
+ * list; workers never follow the link of the last chunk of their batch. */
 struct storage__chunk {
-    struct storage__chunk *next; /* owned (by the list) */
-    uint64_t off;                /* stream offset of data[0] */
+    struct at_list link; /* in the session's chunks or the core's cache */
+    uint64_t off;        /* stream offset of data[0] */
     size_t len;
     size_t cap;
     bool sealed; /* handed to a chain (or full): no more appends */
@@ -54,8 +55,8 @@ struct storage__chunk {
 
 /* One storage_upload_flush() waiter. */
 struct storage__flush {
-    struct storage__flush *next; /* owned */
-    uint64_t target; /* satisfied once this many bytes are written */
+    struct at_list link; /* in the session's flushes */
+    uint64_t target;     /* satisfied once this many bytes are written */
     bool sync;
     storage_cb cb;
     void *data; /* borrowed */
@@ -94,18 +95,20 @@ struct storage_upload {
     bool locked;
     bool canceled;
     bool committed;
-    bool removed; /* removal submitted (or nothing to remove) */
-    bool deferred;
+    bool removed;           /* removal submitted (or nothing to remove) */
     int error;              /* first write/sync/read error, sticky */
     uint64_t size;          /* bytes accepted: written + queued */
     int64_t last_active_ms; /* monotonic */
 
     /* the chunk list, loop thread */
-    struct storage__chunk *c_head;  /* owned: oldest chunk not yet freed */
-    struct storage__chunk *c_tail;  /* borrowed */
+    struct at_list chunks;          /* owned: struct storage__chunk, oldest
+                                       first, each until both chains are done
+                                       with it */
     struct storage__chunk *c_spare; /* owned: handed out by reserve, unlinked */
-    struct storage__chunk *wr_next; /* borrowed: first chunk not yet written */
-    struct storage__chunk *h_next;  /* borrowed: first chunk not yet hashed */
+    struct storage__chunk *wr_next; /* borrowed: first chunk not yet written,
+                                       NULL when none */
+    struct storage__chunk *h_next;  /* borrowed: first chunk not yet hashed,
+                                       NULL when none */
     size_t queued;                  /* bytes in the chunk list */
 
     /* progress as seen by the loop thread (copied at each completion) */
@@ -116,9 +119,8 @@ struct storage_upload {
 
     /* waiters, loop thread; each holds a reference */
     storage_cb drain_cb;
-    void *drain_data;                  /* borrowed */
-    struct storage__flush *flush_head; /* owned */
-    struct storage__flush *flush_tail; /* borrowed */
+    void *drain_data;       /* borrowed */
+    struct at_list flushes; /* owned: struct storage__flush, oldest first */
     enum storage__commit_state commit_state;
     struct at_digest commit_expected;
     storage_commit_cb commit_cb;
@@ -185,8 +187,34 @@ struct storage_upload {
     int bs_status;      /* [bsync] */
     char bs_errmsg[AT_ERRMSG_SIZE]; /* [bsync] */
 
-    struct storage_upload *defer_next; /* borrowed */
+    struct at_list defer_link; /* in the core's defer list while deferred */
 };
+
+/* The chunk after c in its session's list. Only for a chunk that is not the
+ * last one: a worker never goes past the last chunk of its batch, whose link
+ * the loop thread may change. */
+static inline struct storage__chunk *storage__chunk_next(
+    const struct storage__chunk *c)
+{
+    return AT_LIST_ENTRY(c->link.next, struct storage__chunk, link);
+}
+
+/* The chunk after c in u's list, or NULL (loop thread). */
+static inline struct storage__chunk *storage__chunk_after(
+    const struct storage_upload *u,
+    const struct storage__chunk *c)
+{
+    struct at_list *l = at_list_next(&u->chunks, &c->link);
+    return l != NULL ? AT_LIST_ENTRY(l, struct storage__chunk, link) : NULL;
+}
+
+/* The newest chunk of u, or NULL (loop thread). */
+static inline struct storage__chunk *storage__chunk_last(
+    const struct storage_upload *u)
+{
+    struct at_list *l = at_list_last(&u->chunks);
+    return l != NULL ? AT_LIST_ENTRY(l, struct storage__chunk, link) : NULL;
+}
 
 /* ---- blob.c ---- */
 

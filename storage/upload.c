@@ -142,6 +142,9 @@ static struct storage_upload *upload_new(struct storage *s,
     u->info_path = at_asprintf("%s/%s.info", u->uploads_dir, id);
     u->created_wall_ms = at_wall_ms();
     u->fd = -1;
+    at_list_init(&u->chunks);
+    at_list_init(&u->flushes);
+    at_list_init(&u->defer_link);
     u->wr_work.data = u;
     u->h_work.data = u;
     u->last_active_ms = now_ms();
@@ -154,16 +157,17 @@ static struct storage__chunk *chunk_new(struct storage__core *core,
                                         size_t cap,
                                         uint64_t off)
 {
+    struct at_list *l =
+        cap == STORAGE__CHUNK ? at_list_pop_front(&core->chunk_cache) : NULL;
     struct storage__chunk *c;
 
-    if (cap == STORAGE__CHUNK && core->chunk_cache != NULL) {
-        c = core->chunk_cache;
-        core->chunk_cache = c->next;
+    if (l != NULL) {
+        c = AT_LIST_ENTRY(l, struct storage__chunk, link);
         core->chunks_cached--;
     } else {
         c = at_malloc(sizeof(*c) + cap);
+        at_list_init(&c->link);
     }
-    c->next = NULL;
     c->off = off;
     c->len = 0;
     c->cap = cap;
@@ -175,47 +179,45 @@ static struct storage__chunk *chunk_new(struct storage__core *core,
 
 static void chunk_free(struct storage__core *core, struct storage__chunk *c)
 {
+    PRE(!at_list_linked(&c->link));
     if (c->cap == STORAGE__CHUNK &&
         core->chunks_cached < STORAGE__CHUNK_CACHE_MAX) {
-        c->next = core->chunk_cache;
-        core->chunk_cache = c;
+        at_list_push_front(&core->chunk_cache, &c->link);
         core->chunks_cached++;
         return;
     }
     free(c);
 }
 
-static void chunks_free(struct storage__core *core, struct storage__chunk *c)
+static void chunks_free(struct storage__core *core, struct at_list *chunks)
 {
-    while (c != NULL) {
-        struct storage__chunk *next = c->next;
-        chunk_free(core, c);
-        c = next;
-    }
+    struct at_list *l;
+
+    while ((l = at_list_pop_front(chunks)) != NULL)
+        chunk_free(core, AT_LIST_ENTRY(l, struct storage__chunk, link));
 }
 
 /* see internal.h */
 void storage__chunk_cache_drop(struct storage__core *core)
 {
-    struct storage__chunk *c = core->chunk_cache;
+    struct at_list *l;
 
-    core->chunk_cache = NULL;
     core->chunks_cached = 0;
-    while (c != NULL) {
-        struct storage__chunk *next = c->next;
-        free(c);
-        c = next;
-    }
+    while ((l = at_list_pop_front(&core->chunk_cache)) != NULL)
+        free(AT_LIST_ENTRY(l, struct storage__chunk, link));
 }
 
 /* Free the chunks at the head of the list that both chains are done with. */
 static void chunks_release_done(struct storage_upload *u)
 {
-    while (u->c_head != NULL && u->c_head->wrote && u->c_head->hashed) {
-        struct storage__chunk *c = u->c_head;
-        u->c_head = c->next;
-        if (u->c_head == NULL)
-            u->c_tail = NULL;
+    struct at_list *l;
+
+    while ((l = at_list_first(&u->chunks)) != NULL) {
+        struct storage__chunk *c =
+            AT_LIST_ENTRY(l, struct storage__chunk, link);
+        if (!c->wrote || !c->hashed)
+            break;
+        at_list_remove(&c->link);
         AT_ASSERT(u->wr_next != c && u->h_next != c);
         AT_ASSERT(u->queued >= c->len);
         u->queued -= c->len;
@@ -228,9 +230,9 @@ static void upload_free(struct storage_upload *u)
     struct storage__core *core = u->core;
 
     PRE(u->refs == 0 && !u->wr_inflight && !u->h_inflight && !u->bs_inflight &&
-        !u->deferred && !u->in_table);
-    PRE(u->flush_head == NULL && u->drain_cb == NULL && u->hw_cb == NULL);
-    chunks_free(core, u->c_head);
+        !at_list_linked(&u->defer_link) && !u->in_table);
+    PRE(at_list_empty(&u->flushes) && u->drain_cb == NULL && u->hw_cb == NULL);
+    chunks_free(core, &u->chunks);
     if (u->c_spare != NULL)
         chunk_free(core, u->c_spare);
     if (u->fd >= 0)
@@ -344,7 +346,7 @@ static int hash_batch(struct storage_upload *u, int *status, char *errmsg)
         at_sha256_update(&u->sha, c->data, c->len);
         u->h_off += c->len;
         if (i + 1 < u->h_count)
-            c = c->next; /* never the last chunk's next: the loop owns it */
+            c = storage__chunk_next(c); /* never past the batch's last */
     }
     return 0;
 }
@@ -479,7 +481,7 @@ static int write_batch(struct storage_upload *u)
             n++;
             it_skip = 0;
             if (--it_left > 0)
-                it = it->next;
+                it = storage__chunk_next(it);
         }
         k = pwritev(u->fd, iov, n, (off_t)u->wr_off);
         if (k < 0 && errno == EINTR)
@@ -499,7 +501,7 @@ static int write_batch(struct storage_upload *u)
             skip = 0;
             if (--left == 0)
                 break;
-            c = c->next; /* not the batch's last chunk */
+            c = storage__chunk_next(c); /* not the batch's last chunk */
         }
         kick_writeback(u);
     }
@@ -708,11 +710,22 @@ static bool flush_ok(const struct storage_upload *u,
 
 static bool sync_wanted(const struct storage_upload *u)
 {
-    for (struct storage__flush *f = u->flush_head; f != NULL; f = f->next) {
+    const struct at_list *l;
+
+    AT_LIST_FOREACH (l, &u->flushes) {
+        const struct storage__flush *f =
+            AT_LIST_ENTRY(l, struct storage__flush, link);
         if (f->sync && (u->synced_upto < f->target || !u->meta_ok))
             return true;
     }
     return false;
+}
+
+/* The oldest flush waiter, or NULL. */
+static struct storage__flush *flush_first(const struct storage_upload *u)
+{
+    struct at_list *l = at_list_first(&u->flushes);
+    return l != NULL ? AT_LIST_ENTRY(l, struct storage__flush, link) : NULL;
 }
 
 /* The status waiters get when the session can no longer make progress. */
@@ -738,9 +751,10 @@ static size_t batch_cap(const struct storage_upload *u)
     return AT_MAX(STORAGE__BATCH_MIN, u->core->write_high_water / 4);
 }
 
-/* Take up to cap bytes of chunks starting at *next (only sealed ones when
- * need_sealed), seal them, advance *next. Returns the chunk count. */
-static size_t take_batch(struct storage__chunk **next,
+/* Take up to cap bytes of u's chunks starting at *next (only sealed ones
+ * when need_sealed), seal them, advance *next. Returns the chunk count. */
+static size_t take_batch(const struct storage_upload *u,
+                         struct storage__chunk **next,
                          size_t cap,
                          bool need_sealed)
 {
@@ -752,7 +766,7 @@ static size_t take_batch(struct storage__chunk **next,
         c->sealed = true;
         bytes += c->len;
         n++;
-        c = c->next;
+        c = storage__chunk_after(u, c);
     }
     *next = c;
     return n;
@@ -855,7 +869,7 @@ static bool hash_wanted(const struct storage_upload *u)
     if (u->drain_cb != NULL || u->commit_state == STORAGE__COMMIT_PENDING)
         return true;
     for (const struct storage__chunk *c = u->h_next; c != NULL && c->sealed;
-         c = c->next) {
+         c = storage__chunk_after(u, c)) {
         sealed += c->len;
         if (sealed >= STORAGE__HASH_MIN)
             return true;
@@ -884,13 +898,13 @@ static void submit_next(struct storage_upload *u)
             bytes_from(u, u->h_next) <= STORAGE__BATCH_MIN) {
             /* The commit item writes and hashes what is left. */
             u->wr_first = u->wr_next;
-            u->wr_count = take_batch(&u->wr_next, SIZE_MAX, false);
+            u->wr_count = take_batch(u, &u->wr_next, SIZE_MAX, false);
             if (u->h_next != NULL) {
                 u->h_first = u->h_next;
                 u->h_file_end = u->h_first->off;
                 AT_ASSERT(u->hashed >= u->h_file_end ||
                           u->written >= u->h_file_end);
-                u->h_count = take_batch(&u->h_next, SIZE_MAX, true);
+                u->h_count = take_batch(u, &u->h_next, SIZE_MAX, true);
                 AT_ASSERT(u->h_next == NULL);
             }
             u->commit_state = STORAGE__COMMIT_RUNNING;
@@ -899,7 +913,7 @@ static void submit_next(struct storage_upload *u)
         }
         if (u->wr_next != NULL) {
             u->wr_first = u->wr_next;
-            u->wr_count = take_batch(&u->wr_next, batch_cap(u), false);
+            u->wr_count = take_batch(u, &u->wr_next, batch_cap(u), false);
             u->wr_sync = u->wr_next == NULL && sync_wanted(u);
             submit_write(u, STORAGE__WORK_WRITE);
         } else if (sync_wanted(u)) {
@@ -915,7 +929,7 @@ static void submit_next(struct storage_upload *u)
         /* Bytes before the first chunk that the sha misses are on disk: the
          * session was resumed (base = file size) or a commit wrote all. */
         AT_ASSERT(u->hashed >= u->h_file_end || u->written >= u->h_file_end);
-        u->h_count = take_batch(&u->h_next, batch_cap(u), !watch_full(u));
+        u->h_count = take_batch(u, &u->h_next, batch_cap(u), !watch_full(u));
         submit_hash(u);
     } else if (!u->h_inflight && u->hw_cb != NULL && u->h_next == NULL &&
                u->hashed < u->written &&
@@ -951,7 +965,7 @@ static enum event next_event(const struct storage_upload *u)
 
     if (u->drain_cb != NULL && (fail != 0 || u->queued <= low_water(u)))
         return EV_DRAIN;
-    if (u->flush_head != NULL && (fail != 0 || flush_ok(u, u->flush_head)))
+    if (flush_first(u) != NULL && (fail != 0 || flush_ok(u, flush_first(u))))
         return EV_FLUSH;
     if (u->hw_cb != NULL && (fail != 0 || u->committed || watch_done(u)))
         return EV_HASHED;
@@ -982,10 +996,8 @@ static void deliver(struct storage_upload *u)
             break;
         }
         case EV_FLUSH: {
-            struct storage__flush *f = u->flush_head;
-            u->flush_head = f->next;
-            if (u->flush_head == NULL)
-                u->flush_tail = NULL;
+            struct storage__flush *f = flush_first(u);
+            at_list_remove(&f->link);
             f->cb(f->data, fail);
             free(f);
             storage_upload_unref(u);
@@ -1040,13 +1052,11 @@ static void defer(struct storage_upload *u)
 {
     struct storage__core *c = u->core;
 
-    if (u->deferred)
+    if (at_list_linked(&u->defer_link))
         return;
     AT_ASSERT(!c->defer_closing); /* closed only once no session is left */
-    u->deferred = true;
     storage_upload_ref(u);
-    u->defer_next = c->defer_head;
-    c->defer_head = u;
+    at_list_push_front(&c->defer, &u->defer_link);
     uv_timer_start(&c->defer_timer, storage__defer_timer_cb, 0, 0);
 }
 
@@ -1054,14 +1064,14 @@ static void defer(struct storage_upload *u)
 void storage__defer_timer_cb(uv_timer_t *t)
 {
     struct storage__core *c = t->data;
-    struct storage_upload *list = c->defer_head;
+    struct at_list due; /* sessions deferred again meanwhile wait a turn */
+    struct at_list *l;
 
-    c->defer_head = NULL;
-    while (list != NULL) {
-        struct storage_upload *u = list;
-        list = u->defer_next;
-        u->defer_next = NULL;
-        u->deferred = false;
+    at_list_init(&due);
+    at_list_move(&c->defer, &due);
+    while ((l = at_list_pop_front(&due)) != NULL) {
+        struct storage_upload *u =
+            AT_LIST_ENTRY(l, struct storage_upload, defer_link);
         deliver(u);
         storage_upload_unref(u);
     }
@@ -1091,6 +1101,25 @@ static void record_error(struct storage_upload *u,
         u->error = status;
 }
 
+/* The chain that took the n chunks from c (a batch) is done with them. */
+static void mark_wrote(struct storage__chunk *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        c->wrote = true;
+        if (i + 1 < n)
+            c = storage__chunk_next(c);
+    }
+}
+
+static void mark_hashed(struct storage__chunk *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        c->hashed = true;
+        if (i + 1 < n)
+            c = storage__chunk_next(c);
+    }
+}
+
 static void after_write_cb(uv_work_t *req, int status)
 {
     struct storage_upload *u = req->data;
@@ -1104,8 +1133,7 @@ static void after_write_cb(uv_work_t *req, int status)
     u->meta_ok = u->meta_synced;
     switch (u->wr_kind) {
     case STORAGE__WORK_WRITE:
-        for (size_t i = 0; i < u->wr_count; i++, c = c->next)
-            c->wrote = true;
+        mark_wrote(c, u->wr_count);
         u->wr_first = NULL;
         u->wr_count = 0;
         chunks_release_done(u);
@@ -1117,11 +1145,8 @@ static void after_write_cb(uv_work_t *req, int status)
             record_error(u, u->wr_status, u->wr_errmsg);
         break;
     case STORAGE__WORK_COMMIT:
-        for (size_t i = 0; i < u->wr_count; i++, c = c->next)
-            c->wrote = true;
-        c = u->h_first;
-        for (size_t i = 0; i < u->h_count; i++, c = c->next)
-            c->hashed = true;
+        mark_wrote(c, u->wr_count);
+        mark_hashed(u->h_first, u->h_count);
         u->wr_first = NULL;
         u->wr_count = 0;
         u->h_first = NULL;
@@ -1131,7 +1156,7 @@ static void after_write_cb(uv_work_t *req, int status)
         u->commit_state = STORAGE__COMMIT_DONE;
         u->commit_status = u->wr_status;
         if (u->wr_status == 0) {
-            AT_ASSERT(u->c_head == NULL);
+            AT_ASSERT(at_list_empty(&u->chunks));
             u->committed = true;
             LOG_DEBUG("upload '%s' committed (%" PRIu64 " bytes)", u->id,
                       u->written);
@@ -1159,8 +1184,7 @@ static void after_hash_cb(uv_work_t *req, int status)
     AT_ASSERT(status == 0);
     u->h_inflight = false;
     u->hashed = u->h_off;
-    for (size_t i = 0; i < u->h_count; i++, c = c->next)
-        c->hashed = true;
+    mark_hashed(c, u->h_count);
     u->h_first = NULL;
     u->h_count = 0;
     chunks_release_done(u);
@@ -1329,10 +1353,10 @@ int storage_upload_write(struct storage_upload *u, const void *p, size_t n)
         return AT_ETOOBIG; /* hash_watch: never past the watched size */
     u->last_active_ms = now_ms();
     while (n > 0) {
-        struct storage__chunk *c = u->c_tail;
+        struct storage__chunk *c = storage__chunk_last(u);
         size_t k;
         if (c == NULL || c->sealed) {
-            size_t cap = (u->c_head == NULL && n < STORAGE__CHUNK_SMALL)
+            size_t cap = (at_list_empty(&u->chunks) && n < STORAGE__CHUNK_SMALL)
                              ? STORAGE__CHUNK_SMALL
                              : STORAGE__CHUNK;
             if (u->c_spare != NULL && src == u->c_spare->data) {
@@ -1342,11 +1366,7 @@ int storage_upload_write(struct storage_upload *u, const void *p, size_t n)
             } else {
                 c = chunk_new(u->core, cap, u->size);
             }
-            if (u->c_tail != NULL)
-                u->c_tail->next = c;
-            else
-                u->c_head = c;
-            u->c_tail = c;
+            at_list_push_back(&u->chunks, &c->link);
             if (u->wr_next == NULL)
                 u->wr_next = c;
             if (u->h_next == NULL)
@@ -1376,7 +1396,7 @@ int storage_upload_reserve(struct storage_upload *u,
                            char **p,
                            size_t *n)
 {
-    struct storage__chunk *c = u->c_tail;
+    struct storage__chunk *c = storage__chunk_last(u);
     int rv = usable(u);
 
     PRE(want > 0);
@@ -1430,11 +1450,7 @@ int storage_upload_flush(struct storage_upload *u,
     f->sync = sync;
     f->cb = cb;
     f->data = data;
-    if (u->flush_tail != NULL)
-        u->flush_tail->next = f;
-    else
-        u->flush_head = f;
-    u->flush_tail = f;
+    at_list_push_back(&u->flushes, &f->link);
     storage_upload_ref(u);
     u->last_active_ms = now_ms();
     kick(u);
@@ -1510,9 +1526,11 @@ void storage_upload_cancel(struct storage_upload *u)
     table_remove(u);
     /* Chunks no chain has taken are never needed again; those in a batch
      * in flight are freed by its completion. */
-    for (struct storage__chunk *c = u->wr_next; c != NULL; c = c->next)
+    for (struct storage__chunk *c = u->wr_next; c != NULL;
+         c = storage__chunk_after(u, c))
         c->wrote = true;
-    for (struct storage__chunk *c = u->h_next; c != NULL; c = c->next)
+    for (struct storage__chunk *c = u->h_next; c != NULL;
+         c = storage__chunk_after(u, c))
         c->hashed = true;
     u->wr_next = NULL;
     u->h_next = NULL;
@@ -1533,8 +1551,8 @@ void storage_upload_purge(struct storage *s)
     for (size_t i = 0; at_map_next(&s->uploads, &i, NULL, &v);) {
         struct storage_upload *u = v;
         if (u->locked || u->wr_inflight || u->h_inflight || u->bs_inflight ||
-            u->flush_head != NULL || u->drain_cb != NULL || u->hw_cb != NULL ||
-            u->commit_state != STORAGE__COMMIT_NONE)
+            !at_list_empty(&u->flushes) || u->drain_cb != NULL ||
+            u->hw_cb != NULL || u->commit_state != STORAGE__COMMIT_NONE)
             continue;
         if (now - u->last_active_ms <= (int64_t)s->upload_ttl_ms)
             continue;
