@@ -91,6 +91,13 @@ bool storage_closed(const struct storage *s);
 
 const char *storage_errmsg(const struct storage *s);
 
+/* Set the node tag that prefixes the ids of the sessions created from now
+ * on ([a-z0-9]{1,16} as storage_config.node_tag; NULL or "" for none), for
+ * a tag known only once the store is open (a node's raft id). Sessions that
+ * exist keep their ids. 0, or AT_EINVAL with storage_errmsg() set and the
+ * tag unchanged. */
+int storage_node_tag_set(struct storage *s, const char *tag);
+
 /* True when free space on the store's filesystem is at least the reserve
  * (statvfs, cached for up to 1 s). */
 bool storage_space_ok(struct storage *s);

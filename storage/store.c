@@ -39,15 +39,10 @@ int storage_open(struct storage *s,
         s->core = NULL;
         return AT_EINVAL;
     }
-    if (cfg->node_tag != NULL && cfg->node_tag[0] != '\0') {
-        if (!tag_valid(cfg->node_tag)) {
-            at_errmsg_printf(s->errmsg, "node tag '%.32s': want [a-z0-9]{1,16}",
-                             cfg->node_tag);
-            free(s->core);
-            s->core = NULL;
-            return AT_EINVAL;
-        }
-        s->node_tag = at_strdup(cfg->node_tag);
+    if (storage_node_tag_set(s, cfg->node_tag) != 0) {
+        free(s->core);
+        s->core = NULL;
+        return AT_EINVAL;
     }
     s->dir = at_strdup(cfg->dir);
     s->reserve_bytes = cfg->reserve_bytes;
@@ -107,6 +102,19 @@ void storage_close(struct storage *s)
     free(s->node_tag);
     s->dir = NULL;
     s->node_tag = NULL;
+}
+
+/* see storage.h */
+int storage_node_tag_set(struct storage *s, const char *tag)
+{
+    if (tag != NULL && tag[0] != '\0' && !tag_valid(tag)) {
+        at_errmsg_printf(s->errmsg, "node tag '%.32s': want [a-z0-9]{1,16}",
+                         tag);
+        return AT_EINVAL;
+    }
+    free(s->node_tag);
+    s->node_tag = tag != NULL && tag[0] != '\0' ? at_strdup(tag) : NULL;
+    return 0;
 }
 
 /* see storage.h */

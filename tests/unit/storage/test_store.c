@@ -72,6 +72,36 @@ static void test_close_inflight(void **state)
     free(buf);
 }
 
+/* A tag set after open prefixes the sessions created from then on. */
+static void test_node_tag_set(void **state)
+{
+    struct fx *f = *state;
+    struct storage_upload *a = NULL;
+    struct storage_upload *b = NULL;
+    struct storage_upload *c = NULL;
+
+    fx_open(f, 0, 0, 0);
+    assert_int_equal(storage_upload_create(&f->s, "r", &a), 0);
+    assert_true(strncmp(storage_upload_id(a), "n1-", 3) == 0);
+    assert_int_equal(storage_node_tag_set(&f->s, "00000000000000ab"), 0);
+    assert_int_equal(storage_upload_create(&f->s, "r", &b), 0);
+    assert_true(strncmp(storage_upload_id(b), "00000000000000ab-", 17) == 0);
+    assert_true(strncmp(storage_upload_id(a), "n1-", 3) == 0);
+    assert_int_equal(storage_node_tag_set(&f->s, "Bad/Tag"), AT_EINVAL);
+    assert_non_null(strstr(storage_errmsg(&f->s), "Bad/Tag"));
+    assert_int_equal(storage_node_tag_set(&f->s, "01234567890abcdef"),
+                     AT_EINVAL); /* 17 characters */
+    assert_int_equal(storage_upload_create(&f->s, "r", &c), 0);
+    assert_true(strncmp(storage_upload_id(c), "00000000000000ab-", 17) == 0);
+    storage_upload_unref(c);
+    assert_int_equal(storage_node_tag_set(&f->s, NULL), 0);
+    assert_int_equal(storage_upload_create(&f->s, "r", &c), 0);
+    assert_int_equal(strlen(storage_upload_id(c)), 32);
+    storage_upload_unref(a);
+    storage_upload_unref(b);
+    storage_upload_unref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -79,6 +109,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_space_reserve, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_close_inflight, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_node_tag_set, fx_setup,
                                         fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
