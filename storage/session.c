@@ -4,6 +4,7 @@
 
 #define AT_LOG_COMP "storage"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "storage/internal.h"
@@ -156,6 +157,20 @@ const char *storage_upload_repo(const struct storage_upload *u)
 uint64_t storage_upload_size(const struct storage_upload *u)
 {
     return u->size;
+}
+
+/* see storage.h */
+int storage_upload_open_data(struct storage_upload *u, int *fd)
+{
+    int f;
+
+    if (u->canceled || u->committed)
+        return AT_ENOTFOUND;
+    f = open(u->data_path, O_RDONLY | O_CLOEXEC);
+    if (f < 0)
+        return errno == ENOENT ? AT_ENOTFOUND : AT_EIO;
+    *fd = f;
+    return 0;
 }
 
 /* see storage.h */

@@ -147,6 +147,13 @@ const char *storage_upload_repo(const struct storage_upload *u);
 /* Bytes accepted so far (written or queued). The next append starts here. */
 uint64_t storage_upload_size(const struct storage_upload *u);
 
+/* Open the session's data file for reading (O_RDONLY, O_CLOEXEC): a reader
+ * may stream the bytes already written while more arrive (at least the
+ * first storage_upload_size() - storage_upload_queued() bytes are in it).
+ * The caller owns *fd. 0; AT_ENOTFOUND before the first write created the
+ * file, or once the session is committed or canceled; AT_EIO. */
+int storage_upload_open_data(struct storage_upload *u, int *fd);
+
 /* A request in progress holds the session: a second concurrent PATCH/PUT on
  * the same session must be refused by the caller. */
 bool storage_upload_try_lock(struct storage_upload *u);

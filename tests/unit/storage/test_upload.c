@@ -199,6 +199,53 @@ static void test_cancel(void **state)
     free(buf);
 }
 
+/* A reader of the data file sees the bytes written so far, and more as they
+ * are written; after the commit the file is the blob (same inode). */
+static void test_open_data(void **state)
+{
+    struct fx *f = *state;
+    struct storage_upload *u = NULL;
+    struct at_digest want;
+    struct res r;
+    char buf[32];
+    int fd = -1;
+    int fd2 = -1;
+
+    fx_open(f, 0, 0, 0);
+    assert_int_equal(storage_upload_create(&f->s, "od", &u), 0);
+    assert_int_equal(storage_upload_open_data(u, &fd), AT_ENOTFOUND);
+    assert_int_equal(storage_upload_write(u, "hello", 5), 0);
+    assert_int_equal(flush_wait(f, u, false), 0);
+    assert_int_equal(storage_upload_open_data(u, &fd), 0);
+    assert_int_equal(pread(fd, buf, sizeof(buf), 0), 5);
+    assert_memory_equal(buf, "hello", 5);
+    assert_int_equal(storage_upload_write(u, " world", 6), 0);
+    assert_int_equal(flush_wait(f, u, false), 0);
+    assert_int_equal(pread(fd, buf, sizeof(buf), 5), 6);
+    assert_memory_equal(buf, " world", 6);
+    at_digest_of("hello world", 11, &want);
+    assert_int_equal(commit_wait(f, u, &want, &r), 0);
+    assert_int_equal(storage_upload_open_data(u, &fd2), AT_ENOTFOUND);
+    assert_int_equal(storage_blob_open(&f->s, &want, &fd2, &r.size), 0);
+    {
+        struct stat a, b;
+        assert_int_equal(fstat(fd, &a), 0);
+        assert_int_equal(fstat(fd2, &b), 0);
+        assert_true(a.st_ino == b.st_ino);
+    }
+    close(fd);
+    close(fd2);
+    storage_upload_unref(u);
+
+    /* canceled: nothing to open */
+    assert_int_equal(storage_upload_create(&f->s, "od", &u), 0);
+    assert_int_equal(storage_upload_write(u, "abc", 3), 0);
+    assert_int_equal(flush_wait(f, u, false), 0);
+    storage_upload_cancel(u);
+    assert_int_equal(storage_upload_open_data(u, &fd), AT_ENOTFOUND);
+    storage_upload_unref(u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -207,6 +254,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_blob, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_reserve, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_cancel, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_open_data, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
