@@ -69,12 +69,6 @@ out:
 }
 
 /* see storage.h */
-char *storage_blob_path(const struct storage *s, const struct at_digest *d)
-{
-    return storage__path_blob(s->dir, d, NULL, NULL);
-}
-
-/* see storage.h */
 int storage_blob_remove(struct storage *s, const struct at_digest *d)
 {
     char *path;

@@ -224,7 +224,8 @@ static inline int64_t storage__now_ms(void)
 
 /* The files below call only downwards in this list (a file calls the ones
  * after it, never one before): store, registry, upload, schedule, commit,
- * hash, write, session, core, chunk, fs; blob and sweep use fs alone. */
+ * hash, write, session, core, chunk, fs; blob.c and sweep.c (complete
+ * blobs) use fs alone. */
 
 /* ---- store.c: opening and closing ---- */
 

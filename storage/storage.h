@@ -116,11 +116,64 @@ int storage_blob_open(struct storage *s,
                       int *fd,
                       uint64_t *size);
 
-/* Remove a local blob file (used by GC later). 0 or AT_ENOTFOUND. */
+/* Remove a local blob file at once (a copy found corrupt). 0,
+ * AT_ENOTFOUND, or AT_EIO. */
 int storage_blob_remove(struct storage *s, const struct at_digest *d);
 
-/* Path of a local blob file (caller frees), for work in the pool (GC). */
-char *storage_blob_path(const struct storage *s, const struct at_digest *d);
+/* ---- local copies: garbage collection (sweep.c) ---- */
+
+/* cb of storage_blob_scan: status 0, or AT_EIO when the blobs directory
+ * cannot be read (nothing listed). found[0..n) is the callee's to free
+ * (free()), NULL when n is 0; truncated: the listing stopped at max. */
+typedef void (*storage_scan_cb)(void *data,
+                                int status,
+                                struct at_digest *found,
+                                size_t n,
+                                bool truncated);
+
+/* List, in the thread pool, the local blob copies whose file did not change
+ * (ctime) after cutoff_ms (wall clock), at most max of them. cb runs once,
+ * later, on the loop thread (also after storage_close()). Returns 0, or
+ * AT_ESHUTDOWN once the store is closing (cb never runs). */
+int storage_blob_scan(struct storage *s,
+                      uint64_t cutoff_ms,
+                      size_t max,
+                      storage_scan_cb cb,
+                      void *data);
+
+/* A local copy to sweep, and the moment it must not have changed since. */
+struct storage_sweep_item {
+    struct at_digest digest;
+    uint64_t cutoff_ms; /* wall clock */
+};
+
+struct storage_sweep_stats {
+    uint64_t removed; /* copies removed */
+    uint64_t bytes;   /* their sizes */
+    uint64_t changed; /* copies kept: changed after their cutoff */
+    uint64_t kept;    /* copies kept by the predicate */
+};
+
+/* The predicate of storage_blob_sweep: true keeps the copy of d. */
+typedef bool (*storage_sweep_keep_cb)(void *data, const struct at_digest *d);
+
+typedef void (*storage_sweep_cb)(void *data,
+                                 const struct storage_sweep_stats *stats);
+
+/* Remove the local copies of items[0..n) that keep rejects. keep (may be
+ * NULL: none kept) runs for each item inside this call, on the loop thread;
+ * the rest are removed in the thread pool, except a copy whose file changed
+ * (ctime) after its item's cutoff_ms: a commit that finds its blob already
+ * stored touches the copy, so a blob uploaded again meanwhile stays. A copy
+ * already gone counts nowhere. items are copied. cb runs once, later, on the
+ * loop thread (also after storage_close()), with data as keep's. Returns 0,
+ * or AT_ESHUTDOWN once the store is closing (keep and cb never run). */
+int storage_blob_sweep(struct storage *s,
+                       const struct storage_sweep_item *items,
+                       size_t n,
+                       storage_sweep_keep_cb keep,
+                       storage_sweep_cb cb,
+                       void *data);
 
 /* ---- uploads ---- */
 
