@@ -120,6 +120,38 @@ int storage_blob_open(struct storage *s,
  * AT_ENOTFOUND, or AT_EIO. */
 int storage_blob_remove(struct storage *s, const struct at_digest *d);
 
+/* What tells a local blob file's content as it is now: writing to the file,
+ * truncating or replacing it, or changing its metadata changes one of
+ * these. */
+struct storage_blob_id {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec ctime;
+};
+
+/* Identify the open blob file fd (fstat). 0 or AT_EIO. */
+int storage_blob_id_get(int fd, struct storage_blob_id *id);
+
+bool storage_blob_id_equal(const struct storage_blob_id *a,
+                           const struct storage_blob_id *b);
+
+/* status: 0 (the file holds exactly the bytes of the digest), AT_EDIGEST
+ * (it does not), or AT_EIO (it cannot be examined or read: never reported
+ * as a mismatch). id: the file as identified before it was hashed. */
+typedef void (*storage_verify_cb)(void *data,
+                                  int status,
+                                  const struct storage_blob_id *id);
+
+/* Hash the local blob file fd of d in the thread pool and compare; fd is
+ * borrowed for this call only (the job reads a duplicate). cb runs exactly
+ * once, later, on the loop thread (also after storage_close()). */
+void storage_blob_verify(struct storage *s,
+                         const struct at_digest *d,
+                         int fd,
+                         storage_verify_cb cb,
+                         void *data);
+
 /* ---- local copies: garbage collection (sweep.c) ---- */
 
 /* cb of storage_blob_scan: status 0, or AT_EIO when the blobs directory

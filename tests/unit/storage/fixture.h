@@ -273,4 +273,19 @@ static inline void wait_drain(struct fx *f, struct storage_upload *u)
     assert_false(storage_upload_busy(u));
 }
 
+/* Store content as a blob (upload + commit); its digest in *d. */
+static inline void put_blob(struct fx *f,
+                            const char *content,
+                            struct at_digest *d)
+{
+    struct storage_upload *u = NULL;
+    struct res r;
+
+    at_digest_of(content, strlen(content), d);
+    assert_int_equal(storage_upload_create(&f->s, "r", &u), 0);
+    assert_int_equal(storage_upload_write(u, content, strlen(content)), 0);
+    assert_int_equal(commit_wait(f, u, d, &r), 0);
+    storage_upload_unref(u);
+}
+
 #endif /* TESTS_STORAGE_FIXTURE_H */

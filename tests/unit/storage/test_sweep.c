@@ -5,19 +5,6 @@
 
 #include "tests/unit/storage/fixture.h"
 
-/* Store content as a blob (upload + commit); its digest in *d. */
-static void put_blob(struct fx *f, const char *content, struct at_digest *d)
-{
-    struct storage_upload *u = NULL;
-    struct res r;
-
-    at_digest_of(content, strlen(content), d);
-    assert_int_equal(storage_upload_create(&f->s, "gc", &u), 0);
-    assert_int_equal(storage_upload_write(u, content, strlen(content)), 0);
-    assert_int_equal(commit_wait(f, u, d, &r), 0);
-    storage_upload_unref(u);
-}
-
 static bool have(struct fx *f, const struct at_digest *d)
 {
     uint64_t size;
