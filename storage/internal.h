@@ -222,14 +222,11 @@ static inline int64_t storage__now_ms(void)
     return (int64_t)at_now_ms();
 }
 
-/* The files below call only downwards in this list (a file calls the ones
- * after it, never one before): store, registry, upload, schedule, commit,
- * hash, write, session, core, chunk, fs; blob.c and sweep.c (complete
- * blobs) use fs alone. */
-
-/* ---- store.c: opening and closing ---- */
-
-/* (public: storage_open, storage_close, storage_closed, storage_errmsg) */
+/* The calls between storage's files, by file. A file calls only files after
+ * it in this order: store.c (open, close), registry.c, upload.c (the public
+ * calls on a session, all in storage.h), schedule.c, commit.c, hash.c,
+ * write.c, session.c, core.c, chunk.c, fs.c; blob.c and sweep.c (complete
+ * blobs) use fs.c alone. */
 
 /* ---- registry.c: the table of sessions ---- */
 
@@ -242,12 +239,10 @@ void storage__uploads_drop(struct storage *s);
 
 void storage__purge_timer_cb(uv_timer_t *t);
 
-/* ---- upload.c: the public calls on a session ---- */
-
 /* ---- schedule.c: the state machine of a session ---- */
 
 /* Deliver u's due callbacks and start its next work items on the next loop
- * iteration (takes a reference until then; no-op when already pending). */
+ * iteration (holds a reference until then; no-op when already pending). */
 void storage__defer(struct storage_upload *u);
 
 /* After an API call changed the session: start work, and arrange for any
