@@ -9,9 +9,10 @@
  * Threads: every function here runs on the loop thread given to
  * storage_open(). Hashing, writes and fsync run in libuv's thread pool
  * (uv_queue_work), as two ordered chains per session that overlap: writes
- * and sha256; callbacks come back on the loop thread. A blob becomes visible
- * only by rename(2) after its digest matched and it was fsynced, then the
- * directory is fsynced.
+ * and sha256; so do the GC scan and sweep of local copies and the hash of
+ * storage_blob_verify. Callbacks come back on the loop thread. A blob
+ * becomes visible only by rename(2) after its digest matched and it was
+ * fsynced, then the directory is fsynced.
  *
  * Files of a session: storage_upload_create() creates none. The first write
  * creates <id>.data (in the pool); the first sync flush writes and fsyncs
