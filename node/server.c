@@ -425,9 +425,11 @@ static int open_meta(struct node_server *s, char *errmsg)
      * request for them to their owner (node/cluster/proxy.c). */
     {
         struct meta_status st;
+        char tag[17];
         meta_status_get(s->meta, &st);
-        free(s->store.node_tag);
-        s->store.node_tag = at_asprintf("%016" PRIx64, st.id);
+        snprintf(tag, sizeof(tag), "%016" PRIx64, st.id);
+        rv = storage_node_tag_set(&s->store, tag);
+        AT_ASSERT(rv == 0); /* 16 hex digits are a valid tag */
     }
     return 0;
 }

@@ -9,9 +9,10 @@
  * Threads: every function here runs on the loop thread given to
  * storage_open(). Hashing, writes and fsync run in libuv's thread pool
  * (uv_queue_work), as two ordered chains per session that overlap: writes
- * and sha256; callbacks come back on the loop thread. A blob becomes visible
- * only by rename(2) after its digest matched and it was fsynced, then the
- * directory is fsynced.
+ * and sha256; so do the GC scan and sweep of local copies and the hash of
+ * storage_blob_verify. Callbacks come back on the loop thread. A blob
+ * becomes visible only by rename(2) after its digest matched and it was
+ * fsynced, then the directory is fsynced.
  *
  * Files of a session: storage_upload_create() creates none. The first write
  * creates <id>.data (in the pool); the first sync flush writes and fsyncs
@@ -91,6 +92,13 @@ bool storage_closed(const struct storage *s);
 
 const char *storage_errmsg(const struct storage *s);
 
+/* Set the node tag that prefixes the ids of the sessions created from now
+ * on ([a-z0-9]{1,16} as storage_config.node_tag; NULL or "" for none), for
+ * a tag known only once the store is open (a node's raft id). Sessions that
+ * exist keep their ids. 0, or AT_EINVAL with storage_errmsg() set and the
+ * tag unchanged. */
+int storage_node_tag_set(struct storage *s, const char *tag);
+
 /* True when free space on the store's filesystem is at least the reserve
  * (statvfs, cached for up to 1 s). */
 bool storage_space_ok(struct storage *s);
@@ -109,11 +117,96 @@ int storage_blob_open(struct storage *s,
                       int *fd,
                       uint64_t *size);
 
-/* Remove a local blob file (used by GC later). 0 or AT_ENOTFOUND. */
+/* Remove a local blob file at once (a copy found corrupt). 0,
+ * AT_ENOTFOUND, or AT_EIO. */
 int storage_blob_remove(struct storage *s, const struct at_digest *d);
 
-/* Path of a local blob file (caller frees), for work in the pool (GC). */
-char *storage_blob_path(const struct storage *s, const struct at_digest *d);
+/* What tells a local blob file's content as it is now: writing to the file,
+ * truncating or replacing it, or changing its metadata changes one of
+ * these. */
+struct storage_blob_id {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec ctime;
+};
+
+/* Identify the open blob file fd (fstat). 0 or AT_EIO. */
+int storage_blob_id_get(int fd, struct storage_blob_id *id);
+
+bool storage_blob_id_equal(const struct storage_blob_id *a,
+                           const struct storage_blob_id *b);
+
+/* status: 0 (the file holds exactly the bytes of the digest), AT_EDIGEST
+ * (it does not), or AT_EIO (it cannot be examined or read: never reported
+ * as a mismatch). id: the file as identified before it was hashed. */
+typedef void (*storage_verify_cb)(void *data,
+                                  int status,
+                                  const struct storage_blob_id *id);
+
+/* Hash the local blob file fd of d in the thread pool and compare; fd is
+ * borrowed for this call only (the job reads a duplicate). cb runs exactly
+ * once, later, on the loop thread (also after storage_close()). */
+void storage_blob_verify(struct storage *s,
+                         const struct at_digest *d,
+                         int fd,
+                         storage_verify_cb cb,
+                         void *data);
+
+/* ---- local copies: garbage collection (sweep.c) ---- */
+
+/* cb of storage_blob_scan: status 0, or AT_EIO when the blobs directory
+ * cannot be read (nothing listed). found[0..n) is the callee's to free
+ * (free()), NULL when n is 0; truncated: the listing stopped at max. */
+typedef void (*storage_scan_cb)(void *data,
+                                int status,
+                                struct at_digest *found,
+                                size_t n,
+                                bool truncated);
+
+/* List, in the thread pool, the local blob copies whose file did not change
+ * (ctime) after cutoff_ms (wall clock), at most max of them. cb runs once,
+ * later, on the loop thread (also after storage_close()). Returns 0, or
+ * AT_ESHUTDOWN once the store is closing (cb never runs). */
+int storage_blob_scan(struct storage *s,
+                      uint64_t cutoff_ms,
+                      size_t max,
+                      storage_scan_cb cb,
+                      void *data);
+
+/* A local copy to sweep, and the moment it must not have changed since. */
+struct storage_sweep_item {
+    struct at_digest digest;
+    uint64_t cutoff_ms; /* wall clock */
+};
+
+struct storage_sweep_stats {
+    uint64_t removed; /* copies removed */
+    uint64_t bytes;   /* their sizes */
+    uint64_t changed; /* copies kept: changed after their cutoff */
+    uint64_t kept;    /* copies kept by the predicate */
+};
+
+/* The predicate of storage_blob_sweep: true keeps the copy of d. */
+typedef bool (*storage_sweep_keep_cb)(void *data, const struct at_digest *d);
+
+typedef void (*storage_sweep_cb)(void *data,
+                                 const struct storage_sweep_stats *stats);
+
+/* Remove the local copies of items[0..n) that keep rejects. keep (may be
+ * NULL: none kept) runs for each item inside this call, on the loop thread;
+ * the rest are removed in the thread pool, except a copy whose file changed
+ * (ctime) after its item's cutoff_ms: a commit that finds its blob already
+ * stored touches the copy, so a blob uploaded again meanwhile stays. A copy
+ * already gone counts nowhere. items are copied. cb runs once, later, on the
+ * loop thread (also after storage_close()), with data as keep's. Returns 0,
+ * or AT_ESHUTDOWN once the store is closing (keep and cb never run). */
+int storage_blob_sweep(struct storage *s,
+                       const struct storage_sweep_item *items,
+                       size_t n,
+                       storage_sweep_keep_cb keep,
+                       storage_sweep_cb cb,
+                       void *data);
 
 /* ---- uploads ---- */
 
@@ -139,6 +232,13 @@ const char *storage_upload_id(const struct storage_upload *u);
 const char *storage_upload_repo(const struct storage_upload *u);
 /* Bytes accepted so far (written or queued). The next append starts here. */
 uint64_t storage_upload_size(const struct storage_upload *u);
+
+/* Open the session's data file for reading (O_RDONLY, O_CLOEXEC): a reader
+ * may stream the bytes already written while more arrive (at least the
+ * first storage_upload_size() - storage_upload_queued() bytes are in it).
+ * The caller owns *fd. 0; AT_ENOTFOUND before the first write created the
+ * file, or once the session is committed or canceled; AT_EIO. */
+int storage_upload_open_data(struct storage_upload *u, int *fd);
 
 /* A request in progress holds the session: a second concurrent PATCH/PUT on
  * the same session must be refused by the caller. */

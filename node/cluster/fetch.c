@@ -47,7 +47,6 @@
 
 #define AT_LOG_COMP "fetch"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include "common/common.h"
@@ -92,7 +91,7 @@ struct fetch_waiter {
     struct node_http_req *req; /* one reference */
     bool stream;               /* a plain GET: streamed while downloading */
     bool started;              /* its response streams from the data file */
-    struct fetch_waiter *prev, *next;
+    struct at_list link;       /* in f->waiters */
 };
 
 struct fetch_holder {
@@ -114,15 +113,14 @@ struct fetch {
     size_t nholders;
     size_t cur;               /* index of the holder being tried */
     struct storage_upload *u; /* one reference, NULL between attempts */
-    char *data_path;          /* owned: u's data file, NULL between attempts */
     struct node_peer_req *pr; /* borrowed while the transfer runs */
     struct holder_stat *busy; /* borrowed: stat counting this transfer */
     uint64_t received;        /* bytes of this attempt */
     uint64_t started_ms;
     unsigned pauses; /* transfer paused for the disk (for logs) */
     bool drain_pending, paused, in_map, background, waited_out;
-    struct fetch_waiter *waiters; /* owned list */
-    uv_timer_t timer;             /* tick: client limits, wait bound */
+    struct at_list waiters; /* owned: struct fetch_waiter */
+    uv_timer_t timer;       /* tick: client limits, wait bound */
     unsigned refs;
     /* Early verification of this attempt (blobs from FETCH_EARLY_MIN on):
      * a storage_upload_hash_watch on the session reports, from the
@@ -208,7 +206,6 @@ static void fetch_unref(struct fetch *f)
         at_free(f->holders[i].addr);
     }
     at_free(f->holders);
-    at_free(f->data_path);
     at_free(f->repo);
     at_free(f);
     table_unref(t);
@@ -216,16 +213,16 @@ static void fetch_unref(struct fetch *f)
 
 /* ---- waiters ---- */
 
+static struct fetch_waiter *waiter_first(const struct fetch *f)
+{
+    struct at_list *l = at_list_first(&f->waiters);
+
+    return l != NULL ? AT_LIST_ENTRY(l, struct fetch_waiter, link) : NULL;
+}
+
 static void waiter_free(struct fetch_waiter *w)
 {
-    struct fetch *f = w->f;
-
-    if (w->prev != NULL)
-        w->prev->next = w->next;
-    else
-        f->waiters = w->next;
-    if (w->next != NULL)
-        w->next->prev = w->prev;
+    at_list_remove(&w->link);
     node_http_req_set_data(w->req, NULL);
     node_http_req_on_abort(w->req, NULL);
     node_http_req_unref(w->req);
@@ -247,17 +244,16 @@ static void waiter_on_abort(struct node_http_req *req)
  * attempt's bytes are not to be trusted (or never complete). */
 static void abort_streams(struct fetch *f)
 {
-    struct fetch_waiter *w = f->waiters;
+    struct at_list *l, *next;
 
-    while (w != NULL) {
-        struct fetch_waiter *next = w->next;
+    AT_LIST_FOREACH_SAFE (l, next, &f->waiters) {
+        struct fetch_waiter *w = AT_LIST_ENTRY(l, struct fetch_waiter, link);
 
         if (w->started) {
             node_http_req_on_abort(w->req, NULL);
             node_http_resp_abort(w->req);
             waiter_free(w);
         }
-        w = next;
     }
 }
 
@@ -267,7 +263,7 @@ static void fail_waiters(struct fetch *f, const char *why)
     struct fetch_waiter *w;
 
     abort_streams(f);
-    while ((w = f->waiters) != NULL) {
+    while ((w = waiter_first(f)) != NULL) {
         struct node_http_req *req = w->req;
 
         if (!node_http_req_done(req)) {
@@ -284,16 +280,17 @@ static void fail_waiters(struct fetch *f, const char *why)
 static void serve_waiters(struct fetch *f)
 {
     struct node_api *api = f->t->api;
+    struct fetch_waiter *w;
 
-    while (f->waiters != NULL) {
-        struct node_http_req *req = f->waiters->req;
+    while ((w = waiter_first(f)) != NULL) {
+        struct node_http_req *req = w->req;
         uint64_t size = 0;
         int fd = -1;
         int rv;
 
-        if (f->waiters->started) {
+        if (w->started) {
             node_http_resp_stream_limit(req, f->size);
-            waiter_free(f->waiters);
+            waiter_free(w);
             continue;
         }
         rv = api != NULL ? storage_blob_open(api->store, &f->d, &fd, &size)
@@ -311,7 +308,7 @@ static void serve_waiters(struct fetch *f)
                              "blob fetched but not readable: %s",
                              at_strerror(rv));
         }
-        waiter_free(f->waiters);
+        waiter_free(w);
     }
 }
 
@@ -336,13 +333,14 @@ static void streams_update(struct fetch *f)
     uint64_t limit = f->verified                ? f->size
                      : f->size > FETCH_HOLDBACK ? f->size - FETCH_HOLDBACK
                                                 : 0;
-    struct fetch_waiter *w;
+    struct at_list *l;
 
-    if (api == NULL || f->state == FETCH_DONE || f->data_path == NULL ||
-        written == 0 || f->mismatch)
+    if (api == NULL || f->state == FETCH_DONE || f->u == NULL || written == 0 ||
+        f->mismatch)
         return;
     limit = AT_MIN(limit, written);
-    for (w = f->waiters; w != NULL; w = w->next) {
+    AT_LIST_FOREACH (l, &f->waiters) {
+        struct fetch_waiter *w = AT_LIST_ENTRY(l, struct fetch_waiter, link);
         int fd;
 
         if (!w->stream || node_http_req_done(w->req))
@@ -351,8 +349,7 @@ static void streams_update(struct fetch *f)
             node_http_resp_stream_limit(w->req, limit);
             continue;
         }
-        fd = open(f->data_path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
+        if (storage_upload_open_data(f->u, &fd) != 0)
             continue; /* not there yet: next tick */
         w->started = true;
         node_reply_begin(w->req, 200);
@@ -377,15 +374,16 @@ static void on_timer_closed(uv_handle_t *h)
 static void on_tick(uv_timer_t *timer)
 {
     struct fetch *f = timer->data;
-    struct fetch_waiter *w, *next;
+    struct at_list *l, *next;
     uint64_t now = at_now_ms();
 
     streams_update(f);
     if (f->waited_out || now - f->started_ms < NODE_FETCH_WAIT_MS)
         return;
     f->waited_out = true;
-    for (w = f->waiters; w != NULL; w = next) {
-        next = w->next;
+    AT_LIST_FOREACH_SAFE (l, next, &f->waiters) {
+        struct fetch_waiter *w = AT_LIST_ENTRY(l, struct fetch_waiter, link);
+
         if (w->started)
             continue; /* bytes are flowing: the write timeout guards */
         LOG_WARN("blob '%s': still fetching after %d ms, answering 503",
@@ -415,8 +413,6 @@ static void upload_drop(struct fetch *f)
 {
     f->verified = false;
     f->mismatch = false;
-    at_free(f->data_path);
-    f->data_path = NULL;
     if (f->u == NULL)
         return;
     storage_upload_cancel(f->u);
@@ -671,8 +667,6 @@ static void try_next(struct fetch *f)
             fetch_finish(f, "no local space for a copy");
             return;
         }
-        f->data_path = at_asprintf("%s/uploads/%s.data", api->store->dir,
-                                   storage_upload_id(f->u));
         /* big blobs are verified on the fly by the upload's own hash
          * chain (on_hashed): only their commit waits for the disk */
         if (f->size >= FETCH_EARLY_MIN) {
@@ -799,6 +793,7 @@ static struct fetch *fetch_new(struct node_fetch_table *t,
     f->repo = at_strdup(repo);
     f->size = size;
     f->state = FETCH_DOWNLOADING;
+    at_list_init(&f->waiters);
     f->refs = 2; /* active + timer */
     f->started_ms = hc.now;
     meta_blob_holders(t->api->meta, d, holder_each, &hc);
@@ -912,10 +907,7 @@ void node_fetch_blob(struct node_api *api,
     w->stream = node_http_req_method(req) == NODE_HTTP_GET &&
                 node_http_req_header(req, "range") == NULL;
     node_http_req_ref(req);
-    w->next = f->waiters;
-    if (f->waiters != NULL)
-        f->waiters->prev = w;
-    f->waiters = w;
+    at_list_push_front(&f->waiters, &w->link);
     node_http_req_set_data(req, w);
     node_http_req_on_abort(req, waiter_on_abort);
     if (created)

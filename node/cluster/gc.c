@@ -1,12 +1,9 @@
 /* Online garbage collection on a node: candidates from the FSM, GcSweep
- * proposals in batches, and deletion of local copies in the thread pool. */
+ * proposals in batches, and the deletion of local copies (the store's scan
+ * and sweep, which run in the thread pool). */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "gc"
-
-#include <dirent.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "node/cluster/gc.h"
 #include "node/cluster/peer_api.h"
@@ -48,16 +45,7 @@ struct gc_run {
     uint64_t bytes;
 };
 
-/* ---- local deletions (pool) ---- */
-
-struct gc_job {
-    uv_work_t work;
-    struct node_gc *g; /* borrowed; lives while work > 0 */
-    char **paths;      /* owned */
-    uint64_t *cutoff;  /* owned */
-    size_t n;
-    uint64_t removed, kept, bytes; /* results */
-};
+/* ---- local deletions (the store's sweep, in the pool) ---- */
 
 static void gc_maybe_free(struct node_gc *g)
 {
@@ -65,43 +53,23 @@ static void gc_maybe_free(struct node_gc *g)
         at_free(g);
 }
 
-static void job_work(uv_work_t *w)
+/* A swept blob stored again since (a later BlobStored applied): keep it. */
+static bool stored_again(void *data, const struct at_digest *d)
 {
-    struct gc_job *j = w->data;
-    for (size_t i = 0; i < j->n; i++) {
-        struct stat st;
-        if (lstat(j->paths[i], &st) != 0)
-            continue; /* already gone: fine */
-        uint64_t ctime_ms = (uint64_t)st.st_ctim.tv_sec * 1000u +
-                            (uint64_t)st.st_ctim.tv_nsec / 1000000u;
-        if (ctime_ms > j->cutoff[i]) {
-            j->kept++; /* written after the sweep's cutoff: a re-upload */
-            continue;
-        }
-        if (unlink(j->paths[i]) == 0) {
-            j->removed++;
-            j->bytes += (uint64_t)st.st_size;
-        }
-    }
+    struct node_gc *g = data;
+    return meta_blob_known(g->meta, d, NULL);
 }
 
-static void job_done(uv_work_t *w, int status)
+static void on_local_swept(void *data, const struct storage_sweep_stats *st)
 {
-    struct gc_job *j = w->data;
-    struct node_gc *g = j->g;
-    AT_UNUSED(status);
-    g->stats.files_removed += j->removed;
-    g->stats.files_kept += j->kept;
-    g->stats.bytes_freed += j->bytes;
-    if (j->removed != 0 || j->kept != 0)
-        LOG_INFO("removed %" PRIu64 " local blob(s) (%" PRIu64
-                 " bytes), kept %" PRIu64,
-                 j->removed, j->bytes, j->kept);
-    for (size_t i = 0; i < j->n; i++)
-        free(j->paths[i]);
-    at_free(j->paths);
-    at_free(j->cutoff);
-    at_free(j);
+    struct node_gc *g = data;
+    g->stats.files_removed += st->removed;
+    g->stats.files_kept += st->kept + st->changed;
+    g->stats.bytes_freed += st->bytes;
+    LOG_INFO("swept blob(s) here: %" PRIu64 " local copies removed (%" PRIu64
+             " bytes), %" PRIu64 " stored again, %" PRIu64
+             " changed since the sweep",
+             st->removed, st->bytes, st->kept, st->changed);
     g->work--;
     gc_maybe_free(g);
 }
@@ -112,27 +80,18 @@ static void queue_deletions(struct node_gc *g,
                             const struct meta_gc_removed *rm,
                             size_t n)
 {
-    struct gc_job *j = at_calloc(1, sizeof(*j));
-    j->g = g;
-    j->paths = at_calloc(n, sizeof(*j->paths));
-    j->cutoff = at_calloc(n, sizeof(*j->cutoff));
+    struct storage_sweep_item *items = at_calloc(n, sizeof(*items));
     uint64_t unknown = at_wall_ms();
     unknown =
         unknown > GC_UNKNOWN_CUTOFF_MS ? unknown - GC_UNKNOWN_CUTOFF_MS : 0;
     for (size_t i = 0; i < n; i++) {
-        if (meta_blob_known(g->meta, &rm[i].digest, NULL)) {
-            g->stats.files_kept++;
-            continue;
-        }
-        j->paths[j->n] = storage_blob_path(g->store, &rm[i].digest);
-        j->cutoff[j->n++] = rm[i].cutoff_ms != 0 ? rm[i].cutoff_ms : unknown;
+        items[i].digest = rm[i].digest;
+        items[i].cutoff_ms = rm[i].cutoff_ms != 0 ? rm[i].cutoff_ms : unknown;
     }
-    LOG_INFO("%zu swept blob(s) to delete here (%zu stored again)", n,
-             n - j->n);
-    j->work.data = j;
-    g->work++;
-    if (j->n == 0 || uv_queue_work(g->loop, &j->work, job_work, job_done) != 0)
-        job_done(&j->work, 0); /* nothing queued: free it */
+    if (storage_blob_sweep(g->store, items, n, stored_again, on_local_swept,
+                           g) == 0)
+        g->work++;
+    at_free(items);
 }
 
 static void scan_schedule(struct node_gc *g);
@@ -162,67 +121,19 @@ static void on_check(uv_check_t *h)
  * (rechecking the ctime). */
 
 struct gc_scan {
-    uv_work_t work;
     struct node_gc *g; /* borrowed; lives while work > 0 */
-    char *root;        /* owned: <store>/blobs/sha256 */
     uint64_t cutoff_ms;
     struct at_digest *found; /* owned: files changed before the cutoff */
-    size_t n, cap;
+    size_t n;
     bool truncated;
 };
 
 #define GC_SCAN_MAX ((size_t)1 << 22) /* files listed per scan */
 
-static void scan_work(uv_work_t *w)
-{
-    struct gc_scan *sc = w->data;
-    DIR *top = opendir(sc->root);
-    struct dirent *e;
-    if (top == NULL)
-        return;
-    while ((e = readdir(top)) != NULL) {
-        if (strlen(e->d_name) != 2 || e->d_name[0] == '.')
-            continue;
-        char *sub = at_asprintf("%s/%s", sc->root, e->d_name);
-        DIR *d = opendir(sub);
-        struct dirent *f;
-        while (d != NULL && (f = readdir(d)) != NULL) {
-            char name[80];
-            struct at_digest dg;
-            struct stat st;
-            if (strlen(f->d_name) != AT_DIGEST_HEX_LEN)
-                continue;
-            snprintf(name, sizeof(name), "sha256:%s", f->d_name);
-            if (at_digest_parse(name, strlen(name), &dg) != 0 ||
-                fstatat(dirfd(d), f->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-                !S_ISREG(st.st_mode))
-                continue;
-            uint64_t ctime_ms = (uint64_t)st.st_ctim.tv_sec * 1000u +
-                                (uint64_t)st.st_ctim.tv_nsec / 1000000u;
-            if (ctime_ms > sc->cutoff_ms)
-                continue;
-            if (sc->n == GC_SCAN_MAX) {
-                sc->truncated = true;
-                break;
-            }
-            if (sc->n == sc->cap) {
-                sc->cap = sc->cap ? sc->cap * 2 : 256;
-                sc->found = at_realloc(sc->found, sc->cap * sizeof(*sc->found));
-            }
-            sc->found[sc->n++] = dg;
-        }
-        if (d != NULL)
-            closedir(d);
-        free(sub);
-    }
-    closedir(top);
-}
-
 static void scan_free(struct gc_scan *sc)
 {
     struct node_gc *g = sc->g;
     at_free(sc->found);
-    free(sc->root);
     at_free(sc);
     g->scan_busy = false;
     g->work--;
@@ -256,11 +167,18 @@ static void on_scan_barrier(void *data, int status)
     scan_free(sc);
 }
 
-static void scan_done(uv_work_t *w, int status)
+static void on_scanned(void *data,
+                       int status,
+                       struct at_digest *found,
+                       size_t n,
+                       bool truncated)
 {
-    struct gc_scan *sc = w->data;
+    struct gc_scan *sc = data;
     struct node_gc *g = sc->g;
-    AT_UNUSED(status);
+    AT_UNUSED(status); /* an unreadable store lists nothing: no scan */
+    sc->found = found;
+    sc->n = n;
+    sc->truncated = truncated;
     if (g->meta == NULL || sc->n == 0) {
         scan_free(sc);
         return;
@@ -282,13 +200,12 @@ static void on_scan_timer(uv_timer_t *t)
     }
     struct gc_scan *sc = at_calloc(1, sizeof(*sc));
     sc->g = g;
-    sc->root = at_asprintf("%s/blobs/sha256", g->store->dir);
     sc->cutoff_ms = g->scan_cutoff_ms;
-    sc->work.data = sc;
     g->scan_cutoff_ms = 0;
     g->scan_busy = true;
     g->work++;
-    if (uv_queue_work(g->loop, &sc->work, scan_work, scan_done) != 0)
+    if (storage_blob_scan(g->store, sc->cutoff_ms, GC_SCAN_MAX, on_scanned,
+                          sc) != 0)
         scan_free(sc);
 }
 

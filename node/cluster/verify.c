@@ -1,67 +1,33 @@
 /* Verification of local blob files before they are served (see verify.h):
- * a cache of files verified as they are now, and sha256 jobs in the thread
- * pool shared by every request waiting for the same blob. */
+ * a cache of files verified as they are now, and one hash of a file at a
+ * time (the store's storage_blob_verify, in the thread pool) shared by
+ * every request waiting for the same blob. */
 #include "common/compat.h"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define AT_LOG_COMP "api"
 
 #include "node/cluster/verify.h"
 
-#define READ_CHUNK (1 << 20)
-
-/* What identifies a file's content as verified. */
-struct vfile {
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec ctime;
-};
-
 struct vwaiter {
     node_verify_cb cb;
     void *data;
-    struct vwaiter *next;
+    struct at_list link; /* in the job's waiters */
 };
 
 struct vjob {
-    uv_work_t work;
     struct node_verify *v;
     struct at_digest d;
-    int fd; /* owned duplicate */
-    struct vfile id;
-    int status;
-    struct vwaiter *waiters;
+    struct at_list waiters; /* owned: struct vwaiter */
 };
 
 struct node_verify {
-    struct at_map cache; /* raw digest -> struct vfile (owned) */
+    struct at_map cache; /* raw digest -> struct storage_blob_id (owned) */
     struct at_map jobs;  /* raw digest -> struct vjob (running) */
     unsigned refs;       /* api + running jobs */
     bool closed;
 };
-
-static bool file_id(int fd, struct vfile *id)
-{
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        return false;
-    memset(id, 0, sizeof(*id));
-    id->dev = st.st_dev;
-    id->ino = st.st_ino;
-    id->size = st.st_size;
-    id->ctime = st.st_ctim;
-    return true;
-}
-
-static bool id_equal(const struct vfile *a, const struct vfile *b)
-{
-    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-           a->ctime.tv_sec == b->ctime.tv_sec &&
-           a->ctime.tv_nsec == b->ctime.tv_nsec;
-}
 
 static void cache_clear(struct node_verify *v)
 {
@@ -75,9 +41,9 @@ static void cache_clear(struct node_verify *v)
 
 static void cache_put(struct node_verify *v,
                       const struct at_digest *d,
-                      const struct vfile *id)
+                      const struct storage_blob_id *id)
 {
-    struct vfile *f = at_map_get(&v->cache, d->bytes, AT_DIGEST_LEN);
+    struct storage_blob_id *f = at_map_get(&v->cache, d->bytes, AT_DIGEST_LEN);
     if (f == NULL) {
         if (v->cache.len >= NODE_VERIFY_CACHE_MAX)
             cache_clear(v); /* simple bound: start over */
@@ -118,77 +84,41 @@ void node_verify_close(struct node_verify *v)
 
 bool node_verify_cached(struct node_api *api, const struct at_digest *d, int fd)
 {
-    struct vfile id;
-    const struct vfile *f;
+    struct storage_blob_id id;
+    const struct storage_blob_id *f;
     if (api->verify == NULL)
         return false;
     f = at_map_get(&api->verify->cache, d->bytes, AT_DIGEST_LEN);
-    return f != NULL && file_id(fd, &id) && id_equal(f, &id);
+    return f != NULL && storage_blob_id_get(fd, &id) == 0 &&
+           storage_blob_id_equal(f, &id);
 }
 
 void node_verify_note(struct node_api *api, const struct at_digest *d, int fd)
 {
-    struct vfile id;
-    if (file_id(fd, &id))
+    struct storage_blob_id id;
+    if (storage_blob_id_get(fd, &id) == 0)
         cache_put(verify_get(api), d, &id);
 }
 
-/* In the pool: hash the whole file. */
-static void job_work(uv_work_t *w)
+static void job_done(void *data, int status, const struct storage_blob_id *id)
 {
-    struct vjob *j = w->data;
-    struct at_sha256 h;
-    struct at_digest got;
-    char *buf = at_malloc(READ_CHUNK);
-    off_t off = 0;
-
-    if (j->status != 0) {
-        at_free(buf);
-        return;
-    }
-    at_sha256_init(&h);
-    for (;;) {
-        ssize_t n = pread(j->fd, buf, READ_CHUNK, off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            j->status = AT_EIO;
-            break;
-        }
-        if (n == 0)
-            break;
-        at_sha256_update(&h, buf, (size_t)n);
-        off += n;
-    }
-    at_sha256_final(&h, &got);
-    at_sha256_release(&h);
-    at_free(buf);
-    if (j->status == 0 && (off != j->id.size || !at_digest_equal(&got, &j->d)))
-        j->status = AT_EDIGEST;
-}
-
-static void job_done(uv_work_t *w, int uvstatus)
-{
-    struct vjob *j = w->data;
+    struct vjob *j = data;
     struct node_verify *v = j->v;
     char dstr[AT_DIGEST_STR_SIZE];
-    int status = uvstatus != 0 ? AT_EIO : j->status;
+    struct at_list *l;
 
     at_map_del(&v->jobs, j->d.bytes, AT_DIGEST_LEN);
-    if (j->fd >= 0)
-        close(j->fd);
     if (v->closed)
         status = AT_ESHUTDOWN;
     else if (status == 0)
-        cache_put(v, &j->d, &j->id);
+        cache_put(v, &j->d, id);
     else if (status == AT_EDIGEST)
         LOG_ERROR(
             "local copy of blob '%s' does not match its digest: "
             "not served",
             at_digest_format(&j->d, dstr));
-    while (j->waiters != NULL) {
-        struct vwaiter *wt = j->waiters;
-        j->waiters = wt->next;
+    while ((l = at_list_pop_front(&j->waiters)) != NULL) {
+        struct vwaiter *wt = AT_LIST_ENTRY(l, struct vwaiter, link);
         wt->cb(wt->data, status);
         at_free(wt);
     }
@@ -212,19 +142,12 @@ void node_verify_blob(struct node_api *api,
         j = at_calloc(1, sizeof(*j));
         j->v = v;
         j->d = *d;
-        j->fd = dup(fd);
-        j->work.data = j;
-        /* a file that cannot be examined is an I/O error, never a
-         * mismatch (a mismatch removes the copy) */
-        if (j->fd < 0 || !file_id(j->fd, &j->id))
-            j->status = AT_EIO;
-        AT_ASSERT(uv_queue_work(api->loop, &j->work, job_work, job_done) ==
-                  0); /* fails only for a NULL work callback */
+        at_list_init(&j->waiters);
+        storage_blob_verify(api->store, d, fd, job_done, j);
         at_map_put(&v->jobs, d->bytes, AT_DIGEST_LEN, j);
         v->refs++;
     }
-    wt->next = j->waiters;
-    j->waiters = wt;
+    at_list_push_front(&j->waiters, &wt->link);
 }
 
 /* ---- the GET path ---- */
