@@ -9,29 +9,34 @@
 _Static_assert(PROTO_PEER_PROPOSE_MAX >= PROTO_COMMAND_MAX + 16,
                "propose bound fits a command");
 
-#define JSON_BODY(n, p, max) \
-    { n, p, false, "POST", PROTO_PEER_BODY_JSON, max }
-#define PB_BODY(n, p, max) \
-    { n, p, false, "POST", PROTO_PEER_BODY_PROTOBUF, max }
+#define JSON_BODY(n, p, max)                           \
+    {                                                  \
+        n, p, false, "POST", PROTO_PEER_BODY_JSON, max \
+    }
+#define PB_BODY(n, p, max)                                 \
+    {                                                      \
+        n, p, false, "POST", PROTO_PEER_BODY_PROTOBUF, max \
+    }
 
 /* see peer.h */
 const struct proto_peer_endpoint proto_peer_endpoints[PROTO_PEER_EP_COUNT] = {
     [PROTO_PEER_RAFT] = { "raft", "/_atoll/raft", false, "POST",
                           PROTO_PEER_BODY_NONE, 0 },
-    [PROTO_PEER_PROPOSE] = PB_BODY("propose", "/_atoll/propose",
-                                   PROTO_PEER_PROPOSE_MAX),
-    [PROTO_PEER_READ_INDEX] = PB_BODY("read-index", "/_atoll/read-index",
-                                      PROTO_PEER_SMALL_MAX),
+    [PROTO_PEER_PROPOSE] =
+        PB_BODY("propose", "/_atoll/propose", PROTO_PEER_PROPOSE_MAX),
+    [PROTO_PEER_READ_INDEX] =
+        PB_BODY("read-index", "/_atoll/read-index", PROTO_PEER_SMALL_MAX),
     [PROTO_PEER_TERM] = PB_BODY("term", "/_atoll/term", PROTO_PEER_SMALL_MAX),
     [PROTO_PEER_JOIN] = PB_BODY("join", "/_atoll/join", PROTO_PEER_JOIN_MAX),
-    [PROTO_PEER_REMOVED] = PB_BODY("removed", "/_atoll/removed",
-                                   PROTO_PEER_SMALL_MAX),
-    [PROTO_PEER_REPLICATE] = PB_BODY("replicate", "/_atoll/replicate",
-                                     PROTO_PEER_JOIN_MAX),
-    [PROTO_PEER_REMOVE] = JSON_BODY("members/remove", "/_atoll/members/remove",
+    [PROTO_PEER_REMOVED] =
+        PB_BODY("removed", "/_atoll/removed", PROTO_PEER_SMALL_MAX),
+    [PROTO_PEER_REPLICATE] =
+        PB_BODY("replicate", "/_atoll/replicate", PROTO_PEER_JOIN_MAX),
+    [PROTO_PEER_REMOVE] = JSON_BODY("members/remove",
+                                    "/_atoll/members/remove",
                                     PROTO_PEER_JSON_MAX),
-    [PROTO_PEER_TRANSFER] = JSON_BODY("transfer", "/_atoll/transfer",
-                                      PROTO_PEER_JSON_MAX),
+    [PROTO_PEER_TRANSFER] =
+        JSON_BODY("transfer", "/_atoll/transfer", PROTO_PEER_JSON_MAX),
     [PROTO_PEER_MEMBERS] = { "members", "/_atoll/members", false, "GET",
                              PROTO_PEER_BODY_NONE, 0 },
     [PROTO_PEER_BLOB] = { "blobs", "/_atoll/blobs/", true, "GET",
@@ -149,8 +154,7 @@ static int msg_check(const struct proto_peer_msg *m, char *errmsg)
         ok = m->u.removed.id != 0;
         break;
     default:
-        at_errmsg_printf(errmsg, "no protobuf body on endpoint %d",
-                         (int)m->ep);
+        at_errmsg_printf(errmsg, "no protobuf body on endpoint %d", (int)m->ep);
         return AT_EINVAL;
     }
     if (!ok) {

@@ -27,14 +27,14 @@
 /* The Upgrade token of a raft connection (libraft's stream, unchanged). */
 #define PROTO_PEER_RAFT_UPGRADE "atoll-raft/1"
 
-#define PROTO_PEER_SMALL_MAX   1024             /* read-index, term, removed */
-#define PROTO_PEER_JOIN_MAX    4096             /* join, replicate */
-#define PROTO_PEER_JSON_MAX    (64 * 1024)      /* operator JSON bodies */
+#define PROTO_PEER_SMALL_MAX   1024        /* read-index, term, removed */
+#define PROTO_PEER_JOIN_MAX    4096        /* join, replicate */
+#define PROTO_PEER_JSON_MAX    (64 * 1024) /* operator JSON bodies */
 #define PROTO_PEER_PROPOSE_MAX (8 * 1024 * 1024 + 64) /* a packed command */
-#define PROTO_PEER_REPLY_MAX   1024             /* a packed PeerReply */
-#define PROTO_PEER_NAME_MAX    200              /* node name, region */
-#define PROTO_PEER_REPO_MAX    255              /* replicate: repository */
-#define PROTO_PEER_ROLE_MAX    32               /* join answer: role */
+#define PROTO_PEER_REPLY_MAX   1024                   /* a packed PeerReply */
+#define PROTO_PEER_NAME_MAX    200                    /* node name, region */
+#define PROTO_PEER_REPO_MAX    255 /* replicate: repository */
+#define PROTO_PEER_ROLE_MAX    32  /* join answer: role */
 
 /* The peer listener's endpoints. */
 enum proto_peer_ep {

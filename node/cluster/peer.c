@@ -28,8 +28,8 @@ struct peer_sock {
 };
 
 struct node_peer_req {
-    struct node_peer *p; /* borrowed */
-    struct node_peer_req *prev, *next;
+    struct node_peer *p;     /* borrowed */
+    struct at_list link;     /* in p->reqs */
     CURL *easy;              /* owned */
     struct curl_slist *hdrs; /* owned */
     struct at_buf resp;      /* bounded by NODE_PEER_MAX_RESP */
@@ -46,11 +46,11 @@ struct node_peer {
     uv_loop_t *loop; /* borrowed */
     CURLM *multi;    /* owned */
     uv_timer_t timer;
-    char *auth;  /* owned: "Authorization: Bearer ...", or NULL */
-    char *iface; /* owned: "host!<ip>" or NULL */
-    struct node_peer_req *reqs;
-    int handles; /* timer + poll handles not yet closed */
-    int depth;   /* nesting of our own callbacks into user code */
+    char *auth;          /* owned: "Authorization: Bearer ...", or NULL */
+    char *iface;         /* owned: "host!<ip>" or NULL */
+    struct at_list reqs; /* struct node_peer_req in flight */
+    int handles;         /* timer + poll handles not yet closed */
+    int depth;           /* nesting of our own callbacks into user code */
     bool closing, close_pending, closed_multi;
     void (*close_cb)(void *data);
     void *close_data;
@@ -90,19 +90,6 @@ static void on_timer_closed(uv_handle_t *h)
     peer_handle_closed(h->data);
 }
 
-static void req_unlink(struct node_peer_req *r)
-{
-    struct node_peer *p = r->p;
-
-    if (r->prev != NULL)
-        r->prev->next = r->next;
-    else
-        p->reqs = r->next;
-    if (r->next != NULL)
-        r->next->prev = r->prev;
-    r->prev = r->next = NULL;
-}
-
 static void req_free(struct node_peer_req *r)
 {
     if (r->easy != NULL) {
@@ -136,7 +123,7 @@ static void req_done(struct node_peer_req *r, CURLcode code)
         LOG_DEBUG("peer request %s: %s", sent > 0 ? "failed" : "not sent",
                   r->errbuf[0] != '\0' ? r->errbuf : curl_easy_strerror(code));
     }
-    req_unlink(r);
+    at_list_remove(&r->link);
     if (at_buf_append(&r->resp, "", 1) != 0)
         at_buf_reset(&r->resp);
     p->depth++;
@@ -312,6 +299,7 @@ int node_peer_new(struct node_peer **out,
     }
     p = at_calloc(1, sizeof(*p));
     p->loop = loop;
+    at_list_init(&p->reqs);
     p->multi = curl_multi_init();
     if (p->multi == NULL) {
         at_free(p);
@@ -386,6 +374,7 @@ static int peer_start(struct node_peer *p,
         return AT_EINVAL;
     r = at_calloc(1, sizeof(*r));
     r->p = p;
+    at_list_init(&r->link);
     r->cb = cb;
     r->on_data = on_data;
     r->data = data;
@@ -440,10 +429,7 @@ static int peer_start(struct node_peer *p,
         req_free(r);
         return AT_ENOMEM;
     }
-    r->next = p->reqs;
-    if (p->reqs != NULL)
-        p->reqs->prev = r;
-    p->reqs = r;
+    at_list_push_front(&p->reqs, &r->link);
     if (out != NULL)
         *out = r;
     return 0;
@@ -501,10 +487,10 @@ void node_peer_resume(struct node_peer_req *r)
 
 static void peer_finish_close(struct node_peer *p)
 {
-    struct node_peer_req *r;
+    struct at_list *e;
 
-    while ((r = p->reqs) != NULL) {
-        req_unlink(r);
+    while ((e = at_list_pop_front(&p->reqs)) != NULL) {
+        struct node_peer_req *r = AT_LIST_ENTRY(e, struct node_peer_req, link);
         r->cb(r->data, AT_ESHUTDOWN, 0, NULL, 0);
         req_free(r);
     }

@@ -147,7 +147,8 @@ static void test_msg_round_trip(void **state)
     m.u.replicate.size = 1 << 20;
     round_trip(&m, &out);
     assert_string_equal(out.u.replicate.repo, "lib/alpine");
-    assert_true(at_digest_equal(&out.u.replicate.digest, &m.u.replicate.digest));
+    assert_true(
+        at_digest_equal(&out.u.replicate.digest, &m.u.replicate.digest));
     assert_int_equal(out.u.replicate.size, 1 << 20);
     proto_peer_msg_release(&out);
 
@@ -216,9 +217,9 @@ static void test_msg_unpack_refused(void **state)
     assert_int_equal(unpack(PROTO_PEER_TERM, "\x08\x01", 2), AT_EPROTO);
     assert_int_equal(unpack(PROTO_PEER_TERM, "\x08\x03", 2), AT_EPROTO);
     assert_int_equal(unpack(PROTO_PEER_TERM, "", 0), AT_EPROTO);
-    assert_int_equal(proto_peer_msg_unpack(PROTO_PEER_TERM, "\x08\x05", 2, &m,
-                                           errmsg),
-                     AT_EPROTO);
+    assert_int_equal(
+        proto_peer_msg_unpack(PROTO_PEER_TERM, "\x08\x05", 2, &m, errmsg),
+        AT_EPROTO);
     assert_non_null(strstr(errmsg, "version 5"));
     assert_non_null(strstr(errmsg, "accepts 2..2"));
     /* the first protocol's bodies: text, JSON, a bare packed command */
