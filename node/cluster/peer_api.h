@@ -1,6 +1,8 @@
-/* The peer listener's API (node-to-node: raft connections, forwarded writes,
- * read index, join, membership) and the meta hooks that call it on the
- * leader. */
+/* The peer listener (node-to-node: raft connections, forwarded writes, read
+ * index, join, membership, blobs, relayed uploads) and the meta hooks that
+ * call it on the leader. Implemented by peer_api.c (the front: auth,
+ * routing, bodies), peer_raft.c, peer_leader.c, peer_members.c,
+ * peer_blobs.c and peer_hooks.c (the client side). */
 #ifndef NODE_PEER_API_H
 #define NODE_PEER_API_H
 

@@ -1,0 +1,69 @@
+/* Shared by the peer listener's files (node/cluster/peer_*.c) only: a
+ * request whose body is buffered, the answers, and each endpoint's
+ * handler. */
+#ifndef NODE_PEER_INTERNAL_H
+#define NODE_PEER_INTERNAL_H
+
+#include "common/common.h"
+#include "node/http/http.h"
+
+struct node_peer_api;
+
+enum peer_op_kind {
+    OP_PROPOSE,
+    OP_READ_INDEX,
+    OP_JOIN,
+    OP_REMOVE,
+    OP_TRANSFER,
+};
+
+/* One in-flight peer request with a body (peer_api.c reads it). */
+struct node_peer_op {
+    struct node_peer_api *api; /* borrowed */
+    struct node_http_req *req; /* one reference */
+    enum peer_op_kind kind;
+    struct at_buf body; /* bounded by the endpoint's maximum */
+    bool proxied;       /* arrived from another follower: never proxy again */
+    char name[256];     /* join: the joining node's name */
+    char notify[256];   /* remove: peer address of the removed node */
+    uint64_t notify_id; /* remove: its raft id */
+};
+
+/* Free op, its body and its reference to the request. */
+void node_peer__op_free(struct node_peer_op *op);
+
+/* ---- answers (peer_api.c) ---- */
+
+/* An OCI-style error document: {"errors":[{"code","message"}]}. */
+void node_peer__error(struct node_http_req *req,
+                      int status,
+                      const char *code,
+                      const char *msg);
+/* A JSON body (no-op once the request is done). */
+void node_peer__reply_json(struct node_http_req *req,
+                           int status,
+                           const char *body,
+                           size_t len);
+/* {"status":<status>} with HTTP status http. */
+void node_peer__reply_status(struct node_http_req *req, int http, int status);
+
+/* ---- handlers: each answers the request, and frees op when given ---- */
+
+/* peer_raft.c: POST /_atoll/raft, the upgrade to a raft stream. */
+void node_peer__raft(struct node_peer_api *api, struct node_http_req *req);
+/* peer_leader.c: forwarded writes, read index, term. */
+void node_peer__propose(struct node_peer_op *op);
+void node_peer__read_index(struct node_peer_op *op);
+void node_peer__term(struct node_peer_api *api, struct node_http_req *req);
+/* peer_members.c: join, members/remove, transfer (proxied to the leader
+ * from a follower), and the notice that this node was removed. */
+void node_peer__member_op(struct node_peer_op *op);
+void node_peer__removed(struct node_peer_api *api,
+                        struct node_http_req *req,
+                        const char *id_str);
+/* peer_blobs.c: GET/HEAD of a local blob copy. */
+void node_peer__blob(struct node_peer_api *api,
+                     struct node_http_req *req,
+                     const char *digest);
+
+#endif /* NODE_PEER_INTERNAL_H */
