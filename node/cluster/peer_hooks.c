@@ -1,28 +1,51 @@
 /* The client side of the peer protocol's leader calls: the meta hooks
- * (forward, read_index, term) that reach another node's peer listener. */
+ * (forward -> propose, read_index -> read-index, term -> term) that reach
+ * another node's peer listener, with protobuf bodies and PeerReply
+ * answers. */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "peer"
 
-#include <jansson.h>
-
 #include "node/cluster/peer_api.h"
+#include "proto/peer.h"
 
+/* One call to another node: the endpoint and whose callback gets the
+ * answer. */
 struct hook_call {
+    enum proto_peer_ep ep;
     meta_forward_cb fwd;
     meta_index_cb idx;
     void *cb_data;
 };
 
-/* A JSON integer field; false when absent or not an integer. */
-static bool json_int(json_t *o, const char *key, json_int_t *out)
+/* The meta status of an answer: 0 and the PeerReply in *r, or why not.
+ * Nothing that the leader did not answer with its own document counts as
+ * applied there. */
+static int answer_status(int status,
+                         int http,
+                         const char *body,
+                         size_t len,
+                         struct proto_peer_reply *r)
 {
-    json_t *v = json_object_get(o, key);
+    char errmsg[AT_ERRMSG_SIZE];
 
-    if (!json_is_integer(v))
-        return false;
-    *out = json_integer_value(v);
-    return true;
+    if (status == AT_EIO || status == AT_EPROTO)
+        return AT_ENOTLEADER; /* never reached, or refused before dispatch */
+    if (status == AT_ESHUTDOWN)
+        return AT_ESHUTDOWN;
+    if (status != 0)
+        return AT_EUNKNOWN;
+    /* 401, 404, 426 and 5xx from the front are JSON error documents, which
+     * never decode as a PeerReply (a '{' is no protobuf tag) */
+    if (proto_peer_reply_unpack(body, len, r, errmsg) != 0) {
+        LOG_DEBUG("peer answer (HTTP %d) is no PeerReply: %s", http, errmsg);
+        return http == 200 ? AT_EUNKNOWN : AT_ENOTLEADER;
+    }
+    if (http != 200)
+        return r->status == AT_ESHUTDOWN ? AT_ESHUTDOWN : AT_ENOTLEADER;
+    if (r->status > 0 || r->status < -100)
+        return AT_EUNKNOWN;
+    return r->status;
 }
 
 static void on_hook_answer(void *data,
@@ -32,48 +55,51 @@ static void on_hook_answer(void *data,
                            size_t len)
 {
     struct hook_call *hc = data;
-    json_t *doc = NULL;
-    json_error_t jerr;
-    json_int_t st = 0, result = 0, index = 0;
-    int out;
+    struct proto_peer_reply r = { 0 };
+    int out = answer_status(status, http, body, len, &r);
 
-    if (status == AT_EIO) {
-        out = AT_ENOTLEADER; /* never reached the leader */
-    } else if (status == AT_ESHUTDOWN) {
-        out = AT_ESHUTDOWN;
-    } else if (status != 0) {
-        out = AT_EUNKNOWN;
-    } else {
-        doc = json_loadb(body, len, 0, &jerr);
-        if (doc == NULL || !json_int(doc, "status", &st)) {
-            /* 401, 404, 5xx without our document: not applied there. */
-            out = http == 200 ? AT_EUNKNOWN : AT_ENOTLEADER;
-        } else if (http != 200) {
-            out = st == AT_ESHUTDOWN ? AT_ESHUTDOWN : AT_ENOTLEADER;
-        } else {
-            out = (int)st;
-            json_int(doc, "result", &result);
-            json_int(doc, "index", &index);
-            if (index < 0)
-                index = 0;
-            if (out > 0 || out < -100)
-                out = AT_EUNKNOWN;
-        }
-        json_decref(doc);
-    }
     if (hc->fwd != NULL)
-        hc->fwd(hc->cb_data, out, out == 0 ? (int)result : 0,
-                out == 0 ? (uint64_t)index : 0);
+        hc->fwd(hc->cb_data, out, out == 0 ? r.result : 0,
+                out == 0 ? r.index : 0);
     else
-        hc->idx(hc->cb_data, out, out == 0 ? (uint64_t)index : 0);
+        hc->idx(hc->cb_data, out,
+                out != 0                    ? 0
+                : hc->ep == PROTO_PEER_TERM ? r.term
+                                            : r.index);
+    proto_peer_reply_release(&r);
     at_free(hc);
+}
+
+/* POST m to addr; 0 and then on_hook_answer runs, or an AT_E* for the
+ * caller (the callback never runs). */
+static int hook_post(struct node_peer_api *api,
+                     const char *addr,
+                     const struct proto_peer_msg *m,
+                     uint64_t timeout_ms,
+                     struct hook_call *hc)
+{
+    char errmsg[AT_ERRMSG_SIZE];
+    struct at_buf b;
+    int rv;
+
+    at_buf_init(&b, 0);
+    rv = proto_peer_msg_pack(m, &b, errmsg);
+    if (rv != 0) {
+        LOG_WARN("peer %s: %s", proto_peer_endpoints[m->ep].name, errmsg);
+        at_buf_release(&b);
+        return rv;
+    }
+    hc->ep = m->ep;
+    rv = node_peer_request(api->peer, "POST", addr, proto_peer_path(m->ep),
+                           PROTO_PEER_CONTENT_TYPE, b.data, b.len, timeout_ms,
+                           on_hook_answer, hc);
+    at_buf_release(&b);
+    return rv;
 }
 
 static int hook_send(struct node_peer_api *api,
                      uint64_t leader_id,
-                     const char *path,
-                     const void *body,
-                     size_t len,
+                     const struct proto_peer_msg *m,
                      struct hook_call *hc)
 {
     struct meta_node leader;
@@ -89,9 +115,7 @@ static int hook_send(struct node_peer_api *api,
         leader.peer_address = at_map_gets(&api->peer_hints, leader.name);
     if (leader.peer_address == NULL || leader.peer_address[0] == '\0')
         return AT_ENOTLEADER;
-    rv = node_peer_request(api->peer, "POST", leader.peer_address, path,
-                           "application/octet-stream", body, len,
-                           NODE_PEER_TIMEOUT_MS, on_hook_answer, hc);
+    rv = hook_post(api, leader.peer_address, m, NODE_PEER_TIMEOUT_MS, hc);
     if (rv != 0)
         return rv == AT_ESHUTDOWN ? AT_ESHUTDOWN : AT_ENOTLEADER;
     return 0;
@@ -105,11 +129,14 @@ static int hook_forward(void *hooks_data,
                         void *cb_data)
 {
     struct hook_call *hc = at_calloc(1, sizeof(*hc));
+    struct proto_peer_msg m = { .ep = PROTO_PEER_PROPOSE };
     int rv;
 
     hc->fwd = cb;
     hc->cb_data = cb_data;
-    rv = hook_send(hooks_data, leader_id, "/_atoll/propose", cmd, len, hc);
+    m.u.propose.command = cmd;
+    m.u.propose.len = len;
+    rv = hook_send(hooks_data, leader_id, &m, hc);
     if (rv != 0)
         at_free(hc);
     return rv;
@@ -120,13 +147,11 @@ static int hook_read_index(void *hooks_data,
                            meta_index_cb cb,
                            void *cb_data)
 {
-    struct hook_call *hc = at_calloc(1, sizeof(*hc));
-    int rv;
-
     struct node_peer_api *api = hooks_data;
+    struct hook_call *hc = at_calloc(1, sizeof(*hc));
+    struct proto_peer_msg m = { .ep = PROTO_PEER_READ_INDEX };
     struct meta_status st;
-    char body[64];
-    int n = 0;
+    int rv;
 
     hc->idx = cb;
     hc->cb_data = cb_data;
@@ -134,11 +159,10 @@ static int hook_read_index(void *hooks_data,
      * leader may count them as our vote of confidence (meta.h) */
     if (api->meta != NULL) {
         meta_status_get(api->meta, &st);
-        n = snprintf(body, sizeof(body), "%" PRIu64 " %" PRIu64, st.id,
-                     meta_term(api->meta));
+        m.u.read_index.from_id = st.id;
+        m.u.read_index.from_term = meta_term(api->meta);
     }
-    rv = hook_send(hooks_data, leader_id, "/_atoll/read-index",
-                   n > 0 ? body : NULL, n > 0 ? (size_t)n : 0, hc);
+    rv = hook_send(api, leader_id, &m, hc);
     if (rv != 0)
         at_free(hc);
     return rv;
@@ -181,11 +205,10 @@ static int hook_term(void *hooks_data,
     if (addr == NULL || addr[0] == '\0')
         return AT_ENOTFOUND;
     struct hook_call *hc = at_calloc(1, sizeof(*hc));
+    struct proto_peer_msg m = { .ep = PROTO_PEER_TERM };
     hc->idx = cb;
     hc->cb_data = cb_data;
-    rv = node_peer_request(api->peer, "POST", addr, "/_atoll/term",
-                           "application/octet-stream", NULL, 0, timeout_ms,
-                           on_hook_answer, hc);
+    rv = hook_post(api, addr, &m, timeout_ms, hc);
     if (rv != 0)
         at_free(hc);
     return rv;

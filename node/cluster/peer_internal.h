@@ -6,23 +6,17 @@
 
 #include "common/common.h"
 #include "node/http/http.h"
+#include "proto/peer.h"
 
 struct node_peer_api;
-
-enum peer_op_kind {
-    OP_PROPOSE,
-    OP_READ_INDEX,
-    OP_JOIN,
-    OP_REMOVE,
-    OP_TRANSFER,
-};
 
 /* One in-flight peer request with a body (peer_api.c reads it). */
 struct node_peer_op {
     struct node_peer_api *api; /* borrowed */
     struct node_http_req *req; /* one reference */
-    enum peer_op_kind kind;
-    struct at_buf body; /* bounded by the endpoint's maximum */
+    enum proto_peer_ep ep;
+    struct at_buf body;        /* bounded by the endpoint's body_max */
+    struct proto_peer_msg msg; /* protobuf endpoints: the decoded body */
     bool proxied;       /* arrived from another follower: never proxy again */
     char name[256];     /* join: the joining node's name */
     char notify[256];   /* remove: peer address of the removed node */
@@ -39,28 +33,32 @@ void node_peer__error(struct node_http_req *req,
                       int status,
                       const char *code,
                       const char *msg);
-/* A JSON body (no-op once the request is done). */
-void node_peer__reply_json(struct node_http_req *req,
+/* A body of content_type (no-op once the request is done). */
+void node_peer__reply_body(struct node_http_req *req,
                            int status,
-                           const char *body,
+                           const char *content_type,
+                           const void *body,
                            size_t len);
-/* {"status":<status>} with HTTP status http. */
-void node_peer__reply_status(struct node_http_req *req, int http, int status);
+/* The answer to op in its endpoint's encoding: a PeerReply for a protobuf
+ * endpoint, {"status":<r->status>} for a JSON one. */
+void node_peer__reply(struct node_peer_op *op,
+                      int http,
+                      const struct proto_peer_reply *r);
+/* The same with nothing but a status. */
+void node_peer__reply_status(struct node_peer_op *op, int http, int status);
 
 /* ---- handlers: each answers the request, and frees op when given ---- */
 
-/* peer_raft.c: POST /_atoll/raft, the upgrade to a raft stream. */
+/* peer_raft.c: the upgrade to a raft stream. */
 void node_peer__raft(struct node_peer_api *api, struct node_http_req *req);
 /* peer_leader.c: forwarded writes, read index, term. */
 void node_peer__propose(struct node_peer_op *op);
 void node_peer__read_index(struct node_peer_op *op);
-void node_peer__term(struct node_peer_api *api, struct node_http_req *req);
+void node_peer__term(struct node_peer_op *op);
 /* peer_members.c: join, members/remove, transfer (proxied to the leader
  * from a follower), and the notice that this node was removed. */
 void node_peer__member_op(struct node_peer_op *op);
-void node_peer__removed(struct node_peer_api *api,
-                        struct node_http_req *req,
-                        const char *id_str);
+void node_peer__removed(struct node_peer_op *op);
 /* peer_blobs.c: GET/HEAD of a local blob copy. */
 void node_peer__blob(struct node_peer_api *api,
                      struct node_http_req *req,

@@ -1,6 +1,7 @@
-/* Membership on the peer listener: join, remove and leadership transfer
- * (a follower proxies them once to the leader's peer listener), the notice
- * a removed node gets, and the members document. */
+/* Membership on the peer listener: join (PeerJoin -> PeerReply), remove
+ * and leadership transfer (operator calls in JSON); a follower proxies
+ * them once to the leader's peer listener. Also the notice a removed node
+ * gets (PeerRemoved) and the members document. */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "peer"
@@ -76,6 +77,13 @@ void node_peer_members_json(struct meta *m, struct at_buf *out)
 
 /* ---- proxying to the leader ---- */
 
+static const char *content_type(const struct node_peer_op *op)
+{
+    return proto_peer_endpoints[op->ep].body == PROTO_PEER_BODY_PROTOBUF
+               ? PROTO_PEER_CONTENT_TYPE
+               : "application/json";
+}
+
 static void on_proxied(void *data,
                        int status,
                        int http,
@@ -85,17 +93,18 @@ static void on_proxied(void *data,
     struct node_peer_op *op = data;
 
     if (status != 0) {
-        node_peer__reply_status(op->req, 503,
+        node_peer__reply_status(op, 503,
                                 status == AT_EIO ? AT_ENOTLEADER : AT_EUNKNOWN);
     } else {
-        node_peer__reply_json(op->req, http, body, len);
+        node_peer__reply_body(op->req, http, content_type(op), body, len);
     }
     node_peer__op_free(op);
 }
 
-/* Send the buffered body to the leader's peer listener, same path (once:
- * the leader never proxies a proxied request again); relays its answer. */
-static void op_proxy(struct node_peer_op *op, const char *path)
+/* Send the buffered body to the leader's peer listener, same endpoint
+ * (once: the leader never proxies a proxied request again); relays its
+ * answer. */
+static void op_proxy(struct node_peer_op *op)
 {
     struct meta_node leader;
     bool known = !op->proxied && meta_leader(op->api->meta, &leader);
@@ -108,17 +117,17 @@ static void op_proxy(struct node_peer_op *op, const char *path)
         leader.peer_address = at_map_gets(&op->api->peer_hints, leader.name);
     if (!known || op->api->peer == NULL || leader.peer_address == NULL ||
         leader.peer_address[0] == '\0') {
-        node_peer__reply_status(op->req, 503, AT_ENOTLEADER);
+        node_peer__reply_status(op, 503, AT_ENOTLEADER);
         node_peer__op_free(op);
         return;
     }
-    p = at_asprintf("%s?proxied=1", path);
+    p = at_asprintf("%s?proxied=1", proto_peer_path(op->ep));
     rv = node_peer_request(op->api->peer, "POST", leader.peer_address, p,
-                           "application/json", op->body.data, op->body.len,
+                           content_type(op), op->body.data, op->body.len,
                            NODE_PEER_TIMEOUT_MS, on_proxied, op);
     at_free(p);
     if (rv != 0) {
-        node_peer__reply_status(op->req, 503, AT_ENOTLEADER);
+        node_peer__reply_status(op, 503, AT_ENOTLEADER);
         node_peer__op_free(op);
     }
 }
@@ -149,24 +158,23 @@ static void role_each(void *data, const struct meta_node *n)
 static void on_join_done(void *data, int status)
 {
     struct node_peer_op *op = data;
+    struct proto_peer_reply r = { .status = status };
     struct role_find rf;
-    char b[128];
-    int n;
 
     if (status == AT_ENOTLEADER) {
-        node_peer__reply_status(op->req, 503, status);
+        node_peer__reply(op, 503, &r);
     } else if (status == AT_EEXIST) {
-        node_peer__reply_status(op->req, 409, status);
+        node_peer__reply(op, 409, &r);
     } else if (status != 0) {
-        node_peer__reply_status(op->req, 500, status);
+        node_peer__reply(op, 500, &r);
     } else {
         memset(&rf, 0, sizeof(rf));
         rf.name = op->name;
         rf.role = -1;
         meta_members(op->api->meta, role_each, &rf);
-        n = snprintf(b, sizeof(b), "{\"id\":%" PRIu64 ",\"role\":\"%s\"}\n",
-                     rf.id, role_name(rf.role));
-        node_peer__reply_json(op->req, 200, b, (size_t)n);
+        r.id = rf.id;
+        r.role = role_name(rf.role);
+        node_peer__reply(op, 200, &r);
     }
     node_peer__op_free(op);
 }
@@ -185,25 +193,39 @@ static void on_removed_told(void *data,
                  status != 0 ? at_strerror(status) : "refused");
 }
 
+/* Tell a removed node, which no longer gets the log, that it is out. */
+static void tell_removed(struct node_peer_op *op)
+{
+    struct proto_peer_msg m = { .ep = PROTO_PEER_REMOVED };
+    char errmsg[AT_ERRMSG_SIZE];
+    struct at_buf b;
+
+    if (op->api->peer == NULL)
+        return;
+    m.u.removed.id = op->notify_id;
+    at_buf_init(&b, 0);
+    if (proto_peer_msg_pack(&m, &b, errmsg) == 0)
+        node_peer_request(op->api->peer, "POST", op->notify,
+                          proto_peer_path(PROTO_PEER_REMOVED),
+                          PROTO_PEER_CONTENT_TYPE, b.data, b.len, 2000,
+                          on_removed_told, NULL);
+    else
+        LOG_WARN("cannot tell the removed node: %s", errmsg);
+    at_buf_release(&b);
+}
+
 static void on_member_done(void *data, int status)
 {
     struct node_peer_op *op = data;
 
-    /* tell a removed node, which no longer gets the log, that it is out */
-    if (status == 0 && op->kind == OP_REMOVE && op->notify[0] != '\0' &&
-        op->api->peer != NULL) {
-        char path[64];
-        snprintf(path, sizeof(path), "/_atoll/removed/%" PRIu64, op->notify_id);
-        node_peer_request(op->api->peer, "POST", op->notify, path, NULL, NULL,
-                          0, 2000, on_removed_told, NULL);
-    }
-
+    if (status == 0 && op->ep == PROTO_PEER_REMOVE && op->notify[0] != '\0')
+        tell_removed(op);
     if (status == 0)
-        node_peer__reply_status(op->req, 200, 0);
+        node_peer__reply_status(op, 200, 0);
     else if (status == AT_ENOTFOUND)
-        node_peer__reply_status(op->req, 404, status);
+        node_peer__reply_status(op, 404, status);
     else
-        node_peer__reply_status(op->req, 503, status);
+        node_peer__reply_status(op, 503, status);
     node_peer__op_free(op);
 }
 
@@ -230,7 +252,7 @@ static void on_self_transferred(void *data, int status)
         return;
     }
     op->proxied = false;
-    op_proxy(op, "/_atoll/members/remove");
+    op_proxy(op);
 }
 
 static bool is_leader(struct meta *m)
@@ -258,143 +280,135 @@ static const char *json_field(json_t *o, const char *key, size_t max)
     return s;
 }
 
-static void op_join(struct node_peer_op *op, json_t *doc)
+static void op_join(struct node_peer_op *op)
 {
+    const struct proto_peer_join *j = &op->msg.u.join;
     struct meta_node n;
     struct role_find rf;
-    json_t *sb = json_object_get(doc, "standby");
-    json_t *idv = json_object_get(doc, "id");
     int rv;
 
     memset(&n, 0, sizeof(n));
-    n.name = json_field(doc, "name", 200);
-    n.peer_address = json_field(doc, "peer_address", 255);
-    n.api_address = json_field(doc, "api_address", 255);
-    n.region = json_field(doc, "region", 200);
-    if (n.region == NULL)
-        n.region = "";
-    if (idv != NULL && json_is_integer(idv) && json_integer_value(idv) > 0)
-        n.id = (uint64_t)json_integer_value(idv);
-    if (n.name == NULL || n.name[0] == '\0' || n.peer_address == NULL ||
-        n.peer_address[0] == '\0' || n.api_address == NULL ||
-        (sb != NULL && !json_is_boolean(sb))) {
-        node_peer__reply_status(op->req, 400, AT_EINVAL);
-        node_peer__op_free(op);
-        return;
-    }
+    n.id = j->id;
+    n.name = j->name;
+    n.peer_address = j->peer_address;
+    n.api_address = j->api_address;
+    n.region = j->region;
     snprintf(op->name, sizeof(op->name), "%s", n.name);
     memset(&rf, 0, sizeof(rf));
     rf.name = n.name;
     rf.want_address = n.peer_address;
     meta_members(op->api->meta, role_each, &rf);
     if (rf.other_address) {
-        node_peer__reply_status(op->req, 409, AT_EEXIST);
+        node_peer__reply_status(op, 409, AT_EEXIST);
         node_peer__op_free(op);
         return;
     }
     LOG_INFO("join request from node '%s' at %s (%s)", n.name, n.peer_address,
-             json_is_true(sb) ? "standby" : "voter");
-    rv =
-        meta_member_join(op->api->meta, &n, json_is_true(sb), on_join_done, op);
+             j->standby ? "standby" : "voter");
+    rv = meta_member_join(op->api->meta, &n, j->standby, on_join_done, op);
     if (rv != 0)
         on_join_done(op, rv);
+}
+
+static void op_remove(struct node_peer_op *op, json_t *doc)
+{
+    struct meta *m = op->api->meta;
+    const char *name = json_field(doc, "name", PROTO_PEER_NAME_MAX);
+    struct meta_status st;
+    int rv;
+
+    if (name == NULL) {
+        node_peer__reply_status(op, 400, AT_EINVAL);
+        node_peer__op_free(op);
+        return;
+    }
+    meta_status_get(m, &st);
+    if (st.name != NULL && strcmp(name, st.name) == 0) {
+        /* A leader that removes itself steps down half-way and cannot
+         * tell the outcome: hand leadership over, then let the new
+         * leader remove this node. */
+        LOG_INFO(
+            "removing this node, the leader: handing leadership "
+            "over first");
+        rv = meta_transfer(m, NULL, on_self_transferred, op);
+        if (rv != 0)
+            on_member_done(op, rv);
+        return;
+    }
+    LOG_INFO("removing node '%s' from the cluster", name);
+    snprintf(op->name, sizeof(op->name), "%s", name);
+    meta_members(m, notify_find, op);
+    rv = meta_member_remove(m, name, on_member_done, op);
+    if (rv != 0)
+        on_member_done(op, rv);
+}
+
+static void op_transfer(struct node_peer_op *op, json_t *doc)
+{
+    json_t *nv = json_object_get(doc, "name");
+    const char *name = json_field(doc, "name", PROTO_PEER_NAME_MAX);
+    int rv;
+
+    if (nv != NULL && !json_is_null(nv) && name == NULL) {
+        node_peer__reply_status(op, 400, AT_EINVAL);
+        node_peer__op_free(op);
+        return;
+    }
+    LOG_INFO("transferring leadership to %s", name != NULL ? name : "any");
+    rv = meta_transfer(op->api->meta, name, on_member_done, op);
+    if (rv != 0)
+        on_member_done(op, rv);
 }
 
 /* see peer_internal.h */
 void node_peer__member_op(struct node_peer_op *op)
 {
-    struct meta *m = op->api->meta;
-    json_t *doc = NULL;
+    json_t *doc;
     json_error_t jerr;
-    int rv = 0;
 
-    if (!is_leader(m)) {
-        op_proxy(op, op->kind == OP_JOIN     ? "/_atoll/join"
-                     : op->kind == OP_REMOVE ? "/_atoll/members/remove"
-                                             : "/_atoll/transfer");
+    if (!is_leader(op->api->meta)) {
+        op_proxy(op);
+        return;
+    }
+    if (op->ep == PROTO_PEER_JOIN) {
+        op_join(op);
         return;
     }
     doc = json_loadb(op->body.len > 0 ? op->body.data : "{}",
                      op->body.len > 0 ? op->body.len : 2, 0, &jerr);
     if (doc == NULL || !json_is_object(doc)) {
         json_decref(doc);
-        node_peer__reply_status(op->req, 400, AT_EINVAL);
+        node_peer__reply_status(op, 400, AT_EINVAL);
         node_peer__op_free(op);
         return;
     }
-    switch (op->kind) {
-    case OP_JOIN:
-        op_join(op, doc);
-        break;
-    case OP_REMOVE: {
-        const char *name = json_field(doc, "name", 200);
-        if (name == NULL) {
-            node_peer__reply_status(op->req, 400, AT_EINVAL);
-            node_peer__op_free(op);
-            break;
-        }
-        struct meta_status st;
-        meta_status_get(m, &st);
-        if (st.name != NULL && strcmp(name, st.name) == 0) {
-            /* A leader that removes itself steps down half-way and cannot
-             * tell the outcome: hand leadership over, then let the new
-             * leader remove this node. */
-            LOG_INFO(
-                "removing this node, the leader: handing leadership "
-                "over first");
-            rv = meta_transfer(m, NULL, on_self_transferred, op);
-            if (rv != 0)
-                on_member_done(op, rv);
-            break;
-        }
-        LOG_INFO("removing node '%s' from the cluster", name);
-        snprintf(op->name, sizeof(op->name), "%s", name);
-        meta_members(m, notify_find, op);
-        rv = meta_member_remove(m, name, on_member_done, op);
-        if (rv != 0)
-            on_member_done(op, rv);
-        break;
-    }
-    case OP_TRANSFER: {
-        json_t *nv = json_object_get(doc, "name");
-        const char *name = json_field(doc, "name", 200);
-        if (nv != NULL && !json_is_null(nv) && name == NULL) {
-            node_peer__reply_status(op->req, 400, AT_EINVAL);
-            node_peer__op_free(op);
-            break;
-        }
-        LOG_INFO("transferring leadership to %s", name != NULL ? name : "any");
-        rv = meta_transfer(m, name, on_member_done, op);
-        if (rv != 0)
-            on_member_done(op, rv);
-        break;
-    }
-    default:
-        break;
-    }
+    if (op->ep == PROTO_PEER_REMOVE)
+        op_remove(op, doc);
+    else
+        op_transfer(op, doc);
     json_decref(doc);
 }
 
-/* POST /_atoll/removed/<raft id of this node>: the leader removed this
- * node from the cluster (it gets no more log entries, so it cannot learn it
- * otherwise). Leave a marker in the raft dir (a restart refuses to serve
- * with it), log it, and stop gracefully; see peer_internal.h */
-void node_peer__removed(struct node_peer_api *api,
-                        struct node_http_req *req,
-                        const char *id_str)
+/* The leader removed this node from the cluster (it gets no more log
+ * entries, so it cannot learn it otherwise). Leave a marker in the raft dir
+ * (a restart refuses to serve with it), log it, and stop gracefully; see
+ * peer_internal.h */
+void node_peer__removed(struct node_peer_op *op)
 {
+    struct node_peer_api *api = op->api;
     struct meta_status st;
-    uint64_t id;
     char *path;
     int fd;
 
     meta_status_get(api->meta, &st);
-    if (at_parse_u64(id_str, strlen(id_str), &id) != 0 || id != st.id) {
-        node_peer__error(req, 409, "UNSUPPORTED", "not this node");
+    if (op->msg.u.removed.id != st.id) {
+        node_peer__reply_status(op, 409, AT_EINVAL); /* not this node */
+        node_peer__op_free(op);
         return;
     }
     if (api->raft_dir == NULL) {
-        node_peer__error(req, 503, "UNAVAILABLE", "no raft dir");
+        node_peer__reply_status(op, 503, AT_EIO);
+        node_peer__op_free(op);
         return;
     }
     path = at_asprintf("%s/removed", api->raft_dir);
@@ -409,6 +423,7 @@ void node_peer__removed(struct node_peer_api *api,
         "to bring it back, wipe its data dir and start it with --join",
         st.name);
     free(path);
-    node_peer__reply_json(req, 200, "{\"status\":0}\n", 13);
+    node_peer__reply_status(op, 200, 0);
+    node_peer__op_free(op);
     uv_kill(getpid(), SIGTERM); /* the graceful shutdown path */
 }

@@ -69,7 +69,7 @@ void node_peer__raft(struct node_peer_api *api, struct node_http_req *req)
     for (const char *p = addr; addr_ok && *p != '\0'; p++)
         if ((unsigned char)*p <= ' ' || *p == 127)
             addr_ok = false;
-    if (up == NULL || strcasecmp(up, NODE_PEER_RAFT_PROTO) != 0 ||
+    if (up == NULL || strcasecmp(up, PROTO_PEER_RAFT_UPGRADE) != 0 ||
         idh == NULL || at_parse_u64(idh, strlen(idh), &id) != 0 || id == 0 ||
         !addr_ok || node_http_req_has_body(req)) {
         LOG_WARN("bad raft upgrade request from %s", node_http_req_peer(req));
@@ -89,5 +89,5 @@ void node_peer__raft(struct node_peer_api *api, struct node_http_req *req)
     if (paddr != NULL && strlen(paddr) < sizeof(ra->peer_address))
         snprintf(ra->peer_address, sizeof(ra->peer_address), "%s", paddr);
     snprintf(ra->peer, sizeof(ra->peer), "%s", node_http_req_peer(req));
-    node_http_req_upgrade(req, NODE_PEER_RAFT_PROTO, on_raft_upgraded, ra);
+    node_http_req_upgrade(req, PROTO_PEER_RAFT_UPGRADE, on_raft_upgraded, ra);
 }

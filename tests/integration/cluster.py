@@ -28,6 +28,7 @@ import time
 import unittest
 
 import harness
+import peerproto
 from harness import ATOLL_BIN, free_port, sha256_digest
 
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -141,11 +142,15 @@ class ClusterNode(harness.Node):
 
     # ---- peer port ----
     def peer_request(self, method, path, body=None, headers=None,
-                     secret=True, timeout=15):
+                     secret=True, timeout=15,
+                     version=peerproto.PEER_PROTOCOL):
         """A request on the peer port. secret: True = the cluster secret,
         a string (even "") = that bearer token, None/False = no
-        Authorization header."""
+        Authorization header. version: the peer protocol version header
+        (None: none, as a node of the first protocol sends)."""
         hdrs = dict(headers or {})
+        if version is not None:
+            hdrs[peerproto.VERSION_HEADER] = str(version)
         if secret is True:
             hdrs["Authorization"] = f"Bearer {self.cluster.secret}"
         elif isinstance(secret, str):
