@@ -43,7 +43,7 @@ enum proto_peer_ep {
     PROTO_PEER_READ_INDEX, /* PeerReadIndex -> PeerReply */
     PROTO_PEER_TERM,       /* PeerTerm -> PeerReply */
     PROTO_PEER_JOIN,       /* PeerJoin -> PeerReply */
-    PROTO_PEER_REMOVED,    /* PeerRemoved -> HTTP status */
+    PROTO_PEER_REMOVED,    /* PeerRemoved -> PeerReply */
     PROTO_PEER_REPLICATE,  /* PeerReplicate -> HTTP status */
     PROTO_PEER_REMOVE,     /* operators: JSON {"name"} -> {"status"} */
     PROTO_PEER_TRANSFER,   /* operators: JSON {"name"|null} -> {"status"} */
@@ -153,8 +153,8 @@ void proto_peer_msg_release(struct proto_peer_msg *m);
 
 /* ---- answers ---- */
 
-/* The answer to propose, read-index, term and join (fields that do not
- * apply are 0 / NULL). */
+/* The answer to propose, read-index, term, join and removed (fields that
+ * do not apply are 0 / NULL). */
 struct proto_peer_reply {
     int status;       /* 0 or a negative AT_E* code */
     int result;       /* propose: the command's business result */
