@@ -340,6 +340,51 @@ static int version_check(unsigned v, const char *what, char *errmsg)
     return AT_EPROTO;
 }
 
+/* Decode len bytes (at most max) as a message of d; 0 and *pb, or
+ * AT_ETOOBIG / AT_EPROTO with errmsg naming what. */
+static int decode(const ProtobufCMessageDescriptor *d,
+                  const char *what,
+                  size_t max,
+                  const void *buf,
+                  size_t len,
+                  ProtobufCMessage **pb,
+                  char *errmsg)
+{
+    if (len > max) {
+        at_errmsg_printf(errmsg, "%s of %zu bytes over %zu", what, len, max);
+        return AT_ETOOBIG;
+    }
+    *pb = protobuf_c_message_unpack(d, NULL, len, buf);
+    if (*pb == NULL) {
+        at_errmsg_printf(errmsg, "undecodable %s of %zu bytes", what, len);
+        return AT_EPROTO;
+    }
+    return 0;
+}
+
+/* After the checks (rv): keep pb in *decoded, or free it and clear out. */
+static int keep(ProtobufCMessage *pb,
+                int rv,
+                void **decoded,
+                void *out,
+                size_t size)
+{
+    if (rv != 0) {
+        protobuf_c_message_free_unpacked(pb, NULL);
+        memset(out, 0, size);
+        return rv;
+    }
+    *decoded = pb;
+    return 0;
+}
+
+static void free_decoded(void **decoded)
+{
+    if (*decoded != NULL)
+        protobuf_c_message_free_unpacked(*decoded, NULL);
+    *decoded = NULL;
+}
+
 /* see peer.h */
 int proto_peer_msg_unpack(enum proto_peer_ep ep,
                           const void *buf,
@@ -348,8 +393,8 @@ int proto_peer_msg_unpack(enum proto_peer_ep ep,
                           char *errmsg)
 {
     const ProtobufCMessageDescriptor *d = msg_desc(ep);
-    ProtobufCMessage *pb;
-    unsigned v;
+    ProtobufCMessage *pb = NULL;
+    char what[64];
     int rv;
 
     memset(out, 0, sizeof(*out));
@@ -358,37 +403,21 @@ int proto_peer_msg_unpack(enum proto_peer_ep ep,
         return AT_EPROTO;
     }
     out->ep = ep;
-    if (len > proto_peer_endpoints[ep].body_max) {
-        at_errmsg_printf(errmsg, "%s body of %zu bytes over %zu",
-                         proto_peer_endpoints[ep].name, len,
-                         proto_peer_endpoints[ep].body_max);
-        return AT_ETOOBIG;
-    }
-    pb = protobuf_c_message_unpack(d, NULL, len, buf);
-    if (pb == NULL) {
-        at_errmsg_printf(errmsg, "undecodable %s body of %zu bytes",
-                         proto_peer_endpoints[ep].name, len);
-        return AT_EPROTO;
-    }
-    v = msg_fill(out, pb);
-    rv = version_check(v, proto_peer_endpoints[ep].name, errmsg);
+    snprintf(what, sizeof(what), "%s body", proto_peer_endpoints[ep].name);
+    rv = decode(d, what, proto_peer_endpoints[ep].body_max, buf, len, &pb,
+                errmsg);
+    if (rv != 0)
+        return rv;
+    rv = version_check(msg_fill(out, pb), what, errmsg);
     if (rv == 0 && msg_check(out, errmsg) != 0)
         rv = AT_EPROTO;
-    if (rv != 0) {
-        protobuf_c_message_free_unpacked(pb, NULL);
-        memset(out, 0, sizeof(*out));
-        return rv;
-    }
-    out->decoded = pb;
-    return 0;
+    return keep(pb, rv, &out->decoded, out, sizeof(*out));
 }
 
 /* see peer.h */
 void proto_peer_msg_release(struct proto_peer_msg *m)
 {
-    if (m->decoded != NULL)
-        protobuf_c_message_free_unpacked(m->decoded, NULL);
-    m->decoded = NULL;
+    free_decoded(&m->decoded);
 }
 
 /* ---- answers ---- */
@@ -425,44 +454,32 @@ int proto_peer_reply_unpack(const void *buf,
                             struct proto_peer_reply *out,
                             char *errmsg)
 {
-    Atoll__PeerReply *p;
+    ProtobufCMessage *pb = NULL;
+    const Atoll__PeerReply *p;
     int rv;
 
     memset(out, 0, sizeof(*out));
-    if (len > PROTO_PEER_REPLY_MAX) {
-        at_errmsg_printf(errmsg, "peer answer of %zu bytes over %d", len,
-                         PROTO_PEER_REPLY_MAX);
-        return AT_ETOOBIG;
-    }
-    p = atoll__peer_reply__unpack(NULL, len, buf);
-    if (p == NULL) {
-        at_errmsg_printf(errmsg, "undecodable peer answer of %zu bytes", len);
-        return AT_EPROTO;
-    }
+    rv = decode(&atoll__peer_reply__descriptor, "peer answer",
+                PROTO_PEER_REPLY_MAX, buf, len, &pb, errmsg);
+    if (rv != 0)
+        return rv;
+    p = (const void *)pb;
     out->status = p->status;
     out->result = p->result;
     out->index = p->index;
     out->term = p->term;
     out->id = p->id;
     out->role = p->role;
-    rv = version_check(p->version, "answer", errmsg);
+    rv = version_check(p->version, "peer answer", errmsg);
     if (rv == 0 && !reply_ok(out)) {
         at_errmsg_printf(errmsg, "malformed peer answer");
         rv = AT_EPROTO;
     }
-    if (rv != 0) {
-        atoll__peer_reply__free_unpacked(p, NULL);
-        memset(out, 0, sizeof(*out));
-        return rv;
-    }
-    out->decoded = p;
-    return 0;
+    return keep(pb, rv, &out->decoded, out, sizeof(*out));
 }
 
 /* see peer.h */
 void proto_peer_reply_release(struct proto_peer_reply *r)
 {
-    if (r->decoded != NULL)
-        atoll__peer_reply__free_unpacked(r->decoded, NULL);
-    r->decoded = NULL;
+    free_decoded(&r->decoded);
 }

@@ -7,7 +7,7 @@
 #define AT_LOG_COMP "peer"
 
 #include "node/cluster/peer_api.h"
-#include "proto/peer.h"
+#include "node/cluster/peer_internal.h"
 
 /* One call to another node: the endpoint and whose callback gets the
  * answer. */
@@ -103,6 +103,7 @@ static int hook_send(struct node_peer_api *api,
                      struct hook_call *hc)
 {
     struct meta_node leader;
+    const char *addr;
     int rv;
 
     if (api->peer == NULL || api->meta == NULL || api->stopping)
@@ -110,12 +111,10 @@ static int hook_send(struct node_peer_api *api,
     if (!meta_leader(api->meta, &leader) ||
         (leader_id != 0 && leader.id != leader_id))
         return AT_ENOTLEADER;
-    if ((leader.peer_address == NULL || leader.peer_address[0] == '\0') &&
-        leader.name != NULL)
-        leader.peer_address = at_map_gets(&api->peer_hints, leader.name);
-    if (leader.peer_address == NULL || leader.peer_address[0] == '\0')
+    addr = node_peer__address_of(api, leader.name, leader.peer_address);
+    if (addr == NULL)
         return AT_ENOTLEADER;
-    rv = hook_post(api, leader.peer_address, m, NODE_PEER_TIMEOUT_MS, hc);
+    rv = hook_post(api, addr, m, NODE_PEER_TIMEOUT_MS, hc);
     if (rv != 0)
         return rv == AT_ESHUTDOWN ? AT_ESHUTDOWN : AT_ENOTLEADER;
     return 0;
@@ -199,10 +198,9 @@ static int hook_term(void *hooks_data,
     if (api->peer == NULL || api->meta == NULL || api->stopping)
         return AT_ESHUTDOWN;
     meta_members(api->meta, node_find_each, &f);
-    addr = f.addr;
-    if (addr[0] == '\0' && f.name[0] != '\0')
-        addr = at_map_gets(&api->peer_hints, f.name);
-    if (addr == NULL || addr[0] == '\0')
+    addr =
+        node_peer__address_of(api, f.name[0] != '\0' ? f.name : NULL, f.addr);
+    if (addr == NULL)
         return AT_ENOTFOUND;
     struct hook_call *hc = at_calloc(1, sizeof(*hc));
     struct proto_peer_msg m = { .ep = PROTO_PEER_TERM };

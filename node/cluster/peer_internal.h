@@ -51,6 +51,13 @@ void node_peer__reply_status(struct node_peer_op *op, int http, int status);
 
 /* peer_raft.c: the upgrade to a raft stream. */
 void node_peer__raft(struct node_peer_api *api, struct node_http_req *req);
+/* The peer address of node name: address from the node table when it has
+ * one, else what a raft dial of that node said (a node that just joined or
+ * restarted knows the leader before its node table does). NULL when
+ * neither is known; borrowed until the next meta or hint change. */
+const char *node_peer__address_of(struct node_peer_api *api,
+                                  const char *name,
+                                  const char *address);
 /* peer_leader.c: forwarded writes, read index, term. */
 void node_peer__propose(struct node_peer_op *op);
 void node_peer__read_index(struct node_peer_op *op);

@@ -93,8 +93,11 @@ static void on_proxied(void *data,
     struct node_peer_op *op = data;
 
     if (status != 0) {
+        /* not sent, or refused before the leader's handler ran */
         node_peer__reply_status(op, 503,
-                                status == AT_EIO ? AT_ENOTLEADER : AT_EUNKNOWN);
+                                status == AT_EIO || status == AT_EPROTO
+                                    ? AT_ENOTLEADER
+                                    : AT_EUNKNOWN);
     } else {
         node_peer__reply_body(op->req, http, content_type(op), body, len);
     }
@@ -107,24 +110,21 @@ static void on_proxied(void *data,
 static void op_proxy(struct node_peer_op *op)
 {
     struct meta_node leader;
-    bool known = !op->proxied && meta_leader(op->api->meta, &leader);
+    const char *addr = NULL;
     char *p;
     int rv;
 
-    if (known &&
-        (leader.peer_address == NULL || leader.peer_address[0] == '\0') &&
-        leader.name != NULL)
-        leader.peer_address = at_map_gets(&op->api->peer_hints, leader.name);
-    if (!known || op->api->peer == NULL || leader.peer_address == NULL ||
-        leader.peer_address[0] == '\0') {
+    if (!op->proxied && meta_leader(op->api->meta, &leader))
+        addr = node_peer__address_of(op->api, leader.name, leader.peer_address);
+    if (addr == NULL || op->api->peer == NULL) {
         node_peer__reply_status(op, 503, AT_ENOTLEADER);
         node_peer__op_free(op);
         return;
     }
     p = at_asprintf("%s?proxied=1", proto_peer_path(op->ep));
-    rv = node_peer_request(op->api->peer, "POST", leader.peer_address, p,
-                           content_type(op), op->body.data, op->body.len,
-                           NODE_PEER_TIMEOUT_MS, on_proxied, op);
+    rv = node_peer_request(op->api->peer, "POST", addr, p, content_type(op),
+                           op->body.data, op->body.len, NODE_PEER_TIMEOUT_MS,
+                           on_proxied, op);
     at_free(p);
     if (rv != 0) {
         node_peer__reply_status(op, 503, AT_ENOTLEADER);

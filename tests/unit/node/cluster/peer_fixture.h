@@ -15,9 +15,25 @@
 #include "node/cluster/peer_api.h"
 #include "node/http/http.h"
 #include "proto/peer.h"
+#include "proto/proto.h"
 #include "raft/meta.h"
 
 static uv_loop_t g_loop;
+
+/* cmocka group setup and teardown: the loop every test runs on. */
+static inline int loop_setup(void **state)
+{
+    AT_UNUSED(state);
+    return uv_loop_init(&g_loop);
+}
+
+static inline int loop_teardown(void **state)
+{
+    AT_UNUSED(state);
+    uv_run(&g_loop, UV_RUN_NOWAIT);
+    uv_loop_close(&g_loop);
+    return 0;
+}
 
 struct result {
     bool done;
@@ -161,6 +177,24 @@ static inline void call(struct node_peer *peer,
     assert_int_equal(res->status, 0);
 }
 
+/* A call that must answer HTTP http (the body is dropped). */
+static inline void expect(struct node_peer *peer,
+                          const char *addr,
+                          const char *method,
+                          const char *path,
+                          const void *body,
+                          size_t len,
+                          int http)
+{
+    struct result res;
+
+    call(peer, addr, method, path, body, len, &res);
+    if (res.http != http)
+        fail_msg("%s %s: HTTP %d, want %d: %s", method, path, res.http, http,
+                 res.body != NULL ? res.body : "");
+    at_free(res.body);
+}
+
 /* Pack m and POST it to its endpoint. */
 static inline void call_msg(struct papi *p,
                             const struct proto_peer_msg *m,
@@ -184,6 +218,37 @@ static inline void reply_of(const struct result *res,
     if (proto_peer_reply_unpack(res->body, res->len, r, errmsg) != 0)
         fail_msg("no PeerReply (HTTP %d, %zu bytes): %s", res->http, res->len,
                  errmsg);
+}
+
+/* The answer is HTTP http with a PeerReply of status; frees res->body. */
+static inline void expect_reply(struct result *res, int http, int status)
+{
+    struct proto_peer_reply r;
+
+    assert_int_equal(res->http, http);
+    reply_of(res, &r);
+    assert_int_equal(r.status, status);
+    proto_peer_reply_release(&r);
+    at_free(res->body);
+    res->body = NULL;
+}
+
+/* A packed DeleteTag of a repository that does not exist (malloc'ed). */
+static inline void *packed_command(const char *request_id, size_t *len)
+{
+    char errmsg[AT_ERRMSG_SIZE];
+    Atoll__Command c = ATOLL__COMMAND__INIT;
+    Atoll__DeleteTag dt = ATOLL__DELETE_TAG__INIT;
+    void *buf = NULL;
+
+    c.version = PROTO_COMMAND_VERSION;
+    c.request_id = (char *)request_id;
+    c.op_case = ATOLL__COMMAND__OP_DELETE_TAG;
+    c.delete_tag = &dt;
+    dt.repo = (char *)"no/such";
+    dt.tag = (char *)"t";
+    assert_int_equal(proto_command_pack(&c, NULL, &buf, len, errmsg), 0);
+    return buf;
 }
 
 /* Send raw request bytes to port and read the answer until the server

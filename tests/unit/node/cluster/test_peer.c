@@ -9,33 +9,16 @@
 
 #include <cmocka.h>
 
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include "common/common.h"
-#include "node/cluster/peer.h"
-#include "node/http/http.h"
-#include "proto/peer.h"
+#include "peer_fixture.h"
 
 #define PATTERN_LEN (3 * 1024 * 1024 + 17)
 
-static uv_loop_t g_loop;
 static struct node_http_server *g_srv;
 static struct node_peer *g_peer;
 static char g_addr[64];
 static struct node_http_req *g_slow;
 static struct node_http_req *g_grow; /* streaming a growing file */
 static struct at_buf g_body;
-
-struct result {
-    bool done;
-    int status;
-    int http;
-    char *body; /* owned */
-    size_t len;
-};
 
 static int srv_body(struct node_http_req *r, const char *p, size_t n)
 {
@@ -112,28 +95,6 @@ static void srv_handler(void *data, struct node_http_req *r)
         node_http_resp_status(r, 404);
         node_http_resp_send(r, "nope", 4);
     }
-}
-
-static void on_result(void *data,
-                      int status,
-                      int http,
-                      const char *body,
-                      size_t len)
-{
-    struct result *res = data;
-
-    res->done = true;
-    res->status = status;
-    res->http = http;
-    res->len = len;
-    res->body = body != NULL ? at_strndup(body, len) : NULL;
-}
-
-static void run_until(const bool *flag)
-{
-    for (int i = 0; i < 100000 && !*flag; i++)
-        uv_run(&g_loop, UV_RUN_ONCE);
-    assert_true(*flag);
 }
 
 static int setup(void **state)

@@ -89,45 +89,34 @@ static void test_version_refused(void **state)
 
 static void test_routing(void **state)
 {
+    static const struct {
+        const char *method, *path;
+        int http;
+    } cases[] = {
+        { "GET", "/_atoll/nothing", 404 },
+        { "POST", "/_atoll/nothing", 404 },
+        /* the path of the first protocol's removed notice */
+        { "POST", "/_atoll/removed/1", 404 },
+        /* a known endpoint, another method */
+        { "GET", "/_atoll/join", 405 },
+        { "POST", "/_atoll/members", 405 },
+        /* /v2/ is served only when relayed (and with a relay wired) */
+        { "GET", "/v2/", 404 },
+    };
     struct papi p;
     struct result r;
     char *big;
 
     AT_UNUSED(state);
     papi_start(&p);
-    call(p.peer, p.addr, "GET", "/_atoll/nothing", NULL, 0, &r);
-    assert_int_equal(r.http, 404);
-    at_free(r.body);
-    call(p.peer, p.addr, "POST", "/_atoll/nothing", NULL, 0, &r);
-    assert_int_equal(r.http, 404);
-    at_free(r.body);
-    /* the path of the first protocol's removed notice */
-    call(p.peer, p.addr, "POST", "/_atoll/removed/1", NULL, 0, &r);
-    assert_int_equal(r.http, 404);
-    at_free(r.body);
-    /* a known endpoint, another method */
-    call(p.peer, p.addr, "GET", "/_atoll/join", NULL, 0, &r);
-    assert_int_equal(r.http, 405);
-    at_free(r.body);
-    call(p.peer, p.addr, "POST", "/_atoll/members", NULL, 0, &r);
-    assert_int_equal(r.http, 405);
-    at_free(r.body);
-    /* /v2/ is served only when relayed (and with a relay wired) */
-    call(p.peer, p.addr, "GET", "/v2/", NULL, 0, &r);
-    assert_int_equal(r.http, 404);
-    at_free(r.body);
+    for (size_t i = 0; i < AT_ARRAY_SIZE(cases); i++)
+        expect(p.peer, p.addr, cases[i].method, cases[i].path, NULL, 0,
+               cases[i].http);
     /* bodies over the endpoint's bound: 413 with the endpoint's answer */
     big = at_calloc(1, PROTO_PEER_JOIN_MAX + 1);
     call(p.peer, p.addr, "POST", "/_atoll/join", big, PROTO_PEER_JOIN_MAX + 1,
          &r);
-    assert_int_equal(r.http, 413);
-    {
-        struct proto_peer_reply rep;
-        reply_of(&r, &rep);
-        assert_int_equal(rep.status, AT_ETOOBIG);
-        proto_peer_reply_release(&rep);
-    }
-    at_free(r.body);
+    expect_reply(&r, 413, AT_ETOOBIG);
     /* a JSON endpoint has a larger bound; NUL bytes are no document */
     call(p.peer, p.addr, "POST", "/_atoll/transfer", big,
          PROTO_PEER_JOIN_MAX + 1, &r);
@@ -146,11 +135,5 @@ int main(void)
         cmocka_unit_test(test_version_refused),
         cmocka_unit_test(test_routing),
     };
-    int rv;
-
-    uv_loop_init(&g_loop);
-    rv = cmocka_run_group_tests(tests, NULL, NULL);
-    uv_run(&g_loop, UV_RUN_NOWAIT);
-    uv_loop_close(&g_loop);
-    return rv;
+    return cmocka_run_group_tests(tests, loop_setup, loop_teardown);
 }

@@ -75,11 +75,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_blobs),
     };
-    int rv;
-
-    uv_loop_init(&g_loop);
-    rv = cmocka_run_group_tests(tests, NULL, NULL);
-    uv_run(&g_loop, UV_RUN_NOWAIT);
-    uv_loop_close(&g_loop);
-    return rv;
+    return cmocka_run_group_tests(tests, loop_setup, loop_teardown);
 }

@@ -11,7 +11,6 @@
 #include <cmocka.h>
 
 #include "peer_fixture.h"
-#include "proto/proto.h"
 
 struct answer {
     bool done;
@@ -35,30 +34,13 @@ static void on_index(void *data, int status, uint64_t index)
     on_forward(data, status, 0, index);
 }
 
-static void *packed_command(size_t *len)
-{
-    char errmsg[AT_ERRMSG_SIZE];
-    Atoll__Command c = ATOLL__COMMAND__INIT;
-    Atoll__DeleteTag dt = ATOLL__DELETE_TAG__INIT;
-    void *buf = NULL;
-
-    c.version = PROTO_COMMAND_VERSION;
-    c.request_id = (char *)"hook-1";
-    c.op_case = ATOLL__COMMAND__OP_DELETE_TAG;
-    c.delete_tag = &dt;
-    dt.repo = (char *)"no/such";
-    dt.tag = (char *)"t";
-    assert_int_equal(proto_command_pack(&c, NULL, &buf, len, errmsg), 0);
-    return buf;
-}
-
 static void test_hooks(void **state)
 {
     struct answer a;
     struct meta_status st;
     struct papi p;
     size_t len;
-    void *cmd = packed_command(&len);
+    void *cmd = packed_command("hook-1", &len);
 
     AT_UNUSED(state);
     papi_start(&p);
@@ -108,11 +90,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hooks),
     };
-    int rv;
-
-    uv_loop_init(&g_loop);
-    rv = cmocka_run_group_tests(tests, NULL, NULL);
-    uv_run(&g_loop, UV_RUN_NOWAIT);
-    uv_loop_close(&g_loop);
-    return rv;
+    return cmocka_run_group_tests(tests, loop_setup, loop_teardown);
 }

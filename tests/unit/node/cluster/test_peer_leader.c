@@ -10,25 +10,6 @@
 #include <cmocka.h>
 
 #include "peer_fixture.h"
-#include "proto/proto.h"
-
-/* A packed DeleteTag of a repository that does not exist. */
-static void *packed_command(size_t *len)
-{
-    char errmsg[AT_ERRMSG_SIZE];
-    Atoll__Command c = ATOLL__COMMAND__INIT;
-    Atoll__DeleteTag dt = ATOLL__DELETE_TAG__INIT;
-    void *buf = NULL;
-
-    c.version = PROTO_COMMAND_VERSION;
-    c.request_id = (char *)"unit-1";
-    c.op_case = ATOLL__COMMAND__OP_DELETE_TAG;
-    c.delete_tag = &dt;
-    dt.repo = (char *)"no/such";
-    dt.tag = (char *)"t";
-    assert_int_equal(proto_command_pack(&c, NULL, &buf, len, errmsg), 0);
-    return buf;
-}
 
 static void test_propose(void **state)
 {
@@ -37,7 +18,7 @@ static void test_propose(void **state)
     struct papi p;
     struct result r;
     size_t len;
-    void *cmd = packed_command(&len);
+    void *cmd = packed_command("unit-1", &len);
 
     AT_UNUSED(state);
     papi_start(&p);
@@ -64,11 +45,7 @@ static void test_propose(void **state)
 
     /* the first protocol's body, a bare packed command: not a PeerPropose */
     call(p.peer, p.addr, "POST", "/_atoll/propose", cmd, len, &r);
-    assert_int_equal(r.http, 400);
-    reply_of(&r, &rep);
-    assert_int_equal(rep.status, AT_EPROTO);
-    proto_peer_reply_release(&rep);
-    at_free(r.body);
+    expect_reply(&r, 400, AT_EPROTO);
     free(cmd);
     papi_stop(&p);
 }
@@ -92,14 +69,10 @@ static void test_read_index_and_term(void **state)
     proto_peer_reply_release(&rep);
     at_free(r.body);
 
-    /* the first protocol's text body "<id> <term>" */
-    call(p.peer, p.addr, "POST", "/_atoll/read-index", "3 7", 3, &r);
-    assert_int_equal(r.http, 400);
-    at_free(r.body);
-    /* no body at all: no version field either */
-    call(p.peer, p.addr, "POST", "/_atoll/read-index", NULL, 0, &r);
-    assert_int_equal(r.http, 400);
-    at_free(r.body);
+    /* the first protocol's text body "<id> <term>"; no body at all (no
+     * version field either) */
+    expect(p.peer, p.addr, "POST", "/_atoll/read-index", "3 7", 3, 400);
+    expect(p.peer, p.addr, "POST", "/_atoll/read-index", NULL, 0, 400);
 
     m.ep = PROTO_PEER_TERM;
     call_msg(&p, &m, &r);
@@ -119,11 +92,5 @@ int main(void)
         cmocka_unit_test(test_propose),
         cmocka_unit_test(test_read_index_and_term),
     };
-    int rv;
-
-    uv_loop_init(&g_loop);
-    rv = cmocka_run_group_tests(tests, NULL, NULL);
-    uv_run(&g_loop, UV_RUN_NOWAIT);
-    uv_loop_close(&g_loop);
-    return rv;
+    return cmocka_run_group_tests(tests, loop_setup, loop_teardown);
 }

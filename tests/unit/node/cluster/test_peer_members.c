@@ -25,33 +25,19 @@ static void test_join(void **state)
     papi_start(&p);
     /* the first protocol's JSON join, and other garbage: 400 */
     call(p.peer, p.addr, "POST", "/_atoll/join", json, sizeof(json) - 1, &r);
-    assert_int_equal(r.http, 400);
-    reply_of(&r, &rep);
-    assert_int_equal(rep.status, AT_EPROTO);
-    proto_peer_reply_release(&rep);
-    at_free(r.body);
-    call(p.peer, p.addr, "POST", "/_atoll/join", "{nope", 5, &r);
-    assert_int_equal(r.http, 400);
-    at_free(r.body);
+    expect_reply(&r, 400, AT_EPROTO);
+    expect(p.peer, p.addr, "POST", "/_atoll/join", "{nope", 5, 400);
     /* a PeerJoin without a node, then without a peer address */
-    call(p.peer, p.addr, "POST", "/_atoll/join", "\x08\x02", 2, &r);
-    assert_int_equal(r.http, 400);
-    at_free(r.body);
-    call(p.peer, p.addr, "POST", "/_atoll/join", "\x08\x02\x12\x03\x12\x01x", 7,
-         &r);
-    assert_int_equal(r.http, 400);
-    at_free(r.body);
+    expect(p.peer, p.addr, "POST", "/_atoll/join", "\x08\x02", 2, 400);
+    expect(p.peer, p.addr, "POST", "/_atoll/join", "\x08\x02\x12\x03\x12\x01x",
+           7, 400);
 
     /* The same name with another address: 409. */
     m.u.join.name = "solo";
     m.u.join.peer_address = "127.0.0.9:1";
     m.u.join.api_address = "127.0.0.9:2";
     call_msg(&p, &m, &r);
-    assert_int_equal(r.http, 409);
-    reply_of(&r, &rep);
-    assert_int_equal(rep.status, AT_EEXIST);
-    proto_peer_reply_release(&rep);
-    at_free(r.body);
+    expect_reply(&r, 409, AT_EEXIST);
 
     /* Its own address: already a member, answered with its id and role. */
     m.u.join.peer_address = p.addr;
@@ -69,7 +55,6 @@ static void test_join(void **state)
 static void test_remove_transfer_removed(void **state)
 {
     struct proto_peer_msg m = { .ep = PROTO_PEER_REMOVED };
-    struct proto_peer_reply rep;
     struct papi p;
     struct result r;
 
@@ -81,22 +66,15 @@ static void test_remove_transfer_removed(void **state)
     assert_true(r.http == 404 || r.http == 503);
     assert_non_null(strstr(r.body, "{\"status\":"));
     at_free(r.body);
-    call(p.peer, p.addr, "POST", "/_atoll/members/remove", "{\"name\":5}", 10,
-         &r);
-    assert_int_equal(r.http, 400);
-    at_free(r.body);
-    call(p.peer, p.addr, "POST", "/_atoll/transfer", "{\"name\":[]}", 11, &r);
-    assert_int_equal(r.http, 400);
-    at_free(r.body);
+    expect(p.peer, p.addr, "POST", "/_atoll/members/remove", "{\"name\":5}", 10,
+           400);
+    expect(p.peer, p.addr, "POST", "/_atoll/transfer", "{\"name\":[]}", 11,
+           400);
 
     /* A removed notice for another node: 409, this node keeps running. */
     m.u.removed.id = 424242;
     call_msg(&p, &m, &r);
-    assert_int_equal(r.http, 409);
-    reply_of(&r, &rep);
-    assert_int_equal(rep.status, AT_EINVAL);
-    proto_peer_reply_release(&rep);
-    at_free(r.body);
+    expect_reply(&r, 409, AT_EINVAL);
     papi_stop(&p);
 }
 
@@ -106,11 +84,5 @@ int main(void)
         cmocka_unit_test(test_join),
         cmocka_unit_test(test_remove_transfer_removed),
     };
-    int rv;
-
-    uv_loop_init(&g_loop);
-    rv = cmocka_run_group_tests(tests, NULL, NULL);
-    uv_run(&g_loop, UV_RUN_NOWAIT);
-    uv_loop_close(&g_loop);
-    return rv;
+    return cmocka_run_group_tests(tests, loop_setup, loop_teardown);
 }
