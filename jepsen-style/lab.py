@@ -275,7 +275,8 @@ class Node:
 
     def peer_req(self, method, path, body=None, timeout=10.0):
         h = {"Authorization": f"Bearer {self.lab.secret}",
-             "Content-Type": "application/json"}
+             "Content-Type": "application/json",
+             "X-Atoll-Peer-Protocol": "2"}  # proto/peer.h
         return http_req(self.ip, method, path, body, h, timeout, PEER_PORT)
 
     def status(self, timeout=2.0):

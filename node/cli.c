@@ -11,6 +11,7 @@
 
 #include "common/common.h"
 #include "node/cli.h"
+#include "proto/peer.h"
 
 #define REPLY_MAX (16 * 1024 * 1024)
 
@@ -53,12 +54,15 @@ static int http_call(const char *method,
     }
     if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0)
         goto out;
+    /* the peer protocol version is for the peer listener (the API port
+     * ignores it) */
     req = at_asprintf(
         "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
-        "%s%s%s"
+        "%s: %d\r\n%s%s%s"
         "Content-Type: application/json\r\n"
         "Content-Length: %zu\r\n\r\n%s",
-        method, path, addr, secret != NULL ? "Authorization: Bearer " : "",
+        method, path, addr, PROTO_PEER_VERSION_HEADER, PROTO_PEER_VERSION,
+        secret != NULL ? "Authorization: Bearer " : "",
         secret != NULL ? secret : "", secret != NULL ? "\r\n" : "",
         json != NULL ? strlen(json) : 0, json != NULL ? json : "");
     if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
@@ -273,10 +277,11 @@ int node_cli_members(int argc, char **argv)
         json = at_strdup(b.data);
         at_buf_release(&b);
     }
-    status = http_call("POST", peer,
-                       strcmp(action, "remove") == 0 ? "/_atoll/members/remove"
-                                                     : "/_atoll/transfer",
-                       secret, json, &body);
+    status = http_call(
+        "POST", peer,
+        proto_peer_path(strcmp(action, "remove") == 0 ? PROTO_PEER_REMOVE
+                                                      : PROTO_PEER_TRANSFER),
+        secret, json, &body);
     explicit_bzero(secret, strlen(secret));
     free(secret);
     free(json);
@@ -285,6 +290,7 @@ int node_cli_members(int argc, char **argv)
                 status < 0      ? at_strerror(status)
                 : status == 404 ? "no such node"
                 : status == 401 ? "wrong cluster secret"
+                : status == 426 ? "the node speaks another peer protocol"
                                 : "failed",
                 body != NULL ? ": " : "", body != NULL ? body : "");
         free(body);

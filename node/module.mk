@@ -6,6 +6,9 @@
 NODE_HTTP_SRCS := node/http/http.c node/http/url.c
 NODE_REPLY_SRCS := node/reply/context.c node/reply/reply.c
 NODE_CLUSTER_SRCS := node/cluster/peer.c node/cluster/peer_api.c \
+	node/cluster/peer_raft.c node/cluster/peer_leader.c \
+	node/cluster/peer_members.c node/cluster/peer_blobs.c \
+	node/cluster/peer_hooks.c \
 	node/cluster/fetch.c node/cluster/proxy.c node/cluster/replicate.c \
 	node/cluster/placement.c node/cluster/gc.c node/cluster/verify.c
 NODE_OCI_SRCS := node/oci/names.c node/oci/route.c node/oci/router.c \

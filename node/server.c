@@ -17,8 +17,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "node/cluster/fetch.h"
 #include "node/cluster/gc.h"
 #include "node/cluster/peer.h"
@@ -30,9 +28,10 @@
 #include "node/oci/router.h"
 #include "node/reply/reply.h"
 #include "node/server.h"
+#include "proto/peer.h"
 
 #define JOIN_MARKER      "join-pending"
-#define REMOVED_MARKER   "removed" /* left by POST /_atoll/removed/<id> */
+#define REMOVED_MARKER   "removed" /* left by the removed notice (peer) */
 #define JOIN_ATTEMPTS    120       /* about 10 minutes at the largest backoff */
 #define JOIN_BACKOFF_MIN 250       /* ms */
 #define JOIN_BACKOFF_MAX 5000      /* ms */
@@ -174,8 +173,8 @@ static void on_join_answer(void *data,
 {
     struct node_server *s = data;
     char why[160];
-    json_t *doc;
-    json_error_t jerr;
+    char errmsg[AT_ERRMSG_SIZE];
+    struct proto_peer_reply r;
 
     if (status == AT_ESHUTDOWN || s->stopping)
         return;
@@ -185,12 +184,12 @@ static void on_join_answer(void *data,
         return;
     }
     if (http == 200) {
-        const char *role = "?";
-        doc = json_loadb(body, len, 0, &jerr);
-        if (doc != NULL && json_is_string(json_object_get(doc, "role")))
-            role = json_string_value(json_object_get(doc, "role"));
-        LOG_INFO("joined the cluster via %s as %s", s->cfg->join, role);
-        json_decref(doc);
+        /* the leader's PeerReply names the role this node got */
+        if (proto_peer_reply_unpack(body, len, &r, errmsg) != 0)
+            LOG_WARN("join via %s: %s", s->cfg->join, errmsg);
+        LOG_INFO("joined the cluster via %s as %s", s->cfg->join,
+                 r.role != NULL ? r.role : "?");
+        proto_peer_reply_release(&r);
         if (join_marker_set(s->raft_dir, false) != 0)
             LOG_WARN("cannot remove '%s/" JOIN_MARKER "'", s->raft_dir);
         s->joining = false;
@@ -212,6 +211,8 @@ static void on_join_answer(void *data,
 static void join_try(uv_timer_t *t)
 {
     struct node_server *s = t->data;
+    struct proto_peer_msg m = { .ep = PROTO_PEER_JOIN };
+    char errmsg[AT_ERRMSG_SIZE];
     struct meta_status st;
     struct at_buf b;
     int rv;
@@ -219,21 +220,20 @@ static void join_try(uv_timer_t *t)
     if (s->stopping)
         return;
     meta_status_get(s->meta, &st);
+    m.u.join.id = st.id;
+    m.u.join.name = s->name;
+    m.u.join.peer_address = s->peer_address;
+    m.u.join.api_address = s->api_address;
+    m.u.join.region = s->cfg->region;
+    m.u.join.standby = strcmp(s->cfg->role, "standby") == 0;
     at_buf_init(&b, 0);
-    at_buf_puts(&b, "{\"name\":");
-    at_buf_json_str(&b, s->name, strlen(s->name));
-    at_buf_puts(&b, ",\"peer_address\":");
-    at_buf_json_str(&b, s->peer_address, strlen(s->peer_address));
-    at_buf_puts(&b, ",\"api_address\":");
-    at_buf_json_str(&b, s->api_address, strlen(s->api_address));
-    at_buf_puts(&b, ",\"region\":");
-    at_buf_json_str(&b, s->cfg->region, strlen(s->cfg->region));
-    at_buf_printf(&b, ",\"standby\":%s,\"id\":%" PRIu64 "}",
-                  strcmp(s->cfg->role, "standby") == 0 ? "true" : "false",
-                  st.id);
-    rv = node_peer_request(s->peer, "POST", s->cfg->join, "/_atoll/join",
-                           "application/json", b.data, b.len, 60000,
-                           on_join_answer, s);
+    rv = proto_peer_msg_pack(&m, &b, errmsg);
+    if (rv == 0)
+        rv = node_peer_request(
+            s->peer, "POST", s->cfg->join, proto_peer_path(PROTO_PEER_JOIN),
+            PROTO_PEER_CONTENT_TYPE, b.data, b.len, 60000, on_join_answer, s);
+    else
+        LOG_ERROR("join via %s: %s", s->cfg->join, errmsg);
     at_buf_release(&b);
     if (rv != 0)
         join_retry(s, at_strerror(rv));

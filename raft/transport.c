@@ -6,7 +6,8 @@
  * a host name to an IP address with uv_getaddrinfo (in the thread pool:
  * a slow resolver never blocks the loop; the handshake timeout covers it),
  * opens a TCP connection bound to our own peer IP, writes
- * "POST /_atoll/raft ... Upgrade: atoll-raft/1" with the cluster secret,
+ * "POST /_atoll/raft ... Upgrade: atoll-raft/1" with the cluster secret
+ * and the peer protocol version (proto/peer.h),
  * reads the answer (at most 4 KiB, within the handshake timeout), expects
  * exactly "HTTP/1.1 101" and no byte after the header, then hands the
  * stream to libraft, which only writes to it and frees it with raft_free.
@@ -25,6 +26,7 @@
 
 #define AT_LOG_COMP "raft"
 
+#include "proto/peer.h"
 #include "raft/transport.h"
 
 #define RESPONSE_MAX 4096
@@ -380,13 +382,16 @@ static int dial_start(struct meta_dial *d, const char *name)
         return AT_ENOTFOUND;
     }
     d->request = at_asprintf(
-        "POST /_atoll/raft HTTP/1.1\r\nHost: %s\r\n"
-        "Upgrade: atoll-raft/1\r\nConnection: Upgrade\r\n"
+        "POST %s HTTP/1.1\r\nHost: %s\r\n"
+        "Upgrade: " PROTO_PEER_RAFT_UPGRADE
+        "\r\nConnection: Upgrade\r\n"
+        "%s: %d\r\n"
         "Authorization: Bearer %s\r\nX-Atoll-Raft-Id: %llu\r\n"
         "X-Atoll-Raft-Address: %s\r\n%s%s%s"
         "Content-Length: 0\r\n\r\n",
-        peer, tr->secret != NULL ? tr->secret : "", (unsigned long long)tr->id,
-        tr->address,
+        proto_peer_path(PROTO_PEER_RAFT), peer, PROTO_PEER_VERSION_HEADER,
+        PROTO_PEER_VERSION, tr->secret != NULL ? tr->secret : "",
+        (unsigned long long)tr->id, tr->address,
         tr->peer_address[0] != '\0' ? "X-Atoll-Peer-Address: " : "",
         tr->peer_address, tr->peer_address[0] != '\0' ? "\r\n" : "");
     if (sockaddr_of(host, port, &ss) == 0)

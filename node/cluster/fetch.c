@@ -54,6 +54,7 @@
 #include "node/cluster/peer.h"
 #include "node/cluster/verify.h"
 #include "node/reply/reply.h"
+#include "proto/peer.h"
 
 #define FETCH_HOLDBACK (64 * 1024) /* sent only once the digest matched */
 /* Blobs from this size on are verified while they arrive (on_hashed): their
@@ -682,7 +683,7 @@ static void try_next(struct fetch *f)
         f->received = 0;
         f->paused = false;
         f->refs++;
-        path = at_asprintf("/_atoll/blobs/%s", f->dstr);
+        path = at_asprintf("%s%s", proto_peer_path(PROTO_PEER_BLOB), f->dstr);
         rv = node_peer_stream(api->peer, h->addr, path, NODE_FETCH_TRANSFER_MS,
                               on_data, on_transfer_done, f, &f->pr);
         at_free(path);

@@ -20,6 +20,7 @@
 
 #include "common/common.h"
 #include "node/cluster/peer.h"
+#include "proto/peer.h"
 
 struct peer_sock {
     uv_poll_t poll;
@@ -28,8 +29,8 @@ struct peer_sock {
 };
 
 struct node_peer_req {
-    struct node_peer *p; /* borrowed */
-    struct node_peer_req *prev, *next;
+    struct node_peer *p;     /* borrowed */
+    struct at_list link;     /* in p->reqs */
     CURL *easy;              /* owned */
     struct curl_slist *hdrs; /* owned */
     struct at_buf resp;      /* bounded by NODE_PEER_MAX_RESP */
@@ -39,6 +40,8 @@ struct node_peer_req {
     node_peer_data_cb on_data; /* streaming: 200 bodies go here */
     node_peer_cb cb;
     void *data;
+    unsigned version; /* the answer's peer protocol version (0: malformed) */
+    char addr[256];   /* the peer's host:port, for logs */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -46,14 +49,15 @@ struct node_peer {
     uv_loop_t *loop; /* borrowed */
     CURLM *multi;    /* owned */
     uv_timer_t timer;
-    char *auth;  /* owned: "Authorization: Bearer ...", or NULL */
-    char *iface; /* owned: "host!<ip>" or NULL */
-    struct node_peer_req *reqs;
-    int handles; /* timer + poll handles not yet closed */
-    int depth;   /* nesting of our own callbacks into user code */
+    char *auth;          /* owned: "Authorization: Bearer ...", or NULL */
+    char *iface;         /* owned: "host!<ip>" or NULL */
+    struct at_list reqs; /* struct node_peer_req in flight */
+    int handles;         /* timer + poll handles not yet closed */
+    int depth;           /* nesting of our own callbacks into user code */
     bool closing, close_pending, closed_multi;
     void (*close_cb)(void *data);
     void *close_data;
+    struct node_peer_warn warns[NODE_PEER_WARN_SLOTS]; /* refused answers */
 };
 
 static bool curl_ready;
@@ -90,19 +94,6 @@ static void on_timer_closed(uv_handle_t *h)
     peer_handle_closed(h->data);
 }
 
-static void req_unlink(struct node_peer_req *r)
-{
-    struct node_peer *p = r->p;
-
-    if (r->prev != NULL)
-        r->prev->next = r->next;
-    else
-        p->reqs = r->next;
-    if (r->next != NULL)
-        r->next->prev = r->prev;
-    r->prev = r->next = NULL;
-}
-
 static void req_free(struct node_peer_req *r)
 {
     if (r->easy != NULL) {
@@ -112,6 +103,68 @@ static void req_free(struct node_peer_req *r)
     curl_slist_free_all(r->hdrs);
     at_buf_release(&r->resp);
     at_free(r);
+}
+
+/* see peer.h */
+bool node_peer_warn_due(struct node_peer_warn *slots,
+                        size_t n,
+                        const char *peer,
+                        uint64_t now_ms,
+                        uint64_t *quiet)
+{
+    struct node_peer_warn *w = &slots[0];
+
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(slots[i].peer, peer, sizeof(slots[i].peer) - 1) == 0 &&
+            slots[i].peer[0] != '\0') {
+            w = &slots[i];
+            break;
+        }
+        if (slots[i].last_ms < w->last_ms)
+            w = &slots[i]; /* the oldest (or a free one) */
+    }
+    if (strncmp(w->peer, peer, sizeof(w->peer) - 1) != 0 ||
+        w->peer[0] == '\0') {
+        snprintf(w->peer, sizeof(w->peer), "%s", peer);
+        w->last_ms = 0;
+        w->quiet = 0;
+    }
+    if (w->last_ms != 0 && now_ms - w->last_ms < NODE_PEER_WARN_MS) {
+        w->quiet++;
+        return false;
+    }
+    *quiet = w->quiet;
+    w->quiet = 0;
+    w->last_ms = now_ms != 0 ? now_ms : 1;
+    return true;
+}
+
+/* An answer without a peer protocol version this node accepts: refused
+ * before anyone parses it. */
+static int version_refused(struct node_peer_req *r)
+{
+    uint64_t quiet = 0;
+    char more[64] = "";
+
+    if (node_peer_warn_due(r->p->warns, NODE_PEER_WARN_SLOTS, r->addr,
+                           at_now_ms(), &quiet)) {
+        if (quiet > 0)
+            snprintf(more, sizeof(more), " (%" PRIu64 " more since)", quiet);
+        if (r->version == PROTO_PEER_VERSION_OLD)
+            LOG_WARN(
+                "peer %s answered in the old peer protocol %u (no %s "
+                "header); this node accepts %d..%d: answer refused, "
+                "that node must be upgraded%s",
+                r->addr, r->version, PROTO_PEER_VERSION_HEADER,
+                PROTO_PEER_VERSION_MIN, PROTO_PEER_VERSION_MAX, more);
+        else
+            LOG_WARN(
+                "peer %s answered in peer protocol %u; this node "
+                "accepts %d..%d: answer refused%s",
+                r->addr, r->version, PROTO_PEER_VERSION_MIN,
+                PROTO_PEER_VERSION_MAX, more);
+    }
+    return AT_EPROTO;
 }
 
 /* Deliver the outcome of a finished transfer, then free it. */
@@ -124,6 +177,8 @@ static void req_done(struct node_peer_req *r, CURLcode code)
 
     if (r->stream_err != 0) {
         status = r->stream_err;
+    } else if (code == CURLE_OK && !proto_peer_version_ok(r->version)) {
+        status = version_refused(r);
     } else if (code == CURLE_OK) {
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &http);
     } else if (r->too_big) {
@@ -136,7 +191,7 @@ static void req_done(struct node_peer_req *r, CURLcode code)
         LOG_DEBUG("peer request %s: %s", sent > 0 ? "failed" : "not sent",
                   r->errbuf[0] != '\0' ? r->errbuf : curl_easy_strerror(code));
     }
-    req_unlink(r);
+    at_list_remove(&r->link);
     if (at_buf_append(&r->resp, "", 1) != 0)
         at_buf_reset(&r->resp);
     p->depth++;
@@ -260,6 +315,36 @@ static int on_timer_set(CURLM *m, long ms, void *userp)
     return 0;
 }
 
+/* Every answer states its peer protocol version; a status line starts the
+ * headers of a new answer (after an interim one), which states its own. */
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    static const char name[] = PROTO_PEER_VERSION_HEADER ":";
+    struct node_peer_req *r = userdata;
+    size_t n = size * nmemb;
+    size_t nlen = sizeof(name) - 1;
+    char value[16];
+    size_t vlen = 0;
+
+    if (n >= 5 && strncmp(ptr, "HTTP/", 5) == 0) {
+        r->version = PROTO_PEER_VERSION_OLD;
+    } else if (n > nlen && strncasecmp(ptr, name, nlen) == 0) {
+        for (size_t i = nlen; i < n; i++) {
+            if (ptr[i] == ' ' || ptr[i] == '\t' || ptr[i] == '\r' ||
+                ptr[i] == '\n')
+                continue;
+            if (vlen + 1 >= sizeof(value)) {
+                vlen = 0; /* too long: malformed */
+                break;
+            }
+            value[vlen++] = ptr[i];
+        }
+        value[vlen] = '\0';
+        r->version = proto_peer_version_of(value);
+    }
+    return n;
+}
+
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     struct node_peer_req *r = userdata;
@@ -267,6 +352,12 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
     long http = 0;
     int rv;
 
+    if (!proto_peer_version_ok(r->version)) {
+        /* never buffered nor streamed: req_done refuses the answer */
+        if (r->stream_err == 0)
+            r->stream_err = version_refused(r);
+        return 0;
+    }
     if (r->on_data != NULL &&
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &http) == CURLE_OK &&
         http == 200) {
@@ -312,6 +403,7 @@ int node_peer_new(struct node_peer **out,
     }
     p = at_calloc(1, sizeof(*p));
     p->loop = loop;
+    at_list_init(&p->reqs);
     p->multi = curl_multi_init();
     if (p->multi == NULL) {
         at_free(p);
@@ -376,6 +468,7 @@ static int peer_start(struct node_peer *p,
     struct node_peer_req *r;
     char *url;
     char *ct = NULL;
+    char vh[64];
     CURLMcode mc;
 
     if (p->closing)
@@ -386,9 +479,12 @@ static int peer_start(struct node_peer *p,
         return AT_EINVAL;
     r = at_calloc(1, sizeof(*r));
     r->p = p;
+    at_list_init(&r->link);
     r->cb = cb;
     r->on_data = on_data;
     r->data = data;
+    r->version = PROTO_PEER_VERSION_OLD;
+    snprintf(r->addr, sizeof(r->addr), "%s", addr);
     at_buf_init(&r->resp, NODE_PEER_MAX_RESP + 1);
     r->easy = curl_easy_init();
     if (r->easy == NULL) {
@@ -404,6 +500,8 @@ static int peer_start(struct node_peer *p,
     curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
     curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
     curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)AT_MIN(timeout_ms, 3000));
@@ -415,6 +513,9 @@ static int peer_start(struct node_peer *p,
     if (p->auth != NULL)
         r->hdrs = curl_slist_append(r->hdrs, p->auth);
     r->hdrs = curl_slist_append(r->hdrs, "Expect:");
+    snprintf(vh, sizeof(vh), "%s: %d", PROTO_PEER_VERSION_HEADER,
+             PROTO_PEER_VERSION);
+    r->hdrs = curl_slist_append(r->hdrs, vh);
     if (content_type != NULL) {
         ct = at_asprintf("Content-Type: %s", content_type);
         r->hdrs = curl_slist_append(r->hdrs, ct);
@@ -440,10 +541,7 @@ static int peer_start(struct node_peer *p,
         req_free(r);
         return AT_ENOMEM;
     }
-    r->next = p->reqs;
-    if (p->reqs != NULL)
-        p->reqs->prev = r;
-    p->reqs = r;
+    at_list_push_front(&p->reqs, &r->link);
     if (out != NULL)
         *out = r;
     return 0;
@@ -501,10 +599,10 @@ void node_peer_resume(struct node_peer_req *r)
 
 static void peer_finish_close(struct node_peer *p)
 {
-    struct node_peer_req *r;
+    struct at_list *e;
 
-    while ((r = p->reqs) != NULL) {
-        req_unlink(r);
+    while ((e = at_list_pop_front(&p->reqs)) != NULL) {
+        struct node_peer_req *r = AT_LIST_ENTRY(e, struct node_peer_req, link);
         r->cb(r->data, AT_ESHUTDOWN, 0, NULL, 0);
         req_free(r);
     }

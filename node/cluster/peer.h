@@ -1,11 +1,14 @@
 /* Peer HTTP client: node-to-node requests (libcurl multi on the node's loop).
  *
  * Every request goes to "host:port" of another node's peer listener, carries
- * Authorization: Bearer <cluster secret>, has a total timeout and a bounded
- * response (NODE_PEER_MAX_RESP). Transport failures say whether the request
- * left this node: AT_EIO when it was never sent (resolve or connect failed),
- * AT_EUNKNOWN when it was sent but no complete answer came back (timeout,
- * reset): the peer may have acted on it. */
+ * Authorization: Bearer <cluster secret> and the peer protocol version
+ * (proto/peer.h), has a total timeout and a bounded response
+ * (NODE_PEER_MAX_RESP). An answer that does not state a peer protocol
+ * version this node accepts is refused (AT_EPROTO, and a rate-limited WARN
+ * naming the peer): it is never handed on to be parsed. Transport failures
+ * say whether the request left this node: AT_EIO when it was never sent
+ * (resolve or connect failed), AT_EUNKNOWN when it was sent but no complete
+ * answer came back (timeout, reset): the peer may have acted on it. */
 #ifndef NODE_PEER_H
 #define NODE_PEER_H
 
@@ -19,8 +22,10 @@ struct node_peer;
 
 /* status: 0 (an HTTP answer: http_status, body of len bytes, NUL
  * terminated, borrowed for the call), AT_EIO (not sent), AT_EUNKNOWN (sent,
- * no answer), AT_ETOOBIG (answer over NODE_PEER_MAX_RESP), AT_ESHUTDOWN
- * (client closed first). */
+ * no answer), AT_ETOOBIG (answer over NODE_PEER_MAX_RESP), AT_EPROTO (an
+ * answer in a peer protocol version this node does not accept: the peer
+ * refused the request or speaks another protocol), AT_ESHUTDOWN (client
+ * closed first). */
 typedef void (*node_peer_cb)(void *data,
                              int status,
                              int http_status,
@@ -76,6 +81,27 @@ int node_peer_stream(struct node_peer *p,
                      struct node_peer_req **out);
 /* Resume a transfer paused by on_data (no-op when not paused). */
 void node_peer_resume(struct node_peer_req *r);
+
+/* ---- rate-limited warnings about peers ----
+ * One line per peer per NODE_PEER_WARN_MS, so that a peer repeating a
+ * refused request cannot fill the log; the table holds the last
+ * NODE_PEER_WARN_SLOTS peers (the oldest entry is reused). Zeroed = empty. */
+#define NODE_PEER_WARN_SLOTS 16
+#define NODE_PEER_WARN_MS    60000
+struct node_peer_warn {
+    char peer[64];    /* address, truncated; "" = free slot */
+    uint64_t last_ms; /* when its last line was written */
+    uint64_t quiet;   /* refusals since then that were not logged */
+};
+
+/* True when a line about peer is due at now_ms: then *quiet gets the
+ * number of refusals not logged since its last line. Else the refusal is
+ * counted and false returned. */
+bool node_peer_warn_due(struct node_peer_warn *slots,
+                        size_t n,
+                        const char *peer,
+                        uint64_t now_ms,
+                        uint64_t *quiet);
 
 /* Abort every request in flight (their cb runs with AT_ESHUTDOWN), release
  * everything, then call cb (may be NULL) once the loop has closed the

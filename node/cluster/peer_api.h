@@ -1,6 +1,8 @@
-/* The peer listener's API (node-to-node: raft connections, forwarded writes,
- * read index, join, membership) and the meta hooks that call it on the
- * leader. */
+/* The peer listener (node-to-node: raft connections, forwarded writes, read
+ * index, join, membership, blobs, relayed uploads) and the meta hooks that
+ * call it on the leader. Implemented by peer_api.c (the front: auth,
+ * routing, bodies), peer_raft.c, peer_leader.c, peer_members.c,
+ * peer_blobs.c and peer_hooks.c (the client side). */
 #ifndef NODE_PEER_API_H
 #define NODE_PEER_API_H
 
@@ -13,10 +15,7 @@
 
 struct node_api;
 
-#define NODE_PEER_RAFT_PROTO  "atoll-raft/1"
-#define NODE_PEER_PROPOSE_MAX (8 * 1024 * 1024 + 64) /* packed command */
-#define NODE_PEER_JSON_MAX    (64 * 1024)            /* join/remove/... */
-#define NODE_PEER_TIMEOUT_MS  10000                  /* forwarded calls */
+#define NODE_PEER_TIMEOUT_MS 10000 /* forwarded calls */
 
 /* Everything the peer handlers reach; owned by node/server.c. */
 struct node_peer_api {
@@ -34,19 +33,25 @@ struct node_peer_api {
      * count in node_api's counters and are marked relayed */
     struct node_reply_ctx reply;
     uint64_t blob_serves; /* blobs sent to peers, for /metrics */
-    /* borrowed: where POST /_atoll/removed leaves its marker file */
+    /* borrowed: where the removed notice leaves its marker file */
     const char *raft_dir;
     bool stopping;
     /* name -> owned "host:port" from X-Atoll-Peer-Address of raft dials:
      * reaches the leader before this node's FSM has its node table (after
      * a restart or a join). Zeroed = empty. */
     struct at_map peer_hints;
+    /* peers refused for their peer protocol version (rate-limited log) */
+    struct node_peer_warn warns[NODE_PEER_WARN_SLOTS];
 };
 
 /* Free the peer hints (the struct itself is the caller's). */
 void node_peer_api_release(struct node_peer_api *api);
 
-/* The handler given to node_http_start for --peer-listen. */
+/* The handler given to node_http_start for --peer-listen: checks the
+ * cluster secret (401) and the peer protocol version (426 and a
+ * rate-limited WARN naming the peer), then serves the endpoint of
+ * proto/peer.h's table. Every answer states this node's peer protocol
+ * version. */
 void node_peer_api_handle(void *data, struct node_http_req *req);
 
 /* True when value is exactly "Bearer <secret>" (constant time in the
@@ -57,9 +62,9 @@ bool node_peer_auth_ok(const char *value, const char *secret);
  * "peer_address","api_address","region","role","leader"}]}. */
 void node_peer_members_json(struct meta *m, struct at_buf *out);
 
-/* meta hooks (hooks_data: struct node_peer_api *): forward -> POST
- * /_atoll/propose, read_index -> POST /_atoll/read-index, both to the peer
- * address of the leader from meta_leader. */
+/* meta hooks (hooks_data: struct node_peer_api *): forward -> propose and
+ * read_index -> read-index, both to the peer address of the leader from
+ * meta_leader; term -> term on the voter asked. */
 extern const struct meta_hooks node_peer_hooks;
 
 #endif /* NODE_PEER_API_H */

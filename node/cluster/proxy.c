@@ -16,6 +16,7 @@
 
 #include "node/cluster/proxy.h"
 #include "node/reply/reply.h"
+#include "proto/peer.h"
 
 struct proxy {
     struct node_api *api;      /* borrowed */
@@ -184,6 +185,9 @@ static bool relayed_header(const char *name)
         "retry-after",
     };
 
+    /* the peer protocol is between nodes, not the client's business */
+    if (strcasecmp(name, PROTO_PEER_VERSION_HEADER) == 0)
+        return false;
     if (strncasecmp(name, "x-atoll-", 8) == 0)
         return true;
     for (size_t i = 0; i < AT_ARRAY_SIZE(names); i++)
@@ -464,6 +468,8 @@ static bool build_head(struct proxy *p, struct at_buf *b)
                   q != NULL ? "?" : "", q != NULL ? q : "", p->addr);
     at_buf_printf(b, "Authorization: Bearer %s\r\n", secret);
     at_buf_puts(b, "X-Atoll-Proxied: 1\r\nConnection: close\r\n");
+    at_buf_printf(b, "%s: %d\r\n", PROTO_PEER_VERSION_HEADER,
+                  PROTO_PEER_VERSION);
     for (size_t i = 0; i < AT_ARRAY_SIZE(fwd_headers); i++) {
         const char *v = node_http_req_header(req, fwd_headers[i]);
         if (v == NULL)

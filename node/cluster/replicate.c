@@ -3,7 +3,8 @@
  *
  * Happy path: an upload commits (BlobStored applied) -> node_replicate_blob
  * picks a target (a node of the node table not holding the blob, same region
- * first) and POSTs /_atoll/replicate there; the target answers 202 and runs
+ * first) and asks it for a copy on its peer listener (replicate, a
+ * PeerReplicate body); the target answers 202 and runs
  * a background fetch (node_fetch_start) from the holders it knows, then
  * records itself with a BlobStored command. The manifest PUT that follows calls
  * node_copies_wait, which usually finds every blob with its copies already
@@ -25,13 +26,12 @@
 
 #define AT_LOG_COMP "replicate"
 
-#include <jansson.h>
-
 #include "common/common.h"
 #include "node/cluster/fetch.h"
 #include "node/cluster/peer.h"
 #include "node/cluster/replicate.h"
 #include "node/reply/reply.h"
+#include "proto/peer.h"
 
 #define ASK_RETRY_MS 200
 #define ASK_RETRIES  50
@@ -245,20 +245,24 @@ static void ask_on_answer(void *data,
 static void ask_send(struct repl_ask *a)
 {
     struct node_api *api = a->r->api;
+    struct proto_peer_msg m = { .ep = PROTO_PEER_REPLICATE };
+    char errmsg[AT_ERRMSG_SIZE];
     struct at_buf b;
     int rv;
 
+    m.u.replicate.repo = a->repo;
+    m.u.replicate.digest = a->d;
+    m.u.replicate.size = a->size;
     for (; usable(api) && a->cur < a->ntargets; a->cur++, a->retries = 0) {
         struct repl_target *t = &a->targets[a->cur];
 
         at_buf_init(&b, 0);
-        at_buf_puts(&b, "{\"repo\":");
-        at_buf_json_str(&b, a->repo, strlen(a->repo));
-        at_buf_printf(&b, ",\"digest\":\"%s\",\"size\":%" PRIu64 "}", a->dstr,
-                      a->size);
-        rv = node_peer_request(api->peer, "POST", t->addr, "/_atoll/replicate",
-                               "application/json", b.data, b.len,
-                               NODE_REPLICATE_ASK_MS, ask_on_answer, a);
+        rv = proto_peer_msg_pack(&m, &b, errmsg);
+        if (rv == 0)
+            rv = node_peer_request(api->peer, "POST", t->addr,
+                                   proto_peer_path(PROTO_PEER_REPLICATE),
+                                   PROTO_PEER_CONTENT_TYPE, b.data, b.len,
+                                   NODE_REPLICATE_ASK_MS, ask_on_answer, a);
         at_buf_release(&b);
         if (rv == 0)
             return;
@@ -565,29 +569,25 @@ static void repl_run(struct node_api *api,
                      const char *body,
                      size_t len)
 {
-    json_t *doc, *jrepo, *jdig;
-    json_error_t jerr;
-    struct at_digest d;
-    const char *repo, *dig;
+    struct proto_peer_msg m;
+    char errmsg[AT_ERRMSG_SIZE];
+    const struct at_digest *d;
+    const char *repo;
 
     if (api->stopping || api->meta == NULL) {
         repl_reply(req, 503, "UNAVAILABLE", "node is stopping");
         return;
     }
-    doc = json_loadb(body, len, 0, &jerr);
-    jrepo = doc != NULL ? json_object_get(doc, "repo") : NULL;
-    jdig = doc != NULL ? json_object_get(doc, "digest") : NULL;
-    repo = json_is_string(jrepo) ? json_string_value(jrepo) : NULL;
-    dig = json_is_string(jdig) ? json_string_value(jdig) : NULL;
-    if (repo == NULL || dig == NULL || repo[0] == '\0' || strlen(repo) > 255 ||
-        at_digest_parse(dig, strlen(dig), &d) != 0) {
-        json_decref(doc);
-        repl_reply(req, 400, "UNSUPPORTED", "want {\"repo\",\"digest\"}");
+    if (proto_peer_msg_unpack(PROTO_PEER_REPLICATE, body, len, &m, errmsg) !=
+        0) {
+        repl_reply(req, 400, "UNSUPPORTED", errmsg);
         return;
     }
-    if (meta_blob_linked(api->meta, repo, &d, NULL)) {
-        repl_start(api, req, repo, &d, true);
-        json_decref(doc);
+    repo = m.u.replicate.repo;
+    d = &m.u.replicate.digest;
+    if (meta_blob_linked(api->meta, repo, d, NULL)) {
+        repl_start(api, req, repo, d, true);
+        proto_peer_msg_release(&m);
         return;
     }
     /* The asker applied the BlobStored before asking, but this node may
@@ -598,8 +598,8 @@ static void repl_run(struct node_api *api,
     l->api = api;
     l->req = req;
     l->repo = at_strdup(repo);
-    l->d = d;
-    json_decref(doc);
+    l->d = *d;
+    proto_peer_msg_release(&m);
     node_http_req_ref(req);
     if (meta_read_barrier(api->meta, repl_on_caught_up, l) != 0) {
         node_http_req_unref(req);
@@ -659,6 +659,7 @@ static void repl_on_abort(struct node_http_req *req)
 /* see replicate.h */
 void node_replicate_handle(struct node_api *api, struct node_http_req *req)
 {
+    size_t max = proto_peer_endpoints[PROTO_PEER_REPLICATE].body_max;
     struct repl_req *rr;
 
     if (node_http_req_method(req) != NODE_HTTP_POST) {
@@ -667,13 +668,13 @@ void node_replicate_handle(struct node_api *api, struct node_http_req *req)
     }
     if (!node_http_req_has_body(req) ||
         (node_http_req_has_length(req) &&
-         node_http_req_content_length(req) > NODE_REPLICATE_JSON_MAX)) {
-        repl_reply(req, 400, "UNSUPPORTED", "want a JSON body up to 4 KiB");
+         node_http_req_content_length(req) > max)) {
+        repl_reply(req, 400, "UNSUPPORTED", "want a PeerReplicate body");
         return;
     }
     rr = at_calloc(1, sizeof(*rr));
     rr->api = api;
-    at_buf_init(&rr->body, NODE_REPLICATE_JSON_MAX);
+    at_buf_init(&rr->body, max);
     node_http_req_ref(req);
     node_http_req_set_data(req, rr);
     node_http_req_on_abort(req, repl_on_abort);

@@ -1,5 +1,5 @@
 /* min_copies durability: a committed blob upload asks one other node to copy
- * the blob (POST /_atoll/replicate on its peer port: a background fetch
+ * the blob (replicate on its peer port: a background fetch
  * there), and a manifest PUT waits, bounded by copy_wait, until every blob it
  * references is held by min_copies stores (DESIGN.md section 7). */
 #ifndef NODE_REPLICATE_H
@@ -7,7 +7,6 @@
 
 #include "node/reply/context.h"
 
-#define NODE_REPLICATE_JSON_MAX 4096  /* body of POST /_atoll/replicate */
 #define NODE_REPLICATE_ASK_MS   3000  /* one ask to one node */
 #define NODE_REPLICATE_SCAN_MS  10000 /* leader: re-replication scan */
 #define NODE_REPLICATE_MAX_COPY 16
@@ -48,7 +47,7 @@ void node_copies_wait(struct node_api *api,
                       node_copies_cb cb,
                       void *data);
 
-/* POST /_atoll/replicate {"repo","digest","size"} on the peer listener:
+/* The replicate endpoint of the peer listener (a PeerReplicate body):
  * start a background fetch of a blob this node knows (node_fetch_start) and
  * answer 202 at once; 409 when the blob is not known here yet (the asker
  * retries), 507 below the free-space reserve, 503 when stopping. */

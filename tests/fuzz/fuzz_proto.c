@@ -1,11 +1,40 @@
-/* libFuzzer target: arbitrary bytes into the command and snapshot unpackers
- * and the FSM's apply and restore. */
+/* libFuzzer target: arbitrary bytes into the command, snapshot and peer
+ * message unpackers and the FSM's apply and restore. */
 #include "common/compat.h"
 
+#include "proto/peer.h"
 #include "proto/proto.h"
 #include "raft/internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Every peer body and answer unpacker; what one accepts packs again (pack
+ * and unpack share their checks). */
+static void peer_unpack(const uint8_t *data, size_t size)
+{
+    char errmsg[AT_ERRMSG_SIZE];
+    struct proto_peer_msg m;
+    struct proto_peer_reply r;
+    struct at_buf b;
+
+    at_buf_init(&b, 0);
+    for (int ep = 0; ep < PROTO_PEER_EP_COUNT; ep++) {
+        if (proto_peer_msg_unpack((enum proto_peer_ep)ep, data, size, &m,
+                                  errmsg) != 0)
+            continue;
+        at_buf_reset(&b);
+        if (proto_peer_msg_pack(&m, &b, errmsg) != 0)
+            abort();
+        proto_peer_msg_release(&m);
+    }
+    if (proto_peer_reply_unpack(data, size, &r, errmsg) == 0) {
+        at_buf_reset(&b);
+        if (proto_peer_reply_pack(&r, &b, errmsg) != 0)
+            abort();
+        proto_peer_reply_release(&r);
+    }
+    at_buf_release(&b);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -22,6 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     if (size > 0)
         memcpy(buf, data, size);
+    peer_unpack(data, size);
 
     for (int pass = 0; pass < 2; pass++) {
         size_t n = pass == 0 ? size : padded;

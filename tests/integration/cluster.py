@@ -28,6 +28,7 @@ import unittest
 
 import harness
 import images
+import peerproto
 from harness import ATOLL_BIN, free_port, wait_for
 from images import OCI_MANIFEST, sha256_digest
 
@@ -116,11 +117,15 @@ class ClusterNode(harness.Node):
 
     # ---- peer port ----
     def peer_request(self, method, path, body=None, headers=None,
-                     secret=True, timeout=15):
+                     secret=True, timeout=15,
+                     version=peerproto.PEER_PROTOCOL):
         """A request on the peer port. secret: True = the cluster secret,
         a string (even "") = that bearer token, None/False = no
-        Authorization header."""
+        Authorization header. version: the peer protocol version header
+        (None: none, as a node of the first protocol sends)."""
         hdrs = dict(headers or {})
+        if version is not None:
+            hdrs[peerproto.VERSION_HEADER] = str(version)
         if secret is True:
             hdrs["Authorization"] = f"Bearer {self.cluster.secret}"
         elif isinstance(secret, str):

@@ -2,25 +2,32 @@
 writes, read index, join, membership changes and raft upgrades with a
 missing or wrong secret get 401 (OCI-style JSON) and a closed connection;
 malformed requests get 400 or a close; oversized bodies are refused. The
-node keeps working and never logs the secret. Skipped while atoll has no
---peer-listen."""
+node keeps working and never logs the secret. A request in the first peer
+protocol (no X-Atoll-Peer-Protocol header, JSON or text bodies) or in an
+unknown version gets 426 naming both versions and one rate-limited WARN
+line naming the peer. Skipped while atoll has no --peer-listen."""
 import json
+import os
 import socket
 import time
 import unittest
 
-from cluster import ClusterTestCase, push_small
+import peerproto
+from cluster import Cluster, ClusterTestCase, get_tag, push_small
 from harness import parse_raw_response, raw_exchange, read_head
 
 BAD = "wrong-secret-0123456789"
 
 
-def raft_upgrade(node, secret, raft_id="7", address="intruder", extra=b""):
+def raft_upgrade(node, secret, raft_id="7", address="intruder", extra=b"",
+                 version=peerproto.PEER_PROTOCOL):
     """Raw raft upgrade request on the peer port; returns (reply, closed)."""
     lines = ["POST /_atoll/raft HTTP/1.1",
              f"Host: {node.peer_addr}",
              "Upgrade: atoll-raft/1",
              "Connection: Upgrade"]
+    if version is not None:
+        lines.append(f"{peerproto.VERSION_HEADER}: {version}")
     if secret is not None:
         lines.append(f"Authorization: Bearer {secret}")
     if raft_id is not None:
@@ -84,6 +91,7 @@ class PeerAuthTest(ClusterTestCase):
         try:
             s.sendall((f"POST /_atoll/propose HTTP/1.1\r\nHost: x\r\n"
                        f"Authorization: Bearer {self.cluster.secret}\r\n"
+                       f"{peerproto.VERSION_HEADER}: 2\r\n"
                        f"Content-Type: application/octet-stream\r\n"
                        f"Content-Length: {1 << 34}\r\n\r\n").encode())
             data = read_head(s)
@@ -117,6 +125,7 @@ class PeerAuthTest(ClusterTestCase):
         # wrong protocol name
         req = (f"POST /_atoll/raft HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
                f"Connection: Upgrade\r\nAuthorization: Bearer {c.secret}\r\n"
+               f"{peerproto.VERSION_HEADER}: 2\r\n"
                f"X-Atoll-Raft-Id: 5\r\nX-Atoll-Raft-Address: x\r\n"
                f"Content-Length: 0\r\n\r\n").encode()
         out, closed = raw_exchange(n.peer_port, req, timeout=5)
@@ -148,18 +157,19 @@ class PeerAuthTest(ClusterTestCase):
     def test_join_name_taken_by_another_address(self):
         c = self.cluster
         taken = c.nodes[1]
-        body = json.dumps({"name": taken.name, "peer_address": "127.0.0.1:9",
-                           "api_address": "127.0.0.1:9", "region": "",
-                           "standby": False}).encode()
+        body = peerproto.join_body(taken.name, "127.0.0.1:9", "127.0.0.1:9")
         for via in c.nodes:  # followers proxy to the leader
             r = via.peer_request("POST", "/_atoll/join", body=body,
-                                 headers={"Content-Type": "application/json"},
+                                 headers={"Content-Type":
+                                          peerproto.CONTENT_TYPE},
                                  timeout=30)
             self.assertEqual(r.status, 409, f"join via {via.name}: {r!r}")
+            self.assertEqual(peerproto.reply(r.body)["status"], -9, r)
         m = [x for x in c.nodes[0].members()["nodes"] if x["name"] == taken.name]
         self.assertEqual(m[0]["peer_address"], taken.peer_addr)
 
     def test_join_with_bad_json(self):
+        # JSON was the first protocol's join: no PeerJoin either
         c = self.cluster
         leader = c.leader()
         for body in (b"", b"{", b"[]", b'{"name": 5}', b'{"name":"x"}',
@@ -169,6 +179,114 @@ class PeerAuthTest(ClusterTestCase):
             self.assertEqual(r.status, 400, f"join {body[:20]!r}: {r!r}")
         names = {m["name"] for m in leader.members()["nodes"]}
         self.assertEqual(names, {n.name for n in c.nodes})
+
+    def assert_426(self, out, closed, what):
+        status, headers, body = parse_raw_response(out)
+        self.assertEqual(status, 426, f"{what}: {out[:300]!r}")
+        self.assertTrue(closed, f"{what}: connection left open")
+        self.assertEqual(headers.get(peerproto.VERSION_HEADER.lower()), "2")
+        msg = json.loads(body)["errors"][0]
+        self.assertEqual(msg["code"], "PEER_PROTOCOL", body)
+        self.assertIn("this node speaks 2 (accepts 2..2)", msg["message"])
+        return msg["message"]
+
+    def new_log(self, node, since):
+        with open(node.log_path, "rb") as f:
+            f.seek(since)
+            return f.read().decode(errors="replace")
+
+    def test_old_protocol_refused(self):
+        # a node of the first peer protocol: no version header, bodies in
+        # JSON, text or bare; every endpoint refuses it before reading them
+        c = self.cluster
+        n = c.nodes[2]
+        since = os.path.getsize(n.log_path)
+        old = [("POST", "/_atoll/propose", b"ATC1" + b"\0" * 60),
+               ("POST", "/_atoll/read-index", b"3 7"),
+               ("POST", "/_atoll/term", b""),
+               ("POST", "/_atoll/join",
+                json.dumps({"name": "old", "peer_address": "127.0.0.1:9",
+                            "api_address": "127.0.0.1:9"}).encode()),
+               ("POST", "/_atoll/replicate",
+                b'{"repo":"a","digest":"sha256:' + b"0" * 64 + b'"}'),
+               ("POST", "/_atoll/removed/1", b""),
+               ("GET", "/_atoll/members", None)]
+        for method, path, body in old * 5:
+            lines = [f"{method} {path} HTTP/1.1", "Host: x",
+                     f"Authorization: Bearer {c.secret}"]
+            if body is not None:
+                lines.append(f"Content-Length: {len(body)}")
+            req = ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+            out, closed = raw_exchange(n.peer_port, req, timeout=5)
+            m = self.assert_426(out, closed, f"{method} {path}")
+            self.assertIn("peer protocol 1 is not accepted", m)
+        out, closed = raft_upgrade(n, c.secret, version=None)
+        self.assert_426(out, closed, "raft upgrade")
+        time.sleep(0.3)
+        log = self.new_log(n, since)
+        warns = [ln for ln in log.splitlines()
+                 if "WARN" in ln and "older peer protocol" in ln]
+        # one clear line for the flood (one per peer host and minute)
+        self.assertEqual(len(warns), 1, "\n".join(warns) or log[-3000:])
+        self.assertRegex(warns[0], r"peer 127\.0\.0\.1:\d+ speaks the older "
+                         r"peer protocol 1 \(no X-Atoll-Peer-Protocol header\)"
+                         r"; this node speaks 2 .*must be upgraded")
+        # nothing joined, nothing crashed
+        names = {m["name"] for m in n.members()["nodes"]}
+        self.assertEqual(names, {x.name for x in c.nodes})
+
+    def test_unknown_version_refused(self):
+        # (the warning is once a minute per peer host: each test that
+        # expects one uses a node no other test sends a refused version)
+        c = self.cluster
+        n = c.nodes[1]
+        since = os.path.getsize(n.log_path)
+        body = peerproto.read_index_body(1, 1, version=3)
+        for v in ("3", "1", "two", ""):
+            r = n.peer_request("POST", "/_atoll/read-index", body=body,
+                               version=v)
+            self.assertEqual(r.status, 426, f"version {v!r}: {r!r}")
+            self.assertIn(f"peer protocol {3 if v == '3' else 1 if v == '1' else 0}"
+                          " is not accepted", r.body.decode())
+        # the right header but a body in another version: 400, not applied
+        r = n.peer_request("POST", "/_atoll/read-index", body=body,
+                           headers={"Content-Type": peerproto.CONTENT_TYPE})
+        self.assertEqual(r.status, 400, r)
+        self.assertEqual(peerproto.reply(r.body)["status"], -4, r)
+        # and in this one: the read index
+        r = n.peer_request("POST", "/_atoll/read-index",
+                           body=peerproto.read_index_body(),
+                           headers={"Content-Type": peerproto.CONTENT_TYPE})
+        self.assertIn(r.status, (200, 503), r)
+        self.assertEqual(peerproto.reply(r.body)["version"], 2, r)
+        time.sleep(0.3)
+        warns = [ln for ln in self.new_log(n, since).splitlines()
+                 if "WARN" in ln and "peer protocol 3" in ln]
+        self.assertEqual(len(warns), 1, warns)
+        self.assertIn("speaks the newer peer protocol 3", warns[0])
+        self.assertIn("this node must be upgraded", warns[0])
+
+    def test_cluster_forms_forwards_and_reads_through_followers(self):
+        # every peer call of a working cluster speaks version 2: joins (the
+        # cluster formed with --join), forwarded writes, follower reads
+        # (read index) and leadership confirmation (term)
+        c = self.cluster
+        leader = c.leader()
+        names = {m["name"] for m in leader.members()["nodes"]}
+        self.assertEqual(names, {x.name for x in c.nodes})
+        f1, f2 = c.followers(leader)[:2]
+        for i in range(3):
+            r, d, b = push_small(f1, "sec/fwd", f"t{i}")
+            self.assertEqual(r.status, 201, f"write through {f1.name}: {r!r}")
+            r = get_tag(f2, "sec/fwd", f"t{i}")
+            self.assertEqual(r.status, 200, f"read through {f2.name}: {r!r}")
+            self.assertEqual(r.header("docker-content-digest"), d)
+            r = get_tag(leader, "sec/fwd", f"t{i}")
+            self.assertEqual(r.status, 200, r)
+        for n in c.nodes:
+            with open(n.log_path, "rb") as f:
+                log = f.read().decode(errors="replace")
+            self.assertNotIn("answer refused", log, n.name)
 
     def test_raw_garbage_on_peer_port(self):
         c = self.cluster

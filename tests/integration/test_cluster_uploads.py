@@ -22,6 +22,7 @@ import time
 import unittest
 
 import ocilayout
+import peerproto
 from clients import (assert_same_image, docker_ref, needs_skopeo, skopeo_pull,
                      skopeo_push)
 from cluster import ClusterTestCase, wait_for
@@ -459,15 +460,15 @@ class ProxyBadOwnerTest(ClusterTestCase):
         cls.fake.start()
         cls.addClassCleanup(cls.fake.stop)
         n0 = cls.cluster.nodes[0]
-        doc = {"name": "fake", "peer_address": f"127.0.0.1:{cls.fake.port}",
-               "api_address": "127.0.0.1:9", "region": "", "standby": True,
-               "id": cls.FAKE_ID}
+        body = peerproto.join_body("fake", f"127.0.0.1:{cls.fake.port}",
+                                   "127.0.0.1:9", standby=True,
+                                   node_id=cls.FAKE_ID)
 
         def join():
             try:
-                n0.peer_request("POST", "/_atoll/join",
-                                body=json.dumps(doc).encode(),
-                                headers={"Content-Type": "application/json"},
+                n0.peer_request("POST", "/_atoll/join", body=body,
+                                headers={"Content-Type":
+                                         peerproto.CONTENT_TYPE},
                                 timeout=60)
             except (OSError, http.client.HTTPException):
                 pass

@@ -1,4 +1,6 @@
-/* Unit tests of the peer HTTP client against the project's HTTP server. */
+/* Unit tests of the peer HTTP client (node/cluster/peer.c) against the
+ * project's HTTP server: bodies, failures, streams, the peer protocol
+ * version on requests and answers, and the warning rate limit. */
 #include "common/compat.h"
 
 #include <setjmp.h>
@@ -7,35 +9,16 @@
 
 #include <cmocka.h>
 
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include "common/common.h"
-#include "node/cluster/fetch.h"
-#include "node/cluster/peer.h"
-#include "node/cluster/peer_api.h"
-#include "node/http/http.h"
-#include "raft/meta.h"
+#include "peer_fixture.h"
 
 #define PATTERN_LEN (3 * 1024 * 1024 + 17)
 
-static uv_loop_t g_loop;
 static struct node_http_server *g_srv;
 static struct node_peer *g_peer;
 static char g_addr[64];
 static struct node_http_req *g_slow;
 static struct node_http_req *g_grow; /* streaming a growing file */
 static struct at_buf g_body;
-
-struct result {
-    bool done;
-    int status;
-    int http;
-    char *body; /* owned */
-    size_t len;
-};
 
 static int srv_body(struct node_http_req *r, const char *p, size_t n)
 {
@@ -55,9 +38,27 @@ static void srv_end(struct node_http_req *r)
 static void srv_handler(void *data, struct node_http_req *r)
 {
     const char *path = node_http_req_path(r);
+    const char *v = node_http_req_header(r, PROTO_PEER_VERSION_HEADER);
 
     AT_UNUSED(data);
-    if (strcmp(path, "/echo") == 0) {
+    /* a peer listener states its version; /old is a node of the first
+     * protocol, /new a newer one, /bad says nonsense */
+    if (strcmp(path, "/new") == 0)
+        node_http_resp_header(r, PROTO_PEER_VERSION_HEADER, "%d",
+                              PROTO_PEER_VERSION_MAX + 1);
+    else if (strcmp(path, "/bad") == 0)
+        node_http_resp_header(r, PROTO_PEER_VERSION_HEADER, "two");
+    else if (strcmp(path, "/old") != 0)
+        node_http_resp_header(r, PROTO_PEER_VERSION_HEADER, "%d",
+                              PROTO_PEER_VERSION);
+    if (strcmp(path, "/version") == 0) {
+        node_http_resp_send(r, v != NULL ? v : "-",
+                            strlen(v != NULL ? v : "-"));
+    } else if (strcmp(path, "/old") == 0 || strcmp(path, "/new") == 0 ||
+               strcmp(path, "/bad") == 0) {
+        static const char doc[] = "{\"status\":0,\"index\":7}";
+        node_http_resp_send(r, doc, sizeof(doc) - 1);
+    } else if (strcmp(path, "/echo") == 0) {
         at_buf_reset(&g_body);
         node_http_req_read_body(r, srv_body, srv_end);
     } else if (strcmp(path, "/big") == 0) {
@@ -94,28 +95,6 @@ static void srv_handler(void *data, struct node_http_req *r)
         node_http_resp_status(r, 404);
         node_http_resp_send(r, "nope", 4);
     }
-}
-
-static void on_result(void *data,
-                      int status,
-                      int http,
-                      const char *body,
-                      size_t len)
-{
-    struct result *res = data;
-
-    res->done = true;
-    res->status = status;
-    res->http = http;
-    res->len = len;
-    res->body = body != NULL ? at_strndup(body, len) : NULL;
-}
-
-static void run_until(const bool *flag)
-{
-    for (int i = 0; i < 100000 && !*flag; i++)
-        uv_run(&g_loop, UV_RUN_ONCE);
-    assert_true(*flag);
 }
 
 static int setup(void **state)
@@ -284,238 +263,93 @@ static void test_close_in_flight(void **state)
     g_slow = NULL;
 }
 
-/* ---- the peer API on a one-node cluster ---- */
+/* ---- the peer protocol version ---- */
 
-static void test_auth_ok(void **state)
+static void test_version_sent(void **state)
 {
-    AT_UNUSED(state);
-    assert_true(node_peer_auth_ok("Bearer s3cret", "s3cret"));
-    assert_false(node_peer_auth_ok("Bearer s3cre", "s3cret"));
-    assert_false(node_peer_auth_ok("Bearer s3cretx", "s3cret"));
-    assert_false(node_peer_auth_ok("bearer s3cret", "s3cret"));
-    assert_false(node_peer_auth_ok("Bearer s3creT", "s3cret"));
-    assert_false(node_peer_auth_ok(NULL, "s3cret"));
-    assert_false(node_peer_auth_ok("Bearer ", ""));
-    assert_false(node_peer_auth_ok("Bearer x", NULL));
-}
-
-struct papi {
-    char dir[64];
-    struct meta *m;
-    struct node_http_server *srv;
-    struct node_peer_api api;
-    struct node_peer *peer;   /* with the secret */
-    struct node_peer *nopeer; /* without */
-    char addr[64];
-};
-
-static void papi_closed(void *data)
-{
-    *(bool *)data = true;
-}
-
-static void papi_start(struct papi *p)
-{
-    struct meta_config mc;
-    struct node_http_config hc;
-    struct meta_status st;
-    char errmsg[AT_ERRMSG_SIZE];
-
-    memset(p, 0, sizeof(*p));
-    snprintf(p->dir, sizeof(p->dir), "/tmp/atoll-test-peer-XXXXXX");
-    assert_non_null(mkdtemp(p->dir));
-    memset(&hc, 0, sizeof(hc));
-    hc.host = "127.0.0.1";
-    hc.header_timeout_ms = hc.idle_timeout_ms = 5000;
-    hc.body_timeout_ms = hc.write_timeout_ms = 5000;
-    hc.shutdown_grace_ms = 100;
-    p->api.loop = &g_loop;
-    p->api.secret = "s3cret";
-    assert_int_equal(node_http_start(&p->srv, &g_loop, &hc,
-                                     node_peer_api_handle, &p->api, errmsg),
-                     0);
-    snprintf(p->addr, sizeof(p->addr), "127.0.0.1:%d", node_http_port(p->srv));
-    assert_int_equal(node_peer_new(&p->peer, &g_loop, "s3cret", NULL, errmsg),
-                     0);
-    assert_int_equal(node_peer_new(&p->nopeer, &g_loop, NULL, NULL, errmsg), 0);
-    p->api.peer = p->peer;
-    memset(&mc, 0, sizeof(mc));
-    mc.dir = p->dir;
-    mc.name = "solo";
-    mc.address = "solo";
-    mc.peer_address = p->addr;
-    mc.api_address = "127.0.0.1:1";
-    mc.cluster_secret = "s3cret";
-    mc.target_voters = 3;
-    mc.hooks = &node_peer_hooks;
-    mc.hooks_data = &p->api;
-    if (meta_open(&p->m, &g_loop, &mc, errmsg) != 0)
-        fail_msg("meta_open: %s", errmsg);
-    p->api.meta = p->m;
-    for (int i = 0; i < 100000; i++) {
-        meta_status_get(p->m, &st);
-        if (st.state == 3)
-            break;
-        uv_run(&g_loop, UV_RUN_ONCE);
-    }
-    assert_int_equal(st.state, 3);
-}
-
-static void papi_stop(struct papi *p)
-{
-    bool a = false, b = false, c = false, d = false;
-    char cmd[128];
-
-    p->api.stopping = true;
-    meta_close(p->m, papi_closed, &a);
-    while (!a)
-        uv_run(&g_loop, UV_RUN_ONCE);
-    p->api.meta = NULL;
-    node_http_stop(p->srv, papi_closed, &b);
-    node_peer_close(p->peer, papi_closed, &c);
-    node_peer_close(p->nopeer, papi_closed, &d);
-    while (!b || !c || !d)
-        uv_run(&g_loop, UV_RUN_ONCE);
-    node_peer_api_release(&p->api);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p->dir);
-    assert_int_equal(system(cmd), 0);
-}
-
-static int atoi_port(const char *addr)
-{
-    uint64_t v = 0;
-    const char *c = strrchr(addr, ':');
-
-    assert_non_null(c);
-    assert_int_equal(at_parse_u64(c + 1, strlen(c + 1), &v), 0);
-    return (int)v;
-}
-
-static void call(struct node_peer *peer,
-                 const char *addr,
-                 const char *method,
-                 const char *path,
-                 const char *body,
-                 size_t len,
-                 struct result *res)
-{
-    memset(res, 0, sizeof(*res));
-    assert_int_equal(node_peer_request(peer, method, addr, path, NULL, body,
-                                       len, 5000, on_result, res),
-                     0);
-    run_until(&res->done);
-    assert_int_equal(res->status, 0);
-}
-
-static void test_peer_api(void **state)
-{
-    struct papi p;
-    struct result r;
+    struct result res = { 0 };
+    char want[16];
 
     AT_UNUSED(state);
-    papi_start(&p);
+    assert_int_equal(node_peer_request(g_peer, "GET", g_addr, "/version", NULL,
+                                       NULL, 0, 5000, on_result, &res),
+                     0);
+    run_until(&res.done);
+    assert_int_equal(res.status, 0);
+    snprintf(want, sizeof(want), "%d", PROTO_PEER_VERSION);
+    assert_string_equal(res.body, want);
+    at_free(res.body);
+}
 
-    /* No or a wrong secret: 401, whatever the endpoint. */
-    call(p.nopeer, p.addr, "GET", "/_atoll/members", NULL, 0, &r);
-    assert_int_equal(r.http, 401);
-    assert_non_null(strstr(r.body, "UNAUTHORIZED"));
-    at_free(r.body);
-    call(p.nopeer, p.addr, "POST", "/_atoll/propose", "x", 1, &r);
-    assert_int_equal(r.http, 401);
-    at_free(r.body);
+static void test_answer_version_refused(void **state)
+{
+    static const char *paths[] = { "/old", "/new", "/bad" };
+    struct result res;
 
-    call(p.peer, p.addr, "GET", "/_atoll/members", NULL, 0, &r);
-    assert_int_equal(r.http, 200);
-    assert_non_null(strstr(r.body, "\"leader\":\"solo\""));
-    assert_non_null(strstr(r.body, "\"role\":\"voter\""));
-    at_free(r.body);
-
-    call(p.peer, p.addr, "POST", "/_atoll/read-index", NULL, 0, &r);
-    assert_int_equal(r.http, 200);
-    assert_non_null(strstr(r.body, "\"status\":0,\"index\":"));
-    at_free(r.body);
-
-    /* Garbage commands are refused, not applied. */
-    call(p.peer, p.addr, "POST", "/_atoll/propose", "garbage!", 8, &r);
-    assert_int_equal(r.http, 400);
-    at_free(r.body);
-
-    /* Bad join documents. */
-    call(p.peer, p.addr, "POST", "/_atoll/join", "{nope", 5, &r);
-    assert_int_equal(r.http, 400);
-    at_free(r.body);
-    call(p.peer, p.addr, "POST", "/_atoll/join", "{\"name\":\"x\"}", 12, &r);
-    assert_int_equal(r.http, 400);
-    at_free(r.body);
-    /* The same name with another address: 409. */
-    {
-        static const char doc[] =
-            "{\"name\":\"solo\",\"peer_address\":\"127.0.0.9:1\","
-            "\"api_address\":\"127.0.0.9:2\",\"standby\":false}";
-        call(p.peer, p.addr, "POST", "/_atoll/join", doc, sizeof(doc) - 1, &r);
-        assert_int_equal(r.http, 409);
-        at_free(r.body);
+    AT_UNUSED(state);
+    for (size_t i = 0; i < AT_ARRAY_SIZE(paths); i++) {
+        memset(&res, 0, sizeof(res));
+        assert_int_equal(node_peer_request(g_peer, "POST", g_addr, paths[i],
+                                           NULL, "x", 1, 5000, on_result, &res),
+                         0);
+        run_until(&res.done);
+        /* never handed on to be parsed */
+        assert_int_equal(res.status, AT_EPROTO);
+        assert_null(res.body);
     }
+}
 
-    /* Removing an unknown node is an error. */
-    call(p.peer, p.addr, "POST", "/_atoll/members/remove",
-         "{\"name\":\"ghost\"}", 16, &r);
-    assert_true(r.http == 404 || r.http == 503);
-    at_free(r.body);
+static int never_data(void *data, const char *p, size_t n)
+{
+    AT_UNUSED(data);
+    AT_UNUSED(p);
+    AT_UNUSED(n);
+    fail_msg("data of an answer in another peer protocol");
+    return 0;
+}
 
-    /* Raft upgrades: bad headers are refused with 400. */
-    call(p.peer, p.addr, "POST", "/_atoll/raft", NULL, 0, &r);
-    assert_int_equal(r.http, 400);
-    at_free(r.body);
+static void test_stream_version_refused(void **state)
+{
+    struct result res = { 0 };
 
-    /* A good upgrade: 101, then the stream belongs to raft. */
-    {
-        struct sockaddr_in a;
-        char req[512], buf[512];
-        size_t got = 0;
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    AT_UNUSED(state);
+    assert_int_equal(node_peer_stream(g_peer, g_addr, "/old", 5000, never_data,
+                                      on_result, &res, NULL),
+                     0);
+    run_until(&res.done);
+    assert_int_equal(res.status, AT_EPROTO);
+}
 
-        memset(&a, 0, sizeof(a));
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        a.sin_port = htons((uint16_t)atoi_port(p.addr));
-        assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-        snprintf(req, sizeof(req),
-                 "POST /_atoll/raft HTTP/1.1\r\nHost: %s\r\n"
-                 "Upgrade: atoll-raft/1\r\nConnection: Upgrade\r\n"
-                 "Authorization: Bearer s3cret\r\nX-Atoll-Raft-Id: 77\r\n"
-                 "X-Atoll-Raft-Address: other\r\n"
-                 "X-Atoll-Peer-Address: 127.0.0.1:9\r\n"
-                 "Content-Length: 0\r\n\r\n",
-                 p.addr);
-        assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
-        for (int i = 0; i < 100000 && memmem(buf, got, "\r\n\r\n", 4) == NULL;
-             i++) {
-            ssize_t n =
-                recv(fd, buf + got, sizeof(buf) - got - 1, MSG_DONTWAIT);
-            if (n > 0)
-                got += (size_t)n;
-            else
-                uv_run(&g_loop, UV_RUN_NOWAIT);
-        }
-        buf[got] = '\0';
-        assert_non_null(strstr(buf, "HTTP/1.1 101 Switching Protocols\r\n"));
-        assert_non_null(strstr(buf, "\r\nUpgrade: atoll-raft/1\r\n"));
-        assert_non_null(strstr(buf, "\r\n\r\n"));
-        assert_string_equal(strstr(buf, "\r\n\r\n"), "\r\n\r\n");
-        close(fd);
-        for (int i = 0; i < 10; i++)
-            uv_run(&g_loop, UV_RUN_NOWAIT);
-    }
+static void test_warn_rate_limit(void **state)
+{
+    struct node_peer_warn w[3];
+    uint64_t quiet = 99;
 
-    call(p.peer, p.addr, "GET", "/_atoll/nothing", NULL, 0, &r);
-    assert_int_equal(r.http, 405);
-    at_free(r.body);
-    call(p.peer, p.addr, "POST", "/_atoll/nothing", NULL, 0, &r);
-    assert_int_equal(r.http, 404);
-    at_free(r.body);
-
-    papi_stop(&p);
+    AT_UNUSED(state);
+    memset(w, 0, sizeof(w));
+    assert_true(node_peer_warn_due(w, 3, "10.0.0.1", 1000, &quiet));
+    assert_int_equal(quiet, 0);
+    /* the same peer within the window: counted, not logged */
+    assert_false(node_peer_warn_due(w, 3, "10.0.0.1", 2000, &quiet));
+    assert_false(node_peer_warn_due(w, 3, "10.0.0.1", 3000, &quiet));
+    /* others have their own line */
+    assert_true(node_peer_warn_due(w, 3, "10.0.0.2", 3000, &quiet));
+    assert_true(node_peer_warn_due(w, 3, "10.0.0.3", 3000, &quiet));
+    /* after the window: one line, with the count of the quiet ones */
+    assert_true(
+        node_peer_warn_due(w, 3, "10.0.0.1", 1000 + NODE_PEER_WARN_MS, &quiet));
+    assert_int_equal(quiet, 2);
+    assert_false(
+        node_peer_warn_due(w, 3, "10.0.0.1", 2000 + NODE_PEER_WARN_MS, &quiet));
+    /* a fourth peer takes the oldest slot (10.0.0.2) */
+    assert_true(node_peer_warn_due(w, 3, "10.0.0.4", 5000, &quiet));
+    assert_false(node_peer_warn_due(w, 3, "10.0.0.3", 5000, &quiet));
+    assert_true(node_peer_warn_due(w, 3, "10.0.0.2", 5000, &quiet));
+    /* a flood from one peer stays one line per window */
+    unsigned lines = 0;
+    for (uint64_t t = 0; t < 10 * NODE_PEER_WARN_MS; t += 100)
+        lines += node_peer_warn_due(w, 3, "10.0.0.9", 100000 + t, &quiet);
+    assert_int_equal(lines, 10);
 }
 
 /* ---- streaming downloads ---- */
@@ -690,21 +524,6 @@ static void test_stream_file_limit(void **state)
     at_free(g.res.body);
 }
 
-static void test_holder_order(void **state)
-{
-    AT_UNUSED(state);
-    /* not suspect first, whatever the region or load */
-    assert_true(node_fetch_holder_before(false, 1, 9, true, 0, 0));
-    assert_false(node_fetch_holder_before(true, 0, 0, false, 1, 9));
-    /* then same region */
-    assert_true(node_fetch_holder_before(false, 0, 5, false, 1, 0));
-    assert_false(node_fetch_holder_before(false, 1, 0, false, 0, 5));
-    /* then the least loaded; ties keep their order */
-    assert_true(node_fetch_holder_before(false, 1, 0, false, 1, 1));
-    assert_false(node_fetch_holder_before(false, 1, 1, false, 1, 1));
-    assert_false(node_fetch_holder_before(true, 1, 2, true, 1, 1));
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -718,10 +537,11 @@ int main(void)
         cmocka_unit_test(test_stream_not_200),
         cmocka_unit_test(test_stream_abort),
         cmocka_unit_test(test_stream_file_limit),
+        cmocka_unit_test(test_version_sent),
+        cmocka_unit_test(test_answer_version_refused),
+        cmocka_unit_test(test_stream_version_refused),
+        cmocka_unit_test(test_warn_rate_limit),
         cmocka_unit_test(test_close_in_flight),
-        cmocka_unit_test(test_auth_ok),
-        cmocka_unit_test(test_peer_api),
-        cmocka_unit_test(test_holder_order),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,429 @@
+/* Membership on the peer listener: join (PeerJoin -> PeerReply), remove
+ * and leadership transfer (operator calls in JSON); a follower proxies
+ * them once to the leader's peer listener. Also the notice a removed node
+ * gets (PeerRemoved) and the members document. */
+#include "common/compat.h"
+
+#define AT_LOG_COMP "peer"
+
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "node/cluster/peer_api.h"
+#include "node/cluster/peer_internal.h"
+
+static const char *role_name(int role)
+{
+    switch (role) {
+    case 0:
+        return "spare";
+    case 1:
+        return "voter";
+    case 2:
+        return "standby";
+    default:
+        return "none";
+    }
+}
+
+struct members_ctx {
+    struct at_buf *out;
+    bool first;
+};
+
+static void put_str(struct at_buf *b, const char *key, const char *v)
+{
+    at_buf_printf(b, "\"%s\":", key);
+    if (v == NULL)
+        v = "";
+    at_buf_json_str(b, v, strlen(v));
+}
+
+static void members_each(void *data, const struct meta_node *n)
+{
+    struct members_ctx *mc = data;
+    struct at_buf *b = mc->out;
+
+    at_buf_puts(b, mc->first ? "{" : ",{");
+    mc->first = false;
+    put_str(b, "name", n->name);
+    at_buf_printf(b, ",\"id\":%" PRIu64 ",", n->id);
+    put_str(b, "peer_address", n->peer_address);
+    at_buf_puts(b, ",");
+    put_str(b, "api_address", n->api_address);
+    at_buf_puts(b, ",");
+    put_str(b, "region", n->region);
+    at_buf_printf(b, ",\"role\":\"%s\",\"leader\":%s}", role_name(n->role),
+                  n->leader ? "true" : "false");
+}
+
+/* see peer_api.h */
+void node_peer_members_json(struct meta *m, struct at_buf *out)
+{
+    struct meta_node leader;
+    struct members_ctx mc = { out, true };
+
+    at_buf_puts(out, "{\"leader\":");
+    if (meta_leader(m, &leader) && leader.name != NULL)
+        at_buf_json_str(out, leader.name, strlen(leader.name));
+    else
+        at_buf_puts(out, "null");
+    at_buf_puts(out, ",\"nodes\":[");
+    meta_members(m, members_each, &mc);
+    at_buf_puts(out, "]}\n");
+}
+
+/* ---- proxying to the leader ---- */
+
+static const char *content_type(const struct node_peer_op *op)
+{
+    return proto_peer_endpoints[op->ep].body == PROTO_PEER_BODY_PROTOBUF
+               ? PROTO_PEER_CONTENT_TYPE
+               : "application/json";
+}
+
+static void on_proxied(void *data,
+                       int status,
+                       int http,
+                       const char *body,
+                       size_t len)
+{
+    struct node_peer_op *op = data;
+
+    if (status != 0) {
+        /* not sent, or refused before the leader's handler ran */
+        node_peer__reply_status(op, 503,
+                                status == AT_EIO || status == AT_EPROTO
+                                    ? AT_ENOTLEADER
+                                    : AT_EUNKNOWN);
+    } else {
+        node_peer__reply_body(op->req, http, content_type(op), body, len);
+    }
+    node_peer__op_free(op);
+}
+
+/* Send the buffered body to the leader's peer listener, same endpoint
+ * (once: the leader never proxies a proxied request again); relays its
+ * answer. */
+static void op_proxy(struct node_peer_op *op)
+{
+    struct meta_node leader;
+    const char *addr = NULL;
+    char *p;
+    int rv;
+
+    if (!op->proxied && meta_leader(op->api->meta, &leader))
+        addr = node_peer__address_of(op->api, leader.name, leader.peer_address);
+    if (addr == NULL || op->api->peer == NULL) {
+        node_peer__reply_status(op, 503, AT_ENOTLEADER);
+        node_peer__op_free(op);
+        return;
+    }
+    p = at_asprintf("%s?proxied=1", proto_peer_path(op->ep));
+    rv = node_peer_request(op->api->peer, "POST", addr, p, content_type(op),
+                           op->body.data, op->body.len, NODE_PEER_TIMEOUT_MS,
+                           on_proxied, op);
+    at_free(p);
+    if (rv != 0) {
+        node_peer__reply_status(op, 503, AT_ENOTLEADER);
+        node_peer__op_free(op);
+    }
+}
+
+struct role_find {
+    const char *name;
+    uint64_t id;
+    int role;
+    const char *peer_address; /* borrowed for the meta_members call */
+    bool found, other_address;
+    const char *want_address;
+};
+
+static void role_each(void *data, const struct meta_node *n)
+{
+    struct role_find *rf = data;
+
+    if (n->name == NULL || strcmp(n->name, rf->name) != 0)
+        return;
+    rf->found = true;
+    rf->id = n->id;
+    rf->role = n->role;
+    if (rf->want_address != NULL && n->peer_address != NULL &&
+        strcmp(n->peer_address, rf->want_address) != 0)
+        rf->other_address = true;
+}
+
+static void on_join_done(void *data, int status)
+{
+    struct node_peer_op *op = data;
+    struct proto_peer_reply r = { .status = status };
+    struct role_find rf;
+
+    if (status == AT_ENOTLEADER) {
+        node_peer__reply(op, 503, &r);
+    } else if (status == AT_EEXIST) {
+        node_peer__reply(op, 409, &r);
+    } else if (status != 0) {
+        node_peer__reply(op, 500, &r);
+    } else {
+        memset(&rf, 0, sizeof(rf));
+        rf.name = op->name;
+        rf.role = -1;
+        meta_members(op->api->meta, role_each, &rf);
+        r.id = rf.id;
+        r.role = role_name(rf.role);
+        node_peer__reply(op, 200, &r);
+    }
+    node_peer__op_free(op);
+}
+
+static void on_removed_told(void *data,
+                            int status,
+                            int http,
+                            const char *body,
+                            size_t len)
+{
+    AT_UNUSED(data);
+    AT_UNUSED(body);
+    AT_UNUSED(len);
+    if (status != 0 || http != 200)
+        LOG_INFO("the removed node was not told (it may be down): %s",
+                 status != 0 ? at_strerror(status) : "refused");
+}
+
+/* Tell a removed node, which no longer gets the log, that it is out. */
+static void tell_removed(struct node_peer_op *op)
+{
+    struct proto_peer_msg m = { .ep = PROTO_PEER_REMOVED };
+    char errmsg[AT_ERRMSG_SIZE];
+    struct at_buf b;
+
+    if (op->api->peer == NULL)
+        return;
+    m.u.removed.id = op->notify_id;
+    at_buf_init(&b, 0);
+    if (proto_peer_msg_pack(&m, &b, errmsg) == 0)
+        node_peer_request(op->api->peer, "POST", op->notify,
+                          proto_peer_path(PROTO_PEER_REMOVED),
+                          PROTO_PEER_CONTENT_TYPE, b.data, b.len, 2000,
+                          on_removed_told, NULL);
+    else
+        LOG_WARN("cannot tell the removed node: %s", errmsg);
+    at_buf_release(&b);
+}
+
+static void on_member_done(void *data, int status)
+{
+    struct node_peer_op *op = data;
+
+    if (status == 0 && op->ep == PROTO_PEER_REMOVE && op->notify[0] != '\0')
+        tell_removed(op);
+    if (status == 0)
+        node_peer__reply_status(op, 200, 0);
+    else if (status == AT_ENOTFOUND)
+        node_peer__reply_status(op, 404, status);
+    else
+        node_peer__reply_status(op, 503, status);
+    node_peer__op_free(op);
+}
+
+static void notify_find(void *data, const struct meta_node *n)
+{
+    struct node_peer_op *op = data;
+
+    if (n->name != NULL && strcmp(n->name, op->name) == 0 &&
+        n->peer_address != NULL) {
+        snprintf(op->notify, sizeof(op->notify), "%s", n->peer_address);
+        op->notify_id = n->id;
+    }
+}
+
+/* Leadership moved away before this node (the old leader) is removed:
+ * the new leader does the removal (one more hop even for a request that
+ * was proxied here already: the new leader answers it itself). */
+static void on_self_transferred(void *data, int status)
+{
+    struct node_peer_op *op = data;
+
+    if (status != 0) {
+        on_member_done(op, status);
+        return;
+    }
+    op->proxied = false;
+    op_proxy(op);
+}
+
+static bool is_leader(struct meta *m)
+{
+    struct meta_status st;
+
+    meta_status_get(m, &st);
+    return st.state == 3;
+}
+
+/* A printable string field of at most max bytes; NULL when absent or bad. */
+static const char *json_field(json_t *o, const char *key, size_t max)
+{
+    json_t *v = json_object_get(o, key);
+    const char *s;
+
+    if (!json_is_string(v))
+        return NULL;
+    s = json_string_value(v);
+    if (strlen(s) > max)
+        return NULL;
+    for (const char *p = s; *p != '\0'; p++)
+        if ((unsigned char)*p < ' ' || *p == 127)
+            return NULL;
+    return s;
+}
+
+static void op_join(struct node_peer_op *op)
+{
+    const struct proto_peer_join *j = &op->msg.u.join;
+    struct meta_node n;
+    struct role_find rf;
+    int rv;
+
+    memset(&n, 0, sizeof(n));
+    n.id = j->id;
+    n.name = j->name;
+    n.peer_address = j->peer_address;
+    n.api_address = j->api_address;
+    n.region = j->region;
+    snprintf(op->name, sizeof(op->name), "%s", n.name);
+    memset(&rf, 0, sizeof(rf));
+    rf.name = n.name;
+    rf.want_address = n.peer_address;
+    meta_members(op->api->meta, role_each, &rf);
+    if (rf.other_address) {
+        node_peer__reply_status(op, 409, AT_EEXIST);
+        node_peer__op_free(op);
+        return;
+    }
+    LOG_INFO("join request from node '%s' at %s (%s)", n.name, n.peer_address,
+             j->standby ? "standby" : "voter");
+    rv = meta_member_join(op->api->meta, &n, j->standby, on_join_done, op);
+    if (rv != 0)
+        on_join_done(op, rv);
+}
+
+static void op_remove(struct node_peer_op *op, json_t *doc)
+{
+    struct meta *m = op->api->meta;
+    const char *name = json_field(doc, "name", PROTO_PEER_NAME_MAX);
+    struct meta_status st;
+    int rv;
+
+    if (name == NULL) {
+        node_peer__reply_status(op, 400, AT_EINVAL);
+        node_peer__op_free(op);
+        return;
+    }
+    meta_status_get(m, &st);
+    if (st.name != NULL && strcmp(name, st.name) == 0) {
+        /* A leader that removes itself steps down half-way and cannot
+         * tell the outcome: hand leadership over, then let the new
+         * leader remove this node. */
+        LOG_INFO(
+            "removing this node, the leader: handing leadership "
+            "over first");
+        rv = meta_transfer(m, NULL, on_self_transferred, op);
+        if (rv != 0)
+            on_member_done(op, rv);
+        return;
+    }
+    LOG_INFO("removing node '%s' from the cluster", name);
+    snprintf(op->name, sizeof(op->name), "%s", name);
+    meta_members(m, notify_find, op);
+    rv = meta_member_remove(m, name, on_member_done, op);
+    if (rv != 0)
+        on_member_done(op, rv);
+}
+
+static void op_transfer(struct node_peer_op *op, json_t *doc)
+{
+    json_t *nv = json_object_get(doc, "name");
+    const char *name = json_field(doc, "name", PROTO_PEER_NAME_MAX);
+    int rv;
+
+    if (nv != NULL && !json_is_null(nv) && name == NULL) {
+        node_peer__reply_status(op, 400, AT_EINVAL);
+        node_peer__op_free(op);
+        return;
+    }
+    LOG_INFO("transferring leadership to %s", name != NULL ? name : "any");
+    rv = meta_transfer(op->api->meta, name, on_member_done, op);
+    if (rv != 0)
+        on_member_done(op, rv);
+}
+
+/* see peer_internal.h */
+void node_peer__member_op(struct node_peer_op *op)
+{
+    json_t *doc;
+    json_error_t jerr;
+
+    if (!is_leader(op->api->meta)) {
+        op_proxy(op);
+        return;
+    }
+    if (op->ep == PROTO_PEER_JOIN) {
+        op_join(op);
+        return;
+    }
+    doc = json_loadb(op->body.len > 0 ? op->body.data : "{}",
+                     op->body.len > 0 ? op->body.len : 2, 0, &jerr);
+    if (doc == NULL || !json_is_object(doc)) {
+        json_decref(doc);
+        node_peer__reply_status(op, 400, AT_EINVAL);
+        node_peer__op_free(op);
+        return;
+    }
+    if (op->ep == PROTO_PEER_REMOVE)
+        op_remove(op, doc);
+    else
+        op_transfer(op, doc);
+    json_decref(doc);
+}
+
+/* The leader removed this node from the cluster (it gets no more log
+ * entries, so it cannot learn it otherwise). Leave a marker in the raft dir
+ * (a restart refuses to serve with it), log it, and stop gracefully; see
+ * peer_internal.h */
+void node_peer__removed(struct node_peer_op *op)
+{
+    struct node_peer_api *api = op->api;
+    struct meta_status st;
+    char *path;
+    int fd;
+
+    meta_status_get(api->meta, &st);
+    if (op->msg.u.removed.id != st.id) {
+        node_peer__reply_status(op, 409, AT_EINVAL); /* not this node */
+        node_peer__op_free(op);
+        return;
+    }
+    if (api->raft_dir == NULL) {
+        node_peer__reply_status(op, 503, AT_EIO);
+        node_peer__op_free(op);
+        return;
+    }
+    path = at_asprintf("%s/removed", api->raft_dir);
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        (void)!write(fd, st.name, strlen(st.name));
+        fsync(fd);
+        close(fd);
+    }
+    LOG_ERROR(
+        "this node ('%s') was removed from the cluster: stopping; "
+        "to bring it back, wipe its data dir and start it with --join",
+        st.name);
+    free(path);
+    node_peer__reply_status(op, 200, 0);
+    node_peer__op_free(op);
+    uv_kill(getpid(), SIGTERM); /* the graceful shutdown path */
+}
