@@ -3,7 +3,10 @@
 # reply toolkit), cluster/ (peer listener and client, fetch, relay, copies,
 # placement, GC runs), oci/ (the registry API). node/main.c is linked only
 # into the atoll binary; the rest is in libatoll.a.
-NODE_HTTP_SRCS := node/http/conn.c node/http/url.c
+NODE_HTTP_SRCS := node/http/conn.c node/http/file.c node/http/parse.c \
+	node/http/body.c node/http/request.c node/http/response.c \
+	node/http/recycle.c node/http/tables.c node/http/listener.c \
+	node/http/url.c
 NODE_REPLY_SRCS := node/reply/context.c node/reply/reply.c
 NODE_CLUSTER_SRCS := node/cluster/peer.c node/cluster/peer_api.c \
 	node/cluster/fetch.c node/cluster/proxy.c node/cluster/replicate.c \
