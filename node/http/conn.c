@@ -75,10 +75,10 @@ void node_http__conn_abort_req(struct node_http_conn *c)
     node_http__conn_detach_req(c);
 }
 
-static void on_write_done(struct node_http_conn *c,
-                          struct conn_write *w,
-                          int status)
+static void conn_on_write(struct node_http_twrite *tw, int status)
 {
+    struct conn_write *w = AT_CONTAINER_OF(tw, struct conn_write, tw);
+    struct node_http_conn *c = w->conn;
     enum write_kind kind = w->kind;
 
     node_http__write_free(w);
@@ -105,6 +105,10 @@ static void on_write_done(struct node_http_conn *c,
         node_http__conn_timer_update(c, true);
         node_http__file_send(c);
         return;
+    case WK_FILE_CHUNK:
+        node_http__conn_timer_update(c, true);
+        node_http__file_send(c);
+        return;
     case WK_RESP:
         node_http__conn_resp_done(c);
         return;
@@ -113,35 +117,19 @@ static void on_write_done(struct node_http_conn *c,
     }
 }
 
-static void conn_on_uv_write(uv_write_t *req, int status)
-{
-    struct conn_write *w = AT_CONTAINER_OF(req, struct conn_write, req);
-
-    on_write_done(w->conn, w, status);
-}
-
 /* see internal.h */
 void node_http__conn_write(struct node_http_conn *c, struct conn_write *w)
 {
-    uv_buf_t b;
-    int rv;
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
+    int rv = c->t->ops->write(c->t, &w->tw, &b, 1, conn_on_write);
 
-    if (c->mem) {
-        if (at_buf_append(c->mem_out, w->data, w->len) != 0)
-            at_buf_reset(c->mem_out);
-        *c->mem_tail = w;
-        c->mem_tail = &w->next;
-        return;
-    }
-    b = uv_buf_init(w->data, (unsigned)w->len);
-    rv = uv_write(&w->req, (uv_stream_t *)c->tcp, &b, 1, conn_on_uv_write);
     if (rv != 0) {
         LOG_DEBUG("write to %s: %s", c->peer, uv_strerror(rv));
         node_http__write_free(w);
         node_http__conn_close(c);
         return;
     }
-    c->last_wq = uv_stream_get_write_queue_size((uv_stream_t *)c->tcp);
+    c->last_wq = c->t->ops->write_queue_size(c->t);
 }
 
 /* ---- timers and reading ---- */
@@ -246,8 +234,8 @@ static void conn_on_timer(uv_timer_t *t)
         LOG_DEBUG("conn %s: body timeout", c->peer);
         break;
     case TK_WRITE:
-        if (!c->mem && c->resp == RS_WRITING) {
-            q = uv_stream_get_write_queue_size((uv_stream_t *)c->tcp);
+        if (c->resp == RS_WRITING) {
+            q = c->t->ops->write_queue_size(c->t);
             if (q < c->last_wq) {
                 c->last_wq = q;
                 node_http__conn_timer_update(c, true);
@@ -262,9 +250,11 @@ static void conn_on_timer(uv_timer_t *t)
     node_http__conn_close(c);
 }
 
-static void conn_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+static void conn_on_alloc(struct node_http_transport *t,
+                          size_t hint,
+                          uv_buf_t *buf)
 {
-    struct node_http_conn *c = h->data;
+    struct node_http_conn *c = t->data;
     size_t want = node_http__body_direct_want(c);
 
     AT_UNUSED(hint);
@@ -300,11 +290,12 @@ static void conn_on_data(struct node_http_conn *c, size_t n)
     node_http__parse(c);
 }
 
-static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void conn_on_read(struct node_http_transport *t,
+                         ssize_t nread,
+                         const uv_buf_t *buf)
 {
-    struct node_http_conn *c = s->data;
+    struct node_http_conn *c = t->data;
 
-    AT_UNUSED(buf);
     if (c->state == CS_CLOSED)
         return;
     if (c->state == CS_LINGER) {
@@ -335,11 +326,11 @@ void node_http__conn_update_reading(struct node_http_conn *c)
     bool want;
     int rv;
 
-    if (c->mem || c->state == CS_CLOSED)
+    if (c->state == CS_CLOSED)
         return;
     want = conn_wants_input(c);
     if (want && !c->reading) {
-        rv = uv_read_start((uv_stream_t *)c->tcp, conn_on_alloc, conn_on_read);
+        rv = c->t->ops->read_start(c->t, conn_on_alloc, conn_on_read);
         if (rv != 0) {
             LOG_DEBUG("read start %s: %s", c->peer, uv_strerror(rv));
             node_http__conn_close(c);
@@ -347,7 +338,7 @@ void node_http__conn_update_reading(struct node_http_conn *c)
         }
         c->reading = true;
     } else if (!want && c->reading) {
-        uv_read_stop((uv_stream_t *)c->tcp);
+        c->t->ops->read_stop(c->t);
         c->reading = false;
     }
 }
@@ -358,12 +349,7 @@ static void conn_free(struct node_http_conn *c)
 {
     struct node_http_server *s = c->srv;
 
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
+    at_list_remove(&c->link);
     s->nconns--;
     at_free(c->in);
     at_free(c);
@@ -378,12 +364,11 @@ static void conn_on_close(uv_handle_t *h)
         conn_free(c);
 }
 
-static void conn_on_tcp_close(uv_handle_t *h)
+static void conn_on_transport_close(struct node_http_transport *t)
 {
-    struct node_http_conn *c = h->data;
+    struct node_http_conn *c = t->data;
 
-    at_free(h);
-    c->tcp = NULL;
+    c->t = NULL;
     if (--c->handles == 0)
         conn_free(c);
 }
@@ -391,8 +376,6 @@ static void conn_on_tcp_close(uv_handle_t *h)
 /* see internal.h */
 void node_http__conn_close(struct node_http_conn *c)
 {
-    struct conn_write *w;
-
     if (c->state == CS_CLOSED)
         return;
     node_http__conn_abort_req(c);
@@ -404,27 +387,14 @@ void node_http__conn_close(struct node_http_conn *c)
     }
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, conn_on_close);
-    if (c->poll_init)
-        uv_close((uv_handle_t *)&c->poll, conn_on_close);
-    if (c->dup_fd >= 0) {
-        close(c->dup_fd);
-        c->dup_fd = -1;
-    }
-    if (!c->mem && c->tcp != NULL) {
-        uv_close((uv_handle_t *)c->tcp, conn_on_tcp_close);
-    } else if (c->mem) {
-        while ((w = c->mem_head) != NULL) {
-            c->mem_head = w->next;
-            node_http__write_free(w);
-        }
-        c->mem_tail = &c->mem_head;
-    }
+    if (c->t != NULL)
+        c->t->ops->close(c->t, conn_on_transport_close);
     node_http__upgrade_fail(c);
 }
 
-static void conn_on_shutdown(uv_shutdown_t *req, int status)
+static void conn_on_shutdown(struct node_http_transport *t, int status)
 {
-    struct node_http_conn *c = req->data;
+    struct node_http_conn *c = t->data;
 
     if (c->state != CS_LINGER)
         return;
@@ -439,13 +409,8 @@ static void conn_close_graceful(struct node_http_conn *c)
     if (c->state == CS_CLOSED || c->state == CS_LINGER)
         return;
     node_http__conn_detach_req(c);
-    if (c->mem) {
-        node_http__conn_close(c);
-        return;
-    }
     node_http__conn_move(c, CS_LINGER);
-    c->shutdown.data = c;
-    rv = uv_shutdown(&c->shutdown, (uv_stream_t *)c->tcp, conn_on_shutdown);
+    rv = c->t->ops->shutdown(c->t, conn_on_shutdown);
     if (rv != 0) {
         node_http__conn_close(c);
         return;
@@ -491,26 +456,26 @@ void node_http__conn_resp_done(struct node_http_conn *c)
 }
 
 /* see internal.h */
-struct node_http_conn *node_http__conn_new(struct node_http_server *s)
+struct node_http_conn *node_http__conn_new(struct node_http_server *s,
+                                           struct node_http_transport *t)
 {
     struct node_http_conn *c = at_calloc(1, sizeof(*c));
 
     c->srv = s;
+    c->t = t;
+    t->data = c;
     c->sf_fd = -1;
-    c->dup_fd = -1;
     c->state = CS_IDLE;
     c->first_request = true;
-    c->mem_tail = &c->mem_head;
     node_http__parser_init(c);
     uv_timer_init(s->loop, &c->timer);
     c->timer.data = c;
-    c->handles = 1;
-    c->next = s->conns;
-    if (s->conns != NULL)
-        s->conns->prev = c;
-    s->conns = c;
+    c->handles = 2;
+    at_list_push_back(&s->conns, &c->link);
     s->nconns++;
-    snprintf(c->peer, sizeof(c->peer), "mem");
+    t->ops->peer(t, c->peer, sizeof(c->peer));
+    node_http__conn_timer_update(c, false);
+    node_http__conn_update_reading(c);
     return c;
 }
 
@@ -518,54 +483,30 @@ struct node_http_conn *node_http__conn_new(struct node_http_server *s)
 struct node_http_conn *node_http__conn_new_mem(struct node_http_server *s,
                                                struct at_buf *out)
 {
-    struct node_http_conn *c = node_http__conn_new(s);
-
-    c->mem = true;
-    c->mem_out = out;
-    node_http__conn_timer_update(c, false);
-    return c;
+    return node_http__conn_new(s, node_http__mem_new(s->loop, out));
 }
 
 /* see internal.h */
 size_t node_http__conn_feed(struct node_http_conn *c, const char *p, size_t n)
 {
-    size_t room;
-
-    if (c->state == CS_CLOSED || c->state == CS_LINGER ||
-        !conn_wants_input(c) || n == 0)
+    if (c->state == CS_CLOSED)
         return 0;
-    if (c->in == NULL)
-        c->in = at_malloc(INBUF_SIZE);
-    if (c->in_off == c->in_len)
-        c->in_off = c->in_len = 0;
-    room = INBUF_SIZE - c->in_len;
-    n = AT_MIN(n, room);
-    memcpy(c->in + c->in_len, p, n);
-    conn_on_data(c, n);
-    return n;
+    return node_http__mem_feed(c->t, p, n);
 }
 
 /* see internal.h */
 int node_http__conn_flush(struct node_http_conn *c)
 {
-    struct conn_write *w;
-    int n = 0;
-
-    while (c->state != CS_CLOSED && (w = c->mem_head) != NULL) {
-        c->mem_head = w->next;
-        if (c->mem_head == NULL)
-            c->mem_tail = &c->mem_head;
-        on_write_done(c, w, 0);
-        n++;
-    }
-    return n;
+    if (c->state == CS_CLOSED)
+        return 0;
+    return node_http__mem_flush(c->t);
 }
 
 /* see internal.h */
 void node_http__conn_eof(struct node_http_conn *c)
 {
     if (c->state != CS_CLOSED)
-        conn_on_eof(c);
+        node_http__mem_eof(c->t);
 }
 
 /* see internal.h */

@@ -1,23 +1,50 @@
-/* File bodies: sendfile(2) bursts from the loop thread, poll on EAGAIN. */
+/* File bodies: sendfile(2) bursts from the loop thread with a wait for room
+ * on EAGAIN, or, on a transport without sendfile, reads and writes.
+ *
+ * A body [sf_off, sf_off + sf_left) is sent after the response head has been
+ * written. Only the bytes before sf_limit go out until
+ * node_http_resp_stream_limit raises it (a file still being written): at the
+ * limit the body stalls, with the write timeout running. A file that ends
+ * early closes the connection: the client sees a short body, never padding. */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "http"
 
-#include <fcntl.h>
-#include <sys/sendfile.h>
 #include <unistd.h>
 
 #include "common/common.h"
 #include "node/http/internal.h"
 
-static void conn_on_poll(uv_poll_t *h, int status, int events)
-{
-    struct node_http_conn *c = h->data;
+/* One read-and-write step of a transport without sendfile. */
+#define FILE_CHUNK (64 * 1024)
 
-    AT_UNUSED(events);
+static uint64_t file_avail(const struct node_http_conn *c)
+{
+    uint64_t avail = c->sf_limit > c->sf_off ? c->sf_limit - c->sf_off : 0;
+
+    return AT_MIN(avail, c->sf_left);
+}
+
+static void file_done(struct node_http_conn *c)
+{
+    close(c->sf_fd);
+    c->sf_fd = -1;
+    node_http__conn_resp_done(c);
+}
+
+static void file_short(struct node_http_conn *c)
+{
+    LOG_WARN("file body to %s: file ended %" PRIu64 " bytes early", c->peer,
+             c->sf_left);
+    node_http__conn_close(c);
+}
+
+static void file_on_writable(struct node_http_transport *t, int status)
+{
+    struct node_http_conn *c = t->data;
+
     if (c->state != CS_ACTIVE || c->resp != RS_SENDFILE)
         return;
-    uv_poll_stop(&c->poll);
     if (status < 0) {
         LOG_DEBUG("poll %s: %s", c->peer, uv_strerror(status));
         node_http__conn_close(c);
@@ -26,75 +53,15 @@ static void conn_on_poll(uv_poll_t *h, int status, int events)
     node_http__file_send(c);
 }
 
-static int conn_wait_writable(struct node_http_conn *c, int sock)
+/* Zero-copy from the file to the non-blocking socket on the loop thread; a
+ * burst limit keeps one fast download from starving other connections. */
+static void file_sendfile(struct node_http_conn *c)
 {
-    int rv;
-
-    if (!c->poll_init) {
-        c->dup_fd = fcntl(sock, F_DUPFD_CLOEXEC, 0);
-        if (c->dup_fd < 0)
-            return -errno;
-        rv = uv_poll_init(c->srv->loop, &c->poll, c->dup_fd);
-        if (rv != 0) {
-            close(c->dup_fd);
-            c->dup_fd = -1;
-            return rv;
-        }
-        c->poll.data = c;
-        c->poll_init = true;
-        c->handles++;
-    }
-    return uv_poll_start(&c->poll, UV_WRITABLE, conn_on_poll);
-}
-
-static void conn_sendfile_mem(struct node_http_conn *c)
-{
-    char tmp[16384];
-
-    while (c->sf_left > 0) {
-        uint64_t avail = c->sf_limit > c->sf_off ? c->sf_limit - c->sf_off : 0;
-        ssize_t n;
-
-        if (avail == 0) {
-            c->sf_stalled = true;
-            return;
-        }
-        n = pread(c->sf_fd, tmp,
-                  (size_t)AT_MIN(sizeof(tmp), AT_MIN(c->sf_left, avail)),
-                  (off_t)c->sf_off);
-        if (n <= 0) {
-            node_http__conn_close(c);
-            return;
-        }
-        at_buf_append(c->mem_out, tmp, (size_t)n);
-        c->sf_off += (uint64_t)n;
-        c->sf_left -= (uint64_t)n;
-    }
-    close(c->sf_fd);
-    c->sf_fd = -1;
-    node_http__conn_resp_done(c);
-}
-
-/* see internal.h */
-void node_http__file_send(struct node_http_conn *c)
-{
-    uv_os_fd_t sock;
     uint64_t burst = 0;
     int rv;
 
-    if (c->mem) {
-        conn_sendfile_mem(c);
-        return;
-    }
-    if (uv_fileno((uv_handle_t *)c->tcp, &sock) != 0) {
-        node_http__conn_close(c);
-        return;
-    }
     while (c->sf_left > 0) {
-        off_t off = (off_t)c->sf_off;
-        uint64_t avail = c->sf_limit > c->sf_off ? c->sf_limit - c->sf_off : 0;
-        size_t chunk =
-            (size_t)AT_MIN(AT_MIN(c->sf_left, avail), SENDFILE_BURST - burst);
+        size_t chunk = (size_t)AT_MIN(file_avail(c), SENDFILE_BURST - burst);
         ssize_t n;
 
         if (chunk == 0) {
@@ -102,8 +69,7 @@ void node_http__file_send(struct node_http_conn *c)
             c->sf_stalled = true;
             return;
         }
-        n = sendfile(sock, c->sf_fd, &off, chunk);
-
+        n = c->t->ops->sendfile(c->t, c->sf_fd, c->sf_off, chunk);
         if (n > 0) {
             c->sf_off += (uint64_t)n;
             c->sf_left -= (uint64_t)n;
@@ -114,31 +80,69 @@ void node_http__file_send(struct node_http_conn *c)
             continue;
         }
         if (n == 0) {
-            /* The file shrank: never pad, the client sees a short body. */
-            LOG_WARN("sendfile to %s: file ended %" PRIu64 " bytes early",
-                     c->peer, c->sf_left);
-            node_http__conn_close(c);
+            file_short(c);
             return;
         }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (n == UV_EAGAIN) {
             c->srv->sendfile_eagain++;
             goto wait;
         }
-        LOG_DEBUG("sendfile to %s: %s", c->peer, strerror(errno));
+        LOG_DEBUG("sendfile to %s: %s", c->peer, uv_strerror((int)n));
         node_http__conn_close(c);
         return;
     }
-    close(c->sf_fd);
-    c->sf_fd = -1;
-    node_http__conn_resp_done(c);
+    file_done(c);
     return;
 
 wait:
-    rv = conn_wait_writable(c, sock);
+    rv = c->t->ops->wait_writable(c->t, file_on_writable);
     if (rv != 0) {
         LOG_DEBUG("poll %s: %s", c->peer, uv_strerror(rv));
         node_http__conn_close(c);
     }
+}
+
+/* Read the next piece of the file and write it; its completion brings the
+ * next (node_http__file_send again). */
+static void file_write(struct node_http_conn *c)
+{
+    struct conn_write *w;
+    size_t want = (size_t)AT_MIN(file_avail(c), FILE_CHUNK);
+    ssize_t n;
+
+    if (c->sf_left == 0) {
+        file_done(c);
+        return;
+    }
+    if (want == 0) {
+        c->sf_stalled = true;
+        return;
+    }
+    w = node_http__write_new(c, WK_FILE_CHUNK, want);
+    do {
+        n = pread(c->sf_fd, w->data, want, (off_t)c->sf_off);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+        node_http__write_free(w);
+        if (n == 0) {
+            file_short(c);
+            return;
+        }
+        LOG_WARN("file body to %s: read: %s", c->peer, strerror(errno));
+        node_http__conn_close(c);
+        return;
+    }
+    w->len = (size_t)n;
+    c->sf_off += (uint64_t)n;
+    c->sf_left -= (uint64_t)n;
+    node_http__conn_write(c, w);
+}
+
+/* see internal.h */
+void node_http__file_send(struct node_http_conn *c)
+{
+    if (c->t->ops->sendfile != NULL)
+        file_sendfile(c);
+    else
+        file_write(c);
 }

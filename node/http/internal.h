@@ -6,6 +6,7 @@
 #include <llhttp.h>
 
 #include "node/http/http.h"
+#include "node/http/transport.h"
 
 #define INBUF_SIZE     (64 * 1024)
 #define DISCARD_MAX    (1024 * 1024)
@@ -32,14 +33,22 @@ enum resp_state { RS_NONE, RS_WRITING, RS_SENDFILE, RS_DONE };
 
 enum timer_kind { TK_NONE, TK_IDLE, TK_HEADER, TK_BODY, TK_WRITE, TK_LINGER };
 
-enum write_kind { WK_CONTINUE, WK_RESP, WK_FILE_HDRS, WK_ERROR, WK_UPGRADE };
+enum write_kind {
+    WK_CONTINUE,
+    WK_RESP,
+    WK_FILE_HDRS,
+    WK_FILE_CHUNK,
+    WK_ERROR,
+    WK_UPGRADE,
+};
 
 struct conn_write {
-    uv_write_t req;
-    struct node_http_conn *conn; /* borrowed */
-    struct conn_write *next;     /* mem mode pending list */
+    struct node_http_twrite tw;
+    struct node_http_conn *conn;  /* borrowed */
+    struct conn_write *next_free; /* in the thread's free list */
     enum write_kind kind;
-    size_t len;
+    size_t len; /* bytes of data to write */
+    size_t cap; /* room at data */
     char data[];
 };
 
@@ -78,15 +87,11 @@ struct node_http_req {
 
 struct node_http_conn {
     struct node_http_server *srv; /* borrowed */
-    struct node_http_conn *prev, *next;
-    uv_tcp_t *tcp; /* owned, own allocation so an upgrade can hand it off */
+    struct at_list link;          /* in srv->conns */
+    /* owned: closed with the connection; NULL once an upgrade took it */
+    struct node_http_transport *t;
     uv_timer_t timer;
-    uv_poll_t poll;
-    uv_shutdown_t shutdown;
-    int handles; /* open uv handles */
-    bool mem;
-    struct at_buf *mem_out;                  /* borrowed */
-    struct conn_write *mem_head, **mem_tail; /* owned */
+    int handles; /* the timer and the transport until their close */
     enum conn_state state;
     llhttp_t parser;
     bool in_parser;
@@ -109,9 +114,7 @@ struct node_http_conn {
     bool sent_continue;
     enum timer_kind timer_kind;
     size_t last_wq;
-    int sf_fd;  /* owned, -1 */
-    int dup_fd; /* owned, -1 */
-    bool poll_init;
+    int sf_fd; /* owned, -1 */
     uint64_t sf_off, sf_left;
     uint64_t sf_limit; /* file offset sending stops at until raised */
     bool sf_stalled; /* at sf_limit, waiting for node_http_resp_stream_limit */
@@ -132,7 +135,7 @@ struct node_http_server {
     void *data;
     int port;
     bool stopping;
-    struct node_http_conn *conns; /* list of every open or closing conn */
+    struct at_list conns; /* node_http_conn.link: every open or closing */
     size_t nconns;
     void (*stop_cb)(void *data);
     void *stop_data;
@@ -141,9 +144,9 @@ struct node_http_server {
 
 /* ---- conn.c ---- */
 
-/* A connection for s on an accepted socket (tcp, owned) or, with tcp NULL,
- * without one (test mode). */
-struct node_http_conn *node_http__conn_new(struct node_http_server *s);
+/* A connection of s over t (ownership passes), reading at once. */
+struct node_http_conn *node_http__conn_new(struct node_http_server *s,
+                                           struct node_http_transport *t);
 /* Move to state `to`; asserts that the transition is allowed. */
 void node_http__conn_move(struct node_http_conn *c, enum conn_state to);
 /* The connection lets go of its request (response complete or connection
@@ -158,7 +161,7 @@ bool node_http__conn_can_parse(const struct node_http_conn *c);
 /* Arm the one timer for what the connection waits on now. Progress restarts
  * body and write timeouts; header and idle deadlines are fixed. */
 void node_http__conn_timer_update(struct node_http_conn *c, bool progress);
-/* Start or stop reading the socket as the state wants. */
+/* Start or stop reading the transport as the state wants. */
 void node_http__conn_update_reading(struct node_http_conn *c);
 /* Close at once; the handler's abort callback runs if it still waits. */
 void node_http__conn_close(struct node_http_conn *c);
@@ -242,11 +245,14 @@ struct node_http_server *node_http__server_new_mem(
     node_http_handler handler,
     void *data);
 
-/* A connection without a socket: input comes from node_http__conn_feed,
- * output is appended to *out (borrowed) and each write completes only when
- * node_http__conn_flush is called. The connection is freed by the loop after
- * it closed (run the loop once more), so stop using the pointer once
- * node_http__conn_closed is true or after node_http__conn_close. */
+/* A connection over the in-memory transport (transport.h): input comes
+ * from node_http__conn_feed, output is appended to *out (borrowed) and each
+ * write completes only when node_http__conn_flush is called. A response
+ * that closes the connection leaves it lingering (reading and dropping
+ * input) until node_http__conn_eof or node_http__conn_close, as a socket
+ * would. The connection is freed by the loop after it closed (run the loop
+ * once more), so stop using the pointer once node_http__conn_closed is true
+ * or after node_http__conn_close. */
 struct node_http_conn *node_http__conn_new_mem(struct node_http_server *s,
                                                struct at_buf *out);
 /* Bytes accepted (0 when the connection is not reading: paused, waiting for
@@ -254,7 +260,7 @@ struct node_http_conn *node_http__conn_new_mem(struct node_http_server *s,
 size_t node_http__conn_feed(struct node_http_conn *c, const char *p, size_t n);
 /* Complete the pending writes; returns how many completed. */
 int node_http__conn_flush(struct node_http_conn *c);
-/* The peer closed its side. */
+/* The peer closed its side: the connection closes (aborting a request). */
 void node_http__conn_eof(struct node_http_conn *c);
 bool node_http__conn_closed(const struct node_http_conn *c);
 

@@ -5,37 +5,14 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
 
 #include "common/common.h"
 #include "node/http/internal.h"
 
-static void conn_set_peer(struct node_http_conn *c)
-{
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    char ip[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-
-    if (uv_tcp_getpeername(c->tcp, (struct sockaddr *)&ss, &len) != 0)
-        return;
-    if (ss.ss_family == AF_INET) {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        uv_ip4_name(a, ip, sizeof(ip));
-        port = ntohs(a->sin_port);
-        snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
-    } else if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        uv_ip6_name(a, ip, sizeof(ip));
-        port = ntohs(a->sin6_port);
-        snprintf(c->peer, sizeof(c->peer), "[%s]:%d", ip, port);
-    }
-}
-
 static void srv_on_connection(uv_stream_t *ls, int status)
 {
     struct node_http_server *s = ls->data;
-    struct node_http_conn *c;
+    struct node_http_transport *t;
     int rv;
 
     if (status < 0) {
@@ -44,21 +21,12 @@ static void srv_on_connection(uv_stream_t *ls, int status)
     }
     if (s->stopping)
         return;
-    c = node_http__conn_new(s);
-    c->tcp = at_malloc(sizeof(*c->tcp));
-    uv_tcp_init(s->loop, c->tcp);
-    c->tcp->data = c;
-    c->handles++;
-    rv = uv_accept(ls, (uv_stream_t *)c->tcp);
+    rv = node_http__tcp_accept(ls, &t);
     if (rv != 0) {
         LOG_DEBUG("accept: %s", uv_strerror(rv));
-        node_http__conn_close(c);
         return;
     }
-    uv_tcp_nodelay(c->tcp, 1);
-    conn_set_peer(c);
-    node_http__conn_timer_update(c, false);
-    node_http__conn_update_reading(c);
+    node_http__conn_new(s, t);
 }
 
 static void srv_on_close(uv_handle_t *h)
@@ -89,10 +57,12 @@ void node_http__server_maybe_finish(struct node_http_server *s)
 static void srv_on_grace(uv_timer_t *t)
 {
     struct node_http_server *s = t->data;
-    struct node_http_conn *c, *next;
+    struct at_list *e, *next;
 
-    for (c = s->conns; c != NULL; c = next) {
-        next = c->next;
+    AT_LIST_FOREACH_SAFE (e, next, &s->conns) {
+        struct node_http_conn *c =
+            AT_LIST_ENTRY(e, struct node_http_conn, link);
+
         if (c->state != CS_CLOSED) {
             LOG_DEBUG("conn %s: closed at shutdown", c->peer);
             node_http__conn_close(c);
@@ -124,6 +94,7 @@ static void srv_init(struct node_http_server *s,
         s->cfg.shutdown_grace_ms = 10000;
     s->handler = handler;
     s->data = data;
+    at_list_init(&s->conns);
     uv_timer_init(loop, &s->grace);
     s->grace.data = s;
     s->handles = 1;
@@ -196,7 +167,7 @@ void node_http_stop(struct node_http_server *s,
                     void (*cb)(void *data),
                     void *data)
 {
-    struct node_http_conn *c, *next;
+    struct at_list *e, *next;
 
     if (s->stopping)
         return;
@@ -207,8 +178,10 @@ void node_http_stop(struct node_http_server *s,
         s->listening = false;
         uv_close((uv_handle_t *)&s->tcp, srv_on_close);
     }
-    for (c = s->conns; c != NULL; c = next) {
-        next = c->next;
+    AT_LIST_FOREACH_SAFE (e, next, &s->conns) {
+        struct node_http_conn *c =
+            AT_LIST_ENTRY(e, struct node_http_conn, link);
+
         if (c->state == CS_IDLE)
             node_http__conn_close(c);
         else if (c->state == CS_HEAD || c->state == CS_ACTIVE)

@@ -80,7 +80,7 @@ static void recycle_drain(void)
         struct conn_write *w = write_free_list;
 
         ASAN_UNPOISON_MEMORY_REGION(w, WRITE_SMALL);
-        write_free_list = w->next;
+        write_free_list = w->next_free;
         at_free(w);
     }
     req_free_count = write_free_count = 0;
@@ -167,27 +167,28 @@ struct conn_write *node_http__write_new(struct node_http_conn *c,
     if (small && write_free_list != NULL) {
         w = write_free_list;
         ASAN_UNPOISON_MEMORY_REGION(w, WRITE_SMALL);
-        write_free_list = w->next;
+        write_free_list = w->next_free;
         write_free_count--;
     } else {
         w = at_malloc(small ? WRITE_SMALL : sizeof(*w) + len);
     }
     w->conn = c;
-    w->next = NULL;
+    w->next_free = NULL;
     w->kind = kind;
     w->len = len;
+    w->cap = small ? WRITE_SMALL - sizeof(*w) : len;
     return w;
 }
 
 /* see internal.h */
 void node_http__write_free(struct conn_write *w)
 {
-    if (w->len > WRITE_SMALL - sizeof(*w) || write_free_count >= RECYCLE_MAX ||
+    if (w->cap != WRITE_SMALL - sizeof(*w) || write_free_count >= RECYCLE_MAX ||
         recycle_servers == 0) {
         at_free(w);
         return;
     }
-    w->next = write_free_list;
+    w->next_free = write_free_list;
     write_free_list = w;
     write_free_count++;
     ASAN_POISON_MEMORY_REGION(w, WRITE_SMALL);

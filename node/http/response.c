@@ -170,24 +170,29 @@ void node_http__upgrade_done(struct node_http_conn *c)
 {
     node_http_upgrade_cb cb = c->up_cb;
     void *data = c->up_data;
-    uv_tcp_t *tcp = c->tcp;
+    uv_stream_t *stream;
 
-    if (c->mem || tcp == NULL || c->in_len > c->in_off || c->reading) {
+    if (c->in_len > c->in_off || c->reading) {
         LOG_INFO("upgrade from %s: unexpected bytes after the request",
                  c->peer);
         node_http__conn_close(c);
         return;
     }
+    stream = c->t->ops->detach(c->t);
+    if (stream == NULL) {
+        LOG_INFO("upgrade from %s: a %s connection cannot be handed over",
+                 c->peer, c->t->ops->name);
+        node_http__conn_close(c);
+        return;
+    }
+    c->t = NULL;
+    c->handles--;
     c->up_cb = NULL;
     if (c->req != NULL)
         c->req->resp_done = true;
     node_http__conn_detach_req(c);
-    uv_read_stop((uv_stream_t *)tcp);
-    tcp->data = NULL;
-    c->tcp = NULL;
-    c->handles--;
     node_http__conn_close(c);
-    cb(data, (uv_stream_t *)tcp);
+    cb(data, stream);
 }
 
 /* see internal.h */
