@@ -10,41 +10,83 @@
 
 /* Happy path of one connection: accept -> IDLE (waiting for a request) ->
  * HEAD (header bytes arriving; llhttp accumulates URL and headers) -> the
- * handler runs from pcb_headers_complete, the parser stays paused and the
- * socket is not read until the handler asks for the body -> ACTIVE (body
- * delivered through the handler's callbacks, response written) -> once the
- * response is written and the request completely read: IDLE again
- * (keep-alive: pipelined bytes left in the buffer are parsed now) or LINGER
- * (uv_shutdown, drain input for a moment, then uv_close) -> CLOSED.
+ * handler runs from the headers-complete callback: WAIT, the parser stays
+ * paused and the transport is not read until the handler asks for the body
+ * -> BODY (body delivered through the handler's callbacks) -> COMPLETE.
+ * The response side moves on its own: NONE -> SENDING (-> FILE for a file
+ * body) -> DONE. Once both are done: IDLE again (keep-alive: pipelined bytes
+ * left in the buffer are parsed now) or LINGER (shut the write side down,
+ * drain input for a moment, then close) -> CLOSED.
+ *
+ * An early answer (before the body ended) drains a small rest (DRAIN) or
+ * stops reading and closes after the response (STOP).
  *
  * Failure modes: malformed header block -> 400 (414, 431 for our limits)
- * with Connection: close; EOF, socket error, timeout, malformed body while a
- * handler owns the request -> abort callback, then uv_close. llhttp is never
- * re-entered from its own callbacks: they only record state, and the outer
- * loop in conn_parse() decides whether to resume. */
+ * with Connection: close; EOF, transport error, timeout, malformed body
+ * while a handler owns the request -> abort callback, then close. llhttp is
+ * never re-entered from its own callbacks: they only record state, and the
+ * outer loop in node_http__parse() decides whether to resume. */
 
-static const char *const conn_state_names[] = { "idle", "head", "active",
-                                                "linger", "closed" };
+static const char *const conn_state_names[] = {
+    [CONN_IDLE] = "idle",     [CONN_HEAD] = "head",
+    [CONN_WAIT] = "wait",     [CONN_BODY] = "body",
+    [CONN_DRAIN] = "drain",   [CONN_COMPLETE] = "complete",
+    [CONN_STOP] = "stop",     [CONN_LINGER] = "linger",
+    [CONN_CLOSED] = "closed",
+};
+
+#define TO(s) (1u << (s))
 
 /* Allowed transitions: bit `to` set in allowed[from]. */
 static const unsigned conn_allowed[] = {
-    [CS_IDLE] = 1u << CS_HEAD | 1u << CS_CLOSED,
-    [CS_HEAD] = 1u << CS_ACTIVE | 1u << CS_CLOSED,
-    [CS_ACTIVE] = 1u << CS_IDLE | 1u << CS_LINGER | 1u << CS_CLOSED,
-    [CS_LINGER] = 1u << CS_CLOSED,
-    [CS_CLOSED] = 0,
+    [CONN_IDLE] = TO(CONN_HEAD) | TO(CONN_STOP) | TO(CONN_CLOSED),
+    [CONN_HEAD] = TO(CONN_WAIT) | TO(CONN_STOP) | TO(CONN_CLOSED),
+    [CONN_WAIT] =
+        TO(CONN_BODY) | TO(CONN_DRAIN) | TO(CONN_STOP) | TO(CONN_CLOSED),
+    [CONN_BODY] =
+        TO(CONN_DRAIN) | TO(CONN_COMPLETE) | TO(CONN_STOP) | TO(CONN_CLOSED),
+    [CONN_DRAIN] =
+        TO(CONN_COMPLETE) | TO(CONN_STOP) | TO(CONN_LINGER) | TO(CONN_CLOSED),
+    [CONN_COMPLETE] =
+        TO(CONN_IDLE) | TO(CONN_STOP) | TO(CONN_LINGER) | TO(CONN_CLOSED),
+    [CONN_STOP] = TO(CONN_LINGER) | TO(CONN_CLOSED),
+    [CONN_LINGER] = TO(CONN_CLOSED),
+    [CONN_CLOSED] = 0,
 };
 
-static void conn_close_graceful(struct node_http_conn *c);
+static const char *const resp_state_names[] = {
+    [RESP_NONE] = "none",       [RESP_SENDING] = "sending",
+    [RESP_FILE] = "file",       [RESP_STALLED] = "stalled",
+    [RESP_UPGRADE] = "upgrade", [RESP_DONE] = "done",
+};
+
+static const unsigned resp_allowed[] = {
+    [RESP_NONE] = TO(RESP_SENDING) | TO(RESP_UPGRADE),
+    [RESP_SENDING] = TO(RESP_FILE) | TO(RESP_DONE),
+    [RESP_FILE] = TO(RESP_STALLED) | TO(RESP_DONE),
+    [RESP_STALLED] = TO(RESP_FILE),
+    [RESP_UPGRADE] = TO(RESP_DONE),
+    [RESP_DONE] = TO(RESP_NONE),
+};
+
 static void conn_on_timer(uv_timer_t *t);
 
 /* see internal.h */
 void node_http__conn_move(struct node_http_conn *c, enum conn_state to)
 {
-    AT_ASSERT(conn_allowed[c->state] & (1u << to));
+    AT_ASSERT(conn_allowed[c->state] & TO(to));
     LOG_DEBUG("conn %s: %s -> %s", c->peer, conn_state_names[c->state],
               conn_state_names[to]);
     c->state = to;
+}
+
+/* see internal.h */
+void node_http__resp_move(struct node_http_conn *c, enum resp_state to)
+{
+    AT_ASSERT(resp_allowed[c->resp] & TO(to));
+    LOG_DEBUG("conn %s: response %s -> %s", c->peer, resp_state_names[c->resp],
+              resp_state_names[to]);
+    c->resp = to;
 }
 
 /* see internal.h */
@@ -75,53 +117,15 @@ void node_http__conn_abort_req(struct node_http_conn *c)
     node_http__conn_detach_req(c);
 }
 
-static void conn_on_write(struct node_http_twrite *tw, int status)
-{
-    struct conn_write *w = AT_CONTAINER_OF(tw, struct conn_write, tw);
-    struct node_http_conn *c = w->conn;
-    enum write_kind kind = w->kind;
-
-    node_http__write_free(w);
-    if (c->state == CS_CLOSED || c->state == CS_LINGER)
-        return;
-    if (kind == WK_UPGRADE && status == 0) {
-        node_http__upgrade_done(c);
-        return;
-    }
-    if (status < 0) {
-        LOG_DEBUG("write to %s: %s", c->peer, uv_strerror(status));
-        node_http__conn_close(c);
-        return;
-    }
-    switch (kind) {
-    case WK_CONTINUE:
-        return;
-    case WK_ERROR:
-        node_http__conn_detach_req(c);
-        conn_close_graceful(c);
-        return;
-    case WK_FILE_HDRS:
-        c->resp = RS_SENDFILE;
-        node_http__conn_timer_update(c, true);
-        node_http__file_send(c);
-        return;
-    case WK_FILE_CHUNK:
-        node_http__conn_timer_update(c, true);
-        node_http__file_send(c);
-        return;
-    case WK_RESP:
-        node_http__conn_resp_done(c);
-        return;
-    case WK_UPGRADE:
-        return;
-    }
-}
+/* ---- writes ---- */
 
 /* see internal.h */
-void node_http__conn_write(struct node_http_conn *c, struct conn_write *w)
+void node_http__conn_write(struct node_http_conn *c,
+                           struct node_http_write *w,
+                           node_http_twrite_cb cb)
 {
     uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
-    int rv = c->t->ops->write(c->t, &w->tw, &b, 1, conn_on_write);
+    int rv = c->t->ops->write(c->t, &w->tw, &b, 1, cb);
 
     if (rv != 0) {
         LOG_DEBUG("write to %s: %s", c->peer, uv_strerror(rv));
@@ -132,23 +136,37 @@ void node_http__conn_write(struct node_http_conn *c, struct conn_write *w)
     c->last_wq = c->t->ops->write_queue_size(c->t);
 }
 
+/* see internal.h */
+struct node_http_conn *node_http__write_done(struct node_http_twrite *tw,
+                                             int status)
+{
+    struct node_http_write *w = AT_CONTAINER_OF(tw, struct node_http_write, tw);
+    struct node_http_conn *c = w->conn;
+
+    node_http__write_free(w);
+    if (c->state == CONN_CLOSED || c->state == CONN_LINGER)
+        return NULL;
+    if (status < 0) {
+        LOG_DEBUG("write to %s: %s", c->peer, uv_strerror(status));
+        node_http__conn_close(c);
+        return NULL;
+    }
+    return c;
+}
+
 /* ---- timers and reading ---- */
 
 /* see internal.h */
 bool node_http__conn_can_parse(const struct node_http_conn *c)
 {
     switch (c->state) {
-    case CS_IDLE:
-    case CS_HEAD:
+    case CONN_IDLE:
+    case CONN_HEAD:
         return true;
-    case CS_ACTIVE:
-        if (c->msg_complete || c->req == NULL)
-            return false;
-        if (c->body == BM_DISCARD)
-            return true;
-        if (c->body == BM_READ)
-            return !c->req->paused;
-        return false;
+    case CONN_BODY:
+        return c->req != NULL && !c->req->paused;
+    case CONN_DRAIN:
+        return c->req != NULL;
     default:
         return false;
     }
@@ -156,61 +174,66 @@ bool node_http__conn_can_parse(const struct node_http_conn *c)
 
 static bool conn_wants_input(const struct node_http_conn *c)
 {
-    if (c->state == CS_LINGER)
+    if (c->state == CONN_LINGER)
         return true;
     return node_http__conn_can_parse(c) && c->in_off == c->in_len;
 }
 
-static enum timer_kind conn_timer_want(const struct node_http_conn *c)
+static bool resp_writing(const struct node_http_conn *c)
+{
+    return c->resp != RESP_NONE && c->resp != RESP_DONE;
+}
+
+static enum conn_deadline conn_deadline_want(const struct node_http_conn *c)
 {
     switch (c->state) {
-    case CS_IDLE:
-        return c->first_request ? TK_HEADER : TK_IDLE;
-    case CS_HEAD:
-        return TK_HEADER;
-    case CS_ACTIVE:
-        if (c->resp == RS_WRITING || c->resp == RS_SENDFILE)
-            return TK_WRITE;
-        if (node_http__conn_can_parse(c))
-            return TK_BODY;
-        return TK_NONE;
-    case CS_LINGER:
-        return TK_LINGER;
+    case CONN_IDLE:
+        return (c->flags & CF_FIRST_REQUEST) ? DL_HEADER : DL_IDLE;
+    case CONN_HEAD:
+        return DL_HEADER;
+    case CONN_LINGER:
+        return DL_LINGER;
+    case CONN_CLOSED:
+        return DL_NONE;
     default:
-        return TK_NONE;
+        if (resp_writing(c))
+            return DL_WRITE;
+        if (node_http__conn_can_parse(c))
+            return DL_BODY;
+        return DL_NONE;
     }
 }
 
 /* see internal.h */
 void node_http__conn_timer_update(struct node_http_conn *c, bool progress)
 {
-    enum timer_kind want = conn_timer_want(c);
+    enum conn_deadline want = conn_deadline_want(c);
     const struct node_http_config *cfg = &c->srv->cfg;
     uint64_t ms = 0;
 
-    if (c->state == CS_CLOSED)
+    if (c->state == CONN_CLOSED)
         return;
-    if (want == c->timer_kind &&
-        !(progress && (want == TK_BODY || want == TK_WRITE)))
+    if (want == c->deadline &&
+        !(progress && (want == DL_BODY || want == DL_WRITE)))
         return;
-    c->timer_kind = want;
+    c->deadline = want;
     switch (want) {
-    case TK_NONE:
+    case DL_NONE:
         uv_timer_stop(&c->timer);
         return;
-    case TK_IDLE:
+    case DL_IDLE:
         ms = cfg->idle_timeout_ms;
         break;
-    case TK_HEADER:
+    case DL_HEADER:
         ms = cfg->header_timeout_ms;
         break;
-    case TK_BODY:
+    case DL_BODY:
         ms = cfg->body_timeout_ms;
         break;
-    case TK_WRITE:
+    case DL_WRITE:
         ms = cfg->write_timeout_ms;
         break;
-    case TK_LINGER:
+    case DL_LINGER:
         ms = AT_MIN(LINGER_MS, cfg->write_timeout_ms);
         break;
     }
@@ -222,19 +245,20 @@ static void conn_on_timer(uv_timer_t *t)
     struct node_http_conn *c = t->data;
     size_t q;
 
-    switch (c->timer_kind) {
-    case TK_NONE:
+    switch (c->deadline) {
+    case DL_NONE:
         return;
-    case TK_IDLE:
-    case TK_HEADER:
+    case DL_IDLE:
+    case DL_HEADER:
         LOG_DEBUG("conn %s: %s timeout", c->peer,
-                  c->timer_kind == TK_IDLE ? "idle" : "header");
+                  c->deadline == DL_IDLE ? "idle" : "header");
         break;
-    case TK_BODY:
+    case DL_BODY:
         LOG_DEBUG("conn %s: body timeout", c->peer);
         break;
-    case TK_WRITE:
-        if (c->resp == RS_WRITING) {
+    case DL_WRITE:
+        /* A large write shows its progress as a shrinking queue. */
+        if (c->resp == RESP_SENDING || c->resp == RESP_UPGRADE) {
             q = c->t->ops->write_queue_size(c->t);
             if (q < c->last_wq) {
                 c->last_wq = q;
@@ -244,7 +268,7 @@ static void conn_on_timer(uv_timer_t *t)
         }
         LOG_DEBUG("conn %s: write timeout", c->peer);
         break;
-    case TK_LINGER:
+    case DL_LINGER:
         break;
     }
     node_http__conn_close(c);
@@ -270,24 +294,9 @@ static void conn_on_alloc(struct node_http_transport *t,
     }
     if (c->in == NULL)
         c->in = at_malloc(INBUF_SIZE);
-    if (c->in_off == c->in_len || c->state == CS_LINGER)
+    if (c->in_off == c->in_len || c->state == CONN_LINGER)
         c->in_off = c->in_len = 0;
     *buf = uv_buf_init(c->in + c->in_len, (unsigned)(INBUF_SIZE - c->in_len));
-}
-
-static void conn_on_eof(struct node_http_conn *c)
-{
-    /* A request the handler owns and has not answered is aborted; idle and
-     * half-read connections are simply closed. */
-    node_http__conn_close(c);
-}
-
-static void conn_on_data(struct node_http_conn *c, size_t n)
-{
-    c->in_len += n;
-    if (c->state == CS_ACTIVE)
-        node_http__conn_timer_update(c, true);
-    node_http__parse(c);
 }
 
 static void conn_on_read(struct node_http_transport *t,
@@ -296,9 +305,9 @@ static void conn_on_read(struct node_http_transport *t,
 {
     struct node_http_conn *c = t->data;
 
-    if (c->state == CS_CLOSED)
+    if (c->state == CONN_CLOSED)
         return;
-    if (c->state == CS_LINGER) {
+    if (c->state == CONN_LINGER) {
         c->in_off = c->in_len = 0;
         if (nread < 0)
             node_http__conn_close(c);
@@ -307,9 +316,11 @@ static void conn_on_read(struct node_http_transport *t,
     if (nread == 0)
         return;
     if (nread < 0) {
+        /* A request the handler owns and has not answered is aborted; idle
+         * and half-read connections are simply closed. */
         if (nread != UV_EOF)
             LOG_DEBUG("read from %s: %s", c->peer, uv_strerror((int)nread));
-        conn_on_eof(c);
+        node_http__conn_close(c);
         return;
     }
     if (c->ext != NULL && buf->base == c->ext) {
@@ -317,7 +328,10 @@ static void conn_on_read(struct node_http_transport *t,
         node_http__parse_direct(c, buf->base, (size_t)nread);
         return;
     }
-    conn_on_data(c, (size_t)nread);
+    c->in_len += (size_t)nread;
+    if (node_http__conn_active(c))
+        node_http__conn_timer_update(c, true);
+    node_http__parse(c);
 }
 
 /* see internal.h */
@@ -326,20 +340,20 @@ void node_http__conn_update_reading(struct node_http_conn *c)
     bool want;
     int rv;
 
-    if (c->state == CS_CLOSED)
+    if (c->state == CONN_CLOSED)
         return;
     want = conn_wants_input(c);
-    if (want && !c->reading) {
+    if (want && !(c->flags & CF_READING)) {
         rv = c->t->ops->read_start(c->t, conn_on_alloc, conn_on_read);
         if (rv != 0) {
             LOG_DEBUG("read start %s: %s", c->peer, uv_strerror(rv));
             node_http__conn_close(c);
             return;
         }
-        c->reading = true;
-    } else if (!want && c->reading) {
+        c->flags |= CF_READING;
+    } else if (!want && (c->flags & CF_READING)) {
         c->t->ops->read_stop(c->t);
-        c->reading = false;
+        c->flags &= ~CF_READING;
     }
 }
 
@@ -356,7 +370,7 @@ static void conn_free(struct node_http_conn *c)
     node_http__server_maybe_finish(s);
 }
 
-static void conn_on_close(uv_handle_t *h)
+static void conn_on_timer_close(uv_handle_t *h)
 {
     struct node_http_conn *c = h->data;
 
@@ -376,17 +390,17 @@ static void conn_on_transport_close(struct node_http_transport *t)
 /* see internal.h */
 void node_http__conn_close(struct node_http_conn *c)
 {
-    if (c->state == CS_CLOSED)
+    if (c->state == CONN_CLOSED)
         return;
     node_http__conn_abort_req(c);
-    node_http__conn_move(c, CS_CLOSED);
-    c->reading = false;
-    if (c->sf_fd >= 0) {
-        close(c->sf_fd);
-        c->sf_fd = -1;
+    node_http__conn_move(c, CONN_CLOSED);
+    c->flags &= ~CF_READING;
+    if (c->file.fd >= 0) {
+        close(c->file.fd);
+        c->file.fd = -1;
     }
     uv_timer_stop(&c->timer);
-    uv_close((uv_handle_t *)&c->timer, conn_on_close);
+    uv_close((uv_handle_t *)&c->timer, conn_on_timer_close);
     if (c->t != NULL)
         c->t->ops->close(c->t, conn_on_transport_close);
     node_http__upgrade_fail(c);
@@ -396,20 +410,21 @@ static void conn_on_shutdown(struct node_http_transport *t, int status)
 {
     struct node_http_conn *c = t->data;
 
-    if (c->state != CS_LINGER)
+    if (c->state != CONN_LINGER)
         return;
     if (status < 0)
         node_http__conn_close(c);
 }
 
-static void conn_close_graceful(struct node_http_conn *c)
+/* see internal.h */
+void node_http__conn_close_graceful(struct node_http_conn *c)
 {
     int rv;
 
-    if (c->state == CS_CLOSED || c->state == CS_LINGER)
+    if (c->state == CONN_CLOSED || c->state == CONN_LINGER)
         return;
     node_http__conn_detach_req(c);
-    node_http__conn_move(c, CS_LINGER);
+    node_http__conn_move(c, CONN_LINGER);
     rv = c->t->ops->shutdown(c->t, conn_on_shutdown);
     if (rv != 0) {
         node_http__conn_close(c);
@@ -425,16 +440,14 @@ static void conn_close_graceful(struct node_http_conn *c)
 void node_http__conn_request_finish(struct node_http_conn *c)
 {
     node_http__conn_detach_req(c);
-    if (c->close_after || c->srv->stopping) {
-        conn_close_graceful(c);
+    if ((c->flags & CF_CLOSE_AFTER) || c->srv->stopping) {
+        node_http__conn_close_graceful(c);
         return;
     }
-    node_http__conn_move(c, CS_IDLE);
-    c->first_request = false;
-    c->msg_complete = false;
-    c->resp = RS_NONE;
-    c->body = BM_WAIT;
-    c->sent_continue = false;
+    node_http__conn_move(c, CONN_IDLE);
+    node_http__resp_move(c, RESP_NONE);
+    c->flags &= ~(CF_FIRST_REQUEST | CF_CONTINUE_SENT);
+    c->reader = &node_http__body_none;
     c->err_status = 0;
     node_http__conn_timer_update(c, false);
 }
@@ -442,15 +455,14 @@ void node_http__conn_request_finish(struct node_http_conn *c)
 /* see internal.h */
 void node_http__conn_resp_done(struct node_http_conn *c)
 {
-    c->resp = RS_DONE;
+    node_http__resp_move(c, RESP_DONE);
     if (c->req != NULL)
         c->req->resp_done = true;
-    if (c->close_after || c->srv->stopping) {
-        node_http__conn_detach_req(c);
-        conn_close_graceful(c);
+    if ((c->flags & CF_CLOSE_AFTER) || c->srv->stopping) {
+        node_http__conn_close_graceful(c);
         return;
     }
-    if (c->msg_complete)
+    if (c->state == CONN_COMPLETE)
         node_http__conn_request_finish(c);
     node_http__parse(c);
 }
@@ -464,9 +476,12 @@ struct node_http_conn *node_http__conn_new(struct node_http_server *s,
     c->srv = s;
     c->t = t;
     t->data = c;
-    c->sf_fd = -1;
-    c->state = CS_IDLE;
-    c->first_request = true;
+    c->file.fd = -1;
+    c->state = CONN_IDLE;
+    c->resp = RESP_NONE;
+    c->deadline = DL_NONE;
+    c->flags = CF_FIRST_REQUEST;
+    c->reader = &node_http__body_none;
     node_http__parser_init(c);
     uv_timer_init(s->loop, &c->timer);
     c->timer.data = c;
@@ -479,6 +494,8 @@ struct node_http_conn *node_http__conn_new(struct node_http_server *s,
     return c;
 }
 
+/* ---- test seams ---- */
+
 /* see internal.h */
 struct node_http_conn *node_http__conn_new_mem(struct node_http_server *s,
                                                struct at_buf *out)
@@ -489,7 +506,7 @@ struct node_http_conn *node_http__conn_new_mem(struct node_http_server *s,
 /* see internal.h */
 size_t node_http__conn_feed(struct node_http_conn *c, const char *p, size_t n)
 {
-    if (c->state == CS_CLOSED)
+    if (c->state == CONN_CLOSED)
         return 0;
     return node_http__mem_feed(c->t, p, n);
 }
@@ -497,7 +514,7 @@ size_t node_http__conn_feed(struct node_http_conn *c, const char *p, size_t n)
 /* see internal.h */
 int node_http__conn_flush(struct node_http_conn *c)
 {
-    if (c->state == CS_CLOSED)
+    if (c->state == CONN_CLOSED)
         return 0;
     return node_http__mem_flush(c->t);
 }
@@ -505,12 +522,12 @@ int node_http__conn_flush(struct node_http_conn *c)
 /* see internal.h */
 void node_http__conn_eof(struct node_http_conn *c)
 {
-    if (c->state != CS_CLOSED)
+    if (c->state != CONN_CLOSED)
         node_http__mem_eof(c->t);
 }
 
 /* see internal.h */
 bool node_http__conn_closed(const struct node_http_conn *c)
 {
-    return c->state == CS_CLOSED;
+    return c->state == CONN_CLOSED;
 }

@@ -14,41 +14,82 @@
 #define LINGER_MS      2000
 #define SENDFILE_BURST (8 * 1024 * 1024)
 
+/* Where a connection is with the request it reads (conn.c has the table of
+ * allowed moves, asserted on each). WAIT to STOP are "active": a request
+ * is being served, and the response side has its own state below. */
 enum conn_state {
-    CS_IDLE,   /* no byte of the next request yet */
-    CS_HEAD,   /* reading a header block */
-    CS_ACTIVE, /* a request is being served (or an error response written) */
-    CS_LINGER, /* response done, write side shut down, draining input */
-    CS_CLOSED, /* uv_close called, waiting for the close callbacks */
+    CONN_IDLE,     /* no byte of the next request yet */
+    CONN_HEAD,     /* reading a header block */
+    CONN_WAIT,     /* the handler has the request, not asked for the body */
+    CONN_BODY,     /* body bytes go to the handler */
+    CONN_DRAIN,    /* answered early: the rest of a small body is dropped */
+    CONN_COMPLETE, /* the whole request is read */
+    CONN_STOP,     /* nothing more is read: closes after the response */
+    CONN_LINGER,   /* response done, write side shut down, draining input */
+    CONN_CLOSED,   /* closing, waiting for the close callbacks */
 };
 
-enum body_mode {
-    BM_WAIT,    /* handler has not asked for the body: parser paused */
-    BM_READ,    /* body delivered to the handler */
-    BM_DISCARD, /* response sent early, remaining (small) body dropped */
-    BM_STOP,    /* never read further; the connection closes */
+/* Where the response of an active connection is. */
+enum resp_state {
+    RESP_NONE,    /* nothing sent yet */
+    RESP_SENDING, /* the response (or its head, or an error) is written */
+    RESP_FILE,    /* its file body goes out */
+    RESP_STALLED, /* the file body waits for node_http_resp_stream_limit */
+    RESP_UPGRADE, /* a 101 is written; then the socket is handed over */
+    RESP_DONE,    /* completely written */
 };
 
-enum resp_state { RS_NONE, RS_WRITING, RS_SENDFILE, RS_DONE };
-
-enum timer_kind { TK_NONE, TK_IDLE, TK_HEADER, TK_BODY, TK_WRITE, TK_LINGER };
-
-enum write_kind {
-    WK_CONTINUE,
-    WK_RESP,
-    WK_FILE_HDRS,
-    WK_FILE_CHUNK,
-    WK_ERROR,
-    WK_UPGRADE,
+/* What the one timer is armed for. It follows from the states, and is kept
+ * so that a fixed deadline (header, idle) is not restarted. */
+enum conn_deadline {
+    DL_NONE,
+    DL_IDLE,
+    DL_HEADER,
+    DL_BODY,
+    DL_WRITE,
+    DL_LINGER,
 };
 
-struct conn_write {
+/* Independent facts about a connection (node_http_conn.flags). */
+#define CF_FIRST_REQUEST 0x01u /* no request completed yet */
+#define CF_CLOSE_AFTER   0x02u /* close after this response */
+#define CF_CONTINUE_SENT 0x04u /* a 100 Continue went out for this request */
+#define CF_IN_PARSER     0x08u /* inside llhttp_execute: never re-enter */
+#define CF_READING       0x10u /* the transport was asked to read */
+
+struct node_http_conn;
+
+/* How a request's body is framed, chosen when its headers are complete:
+ * none, Content-Length or chunked. llhttp does the framing; a reader adds
+ * what differs per framing. */
+struct node_http_body_reader {
+    const char *name;
+    bool present; /* body bytes follow the headers */
+    /* How many bytes of the next read may go to the handler's memory (all
+     * of them body); 0: none. The connection has checked that the handler
+     * gives memory, reads now and that nothing is buffered. */
+    size_t (*direct_want)(const struct node_http_conn *c);
+    /* New input, before llhttp sees it; false: malformed. */
+    bool (*check_input)(struct node_http_conn *c, const char *p, size_t n);
+    /* A body span llhttp delivered, up to c->parse_end; false: malformed. */
+    bool (*check_span)(struct node_http_conn *c, const char *at, size_t n);
+    /* The handler answered before the body ended: is what is left small
+     * enough to read and drop, keeping the connection? */
+    bool (*drainable)(const struct node_http_conn *c);
+};
+
+extern const struct node_http_body_reader node_http__body_none;
+extern const struct node_http_body_reader node_http__body_length;
+extern const struct node_http_body_reader node_http__body_chunked;
+
+/* One write of a connection, with the bytes after it. Small ones are
+ * recycled (recycle.c). */
+struct node_http_write {
     struct node_http_twrite tw;
-    struct node_http_conn *conn;  /* borrowed */
-    struct conn_write *next_free; /* in the thread's free list */
-    enum write_kind kind;
-    size_t len; /* bytes of data to write */
-    size_t cap; /* room at data */
+    struct node_http_conn *conn;       /* borrowed */
+    struct node_http_write *next_free; /* in the thread's free list */
+    size_t len;                        /* bytes of data to write */
+    size_t cap;                        /* room at data */
     char data[];
 };
 
@@ -93,31 +134,28 @@ struct node_http_conn {
     uv_timer_t timer;
     int handles; /* the timer and the transport until their close */
     enum conn_state state;
+    enum resp_state resp;
+    enum conn_deadline deadline;
+    unsigned flags; /* CF_* */
     llhttp_t parser;
-    bool in_parser;
-    /* llhttp 8.1 accepts chunk data not followed by CRLF (it then reads the
-     * excess as the next chunk size): we check the CRLF ourselves. */
+    const struct node_http_body_reader *reader; /* static; this request's */
     const char *parse_end; /* end of the bytes given to llhttp_execute */
-    uint64_t chunk_left;   /* data bytes left in the current chunk */
-    int crlf_need;         /* CRLF bytes after chunk data not yet seen */
-    bool first_request;
-    char *in; /* owned, INBUF_SIZE */
+    /* llhttp 8.1 accepts chunk data not followed by CRLF (it then reads the
+     * excess as the next chunk size): the chunked reader checks it. */
+    uint64_t chunk_left; /* data bytes left in the current chunk */
+    int crlf_need;       /* CRLF bytes after chunk data not yet seen */
+    char *in;            /* owned, INBUF_SIZE */
     size_t in_off, in_len;
     char *ext; /* handler memory the pending read goes to (body_buf), or NULL */
-    bool reading;
     int err_status;            /* 414/431 decided by a parser callback */
     struct node_http_req *req; /* one reference owned */
-    enum body_mode body;
-    bool msg_complete;
-    enum resp_state resp;
-    bool close_after;
-    bool sent_continue;
-    enum timer_kind timer_kind;
-    size_t last_wq;
-    int sf_fd; /* owned, -1 */
-    uint64_t sf_off, sf_left;
-    uint64_t sf_limit; /* file offset sending stops at until raised */
-    bool sf_stalled; /* at sf_limit, waiting for node_http_resp_stream_limit */
+    size_t last_wq;            /* the transport's write queue, last seen */
+    struct {
+        int fd;         /* owned, -1 */
+        uint64_t off;   /* next byte to send */
+        uint64_t left;  /* bytes still to send */
+        uint64_t limit; /* file offset sending stops at until raised */
+    } file;
     node_http_upgrade_cb up_cb; /* set while a 101 is being written */
     void *up_data;
     char peer[64];
@@ -142,6 +180,12 @@ struct node_http_server {
     uint64_t sendfile_eagain;
 };
 
+/* A request is being served: WAIT to STOP. */
+static inline bool node_http__conn_active(const struct node_http_conn *c)
+{
+    return c->state >= CONN_WAIT && c->state <= CONN_STOP;
+}
+
 /* ---- conn.c ---- */
 
 /* A connection of s over t (ownership passes), reading at once. */
@@ -149,13 +193,23 @@ struct node_http_conn *node_http__conn_new(struct node_http_server *s,
                                            struct node_http_transport *t);
 /* Move to state `to`; asserts that the transition is allowed. */
 void node_http__conn_move(struct node_http_conn *c, enum conn_state to);
+/* Move the response to `to`; asserts that the transition is allowed. */
+void node_http__resp_move(struct node_http_conn *c, enum resp_state to);
 /* The connection lets go of its request (response complete or connection
  * gone). */
 void node_http__conn_detach_req(struct node_http_conn *c);
 /* Connection failed before the response completed: tell the handler once. */
 void node_http__conn_abort_req(struct node_http_conn *c);
-/* Queue w (ownership passes). Errors surface in the completion. */
-void node_http__conn_write(struct node_http_conn *c, struct conn_write *w);
+/* Queue w (ownership passes); cb runs when it is written, and should begin
+ * with node_http__write_done. A failure to queue closes the connection. */
+void node_http__conn_write(struct node_http_conn *c,
+                           struct node_http_write *w,
+                           node_http_twrite_cb cb);
+/* Common start of every write callback: frees the write and returns its
+ * connection, or NULL when there is nothing more to do (the connection is
+ * closing, or the write failed and the connection is closed now). */
+struct node_http_conn *node_http__write_done(struct node_http_twrite *tw,
+                                             int status);
 /* True while buffered input may be handed to the parser. */
 bool node_http__conn_can_parse(const struct node_http_conn *c);
 /* Arm the one timer for what the connection waits on now. Progress restarts
@@ -165,14 +219,20 @@ void node_http__conn_timer_update(struct node_http_conn *c, bool progress);
 void node_http__conn_update_reading(struct node_http_conn *c);
 /* Close at once; the handler's abort callback runs if it still waits. */
 void node_http__conn_close(struct node_http_conn *c);
-/* Response written and request fully read: next request or close. */
-void node_http__conn_request_finish(struct node_http_conn *c);
-/* The response is completely written. */
+/* After a complete response that closes the connection: shut the write
+ * side down, drain input for a moment so that unread request bytes do not
+ * turn the close into a reset, then close. */
+void node_http__conn_close_graceful(struct node_http_conn *c);
+/* The response is completely written: next request, or close. */
 void node_http__conn_resp_done(struct node_http_conn *c);
+/* Response written and request fully read (COMPLETE, or STOP with
+ * CF_CLOSE_AFTER): next request or close. */
+void node_http__conn_request_finish(struct node_http_conn *c);
 
 /* ---- file.c ---- */
 
-/* Send the file body of the response from c->sf_off on. */
+/* Send the file body (RESP_FILE) from c->file.off on, or go on sending
+ * it. */
 void node_http__file_send(struct node_http_conn *c);
 
 /* ---- parse.c ---- */
@@ -187,8 +247,6 @@ void node_http__parser_init(struct node_http_conn *c);
 
 /* ---- body.c ---- */
 
-/* The request has a body (chunked, or a Content-Length above 0). */
-bool node_http__req_body_present(const struct node_http_req *r);
 /* How many bytes the next read may put in the handler's memory (0: none). */
 size_t node_http__body_direct_want(const struct node_http_conn *c);
 /* The handler answers before the body was read: drain a small rest or stop
@@ -201,8 +259,6 @@ void node_http__body_settle(struct node_http_conn *c);
 void node_http__send_error(struct node_http_conn *c,
                            int status,
                            const char *msg);
-/* The 101 is written: hand the socket over. */
-void node_http__upgrade_done(struct node_http_conn *c);
 /* An upgrade that cannot complete: the handler learns with a NULL stream. */
 void node_http__upgrade_fail(struct node_http_conn *c);
 
@@ -212,11 +268,10 @@ void node_http__upgrade_fail(struct node_http_conn *c);
 struct node_http_req *node_http__req_new(struct node_http_conn *c);
 /* Free r (its last reference is gone), or keep it for reuse. */
 void node_http__req_free(struct node_http_req *r);
-/* A write of len bytes of data for c. */
-struct conn_write *node_http__write_new(struct node_http_conn *c,
-                                        enum write_kind kind,
-                                        size_t len);
-void node_http__write_free(struct conn_write *w);
+/* A write of c with room for len bytes of data (w->len = len). */
+struct node_http_write *node_http__write_new(struct node_http_conn *c,
+                                             size_t len);
+void node_http__write_free(struct node_http_write *w);
 /* A server starts or ends on this thread: objects are kept only while one
  * runs, and the last one to go frees them (so nothing is kept at exit). */
 void node_http__recycle_hold(void);

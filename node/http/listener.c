@@ -63,7 +63,7 @@ static void srv_on_grace(uv_timer_t *t)
         struct node_http_conn *c =
             AT_LIST_ENTRY(e, struct node_http_conn, link);
 
-        if (c->state != CS_CLOSED) {
+        if (c->state != CONN_CLOSED) {
             LOG_DEBUG("conn %s: closed at shutdown", c->peer);
             node_http__conn_close(c);
         }
@@ -182,10 +182,10 @@ void node_http_stop(struct node_http_server *s,
         struct node_http_conn *c =
             AT_LIST_ENTRY(e, struct node_http_conn, link);
 
-        if (c->state == CS_IDLE)
+        if (c->state == CONN_IDLE)
             node_http__conn_close(c);
-        else if (c->state == CS_HEAD || c->state == CS_ACTIVE)
-            c->close_after = true;
+        else if (c->state == CONN_HEAD || node_http__conn_active(c))
+            c->flags |= CF_CLOSE_AFTER;
     }
     uv_timer_start(&s->grace, srv_on_grace, s->cfg.shutdown_grace_ms, 0);
     node_http__server_maybe_finish(s);

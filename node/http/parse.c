@@ -1,4 +1,6 @@
-/* Parsing requests with llhttp: callbacks, limits, chunk framing, errors. */
+/* Parsing requests with llhttp: callbacks, limits, errors. The callbacks
+ * only record what arrived and move the connection's state; the body's
+ * framing checks are the body reader's (body.c). */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "http"
@@ -13,12 +15,13 @@ static int pcb_message_begin(llhttp_t *p)
 {
     struct node_http_conn *c = p->data;
 
-    if (c->req != NULL || c->state != CS_IDLE)
+    if (c->req != NULL || c->state != CONN_IDLE)
         return -1; /* NEVER: the parser stays paused while a request runs */
     c->req = node_http__req_new(c);
+    c->reader = &node_http__body_none;
     c->chunk_left = 0;
     c->crlf_need = 0;
-    node_http__conn_move(c, CS_HEAD);
+    node_http__conn_move(c, CONN_HEAD);
     node_http__conn_timer_update(c, false);
     return 0;
 }
@@ -127,16 +130,22 @@ static int pcb_headers_complete(llhttp_t *p)
     expect = node_http_req_header(r, "expect");
     r->expect_continue =
         expect != NULL && strcasecmp(expect, "100-continue") == 0;
+    if (r->chunked)
+        c->reader = &node_http__body_chunked;
+    else if (r->has_length && r->content_length > 0)
+        c->reader = &node_http__body_length;
+    else
+        c->reader = &node_http__body_none;
     if (!llhttp_should_keep_alive(p) || p->upgrade || s->stopping)
-        c->close_after = true;
-    node_http__conn_move(c, CS_ACTIVE);
+        c->flags |= CF_CLOSE_AFTER;
+    node_http__conn_move(c, CONN_WAIT);
     r->handler_called = true;
     node_http_req_ref(r);
     s->handler(s->data, r);
     node_http_req_unref(r);
-    if (c->state != CS_ACTIVE)
-        return HPE_PAUSED;
-    if (c->body == BM_READ || c->body == BM_DISCARD)
+    /* Go on into the body only if the handler asked for it (or answered
+     * and it is drained); else stay paused after the headers. */
+    if (c->state == CONN_BODY || c->state == CONN_DRAIN)
         return 0;
     return HPE_PAUSED;
 }
@@ -149,50 +158,29 @@ static int pcb_chunk_header(llhttp_t *p)
     return 0;
 }
 
-/* Check that the bytes following a chunk's data are CRLF, as far as they
- * have arrived; the rest is checked when more input comes (node_http__parse).
- */
-static bool chunk_crlf_ok(struct node_http_conn *c, const char *after)
-{
-    static const char crlf[] = "\r\n";
-    size_t avail = (size_t)(c->parse_end - after);
-    size_t n = avail < 2 ? avail : 2;
-
-    if (memcmp(after, crlf, n) != 0)
-        return false;
-    c->crlf_need = (int)(2 - n);
-    return true;
-}
-
 static int pcb_body(llhttp_t *p, const char *at, size_t n)
 {
     struct node_http_conn *c = p->data;
     struct node_http_req *r = c->req;
     int rv = 0;
 
-    if (c->state != CS_ACTIVE || r == NULL)
+    if (!node_http__conn_active(c) || r == NULL)
         return HPE_PAUSED;
     /* Resuming with no new bytes flushes an empty span: not body data. */
     if (n == 0)
         return 0;
-    if (r->chunked) {
-        c->chunk_left = n < c->chunk_left ? c->chunk_left - n : 0;
-        if (c->chunk_left == 0 && !chunk_crlf_ok(c, at + n)) {
-            llhttp_set_error_reason(p, "chunk data not followed by CRLF");
-            return HPE_USER;
-        }
-    }
-    if (c->body == BM_DISCARD)
+    if (!c->reader->check_span(c, at, n))
+        return HPE_USER;
+    if (c->state == CONN_DRAIN)
         return 0;
-    if (c->body != BM_READ)
+    if (c->state != CONN_BODY)
         return HPE_PAUSED;
     if (r->on_body != NULL)
         rv = r->on_body(r, at, n);
-    if (c->state != CS_ACTIVE)
-        return HPE_PAUSED;
-    if (c->body == BM_DISCARD)
+    /* The handler may have answered (DRAIN, STOP) or closed meanwhile. */
+    if (c->state == CONN_DRAIN)
         return 0;
-    if (c->body != BM_READ)
+    if (c->state != CONN_BODY)
         return HPE_PAUSED;
     if (rv == NODE_HTTP_PAUSE)
         r->paused = true;
@@ -203,13 +191,15 @@ static int pcb_message_complete(llhttp_t *p)
 {
     struct node_http_conn *c = p->data;
     struct node_http_req *r = c->req;
+    bool deliver = c->state == CONN_BODY;
 
-    if (c->state != CS_ACTIVE || r == NULL)
+    /* NEVER otherwise: llhttp runs only while the body is read or dropped */
+    if ((c->state != CONN_BODY && c->state != CONN_DRAIN) || r == NULL)
         return HPE_PAUSED;
-    c->msg_complete = true;
-    if (c->body == BM_READ && r->on_end != NULL && !r->aborted)
+    node_http__conn_move(c, CONN_COMPLETE);
+    if (deliver && r->on_end != NULL && !r->aborted)
         r->on_end(r);
-    if (c->state == CS_ACTIVE && c->resp == RS_DONE)
+    if (c->state == CONN_COMPLETE && c->resp == RESP_DONE)
         node_http__conn_request_finish(c);
     /* Pipelining: the next request waits until this response is done. */
     return HPE_PAUSED;
@@ -227,16 +217,13 @@ static void parse_error(struct node_http_conn *c, llhttp_errno_t err)
         reason = status == 414 ? "request target too long"
                                : "request header fields too large";
     }
-    if (c->state == CS_IDLE || c->state == CS_HEAD) {
+    if (c->state == CONN_IDLE || c->state == CONN_HEAD) {
         LOG_INFO("malformed request from %s: %s", c->peer, reason);
-        if (c->state == CS_IDLE)
-            node_http__conn_move(c, CS_HEAD);
-        node_http__conn_move(c, CS_ACTIVE);
         node_http__conn_detach_req(c);
         node_http__send_error(c, status, reason);
         return;
     }
-    if (c->state == CS_ACTIVE && c->resp == RS_NONE) {
+    if (node_http__conn_active(c) && c->resp == RESP_NONE) {
         /* A malformed body (bad chunk size, ...) before any answer: the
          * handler learns through its abort callback, the client gets a 400
          * and the connection closes. */
@@ -259,9 +246,9 @@ void node_http__parse_direct(struct node_http_conn *c, const char *p, size_t n)
     if (llhttp_get_errno(&c->parser) == HPE_PAUSED)
         llhttp_resume(&c->parser);
     c->parse_end = p + n;
-    c->in_parser = true;
+    c->flags |= CF_IN_PARSER;
     err = llhttp_execute(&c->parser, p, n);
-    c->in_parser = false;
+    c->flags &= ~CF_IN_PARSER;
     if (err == HPE_PAUSED)
         used = (size_t)(llhttp_get_error_pos(&c->parser) - p);
     else if (err != HPE_OK) {
@@ -269,7 +256,7 @@ void node_http__parse_direct(struct node_http_conn *c, const char *p, size_t n)
         node_http__conn_update_reading(c);
         return;
     }
-    if (used < n && c->state != CS_CLOSED) {
+    if (used < n && c->state != CONN_CLOSED) {
         /* Not expected: the read was capped at the body's end, and the
          * parser's pauses come after a whole span. */
         if (n - used > INBUF_SIZE) {
@@ -293,7 +280,7 @@ void node_http__parse(struct node_http_conn *c)
     static const char empty[1];
     llhttp_errno_t err;
 
-    if (c->in_parser || c->state == CS_CLOSED)
+    if ((c->flags & CF_IN_PARSER) || c->state == CONN_CLOSED)
         return;
     while (node_http__conn_can_parse(c)) {
         bool paused = llhttp_get_errno(&c->parser) == HPE_PAUSED;
@@ -302,21 +289,16 @@ void node_http__parse(struct node_http_conn *c)
 
         if (!paused && len == 0)
             break;
-        if (c->crlf_need > 0 && len > 0) {
-            const char *want = c->crlf_need == 2 ? "\r\n" : "\n";
-            size_t n = len < (size_t)c->crlf_need ? len : (size_t)c->crlf_need;
-            if (memcmp(start, want, n) != 0) {
-                parse_error(c, HPE_INVALID_CHUNK_SIZE);
-                break;
-            }
-            c->crlf_need -= (int)n;
+        if (len > 0 && !c->reader->check_input(c, start, len)) {
+            parse_error(c, HPE_INVALID_CHUNK_SIZE);
+            break;
         }
         if (paused)
             llhttp_resume(&c->parser);
         c->parse_end = start + len;
-        c->in_parser = true;
+        c->flags |= CF_IN_PARSER;
         err = llhttp_execute(&c->parser, start, len);
-        c->in_parser = false;
+        c->flags &= ~CF_IN_PARSER;
         if (err == HPE_OK) {
             c->in_off = c->in_len;
             break;
@@ -325,12 +307,13 @@ void node_http__parse(struct node_http_conn *c)
             c->in_off += (size_t)(llhttp_get_error_pos(&c->parser) - start);
             continue;
         }
-        if (err == HPE_PAUSED_UPGRADE && c->state == CS_ACTIVE) {
+        if (err == HPE_PAUSED_UPGRADE && node_http__conn_active(c)) {
             /* No protocol upgrades: what follows is not HTTP. */
             c->in_off = c->in_len;
-            c->body = BM_STOP;
-            c->close_after = true;
-            if (c->resp == RS_DONE)
+            if (c->state != CONN_STOP)
+                node_http__conn_move(c, CONN_STOP);
+            c->flags |= CF_CLOSE_AFTER;
+            if (c->resp == RESP_DONE)
                 node_http__conn_request_finish(c);
             break;
         }

@@ -26,7 +26,7 @@
 
 static _Thread_local struct node_http_req *req_free_list;
 static _Thread_local unsigned req_free_count;
-static _Thread_local struct conn_write *write_free_list;
+static _Thread_local struct node_http_write *write_free_list;
 static _Thread_local unsigned write_free_count;
 /* servers of this thread not yet freed: objects are kept only while there
  * is one, and the last one to go frees them (so nothing is kept at exit) */
@@ -77,7 +77,7 @@ static void recycle_drain(void)
         req_destroy(r);
     }
     while (write_free_list != NULL) {
-        struct conn_write *w = write_free_list;
+        struct node_http_write *w = write_free_list;
 
         ASAN_UNPOISON_MEMORY_REGION(w, WRITE_SMALL);
         write_free_list = w->next_free;
@@ -157,11 +157,10 @@ void node_http__req_free(struct node_http_req *r)
 }
 
 /* see internal.h */
-struct conn_write *node_http__write_new(struct node_http_conn *c,
-                                        enum write_kind kind,
-                                        size_t len)
+struct node_http_write *node_http__write_new(struct node_http_conn *c,
+                                             size_t len)
 {
-    struct conn_write *w;
+    struct node_http_write *w;
     bool small = len <= WRITE_SMALL - sizeof(*w);
 
     if (small && write_free_list != NULL) {
@@ -174,14 +173,13 @@ struct conn_write *node_http__write_new(struct node_http_conn *c,
     }
     w->conn = c;
     w->next_free = NULL;
-    w->kind = kind;
     w->len = len;
     w->cap = small ? WRITE_SMALL - sizeof(*w) : len;
     return w;
 }
 
 /* see internal.h */
-void node_http__write_free(struct conn_write *w)
+void node_http__write_free(struct node_http_write *w)
 {
     if (w->cap != WRITE_SMALL - sizeof(*w) || write_free_count >= RECYCLE_MAX ||
         recycle_servers == 0) {

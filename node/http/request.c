@@ -44,7 +44,7 @@ const char *node_http_req_header(const struct node_http_req *r,
 /* see http.h */
 bool node_http_req_has_body(const struct node_http_req *r)
 {
-    return node_http__req_body_present(r);
+    return r->chunked || (r->has_length && r->content_length > 0);
 }
 
 /* see http.h */

@@ -8,13 +8,23 @@
 #include "common/common.h"
 #include "node/http/internal.h"
 
+static void resp_on_error_written(struct node_http_twrite *tw, int status)
+{
+    struct node_http_conn *c = node_http__write_done(tw, status);
+
+    if (c == NULL)
+        return;
+    node_http__conn_detach_req(c);
+    node_http__conn_close_graceful(c);
+}
+
 /* see internal.h */
 void node_http__send_error(struct node_http_conn *c,
                            int status,
                            const char *msg)
 {
     struct at_buf body, out;
-    struct conn_write *w;
+    struct node_http_write *w;
 
     at_buf_init(&body, 0);
     at_buf_init(&out, 0);
@@ -26,14 +36,15 @@ void node_http__send_error(struct node_http_conn *c,
                   "Content-Length: %zu\r\nConnection: close\r\n\r\n",
                   status, node_http__status_reason(status), body.len);
     at_buf_append(&out, body.data, body.len);
-    w = node_http__write_new(c, WK_ERROR, out.len);
+    w = node_http__write_new(c, out.len);
     memcpy(w->data, out.data, out.len);
     at_buf_release(&body);
     at_buf_release(&out);
-    c->resp = RS_WRITING;
-    c->body = BM_STOP;
-    c->close_after = true;
-    node_http__conn_write(c, w);
+    if (c->state != CONN_STOP)
+        node_http__conn_move(c, CONN_STOP);
+    node_http__resp_move(c, RESP_SENDING);
+    c->flags |= CF_CLOSE_AFTER;
+    node_http__conn_write(c, w, resp_on_error_written);
 }
 
 static bool resp_usable(const struct node_http_req *r)
@@ -101,7 +112,7 @@ void node_http_resp_header(struct node_http_req *r,
         LOG_WARN("response header '%s': value with CR/LF rejected", name);
     } else if (strcasecmp(name, "connection") == 0) {
         if (strcasecmp(v, "close") == 0)
-            r->conn->close_after = true;
+            r->conn->flags |= CF_CLOSE_AFTER;
     } else {
         at_buf_puts(h, "\r\n");
         return;
@@ -115,7 +126,7 @@ void node_http_resp_close(struct node_http_req *r)
 {
     if (!resp_usable(r))
         return;
-    r->conn->close_after = true;
+    r->conn->flags |= CF_CLOSE_AFTER;
 }
 
 /* An Upgrade token: printable, no spaces, no header injection. */
@@ -129,6 +140,8 @@ static bool proto_ok(const char *p)
     return true;
 }
 
+static void resp_on_upgrade_written(struct node_http_twrite *tw, int status);
+
 /* see http.h */
 void node_http_req_upgrade(struct node_http_req *r,
                            const char *protocol,
@@ -136,17 +149,17 @@ void node_http_req_upgrade(struct node_http_req *r,
                            void *data)
 {
     struct node_http_conn *c = r->conn;
-    struct conn_write *w;
+    struct node_http_write *w;
     struct at_buf b;
 
-    if (!resp_usable(r) || c->state != CS_ACTIVE || c->body != BM_WAIT ||
-        node_http__req_body_present(r) || !proto_ok(protocol)) {
+    if (!resp_usable(r) || c->state != CONN_WAIT || c->reader->present ||
+        !proto_ok(protocol)) {
         cb(data, NULL);
         return;
     }
     r->resp_started = true;
-    c->body = BM_STOP;
-    c->close_after = true;
+    node_http__conn_move(c, CONN_STOP);
+    c->flags |= CF_CLOSE_AFTER;
     c->up_cb = cb;
     c->up_data = data;
     at_buf_init(&b, 0);
@@ -157,22 +170,29 @@ void node_http_req_upgrade(struct node_http_req *r,
     if (r->resp_hdrs.len > 0)
         at_buf_append(&b, r->resp_hdrs.data, r->resp_hdrs.len);
     at_buf_puts(&b, "\r\n");
-    w = node_http__write_new(c, WK_UPGRADE, b.len);
+    w = node_http__write_new(c, b.len);
     memcpy(w->data, b.data, b.len);
     at_buf_release(&b);
-    c->resp = RS_WRITING;
-    node_http__conn_write(c, w);
+    node_http__resp_move(c, RESP_UPGRADE);
+    node_http__conn_write(c, w, resp_on_upgrade_written);
     node_http__conn_timer_update(c, false);
 }
 
-/* see internal.h */
-void node_http__upgrade_done(struct node_http_conn *c)
+/* The 101 is written: hand the socket over, unless the client already sent
+ * bytes past the request (they would belong to the new protocol but sit in
+ * our buffer) or the transport cannot let go of it. */
+static void resp_on_upgrade_written(struct node_http_twrite *tw, int status)
 {
-    node_http_upgrade_cb cb = c->up_cb;
-    void *data = c->up_data;
+    struct node_http_conn *c = node_http__write_done(tw, status);
+    node_http_upgrade_cb cb;
+    void *data;
     uv_stream_t *stream;
 
-    if (c->in_len > c->in_off || c->reading) {
+    if (c == NULL)
+        return;
+    cb = c->up_cb;
+    data = c->up_data;
+    if (c->in_len > c->in_off || (c->flags & CF_READING)) {
         LOG_INFO("upgrade from %s: unexpected bytes after the request",
                  c->peer);
         node_http__conn_close(c);
@@ -188,6 +208,7 @@ void node_http__upgrade_done(struct node_http_conn *c)
     c->t = NULL;
     c->handles--;
     c->up_cb = NULL;
+    node_http__resp_move(c, RESP_DONE);
     if (c->req != NULL)
         c->req->resp_done = true;
     node_http__conn_detach_req(c);
@@ -208,16 +229,15 @@ void node_http__upgrade_fail(struct node_http_conn *c)
 
 /* Status line and headers for a body of clen bytes, plus room for `extra`
  * bytes after them in the same allocation. */
-static struct conn_write *resp_head(struct node_http_req *r,
-                                    enum write_kind kind,
-                                    uint64_t clen,
-                                    size_t extra,
-                                    size_t *head_len)
+static struct node_http_write *resp_head(struct node_http_req *r,
+                                         uint64_t clen,
+                                         size_t extra,
+                                         size_t *head_len)
 {
     struct node_http_conn *c = r->conn;
     char line[80], tail[80];
     size_t nl, nt = 0, hl;
-    struct conn_write *w;
+    struct node_http_write *w;
 
     nl = (size_t)snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", r->status,
                           node_http__status_reason(r->status));
@@ -225,13 +245,13 @@ static struct conn_write *resp_head(struct node_http_req *r,
     if (r->status != 204 && r->status != 304 && r->status >= 200)
         nt = (size_t)snprintf(tail, sizeof(tail),
                               "Content-Length: %" PRIu64 "\r\n", clen);
-    if (c->close_after || c->srv->stopping)
+    if ((c->flags & CF_CLOSE_AFTER) || c->srv->stopping)
         nt += (size_t)snprintf(tail + nt, sizeof(tail) - nt,
                                "Connection: close\r\n");
     nt += (size_t)snprintf(tail + nt, sizeof(tail) - nt, "\r\n");
     AT_ASSERT(nt < sizeof(tail));
     hl = nl + r->resp_hdrs.len + nt;
-    w = node_http__write_new(c, kind, hl + extra);
+    w = node_http__write_new(c, hl + extra);
     memcpy(w->data, line, nl);
     if (r->resp_hdrs.len > 0)
         memcpy(w->data + nl, r->resp_hdrs.data, r->resp_hdrs.len);
@@ -240,11 +260,31 @@ static struct conn_write *resp_head(struct node_http_req *r,
     return w;
 }
 
+static void resp_on_written(struct node_http_twrite *tw, int status)
+{
+    struct node_http_conn *c = node_http__write_done(tw, status);
+
+    if (c != NULL)
+        node_http__conn_resp_done(c);
+}
+
+/* The head of a file response is written: now its body. */
+static void resp_on_head_written(struct node_http_twrite *tw, int status)
+{
+    struct node_http_conn *c = node_http__write_done(tw, status);
+
+    if (c == NULL)
+        return;
+    node_http__resp_move(c, RESP_FILE);
+    node_http__conn_timer_update(c, true);
+    node_http__file_send(c);
+}
+
 /* see http.h */
 void node_http_resp_send(struct node_http_req *r, const void *p, size_t n)
 {
     struct node_http_conn *c = r->conn;
-    struct conn_write *w;
+    struct node_http_write *w;
     size_t hl, bn;
 
     if (!resp_usable(r))
@@ -254,12 +294,12 @@ void node_http_resp_send(struct node_http_req *r, const void *p, size_t n)
     if (r->status == 204 || r->status == 304)
         n = 0;
     bn = r->method == NODE_HTTP_HEAD ? 0 : n;
-    w = resp_head(r, WK_RESP, n, bn, &hl);
+    w = resp_head(r, n, bn, &hl);
     if (bn > 0)
         memcpy(w->data + hl, p, bn);
-    c->resp = RS_WRITING;
-    node_http__conn_write(c, w);
-    if (c->state == CS_ACTIVE)
+    node_http__resp_move(c, RESP_SENDING);
+    node_http__conn_write(c, w, resp_on_written);
+    if (node_http__conn_active(c))
         node_http__parse(c);
 }
 
@@ -270,7 +310,7 @@ static void resp_file(struct node_http_req *r,
                       uint64_t limit)
 {
     struct node_http_conn *c = r->conn;
-    struct conn_write *w;
+    struct node_http_write *w;
     size_t hl;
     bool body;
 
@@ -282,19 +322,18 @@ static void resp_file(struct node_http_req *r,
     node_http__body_settle(c);
     body = r->method != NODE_HTTP_HEAD && len > 0 && r->status != 204 &&
            r->status != 304;
-    w = resp_head(r, body ? WK_FILE_HDRS : WK_RESP, len, 0, &hl);
+    w = resp_head(r, len, 0, &hl);
     if (body) {
-        c->sf_fd = fd;
-        c->sf_off = offset;
-        c->sf_left = len;
-        c->sf_limit = limit;
-        c->sf_stalled = false;
+        c->file.fd = fd;
+        c->file.off = offset;
+        c->file.left = len;
+        c->file.limit = limit;
     } else {
         close(fd);
     }
-    c->resp = RS_WRITING;
-    node_http__conn_write(c, w);
-    if (c->state == CS_ACTIVE)
+    node_http__resp_move(c, RESP_SENDING);
+    node_http__conn_write(c, w, body ? resp_on_head_written : resp_on_written);
+    if (node_http__conn_active(c))
         node_http__parse(c);
 }
 
@@ -321,12 +360,12 @@ void node_http_resp_stream_limit(struct node_http_req *r, uint64_t limit)
 {
     struct node_http_conn *c = r->conn;
 
-    if (c == NULL || r->aborted || c->req != r || c->state == CS_CLOSED ||
-        limit <= c->sf_limit)
+    if (c == NULL || r->aborted || c->req != r || c->state == CONN_CLOSED ||
+        limit <= c->file.limit)
         return;
-    c->sf_limit = limit;
-    if (c->resp == RS_SENDFILE && c->sf_stalled) {
-        c->sf_stalled = false;
+    c->file.limit = limit;
+    if (c->resp == RESP_STALLED) {
+        node_http__resp_move(c, RESP_FILE);
         node_http__file_send(c);
     }
 }
