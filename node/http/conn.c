@@ -84,8 +84,11 @@ void node_http__conn_move(struct node_http_conn *c, enum conn_state to)
 void node_http__resp_move(struct node_http_conn *c, enum resp_state to)
 {
     AT_ASSERT(resp_allowed[c->resp] & TO(to));
-    LOG_DEBUG("conn %s: response %s -> %s", c->peer, resp_state_names[c->resp],
-              resp_state_names[to]);
+    /* Traced only off the path every response takes (SENDING, DONE, NONE):
+     * each trace costs a level lookup, on the hottest path there is. */
+    if (to == RESP_FILE || to == RESP_STALLED || to == RESP_UPGRADE)
+        LOG_DEBUG("conn %s: response %s -> %s", c->peer,
+                  resp_state_names[c->resp], resp_state_names[to]);
     c->resp = to;
 }
 
