@@ -3,7 +3,11 @@
 # reply toolkit), cluster/ (peer listener and client, fetch, relay, copies,
 # placement, GC runs), oci/ (the registry API). node/main.c is linked only
 # into the atoll binary; the rest is in libatoll.a.
-NODE_HTTP_SRCS := node/http/http.c node/http/url.c
+NODE_HTTP_SRCS := node/http/conn.c node/http/tcp.c node/http/mem.c \
+	node/http/file.c node/http/parse.c \
+	node/http/body.c node/http/request.c node/http/response.c \
+	node/http/recycle.c node/http/tables.c node/http/listener.c \
+	node/http/url.c
 NODE_REPLY_SRCS := node/reply/context.c node/reply/reply.c
 NODE_CLUSTER_SRCS := node/cluster/peer.c node/cluster/peer_api.c \
 	node/cluster/peer_raft.c node/cluster/peer_leader.c \

@@ -1,10 +1,296 @@
-/* Test seams of the HTTP server: socketless connections and counters. */
+/* Private to node/http: the server's objects, shared by its files, and the
+ * test seams (socketless connections and counters). */
 #ifndef NODE_HTTP_INTERNAL_H
 #define NODE_HTTP_INTERNAL_H
 
+#include <llhttp.h>
+
 #include "node/http/http.h"
+#include "node/http/transport.h"
+
+#define INBUF_SIZE     (64 * 1024)
+#define DISCARD_MAX    (1024 * 1024)
+#define EXT_MIN        (16 * 1024) /* body left before reads go to body_buf */
+#define LINGER_MS      2000
+#define SENDFILE_BURST (8 * 1024 * 1024)
+
+/* Where a connection is with the request it reads (conn.c has the table of
+ * allowed moves, asserted on each). WAIT to STOP are "active": a request
+ * is being served, and the response side has its own state below. */
+enum conn_state {
+    CONN_IDLE,     /* no byte of the next request yet */
+    CONN_HEAD,     /* reading a header block */
+    CONN_WAIT,     /* the handler has the request, not asked for the body */
+    CONN_BODY,     /* body bytes go to the handler */
+    CONN_DRAIN,    /* answered early: the rest of a small body is dropped */
+    CONN_COMPLETE, /* the whole request is read */
+    CONN_STOP,     /* nothing more is read: closes after the response */
+    CONN_LINGER,   /* response done, write side shut down, draining input */
+    CONN_CLOSED,   /* closing, waiting for the close callbacks */
+};
+
+/* Where the response of an active connection is. */
+enum resp_state {
+    RESP_NONE,    /* nothing sent yet */
+    RESP_SENDING, /* the response (or its head, or an error) is written */
+    RESP_FILE,    /* its file body goes out */
+    RESP_STALLED, /* the file body waits for node_http_resp_stream_limit */
+    RESP_UPGRADE, /* a 101 is written; then the socket is handed over */
+    RESP_DONE,    /* completely written */
+};
+
+/* What the one timer is armed for. It follows from the states, and is kept
+ * so that a fixed deadline (header, idle) is not restarted. */
+enum conn_deadline {
+    DL_NONE,
+    DL_IDLE,
+    DL_HEADER,
+    DL_BODY,
+    DL_WRITE,
+    DL_LINGER,
+};
+
+/* Independent facts about a connection (node_http_conn.flags). */
+#define CF_FIRST_REQUEST 0x01u /* no request completed yet */
+#define CF_CLOSE_AFTER   0x02u /* close after this response */
+#define CF_CONTINUE_SENT 0x04u /* a 100 Continue went out for this request */
+#define CF_IN_PARSER     0x08u /* inside llhttp_execute: never re-enter */
+#define CF_READING       0x10u /* the transport was asked to read */
 
 struct node_http_conn;
+
+/* How a request's body is framed, chosen when its headers are complete:
+ * none, Content-Length or chunked. llhttp does the framing; a reader adds
+ * what differs per framing. */
+struct node_http_body_reader {
+    const char *name;
+    bool present; /* body bytes follow the headers */
+    /* How many bytes of the next read may go to the handler's memory (all
+     * of them body); 0: none. The connection has checked that the handler
+     * gives memory, reads now and that nothing is buffered. */
+    size_t (*direct_want)(const struct node_http_conn *c);
+    /* New input, before llhttp sees it; false: malformed. */
+    bool (*check_input)(struct node_http_conn *c, const char *p, size_t n);
+    /* A body span llhttp delivered, up to c->parse_end; false: malformed. */
+    bool (*check_span)(struct node_http_conn *c, const char *at, size_t n);
+    /* The handler answered before the body ended: is what is left small
+     * enough to read and drop, keeping the connection? */
+    bool (*drainable)(const struct node_http_conn *c);
+};
+
+extern const struct node_http_body_reader node_http__body_none;
+extern const struct node_http_body_reader node_http__body_length;
+extern const struct node_http_body_reader node_http__body_chunked;
+
+/* One write of a connection, with the bytes after it. Small ones are
+ * recycled (recycle.c). */
+struct node_http_write {
+    struct node_http_twrite tw;
+    struct node_http_conn *conn;       /* borrowed */
+    struct node_http_write *next_free; /* in the thread's free list */
+    size_t len;                        /* bytes of data to write */
+    size_t cap;                        /* room at data */
+    char data[];
+};
+
+struct node_http_hdr {
+    char *name;  /* owned, lowercase */
+    char *value; /* owned */
+};
+
+struct node_http_req {
+    struct node_http_conn *conn; /* borrowed; NULL once detached */
+    int refs;
+    enum node_http_method method;
+    const char *method_str;     /* static (llhttp) */
+    struct at_buf url;          /* path, NUL, query */
+    const char *query;          /* points into url, or NULL */
+    struct node_http_hdr *hdrs; /* owned array */
+    size_t nhdrs, hdrs_cap;
+    size_t nlines; /* header lines received, joined or not */
+    size_t hdr_bytes;
+    struct at_buf cur_name, cur_value;
+    bool has_length, chunked, expect_continue;
+    uint64_t content_length;
+    node_http_body_cb on_body;
+    node_http_body_buf_cb body_buf; /* may be NULL */
+    node_http_end_cb on_end;
+    node_http_abort_cb on_abort;
+    void *data;    /* handler's */
+    void *context; /* the router's (node_http_req_set_context) */
+    bool handler_called, body_requested, paused, aborted;
+    bool resp_started, resp_done;
+    int status;
+    struct at_buf resp_hdrs;
+    char peer[64];
+    struct node_http_req *next_free; /* in the thread's free list */
+};
+
+struct node_http_conn {
+    struct node_http_server *srv; /* borrowed */
+    struct at_list link;          /* in srv->conns */
+    /* owned: closed with the connection; NULL once an upgrade took it */
+    struct node_http_transport *t;
+    uv_timer_t timer;
+    int handles; /* the timer and the transport until their close */
+    enum conn_state state;
+    enum resp_state resp;
+    enum conn_deadline deadline;
+    unsigned flags; /* CF_* */
+    llhttp_t parser;
+    const struct node_http_body_reader *reader; /* static; this request's */
+    const char *parse_end; /* end of the bytes given to llhttp_execute */
+    /* llhttp 8.1 accepts chunk data not followed by CRLF (it then reads the
+     * excess as the next chunk size): the chunked reader checks it. */
+    uint64_t chunk_left; /* data bytes left in the current chunk */
+    int crlf_need;       /* CRLF bytes after chunk data not yet seen */
+    char *in;            /* owned, INBUF_SIZE */
+    size_t in_off, in_len;
+    char *ext; /* handler memory the pending read goes to (body_buf), or NULL */
+    int err_status;            /* 414/431 decided by a parser callback */
+    struct node_http_req *req; /* one reference owned */
+    size_t last_wq;            /* the transport's write queue, last seen */
+    struct {
+        int fd;         /* owned, -1 */
+        uint64_t off;   /* next byte to send */
+        uint64_t left;  /* bytes still to send */
+        uint64_t limit; /* file offset sending stops at until raised */
+    } file;
+    node_http_upgrade_cb up_cb; /* set while a 101 is being written */
+    void *up_data;
+    char peer[64];
+};
+
+struct node_http_server {
+    uv_loop_t *loop; /* borrowed */
+    uv_tcp_t tcp;
+    uv_timer_t grace;
+    bool listening;
+    bool grace_closing;
+    int handles;
+    struct node_http_config cfg; /* host not kept */
+    node_http_handler handler;
+    void *data;
+    int port;
+    bool stopping;
+    struct at_list conns; /* node_http_conn.link: every open or closing */
+    size_t nconns;
+    void (*stop_cb)(void *data);
+    void *stop_data;
+    uint64_t sendfile_eagain;
+};
+
+/* A request is being served: WAIT to STOP. */
+static inline bool node_http__conn_active(const struct node_http_conn *c)
+{
+    return c->state >= CONN_WAIT && c->state <= CONN_STOP;
+}
+
+/* ---- conn.c ---- */
+
+/* A connection of s over t (ownership passes), reading at once. */
+struct node_http_conn *node_http__conn_new(struct node_http_server *s,
+                                           struct node_http_transport *t);
+/* Move to state `to`; asserts that the transition is allowed. */
+void node_http__conn_move(struct node_http_conn *c, enum conn_state to);
+/* Move the response to `to`; asserts that the transition is allowed. */
+void node_http__resp_move(struct node_http_conn *c, enum resp_state to);
+/* The connection lets go of its request (response complete or connection
+ * gone). */
+void node_http__conn_detach_req(struct node_http_conn *c);
+/* Connection failed before the response completed: tell the handler once. */
+void node_http__conn_abort_req(struct node_http_conn *c);
+/* Queue w (ownership passes); cb runs when it is written, and should begin
+ * with node_http__write_done. A failure to queue closes the connection. */
+void node_http__conn_write(struct node_http_conn *c,
+                           struct node_http_write *w,
+                           node_http_twrite_cb cb);
+/* Common start of every write callback: frees the write and returns its
+ * connection, or NULL when there is nothing more to do (the connection is
+ * closing, or the write failed and the connection is closed now). */
+struct node_http_conn *node_http__write_done(struct node_http_twrite *tw,
+                                             int status);
+/* True while buffered input may be handed to the parser. */
+bool node_http__conn_can_parse(const struct node_http_conn *c);
+/* Arm the one timer for what the connection waits on now. Progress restarts
+ * body and write timeouts; header and idle deadlines are fixed. */
+void node_http__conn_timer_update(struct node_http_conn *c, bool progress);
+/* Start or stop reading the transport as the state wants. */
+void node_http__conn_update_reading(struct node_http_conn *c);
+/* Close at once; the handler's abort callback runs if it still waits. */
+void node_http__conn_close(struct node_http_conn *c);
+/* After a complete response that closes the connection: shut the write
+ * side down, drain input for a moment so that unread request bytes do not
+ * turn the close into a reset, then close. */
+void node_http__conn_close_graceful(struct node_http_conn *c);
+/* The response is completely written: next request, or close. */
+void node_http__conn_resp_done(struct node_http_conn *c);
+/* Response written and request fully read (COMPLETE, or STOP with
+ * CF_CLOSE_AFTER): next request or close. */
+void node_http__conn_request_finish(struct node_http_conn *c);
+
+/* ---- file.c ---- */
+
+/* Send the file body (RESP_FILE) from c->file.off on, or go on sending
+ * it. */
+void node_http__file_send(struct node_http_conn *c);
+
+/* ---- parse.c ---- */
+
+/* The only caller of llhttp_execute. Parses buffered input for as long as
+ * the connection may consume it, resuming after each pause once allowed. */
+void node_http__parse(struct node_http_conn *c);
+/* n body bytes were read into the handler's memory at p. */
+void node_http__parse_direct(struct node_http_conn *c, const char *p, size_t n);
+/* Initialize c's parser with the server's callbacks. */
+void node_http__parser_init(struct node_http_conn *c);
+
+/* ---- body.c ---- */
+
+/* How many bytes the next read may put in the handler's memory (0: none). */
+size_t node_http__body_direct_want(const struct node_http_conn *c);
+/* The handler answers before the body was read: drain a small rest or stop
+ * reading and close. */
+void node_http__body_settle(struct node_http_conn *c);
+
+/* ---- response.c ---- */
+
+/* Answer a malformed request with a JSON error and close. */
+void node_http__send_error(struct node_http_conn *c,
+                           int status,
+                           const char *msg);
+/* An upgrade that cannot complete: the handler learns with a NULL stream. */
+void node_http__upgrade_fail(struct node_http_conn *c);
+
+/* ---- recycle.c ---- */
+
+/* A new request of c (one reference). */
+struct node_http_req *node_http__req_new(struct node_http_conn *c);
+/* Free r (its last reference is gone), or keep it for reuse. */
+void node_http__req_free(struct node_http_req *r);
+/* A write of c with room for len bytes of data (w->len = len). */
+struct node_http_write *node_http__write_new(struct node_http_conn *c,
+                                             size_t len);
+void node_http__write_free(struct node_http_write *w);
+/* A server starts or ends on this thread: objects are kept only while one
+ * runs, and the last one to go frees them (so nothing is kept at exit). */
+void node_http__recycle_hold(void);
+void node_http__recycle_release(void);
+
+/* ---- tables.c ---- */
+
+/* "OK" for 200, ...; "Unknown" for a status without a name here. */
+const char *node_http__status_reason(int status);
+/* llhttp's method number as ours. */
+enum node_http_method node_http__method_map(uint8_t m);
+
+/* ---- listener.c ---- */
+
+/* A connection of a stopping server went: finish the stop when it was the
+ * last. */
+void node_http__server_maybe_finish(struct node_http_server *s);
+
+/* ---- test seams ---- */
 
 /* A server without a listener, for connections made with
  * node_http__conn_new_mem. Free it with node_http_stop. */
@@ -14,11 +300,14 @@ struct node_http_server *node_http__server_new_mem(
     node_http_handler handler,
     void *data);
 
-/* A connection without a socket: input comes from node_http__conn_feed,
- * output is appended to *out (borrowed) and each write completes only when
- * node_http__conn_flush is called. The connection is freed by the loop after
- * it closed (run the loop once more), so stop using the pointer once
- * node_http__conn_closed is true or after node_http__conn_close. */
+/* A connection over the in-memory transport (transport.h): input comes
+ * from node_http__conn_feed, output is appended to *out (borrowed) and each
+ * write completes only when node_http__conn_flush is called. A response
+ * that closes the connection leaves it lingering (reading and dropping
+ * input) until node_http__conn_eof or node_http__conn_close, as a socket
+ * would. The connection is freed by the loop after it closed (run the loop
+ * once more), so stop using the pointer once node_http__conn_closed is true
+ * or after node_http__conn_close. */
 struct node_http_conn *node_http__conn_new_mem(struct node_http_server *s,
                                                struct at_buf *out);
 /* Bytes accepted (0 when the connection is not reading: paused, waiting for
@@ -26,11 +315,9 @@ struct node_http_conn *node_http__conn_new_mem(struct node_http_server *s,
 size_t node_http__conn_feed(struct node_http_conn *c, const char *p, size_t n);
 /* Complete the pending writes; returns how many completed. */
 int node_http__conn_flush(struct node_http_conn *c);
-/* The peer closed its side. */
+/* The peer closed its side: the connection closes (aborting a request). */
 void node_http__conn_eof(struct node_http_conn *c);
 bool node_http__conn_closed(const struct node_http_conn *c);
-/* Close at once (aborting any request). */
-void node_http__conn_close(struct node_http_conn *c);
 
 /* How many times sendfile(2) hit EAGAIN on this server. */
 uint64_t node_http__sendfile_eagains(const struct node_http_server *s);

@@ -1,0 +1,213 @@
+/* The HTTP server: listening, accepting, stopping with a grace period. */
+#include "common/compat.h"
+
+#define AT_LOG_COMP "http"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "common/common.h"
+#include "node/http/internal.h"
+
+static void srv_on_connection(uv_stream_t *ls, int status)
+{
+    struct node_http_server *s = ls->data;
+    struct node_http_transport *t;
+    int rv;
+
+    if (status < 0) {
+        LOG_WARN("accept: %s", uv_strerror(status));
+        return;
+    }
+    if (s->stopping)
+        return;
+    rv = node_http__tcp_accept(ls, &t);
+    if (rv != 0) {
+        LOG_DEBUG("accept: %s", uv_strerror(rv));
+        return;
+    }
+    node_http__conn_new(s, t);
+}
+
+static void srv_on_close(uv_handle_t *h)
+{
+    struct node_http_server *s = h->data;
+
+    if (--s->handles == 0) {
+        void (*cb)(void *) = s->stop_cb;
+        void *data = s->stop_data;
+
+        at_free(s);
+        node_http__recycle_release();
+        if (cb != NULL)
+            cb(data);
+    }
+}
+
+/* see internal.h */
+void node_http__server_maybe_finish(struct node_http_server *s)
+{
+    if (!s->stopping || s->nconns != 0 || s->grace_closing)
+        return;
+    s->grace_closing = true;
+    uv_timer_stop(&s->grace);
+    uv_close((uv_handle_t *)&s->grace, srv_on_close);
+}
+
+static void srv_on_grace(uv_timer_t *t)
+{
+    struct node_http_server *s = t->data;
+    struct at_list *e, *next;
+
+    AT_LIST_FOREACH_SAFE (e, next, &s->conns) {
+        struct node_http_conn *c =
+            AT_LIST_ENTRY(e, struct node_http_conn, link);
+
+        if (c->state != CONN_CLOSED) {
+            LOG_DEBUG("conn %s: closed at shutdown", c->peer);
+            node_http__conn_close(c);
+        }
+    }
+}
+
+static void srv_init(struct node_http_server *s,
+                     uv_loop_t *loop,
+                     const struct node_http_config *cfg,
+                     node_http_handler handler,
+                     void *data)
+{
+    node_http__recycle_hold();
+    s->loop = loop;
+    s->cfg = *cfg;
+    s->cfg.host = NULL;
+    if (s->cfg.backlog <= 0)
+        s->cfg.backlog = 511;
+    if (s->cfg.header_timeout_ms == 0)
+        s->cfg.header_timeout_ms = 30000;
+    if (s->cfg.idle_timeout_ms == 0)
+        s->cfg.idle_timeout_ms = 60000;
+    if (s->cfg.body_timeout_ms == 0)
+        s->cfg.body_timeout_ms = 60000;
+    if (s->cfg.write_timeout_ms == 0)
+        s->cfg.write_timeout_ms = 60000;
+    if (s->cfg.shutdown_grace_ms == 0)
+        s->cfg.shutdown_grace_ms = 10000;
+    s->handler = handler;
+    s->data = data;
+    at_list_init(&s->conns);
+    uv_timer_init(loop, &s->grace);
+    s->grace.data = s;
+    s->handles = 1;
+}
+
+/* see http.h */
+int node_http_start(struct node_http_server **out,
+                    uv_loop_t *loop,
+                    const struct node_http_config *cfg,
+                    node_http_handler handler,
+                    void *data,
+                    char *errmsg)
+{
+    struct node_http_server *s;
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    const char *host = cfg->host != NULL ? cfg->host : "127.0.0.1";
+    int rv;
+
+    if (cfg->port < 0 || cfg->port > 65535) {
+        at_errmsg_printf(errmsg, "listen port %d: out of range", cfg->port);
+        return AT_EINVAL;
+    }
+    if (strchr(host, ':') != NULL)
+        rv = uv_ip6_addr(host, cfg->port, (struct sockaddr_in6 *)&ss);
+    else
+        rv = uv_ip4_addr(host, cfg->port, (struct sockaddr_in *)&ss);
+    if (rv != 0) {
+        at_errmsg_printf(errmsg, "listen address '%s': %s", host,
+                         uv_strerror(rv));
+        return AT_EINVAL;
+    }
+    s = at_calloc(1, sizeof(*s));
+    srv_init(s, loop, cfg, handler, data);
+    uv_tcp_init(loop, &s->tcp);
+    s->tcp.data = s;
+    s->handles++;
+    s->listening = true;
+    rv = uv_tcp_bind(&s->tcp, (struct sockaddr *)&ss, 0);
+    if (rv == 0)
+        rv = uv_listen((uv_stream_t *)&s->tcp, s->cfg.backlog,
+                       srv_on_connection);
+    if (rv == 0)
+        rv = uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&ss, &len);
+    if (rv != 0) {
+        at_errmsg_printf(errmsg, "listen on '%s' port %d: %s", host, cfg->port,
+                         uv_strerror(rv));
+        /* The handles close on the next loop turn; s is freed then. */
+        s->stopping = true;
+        s->grace_closing = true;
+        uv_close((uv_handle_t *)&s->tcp, srv_on_close);
+        uv_close((uv_handle_t *)&s->grace, srv_on_close);
+        return at_err_from_errno(rv);
+    }
+    s->port = ss.ss_family == AF_INET6
+                  ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                  : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    *out = s;
+    return 0;
+}
+
+/* see http.h */
+int node_http_port(const struct node_http_server *s)
+{
+    return s->port;
+}
+
+/* see http.h */
+void node_http_stop(struct node_http_server *s,
+                    void (*cb)(void *data),
+                    void *data)
+{
+    struct at_list *e, *next;
+
+    if (s->stopping)
+        return;
+    s->stopping = true;
+    s->stop_cb = cb;
+    s->stop_data = data;
+    if (s->listening) {
+        s->listening = false;
+        uv_close((uv_handle_t *)&s->tcp, srv_on_close);
+    }
+    AT_LIST_FOREACH_SAFE (e, next, &s->conns) {
+        struct node_http_conn *c =
+            AT_LIST_ENTRY(e, struct node_http_conn, link);
+
+        if (c->state == CONN_IDLE)
+            node_http__conn_close(c);
+        else if (c->state == CONN_HEAD || node_http__conn_active(c))
+            c->flags |= CF_CLOSE_AFTER;
+    }
+    uv_timer_start(&s->grace, srv_on_grace, s->cfg.shutdown_grace_ms, 0);
+    node_http__server_maybe_finish(s);
+}
+
+/* ---- test seams ---- */
+
+/* see internal.h */
+struct node_http_server *node_http__server_new_mem(
+    uv_loop_t *loop,
+    const struct node_http_config *cfg,
+    node_http_handler handler,
+    void *data)
+{
+    struct node_http_server *s = at_calloc(1, sizeof(*s));
+
+    srv_init(s, loop, cfg, handler, data);
+    return s;
+}
+
+/* see internal.h */
+uint64_t node_http__sendfile_eagains(const struct node_http_server *s)
+{
+    return s->sendfile_eagain;
+}

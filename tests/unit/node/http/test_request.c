@@ -1,0 +1,147 @@
+/* Unit tests of node/http/request.c: what a handler reads from a request,
+ * and the references that keep it alive, over the in-memory transport. */
+#include "common/compat.h"
+
+#include "tests/unit/node/http/mem_fixture.h"
+
+struct seen {
+    enum node_http_method method;
+    char method_str[16];
+    char path[64];
+    char query[64];
+    char accept[64];
+    char host[16];
+    char peer[16];
+    bool has_body, has_length, chunked;
+    uint64_t content_length;
+    bool absent_is_null;
+    void *data, *context;
+    struct node_http_req *kept;
+};
+
+static void record(void *data, struct node_http_req *r)
+{
+    struct seen *s = data;
+    const char *q = node_http_req_query(r);
+
+    s->method = node_http_req_method(r);
+    snprintf(s->method_str, sizeof(s->method_str), "%s",
+             node_http_req_method_str(r));
+    snprintf(s->path, sizeof(s->path), "%s", node_http_req_path(r));
+    snprintf(s->query, sizeof(s->query), "%s", q != NULL ? q : "(null)");
+    snprintf(s->accept, sizeof(s->accept), "%s",
+             node_http_req_header(r, "ACCEPT"));
+    snprintf(s->host, sizeof(s->host), "%s", node_http_req_header(r, "host"));
+    snprintf(s->peer, sizeof(s->peer), "%s", node_http_req_peer(r));
+    s->absent_is_null = node_http_req_header(r, "x-absent") == NULL;
+    s->has_body = node_http_req_has_body(r);
+    s->has_length = node_http_req_has_length(r);
+    s->chunked = node_http_req_chunked(r);
+    s->content_length = node_http_req_content_length(r);
+    node_http_req_set_data(r, s);
+    node_http_req_set_context(r, &s->context);
+    s->data = node_http_req_data(r);
+    s->context = node_http_req_context(r);
+    node_http_req_ref(r);
+    s->kept = r;
+}
+
+static void test_accessors(void **state)
+{
+    struct mem_fix f;
+    struct seen s = { 0 };
+
+    AT_UNUSED(state);
+    mem_fix_start(&f, record, &s);
+    mem_fix_feed(&f,
+                 "PATCH /v2/a/b?n=1&last=x HTTP/1.1\r\nHost: h\r\n"
+                 "Accept: a/b\r\naccept: c/d\r\nContent-Length: 0\r\n\r\n");
+    assert_non_null(s.kept);
+    assert_int_equal(s.method, NODE_HTTP_PATCH);
+    assert_string_equal(s.method_str, "PATCH");
+    assert_string_equal(s.path, "/v2/a/b");
+    assert_string_equal(s.query, "n=1&last=x");
+    assert_string_equal(s.accept, "a/b, c/d");
+    assert_string_equal(s.host, "h");
+    assert_string_equal(s.peer, "mem");
+    assert_true(s.absent_is_null);
+    assert_false(s.has_body);
+    assert_true(s.has_length);
+    assert_false(s.chunked);
+    assert_ptr_equal(s.data, &s);
+    assert_ptr_equal(s.context, &s.context);
+    /* held, unanswered: not done until the connection goes */
+    assert_false(node_http_req_done(s.kept));
+    node_http__conn_close(f.c);
+    assert_true(node_http_req_done(s.kept));
+    node_http_req_unref(s.kept);
+    mem_fix_stop(&f);
+}
+
+static void test_body_kinds(void **state)
+{
+    struct mem_fix f;
+    struct seen s = { 0 };
+
+    AT_UNUSED(state);
+    mem_fix_start(&f, record, &s);
+    mem_fix_feed(&f, "PUT /x HTTP/1.1\r\nContent-Length: 12\r\n\r\n");
+    assert_true(s.has_body);
+    assert_true(s.has_length);
+    assert_int_equal(s.content_length, 12);
+    assert_string_equal(s.query, "(null)");
+    node_http_req_unref(s.kept);
+    mem_fix_stop(&f);
+
+    memset(&s, 0, sizeof(s));
+    mem_fix_start(&f, record, &s);
+    mem_fix_feed(&f, "POST /x? HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert_int_equal(s.method, NODE_HTTP_POST);
+    assert_true(s.has_body);
+    assert_false(s.has_length);
+    assert_true(s.chunked);
+    assert_string_equal(s.query, "");
+    node_http_req_unref(s.kept);
+    mem_fix_stop(&f);
+
+    memset(&s, 0, sizeof(s));
+    mem_fix_start(&f, record, &s);
+    mem_fix_feed(&f, "PROPFIND / HTTP/1.1\r\n\r\n");
+    assert_int_equal(s.method, NODE_HTTP_OTHER);
+    assert_string_equal(s.method_str, "PROPFIND");
+    assert_false(s.has_body);
+    assert_false(s.has_length);
+    node_http_req_unref(s.kept);
+    mem_fix_stop(&f);
+}
+
+/* The handler's reference keeps the request after its response is
+ * written and the connection moved on. */
+static void test_ref_outlives_response(void **state)
+{
+    struct mem_fix f;
+    struct seen s = { 0 };
+
+    AT_UNUSED(state);
+    mem_fix_start(&f, record, &s);
+    mem_fix_feed(&f, "GET /one HTTP/1.1\r\n\r\n");
+    node_http_resp_send(s.kept, "x", 1);
+    assert_false(node_http_req_done(s.kept));
+    node_http__conn_flush(f.c);
+    assert_true(node_http_req_done(s.kept));
+    assert_string_equal(node_http_req_path(s.kept), "/one");
+    assert_int_equal(f.c->state, CONN_IDLE);
+    node_http_req_unref(s.kept);
+    mem_fix_stop(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_accessors),
+        cmocka_unit_test(test_body_kinds),
+        cmocka_unit_test(test_ref_outlives_response),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
