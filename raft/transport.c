@@ -9,7 +9,8 @@
  * "POST /_atoll/raft ... Upgrade: atoll-raft/1" with the cluster secret
  * and the peer protocol version (proto/peer.h),
  * reads the answer (at most 4 KiB, within the handshake timeout), expects
- * exactly "HTTP/1.1 101" and no byte after the header, then hands the
+ * exactly "HTTP/1.1 101" stating an accepted peer protocol version and no
+ * byte after the header, then hands the
  * stream to libraft, which only writes to it and frees it with raft_free.
  * Inbound streams arrive through meta__transport_accept (the node's peer
  * listener did the server side of the handshake).
@@ -23,6 +24,7 @@
 #include "common/compat.h"
 
 #include <netdb.h>
+#include <strings.h>
 
 #define AT_LOG_COMP "raft"
 
@@ -146,6 +148,36 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof(d->resp) - d->resp_len;
 }
 
+/* The peer protocol version an upgrade answer states (its header lines,
+ * NUL-terminated in resp): PROTO_PEER_VERSION_OLD without the header. */
+static unsigned answer_version(const char *resp, size_t len)
+{
+    static const char name[] = PROTO_PEER_VERSION_HEADER ":";
+    const char *p = memchr(resp, '\n', len);
+    const char *end = resp + len;
+
+    while (p != NULL && ++p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        size_t n = eol != NULL ? (size_t)(eol - p) : (size_t)(end - p);
+        if (n > sizeof(name) - 1 &&
+            strncasecmp(p, name, sizeof(name) - 1) == 0) {
+            char value[16];
+            size_t vlen = 0;
+            for (size_t i = sizeof(name) - 1; i < n; i++) {
+                if (p[i] == ' ' || p[i] == '\t' || p[i] == '\r')
+                    continue;
+                if (vlen + 1 >= sizeof(value))
+                    return PROTO_PEER_VERSION_OLD; /* malformed */
+                value[vlen++] = p[i];
+            }
+            value[vlen] = '\0';
+            return proto_peer_version_of(value);
+        }
+        p = eol;
+    }
+    return PROTO_PEER_VERSION_OLD;
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct meta_dial *d = s->data;
@@ -191,6 +223,17 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         line[n] = '\0';
         LOG_WARN("raft connect to %llu refused: '%s'",
                  (unsigned long long)d->id, line);
+        dial_finish(d, RAFT_NOCONNECTION);
+        return;
+    }
+    unsigned v = answer_version(d->resp, d->resp_len);
+    if (!proto_peer_version_ok(v)) {
+        /* A node of another peer protocol would accept the stream but
+         * could not dial back: refuse it here as it refuses us there. */
+        LOG_WARN(
+            "raft connect to %llu refused: it speaks peer protocol %u, "
+            "this node %u (upgrade the older one)",
+            (unsigned long long)d->id, v, PROTO_PEER_VERSION);
         dial_finish(d, RAFT_NOCONNECTION);
         return;
     }

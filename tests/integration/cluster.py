@@ -456,6 +456,26 @@ class StreamPusher(threading.Thread):
 NOTES = []
 
 
+def join_double(node, name, peer_port, node_id):
+    """Ask node (a member) to add a standby member called name whose peer
+    listener is a test double on 127.0.0.1:peer_port, from a thread: the
+    join answers only once the member has its final role, which a double
+    never reaches. Returns at once; wait for the node table to list it."""
+    body = peerproto.join_body(name, f"127.0.0.1:{peer_port}",
+                               "127.0.0.1:9", standby=True, node_id=node_id)
+
+    def join():
+        try:
+            node.peer_request("POST", "/_atoll/join", body=body,
+                              headers={"Content-Type":
+                                       peerproto.CONTENT_TYPE},
+                              timeout=60)
+        except (OSError, http.client.HTTPException):
+            pass
+
+    threading.Thread(target=join, daemon=True).start()
+
+
 def note(text):
     """Record a measurement; printed at exit, not in the middle of
     unittest's result lines (tests/run.py parses them)."""

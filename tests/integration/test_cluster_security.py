@@ -13,8 +13,10 @@ import time
 import unittest
 
 import peerproto
-from cluster import Cluster, ClusterTestCase, get_tag, push_small
-from harness import parse_raw_response, raw_exchange, read_head
+from cluster import (Cluster, ClusterTestCase, get_tag, join_double,
+                     push_small)
+from harness import (LoopbackServer, parse_raw_response, raw_exchange,
+                     read_head, wait_for)
 
 BAD = "wrong-secret-0123456789"
 
@@ -340,6 +342,62 @@ class PeerAuthTest(ClusterTestCase):
             self.assertIn(r.status, (401, 403, 404, 405),
                           f"{path} on the API port: {r!r}")
         self.assertEqual(len(n.members()["nodes"]), 3)
+
+
+
+class OldRaftPeer(LoopbackServer):
+    """The peer listener of a node of the first peer protocol: it answers
+    a raft upgrade with a 101 that states no protocol version, then keeps
+    the stream open as a raft peer would."""
+
+    def __init__(self):
+        super().__init__(backlog=16)
+        self.upgrades = 0
+
+    def serve(self, c):
+        try:
+            c.settimeout(10)
+            head = read_head(c)
+            if b" /_atoll/raft " not in head.split(b"\r\n", 1)[0]:
+                return
+            self.upgrades += 1
+            c.sendall(b"HTTP/1.1 101 Switching Protocols\r\n"
+                      b"Upgrade: atoll-raft/1\r\nConnection: Upgrade\r\n\r\n")
+            while c.recv(65536):
+                pass
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+
+class OldRaftPeerTest(ClusterTestCase):
+    """A raft dial answered by a node of the first peer protocol is refused
+    by the dialer with one clear line, as that node's dials are refused by
+    the listener: a stream that works one way only never reaches raft."""
+
+    OLD_ID = 0x0DD0
+
+    def test_raft_dial_to_old_node_refused(self):
+        c = self.start_cluster(1, prefix="secold")
+        n0 = c.nodes[0]
+        old = OldRaftPeer()
+        old.start()
+        self.addCleanup(old.stop)
+        since = os.path.getsize(n0.log_path)
+        join_double(n0, "old", old.port, self.OLD_ID)
+
+        def refused():
+            with open(n0.log_path, "rb") as f:
+                f.seek(since)
+                log = f.read().decode(errors="replace")
+            return [ln for ln in log.splitlines()
+                    if "WARN" in ln and "raft connect to %d refused" %
+                    self.OLD_ID in ln]
+        lines = wait_for(refused, 30, what="the dialer's refusal")
+        self.assertIn("it speaks peer protocol 1, this node 2", lines[0])
+        self.assertGreaterEqual(old.upgrades, 1)
+        self.assert_nodes_alive()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ Set ATOLL_PROXY_BENCH=1 to also measure a 256 MiB PATCH through a non-owner
 vs direct to the owner (printed; needs curl). Skipped while atoll has no
 --peer-listen."""
 import http.client
-import json
 import os
 import shutil
 import socket
@@ -22,10 +21,9 @@ import time
 import unittest
 
 import ocilayout
-import peerproto
 from clients import (assert_same_image, docker_ref, needs_skopeo, skopeo_pull,
                      skopeo_push)
-from cluster import ClusterTestCase, wait_for
+from cluster import ClusterTestCase, join_double, wait_for
 from harness import (LoopbackServer, location_path, read_head, sha256_digest,
                      with_query)
 
@@ -460,20 +458,7 @@ class ProxyBadOwnerTest(ClusterTestCase):
         cls.fake.start()
         cls.addClassCleanup(cls.fake.stop)
         n0 = cls.cluster.nodes[0]
-        body = peerproto.join_body("fake", f"127.0.0.1:{cls.fake.port}",
-                                   "127.0.0.1:9", standby=True,
-                                   node_id=cls.FAKE_ID)
-
-        def join():
-            try:
-                n0.peer_request("POST", "/_atoll/join", body=body,
-                                headers={"Content-Type":
-                                         peerproto.CONTENT_TYPE},
-                                timeout=60)
-            except (OSError, http.client.HTTPException):
-                pass
-
-        threading.Thread(target=join, daemon=True).start()
+        join_double(n0, "fake", cls.fake.port, cls.FAKE_ID)
 
         def listed():
             return any(m["name"] == "fake"
