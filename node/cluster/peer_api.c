@@ -51,9 +51,7 @@ void node_peer__error(struct node_http_req *req,
     struct at_buf b;
 
     at_buf_init(&b, 0);
-    at_buf_printf(&b, "{\"errors\":[{\"code\":\"%s\",\"message\":", code);
-    at_buf_json_str(&b, msg, strlen(msg));
-    at_buf_puts(&b, "}]}\n");
+    node_reply_error_doc(&b, code, msg);
     node_http_resp_status(req, status);
     node_http_resp_header(req, "Content-Type", "application/json");
     node_http_resp_send(req, b.data, b.len);

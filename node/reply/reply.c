@@ -50,6 +50,16 @@ void node_reply_write_index(struct node_http_req *req,
 }
 
 /* see reply.h */
+void node_reply_error_doc(struct at_buf *out, const char *code, const char *msg)
+{
+    at_buf_puts(out, "{\"errors\":[{\"code\":\"");
+    at_buf_puts(out, code);
+    at_buf_puts(out, "\",\"message\":");
+    at_buf_json_str(out, msg, strlen(msg));
+    at_buf_puts(out, "}]}\n");
+}
+
+/* see reply.h */
 void node_reply_error(struct node_http_req *req,
                       int status,
                       const char *code,
@@ -64,11 +74,7 @@ void node_reply_error(struct node_http_req *req,
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     at_buf_init(&b, 0);
-    at_buf_puts(&b, "{\"errors\":[{\"code\":\"");
-    at_buf_puts(&b, code);
-    at_buf_puts(&b, "\",\"message\":");
-    at_buf_json_str(&b, msg, strlen(msg));
-    at_buf_puts(&b, "}]}\n");
+    node_reply_error_doc(&b, code, msg);
     node_reply_begin(req, status);
     node_http_resp_header(req, "Content-Type", "application/json");
     node_http_resp_send(req, b.data, b.len);

@@ -25,7 +25,12 @@ bool node_reply_relayed(const struct node_http_req *req);
 
 /* Start a response with the headers every answer carries. */
 void node_reply_begin(struct node_http_req *req, int status);
-/* Send an OCI error: {"errors":[{"code":...,"message":...}]} */
+/* Append the OCI error document {"errors":[{"code":...,"message":...}]}
+ * to out (code: a literal of [A-Z_]; msg: any text, escaped). */
+void node_reply_error_doc(struct at_buf *out,
+                          const char *code,
+                          const char *msg);
+/* Send an OCI error document. */
 void node_reply_error(struct node_http_req *req,
                       int status,
                       const char *code,
