@@ -9,7 +9,7 @@ NODE_HTTP_SRCS := node/http/conn.c node/http/tcp.c node/http/mem.c \
 	node/http/recycle.c node/http/tables.c node/http/listener.c \
 	node/http/url.c
 NODE_REPLY_SRCS := node/reply/context.c node/reply/reply.c
-NODE_CLUSTER_SRCS := node/cluster/peer.c node/cluster/peer_api.c \
+NODE_CLUSTER_SRCS := node/cluster/peer.c node/cluster/peer_front.c node/cluster/peer_reply.c \
 	node/cluster/peer_raft.c node/cluster/peer_leader.c \
 	node/cluster/peer_members.c node/cluster/peer_blobs.c \
 	node/cluster/peer_hooks.c \

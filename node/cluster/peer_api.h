@@ -1,6 +1,6 @@
 /* The peer listener (node-to-node: raft connections, forwarded writes, read
  * index, join, membership, blobs, relayed uploads) and the meta hooks that
- * call it on the leader. Implemented by peer_api.c (the front: auth,
+ * call it on the leader. Implemented by peer_front.c (the front: auth,
  * routing, bodies), peer_raft.c, peer_leader.c, peer_members.c,
  * peer_blobs.c and peer_hooks.c (the client side). */
 #ifndef NODE_PEER_API_H

@@ -10,7 +10,7 @@
 
 struct node_peer_api;
 
-/* One in-flight peer request with a body (peer_api.c reads it). */
+/* One in-flight peer request with a body (peer_front.c reads it). */
 struct node_peer_op {
     struct node_peer_api *api; /* borrowed */
     struct node_http_req *req; /* one reference */
@@ -26,7 +26,7 @@ struct node_peer_op {
 /* Free op, its body and its reference to the request. */
 void node_peer__op_free(struct node_peer_op *op);
 
-/* ---- answers (peer_api.c) ---- */
+/* ---- answers and shared lookups (peer_reply.c) ---- */
 
 /* An OCI-style error document: {"errors":[{"code","message"}]}. */
 void node_peer__error(struct node_http_req *req,
@@ -47,10 +47,6 @@ void node_peer__reply(struct node_peer_op *op,
 /* The same with nothing but a status. */
 void node_peer__reply_status(struct node_peer_op *op, int http, int status);
 
-/* ---- handlers: each answers the request, and frees op when given ---- */
-
-/* peer_raft.c: the upgrade to a raft stream. */
-void node_peer__raft(struct node_peer_api *api, struct node_http_req *req);
 /* The peer address of node name: address from the node table when it has
  * one, else what a raft dial of that node said (a node that just joined or
  * restarted knows the leader before its node table does). NULL when
@@ -58,6 +54,11 @@ void node_peer__raft(struct node_peer_api *api, struct node_http_req *req);
 const char *node_peer__address_of(struct node_peer_api *api,
                                   const char *name,
                                   const char *address);
+
+/* ---- handlers: each answers the request, and frees op when given ---- */
+
+/* peer_raft.c: the upgrade to a raft stream. */
+void node_peer__raft(struct node_peer_api *api, struct node_http_req *req);
 /* peer_leader.c: forwarded writes, read index, term. */
 void node_peer__propose(struct node_peer_op *op);
 void node_peer__read_index(struct node_peer_op *op);

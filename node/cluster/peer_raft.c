@@ -30,17 +30,6 @@ static void hint_put(struct node_peer_api *api,
     at_free(at_map_put(&api->peer_hints, name, strlen(name), at_strdup(addr)));
 }
 
-/* see peer_internal.h */
-const char *node_peer__address_of(struct node_peer_api *api,
-                                  const char *name,
-                                  const char *address)
-{
-    if (address != NULL && address[0] != '\0')
-        return address;
-    address = name != NULL ? at_map_gets(&api->peer_hints, name) : NULL;
-    return address != NULL && address[0] != '\0' ? address : NULL;
-}
-
 static void on_stream_closed(uv_handle_t *h)
 {
     at_free(h);

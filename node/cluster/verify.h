@@ -41,7 +41,7 @@ void node_verify_note(struct node_api *api, const struct at_digest *d, int fd);
  * for their waiters and the state is freed with the last one. */
 void node_verify_close(struct node_verify *v);
 
-/* The GET path of a local blob (blobs.c, peer_api.c): verify fd, then call
+/* The GET path of a local blob (blobs.c, peer_blobs.c): verify fd, then call
  * serve(data, fd) to send it, or on a mismatch remove the local copy (it is
  * bad; the metadata still lists other holders) and call bad(data). fd is
  * owned: passed on to serve or closed. */

@@ -1,4 +1,4 @@
-/* Unit tests of the peer listener's front (node/cluster/peer_api.c): the
+/* Unit tests of the peer listener's front (node/cluster/peer_front.c): the
  * cluster secret, the peer protocol version check, routing by the endpoint
  * table and body bounds, on a one-node cluster. */
 #include "common/compat.h"
