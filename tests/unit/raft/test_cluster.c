@@ -31,6 +31,7 @@ struct tnode {
 
 static uv_loop_t loop;
 static struct tnode nodes[NNODES];
+static bool answer_old_protocol; /* the listener answers like an old node */
 static char root[64];
 static unsigned threshold = 0;
 
@@ -188,9 +189,14 @@ static void on_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (header(c, "X-Atoll-Peer-Address", hint, sizeof(hint)) != NULL)
         meta_peer_hint(c->n->m, addr, hint);
     uv_read_stop(s);
+    /* a node of the first peer protocol answers without the version */
     send_text(s,
-              "HTTP/1.1 101 Switching Protocols\r\nUpgrade: atoll-raft/1"
-              "\r\nConnection: Upgrade\r\n\r\n",
+              answer_old_protocol
+                  ? "HTTP/1.1 101 Switching Protocols\r\nUpgrade: "
+                    "atoll-raft/1\r\nConnection: Upgrade\r\n\r\n"
+                  : "HTTP/1.1 101 Switching Protocols\r\nUpgrade: "
+                    "atoll-raft/1\r\nConnection: Upgrade\r\n"
+                    "X-Atoll-Peer-Protocol: 2\r\n\r\n",
               false);
     uint64_t id = strtoull(idtext, NULL, 10);
     struct meta *m = c->n->m;
@@ -950,6 +956,9 @@ static void test_cluster(void **state)
      * handshake in flight at close is canceled, nobody crashes */
     dial_with("wrong", nodes[0].peer, RAFT_NOCONNECTION);
     dial_with(SECRET, nodes[0].peer, 0);
+    answer_old_protocol = true; /* a 101 of the first peer protocol */
+    dial_with(SECRET, nodes[0].peer, RAFT_NOCONNECTION);
+    answer_old_protocol = false;
     dial_with(SECRET, "127.0.0.1:1", RAFT_NOCONNECTION); /* refused */
     dial_cancel(nodes[0].peer);
     cluster_leaders();
