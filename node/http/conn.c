@@ -390,6 +390,17 @@ static void conn_on_transport_close(struct node_http_transport *t)
         conn_free(c);
 }
 
+/* An upgrade that cannot complete: the handler learns with a NULL stream. */
+static void conn_upgrade_fail(struct node_http_conn *c)
+{
+    node_http_upgrade_cb cb = c->up_cb;
+
+    if (cb == NULL)
+        return;
+    c->up_cb = NULL;
+    cb(c->up_data, NULL);
+}
+
 /* see internal.h */
 void node_http__conn_close(struct node_http_conn *c)
 {
@@ -406,7 +417,7 @@ void node_http__conn_close(struct node_http_conn *c)
     uv_close((uv_handle_t *)&c->timer, conn_on_timer_close);
     if (c->t != NULL)
         c->t->ops->close(c->t, conn_on_transport_close);
-    node_http__upgrade_fail(c);
+    conn_upgrade_fail(c);
 }
 
 static void conn_on_shutdown(struct node_http_transport *t, int status)

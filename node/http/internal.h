@@ -253,15 +253,6 @@ size_t node_http__body_direct_want(const struct node_http_conn *c);
  * reading and close. */
 void node_http__body_settle(struct node_http_conn *c);
 
-/* ---- response.c ---- */
-
-/* Answer a malformed request with a JSON error and close. */
-void node_http__send_error(struct node_http_conn *c,
-                           int status,
-                           const char *msg);
-/* An upgrade that cannot complete: the handler learns with a NULL stream. */
-void node_http__upgrade_fail(struct node_http_conn *c);
-
 /* ---- recycle.c ---- */
 
 /* A new request of c (one reference). */
