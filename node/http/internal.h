@@ -78,6 +78,7 @@ struct node_http_body_reader {
     bool (*drainable)(const struct node_http_conn *c);
 };
 
+/* framing.c */
 extern const struct node_http_body_reader node_http__body_none;
 extern const struct node_http_body_reader node_http__body_length;
 extern const struct node_http_body_reader node_http__body_chunked;

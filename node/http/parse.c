@@ -1,7 +1,7 @@
 /* Parsing requests with llhttp: callbacks, limits, errors and the answer
  * to a malformed request. The callbacks only record what arrived and move
  * the connection's state; the body's framing checks are the body reader's
- * (body.c). */
+ * (framing.c). */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "http"
