@@ -8,15 +8,34 @@
 #include "common/common.h"
 #include "node/http/internal.h"
 
+/* ---- into the handler's memory ---- */
+
+/* The memory the handler offers for up to the rest of the body. Not
+ * inlined: the test before it runs on every read, and stays a few
+ * instructions without this function's stack frame. */
+__attribute__((noinline)) static bool body_offer(struct node_http_conn *c,
+                                                 uv_buf_t *buf)
+{
+    struct node_http_req *r = c->req;
+    size_t want = c->reader->direct_want(c);
+    char *p = NULL;
+    size_t n = 0;
+
+    if (want == 0 || !r->body_buf(r, want, &p, &n) || p == NULL || n == 0)
+        return false;
+    *buf = uv_buf_init(p, (unsigned)AT_MIN(AT_MIN(n, want), UINT_MAX));
+    return true;
+}
+
 /* see internal.h */
-size_t node_http__body_direct_want(const struct node_http_conn *c)
+bool node_http__body_read_buf(struct node_http_conn *c, uv_buf_t *buf)
 {
     const struct node_http_req *r = c->req;
 
     if (c->state != CONN_BODY || r == NULL || r->body_buf == NULL ||
         r->paused || r->aborted || c->in_off != c->in_len)
-        return 0;
-    return c->reader->direct_want(c);
+        return false;
+    return body_offer(c, buf);
 }
 
 /* ---- on demand ---- */
