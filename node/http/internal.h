@@ -283,9 +283,9 @@ void node_http__conn_request_finish(struct node_http_conn *c);
 
 /* conn_ops.start: a new connection's parser, with the server's callbacks. */
 void node_http__parser_init(struct node_http_conn *c);
-/* conn_ops.input: the only caller of llhttp_execute. Parses buffered input
- * for as long as the connection may consume it, resuming after each pause
- * once allowed. */
+/* conn_ops.input: with node_http__parse_direct, the only caller of
+ * llhttp_execute. Parses buffered input for as long as the connection may
+ * consume it, resuming after each pause once allowed. */
 void node_http__parse(struct node_http_conn *c);
 /* conn_ops.input_direct: n body bytes were read into the handler's memory
  * at p. */
