@@ -4,7 +4,7 @@
 # placement, GC runs), oci/ (the registry API). node/main.c is linked only
 # into the atoll binary; the rest is in libatoll.a.
 NODE_HTTP_SRCS := node/http/conn.c node/http/tcp.c node/http/mem.c \
-	node/http/file.c node/http/parse.c \
+	node/http/file.c node/http/framing.c node/http/parse.c \
 	node/http/body.c node/http/request.c node/http/response.c \
 	node/http/recycle.c node/http/tables.c node/http/listener.c \
 	node/http/url.c

@@ -1,4 +1,8 @@
-/* HTTP connections: state, timers, reading, writes, closing. */
+/* The connection core: states and their moves, the one timer, reading,
+ * writes, closing, over a transport. It calls the layer above it (HTTP/1
+ * parsing, in parse.c and body.c) only through the server's struct
+ * node_http_conn_ops: to start a connection, for memory to read into, with
+ * the bytes read, and once a closed connection is freed. */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "http"
@@ -25,7 +29,7 @@
  * with Connection: close; EOF, transport error, timeout, malformed body
  * while a handler owns the request -> abort callback, then close. llhttp is
  * never re-entered from its own callbacks: they only record state, and the
- * outer loop in node_http__parse() decides whether to resume. */
+ * outer loop in node_http__parse() (parse.c) decides whether to resume. */
 
 static const char *const conn_state_names[] = {
     [CONN_IDLE] = "idle",     [CONN_HEAD] = "head",
@@ -282,18 +286,12 @@ static void conn_on_alloc(struct node_http_transport *t,
                           uv_buf_t *buf)
 {
     struct node_http_conn *c = t->data;
-    size_t want = node_http__body_direct_want(c);
 
     AT_UNUSED(hint);
     c->ext = NULL;
-    if (want > 0) {
-        char *p = NULL;
-        size_t n = 0;
-        if (c->req->body_buf(c->req, want, &p, &n) && p != NULL && n > 0) {
-            c->ext = p;
-            *buf = uv_buf_init(p, (unsigned)AT_MIN(AT_MIN(n, want), UINT_MAX));
-            return;
-        }
+    if (c->srv->conn_ops->read_buf(c, buf)) {
+        c->ext = buf->base;
+        return;
     }
     if (c->in == NULL)
         c->in = at_malloc(INBUF_SIZE);
@@ -328,13 +326,13 @@ static void conn_on_read(struct node_http_transport *t,
     }
     if (c->ext != NULL && buf->base == c->ext) {
         c->ext = NULL;
-        node_http__parse_direct(c, buf->base, (size_t)nread);
+        c->srv->conn_ops->input_direct(c, buf->base, (size_t)nread);
         return;
     }
     c->in_len += (size_t)nread;
     if (node_http__conn_active(c))
         node_http__conn_timer_update(c, true);
-    node_http__parse(c);
+    c->srv->conn_ops->input(c);
 }
 
 /* see internal.h */
@@ -370,7 +368,7 @@ static void conn_free(struct node_http_conn *c)
     s->nconns--;
     at_free(c->in);
     at_free(c);
-    node_http__server_maybe_finish(s);
+    s->conn_ops->freed(s);
 }
 
 static void conn_on_timer_close(uv_handle_t *h)
@@ -390,6 +388,17 @@ static void conn_on_transport_close(struct node_http_transport *t)
         conn_free(c);
 }
 
+/* An upgrade that cannot complete: the handler learns with a NULL stream. */
+static void conn_upgrade_fail(struct node_http_conn *c)
+{
+    node_http_upgrade_cb cb = c->up_cb;
+
+    if (cb == NULL)
+        return;
+    c->up_cb = NULL;
+    cb(c->up_data, NULL);
+}
+
 /* see internal.h */
 void node_http__conn_close(struct node_http_conn *c)
 {
@@ -406,7 +415,7 @@ void node_http__conn_close(struct node_http_conn *c)
     uv_close((uv_handle_t *)&c->timer, conn_on_timer_close);
     if (c->t != NULL)
         c->t->ops->close(c->t, conn_on_transport_close);
-    node_http__upgrade_fail(c);
+    conn_upgrade_fail(c);
 }
 
 static void conn_on_shutdown(struct node_http_transport *t, int status)
@@ -467,7 +476,7 @@ void node_http__conn_resp_done(struct node_http_conn *c)
     }
     if (c->state == CONN_COMPLETE)
         node_http__conn_request_finish(c);
-    node_http__parse(c);
+    c->srv->conn_ops->input(c); /* a pipelined request may wait */
 }
 
 /* see internal.h */
@@ -485,7 +494,7 @@ struct node_http_conn *node_http__conn_new(struct node_http_server *s,
     c->deadline = DL_NONE;
     c->flags = CF_FIRST_REQUEST;
     c->reader = &node_http__body_none;
-    node_http__parser_init(c);
+    s->conn_ops->start(c);
     uv_timer_init(s->loop, &c->timer);
     c->timer.data = c;
     c->handles = 2;

@@ -1,5 +1,11 @@
 /* Private to node/http: the server's objects, shared by its files, and the
- * test seams (socketless connections and counters). */
+ * test seams (socketless connections and counters).
+ *
+ * The files call each other one way, from the top down: response.c and
+ * listener.c; body.c and file.c; parse.c; conn.c, the connection core,
+ * which reaches the layers above only through struct node_http_conn_ops;
+ * below it framing.c, request.c, recycle.c, tables.c and the transports
+ * (tcp.c, mem.c). */
 #ifndef NODE_HTTP_INTERNAL_H
 #define NODE_HTTP_INTERNAL_H
 
@@ -78,6 +84,7 @@ struct node_http_body_reader {
     bool (*drainable)(const struct node_http_conn *c);
 };
 
+/* framing.c */
 extern const struct node_http_body_reader node_http__body_none;
 extern const struct node_http_body_reader node_http__body_length;
 extern const struct node_http_body_reader node_http__body_chunked;
@@ -161,6 +168,25 @@ struct node_http_conn {
     char peer[64];
 };
 
+/* The calls a connection makes to the layer above it, and the only ones:
+ * conn.c never calls HTTP/1's parser (parse.c, body.c) or its responses,
+ * and another protocol (HTTP/2) would be another set. A server gives its
+ * connections theirs (listener.c). */
+struct node_http_conn_ops {
+    /* A new connection, before anything is read: the protocol's state. */
+    void (*start)(struct node_http_conn *c);
+    /* Memory other than the connection's buffer for the next read (the
+     * handler's, for body bytes): true with *buf set (buf->len > 0). */
+    bool (*read_buf)(struct node_http_conn *c, uv_buf_t *buf);
+    /* n > 0 bytes were read into the memory read_buf gave, at p. */
+    void (*input_direct)(struct node_http_conn *c, const char *p, size_t n);
+    /* Buffered input (c->in) may be consumed now: bytes arrived, or a
+     * response is done and a pipelined request may wait. */
+    void (*input)(struct node_http_conn *c);
+    /* A closed connection of s was freed: a stopping server may finish. */
+    void (*freed)(struct node_http_server *s);
+};
+
 struct node_http_server {
     uv_loop_t *loop; /* borrowed */
     uv_tcp_t tcp;
@@ -168,7 +194,8 @@ struct node_http_server {
     bool listening;
     bool grace_closing;
     int handles;
-    struct node_http_config cfg; /* host not kept */
+    struct node_http_config cfg;               /* host not kept */
+    const struct node_http_conn_ops *conn_ops; /* static */
     node_http_handler handler;
     void *data;
     int port;
@@ -186,7 +213,29 @@ static inline bool node_http__conn_active(const struct node_http_conn *c)
     return c->state >= CONN_WAIT && c->state <= CONN_STOP;
 }
 
-/* ---- conn.c ---- */
+/* ---- tables.c ---- */
+
+/* "OK" for 200, ...; "Unknown" for a status without a name here. */
+const char *node_http__status_reason(int status);
+/* llhttp's method number as ours. */
+enum node_http_method node_http__method_map(uint8_t m);
+
+/* ---- recycle.c ---- */
+
+/* A new request of c (one reference). */
+struct node_http_req *node_http__req_new(struct node_http_conn *c);
+/* Free r (its last reference is gone), or keep it for reuse. */
+void node_http__req_free(struct node_http_req *r);
+/* A write of c with room for len bytes of data (w->len = len). */
+struct node_http_write *node_http__write_new(struct node_http_conn *c,
+                                             size_t len);
+void node_http__write_free(struct node_http_write *w);
+/* A server starts or ends on this thread: objects are kept only while one
+ * runs, and the last one to go frees them (so nothing is kept at exit). */
+void node_http__recycle_hold(void);
+void node_http__recycle_release(void);
+
+/* ---- conn.c: the connection core ---- */
 
 /* A connection of s over t (ownership passes), reading at once. */
 struct node_http_conn *node_http__conn_new(struct node_http_server *s,
@@ -217,7 +266,8 @@ bool node_http__conn_can_parse(const struct node_http_conn *c);
 void node_http__conn_timer_update(struct node_http_conn *c, bool progress);
 /* Start or stop reading the transport as the state wants. */
 void node_http__conn_update_reading(struct node_http_conn *c);
-/* Close at once; the handler's abort callback runs if it still waits. */
+/* Close at once; the handler's abort callback runs if it still waits, and
+ * an upgrade's callback (with a NULL stream) if its 101 was not through. */
 void node_http__conn_close(struct node_http_conn *c);
 /* After a complete response that closes the connection: shut the write
  * side down, drain input for a moment so that unread request bytes do not
@@ -229,66 +279,33 @@ void node_http__conn_resp_done(struct node_http_conn *c);
  * CF_CLOSE_AFTER): next request or close. */
 void node_http__conn_request_finish(struct node_http_conn *c);
 
+/* ---- parse.c: HTTP/1 requests, read with llhttp ---- */
+
+/* conn_ops.start: a new connection's parser, with the server's callbacks. */
+void node_http__parser_init(struct node_http_conn *c);
+/* conn_ops.input: with node_http__parse_direct, the only caller of
+ * llhttp_execute. Parses buffered input for as long as the connection may
+ * consume it, resuming after each pause once allowed. */
+void node_http__parse(struct node_http_conn *c);
+/* conn_ops.input_direct: n body bytes were read into the handler's memory
+ * at p. */
+void node_http__parse_direct(struct node_http_conn *c, const char *p, size_t n);
+
+/* ---- body.c ---- */
+
+/* conn_ops.read_buf: while a Content-Length body is read and nothing is
+ * buffered, the next read may go to the handler's memory
+ * (node_http_req_body_buf), up to the body's end. */
+bool node_http__body_read_buf(struct node_http_conn *c, uv_buf_t *buf);
+/* The handler answers before the body was read: drain a small rest or stop
+ * reading and close. */
+void node_http__body_settle(struct node_http_conn *c);
+
 /* ---- file.c ---- */
 
 /* Send the file body (RESP_FILE) from c->file.off on, or go on sending
  * it. */
 void node_http__file_send(struct node_http_conn *c);
-
-/* ---- parse.c ---- */
-
-/* The only caller of llhttp_execute. Parses buffered input for as long as
- * the connection may consume it, resuming after each pause once allowed. */
-void node_http__parse(struct node_http_conn *c);
-/* n body bytes were read into the handler's memory at p. */
-void node_http__parse_direct(struct node_http_conn *c, const char *p, size_t n);
-/* Initialize c's parser with the server's callbacks. */
-void node_http__parser_init(struct node_http_conn *c);
-
-/* ---- body.c ---- */
-
-/* How many bytes the next read may put in the handler's memory (0: none). */
-size_t node_http__body_direct_want(const struct node_http_conn *c);
-/* The handler answers before the body was read: drain a small rest or stop
- * reading and close. */
-void node_http__body_settle(struct node_http_conn *c);
-
-/* ---- response.c ---- */
-
-/* Answer a malformed request with a JSON error and close. */
-void node_http__send_error(struct node_http_conn *c,
-                           int status,
-                           const char *msg);
-/* An upgrade that cannot complete: the handler learns with a NULL stream. */
-void node_http__upgrade_fail(struct node_http_conn *c);
-
-/* ---- recycle.c ---- */
-
-/* A new request of c (one reference). */
-struct node_http_req *node_http__req_new(struct node_http_conn *c);
-/* Free r (its last reference is gone), or keep it for reuse. */
-void node_http__req_free(struct node_http_req *r);
-/* A write of c with room for len bytes of data (w->len = len). */
-struct node_http_write *node_http__write_new(struct node_http_conn *c,
-                                             size_t len);
-void node_http__write_free(struct node_http_write *w);
-/* A server starts or ends on this thread: objects are kept only while one
- * runs, and the last one to go frees them (so nothing is kept at exit). */
-void node_http__recycle_hold(void);
-void node_http__recycle_release(void);
-
-/* ---- tables.c ---- */
-
-/* "OK" for 200, ...; "Unknown" for a status without a name here. */
-const char *node_http__status_reason(int status);
-/* llhttp's method number as ours. */
-enum node_http_method node_http__method_map(uint8_t m);
-
-/* ---- listener.c ---- */
-
-/* A connection of a stopping server went: finish the stop when it was the
- * last. */
-void node_http__server_maybe_finish(struct node_http_server *s);
 
 /* ---- test seams ---- */
 

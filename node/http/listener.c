@@ -1,4 +1,5 @@
-/* The HTTP server: listening, accepting, stopping with a grace period. */
+/* The HTTP server: listening, accepting, stopping with a grace period; it
+ * gives its connections the layer above them (HTTP/1). */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "http"
@@ -44,8 +45,9 @@ static void srv_on_close(uv_handle_t *h)
     }
 }
 
-/* see internal.h */
-void node_http__server_maybe_finish(struct node_http_server *s)
+/* A connection of a stopping server went: finish the stop when it was the
+ * last. */
+static void srv_maybe_finish(struct node_http_server *s)
 {
     if (!s->stopping || s->nconns != 0 || s->grace_closing)
         return;
@@ -53,6 +55,16 @@ void node_http__server_maybe_finish(struct node_http_server *s)
     uv_timer_stop(&s->grace);
     uv_close((uv_handle_t *)&s->grace, srv_on_close);
 }
+
+/* What the server's connections call above themselves: HTTP/1 reads their
+ * requests, and the server counts them out. */
+static const struct node_http_conn_ops srv_conn_ops = {
+    .start = node_http__parser_init,
+    .read_buf = node_http__body_read_buf,
+    .input_direct = node_http__parse_direct,
+    .input = node_http__parse,
+    .freed = srv_maybe_finish,
+};
 
 static void srv_on_grace(uv_timer_t *t)
 {
@@ -92,6 +104,7 @@ static void srv_init(struct node_http_server *s,
         s->cfg.write_timeout_ms = 60000;
     if (s->cfg.shutdown_grace_ms == 0)
         s->cfg.shutdown_grace_ms = 10000;
+    s->conn_ops = &srv_conn_ops;
     s->handler = handler;
     s->data = data;
     at_list_init(&s->conns);
@@ -188,7 +201,7 @@ void node_http_stop(struct node_http_server *s,
             c->flags |= CF_CLOSE_AFTER;
     }
     uv_timer_start(&s->grace, srv_on_grace, s->cfg.shutdown_grace_ms, 0);
-    node_http__server_maybe_finish(s);
+    srv_maybe_finish(s);
 }
 
 /* ---- test seams ---- */

@@ -1,6 +1,7 @@
-/* Parsing requests with llhttp: callbacks, limits, errors. The callbacks
- * only record what arrived and move the connection's state; the body's
- * framing checks are the body reader's (body.c). */
+/* Parsing requests with llhttp: callbacks, limits, errors and the answer
+ * to a malformed request. The callbacks only record what arrived and move
+ * the connection's state; the body's framing checks are the body reader's
+ * (framing.c). */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "http"
@@ -205,6 +206,43 @@ static int pcb_message_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
+static void error_on_written(struct node_http_twrite *tw, int status)
+{
+    struct node_http_conn *c = node_http__write_done(tw, status);
+
+    if (c == NULL)
+        return;
+    node_http__conn_detach_req(c);
+    node_http__conn_close_graceful(c);
+}
+
+/* Answer a malformed request with a JSON error and close. */
+static void send_error(struct node_http_conn *c, int status, const char *msg)
+{
+    struct at_buf body, out;
+    struct node_http_write *w;
+
+    at_buf_init(&body, 0);
+    at_buf_init(&out, 0);
+    at_buf_puts(&body, "{\"errors\":[{\"code\":\"BAD_REQUEST\",\"message\":");
+    at_buf_json_str(&body, msg, strlen(msg));
+    at_buf_puts(&body, "}]}");
+    at_buf_printf(&out,
+                  "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                  "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                  status, node_http__status_reason(status), body.len);
+    at_buf_append(&out, body.data, body.len);
+    w = node_http__write_new(c, out.len);
+    memcpy(w->data, out.data, out.len);
+    at_buf_release(&body);
+    at_buf_release(&out);
+    if (c->state != CONN_STOP)
+        node_http__conn_move(c, CONN_STOP);
+    node_http__resp_move(c, RESP_SENDING);
+    c->flags |= CF_CLOSE_AFTER;
+    node_http__conn_write(c, w, error_on_written);
+}
+
 static void parse_error(struct node_http_conn *c, llhttp_errno_t err)
 {
     const char *reason = llhttp_get_error_reason(&c->parser);
@@ -220,7 +258,7 @@ static void parse_error(struct node_http_conn *c, llhttp_errno_t err)
     if (c->state == CONN_IDLE || c->state == CONN_HEAD) {
         LOG_INFO("malformed request from %s: %s", c->peer, reason);
         node_http__conn_detach_req(c);
-        node_http__send_error(c, status, reason);
+        send_error(c, status, reason);
         return;
     }
     if (node_http__conn_active(c) && c->resp == RESP_NONE) {
@@ -229,7 +267,7 @@ static void parse_error(struct node_http_conn *c, llhttp_errno_t err)
          * and the connection closes. */
         LOG_INFO("malformed body from %s: %s", c->peer, reason);
         node_http__conn_abort_req(c);
-        node_http__send_error(c, 400, reason);
+        send_error(c, 400, reason);
         return;
     }
     LOG_DEBUG("malformed body from %s: %s", c->peer, reason);

@@ -8,45 +8,6 @@
 #include "common/common.h"
 #include "node/http/internal.h"
 
-static void resp_on_error_written(struct node_http_twrite *tw, int status)
-{
-    struct node_http_conn *c = node_http__write_done(tw, status);
-
-    if (c == NULL)
-        return;
-    node_http__conn_detach_req(c);
-    node_http__conn_close_graceful(c);
-}
-
-/* see internal.h */
-void node_http__send_error(struct node_http_conn *c,
-                           int status,
-                           const char *msg)
-{
-    struct at_buf body, out;
-    struct node_http_write *w;
-
-    at_buf_init(&body, 0);
-    at_buf_init(&out, 0);
-    at_buf_puts(&body, "{\"errors\":[{\"code\":\"BAD_REQUEST\",\"message\":");
-    at_buf_json_str(&body, msg, strlen(msg));
-    at_buf_puts(&body, "}]}");
-    at_buf_printf(&out,
-                  "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                  "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                  status, node_http__status_reason(status), body.len);
-    at_buf_append(&out, body.data, body.len);
-    w = node_http__write_new(c, out.len);
-    memcpy(w->data, out.data, out.len);
-    at_buf_release(&body);
-    at_buf_release(&out);
-    if (c->state != CONN_STOP)
-        node_http__conn_move(c, CONN_STOP);
-    node_http__resp_move(c, RESP_SENDING);
-    c->flags |= CF_CLOSE_AFTER;
-    node_http__conn_write(c, w, resp_on_error_written);
-}
-
 static bool resp_usable(const struct node_http_req *r)
 {
     return r->conn != NULL && !r->aborted && !r->resp_started;
@@ -214,17 +175,6 @@ static void resp_on_upgrade_written(struct node_http_twrite *tw, int status)
     node_http__conn_detach_req(c);
     node_http__conn_close(c);
     cb(data, stream);
-}
-
-/* see internal.h */
-void node_http__upgrade_fail(struct node_http_conn *c)
-{
-    node_http_upgrade_cb cb = c->up_cb;
-
-    if (cb == NULL)
-        return;
-    c->up_cb = NULL;
-    cb(c->up_data, NULL);
 }
 
 /* Status line and headers for a body of clen bytes, plus room for `extra`
