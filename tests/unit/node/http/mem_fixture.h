@@ -83,4 +83,60 @@ static MEM_UNUSED void mem_fix_stop(struct mem_fix *f)
     at_buf_release(&f->out);
 }
 
+/* ---- body callbacks a test's handler may use ---- */
+
+/* What the callbacks below saw since mem_seen_reset. */
+struct mem_seen {
+    int aborts;     /* abort callbacks */
+    int ends;       /* end-of-body callbacks */
+    size_t bytes;   /* body bytes delivered */
+    size_t direct;  /* of those, delivered in mem (mem_on_buf) */
+    char mem[8192]; /* the handler's memory that mem_on_buf offers */
+};
+static MEM_UNUSED struct mem_seen mem_seen;
+
+static MEM_UNUSED void mem_seen_reset(void)
+{
+    mem_seen.aborts = mem_seen.ends = 0;
+    mem_seen.bytes = mem_seen.direct = 0;
+}
+
+static MEM_UNUSED void mem_on_abort(struct node_http_req *r)
+{
+    AT_UNUSED(r);
+    mem_seen.aborts++;
+}
+
+/* A node_http_body_buf_cb offering mem_seen.mem. */
+static MEM_UNUSED bool mem_on_buf(struct node_http_req *r,
+                                  size_t want,
+                                  char **p,
+                                  size_t *n)
+{
+    AT_UNUSED(r);
+    *p = mem_seen.mem;
+    *n = AT_MIN(want, sizeof(mem_seen.mem));
+    return true;
+}
+
+static MEM_UNUSED int mem_on_body(struct node_http_req *r,
+                                  const char *p,
+                                  size_t n)
+{
+    AT_UNUSED(r);
+    if (p >= mem_seen.mem && p < mem_seen.mem + sizeof(mem_seen.mem))
+        mem_seen.direct += n;
+    mem_seen.bytes += n;
+    return 0;
+}
+
+/* The end of the body: answers with no body and the bytes seen in an
+ * X-Bytes header. */
+static MEM_UNUSED void mem_on_end(struct node_http_req *r)
+{
+    mem_seen.ends++;
+    node_http_resp_header(r, "X-Bytes", "%zu", mem_seen.bytes);
+    node_http_resp_send(r, NULL, 0);
+}
+
 #endif /* TESTS_NODE_HTTP_MEM_FIXTURE_H */

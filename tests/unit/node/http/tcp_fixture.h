@@ -530,6 +530,27 @@ static FIX_UNUSED void cli_close(struct cli *c)
     c->fd = -1;
 }
 
+/* Read the next response on c: status, and body as a string. */
+static FIX_UNUSED void expect_resp(struct cli *c, int status, const char *body)
+{
+    struct resp r;
+
+    assert_int_equal(read_resp(c, &r, false), 0);
+    assert_int_equal(r.status, status);
+    assert_string_equal(r.body, body);
+    at_free(r.body);
+}
+
+/* r, the last response read on c, said Connection: close and the server
+ * closed: frees r's body and closes c. */
+static FIX_UNUSED void expect_closed(struct cli *c, struct resp *r)
+{
+    assert_true(r->close);
+    at_free(r->body);
+    assert_true(cli_closed(c));
+    cli_close(c);
+}
+
 /* ---- fixture ---- */
 
 static FIX_UNUSED void cmd_start(void *arg)

@@ -42,10 +42,7 @@ static void test_body_buf(void **state)
     assert_true(r.body_len == total);
     assert_memory_equal(r.body, body, total);
     at_free(r.body);
-    assert_int_equal(read_resp(&c, &r, false), 0);
-    assert_int_equal(r.status, 200);
-    assert_string_equal(r.body, "hello");
-    at_free(r.body);
+    expect_resp(&c, 200, "hello");
     assert_true(get_locked(&g_ext_hits) > 0);
     assert_true(get_locked(&g_ext_offers) >= get_locked(&g_ext_hits));
     assert_int_equal(get_locked(&g_ext_bad), 0);
@@ -145,10 +142,7 @@ static void test_expect_continue(void **state)
     assert_int_equal(read_resp(&c, &r, false), 0);
     assert_int_equal(r.status, 100);
     assert_int_equal(send_str(&c, "data"), 0);
-    assert_int_equal(read_resp(&c, &r, false), 0);
-    assert_int_equal(r.status, 200);
-    assert_string_equal(r.body, "data");
-    at_free(r.body);
+    expect_resp(&c, 200, "data");
     /* Expect and an early answer: no 100, and the connection closes */
     assert_int_equal(send_str(&c,
                               "PUT /early HTTP/1.1\r\nHost: x\r\n"
@@ -157,10 +151,7 @@ static void test_expect_continue(void **state)
                      0);
     assert_int_equal(read_resp(&c, &r, false), 0);
     assert_int_equal(r.status, 413);
-    assert_true(r.close);
-    at_free(r.body);
-    assert_true(cli_closed(&c));
-    cli_close(&c);
+    expect_closed(&c, &r);
 }
 
 static void test_early_response(void **state)
@@ -182,9 +173,7 @@ static void test_early_response(void **state)
     assert_int_equal(r.status, 413);
     assert_false(r.close);
     at_free(r.body);
-    assert_int_equal(read_resp(&c, &r, false), 0);
-    assert_string_equal(r.body, "hello");
-    at_free(r.body);
+    expect_resp(&c, 200, "hello");
     cli_close(&c);
     /* large body: Connection: close, the response still arrives whole */
     assert_int_equal(cli_connect(&c, g_port), 0);
@@ -205,43 +194,17 @@ static void test_early_response(void **state)
 
 /* ---- over the in-memory transport ---- */
 
-static char m_mem[8192]; /* the handler's memory for body_buf */
-static size_t m_bytes, m_direct;
-
-static bool m_buf(struct node_http_req *r, size_t want, char **p, size_t *n)
-{
-    AT_UNUSED(r);
-    *p = m_mem;
-    *n = AT_MIN(want, sizeof(m_mem));
-    return true;
-}
-
-static int m_body(struct node_http_req *r, const char *p, size_t n)
-{
-    AT_UNUSED(r);
-    if (p >= m_mem && p < m_mem + sizeof(m_mem))
-        m_direct += n;
-    m_bytes += n;
-    return 0;
-}
-
-static void m_end(struct node_http_req *r)
-{
-    node_http_resp_header(r, "X-Bytes", "%zu", m_bytes);
-    node_http_resp_send(r, NULL, 0);
-}
-
 static void m_handler(void *data, struct node_http_req *r)
 {
     const char *path = node_http_req_path(r);
 
     AT_UNUSED(data);
-    m_bytes = m_direct = 0;
+    mem_seen_reset();
     if (strcmp(path, "/direct") == 0) {
-        node_http_req_body_buf(r, m_buf);
-        node_http_req_read_body(r, m_body, m_end);
+        node_http_req_body_buf(r, mem_on_buf);
+        node_http_req_read_body(r, mem_on_body, mem_on_end);
     } else if (strcmp(path, "/read-and-answer") == 0) {
-        node_http_req_read_body(r, m_body, NULL);
+        node_http_req_read_body(r, mem_on_body, NULL);
         node_http_resp_send(r, "now", 3);
     } else {
         node_http_resp_send(r, "early", 5); /* the body is not read */
@@ -267,7 +230,8 @@ static void test_mem_body_buf(void **state)
     assert_int_equal(mem_fix_feed(&f, req.data), req.len);
     at_buf_release(&req);
     assert_non_null(strstr(mem_fix_out(&f), "X-Bytes: 40000\r\n"));
-    assert_true(m_direct > 0 && m_direct <= 40000 - EXT_MIN + 8192);
+    assert_true(mem_seen.direct > 0 &&
+                mem_seen.direct <= 40000 - EXT_MIN + sizeof(mem_seen.mem));
     node_http__conn_flush(f.c);
     assert_int_equal(mem_fix_count(&f, "early"), 1); /* /next answered */
     mem_fix_stop(&f);

@@ -32,20 +32,14 @@ static void test_get_keepalive_pipelined(void **state)
     assert_int_equal(read_resp(&c, &r, false), 0);
     assert_int_equal(r.status, 404);
     at_free(r.body);
-    assert_int_equal(read_resp(&c, &r, false), 0);
-    assert_int_equal(r.status, 200);
-    assert_string_equal(r.body, "hello");
-    at_free(r.body);
+    expect_resp(&c, 200, "hello");
     /* Connection: close is honoured */
     assert_int_equal(send_str(&c,
                               "GET /hello HTTP/1.1\r\nHost: x\r\n"
                               "Connection: close\r\n\r\n"),
                      0);
     assert_int_equal(read_resp(&c, &r, false), 0);
-    assert_true(r.close);
-    at_free(r.body);
-    assert_true(cli_closed(&c));
-    cli_close(&c);
+    expect_closed(&c, &r);
 }
 
 static void test_head(void **state)
@@ -64,10 +58,7 @@ static void test_head(void **state)
     assert_int_equal(r.body_len, 5);
     assert_non_null(strstr(r.head, "X-Method: HEAD"));
     /* the next bytes are the second response, not a body */
-    assert_int_equal(read_resp(&c, &r, false), 0);
-    assert_int_equal(r.status, 200);
-    assert_string_equal(r.body, "hello");
-    at_free(r.body);
+    expect_resp(&c, 200, "hello");
     cli_close(&c);
 }
 
@@ -123,37 +114,13 @@ static void test_async_keepalive(void **state)
     assert_string_equal(r.body, "late");
     assert_false(r.close);
     at_free(r.body);
-    assert_int_equal(read_resp(&c, &r, false), 0);
-    assert_string_equal(r.body, "hello");
-    at_free(r.body);
+    expect_resp(&c, 200, "hello");
     cli_close(&c);
 }
 
 /* ---- over the in-memory transport ---- */
 
 static struct node_http_req *m_held; /* a request the handler keeps */
-static int m_aborts;
-static int m_ends;
-
-static void m_abort(struct node_http_req *r)
-{
-    AT_UNUSED(r);
-    m_aborts++;
-}
-
-static int m_body(struct node_http_req *r, const char *p, size_t n)
-{
-    AT_UNUSED(r);
-    AT_UNUSED(p);
-    AT_UNUSED(n);
-    return 0;
-}
-
-static void m_end(struct node_http_req *r)
-{
-    m_ends++;
-    node_http_resp_send(r, "end", 3);
-}
 
 static void m_handler(void *data, struct node_http_req *r)
 {
@@ -162,11 +129,11 @@ static void m_handler(void *data, struct node_http_req *r)
     AT_UNUSED(data);
     if (strcmp(path, "/hold") == 0) {
         node_http_req_ref(r);
-        node_http_req_on_abort(r, m_abort);
+        node_http_req_on_abort(r, mem_on_abort);
         m_held = r;
     } else if (strcmp(path, "/body") == 0) {
-        node_http_req_on_abort(r, m_abort);
-        node_http_req_read_body(r, m_body, m_end);
+        node_http_req_on_abort(r, mem_on_abort);
+        node_http_req_read_body(r, mem_on_body, mem_on_end);
     } else {
         node_http_resp_send(r, path + 1, strlen(path + 1));
     }
@@ -175,7 +142,7 @@ static void m_handler(void *data, struct node_http_req *r)
 static void m_reset(void)
 {
     m_held = NULL;
-    m_aborts = m_ends = 0;
+    mem_seen_reset();
 }
 
 /* A pipelined request is answered only once the response before it is
@@ -220,14 +187,14 @@ static void test_mem_states(void **state)
     assert_ptr_equal(f.c->reader, &node_http__body_length);
     assert_int_equal(f.c->resp, RESP_NONE);
     mem_fix_feed(&f, "def");
-    assert_int_equal(m_ends, 1);
+    assert_int_equal(mem_seen.ends, 1);
     assert_int_equal(f.c->state, CONN_COMPLETE);
     assert_int_equal(f.c->resp, RESP_SENDING);
     assert_int_equal(node_http__conn_flush(f.c), 1);
     assert_int_equal(f.c->state, CONN_IDLE);
     assert_int_equal(f.c->resp, RESP_NONE);
     assert_false(f.c->flags & CF_FIRST_REQUEST);
-    assert_int_equal(m_aborts, 0);
+    assert_int_equal(mem_seen.aborts, 0);
     mem_fix_stop(&f);
 }
 
@@ -251,7 +218,7 @@ static void test_mem_close_with_pending_write(void **state)
     assert_true(node_http__conn_closed(f.c));
     assert_true(node_http_req_done(r));
     /* answered, but the response never got through: abort */
-    assert_int_equal(m_aborts, 1);
+    assert_int_equal(mem_seen.aborts, 1);
     assert_int_equal(node_http__conn_flush(f.c), 0);
     node_http_req_unref(r);
     mem_fix_stop(&f);
@@ -270,7 +237,7 @@ static void test_mem_eof_aborts(void **state)
     assert_int_equal(f.c->state, CONN_WAIT);
     node_http__conn_eof(f.c);
     assert_true(node_http__conn_closed(f.c));
-    assert_int_equal(m_aborts, 1);
+    assert_int_equal(mem_seen.aborts, 1);
     assert_true(node_http_req_done(m_held));
     node_http_resp_send(m_held, "late", 4); /* a no-op now */
     assert_null(strstr(mem_fix_out(&f), "late"));

@@ -2,50 +2,34 @@
  * to the rules every transport keeps (transport.h). */
 #include "common/compat.h"
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
+#include "tests/unit/node/http/transport_fixture.h"
 
-#include <cmocka.h>
-
-#include "common/common.h"
-#include "node/http/transport.h"
-
-struct wreq {
-    struct node_http_twrite tw;
-    int id;
-};
-
-static int g_done[16]; /* ids in completion order */
-static int g_status[16];
-static int g_ndone;
-static int g_closed_after; /* writes done when the close callback ran */
-static int g_closed;
 static int g_shut;
 static char g_rbuf[8];
 static ssize_t g_nread[8];
 static int g_reads;
 
-static void reset(void)
+/* An in-memory transport on its own loop, writing into out. */
+struct memt {
+    uv_loop_t loop;
+    struct at_buf out;
+    struct node_http_transport *t;
+};
+
+static void memt_open(struct memt *m)
 {
-    g_ndone = g_closed = g_shut = g_reads = 0;
-    g_closed_after = -1;
+    twrite_reset();
+    g_shut = g_reads = 0;
+    uv_loop_init(&m->loop);
+    at_buf_init(&m->out, 0);
+    m->t = node_http__mem_new(&m->loop, &m->out);
 }
 
-static void on_written(struct node_http_twrite *tw, int status)
+/* After the transport closed: nothing is left on the loop. */
+static void memt_release(struct memt *m)
 {
-    struct wreq *w = AT_CONTAINER_OF(tw, struct wreq, tw);
-
-    g_done[g_ndone] = w->id;
-    g_status[g_ndone] = status;
-    g_ndone++;
-}
-
-static void on_closed(struct node_http_transport *t)
-{
-    AT_UNUSED(t);
-    g_closed++;
-    g_closed_after = g_ndone;
+    assert_int_equal(uv_loop_close(&m->loop), 0);
+    at_buf_release(&m->out);
 }
 
 static void on_shut(struct node_http_transport *t, int status)
@@ -67,16 +51,13 @@ static int put(struct node_http_transport *t, struct wreq *w, const char *s)
  * flush. */
 static void test_write_order(void **state)
 {
-    uv_loop_t loop;
-    struct at_buf out;
+    struct memt m;
     struct node_http_transport *t;
     struct wreq w[3] = { { .id = 1 }, { .id = 2 }, { .id = 3 } };
 
     AT_UNUSED(state);
-    reset();
-    uv_loop_init(&loop);
-    at_buf_init(&out, 0);
-    t = node_http__mem_new(&loop, &out);
+    memt_open(&m);
+    t = m.t;
     assert_true(node_http__is_mem(t));
     assert_null(t->ops->sendfile);
     assert_int_equal(put(t, &w[0], "one,"), 0);
@@ -85,76 +66,57 @@ static void test_write_order(void **state)
     assert_int_equal(node_http__mem_flush(t), 2);
     assert_int_equal(put(t, &w[2], "three"), 0);
     assert_int_equal(node_http__mem_flush(t), 1);
-    assert_int_equal(g_ndone, 3);
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(g_done[i], i + 1);
-        assert_int_equal(g_status[i], 0);
-    }
-    assert_memory_equal(out.data, "one,two,three", 13);
+    twrite_expect(3, 0);
+    assert_memory_equal(m.out.data, "one,two,three", 13);
     t->ops->close(t, on_closed);
     assert_int_equal(g_closed, 0); /* from the loop, not from close */
-    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_run(&m.loop, UV_RUN_DEFAULT);
     assert_int_equal(g_closed, 1);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    at_buf_release(&out);
+    memt_release(&m);
 }
 
 /* Closing with writes queued: each completes with UV_ECANCELED, in order,
  * before the close callback, all from the loop. */
 static void test_close_with_pending_writes(void **state)
 {
-    uv_loop_t loop;
-    struct at_buf out;
-    struct node_http_transport *t;
+    struct memt m;
     struct wreq w[3] = { { .id = 1 }, { .id = 2 }, { .id = 3 } };
 
     AT_UNUSED(state);
-    reset();
-    uv_loop_init(&loop);
-    at_buf_init(&out, 0);
-    t = node_http__mem_new(&loop, &out);
+    memt_open(&m);
     for (int i = 0; i < 3; i++)
-        assert_int_equal(put(t, &w[i], "x"), 0);
-    t->ops->close(t, on_closed);
+        assert_int_equal(put(m.t, &w[i], "x"), 0);
+    m.t->ops->close(m.t, on_closed);
     assert_int_equal(g_ndone, 0);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(g_ndone, 3);
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(g_done[i], i + 1);
-        assert_int_equal(g_status[i], UV_ECANCELED);
-    }
+    uv_run(&m.loop, UV_RUN_DEFAULT);
+    twrite_expect(3, UV_ECANCELED);
     assert_int_equal(g_closed, 1);
     assert_int_equal(g_closed_after, 3);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    at_buf_release(&out);
+    memt_release(&m);
 }
 
 /* Shutdown completes after the writes queued before it; writes after it
  * are refused. */
 static void test_shutdown(void **state)
 {
-    uv_loop_t loop;
-    struct at_buf out;
+    struct memt m;
     struct node_http_transport *t;
     struct wreq w[2] = { { .id = 1 }, { .id = 2 } };
 
     AT_UNUSED(state);
-    reset();
-    uv_loop_init(&loop);
-    at_buf_init(&out, 0);
-    t = node_http__mem_new(&loop, &out);
+    memt_open(&m);
+    t = m.t;
     assert_int_equal(put(t, &w[0], "last"), 0);
     assert_int_equal(t->ops->shutdown(t, on_shut), 0);
     assert_int_equal(put(t, &w[1], "more"), UV_EPIPE);
     assert_int_equal(g_shut, 0);
     assert_int_equal(node_http__mem_flush(t), 1);
     assert_int_equal(g_shut, 1);
-    assert_int_equal(out.len, 4);
+    assert_int_equal(m.out.len, 4);
     t->ops->close(t, on_closed);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_run(&m.loop, UV_RUN_DEFAULT);
     assert_int_equal(g_ndone, 1);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    at_buf_release(&out);
+    memt_release(&m);
 }
 
 static void on_alloc(struct node_http_transport *t, size_t hint, uv_buf_t *b)
@@ -178,16 +140,13 @@ static void on_read(struct node_http_transport *t,
  * for per read; EOF comes at once. */
 static void test_feed_and_eof(void **state)
 {
-    uv_loop_t loop;
-    struct at_buf out;
+    struct memt m;
     struct node_http_transport *t;
     char peer[16];
 
     AT_UNUSED(state);
-    reset();
-    uv_loop_init(&loop);
-    at_buf_init(&out, 0);
-    t = node_http__mem_new(&loop, &out);
+    memt_open(&m);
+    t = m.t;
     t->ops->peer(t, peer, sizeof(peer));
     assert_string_equal(peer, "mem");
     assert_int_equal(node_http__mem_feed(t, "abc", 3), 0);
@@ -204,10 +163,9 @@ static void test_feed_and_eof(void **state)
     assert_int_equal(g_nread[2], UV_EOF);
     assert_null(t->ops->detach(t)); /* no socket to hand over */
     t->ops->close(t, on_closed);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_run(&m.loop, UV_RUN_DEFAULT);
     assert_int_equal(g_closed, 1);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    at_buf_release(&out);
+    memt_release(&m);
 }
 
 int main(void)

@@ -18,10 +18,7 @@ static void test_body_length_and_chunked(void **state)
                      0);
     usleep(20000);
     assert_int_equal(send_str(&c, " world"), 0);
-    assert_int_equal(read_resp(&c, &r, false), 0);
-    assert_int_equal(r.status, 200);
-    assert_string_equal(r.body, "hello world");
-    at_free(r.body);
+    expect_resp(&c, 200, "hello world");
     assert_int_equal(send_str(&c,
                               "PATCH /echo HTTP/1.1\r\nHost: x\r\n"
                               "Transfer-Encoding: chunked\r\n\r\n"
@@ -52,11 +49,8 @@ static void expect_error(const char *req, size_t len, int status)
     send_all(&c, req, len);
     assert_int_equal(read_resp(&c, &r, false), 0);
     assert_int_equal(r.status, status);
-    assert_true(r.close);
     assert_non_null(strstr(r.body, "\"code\":\"BAD_REQUEST\""));
-    at_free(r.body);
-    assert_true(cli_closed(&c));
-    cli_close(&c);
+    expect_closed(&c, &r);
 }
 
 static void test_limits_and_garbage(void **state)
@@ -99,36 +93,12 @@ static void test_limits_and_garbage(void **state)
 
 /* ---- over the in-memory transport ---- */
 
-static int m_aborts;
-static size_t m_bytes;
-
-static void m_abort(struct node_http_req *r)
-{
-    AT_UNUSED(r);
-    m_aborts++;
-}
-
-static int m_body(struct node_http_req *r, const char *p, size_t n)
-{
-    AT_UNUSED(r);
-    AT_UNUSED(p);
-    m_bytes += n;
-    return 0;
-}
-
-static void m_end(struct node_http_req *r)
-{
-    node_http_resp_header(r, "X-Bytes", "%zu", m_bytes);
-    node_http_resp_send(r, NULL, 0);
-}
-
 static void m_handler(void *data, struct node_http_req *r)
 {
     AT_UNUSED(data);
-    m_aborts = 0;
-    m_bytes = 0;
-    node_http_req_on_abort(r, m_abort);
-    node_http_req_read_body(r, m_body, m_end);
+    mem_seen_reset();
+    node_http_req_on_abort(r, mem_on_abort);
+    node_http_req_read_body(r, mem_on_body, mem_on_end);
 }
 
 /* llhttp 8.1 would take chunk data without its CRLF: the chunked reader
@@ -153,7 +123,7 @@ static void test_mem_chunk_crlf(void **state)
         mem_fix_feed(&f, bad[i][0]);
         if (bad[i][1] != NULL)
             mem_fix_feed(&f, bad[i][1]);
-        assert_int_equal(m_aborts, 1);
+        assert_int_equal(mem_seen.aborts, 1);
         assert_non_null(strstr(mem_fix_out(&f), "HTTP/1.1 400 Bad Request"));
         assert_int_equal(f.c->state, CONN_STOP);
         node_http__conn_flush(f.c);
@@ -177,7 +147,7 @@ static void test_mem_chunked_bytewise(void **state)
     for (size_t i = 0; i < sizeof(req) - 1; i++)
         assert_int_equal(node_http__conn_feed(f.c, req + i, 1), 1);
     assert_non_null(strstr(mem_fix_out(&f), "X-Bytes: 19\r\n"));
-    assert_int_equal(m_aborts, 0);
+    assert_int_equal(mem_seen.aborts, 0);
     assert_int_equal(f.c->state, CONN_COMPLETE);
     node_http__conn_flush(f.c);
     assert_int_equal(f.c->state, CONN_IDLE);

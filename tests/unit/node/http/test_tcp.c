@@ -2,12 +2,6 @@
  * the test's thread with a blocking socket as the peer. */
 #include "common/compat.h"
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-
-#include <cmocka.h>
-
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -16,13 +10,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "common/common.h"
-#include "node/http/transport.h"
-
-struct wreq {
-    struct node_http_twrite tw;
-    int id;
-};
+#include "tests/unit/node/http/transport_fixture.h"
 
 struct pair {
     uv_loop_t loop;
@@ -32,11 +20,6 @@ struct pair {
     int port;
 };
 
-static int g_done[8]; /* write ids in completion order */
-static int g_status[8];
-static int g_ndone;
-static int g_closed;
-static int g_closed_after; /* writes done when the close callback ran */
 static int g_writable;
 static char g_rbuf[64];
 static size_t g_rlen;
@@ -44,8 +27,8 @@ static bool g_eof;
 
 static void reset(void)
 {
-    g_ndone = g_closed = g_writable = 0;
-    g_closed_after = -1;
+    twrite_reset();
+    g_writable = 0;
     g_rlen = 0;
     g_eof = false;
 }
@@ -86,22 +69,6 @@ static void pair_close(struct pair *p)
     uv_run(&p->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&p->loop), 0);
     close(p->fd);
-}
-
-static void on_written(struct node_http_twrite *tw, int status)
-{
-    struct wreq *w = AT_CONTAINER_OF(tw, struct wreq, tw);
-
-    g_done[g_ndone] = w->id;
-    g_status[g_ndone] = status;
-    g_ndone++;
-}
-
-static void on_closed(struct node_http_transport *t)
-{
-    AT_UNUSED(t);
-    g_closed++;
-    g_closed_after = g_ndone;
 }
 
 static void on_alloc(struct node_http_transport *t, size_t hint, uv_buf_t *b)
@@ -159,10 +126,7 @@ static void test_write_order_and_read(void **state)
     }
     while (g_ndone < 3)
         uv_run(&p.loop, UV_RUN_ONCE);
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(g_done[i], i + 1);
-        assert_int_equal(g_status[i], 0);
-    }
+    twrite_expect(3, 0);
     peer_read(p.fd, got, 13);
     assert_string_equal(got, "one,two,three");
 
@@ -204,11 +168,7 @@ static void test_close_with_pending_writes(void **state)
     assert_true(p.t->ops->write_queue_size(p.t) > 0);
     p.t->ops->close(p.t, on_closed);
     pair_close(&p);
-    assert_int_equal(g_ndone, 2);
-    assert_int_equal(g_done[0], 1);
-    assert_int_equal(g_done[1], 2);
-    assert_int_equal(g_status[0], UV_ECANCELED);
-    assert_int_equal(g_status[1], UV_ECANCELED);
+    twrite_expect(2, UV_ECANCELED);
     assert_int_equal(g_closed, 1);
     assert_int_equal(g_closed_after, 2);
     at_free(data);
