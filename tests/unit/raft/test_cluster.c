@@ -13,6 +13,7 @@
 
 #include "raft/meta.h"
 #include "raft/transport.h"
+#include "tests/unit/raft/fixture.h"
 
 #define SECRET  "s3cret-for-tests"
 #define NNODES  5
@@ -258,6 +259,30 @@ struct hook_call {
 
 static unsigned forwards, read_indexes;
 
+/* A record of a call to the node with leader_id (set in *leader), for its
+ * answer to data; NULL when no open node has that id. */
+static struct hook_call *hook_call_new(uint64_t leader_id,
+                                       void *data,
+                                       struct tnode **leader)
+{
+    *leader = by_id(leader_id);
+    if (*leader == NULL)
+        return NULL;
+    struct hook_call *h = at_calloc(1, sizeof(*h));
+    h->data = data;
+    return h;
+}
+
+/* rv, the call's start: counts the call in *count, or frees h. */
+static int hook_call_started(struct hook_call *h, int rv, unsigned *count)
+{
+    if (rv != 0)
+        at_free(h);
+    else
+        (*count)++;
+    return rv;
+}
+
 static void on_hook_write(void *data, int status, int result, uint64_t index)
 {
     struct hook_call *h = data;
@@ -273,18 +298,13 @@ static int hook_forward(void *hooks_data,
                         void *cb_data)
 {
     AT_UNUSED(hooks_data);
-    struct tnode *l = by_id(leader_id);
-    if (l == NULL)
+    struct tnode *l;
+    struct hook_call *h = hook_call_new(leader_id, cb_data, &l);
+    if (h == NULL)
         return AT_ENOTLEADER;
-    struct hook_call *h = at_calloc(1, sizeof(*h));
     h->fcb = cb;
-    h->data = cb_data;
-    int rv = meta_propose_packed(l->m, cmd, len, on_hook_write, h);
-    if (rv != 0)
-        at_free(h);
-    else
-        forwards++;
-    return rv;
+    return hook_call_started(
+        h, meta_propose_packed(l->m, cmd, len, on_hook_write, h), &forwards);
 }
 
 static void on_hook_index(void *data, int status, uint64_t index)
@@ -300,18 +320,13 @@ static int hook_read_index(void *hooks_data,
                            void *cb_data)
 {
     AT_UNUSED(hooks_data);
-    struct tnode *l = by_id(leader_id);
-    if (l == NULL)
+    struct tnode *l;
+    struct hook_call *h = hook_call_new(leader_id, cb_data, &l);
+    if (h == NULL)
         return AT_ENOTLEADER;
-    struct hook_call *h = at_calloc(1, sizeof(*h));
     h->icb = cb;
-    h->data = cb_data;
-    int rv = meta_read_index(l->m, on_hook_index, h);
-    if (rv != 0)
-        at_free(h);
-    else
-        read_indexes++;
-    return rv;
+    return hook_call_started(h, meta_read_index(l->m, on_hook_index, h),
+                             &read_indexes);
 }
 
 /* hooks->term: answered on a later loop iteration, as over the network. */
@@ -489,13 +504,6 @@ static void on_write(void *data, int status, int result, uint64_t index)
     o->done = true;
 }
 
-static struct at_digest dg(const char *s)
-{
-    struct at_digest d;
-    at_digest_of(s, strlen(s), &d);
-    return d;
-}
-
 /* A write on node i (forwarded when i is a follower). */
 static void write_blob(int i, const char *repo, const char *blob)
 {
@@ -583,18 +591,29 @@ static void on_raw_closed(uv_handle_t *h)
     raft_free(h);
 }
 
+/* A dial to target with secret, on a transport tr of its own; d hears of
+ * its end. */
+static void dial_start(struct meta_transport *tr,
+                       struct raft_uv_connect *req,
+                       struct dial *d,
+                       const char *secret,
+                       const char *target)
+{
+    meta__transport_init(tr, &loop);
+    tr->t.init(&tr->t, 999, "tester");
+    tr->secret = secret;
+    tr->resolve = resolve_to;
+    tr->resolve_data = (void *)target;
+    req->data = d;
+    assert_int_equal(tr->t.connect(&tr->t, req, 1, "n0", on_dialed), 0);
+}
+
 static void dial_with(const char *secret, const char *target, int want)
 {
     struct meta_transport tr;
-    meta__transport_init(&tr, &loop);
-    tr.t.init(&tr.t, 999, "tester");
-    tr.secret = secret;
-    tr.resolve = resolve_to;
-    tr.resolve_data = (void *)target;
     struct raft_uv_connect req;
     struct dial d = { 0 };
-    req.data = &d;
-    assert_int_equal(tr.t.connect(&tr.t, &req, 1, "n0", on_dialed), 0);
+    dial_start(&tr, &req, &d, secret, target);
     run_until(flag_set, &d.done);
     assert_int_equal(d.status, want);
     if (want == 0) {
@@ -613,15 +632,9 @@ static void dial_with(const char *secret, const char *target, int want)
 static void dial_cancel(const char *target)
 {
     struct meta_transport tr;
-    meta__transport_init(&tr, &loop);
-    tr.t.init(&tr.t, 999, "tester");
-    tr.secret = SECRET;
-    tr.resolve = resolve_to;
-    tr.resolve_data = (void *)target;
     struct raft_uv_connect req;
     struct dial d = { 0 };
-    req.data = &d;
-    assert_int_equal(tr.t.connect(&tr.t, &req, 1, "n0", on_dialed), 0);
+    dial_start(&tr, &req, &d, SECRET, target);
     bool closed = false;
     tr.t.data = &closed;
     tr.t.close(&tr.t, on_tr_closed);
@@ -678,35 +691,18 @@ static void write_manifests(int i, int n)
         snprintf(content, sizeof(content), "{\"manifest\":%d}", k);
         snprintf(tag, sizeof(tag), "t%05d", k);
         struct at_digest blob = dg("bigblob");
-        struct meta_cmd c = { .kind = META_CMD_PUT_MANIFEST };
-        struct meta_manifest_put *p = &c.put_manifest;
-        p->repo = "big";
-        p->digest = dg(content);
-        p->media_type = "application/vnd.oci.image.manifest.v1+json";
-        p->bytes = content;
-        p->len = strlen(content);
-        p->tag = tag;
-        p->blobs = &blob;
-        p->nblobs = 1;
+        struct meta_cmd c = manifest_cmd("big", content, tag);
+        c.put_manifest.blobs = &blob;
+        c.put_manifest.nblobs = 1;
         assert_int_equal(meta_propose(nodes[i].m, &c, on_batch, &b), 0);
     }
     run_until(batch_done, &b);
     assert_int_equal(b.ok, (unsigned)n);
 }
 
-static bool has_snapshot(void *arg)
+static bool snapshot_in(void *dir)
 {
-    const char *dir = arg;
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    bool found = false;
-    while (d != NULL && (de = readdir(d)) != NULL) {
-        if (strncmp(de->d_name, "snapshot-", 9) == 0)
-            found = true;
-    }
-    if (d != NULL)
-        closedir(d);
-    return found;
+    return has_snapshot(dir);
 }
 
 static bool file_in(const char *dir, const char *name)
@@ -851,7 +847,7 @@ static int cluster_changes(void)
     /* 2,000 manifests, then a 4th node joins: it installs a snapshot */
     l = leader_idx();
     write_manifests(l, 2000);
-    run_until(has_snapshot, nodes[l].dir);
+    run_until(snapshot_in, nodes[l].dir);
     node_open(3, true);
     join(l, 3, false);
     c = members(l);
@@ -859,7 +855,7 @@ static int cluster_changes(void)
     check_blob(3, "ra", "blob-a");
     struct at_digest t;
     assert_int_equal(meta_tag_resolve(nodes[3].m, "big", "t01999", &t), 0);
-    run_until(has_snapshot, nodes[3].dir);
+    run_until(snapshot_in, nodes[3].dir);
 
     /* a 5th node joins while voters are at target: standby; when a voter
      * is removed, the leader promotes it */
@@ -930,9 +926,7 @@ static void cluster_cut_off(int l)
     if (dd != NULL)
         closedir(dd);
     assert_true(segments > 0);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-    assert_int_equal(system(cmd), 0);
+    rm_rf(root);
 }
 
 static void test_cluster(void **state)
@@ -991,9 +985,7 @@ static void test_legacy_id(void **state)
     node_close(0);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-    assert_int_equal(system(cmd), 0);
+    rm_rf(root);
 }
 
 int main(void)

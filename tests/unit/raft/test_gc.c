@@ -18,6 +18,21 @@ static uint64_t fake_clock(void)
     return fake_now;
 }
 
+/* Each test builds its commands at the moments it sets in fake_now. */
+static int clock_fake(void **state)
+{
+    AT_UNUSED(state);
+    meta__cmd_clock = fake_clock;
+    return 0;
+}
+
+static int clock_real(void **state)
+{
+    AT_UNUSED(state);
+    meta__cmd_clock = at_wall_ms;
+    return 0;
+}
+
 static int gc_sweep(struct meta_fsm *f,
                     const char *rid,
                     uint64_t now,
@@ -60,8 +75,9 @@ static bool gc_has(const struct gc_list *l, const char *blob)
     return false;
 }
 
-/* The history of test_gc_sweep, replayable on several FSMs. */
-static void gc_history(struct meta_fsm *f)
+/* The history of test_gc_sweep, part 1: a, b, c in r (a and b in
+ * manifest m1), c in s too, at 1000; "young" at 5000. */
+static void gc_stored(struct meta_fsm *f)
 {
     fake_now = 1000;
     blob_stored(f, "g1", "r", "a", 10);
@@ -73,13 +89,25 @@ static void gc_history(struct meta_fsm *f)
                      META_OK);
     fake_now = 5000;
     blob_stored(f, "g6", "r", "young", 40);
-    assert_int_equal(del_mf(f, "g7", "r", "m1"), META_OK);
+}
+
+/* Part 2, after m1's delete: m2 links a, then a sweep of all. */
+static void gc_swept(struct meta_fsm *f)
+{
     /* a manifest applied before the sweep keeps its blob */
     const char *a[] = { "a" };
     assert_int_equal(put_mf(f, "g8", "r", "m2", NULL, a, 1, NULL, 0, NULL),
                      META_OK);
     const char *all[] = { "a", "b", "c", "young", "nope", "b" };
     assert_int_equal(gc_sweep(f, "g9", 6000, 2000, all, 6), META_OK);
+}
+
+/* The history of test_gc_sweep, replayable on several FSMs. */
+static void gc_history(struct meta_fsm *f)
+{
+    gc_stored(f);
+    assert_int_equal(del_mf(f, "g7", "r", "m1"), META_OK);
+    gc_swept(f);
 }
 
 /* test_gc_sweep, continued: the same history gives the same state, and
@@ -129,19 +157,9 @@ static void test_gc_sweep(void **state)
     struct gc_list l;
     struct names ns;
     AT_UNUSED(state);
-    meta__cmd_clock = fake_clock;
     meta_fsm_init(&f, 100);
 
-    fake_now = 1000;
-    blob_stored(&f, "g1", "r", "a", 10);
-    blob_stored(&f, "g2", "r", "b", 20);
-    blob_stored(&f, "g3", "r", "c", 30);
-    blob_stored(&f, "g4", "s", "c", 30);
-    const char *ab[] = { "a", "b" };
-    assert_int_equal(put_mf(&f, "g5", "r", "m1", "v1", ab, 2, NULL, 0, NULL),
-                     META_OK);
-    fake_now = 5000;
-    blob_stored(&f, "g6", "r", "young", 40);
+    gc_stored(&f);
     /* referenced blobs and young blobs are no candidates */
     memset(&l, 0, sizeof(l));
     meta_fsm_gc_candidates(&f, 6000, 2000, gc_collect, &l);
@@ -162,12 +180,7 @@ static void test_gc_sweep(void **state)
     meta_fsm_gc_candidates(&f, 6000, 2000, gc_collect, &l);
     assert_int_equal(l.n, 3);
     assert_true(gc_has(&l, "a") && gc_has(&l, "b") && gc_has(&l, "c"));
-    /* a manifest applied before the sweep keeps its blob */
-    const char *a[] = { "a" };
-    assert_int_equal(put_mf(&f, "g8", "r", "m2", NULL, a, 1, NULL, 0, NULL),
-                     META_OK);
-    const char *all[] = { "a", "b", "c", "young", "nope", "b" };
-    assert_int_equal(gc_sweep(&f, "g9", 6000, 2000, all, 6), META_OK);
+    gc_swept(&f);
     struct at_digest da = dg("a"), db = dg("b"), dc = dg("c"), dy = dg("young");
     assert_true(meta_fsm_blob_known(&f, &da, NULL));
     assert_true(meta_fsm_blob_linked(&f, "r", &da, NULL));
@@ -213,7 +226,26 @@ static void test_gc_sweep(void **state)
 
     meta_fsm_release(&f);
     gc_sweep_replay();
-    meta__cmd_clock = at_wall_ms;
+}
+
+/* g (not initialised yet) restored from s, a snapshot written by hand as
+ * an older node would, whose one repository "r" is sr. */
+static void restore_written(struct meta_fsm *g,
+                            Atoll__Snapshot *s,
+                            Atoll__SnapRepo *sr)
+{
+    char e[AT_ERRMSG_SIZE];
+    void *buf;
+    size_t len;
+    s->version = PROTO_SNAPSHOT_VERSION;
+    sr->name = (char *)"r";
+    s->n_repos = 1;
+    s->repos = &sr;
+    assert_int_equal(proto_snapshot_pack(s, NULL, &buf, &len, e), 0);
+    s->repos = NULL;
+    meta_fsm_init(g, 100);
+    assert_int_equal(meta_fsm_restore(g, buf, len, e), 0);
+    free(buf);
 }
 
 static void test_gc_snapshot(void **state)
@@ -224,7 +256,6 @@ static void test_gc_snapshot(void **state)
     void *buf;
     size_t len;
     AT_UNUSED(state);
-    meta__cmd_clock = fake_clock;
     meta_fsm_init(&f, 100);
     fake_now = 1000;
     blob_stored(&f, "s1", "r", "old", 1);
@@ -261,33 +292,24 @@ static void test_gc_snapshot(void **state)
     Atoll__SnapBlob sb = ATOLL__SNAP_BLOB__INIT;
     Atoll__SnapRepo sr = ATOLL__SNAP_REPO__INIT;
     Atoll__SnapBlob *sbp = &sb;
-    Atoll__SnapRepo *srp = &sr;
     struct at_digest od = dg("old");
     char *stores[] = { (char *)"store1" };
     ProtobufCBinaryData dig = { AT_DIGEST_LEN, od.bytes };
-    s.version = PROTO_SNAPSHOT_VERSION;
     sb.digest = dig;
     sb.size = 5;
     sb.n_stores = 1;
     sb.stores = stores;
-    sr.name = (char *)"r";
     sr.n_blobs = 1;
     sr.blobs = &dig;
     s.n_blobs = 1;
     s.blobs = &sbp;
-    s.n_repos = 1;
-    s.repos = &srp;
-    assert_int_equal(proto_snapshot_pack(&s, NULL, &buf, &len, e), 0);
-    meta_fsm_init(&g, 100);
-    assert_int_equal(meta_fsm_restore(&g, buf, len, e), 0);
-    free(buf);
+    restore_written(&g, &s, &sr);
     memset(&l, 0, sizeof(l));
     meta_fsm_gc_candidates(&g, 3600000, 3600000, gc_collect, &l);
     assert_int_equal(l.n, 1);
     assert_int_equal(l.size[0], 5);
     meta_fsm_release(&g);
     meta_fsm_release(&f);
-    meta__cmd_clock = at_wall_ms;
 }
 
 /* ---- garbage collection of untagged manifests ---- */
@@ -401,7 +423,6 @@ static void test_gc_untagged(void **state)
     struct mf_list l;
     struct gc_list bl;
     AT_UNUSED(state);
-    meta__cmd_clock = fake_clock;
     meta_fsm_init(&f, 100);
     untagged_history(&f);
 
@@ -490,24 +511,16 @@ static void test_gc_untagged(void **state)
     assert_int_equal(meta__cmd_pack(&big, NULL, NULL, &buf, &len, e),
                      AT_EINVAL);
     meta_fsm_release(&f);
-    meta__cmd_clock = at_wall_ms;
 }
 
 static void test_gc_untagged_snapshot(void **state)
 {
     struct meta_fsm f, g;
     struct mf_list l;
-    char e[AT_ERRMSG_SIZE];
-    void *buf;
-    size_t len;
     AT_UNUSED(state);
-    meta__cmd_clock = fake_clock;
     meta_fsm_init(&f, 100);
     untagged_history(&f);
-    assert_int_equal(meta_fsm_snapshot(&f, NULL, &buf, &len, e), 0);
-    meta_fsm_init(&g, 100);
-    assert_int_equal(meta_fsm_restore(&g, buf, len, e), 0);
-    free(buf);
+    fsm_copy(&f, &g, 100);
     /* pushed_ms survived: young is still young */
     memset(&l, 0, sizeof(l));
     meta_fsm_gc_manifest_candidates(&g, 6000, 2000, 100, mf_collect, &l);
@@ -526,32 +539,23 @@ static void test_gc_untagged_snapshot(void **state)
     Atoll__SnapManifest sm = ATOLL__SNAP_MANIFEST__INIT;
     Atoll__SnapRepo sr = ATOLL__SNAP_REPO__INIT;
     Atoll__SnapManifest *smp = &sm;
-    Atoll__SnapRepo *srp = &sr;
     struct at_digest md = dg("{}");
     ProtobufCBinaryData dig = { AT_DIGEST_LEN, md.bytes };
-    s.version = PROTO_SNAPSHOT_VERSION;
     sm.digest = dig;
     sm.media_type = (char *)"application/vnd.oci.image.manifest.v1+json";
     sm.bytes.data = (uint8_t *)"{}";
     sm.bytes.len = 2;
-    sr.name = (char *)"r";
     sr.n_manifests = 1;
     sr.manifests = &dig;
     s.n_manifests = 1;
     s.manifests = &smp;
-    s.n_repos = 1;
-    s.repos = &srp;
-    assert_int_equal(proto_snapshot_pack(&s, NULL, &buf, &len, e), 0);
-    meta_fsm_init(&g, 100);
-    assert_int_equal(meta_fsm_restore(&g, buf, len, e), 0);
-    free(buf);
+    restore_written(&g, &s, &sr);
     memset(&l, 0, sizeof(l));
     meta_fsm_gc_manifest_candidates(&g, 3600000, 3600000, 100, mf_collect, &l);
     assert_int_equal(l.n, 1);
     assert_string_equal(l.m[0].repo, "r");
     assert_true(at_digest_equal(&l.m[0].digest, &md));
     meta_fsm_release(&g);
-    meta__cmd_clock = at_wall_ms;
 }
 
 int main(void)
@@ -563,5 +567,5 @@ int main(void)
         cmocka_unit_test(test_gc_untagged),
         cmocka_unit_test(test_gc_untagged_snapshot),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, clock_fake, clock_real);
 }

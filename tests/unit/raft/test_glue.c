@@ -82,23 +82,15 @@ static void sim_propose(struct sim *s, unsigned leader, int seq)
     snprintf(tag, sizeof(tag), "t%d", (int)(rnd(s) % 20));
     snprintf(rid, sizeof(rid), "req-%d", seq);
     bool is_put = rnd(s) % 4 != 0;
-    struct meta_cmd c = { .request_id = rid };
+    struct meta_cmd c = { .kind = META_CMD_DELETE_TAG,
+                          .delete_tag = { .repo = repo, .tag = tag } };
     if (is_put) {
         snprintf(content, sizeof(content), "manifest-%d%.*s", seq,
                  (int)(rnd(s) % 9), "........");
-        struct meta_manifest_put *p = &c.put_manifest;
-        c.kind = META_CMD_PUT_MANIFEST;
-        p->repo = repo;
-        p->digest = dg(content);
-        p->media_type = "m";
-        p->bytes = content;
-        p->len = strlen(content);
-        p->tag = tag;
-    } else {
-        c.kind = META_CMD_DELETE_TAG;
-        c.delete_tag.repo = repo;
-        c.delete_tag.tag = tag;
+        c = manifest_cmd(repo, content, tag);
+        c.put_manifest.media_type = "m";
     }
+    c.request_id = rid;
     assert_int_equal(meta__cmd_pack(&c, NULL, raft_malloc, &buf, &len, e), 0);
     struct sim_write *w = at_calloc(1, sizeof(*w));
     w->seq = seq;
@@ -245,14 +237,10 @@ static void test_simulation(void **state)
  * encode) restore to exactly the state that was acknowledged. */
 static void test_snapshot_during_writes(void **state)
 {
-    struct node_ctx *c = at_calloc(1, sizeof(*c));
-    char tmpl[] = "/tmp/atoll-meta-XXXXXX";
+    struct node_ctx *c = node_ctx_new();
     AT_UNUSED(state);
-    assert_non_null(mkdtemp(tmpl));
     char dir[300];
-    snprintf(dir, sizeof(dir), "%s/raft", tmpl);
-    char *before = at_calloc(1, 65536), *after = at_calloc(1, 65536);
-    uv_loop_init(&c->loop);
+    snprintf(dir, sizeof(dir), "%s/raft", c->tmp);
 
     node_open(c, dir, 16);
     for (int round = 0; round < 4; round++)
@@ -268,26 +256,20 @@ static void test_snapshot_during_writes(void **state)
         assert_int_equal(meta_propose(c->m, &dt, on_write, c), 0);
     }
     run_until(c, acks_done);
-    snapshot_state(c, before, 65536);
+    snapshot_state(c, c->before, STATE_SIZE);
     struct meta_status st;
     meta_status_get(c->m, &st);
     node_close(c);
     assert_true(has_snapshot(dir));
 
-    node_open(c, dir, 16);
-    snapshot_state(c, after, 65536);
-    assert_string_equal(before, after);
+    node_reopen_same(c, dir, 16);
     struct meta_status st2;
     meta_status_get(c->m, &st2);
     assert_int_equal(st.tags, st2.tags);
     assert_int_equal(st.repos, st2.repos);
     node_close(c);
 
-    uv_loop_close(&c->loop);
-    at_free(before);
-    at_free(after);
-    at_free(c);
-    rm_rf(tmpl);
+    node_ctx_free(c);
 }
 
 int main(void)

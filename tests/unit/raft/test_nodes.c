@@ -13,24 +13,15 @@
 
 static int node_rm(struct meta_fsm *f, uint64_t id)
 {
-    void *buf;
-    size_t len;
-    char e[AT_ERRMSG_SIZE];
     struct meta_cmd c = { .kind = META_CMD_NODE_REMOVE,
                           .node_remove = { .id = id } };
-    int rv = meta__cmd_pack(&c, NULL, NULL, &buf, &len, e);
-    if (rv != 0)
-        return rv;
-    return apply_buf(f, buf, len);
+    return try_cmd(f, &c);
 }
 
 /* The node table: upsert, conflicts, remove, snapshots, bad records. */
 static void test_node_table(void **state)
 {
     struct meta_fsm f, g;
-    char e[AT_ERRMSG_SIZE];
-    void *buf;
-    size_t len;
     AT_UNUSED(state);
     meta_fsm_init(&f, 100);
     assert_int_equal(node_up(&f, 7, "a", "10.0.0.1:5001", false), META_OK);
@@ -59,10 +50,7 @@ static void test_node_table(void **state)
     assert_int_equal(node_rm(&f, 0), AT_EINVAL);
 
     /* snapshots carry the table */
-    assert_int_equal(meta_fsm_snapshot(&f, NULL, &buf, &len, e), 0);
-    meta_fsm_init(&g, 100);
-    assert_int_equal(meta_fsm_restore(&g, buf, len, e), 0);
-    free(buf);
+    fsm_copy(&f, &g, 100);
     assert_int_equal(g.nodes.len, 2);
     const struct meta_noderec *b = meta__node_by_name(&g, "b");
     assert_non_null(b);

@@ -12,14 +12,10 @@
 
 static void test_single_node_restart(void **state)
 {
-    struct node_ctx *c = at_calloc(1, sizeof(*c));
-    char tmpl[] = "/tmp/atoll-meta-XXXXXX";
+    struct node_ctx *c = node_ctx_new();
     AT_UNUSED(state);
-    assert_non_null(mkdtemp(tmpl));
     char dir[300];
-    snprintf(dir, sizeof(dir), "%s/raft/sub", tmpl); /* created by open */
-    char *before = at_calloc(1, 65536), *after = at_calloc(1, 65536);
-    uv_loop_init(&c->loop);
+    snprintf(dir, sizeof(dir), "%s/raft/sub", c->tmp); /* created by open */
 
     node_open(c, dir, 0);
     struct meta_cmd bad = { .kind = META_CMD_PUT_MANIFEST,
@@ -45,7 +41,7 @@ static void test_single_node_restart(void **state)
     assert_int_equal(meta_read_barrier(c->m, on_read, c), 0);
     run_until(c, read_done);
     assert_int_equal(c->last_status, 0);
-    snapshot_state(c, before, 65536);
+    snapshot_state(c, c->before, STATE_SIZE);
     struct meta_status st;
     meta_status_get(c->m, &st);
     assert_int_equal(st.repos, 3);
@@ -58,21 +54,17 @@ static void test_single_node_restart(void **state)
     assert_false(has_snapshot(dir));
 
     /* reopen: everything is back (lost if entries were not padded) */
-    node_open(c, dir, 64);
-    snapshot_state(c, after, 65536);
-    assert_string_equal(before, after);
+    node_reopen_same(c, dir, 64);
     /* more writes with a small threshold: snapshots are taken */
     node_write_batch(c, 200, 200);
     assert_int_equal(c->acked, 400);
-    snapshot_state(c, before, 65536);
+    snapshot_state(c, c->before, STATE_SIZE);
     meta_status_get(c->m, &st);
     assert_int_equal(st.tags, 360);
     node_close(c);
     assert_true(has_snapshot(dir));
 
-    node_open(c, dir, 64);
-    snapshot_state(c, after, 65536);
-    assert_string_equal(before, after);
+    node_reopen_same(c, dir, 64);
     /* duplicate request id after restart: stored result, no re-apply */
     unsigned acked = c->acked;
     want_acks = c->acked + c->failed + 1;
@@ -108,11 +100,7 @@ static void test_single_node_restart(void **state)
     assert_true(acks_done(c));
     assert_true(c->read_done);
 
-    uv_loop_close(&c->loop);
-    at_free(before);
-    at_free(after);
-    at_free(c);
-    rm_rf(tmpl);
+    node_ctx_free(c);
 }
 
 int main(void)

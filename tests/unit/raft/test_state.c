@@ -95,19 +95,15 @@ static void test_referrers(void **state)
     struct names ns;
     AT_UNUSED(state);
     meta_fsm_init(&f, 100);
-    /* the subject need not exist */
-    assert_int_equal(
-        put_mf(&f, NULL, "a", "sig1", NULL, NULL, 0, NULL, 0, "image"),
-        META_OK);
-    assert_int_equal(
-        put_mf(&f, NULL, "a", "sig2", NULL, NULL, 0, NULL, 0, "image"),
-        META_OK);
-    assert_int_equal(
-        put_mf(&f, NULL, "a", "sig3", NULL, NULL, 0, NULL, 0, "other"),
-        META_OK);
-    assert_int_equal(
-        put_mf(&f, NULL, "b", "sig4", NULL, NULL, 0, NULL, 0, "image"),
-        META_OK);
+    /* the subject need not exist; repo, referrer, subject */
+    static const char *const refs[][3] = { { "a", "sig1", "image" },
+                                           { "a", "sig2", "image" },
+                                           { "a", "sig3", "other" },
+                                           { "b", "sig4", "image" } };
+    for (size_t i = 0; i < AT_ARRAY_SIZE(refs); i++)
+        assert_int_equal(put_mf(&f, NULL, refs[i][0], refs[i][1], NULL, NULL, 0,
+                                NULL, 0, refs[i][2]),
+                         META_OK);
     struct at_digest subj = dg("image");
     memset(&ns, 0, sizeof(ns));
     meta_fsm_referrers(&f, "a", &subj, count_ref, &ns);
@@ -162,9 +158,6 @@ static void check_tags(struct meta_fsm *f)
 static void test_tag_table(void **state)
 {
     struct meta_fsm f, g;
-    char e[AT_ERRMSG_SIZE];
-    void *buf;
-    size_t len;
     AT_UNUSED(state);
     meta_fsm_init(&f, 10);
     for (int i = 0; i < 1500; i++) {
@@ -188,11 +181,8 @@ static void test_tag_table(void **state)
     assert_int_equal(del_tag(&f, NULL, "r", "a-rather-long-tag-name-0003"),
                      META_OK);
     check_tags(&f);
-    assert_int_equal(meta_fsm_snapshot(&f, NULL, &buf, &len, e), 0);
-    meta_fsm_init(&g, 10);
-    assert_int_equal(meta_fsm_restore(&g, buf, len, e), 0);
+    fsm_copy(&f, &g, 10);
     check_tags(&g);
-    free(buf);
     meta_fsm_release(&f);
     meta_fsm_release(&g);
 }

@@ -7,57 +7,20 @@
 #include <cmocka.h>
 
 #include "node/cluster/placement.h"
-#include "raft/command.h"
-#include "raft/fsm.h"
 #include "raft/settings.h"
 #include "raft/snapshot.h"
-
-static uint64_t next_index = 1;
+#include "tests/unit/raft/fixture.h"
 
 static void *plain_alloc(size_t n)
 {
     return at_malloc(n);
 }
 
-static int apply(struct meta_fsm *f, void *buf, size_t len)
-{
-    int res = -1;
-    assert_int_equal(meta_fsm_apply(f, next_index++, buf, len, &res), 0);
-    at_free(buf);
-    return res;
-}
-
 static int set(struct meta_fsm *f, const char *key, const char *value)
 {
-    char errmsg[AT_ERRMSG_SIZE];
-    void *buf;
-    size_t len;
     struct meta_cmd c = { .kind = META_CMD_SET_SETTING,
                           .set_setting = { .key = key, .value = value } };
-    assert_int_equal(meta__cmd_pack(&c, NULL, plain_alloc, &buf, &len, errmsg),
-                     0);
-    return apply(f, buf, len);
-}
-
-static struct at_digest dg(const char *s)
-{
-    struct at_digest d;
-    at_digest_of(s, strlen(s), &d);
-    return d;
-}
-
-static void blob(struct meta_fsm *f, const char *repo, const char *name)
-{
-    char errmsg[AT_ERRMSG_SIZE];
-    void *buf;
-    size_t len;
-    struct meta_cmd c = { .kind = META_CMD_BLOB_STORED,
-                          .blob_stored = { .repo = repo,
-                                           .digest = dg(name),
-                                           .size = strlen(name) } };
-    assert_int_equal(meta__cmd_pack(&c, "n0", plain_alloc, &buf, &len, errmsg),
-                     0);
-    assert_int_equal(apply(f, buf, len), META_OK);
+    return apply_cmd(f, NULL, &c);
 }
 
 static void manifest(struct meta_fsm *f,
@@ -66,27 +29,12 @@ static void manifest(struct meta_fsm *f,
                      const char *layer,
                      struct at_digest *out)
 {
-    char errmsg[AT_ERRMSG_SIZE];
-    void *buf;
-    size_t len;
-    struct at_digest layers[1] = { dg(layer) };
     char body[128];
     snprintf(body, sizeof(body), "{\"layer\":\"%s\",\"tag\":\"%s\"}", layer,
              tag != NULL ? tag : "");
-    struct meta_cmd c = { .kind = META_CMD_PUT_MANIFEST };
-    struct meta_manifest_put *p = &c.put_manifest;
-    p->repo = repo;
-    p->digest = dg(body);
-    p->media_type = "application/vnd.oci.image.manifest.v1+json";
-    p->bytes = body;
-    p->len = strlen(body);
-    p->tag = tag;
-    p->blobs = layers;
-    p->nblobs = 1;
-    assert_int_equal(meta__cmd_pack(&c, NULL, plain_alloc, &buf, &len, errmsg),
-                     0);
-    assert_int_equal(apply(f, buf, len), META_OK);
-    *out = p->digest;
+    assert_int_equal(put_mf(f, NULL, repo, body, tag, &layer, 1, NULL, 0, NULL),
+                     META_OK);
+    *out = dg(body);
 }
 
 static void test_settings(void **state)
@@ -126,18 +74,12 @@ static void test_settings(void **state)
     /* snapshots keep settings and their indexes */
     assert_int_equal(set(&f, "placement", "{\"rules\":[1]}"), META_OK);
     uint64_t want_index = next_index - 1;
-    void *snap;
-    size_t snaplen;
-    assert_int_equal(
-        meta_fsm_snapshot(&f, plain_alloc, &snap, &snaplen, errmsg), 0);
     struct meta_fsm g;
-    meta_fsm_init(&g, 16);
-    assert_int_equal(meta_fsm_restore(&g, snap, snaplen, errmsg), 0);
+    fsm_copy(&f, &g, 16);
     assert_string_equal(meta__setting_get(&g, "placement", &index),
                         "{\"rules\":[1]}");
     assert_int_equal(index, want_index);
     assert_string_equal(meta__setting_get(&g, "other_key", NULL), "x");
-    at_free(snap);
     meta_fsm_release(&g);
     meta_fsm_release(&f);
 }
@@ -162,7 +104,9 @@ static void test_pushes(void **state)
     struct meta_push *p;
     struct at_digest m1, m2, m3;
     meta_fsm_init(&f, 16);
-    blob(&f, "prod/app", "layer-1");
+    assert_int_equal(
+        blob_stored(&f, NULL, "prod/app", "layer-1", strlen("layer-1")),
+        META_OK);
     /* recording off: nothing queued */
     manifest(&f, "prod/app", "v1", "layer-1", &m1);
     assert_int_equal(meta__pushes_take(&f, &p), 0);
