@@ -273,6 +273,34 @@ static inline void wait_drain(struct fx *f, struct storage_upload *u)
     assert_false(storage_upload_busy(u));
 }
 
+/* Commit u as want (it must succeed), drop u, and find the blob of size
+ * bytes in the store. */
+static inline void commit_check(struct fx *f,
+                                struct storage_upload *u,
+                                const struct at_digest *want,
+                                uint64_t size)
+{
+    struct res r;
+
+    assert_int_equal(commit_wait(f, u, want, &r), 0);
+    assert_true(at_digest_equal(&r.digest, want));
+    storage_upload_unref(u);
+    check_blob(f, want, size);
+}
+
+/* A new session in repo of s; its id copied to id (room for
+ * STORAGE_UPLOAD_ID_MAX + 1 bytes). */
+static inline struct storage_upload *session_new(struct storage *s,
+                                                 const char *repo,
+                                                 char *id)
+{
+    struct storage_upload *u = NULL;
+
+    assert_int_equal(storage_upload_create(s, repo, &u), 0);
+    snprintf(id, STORAGE_UPLOAD_ID_MAX + 1, "%s", storage_upload_id(u));
+    return u;
+}
+
 /* Store content as a blob (upload + commit); its digest in *d. */
 static inline void put_blob(struct fx *f,
                             const char *content,

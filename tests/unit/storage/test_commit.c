@@ -61,8 +61,7 @@ static void test_restart_mismatch(void **state)
     fill(buf, 3 * MIB, 9);
     at_digest_of(buf, 3 * MIB, &want);
     at_digest_of("nope", 4, &wrong);
-    assert_int_equal(storage_upload_create(&f->s, "m", &u), 0);
-    snprintf(id, sizeof(id), "%s", storage_upload_id(u));
+    u = session_new(&f->s, "m", id);
     assert_int_equal(storage_upload_write(u, buf, 3 * MIB), 0);
     assert_int_equal(flush_wait(f, u, true), 0);
     storage_upload_unref(u);
@@ -71,9 +70,7 @@ static void test_restart_mismatch(void **state)
     assert_int_equal(storage_upload_find(&f->s, id, &u), 0);
     assert_int_equal(commit_wait(f, u, &wrong, &r), AT_EDIGEST);
     assert_int_equal(commit_wait(f, u, &wrong, &r), AT_EDIGEST);
-    assert_int_equal(commit_wait(f, u, &want, &r), 0);
-    storage_upload_unref(u);
-    check_blob(f, &want, 3 * MIB);
+    commit_check(f, u, &want, 3 * MIB);
     free(buf);
 }
 

@@ -35,6 +35,26 @@ static void on_commit_seq(void *data,
     w->seq = ++order_seq;
 }
 
+/* size bytes of the pattern of seed (owned by the caller) and their
+ * digest. */
+static uint8_t *payload(size_t size, uint64_t seed, struct at_digest *want)
+{
+    uint8_t *buf = at_malloc(size);
+    fill(buf, size, seed);
+    at_digest_of(buf, size, want);
+    return buf;
+}
+
+/* Watch u for size bytes of digest want; w hears of the end. */
+static void watch(struct storage_upload *u,
+                  size_t size,
+                  const struct at_digest *want,
+                  struct wres *w)
+{
+    w->u = u;
+    assert_int_equal(storage_upload_hash_watch(u, size, want, on_hashed, w), 0);
+}
+
 /* Match: the watch fires once every byte is hashed and written, not before
  * the last byte; the session is capped; a commit requested at once waits
  * for the watch and reuses its digest. */
@@ -43,21 +63,17 @@ static void test_watch_match(void **state)
     struct fx *f = *state;
     struct storage_upload *u = NULL;
     size_t size = 12 * MIB + 5;
-    uint8_t *buf = at_malloc(size);
     struct at_digest want;
+    uint8_t *buf = payload(size, 11, &want);
     struct wres w = { 0 };
     struct wres c = { 0 };
 
     fx_open(f, 0, 0, 4 * MIB);
-    fill(buf, size, 11);
-    at_digest_of(buf, size, &want);
     assert_int_equal(storage_upload_create(&f->s, "w/m", &u), 0);
     assert_int_equal(storage_upload_write(u, buf, 100), 0);
     assert_int_equal(storage_upload_hash_watch(u, 99, &want, on_hashed, &w),
                      AT_EINVAL);
-    w.u = u;
-    assert_int_equal(storage_upload_hash_watch(u, size, &want, on_hashed, &w),
-                     0);
+    watch(u, size, &want, &w);
     assert_int_equal(storage_upload_hash_watch(u, size, &want, on_hashed, &w),
                      AT_EBUSY);
     /* all but the last byte, in pieces, fully written and hashed */
@@ -104,29 +120,22 @@ static void test_watch_mismatch(void **state)
     struct fx *f = *state;
     struct storage_upload *u = NULL;
     size_t size = 9 * MIB + 77;
-    uint8_t *buf = at_malloc(size);
     struct at_digest want, bad;
+    uint8_t *buf = payload(size, 12, &want);
     struct wres w = { 0 };
     struct res r;
 
     fx_open(f, 0, 0, 0);
-    fill(buf, size, 12);
-    at_digest_of(buf, size, &want);
     bad = want;
     bad.bytes[5] ^= 1;
     assert_int_equal(storage_upload_create(&f->s, "w/x", &u), 0);
-    w.u = u;
-    assert_int_equal(storage_upload_hash_watch(u, size, &bad, on_hashed, &w),
-                     0);
+    watch(u, size, &bad, &w);
     assert_int_equal(storage_upload_write(u, buf, size), 0);
     run_until(f, &w.r.done);
     assert_int_equal(w.r.status, AT_EDIGEST);
     assert_true(w.hashed == size && w.written == size);
     assert_int_equal(commit_wait(f, u, &bad, &r), AT_EDIGEST);
-    assert_int_equal(commit_wait(f, u, &want, &r), 0);
-    assert_true(at_digest_equal(&r.digest, &want));
-    storage_upload_unref(u);
-    check_blob(f, &want, size);
+    commit_check(f, u, &want, size);
     assert_int_equal(w.r.calls, 1);
     free(buf);
 }
@@ -138,39 +147,29 @@ static void test_watch_exact(void **state)
     struct fx *f = *state;
     struct storage_upload *u = NULL;
     size_t size = 3 * MIB;
-    uint8_t *buf = at_malloc(size);
     struct at_digest want;
+    uint8_t *buf = payload(size, 13, &want);
     struct wres w = { 0 };
-    struct res r;
 
     fx_open(f, 0, 0, 0);
-    fill(buf, size, 13);
-    at_digest_of(buf, size, &want);
     assert_int_equal(storage_upload_create(&f->s, "w/e", &u), 0);
     assert_int_equal(storage_upload_write(u, buf, size), 0);
     assert_int_equal(flush_wait(f, u, false), 0);
-    w.u = u;
-    assert_int_equal(storage_upload_hash_watch(u, size, &want, on_hashed, &w),
-                     0);
+    watch(u, size, &want, &w);
     assert_false(w.r.done); /* never from inside the call */
     run_until(f, &w.r.done);
     assert_int_equal(w.r.status, 0);
-    assert_int_equal(commit_wait(f, u, &want, &r), 0);
-    storage_upload_unref(u);
-    check_blob(f, &want, size);
+    commit_check(f, u, &want, size);
 
     /* the empty blob */
     memset(&w, 0, sizeof(w));
     at_digest_of("", 0, &want);
     assert_int_equal(storage_upload_create(&f->s, "w/e", &u), 0);
-    w.u = u;
-    assert_int_equal(storage_upload_hash_watch(u, 0, &want, on_hashed, &w), 0);
+    watch(u, 0, &want, &w);
     assert_int_equal(storage_upload_write(u, "x", 1), AT_ETOOBIG);
     run_until(f, &w.r.done);
     assert_int_equal(w.r.status, 0);
-    assert_int_equal(commit_wait(f, u, &want, &r), 0);
-    storage_upload_unref(u);
-    check_blob(f, &want, 0);
+    commit_check(f, u, &want, 0);
     free(buf);
 }
 
@@ -181,20 +180,15 @@ static void test_watch_cancel(void **state)
     struct fx *f = *state;
     struct storage_upload *u = NULL;
     size_t size = 10 * MIB;
-    uint8_t *buf = at_malloc(size);
     struct at_digest want;
+    uint8_t *buf = payload(size, 14, &want);
     struct wres w = { 0 };
     struct res r;
     char id[STORAGE_UPLOAD_ID_MAX + 1];
 
     fx_open(f, 0, 0, 0);
-    fill(buf, size, 14);
-    at_digest_of(buf, size, &want);
-    assert_int_equal(storage_upload_create(&f->s, "w/c", &u), 0);
-    snprintf(id, sizeof(id), "%s", storage_upload_id(u));
-    w.u = u;
-    assert_int_equal(storage_upload_hash_watch(u, size, &want, on_hashed, &w),
-                     0);
+    u = session_new(&f->s, "w/c", id);
+    watch(u, size, &want, &w);
     assert_int_equal(storage_upload_write(u, buf, size / 2), 0);
     assert_int_equal(flush_wait(f, u, false), 0);
     assert_int_equal(storage_upload_write(u, buf + size / 2, size / 2), 0);
@@ -209,9 +203,7 @@ static void test_watch_cancel(void **state)
     /* committed with fewer bytes than watched */
     memset(&w, 0, sizeof(w));
     assert_int_equal(storage_upload_create(&f->s, "w/c", &u), 0);
-    w.u = u;
-    assert_int_equal(storage_upload_hash_watch(u, size, &want, on_hashed, &w),
-                     0);
+    watch(u, size, &want, &w);
     assert_int_equal(storage_upload_write(u, buf, MIB), 0);
     at_digest_of(buf, MIB, &want);
     assert_int_equal(commit_wait(f, u, &want, &r), 0);
@@ -229,17 +221,13 @@ static void test_watch_resumed(void **state)
     struct fx *f = *state;
     struct storage_upload *u = NULL;
     size_t size = 5 * MIB + 1;
-    uint8_t *buf = at_malloc(size);
     struct at_digest want;
+    uint8_t *buf = payload(size, 15, &want);
     struct wres w = { 0 };
-    struct res r;
     char id[STORAGE_UPLOAD_ID_MAX + 1];
 
     fx_open(f, 0, 0, 0);
-    fill(buf, size, 15);
-    at_digest_of(buf, size, &want);
-    assert_int_equal(storage_upload_create(&f->s, "w/r", &u), 0);
-    snprintf(id, sizeof(id), "%s", storage_upload_id(u));
+    u = session_new(&f->s, "w/r", id);
     assert_int_equal(storage_upload_write(u, buf, size), 0);
     assert_int_equal(flush_wait(f, u, true), 0);
     storage_upload_unref(u);
@@ -248,15 +236,11 @@ static void test_watch_resumed(void **state)
     memset(&f->s, 0xa5, sizeof(f->s));
     fx_open(f, 0, 0, 0);
     assert_int_equal(storage_upload_find(&f->s, id, &u), 0);
-    w.u = u;
-    assert_int_equal(storage_upload_hash_watch(u, size, &want, on_hashed, &w),
-                     0);
+    watch(u, size, &want, &w);
     run_until(f, &w.r.done);
     assert_int_equal(w.r.status, 0);
     assert_true(w.hashed == size && w.h_final);
-    assert_int_equal(commit_wait(f, u, &want, &r), 0);
-    storage_upload_unref(u);
-    check_blob(f, &want, size);
+    commit_check(f, u, &want, size);
     free(buf);
 }
 

@@ -63,13 +63,11 @@ static void test_restart_rehash(void **state)
     struct storage_upload *u = NULL;
     struct at_sha256 h;
     struct at_digest want;
-    struct res r;
     uint8_t *buf = at_malloc(3 * MIB);
     char id[STORAGE_UPLOAD_ID_MAX + 1];
 
     fx_open(f, 0, 0, 0);
-    assert_int_equal(storage_upload_create(&f->s, "a/b", &u), 0);
-    snprintf(id, sizeof(id), "%s", storage_upload_id(u));
+    u = session_new(&f->s, "a/b", id);
     at_sha256_init(&h);
     fill(buf, 3 * MIB, 1);
     at_sha256_update(&h, buf, 3 * MIB);
@@ -90,9 +88,7 @@ static void test_restart_rehash(void **state)
     assert_int_equal(storage_upload_write(u, buf, 1 * MIB + 3), 0);
     assert_true(storage_upload_size(u) == 4 * MIB + 3);
     at_sha256_final(&h, &want);
-    assert_int_equal(commit_wait(f, u, &want, &r), 0);
-    storage_upload_unref(u);
-    check_blob(f, &want, 4 * MIB + 3);
+    commit_check(f, u, &want, 4 * MIB + 3);
     free(buf);
 }
 
@@ -183,7 +179,6 @@ static void test_recovered_commit(void **state)
     const char *both = "n1-0123456789abcdef0123456789abcdef";
     const char *info_only = "fedcba9876543210fedcba9876543210";
     struct at_digest want;
-    struct res r;
     char path[512];
 
     fx_open(f, 0, 0, 0);
@@ -196,16 +191,12 @@ static void test_recovered_commit(void **state)
     assert_int_equal(storage_upload_find(&f->s, both, &u), 0);
     assert_int_equal(storage_upload_write(u, " world", 6), 0);
     at_digest_of("hello world", 11, &want);
-    assert_int_equal(commit_wait(f, u, &want, &r), 0);
-    storage_upload_unref(u);
-    check_blob(f, &want, 11);
+    commit_check(f, u, &want, 11);
 
     assert_int_equal(storage_upload_find(&f->s, info_only, &u), 0);
     assert_int_equal(storage_upload_write(u, "abc", 3), 0);
     at_digest_of("abc", 3, &want);
-    assert_int_equal(commit_wait(f, u, &want, &r), 0);
-    storage_upload_unref(u);
-    check_blob(f, &want, 3);
+    commit_check(f, u, &want, 3);
     snprintf(path, sizeof(path), "%s/uploads", f->dir);
     assert_true(count_entries(path) == 0);
 }
@@ -223,24 +214,20 @@ static void test_restart_unacked(void **state)
     char path[512];
 
     fx_open(f, 0, 0, 0);
-    assert_int_equal(storage_upload_create(&f->s, "a", &u), 0);
-    snprintf(posted, sizeof(posted), "%s", storage_upload_id(u));
+    u = session_new(&f->s, "a", posted);
     storage_upload_unref(u);
 
-    assert_int_equal(storage_upload_create(&f->s, "a", &u), 0);
-    snprintf(written, sizeof(written), "%s", storage_upload_id(u));
+    u = session_new(&f->s, "a", written);
     assert_int_equal(storage_upload_write(u, "0123456789", 10), 0);
     assert_int_equal(flush_wait(f, u, false), 0);
     storage_upload_unref(u);
 
-    assert_int_equal(storage_upload_create(&f->s, "a", &u), 0);
-    snprintf(acked, sizeof(acked), "%s", storage_upload_id(u));
+    u = session_new(&f->s, "a", acked);
     assert_int_equal(storage_upload_write(u, "0123456789", 10), 0);
     assert_int_equal(flush_wait(f, u, true), 0);
     storage_upload_unref(u);
 
-    assert_int_equal(storage_upload_create(&f->s, "a", &u), 0);
-    snprintf(empty, sizeof(empty), "%s", storage_upload_id(u));
+    u = session_new(&f->s, "a", empty);
     assert_int_equal(flush_wait(f, u, true), 0); /* an empty PATCH */
     assert_false(path_exists("%s/uploads/%s.data", f->dir, empty));
     assert_true(path_exists("%s/uploads/%s.info", f->dir, empty));
@@ -273,13 +260,11 @@ static void test_purge_old_mtime(void **state)
     struct timeval tv[2];
 
     fx_open(f, 0, 0, 0);
-    assert_int_equal(storage_upload_create(&f->s, "old", &u), 0);
-    snprintf(id_old, sizeof(id_old), "%s", storage_upload_id(u));
+    u = session_new(&f->s, "old", id_old);
     assert_int_equal(storage_upload_write(u, "abc", 3), 0);
     assert_int_equal(flush_wait(f, u, true), 0);
     storage_upload_unref(u);
-    assert_int_equal(storage_upload_create(&f->s, "new", &u), 0);
-    snprintf(id_new, sizeof(id_new), "%s", storage_upload_id(u));
+    u = session_new(&f->s, "new", id_new);
     assert_int_equal(flush_wait(f, u, true), 0); /* info only */
     storage_upload_unref(u);
     fx_close_store(f);
@@ -316,13 +301,11 @@ static void test_purge_timer(void **state)
     bool fired = false;
 
     fx_open(f, 0, 50, 0);
-    assert_int_equal(storage_upload_create(&f->s, "p", &u), 0);
-    snprintf(id, sizeof(id), "%s", storage_upload_id(u));
+    u = session_new(&f->s, "p", id);
     assert_int_equal(storage_upload_write(u, "abc", 3), 0);
     assert_int_equal(flush_wait(f, u, true), 0);
     storage_upload_unref(u);
-    assert_int_equal(storage_upload_create(&f->s, "p", &locked), 0);
-    snprintf(id_locked, sizeof(id_locked), "%s", storage_upload_id(locked));
+    locked = session_new(&f->s, "p", id_locked);
     assert_true(storage_upload_try_lock(locked));
     assert_false(storage_upload_try_lock(locked));
 

@@ -46,8 +46,7 @@ static void test_close_inflight(void **state)
     struct res dr = { 0 };
 
     assert_int_equal(storage_open(hs, &f->loop, &cfg), 0);
-    assert_int_equal(storage_upload_create(hs, "x", &u), 0);
-    snprintf(id, sizeof(id), "%s", storage_upload_id(u));
+    u = session_new(hs, "x", id);
     fill(buf, 16 * MIB, 3);
     assert_int_equal(storage_upload_write(u, buf, 16 * MIB), 0);
     assert_int_equal(storage_upload_flush(u, true, on_status, &r), 0);

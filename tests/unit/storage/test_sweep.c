@@ -57,6 +57,18 @@ static void sweep_wait(struct fx *f,
     assert_int_equal(sw->calls, 1);
 }
 
+/* What the sweep in sw counted: copies removed, changed after their
+ * cutoff, kept by the predicate. */
+static void expect_counts(const struct swept *sw,
+                          uint64_t removed,
+                          uint64_t changed,
+                          uint64_t kept)
+{
+    assert_true(sw->st.removed == removed);
+    assert_true(sw->st.changed == changed);
+    assert_true(sw->st.kept == kept);
+}
+
 /* The predicate keeps one copy; the others go; a copy never stored counts
  * nowhere. */
 static void test_sweep_predicate(void **state)
@@ -80,10 +92,8 @@ static void test_sweep_predicate(void **state)
     sw.keep = &b;
     sweep_wait(f, items, 4, &sw);
     assert_int_equal(sw.asked, 4);
-    assert_true(sw.st.removed == 2);
+    expect_counts(&sw, 2, 0, 1);
     assert_true(sw.st.bytes == 5 + 7);
-    assert_true(sw.st.kept == 1);
-    assert_true(sw.st.changed == 0);
     assert_false(have(f, &a));
     assert_true(have(f, &b));
     assert_false(have(f, &c));
@@ -118,9 +128,7 @@ static void test_sweep_changed_after_cutoff(void **state)
     items[1] = (struct storage_sweep_item){ late, cutoff };
     items[2] = (struct storage_sweep_item){ again, cutoff };
     sweep_wait(f, items, 3, &sw);
-    assert_true(sw.st.removed == 1);
-    assert_true(sw.st.changed == 2);
-    assert_true(sw.st.kept == 0);
+    expect_counts(&sw, 1, 2, 0);
     assert_false(have(f, &old));
     assert_true(have(f, &late));
     assert_true(have(f, &again));

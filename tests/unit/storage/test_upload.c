@@ -18,8 +18,7 @@ static void test_commit_pieces(void **state)
     char id[STORAGE_UPLOAD_ID_MAX + 1];
 
     fx_open(f, 0, 0, 0);
-    assert_int_equal(storage_upload_create(&f->s, "lib/alpine", &u), 0);
-    snprintf(id, sizeof(id), "%s", storage_upload_id(u));
+    u = session_new(&f->s, "lib/alpine", id);
     assert_true(strncmp(id, "n1-", 3) == 0);
     assert_true(storage_upload_id_valid(id, strlen(id)));
     assert_string_equal(storage_upload_repo(u), "lib/alpine");
@@ -86,14 +85,11 @@ static void test_empty_blob(void **state)
     struct fx *f = *state;
     struct storage_upload *u = NULL;
     struct at_digest want;
-    struct res r;
 
     fx_open(f, 0, 0, 0);
     at_digest_of("", 0, &want);
     assert_int_equal(storage_upload_create(&f->s, "r", &u), 0);
-    assert_int_equal(commit_wait(f, u, &want, &r), 0);
-    storage_upload_unref(u);
-    check_blob(f, &want, 0);
+    commit_check(f, u, &want, 0);
 }
 
 /* Bytes placed with storage_upload_reserve and then written (no copy), mixed
@@ -175,8 +171,7 @@ static void test_cancel(void **state)
     struct res dr = { 0 };
 
     fx_open(f, 0, 0, 1 * MIB);
-    assert_int_equal(storage_upload_create(&f->s, "c", &u), 0);
-    snprintf(id, sizeof(id), "%s", storage_upload_id(u));
+    u = session_new(&f->s, "c", id);
     fill(buf, 2 * MIB, 4);
     assert_int_equal(storage_upload_write(u, buf, 2 * MIB), 0);
     assert_int_equal(storage_upload_write(u, buf, 2 * MIB), 0);

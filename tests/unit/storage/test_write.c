@@ -17,8 +17,7 @@ static void test_write_error(void **state)
     if (full < 0)
         skip();
     fx_open(f, 0, 0, 0);
-    assert_int_equal(storage_upload_create(&f->s, "e", &u), 0);
-    snprintf(id, sizeof(id), "%s", storage_upload_id(u));
+    u = session_new(&f->s, "e", id);
     assert_int_equal(u->fd, -1); /* created by the first write */
     assert_int_equal(storage_upload_write(u, "a", 1), 0);
     assert_int_equal(flush_wait(f, u, false), 0);
@@ -60,8 +59,7 @@ static void test_small_blob_one_inode(void **state)
     for (int i = 0; i < 3; i++) {
         fill(buf, sizeof(buf), 100 + (uint64_t)i);
         at_digest_of(buf, sizeof(buf), &want);
-        assert_int_equal(storage_upload_create(&f->s, "small", &u), 0);
-        snprintf(id, sizeof(id), "%s", storage_upload_id(u));
+        u = session_new(&f->s, "small", id);
         assert_true(count_entries(uploads) == 0);
         assert_int_equal(storage_upload_write(u, buf, sizeof(buf)), 0);
         if (i == 0) {
