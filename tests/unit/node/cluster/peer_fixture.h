@@ -58,6 +58,13 @@ static inline void on_result(void *data,
     res->body = body != NULL ? at_strndup(body, len) : NULL;
 }
 
+/* The call ended with status, the peer having answered http. */
+static inline void expect_result(const struct result *res, int status, int http)
+{
+    assert_int_equal(res->status, status);
+    assert_int_equal(res->http, http);
+}
+
 static inline void run_until(const bool *flag)
 {
     for (int i = 0; i < 100000 && !*flag; i++)
