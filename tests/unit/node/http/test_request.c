@@ -46,16 +46,30 @@ static void record(void *data, struct node_http_req *r)
     s->kept = r;
 }
 
+/* A connection whose handler records the request req into s (cleared). */
+static void record_one(struct mem_fix *f, struct seen *s, const char *req)
+{
+    memset(s, 0, sizeof(*s));
+    mem_fix_start(f, record, s);
+    mem_fix_feed(f, req);
+}
+
+/* Drop the request s kept, then the connection. */
+static void record_done(struct mem_fix *f, struct seen *s)
+{
+    node_http_req_unref(s->kept);
+    mem_fix_stop(f);
+}
+
 static void test_accessors(void **state)
 {
     struct mem_fix f;
-    struct seen s = { 0 };
+    struct seen s;
 
     AT_UNUSED(state);
-    mem_fix_start(&f, record, &s);
-    mem_fix_feed(&f,
-                 "PATCH /v2/a/b?n=1&last=x HTTP/1.1\r\nHost: h\r\n"
-                 "Accept: a/b\r\naccept: c/d\r\nContent-Length: 0\r\n\r\n");
+    record_one(&f, &s,
+               "PATCH /v2/a/b?n=1&last=x HTTP/1.1\r\nHost: h\r\n"
+               "Accept: a/b\r\naccept: c/d\r\nContent-Length: 0\r\n\r\n");
     assert_non_null(s.kept);
     assert_int_equal(s.method, NODE_HTTP_PATCH);
     assert_string_equal(s.method_str, "PATCH");
@@ -74,45 +88,37 @@ static void test_accessors(void **state)
     assert_false(node_http_req_done(s.kept));
     node_http__conn_close(f.c);
     assert_true(node_http_req_done(s.kept));
-    node_http_req_unref(s.kept);
-    mem_fix_stop(&f);
+    record_done(&f, &s);
 }
 
 static void test_body_kinds(void **state)
 {
     struct mem_fix f;
-    struct seen s = { 0 };
+    struct seen s;
 
     AT_UNUSED(state);
-    mem_fix_start(&f, record, &s);
-    mem_fix_feed(&f, "PUT /x HTTP/1.1\r\nContent-Length: 12\r\n\r\n");
+    record_one(&f, &s, "PUT /x HTTP/1.1\r\nContent-Length: 12\r\n\r\n");
     assert_true(s.has_body);
     assert_true(s.has_length);
     assert_int_equal(s.content_length, 12);
     assert_string_equal(s.query, "(null)");
-    node_http_req_unref(s.kept);
-    mem_fix_stop(&f);
+    record_done(&f, &s);
 
-    memset(&s, 0, sizeof(s));
-    mem_fix_start(&f, record, &s);
-    mem_fix_feed(&f, "POST /x? HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    record_one(&f, &s,
+               "POST /x? HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
     assert_int_equal(s.method, NODE_HTTP_POST);
     assert_true(s.has_body);
     assert_false(s.has_length);
     assert_true(s.chunked);
     assert_string_equal(s.query, "");
-    node_http_req_unref(s.kept);
-    mem_fix_stop(&f);
+    record_done(&f, &s);
 
-    memset(&s, 0, sizeof(s));
-    mem_fix_start(&f, record, &s);
-    mem_fix_feed(&f, "PROPFIND / HTTP/1.1\r\n\r\n");
+    record_one(&f, &s, "PROPFIND / HTTP/1.1\r\n\r\n");
     assert_int_equal(s.method, NODE_HTTP_OTHER);
     assert_string_equal(s.method_str, "PROPFIND");
     assert_false(s.has_body);
     assert_false(s.has_length);
-    node_http_req_unref(s.kept);
-    mem_fix_stop(&f);
+    record_done(&f, &s);
 }
 
 /* The handler's reference keeps the request after its response is
@@ -120,19 +126,17 @@ static void test_body_kinds(void **state)
 static void test_ref_outlives_response(void **state)
 {
     struct mem_fix f;
-    struct seen s = { 0 };
+    struct seen s;
 
     AT_UNUSED(state);
-    mem_fix_start(&f, record, &s);
-    mem_fix_feed(&f, "GET /one HTTP/1.1\r\n\r\n");
+    record_one(&f, &s, "GET /one HTTP/1.1\r\n\r\n");
     node_http_resp_send(s.kept, "x", 1);
     assert_false(node_http_req_done(s.kept));
     node_http__conn_flush(f.c);
     assert_true(node_http_req_done(s.kept));
     assert_string_equal(node_http_req_path(s.kept), "/one");
     assert_int_equal(f.c->state, CONN_IDLE);
-    node_http_req_unref(s.kept);
-    mem_fix_stop(&f);
+    record_done(&f, &s);
 }
 
 int main(void)
