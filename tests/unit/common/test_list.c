@@ -31,6 +31,17 @@ static void assert_values(const struct at_list *h, const int *want, size_t n)
     assert_int_equal(at_list_count(h), n);
 }
 
+/* it[0..n) with values 0..n-1, pushed in that order onto h (initialised
+ * here). */
+static void fill(struct at_list *h, struct item *it, int n)
+{
+    at_list_init(h);
+    for (int i = 0; i < n; i++) {
+        it[i].v = i;
+        at_list_push_back(h, &it[i].link);
+    }
+}
+
 static void test_push_pop(void **state)
 {
     struct item it[4];
@@ -70,11 +81,7 @@ static void test_remove(void **state)
     const int want[] = { 0, 2 };
 
     AT_UNUSED(state);
-    at_list_init(&h);
-    for (int i = 0; i < 3; i++) {
-        it[i].v = i;
-        at_list_push_back(&h, &it[i].link);
-    }
+    fill(&h, it, 3);
     at_list_remove(&it[1].link);
     assert_values(&h, want, 2);
     /* twice, and on the unlinked element: harmless */
@@ -92,11 +99,7 @@ static void test_foreach_safe(void **state)
     const int want[] = { 1, 3 };
 
     AT_UNUSED(state);
-    at_list_init(&h);
-    for (int i = 0; i < 5; i++) {
-        it[i].v = i;
-        at_list_push_back(&h, &it[i].link);
-    }
+    fill(&h, it, 5);
     AT_LIST_FOREACH_SAFE (e, tmp, &h) {
         if (value(e) % 2 == 0)
             at_list_remove(e);

@@ -39,13 +39,36 @@ static void test_parse_u64(void **state)
     }
 }
 
-static void test_parse_size(void **state)
+/* A text and the value it parses to. */
+struct parsed {
+    const char *s;
+    uint64_t want;
+};
+
+/* parse takes each of ok[n_ok] to its value and refuses each of
+ * bad[n_bad] with AT_EINVAL. */
+static void check_parser(int (*parse)(const char *, uint64_t *),
+                         const struct parsed *ok,
+                         size_t n_ok,
+                         const char *const *bad,
+                         size_t n_bad)
 {
     uint64_t v = 0;
-    static const struct {
-        const char *s;
-        uint64_t want;
-    } ok[] = {
+
+    for (size_t i = 0; i < n_ok; i++) {
+        assert_int_equal(parse(ok[i].s, &v), 0);
+        if (v != ok[i].want)
+            fail_msg("'%s' = %" PRIu64, ok[i].s, v);
+    }
+    for (size_t i = 0; i < n_bad; i++) {
+        if (parse(bad[i], &v) != AT_EINVAL)
+            fail_msg("'%s' accepted", bad[i]);
+    }
+}
+
+static void test_parse_size(void **state)
+{
+    static const struct parsed ok[] = {
         { "4096", 4096 },
         { "0", 0 },
         { "64k", 64 << 10 },
@@ -57,54 +80,35 @@ static void test_parse_size(void **state)
         { "7b", 7 },
         { "3 MiB", 3 << 20 },
     };
-    static const char *bad[] = {
+    static const char *const bad[] = {
         "",      "abc",         "4XB",
         "MiB",   "-1",          "1.5GiB",
         "4MiB ", "16777216TiB", "18446744073709551616"
     };
     AT_UNUSED(state);
 
-    for (size_t i = 0; i < AT_ARRAY_SIZE(ok); i++) {
-        assert_int_equal(at_parse_size(ok[i].s, &v), 0);
-        if (v != ok[i].want)
-            fail_msg("'%s' = %" PRIu64, ok[i].s, v);
-    }
-    for (size_t i = 0; i < AT_ARRAY_SIZE(bad); i++) {
-        if (at_parse_size(bad[i], &v) != AT_EINVAL)
-            fail_msg("'%s' accepted", bad[i]);
-    }
+    check_parser(at_parse_size, ok, AT_ARRAY_SIZE(ok), bad, AT_ARRAY_SIZE(bad));
 }
 
 static void test_parse_duration(void **state)
 {
-    uint64_t v = 0;
-    static const struct {
-        const char *s;
-        uint64_t want;
-    } ok[] = {
+    static const struct parsed ok[] = {
         { "250ms", 250 },  { "30s", 30000 },    { "5m", 300000 },
         { "1h", 3600000 }, { "2d", 172800000 }, { "30", 30000 },
         { "0", 0 },        { "1000ms", 1000 },
     };
-    static const char *bad[] = { "",
-                                 "s",
-                                 "1w",
-                                 "1.5s",
-                                 "-1s",
-                                 "10 sec",
-                                 "18446744073709551615s",
-                                 "18446744073709551615" };
+    static const char *const bad[] = { "",
+                                       "s",
+                                       "1w",
+                                       "1.5s",
+                                       "-1s",
+                                       "10 sec",
+                                       "18446744073709551615s",
+                                       "18446744073709551615" };
     AT_UNUSED(state);
 
-    for (size_t i = 0; i < AT_ARRAY_SIZE(ok); i++) {
-        assert_int_equal(at_parse_duration_ms(ok[i].s, &v), 0);
-        if (v != ok[i].want)
-            fail_msg("'%s' = %" PRIu64, ok[i].s, v);
-    }
-    for (size_t i = 0; i < AT_ARRAY_SIZE(bad); i++) {
-        if (at_parse_duration_ms(bad[i], &v) != AT_EINVAL)
-            fail_msg("'%s' accepted", bad[i]);
-    }
+    check_parser(at_parse_duration_ms, ok, AT_ARRAY_SIZE(ok), bad,
+                 AT_ARRAY_SIZE(bad));
 }
 
 static void test_parse_bool(void **state)
