@@ -2,6 +2,8 @@
  * peer messages (protobuf-c stays in here). */
 #include "common/compat.h"
 
+#include <strings.h>
+
 #include "proto/peer.h"
 #include "proto/proto.h"
 
@@ -99,6 +101,31 @@ unsigned proto_peer_version_of(const char *value)
         at_parse_u64(value, strlen(value), &v) != 0 || v == 0 || v > 65535)
         return 0;
     return (unsigned)v;
+}
+
+/* see peer.h */
+bool proto_peer_version_line(const char *line, size_t n, unsigned *v)
+{
+    static const char name[] = PROTO_PEER_VERSION_HEADER ":";
+    size_t nlen = sizeof(name) - 1;
+    char value[16];
+    size_t vlen = 0;
+
+    if (n <= nlen || strncasecmp(line, name, nlen) != 0)
+        return false;
+    for (size_t i = nlen; i < n; i++) {
+        if (line[i] == ' ' || line[i] == '\t' || line[i] == '\r' ||
+            line[i] == '\n')
+            continue;
+        if (vlen + 1 >= sizeof(value)) {
+            *v = 0; /* too long: malformed */
+            return true;
+        }
+        value[vlen++] = line[i];
+    }
+    value[vlen] = '\0';
+    *v = proto_peer_version_of(value);
+    return true;
 }
 
 /* see peer.h */

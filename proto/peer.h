@@ -91,6 +91,10 @@ bool proto_peer_method_ok(enum proto_peer_ep ep, const char *method);
  * header), the number for decimal digits in 1..65535, else 0 (malformed). */
 unsigned proto_peer_version_of(const char *value);
 
+/* When line[0..n) is the version header ("X-Atoll-Peer-Protocol: 2", the
+ * name in any case, CRLF or not): true, with the version it states in *v
+ * (0 when malformed). False for any other line. */
+bool proto_peer_version_line(const char *line, size_t n, unsigned *v);
 /* True when v is in [PROTO_PEER_VERSION_MIN, PROTO_PEER_VERSION_MAX]. */
 bool proto_peer_version_ok(unsigned v);
 

@@ -24,7 +24,6 @@
 #include "common/compat.h"
 
 #include <netdb.h>
-#include <strings.h>
 
 #define AT_LOG_COMP "raft"
 
@@ -152,27 +151,15 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
  * NUL-terminated in resp): PROTO_PEER_VERSION_OLD without the header. */
 static unsigned answer_version(const char *resp, size_t len)
 {
-    static const char name[] = PROTO_PEER_VERSION_HEADER ":";
     const char *p = memchr(resp, '\n', len);
     const char *end = resp + len;
+    unsigned v;
 
     while (p != NULL && ++p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         size_t n = eol != NULL ? (size_t)(eol - p) : (size_t)(end - p);
-        if (n > sizeof(name) - 1 &&
-            strncasecmp(p, name, sizeof(name) - 1) == 0) {
-            char value[16];
-            size_t vlen = 0;
-            for (size_t i = sizeof(name) - 1; i < n; i++) {
-                if (p[i] == ' ' || p[i] == '\t' || p[i] == '\r')
-                    continue;
-                if (vlen + 1 >= sizeof(value))
-                    return PROTO_PEER_VERSION_OLD; /* malformed */
-                value[vlen++] = p[i];
-            }
-            value[vlen] = '\0';
-            return proto_peer_version_of(value);
-        }
+        if (proto_peer_version_line(p, n, &v))
+            return v;
         p = eol;
     }
     return PROTO_PEER_VERSION_OLD;

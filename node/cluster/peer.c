@@ -319,29 +319,14 @@ static int on_timer_set(CURLM *m, long ms, void *userp)
  * headers of a new answer (after an interim one), which states its own. */
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
-    static const char name[] = PROTO_PEER_VERSION_HEADER ":";
     struct node_peer_req *r = userdata;
     size_t n = size * nmemb;
-    size_t nlen = sizeof(name) - 1;
-    char value[16];
-    size_t vlen = 0;
+    unsigned v;
 
-    if (n >= 5 && strncmp(ptr, "HTTP/", 5) == 0) {
+    if (n >= 5 && strncmp(ptr, "HTTP/", 5) == 0)
         r->version = PROTO_PEER_VERSION_OLD;
-    } else if (n > nlen && strncasecmp(ptr, name, nlen) == 0) {
-        for (size_t i = nlen; i < n; i++) {
-            if (ptr[i] == ' ' || ptr[i] == '\t' || ptr[i] == '\r' ||
-                ptr[i] == '\n')
-                continue;
-            if (vlen + 1 >= sizeof(value)) {
-                vlen = 0; /* too long: malformed */
-                break;
-            }
-            value[vlen++] = ptr[i];
-        }
-        value[vlen] = '\0';
-        r->version = proto_peer_version_of(value);
-    }
+    else if (proto_peer_version_line(ptr, n, &v))
+        r->version = v;
     return n;
 }
 

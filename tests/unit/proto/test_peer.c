@@ -79,6 +79,37 @@ static void test_versions(void **state)
     assert_false(proto_peer_version_ok(PROTO_PEER_VERSION_MAX + 1));
 }
 
+/* The header line as an answer carries it, in any case, with or without
+ * CRLF; other lines are no version line. */
+static void test_version_line(void **state)
+{
+    static const struct {
+        const char *line;
+        bool is;
+        unsigned v;
+    } cases[] = {
+        { "X-Atoll-Peer-Protocol: 2\r\n", true, 2 },
+        { "x-atoll-peer-protocol:2", true, 2 },
+        { "X-ATOLL-PEER-PROTOCOL: \t 7 \r\n", true, 7 },
+        { "X-Atoll-Peer-Protocol: two\r\n", true, 0 },
+        { "X-Atoll-Peer-Protocol: \r\n", true, 0 },
+        { "X-Atoll-Peer-Protocol: 22222222222222222222\r\n", true, 0 },
+        { "X-Atoll-Peer-Protocol:", false, 0 },
+        { "X-Atoll-Peer-Protocols: 2\r\n", false, 0 },
+        { "Upgrade: atoll-raft/1\r\n", false, 0 },
+        { "HTTP/1.1 101 Switching Protocols\r\n", false, 0 },
+    };
+    AT_UNUSED(state);
+    for (size_t i = 0; i < AT_ARRAY_SIZE(cases); i++) {
+        unsigned v = 99;
+        bool is =
+            proto_peer_version_line(cases[i].line, strlen(cases[i].line), &v);
+        assert_int_equal(is, cases[i].is);
+        if (is)
+            assert_int_equal(v, cases[i].v);
+    }
+}
+
 /* Pack m, unpack it again into *out (released by the caller). */
 static void round_trip(const struct proto_peer_msg *m,
                        struct proto_peer_msg *out)
@@ -317,6 +348,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_versions),
+        cmocka_unit_test(test_version_line),
         cmocka_unit_test(test_msg_round_trip),
         cmocka_unit_test(test_msg_pack_refused),
         cmocka_unit_test(test_msg_unpack_refused),
