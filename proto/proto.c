@@ -146,6 +146,48 @@ static bool node_ok(const Atoll__NodeUpsert *n)
            addr_ok(n->api_address) && addr_ok(n->region);
 }
 
+/* Accounts: every string present and bounded (raft/ checks names,
+ * hashes and counts against the tighter limits of its own). */
+static bool strs_ok(size_t n, char *const *s)
+{
+    if (n > PROTO_ACCT_LIST_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (!name_ok(s[i]))
+            return false;
+    }
+    return true;
+}
+
+static bool account_ok(const Atoll__Command *c)
+{
+    switch (c->op_case) {
+    case ATOLL__COMMAND__OP_USER_PUT: {
+        const Atoll__UserPut *o = c->user_put;
+        return o != NULL && name_ok(o->name) && name_ok(o->password_hash) &&
+               strs_ok(o->n_groups, o->groups);
+    }
+    case ATOLL__COMMAND__OP_USER_REMOVE:
+        return c->user_remove != NULL && name_ok(c->user_remove->name);
+    case ATOLL__COMMAND__OP_ROBOT_PUT: {
+        const Atoll__RobotPut *o = c->robot_put;
+        if (o == NULL || !name_ok(o->name) || !name_ok(o->secret_hash) ||
+            o->n_permissions > PROTO_ACCT_LIST_MAX)
+            return false;
+        for (size_t i = 0; i < o->n_permissions; i++) {
+            if (o->permissions[i] == NULL ||
+                !name_ok(o->permissions[i]->repository))
+                return false;
+        }
+        return true;
+    }
+    case ATOLL__COMMAND__OP_ROBOT_REMOVE:
+        return c->robot_remove != NULL && name_ok(c->robot_remove->name);
+    default:
+        return false;
+    }
+}
+
 /* Field checks shared by pack and unpack: a well-formed op. */
 static int command_check(const Atoll__Command *c, char *errmsg)
 {
@@ -224,6 +266,12 @@ static int command_check(const Atoll__Command *c, char *errmsg)
              strlen(o->key) <= 64 && strlen(o->value) <= 64 * 1024;
         break;
     }
+    case ATOLL__COMMAND__OP_USER_PUT:
+    case ATOLL__COMMAND__OP_USER_REMOVE:
+    case ATOLL__COMMAND__OP_ROBOT_PUT:
+    case ATOLL__COMMAND__OP_ROBOT_REMOVE:
+        ok = account_ok(c);
+        break;
     default:
         at_errmsg_printf(errmsg, "unknown command op %d", (int)c->op_case);
         return AT_EPROTO;

@@ -25,6 +25,7 @@
 #define PROTO_NAME_MAX       4096  /* repo, tag, media type, store id */
 #define PROTO_ADDRESS_MAX    255   /* node name, host:port, region */
 #define PROTO_GC_BATCH_MAX   10000 /* digests in one GcSweep */
+#define PROTO_ACCT_LIST_MAX  1024  /* groups or permissions of an account */
 
 /* Allocator for packed buffers (e.g. raft_malloc); NULL means malloc. */
 typedef void *(*proto_alloc_fn)(size_t n);

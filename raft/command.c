@@ -274,6 +274,125 @@ static int build_set_setting(const struct meta_cmd *mc,
     return pack(&c, mc->request_id, alloc, out, len, errmsg);
 }
 
+/* The stored form of a put mode (PUT_PASSWORD is for users only). */
+static Atoll__PutMode put_mode(enum meta_put_mode mode)
+{
+    switch (mode) {
+    case META_PUT_CREATE:
+        return ATOLL__PUT_MODE__PUT_CREATE;
+    case META_PUT_PASSWORD:
+        return ATOLL__PUT_MODE__PUT_PASSWORD;
+    case META_PUT_UPSERT:
+    default:
+        return ATOLL__PUT_MODE__PUT_UPSERT;
+    }
+}
+
+static int build_user_put(const struct meta_cmd *mc,
+                          proto_alloc_fn alloc,
+                          void **out,
+                          size_t *len,
+                          char *errmsg)
+{
+    const struct meta_user_put *u = &mc->user_put;
+    bool ok = meta_user_name_ok(u->name) &&
+              meta_account_hash_ok(u->password_hash) &&
+              u->ngroups <= META_GROUPS_MAX &&
+              (u->groups != NULL || u->ngroups == 0) &&
+              (unsigned)u->mode <= META_PUT_PASSWORD;
+    for (size_t i = 0; ok && i < u->ngroups; i++)
+        ok = meta_user_name_ok(u->groups[i]);
+    if (!ok) {
+        at_errmsg_printf(errmsg, "bad user name, hash or groups");
+        return AT_EINVAL;
+    }
+    Atoll__Command c = ATOLL__COMMAND__INIT;
+    Atoll__UserPut o = ATOLL__USER_PUT__INIT;
+    o.name = (char *)u->name;
+    o.password_hash = (char *)u->password_hash;
+    o.n_groups = u->ngroups;
+    o.groups = (char **)u->groups;
+    o.admin = u->admin;
+    o.created_ms = meta__cmd_clock();
+    o.mode = put_mode(u->mode);
+    c.op_case = ATOLL__COMMAND__OP_USER_PUT;
+    c.user_put = &o;
+    return pack(&c, mc->request_id, alloc, out, len, errmsg);
+}
+
+static int build_robot_put(const struct meta_cmd *mc,
+                           proto_alloc_fn alloc,
+                           void **out,
+                           size_t *len,
+                           char *errmsg)
+{
+    const struct meta_robot_put *r = &mc->robot_put;
+    size_t n = r->nperms;
+    bool ok = meta_robot_name_ok(r->name) &&
+              meta_account_hash_ok(r->secret_hash) &&
+              n <= META_ROBOT_PERMS_MAX && (r->perms != NULL || n == 0) &&
+              (r->mode == META_PUT_UPSERT || r->mode == META_PUT_CREATE);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = meta_repo_glob_ok(r->perms[i].repository) &&
+             r->perms[i].actions != 0 &&
+             (r->perms[i].actions & ~META_ACTIONS_ALL) == 0;
+    if (!ok) {
+        at_errmsg_printf(errmsg, "bad robot name, hash or permissions");
+        return AT_EINVAL;
+    }
+    Atoll__Command c = ATOLL__COMMAND__INIT;
+    Atoll__RobotPut o = ATOLL__ROBOT_PUT__INIT;
+    Atoll__RobotPermission *ps = at_calloc(n + 1, sizeof(*ps));
+    Atoll__RobotPermission **pp = at_calloc(n + 1, sizeof(*pp));
+    for (size_t i = 0; i < n; i++) {
+        ps[i] = (Atoll__RobotPermission)ATOLL__ROBOT_PERMISSION__INIT;
+        ps[i].repository = (char *)r->perms[i].repository;
+        ps[i].actions = r->perms[i].actions;
+        pp[i] = &ps[i];
+    }
+    o.name = (char *)r->name;
+    o.secret_hash = (char *)r->secret_hash;
+    o.expires_ms = r->expires_ms;
+    o.n_permissions = n;
+    o.permissions = pp;
+    o.created_ms = meta__cmd_clock();
+    o.mode = put_mode(r->mode);
+    c.op_case = ATOLL__COMMAND__OP_ROBOT_PUT;
+    c.robot_put = &o;
+    int rv = pack(&c, mc->request_id, alloc, out, len, errmsg);
+    at_free(pp);
+    at_free(ps);
+    return rv;
+}
+
+/* UserRemove and RobotRemove: a name of the account's kind. */
+static int build_account_remove(const struct meta_cmd *mc,
+                                proto_alloc_fn alloc,
+                                void **out,
+                                size_t *len,
+                                char *errmsg)
+{
+    bool robot = mc->kind == META_CMD_ROBOT_REMOVE;
+    const char *name = robot ? mc->robot_remove.name : mc->user_remove.name;
+    Atoll__Command c = ATOLL__COMMAND__INIT;
+    Atoll__UserRemove u = ATOLL__USER_REMOVE__INIT;
+    Atoll__RobotRemove r = ATOLL__ROBOT_REMOVE__INIT;
+    if (robot ? !meta_robot_name_ok(name) : !meta_user_name_ok(name)) {
+        at_errmsg_printf(errmsg, "bad %s name", robot ? "robot" : "user");
+        return AT_EINVAL;
+    }
+    if (robot) {
+        r.name = (char *)name;
+        c.op_case = ATOLL__COMMAND__OP_ROBOT_REMOVE;
+        c.robot_remove = &r;
+    } else {
+        u.name = (char *)name;
+        c.op_case = ATOLL__COMMAND__OP_USER_REMOVE;
+        c.user_remove = &u;
+    }
+    return pack(&c, mc->request_id, alloc, out, len, errmsg);
+}
+
 /* see command.h */
 int meta__cmd_pack(const struct meta_cmd *c,
                    const char *store,
@@ -303,6 +422,13 @@ int meta__cmd_pack(const struct meta_cmd *c,
         return build_node_upsert(c, alloc, out, len, errmsg);
     case META_CMD_NODE_REMOVE:
         return build_node_remove(c, alloc, out, len, errmsg);
+    case META_CMD_USER_PUT:
+        return build_user_put(c, alloc, out, len, errmsg);
+    case META_CMD_ROBOT_PUT:
+        return build_robot_put(c, alloc, out, len, errmsg);
+    case META_CMD_USER_REMOVE:
+    case META_CMD_ROBOT_REMOVE:
+        return build_account_remove(c, alloc, out, len, errmsg);
     }
     at_errmsg_printf(errmsg, "unknown command kind %d", (int)c->kind);
     return AT_EINVAL;

@@ -10,6 +10,7 @@
 #include "raft/nodes.h"
 #include "raft/settings.h"
 #include "raft/snapshot.h"
+#include "raft/users.h"
 
 #define DKEY(d) ((d)->bytes), AT_DIGEST_LEN
 
@@ -23,6 +24,8 @@ void meta_fsm_init(struct meta_fsm *f, size_t requests_max)
     at_map_init(&f->blobs);
     at_map_init(&f->reqs);
     at_map_init(&f->settings);
+    at_map_init(&f->users);
+    at_map_init(&f->robots);
     f->ring_cap = requests_max > 0 ? requests_max : 1;
     f->ring = at_calloc(f->ring_cap, sizeof(*f->ring));
 }
@@ -48,6 +51,7 @@ void meta_fsm_release(struct meta_fsm *f)
     at_free(f->sorted_repos);
     at_free(f->gc_removed);
     meta__settings_release(f);
+    meta__accounts_release(f);
     meta_pushes_free(f->pushes, f->npushes);
     memset(f, 0, sizeof(*f));
 }
@@ -72,6 +76,12 @@ const char *meta_result_str(int result)
         return "node name taken by another id";
     case META_NODE_UNKNOWN:
         return "node unknown";
+    case META_ACCOUNT_EXISTS:
+        return "account exists";
+    case META_ACCOUNT_UNKNOWN:
+        return "account unknown";
+    case META_ACCOUNT_LIMIT:
+        return "too many accounts";
     case META_INVALID:
         return "invalid command";
     default:
@@ -284,6 +294,18 @@ int meta_fsm_apply(struct meta_fsm *f,
         break;
     case ATOLL__COMMAND__OP_GC_SWEEP:
         res = meta__gc_sweep(f, c->timestamp_ms, c->gc_sweep);
+        break;
+    case ATOLL__COMMAND__OP_USER_PUT:
+        res = meta__user_put(f, index, c->user_put);
+        break;
+    case ATOLL__COMMAND__OP_USER_REMOVE:
+        res = meta__user_remove(f, c->user_remove->name);
+        break;
+    case ATOLL__COMMAND__OP_ROBOT_PUT:
+        res = meta__robot_put(f, index, c->robot_put);
+        break;
+    case ATOLL__COMMAND__OP_ROBOT_REMOVE:
+        res = meta__robot_remove(f, c->robot_remove->name);
         break;
     default:
         res = META_INVALID; /* unpack rejects unknown ops already */

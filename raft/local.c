@@ -8,6 +8,7 @@
 #include "raft/gc.h"
 #include "raft/internal.h"
 #include "raft/settings.h"
+#include "raft/users.h"
 
 /* see meta.h */
 void meta_gc_candidates(struct meta *m,
@@ -48,6 +49,30 @@ bool meta_gc_take_scan(struct meta *m)
 const char *meta_setting_get(struct meta *m, const char *key, uint64_t *index)
 {
     return meta__setting_get(&m->fsm, key, index);
+}
+
+/* see meta.h */
+const struct meta_user *meta_user_get(struct meta *m, const char *name)
+{
+    return meta__user_find(&m->fsm, name);
+}
+
+/* see meta.h */
+const struct meta_robot *meta_robot_get(struct meta *m, const char *name)
+{
+    return meta__robot_find(&m->fsm, name);
+}
+
+/* see meta.h */
+void meta_users_list(struct meta *m, meta_user_cb each, void *data)
+{
+    meta__users_each(&m->fsm, true, each, data);
+}
+
+/* see meta.h */
+void meta_robots_list(struct meta *m, meta_robot_cb each, void *data)
+{
+    meta__robots_each(&m->fsm, true, each, data);
 }
 
 /* see meta.h */

@@ -102,6 +102,9 @@ enum meta_result {
     META_BLOB_NOT_LINKED,  /* delete blob: not linked in the repo */
     META_NODE_CONFLICT,    /* node upsert: the name belongs to another id */
     META_NODE_UNKNOWN,     /* node remove: no such node */
+    META_ACCOUNT_EXISTS,   /* user/robot create: the name is taken */
+    META_ACCOUNT_UNKNOWN,  /* user/robot remove, password: no such name */
+    META_ACCOUNT_LIMIT,    /* user/robot create: META_*_MAX reached */
     META_INVALID = 100,    /* malformed/unknown command: a no-op */
 };
 
@@ -167,6 +170,10 @@ enum meta_cmd_kind {
     META_CMD_SET_SETTING,
     META_CMD_NODE_UPSERT, /* membership only: meta_member_join */
     META_CMD_NODE_REMOVE, /* membership only: meta_member_remove */
+    META_CMD_USER_PUT,
+    META_CMD_USER_REMOVE,
+    META_CMD_ROBOT_PUT,
+    META_CMD_ROBOT_REMOVE,
 };
 
 struct meta_manifest_put {
@@ -249,6 +256,38 @@ struct meta_node_remove {
     uint64_t id;
 };
 
+/* Accounts (see the accounts section below): a user or robot record. The
+ * builder stamps created_ms with the proposer's clock. */
+enum meta_put_mode {
+    META_PUT_UPSERT = 0, /* create or replace the whole record */
+    META_PUT_CREATE,     /* create; META_ACCOUNT_EXISTS if the name is taken */
+    META_PUT_PASSWORD,   /* users only: replace the hash of an existing user
+                            (META_ACCOUNT_UNKNOWN if none), keep the rest */
+};
+struct meta_user_put {
+    const char *name;
+    const char *password_hash; /* crypt(3) string, never a password */
+    const char *const *groups; /* ngroups names */
+    size_t ngroups;
+    bool admin;
+    enum meta_put_mode mode;
+};
+struct meta_robot_perm {
+    const char *repository; /* glob: "*" one level, "**" any */
+    unsigned actions;       /* META_ACTION_* bits */
+};
+struct meta_robot_put {
+    const char *name;        /* without "robot$" */
+    const char *secret_hash; /* crypt(3) string */
+    uint64_t expires_ms;     /* wall clock ms; 0: never */
+    const struct meta_robot_perm *perms;
+    size_t nperms;
+    enum meta_put_mode mode; /* META_PUT_UPSERT or META_PUT_CREATE */
+};
+struct meta_account_remove {
+    const char *name;
+};
+
 struct meta_cmd {
     enum meta_cmd_kind kind; /* says which member of the union is set */
     const char *request_id;  /* printable ASCII, <= 64 bytes; NULL: fresh */
@@ -263,6 +302,10 @@ struct meta_cmd {
         struct meta_setting_set set_setting;
         struct meta_node_upsert node_upsert;
         struct meta_node_remove node_remove;
+        struct meta_user_put user_put;
+        struct meta_account_remove user_remove;
+        struct meta_robot_put robot_put;
+        struct meta_account_remove robot_remove;
     };
 };
 
@@ -336,6 +379,64 @@ bool meta_gc_take_scan(struct meta *m);
  * the next apply) or NULL, and the log index of its last change (0 when
  * unset). */
 const char *meta_setting_get(struct meta *m, const char *key, uint64_t *index);
+
+/* ---- accounts: users and robot accounts ----
+ * Replicated records (UserPut, UserRemove, RobotPut, RobotRemove commands,
+ * in snapshots), so that one change holds on every node. A password or
+ * robot secret never reaches this module: the proposer hashes it (bcrypt,
+ * in the node's thread pool) and proposes the hash. The reads below return
+ * records borrowed until control returns to the loop; a record's index is
+ * the log index of its last change, so a cache keyed by (name, index) is
+ * invalidated by any change of the record. */
+#define META_ACCOUNT_NAME_MAX 64    /* user, robot and group names */
+#define META_ACCOUNT_HASH_MAX 128   /* crypt(3) strings */
+#define META_GROUPS_MAX       32    /* groups of a user */
+#define META_USERS_MAX        10000 /* users in the cluster */
+#define META_ROBOTS_MAX       10000 /* robot accounts in the cluster */
+#define META_ROBOT_PERMS_MAX  64    /* permissions of a robot */
+#define META_GLOB_MAX         255   /* a permission's repository glob */
+#define META_ACTION_PULL      1u
+#define META_ACTION_PUSH      2u
+#define META_ACTION_DELETE    4u
+#define META_ACTION_OVERWRITE 8u /* re-point an existing tag */
+#define META_ACTIONS_ALL      15u
+
+/* User and group names: [A-Za-z0-9][A-Za-z0-9._@-]{0,63} (no ':' for
+ * Basic auth, no '$' so that no user looks like a robot). */
+bool meta_user_name_ok(const char *name);
+/* Robot names (without "robot$"): [a-z0-9][a-z0-9._-]{0,63}. */
+bool meta_robot_name_ok(const char *name);
+/* A crypt(3) string: "$" then [A-Za-z0-9./$], 20..128 bytes. */
+bool meta_account_hash_ok(const char *hash);
+/* A repository glob: 1..255 bytes of [a-z0-9._/-] and '*'. */
+bool meta_repo_glob_ok(const char *glob);
+
+struct meta_user {
+    const char *name;
+    const char *password_hash;
+    const char *const *groups;
+    size_t ngroups;
+    bool admin;
+    uint64_t created_ms;
+    uint64_t index; /* log index of its last change */
+};
+struct meta_robot {
+    const char *name; /* without "robot$" */
+    const char *secret_hash;
+    uint64_t expires_ms; /* 0: never */
+    const struct meta_robot_perm *perms;
+    size_t nperms;
+    uint64_t created_ms;
+    uint64_t index; /* log index of its last change */
+};
+typedef void (*meta_user_cb)(void *data, const struct meta_user *u);
+typedef void (*meta_robot_cb)(void *data, const struct meta_robot *r);
+/* The user or robot applied here, or NULL. */
+const struct meta_user *meta_user_get(struct meta *m, const char *name);
+const struct meta_robot *meta_robot_get(struct meta *m, const char *name);
+/* Every user (robot) applied here, sorted by name. */
+void meta_users_list(struct meta *m, meta_user_cb each, void *data);
+void meta_robots_list(struct meta *m, meta_robot_cb each, void *data);
 
 /* Tagged pushes applied here (PutManifest with a tag) while recording is
  * on (local: the placement prefetcher turns it on when a rule names this

@@ -17,6 +17,7 @@
 #include "raft/gc.h"
 #include "raft/nodes.h"
 #include "raft/settings.h"
+#include "raft/users.h"
 
 #define DKEY(d) ((d)->bytes), AT_DIGEST_LEN
 
@@ -61,6 +62,24 @@ struct job_setting {
     uint64_t index;
 };
 
+struct job_user {
+    size_t name, hash;      /* arena offsets */
+    size_t groups, ngroups; /* into job strs (arena offsets) */
+    bool admin;
+    uint64_t created_ms, index;
+};
+
+struct job_perm {
+    size_t repository; /* arena offset */
+    unsigned actions;
+};
+
+struct job_robot {
+    size_t name, hash;    /* arena offsets */
+    size_t perms, nperms; /* into job perms */
+    uint64_t expires_ms, created_ms, index;
+};
+
 /* A growable array of fixed-size items. */
 struct vec {
     void *p; /* owned */
@@ -71,6 +90,7 @@ struct meta_snap_job {
     uint64_t applied_index, applied_count, hash;
     struct vec arena; /* chars: every string (NUL-terminated) and byte */
     struct vec repos, tags, digests, mfs, blobs, strs, reqs, nodes, settings;
+    struct vec users, robots, perms;
 };
 
 static void *vec_push(struct vec *v, size_t size, size_t n)
@@ -135,6 +155,40 @@ static void job_setting_add(void *data,
     js->index = index;
 }
 
+static void job_user_add(void *data, const struct meta_user *u)
+{
+    struct meta_snap_job *j = data;
+    struct job_user *ju = vec_push(&j->users, sizeof(*ju), 1);
+    ju->name = arena_str(j, u->name);
+    ju->hash = arena_str(j, u->password_hash);
+    ju->groups = j->strs.len;
+    ju->ngroups = u->ngroups;
+    size_t *g = vec_push(&j->strs, sizeof(*g), u->ngroups);
+    for (size_t i = 0; i < u->ngroups; i++)
+        g[i] = arena_str(j, u->groups[i]);
+    ju->admin = u->admin;
+    ju->created_ms = u->created_ms;
+    ju->index = u->index;
+}
+
+static void job_robot_add(void *data, const struct meta_robot *r)
+{
+    struct meta_snap_job *j = data;
+    struct job_robot *jr = vec_push(&j->robots, sizeof(*jr), 1);
+    jr->name = arena_str(j, r->name);
+    jr->hash = arena_str(j, r->secret_hash);
+    jr->perms = j->perms.len;
+    jr->nperms = r->nperms;
+    struct job_perm *p = vec_push(&j->perms, sizeof(*p), r->nperms);
+    for (size_t i = 0; i < r->nperms; i++) {
+        p[i].repository = arena_str(j, r->perms[i].repository);
+        p[i].actions = r->perms[i].actions;
+    }
+    jr->expires_ms = r->expires_ms;
+    jr->created_ms = r->created_ms;
+    jr->index = r->index;
+}
+
 /* see snapshot.h */
 struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
 {
@@ -144,9 +198,10 @@ struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
     f->snap_spare = NULL;
     if (j == NULL)
         j = at_calloc(1, sizeof(*j));
-    struct vec *all[] = { &j->arena, &j->repos,   &j->tags, &j->digests,
-                          &j->mfs,   &j->blobs,   &j->strs, &j->reqs,
-                          &j->nodes, &j->settings };
+    struct vec *all[] = { &j->arena, &j->repos,    &j->tags,  &j->digests,
+                          &j->mfs,   &j->blobs,    &j->strs,  &j->reqs,
+                          &j->nodes, &j->settings, &j->users, &j->robots,
+                          &j->perms };
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         all[i]->len = 0;
     j->applied_index = f->applied_index;
@@ -233,6 +288,8 @@ struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
         jn->standby = n->standby;
     }
     meta__settings_each(f, job_setting_add, j);
+    meta__users_each(f, false, job_user_add, j);
+    meta__robots_each(f, false, job_robot_add, j);
     return j;
 }
 
@@ -241,9 +298,10 @@ void meta_snap_job_free(struct meta_snap_job *j)
 {
     if (j == NULL)
         return;
-    struct vec *all[] = { &j->arena, &j->repos,   &j->tags, &j->digests,
-                          &j->mfs,   &j->blobs,   &j->strs, &j->reqs,
-                          &j->nodes, &j->settings };
+    struct vec *all[] = { &j->arena, &j->repos,    &j->tags,  &j->digests,
+                          &j->mfs,   &j->blobs,    &j->strs,  &j->reqs,
+                          &j->nodes, &j->settings, &j->users, &j->robots,
+                          &j->perms };
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         at_free(all[i]->p);
     at_free(j);
@@ -260,7 +318,10 @@ size_t meta_snap_job_size(const struct meta_snap_job *j)
            j->strs.cap * sizeof(size_t) +
            j->reqs.cap * sizeof(struct meta_req) +
            j->nodes.cap * sizeof(struct job_node) +
-           j->settings.cap * sizeof(struct job_setting);
+           j->settings.cap * sizeof(struct job_setting) +
+           j->users.cap * sizeof(struct job_user) +
+           j->robots.cap * sizeof(struct job_robot) +
+           j->perms.cap * sizeof(struct job_perm);
 }
 
 /* see snapshot.h */
@@ -305,6 +366,12 @@ struct enc {
     Atoll__SnapRequest *reqs;
     Atoll__NodeUpsert *nodes;
     Atoll__SnapSetting *sets;
+    Atoll__SnapUser *susers;
+    Atoll__UserPut *users;
+    Atoll__SnapRobot *srobots;
+    Atoll__RobotPut *robots;
+    Atoll__RobotPermission *perms;
+    Atoll__RobotPermission **permp;
 };
 
 /* An arena string of the job j in scope. */
@@ -378,12 +445,9 @@ static void enc_manifests(struct enc *e, const struct meta_snap_job *j)
 static void enc_blobs(struct enc *e, const struct meta_snap_job *j)
 {
     Atoll__Snapshot *s = &e->s;
-    const size_t *strs = j->strs.p;
     size_t nblobs = j->blobs.len;
     Atoll__SnapBlob *blobs = e->blobs = at_calloc(nblobs + 1, sizeof(*blobs));
-    char **stores = e->stores = at_calloc(j->strs.len + 1, sizeof(*stores));
-    for (size_t i = 0; i < j->strs.len; i++)
-        stores[i] = STR(strs[i]);
+    char **stores = e->stores;
     s->blobs = at_calloc(nblobs + 1, sizeof(*s->blobs));
     for (size_t i = 0; i < nblobs; i++) {
         const struct job_blob *jb = VEC_AT(&j->blobs, struct job_blob, i);
@@ -453,11 +517,73 @@ static void enc_settings(struct enc *e, const struct meta_snap_job *j)
         s->settings[s->n_settings++] = o;
     }
 }
+static void enc_users(struct enc *e, const struct meta_snap_job *j)
+{
+    Atoll__Snapshot *s = &e->s;
+    size_t n = j->users.len;
+    Atoll__SnapUser *su = e->susers = at_calloc(n + 1, sizeof(*su));
+    Atoll__UserPut *u = e->users = at_calloc(n + 1, sizeof(*u));
+    s->users = at_calloc(n + 1, sizeof(*s->users));
+    for (size_t i = 0; i < n; i++) {
+        const struct job_user *ju = VEC_AT(&j->users, struct job_user, i);
+        u[i] = (Atoll__UserPut)ATOLL__USER_PUT__INIT;
+        u[i].name = STR(ju->name);
+        u[i].password_hash = STR(ju->hash);
+        u[i].n_groups = ju->ngroups;
+        u[i].groups = e->stores + ju->groups;
+        u[i].admin = ju->admin;
+        u[i].created_ms = ju->created_ms;
+        su[i] = (Atoll__SnapUser)ATOLL__SNAP_USER__INIT;
+        su[i].user = &u[i];
+        su[i].index = ju->index;
+        s->users[s->n_users++] = &su[i];
+    }
+}
+
+static void enc_robots(struct enc *e, const struct meta_snap_job *j)
+{
+    Atoll__Snapshot *s = &e->s;
+    size_t n = j->robots.len, np = j->perms.len;
+    Atoll__SnapRobot *sr = e->srobots = at_calloc(n + 1, sizeof(*sr));
+    Atoll__RobotPut *r = e->robots = at_calloc(n + 1, sizeof(*r));
+    Atoll__RobotPermission *p = e->perms = at_calloc(np + 1, sizeof(*p));
+    Atoll__RobotPermission **pp = e->permp = at_calloc(np + 1, sizeof(*pp));
+    for (size_t i = 0; i < np; i++) {
+        const struct job_perm *jp = VEC_AT(&j->perms, struct job_perm, i);
+        p[i] = (Atoll__RobotPermission)ATOLL__ROBOT_PERMISSION__INIT;
+        p[i].repository = STR(jp->repository);
+        p[i].actions = jp->actions;
+        pp[i] = &p[i];
+    }
+    s->robots = at_calloc(n + 1, sizeof(*s->robots));
+    for (size_t i = 0; i < n; i++) {
+        const struct job_robot *jr = VEC_AT(&j->robots, struct job_robot, i);
+        r[i] = (Atoll__RobotPut)ATOLL__ROBOT_PUT__INIT;
+        r[i].name = STR(jr->name);
+        r[i].secret_hash = STR(jr->hash);
+        r[i].expires_ms = jr->expires_ms;
+        r[i].n_permissions = jr->nperms;
+        r[i].permissions = pp + jr->perms;
+        r[i].created_ms = jr->created_ms;
+        sr[i] = (Atoll__SnapRobot)ATOLL__SNAP_ROBOT__INIT;
+        sr[i].robot = &r[i];
+        sr[i].index = jr->index;
+        s->robots[s->n_robots++] = &sr[i];
+    }
+}
 #undef STR
 
 static void enc_release(struct enc *e)
 {
     Atoll__Snapshot *s = &e->s;
+    at_free(e->susers);
+    at_free(e->users);
+    at_free(s->users);
+    at_free(e->srobots);
+    at_free(e->robots);
+    at_free(e->perms);
+    at_free(e->permp);
+    at_free(s->robots);
     at_free(e->sets);
     at_free(s->settings);
     at_free(e->nodes);
@@ -491,12 +617,18 @@ int meta_snap_job_encode(const struct meta_snap_job *j,
     e.s.applied_count = j->applied_count;
     e.s.hash = j->hash;
     e.digs = bins(j->digests.p, j->digests.len);
+    /* every string list (blob stores, user groups) points into strs */
+    e.stores = at_calloc(j->strs.len + 1, sizeof(*e.stores));
+    for (size_t i = 0; i < j->strs.len; i++)
+        e.stores[i] = (char *)j->arena.p + ((const size_t *)j->strs.p)[i];
     enc_repos(&e, j);
     enc_manifests(&e, j);
     enc_blobs(&e, j);
     enc_requests(&e, j);
     enc_nodes(&e, j);
     enc_settings(&e, j);
+    enc_users(&e, j);
+    enc_robots(&e, j);
     int rv = proto_snapshot_pack(&e.s, alloc, out, len, errmsg);
     enc_release(&e);
     return rv;
@@ -633,7 +765,7 @@ static int restore_into(struct meta_fsm *f,
                               strlen(ss->value)) != META_OK)
             goto dup;
     }
-    return 0;
+    return meta__accounts_restore(f, s, errmsg);
 dup:
     at_errmsg_printf(errmsg, "snapshot: duplicate record");
     return AT_ECORRUPT;

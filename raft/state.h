@@ -103,6 +103,8 @@ struct meta_fsm {
     uint64_t gc_mf_deleted;    /* manifests removed by GcSweep here */
     bool gc_scan_wanted;       /* a snapshot was installed (restore) */
     struct at_map settings;    /* key -> struct meta_setting (settings.c) */
+    struct at_map users;       /* name -> user record (owned, users.c) */
+    struct at_map robots;      /* name -> robot record (owned, users.c) */
     /* Local, not in snapshots: tagged PutManifests applied while
      * pushes_record is set (the placement prefetcher drains them). */
     struct meta_push *pushes; /* owned */
