@@ -21,7 +21,7 @@ V       ?=
 Q       := $(if $(V),,@)
 WERROR  ?= -Werror
 BUGS    ?=
-PKGS    := libuv raft openssl jansson libcurl libprotobuf-c yaml-0.1
+PKGS    := libuv raft openssl jansson libcurl libprotobuf-c yaml-0.1 libxcrypt
 LLHTTP  := /usr/share/llhttp
 
 WARN := -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes \

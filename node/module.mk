@@ -1,7 +1,8 @@
 # node/ is the process (config, wiring, front, admin, metrics, CLI) and its
 # sub-rooms: http/ (the HTTP server), reply/ (the handlers' context and
-# reply toolkit), cluster/ (peer listener and client, fetch, relay, copies,
-# placement, GC runs), oci/ (the registry API). node/main.c is linked only
+# reply toolkit), auth/ (who is asking: accounts, bcrypt, htpasswd),
+# cluster/ (peer listener and client, fetch, relay, copies, placement, GC
+# runs), oci/ (the registry API). node/main.c is linked only
 # into the atoll binary; the rest is in libatoll.a.
 NODE_HTTP_SRCS := node/http/conn.c node/http/tcp.c node/http/mem.c \
 	node/http/file.c node/http/framing.c node/http/parse.c \
@@ -9,6 +10,8 @@ NODE_HTTP_SRCS := node/http/conn.c node/http/tcp.c node/http/mem.c \
 	node/http/recycle.c node/http/tables.c node/http/listener.c \
 	node/http/url.c
 NODE_REPLY_SRCS := node/reply/context.c node/reply/reply.c
+NODE_AUTH_SRCS := node/auth/bcrypt.c node/auth/basic.c node/auth/cache.c \
+	node/auth/htpasswd.c node/auth/verify.c node/auth/source.c
 NODE_CLUSTER_SRCS := node/cluster/peer.c node/cluster/peer_front.c node/cluster/peer_reply.c \
 	node/cluster/peer_raft.c node/cluster/peer_leader.c \
 	node/cluster/peer_members.c node/cluster/peer_blobs.c \
@@ -18,7 +21,7 @@ NODE_CLUSTER_SRCS := node/cluster/peer.c node/cluster/peer_front.c node/cluster/
 NODE_OCI_SRCS := node/oci/names.c node/oci/route.c node/oci/router.c \
 	node/oci/listing.c node/oci/blobs.c node/oci/uploads.c \
 	node/oci/manifests.c node/oci/manifest_parse.c
-NODE_LIB_SRCS := $(NODE_HTTP_SRCS) $(NODE_REPLY_SRCS) $(NODE_CLUSTER_SRCS) \
-	$(NODE_OCI_SRCS) node/config.c node/server.c node/cli.c node/front.c \
+NODE_LIB_SRCS := $(NODE_HTTP_SRCS) $(NODE_REPLY_SRCS) $(NODE_AUTH_SRCS) \
+	$(NODE_CLUSTER_SRCS) $(NODE_OCI_SRCS) node/config.c node/server.c node/cli.c node/front.c \
 	node/admin.c node/metrics.c
 NODE_ALLOW := common proto storage raft node
