@@ -1,6 +1,7 @@
 /* The node's own endpoints on the API listener (see admin.h). */
 #include "common/compat.h"
 
+#include "node/accounts.h"
 #include "node/admin.h"
 #include "node/cluster/gc.h"
 #include "node/cluster/peer_api.h"
@@ -86,6 +87,10 @@ void node_admin_handle(struct node_api *api, struct node_http_req *req)
     }
     if (strcmp(path, "/_atoll/gc") == 0 && api->gc != NULL) {
         node_gc_handle(api->gc, req);
+        return;
+    }
+    if (node_accounts_path(path)) {
+        node_accounts_handle(api, req);
         return;
     }
     at_buf_init(&b, 0);

@@ -15,15 +15,13 @@
 
 #define REPLY_MAX (16 * 1024 * 1024)
 
-/* method path on host:port with an optional Bearer secret and JSON body;
- * the response body goes to *body (caller frees). Returns the HTTP status or
- * a negative AT_E* code. */
-static int http_call(const char *method,
-                     const char *addr,
-                     const char *path,
-                     const char *secret,
-                     const char *json,
-                     char **body)
+/* see cli.h */
+int node_cli_http(const char *method,
+                  const char *addr,
+                  const char *path,
+                  const char *authz,
+                  const char *json,
+                  char **body)
 {
     const char *colon = strrchr(addr, ':');
     struct addrinfo hints;
@@ -62,9 +60,9 @@ static int http_call(const char *method,
         "Content-Type: application/json\r\n"
         "Content-Length: %zu\r\n\r\n%s",
         method, path, addr, PROTO_PEER_VERSION_HEADER, PROTO_PEER_VERSION,
-        secret != NULL ? "Authorization: Bearer " : "",
-        secret != NULL ? secret : "", secret != NULL ? "\r\n" : "",
-        json != NULL ? strlen(json) : 0, json != NULL ? json : "");
+        authz != NULL ? "Authorization: " : "", authz != NULL ? authz : "",
+        authz != NULL ? "\r\n" : "", json != NULL ? strlen(json) : 0,
+        json != NULL ? json : "");
     if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
         goto out;
     at_buf_init(&b, REPLY_MAX);
@@ -93,12 +91,32 @@ out:
     return status;
 }
 
+/* method path on host:port with an optional Bearer secret and JSON body
+ * (node_cli_http). */
+static int http_call(const char *method,
+                     const char *addr,
+                     const char *path,
+                     const char *secret,
+                     const char *json,
+                     char **body)
+{
+    char *authz = secret != NULL ? at_asprintf("Bearer %s", secret) : NULL;
+    int status = node_cli_http(method, addr, path, authz, json, body);
+
+    if (authz != NULL) {
+        explicit_bzero(authz, strlen(authz));
+        free(authz);
+    }
+    return status;
+}
+
 static int http_get(const char *addr, const char *path, char **body)
 {
     return http_call("GET", addr, path, NULL, NULL, body);
 }
 
-static const char *default_addr(void)
+/* see cli.h */
+const char *node_cli_default_addr(void)
 {
     const char *addr = getenv("ATOLL_ADDR");
 
@@ -192,7 +210,8 @@ static int print_members(const char *addr, bool details)
     return 0;
 }
 
-static char *read_secret(const char *file)
+/* see cli.h */
+char *node_cli_read_secret(const char *file)
 {
     char buf[4097];
     size_t n;
@@ -223,7 +242,7 @@ static int members_usage(void)
 /* see cli.h */
 int node_cli_members(int argc, char **argv)
 {
-    const char *addr = default_addr();
+    const char *addr = node_cli_default_addr();
     const char *peer = NULL;
     const char *secret_file = NULL;
     const char *action = NULL;
@@ -259,7 +278,7 @@ int node_cli_members(int argc, char **argv)
     if (peer == NULL || secret_file == NULL ||
         (strcmp(action, "remove") == 0 && name == NULL))
         return members_usage();
-    secret = read_secret(secret_file);
+    secret = node_cli_read_secret(secret_file);
     if (secret == NULL) {
         fprintf(stderr, "atoll members: cannot read a secret from '%s'\n",
                 secret_file);
@@ -304,7 +323,7 @@ int node_cli_members(int argc, char **argv)
 /* see cli.h */
 int node_cli_status(int argc, char **argv)
 {
-    const char *addr = default_addr();
+    const char *addr = node_cli_default_addr();
     char *body = NULL;
     int status;
 
@@ -343,7 +362,7 @@ static int gc_usage(void)
 /* see cli.h */
 int node_cli_gc(int argc, char **argv)
 {
-    const char *addr = default_addr();
+    const char *addr = node_cli_default_addr();
     const char *grace = NULL;
     const char *secret_file = getenv("ATOLL_CLUSTER_SECRET_FILE");
     char *secret = NULL;
@@ -381,7 +400,7 @@ int node_cli_gc(int argc, char **argv)
         return 2;
     }
     if (secret_file != NULL && secret_file[0] != '\0') {
-        secret = read_secret(secret_file);
+        secret = node_cli_read_secret(secret_file);
         if (secret == NULL) {
             fprintf(stderr, "atoll gc: cannot read a secret from '%s'\n",
                     secret_file);

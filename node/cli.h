@@ -14,5 +14,29 @@ int node_cli_members(int argc, char **argv);
  * [--cluster-secret-file F]: POST /_atoll/gc on the node, print its JSON
  * answer. The secret file defaults to $ATOLL_CLUSTER_SECRET_FILE. */
 int node_cli_gc(int argc, char **argv);
+/* atoll users list|add|passwd|remove and atoll robots list|add|remove
+ * (cli_accounts.c): /_atoll/users and /_atoll/robots on a node's API, as
+ * an admin user (--user, password from --user-password-file or a prompt)
+ * or with the cluster secret (--cluster-secret-file, default
+ * $ATOLL_CLUSTER_SECRET_FILE). */
+int node_cli_users(int argc, char **argv);
+int node_cli_robots(int argc, char **argv);
+
+/* ---- shared by the subcommands ---- */
+
+/* One blocking HTTP/1.1 request: method path on host:port (addr), with an
+ * Authorization header value (authz, NULL: none) and a JSON body (NULL:
+ * none); the answer's body goes to *body (caller frees). Returns the HTTP
+ * status or a negative AT_E* code. */
+int node_cli_http(const char *method,
+                  const char *addr,
+                  const char *path,
+                  const char *authz,
+                  const char *json,
+                  char **body);
+/* $ATOLL_ADDR, else 127.0.0.1:5000. */
+const char *node_cli_default_addr(void);
+/* The first line of file (a secret, caller frees), or NULL. */
+char *node_cli_read_secret(const char *file);
 
 #endif /* NODE_CLI_H */

@@ -174,6 +174,20 @@ static const struct opt opts[] = {
       "grace (kept: children of an index, subjects of referrers and "
       "referrers of a live subject)",
       false, false, NULL },
+    { "bcrypt_cost", "--bcrypt-cost", "ATOLL_BCRYPT_COST", OPT_UINT,
+      F(bcrypt_cost), "10",
+      "bcrypt cost of new password and robot secret hashes (4-31; each "
+      "step doubles the time of a login that is not cached)",
+      false, false, NULL },
+    { "htpasswd", "--htpasswd", "ATOLL_HTPASSWD", OPT_STRING, F(htpasswd), "",
+      "htpasswd file of users local to this node (bcrypt entries only), "
+      "read at start and on SIGHUP",
+      false, false, NULL },
+    { "auth_cache_ttl", "--auth-cache-ttl", "ATOLL_AUTH_CACHE_TTL",
+      OPT_DURATION, F(auth_cache_ttl_ms), "60s",
+      "how long verified credentials are remembered (0s: bcrypt on every "
+      "request)",
+      false, false, NULL },
 };
 
 #undef F
@@ -682,6 +696,12 @@ static int check_config(const struct node_config *c, char *errmsg)
         at_errmsg_printf(errmsg,
                          "target_voters must be 1, 3 or 5 (got %" PRIu64 ")",
                          c->target_voters);
+        return AT_EINVAL;
+    }
+    if (c->bcrypt_cost < 4 || c->bcrypt_cost > 31) {
+        at_errmsg_printf(errmsg,
+                         "bcrypt_cost must be 4 to 31 (got %" PRIu64 ")",
+                         c->bcrypt_cost);
         return AT_EINVAL;
     }
     return 0;

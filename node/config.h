@@ -41,6 +41,10 @@ struct node_config {
     uint64_t gc_interval_ms;   /* 0 = no scheduled GC */
     uint64_t gc_scan_delay_ms; /* 30s: orphan scan after start/restore */
     bool gc_untagged;          /* GC also collects untagged manifests */
+    /* accounts (issue 12) */
+    uint64_t bcrypt_cost;       /* 10 (4..31): new password hashes */
+    char *htpasswd;             /* "": none; else node-local users */
+    uint64_t auth_cache_ttl_ms; /* 60s: verified credentials kept */
 };
 
 /* Fill defaults, then the YAML file named by --config / ATOLL_CONFIG, then

@@ -106,6 +106,10 @@ static void usage(FILE *f)
             "  gc        garbage-collect unreferenced blobs (atoll gc "
             "[--addr API] [--dry-run]\n"
             "            [--grace DURATION] [--cluster-secret-file FILE])\n"
+            "  users     list | add NAME | passwd NAME | remove NAME (atoll "
+            "users help)\n"
+            "  robots    list | add NAME --permission GLOB:ACTIONS | remove "
+            "NAME\n"
             "  version   print the version\n"
             "  help      this text\n");
 }
@@ -124,6 +128,10 @@ int main(int argc, char **argv)
         return node_cli_members(argc - 2, argv + 2);
     if (strcmp(argv[1], "gc") == 0)
         return node_cli_gc(argc - 2, argv + 2);
+    if (strcmp(argv[1], "users") == 0)
+        return node_cli_users(argc - 2, argv + 2);
+    if (strcmp(argv[1], "robots") == 0)
+        return node_cli_robots(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("atoll %s\n", ATOLL_VERSION);
         return 0;

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "node/auth/auth.h"
 #include "node/cluster/fetch.h"
 #include "node/cluster/gc.h"
 #include "node/cluster/peer.h"
@@ -337,6 +338,22 @@ static void wire_contexts(struct node_server *s)
     s->peer_api.raft_dir = s->raft_dir;
 }
 
+/* The verifier of credentials, with the htpasswd file read (a bad one
+ * stops the start, naming the line). */
+static int start_auth(struct node_server *s, char *errmsg)
+{
+    const struct node_config *cfg = s->cfg;
+    struct node_auth_config acfg;
+
+    memset(&acfg, 0, sizeof(acfg));
+    acfg.bcrypt_cost = (unsigned)AT_MIN(cfg->bcrypt_cost, 32);
+    acfg.cache_ttl_ms = cfg->auth_cache_ttl_ms;
+    acfg.htpasswd = cfg->htpasswd;
+    acfg.source = node_auth_source_meta(&s->api);
+    acfg.reload_on_sighup = true;
+    return node_auth_new(&s->api.auth, s->loop, &acfg, errmsg);
+}
+
 /* Bind the API listener and, with a cluster secret, the peer listener;
  * then the addresses other nodes reach them on are known. */
 static int start_listeners(struct node_server *s,
@@ -490,6 +507,9 @@ int node_server_start(struct node_server **out,
         rv = AT_EINVAL;
         goto err_after_storage;
     }
+    rv = start_auth(s, errmsg);
+    if (rv != 0)
+        goto err_after_storage;
     rv = start_listeners(s, host, port, peer_host, peer_port, errmsg);
     if (rv != 0)
         goto err_after_storage;
@@ -591,6 +611,8 @@ static void on_http_stopped(void *data)
     node_gc_stop(s->api.gc); /* frees itself once idle */
     s->api.gc = NULL;
     node_placement_stop(&s->api);
+    node_auth_close(s->api.auth); /* frees itself once the pool is done */
+    s->api.auth = NULL;
     s->api.meta = NULL;
     meta_close(s->meta, on_meta_closed, s);
 }

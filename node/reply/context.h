@@ -17,6 +17,7 @@ struct node_repl;
 struct node_gc;
 struct node_placer;
 struct node_verify;
+struct node_auth;
 
 struct node_api {
     uv_loop_t *loop;               /* borrowed */
@@ -40,6 +41,9 @@ struct node_api {
     /* owned (node/cluster/verify.c), made on first use; node_verify_close
      * at stop */
     struct node_verify *verify;
+    /* owned (node/auth/): who is asking; made at start, node_auth_close
+     * at stop */
+    struct node_auth *auth;
     bool stopping;
     /* counters for /metrics */
     uint64_t bytes_in;
