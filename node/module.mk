@@ -7,7 +7,7 @@ NODE_HTTP_SRCS := node/http/conn.c node/http/tcp.c node/http/mem.c \
 	node/http/file.c node/http/framing.c node/http/parse.c \
 	node/http/body.c node/http/request.c node/http/response.c \
 	node/http/recycle.c node/http/tables.c node/http/listener.c \
-	node/http/url.c
+	node/http/url.c node/http/tls.c node/http/tls_ctx.c
 NODE_REPLY_SRCS := node/reply/context.c node/reply/reply.c
 NODE_CLUSTER_SRCS := node/cluster/peer.c node/cluster/peer_front.c node/cluster/peer_reply.c \
 	node/cluster/peer_raft.c node/cluster/peer_leader.c \
