@@ -49,7 +49,9 @@
 #define TLS_OUT_MIN      (8 * 1024) /* a chunk for handshake records */
 /* A written chunk up to this size is kept for the next response: most
  * answers (manifests, errors, heads) fit, and keep-alive connections then
- * encrypt without an allocation. */
+ * encrypt without an allocation. A file body's pieces and their chunks are
+ * kept too, while it lasts: large allocations freed and made again for
+ * every piece cost page faults, or worse when malloc trims its heap. */
 #define TLS_SPARE_MAX (32 * 1024)
 /* File bodies: one piece is read and encrypted per sendfile call, while
  * less than TLS_HIGH bytes are queued; wait_writable is ready again below
@@ -101,10 +103,13 @@ struct tls {
     enum tls_state state;
     char *in; /* owned, TLS_IN_SIZE: ciphertext OpenSSL has not taken */
     size_t in_off, in_len;
-    struct tls_out *out;   /* owned: the chunk records go into now */
-    struct tls_out *spare; /* owned: a written chunk kept for reuse */
-    size_t out_hint;       /* room for the next chunk */
-    size_t queued;         /* bytes of chunks the lower transport has */
+    struct tls_out *out; /* owned: the chunk records go into now */
+    /* owned: written chunks kept for reuse: [0] a small one, [1] one of a
+     * file body's pieces */
+    struct tls_out *spare[2];
+    char *piece; /* owned, TLS_FILE_READ: a file body's plaintext, or NULL */
+    size_t out_hint; /* room for the next chunk */
+    size_t queued;   /* bytes of chunks the lower transport has */
     uint64_t seq_queued, seq_done;
     struct at_list writes; /* the connection's: node_http_twrite.u.tls */
     /* 0 while the peer may send more; else what the connection reads once
@@ -179,9 +184,11 @@ static int bio_write_ex(BIO *b, const char *p, size_t n, size_t *written)
     if (o == NULL) {
         size_t cap = AT_MAX(t->out_hint, n);
 
-        if (t->spare != NULL && t->spare->cap >= cap) {
-            o = t->spare;
-            t->spare = NULL;
+        int k = cap > TLS_SPARE_MAX;
+
+        if (t->spare[k] != NULL && t->spare[k]->cap >= cap) {
+            o = t->spare[k];
+            t->spare[k] = NULL;
         } else {
             o = at_malloc(sizeof(*o) + cap);
             o->cap = cap;
@@ -309,12 +316,20 @@ static void tls_on_out_written(struct node_http_twrite *tw, int status)
     t->queued -= o->len;
     if (o->seq > t->seq_done)
         t->seq_done = o->seq;
-    if (t->spare == NULL && o->cap <= TLS_SPARE_MAX && !t->closing)
-        t->spare = o;
+    if (t->spare[o->cap > TLS_SPARE_MAX] == NULL && !t->closing)
+        t->spare[o->cap > TLS_SPARE_MAX] = o;
     else
         at_free(o);
     tls_complete(t, status);
     tls_writable_check(t);
+    if (t->queued == 0 && t->writable_cb == NULL) {
+        /* No file body waits for room: it has ended (or stalls on a
+         * growing file); its buffers go. */
+        at_free(t->piece);
+        t->piece = NULL;
+        at_free(t->spare[1]);
+        t->spare[1] = NULL;
+    }
 }
 
 /* Hand the records made so far to the lower transport. Returns 0 or a
@@ -666,12 +681,15 @@ static int tls_write(struct node_http_transport *base,
         total += bufs[i].len;
     t->out_hint = tls_out_size(total);
     for (unsigned i = 0; i < nbufs; i++) {
-        if (bufs[i].len == 0)
-            continue;
-        tls_err_clear();
-        if (SSL_write(t->ssl, bufs[i].base, (int)bufs[i].len) <= 0) {
-            tls_fail(t, "write");
-            return UV_EPROTO;
+        for (size_t off = 0; off < bufs[i].len;) {
+            size_t n = AT_MIN(bufs[i].len - off, (size_t)INT_MAX);
+
+            tls_err_clear();
+            if (SSL_write(t->ssl, bufs[i].base + off, (int)n) <= 0) {
+                tls_fail(t, "write");
+                return UV_EPROTO;
+            }
+            off += n;
         }
     }
     rv = tls_flush(t);
@@ -686,9 +704,13 @@ static int tls_write(struct node_http_transport *base,
     return 0;
 }
 
+/* The lower transport's queue: it shrinks as a large chunk goes out, which
+ * is how the connection sees progress. */
 static size_t tls_write_queue_size(const struct node_http_transport *base)
 {
-    return tls_cof(base)->queued;
+    const struct tls *t = tls_cof(base);
+
+    return t->lower != NULL ? t->lower->ops->write_queue_size(t->lower) : 0;
 }
 
 /* A file body: read a large piece, encrypt it into one chunk (OpenSSL cuts
@@ -700,7 +722,6 @@ static ssize_t tls_sendfile(struct node_http_transport *base,
                             size_t len)
 {
     struct tls *t = tls_of(base);
-    char *p;
     ssize_t n;
     int rv;
 
@@ -709,23 +730,20 @@ static ssize_t tls_sendfile(struct node_http_transport *base,
     if (t->queued >= TLS_HIGH)
         return UV_EAGAIN;
     len = AT_MIN(len, (size_t)TLS_FILE_READ);
-    p = at_malloc(len);
+    if (t->piece == NULL)
+        t->piece = at_malloc(TLS_FILE_READ);
     do {
-        n = pread(fd, p, len, (off_t)off);
+        n = pread(fd, t->piece, len, (off_t)off);
     } while (n < 0 && errno == EINTR);
-    if (n <= 0) {
-        rv = n < 0 ? -errno : 0;
-        at_free(p);
-        return rv;
-    }
-    t->out_hint = tls_out_size((size_t)n);
+    if (n <= 0)
+        return n < 0 ? -errno : 0;
+    /* Every piece gets a chunk of the same size, so that one is reused. */
+    t->out_hint = tls_out_size(TLS_FILE_READ);
     tls_err_clear();
-    if (SSL_write(t->ssl, p, (int)n) <= 0) {
-        at_free(p);
+    if (SSL_write(t->ssl, t->piece, (int)n) <= 0) {
         tls_fail(t, "write");
         return UV_EPROTO;
     }
-    at_free(p);
     rv = tls_flush(t);
     return rv != 0 ? rv : n;
 }
@@ -735,6 +753,8 @@ static int tls_wait_writable(struct node_http_transport *base,
 {
     struct tls *t = tls_of(base);
 
+    if (t->state != TLS_OPEN)
+        return UV_EPIPE;
     t->writable_cb = cb;
     if (t->queued < TLS_LOW)
         tls_pump(t);
@@ -778,7 +798,9 @@ static void tls_gone(struct tls *t)
     SSL_free(t->ssl);
     at_free(t->in);
     at_free(t->out);
-    at_free(t->spare);
+    at_free(t->spare[0]);
+    at_free(t->spare[1]);
+    at_free(t->piece);
     at_free(t);
 }
 

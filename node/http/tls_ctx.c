@@ -167,8 +167,9 @@ static SSL_CTX *ctx_new(void)
     SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE |
                                  SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_NO_COMPRESSION);
-    /* Idle keep-alive connections give their record buffers back. */
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* No SSL_MODE_RELEASE_BUFFERS: giving the record buffers back after
+     * each record costs two allocations per request (4% of the TLS work of
+     * a small GET under callgrind) to save ~34 KiB per open connection. */
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
     return ctx;
 }
