@@ -2,11 +2,14 @@
  * files into an OpenSSL context, reloads (on demand, and when a stat poll
  * of the files sees a change), and the probe for kernel TLS.
  *
- * Settings: TLS 1.2 and 1.3 only; OpenSSL's default cipher suites and
- * groups (Debian's system configuration adds security level 2: no RC4,
- * 3DES, export, NULL or anonymous suites, no keys below 2048-bit RSA);
- * the server's cipher order wins; no renegotiation, no compression;
- * session tickets as OpenSSL makes them; ALPN answers http/1.1 only.
+ * Settings: TLS 1.2 and 1.3 only; OpenSSL's defaults (Debian builds it at
+ * security level 2: no keys below 2048-bit RSA, no SHA-1 signatures), its
+ * TLS 1.3 suites and groups, except that TLS 1.2 is limited to the
+ * forward-secret AEAD suites (ECDHE with AES-GCM or ChaCha20-Poly1305):
+ * the default list still has CBC and static-RSA suites, which scanners
+ * rate weak; the server's cipher order wins; no renegotiation, no
+ * compression; session tickets as OpenSSL makes them; ALPN answers
+ * http/1.1 only.
  *
  * The files are watched with a stat poll (uv_fs_poll: stat(2) in libuv's
  * pool every poll interval, comparing inode, size and times) rather than
@@ -164,6 +167,10 @@ static SSL_CTX *ctx_new(void)
     if (ctx == NULL)
         return NULL;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE |
                                  SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_NO_COMPRESSION);
