@@ -141,6 +141,8 @@ static const char reject_answer[] =
     "this port speaks HTTPS\n";
 
 static void tls_process(struct tls *t);
+static int tls_update_lower(struct tls *t);
+static void tls_give_end(struct tls *t);
 
 /* SSL_get_error reads this thread's error queue, which other users of
  * OpenSSL on the thread may have left errors on: empty it before each
@@ -330,6 +332,10 @@ static void tls_on_out_written(struct node_http_twrite *tw, int status)
         at_free(t->spare[1]);
         t->spare[1] = NULL;
     }
+    if (!t->closing && tls_update_lower(t) != 0 && t->end == 0) {
+        t->end = UV_EPIPE;
+        tls_give_end(t);
+    }
 }
 
 /* Hand the records made so far to the lower transport. Returns 0 or a
@@ -396,11 +402,15 @@ static int tls_update_lower(struct tls *t)
 
     if (t->closing)
         return 0;
+    /* Input can make output the connection never sees (KeyUpdate answers,
+     * alerts): a peer that sends them and does not read would grow the
+     * queue without bound, so input waits while TLS_HIGH bytes are queued,
+     * as the connection does not read while a large answer goes out. */
     if (t->state == TLS_REJECT)
         want = t->end == 0;
     else
         want = t->up_reading && t->end == 0 && t->state != TLS_FAILED &&
-               t->in_len < TLS_IN_SIZE;
+               t->in_len < TLS_IN_SIZE && t->queued < TLS_HIGH;
     if (want == t->lower_reading)
         return 0;
     if (!want) {
