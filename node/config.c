@@ -53,6 +53,13 @@ static const struct opt opts[] = {
     { "listen", "--listen", "ATOLL_LISTEN", OPT_STRING, F(listen),
       "127.0.0.1:5000", "address:port of the OCI API (port 0 = any)", false,
       false, check_listen },
+    { "tls_cert", "--tls-cert", "ATOLL_TLS_CERT", OPT_STRING, F(tls_cert), "",
+      "PEM file with the API's certificate and its chain: the API then "
+      "serves HTTPS only (re-read on SIGHUP and when it changes)",
+      false, false, NULL },
+    { "tls_key", "--tls-key", "ATOLL_TLS_KEY", OPT_STRING, F(tls_key), "",
+      "PEM file with the private key of tls_cert (not encrypted)", false, false,
+      NULL },
     { "data_dir", "--data-dir", "ATOLL_DATA_DIR", OPT_STRING, F(data_dir),
       "./data", "directory for blobs and uploads", false, false, NULL },
     { "raft_dir", "--raft-dir", "ATOLL_RAFT_DIR", OPT_STRING, F(raft_dir), "",
@@ -685,6 +692,14 @@ static int check_config(const struct node_config *c, char *errmsg)
     }
     if (c->max_manifest_bytes == 0) {
         at_errmsg_printf(errmsg, "max_manifest_bytes must be above 0");
+        return AT_EINVAL;
+    }
+    if ((c->tls_cert[0] == '\0') != (c->tls_key[0] == '\0')) {
+        at_errmsg_printf(errmsg,
+                         "tls_cert and tls_key go together: %s is "
+                         "set, %s is not",
+                         c->tls_cert[0] != '\0' ? "tls_cert" : "tls_key",
+                         c->tls_cert[0] != '\0' ? "tls_key" : "tls_cert");
         return AT_EINVAL;
     }
     if (c->data_dir[0] == '\0') {

@@ -5,12 +5,14 @@
 #include "common/common.h"
 
 struct node_config {
-    char *config_file;             /* --config FILE */
-    char *listen;                  /* "127.0.0.1:5000" */
-    char *data_dir;                /* "./data" */
-    char *raft_dir;                /* "" = <data_dir>/raft */
-    char *name;                    /* "" = hostname */
-    char *log_level;               /* "info" (spec as for at_log_configure) */
+    char *config_file; /* --config FILE */
+    char *listen;      /* "127.0.0.1:5000" */
+    char *data_dir;    /* "./data" */
+    char *raft_dir;    /* "" = <data_dir>/raft */
+    char *name;        /* "" = hostname */
+    char *log_level;   /* "info" (spec as for at_log_configure) */
+    char *tls_cert;    /* "": plain HTTP; else PEM certificate + chain (API) */
+    char *tls_key;     /* "": with tls_cert, its PEM key */
     uint64_t reserve_bytes;        /* refuse uploads below this free space */
     uint64_t upload_ttl_ms;        /* purge idle uploads after; 24h */
     uint64_t max_manifest_bytes;   /* 4 MiB */

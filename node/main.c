@@ -19,6 +19,7 @@ struct daemon {
     struct node_server *server;
     uv_signal_t sigterm;
     uv_signal_t sigint;
+    uv_signal_t sighup;
     bool stopping;
 };
 
@@ -28,6 +29,18 @@ static void on_stopped(void *data)
 
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sighup, NULL);
+}
+
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    struct daemon *d = h->data;
+
+    AT_UNUSED(signum);
+    if (d->stopping)
+        return;
+    LOG_INFO("SIGHUP: reloading");
+    node_server_reload(d->server);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -79,10 +92,13 @@ static int cmd_serve(int argc, char **argv)
     }
     uv_signal_init(d.loop, &d.sigterm);
     uv_signal_init(d.loop, &d.sigint);
+    uv_signal_init(d.loop, &d.sighup);
     d.sigterm.data = &d;
     d.sigint.data = &d;
+    d.sighup.data = &d;
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
     uv_signal_start(&d.sigint, on_signal, SIGINT);
+    uv_signal_start(&d.sighup, on_sighup, SIGHUP);
     uv_run(d.loop, UV_RUN_DEFAULT);
     rv = uv_loop_close(d.loop);
     if (rv != 0)

@@ -8,7 +8,7 @@ NODE_HTTP_SRCS := node/http/conn.c node/http/tcp.c node/http/mem.c \
 	node/http/file.c node/http/framing.c node/http/parse.c \
 	node/http/body.c node/http/request.c node/http/response.c \
 	node/http/recycle.c node/http/tables.c node/http/listener.c \
-	node/http/url.c
+	node/http/url.c node/http/tls.c node/http/tls_ctx.c
 NODE_REPLY_SRCS := node/reply/context.c node/reply/reply.c
 NODE_AUTH_SRCS := node/auth/bcrypt.c node/auth/basic.c node/auth/cache.c \
 	node/auth/htpasswd.c node/auth/verify.c node/auth/source.c

@@ -375,6 +375,10 @@ static int start_listeners(struct node_server *s,
     hcfg.body_timeout_ms = cfg->body_timeout_ms;
     hcfg.write_timeout_ms = cfg->write_timeout_ms;
     hcfg.shutdown_grace_ms = cfg->shutdown_grace_ms;
+    if (cfg->tls_cert[0] != '\0') {
+        hcfg.tls_cert = cfg->tls_cert;
+        hcfg.tls_key = cfg->tls_key;
+    }
     rv = node_http_start(&s->http, s->loop, &hcfg, node_front_handle,
                          &s->api_reply, errmsg);
     if (rv != 0) {
@@ -386,6 +390,7 @@ static int start_listeners(struct node_server *s,
     if (cfg->cluster_secret[0] != '\0') {
         hcfg.host = peer_host;
         hcfg.port = peer_port;
+        hcfg.tls_cert = hcfg.tls_key = NULL;
         rv = node_http_start(&s->peer_http, s->loop, &hcfg,
                              node_peer_api_handle, &s->peer_api, errmsg);
         if (rv != 0) {
@@ -615,6 +620,21 @@ static void on_http_stopped(void *data)
     s->api.auth = NULL;
     s->api.meta = NULL;
     meta_close(s->meta, on_meta_closed, s);
+}
+
+/* see server.h */
+void node_server_reload(struct node_server *s)
+{
+    char errmsg[AT_ERRMSG_SIZE];
+
+    if (s->stopping)
+        return;
+    if (s->cfg->tls_cert[0] == '\0') {
+        LOG_INFO("reload: nothing to re-read (no tls_cert)");
+        return;
+    }
+    /* Logs its outcome. */
+    node_http_reload_tls(s->http, errmsg);
 }
 
 /* see server.h */

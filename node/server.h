@@ -14,6 +14,10 @@ int node_server_start(struct node_server **out,
                       uv_loop_t *loop,
                       const struct node_config *cfg,
                       char *errmsg);
+/* Re-read what may change while the node runs (SIGHUP): the API's TLS
+ * certificate and key. Logs the outcome; a bad file keeps the current
+ * certificate. */
+void node_server_reload(struct node_server *s);
 /* Graceful stop: stop accepting, finish in-flight requests (bounded by
  * shutdown_grace_ms), close raft and storage, then cb. The server is freed
  * before cb runs. */

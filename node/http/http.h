@@ -67,9 +67,16 @@ struct node_http_config {
     uint64_t body_timeout_ms;   /* max gap between body reads; 60s */
     uint64_t write_timeout_ms;  /* max time a response makes no progress;60s*/
     uint64_t shutdown_grace_ms; /* in-flight requests get this long; 10s */
+    /* HTTPS only when both are set (borrowed; copied): PEM files of the
+     * certificate followed by its chain, and of its unencrypted key. */
+    const char *tls_cert;
+    const char *tls_key;
+    uint64_t tls_poll_ms; /* how often the two files are checked; 2s */
 };
 
-/* Bind and listen. Returns 0 or AT_E* with errmsg. */
+/* Bind and listen; with tls_cert and tls_key, read them first (an
+ * unreadable file, or a key that is not the certificate's, fails the
+ * start). Returns 0 or AT_E* with errmsg. */
 int node_http_start(struct node_http_server **out,
                     uv_loop_t *loop,
                     const struct node_http_config *cfg,
@@ -78,6 +85,12 @@ int node_http_start(struct node_http_server **out,
                     char *errmsg);
 /* Port actually bound (useful with port 0). */
 int node_http_port(const struct node_http_server *s);
+/* Re-read the TLS certificate and key now (they are also re-read when the
+ * files change): new connections use the new ones, open connections keep
+ * theirs. Returns 0 (logged at info), AT_EINVAL with errmsg when a file is
+ * bad (the current certificate stays; logged at warn) or when s serves
+ * plain HTTP. */
+int node_http_reload_tls(struct node_http_server *s, char *errmsg);
 /* Stop accepting; let in-flight requests finish (up to shutdown_grace_ms),
  * then close everything and call cb. Idle keep-alive connections are closed
  * at once. */

@@ -5,7 +5,7 @@
  * listener.c; body.c and file.c; parse.c; conn.c, the connection core,
  * which reaches the layers above only through struct node_http_conn_ops;
  * below it framing.c, request.c, recycle.c, tables.c and the transports
- * (tcp.c, mem.c). */
+ * (tcp.c, mem.c, and tls.c over either, with its contexts in tls_ctx.c). */
 #ifndef NODE_HTTP_INTERNAL_H
 #define NODE_HTTP_INTERNAL_H
 
@@ -205,6 +205,7 @@ struct node_http_server {
     void (*stop_cb)(void *data);
     void *stop_data;
     uint64_t sendfile_eagain;
+    struct node_http_tls *tls; /* owned; NULL: plain HTTP */
 };
 
 /* A request is being served: WAIT to STOP. */

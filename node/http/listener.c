@@ -1,5 +1,6 @@
-/* The HTTP server: listening, accepting, stopping with a grace period; it
- * gives its connections the layer above them (HTTP/1). */
+/* The HTTP server: listening, accepting (over TLS when configured),
+ * stopping with a grace period; it gives its connections the layer above
+ * them (HTTP/1). */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "http"
@@ -9,6 +10,9 @@
 
 #include "common/common.h"
 #include "node/http/internal.h"
+#include "node/http/tls_ctx.h"
+
+#define TLS_POLL_MS 2000
 
 static void srv_on_connection(uv_stream_t *ls, int status)
 {
@@ -23,6 +27,8 @@ static void srv_on_connection(uv_stream_t *ls, int status)
     if (s->stopping)
         return;
     rv = node_http__tcp_accept(ls, &t);
+    if (rv == 0 && s->tls != NULL)
+        rv = node_http__tls_wrap(s->tls, s->loop, t, &t);
     if (rv != 0) {
         LOG_DEBUG("accept: %s", uv_strerror(rv));
         return;
@@ -30,10 +36,8 @@ static void srv_on_connection(uv_stream_t *ls, int status)
     node_http__conn_new(s, t);
 }
 
-static void srv_on_close(uv_handle_t *h)
+static void srv_gone(struct node_http_server *s)
 {
-    struct node_http_server *s = h->data;
-
     if (--s->handles == 0) {
         void (*cb)(void *) = s->stop_cb;
         void *data = s->stop_data;
@@ -43,6 +47,59 @@ static void srv_on_close(uv_handle_t *h)
         if (cb != NULL)
             cb(data);
     }
+}
+
+static void srv_on_close(uv_handle_t *h)
+{
+    srv_gone(h->data);
+}
+
+static void srv_on_tls_closed(void *data)
+{
+    srv_gone(data);
+}
+
+/* Stop reading and watching the TLS files (connections keep their
+ * contexts). */
+static void srv_close_tls(struct node_http_server *s)
+{
+    if (s->tls == NULL)
+        return;
+    s->handles++;
+    node_http__tls_close(s->tls, srv_on_tls_closed, s);
+    s->tls = NULL;
+}
+
+static void srv_log_ktls(struct node_http_server *s)
+{
+    char why[160];
+
+    if (node_http__tls_ktls_probe(s->tls, why, sizeof(why)))
+        LOG_INFO(
+            "tls: kernel TLS is available (%s), not used: records are "
+            "encrypted in user space",
+            why);
+    else
+        LOG_INFO(
+            "tls: no kernel TLS: %s; file bodies are read, encrypted "
+            "and written in user space",
+            why);
+}
+
+/* The certificate and key, when cfg has them. */
+static int srv_open_tls(struct node_http_server *s,
+                        const struct node_http_config *cfg,
+                        char *errmsg)
+{
+    if (cfg->tls_cert == NULL && cfg->tls_key == NULL)
+        return 0;
+    if (cfg->tls_cert == NULL || cfg->tls_key == NULL) {
+        at_errmsg_printf(errmsg, "tls needs both a certificate and a key");
+        return AT_EINVAL;
+    }
+    return node_http__tls_open(
+        &s->tls, s->loop, cfg->tls_cert, cfg->tls_key,
+        cfg->tls_poll_ms != 0 ? cfg->tls_poll_ms : TLS_POLL_MS, errmsg);
 }
 
 /* A connection of a stopping server went: finish the stop when it was the
@@ -92,6 +149,8 @@ static void srv_init(struct node_http_server *s,
     s->loop = loop;
     s->cfg = *cfg;
     s->cfg.host = NULL;
+    s->cfg.tls_cert = NULL;
+    s->cfg.tls_key = NULL;
     if (s->cfg.backlog <= 0)
         s->cfg.backlog = 511;
     if (s->cfg.header_timeout_ms == 0)
@@ -142,6 +201,13 @@ int node_http_start(struct node_http_server **out,
     }
     s = at_calloc(1, sizeof(*s));
     srv_init(s, loop, cfg, handler, data);
+    rv = srv_open_tls(s, cfg, errmsg);
+    if (rv != 0) {
+        s->stopping = true;
+        s->grace_closing = true;
+        uv_close((uv_handle_t *)&s->grace, srv_on_close);
+        return rv;
+    }
     uv_tcp_init(loop, &s->tcp);
     s->tcp.data = s;
     s->handles++;
@@ -160,8 +226,11 @@ int node_http_start(struct node_http_server **out,
         s->grace_closing = true;
         uv_close((uv_handle_t *)&s->tcp, srv_on_close);
         uv_close((uv_handle_t *)&s->grace, srv_on_close);
+        srv_close_tls(s);
         return at_err_from_errno(rv);
     }
+    if (s->tls != NULL)
+        srv_log_ktls(s);
     s->port = ss.ss_family == AF_INET6
                   ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                   : ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -173,6 +242,16 @@ int node_http_start(struct node_http_server **out,
 int node_http_port(const struct node_http_server *s)
 {
     return s->port;
+}
+
+/* see http.h */
+int node_http_reload_tls(struct node_http_server *s, char *errmsg)
+{
+    if (s->tls == NULL) {
+        at_errmsg_printf(errmsg, "this listener serves plain HTTP");
+        return AT_EINVAL;
+    }
+    return node_http__tls_reload(s->tls, errmsg);
 }
 
 /* see http.h */
@@ -191,6 +270,7 @@ void node_http_stop(struct node_http_server *s,
         s->listening = false;
         uv_close((uv_handle_t *)&s->tcp, srv_on_close);
     }
+    srv_close_tls(s);
     AT_LIST_FOREACH_SAFE (e, next, &s->conns) {
         struct node_http_conn *c =
             AT_LIST_ENTRY(e, struct node_http_conn, link);

@@ -216,31 +216,52 @@ static void error_on_written(struct node_http_twrite *tw, int status)
     node_http__conn_close_graceful(c);
 }
 
-/* Answer a malformed request with a JSON error and close. */
-static void send_error(struct node_http_conn *c, int status, const char *msg)
+/* Answer a request that cannot be served and close. */
+static void send_answer(struct node_http_conn *c,
+                        int status,
+                        const char *type,
+                        const struct at_buf *body)
 {
-    struct at_buf body, out;
+    struct at_buf out;
     struct node_http_write *w;
 
-    at_buf_init(&body, 0);
     at_buf_init(&out, 0);
-    at_buf_puts(&body, "{\"errors\":[{\"code\":\"BAD_REQUEST\",\"message\":");
-    at_buf_json_str(&body, msg, strlen(msg));
-    at_buf_puts(&body, "}]}");
     at_buf_printf(&out,
-                  "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                  "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
                   "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                  status, node_http__status_reason(status), body.len);
-    at_buf_append(&out, body.data, body.len);
+                  status, node_http__status_reason(status), type, body->len);
+    at_buf_append(&out, body->data, body->len);
     w = node_http__write_new(c, out.len);
     memcpy(w->data, out.data, out.len);
-    at_buf_release(&body);
     at_buf_release(&out);
     if (c->state != CONN_STOP)
         node_http__conn_move(c, CONN_STOP);
     node_http__resp_move(c, RESP_SENDING);
     c->flags |= CF_CLOSE_AFTER;
     node_http__conn_write(c, w, error_on_written);
+}
+
+/* Answer a malformed request with a JSON error and close. */
+static void send_error(struct node_http_conn *c, int status, const char *msg)
+{
+    struct at_buf body;
+
+    at_buf_init(&body, 0);
+    at_buf_puts(&body, "{\"errors\":[{\"code\":\"BAD_REQUEST\",\"message\":");
+    at_buf_json_str(&body, msg, strlen(msg));
+    at_buf_puts(&body, "}]}");
+    send_answer(c, status, "application/json", &body);
+    at_buf_release(&body);
+}
+
+/* A TLS handshake record (0x16, then version 3.x) where the first request
+ * should start: a client speaking HTTPS to this plain HTTP port. */
+static bool is_tls_hello(const struct node_http_conn *c)
+{
+    return (c->flags & CF_FIRST_REQUEST) &&
+           (c->state == CONN_IDLE || c->state == CONN_HEAD) && c->in != NULL &&
+           c->in_len >= 1 && (unsigned char)c->in[0] == 0x16 &&
+           (c->in_len < 2 || (unsigned char)c->in[1] == 0x03);
 }
 
 static void parse_error(struct node_http_conn *c, llhttp_errno_t err)
@@ -254,6 +275,21 @@ static void parse_error(struct node_http_conn *c, llhttp_errno_t err)
         status = c->err_status;
         reason = status == 414 ? "request target too long"
                                : "request header fields too large";
+    }
+    if (is_tls_hello(c)) {
+        /* A plain answer the client shows (Go: "server gave HTTP response
+         * to HTTPS client"); not worth more than a debug line, as clients
+         * with TLS verification off try HTTPS first on every request. */
+        struct at_buf body;
+
+        LOG_DEBUG("conn %s: TLS hello on a plain HTTP port: answered 400",
+                  c->peer);
+        node_http__conn_detach_req(c);
+        at_buf_init(&body, 0);
+        at_buf_puts(&body, "this port speaks plain HTTP\n");
+        send_answer(c, 400, "text/plain", &body);
+        at_buf_release(&body);
+        return;
     }
     if (c->state == CONN_IDLE || c->state == CONN_HEAD) {
         LOG_INFO("malformed request from %s: %s", c->peer, reason);

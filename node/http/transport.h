@@ -1,5 +1,5 @@
 /* The byte stream under an HTTP connection: TCP, in-memory for tests and
- * fuzzing, later TLS. The connection calls only these operations.
+ * fuzzing, TLS over either. The connection calls only these operations.
  *
  * A transport follows libuv's rules: callbacks never run from inside the
  * call that arms them, a write's callback runs exactly once (UV_ECANCELED
@@ -43,6 +43,10 @@ struct node_http_twrite {
     union {
         uv_write_t uv;       /* tcp: the libuv request */
         struct at_list link; /* mem: pending until flushed */
+        struct {
+            struct at_list link; /* waiting for its records to be written */
+            uint64_t seq;        /* the last record chunk holding its bytes */
+        } tls;
     } u;
 };
 
@@ -67,7 +71,9 @@ struct node_http_transport_ops {
      * Send up to len bytes of fd from off straight to the peer, without
      * blocking; only with no write queued. Returns bytes sent (> 0), 0 when
      * the file has no byte at off, UV_EAGAIN when the peer cannot take more
-     * now (then wait_writable), or another negative UV error. */
+     * now (then wait_writable), or another negative UV error. TCP sends
+     * with sendfile(2); TLS reads a large piece and encrypts it into its
+     * own bounded queue ("sent" then means queued there). */
     ssize_t (*sendfile)(struct node_http_transport *t,
                         int fd,
                         uint64_t off,
@@ -122,5 +128,23 @@ int node_http__mem_flush(struct node_http_transport *t);
 void node_http__mem_eof(struct node_http_transport *t);
 /* True for a transport made by node_http__mem_new. */
 bool node_http__is_mem(const struct node_http_transport *t);
+
+/* ---- tls.c: TLS over another transport (tls_ctx.h: its contexts) ---- */
+
+struct node_http_tls;
+
+/* A TLS server transport over lower (ownership passes, also on failure),
+ * using tls's current context: new connections take the newest context,
+ * each keeps the one it started with. Returns 0 with *out, or a negative
+ * UV error (lower is closed then). */
+int node_http__tls_wrap(struct node_http_tls *tls,
+                        uv_loop_t *loop,
+                        struct node_http_transport *lower,
+                        struct node_http_transport **out);
+/* Test seams: bytes the transport holds for the peer (encrypted, not yet
+ * through the lower transport), and the
+ * negotiated protocol version ("TLSv1.3"), or "" before the handshake. */
+size_t node_http__tls_held(const struct node_http_transport *t);
+const char *node_http__tls_version(const struct node_http_transport *t);
 
 #endif /* NODE_HTTP_TRANSPORT_H */

@@ -117,7 +117,16 @@ class RawGarbageTest(BadInputBase):
         self.exchange(os.urandom(100), shutdown_write=True)
 
     def test_tls_client_hello(self):
-        self.exchange(client_hello())
+        # A plain-text 400 rather than a JSON error: the client speaks TLS
+        # (Go clients then report "server gave HTTP response to HTTPS
+        # client"); test_tls.py checks the log side.
+        reply, closed = raw_exchange(self.node.port, client_hello(),
+                                     timeout=RAW_TIMEOUT)
+        status, _, body = parse_raw_response(reply)
+        self.assertEqual(status, 400, reply[:300])
+        if harness.is_atoll():
+            self.assertEqual(body, b"this port speaks plain HTTP\n")
+            self.assertTrue(closed)
 
     def test_http2_preface(self):
         preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000")

@@ -267,6 +267,41 @@ static void test_config_errors(void **state)
                  "value 'many'");
 }
 
+/* TLS: the certificate and key come as a pair, from any source. */
+static void test_config_tls(void **state)
+{
+    const char *a_pair[] = { "--tls-cert", "/c.pem", "--tls-key=/k.pem", NULL };
+    const char *e_pair[] = { "ATOLL_TLS_CERT=/ec.pem", "ATOLL_TLS_KEY=/ek.pem",
+                             NULL };
+    const char *a_cert[] = { "--tls-cert", "/c.pem", NULL };
+    const char *e_key[] = { "ATOLL_TLS_KEY=/k.pem", NULL };
+    char *yaml = write_temp("tls_cert: /y.pem\ntls_key: /yk.pem\n");
+    const char *a_yaml[] = { "--config", yaml, NULL };
+    struct node_config c;
+    char errmsg[AT_ERRMSG_SIZE];
+    AT_UNUSED(state);
+
+    assert_int_equal(load(&c, NULL, NULL, errmsg), 0);
+    assert_string_equal(c.tls_cert, "");
+    assert_string_equal(c.tls_key, "");
+    node_config_release(&c);
+    assert_int_equal(load(&c, a_pair, NULL, errmsg), 0);
+    assert_string_equal(c.tls_cert, "/c.pem");
+    assert_string_equal(c.tls_key, "/k.pem");
+    node_config_release(&c);
+    assert_int_equal(load(&c, NULL, e_pair, errmsg), 0);
+    assert_string_equal(c.tls_cert, "/ec.pem");
+    assert_string_equal(c.tls_key, "/ek.pem");
+    node_config_release(&c);
+    assert_int_equal(load(&c, a_yaml, NULL, errmsg), 0);
+    assert_string_equal(c.tls_cert, "/y.pem");
+    assert_string_equal(c.tls_key, "/yk.pem");
+    node_config_release(&c);
+    expect_error(a_cert, NULL, "tls_cert is set, tls_key is not");
+    expect_error(NULL, e_key, "tls_key is set, tls_cert is not");
+    drop_temp(yaml);
+}
+
 /* Run load with stdout sent to /dev/null (usage goes there). */
 static int load_quiet(struct node_config *c, const char **argv, char *errmsg)
 {
@@ -448,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_config_help),
         cmocka_unit_test(test_config_usage),
         cmocka_unit_test(test_config_cluster),
+        cmocka_unit_test(test_config_tls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

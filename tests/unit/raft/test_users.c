@@ -240,6 +240,9 @@ static void test_replay(void **state)
     struct meta_fsm f, g;
     struct names n1, n2;
     AT_UNUSED(state);
+    /* commands carry the proposer's clock: the same on both replicas */
+    meta__cmd_clock = fake_clock;
+    fake_ms = 5678;
     meta_fsm_init(&f, 100);
     meta_fsm_init(&g, 100);
     const char *names[] = { "zed", "amy", "Bob", "carl" };
@@ -268,6 +271,7 @@ static void test_replay(void **state)
     assert_string_equal(n1.text, "r1,r2");
     meta_fsm_release(&f);
     meta_fsm_release(&g);
+    meta__cmd_clock = at_wall_ms;
 }
 
 static void test_snapshot(void **state)

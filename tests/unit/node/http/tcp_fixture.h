@@ -389,6 +389,11 @@ struct cli {
     int fd;
     char buf[1 << 16];
     size_t len;
+    /* Optional, set after cli_connect: a layer over fd (test_tls: TLS),
+     * with recv(2)/send(2)'s results and errno; NULL: the socket. */
+    ssize_t (*recv_fn)(struct cli *c, void *p, size_t n);
+    ssize_t (*send_fn)(struct cli *c, const void *p, size_t n);
+    void *data; /* the layer's */
 };
 
 struct resp {
@@ -422,7 +427,8 @@ static FIX_UNUSED int send_all(struct cli *c, const void *p, size_t n)
     const char *s = p;
 
     while (n > 0) {
-        ssize_t w = send(c->fd, s, n, MSG_NOSIGNAL);
+        ssize_t w = c->send_fn != NULL ? c->send_fn(c, s, n)
+                                       : send(c->fd, s, n, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
@@ -446,7 +452,10 @@ static FIX_UNUSED ssize_t cli_fill(struct cli *c)
     if (c->len == sizeof(c->buf))
         return -1;
     do {
-        n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+        if (c->recv_fn != NULL)
+            n = c->recv_fn(c, c->buf + c->len, sizeof(c->buf) - c->len);
+        else
+            n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
     } while (n < 0 && errno == EINTR);
     if (n > 0)
         c->len += (size_t)n;

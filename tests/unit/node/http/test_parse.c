@@ -88,7 +88,18 @@ static void test_limits_and_garbage(void **state)
         expect_error(cl, strlen(cl), 400);
         expect_error(te, strlen(te), 400);
     }
-    expect_error((const char *)hello, sizeof(hello), 400);
+    {
+        /* A TLS hello on this plain port: a plain answer saying so. */
+        struct cli c;
+        struct resp r;
+
+        assert_int_equal(cli_connect(&c, g_port), 0);
+        send_all(&c, hello, sizeof(hello));
+        assert_int_equal(read_resp(&c, &r, false), 0);
+        assert_int_equal(r.status, 400);
+        assert_string_equal(r.body, "this port speaks plain HTTP\n");
+        expect_closed(&c, &r);
+    }
 }
 
 /* ---- over the in-memory transport ---- */
