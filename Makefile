@@ -55,7 +55,7 @@ LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) \
 LIB      := $(BUILD)/libatoll.a
 BIN      := $(BUILD)/atoll
 
-.PHONY: all deps run test unit asan release bench fuzz fuzz-short clean cluster \
+.PHONY: all deps run test unit asan release bench bench-https fuzz fuzz-short clean cluster \
 	format format-check check-deps
 .DEFAULT_GOAL := all
 .SECONDARY: $(PROTO_GEN_C) $(PROTO_GEN_H)
@@ -121,6 +121,12 @@ release:
 bench: deps
 	@$(MAKE) --no-print-directory BUILD=build/release OPT="-O2 -g" all
 	python3 tests/bench/run-bench build/release/atoll
+	python3 tests/bench/https-bench build/release/atoll
+
+# Only the HTTPS + authentication comparison (tests/bench/https-bench).
+bench-https: deps
+	@$(MAKE) --no-print-directory BUILD=build/release OPT="-O2 -g" all
+	python3 tests/bench/https-bench build/release/atoll
 
 # libFuzzer targets are built with clang into build/fuzz (their own build dir).
 FUZZ_BUILD := build/fuzz
