@@ -2,94 +2,11 @@
  * a node's API or peer listener. */
 #include "common/compat.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <jansson.h>
 
 #include "common/common.h"
 #include "node/cli.h"
 #include "proto/peer.h"
-
-#define REPLY_MAX (16 * 1024 * 1024)
-
-/* see cli.h */
-int node_cli_http(const char *method,
-                  const char *addr,
-                  const char *path,
-                  const char *authz,
-                  const char *json,
-                  char **body)
-{
-    const char *colon = strrchr(addr, ':');
-    struct addrinfo hints;
-    struct addrinfo *res = NULL;
-    struct at_buf b;
-    char *host;
-    char *req = NULL;
-    char chunk[16384];
-    struct timeval tv = { .tv_sec = 60 };
-    int fd = -1;
-    int status = AT_EIO;
-    ssize_t n;
-    char *sep;
-
-    if (colon == NULL)
-        return AT_EINVAL;
-    host = at_strndup(addr, (size_t)(colon - addr));
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0) {
-        free(host);
-        return AT_EINVAL;
-    }
-    fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0) {
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    }
-    if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0)
-        goto out;
-    /* the peer protocol version is for the peer listener (the API port
-     * ignores it) */
-    req = at_asprintf(
-        "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
-        "%s: %d\r\n%s%s%s"
-        "Content-Type: application/json\r\n"
-        "Content-Length: %zu\r\n\r\n%s",
-        method, path, addr, PROTO_PEER_VERSION_HEADER, PROTO_PEER_VERSION,
-        authz != NULL ? "Authorization: " : "", authz != NULL ? authz : "",
-        authz != NULL ? "\r\n" : "", json != NULL ? strlen(json) : 0,
-        json != NULL ? json : "");
-    if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
-        goto out;
-    at_buf_init(&b, REPLY_MAX);
-    while ((n = read(fd, chunk, sizeof(chunk))) > 0) {
-        if (at_buf_append(&b, chunk, (size_t)n) != 0)
-            break;
-    }
-    if (b.len > 12 && strncmp(b.data, "HTTP/1.", 7) == 0) {
-        status = (b.data[9] - '0') * 100 + (b.data[10] - '0') * 10 +
-                 (b.data[11] - '0');
-        sep = strstr(b.data, "\r\n\r\n");
-        *body = at_strdup(sep != NULL ? sep + 4 : "");
-    } else {
-        status = AT_EPROTO;
-    }
-    at_buf_release(&b);
-out:
-    if (req != NULL) {
-        explicit_bzero(req, strlen(req));
-        free(req);
-    }
-    if (fd >= 0)
-        close(fd);
-    freeaddrinfo(res);
-    free(host);
-    return status;
-}
 
 /* method path on host:port with an optional Bearer secret and JSON body
  * (node_cli_http). */
