@@ -23,6 +23,6 @@ NODE_OCI_SRCS := node/oci/names.c node/oci/route.c node/oci/router.c \
 	node/oci/listing.c node/oci/blobs.c node/oci/uploads.c \
 	node/oci/manifests.c node/oci/manifest_parse.c
 NODE_LIB_SRCS := $(NODE_HTTP_SRCS) $(NODE_REPLY_SRCS) $(NODE_AUTH_SRCS) \
-	$(NODE_CLUSTER_SRCS) $(NODE_OCI_SRCS) node/config.c node/server.c node/cli.c node/cli_accounts.c node/front.c \
+	$(NODE_CLUSTER_SRCS) $(NODE_OCI_SRCS) node/config.c node/server.c node/cli.c node/cli_accounts.c node/cli_token.c node/front.c \
 	node/admin.c node/accounts.c node/token.c node/token_http.c node/metrics.c
 NODE_ALLOW := common proto storage raft node
