@@ -93,9 +93,10 @@ static char *authorization(const struct opts *o)
     struct at_buf b;
 
     if (file == NULL || file[0] == '\0') {
-        fprintf(stderr, "atoll token: want --user ADMIN "
-                        "--user-password-file FILE or --cluster-secret-file "
-                        "FILE\n");
+        fprintf(stderr,
+                "atoll token: want --user ADMIN "
+                "--user-password-file FILE or --cluster-secret-file "
+                "FILE\n");
         return NULL;
     }
     secret = node_cli_read_secret(file);
@@ -155,8 +156,8 @@ static int rotate(const struct opts *o)
 static int keys(const struct opts *o)
 {
     char *answer = NULL;
-    int status = node_cli_http("GET", o->addr, "/_atoll/token/jwks", NULL,
-                               NULL, &answer);
+    int status = node_cli_http("GET", o->addr, "/_atoll/token/jwks", NULL, NULL,
+                               &answer);
     json_t *doc = status == 200
                       ? json_loads(answer != NULL ? answer : "", 0, NULL)
                       : NULL;
