@@ -9,6 +9,7 @@
 #include "node/cluster/replicate.h"
 #include "node/metrics.h"
 #include "node/reply/reply.h"
+#include "node/token.h"
 
 /* see admin.h */
 bool node_admin_path(const char *path)
@@ -91,6 +92,10 @@ void node_admin_handle(struct node_api *api, struct node_http_req *req)
     }
     if (node_accounts_path(path)) {
         node_accounts_handle(api, req);
+        return;
+    }
+    if (node_token_path(path)) {
+        node_token_handle(api, req);
         return;
     }
     at_buf_init(&b, 0);

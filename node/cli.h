@@ -21,6 +21,10 @@ int node_cli_gc(int argc, char **argv);
  * $ATOLL_CLUSTER_SECRET_FILE). */
 int node_cli_users(int argc, char **argv);
 int node_cli_robots(int argc, char **argv);
+/* atoll token rotate|keys (cli_token.c): POST /_atoll/token-keys/rotate
+ * as an admin user or with the cluster secret; the kids of
+ * /_atoll/token/jwks. */
+int node_cli_token(int argc, char **argv);
 
 /* ---- shared by the subcommands ---- */
 

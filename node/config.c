@@ -195,6 +195,24 @@ static const struct opt opts[] = {
       "how long verified credentials are remembered (0s: bcrypt on every "
       "request)",
       false, false, NULL },
+    { "token_issuer", "--token-issuer", "ATOLL_TOKEN_ISSUER", OPT_STRING,
+      F(token_issuer), "atoll",
+      "issuer (iss) of the bearer tokens of /_atoll/token; the same on "
+      "every node",
+      false, false, NULL },
+    { "token_service", "--token-service", "ATOLL_TOKEN_SERVICE", OPT_STRING,
+      F(token_service), "atoll",
+      "service name of the bearer tokens (their aud, and service= in "
+      "challenges); the same on every node",
+      false, false, NULL },
+    { "token_realm", "--token-realm", "ATOLL_TOKEN_REALM", OPT_STRING,
+      F(token_realm), "",
+      "token endpoint URL announced in Bearer challenges; empty: "
+      "<scheme>://<Host header>/_atoll/token",
+      false, false, NULL },
+    { "token_ttl", "--token-ttl", "ATOLL_TOKEN_TTL", OPT_DURATION,
+      F(token_ttl_ms), "300s", "lifetime of bearer tokens (at least 60s)",
+      false, false, NULL },
 };
 
 #undef F
@@ -711,6 +729,10 @@ static int check_config(const struct node_config *c, char *errmsg)
         at_errmsg_printf(errmsg,
                          "target_voters must be 1, 3 or 5 (got %" PRIu64 ")",
                          c->target_voters);
+        return AT_EINVAL;
+    }
+    if (c->token_ttl_ms < 60000) {
+        at_errmsg_printf(errmsg, "token_ttl must be at least 60s");
         return AT_EINVAL;
     }
     if (c->bcrypt_cost < 4 || c->bcrypt_cost > 31) {

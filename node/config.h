@@ -47,6 +47,10 @@ struct node_config {
     uint64_t bcrypt_cost;       /* 10 (4..31): new password hashes */
     char *htpasswd;             /* "": none; else node-local users */
     uint64_t auth_cache_ttl_ms; /* 60s: verified credentials kept */
+    char *token_issuer;         /* "atoll": iss of bearer tokens */
+    char *token_service;        /* "atoll": aud, the challenge's service */
+    char *token_realm;          /* "": <scheme>://<host>/_atoll/token */
+    uint64_t token_ttl_ms;      /* 300s (>= 60s): bearer token lifetime */
 };
 
 /* Fill defaults, then the YAML file named by --config / ATOLL_CONFIG, then

@@ -29,6 +29,7 @@
 #include "node/oci/router.h"
 #include "node/reply/reply.h"
 #include "node/server.h"
+#include "node/token.h"
 #include "proto/peer.h"
 
 #define JOIN_MARKER      "join-pending"
@@ -100,6 +101,7 @@ static int split_listen(const char *listen, char **host, int *port)
 static void server_free(struct node_server *s)
 {
     node_peer_api_release(&s->peer_api);
+    node_token_close(s->api.token); /* a start that failed */
     if (s->lock_fd >= 0)
         close(s->lock_fd);
     free(s->name);
@@ -354,6 +356,19 @@ static int start_auth(struct node_server *s, char *errmsg)
     return node_auth_new(&s->api.auth, s->loop, &acfg, errmsg);
 }
 
+/* The token service (keys come from the FSM once it is open). */
+static int start_token(struct node_server *s, char *errmsg)
+{
+    struct node_token_config tcfg = {
+        .issuer = s->cfg->token_issuer,
+        .service = s->cfg->token_service,
+        .realm = s->cfg->token_realm,
+        .ttl_ms = s->cfg->token_ttl_ms,
+        .grant = node_token_grant_default,
+    };
+    return node_token_new(&s->api.token, &s->api, &tcfg, errmsg);
+}
+
 /* Bind the API listener and, with a cluster secret, the peer listener;
  * then the addresses other nodes reach them on are known. */
 static int start_listeners(struct node_server *s,
@@ -513,6 +528,8 @@ int node_server_start(struct node_server **out,
         goto err_after_storage;
     }
     rv = start_auth(s, errmsg);
+    if (rv == 0)
+        rv = start_token(s, errmsg);
     if (rv != 0)
         goto err_after_storage;
     rv = start_listeners(s, host, port, peer_host, peer_port, errmsg);
@@ -618,6 +635,8 @@ static void on_http_stopped(void *data)
     node_placement_stop(&s->api);
     node_auth_close(s->api.auth); /* frees itself once the pool is done */
     s->api.auth = NULL;
+    node_token_close(s->api.token); /* freed once its requests end */
+    s->api.token = NULL;
     s->api.meta = NULL;
     meta_close(s->meta, on_meta_closed, s);
 }

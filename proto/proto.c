@@ -272,6 +272,10 @@ static int command_check(const Atoll__Command *c, char *errmsg)
     case ATOLL__COMMAND__OP_ROBOT_REMOVE:
         ok = account_ok(c);
         break;
+    case ATOLL__COMMAND__OP_TOKEN_KEY_PUT:
+        ok = c->token_key_put != NULL && name_ok(c->token_key_put->kid) &&
+             name_ok(c->token_key_put->private_key_pem);
+        break;
     default:
         at_errmsg_printf(errmsg, "unknown command op %d", (int)c->op_case);
         return AT_EPROTO;

@@ -393,6 +393,30 @@ static int build_account_remove(const struct meta_cmd *mc,
     return pack(&c, mc->request_id, alloc, out, len, errmsg);
 }
 
+static int build_token_key_put(const struct meta_cmd *mc,
+                               proto_alloc_fn alloc,
+                               void **out,
+                               size_t *len,
+                               char *errmsg)
+{
+    const struct meta_token_key_put *k = &mc->token_key_put;
+    Atoll__Command c = ATOLL__COMMAND__INIT;
+    Atoll__TokenKeyPut o = ATOLL__TOKEN_KEY_PUT__INIT;
+
+    if (!meta_token_kid_ok(k->kid) || k->pem == NULL ||
+        strlen(k->pem) > META_TOKEN_PEM_MAX) {
+        at_errmsg_printf(errmsg, "bad token key id or PEM");
+        return AT_EINVAL;
+    }
+    o.kid = (char *)k->kid;
+    o.private_key_pem = (char *)k->pem;
+    o.created_ms = meta__cmd_clock();
+    o.if_none = k->if_none;
+    c.op_case = ATOLL__COMMAND__OP_TOKEN_KEY_PUT;
+    c.token_key_put = &o;
+    return pack(&c, mc->request_id, alloc, out, len, errmsg);
+}
+
 /* see command.h */
 int meta__cmd_pack(const struct meta_cmd *c,
                    const char *store,
@@ -429,6 +453,8 @@ int meta__cmd_pack(const struct meta_cmd *c,
     case META_CMD_USER_REMOVE:
     case META_CMD_ROBOT_REMOVE:
         return build_account_remove(c, alloc, out, len, errmsg);
+    case META_CMD_TOKEN_KEY_PUT:
+        return build_token_key_put(c, alloc, out, len, errmsg);
     }
     at_errmsg_printf(errmsg, "unknown command kind %d", (int)c->kind);
     return AT_EINVAL;

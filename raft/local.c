@@ -8,6 +8,7 @@
 #include "raft/gc.h"
 #include "raft/internal.h"
 #include "raft/settings.h"
+#include "raft/token_keys.h"
 #include "raft/users.h"
 
 /* see meta.h */
@@ -73,6 +74,20 @@ void meta_users_list(struct meta *m, meta_user_cb each, void *data)
 void meta_robots_list(struct meta *m, meta_robot_cb each, void *data)
 {
     meta__robots_each(&m->fsm, true, each, data);
+}
+
+/* see meta.h */
+size_t meta_token_keys_list(struct meta *m, meta_token_key_cb each, void *data)
+{
+    meta__token_keys_each(&m->fsm, each, data);
+    return m->fsm.ntkeys;
+}
+
+/* see meta.h */
+uint64_t meta_token_keys_version(struct meta *m)
+{
+    const struct meta_fsm *f = &m->fsm;
+    return f->ntkeys > 0 ? f->tkeys[f->ntkeys - 1].pub.index : 0;
 }
 
 /* see meta.h */

@@ -174,6 +174,7 @@ enum meta_cmd_kind {
     META_CMD_USER_REMOVE,
     META_CMD_ROBOT_PUT,
     META_CMD_ROBOT_REMOVE,
+    META_CMD_TOKEN_KEY_PUT,
 };
 
 struct meta_manifest_put {
@@ -287,6 +288,12 @@ struct meta_robot_put {
 struct meta_account_remove {
     const char *name;
 };
+/* A token signing key (see the token keys section below). */
+struct meta_token_key_put {
+    const char *kid; /* meta_token_kid_ok */
+    const char *pem; /* private key, PEM; never logged */
+    bool if_none; /* only if there is no key yet (else META_ACCOUNT_EXISTS) */
+};
 
 struct meta_cmd {
     enum meta_cmd_kind kind; /* says which member of the union is set */
@@ -306,6 +313,7 @@ struct meta_cmd {
         struct meta_account_remove user_remove;
         struct meta_robot_put robot_put;
         struct meta_account_remove robot_remove;
+        struct meta_token_key_put token_key_put;
     };
 };
 
@@ -437,6 +445,36 @@ const struct meta_robot *meta_robot_get(struct meta *m, const char *name);
 /* Every user (robot) applied here, sorted by name. */
 void meta_users_list(struct meta *m, meta_user_cb each, void *data);
 void meta_robots_list(struct meta *m, meta_robot_cb each, void *data);
+
+/* ---- token signing keys ----
+ * The keys that sign bearer tokens (TokenKeyPut, META_CMD_TOKEN_KEY_PUT,
+ * in snapshots), replicated so that every node verifies every node's
+ * tokens. The private key is in the log and in snapshots as PEM: who can
+ * read a raft directory can sign tokens. Apply appends a key and keeps
+ * the newest META_TOKEN_KEYS_KEEP; the newest one signs, the others still
+ * verify until they drop out. A put with if_none is refused
+ * (META_ACCOUNT_EXISTS) when a key exists, so that nodes making the first
+ * key at once agree on one; a kid already kept is refused the same way.
+ * Apply checks shapes only (kid characters, PEM size and armour): the
+ * node checks that the PEM holds a key of that kid when it loads it. */
+#define META_TOKEN_KEYS_KEEP 3
+#define META_TOKEN_KID_MAX   64
+#define META_TOKEN_PEM_MAX   4096
+/* [A-Za-z0-9_-]{1,64} */
+bool meta_token_kid_ok(const char *kid);
+struct meta_token_key {
+    const char *kid;
+    const char *pem;
+    uint64_t created_ms;
+    uint64_t index; /* log index of its TokenKeyPut */
+};
+typedef void (*meta_token_key_cb)(void *data, const struct meta_token_key *k);
+/* Each key applied here, oldest first (the last one signs), borrowed for
+ * the call; returns how many. */
+size_t meta_token_keys_list(struct meta *m, meta_token_key_cb each, void *data);
+/* Changes whenever the key set does: the log index of the newest key (0
+ * without keys). */
+uint64_t meta_token_keys_version(struct meta *m);
 
 /* Tagged pushes applied here (PutManifest with a tag) while recording is
  * on (local: the placement prefetcher turns it on when a rule names this

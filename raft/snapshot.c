@@ -17,6 +17,7 @@
 #include "raft/gc.h"
 #include "raft/nodes.h"
 #include "raft/settings.h"
+#include "raft/token_keys.h"
 #include "raft/users.h"
 
 #define DKEY(d) ((d)->bytes), AT_DIGEST_LEN
@@ -80,6 +81,11 @@ struct job_robot {
     uint64_t expires_ms, created_ms, index;
 };
 
+struct job_tkey {
+    size_t kid, pem; /* arena offsets */
+    uint64_t created_ms, index;
+};
+
 /* A growable array of fixed-size items. */
 struct vec {
     void *p; /* owned */
@@ -90,7 +96,7 @@ struct meta_snap_job {
     uint64_t applied_index, applied_count, hash;
     struct vec arena; /* chars: every string (NUL-terminated) and byte */
     struct vec repos, tags, digests, mfs, blobs, strs, reqs, nodes, settings;
-    struct vec users, robots, perms;
+    struct vec users, robots, perms, tkeys;
 };
 
 static void *vec_push(struct vec *v, size_t size, size_t n)
@@ -189,6 +195,16 @@ static void job_robot_add(void *data, const struct meta_robot *r)
     jr->index = r->index;
 }
 
+static void job_tkey_add(void *data, const struct meta_token_key *k)
+{
+    struct meta_snap_job *j = data;
+    struct job_tkey *jk = vec_push(&j->tkeys, sizeof(*jk), 1);
+    jk->kid = arena_str(j, k->kid);
+    jk->pem = arena_str(j, k->pem);
+    jk->created_ms = k->created_ms;
+    jk->index = k->index;
+}
+
 /* see snapshot.h */
 struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
 {
@@ -201,7 +217,7 @@ struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
     struct vec *all[] = { &j->arena, &j->repos,    &j->tags,  &j->digests,
                           &j->mfs,   &j->blobs,    &j->strs,  &j->reqs,
                           &j->nodes, &j->settings, &j->users, &j->robots,
-                          &j->perms };
+                          &j->perms, &j->tkeys };
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         all[i]->len = 0;
     j->applied_index = f->applied_index;
@@ -290,6 +306,7 @@ struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
     meta__settings_each(f, job_setting_add, j);
     meta__users_each(f, false, job_user_add, j);
     meta__robots_each(f, false, job_robot_add, j);
+    meta__token_keys_each(f, job_tkey_add, j);
     return j;
 }
 
@@ -301,7 +318,7 @@ void meta_snap_job_free(struct meta_snap_job *j)
     struct vec *all[] = { &j->arena, &j->repos,    &j->tags,  &j->digests,
                           &j->mfs,   &j->blobs,    &j->strs,  &j->reqs,
                           &j->nodes, &j->settings, &j->users, &j->robots,
-                          &j->perms };
+                          &j->perms, &j->tkeys };
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         at_free(all[i]->p);
     at_free(j);
@@ -321,7 +338,8 @@ size_t meta_snap_job_size(const struct meta_snap_job *j)
            j->settings.cap * sizeof(struct job_setting) +
            j->users.cap * sizeof(struct job_user) +
            j->robots.cap * sizeof(struct job_robot) +
-           j->perms.cap * sizeof(struct job_perm);
+           j->perms.cap * sizeof(struct job_perm) +
+           j->tkeys.cap * sizeof(struct job_tkey);
 }
 
 /* see snapshot.h */
@@ -372,6 +390,8 @@ struct enc {
     Atoll__RobotPut *robots;
     Atoll__RobotPermission *perms;
     Atoll__RobotPermission **permp;
+    Atoll__SnapTokenKey *stkeys;
+    Atoll__TokenKeyPut *tkeys;
 };
 
 /* An arena string of the job j in scope. */
@@ -571,11 +591,34 @@ static void enc_robots(struct enc *e, const struct meta_snap_job *j)
         s->robots[s->n_robots++] = &sr[i];
     }
 }
+
+static void enc_token_keys(struct enc *e, const struct meta_snap_job *j)
+{
+    Atoll__Snapshot *s = &e->s;
+    size_t n = j->tkeys.len;
+    Atoll__SnapTokenKey *sk = e->stkeys = at_calloc(n + 1, sizeof(*sk));
+    Atoll__TokenKeyPut *k = e->tkeys = at_calloc(n + 1, sizeof(*k));
+    s->token_keys = at_calloc(n + 1, sizeof(*s->token_keys));
+    for (size_t i = 0; i < n; i++) {
+        const struct job_tkey *jk = VEC_AT(&j->tkeys, struct job_tkey, i);
+        k[i] = (Atoll__TokenKeyPut)ATOLL__TOKEN_KEY_PUT__INIT;
+        k[i].kid = STR(jk->kid);
+        k[i].private_key_pem = STR(jk->pem);
+        k[i].created_ms = jk->created_ms;
+        sk[i] = (Atoll__SnapTokenKey)ATOLL__SNAP_TOKEN_KEY__INIT;
+        sk[i].key = &k[i];
+        sk[i].index = jk->index;
+        s->token_keys[s->n_token_keys++] = &sk[i];
+    }
+}
 #undef STR
 
 static void enc_release(struct enc *e)
 {
     Atoll__Snapshot *s = &e->s;
+    at_free(e->stkeys);
+    at_free(e->tkeys);
+    at_free(s->token_keys);
     at_free(e->susers);
     at_free(e->users);
     at_free(s->users);
@@ -629,6 +672,7 @@ int meta_snap_job_encode(const struct meta_snap_job *j,
     enc_settings(&e, j);
     enc_users(&e, j);
     enc_robots(&e, j);
+    enc_token_keys(&e, j);
     int rv = proto_snapshot_pack(&e.s, alloc, out, len, errmsg);
     enc_release(&e);
     return rv;
@@ -765,7 +809,8 @@ static int restore_into(struct meta_fsm *f,
                               strlen(ss->value)) != META_OK)
             goto dup;
     }
-    return meta__accounts_restore(f, s, errmsg);
+    int rv = meta__accounts_restore(f, s, errmsg);
+    return rv != 0 ? rv : meta__token_keys_restore(f, s, errmsg);
 dup:
     at_errmsg_printf(errmsg, "snapshot: duplicate record");
     return AT_ECORRUPT;

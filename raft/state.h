@@ -105,6 +105,9 @@ struct meta_fsm {
     struct at_map settings;    /* key -> struct meta_setting (settings.c) */
     struct at_map users;       /* name -> user record (owned, users.c) */
     struct at_map robots;      /* name -> robot record (owned, users.c) */
+    /* token signing keys, oldest first (owned, token_keys.c) */
+    struct meta_tkey *tkeys;
+    size_t ntkeys;
     /* Local, not in snapshots: tagged PutManifests applied while
      * pushes_record is set (the placement prefetcher drains them). */
     struct meta_push *pushes; /* owned */
