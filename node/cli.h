@@ -21,6 +21,10 @@ int node_cli_gc(int argc, char **argv);
  * $ATOLL_CLUSTER_SECRET_FILE). */
 int node_cli_users(int argc, char **argv);
 int node_cli_robots(int argc, char **argv);
+/* atoll policy get|set FILE|reset (cli_policy.c): /_atoll/policy on a
+ * node's API, with the same AUTH as atoll users (a password from
+ * --user-password-file only). */
+int node_cli_policy(int argc, char **argv);
 
 /* ---- shared by the subcommands ---- */
 

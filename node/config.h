@@ -47,6 +47,7 @@ struct node_config {
     uint64_t bcrypt_cost;       /* 10 (4..31): new password hashes */
     char *htpasswd;             /* "": none; else node-local users */
     uint64_t auth_cache_ttl_ms; /* 60s: verified credentials kept */
+    char *auth; /* "auto" | "on" | "off": access control on the API */
 };
 
 /* Fill defaults, then the YAML file named by --config / ATOLL_CONFIG, then

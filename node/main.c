@@ -126,6 +126,8 @@ static void usage(FILE *f)
             "users help)\n"
             "  robots    list | add NAME --permission GLOB:ACTIONS | remove "
             "NAME\n"
+            "  policy    get | set FILE | reset: the access policy (atoll "
+            "policy help)\n"
             "  version   print the version\n"
             "  help      this text\n");
 }
@@ -148,6 +150,8 @@ int main(int argc, char **argv)
         return node_cli_users(argc - 2, argv + 2);
     if (strcmp(argv[1], "robots") == 0)
         return node_cli_robots(argc - 2, argv + 2);
+    if (strcmp(argv[1], "policy") == 0)
+        return node_cli_policy(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("atoll %s\n", ATOLL_VERSION);
         return 0;

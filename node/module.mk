@@ -11,7 +11,7 @@ NODE_HTTP_SRCS := node/http/conn.c node/http/tcp.c node/http/mem.c \
 	node/http/url.c node/http/tls.c node/http/tls_ctx.c
 NODE_REPLY_SRCS := node/reply/context.c node/reply/reply.c
 NODE_AUTH_SRCS := node/auth/bcrypt.c node/auth/basic.c node/auth/cache.c \
-	node/auth/htpasswd.c node/auth/verify.c node/auth/source.c
+	node/auth/htpasswd.c node/auth/verify.c node/auth/source.c node/auth/access.c
 NODE_CLUSTER_SRCS := node/cluster/peer.c node/cluster/peer_front.c node/cluster/peer_reply.c \
 	node/cluster/peer_raft.c node/cluster/peer_leader.c \
 	node/cluster/peer_members.c node/cluster/peer_blobs.c \
@@ -22,6 +22,6 @@ NODE_OCI_SRCS := node/oci/names.c node/oci/route.c node/oci/router.c \
 	node/oci/listing.c node/oci/blobs.c node/oci/uploads.c \
 	node/oci/manifests.c node/oci/manifest_parse.c
 NODE_LIB_SRCS := $(NODE_HTTP_SRCS) $(NODE_REPLY_SRCS) $(NODE_AUTH_SRCS) \
-	$(NODE_CLUSTER_SRCS) $(NODE_OCI_SRCS) node/config.c node/server.c node/cli.c node/cli_accounts.c node/front.c \
-	node/admin.c node/accounts.c node/metrics.c
+	$(NODE_CLUSTER_SRCS) $(NODE_OCI_SRCS) node/config.c node/server.c node/cli.c node/cli_accounts.c node/cli_policy.c node/front.c node/gate.c \
+	node/admin.c node/accounts.c node/policy.c node/metrics.c
 NODE_ALLOW := common proto storage raft node

@@ -8,6 +8,7 @@
 
 #include "raft/gc.h"
 #include "raft/nodes.h"
+#include "raft/policy.h"
 #include "raft/settings.h"
 #include "raft/snapshot.h"
 #include "raft/users.h"
@@ -52,6 +53,7 @@ void meta_fsm_release(struct meta_fsm *f)
     at_free(f->gc_removed);
     meta__settings_release(f);
     meta__accounts_release(f);
+    meta__policy_release(f);
     meta_pushes_free(f->pushes, f->npushes);
     memset(f, 0, sizeof(*f));
 }
@@ -306,6 +308,9 @@ int meta_fsm_apply(struct meta_fsm *f,
         break;
     case ATOLL__COMMAND__OP_ROBOT_REMOVE:
         res = meta__robot_remove(f, c->robot_remove->name);
+        break;
+    case ATOLL__COMMAND__OP_POLICY_SET:
+        res = meta__policy_set(f, index, c->policy_set);
         break;
     default:
         res = META_INVALID; /* unpack rejects unknown ops already */

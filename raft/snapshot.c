@@ -16,6 +16,7 @@
 
 #include "raft/gc.h"
 #include "raft/nodes.h"
+#include "raft/policy.h"
 #include "raft/settings.h"
 #include "raft/users.h"
 
@@ -91,6 +92,7 @@ struct meta_snap_job {
     struct vec arena; /* chars: every string (NUL-terminated) and byte */
     struct vec repos, tags, digests, mfs, blobs, strs, reqs, nodes, settings;
     struct vec users, robots, perms;
+    struct meta_policy_snap *policy; /* owned; NULL: none set */
 };
 
 static void *vec_push(struct vec *v, size_t size, size_t n)
@@ -290,6 +292,8 @@ struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
     meta__settings_each(f, job_setting_add, j);
     meta__users_each(f, false, job_user_add, j);
     meta__robots_each(f, false, job_robot_add, j);
+    meta__policy_snap_free(j->policy);
+    j->policy = meta__policy_snap_take(f);
     return j;
 }
 
@@ -304,6 +308,7 @@ void meta_snap_job_free(struct meta_snap_job *j)
                           &j->perms };
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         at_free(all[i]->p);
+    meta__policy_snap_free(j->policy);
     at_free(j);
 }
 
@@ -629,6 +634,8 @@ int meta_snap_job_encode(const struct meta_snap_job *j,
     enc_settings(&e, j);
     enc_users(&e, j);
     enc_robots(&e, j);
+    if (j->policy != NULL)
+        e.s.policy = meta__policy_snap_msg(j->policy);
     int rv = proto_snapshot_pack(&e.s, alloc, out, len, errmsg);
     enc_release(&e);
     return rv;
@@ -765,7 +772,8 @@ static int restore_into(struct meta_fsm *f,
                               strlen(ss->value)) != META_OK)
             goto dup;
     }
-    return meta__accounts_restore(f, s, errmsg);
+    int rv = meta__accounts_restore(f, s, errmsg);
+    return rv != 0 ? rv : meta__policy_restore(f, s, errmsg);
 dup:
     at_errmsg_printf(errmsg, "snapshot: duplicate record");
     return AT_ECORRUPT;

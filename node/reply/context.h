@@ -18,6 +18,7 @@ struct node_gc;
 struct node_placer;
 struct node_verify;
 struct node_auth;
+struct node_access;
 
 struct node_api {
     uv_loop_t *loop;               /* borrowed */
@@ -44,6 +45,9 @@ struct node_api {
     /* owned (node/auth/): who is asking; made at start, node_auth_close
      * at stop */
     struct node_auth *auth;
+    /* owned (node/auth/access.c): the callers of requests in flight, made
+     * on first use; node_access_close at stop */
+    struct node_access *access;
     bool stopping;
     /* counters for /metrics */
     uint64_t bytes_in;
