@@ -137,6 +137,12 @@ class PolicyTest(ClusterTestCase):
                     self.assertIn("UNAUTHORIZED", r.error_codes())
                 if status == 403:
                     self.assertIn("DENIED", r.error_codes())
+        # the catalog names only what the caller may pull
+        for who, want in (("anonymous", []), ("reader", ["lib/app"]),
+                          ("robot", ["lib/app"]), ("admin", ["lib/app"])):
+            r = nodes[2].request("GET", "/v2/_catalog",
+                                 headers=self.callers[who])
+            self.assertEqual(r.json()["repositories"], want, who)
         # wrong credentials are 401 whoever they name
         for hdrs in (basic("reader", "wrong-pass"), basic("nobody"),
                      {"Authorization": "Bearer not-a-token"},
