@@ -8,6 +8,7 @@
 #include "node/cluster/placement.h"
 #include "node/cluster/replicate.h"
 #include "node/metrics.h"
+#include "node/policy.h"
 #include "node/reply/reply.h"
 #include "node/token.h"
 
@@ -88,6 +89,10 @@ void node_admin_handle(struct node_api *api, struct node_http_req *req)
     }
     if (strcmp(path, "/_atoll/gc") == 0 && api->gc != NULL) {
         node_gc_handle(api->gc, req);
+        return;
+    }
+    if (strcmp(path, "/_atoll/policy") == 0) {
+        node_policy_handle(api, req);
         return;
     }
     if (node_accounts_path(path)) {

@@ -25,6 +25,10 @@ int node_cli_robots(int argc, char **argv);
  * as an admin user or with the cluster secret; the kids of
  * /_atoll/token/jwks. */
 int node_cli_token(int argc, char **argv);
+/* atoll policy get|set FILE|reset (cli_policy.c): /_atoll/policy on a
+ * node's API, with the same AUTH as atoll users (a password from
+ * --user-password-file only). */
+int node_cli_policy(int argc, char **argv);
 
 /* ---- shared by the subcommands ---- */
 

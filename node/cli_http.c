@@ -90,8 +90,8 @@ int node_cli_http(const char *method,
     at_buf_init(&a.body, REPLY_MAX);
     /* the peer protocol version is for the peer listener (the API port
      * ignores it) */
-    version = at_asprintf("%s: %d", PROTO_PEER_VERSION_HEADER,
-                          PROTO_PEER_VERSION);
+    version =
+        at_asprintf("%s: %d", PROTO_PEER_VERSION_HEADER, PROTO_PEER_VERSION);
     hdrs = curl_slist_append(hdrs, version);
     hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
     hdrs = curl_slist_append(hdrs, "Expect:");
@@ -121,8 +121,8 @@ int node_cli_http(const char *method,
     else if (rc == CURLE_SSL_CACERT || rc == CURLE_PEER_FAILED_VERIFICATION ||
              rc == CURLE_SSL_CONNECT_ERROR)
         fprintf(stderr,
-                "atoll: %s: %s (set ATOLL_CACERT to the CA's PEM file)\n",
-                addr, errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc));
+                "atoll: %s: %s (set ATOLL_CACERT to the CA's PEM file)\n", addr,
+                errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc));
     curl_easy_cleanup(c);
     curl_slist_free_all(hdrs);
     if (auth != NULL) {

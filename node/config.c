@@ -41,6 +41,7 @@ static int check_role(const char *v, char *why, size_t whylen);
 static int check_advertise(const char *v, char *why, size_t whylen);
 static int check_read_consistency(const char *v, char *why, size_t whylen);
 static int check_min_copies(const char *v, char *why, size_t whylen);
+static int check_auth(const char *v, char *why, size_t whylen);
 
 #define F(field) offsetof(struct node_config, field)
 
@@ -213,6 +214,10 @@ static const struct opt opts[] = {
     { "token_ttl", "--token-ttl", "ATOLL_TOKEN_TTL", OPT_DURATION,
       F(token_ttl_ms), "300s", "lifetime of bearer tokens (at least 60s)",
       false, false, NULL },
+    { "auth", "--auth", "ATOLL_AUTH", OPT_STRING, F(auth), "auto",
+      "access control on the API: auto (on once a user, robot account, "
+      "htpasswd user or policy exists), on, or off",
+      false, false, check_auth },
 };
 
 #undef F
@@ -311,6 +316,14 @@ static int check_read_consistency(const char *v, char *why, size_t whylen)
     if (strcmp(v, "linearizable") == 0 || strcmp(v, "local") == 0)
         return 0;
     snprintf(why, whylen, "want linearizable or local");
+    return AT_EINVAL;
+}
+
+static int check_auth(const char *v, char *why, size_t whylen)
+{
+    if (strcmp(v, "auto") == 0 || strcmp(v, "on") == 0 || strcmp(v, "off") == 0)
+        return 0;
+    snprintf(why, whylen, "want auto, on or off");
     return AT_EINVAL;
 }
 

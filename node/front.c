@@ -3,6 +3,7 @@
 
 #include "node/admin.h"
 #include "node/front.h"
+#include "node/gate.h"
 #include "node/oci/router.h"
 
 struct min_wait {
@@ -10,12 +11,18 @@ struct min_wait {
     struct node_http_req *req; /* one reference */
 };
 
-static void dispatch(struct node_api *api, struct node_http_req *req)
+static void route(struct node_api *api, struct node_http_req *req)
 {
     if (node_admin_path(node_http_req_path(req)))
         node_admin_handle(api, req);
     else
         node_oci_handle(api, req);
+}
+
+/* Access control first (node/gate.c), then the endpoint. */
+static void dispatch(struct node_api *api, struct node_http_req *req)
+{
+    node_gate_run(api, req, route);
 }
 
 static void min_index_reached(void *data, int status, uint64_t index)

@@ -128,6 +128,8 @@ static void usage(FILE *f)
             "NAME\n"
             "  token     rotate (a new signing key) | keys (atoll token "
             "help)\n"
+            "  policy    get | set FILE | reset: the access policy (atoll "
+            "policy help)\n"
             "  version   print the version\n"
             "  help      this text\n");
 }
@@ -152,6 +154,8 @@ int main(int argc, char **argv)
         return node_cli_robots(argc - 2, argv + 2);
     if (strcmp(argv[1], "token") == 0)
         return node_cli_token(argc - 2, argv + 2);
+    if (strcmp(argv[1], "policy") == 0)
+        return node_cli_policy(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("atoll %s\n", ATOLL_VERSION);
         return 0;

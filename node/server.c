@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "node/auth/access.h"
 #include "node/auth/auth.h"
 #include "node/cluster/fetch.h"
 #include "node/cluster/gc.h"
@@ -633,6 +634,7 @@ static void on_http_stopped(void *data)
     node_gc_stop(s->api.gc); /* frees itself once idle */
     s->api.gc = NULL;
     node_placement_stop(&s->api);
+    node_access_close(&s->api);
     node_auth_close(s->api.auth); /* frees itself once the pool is done */
     s->api.auth = NULL;
     node_token_close(s->api.token); /* freed once its requests end */

@@ -188,6 +188,21 @@ static bool account_ok(const Atoll__Command *c)
     }
 }
 
+/* PolicySet: every string present and bounded (raft/ checks globs,
+ * names and counts against its own limits). */
+static bool policy_ok(const Atoll__PolicySet *o)
+{
+    if (o == NULL || o->n_rules > PROTO_ACCT_LIST_MAX * 16)
+        return false;
+    for (size_t i = 0; i < o->n_rules; i++) {
+        const Atoll__PolicyRule *r = o->rules[i];
+        if (r == NULL || !name_ok(r->repository) ||
+            !strs_ok(r->n_users, r->users) || !strs_ok(r->n_groups, r->groups))
+            return false;
+    }
+    return true;
+}
+
 /* Field checks shared by pack and unpack: a well-formed op. */
 static int command_check(const Atoll__Command *c, char *errmsg)
 {
@@ -275,6 +290,9 @@ static int command_check(const Atoll__Command *c, char *errmsg)
     case ATOLL__COMMAND__OP_TOKEN_KEY_PUT:
         ok = c->token_key_put != NULL && name_ok(c->token_key_put->kid) &&
              name_ok(c->token_key_put->private_key_pem);
+        break;
+    case ATOLL__COMMAND__OP_POLICY_SET:
+        ok = policy_ok(c->policy_set);
         break;
     default:
         at_errmsg_printf(errmsg, "unknown command op %d", (int)c->op_case);

@@ -417,6 +417,66 @@ static int build_token_key_put(const struct meta_cmd *mc,
     return pack(&c, mc->request_id, alloc, out, len, errmsg);
 }
 
+static bool policy_rule_ok(const struct meta_policy_rule *r)
+{
+    bool ok =
+        meta_repo_glob_ok(r->repository) &&
+        r->nusers <= META_POLICY_SUBJECTS_MAX &&
+        r->ngroups <= META_POLICY_SUBJECTS_MAX &&
+        (r->users != NULL || r->nusers == 0) &&
+        (r->groups != NULL || r->ngroups == 0) &&
+        (r->actions & ~META_ACTIONS_ALL) == 0 &&
+        (r->nusers > 0 || r->ngroups > 0 || r->anonymous || r->authenticated);
+    for (size_t i = 0; ok && i < r->nusers; i++)
+        ok = meta_user_name_ok(r->users[i]);
+    for (size_t i = 0; ok && i < r->ngroups; i++)
+        ok = meta_user_name_ok(r->groups[i]);
+    return ok;
+}
+
+static int build_policy_set(const struct meta_cmd *mc,
+                            proto_alloc_fn alloc,
+                            void **out,
+                            size_t *len,
+                            char *errmsg)
+{
+    const struct meta_policy_set *p = &mc->policy_set;
+    size_t n = p->reset ? 0 : p->nrules;
+    bool ok = n <= META_POLICY_RULES_MAX && (p->rules != NULL || n == 0);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = policy_rule_ok(&p->rules[i]);
+    if (!ok) {
+        at_errmsg_printf(errmsg, "bad policy rule (glob, names or actions)");
+        return AT_EINVAL;
+    }
+    Atoll__Command c = ATOLL__COMMAND__INIT;
+    Atoll__PolicySet o = ATOLL__POLICY_SET__INIT;
+    Atoll__PolicyRule *rs = at_calloc(n + 1, sizeof(*rs));
+    Atoll__PolicyRule **rp = at_calloc(n + 1, sizeof(*rp));
+    for (size_t i = 0; i < n; i++) {
+        const struct meta_policy_rule *r = &p->rules[i];
+        rs[i] = (Atoll__PolicyRule)ATOLL__POLICY_RULE__INIT;
+        rs[i].repository = (char *)r->repository;
+        rs[i].n_users = r->nusers;
+        rs[i].users = (char **)r->users;
+        rs[i].n_groups = r->ngroups;
+        rs[i].groups = (char **)r->groups;
+        rs[i].anonymous = r->anonymous;
+        rs[i].authenticated = r->authenticated;
+        rs[i].actions = r->actions;
+        rp[i] = &rs[i];
+    }
+    o.n_rules = n;
+    o.rules = rp;
+    o.reset = p->reset;
+    c.op_case = ATOLL__COMMAND__OP_POLICY_SET;
+    c.policy_set = &o;
+    int rv = pack(&c, mc->request_id, alloc, out, len, errmsg);
+    at_free(rp);
+    at_free(rs);
+    return rv;
+}
+
 /* see command.h */
 int meta__cmd_pack(const struct meta_cmd *c,
                    const char *store,
@@ -455,6 +515,8 @@ int meta__cmd_pack(const struct meta_cmd *c,
         return build_account_remove(c, alloc, out, len, errmsg);
     case META_CMD_TOKEN_KEY_PUT:
         return build_token_key_put(c, alloc, out, len, errmsg);
+    case META_CMD_POLICY_SET:
+        return build_policy_set(c, alloc, out, len, errmsg);
     }
     at_errmsg_printf(errmsg, "unknown command kind %d", (int)c->kind);
     return AT_EINVAL;

@@ -8,6 +8,7 @@
 
 #include "raft/gc.h"
 #include "raft/nodes.h"
+#include "raft/policy.h"
 #include "raft/settings.h"
 #include "raft/snapshot.h"
 #include "raft/token_keys.h"
@@ -54,6 +55,7 @@ void meta_fsm_release(struct meta_fsm *f)
     meta__settings_release(f);
     meta__accounts_release(f);
     meta__token_keys_release(f);
+    meta__policy_release(f);
     meta_pushes_free(f->pushes, f->npushes);
     memset(f, 0, sizeof(*f));
 }
@@ -311,6 +313,9 @@ int meta_fsm_apply(struct meta_fsm *f,
         break;
     case ATOLL__COMMAND__OP_TOKEN_KEY_PUT:
         res = meta__token_key_put(f, index, c->token_key_put);
+        break;
+    case ATOLL__COMMAND__OP_POLICY_SET:
+        res = meta__policy_set(f, index, c->policy_set);
         break;
     default:
         res = META_INVALID; /* unpack rejects unknown ops already */

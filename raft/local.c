@@ -7,6 +7,7 @@
 
 #include "raft/gc.h"
 #include "raft/internal.h"
+#include "raft/policy.h"
 #include "raft/settings.h"
 #include "raft/token_keys.h"
 #include "raft/users.h"
@@ -62,6 +63,19 @@ const struct meta_user *meta_user_get(struct meta *m, const char *name)
 const struct meta_robot *meta_robot_get(struct meta *m, const char *name)
 {
     return meta__robot_find(&m->fsm, name);
+}
+
+/* see meta.h */
+const struct meta_policy *meta_policy_get(struct meta *m)
+{
+    return meta__policy_find(&m->fsm);
+}
+
+/* see meta.h */
+bool meta_access_defined(struct meta *m)
+{
+    return m->fsm.users.len > 0 || m->fsm.robots.len > 0 ||
+           m->fsm.policy != NULL;
 }
 
 /* see meta.h */

@@ -175,6 +175,7 @@ enum meta_cmd_kind {
     META_CMD_ROBOT_PUT,
     META_CMD_ROBOT_REMOVE,
     META_CMD_TOKEN_KEY_PUT,
+    META_CMD_POLICY_SET,
 };
 
 struct meta_manifest_put {
@@ -294,6 +295,13 @@ struct meta_token_key_put {
     const char *pem; /* private key, PEM; never logged */
     bool if_none; /* only if there is no key yet (else META_ACCOUNT_EXISTS) */
 };
+struct meta_policy_rule; /* see the access policy section below */
+/* Replace the access policy by nrules rules (reset: remove it). */
+struct meta_policy_set {
+    const struct meta_policy_rule *rules;
+    size_t nrules;
+    bool reset;
+};
 
 struct meta_cmd {
     enum meta_cmd_kind kind; /* says which member of the union is set */
@@ -314,6 +322,7 @@ struct meta_cmd {
         struct meta_robot_put robot_put;
         struct meta_account_remove robot_remove;
         struct meta_token_key_put token_key_put;
+        struct meta_policy_set policy_set;
     };
 };
 
@@ -475,6 +484,59 @@ size_t meta_token_keys_list(struct meta *m, meta_token_key_cb each, void *data);
 /* Changes whenever the key set does: the log index of the newest key (0
  * without keys). */
 uint64_t meta_token_keys_version(struct meta *m);
+
+/* ---- access policy ----
+ * Which callers may pull, push, delete or overwrite (META_ACTION_*) which
+ * repositories: a list of rules replaced as a whole by PolicySet
+ * (META_CMD_POLICY_SET), in snapshots. A rule names callers (users,
+ * groups, anonymous callers, every authenticated caller) and a repository
+ * glob (a star matches within one path level, two stars across levels). Among
+ * the rules whose glob matches the repository and that name the caller, the
+ * ones with the longest glob decide: their actions, added up (a rule with
+ * no action denies). No rule: nothing allowed. Admin users and robot
+ * accounts are not decided by the policy (the node's gate). */
+#define META_POLICY_RULES_MAX    1000 /* rules of a policy */
+#define META_POLICY_SUBJECTS_MAX 32   /* users, and groups, of one rule */
+
+struct meta_policy_rule {
+    const char *repository;   /* glob (meta_repo_glob_ok) */
+    const char *const *users; /* nusers user names */
+    size_t nusers;
+    const char *const *groups; /* ngroups group names */
+    size_t ngroups;
+    bool anonymous;     /* callers without credentials */
+    bool authenticated; /* every caller with valid credentials */
+    unsigned actions;   /* META_ACTION_* bits; 0: none */
+};
+struct meta_policy {
+    const struct meta_policy_rule *rules;
+    size_t nrules;
+    uint64_t index; /* log index of the PolicySet that set it */
+};
+/* Who asks, for a decision. */
+struct meta_caller {
+    const char *user;          /* NULL: anonymous */
+    const char *const *groups; /* ngroups, borrowed */
+    size_t ngroups;
+};
+
+/* Does glob match the whole repository name repo? A star matches any
+ * run of characters but '/', two stars any run at all (so a glob "a/"
+ * then two stars matches "a/b" and "a/b/c", not "a"). Linear in the
+ * product of the lengths. */
+bool meta_repo_glob_match(const char *glob, const char *repo);
+/* The actions rules[0..n) allow caller c on repo (longest match, see
+ * above). Pure: for tests and for the gate. */
+unsigned meta_policy_decide(const struct meta_policy_rule *rules,
+                            size_t n,
+                            const struct meta_caller *c,
+                            const char *repo);
+/* The policy applied here (borrowed until control returns to the loop),
+ * or NULL when none was ever set (or the last PolicySet reset it). */
+const struct meta_policy *meta_policy_get(struct meta *m);
+/* True once any user, robot account or policy is applied here: the node's
+ * access control turns itself on (auth auto). */
+bool meta_access_defined(struct meta *m);
 
 /* Tagged pushes applied here (PutManifest with a tag) while recording is
  * on (local: the placement prefetcher turns it on when a rule names this

@@ -16,6 +16,7 @@
 
 #include "raft/gc.h"
 #include "raft/nodes.h"
+#include "raft/policy.h"
 #include "raft/settings.h"
 #include "raft/token_keys.h"
 #include "raft/users.h"
@@ -97,6 +98,7 @@ struct meta_snap_job {
     struct vec arena; /* chars: every string (NUL-terminated) and byte */
     struct vec repos, tags, digests, mfs, blobs, strs, reqs, nodes, settings;
     struct vec users, robots, perms, tkeys;
+    struct meta_policy_snap *policy; /* owned; NULL: none set */
 };
 
 static void *vec_push(struct vec *v, size_t size, size_t n)
@@ -307,6 +309,8 @@ struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
     meta__users_each(f, false, job_user_add, j);
     meta__robots_each(f, false, job_robot_add, j);
     meta__token_keys_each(f, job_tkey_add, j);
+    meta__policy_snap_free(j->policy);
+    j->policy = meta__policy_snap_take(f);
     return j;
 }
 
@@ -321,6 +325,7 @@ void meta_snap_job_free(struct meta_snap_job *j)
                           &j->perms, &j->tkeys };
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         at_free(all[i]->p);
+    meta__policy_snap_free(j->policy);
     at_free(j);
 }
 
@@ -673,6 +678,8 @@ int meta_snap_job_encode(const struct meta_snap_job *j,
     enc_users(&e, j);
     enc_robots(&e, j);
     enc_token_keys(&e, j);
+    if (j->policy != NULL)
+        e.s.policy = meta__policy_snap_msg(j->policy);
     int rv = proto_snapshot_pack(&e.s, alloc, out, len, errmsg);
     enc_release(&e);
     return rv;
@@ -810,7 +817,9 @@ static int restore_into(struct meta_fsm *f,
             goto dup;
     }
     int rv = meta__accounts_restore(f, s, errmsg);
-    return rv != 0 ? rv : meta__token_keys_restore(f, s, errmsg);
+    if (rv == 0)
+        rv = meta__token_keys_restore(f, s, errmsg);
+    return rv != 0 ? rv : meta__policy_restore(f, s, errmsg);
 dup:
     at_errmsg_printf(errmsg, "snapshot: duplicate record");
     return AT_ECORRUPT;

@@ -75,6 +75,8 @@ struct meta_noderec {
     bool standby;
 };
 
+struct policy_rec;
+
 struct meta_fsm {
     struct at_map nodes; /* raw id (8 bytes) -> struct meta_noderec (owned) */
     uint64_t nodes_version;  /* bumped on every change of nodes (local) */
@@ -108,6 +110,7 @@ struct meta_fsm {
     /* token signing keys, oldest first (owned, token_keys.c) */
     struct meta_tkey *tkeys;
     size_t ntkeys;
+    struct policy_rec *policy; /* owned (policy.c); NULL: none set */
     /* Local, not in snapshots: tagged PutManifests applied while
      * pushes_record is set (the placement prefetcher drains them). */
     struct meta_push *pushes; /* owned */

@@ -19,6 +19,7 @@ struct node_placer;
 struct node_verify;
 struct node_auth;
 struct node_token;
+struct node_access;
 
 struct node_api {
     uv_loop_t *loop;               /* borrowed */
@@ -48,6 +49,9 @@ struct node_api {
     /* owned (node/token.c): bearer tokens; made at start,
      * node_token_close at stop */
     struct node_token *token;
+    /* owned (node/auth/access.c): the callers of requests in flight, made
+     * on first use; node_access_close at stop */
+    struct node_access *access;
     bool stopping;
     /* counters for /metrics */
     uint64_t bytes_in;

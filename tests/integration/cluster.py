@@ -324,10 +324,11 @@ class Cluster:
     def wait_serving(self, timeout=30):
         """Wait until every live node answers a linearizable read
         (GET /v2/_catalog) with 200: right after an election reads may get
-        503 UNAVAILABLE until the new leader's barrier commits."""
+        503 UNAVAILABLE until the new leader's barrier commits. With access
+        control on, an anonymous 401 comes after the same barrier."""
         def serving():
-            return all(n.request("GET", "/v2/_catalog", timeout=5).status == 200
-                       for n in self.live())
+            return all(n.request("GET", "/v2/_catalog", timeout=5).status
+                       in (200, 401) for n in self.live())
         wait_for(serving, timeout, what="every node serving consistent reads")
 
     def wait_caught_up(self, node, timeout=30):

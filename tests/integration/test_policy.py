@@ -1,0 +1,249 @@
+"""Access policy and its enforcement on every API endpoint (issue 12):
+the matrix of actions by callers on a three-node cluster, requests spread
+over the nodes; a policy change made on one node holding on the others
+at once; 401 and 403 bodies; access control staying off without
+accounts (auth auto) and forced off or on."""
+import base64
+import hashlib
+import json
+import os
+
+import harness
+import images
+from cluster import ClusterTestCase
+from harness import ATOLL_BIN, with_query
+
+FAST = ("--bcrypt-cost", "4")
+PW = "password-1"
+
+POLICY = {"rules": [
+    {"repository": "lib/**", "subjects": ["group:readers"],
+     "actions": ["pull"]},
+    {"repository": "lib/**", "subjects": ["group:writers"],
+     "actions": ["pull", "push", "delete"]},
+    {"repository": "public/**", "subjects": ["anonymous", "authenticated"],
+     "actions": ["pull"]},
+]}
+
+
+def basic(user, password=PW):
+    raw = f"{user}:{password}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+def digest(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class PolicyTest(ClusterTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        c = cls.start_class_cluster(3, prefix="pol", extra=FAST)
+        cls.bearer = {"Authorization": f"Bearer {c.secret}"}
+        n0 = c.nodes[0]
+        for name, body in (
+                ("reader", {"groups": ["readers"]}),
+                ("writer", {"groups": ["writers"]}),
+                ("boss", {"admin": True})):
+            body.update(name=name, password=PW)
+            r = n0.request("POST", "/_atoll/users", headers=cls.bearer,
+                           body=json.dumps(body).encode())
+            assert r.status == 201, r
+        r = n0.request("POST", "/_atoll/robots", headers=cls.bearer,
+                       body=json.dumps({"name": "ci", "permissions": [
+                           {"repository": "lib/**",
+                            "actions": ["pull", "push"]}]}).encode())
+        assert r.status == 201, r
+        cls.robot = {"Authorization": "Basic " + base64.b64encode(
+            f"robot$ci:{r.json()['secret']}".encode()).decode()}
+        r = n0.request("PUT", "/_atoll/policy", headers=cls.bearer,
+                       body=json.dumps(POLICY).encode())
+        assert r.status == 200, r
+        cls.img = images.small("pol")
+        r = cls.push(n0, "lib/app", "v1", cls.bearer)
+        assert r.status == 201, r
+        cls.callers = {"anonymous": {}, "reader": basic("reader"),
+                       "writer": basic("writer"), "robot": cls.robot,
+                       "admin": basic("boss")}
+
+    @classmethod
+    def push(cls, node, repo, tag, hdrs):
+        img = cls.img
+        for blob in (img.config, img.layers[0]):
+            r = node.request("POST", f"/v2/{repo}/blobs/uploads/",
+                             headers=hdrs)
+            if r.status != 202:
+                return r
+            r = node.request("PUT", with_query(r.header("location"),
+                                               f"digest={digest(blob)}"),
+                             body=blob, headers=dict(
+                                 hdrs, **{"Content-Type":
+                                          "application/octet-stream"}))
+            if r.status != 201:
+                return r
+        return node.request("PUT", f"/v2/{repo}/manifests/{tag}",
+                            body=img.manifest, headers=dict(
+                                hdrs, **{"Content-Type":
+                                         images.OCI_MANIFEST}))
+
+    def tearDown(self):
+        self.assert_nodes_alive()
+
+    def test_matrix(self):
+        nodes = self.cluster.nodes
+        img = self.img
+        missing = "sha256:" + "0" * 64
+        acts = {
+            "pull": ("GET", "/v2/lib/app/manifests/v1"),
+            "pull blob": ("HEAD", f"/v2/lib/app/blobs/{digest(img.config)}"),
+            "push": ("POST", "/v2/lib/app/blobs/uploads/"),
+            "delete": ("DELETE", f"/v2/lib/app/manifests/{missing}"),
+            "tags": ("GET", "/v2/lib/app/tags/list"),
+            "public pull": ("GET", "/v2/public/x/tags/list"),
+            "other repo": ("GET", "/v2/other/app/tags/list"),
+            "catalog": ("GET", "/v2/_catalog"),
+            "base": ("GET", "/v2/"),
+            "admin": ("GET", "/_atoll/placement"),
+        }
+        order = ["anonymous", "reader", "writer", "robot", "admin"]
+        matrix = {  # anonymous, reader, writer, robot, admin
+            "pull":        (401, 200, 200, 200, 200),
+            "pull blob":   (401, 200, 200, 200, 200),
+            "push":        (401, 403, 202, 202, 202),
+            "delete":      (401, 403, 404, 403, 404),
+            "tags":        (401, 200, 200, 200, 200),
+            "public pull": (404, 404, 404, 403, 404),
+            "other repo":  (401, 403, 403, 403, 404),
+            "catalog":     (200, 200, 200, 200, 200),
+            "base":        (401, 200, 200, 200, 200),
+            "admin":       (401, 403, 403, 403, 200),
+        }
+        i = 0
+        for act, want in matrix.items():
+            method, path = acts[act]
+            for who, status in zip(order, want):
+                node = nodes[i % 3]
+                i += 1
+                r = node.request(method, path, headers=self.callers[who])
+                self.assertEqual(r.status, status,
+                                 f"{act} as {who} on {node.name}: {r!r}")
+                if status == 401:
+                    self.assertEqual(r.header("www-authenticate"),
+                                     'Basic realm="atoll"')
+                if method == "HEAD":
+                    continue  # no body
+                if status == 401:
+                    self.assertIn("UNAUTHORIZED", r.error_codes())
+                if status == 403:
+                    self.assertIn("DENIED", r.error_codes())
+        # the catalog names only what the caller may pull
+        for who, want in (("anonymous", []), ("reader", ["lib/app"]),
+                          ("robot", ["lib/app"]), ("admin", ["lib/app"])):
+            r = nodes[2].request("GET", "/v2/_catalog",
+                                 headers=self.callers[who])
+            self.assertEqual(r.json()["repositories"], want, who)
+        # wrong credentials are 401 whoever they name
+        for hdrs in (basic("reader", "wrong-pass"), basic("nobody"),
+                     {"Authorization": "Bearer not-a-token"},
+                     {"Authorization": "Basic !!"}):
+            r = nodes[1].request("GET", "/v2/", headers=hdrs)
+            self.assertEqual(r.status, 401, f"{hdrs}: {r!r}")
+        # open endpoints stay open
+        for path in ("/livez", "/readyz", "/metrics", "/_atoll/status",
+                     "/_atoll/members"):
+            r = nodes[2].request("GET", path)
+            self.assertEqual(r.status, 200, f"{path}: {r!r}")
+
+    def test_change_on_one_node_holds_on_the_others_at_once(self):
+        c = self.cluster
+        a, b, d = c.nodes
+        reader = self.callers["reader"]
+        path = "/v2/lib/app/blobs/uploads/"
+        self.assertEqual(b.request("POST", path, headers=reader).status, 403)
+        grant = {"rules": POLICY["rules"] + [
+            {"repository": "lib/app", "subjects": ["user:reader"],
+             "actions": ["pull", "push"]}]}
+        pfile = os.path.join(c.tmp, "policy.json")
+        with open(pfile, "w") as f:
+            json.dump(grant, f)
+        p = harness.run_tool([ATOLL_BIN, "policy", "set", pfile, "--addr",
+                              a.addr, "--cluster-secret-file",
+                              c.secret_file], timeout=60)
+        self.assertIn('"index"', p.stdout)
+        # no X-Atoll-Min-Index: the gate's read barrier is enough
+        for n in (b, d):
+            r = n.request("POST", path, headers=reader)
+            self.assertEqual(r.status, 202, f"{n.name}: {r!r}")
+        # and back (as the admin user, over HTTP): revoked at once
+        r = a.request("PUT", "/_atoll/policy", headers=basic("boss"),
+                      body=json.dumps(POLICY).encode())
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.header("x-atoll-index"))
+        for n in (b, d):
+            r = n.request("POST", path, headers=reader)
+            self.assertEqual(r.status, 403, f"{n.name}: {r!r}")
+        p = harness.run_tool([ATOLL_BIN, "policy", "get", "--addr", d.addr,
+                              "--cluster-secret-file", c.secret_file],
+                             timeout=60)
+        doc = json.loads(p.stdout)
+        self.assertTrue(doc["set"])
+        self.assertEqual(len(doc["rules"]), 3)
+        self.assertEqual(doc["rules"][2]["subjects"],
+                         ["anonymous", "authenticated"])
+        # a non-admin may not change the policy; bad policies are 400
+        r = b.request("PUT", "/_atoll/policy", headers=self.callers["writer"],
+                      body=json.dumps(POLICY).encode())
+        self.assertEqual(r.status, 403, r)
+        for bad in ({"rules": [{"repository": "A", "subjects": ["anonymous"],
+                                "actions": []}]},
+                    {"rules": [{"repository": "a", "subjects": ["who"],
+                                "actions": []}]},
+                    {"rules": [{"repository": "a", "subjects": ["anonymous"],
+                                "actions": ["fly"]}]},
+                    {"nope": 1}):
+            r = b.request("PUT", "/_atoll/policy", headers=self.bearer,
+                          body=json.dumps(bad).encode())
+            self.assertEqual(r.status, 400, f"{bad}: {r!r}")
+        # the audit line names who, from where, the index
+        self.assertTrue(any("set the access policy" in n.log()
+                            for n in c.nodes))
+
+
+class AutoTest(ClusterTestCase):
+    """auth auto: open until the first account; auth off: always open."""
+
+    def test_auto_then_on_and_forced_off(self):
+        c = self.start_cluster(1, prefix="pauto", extra=FAST,
+                               per_node={})
+        n = c.nodes[0]
+        self.assertEqual(n.request("GET", "/v2/").status, 200)
+        self.assertEqual(n.request("POST", "/v2/x/blobs/uploads/").status,
+                         202)
+        bearer = {"Authorization": f"Bearer {c.secret}"}
+        r = n.request("PUT", "/_atoll/policy", headers=bearer,
+                      body=b'{"rules":[]}')
+        self.assertEqual(r.status, 200, r)
+        r = n.request("GET", "/v2/")
+        self.assertEqual(r.status, 401, r)
+        self.assertEqual(n.request("POST", "/v2/x/blobs/uploads/").status,
+                         401)
+        # the cluster secret may everything
+        self.assertEqual(n.request("POST", "/v2/x/blobs/uploads/",
+                                   headers=bearer).status, 202)
+        # reset: back to open (no account exists)
+        r = n.request("DELETE", "/_atoll/policy", headers=bearer)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(n.request("GET", "/v2/").status, 200)
+
+    def test_auth_off(self):
+        c = self.start_cluster(1, prefix="poff", extra=FAST + ("--auth",
+                                                                "off"))
+        n = c.nodes[0]
+        bearer = {"Authorization": f"Bearer {c.secret}"}
+        r = n.request("PUT", "/_atoll/policy", headers=bearer,
+                      body=b'{"rules":[]}')
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(n.request("GET", "/v2/").status, 200)
+        self.assertEqual(n.request("POST", "/v2/x/blobs/uploads/").status,
+                         202)
