@@ -59,8 +59,7 @@ static FILE *open_out(const char *dir,
     FILE *f;
 
     snprintf(path, pathlen, "%s/%s", dir, file);
-    fd = open(path,
-              O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL),
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL),
               mode);
     if (fd < 0) {
         fprintf(stderr, "atoll cert: '%s': %s%s\n", path, strerror(errno),
@@ -152,7 +151,10 @@ static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 
 /* A certificate for key named cn, valid days from now (backdated an hour
  * for clocks behind ours); issuer NULL: self-signed. */
-static X509 *cert_new(EVP_PKEY *key, const char *cn, uint64_t days, X509 *issuer)
+static X509 *cert_new(EVP_PKEY *key,
+                      const char *cn,
+                      uint64_t days,
+                      X509 *issuer)
 {
     X509 *x = X509_new();
     X509_NAME *name = X509_NAME_new();
@@ -164,13 +166,12 @@ static X509 *cert_new(EVP_PKEY *key, const char *cn, uint64_t days, X509 *issuer
          BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
     ok = ok && X509_gmtime_adj(X509_getm_notBefore(x), -3600) != NULL &&
          X509_time_adj_ex(X509_getm_notAfter(x), (int)days, 0, NULL) != NULL;
-    ok = ok && X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-                                          (const unsigned char *)cn, -1, -1,
-                                          0) == 1;
+    ok = ok &&
+         X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                                    (const unsigned char *)cn, -1, -1, 0) == 1;
     ok = ok && X509_set_subject_name(x, name) == 1 &&
-         X509_set_issuer_name(x, issuer != NULL
-                                     ? X509_get_subject_name(issuer)
-                                     : name) == 1;
+         X509_set_issuer_name(
+             x, issuer != NULL ? X509_get_subject_name(issuer) : name) == 1;
     ok = ok && X509_set_pubkey(x, key) == 1;
     BN_free(bn);
     X509_NAME_free(name);
@@ -184,8 +185,8 @@ static X509 *cert_new(EVP_PKEY *key, const char *cn, uint64_t days, X509 *issuer
 static int cmd_ca(const struct cert_args *a)
 {
     EVP_PKEY *key = EVP_EC_gen("P-256");
-    X509 *x = key != NULL ? cert_new(key, "atoll cluster CA", a->days, NULL)
-                          : NULL;
+    X509 *x =
+        key != NULL ? cert_new(key, "atoll cluster CA", a->days, NULL) : NULL;
     int rv = 1;
 
     if (x == NULL || add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE") ||

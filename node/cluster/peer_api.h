@@ -54,6 +54,13 @@ void node_peer_api_release(struct node_peer_api *api);
  * version. */
 void node_peer_api_handle(void *data, struct node_http_req *req);
 
+/* The tls_refused callback of the peer listener (data: the api): a peer
+ * refused at the TLS layer (no certificate, one from another CA, plain
+ * HTTP on the mutual TLS port, or, dialing, a server certificate that
+ * fails) gets one WARN line naming its address and why, at most one per
+ * host per rate-limit period (the count of the quiet ones follows). */
+void node_peer_tls_refused(void *data, const char *peer, const char *why);
+
 /* True when value is exactly "Bearer <secret>" (constant time in the
  * secret's length; false when secret is empty). */
 bool node_peer_auth_ok(const char *value, const char *secret);
