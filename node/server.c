@@ -406,6 +406,8 @@ static int start_listeners(struct node_server *s,
             return rv;
         }
         peer_port = node_http_port(s->peer_http);
+        if (cfg->peer_tls_ca[0] != '\0')
+            s->peer_api.tls_server = s->peer_http;
     } else {
         LOG_INFO("no cluster_secret: no peer listener, single node only");
     }

@@ -19,7 +19,10 @@ struct node_api;
 
 /* Everything the peer handlers reach; owned by node/server.c. */
 struct node_peer_api {
-    uv_loop_t *loop;        /* borrowed */
+    uv_loop_t *loop; /* borrowed */
+    /* borrowed: the peer listener when peer traffic is mutual TLS (its
+     * files dial the upload relay, node_http_dial_tls); NULL: plain */
+    struct node_http_server *tls_server;
     struct meta *meta;      /* borrowed; NULL until meta_open returned */
     struct node_peer *peer; /* borrowed: client for proxying to the leader */
     const char *secret;     /* borrowed; "" or NULL: every request is 401 */

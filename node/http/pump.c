@@ -33,8 +33,8 @@
 
 struct pchunk {
     union {
-        uv_write_t uv;               /* to the pair */
-        struct node_http_twrite tw;  /* to the transport */
+        uv_write_t uv;              /* to the pair */
+        struct node_http_twrite tw; /* to the transport */
     } w;
     struct node_http_pump *p; /* borrowed */
     size_t len;
@@ -42,11 +42,11 @@ struct pchunk {
 };
 
 struct node_http_pump {
-    uv_loop_t *loop;                /* borrowed */
-    uv_pipe_t pipe;                 /* our end of the pair */
-    struct node_http_transport *t;  /* owned once attached */
-    uv_tcp_t *tcp;                  /* owned while dialing */
-    void *ssl;                      /* owned while dialing (SSL *) */
+    uv_loop_t *loop;               /* borrowed */
+    uv_pipe_t pipe;                /* our end of the pair */
+    struct node_http_transport *t; /* owned once attached */
+    uv_tcp_t *tcp;                 /* owned while dialing */
+    void *ssl;                     /* owned while dialing (SSL *) */
     uv_connect_t conn;
     size_t to_pipe, to_t; /* bytes written each way, not yet through */
     bool t_ready;         /* t takes writes (its handshake is done) */
@@ -246,8 +246,8 @@ static void pump_update(struct node_http_pump *p)
     }
     if (p->t == NULL)
         return;
-    want_t = !p->t_end && (p->t_reading ? p->to_pipe < PUMP_HIGH
-                                        : p->to_pipe < PUMP_LOW);
+    want_t = !p->t_end &&
+             (p->t_reading ? p->to_pipe < PUMP_HIGH : p->to_pipe < PUMP_LOW);
     want_pipe = p->t_ready && !p->pipe_end &&
                 (p->pipe_reading ? p->to_t < PUMP_HIGH : p->to_t < PUMP_LOW);
     if (want_t != p->t_reading) {

@@ -4,6 +4,7 @@ push (a blob pulled on another node comes peer to peer over TLS), fails
 over; a node with a certificate from another CA, and one speaking plain
 HTTP, are refused at the TLS layer and the refusal is logged; and a TLS
 hello on a plaintext peer port gets the plain 400."""
+import hashlib
 import os
 import socket
 import ssl
@@ -122,10 +123,30 @@ class PeerTlsClusterTest(ClusterTestCase):
         wait_for(lambda: get_tag(n2, "tls/app", "v1").status == 200, 15,
                  what="tag on node 3")
         r = n2.request("GET", f"/v2/tls/app/blobs/"
-                       f"sha256:{__import__('hashlib').sha256(layer).hexdigest()}")
+                       f"sha256:{hashlib.sha256(layer).hexdigest()}")
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.body, layer)
         self.assertTrue(digest)
+
+        # The upload relay: POST on n0, PATCH through n1 and PUT through
+        # n2 are relayed to n0 over TLS; the blob is whole.
+        part1, part2 = os.urandom(3 << 20), os.urandom(1 << 20)
+        r = n0.request("POST", "/v2/tls/relay/blobs/uploads/")
+        self.assertEqual(r.status, 202, r)
+        loc = r.header("location")
+        octet = {"Content-Type": "application/octet-stream"}
+        r = c.nodes[1].request("PATCH", loc, body=part1, headers=octet,
+                               timeout=60)
+        self.assertEqual(r.status, 202, r)
+        loc = r.header("location")
+        d2 = "sha256:" + hashlib.sha256(part1 + part2).hexdigest()
+        sep = "&" if "?" in loc else "?"
+        r = n2.request("PUT", f"{loc}{sep}digest={d2}", body=part2,
+                       headers=octet, timeout=60)
+        self.assertEqual(r.status, 201, r)
+        r = n0.request("GET", f"/v2/tls/relay/blobs/{d2}")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body, part1 + part2)
 
         # Each refusal on its own node: the WARN is rate-limited per host.
         # Another CA (joining through n0), then plain HTTP (through n1).
