@@ -368,6 +368,8 @@ int node_http__tls_reload(struct node_http_tls *tls, char *errmsg)
         return rv;
     }
     ctx_refused_set(ctx, tls);
+    if (cctx != NULL)
+        ctx_refused_set(cctx, tls);
     SSL_CTX_free(tls->ctx);
     SSL_CTX_free(tls->cctx);
     tls->ctx = ctx;
@@ -485,6 +487,8 @@ int node_http__tls_open_peer(struct node_http_tls **out,
     tls->refused = f->refused;
     tls->refused_data = f->refused_data;
     ctx_refused_set(ctx, tls);
+    if (cctx != NULL)
+        ctx_refused_set(cctx, tls);
     tls->ctx = ctx;
     tls->cctx = cctx;
     tls->generation = 1;
