@@ -30,6 +30,10 @@
 #define PUMP_CHUNK (64 * 1024)
 #define PUMP_HIGH  (1024 * 1024)
 #define PUMP_LOW   (PUMP_HIGH / 2)
+/* A dial's TCP connect and TLS handshake together: the owner's own
+ * timeout closes its end sooner, but the pump only reads that end once the
+ * handshake is done, and a connect to a silent host lasts minutes. */
+#define PUMP_DIAL_MS 10000
 
 struct pchunk {
     union {
@@ -48,13 +52,14 @@ struct node_http_pump {
     uv_tcp_t *tcp;                 /* owned while dialing */
     void *ssl;                     /* owned while dialing (SSL *) */
     uv_connect_t conn;
+    uv_timer_t timer;     /* the dial's deadline */
     size_t to_pipe, to_t; /* bytes written each way, not yet through */
     bool t_ready;         /* t takes writes (its handshake is done) */
     bool pipe_reading, t_reading;
     bool t_end;    /* t's input ended: close once to_pipe is through */
     bool pipe_end; /* the owner's end went: t shuts down, then close */
     bool closing;
-    int refs; /* the pipe, t or the dialing tcp */
+    int refs; /* the pipe, the timer, t or the dialing tcp */
     char peer[64];
 };
 
@@ -68,7 +73,7 @@ static void pump_unref(struct node_http_pump *p)
     at_free(p);
 }
 
-static void on_pipe_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
     pump_unref(h->data);
 }
@@ -91,7 +96,8 @@ static void pump_close(struct node_http_pump *p)
     if (p->closing)
         return;
     p->closing = true;
-    uv_close((uv_handle_t *)&p->pipe, on_pipe_closed);
+    uv_close((uv_handle_t *)&p->pipe, on_handle_closed);
+    uv_close((uv_handle_t *)&p->timer, on_handle_closed);
     if (p->t != NULL)
         p->t->ops->close(p->t, on_t_closed);
     if (p->tcp != NULL) {
@@ -282,6 +288,7 @@ static void on_t_ready(struct node_http_transport *t, int status)
         return;
     }
     p->t_ready = true;
+    uv_timer_stop(&p->timer);
     pump_update(p);
 }
 
@@ -325,14 +332,17 @@ static int pump_alloc(uv_loop_t *loop,
     uv_pipe_init(loop, e, 0);
     p->pipe.data = p;
     e->data = NULL;
-    p->refs = 1;
+    uv_timer_init(loop, &p->timer);
+    p->timer.data = p;
+    p->refs = 2;
     /* uv_pipe_open makes both ends non-blocking. */
     if (uv_pipe_open(&p->pipe, fds[0]) != 0 || uv_pipe_open(e, fds[1]) != 0) {
         close(fds[0]);
         close(fds[1]);
         /* Never opened: the handles close at once. */
         p->closing = true;
-        uv_close((uv_handle_t *)&p->pipe, on_pipe_closed);
+        uv_close((uv_handle_t *)&p->pipe, on_handle_closed);
+        uv_close((uv_handle_t *)&p->timer, on_handle_closed);
         uv_close((uv_handle_t *)e, on_end_closed);
         return UV_EIO;
     }
@@ -357,6 +367,14 @@ int node_http__pump_new(uv_loop_t *loop,
 }
 
 /* ---- dialing ---- */
+
+static void on_dial_timeout(uv_timer_t *h)
+{
+    struct node_http_pump *p = h->data;
+
+    LOG_DEBUG("pump %s: no TLS connection after %d ms", p->peer, PUMP_DIAL_MS);
+    pump_close(p);
+}
 
 static void on_dial_connected(uv_connect_t *req, int status)
 {
@@ -422,6 +440,7 @@ int node_http_dial_tls(struct node_http_server *s,
     p->tcp->data = p;
     p->refs++;
     p->conn.data = p;
+    uv_timer_start(&p->timer, on_dial_timeout, PUMP_DIAL_MS, 0);
     rv = bind != NULL ? uv_tcp_bind(p->tcp, bind, 0) : 0;
     if (rv == 0)
         rv = uv_tcp_connect(&p->conn, p->tcp, sa, on_dial_connected);
