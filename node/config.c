@@ -61,6 +61,20 @@ static const struct opt opts[] = {
     { "tls_key", "--tls-key", "ATOLL_TLS_KEY", OPT_STRING, F(tls_key), "",
       "PEM file with the private key of tls_cert (not encrypted)", false, false,
       NULL },
+    { "peer_tls_ca", "--peer-tls-ca", "ATOLL_PEER_TLS_CA", OPT_STRING,
+      F(peer_tls_ca), "",
+      "PEM file of the cluster CA: with peer_tls_cert and peer_tls_key, all "
+      "node-to-node traffic runs over mutual TLS, peers need a certificate "
+      "from this CA (atoll cert)",
+      false, false, NULL },
+    { "peer_tls_cert", "--peer-tls-cert", "ATOLL_PEER_TLS_CERT", OPT_STRING,
+      F(peer_tls_cert), "",
+      "PEM file with this node's peer certificate (server and client), "
+      "signed by peer_tls_ca (re-read on SIGHUP and when it changes)",
+      false, false, NULL },
+    { "peer_tls_key", "--peer-tls-key", "ATOLL_PEER_TLS_KEY", OPT_STRING,
+      F(peer_tls_key), "", "PEM file with the private key of peer_tls_cert",
+      false, false, NULL },
     { "data_dir", "--data-dir", "ATOLL_DATA_DIR", OPT_STRING, F(data_dir),
       "./data", "directory for blobs and uploads", false, false, NULL },
     { "raft_dir", "--raft-dir", "ATOLL_RAFT_DIR", OPT_STRING, F(raft_dir), "",
@@ -731,6 +745,13 @@ static int check_config(const struct node_config *c, char *errmsg)
                          "set, %s is not",
                          c->tls_cert[0] != '\0' ? "tls_cert" : "tls_key",
                          c->tls_cert[0] != '\0' ? "tls_key" : "tls_cert");
+        return AT_EINVAL;
+    }
+    if ((c->peer_tls_ca[0] == '\0') != (c->peer_tls_cert[0] == '\0') ||
+        (c->peer_tls_ca[0] == '\0') != (c->peer_tls_key[0] == '\0')) {
+        at_errmsg_printf(errmsg,
+                         "peer_tls_ca, peer_tls_cert and peer_tls_key "
+                         "go together: give all three or none");
         return AT_EINVAL;
     }
     if (c->data_dir[0] == '\0') {

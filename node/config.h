@@ -13,14 +13,17 @@ struct node_config {
     char *log_level;   /* "info" (spec as for at_log_configure) */
     char *tls_cert;    /* "": plain HTTP; else PEM certificate + chain (API) */
     char *tls_key;     /* "": with tls_cert, its PEM key */
-    uint64_t reserve_bytes;        /* refuse uploads below this free space */
-    uint64_t upload_ttl_ms;        /* purge idle uploads after; 24h */
-    uint64_t max_manifest_bytes;   /* 4 MiB */
-    uint64_t header_timeout_ms;    /* 30s */
-    uint64_t idle_timeout_ms;      /* 60s */
-    uint64_t body_timeout_ms;      /* 60s */
-    uint64_t write_timeout_ms;     /* 60s */
-    uint64_t shutdown_grace_ms;    /* 10s */
+    char *peer_tls_ca; /* "": plain peer traffic; else the cluster CA */
+    char *peer_tls_cert;         /* with peer_tls_ca: this node's certificate */
+    char *peer_tls_key;          /* with peer_tls_ca: its key */
+    uint64_t reserve_bytes;      /* refuse uploads below this free space */
+    uint64_t upload_ttl_ms;      /* purge idle uploads after; 24h */
+    uint64_t max_manifest_bytes; /* 4 MiB */
+    uint64_t header_timeout_ms;  /* 30s */
+    uint64_t idle_timeout_ms;    /* 60s */
+    uint64_t body_timeout_ms;    /* 60s */
+    uint64_t write_timeout_ms;   /* 60s */
+    uint64_t shutdown_grace_ms;  /* 10s */
     uint64_t election_timeout_ms;  /* 1000 */
     uint64_t heartbeat_timeout_ms; /* 100 */
     uint64_t snapshot_threshold;   /* 16384 */

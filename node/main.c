@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "common/common.h"
+#include "node/cert.h"
 #include "node/cli.h"
 #include "node/config.h"
 #include "node/server.h"
@@ -130,6 +131,8 @@ static void usage(FILE *f)
             "help)\n"
             "  policy    get | set FILE | reset: the access policy (atoll "
             "policy help)\n"
+            "  cert      ca --out DIR | node --ca DIR --name NAME --san "
+            "HOST... --out DIR\n"
             "  version   print the version\n"
             "  help      this text\n");
 }
@@ -156,6 +159,8 @@ int main(int argc, char **argv)
         return node_cli_token(argc - 2, argv + 2);
     if (strcmp(argv[1], "policy") == 0)
         return node_cli_policy(argc - 2, argv + 2);
+    if (strcmp(argv[1], "cert") == 0)
+        return node_cert_cli(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("atoll %s\n", ATOLL_VERSION);
         return 0;

@@ -8,7 +8,7 @@ NODE_HTTP_SRCS := node/http/conn.c node/http/tcp.c node/http/mem.c \
 	node/http/file.c node/http/framing.c node/http/parse.c \
 	node/http/body.c node/http/request.c node/http/response.c \
 	node/http/recycle.c node/http/tables.c node/http/listener.c \
-	node/http/url.c node/http/tls.c node/http/tls_ctx.c
+	node/http/url.c node/http/tls.c node/http/tls_ctx.c node/http/pump.c
 NODE_REPLY_SRCS := node/reply/context.c node/reply/reply.c
 NODE_AUTH_SRCS := node/auth/bcrypt.c node/auth/basic.c node/auth/cache.c \
 	node/auth/htpasswd.c node/auth/verify.c node/auth/source.c \
@@ -27,5 +27,5 @@ NODE_LIB_SRCS := $(NODE_HTTP_SRCS) $(NODE_REPLY_SRCS) $(NODE_AUTH_SRCS) \
 	node/cli.c node/cli_http.c node/cli_accounts.c node/cli_token.c \
 	node/front.c node/admin.c node/accounts.c node/token.c \
 	node/token_http.c node/cli_policy.c node/gate.c node/policy.c \
-	node/metrics.c
+	node/metrics.c node/cert.c
 NODE_ALLOW := common proto storage raft node

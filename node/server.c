@@ -407,6 +407,13 @@ static int start_listeners(struct node_server *s,
         hcfg.host = peer_host;
         hcfg.port = peer_port;
         hcfg.tls_cert = hcfg.tls_key = NULL;
+        if (cfg->peer_tls_ca[0] != '\0') {
+            hcfg.tls_cert = cfg->peer_tls_cert;
+            hcfg.tls_key = cfg->peer_tls_key;
+            hcfg.tls_ca = cfg->peer_tls_ca;
+            hcfg.tls_refused = node_peer_tls_refused;
+            hcfg.tls_refused_data = &s->peer_api;
+        }
         rv = node_http_start(&s->peer_http, s->loop, &hcfg,
                              node_peer_api_handle, &s->peer_api, errmsg);
         if (rv != 0) {
@@ -415,12 +422,26 @@ static int start_listeners(struct node_server *s,
             return rv;
         }
         peer_port = node_http_port(s->peer_http);
+        if (cfg->peer_tls_ca[0] != '\0')
+            s->peer_api.tls_server = s->peer_http;
     } else {
         LOG_INFO("no cluster_secret: no peer listener, single node only");
     }
     s->api_address = advertised(cfg, host, node_http_port(s->http));
     s->peer_address = advertised(cfg, peer_host, peer_port);
     return 0;
+}
+
+/* Raft's outgoing connections over peer mutual TLS. */
+static int peer_tls_dial(void *data,
+                         const struct sockaddr *sa,
+                         const struct sockaddr *bind,
+                         const char *host,
+                         uv_stream_t **out)
+{
+    struct node_server *s = data;
+
+    return node_http_dial_tls(s->peer_http, sa, bind, host, out);
 }
 
 /* Open the raft log and the FSM, then start what needs them. */
@@ -449,6 +470,10 @@ static int open_meta(struct node_server *s, char *errmsg)
     mcfg.standby = strcmp(cfg->role, "standby") == 0;
     mcfg.hooks = &node_peer_hooks;
     mcfg.hooks_data = &s->peer_api;
+    if (cfg->peer_tls_ca[0] != '\0' && s->peer_http != NULL) {
+        mcfg.dial = peer_tls_dial;
+        mcfg.dial_data = s;
+    }
     rv = meta_open(&s->meta, s->loop, &mcfg, errmsg);
     if (rv != 0) {
         at_errmsg_wrapf(errmsg, "open metadata in '%s'", s->raft_dir);
@@ -520,7 +545,18 @@ int node_server_start(struct node_server **out,
     rv = node_peer_new(&s->peer, loop, cfg->cluster_secret, peer_host, errmsg);
     if (rv != 0)
         goto err_after_storage;
+    if (cfg->peer_tls_ca[0] != '\0')
+        node_peer_set_tls(s->peer, cfg->peer_tls_ca, cfg->peer_tls_cert,
+                          cfg->peer_tls_key);
     wire_contexts(s);
+    if (cfg->cluster_secret[0] == '\0' && cfg->peer_tls_ca[0] != '\0') {
+        at_errmsg_printf(errmsg,
+                         "peer_tls_ca needs cluster_secret (or "
+                         "cluster_secret_file): the secret still "
+                         "authenticates every peer request");
+        rv = AT_EINVAL;
+        goto err_after_storage;
+    }
     if (cfg->cluster_secret[0] == '\0' && cfg->join[0] != '\0') {
         at_errmsg_printf(errmsg,
                          "join needs cluster_secret (or "
@@ -650,12 +686,15 @@ void node_server_reload(struct node_server *s)
 
     if (s->stopping)
         return;
-    if (s->cfg->tls_cert[0] == '\0') {
-        LOG_INFO("reload: nothing to re-read (no tls_cert)");
+    if (s->cfg->tls_cert[0] == '\0' && s->cfg->peer_tls_ca[0] == '\0') {
+        LOG_INFO("reload: nothing to re-read (no tls_cert, no peer_tls_ca)");
         return;
     }
-    /* Logs its outcome. */
-    node_http_reload_tls(s->http, errmsg);
+    /* Each logs its outcome. */
+    if (s->cfg->tls_cert[0] != '\0')
+        node_http_reload_tls(s->http, errmsg);
+    if (s->cfg->peer_tls_ca[0] != '\0' && s->peer_http != NULL)
+        node_http_reload_tls(s->peer_http, errmsg);
 }
 
 /* see server.h */

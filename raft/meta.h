@@ -56,6 +56,14 @@ struct meta_config {
                                        only voter (lost quorum, run once) */
     const struct meta_hooks *hooks; /* borrowed */
     void *hooks_data;               /* borrowed */
+    /* NULL: raft dials plain TCP. Else (peer mutual TLS) the node opens
+     * raft's outgoing connections: see struct meta_transport's dial. */
+    int (*dial)(void *data,
+                const struct sockaddr *sa,
+                const struct sockaddr *bind,
+                const char *host,
+                uv_stream_t **out);
+    void *dial_data; /* borrowed */
 };
 
 /* ---- cluster hooks ----

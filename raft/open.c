@@ -367,6 +367,8 @@ static struct meta *meta_new(uv_loop_t *loop,
     meta__glue_init(&m->glue, &m->fsm);
     m->glue.raft = &m->raft;
     transport_setup(m, loop);
+    m->transport.dial = cfg->dial;
+    m->transport.dial_data = cfg->dial_data;
     peers_load(m);
     m->tracer.impl = m;
     m->tracer.enabled = at_log_enabled(AT_LOG_COMP, AT_LOG_LEVEL_DEBUG);

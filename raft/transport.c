@@ -38,7 +38,10 @@ struct meta_dial {
     struct raft_uv_connect *req; /* borrowed; NULL once answered */
     raft_uv_connect_cb cb;
     raft_id id;
-    uv_tcp_t *tcp; /* raft_malloc'd; NULL once closed or handed over */
+    /* raft_malloc'd (a uv_tcp_t, or the dial hook's stream); NULL once
+     * closed or handed over */
+    uv_stream_t *stream;
+    char host[META_ADDRESS_MAX + 1]; /* the peer's host, for the dial hook */
     uv_timer_t timer;
     uv_connect_t conn;
     uv_getaddrinfo_t gai;
@@ -106,16 +109,16 @@ static void dial_finish(struct meta_dial *d, int status)
     if (d->resolving)
         uv_cancel((uv_req_t *)&d->gai); /* best effort; the cb still runs */
     uv_stream_t *stream = NULL;
-    if (d->tcp != NULL) {
+    if (d->stream != NULL) {
         if (status == 0) {
-            uv_read_stop((uv_stream_t *)d->tcp);
-            stream = (uv_stream_t *)d->tcp;
+            uv_read_stop((uv_stream_t *)d->stream);
+            stream = (uv_stream_t *)d->stream;
             stream->data = NULL;
-            d->tcp = NULL;
+            d->stream = NULL;
             d->refs--; /* never 0 here: the timer holds one */
         } else {
-            uv_close((uv_handle_t *)d->tcp, on_tcp_closed);
-            d->tcp = NULL;
+            uv_close((uv_handle_t *)d->stream, on_tcp_closed);
+            d->stream = NULL;
         }
     }
     d->cb(req, stream, status);
@@ -241,6 +244,8 @@ static void on_written(uv_write_t *w, int status)
     maybe_done(d);
 }
 
+static int dial_begin(struct meta_dial *d);
+
 static void on_connected(uv_connect_t *c, int status)
 {
     struct meta_dial *d = c->data;
@@ -253,14 +258,21 @@ static void on_connected(uv_connect_t *c, int status)
     /* Raft messages are written in several pieces (header, entries): with
      * Nagle on, the later pieces wait for the peer's delayed ACK (~40 ms
      * per message). */
-    uv_tcp_nodelay(d->tcp, 1);
-    uv_buf_t b = uv_buf_init(d->request, (unsigned)strlen(d->request));
-    d->write.data = d;
-    int rv = uv_write(&d->write, (uv_stream_t *)d->tcp, &b, 1, on_written);
-    if (rv == 0)
-        rv = uv_read_start((uv_stream_t *)d->tcp, on_alloc, on_read);
+    uv_tcp_nodelay((uv_tcp_t *)d->stream, 1);
+    int rv = dial_begin(d);
     if (rv != 0)
         dial_fail(d, uv_strerror(rv));
+}
+
+/* Write the upgrade request and read the answer. */
+static int dial_begin(struct meta_dial *d)
+{
+    uv_buf_t b = uv_buf_init(d->request, (unsigned)strlen(d->request));
+    d->write.data = d;
+    int rv = uv_write(&d->write, d->stream, &b, 1, on_written);
+    if (rv == 0)
+        rv = uv_read_start(d->stream, on_alloc, on_read);
+    return rv;
 }
 
 /* see transport.h: "host:port" or "[v6]:port" into host and port */
@@ -307,31 +319,72 @@ static int sockaddr_of(const char *host,
     return AT_ENOTFOUND;
 }
 
+/* Our own peer IP as a source address of ss's family (port 0) into bs;
+ * false when there is none. */
+static bool bind_addr(const struct meta_transport *tr,
+                      const struct sockaddr_storage *ss,
+                      struct sockaddr_storage *bs)
+{
+    if (tr->bind_ip[0] == '\0' || sockaddr_of(tr->bind_ip, 1, bs) != 0 ||
+        bs->ss_family != ss->ss_family)
+        return false;
+    if (bs->ss_family == AF_INET)
+        ((struct sockaddr_in *)bs)->sin_port = 0;
+    else
+        ((struct sockaddr_in6 *)bs)->sin6_port = 0;
+    return true;
+}
+
+/* The dial hook's stream (peer TLS): the upgrade goes through it at once,
+ * its bytes wait there until the connection and handshake are done. */
+static int dial_hooked(struct meta_dial *d, const struct sockaddr_storage *ss)
+{
+    struct meta_transport *tr = d->tr;
+    struct sockaddr_storage bs;
+    bool bound = bind_addr(tr, ss, &bs);
+    uv_stream_t *stream = NULL;
+    int rv =
+        tr->dial(tr->dial_data, (const struct sockaddr *)ss,
+                 bound ? (const struct sockaddr *)&bs : NULL, d->host, &stream);
+
+    if (rv != 0) {
+        LOG_DEBUG("raft connect to %llu: %s", (unsigned long long)d->id,
+                  uv_strerror(rv));
+        return AT_EIO;
+    }
+    d->stream = stream;
+    d->stream->data = d;
+    d->refs++;
+    rv = dial_begin(d);
+    if (rv != 0) {
+        LOG_DEBUG("raft connect to %llu: %s", (unsigned long long)d->id,
+                  uv_strerror(rv));
+        return AT_EIO;
+    }
+    return 0;
+}
+
 /* Open the TCP connection to ss, bound to our own peer IP. */
 static int dial_connect(struct meta_dial *d, const struct sockaddr_storage *ss)
 {
     struct meta_transport *tr = d->tr;
-    d->tcp = raft_malloc(sizeof(*d->tcp));
-    if (d->tcp == NULL)
+    struct sockaddr_storage bs;
+    uv_tcp_t *tcp;
+    if (tr->dial != NULL)
+        return dial_hooked(d, ss);
+    tcp = raft_malloc(sizeof(*tcp));
+    if (tcp == NULL)
         return AT_ENOMEM;
-    uv_tcp_init(tr->loop, d->tcp);
-    d->tcp->data = d;
+    uv_tcp_init(tr->loop, tcp);
+    d->stream = (uv_stream_t *)tcp;
+    d->stream->data = d;
     d->refs++;
     int rv = 0;
-    if (tr->bind_ip[0] != '\0') {
-        struct sockaddr_storage bs;
-        if (sockaddr_of(tr->bind_ip, 1, &bs) == 0 &&
-            bs.ss_family == ss->ss_family) {
-            if (bs.ss_family == AF_INET)
-                ((struct sockaddr_in *)&bs)->sin_port = 0;
-            else
-                ((struct sockaddr_in6 *)&bs)->sin6_port = 0;
-            rv = uv_tcp_bind(d->tcp, (struct sockaddr *)&bs, 0);
-        }
-    }
+    if (bind_addr(tr, ss, &bs))
+        rv = uv_tcp_bind(tcp, (struct sockaddr *)&bs, 0);
     d->conn.data = d;
     if (rv == 0)
-        rv = uv_tcp_connect(&d->conn, d->tcp, (const struct sockaddr *)ss,
+        rv = uv_tcp_connect(&d->conn, tcp, (const struct sockaddr *)ss,
                             on_connected);
     if (rv != 0) {
         LOG_DEBUG("raft connect to %llu: %s", (unsigned long long)d->id,
@@ -411,6 +464,7 @@ static int dial_start(struct meta_dial *d, const char *name)
                   (unsigned long long)d->id, name);
         return AT_ENOTFOUND;
     }
+    snprintf(d->host, sizeof(d->host), "%s", host);
     d->request = at_asprintf(
         "POST %s HTTP/1.1\r\nHost: %s\r\n"
         "Upgrade: " PROTO_PEER_RAFT_UPGRADE
@@ -464,9 +518,9 @@ static int tr_connect(struct raft_uv_transport *t,
     if (dial_start(d, address) != 0) {
         /* fail on the next iteration, as libraft expects a callback */
         uv_timer_start(&d->timer, on_timeout, 0, 0);
-        if (d->tcp != NULL) {
-            uv_close((uv_handle_t *)d->tcp, on_tcp_closed);
-            d->tcp = NULL;
+        if (d->stream != NULL) {
+            uv_close((uv_handle_t *)d->stream, on_tcp_closed);
+            d->stream = NULL;
         }
         return 0;
     }

@@ -23,6 +23,17 @@ struct meta_transport {
     /* name -> "host:port" of its peer listener; 0 or AT_ENOTFOUND */
     int (*resolve)(void *data, const char *name, char *out, size_t size);
     void *resolve_data;
+    /* NULL: plain TCP. Else (peer mutual TLS) opens the connection to sa,
+     * from bind (NULL: any), whose peer must prove to be host: 0 with *out
+     * (malloc'd so that raft_free frees it, not reading) or a negative UV
+     * error. The upgrade is written to it at once; a failed connection or
+     * handshake shows as the end of its input. */
+    int (*dial)(void *data,
+                const struct sockaddr *sa,
+                const struct sockaddr *bind,
+                const char *host,
+                uv_stream_t **out);
+    void *dial_data;
     raft_uv_accept_cb accept_cb; /* set by listen */
     struct at_list dials;        /* struct meta_dial: handshakes in flight */
     raft_uv_transport_close_cb close_cb;

@@ -51,6 +51,9 @@ struct node_peer {
     uv_timer_t timer;
     char *auth;          /* owned: "Authorization: Bearer ...", or NULL */
     char *iface;         /* owned: "host!<ip>" or NULL */
+    char *tls_ca;        /* owned: PEM files of peer mTLS, or NULL */
+    char *tls_cert;      /* owned */
+    char *tls_key;       /* owned */
     struct at_list reqs; /* struct node_peer_req in flight */
     int handles;         /* timer + poll handles not yet closed */
     int depth;           /* nesting of our own callbacks into user code */
@@ -75,6 +78,9 @@ static void peer_handle_closed(struct node_peer *p)
     data = p->close_data;
     at_free(p->auth);
     at_free(p->iface);
+    at_free(p->tls_ca);
+    at_free(p->tls_cert);
+    at_free(p->tls_key);
     at_free(p);
     if (cb != NULL)
         cb(data);
@@ -371,6 +377,20 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 }
 
 /* see peer.h */
+void node_peer_set_tls(struct node_peer *p,
+                       const char *ca,
+                       const char *cert,
+                       const char *key)
+{
+    at_free(p->tls_ca);
+    at_free(p->tls_cert);
+    at_free(p->tls_key);
+    p->tls_ca = at_strdup(ca);
+    p->tls_cert = at_strdup(cert);
+    p->tls_key = at_strdup(key);
+}
+
+/* see peer.h */
 int node_peer_new(struct node_peer **out,
                   uv_loop_t *loop,
                   const char *secret,
@@ -476,10 +496,25 @@ static int peer_start(struct node_peer *p,
         req_free(r);
         return AT_ENOMEM;
     }
-    url = at_asprintf("http://%s%s", addr, path);
+    url = at_asprintf("%s://%s%s", p->tls_ca != NULL ? "https" : "http", addr,
+                      path);
     curl_easy_setopt(r->easy, CURLOPT_URL, url);
     at_free(url);
-    curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http");
+    if (p->tls_ca != NULL) {
+        /* Mutual TLS: the cluster CA only (not the system store), the
+         * peer's certificate checked for the host or IP dialed. */
+        curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "https");
+        curl_easy_setopt(r->easy, CURLOPT_SSLVERSION,
+                         (long)CURL_SSLVERSION_TLSv1_2);
+        curl_easy_setopt(r->easy, CURLOPT_CAINFO, p->tls_ca);
+        curl_easy_setopt(r->easy, CURLOPT_CAPATH, NULL);
+        curl_easy_setopt(r->easy, CURLOPT_SSLCERT, p->tls_cert);
+        curl_easy_setopt(r->easy, CURLOPT_SSLKEY, p->tls_key);
+        curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYHOST, 2L);
+    } else {
+        curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http");
+    }
     curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
     curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);

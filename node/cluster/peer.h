@@ -41,6 +41,15 @@ int node_peer_new(struct node_peer **out,
                   const char *bind_ip,
                   char *errmsg);
 
+/* Speak https to peers from now on, with mutual TLS: ca (PEM: the cluster
+ * CA, the only one trusted), this node's cert and key (copied). Each new
+ * connection reads the files, so a rotated certificate is used without a
+ * restart. */
+void node_peer_set_tls(struct node_peer *p,
+                       const char *ca,
+                       const char *cert,
+                       const char *key);
+
 /* Start a request: method "GET" or "POST", addr "host:port", path starting
  * with '/', body copied (may be NULL with len 0), content_type may be NULL.
  * timeout_ms bounds the whole exchange. Returns 0 and then cb runs exactly

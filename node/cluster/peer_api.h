@@ -19,7 +19,10 @@ struct node_api;
 
 /* Everything the peer handlers reach; owned by node/server.c. */
 struct node_peer_api {
-    uv_loop_t *loop;        /* borrowed */
+    uv_loop_t *loop; /* borrowed */
+    /* borrowed: the peer listener when peer traffic is mutual TLS (its
+     * files dial the upload relay, node_http_dial_tls); NULL: plain */
+    struct node_http_server *tls_server;
     struct meta *meta;      /* borrowed; NULL until meta_open returned */
     struct node_peer *peer; /* borrowed: client for proxying to the leader */
     const char *secret;     /* borrowed; "" or NULL: every request is 401 */
@@ -53,6 +56,13 @@ void node_peer_api_release(struct node_peer_api *api);
  * proto/peer.h's table. Every answer states this node's peer protocol
  * version. */
 void node_peer_api_handle(void *data, struct node_http_req *req);
+
+/* The tls_refused callback of the peer listener (data: the api): a peer
+ * refused at the TLS layer (no certificate, one from another CA, plain
+ * HTTP on the mutual TLS port, or, dialing, a server certificate that
+ * fails) gets one WARN line naming its address and why, at most one per
+ * host per rate-limit period (the count of the quiet ones follows). */
+void node_peer_tls_refused(void *data, const char *peer, const char *why);
 
 /* True when value is exactly "Bearer <secret>" (constant time in the
  * secret's length; false when secret is empty). */

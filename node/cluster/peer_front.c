@@ -204,6 +204,23 @@ static void version_warn(struct node_peer_api *api,
             node_http_req_method_str(req), node_http_req_path(req), more);
 }
 
+/* see peer_api.h */
+void node_peer_tls_refused(void *data, const char *peer, const char *why)
+{
+    struct node_peer_api *api = data;
+    char host[64], more[64] = "";
+    uint64_t quiet = 0;
+
+    peer_host(peer, host, sizeof(host));
+    if (!node_peer_warn_due(api->warns, NODE_PEER_WARN_SLOTS, host, at_now_ms(),
+                            &quiet))
+        return;
+    if (quiet > 0)
+        snprintf(more, sizeof(more), " (%" PRIu64 " more from %s since)", quiet,
+                 host);
+    LOG_WARN("peer %s refused by mutual TLS: %s%s", peer, why, more);
+}
+
 /* True when req states a version this node accepts; else answers 426. */
 static bool version_ok(struct node_peer_api *api, struct node_http_req *req)
 {

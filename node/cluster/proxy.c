@@ -14,6 +14,7 @@
 
 #include <llhttp.h>
 
+#include "node/cluster/peer_api.h"
 #include "node/cluster/proxy.h"
 #include "node/reply/reply.h"
 #include "proto/peer.h"
@@ -26,6 +27,10 @@ struct proxy {
     uv_timer_t timer;          /* connect, then idle timeout */
     uv_tcp_t tcp;
     bool tcp_init;
+    /* the connection to the owner: &tcp, or with peer mutual TLS the
+     * local end of node_http_dial_tls (owned, freed when closed) */
+    uv_stream_t *stream;
+    char host[256]; /* the owner's host, which its certificate must name */
     uv_connect_t conn;
     uv_getaddrinfo_t gai;
     bool gai_pending;
@@ -81,6 +86,14 @@ static void on_handle_closed(uv_handle_t *h)
     proxy_put(h->data);
 }
 
+static void on_pipe_closed(uv_handle_t *h)
+{
+    struct proxy *p = h->data;
+
+    at_free(h);
+    proxy_put(p);
+}
+
 /* Close everything (idempotent); the struct goes once all is done. */
 static void proxy_close(struct proxy *p)
 {
@@ -90,7 +103,9 @@ static void proxy_close(struct proxy *p)
     uv_timer_stop(&p->timer);
     uv_close((uv_handle_t *)&p->timer, on_handle_closed);
     if (p->tcp_init)
-        uv_close((uv_handle_t *)&p->tcp, on_handle_closed);
+        uv_close((uv_handle_t *)p->stream, p->stream == (uv_stream_t *)&p->tcp
+                                               ? on_handle_closed
+                                               : on_pipe_closed);
     if (p->gai_pending)
         uv_cancel((uv_req_t *)&p->gai);
 }
@@ -388,7 +403,7 @@ static int send_bytes(struct proxy *p,
     if (post_len > 0)
         memcpy(pw->data + pre_len + len, post, post_len);
     b = uv_buf_init(pw->data, (unsigned)(pre_len + len + post_len));
-    rv = uv_write(&pw->w, (uv_stream_t *)&p->tcp, &b, 1, on_write);
+    rv = uv_write(&pw->w, p->stream, &b, 1, on_write);
     if (rv != 0) {
         free(pw);
         return rv;
@@ -504,7 +519,8 @@ static void on_connect(uv_connect_t *c, int status)
     }
     p->connected = true;
     timer_restart(p, NODE_PROXY_IDLE_MS);
-    uv_tcp_nodelay(&p->tcp, 1);
+    if (p->stream == (uv_stream_t *)&p->tcp)
+        uv_tcp_nodelay(&p->tcp, 1);
     at_buf_init(&head, 0);
     if (!build_head(p, &head)) {
         at_buf_release(&head);
@@ -518,7 +534,7 @@ static void on_connect(uv_connect_t *c, int status)
     rv = send_bytes(p, head.data, head.len, NULL, 0, NULL, 0);
     at_buf_release(&head);
     if (rv == 0)
-        rv = uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read);
+        rv = uv_read_start(p->stream, on_alloc, on_read);
     if (rv != 0) {
         proxy_fail(p, true, uv_strerror(rv));
         proxy_put(p);
@@ -531,50 +547,83 @@ static void on_connect(uv_connect_t *c, int status)
     proxy_put(p);
 }
 
-/* Bind to this node's peer IP (like node/cluster/peer.c), when it is a specific
- * address of the same family as the target. */
-static int bind_local(struct proxy *p, const struct sockaddr *target)
+/* This node's peer IP (like node/cluster/peer.c) in ss, when it is a
+ * specific address of the same family as the target; else false. */
+static bool local_addr(struct proxy *p,
+                       const struct sockaddr *target,
+                       struct sockaddr_storage *ss)
 {
     const char *listen = p->api->cfg->peer_listen;
     const char *colon = listen != NULL ? strrchr(listen, ':') : NULL;
-    struct sockaddr_storage ss;
     char ip[64];
     size_t n;
 
     if (colon == NULL)
-        return 0;
+        return false;
     n = (size_t)(colon - listen);
     if (n >= 2 && listen[0] == '[' && listen[n - 1] == ']') {
         listen++;
         n -= 2;
     }
     if (n == 0 || n >= sizeof(ip))
-        return 0;
+        return false;
     memcpy(ip, listen, n);
     ip[n] = '\0';
     if (strcmp(ip, "0.0.0.0") == 0 || strcmp(ip, "::") == 0)
-        return 0;
+        return false;
     if (target->sa_family == AF_INET &&
-        uv_ip4_addr(ip, 0, (struct sockaddr_in *)&ss) == 0)
-        return uv_tcp_bind(&p->tcp, (const struct sockaddr *)&ss, 0);
+        uv_ip4_addr(ip, 0, (struct sockaddr_in *)ss) == 0)
+        return true;
     if (target->sa_family == AF_INET6 &&
-        uv_ip6_addr(ip, 0, (struct sockaddr_in6 *)&ss) == 0)
-        return uv_tcp_bind(&p->tcp, (const struct sockaddr *)&ss, 0);
-    return 0;
+        uv_ip6_addr(ip, 0, (struct sockaddr_in6 *)ss) == 0)
+        return true;
+    return false;
 }
 
-static void connect_to(struct proxy *p, const struct sockaddr *sa)
+/* Peer mutual TLS: the owner through a TLS connection's local end. It
+ * counts as connected at once: the request waits in the socket pair until
+ * the handshake is done, and a failed one reads as the owner closing. */
+static void connect_tls(struct proxy *p, const struct sockaddr *sa)
 {
-    int rv = uv_tcp_init(p->api->loop, &p->tcp);
+    struct sockaddr_storage bs;
+    bool bound = local_addr(p, sa, &bs);
+    uv_stream_t *s = NULL;
+    int rv = node_http_dial_tls(p->api->peer_api->tls_server, sa,
+                                bound ? (const struct sockaddr *)&bs : NULL,
+                                p->host, &s);
 
     if (rv != 0) {
         proxy_fail(p, true, uv_strerror(rv));
         return;
     }
+    s->data = p;
+    p->stream = s;
+    p->tcp_init = true;
+    p->refs += 2; /* the handle, and the connect callback's */
+    p->conn.data = p;
+    on_connect(&p->conn, 0);
+}
+
+static void connect_to(struct proxy *p, const struct sockaddr *sa)
+{
+    struct sockaddr_storage bs;
+    int rv;
+
+    if (p->api->peer_api != NULL && p->api->peer_api->tls_server != NULL) {
+        connect_tls(p, sa);
+        return;
+    }
+    rv = uv_tcp_init(p->api->loop, &p->tcp);
+    if (rv != 0) {
+        proxy_fail(p, true, uv_strerror(rv));
+        return;
+    }
     p->tcp.data = p;
+    p->stream = (uv_stream_t *)&p->tcp;
     p->tcp_init = true;
     p->refs++;
-    rv = bind_local(p, sa);
+    if (local_addr(p, sa, &bs))
+        rv = uv_tcp_bind(&p->tcp, (const struct sockaddr *)&bs, 0);
     if (rv == 0) {
         p->conn.data = p;
         rv = uv_tcp_connect(&p->conn, &p->tcp, sa, on_connect);
@@ -667,6 +716,8 @@ void node_proxy_upload(struct node_api *api,
         api->cfg->cluster_secret[0] == '\0') {
         proxy_fail(p, true, "no cluster secret");
     } else if (!split_addr(owner_addr, host, sizeof(host), &port)) {
+        proxy_fail(p, true, "invalid peer address");
+    } else if (snprintf(p->host, sizeof(p->host), "%s", host) < 0) {
         proxy_fail(p, true, "invalid peer address");
     } else if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) == 0 ||
                uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) == 0) {

@@ -39,6 +39,11 @@ struct node_http_server;
 
 /* Called once per request when its headers are complete. */
 typedef void (*node_http_handler)(void *data, struct node_http_req *req);
+/* A peer was refused at the TLS layer: peer "ip:port", why in words (no
+ * certificate, the verify error, plain HTTP on the TLS port). */
+typedef void (*node_http_tls_refused_cb)(void *data,
+                                         const char *peer,
+                                         const char *why);
 
 /* Body data. Return 0 to continue, NODE_HTTP_PAUSE to stop reading until
  * node_http_req_resume() (the data passed in this call was consumed). */
@@ -72,6 +77,13 @@ struct node_http_config {
     const char *tls_cert;
     const char *tls_key;
     uint64_t tls_poll_ms; /* how often the two files are checked; 2s */
+    /* Mutual TLS (borrowed; copied): clients must present a certificate
+     * that chains to this PEM CA file, else the handshake is refused and
+     * tls_refused hears of it; the same files then serve outgoing
+     * connections (node_http_dial_tls). */
+    const char *tls_ca;
+    node_http_tls_refused_cb tls_refused;
+    void *tls_refused_data;
 };
 
 /* Bind and listen; with tls_cert and tls_key, read them first (an
@@ -91,6 +103,21 @@ int node_http_port(const struct node_http_server *s);
  * bad (the current certificate stays; logged at warn) or when s serves
  * plain HTTP. */
 int node_http_reload_tls(struct node_http_server *s, char *errmsg);
+/* Open a connection to sa over mutual TLS with s's certificate (s was
+ * started with tls_ca), from bind (NULL: any address), verifying the
+ * server's certificate against the CA and for host (a DNS name or an IP
+ * address). Returns 0 with *out, or a negative UV error. *out is the
+ * local end of a socket pair (an at_malloc'd uv_pipe_t, not reading, data
+ * NULL; the owner closes it with uv_close and frees it in the close
+ * callback): the bytes written to it travel encrypted, and a failure of
+ * the connection or the handshake shows as EOF on it. Its owner may write
+ * at once: the bytes wait in the socket pair until the handshake is done.
+ * The connection lives until either side closes, also after s stops. */
+int node_http_dial_tls(struct node_http_server *s,
+                       const struct sockaddr *sa,
+                       const struct sockaddr *bind,
+                       const char *host,
+                       uv_stream_t **out);
 /* Stop accepting; let in-flight requests finish (up to shutdown_grace_ms),
  * then close everything and call cb. Idle keep-alive connections are closed
  * at once. */

@@ -97,8 +97,16 @@ static int srv_open_tls(struct node_http_server *s,
         at_errmsg_printf(errmsg, "tls needs both a certificate and a key");
         return AT_EINVAL;
     }
-    return node_http__tls_open(
-        &s->tls, s->loop, cfg->tls_cert, cfg->tls_key,
+    struct node_http_tls_files f = {
+        .cert = cfg->tls_cert,
+        .key = cfg->tls_key,
+        .ca = cfg->tls_ca,
+        .refused = cfg->tls_refused,
+        .refused_data = cfg->tls_refused_data,
+    };
+
+    return node_http__tls_open_peer(
+        &s->tls, s->loop, &f,
         cfg->tls_poll_ms != 0 ? cfg->tls_poll_ms : TLS_POLL_MS, errmsg);
 }
 
@@ -150,6 +158,7 @@ static void srv_init(struct node_http_server *s,
     s->cfg = *cfg;
     s->cfg.host = NULL;
     s->cfg.tls_cert = NULL;
+    s->cfg.tls_ca = NULL;
     s->cfg.tls_key = NULL;
     if (s->cfg.backlog <= 0)
         s->cfg.backlog = 511;
@@ -229,7 +238,9 @@ int node_http_start(struct node_http_server **out,
         srv_close_tls(s);
         return at_err_from_errno(rv);
     }
-    if (s->tls != NULL)
+    /* The probe's client has no certificate for a mutual TLS listener;
+     * peer traffic is records in user space either way. */
+    if (s->tls != NULL && cfg->tls_ca == NULL)
         srv_log_ktls(s);
     s->port = ss.ss_family == AF_INET6
                   ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)

@@ -332,3 +332,18 @@ int node_http__tcp_accept(uv_stream_t *listener,
     *out = &t->base;
     return 0;
 }
+
+/* see transport.h */
+int node_http__tcp_adopt(uv_tcp_t *tcp, struct node_http_transport **out)
+{
+    struct tcp *t = at_calloc(1, sizeof(*t));
+
+    t->base.ops = &tcp_ops;
+    t->dup_fd = -1;
+    t->tcp = tcp;
+    t->tcp->data = t;
+    t->handles = 1;
+    uv_tcp_nodelay(t->tcp, 1);
+    *out = &t->base;
+    return 0;
+}

@@ -32,9 +32,11 @@
 
 #define AT_LOG_COMP "http"
 
+#include <arpa/inet.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -121,6 +123,7 @@ struct tls {
     bool answering;     /* REJECT/FAILED: the answer is not through yet */
     bool eof_given;     /* the connection got its end */
     bool closing;
+    bool client;     /* we dialed: SSL_connect side */
     uv_timer_t pump; /* callbacks that must not run inside their call */
     int handles;     /* pump and lower, until their close callbacks */
     struct node_http_twrite answer_w;
@@ -304,7 +307,8 @@ static void tls_writable_check(struct tls *t)
 {
     node_http_tstatus_cb cb = t->writable_cb;
 
-    if (cb == NULL || t->closing || t->queued >= TLS_LOW)
+    if (cb == NULL || t->closing || t->queued >= TLS_LOW ||
+        t->state != TLS_OPEN)
         return;
     t->writable_cb = NULL;
     cb(&t->base, 0);
@@ -473,7 +477,9 @@ static void tls_reject(struct tls *t)
 {
     uv_buf_t b = uv_buf_init((char *)reject_answer, sizeof(reject_answer) - 1);
 
-    LOG_DEBUG("conn %s: plain HTTP on the TLS port: answered 400", t->peer);
+    if (!node_http__tls_refused(SSL_get_SSL_CTX(t->ssl), t->peer,
+                                "plain HTTP on the TLS port (no certificate)"))
+        LOG_DEBUG("conn %s: plain HTTP on the TLS port: answered 400", t->peer);
     tls_move(t, TLS_REJECT);
     if (t->lower->ops->write(t->lower, &t->answer_w, &b, 1,
                              tls_on_answer_written) != 0) {
@@ -484,14 +490,23 @@ static void tls_reject(struct tls *t)
     tls_answer_end(t);
 }
 
-/* TLS failed: the alert goes out, then the connection reads EOF. */
+/* TLS failed: the alert goes out, then the connection reads EOF. A
+ * handshake refused by certificate checks goes to the context's refused
+ * callback (peer mutual TLS), naming the certificate's problem. */
 static void tls_fail(struct tls *t, const char *what)
 {
     unsigned long e = ERR_peek_last_error();
     const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
+    long vr = SSL_get_verify_result(t->ssl);
+    char why[200];
 
-    LOG_DEBUG("conn %s: tls %s: %s", t->peer, what,
-              reason != NULL ? reason : "connection ended");
+    if (vr != X509_V_OK)
+        reason = X509_verify_cert_error_string(vr);
+    snprintf(why, sizeof(why), "%stls %s: %s", t->client ? "dialing it: " : "",
+             what, reason != NULL ? reason : "connection ended");
+    if (t->state == TLS_OPEN ||
+        !node_http__tls_refused(SSL_get_SSL_CTX(t->ssl), t->peer, why))
+        LOG_DEBUG("conn %s: %s", t->peer, why);
     ERR_clear_error();
     tls_move(t, TLS_FAILED);
     if (tls_flush(t) != 0) {
@@ -528,6 +543,8 @@ static void tls_handshake(struct tls *t)
         tls_move(t, TLS_OPEN);
         LOG_DEBUG("conn %s: %s %s", t->peer, SSL_get_version(t->ssl),
                   SSL_get_cipher_name(t->ssl));
+        if (t->writable_cb != NULL)
+            tls_pump(t); /* a client's first write waited for this */
         return;
     }
     err = SSL_get_error(t->ssl, rv);
@@ -763,7 +780,9 @@ static int tls_wait_writable(struct node_http_transport *base,
 {
     struct tls *t = tls_of(base);
 
-    if (t->state != TLS_OPEN)
+    /* Before the handshake is done: when it is (a client's first write). */
+    if (t->state != TLS_OPEN && t->state != TLS_HANDSHAKE &&
+        t->state != TLS_PEEK)
         return UV_EPIPE;
     t->writable_cb = cb;
     if (t->queued < TLS_LOW)
@@ -851,9 +870,16 @@ static void tls_peer(const struct node_http_transport *base,
 
 static uv_stream_t *tls_detach(struct node_http_transport *base)
 {
-    /* The socket carries TLS state the new owner could not continue. */
-    AT_UNUSED(base);
-    return NULL;
+    struct tls *t = tls_of(base);
+    uv_stream_t *end;
+
+    /* The socket carries TLS state the new owner could not continue: it
+     * gets one end of a socket pair, and a pump carries the bytes between
+     * the other end and this transport, which lives on in the pump. */
+    if (t->state != TLS_OPEN ||
+        node_http__pump_new(t->pump.loop, base, t->peer, &end) != 0)
+        return NULL;
+    return end;
 }
 
 static const struct node_http_transport_ops tls_ops = {
@@ -870,19 +896,17 @@ static const struct node_http_transport_ops tls_ops = {
     .detach = tls_detach,
 };
 
-/* see transport.h */
-int node_http__tls_wrap(struct node_http_tls *tls,
-                        uv_loop_t *loop,
-                        struct node_http_transport *lower,
-                        struct node_http_transport **out)
+/* A transport for ssl (taken) over lower (taken, also on failure). */
+static int tls_new(SSL *ssl,
+                   uv_loop_t *loop,
+                   struct node_http_transport *lower,
+                   struct node_http_transport **out)
 {
     struct tls *t;
-    SSL *ssl;
     BIO *bio;
 
     pthread_once(&bio_method_once, bio_method_init);
-    ssl = bio_method != NULL ? SSL_new(node_http__tls_ctx(tls)) : NULL;
-    bio = ssl != NULL ? BIO_new(bio_method) : NULL;
+    bio = ssl != NULL && bio_method != NULL ? BIO_new(bio_method) : NULL;
     if (bio == NULL) {
         SSL_free(ssl);
         ERR_clear_error();
@@ -896,7 +920,6 @@ int node_http__tls_wrap(struct node_http_tls *tls,
     t->ssl = ssl;
     BIO_set_data(bio, t);
     SSL_set_bio(ssl, bio, bio); /* one reference, taken by ssl */
-    SSL_set_accept_state(ssl);
     t->state = TLS_PEEK;
     t->out_hint = TLS_OUT_MIN;
     at_list_init(&t->writes);
@@ -905,6 +928,72 @@ int node_http__tls_wrap(struct node_http_tls *tls,
     t->handles = 2;
     lower->ops->peer(lower, t->peer, sizeof(t->peer));
     *out = &t->base;
+    return 0;
+}
+
+/* see transport.h */
+int node_http__tls_wrap(struct node_http_tls *tls,
+                        uv_loop_t *loop,
+                        struct node_http_transport *lower,
+                        struct node_http_transport **out)
+{
+    SSL *ssl = SSL_new(node_http__tls_ctx(tls));
+
+    if (ssl != NULL)
+        SSL_set_accept_state(ssl);
+    return tls_new(ssl, loop, lower, out);
+}
+
+/* see transport.h */
+void *node_http__tls_session_new(struct node_http_tls *tls, const char *host)
+{
+    void *cctx = node_http__tls_client_ctx(tls);
+    SSL *ssl = cctx != NULL ? SSL_new(cctx) : NULL;
+    unsigned char ip[16];
+    bool is_ip =
+        inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+    int ok;
+
+    if (ssl == NULL) {
+        ERR_clear_error();
+        return NULL;
+    }
+    SSL_set_connect_state(ssl);
+    /* Node certificates carry the names and IPs peers dial as SANs. */
+    if (is_ip)
+        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
+    else
+        ok = SSL_set1_host(ssl, host) == 1 &&
+             SSL_set_tlsext_host_name(ssl, host) == 1;
+    if (!ok) {
+        SSL_free(ssl);
+        ERR_clear_error();
+        return NULL;
+    }
+    return ssl;
+}
+
+/* see transport.h */
+void node_http__tls_session_free(void *ssl)
+{
+    SSL_free(ssl);
+}
+
+/* see transport.h */
+int node_http__tls_connect(void *ssl,
+                           uv_loop_t *loop,
+                           struct node_http_transport *lower,
+                           struct node_http_transport **out)
+{
+    struct tls *t;
+    int rv = tls_new(ssl, loop, lower, out);
+
+    if (rv != 0)
+        return rv;
+    t = tls_of(*out);
+    t->client = true;
+    tls_move(t, TLS_HANDSHAKE);
+    tls_pump(t); /* the ClientHello goes out on the next turn */
     return 0;
 }
 

@@ -34,6 +34,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -49,9 +50,13 @@ struct node_http_tls {
     uv_loop_t *loop; /* borrowed */
     char *cert;      /* owned: path */
     char *key;       /* owned: path */
+    char *ca;        /* owned: path; NULL: no client certificates */
     SSL_CTX *ctx;    /* owned reference; each connection holds its own */
+    SSL_CTX *cctx;   /* owned reference: the client side (with ca) */
+    node_http_tls_refused_cb refused;
+    void *refused_data;
     uint64_t generation;
-    uv_fs_poll_t watch[2]; /* cert, key */
+    uv_fs_poll_t watch[3]; /* cert, key, ca */
     uv_timer_t settle;
     int handles;
     bool closing;
@@ -211,11 +216,55 @@ static int read_chain(BIO *bio,
     }
 }
 
-/* Read both files into a new context. Returns 0 with *out and desc, or
- * AT_EINVAL with errmsg. */
+/* The peer side of mutual TLS: the server context asks every client for a
+ * certificate that chains to ca (the file only, never the system store) and
+ * refuses the handshake without one; *cout is a client context with the
+ * same certificate, verifying servers against ca. */
+static int ctx_mutual(SSL_CTX *ctx,
+                      X509 *leaf,
+                      EVP_PKEY *pkey,
+                      STACK_OF(X509) * chain,
+                      const char *ca,
+                      SSL_CTX **cout,
+                      char *errmsg)
+{
+    static const unsigned char sid[] = "atoll-peer";
+    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca);
+    SSL_CTX *c = NULL;
+
+    if (names == NULL || SSL_CTX_load_verify_file(ctx, ca) != 1) {
+        sk_X509_NAME_pop_free(names, X509_NAME_free);
+        at_errmsg_printf(errmsg, "peer_tls_ca '%s': no PEM certificate: %s", ca,
+                         ossl_reason());
+        return AT_EINVAL;
+    }
+    SSL_CTX_set_client_CA_list(ctx, names);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                       NULL);
+    /* Sessions resumed with a verified client must stay in this context. */
+    SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
+    c = SSL_CTX_new(TLS_client_method());
+    if (c == NULL || SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_cipher_list(c, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1 ||
+        SSL_CTX_use_cert_and_key(c, leaf, pkey, chain, 1) != 1 ||
+        SSL_CTX_load_verify_file(c, ca) != 1) {
+        SSL_CTX_free(c);
+        at_errmsg_printf(errmsg, "peer tls: client context: %s", ossl_reason());
+        return AT_EINVAL;
+    }
+    SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+    *cout = c;
+    return 0;
+}
+
+/* Read both files into a new context (and with ca, the client context
+ * into *cout). Returns 0 with *out and desc, or AT_EINVAL with errmsg. */
 static int ctx_load(const char *cert,
                     const char *key,
+                    const char *ca,
                     SSL_CTX **out,
+                    SSL_CTX **cout,
                     char *desc,
                     size_t desclen,
                     char *errmsg)
@@ -276,6 +325,12 @@ static int ctx_load(const char *cert,
         at_errmsg_printf(errmsg, "tls_cert '%s': %s", cert, ossl_reason());
         goto out;
     }
+    if (ca != NULL) {
+        rv = ctx_mutual(ctx, leaf, pkey, chain, ca, cout, errmsg);
+        if (rv != 0)
+            goto out;
+        rv = AT_EINVAL;
+    }
     describe(leaf, desc, desclen);
     if (X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0)
         LOG_WARN("tls: the certificate in '%s' has expired (%s)", cert, desc);
@@ -296,21 +351,29 @@ out:
     return rv;
 }
 
+static void ctx_refused_set(SSL_CTX *ctx, const struct node_http_tls *tls);
+
 /* see tls_ctx.h */
 int node_http__tls_reload(struct node_http_tls *tls, char *errmsg)
 {
-    SSL_CTX *ctx;
+    SSL_CTX *ctx, *cctx = NULL;
     char desc[320];
     int rv;
 
-    rv = ctx_load(tls->cert, tls->key, &ctx, desc, sizeof(desc), errmsg);
+    rv = ctx_load(tls->cert, tls->key, tls->ca, &ctx, &cctx, desc, sizeof(desc),
+                  errmsg);
     if (rv != 0) {
         LOG_WARN("tls: reload failed, keeping the current certificate: %s",
                  errmsg);
         return rv;
     }
+    ctx_refused_set(ctx, tls);
+    if (cctx != NULL)
+        ctx_refused_set(cctx, tls);
     SSL_CTX_free(tls->ctx);
+    SSL_CTX_free(tls->cctx);
     tls->ctx = ctx;
+    tls->cctx = cctx;
     tls->generation++;
     LOG_INFO("tls: reloaded '%s' (%s)", tls->cert, desc);
     return 0;
@@ -337,38 +400,103 @@ static void tls_on_change(uv_fs_poll_t *h,
     if (tls->closing)
         return;
     LOG_DEBUG("tls: '%s' changed%s%s",
-              h == &tls->watch[0] ? tls->cert : tls->key,
+              h == &tls->watch[0]   ? tls->cert
+              : h == &tls->watch[1] ? tls->key
+                                    : tls->ca,
               status < 0 ? ": " : "", status < 0 ? uv_strerror(status) : "");
     uv_timer_start(&tls->settle, tls_on_settle, SETTLE_MS, 0);
 }
 
+/* Who hears of refused peers, attached to a context so that it lives as
+ * long as the connections that use the context. */
+struct refused {
+    node_http_tls_refused_cb cb;
+    void *data;
+};
+
+static int refused_index = -1;
+static pthread_once_t refused_once = PTHREAD_ONCE_INIT;
+
+static void refused_free(void *parent,
+                         void *ptr,
+                         CRYPTO_EX_DATA *ad,
+                         int idx,
+                         long argl,
+                         void *argp)
+{
+    AT_UNUSED(parent);
+    AT_UNUSED(ad);
+    AT_UNUSED(idx);
+    AT_UNUSED(argl);
+    AT_UNUSED(argp);
+    at_free(ptr);
+}
+
+static void refused_init(void)
+{
+    refused_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, refused_free);
+}
+
+static void ctx_refused_set(SSL_CTX *ctx, const struct node_http_tls *tls)
+{
+    struct refused *r;
+
+    if (tls->refused == NULL)
+        return;
+    pthread_once(&refused_once, refused_init);
+    r = at_malloc(sizeof(*r));
+    r->cb = tls->refused;
+    r->data = tls->refused_data;
+    if (refused_index < 0 || SSL_CTX_set_ex_data(ctx, refused_index, r) != 1)
+        at_free(r);
+}
+
 /* see tls_ctx.h */
-int node_http__tls_open(struct node_http_tls **out,
-                        uv_loop_t *loop,
-                        const char *cert,
-                        const char *key,
-                        uint64_t poll_ms,
-                        char *errmsg)
+bool node_http__tls_refused(void *ssl_ctx, const char *peer, const char *why)
+{
+    struct refused *r =
+        refused_index >= 0 ? SSL_CTX_get_ex_data(ssl_ctx, refused_index) : NULL;
+
+    if (r == NULL)
+        return false;
+    r->cb(r->data, peer, why);
+    return true;
+}
+
+/* see tls_ctx.h */
+int node_http__tls_open_peer(struct node_http_tls **out,
+                             uv_loop_t *loop,
+                             const struct node_http_tls_files *f,
+                             uint64_t poll_ms,
+                             char *errmsg)
 {
     struct node_http_tls *tls;
-    SSL_CTX *ctx;
+    SSL_CTX *ctx, *cctx = NULL;
     char desc[320];
     int rv;
 
-    rv = ctx_load(cert, key, &ctx, desc, sizeof(desc), errmsg);
+    rv = ctx_load(f->cert, f->key, f->ca, &ctx, &cctx, desc, sizeof(desc),
+                  errmsg);
     if (rv != 0)
         return rv;
     tls = at_calloc(1, sizeof(*tls));
     tls->loop = loop;
-    tls->cert = at_strdup(cert);
-    tls->key = at_strdup(key);
+    tls->cert = at_strdup(f->cert);
+    tls->key = at_strdup(f->key);
+    tls->ca = f->ca != NULL ? at_strdup(f->ca) : NULL;
+    tls->refused = f->refused;
+    tls->refused_data = f->refused_data;
+    ctx_refused_set(ctx, tls);
+    if (cctx != NULL)
+        ctx_refused_set(cctx, tls);
     tls->ctx = ctx;
+    tls->cctx = cctx;
     tls->generation = 1;
     uv_timer_init(loop, &tls->settle);
     tls->settle.data = tls;
     tls->handles = 1;
-    for (int i = 0; i < 2; i++) {
-        const char *path = i == 0 ? cert : key;
+    for (int i = 0; i < (f->ca != NULL ? 3 : 2); i++) {
+        const char *path = i == 0 ? f->cert : i == 1 ? f->key : f->ca;
 
         uv_fs_poll_init(loop, &tls->watch[i]);
         tls->watch[i].data = tls;
@@ -379,9 +507,29 @@ int node_http__tls_open(struct node_http_tls **out,
             LOG_WARN("tls: cannot watch '%s' (%s): reload it with SIGHUP", path,
                      uv_strerror(rv));
     }
-    LOG_INFO("tls: serving HTTPS with '%s' (%s)", cert, desc);
+    if (f->ca != NULL)
+        LOG_INFO("tls: peers speak mutual TLS with '%s' (%s), CA '%s'", f->cert,
+                 desc, f->ca);
+    else
+        LOG_INFO("tls: serving HTTPS with '%s' (%s)", f->cert, desc);
     *out = tls;
     return 0;
+}
+
+/* see tls_ctx.h */
+int node_http__tls_open(struct node_http_tls **out,
+                        uv_loop_t *loop,
+                        const char *cert,
+                        const char *key,
+                        uint64_t poll_ms,
+                        char *errmsg)
+{
+    struct node_http_tls_files f;
+
+    memset(&f, 0, sizeof(f));
+    f.cert = cert;
+    f.key = key;
+    return node_http__tls_open_peer(out, loop, &f, poll_ms, errmsg);
 }
 
 static void tls_on_handle_close(uv_handle_t *h)
@@ -394,6 +542,7 @@ static void tls_on_handle_close(uv_handle_t *h)
         return;
     at_free(tls->cert);
     at_free(tls->key);
+    at_free(tls->ca);
     at_free(tls);
     if (cb != NULL)
         cb(data);
@@ -409,9 +558,10 @@ void node_http__tls_close(struct node_http_tls *tls,
     tls->close_cb = cb;
     tls->close_data = data;
     SSL_CTX_free(tls->ctx);
-    tls->ctx = NULL;
+    SSL_CTX_free(tls->cctx);
+    tls->ctx = tls->cctx = NULL;
     uv_close((uv_handle_t *)&tls->settle, tls_on_handle_close);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < (tls->ca != NULL ? 3 : 2); i++)
         uv_close((uv_handle_t *)&tls->watch[i], tls_on_handle_close);
 }
 
@@ -419,6 +569,12 @@ void node_http__tls_close(struct node_http_tls *tls,
 void *node_http__tls_ctx(const struct node_http_tls *tls)
 {
     return tls->ctx;
+}
+
+/* see tls_ctx.h */
+void *node_http__tls_client_ctx(const struct node_http_tls *tls)
+{
+    return tls->cctx;
 }
 
 /* see tls_ctx.h */

@@ -90,7 +90,9 @@ struct node_http_transport_ops {
     /* The peer's address for logs ("ip:port", "[ip6]:port", "mem"). */
     void (*peer)(const struct node_http_transport *t, char *buf, size_t n);
     /* Hand the socket to a new owner (protocol upgrade): a malloc'ed
-     * uv_tcp_t, not reading, data NULL; or NULL when this transport cannot.
+     * uv_tcp_t (TCP) or the end of a socket pair whose other end a pump
+     * joins to the transport (TLS), not reading, data NULL; or NULL when
+     * this transport cannot.
      * Needs no write queued and reading stopped. On success the transport
      * is gone: it frees itself (close is not called, no callback runs). */
     uv_stream_t *(*detach)(struct node_http_transport *t);
@@ -141,6 +143,42 @@ int node_http__tls_wrap(struct node_http_tls *tls,
                         uv_loop_t *loop,
                         struct node_http_transport *lower,
                         struct node_http_transport **out);
+/* A TLS client session for host (a DNS name: checked against the
+ * certificate's names, and sent as SNI; or an IP address) with tls's
+ * client context (SSL *): the caller owns it until node_http__tls_connect
+ * takes it, else frees it with node_http__tls_session_free. NULL when tls
+ * has no client context (no CA). */
+void *node_http__tls_session_new(struct node_http_tls *tls, const char *host);
+void node_http__tls_session_free(void *ssl);
+/* A TLS client transport for ssl (taken) over lower (a connected
+ * transport, taken, also on failure): the handshake starts at once; writes
+ * are refused until wait_writable reports it done; a failed handshake
+ * shows as the end of input. Returns 0 with *out or a negative UV error. */
+int node_http__tls_connect(void *ssl,
+                           uv_loop_t *loop,
+                           struct node_http_transport *lower,
+                           struct node_http_transport **out);
+
+/* ---- pump.c: a uv_stream_t for a transport that is not one ---- */
+
+struct node_http_pump;
+
+/* A socket pair: *end (an at_malloc'd uv_pipe_t, not reading, data NULL)
+ * for an owner that wants a libuv stream; the pump carries bytes between
+ * the other end and t (taken; NULL: node_http__pump_attach gives it later)
+ * with bounded queues each way. Either side's end or error closes both;
+ * peer names it in logs. Returns 0 or a negative UV error (t is then not
+ * taken). */
+int node_http__pump_new(uv_loop_t *loop,
+                        struct node_http_transport *t,
+                        const char *peer,
+                        uv_stream_t **end);
+
+/* ---- tcp.c ---- */
+
+/* A TCP transport for tcp (connected, at_malloc'd: taken). */
+int node_http__tcp_adopt(uv_tcp_t *tcp, struct node_http_transport **out);
+
 /* Test seams: bytes the transport holds for the peer (encrypted, not yet
  * through the lower transport), and the
  * negotiated protocol version ("TLSv1.3"), or "" before the handshake. */
