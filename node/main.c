@@ -76,6 +76,8 @@ static int cmd_serve(int argc, char **argv)
         node_config_release(&cfg);
         return 2;
     }
+    /* checked by node_config_load */
+    (void)at_log_set_format(cfg.log_format);
     signal(SIGPIPE, SIG_IGN);
     /* Blob writes, hashing and fsyncs run in libuv's pool (4 threads by
      * default): concurrent uploads each wait on an fsync, and the disk
