@@ -23,5 +23,5 @@ NODE_OCI_SRCS := node/oci/names.c node/oci/route.c node/oci/router.c \
 	node/oci/manifests.c node/oci/manifest_parse.c
 NODE_LIB_SRCS := $(NODE_HTTP_SRCS) $(NODE_REPLY_SRCS) $(NODE_AUTH_SRCS) \
 	$(NODE_CLUSTER_SRCS) $(NODE_OCI_SRCS) node/config.c node/server.c node/cli.c node/cli_accounts.c node/front.c \
-	node/admin.c node/accounts.c node/metrics.c
+	node/admin.c node/accounts.c node/metrics.c node/access.c
 NODE_ALLOW := common proto storage raft node
