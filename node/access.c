@@ -75,8 +75,8 @@ void node_access_log(void *data,
     snprintf(path, sizeof(path), "%s", node_http_req_path(r));
     node_access_query(node_http_req_path(r), node_http_req_query(r), query,
                       sizeof(query));
-    f[n++] = (struct at_log_field)AT_LOG_STR("method",
-                                             node_http_req_method_str(r));
+    f[n++] =
+        (struct at_log_field)AT_LOG_STR("method", node_http_req_method_str(r));
     f[n++] = (struct at_log_field)AT_LOG_STR("path", path);
     if (query[0] != '\0')
         f[n++] = (struct at_log_field)AT_LOG_STR("query", query);

@@ -11,7 +11,8 @@ NODE_HTTP_SRCS := node/http/conn.c node/http/tcp.c node/http/mem.c \
 	node/http/url.c node/http/tls.c node/http/tls_ctx.c
 NODE_REPLY_SRCS := node/reply/context.c node/reply/reply.c
 NODE_AUTH_SRCS := node/auth/bcrypt.c node/auth/basic.c node/auth/cache.c \
-	node/auth/htpasswd.c node/auth/verify.c node/auth/source.c
+	node/auth/htpasswd.c node/auth/verify.c node/auth/source.c \
+	node/auth/limit.c
 NODE_CLUSTER_SRCS := node/cluster/peer.c node/cluster/peer_front.c node/cluster/peer_reply.c \
 	node/cluster/peer_raft.c node/cluster/peer_leader.c \
 	node/cluster/peer_members.c node/cluster/peer_blobs.c \

@@ -62,9 +62,10 @@ static void test_line(void **state)
     at_log_set_stream(NULL);
     fclose(out);
     assert_non_null(strstr(buf, " access access.c:"));
-    assert_non_null(strstr(buf, " request method=GET path=/v2/r/tags/list "
-                                "query=\"n=2\" status=200 bytes=3 user=bob "
-                                "duration_ms="));
+    assert_non_null(strstr(buf,
+                           " request method=GET path=/v2/r/tags/list "
+                           "query=\"n=2\" status=200 bytes=3 user=bob "
+                           "duration_ms="));
     assert_non_null(strstr(buf, " request_id=r-1 remote=mem\n"));
     assert_null(strstr(buf, "hunter2"));
     assert_null(strstr(buf, "Ym9i"));
