@@ -30,6 +30,10 @@ static const char *level_json[] = { "debug", "info", "warn", "error", "off" };
 static enum at_log_format format = AT_LOG_FORMAT_TEXT;
 static FILE *stream; /* borrowed; NULL: stderr */
 
+#define BATCH_SIZE (64 * 1024)
+static _Thread_local char *batch; /* owned; NULL: not batching */
+static _Thread_local size_t batch_len;
+
 static int parse_level(const char *s, size_t n, enum at_log_level *out)
 {
     for (int i = 0; i < (int)AT_ARRAY_SIZE(level_names); i++) {
@@ -103,6 +107,49 @@ enum at_log_format at_log_format(void)
 void at_log_set_stream(FILE *f)
 {
     stream = f;
+}
+
+static FILE *out(void)
+{
+    return stream != NULL ? stream : stderr;
+}
+
+/* see log.h */
+void at_log_flush(void)
+{
+    if (batch_len > 0) {
+        fwrite(batch, 1, batch_len, out());
+        batch_len = 0;
+    }
+}
+
+static void flush_at_exit(void)
+{
+    at_log_flush();
+}
+
+/* see log.h */
+void at_log_batch_start(void)
+{
+    static bool registered;
+
+    if (batch != NULL)
+        return;
+    /* not at_malloc: alloc.c logs through here (an include cycle); without
+     * memory, lines are simply written one by one */
+    batch = malloc(BATCH_SIZE);
+    batch_len = 0;
+    /* exit() runs on the thread that batches in the node (the loop's) */
+    if (!registered && atexit(flush_at_exit) == 0)
+        registered = true;
+}
+
+/* see log.h */
+void at_log_batch_stop(void)
+{
+    at_log_flush();
+    free(batch);
+    batch = NULL;
 }
 
 /* see log.h */
@@ -414,7 +461,15 @@ static void log_vwrite(const char *comp,
         put_fields_text(&l, fields, nf);
     }
     l.buf[l.len++] = '\n';
-    fwrite(l.buf, 1, l.len, stream != NULL ? stream : stderr);
+    if (batch != NULL && level < AT_LOG_LEVEL_WARN) {
+        if (batch_len + l.len > BATCH_SIZE)
+            at_log_flush();
+        memcpy(batch + batch_len, l.buf, l.len);
+        batch_len += l.len;
+        return;
+    }
+    at_log_flush();
+    fwrite(l.buf, 1, l.len, out());
 }
 
 /* see log.h */

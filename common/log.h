@@ -48,6 +48,17 @@ void at_log_write(const char *comp,
 
 #define AT_LOG_LINE_MAX 8192
 
+/* Batching, for an event loop's thread: from at_log_batch_start on, this
+ * thread's lines below WARN collect in a buffer (64 KiB), written when it
+ * is full, before a WARN or ERROR line of the thread, at at_log_flush (the
+ * loop calls it before it waits for I/O), at at_log_batch_stop, at exit
+ * and before an assertion aborts. One write then carries many lines: at
+ * tens of thousands of requests a second, a write per access line would
+ * cost more than the requests. Other threads write each line at once. */
+void at_log_batch_start(void);
+void at_log_flush(void);
+void at_log_batch_stop(void);
+
 /* A named value appended to a line: separate keys in JSON, " key=value"
  * in text (quoted and escaped when the value needs it). */
 enum at_log_field_type {
@@ -107,6 +118,15 @@ size_t at_log_json_escape(char *dst, size_t cap, const char *s, size_t n);
 #define LOG_INFO(...)  AT_LOG_(AT_LOG_LEVEL_INFO, __VA_ARGS__)
 #define LOG_WARN(...)  AT_LOG_(AT_LOG_LEVEL_WARN, __VA_ARGS__)
 #define LOG_ERROR(...) AT_LOG_(AT_LOG_LEVEL_ERROR, __VA_ARGS__)
+
+/* An audit line (component "audit", at info): who changed what, from
+ * where, at which log index. */
+#define LOG_AUDIT(...)                                                   \
+    do {                                                                 \
+        if (at_log_enabled("audit", AT_LOG_LEVEL_INFO))                  \
+            at_log_write("audit", AT_LOG_LEVEL_INFO, __FILE__, __LINE__, \
+                         __func__, __VA_ARGS__);                         \
+    } while (0)
 
 /* A line with fields: LOG_FIELDS(AT_LOG_LEVEL_INFO, f, n, "fmt", ...). */
 #define LOG_FIELDS(level, fields, nf, ...)                              \

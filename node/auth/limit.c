@@ -71,8 +71,8 @@ void node_auth_limit_free(struct node_auth_limit *l)
     if (l == NULL)
         return;
     while (!at_list_empty(&l->list))
-        entry_drop(l, AT_LIST_ENTRY(at_list_first(&l->list), struct entry,
-                                    link));
+        entry_drop(l,
+                   AT_LIST_ENTRY(at_list_first(&l->list), struct entry, link));
     at_map_release(&l->map);
     at_free(l);
 }
@@ -164,8 +164,8 @@ static void fail_one(struct node_auth_limit *l,
 
     if (e == NULL) {
         if (l->map.len >= l->entries)
-            entry_drop(l, AT_LIST_ENTRY(at_list_first(&l->list), struct entry,
-                                        link));
+            entry_drop(
+                l, AT_LIST_ENTRY(at_list_first(&l->list), struct entry, link));
         e = at_calloc(1, sizeof(*e));
         e->klen = make_key(e->key, kind, s);
         e->start_ms = now;

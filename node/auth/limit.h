@@ -57,7 +57,7 @@ void node_auth_limit_ok(struct node_auth_limit *l,
                         const char *addr);
 
 struct node_auth_limit_stats {
-    uint64_t refused; /* checks that answered AT_EAGAIN */
+    uint64_t refused;  /* checks that answered AT_EAGAIN */
     uint64_t failures; /* failures reported */
     size_t tracked;    /* keys remembered now */
 };

@@ -247,12 +247,50 @@ static void test_text_lines(void **state)
     free(buf);
 }
 
+/* A batching thread's lines wait for a flush, a WARN line or the stop;
+ * their order stays. */
+static void test_batch(void **state)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    AT_UNUSED(state);
+
+    at_log_set_stream(f);
+    at_log_batch_start();
+    LOG_INFO("one");
+    fflush(f);
+    assert_int_equal(len, 0);
+    LOG_WARN("two");
+    fflush(f);
+    assert_non_null(strstr(buf, "one\n"));
+    assert_true(strstr(buf, "one\n") < strstr(buf, "two\n"));
+    LOG_INFO("three");
+    fflush(f);
+    assert_null(strstr(buf, "three"));
+    at_log_flush();
+    fflush(f);
+    assert_non_null(strstr(buf, "three\n"));
+    /* more than the buffer holds: written as it fills, none lost */
+    for (int i = 0; i < 2000; i++)
+        LOG_INFO("line %04d %0100d", i, 0);
+    LOG_INFO("last");
+    at_log_batch_stop();
+    LOG_INFO("direct");
+    fflush(f);
+    assert_non_null(strstr(buf, "line 1999 "));
+    assert_non_null(strstr(buf, "last\n"));
+    assert_true(strstr(buf, "last\n") < strstr(buf, "direct\n"));
+    capture_end(f, &buf);
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_log_configure), cmocka_unit_test(test_errors),
         cmocka_unit_test(test_json_escape),   cmocka_unit_test(test_json_lines),
-        cmocka_unit_test(test_text_lines),
+        cmocka_unit_test(test_text_lines),    cmocka_unit_test(test_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
