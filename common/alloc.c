@@ -6,6 +6,7 @@
 
 #include "common/alloc.h"
 #include "common/check.h"
+#include "common/log.h"
 
 AT_NORETURN static void oom(size_t n)
 {
@@ -88,6 +89,7 @@ void at_assert_fail(const char *expr,
     void *frames[32];
     int n;
 
+    at_log_flush(); /* the lines that led here first */
     fprintf(stderr, "assertion failed: %s (%s:%d %s)\n", expr, file, line,
             func);
     n = backtrace(frames, (int)AT_ARRAY_SIZE(frames));

@@ -23,7 +23,8 @@
     X(AT_EUNKNOWN, -15, "outcome unknown") \
     X(AT_ESHUTDOWN, -16, "shutting down")  \
     X(AT_ETIMEDOUT, -17, "timed out")      \
-    X(AT_EUNSUPPORTED, -18, "unsupported")
+    X(AT_EUNSUPPORTED, -18, "unsupported") \
+    X(AT_EAGAIN, -19, "try again later")
 
 enum {
 #define AT_ERR_ENUM(name, value, text) name = value,

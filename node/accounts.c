@@ -8,11 +8,13 @@
  * -> DONE (the answer, with X-Atoll-Index, and the audit line). A listing
  * goes AUTH -> READ (the read barrier) -> DONE; a DELETE has no body.
  *
- * Failure modes: no or unknown credentials 401 with a Basic challenge, a
- * non-admin user 403, a malformed body 400, a name taken 409, an unknown
- * one 404, no leader or an unknown outcome 503 (the reply toolkit's). A
- * client gone mid-body aborts the request (its object freed); gone later,
- * the steps finish and the answer goes nowhere. */
+ * Failure modes: no or unknown credentials 401 with a Basic challenge, too
+ * many failed logins for the name or from the address 429 with
+ * Retry-After (no bcrypt then: node/auth/limit.h), a non-admin user 403, a
+ * malformed body 400, a name taken 409, an unknown one 404, no leader or an
+ * unknown outcome 503 (the reply toolkit's). A client gone mid-body aborts the
+ * request (its object freed); gone later, the steps finish and the answer goes
+ * nowhere. */
 #define AT_LOG_COMP "audit"
 #include "common/compat.h"
 
@@ -64,6 +66,7 @@ struct acc {
     enum acc_state state;
     enum op op;
     char who[NODE_AUTH_NAME_SIZE + 16]; /* for the audit line */
+    char login[NODE_AUTH_NAME_SIZE];    /* the name Basic gave */
     struct node_auth_identity id;
     struct at_buf body;
     /* the account the call is about */
@@ -647,9 +650,35 @@ static void identified(struct acc *a, const struct node_auth_identity *id)
     }
     if (a->who[0] == '\0')
         snprintf(a->who, sizeof(a->who), "admin '%s'", id->name);
+    node_http_req_set_user(a->req, id->kind != 0 ? id->name : "#cluster");
     authorized(a, node_http_req_method(a->req) == NODE_HTTP_DELETE && slash
                       ? slash + 1
                       : NULL);
+}
+
+/* Too many failed logins for this name or from this address: refused
+ * before any bcrypt (RFC 6585 section 4). */
+static void too_many(struct acc *a, uint64_t retry_s)
+{
+    LOG_INFO(
+        "%s %s from %s refused: too many failed logins, retry in "
+        "%" PRIu64 " s",
+        node_http_req_method_str(a->req), node_http_req_path(a->req),
+        node_http_req_peer(a->req), retry_s);
+    node_http_resp_header(a->req, "Retry-After", "%" PRIu64, retry_s);
+    acc_fail(a, 429, "TOOMANYREQUESTS", "too many failed logins; retry later");
+}
+
+/* Tell the limiter how a verification ended (a shutdown says nothing). */
+static void limit_note(struct acc *a, const char *user, int status)
+{
+    struct node_auth_limit *lim = node_auth_limiter(a->api->auth);
+    const char *peer = node_http_req_peer(a->req);
+
+    if (status == 0)
+        node_auth_limit_ok(lim, user, peer);
+    else if (status == AT_EINVAL)
+        node_auth_limit_fail(lim, user, peer);
 }
 
 static void on_verified(void *data,
@@ -658,6 +687,7 @@ static void on_verified(void *data,
 {
     struct acc *a = data;
 
+    limit_note(a, a->login, status);
     if (status != 0)
         unauthorized(a, "wrong credentials");
     else
@@ -668,12 +698,20 @@ static void authenticate(struct acc *a)
 {
     const char *h = node_http_req_header(a->req, "authorization");
     const char *secret = a->api->cfg->cluster_secret;
+    struct node_auth_limit *lim = node_auth_limiter(a->api->auth);
+    const char *peer = node_http_req_peer(a->req);
     char user[NODE_AUTH_NAME_SIZE];
     char password[NODE_AUTH_PASSWORD_MAX + 1];
     int rv;
 
     if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0) {
+        /* guesses of the secret count against the address */
+        if (node_auth_limit_check(lim, NULL, peer) != 0) {
+            too_many(a, node_auth_limit_retry_after(lim, NULL, peer));
+            return;
+        }
         if (!node_peer_auth_ok(h, secret)) {
+            node_auth_limit_fail(lim, NULL, peer);
             unauthorized(a, "not the cluster secret");
             return;
         }
@@ -688,11 +726,20 @@ static void authenticate(struct acc *a)
         unauthorized(a, h == NULL ? "no credentials" : "malformed credentials");
         return;
     }
+    if (node_auth_limit_check(lim, user, peer) != 0) {
+        explicit_bzero(password, sizeof(password));
+        too_many(a, node_auth_limit_retry_after(lim, user, peer));
+        return;
+    }
+    snprintf(a->login, sizeof(a->login), "%s", user);
     rv = node_auth_verify(a->api->auth, user, password, &a->id, on_verified, a);
     explicit_bzero(password, sizeof(password));
+    if (rv == NODE_AUTH_PENDING)
+        return;
+    limit_note(a, user, rv);
     if (rv == 0)
         identified(a, &a->id);
-    else if (rv != NODE_AUTH_PENDING)
+    else
         unauthorized(a, "wrong credentials");
 }
 

@@ -36,6 +36,7 @@ struct opt {
 
 static int check_listen(const char *v, char *why, size_t whylen);
 static int check_log_level(const char *v, char *why, size_t whylen);
+static int check_log_format(const char *v, char *why, size_t whylen);
 static int check_join(const char *v, char *why, size_t whylen);
 static int check_role(const char *v, char *why, size_t whylen);
 static int check_advertise(const char *v, char *why, size_t whylen);
@@ -86,6 +87,16 @@ static const struct opt opts[] = {
     { "log_level", "--log-level", "ATOLL_LOG_LEVEL", OPT_STRING, F(log_level),
       "info", "log levels, e.g. info or warn,raft:debug", false, false,
       check_log_level },
+    { "log_format", "--log-format", "ATOLL_LOG_FORMAT", OPT_STRING,
+      F(log_format), "text",
+      "text, or json: every log line one JSON object (time, level, "
+      "component, caller, msg and the line's fields)",
+      false, false, check_log_format },
+    { "access_log", "--access-log", "ATOLL_ACCESS_LOG", OPT_BOOL, F(access_log),
+      "true",
+      "one line per API request at info, component access (method, path, "
+      "status, bytes, user, duration, request id, remote address)",
+      false, false, NULL },
     { "reserve_bytes", "--reserve-bytes", "ATOLL_RESERVE_BYTES", OPT_SIZE,
       F(reserve_bytes), "1GiB",
       "refuse blob uploads when free disk space drops below this", false, false,
@@ -361,6 +372,14 @@ static bool is_level(const char *s, size_t n)
             return true;
     }
     return false;
+}
+
+static int check_log_format(const char *v, char *why, size_t whylen)
+{
+    if (strcmp(v, "text") == 0 || strcmp(v, "json") == 0)
+        return 0;
+    snprintf(why, whylen, "want text or json");
+    return AT_EINVAL;
 }
 
 /* Mirrors at_log_configure's grammar without touching the global levels. */

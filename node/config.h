@@ -11,6 +11,8 @@ struct node_config {
     char *raft_dir;    /* "" = <data_dir>/raft */
     char *name;        /* "" = hostname */
     char *log_level;   /* "info" (spec as for at_log_configure) */
+    char *log_format;  /* "text" | "json" */
+    bool access_log;   /* a line per API request (component access) */
     char *tls_cert;    /* "": plain HTTP; else PEM certificate + chain (API) */
     char *tls_key;     /* "": with tls_cert, its PEM key */
     char *peer_tls_ca; /* "": plain peer traffic; else the cluster CA */

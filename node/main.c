@@ -21,6 +21,7 @@ struct daemon {
     uv_signal_t sigterm;
     uv_signal_t sigint;
     uv_signal_t sighup;
+    uv_prepare_t flush; /* writes the batched log lines */
     bool stopping;
 };
 
@@ -31,6 +32,14 @@ static void on_stopped(void *data)
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sighup, NULL);
+    uv_close((uv_handle_t *)&d->flush, NULL);
+}
+
+/* Before the loop waits: the lines of this iteration go out in one write. */
+static void on_flush(uv_prepare_t *h)
+{
+    AT_UNUSED(h);
+    at_log_flush();
 }
 
 static void on_sighup(uv_signal_t *h, int signum)
@@ -77,6 +86,8 @@ static int cmd_serve(int argc, char **argv)
         node_config_release(&cfg);
         return 2;
     }
+    /* checked by node_config_load */
+    (void)at_log_set_format(cfg.log_format);
     signal(SIGPIPE, SIG_IGN);
     /* Blob writes, hashing and fsyncs run in libuv's pool (4 threads by
      * default): concurrent uploads each wait on an fsync, and the disk
@@ -100,7 +111,12 @@ static int cmd_serve(int argc, char **argv)
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
     uv_signal_start(&d.sigint, on_signal, SIGINT);
     uv_signal_start(&d.sighup, on_sighup, SIGHUP);
+    uv_prepare_init(d.loop, &d.flush);
+    uv_prepare_start(&d.flush, on_flush);
+    uv_unref((uv_handle_t *)&d.flush);
+    at_log_batch_start();
     uv_run(d.loop, UV_RUN_DEFAULT);
+    at_log_batch_stop();
     rv = uv_loop_close(d.loop);
     if (rv != 0)
         LOG_WARN("loop closed with handles still open: %s", uv_strerror(rv));

@@ -1,6 +1,7 @@
 /* The node's metrics in Prometheus' text format (see metrics.h). */
 #include "common/compat.h"
 
+#include "node/auth/auth.h"
 #include "node/cluster/gc.h"
 #include "node/cluster/peer_api.h"
 #include "node/cluster/replicate.h"
@@ -55,4 +56,19 @@ void node_metrics_text(struct node_api *api, struct at_buf *b)
     counter(b, "atoll_gc_blobs_swept_total", gs.swept);
     counter(b, "atoll_gc_files_removed_total", gs.files_removed);
     counter(b, "atoll_gc_bytes_freed_total", gs.bytes_freed);
+    if (api->auth != NULL) {
+        struct node_auth_stats as;
+        struct node_auth_limit_stats ls;
+
+        node_auth_stats_get(api->auth, &as);
+        node_auth_limit_stats_get(node_auth_limiter(api->auth), &ls);
+        counter(b, "atoll_auth_bcrypts_total", as.bcrypts);
+        counter(b, "atoll_auth_cache_hits_total", as.cache_hits);
+        counter(b, "atoll_auth_verified_total", as.verified);
+        counter(b, "atoll_auth_refused_total", as.refused);
+        gauge(b, "atoll_auth_cached_credentials", as.cached);
+        counter(b, "atoll_auth_login_failures_total", ls.failures);
+        counter(b, "atoll_auth_limited_total", ls.refused);
+        gauge(b, "atoll_auth_limit_tracked", ls.tracked);
+    }
 }

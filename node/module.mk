@@ -12,7 +12,7 @@ NODE_HTTP_SRCS := node/http/conn.c node/http/tcp.c node/http/mem.c \
 NODE_REPLY_SRCS := node/reply/context.c node/reply/reply.c
 NODE_AUTH_SRCS := node/auth/bcrypt.c node/auth/basic.c node/auth/cache.c \
 	node/auth/htpasswd.c node/auth/verify.c node/auth/source.c \
-	node/auth/jwt.c node/auth/access.c
+	node/auth/jwt.c node/auth/access.c node/auth/limit.c
 NODE_CLUSTER_SRCS := node/cluster/peer.c node/cluster/peer_front.c node/cluster/peer_reply.c \
 	node/cluster/peer_raft.c node/cluster/peer_leader.c \
 	node/cluster/peer_members.c node/cluster/peer_blobs.c \
@@ -27,5 +27,5 @@ NODE_LIB_SRCS := $(NODE_HTTP_SRCS) $(NODE_REPLY_SRCS) $(NODE_AUTH_SRCS) \
 	node/cli.c node/cli_http.c node/cli_accounts.c node/cli_token.c \
 	node/front.c node/admin.c node/accounts.c node/token.c \
 	node/token_http.c node/cli_policy.c node/gate.c node/policy.c \
-	node/metrics.c node/cert.c
+	node/metrics.c node/cert.c node/access_log.c
 NODE_ALLOW := common proto storage raft node

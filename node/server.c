@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "node/access_log.h"
 #include "node/auth/access.h"
 #include "node/auth/auth.h"
 #include "node/cluster/fetch.h"
@@ -401,6 +402,8 @@ static int start_listeners(struct node_server *s,
         at_errmsg_wrapf(errmsg, "listen on '%s'", cfg->listen);
         return rv;
     }
+    if (cfg->access_log)
+        node_http_on_done(s->http, node_access_log, NULL);
     /* Without a secret every peer request would be refused: a single node
      * then has no peer listener at all. */
     if (cfg->cluster_secret[0] != '\0') {

@@ -15,6 +15,7 @@
 
 #include <uv.h>
 
+#include "node/auth/limit.h"
 #include "node/reply/context.h"
 
 #define NODE_AUTH_PASSWORD_MAX 72 /* bcrypt reads no further: refused */
@@ -133,6 +134,11 @@ struct node_auth_stats {
     size_t htpasswd;     /* users in the htpasswd table */
 };
 void node_auth_stats_get(const struct node_auth *a, struct node_auth_stats *st);
+
+/* The failed-login limiter of this node (limit.h; defaults), owned by a:
+ * every place that checks a password asks it first and tells it the
+ * outcome. */
+struct node_auth_limit *node_auth_limiter(struct node_auth *a);
 
 /* Each user of the htpasswd table, sorted by name (borrowed for the
  * call). */

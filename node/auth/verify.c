@@ -93,6 +93,7 @@ struct node_auth {
     uint64_t htpasswd_version;           /* bumped by every load */
     char dummy[NODE_AUTH_HASH_SIZE];     /* checked for unknown names */
     struct node_auth_cache *cache;       /* owned */
+    struct node_auth_limit *limit;       /* owned */
     struct at_map inflight; /* cache key -> struct job (borrowed) */
     unsigned jobs;          /* jobs alive (pool, barrier, answering) */
     uv_signal_t sighup;
@@ -114,6 +115,7 @@ static void job_move(struct job *j, enum job_state to)
 static void auth_free(struct node_auth *a)
 {
     node_auth__cache_free(a->cache);
+    node_auth_limit_free(a->limit);
     node_auth_htpasswd_free(a->htpasswd);
     at_map_release(&a->inflight);
     at_free(a->htpasswd_file);
@@ -478,6 +480,7 @@ int node_auth_new(struct node_auth **out,
     a->clock = cfg->clock != NULL ? cfg->clock : at_wall_ms;
     a->source = cfg->source;
     a->cache = node_auth__cache_new(cfg->cache_ttl_ms);
+    a->limit = node_auth_limit_new(NULL);
     at_map_init(&a->inflight);
     if (cfg->htpasswd != NULL && cfg->htpasswd[0] != '\0') {
         a->htpasswd_file = at_strdup(cfg->htpasswd);
@@ -526,4 +529,10 @@ void node_auth_stats_get(const struct node_auth *a, struct node_auth_stats *st)
     *st = a->st;
     st->cached = node_auth__cache_len(a->cache);
     st->htpasswd = node_auth_htpasswd_count(a->htpasswd);
+}
+
+/* see auth.h */
+struct node_auth_limit *node_auth_limiter(struct node_auth *a)
+{
+    return a->limit;
 }

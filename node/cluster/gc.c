@@ -549,6 +549,20 @@ void node_gc_handle(struct node_gc *g, struct node_http_req *req)
         }
     }
     rv = run_start(g, req, dry, untagged, grace);
+    if (rv == 0) {
+        const char *u = node_http_req_user(req);
+        LOG_AUDIT(
+            "%s%s%s from %s started a garbage collection (dry_run %s, "
+            "untagged %s, grace %" PRIu64 " ms)",
+            u != NULL ? "user '" : "",
+            u != NULL ? u
+            : g->cfg->cluster_secret != NULL &&
+                    g->cfg->cluster_secret[0] != '\0'
+                ? "the cluster secret"
+                : "anyone",
+            u != NULL ? "'" : "", node_http_req_peer(req), dry ? "yes" : "no",
+            untagged ? "yes" : "no", grace);
+    }
     if (rv == AT_EBUSY)
         node_reply_error(req, 409, "UNSUPPORTED",
                          "a garbage collection is already running here");

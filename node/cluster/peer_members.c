@@ -155,6 +155,16 @@ static void role_each(void *data, const struct meta_node *n)
         rf->other_address = true;
 }
 
+/* The log index reached when a change is done (the change's own entry
+ * is at most this). */
+static uint64_t index_now(struct meta *m)
+{
+    struct meta_status st;
+
+    meta_status_get(m, &st);
+    return st.last_index;
+}
+
 static void on_join_done(void *data, int status)
 {
     struct node_peer_op *op = data;
@@ -174,6 +184,12 @@ static void on_join_done(void *data, int status)
         meta_members(op->api->meta, role_each, &rf);
         r.id = rf.id;
         r.role = role_name(rf.role);
+        LOG_AUDIT(
+            "node '%s' at %s, with the cluster secret, from %s%s "
+            "joined as %s (id %" PRIu64 ") at index %" PRIu64,
+            op->name, op->msg.u.join.peer_address, node_http_req_peer(op->req),
+            op->proxied ? " (proxied)" : "", r.role != NULL ? r.role : "?",
+            rf.id, index_now(op->api->meta));
         node_peer__reply(op, 200, &r);
     }
     node_peer__op_free(op);
@@ -220,6 +236,12 @@ static void on_member_done(void *data, int status)
 
     if (status == 0 && op->ep == PROTO_PEER_REMOVE && op->notify[0] != '\0')
         tell_removed(op);
+    if (status == 0)
+        LOG_AUDIT("the cluster secret from %s%s %s '%s' at index %" PRIu64,
+                  node_http_req_peer(op->req), op->proxied ? " (proxied)" : "",
+                  op->ep == PROTO_PEER_REMOVE ? "removed node"
+                                              : "transferred leadership to",
+                  op->name, index_now(op->api->meta));
     if (status == 0)
         node_peer__reply_status(op, 200, 0);
     else if (status == AT_ENOTFOUND)
@@ -355,6 +377,7 @@ static void op_transfer(struct node_peer_op *op, json_t *doc)
         return;
     }
     LOG_INFO("transferring leadership to %s", name != NULL ? name : "any");
+    snprintf(op->name, sizeof(op->name), "%s", name != NULL ? name : "any");
     rv = meta_transfer(op->api->meta, name, on_member_done, op);
     if (rv != 0)
         on_member_done(op, rv);

@@ -348,7 +348,14 @@ static void on_set(void *data, int status, int result, uint64_t index)
     node_http_req_set_data(req, NULL);
     if (!node_reply_write_failed(req, status, result)) {
         node_reply_write_index(req, status, index);
-        LOG_INFO("placement rules set at index %" PRIu64, index);
+        const char *u = node_http_req_user(req);
+        const char *secret = pr->api->cfg->cluster_secret;
+        LOG_AUDIT("%s%s%s from %s set the placement rules at index %" PRIu64,
+                  u != NULL ? "user '" : "",
+                  u != NULL                          ? u
+                  : secret != NULL && secret[0] != 0 ? "the cluster secret"
+                                                     : "anyone",
+                  u != NULL ? "'" : "", node_http_req_peer(req), index);
         reply_rules(req, 200, pr->canon);
     }
     put_free(pr);

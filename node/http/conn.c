@@ -109,12 +109,32 @@ void node_http__conn_detach_req(struct node_http_conn *c)
 }
 
 /* see internal.h */
+void node_http__conn_report(struct node_http_conn *c, bool complete)
+{
+    struct node_http_server *s = c->srv;
+    struct node_http_req *r = c->req;
+    struct node_http_done d;
+
+    if (r == NULL || s->done_cb == NULL || !r->handler_called || r->reported)
+        return;
+    r->reported = true;
+    d.status = r->resp_started ? r->status : 0;
+    d.bytes = complete ? r->body_bytes : 0;
+    if (r->file_body && c->file.left <= r->body_bytes)
+        d.bytes = r->body_bytes - c->file.left;
+    d.micros = (uv_hrtime() - r->start_ns) / 1000;
+    d.complete = complete;
+    s->done_cb(s->done_data, r, &d);
+}
+
+/* see internal.h */
 void node_http__conn_abort_req(struct node_http_conn *c)
 {
     struct node_http_req *r = c->req;
 
     if (r == NULL)
         return;
+    node_http__conn_report(c, false);
     if (r->handler_called && !r->resp_done && !r->aborted) {
         r->aborted = true;
         if (r->on_abort != NULL)
@@ -470,6 +490,7 @@ void node_http__conn_resp_done(struct node_http_conn *c)
     node_http__resp_move(c, RESP_DONE);
     if (c->req != NULL)
         c->req->resp_done = true;
+    node_http__conn_report(c, true);
     if ((c->flags & CF_CLOSE_AFTER) || c->srv->stopping) {
         node_http__conn_close_graceful(c);
         return;

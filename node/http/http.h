@@ -118,6 +118,27 @@ int node_http_dial_tls(struct node_http_server *s,
                        const struct sockaddr *bind,
                        const char *host,
                        uv_stream_t **out);
+/* What the server knows of a request once it is over. */
+struct node_http_done {
+    int status;      /* of the answer that went out; 0: none did */
+    uint64_t bytes;  /* body bytes sent (of a file body: as far as it
+                        went; of another body: all or, aborted, 0) */
+    uint64_t micros; /* from the request's first byte to now */
+    bool complete;   /* the response was written completely */
+};
+/* Called once per request the handler was given, when its response is
+ * completely written or when the connection failed before that (client
+ * gone, timeout, shutdown). r is borrowed for the call, and still has its
+ * path, query, headers, user and context; the callback must not answer
+ * or keep it. For access logs: the server takes no view on what to log. */
+typedef void (*node_http_done_cb)(void *data,
+                                  const struct node_http_req *r,
+                                  const struct node_http_done *done);
+/* Install cb (NULL: none) for the requests of s from now on. */
+void node_http_on_done(struct node_http_server *s,
+                       node_http_done_cb cb,
+                       void *data);
+
 /* Stop accepting; let in-flight requests finish (up to shutdown_grace_ms),
  * then close everything and call cb. Idle keep-alive connections are closed
  * at once. */
@@ -144,6 +165,12 @@ uint64_t node_http_req_content_length(const struct node_http_req *r);
 bool node_http_req_chunked(const struct node_http_req *r);
 /* Peer address "ip:port" for logs. */
 const char *node_http_req_peer(const struct node_http_req *r);
+/* Who the request acts for, once the layer that checks credentials knows
+ * (for the access log): name is copied, cut at NODE_HTTP_USER_MAX - 1
+ * bytes; NULL clears it. node_http_req_user returns NULL until set. */
+#define NODE_HTTP_USER_MAX 96
+void node_http_req_set_user(struct node_http_req *r, const char *name);
+const char *node_http_req_user(const struct node_http_req *r);
 
 /* Consume the body: set before returning from the handler (or later, as long
  * as no body byte has been requested yet; reading starts when both are set

@@ -127,7 +127,12 @@ struct node_http_req {
     void *context; /* the router's (node_http_req_set_context) */
     bool handler_called, body_requested, paused, aborted;
     bool resp_started, resp_done;
+    bool reported;  /* the server's done callback ran */
+    bool file_body; /* the body goes out from c->file */
     int status;
+    uint64_t start_ns;             /* uv_hrtime at the request's first byte */
+    uint64_t body_bytes;           /* body bytes the response carries */
+    char user[NODE_HTTP_USER_MAX]; /* "" until node_http_req_set_user */
     struct at_buf resp_hdrs;
     char peer[64];
     struct node_http_req *next_free; /* in the thread's free list */
@@ -205,6 +210,8 @@ struct node_http_server {
     void (*stop_cb)(void *data);
     void *stop_data;
     uint64_t sendfile_eagain;
+    node_http_done_cb done_cb; /* may be NULL */
+    void *done_data;
     struct node_http_tls *tls; /* owned; NULL: plain HTTP */
 };
 
@@ -248,6 +255,9 @@ void node_http__resp_move(struct node_http_conn *c, enum resp_state to);
 /* The connection lets go of its request (response complete or connection
  * gone). */
 void node_http__conn_detach_req(struct node_http_conn *c);
+/* The request of c is over (complete: its response is written): the
+ * server's done callback runs, once per request the handler had. */
+void node_http__conn_report(struct node_http_conn *c, bool complete);
 /* Connection failed before the response completed: tell the handler once. */
 void node_http__conn_abort_req(struct node_http_conn *c);
 /* Queue w (ownership passes); cb runs when it is written, and should begin

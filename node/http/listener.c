@@ -250,6 +250,15 @@ int node_http_start(struct node_http_server **out,
 }
 
 /* see http.h */
+void node_http_on_done(struct node_http_server *s,
+                       node_http_done_cb cb,
+                       void *data)
+{
+    s->done_cb = cb;
+    s->done_data = data;
+}
+
+/* see http.h */
 int node_http_port(const struct node_http_server *s)
 {
     return s->port;

@@ -19,6 +19,7 @@ static int pcb_message_begin(llhttp_t *p)
     if (c->req != NULL || c->state != CONN_IDLE)
         return -1; /* NEVER: the parser stays paused while a request runs */
     c->req = node_http__req_new(c);
+    c->req->start_ns = uv_hrtime();
     c->reader = &node_http__body_none;
     c->chunk_left = 0;
     c->crlf_need = 0;

@@ -72,6 +72,18 @@ const char *node_http_req_peer(const struct node_http_req *r)
 }
 
 /* see http.h */
+void node_http_req_set_user(struct node_http_req *r, const char *name)
+{
+    snprintf(r->user, sizeof(r->user), "%s", name != NULL ? name : "");
+}
+
+/* see http.h */
+const char *node_http_req_user(const struct node_http_req *r)
+{
+    return r->user[0] != '\0' ? r->user : NULL;
+}
+
+/* see http.h */
 void node_http_req_set_data(struct node_http_req *r, void *data)
 {
     r->data = data;

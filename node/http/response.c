@@ -172,6 +172,7 @@ static void resp_on_upgrade_written(struct node_http_twrite *tw, int status)
     node_http__resp_move(c, RESP_DONE);
     if (c->req != NULL)
         c->req->resp_done = true;
+    node_http__conn_report(c, true);
     node_http__conn_detach_req(c);
     node_http__conn_close(c);
     cb(data, stream);
@@ -244,6 +245,7 @@ void node_http_resp_send(struct node_http_req *r, const void *p, size_t n)
     if (r->status == 204 || r->status == 304)
         n = 0;
     bn = r->method == NODE_HTTP_HEAD ? 0 : n;
+    r->body_bytes = bn;
     w = resp_head(r, n, bn, &hl);
     if (bn > 0)
         memcpy(w->data + hl, p, bn);
@@ -274,6 +276,8 @@ static void resp_file(struct node_http_req *r,
            r->status != 304;
     w = resp_head(r, len, 0, &hl);
     if (body) {
+        r->file_body = true;
+        r->body_bytes = len;
         c->file.fd = fd;
         c->file.off = offset;
         c->file.left = len;

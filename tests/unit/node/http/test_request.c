@@ -139,12 +139,86 @@ static void test_ref_outlives_response(void **state)
     record_done(&f, &s);
 }
 
+/* What the server's done callback saw. */
+struct done_seen {
+    int calls;
+    struct node_http_done d;
+    char user[NODE_HTTP_USER_MAX + 8];
+    char path[64];
+};
+
+static void on_done(void *data,
+                    const struct node_http_req *r,
+                    const struct node_http_done *d)
+{
+    struct done_seen *ds = data;
+    const char *u = node_http_req_user(r);
+
+    ds->calls++;
+    ds->d = *d;
+    snprintf(ds->user, sizeof(ds->user), "%s", u != NULL ? u : "(null)");
+    snprintf(ds->path, sizeof(ds->path), "%s", node_http_req_path(r));
+}
+
+/* The done callback runs once per request: after the response is written
+ * (status, body bytes, the user set), or when the connection dies first. */
+static void test_done_callback(void **state)
+{
+    struct mem_fix f;
+    struct seen s;
+    struct done_seen ds = { 0 };
+    char longname[200];
+
+    AT_UNUSED(state);
+    record_one(&f, &s, "GET /a HTTP/1.1\r\n\r\n");
+    /* installed after the first request began: it still counts */
+    node_http_on_done(f.srv, on_done, &ds);
+    assert_null(node_http_req_user(s.kept));
+    memset(longname, 'u', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    node_http_req_set_user(s.kept, longname);
+    assert_int_equal(strlen(node_http_req_user(s.kept)),
+                     NODE_HTTP_USER_MAX - 1);
+    node_http_req_set_user(s.kept, "alice");
+    node_http_resp_status(s.kept, 201);
+    node_http_resp_send(s.kept, "hello", 5);
+    assert_int_equal(ds.calls, 0); /* not written yet */
+    node_http__conn_flush(f.c);
+    assert_int_equal(ds.calls, 1);
+    assert_int_equal(ds.d.status, 201);
+    assert_int_equal(ds.d.bytes, 5);
+    assert_true(ds.d.complete);
+    assert_string_equal(ds.user, "alice");
+    assert_string_equal(ds.path, "/a");
+    node_http_req_unref(s.kept);
+
+    /* a HEAD sends no body bytes; the next request has no user */
+    mem_fix_feed(&f, "HEAD /b HTTP/1.1\r\n\r\n");
+    node_http_resp_send(s.kept, "hello", 5);
+    node_http__conn_flush(f.c);
+    assert_int_equal(ds.calls, 2);
+    assert_int_equal(ds.d.bytes, 0);
+    assert_string_equal(ds.user, "(null)");
+    node_http_req_unref(s.kept);
+
+    /* the client goes before an answer */
+    mem_fix_feed(&f, "GET /c HTTP/1.1\r\n\r\n");
+    node_http__conn_eof(f.c);
+    assert_int_equal(ds.calls, 3);
+    assert_false(ds.d.complete);
+    assert_int_equal(ds.d.status, 0);
+    assert_string_equal(ds.path, "/c");
+    record_done(&f, &s);
+    assert_int_equal(ds.calls, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accessors),
         cmocka_unit_test(test_body_kinds),
         cmocka_unit_test(test_ref_outlives_response),
+        cmocka_unit_test(test_done_callback),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
