@@ -43,6 +43,7 @@ static int check_advertise(const char *v, char *why, size_t whylen);
 static int check_read_consistency(const char *v, char *why, size_t whylen);
 static int check_min_copies(const char *v, char *why, size_t whylen);
 static int check_auth(const char *v, char *why, size_t whylen);
+static int check_challenge(const char *v, char *why, size_t whylen);
 
 #define F(field) offsetof(struct node_config, field)
 
@@ -243,6 +244,12 @@ static const struct opt opts[] = {
       "access control on the API: auto (on once a user, robot account, "
       "htpasswd user or policy exists), on, or off",
       false, false, check_auth },
+    { "auth_challenge", "--auth-challenge", "ATOLL_AUTH_CHALLENGE", OPT_STRING,
+      F(auth_challenge), "basic",
+      "the challenge of the registry API's 401: basic (clients send their "
+      "credentials on every request), or bearer (clients fetch a token "
+      "from /_atoll/token, per the distribution token spec)",
+      false, false, check_challenge },
 };
 
 #undef F
@@ -341,6 +348,14 @@ static int check_read_consistency(const char *v, char *why, size_t whylen)
     if (strcmp(v, "linearizable") == 0 || strcmp(v, "local") == 0)
         return 0;
     snprintf(why, whylen, "want linearizable or local");
+    return AT_EINVAL;
+}
+
+static int check_challenge(const char *v, char *why, size_t whylen)
+{
+    if (strcmp(v, "basic") == 0 || strcmp(v, "bearer") == 0)
+        return 0;
+    snprintf(why, whylen, "want basic or bearer");
     return AT_EINVAL;
 }
 

@@ -56,7 +56,8 @@ struct node_config {
     char *token_service;        /* "atoll": aud, the challenge's service */
     char *token_realm;          /* "": <scheme>://<host>/_atoll/token */
     uint64_t token_ttl_ms;      /* 300s (>= 60s): bearer token lifetime */
-    char *auth; /* "auto" | "on" | "off": access control on the API */
+    char *auth;           /* "auto" | "on" | "off": access control on the API */
+    char *auth_challenge; /* "basic" | "bearer": the API's 401 challenge */
 };
 
 /* Fill defaults, then the YAML file named by --config / ATOLL_CONFIG, then

@@ -7,19 +7,24 @@
  * request started is applied here before deciding, so a change made on
  * one node holds on every node once it has answered) -> VERIFY (Basic
  * credentials through the verifier: its cache, else bcrypt in the pool)
- * -> DONE (decided: the handler runs, or 401/403 answered here).
+ * or a bearer token of /_atoll/token, checked here) -> DONE (decided: the
+ * handler runs, or 401/403 answered here).
  *
  * Failure modes: no barrier (no leader, timeout) 503; credentials that do
- * not verify 401; a client gone while waiting: nothing is answered. */
+ * not verify 401; too many failed logins of a name or from an address 429
+ * without a bcrypt (node/auth/limit.h); a client gone while waiting:
+ * nothing is answered. */
 #define AT_LOG_COMP "auth"
 #include "common/compat.h"
 
 #include <strings.h>
 
 #include "node/auth/access.h"
+#include "node/auth/jwt.h"
 #include "node/cluster/peer_api.h"
 #include "node/gate.h"
 #include "node/oci/route.h"
+#include "node/token.h"
 
 /* What a request needs. */
 enum need {
@@ -57,6 +62,8 @@ struct gate {
     char *repo; /* owned; NEED_REPO only */
     struct node_caller caller;
     struct node_auth_identity id;
+    struct node_jwt_claims *claims;  /* owned: a bearer token's; or NULL */
+    char login[NODE_AUTH_NAME_SIZE]; /* the name a password is tried for */
 };
 
 static void gate_move(struct gate *g, enum gate_state to)
@@ -75,6 +82,7 @@ static void gate_free(struct gate *g)
 
     gate_move(g, GATE_DONE);
     at_free(g->repo);
+    at_free(g->claims);
     explicit_bzero(g, sizeof(*g));
     at_free(g);
     node_http_req_unref(req);
@@ -84,8 +92,7 @@ static void gate_free(struct gate *g)
  * place that tells the HTTP layer who is asking. */
 static void gate_set_user(struct node_http_req *req, const char *name)
 {
-    AT_UNUSED(req);
-    AT_UNUSED(name);
+    node_http_req_set_user(req, name);
 }
 
 /* ---- classify ---- */
@@ -166,6 +173,37 @@ static void classify(struct gate *g, const char *path)
 
 /* ---- decide ---- */
 
+/* The WWW-Authenticate header of a 401 of the registry API: Basic, or
+ * with auth_challenge bearer the token endpoint and the scope the
+ * request needs (clients then ask /_atoll/token for a token). */
+static void challenge(struct gate *g)
+{
+    const struct node_config *cfg = g->api->cfg;
+    const char *scheme = cfg->tls_cert[0] != '\0' ? "https" : "http";
+    unsigned actions = 0;
+    struct at_buf b;
+
+    if (strcmp(cfg->auth_challenge, "bearer") != 0 || g->api->token == NULL) {
+        node_access_challenge(g->req);
+        return;
+    }
+    if (g->need == NEED_REPO)
+        actions = g->action & (NODE_JWT_PULL | NODE_JWT_PUSH | NODE_JWT_DELETE);
+    else if (g->need == NEED_CATALOG)
+        actions = NODE_JWT_ANY;
+    /* a push also reads (HEAD of blobs and manifests): ask for both, as
+     * distribution does */
+    if (actions & NODE_JWT_PUSH)
+        actions |= NODE_JWT_PULL;
+    at_buf_init(&b, 4096);
+    node_token_challenge(g->api->token, &b,
+                         node_http_req_header(g->req, "host"), scheme,
+                         g->need == NEED_REPO ? g->repo : NULL, actions);
+    node_http_resp_header(g->req, "WWW-Authenticate", "%.*s", (int)b.len,
+                          b.data != NULL ? b.data : "");
+    at_buf_release(&b);
+}
+
 static void refuse(struct gate *g, bool known, const char *why)
 {
     struct node_http_req *req = g->req;
@@ -174,7 +212,7 @@ static void refuse(struct gate *g, bool known, const char *why)
              node_http_req_path(req), node_http_req_peer(req),
              known ? g->caller.name : "anonymous", why);
     if (!known) {
-        node_access_challenge(req);
+        challenge(g);
         node_reply_error(req, 401, "UNAUTHORIZED", "authentication required");
     } else {
         node_reply_error(req, 403, "DENIED",
@@ -187,21 +225,27 @@ static void refuse(struct gate *g, bool known, const char *why)
 static void decide(struct gate *g)
 {
     const struct node_caller *c = &g->caller;
-    bool known = c->kind != NODE_CALLER_ANONYMOUS;
+    const struct node_jwt_claims *tok = g->claims;
+    bool known = c->kind != NODE_CALLER_ANONYMOUS || tok != NULL;
     bool ok;
 
+    /* a token says what it was issued for; the policy of now still has
+     * to agree (a right revoked since holds at once) */
     switch (g->need) {
     case NEED_CALLER:
         ok = known;
         break;
     case NEED_ADMIN:
-        ok = c->admin;
+        ok = c->admin && tok == NULL; /* tokens are for the registry API */
         break;
     case NEED_CATALOG:
-        ok = node_access_pulls_any(g->api, c);
+        ok = node_access_pulls_any(g->api, c) &&
+             (tok == NULL || node_token_allows(tok, NULL, NODE_JWT_ANY));
         break;
     case NEED_REPO:
-        ok = (node_access_actions(g->api, c, g->repo) & g->action) == g->action;
+        ok = (node_access_actions(g->api, c, g->repo) & g->action) ==
+                 g->action &&
+             (tok == NULL || node_token_allows(tok, g->repo, g->action));
         break;
     case NEED_NOTHING:
     default:
@@ -214,7 +258,7 @@ static void decide(struct gate *g)
         return;
     }
     node_access_attach(g->api, g->req, c);
-    if (known)
+    if (c->kind != NODE_CALLER_ANONYMOUS)
         gate_set_user(g->req, c->name);
     g->pass(g->api, g->req);
 }
@@ -240,12 +284,15 @@ static void identified(struct gate *g, const struct node_auth_identity *id)
     decide(g);
 }
 
+static void limit_note(struct gate *g, int status);
+
 static void on_verified(void *data,
                         int status,
                         const struct node_auth_identity *id)
 {
     struct gate *g = data;
 
+    limit_note(g, status);
     if (!node_http_req_done(g->req)) {
         if (status == 0) {
             identified(g, id);
@@ -257,17 +304,83 @@ static void on_verified(void *data,
     gate_free(g);
 }
 
-/* A Bearer value that is not the cluster secret: a token. Tokens are
- * issued by /_atoll/token; until their verifier is wired here, none is
- * valid. Returns 0 with *id filled, or AT_EINVAL. */
-static int bearer_verify(struct gate *g,
-                         const char *token,
-                         struct node_auth_identity *id)
+/* The caller a token's subject names, as it is now: "" anonymous,
+ * "robot$..." a robot account, a replicated user (with its admin flag),
+ * else a user of this node's htpasswd file. */
+static void caller_of_subject(struct gate *g, const char *sub)
 {
-    AT_UNUSED(g);
-    AT_UNUSED(token);
-    AT_UNUSED(id);
-    return AT_EINVAL; /* HOOK: token verification */
+    struct node_caller *c = &g->caller;
+    const struct meta_user *u;
+
+    snprintf(c->name, sizeof(c->name), "%s", sub);
+    if (sub[0] == '\0') {
+        c->kind = NODE_CALLER_ANONYMOUS;
+    } else if (strncmp(sub, NODE_AUTH_ROBOT_PREFIX,
+                       strlen(NODE_AUTH_ROBOT_PREFIX)) == 0) {
+        c->kind = NODE_CALLER_ROBOT;
+    } else if ((u = meta_user_get(g->api->meta, sub)) != NULL) {
+        c->kind = NODE_CALLER_USER;
+        c->admin = u->admin;
+    } else {
+        c->kind = NODE_CALLER_HTPASSWD;
+    }
+}
+
+/* A Bearer value that is not the cluster secret: a token of
+ * /_atoll/token, from any node (the keys are replicated state, and the
+ * barrier passed before applied every key made before this request).
+ * Returns 0 with the caller and g->claims set, or AT_E*. */
+static int bearer_verify(struct gate *g, const char *value)
+{
+    int rv;
+
+    if (g->api->token == NULL)
+        return AT_EINVAL;
+    g->claims = at_malloc(sizeof(*g->claims));
+    rv = node_token_check(g->api->token, value, g->claims);
+    if (rv != 0) {
+        at_free(g->claims);
+        g->claims = NULL;
+        return rv;
+    }
+    caller_of_subject(g, g->claims->sub);
+    return 0;
+}
+
+/* Tell the failed-login limits how a verification ended (a shutdown says
+ * nothing). */
+static void limit_note(struct gate *g, int status)
+{
+    struct node_auth_limit *lim = node_auth_limiter(g->api->auth);
+    const char *peer = node_http_req_peer(g->req);
+
+    if (status == 0)
+        node_auth_limit_ok(lim, g->login, peer);
+    else if (status == AT_EINVAL)
+        node_auth_limit_fail(lim, g->login, peer);
+}
+
+/* see gate.h */
+unsigned node_gate_token_grant(void *data,
+                               const struct node_auth_identity *who,
+                               const char *repo,
+                               unsigned requested)
+{
+    struct node_api *api = data;
+    struct node_caller c = { .kind = NODE_CALLER_ANONYMOUS };
+
+    if (who != NULL) {
+        snprintf(c.name, sizeof(c.name), "%s", who->name);
+        c.admin = who->admin;
+        c.kind = who->kind == NODE_AUTH_ROBOT      ? NODE_CALLER_ROBOT
+                 : who->kind == NODE_AUTH_HTPASSWD ? NODE_CALLER_HTPASSWD
+                                                   : NODE_CALLER_USER;
+    }
+    if (!node_access_on(api))
+        return requested; /* access control off: the registry is open */
+    if (repo == NULL)
+        return node_access_pulls_any(api, &c) ? requested & NODE_JWT_ANY : 0;
+    return node_access_actions(api, &c, repo) & requested;
 }
 
 /* Who is asking; then decide. Frees g, or hands it to the verifier (which
@@ -277,6 +390,7 @@ static void identify(struct gate *g)
     const char *h = node_http_req_header(g->req, "authorization");
     char user[NODE_AUTH_NAME_SIZE];
     char password[NODE_AUTH_PASSWORD_MAX + 1];
+    struct node_auth_limit *lim;
     int rv;
 
     if (h == NULL) {
@@ -291,8 +405,8 @@ static void identify(struct gate *g)
             snprintf(g->caller.name, sizeof(g->caller.name), "%s",
                      "the cluster secret");
             decide(g);
-        } else if (bearer_verify(g, h + 7, &g->id) == 0) {
-            identified(g, &g->id);
+        } else if (bearer_verify(g, h) == 0) {
+            decide(g);
         } else {
             refuse(g, false, "invalid bearer token");
         }
@@ -305,11 +419,27 @@ static void identify(struct gate *g)
         gate_free(g);
         return;
     }
+    lim = node_auth_limiter(g->api->auth);
+    if (node_auth_limit_check(lim, user, node_http_req_peer(g->req)) != 0) {
+        explicit_bzero(password, sizeof(password));
+        LOG_INFO("%s %s from %s refused: too many failed logins",
+                 node_http_req_method_str(g->req), node_http_req_path(g->req),
+                 node_http_req_peer(g->req));
+        node_http_resp_header(
+            g->req, "Retry-After", "%" PRIu64,
+            node_auth_limit_retry_after(lim, user, node_http_req_peer(g->req)));
+        node_reply_error(g->req, 429, "TOOMANYREQUESTS",
+                         "too many failed logins; retry later");
+        gate_free(g);
+        return;
+    }
+    snprintf(g->login, sizeof(g->login), "%s", user);
     gate_move(g, GATE_VERIFY);
     rv = node_auth_verify(g->api->auth, user, password, &g->id, on_verified, g);
     explicit_bzero(password, sizeof(password));
     if (rv == NODE_AUTH_PENDING)
         return;
+    limit_note(g, rv);
     if (rv == 0)
         identified(g, &g->id);
     else

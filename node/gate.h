@@ -9,6 +9,7 @@
 #ifndef NODE_GATE_H
 #define NODE_GATE_H
 
+#include "node/auth/auth.h"
 #include "node/reply/reply.h"
 
 /* What the gate calls with a request it lets in. */
@@ -22,5 +23,15 @@ typedef void (*node_gate_pass_cb)(struct node_api *api,
 void node_gate_run(struct node_api *api,
                    struct node_http_req *req,
                    node_gate_pass_cb pass);
+
+/* The token endpoint's grant (struct node_token_grant, data: the
+ * node_api): of the requested actions on repo (NULL: the catalog,
+ * NODE_JWT_ANY), those the caller who (NULL: anonymous) may use now,
+ * decided as the gate decides (node/auth/access.h); all of them while
+ * access control is off. */
+unsigned node_gate_token_grant(void *data,
+                               const struct node_auth_identity *who,
+                               const char *repo,
+                               unsigned requested);
 
 #endif /* NODE_GATE_H */

@@ -28,6 +28,7 @@
 #include "node/cluster/replicate.h"
 #include "node/cluster/verify.h"
 #include "node/front.h"
+#include "node/gate.h"
 #include "node/oci/router.h"
 #include "node/reply/reply.h"
 #include "node/server.h"
@@ -366,7 +367,8 @@ static int start_token(struct node_server *s, char *errmsg)
         .service = s->cfg->token_service,
         .realm = s->cfg->token_realm,
         .ttl_ms = s->cfg->token_ttl_ms,
-        .grant = node_token_grant_default,
+        /* tokens grant what the gate would let the caller do */
+        .grant = { node_gate_token_grant, &s->api },
     };
     return node_token_new(&s->api.token, &s->api, &tcfg, errmsg);
 }

@@ -55,6 +55,7 @@ struct treq {
     bool anonymous;
     struct node_auth_identity id;
     char who[NODE_AUTH_NAME_SIZE + 16]; /* for the audit line */
+    char login[NODE_AUTH_NAME_SIZE];    /* the name being verified */
     struct at_buf body;
     /* the form */
     char grant_type[32];
@@ -409,12 +410,25 @@ static void unauthorized(struct treq *q, const char *why)
     tq_fail(q, 401, "UNAUTHORIZED", "authentication required");
 }
 
+/* Tell the failed-login limits how a verification ended. */
+static void limit_note(struct treq *q, int status)
+{
+    struct node_auth_limit *lim = node_auth_limiter(q->api->auth);
+    const char *peer = node_http_req_peer(q->req);
+
+    if (status == 0)
+        node_auth_limit_ok(lim, q->login, peer);
+    else if (status == AT_EINVAL)
+        node_auth_limit_fail(lim, q->login, peer);
+}
+
 static void on_verified(void *data,
                         int status,
                         const struct node_auth_identity *id)
 {
     struct treq *q = data;
 
+    limit_note(q, status);
     if (status != 0) {
         unauthorized(q, "wrong credentials");
         return;
@@ -426,10 +440,28 @@ static void on_verified(void *data,
 /* Verify user and password (wiped here), or go on at once. */
 static void verify(struct treq *q, const char *user, char *password)
 {
-    int rv =
-        node_auth_verify(q->api->auth, user, password, &q->id, on_verified, q);
+    struct node_auth_limit *lim = node_auth_limiter(q->api->auth);
+    const char *peer = node_http_req_peer(q->req);
+    int rv;
 
+    /* too many failures of this name or from this address: refused
+     * without a bcrypt (node/auth/limit.h) */
+    if (node_auth_limit_check(lim, user, peer) != 0) {
+        explicit_bzero(password, strlen(password));
+        LOG_INFO("%s %s from %s refused: too many failed logins",
+                 node_http_req_method_str(q->req), node_http_req_path(q->req),
+                 peer);
+        node_http_resp_header(q->req, "Retry-After", "%" PRIu64,
+                              node_auth_limit_retry_after(lim, user, peer));
+        tq_fail(q, 429, "TOOMANYREQUESTS",
+                "too many failed logins; retry later");
+        return;
+    }
+    snprintf(q->login, sizeof(q->login), "%s", user);
+    rv = node_auth_verify(q->api->auth, user, password, &q->id, on_verified, q);
     explicit_bzero(password, strlen(password));
+    if (rv == 0 || rv == AT_EINVAL)
+        limit_note(q, rv);
     if (rv == 0)
         identified(q);
     else if (rv != NODE_AUTH_PENDING)

@@ -53,6 +53,9 @@ static unsigned robot_actions(struct node_api *api,
     if (strncmp(name, NODE_AUTH_ROBOT_PREFIX, plen) != 0)
         return 0;
     r = meta_robot_get(api->meta, name + plen);
+    /* past its expiry: nothing, also for a token issued before it */
+    if (r != NULL && r->expires_ms != 0 && at_wall_ms() >= r->expires_ms)
+        return 0;
     for (size_t i = 0; r != NULL && i < r->nperms; i++) {
         if (meta_repo_glob_match(r->perms[i].repository, repo))
             actions |= r->perms[i].actions;

@@ -18,6 +18,7 @@
 #define AT_LOG_COMP "api"
 #include "common/compat.h"
 
+#include "node/auth/access.h"
 #include "node/cluster/proxy.h"
 #include "node/cluster/replicate.h"
 #include "node/cluster/verify.h"
@@ -471,8 +472,11 @@ static bool try_mount(struct node_api *api,
         took = true;
         goto out;
     }
+    /* a mount reads the blob in from: without pull there, a session
+     * (202) as for any blob the caller cannot mount */
     if (node_query_get(q, "from", &from) != 0 ||
         !node_name_valid(from, strlen(from)) ||
+        !node_access_may(req, from, META_ACTION_PULL) ||
         !meta_blob_linked(api->meta, from, &d, NULL))
         goto out; /* cannot mount: fall back to a session (202) */
     if (meta_blob_linked(api->meta, name, &d, NULL)) {

@@ -88,6 +88,10 @@ class NetnsNode:
                  "openssl or skopeo not installed")
 @unittest.skipUnless(netns.available(), "needs root and iproute2 (netns)")
 class LoginTest(harness.TestCase):
+    """With Basic challenges: clients send their credentials on every
+    request."""
+    CHALLENGE = "basic"
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -107,7 +111,8 @@ class LoginTest(harness.TestCase):
         cls.secret_file = secret_file
         cls.node = NetnsNode(cls.ns, cls.tmp, cert, key, cls.pki.ca, [
             "--cluster-secret-file", secret_file, "--peer-listen",
-            f"127.0.0.1:{harness.free_port()}", "--bcrypt-cost", "4"])
+            f"127.0.0.1:{harness.free_port()}", "--bcrypt-cost", "4",
+            "--auth-challenge", cls.CHALLENGE])
         cls.addClassCleanup(cls.node.close)
         cls.node.start()
         cls.host = cls.node.addr
@@ -310,6 +315,13 @@ class LoginTest(harness.TestCase):
         p = self.skopeo("inspect", "--creds", f"robot$ci:{secret}",
                         "--cert-dir", self.cert_dir, ref, check=False)
         self.assert_failed(p, "a robot past its expiry")
+
+
+class BearerLoginTest(LoginTest):
+    """With Bearer challenges: every client fetches tokens from the node's
+    token endpoint (GET or POST) with the credentials, then presents
+    them."""
+    CHALLENGE = "bearer"
 
 
 if __name__ == "__main__":

@@ -63,6 +63,13 @@ class PolicyTest(ClusterTestCase):
         cls.img = images.small("pol")
         r = cls.push(n0, "lib/app", "v1", cls.bearer)
         assert r.status == 201, r
+        r = cls.push(n0, "secret/app", "v1", cls.bearer)
+        assert r.status == 201, r
+        # the same blobs, another manifest: re-pointing v1 to it is an
+        # overwrite, pointing a new tag to it a push
+        doc = json.loads(cls.img.manifest)
+        doc["annotations"] = {"policy.test": "other"}
+        cls.other = json.dumps(doc).encode()
         cls.callers = {"anonymous": {}, "reader": basic("reader"),
                        "writer": basic("writer"), "robot": cls.robot,
                        "admin": basic("boss")}
@@ -105,6 +112,13 @@ class PolicyTest(ClusterTestCase):
             "catalog": ("GET", "/v2/_catalog"),
             "base": ("GET", "/v2/"),
             "admin": ("GET", "/_atoll/placement"),
+            "new tag": ("PUT", "/v2/lib/app/manifests/t-{who}"),
+            "overwrite": ("PUT", "/v2/lib/app/manifests/v1"),
+            "mount": ("POST", "/v2/lib/m-{who}/blobs/uploads/?mount="
+                      f"{digest(img.config)}&from=lib/app"),
+            "mount unreadable": ("POST", "/v2/lib/n-{who}/blobs/uploads/"
+                                 f"?mount={digest(img.config)}"
+                                 "&from=secret/app"),
         }
         order = ["anonymous", "reader", "writer", "robot", "admin"]
         matrix = {  # anonymous, reader, writer, robot, admin
@@ -118,6 +132,12 @@ class PolicyTest(ClusterTestCase):
             "catalog":     (200, 200, 200, 200, 200),
             "base":        (401, 200, 200, 200, 200),
             "admin":       (401, 403, 403, 403, 200),
+            # re-pointing a tag needs overwrite: nobody but the admin
+            "new tag":     (401, 403, 201, 201, 201),
+            "overwrite":   (401, 403, 403, 403, 201),
+            # a mount needs pull on from; without it, an upload session
+            "mount":       (401, 403, 201, 201, 201),
+            "mount unreadable": (401, 403, 202, 202, 201),
         }
         i = 0
         for act, want in matrix.items():
@@ -125,7 +145,13 @@ class PolicyTest(ClusterTestCase):
             for who, status in zip(order, want):
                 node = nodes[i % 3]
                 i += 1
-                r = node.request(method, path, headers=self.callers[who])
+                hdrs = dict(self.callers[who])
+                body = None
+                if method == "PUT":
+                    body = self.other
+                    hdrs["Content-Type"] = images.OCI_MANIFEST
+                r = node.request(method, path.format(who=who), body=body,
+                                 headers=hdrs)
                 self.assertEqual(r.status, status,
                                  f"{act} as {who} on {node.name}: {r!r}")
                 if status == 401:
@@ -139,10 +165,13 @@ class PolicyTest(ClusterTestCase):
                     self.assertIn("DENIED", r.error_codes())
         # the catalog names only what the caller may pull
         for who, want in (("anonymous", []), ("reader", ["lib/app"]),
-                          ("robot", ["lib/app"]), ("admin", ["lib/app"])):
+                          ("robot", ["lib/app"]),
+                          ("admin", ["lib/app", "secret/app"])):
             r = nodes[2].request("GET", "/v2/_catalog",
                                  headers=self.callers[who])
-            self.assertEqual(r.json()["repositories"], want, who)
+            got = [x for x in r.json()["repositories"]
+                   if x in ("lib/app", "secret/app")]
+            self.assertEqual(got, want, who)
         # wrong credentials are 401 whoever they name
         for hdrs in (basic("reader", "wrong-pass"), basic("nobody"),
                      {"Authorization": "Bearer not-a-token"},

@@ -178,15 +178,78 @@ class TokenClusterTest(ClusterTestCase):
             {"type": "registry", "name": "catalog", "actions": ["*"]},
         ])
 
-    def test_anonymous_gets_pull_only(self):
+    def test_anonymous_gets_nothing_without_a_policy(self):
+        # accounts exist, so access control is on; without a policy an
+        # anonymous caller may do nothing, and its token says so
         r = self.get_token(
             self.cluster.nodes[2],
             "service=atoll&scope=repository:lib/app:pull,push"
             "&scope=registry:catalog:*")
         claims = parts(r.json()["token"])[1]
         self.assertEqual(claims["sub"], "")
-        self.assertEqual(claims["access"], [
+        self.assertEqual(claims["access"], [])
+
+    def set_policy(self, rules):
+        c = self.cluster
+        r = c.nodes[0].request(
+            "PUT", "/_atoll/policy", body=json.dumps({"rules": rules})
+            .encode(), headers={"Authorization": f"Bearer {c.secret}",
+                                "Content-Type": "application/json"})
+        self.assertIn(r.status, (200, 201), r)
+        self.addCleanup(c.nodes[0].request, "DELETE", "/_atoll/policy",
+                        headers={"Authorization": f"Bearer {c.secret}"})
+
+    def test_tokens_open_the_registry_on_every_node(self):
+        """Tokens grant what the policy allows; a token from one node opens
+        /v2/ on the others, and each request is checked against it."""
+        self.set_policy([
+            {"repository": "public/**", "subjects": ["anonymous"],
+             "actions": ["pull"]},
+            {"repository": "lib/**", "subjects": ["user:bob"],
+             "actions": ["pull"]}])
+        n1, n2, n3 = self.cluster.nodes
+        r = self.get_token(n1, "service=atoll&scope=repository:public/x:"
+                           "pull,push")
+        self.assertEqual(parts(r.json()["token"])[1]["access"], [
+            {"type": "repository", "name": "public/x", "actions": ["pull"]}])
+        r = self.get_token(n1, "service=atoll&scope=repository:lib/app:"
+                           "pull,push", headers=basic("bob", "bob-pass-12"))
+        tok = r.json()["token"]
+        self.assertEqual(parts(tok)[1]["access"], [
             {"type": "repository", "name": "lib/app", "actions": ["pull"]}])
+        bearer = {"Authorization": f"Bearer {tok}"}
+        for n in (n2, n3):
+            self.assertEqual(n.request("GET", "/v2/", headers=bearer).status,
+                             200)
+            r = n.request("GET", "/v2/lib/app/tags/list", headers=bearer)
+            self.assertEqual(r.status, 404, r)  # allowed; no such repo
+            r = n.request("POST", "/v2/lib/app/blobs/uploads/",
+                          headers=bearer)
+            self.assertEqual(r.status, 403, r)  # the token has no push
+            r = n.request("GET", "/v2/other/x/tags/list", headers=bearer)
+            self.assertEqual(r.status, 403, r)  # not in the token
+        # an admin's token with push works for push on any node
+        r = self.get_token(n2, "service=atoll&scope=repository:lib/app:"
+                           "pull,push", headers=basic("alice",
+                                                      "alice-pass-1"))
+        admin = {"Authorization": f"Bearer {r.json()['token']}"}
+        r = n3.request("POST", "/v2/lib/app/blobs/uploads/", headers=admin)
+        self.assertEqual(r.status, 202, r)
+        # tampered, unsigned and garbage tokens: 401
+        h, p_, sig = tok.split(".")
+        forged_claims = dict(parts(tok)[1])
+        forged_claims["access"] = [{"type": "repository", "name": "lib/app",
+                                    "actions": ["pull", "push"]}]
+        forged = h + "." + base64.urlsafe_b64encode(json.dumps(
+            forged_claims).encode()).decode().rstrip("=") + "." + sig
+        none_hdr = base64.urlsafe_b64encode(
+            b'{"alg":"none","typ":"JWT"}').decode().rstrip("=")
+        for bad in (forged, none_hdr + "." + p_ + ".", "x" * 9000, "a.b.c",
+                    tok[:-4]):
+            r = n2.request("GET", "/v2/", headers={
+                "Authorization": f"Bearer {bad}"})
+            self.assertEqual(r.status, 401, (bad[:40], r))
+            self.assertIn("UNAUTHORIZED", r.body.decode())
 
     def test_scopeless_token_for_docker_login(self):
         r = self.get_token(self.cluster.nodes[0], "service=atoll",
