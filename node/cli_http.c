@@ -118,11 +118,12 @@ int node_cli_http(const char *method,
     rc = curl_easy_perform(c);
     if (rc == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    else if (rc == CURLE_SSL_CACERT || rc == CURLE_PEER_FAILED_VERIFICATION ||
-             rc == CURLE_SSL_CONNECT_ERROR)
+    else if (strncmp(url, "https://", 8) == 0 && rc != CURLE_COULDNT_CONNECT)
         fprintf(stderr,
-                "atoll: %s: %s (set ATOLL_CACERT to the CA's PEM file)\n", addr,
-                errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc));
+                "atoll: %s: %s (HTTPS: ATOLL_CACERT names the CA's PEM "
+                "file; a peer port with mutual TLS also wants "
+                "ATOLL_CLIENT_CERT and ATOLL_CLIENT_KEY)\n",
+                addr, errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc));
     curl_easy_cleanup(c);
     curl_slist_free_all(hdrs);
     if (auth != NULL) {

@@ -455,6 +455,22 @@ static void on_barrier(void *data, int status)
         gate_free(g);
         return;
     }
+    /* No barrier (no leader: an election, or this node cut off from the
+     * majority): reads decide with the accounts and policy applied here,
+     * so that a site cut off keeps serving pulls of what it holds (a
+     * change made meanwhile holds once the node hears from the leader);
+     * writes and admin calls could not be served anyway. */
+    if (status != 0 && g->api->meta != NULL && g->api->auth != NULL &&
+        (g->need == NEED_CALLER ||
+         (g->need == NEED_REPO && g->action == META_ACTION_PULL))) {
+        LOG_DEBUG(
+            "%s %s: no read barrier (%s); deciding with the local "
+            "state",
+            node_http_req_method_str(g->req), node_http_req_path(g->req),
+            at_strerror(status));
+        identify(g);
+        return;
+    }
     if (status != 0 || g->api->meta == NULL || g->api->auth == NULL) {
         node_reply_error(g->req, 503, "UNAVAILABLE",
                          "cannot check access consistently: %s",

@@ -184,6 +184,30 @@ class PolicyTest(ClusterTestCase):
             r = nodes[2].request("GET", path)
             self.assertEqual(r.status, 200, f"{path}: {r!r}")
 
+    def test_failed_logins_are_limited(self):
+        """Ten wrong passwords for one name on a node: the next attempt is
+        429 without a bcrypt, also with the right password; other names
+        from the same address go on."""
+        n = self.cluster.nodes[1]
+        r = n.request("POST", "/_atoll/users", headers=self.bearer,
+                      body=json.dumps({"name": "victim", "password": PW})
+                      .encode())
+        self.assertEqual(r.status, 201, r)
+        for _ in range(10):
+            r = n.request("GET", "/v2/", headers=basic("victim", "wrong-1"))
+            self.assertEqual(r.status, 401, r)
+        for pw in ("wrong-1", PW):
+            r = n.request("GET", "/v2/", headers=basic("victim", pw))
+            self.assertEqual(r.status, 429, r)
+            self.assertIn("TOOMANYREQUESTS", r.error_codes())
+            self.assertTrue(int(r.header("retry-after")) >= 1)
+        r = n.request("GET", "/v2/", headers=basic("reader"))
+        self.assertEqual(r.status, 200, r)
+        # the limit is per node: another node lets the victim in
+        r = self.cluster.nodes[2].request("GET", "/v2/",
+                                          headers=basic("victim"))
+        self.assertEqual(r.status, 200, r)
+
     def test_change_on_one_node_holds_on_the_others_at_once(self):
         c = self.cluster
         a, b, d = c.nodes
@@ -237,6 +261,44 @@ class PolicyTest(ClusterTestCase):
         # the audit line names who, from where, the index
         self.assertTrue(any("set the access policy" in n.log()
                             for n in c.nodes))
+
+
+class NoLeaderTest(ClusterTestCase):
+    """A node cut off from the majority keeps serving pulls of what it
+    holds to callers the state it applied lets in; writes get 503."""
+
+    def test_pulls_without_a_leader(self):
+        c = self.start_cluster(3, prefix="pnol", extra=FAST)
+        a, b, d = c.nodes
+        bearer = {"Authorization": f"Bearer {c.secret}"}
+        r = a.request("POST", "/_atoll/users", headers=bearer,
+                      body=json.dumps({"name": "reader", "password": PW})
+                      .encode())
+        self.assertEqual(r.status, 201, r)
+        PolicyTest.img = images.small("nol")
+        r = PolicyTest.push(a, "lib/app", "v1", bearer)
+        self.assertEqual(r.status, 201, r)
+        man = digest(PolicyTest.img.manifest)
+        cfg = digest(PolicyTest.img.config)
+        idx = r.header("x-atoll-index")
+        reader = dict(basic("reader"), **{"X-Atoll-Min-Index": idx})
+        # d holds the blob (fetched once) before it is cut off
+        self.assertEqual(d.request("GET", f"/v2/lib/app/blobs/{cfg}",
+                                   headers=reader).status, 200)
+        for n in (a, b):
+            n.kill()
+        reader = basic("reader")
+        for method, path in (("GET", f"/v2/lib/app/blobs/{cfg}"),
+                             ("HEAD", f"/v2/lib/app/manifests/{man}"),
+                             ("GET", "/v2/")):
+            r = d.request(method, path, headers=reader, timeout=30)
+            self.assertEqual(r.status, 200, f"{method} {path}: {r!r}")
+        r = d.request("GET", "/v2/", headers=basic("reader", "wrong-pass"),
+                      timeout=30)
+        self.assertEqual(r.status, 401, r)
+        r = d.request("POST", "/v2/lib/app/blobs/uploads/", headers=reader,
+                      timeout=30)
+        self.assertEqual(r.status, 503, r)
 
 
 class AutoTest(ClusterTestCase):
