@@ -422,6 +422,15 @@ static void log_vwrite(const char *comp,
                        const struct at_log_field *fields,
                        size_t nf,
                        const char *fmt,
+                       va_list ap) AT_PRINTF(7, 0);
+
+static void log_vwrite(const char *comp,
+                       enum at_log_level level,
+                       const char *file,
+                       int line,
+                       const struct at_log_field *fields,
+                       size_t nf,
+                       const char *fmt,
                        va_list ap)
 {
     struct line l;
