@@ -1,6 +1,8 @@
 /* Digest parsing/formatting and sha256 through OpenSSL's EVP interface. */
 #include "common/compat.h"
 
+#include <pthread.h>
+
 #include <openssl/evp.h>
 
 #include "common/alloc.h"
@@ -106,11 +108,29 @@ bool at_digest_equal(const struct at_digest *a, const struct at_digest *b)
     return memcmp(a->bytes, b->bytes, AT_DIGEST_LEN) == 0;
 }
 
+/* SHA-256 fetched from the provider once: with OpenSSL 3, EVP_sha256() in
+ * every EVP_DigestInit_ex means a fetch (a lock and a lookup) per hash,
+ * which costs more than hashing a password. Kept for the process. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    AT_ASSERT(sha256_md != NULL);
+}
+
+static const EVP_MD *sha256(void)
+{
+    pthread_once(&sha256_once, sha256_fetch);
+    return sha256_md;
+}
+
 /* see digest.h */
 void at_digest_of(const void *p, size_t n, struct at_digest *out)
 {
     unsigned int len = 0;
-    int ok = EVP_Digest(p, n, out->bytes, &len, EVP_sha256(), NULL);
+    int ok = EVP_Digest(p, n, out->bytes, &len, sha256(), NULL);
     AT_ASSERT(ok == 1 && len == AT_DIGEST_LEN);
 }
 
@@ -122,8 +142,21 @@ void at_sha256_init(struct at_sha256 *h)
         fprintf(stderr, "fatal: out of memory (EVP_MD_CTX_new)\n");
         abort();
     }
-    AT_ASSERT(EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1);
+    AT_ASSERT(EVP_DigestInit_ex(ctx, sha256(), NULL) == 1);
     h->ctx = ctx;
+}
+
+/* see digest.h */
+void at_sha256_copy(struct at_sha256 *dst, const struct at_sha256 *src)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (ctx == NULL) {
+        fprintf(stderr, "fatal: out of memory (EVP_MD_CTX_new)\n");
+        abort();
+    }
+    PRE(src->ctx != NULL);
+    AT_ASSERT(EVP_MD_CTX_copy_ex(ctx, src->ctx) == 1);
+    dst->ctx = ctx;
 }
 
 /* see digest.h */

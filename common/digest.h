@@ -36,5 +36,8 @@ void at_sha256_init(struct at_sha256 *h);
 void at_sha256_update(struct at_sha256 *h, const void *p, size_t n);
 void at_sha256_final(struct at_sha256 *h, struct at_digest *out);
 void at_sha256_release(struct at_sha256 *h);
+/* dst (not initialized, or released) becomes a copy of src's state: a
+ * prefix hashed once (an HMAC key's pad) serves many messages. */
+void at_sha256_copy(struct at_sha256 *dst, const struct at_sha256 *src);
 
 #endif /* AT_DIGEST_H */

@@ -576,6 +576,10 @@ void meta_manifest_blobs(struct meta *m,
  * otherwise. */
 typedef void (*meta_read_cb)(void *data, int status);
 int meta_read_barrier(struct meta *m, meta_read_cb cb, void *data);
+/* True when a read barrier would pass at once: this node is the only
+ * voter, leads, and has applied everything in its log. A caller may then
+ * read local state without meta_read_barrier (and its loop turn). */
+bool meta_read_now(struct meta *m);
 
 /* ---- reads of local applied state ---- */
 

@@ -94,6 +94,12 @@ static bool read_fast_ok(struct meta *m)
            raft_last_applied(&m->raft) == raft_last_index(&m->raft);
 }
 
+/* see meta.h */
+bool meta_read_now(struct meta *m)
+{
+    return !m->closing && !at_test_bug("stale-read") && read_fast_ok(m);
+}
+
 static int barrier_status(struct meta *m, int status)
 {
     if (status == 0)

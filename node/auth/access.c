@@ -190,6 +190,14 @@ bool node_access_may(const struct node_http_req *req,
 }
 
 /* see access.h */
+bool node_access_fresh(const struct node_http_req *req)
+{
+    const struct node_caller *c = node_access_caller(req);
+
+    return c != NULL && c->fresh;
+}
+
+/* see access.h */
 void node_access_challenge(struct node_http_req *req)
 {
     node_http_resp_header(req, "WWW-Authenticate", "Basic realm=\"atoll\"");

@@ -27,6 +27,8 @@ struct node_caller {
     char name[NODE_AUTH_NAME_SIZE]; /* as verified: "alice", "robot$ci";
                                        "" when anonymous */
     bool admin; /* replicated admin users and the cluster secret */
+    bool fresh; /* the gate passed a read barrier after the request began:
+                   its tag reads need no other */
 };
 
 /* Is access control on for api (option auth: on; auto and some user,
@@ -52,6 +54,9 @@ void node_access_attach(struct node_api *api,
 /* The caller attached to req (borrowed while req lives), or NULL: access
  * control off, or a request relayed by another node (authorised there). */
 const struct node_caller *node_access_caller(const struct node_http_req *req);
+/* Did the gate pass a read barrier for req after it began (so the
+ * handler's own barrier of a tag read or listing would add nothing)? */
+bool node_access_fresh(const struct node_http_req *req);
 /* May the caller of req do action (one META_ACTION_* bit) on repo? True
  * when no caller is attached (see node_access_caller). */
 bool node_access_may(const struct node_http_req *req,

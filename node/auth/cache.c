@@ -24,10 +24,30 @@ struct entry {
 
 struct node_auth_cache {
     uint8_t hmac_key[HMAC_BLOCK];
+    /* sha256 states with the key's inner and outer pads absorbed: an
+     * HMAC per request (every request of a cached login) starts from a
+     * copy of them */
+    struct at_sha256 inner, outer;
     uint64_t ttl_ms;
     struct at_map map;   /* key bytes -> struct entry (owned) */
     struct at_list list; /* struct entry, oldest first */
 };
+
+/* The inner and outer states of the cache's HMAC key (RFC 2104). */
+static void hmac_pads(struct node_auth_cache *c)
+{
+    uint8_t pad[HMAC_BLOCK];
+
+    for (size_t i = 0; i < HMAC_BLOCK; i++)
+        pad[i] = c->hmac_key[i] ^ 0x36;
+    at_sha256_init(&c->inner);
+    at_sha256_update(&c->inner, pad, sizeof(pad));
+    for (size_t i = 0; i < HMAC_BLOCK; i++)
+        pad[i] = c->hmac_key[i] ^ 0x5c;
+    at_sha256_init(&c->outer);
+    at_sha256_update(&c->outer, pad, sizeof(pad));
+    explicit_bzero(pad, sizeof(pad));
+}
 
 /* see internal.h */
 struct node_auth_cache *node_auth__cache_new(uint64_t ttl_ms)
@@ -42,6 +62,7 @@ struct node_auth_cache *node_auth__cache_new(uint64_t ttl_ms)
         AT_ASSERT(n > 0); /* getrandom on Linux >= 3.17 does not fail */
         got += (size_t)n;
     }
+    hmac_pads(c);
     c->ttl_ms = ttl_ms;
     at_map_init(&c->map);
     at_list_init(&c->list);
@@ -69,6 +90,8 @@ void node_auth__cache_free(struct node_auth_cache *c)
         at_free(e);
     }
     at_map_release(&c->map);
+    at_sha256_release(&c->inner);
+    at_sha256_release(&c->outer);
     explicit_bzero(c, sizeof(*c));
     at_free(c);
 }
@@ -78,23 +101,15 @@ static void hmac(const struct node_auth_cache *c,
                  const char *msg,
                  struct at_digest *out)
 {
-    uint8_t pad[HMAC_BLOCK];
     struct at_digest inner;
     struct at_sha256 h;
 
-    for (size_t i = 0; i < HMAC_BLOCK; i++)
-        pad[i] = c->hmac_key[i] ^ 0x36;
-    at_sha256_init(&h);
-    at_sha256_update(&h, pad, sizeof(pad));
+    at_sha256_copy(&h, &c->inner);
     at_sha256_update(&h, msg, strlen(msg));
     at_sha256_final(&h, &inner);
-    for (size_t i = 0; i < HMAC_BLOCK; i++)
-        pad[i] = c->hmac_key[i] ^ 0x5c;
-    at_sha256_init(&h);
-    at_sha256_update(&h, pad, sizeof(pad));
+    at_sha256_copy(&h, &c->outer);
     at_sha256_update(&h, inner.bytes, sizeof(inner.bytes));
     at_sha256_final(&h, out);
-    explicit_bzero(pad, sizeof(pad));
     explicit_bzero(&inner, sizeof(inner));
 }
 

@@ -172,7 +172,16 @@ static SSL_CTX *ctx_new(void)
     if (ctx == NULL)
         return NULL;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1) {
+    /* AES-128-GCM first (then OpenSSL's other TLS 1.3 suites): as strong
+     * as any client needs, and 10 AES rounds instead of 14 on every byte
+     * of a blob pull */
+    if (SSL_CTX_set_cipher_list(ctx,
+                                "ECDHE+AES128GCM:ECDHE+AESGCM:"
+                                "ECDHE+CHACHA20") != 1 ||
+        SSL_CTX_set_ciphersuites(ctx,
+                                 "TLS_AES_128_GCM_SHA256:"
+                                 "TLS_AES_256_GCM_SHA384:"
+                                 "TLS_CHACHA20_POLY1305_SHA256") != 1) {
         SSL_CTX_free(ctx);
         return NULL;
     }

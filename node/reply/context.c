@@ -4,6 +4,15 @@
 #include "node/reply/context.h"
 
 /* see context.h */
+bool node_api_read_now(struct node_api *api)
+{
+    if (api->cfg != NULL && api->cfg->read_consistency != NULL &&
+        strcmp(api->cfg->read_consistency, "local") == 0)
+        return true;
+    return api->meta != NULL && meta_read_now(api->meta);
+}
+
+/* see context.h */
 int node_api_read_barrier(struct node_api *api, meta_read_cb cb, void *data)
 {
     if (api->cfg != NULL && api->cfg->read_consistency != NULL &&

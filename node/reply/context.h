@@ -67,5 +67,9 @@ struct node_api {
 /* The read barrier of tag reads and listings: meta_read_barrier, or, with
  * read_consistency local, cb(data, 0) at once (before returning 0). */
 int node_api_read_barrier(struct node_api *api, meta_read_cb cb, void *data);
+/* True when node_api_read_barrier would pass at once (read_consistency
+ * local, or meta_read_now): the caller may go on synchronously, without
+ * the barrier's loop turn. */
+bool node_api_read_now(struct node_api *api);
 
 #endif /* NODE_REPLY_CONTEXT_H */
