@@ -27,9 +27,22 @@ static int http_call(const char *method,
     return status;
 }
 
+/* The cluster secret for reads of the cluster views (status, members),
+ * which want an admin once access control is on: --cluster-secret-file,
+ * else $ATOLL_CLUSTER_SECRET_FILE; NULL without either. */
+static char *view_secret;
+
+static void view_secret_load(const char *file)
+{
+    if (file == NULL)
+        file = getenv("ATOLL_CLUSTER_SECRET_FILE");
+    if (file != NULL && file[0] != '\0' && view_secret == NULL)
+        view_secret = node_cli_read_secret(file);
+}
+
 static int http_get(const char *addr, const char *path, char **body)
 {
-    return http_call("GET", addr, path, NULL, NULL, body);
+    return http_call("GET", addr, path, view_secret, NULL, body);
 }
 
 /* see cli.h */
@@ -148,7 +161,8 @@ char *node_cli_read_secret(const char *file)
 static int members_usage(void)
 {
     fprintf(stderr,
-            "usage: atoll members [--addr API_HOST:PORT]\n"
+            "usage: atoll members [--addr API_HOST:PORT] "
+            "[--cluster-secret-file FILE]\n"
             "       atoll members remove NAME --peer PEER_HOST:PORT "
             "--cluster-secret-file FILE\n"
             "       atoll members transfer [NAME] --peer PEER_HOST:PORT "
@@ -190,8 +204,10 @@ int node_cli_members(int argc, char **argv)
         else
             return members_usage();
     }
-    if (action == NULL)
+    if (action == NULL) {
+        view_secret_load(secret_file);
         return print_members(addr, false);
+    }
     if (peer == NULL || secret_file == NULL ||
         (strcmp(action, "remove") == 0 && name == NULL))
         return members_usage();
@@ -244,16 +260,24 @@ int node_cli_status(int argc, char **argv)
     char *body = NULL;
     int status;
 
+    const char *secret_file = NULL;
+
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--addr") == 0 && i + 1 < argc) {
             addr = argv[++i];
         } else if (strncmp(argv[i], "--addr=", 7) == 0) {
             addr = argv[i] + 7;
+        } else if (strcmp(argv[i], "--cluster-secret-file") == 0 &&
+                   i + 1 < argc) {
+            secret_file = argv[++i];
         } else {
-            fprintf(stderr, "usage: atoll status [--addr HOST:PORT]\n");
+            fprintf(stderr,
+                    "usage: atoll status [--addr HOST:PORT] "
+                    "[--cluster-secret-file FILE]\n");
             return 2;
         }
     }
+    view_secret_load(secret_file);
     status = http_get(addr, "/_atoll/status", &body);
     if (status != 200) {
         fprintf(stderr, "atoll status: cannot reach '%s': %s\n", addr,

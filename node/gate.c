@@ -103,15 +103,10 @@ static bool is_get(enum node_http_method m)
 }
 
 /* The need of a node endpoint (admin.c's paths). */
-static enum need admin_need(const char *path, enum node_http_method m)
+static enum need admin_need(const char *path)
 {
     if (strcmp(path, "/livez") == 0 || strcmp(path, "/readyz") == 0 ||
         strcmp(path, "/metrics") == 0)
-        return NEED_NOTHING;
-    /* read-only cluster views: names, addresses and indexes, no secret;
-     * `atoll status` and `atoll members` read them without one */
-    if (is_get(m) && (strcmp(path, "/_atoll/members") == 0 ||
-                      strcmp(path, "/_atoll/status") == 0))
         return NEED_NOTHING;
     /* tokens authenticate their callers themselves (the JWKS is public
      * keys); so do the account, policy and token key endpoints (an admin
@@ -145,7 +140,7 @@ static void classify(struct gate *g, const char *path)
     struct node_route_match rm;
 
     if (strncmp(path, "/v2", 3) != 0 || (path[3] != '\0' && path[3] != '/')) {
-        g->need = admin_need(path, m);
+        g->need = admin_need(path);
         return;
     }
     node_route_parse(path, &rm);

@@ -190,6 +190,14 @@ bool node_access_may(const struct node_http_req *req,
 }
 
 /* see access.h */
+bool node_access_admin(const struct node_http_req *req)
+{
+    const struct node_caller *c = node_access_caller(req);
+
+    return c != NULL && c->admin;
+}
+
+/* see access.h */
 bool node_access_fresh(const struct node_http_req *req)
 {
     const struct node_caller *c = node_access_caller(req);

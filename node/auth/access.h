@@ -54,6 +54,8 @@ void node_access_attach(struct node_api *api,
 /* The caller attached to req (borrowed while req lives), or NULL: access
  * control off, or a request relayed by another node (authorised there). */
 const struct node_caller *node_access_caller(const struct node_http_req *req);
+/* Did the gate let req in as an admin user or with the cluster secret? */
+bool node_access_admin(const struct node_http_req *req);
 /* Did the gate pass a read barrier for req after it began (so the
  * handler's own barrier of a tag read or listing would add nothing)? */
 bool node_access_fresh(const struct node_http_req *req);

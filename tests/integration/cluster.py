@@ -142,15 +142,21 @@ class ClusterNode(harness.Node):
         finally:
             conn.close()
 
-    # ---- cluster views (API port, no auth) ----
+    # ---- cluster views (API port; with access control on they want an
+    # admin or the cluster secret, which the harness always has) ----
+    def admin_headers(self):
+        return {"Authorization": f"Bearer {self.cluster.secret}"}
+
     def members(self, timeout=5):
-        r = self.request("GET", "/_atoll/members", timeout=timeout)
+        r = self.request("GET", "/_atoll/members", timeout=timeout,
+                         headers=self.admin_headers())
         if r.status != 200:
             raise ValueError(f"/_atoll/members on {self.name}: {r!r}")
         return r.json()
 
     def status(self, timeout=5):
-        r = self.request("GET", "/_atoll/status", timeout=timeout)
+        r = self.request("GET", "/_atoll/status", timeout=timeout,
+                         headers=self.admin_headers())
         if r.status != 200:
             raise ValueError(f"/_atoll/status on {self.name}: {r!r}")
         return r.json()

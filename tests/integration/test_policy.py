@@ -112,6 +112,7 @@ class PolicyTest(ClusterTestCase):
             "catalog": ("GET", "/v2/_catalog"),
             "base": ("GET", "/v2/"),
             "admin": ("GET", "/_atoll/placement"),
+            "gc": ("POST", "/_atoll/gc?dry_run=true"),
             "new tag": ("PUT", "/v2/lib/app/manifests/t-{who}"),
             "overwrite": ("PUT", "/v2/lib/app/manifests/v1"),
             "mount": ("POST", "/v2/lib/m-{who}/blobs/uploads/?mount="
@@ -132,6 +133,7 @@ class PolicyTest(ClusterTestCase):
             "catalog":     (200, 200, 200, 200, 200),
             "base":        (401, 200, 200, 200, 200),
             "admin":       (401, 403, 403, 403, 200),
+            "gc":          (401, 403, 403, 403, 200),
             # re-pointing a tag needs overwrite: nobody but the admin
             "new tag":     (401, 403, 201, 201, 201),
             "overwrite":   (401, 403, 403, 403, 201),
@@ -179,9 +181,16 @@ class PolicyTest(ClusterTestCase):
             r = nodes[1].request("GET", "/v2/", headers=hdrs)
             self.assertEqual(r.status, 401, f"{hdrs}: {r!r}")
         # open endpoints stay open
-        for path in ("/livez", "/readyz", "/metrics", "/_atoll/status",
-                     "/_atoll/members"):
+        for path in ("/livez", "/readyz", "/metrics"):
             r = nodes[2].request("GET", path)
+            self.assertEqual(r.status, 200, f"{path}: {r!r}")
+        # the cluster views name nodes and addresses: admins only
+        for path in ("/_atoll/status", "/_atoll/members"):
+            for who, want in (("anonymous", 401), ("reader", 403),
+                              ("admin", 200)):
+                r = nodes[2].request("GET", path, headers=self.callers[who])
+                self.assertEqual(r.status, want, f"{path} {who}: {r!r}")
+            r = nodes[2].request("GET", path, headers=self.bearer)
             self.assertEqual(r.status, 200, f"{path}: {r!r}")
 
     def test_failed_logins_are_limited(self):
