@@ -44,6 +44,9 @@ int node_cli_http(const char *method,
                   char **body);
 /* $ATOLL_ADDR, else 127.0.0.1:5000. */
 const char *node_cli_default_addr(void);
+/* The JSON text (caller frees) of a YAML document, or NULL with errmsg
+ * (a syntax error and its line; anchors, aliases, several documents). */
+char *node_cli_yaml_to_json(const char *text, char *errmsg);
 /* The first line of file (a secret, caller frees), or NULL. */
 char *node_cli_read_secret(const char *file);
 

@@ -20,7 +20,8 @@ static int usage(void)
 {
     fprintf(stderr,
             "usage: atoll policy get [AUTH]\n"
-            "       atoll policy set FILE [AUTH]   (JSON, docs/security.md; "
+            "       atoll policy set FILE [AUTH]   (JSON or YAML, "
+            "docs/security.md; "
             "'-': stdin)\n"
             "       atoll policy reset [AUTH]      (back to the default)\n"
             "AUTH: [--addr API_HOST:PORT] and --user ADMIN "
@@ -176,6 +177,18 @@ int node_cli_policy(int argc, char **argv)
     if (o.file != NULL && (body = read_text(o.file)) == NULL) {
         fprintf(stderr, "atoll policy: cannot read '%s'\n", o.file);
         return 1;
+    }
+    /* JSON starts with '{'; anything else is read as YAML */
+    if (body != NULL && body[strspn(body, " \t\r\n")] != '{') {
+        char errmsg[AT_ERRMSG_SIZE] = "";
+        char *json = node_cli_yaml_to_json(body, errmsg);
+
+        free(body);
+        if (json == NULL) {
+            fprintf(stderr, "atoll policy: '%s': %s\n", o.file, errmsg);
+            return 1;
+        }
+        body = json;
     }
     authz = authorization(&o);
     if (authz == NULL) {

@@ -267,6 +267,36 @@ class PolicyTest(ClusterTestCase):
             r = b.request("PUT", "/_atoll/policy", headers=self.bearer,
                           body=json.dumps(bad).encode())
             self.assertEqual(r.status, 400, f"{bad}: {r!r}")
+        # the same policy written in YAML, set with the CLI on another
+        # node: the same rules
+        yfile = os.path.join(c.tmp, "policy.yaml")
+        with open(yfile, "w") as f:
+            f.write("# readers pull, writers push and delete\n"
+                    "rules:\n"
+                    "  - repository: lib/**\n"
+                    "    subjects: [group:readers]\n"
+                    "    actions: [pull]\n"
+                    "  - repository: \"lib/**\"\n"
+                    "    subjects:\n"
+                    "      - group:writers\n"
+                    "    actions: [pull, push, delete]\n"
+                    "  - repository: public/**\n"
+                    "    subjects: [anonymous, authenticated]\n"
+                    "    actions: [pull]\n")
+        harness.run_tool([ATOLL_BIN, "policy", "set", yfile, "--addr",
+                          b.addr, "--cluster-secret-file", c.secret_file],
+                         timeout=60)
+        p = harness.run_tool([ATOLL_BIN, "policy", "get", "--addr", a.addr,
+                              "--cluster-secret-file", c.secret_file],
+                             timeout=60)
+        self.assertEqual(json.loads(p.stdout)["rules"], doc["rules"])
+        with open(yfile, "w") as f:
+            f.write("rules: [ {repository: a, &x subjects: []} ]\n")
+        p = harness.run_tool([ATOLL_BIN, "policy", "set", yfile, "--addr",
+                              b.addr, "--cluster-secret-file", c.secret_file],
+                             timeout=60, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("yaml", p.stderr)
         # the audit line names who, from where, the index
         self.assertTrue(any("set the access policy" in n.log()
                             for n in c.nodes))
