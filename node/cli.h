@@ -44,6 +44,33 @@ int node_cli_http(const char *method,
                   char **body);
 /* $ATOLL_ADDR, else 127.0.0.1:5000. */
 const char *node_cli_default_addr(void);
+/* How an admin command authenticates (cli_auth.c): --addr,
+ * --cluster-secret-file (default $ATOLL_CLUSTER_SECRET_FILE), --user and
+ * --user-password-file. */
+struct node_cli_auth {
+    const char *addr;
+    const char *secret_file;
+    const char *user;
+    const char *user_password_file;
+};
+/* Defaults: node_cli_default_addr, $ATOLL_CLUSTER_SECRET_FILE. */
+void node_cli_auth_init(struct node_cli_auth *a);
+/* Take argv[*i] (and its value) if it is one of a's flags: true. */
+bool node_cli_auth_flag(int argc, char **argv, int *i, struct node_cli_auth *a);
+/* The Authorization value (caller wipes with node_cli_wipe_free): Basic
+ * for --user (its password from --user-password-file, else asked on the
+ * terminal), else Bearer with the cluster secret; NULL after a message on
+ * stderr that starts with cmd. */
+char *node_cli_authorization(const struct node_cli_auth *a, const char *cmd);
+/* A flag's value: "--flag value" or "--flag=value" (then *i moves past
+ * it); NULL if argv[*i] is not flag. */
+const char *node_cli_flag(int argc, char **argv, int *i, const char *flag);
+/* Ask text on the terminal without echo; the line (no newline) in out.
+ * 0, or AT_EINVAL (no terminal, or end of input) after a message. */
+int node_cli_prompt(const char *text, char *out, size_t size);
+/* Wipe and free a secret string (NULL: nothing). */
+void node_cli_wipe_free(char *s);
+
 /* The JSON text (caller frees) of a YAML document, or NULL with errmsg
  * (a syntax error and its line; anchors, aliases, several documents). */
 char *node_cli_yaml_to_json(const char *text, char *errmsg);

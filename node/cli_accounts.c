@@ -5,7 +5,6 @@
  * so that it can go straight into a file or a Secret. */
 #include "common/compat.h"
 
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,10 +18,7 @@
 struct opts {
     const char *action;
     const char *name;
-    const char *addr;
-    const char *secret_file;
-    const char *user;
-    const char *user_password_file;
+    struct node_cli_auth auth;
     const char *expires;
     bool password_stdin;
     bool admin;
@@ -57,49 +53,29 @@ static int usage(bool robots)
     return 2;
 }
 
-/* A flag's value: "--flag value" or "--flag=value"; NULL if argv[*i] is
- * not flag. */
-static const char *flag_value(int argc, char **argv, int *i, const char *flag)
-{
-    size_t n = strlen(flag);
-
-    if (strcmp(argv[*i], flag) == 0 && *i + 1 < argc)
-        return argv[++*i];
-    if (strncmp(argv[*i], flag, n) == 0 && argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    return NULL;
-}
-
 static int parse_opts(int argc, char **argv, bool robots, struct opts *o)
 {
     const char *v;
 
     memset(o, 0, sizeof(*o));
-    o->addr = node_cli_default_addr();
-    o->secret_file = getenv("ATOLL_CLUSTER_SECRET_FILE");
+    node_cli_auth_init(&o->auth);
     if (argc < 1)
         return -1;
     o->action = argv[0];
     for (int i = 1; i < argc; i++) {
-        if ((v = flag_value(argc, argv, &i, "--addr")) != NULL)
-            o->addr = v;
-        else if ((v = flag_value(argc, argv, &i, "--cluster-secret-file")))
-            o->secret_file = v;
-        else if ((v = flag_value(argc, argv, &i, "--user")) != NULL)
-            o->user = v;
-        else if ((v = flag_value(argc, argv, &i, "--user-password-file")))
-            o->user_password_file = v;
-        else if (strcmp(argv[i], "--password-stdin") == 0 && !robots)
+        if (node_cli_auth_flag(argc, argv, &i, &o->auth))
+            continue;
+        if (strcmp(argv[i], "--password-stdin") == 0 && !robots)
             o->password_stdin = true;
         else if (strcmp(argv[i], "--admin") == 0 && !robots)
             o->admin = true;
-        else if (!robots && (v = flag_value(argc, argv, &i, "--group")) &&
+        else if (!robots && (v = node_cli_flag(argc, argv, &i, "--group")) &&
                  o->ngroups < META_GROUPS_MAX)
             o->groups[o->ngroups++] = v;
-        else if (robots && (v = flag_value(argc, argv, &i, "--expires")))
+        else if (robots && (v = node_cli_flag(argc, argv, &i, "--expires")))
             o->expires = v;
         else if (robots &&
-                 (v = flag_value(argc, argv, &i, "--permission")) != NULL &&
+                 (v = node_cli_flag(argc, argv, &i, "--permission")) != NULL &&
                  o->nperms < META_ROBOT_PERMS_MAX)
             o->perms[o->nperms++] = v;
         else if (argv[i][0] != '-' && o->name == NULL)
@@ -118,38 +94,6 @@ static void chomp(char *s)
 }
 
 /* One line from the terminal, not echoed. */
-static int prompt(const char *text, char *out, size_t size)
-{
-    FILE *tty = fopen("/dev/tty", "r+e");
-    struct termios old, quiet;
-    bool restore;
-    char *line;
-
-    if (tty == NULL) {
-        fprintf(stderr,
-                "atoll: no terminal to ask for a password on (use "
-                "--password-stdin or a password file)\n");
-        return AT_EINVAL;
-    }
-    restore = tcgetattr(fileno(tty), &old) == 0;
-    if (restore) {
-        quiet = old;
-        quiet.c_lflag &= ~(tcflag_t)ECHO;
-        tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
-    }
-    fputs(text, tty);
-    fflush(tty);
-    line = fgets(out, (int)size, tty);
-    if (restore)
-        tcsetattr(fileno(tty), TCSAFLUSH, &old);
-    fputs("\n", tty);
-    fclose(tty);
-    if (line == NULL)
-        return AT_EINVAL;
-    chomp(out);
-    return 0;
-}
-
 /* The new password of a user: stdin's first line, or asked twice. */
 static int new_password(const struct opts *o, char *out, size_t size)
 {
@@ -166,9 +110,9 @@ static int new_password(const struct opts *o, char *out, size_t size)
         return 0;
     }
     snprintf(text, sizeof(text), "New password for '%s': ", o->name);
-    rv = prompt(text, out, size);
+    rv = node_cli_prompt(text, out, size);
     if (rv == 0)
-        rv = prompt("Retype it: ", again, sizeof(again));
+        rv = node_cli_prompt("Retype it: ", again, sizeof(again));
     if (rv == 0 && strcmp(out, again) != 0) {
         fprintf(stderr, "atoll users: the passwords differ\n");
         rv = AT_EINVAL;
@@ -177,83 +121,7 @@ static int new_password(const struct opts *o, char *out, size_t size)
     return rv;
 }
 
-static void base64(const char *in, struct at_buf *out)
-{
-    static const char abc[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t n = strlen(in);
-
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)(unsigned char)in[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)(unsigned char)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= (unsigned char)in[i + 2];
-        char q[4] = { abc[v >> 18 & 63], abc[v >> 12 & 63],
-                      i + 1 < n ? abc[v >> 6 & 63] : '=',
-                      i + 2 < n ? abc[v & 63] : '=' };
-        at_buf_append(out, q, 4);
-    }
-}
-
-/* The Authorization value (caller frees, wipes): Basic for --user, else
- * Bearer with the cluster secret, else NULL. */
-static char *authorization(const struct opts *o)
-{
-    char pw[PASSWORD_SIZE] = "";
-    char text[160];
-    struct at_buf b;
-    char *pair, *secret;
-
-    if (o->user != NULL) {
-        if (o->user_password_file != NULL) {
-            secret = node_cli_read_secret(o->user_password_file);
-            if (secret == NULL || strlen(secret) >= sizeof(pw)) {
-                fprintf(stderr, "atoll: cannot read a password from '%s'\n",
-                        o->user_password_file);
-                free(secret);
-                return NULL;
-            }
-            memcpy(pw, secret, strlen(secret) + 1);
-            explicit_bzero(secret, strlen(secret));
-            free(secret);
-        } else {
-            snprintf(text, sizeof(text), "Password for '%s': ", o->user);
-            if (prompt(text, pw, sizeof(pw)) != 0)
-                return NULL;
-        }
-        pair = at_asprintf("%s:%s", o->user, pw);
-        explicit_bzero(pw, sizeof(pw));
-        at_buf_init(&b, 0);
-        at_buf_puts(&b, "Basic ");
-        base64(pair, &b);
-        explicit_bzero(pair, strlen(pair));
-        free(pair);
-        return at_buf_take(&b, NULL);
-    }
-    if (o->secret_file == NULL || o->secret_file[0] == '\0')
-        return NULL;
-    secret = node_cli_read_secret(o->secret_file);
-    if (secret == NULL) {
-        fprintf(stderr, "atoll: cannot read a secret from '%s'\n",
-                o->secret_file);
-        return NULL;
-    }
-    pair = at_asprintf("Bearer %s", secret);
-    explicit_bzero(secret, strlen(secret));
-    free(secret);
-    return pair;
-}
-
 /* ---- calls ---- */
-
-static void wipe_free(char *s)
-{
-    if (s != NULL) {
-        explicit_bzero(s, strlen(s));
-        free(s);
-    }
-}
 
 /* Send the call; on anything but 2xx say why on stderr and return NULL,
  * else the parsed answer (caller decrefs). */
@@ -263,20 +131,19 @@ static json_t *call(const char *cmd,
                     const char *path,
                     json_t *body)
 {
-    char *authz = authorization(o);
+    char *authz = node_cli_authorization(&o->auth, cmd);
     char *json = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
     char *answer = NULL;
     json_t *doc = NULL;
     int status;
 
-    if (authz == NULL && (o->user != NULL || (o->secret_file != NULL &&
-                                              o->secret_file[0] != '\0'))) {
-        wipe_free(json);
+    if (authz == NULL) {
+        node_cli_wipe_free(json);
         return NULL;
     }
-    status = node_cli_http(method, o->addr, path, authz, json, &answer);
-    wipe_free(authz);
-    wipe_free(json);
+    status = node_cli_http(method, o->auth.addr, path, authz, json, &answer);
+    node_cli_wipe_free(authz);
+    node_cli_wipe_free(json);
     if (status >= 200 && status < 300)
         doc = json_loads(answer != NULL ? answer : "", 0, NULL);
     if (doc == NULL)
@@ -289,7 +156,7 @@ static json_t *call(const char *cmd,
                 : status == 409 ? "an account of that name exists"
                                 : "failed",
                 answer != NULL ? ": " : "", answer != NULL ? answer : "");
-    wipe_free(answer);
+    node_cli_wipe_free(answer);
     return doc;
 }
 

@@ -10,10 +10,7 @@
 struct popts {
     const char *action;
     const char *file;
-    const char *addr;
-    const char *secret_file;
-    const char *user;
-    const char *user_password_file;
+    struct node_cli_auth auth;
 };
 
 static int usage(void)
@@ -31,37 +28,17 @@ static int usage(void)
     return 2;
 }
 
-static const char *flag_value(int argc, char **argv, int *i, const char *flag)
-{
-    size_t n = strlen(flag);
-
-    if (strcmp(argv[*i], flag) == 0 && *i + 1 < argc)
-        return argv[++*i];
-    if (strncmp(argv[*i], flag, n) == 0 && argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    return NULL;
-}
-
 static int parse(int argc, char **argv, struct popts *o)
 {
-    const char *v;
-
     memset(o, 0, sizeof(*o));
-    o->addr = node_cli_default_addr();
-    o->secret_file = getenv("ATOLL_CLUSTER_SECRET_FILE");
+    node_cli_auth_init(&o->auth);
     if (argc < 1)
         return -1;
     o->action = argv[0];
     for (int i = 1; i < argc; i++) {
-        if ((v = flag_value(argc, argv, &i, "--addr")) != NULL)
-            o->addr = v;
-        else if ((v = flag_value(argc, argv, &i, "--cluster-secret-file")))
-            o->secret_file = v;
-        else if ((v = flag_value(argc, argv, &i, "--user")) != NULL)
-            o->user = v;
-        else if ((v = flag_value(argc, argv, &i, "--user-password-file")))
-            o->user_password_file = v;
-        else if (argv[i][0] != '-' || strcmp(argv[i], "-") == 0) {
+        if (node_cli_auth_flag(argc, argv, &i, &o->auth))
+            continue;
+        if (argv[i][0] != '-' || strcmp(argv[i], "-") == 0) {
             if (o->file != NULL)
                 return -1;
             o->file = argv[i];
@@ -72,67 +49,6 @@ static int parse(int argc, char **argv, struct popts *o)
     if (strcmp(o->action, "set") == 0 ? o->file == NULL : o->file != NULL)
         return -1;
     return 0;
-}
-
-static void base64(const char *in, struct at_buf *out)
-{
-    static const char abc[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t n = strlen(in);
-
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)(unsigned char)in[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)(unsigned char)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= (unsigned char)in[i + 2];
-        char q[4] = { abc[v >> 18 & 63], abc[v >> 12 & 63],
-                      i + 1 < n ? abc[v >> 6 & 63] : '=',
-                      i + 2 < n ? abc[v & 63] : '=' };
-        at_buf_append(out, q, 4);
-    }
-}
-
-static void wipe_free(char *s)
-{
-    if (s != NULL) {
-        explicit_bzero(s, strlen(s));
-        free(s);
-    }
-}
-
-/* The Authorization value (caller wipes and frees), or NULL with a message
- * on stderr. */
-static char *authorization(const struct popts *o)
-{
-    const char *file = o->user != NULL ? o->user_password_file : o->secret_file;
-    char *secret, *pair;
-    struct at_buf b;
-
-    if (file == NULL || file[0] == '\0') {
-        fprintf(stderr,
-                "atoll policy: want --user ADMIN "
-                "--user-password-file FILE or --cluster-secret-file "
-                "FILE\n");
-        return NULL;
-    }
-    secret = node_cli_read_secret(file);
-    if (secret == NULL) {
-        fprintf(stderr, "atoll policy: cannot read '%s'\n", file);
-        return NULL;
-    }
-    if (o->user == NULL) {
-        pair = at_asprintf("Bearer %s", secret);
-        wipe_free(secret);
-        return pair;
-    }
-    pair = at_asprintf("%s:%s", o->user, secret);
-    wipe_free(secret);
-    at_buf_init(&b, 0);
-    at_buf_puts(&b, "Basic ");
-    base64(pair, &b);
-    wipe_free(pair);
-    return at_buf_take(&b, NULL);
 }
 
 /* The policy file's text (caller frees), or NULL. */
@@ -190,14 +106,14 @@ int node_cli_policy(int argc, char **argv)
         }
         body = json;
     }
-    authz = authorization(&o);
+    authz = node_cli_authorization(&o.auth, "atoll policy");
     if (authz == NULL) {
         free(body);
         return 1;
     }
-    status =
-        node_cli_http(method, o.addr, "/_atoll/policy", authz, body, &answer);
-    wipe_free(authz);
+    status = node_cli_http(method, o.auth.addr, "/_atoll/policy", authz, body,
+                           &answer);
+    node_cli_wipe_free(authz);
     free(body);
     if (status != 200) {
         fprintf(stderr, "atoll policy %s: %s%s%s\n", o.action,

@@ -12,10 +12,7 @@
 
 struct opts {
     const char *action;
-    const char *addr;
-    const char *secret_file;
-    const char *user;
-    const char *user_password_file;
+    struct node_cli_auth auth;
 };
 
 static int usage(void)
@@ -29,110 +26,32 @@ static int usage(void)
     return 2;
 }
 
-static const char *flag_value(int argc, char **argv, int *i, const char *flag)
-{
-    size_t n = strlen(flag);
-
-    if (strcmp(argv[*i], flag) == 0 && *i + 1 < argc)
-        return argv[++*i];
-    if (strncmp(argv[*i], flag, n) == 0 && argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    return NULL;
-}
-
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-    const char *v;
-
     memset(o, 0, sizeof(*o));
-    o->addr = node_cli_default_addr();
-    o->secret_file = getenv("ATOLL_CLUSTER_SECRET_FILE");
+    node_cli_auth_init(&o->auth);
     if (argc < 1)
         return -1;
     o->action = argv[0];
     for (int i = 1; i < argc; i++) {
-        if ((v = flag_value(argc, argv, &i, "--addr")) != NULL)
-            o->addr = v;
-        else if ((v = flag_value(argc, argv, &i, "--cluster-secret-file")))
-            o->secret_file = v;
-        else if ((v = flag_value(argc, argv, &i, "--user")) != NULL)
-            o->user = v;
-        else if ((v = flag_value(argc, argv, &i, "--user-password-file")))
-            o->user_password_file = v;
-        else
+        if (!node_cli_auth_flag(argc, argv, &i, &o->auth))
             return -1;
     }
     return 0;
 }
 
-static void base64(const char *in, struct at_buf *out)
-{
-    static const char abc[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t n = strlen(in);
-
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)(unsigned char)in[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)(unsigned char)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= (unsigned char)in[i + 2];
-        char q[4] = { abc[v >> 18 & 63], abc[v >> 12 & 63],
-                      i + 1 < n ? abc[v >> 6 & 63] : '=',
-                      i + 2 < n ? abc[v & 63] : '=' };
-        at_buf_append(out, q, 4);
-    }
-}
-
-/* The Authorization value (caller wipes and frees), or NULL with a
- * message. */
-static char *authorization(const struct opts *o)
-{
-    const char *file = o->user != NULL ? o->user_password_file : o->secret_file;
-    char *secret, *pair;
-    struct at_buf b;
-
-    if (file == NULL || file[0] == '\0') {
-        fprintf(stderr,
-                "atoll token: want --user ADMIN "
-                "--user-password-file FILE or --cluster-secret-file "
-                "FILE\n");
-        return NULL;
-    }
-    secret = node_cli_read_secret(file);
-    if (secret == NULL) {
-        fprintf(stderr, "atoll token: cannot read a secret from '%s'\n", file);
-        return NULL;
-    }
-    if (o->user == NULL) {
-        pair = at_asprintf("Bearer %s", secret);
-    } else {
-        char *up = at_asprintf("%s:%s", o->user, secret);
-        at_buf_init(&b, 0);
-        at_buf_puts(&b, "Basic ");
-        base64(up, &b);
-        explicit_bzero(up, strlen(up));
-        free(up);
-        pair = at_buf_take(&b, NULL);
-    }
-    explicit_bzero(secret, strlen(secret));
-    free(secret);
-    return pair;
-}
-
 static int rotate(const struct opts *o)
 {
-    char *authz = authorization(o);
+    char *authz = node_cli_authorization(&o->auth, "atoll token");
     char *answer = NULL;
     json_t *doc = NULL;
     int status;
 
     if (authz == NULL)
         return 1;
-    status = node_cli_http("POST", o->addr, "/_atoll/token-keys/rotate", authz,
-                           NULL, &answer);
-    explicit_bzero(authz, strlen(authz));
-    free(authz);
+    status = node_cli_http("POST", o->auth.addr, "/_atoll/token-keys/rotate",
+                           authz, NULL, &answer);
+    node_cli_wipe_free(authz);
     if (status == 200)
         doc = json_loads(answer != NULL ? answer : "", 0, NULL);
     if (doc == NULL) {
@@ -156,8 +75,8 @@ static int rotate(const struct opts *o)
 static int keys(const struct opts *o)
 {
     char *answer = NULL;
-    int status = node_cli_http("GET", o->addr, "/_atoll/token/jwks", NULL, NULL,
-                               &answer);
+    int status = node_cli_http("GET", o->auth.addr, "/_atoll/token/jwks", NULL,
+                               NULL, &answer);
     json_t *doc = status == 200
                       ? json_loads(answer != NULL ? answer : "", 0, NULL)
                       : NULL;

@@ -71,8 +71,7 @@ char *node_cli_yaml_to_json(const char *text, char *errmsg)
         at_errmsg_printf(errmsg, "yaml: out of memory");
         return NULL;
     }
-    yaml_parser_set_input_string(&p, (const unsigned char *)text,
-                                 strlen(text));
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, strlen(text));
     while (rv == 0 && !done) {
         json_t *v = NULL;
 

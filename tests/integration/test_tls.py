@@ -46,7 +46,9 @@ class LogWatch:
         out = []
         for line in text.splitlines():
             m = LOG_RE.match(line)
-            if m:
+            # access lines (one per request, of other clients too) say
+            # nothing about connections or TLS
+            if m and m.group(2) != "access":
                 out.append((m.group(1), m.group(4)))
         return out
 
