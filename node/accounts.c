@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "node/accounts.h"
+#include "node/admin_auth.h"
 #include "node/auth/auth.h"
 #include "node/cluster/peer_api.h"
 
@@ -66,8 +67,6 @@ struct acc {
     enum acc_state state;
     enum op op;
     char who[NODE_AUTH_NAME_SIZE + 16]; /* for the audit line */
-    char login[NODE_AUTH_NAME_SIZE];    /* the name Basic gave */
-    struct node_auth_identity id;
     struct at_buf body;
     /* the account the call is about */
     char name[META_ACCOUNT_NAME_MAX + 1];
@@ -625,122 +624,22 @@ static void authorized(struct acc *a, const char *path_name)
     node_http_req_read_body(a->req, on_body, on_end);
 }
 
-static void unauthorized(struct acc *a, const char *why)
+/* The admin check's answer: an admin goes further. The path's name is
+ * found again from the request (the request outlives the check). */
+static void on_admin(void *data, int status, const struct node_admin_who *w)
 {
-    LOG_WARN("%s %s from %s refused: %s", node_http_req_method_str(a->req),
-             node_http_req_path(a->req), node_http_req_peer(a->req), why);
-    node_http_resp_header(a->req, "WWW-Authenticate", "Basic realm=\"atoll\"");
-    acc_fail(a, 401, "UNAUTHORIZED",
-             "authentication required: an admin user or the cluster secret");
-}
-
-/* Only an admin user goes further. The path's name is found again from
- * the request (the request outlives the verification). */
-static void identified(struct acc *a, const struct node_auth_identity *id)
-{
+    struct acc *a = data;
     const char *path = node_http_req_path(a->req);
     const char *slash = strchr(path + strlen("/_atoll/"), '/');
 
-    if (!id->admin) {
-        LOG_WARN("%s %s from %s refused: '%s' is no admin",
-                 node_http_req_method_str(a->req), path,
-                 node_http_req_peer(a->req), id->name);
-        acc_fail(a, 403, "DENIED", "only an admin user may manage accounts");
+    if (status != 0) {
+        acc_done(a); /* answered, or the client is gone */
         return;
     }
-    if (a->who[0] == '\0')
-        snprintf(a->who, sizeof(a->who), "admin '%s'", id->name);
-    node_http_req_set_user(a->req, id->kind != 0 ? id->name : "#cluster");
+    snprintf(a->who, sizeof(a->who), "%s", w->text);
     authorized(a, node_http_req_method(a->req) == NODE_HTTP_DELETE && slash
                       ? slash + 1
                       : NULL);
-}
-
-/* Too many failed logins for this name or from this address: refused
- * before any bcrypt (RFC 6585 section 4). */
-static void too_many(struct acc *a, uint64_t retry_s)
-{
-    LOG_INFO(
-        "%s %s from %s refused: too many failed logins, retry in "
-        "%" PRIu64 " s",
-        node_http_req_method_str(a->req), node_http_req_path(a->req),
-        node_http_req_peer(a->req), retry_s);
-    node_http_resp_header(a->req, "Retry-After", "%" PRIu64, retry_s);
-    acc_fail(a, 429, "TOOMANYREQUESTS", "too many failed logins; retry later");
-}
-
-/* Tell the limiter how a verification ended (a shutdown says nothing). */
-static void limit_note(struct acc *a, const char *user, int status)
-{
-    struct node_auth_limit *lim = node_auth_limiter(a->api->auth);
-    const char *peer = node_http_req_peer(a->req);
-
-    if (status == 0)
-        node_auth_limit_ok(lim, user, peer);
-    else if (status == AT_EINVAL)
-        node_auth_limit_fail(lim, user, peer);
-}
-
-static void on_verified(void *data,
-                        int status,
-                        const struct node_auth_identity *id)
-{
-    struct acc *a = data;
-
-    limit_note(a, a->login, status);
-    if (status != 0)
-        unauthorized(a, "wrong credentials");
-    else
-        identified(a, id);
-}
-
-static void authenticate(struct acc *a)
-{
-    const char *h = node_http_req_header(a->req, "authorization");
-    const char *secret = a->api->cfg->cluster_secret;
-    struct node_auth_limit *lim = node_auth_limiter(a->api->auth);
-    const char *peer = node_http_req_peer(a->req);
-    char user[NODE_AUTH_NAME_SIZE];
-    char password[NODE_AUTH_PASSWORD_MAX + 1];
-    int rv;
-
-    if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0) {
-        /* guesses of the secret count against the address */
-        if (node_auth_limit_check(lim, NULL, peer) != 0) {
-            too_many(a, node_auth_limit_retry_after(lim, NULL, peer));
-            return;
-        }
-        if (!node_peer_auth_ok(h, secret)) {
-            node_auth_limit_fail(lim, NULL, peer);
-            unauthorized(a, "not the cluster secret");
-            return;
-        }
-        snprintf(a->who, sizeof(a->who), "the cluster secret");
-        struct node_auth_identity root = { .admin = true };
-        snprintf(root.name, sizeof(root.name), "%s", a->who);
-        identified(a, &root);
-        return;
-    }
-    if (h == NULL || node_auth_basic_parse(h, user, sizeof(user), password,
-                                           sizeof(password)) != 0) {
-        unauthorized(a, h == NULL ? "no credentials" : "malformed credentials");
-        return;
-    }
-    if (node_auth_limit_check(lim, user, peer) != 0) {
-        explicit_bzero(password, sizeof(password));
-        too_many(a, node_auth_limit_retry_after(lim, user, peer));
-        return;
-    }
-    snprintf(a->login, sizeof(a->login), "%s", user);
-    rv = node_auth_verify(a->api->auth, user, password, &a->id, on_verified, a);
-    explicit_bzero(password, sizeof(password));
-    if (rv == NODE_AUTH_PENDING)
-        return;
-    limit_note(a, user, rv);
-    if (rv == 0)
-        identified(a, &a->id);
-    else
-        unauthorized(a, "wrong credentials");
 }
 
 /* ---- routing ---- */
@@ -802,5 +701,5 @@ void node_accounts_handle(struct node_api *api, struct node_http_req *req)
     a->state = ACC_AUTH;
     a->op = (enum op)op;
     node_http_req_ref(req);
-    authenticate(a);
+    node_admin_auth(api, req, "manage accounts", on_admin, a);
 }

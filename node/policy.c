@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "node/admin_auth.h"
 #include "node/auth/access.h"
 #include "node/cluster/peer_api.h"
 #include "node/policy.h"
@@ -52,7 +53,6 @@ struct pol {
     enum pol_state state;
     enum node_http_method method;
     char who[NODE_AUTH_NAME_SIZE + 16]; /* for the audit line */
-    struct node_auth_identity id;
     struct at_buf body;
     json_t *doc;                    /* owned: the rules' strings live here */
     struct meta_policy_rule *rules; /* owned array */
@@ -402,69 +402,17 @@ static void authorized(struct pol *p)
     node_http_req_read_body(p->req, on_body, on_end);
 }
 
-static void unauthorized(struct pol *p, const char *why)
-{
-    LOG_WARN("%s %s from %s refused: %s", node_http_req_method_str(p->req),
-             node_http_req_path(p->req), node_http_req_peer(p->req), why);
-    node_access_challenge(p->req);
-    pol_fail(p, 401, "UNAUTHORIZED",
-             "authentication required: an admin user or the cluster secret");
-}
-
-static void identified(struct pol *p, const struct node_auth_identity *id)
-{
-    if (!id->admin) {
-        LOG_WARN("%s %s from %s refused: '%s' is no admin",
-                 node_http_req_method_str(p->req), node_http_req_path(p->req),
-                 node_http_req_peer(p->req), id->name);
-        pol_fail(p, 403, "DENIED", "only an admin user may manage the policy");
-        return;
-    }
-    if (p->who[0] == '\0')
-        snprintf(p->who, sizeof(p->who), "admin '%s'", id->name);
-    authorized(p);
-}
-
-static void on_verified(void *data,
-                        int status,
-                        const struct node_auth_identity *id)
+/* The admin check's answer: an admin goes further. */
+static void on_admin(void *data, int status, const struct node_admin_who *w)
 {
     struct pol *p = data;
 
-    if (status != 0)
-        unauthorized(p, "wrong credentials");
-    else
-        identified(p, id);
-}
-
-static void authenticate(struct pol *p)
-{
-    const char *h = node_http_req_header(p->req, "authorization");
-    char user[NODE_AUTH_NAME_SIZE];
-    char password[NODE_AUTH_PASSWORD_MAX + 1];
-    int rv;
-
-    if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0) {
-        if (!node_peer_auth_ok(h, p->api->cfg->cluster_secret)) {
-            unauthorized(p, "not the cluster secret");
-            return;
-        }
-        snprintf(p->who, sizeof(p->who), "the cluster secret");
-        p->id.admin = true;
-        identified(p, &p->id);
+    if (status != 0) {
+        pol_done(p); /* answered, or the client is gone */
         return;
     }
-    if (h == NULL || node_auth_basic_parse(h, user, sizeof(user), password,
-                                           sizeof(password)) != 0) {
-        unauthorized(p, h == NULL ? "no credentials" : "malformed credentials");
-        return;
-    }
-    rv = node_auth_verify(p->api->auth, user, password, &p->id, on_verified, p);
-    explicit_bzero(password, sizeof(password));
-    if (rv == 0)
-        identified(p, &p->id);
-    else if (rv != NODE_AUTH_PENDING)
-        unauthorized(p, "wrong credentials");
+    snprintf(p->who, sizeof(p->who), "%s", w->text);
+    authorized(p);
 }
 
 /* see policy.h */
@@ -488,5 +436,5 @@ void node_policy_handle(struct node_api *api, struct node_http_req *req)
     p->state = POL_AUTH;
     p->method = m;
     node_http_req_ref(req);
-    authenticate(p);
+    node_admin_auth(api, req, "manage the policy", on_admin, p);
 }

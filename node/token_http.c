@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "node/admin_auth.h"
 #include "node/cluster/peer_api.h"
 #include "node/http/url.h"
 #include "node/oci/names.h"
@@ -379,20 +380,21 @@ static void key_start(struct treq *q)
 }
 
 /* The caller is known (or anonymous): grant, then sign. */
-static void identified(struct treq *q)
+/* The admin check of a rotation: an admin goes on. */
+static void on_admin(void *data, int status, const struct node_admin_who *w)
 {
-    if (q->rotate) {
-        if (!q->id.admin) {
-            LOG_WARN("token key rotation from %s refused: '%s' is no admin",
-                     node_http_req_peer(q->req), q->id.name);
-            tq_fail(q, 403, "DENIED", "only an admin user may rotate keys");
-            return;
-        }
-        if (q->who[0] == '\0')
-            snprintf(q->who, sizeof(q->who), "admin '%s'", q->id.name);
-        key_start(q);
+    struct treq *q = data;
+
+    if (status != 0) {
+        tq_done(q); /* answered, or the client is gone */
         return;
     }
+    snprintf(q->who, sizeof(q->who), "%s", w->text);
+    key_start(q);
+}
+
+static void identified(struct treq *q)
+{
     node_token_grant_apply(q->t, q->anonymous ? NULL : &q->id, q->acc,
                            &q->nacc);
     /* no key applied here yet: make the cluster's first one */
@@ -475,21 +477,15 @@ static void authenticate(struct treq *q)
     char password[NODE_AUTH_PASSWORD_MAX + 1];
 
     tq_move(q, TQ_AUTH);
-    if (q->rotate && h != NULL && strncasecmp(h, "Bearer ", 7) == 0) {
-        if (!node_peer_auth_ok(h, q->api->cfg->cluster_secret)) {
-            unauthorized(q, "not the cluster secret");
-            return;
-        }
-        snprintf(q->who, sizeof(q->who), "the cluster secret");
-        q->id.admin = true;
-        identified(q);
+    if (q->rotate) {
+        node_admin_auth(q->api, q->req, "rotate token keys", on_admin, q);
         return;
     }
     if (q->post && q->has_user) {
         verify(q, q->user, q->password);
         return;
     }
-    if (h == NULL && !q->rotate) {
+    if (h == NULL) {
         q->anonymous = true;
         identified(q);
         return;
