@@ -58,10 +58,11 @@ static void too_many(struct job *j, const char *user)
     const char *peer = node_http_req_peer(j->req);
     uint64_t retry_s = node_auth_limit_retry_after(lim, user, peer);
 
-    LOG_INFO("%s %s from %s refused: too many failed logins, retry in "
-             "%" PRIu64 " s",
-             node_http_req_method_str(j->req), node_http_req_path(j->req),
-             peer, retry_s);
+    LOG_INFO(
+        "%s %s from %s refused: too many failed logins, retry in "
+        "%" PRIu64 " s",
+        node_http_req_method_str(j->req), node_http_req_path(j->req), peer,
+        retry_s);
     node_http_resp_header(j->req, "Retry-After", "%" PRIu64, retry_s);
     node_reply_error(j->req, 429, "TOOMANYREQUESTS",
                      "too many failed logins; retry later");
@@ -151,9 +152,8 @@ void node_admin_auth(struct node_api *api,
         finish(j, 0, &w);
         return;
     }
-    if (h == NULL ||
-        node_auth_basic_parse(h, j->login, sizeof(j->login), password,
-                              sizeof(password)) != 0) {
+    if (h == NULL || node_auth_basic_parse(h, j->login, sizeof(j->login),
+                                           password, sizeof(password)) != 0) {
         refuse(j, 401, h == NULL ? "no credentials" : "malformed credentials");
         return;
     }
@@ -162,8 +162,8 @@ void node_admin_auth(struct node_api *api,
         too_many(j, j->login);
         return;
     }
-    rv = node_auth_verify(api->auth, j->login, password, &j->id, on_verified,
-                          j);
+    rv =
+        node_auth_verify(api->auth, j->login, password, &j->id, on_verified, j);
     explicit_bzero(password, sizeof(password));
     if (rv != NODE_AUTH_PENDING)
         verified(j, rv);
