@@ -9,8 +9,11 @@ token; a rotation on another node gives a new kid everywhere while the
 old key keeps verifying."""
 import base64
 import json
+import os
 import time
+import unittest
 import urllib.parse
+import warnings
 
 import harness
 from cluster import ClusterTestCase, wait_for
@@ -32,6 +35,16 @@ FAST = ("--bcrypt-cost", "4")
 def basic(user, password):
     raw = f"{user}:{password}".encode()
     return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+def bcrypt_line(user, password):
+    """An htpasswd line as `htpasswd -B` writes it ($2y$)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+        h = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH,
+                                               rounds=16))
+    return f"{user}:$2y${h[4:]}\n"
 
 
 def b64d(s):
@@ -352,3 +365,46 @@ class TokenClusterTest(ClusterTestCase):
             self.assertNotIn("alice-pass-1", log)
             self.assertNotIn("PRIVATE KEY", log)
             self.assertNotIn("eyJ", log)  # no token
+
+
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+@unittest.skipUnless(os.path.exists(FAKETIME_LIB), "libfaketime missing")
+class TokenExpiryTest(harness.TestCase):
+    """A token verified once is remembered, but not past its expiry: the
+    node's wall clock jumps (libfaketime) past the token's lifetime and
+    the same token, accepted a moment before, is refused."""
+
+    def test_cached_token_expires(self):
+        tmp = self.temp_dir("atoll-tokexp-")
+        clock = os.path.join(tmp, "clock")
+        with open(clock, "w") as f:
+            f.write("+0 x1\n")
+        htp = os.path.join(tmp, "htpasswd")
+        with open(htp, "w") as f:
+            f.write(bcrypt_line("carol", "carol-pass-1"))
+        node = harness.Node(args=["--htpasswd", htp, "--bcrypt-cost", "4"],
+                            env={"LD_PRELOAD": FAKETIME_LIB,
+                                 "FAKETIME_TIMESTAMP_FILE": clock,
+                                 "FAKETIME_NO_CACHE": "1",
+                                 "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+        self.addCleanup(node.close)
+        node.start()
+        r = node.request("GET", "/_atoll/token?service=atoll&scope="
+                         "repository:lib/app:pull",
+                         headers=basic("carol", "carol-pass-1"))
+        self.assertEqual(r.status, 200, r)
+        bearer = {"Authorization": f"Bearer {r.json()['token']}"}
+        for _ in range(2):  # verified, then from the cache
+            self.assertEqual(node.request("GET", "/v2/", headers=bearer)
+                             .status, 200)
+        tmpf = clock + ".tmp"
+        with open(tmpf, "w") as f:
+            f.write("+400 x1\n")  # past 300 s and the 30 s of skew
+        os.replace(tmpf, clock)
+        r = node.request("GET", "/v2/", headers=bearer)
+        self.assertEqual(r.status, 401, r)
+        # Basic credentials still work: only the token's time is over
+        self.assertEqual(node.request("GET", "/v2/", headers=basic(
+            "carol", "carol-pass-1")).status, 200)
