@@ -224,7 +224,8 @@ static int command_check(const Atoll__Command *c, char *errmsg)
              (o->subject.len == 0 || digest_ok(o->subject)) &&
              digests_ok(o->n_blobs, o->blobs) &&
              digests_ok(o->n_manifests, o->manifests) &&
-             name_ok(o->artifact_type) && o->annotations_json != NULL;
+             name_ok(o->artifact_type) && o->annotations_json != NULL &&
+             (o->tag_expect.len == 0 || digest_ok(o->tag_expect));
         if (o != NULL && o->bytes.len > PROTO_MANIFEST_MAX) {
             at_errmsg_printf(errmsg, "manifest of %zu bytes over %u",
                              o->bytes.len, PROTO_MANIFEST_MAX);

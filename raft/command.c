@@ -71,6 +71,9 @@ static int build_put_manifest(const struct meta_cmd *mc,
     o.bytes.len = p->len;
     if (p->tag != NULL)
         o.tag = (char *)p->tag;
+    o.tag_guard = p->tag_guard;
+    if (p->tag_guard && p->has_tag_expect)
+        o.tag_expect = bin(&p->tag_expect);
     o.n_blobs = p->nblobs;
     o.blobs = bins(p->blobs, p->nblobs);
     o.n_manifests = p->nmanifests;

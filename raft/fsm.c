@@ -84,6 +84,8 @@ const char *meta_result_str(int result)
         return "account exists";
     case META_ACCOUNT_UNKNOWN:
         return "account unknown";
+    case META_TAG_CONFLICT:
+        return "tag points elsewhere";
     case META_ACCOUNT_LIMIT:
         return "too many accounts";
     case META_INVALID:
@@ -104,7 +106,19 @@ static int apply_put_manifest(struct meta_fsm *f,
                               uint64_t ts)
 {
     struct meta_repo *r = meta__repo_get(f, o->repo, false);
-    struct at_digest d;
+    struct at_digest d, cur;
+    /* a guarded tag must be where the proposer saw it (checked before
+     * anything changes) */
+    if (o->tag_guard && o->tag[0] != '\0') {
+        bool exists = meta_fsm_tag_resolve(f, o->repo, o->tag, &cur) == 0;
+        if (o->tag_expect.len == AT_DIGEST_LEN) {
+            digest_from(&d, o->tag_expect);
+            if (!exists || !at_digest_equal(&cur, &d))
+                return META_TAG_CONFLICT;
+        } else if (exists) {
+            return META_TAG_CONFLICT;
+        }
+    }
     /* every referenced blob must be linked here, every child in the repo */
     for (size_t i = 0; i < o->n_blobs; i++) {
         digest_from(&d, o->blobs[i]);

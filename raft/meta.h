@@ -113,6 +113,7 @@ enum meta_result {
     META_ACCOUNT_EXISTS,   /* user/robot create: the name is taken */
     META_ACCOUNT_UNKNOWN,  /* user/robot remove, password: no such name */
     META_ACCOUNT_LIMIT,    /* user/robot create: META_*_MAX reached */
+    META_TAG_CONFLICT,     /* put manifest with a tag guard: the tag moved */
     META_INVALID = 100,    /* malformed/unknown command: a no-op */
 };
 
@@ -201,6 +202,11 @@ struct meta_manifest_put {
     struct at_digest subject;
     const char *artifact_type;    /* effective artifact type, may be NULL */
     const char *annotations_json; /* JSON object text, may be NULL */
+    /* guard on tag: when applied, it must point to tag_expect
+     * (has_tag_expect), or not exist; else META_TAG_CONFLICT */
+    bool tag_guard;
+    bool has_tag_expect;
+    struct at_digest tag_expect;
 };
 
 /* A verified blob copy now lives in this node's store; link it to repo. */

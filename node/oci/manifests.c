@@ -29,6 +29,11 @@ struct mreq {
     struct at_digest actual;
     int parse_rv;
     char errmsg[AT_ERRMSG_SIZE];
+    /* without the overwrite right: the tag as seen, guarded in the
+     * command (a push racing this one cannot be re-pointed by it) */
+    bool tag_guard;
+    bool has_tag_expect;
+    struct at_digest tag_expect;
 };
 
 /* Manifests above this size are hashed and parsed off the loop thread. */
@@ -200,6 +205,14 @@ static void put_on_done(void *data, int status, int result, uint64_t index)
         mreq_done(m);
         return;
     }
+    if (result == META_TAG_CONFLICT && status == 0) {
+        node_reply_error(m->req, 403, "DENIED",
+                         "tag '%s' was pointed to another manifest meanwhile: "
+                         "re-pointing it needs the overwrite right",
+                         m->tag != NULL ? m->tag : "");
+        mreq_done(m);
+        return;
+    }
     if (result == META_MANIFEST_UNKNOWN && status == 0) {
         /* An index child missing from the repository. */
         node_reply_error(m->req, 400, "MANIFEST_BLOB_UNKNOWN",
@@ -342,19 +355,26 @@ static void put_on_copies(void *data, int status, const char *why)
 }
 
 /* A PUT by tag that re-points an existing tag to another manifest needs
- * the overwrite right besides push (the gate checked push). The tag is
- * read here, after the gate's read barrier: a push racing this one can
- * still create the tag before this PutManifest applies (NEEDSWORK: a
- * condition in the command would close that). */
+ * the overwrite right besides push (the gate checked push). Without it,
+ * the tag must be absent or already point to this manifest, and the
+ * command carries that as a guard: a push racing this one that creates
+ * the tag first makes this one fail (META_TAG_CONFLICT), not overwrite. */
 static bool may_point_tag(struct mreq *m)
 {
     struct at_digest cur;
+    bool exists;
 
     if (m->tag == NULL ||
-        meta_tag_resolve(m->api->meta, m->name, m->tag, &cur) != 0 ||
-        at_digest_equal(&cur, &m->digest))
+        node_access_may(m->req, m->name, META_ACTION_OVERWRITE))
         return true;
-    return node_access_may(m->req, m->name, META_ACTION_OVERWRITE);
+    exists = meta_tag_resolve(m->api->meta, m->name, m->tag, &cur) == 0;
+    if (exists && !at_digest_equal(&cur, &m->digest))
+        return false;
+    m->tag_guard = true;
+    m->has_tag_expect = exists;
+    if (exists)
+        m->tag_expect = cur;
+    return true;
 }
 
 static void put_after_parse(struct mreq *m)
@@ -418,6 +438,9 @@ static void put_propose(struct mreq *m)
     p->subject = m->info.subject;
     p->artifact_type = m->info.artifact_type;
     p->annotations_json = m->info.annotations_json;
+    p->tag_guard = m->tag_guard;
+    p->has_tag_expect = m->has_tag_expect;
+    p->tag_expect = m->tag_expect;
     c.request_id = node_http_req_header(req, "x-atoll-request-id");
     rv = meta_propose(m->api->meta, &c, put_on_done, m);
     if (rv != 0) {

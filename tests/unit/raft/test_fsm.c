@@ -154,6 +154,45 @@ static void test_dedup_and_garbage(void **state)
     meta_fsm_release(&f);
 }
 
+/* A guarded tag (a pusher without the overwrite right): created when
+ * absent, re-pushed to what it points to, never re-pointed; a refused put
+ * changes nothing. */
+static void test_tag_guard(void **state)
+{
+    struct meta_fsm f;
+    struct at_digest d, m1 = dg("g1"), m2 = dg("g2");
+    AT_UNUSED(state);
+    meta_fsm_init(&f, 100);
+    struct meta_cmd c = manifest_cmd("g", "g1", "t");
+    c.put_manifest.tag_guard = true; /* the tag must not exist */
+    assert_int_equal(apply_cmd(&f, "g1", &c), META_OK);
+    /* another manifest with the same guard: the tag exists now */
+    c = manifest_cmd("g", "g2", "t");
+    c.put_manifest.tag_guard = true;
+    assert_int_equal(apply_cmd(&f, "g2", &c), META_TAG_CONFLICT);
+    assert_null(meta_fsm_manifest_find(&f, "g", &m2));
+    assert_int_equal(meta_fsm_tag_resolve(&f, "g", "t", &d), 0);
+    assert_true(at_digest_equal(&d, &m1));
+    /* expecting g1 where g1 is: a re-push of the same manifest is fine */
+    c = manifest_cmd("g", "g1", "t");
+    c.put_manifest.tag_guard = true;
+    c.put_manifest.has_tag_expect = true;
+    c.put_manifest.tag_expect = m1;
+    assert_int_equal(apply_cmd(&f, "g3", &c), META_OK);
+    /* expecting g2 where g1 is: refused */
+    c = manifest_cmd("g", "g2", "t");
+    c.put_manifest.tag_guard = true;
+    c.put_manifest.has_tag_expect = true;
+    c.put_manifest.tag_expect = m2;
+    assert_int_equal(apply_cmd(&f, "g4", &c), META_TAG_CONFLICT);
+    /* without a guard (the overwrite right): re-pointed */
+    c = manifest_cmd("g", "g2", "t");
+    assert_int_equal(apply_cmd(&f, "g5", &c), META_OK);
+    assert_int_equal(meta_fsm_tag_resolve(&f, "g", "t", &d), 0);
+    assert_true(at_digest_equal(&d, &m2));
+    meta_fsm_release(&f);
+}
+
 int main(void)
 {
     at_log_configure(getenv("META_LOG") ? getenv("META_LOG") : "error");
@@ -161,6 +200,7 @@ int main(void)
         cmocka_unit_test(test_put_manifest_rules),
         cmocka_unit_test(test_blob_rules),
         cmocka_unit_test(test_dedup_and_garbage),
+        cmocka_unit_test(test_tag_guard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
