@@ -119,6 +119,37 @@ static void test_derivation_pinned(void **state)
     gossip_keyring_release(&r);
 }
 
+/* A packet sealed by another implementation of the format (Python's
+ * cryptography: HKDF-SHA256, AESGCM), the seed tests/fuzz/corpus/
+ * gossip_open/sealed_a: the layout in seal.h is what the code does. */
+static void test_known_packet(void **state)
+{
+    static const char secret[] = "fuzz gossip secret a, not a real one";
+    static const uint8_t pkt[] = {
+        0x01, 0x3d, 0x71, 0xcc, 0x34, 0x66, 0x75, 0x7a, 0x7a, 0x73, 0x65,
+        0x65, 0x64, 0x00, 0x00, 0x00, 0x00, 0x22, 0xcd, 0x64, 0x4f, 0x3a,
+        0xbc, 0x95, 0xd5, 0xdf, 0x3f, 0xfb, 0xb1, 0xf1, 0x67, 0x7b, 0xe9,
+        0xd1, 0x84, 0xa1, 0x24, 0x20, 0xd5, 0x9e, 0xe5, 0x73, 0xe7, 0xb1,
+        0x4f, 0x97, 0xc6, 0x1b, 0x2b, 0xb4, 0x79, 0x41, 0xcb,
+    };
+    static const uint8_t payload[] = { 0x08, 0x01, 0x12, 0x06, 'n',  'o',
+                                       'd',  'e',  '-',  '1',  0x18, 0x07 };
+    struct gossip_keyring r;
+    uint8_t out[GOSSIP_SEAL_PLAIN_MAX];
+    size_t outlen = 0;
+    uint64_t seq = 0;
+    uint32_t id;
+    AT_UNUSED(state);
+
+    ring_with(&r, secret, &id);
+    assert_int_equal(
+        gossip_open(&r, pkt, sizeof(pkt), out, sizeof(out), &outlen, &seq), 0);
+    assert_int_equal(seq, 1700000000000ULL);
+    assert_int_equal(outlen, sizeof(payload));
+    assert_memory_equal(out, payload, sizeof(payload));
+    gossip_keyring_release(&r);
+}
+
 static void test_keyring_errors(void **state)
 {
     struct gossip_keyring r;
@@ -380,6 +411,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_derivation_pinned),
+        cmocka_unit_test(test_known_packet),
         cmocka_unit_test(test_keyring_errors),
         cmocka_unit_test(test_wrong_key),
         cmocka_unit_test(test_tampered),
