@@ -39,6 +39,7 @@ include common/module.mk
 include proto/module.mk
 include storage/module.mk
 include raft/module.mk
+include gossip/module.mk
 include node/module.mk
 include tests/module.mk
 
@@ -48,7 +49,7 @@ LLHTTP_OBJS := $(patsubst %,$(BUILD)/obj/llhttp/%.o,llhttp api http)
 
 # wildcard: a module still being written does not break the others' builds
 LIB_SRCS := $(wildcard $(COMMON_SRCS) $(PROTO_SRCS) $(STORAGE_SRCS) \
-	$(RAFT_SRCS) $(NODE_LIB_SRCS))
+	$(RAFT_SRCS) $(GOSSIP_SRCS) $(NODE_LIB_SRCS))
 LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) \
 	$(patsubst $(BUILD)/gen/%.c,$(BUILD)/obj/gen/%.o,$(PROTO_GEN_C)) \
 	$(LLHTTP_OBJS)

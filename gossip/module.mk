@@ -1,0 +1,2 @@
+GOSSIP_SRCS := gossip/seal.c
+GOSSIP_ALLOW := common proto gossip
