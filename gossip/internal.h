@@ -9,6 +9,9 @@
 /* Indirect probes we relay for others at once; the oldest is forgotten
  * past this (its origin then simply sees no answer). */
 #define GOSSIP_RELAYS_MAX 32
+/* Members one table holds at most: updates from the network never grow
+ * it past this (memberlist's clusters top out in the thousands). */
+#define GOSSIP_MEMBERS_MAX 16384
 /* Distinct accusers remembered per suspicion (k is 2 by default). */
 #define GOSSIP_ACCUSERS_MAX 8
 

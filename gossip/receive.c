@@ -19,6 +19,8 @@ static void apply_alive(struct gossip *g,
         return;
     }
     if (m == NULL) {
+        if (g->n_members >= GOSSIP_MEMBERS_MAX)
+            return;
         m = gossip__member_add(g, u->name, u->addr);
         m->info.incarnation = u->incarnation;
         m->info.meta = u->meta;
@@ -140,6 +142,15 @@ static void relay_ping(struct gossip *g,
                        const char *from_addr,
                        const struct gossip_msg *req)
 {
+    struct gossip_msg m;
+    if (strcmp(req->target, g->self->info.name) == 0) {
+        /* Asked to probe ourselves (a stale view of who we are): the
+         * answer is ours to give. */
+        gossip__msg_init(g, &m, GOSSIP_MSG_ACK);
+        m.seq = req->seq;
+        gossip__send(g, from_addr, &m);
+        return;
+    }
     struct gossip_relay *r = relay_slot(g);
     r->used = true;
     r->our_seq = ++g->seq;
@@ -147,7 +158,6 @@ static void relay_ping(struct gossip *g,
     snprintf(r->origin_addr, sizeof(r->origin_addr), "%s", from_addr);
     /* Nack before the origin's period ends, so it can count the nack. */
     r->nack_at = gossip__now(g) + g->cfg.probe_timeout_ms * 4 / 5;
-    struct gossip_msg m;
     gossip__msg_init(g, &m, GOSSIP_MSG_PING);
     m.seq = r->our_seq;
     memcpy(m.target, req->target, sizeof(m.target));
