@@ -288,10 +288,47 @@ void gossip_set_meta(struct gossip *g, const struct gossip_meta *meta)
 }
 
 /* see swim.h */
-void gossip_merge(struct gossip *g, const struct gossip_update *u, size_t n)
+size_t gossip_state_export(const struct gossip *g,
+                           struct gossip_update *out,
+                           size_t max)
 {
-    for (size_t i = 0; i < n; i++)
-        gossip__apply(g, &u[i], false);
+    static const enum gossip_update_kind kinds[] = {
+        [GOSSIP_ALIVE] = GOSSIP_UPDATE_ALIVE,
+        [GOSSIP_SUSPECT] = GOSSIP_UPDATE_SUSPECT,
+        [GOSSIP_DEAD] = GOSSIP_UPDATE_DEAD,
+        [GOSSIP_LEFT] = GOSSIP_UPDATE_LEAVE,
+    };
+    for (size_t i = 0; i < g->n_members && i < max; i++) {
+        const struct gossip_member *m = g->members[i];
+        gossip__update_alive(m, &out[i]);
+        out[i].kind = kinds[m->info.state];
+        if (m->info.state == GOSSIP_SUSPECT || m->info.state == GOSSIP_DEAD)
+            memcpy(out[i].from, g->self->info.name, sizeof(out[i].from));
+    }
+    return g->n_members;
+}
+
+/* see swim.h */
+void gossip_merge(struct gossip *g,
+                  const struct gossip_update *u,
+                  size_t n,
+                  bool spread)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct gossip_update v = u[i];
+        if (v.kind == GOSSIP_UPDATE_DEAD)
+            v.kind = GOSSIP_UPDATE_SUSPECT;
+        /* An unknown member learnt in any state is added alive first,
+         * then takes the peer's state: a newcomer must know its
+         * address. */
+        if (v.kind != GOSSIP_UPDATE_ALIVE && v.addr[0] != '\0' &&
+            gossip__member_find(g, v.name) == NULL) {
+            struct gossip_update a = v;
+            a.kind = GOSSIP_UPDATE_ALIVE;
+            gossip__apply(g, &a, spread);
+        }
+        gossip__apply(g, &v, spread);
+    }
 }
 
 /* see swim.h */

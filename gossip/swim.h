@@ -99,10 +99,23 @@ bool gossip_leave_done(const struct gossip *g);
 /* New metadata: incarnation bump, spread as an alive update. */
 void gossip_set_meta(struct gossip *g, const struct gossip_meta *meta);
 
-/* Learn members from a full-state exchange (or a test fixture) without
- * re-broadcasting them; each update goes through the usual incarnation
- * rules. */
-void gossip_merge(struct gossip *g, const struct gossip_update *u, size_t n);
+/* Our whole table as updates, for a full-state (push-pull) exchange: one
+ * per member in its state (suspect and dead name us as the accuser).
+ * Writes at most max; returns how many members there are (a result above
+ * max means out was too short). */
+size_t gossip_state_export(const struct gossip *g,
+                           struct gossip_update *out,
+                           size_t max);
+
+/* Learn a peer's full state (gossip_state_export's output) under the
+ * usual incarnation rules, with memberlist's caution: a member the peer
+ * thinks dead is only suspected here, so it gets its chance to refute.
+ * spread: re-broadcast what is news (a real exchange); false for a test
+ * fixture seeding a converged cluster. */
+void gossip_merge(struct gossip *g,
+                  const struct gossip_update *u,
+                  size_t n,
+                  bool spread);
 
 /* The member named name (ourselves included): 0 and *out, or
  * AT_ENOTFOUND. */

@@ -195,7 +195,7 @@ static void sim_init(struct sim *s, size_t n, size_t cap, uint64_t seed)
         snprintf(ups[i].addr, sizeof(ups[i].addr), "n%zu", i);
     }
     for (size_t i = 0; i < n; i++)
-        gossip_merge(s->nodes[i].g, ups, n);
+        gossip_merge(s->nodes[i].g, ups, n, false);
     at_free(ups);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(gossip_members_count(s->nodes[i].g), n);
@@ -475,6 +475,61 @@ static void test_slow_member(void **state)
     sim_free(&s);
 }
 
+/* A joiner whose seed is down keeps announcing itself until the seed
+ * answers; a push-pull exchange then gives it the whole table. */
+static void test_join_retry_push_pull(void **state)
+{
+    AT_UNUSED(state);
+    struct sim s;
+    sim_init(&s, 20, 21, 8);
+    sim_run(&s, 2000, false);
+    s.nodes[2].up = false;
+    struct node *nd = sim_add(&s, 99);
+    sim_watch(&s, "n20", GOSSIP_EVENT_JOIN);
+    const char *seeds[] = { "n2" };
+    assert_int_equal(gossip_join(nd->g, seeds, 1), 0);
+    sim_run(&s, 3000, false);
+    assert_int_equal(s.watch_seen, 0);
+    s.nodes[2].up = true;
+    sim_run(&s, 10000, true);
+    assert_int_equal(s.watch_seen, 20);
+    assert_true(gossip_members_count(nd->g) < 21); /* a slice only */
+    /* Push-pull between joiner and seed, as the TCP exchange will do. */
+    struct gossip_update ups[64];
+    size_t n = gossip_state_export(s.nodes[2].g, ups, 64);
+    assert_int_equal(n, 21);
+    gossip_merge(nd->g, ups, n, true);
+    n = gossip_state_export(nd->g, ups, 64);
+    gossip_merge(s.nodes[2].g, ups, n, true);
+    assert_int_equal(gossip_members_count(nd->g), 21);
+    assert_int_equal(gossip_members_live(nd->g), 21);
+    sim_run(&s, 5000, false);
+    assert_int_equal(s.deads, 0);
+    for (size_t i = 0; i < s.n; i++)
+        assert_int_equal(gossip_members_live(s.nodes[i].g), 21);
+    sim_free(&s);
+}
+
+/* A peer's "dead" is only a suspicion here, and a suspicion the member
+ * refutes once it hears of it. */
+static void test_merge_dead_is_suspect(void **state)
+{
+    AT_UNUSED(state);
+    struct sim s;
+    sim_init(&s, 3, 3, 9);
+    struct gossip_update u = { .kind = GOSSIP_UPDATE_DEAD,
+                               .incarnation = 1,
+                               .name = "n1",
+                               .from = "n2" };
+    gossip_merge(s.nodes[0].g, &u, 1, true);
+    assert_int_equal(state_at(&s, 0, "n1"), GOSSIP_SUSPECT);
+    sim_run(&s, 5000, false);
+    assert_int_equal(state_at(&s, 0, "n1"), GOSSIP_ALIVE);
+    assert_int_equal(gossip_incarnation(s.nodes[1].g), 2);
+    assert_int_equal(s.deads, 0);
+    sim_free(&s);
+}
+
 /* The formulas against memberlist's figures for n = 100. */
 static void test_formulas(void **state)
 {
@@ -518,10 +573,16 @@ static void test_invalid(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_formulas), cmocka_unit_test(test_invalid),
-        cmocka_unit_test(test_leave),    cmocka_unit_test(test_refute),
-        cmocka_unit_test(test_meta),     cmocka_unit_test(test_slow_member),
-        cmocka_unit_test(test_lossy),    cmocka_unit_test(test_thousand),
+        cmocka_unit_test(test_formulas),
+        cmocka_unit_test(test_invalid),
+        cmocka_unit_test(test_leave),
+        cmocka_unit_test(test_refute),
+        cmocka_unit_test(test_meta),
+        cmocka_unit_test(test_slow_member),
+        cmocka_unit_test(test_join_retry_push_pull),
+        cmocka_unit_test(test_merge_dead_is_suspect),
+        cmocka_unit_test(test_lossy),
+        cmocka_unit_test(test_thousand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
