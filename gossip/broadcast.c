@@ -15,6 +15,23 @@ void gossip__update_alive(const struct gossip_member *m,
     u->meta = m->info.meta;
 }
 
+/* see internal.h */
+void gossip__update_of(const struct gossip *g,
+                       const struct gossip_member *m,
+                       struct gossip_update *u)
+{
+    static const enum gossip_update_kind kinds[] = {
+        [GOSSIP_ALIVE] = GOSSIP_UPDATE_ALIVE,
+        [GOSSIP_SUSPECT] = GOSSIP_UPDATE_SUSPECT,
+        [GOSSIP_DEAD] = GOSSIP_UPDATE_DEAD,
+        [GOSSIP_LEFT] = GOSSIP_UPDATE_LEAVE,
+    };
+    gossip__update_alive(m, u);
+    u->kind = kinds[m->info.state];
+    if (m->info.state == GOSSIP_SUSPECT || m->info.state == GOSSIP_DEAD)
+        memcpy(u->from, g->self->info.name, sizeof(u->from));
+}
+
 static void drop(struct gossip *g, size_t i)
 {
     g->bcasts[i] = g->bcasts[--g->n_bcasts];

@@ -30,6 +30,15 @@ void gossip__msg_init(struct gossip *g,
 void gossip__send(struct gossip *g, const char *addr, struct gossip_msg *m)
 {
     gossip__bcast_fill(g, m);
+    /* Anti-entropy (tarantool's design): free slots carry random live
+     * members' current records, so a member that missed every copy of a
+     * refutation still learns it long before its suspicion expires. */
+    struct gossip_member *some[GOSSIP_MSG_UPDATES_MAX];
+    size_t n = gossip__random_members(g, NULL, some,
+                                      GOSSIP_MSG_UPDATES_MAX - m->n_updates);
+    for (size_t i = 0; i < n; i++)
+        if (some[i]->info.state == GOSSIP_ALIVE)
+            gossip__update_alive(some[i], &m->updates[m->n_updates++]);
     g->cfg.send(g->cfg.data, addr, m);
 }
 
@@ -115,6 +124,16 @@ static void probe_start(struct gossip *g, uint64_t now)
     gossip__msg_init(g, &m, GOSSIP_MSG_PING);
     m.seq = ++g->seq;
     memcpy(m.target, t->info.name, sizeof(m.target));
+    if (t->info.state == GOSSIP_SUSPECT) {
+        /* Tell a suspect it is suspected: if it is alive, this is its
+         * surest way to hear of it and refute (the broadcasts may have
+         * spent their sends while it was away). */
+        struct gossip_update *u = &m.updates[m.n_updates++];
+        u->kind = GOSSIP_UPDATE_SUSPECT;
+        u->incarnation = t->info.incarnation;
+        memcpy(u->name, t->info.name, sizeof(u->name));
+        memcpy(u->from, g->self->info.name, sizeof(u->from));
+    }
     g->probe =
         (struct gossip_probe){ .state = GOSSIP_PROBE_DIRECT, .seq = m.seq };
     memcpy(g->probe.target, t->info.name, sizeof(g->probe.target));
@@ -292,19 +311,8 @@ size_t gossip_state_export(const struct gossip *g,
                            struct gossip_update *out,
                            size_t max)
 {
-    static const enum gossip_update_kind kinds[] = {
-        [GOSSIP_ALIVE] = GOSSIP_UPDATE_ALIVE,
-        [GOSSIP_SUSPECT] = GOSSIP_UPDATE_SUSPECT,
-        [GOSSIP_DEAD] = GOSSIP_UPDATE_DEAD,
-        [GOSSIP_LEFT] = GOSSIP_UPDATE_LEAVE,
-    };
-    for (size_t i = 0; i < g->n_members && i < max; i++) {
-        const struct gossip_member *m = g->members[i];
-        gossip__update_alive(m, &out[i]);
-        out[i].kind = kinds[m->info.state];
-        if (m->info.state == GOSSIP_SUSPECT || m->info.state == GOSSIP_DEAD)
-            memcpy(out[i].from, g->self->info.name, sizeof(out[i].from));
-    }
+    for (size_t i = 0; i < g->n_members && i < max; i++)
+        gossip__update_of(g, g->members[i], &out[i]);
     return g->n_members;
 }
 
@@ -329,6 +337,7 @@ void gossip_merge(struct gossip *g,
         }
         gossip__apply(g, &v, spread);
     }
+    g->n_stale = 0; /* nobody to answer here */
 }
 
 /* see swim.h */

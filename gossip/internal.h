@@ -78,9 +78,11 @@ struct gossip {
     uint64_t next_probe_at;
     uint64_t next_gossip_at;
     bool leaving;
-    /* Set while applying a message's updates: its sender holds stale
-     * news about us (an accusation we refuted already). */
-    bool sender_stale;
+    /* Members about whom the message being received carried older news
+     * than ours: its sender gets our records back (borrowed, valid for
+     * one gossip_receive). */
+    struct gossip_member *stale[GOSSIP_MSG_UPDATES_MAX];
+    size_t n_stale;
     /* Join seeds, retried each period until a member answers. */
     char (*seeds)[GOSSIP_ADDR_MAX]; /* owned */
     size_t n_seeds;
@@ -124,6 +126,11 @@ bool gossip__bcast_about(const struct gossip *g, const char *name);
 void gossip__bcast_free(struct gossip *g);
 void gossip__update_alive(const struct gossip_member *m,
                           struct gossip_update *u);
+/* m's record in its current state (suspect and dead with us as the
+ * accuser). */
+void gossip__update_of(const struct gossip *g,
+                       const struct gossip_member *m,
+                       struct gossip_update *u);
 
 /* suspicion.c */
 void gossip__config_defaults(struct gossip_config *c);

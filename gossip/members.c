@@ -96,8 +96,28 @@ void gossip__member_set_state(struct gossip *g,
     gossip__member_event(g, m, ev);
 }
 
+/* Forget members dead or left for reap_ms: the table stays the size of
+ * the live cluster. Their news has long stopped spreading by then (it
+ * is sent a few dozen times within seconds). */
+static void reap(struct gossip *g, uint64_t now)
+{
+    for (size_t i = 0; i < g->n_members; i++) {
+        struct gossip_member *m = g->members[i];
+        if (m == g->self || live(m->info.state) ||
+            now < m->info.state_since_ms + g->cfg.reap_ms)
+            continue;
+        at_map_del(&g->by_name, m->info.name, strlen(m->info.name));
+        at_free(m);
+        g->members[i--] = g->members[--g->n_members];
+    }
+}
+
+/* A new round: reap, then a fresh random order of everyone left. */
 static void shuffle(struct gossip *g)
 {
+    reap(g, gossip__now(g));
+    memcpy(g->order, g->members, g->n_members * sizeof(*g->order));
+    g->n_order = g->n_members;
     for (size_t i = g->n_order; i > 1; i--) {
         size_t j = (size_t)(gossip__rand(g) % i);
         struct gossip_member *t = g->order[i - 1];
@@ -113,6 +133,8 @@ struct gossip_member *gossip__probe_next(struct gossip *g)
     for (size_t tries = 0; tries <= g->n_order; tries++) {
         if (g->order_next >= g->n_order) {
             shuffle(g);
+            if (g->n_order == 0)
+                return NULL;
             g->order_next = 0;
         }
         struct gossip_member *m = g->order[g->order_next++];

@@ -48,8 +48,6 @@ static void apply_suspect(struct gossip *g,
                           const struct gossip_update *u,
                           bool rebroadcast)
 {
-    if (m == g->self && u->incarnation < m->info.incarnation)
-        g->sender_stale = true;
     if (m == NULL || u->incarnation < m->info.incarnation)
         return;
     if (m == g->self) {
@@ -59,6 +57,13 @@ static void apply_suspect(struct gossip *g,
     }
     if (m->info.state != GOSSIP_ALIVE && m->info.state != GOSSIP_SUSPECT)
         return;
+    if (m->info.state == GOSSIP_SUSPECT &&
+        u->incarnation > m->info.incarnation) {
+        /* A suspicion of a newer incarnation is a new suspicion: its
+         * timer starts now, at the maximum. */
+        m->n_accusers = 0;
+        m->suspect_start = gossip__now(g);
+    }
     m->info.incarnation = u->incarnation;
     if (gossip__suspect(g, m, u->from[0] ? u->from : u->name) && rebroadcast)
         gossip__bcast_queue(g, u);
@@ -70,8 +75,6 @@ static void apply_end(struct gossip *g,
                       bool rebroadcast)
 {
     bool leave = u->kind == GOSSIP_UPDATE_LEAVE;
-    if (m == g->self && u->incarnation < m->info.incarnation)
-        g->sender_stale = true;
     if (m == NULL || u->incarnation < m->info.incarnation)
         return;
     if (m == g->self) {
@@ -95,6 +98,14 @@ void gossip__apply(struct gossip *g,
                    bool rebroadcast)
 {
     struct gossip_member *m = gossip__member_find(g, u->name);
+    if (m != NULL && u->incarnation < m->info.incarnation) {
+        for (size_t i = 0; i < g->n_stale; i++)
+            if (g->stale[i] == m)
+                return;
+        if (g->n_stale < GOSSIP_MSG_UPDATES_MAX)
+            g->stale[g->n_stale++] = m;
+        return;
+    }
     switch (u->kind) {
     case GOSSIP_UPDATE_ALIVE:
         if (u->addr[0] != '\0')
@@ -198,15 +209,18 @@ int gossip_receive(struct gossip *g,
                   m->updates[0].kind == GOSSIP_UPDATE_ALIVE &&
                   strcmp(m->updates[0].name, m->from) == 0 &&
                   gossip__member_find(g, m->from) == NULL;
-    g->sender_stale = false;
+    g->n_stale = 0;
     for (uint32_t i = 0; i < m->n_updates; i++)
         gossip__apply(g, &m->updates[i], true);
     struct gossip_msg r;
-    if (g->sender_stale && !g->leaving) {
-        /* It still spreads an accusation we refuted: the refutation
-         * missed it, so hand it over directly. */
+    if (g->n_stale > 0) {
+        /* Its sender spreads news older than ours (an accusation we saw
+         * refuted, a member we saw leave): the copies that would have
+         * told it were lost, so tell it directly. */
         gossip__msg_init(g, &r, GOSSIP_MSG_UPDATES);
-        gossip__update_alive(g->self, &r.updates[r.n_updates++]);
+        for (size_t i = 0; i < g->n_stale; i++)
+            gossip__update_of(g, g->stale[i], &r.updates[r.n_updates++]);
+        g->n_stale = 0;
         gossip__send(g, from_addr, &r);
     }
     switch (m->type) {

@@ -22,6 +22,7 @@ void gossip__config_defaults(struct gossip_config *c)
     DEF(awareness_max, 8);
     DEF(gossip_interval_ms, 200);
     DEF(gossip_nodes, 3);
+    DEF(reap_ms, 30000);
 #undef DEF
 }
 

@@ -57,11 +57,12 @@ struct gossip_config {
     unsigned awareness_max;      /* [8] local health scales timeouts 1..8 */
     unsigned gossip_interval_ms; /* [200] push queued updates... */
     unsigned gossip_nodes;       /* [3] ...to this many random members */
-    uint64_t seed;               /* PRNG seed (random in production) */
-    gossip_now_cb now_ms;        /* required */
-    gossip_send_cb send;         /* required */
-    gossip_event_cb event;       /* optional */
-    void *data;                  /* passed to the callbacks */
+    unsigned reap_ms;      /* [30000] forget members dead or left this long */
+    uint64_t seed;         /* PRNG seed (random in production) */
+    gossip_now_cb now_ms;  /* required */
+    gossip_send_cb send;   /* required */
+    gossip_event_cb event; /* optional */
+    void *data;            /* passed to the callbacks */
 };
 
 /* A member of one cluster, alone and alive at incarnation 1. Returns NULL
