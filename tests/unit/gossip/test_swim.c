@@ -558,6 +558,50 @@ static void test_reap(void **state)
     sim_free(&s);
 }
 
+/* Random messages (random bytes, then made to pass the validity check
+ * half the time): refused or applied, never a crash, and the member
+ * table keeps its invariants. */
+static void test_random_messages(void **state)
+{
+    AT_UNUSED(state);
+    struct sim s;
+    sim_init(&s, 5, 5, 11);
+    struct gossip *g = s.nodes[0].g;
+    static const char *names[] = { "n1", "n2", "n3", "n4", "n9", "n0" };
+    for (int i = 0; i < 20000; i++) {
+        struct gossip_msg m;
+        unsigned char *b = (unsigned char *)&m;
+        for (size_t j = 0; j < sizeof(m); j++)
+            b[j] = (unsigned char)rnd(&s);
+        if (i % 2 == 0) {
+            /* Plausible: small counts and kinds, known names, strings
+             * terminated. */
+            m.type = (enum gossip_msg_type)(1 + rnd(&s) % 5);
+            snprintf(m.from, sizeof(m.from), "%s", names[rnd(&s) % 6]);
+            snprintf(m.target, sizeof(m.target), "%s", names[rnd(&s) % 6]);
+            snprintf(m.target_addr, sizeof(m.target_addr), "%s", m.target);
+            m.n_updates = (uint32_t)(rnd(&s) % (GOSSIP_MSG_UPDATES_MAX + 1));
+            for (uint32_t k = 0; k < m.n_updates; k++) {
+                struct gossip_update *u = &m.updates[k];
+                u->kind = (enum gossip_update_kind)(1 + rnd(&s) % 4);
+                u->incarnation = rnd(&s) % 4;
+                snprintf(u->name, sizeof(u->name), "%s", names[rnd(&s) % 6]);
+                snprintf(u->addr, sizeof(u->addr), "%s", u->name);
+                snprintf(u->from, sizeof(u->from), "%s", names[rnd(&s) % 6]);
+                memset(&u->meta, 0, sizeof(u->meta));
+            }
+        }
+        int rc = gossip_receive(g, names[rnd(&s) % 6], &m);
+        assert_true(rc == 0 || rc == AT_EPROTO);
+        assert_true(rc == AT_EPROTO || i % 2 == 0);
+        if (i % 50 == 0)
+            sim_step(&s);
+        assert_true(gossip_members_live(g) <= gossip_members_count(g));
+        assert_true(gossip_members_count(g) <= 6);
+    }
+    sim_free(&s);
+}
+
 /* The formulas against memberlist's figures for n = 100. */
 static void test_formulas(void **state)
 {
@@ -610,6 +654,7 @@ int main(void)
         cmocka_unit_test(test_join_retry_push_pull),
         cmocka_unit_test(test_merge_dead_is_suspect),
         cmocka_unit_test(test_reap),
+        cmocka_unit_test(test_random_messages),
         cmocka_unit_test(test_lossy),
         cmocka_unit_test(test_thousand),
     };
