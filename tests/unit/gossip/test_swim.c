@@ -578,15 +578,17 @@ static void test_random_messages(void **state)
              * terminated. */
             m.type = (enum gossip_msg_type)(1 + rnd(&s) % 5);
             snprintf(m.from, sizeof(m.from), "%s", names[rnd(&s) % 6]);
-            snprintf(m.target, sizeof(m.target), "%s", names[rnd(&s) % 6]);
-            snprintf(m.target_addr, sizeof(m.target_addr), "%s", m.target);
+            const char *t = names[rnd(&s) % 6];
+            snprintf(m.target, sizeof(m.target), "%s", t);
+            snprintf(m.target_addr, sizeof(m.target_addr), "%s", t);
             m.n_updates = (uint32_t)(rnd(&s) % (GOSSIP_MSG_UPDATES_MAX + 1));
             for (uint32_t k = 0; k < m.n_updates; k++) {
                 struct gossip_update *u = &m.updates[k];
                 u->kind = (enum gossip_update_kind)(1 + rnd(&s) % 4);
                 u->incarnation = rnd(&s) % 4;
-                snprintf(u->name, sizeof(u->name), "%s", names[rnd(&s) % 6]);
-                snprintf(u->addr, sizeof(u->addr), "%s", u->name);
+                const char *who = names[rnd(&s) % 6];
+                snprintf(u->name, sizeof(u->name), "%s", who);
+                snprintf(u->addr, sizeof(u->addr), "%s", who);
                 snprintf(u->from, sizeof(u->from), "%s", names[rnd(&s) % 6]);
                 memset(&u->meta, 0, sizeof(u->meta));
             }
