@@ -207,9 +207,11 @@ static void refuse(struct gate *g, bool known, const char *why)
              node_http_req_path(req), node_http_req_peer(req),
              known ? g->caller.name : "anonymous", why);
     if (!known) {
+        g->api->gate_401++;
         challenge(g);
         node_reply_error(req, 401, "UNAUTHORIZED", "authentication required");
     } else {
+        g->api->gate_403++;
         node_reply_error(req, 403, "DENIED",
                          "requested access to the "
                          "resource is denied");
@@ -252,6 +254,7 @@ static void decide(struct gate *g)
                g->need == NEED_ADMIN ? "not an admin" : "not allowed");
         return;
     }
+    g->api->gate_allowed++;
     node_access_attach(g->api, g->req, c);
     if (c->kind != NODE_CALLER_ANONYMOUS)
         gate_set_user(g->req, c->name);
@@ -423,6 +426,7 @@ static void identify(struct gate *g)
         node_http_resp_header(
             g->req, "Retry-After", "%" PRIu64,
             node_auth_limit_retry_after(lim, user, node_http_req_peer(g->req)));
+        g->api->gate_429++;
         node_reply_error(g->req, 429, "TOOMANYREQUESTS",
                          "too many failed logins; retry later");
         gate_free(g);
@@ -468,6 +472,7 @@ static void on_barrier(void *data, int status)
     }
     g->caller.fresh = status == 0;
     if (status != 0 || g->api->meta == NULL || g->api->auth == NULL) {
+        g->api->gate_503++;
         node_reply_error(g->req, 503, "UNAVAILABLE",
                          "cannot check access consistently: %s",
                          at_strerror(status != 0 ? status : AT_ESHUTDOWN));
@@ -511,6 +516,7 @@ void node_gate_run(struct node_api *api,
     }
     rv = node_api_read_barrier(api, on_barrier, g);
     if (rv != 0) {
+        api->gate_503++;
         node_reply_error(req, 503, "UNAVAILABLE",
                          "cannot check access consistently: %s",
                          at_strerror(rv));

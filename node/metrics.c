@@ -33,6 +33,19 @@ void node_metrics_text(struct node_api *api, struct at_buf *b)
         at_buf_printf(b,
                       "atoll_http_requests_total{class=\"%s\"} %" PRIu64 "\n",
                       classes[i], api->status_counts[i]);
+    at_buf_puts(b, "# TYPE atoll_gate_decisions_total counter\n");
+    at_buf_printf(b,
+                  "atoll_gate_decisions_total{result=\"allowed\"} %" PRIu64
+                  "\n"
+                  "atoll_gate_decisions_total{result=\"401\"} %" PRIu64
+                  "\n"
+                  "atoll_gate_decisions_total{result=\"403\"} %" PRIu64
+                  "\n"
+                  "atoll_gate_decisions_total{result=\"429\"} %" PRIu64
+                  "\n"
+                  "atoll_gate_decisions_total{result=\"503\"} %" PRIu64 "\n",
+                  api->gate_allowed, api->gate_401, api->gate_403,
+                  api->gate_429, api->gate_503);
     counter(b, "atoll_http_body_bytes_in_total", api->bytes_in);
     counter(b, "atoll_blob_bytes_out_total", api->bytes_out);
     counter(b, "atoll_blobs_committed_total", api->blobs_committed);

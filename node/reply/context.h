@@ -62,6 +62,9 @@ struct node_api {
     /* answers by status class ([1..5]: 1xx..5xx, [0] other), counted by
      * node_reply_begin on every listener that uses the reply toolkit */
     uint64_t status_counts[6];
+    /* the gate's decisions (node/gate.c): let in, and refused with 401,
+     * 403, 429 (too many failed logins), 503 (no barrier) */
+    uint64_t gate_allowed, gate_401, gate_403, gate_429, gate_503;
 };
 
 /* The read barrier of tag reads and listings: meta_read_barrier, or, with

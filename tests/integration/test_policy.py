@@ -165,6 +165,17 @@ class PolicyTest(ClusterTestCase):
                     self.assertIn("UNAUTHORIZED", r.error_codes())
                 if status == 403:
                     self.assertIn("DENIED", r.error_codes())
+        # /metrics counts the gate's decisions (summed over the nodes)
+        counts = {}
+        for n in nodes:
+            for line in n.request("GET", "/metrics").body.decode() \
+                    .splitlines():
+                if line.startswith("atoll_gate_decisions_total{"):
+                    result = line.split('"')[1]
+                    counts[result] = counts.get(result, 0) + \
+                        int(line.split()[-1])
+        for result in ("allowed", "401", "403"):
+            self.assertGreater(counts.get(result, 0), 0, counts)
         # the catalog names only what the caller may pull
         for who, want in (("anonymous", []), ("reader", ["lib/app"]),
                           ("robot", ["lib/app"]),
