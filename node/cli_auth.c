@@ -6,6 +6,7 @@
 
 #include <termios.h>
 
+#include "common/base64.h"
 #include "common/common.h"
 #include "node/cli.h"
 
@@ -91,25 +92,6 @@ int node_cli_prompt(const char *text, char *out, size_t size)
     return 0;
 }
 
-static void base64(const char *in, struct at_buf *out)
-{
-    static const char abc[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t n = strlen(in);
-
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)(unsigned char)in[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)(unsigned char)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= (unsigned char)in[i + 2];
-        char q[4] = { abc[v >> 18 & 63], abc[v >> 12 & 63],
-                      i + 1 < n ? abc[v >> 6 & 63] : '=',
-                      i + 2 < n ? abc[v & 63] : '=' };
-        at_buf_append(out, q, 4);
-    }
-}
-
 /* The admin's password: the first line of --user-password-file, else
  * asked on the terminal. Caller wipes and frees; NULL after a message. */
 static char *admin_password(const struct node_cli_auth *a, const char *cmd)
@@ -146,7 +128,7 @@ char *node_cli_authorization(const struct node_cli_auth *a, const char *cmd)
         node_cli_wipe_free(secret);
         at_buf_init(&b, 0);
         at_buf_puts(&b, "Basic ");
-        base64(pair, &b);
+        at_base64_encode(pair, strlen(pair), AT_BASE64_STD, &b);
         node_cli_wipe_free(pair);
         return at_buf_take(&b, NULL);
     }

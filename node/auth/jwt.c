@@ -10,7 +10,9 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "common/base64.h"
 #include "node/auth/jwt.h"
+#include "raft/meta.h"
 
 #define COORD_LEN      32  /* a P-256 coordinate, and each of r and s */
 #define SIG_LEN        64  /* r || s */
@@ -38,74 +40,16 @@ static const char *ossl_reason(void)
 
 /* ---- base64url ---- */
 
-static const char b64url[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 /* see jwt.h */
 int node_jwt_b64url_encode(const void *p, size_t n, struct at_buf *b)
 {
-    const uint8_t *s = p;
-    char out[4];
-    int rv = 0;
-
-    for (size_t i = 0; rv == 0 && i < n; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16;
-        size_t k = n - i >= 3 ? 3 : n - i;
-        if (k > 1)
-            v |= (uint32_t)s[i + 1] << 8;
-        if (k > 2)
-            v |= s[i + 2];
-        out[0] = b64url[(v >> 18) & 63];
-        out[1] = b64url[(v >> 12) & 63];
-        out[2] = b64url[(v >> 6) & 63];
-        out[3] = b64url[v & 63];
-        rv = at_buf_append(b, out, k + 1);
-    }
-    return rv;
-}
-
-static int b64url_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
+    return at_base64_encode(p, n, AT_BASE64_URL, b);
 }
 
 /* see jwt.h */
 long node_jwt_b64url_decode(const char *s, size_t n, uint8_t *out, size_t size)
 {
-    uint32_t acc = 0;
-    size_t bits = 0, len = 0;
-
-    if (n % 4 == 1)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64url_value(s[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (len >= size)
-                return -1;
-            out[len++] = (uint8_t)(acc >> bits);
-        }
-        acc &= (1u << bits) - 1;
-    }
-    /* RFC 7515 appendix C: the unused bits of the last character are 0,
-     * so each token has one spelling */
-    if (acc != 0)
-        return -1;
-    return (long)len;
+    return at_base64_decode(s, n, AT_BASE64_URL, out, size);
 }
 
 /* Encode n bytes into a fixed string out (room for 4n/3 + 1 chars). */
@@ -482,17 +426,10 @@ static bool take_str(json_t *obj,
     return true;
 }
 
+/* A key id as the replicated key set keeps them: [A-Za-z0-9_-]{1,64}. */
 static bool kid_ok(const char *kid)
 {
-    size_t n = strlen(kid);
-
-    if (n == 0 || n > NODE_JWT_KID_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (b64url_value(kid[i]) < 0)
-            return false;
-    }
-    return true;
+    return meta_token_kid_ok(kid);
 }
 
 /* The JOSE header: alg ES256 exactly, typ JWT if present, no crit, a
