@@ -143,9 +143,16 @@ static const struct opt opts[] = {
       "join); advertised to the other nodes",
       false, false, check_listen },
     { "join", "--join", "ATOLL_JOIN", OPT_STRING, F(join), "",
-      "peer address host:port of any cluster member to join on first start; "
-      "empty = bootstrap a new cluster",
+      "comma-separated peer addresses host:port (IPs or DNS names, a name "
+      "resolving to every member) of cluster members to join on first start, "
+      "retried until one answers; empty = bootstrap a new cluster",
       false, false, check_join },
+    { "bootstrap_expect", "--bootstrap-expect", "ATOLL_BOOTSTRAP_EXPECT",
+      OPT_UINT, F(bootstrap_expect), "0",
+      "with join: nodes started at once wait until this many of them see "
+      "each other through gossip, then exactly one bootstraps the cluster "
+      "and the others join it (0 = off)",
+      false, false, NULL },
     { "cluster_secret", "--cluster-secret", "ATOLL_CLUSTER_SECRET", OPT_STRING,
       F(cluster_secret), "",
       "shared secret every node presents on the peer listener", true, false,
@@ -155,12 +162,14 @@ static const struct opt opts[] = {
       "file holding the cluster secret (used when cluster_secret is empty)",
       false, false, NULL },
     { "role", "--role", "ATOLL_ROLE", OPT_STRING, F(role), "voter",
-      "voter (may vote, up to target_voters) or standby (never votes)", false,
-      false, check_role },
+      "voter (may vote, up to target_voters), standby (never votes) or edge "
+      "(a standby at a remote site: never votes, local reads by default)",
+      false, false, check_role },
     { "read_consistency", "--read-consistency", "ATOLL_READ_CONSISTENCY",
-      OPT_STRING, F(read_consistency), "linearizable",
+      OPT_STRING, F(read_consistency), "",
       "linearizable (reads ask the leader) or local (answer from local "
-      "state; clients may send X-Atoll-Min-Index)",
+      "state; clients may send X-Atoll-Min-Index); empty = local for "
+      "role edge, else linearizable",
       false, false, check_read_consistency },
     { "target_voters", "--target-voters", "ATOLL_TARGET_VOTERS", OPT_UINT,
       F(target_voters), "3",
@@ -207,6 +216,65 @@ static const struct opt opts[] = {
       "garbage collection also deletes untagged manifests older than the "
       "grace (kept: children of an index, subjects of referrers and "
       "referrers of a live subject)",
+      false, false, NULL },
+    { "gossip", "--gossip", "ATOLL_GOSSIP", OPT_BOOL, F(gossip), "true",
+      "run SWIM membership over UDP on the peer port's number (needs a "
+      "cluster secret; false: liveness from timeouts only, no autopilot)",
+      false, false, NULL },
+    { "gossip_probe_interval", "--gossip-probe-interval",
+      "ATOLL_GOSSIP_PROBE_INTERVAL", OPT_DURATION, F(gossip_probe_interval_ms),
+      "1s", "gossip: one probe of a random member per interval", false, false,
+      NULL },
+    { "gossip_probe_timeout", "--gossip-probe-timeout",
+      "ATOLL_GOSSIP_PROBE_TIMEOUT", OPT_DURATION, F(gossip_probe_timeout_ms),
+      "500ms",
+      "gossip: wait this long for a direct ack before asking others "
+      "(below gossip_probe_interval; raise both on WAN links)",
+      false, false, NULL },
+    { "gossip_interval", "--gossip-interval", "ATOLL_GOSSIP_INTERVAL",
+      OPT_DURATION, F(gossip_interval_ms), "200ms",
+      "gossip: push queued updates to 3 random members this often", false,
+      false, NULL },
+    { "gossip_suspicion_mult", "--gossip-suspicion-mult",
+      "ATOLL_GOSSIP_SUSPICION_MULT", OPT_UINT, F(gossip_suspicion_mult), "4",
+      "gossip: a suspect is declared dead after at least this x log10(N) "
+      "probe intervals (at most 6 times that without confirmations)",
+      false, false, NULL },
+    { "gossip_retransmit_mult", "--gossip-retransmit-mult",
+      "ATOLL_GOSSIP_RETRANSMIT_MULT", OPT_UINT, F(gossip_retransmit_mult), "4",
+      "gossip: each update is piggybacked this x log10(N+1) times", false,
+      false, NULL },
+    { "gossip_push_pull_interval", "--gossip-push-pull-interval",
+      "ATOLL_GOSSIP_PUSH_PULL_INTERVAL", OPT_DURATION,
+      F(gossip_push_pull_interval_ms), "30s",
+      "gossip: exchange the whole member table with a random member over "
+      "the peer TCP listener this often (anti-entropy)",
+      false, false, NULL },
+    { "gossip_keyring_file", "--gossip-keyring-file",
+      "ATOLL_GOSSIP_KEYRING_FILE", OPT_STRING, F(gossip_keyring_file), "",
+      "file with up to 3 more secrets, one per line, whose gossip keys open "
+      "packets but never seal (rotating the cluster secret without downtime)",
+      false, false, NULL },
+    { "autopilot", "--autopilot", "ATOLL_AUTOPILOT", OPT_BOOL, F(autopilot),
+      "true",
+      "the leader promotes stable nodes to voter, replaces voters dead "
+      "longer than autopilot_dead_after and removes nodes that left",
+      false, false, NULL },
+    { "autopilot_dead_after", "--autopilot-dead-after",
+      "ATOLL_AUTOPILOT_DEAD_AFTER", OPT_DURATION, F(autopilot_dead_after_ms),
+      "2m",
+      "autopilot: a voter gossip has seen dead this long is replaced by a "
+      "healthy standby (same region first) and demoted",
+      false, false, NULL },
+    { "autopilot_stabilization", "--autopilot-stabilization",
+      "ATOLL_AUTOPILOT_STABILIZATION", OPT_DURATION,
+      F(autopilot_stabilization_ms), "10s",
+      "autopilot: a node becomes a voter only after being alive and caught "
+      "up this long",
+      false, false, NULL },
+    { "autopilot_max_lag", "--autopilot-max-lag", "ATOLL_AUTOPILOT_MAX_LAG",
+      OPT_UINT, F(autopilot_max_lag), "250",
+      "autopilot: a node at most this many log entries behind is caught up",
       false, false, NULL },
     { "bcrypt_cost", "--bcrypt-cost", "ATOLL_BCRYPT_COST", OPT_UINT,
       F(bcrypt_cost), "10",
@@ -310,11 +378,32 @@ static int check_listen(const char *v, char *why, size_t whylen)
     return 0;
 }
 
+/* A comma-separated list of host:port, at most 32 entries. */
 static int check_join(const char *v, char *why, size_t whylen)
 {
-    if (v[0] == '\0')
-        return 0;
-    return check_listen(v, why, whylen);
+    unsigned n = 0;
+
+    while (*v != '\0') {
+        const char *end = strchr(v, ',');
+        size_t len = end != NULL ? (size_t)(end - v) : strlen(v);
+        char item[256];
+
+        if (len == 0 || len >= sizeof(item) || ++n > 32) {
+            snprintf(why, whylen,
+                     "want up to 32 host:port separated by commas");
+            return AT_EINVAL;
+        }
+        memcpy(item, v, len);
+        item[len] = '\0';
+        if (check_listen(item, why, whylen) != 0)
+            return AT_EINVAL;
+        v += len + (end != NULL);
+        if (end != NULL && *v == '\0') {
+            snprintf(why, whylen, "trailing comma");
+            return AT_EINVAL;
+        }
+    }
+    return 0;
 }
 
 static int check_advertise(const char *v, char *why, size_t whylen)
@@ -337,15 +426,17 @@ static int check_advertise(const char *v, char *why, size_t whylen)
 
 static int check_role(const char *v, char *why, size_t whylen)
 {
-    if (strcmp(v, "voter") == 0 || strcmp(v, "standby") == 0)
+    if (strcmp(v, "voter") == 0 || strcmp(v, "standby") == 0 ||
+        strcmp(v, "edge") == 0)
         return 0;
-    snprintf(why, whylen, "want voter or standby");
+    snprintf(why, whylen, "want voter, standby or edge");
     return AT_EINVAL;
 }
 
 static int check_read_consistency(const char *v, char *why, size_t whylen)
 {
-    if (strcmp(v, "linearizable") == 0 || strcmp(v, "local") == 0)
+    if (v[0] == '\0' || strcmp(v, "linearizable") == 0 ||
+        strcmp(v, "local") == 0)
         return 0;
     snprintf(why, whylen, "want linearizable or local");
     return AT_EINVAL;
@@ -799,6 +890,24 @@ static int check_config(const struct node_config *c, char *errmsg)
                          c->target_voters);
         return AT_EINVAL;
     }
+    if (c->bootstrap_expect > 5 ||
+        (c->bootstrap_expect > 0 && c->join[0] == '\0')) {
+        at_errmsg_printf(errmsg,
+                         "bootstrap_expect must be 0 to 5 and needs "
+                         "join (the addresses of the nodes)");
+        return AT_EINVAL;
+    }
+    if (c->gossip_probe_timeout_ms == 0 ||
+        c->gossip_probe_timeout_ms >= c->gossip_probe_interval_ms ||
+        c->gossip_interval_ms == 0 || c->gossip_suspicion_mult == 0 ||
+        c->gossip_retransmit_mult == 0) {
+        at_errmsg_printf(errmsg,
+                         "gossip_probe_timeout must be above 0 and below "
+                         "gossip_probe_interval; gossip_interval, "
+                         "gossip_suspicion_mult and gossip_retransmit_mult "
+                         "above 0");
+        return AT_EINVAL;
+    }
     if (c->token_ttl_ms < 60000) {
         at_errmsg_printf(errmsg, "token_ttl must be at least 60s");
         return AT_EINVAL;
@@ -969,6 +1078,12 @@ int node_config_load(struct node_config *c,
     rv = check_config(c, errmsg);
     if (rv == 0)
         rv = load_secret_file(c, errmsg);
+    if (rv == 0 && c->read_consistency[0] == '\0') {
+        /* by role: an edge site answers from what it has */
+        free(c->read_consistency);
+        c->read_consistency =
+            at_strdup(strcmp(c->role, "edge") == 0 ? "local" : "linearizable");
+    }
     if (rv != 0)
         goto out_release;
     free(sets);

@@ -31,12 +31,13 @@ struct node_config {
     uint64_t snapshot_threshold;   /* 16384 */
     uint64_t snapshot_trailing;    /* 4096 */
     /* cluster (issue 3) */
-    char *peer_listen;         /* "127.0.0.1:5001" */
-    char *join;                /* "" = bootstrap; else a member's peer addr */
+    char *peer_listen; /* "127.0.0.1:5001" */
+    char *join; /* "" = bootstrap; else peer addresses/DNS names, comma list */
+    uint64_t bootstrap_expect; /* 0 = off; else wait for N, one bootstraps */
     char *cluster_secret;      /* "" (never printed); filled from the file */
     char *cluster_secret_file; /* "" */
-    char *role;                /* "voter" | "standby" */
-    char *read_consistency;    /* "linearizable" | "local" */
+    char *role;                /* "voter" | "standby" | "edge" */
+    char *read_consistency;    /* "linearizable" | "local" ("": by role) */
     uint64_t target_voters;    /* 3 (1, 3 or 5) */
     char *region;              /* "" */
     char *advertise;           /* "": listen host, or hostname if wildcard */
@@ -48,6 +49,19 @@ struct node_config {
     uint64_t gc_interval_ms;   /* 0 = no scheduled GC */
     uint64_t gc_scan_delay_ms; /* 30s: orphan scan after start/restore */
     bool gc_untagged;          /* GC also collects untagged manifests */
+    /* gossip and autopilot (issue 13) */
+    bool gossip;                           /* SWIM over UDP (with a secret) */
+    uint64_t gossip_probe_interval_ms;     /* 1s */
+    uint64_t gossip_probe_timeout_ms;      /* 500ms */
+    uint64_t gossip_interval_ms;           /* 200ms */
+    uint64_t gossip_suspicion_mult;        /* 4 */
+    uint64_t gossip_retransmit_mult;       /* 4 */
+    uint64_t gossip_push_pull_interval_ms; /* 30s */
+    char *gossip_keyring_file; /* "": extra secrets that open, never seal */
+    bool autopilot;            /* leader manages voters */
+    uint64_t autopilot_dead_after_ms; /* 2m: replace a voter dead this long */
+    uint64_t autopilot_stabilization_ms; /* 10s: alive+caught up before voter */
+    uint64_t autopilot_max_lag;          /* 250 entries: "caught up" */
     /* accounts (issue 12) */
     uint64_t bcrypt_cost;       /* 10 (4..31): new password hashes */
     char *htpasswd;             /* "": none; else node-local users */

@@ -50,6 +50,13 @@ struct meta_config {
                                    (never logged) */
     unsigned target_voters;     /* 3 by default (1, 3 or 5) */
     bool standby;               /* never vote (edge nodes) */
+    /* ---- autopilot (issue 13): the leader's management of voters, using
+     * hooks->liveness (gossip's view). Without that hook, or with autopilot
+     * false, joins are promoted as before and nothing else happens. */
+    bool autopilot;
+    unsigned autopilot_dead_after_ms;    /* replace a voter dead this long */
+    unsigned autopilot_stabilization_ms; /* alive + caught up before voter */
+    unsigned autopilot_max_lag;          /* entries behind = caught up */
     /* Hooks the node layer provides so that a follower can write and read
      * consistently (both may be NULL: AT_ENOTLEADER on followers). */
     bool force_new_cluster;         /* raft_recover: this node becomes the
@@ -77,6 +84,14 @@ typedef void (*meta_forward_cb)(void *cb_data,
                                 int result,
                                 uint64_t index);
 typedef void (*meta_index_cb)(void *cb_data, int status, uint64_t index);
+/* A node as the membership layer (gossip) sees it. */
+enum meta_liveness {
+    META_LIVE_UNKNOWN = 0, /* not known to gossip (or no gossip) */
+    META_LIVE_ALIVE,
+    META_LIVE_SUSPECT,
+    META_LIVE_DEAD, /* failed: stopped answering */
+    META_LIVE_LEFT, /* left on purpose */
+};
 struct meta_hooks {
     int (*forward)(void *hooks_data,
                    uint64_t leader_id,
@@ -97,6 +112,13 @@ struct meta_hooks {
                 uint64_t timeout_ms,
                 meta_index_cb cb,
                 void *cb_data);
+    /* The liveness of the node named name and since when it has been in
+     * that state (*since_ms, uv_now of the caller's loop; may be NULL).
+     * Called on the loop thread, must not block. May be NULL: every node
+     * is META_LIVE_UNKNOWN and autopilot stays idle. */
+    enum meta_liveness (*liveness)(void *hooks_data,
+                                   const char *name,
+                                   uint64_t *since_ms);
 };
 
 /* Business results of a command, decided deterministically by apply. */

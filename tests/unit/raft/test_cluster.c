@@ -376,7 +376,7 @@ static int hook_term(void *hooks_data,
 }
 
 static const struct meta_hooks hooks = { hook_forward, hook_read_index,
-                                         hook_term };
+                                         hook_term, NULL };
 
 /* ---- nodes ---- */
 
