@@ -24,6 +24,9 @@ enum gossip_state {
     GOSSIP_LEFT, /* said goodbye: a graceful leave, not a failure */
 };
 
+/* gossip_meta.flags */
+#define GOSSIP_META_IN_CLUSTER 1u /* has raft state: bootstrapped or joined */
+
 /* What a member says about itself; spread with an incarnation bump. */
 struct gossip_meta {
     char region[GOSSIP_REGION_MAX];
@@ -34,6 +37,7 @@ struct gossip_meta {
     char version[GOSSIP_VERSION_MAX];
     uint64_t free_bytes; /* free blob space */
     uint32_t load;       /* requests in flight, or any load figure */
+    uint32_t flags;      /* GOSSIP_META_* */
 };
 
 /* A piggybacked broadcast: one member's state at one incarnation. */

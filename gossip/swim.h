@@ -29,6 +29,7 @@ struct gossip_member_info {
     enum gossip_state state;
     uint64_t incarnation;
     uint64_t state_since_ms; /* when this member entered its state */
+    uint32_t rtt_us; /* our last direct probe's round trip; 0 = none yet */
     struct gossip_meta meta;
 };
 
