@@ -28,4 +28,4 @@ NODE_LIB_SRCS := $(NODE_HTTP_SRCS) $(NODE_REPLY_SRCS) $(NODE_AUTH_SRCS) \
 	node/front.c node/admin.c node/admin_auth.c node/accounts.c node/token.c \
 	node/token_http.c node/cli_policy.c node/gate.c node/policy.c \
 	node/metrics.c node/cert.c node/access_log.c
-NODE_ALLOW := common proto storage raft node
+NODE_ALLOW := common proto storage raft gossip node
