@@ -18,7 +18,8 @@ NODE_CLUSTER_SRCS := node/cluster/peer.c node/cluster/peer_front.c node/cluster/
 	node/cluster/peer_members.c node/cluster/peer_blobs.c \
 	node/cluster/peer_hooks.c \
 	node/cluster/fetch.c node/cluster/proxy.c node/cluster/replicate.c \
-	node/cluster/placement.c node/cluster/gc.c node/cluster/verify.c
+	node/cluster/placement.c node/cluster/gc.c node/cluster/verify.c \
+	node/cluster/bootstrap.c
 NODE_OCI_SRCS := node/oci/names.c node/oci/route.c node/oci/router.c \
 	node/oci/listing.c node/oci/blobs.c node/oci/uploads.c \
 	node/oci/manifests.c node/oci/manifest_parse.c
