@@ -45,3 +45,57 @@ class Netns:
             subprocess.run([IP, "netns", "del", self.name],
                            capture_output=True, timeout=30)
             self.made = False
+
+
+_libc = None
+
+
+def _setns(fd):
+    import ctypes
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    CLONE_NEWNET = 0x40000000
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
+class Inside:
+    """Move this thread (the test's only one) into a namespace, and back:
+    every process started meanwhile runs in it, and the test's own HTTP
+    requests go to addresses inside it. Use as a context manager, or
+    enter()/leave() from setUpClass/addClassCleanup."""
+
+    def __init__(self, ns):
+        self.ns = ns
+        self.home = None
+
+    def enter(self):
+        self.home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(f"/run/netns/{self.ns.name}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(fd)
+        finally:
+            os.close(fd)
+        return self
+
+    def leave(self):
+        if self.home is not None:
+            try:
+                _setns(self.home)
+            finally:
+                os.close(self.home)
+                self.home = None
+
+    def __enter__(self):
+        return self.enter()
+
+    def __exit__(self, *exc):
+        self.leave()
+
+
+def add_addr(ns, addr):
+    """One more address on the namespace's lo."""
+    subprocess.run([IP, "-n", ns.name, "addr", "add", f"{addr}/32", "dev",
+                    "lo"], check=True, capture_output=True, timeout=30)
