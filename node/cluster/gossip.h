@@ -16,11 +16,11 @@ struct node_gossip;
 struct node_peer;
 
 struct node_gossip_config {
-    const char *name;      /* borrowed: the node's name */
-    const char *bind_host; /* borrowed: the peer listener's host */
-    int port;              /* the peer listener's bound port (UDP too) */
-    const char *advertise; /* borrowed: "host:port" others send UDP to */
-    const char *secret;    /* borrowed: the cluster secret (>= 16 bytes) */
+    const char *name;         /* borrowed: the node's name */
+    const char *bind_host;    /* borrowed: the peer listener's host */
+    int port;                 /* the peer listener's bound port (UDP too) */
+    const char *advertise;    /* borrowed: "host:port" others send UDP to */
+    const char *secret;       /* borrowed: the cluster secret (>= 16 bytes) */
     const char *keyring_file; /* borrowed: "" or extra secrets, one a line */
     const char *join;         /* borrowed: "" or the --join list */
     struct gossip_meta meta;  /* what we say about ourselves */
