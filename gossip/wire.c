@@ -77,9 +77,9 @@ static bool count_field(const uint8_t *b,
 /* ---- C -> protobuf ---- */
 
 /* The protobuf-c structs borrow the C strings: packing only reads them. */
-static char *str(const char *s)
+static ProtobufCBinaryData str(const char *s)
 {
-    return (char *)s;
+    return (ProtobufCBinaryData){ .len = strlen(s), .data = (uint8_t *)s };
 }
 
 static bool meta_empty(const struct gossip_meta *m)
@@ -177,15 +177,16 @@ int gossip_wire_seal(struct gossip_keyring *r,
 
 /* ---- protobuf -> C ---- */
 
-/* Copy src whole into dst (size bytes) or refuse: never cut a string. */
-static bool copy_str(char *dst, size_t size, const char *src)
+/* Copy src whole into dst (size bytes, zeroed) or refuse: never cut a
+ * string, whether too long or holding a NUL. */
+static bool copy_str(char *dst, size_t size, ProtobufCBinaryData src)
 {
-    if (src == NULL)
-        return true; /* dst is zeroed */
-    size_t n = strlen(src);
-    if (n >= size)
+    if (src.len == 0)
+        return true;
+    if (src.len >= size || memchr(src.data, '\0', src.len) != NULL)
         return false;
-    memcpy(dst, src, n + 1);
+    memcpy(dst, src.data, src.len);
+    dst[src.len] = '\0';
     return true;
 }
 
@@ -325,8 +326,8 @@ static bool state_from_pb(const Atoll__GossipState *st,
                           char *from,
                           struct gossip_update *u)
 {
-    if (st->version != WIRE_VERSION || st->from == NULL ||
-        st->from[0] == '\0' || !copy_str(from, GOSSIP_NAME_MAX, st->from))
+    if (st->version != WIRE_VERSION || st->from.len == 0 ||
+        !copy_str(from, GOSSIP_NAME_MAX, st->from))
         return false;
     for (size_t i = 0; i < st->n_updates; i++)
         if (!update_from_pb(st->updates[i], &u[i]))

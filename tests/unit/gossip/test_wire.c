@@ -155,10 +155,10 @@ struct pb {
     char s[8][200];
 };
 
-/* protobuf-c's strings are char *: literals only get read. */
-static char *S(const char *s)
+/* A text field (bytes on the wire) holding s; packing only reads it. */
+static ProtobufCBinaryData S(const char *s)
 {
-    return (char *)s;
+    return (ProtobufCBinaryData){ .len = strlen(s), .data = (uint8_t *)s };
 }
 
 /* A valid packet of n updates, each with meta. */
@@ -193,12 +193,12 @@ static int pb_decode(struct pb *b)
 }
 
 /* A string of n characters in slot i of b. */
-static char *pb_str(struct pb *b, int i, size_t n)
+static ProtobufCBinaryData pb_str(struct pb *b, int i, size_t n)
 {
     assert_true(n < sizeof(b->s[i]));
     memset(b->s[i], 'x', n);
     b->s[i][n] = '\0';
-    return b->s[i];
+    return S(b->s[i]);
 }
 
 static void refuse_strings(void **state)
@@ -252,6 +252,13 @@ static void refuse_strings(void **state)
     }
     pb_init(&b, 1);
     b.meta.peer_addr = pb_str(&b, 0, GOSSIP_ADDR_MAX);
+    assert_int_equal(pb_decode(&b), AT_EPROTO);
+    /* A NUL inside a string would cut it: refused, in any field. */
+    pb_init(&b, 1);
+    b.p.from = (ProtobufCBinaryData){ .len = 3, .data = (uint8_t *)"a\0b" };
+    assert_int_equal(pb_decode(&b), AT_EPROTO);
+    pb_init(&b, 1);
+    b.meta.role = (ProtobufCBinaryData){ .len = 2, .data = (uint8_t *)"v\0" };
     assert_int_equal(pb_decode(&b), AT_EPROTO);
     /* Empty names: the sender's, an update's. */
     pb_init(&b, 1);
@@ -491,7 +498,7 @@ static void state_refusals(void **state)
     char longname[GOSSIP_NAME_MAX + 1];
     memset(longname, 'n', GOSSIP_NAME_MAX);
     longname[GOSSIP_NAME_MAX] = '\0';
-    u[1].name = longname;
+    u[1].name = S(longname);
     assert_int_equal(state_pb_decode(&st), AT_EPROTO);
     u[1].name = S("x");
     u[2].kind = (Atoll__GossipUpdateKind)9;
@@ -502,7 +509,7 @@ static void state_refusals(void **state)
     st.version = 1;
     st.from = S("");
     assert_int_equal(state_pb_decode(&st), AT_EPROTO);
-    st.from = longname;
+    st.from = S(longname);
     assert_int_equal(state_pb_decode(&st), AT_EPROTO);
     st.from = S("peer");
     /* The table's cap, and one more. */
