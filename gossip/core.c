@@ -138,6 +138,7 @@ static void probe_start(struct gossip *g, uint64_t now)
         (struct gossip_probe){ .state = GOSSIP_PROBE_DIRECT, .seq = m.seq };
     memcpy(g->probe.target, t->info.name, sizeof(g->probe.target));
     g->probe.timeout_at = now + scaled(g, g->cfg.probe_timeout_ms);
+    g->probe.sent_at = now;
     gossip__send(g, t->info.addr, &m);
 }
 

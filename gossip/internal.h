@@ -42,6 +42,7 @@ struct gossip_probe {
     char target[GOSSIP_NAME_MAX];
     uint32_t seq;
     uint64_t timeout_at; /* direct: probe timeout; indirect: period end */
+    uint64_t sent_at;    /* when the direct ping left: its ack's RTT */
     unsigned nacks_expected;
     unsigned nacks;
 };

@@ -3,5 +3,6 @@
 # over UDP (node/) and in the unit tests' deterministic simulator; and the
 # sealing of its packets (seal.c).
 GOSSIP_SRCS := gossip/seal.c gossip/msg.c gossip/members.c \
-	gossip/broadcast.c gossip/suspicion.c gossip/core.c gossip/receive.c
+	gossip/broadcast.c gossip/suspicion.c gossip/core.c gossip/receive.c \
+	gossip/wire.c
 GOSSIP_ALLOW := common proto gossip

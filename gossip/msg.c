@@ -12,7 +12,8 @@ static bool meta_valid(const struct gossip_meta *m)
            TERMINATED(m->peer_addr) && TERMINATED(m->version);
 }
 
-static bool update_valid(const struct gossip_update *u)
+/* see msg.h */
+bool gossip_update_valid(const struct gossip_update *u)
 {
     if (u->kind < GOSSIP_UPDATE_ALIVE || u->kind > GOSSIP_UPDATE_LEAVE)
         return false;
@@ -34,7 +35,7 @@ bool gossip_msg_valid(const struct gossip_msg *m)
     if (m->n_updates > GOSSIP_MSG_UPDATES_MAX)
         return false;
     for (uint32_t i = 0; i < m->n_updates; i++)
-        if (!update_valid(&m->updates[i]))
+        if (!gossip_update_valid(&m->updates[i]))
             return false;
     return true;
 }

@@ -82,5 +82,8 @@ struct gossip_msg {
 /* Whether m's strings are terminated and its counts in bounds: a codec
  * calls it on everything it unpacks; gossip_receive refuses the rest. */
 bool gossip_msg_valid(const struct gossip_msg *m);
+/* The same checks on one update (a known kind, a non-empty name, every
+ * string terminated): a push-pull table's entries pass it one by one. */
+bool gossip_update_valid(const struct gossip_update *u);
 
 #endif /* GOSSIP_MSG_H */

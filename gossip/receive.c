@@ -175,9 +175,26 @@ static void relay_ping(struct gossip *g,
     gossip__send(g, req->target_addr, &m);
 }
 
+/* The target itself answered our direct ping in time: its round trip,
+ * at the clock's millisecond resolution (at least 1 us, so 0 stays
+ * "none"). Relayed acks and late ones measure other paths: skipped. */
+static void record_rtt(struct gossip *g, const struct gossip_msg *m)
+{
+    if (g->probe.state != GOSSIP_PROBE_DIRECT ||
+        strcmp(m->from, g->probe.target) != 0)
+        return;
+    struct gossip_member *t = gossip__member_find(g, g->probe.target);
+    if (t == NULL)
+        return;
+    uint64_t now = gossip__now(g);
+    uint64_t us = now > g->probe.sent_at ? (now - g->probe.sent_at) * 1000 : 1;
+    t->info.rtt_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
 static void on_ack(struct gossip *g, const struct gossip_msg *m)
 {
     if (g->probe.state != GOSSIP_PROBE_IDLE && m->seq == g->probe.seq) {
+        record_rtt(g, m);
         g->probe.state = GOSSIP_PROBE_IDLE;
         gossip__health_add(g, -1);
         return;

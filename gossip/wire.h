@@ -48,8 +48,14 @@ int gossip_wire_open(struct gossip_keyring *r,
                      uint64_t *seq,
                      uint64_t *drop_decode);
 
-/* Decode a plain (unsealed) GossipPacket: gossip_wire_open's second half,
- * for tests and the fuzz target. Returns 0 or AT_EPROTO. */
+/* Decode a plain (unsealed) GossipPacket of len bytes (at most
+ * GOSSIP_SEAL_PLAIN_MAX): gossip_wire_open's second half, for tests and
+ * the fuzz target. *m is zeroed first, so unused bytes compare equal.
+ * Refused with AT_EPROTO: a version other than 1, an unknown type or
+ * update kind, a string that does not fit its array whole (never cut),
+ * more than GOSSIP_MSG_UPDATES_MAX updates (counted before protobuf-c
+ * allocates them), malformed bytes, or a result failing
+ * gossip_msg_valid. Returns 0 or AT_EPROTO. */
 int gossip_wire_decode(const uint8_t *buf, size_t len, struct gossip_msg *m);
 /* Encode m as a plain GossipPacket into out, as gossip_wire_seal does
  * before sealing (same rules and results, without the seal). */
@@ -61,8 +67,11 @@ int gossip_wire_encode(const struct gossip_msg *m,
 
 /* Encode the n updates u (a full member table) and the sender's name as a
  * GossipState into *out (malloc'd, caller frees) of *outlen bytes.
- * Returns 0 or AT_EINVAL (n over GOSSIP_STATE_MAX, an update failing
- * validation). */
+ * Updates with no metadata leave it out (it decodes as zeros). Returns 0,
+ * AT_EINVAL (from empty or too long, n over GOSSIP_STATE_MAX, an update
+ * failing validation) or AT_ETOOBIG (the encoding would exceed
+ * GOSSIP_STATE_BYTES_MAX; not reachable with valid updates of bounded
+ * strings). */
 int gossip_wire_state_encode(const char *from,
                              const struct gossip_update *u,
                              size_t n,
@@ -72,7 +81,9 @@ int gossip_wire_state_encode(const char *from,
 /* Decode a GossipState of len bytes (at most GOSSIP_STATE_BYTES_MAX) into
  * a malloc'd array *u of *n updates (caller frees) and the sender's name
  * into from (GOSSIP_NAME_MAX bytes). Returns 0 or AT_EPROTO (malformed,
- * over the limits, or any update failing validation: all or nothing). */
+ * over the limits, an empty sender, or any update failing validation:
+ * all or nothing; the count of updates is checked before protobuf-c
+ * allocates them). On failure *u is NULL. */
 int gossip_wire_state_decode(const uint8_t *buf,
                              size_t len,
                              char *from,

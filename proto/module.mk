@@ -1,3 +1,3 @@
-PROTO_FILES := proto/atoll.proto
+PROTO_FILES := proto/atoll.proto proto/gossip.proto
 PROTO_SRCS := proto/proto.c proto/peer.c
 PROTO_ALLOW := common proto
