@@ -92,6 +92,9 @@ struct meta {
     bool was_member;           /* seen in the raft configuration */
     bool was_in_table;         /* seen in the FSM's node table */
     bool removed_logged;
+
+    /* autopilot.c */
+    struct meta_autopilot *ap; /* owned */
 };
 
 /* The role of node id in the raft configuration (RAFT_VOTER, ...), or -1

@@ -7,6 +7,7 @@
 
 #include "raft/member.h"
 
+#include "raft/autopilot.h"
 #include "raft/internal.h"
 #include "raft/nodes.h"
 #include "raft/propose.h"
@@ -199,7 +200,8 @@ static int change_assign(struct meta_change *c)
             return CHANGE_PASS;
     } else if (c->standby) {
         want = RAFT_STANDBY;
-    } else if (role == RAFT_VOTER || meta__voters(m) < m->target_voters) {
+    } else if (role == RAFT_VOTER || (meta__voters(m) < m->target_voters &&
+                                      meta__autopilot_may_vote(m, c->id))) {
         want = RAFT_VOTER;
     } else {
         want = RAFT_STANDBY;
@@ -327,6 +329,17 @@ static void change_enqueue(struct meta *m, struct meta_change *c)
 {
     at_list_push_back(&m->changes, &c->link);
     changes_run(m);
+}
+
+/* see member.h */
+void meta__change_role(struct meta *m,
+                       uint64_t id,
+                       const char *name,
+                       bool standby)
+{
+    struct meta_change *c = change_new(m, CHANGE_PROMOTE, id, name);
+    c->standby = standby;
+    change_enqueue(m, c);
 }
 
 /* see member.h */
@@ -511,8 +524,9 @@ static void leader_tick(struct meta *m)
             meta__propose_here(m, &cmd, false, on_self_upserted, m) == 0)
             m->self_busy = true;
     }
+    meta__autopilot_update(m, true);
     if (m->change_busy || !at_list_empty(&m->changes) ||
-        uv_now(m->loop) < m->promote_after)
+        uv_now(m->loop) < m->promote_after || meta__autopilot_act(m))
         return;
     bool want_voter = meta__voters(m) < m->target_voters;
     for (unsigned i = 0; i < m->raft.configuration.n; i++) {
@@ -520,16 +534,22 @@ static void leader_tick(struct meta *m)
         const struct meta_noderec *r = meta__node_find(&m->fsm, s->id);
         if (s->role == RAFT_VOTER || r == NULL)
             continue;
-        bool voter = !r->standby && want_voter;
+        /* with autopilot, only once alive and caught up long enough */
+        bool voter =
+            !r->standby && want_voter && meta__autopilot_may_vote(m, s->id);
         /* spares left by an interrupted join become standbys at least */
         if (!voter && s->role != RAFT_SPARE)
             continue;
         LOG_INFO("assigning '%s' the %s role (%u voters, target %u)", r->name,
                  voter ? "voter" : "standby", meta__voters(m),
                  m->target_voters);
-        struct meta_change *c = change_new(m, CHANGE_PROMOTE, s->id, r->name);
-        c->standby = !voter;
-        change_enqueue(m, c);
+        if (voter && meta__autopilot_on(m)) {
+            char why[96];
+            snprintf(why, sizeof(why), "stable, %u voters < target %u",
+                     meta__voters(m), m->target_voters);
+            meta__autopilot_note(m, "promote", r->name, why);
+        }
+        meta__change_role(m, s->id, r->name, !voter);
         return;
     }
 }
@@ -555,7 +575,10 @@ void meta__on_tick(uv_timer_t *t)
     }
     if (raft_state(&m->raft) == RAFT_LEADER) {
         leader_tick(m);
-    } else if (!at_list_empty(&m->changes) && !m->change_busy) {
+        return;
+    }
+    meta__autopilot_update(m, false);
+    if (!at_list_empty(&m->changes) && !m->change_busy) {
         changes_run(m); /* fails them with AT_ENOTLEADER */
     }
 }

@@ -788,6 +788,41 @@ int meta_transfer(struct meta *m,
                   void (*cb)(void *data, int status),
                   void *data);
 
+/* ---- autopilot (issue 13) ----
+ * The leader manages voters with gossip's view (hooks->liveness):
+ * a node becomes a voter once alive and caught up for the stabilization
+ * time, a voter dead for autopilot_dead_after_ms is replaced by a healthy
+ * standby (promoted first, the dead one demoted to standby once that
+ * committed), a node that left is removed. meta_autopilot_status tells
+ * what it did last and, on the leader, how it sees each member. */
+#define META_AUTOPILOT_ACTIONS 16 /* remembered actions */
+struct meta_autopilot_action {
+    uint64_t time_ms;   /* wall clock ms */
+    const char *kind;   /* "promote" | "demote" | "remove" */
+    const char *node;   /* the node acted on */
+    const char *reason; /* e.g. "replaces 'n1' (dead 125s, region eu)" */
+};
+struct meta_autopilot_node {
+    const char *name;
+    enum meta_liveness liveness; /* gossip's view (this node: ALIVE) */
+    int role;                    /* as struct meta_node's role */
+    bool caught_up;              /* within autopilot_max_lag entries */
+    bool healthy;                /* alive and caught up */
+    uint64_t stable_since_ms;    /* wall clock ms healthy since; 0: not */
+};
+struct meta_autopilot_status {
+    bool enabled; /* autopilot on and a liveness hook */
+    bool leader;  /* nodes is filled on the leader only */
+    /* borrowed until control returns to the loop; oldest first */
+    const struct meta_autopilot_action *actions;
+    size_t nactions;
+    const struct meta_autopilot_node *nodes; /* in configuration order */
+    size_t nnodes;
+};
+/* The autopilot's state on this node (actions: the ones it took while it
+ * led). Never fails. */
+void meta_autopilot_status(struct meta *m, struct meta_autopilot_status *out);
+
 struct meta_status {
     uint64_t id;
     const char *name;

@@ -19,6 +19,7 @@
 
 #define AT_LOG_COMP "raft"
 
+#include "raft/autopilot.h"
 #include "raft/internal.h"
 #include "raft/member.h"
 #include "raft/nodes.h"
@@ -76,6 +77,7 @@ static void peers_cache_clear(struct meta *m)
 static void meta_free(struct meta *m)
 {
     meta__xfers_free(m);
+    meta__autopilot_free(m->ap);
     meta_fsm_release(&m->fsm);
     peers_cache_clear(m);
     at_map_release(&m->peers_cache);
@@ -356,6 +358,7 @@ static struct meta *meta_new(uv_loop_t *loop,
     m->target_voters = cfg->target_voters ? cfg->target_voters : 3;
     m->hooks = cfg->hooks;
     m->hooks_data = cfg->hooks_data;
+    m->ap = meta__autopilot_new(cfg);
     at_map_init(&m->peers_cache);
     struct at_list *lists[] = { &m->waiters,  &m->fwds,    &m->rixs,
                                 &m->rix_wait, &m->changes, &m->xfers_done,

@@ -1,0 +1,394 @@
+/* Autopilot: the leader's management of voters from gossip's view (see
+ * autopilot.h and meta.h). Every tick the leader refreshes, for each member
+ * of the raft configuration, its liveness (hooks->liveness), whether it is
+ * caught up (libraft's per-server match index, within max_lag of the last
+ * index) and since when it has been both ("stable since"). Then, with no
+ * membership change queued, it takes at most one action:
+ *   1. a node that left (META_LIVE_LEFT) is removed (meta_member_remove);
+ *   2. a voter dead for dead_after_ms while voters exceed target_voters (its
+ *      replacement promoted already) is demoted to standby;
+ *   3. a voter dead for dead_after_ms is replaced: a healthy, stable
+ *      standby (not standby-flagged), same region first, becomes a voter.
+ * No action leaves fewer live voters (this node and voters gossip sees
+ * ALIVE) than a majority of the resulting configuration, and the leader
+ * never acts on itself. Promotions of member.c's leader_tick (voters under
+ * target) ask meta__autopilot_may_vote. */
+#include "common/compat.h"
+
+#define AT_LOG_COMP "raft"
+
+#include "raft/autopilot.h"
+
+#include "common/clock.h"
+#include "raft/internal.h"
+#include "raft/member.h"
+#include "raft/nodes.h"
+
+#define AP_DEAD_AFTER_MS    120000
+#define AP_STABILIZATION_MS 10000
+#define AP_MAX_LAG          250
+#define AP_WARN_EVERY_MS    60000
+#define AP_REASON_MAX       160
+
+/* The leader's view of one configuration member. */
+struct ap_node {
+    uint64_t id;
+    char *name;   /* owned */
+    char *region; /* owned, "" if none */
+    int role;     /* RAFT_VOTER, ... */
+    bool flagged; /* standby-flagged: never votes */
+    bool self;
+    enum meta_liveness live;
+    uint64_t live_since; /* uv_now ms in that liveness */
+    bool caught_up;
+    bool healthy;          /* alive and caught up */
+    uint64_t stable_since; /* uv_now ms healthy since (valid if healthy) */
+};
+
+/* A remembered action, with the strings the public view points to. */
+struct ap_action {
+    uint64_t time_ms;
+    const char *kind; /* static */
+    char node[META_ADDRESS_MAX + 1];
+    char reason[AP_REASON_MAX];
+};
+
+struct meta_autopilot {
+    bool enabled;
+    unsigned dead_after_ms;
+    unsigned stabilization_ms;
+    unsigned max_lag;
+    struct ap_node *nodes; /* owned, n of them, configuration order */
+    size_t n;
+    struct ap_action actions[META_AUTOPILOT_ACTIONS]; /* oldest first */
+    size_t nactions;
+    uint64_t warn_after; /* uv_now ms before which no new WARN */
+    /* meta_autopilot_status's arrays, rebuilt by each call */
+    struct meta_autopilot_action pub_actions[META_AUTOPILOT_ACTIONS];
+    struct meta_autopilot_node *pub_nodes; /* owned */
+};
+
+/* see autopilot.h */
+struct meta_autopilot *meta__autopilot_new(const struct meta_config *cfg)
+{
+    struct meta_autopilot *ap = at_calloc(1, sizeof(*ap));
+    ap->enabled = cfg->autopilot;
+    ap->dead_after_ms = cfg->autopilot_dead_after_ms
+                            ? cfg->autopilot_dead_after_ms
+                            : AP_DEAD_AFTER_MS;
+    ap->stabilization_ms = cfg->autopilot_stabilization_ms
+                               ? cfg->autopilot_stabilization_ms
+                               : AP_STABILIZATION_MS;
+    ap->max_lag = cfg->autopilot_max_lag ? cfg->autopilot_max_lag : AP_MAX_LAG;
+    return ap;
+}
+
+static void nodes_release(struct ap_node *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        at_free(v[i].name);
+        at_free(v[i].region);
+    }
+    at_free(v);
+}
+
+/* see autopilot.h */
+void meta__autopilot_free(struct meta_autopilot *ap)
+{
+    if (ap == NULL)
+        return;
+    nodes_release(ap->nodes, ap->n);
+    at_free(ap->pub_nodes);
+    at_free(ap);
+}
+
+/* see autopilot.h */
+bool meta__autopilot_on(const struct meta *m)
+{
+    return m->ap != NULL && m->ap->enabled && m->hooks != NULL &&
+           m->hooks->liveness != NULL;
+}
+
+static struct ap_node *ap_find(const struct meta_autopilot *ap, uint64_t id)
+{
+    for (size_t i = 0; i < ap->n; i++) {
+        if (ap->nodes[i].id == id)
+            return &ap->nodes[i];
+    }
+    return NULL;
+}
+
+/* Server i of the configuration (the leader's progress array follows the
+ * configuration's order): within max_lag entries of last? Spares get no
+ * entries: never caught up. */
+static bool caught_up(const struct meta *m, unsigned i, raft_index last)
+{
+    const struct raft_server *s = &m->raft.configuration.servers[i];
+    if (s->id == m->id)
+        return true;
+    if (s->role == RAFT_SPARE || m->raft.state != RAFT_LEADER ||
+        m->raft.leader_state.progress == NULL)
+        return false;
+    raft_index match = m->raft.leader_state.progress[i].match_index;
+    return match + m->ap->max_lag >= last;
+}
+
+/* Fill v, the new view of server i, from the old view (NULL: new). */
+static void node_refresh(struct meta *m,
+                         unsigned i,
+                         const struct ap_node *old,
+                         uint64_t now,
+                         raft_index last,
+                         struct ap_node *v)
+{
+    const struct raft_server *s = &m->raft.configuration.servers[i];
+    const struct meta_noderec *r = meta__node_find(&m->fsm, s->id);
+    uint64_t since = 0;
+
+    v->id = s->id;
+    v->self = s->id == m->id;
+    v->name = at_strdup(r != NULL    ? r->name
+                        : v->self    ? m->name
+                        : s->address ? s->address
+                                     : "");
+    v->region = at_strdup(r != NULL ? r->region : v->self ? m->region : "");
+    v->role = s->role;
+    v->flagged = r != NULL ? r->standby : v->self ? m->standby : false;
+    if (v->self)
+        v->live = META_LIVE_ALIVE;
+    else
+        v->live = m->hooks->liveness(m->hooks_data, v->name, &since);
+    if (since != 0 && since <= now)
+        v->live_since = since;
+    else if (old != NULL && old->live == v->live)
+        v->live_since = old->live_since;
+    else
+        v->live_since = now;
+    v->caught_up = caught_up(m, i, last);
+    v->healthy = v->live == META_LIVE_ALIVE && v->caught_up;
+    if (v->healthy)
+        v->stable_since =
+            old != NULL && old->healthy && !v->self ? old->stable_since : now;
+    if (v->self)
+        v->stable_since = 0; /* always stable */
+}
+
+/* see autopilot.h */
+void meta__autopilot_update(struct meta *m, bool leader)
+{
+    struct meta_autopilot *ap = m->ap;
+    if (!meta__autopilot_on(m) || !leader) {
+        nodes_release(ap->nodes, ap->n);
+        ap->nodes = NULL;
+        ap->n = 0;
+        return;
+    }
+    uint64_t now = uv_now(m->loop);
+    raft_index last = raft_last_index(&m->raft);
+    unsigned n = m->raft.configuration.n;
+    struct ap_node *v = at_calloc(n + 1, sizeof(*v));
+    for (unsigned i = 0; i < n; i++)
+        node_refresh(m, i, ap_find(ap, m->raft.configuration.servers[i].id),
+                     now, last, &v[i]);
+    nodes_release(ap->nodes, ap->n);
+    ap->nodes = v;
+    ap->n = n;
+}
+
+static bool node_stable(const struct meta *m, const struct ap_node *v)
+{
+    return v->self || (v->healthy && uv_now(m->loop) - v->stable_since >=
+                                         m->ap->stabilization_ms);
+}
+
+/* see autopilot.h */
+bool meta__autopilot_may_vote(const struct meta *m, uint64_t id)
+{
+    if (!meta__autopilot_on(m) || id == m->id)
+        return true;
+    const struct ap_node *v = ap_find(m->ap, id);
+    return v != NULL && !v->flagged && node_stable(m, v);
+}
+
+/* see autopilot.h */
+void meta__autopilot_note(struct meta *m,
+                          const char *kind,
+                          const char *node,
+                          const char *reason)
+{
+    struct meta_autopilot *ap = m->ap;
+    if (ap->nactions == META_AUTOPILOT_ACTIONS) {
+        memmove(&ap->actions[0], &ap->actions[1],
+                (META_AUTOPILOT_ACTIONS - 1) * sizeof(ap->actions[0]));
+        ap->nactions--;
+    }
+    struct ap_action *a = &ap->actions[ap->nactions++];
+    a->time_ms = at_wall_ms();
+    a->kind = kind;
+    snprintf(a->node, sizeof(a->node), "%s", node);
+    snprintf(a->reason, sizeof(a->reason), "%s", reason);
+    LOG_INFO("autopilot: %s '%s': %s", kind, a->node, a->reason);
+}
+
+/* Voters, and live voters (this node and ALIVE ones). */
+static void voter_counts(const struct meta_autopilot *ap,
+                         unsigned *voters,
+                         unsigned *live)
+{
+    *voters = *live = 0;
+    for (size_t i = 0; i < ap->n; i++) {
+        if (ap->nodes[i].role != RAFT_VOTER)
+            continue;
+        (*voters)++;
+        if (ap->nodes[i].self || ap->nodes[i].live == META_LIVE_ALIVE)
+            (*live)++;
+    }
+}
+
+/* Enough live voters for a majority of a configuration of voters? */
+static bool quorum_ok(unsigned live, unsigned voters)
+{
+    return live >= voters / 2 + 1;
+}
+
+/* 1. a node that left: removed (a live voter leaving counts too). */
+static bool act_left(struct meta *m, unsigned voters, unsigned live)
+{
+    struct meta_autopilot *ap = m->ap;
+    for (size_t i = 0; i < ap->n; i++) {
+        struct ap_node *v = &ap->nodes[i];
+        if (v->self || v->live != META_LIVE_LEFT)
+            continue;
+        if (v->role == RAFT_VOTER && !quorum_ok(live, voters - 1))
+            continue;
+        char name[META_ADDRESS_MAX + 1];
+        snprintf(name, sizeof(name), "%s", v->name);
+        if (meta_member_remove(m, name, NULL, NULL) != 0)
+            continue;
+        meta__autopilot_note(m, "remove", name, "left the cluster");
+        return true;
+    }
+    return false;
+}
+
+static uint64_t dead_for(const struct meta *m, const struct ap_node *v)
+{
+    return v->live == META_LIVE_DEAD ? uv_now(m->loop) - v->live_since : 0;
+}
+
+/* The healthy stable standby to replace dead voter d: same region first
+ * (when d has one), then any; NULL if none. */
+static struct ap_node *replacement(struct meta *m, const struct ap_node *d)
+{
+    struct meta_autopilot *ap = m->ap;
+    for (int pass = d->region[0] != '\0' ? 0 : 1; pass < 2; pass++) {
+        for (size_t i = 0; i < ap->n; i++) {
+            struct ap_node *v = &ap->nodes[i];
+            if (v->role == RAFT_VOTER || v->flagged || !node_stable(m, v))
+                continue;
+            if (pass == 0 && strcmp(v->region, d->region) != 0)
+                continue;
+            return v;
+        }
+    }
+    return NULL;
+}
+
+/* 2. and 3.: dead voter d, dead for ms. */
+static bool act_dead(struct meta *m,
+                     struct ap_node *d,
+                     uint64_t ms,
+                     unsigned voters,
+                     unsigned live)
+{
+    struct meta_autopilot *ap = m->ap;
+    char reason[AP_REASON_MAX], name[META_ADDRESS_MAX + 1];
+    snprintf(name, sizeof(name), "%s", d->name);
+    if (voters > m->target_voters) {
+        if (!quorum_ok(live, voters - 1))
+            return false;
+        snprintf(reason, sizeof(reason), "dead %" PRIu64 "s, replaced",
+                 ms / 1000);
+        meta__change_role(m, d->id, name, true);
+        meta__autopilot_note(m, "demote", name, reason);
+        return true;
+    }
+    struct ap_node *r = replacement(m, d);
+    if (r == NULL || !quorum_ok(live + 1, voters + 1)) {
+        if (uv_now(m->loop) >= ap->warn_after) {
+            ap->warn_after = uv_now(m->loop) + AP_WARN_EVERY_MS;
+            LOG_WARN("voter %s dead for %" PRIu64
+                     "s, no healthy standby to replace it",
+                     name, ms / 1000);
+        }
+        return false;
+    }
+    snprintf(reason, sizeof(reason),
+             "to replace '%s' (dead %" PRIu64 "s, region %s)", name, ms / 1000,
+             d->region[0] != '\0' ? d->region : "none");
+    snprintf(name, sizeof(name), "%s", r->name);
+    meta__change_role(m, r->id, name, false);
+    meta__autopilot_note(m, "promote", name, reason);
+    return true;
+}
+
+/* see autopilot.h */
+bool meta__autopilot_act(struct meta *m)
+{
+    struct meta_autopilot *ap = m->ap;
+    unsigned voters, live;
+    if (!meta__autopilot_on(m) || raft_state(&m->raft) != RAFT_LEADER)
+        return false;
+    voter_counts(ap, &voters, &live);
+    if (act_left(m, voters, live))
+        return true;
+    for (size_t i = 0; i < ap->n; i++) {
+        struct ap_node *d = &ap->nodes[i];
+        uint64_t ms = dead_for(m, d);
+        if (d->self || d->role != RAFT_VOTER || d->live != META_LIVE_DEAD ||
+            ms < ap->dead_after_ms)
+            continue;
+        return act_dead(m, d, ms, voters, live);
+    }
+    return false;
+}
+
+/* meta.h roles: 0 spare, 1 voter, 2 standby */
+static int public_role(int raft_role)
+{
+    return raft_role == RAFT_VOTER ? 1 : raft_role == RAFT_STANDBY ? 2 : 0;
+}
+
+/* see meta.h */
+void meta_autopilot_status(struct meta *m, struct meta_autopilot_status *out)
+{
+    struct meta_autopilot *ap = m->ap;
+    uint64_t now = uv_now(m->loop), wall = at_wall_ms();
+    memset(out, 0, sizeof(*out));
+    out->enabled = meta__autopilot_on(m);
+    out->leader = raft_state(&m->raft) == RAFT_LEADER;
+    for (size_t i = 0; i < ap->nactions; i++) {
+        struct meta_autopilot_action *p = &ap->pub_actions[i];
+        p->time_ms = ap->actions[i].time_ms;
+        p->kind = ap->actions[i].kind;
+        p->node = ap->actions[i].node;
+        p->reason = ap->actions[i].reason;
+    }
+    out->actions = ap->pub_actions;
+    out->nactions = ap->nactions;
+    at_free(ap->pub_nodes);
+    ap->pub_nodes = at_calloc(ap->n + 1, sizeof(*ap->pub_nodes));
+    for (size_t i = 0; i < ap->n; i++) {
+        const struct ap_node *v = &ap->nodes[i];
+        struct meta_autopilot_node *p = &ap->pub_nodes[i];
+        p->name = v->name;
+        p->liveness = v->live;
+        p->role = public_role(v->role);
+        p->caught_up = v->caught_up;
+        p->healthy = v->healthy;
+        if (v->healthy && !v->self)
+            p->stable_since_ms = wall - (now - v->stable_since);
+    }
+    out->nodes = ap->pub_nodes;
+    out->nnodes = ap->n;
+}

@@ -1,0 +1,44 @@
+/* What autopilot.c offers member.c and open.c: the leader's management of
+ * voters from gossip's view (see meta.h, autopilot). Autopilot is "on"
+ * when meta_config.autopilot is set and hooks->liveness exists; off, every
+ * function here is a no-op (and meta__autopilot_may_vote says yes). */
+#ifndef META_AUTOPILOT_H
+#define META_AUTOPILOT_H
+
+#include "raft/meta.h"
+
+struct meta_autopilot; /* opaque, owned by struct meta (m->ap) */
+
+/* The autopilot of a node opened with cfg (its fields, defaults for 0
+ * values: dead after 2 min, stabilization 10 s, max lag 250). Never
+ * NULL. */
+struct meta_autopilot *meta__autopilot_new(const struct meta_config *cfg);
+/* Free ap (NULL: nothing). */
+void meta__autopilot_free(struct meta_autopilot *ap);
+
+/* Autopilot on for m: enabled and a liveness hook. */
+bool meta__autopilot_on(const struct meta *m);
+
+/* Leader, every tick: refresh each configuration member's liveness,
+ * catch-up and "stable since" state. Not leader: forget that state (a new
+ * leader starts its stabilization clocks afresh). */
+void meta__autopilot_update(struct meta *m, bool leader);
+
+/* May the leader make node id a voter now? Always when autopilot is off;
+ * else when id is this node, or has been alive and caught up for the
+ * stabilization time. */
+bool meta__autopilot_may_vote(const struct meta *m, uint64_t id);
+
+/* Leader, no membership change queued: start at most one autopilot change
+ * (remove a node that left, promote a replacement of a dead voter, demote
+ * a replaced dead voter). True when one was queued. */
+bool meta__autopilot_act(struct meta *m);
+
+/* Remember an action (kind "promote" | "demote" | "remove", static) on
+ * node, with a reason (copied, truncated), and log it at INFO. */
+void meta__autopilot_note(struct meta *m,
+                          const char *kind,
+                          const char *node,
+                          const char *reason);
+
+#endif /* META_AUTOPILOT_H */
