@@ -210,6 +210,13 @@ bool meta__autopilot_may_vote(const struct meta *m, uint64_t id)
     return v != NULL && !v->flagged && node_stable(m, v);
 }
 
+static const char *kind_verb(const char *kind)
+{
+    return strcmp(kind, "promote") == 0  ? "promoting"
+           : strcmp(kind, "demote") == 0 ? "demoting"
+                                         : "removing";
+}
+
 /* see autopilot.h */
 void meta__autopilot_note(struct meta *m,
                           const char *kind,
@@ -227,7 +234,17 @@ void meta__autopilot_note(struct meta *m,
     a->kind = kind;
     snprintf(a->node, sizeof(a->node), "%s", node);
     snprintf(a->reason, sizeof(a->reason), "%s", reason);
-    LOG_INFO("autopilot: %s '%s': %s", kind, a->node, a->reason);
+    LOG_INFO("autopilot: %s '%s' %s", kind_verb(kind), a->node, a->reason);
+}
+
+/* see autopilot.h */
+void meta__autopilot_duration(uint64_t ms, char *out, size_t size)
+{
+    if (ms < 10000)
+        snprintf(out, size, "%" PRIu64 ".%" PRIu64 "s", ms / 1000,
+                 ms % 1000 / 100);
+    else
+        snprintf(out, size, "%" PRIu64 "s", ms / 1000);
 }
 
 /* Voters, and live voters (this node and ALIVE ones). */
@@ -265,7 +282,7 @@ static bool act_left(struct meta *m, unsigned voters, unsigned live)
         snprintf(name, sizeof(name), "%s", v->name);
         if (meta_member_remove(m, name, NULL, NULL) != 0)
             continue;
-        meta__autopilot_note(m, "remove", name, "left the cluster");
+        meta__autopilot_note(m, "remove", name, "(left the cluster)");
         return true;
     }
     return false;
@@ -302,13 +319,15 @@ static bool act_dead(struct meta *m,
                      unsigned live)
 {
     struct meta_autopilot *ap = m->ap;
-    char reason[AP_REASON_MAX], name[META_ADDRESS_MAX + 1];
+    char reason[AP_REASON_MAX], name[META_ADDRESS_MAX + 1], dead[32];
     snprintf(name, sizeof(name), "%s", d->name);
+    meta__autopilot_duration(ms, dead, sizeof(dead));
     if (voters > m->target_voters) {
         if (!quorum_ok(live, voters - 1))
             return false;
-        snprintf(reason, sizeof(reason), "dead %" PRIu64 "s, replaced",
-                 ms / 1000);
+        snprintf(reason, sizeof(reason),
+                 "to standby (dead %s, %u voters > target %u)", dead, voters,
+                 m->target_voters);
         meta__change_role(m, d->id, name, true);
         meta__autopilot_note(m, "demote", name, reason);
         return true;
@@ -317,14 +336,13 @@ static bool act_dead(struct meta *m,
     if (r == NULL || !quorum_ok(live + 1, voters + 1)) {
         if (uv_now(m->loop) >= ap->warn_after) {
             ap->warn_after = uv_now(m->loop) + AP_WARN_EVERY_MS;
-            LOG_WARN("voter %s dead for %" PRIu64
-                     "s, no healthy standby to replace it",
-                     name, ms / 1000);
+            LOG_WARN("voter %s dead for %s, no healthy standby to replace it",
+                     name, dead);
         }
         return false;
     }
     snprintf(reason, sizeof(reason),
-             "to replace '%s' (dead %" PRIu64 "s, region %s)", name, ms / 1000,
+             "to voter to replace '%s' (dead %s, region %s)", name, dead,
              d->region[0] != '\0' ? d->region : "none");
     snprintf(name, sizeof(name), "%s", r->name);
     meta__change_role(m, r->id, name, false);

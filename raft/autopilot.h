@@ -35,10 +35,14 @@ bool meta__autopilot_may_vote(const struct meta *m, uint64_t id);
 bool meta__autopilot_act(struct meta *m);
 
 /* Remember an action (kind "promote" | "demote" | "remove", static) on
- * node, with a reason (copied, truncated), and log it at INFO. */
+ * node, with a reason (copied, truncated), and log it at INFO as
+ * "autopilot: promoting 'node' <reason>" (demoting, removing). */
 void meta__autopilot_note(struct meta *m,
                           const char *kind,
                           const char *node,
                           const char *reason);
+
+/* ms as "0.6s" (under 10 s) or "125s", in out (size bytes). */
+void meta__autopilot_duration(uint64_t ms, char *out, size_t size);
 
 #endif /* META_AUTOPILOT_H */

@@ -545,7 +545,7 @@ static void leader_tick(struct meta *m)
                  m->target_voters);
         if (voter && meta__autopilot_on(m)) {
             char why[96];
-            snprintf(why, sizeof(why), "stable, %u voters < target %u",
+            snprintf(why, sizeof(why), "to voter (%u voters < target %u)",
                      meta__voters(m), m->target_voters);
             meta__autopilot_note(m, "promote", r->name, why);
         }

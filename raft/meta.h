@@ -797,10 +797,11 @@ int meta_transfer(struct meta *m,
  * what it did last and, on the leader, how it sees each member. */
 #define META_AUTOPILOT_ACTIONS 16 /* remembered actions */
 struct meta_autopilot_action {
-    uint64_t time_ms;   /* wall clock ms */
-    const char *kind;   /* "promote" | "demote" | "remove" */
-    const char *node;   /* the node acted on */
-    const char *reason; /* e.g. "replaces 'n1' (dead 125s, region eu)" */
+    uint64_t time_ms; /* wall clock ms */
+    const char *kind; /* "promote" | "demote" | "remove" */
+    const char *node; /* the node acted on */
+    /* e.g. "to voter to replace 'n1' (dead 125s, region eu)" */
+    const char *reason;
 };
 struct meta_autopilot_node {
     const char *name;
@@ -808,7 +809,8 @@ struct meta_autopilot_node {
     int role;                    /* as struct meta_node's role */
     bool caught_up;              /* within autopilot_max_lag entries */
     bool healthy;                /* alive and caught up */
-    uint64_t stable_since_ms;    /* wall clock ms healthy since; 0: not */
+    uint64_t stable_since_ms;    /* wall clock ms healthy since; 0: not
+                                    healthy, or the leader (always stable) */
 };
 struct meta_autopilot_status {
     bool enabled; /* autopilot on and a liveness hook */

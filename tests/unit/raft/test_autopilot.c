@@ -1,0 +1,769 @@
+/* Unit tests of the raft/ autopilot (raft/autopilot.c): up to five meta
+ * instances on one loop, as in test_cluster.c (each with its own raft dir
+ * and a loopback peer listener doing the server side of the raft upgrade),
+ * with a liveness hook whose answers the test sets per node. */
+#include "common/compat.h"
+
+#include <setjmp.h>
+#include <signal.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "raft/meta.h"
+#include "tests/unit/raft/fixture.h"
+
+#define SECRET  "s3cret-for-tests"
+#define NNODES  5
+#define TIMEOUT 30000 /* ms, per wait */
+
+#define DEAD_AFTER 600 /* ms */
+#define STABLE     300 /* ms */
+
+struct tnode {
+    int idx;
+    char name[16];
+    char dir[300];
+    char peer[64];
+    const char *secret; /* what this node's listener accepts */
+    uv_tcp_t listener;
+    struct meta *m; /* NULL while closed */
+    const char *region;
+    enum meta_liveness live; /* what the liveness hook says of it */
+    uint64_t live_since;     /* uv_now when set */
+};
+
+static uv_loop_t loop;
+static struct tnode nodes[NNODES];
+static const bool answer_old_protocol = false;
+static char root[64];
+/* the configuration of the nodes opened next */
+static bool ap_on;
+static bool ap_hook;
+static unsigned ap_max_lag;
+
+/* ---- waiting ---- */
+
+static void run_until(bool (*done)(void *), void *arg)
+{
+    uint64_t deadline = uv_now(&loop) + TIMEOUT;
+    while (!done(arg) && uv_now(&loop) < deadline)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_true(done(arg));
+}
+
+static bool flag_set(void *arg)
+{
+    return *(bool *)arg;
+}
+
+static void on_ms(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
+static void run_ms(uint64_t ms)
+{
+    bool done = false;
+    uv_timer_t t;
+    uv_timer_init(&loop, &t);
+    t.data = &done;
+    uv_timer_start(&t, on_ms, ms, 0);
+    run_until(flag_set, &done);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+}
+
+/* ---- the peer listener (server side of the handshake) ---- */
+
+struct conn {
+    struct tnode *n;
+    uv_tcp_t *tcp; /* malloc'd: libraft frees it with raft_free */
+    char buf[4096];
+    size_t len;
+};
+
+struct wreq {
+    uv_write_t w;
+    char *text;
+    bool close; /* close the stream once written */
+};
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    free(h);
+    at_free(c);
+}
+
+static void on_wdone(uv_write_t *w, int status)
+{
+    AT_UNUSED(status);
+    struct wreq *r = (struct wreq *)w;
+    if (r->close)
+        uv_close((uv_handle_t *)w->handle, on_conn_closed);
+    at_free(r->text);
+    at_free(r);
+}
+
+static void send_text(uv_stream_t *s, const char *text, bool close)
+{
+    struct wreq *r = at_calloc(1, sizeof(*r));
+    r->text = at_strdup(text);
+    r->close = close;
+    uv_buf_t b = uv_buf_init(r->text, (unsigned)strlen(r->text));
+    if (uv_write(&r->w, s, &b, 1, on_wdone) != 0) {
+        at_free(r->text);
+        at_free(r);
+        if (close)
+            uv_close((uv_handle_t *)s, on_conn_closed);
+    }
+}
+
+static const char *header(struct conn *c,
+                          const char *name,
+                          char *out,
+                          size_t size)
+{
+    size_t nl = strlen(name);
+    for (char *p = c->buf; (p = strstr(p, "\r\n")) != NULL;) {
+        p += 2;
+        if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            const char *v = p + nl + 1;
+            while (*v == ' ')
+                v++;
+            const char *e = strstr(v, "\r\n");
+            size_t l = e != NULL ? (size_t)(e - v) : 0;
+            if (l >= size)
+                return NULL;
+            memcpy(out, v, l);
+            out[l] = '\0';
+            return out;
+        }
+    }
+    return NULL;
+}
+
+static void reject(struct conn *c)
+{
+    send_text((uv_stream_t *)c->tcp,
+              "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json"
+              "\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+              true);
+    uv_read_stop((uv_stream_t *)c->tcp);
+}
+
+static void on_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
+{
+    struct conn *c = h->data;
+    AT_UNUSED(sz);
+    b->base = c->buf + c->len;
+    b->len = sizeof(c->buf) - 1 - c->len;
+}
+
+static void on_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct conn *c = s->data;
+    AT_UNUSED(b);
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        uv_close((uv_handle_t *)c->tcp, on_conn_closed);
+        return;
+    }
+    c->len += (size_t)nread;
+    c->buf[c->len] = '\0';
+    char *end = strstr(c->buf, "\r\n\r\n");
+    if (end == NULL) {
+        if (c->len >= sizeof(c->buf) - 1)
+            reject(c);
+        return;
+    }
+    char auth[256], idtext[32], addr[256];
+    char want[256];
+    snprintf(want, sizeof(want), "Bearer %s", c->n->secret);
+    if (end + 4 != c->buf + c->len ||
+        strncmp(c->buf, "POST /_atoll/raft HTTP/1.1\r\n", 28) != 0 ||
+        header(c, "Authorization", auth, sizeof(auth)) == NULL ||
+        strcmp(auth, want) != 0 ||
+        header(c, "X-Atoll-Raft-Id", idtext, sizeof(idtext)) == NULL ||
+        header(c, "X-Atoll-Raft-Address", addr, sizeof(addr)) == NULL ||
+        c->n->m == NULL) {
+        reject(c);
+        return;
+    }
+    char hint[256];
+    if (header(c, "X-Atoll-Peer-Address", hint, sizeof(hint)) != NULL)
+        meta_peer_hint(c->n->m, addr, hint);
+    uv_read_stop(s);
+    /* a node of the first peer protocol answers without the version */
+    send_text(s,
+              answer_old_protocol
+                  ? "HTTP/1.1 101 Switching Protocols\r\nUpgrade: "
+                    "atoll-raft/1\r\nConnection: Upgrade\r\n\r\n"
+                  : "HTTP/1.1 101 Switching Protocols\r\nUpgrade: "
+                    "atoll-raft/1\r\nConnection: Upgrade\r\n"
+                    "X-Atoll-Peer-Protocol: 2\r\n\r\n",
+              false);
+    uint64_t id = strtoull(idtext, NULL, 10);
+    struct meta *m = c->n->m;
+    at_free(c);
+    meta_raft_accept(m, id, addr, s);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct tnode *n = server->data;
+    if (status != 0)
+        return;
+    struct conn *c = at_calloc(1, sizeof(*c));
+    c->n = n;
+    c->tcp = malloc(sizeof(*c->tcp));
+    uv_tcp_init(&loop, c->tcp);
+    c->tcp->data = c;
+    if (uv_accept(server, (uv_stream_t *)c->tcp) != 0 ||
+        uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_conn_read) != 0)
+        uv_close((uv_handle_t *)c->tcp, on_conn_closed);
+}
+
+static void listener_start(struct tnode *n)
+{
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    uv_tcp_init(&loop, &n->listener);
+    n->listener.data = n;
+    assert_int_equal(uv_tcp_bind(&n->listener, (struct sockaddr *)&a, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&n->listener, 64, on_connection),
+                     0);
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    uv_tcp_getsockname(&n->listener, (struct sockaddr *)&ss, &len);
+    snprintf(n->peer, sizeof(n->peer), "127.0.0.1:%d",
+             ntohs(((struct sockaddr_in *)&ss)->sin_port));
+}
+
+/* ---- hooks ---- */
+
+static struct tnode *by_id(uint64_t id)
+{
+    for (int i = 0; i < NNODES; i++) {
+        struct meta_status st;
+        if (nodes[i].m == NULL)
+            continue;
+        meta_status_get(nodes[i].m, &st);
+        if (st.id == id)
+            return &nodes[i];
+    }
+    return NULL;
+}
+
+struct hook_call {
+    meta_forward_cb fcb;
+    meta_index_cb icb;
+    void *data;
+};
+
+static void on_hook_write(void *data, int status, int result, uint64_t index)
+{
+    struct hook_call *h = data;
+    h->fcb(h->data, status, result, index);
+    at_free(h);
+}
+
+static int hook_forward(void *hooks_data,
+                        uint64_t leader_id,
+                        const void *cmd,
+                        size_t len,
+                        meta_forward_cb cb,
+                        void *cb_data)
+{
+    AT_UNUSED(hooks_data);
+    struct tnode *l = by_id(leader_id);
+    if (l == NULL)
+        return AT_ENOTLEADER;
+    struct hook_call *h = at_calloc(1, sizeof(*h));
+    h->fcb = cb;
+    h->data = cb_data;
+    int rv = meta_propose_packed(l->m, cmd, len, on_hook_write, h);
+    if (rv != 0)
+        at_free(h);
+    return rv;
+}
+
+static void on_hook_index(void *data, int status, uint64_t index)
+{
+    struct hook_call *h = data;
+    h->icb(h->data, status, index);
+    at_free(h);
+}
+
+static int hook_read_index(void *hooks_data,
+                           uint64_t leader_id,
+                           meta_index_cb cb,
+                           void *cb_data)
+{
+    AT_UNUSED(hooks_data);
+    struct tnode *l = by_id(leader_id);
+    if (l == NULL)
+        return AT_ENOTLEADER;
+    struct hook_call *h = at_calloc(1, sizeof(*h));
+    h->icb = cb;
+    h->data = cb_data;
+    int rv = meta_read_index(l->m, on_hook_index, h);
+    if (rv != 0)
+        at_free(h);
+    return rv;
+}
+
+static unsigned liveness_calls;
+
+/* gossip's view, as the test sets it (unknown names: UNKNOWN) */
+static enum meta_liveness hook_liveness(void *hooks_data,
+                                        const char *name,
+                                        uint64_t *since_ms)
+{
+    AT_UNUSED(hooks_data);
+    liveness_calls++;
+    for (int i = 0; i < NNODES; i++) {
+        if (strcmp(nodes[i].name, name) == 0) {
+            if (since_ms != NULL)
+                *since_ms = nodes[i].live_since;
+            return nodes[i].live;
+        }
+    }
+    return META_LIVE_UNKNOWN;
+}
+
+static const struct meta_hooks hooks_live = { hook_forward, hook_read_index,
+                                              NULL, hook_liveness };
+static const struct meta_hooks hooks_plain = { hook_forward, hook_read_index,
+                                               NULL, NULL };
+
+static void set_live(int i, enum meta_liveness l)
+{
+    nodes[i].live = l;
+    nodes[i].live_since = uv_now(&loop);
+}
+
+/* ---- nodes ---- */
+
+static void node_open(int i, bool join)
+{
+    struct tnode *n = &nodes[i];
+    struct meta_config cfg = { 0 };
+    char e[AT_ERRMSG_SIZE] = "";
+    char api[64];
+    cfg.dir = n->dir;
+    cfg.name = n->name;
+    cfg.join = join;
+    cfg.peer_address = n->peer;
+    snprintf(api, sizeof(api), "127.0.0.1:%d", 15000 + i); /* never dialed */
+    cfg.api_address = api;
+    cfg.region = n->region;
+    cfg.cluster_secret = SECRET;
+    cfg.election_timeout_ms = 400;
+    cfg.heartbeat_timeout_ms = 40;
+    cfg.autopilot = ap_on;
+    cfg.autopilot_dead_after_ms = DEAD_AFTER;
+    cfg.autopilot_stabilization_ms = STABLE;
+    cfg.autopilot_max_lag = ap_max_lag;
+    cfg.hooks = ap_hook ? &hooks_live : &hooks_plain;
+    cfg.hooks_data = n;
+    int rv = meta_open(&n->m, &loop, &cfg, e);
+    if (rv != 0)
+        print_error("meta_open %s: %s\n", n->name, e);
+    assert_int_equal(rv, 0);
+}
+
+static void on_node_closed(void *data)
+{
+    *(bool *)data = true;
+}
+
+static void node_close(int i)
+{
+    bool done = false;
+    meta_close(nodes[i].m, on_node_closed, &done);
+    nodes[i].m = NULL;
+    run_until(flag_set, &done);
+}
+
+static int leader_idx(void)
+{
+    for (int i = 0; i < NNODES; i++) {
+        struct meta_status st;
+        if (nodes[i].m == NULL)
+            continue;
+        meta_status_get(nodes[i].m, &st);
+        if (st.state == 3)
+            return i;
+    }
+    return -1;
+}
+
+static bool have_leader(void *arg)
+{
+    AT_UNUSED(arg);
+    return leader_idx() >= 0;
+}
+
+/* The role (meta_node's) of each test node in node l's view; -2: not in
+ * the node table. */
+struct roles {
+    int role[NNODES];
+    unsigned voters, standbys, n;
+};
+
+static void roles_each(void *data, const struct meta_node *n)
+{
+    struct roles *r = data;
+    r->n++;
+    r->voters += n->role == 1;
+    r->standbys += n->role == 2;
+    for (int i = 0; i < NNODES; i++) {
+        if (strcmp(n->name, nodes[i].name) == 0)
+            r->role[i] = n->role;
+    }
+}
+
+static struct roles roles_of(int l)
+{
+    struct roles r = { { 0 }, 0, 0, 0 };
+    for (int i = 0; i < NNODES; i++)
+        r.role[i] = -2;
+    meta_members(nodes[l].m, roles_each, &r);
+    return r;
+}
+
+/* node i's role seen by node 0 (the leader here) is want */
+struct role_want {
+    int i, want;
+};
+static bool role_is(void *arg)
+{
+    struct role_want *w = arg;
+    return roles_of(0).role[w->i] == w->want;
+}
+
+static void wait_role(int i, int want)
+{
+    struct role_want w = { i, want };
+    run_until(role_is, &w);
+}
+
+/* ---- operations ---- */
+
+struct op {
+    bool done;
+    int status, result;
+};
+
+static void on_op(void *data, int status)
+{
+    struct op *o = data;
+    o->status = status;
+    o->done = true;
+}
+
+static void on_write(void *data, int status, int result, uint64_t index)
+{
+    struct op *o = data;
+    AT_UNUSED(index);
+    o->status = status;
+    o->result = result;
+    o->done = true;
+}
+
+/* A write on node i, committed. */
+static void write_blob(int i, const char *repo, const char *blob)
+{
+    struct op o = { 0 };
+    struct meta_cmd c = { .kind = META_CMD_BLOB_STORED,
+                          .blob_stored = {
+                              .repo = repo, .digest = dg(blob), .size = 42 } };
+    assert_int_equal(meta_propose(nodes[i].m, &c, on_write, &o), 0);
+    run_until(flag_set, &o.done);
+    assert_int_equal(o.status, 0);
+    assert_int_equal(o.result, META_OK);
+}
+
+static void join(int leader, int i, bool standby)
+{
+    struct meta_node n = { 0 };
+    struct op o = { 0 };
+    n.name = nodes[i].name;
+    n.peer_address = nodes[i].peer;
+    n.api_address = "127.0.0.1:1";
+    n.region = nodes[i].region;
+    assert_int_equal(meta_member_join(nodes[leader].m, &n, standby, on_op, &o),
+                     0);
+    run_until(flag_set, &o.done);
+    assert_int_equal(o.status, 0);
+}
+
+/* The actions of node l's autopilot of kind on node i. */
+static unsigned actions(int l, const char *kind, int i)
+{
+    struct meta_autopilot_status st;
+    unsigned n = 0;
+    meta_autopilot_status(nodes[l].m, &st);
+    for (size_t k = 0; k < st.nactions; k++) {
+        if (strcmp(st.actions[k].kind, kind) == 0 &&
+            strcmp(st.actions[k].node, nodes[i].name) == 0)
+            n++;
+    }
+    return n;
+}
+
+/* ---- set-up ---- */
+
+static const char *const regions[NNODES] = { "west", "east", "west", "west",
+                                             "east" };
+
+static int setup(void **state)
+{
+    AT_UNUSED(state);
+    uv_loop_init(&loop);
+    snprintf(root, sizeof(root), "/tmp/atoll-ap-XXXXXX");
+    assert_non_null(mkdtemp(root));
+    memset(nodes, 0, sizeof(nodes));
+    for (int i = 0; i < NNODES; i++) {
+        nodes[i].idx = i;
+        snprintf(nodes[i].name, sizeof(nodes[i].name), "n%d", i);
+        snprintf(nodes[i].dir, sizeof(nodes[i].dir), "%s/n%d/raft", root, i);
+        nodes[i].secret = SECRET;
+        nodes[i].region = regions[i];
+        nodes[i].live = META_LIVE_ALIVE;
+        listener_start(&nodes[i]);
+    }
+    ap_on = true;
+    ap_hook = true;
+    ap_max_lag = 0; /* default */
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    AT_UNUSED(state);
+    for (int i = 0; i < NNODES; i++) {
+        if (nodes[i].m != NULL)
+            node_close(i);
+        uv_close((uv_handle_t *)&nodes[i].listener, NULL);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    rm_rf(root);
+    return 0;
+}
+
+/* n0 bootstraps and leads; n1..n(k-1) join and end as voters. */
+static void form(int k)
+{
+    node_open(0, false);
+    run_until(have_leader, NULL);
+    assert_int_equal(leader_idx(), 0);
+    for (int i = 1; i < k; i++) {
+        node_open(i, true);
+        join(0, i, false);
+        wait_role(i, 1);
+    }
+}
+
+/* (a) a joining node is a standby until alive and caught up for the
+ * stabilization time, then a voter. */
+static void test_stabilization(void **state)
+{
+    AT_UNUSED(state);
+    node_open(0, false);
+    run_until(have_leader, NULL);
+    node_open(1, true);
+    set_live(1, META_LIVE_SUSPECT);
+    join(0, 1, false);
+    assert_int_equal(roles_of(0).role[1], 2); /* the join ends as standby */
+    run_ms(3 * STABLE);
+    assert_int_equal(roles_of(0).role[1], 2); /* not alive: still standby */
+    struct meta_autopilot_status st;
+    meta_autopilot_status(nodes[0].m, &st);
+    assert_true(st.enabled && st.leader);
+    assert_int_equal(st.nnodes, 2);
+    assert_false(st.nodes[1].healthy);
+    assert_true(st.nodes[1].caught_up);
+    set_live(1, META_LIVE_ALIVE);
+    uint64_t t0 = uv_now(&loop);
+    wait_role(1, 1);
+    uint64_t took = uv_now(&loop) - t0;
+    assert_true(took >= STABLE - 10);
+    assert_true(took < STABLE + 1000);
+    assert_int_equal(actions(0, "promote", 1), 1);
+    meta_autopilot_status(nodes[0].m, &st);
+    assert_true(st.nodes[1].healthy);
+    assert_true(st.nodes[1].stable_since_ms > 0);
+    /* a standby-flagged node never votes */
+    node_open(2, true);
+    join(0, 2, true);
+    run_ms(3 * STABLE);
+    assert_int_equal(roles_of(0).role[2], 2);
+    write_blob(0, "r", "a");
+    write_blob(1, "r", "b"); /* forwarded */
+}
+
+/* (b) 3 voters + 2 standbys: a dead voter is replaced by the standby of
+ * its region, then demoted; writes go on; back alive it stays standby. */
+static void test_replace_dead(void **state)
+{
+    AT_UNUSED(state);
+    form(3);
+    node_open(3, true);
+    join(0, 3, false);
+    node_open(4, true);
+    join(0, 4, false);
+    struct roles r = roles_of(0);
+    assert_int_equal(r.voters, 3);
+    assert_int_equal(r.standbys, 2);
+    run_ms(STABLE + 200); /* n3, n4 stable */
+    /* n1 (east) dies: n4 (east) replaces it, not n3 (west, first) */
+    node_close(1);
+    set_live(1, META_LIVE_DEAD);
+    uint64_t t0 = uv_now(&loop);
+    wait_role(4, 1);
+    assert_true(uv_now(&loop) - t0 >= DEAD_AFTER - 10);
+    wait_role(1, 2);
+    r = roles_of(0);
+    assert_int_equal(r.voters, 3);
+    assert_int_equal(r.role[0], 1);
+    assert_int_equal(r.role[2], 1);
+    assert_int_equal(r.role[3], 2);
+    assert_int_equal(actions(0, "promote", 4), 1);
+    assert_int_equal(actions(0, "demote", 1), 1);
+    write_blob(0, "r", "a");
+    write_blob(4, "r", "b");
+    /* n2 dies too: n3 replaces it (another region: the only one left) */
+    node_close(2);
+    set_live(2, META_LIVE_DEAD);
+    wait_role(3, 1);
+    wait_role(2, 2);
+    write_blob(0, "r", "c");
+    /* n1 comes back: alive, caught up, still a standby */
+    node_open(1, true);
+    set_live(1, META_LIVE_ALIVE);
+    run_ms(STABLE + DEAD_AFTER);
+    r = roles_of(0);
+    assert_int_equal(r.role[1], 2);
+    assert_int_equal(r.voters, 3);
+}
+
+/* (c) a node that left is removed (table and configuration); a voter that
+ * left is replaced by the promotion of a stable standby. */
+static void test_left(void **state)
+{
+    AT_UNUSED(state);
+    form(3);
+    node_open(3, true);
+    join(0, 3, false);
+    run_ms(STABLE + 200);
+    set_live(2, META_LIVE_LEFT);
+    wait_role(2, -2);
+    assert_int_equal(actions(0, "remove", 2), 1);
+    node_close(2);
+    wait_role(3, 1); /* back to 3 voters */
+    struct roles r = roles_of(0);
+    assert_int_equal(r.n, 3);
+    assert_int_equal(r.voters, 3);
+    write_blob(0, "r", "a");
+}
+
+/* (d) autopilot off, or no liveness hook: joins are voters at once while
+ * voters are missing, and a dead voter stays. */
+static void off_case(void)
+{
+    node_open(0, false);
+    run_until(have_leader, NULL);
+    for (int i = 1; i < 3; i++) {
+        node_open(i, true);
+        join(0, i, false);
+        assert_int_equal(roles_of(0).role[i], 1); /* at once */
+    }
+    node_open(3, true);
+    join(0, 3, false);
+    assert_int_equal(roles_of(0).role[3], 2);
+    node_close(1);
+    set_live(1, META_LIVE_DEAD);
+    set_live(2, META_LIVE_LEFT);
+    run_ms(2 * DEAD_AFTER + STABLE);
+    struct roles r = roles_of(0);
+    assert_int_equal(r.role[1], 1);
+    assert_int_equal(r.role[2], 1);
+    assert_int_equal(r.role[3], 2);
+    struct meta_autopilot_status st;
+    meta_autopilot_status(nodes[0].m, &st);
+    assert_false(st.enabled);
+    assert_int_equal(st.nactions, 0);
+    assert_int_equal(st.nnodes, 0);
+}
+
+static void test_off(void **state)
+{
+    AT_UNUSED(state);
+    ap_on = false;
+    liveness_calls = 0;
+    off_case();
+    assert_int_equal(liveness_calls, 0);
+}
+
+static void test_no_hook(void **state)
+{
+    AT_UNUSED(state);
+    ap_hook = false;
+    off_case();
+}
+
+/* (e) no replacement: the standbys are standby-flagged or behind. */
+static void test_no_replacement(void **state)
+{
+    AT_UNUSED(state);
+    ap_max_lag = 5;
+    form(3);
+    node_open(3, true);
+    join(0, 3, true); /* flagged */
+    node_open(4, true);
+    join(0, 4, false);
+    run_ms(STABLE + 200);
+    /* n4 stops but gossip still says alive: it falls behind */
+    node_close(4);
+    for (int k = 0; k < 20; k++) {
+        char blob[16];
+        snprintf(blob, sizeof(blob), "b%d", k);
+        write_blob(0, "r", blob);
+    }
+    node_close(1);
+    set_live(1, META_LIVE_DEAD);
+    run_ms(2 * DEAD_AFTER + STABLE);
+    struct roles r = roles_of(0);
+    assert_int_equal(r.role[1], 1);
+    assert_int_equal(r.role[3], 2);
+    assert_int_equal(r.role[4], 2);
+    assert_int_equal(actions(0, "promote", 3) + actions(0, "promote", 4), 0);
+    struct meta_autopilot_status st;
+    meta_autopilot_status(nodes[0].m, &st);
+    for (size_t k = 0; k < st.nnodes; k++) {
+        if (strcmp(st.nodes[k].name, "n4") == 0)
+            assert_false(st.nodes[k].caught_up);
+    }
+    write_blob(0, "r", "still"); /* n0 + n2: a majority of 3 */
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN); /* as the daemon: peers close connections */
+    at_log_configure(getenv("AT_LOG") != NULL ? getenv("AT_LOG") : "error");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_stabilization, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replace_dead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_left, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_hook, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_replacement, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
