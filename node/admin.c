@@ -29,6 +29,51 @@ static void reply_text(struct node_http_req *req,
     node_http_resp_send(req, b->data, b->len);
 }
 
+static void json_member(struct at_buf *b, const char *key, const char *v)
+{
+    at_buf_printf(b, "\"%s\":", key);
+    at_buf_json_str(b, v, strlen(v));
+}
+
+/* ,"autopilot":{enabled, leader, actions (oldest first), nodes} */
+static void autopilot_json(struct node_api *api, struct at_buf *b)
+{
+    static const char *lives[] = { "unknown", "alive", "suspect", "dead",
+                                   "left" };
+    static const char *roles[] = { "spare", "voter", "standby" };
+    struct meta_autopilot_status ap;
+
+    meta_autopilot_status(api->meta, &ap);
+    at_buf_printf(b,
+                  ",\"autopilot\":{\"enabled\":%s,\"leader\":%s,\"actions\":[",
+                  ap.enabled ? "true" : "false", ap.leader ? "true" : "false");
+    for (size_t i = 0; i < ap.nactions; i++) {
+        const struct meta_autopilot_action *a = &ap.actions[i];
+        at_buf_printf(b, "%s{\"time_ms\":%" PRIu64 ",", i ? "," : "",
+                      a->time_ms);
+        json_member(b, "kind", a->kind);
+        at_buf_puts(b, ",");
+        json_member(b, "node", a->node);
+        at_buf_puts(b, ",");
+        json_member(b, "reason", a->reason);
+        at_buf_puts(b, "}");
+    }
+    at_buf_puts(b, "],\"nodes\":[");
+    for (size_t i = 0; i < ap.nnodes; i++) {
+        const struct meta_autopilot_node *n = &ap.nodes[i];
+        at_buf_puts(b, i ? ",{" : "{");
+        json_member(b, "name", n->name);
+        at_buf_printf(b,
+                      ",\"liveness\":\"%s\",\"role\":\"%s\",\"caught_up\":%s"
+                      ",\"healthy\":%s,\"stable_since_ms\":%" PRIu64 "}",
+                      (unsigned)n->liveness < 5 ? lives[n->liveness] : "?",
+                      n->role >= 0 && n->role <= 2 ? roles[n->role] : "?",
+                      n->caught_up ? "true" : "false",
+                      n->healthy ? "true" : "false", n->stable_since_ms);
+    }
+    at_buf_puts(b, "]}");
+}
+
 static void status_json(struct node_api *api, struct at_buf *b)
 {
     static const char *states[] = { "unavailable", "follower", "candidate",
@@ -52,8 +97,10 @@ static void status_json(struct node_api *api, struct at_buf *b)
     node_replicate_counts(api, &under, &copying);
     at_buf_printf(b,
                   ",\"under_replicated\":%" PRIu64
-                  ",\"copies_in_flight\":%" PRIu64 ",\"removed\":%s}\n",
+                  ",\"copies_in_flight\":%" PRIu64 ",\"removed\":%s",
                   under, copying, st.removed ? "true" : "false");
+    autopilot_json(api, b);
+    at_buf_puts(b, "}\n");
 }
 
 static void probe(struct node_api *api, struct node_http_req *req, bool live)

@@ -3,6 +3,7 @@
 #include "common/compat.h"
 
 #include <jansson.h>
+#include <time.h>
 
 #include "common/common.h"
 #include "node/cli.h"
@@ -253,6 +254,80 @@ int node_cli_members(int argc, char **argv)
     return 0;
 }
 
+/* The status document of the leader, per addr's members (NULL: none). */
+static json_t *leader_status(const char *addr)
+{
+    json_t *doc = get_json(addr, "/_atoll/members"), *n, *st = NULL;
+    size_t i;
+
+    json_array_foreach(json_object_get(doc, "nodes"), i, n)
+    {
+        if (json_is_true(json_object_get(n, "leader")) && st == NULL)
+            st = get_json(jstr(n, "api_address"), "/_atoll/status");
+    }
+    json_decref(doc);
+    return st;
+}
+
+/* wall clock ms as 2026-12-06T07:17:03Z */
+static void utc_text(uint64_t ms, char *out, size_t size)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+
+    if (gmtime_r(&t, &tm) == NULL ||
+        strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, size, "-");
+}
+
+/* The autopilot lines of `atoll status`: the leader's view (body is the
+ * status of addr; the leader's is asked when addr does not lead). */
+static void print_autopilot(const char *addr, const char *body)
+{
+    json_error_t jerr;
+    json_t *doc = json_loads(body, 0, &jerr), *ap, *n;
+    size_t i;
+    char when[32];
+
+    ap = json_object_get(doc, "autopilot");
+    if (ap == NULL || !json_is_true(json_object_get(ap, "enabled"))) {
+        printf("autopilot: %s\n", ap == NULL ? "unknown" : "off");
+        json_decref(doc);
+        return;
+    }
+    if (!json_is_true(json_object_get(ap, "leader"))) {
+        json_decref(doc);
+        doc = leader_status(addr);
+        ap = json_object_get(doc, "autopilot");
+    }
+    if (ap == NULL) {
+        printf("autopilot: on (no leader reachable)\n");
+        json_decref(doc);
+        return;
+    }
+    printf("autopilot: on (the leader's view)\n");
+    json_array_foreach(json_object_get(ap, "nodes"), i, n)
+    {
+        uint64_t since = jnum(n, "stable_since_ms");
+        if (since != 0)
+            utc_text(since, when, sizeof(when));
+        printf(
+            "  %-20s %-8s %-8s caught up: %-3s healthy: %-3s stable since: "
+            "%s\n",
+            jstr(n, "name"), jstr(n, "role"), jstr(n, "liveness"),
+            json_is_true(json_object_get(n, "caught_up")) ? "yes" : "no",
+            json_is_true(json_object_get(n, "healthy")) ? "yes" : "no",
+            since != 0 ? when : "-");
+    }
+    json_array_foreach(json_object_get(ap, "actions"), i, n)
+    {
+        utc_text(jnum(n, "time_ms"), when, sizeof(when));
+        printf("  %s %-8s %-20s %s\n", when, jstr(n, "kind"), jstr(n, "node"),
+               jstr(n, "reason"));
+    }
+    json_decref(doc);
+}
+
 /* see cli.h */
 int node_cli_status(int argc, char **argv)
 {
@@ -286,8 +361,9 @@ int node_cli_status(int argc, char **argv)
         return 1;
     }
     fputs(body, stdout);
-    free(body);
     printf("\n");
+    print_autopilot(addr, body);
+    free(body);
     return print_members(addr, true);
 }
 

@@ -473,6 +473,10 @@ static int open_meta(struct node_server *s, char *errmsg)
     mcfg.target_voters = (unsigned)cfg->target_voters;
     mcfg.force_new_cluster = cfg->force_new_cluster;
     mcfg.standby = strcmp(cfg->role, "standby") == 0;
+    mcfg.autopilot = cfg->autopilot;
+    mcfg.autopilot_dead_after_ms = (unsigned)cfg->autopilot_dead_after_ms;
+    mcfg.autopilot_stabilization_ms = (unsigned)cfg->autopilot_stabilization_ms;
+    mcfg.autopilot_max_lag = (unsigned)cfg->autopilot_max_lag;
     mcfg.hooks = &node_peer_hooks;
     mcfg.hooks_data = &s->peer_api;
     if (cfg->peer_tls_ca[0] != '\0' && s->peer_http != NULL) {

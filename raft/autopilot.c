@@ -21,7 +21,6 @@
 
 #include "common/clock.h"
 #include "raft/internal.h"
-#include "raft/member.h"
 #include "raft/nodes.h"
 
 #define AP_DEAD_AFTER_MS    120000
@@ -268,8 +267,23 @@ static bool quorum_ok(unsigned live, unsigned voters)
     return live >= voters / 2 + 1;
 }
 
-/* 1. a node that left: removed (a live voter leaving counts too). */
-static bool act_left(struct meta *m, unsigned voters, unsigned live)
+/* *out: a change of node v. */
+static void change_of(const struct ap_node *v,
+                      bool remove,
+                      bool standby,
+                      struct meta__ap_change *out)
+{
+    out->remove = remove;
+    out->standby = standby;
+    out->id = v->id;
+    snprintf(out->name, sizeof(out->name), "%s", v->name);
+}
+
+/* 1. a node that left: removed. */
+static bool act_left(struct meta *m,
+                     unsigned voters,
+                     unsigned live,
+                     struct meta__ap_change *out)
 {
     struct meta_autopilot *ap = m->ap;
     for (size_t i = 0; i < ap->n; i++) {
@@ -278,11 +292,8 @@ static bool act_left(struct meta *m, unsigned voters, unsigned live)
             continue;
         if (v->role == RAFT_VOTER && !quorum_ok(live, voters - 1))
             continue;
-        char name[META_ADDRESS_MAX + 1];
-        snprintf(name, sizeof(name), "%s", v->name);
-        if (meta_member_remove(m, name, NULL, NULL) != 0)
-            continue;
-        meta__autopilot_note(m, "remove", name, "(left the cluster)");
+        change_of(v, true, false, out);
+        meta__autopilot_note(m, "remove", v->name, "(left the cluster)");
         return true;
     }
     return false;
@@ -316,7 +327,8 @@ static bool act_dead(struct meta *m,
                      struct ap_node *d,
                      uint64_t ms,
                      unsigned voters,
-                     unsigned live)
+                     unsigned live,
+                     struct meta__ap_change *out)
 {
     struct meta_autopilot *ap = m->ap;
     char reason[AP_REASON_MAX], name[META_ADDRESS_MAX + 1], dead[32];
@@ -328,7 +340,7 @@ static bool act_dead(struct meta *m,
         snprintf(reason, sizeof(reason),
                  "to standby (dead %s, %u voters > target %u)", dead, voters,
                  m->target_voters);
-        meta__change_role(m, d->id, name, true);
+        change_of(d, false, true, out);
         meta__autopilot_note(m, "demote", name, reason);
         return true;
     }
@@ -344,21 +356,20 @@ static bool act_dead(struct meta *m,
     snprintf(reason, sizeof(reason),
              "to voter to replace '%s' (dead %s, region %s)", name, dead,
              d->region[0] != '\0' ? d->region : "none");
-    snprintf(name, sizeof(name), "%s", r->name);
-    meta__change_role(m, r->id, name, false);
-    meta__autopilot_note(m, "promote", name, reason);
+    change_of(r, false, false, out);
+    meta__autopilot_note(m, "promote", r->name, reason);
     return true;
 }
 
 /* see autopilot.h */
-bool meta__autopilot_act(struct meta *m)
+bool meta__autopilot_decide(struct meta *m, struct meta__ap_change *out)
 {
     struct meta_autopilot *ap = m->ap;
     unsigned voters, live;
     if (!meta__autopilot_on(m) || raft_state(&m->raft) != RAFT_LEADER)
         return false;
     voter_counts(ap, &voters, &live);
-    if (act_left(m, voters, live))
+    if (act_left(m, voters, live, out))
         return true;
     for (size_t i = 0; i < ap->n; i++) {
         struct ap_node *d = &ap->nodes[i];
@@ -366,7 +377,7 @@ bool meta__autopilot_act(struct meta *m)
         if (d->self || d->role != RAFT_VOTER || d->live != META_LIVE_DEAD ||
             ms < ap->dead_after_ms)
             continue;
-        return act_dead(m, d, ms, voters, live);
+        return act_dead(m, d, ms, voters, live, out);
     }
     return false;
 }

@@ -6,6 +6,7 @@
 #define META_AUTOPILOT_H
 
 #include "raft/meta.h"
+#include "raft/transport.h"
 
 struct meta_autopilot; /* opaque, owned by struct meta (m->ap) */
 
@@ -29,10 +30,19 @@ void meta__autopilot_update(struct meta *m, bool leader);
  * stabilization time. */
 bool meta__autopilot_may_vote(const struct meta *m, uint64_t id);
 
-/* Leader, no membership change queued: start at most one autopilot change
- * (remove a node that left, promote a replacement of a dead voter, demote
- * a replaced dead voter). True when one was queued. */
-bool meta__autopilot_act(struct meta *m);
+/* A change the autopilot wants (member.c makes it). */
+struct meta__ap_change {
+    bool remove;  /* meta_member_remove; else a role change */
+    bool standby; /* role change: to standby, else to voter */
+    uint64_t id;
+    char name[META_ADDRESS_MAX + 1];
+};
+
+/* Leader, no membership change queued: decide at most one autopilot
+ * change (remove a node that left, promote a replacement of a dead voter,
+ * demote a replaced dead voter), noted as an action. True when *out is
+ * one, for the caller to queue at once. */
+bool meta__autopilot_decide(struct meta *m, struct meta__ap_change *out);
 
 /* Remember an action (kind "promote" | "demote" | "remove", static) on
  * node, with a reason (copied, truncated), and log it at INFO as

@@ -331,11 +331,14 @@ static void change_enqueue(struct meta *m, struct meta_change *c)
     changes_run(m);
 }
 
-/* see member.h */
-void meta__change_role(struct meta *m,
-                       uint64_t id,
-                       const char *name,
-                       bool standby)
+/* Leader: queue a change of node id's role (named name, for the logs):
+ * standby, else voter (after libraft's catch-up rounds). Once it is the
+ * head of the queue, a node no longer in the configuration is left alone;
+ * a failure holds the automatic promotions back for 5 s. */
+static void change_role(struct meta *m,
+                        uint64_t id,
+                        const char *name,
+                        bool standby)
 {
     struct meta_change *c = change_new(m, CHANGE_PROMOTE, id, name);
     c->standby = standby;
@@ -526,8 +529,16 @@ static void leader_tick(struct meta *m)
     }
     meta__autopilot_update(m, true);
     if (m->change_busy || !at_list_empty(&m->changes) ||
-        uv_now(m->loop) < m->promote_after || meta__autopilot_act(m))
+        uv_now(m->loop) < m->promote_after)
         return;
+    struct meta__ap_change ap;
+    if (meta__autopilot_decide(m, &ap)) {
+        if (!ap.remove)
+            change_role(m, ap.id, ap.name, ap.standby);
+        else if (meta_member_remove(m, ap.name, NULL, NULL) != 0)
+            m->promote_after = uv_now(m->loop) + 5000;
+        return;
+    }
     bool want_voter = meta__voters(m) < m->target_voters;
     for (unsigned i = 0; i < m->raft.configuration.n; i++) {
         const struct raft_server *s = &m->raft.configuration.servers[i];
@@ -549,7 +560,7 @@ static void leader_tick(struct meta *m)
                      meta__voters(m), m->target_voters);
             meta__autopilot_note(m, "promote", r->name, why);
         }
-        meta__change_role(m, s->id, r->name, !voter);
+        change_role(m, s->id, r->name, !voter);
         return;
     }
 }

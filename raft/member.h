@@ -16,15 +16,6 @@ void meta__on_tick(uv_timer_t *t);
  * control character; required: not empty (NULL: !required). */
 bool meta__field_ok(const char *s, bool required);
 
-/* Leader: queue a change of node id's role (named name, for the logs):
- * standby, else voter (after libraft's catch-up rounds). Once it is the
- * head of the queue, a node no longer in the configuration is left alone;
- * a failure holds the leader's automatic promotions back for 5 s. */
-void meta__change_role(struct meta *m,
-                       uint64_t id,
-                       const char *name,
-                       bool standby);
-
 /* Once raft has closed: answer the queued membership changes with
  * AT_ESHUTDOWN. */
 void meta__changes_stop(struct meta *m);
