@@ -45,8 +45,11 @@ static void autopilot_json(struct node_api *api, struct at_buf *b)
 
     meta_autopilot_status(api->meta, &ap);
     at_buf_printf(b,
-                  ",\"autopilot\":{\"enabled\":%s,\"leader\":%s,\"actions\":[",
-                  ap.enabled ? "true" : "false", ap.leader ? "true" : "false");
+                  ",\"autopilot\":{\"enabled\":%s,\"configured\":%s,\"leader\":"
+                  "%s,\"actions\":[",
+                  ap.enabled ? "true" : "false",
+                  ap.configured ? "true" : "false",
+                  ap.leader ? "true" : "false");
     for (size_t i = 0; i < ap.nactions; i++) {
         const struct meta_autopilot_action *a = &ap.actions[i];
         at_buf_printf(b, "%s{\"time_ms\":%" PRIu64 ",", i ? "," : "",

@@ -291,7 +291,11 @@ static void print_autopilot(const char *addr, const char *body)
 
     ap = json_object_get(doc, "autopilot");
     if (ap == NULL || !json_is_true(json_object_get(ap, "enabled"))) {
-        printf("autopilot: %s\n", ap == NULL ? "unknown" : "off");
+        printf("autopilot: %s\n",
+               ap == NULL ? "unknown"
+               : json_is_true(json_object_get(ap, "configured"))
+                   ? "idle (configured, but no gossip liveness)"
+                   : "off");
         json_decref(doc);
         return;
     }

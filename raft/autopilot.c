@@ -395,6 +395,7 @@ void meta_autopilot_status(struct meta *m, struct meta_autopilot_status *out)
     uint64_t now = uv_now(m->loop), wall = at_wall_ms();
     memset(out, 0, sizeof(*out));
     out->enabled = meta__autopilot_on(m);
+    out->configured = ap->enabled;
     out->leader = raft_state(&m->raft) == RAFT_LEADER;
     for (size_t i = 0; i < ap->nactions; i++) {
         struct meta_autopilot_action *p = &ap->pub_actions[i];

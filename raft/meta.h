@@ -813,8 +813,9 @@ struct meta_autopilot_node {
                                     healthy, or the leader (always stable) */
 };
 struct meta_autopilot_status {
-    bool enabled; /* autopilot on and a liveness hook */
-    bool leader;  /* nodes is filled on the leader only */
+    bool enabled;    /* autopilot on and a liveness hook */
+    bool configured; /* meta_config.autopilot (idle without the hook) */
+    bool leader;     /* nodes is filled on the leader only */
     /* borrowed until control returns to the loop; oldest first */
     const struct meta_autopilot_action *actions;
     size_t nactions;

@@ -698,6 +698,7 @@ static void off_case(void)
     struct meta_autopilot_status st;
     meta_autopilot_status(nodes[0].m, &st);
     assert_false(st.enabled);
+    assert_true(st.configured == ap_on);
     assert_int_equal(st.nactions, 0);
     assert_int_equal(st.nnodes, 0);
 }
