@@ -119,7 +119,7 @@ static struct ap_node *ap_find(const struct meta_autopilot *ap, uint64_t id)
 
 /* Server i of the configuration (the leader's progress array follows the
  * configuration's order): within max_lag entries of last? Spares get no
- * entries: never caught up. */
+ * entries: never caught up. This node always is. */
 static bool caught_up(const struct meta *m, unsigned i, raft_index last)
 {
     const struct raft_server *s = &m->raft.configuration.servers[i];
@@ -129,7 +129,8 @@ static bool caught_up(const struct meta *m, unsigned i, raft_index last)
         m->raft.leader_state.progress == NULL)
         return false;
     raft_index match = m->raft.leader_state.progress[i].match_index;
-    return match + m->ap->max_lag >= last;
+    /* 0: it has acknowledged nothing yet (a new node, or a new leader) */
+    return match > 0 && match + m->ap->max_lag >= last;
 }
 
 /* Fill v, the new view of server i, from the old view (NULL: new). */
