@@ -756,8 +756,10 @@ bool meta_leader(struct meta *m, struct meta_node *out);
 
 /* Leader only: record a joining node (name, id, addresses) through the log,
  * add it to the raft configuration as spare, then promote it (voter up to
- * target_voters, else standby; standby when asked). cb(data, status) when the
- * node has its final role. n->id 0: meta_node_id_from_name(n->name) (what a
+ * target_voters, else standby; standby when asked; with autopilot on, a
+ * standby that the leader's housekeeping makes a voter once it has been
+ * alive and caught up for the stabilization time). cb(data, status) when
+ * the node has this role. n->id 0: meta_node_id_from_name(n->name) (what a
  * node with a fresh raft dir uses); n->role and n->leader are ignored.
  * Changes run one at a time (queued). Returns AT_EINVAL (name or
  * peer_address missing, fields over 255 bytes or with spaces), AT_EEXIST
