@@ -31,7 +31,11 @@ struct node_gossip_config {
     void (*event)(void *data,
                   enum gossip_event ev,
                   const struct gossip_member_info *m);
-    void *data;
+    /* optional: every 10 s, fill in what changes (free_bytes, load,
+     * flags, role) in m, which holds what we last said; a change spreads
+     * (free_bytes only when it moved by more than 1%) */
+    void (*refresh)(void *data, struct gossip_meta *m);
+    void *data; /* for event and refresh */
 };
 
 /* Bind UDP, derive the keys, start the timers and (with a join list)
@@ -85,6 +89,8 @@ struct node_gossip_stats {
     uint64_t sent, received;
     uint64_t drop_short, drop_oversize, drop_version, drop_unknown_key;
     uint64_t drop_auth, drop_decode, drop_replay;
+    uint64_t drop_stale; /* sequence number over 10 minutes old */
+    uint64_t drop_send;  /* not sent: unparsable address, socket full */
     uint64_t push_pulls, push_pull_errors;
     size_t members, alive, suspect, dead, left;
     unsigned health; /* Lifeguard's local health score */
