@@ -289,12 +289,43 @@ static uint64_t free_bytes(const char *dir)
     return (uint64_t)v.f_bavail * (uint64_t)v.f_frsize;
 }
 
+struct peers_list {
+    const char *self;
+    struct at_buf b;
+};
+
+static void peers_each(void *data, const struct meta_node *n)
+{
+    struct peers_list *pl = data;
+
+    if (n->name == NULL || strcmp(n->name, pl->self) == 0 ||
+        n->peer_address == NULL || n->peer_address[0] == '\0')
+        return;
+    at_buf_printf(&pl->b, "%s%s", pl->b.len > 0 ? "," : "", n->peer_address);
+}
+
+/* When gossip knows no other live member (a restart without --join, or
+ * everyone else restarted), join again through raft's node table. */
+static void gossip_rejoin(struct node_server *s)
+{
+    struct peers_list pl = { .self = s->name };
+
+    if (s->gossip == NULL || s->meta == NULL)
+        return;
+    at_buf_init(&pl.b, 64 * 1024);
+    meta_members(s->meta, peers_each, &pl);
+    if (pl.b.len > 0)
+        node_gossip_rejoin(s->gossip, pl.b.data);
+    at_buf_release(&pl.b);
+}
+
 /* gossip's 10 s refresh of what we say about ourselves */
 static void gossip_refresh(void *data, struct gossip_meta *m)
 {
     struct node_server *s = data;
     bool in = s->meta != NULL && !s->joining && !meta_removed(s->meta);
 
+    gossip_rejoin(s);
     m->free_bytes = free_bytes(s->cfg->data_dir);
     m->load = 0; /* NEEDSWORK: requests in flight once the API counts them */
     if (in)
@@ -710,6 +741,7 @@ int node_server_start(struct node_server **out,
     rv = open_meta(s, errmsg);
     if (rv != 0)
         goto err_after_storage;
+    gossip_rejoin(s);
 
     uv_timer_init(loop, &s->join_timer);
     s->join_timer.data = s;

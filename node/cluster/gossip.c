@@ -445,7 +445,8 @@ static void timers_start(struct node_gossip *g)
     }
     every = AT_MAX(1u, AT_MIN(every, 50u));
     uv_timer_start(&g->tick, on_tick, every, every);
-    uv_timer_start(&g->meta_timer, on_meta_timer, META_MS, META_MS);
+    /* a first refresh soon: the node layer may rejoin through raft peers */
+    uv_timer_start(&g->meta_timer, on_meta_timer, 1000, META_MS);
 }
 
 /* see gossip.h */
@@ -637,6 +638,14 @@ int node_gossip_push_pull(struct node_gossip *g,
                           size_t *outlen)
 {
     return node_gossip_sync_serve(&g->sync, body, len, out, outlen);
+}
+
+/* see gossip.h */
+void node_gossip_rejoin(struct node_gossip *g, const char *list)
+{
+    if (g == NULL || g->stopping || gossip_members_live(g->sw) > 1)
+        return;
+    node_gossip_sync_rejoin(&g->sync, list);
 }
 
 /* see gossip.h */

@@ -71,6 +71,14 @@ void node_gossip_each(const struct node_gossip *g,
                                    const struct gossip_member_info *m),
                       void *data);
 
+/* Seeds beyond the --join list, for when gossip knows no other live
+ * member (a restarted node without --join, or everyone else restarted):
+ * the node layer passes the peer addresses of raft's node table as a
+ * comma list (copied). Join rounds then retry through them and the join
+ * list until another member answers. A no-op while another member is
+ * alive, or for g NULL. */
+void node_gossip_rejoin(struct node_gossip *g, const char *list);
+
 /* New metadata for ourselves (an incarnation bump spreads it): the role
  * once raft assigned one, the in-cluster flag, free space, load. A no-op
  * when nothing changed. */

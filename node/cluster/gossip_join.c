@@ -242,7 +242,9 @@ static void round_start(struct node_gossip_sync *g)
 {
     struct node_gossip_join *r = at_calloc(1, sizeof(*r));
     struct addrinfo hints;
-    char *list = at_strdup(g->join), *save = NULL, *tok;
+    char *list =
+             at_asprintf("%s,%s", g->join, g->extra != NULL ? g->extra : ""),
+         *save = NULL, *tok;
     char host[256];
 
     memset(&hints, 0, sizeof(hints));
@@ -285,8 +287,9 @@ static void on_join_timer(uv_timer_t *t)
     if (gossip_members_live(g->sw) > 1) {
         g->joined = true;
         uv_timer_stop(&g->join_timer);
-        LOG_INFO("joined the gossip cluster via '%s' (%zu members live)",
-                 g->join, gossip_members_live(g->sw));
+        LOG_INFO("joined the gossip cluster via '%s%s%s' (%zu members live)",
+                 g->join, g->extra != NULL && g->join[0] != '\0' ? "," : "",
+                 g->extra != NULL ? g->extra : "", gossip_members_live(g->sw));
         return;
     }
     if (now - g->join_started >= NODE_GOSSIP_JOIN_WARN_MS &&
@@ -300,6 +303,8 @@ static void on_join_timer(uv_timer_t *t)
     if (g->round == NULL)
         round_start(g);
 }
+
+static void on_join_timer(uv_timer_t *t);
 
 /* see gossip_join.h */
 void node_gossip_sync_init(struct node_gossip_sync *g,
@@ -318,7 +323,25 @@ void node_gossip_sync_init(struct node_gossip_sync *g,
 void node_gossip_sync_release(struct node_gossip_sync *g)
 {
     at_free(g->join);
-    g->join = NULL;
+    at_free(g->extra);
+    g->join = g->extra = NULL;
+}
+
+/* see gossip_join.h */
+void node_gossip_sync_rejoin(struct node_gossip_sync *g, const char *list)
+{
+    if (g->stopping || list == NULL || list[0] == '\0')
+        return;
+    if (g->extra == NULL || strcmp(g->extra, list) != 0) {
+        at_free(g->extra);
+        g->extra = at_strdup(list);
+    }
+    g->joined = false;
+    if (uv_is_active((uv_handle_t *)&g->join_timer))
+        return;
+    LOG_INFO("no other live member: joining through the raft peers '%s'", list);
+    g->join_started = g->join_warned = uv_now(g->loop);
+    uv_timer_start(&g->join_timer, on_join_timer, 0, NODE_GOSSIP_JOIN_RETRY_MS);
 }
 
 /* see gossip_join.h */

@@ -25,6 +25,7 @@ struct node_gossip_sync {
     const char *name;       /* borrowed: ours */
     const char *addr;       /* borrowed: ours, numeric ip:port */
     char *join;             /* owned: the --join list, "" = none */
+    char *extra;            /* owned: more seeds (rejoin), or NULL */
     unsigned push_pull_interval_ms;
     uv_timer_t pp_timer, join_timer; /* closed by the owner */
     struct node_gossip_join *round;  /* borrowed: the resolve in flight */
@@ -43,7 +44,11 @@ void node_gossip_sync_init(struct node_gossip_sync *s,
 void node_gossip_sync_start(struct node_gossip_sync *s);
 /* Stop the timers; work in flight completes detached and frees itself. */
 void node_gossip_sync_stop(struct node_gossip_sync *s);
-/* Free the join copy (after the timers closed). */
+/* Join again through list (a comma list as --join, copied) on top of the
+ * --join list: the node layer's raft peers when no other member is
+ * alive. Starts join rounds unless they run already. */
+void node_gossip_sync_rejoin(struct node_gossip_sync *s, const char *list);
+/* Free the join copies (after the timers closed). */
 void node_gossip_sync_release(struct node_gossip_sync *s);
 
 /* The server side of a push-pull: see node_gossip_push_pull. */

@@ -12,7 +12,9 @@ counters from /metrics:
 (d) garbage, truncated, oversized, wrong-version and wrongly keyed
     datagrams on a node's gossip port are dropped and counted by reason;
 (e) a graceful stop (SIGTERM) shows "left" on the others, never dead;
-(f) --join with two addresses, the first not listening, still joins.
+(f) --join with two addresses, the first not listening, still joins;
+(g) a restarted node without --join (the bootstrapper) finds the others
+    again through raft's node table and is alive everywhere.
 """
 import hashlib
 import hmac
@@ -245,6 +247,18 @@ class GossipTest(ClusterTestCase):
         log = node.log()
         self.assertTrue(re.search(r"joined the cluster via 127\.0\.0\.1",
                                   log), log[-3000:])
+
+    def test_g_restart_without_join_rejoins(self):
+        c = self.start3()
+        self.wait_all_alive(c.nodes)
+        first = c.nodes[0]
+        self.assertIsNone(first.join)
+        first.terminate(timeout=30)
+        first.start()
+        t0 = time.monotonic()
+        self.wait_all_alive(c.nodes, timeout=15)
+        note(f"gossip: {first.name} (no --join) restarted, alive everywhere "
+             f"after {time.monotonic() - t0:.2f}s")
 
 
 if __name__ == "__main__":
