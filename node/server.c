@@ -631,6 +631,7 @@ static int open_meta(struct node_server *s, char *errmsg)
     }
     s->api.meta = s->meta;
     s->peer_api.meta = s->meta;
+    gossip_rejoin(s); /* a restart without --join: through raft's peers */
     s->api.gc = node_gc_new(s->loop, &s->store, cfg);
     node_gc_start(s->api.gc, s->meta);
     /* Upload ids carry this node's raft id (known once meta is open, before
@@ -741,7 +742,6 @@ int node_server_start(struct node_server **out,
     rv = open_meta(s, errmsg);
     if (rv != 0)
         goto err_after_storage;
-    gossip_rejoin(s);
 
     uv_timer_init(loop, &s->join_timer);
     s->join_timer.data = s;
