@@ -207,6 +207,7 @@ static void on_join_answer(void *data,
         if (join_marker_set(s->raft_dir, false) != 0)
             LOG_WARN("cannot remove '%s/" JOIN_MARKER "'", s->raft_dir);
         s->joining = false;
+        node_gossip_refresh(s->gossip); /* in the cluster now: say so */
         return;
     }
     if (http == 409 || http == 401 || http == 400) {

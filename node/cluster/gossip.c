@@ -250,12 +250,18 @@ static bool meta_same(const struct gossip_meta *a, const struct gossip_meta *b)
 
 static void on_meta_timer(uv_timer_t *t)
 {
-    struct node_gossip *g = t->data;
-    struct gossip_meta m = g->meta;
+    node_gossip_refresh(t->data);
+}
+
+/* see gossip.h */
+void node_gossip_refresh(struct node_gossip *g)
+{
+    struct gossip_meta m;
     uint64_t a, b, diff;
 
-    if (g->cfg.refresh == NULL || g->stopping)
+    if (g == NULL || g->cfg.refresh == NULL || g->stopping)
         return;
+    m = g->meta;
     g->cfg.refresh(g->cfg.data, &m);
     /* free space moves all the time: only a change above 1% spreads */
     a = g->meta.free_bytes;

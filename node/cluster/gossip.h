@@ -79,6 +79,11 @@ void node_gossip_each(const struct node_gossip *g,
  * alive, or for g NULL. */
 void node_gossip_rejoin(struct node_gossip *g, const char *list);
 
+/* Run cfg->refresh now rather than at the next 10 s tick (the node just
+ * joined raft: the in-cluster flag should spread at once). g may be
+ * NULL. */
+void node_gossip_refresh(struct node_gossip *g);
+
 /* New metadata for ourselves (an incarnation bump spreads it): the role
  * once raft assigned one, the in-cluster flag, free space, load. A no-op
  * when nothing changed. */
