@@ -150,14 +150,12 @@ static uint64_t pp_delay(const struct node_gossip_sync *g)
     return base - jitter + (uint64_t)random() % (2 * jitter + 1);
 }
 
-static void on_pp_timer(uv_timer_t *t)
+/* Exchange full state with a random live member (none: nothing). */
+static void push_pull_random(struct node_gossip_sync *g)
 {
-    struct node_gossip_sync *g = t->data;
     struct gossip_update *u;
     size_t n, live = 0, pick;
 
-    if (g->stopping)
-        return;
     u = node_gossip_sync_export(g->sw, &n);
     for (size_t i = 0; i < n; i++)
         if (u[i].kind == GOSSIP_UPDATE_ALIVE && strcmp(u[i].name, g->name) != 0)
@@ -169,6 +167,15 @@ static void on_pp_timer(uv_timer_t *t)
                               : u[pick].addr);
     }
     at_free(u);
+}
+
+static void on_pp_timer(uv_timer_t *t)
+{
+    struct node_gossip_sync *g = t->data;
+
+    if (g->stopping)
+        return;
+    push_pull_random(g);
     uv_timer_start(&g->pp_timer, on_pp_timer, pp_delay(g), 0);
 }
 
@@ -290,6 +297,10 @@ static void on_join_timer(uv_timer_t *t)
         LOG_INFO("joined the gossip cluster via '%s%s%s' (%zu members live)",
                  g->join, g->extra != NULL && g->join[0] != '\0' ? "," : "",
                  g->extra != NULL ? g->extra : "", gossip_members_live(g->sw));
+        /* the seed's exchange failed (a seed not up): learn everyone from
+         * a member that answered */
+        if (g->push_pulls == 0)
+            push_pull_random(g);
         return;
     }
     if (now - g->join_started >= NODE_GOSSIP_JOIN_WARN_MS &&

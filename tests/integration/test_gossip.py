@@ -244,6 +244,10 @@ class GossipTest(ClusterTestCase):
         node.start()
         c.wait_member(node.name, timeout=30)
         self.wait_all_alive(c.nodes, timeout=15)
+        # the joiner exchanged full state with a member over the peer port
+        # (the seed that is down failed; the one that answered did not)
+        wait_for(lambda: metrics(node)["atoll_gossip_push_pulls_total"] >= 1,
+                 timeout=10, what="a push-pull after the join")
         log = node.log()
         self.assertTrue(re.search(r"joined the cluster via 127\.0\.0\.1",
                                   log), log[-3000:])
