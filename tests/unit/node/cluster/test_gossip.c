@@ -203,6 +203,98 @@ static void test_push_pull_server(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Seal a message from "zz" with a ring of our own, clock at now_ms. */
+static size_t seal_from(struct gossip_keyring *r,
+                        uint64_t now_ms,
+                        uint8_t *out,
+                        size_t size)
+{
+    struct gossip_msg m;
+    char errmsg[AT_ERRMSG_SIZE];
+    size_t len = 0;
+
+    if (gossip_keyring_count(r) == 0) {
+        assert_int_equal(gossip_keyring_init(r, errmsg), 0);
+        assert_int_equal(
+            gossip_keyring_add(r, SECRET, strlen(SECRET), NULL, errmsg), 0);
+    }
+    memset(&m, 0, sizeof(m));
+    m.type = GOSSIP_MSG_UPDATES;
+    snprintf(m.from, sizeof(m.from), "zz");
+    assert_int_equal(gossip_wire_seal(r, now_ms, &m, out, size, &len, NULL), 0);
+    return len;
+}
+
+struct stat_wait {
+    struct member *of;
+    uint64_t want_replay, want_stale, want_received;
+    bool done;
+};
+
+static void on_stat_check(uv_timer_t *t)
+{
+    struct stat_wait *w = t->data;
+    struct node_gossip_stats st;
+
+    node_gossip_stats_get(w->of->g, &st);
+    if (st.drop_replay >= w->want_replay && st.drop_stale >= w->want_stale &&
+        st.received >= w->want_received) {
+        w->done = true;
+        uv_stop(t->loop);
+    }
+}
+
+static void test_replay_and_stale(void **state)
+{
+    uv_loop_t loop;
+    struct member a = { 0 };
+    struct gossip_keyring r1, r2;
+    uint8_t p1[GOSSIP_SEAL_PACKET_MAX], p2[GOSSIP_SEAL_PACKET_MAX];
+    size_t n1, n2;
+    struct sockaddr_in to;
+    struct stat_wait w = { &a, 1, 1, 3, false };
+    struct node_gossip_stats st;
+    uv_timer_t check;
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+    AT_UNUSED(state);
+    memset(&r1, 0, sizeof(r1));
+    memset(&r2, 0, sizeof(r2));
+    uv_loop_init(&loop);
+    start(&a, &loop, "a", "");
+    n1 = seal_from(&r1, at_wall_ms(), p1, sizeof(p1));
+    /* a fresh sender whose clock is 11 minutes behind ours */
+    n2 = seal_from(&r2, at_wall_ms() - 11 * 60 * 1000, p2, sizeof(p2));
+    memset(&to, 0, sizeof(to));
+    to.sin_family = AF_INET;
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    to.sin_port = htons((uint16_t)a.port);
+    assert_true(fd >= 0);
+    assert_int_equal(sendto(fd, p1, n1, 0, (struct sockaddr *)&to, sizeof(to)),
+                     (ssize_t)n1);
+    assert_int_equal(sendto(fd, p1, n1, 0, (struct sockaddr *)&to, sizeof(to)),
+                     (ssize_t)n1);
+    assert_int_equal(sendto(fd, p2, n2, 0, (struct sockaddr *)&to, sizeof(to)),
+                     (ssize_t)n2);
+    close(fd);
+    uv_timer_init(&loop, &check);
+    check.data = &w;
+    uv_timer_start(&check, on_stat_check, 10, 10);
+    for (uint64_t end = uv_now(&loop) + 5000; !w.done && uv_now(&loop) < end;)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&check, NULL);
+    assert_true(w.done);
+    node_gossip_stats_get(a.g, &st);
+    assert_int_equal(st.drop_replay, 1);
+    assert_int_equal(st.drop_stale, 1);
+    assert_int_equal(st.drop_auth + st.drop_decode, 0);
+    gossip_keyring_release(&r1);
+    gossip_keyring_release(&r2);
+    node_gossip_stop(a.g, false, 0, on_stopped, &a);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void test_refused(void **state)
 {
     uv_loop_t loop;
@@ -235,6 +327,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_join_and_leave),
         cmocka_unit_test(test_push_pull_server),
+        cmocka_unit_test(test_replay_and_stale),
         cmocka_unit_test(test_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
