@@ -42,6 +42,7 @@ struct node_gossip {
     struct gossip_keyring ring; /* secrets: never logged */
     struct gossip_meta meta;    /* what we last told gossip */
     uv_udp_t udp;
+    bool v6; /* udp is an IPv6 socket (dual-stack when bound to ::) */
     uv_timer_t tick, meta_timer;
     int handles; /* open handles; freed when the last one closed */
     struct node_gossip_sync sync; /* join rounds and push-pull */
@@ -122,7 +123,19 @@ static void on_send(void *data, const char *addr, const struct gossip_msg *m)
         return;
     }
     b = uv_buf_init((char *)pkt, (unsigned)len);
-    rv = uv_udp_try_send(&g->udp, &b, 1, (const struct sockaddr *)sa);
+    if (g->v6 && sa->ss_family == AF_INET) {
+        /* a dual-stack socket reaches IPv4 peers at ::ffff:a.b.c.d */
+        struct sockaddr_in6 m6;
+        memset(&m6, 0, sizeof(m6));
+        m6.sin6_family = AF_INET6;
+        m6.sin6_port = ((const struct sockaddr_in *)sa)->sin_port;
+        m6.sin6_addr.s6_addr[10] = m6.sin6_addr.s6_addr[11] = 0xff;
+        memcpy(&m6.sin6_addr.s6_addr[12],
+               &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        rv = uv_udp_try_send(&g->udp, &b, 1, (const struct sockaddr *)&m6);
+    } else {
+        rv = uv_udp_try_send(&g->udp, &b, 1, (const struct sockaddr *)sa);
+    }
     if (rv < 0) {
         LOG_DEBUG("send to %s: %s", addr, uv_strerror(rv));
         g->st.drop_send++;
@@ -390,6 +403,7 @@ static int bind_udp(struct node_gossip *g, char *errmsg)
         ((struct sockaddr_in *)&s2)->sin_port = htons((uint16_t)g->cfg.port);
         sa = s2;
     }
+    g->v6 = sa.ss_family == AF_INET6;
     rv = uv_udp_bind(&g->udp, (const struct sockaddr *)&sa, 0);
     if (rv == 0)
         rv = uv_udp_recv_start(&g->udp, on_alloc, on_recv);

@@ -84,6 +84,16 @@ int node_gossip_addr_format(const struct sockaddr *sa, char *out, size_t size)
         n = snprintf(out, size, "%s:%u", ip, (unsigned)ntohs(a->sin_port));
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+            /* an IPv4 sender on a dual-stack socket: its gossip address */
+            struct sockaddr_in v4;
+            memset(&v4, 0, sizeof(v4));
+            v4.sin_family = AF_INET;
+            v4.sin_port = a->sin6_port;
+            memcpy(&v4.sin_addr, &a->sin6_addr.s6_addr[12], 4);
+            return node_gossip_addr_format((const struct sockaddr *)&v4, out,
+                                           size);
+        }
         if (uv_ip6_name(a, ip, sizeof(ip)) != 0)
             return AT_EINVAL;
         n = snprintf(out, size, "[%s]:%u", ip, (unsigned)ntohs(a->sin6_port));

@@ -13,7 +13,8 @@
  * into *sa. Returns 0 or AT_EINVAL. */
 int node_gossip_addr_parse(const char *s, struct sockaddr_storage *sa);
 
-/* Format sa as "a.b.c.d:port" or "[v6]:port" into out (size bytes).
+/* Format sa as "a.b.c.d:port" or "[v6]:port" into out (size bytes); an
+ * IPv4-mapped IPv6 address (a dual-stack socket's IPv4 sender) as IPv4.
  * Returns 0 or AT_EINVAL (not IPv4/IPv6, out too short). */
 int node_gossip_addr_format(const struct sockaddr *sa, char *out, size_t size);
 

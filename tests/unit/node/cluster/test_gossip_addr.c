@@ -58,6 +58,14 @@ static void test_parse(void **state)
     assert_int_equal(
         node_gossip_addr_format((struct sockaddr *)&sa, out, sizeof(out)),
         AT_EINVAL);
+    /* an IPv4 sender seen on a dual-stack socket */
+    assert_int_equal(node_gossip_addr_parse("[::ffff:10.0.0.7]:5001", &sa), 0);
+    {
+        char o2[GOSSIP_ADDR_MAX];
+        assert_int_equal(
+            node_gossip_addr_format((struct sockaddr *)&sa, o2, sizeof(o2)), 0);
+        assert_string_equal(o2, "10.0.0.7:5001");
+    }
     sa.ss_family = AF_UNIX;
     assert_int_equal(
         node_gossip_addr_format((struct sockaddr *)&sa, out, sizeof(out)),
