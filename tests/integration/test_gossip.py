@@ -247,8 +247,9 @@ class GossipTest(ClusterTestCase):
         # the joiner exchanged full state with a member over the peer port
         # (the seed that is down failed; the one that answered did not)
         wait_for(lambda: metrics(node)["atoll_gossip_push_pulls_total"] >= 1,
-                 timeout=10, what="a push-pull after the join")
-        log = node.log()
+                 timeout=10, interval=0.2, what="a push-pull after the join")
+        with open(node.log_path, "rb") as f:  # node.log() is only a tail
+            log = f.read().decode(errors="replace")
         self.assertTrue(re.search(r"joined the cluster via 127\.0\.0\.1",
                                   log), log[-3000:])
 
