@@ -159,7 +159,9 @@ void node_admin_handle(struct node_api *api, struct node_http_req *req)
         reply_text(req, 200, "text/plain; version=0.0.4", &b);
     } else if (strcmp(path, "/_atoll/members") == 0) {
         /* Read-only, so also here without the cluster secret. */
-        node_peer_members_json(api->meta, &b);
+        node_peer_members_json(
+            api->meta, api->peer_api != NULL ? api->peer_api->gossip : NULL,
+            &b);
         reply_text(req, 200, "application/json", &b);
     } else if (strcmp(path, "/_atoll/status") == 0) {
         status_json(api, &b);

@@ -79,6 +79,17 @@ static uint64_t jnum(json_t *o, const char *key)
     return v > 0 ? (uint64_t)v : 0;
 }
 
+/* A member's gossip round trip as text ("-" when none yet). */
+static void rtt_text(json_t *o, char *out, size_t size)
+{
+    json_t *v = json_object_get(o, "rtt_ms");
+
+    if (json_is_number(v))
+        snprintf(out, size, "%.1fms", json_number_value(v));
+    else
+        snprintf(out, size, "-");
+}
+
 /* The members table; with details, each member's own status too. */
 static int print_members(const char *addr, bool details)
 {
@@ -105,17 +116,24 @@ static int print_members(const char *addr, bool details)
                "ROLE", "LEADER", "TERM", "COMMIT", "APPLIED", "LAG", "UNDER",
                "COPYING", "API");
     } else {
-        printf("%-20s %-20s %-8s %-6s %-22s %-22s %s\n", "NAME", "ID", "ROLE",
-               "LEADER", "PEER", "API", "REGION");
+        printf("%-20s %-20s %-8s %-6s %-8s %-8s %-10s %-22s %-22s %s\n", "NAME",
+               "ID", "ROLE", "LEADER", "STATE", "RTT", "VERSION", "PEER", "API",
+               "REGION");
     }
     json_array_foreach(nodes, i, n)
     {
         bool is_leader = json_is_true(json_object_get(n, "leader"));
         if (!details) {
-            printf("%-20s %-20" PRIu64 " %-8s %-6s %-22s %-22s %s\n",
+            char rtt[32];
+            const char *state = jstr(n, "gossip");
+            rtt_text(n, rtt, sizeof(rtt));
+            printf("%-20s %-20" PRIu64
+                   " %-8s %-6s %-8s %-8s %-10s %-22s %-22s %s\n",
                    jstr(n, "name"), jnum(n, "id"), jstr(n, "role"),
-                   is_leader ? "*" : "", jstr(n, "peer_address"),
-                   jstr(n, "api_address"), jstr(n, "region"));
+                   is_leader ? "*" : "", state[0] != '\0' ? state : "-", rtt,
+                   jstr(n, "version")[0] != '\0' ? jstr(n, "version") : "-",
+                   jstr(n, "peer_address"), jstr(n, "api_address"),
+                   jstr(n, "region"));
             continue;
         }
         json_t *st = get_json(jstr(n, "api_address"), "/_atoll/status");

@@ -11,8 +11,6 @@
 #include "node/config.h"
 #include "node/server.h"
 
-#define ATOLL_VERSION "0.1.0"
-
 extern char **environ;
 
 struct daemon {

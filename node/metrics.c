@@ -3,6 +3,7 @@
 
 #include "node/auth/auth.h"
 #include "node/cluster/gc.h"
+#include "node/cluster/gossip.h"
 #include "node/cluster/peer_api.h"
 #include "node/cluster/replicate.h"
 #include "node/metrics.h"
@@ -15,6 +16,51 @@ static void counter(struct at_buf *b, const char *name, uint64_t v)
 static void gauge(struct at_buf *b, const char *name, uint64_t v)
 {
     at_buf_printf(b, "# TYPE %s gauge\n%s %" PRIu64 "\n", name, name, v);
+}
+
+/* Gossip's counters (nothing when gossip is off). */
+static void gossip_metrics(const struct node_gossip *g, struct at_buf *b)
+{
+    struct node_gossip_stats st;
+
+    if (g == NULL)
+        return;
+    node_gossip_stats_get(g, &st);
+    at_buf_printf(b,
+                  "# TYPE atoll_gossip_members gauge\n"
+                  "atoll_gossip_members{state=\"alive\"} %zu\n"
+                  "atoll_gossip_members{state=\"suspect\"} %zu\n"
+                  "atoll_gossip_members{state=\"dead\"} %zu\n"
+                  "atoll_gossip_members{state=\"left\"} %zu\n",
+                  st.alive, st.suspect, st.dead, st.left);
+    at_buf_printf(
+        b,
+        "# TYPE atoll_gossip_packets_dropped_total counter\n"
+        "atoll_gossip_packets_dropped_total{reason=\"short\"} %" PRIu64
+        "\n"
+        "atoll_gossip_packets_dropped_total{reason=\"oversize\"} %" PRIu64
+        "\n"
+        "atoll_gossip_packets_dropped_total{reason=\"version\"} %" PRIu64
+        "\n"
+        "atoll_gossip_packets_dropped_total{reason=\"unknown_key\"} %" PRIu64
+        "\n"
+        "atoll_gossip_packets_dropped_total{reason=\"auth\"} %" PRIu64
+        "\n"
+        "atoll_gossip_packets_dropped_total{reason=\"decode\"} %" PRIu64
+        "\n"
+        "atoll_gossip_packets_dropped_total{reason=\"replay\"} %" PRIu64
+        "\n"
+        "atoll_gossip_packets_dropped_total{reason=\"stale\"} %" PRIu64
+        "\n"
+        "atoll_gossip_packets_dropped_total{reason=\"send\"} %" PRIu64 "\n",
+        st.drop_short, st.drop_oversize, st.drop_version, st.drop_unknown_key,
+        st.drop_auth, st.drop_decode, st.drop_replay, st.drop_stale,
+        st.drop_send);
+    counter(b, "atoll_gossip_packets_sent_total", st.sent);
+    counter(b, "atoll_gossip_packets_received_total", st.received);
+    counter(b, "atoll_gossip_push_pulls_total", st.push_pulls);
+    counter(b, "atoll_gossip_push_pull_errors_total", st.push_pull_errors);
+    gauge(b, "atoll_gossip_health", st.health);
 }
 
 /* see metrics.h */
@@ -69,6 +115,7 @@ void node_metrics_text(struct node_api *api, struct at_buf *b)
     counter(b, "atoll_gc_blobs_swept_total", gs.swept);
     counter(b, "atoll_gc_files_removed_total", gs.files_removed);
     counter(b, "atoll_gc_bytes_freed_total", gs.bytes_freed);
+    gossip_metrics(api->peer_api != NULL ? api->peer_api->gossip : NULL, b);
     if (api->auth != NULL) {
         struct node_auth_stats as;
         struct node_auth_limit_stats ls;

@@ -16,7 +16,8 @@ NODE_AUTH_SRCS := node/auth/bcrypt.c node/auth/basic.c node/auth/cache.c \
 NODE_CLUSTER_SRCS := node/cluster/peer.c node/cluster/peer_front.c node/cluster/peer_reply.c \
 	node/cluster/peer_raft.c node/cluster/peer_leader.c \
 	node/cluster/peer_members.c node/cluster/peer_blobs.c \
-	node/cluster/peer_hooks.c \
+	node/cluster/peer_hooks.c node/cluster/peer_gossip.c \
+	node/cluster/gossip.c node/cluster/gossip_join.c node/cluster/gossip_addr.c \
 	node/cluster/fetch.c node/cluster/proxy.c node/cluster/replicate.c \
 	node/cluster/placement.c node/cluster/gc.c node/cluster/verify.c \
 	node/cluster/bootstrap.c

@@ -15,13 +15,16 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "gossip/seal.h"
 #include "node/access_log.h"
 #include "node/auth/access.h"
 #include "node/auth/auth.h"
 #include "node/cluster/fetch.h"
 #include "node/cluster/gc.h"
+#include "node/cluster/gossip.h"
 #include "node/cluster/peer.h"
 #include "node/cluster/peer_api.h"
 #include "node/cluster/placement.h"
@@ -40,6 +43,7 @@
 #define JOIN_ATTEMPTS    120       /* about 10 minutes at the largest backoff */
 #define JOIN_BACKOFF_MIN 250       /* ms */
 #define JOIN_BACKOFF_MAX 5000      /* ms */
+#define GOSSIP_LEAVE_MS  2000      /* a graceful stop spreads "left" */
 
 struct node_server {
     uv_loop_t *loop;               /* borrowed */
@@ -52,6 +56,8 @@ struct node_server {
     struct node_http_server *peer_http;
     struct node_peer *peer; /* client */
     struct node_peer_api peer_api;
+    struct node_gossip *gossip; /* NULL: gossip off, or stopped */
+    bool meta_closed;           /* stop: waits for gossip's leave */
     struct node_api api;
     struct node_reply_ctx api_reply; /* the API listener's */
     char *name;                      /* owned */
@@ -64,6 +70,8 @@ struct node_server {
     bool join_timer_init;
     unsigned join_attempts;
     uint64_t join_backoff;
+    unsigned join_next;    /* round-robin over the --join list */
+    char join_target[256]; /* the entry asked last */
     bool stopping;
     void (*stop_cb)(void *data);
     void *stop_data;
@@ -161,12 +169,12 @@ static void join_retry(struct node_server *s, const char *why)
         LOG_ERROR(
             "join via %s: giving up after %u attempts (%s); restart "
             "the node to try again",
-            s->cfg->join, s->join_attempts, why);
+            s->join_target, s->join_attempts, why);
         s->joining = false;
         return;
     }
     LOG_WARN("join via %s: %s; retrying in %" PRIu64 "ms (attempt %u)",
-             s->cfg->join, why, s->join_backoff, s->join_attempts);
+             s->join_target, why, s->join_backoff, s->join_attempts);
     uv_timer_start(&s->join_timer, join_try, s->join_backoff, 0);
     s->join_backoff = AT_MIN(s->join_backoff * 2, JOIN_BACKOFF_MAX);
 }
@@ -192,18 +200,19 @@ static void on_join_answer(void *data,
     if (http == 200) {
         /* the leader's PeerReply names the role this node got */
         if (proto_peer_reply_unpack(body, len, &r, errmsg) != 0)
-            LOG_WARN("join via %s: %s", s->cfg->join, errmsg);
-        LOG_INFO("joined the cluster via %s as %s", s->cfg->join,
+            LOG_WARN("join via %s: %s", s->join_target, errmsg);
+        LOG_INFO("joined the cluster via %s as %s", s->join_target,
                  r.role != NULL ? r.role : "?");
         proto_peer_reply_release(&r);
         if (join_marker_set(s->raft_dir, false) != 0)
             LOG_WARN("cannot remove '%s/" JOIN_MARKER "'", s->raft_dir);
         s->joining = false;
+        node_gossip_refresh(s->gossip); /* in the cluster now: say so */
         return;
     }
     if (http == 409 || http == 401 || http == 400) {
         LOG_ERROR("join via %s refused (HTTP %d: %s); not retrying",
-                  s->cfg->join, http,
+                  s->join_target, http,
                   http == 409   ? "the name is taken by another address"
                   : http == 401 ? "wrong cluster secret"
                                 : "bad request");
@@ -212,6 +221,30 @@ static void on_join_answer(void *data,
     }
     snprintf(why, sizeof(why), "HTTP %d", http);
     join_retry(s, why);
+}
+
+/* The next entry of the --join list (a comma list of host:port or DNS
+ * name:port, which the peer client resolves), round-robin over retries,
+ * into s->join_target. */
+static void join_pick(struct node_server *s)
+{
+    char *list = at_strdup(s->cfg->join), *save = NULL, *tok;
+    unsigned n = 0, want;
+
+    for (tok = strtok_r(list, ", \t", &save); tok != NULL;
+         tok = strtok_r(NULL, ", \t", &save))
+        n++;
+    at_free(list);
+    want = n > 0 ? s->join_next++ % n : 0;
+    list = at_strdup(s->cfg->join);
+    save = NULL;
+    n = 0;
+    snprintf(s->join_target, sizeof(s->join_target), "%s", s->cfg->join);
+    for (tok = strtok_r(list, ", \t", &save); tok != NULL;
+         tok = strtok_r(NULL, ", \t", &save))
+        if (n++ == want)
+            snprintf(s->join_target, sizeof(s->join_target), "%s", tok);
+    at_free(list);
 }
 
 static void join_try(uv_timer_t *t)
@@ -225,6 +258,7 @@ static void join_try(uv_timer_t *t)
 
     if (s->stopping)
         return;
+    join_pick(s);
     meta_status_get(s->meta, &st);
     m.u.join.id = st.id;
     m.u.join.name = s->name;
@@ -236,13 +270,125 @@ static void join_try(uv_timer_t *t)
     rv = proto_peer_msg_pack(&m, &b, errmsg);
     if (rv == 0)
         rv = node_peer_request(
-            s->peer, "POST", s->cfg->join, proto_peer_path(PROTO_PEER_JOIN),
+            s->peer, "POST", s->join_target, proto_peer_path(PROTO_PEER_JOIN),
             PROTO_PEER_CONTENT_TYPE, b.data, b.len, 60000, on_join_answer, s);
     else
-        LOG_ERROR("join via %s: %s", s->cfg->join, errmsg);
+        LOG_ERROR("join via %s: %s", s->join_target, errmsg);
     at_buf_release(&b);
     if (rv != 0)
         join_retry(s, at_strerror(rv));
+}
+
+/* ---- gossip ---- */
+
+static uint64_t free_bytes(const char *dir)
+{
+    struct statvfs v;
+
+    if (statvfs(dir, &v) != 0)
+        return 0;
+    return (uint64_t)v.f_bavail * (uint64_t)v.f_frsize;
+}
+
+struct peers_list {
+    const char *self;
+    struct at_buf b;
+};
+
+static void peers_each(void *data, const struct meta_node *n)
+{
+    struct peers_list *pl = data;
+
+    if (n->name == NULL || strcmp(n->name, pl->self) == 0 ||
+        n->peer_address == NULL || n->peer_address[0] == '\0')
+        return;
+    at_buf_printf(&pl->b, "%s%s", pl->b.len > 0 ? "," : "", n->peer_address);
+}
+
+/* When gossip knows no other live member (a restart without --join, or
+ * everyone else restarted), join again through raft's node table. */
+static void gossip_rejoin(struct node_server *s)
+{
+    struct peers_list pl = { .self = s->name };
+
+    if (s->gossip == NULL || s->meta == NULL)
+        return;
+    at_buf_init(&pl.b, 64 * 1024);
+    meta_members(s->meta, peers_each, &pl);
+    if (pl.b.len > 0)
+        node_gossip_rejoin(s->gossip, pl.b.data);
+    at_buf_release(&pl.b);
+}
+
+/* gossip's 10 s refresh of what we say about ourselves */
+static void gossip_refresh(void *data, struct gossip_meta *m)
+{
+    struct node_server *s = data;
+    bool in = s->meta != NULL && !s->joining && !meta_removed(s->meta);
+
+    gossip_rejoin(s);
+    m->free_bytes = free_bytes(s->cfg->data_dir);
+    m->load = 0; /* NEEDSWORK: requests in flight once the API counts them */
+    if (in)
+        m->flags |= GOSSIP_META_IN_CLUSTER;
+    else
+        m->flags &= ~GOSSIP_META_IN_CLUSTER;
+}
+
+/* Start gossip on the peer listener's port (UDP) when it is on and a
+ * cluster secret of at least 16 bytes is set; else say once why not. */
+static int start_gossip(struct node_server *s,
+                        const char *peer_host,
+                        bool has_state,
+                        char *errmsg)
+{
+    const struct node_config *cfg = s->cfg;
+    struct node_gossip_config gc;
+    int rv;
+
+    if (!cfg->gossip) {
+        LOG_INFO("gossip off (gossip: false): membership from raft only");
+        return 0;
+    }
+    if (s->peer_http == NULL) {
+        LOG_INFO("gossip off: no cluster_secret, no peer listener");
+        return 0;
+    }
+    if (strlen(cfg->cluster_secret) < GOSSIP_SEAL_SECRET_MIN) {
+        LOG_INFO("gossip off: the cluster secret is shorter than %d bytes",
+                 GOSSIP_SEAL_SECRET_MIN);
+        return 0;
+    }
+    memset(&gc, 0, sizeof(gc));
+    gc.name = s->name;
+    gc.bind_host = peer_host;
+    gc.port = node_http_port(s->peer_http);
+    gc.advertise = s->peer_address;
+    gc.secret = cfg->cluster_secret;
+    gc.keyring_file = cfg->gossip_keyring_file;
+    gc.join = cfg->join;
+    snprintf(gc.meta.region, sizeof(gc.meta.region), "%s", cfg->region);
+    snprintf(gc.meta.role, sizeof(gc.meta.role), "%s", cfg->role);
+    snprintf(gc.meta.api_addr, sizeof(gc.meta.api_addr), "%s", s->api_address);
+    snprintf(gc.meta.peer_addr, sizeof(gc.meta.peer_addr), "%s",
+             s->peer_address);
+    snprintf(gc.meta.version, sizeof(gc.meta.version), "%s", ATOLL_VERSION);
+    gc.meta.free_bytes = free_bytes(cfg->data_dir);
+    gc.meta.flags = has_state ? GOSSIP_META_IN_CLUSTER : 0;
+    gc.probe_interval_ms = (unsigned)cfg->gossip_probe_interval_ms;
+    gc.probe_timeout_ms = (unsigned)cfg->gossip_probe_timeout_ms;
+    gc.gossip_interval_ms = (unsigned)cfg->gossip_interval_ms;
+    gc.suspicion_mult = (unsigned)cfg->gossip_suspicion_mult;
+    gc.retransmit_mult = (unsigned)cfg->gossip_retransmit_mult;
+    gc.push_pull_interval_ms = (unsigned)cfg->gossip_push_pull_interval_ms;
+    gc.peer = s->peer;
+    gc.refresh = gossip_refresh;
+    gc.data = s;
+    rv = node_gossip_start(&s->gossip, s->loop, &gc, errmsg);
+    if (rv != 0)
+        return rv;
+    s->peer_api.gossip = s->gossip;
+    return 0;
 }
 
 /* The host:port other nodes reach a listener on: --advertise if set,
@@ -490,6 +636,7 @@ static int open_meta(struct node_server *s, char *errmsg)
     }
     s->api.meta = s->meta;
     s->peer_api.meta = s->meta;
+    gossip_rejoin(s); /* a restart without --join: through raft's peers */
     s->api.gc = node_gc_new(s->loop, &s->store, cfg);
     node_gc_start(s->api.gc, s->meta);
     /* Upload ids carry this node's raft id (known once meta is open, before
@@ -582,9 +729,14 @@ int node_server_start(struct node_server **out,
     if (rv != 0)
         goto err_after_storage;
 
-    if (cfg->join[0] != '\0') {
+    if (cfg->join[0] != '\0')
         join_needed =
             raft_dir_pristine(s->raft_dir) || file_in(s->raft_dir, JOIN_MARKER);
+    /* without a join to make, meta_open bootstraps or reopens raft */
+    rv = start_gossip(s, peer_host, !join_needed, errmsg);
+    if (rv != 0)
+        goto err_after_storage;
+    if (cfg->join[0] != '\0') {
         if (join_needed && join_marker_set(s->raft_dir, true) != 0) {
             at_errmsg_printf(errmsg, "create '%s/" JOIN_MARKER "': %s",
                              s->raft_dir, strerror(errno));
@@ -658,12 +810,29 @@ static void on_peer_http_stopped(void *data)
     node_peer_close(s->peer, on_peer_closed, s);
 }
 
+/* Gossip's leave went out (or timed out): the peer listener and client
+ * may close once raft is closed too. */
+static void on_gossip_stopped(void *data)
+{
+    struct node_server *s = data;
+
+    s->gossip = NULL;
+    s->peer_api.gossip = NULL;
+    if (s->meta_closed && s->peer_http != NULL)
+        node_http_stop(s->peer_http, on_peer_http_stopped, s);
+    else if (s->meta_closed)
+        on_peer_http_stopped(s);
+}
+
 static void on_meta_closed(void *data)
 {
     struct node_server *s = data;
 
     s->peer_api.meta = NULL;
     s->peer_api.stopping = true;
+    s->meta_closed = true;
+    if (s->gossip != NULL)
+        return; /* on_gossip_stopped goes on */
     if (s->peer_http != NULL)
         node_http_stop(s->peer_http, on_peer_http_stopped, s);
     else
@@ -715,5 +884,9 @@ void node_server_stop(struct node_server *s, void (*cb)(void *data), void *data)
     s->api.stopping = true;
     uv_timer_stop(&s->join_timer);
     LOG_INFO("node '%s' stopping: finishing in-flight requests", s->name);
+    /* others show "left", not dead; a removed node just goes quiet */
+    if (s->gossip != NULL)
+        node_gossip_stop(s->gossip, s->meta == NULL || !meta_removed(s->meta),
+                         GOSSIP_LEAVE_MS, on_gossip_stopped, s);
     node_http_stop(s->http, on_http_stopped, s);
 }

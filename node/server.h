@@ -6,6 +6,9 @@
 
 #include "node/config.h"
 
+/* The binary's version: `atoll version` and what gossip tells others. */
+#define ATOLL_VERSION "0.1.0"
+
 struct node_server;
 
 /* Lock the data dir, open storage and metadata, start the HTTP listener.

@@ -45,6 +45,8 @@ const struct proto_peer_endpoint proto_peer_endpoints[PROTO_PEER_EP_COUNT] = {
                           PROTO_PEER_BODY_NONE, 0 },
     [PROTO_PEER_RELAY] = { "relay", "/v2/", true, NULL, PROTO_PEER_BODY_STREAM,
                            0 },
+    [PROTO_PEER_GOSSIP] = { "gossip", "/_atoll/gossip", false, "POST",
+                            PROTO_PEER_BODY_BYTES, PROTO_PEER_GOSSIP_MAX },
 };
 
 /* see peer.h */

@@ -35,6 +35,8 @@
 #define PROTO_PEER_NAME_MAX    200                    /* node name, region */
 #define PROTO_PEER_REPO_MAX    255 /* replicate: repository */
 #define PROTO_PEER_ROLE_MAX    32  /* join answer: role */
+/* a GossipState (the gossip module's GOSSIP_STATE_BYTES_MAX) */
+#define PROTO_PEER_GOSSIP_MAX (8u << 20)
 
 /* The peer listener's endpoints. */
 enum proto_peer_ep {
@@ -51,6 +53,7 @@ enum proto_peer_ep {
     PROTO_PEER_BLOB,       /* GET/HEAD <path><digest>: a blob's bytes */
     PROTO_PEER_RELAY,      /* any method, <path>...: an upload request
                               relayed by another node (X-Atoll-Proxied) */
+    PROTO_PEER_GOSSIP,     /* GossipState -> GossipState (push-pull) */
     PROTO_PEER_EP_COUNT
 };
 
@@ -60,6 +63,7 @@ enum proto_peer_body {
     PROTO_PEER_BODY_PROTOBUF, /* the endpoint's Peer* message */
     PROTO_PEER_BODY_JSON,     /* a JSON document */
     PROTO_PEER_BODY_STREAM,   /* streamed through (bounded by its handler) */
+    PROTO_PEER_BODY_BYTES,    /* buffered, decoded by its handler */
 };
 
 struct proto_peer_endpoint {

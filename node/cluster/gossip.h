@@ -31,7 +31,11 @@ struct node_gossip_config {
     void (*event)(void *data,
                   enum gossip_event ev,
                   const struct gossip_member_info *m);
-    void *data;
+    /* optional: every 10 s, fill in what changes (free_bytes, load,
+     * flags, role) in m, which holds what we last said; a change spreads
+     * (free_bytes only when it moved by more than 1%) */
+    void (*refresh)(void *data, struct gossip_meta *m);
+    void *data; /* for event and refresh */
 };
 
 /* Bind UDP, derive the keys, start the timers and (with a join list)
@@ -67,6 +71,19 @@ void node_gossip_each(const struct node_gossip *g,
                                    const struct gossip_member_info *m),
                       void *data);
 
+/* Seeds beyond the --join list, for when gossip knows no other live
+ * member (a restarted node without --join, or everyone else restarted):
+ * the node layer passes the peer addresses of raft's node table as a
+ * comma list (copied). Join rounds then retry through them and the join
+ * list until another member answers. A no-op while another member is
+ * alive, or for g NULL. */
+void node_gossip_rejoin(struct node_gossip *g, const char *list);
+
+/* Run cfg->refresh now rather than at the next 10 s tick (the node just
+ * joined raft: the in-cluster flag should spread at once). g may be
+ * NULL. */
+void node_gossip_refresh(struct node_gossip *g);
+
 /* New metadata for ourselves (an incarnation bump spreads it): the role
  * once raft assigned one, the in-cluster flag, free space, load. A no-op
  * when nothing changed. */
@@ -85,6 +102,8 @@ struct node_gossip_stats {
     uint64_t sent, received;
     uint64_t drop_short, drop_oversize, drop_version, drop_unknown_key;
     uint64_t drop_auth, drop_decode, drop_replay;
+    uint64_t drop_stale; /* sequence number over 10 minutes old */
+    uint64_t drop_send;  /* not sent: unparsable address, socket full */
     uint64_t push_pulls, push_pull_errors;
     size_t members, alive, suspect, dead, left;
     unsigned health; /* Lifeguard's local health score */

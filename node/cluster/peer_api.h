@@ -14,6 +14,7 @@
 #include "storage/storage.h"
 
 struct node_api;
+struct node_gossip;
 
 #define NODE_PEER_TIMEOUT_MS 10000 /* forwarded calls */
 
@@ -25,8 +26,10 @@ struct node_peer_api {
     struct node_http_server *tls_server;
     struct meta *meta;      /* borrowed; NULL until meta_open returned */
     struct node_peer *peer; /* borrowed: client for proxying to the leader */
-    const char *secret;     /* borrowed; "" or NULL: every request is 401 */
-    struct storage *store;  /* borrowed: GET /_atoll/blobs/<digest> */
+    /* borrowed: gossip membership; NULL when off (or once stopped) */
+    struct node_gossip *gossip;
+    const char *secret;    /* borrowed; "" or NULL: every request is 401 */
+    struct storage *store; /* borrowed: GET /_atoll/blobs/<digest> */
     /* borrowed: the node's handler context (blob serving, copies) */
     struct node_api *node_api;
     /* serves /v2/ requests relayed with X-Atoll-Proxied (the OCI router,
@@ -69,8 +72,14 @@ void node_peer_tls_refused(void *data, const char *peer, const char *why);
 bool node_peer_auth_ok(const char *value, const char *secret);
 
 /* The members document: {"leader":"<name>"|null,"nodes":[{"name","id",
- * "peer_address","api_address","region","role","leader"}]}. */
-void node_peer_members_json(struct meta *m, struct at_buf *out);
+ * "peer_address","api_address","region","role","leader"}]}; with gossip
+ * (g may be NULL) each node also has "gossip" (alive|suspect|dead|left|
+ * unknown), "rtt_ms" (null before the first probe), "version", "zone"
+ * and "gossip_role", and live members gossip knows that have no raft
+ * state yet (joining) follow with "role":"none" and "id":0. */
+void node_peer_members_json(struct meta *m,
+                            const struct node_gossip *g,
+                            struct at_buf *out);
 
 /* meta hooks (hooks_data: struct node_peer_api *): forward -> propose and
  * read_index -> read-index, both to the peer address of the leader from

@@ -71,6 +71,9 @@ static void op_run(struct node_peer_op *op)
     case PROTO_PEER_REMOVED:
         node_peer__removed(op);
         break;
+    case PROTO_PEER_GOSSIP:
+        node_peer__gossip(op);
+        break;
     default: /* join, members/remove, transfer */
         node_peer__member_op(op);
         break;
@@ -259,7 +262,7 @@ static void dispatch(struct node_peer_api *api,
         break;
     case PROTO_PEER_MEMBERS:
         at_buf_init(&b, 0);
-        node_peer_members_json(api->meta, &b);
+        node_peer_members_json(api->meta, api->gossip, &b);
         node_peer__reply_body(req, 200, "application/json", b.data, b.len);
         at_buf_release(&b);
         break;
@@ -304,11 +307,12 @@ void node_peer_api_handle(void *data, struct node_http_req *req)
     }
     if (!version_ok(api, req))
         return;
-    if (api->meta == NULL) {
+    ep = proto_peer_find(path, &rest);
+    /* gossip runs before the metadata opens and after it closed */
+    if (api->meta == NULL && ep != PROTO_PEER_GOSSIP) {
         node_peer__error(req, 503, "UNAVAILABLE", "node is starting");
         return;
     }
-    ep = proto_peer_find(path, &rest);
     if (ep == PROTO_PEER_RELAY &&
         (api->relay == NULL || api->node_api == NULL ||
          node_http_req_header(req, "x-atoll-proxied") == NULL))

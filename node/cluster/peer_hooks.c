@@ -6,6 +6,7 @@
 
 #define AT_LOG_COMP "peer"
 
+#include "node/cluster/gossip.h"
 #include "node/cluster/peer_api.h"
 #include "node/cluster/peer_internal.h"
 
@@ -212,9 +213,20 @@ static int hook_term(void *hooks_data,
     return rv;
 }
 
+/* Gossip's view of a node (UNKNOWN without gossip). */
+static enum meta_liveness hook_liveness(void *hooks_data,
+                                        const char *name,
+                                        uint64_t *since_ms)
+{
+    struct node_peer_api *api = hooks_data;
+
+    return node_gossip_liveness(api->gossip, name, since_ms);
+}
+
 /* see peer_api.h */
 const struct meta_hooks node_peer_hooks = {
     .forward = hook_forward,
     .read_index = hook_read_index,
     .term = hook_term,
+    .liveness = hook_liveness,
 };

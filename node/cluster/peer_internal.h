@@ -67,6 +67,8 @@ void node_peer__term(struct node_peer_op *op);
  * from a follower), and the notice that this node was removed. */
 void node_peer__member_op(struct node_peer_op *op);
 void node_peer__removed(struct node_peer_op *op);
+/* peer_gossip.c: a push-pull exchange (POST /_atoll/gossip). */
+void node_peer__gossip(struct node_peer_op *op);
 /* peer_blobs.c: GET/HEAD of a local blob copy. */
 void node_peer__blob(struct node_peer_api *api,
                      struct node_http_req *req,

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "node/cluster/gossip.h"
 #include "node/cluster/peer_api.h"
 #include "node/cluster/peer_internal.h"
 
@@ -31,6 +32,10 @@ static const char *role_name(int role)
 struct members_ctx {
     struct at_buf *out;
     bool first;
+    struct gossip_member_info *gm; /* owned: what gossip knows */
+    bool *seen;                    /* owned: gm[i] is in the node table */
+    size_t n, cap;
+    bool gossip; /* gossip is on */
 };
 
 static void put_str(struct at_buf *b, const char *key, const char *v)
@@ -39,6 +44,62 @@ static void put_str(struct at_buf *b, const char *key, const char *v)
     if (v == NULL)
         v = "";
     at_buf_json_str(b, v, strlen(v));
+}
+
+static const char *gossip_state_name(enum gossip_state st)
+{
+    switch (st) {
+    case GOSSIP_ALIVE:
+        return "alive";
+    case GOSSIP_SUSPECT:
+        return "suspect";
+    case GOSSIP_DEAD:
+        return "dead";
+    case GOSSIP_LEFT:
+        return "left";
+    }
+    return "unknown";
+}
+
+/* ,"gossip":...,"rtt_ms":...,"version","zone","gossip_role" */
+static void put_gossip(struct at_buf *b, const struct gossip_member_info *m)
+{
+    at_buf_printf(b, ",\"gossip\":\"%s\",\"rtt_ms\":",
+                  m != NULL ? gossip_state_name(m->state) : "unknown");
+    if (m != NULL && m->rtt_us > 0)
+        at_buf_printf(b, "%.3f", m->rtt_us / 1000.0);
+    else
+        at_buf_puts(b, "null");
+    at_buf_puts(b, ",");
+    put_str(b, "version", m != NULL ? m->meta.version : "");
+    at_buf_puts(b, ",");
+    put_str(b, "zone", m != NULL ? m->meta.zone : "");
+    at_buf_puts(b, ",");
+    put_str(b, "gossip_role", m != NULL ? m->meta.role : "");
+}
+
+static void gossip_collect(void *data, const struct gossip_member_info *m)
+{
+    struct members_ctx *mc = data;
+
+    if (mc->n == mc->cap) {
+        mc->cap = mc->cap > 0 ? 2 * mc->cap : 16;
+        mc->gm = at_realloc(mc->gm, mc->cap * sizeof(*mc->gm));
+        mc->seen = at_realloc(mc->seen, mc->cap * sizeof(*mc->seen));
+    }
+    mc->seen[mc->n] = false;
+    mc->gm[mc->n++] = *m;
+}
+
+static const struct gossip_member_info *gossip_find(struct members_ctx *mc,
+                                                    const char *name)
+{
+    for (size_t i = 0; name != NULL && i < mc->n; i++)
+        if (strcmp(mc->gm[i].name, name) == 0) {
+            mc->seen[i] = true;
+            return &mc->gm[i];
+        }
+    return NULL;
 }
 
 static void members_each(void *data, const struct meta_node *n)
@@ -55,16 +116,51 @@ static void members_each(void *data, const struct meta_node *n)
     put_str(b, "api_address", n->api_address);
     at_buf_puts(b, ",");
     put_str(b, "region", n->region);
-    at_buf_printf(b, ",\"role\":\"%s\",\"leader\":%s}", role_name(n->role),
+    at_buf_printf(b, ",\"role\":\"%s\",\"leader\":%s", role_name(n->role),
                   n->leader ? "true" : "false");
+    if (mc->gossip)
+        put_gossip(b, gossip_find(mc, n->name));
+    at_buf_puts(b, "}");
+}
+
+/* Members gossip knows that are not in the node table: live ones that
+ * have no raft state yet (joining). A member in-cluster by its own word
+ * but absent from our table was removed (or our table lags): not shown,
+ * nor are dead or left ones. */
+static void gossip_only(struct members_ctx *mc)
+{
+    struct at_buf *b = mc->out;
+
+    for (size_t i = 0; i < mc->n; i++) {
+        const struct gossip_member_info *m = &mc->gm[i];
+        if (mc->seen[i] || (m->meta.flags & GOSSIP_META_IN_CLUSTER) != 0 ||
+            (m->state != GOSSIP_ALIVE && m->state != GOSSIP_SUSPECT))
+            continue;
+        at_buf_puts(b, mc->first ? "{" : ",{");
+        mc->first = false;
+        put_str(b, "name", m->name);
+        at_buf_puts(b, ",\"id\":0,");
+        put_str(b, "peer_address",
+                m->meta.peer_addr[0] != '\0' ? m->meta.peer_addr : m->addr);
+        at_buf_puts(b, ",");
+        put_str(b, "api_address", m->meta.api_addr);
+        at_buf_puts(b, ",");
+        put_str(b, "region", m->meta.region);
+        at_buf_puts(b, ",\"role\":\"none\",\"leader\":false");
+        put_gossip(b, m);
+        at_buf_puts(b, "}");
+    }
 }
 
 /* see peer_api.h */
-void node_peer_members_json(struct meta *m, struct at_buf *out)
+void node_peer_members_json(struct meta *m,
+                            const struct node_gossip *g,
+                            struct at_buf *out)
 {
     struct meta_node leader;
-    struct members_ctx mc = { out, true };
+    struct members_ctx mc = { .out = out, .first = true, .gossip = g != NULL };
 
+    node_gossip_each(g, gossip_collect, &mc);
     at_buf_puts(out, "{\"leader\":");
     if (meta_leader(m, &leader) && leader.name != NULL)
         at_buf_json_str(out, leader.name, strlen(leader.name));
@@ -72,7 +168,10 @@ void node_peer_members_json(struct meta *m, struct at_buf *out)
         at_buf_puts(out, "null");
     at_buf_puts(out, ",\"nodes\":[");
     meta_members(m, members_each, &mc);
+    gossip_only(&mc);
     at_buf_puts(out, "]}\n");
+    at_free(mc.gm);
+    at_free(mc.seen);
 }
 
 /* ---- proxying to the leader ---- */

@@ -27,12 +27,14 @@ static void test_table(void **state)
         if (!e->prefix)
             assert_int_equal(proto_peer_find(e->path, &rest), i);
         if (e->body == PROTO_PEER_BODY_PROTOBUF ||
-            e->body == PROTO_PEER_BODY_JSON)
+            e->body == PROTO_PEER_BODY_JSON || e->body == PROTO_PEER_BODY_BYTES)
             assert_true(e->body_max > 0);
         else
             assert_int_equal(e->body_max, 0);
     }
     assert_int_equal(proto_peer_find("/_atoll/join", &rest), PROTO_PEER_JOIN);
+    assert_int_equal(proto_peer_find("/_atoll/gossip", &rest),
+                     PROTO_PEER_GOSSIP);
     assert_string_equal(rest, "");
     assert_int_equal(proto_peer_find("/_atoll/blobs/sha256:ab", &rest),
                      PROTO_PEER_BLOB);
