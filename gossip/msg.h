@@ -26,6 +26,9 @@ enum gossip_state {
 
 /* gossip_meta.flags */
 #define GOSSIP_META_IN_CLUSTER 1u /* has raft state: bootstrapped or joined */
+/* leaving the cluster for good (not a restart): its leave that follows
+ * means "remove me" to autopilot */
+#define GOSSIP_META_DEPARTING 2u
 
 /* What a member says about itself; spread with an incarnation bump. */
 struct gossip_meta {

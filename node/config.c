@@ -255,6 +255,12 @@ static const struct opt opts[] = {
       "file with up to 3 more secrets, one per line, whose gossip keys open "
       "packets but never seal (rotating the cluster secret without downtime)",
       false, false, NULL },
+    { "leave_on_terminate", "--leave-on-terminate", "ATOLL_LEAVE_ON_TERMINATE",
+      OPT_BOOL, F(leave_on_terminate), "false",
+      "on SIGTERM leave the cluster for good: others' autopilot removes this "
+      "node (false: a stop is a restart to come; others see it left and "
+      "treat it like a failure, replacing it after autopilot_dead_after)",
+      false, false, NULL },
     { "autopilot", "--autopilot", "ATOLL_AUTOPILOT", OPT_BOOL, F(autopilot),
       "true",
       "the leader promotes stable nodes to voter, replaces voters dead "

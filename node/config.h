@@ -58,6 +58,7 @@ struct node_config {
     uint64_t gossip_retransmit_mult;       /* 4 */
     uint64_t gossip_push_pull_interval_ms; /* 30s */
     char *gossip_keyring_file; /* "": extra secrets that open, never seal */
+    bool leave_on_terminate;   /* SIGTERM: leave the cluster for good */
     bool autopilot;            /* leader manages voters */
     uint64_t autopilot_dead_after_ms; /* 2m: replace a voter dead this long */
     uint64_t autopilot_stabilization_ms; /* 10s: alive+caught up before voter */

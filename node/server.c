@@ -265,7 +265,7 @@ static void join_try(uv_timer_t *t)
     m.u.join.peer_address = s->peer_address;
     m.u.join.api_address = s->api_address;
     m.u.join.region = s->cfg->region;
-    m.u.join.standby = strcmp(s->cfg->role, "standby") == 0;
+    m.u.join.standby = strcmp(s->cfg->role, "voter") != 0; /* or edge */
     at_buf_init(&b, 0);
     rv = proto_peer_msg_pack(&m, &b, errmsg);
     if (rv == 0)
@@ -618,7 +618,7 @@ static int open_meta(struct node_server *s, char *errmsg)
     mcfg.cluster_secret = cfg->cluster_secret;
     mcfg.target_voters = (unsigned)cfg->target_voters;
     mcfg.force_new_cluster = cfg->force_new_cluster;
-    mcfg.standby = strcmp(cfg->role, "standby") == 0;
+    mcfg.standby = strcmp(cfg->role, "voter") != 0; /* standby, edge */
     mcfg.autopilot = cfg->autopilot;
     mcfg.autopilot_dead_after_ms = (unsigned)cfg->autopilot_dead_after_ms;
     mcfg.autopilot_stabilization_ms = (unsigned)cfg->autopilot_stabilization_ms;
@@ -885,6 +885,8 @@ void node_server_stop(struct node_server *s, void (*cb)(void *data), void *data)
     uv_timer_stop(&s->join_timer);
     LOG_INFO("node '%s' stopping: finishing in-flight requests", s->name);
     /* others show "left", not dead; a removed node just goes quiet */
+    if (s->gossip != NULL && s->cfg->leave_on_terminate)
+        node_gossip_depart(s->gossip);
     if (s->gossip != NULL)
         node_gossip_stop(s->gossip, s->meta == NULL || !meta_removed(s->meta),
                          GOSSIP_LEAVE_MS, on_gossip_stopped, s);

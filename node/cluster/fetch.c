@@ -3,15 +3,17 @@
  * to them while it runs.
  *
  * Happy path: node_fetch_blob finds no fetch for the digest, lists the
- * holders (meta_blob_holders: same region first; then least loaded, i.e.
- * fewest transfers this node runs from each; holders found suspect lately
- * last), creates an upload session and streams GET /_atoll/blobs/<digest>
- * from the first holder into it, pausing the transfer while the session has
- * too much queued (storage_upload_busy -> on_drain -> node_peer_resume).
- * The clients are served from the session's data file, not from memory: a
- * tick timer (and every chunk) computes how much of the file is written and
- * raises each client's send limit (node_http_resp_stream_limit), so a slow
- * client reads at its own pace without holding back the transfer or the
+ * holders (meta_blob_holders, ordered by node_fetch_rank: gossip's alive
+ * first, its suspects and holders that gave bad bytes lately after them,
+ * dead or left ones last, never skipped since gossip may be wrong; then
+ * same region first; then least loaded, i.e. fewest transfers this node
+ * runs from each), creates an upload session and streams GET
+ * /_atoll/blobs/<digest> from the first holder into it, pausing the transfer
+ * while the session has too much queued (storage_upload_busy -> on_drain ->
+ * node_peer_resume). The clients are served from the session's data file, not
+ * from memory: a tick timer (and every chunk) computes how much of the file is
+ * written and raises each client's send limit (node_http_resp_stream_limit), so
+ * a slow client reads at its own pace without holding back the transfer or the
  * others, and a late joiner starts at offset 0 of the same file. Every
  * streaming client gets 200 with the full Content-Length from the metadata,
  * but the last FETCH_HOLDBACK bytes (the whole blob when smaller) only once
@@ -51,7 +53,9 @@
 
 #include "common/common.h"
 #include "node/cluster/fetch.h"
+#include "node/cluster/gossip.h"
 #include "node/cluster/peer.h"
+#include "node/cluster/peer_api.h"
 #include "node/cluster/verify.h"
 #include "node/reply/reply.h"
 #include "proto/peer.h"
@@ -100,7 +104,7 @@ struct fetch_holder {
     char *addr; /* owned: peer host:port */
     int group;  /* 0: same region as this node */
     unsigned load;
-    bool suspect;
+    enum node_rank rank;
 };
 
 struct fetch {
@@ -693,7 +697,9 @@ static void try_next(struct fetch *f)
             f->busy->transfers++;
             LOG_INFO("fetching blob '%s' (%" PRIu64 " bytes) from '%s' at %s%s",
                      f->dstr, f->size, h->name, h->addr,
-                     h->suspect ? " (suspect, no other left)" : "");
+                     h->rank != NODE_RANK_OK
+                         ? " (suspect or down, no other left)"
+                         : "");
             return;
         }
         f->refs--;
@@ -739,36 +745,55 @@ static void holder_each(void *data, const struct meta_node *n)
                    : 1;
     hs = at_map_gets(&f->t->stats, n->name);
     h->load = hs != NULL ? hs->transfers : 0;
-    h->suspect = hs != NULL && hs->suspect_until > hc->now;
+    h->rank = node_fetch_rank(f->t->api, n->name,
+                              hs != NULL && hs->suspect_until > hc->now);
 }
 
 /* see fetch.h */
-bool node_fetch_holder_before(bool a_suspect,
+enum node_rank node_fetch_rank(const struct node_api *api,
+                               const char *name,
+                               bool bad_bytes)
+{
+    const struct node_gossip *g =
+        api->peer_api != NULL ? api->peer_api->gossip : NULL;
+
+    switch (node_gossip_liveness(g, name, NULL)) {
+    case META_LIVE_DEAD:
+    case META_LIVE_LEFT:
+        return NODE_RANK_GONE;
+    case META_LIVE_SUSPECT:
+        return NODE_RANK_SUSPECT;
+    default:
+        return bad_bytes ? NODE_RANK_SUSPECT : NODE_RANK_OK;
+    }
+}
+
+/* see fetch.h */
+bool node_fetch_holder_before(enum node_rank a_rank,
                               int a_group,
                               unsigned a_load,
-                              bool b_suspect,
+                              enum node_rank b_rank,
                               int b_group,
                               unsigned b_load)
 {
-    if (a_suspect != b_suspect)
-        return b_suspect;
+    if (a_rank != b_rank)
+        return a_rank < b_rank;
     if (a_group != b_group)
         return a_group < b_group;
     return a_load < b_load;
 }
 
-/* Stable insertion sort: suspects last, then same region first, then the
- * least loaded; ties keep meta's order (by name). */
+/* Stable insertion sort: by rank, then same region first, then the least
+ * loaded; ties keep meta's order (by name). */
 static void holders_sort(struct fetch *f)
 {
     for (size_t i = 1; i < f->nholders; i++) {
         struct fetch_holder h = f->holders[i];
         size_t j = i;
 
-        while (j > 0 && node_fetch_holder_before(h.suspect, h.group, h.load,
-                                                 f->holders[j - 1].suspect,
-                                                 f->holders[j - 1].group,
-                                                 f->holders[j - 1].load)) {
+        while (j > 0 && node_fetch_holder_before(
+                            h.rank, h.group, h.load, f->holders[j - 1].rank,
+                            f->holders[j - 1].group, f->holders[j - 1].load)) {
             f->holders[j] = f->holders[j - 1];
             j--;
         }

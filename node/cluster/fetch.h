@@ -42,13 +42,22 @@ void node_fetch_counts(const struct node_api *api,
                        unsigned *active,
                        unsigned *background);
 
-/* Holder order: true when holder a is tried before b (not suspect before
- * suspect, then same-region group 0 first, then fewer running transfers).
- * Exposed for unit tests. */
-bool node_fetch_holder_before(bool a_suspect,
+/* How much a node is to be trusted as a source or target of blob bytes,
+ * lower first: NODE_RANK_OK; NODE_RANK_SUSPECT when gossip suspects it or
+ * it gave bad bytes lately (bad_bytes); NODE_RANK_GONE when gossip sees it
+ * dead or left. Without gossip every node is OK (but for bad_bytes). */
+enum node_rank { NODE_RANK_OK = 0, NODE_RANK_SUSPECT, NODE_RANK_GONE };
+enum node_rank node_fetch_rank(const struct node_api *api,
+                               const char *name,
+                               bool bad_bytes);
+
+/* Holder order: true when holder a is tried before b (lower rank first,
+ * then same-region group 0 first, then fewer running transfers). Exposed
+ * for unit tests. */
+bool node_fetch_holder_before(enum node_rank a_rank,
                               int a_group,
                               unsigned a_load,
-                              bool b_suspect,
+                              enum node_rank b_rank,
                               int b_group,
                               unsigned b_load);
 

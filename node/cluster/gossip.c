@@ -53,6 +53,7 @@ struct node_gossip {
     struct node_gossip_stats st;
     bool stopping, leaving;
     uint64_t leave_deadline;
+    uint64_t leave_at; /* departing: gossip_leave once the flag spread */
     void (*stop_cb)(void *data);
     void *stop_data;
 };
@@ -243,8 +244,12 @@ static void on_tick(uv_timer_t *t)
 {
     struct node_gossip *g = t->data;
 
+    if (g->leave_at != 0 && uv_now(g->loop) >= g->leave_at) {
+        g->leave_at = 0;
+        gossip_leave(g->sw);
+    }
     gossip_tick(g->sw);
-    if (g->leaving &&
+    if (g->leaving && g->leave_at == 0 &&
         (gossip_leave_done(g->sw) || uv_now(g->loop) >= g->leave_deadline)) {
         g->leaving = false;
         close_all(g);
@@ -588,11 +593,20 @@ void node_gossip_stop(struct node_gossip *g,
     node_gossip_sync_stop(&g->sync);
     uv_timer_stop(&g->meta_timer);
     if (leave && gossip_members_live(g->sw) > 1) {
-        LOG_INFO("leaving the gossip cluster");
-        gossip_leave(g->sw);
+        bool departing = (g->meta.flags & GOSSIP_META_DEPARTING) != 0;
+        /* departing: a few gossip rounds for the flag to spread first */
+        uint64_t delay =
+            departing ? AT_MAX(5u * g->cfg.gossip_interval_ms, (uint64_t)500)
+                      : 0;
+        LOG_INFO("leaving the gossip cluster%s", departing ? " for good" : "");
         g->leaving = true;
-        g->leave_deadline = uv_now(g->loop) + timeout_ms;
-        gossip_tick(g->sw);
+        g->leave_deadline = uv_now(g->loop) + delay + timeout_ms;
+        if (delay > 0) {
+            g->leave_at = uv_now(g->loop) + delay;
+        } else {
+            gossip_leave(g->sw);
+            gossip_tick(g->sw);
+        }
         return;
     }
     close_all(g);
@@ -619,9 +633,21 @@ enum meta_liveness node_gossip_liveness(const struct node_gossip *g,
     case GOSSIP_DEAD:
         return META_LIVE_DEAD;
     case GOSSIP_LEFT:
-        return META_LIVE_LEFT;
+        /* a graceful stop without the intent to go is a restart to come:
+         * treated as a failure, so autopilot never removes it */
+        return mi.meta.flags & GOSSIP_META_DEPARTING ? META_LIVE_LEFT
+                                                     : META_LIVE_DEAD;
     }
     return META_LIVE_UNKNOWN;
+}
+
+/* see gossip.h */
+void node_gossip_depart(struct node_gossip *g)
+{
+    struct gossip_meta m = g->meta;
+
+    m.flags |= GOSSIP_META_DEPARTING;
+    node_gossip_set_meta(g, &m);
 }
 
 static int update_cmp(const void *a, const void *b)

@@ -56,9 +56,18 @@ void node_gossip_stop(struct node_gossip *g,
                       void (*cb)(void *data),
                       void *data);
 
+/* Say that this node leaves the cluster for good (leave_on_terminate):
+ * the next node_gossip_stop(leave true) first spreads that in our
+ * metadata, then leaves, so that others' autopilot removes us instead of
+ * waiting for us to come back. */
+void node_gossip_depart(struct node_gossip *g);
+
 /* Gossip's view of the node named name, for every decision (holder
  * selection, copies, placement, autopilot, the status table). g NULL (no
- * gossip) or a name gossip never heard of: META_LIVE_UNKNOWN. *since_ms
+ * gossip) or a name gossip never heard of: META_LIVE_UNKNOWN. A member
+ * that left without saying it departs for good (a graceful stop, likely a
+ * restart) is META_LIVE_DEAD here, for every decision, and shows "left"
+ * in the members view; META_LIVE_LEFT means left for good. *since_ms
  * (may be NULL): uv_now() when it entered that state. */
 enum meta_liveness node_gossip_liveness(const struct node_gossip *g,
                                         const char *name,

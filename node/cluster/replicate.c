@@ -2,8 +2,9 @@
  * them, the peer endpoint that starts a copy, and the leader's scan.
  *
  * Happy path: an upload commits (BlobStored applied) -> node_replicate_blob
- * picks a target (a node of the node table not holding the blob, same region
- * first) and asks it for a copy on its peer listener (replicate, a
+ * picks a target (a node of the node table not holding the blob and not
+ * dead or left in gossip's view; alive before suspect, same region first)
+ * and asks it for a copy on its peer listener (replicate, a
  * PeerReplicate body); the target answers 202 and runs
  * a background fetch (node_fetch_start) from the holders it knows, then
  * records itself with a BlobStored command. The manifest PUT that follows calls
@@ -48,7 +49,7 @@ struct node_repl {
 struct repl_target {
     char *name; /* owned */
     char *addr; /* owned */
-    int group;  /* 0: same region */
+    int group;  /* 0 same region, 1 other, +2 gossip suspects it */
 };
 
 /* One ask for a copy of one blob, tried on one target after the other. */
@@ -303,6 +304,10 @@ static void target_each(void *data, const struct meta_node *n)
          strcmp(n->name, tc->api->store_id) == 0) ||
         at_map_gets(&tc->holders, n->name) != NULL)
         return;
+    /* gossip sees it dead or left: it would only time out */
+    enum node_rank rank = node_fetch_rank(tc->api, n->name, false);
+    if (rank == NODE_RANK_GONE)
+        return;
     if (a->ntargets == tc->cap) {
         tc->cap = tc->cap == 0 ? 4 : tc->cap * 2;
         a->targets = at_realloc(a->targets, tc->cap * sizeof(*a->targets));
@@ -310,13 +315,15 @@ static void target_each(void *data, const struct meta_node *n)
     t = &a->targets[a->ntargets++];
     t->name = at_strdup(n->name);
     t->addr = at_strdup(n->peer_address);
-    t->group = tc->region[0] != '\0' && n->region != NULL &&
-                       strcmp(n->region, tc->region) == 0
-                   ? 0
-                   : 1;
+    /* alive in the same region, alive elsewhere, then suspects */
+    t->group = (rank == NODE_RANK_SUSPECT ? 2 : 0) +
+               (tc->region[0] != '\0' && n->region != NULL &&
+                        strcmp(n->region, tc->region) == 0
+                    ? 0
+                    : 1);
 }
 
-/* Same region first; meta_members already sorts by name (stable). */
+/* By group (see target_each); meta_members already sorts by name (stable). */
 static void targets_sort(struct repl_ask *a)
 {
     for (size_t i = 1; i < a->ntargets; i++) {

@@ -34,6 +34,11 @@ from images import OCI_MANIFEST, sha256_digest
 
 # Short raft timers keep the tests fast (contract: 500ms / 50ms).
 FAST_RAFT = ("--election-timeout", "500ms", "--heartbeat-timeout", "50ms")
+# Gossip and autopilot on the same scale: a joining node is a voter 300 ms
+# after gossip sees it alive and caught up (default 10 s).
+FAST_GOSSIP = ("--gossip-probe-interval", "500ms", "--gossip-probe-timeout",
+               "250ms", "--gossip-interval", "100ms",
+               "--autopilot-stabilization", "300ms")
 
 _cluster_support = None
 
@@ -105,7 +110,7 @@ class ClusterNode(harness.Node):
         args = ["--name", name,
                 "--peer-listen", f"127.0.0.1:{self.peer_port}",
                 "--cluster-secret", cluster.secret,
-                "--log-level", "info"] + list(FAST_RAFT)
+                "--log-level", "info"] + list(FAST_RAFT) + list(FAST_GOSSIP)
         if join:
             args += ["--join", join]
         args += list(extra)

@@ -14,16 +14,21 @@
 static void test_holder_order(void **state)
 {
     AT_UNUSED(state);
-    /* not suspect first, whatever the region or load */
-    assert_true(node_fetch_holder_before(false, 1, 9, true, 0, 0));
-    assert_false(node_fetch_holder_before(true, 0, 0, false, 1, 9));
+    enum node_rank ok = NODE_RANK_OK, sus = NODE_RANK_SUSPECT,
+                   gone = NODE_RANK_GONE;
+    /* alive first, whatever the region or load; dead or left last */
+    assert_true(node_fetch_holder_before(ok, 1, 9, sus, 0, 0));
+    assert_false(node_fetch_holder_before(sus, 0, 0, ok, 1, 9));
+    assert_true(node_fetch_holder_before(sus, 1, 9, gone, 0, 0));
+    assert_false(node_fetch_holder_before(gone, 0, 0, sus, 1, 9));
+    assert_true(node_fetch_holder_before(ok, 1, 9, gone, 0, 0));
     /* then same region */
-    assert_true(node_fetch_holder_before(false, 0, 5, false, 1, 0));
-    assert_false(node_fetch_holder_before(false, 1, 0, false, 0, 5));
+    assert_true(node_fetch_holder_before(ok, 0, 5, ok, 1, 0));
+    assert_false(node_fetch_holder_before(ok, 1, 0, ok, 0, 5));
     /* then the least loaded; ties keep their order */
-    assert_true(node_fetch_holder_before(false, 1, 0, false, 1, 1));
-    assert_false(node_fetch_holder_before(false, 1, 1, false, 1, 1));
-    assert_false(node_fetch_holder_before(true, 1, 2, true, 1, 1));
+    assert_true(node_fetch_holder_before(ok, 1, 0, ok, 1, 1));
+    assert_false(node_fetch_holder_before(ok, 1, 1, ok, 1, 1));
+    assert_false(node_fetch_holder_before(sus, 1, 2, sus, 1, 1));
 }
 
 int main(void)
