@@ -32,18 +32,15 @@
 #include "node/cluster/verify.h"
 #include "node/front.h"
 #include "node/gate.h"
+#include "node/join.h"
 #include "node/oci/router.h"
 #include "node/reply/reply.h"
 #include "node/server.h"
 #include "node/token.h"
 #include "proto/peer.h"
 
-#define JOIN_MARKER      "join-pending"
-#define REMOVED_MARKER   "removed" /* left by the removed notice (peer) */
-#define JOIN_ATTEMPTS    120       /* about 10 minutes at the largest backoff */
-#define JOIN_BACKOFF_MIN 250       /* ms */
-#define JOIN_BACKOFF_MAX 5000      /* ms */
-#define GOSSIP_LEAVE_MS  2000      /* a graceful stop spreads "left" */
+#define REMOVED_MARKER  "removed" /* left by the removed notice (peer) */
+#define GOSSIP_LEAVE_MS 2000      /* a graceful stop spreads "left" */
 
 struct node_server {
     uv_loop_t *loop;               /* borrowed */
@@ -64,14 +61,8 @@ struct node_server {
     char *raft_dir;                  /* owned */
     char *peer_address; /* owned: advertised host:port of the peer listener */
     char *api_address;  /* owned: advertised host:port of the API */
-    /* join (first start with --join) */
-    bool joining;
-    uv_timer_t join_timer;
-    bool join_timer_init;
-    unsigned join_attempts;
-    uint64_t join_backoff;
-    unsigned join_next;    /* round-robin over the --join list */
-    char join_target[256]; /* the entry asked last */
+    /* join (first start with --join), bootstrap-expect */
+    struct node_join join;
     bool stopping;
     void (*stop_cb)(void *data);
     void *stop_data;
@@ -131,154 +122,6 @@ static bool file_in(const char *dir, const char *name)
     return yes;
 }
 
-/* A raft dir that never held raft state (no metadata, no log). */
-static bool raft_dir_pristine(const char *dir)
-{
-    return !file_in(dir, "metadata1") && !file_in(dir, "metadata2") &&
-           !file_in(dir, "node-id");
-}
-
-static int join_marker_set(const char *dir, bool on)
-{
-    char *path = at_asprintf("%s/" JOIN_MARKER, dir);
-    int rv = 0;
-    int fd;
-
-    if (on) {
-        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-        if (fd < 0 || fsync(fd) != 0)
-            rv = -errno;
-        if (fd >= 0)
-            close(fd);
-    } else if (unlink(path) != 0 && errno != ENOENT) {
-        rv = -errno;
-    }
-    free(path);
-    return rv;
-}
-
-/* ---- join: ask the seed (any member) to add this node ---- */
-
-static void join_try(uv_timer_t *t);
-
-static void join_retry(struct node_server *s, const char *why)
-{
-    if (s->stopping)
-        return;
-    if (++s->join_attempts >= JOIN_ATTEMPTS) {
-        LOG_ERROR(
-            "join via %s: giving up after %u attempts (%s); restart "
-            "the node to try again",
-            s->join_target, s->join_attempts, why);
-        s->joining = false;
-        return;
-    }
-    LOG_WARN("join via %s: %s; retrying in %" PRIu64 "ms (attempt %u)",
-             s->join_target, why, s->join_backoff, s->join_attempts);
-    uv_timer_start(&s->join_timer, join_try, s->join_backoff, 0);
-    s->join_backoff = AT_MIN(s->join_backoff * 2, JOIN_BACKOFF_MAX);
-}
-
-static void on_join_answer(void *data,
-                           int status,
-                           int http,
-                           const char *body,
-                           size_t len)
-{
-    struct node_server *s = data;
-    char why[160];
-    char errmsg[AT_ERRMSG_SIZE];
-    struct proto_peer_reply r;
-
-    if (status == AT_ESHUTDOWN || s->stopping)
-        return;
-    if (status != 0) {
-        snprintf(why, sizeof(why), "%s", at_strerror(status));
-        join_retry(s, why);
-        return;
-    }
-    if (http == 200) {
-        /* the leader's PeerReply names the role this node got */
-        if (proto_peer_reply_unpack(body, len, &r, errmsg) != 0)
-            LOG_WARN("join via %s: %s", s->join_target, errmsg);
-        LOG_INFO("joined the cluster via %s as %s", s->join_target,
-                 r.role != NULL ? r.role : "?");
-        proto_peer_reply_release(&r);
-        if (join_marker_set(s->raft_dir, false) != 0)
-            LOG_WARN("cannot remove '%s/" JOIN_MARKER "'", s->raft_dir);
-        s->joining = false;
-        node_gossip_refresh(s->gossip); /* in the cluster now: say so */
-        return;
-    }
-    if (http == 409 || http == 401 || http == 400) {
-        LOG_ERROR("join via %s refused (HTTP %d: %s); not retrying",
-                  s->join_target, http,
-                  http == 409   ? "the name is taken by another address"
-                  : http == 401 ? "wrong cluster secret"
-                                : "bad request");
-        s->joining = false;
-        return;
-    }
-    snprintf(why, sizeof(why), "HTTP %d", http);
-    join_retry(s, why);
-}
-
-/* The next entry of the --join list (a comma list of host:port or DNS
- * name:port, which the peer client resolves), round-robin over retries,
- * into s->join_target. */
-static void join_pick(struct node_server *s)
-{
-    char *list = at_strdup(s->cfg->join), *save = NULL, *tok;
-    unsigned n = 0, want;
-
-    for (tok = strtok_r(list, ", \t", &save); tok != NULL;
-         tok = strtok_r(NULL, ", \t", &save))
-        n++;
-    at_free(list);
-    want = n > 0 ? s->join_next++ % n : 0;
-    list = at_strdup(s->cfg->join);
-    save = NULL;
-    n = 0;
-    snprintf(s->join_target, sizeof(s->join_target), "%s", s->cfg->join);
-    for (tok = strtok_r(list, ", \t", &save); tok != NULL;
-         tok = strtok_r(NULL, ", \t", &save))
-        if (n++ == want)
-            snprintf(s->join_target, sizeof(s->join_target), "%s", tok);
-    at_free(list);
-}
-
-static void join_try(uv_timer_t *t)
-{
-    struct node_server *s = t->data;
-    struct proto_peer_msg m = { .ep = PROTO_PEER_JOIN };
-    char errmsg[AT_ERRMSG_SIZE];
-    struct meta_status st;
-    struct at_buf b;
-    int rv;
-
-    if (s->stopping)
-        return;
-    join_pick(s);
-    meta_status_get(s->meta, &st);
-    m.u.join.id = st.id;
-    m.u.join.name = s->name;
-    m.u.join.peer_address = s->peer_address;
-    m.u.join.api_address = s->api_address;
-    m.u.join.region = s->cfg->region;
-    m.u.join.standby = strcmp(s->cfg->role, "voter") != 0; /* or edge */
-    at_buf_init(&b, 0);
-    rv = proto_peer_msg_pack(&m, &b, errmsg);
-    if (rv == 0)
-        rv = node_peer_request(
-            s->peer, "POST", s->join_target, proto_peer_path(PROTO_PEER_JOIN),
-            PROTO_PEER_CONTENT_TYPE, b.data, b.len, 60000, on_join_answer, s);
-    else
-        LOG_ERROR("join via %s: %s", s->join_target, errmsg);
-    at_buf_release(&b);
-    if (rv != 0)
-        join_retry(s, at_strerror(rv));
-}
-
 /* ---- gossip ---- */
 
 static uint64_t free_bytes(const char *dir)
@@ -324,7 +167,8 @@ static void gossip_rejoin(struct node_server *s)
 static void gossip_refresh(void *data, struct gossip_meta *m)
 {
     struct node_server *s = data;
-    bool in = s->meta != NULL && !s->joining && !meta_removed(s->meta);
+    bool in = s->meta != NULL && !node_join_pending(&s->join) &&
+              !meta_removed(s->meta);
 
     gossip_rejoin(s);
     m->free_bytes = free_bytes(s->cfg->data_dir);
@@ -595,8 +439,10 @@ static int peer_tls_dial(void *data,
     return node_http_dial_tls(s->peer_http, sa, bind, host, out);
 }
 
-/* Open the raft log and the FSM, then start what needs them. */
-static int open_meta(struct node_server *s, char *errmsg)
+/* Open the raft log and the FSM (join: empty, to be added by a member;
+ * else bootstrap a one-voter cluster, or reopen what is there), then start
+ * what needs them. */
+static int open_meta(struct node_server *s, bool join, char *errmsg)
 {
     const struct node_config *cfg = s->cfg;
     struct meta_config mcfg;
@@ -611,7 +457,7 @@ static int open_meta(struct node_server *s, char *errmsg)
     mcfg.heartbeat_timeout_ms = (unsigned)cfg->heartbeat_timeout_ms;
     mcfg.snapshot_threshold = (unsigned)cfg->snapshot_threshold;
     mcfg.snapshot_trailing = (unsigned)cfg->snapshot_trailing;
-    mcfg.join = cfg->join[0] != '\0';
+    mcfg.join = join;
     mcfg.peer_address = s->peer_address;
     mcfg.api_address = s->api_address;
     mcfg.region = cfg->region;
@@ -650,7 +496,50 @@ static int open_meta(struct node_server *s, char *errmsg)
         rv = storage_node_tag_set(&s->store, tag);
         AT_ASSERT(rv == 0); /* 16 hex digits are a valid tag */
     }
+    s->join.meta = s->meta;
+    LOG_INFO("node '%s' serving on %s (peer %s), data in '%s', raft in '%s'",
+             s->name, s->api_address, s->peer_address, cfg->data_dir,
+             s->raft_dir);
+    node_replicate_scan_start(&s->api);
+    node_placement_start(&s->api);
     return 0;
+}
+
+/* bootstrap-expect decided (node/join.c) */
+static int join_open(void *data, bool join, char *errmsg)
+{
+    struct node_server *s = data;
+
+    if (s->stopping) {
+        at_errmsg_printf(errmsg, "stopping");
+        return AT_ESHUTDOWN;
+    }
+    return open_meta(s, join, errmsg);
+}
+
+static void join_fatal(void *data)
+{
+    AT_UNUSED(data);
+    exit(1); /* as a start that fails: nothing to save yet */
+}
+
+/* The join machinery's borrowed context (node/join.h). */
+static void join_setup(struct node_server *s)
+{
+    struct node_join *j = &s->join;
+
+    j->loop = s->loop;
+    j->cfg = s->cfg;
+    j->peer = s->peer;
+    j->name = s->name;
+    j->peer_address = s->peer_address;
+    j->api_address = s->api_address;
+    j->raft_dir = s->raft_dir;
+    j->gossip = s->gossip;
+    j->open = join_open;
+    j->fatal = join_fatal;
+    j->data = s;
+    node_join_init(j);
 }
 
 /* see server.h */
@@ -729,41 +618,40 @@ int node_server_start(struct node_server **out,
     if (rv != 0)
         goto err_after_storage;
 
-    if (cfg->join[0] != '\0')
-        join_needed =
-            raft_dir_pristine(s->raft_dir) || file_in(s->raft_dir, JOIN_MARKER);
+    join_needed = cfg->join[0] != '\0' && node_join_needed(s->raft_dir);
     /* without a join to make, meta_open bootstraps or reopens raft */
     rv = start_gossip(s, peer_host, !join_needed, errmsg);
     if (rv != 0)
         goto err_after_storage;
-    if (cfg->join[0] != '\0') {
-        if (join_needed && join_marker_set(s->raft_dir, true) != 0) {
-            at_errmsg_printf(errmsg, "create '%s/" JOIN_MARKER "': %s",
-                             s->raft_dir, strerror(errno));
-            rv = AT_EIO;
-            goto err_after_storage;
-        }
-    }
-    rv = open_meta(s, errmsg);
-    if (rv != 0)
+    if (join_needed && cfg->bootstrap_expect > 0 && s->gossip == NULL) {
+        at_errmsg_printf(errmsg,
+                         "bootstrap_expect needs gossip (gossip: "
+                         "true and a cluster secret of 16 bytes or "
+                         "more)");
+        rv = AT_EINVAL;
         goto err_after_storage;
-
-    uv_timer_init(loop, &s->join_timer);
-    s->join_timer.data = s;
-    s->join_timer_init = true;
-    if (join_needed) {
-        s->joining = true;
-        s->join_backoff = JOIN_BACKOFF_MIN;
-        LOG_INFO("joining the cluster via %s", cfg->join);
-        uv_timer_start(&s->join_timer, join_try, 0, 0);
     }
-    LOG_INFO("node '%s' serving on %s (peer %s), data in '%s', raft in '%s'",
-             s->name, s->api_address, s->peer_address, cfg->data_dir,
-             s->raft_dir);
+    if (join_needed && node_join_marker(s->raft_dir, true) != 0) {
+        at_errmsg_printf(errmsg, "create the join-pending marker in '%s': %s",
+                         s->raft_dir, strerror(errno));
+        rv = AT_EIO;
+        goto err_after_storage;
+    }
+    join_setup(s);
+    if (join_needed && cfg->bootstrap_expect > 0) {
+        /* the metadata opens once gossip has shown enough nodes */
+        LOG_INFO("node '%s' up on %s (peer %s), waiting to bootstrap or join",
+                 s->name, s->api_address, s->peer_address);
+        node_join_expect(&s->join);
+    } else {
+        rv = open_meta(s, cfg->join[0] != '\0', errmsg);
+        if (rv != 0)
+            goto err_after_storage;
+        if (join_needed)
+            node_join_start(&s->join);
+    }
     free(host);
     free(peer_host);
-    node_replicate_scan_start(&s->api);
-    node_placement_start(&s->api);
     *out = s;
     return 0;
 
@@ -779,9 +667,9 @@ err:
     return rv;
 }
 
-static void on_join_timer_closed(uv_handle_t *h)
+static void on_join_closed(void *data)
 {
-    struct node_server *s = h->data;
+    struct node_server *s = data;
     void (*cb)(void *) = s->stop_cb;
     void *cb_data = s->stop_data;
 
@@ -800,7 +688,7 @@ static void on_peer_closed(void *data)
 {
     struct node_server *s = data;
 
-    uv_close((uv_handle_t *)&s->join_timer, on_join_timer_closed);
+    node_join_close(&s->join, on_join_closed, s);
 }
 
 static void on_peer_http_stopped(void *data)
@@ -854,7 +742,10 @@ static void on_http_stopped(void *data)
     node_token_close(s->api.token); /* freed once its requests end */
     s->api.token = NULL;
     s->api.meta = NULL;
-    meta_close(s->meta, on_meta_closed, s);
+    if (s->meta != NULL)
+        meta_close(s->meta, on_meta_closed, s);
+    else
+        on_meta_closed(s); /* stopped while waiting to bootstrap */
 }
 
 /* see server.h */
@@ -882,7 +773,7 @@ void node_server_stop(struct node_server *s, void (*cb)(void *data), void *data)
     s->stop_data = data;
     s->stopping = true;
     s->api.stopping = true;
-    uv_timer_stop(&s->join_timer);
+    node_join_stop(&s->join); /* no more tries; closed at the end */
     LOG_INFO("node '%s' stopping: finishing in-flight requests", s->name);
     /* others show "left", not dead; a removed node just goes quiet */
     if (s->gossip != NULL && s->cfg->leave_on_terminate)
