@@ -312,6 +312,19 @@ def _inner_run(a, lab, hist, ctx, sched, verdict, rdir):
         if node is not nodes[0]:
             lab.wait_member(node, timeout=30)
     print(f"  cluster of {n} up", flush=True)
+    if nem.STANDBY_FAMILIES & set(fams):
+        # one node beyond target_voters: it ends up standby (autopilot's
+        # replacement for a dead voter)
+        sb = lab.new_node(n + 1, join="10.231.0.1:5001")
+        sb.start()
+        lab.wait_ready(sb, timeout=20)
+        lab.wait_member(sb, timeout=30)
+        verdict["standby"] = {"name": sb.name,
+                              "role": _role_of(lab, sb.name)}
+        print(f"  extra node {sb.name}: {verdict['standby']['role']}",
+              flush=True)
+        if lab.extra_flags:
+            verdict["lab_flags"] = lab.extra_flags
     wl.setup(ctx)
     threads = []
     nreg = 8
@@ -347,6 +360,8 @@ def _inner_run(a, lab, hist, ctx, sched, verdict, rdir):
         t.join(timeout=30)
     nemesis.heal_all()
     verdict["faults"] = nemesis.faults
+    if "autopilot" in fams:
+        verdict["autopilot"] = nemesis.autopilot
     # convergence: every member applied what the leader committed
     conv = _converge(lab, 45)
     verdict["converged"] = conv
@@ -459,6 +474,22 @@ def _inner_run(a, lab, hist, ctx, sched, verdict, rdir):
                 print(f"    {k}: {x.get('kind')}: {x.get('detail')}",
                       flush=True)
     return 0 if ok else 1
+
+
+def _role_of(lab, name):
+    """The role the members table of a live member gives name, or None."""
+    for m in lab.members():
+        if not m.alive():
+            continue
+        try:
+            st, _, b = m.req("GET", "/_atoll/members", timeout=2)
+            if st == 200:
+                for e in json.loads(b).get("nodes", []):
+                    if e.get("name") == name:
+                        return e.get("role")
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def _count(ops):
