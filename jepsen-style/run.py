@@ -30,6 +30,10 @@ import workloads as wl  # noqa: E402
 from checkers import fetch, session, setcheck, wgl, zones  # noqa: E402
 
 MAX_EXTRA_SLOTS = 3
+# The short tier (make jepsen, ~5-6 min): every family once, 18 s each,
+# except autopilot: its run waits up to 15 s for a replacement and costs
+# ~45 s; it is in `all` and in the soak tier.
+SHORT_TIER = [f for f in nem.FAMILIES if f != "autopilot"]
 # Violations written down in FINDINGS.md under "Open" and not fixed yet:
 # reported in verdicts.json ("known_open") but not failing a run unless
 # --strict. Empty since F1-F3 were fixed (add a kind here only while its
@@ -98,7 +102,7 @@ def outer(a):
     if swept:
         print(f"swept leftovers of dead runs: {' '.join(swept)}", flush=True)
     if a.tier == "short":
-        scen = [(f, 3, 18.0) for f in nem.FAMILIES]
+        scen = [(f, 3, 18.0) for f in SHORT_TIER]
         seed0 = a.seed if a.seed is not None else int(time.time()) % 100000
         plan = [(seed0 + i, [f], n, tl) for i, (f, n, tl) in enumerate(scen)]
         deadline = None
