@@ -377,6 +377,9 @@ def _inner_run(a, lab, hist, ctx, sched, verdict, rdir):
             status[m.name] = {"error": repr(e)}
     with open(os.path.join(rdir, "status-at-heal.json"), "w") as f:
         json.dump(status, f, indent=1)
+    # roles after heal: autopilot (issue 13) may have swapped voters
+    verdict["roles_at_heal"] = {m.name: _role_of(lab, m.name)
+                                for m in lab.members()}
     # final linearizable reads of every register key on every node
     for m in lab.members():
         if m.local:
