@@ -25,7 +25,8 @@ PEER_PORT = 5001
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 # gossip (SWIM over UDP on the peer port's number) and autopilot timings
 # suited to the lab's fast raft timings; passed only when the binary lists
-# the option in `atoll serve --help` (older builds lack them)
+# the option in `atoll serve --help` (older builds lack them). Keep the
+# autopilot values in step with nemesis.AUTOPILOT_DEAD_AFTER/_STABILIZATION.
 LAB_FLAGS = [
     ("--gossip-probe-interval", "300ms"),
     ("--gossip-probe-timeout", "150ms"),
