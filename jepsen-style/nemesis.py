@@ -16,7 +16,7 @@ import signal
 import time
 
 FAMILIES = ["partition", "lossy", "kill", "pause", "clock", "member", "disk",
-            "corrupt", "udp-loss", "udp-partition", "autopilot"]
+            "corrupt", "udp-loss", "udp-partition", "autopilot", "restart"]
 SHAPES = ["halves", "one", "leader", "bridge", "ring"]
 # udp-partition shapes, all one-way (A drops UDP from B, B still hears A):
 # pair (one directed pair), deaf (the target hears no one), mute (no one
@@ -76,6 +76,8 @@ def generate(seed, families, time_limit, nodes):
             f["shape"] = rnd.choice(UDP_SHAPES)
             f["target"] = rnd.choice(["one", "leader"])
         elif fam == "autopilot":
+            f["target"] = rnd.choice(["one", "leader"])
+        elif fam == "restart":
             f["target"] = rnd.choice(["one", "leader"])
         sched.append(f)
         t += dur + round(rnd.uniform(2.0, 4.0), 2)
@@ -274,6 +276,18 @@ class Nemesis:
             if not n.alive():
                 n.start()
         return {"restarted": f.get("_done")}
+
+    def _restart(self, f):
+        """Graceful stop (SIGTERM, as a rolling restart or an upgrade does)
+        of one node or the leader; started again with its data at heal.
+        The node must come back as the member it was."""
+        ts = self._targets(f)
+        for n in ts:
+            n.stop()
+        f["_done"] = [n.name for n in ts]
+        return {"stopped": f["_done"]}
+
+    _heal_restart = _heal_kill
 
     def _pause(self, f):
         ts = self._targets(f)
