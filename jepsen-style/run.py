@@ -31,8 +31,9 @@ from checkers import fetch, session, setcheck, wgl, zones  # noqa: E402
 
 MAX_EXTRA_SLOTS = 3
 # The short tier (make jepsen): every family once, 18 s each; 10 families
-# took 236 s on 2026-12-06, autopilot adds 28 s (with autopilot in the
-# build) to 45 s (without: it waits 15 s for a replacement, then skips).
+# took 236 s on 2026-12-06, autopilot adds 25-28 s (without autopilot in
+# the build it waits 15 s for a replacement, then skips), restart ~24 s:
+# about 5 min in all.
 SHORT_TIER = list(nem.FAMILIES)
 # Violations written down in FINDINGS.md under "Open" and not fixed yet:
 # reported in verdicts.json ("known_open") but not failing a run unless
