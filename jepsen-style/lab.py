@@ -23,6 +23,32 @@ SUBNET = "10.231.0"
 API_PORT = 5000
 PEER_PORT = 5001
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+# gossip (SWIM over UDP on the peer port's number) and autopilot timings
+# suited to the lab's fast raft timings; passed only when the binary lists
+# the option in `atoll serve --help` (older builds lack them). Keep the
+# autopilot values in step with nemesis.AUTOPILOT_DEAD_AFTER/_STABILIZATION.
+LAB_FLAGS = [
+    ("--gossip-probe-interval", "300ms"),
+    ("--gossip-probe-timeout", "150ms"),
+    ("--gossip-interval", "100ms"),
+    ("--autopilot-dead-after", "3s"),
+    ("--autopilot-stabilization", "1s"),
+]
+
+
+def supported_flags(atoll):
+    """The LAB_FLAGS that `atoll serve --help` mentions, as a flat list."""
+    try:
+        p = subprocess.run([atoll, "serve", "--help"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=10, text=True)
+        text = p.stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    out = []
+    for flag, value in LAB_FLAGS:
+        if re.search(re.escape(flag) + r"\b", text):
+            out += [flag, value]
+    return out
 
 
 def sh(args, timeout=10, check=True):
@@ -203,7 +229,7 @@ class Node:
              "--cluster-secret", self.lab.secret,
              "--election-timeout", "500ms", "--heartbeat-timeout", "50ms",
              "--target-voters", str(self.lab.target_voters),
-             "--log-level", "info"]
+             "--log-level", "info"] + self.lab.extra_flags
         if self.join:
             c += ["--join", self.join]
         if self.local:
@@ -312,6 +338,7 @@ class Lab:
         self.pids = set()
         self.free_slots = []
         self.next_name = 1
+        self.extra_flags = supported_flags(self.atoll)
 
     def new_node(self, slot, join=None, local=False):
         n = Node(self, slot, f"n{self.next_name}", join, local)

@@ -1,7 +1,14 @@
 """Nemeses: faults generated up front from the seed (schedule.json) and
 applied to the lab: partitions, lossy links, kill -9, SIGSTOP, clock bumps
 and rate skew (libfaketime), membership replace/shrink/grow, full disk,
-corrupted blob file. Every fault is healed by heal_all()."""
+corrupted blob file, UDP-only (gossip) loss and asymmetric UDP partitions,
+and an autopilot scenario (a voter dead long enough to be replaced by the
+standby). Every fault is healed by heal_all().
+
+iptables rules are bookkept: each fault removes with -D exactly the rules it
+added (a heal never flushes the rules of another fault); heal_all() removes
+what is left and then flushes INPUT and OUTPUT of every member."""
+import http.client
 import json
 import os
 import random
@@ -9,8 +16,22 @@ import signal
 import time
 
 FAMILIES = ["partition", "lossy", "kill", "pause", "clock", "member", "disk",
-            "corrupt"]
+            "corrupt", "udp-loss", "udp-partition", "autopilot", "restart"]
 SHAPES = ["halves", "one", "leader", "bridge", "ring"]
+# udp-partition shapes, all one-way (A drops UDP from B, B still hears A):
+# pair (one directed pair), deaf (the target hears no one), mute (no one
+# hears the target), halves (one half drops what the other half sends)
+UDP_SHAPES = ["pair", "deaf", "mute", "halves"]
+# families that want one extra node beyond target_voters (a standby):
+# autopilot replaces a dead voter with it; under UDP faults it shows
+# whether gossip-only trouble makes autopilot move healthy voters
+STANDBY_FAMILIES = {"autopilot", "udp-loss", "udp-partition"}
+# lab timings (lab.py passes them to the nodes): a voter gossip sees dead
+# for AUTOPILOT_DEAD_AFTER is replaced; the nemesis waits at most
+# AUTOPILOT_WAIT seconds after the kill for the members table to show it
+AUTOPILOT_DEAD_AFTER = 3.0
+AUTOPILOT_STABILIZATION = 1.0
+AUTOPILOT_WAIT = 15.0
 
 
 def generate(seed, families, time_limit, nodes):
@@ -23,6 +44,9 @@ def generate(seed, families, time_limit, nodes):
     while order:
         fam = order[i % len(order)] if i < len(order) else rnd.choice(order)
         dur = round(rnd.uniform(3.0, 7.0), 2)
+        if fam == "autopilot":
+            # down longer than dead-after plus gossip's detection time
+            dur = round(rnd.uniform(7.0, 9.0), 2)
         if t + dur > time_limit - 1:
             break
         f = {"at": round(t, 2), "dur": dur, "family": fam,
@@ -45,6 +69,16 @@ def generate(seed, families, time_limit, nodes):
             f["target"] = rnd.choice(["one", "leader"])
         elif fam == "corrupt":
             f["pick"] = rnd.randint(0, 1 << 30)
+        elif fam == "udp-loss":
+            f["prob"] = rnd.choice([0.2, 0.3, 0.4])
+            f["target"] = rnd.choice(["one", "leader", "all"])
+        elif fam == "udp-partition":
+            f["shape"] = rnd.choice(UDP_SHAPES)
+            f["target"] = rnd.choice(["one", "leader"])
+        elif fam == "autopilot":
+            f["target"] = rnd.choice(["one", "leader"])
+        elif fam == "restart":
+            f["target"] = rnd.choice(["one", "leader"])
         sched.append(f)
         t += dur + round(rnd.uniform(2.0, 4.0), 2)
         i += 1
@@ -61,6 +95,9 @@ class Nemesis:
         self.clock_rate = {}    # name -> (rate, since)
         self.filled = []
         self.faults = 0
+        self.rules = []         # [fault id, node, chain, rule spec]
+        self.fault_ids = 0
+        self.autopilot = []     # outcome of every autopilot fault
 
     # ---- targets ----
     def _perm(self, f, nodes):
@@ -86,15 +123,36 @@ class Nemesis:
     def apply(self, f):
         fam = f["family"]
         self.faults += 1
-        detail = getattr(self, "_" + fam)(f)
+        self.fault_ids += 1
+        f["_id"] = self.fault_ids
+        detail = getattr(self, "_" + fam.replace("-", "_"))(f)
         self.hist.nemesis(op="start", family=fam, detail=detail)
         return detail
 
     def heal(self, f):
         fam = f["family"]
-        fn = getattr(self, "_heal_" + fam, None)
+        fn = getattr(self, "_heal_" + fam.replace("-", "_"), None)
         detail = fn(f) if fn else None
         self.hist.nemesis(op="heal", family=fam, detail=detail)
+        return detail
+
+    # ---- iptables bookkeeping ----
+    def _rule(self, f, n, chain, spec):
+        """Append one rule for fault f on node n and remember it."""
+        n.iptables(["-A", chain] + spec)
+        self.rules.append([f.get("_id") if f else None, n, chain, spec])
+
+    def _unrule(self, f=None):
+        """Delete (-D) exactly the rules fault f added (all when None)."""
+        keep, gone = [], 0
+        for r in self.rules:
+            if f is None or r[0] == f.get("_id"):
+                r[1].iptables(["-D", r[2]] + r[3])
+                gone += 1
+            else:
+                keep.append(r)
+        self.rules = keep
+        return gone
 
     def _partition(self, f):
         ms = self._perm(f, self.lab.members())
@@ -137,22 +195,74 @@ class Nemesis:
         ips = {n.name: n.ip for n in ms}
         for n in ms:
             for other in sorted(grudge[n.name]):
-                n.iptables(["-A", "INPUT", "-s", ips[other], "-j", "DROP"])
+                self._rule(f, n, "INPUT", ["-s", ips[other], "-j", "DROP"])
         return {"shape": f["shape"],
                 "grudge": {k2: sorted(v) for k2, v in grudge.items()}}
 
     def _heal_partition(self, f):
-        for n in self.lab.members():
-            n.iptables(["-F", "INPUT"])
+        return {"rules_removed": self._unrule(f)}
 
     def _lossy(self, f):
         ts = self._targets(f)
         for n in ts:
-            n.iptables(["-A", "INPUT", "-m", "statistic", "--mode", "random",
-                        "--probability", str(f["prob"]), "-j", "DROP"])
+            self._rule(f, n, "INPUT", ["-m", "statistic", "--mode", "random",
+                                       "--probability", str(f["prob"]),
+                                       "-j", "DROP"])
         return {"nodes": [n.name for n in ts], "prob": f["prob"]}
 
     _heal_lossy = _heal_partition
+
+    # ---- gossip (UDP) faults: raft and HTTP are TCP and stay untouched ----
+    def _udp_loss(self, f):
+        """Random loss of UDP datagrams into and out of the target nodes."""
+        if f.get("target") == "all":
+            ts = self._perm(f, self.lab.members())
+        else:
+            ts = self._targets(f)
+        stat = ["-p", "udp", "-m", "statistic", "--mode", "random",
+                "--probability", str(f["prob"]), "-j", "DROP"]
+        for n in ts:
+            self._rule(f, n, "INPUT", stat)
+            self._rule(f, n, "OUTPUT", stat)
+        return {"nodes": [n.name for n in ts], "prob": f["prob"],
+                "target": f.get("target")}
+
+    _heal_udp_loss = _heal_partition
+
+    def _udp_partition(self, f):
+        """Asymmetric: a node drops UDP from some peers while they still
+        hear it. drops[x] = the nodes x no longer hears."""
+        ms = self._perm(f, self.lab.members())
+        names = [n.name for n in ms]
+        if len(ms) < 2:
+            return {"skipped": "too few nodes"}
+        t = self._targets(f)[0].name if f.get("target") == "leader" \
+            else names[0]
+        rest = [x for x in names if x != t]
+        drops = {x: [] for x in names}
+        shape = f["shape"]
+        if shape == "pair":
+            drops[t] = [rest[0]]
+        elif shape == "deaf":
+            drops[t] = list(rest)
+        elif shape == "mute":
+            for x in rest:
+                drops[x] = [t]
+        else:  # halves: side a (with the target) stops hearing side b
+            k = len(names)
+            order = [t] + rest
+            a, b = order[:k // 2], order[k // 2:]
+            for x in a:
+                drops[x] = list(b)
+        ips = {n.name: n.ip for n in ms}
+        for n in ms:
+            for other in drops[n.name]:
+                self._rule(f, n, "INPUT", ["-p", "udp", "-s", ips[other],
+                                           "-j", "DROP"])
+        return {"shape": shape, "target": t,
+                "deaf_to": {k2: v for k2, v in drops.items() if v}}
+
+    _heal_udp_partition = _heal_partition
 
     def _kill(self, f):
         ts = self._targets(f)
@@ -166,6 +276,18 @@ class Nemesis:
             if not n.alive():
                 n.start()
         return {"restarted": f.get("_done")}
+
+    def _restart(self, f):
+        """Graceful stop (SIGTERM, as a rolling restart or an upgrade does)
+        of one node or the leader; started again with its data at heal.
+        The node must come back as the member it was."""
+        ts = self._targets(f)
+        for n in ts:
+            n.stop()
+        f["_done"] = [n.name for n in ts]
+        return {"stopped": f["_done"]}
+
+    _heal_restart = _heal_kill
 
     def _pause(self, f):
         ts = self._targets(f)
@@ -261,7 +383,9 @@ class Nemesis:
             victim.kill()
             victim.removed = True
             self.ctx.removed.add(victim.name)
+            self.rules = [r for r in self.rules if r[1] is not victim]
             victim.iptables(["-F", "INPUT"])
+            victim.iptables(["-F", "OUTPUT"])
         return gone
 
     def _gone(self, victim):
@@ -295,7 +419,9 @@ class Nemesis:
         if not seeds:
             return None
         new = self.lab.new_node(slot, join=f"{seeds[0].ip}:5001")
+        self.rules = [r for r in self.rules if r[1].slot != slot]
         new.iptables(["-F", "INPUT"])
+        new.iptables(["-F", "OUTPUT"])
         new.start()
         try:
             self.lab.wait_member(new, timeout=30)
@@ -380,12 +506,99 @@ class Nemesis:
                                         holder.name, 500, corrupt=True)
         return {"node": holder.name, "blob": d, "fetches": got}
 
+    # ---- autopilot: a voter dead longer than --autopilot-dead-after ----
+    def _roles(self, exclude=None):
+        """{name: role} and the leader from a live member's table, or
+        (None, None)."""
+        for n in self.lab.members():
+            if n is exclude or not n.alive() or n.paused:
+                continue
+            try:
+                st, _, b = n.req("GET", "/_atoll/members", timeout=2)
+                if st != 200:
+                    continue
+                m = json.loads(b)
+            except (OSError, ValueError, http.client.HTTPException):
+                continue
+            if not m.get("leader"):
+                continue
+            return {e.get("name"): e.get("role")
+                    for e in m.get("nodes", [])}, m.get("leader")
+        return None, None
+
+    def _autopilot(self, f):
+        """kill -9 a voter (one, or the leader) while a standby exists and
+        keep it down; the heal waits up to AUTOPILOT_WAIT s after the kill
+        for autopilot to promote a standby and demote the victim, then
+        restarts the victim. Without autopilot on the build the scenario
+        records a skip (a note, never a violation)."""
+        roles, _ = self._roles()
+        if roles is None:
+            return {"skipped": "no members table with a leader"}
+        standbys = sorted(k for k, v in roles.items() if v == "standby")
+        if not standbys:
+            return {"skipped": "no standby in the cluster"}
+        voters = [n for n in self._perm(f, self.lab.members())
+                  if roles.get(n.name) == "voter" and n.alive()]
+        if len(voters) < 3:
+            return {"skipped": f"only {len(voters)} live voters"}
+        victim = voters[0]
+        if f.get("target") == "leader":
+            ln = self.lab.leader_name()
+            victim = next((n for n in voters if n.name == ln), victim)
+        victim.kill()
+        f["_victim"] = victim.name
+        f["_standbys"] = standbys
+        f["_killed_at"] = time.monotonic()
+        return {"killed": victim.name, "standbys": standbys,
+                "voters": [n.name for n in voters]}
+
+    def _heal_autopilot(self, f):
+        victim = self._node(f.get("_victim") or "")
+        if victim is None:
+            return None
+        deadline = f["_killed_at"] + AUTOPILOT_WAIT
+        out = {"victim": victim.name}
+        while True:
+            roles, leader = self._roles(exclude=victim)
+            promoted = [s for s in f["_standbys"]
+                        if roles and roles.get(s) == "voter"]
+            if roles and promoted and roles.get(victim.name) != "voter":
+                out.update(replaced_by=promoted, victim_role=roles.get(
+                    victim.name), after_s=round(time.monotonic() -
+                                                f["_killed_at"], 1))
+                break
+            if time.monotonic() > deadline:
+                out["skipped"] = (
+                    f"autopilot did not replace {victim.name} within "
+                    f"{AUTOPILOT_WAIT:g}s of its kill (roles {roles}); "
+                    "this build has no autopilot, or it is off")
+                print(f"  autopilot: SKIP: {out['skipped']}", flush=True)
+                break
+            time.sleep(0.3)
+        if not victim.removed and not victim.alive():
+            victim.start()
+        if "skipped" not in out:
+            # the victim comes back as a non-voter; it must catch up
+            try:
+                self.lab.wait_member(victim, timeout=20)
+                roles, _ = self._roles()
+                out["victim_role_after_restart"] = (roles or {}).get(
+                    victim.name)
+            except RuntimeError as e:
+                out["rejoin"] = str(e)
+        self.autopilot.append(out)
+        return out
+
     def _node(self, name):
         return next((n for n in self.lab.nodes if n.name == name), None)
 
     def heal_all(self):
         self._heal_pause(None)
-        self._heal_partition(None)
+        self._unrule(None)
+        for n in self.lab.members():
+            n.iptables(["-F", "INPUT"])
+            n.iptables(["-F", "OUTPUT"])
         self._heal_clock(None)
         self._heal_disk(None)
         for n in self.lab.members():
