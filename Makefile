@@ -151,6 +151,7 @@ fuzz: fuzz-build
 .PHONY: jepsen jepsen-soak
 jepsen: all
 	python3 jepsen-style/test_checkers.py
+	python3 jepsen-style/test_nemesis_net.py
 	python3 jepsen-style/run.py --tier short --atoll $(BIN)
 
 jepsen-soak: all

@@ -153,12 +153,17 @@ static int glue_restore(struct raft_fsm *iface, struct raft_buffer *buf)
 {
     struct meta_fsm_glue *g = iface->data;
     char errmsg[AT_ERRMSG_SIZE] = "";
-    int rv = meta_fsm_restore(g->fsm, buf->base, buf->len, errmsg);
+    size_t len = buf->len;
+    int rv = meta_fsm_restore(g->fsm, buf->base, len, errmsg);
     if (rv != 0) {
         LOG_ERROR("restore snapshot: %s", errmsg);
         return RAFT_CORRUPT;
     }
     raft_free(buf->base);
+    LOG_INFO(
+        "restored a snapshot of %zu bytes (at start, or sent by the "
+        "leader to a node that fell behind)",
+        len);
     if (g->applied != NULL)
         g->applied(g->data, g->fsm);
     return 0;

@@ -24,6 +24,8 @@
 #include "common/compat.h"
 
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #define AT_LOG_COMP "raft"
 
@@ -246,6 +248,25 @@ static void on_written(uv_write_t *w, int status)
 
 static int dial_begin(struct meta_dial *d);
 
+/* A peer that vanished without a reset (partitioned, blackholed) leaves a
+ * raft connection "established" with data unacknowledged: TCP retries
+ * with backoff for minutes (tcp_retries2), libraft keeps writing into it,
+ * and a node back from a long partition would wait for the next
+ * retransmission, up to 2 minutes, to hear from the leader. Unacked for
+ * this long, the kernel fails the connection (SYNs included) and libraft
+ * dials again. */
+#define RAFT_TCP_USER_TIMEOUT_MS 10000
+
+static void tcp_user_timeout(uv_tcp_t *tcp)
+{
+    uv_os_fd_t fd;
+    unsigned ms = RAFT_TCP_USER_TIMEOUT_MS;
+
+    if (uv_fileno((uv_handle_t *)tcp, &fd) == 0 &&
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms)) != 0)
+        LOG_DEBUG("TCP_USER_TIMEOUT: %s", strerror(errno));
+}
+
 static void on_connected(uv_connect_t *c, int status)
 {
     struct meta_dial *d = c->data;
@@ -375,7 +396,8 @@ static int dial_connect(struct meta_dial *d, const struct sockaddr_storage *ss)
     tcp = raft_malloc(sizeof(*tcp));
     if (tcp == NULL)
         return AT_ENOMEM;
-    uv_tcp_init(tr->loop, tcp);
+    uv_tcp_init_ex(tr->loop, tcp, ss->ss_family);
+    tcp_user_timeout(tcp);
     d->stream = (uv_stream_t *)tcp;
     d->stream->data = d;
     d->refs++;

@@ -20,6 +20,8 @@
 #define AT_LOG_COMP "http"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -436,7 +438,17 @@ int node_http_dial_tls(struct node_http_server *s,
     }
     p->ssl = ssl;
     p->tcp = at_malloc(sizeof(*p->tcp));
-    uv_tcp_init(s->loop, p->tcp);
+    uv_tcp_init_ex(s->loop, p->tcp, sa->sa_family);
+    {
+        /* as raft/transport.c's dials: fail a connection whose data stays
+         * unacknowledged this long (a partitioned peer) instead of
+         * retransmitting for minutes, so that raft dials again */
+        uv_os_fd_t fd;
+        unsigned ms = 10000;
+        if (uv_fileno((uv_handle_t *)p->tcp, &fd) == 0)
+            (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms,
+                             sizeof(ms));
+    }
     p->tcp->data = p;
     p->refs++;
     p->conn.data = p;
