@@ -6,24 +6,24 @@
  * holders (meta_blob_holders, ordered by node_fetch_rank: gossip's alive
  * first, its suspects and holders that gave bad bytes lately after them,
  * dead or left ones last, never skipped since gossip may be wrong; then
- * same region first; then least loaded, i.e. fewest transfers this node
- * runs from each), creates an upload session and streams GET
- * /_atoll/blobs/<digest> from the first holder into it, pausing the transfer
- * while the session has too much queued (storage_upload_busy -> on_drain ->
- * node_peer_resume). The clients are served from the session's data file, not
- * from memory: a tick timer (and every chunk) computes how much of the file is
- * written and raises each client's send limit (node_http_resp_stream_limit), so
- * a slow client reads at its own pace without holding back the transfer or the
- * others, and a late joiner starts at offset 0 of the same file. Every
- * streaming client gets 200 with the full Content-Length from the metadata,
- * but the last FETCH_HOLDBACK bytes (the whole blob when smaller) only once
- * the sha256 matched and every byte is in the data file: for blobs from
- * FETCH_EARLY_MIN on, as soon as the upload's hash chain covered them
- * (storage_upload_hash_watch: one sha256 pass, the commit reuses it);
- * smaller ones once storage_upload_commit verified, fsynced and renamed. A
- * Range GET waits for the commit and is served from the blob file (HEAD
- * never comes here: blobs.c answers it from the metadata). Then
- * a BlobStored command records this node as a holder.
+ * same region first; then the nearer by gossip RTT; then least loaded,
+ * i.e. fewest transfers this node runs from each), creates an upload
+ * session and streams GET /_atoll/blobs/<digest> from the first holder
+ * into it, pausing the transfer while the session has too much queued
+ * (storage_upload_busy -> on_drain -> node_peer_resume). The clients are served
+ * from the session's data file, not from memory: a tick timer (and every chunk)
+ * computes how much of the file is written and raises each client's send limit
+ * (node_http_resp_stream_limit), so a slow client reads at its own pace without
+ * holding back the transfer or the others, and a late joiner starts at offset 0
+ * of the same file. Every streaming client gets 200 with the full
+ * Content-Length from the metadata, but the last FETCH_HOLDBACK bytes (the
+ * whole blob when smaller) only once the sha256 matched and every byte is in
+ * the data file: for blobs from FETCH_EARLY_MIN on, as soon as the upload's
+ * hash chain covered them (storage_upload_hash_watch: one sha256 pass, the
+ * commit reuses it); smaller ones once storage_upload_commit verified, fsynced
+ * and renamed. A Range GET waits for the commit and is served from the blob
+ * file (HEAD never comes here: blobs.c answers it from the metadata). Then a
+ * BlobStored command records this node as a holder.
  *
  * Failure modes: a holder unreachable, answering anything but 200, sending
  * more or fewer bytes than the metadata size, or bytes with another digest
@@ -102,9 +102,7 @@ struct fetch_waiter {
 struct fetch_holder {
     char *name; /* owned */
     char *addr; /* owned: peer host:port */
-    int group;  /* 0: same region as this node */
-    unsigned load;
-    enum node_rank rank;
+    struct node_holder_key key;
 };
 
 struct fetch {
@@ -697,7 +695,7 @@ static void try_next(struct fetch *f)
             f->busy->transfers++;
             LOG_INFO("fetching blob '%s' (%" PRIu64 " bytes) from '%s' at %s%s",
                      f->dstr, f->size, h->name, h->addr,
-                     h->rank != NODE_RANK_OK
+                     h->key.rank != NODE_RANK_OK
                          ? " (suspect or down, no other left)"
                          : "");
             return;
@@ -739,14 +737,17 @@ static void holder_each(void *data, const struct meta_node *n)
     h = &f->holders[f->nholders++];
     h->name = at_strdup(n->name);
     h->addr = at_strdup(n->peer_address);
-    h->group = hc->region[0] != '\0' && n->region != NULL &&
-                       strcmp(n->region, hc->region) == 0
-                   ? 0
-                   : 1;
+    h->key.group = hc->region[0] != '\0' && n->region != NULL &&
+                           strcmp(n->region, hc->region) == 0
+                       ? 0
+                       : 1;
     hs = at_map_gets(&f->t->stats, n->name);
-    h->load = hs != NULL ? hs->transfers : 0;
-    h->rank = node_fetch_rank(f->t->api, n->name,
-                              hs != NULL && hs->suspect_until > hc->now);
+    h->key.load = hs != NULL ? hs->transfers : 0;
+    h->key.rank = node_fetch_rank(f->t->api, n->name,
+                                  hs != NULL && hs->suspect_until > hc->now);
+    h->key.rtt_us = node_gossip_rtt_us(
+        f->t->api->peer_api != NULL ? f->t->api->peer_api->gossip : NULL,
+        n->name);
 }
 
 /* see fetch.h */
@@ -769,31 +770,29 @@ enum node_rank node_fetch_rank(const struct node_api *api,
 }
 
 /* see fetch.h */
-bool node_fetch_holder_before(enum node_rank a_rank,
-                              int a_group,
-                              unsigned a_load,
-                              enum node_rank b_rank,
-                              int b_group,
-                              unsigned b_load)
+bool node_fetch_holder_before(const struct node_holder_key *a,
+                              const struct node_holder_key *b)
 {
-    if (a_rank != b_rank)
-        return a_rank < b_rank;
-    if (a_group != b_group)
-        return a_group < b_group;
-    return a_load < b_load;
+    if (a->rank != b->rank)
+        return a->rank < b->rank;
+    if (a->group != b->group)
+        return a->group < b->group;
+    if (a->rtt_us != 0 && b->rtt_us != 0 &&
+        (a->rtt_us < b->rtt_us / 2 || b->rtt_us < a->rtt_us / 2))
+        return a->rtt_us < b->rtt_us;
+    return a->load < b->load;
 }
 
-/* Stable insertion sort: by rank, then same region first, then the least
- * loaded; ties keep meta's order (by name). */
+/* Stable insertion sort by node_fetch_holder_before; ties keep meta's
+ * order (by name). */
 static void holders_sort(struct fetch *f)
 {
     for (size_t i = 1; i < f->nholders; i++) {
         struct fetch_holder h = f->holders[i];
         size_t j = i;
 
-        while (j > 0 && node_fetch_holder_before(
-                            h.rank, h.group, h.load, f->holders[j - 1].rank,
-                            f->holders[j - 1].group, f->holders[j - 1].load)) {
+        while (j > 0 &&
+               node_fetch_holder_before(&h.key, &f->holders[j - 1].key)) {
             f->holders[j] = f->holders[j - 1];
             j--;
         }

@@ -51,15 +51,21 @@ enum node_rank node_fetch_rank(const struct node_api *api,
                                const char *name,
                                bool bad_bytes);
 
-/* Holder order: true when holder a is tried before b (lower rank first,
- * then same-region group 0 first, then fewer running transfers). Exposed
- * for unit tests. */
-bool node_fetch_holder_before(enum node_rank a_rank,
-                              int a_group,
-                              unsigned a_load,
-                              enum node_rank b_rank,
-                              int b_group,
-                              unsigned b_load);
+/* A holder as the order below sees it. */
+struct node_holder_key {
+    enum node_rank rank;
+    int group;       /* 0: same region as this node */
+    uint32_t rtt_us; /* gossip's round trip; 0 = unknown */
+    unsigned load;   /* transfers this node runs from it */
+};
+
+/* Holder order: true when holder a is tried before b: lower rank first,
+ * then same-region group 0 first, then the nearer (both round trips
+ * known and a's under half of b's: noise of a millisecond or two on a LAN
+ * does not reorder), then fewer running transfers. Exposed for unit
+ * tests. */
+bool node_fetch_holder_before(const struct node_holder_key *a,
+                              const struct node_holder_key *b);
 
 /* Detach the fetch table from api (api->fetches may be NULL): fetches in
  * flight finish without touching api again and the table is freed with the

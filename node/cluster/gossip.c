@@ -642,6 +642,16 @@ enum meta_liveness node_gossip_liveness(const struct node_gossip *g,
 }
 
 /* see gossip.h */
+uint32_t node_gossip_rtt_us(const struct node_gossip *g, const char *name)
+{
+    struct gossip_member_info mi;
+
+    if (g == NULL || name == NULL || gossip_member_get(g->sw, name, &mi) != 0)
+        return 0;
+    return mi.rtt_us;
+}
+
+/* see gossip.h */
 void node_gossip_depart(struct node_gossip *g)
 {
     struct gossip_meta m = g->meta;

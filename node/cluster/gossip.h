@@ -73,6 +73,10 @@ enum meta_liveness node_gossip_liveness(const struct node_gossip *g,
                                         const char *name,
                                         uint64_t *since_ms);
 
+/* Our last direct probe's round trip to the member named name, in
+ * microseconds; 0 when unknown (no gossip, never probed). */
+uint32_t node_gossip_rtt_us(const struct node_gossip *g, const char *name);
+
 /* Every member gossip knows, ourselves included, in name order. m is
  * borrowed for the call. */
 void node_gossip_each(const struct node_gossip *g,
