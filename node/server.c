@@ -135,7 +135,9 @@ static uint64_t free_bytes(const char *dir)
 
 struct peers_list {
     const char *self;
-    struct at_buf b;
+    const struct node_gossip *g;
+    struct at_buf b;    /* every other member's peer address */
+    struct at_buf gone; /* those gossip does not see alive or suspect */
 };
 
 static void peers_each(void *data, const struct meta_node *n)
@@ -146,21 +148,34 @@ static void peers_each(void *data, const struct meta_node *n)
         n->peer_address == NULL || n->peer_address[0] == '\0')
         return;
     at_buf_printf(&pl->b, "%s%s", pl->b.len > 0 ? "," : "", n->peer_address);
+    switch (node_gossip_liveness(pl->g, n->name, NULL)) {
+    case META_LIVE_ALIVE:
+    case META_LIVE_SUSPECT:
+        break;
+    default:
+        at_buf_printf(&pl->gone, "%s%s", pl->gone.len > 0 ? "," : "",
+                      n->peer_address);
+    }
 }
 
 /* When gossip knows no other live member (a restart without --join, or
- * everyone else restarted), join again through raft's node table. */
+ * everyone else restarted), join again through raft's node table; and
+ * reach one raft member gossip does not see alive (islands merge). */
 static void gossip_rejoin(struct node_server *s)
 {
-    struct peers_list pl = { .self = s->name };
+    struct peers_list pl = { .self = s->name, .g = s->gossip };
 
     if (s->gossip == NULL || s->meta == NULL)
         return;
     at_buf_init(&pl.b, 64 * 1024);
+    at_buf_init(&pl.gone, 64 * 1024);
     meta_members(s->meta, peers_each, &pl);
     if (pl.b.len > 0)
         node_gossip_rejoin(s->gossip, pl.b.data);
+    if (pl.gone.len > 0)
+        node_gossip_reach(s->gossip, pl.gone.data);
     at_buf_release(&pl.b);
+    at_buf_release(&pl.gone);
 }
 
 /* gossip's 10 s refresh of what we say about ourselves */

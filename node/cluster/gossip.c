@@ -705,6 +705,30 @@ void node_gossip_rejoin(struct node_gossip *g, const char *list)
 }
 
 /* see gossip.h */
+void node_gossip_reach(struct node_gossip *g, const char *list)
+{
+    unsigned n = 1, pick;
+    const char *p = list;
+    char addr[GOSSIP_ADDR_MAX];
+
+    if (g == NULL || g->stopping || list == NULL || list[0] == '\0')
+        return;
+    for (const char *c = list; *c != '\0'; c++)
+        n += *c == ',';
+    pick = (unsigned)random() % n;
+    for (unsigned i = 0; i < pick; i++)
+        p = strchr(p, ',') + 1;
+    size_t len = strcspn(p, ",");
+    if (len == 0 || len >= sizeof(addr))
+        return;
+    memcpy(addr, p, len);
+    addr[len] = '\0';
+    LOG_DEBUG("push-pull with %s, a raft member gossip does not see alive",
+              addr);
+    node_gossip_sync_push_pull(&g->sync, addr);
+}
+
+/* see gossip.h */
 void node_gossip_set_meta(struct node_gossip *g, const struct gossip_meta *m)
 {
     if (g == NULL || meta_same(m, &g->meta))

@@ -92,6 +92,14 @@ void node_gossip_each(const struct node_gossip *g,
  * alive, or for g NULL. */
 void node_gossip_rejoin(struct node_gossip *g, const char *list);
 
+/* Gossip to the dead: one full-state exchange with a random entry of list
+ * (comma-separated peer addresses: the raft members gossip does not see
+ * alive). A member declared dead that is in fact up learns it and
+ * refutes, and our view learns its newer records: two gossip islands
+ * (left by a partition longer than the reap time, or by nodes restarted
+ * while the others were away) merge this way. */
+void node_gossip_reach(struct node_gossip *g, const char *list);
+
 /* Run cfg->refresh now rather than at the next 10 s tick (the node just
  * joined raft: the in-cluster flag should spread at once). g may be
  * NULL. */

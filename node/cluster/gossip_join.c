@@ -116,6 +116,12 @@ static void push_pull_with(struct node_gossip_sync *g, const char *addr)
 }
 
 /* see gossip_join.h */
+void node_gossip_sync_push_pull(struct node_gossip_sync *g, const char *addr)
+{
+    push_pull_with(g, addr);
+}
+
+/* see gossip_join.h */
 int node_gossip_sync_serve(struct node_gossip_sync *g,
                            const void *body,
                            size_t len,

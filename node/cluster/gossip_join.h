@@ -48,6 +48,10 @@ void node_gossip_sync_stop(struct node_gossip_sync *s);
  * --join list: the node layer's raft peers when no other member is
  * alive. Starts join rounds unless they run already. */
 void node_gossip_sync_rejoin(struct node_gossip_sync *s, const char *list);
+
+/* One full-state exchange with addr (a peer listener's "host:port"), unless
+ * one is in flight. */
+void node_gossip_sync_push_pull(struct node_gossip_sync *s, const char *addr);
 /* Free the join copies (after the timers closed). */
 void node_gossip_sync_release(struct node_gossip_sync *s);
 

@@ -89,7 +89,7 @@ class BootstrapExpectTest(harness.TestCase):
     def test_statefulset_start(self):
         cluster.require_cluster()
         times = [self.run_once(r) for r in range(RUNS)]
-        print(f"\n{RUNS} parallel starts of 5 nodes, --bootstrap-expect 3: "
+        cluster.note(f"{RUNS} parallel starts of 5 nodes, --bootstrap-expect 3: "
               f"one cluster every time, formed in {min(times):.2f}-"
               f"{max(times):.2f} s")
 

@@ -271,7 +271,7 @@ class EdgeSitesTest(harness.TestCase):
         med_d = statistics.median(during)
         p95_b = sorted(before)[int(len(before) * 0.95) - 1]
         p95_d = sorted(during)[int(len(during) * 0.95) - 1]
-        print(f"\nmanifest PUT on the leader: edge connected median "
+        cluster.note(f"manifest PUT on the leader: edge connected median "
               f"{med_b * 1000:.2f} ms p95 {p95_b * 1000:.2f} ms; edge away "
               f"{EDGE_AWAY_S}s median {med_d * 1000:.2f} ms p95 "
               f"{p95_d * 1000:.2f} ms ({len(during)} PUTs)")
@@ -307,7 +307,7 @@ class EdgeSitesTest(harness.TestCase):
                              for n in self.live()), 30,
                  what=f"{victim.name} dead everywhere")
         seen = time.time() - t0
-        print(f"\nkill -9 {victim.name}: dead in every live member's view "
+        cluster.note(f"kill -9 {victim.name}: dead in every live member's view "
               f"after {seen:.2f} s")
         self.assertLess(seen, 10)
         # writes go on while autopilot works
