@@ -38,12 +38,29 @@ def skip_unless_atoll(test):
         raise unittest.SkipTest("atoll-specific behaviour")
 
 
+_handed_out = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback port free for TCP and for UDP (a node's gossip binds UDP
+    on its peer port's number), never the same twice in one process."""
+    for _ in range(100):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port in _handed_out:
+            continue
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            u.close()
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free loopback port")
 
 
 def wait_for(pred, timeout, interval=0.05, what="condition"):

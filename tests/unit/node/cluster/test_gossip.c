@@ -133,7 +133,7 @@ static void count_each(void *data, const struct gossip_member_info *m)
 static void test_join_and_leave(void **state)
 {
     uv_loop_t loop;
-    struct member a = { 0 }, b = { 0 };
+    struct member a = { 0 }, b = { 0 }, c = { 0 };
     char join[160];
     struct node_gossip_stats st;
     unsigned n = 0;
@@ -156,14 +156,28 @@ static void test_join_and_leave(void **state)
     assert_true(st.sent > 0 && st.received > 0);
     assert_int_equal(st.alive, 2);
 
+    start(&c, &loop, "c", a.addr);
+    assert_true(wait_state(&loop, &a, "c", META_LIVE_ALIVE, 5000));
+
+    /* a plain graceful stop: "left" in the table, but a restart to come,
+     * so every decision sees it as dead (autopilot never removes it) */
     node_gossip_stop(b.g, true, 2000, on_stopped, &b);
-    assert_true(wait_state(&loop, &a, "b", META_LIVE_LEFT, 3000));
+    assert_true(wait_state(&loop, &a, "b", META_LIVE_DEAD, 3000));
+    node_gossip_stats_get(a.g, &st);
+    assert_int_equal(st.left, 1);
     while (b.stopped == 0)
+        uv_run(&loop, UV_RUN_ONCE);
+    /* leaving for good (leave_on_terminate): left */
+    node_gossip_depart(c.g);
+    node_gossip_stop(c.g, true, 2000, on_stopped, &c);
+    assert_true(wait_state(&loop, &a, "c", META_LIVE_LEFT, 5000));
+    while (c.stopped == 0)
         uv_run(&loop, UV_RUN_ONCE);
     node_gossip_stop(a.g, false, 0, on_stopped, &a);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(a.stopped, 1);
     assert_int_equal(b.stopped, 1);
+    assert_int_equal(c.stopped, 1);
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
