@@ -16,7 +16,11 @@
 
 #include "common/common.h"
 
-#define NODE_PEER_MAX_RESP (1024 * 1024)
+/* The largest answer buffered: a gossip push-pull's GossipState of the
+ * largest member table (GOSSIP_STATE_BYTES_MAX, 8 MiB) with room to
+ * spare; the others are far smaller. Grown as bytes arrive, not up
+ * front. */
+#define NODE_PEER_MAX_RESP (9 * 1024 * 1024)
 
 struct node_peer;
 
