@@ -123,6 +123,7 @@ bench: deps
 	@$(MAKE) --no-print-directory BUILD=build/release OPT="-O2 -g" all
 	python3 tests/bench/run-bench build/release/atoll
 	python3 tests/bench/https-bench build/release/atoll
+	python3 tests/bench/edge-bench build/release/atoll
 
 # Only the HTTPS + authentication comparison (tests/bench/https-bench).
 bench-https: deps
