@@ -229,4 +229,38 @@ struct hook_call {
     void *data;
 };
 
+/* ---- closing, the leader ---- */
+
+static void on_node_closed(void *data)
+{
+    *(bool *)data = true;
+}
+
+static void node_close(int i)
+{
+    bool done = false;
+    meta_close(nodes[i].m, on_node_closed, &done);
+    nodes[i].m = NULL;
+    run_until(flag_set, &done);
+}
+
+static int leader_idx(void)
+{
+    for (int i = 0; i < NNODES; i++) {
+        struct meta_status st;
+        if (nodes[i].m == NULL)
+            continue;
+        meta_status_get(nodes[i].m, &st);
+        if (st.state == 3)
+            return i;
+    }
+    return -1;
+}
+
+static bool have_leader(void *arg)
+{
+    AT_UNUSED(arg);
+    return leader_idx() >= 0;
+}
+
 #endif /* TEST_RAFT_CLUSTER_FIXTURE_H */
