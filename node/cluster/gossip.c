@@ -420,10 +420,9 @@ static int bind_udp(struct node_gossip *g, char *errmsg)
     return 0;
 }
 
-static void on_start_failed_closed(uv_handle_t *h)
+/* Free g and all it owns (its handles closed). */
+static void gossip_release(struct node_gossip *g)
 {
-    struct node_gossip *g = h->data;
-
     gossip_free(g->sw);
     gossip_keyring_release(&g->ring);
     node_gossip_replays_release(&g->replays);
@@ -431,6 +430,11 @@ static void on_start_failed_closed(uv_handle_t *h)
     at_map_release(&g->addrs);
     node_gossip_sync_release(&g->sync);
     at_free(g);
+}
+
+static void on_start_failed_closed(uv_handle_t *h)
+{
+    gossip_release(h->data);
 }
 
 static struct gossip *machine_new(struct node_gossip *g, char *errmsg)
@@ -553,13 +557,7 @@ static void on_closed(uv_handle_t *h)
 
     if (--g->handles > 0)
         return;
-    gossip_free(g->sw);
-    gossip_keyring_release(&g->ring);
-    node_gossip_replays_release(&g->replays);
-    addrs_clear(&g->addrs);
-    at_map_release(&g->addrs);
-    node_gossip_sync_release(&g->sync);
-    at_free(g);
+    gossip_release(g);
     if (cb != NULL)
         cb(data);
 }
