@@ -253,6 +253,18 @@ class GossipTest(ClusterTestCase):
         self.assertTrue(re.search(r"joined the cluster via 127\.0\.0\.1",
                                   log), log[-3000:])
 
+    def test_h_join_by_dns_name(self):
+        """--join takes DNS names: 'localhost' resolves (getaddrinfo, every
+        address) for gossip and for the raft join alike."""
+        c = cluster.Cluster(1, extra=FAST_GOSSIP)
+        self.cluster = c
+        self.addCleanup(cluster.close_reporting, self, c)
+        c.start()
+        node = c.add_node(join=f"localhost:{c.nodes[0].peer_port}")
+        node.start()
+        c.wait_member(node.name, timeout=30)
+        self.wait_all_alive(c.nodes, timeout=15)
+
     def test_g_restart_without_join_rejoins(self):
         c = self.start3()
         self.wait_all_alive(c.nodes)
