@@ -6,6 +6,7 @@
 #   make asan       the same suite under ASan + UBSan
 #   make release    optimized build in build/release
 #   make bench      atoll vs Debian's docker-registry, side by side
+#   make image      OCI image of the release build in build/image/oci
 #   make cluster    start a three-node cluster on loopback (Ctrl-C stops it)
 #   make fuzz       longer libFuzzer runs of every target
 #   make format / format-check / check-deps / clean
@@ -56,7 +57,7 @@ LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) \
 LIB      := $(BUILD)/libatoll.a
 BIN      := $(BUILD)/atoll
 
-.PHONY: all deps run test unit asan release bench bench-https fuzz fuzz-short clean cluster \
+.PHONY: all deps run test unit asan release bench bench-https fuzz fuzz-short clean cluster image \
 	format format-check check-deps
 .DEFAULT_GOAL := all
 .SECONDARY: $(PROTO_GEN_C) $(PROTO_GEN_H)
@@ -124,6 +125,11 @@ bench: deps
 	python3 tests/bench/run-bench build/release/atoll
 	python3 tests/bench/https-bench build/release/atoll
 	python3 tests/bench/edge-bench build/release/atoll
+
+# A reproducible OCI image (no base image) of the release binary, its shared
+# libraries and CA certificates, as an OCI layout (deploy/image/build-image).
+image: release
+	deploy/image/build-image build/release/atoll build/image/oci
 
 # Only the HTTPS + authentication comparison (tests/bench/https-bench).
 bench-https: deps
