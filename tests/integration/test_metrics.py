@@ -11,7 +11,9 @@ accepts (issue 14), on a busy cluster:
 (c) every histogram is consistent: cumulative bucket counts never go
     down, the +Inf bucket equals _count, and _sum is not negative;
 (d) the leader shows each follower's lag, and exactly one node says it
-    leads.
+    leads;
+(e) the leader stops: the survivors count a leader change, show the
+    stopped node as left, and their /metrics still passes promtool.
 
 The promtool parts skip (with the reason) when promtool is missing: it
 comes from Debian's prometheus package (.ci/install-deps installs it).
@@ -183,6 +185,37 @@ class MetricsTest(ClusterTestCase):
             if n == "atoll_raft_peer_lag_entries"), 10, what="lag <= 5")
         for n in others:
             self.assertIsNone(value(texts[n], "atoll_raft_peer_lag_entries"))
+
+
+class LeaderChangeTest(ClusterTestCase):
+
+    def test_leader_change_counted(self):
+        skip_unless_atoll(self)
+        c = self.start_cluster(3)
+        old = c.wait_leader()
+        rest = [n for n in c.nodes if n is not old]
+        before = {n.name: value(scrape(n), "atoll_raft_leader_changes_total")
+                  for n in rest}
+        old.terminate()
+        new = c.wait_leader(exclude=(old.name,), timeout=30)
+        self.assertNotEqual(new.name, old.name)
+        for n in rest:
+            wait_for(lambda: value(scrape(n),
+                                   "atoll_raft_leader_changes_total")
+                     >= before[n.name] + 1, 10,
+                     what=f"{n.name} counts the leader change")
+        text = scrape(new)
+        self.assertEqual(value(text, "atoll_raft_is_leader"), 1)
+        check_histograms(self, text)
+        promtool = shutil.which("promtool")
+        if promtool is None:
+            self.skipTest("promtool missing (Debian package prometheus)")
+        for n in rest:
+            p = subprocess.run([promtool, "check", "metrics"],
+                               input=scrape(n).encode(), capture_output=True,
+                               timeout=60)
+            self.assertEqual(p.returncode, 0,
+                             p.stdout.decode() + p.stderr.decode())
 
 
 if __name__ == "__main__":
