@@ -37,14 +37,24 @@ static void gauge(struct at_buf *b,
     at_buf_printf(b, "%s %" PRIu64 "\n", name, v);
 }
 
-/* One labelled sample of a family whose head is written. */
+/* One labelled sample of a family whose head is written; the label value
+ * escaped as the text format wants (backslash, quote, newline). */
 static void sample(struct at_buf *b,
                    const char *name,
                    const char *label,
                    const char *value,
                    uint64_t v)
 {
-    at_buf_printf(b, "%s{%s=\"%s\"} %" PRIu64 "\n", name, label, value, v);
+    at_buf_printf(b, "%s{%s=\"", name, label);
+    for (const char *p = value; *p != '\0'; p++) {
+        if (*p == '\\' || *p == '"')
+            at_buf_printf(b, "\\%c", *p);
+        else if (*p == '\n')
+            at_buf_puts(b, "\\n");
+        else
+            at_buf_printf(b, "%c", *p);
+    }
+    at_buf_printf(b, "\"} %" PRIu64 "\n", v);
 }
 
 /* Gossip's counters (nothing when gossip is off). */
