@@ -33,7 +33,7 @@ static void series(struct at_buf *b,
                    const char *help,
                    double v)
 {
-    at_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name,
+    at_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.15g\n", name, help, name,
                   type, name, v);
 }
 
