@@ -1,134 +1,248 @@
-/* The node's metrics in Prometheus' text format (see metrics.h). */
+/* The node's metrics in Prometheus' text format (see metrics.h): every
+ * family gets # HELP and # TYPE, counters end in _total, units are base
+ * units (bytes, seconds), so `promtool check metrics` passes. */
 #include "common/compat.h"
 
 #include "node/auth/auth.h"
+#include "node/cluster/fetch.h"
 #include "node/cluster/gc.h"
 #include "node/cluster/gossip.h"
 #include "node/cluster/peer_api.h"
 #include "node/cluster/replicate.h"
 #include "node/metrics.h"
 
-static void counter(struct at_buf *b, const char *name, uint64_t v)
+static void head(struct at_buf *b,
+                 const char *name,
+                 const char *type,
+                 const char *help)
 {
-    at_buf_printf(b, "# TYPE %s counter\n%s %" PRIu64 "\n", name, name, v);
+    at_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void gauge(struct at_buf *b, const char *name, uint64_t v)
+static void counter(struct at_buf *b,
+                    const char *name,
+                    const char *help,
+                    uint64_t v)
 {
-    at_buf_printf(b, "# TYPE %s gauge\n%s %" PRIu64 "\n", name, name, v);
+    head(b, name, "counter", help);
+    at_buf_printf(b, "%s %" PRIu64 "\n", name, v);
+}
+
+static void gauge(struct at_buf *b,
+                  const char *name,
+                  const char *help,
+                  uint64_t v)
+{
+    head(b, name, "gauge", help);
+    at_buf_printf(b, "%s %" PRIu64 "\n", name, v);
+}
+
+/* One labelled sample of a family whose head is written; the label value
+ * escaped as the text format wants (backslash, quote, newline). */
+static void sample(struct at_buf *b,
+                   const char *name,
+                   const char *label,
+                   const char *value,
+                   uint64_t v)
+{
+    at_buf_printf(b, "%s{%s=\"", name, label);
+    for (const char *p = value; *p != '\0'; p++) {
+        if (*p == '\\' || *p == '"')
+            at_buf_printf(b, "\\%c", *p);
+        else if (*p == '\n')
+            at_buf_puts(b, "\\n");
+        else
+            at_buf_printf(b, "%c", *p);
+    }
+    at_buf_printf(b, "\"} %" PRIu64 "\n", v);
 }
 
 /* Gossip's counters (nothing when gossip is off). */
 static void gossip_metrics(const struct node_gossip *g, struct at_buf *b)
 {
+    static const char *drop = "atoll_gossip_packets_dropped_total";
+    static const char *members = "atoll_gossip_members";
     struct node_gossip_stats st;
 
     if (g == NULL)
         return;
     node_gossip_stats_get(g, &st);
-    at_buf_printf(b,
-                  "# TYPE atoll_gossip_members gauge\n"
-                  "atoll_gossip_members{state=\"alive\"} %zu\n"
-                  "atoll_gossip_members{state=\"suspect\"} %zu\n"
-                  "atoll_gossip_members{state=\"dead\"} %zu\n"
-                  "atoll_gossip_members{state=\"left\"} %zu\n",
-                  st.alive, st.suspect, st.dead, st.left);
-    at_buf_printf(
-        b,
-        "# TYPE atoll_gossip_packets_dropped_total counter\n"
-        "atoll_gossip_packets_dropped_total{reason=\"short\"} %" PRIu64
-        "\n"
-        "atoll_gossip_packets_dropped_total{reason=\"oversize\"} %" PRIu64
-        "\n"
-        "atoll_gossip_packets_dropped_total{reason=\"version\"} %" PRIu64
-        "\n"
-        "atoll_gossip_packets_dropped_total{reason=\"unknown_key\"} %" PRIu64
-        "\n"
-        "atoll_gossip_packets_dropped_total{reason=\"auth\"} %" PRIu64
-        "\n"
-        "atoll_gossip_packets_dropped_total{reason=\"decode\"} %" PRIu64
-        "\n"
-        "atoll_gossip_packets_dropped_total{reason=\"replay\"} %" PRIu64
-        "\n"
-        "atoll_gossip_packets_dropped_total{reason=\"stale\"} %" PRIu64
-        "\n"
-        "atoll_gossip_packets_dropped_total{reason=\"send\"} %" PRIu64 "\n",
-        st.drop_short, st.drop_oversize, st.drop_version, st.drop_unknown_key,
-        st.drop_auth, st.drop_decode, st.drop_replay, st.drop_stale,
-        st.drop_send);
-    counter(b, "atoll_gossip_packets_sent_total", st.sent);
-    counter(b, "atoll_gossip_packets_received_total", st.received);
-    counter(b, "atoll_gossip_push_pulls_total", st.push_pulls);
-    counter(b, "atoll_gossip_push_pull_errors_total", st.push_pull_errors);
-    gauge(b, "atoll_gossip_health", st.health);
+    head(b, members, "gauge", "Members gossip knows, by state.");
+    sample(b, members, "state", "alive", st.alive);
+    sample(b, members, "state", "suspect", st.suspect);
+    sample(b, members, "state", "dead", st.dead);
+    sample(b, members, "state", "left", st.left);
+    head(b, drop, "counter", "Gossip packets dropped unparsed, by reason.");
+    sample(b, drop, "reason", "short", st.drop_short);
+    sample(b, drop, "reason", "oversize", st.drop_oversize);
+    sample(b, drop, "reason", "version", st.drop_version);
+    sample(b, drop, "reason", "unknown_key", st.drop_unknown_key);
+    sample(b, drop, "reason", "auth", st.drop_auth);
+    sample(b, drop, "reason", "decode", st.drop_decode);
+    sample(b, drop, "reason", "replay", st.drop_replay);
+    sample(b, drop, "reason", "stale", st.drop_stale);
+    sample(b, drop, "reason", "send", st.drop_send);
+    counter(b, "atoll_gossip_packets_sent_total", "Gossip packets sent.",
+            st.sent);
+    counter(b, "atoll_gossip_packets_received_total",
+            "Gossip packets received.", st.received);
+    counter(b, "atoll_gossip_push_pulls_total",
+            "Gossip full state exchanges (push-pull) done.", st.push_pulls);
+    counter(b, "atoll_gossip_push_pull_errors_total",
+            "Gossip full state exchanges that failed.", st.push_pull_errors);
+    gauge(b, "atoll_gossip_health",
+          "Lifeguard local health score (0 is healthy).", st.health);
+}
+
+static void peer_lag(void *data, const struct meta_peer_progress *p)
+{
+    struct at_buf *b = data;
+
+    sample(b, "atoll_raft_peer_lag_entries", "peer", p->name, p->lag);
+}
+
+/* The raft series; per-peer lag on the leader only. */
+static void raft_metrics(struct meta *m, struct at_buf *b)
+{
+    struct meta_status st;
+
+    meta_status_get(m, &st);
+    gauge(b, "atoll_raft_term", "Current raft term.", st.term);
+    gauge(b, "atoll_raft_commit_index", "Last committed raft log index.",
+          st.commit_index);
+    gauge(b, "atoll_raft_applied_index",
+          "Last raft log index applied to this node's state.",
+          st.applied_index);
+    gauge(b, "atoll_raft_last_index", "Last raft log index on this node.",
+          st.last_index);
+    gauge(b, "atoll_raft_state",
+          "Raft state: 0 unavailable, 1 follower, 2 candidate, 3 leader.",
+          (uint64_t)st.state);
+    gauge(b, "atoll_raft_is_leader", "1 when this node is the raft leader.",
+          st.state == 3);
+    counter(b, "atoll_raft_leader_changes_total",
+            "Changes of the raft leader this node saw.", st.leader_changes);
+    head(b, "atoll_raft_peer_lag_entries", "gauge",
+         "On the leader: log entries each other server is behind.");
+    meta_peer_progress_each(m, peer_lag, b);
+    gauge(b, "atoll_repositories", "Repositories in the registry.", st.repos);
+    gauge(b, "atoll_tags", "Tags in the registry.", st.tags);
+    gauge(b, "atoll_manifests", "Manifests in the registry.", st.manifests);
+    gauge(b, "atoll_blobs", "Blobs recorded in the registry.", st.blobs);
+}
+
+/* API counters kept in struct node_api. */
+static void api_metrics(struct node_api *api, struct at_buf *b)
+{
+    static const char *classes[] = {
+        "other", "1xx", "2xx", "3xx", "4xx", "5xx"
+    };
+    static const char *req = "atoll_http_requests_total";
+    static const char *gate = "atoll_gate_decisions_total";
+
+    head(b, req, "counter", "Answers sent, by status class.");
+    for (size_t i = 0; i < AT_ARRAY_SIZE(classes); i++)
+        sample(b, req, "class", classes[i], api->status_counts[i]);
+    head(b, gate, "counter", "Decisions of the API's gate, by result.");
+    sample(b, gate, "result", "allowed", api->gate_allowed);
+    sample(b, gate, "result", "401", api->gate_401);
+    sample(b, gate, "result", "403", api->gate_403);
+    sample(b, gate, "result", "429", api->gate_429);
+    sample(b, gate, "result", "503", api->gate_503);
+    node_metrics_http_text(api->http_durations, b);
+    counter(b, "atoll_http_body_bytes_in_total", "Request body bytes received.",
+            api->bytes_in);
+    counter(b, "atoll_blob_bytes_out_total", "Blob bytes sent to clients.",
+            api->bytes_out);
+    counter(b, "atoll_blobs_committed_total", "Blob uploads committed.",
+            api->blobs_committed);
+    counter(b, "atoll_manifests_put_total", "Manifests stored.",
+            api->manifests_put);
+}
+
+/* Storage, blob transfers between nodes, replication and GC. */
+static void store_metrics(struct node_api *api, struct at_buf *b)
+{
+    struct node_gc_stats gs;
+    uint64_t under = 0, copying = 0;
+    unsigned active = 0, background = 0;
+
+    if (api->store != NULL && !storage_closed(api->store)) {
+        (void)storage_space_ok(api->store); /* refreshes free_bytes */
+        gauge(b, "atoll_storage_free_bytes",
+              "Free bytes on the store's filesystem (measured at most 1 s "
+              "ago).",
+              api->store->free_bytes);
+        gauge(b, "atoll_storage_upload_sessions",
+              "Blob upload sessions open on this node.",
+              api->store->uploads.len);
+    }
+    counter(b, "atoll_peer_blob_fetches_total",
+            "Blob transfers started from another node.",
+            api->peer_blob_fetches);
+    counter(b, "atoll_peer_blob_serves_total", "Blobs sent to other nodes.",
+            api->peer_api != NULL ? api->peer_api->blob_serves : 0);
+    node_fetch_counts(api, &active, &background);
+    gauge(b, "atoll_fetches_active", "Blob fetches from other nodes running.",
+          active);
+    gauge(b, "atoll_fetches_background",
+          "Blob fetches running with no client waiting (copies).", background);
+    node_replicate_counts(api, &under, &copying);
+    gauge(b, "atoll_under_replicated_blobs",
+          "Blobs short of min_copies at the leader's last scan.", under);
+    gauge(b, "atoll_copies_in_flight",
+          "Blob copies asked from here or fetching here.", copying);
+    node_gc_stats_get(api->gc, &gs);
+    counter(b, "atoll_gc_runs_total", "GC sweeps finished on this node.",
+            gs.runs);
+    counter(b, "atoll_gc_blobs_swept_total",
+            "Blob records this node's GC sweeps deleted.", gs.swept);
+    counter(b, "atoll_gc_manifests_swept_total",
+            "Untagged manifests this node's GC sweeps deleted.",
+            gs.manifests_swept);
+    counter(b, "atoll_gc_files_removed_total", "Local blob files GC deleted.",
+            gs.files_removed);
+    counter(b, "atoll_gc_files_kept_total",
+            "Local blob files GC kept (changed or stored again).",
+            gs.files_kept);
+    counter(b, "atoll_gc_bytes_freed_total",
+            "Bytes of the local blob files GC deleted.", gs.bytes_freed);
+}
+
+static void auth_metrics(struct node_auth *auth, struct at_buf *b)
+{
+    struct node_auth_stats as;
+    struct node_auth_limit_stats ls;
+
+    node_auth_stats_get(auth, &as);
+    node_auth_limit_stats_get(node_auth_limiter(auth), &ls);
+    counter(b, "atoll_auth_bcrypts_total", "bcrypt runs.", as.bcrypts);
+    counter(b, "atoll_auth_cache_hits_total",
+            "Credentials verified from the cache.", as.cache_hits);
+    counter(b, "atoll_auth_verified_total", "Credential checks passed.",
+            as.verified);
+    counter(b, "atoll_auth_refused_total", "Credential checks failed.",
+            as.refused);
+    gauge(b, "atoll_auth_cached_credentials", "Credentials in the cache.",
+          as.cached);
+    counter(b, "atoll_auth_login_failures_total", "Failed logins counted.",
+            ls.failures);
+    counter(b, "atoll_auth_limited_total",
+            "Logins refused for too many failures.", ls.refused);
+    gauge(b, "atoll_auth_limit_tracked",
+          "Names and addresses the failed-login limiter remembers.",
+          ls.tracked);
 }
 
 /* see metrics.h */
 void node_metrics_text(struct node_api *api, struct at_buf *b)
 {
-    static const char *classes[] = {
-        "other", "1xx", "2xx", "3xx", "4xx", "5xx"
-    };
-    struct meta_status st;
-    struct node_gc_stats gs;
-    uint64_t under = 0, copying = 0;
-
-    meta_status_get(api->meta, &st);
-    at_buf_puts(b, "# TYPE atoll_http_requests_total counter\n");
-    for (size_t i = 0; i < AT_ARRAY_SIZE(classes); i++)
-        at_buf_printf(b,
-                      "atoll_http_requests_total{class=\"%s\"} %" PRIu64 "\n",
-                      classes[i], api->status_counts[i]);
-    at_buf_puts(b, "# TYPE atoll_gate_decisions_total counter\n");
-    at_buf_printf(b,
-                  "atoll_gate_decisions_total{result=\"allowed\"} %" PRIu64
-                  "\n"
-                  "atoll_gate_decisions_total{result=\"401\"} %" PRIu64
-                  "\n"
-                  "atoll_gate_decisions_total{result=\"403\"} %" PRIu64
-                  "\n"
-                  "atoll_gate_decisions_total{result=\"429\"} %" PRIu64
-                  "\n"
-                  "atoll_gate_decisions_total{result=\"503\"} %" PRIu64 "\n",
-                  api->gate_allowed, api->gate_401, api->gate_403,
-                  api->gate_429, api->gate_503);
-    counter(b, "atoll_http_body_bytes_in_total", api->bytes_in);
-    counter(b, "atoll_blob_bytes_out_total", api->bytes_out);
-    counter(b, "atoll_blobs_committed_total", api->blobs_committed);
-    counter(b, "atoll_manifests_put_total", api->manifests_put);
-    gauge(b, "atoll_raft_applied_index", st.applied_index);
-    gauge(b, "atoll_raft_commit_index", st.commit_index);
-    gauge(b, "atoll_raft_term", st.term);
-    at_buf_printf(b, "# TYPE atoll_raft_state gauge\natoll_raft_state %d\n",
-                  st.state);
-    gauge(b, "atoll_repositories", st.repos);
-    gauge(b, "atoll_tags", st.tags);
-    gauge(b, "atoll_manifests", st.manifests);
-    gauge(b, "atoll_blobs", st.blobs);
-    counter(b, "atoll_peer_blob_fetches_total", api->peer_blob_fetches);
-    counter(b, "atoll_peer_blob_serves_total",
-            api->peer_api != NULL ? api->peer_api->blob_serves : 0);
-    node_replicate_counts(api, &under, &copying);
-    gauge(b, "atoll_under_replicated_blobs", under);
-    gauge(b, "atoll_copies_in_flight", copying);
-    node_gc_stats_get(api->gc, &gs);
-    counter(b, "atoll_gc_blobs_swept_total", gs.swept);
-    counter(b, "atoll_gc_files_removed_total", gs.files_removed);
-    counter(b, "atoll_gc_bytes_freed_total", gs.bytes_freed);
+    api_metrics(api, b);
+    if (api->meta != NULL)
+        raft_metrics(api->meta, b);
+    store_metrics(api, b);
     gossip_metrics(api->peer_api != NULL ? api->peer_api->gossip : NULL, b);
-    if (api->auth != NULL) {
-        struct node_auth_stats as;
-        struct node_auth_limit_stats ls;
-
-        node_auth_stats_get(api->auth, &as);
-        node_auth_limit_stats_get(node_auth_limiter(api->auth), &ls);
-        counter(b, "atoll_auth_bcrypts_total", as.bcrypts);
-        counter(b, "atoll_auth_cache_hits_total", as.cache_hits);
-        counter(b, "atoll_auth_verified_total", as.verified);
-        counter(b, "atoll_auth_refused_total", as.refused);
-        gauge(b, "atoll_auth_cached_credentials", as.cached);
-        counter(b, "atoll_auth_login_failures_total", ls.failures);
-        counter(b, "atoll_auth_limited_total", ls.refused);
-        gauge(b, "atoll_auth_limit_tracked", ls.tracked);
-    }
+    if (api->auth != NULL)
+        auth_metrics(api->auth, b);
+    node_metrics_process_text(b);
 }

@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include "gossip/seal.h"
-#include "node/access_log.h"
 #include "node/auth/access.h"
 #include "node/auth/auth.h"
 #include "node/cluster/fetch.h"
@@ -33,6 +32,7 @@
 #include "node/front.h"
 #include "node/gate.h"
 #include "node/join.h"
+#include "node/metrics.h"
 #include "node/oci/router.h"
 #include "node/reply/reply.h"
 #include "node/server.h"
@@ -56,9 +56,10 @@ struct node_server {
     struct node_gossip *gossip; /* NULL: gossip off, or stopped */
     bool meta_closed;           /* stop: waits for gossip's leave */
     struct node_api api;
-    struct node_reply_ctx api_reply; /* the API listener's */
-    char *name;                      /* owned */
-    char *raft_dir;                  /* owned */
+    struct node_metrics_http http_durations; /* the API listener's */
+    struct node_reply_ctx api_reply;         /* the API listener's */
+    char *name;                              /* owned */
+    char *raft_dir;                          /* owned */
     char *peer_address; /* owned: advertised host:port of the peer listener */
     char *api_address;  /* owned: advertised host:port of the API */
     /* join (first start with --join), bootstrap-expect */
@@ -336,6 +337,7 @@ static void wire_contexts(struct node_server *s)
     s->api.store_id = s->name;
     s->api.peer = s->peer;
     s->api.peer_api = &s->peer_api;
+    s->api.http_durations = &s->http_durations;
     s->api_reply.api = &s->api;
     s->peer_api.loop = s->loop;
     s->peer_api.peer = s->peer;
@@ -409,8 +411,8 @@ static int start_listeners(struct node_server *s,
         at_errmsg_wrapf(errmsg, "listen on '%s'", cfg->listen);
         return rv;
     }
-    if (cfg->access_log)
-        node_http_on_done(s->http, node_access_log, NULL);
+    /* request durations for /metrics, then the access log (when on) */
+    node_http_on_done(s->http, node_metrics_on_done, &s->api);
     /* Without a secret every peer request would be refused: a single node
      * then has no peer listener at all. */
     if (cfg->cluster_secret[0] != '\0') {

@@ -92,6 +92,8 @@ struct meta {
     bool was_member;           /* seen in the raft configuration */
     bool was_in_table;         /* seen in the FSM's node table */
     bool removed_logged;
+    uint64_t seen_leader;    /* leader id at the last tick (0: none) */
+    uint64_t leader_changes; /* see meta_status.leader_changes */
 
     /* autopilot.c */
     struct meta_autopilot *ap; /* owned */

@@ -7,6 +7,7 @@
 
 #include "raft/gc.h"
 #include "raft/internal.h"
+#include "raft/nodes.h"
 #include "raft/policy.h"
 #include "raft/settings.h"
 #include "raft/token_keys.h"
@@ -225,6 +226,33 @@ void meta_status_get(struct meta *m, struct meta_status *st)
     st->manifests = m->fsm.manifests.len;
     st->blobs = m->fsm.blobs.len;
     st->removed = meta_removed(m);
+    st->leader_changes = m->leader_changes;
+}
+
+/* see meta.h */
+void meta_peer_progress_each(struct meta *m,
+                             meta_peer_progress_cb each,
+                             void *data)
+{
+    raft_index last = raft_last_index(&m->raft);
+
+    if (raft_state(&m->raft) != RAFT_LEADER ||
+        m->raft.leader_state.progress == NULL)
+        return;
+    /* the leader's progress array follows the configuration's order */
+    for (unsigned i = 0; i < m->raft.configuration.n; i++) {
+        const struct raft_server *s = &m->raft.configuration.servers[i];
+        const struct meta_noderec *r = meta__node_find(&m->fsm, s->id);
+        struct meta_peer_progress p;
+
+        if (s->id == m->id)
+            continue;
+        p.id = s->id;
+        p.name = r != NULL ? r->name : s->address;
+        p.match_index = m->raft.leader_state.progress[i].match_index;
+        p.lag = p.match_index < last ? last - p.match_index : 0;
+        each(data, &p);
+    }
 }
 
 /* see meta.h */

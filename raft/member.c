@@ -569,8 +569,16 @@ static void leader_tick(struct meta *m)
 void meta__on_tick(uv_timer_t *t)
 {
     struct meta *m = t->data;
+    raft_id leader = 0;
+    const char *leader_addr = NULL;
     if (m->closing)
         return;
+    raft_leader(&m->raft, &leader, &leader_addr);
+    if (leader != 0 && leader != m->seen_leader) {
+        if (m->seen_leader != 0)
+            m->leader_changes++;
+        m->seen_leader = leader;
+    }
     if (!at_list_empty(&m->waiters))
         meta__waiters_run(m, false);
     if (meta__role_of(m, m->id) >= 0)

@@ -839,8 +839,31 @@ struct meta_status {
     uint64_t applied_index;
     uint64_t repos, tags, manifests, blobs;
     bool removed; /* meta_removed */
+    /* times this node saw the leader change to another known leader
+     * (sampled every 100 ms by its housekeeping tick), for /metrics */
+    uint64_t leader_changes;
 };
 void meta_status_get(struct meta *m, struct meta_status *st);
+
+/* One other server of the raft configuration as the leader sees it:
+ * match_index is the last entry it acknowledged (0: none yet in this
+ * term), lag = last_index - match_index. name is borrowed for the call
+ * (its node record's name, or its raft address without one). */
+struct meta_peer_progress {
+    uint64_t id;
+    const char *name;
+    uint64_t match_index;
+    uint64_t lag;
+};
+typedef void (*meta_peer_progress_cb)(void *data,
+                                      const struct meta_peer_progress *p);
+/* On the leader: call each once per other server of the configuration,
+ * spares included (they get no entries), in configuration order, synchronously.
+ * Elsewhere (or without progress yet) it calls nothing. Cheap: reads libraft's
+ * progress array, no I/O. */
+void meta_peer_progress_each(struct meta *m,
+                             meta_peer_progress_cb each,
+                             void *data);
 /* This node was in the raft configuration and has been removed from it
  * (atoll members remove): it gets no more log entries. */
 bool meta_removed(struct meta *m);

@@ -20,6 +20,7 @@ struct node_verify;
 struct node_auth;
 struct node_token;
 struct node_access;
+struct node_metrics_http;
 
 struct node_api {
     uv_loop_t *loop;               /* borrowed */
@@ -53,6 +54,9 @@ struct node_api {
      * on first use; node_access_close at stop */
     struct node_access *access;
     bool stopping;
+    /* borrowed (node/server.c's): the API listener's request durations,
+     * filled by node_metrics_on_done; NULL: not counted */
+    struct node_metrics_http *http_durations;
     /* counters for /metrics */
     uint64_t bytes_in;
     uint64_t bytes_out;

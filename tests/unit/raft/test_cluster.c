@@ -493,6 +493,30 @@ static void cluster_form(void)
                      AT_EEXIST);
 }
 
+static void count_progress(void *data, const struct meta_peer_progress *p)
+{
+    unsigned *n = data;
+
+    assert_true(strcmp(p->name, "n1") == 0 || strcmp(p->name, "n2") == 0);
+    assert_true(p->match_index > 0);
+    assert_true(p->lag <= 2); /* a barrier may be in flight */
+    (*n)++;
+}
+
+/* meta_peer_progress_each: the leader lists the other two, caught up; a
+ * follower lists nobody. */
+static void cluster_progress(void)
+{
+    unsigned n = 0;
+
+    run_until(all_applied_equal, NULL);
+    meta_peer_progress_each(nodes[0].m, count_progress, &n);
+    assert_int_equal(n, 2);
+    n = 0;
+    meta_peer_progress_each(nodes[1].m, count_progress, &n);
+    assert_int_equal(n, 0);
+}
+
 /* Part 2: writes and reads on the leader and through followers. */
 static void cluster_reads_writes(void)
 {
@@ -534,6 +558,7 @@ static void cluster_reads_writes(void)
     assert_true(c.has[0] && c.has[1] && c.has[2]);
     assert_true(file_in(nodes[1].dir, "peers"));
     assert_true(file_in(nodes[1].dir, "node-id"));
+    cluster_progress();
 }
 
 /* Part 3: leadership moves (transfer, the leader closing) and all three
@@ -547,6 +572,13 @@ static void cluster_leaders(void)
     assert_int_equal(o.status, 0);
     run_until(have_leader, NULL);
     assert_int_equal(leader_idx(), 2);
+    {
+        /* n1 saw the leader move from n0 to n2 (its tick samples it) */
+        struct meta_status st;
+        run_ms(300);
+        meta_status_get(nodes[1].m, &st);
+        assert_true(st.leader_changes >= 1);
+    }
     write_blob(2, "rc", "blob-c");
     write_blob(0, "rc", "blob-c2"); /* forwarded to the new leader */
 
