@@ -3,10 +3,11 @@
  * series. */
 #include "common/compat.h"
 
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
+#include <cmocka.h>
 
 #include "node/metrics.h"
 
