@@ -129,8 +129,12 @@ class ChartLintTest(unittest.TestCase):
             self.assertIsNone(pat.search(code), "%s: %s" % (path, pat.search(code)))
         for path in SCENARIOS:
             with self.subTest(values=os.path.basename(path)):
-                a = template("-f", path, release="rqq").replace("rqq", "X")
-                b = template("-f", path, release="rzz").replace("rzz", "X")
+                # checksums cover objects that name the release: mask them
+                def norm(text, rel):
+                    text = re.sub(r"(checksum/\w+): [0-9a-f]{64}", r"\1: H", text)
+                    return text.replace(rel, "X")
+                a = norm(template("-f", path, release="rqq"), "rqq")
+                b = norm(template("-f", path, release="rzz"), "rzz")
                 self.assertEqual(a, b)
 
     def test_render_fails_without_secret_source(self):
