@@ -1,0 +1,339 @@
+"""The Helm chart (deploy/helm/atoll): `helm lint --strict` of every CI
+scenario (deploy/helm/atoll/ci/*.yaml), renders that are byte-identical
+twice over and contain nothing random, a render that fails without any
+source for the cluster secret, and table-driven assertions on the rendered
+objects (StatefulSet arguments, headless Service, PDB, probes, security
+context, Secrets, Ingress). No cluster: helm runs offline
+(build/tools/helm from .ci/install-deps, or $HELM); PyYAML parses the
+renders (python3-yaml)."""
+import glob
+import os
+import re
+import subprocess
+import unittest
+
+import harness
+
+try:
+    import yaml
+except ImportError:  # python3-yaml is in .ci/install-deps
+    yaml = None
+
+CHART = os.path.join(harness.ROOT, "deploy", "helm", "atoll")
+CI = os.path.join(CHART, "ci")
+HELM = os.environ.get("HELM", os.path.join(harness.ROOT, "build", "tools", "helm"))
+SCENARIOS = sorted(glob.glob(os.path.join(CI, "*.yaml")))
+SECRET = ["--set", "cluster.secret.existingSecret=atoll-cluster"]
+
+
+def helm(*args, check=True):
+    """Run helm offline; the CompletedProcess (text)."""
+    env = dict(os.environ, HELM_CACHE_HOME="/nonexistent/cache",
+               HELM_CONFIG_HOME="/nonexistent/config",
+               HELM_DATA_HOME="/nonexistent/data")
+    p = subprocess.run([HELM, *args], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=60, env=env)
+    if check and p.returncode != 0:
+        raise AssertionError("helm %s: rc %d\n%s%s" % (" ".join(args), p.returncode,
+                                                       p.stdout, p.stderr))
+    return p
+
+
+def template(*args, release="reg", namespace="ns1"):
+    """The render's text."""
+    return helm("template", release, CHART, "--namespace", namespace, *args).stdout
+
+
+def objects(*args, **kw):
+    """The rendered objects, by (kind, name)."""
+    out = {}
+    for doc in yaml.safe_load_all(template(*args, **kw)):
+        if doc:
+            out[(doc["kind"], doc["metadata"]["name"])] = doc
+    return out
+
+
+def kinds(objs, kind):
+    return [o for (k, _), o in sorted(objs.items()) if k == kind]
+
+
+def one(objs, kind):
+    found = kinds(objs, kind)
+    assert len(found) == 1, "%d %s objects" % (len(found), kind)
+    return found[0]
+
+
+def container(objs):
+    return one(objs, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]
+
+
+def flags(objs):
+    """The atoll serve flags as a dict (flag -> value, "" without one)."""
+    args = container(objs)["args"]
+    assert args[0] == "serve", args
+    out = {}
+    for a in args[1:]:
+        k, _, v = a.partition("=")
+        assert k not in out, "flag %s given twice" % k
+        out[k] = v
+    return out
+
+
+def needs_helm(test):
+    if not os.access(HELM, os.X_OK):
+        return unittest.skip("no helm at %s (.ci/install-deps fetches it; or set HELM)"
+                             % HELM)(test)
+    if yaml is None:
+        return unittest.skip("no PyYAML (Debian python3-yaml)")(test)
+    return test
+
+
+@needs_helm
+class ChartLintTest(unittest.TestCase):
+    def test_scenarios_exist(self):
+        names = {os.path.basename(p) for p in SCENARIOS}
+        for want in ("default-values.yaml", "tls-values.yaml", "auth-values.yaml",
+                     "edge-values.yaml", "ingress-values.yaml",
+                     "external-secrets-values.yaml"):
+            self.assertIn(want, names)
+
+    def test_lint_strict_every_scenario(self):
+        for path in SCENARIOS:
+            with self.subTest(values=os.path.basename(path)):
+                p = helm("lint", "--strict", CHART, "-f", path, check=False)
+                out = p.stdout + p.stderr
+                self.assertEqual(p.returncode, 0, out)
+                self.assertNotRegex(out, r"\[(WARNING|ERROR)\]")
+                self.assertNotIn("Fail:", out)
+
+    def test_render_twice_identical(self):
+        for path in SCENARIOS:
+            with self.subTest(values=os.path.basename(path)):
+                a = template("-f", path)
+                b = template("-f", path)
+                self.assertEqual(a, b)
+                self.assertGreater(len(a), 1000)
+
+    def test_nothing_random(self):
+        """No template calls a function whose result changes between
+        renders, and no render differs between two releases other than in
+        the release's name."""
+        pat = re.compile(r"(?<![.$\w])(rand\w*|uuidv4|now|genCA|genPrivateKey|genSelfSigned\w*|"
+                         r"genSigned\w*|htpasswd|lookup|derivePassword)\b")
+        for path in glob.glob(os.path.join(CHART, "templates", "*")):
+            with open(path) as f:
+                text = f.read()
+            text = re.sub(r"\{\{-?\s*/\*.*?\*/\s*-?\}\}", "", text, flags=re.S)
+            code = " ".join(re.findall(r"\{\{(.*?)\}\}", text, re.S))
+            code = re.sub(r'"(\\.|[^"\\])*"', '""', code)  # string literals
+            self.assertIsNone(pat.search(code), "%s: %s" % (path, pat.search(code)))
+        for path in SCENARIOS:
+            with self.subTest(values=os.path.basename(path)):
+                # checksums cover objects that name the release: mask them
+                def norm(text, rel):
+                    text = re.sub(r"(checksum/\w+): [0-9a-f]{64}", r"\1: H", text)
+                    return text.replace(rel, "X")
+                a = norm(template("-f", path, release="rqq"), "rqq")
+                b = norm(template("-f", path, release="rzz"), "rzz")
+                self.assertEqual(a, b)
+
+    def test_render_fails_without_secret_source(self):
+        p = helm("template", "reg", CHART, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("no cluster secret", p.stderr)
+        self.assertIn("never generates", p.stderr)
+
+    def test_bad_values_fail(self):
+        cases = [
+            (["--set", "cluster.voters=2"], "voters"),
+            (["--set", "cluster.voters=5"], "exceeds replicas"),
+            (["--set", "cluster.role=edge"], "needs cluster.join"),
+            (["--set", "cluster.role=observer"], "role"),
+            (["--set", "tls.enabled=true"], "tls.existingSecret"),
+            (["--set", "cluster.secret.existingSecret=", "--set",
+              "cluster.secret.value=short"], "value"),
+            (["--set", "typo=1"], "typo"),
+        ]
+        for args, want in cases:
+            with self.subTest(args=args):
+                p = helm("template", "reg", CHART, *SECRET, *args, check=False)
+                self.assertNotEqual(p.returncode, 0, p.stdout[:200])
+                self.assertIn(want, p.stderr)
+
+
+@needs_helm
+class ChartObjectsTest(unittest.TestCase):
+    def test_statefulset_forms_the_cluster(self):
+        for voters, replicas in ((3, 3), (3, 5), (5, 5), (1, 1)):
+            with self.subTest(voters=voters, replicas=replicas):
+                objs = objects(*SECRET, "--set", "cluster.voters=%d" % voters,
+                               "--set", "replicas=%d" % replicas)
+                sts = one(objs, "StatefulSet")
+                self.assertEqual(sts["spec"]["podManagementPolicy"], "Parallel")
+                self.assertEqual(sts["spec"]["replicas"], replicas)
+                self.assertEqual(sts["spec"]["serviceName"], "reg-atoll-headless")
+                f = flags(objs)
+                want = ["reg-atoll-%d.reg-atoll-headless.ns1.svc.cluster.local:5001" % i
+                        for i in range(voters)]
+                self.assertEqual(f["--join"].split(","), want)
+                self.assertEqual(f["--bootstrap-expect"], str(voters))
+                self.assertEqual(f["--target-voters"], str(voters))
+                self.assertEqual(f["--name"], "$(POD_NAME)")
+                self.assertEqual(f["--advertise"],
+                                 "$(POD_NAME).reg-atoll-headless.ns1.svc.cluster.local")
+                self.assertEqual(f["--listen"], "0.0.0.0:5000")
+                self.assertEqual(f["--peer-listen"], "0.0.0.0:5001")
+                self.assertEqual(f["--data-dir"], "/data")
+                self.assertEqual(f["--log-format"], "json")
+                self.assertEqual(f["--cluster-secret-file"],
+                                 "/etc/atoll/cluster/cluster-secret")
+                self.assertNotIn("--role", f)
+
+    def test_pod_security_and_lifecycle(self):
+        objs = objects(*SECRET)
+        pod = one(objs, "StatefulSet")["spec"]["template"]["spec"]
+        c = container(objs)
+        self.assertEqual(c["command"], ["/usr/bin/atoll"])
+        self.assertEqual(pod["terminationGracePeriodSeconds"], 60)
+        self.assertNotIn("lifecycle", c)  # SIGTERM alone hands leadership over
+        psc, csc = pod["securityContext"], c["securityContext"]
+        self.assertTrue(psc["runAsNonRoot"])
+        self.assertEqual((psc["runAsUser"], psc["fsGroup"]), (65532, 65532))
+        self.assertTrue(csc["readOnlyRootFilesystem"])
+        self.assertFalse(csc["allowPrivilegeEscalation"])
+        self.assertEqual(csc["capabilities"]["drop"], ["ALL"])
+        for probe, path in (("startupProbe", "/livez"), ("readinessProbe", "/readyz"),
+                            ("livenessProbe", "/livez")):
+            self.assertEqual(c[probe]["httpGet"]["path"], path)
+            self.assertEqual(c[probe]["httpGet"]["port"], "http")
+            self.assertEqual(c[probe]["httpGet"]["scheme"], "HTTP")
+        ports = {(p["containerPort"], p["protocol"]) for p in c["ports"]}
+        self.assertEqual(ports, {(5000, "TCP"), (5001, "TCP"), (5001, "UDP")})
+        spread = pod["topologySpreadConstraints"][0]
+        self.assertEqual(spread["topologyKey"], "topology.kubernetes.io/zone")
+        claims = one(objs, "StatefulSet")["spec"]["volumeClaimTemplates"]
+        self.assertEqual([v["metadata"]["name"] for v in claims], ["data"])
+        self.assertEqual(claims[0]["spec"]["resources"]["requests"]["storage"], "50Gi")
+        self.assertEqual(one(objs, "StatefulSet")["spec"]
+                         ["persistentVolumeClaimRetentionPolicy"]["whenScaled"], "Retain")
+
+    def test_services_and_pdb(self):
+        objs = objects(*SECRET)
+        headless = objs[("Service", "reg-atoll-headless")]["spec"]
+        self.assertEqual(headless["clusterIP"], "None")
+        self.assertIs(headless["publishNotReadyAddresses"], True)
+        ports = {(p["port"], p["protocol"]) for p in headless["ports"]}
+        self.assertEqual(ports, {(5000, "TCP"), (5001, "TCP"), (5001, "UDP")})
+        client = objs[("Service", "reg-atoll")]["spec"]
+        self.assertEqual([(p["port"], p["protocol"]) for p in client["ports"]],
+                         [(5000, "TCP")])
+        self.assertNotIn("publishNotReadyAddresses", client)
+        pdb = one(objs, "PodDisruptionBudget")["spec"]
+        self.assertEqual(pdb["maxUnavailable"], 1)
+        self.assertNotIn("minAvailable", pdb)
+
+    def test_scenarios(self):
+        """values file -> what its render must hold."""
+        def tls(objs):
+            f, c = flags(objs), container(objs)
+            self.assertEqual(f["--tls-cert"], "/etc/atoll/tls/tls.crt")
+            self.assertEqual(f["--peer-tls-ca"], "/etc/atoll/peer-tls/ca.crt")
+            self.assertEqual(f["--raft-dir"], "/raft")
+            self.assertEqual(f["--bootstrap-expect"], "5")
+            self.assertEqual(f["--region"], "eu-west")
+            self.assertEqual(len(f["--join"].split(",")), 5)
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                self.assertEqual(c[probe]["httpGet"]["scheme"], "HTTPS")
+            claims = one(objs, "StatefulSet")["spec"]["volumeClaimTemplates"]
+            self.assertEqual([v["metadata"]["name"] for v in claims], ["data", "raft"])
+            self.assertEqual(claims[1]["spec"]["storageClassName"], "fast-ssd")
+            sm = one(objs, "ServiceMonitor")["spec"]["endpoints"][0]
+            self.assertEqual(sm["scheme"], "https")
+            self.assertEqual(kinds(objs, "Secret"), [])
+
+        def auth(objs):
+            f = flags(objs)
+            self.assertEqual(f["--htpasswd"], "/etc/atoll/htpasswd/htpasswd")
+            self.assertEqual(f["--auth"], "auto")
+            self.assertEqual(f["--config"], "/etc/atoll/config/atoll.yaml")
+            conf = yaml.safe_load(one(objs, "ConfigMap")["data"]["atoll.yaml"])
+            self.assertEqual(conf["gc_interval"], "24h")
+            vols = {v["name"]: v for v in
+                    one(objs, "StatefulSet")["spec"]["template"]["spec"]["volumes"]}
+            self.assertEqual(vols["htpasswd"]["secret"]["secretName"], "atoll-htpasswd")
+            self.assertEqual(kinds(objs, "Secret"), [])
+
+        def edge(objs):
+            f = flags(objs)
+            self.assertEqual(f["--role"], "edge")
+            self.assertNotIn("--bootstrap-expect", f)
+            self.assertNotIn("--target-voters", f)
+            self.assertEqual(f["--join"], "core-0.registry.example.net:5001,"
+                             "core-1.registry.example.net:5001,"
+                             "core-2.registry.example.net:5001")
+            self.assertEqual(f["--leave-on-terminate"], "true")
+            self.assertEqual(f["--advertise"], "$(POD_NAME).edge.ship.example.net")
+            np = one(objs, "NetworkPolicy")["spec"]["ingress"][0]
+            self.assertEqual({(p["port"], p["protocol"]) for p in np["ports"]},
+                             {(5001, "TCP"), (5001, "UDP")})
+
+        def ingress(objs):
+            ann = one(objs, "Ingress")["metadata"]["annotations"]
+            self.assertEqual(ann["nginx.ingress.kubernetes.io/proxy-body-size"], "0")
+            self.assertEqual(ann["nginx.ingress.kubernetes.io/proxy-read-timeout"], "1800")
+            self.assertEqual(ann["nginx.ingress.kubernetes.io/proxy-request-buffering"],
+                             "off")
+            secret = one(objs, "Secret")
+            self.assertEqual(secret["metadata"]["name"], "reg-atoll-cluster-secret")
+            self.assertIn("cluster-secret", secret["data"])
+
+        def external(objs):
+            self.assertEqual(kinds(objs, "Secret"), [])
+            es = kinds(objs, "ExternalSecret")
+            self.assertEqual([e["spec"]["target"]["name"] for e in es],
+                             ["reg-atoll-cluster-secret", "reg-atoll-htpasswd"])
+            self.assertEqual(flags(objs)["--htpasswd"], "/etc/atoll/htpasswd/htpasswd")
+
+        def default(objs):
+            self.assertEqual(kinds(objs, "Secret"), [])
+            for kind in ("Ingress", "NetworkPolicy", "ServiceMonitor", "ConfigMap",
+                         "ExternalSecret"):
+                self.assertEqual(kinds(objs, kind), [], kind)
+            vols = {v["name"]: v for v in
+                    one(objs, "StatefulSet")["spec"]["template"]["spec"]["volumes"]}
+            self.assertEqual(vols["cluster-secret"]["secret"]["secretName"], "atoll-cluster")
+
+        table = {"default-values.yaml": default, "tls-values.yaml": tls,
+                 "auth-values.yaml": auth, "edge-values.yaml": edge,
+                 "ingress-values.yaml": ingress,
+                 "external-secrets-values.yaml": external}
+        for name, check in table.items():
+            with self.subTest(values=name):
+                check(objects("-f", os.path.join(CI, name)))
+
+    def test_image(self):
+        c = container(objects(*SECRET))
+        self.assertEqual(c["image"], "atoll/atoll:0.1.0")
+        c = container(objects(*SECRET, "--set", "image.digest=sha256:" + "ab" * 32))
+        self.assertEqual(c["image"], "atoll/atoll@sha256:" + "ab" * 32)
+
+
+@needs_helm
+class ChartArgsParseTest(unittest.TestCase):
+    """The rendered flags are flags atoll knows: `atoll serve ARGS --help`
+    parses them before printing the usage."""
+
+    def test_flags_known(self):
+        if not os.access(harness.ATOLL_BIN, os.X_OK):
+            self.skipTest("no atoll binary at %s" % harness.ATOLL_BIN)
+        for path in SCENARIOS:
+            with self.subTest(values=os.path.basename(path)):
+                args = container(objects("-f", path))["args"]
+                p = subprocess.run([harness.ATOLL_BIN, *args, "--bogus-flag-probe"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, timeout=30)
+                self.assertIn("unknown flag '--bogus-flag-probe'", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
