@@ -7,9 +7,12 @@ context, Secrets, Ingress). No cluster: helm runs offline
 (build/tools/helm from .ci/install-deps, or $HELM); PyYAML parses the
 renders (python3-yaml)."""
 import glob
+import json
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import unittest
 
 import harness
@@ -24,6 +27,10 @@ CI = os.path.join(CHART, "ci")
 HELM = os.environ.get("HELM", os.path.join(harness.ROOT, "build", "tools", "helm"))
 SCENARIOS = sorted(glob.glob(os.path.join(CI, "*.yaml")))
 SECRET = ["--set", "cluster.secret.existingSecret=atoll-cluster"]
+FILES = os.path.join(CHART, "files")
+PROMTOOL = shutil.which("promtool")  # Debian's prometheus package
+MONITORING = ["--set", "monitoring.prometheusRule.enabled=true",
+              "--set", "monitoring.dashboard.enabled=true"]
 
 
 def helm(*args, check=True):
@@ -94,7 +101,7 @@ class ChartLintTest(unittest.TestCase):
         names = {os.path.basename(p) for p in SCENARIOS}
         for want in ("default-values.yaml", "tls-values.yaml", "auth-values.yaml",
                      "edge-values.yaml", "ingress-values.yaml",
-                     "external-secrets-values.yaml"):
+                     "external-secrets-values.yaml", "monitoring-values.yaml"):
             self.assertIn(want, names)
 
     def test_lint_strict_every_scenario(self):
@@ -333,6 +340,111 @@ class ChartArgsParseTest(unittest.TestCase):
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True, timeout=30)
                 self.assertIn("unknown flag '--bogus-flag-probe'", p.stderr)
+
+
+def promtool(*args):
+    """Run promtool; the CompletedProcess (text, stdout and stderr merged)."""
+    return subprocess.run([PROMTOOL, *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=60)
+
+
+@unittest.skipIf(PROMTOOL is None, "no promtool (Debian prometheus package)")
+class AlertRulesTest(unittest.TestCase):
+    """files/alerts.yaml is a valid rules file as is, and its unit tests
+    (files/alerts_test.yaml) show the alerts fire on synthetic series and
+    stay quiet otherwise."""
+
+    def test_check_rules(self):
+        p = promtool("check", "rules", os.path.join(FILES, "alerts.yaml"))
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertIn("SUCCESS: 5 rules found", p.stdout)
+
+    def test_rules_unit_tests(self):
+        p = promtool("test", "rules", os.path.join(FILES, "alerts_test.yaml"))
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertIn("SUCCESS", p.stdout)
+        with open(os.path.join(FILES, "alerts_test.yaml")) as f:
+            tests = yaml.safe_load(f)["tests"] if yaml else []
+        tested = {t["alertname"] for case in tests for t in case["alert_rule_test"]}
+        for name in ("AtollNoLeader", "AtollBlobsUnderReplicated"):
+            self.assertIn(name, tested)
+
+
+@needs_helm
+class ChartMonitoringTest(unittest.TestCase):
+    """The PrometheusRule takes its groups from files/alerts.yaml; the
+    dashboard ConfigMap carries files/dashboard.json; both off by default."""
+
+    def file_groups(self):
+        with open(os.path.join(FILES, "alerts.yaml")) as f:
+            return yaml.safe_load(f)["groups"]
+
+    def rules(self, objs):
+        return {r["alert"]: r for g in one(objs, "PrometheusRule")["spec"]["groups"]
+                for r in g["rules"]}
+
+    def test_off_by_default(self):
+        objs = objects(*SECRET)
+        self.assertEqual(kinds(objs, "PrometheusRule"), [])
+        self.assertNotIn(("ConfigMap", "reg-atoll-dashboard"), objs)
+
+    def test_rule_groups_are_the_file(self):
+        objs = objects(*SECRET, *MONITORING)
+        rule = one(objs, "PrometheusRule")
+        self.assertEqual(rule["apiVersion"], "monitoring.coreos.com/v1")
+        self.assertEqual(rule["metadata"]["namespace"], "ns1")
+        self.assertEqual(rule["spec"]["groups"], self.file_groups())
+        if PROMTOOL is not None:
+            with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+                yaml.safe_dump({"groups": rule["spec"]["groups"]}, f)
+                f.flush()
+                p = promtool("check", "rules", f.name)
+                self.assertEqual(p.returncode, 0, p.stdout)
+
+    def test_thresholds_from_values(self):
+        rules = self.rules(objects(*SECRET, *MONITORING,
+                                   "--set", "monitoring.rules.freeBytesMin=5368709120",
+                                   "--set", "monitoring.rules.peerLagMax=500"))
+        self.assertEqual(rules["AtollDiskLow"]["expr"],
+                         "atoll_storage_free_bytes < 5368709120")
+        self.assertTrue(rules["AtollVoterLagging"]["expr"].endswith(") > 500"))
+        self.assertIn("more than 500 log", rules["AtollVoterLagging"]["annotations"]
+                      ["description"])
+        rules = self.rules(objects("-f", os.path.join(CI, "monitoring-values.yaml")))
+        self.assertEqual(rules["AtollDiskLow"]["expr"],
+                         "atoll_storage_free_bytes < 21474836480")
+        self.assertEqual(len(rules), 5)
+
+    def test_edge_release_has_no_raft_alerts(self):
+        rules = self.rules(objects(*SECRET, *MONITORING, "--set", "cluster.role=edge",
+                                   "--set", "cluster.join={core-0.example:5001}"))
+        self.assertEqual(sorted(rules), ["AtollBlobsUnderReplicated", "AtollDiskLow"])
+
+    def test_dashboard(self):
+        objs = objects("-f", os.path.join(CI, "monitoring-values.yaml"))
+        cm = objs[("ConfigMap", "reg-atoll-dashboard")]
+        self.assertEqual(cm["metadata"]["labels"]["grafana_dashboard"], "1")
+        self.assertEqual(cm["metadata"]["annotations"], {"grafana_folder": "atoll"})
+        dash = json.loads(cm["data"]["atoll.json"])
+        with open(os.path.join(FILES, "dashboard.json")) as f:
+            self.assertEqual(dash, json.load(f))
+        exprs = " ".join(t["expr"] for p in dash["panels"] for t in p["targets"])
+        for series in ("atoll_http_request_duration_seconds_bucket", "atoll_raft_is_leader",
+                       "atoll_raft_term", "atoll_raft_commit_index",
+                       "atoll_raft_peer_lag_entries", "atoll_gossip_members",
+                       "atoll_storage_free_bytes", "atoll_under_replicated_blobs"):
+            self.assertIn(series, exprs)
+        self.assertIn("histogram_quantile(0.99", exprs)
+        # every series the rules and the dashboard name is one atoll exports
+        with open(os.path.join(harness.ROOT, "docs", "api.md")) as f:
+            doc = f.read()
+        with open(os.path.join(FILES, "alerts.yaml")) as f:
+            exprs += f.read()
+        for name in set(re.findall(r"\batoll_[a-z_]+", exprs)):
+            base = re.sub(r"_(bucket|count|sum)$", "", name)
+            self.assertIn("`%s`" % base, doc, name)
+        ids = [p["id"] for p in dash["panels"]]
+        self.assertEqual(len(ids), len(set(ids)))
 
 
 if __name__ == "__main__":
