@@ -116,3 +116,32 @@ int at_parse_bool(const char *s, bool *out)
     }
     return AT_EINVAL;
 }
+
+/* see parse.h */
+unsigned at_csv_count(const char *list)
+{
+    unsigned n = 1;
+
+    if (list == NULL || list[0] == '\0')
+        return 0;
+    for (; *list != '\0'; list++)
+        n += *list == ',';
+    return n;
+}
+
+/* see parse.h */
+int at_csv_item(const char *list, unsigned i, char *out, size_t outsize)
+{
+    if (outsize > 0)
+        out[0] = '\0';
+    if (i >= at_csv_count(list))
+        return AT_ENOTFOUND;
+    for (; i > 0; i--)
+        list = strchr(list, ',') + 1;
+    size_t len = strcspn(list, ",");
+    if (len == 0 || len >= outsize)
+        return AT_ETOOBIG;
+    memcpy(out, list, len);
+    out[len] = '\0';
+    return 0;
+}

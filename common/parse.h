@@ -11,4 +11,12 @@ int at_parse_duration_ms(const char *s, uint64_t *out);
 /* true/false, yes/no, on/off, 1/0. */
 int at_parse_bool(const char *s, bool *out);
 
+/* Comma-separated lists ("a:1,b:2"), as --join and peer lists are. */
+/* Entries in list: commas + 1; 0 for "" or NULL. */
+unsigned at_csv_count(const char *list);
+/* Entry i (0-based, i < at_csv_count) copied into out (outsize bytes).
+ * Returns 0, AT_ENOTFOUND (no such entry) or AT_ETOOBIG (empty entry or
+ * one that does not fit; out is then ""). */
+int at_csv_item(const char *list, unsigned i, char *out, size_t outsize);
+
 #endif /* AT_PARSE_H */

@@ -128,22 +128,16 @@ static void on_join_answer(void *data,
  * over retries, into j->target. */
 static void join_pick(struct node_join *j)
 {
-    const char *list = j->cfg->join;
-    unsigned n = 0, want;
+    unsigned n = at_csv_count(j->cfg->join);
 
     if (j->first[0] != '\0') {
         snprintf(j->target, sizeof(j->target), "%s", j->first);
         j->first[0] = '\0';
         return;
     }
-    for (const char *p = list; *p != '\0'; p++)
-        n += *p == ',';
-    want = j->next++ % (n + 1);
-    for (n = 0; n < want; list++)
-        n += *list == ',';
-    size_t len = strcspn(list, ",");
-    snprintf(j->target, sizeof(j->target), "%.*s",
-             (int)AT_MIN(len, sizeof(j->target) - 1), list);
+    /* config checked every entry: none is empty or over 255 bytes */
+    (void)at_csv_item(j->cfg->join, n > 0 ? j->next++ % n : 0, j->target,
+                      sizeof(j->target));
 }
 
 static void join_try(uv_timer_t *t)

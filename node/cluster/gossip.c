@@ -705,22 +705,12 @@ void node_gossip_rejoin(struct node_gossip *g, const char *list)
 /* see gossip.h */
 void node_gossip_reach(struct node_gossip *g, const char *list)
 {
-    unsigned n = 1, pick;
-    const char *p = list;
+    unsigned n = at_csv_count(list);
     char addr[GOSSIP_ADDR_MAX];
 
-    if (g == NULL || g->stopping || list == NULL || list[0] == '\0')
+    if (g == NULL || g->stopping || n == 0 ||
+        at_csv_item(list, (unsigned)random() % n, addr, sizeof(addr)) != 0)
         return;
-    for (const char *c = list; *c != '\0'; c++)
-        n += *c == ',';
-    pick = (unsigned)random() % n;
-    for (unsigned i = 0; i < pick; i++)
-        p = strchr(p, ',') + 1;
-    size_t len = strcspn(p, ",");
-    if (len == 0 || len >= sizeof(addr))
-        return;
-    memcpy(addr, p, len);
-    addr[len] = '\0';
     LOG_DEBUG("push-pull with %s, a raft member gossip does not see alive",
               addr);
     node_gossip_sync_push_pull(&g->sync, addr);

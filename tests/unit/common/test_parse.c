@@ -133,6 +133,30 @@ static void test_parse_bool(void **state)
         assert_int_equal(at_parse_bool(bad[i], &b), AT_EINVAL);
 }
 
+static void test_list(void **state)
+{
+    char out[8];
+
+    AT_UNUSED(state);
+    assert_int_equal(at_csv_count(NULL), 0);
+    assert_int_equal(at_csv_count(""), 0);
+    assert_int_equal(at_csv_count("a:1"), 1);
+    assert_int_equal(at_csv_count("a:1,bb:2,c:3"), 3);
+    assert_int_equal(at_csv_item("a:1,bb:2,c:3", 0, out, sizeof(out)), 0);
+    assert_string_equal(out, "a:1");
+    assert_int_equal(at_csv_item("a:1,bb:2,c:3", 1, out, sizeof(out)), 0);
+    assert_string_equal(out, "bb:2");
+    assert_int_equal(at_csv_item("a:1,bb:2,c:3", 2, out, sizeof(out)), 0);
+    assert_string_equal(out, "c:3");
+    assert_int_equal(at_csv_item("a:1,bb:2", 2, out, sizeof(out)),
+                     AT_ENOTFOUND);
+    assert_int_equal(at_csv_item("a,,b", 1, out, sizeof(out)), AT_ETOOBIG);
+    assert_string_equal(out, "");
+    assert_int_equal(at_csv_item("a,12345678", 1, out, sizeof(out)),
+                     AT_ETOOBIG);
+    assert_int_equal(at_csv_item("a,1234567", 1, out, sizeof(out)), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -140,6 +164,7 @@ int main(void)
         cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_parse_duration),
         cmocka_unit_test(test_parse_bool),
+        cmocka_unit_test(test_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
