@@ -12,6 +12,7 @@
 #define AT_LOG_COMP "node"
 #include "common/compat.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -187,12 +188,18 @@ static void gossip_refresh(void *data, struct gossip_meta *m)
               !meta_removed(s->meta);
 
     gossip_rejoin(s);
+    node_peer_tell_strays(&s->peer_api);
     m->free_bytes = free_bytes(s->cfg->data_dir);
     m->load = 0; /* NEEDSWORK: requests in flight once the API counts them */
-    if (in)
+    m->raft_id = 0;
+    if (in) {
+        struct meta_status st;
+        meta_status_get(s->meta, &st);
         m->flags |= GOSSIP_META_IN_CLUSTER;
-    else
+        m->raft_id = st.id;
+    } else {
         m->flags &= ~GOSSIP_META_IN_CLUSTER;
+    }
 }
 
 /* Start gossip on the peer listener's port (UDP) when it is on and a
@@ -273,6 +280,36 @@ static char *advertised(const struct node_config *cfg,
     return at_asprintf("%s:%d", host, port);
 }
 
+/* Remove the files of a raft dir (libraft keeps them flat; the dir itself
+ * may be a mount point, so it stays), the removed marker last: a crash
+ * half-way leaves it, and the next start wipes again. */
+static int wipe_raft_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int rv = 0;
+
+    if (d == NULL)
+        return -errno;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            strcmp(e->d_name, REMOVED_MARKER) == 0)
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) != 0 && errno != ENOENT) {
+            rv = -errno;
+            break;
+        }
+    }
+    closedir(d);
+    if (rv == 0) {
+        char *marker = at_asprintf("%s/%s", dir, REMOVED_MARKER);
+        if (unlink(marker) != 0 && errno != ENOENT)
+            rv = -errno;
+        free(marker);
+    }
+    return rv;
+}
+
 /* The node's name, its lock on the data dir and its raft dir. */
 static int open_dirs(struct node_server *s, char *errmsg)
 {
@@ -308,6 +345,20 @@ static int open_dirs(struct node_server *s, char *errmsg)
     s->raft_dir = cfg->raft_dir != NULL && cfg->raft_dir[0] != '\0'
                       ? at_strdup(cfg->raft_dir)
                       : at_asprintf("%s/raft", cfg->data_dir);
+    if (file_in(s->raft_dir, REMOVED_MARKER) && cfg->auto_rejoin &&
+        cfg->join[0] != '\0') {
+        rv = wipe_raft_dir(s->raft_dir);
+        if (rv != 0) {
+            at_errmsg_printf(errmsg, "auto_rejoin: wipe raft dir '%s': %s",
+                             s->raft_dir, strerror(-rv));
+            return AT_EIO;
+        }
+        LOG_WARN(
+            "this node was removed from its cluster while away: "
+            "auto_rejoin wiped its raft dir '%s'; it joins again "
+            "through --join as a new member (its blobs stay)",
+            s->raft_dir);
+    }
     if (file_in(s->raft_dir, REMOVED_MARKER)) {
         at_errmsg_printf(errmsg,
                          "this node was removed from its cluster (marker "
@@ -486,6 +537,9 @@ static int open_meta(struct node_server *s, bool join, char *errmsg)
     mcfg.autopilot_dead_after_ms = (unsigned)cfg->autopilot_dead_after_ms;
     mcfg.autopilot_stabilization_ms = (unsigned)cfg->autopilot_stabilization_ms;
     mcfg.autopilot_max_lag = (unsigned)cfg->autopilot_max_lag;
+    mcfg.autopilot_reap_after_ms = cfg->autopilot_reap_after_ms > UINT_MAX
+                                       ? UINT_MAX
+                                       : (unsigned)cfg->autopilot_reap_after_ms;
     mcfg.hooks = &node_peer_hooks;
     mcfg.hooks_data = &s->peer_api;
     if (cfg->peer_tls_ca[0] != '\0' && s->peer_http != NULL) {
