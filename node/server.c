@@ -56,6 +56,7 @@ struct node_server {
     struct node_peer_api peer_api;
     struct node_gossip *gossip; /* NULL: gossip off, or stopped */
     bool meta_closed;           /* stop: waits for gossip's leave */
+    bool stop_removed;          /* removed, auto_rejoin: stopping */
     struct node_api api;
     struct node_metrics_http http_durations; /* the API listener's */
     struct node_reply_ctx api_reply;         /* the API listener's */
@@ -189,6 +190,13 @@ static void gossip_refresh(void *data, struct gossip_meta *m)
 
     gossip_rejoin(s);
     node_peer_tell_strays(&s->peer_api);
+    /* removed while up, and it saw it in its log: with auto_rejoin, stop
+     * so that the next start joins again */
+    if (s->meta != NULL && meta_removed(s->meta) && s->cfg->auto_rejoin &&
+        s->cfg->join[0] != '\0' && !s->stop_removed) {
+        s->stop_removed = true;
+        node_peer_stop_removed(&s->peer_api);
+    }
     m->free_bytes = free_bytes(s->cfg->data_dir);
     m->load = 0; /* NEEDSWORK: requests in flight once the API counts them */
     m->raft_id = 0;

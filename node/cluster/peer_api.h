@@ -89,6 +89,11 @@ void node_peer_tell_removed(struct node_peer_api *api,
                             const char *addr,
                             uint64_t id);
 
+/* This node was removed from the cluster: leave the marker 'removed' in
+ * the raft dir (a restart refuses to serve, or with auto_rejoin joins
+ * afresh), log it, and stop gracefully (SIGTERM to this process). */
+void node_peer_stop_removed(struct node_peer_api *api);
+
 /* The leader, from gossip's view (every refresh): a live member that
  * says it is in the cluster, with a raft id the cluster no longer has
  * (removed while it was away, e.g. reaped by autopilot after a scale

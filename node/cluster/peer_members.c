@@ -628,8 +628,6 @@ void node_peer__removed(struct node_peer_op *op)
 {
     struct node_peer_api *api = op->api;
     struct meta_status st;
-    char *path;
-    int fd;
 
     meta_status_get(api->meta, &st);
     if (op->msg.u.removed.id != st.id) {
@@ -642,6 +640,21 @@ void node_peer__removed(struct node_peer_op *op)
         node_peer__op_free(op);
         return;
     }
+    node_peer__reply_status(op, 200, 0);
+    node_peer__op_free(op);
+    node_peer_stop_removed(api);
+}
+
+/* see peer_api.h */
+void node_peer_stop_removed(struct node_peer_api *api)
+{
+    struct meta_status st;
+    char *path;
+    int fd;
+
+    if (api->raft_dir == NULL)
+        return;
+    meta_status_get(api->meta, &st);
     path = at_asprintf("%s/removed", api->raft_dir);
     fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (fd >= 0) {
@@ -651,10 +664,9 @@ void node_peer__removed(struct node_peer_op *op)
     }
     LOG_ERROR(
         "this node ('%s') was removed from the cluster: stopping; "
-        "to bring it back, wipe its data dir and start it with --join",
+        "to bring it back, wipe its data dir and start it with --join "
+        "(or set auto_rejoin)",
         st.name);
     free(path);
-    node_peer__reply_status(op, 200, 0);
-    node_peer__op_free(op);
     uv_kill(getpid(), SIGTERM); /* the graceful shutdown path */
 }

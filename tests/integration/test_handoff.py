@@ -87,6 +87,21 @@ class HandoffTest(cluster.ClusterTestCase):
         self.assertEqual(cluster.get_tag(gone, "during/away", "v1").status,
                          200)
 
+    def test_c_removed_while_up_rejoins(self):
+        """An operator removes a live standby: it is told, stops, and
+        with auto_rejoin its next start joins afresh (without it, the
+        start refuses: docs/cluster.md)."""
+        c = self.start5()
+        r = roles(c.leader())
+        victim = next(n for n in reversed(c.nodes) if r[n.name] == "standby")
+        c.cli("members", "remove", victim.name, "--peer",
+              c.leader().peer_addr, "--cluster-secret-file", c.secret_file)
+        wait_for(lambda: not victim.alive(), 30, what="the removed node stops")
+        victim.start()
+        wait_for(lambda: roles(c.leader()).get(victim.name) == "standby", 30,
+                 what=f"{victim.name} back as standby")
+        self.assertIn("auto_rejoin wiped", victim.log())
+
 
 if __name__ == "__main__":
     unittest.main()
