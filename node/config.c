@@ -177,6 +177,10 @@ static const struct opt opts[] = {
       NULL },
     { "region", "--region", "ATOLL_REGION", OPT_STRING, F(region), "",
       "region label of this node (peer selection)", false, false, NULL },
+    { "zone", "--zone", "ATOLL_ZONE", OPT_STRING, F(zone), "",
+      "zone label of this node (shown in the members view; gossip spreads "
+      "it)",
+      false, false, NULL },
     { "advertise", "--advertise", "ATOLL_ADVERTISE", OPT_STRING, F(advertise),
       "",
       "host name or IP the other nodes use to reach this node's API and "

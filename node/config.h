@@ -40,6 +40,7 @@ struct node_config {
     char *read_consistency;    /* "linearizable" | "local" ("": by role) */
     uint64_t target_voters;    /* 3 (1, 3 or 5) */
     char *region;              /* "" */
+    char *zone;                /* "" */
     char *advertise;           /* "": listen host, or hostname if wildcard */
     char *min_copies;          /* "auto" (2 with >= 2 nodes, else 1) or N */
     uint64_t copy_wait_ms;     /* 30s: manifest PUT waits for copies */

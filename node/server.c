@@ -243,6 +243,7 @@ static int start_gossip(struct node_server *s,
     gc.keyring_file = cfg->gossip_keyring_file;
     gc.join = cfg->join;
     snprintf(gc.meta.region, sizeof(gc.meta.region), "%s", cfg->region);
+    snprintf(gc.meta.zone, sizeof(gc.meta.zone), "%s", cfg->zone);
     snprintf(gc.meta.role, sizeof(gc.meta.role), "%s", cfg->role);
     snprintf(gc.meta.api_addr, sizeof(gc.meta.api_addr), "%s", s->api_address);
     snprintf(gc.meta.peer_addr, sizeof(gc.meta.peer_addr), "%s",
