@@ -600,6 +600,7 @@ static int join_open(void *data, bool join, char *errmsg)
 static void join_fatal(void *data)
 {
     AT_UNUSED(data);
+    at_log_flush();
     exit(1); /* as a start that fails: nothing to save yet */
 }
 
