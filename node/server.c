@@ -225,10 +225,8 @@ static int start_gossip(struct node_server *s,
         LOG_INFO("gossip off (gossip: false): membership from raft only");
         return 0;
     }
-    if (s->peer_http == NULL) {
-        LOG_INFO("gossip off: no cluster_secret, no peer listener");
-        return 0;
-    }
+    if (s->peer_http == NULL)
+        return 0; /* said already: single node */
     if (strlen(cfg->cluster_secret) < GOSSIP_SEAL_SECRET_MIN) {
         LOG_INFO("gossip off: the cluster secret is shorter than %d bytes",
                  GOSSIP_SEAL_SECRET_MIN);
@@ -577,9 +575,15 @@ static int open_meta(struct node_server *s, bool join, char *errmsg)
         AT_ASSERT(rv == 0); /* 16 hex digits are a valid tag */
     }
     s->join.meta = s->meta;
-    LOG_INFO("node '%s' serving on %s (peer %s), data in '%s', raft in '%s'",
-             s->name, s->api_address, s->peer_address, cfg->data_dir,
-             s->raft_dir);
+    if (s->peer_http != NULL)
+        LOG_INFO("node '%s' serving on %s (peer %s), data in '%s', raft in "
+                 "'%s'",
+                 s->name, s->api_address, s->peer_address, cfg->data_dir,
+                 s->raft_dir);
+    else
+        LOG_INFO("node '%s' serving on %s (single node), data in '%s', raft "
+                 "in '%s'",
+                 s->name, s->api_address, cfg->data_dir, s->raft_dir);
     node_replicate_scan_start(&s->api);
     node_placement_start(&s->api);
     return 0;
