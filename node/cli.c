@@ -54,6 +54,8 @@ const char *node_cli_default_addr(void)
     return addr != NULL ? addr : "127.0.0.1:5000";
 }
 
+static int get_status; /* get_json's last HTTP status or AT_E* */
+
 static json_t *get_json(const char *addr, const char *path)
 {
     char *body = NULL;
@@ -61,6 +63,7 @@ static json_t *get_json(const char *addr, const char *path)
     json_t *doc = NULL;
     int status = http_get(addr, path, &body);
 
+    get_status = status;
     if (status == 200 && body != NULL)
         doc = json_loads(body, 0, &jerr);
     free(body);
@@ -99,7 +102,10 @@ static int print_members(const char *addr, bool details)
     size_t i;
 
     if (doc == NULL) {
-        fprintf(stderr, "atoll: cannot read the members of '%s'\n", addr);
+        if (get_status < 0)
+            fprintf(stderr, "atoll: %s\n", node_cli_why(get_status));
+        else
+            fprintf(stderr, "atoll: cannot read the members of '%s'\n", addr);
         return 1;
     }
     nodes = json_object_get(doc, "nodes");
@@ -271,7 +277,7 @@ int node_cli_members(int argc, char **argv)
     }
     if (status != 200) {
         fprintf(stderr, "atoll members %s: %s%s%s\n", action,
-                status < 0      ? at_strerror(status)
+                status < 0      ? node_cli_why(status)
                 : status == 404 ? "no such node"
                 : status == 401 ? "wrong cluster secret"
                 : status == 426 ? "the node speaks another peer protocol"
@@ -374,6 +380,7 @@ int node_cli_status(int argc, char **argv)
     int status;
 
     const char *secret_file = NULL;
+    bool json = false;
 
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--addr") == 0 && i + 1 < argc) {
@@ -383,23 +390,32 @@ int node_cli_status(int argc, char **argv)
         } else if (strcmp(argv[i], "--cluster-secret-file") == 0 &&
                    i + 1 < argc) {
             secret_file = argv[++i];
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = true;
         } else {
             fprintf(stderr,
                     "usage: atoll status [--addr HOST:PORT] "
-                    "[--cluster-secret-file FILE]\n");
+                    "[--cluster-secret-file FILE] [--json]\n");
             return 2;
         }
     }
     view_secret_load(secret_file);
     status = http_get(addr, "/_atoll/status", &body);
     if (status != 200) {
-        fprintf(stderr, "atoll status: cannot reach '%s': %s\n", addr,
-                status < 0 ? at_strerror(status) : "unexpected HTTP status");
+        if (status < 0)
+            fprintf(stderr, "atoll status: %s\n", node_cli_why(status));
+        else
+            fprintf(stderr, "atoll status: '%s' answered HTTP %d\n", addr,
+                    status);
         free(body);
         return 1;
     }
-    fputs(body, stdout);
-    printf("\n");
+    if (json) { /* the node's status document, for scripts */
+        fputs(body, stdout);
+        printf("\n");
+        free(body);
+        return 0;
+    }
     print_autopilot(addr, body);
     free(body);
     return print_members(addr, true);
@@ -480,7 +496,7 @@ int node_cli_gc(int argc, char **argv)
     }
     if (status != 200) {
         fprintf(stderr, "atoll gc: %s%s%s\n",
-                status < 0      ? at_strerror(status)
+                status < 0      ? node_cli_why(status)
                 : status == 401 ? "wrong or missing cluster secret "
                                   "(--cluster-secret-file)"
                 : status == 409 ? "a garbage collection is already running"

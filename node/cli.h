@@ -42,6 +42,11 @@ int node_cli_http(const char *method,
                   const char *authz,
                   const char *json,
                   char **body);
+/* Why a node_cli_http call that returned status (negative) got no answer,
+ * e.g. "cannot reach '10.0.0.1:5000': Connection refused" (the OS's or
+ * curl's words); for a status >= 0,
+ * "unexpected HTTP status". Valid until the next call. */
+const char *node_cli_why(int status);
 /* $ATOLL_ADDR, else 127.0.0.1:5000. */
 const char *node_cli_default_addr(void);
 /* How an admin command authenticates (cli_auth.c): --addr,

@@ -148,7 +148,7 @@ static json_t *call(const char *cmd,
         doc = json_loads(answer != NULL ? answer : "", 0, NULL);
     if (doc == NULL)
         fprintf(stderr, "atoll %s: %s%s%s\n", cmd,
-                status < 0      ? at_strerror(status)
+                status < 0      ? node_cli_why(status)
                 : status == 401 ? "authentication failed (--user ADMIN or "
                                   "--cluster-secret-file FILE)"
                 : status == 403 ? "only an admin user may do this"

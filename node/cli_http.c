@@ -63,6 +63,17 @@ static void tls_options(CURL *c)
     curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 }
 
+/* why the last node_cli_http call failed to get an answer */
+static char last_why[CURL_ERROR_SIZE] = "no answer";
+
+/* see cli.h */
+const char *node_cli_why(int status)
+{
+    return status == AT_EIO ? last_why
+           : status < 0     ? at_strerror(status)
+                            : "unexpected HTTP status";
+}
+
 /* see cli.h */
 int node_cli_http(const char *method,
                   const char *addr,
@@ -116,9 +127,18 @@ int node_cli_http(const char *method,
     }
     tls_options(c);
     rc = curl_easy_perform(c);
-    if (rc == CURLE_OK)
+    if (rc == CURLE_OK) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    else if (strncmp(url, "https://", 8) == 0 && rc != CURLE_COULDNT_CONNECT)
+    } else {
+        long os_errno = 0;
+        curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
+        snprintf(last_why, sizeof(last_why), "cannot reach '%s': %s", addr,
+                 os_errno != 0       ? strerror((int)os_errno)
+                 : errbuf[0] != '\0' ? errbuf
+                                     : curl_easy_strerror(rc));
+    }
+    if (rc != CURLE_OK && strncmp(url, "https://", 8) == 0 &&
+        rc != CURLE_COULDNT_CONNECT)
         fprintf(stderr,
                 "atoll: %s: %s (HTTPS: ATOLL_CACERT names the CA's PEM "
                 "file; a peer port with mutual TLS also wants "

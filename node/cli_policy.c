@@ -117,7 +117,7 @@ int node_cli_policy(int argc, char **argv)
     free(body);
     if (status != 200) {
         fprintf(stderr, "atoll policy %s: %s%s%s\n", o.action,
-                status < 0      ? at_strerror(status)
+                status < 0      ? node_cli_why(status)
                 : status == 401 ? "authentication failed"
                 : status == 403 ? "only an admin user may do this"
                                 : "failed",

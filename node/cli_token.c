@@ -56,7 +56,7 @@ static int rotate(const struct opts *o)
         doc = json_loads(answer != NULL ? answer : "", 0, NULL);
     if (doc == NULL) {
         fprintf(stderr, "atoll token rotate: %s%s%s\n",
-                status < 0      ? at_strerror(status)
+                status < 0      ? node_cli_why(status)
                 : status == 401 ? "authentication failed"
                 : status == 403 ? "only an admin user may do this"
                                 : "failed",
@@ -85,7 +85,7 @@ static int keys(const struct opts *o)
 
     if (doc == NULL) {
         fprintf(stderr, "atoll token keys: %s\n",
-                status < 0 ? at_strerror(status) : "failed");
+                status < 0 ? node_cli_why(status) : "failed");
         free(answer);
         return 1;
     }

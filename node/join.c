@@ -66,9 +66,10 @@ static void join_retry(struct node_join *j, const char *why)
     if (j->stopping)
         return;
     if (++j->attempts >= JOIN_ATTEMPTS) {
-        LOG_ERROR("join via %s: giving up after %u attempts (%s); exiting "
-                  "(a restart tries again)",
-                  j->target, j->attempts, why);
+        LOG_ERROR(
+            "join via %s: giving up after %u attempts (%s); exiting "
+            "(a restart tries again)",
+            j->target, j->attempts, why);
         j->joining = false;
         j->fatal(j->data);
         return;
@@ -111,8 +112,7 @@ static void on_join_answer(void *data,
         return;
     }
     if (http == 409 || http == 401 || http == 400) {
-        LOG_ERROR("join via %s refused (HTTP %d: %s); exiting", j->target,
-                  http,
+        LOG_ERROR("join via %s refused (HTTP %d: %s); exiting", j->target, http,
                   http == 409   ? "the name is taken by another address"
                   : http == 401 ? "wrong cluster secret"
                                 : "bad request");

@@ -144,7 +144,8 @@ static void usage(FILE *f)
             "   also wants $ATOLL_CLIENT_CERT and $ATOLL_CLIENT_KEY)\n"
             "  gc        garbage-collect unreferenced blobs (atoll gc "
             "[--addr API] [--dry-run]\n"
-            "            [--grace DURATION] [--cluster-secret-file FILE])\n"
+            "            [--grace DURATION] [--untagged] "
+            "[--cluster-secret-file FILE])\n"
             "  users     list | add NAME | passwd NAME | remove NAME (atoll "
             "users help)\n"
             "  robots    list | add NAME --permission GLOB:ACTIONS | remove "
@@ -156,7 +157,27 @@ static void usage(FILE *f)
             "  cert      ca --out DIR | node --ca DIR --name NAME --san "
             "HOST... --out DIR\n"
             "  version   print the version\n"
-            "  help      this text\n");
+            "  help      this text (help serve: the options of serve)\n");
+}
+
+/* The commands other than serve take the cluster secret from a file only
+ * (a value on their command line would show in ps while they run): say
+ * so, rather than a bare usage line. */
+static bool secret_on_line(int argc, char **argv)
+{
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--cluster-secret") == 0 ||
+            strncmp(argv[i], "--cluster-secret=", 17) == 0) {
+            fprintf(stderr,
+                    "atoll %s: takes the cluster secret from a file: "
+                    "--cluster-secret-file FILE or $ATOLL_CLUSTER_SECRET_FILE "
+                    "(not --cluster-secret: a value on the command line "
+                    "shows in ps)\n",
+                    argv[1]);
+            return true;
+        }
+    }
+    return false;
 }
 
 int main(int argc, char **argv)
@@ -167,6 +188,14 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "serve") == 0)
         return cmd_serve(argc - 2, argv + 2);
+    if (strcmp(argv[1], "help") == 0 && argc > 2 &&
+        strcmp(argv[2], "serve") == 0) {
+        char help[] = "--help";
+        char *args[] = { help, NULL };
+        return cmd_serve(1, args);
+    }
+    if (secret_on_line(argc, argv))
+        return 2;
     if (strcmp(argv[1], "status") == 0)
         return node_cli_status(argc - 2, argv + 2);
     if (strcmp(argv[1], "members") == 0)

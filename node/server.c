@@ -576,14 +576,16 @@ static int open_meta(struct node_server *s, bool join, char *errmsg)
     }
     s->join.meta = s->meta;
     if (s->peer_http != NULL)
-        LOG_INFO("node '%s' serving on %s (peer %s), data in '%s', raft in "
-                 "'%s'",
-                 s->name, s->api_address, s->peer_address, cfg->data_dir,
-                 s->raft_dir);
+        LOG_INFO(
+            "node '%s' serving on %s (peer %s), data in '%s', raft in "
+            "'%s'",
+            s->name, s->api_address, s->peer_address, cfg->data_dir,
+            s->raft_dir);
     else
-        LOG_INFO("node '%s' serving on %s (single node), data in '%s', raft "
-                 "in '%s'",
-                 s->name, s->api_address, cfg->data_dir, s->raft_dir);
+        LOG_INFO(
+            "node '%s' serving on %s (single node), data in '%s', raft "
+            "in '%s'",
+            s->name, s->api_address, cfg->data_dir, s->raft_dir);
     node_replicate_scan_start(&s->api);
     node_placement_start(&s->api);
     return 0;
