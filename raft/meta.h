@@ -645,7 +645,9 @@ bool meta_blob_known(struct meta *m, const struct at_digest *d, uint64_t *size);
 /* Sorted listings. each() is called for up to limit names strictly after
  * `last` (NULL: from the start), in lexical order; *more is set when names
  * remain after the last one given. tags: AT_ENOTFOUND if the repo is
- * unknown. */
+ * unknown. catalog: repositories holding at least one manifest (blobs
+ * alone, as in a push under way or after the last manifest's delete, are
+ * not listed). */
 typedef void (*meta_name_cb)(void *data, const char *name);
 int meta_tags_list(struct meta *m,
                    const char *repo,

@@ -87,6 +87,8 @@ void meta__repo_unlink_manifest(struct meta_fsm *f,
 {
     if (at_map_del(&r->manifests, DKEY(&mf->pub.digest)) == NULL)
         return;
+    if (r->manifests.len == 0)
+        f->sorted_repos_ok = false; /* it leaves the catalog */
     AT_ASSERT(mf->refs > 0);
     if (--mf->refs == 0) {
         meta__mf_blob_refs(f, mf, -1);
@@ -366,8 +368,12 @@ static void fsm_sort_repos(struct meta_fsm *f)
     f->nsorted_repos = 0;
     const char *k;
     void *v;
-    for (size_t i = 0; at_map_next(&f->repos, &i, &k, &v);)
-        f->sorted_repos[f->nsorted_repos++] = v;
+    for (size_t i = 0; at_map_next(&f->repos, &i, &k, &v);) {
+        /* the catalog names repositories with a manifest: blobs alone
+         * (a push under way, or all manifests deleted) are not listed */
+        if (((struct meta_repo *)v)->manifests.len > 0)
+            f->sorted_repos[f->nsorted_repos++] = v;
+    }
     qsort(f->sorted_repos, f->nsorted_repos, sizeof(*f->sorted_repos),
           repo_cmp);
     f->sorted_repos_ok = true;

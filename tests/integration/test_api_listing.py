@@ -254,6 +254,28 @@ class CatalogTest(ListingTestCase):
         self.assertIsNone(r.header("link"), repr(r))
 
 
+class CatalogEmptiedTest(ListingTestCase):
+    """A repository is in the catalog while it holds a manifest: not with
+    blobs alone (a push under way), not once its last manifest is deleted
+    (issue 15). distribution lists both."""
+
+    def test_catalog_drops_emptied_repos(self):
+        harness.skip_unless_atoll(self)
+        d, _ = self.node.push_image("gone/app", "v1")
+        self.node.push_image("kept/app", "v1")
+        self.node.push_blob("blobs/only", b"just a layer")
+        _, doc = self.get_json("/v2/_catalog")
+        self.assertEqual(doc["repositories"], ["gone/app", "kept/app"])
+        r = self.req("DELETE", f"/v2/gone/app/manifests/{d}")
+        self.assertEqual(r.status, 202, repr(r))
+        _, doc = self.get_json("/v2/_catalog")
+        self.assertEqual(doc["repositories"], ["kept/app"])
+        # pushed again, it is back
+        self.node.push_image("gone/app", "v2")
+        _, doc = self.get_json("/v2/_catalog?n=1")
+        self.assertEqual(doc["repositories"], ["gone/app"])
+
+
 class ReferrersTest(ListingTestCase):
     """OCI 1.1 referrers API; distribution 2.8.2 has none (atoll only)."""
 

@@ -69,6 +69,17 @@ static void test_listing(void **state)
         snprintf(repo, sizeof(repo), "repo/%02d", 49 - i);
         assert_int_equal(blob_stored(&f, NULL, repo, "b", 1), META_OK);
     }
+    /* blobs alone: not in the catalog */
+    memset(&ns, 0, sizeof(ns));
+    meta_fsm_catalog_list(&f, "repo/47", 10, collect, &ns, &more);
+    assert_string_equal(ns.text, "");
+    for (int i = 0; i < 50; i++) {
+        char repo[32];
+        snprintf(repo, sizeof(repo), "repo/%02d", 49 - i);
+        assert_int_equal(put_mf(&f, NULL, repo, "m", "t", NULL, 0, NULL, 0,
+                                NULL),
+                         META_OK);
+    }
     memset(&ns, 0, sizeof(ns));
     meta_fsm_catalog_list(&f, "repo/47", 10, collect, &ns, &more);
     assert_string_equal(ns.text, "repo/48,repo/49");
