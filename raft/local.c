@@ -168,6 +168,15 @@ bool meta_blob_linked(struct meta *m,
 }
 
 /* see meta.h */
+bool meta_blob_used(struct meta *m,
+                    const char *repo,
+                    const struct at_digest *d,
+                    struct at_digest *by)
+{
+    return meta_fsm_blob_used(&m->fsm, repo, d, by);
+}
+
+/* see meta.h */
 bool meta_blob_known(struct meta *m, const struct at_digest *d, uint64_t *size)
 {
     return meta_fsm_blob_known(&m->fsm, d, size);

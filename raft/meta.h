@@ -639,6 +639,12 @@ bool meta_blob_linked(struct meta *m,
                       const char *repo,
                       const struct at_digest *d,
                       uint64_t *size);
+/* A manifest of repo references blob d; *by (may be NULL) names one. A
+ * blob delete refuses such a blob: unlinking it would break the image. */
+bool meta_blob_used(struct meta *m,
+                    const char *repo,
+                    const struct at_digest *d,
+                    struct at_digest *by);
 /* Blob known anywhere in the cluster (some store holds it). */
 bool meta_blob_known(struct meta *m, const struct at_digest *d, uint64_t *size);
 

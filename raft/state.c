@@ -308,6 +308,30 @@ bool meta_fsm_blob_linked(struct meta_fsm *f,
 }
 
 /* see state.h */
+bool meta_fsm_blob_used(struct meta_fsm *f,
+                        const char *repo,
+                        const struct at_digest *d,
+                        struct at_digest *by)
+{
+    struct meta_repo *r = meta__repo_get(f, repo, false);
+    const char *k;
+    void *v;
+    if (r == NULL)
+        return false;
+    for (size_t i = 0; at_map_next(&r->manifests, &i, &k, &v);) {
+        const struct meta_mf *mf = v;
+        for (size_t j = 0; j < mf->nblobs; j++) {
+            if (at_digest_equal(&mf->blobs[j], d)) {
+                if (by != NULL)
+                    *by = mf->pub.digest;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* see state.h */
 bool meta_fsm_blob_known(struct meta_fsm *f,
                          const struct at_digest *d,
                          uint64_t *size)

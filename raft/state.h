@@ -180,6 +180,13 @@ int meta_fsm_tags_list(struct meta_fsm *f,
                        meta_name_cb each,
                        void *data,
                        bool *more);
+/* Does a manifest of repo reference blob d (config, layer, or any blob
+ * it names)? *by (may be NULL): the first such manifest. Scans the repo's
+ * manifests (a blob delete's check, not a hot path). */
+bool meta_fsm_blob_used(struct meta_fsm *f,
+                        const char *repo,
+                        const struct at_digest *d,
+                        struct at_digest *by);
 void meta_fsm_catalog_list(struct meta_fsm *f,
                            const char *last,
                            size_t limit,

@@ -46,6 +46,19 @@ static void blob_delete(struct node_api *api,
         node_reply_error(req, 404, "BLOB_UNKNOWN", "blob unknown to registry");
         return;
     }
+    struct at_digest by;
+    if (meta_blob_used(api->meta, name, d, &by)) {
+        /* distribution unlinks it and breaks the image; 405 is what the
+         * conformance suite's clean-up accepts of a registry that
+         * refuses */
+        char hex[AT_DIGEST_HEX_LEN + 1];
+        at_digest_hex(&by, hex);
+        node_reply_error(req, 405, "DENIED",
+                         "blob is referenced by manifest sha256:%s of this "
+                         "repository: delete that manifest first",
+                         hex);
+        return;
+    }
     bd = at_calloc(1, sizeof(*bd));
     bd->req = req;
     node_http_req_ref(req);

@@ -1,4 +1,5 @@
 """OCI API: version check, blob GET/HEAD/DELETE, Range requests."""
+import hashlib
 import os
 import unittest
 
@@ -256,6 +257,24 @@ class BlobDeleteTest(ApiTestCase):
         r = self.req("GET", f"/v2/{b}/blobs/{d}")
         self.assertEqual(r.status, 200, repr(r))
         self.assertEqual(r.body, data)
+
+    def test_delete_blob_of_an_image_refused(self):
+        """A blob a manifest of the repository references is refused
+        (405 DENIED naming the manifest): the image keeps working. Once
+        the manifest is gone, the delete goes through. distribution
+        unlinks it and breaks the image."""
+        harness.skip_unless_atoll(self)
+        repo = self.repo()
+        layer = b"layer of a tagged image"
+        md, _ = self.node.push_image(repo, "v1", layers=(layer,))
+        d = "sha256:" + hashlib.sha256(layer).hexdigest()
+        r = self.req("DELETE", f"/v2/{repo}/blobs/{d}")
+        assert_error(self, r, 405, "DENIED")
+        self.assertIn(md.split(":")[1], r.body.decode())
+        self.assertEqual(self.req("GET", f"/v2/{repo}/blobs/{d}").status, 200)
+        self.assertEqual(self.req("DELETE", f"/v2/{repo}/manifests/{md}").status,
+                         202)
+        self.assertEqual(self.req("DELETE", f"/v2/{repo}/blobs/{d}").status, 202)
 
     def test_repush_after_delete(self):
         repo = self.repo()

@@ -76,9 +76,8 @@ static void test_listing(void **state)
     for (int i = 0; i < 50; i++) {
         char repo[32];
         snprintf(repo, sizeof(repo), "repo/%02d", 49 - i);
-        assert_int_equal(put_mf(&f, NULL, repo, "m", "t", NULL, 0, NULL, 0,
-                                NULL),
-                         META_OK);
+        assert_int_equal(
+            put_mf(&f, NULL, repo, "m", "t", NULL, 0, NULL, 0, NULL), META_OK);
     }
     memset(&ns, 0, sizeof(ns));
     meta_fsm_catalog_list(&f, "repo/47", 10, collect, &ns, &more);
