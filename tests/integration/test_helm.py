@@ -31,6 +31,17 @@ FILES = os.path.join(CHART, "files")
 PROMTOOL = shutil.which("promtool")  # Debian's prometheus package
 MONITORING = ["--set", "monitoring.prometheusRule.enabled=true",
               "--set", "monitoring.dashboard.enabled=true"]
+# Kubernetes 1.30 with the custom resources the chart can render.
+KUBE = ["--kube-version", "1.30.0",
+        "--api-versions", "monitoring.coreos.com/v1",
+        "--api-versions", "gateway.networking.k8s.io/v1",
+        "--api-versions", "cert-manager.io/v1",
+        "--api-versions", "external-secrets.io/v1beta1"]
+NODE = shutil.which("node")
+VALIDATE = os.path.join(harness.ROOT, "tests", "helm", "validate.mjs")
+SCHEMA_MODULES = os.environ.get(
+    "ATOLL_K8S_SCHEMA_MODULES",
+    os.path.join(harness.ROOT, "build", "tools", "k8s-schema", "node_modules"))
 
 
 def helm(*args, check=True):
@@ -340,6 +351,123 @@ class ChartArgsParseTest(unittest.TestCase):
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True, timeout=30)
                 self.assertIn("unknown flag '--bogus-flag-probe'", p.stderr)
+
+
+def validate(paths, *opts, stdin=None):
+    """Run tests/helm/validate.mjs; the CompletedProcess (text, merged)."""
+    return subprocess.run([NODE, VALIDATE, "--modules", SCHEMA_MODULES, *opts, *paths],
+                          input=stdin, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=180)
+
+
+def needs_schema(test):
+    if NODE is None:
+        return unittest.skip("no node (the schema check runs on Node.js)")(test)
+    if not os.path.isdir(os.path.join(SCHEMA_MODULES, "kubernetes-models")):
+        return unittest.skip("no schema packages at %s (.ci/install-deps)"
+                             % SCHEMA_MODULES)(test)
+    return needs_helm(test)
+
+
+@needs_schema
+class ChartSchemaTest(unittest.TestCase):
+    """Every object of every scenario validates against the Kubernetes 1.30
+    API: the ajv schemas of kubernetes-models (types, enums, patterns,
+    required fields; custom resources from the @kubernetes-models packages)
+    and, for unknown fields, TypeScript object literals typed with
+    kubernetes-types@1.30.0 under `tsc --strict` (one run for all)."""
+
+    # scenario -> extra values, beyond the ci/ files: every optional kind on
+    EXTRA = {
+        "all-on": ["--set", "cluster.secret.existingSecret=atoll-cluster",
+                   "--set", "networkPolicy.enabled=true",
+                   "--set", "ingress.enabled=true",
+                   "--set", "metrics.serviceMonitor.enabled=true",
+                   *MONITORING],
+    }
+
+    def test_every_scenario_validates(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            paths, kinds_seen = [], set()
+            renders = [(os.path.basename(p), ["-f", p]) for p in SCENARIOS]
+            renders += sorted(self.EXTRA.items())
+            for name, args in renders:
+                text = template(*KUBE, *args)
+                path = os.path.join(tmp, name)
+                with open(path, "w") as f:
+                    f.write(text)
+                paths.append(path)
+                kinds_seen |= {d["kind"] for d in yaml.safe_load_all(text) if d}
+            p = validate(paths, "--strict")
+            self.assertEqual(p.returncode, 0, p.stdout)
+            self.assertNotIn("FAIL", p.stdout)
+            self.assertNotIn("skip", p.stdout)
+            for kind in ("StatefulSet", "Service", "PodDisruptionBudget", "ConfigMap",
+                         "Secret", "Ingress", "NetworkPolicy", "ServiceMonitor",
+                         "PrometheusRule", "ExternalSecret"):
+                self.assertIn(kind, kinds_seen)
+                self.assertRegex(p.stdout, r"(?m)^ok .* %s/" % kind)
+
+    def broken(self, mutate):
+        """The default render with mutate(objects) applied, as YAML."""
+        docs = [d for d in yaml.safe_load_all(template(*KUBE, *SECRET)) if d]
+        mutate(docs)
+        return yaml.safe_dump_all(docs)
+
+    def sts_pod(self, docs):
+        return [d for d in docs if d["kind"] == "StatefulSet"][0]["spec"]["template"]["spec"]
+
+    def test_wrong_type_fails(self):
+        def wrong(docs):
+            [d for d in docs if d["kind"] == "StatefulSet"][0]["spec"]["replicas"] = "three"
+        text = self.broken(wrong)
+        p = validate(["-"], stdin=text)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertRegex(p.stdout, r"FAIL - StatefulSet/reg-atoll: schema: .*replicas must be integer")
+        p = validate(["-"], "--strict", stdin=text)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertRegex(p.stdout, r"FAIL - StatefulSet/reg-atoll: strict 1.30: .*'string' is not "
+                         r"assignable to type 'number'")
+
+    def test_unknown_field_in_pod_spec_fails(self):
+        def typo(docs):
+            self.sts_pod(docs)["terminationGracePeriodSecond"] = 60
+        text = self.broken(typo)
+        p = validate(["-"], stdin=text)
+        self.assertEqual(p.returncode, 0, p.stdout)  # the schemas allow it...
+        p = validate(["-"], "--strict", stdin=text)
+        self.assertEqual(p.returncode, 1, p.stdout)  # ...the 1.30 types do not
+        self.assertIn("FAIL - StatefulSet/reg-atoll: strict 1.30:", p.stdout)
+        self.assertIn("'\"terminationGracePeriodSecond\"' does not exist in type 'PodSpec'",
+                      p.stdout)
+
+    def test_unknown_field_in_custom_resource_fails(self):
+        def typo(docs):
+            sm = [d for d in docs if d["kind"] == "ServiceMonitor"][0]
+            sm["spec"]["endpoints"][0]["intervall"] = "30s"
+        docs = [d for d in yaml.safe_load_all(template(
+            *KUBE, *SECRET, "--set", "metrics.serviceMonitor.enabled=true")) if d]
+        typo(docs)
+        p = validate(["-"], "--strict", stdin=yaml.safe_dump_all(docs))
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("'\"intervall\"' does not exist", p.stdout)
+
+    def test_missing_required_field_fails(self):
+        def drop(docs):
+            del self.sts_pod(docs)["containers"][0]["name"]
+        p = validate(["-"], stdin=self.broken(drop))
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertRegex(p.stdout, r"StatefulSet/reg-atoll: schema: .*must have required "
+                         r"property name")
+
+    def test_unmodelled_kind_is_reported(self):
+        obj = "apiVersion: example.com/v1\nkind: Frobnicator\nmetadata: {name: x}\n"
+        p = validate(["-"], "--strict", stdin=obj)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("FAIL - Frobnicator/x: no model for example.com/v1 Frobnicator", p.stdout)
+        p = validate(["-"], "--strict", "--known-unmodelled", "Frobnicator", stdin=obj)
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertIn("skip - Frobnicator/x", p.stdout)
 
 
 def promtool(*args):
