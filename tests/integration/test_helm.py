@@ -114,6 +114,8 @@ class ChartLintTest(unittest.TestCase):
                      "edge-values.yaml", "ingress-values.yaml",
                      "external-secrets-values.yaml", "monitoring-values.yaml"):
             self.assertIn(want, names)
+        for want in ("cert-manager-values.yaml",):
+            self.assertIn(want, names)
 
     def test_lint_strict_every_scenario(self):
         for path in SCENARIOS:
@@ -334,6 +336,120 @@ class ChartObjectsTest(unittest.TestCase):
         self.assertEqual(c["image"], "atoll/atoll:0.1.0")
         c = container(objects(*SECRET, "--set", "image.digest=sha256:" + "ab" * 32))
         self.assertEqual(c["image"], "atoll/atoll@sha256:" + "ab" * 32)
+
+
+def volumes(objs):
+    return {v["name"]: v for v in
+            one(objs, "StatefulSet")["spec"]["template"]["spec"]["volumes"]}
+
+
+CM_API = ["--set", "tls.enabled=true", "--set", "tls.certManager.enabled=true",
+          "--set", "tls.certManager.issuerRef.name=ca"]
+CM_PEER = ["--set", "tls.peer.enabled=true", "--set", "tls.peer.certManager.enabled=true",
+           "--set", "tls.peer.certManager.issuerRef.name=peer-ca"]
+
+
+@needs_helm
+class ChartCertManagerTest(unittest.TestCase):
+    """tls.certManager / tls.peer.certManager: values in, Certificates and
+    the Secrets the StatefulSet mounts out."""
+
+    HEADLESS = "*.reg-atoll-headless.ns1.svc.cluster.local"
+    CLIENT = ["reg-atoll", "reg-atoll.ns1", "reg-atoll.ns1.svc",
+              "reg-atoll.ns1.svc.cluster.local"]
+
+    def test_table(self):
+        # (values, {certificate name: (secretName, issuer, dnsNames, usages)},
+        #  tls volume secret, peer-tls volume secret)
+        api_usages = ["server auth", "digital signature", "key encipherment"]
+        peer_usages = ["server auth", "client auth", "digital signature",
+                       "key encipherment"]
+        table = [
+            ([], {}, None, None),
+            (["--set", "tls.enabled=true", "--set", "tls.existingSecret=mine"], {},
+             "mine", None),
+            (CM_API, {"reg-atoll-tls": ("reg-atoll-tls", ("ca", "ClusterIssuer"),
+                                        self.CLIENT + [self.HEADLESS], api_usages)},
+             "reg-atoll-tls", None),
+            (CM_API + ["--set", "tls.certManager.dnsNames={r.example.com,reg-atoll}",
+                       "--set", "tls.certManager.issuerRef.kind=Issuer"],
+             {"reg-atoll-tls": ("reg-atoll-tls", ("ca", "Issuer"),
+                                self.CLIENT + [self.HEADLESS, "r.example.com"],
+                                api_usages)},
+             "reg-atoll-tls", None),
+            (CM_PEER, {"reg-atoll-peer-tls": ("reg-atoll-peer-tls", ("peer-ca", "Issuer"),
+                                              [self.HEADLESS], peer_usages)},
+             None, "reg-atoll-peer-tls"),
+            (CM_PEER + ["--set", "cluster.advertiseDomain=edge.example.net",
+                        "--set", "tls.peer.certManager.dnsNames={core.example.net}"],
+             {"reg-atoll-peer-tls": ("reg-atoll-peer-tls", ("peer-ca", "Issuer"),
+                                     [self.HEADLESS, "*.edge.example.net",
+                                      "core.example.net"], peer_usages)},
+             None, "reg-atoll-peer-tls"),
+            (CM_API + ["--set", "tls.peer.enabled=true",
+                       "--set", "tls.peer.existingSecret=peer"],
+             {"reg-atoll-tls": ("reg-atoll-tls", ("ca", "ClusterIssuer"),
+                                self.CLIENT + [self.HEADLESS], api_usages)},
+             "reg-atoll-tls", "peer"),
+        ]
+        for args, certs, tls_secret, peer_secret in table:
+            with self.subTest(args=args):
+                objs = objects(*SECRET, *args)
+                got = {c["metadata"]["name"]: c for c in kinds(objs, "Certificate")}
+                self.assertEqual(sorted(got), sorted(certs))
+                for name, (secret, issuer, dns, usages) in certs.items():
+                    spec = got[name]["spec"]
+                    self.assertEqual(got[name]["apiVersion"], "cert-manager.io/v1")
+                    self.assertEqual(spec["secretName"], secret)
+                    self.assertEqual((spec["issuerRef"]["name"], spec["issuerRef"]["kind"],
+                                      spec["issuerRef"]["group"]),
+                                     issuer + ("cert-manager.io",))
+                    self.assertEqual(spec["dnsNames"], dns)
+                    self.assertEqual(spec["usages"], usages)
+                    self.assertEqual((spec["duration"], spec["renewBefore"]),
+                                     ("2160h", "360h"))
+                vols = volumes(objs)
+                for vol, want in (("tls", tls_secret), ("peer-tls", peer_secret)):
+                    if want is None:
+                        self.assertNotIn(vol, vols)
+                    else:
+                        self.assertEqual(vols[vol]["secret"]["secretName"], want)
+                f = flags(objs)
+                self.assertEqual("--tls-cert" in f, tls_secret is not None)
+                self.assertEqual("--peer-tls-ca" in f, peer_secret is not None)
+
+    def test_scenario(self):
+        objs = objects("-f", os.path.join(CI, "cert-manager-values.yaml"))
+        certs = {c["metadata"]["name"]: c["spec"] for c in kinds(objs, "Certificate")}
+        self.assertEqual(sorted(certs), ["reg-atoll-peer-tls", "reg-atoll-tls"])
+        self.assertEqual(certs["reg-atoll-tls"]["renewBefore"], "720h")
+        self.assertIn("registry.example.com", certs["reg-atoll-tls"]["dnsNames"])
+        self.assertEqual(certs["reg-atoll-peer-tls"]["privateKey"],
+                         {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"})
+        c = container(objs)
+        self.assertEqual(c["readinessProbe"]["httpGet"]["scheme"], "HTTPS")
+        self.assertEqual(kinds(objs, "Secret"), [])
+
+    def test_bad_values_fail(self):
+        cases = [
+            (["--set", "tls.enabled=true"], "tls.certManager.enabled"),
+            (["--set", "tls.certManager.enabled=true"], "needs tls.enabled"),
+            (["--set", "tls.enabled=true", "--set", "tls.certManager.enabled=true"],
+             "tls.certManager.issuerRef.name"),
+            (CM_API + ["--set", "tls.existingSecret=x"], "not both"),
+            (["--set", "tls.peer.enabled=true"], "tls.peer.certManager.enabled"),
+            (["--set", "tls.peer.certManager.enabled=true"], "needs tls.peer.enabled"),
+            (["--set", "tls.peer.enabled=true", "--set", "tls.peer.certManager.enabled=true"],
+             "tls.peer.certManager.issuerRef.name"),
+            (CM_PEER + ["--set", "tls.peer.existingSecret=x"], "not both"),
+            (CM_API + ["--set", "tls.certManager.duration=90d"], "duration"),
+            (CM_API + ["--set", "tls.certManager.issuerRef.kind=Vault"], "kind"),
+        ]
+        for args, want in cases:
+            with self.subTest(args=args):
+                p = helm("template", "reg", CHART, *SECRET, *args, check=False)
+                self.assertNotEqual(p.returncode, 0, p.stdout[:200])
+                self.assertIn(want, p.stderr)
 
 
 @needs_helm
