@@ -114,7 +114,7 @@ class ChartLintTest(unittest.TestCase):
                      "edge-values.yaml", "ingress-values.yaml",
                      "external-secrets-values.yaml", "monitoring-values.yaml"):
             self.assertIn(want, names)
-        for want in ("cert-manager-values.yaml",):
+        for want in ("cert-manager-values.yaml", "gateway-values.yaml"):
             self.assertIn(want, names)
 
     def test_lint_strict_every_scenario(self):
@@ -452,6 +452,82 @@ class ChartCertManagerTest(unittest.TestCase):
                 self.assertIn(want, p.stderr)
 
 
+ROUTE = ["--set", "httpRoute.enabled=true", "--set", "httpRoute.parentRefs[0].name=eg"]
+
+
+@needs_helm
+class ChartHTTPRouteTest(unittest.TestCase):
+    """httpRoute: values in, the HTTPRoute out."""
+
+    def route(self, *args):
+        objs = objects(*SECRET, *args)
+        routes = kinds(objs, "HTTPRoute")
+        return routes[0] if routes else None
+
+    def test_table(self):
+        # (values, hostnames, path, timeouts or None for no field)
+        table = [
+            ([], None, None, None),
+            (ROUTE, None, "/", {"request": "0s", "backendRequest": "0s"}),
+            (ROUTE + ["--set", "httpRoute.hostnames={r.example.com}",
+                      "--set", "httpRoute.path=/v2/"],
+             ["r.example.com"], "/v2/", {"request": "0s", "backendRequest": "0s"}),
+            (ROUTE + ["--set", "httpRoute.timeouts.request=2h",
+                      "--set", "httpRoute.timeouts.backendRequest=1h30m"],
+             None, "/", {"request": "2h", "backendRequest": "1h30m"}),
+            (ROUTE + ["--set", "httpRoute.timeouts.request=",
+                      "--set", "httpRoute.timeouts.backendRequest=45m"],
+             None, "/", {"backendRequest": "45m"}),
+            (ROUTE + ["--set", "httpRoute.timeouts.request=",
+                      "--set", "httpRoute.timeouts.backendRequest="], None, "/", None),
+            (ROUTE + ["--set", "service.port=443"], None, "/",
+             {"request": "0s", "backendRequest": "0s"}),
+        ]
+        for args, hostnames, path, timeouts in table:
+            with self.subTest(args=args):
+                r = self.route(*args)
+                if path is None:
+                    self.assertIsNone(r)
+                    continue
+                self.assertEqual(r["apiVersion"], "gateway.networking.k8s.io/v1")
+                spec = r["spec"]
+                self.assertEqual(spec["parentRefs"], [{"name": "eg"}])
+                self.assertEqual(spec.get("hostnames"), hostnames)
+                [rule] = spec["rules"]
+                self.assertEqual(rule["matches"],
+                                 [{"path": {"type": "PathPrefix", "value": path}}])
+                port = 443 if "service.port=443" in args else 5000
+                self.assertEqual(rule["backendRefs"], [{"name": "reg-atoll", "port": port}])
+                self.assertEqual(rule.get("timeouts"), timeouts)
+
+    def test_scenario(self):
+        objs = objects("-f", os.path.join(CI, "gateway-values.yaml"))
+        r = one(objs, "HTTPRoute")
+        self.assertEqual(r["metadata"]["annotations"], {"example.com/owner": "platform"})
+        self.assertEqual(r["spec"]["parentRefs"][0]["sectionName"], "https")
+        self.assertEqual(r["spec"]["hostnames"], ["registry.example.com"])
+        self.assertEqual(r["spec"]["rules"][0]["timeouts"],
+                         {"request": "0s", "backendRequest": "30m"})
+        svc = objs[("Service", "reg-atoll")]["spec"]["ports"][0]
+        self.assertEqual(r["spec"]["rules"][0]["backendRefs"][0]["port"], svc["port"])
+
+    def test_bad_values_fail(self):
+        cases = [
+            (["--set", "httpRoute.enabled=true"], "httpRoute.parentRefs"),
+            (ROUTE + ["--set", "httpRoute.timeouts.request=1h",
+                      "--set", "httpRoute.timeouts.backendRequest=0s"], "must not exceed"),
+            (ROUTE + ["--set", "httpRoute.timeouts.request=10m",
+                      "--set", "httpRoute.timeouts.backendRequest=1h"], "must not exceed"),
+            (ROUTE + ["--set", "httpRoute.timeouts.request=1d"], "request"),
+            (ROUTE + ["--set", "httpRoute.path=v2"], "path"),
+        ]
+        for args, want in cases:
+            with self.subTest(args=args):
+                p = helm("template", "reg", CHART, *SECRET, *args, check=False)
+                self.assertNotEqual(p.returncode, 0, p.stdout[:200])
+                self.assertIn(want, p.stderr)
+
+
 @needs_helm
 class ChartArgsParseTest(unittest.TestCase):
     """The rendered flags are flags atoll knows: `atoll serve ARGS --help`
@@ -520,7 +596,7 @@ class ChartSchemaTest(unittest.TestCase):
             self.assertNotIn("skip", p.stdout)
             for kind in ("StatefulSet", "Service", "PodDisruptionBudget", "ConfigMap",
                          "Secret", "Ingress", "NetworkPolicy", "ServiceMonitor",
-                         "PrometheusRule", "ExternalSecret"):
+                         "PrometheusRule", "ExternalSecret", "Certificate", "HTTPRoute"):
                 self.assertIn(kind, kinds_seen)
                 self.assertRegex(p.stdout, r"(?m)^ok .* %s/" % kind)
 

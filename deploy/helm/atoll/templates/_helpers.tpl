@@ -133,6 +133,17 @@ advertise domain's wildcard when set. A list, as YAML. */}}
 {{- toYaml $names }}
 {{- end }}
 
+{{/* A Gateway API duration (GEP-2257: 1h30m, 10s, 500ms) in milliseconds. */}}
+{{- define "atoll.durationMs" -}}
+{{- $ms := 0 }}
+{{- range regexFindAll "[0-9]+(ms|h|m|s)" . -1 }}
+{{- $n := regexFind "^[0-9]+" . | atoi }}
+{{- $u := trimPrefix (regexFind "^[0-9]+" .) . }}
+{{- $ms = add $ms (mul $n (get (dict "h" 3600000 "m" 60000 "s" 1000 "ms" 1) $u)) }}
+{{- end }}
+{{- $ms }}
+{{- end }}
+
 {{/* The peer DNS name of pod i: <fullname>-i.<headless>.<ns>.svc.<domain>. */}}
 {{- define "atoll.podHost" -}}
 {{- printf "%s-%d.%s.%s.svc.%s" (include "atoll.fullname" .root) (int .i) (include "atoll.headless" .root) .root.Release.Namespace .root.Values.cluster.clusterDomain }}
