@@ -686,8 +686,22 @@ class AlertRulesTest(unittest.TestCase):
         with open(os.path.join(FILES, "alerts_test.yaml")) as f:
             tests = yaml.safe_load(f)["tests"] if yaml else []
         tested = {t["alertname"] for case in tests for t in case["alert_rule_test"]}
-        for name in ("AtollNoLeader", "AtollBlobsUnderReplicated"):
-            self.assertIn(name, tested)
+        with open(os.path.join(FILES, "alerts.yaml")) as f:
+            rules = [r for g in yaml.safe_load(f)["groups"] for r in g["rules"]]
+        for rule in rules:
+            self.assertIn(rule["alert"], tested)
+            # per cluster: every aggregation keeps namespace and job, and no
+            # rule guesses the cluster from a job name
+            self.assertNotIn("=~", rule["expr"], rule["alert"])
+            self.assertNotRegex(rule["expr"], r"\bup\b", rule["alert"])
+            aggs = re.findall(r"\b(?:max|min|sum|count|avg) by \(([^)]*)\)", rule["expr"])
+            self.assertTrue(aggs, rule["alert"])
+            for labels in aggs:
+                self.assertLessEqual({"namespace", "job"},
+                                     {x.strip() for x in labels.split(",")}, rule["alert"])
+        quorum = [r for r in rules if r["alert"] == "AtollQuorumAtRisk"][0]["expr"]
+        self.assertIn("atoll_raft_voters_healthy", quorum)
+        self.assertIn("atoll_raft_voters)", quorum)
 
 
 @needs_helm
@@ -726,13 +740,15 @@ class ChartMonitoringTest(unittest.TestCase):
                                    "--set", "monitoring.rules.freeBytesMin=5368709120",
                                    "--set", "monitoring.rules.peerLagMax=500"))
         self.assertEqual(rules["AtollDiskLow"]["expr"],
-                         "atoll_storage_free_bytes < 5368709120")
+                         "min by (namespace, job, instance) (atoll_storage_free_bytes)"
+                         " < 5368709120")
         self.assertTrue(rules["AtollVoterLagging"]["expr"].endswith(") > 500"))
         self.assertIn("more than 500 log", rules["AtollVoterLagging"]["annotations"]
                       ["description"])
         rules = self.rules(objects("-f", os.path.join(CI, "monitoring-values.yaml")))
         self.assertEqual(rules["AtollDiskLow"]["expr"],
-                         "atoll_storage_free_bytes < 21474836480")
+                         "min by (namespace, job, instance) (atoll_storage_free_bytes)"
+                         " < 21474836480")
         self.assertEqual(len(rules), 5)
 
     def test_edge_release_has_no_raft_alerts(self):
