@@ -157,6 +157,25 @@ class ChartLintTest(unittest.TestCase):
                 b = norm(template("-f", path, release="rzz"), "rzz")
                 self.assertEqual(a, b)
 
+    def test_readme_install_is_the_docs_install(self):
+        """The three commands of README.md are those of docs/kubernetes.md,
+        and the helm install among them renders."""
+        def commands(path):
+            with open(os.path.join(harness.ROOT, path)) as f:
+                text = f.read()
+            m = re.search(r"\n( {4}kubectl create secret generic atoll-cluster.*?"
+                          r"kubectl rollout status statefulset/reg-atoll)\n", text, re.S)
+            self.assertIsNotNone(m, path)
+            return [" ".join(line.split()) for line in m.group(1).splitlines()]
+        readme = commands("README.md")
+        self.assertEqual(readme, commands(os.path.join("docs", "kubernetes.md")))
+        install = " ".join(readme).split("helm install ")[1].split(" kubectl ")[0]
+        args = install.replace("\\", " ").split()
+        self.assertEqual(args[:2], ["reg", "deploy/helm/atoll"])
+        objs = objects(*args[2:])
+        self.assertEqual(one(objs, "StatefulSet")["metadata"]["name"], "reg-atoll")
+        self.assertEqual(container(objs)["image"], "REGISTRY/atoll/atoll:0.1.0")
+
     def test_render_fails_without_secret_source(self):
         p = helm("template", "reg", CHART, check=False)
         self.assertNotEqual(p.returncode, 0)
