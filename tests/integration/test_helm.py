@@ -671,6 +671,16 @@ class ChartSchemaTest(unittest.TestCase):
         self.assertRegex(p.stdout, r"StatefulSet/reg-atoll: schema: .*must have required "
                          r"property name")
 
+    def test_api_version_not_in_1_30_fails(self):
+        def old_pdb(docs):
+            [d for d in docs if d["kind"] == "PodDisruptionBudget"][0]["apiVersion"] = \
+                "policy/v1beta1"
+        p = validate(["-"], "--strict", stdin=self.broken(old_pdb))
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("FAIL - PodDisruptionBudget/reg-atoll: strict 1.30: policy/v1beta1 "
+                      "is not in the Kubernetes 1.30 API", p.stdout)
+        self.assertRegex(p.stdout, r"(?m)^ok - StatefulSet/reg-atoll$")
+
     def test_unmodelled_kind_is_reported(self):
         obj = "apiVersion: example.com/v1\nkind: Frobnicator\nmetadata: {name: x}\n"
         p = validate(["-"], "--strict", stdin=obj)
