@@ -797,7 +797,8 @@ class ChartMonitoringTest(unittest.TestCase):
         for series in ("atoll_http_request_duration_seconds_bucket", "atoll_raft_is_leader",
                        "atoll_raft_term", "atoll_raft_commit_index",
                        "atoll_raft_peer_lag_entries", "atoll_gossip_members",
-                       "atoll_storage_free_bytes", "atoll_under_replicated_blobs"):
+                       "atoll_storage_free_bytes", "atoll_under_replicated_blobs",
+                       "atoll_raft_voters_healthy"):
             self.assertIn(series, exprs)
         self.assertIn("histogram_quantile(0.99", exprs)
         # every series the rules and the dashboard name is one atoll exports
