@@ -41,6 +41,7 @@ struct gossip_meta {
     uint64_t free_bytes; /* free blob space */
     uint32_t load;       /* requests in flight, or any load figure */
     uint32_t flags;      /* GOSSIP_META_* */
+    uint64_t raft_id;    /* the node's raft id, 0 before it has one */
 };
 
 /* A piggybacked broadcast: one member's state at one incarnation. */

@@ -87,7 +87,7 @@ static bool meta_empty(const struct gossip_meta *m)
     return m->region[0] == '\0' && m->zone[0] == '\0' && m->role[0] == '\0' &&
            m->api_addr[0] == '\0' && m->peer_addr[0] == '\0' &&
            m->version[0] == '\0' && m->free_bytes == 0 && m->load == 0 &&
-           m->flags == 0;
+           m->flags == 0 && m->raft_id == 0;
 }
 
 /* Fill pu (and pm, which it may point to) from u; borrows u's strings. */
@@ -113,6 +113,7 @@ static void update_to_pb(const struct gossip_update *u,
     pm->free_bytes = u->meta.free_bytes;
     pm->load = u->meta.load;
     pm->flags = u->meta.flags;
+    pm->raft_id = u->meta.raft_id;
     pu->meta = pm;
 }
 
@@ -199,6 +200,7 @@ static bool meta_from_pb(const Atoll__GossipMeta *pm, struct gossip_meta *m)
     m->free_bytes = pm->free_bytes;
     m->load = pm->load;
     m->flags = pm->flags;
+    m->raft_id = pm->raft_id;
     return COPY(m->region, pm->region) && COPY(m->zone, pm->zone) &&
            COPY(m->role, pm->role) && COPY(m->api_addr, pm->api_addr) &&
            COPY(m->peer_addr, pm->peer_addr) && COPY(m->version, pm->version);

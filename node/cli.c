@@ -185,6 +185,8 @@ static int members_usage(void)
             "       atoll members remove NAME --peer PEER_HOST:PORT "
             "--cluster-secret-file FILE\n"
             "       atoll members transfer [NAME] --peer PEER_HOST:PORT "
+            "--cluster-secret-file FILE\n"
+            "       atoll members handoff [NAME] --peer PEER_HOST:PORT "
             "--cluster-secret-file FILE\n");
     return 2;
 }
@@ -203,7 +205,8 @@ int node_cli_members(int argc, char **argv)
     int status, i = 0;
 
     if (argc > 0 &&
-        (strcmp(argv[0], "remove") == 0 || strcmp(argv[0], "transfer") == 0))
+        (strcmp(argv[0], "remove") == 0 || strcmp(argv[0], "transfer") == 0 ||
+         strcmp(argv[0], "handoff") == 0))
         action = argv[i++];
     for (; i < argc; i++) {
         if (strcmp(argv[i], "--addr") == 0 && i + 1 < argc)
@@ -250,12 +253,22 @@ int node_cli_members(int argc, char **argv)
     }
     status = http_call(
         "POST", peer,
-        proto_peer_path(strcmp(action, "remove") == 0 ? PROTO_PEER_REMOVE
-                                                      : PROTO_PEER_TRANSFER),
+        proto_peer_path(strcmp(action, "remove") == 0    ? PROTO_PEER_REMOVE
+                        : strcmp(action, "handoff") == 0 ? PROTO_PEER_HANDOFF
+                                                         : PROTO_PEER_TRANSFER),
         secret, json, &body);
     explicit_bzero(secret, strlen(secret));
     free(secret);
     free(json);
+    if (status == 409 && strcmp(action, "handoff") == 0) {
+        /* a preStop must not fail for it: leadership moved already */
+        printf(
+            "handoff %s: no standby can take the vote over; it stays a "
+            "voter\n",
+            name != NULL ? name : "(this node)");
+        free(body);
+        return 0;
+    }
     if (status != 200) {
         fprintf(stderr, "atoll members %s: %s%s%s\n", action,
                 status < 0      ? at_strerror(status)
@@ -268,7 +281,10 @@ int node_cli_members(int argc, char **argv)
         return 1;
     }
     free(body);
-    printf("%s %s: done\n", action, name != NULL ? name : "(any voter)");
+    printf("%s %s: done\n", action,
+           name != NULL                     ? name
+           : strcmp(action, "handoff") == 0 ? "(this node)"
+                                            : "(any voter)");
     return 0;
 }
 

@@ -177,6 +177,10 @@ static const struct opt opts[] = {
       NULL },
     { "region", "--region", "ATOLL_REGION", OPT_STRING, F(region), "",
       "region label of this node (peer selection)", false, false, NULL },
+    { "zone", "--zone", "ATOLL_ZONE", OPT_STRING, F(zone), "",
+      "zone label of this node (shown in the members view; gossip spreads "
+      "it)",
+      false, false, NULL },
     { "advertise", "--advertise", "ATOLL_ADVERTISE", OPT_STRING, F(advertise),
       "",
       "host name or IP the other nodes use to reach this node's API and "
@@ -281,6 +285,19 @@ static const struct opt opts[] = {
     { "autopilot_max_lag", "--autopilot-max-lag", "ATOLL_AUTOPILOT_MAX_LAG",
       OPT_UINT, F(autopilot_max_lag), "250",
       "autopilot: a node at most this many log entries behind is caught up",
+      false, false, NULL },
+    { "autopilot_reap_after", "--autopilot-reap-after",
+      "ATOLL_AUTOPILOT_REAP_AFTER", OPT_DURATION, F(autopilot_reap_after_ms),
+      "72h",
+      "autopilot: a standby or edge node gossip has seen dead this long is "
+      "removed from the cluster (0s: never); with auto_rejoin it joins "
+      "again when it comes back",
+      false, false, NULL },
+    { "auto_rejoin", "--auto-rejoin", "ATOLL_AUTO_REJOIN", OPT_BOOL,
+      F(auto_rejoin), "false",
+      "a node the cluster removed while it was away (marker 'removed' in "
+      "its raft dir) starts again as a new member: its raft dir is moved "
+      "aside and it joins through --join (its blobs stay)",
       false, false, NULL },
     { "bcrypt_cost", "--bcrypt-cost", "ATOLL_BCRYPT_COST", OPT_UINT,
       F(bcrypt_cost), "10",

@@ -40,6 +40,7 @@ struct node_config {
     char *read_consistency;    /* "linearizable" | "local" ("": by role) */
     uint64_t target_voters;    /* 3 (1, 3 or 5) */
     char *region;              /* "" */
+    char *zone;                /* "" */
     char *advertise;           /* "": listen host, or hostname if wildcard */
     char *min_copies;          /* "auto" (2 with >= 2 nodes, else 1) or N */
     uint64_t copy_wait_ms;     /* 30s: manifest PUT waits for copies */
@@ -63,6 +64,9 @@ struct node_config {
     uint64_t autopilot_dead_after_ms; /* 2m: replace a voter dead this long */
     uint64_t autopilot_stabilization_ms; /* 10s: alive+caught up before voter */
     uint64_t autopilot_max_lag;          /* 250 entries: "caught up" */
+    uint64_t autopilot_reap_after_ms;    /* 72h: remove a standby dead this long
+                                            (0: never) */
+    bool auto_rejoin; /* removed while away: join again with a new raft dir */
     /* accounts (issue 12) */
     uint64_t bcrypt_cost;       /* 10 (4..31): new password hashes */
     char *htpasswd;             /* "": none; else node-local users */

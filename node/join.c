@@ -66,11 +66,11 @@ static void join_retry(struct node_join *j, const char *why)
     if (j->stopping)
         return;
     if (++j->attempts >= JOIN_ATTEMPTS) {
-        LOG_ERROR(
-            "join via %s: giving up after %u attempts (%s); restart "
-            "the node to try again",
-            j->target, j->attempts, why);
+        LOG_ERROR("join via %s: giving up after %u attempts (%s); exiting "
+                  "(a restart tries again)",
+                  j->target, j->attempts, why);
         j->joining = false;
+        j->fatal(j->data);
         return;
     }
     LOG_WARN("join via %s: %s; retrying in %" PRIu64 "ms (attempt %u)",
@@ -111,12 +111,13 @@ static void on_join_answer(void *data,
         return;
     }
     if (http == 409 || http == 401 || http == 400) {
-        LOG_ERROR("join via %s refused (HTTP %d: %s); not retrying", j->target,
+        LOG_ERROR("join via %s refused (HTTP %d: %s); exiting", j->target,
                   http,
                   http == 409   ? "the name is taken by another address"
                   : http == 401 ? "wrong cluster secret"
                                 : "bad request");
         j->joining = false;
+        j->fatal(j->data); /* never a registry that is in no cluster */
         return;
     }
     snprintf(why, sizeof(why), "HTTP %d", http);

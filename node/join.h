@@ -36,7 +36,9 @@ struct node_join {
      * (join false) or empty to join one; 0 or AT_E* with errmsg (then
      * the node cannot go on: it stops) */
     int (*open)(void *data, bool join, char *errmsg);
-    void (*fatal)(void *data); /* after open failed */
+    /* the node cannot go on (open failed, the join was refused or given
+     * up): exit non-zero */
+    void (*fatal)(void *data);
     void *data;
     /* private */
     uv_timer_t timer;

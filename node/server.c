@@ -12,6 +12,7 @@
 #define AT_LOG_COMP "node"
 #include "common/compat.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -55,6 +56,7 @@ struct node_server {
     struct node_peer_api peer_api;
     struct node_gossip *gossip; /* NULL: gossip off, or stopped */
     bool meta_closed;           /* stop: waits for gossip's leave */
+    bool stop_removed;          /* removed, auto_rejoin: stopping */
     struct node_api api;
     struct node_metrics_http http_durations; /* the API listener's */
     struct node_reply_ctx api_reply;         /* the API listener's */
@@ -187,12 +189,25 @@ static void gossip_refresh(void *data, struct gossip_meta *m)
               !meta_removed(s->meta);
 
     gossip_rejoin(s);
+    node_peer_tell_strays(&s->peer_api);
+    /* removed while up, and it saw it in its log: with auto_rejoin, stop
+     * so that the next start joins again */
+    if (s->meta != NULL && meta_removed(s->meta) && s->cfg->auto_rejoin &&
+        s->cfg->join[0] != '\0' && !s->stop_removed) {
+        s->stop_removed = true;
+        node_peer_stop_removed(&s->peer_api);
+    }
     m->free_bytes = free_bytes(s->cfg->data_dir);
     m->load = 0; /* NEEDSWORK: requests in flight once the API counts them */
-    if (in)
+    m->raft_id = 0;
+    if (in) {
+        struct meta_status st;
+        meta_status_get(s->meta, &st);
         m->flags |= GOSSIP_META_IN_CLUSTER;
-    else
+        m->raft_id = st.id;
+    } else {
         m->flags &= ~GOSSIP_META_IN_CLUSTER;
+    }
 }
 
 /* Start gossip on the peer listener's port (UDP) when it is on and a
@@ -210,10 +225,8 @@ static int start_gossip(struct node_server *s,
         LOG_INFO("gossip off (gossip: false): membership from raft only");
         return 0;
     }
-    if (s->peer_http == NULL) {
-        LOG_INFO("gossip off: no cluster_secret, no peer listener");
-        return 0;
-    }
+    if (s->peer_http == NULL)
+        return 0; /* said already: single node */
     if (strlen(cfg->cluster_secret) < GOSSIP_SEAL_SECRET_MIN) {
         LOG_INFO("gossip off: the cluster secret is shorter than %d bytes",
                  GOSSIP_SEAL_SECRET_MIN);
@@ -228,6 +241,7 @@ static int start_gossip(struct node_server *s,
     gc.keyring_file = cfg->gossip_keyring_file;
     gc.join = cfg->join;
     snprintf(gc.meta.region, sizeof(gc.meta.region), "%s", cfg->region);
+    snprintf(gc.meta.zone, sizeof(gc.meta.zone), "%s", cfg->zone);
     snprintf(gc.meta.role, sizeof(gc.meta.role), "%s", cfg->role);
     snprintf(gc.meta.api_addr, sizeof(gc.meta.api_addr), "%s", s->api_address);
     snprintf(gc.meta.peer_addr, sizeof(gc.meta.peer_addr), "%s",
@@ -273,6 +287,36 @@ static char *advertised(const struct node_config *cfg,
     return at_asprintf("%s:%d", host, port);
 }
 
+/* Remove the files of a raft dir (libraft keeps them flat; the dir itself
+ * may be a mount point, so it stays), the removed marker last: a crash
+ * half-way leaves it, and the next start wipes again. */
+static int wipe_raft_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int rv = 0;
+
+    if (d == NULL)
+        return -errno;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            strcmp(e->d_name, REMOVED_MARKER) == 0)
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) != 0 && errno != ENOENT) {
+            rv = -errno;
+            break;
+        }
+    }
+    closedir(d);
+    if (rv == 0) {
+        char *marker = at_asprintf("%s/%s", dir, REMOVED_MARKER);
+        if (unlink(marker) != 0 && errno != ENOENT)
+            rv = -errno;
+        free(marker);
+    }
+    return rv;
+}
+
 /* The node's name, its lock on the data dir and its raft dir. */
 static int open_dirs(struct node_server *s, char *errmsg)
 {
@@ -308,6 +352,20 @@ static int open_dirs(struct node_server *s, char *errmsg)
     s->raft_dir = cfg->raft_dir != NULL && cfg->raft_dir[0] != '\0'
                       ? at_strdup(cfg->raft_dir)
                       : at_asprintf("%s/raft", cfg->data_dir);
+    if (file_in(s->raft_dir, REMOVED_MARKER) && cfg->auto_rejoin &&
+        cfg->join[0] != '\0') {
+        rv = wipe_raft_dir(s->raft_dir);
+        if (rv != 0) {
+            at_errmsg_printf(errmsg, "auto_rejoin: wipe raft dir '%s': %s",
+                             s->raft_dir, strerror(-rv));
+            return AT_EIO;
+        }
+        LOG_WARN(
+            "this node was removed from its cluster while away: "
+            "auto_rejoin wiped its raft dir '%s'; it joins again "
+            "through --join as a new member (its blobs stay)",
+            s->raft_dir);
+    }
     if (file_in(s->raft_dir, REMOVED_MARKER)) {
         at_errmsg_printf(errmsg,
                          "this node was removed from its cluster (marker "
@@ -486,6 +544,9 @@ static int open_meta(struct node_server *s, bool join, char *errmsg)
     mcfg.autopilot_dead_after_ms = (unsigned)cfg->autopilot_dead_after_ms;
     mcfg.autopilot_stabilization_ms = (unsigned)cfg->autopilot_stabilization_ms;
     mcfg.autopilot_max_lag = (unsigned)cfg->autopilot_max_lag;
+    mcfg.autopilot_reap_after_ms = cfg->autopilot_reap_after_ms > UINT_MAX
+                                       ? UINT_MAX
+                                       : (unsigned)cfg->autopilot_reap_after_ms;
     mcfg.hooks = &node_peer_hooks;
     mcfg.hooks_data = &s->peer_api;
     if (cfg->peer_tls_ca[0] != '\0' && s->peer_http != NULL) {
@@ -514,9 +575,15 @@ static int open_meta(struct node_server *s, bool join, char *errmsg)
         AT_ASSERT(rv == 0); /* 16 hex digits are a valid tag */
     }
     s->join.meta = s->meta;
-    LOG_INFO("node '%s' serving on %s (peer %s), data in '%s', raft in '%s'",
-             s->name, s->api_address, s->peer_address, cfg->data_dir,
-             s->raft_dir);
+    if (s->peer_http != NULL)
+        LOG_INFO("node '%s' serving on %s (peer %s), data in '%s', raft in "
+                 "'%s'",
+                 s->name, s->api_address, s->peer_address, cfg->data_dir,
+                 s->raft_dir);
+    else
+        LOG_INFO("node '%s' serving on %s (single node), data in '%s', raft "
+                 "in '%s'",
+                 s->name, s->api_address, cfg->data_dir, s->raft_dir);
     node_replicate_scan_start(&s->api);
     node_placement_start(&s->api);
     return 0;
@@ -537,6 +604,7 @@ static int join_open(void *data, bool join, char *errmsg)
 static void join_fatal(void *data)
 {
     AT_UNUSED(data);
+    at_log_flush();
     exit(1); /* as a start that fails: nothing to save yet */
 }
 

@@ -47,6 +47,9 @@ const struct proto_peer_endpoint proto_peer_endpoints[PROTO_PEER_EP_COUNT] = {
                            0 },
     [PROTO_PEER_GOSSIP] = { "gossip", "/_atoll/gossip", false, "POST",
                             PROTO_PEER_BODY_BYTES, PROTO_PEER_GOSSIP_MAX },
+    [PROTO_PEER_HANDOFF] = JSON_BODY("members/handoff",
+                                     "/_atoll/members/handoff",
+                                     PROTO_PEER_JSON_MAX),
 };
 
 /* see peer.h */

@@ -54,6 +54,7 @@ enum proto_peer_ep {
     PROTO_PEER_RELAY,      /* any method, <path>...: an upload request
                               relayed by another node (X-Atoll-Proxied) */
     PROTO_PEER_GOSSIP,     /* GossipState -> GossipState (push-pull) */
+    PROTO_PEER_HANDOFF,    /* operators: JSON {"name"|null} -> {"status"} */
     PROTO_PEER_EP_COUNT
 };
 

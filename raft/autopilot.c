@@ -8,7 +8,12 @@
  *   2. a voter dead for dead_after_ms while voters exceed target_voters (its
  *      replacement promoted already) is demoted to standby;
  *   3. a voter dead for dead_after_ms is replaced: a healthy, stable
- *      standby (not standby-flagged), same region first, becomes a voter.
+ *      standby (not standby-flagged), same region first, becomes a voter;
+ *   4. a voter asked to hand its vote over (meta_member_handoff: a pod's
+ *      preStop) is treated like 2. and 3. at once, alive or not;
+ *   5. a standby or spare dead for reap_after_ms (0: never) is removed
+ *      (a StatefulSet scaled down; if it comes back, the node layer tells
+ *      it that it was removed and it joins again).
  * No action leaves fewer live voters (this node and voters gossip sees
  * ALIVE) than a majority of the resulting configuration, and the leader
  * never acts on itself. Promotions of member.c's leader_tick (voters under
@@ -28,6 +33,8 @@
 #define AP_MAX_LAG          250
 #define AP_WARN_EVERY_MS    60000
 #define AP_REASON_MAX       160
+#define AP_HANDOFFS         8     /* handoffs waiting at once */
+#define AP_HANDOFF_MS       30000 /* a handoff gives up after this */
 
 /* The leader's view of one configuration member. */
 struct ap_node {
@@ -52,9 +59,19 @@ struct ap_action {
     char reason[AP_REASON_MAX];
 };
 
+/* A voter handing its vote over (meta_member_handoff), answered by
+ * meta__autopilot_handoffs once it is no longer a voter. */
+struct ap_handoff {
+    uint64_t id;
+    uint64_t deadline; /* uv_now ms */
+    void (*cb)(void *data, int status);
+    void *data;
+};
+
 struct meta_autopilot {
     bool enabled;
     unsigned dead_after_ms;
+    unsigned reap_after_ms; /* 0: dead standbys stay */
     unsigned stabilization_ms;
     unsigned max_lag;
     struct ap_node *nodes; /* owned, n of them, configuration order */
@@ -62,6 +79,8 @@ struct meta_autopilot {
     struct ap_action actions[META_AUTOPILOT_ACTIONS]; /* oldest first */
     size_t nactions;
     uint64_t warn_after; /* uv_now ms before which no new WARN */
+    struct ap_handoff handoffs[AP_HANDOFFS];
+    size_t nhandoffs;
     /* meta_autopilot_status's arrays, rebuilt by each call */
     struct meta_autopilot_action pub_actions[META_AUTOPILOT_ACTIONS];
     struct meta_autopilot_node *pub_nodes; /* owned */
@@ -79,6 +98,7 @@ struct meta_autopilot *meta__autopilot_new(const struct meta_config *cfg)
                                ? cfg->autopilot_stabilization_ms
                                : AP_STABILIZATION_MS;
     ap->max_lag = cfg->autopilot_max_lag ? cfg->autopilot_max_lag : AP_MAX_LAG;
+    ap->reap_after_ms = cfg->autopilot_reap_after_ms;
     return ap;
 }
 
@@ -178,6 +198,7 @@ void meta__autopilot_update(struct meta *m, bool leader)
 {
     struct meta_autopilot *ap = m->ap;
     if (!meta__autopilot_on(m) || !leader) {
+        meta__autopilot_handoffs_end(m, AT_ENOTLEADER);
         nodes_release(ap->nodes, ap->n);
         ap->nodes = NULL;
         ap->n = 0;
@@ -362,6 +383,63 @@ static bool act_dead(struct meta *m,
     return true;
 }
 
+/* 4. a voter handing its vote over: a replacement promoted first (while
+ * voters are not above target), then the voter demoted. */
+static bool act_handoff(struct meta *m,
+                        unsigned voters,
+                        unsigned live,
+                        struct meta__ap_change *out)
+{
+    struct meta_autopilot *ap = m->ap;
+    char reason[AP_REASON_MAX];
+    for (size_t i = 0; i < ap->nhandoffs; i++) {
+        struct ap_node *v = ap_find(ap, ap->handoffs[i].id);
+        if (v == NULL || v->self || v->role != RAFT_VOTER)
+            continue;
+        unsigned vlive = v->live == META_LIVE_ALIVE ? 1 : 0;
+        if (voters > m->target_voters) {
+            if (!quorum_ok(live - vlive, voters - 1))
+                continue;
+            change_of(v, false, true, out);
+            meta__autopilot_note(m, "demote", v->name,
+                                 "to standby (it hands its vote over)");
+            return true;
+        }
+        struct ap_node *r = replacement(m, v);
+        if (r == NULL || !quorum_ok(live + 1, voters + 1))
+            continue;
+        snprintf(reason, sizeof(reason),
+                 "to voter to take over from '%s' (handing its vote over)",
+                 v->name);
+        change_of(r, false, false, out);
+        meta__autopilot_note(m, "promote", r->name, reason);
+        return true;
+    }
+    return false;
+}
+
+/* 5. a standby or spare dead for reap_after: removed. */
+static bool act_reap(struct meta *m, struct meta__ap_change *out)
+{
+    struct meta_autopilot *ap = m->ap;
+    char reason[AP_REASON_MAX], dead[32];
+    if (ap->reap_after_ms == 0)
+        return false;
+    for (size_t i = 0; i < ap->n; i++) {
+        struct ap_node *v = &ap->nodes[i];
+        uint64_t ms = dead_for(m, v);
+        if (v->self || v->role == RAFT_VOTER || ms < ap->reap_after_ms)
+            continue;
+        meta__autopilot_duration(ms, dead, sizeof(dead));
+        snprintf(reason, sizeof(reason), "(a %s dead %s)",
+                 v->role == RAFT_STANDBY ? "standby" : "spare", dead);
+        change_of(v, true, false, out);
+        meta__autopilot_note(m, "remove", v->name, reason);
+        return true;
+    }
+    return false;
+}
+
 /* see autopilot.h */
 bool meta__autopilot_decide(struct meta *m, struct meta__ap_change *out)
 {
@@ -370,7 +448,7 @@ bool meta__autopilot_decide(struct meta *m, struct meta__ap_change *out)
     if (!meta__autopilot_on(m) || raft_state(&m->raft) != RAFT_LEADER)
         return false;
     voter_counts(ap, &voters, &live);
-    if (act_left(m, voters, live, out))
+    if (act_left(m, voters, live, out) || act_handoff(m, voters, live, out))
         return true;
     for (size_t i = 0; i < ap->n; i++) {
         struct ap_node *d = &ap->nodes[i];
@@ -378,9 +456,80 @@ bool meta__autopilot_decide(struct meta *m, struct meta__ap_change *out)
         if (d->self || d->role != RAFT_VOTER || d->live != META_LIVE_DEAD ||
             ms < ap->dead_after_ms)
             continue;
-        return act_dead(m, d, ms, voters, live, out);
+        if (act_dead(m, d, ms, voters, live, out))
+            return true;
+        break;
+    }
+    return act_reap(m, out);
+}
+
+/* Could a standby (now or once stable) take over from voter v? */
+static bool may_replace(const struct meta_autopilot *ap,
+                        const struct ap_node *v)
+{
+    for (size_t i = 0; i < ap->n; i++) {
+        const struct ap_node *r = &ap->nodes[i];
+        if (r != v && r->role != RAFT_VOTER && !r->flagged &&
+            r->live == META_LIVE_ALIVE)
+            return true;
     }
     return false;
+}
+
+static void handoff_end(struct meta *m, size_t i, int status)
+{
+    struct meta_autopilot *ap = m->ap;
+    struct ap_handoff h = ap->handoffs[i];
+    memmove(&ap->handoffs[i], &ap->handoffs[i + 1],
+            (ap->nhandoffs - i - 1) * sizeof(ap->handoffs[0]));
+    ap->nhandoffs--;
+    if (h.cb != NULL)
+        h.cb(h.data, status);
+}
+
+/* see autopilot.h */
+void meta__autopilot_handoffs(struct meta *m)
+{
+    struct meta_autopilot *ap = m->ap;
+    uint64_t now = uv_now(m->loop);
+    unsigned voters, live;
+    voter_counts(ap, &voters, &live);
+    for (size_t i = 0; i < ap->nhandoffs;) {
+        const struct ap_node *v = ap_find(ap, ap->handoffs[i].id);
+        if (v == NULL || v->role != RAFT_VOTER)
+            handoff_end(m, i, 0);
+        else if (voters <= m->target_voters && !may_replace(ap, v))
+            handoff_end(m, i, AT_EAGAIN);
+        else if (now >= ap->handoffs[i].deadline)
+            handoff_end(m, i, AT_ETIMEDOUT);
+        else
+            i++;
+    }
+}
+
+/* see autopilot.h */
+void meta__autopilot_handoffs_end(struct meta *m, int status)
+{
+    while (m->ap->nhandoffs > 0)
+        handoff_end(m, 0, status);
+}
+
+/* see autopilot.h */
+int meta__autopilot_handoff(struct meta *m,
+                            uint64_t id,
+                            void (*cb)(void *data, int status),
+                            void *data)
+{
+    struct meta_autopilot *ap = m->ap;
+    if (ap->nhandoffs == AP_HANDOFFS)
+        return AT_EBUSY;
+    ap->handoffs[ap->nhandoffs++] = (struct ap_handoff){
+        .id = id,
+        .deadline = uv_now(m->loop) + AP_HANDOFF_MS,
+        .cb = cb,
+        .data = data,
+    };
+    return 0;
 }
 
 /* meta.h roles: 0 spare, 1 voter, 2 standby */

@@ -11,7 +11,8 @@
 struct meta_autopilot; /* opaque, owned by struct meta (m->ap) */
 
 /* The autopilot of a node opened with cfg (its fields, defaults for 0
- * values: dead after 2 min, stabilization 10 s, max lag 250). Never
+ * values: dead after 2 min, stabilization 10 s, max lag 250; reap after
+ * 0 means never). Never
  * NULL. */
 struct meta_autopilot *meta__autopilot_new(const struct meta_config *cfg);
 /* Free ap (NULL: nothing). */
@@ -39,10 +40,25 @@ struct meta__ap_change {
 };
 
 /* Leader, no membership change queued: decide at most one autopilot
- * change (remove a node that left, promote a replacement of a dead voter,
- * demote a replaced dead voter), noted as an action. True when *out is
+ * change (remove a node that left, promote a replacement of a dead voter
+ * or of one handing its vote over, demote a replaced one, remove a
+ * standby dead for reap_after), noted as an action. True when *out is
  * one, for the caller to queue at once. */
 bool meta__autopilot_decide(struct meta *m, struct meta__ap_change *out);
+
+/* Queue a handoff of voter id (see meta_member_handoff, which checks the
+ * rest): 0, or AT_EBUSY with 8 waiting. */
+int meta__autopilot_handoff(struct meta *m,
+                            uint64_t id,
+                            void (*cb)(void *data, int status),
+                            void *data);
+/* Leader, every tick after meta__autopilot_update: answer the handoffs
+ * (meta_member_handoff) that are over: 0 once the node is no longer a
+ * voter, AT_EAGAIN when no standby could ever take over (none alive
+ * that may vote), AT_ETIMEDOUT after 30 s. */
+void meta__autopilot_handoffs(struct meta *m);
+/* Answer every waiting handoff with status (leadership lost, closing). */
+void meta__autopilot_handoffs_end(struct meta *m, int status);
 
 /* Remember an action (kind "promote" | "demote" | "remove", static) on
  * node, with a reason (copied, truncated), and log it at INFO as

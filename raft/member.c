@@ -438,6 +438,28 @@ int meta_member_remove(struct meta *m,
     return 0;
 }
 
+/* see meta.h */
+int meta_member_handoff(struct meta *m,
+                        const char *name,
+                        void (*cb)(void *data, int status),
+                        void *data)
+{
+    if (m->closing)
+        return AT_ESHUTDOWN;
+    if (name == NULL)
+        return AT_EINVAL;
+    if (raft_state(&m->raft) != RAFT_LEADER)
+        return AT_ENOTLEADER;
+    if (!meta__autopilot_on(m))
+        return AT_EUNSUPPORTED;
+    uint64_t id = id_by_name(m, name);
+    if (id == 0)
+        return AT_ENOTFOUND;
+    if (id == m->id)
+        return AT_EINVAL;
+    return meta__autopilot_handoff(m, id, cb, data);
+}
+
 static void on_transfer(struct raft_transfer *req)
 {
     struct meta_xfer *x = req->data;
@@ -528,6 +550,7 @@ static void leader_tick(struct meta *m)
             m->self_busy = true;
     }
     meta__autopilot_update(m, true);
+    meta__autopilot_handoffs(m);
     if (m->change_busy || !at_list_empty(&m->changes) ||
         uv_now(m->loop) < m->promote_after)
         return;
@@ -745,6 +768,12 @@ bool meta_removed(struct meta *m)
     return (m->was_member && m->raft.configuration.n > 0 &&
             meta__role_of(m, m->id) < 0) ||
            (m->was_in_table && meta__node_find(&m->fsm, m->id) == NULL);
+}
+
+/* see meta.h */
+bool meta_is_member(struct meta *m, uint64_t id)
+{
+    return meta__role_of(m, id) >= 0 || meta__node_find(&m->fsm, id) != NULL;
 }
 
 /* see member.h */

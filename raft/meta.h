@@ -57,6 +57,8 @@ struct meta_config {
     unsigned autopilot_dead_after_ms;    /* replace a voter dead this long */
     unsigned autopilot_stabilization_ms; /* alive + caught up before voter */
     unsigned autopilot_max_lag;          /* entries behind = caught up */
+    unsigned autopilot_reap_after_ms;    /* remove a standby dead this long
+                                            (0: never) */
     /* Hooks the node layer provides so that a follower can write and read
      * consistently (both may be NULL: AT_ENOTLEADER on followers). */
     bool force_new_cluster;         /* raft_recover: this node becomes the
@@ -790,6 +792,20 @@ int meta_transfer(struct meta *m,
                   void (*cb)(void *data, int status),
                   void *data);
 
+/* Leader only, autopilot on: node name (not this node) hands its vote
+ * over before it stops (a pod's preStop): a healthy, stable standby that
+ * may vote is promoted (same region first), then name is demoted to
+ * standby, keeping live voters a majority on the way. cb status: 0 once
+ * name is not a voter (at once if it was none), AT_EAGAIN when no
+ * standby alive may vote, AT_ETIMEDOUT after 30 s, AT_ENOTLEADER when
+ * leadership is lost, AT_ESHUTDOWN on close. Returns AT_ENOTLEADER,
+ * AT_EUNSUPPORTED (autopilot off), AT_ENOTFOUND (unknown name), AT_EINVAL
+ * (this node: transfer leadership first), AT_EBUSY (8 waiting). */
+int meta_member_handoff(struct meta *m,
+                        const char *name,
+                        void (*cb)(void *data, int status),
+                        void *data);
+
 /* ---- autopilot (issue 13) ----
  * The leader manages voters with gossip's view (hooks->liveness):
  * a node becomes a voter once alive and caught up for the stabilization
@@ -867,5 +883,7 @@ void meta_peer_progress_each(struct meta *m,
 /* This node was in the raft configuration and has been removed from it
  * (atoll members remove): it gets no more log entries. */
 bool meta_removed(struct meta *m);
+/* Is raft id id a member: in the raft configuration or the node table? */
+bool meta_is_member(struct meta *m, uint64_t id);
 
 #endif /* META_H */

@@ -571,6 +571,7 @@ static void on_raft_closed(struct raft *r)
     raft_uv_close(&m->io);
     meta__reads_closed(m);
     meta__changes_stop(m);
+    meta__autopilot_handoffs_end(m, AT_ESHUTDOWN);
     m->close_handles = 4;
     uv_close((uv_handle_t *)&m->idle, on_handle_closed);
     uv_close((uv_handle_t *)&m->tick, on_handle_closed);

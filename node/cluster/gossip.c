@@ -263,7 +263,7 @@ static bool meta_same(const struct gossip_meta *a, const struct gossip_meta *b)
            strcmp(a->api_addr, b->api_addr) == 0 &&
            strcmp(a->peer_addr, b->peer_addr) == 0 &&
            strcmp(a->version, b->version) == 0 && a->flags == b->flags &&
-           a->free_bytes == b->free_bytes;
+           a->raft_id == b->raft_id && a->free_bytes == b->free_bytes;
 }
 
 static void on_meta_timer(uv_timer_t *t)

@@ -17,6 +17,7 @@ struct node_api;
 struct node_gossip;
 
 #define NODE_PEER_TIMEOUT_MS 10000 /* forwarded calls */
+#define NODE_PEER_HANDOFF_MS 40000 /* a forwarded handoff (it waits 30 s) */
 
 /* Everything the peer handlers reach; owned by node/server.c. */
 struct node_peer_api {
@@ -80,6 +81,25 @@ bool node_peer_auth_ok(const char *value, const char *secret);
 void node_peer_members_json(struct meta *m,
                             const struct node_gossip *g,
                             struct at_buf *out);
+
+/* Tell the node at peer address addr that the cluster removed raft id
+ * id (POST /_atoll/removed; the node checks the id is its own, leaves
+ * its marker and stops). Fire and forget: a failure is logged at INFO. */
+void node_peer_tell_removed(struct node_peer_api *api,
+                            const char *addr,
+                            uint64_t id);
+
+/* This node was removed from the cluster: leave the marker 'removed' in
+ * the raft dir (a restart refuses to serve, or with auto_rejoin joins
+ * afresh), log it, and stop gracefully (SIGTERM to this process). */
+void node_peer_stop_removed(struct node_peer_api *api);
+
+/* The leader, from gossip's view (every refresh): a live member that
+ * says it is in the cluster, with a raft id the cluster no longer has
+ * (removed while it was away, e.g. reaped by autopilot after a scale
+ * down), is told it was removed. A no-op off the leader or without
+ * gossip. */
+void node_peer_tell_strays(struct node_peer_api *api);
 
 /* meta hooks (hooks_data: struct node_peer_api *): forward -> propose and
  * read_index -> read-index, both to the peer address of the leader from

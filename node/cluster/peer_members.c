@@ -203,6 +203,15 @@ static void on_proxied(void *data,
     node_peer__op_free(op);
 }
 
+/* Make op's body {"name": name} (a handoff forwarded names its node). */
+static void body_name(struct node_peer_op *op, const char *name)
+{
+    at_buf_reset(&op->body);
+    at_buf_puts(&op->body, "{\"name\":");
+    at_buf_json_str(&op->body, name, strlen(name));
+    at_buf_puts(&op->body, "}");
+}
+
 /* Send the buffered body to the leader's peer listener, same endpoint
  * (once: the leader never proxies a proxied request again); relays its
  * answer. */
@@ -222,7 +231,9 @@ static void op_proxy(struct node_peer_op *op)
     }
     p = at_asprintf("%s?proxied=1", proto_peer_path(op->ep));
     rv = node_peer_request(op->api->peer, "POST", addr, p, content_type(op),
-                           op->body.data, op->body.len, NODE_PEER_TIMEOUT_MS,
+                           op->body.data, op->body.len,
+                           op->ep == PROTO_PEER_HANDOFF ? NODE_PEER_HANDOFF_MS
+                                                        : NODE_PEER_TIMEOUT_MS,
                            on_proxied, op);
     at_free(p);
     if (rv != 0) {
@@ -308,25 +319,59 @@ static void on_removed_told(void *data,
                  status != 0 ? at_strerror(status) : "refused");
 }
 
-/* Tell a removed node, which no longer gets the log, that it is out. */
-static void tell_removed(struct node_peer_op *op)
+/* see peer_api.h */
+void node_peer_tell_removed(struct node_peer_api *api,
+                            const char *addr,
+                            uint64_t id)
 {
     struct proto_peer_msg m = { .ep = PROTO_PEER_REMOVED };
     char errmsg[AT_ERRMSG_SIZE];
     struct at_buf b;
 
-    if (op->api->peer == NULL)
+    if (api->peer == NULL)
         return;
-    m.u.removed.id = op->notify_id;
+    m.u.removed.id = id;
     at_buf_init(&b, 0);
     if (proto_peer_msg_pack(&m, &b, errmsg) == 0)
-        node_peer_request(op->api->peer, "POST", op->notify,
+        node_peer_request(api->peer, "POST", addr,
                           proto_peer_path(PROTO_PEER_REMOVED),
                           PROTO_PEER_CONTENT_TYPE, b.data, b.len, 2000,
                           on_removed_told, NULL);
     else
         LOG_WARN("cannot tell the removed node: %s", errmsg);
     at_buf_release(&b);
+}
+
+static bool is_leader(struct meta *m);
+
+static void stray_each(void *data, const struct gossip_member_info *g)
+{
+    struct node_peer_api *api = data;
+
+    if (g->state != GOSSIP_ALIVE ||
+        (g->meta.flags & GOSSIP_META_IN_CLUSTER) == 0 || g->meta.raft_id == 0 ||
+        g->meta.peer_addr[0] == '\0' ||
+        meta_is_member(api->meta, g->meta.raft_id))
+        return;
+    LOG_WARN(
+        "node '%s' at %s says it is in the cluster, but the cluster "
+        "removed its raft id %" PRIu64 " (while it was away): telling it",
+        g->name, g->meta.peer_addr, g->meta.raft_id);
+    node_peer_tell_removed(api, g->meta.peer_addr, g->meta.raft_id);
+}
+
+/* see peer_api.h */
+void node_peer_tell_strays(struct node_peer_api *api)
+{
+    if (api->gossip == NULL || api->meta == NULL || !is_leader(api->meta))
+        return;
+    node_gossip_each(api->gossip, stray_each, api);
+}
+
+/* Tell a removed node, which no longer gets the log, that it is out. */
+static void tell_removed(struct node_peer_op *op)
+{
+    node_peer_tell_removed(op->api, op->notify, op->notify_id);
 }
 
 static void on_member_done(void *data, int status)
@@ -338,11 +383,14 @@ static void on_member_done(void *data, int status)
     if (status == 0)
         LOG_AUDIT("the cluster secret from %s%s %s '%s' at index %" PRIu64,
                   node_http_req_peer(op->req), op->proxied ? " (proxied)" : "",
-                  op->ep == PROTO_PEER_REMOVE ? "removed node"
-                                              : "transferred leadership to",
+                  op->ep == PROTO_PEER_REMOVE    ? "removed node"
+                  : op->ep == PROTO_PEER_HANDOFF ? "handed over the vote of"
+                                                 : "transferred leadership to",
                   op->name, index_now(op->api->meta));
     if (status == 0)
         node_peer__reply_status(op, 200, 0);
+    else if (status == AT_EAGAIN)
+        node_peer__reply_status(op, 409, status); /* no standby: kept */
     else if (status == AT_ENOTFOUND)
         node_peer__reply_status(op, 404, status);
     else
@@ -464,6 +512,39 @@ static void op_remove(struct node_peer_op *op, json_t *doc)
         on_member_done(op, rv);
 }
 
+/* A node about to stop (a pod's preStop) hands its leadership and its
+ * vote over: name null means the node asked first (a follower fills in
+ * its own name before proxying). */
+static void op_handoff(struct node_peer_op *op, json_t *doc)
+{
+    struct meta *m = op->api->meta;
+    const char *name = json_field(doc, "name", PROTO_PEER_NAME_MAX);
+    struct meta_status st;
+    int rv;
+
+    meta_status_get(m, &st);
+    if (name == NULL)
+        name = st.name;
+    if (name == NULL) {
+        node_peer__reply_status(op, 400, AT_EINVAL);
+        node_peer__op_free(op);
+        return;
+    }
+    snprintf(op->name, sizeof(op->name), "%s", name);
+    if (st.name != NULL && strcmp(name, st.name) == 0) {
+        LOG_INFO("handing over: leadership first");
+        body_name(op, name);
+        rv = meta_transfer(m, NULL, on_self_transferred, op);
+        if (rv != 0)
+            on_member_done(op, rv);
+        return;
+    }
+    LOG_INFO("node '%s' hands its vote over", name);
+    rv = meta_member_handoff(m, name, on_member_done, op);
+    if (rv != 0)
+        on_member_done(op, rv);
+}
+
 static void op_transfer(struct node_peer_op *op, json_t *doc)
 {
     json_t *nv = json_object_get(doc, "name");
@@ -482,6 +563,30 @@ static void op_transfer(struct node_peer_op *op, json_t *doc)
         on_member_done(op, rv);
 }
 
+/* A handoff on a follower: name this node when the body names none
+ * (the leader would read null as itself). False: answered (bad body). */
+static bool handoff_named(struct node_peer_op *op)
+{
+    json_error_t jerr;
+    json_t *doc = json_loadb(op->body.len > 0 ? op->body.data : "{}",
+                             op->body.len > 0 ? op->body.len : 2, 0, &jerr);
+    struct meta_status st;
+    bool ok = doc != NULL && json_is_object(doc);
+
+    if (ok && json_field(doc, "name", PROTO_PEER_NAME_MAX) == NULL) {
+        meta_status_get(op->api->meta, &st);
+        ok = st.name != NULL;
+        if (ok)
+            body_name(op, st.name);
+    }
+    json_decref(doc);
+    if (!ok) {
+        node_peer__reply_status(op, 400, AT_EINVAL);
+        node_peer__op_free(op);
+    }
+    return ok;
+}
+
 /* see peer_internal.h */
 void node_peer__member_op(struct node_peer_op *op)
 {
@@ -489,6 +594,8 @@ void node_peer__member_op(struct node_peer_op *op)
     json_error_t jerr;
 
     if (!is_leader(op->api->meta)) {
+        if (op->ep == PROTO_PEER_HANDOFF && !handoff_named(op))
+            return;
         op_proxy(op);
         return;
     }
@@ -506,6 +613,8 @@ void node_peer__member_op(struct node_peer_op *op)
     }
     if (op->ep == PROTO_PEER_REMOVE)
         op_remove(op, doc);
+    else if (op->ep == PROTO_PEER_HANDOFF)
+        op_handoff(op, doc);
     else
         op_transfer(op, doc);
     json_decref(doc);
@@ -519,8 +628,6 @@ void node_peer__removed(struct node_peer_op *op)
 {
     struct node_peer_api *api = op->api;
     struct meta_status st;
-    char *path;
-    int fd;
 
     meta_status_get(api->meta, &st);
     if (op->msg.u.removed.id != st.id) {
@@ -533,6 +640,21 @@ void node_peer__removed(struct node_peer_op *op)
         node_peer__op_free(op);
         return;
     }
+    node_peer__reply_status(op, 200, 0);
+    node_peer__op_free(op);
+    node_peer_stop_removed(api);
+}
+
+/* see peer_api.h */
+void node_peer_stop_removed(struct node_peer_api *api)
+{
+    struct meta_status st;
+    char *path;
+    int fd;
+
+    if (api->raft_dir == NULL)
+        return;
+    meta_status_get(api->meta, &st);
     path = at_asprintf("%s/removed", api->raft_dir);
     fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (fd >= 0) {
@@ -542,10 +664,9 @@ void node_peer__removed(struct node_peer_op *op)
     }
     LOG_ERROR(
         "this node ('%s') was removed from the cluster: stopping; "
-        "to bring it back, wipe its data dir and start it with --join",
+        "to bring it back, wipe its data dir and start it with --join "
+        "(or set auto_rejoin)",
         st.name);
     free(path);
-    node_peer__reply_status(op, 200, 0);
-    node_peer__op_free(op);
     uv_kill(getpid(), SIGTERM); /* the graceful shutdown path */
 }

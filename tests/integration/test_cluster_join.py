@@ -7,8 +7,8 @@ import random
 import time
 import unittest
 
-from cluster import (ClusterTestCase, get_tag, list_all_tags, load_tags, note,
-                     push_small, wait_for)
+from cluster import (ClusterNode, ClusterTestCase, get_tag, list_all_tags,
+                     load_tags, note, push_small, wait_for)
 
 NTAGS = 2000
 
@@ -99,3 +99,29 @@ class StandbyRoleTest(ClusterTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class JoinRefusedTest(ClusterTestCase):
+    """A node whose join is refused exits non-zero with the reason, rather
+    than running on as a registry in no cluster (issue 15)."""
+
+    def setUp(self):
+        self.start_cluster(1, prefix="ref")
+
+    def refused(self, name, extra, reason):
+        c = self.cluster
+        node = ClusterNode(c, name, join=c.nodes[0].peer_addr, extra=extra)
+        c.nodes.append(node)
+        node.start(wait=False)
+        wait_for(lambda: not node.alive(), 30, what=f"{name} exits")
+        self.assertEqual(node.proc.returncode, 1)
+        self.assertIn(reason, node.log())
+        c.nodes.remove(node)
+
+    def test_wrong_secret_and_taken_name_exit(self):
+        self.refused("ref9", ["--cluster-secret", "another-secret-0123456789"],
+                     "wrong cluster secret")
+        # the same name as the member, at another address (the last
+        # --name wins)
+        self.refused("ref8", ["--name", "ref0"], "the name is taken")
+        self.assertEqual(len(self.cluster.members()["nodes"]), 1)

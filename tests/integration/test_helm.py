@@ -233,8 +233,17 @@ class ChartObjectsTest(unittest.TestCase):
         pod = one(objs, "StatefulSet")["spec"]["template"]["spec"]
         c = container(objs)
         self.assertEqual(c["command"], ["/usr/bin/atoll"])
-        self.assertEqual(pod["terminationGracePeriodSeconds"], 60)
-        self.assertNotIn("lifecycle", c)  # SIGTERM alone hands leadership over
+        self.assertEqual(pod["terminationGracePeriodSeconds"], 90)
+        # preStop: leadership, then the vote, handed over before SIGTERM
+        self.assertEqual(c["lifecycle"]["preStop"]["exec"]["command"],
+                         ["/usr/bin/atoll", "members", "handoff", "--peer",
+                          "127.0.0.1:5001", "--cluster-secret-file",
+                          "/etc/atoll/cluster/cluster-secret"])
+        env = {e["name"]: e for e in c["env"]}
+        self.assertEqual(env["ATOLL_REGION"]["valueFrom"]["fieldRef"]["fieldPath"],
+                         "metadata.labels['topology.kubernetes.io/region']")
+        self.assertIn("--auto-rejoin=true", c["args"])
+        self.assertIn("--autopilot-reap-after=30m", c["args"])
         psc, csc = pod["securityContext"], c["securityContext"]
         self.assertTrue(psc["runAsNonRoot"])
         self.assertEqual((psc["runAsUser"], psc["fsGroup"]), (65532, 65532))

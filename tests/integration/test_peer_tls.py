@@ -171,6 +171,23 @@ class PeerTlsClusterTest(ClusterTestCase):
             s.sendall(b"GET /_atoll/peer/members HTTP/1.1\r\nHost: x\r\n\r\n")
             self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 400"))
 
+        # The Helm chart's preStop form over mutual TLS: `atoll members
+        # handoff --peer https://localhost:PORT` with the node's own
+        # certificate in ATOLL_CLIENT_*; three voters, no standby: it keeps
+        # its vote and says so (exit 0).
+        follower = [n for n in c.live() if n is not c.leader()][0]
+        crt, key = (os.path.join(self.dir, "nodes", follower.name + ext)
+                    for ext in (".crt", ".key"))
+        out = subprocess.run(
+            [ATOLL_BIN, "members", "handoff", "--peer",
+             f"https://localhost:{follower.peer_port}",
+             "--cluster-secret-file", c.secret_file],
+            capture_output=True, text=True, timeout=60,
+            env=dict(os.environ, ATOLL_CACERT=self.certs.ca,
+                     ATOLL_CLIENT_CERT=crt, ATOLL_CLIENT_KEY=key))
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertIn("it stays a voter", out.stdout)
+
         # Fail over: stop the leader; a new one; writes continue.
         leader = c.leader()
         leader.proc.kill()

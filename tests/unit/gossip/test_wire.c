@@ -26,6 +26,7 @@ static void fill_meta(struct gossip_meta *m, unsigned i)
     m->free_bytes = (1ULL << 40) + i;
     m->load = 1000 + i;
     m->flags = GOSSIP_META_IN_CLUSTER | (i << 4);
+    m->raft_id = 0x8000000000000000ULL + i;
 }
 
 static void fill_update(struct gossip_update *u, unsigned i)
@@ -101,6 +102,7 @@ static void fill_long(struct gossip_update *u, unsigned i)
     u->meta.free_bytes = UINT64_MAX;
     u->meta.load = UINT32_MAX;
     u->meta.flags = UINT32_MAX;
+    u->meta.raft_id = UINT64_MAX;
 }
 
 static void budget(void **state)

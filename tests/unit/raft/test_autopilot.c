@@ -19,6 +19,7 @@
 #define TIMEOUT 30000 /* ms, per wait */
 
 #define DEAD_AFTER 600 /* ms */
+#define REAP_AFTER 900 /* ms */
 #define STABLE     300 /* ms */
 
 struct tnode {
@@ -42,6 +43,7 @@ static char root[64];
 static bool ap_on;
 static bool ap_hook;
 static unsigned ap_max_lag;
+static unsigned ap_reap_after;
 
 #include "tests/unit/raft/cluster_fixture.h"
 
@@ -149,6 +151,7 @@ static void node_open(int i, bool join)
     cfg.autopilot_dead_after_ms = DEAD_AFTER;
     cfg.autopilot_stabilization_ms = STABLE;
     cfg.autopilot_max_lag = ap_max_lag;
+    cfg.autopilot_reap_after_ms = ap_reap_after;
     cfg.hooks = ap_hook ? &hooks_live : &hooks_plain;
     cfg.hooks_data = n;
     int rv = meta_open(&n->m, &loop, &cfg, e);
@@ -288,7 +291,8 @@ static int setup(void **state)
     }
     ap_on = true;
     ap_hook = true;
-    ap_max_lag = 0; /* default */
+    ap_max_lag = 0;    /* default */
+    ap_reap_after = 0; /* never */
     return 0;
 }
 
@@ -503,6 +507,82 @@ static void test_no_replacement(void **state)
     write_blob(0, "r", "still"); /* n0 + n2: a majority of 3 */
 }
 
+/* A handoff of node i asked of leader l, waited for: its status. */
+static int handoff(int l, int i)
+{
+    struct op o = { 0 };
+    int rv = meta_member_handoff(nodes[l].m, nodes[i].name, on_op, &o);
+    if (rv != 0)
+        return rv;
+    run_until(flag_set, &o.done);
+    return o.status;
+}
+
+/* (f) a voter hands its vote over before it stops (a pod's preStop): a
+ * stable standby of its region is promoted, then it is demoted, all
+ * while it is alive; a standby's handoff is done at once; with no
+ * standby that may vote it stays a voter (AT_EAGAIN); the leader cannot
+ * hand itself over (its caller transfers leadership first). */
+static void test_handoff(void **state)
+{
+    AT_UNUSED(state);
+    form(3);
+    assert_int_equal(handoff(0, 1), AT_EAGAIN); /* no standby at all */
+    assert_int_equal(roles_of(0).role[1], 1);
+    node_open(3, true);
+    join(0, 3, true); /* standby-flagged: may never vote */
+    assert_int_equal(handoff(0, 2), AT_EAGAIN);
+    node_open(4, true);
+    join(0, 4, false);
+    assert_int_equal(handoff(0, 1), 0); /* waits for n4 to be stable */
+    struct roles r = roles_of(0);
+    assert_int_equal(r.role[1], 2);
+    assert_int_equal(r.role[4], 1);
+    assert_int_equal(r.voters, 3);
+    assert_int_equal(actions(0, "promote", 4), 1);
+    assert_int_equal(actions(0, "demote", 1), 1);
+    assert_int_equal(handoff(0, 1), 0); /* not a voter: done at once */
+    assert_int_equal(meta_member_handoff(nodes[0].m, "n0", on_op, NULL),
+                     AT_EINVAL);
+    assert_int_equal(meta_member_handoff(nodes[0].m, "nope", on_op, NULL),
+                     AT_ENOTFOUND);
+    assert_int_equal(meta_member_handoff(nodes[1].m, "n2", on_op, NULL),
+                     AT_ENOTLEADER);
+    write_blob(4, "r", "a");
+    run_ms(2 * DEAD_AFTER); /* nothing undoes it */
+    assert_int_equal(roles_of(0).voters, 3);
+    assert_int_equal(roles_of(0).role[1], 2);
+}
+
+/* (g) a standby dead for reap_after is removed; a voter never is (it is
+ * replaced, demoted, then reaped as a standby). */
+static void test_reap(void **state)
+{
+    AT_UNUSED(state);
+    ap_reap_after = REAP_AFTER;
+    form(3);
+    node_open(3, true);
+    join(0, 3, false);
+    node_open(4, true);
+    join(0, 4, false);
+    run_ms(STABLE + 200);
+    node_close(4);
+    set_live(4, META_LIVE_DEAD);
+    uint64_t t0 = uv_now(&loop);
+    wait_role(4, -2);
+    assert_true(uv_now(&loop) - t0 >= REAP_AFTER - 10);
+    assert_int_equal(actions(0, "remove", 4), 1);
+    /* voter n2 dies: n3 replaces it, then n2 (now standby) is reaped */
+    node_close(2);
+    set_live(2, META_LIVE_DEAD);
+    wait_role(3, 1);
+    wait_role(2, -2);
+    struct roles r = roles_of(0);
+    assert_int_equal(r.n, 3);
+    assert_int_equal(r.voters, 3);
+    write_blob(0, "r", "a");
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as the daemon: peers close connections */
@@ -514,6 +594,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_hook, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_replacement, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handoff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reap, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
