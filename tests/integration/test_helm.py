@@ -406,12 +406,12 @@ class ChartCertManagerTest(unittest.TestCase):
                                 api_usages)},
              "reg-atoll-tls", None),
             (CM_PEER, {"reg-atoll-peer-tls": ("reg-atoll-peer-tls", ("peer-ca", "Issuer"),
-                                              [self.HEADLESS], peer_usages)},
+                                              [self.HEADLESS, "localhost"], peer_usages)},
              None, "reg-atoll-peer-tls"),
             (CM_PEER + ["--set", "cluster.advertiseDomain=edge.example.net",
                         "--set", "tls.peer.certManager.dnsNames={core.example.net}"],
              {"reg-atoll-peer-tls": ("reg-atoll-peer-tls", ("peer-ca", "Issuer"),
-                                     [self.HEADLESS, "*.edge.example.net",
+                                     [self.HEADLESS, "*.edge.example.net", "localhost",
                                       "core.example.net"], peer_usages)},
              None, "reg-atoll-peer-tls"),
             (CM_API + ["--set", "tls.peer.enabled=true",
@@ -457,6 +457,14 @@ class ChartCertManagerTest(unittest.TestCase):
         c = container(objs)
         self.assertEqual(c["readinessProbe"]["httpGet"]["scheme"], "HTTPS")
         self.assertEqual(kinds(objs, "Secret"), [])
+        # the preStop handoff dials a name the peer certificate holds
+        cmd = c["lifecycle"]["preStop"]["exec"]["command"]
+        peer = cmd[cmd.index("--peer") + 1]
+        host = re.match(r"https://([^:/]+):5001$", peer).group(1)
+        self.assertIn(host, certs["reg-atoll-peer-tls"]["dnsNames"])
+        # and the advertised names of the pods match the wildcard
+        adv = flags(objs)["--advertise"].replace("$(POD_NAME)", "reg-atoll-0")
+        self.assertIn("*." + adv.split(".", 1)[1], certs["reg-atoll-peer-tls"]["dnsNames"])
 
     def test_bad_values_fail(self):
         cases = [
