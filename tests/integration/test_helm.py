@@ -636,67 +636,59 @@ class ChartSchemaTest(unittest.TestCase):
                 self.assertIn(kind, kinds_seen)
                 self.assertRegex(p.stdout, r"(?m)^ok .* %s/" % kind)
 
-    def broken(self, mutate):
-        """The default render with mutate(objects) applied, as YAML."""
-        docs = [d for d in yaml.safe_load_all(template(*KUBE, *SECRET)) if d]
-        mutate(docs)
-        return yaml.safe_dump_all(docs)
-
-    def sts_pod(self, docs):
-        return [d for d in docs if d["kind"] == "StatefulSet"][0]["spec"]["template"]["spec"]
-
-    def test_wrong_type_fails(self):
-        def wrong(docs):
-            [d for d in docs if d["kind"] == "StatefulSet"][0]["spec"]["replicas"] = "three"
-        text = self.broken(wrong)
-        p = validate(["-"], stdin=text)
-        self.assertEqual(p.returncode, 1, p.stdout)
-        self.assertRegex(p.stdout, r"FAIL - StatefulSet/reg-atoll: schema: .*replicas must be integer")
-        p = validate(["-"], "--strict", stdin=text)
-        self.assertEqual(p.returncode, 1, p.stdout)
-        self.assertRegex(p.stdout, r"FAIL - StatefulSet/reg-atoll: strict 1.30: .*'string' is not "
-                         r"assignable to type 'number'")
-
-    def test_unknown_field_in_pod_spec_fails(self):
-        def typo(docs):
-            self.sts_pod(docs)["terminationGracePeriodSecond"] = 60
-        text = self.broken(typo)
-        p = validate(["-"], stdin=text)
-        self.assertEqual(p.returncode, 0, p.stdout)  # the schemas allow it...
-        p = validate(["-"], "--strict", stdin=text)
-        self.assertEqual(p.returncode, 1, p.stdout)  # ...the 1.30 types do not
-        self.assertIn("FAIL - StatefulSet/reg-atoll: strict 1.30:", p.stdout)
-        self.assertIn("'\"terminationGracePeriodSecond\"' does not exist in type 'PodSpec'",
-                      p.stdout)
-
-    def test_unknown_field_in_custom_resource_fails(self):
-        def typo(docs):
-            sm = [d for d in docs if d["kind"] == "ServiceMonitor"][0]
-            sm["spec"]["endpoints"][0]["intervall"] = "30s"
+    def test_broken_objects_fail(self):
+        """Each kind of mistake, in its own copy of a rendered object, named
+        after the mistake: all in one input, so one tsc run covers them."""
         docs = [d for d in yaml.safe_load_all(template(
             *KUBE, *SECRET, "--set", "metrics.serviceMonitor.enabled=true")) if d]
-        typo(docs)
-        p = validate(["-"], "--strict", stdin=yaml.safe_dump_all(docs))
-        self.assertEqual(p.returncode, 1, p.stdout)
-        self.assertIn("'\"intervall\"' does not exist", p.stdout)
+        by_kind = {d["kind"]: d for d in docs}
 
-    def test_missing_required_field_fails(self):
-        def drop(docs):
-            del self.sts_pod(docs)["containers"][0]["name"]
-        p = validate(["-"], stdin=self.broken(drop))
+        def copy(kind, name):
+            d = json.loads(json.dumps(by_kind[kind]))
+            d["metadata"]["name"] = name
+            return d
+
+        def pod(d):
+            return d["spec"]["template"]["spec"]
+
+        wrong_type = copy("StatefulSet", "wrong-type")
+        wrong_type["spec"]["replicas"] = "three"
+        pod_typo = copy("StatefulSet", "pod-typo")
+        pod(pod_typo)["terminationGracePeriodSecond"] = 60
+        no_name = copy("StatefulSet", "no-name")
+        del pod(no_name)["containers"][0]["name"]
+        cr_typo = copy("ServiceMonitor", "cr-typo")
+        cr_typo["spec"]["endpoints"][0]["intervall"] = "30s"
+        old_api = copy("PodDisruptionBudget", "old-api")
+        old_api["apiVersion"] = "policy/v1beta1"
+        good = copy("StatefulSet", "good")
+        text = yaml.safe_dump_all([wrong_type, pod_typo, no_name, cr_typo, old_api, good])
+
+        # the ajv schemas: types and required fields, but not unknown fields
+        p = validate(["-"], stdin=text)
         self.assertEqual(p.returncode, 1, p.stdout)
-        self.assertRegex(p.stdout, r"StatefulSet/reg-atoll: schema: .*must have required "
+        out = p.stdout
+        self.assertRegex(out, r"FAIL - StatefulSet/wrong-type: schema: .*replicas must be integer")
+        self.assertRegex(out, r"FAIL - StatefulSet/no-name: schema: .*must have required "
                          r"property name")
+        for ok in ("StatefulSet/pod-typo", "ServiceMonitor/cr-typo", "StatefulSet/good",
+                   "PodDisruptionBudget/old-api"):
+            self.assertRegex(out, r"(?m)^ok - %s$" % ok)
 
-    def test_api_version_not_in_1_30_fails(self):
-        def old_pdb(docs):
-            [d for d in docs if d["kind"] == "PodDisruptionBudget"][0]["apiVersion"] = \
-                "policy/v1beta1"
-        p = validate(["-"], "--strict", stdin=self.broken(old_pdb))
+        # --strict adds the 1.30 types: unknown fields, removed API versions
+        p = validate(["-"], "--strict", stdin=text)
         self.assertEqual(p.returncode, 1, p.stdout)
-        self.assertIn("FAIL - PodDisruptionBudget/reg-atoll: strict 1.30: policy/v1beta1 "
-                      "is not in the Kubernetes 1.30 API", p.stdout)
-        self.assertRegex(p.stdout, r"(?m)^ok - StatefulSet/reg-atoll$")
+        out = p.stdout
+        self.assertRegex(out, r"FAIL - StatefulSet/wrong-type: strict 1.30: .*'string' is not "
+                         r"assignable to type 'number'")
+        self.assertIn("FAIL - StatefulSet/pod-typo: strict 1.30: ", out)
+        self.assertIn("'\"terminationGracePeriodSecond\"' does not exist in type 'PodSpec'", out)
+        self.assertRegex(out, r"FAIL - ServiceMonitor/cr-typo: strict 1.30: .*"
+                         r"'\"intervall\"' does not exist")
+        self.assertIn("FAIL - PodDisruptionBudget/old-api: strict 1.30: policy/v1beta1 "
+                      "is not in the Kubernetes 1.30 API", out)
+        self.assertRegex(out, r"(?m)^ok - StatefulSet/good$")
+        self.assertNotRegex(out, r"(?m)^ok - .*/(wrong-type|pod-typo|no-name|cr-typo|old-api)$")
 
     def test_unmodelled_kind_is_reported(self):
         obj = "apiVersion: example.com/v1\nkind: Frobnicator\nmetadata: {name: x}\n"
