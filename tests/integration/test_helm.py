@@ -295,6 +295,8 @@ class ChartObjectsTest(unittest.TestCase):
             claims = one(objs, "StatefulSet")["spec"]["volumeClaimTemplates"]
             self.assertEqual([v["metadata"]["name"] for v in claims], ["data", "raft"])
             self.assertEqual(claims[1]["spec"]["storageClassName"], "fast-ssd")
+            self.assertEqual(one(objs, "ServiceMonitor")["spec"]["podTargetLabels"],
+                             ["app.kubernetes.io/component"])
             sm = one(objs, "ServiceMonitor")["spec"]["endpoints"][0]
             self.assertEqual(sm["scheme"], "https")
             self.assertEqual(kinds(objs, "Secret"), [])
