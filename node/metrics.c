@@ -101,7 +101,31 @@ static void peer_lag(void *data, const struct meta_peer_progress *p)
     sample(b, "atoll_raft_peer_lag_entries", "peer", p->name, p->lag);
 }
 
-/* The raft series; per-peer lag on the leader only. */
+/* Voters of the configuration and the ones autopilot sees alive and
+ * caught up. Only a leader whose autopilot runs (gossip on) has that view:
+ * elsewhere both series are absent, so a cluster has one of each and a
+ * former leader never exports a stale count. */
+static void voter_metrics(struct meta *m, struct at_buf *b)
+{
+    struct meta_autopilot_status ap;
+    uint64_t voters = 0, healthy = 0;
+
+    meta_autopilot_status(m, &ap);
+    if (!ap.leader || !ap.enabled || ap.nnodes == 0)
+        return;
+    for (size_t i = 0; i < ap.nnodes; i++) {
+        if (ap.nodes[i].role != 1) /* meta.h roles: 1 voter */
+            continue;
+        voters++;
+        healthy += ap.nodes[i].healthy;
+    }
+    gauge(b, "atoll_raft_voters",
+          "On the leader: voters in the raft configuration.", voters);
+    gauge(b, "atoll_raft_voters_healthy",
+          "On the leader: voters autopilot sees alive and caught up.", healthy);
+}
+
+/* The raft series; per-peer lag and voter counts on the leader only. */
 static void raft_metrics(struct meta *m, struct at_buf *b)
 {
     struct meta_status st;
@@ -125,6 +149,7 @@ static void raft_metrics(struct meta *m, struct at_buf *b)
     head(b, "atoll_raft_peer_lag_entries", "gauge",
          "On the leader: log entries each other server is behind.");
     meta_peer_progress_each(m, peer_lag, b);
+    voter_metrics(m, b);
     gauge(b, "atoll_repositories", "Repositories in the registry.", st.repos);
     gauge(b, "atoll_tags", "Tags in the registry.", st.tags);
     gauge(b, "atoll_manifests", "Manifests in the registry.", st.manifests);

@@ -31,6 +31,17 @@ FILES = os.path.join(CHART, "files")
 PROMTOOL = shutil.which("promtool")  # Debian's prometheus package
 MONITORING = ["--set", "monitoring.prometheusRule.enabled=true",
               "--set", "monitoring.dashboard.enabled=true"]
+# Kubernetes 1.30 with the custom resources the chart can render.
+KUBE = ["--kube-version", "1.30.0",
+        "--api-versions", "monitoring.coreos.com/v1",
+        "--api-versions", "gateway.networking.k8s.io/v1",
+        "--api-versions", "cert-manager.io/v1",
+        "--api-versions", "external-secrets.io/v1beta1"]
+NODE = shutil.which("node")
+VALIDATE = os.path.join(harness.ROOT, "tests", "helm", "validate.mjs")
+SCHEMA_MODULES = os.environ.get(
+    "ATOLL_K8S_SCHEMA_MODULES",
+    os.path.join(harness.ROOT, "build", "tools", "k8s-schema", "node_modules"))
 
 
 def helm(*args, check=True):
@@ -103,6 +114,8 @@ class ChartLintTest(unittest.TestCase):
                      "edge-values.yaml", "ingress-values.yaml",
                      "external-secrets-values.yaml", "monitoring-values.yaml"):
             self.assertIn(want, names)
+        for want in ("cert-manager-values.yaml", "gateway-values.yaml"):
+            self.assertIn(want, names)
 
     def test_lint_strict_every_scenario(self):
         for path in SCENARIOS:
@@ -143,6 +156,25 @@ class ChartLintTest(unittest.TestCase):
                 a = norm(template("-f", path, release="rqq"), "rqq")
                 b = norm(template("-f", path, release="rzz"), "rzz")
                 self.assertEqual(a, b)
+
+    def test_readme_install_is_the_docs_install(self):
+        """The three commands of README.md are those of docs/kubernetes.md,
+        and the helm install among them renders."""
+        def commands(path):
+            with open(os.path.join(harness.ROOT, path)) as f:
+                text = f.read()
+            m = re.search(r"\n( {4}kubectl create secret generic atoll-cluster.*?"
+                          r"kubectl rollout status statefulset/reg-atoll)\n", text, re.S)
+            self.assertIsNotNone(m, path)
+            return [" ".join(line.split()) for line in m.group(1).splitlines()]
+        readme = commands("README.md")
+        self.assertEqual(readme, commands(os.path.join("docs", "kubernetes.md")))
+        install = " ".join(readme).split("helm install ")[1].split(" kubectl ")[0]
+        args = install.replace("\\", " ").split()
+        self.assertEqual(args[:2], ["reg", "deploy/helm/atoll"])
+        objs = objects(*args[2:])
+        self.assertEqual(one(objs, "StatefulSet")["metadata"]["name"], "reg-atoll")
+        self.assertEqual(container(objs)["image"], "REGISTRY/atoll/atoll:0.1.0")
 
     def test_render_fails_without_secret_source(self):
         p = helm("template", "reg", CHART, check=False)
@@ -263,6 +295,8 @@ class ChartObjectsTest(unittest.TestCase):
             claims = one(objs, "StatefulSet")["spec"]["volumeClaimTemplates"]
             self.assertEqual([v["metadata"]["name"] for v in claims], ["data", "raft"])
             self.assertEqual(claims[1]["spec"]["storageClassName"], "fast-ssd")
+            self.assertEqual(one(objs, "ServiceMonitor")["spec"]["podTargetLabels"],
+                             ["app.kubernetes.io/component"])
             sm = one(objs, "ServiceMonitor")["spec"]["endpoints"][0]
             self.assertEqual(sm["scheme"], "https")
             self.assertEqual(kinds(objs, "Secret"), [])
@@ -334,6 +368,204 @@ class ChartObjectsTest(unittest.TestCase):
         self.assertEqual(c["image"], "atoll/atoll@sha256:" + "ab" * 32)
 
 
+def volumes(objs):
+    return {v["name"]: v for v in
+            one(objs, "StatefulSet")["spec"]["template"]["spec"]["volumes"]}
+
+
+CM_API = ["--set", "tls.enabled=true", "--set", "tls.certManager.enabled=true",
+          "--set", "tls.certManager.issuerRef.name=ca"]
+CM_PEER = ["--set", "tls.peer.enabled=true", "--set", "tls.peer.certManager.enabled=true",
+           "--set", "tls.peer.certManager.issuerRef.name=peer-ca"]
+
+
+@needs_helm
+class ChartCertManagerTest(unittest.TestCase):
+    """tls.certManager / tls.peer.certManager: values in, Certificates and
+    the Secrets the StatefulSet mounts out."""
+
+    HEADLESS = "*.reg-atoll-headless.ns1.svc.cluster.local"
+    CLIENT = ["reg-atoll", "reg-atoll.ns1", "reg-atoll.ns1.svc",
+              "reg-atoll.ns1.svc.cluster.local"]
+
+    def test_table(self):
+        # (values, {certificate name: (secretName, issuer, dnsNames, usages)},
+        #  tls volume secret, peer-tls volume secret)
+        api_usages = ["server auth", "digital signature", "key encipherment"]
+        peer_usages = ["server auth", "client auth", "digital signature",
+                       "key encipherment"]
+        table = [
+            ([], {}, None, None),
+            (["--set", "tls.enabled=true", "--set", "tls.existingSecret=mine"], {},
+             "mine", None),
+            (CM_API, {"reg-atoll-tls": ("reg-atoll-tls", ("ca", "ClusterIssuer"),
+                                        self.CLIENT + [self.HEADLESS], api_usages)},
+             "reg-atoll-tls", None),
+            (CM_API + ["--set", "tls.certManager.dnsNames={r.example.com,reg-atoll}",
+                       "--set", "tls.certManager.issuerRef.kind=Issuer"],
+             {"reg-atoll-tls": ("reg-atoll-tls", ("ca", "Issuer"),
+                                self.CLIENT + [self.HEADLESS, "r.example.com"],
+                                api_usages)},
+             "reg-atoll-tls", None),
+            (CM_PEER, {"reg-atoll-peer-tls": ("reg-atoll-peer-tls", ("peer-ca", "Issuer"),
+                                              [self.HEADLESS, "localhost"], peer_usages)},
+             None, "reg-atoll-peer-tls"),
+            (CM_PEER + ["--set", "cluster.advertiseDomain=edge.example.net",
+                        "--set", "tls.peer.certManager.dnsNames={core.example.net}"],
+             {"reg-atoll-peer-tls": ("reg-atoll-peer-tls", ("peer-ca", "Issuer"),
+                                     [self.HEADLESS, "*.edge.example.net", "localhost",
+                                      "core.example.net"], peer_usages)},
+             None, "reg-atoll-peer-tls"),
+            (CM_API + ["--set", "tls.peer.enabled=true",
+                       "--set", "tls.peer.existingSecret=peer"],
+             {"reg-atoll-tls": ("reg-atoll-tls", ("ca", "ClusterIssuer"),
+                                self.CLIENT + [self.HEADLESS], api_usages)},
+             "reg-atoll-tls", "peer"),
+        ]
+        for args, certs, tls_secret, peer_secret in table:
+            with self.subTest(args=args):
+                objs = objects(*SECRET, *args)
+                got = {c["metadata"]["name"]: c for c in kinds(objs, "Certificate")}
+                self.assertEqual(sorted(got), sorted(certs))
+                for name, (secret, issuer, dns, usages) in certs.items():
+                    spec = got[name]["spec"]
+                    self.assertEqual(got[name]["apiVersion"], "cert-manager.io/v1")
+                    self.assertEqual(spec["secretName"], secret)
+                    self.assertEqual((spec["issuerRef"]["name"], spec["issuerRef"]["kind"],
+                                      spec["issuerRef"]["group"]),
+                                     issuer + ("cert-manager.io",))
+                    self.assertEqual(spec["dnsNames"], dns)
+                    self.assertEqual(spec["usages"], usages)
+                    self.assertEqual((spec["duration"], spec["renewBefore"]),
+                                     ("2160h", "360h"))
+                vols = volumes(objs)
+                for vol, want in (("tls", tls_secret), ("peer-tls", peer_secret)):
+                    if want is None:
+                        self.assertNotIn(vol, vols)
+                    else:
+                        self.assertEqual(vols[vol]["secret"]["secretName"], want)
+                f = flags(objs)
+                self.assertEqual("--tls-cert" in f, tls_secret is not None)
+                self.assertEqual("--peer-tls-ca" in f, peer_secret is not None)
+
+    def test_scenario(self):
+        objs = objects("-f", os.path.join(CI, "cert-manager-values.yaml"))
+        certs = {c["metadata"]["name"]: c["spec"] for c in kinds(objs, "Certificate")}
+        self.assertEqual(sorted(certs), ["reg-atoll-peer-tls", "reg-atoll-tls"])
+        self.assertEqual(certs["reg-atoll-tls"]["renewBefore"], "720h")
+        self.assertIn("registry.example.com", certs["reg-atoll-tls"]["dnsNames"])
+        self.assertEqual(certs["reg-atoll-peer-tls"]["privateKey"],
+                         {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"})
+        c = container(objs)
+        self.assertEqual(c["readinessProbe"]["httpGet"]["scheme"], "HTTPS")
+        self.assertEqual(kinds(objs, "Secret"), [])
+        # the preStop handoff dials a name the peer certificate holds
+        cmd = c["lifecycle"]["preStop"]["exec"]["command"]
+        peer = cmd[cmd.index("--peer") + 1]
+        host = re.match(r"https://([^:/]+):5001$", peer).group(1)
+        self.assertIn(host, certs["reg-atoll-peer-tls"]["dnsNames"])
+        # and the advertised names of the pods match the wildcard
+        adv = flags(objs)["--advertise"].replace("$(POD_NAME)", "reg-atoll-0")
+        self.assertIn("*." + adv.split(".", 1)[1], certs["reg-atoll-peer-tls"]["dnsNames"])
+
+    def test_bad_values_fail(self):
+        cases = [
+            (["--set", "tls.enabled=true"], "tls.certManager.enabled"),
+            (["--set", "tls.certManager.enabled=true"], "needs tls.enabled"),
+            (["--set", "tls.enabled=true", "--set", "tls.certManager.enabled=true"],
+             "tls.certManager.issuerRef.name"),
+            (CM_API + ["--set", "tls.existingSecret=x"], "not both"),
+            (["--set", "tls.peer.enabled=true"], "tls.peer.certManager.enabled"),
+            (["--set", "tls.peer.certManager.enabled=true"], "needs tls.peer.enabled"),
+            (["--set", "tls.peer.enabled=true", "--set", "tls.peer.certManager.enabled=true"],
+             "tls.peer.certManager.issuerRef.name"),
+            (CM_PEER + ["--set", "tls.peer.existingSecret=x"], "not both"),
+            (CM_API + ["--set", "tls.certManager.duration=90d"], "duration"),
+            (CM_API + ["--set", "tls.certManager.issuerRef.kind=Vault"], "kind"),
+        ]
+        for args, want in cases:
+            with self.subTest(args=args):
+                p = helm("template", "reg", CHART, *SECRET, *args, check=False)
+                self.assertNotEqual(p.returncode, 0, p.stdout[:200])
+                self.assertIn(want, p.stderr)
+
+
+ROUTE = ["--set", "httpRoute.enabled=true", "--set", "httpRoute.parentRefs[0].name=eg"]
+
+
+@needs_helm
+class ChartHTTPRouteTest(unittest.TestCase):
+    """httpRoute: values in, the HTTPRoute out."""
+
+    def route(self, *args):
+        objs = objects(*SECRET, *args)
+        routes = kinds(objs, "HTTPRoute")
+        return routes[0] if routes else None
+
+    def test_table(self):
+        # (values, hostnames, path, timeouts or None for no field)
+        table = [
+            ([], None, None, None),
+            (ROUTE, None, "/", {"request": "0s", "backendRequest": "0s"}),
+            (ROUTE + ["--set", "httpRoute.hostnames={r.example.com}",
+                      "--set", "httpRoute.path=/v2/"],
+             ["r.example.com"], "/v2/", {"request": "0s", "backendRequest": "0s"}),
+            (ROUTE + ["--set", "httpRoute.timeouts.request=2h",
+                      "--set", "httpRoute.timeouts.backendRequest=1h30m"],
+             None, "/", {"request": "2h", "backendRequest": "1h30m"}),
+            (ROUTE + ["--set", "httpRoute.timeouts.request=",
+                      "--set", "httpRoute.timeouts.backendRequest=45m"],
+             None, "/", {"backendRequest": "45m"}),
+            (ROUTE + ["--set", "httpRoute.timeouts.request=",
+                      "--set", "httpRoute.timeouts.backendRequest="], None, "/", None),
+            (ROUTE + ["--set", "service.port=443"], None, "/",
+             {"request": "0s", "backendRequest": "0s"}),
+        ]
+        for args, hostnames, path, timeouts in table:
+            with self.subTest(args=args):
+                r = self.route(*args)
+                if path is None:
+                    self.assertIsNone(r)
+                    continue
+                self.assertEqual(r["apiVersion"], "gateway.networking.k8s.io/v1")
+                spec = r["spec"]
+                self.assertEqual(spec["parentRefs"], [{"name": "eg"}])
+                self.assertEqual(spec.get("hostnames"), hostnames)
+                [rule] = spec["rules"]
+                self.assertEqual(rule["matches"],
+                                 [{"path": {"type": "PathPrefix", "value": path}}])
+                port = 443 if "service.port=443" in args else 5000
+                self.assertEqual(rule["backendRefs"], [{"name": "reg-atoll", "port": port}])
+                self.assertEqual(rule.get("timeouts"), timeouts)
+
+    def test_scenario(self):
+        objs = objects("-f", os.path.join(CI, "gateway-values.yaml"))
+        r = one(objs, "HTTPRoute")
+        self.assertEqual(r["metadata"]["annotations"], {"example.com/owner": "platform"})
+        self.assertEqual(r["spec"]["parentRefs"][0]["sectionName"], "https")
+        self.assertEqual(r["spec"]["hostnames"], ["registry.example.com"])
+        self.assertEqual(r["spec"]["rules"][0]["timeouts"],
+                         {"request": "0s", "backendRequest": "30m"})
+        svc = objs[("Service", "reg-atoll")]["spec"]["ports"][0]
+        self.assertEqual(r["spec"]["rules"][0]["backendRefs"][0]["port"], svc["port"])
+
+    def test_bad_values_fail(self):
+        cases = [
+            (["--set", "httpRoute.enabled=true"], "httpRoute.parentRefs"),
+            (ROUTE + ["--set", "httpRoute.timeouts.request=1h",
+                      "--set", "httpRoute.timeouts.backendRequest=0s"], "must not exceed"),
+            (ROUTE + ["--set", "httpRoute.timeouts.request=10m",
+                      "--set", "httpRoute.timeouts.backendRequest=1h"], "must not exceed"),
+            (ROUTE + ["--set", "httpRoute.timeouts.request=1d"], "request"),
+            (ROUTE + ["--set", "httpRoute.path=v2"], "path"),
+        ]
+        for args, want in cases:
+            with self.subTest(args=args):
+                p = helm("template", "reg", CHART, *SECRET, *args, check=False)
+                self.assertNotEqual(p.returncode, 0, p.stdout[:200])
+                self.assertIn(want, p.stderr)
+
+
 @needs_helm
 class ChartArgsParseTest(unittest.TestCase):
     """The rendered flags are flags atoll knows: `atoll serve ARGS --help`
@@ -349,6 +581,125 @@ class ChartArgsParseTest(unittest.TestCase):
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True, timeout=30)
                 self.assertIn("unknown flag '--bogus-flag-probe'", p.stderr)
+
+
+def validate(paths, *opts, stdin=None):
+    """Run tests/helm/validate.mjs; the CompletedProcess (text, merged)."""
+    return subprocess.run([NODE, VALIDATE, "--modules", SCHEMA_MODULES, *opts, *paths],
+                          input=stdin, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=180)
+
+
+def needs_schema(test):
+    if NODE is None:
+        return unittest.skip("no node (the schema check runs on Node.js)")(test)
+    if not os.path.isdir(os.path.join(SCHEMA_MODULES, "kubernetes-models")):
+        return unittest.skip("no schema packages at %s (.ci/install-deps)"
+                             % SCHEMA_MODULES)(test)
+    return needs_helm(test)
+
+
+@needs_schema
+class ChartSchemaTest(unittest.TestCase):
+    """Every object of every scenario validates against the Kubernetes 1.30
+    API: the ajv schemas of kubernetes-models (types, enums, patterns,
+    required fields; custom resources from the @kubernetes-models packages)
+    and, for unknown fields, TypeScript object literals typed with
+    kubernetes-types@1.30.0 under `tsc --strict` (one run for all)."""
+
+    # scenario -> extra values, beyond the ci/ files: every optional kind on
+    EXTRA = {
+        "all-on": ["--set", "cluster.secret.existingSecret=atoll-cluster",
+                   "--set", "networkPolicy.enabled=true",
+                   "--set", "ingress.enabled=true",
+                   "--set", "metrics.serviceMonitor.enabled=true",
+                   *MONITORING],
+    }
+
+    def test_every_scenario_validates(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            paths, kinds_seen = [], set()
+            renders = [(os.path.basename(p), ["-f", p]) for p in SCENARIOS]
+            renders += sorted(self.EXTRA.items())
+            for name, args in renders:
+                text = template(*KUBE, *args)
+                path = os.path.join(tmp, name)
+                with open(path, "w") as f:
+                    f.write(text)
+                paths.append(path)
+                kinds_seen |= {d["kind"] for d in yaml.safe_load_all(text) if d}
+            p = validate(paths, "--strict")
+            self.assertEqual(p.returncode, 0, p.stdout)
+            self.assertNotIn("FAIL", p.stdout)
+            self.assertNotIn("skip", p.stdout)
+            for kind in ("StatefulSet", "Service", "PodDisruptionBudget", "ConfigMap",
+                         "Secret", "Ingress", "NetworkPolicy", "ServiceMonitor",
+                         "PrometheusRule", "ExternalSecret", "Certificate", "HTTPRoute"):
+                self.assertIn(kind, kinds_seen)
+                self.assertRegex(p.stdout, r"(?m)^ok .* %s/" % kind)
+
+    def test_broken_objects_fail(self):
+        """Each kind of mistake, in its own copy of a rendered object, named
+        after the mistake: all in one input, so one tsc run covers them."""
+        docs = [d for d in yaml.safe_load_all(template(
+            *KUBE, *SECRET, "--set", "metrics.serviceMonitor.enabled=true")) if d]
+        by_kind = {d["kind"]: d for d in docs}
+
+        def copy(kind, name):
+            d = json.loads(json.dumps(by_kind[kind]))
+            d["metadata"]["name"] = name
+            return d
+
+        def pod(d):
+            return d["spec"]["template"]["spec"]
+
+        wrong_type = copy("StatefulSet", "wrong-type")
+        wrong_type["spec"]["replicas"] = "three"
+        pod_typo = copy("StatefulSet", "pod-typo")
+        pod(pod_typo)["terminationGracePeriodSecond"] = 60
+        no_name = copy("StatefulSet", "no-name")
+        del pod(no_name)["containers"][0]["name"]
+        cr_typo = copy("ServiceMonitor", "cr-typo")
+        cr_typo["spec"]["endpoints"][0]["intervall"] = "30s"
+        old_api = copy("PodDisruptionBudget", "old-api")
+        old_api["apiVersion"] = "policy/v1beta1"
+        good = copy("StatefulSet", "good")
+        text = yaml.safe_dump_all([wrong_type, pod_typo, no_name, cr_typo, old_api, good])
+
+        # the ajv schemas: types and required fields, but not unknown fields
+        p = validate(["-"], stdin=text)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        out = p.stdout
+        self.assertRegex(out, r"FAIL - StatefulSet/wrong-type: schema: .*replicas must be integer")
+        self.assertRegex(out, r"FAIL - StatefulSet/no-name: schema: .*must have required "
+                         r"property name")
+        for ok in ("StatefulSet/pod-typo", "ServiceMonitor/cr-typo", "StatefulSet/good",
+                   "PodDisruptionBudget/old-api"):
+            self.assertRegex(out, r"(?m)^ok - %s$" % ok)
+
+        # --strict adds the 1.30 types: unknown fields, removed API versions
+        p = validate(["-"], "--strict", stdin=text)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        out = p.stdout
+        self.assertRegex(out, r"FAIL - StatefulSet/wrong-type: strict 1.30: .*'string' is not "
+                         r"assignable to type 'number'")
+        self.assertIn("FAIL - StatefulSet/pod-typo: strict 1.30: ", out)
+        self.assertIn("'\"terminationGracePeriodSecond\"' does not exist in type 'PodSpec'", out)
+        self.assertRegex(out, r"FAIL - ServiceMonitor/cr-typo: strict 1.30: .*"
+                         r"'\"intervall\"' does not exist")
+        self.assertIn("FAIL - PodDisruptionBudget/old-api: strict 1.30: policy/v1beta1 "
+                      "is not in the Kubernetes 1.30 API", out)
+        self.assertRegex(out, r"(?m)^ok - StatefulSet/good$")
+        self.assertNotRegex(out, r"(?m)^ok - .*/(wrong-type|pod-typo|no-name|cr-typo|old-api)$")
+
+    def test_unmodelled_kind_is_reported(self):
+        obj = "apiVersion: example.com/v1\nkind: Frobnicator\nmetadata: {name: x}\n"
+        p = validate(["-"], "--strict", stdin=obj)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("FAIL - Frobnicator/x: no model for example.com/v1 Frobnicator", p.stdout)
+        p = validate(["-"], "--strict", "--known-unmodelled", "Frobnicator", stdin=obj)
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertIn("skip - Frobnicator/x", p.stdout)
 
 
 def promtool(*args):
@@ -375,8 +726,22 @@ class AlertRulesTest(unittest.TestCase):
         with open(os.path.join(FILES, "alerts_test.yaml")) as f:
             tests = yaml.safe_load(f)["tests"] if yaml else []
         tested = {t["alertname"] for case in tests for t in case["alert_rule_test"]}
-        for name in ("AtollNoLeader", "AtollBlobsUnderReplicated"):
-            self.assertIn(name, tested)
+        with open(os.path.join(FILES, "alerts.yaml")) as f:
+            rules = [r for g in yaml.safe_load(f)["groups"] for r in g["rules"]]
+        for rule in rules:
+            self.assertIn(rule["alert"], tested)
+            # per cluster: every aggregation keeps namespace and job, and no
+            # rule guesses the cluster from a job name
+            self.assertNotIn("=~", rule["expr"], rule["alert"])
+            self.assertNotRegex(rule["expr"], r"\bup\b", rule["alert"])
+            aggs = re.findall(r"\b(?:max|min|sum|count|avg) by \(([^)]*)\)", rule["expr"])
+            self.assertTrue(aggs, rule["alert"])
+            for labels in aggs:
+                self.assertLessEqual({"namespace", "job"},
+                                     {x.strip() for x in labels.split(",")}, rule["alert"])
+        quorum = [r for r in rules if r["alert"] == "AtollQuorumAtRisk"][0]["expr"]
+        self.assertIn("atoll_raft_voters_healthy", quorum)
+        self.assertIn("atoll_raft_voters)", quorum)
 
 
 @needs_helm
@@ -415,13 +780,15 @@ class ChartMonitoringTest(unittest.TestCase):
                                    "--set", "monitoring.rules.freeBytesMin=5368709120",
                                    "--set", "monitoring.rules.peerLagMax=500"))
         self.assertEqual(rules["AtollDiskLow"]["expr"],
-                         "atoll_storage_free_bytes < 5368709120")
+                         "min by (namespace, job, instance) (atoll_storage_free_bytes)"
+                         " < 5368709120")
         self.assertTrue(rules["AtollVoterLagging"]["expr"].endswith(") > 500"))
         self.assertIn("more than 500 log", rules["AtollVoterLagging"]["annotations"]
                       ["description"])
         rules = self.rules(objects("-f", os.path.join(CI, "monitoring-values.yaml")))
         self.assertEqual(rules["AtollDiskLow"]["expr"],
-                         "atoll_storage_free_bytes < 21474836480")
+                         "min by (namespace, job, instance) (atoll_storage_free_bytes)"
+                         " < 21474836480")
         self.assertEqual(len(rules), 5)
 
     def test_edge_release_has_no_raft_alerts(self):
@@ -441,7 +808,8 @@ class ChartMonitoringTest(unittest.TestCase):
         for series in ("atoll_http_request_duration_seconds_bucket", "atoll_raft_is_leader",
                        "atoll_raft_term", "atoll_raft_commit_index",
                        "atoll_raft_peer_lag_entries", "atoll_gossip_members",
-                       "atoll_storage_free_bytes", "atoll_under_replicated_blobs"):
+                       "atoll_storage_free_bytes", "atoll_under_replicated_blobs",
+                       "atoll_raft_voters_healthy"):
             self.assertIn(series, exprs)
         self.assertIn("histogram_quantile(0.99", exprs)
         # every series the rules and the dashboard name is one atoll exports

@@ -10,10 +10,11 @@ accepts (issue 14), on a busy cluster:
     state, storage, process_*;
 (c) every histogram is consistent: cumulative bucket counts never go
     down, the +Inf bucket equals _count, and _sum is not negative;
-(d) the leader shows each follower's lag, and exactly one node says it
-    leads;
+(d) the leader shows each follower's lag and the voters (all healthy),
+    and exactly one node says it leads; the others export neither;
 (e) the leader stops: the survivors count a leader change, show the
-    stopped node as left, and their /metrics still passes promtool.
+    stopped node as left, the new leader counts 2 healthy voters, and
+    their /metrics still passes promtool.
 
 The promtool parts skip (with the reason) when promtool is missing: it
 comes from Debian's prometheus package (.ci/install-deps installs it).
@@ -185,6 +186,14 @@ class MetricsTest(ClusterTestCase):
             if n == "atoll_raft_peer_lag_entries"), 10, what="lag <= 5")
         for n in others:
             self.assertIsNone(value(texts[n], "atoll_raft_peer_lag_entries"))
+        # voters: on the leader only (absent elsewhere), all 3 healthy once
+        # autopilot has seen them alive and caught up
+        wait_for(lambda: value(scrape(leader), "atoll_raft_voters_healthy") == 3,
+                 15, what="3 healthy voters on the leader")
+        self.assertEqual(value(scrape(leader), "atoll_raft_voters"), 3)
+        for n in others:
+            for name in ("atoll_raft_voters", "atoll_raft_voters_healthy"):
+                self.assertIsNone(value(texts[n], name), f"{name} on {n}")
 
 
 class LeaderChangeTest(ClusterTestCase):
@@ -204,8 +213,12 @@ class LeaderChangeTest(ClusterTestCase):
                                    "atoll_raft_leader_changes_total")
                      >= before[n.name] + 1, 10,
                      what=f"{n.name} counts the leader change")
+        # the new leader counts the stopped voter out of the healthy ones
+        wait_for(lambda: value(scrape(new), "atoll_raft_voters_healthy") == 2,
+                 20, what="2 healthy voters on the new leader")
         text = scrape(new)
         self.assertEqual(value(text, "atoll_raft_is_leader"), 1)
+        self.assertIn(value(text, "atoll_raft_voters"), (2, 3))
         check_histograms(self, text)
         promtool = shutil.which("promtool")
         if promtool is None:

@@ -75,6 +75,75 @@ is given: a secret generated at render time would change on every render
 {{- end }}
 {{- end }}
 
+{{/* The Secret of the API certificate (tls.crt, tls.key): tls.existingSecret,
+or the one the cert-manager Certificate of templates/certificate.yaml
+writes. Empty when tls is off; fails on no source or two. */}}
+{{- define "atoll.tlsSecretName" -}}
+{{- $t := .Values.tls }}
+{{- if and $t.certManager.enabled (not $t.enabled) }}
+{{- fail "atoll: tls.certManager.enabled needs tls.enabled" }}
+{{- end }}
+{{- if $t.enabled }}
+{{- if and $t.existingSecret $t.certManager.enabled }}
+{{- fail "atoll: set tls.existingSecret or tls.certManager.enabled, not both" }}
+{{- else if $t.existingSecret }}
+{{- $t.existingSecret }}
+{{- else if $t.certManager.enabled }}
+{{- if not $t.certManager.issuerRef.name }}
+{{- fail "atoll: tls.certManager.enabled needs tls.certManager.issuerRef.name (an Issuer or ClusterIssuer of cert-manager)" }}
+{{- end }}
+{{- printf "%s-tls" (include "atoll.fullname" .) }}
+{{- else }}
+{{- fail "atoll: tls.enabled needs tls.existingSecret (a kubernetes.io/tls Secret) or tls.certManager.enabled (a cert-manager Certificate)" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret of the peer certificate (ca.crt, tls.crt, tls.key), as
+atoll.tlsSecretName for tls.peer. */}}
+{{- define "atoll.peerTlsSecretName" -}}
+{{- $t := .Values.tls.peer }}
+{{- if and $t.certManager.enabled (not $t.enabled) }}
+{{- fail "atoll: tls.peer.certManager.enabled needs tls.peer.enabled" }}
+{{- end }}
+{{- if $t.enabled }}
+{{- if and $t.existingSecret $t.certManager.enabled }}
+{{- fail "atoll: set tls.peer.existingSecret or tls.peer.certManager.enabled, not both" }}
+{{- else if $t.existingSecret }}
+{{- $t.existingSecret }}
+{{- else if $t.certManager.enabled }}
+{{- if not $t.certManager.issuerRef.name }}
+{{- fail "atoll: tls.peer.certManager.enabled needs tls.peer.certManager.issuerRef.name (a CA Issuer: the Secret needs ca.crt)" }}
+{{- end }}
+{{- printf "%s-peer-tls" (include "atoll.fullname" .) }}
+{{- else }}
+{{- fail "atoll: tls.peer.enabled needs tls.peer.existingSecret (ca.crt, tls.crt, tls.key) or tls.peer.certManager.enabled (a cert-manager Certificate)" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The DNS names every peer certificate must hold: the headless Service's
+wildcard (the --join and --advertise names of the pods), and the
+advertise domain's wildcard when set. A list, as YAML. */}}
+{{- define "atoll.peerDnsNames" -}}
+{{- $names := list (printf "*.%s.%s.svc.%s" (include "atoll.headless" .) .Release.Namespace .Values.cluster.clusterDomain) }}
+{{- with .Values.cluster.advertiseDomain }}
+{{- $names = append $names (printf "*.%s" .) }}
+{{- end }}
+{{- toYaml $names }}
+{{- end }}
+
+{{/* A Gateway API duration (GEP-2257: 1h30m, 10s, 500ms) in milliseconds. */}}
+{{- define "atoll.durationMs" -}}
+{{- $ms := 0 }}
+{{- range regexFindAll "[0-9]+(ms|h|m|s)" . -1 }}
+{{- $n := regexFind "^[0-9]+" . | atoi }}
+{{- $u := trimPrefix (regexFind "^[0-9]+" .) . }}
+{{- $ms = add $ms (mul $n (get (dict "h" 3600000 "m" 60000 "s" 1000 "ms" 1) $u)) }}
+{{- end }}
+{{- $ms }}
+{{- end }}
+
 {{/* The peer DNS name of pod i: <fullname>-i.<headless>.<ns>.svc.<domain>. */}}
 {{- define "atoll.podHost" -}}
 {{- printf "%s-%d.%s.%s.svc.%s" (include "atoll.fullname" .root) (int .i) (include "atoll.headless" .root) .root.Release.Namespace .root.Values.cluster.clusterDomain }}
@@ -104,12 +173,8 @@ for standby and edge pods. */}}
 {{- if and (eq .Values.cluster.role "voter") (gt (int .Values.cluster.voters) (int .Values.replicas)) }}
 {{- fail (printf "atoll: cluster.voters (%d) exceeds replicas (%d): the cluster would wait for voters that never start" (int .Values.cluster.voters) (int .Values.replicas)) }}
 {{- end }}
-{{- if and .Values.tls.enabled (not .Values.tls.existingSecret) }}
-{{- fail "atoll: tls.enabled needs tls.existingSecret (a kubernetes.io/tls Secret)" }}
-{{- end }}
-{{- if and .Values.tls.peer.enabled (not .Values.tls.peer.existingSecret) }}
-{{- fail "atoll: tls.peer.enabled needs tls.peer.existingSecret (ca.crt, tls.crt, tls.key)" }}
-{{- end }}
+{{- $_ := include "atoll.tlsSecretName" . }}
+{{- $_ := include "atoll.peerTlsSecretName" . }}
 {{- if and .Values.externalSecrets.enabled (not .Values.externalSecrets.secretStoreRef.name) }}
 {{- fail "atoll: externalSecrets.enabled needs externalSecrets.secretStoreRef.name" }}
 {{- end }}
