@@ -228,6 +228,10 @@ class Node:
              "--data-dir", self.data,
              "--cluster-secret", self.lab.secret,
              "--election-timeout", "500ms", "--heartbeat-timeout", "50ms",
+             # below the clients' 5 s op timeout: an op that finds no
+             # leader waits for the election, and still fails definitely
+             # (not "info") when none comes
+             "--leader-wait", "2s",
              "--target-voters", str(self.lab.target_voters),
              "--log-level", "info"] + self.lab.extra_flags
         if self.join:

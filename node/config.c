@@ -131,6 +131,12 @@ static const struct opt opts[] = {
       OPT_DURATION, F(heartbeat_timeout_ms), "100ms",
       "raft heartbeat interval (must be below election_timeout)", false, false,
       NULL },
+    { "leader_wait", "--leader-wait", "ATOLL_LEADER_WAIT", OPT_DURATION,
+      F(leader_wait_ms), "5s",
+      "a write or consistent read that finds no leader (an election under "
+      "way) waits this long for one before failing with 503 (0s: fails at "
+      "once)",
+      false, false, NULL },
     { "snapshot_threshold", "--snapshot-threshold", "ATOLL_SNAPSHOT_THRESHOLD",
       OPT_UINT, F(snapshot_threshold), "16384",
       "raft entries between snapshots", false, false, NULL },

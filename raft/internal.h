@@ -51,6 +51,8 @@ struct meta {
 
     /* propose.c */
     struct at_list fwds;         /* struct meta_fwd in the forward hook */
+    struct at_list parked;       /* struct meta_fwd waiting for a leader */
+    unsigned leader_wait_ms;     /* 0: no leader fails at once */
     char errmsg[AT_ERRMSG_SIZE]; /* why the last proposal failed */
 
     /* read.c */
@@ -58,12 +60,13 @@ struct meta {
     struct at_list rixs;    /* struct meta_rix_batch in the read-index hook */
     /* follower reads waiting for the next read-index RPC (struct meta_rix) */
     struct at_list rix_wait;
-    unsigned rix_inflight;   /* read-index RPCs in flight */
-    uv_idle_t idle;          /* flushes ready reads and starts barriers */
-    struct at_list ready;    /* struct meta_read: answer on the next turn */
-    struct at_list waiting;  /* struct meta_read: need the next barrier */
-    struct at_list inflight; /* struct meta_read: served by the barrier in
-                                flight */
+    struct at_list rix_parked; /* struct meta_rix waiting for a leader */
+    unsigned rix_inflight;     /* read-index RPCs in flight */
+    uv_idle_t idle;            /* flushes ready reads and starts barriers */
+    struct at_list ready;      /* struct meta_read: answer on the next turn */
+    struct at_list waiting;    /* struct meta_read: need the next barrier */
+    struct at_list inflight;   /* struct meta_read: served by the barrier in
+                                  flight */
     struct raft_barrier barrier;
     bool barrier_busy;
     bool push_pending; /* a barrier must follow the one in flight */

@@ -604,6 +604,8 @@ void meta__on_tick(uv_timer_t *t)
     }
     if (!at_list_empty(&m->waiters))
         meta__waiters_run(m, false);
+    meta__parked_run(m);
+    meta__rix_parked_run(m);
     if (meta__role_of(m, m->id) >= 0)
         m->was_member = true;
     if (meta__node_find(&m->fsm, m->id) != NULL)

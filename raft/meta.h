@@ -30,8 +30,12 @@ struct meta_config {
     const char *address; /* ignored: a node's raft address is its name */
     unsigned election_timeout_ms;  /* default 1000 */
     unsigned heartbeat_timeout_ms; /* default 100 */
-    unsigned snapshot_threshold;   /* default 16384 entries */
-    unsigned snapshot_trailing;    /* default 4096 entries */
+    /* Writes and follower reads that find no leader (an election under
+     * way) wait for one this long, then fail with AT_ENOTLEADER; 0: they
+     * fail at once. */
+    unsigned leader_wait_ms;
+    unsigned snapshot_threshold; /* default 16384 entries */
+    unsigned snapshot_trailing;  /* default 4096 entries */
     const char *store_id; /* borrowed; this node's blob store id recorded by
                              BlobStored commands (default: name) */
 

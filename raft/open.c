@@ -358,12 +358,13 @@ static struct meta *meta_new(uv_loop_t *loop,
     m->target_voters = cfg->target_voters ? cfg->target_voters : 3;
     m->hooks = cfg->hooks;
     m->hooks_data = cfg->hooks_data;
+    m->leader_wait_ms = cfg->leader_wait_ms;
     m->ap = meta__autopilot_new(cfg);
     at_map_init(&m->peers_cache);
-    struct at_list *lists[] = { &m->waiters,  &m->fwds,    &m->rixs,
-                                &m->rix_wait, &m->changes, &m->xfers_done,
-                                &m->ready,    &m->waiting, &m->inflight,
-                                &m->rounds };
+    struct at_list *lists[] = { &m->parked,  &m->rix_parked, &m->waiters,
+                                &m->fwds,    &m->rixs,       &m->rix_wait,
+                                &m->changes, &m->xfers_done, &m->ready,
+                                &m->waiting, &m->inflight,   &m->rounds };
     for (size_t i = 0; i < AT_ARRAY_SIZE(lists); i++)
         at_list_init(lists[i]);
     meta_fsm_init(&m->fsm, META_REQUESTS_MAX);

@@ -8,6 +8,13 @@
  * until it has applied the index the leader answers, so what it wrote is
  * visible here when cb runs.
  *
+ * No leader: with leader_wait_ms, a write that finds no leader known, or
+ * whose forward failed (AT_ENOTLEADER: never reached one; AT_EUNKNOWN: the
+ * leader died with it), is parked with its packed command and proposed again
+ * from the tick once a leader is known (here or elsewhere), until its deadline;
+ * a failover then looks like a slow write. The request id makes a second
+ * proposal of the same command harmless in any case.
+ *
  * Failure modes: not leader (AT_ENOTLEADER, nothing proposed), leadership
  * lost or I/O error after proposing (AT_EUNKNOWN: retry with the same
  * request id), closing (AT_ESHUTDOWN). Test builds (early-ack) acknowledge
@@ -46,6 +53,7 @@ struct meta_fwd {
     void *data;
     int result;
     uint64_t index;
+    uint64_t deadline; /* uv_now ms: parked until then at most */
 };
 
 /* Test builds (early-ack): an acknowledgement given before commit, sent by
@@ -186,6 +194,15 @@ static void on_fwd_applied(void *data, int status, uint64_t index)
     cb(cbdata, st, result, idx);
 }
 
+/* Park f (no leader to take it now) if its deadline allows: true. */
+static bool park(struct meta *m, struct meta_fwd *f)
+{
+    if (m->closing || m->leader_wait_ms == 0 || uv_now(m->loop) >= f->deadline)
+        return false;
+    at_list_push_back(&m->parked, &f->link);
+    return true;
+}
+
 static void on_forwarded(void *data, int status, int result, uint64_t index)
 {
     struct meta_fwd *f = data;
@@ -195,6 +212,12 @@ static void on_forwarded(void *data, int status, int result, uint64_t index)
         return;
     }
     at_list_remove(&f->link);
+    /* never reached a leader (it failed, or stepped down: nothing was
+     * proposed), or lost on the way (it may have been): the next leader
+     * takes it, and the request id answers a second proposal of a
+     * committed command with the first one's result */
+    if ((status == AT_ENOTLEADER || status == AT_EUNKNOWN) && park(m, f))
+        return;
     f->result = result;
     f->index = index;
     if (status == 0)
@@ -207,17 +230,34 @@ static void on_forwarded(void *data, int status, int result, uint64_t index)
     }
 }
 
+/* Forward f to leader (f in m->fwds while the hook runs). 0, or the
+ * hook's error with f out of every list. */
+static int forward(struct meta *m, struct meta_fwd *f, uint64_t leader)
+{
+    at_list_push_front(&m->fwds, &f->link);
+    int rv = m->hooks->forward(m->hooks_data, leader, f->buf, f->len,
+                               on_forwarded, f);
+    if (rv != 0) {
+        at_errmsg_printf(m->errmsg, "forward to the leader: %s",
+                         at_strerror(rv));
+        at_list_remove(&f->link);
+    }
+    return rv;
+}
+
 /* Propose a packed command (buf from raft_malloc; ownership taken): here on
- * the leader, else through the forward hook to the leader. */
+ * the leader, else through the forward hook to the leader, else (no leader
+ * known, leader_wait_ms) parked until one is. */
 static int propose(struct meta *m,
                    void *buf,
                    size_t len,
                    meta_write_cb cb,
                    void *data)
 {
-    uint64_t leader;
+    uint64_t leader = 0;
     if (m->closing || raft_state(&m->raft) == RAFT_LEADER || m->hooks == NULL ||
-        m->hooks->forward == NULL || !meta__leader_known(m, &leader))
+        m->hooks->forward == NULL ||
+        (!meta__leader_known(m, &leader) && m->leader_wait_ms == 0))
         return propose_local(m, buf, len, false, cb, data);
     struct meta_fwd *f = at_calloc(1, sizeof(*f));
     f->m = m;
@@ -225,16 +265,55 @@ static int propose(struct meta *m,
     f->len = len;
     f->cb = cb;
     f->data = data;
-    at_list_push_front(&m->fwds, &f->link);
-    int rv =
-        m->hooks->forward(m->hooks_data, leader, buf, len, on_forwarded, f);
-    if (rv != 0) {
-        at_errmsg_printf(m->errmsg, "forward to the leader: %s",
-                         at_strerror(rv));
-        at_list_remove(&f->link);
-        fwd_free(f);
+    f->deadline = uv_now(m->loop) + m->leader_wait_ms;
+    if (leader == 0) {
+        at_list_push_back(&m->parked, &f->link);
+        return 0;
     }
+    int rv = forward(m, f, leader);
+    if (rv == AT_ENOTLEADER && park(m, f))
+        return 0;
+    if (rv != 0)
+        fwd_free(f);
     return rv;
+}
+
+/* see propose.h */
+void meta__parked_run(struct meta *m)
+{
+    struct at_list todo;
+    struct at_list *e;
+    uint64_t leader = 0;
+    bool here = raft_state(&m->raft) == RAFT_LEADER;
+    if (at_list_empty(&m->parked))
+        return;
+    if (!here)
+        meta__leader_known(m, &leader);
+    at_list_init(&todo);
+    at_list_move(&m->parked, &todo);
+    while ((e = at_list_pop_front(&todo)) != NULL) {
+        struct meta_fwd *f = AT_LIST_ENTRY(e, struct meta_fwd, link);
+        int rv = AT_ENOTLEADER;
+        if (here) {
+            void *buf = f->buf;
+            f->buf = NULL; /* propose_local owns it from here */
+            rv = propose_local(m, buf, f->len, false, f->cb, f->data);
+            if (rv == 0) {
+                fwd_free(f);
+                continue;
+            }
+        } else if (leader != 0) {
+            rv = forward(m, f, leader);
+            if (rv == 0)
+                continue;
+        }
+        if (rv == AT_ENOTLEADER && f->buf != NULL && park(m, f))
+            continue;
+        meta_write_cb cb = f->cb;
+        void *cbdata = f->data;
+        fwd_free(f);
+        cb(cbdata, rv, 0, 0);
+    }
 }
 
 /* see meta.h */
@@ -326,5 +405,13 @@ void meta__writes_stop(struct meta *m)
         struct meta_fwd *f = AT_LIST_ENTRY(e, struct meta_fwd, link);
         f->m = NULL;
         f->cb(f->data, AT_ESHUTDOWN, 0, 0);
+    }
+    /* parked ones were never proposed: answer and free them */
+    while ((e = at_list_pop_front(&m->parked)) != NULL) {
+        struct meta_fwd *f = AT_LIST_ENTRY(e, struct meta_fwd, link);
+        meta_write_cb cb = f->cb;
+        void *cbdata = f->data;
+        fwd_free(f);
+        cb(cbdata, AT_ESHUTDOWN, 0, 0);
     }
 }

@@ -15,8 +15,13 @@ int meta__propose_here(struct meta *m,
                        meta_write_cb cb,
                        void *data);
 
-/* meta_close: answer the forwarded writes with AT_ESHUTDOWN, orphaning the
- * forward hook calls in flight. */
+/* The tick: propose the parked writes (no leader when they came) once a
+ * leader is known, here or through the forward hook; answer those past
+ * their deadline with AT_ENOTLEADER. */
+void meta__parked_run(struct meta *m);
+
+/* meta_close: answer the forwarded and parked writes with AT_ESHUTDOWN,
+ * orphaning the forward hook calls in flight. */
 void meta__writes_stop(struct meta *m);
 
 #endif /* META_PROPOSE_H */

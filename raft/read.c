@@ -12,6 +12,11 @@
  * touching the disk. On a follower, one read-index RPC to the leader serves
  * every read queued meanwhile, then the reads wait for the local apply.
  *
+ * No leader: with leader_wait_ms, a follower read that finds no leader
+ * known, or whose read-index RPC failed (a read is idempotent), is parked
+ * and sent again from the tick once a leader is known (through the
+ * read-index RPC, or here if this node leads now), until its deadline.
+ *
  * Failure modes: no leader (AT_ENOTLEADER), leadership lost meanwhile
  * (AT_ENOTLEADER), the apply too slow (AT_ETIMEDOUT), closing
  * (AT_ESHUTDOWN). */
@@ -32,9 +37,11 @@ struct meta_read {
 
 /* A follower read: read index from the leader, then the local apply. */
 struct meta_rix {
-    struct at_list link; /* in m->rix_wait, then in its batch's members */
+    struct at_list link; /* in m->rix_wait, then in its batch's members,
+                            or in m->rix_parked */
     meta_read_cb cb;
     void *data;
+    uint64_t deadline; /* uv_now ms: parked until then at most */
 };
 
 /* One read-index RPC and the follower reads it serves. */
@@ -384,15 +391,32 @@ static void on_rix_applied(void *data, int status, uint64_t index)
     cb(cbdata, status);
 }
 
-/* Fail every read of l (emptied first: the callbacks may read again). */
-static void rix_fail_members(struct at_list *l, int status)
+/* Park x (its RPC found no leader) if leader_wait_ms and its deadline
+ * allow: true. */
+static bool rix_park(struct meta *m, struct meta_rix *x, int status)
+{
+    if (m->closing || m->leader_wait_ms == 0 ||
+        (status != AT_ENOTLEADER && status != AT_EUNKNOWN &&
+         status != AT_ETIMEDOUT) ||
+        uv_now(m->loop) >= x->deadline)
+        return false;
+    at_list_push_back(&m->rix_parked, &x->link);
+    return true;
+}
+
+/* Fail every read of l (emptied first: the callbacks may read again),
+ * or park it. */
+static void rix_fail_members(struct meta *m, struct at_list *l, int status)
 {
     struct at_list todo;
     struct at_list *e;
     at_list_init(&todo);
     at_list_move(l, &todo);
-    while ((e = at_list_pop_front(&todo)) != NULL)
-        on_rix_applied(AT_LIST_ENTRY(e, struct meta_rix, link), status, 0);
+    while ((e = at_list_pop_front(&todo)) != NULL) {
+        struct meta_rix *x = AT_LIST_ENTRY(e, struct meta_rix, link);
+        if (!rix_park(m, x, status))
+            on_rix_applied(x, status, 0);
+    }
 }
 
 static void on_rix_index(void *data, int status, uint64_t index)
@@ -415,6 +439,8 @@ static void on_rix_index(void *data, int status, uint64_t index)
         int st = status;
         if (st == 0)
             st = meta_wait_applied(m, index, META_WAIT_MS, on_rix_applied, x);
+        else if (rix_park(m, x, st))
+            continue;
         if (st != 0)
             on_rix_applied(x, st, 0);
     }
@@ -433,7 +459,7 @@ static void rix_send(struct meta *m)
         return;
     if (m->hooks == NULL || m->hooks->read_index == NULL ||
         !meta__leader_known(m, &leader)) {
-        rix_fail_members(&m->rix_wait, AT_ENOTLEADER);
+        rix_fail_members(m, &m->rix_wait, AT_ENOTLEADER);
         return;
     }
     struct meta_rix_batch *b = at_calloc(1, sizeof(*b));
@@ -446,7 +472,7 @@ static void rix_send(struct meta *m)
     if (rv != 0) {
         at_list_remove(&b->link);
         m->rix_inflight--;
-        rix_fail_members(&b->members, rv);
+        rix_fail_members(m, &b->members, rv);
         at_free(b);
     }
 }
@@ -454,12 +480,19 @@ static void rix_send(struct meta *m)
 static int read_via_leader(struct meta *m, meta_read_cb cb, void *data)
 {
     uint64_t leader;
-    if (m->hooks == NULL || m->hooks->read_index == NULL ||
-        !meta__leader_known(m, &leader))
+    if (m->hooks == NULL || m->hooks->read_index == NULL)
+        return AT_ENOTLEADER;
+    bool known = meta__leader_known(m, &leader);
+    if (!known && m->leader_wait_ms == 0)
         return AT_ENOTLEADER;
     struct meta_rix *x = at_calloc(1, sizeof(*x));
     x->cb = cb;
     x->data = data;
+    x->deadline = uv_now(m->loop) + m->leader_wait_ms;
+    if (!known) { /* an election: wait for its leader (the tick) */
+        at_list_push_back(&m->rix_parked, &x->link);
+        return 0;
+    }
     at_list_push_back(&m->rix_wait, &x->link);
     /* sent from the idle callback: every read of this loop turn rides on
      * the same RPC, and cb never runs inside this call */
@@ -601,9 +634,43 @@ void meta__reads_stop(struct meta *m)
         struct meta_rix_batch *b =
             AT_LIST_ENTRY(e, struct meta_rix_batch, link);
         b->m = NULL;
-        rix_fail_members(&b->members, AT_ESHUTDOWN);
+        rix_fail_members(m, &b->members, AT_ESHUTDOWN);
     }
-    rix_fail_members(&m->rix_wait, AT_ESHUTDOWN);
+    rix_fail_members(m, &m->rix_wait, AT_ESHUTDOWN);
+    rix_fail_members(m, &m->rix_parked, AT_ESHUTDOWN);
+}
+
+/* see read.h */
+void meta__rix_parked_run(struct meta *m)
+{
+    struct at_list todo;
+    struct at_list *e;
+    uint64_t leader = 0;
+    bool here = raft_state(&m->raft) == RAFT_LEADER;
+    if (at_list_empty(&m->rix_parked))
+        return;
+    bool known = here || meta__leader_known(m, &leader);
+    at_list_init(&todo);
+    at_list_move(&m->rix_parked, &todo);
+    while ((e = at_list_pop_front(&todo)) != NULL) {
+        struct meta_rix *x = AT_LIST_ENTRY(e, struct meta_rix, link);
+        if (m->closing || (!known && uv_now(m->loop) >= x->deadline)) {
+            on_rix_applied(x, m->closing ? AT_ESHUTDOWN : AT_ENOTLEADER, 0);
+        } else if (!known) {
+            at_list_push_back(&m->rix_parked, &x->link);
+        } else if (here) { /* this node leads now: a leader read */
+            meta_read_cb cb = x->cb;
+            void *cbdata = x->data;
+            at_free(x);
+            int rv = meta_read_barrier(m, cb, cbdata);
+            if (rv != 0)
+                cb(cbdata, rv);
+        } else {
+            at_list_push_back(&m->rix_wait, &x->link);
+        }
+    }
+    if (!at_list_empty(&m->rix_wait))
+        uv_idle_start(&m->idle, on_idle);
 }
 
 /* see read.h */

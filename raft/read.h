@@ -13,6 +13,11 @@
  * is followed by another). */
 void meta__commit_push(struct meta *m);
 
+/* The tick: send the parked follower reads (no leader when they came, or
+ * their read-index RPC failed) once a leader is known; answer those past
+ * their deadline with AT_ENOTLEADER (AT_ESHUTDOWN when closing). */
+void meta__rix_parked_run(struct meta *m);
+
 /* Answer the apply waiters (meta_wait_applied) whose index is applied or
  * whose deadline passed; every one, with AT_ESHUTDOWN, when shutdown. */
 void meta__waiters_run(struct meta *m, bool shutdown);

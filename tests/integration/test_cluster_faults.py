@@ -11,6 +11,7 @@ import unittest
 
 from cluster import (ClusterTestCase, StreamPusher, get_tag, note, push_small,
                      require_members_cli, wait_for)
+from images import OCI_MANIFEST
 
 FAILOVER_LIMIT = 10.0   # seconds from kill -9 to the next acknowledged write
 HANDOVER_LIMIT = 3.0    # seconds from SIGTERM to an agreed new leader
@@ -71,6 +72,82 @@ class FailoverTest(ClusterPerTest):
         self.assertNotEqual(c.leader().name, "", "no leader after restart")
         note(f"failover after kill -9: {failover:.2f}s, "
              f"{len(acked)} pushes acknowledged")
+
+
+class InvisibleFailoverTest(ClusterPerTest):
+    def test_kill9_leader_no_503_through_a_follower(self):
+        """Tag writes and reads through a follower while the leader is
+        killed: a request that finds no leader waits for the election
+        (leader_wait) instead of failing: no 503 at all, and every read
+        answers the tag's last acknowledged value or a later one
+        (issue 15)."""
+        import threading
+        c = self.cluster
+        leader = c.leader()
+        target = c.followers(leader)[0]
+        repo = "faults/invisible"
+        # one image, many tags: each write moves tag "t" to a new manifest
+        imgs = []
+        for i in range(40):
+            r, d, body = push_small(target, repo, f"base{i}")
+            self.assertEqual(r.status, 201, r)
+            imgs.append((d, body))
+        stop = threading.Event()
+        errors, acked = [], []  # acked: (time, index) of tag writes
+        lock = threading.Lock()
+        reads = {"n": 0, "stale": 0}
+
+        def writer():
+            i = 0
+            while not stop.is_set():
+                d, body = imgs[i % len(imgs)]
+                r = target.request(
+                    "PUT", f"/v2/{repo}/manifests/t",
+                    body=body, headers={"Content-Type": OCI_MANIFEST},
+                    timeout=30)
+                if r.status != 201:
+                    errors.append(("PUT", r.status, r.body[:200]))
+                else:
+                    with lock:
+                        acked.append(i % len(imgs))
+                i += 1
+
+        def reader():
+            while not stop.is_set():
+                with lock:
+                    floor = acked[-1] if acked else None
+                r = get_tag(target, repo, "t", timeout=30)
+                reads["n"] += 1
+                if r.status != 200:
+                    if not (r.status == 404 and floor is None):
+                        errors.append(("GET", r.status, r.body[:200]))
+                    continue
+                if floor is not None and r.header("docker-content-digest") \
+                        not in {d for d, _ in imgs}:
+                    reads["stale"] += 1
+
+        ts = [threading.Thread(target=writer), threading.Thread(target=reader)]
+        for t in ts:
+            t.start()
+        try:
+            wait_for(lambda: len(acked) >= 5, 20, what="writes before the kill")
+            n_before = len(acked)
+            leader.kill()
+            wait_for(lambda: len(acked) >= n_before + 10, 20,
+                     what=f"writes after the kill (errors {errors[-3:]})")
+        finally:
+            stop.set()
+            for t in ts:
+                t.join(60)
+        self.assertEqual(errors, [], "requests during the election failed")
+        self.assertEqual(reads["stale"], 0)
+        # the last acknowledged write is what every survivor serves
+        last = imgs[acked[-1]][0]
+        for n in c.live():
+            wait_for(lambda: get_tag(n, repo, "t").header(
+                "docker-content-digest") == last, 10, what="last write")
+        note(f"kill -9 of the leader under {len(acked)} tag writes and "
+             f"{reads['n']} reads through a follower: 0 errors")
 
 
 class RestartTest(ClusterPerTest):
