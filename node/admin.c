@@ -113,7 +113,7 @@ static void probe(struct node_api *api, struct node_http_req *req, bool live)
 
     if (!live) {
         meta_status_get(api->meta, &st);
-        ok = st.leader_id != 0 && !api->stopping && !st.removed;
+        ok = st.leader_fresh && !api->stopping && !st.removed;
     }
     node_reply_begin(req, ok ? 200 : 503);
     node_http_resp_header(req, "Content-Type", "text/plain");

@@ -236,6 +236,11 @@ void meta_status_get(struct meta *m, struct meta_status *st)
     st->blobs = m->fsm.blobs.len;
     st->removed = meta_removed(m);
     st->leader_changes = m->leader_changes;
+    st->leader_fresh =
+        st->state == RAFT_LEADER ||
+        (leader != 0 && st->state == RAFT_FOLLOWER &&
+         m->raft.io->time(m->raft.io) - m->raft.election_timer_start <=
+             m->raft.election_timeout);
 }
 
 /* see meta.h */

@@ -870,6 +870,10 @@ struct meta_status {
     /* times this node saw the leader change to another known leader
      * (sampled every 100 ms by its housekeeping tick), for /metrics */
     uint64_t leader_changes;
+    /* a leader is known and heard from: this node leads, or follows one
+     * that reached it within the election timeout (libraft itself waits
+     * 1 to 2 election timeouts before it gives a silent leader up) */
+    bool leader_fresh;
 };
 void meta_status_get(struct meta *m, struct meta_status *st);
 

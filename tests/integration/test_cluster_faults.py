@@ -150,6 +150,29 @@ class InvisibleFailoverTest(ClusterPerTest):
              f"{reads['n']} reads through a follower: 0 errors")
 
 
+class ReadinessTest(ClusterPerTest):
+    def test_readyz_follows_the_leader(self):
+        """Followers stay ready while the leader lives (heartbeats keep
+        them fresh), turn not ready within the election timeout (500 ms
+        here) of its kill -9, and ready again under the new leader."""
+        c = self.cluster
+        leader = c.leader()
+        f = c.followers(leader)[0]
+        for _ in range(30):
+            self.assertEqual(f.request("GET", "/readyz").status, 200)
+            time.sleep(0.05)
+        leader.kill()
+        t0 = time.monotonic()
+        wait_for(lambda: f.request("GET", "/readyz").status == 503, 5,
+                 what="not ready after the leader's kill")
+        unready = time.monotonic() - t0
+        wait_for(lambda: f.request("GET", "/readyz").status == 200, 15,
+                 what="ready under a new leader")
+        self.assertLess(unready, 1.5)
+        note(f"readyz: follower not ready {unready:.2f}s after the leader's "
+             "kill -9 (election timeout 500ms)")
+
+
 class RestartTest(ClusterPerTest):
     def push_some(self, repo, n=9, prefix="t"):
         acked = []
