@@ -173,6 +173,57 @@ class ReadinessTest(ClusterPerTest):
              "kill -9 (election timeout 500ms)")
 
 
+class LeadershipStaysTest(ClusterPerTest):
+    """Leadership moves only when it must (pre-vote is on; issue 15)."""
+
+    def term_and_leader(self, node):
+        st = node.status()
+        return int(st["term"]), st.get("leader_id")
+
+    def test_returning_follower_does_not_depose(self):
+        """A follower cut off for 3 s (SIGSTOP: it hears nobody and
+        nobody hears it) comes back: its pre-vote fails, the term and the
+        leader stay."""
+        c = self.cluster
+        leader = c.leader()
+        f = c.followers(leader)[0]
+        term0, lid0 = self.term_and_leader(leader)
+        f.proc.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(3)
+        finally:
+            f.proc.send_signal(signal.SIGCONT)
+        time.sleep(2)  # its election timer fires, its pre-vote fails
+        self.assertEqual(c.leader().name, leader.name)
+        term1, lid1 = self.term_and_leader(leader)
+        self.assertEqual((term1, lid1), (term0, lid0))
+        push_small(f, "stays/f", "v1")
+
+    def test_paused_leader_costs_one_election(self):
+        """The leader paused 3 s: the others elect one new leader; back,
+        the old leader steps down without another election."""
+        c = self.cluster
+        leader = c.leader()
+        others = c.followers(leader)
+        term0, _ = self.term_and_leader(others[0])
+        leader.proc.send_signal(signal.SIGSTOP)
+        try:
+            new = c.wait_leader(timeout=10, exclude=(leader.name,))
+            time.sleep(3)
+        finally:
+            leader.proc.send_signal(signal.SIGCONT)
+        time.sleep(2)
+        self.assertEqual(c.leader().name, new.name)
+        term1, _ = self.term_and_leader(new)
+        terms = {self.term_and_leader(n)[0] for n in c.nodes}
+        self.assertEqual(terms, {term1})
+        # one election: one term more (a split vote would cost another)
+        self.assertLessEqual(term1 - term0, 2)
+        note(f"paused leader: terms {term0} -> {term1}, "
+             f"one new leader ({new.name})")
+        push_small(leader, "stays/l", "v1")
+
+
 class RestartTest(ClusterPerTest):
     def push_some(self, repo, n=9, prefix="t"):
         acked = []
