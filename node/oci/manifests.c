@@ -34,6 +34,7 @@ struct mreq {
     bool tag_guard;
     bool has_tag_expect;
     struct at_digest tag_expect;
+    bool refs_fresh; /* references checked after a read barrier */
 };
 
 /* Manifests above this size are hashed and parsed off the loop thread. */
@@ -259,29 +260,38 @@ static int put_on_body(struct node_http_req *req, const char *p, size_t n)
 }
 
 /* Every referenced blob and child manifest must be in the repository; the
- * FSM checks again at apply time (a concurrent delete may win). */
-static bool check_refs(struct mreq *m)
+ * FSM checks again at apply time (a concurrent delete may win). The first
+ * one missing from this node's state: false, with *kind and *d. */
+static bool refs_present(struct mreq *m,
+                         const char **kind,
+                         const struct at_digest **d)
 {
     for (size_t i = 0; i < m->info.nblobs; i++) {
         if (!meta_blob_linked(m->api->meta, m->name, &m->info.blobs[i], NULL)) {
-            char d[AT_DIGEST_STR_SIZE];
-            node_reply_error(m->req, 400, "MANIFEST_BLOB_UNKNOWN",
-                             "blob unknown to registry: %s",
-                             at_digest_format(&m->info.blobs[i], d));
+            *kind = "blob";
+            *d = &m->info.blobs[i];
             return false;
         }
     }
     for (size_t i = 0; i < m->info.nmanifests; i++) {
         if (meta_manifest_find(m->api->meta, m->name, &m->info.manifests[i]) ==
             NULL) {
-            char d[AT_DIGEST_STR_SIZE];
-            node_reply_error(m->req, 400, "MANIFEST_BLOB_UNKNOWN",
-                             "manifest unknown to registry: %s",
-                             at_digest_format(&m->info.manifests[i], d));
+            *kind = "manifest";
+            *d = &m->info.manifests[i];
             return false;
         }
     }
     return true;
+}
+
+static void refs_missing_reply(struct mreq *m,
+                               const char *kind,
+                               const struct at_digest *d)
+{
+    char s[AT_DIGEST_STR_SIZE];
+    node_reply_error(m->req, 400, "MANIFEST_BLOB_UNKNOWN",
+                     "%s unknown to registry: %s", kind,
+                     at_digest_format(d, s));
 }
 
 /* Digest and validation of the body: runs inline for small manifests, in
@@ -377,6 +387,9 @@ static bool may_point_tag(struct mreq *m)
     return true;
 }
 
+static void put_on_refs_barrier(void *data, int status);
+static void put_after_refs(struct mreq *m);
+
 static void put_after_parse(struct mreq *m)
 {
     struct node_http_req *req = m->req;
@@ -399,10 +412,55 @@ static void put_after_parse(struct mreq *m)
         mreq_done(m);
         return;
     }
-    if (!check_refs(m)) {
+    const char *kind;
+    const struct at_digest *d;
+    if (!refs_present(m, &kind, &d)) {
+        /* pushed through another node, the blob may not be in this
+         * node's state yet: look again at the leader's commit index
+         * (read your writes across nodes behind one Service) */
+        if (!m->refs_fresh && !node_api_read_now(m->api)) {
+            m->refs_fresh = true;
+            if (node_api_read_barrier(m->api, put_on_refs_barrier, m) == 0)
+                return;
+        }
+        refs_missing_reply(m, kind, d);
         mreq_done(m);
         return;
     }
+    put_after_refs(m);
+}
+
+static void put_on_refs_barrier(void *data, int status)
+{
+    struct mreq *m = data;
+    const char *kind;
+    const struct at_digest *d;
+
+    if (node_http_req_done(m->req)) {
+        mreq_done(m);
+        return;
+    }
+    if (status != 0) {
+        node_reply_error(m->req, 503, "UNAVAILABLE",
+                         "cannot check the manifest's references: %s",
+                         at_strerror(status));
+        mreq_done(m);
+        return;
+    }
+    if (!refs_present(m, &kind, &d)) {
+        refs_missing_reply(m, kind, d);
+        mreq_done(m);
+        return;
+    }
+    put_after_refs(m);
+}
+
+/* References present: the tag right, then the copies, then the
+ * proposal. */
+static void put_after_refs(struct mreq *m)
+{
+    struct node_http_req *req = m->req;
+
     if (!may_point_tag(m)) {
         node_reply_error(req, 403, "DENIED",
                          "tag '%s' points to another manifest: re-pointing "

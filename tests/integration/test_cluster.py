@@ -23,6 +23,26 @@ class FormationTest(ClusterTestCase):
     def tearDown(self):
         self.assert_nodes_alive()
 
+    def test_push_spread_over_nodes(self):
+        """Blobs through one node, the manifest at once through another
+        (a client behind a Service whose connections land on different
+        pods): the manifest's check of its blobs reads at the leader's
+        commit index when this node has not applied them yet, so it never
+        answers MANIFEST_BLOB_UNKNOWN (issue 14's run of the chart found
+        it)."""
+        import images
+        c = self.cluster
+        nodes = c.nodes
+        for i in range(30):
+            img = images.small(f"spread{i}")
+            a, b = nodes[i % 3], nodes[(i + 1) % 3]
+            images.push_blobs(a, "spread/app", img)
+            r = b.request("PUT", f"/v2/spread/app/manifests/t{i}",
+                          body=img.manifest,
+                          headers={"Content-Type": images.OCI_MANIFEST})
+            self.assertEqual(r.status, 201, f"push {i} via {a.name}, "
+                             f"manifest via {b.name}: {r!r}")
+
     def test_members_three_voters_one_leader(self):
         c = self.cluster
         names = {n.name for n in c.nodes}
