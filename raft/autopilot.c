@@ -35,6 +35,7 @@
 #define AP_REASON_MAX       160
 #define AP_HANDOFFS         8     /* handoffs waiting at once */
 #define AP_HANDOFF_MS       30000 /* a handoff gives up after this */
+#define AP_LEAVING_MS       60000 /* handed off: not promoted for this long */
 
 /* The leader's view of one configuration member. */
 struct ap_node {
@@ -81,6 +82,14 @@ struct meta_autopilot {
     uint64_t warn_after; /* uv_now ms before which no new WARN */
     struct ap_handoff handoffs[AP_HANDOFFS];
     size_t nhandoffs;
+    /* nodes whose handoff is done: about to stop (a StatefulSet scaled
+     * down stops several at once), never the replacement of another */
+    struct {
+        uint64_t id;
+        uint64_t until; /* uv_now ms */
+        bool went;      /* seen not alive since: back alive, it is a
+                           restarted node (a rollout), no longer leaving */
+    } leaving[AP_HANDOFFS];
     /* meta_autopilot_status's arrays, rebuilt by each call */
     struct meta_autopilot_action pub_actions[META_AUTOPILOT_ACTIONS];
     struct meta_autopilot_node *pub_nodes; /* owned */
@@ -214,6 +223,32 @@ void meta__autopilot_update(struct meta *m, bool leader)
     nodes_release(ap->nodes, ap->n);
     ap->nodes = v;
     ap->n = n;
+    for (size_t i = 0; i < AP_HANDOFFS; i++) {
+        const struct ap_node *l = ap_find(ap, ap->leaving[i].id);
+        if (ap->leaving[i].id == 0 || l == NULL)
+            continue;
+        if (l->live != META_LIVE_ALIVE)
+            ap->leaving[i].went = true;
+        else if (ap->leaving[i].went)
+            ap->leaving[i].id = 0; /* restarted: it stays */
+    }
+}
+
+/* Is node id handing its vote over, or done with it a moment ago (it is
+ * stopping)? Such a node never takes a vote over. */
+static bool is_leaving(const struct meta *m, uint64_t id)
+{
+    const struct meta_autopilot *ap = m->ap;
+    uint64_t now = uv_now(m->loop);
+    for (size_t i = 0; i < ap->nhandoffs; i++) {
+        if (ap->handoffs[i].id == id)
+            return true;
+    }
+    for (size_t i = 0; i < AP_HANDOFFS; i++) {
+        if (ap->leaving[i].id == id && now < ap->leaving[i].until)
+            return true;
+    }
+    return false;
 }
 
 static bool node_stable(const struct meta *m, const struct ap_node *v)
@@ -228,7 +263,7 @@ bool meta__autopilot_may_vote(const struct meta *m, uint64_t id)
     if (!meta__autopilot_on(m) || id == m->id)
         return true;
     const struct ap_node *v = ap_find(m->ap, id);
-    return v != NULL && !v->flagged && node_stable(m, v);
+    return v != NULL && !v->flagged && node_stable(m, v) && !is_leaving(m, id);
 }
 
 static const char *kind_verb(const char *kind)
@@ -334,7 +369,8 @@ static struct ap_node *replacement(struct meta *m, const struct ap_node *d)
     for (int pass = d->region[0] != '\0' ? 0 : 1; pass < 2; pass++) {
         for (size_t i = 0; i < ap->n; i++) {
             struct ap_node *v = &ap->nodes[i];
-            if (v->role == RAFT_VOTER || v->flagged || !node_stable(m, v))
+            if (v->role == RAFT_VOTER || v->flagged || !node_stable(m, v) ||
+                is_leaving(m, v->id))
                 continue;
             if (pass == 0 && strcmp(v->region, d->region) != 0)
                 continue;
@@ -464,13 +500,13 @@ bool meta__autopilot_decide(struct meta *m, struct meta__ap_change *out)
 }
 
 /* Could a standby (now or once stable) take over from voter v? */
-static bool may_replace(const struct meta_autopilot *ap,
-                        const struct ap_node *v)
+static bool may_replace(const struct meta *m, const struct ap_node *v)
 {
+    const struct meta_autopilot *ap = m->ap;
     for (size_t i = 0; i < ap->n; i++) {
         const struct ap_node *r = &ap->nodes[i];
         if (r != v && r->role != RAFT_VOTER && !r->flagged &&
-            r->live == META_LIVE_ALIVE)
+            r->live == META_LIVE_ALIVE && !is_leaving(m, r->id))
             return true;
     }
     return false;
@@ -483,6 +519,15 @@ static void handoff_end(struct meta *m, size_t i, int status)
     memmove(&ap->handoffs[i], &ap->handoffs[i + 1],
             (ap->nhandoffs - i - 1) * sizeof(ap->handoffs[0]));
     ap->nhandoffs--;
+    /* it stops next: remember it (the oldest slot makes room) */
+    size_t slot = 0;
+    for (size_t k = 1; k < AP_HANDOFFS; k++) {
+        if (ap->leaving[k].until < ap->leaving[slot].until)
+            slot = k;
+    }
+    ap->leaving[slot].id = h.id;
+    ap->leaving[slot].until = uv_now(m->loop) + AP_LEAVING_MS;
+    ap->leaving[slot].went = false;
     if (h.cb != NULL)
         h.cb(h.data, status);
 }
@@ -498,7 +543,7 @@ void meta__autopilot_handoffs(struct meta *m)
         const struct ap_node *v = ap_find(ap, ap->handoffs[i].id);
         if (v == NULL || v->role != RAFT_VOTER)
             handoff_end(m, i, 0);
-        else if (voters <= m->target_voters && !may_replace(ap, v))
+        else if (voters <= m->target_voters && !may_replace(m, v))
             handoff_end(m, i, AT_EAGAIN);
         else if (now >= ap->handoffs[i].deadline)
             handoff_end(m, i, AT_ETIMEDOUT);

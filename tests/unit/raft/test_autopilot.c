@@ -554,6 +554,38 @@ static void test_handoff(void **state)
     assert_int_equal(roles_of(0).role[1], 2);
 }
 
+/* (h) several pods stop at once (a StatefulSet scaled down): a node that
+ * handed its vote over (or had none) is leaving and never takes another
+ * one's vote, even from its own region; once it was seen down and is back
+ * (a restart), it may again. */
+static void test_handoff_never_to_leaving(void **state)
+{
+    AT_UNUSED(state);
+    form(3);
+    node_open(3, true);
+    join(0, 3, false);
+    node_open(4, true);
+    join(0, 4, false);
+    run_ms(STABLE + 200);
+    assert_int_equal(handoff(0, 4), 0); /* a standby: done, leaving */
+    assert_int_equal(handoff(0, 1), 0); /* east: n4 (east) would be first */
+    struct roles r = roles_of(0);
+    assert_int_equal(r.role[3], 1);
+    assert_int_equal(r.role[4], 2);
+    assert_int_equal(r.role[1], 2);
+    assert_int_equal(actions(0, "promote", 4), 0);
+    /* n4 restarts: seen dead, then alive and stable again */
+    set_live(4, META_LIVE_DEAD);
+    run_ms(300);
+    set_live(4, META_LIVE_ALIVE);
+    run_ms(STABLE + 300);
+    assert_int_equal(handoff(0, 3), 0); /* n1 is leaving: n4 takes it */
+    r = roles_of(0);
+    assert_int_equal(r.role[4], 1);
+    assert_int_equal(r.role[3], 2);
+    assert_int_equal(r.voters, 3);
+}
+
 /* (g) a standby dead for reap_after is removed; a voter never is (it is
  * replaced, demoted, then reaped as a standby). */
 static void test_reap(void **state)
@@ -596,6 +628,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_replacement, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handoff_never_to_leaving, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
