@@ -1,0 +1,470 @@
+"""Issue 14, acceptance 2: the rendered chart runs.
+
+`helm template` of deploy/helm/atoll (5 replicas, 3 voters, the cluster
+secret from an "existing" Secret the test makes, fast probe and gossip
+timings through values and extraArgs) is run by k8ssim: each pod's exact
+command, args, env, secret volume, ports and probes, as the pod's user, in
+a network namespace named like the pod, its headless DNS names resolvable
+in every pod. One scenario, in order (the cluster is shared):
+  1. the five pods started at once form one cluster (one leader, 3
+     voters, 2 standbys, gossip alive everywhere) and every probe passes;
+  2. a rolling restart (a new pod annotation, as `kubectl rollout restart`
+     makes), one pod at a time through the rendered PDB and preStop, while
+     a client pushes through the Service: no acknowledged push is lost
+     (every one readable from every pod), the longest time without a
+     leader stays short;
+  3. scale 5 -> 3 -> 5: exactly 3, then 5 members, none dead, one leader,
+     3 voters (needs autopilot's reap-after: skipped while atoll serve
+     has no --autopilot-reap-after);
+  4. an edge release (ci/edge-values.yaml, its join list naming the core
+     pods, advertiseDomain names resolvable from the core) joins as edge
+     members, is ready, serves a manifest pushed to the core from local
+     state, and scaled to 0 leaves no member behind.
+Figures go to cluster.note(): time to form, longest leaderless window,
+pushes acknowledged/failed, per-pod restart times.
+"""
+import os
+import shutil
+import subprocess
+import threading
+import time
+import unittest
+
+import cluster
+import harness
+import images
+import k8ssim
+from harness import wait_for
+
+CORE_NS, CORE_REL = "reg", "atoll"
+EDGE_NS, EDGE_REL = "ship", "ship"
+SECRET_NAME = "atoll-cluster"
+FAST = ["--election-timeout=500ms", "--heartbeat-timeout=50ms",
+        "--gossip-probe-interval=500ms", "--gossip-probe-timeout=250ms",
+        "--gossip-interval=100ms", "--autopilot-stabilization=1s",
+        "--autopilot-dead-after=20s", "--log-level=info"]
+REAP = "5s"
+
+
+def _serve_help():
+    try:
+        return subprocess.run([harness.ATOLL_BIN, "serve", "--help"],
+                              stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, timeout=20
+                              ).stdout.decode(errors="replace")
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def _chart_has(word):
+    with open(os.path.join(k8ssim.CHART, "values.yaml")) as f:
+        return word in f.read()
+
+
+def reap_support():
+    """(values sets, extraArgs, reason-if-missing) for autopilot's
+    reap-after: the chart value when the chart has it, else the flag when
+    the binary has it."""
+    if _chart_has("reapAfter"):
+        return [f"cluster.autopilot.reapAfter={REAP}"], [], ""
+    if "--autopilot-reap-after" in _serve_help():
+        return [], [f"--autopilot-reap-after={REAP}"], ""
+    return [], [], ("atoll serve has no --autopilot-reap-after (and the "
+                    "chart no cluster.autopilot.reapAfter): autopilot never "
+                    "removes the pods a scale-down took away")
+
+
+def values_yaml(path, extra_args, more=""):
+    with open(path, "w") as f:
+        f.write(f"""logFormat: text
+terminationGracePeriodSeconds: 30
+probes:
+  startup: {{periodSeconds: 1, failureThreshold: 60}}
+  readiness: {{periodSeconds: 1, failureThreshold: 2}}
+  liveness: {{periodSeconds: 2, failureThreshold: 5}}
+extraArgs: [{", ".join(f'"{a}"' for a in extra_args)}]
+{more}""")
+    return path
+
+
+def ok(r):
+    return r if r.status in (200, 201, 202) else None
+
+
+class Pusher(threading.Thread):
+    """Pushes small images through the Service until stopped: every
+    blob by one monolithic POST, then the manifest under tag tN. An
+    acknowledgement is the manifest PUT's 201."""
+
+    def __init__(self, svc, repo):
+        super().__init__(daemon=True, name="pusher")
+        self.svc = svc
+        self.repo = repo
+        self.acked = {}      # tag -> Image
+        self.failed = []     # (tag, what)
+        self.stop = threading.Event()
+
+    def push(self, tag):
+        img = images.small(tag)
+        for d, data in img.blobs().items():
+            r = self.svc.request("POST",
+                                 f"/v2/{self.repo}/blobs/uploads/?digest={d}",
+                                 body=data, timeout=15)
+            if r.status != 201:
+                return f"blob POST {r.status} {r.body[:120]!r}"
+        r = self.svc.request("PUT", f"/v2/{self.repo}/manifests/{tag}",
+                             body=img.manifest,
+                             headers={"Content-Type": images.OCI_MANIFEST},
+                             timeout=40)
+        if r.status != 201:
+            return f"manifest PUT {r.status} {r.body[:120]!r}"
+        self.acked[tag] = img
+        return None
+
+    def run(self):
+        i = 0
+        while not self.stop.is_set():
+            tag = f"t{i}"
+            i += 1
+            try:
+                err = self.push(tag)
+            except (OSError, harness.http.client.HTTPException) as e:
+                err = repr(e)
+            if err:
+                self.failed.append((tag, err))
+                self.stop.wait(0.2)
+            else:
+                self.stop.wait(0.05)
+
+
+class LeaderWatch(threading.Thread):
+    """Samples, every 0.2 s, whether some running pod says it is the
+    leader itself; keeps the longest stretch without one."""
+
+    def __init__(self, sim):
+        super().__init__(daemon=True, name="leaderwatch")
+        self.sim = sim
+        self.stop = threading.Event()
+        self.longest = 0.0
+        self.samples = 0
+        self.leaders = set()
+        self._since = None
+        self._last = None
+
+    def has_leader(self):
+        pods = [p for p in self.sim.all_pods()
+                if p.proc is not None and p.proc.poll() is None]
+        pods.sort(key=lambda p: p.name != self._last)
+        for p in pods:
+            try:
+                if p.doc("/_atoll/members", timeout=0.5).get("leader") == \
+                        p.name:
+                    self._last = p.name
+                    self.leaders.add(p.name)
+                    return True
+            except (OSError, ValueError, harness.http.client.HTTPException):
+                continue
+        return False
+
+    def run(self):
+        while not self.stop.is_set():
+            now = time.time()
+            self.samples += 1
+            if self.has_leader():
+                if self._since is not None:
+                    self.longest = max(self.longest, now - self._since)
+                self._since = None
+            elif self._since is None:
+                self._since = now
+            self.stop.wait(0.2)
+        if self._since is not None:
+            self.longest = max(self.longest, time.time() - self._since)
+
+
+@unittest.skipUnless(k8ssim.available()[0], k8ssim.available()[1])
+class HelmRunTest(harness.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cluster.require_cluster()
+        cls.sim = k8ssim.Sim()
+        cls.addClassCleanup(cls.sim.close)
+        cls.sim.start()
+        cls.tmp = cls.sim.tmp
+        cls.reap_sets, reap_args, cls.no_reap = reap_support()
+        cls.core_args = FAST + reap_args
+        cls.core_values = values_yaml(
+            os.path.join(cls.tmp, "core-values.yaml"), cls.core_args,
+            f"replicas: 5\ncluster:\n  voters: 3\n  secret:\n"
+            f"    existingSecret: {SECRET_NAME}\n")
+        secret = os.urandom(24).hex()
+        for ns in (CORE_NS, EDGE_NS):
+            cls.sim.add_secret(ns, SECRET_NAME, {"cluster-secret": secret})
+        cls.core = cls.render()
+        cls.sim.add_release(cls.core)
+        cls.sts = k8ssim.StatefulSet(cls.sim, cls.core)
+        cls.svc = k8ssim.Service(cls.sim, cls.core)
+        cls.t_created = time.time()
+        cls.sts.create()
+
+    @classmethod
+    def render(cls, *sets):
+        return k8ssim.Release(CORE_REL, CORE_NS, [cls.core_values],
+                              list(cls.reap_sets) + list(sets))
+
+    def tearDown(self):
+        if cluster.test_failed(self):
+            for p in self.sim.all_pods():
+                cluster.note(f"{p.name} events: "
+                             f"{[(round(t - self.t_created, 1), e) for t, e in p.events][-12:]}"
+                             f"\n{p.log(4000)}")
+
+    # ---- helpers ----
+    def pods(self):
+        return [p for _, p in sorted(self.sts.pods.items())]
+
+    def members(self, pod, timeout=3):
+        return pod.doc("/_atoll/members", timeout=timeout)
+
+    def one_cluster(self, names, voters=3):
+        """Every pod in names lists exactly `names` (plus `also`), all
+        alive, the same leader, `voters` voters. The doc, or None."""
+        doc = None
+        leaders = set()
+        for p in self.pods():
+            if p.name not in names:
+                continue
+            doc = self.members(p)
+            got = {m["name"]: m for m in doc["nodes"]}
+            if set(got) != set(names):
+                return None
+            if any(m.get("gossip") != "alive" for m in got.values()):
+                return None
+            if sum(1 for m in got.values() if m["role"] == "voter") != voters:
+                return None
+            leaders.add(doc.get("leader"))
+        if len(leaders) != 1 or None in leaders:
+            return None
+        return doc
+
+    def roles(self, doc):
+        return {m["name"]: m["role"] for m in doc["nodes"]}
+
+    # ---- 1 ----
+    def test_1_five_pods_form_one_cluster(self):
+        names = [p.name for p in self.pods()]
+        self.assertEqual(names, [f"atoll-{i}" for i in range(5)])
+        self.sts.wait_ready(90)
+        doc = wait_for(lambda: self.one_cluster(names), 60, interval=0.2,
+                       what="one cluster of 5, 3 voters, all alive")
+        took = time.time() - self.t_created
+        roles = self.roles(doc)
+        self.assertEqual(sorted(roles.values()),
+                         ["standby", "standby", "voter", "voter", "voter"])
+        cluster.note(f"helm run: 5 pods started at once: all Ready and one "
+                     f"cluster after {took:.1f} s; leader {doc['leader']}, "
+                     f"voters {sorted(n for n, r in roles.items() if r == 'voter')}")
+        # the processes are the rendered ones, as the pod's user
+        p2 = self.sts.pods[2]
+        with open(f"/proc/{p2.proc.pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")[:-1]
+        argv = [a.decode() for a in argv]
+        self.assertEqual(argv[0], harness.ATOLL_BIN)
+        self.assertIn("--name=atoll-2", argv)
+        self.assertIn("--advertise=atoll-2.atoll-headless.reg.svc."
+                      "cluster.local", argv)
+        self.assertIn("--bootstrap-expect=3", argv)
+        with open(f"/proc/{p2.proc.pid}/status") as f:
+            uid = [ln for ln in f if ln.startswith("Uid:")][0].split()[1]
+        self.assertEqual(uid, "65532")
+        sec = [a for a in argv if a.startswith("--cluster-secret-file=")][0]
+        self.assertTrue(sec.startswith("--cluster-secret-file=" + self.tmp))
+        # the headless names resolve inside the pods, and the peers use them
+        for name in ("atoll-3.atoll-headless.reg.svc.cluster.local",
+                     "atoll-3.atoll-headless"):
+            self.assertEqual(self.sim.resolve_in(self.sts.pods[0], name),
+                             self.sts.pods[3].ip, name)
+        by = {m["name"]: m for m in doc["nodes"]}
+        self.assertIn("atoll-4.atoll-headless.reg.svc.cluster.local",
+                      str(by["atoll-4"].get("peer_address")), by["atoll-4"])
+        # every probe passes
+        for p in self.pods():
+            c = p.container
+            for k in ("startupProbe", "readinessProbe", "livenessProbe"):
+                self.assertTrue(p.probe(c[k]), (p.name, k))
+            self.assertEqual(p.restarts, 0, (p.name, p.events))
+
+    # ---- 2 ----
+    def test_2_rolling_restart_keeps_quorum_and_pushes(self):
+        self.sts.wait_ready(90)
+        names = [p.name for p in self.pods()]
+        wait_for(lambda: self.one_cluster(names), 60, interval=0.2,
+                 what="one cluster before the rollout")
+        pusher = Pusher(self.svc, "roll/app")
+        watch = LeaderWatch(self.sim)
+        pusher.start()
+        watch.start()
+        try:
+            wait_for(lambda: len(pusher.acked) >= 5, 30,
+                     what="pushes acknowledged before the rollout")
+            new = self.render("podAnnotations.restartedAt=rollout-1")
+            self.assertNotEqual(new.sts["spec"]["template"],
+                                self.core.sts["spec"]["template"])
+            self.sim.add_release(new)
+            t0 = time.time()
+            steps = self.sts.rolling_update(new, timeout=90)
+            took = time.time() - t0
+            wait_for(lambda: len(pusher.acked) >= 5 + 3, 30,
+                     what="pushes after the rollout")
+        finally:
+            pusher.stop.set()
+            watch.stop.set()
+            pusher.join(60)
+            watch.join(10)
+        self.__class__.core = new
+        self.assertEqual([s[0] for s in steps],
+                         [f"atoll-{i}" for i in (4, 3, 2, 1, 0)])
+        pre = [e for p in self.pods() for _, e in p.events if "preStop" in e]
+        cluster.note(
+            f"helm run: rolling restart of 5 pods (PDB maxUnavailable 1"
+            f"{', preStop' if self.core.sts['spec']['template']['spec']['containers'][0].get('lifecycle') else ', no preStop in the chart'})"
+            f" took {took:.1f} s; per pod (stop s, to Ready s): "
+            f"{[(n, round(a, 1), round(b, 1)) for n, a, b in steps]}; "
+            f"longest leaderless window {watch.longest:.2f} s over "
+            f"{watch.samples} samples, leaders seen {sorted(watch.leaders)}; "
+            f"pushes acked {len(pusher.acked)}, failed {len(pusher.failed)}"
+            + (f" (first: {pusher.failed[:3]})" if pusher.failed else ""))
+        self.assertLess(watch.longest, 5.0)
+        doc = wait_for(lambda: self.one_cluster(names), 60, interval=0.2,
+                       what="one cluster of 5 after the rollout")
+        self.assertEqual(len(doc["nodes"]), 5)
+        # every acknowledged push readable from every pod
+        for p in self.pods():
+            r = p.request("GET", "/v2/roll/app/tags/list")
+            self.assertEqual(r.status, 200, (p.name, r))
+            missing = set(pusher.acked) - set(r.json()["tags"])
+            self.assertFalse(missing, (p.name, sorted(missing)))
+            for tag, img in pusher.acked.items():
+                r = p.request("GET", f"/v2/roll/app/manifests/{tag}",
+                              headers={"Accept": images.OCI_MANIFEST})
+                self.assertEqual((r.status, r.body), (200, img.manifest),
+                                 (p.name, tag))
+            for img in list(pusher.acked.values())[-5:]:
+                for d, data in img.blobs().items():
+                    r = p.request("GET", f"/v2/roll/app/blobs/{d}")
+                    self.assertEqual((r.status, r.body), (200, data),
+                                     (p.name, d))
+        for s in pre:
+            self.assertIn("rc 0", s)
+
+    # ---- 3 ----
+    def test_3_scale_5_3_5(self):
+        if self.no_reap:
+            self.skipTest(self.no_reap)
+        self.sts.wait_ready(90)
+        wait_for(lambda: self.one_cluster([p.name for p in self.pods()]),
+                 60, interval=0.2, what="one cluster of 5 before scaling")
+        t0 = time.time()
+        gone = self.sts.scale(3)
+        self.assertEqual(gone, ["atoll-3", "atoll-4"])
+        three = [f"atoll-{i}" for i in range(3)]
+        wait_for(lambda: self.one_cluster(three), 90, interval=0.3,
+                 what="exactly 3 members, all alive, 3 voters")
+        down = time.time() - t0
+        self.sts.wait_ready(60)
+        t0 = time.time()
+        self.sts.scale(5)
+        self.sts.wait_ready(90)
+        five = [f"atoll-{i}" for i in range(5)]
+        doc = wait_for(lambda: self.one_cluster(five), 90, interval=0.3,
+                       what="5 members again, all alive, 3 voters")
+        up = time.time() - t0
+        cluster.note(f"helm run: scale 5->3: 3 healthy members after "
+                     f"{down:.1f} s; 3->5: 5 after {up:.1f} s; roles "
+                     f"{self.roles(doc)}")
+        r = self.svc.request("GET", "/v2/roll/app/tags/list")
+        self.assertEqual(r.status, 200, r)
+
+    # ---- 4 ----
+    def test_4_edge_release_joins(self):
+        self.sts.wait_ready(90)
+        core_pods = [p.name for p in self.pods()]
+        join = "\n".join(
+            f"    - {n}.atoll-headless.{CORE_NS}.svc.cluster.local:5001"
+            for n in core_pods[:3])
+        vals = values_yaml(
+            os.path.join(self.tmp, "edge-over.yaml"), FAST,
+            f"cluster:\n  join:\n{join}\n  secret:\n"
+            f"    existingSecret: {SECRET_NAME}\n")
+        edge = k8ssim.Release(EDGE_REL, EDGE_NS,
+                              [os.path.join(k8ssim.CHART, "ci",
+                                            "edge-values.yaml"), vals],
+                              external_dns=True)
+        self.sim.add_release(edge)
+        ests = k8ssim.StatefulSet(self.sim, edge)
+        self.addCleanup(lambda: [p.kill_now() for p in ests.pods.values()])
+        t0 = time.time()
+        ests.create()
+        ests.wait_ready(90)
+        enames = [p.name for _, p in sorted(ests.pods.items())]
+        self.assertEqual(enames, ["ship-atoll-0", "ship-atoll-1"])
+        # the core resolves the edges' advertised names
+        adv = "ship-atoll-1.edge.ship.example.net"
+        self.assertEqual(self.sim.resolve_in(self.sts.pods[0], adv),
+                         ests.pods[1].ip)
+        leader_pod = self.sts.pods[0]
+
+        def joined():
+            doc = self.members(leader_pod)
+            by = {m["name"]: m for m in doc["nodes"]}
+            if not all(n in by and by[n].get("gossip") == "alive"
+                       for n in enames):
+                return None
+            return by
+        by = wait_for(joined, 60, interval=0.3, what="edges joined, alive")
+        took = time.time() - t0
+        for n in enames:
+            self.assertEqual(by[n]["role"], "standby", by[n])
+            self.assertEqual(by[n]["gossip_role"], "edge", by[n])
+            self.assertEqual(by[n]["region"], "ship-atlantic", by[n])
+        # a manifest pushed to the core pulls from each edge pod
+        img = images.small("edge")
+        for d, data in img.blobs().items():
+            r = self.svc.request("POST",
+                                 f"/v2/site/app/blobs/uploads/?digest={d}",
+                                 body=data)
+            self.assertEqual(r.status, 201, r)
+        r = self.svc.request("PUT", "/v2/site/app/manifests/v1",
+                             body=img.manifest,
+                             headers={"Content-Type": images.OCI_MANIFEST},
+                             timeout=40)
+        self.assertEqual(r.status, 201, r)
+        for p in ests.pods.values():
+            r = wait_for(lambda: ok(p.request(
+                "GET", "/v2/site/app/manifests/v1",
+                headers={"Accept": images.OCI_MANIFEST})), 30,
+                what=f"the tag on {p.name}")
+            self.assertEqual(r.body, img.manifest)
+            for d, data in img.blobs().items():
+                r = p.request("GET", f"/v2/site/app/blobs/{d}")
+                self.assertEqual((r.status, r.body), (200, data))
+        cluster.note(f"helm run: edge release (2 pods) Ready and joined "
+                     f"as edges after {took:.1f} s")
+        # scaled to 0: no member left behind
+        t0 = time.time()
+        ests.scale(0)
+        core = [p.name for p in self.pods()]
+        try:
+            wait_for(lambda: self.one_cluster(core), 60, interval=0.3,
+                     what="the edges gone from the members, core healthy")
+        except AssertionError:
+            doc = self.members(leader_pod)
+            raise AssertionError(f"after scaling the edge release to 0: "
+                                 f"{[(m['name'], m['role'], m.get('gossip')) for m in doc['nodes']]}")
+        cluster.note(f"helm run: edge release scaled to 0: members back to "
+                     f"the 5 core pods after {time.time() - t0:.1f} s")
+
+
+if __name__ == "__main__":
+    unittest.main()
