@@ -803,10 +803,19 @@ class Service:
             raise ConnectionRefusedError("no ready endpoints")
         return self.rng.choice(eps)
 
-    def request(self, method, path, body=None, headers=None, timeout=10):
+    def request(self, method, path, body=None, headers=None, timeout=10,
+                pod=None):
+        """One request on a new connection: to a random ready pod (as
+        kube-proxy balances connections), or to `pod` (a client whose
+        keep-alive connection stays where session() put it)."""
         port = self.obj["spec"]["ports"][0]["targetPort"]
-        return self.pick().request(method, path, body=body, headers=headers,
-                                   timeout=timeout, port=port)
+        return (pod or self.pick()).request(method, path, body=body,
+                                            headers=headers, timeout=timeout,
+                                            port=port)
+
+    def session(self):
+        """The pod one client connection lands on."""
+        return self.pick()
 
 
 # ------------------------------------------------------------------ node
@@ -867,7 +876,10 @@ class Sim:
         for d in sorted(self.etc_made):
             shutil.rmtree(d, ignore_errors=True)
         self.etc_made.clear()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if os.environ.get("ATOLL_K8SSIM_KEEP"):
+            print(f"k8ssim: kept {self.tmp}")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     # ---- objects ----
     def add_release(self, release):

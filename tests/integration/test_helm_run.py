@@ -91,49 +91,60 @@ def ok(r):
     return r if r.status in (200, 201, 202) else None
 
 
-class Pusher(threading.Thread):
-    """Pushes small images through the Service until stopped: every
-    blob by one monolithic POST, then the manifest under tag tN. An
-    acknowledgement is the manifest PUT's 201."""
+def push(svc, repo, tag, img, sticky=True):
+    """img's blobs (one monolithic POST each) and its manifest as `tag`
+    through the Service: all on the pod one connection landed on (sticky,
+    a client keeping its connection) or each request to any ready pod.
+    None when the manifest PUT answered 201, else what failed."""
+    pod = svc.session() if sticky else None
+    for d, data in img.blobs().items():
+        r = svc.request("POST", f"/v2/{repo}/blobs/uploads/?digest={d}",
+                        body=data, timeout=15, pod=pod)
+        if r.status != 201:
+            return f"blob POST {r.status} {r.body[:120]!r}"
+    r = svc.request("PUT", f"/v2/{repo}/manifests/{tag}", body=img.manifest,
+                    headers={"Content-Type": images.OCI_MANIFEST},
+                    timeout=40, pod=pod)
+    if r.status != 201:
+        return f"manifest PUT {r.status} {r.body[:120]!r}"
+    return None
 
-    def __init__(self, svc, repo):
+
+def retryable(err):
+    """503s and connections cut or refused (a pod going away) are what a
+    client retries; anything else is a real failure."""
+    return (" 503 " in err or "Error(" in err or "Refused" in err or
+            "RemoteDisconnected" in err or "timed out" in err)
+
+
+class Pusher(threading.Thread):
+    """Pushes small images through the Service until stopped (push()),
+    tags t0, t1, ... An acknowledgement is the manifest PUT's 201."""
+
+    def __init__(self, svc, repo, sticky=True):
         super().__init__(daemon=True, name="pusher")
         self.svc = svc
         self.repo = repo
+        self.sticky = sticky
         self.acked = {}      # tag -> Image
         self.failed = []     # (tag, what)
         self.stop = threading.Event()
-
-    def push(self, tag):
-        img = images.small(tag)
-        for d, data in img.blobs().items():
-            r = self.svc.request("POST",
-                                 f"/v2/{self.repo}/blobs/uploads/?digest={d}",
-                                 body=data, timeout=15)
-            if r.status != 201:
-                return f"blob POST {r.status} {r.body[:120]!r}"
-        r = self.svc.request("PUT", f"/v2/{self.repo}/manifests/{tag}",
-                             body=img.manifest,
-                             headers={"Content-Type": images.OCI_MANIFEST},
-                             timeout=40)
-        if r.status != 201:
-            return f"manifest PUT {r.status} {r.body[:120]!r}"
-        self.acked[tag] = img
-        return None
 
     def run(self):
         i = 0
         while not self.stop.is_set():
             tag = f"t{i}"
             i += 1
+            img = images.small(tag)
             try:
-                err = self.push(tag)
+                err = push(self.svc, self.repo, tag, img, self.sticky)
             except (OSError, harness.http.client.HTTPException) as e:
                 err = repr(e)
             if err:
                 self.failed.append((tag, err))
                 self.stop.wait(0.2)
             else:
+                self.acked[tag] = img
                 self.stop.wait(0.05)
 
 
@@ -336,6 +347,8 @@ class HelmRunTest(harness.TestCase):
             f"pushes acked {len(pusher.acked)}, failed {len(pusher.failed)}"
             + (f" (first: {pusher.failed[:3]})" if pusher.failed else ""))
         self.assertLess(watch.longest, 5.0)
+        self.assertFalse([f for f in pusher.failed if not retryable(f[1])],
+                         "pushes that failed for no retryable reason")
         doc = wait_for(lambda: self.one_cluster(names), 60, interval=0.2,
                        what="one cluster of 5 after the rollout")
         self.assertEqual(len(doc["nodes"]), 5)
@@ -430,16 +443,7 @@ class HelmRunTest(harness.TestCase):
             self.assertEqual(by[n]["region"], "ship-atlantic", by[n])
         # a manifest pushed to the core pulls from each edge pod
         img = images.small("edge")
-        for d, data in img.blobs().items():
-            r = self.svc.request("POST",
-                                 f"/v2/site/app/blobs/uploads/?digest={d}",
-                                 body=data)
-            self.assertEqual(r.status, 201, r)
-        r = self.svc.request("PUT", "/v2/site/app/manifests/v1",
-                             body=img.manifest,
-                             headers={"Content-Type": images.OCI_MANIFEST},
-                             timeout=40)
-        self.assertEqual(r.status, 201, r)
+        self.assertIsNone(push(self.svc, "site/app", "v1", img))
         for p in ests.pods.values():
             r = wait_for(lambda: ok(p.request(
                 "GET", "/v2/site/app/manifests/v1",
@@ -464,6 +468,36 @@ class HelmRunTest(harness.TestCase):
                                  f"{[(m['name'], m['role'], m.get('gossip')) for m in doc['nodes']]}")
         cluster.note(f"helm run: edge release scaled to 0: members back to "
                      f"the 5 core pods after {time.time() - t0:.1f} s")
+
+    # ---- 5 ----
+    def test_5_pushes_spread_over_pods(self):
+        """A measurement, not a gate (yet): a push whose requests land on
+        different pods (a client with several connections behind the
+        Service). On main a manifest PUT on a follower right after its
+        blobs' 201 from another pod can answer MANIFEST_BLOB_UNKNOWN: the
+        follower checks its own, not yet applied, state. Counted and
+        noted; no acknowledged push may be missing afterwards."""
+        self.sts.wait_ready(90)
+        acked, failed = {}, []
+        for i in range(40):
+            img = images.small(f"s{i}")
+            err = push(self.svc, "spread/app", f"s{i}", img, sticky=False)
+            if err:
+                failed.append(err)
+            else:
+                acked[f"s{i}"] = img
+        kinds = {}
+        for f in failed:
+            k = ("MANIFEST_BLOB_UNKNOWN" if "MANIFEST_BLOB_UNKNOWN" in f
+                 else f[:40])
+            kinds[k] = kinds.get(k, 0) + 1
+        cluster.note(f"helm run: 40 pushes with every request to any ready "
+                     f"pod: {len(acked)} acked, failures {kinds}")
+        for p in self.pods():
+            r = p.request("GET", "/v2/spread/app/tags/list")
+            if acked:
+                self.assertEqual(r.status, 200, r)
+                self.assertFalse(set(acked) - set(r.json()["tags"]), p.name)
 
 
 if __name__ == "__main__":
