@@ -827,7 +827,7 @@ class Sim:
     _seq = itertools.count()
 
     def __init__(self):
-        self.tag = f"k{os.getpid() % 100000}{next(self._seq)}"
+        self.tag = f"k{os.getpid()}x{next(self._seq)}"
         self.tmp = tempfile.mkdtemp(prefix="atoll-k8s-")
         os.chmod(self.tmp, 0o755)
         self.node_ns = None
@@ -845,7 +845,28 @@ class Sim:
         self._hosts_lock = threading.Lock()
         self._live = []       # pods with a sandbox
 
+    @staticmethod
+    def sweep_stale():
+        """Namespaces and /etc/netns dirs of earlier runs whose process is
+        gone (killed before its cleanups ran): their names and files are
+        removed; processes are never touched."""
+        stale = re.compile(r"^k(\d+)x\d+-")
+        names = _run([IP, "netns", "list"], check=False).stdout.split("\n")
+        names = [n.split()[0] for n in names if n.strip()]
+        try:
+            names += os.listdir("/etc/netns")
+        except OSError:
+            pass
+        for n in sorted(set(names)):
+            m = stale.match(n)
+            if not m or os.path.exists(f"/proc/{m.group(1)}"):
+                continue
+            subprocess.run([IP, "netns", "del", n], capture_output=True,
+                           timeout=30)
+            shutil.rmtree(os.path.join("/etc/netns", n), ignore_errors=True)
+
     def start(self):
+        self.sweep_stale()
         self.node_ns = netns.Netns(addr="127.0.0.2")
         self.node_ns.name = f"{self.tag}-node"
         self.node_ns.create()
@@ -1006,10 +1027,16 @@ class Sim:
                 g.write(f.read())
             os.unlink(pod.log_path)
 
-    def resolve_in(self, pod, name):
+    def resolve_in(self, pod, name, running=False):
         """The address `name` resolves to inside the pod's namespace (as a
-        check that the DNS really works), or None."""
-        p = subprocess.run([IP, "netns", "exec", pod.netns, "getent",
-                            "hosts", name], stdout=subprocess.PIPE,
+        check that the DNS really works), or None. running: in the mount
+        namespace of the pod's running container (its /etc/hosts as bound
+        when it started)."""
+        if running:
+            args = [netns.NSENTER, "-t", str(pod.proc.pid), "-m", "-n",
+                    "getent", "hosts", name]
+        else:
+            args = [IP, "netns", "exec", pod.netns, "getent", "hosts", name]
+        p = subprocess.run(args, stdout=subprocess.PIPE,
                            stderr=subprocess.DEVNULL, text=True, timeout=10)
         return p.stdout.split()[0] if p.returncode == 0 and p.stdout else None

@@ -13,13 +13,16 @@ in every pod. One scenario, in order (the cluster is shared):
      a client pushes through the Service: no acknowledged push is lost
      (every one readable from every pod), the longest time without a
      leader stays short;
-  3. scale 5 -> 3 -> 5: exactly 3, then 5 members, none dead, one leader,
+  3. kill -9 of a voter's container: the kubelet restarts it (restartPolicy
+     Always), it is Ready again and still a voter;
+  4. scale 5 -> 3 -> 5: exactly 3, then 5 members, none dead, one leader,
      3 voters (needs autopilot's reap-after: skipped while atoll serve
-     has no --autopilot-reap-after);
-  4. an edge release (ci/edge-values.yaml, its join list naming the core
+     has no --autopilot-reap-after, unless ATOLL_HELM_RUN_SCALE=1);
+  5. an edge release (ci/edge-values.yaml, its join list naming the core
      pods, advertiseDomain names resolvable from the core) joins as edge
      members, is ready, serves a manifest pushed to the core from local
-     state, and scaled to 0 leaves no member behind.
+     state, and scaled to 0 leaves no member behind;
+  6. a measurement: pushes whose requests land on different pods.
 Figures go to cluster.note(): time to form, longest leaderless window,
 pushes acknowledged/failed, per-pod restart times.
 """
@@ -194,6 +197,7 @@ class LeaderWatch(threading.Thread):
 
 @unittest.skipUnless(k8ssim.available()[0], k8ssim.available()[1])
 class HelmRunTest(harness.TestCase):
+    VOTERS = 3
 
     @classmethod
     def setUpClass(cls):
@@ -207,7 +211,7 @@ class HelmRunTest(harness.TestCase):
         cls.core_args = FAST + reap_args
         cls.core_values = values_yaml(
             os.path.join(cls.tmp, "core-values.yaml"), cls.core_args,
-            f"replicas: 5\ncluster:\n  voters: 3\n  secret:\n"
+            f"replicas: 5\ncluster:\n  voters: {cls.VOTERS}\n  secret:\n"
             f"    existingSecret: {SECRET_NAME}\n")
         secret = os.urandom(24).hex()
         for ns in (CORE_NS, EDGE_NS):
@@ -238,9 +242,12 @@ class HelmRunTest(harness.TestCase):
     def members(self, pod, timeout=3):
         return pod.doc("/_atoll/members", timeout=timeout)
 
-    def one_cluster(self, names, voters=3):
-        """Every pod in names lists exactly `names` (plus `also`), all
-        alive, the same leader, `voters` voters. The doc, or None."""
+    def one_cluster(self, names, voters=None):
+        """Every pod in names lists exactly `names`, all alive, the same
+        leader, `voters` voters (default: min(VOTERS, len(names))). The
+        doc, or None."""
+        if voters is None:
+            voters = min(self.VOTERS, len(names))
         doc = None
         leaders = set()
         for p in self.pods():
@@ -272,8 +279,9 @@ class HelmRunTest(harness.TestCase):
         took = time.time() - self.t_created
         roles = self.roles(doc)
         self.assertEqual(sorted(roles.values()),
-                         ["standby", "standby", "voter", "voter", "voter"])
-        cluster.note(f"helm run: 5 pods started at once: all Ready and one "
+                         ["standby"] * (5 - self.VOTERS) +
+                         ["voter"] * self.VOTERS)
+        cluster.note(f"helm run ({self.VOTERS} voters): 5 pods started at once: all Ready and one "
                      f"cluster after {took:.1f} s; leader {doc['leader']}, "
                      f"voters {sorted(n for n, r in roles.items() if r == 'voter')}")
         # the processes are the rendered ones, as the pod's user
@@ -285,7 +293,7 @@ class HelmRunTest(harness.TestCase):
         self.assertIn("--name=atoll-2", argv)
         self.assertIn("--advertise=atoll-2.atoll-headless.reg.svc."
                       "cluster.local", argv)
-        self.assertIn("--bootstrap-expect=3", argv)
+        self.assertIn(f"--bootstrap-expect={self.VOTERS}", argv)
         with open(f"/proc/{p2.proc.pid}/status") as f:
             uid = [ln for ln in f if ln.startswith("Uid:")][0].split()[1]
         self.assertEqual(uid, "65532")
@@ -338,7 +346,7 @@ class HelmRunTest(harness.TestCase):
                          [f"atoll-{i}" for i in (4, 3, 2, 1, 0)])
         pre = [e for p in self.pods() for _, e in p.events if "preStop" in e]
         cluster.note(
-            f"helm run: rolling restart of 5 pods (PDB maxUnavailable 1"
+            f"helm run ({self.VOTERS} voters): rolling restart of 5 pods (PDB maxUnavailable 1"
             f"{', preStop' if self.core.sts['spec']['template']['spec']['containers'][0].get('lifecycle') else ', no preStop in the chart'})"
             f" took {took:.1f} s; per pod (stop s, to Ready s): "
             f"{[(n, round(a, 1), round(b, 1)) for n, a, b in steps]}; "
@@ -372,12 +380,37 @@ class HelmRunTest(harness.TestCase):
             self.assertIn("rc 0", s)
 
     # ---- 3 ----
-    def test_3_scale_5_3_5(self):
-        if self.no_reap:
+    def test_3_killed_container_restarts(self):
+        self.sts.wait_ready(90)
+        names = [p.name for p in self.pods()]
+        doc = wait_for(lambda: self.one_cluster(names), 60, interval=0.2,
+                       what="one cluster before the kill")
+        roles = self.roles(doc)
+        victim = next(self.sts.pods[i] for i in range(4, -1, -1)
+                      if roles[f"atoll-{i}"] == "voter" and
+                      f"atoll-{i}" != doc["leader"])
+        before = victim.restarts
+        pid = victim.proc.pid
+        t0 = time.time()
+        os.kill(pid, 9)  # the container's own process, started by k8ssim
+        wait_for(lambda: victim.restarts == before + 1 and victim.ready,
+                 60, interval=0.1, what=f"{victim.name} restarted, Ready")
+        took = time.time() - t0
+        doc = wait_for(lambda: self.one_cluster(names), 60, interval=0.2,
+                       what="one cluster after the restart")
+        self.assertEqual(self.roles(doc)[victim.name], "voter")
+        cluster.note(f"helm run ({self.VOTERS} voters): kill -9 of voter {victim.name}: the kubelet "
+                     f"restarted it, Ready again after {took:.1f} s, still a "
+                     "voter")
+
+    # ---- 4 ----
+    def test_4_scale_5_3_5(self):
+        if self.no_reap and not os.environ.get("ATOLL_HELM_RUN_SCALE"):
             self.skipTest(self.no_reap)
         self.sts.wait_ready(90)
         wait_for(lambda: self.one_cluster([p.name for p in self.pods()]),
                  60, interval=0.2, what="one cluster of 5 before scaling")
+        self.addCleanup(self.back_to_five)
         t0 = time.time()
         gone = self.sts.scale(3)
         self.assertEqual(gone, ["atoll-3", "atoll-4"])
@@ -399,8 +432,13 @@ class HelmRunTest(harness.TestCase):
         r = self.svc.request("GET", "/v2/roll/app/tags/list")
         self.assertEqual(r.status, 200, r)
 
-    # ---- 4 ----
-    def test_4_edge_release_joins(self):
+    def back_to_five(self):
+        """After a failed scale step, the later steps still get 5 pods."""
+        if self.sts.replicas != 5 or len(self.sts.pods) != 5:
+            self.sts.scale(5)
+
+    # ---- 5 ----
+    def test_5_edge_release_joins(self):
         self.sts.wait_ready(90)
         core_pods = [p.name for p in self.pods()]
         join = "\n".join(
@@ -426,6 +464,10 @@ class HelmRunTest(harness.TestCase):
         adv = "ship-atoll-1.edge.ship.example.net"
         self.assertEqual(self.sim.resolve_in(self.sts.pods[0], adv),
                          ests.pods[1].ip)
+        # ... also inside the container started before the edges (the
+        # hosts file it had open was rewritten in place)
+        self.assertEqual(self.sim.resolve_in(self.sts.pods[0], adv,
+                                             running=True), ests.pods[1].ip)
         leader_pod = self.sts.pods[0]
 
         def joined():
@@ -460,8 +502,9 @@ class HelmRunTest(harness.TestCase):
         ests.scale(0)
         core = [p.name for p in self.pods()]
         try:
-            wait_for(lambda: self.one_cluster(core), 60, interval=0.3,
-                     what="the edges gone from the members, core healthy")
+            wait_for(lambda: not {"ship-atoll-0", "ship-atoll-1"} & {
+                m["name"] for m in self.members(leader_pod)["nodes"]}, 60,
+                interval=0.3, what="the edges gone from the members")
         except AssertionError:
             doc = self.members(leader_pod)
             raise AssertionError(f"after scaling the edge release to 0: "
@@ -469,8 +512,8 @@ class HelmRunTest(harness.TestCase):
         cluster.note(f"helm run: edge release scaled to 0: members back to "
                      f"the 5 core pods after {time.time() - t0:.1f} s")
 
-    # ---- 5 ----
-    def test_5_pushes_spread_over_pods(self):
+    # ---- 6 ----
+    def test_6_pushes_spread_over_pods(self):
         """A measurement, not a gate (yet): a push whose requests land on
         different pods (a client with several connections behind the
         Service). On main a manifest PUT on a follower right after its
@@ -498,6 +541,15 @@ class HelmRunTest(harness.TestCase):
             if acked:
                 self.assertEqual(r.status, 200, r)
                 self.assertFalse(set(acked) - set(r.json()["tags"]), p.name)
+
+
+class HelmRunFiveVotersTest(HelmRunTest):
+    """Steps 1-3 again with cluster.voters 5 (bootstrap-expect 5, every pod
+    a voter, the PDB's maxUnavailable 1 still keeps 4 of 5)."""
+    VOTERS = 5
+    test_4_scale_5_3_5 = None
+    test_5_edge_release_joins = None
+    test_6_pushes_spread_over_pods = None
 
 
 if __name__ == "__main__":
