@@ -257,8 +257,13 @@ class Pod:
         self.sim.netns_made.add(self.netns)
         idx = self.sim.veth_index(self.netns)
         host_if = f"{self.sim.tag}v{idx}"
+        # A pod recreated under its old address keeps its old MAC too: the
+        # node's and the other pods' ARP caches stay right (a new MAC
+        # would leave them pointing at a gone veth for up to ~45 s).
+        mac = "02:00:" + ":".join(f"{int(o):02x}" for o in self.ip.split("."))
         _run([IP, "-n", self.sim.node_ns.name, "link", "add", host_if, "type",
-              "veth", "peer", "name", "eth0", "netns", self.netns])
+              "veth", "peer", "name", "eth0", "address", mac, "netns",
+              self.netns])
         _run([IP, "-n", self.sim.node_ns.name, "link", "set", host_if,
               "master", "br0", "up"])
         for args in (["link", "set", "lo", "up"],

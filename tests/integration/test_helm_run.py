@@ -22,12 +22,14 @@ in every pod. One scenario, in order (the cluster is shared):
      pods, advertiseDomain names resolvable from the core) joins as edge
      members, is ready, serves a manifest pushed to the core from local
      state, and scaled to 0 leaves no member behind;
-  6. a measurement: pushes whose requests land on different pods.
+  6. a measurement: pushes whose requests land on different pods;
+  7. k8ssim's preStop path (an exec hook added to the rendered spec) while
+     the chart has none.
 Figures go to cluster.note(): time to form, longest leaderless window,
 pushes acknowledged/failed, per-pod restart times.
 """
+import copy
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -152,7 +154,7 @@ class Pusher(threading.Thread):
 
 
 class LeaderWatch(threading.Thread):
-    """Samples, every 0.2 s, whether some running pod says it is the
+    """Samples, every 0.1 s, whether some running pod says it is the
     leader itself; keeps the longest stretch without one."""
 
     def __init__(self, sim):
@@ -190,7 +192,7 @@ class LeaderWatch(threading.Thread):
                 self._since = None
             elif self._since is None:
                 self._since = now
-            self.stop.wait(0.2)
+            self.stop.wait(0.1)
         if self._since is not None:
             self.longest = max(self.longest, time.time() - self._since)
 
@@ -542,6 +544,37 @@ class HelmRunTest(harness.TestCase):
                 self.assertEqual(r.status, 200, r)
                 self.assertFalse(set(acked) - set(r.json()["tags"]), p.name)
 
+    # ---- 7 ----
+    def test_7_prestop_hook_runs_in_the_pod(self):
+        """k8ssim's preStop path, before the chart has a preStop: the same
+        pod spec plus an exec hook (`atoll status` against the pod's own
+        API, the cluster secret from its mounted Secret) runs in the pod's
+        namespace, as its user, before SIGTERM."""
+        self.sts.wait_ready(90)
+        hooked = copy.deepcopy(self.core)
+        c = hooked.sts["spec"]["template"]["spec"]["containers"][0]
+        if c.get("lifecycle"):
+            self.skipTest("the chart has its own preStop: step 2 runs it")
+        c["lifecycle"] = {"preStop": {"exec": {"command": [
+            "/usr/bin/atoll", "status", "--addr", "127.0.0.1:5000",
+            "--cluster-secret-file", "/etc/atoll/cluster/cluster-secret"]}}}
+        self.sts.release = hooked
+        try:
+            self.sts.evict(4)
+            pod = self.sts._create(4)
+            wait_for(lambda: pod.ready, 60, interval=0.1,
+                     what="atoll-4 ready with the hook")
+            self.sts.evict(4)
+            hook = [e for _, e in pod.events if e.startswith("preStop")]
+            self.assertEqual(len(hook), 1, pod.events)
+            self.assertIn("preStop rc 0", hook[0])
+            self.assertIn("atoll-4", hook[0])
+        finally:
+            self.sts.release = self.core
+            if 4 not in self.sts.pods:
+                self.sts._create(4)
+        self.sts.wait_ready(60)
+
 
 class HelmRunFiveVotersTest(HelmRunTest):
     """Steps 1-3 again with cluster.voters 5 (bootstrap-expect 5, every pod
@@ -550,6 +583,7 @@ class HelmRunFiveVotersTest(HelmRunTest):
     test_4_scale_5_3_5 = None
     test_5_edge_release_joins = None
     test_6_pushes_spread_over_pods = None
+    test_7_prestop_hook_runs_in_the_pod = None
 
 
 if __name__ == "__main__":
