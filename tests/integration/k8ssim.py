@@ -627,10 +627,12 @@ class Pod:
         return took
 
     def kill_now(self):
-        """Cleanup only: SIGKILL, no hooks."""
-        self.terminating = True
+        """Cleanup only: SIGKILL, no hooks. Containers start under the
+        lock after a look at terminating, so none starts after this."""
+        with self._lock:
+            self.terminating = True
+            p = self.proc
         self._stop.set()
-        p = self.proc
         if p is not None and p.poll() is None:
             p.kill()
             try:
@@ -968,7 +970,8 @@ class Sim:
         return n
 
     def all_pods(self):
-        return list(self._live)
+        with self._hosts_lock:
+            return list(self._live)
 
     # ---- DNS ----
     def _names(self, pod):
@@ -1007,12 +1010,14 @@ class Sim:
                     os.close(fd)
 
     def pod_added(self, pod):
-        self._live.append(pod)
+        with self._hosts_lock:
+            self._live.append(pod)
         self._write_hosts()
 
     def pod_removed(self, pod):
-        if pod in self._live:
-            self._live.remove(pod)
+        with self._hosts_lock:
+            if pod in self._live:
+                self._live.remove(pod)
         self._write_hosts()
         subprocess.run([IP, "netns", "del", pod.netns], capture_output=True,
                        timeout=30)
