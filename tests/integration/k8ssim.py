@@ -685,6 +685,7 @@ class StatefulSet:
         self.release = release
         self.replicas = release.sts["spec"]["replicas"]
         self.pods = {}
+        self.retired = []  # deleted pods, with their events
         policy = release.sts["spec"].get("podManagementPolicy",
                                          "OrderedReady")
         if policy != "Parallel":
@@ -742,6 +743,7 @@ class StatefulSet:
                          what=f"the PDB to allow evicting "
                          f"{self.release.pod_name(ordinal)}")
         pod = self.pods.pop(ordinal)
+        self.retired.append(pod)
         return pod.delete()
 
     def rolling_update(self, new_release, timeout=120, on_pod=None):
@@ -763,11 +765,25 @@ class StatefulSet:
                 on_pod(pod)
         return out
 
+    def apply(self, new_release, timeout=120):
+        """A new render applied: a changed pod template rolls the pods
+        (rolling_update), a changed replica count scales. Returns (names
+        of the pods rolled, names of the pods scaled away)."""
+        old = self.release.sts["spec"]["template"]
+        rolled = []
+        if new_release.sts["spec"]["template"] != old:
+            rolled = [n for n, _, _ in
+                      self.rolling_update(new_release, timeout)]
+        self.release = new_release
+        gone = self.scale(new_release.sts["spec"]["replicas"], timeout)
+        return rolled, gone
+
     def scale(self, n, timeout=120):
         """Scale to n: the highest ordinals deleted at once, or the missing
         ones created at once (with their retained claims)."""
         self.replicas = n
         going = [self.pods.pop(i) for i in sorted(self.pods) if i >= n]
+        self.retired += going
         threads = [threading.Thread(target=p.delete, daemon=True)
                    for p in going]
         for t in threads:

@@ -96,6 +96,15 @@ extraArgs: [{", ".join(f'"{a}"' for a in extra_args)}]
     return path
 
 
+def table(doc):
+    """(name, role, gossip state) of every member in a members doc."""
+    return [(m["name"], m["role"], m.get("gossip")) for m in doc["nodes"]]
+
+
+def voters_of(roles):
+    return sorted(n for n, r in roles.items() if r == "voter")
+
+
 def ok(r):
     return r if r.status in (200, 201, 202) else None
 
@@ -229,16 +238,18 @@ class HelmRunTest(harness.TestCase):
         cls.t_created = time.time()
         cls.sts.create()
 
+    sets = []  # --set of the current render (besides the values file)
+
     @classmethod
-    def render(cls, *sets):
+    def render(cls, *more):
         return k8ssim.Release(CORE_REL, CORE_NS, [cls.core_values],
-                              list(cls.reap_sets) + list(sets))
+                              list(cls.reap_sets) + cls.sets + list(more))
 
     def tearDown(self):
         if cluster.test_failed(self):
             for p in self.sim.all_pods():
                 cluster.note(f"{p.name} events: "
-                             f"{[(round(t - self.t_created, 1), e) for t, e in p.events][-12:]}"
+                             f"{self.events(p)}"
                              f"\n{p.log(4000)}")
 
     # ---- helpers ----
@@ -272,24 +283,45 @@ class HelmRunTest(harness.TestCase):
             return None
         return doc
 
+    def wait_cluster(self, names, timeout, what):
+        """wait_for(one_cluster(names)); on a timeout the members table as
+        the first of names sees it goes into the message."""
+        try:
+            return wait_for(lambda: self.one_cluster(names), timeout,
+                            interval=0.3, what=what)
+        except AssertionError as e:
+            try:
+                pod = next(p for p in self.pods() if p.name in names)
+                doc = self.members(pod)
+                raise AssertionError(f"{e}; members seen by {pod.name}: "
+                                     f"{table(doc)}, leader "
+                                     f"{doc.get('leader')}")
+            except (OSError, ValueError, StopIteration):
+                raise e
+
     def roles(self, doc):
         return {m["name"]: m["role"] for m in doc["nodes"]}
+
+    def events(self, pod):
+        """The pod's last kubelet events, seconds since the creation."""
+        return [(round(t - self.t_created, 1), e)
+                for t, e in pod.events][-12:]
 
     # ---- 1 ----
     def test_1_five_pods_form_one_cluster(self):
         names = [p.name for p in self.pods()]
         self.assertEqual(names, [f"atoll-{i}" for i in range(5)])
         self.sts.wait_ready(90)
-        doc = wait_for(lambda: self.one_cluster(names), 60, interval=0.2,
-                       what="one cluster of 5, 3 voters, all alive")
+        doc = self.wait_cluster(names, 60, what="one cluster of 5")
         took = time.time() - self.t_created
         roles = self.roles(doc)
         self.assertEqual(sorted(roles.values()),
                          ["standby"] * (5 - self.VOTERS) +
                          ["voter"] * self.VOTERS)
-        cluster.note(f"helm run ({self.VOTERS} voters): 5 pods started at once: all Ready and one "
+        cluster.note(f"helm run ({self.VOTERS} voters): 5 pods started at "
+                     f"once: all Ready and one "
                      f"cluster after {took:.1f} s; leader {doc['leader']}, "
-                     f"voters {sorted(n for n, r in roles.items() if r == 'voter')}")
+                     f"voters {voters_of(roles)}")
         # the processes are the rendered ones, as the pod's user
         p2 = self.sts.pods[2]
         with open(f"/proc/{p2.proc.pid}/cmdline", "rb") as f:
@@ -324,8 +356,8 @@ class HelmRunTest(harness.TestCase):
     def test_2_rolling_restart_keeps_quorum_and_pushes(self):
         self.sts.wait_ready(90)
         names = [p.name for p in self.pods()]
-        wait_for(lambda: self.one_cluster(names), 60, interval=0.2,
-                 what="one cluster before the rollout")
+        self.wait_cluster(names, 60,
+                          what="one cluster before the rollout")
         pusher = Pusher(self.svc, "roll/app")
         watch = LeaderWatch(self.sim)
         pusher.start()
@@ -333,7 +365,8 @@ class HelmRunTest(harness.TestCase):
         try:
             wait_for(lambda: len(pusher.acked) >= 5, 30,
                      what="pushes acknowledged before the rollout")
-            new = self.render("podAnnotations.restartedAt=rollout-1")
+            self.__class__.sets = ["podAnnotations.restartedAt=rollout-1"]
+            new = self.render()
             self.assertNotEqual(new.sts["spec"]["template"],
                                 self.core.sts["spec"]["template"])
             self.sim.add_release(new)
@@ -350,10 +383,14 @@ class HelmRunTest(harness.TestCase):
         self.__class__.core = new
         self.assertEqual([s[0] for s in steps],
                          [f"atoll-{i}" for i in (4, 3, 2, 1, 0)])
-        pre = [e for p in self.pods() for _, e in p.events if "preStop" in e]
+        pre = [e for p in self.sts.retired[-5:] for _, e in p.events
+               if e.startswith("preStop")]
+        spec = self.core.sts["spec"]["template"]["spec"]["containers"][0]
+        hook = ("preStop" if spec.get("lifecycle") else
+                "no preStop in the chart")
         cluster.note(
-            f"helm run ({self.VOTERS} voters): rolling restart of 5 pods (PDB maxUnavailable 1"
-            f"{', preStop' if self.core.sts['spec']['template']['spec']['containers'][0].get('lifecycle') else ', no preStop in the chart'})"
+            f"helm run ({self.VOTERS} voters): rolling restart of 5 pods "
+            f"(PDB maxUnavailable 1, {hook})"
             f" took {took:.1f} s; per pod (stop s, to Ready s): "
             f"{[(n, round(a, 1), round(b, 1)) for n, a, b in steps]}; "
             f"longest leaderless window {watch.longest:.2f} s over "
@@ -363,8 +400,8 @@ class HelmRunTest(harness.TestCase):
         self.assertLess(watch.longest, 5.0)
         self.assertFalse([f for f in pusher.failed if not retryable(f[1])],
                          "pushes that failed for no retryable reason")
-        doc = wait_for(lambda: self.one_cluster(names), 60, interval=0.2,
-                       what="one cluster of 5 after the rollout")
+        doc = self.wait_cluster(names, 60,
+                                what="one cluster of 5 after the rollout")
         self.assertEqual(len(doc["nodes"]), 5)
         # every acknowledged push readable from every pod
         for p in self.pods():
@@ -382,15 +419,17 @@ class HelmRunTest(harness.TestCase):
                     r = p.request("GET", f"/v2/roll/app/blobs/{d}")
                     self.assertEqual((r.status, r.body), (200, data),
                                      (p.name, d))
-        for s in pre:
-            self.assertIn("rc 0", s)
+        if hook == "preStop":
+            self.assertEqual(len(pre), 5, pre)
+            for e in pre:
+                self.assertIn("preStop rc 0", e)
 
     # ---- 3 ----
     def test_3_killed_container_restarts(self):
         self.sts.wait_ready(90)
         names = [p.name for p in self.pods()]
-        doc = wait_for(lambda: self.one_cluster(names), 60, interval=0.2,
-                       what="one cluster before the kill")
+        doc = self.wait_cluster(names, 60,
+                                what="one cluster before the kill")
         roles = self.roles(doc)
         victim = next(self.sts.pods[i] for i in range(4, -1, -1)
                       if roles[f"atoll-{i}"] == "voter" and
@@ -402,35 +441,40 @@ class HelmRunTest(harness.TestCase):
         wait_for(lambda: victim.restarts == before + 1 and victim.ready,
                  60, interval=0.1, what=f"{victim.name} restarted, Ready")
         took = time.time() - t0
-        doc = wait_for(lambda: self.one_cluster(names), 60, interval=0.2,
-                       what="one cluster after the restart")
+        doc = self.wait_cluster(names, 60,
+                                what="one cluster after the restart")
         self.assertEqual(self.roles(doc)[victim.name], "voter")
-        cluster.note(f"helm run ({self.VOTERS} voters): kill -9 of voter {victim.name}: the kubelet "
+        cluster.note(f"helm run ({self.VOTERS} voters): kill -9 of voter "
+                     f"{victim.name}: the kubelet "
                      f"restarted it, Ready again after {took:.1f} s, still a "
                      "voter")
 
     # ---- 4 ----
     def test_4_scale_5_3_5(self):
+        # changing replicas must not change the pod template (that would
+        # restart every pod)
+        three_rel, five_rel = self.render("replicas=3"), self.render()
+        self.assertEqual(three_rel.sts["spec"]["template"],
+                         five_rel.sts["spec"]["template"])
         if self.no_reap and not os.environ.get("ATOLL_HELM_RUN_SCALE"):
             self.skipTest(self.no_reap)
         self.sts.wait_ready(90)
-        wait_for(lambda: self.one_cluster([p.name for p in self.pods()]),
-                 60, interval=0.2, what="one cluster of 5 before scaling")
+        self.wait_cluster([p.name for p in self.pods()], 60,
+                          what="one cluster of 5 before scaling")
         self.addCleanup(self.back_to_five)
         t0 = time.time()
-        gone = self.sts.scale(3)
-        self.assertEqual(gone, ["atoll-3", "atoll-4"])
+        rolled, gone = self.sts.apply(three_rel)
+        self.assertEqual((rolled, gone), ([], ["atoll-3", "atoll-4"]))
         three = [f"atoll-{i}" for i in range(3)]
-        wait_for(lambda: self.one_cluster(three), 90, interval=0.3,
-                 what="exactly 3 members, all alive, 3 voters")
+        self.wait_cluster(three, 90,
+                          what="exactly 3 members, all alive, 3 voters")
         down = time.time() - t0
         self.sts.wait_ready(60)
         t0 = time.time()
-        self.sts.scale(5)
+        self.assertEqual(self.sts.apply(five_rel), ([], []))
         self.sts.wait_ready(90)
         five = [f"atoll-{i}" for i in range(5)]
-        doc = wait_for(lambda: self.one_cluster(five), 90, interval=0.3,
-                       what="5 members again, all alive, 3 voters")
+        doc = self.wait_cluster(five, 90, what="5 members again")
         up = time.time() - t0
         cluster.note(f"helm run: scale 5->3: 3 healthy members after "
                      f"{down:.1f} s; 3->5: 5 after {up:.1f} s; roles "
@@ -514,10 +558,10 @@ class HelmRunTest(harness.TestCase):
         except AssertionError:
             doc = self.members(leader_pod)
             raise AssertionError(f"after scaling the edge release to 0: "
-                                 f"{[(m['name'], m['role'], m.get('gossip')) for m in doc['nodes']]}")
+                                 f"{table(doc)}")
         gone = time.time() - t0
-        wait_for(lambda: self.one_cluster(core), 30, interval=0.3,
-                 what="the core healthy, its members only")
+        self.wait_cluster(core, 30,
+                          what="the core healthy, its members only")
         cluster.note(f"helm run: edge release scaled to 0: members back to "
                      f"the 5 core pods after {gone:.1f} s")
 
