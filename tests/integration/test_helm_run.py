@@ -478,6 +478,8 @@ class HelmRunTest(harness.TestCase):
         self.sts.wait_ready(90)
         self.wait_cluster([p.name for p in self.pods()], 60,
                           what="one cluster of 5 before scaling")
+        img = images.small("scale")
+        self.assertIsNone(push(self.svc, "scale/app", "before", img))
         self.addCleanup(self.back_to_five)
         t0 = time.time()
         rolled, gone = self.sts.apply(three_rel)
@@ -524,8 +526,12 @@ class HelmRunTest(harness.TestCase):
                      f"{down:.1f} s (a departed pod still a voter for "
                      f"{worst:.1f} s: {sorted(dead_voter)}); 3->5: 5 after "
                      f"{up:.1f} s; roles {self.roles(doc)}")
-        r = self.svc.request("GET", "/v2/roll/app/tags/list")
-        self.assertEqual(r.status, 200, r)
+        for p in self.pods():  # the retained claims came back too
+            r = wait_for(lambda: ok(p.request(
+                "GET", "/v2/scale/app/manifests/before",
+                headers={"Accept": images.OCI_MANIFEST})), 30,
+                what=f"the image pushed before scaling on {p.name}")
+            self.assertEqual(r.body, img.manifest)
 
     def back_to_five(self):
         """After a failed scale step, the later steps still get 5 pods."""
