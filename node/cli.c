@@ -257,12 +257,21 @@ int node_cli_members(int argc, char **argv)
         json = at_strdup(b.data);
         at_buf_release(&b);
     }
-    status = http_call(
-        "POST", peer,
-        proto_peer_path(strcmp(action, "remove") == 0    ? PROTO_PEER_REMOVE
-                        : strcmp(action, "handoff") == 0 ? PROTO_PEER_HANDOFF
-                                                         : PROTO_PEER_TRANSFER),
-        secret, json, &body);
+    enum proto_peer_ep ep = strcmp(action, "remove") == 0 ? PROTO_PEER_REMOVE
+                            : strcmp(action, "handoff") == 0
+                                ? PROTO_PEER_HANDOFF
+                                : PROTO_PEER_TRANSFER;
+    /* a handoff (a preStop) may meet an election, or another pod's
+     * handoff moving leadership: 503s are retried for half a minute */
+    for (int tries = 0;; tries++) {
+        status =
+            http_call("POST", peer, proto_peer_path(ep), secret, json, &body);
+        if (status != 503 || ep != PROTO_PEER_HANDOFF || tries >= 60)
+            break;
+        free(body);
+        body = NULL;
+        nanosleep(&(struct timespec){ .tv_nsec = 500000000L }, NULL);
+    }
     explicit_bzero(secret, strlen(secret));
     free(secret);
     free(json);

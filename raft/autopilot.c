@@ -560,6 +560,21 @@ void meta__autopilot_handoffs_end(struct meta *m, int status)
 }
 
 /* see autopilot.h */
+uint64_t meta__autopilot_transfer_to(const struct meta *m)
+{
+    const struct meta_autopilot *ap = m->ap;
+    if (!meta__autopilot_on(m))
+        return 0;
+    for (size_t i = 0; i < ap->n; i++) {
+        const struct ap_node *v = &ap->nodes[i];
+        if (!v->self && v->role == RAFT_VOTER && v->healthy &&
+            !is_leaving(m, v->id))
+            return v->id;
+    }
+    return 0;
+}
+
+/* see autopilot.h */
 int meta__autopilot_handoff(struct meta *m,
                             uint64_t id,
                             void (*cb)(void *data, int status),

@@ -46,6 +46,11 @@ struct meta__ap_change {
  * one, for the caller to queue at once. */
 bool meta__autopilot_decide(struct meta *m, struct meta__ap_change *out);
 
+/* Leader: a voter to hand leadership to, healthy (alive, caught up) and
+ * not leaving (handing its vote over, or stopping after that); 0: none
+ * such, or autopilot off (libraft then picks). */
+uint64_t meta__autopilot_transfer_to(const struct meta *m);
+
 /* Queue a handoff of voter id (see meta_member_handoff, which checks the
  * rest): 0, or AT_EBUSY with 8 waiting. */
 int meta__autopilot_handoff(struct meta *m,

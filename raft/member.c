@@ -491,6 +491,8 @@ int meta_transfer(struct meta *m,
             return AT_ENOTFOUND;
         if (meta__role_of(m, id) != RAFT_VOTER || id == m->id)
             return AT_EINVAL;
+    } else {
+        id = meta__autopilot_transfer_to(m); /* not to a pod stopping too */
     }
     struct meta_xfer *x = at_calloc(1, sizeof(*x));
     x->m = m;

@@ -796,7 +796,8 @@ int meta_member_remove(struct meta *m,
                        const char *name,
                        void (*cb)(void *data, int status),
                        void *data);
-/* Leader only: transfer leadership (name NULL: any up-to-date voter).
+/* Leader only: transfer leadership (name NULL: a healthy voter that is not
+ * handing its vote over, per autopilot; else any up-to-date voter).
  * cb status 0 when another node leads afterwards, else AT_ETIMEDOUT.
  * AT_ENOTFOUND (unknown name), AT_EINVAL (not a voter, or self). */
 int meta_transfer(struct meta *m,

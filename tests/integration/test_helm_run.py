@@ -17,9 +17,9 @@ in every pod. One scenario, in order (the cluster is shared):
      Always), it is Ready again and still a voter;
   4. scale 5 -> 3 -> 5 (renders with replicas 3 and 5 applied: the pod
      template must not change): exactly 3, then 5 members, none dead, one
-     leader, 3 voters, and no departed pod a voter for more than 5 s.
-     Skipped by default while SCALE_BUG stands (ATOLL_HELM_RUN_SCALE=1
-     runs it), and without autopilot's reap-after;
+     leader, 3 voters, and no departed pod a voter for more than 5 s
+     (their preStop handoffs never pass a vote to each other: both stop
+     at once); skipped without autopilot's reap-after;
   5. an edge release (ci/edge-values.yaml, its join list naming the core
      pods, advertiseDomain names resolvable from the core) joins as edge
      members, is ready, serves a manifest pushed to the core from local
@@ -55,13 +55,6 @@ FAST = ["--election-timeout=500ms", "--heartbeat-timeout=50ms",
         "--gossip-interval=100ms", "--autopilot-stabilization=1s",
         "--log-level=info"]
 DEAD_AFTER = "20s"
-# Why step 4 does not run by default (ATOLL_HELM_RUN_SCALE=1 runs it).
-SCALE_BUG = (
-    "known bug: scaling 5 -> 3 deletes atoll-3 and atoll-4 at once "
-    "(Parallel), and their preStop handoffs can pass a vote to each other: "
-    "a departed pod stays a voter until autopilot_dead_after (seen 18 s "
-    "with deadAfter 20s), and when both were voters the cluster lost its "
-    "quorum until they came back; ATOLL_HELM_RUN_SCALE=1 runs this step")
 REAP = "5s"
 
 
@@ -473,8 +466,6 @@ class HelmRunTest(harness.TestCase):
                          five_rel.sts["spec"]["template"])
         if self.no_reap:
             self.skipTest(self.no_reap)
-        if not os.environ.get("ATOLL_HELM_RUN_SCALE"):
-            self.skipTest(SCALE_BUG)
         self.sts.wait_ready(90)
         self.wait_cluster([p.name for p in self.pods()], 60,
                           what="one cluster of 5 before scaling")
