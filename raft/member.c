@@ -416,11 +416,9 @@ static uint64_t id_by_name(struct meta *m, const char *name)
     return 0;
 }
 
-/* see meta.h */
-int meta_member_remove(struct meta *m,
-                       const char *name,
-                       void (*cb)(void *data, int status),
-                       void *data)
+/* A membership operation on node name, on the leader: its id in *id, or
+ * AT_ESHUTDOWN, AT_EINVAL (no name), AT_ENOTLEADER, AT_ENOTFOUND. */
+static int member_op_id(struct meta *m, const char *name, uint64_t *id)
 {
     if (m->closing)
         return AT_ESHUTDOWN;
@@ -428,9 +426,20 @@ int meta_member_remove(struct meta *m,
         return AT_EINVAL;
     if (raft_state(&m->raft) != RAFT_LEADER)
         return AT_ENOTLEADER;
-    uint64_t id = id_by_name(m, name);
-    if (id == 0)
-        return AT_ENOTFOUND;
+    *id = id_by_name(m, name);
+    return *id != 0 ? 0 : AT_ENOTFOUND;
+}
+
+/* see meta.h */
+int meta_member_remove(struct meta *m,
+                       const char *name,
+                       void (*cb)(void *data, int status),
+                       void *data)
+{
+    uint64_t id = 0;
+    int rv = member_op_id(m, name, &id);
+    if (rv != 0)
+        return rv;
     struct meta_change *c = change_new(m, CHANGE_REMOVE, id, name);
     c->cb = cb;
     c->data = data;
@@ -444,17 +453,12 @@ int meta_member_handoff(struct meta *m,
                         void (*cb)(void *data, int status),
                         void *data)
 {
-    if (m->closing)
-        return AT_ESHUTDOWN;
-    if (name == NULL)
-        return AT_EINVAL;
-    if (raft_state(&m->raft) != RAFT_LEADER)
-        return AT_ENOTLEADER;
+    uint64_t id = 0;
+    int rv = member_op_id(m, name, &id);
+    if (rv != 0)
+        return rv;
     if (!meta__autopilot_on(m))
         return AT_EUNSUPPORTED;
-    uint64_t id = id_by_name(m, name);
-    if (id == 0)
-        return AT_ENOTFOUND;
     if (id == m->id)
         return AT_EINVAL;
     return meta__autopilot_handoff(m, id, cb, data);
