@@ -102,6 +102,12 @@ static const struct opt opts[] = {
       F(reserve_bytes), "1GiB",
       "refuse blob uploads when free disk space drops below this", false, false,
       NULL },
+    { "raft_reserve", "--raft-reserve", "ATOLL_RAFT_RESERVE", OPT_SIZE,
+      F(raft_reserve_bytes), "64MiB",
+      "the leader refuses writes (507) while the raft dir's file system has "
+      "less free space than this, and takes them again when space returns "
+      "(0: no check; libraft must never meet a full disk)",
+      false, false, NULL },
     { "upload_ttl", "--upload-ttl", "ATOLL_UPLOAD_TTL", OPT_DURATION,
       F(upload_ttl_ms), "24h", "purge upload sessions idle for this long",
       false, false, NULL },

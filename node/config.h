@@ -29,6 +29,7 @@ struct node_config {
     uint64_t election_timeout_ms;  /* 1000 */
     uint64_t heartbeat_timeout_ms; /* 100 */
     uint64_t leader_wait_ms;       /* 5s: no leader: wait for one */
+    uint64_t raft_reserve_bytes;   /* 64MiB free in the raft dir */
     uint64_t snapshot_threshold;   /* 16384 */
     uint64_t snapshot_trailing;    /* 4096 */
     /* cluster (issue 3) */

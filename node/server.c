@@ -530,6 +530,7 @@ static int open_meta(struct node_server *s, bool join, char *errmsg)
     mcfg.address = s->name;
     mcfg.election_timeout_ms = (unsigned)cfg->election_timeout_ms;
     mcfg.heartbeat_timeout_ms = (unsigned)cfg->heartbeat_timeout_ms;
+    mcfg.raft_reserve_bytes = cfg->raft_reserve_bytes;
     mcfg.leader_wait_ms =
         cfg->leader_wait_ms > 600000 ? 600000 : (unsigned)cfg->leader_wait_ms;
     mcfg.snapshot_threshold = (unsigned)cfg->snapshot_threshold;

@@ -100,6 +100,12 @@ struct meta {
 
     /* autopilot.c */
     struct meta_autopilot *ap; /* owned */
+
+    /* disk.c: the raft dir's free space against raft_reserve */
+    uint64_t raft_reserve; /* bytes; 0: no check */
+    uint64_t disk_free;    /* last reading */
+    uint64_t disk_next;    /* uv_now ms of the next reading */
+    bool disk_low;         /* below the reserve: proposals refused */
 };
 
 /* The role of node id in the raft configuration (RAFT_VOTER, ...), or -1

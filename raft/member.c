@@ -8,6 +8,7 @@
 #include "raft/member.h"
 
 #include "raft/autopilot.h"
+#include "raft/disk.h"
 #include "raft/internal.h"
 #include "raft/nodes.h"
 #include "raft/propose.h"
@@ -610,6 +611,7 @@ void meta__on_tick(uv_timer_t *t)
     }
     if (!at_list_empty(&m->waiters))
         meta__waiters_run(m, false);
+    meta__disk_refresh(m);
     meta__parked_run(m);
     meta__rix_parked_run(m);
     if (meta__role_of(m, m->id) >= 0)

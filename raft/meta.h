@@ -34,6 +34,10 @@ struct meta_config {
      * way) wait for one this long, then fail with AT_ENOTLEADER; 0: they
      * fail at once. */
     unsigned leader_wait_ms;
+    /* The leader refuses new proposals (AT_ENOSPC) while the raft dir's
+     * file system has less free space than this, and takes them again
+     * when space returns; 0: no check. */
+    uint64_t raft_reserve_bytes;
     unsigned snapshot_threshold; /* default 16384 entries */
     unsigned snapshot_trailing;  /* default 4096 entries */
     const char *store_id; /* borrowed; this node's blob store id recorded by

@@ -359,6 +359,7 @@ static struct meta *meta_new(uv_loop_t *loop,
     m->hooks = cfg->hooks;
     m->hooks_data = cfg->hooks_data;
     m->leader_wait_ms = cfg->leader_wait_ms;
+    m->raft_reserve = cfg->raft_reserve_bytes;
     m->ap = meta__autopilot_new(cfg);
     at_map_init(&m->peers_cache);
     struct at_list *lists[] = { &m->parked,  &m->rix_parked, &m->waiters,

@@ -29,6 +29,7 @@
 #include "raft/propose.h"
 
 #include "raft/command.h"
+#include "raft/disk.h"
 #include "raft/internal.h"
 #include "raft/read.h"
 
@@ -54,6 +55,7 @@ struct meta_fwd {
     int result;
     uint64_t index;
     uint64_t deadline; /* uv_now ms: parked until then at most */
+    int fail;          /* parked only to be answered with it (AT_ENOSPC) */
 };
 
 /* Test builds (early-ack): an acknowledgement given before commit, sent by
@@ -255,6 +257,20 @@ static int propose(struct meta *m,
                    void *data)
 {
     uint64_t leader = 0;
+    if (!m->closing && raft_state(&m->raft) == RAFT_LEADER &&
+        !meta__disk_ok(m)) {
+        /* the raft log's disk is below its reserve: refused, answered
+         * from the tick (cb never runs inside meta_propose) */
+        struct meta_fwd *f = at_calloc(1, sizeof(*f));
+        f->m = m;
+        f->buf = buf;
+        f->len = len;
+        f->cb = cb;
+        f->data = data;
+        f->fail = AT_ENOSPC;
+        at_list_push_back(&m->parked, &f->link);
+        return 0;
+    }
     if (m->closing || raft_state(&m->raft) == RAFT_LEADER || m->hooks == NULL ||
         m->hooks->forward == NULL ||
         (!meta__leader_known(m, &leader) && m->leader_wait_ms == 0))
@@ -294,7 +310,9 @@ void meta__parked_run(struct meta *m)
     while ((e = at_list_pop_front(&todo)) != NULL) {
         struct meta_fwd *f = AT_LIST_ENTRY(e, struct meta_fwd, link);
         int rv = AT_ENOTLEADER;
-        if (here) {
+        if (f->fail != 0) {
+            rv = f->fail;
+        } else if (here) {
             void *buf = f->buf;
             f->buf = NULL; /* propose_local owns it from here */
             rv = propose_local(m, buf, f->len, false, f->cb, f->data);
@@ -307,7 +325,7 @@ void meta__parked_run(struct meta *m)
             if (rv == 0)
                 continue;
         }
-        if (rv == AT_ENOTLEADER && f->buf != NULL && park(m, f))
+        if (rv == AT_ENOTLEADER && f->fail == 0 && f->buf != NULL && park(m, f))
             continue;
         meta_write_cb cb = f->cb;
         void *cbdata = f->data;
@@ -335,6 +353,8 @@ int meta_propose_packed(struct meta *m,
         return AT_ESHUTDOWN;
     if (raft_state(&m->raft) != RAFT_LEADER)
         return AT_ENOTLEADER;
+    if (!meta__disk_ok(m))
+        return AT_ENOSPC;
     void *buf = raft_malloc(len);
     if (buf == NULL)
         return AT_ENOMEM;

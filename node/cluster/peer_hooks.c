@@ -43,7 +43,9 @@ static int answer_status(int status,
         return http == 200 ? AT_EUNKNOWN : AT_ENOTLEADER;
     }
     if (http != 200)
-        return r->status == AT_ESHUTDOWN ? AT_ESHUTDOWN : AT_ENOTLEADER;
+        return r->status == AT_ESHUTDOWN || r->status == AT_ENOSPC
+                   ? r->status
+                   : AT_ENOTLEADER;
     if (r->status > 0 || r->status < -100)
         return AT_EUNKNOWN;
     return r->status;

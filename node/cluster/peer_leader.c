@@ -44,7 +44,11 @@ void node_peer__propose(struct node_peer_op *op)
                                  op->msg.u.propose.len, on_propose_done, op);
 
     if (rv != 0) {
-        node_peer__reply_status(op, rv == AT_ENOTLEADER ? 503 : 400, rv);
+        node_peer__reply_status(op,
+                                rv == AT_ENOTLEADER ? 503
+                                : rv == AT_ENOSPC   ? 507
+                                                    : 400,
+                                rv);
         node_peer__op_free(op);
     }
 }

@@ -89,6 +89,13 @@ bool node_reply_write_failed(struct node_http_req *req, int status, int result)
                          "no leader: the write was not applied, retry");
         return true;
     }
+    if (status == AT_ENOSPC) {
+        node_reply_error(req, 507, "UNSUPPORTED",
+                         "insufficient storage for the raft log (free space "
+                         "below raft_reserve): the write was not applied, "
+                         "retry later");
+        return true;
+    }
     if (status != 0) {
         /* Proposed but unknown: the client may retry with the same
          * X-Atoll-Request-Id (DESIGN.md section 6, C1). */
