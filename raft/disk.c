@@ -25,12 +25,15 @@ void meta__disk_refresh(struct meta *m)
     m->disk_free = (uint64_t)sv.f_bavail * sv.f_frsize;
     bool low = m->disk_free < m->raft_reserve;
     if (low && !m->disk_low)
-        LOG_ERROR("raft log disk: %" PRIu64 " bytes free in '%s', below "
-                  "raft_reserve (%" PRIu64 "): writes are refused (507) "
+        LOG_ERROR("raft log disk: %" PRIu64
+                  " bytes free in '%s', below "
+                  "raft_reserve (%" PRIu64
+                  "): writes are refused (507) "
                   "until space returns",
                   m->disk_free, m->dir, m->raft_reserve);
     else if (!low && m->disk_low)
-        LOG_INFO("raft log disk: %" PRIu64 " bytes free in '%s' again: "
+        LOG_INFO("raft log disk: %" PRIu64
+                 " bytes free in '%s' again: "
                  "writes are taken",
                  m->disk_free, m->dir);
     m->disk_low = low;

@@ -154,12 +154,15 @@ bool storage_space_ok(struct storage *s)
     if (s->free_checked_ms == 0 || now - s->free_checked_ms >= 1000) {
         if (statvfs(s->dir, &st) == 0) {
             s->free_bytes = (uint64_t)st.f_bavail * (uint64_t)st.f_frsize;
+            s->appended = 0;
         } else {
             LOG_WARN("statvfs '%s': %s", s->dir, strerror(errno));
         }
         s->free_checked_ms = now != 0 ? now : 1;
     }
-    return s->free_bytes >= s->reserve_bytes;
+    /* between two readings, the bytes uploads took since count too */
+    return s->free_bytes >= s->appended &&
+           s->free_bytes - s->appended >= s->reserve_bytes;
 }
 
 /* see internal.h */

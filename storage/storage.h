@@ -69,6 +69,7 @@ struct storage {
                                    alive (they free it) */
     uint64_t free_bytes;        /* last statvfs result */
     uint64_t free_checked_ms;   /* when free_bytes was measured */
+    uint64_t appended;          /* upload bytes accepted since then */
     bool closing;
     char errmsg[AT_ERRMSG_SIZE];
 };
@@ -246,7 +247,9 @@ bool storage_upload_try_lock(struct storage_upload *u);
 void storage_upload_unlock(struct storage_upload *u);
 
 /* Append bytes (copied). Returns 0, or the first error of an earlier write
- * (AT_EIO, AT_ENOSPC). Never blocks. */
+ * (AT_EIO, AT_ENOSPC), or AT_ENOSPC when free space is below the reserve
+ * (checked at most once a second; the session keeps that error). Never
+ * blocks. */
 int storage_upload_write(struct storage_upload *u, const void *p, size_t n);
 
 /* Memory the next bytes of the stream may be placed in before they are

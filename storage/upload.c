@@ -8,11 +8,26 @@
 
 #include "storage/internal.h"
 
+/* The reserve holds for every append, not only at create: an upload in
+ * flight never takes the file system below it (the raft log may share
+ * it, with its own smaller reserve). The error sticks to the session; the
+ * caller's cancel gives its bytes back. */
+static int space_check(struct storage_upload *u)
+{
+    if (u->core->s != NULL && !storage_space_ok(u->core->s)) {
+        u->error = AT_ENOSPC;
+        return AT_ENOSPC;
+    }
+    return 0;
+}
+
 /* see storage.h */
 int storage_upload_write(struct storage_upload *u, const void *p, size_t n)
 {
     int rv = storage__usable(u);
 
+    if (rv == 0)
+        rv = space_check(u);
     if (rv != 0)
         return rv;
     if (u->commit_state != STORAGE__COMMIT_NONE)
@@ -24,6 +39,8 @@ int storage_upload_write(struct storage_upload *u, const void *p, size_t n)
     if (u->hw_armed && n > u->hw_size - u->size)
         return AT_ETOOBIG; /* hash_watch: never past the watched size */
     u->last_active_ms = storage__now_ms();
+    if (u->core->s != NULL)
+        u->core->s->appended += n;
     storage__chunks_append(u, p, n);
     /* Submit from the next loop iteration: pieces of the same read coalesce
      * into one batch, and a commit requested right after the last piece
@@ -42,6 +59,8 @@ int storage_upload_reserve(struct storage_upload *u,
     int rv = storage__usable(u);
 
     PRE(want > 0);
+    if (rv == 0)
+        rv = space_check(u);
     if (rv != 0)
         return rv;
     if (u->commit_state != STORAGE__COMMIT_NONE)

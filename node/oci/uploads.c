@@ -114,10 +114,15 @@ static void reply_blob_created(struct node_http_req *req,
 static void reply_storage_error(struct up *up, int rv)
 {
     up->replied = true;
-    if (rv == AT_ENOSPC)
+    if (rv == AT_ENOSPC) {
         node_reply_error(up->req, 507, "UNSUPPORTED",
-                         "insufficient storage on this node");
-    else
+                         "insufficient storage on this node: free space is "
+                         "below the reserve");
+        /* the session cannot go on: its bytes go now, not after
+         * upload_ttl */
+        if (up->u != NULL)
+            storage_upload_cancel(up->u);
+    } else
         node_reply_error(up->req, 500, "UNKNOWN", "storage error: %s",
                          at_strerror(rv));
 }
