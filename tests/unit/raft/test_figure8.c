@@ -48,11 +48,15 @@
  * When the fix lands (a barrier appended at election plus an io decorator
  * that holds AppendEntries results back from a new leader until an entry
  * of its own term is stored), plug it into fig8_wrap() (decorate each
- * server's io before raft_fixture_start and append the barrier when a
- * server becomes leader), build with FIG8_EXPECT_VIOLATION 0, and the same
- * schedule must show: no commit of index 2 before an entry of S1's term
- * is stored on a majority, no index applied with two payloads, no server
- * RAFT_UNAVAILABLE. */
+ * server's io before raft_fixture_start; fig8_elected() appends the
+ * barrier when a server becomes leader), build with FIG8_EXPECT_VIOLATION 0,
+ * and the same schedule must show: no commit of index 2 before an entry of S1's
+ * term is stored on a majority, no index applied with two payloads, no server
+ * RAFT_UNAVAILABLE. The fixture's disk (10 ms) is faster than a round
+ * trip (2 x 15 ms), so a barrier alone would pass here; to prove the
+ * decorator too, run the schedule again with raft_fixture_set_disk_latency
+ * above 30 ms on S1, where 0.15 counts AppendEntries results before the
+ * barrier is stored. */
 #include "common/compat.h"
 
 #include <setjmp.h>
@@ -74,11 +78,11 @@
 
 #define NSERVERS  5
 #define MAX_INDEX 16
-#define PAYLOAD   8          /* entry length, a multiple of 8 */
-#define HOLD_MS   10000000u  /* an election timeout that never fires */
-#define ELECT_MS  1000u      /* the fixture's election timeout */
-#define WAIT_MS   3000u      /* bound of every wait, in virtual time */
-#define ROUNDS    10         /* campaign rounds before giving up */
+#define PAYLOAD   8         /* entry length, a multiple of 8 */
+#define HOLD_MS   10000000u /* an election timeout that never fires */
+#define ELECT_MS  1000u     /* the fixture's election timeout */
+#define WAIT_MS   3000u     /* bound of every wait, in virtual time */
+#define ROUNDS    10        /* campaign rounds before giving up */
 
 /* A recording FSM: what each server applied, by index. */
 struct rec {
@@ -118,10 +122,20 @@ static struct raft *srv(struct fig8 *s, unsigned i)
     return raft_fixture_get(&s->f, i);
 }
 
-/* Where atoll's fix plugs in (see the header comment): nothing yet. */
+/* Where atoll's fix plugs in (see the header comment): fig8_wrap runs
+ * once before raft_fixture_start (decorate each server's io there),
+ * fig8_elected in the step in which server i became leader, before any
+ * AppendEntries result reaches it (append the barrier there). Nothing
+ * yet: libraft 0.15 as shipped. */
 static void fig8_wrap(struct fig8 *s)
 {
     AT_UNUSED(s);
+}
+
+static void fig8_elected(struct fig8 *s, unsigned i)
+{
+    AT_UNUSED(s);
+    AT_UNUSED(i);
 }
 
 static struct fig8 *fig8_new(void)
@@ -249,20 +263,22 @@ static bool campaign(struct fig8 *s, unsigned w, unsigned voters)
     }
     set_timeout(s, w, ELECT_MS);
     for (int round = 0; round < ROUNDS; round++) {
-        if (raft_state(srv(s, w)) == RAFT_LEADER)
+        if (raft_state(srv(s, w)) == RAFT_LEADER) {
+            fig8_elected(s, w);
             return true;
+        }
         expire(s, w);
         raft_fixture_step_until(&s->f, in_state, &c, ELECT_MS / 2);
     }
     set_timeout(s, w, HOLD_MS);
     for (unsigned j = 0; j < NSERVERS; j++) {
         struct raft *r = srv(s, j);
-        print_message("# S%u lost its campaign: S%u state %d term %llu "
-                      "voted for %llu last index %llu\n",
-                      w + 1, j + 1, r->state,
-                      (unsigned long long)r->current_term,
-                      (unsigned long long)r->voted_for,
-                      (unsigned long long)raft_last_index(r));
+        print_message(
+            "# S%u lost its campaign: S%u state %d term %llu "
+            "voted for %llu last index %llu\n",
+            w + 1, j + 1, r->state, (unsigned long long)r->current_term,
+            (unsigned long long)r->voted_for,
+            (unsigned long long)raft_last_index(r));
     }
     return raft_state(srv(s, w)) == RAFT_LEADER;
 }
@@ -275,7 +291,9 @@ static void on_apply(struct raft_apply *req, int status, void *result)
 }
 
 /* Propose payload on leader i (req slot k); the entry's index. */
-static raft_index propose(struct fig8 *s, unsigned i, unsigned k,
+static raft_index propose(struct fig8 *s,
+                          unsigned i,
+                          unsigned k,
                           const char *payload)
 {
     struct raft_buffer b = { raft_malloc(PAYLOAD), PAYLOAD };
@@ -340,18 +358,16 @@ static bool fig8_prefix(struct fig8 *s)
     s->c_commit = s1->commit_index;
     s->c_last_index = raft_last_index(s1);
     s->c_term = s1->current_term;
-    s->c_applied_a = raft_last_applied(s1) >= 2 &&
-                     strcmp(s->rec[0].at[2], "A") == 0;
+    s->c_applied_a =
+        raft_last_applied(s1) >= 2 && strcmp(s->rec[0].at[2], "A") == 0;
     print_message("# (a) A written in term %llu, (b) B in term %llu\n",
-                  (unsigned long long)s->term_a,
-                  (unsigned long long)s->term_b);
-    print_message("# (c) S1 term %llu: commit_index %llu, last_index %llu, "
-                  "last_applied %llu, index 2 applied as '%s'\n",
-                  (unsigned long long)s->c_term,
-                  (unsigned long long)s->c_commit,
-                  (unsigned long long)s->c_last_index,
-                  (unsigned long long)raft_last_applied(s1),
-                  s->c_applied_a ? "A" : "-");
+                  (unsigned long long)s->term_a, (unsigned long long)s->term_b);
+    print_message(
+        "# (c) S1 term %llu: commit_index %llu, last_index %llu, "
+        "last_applied %llu, index 2 applied as '%s'\n",
+        (unsigned long long)s->c_term, (unsigned long long)s->c_commit,
+        (unsigned long long)s->c_last_index,
+        (unsigned long long)raft_last_applied(s1), s->c_applied_a ? "A" : "-");
     /* index 2 holds A, of term_a < current term: committing it while the
      * log ends there is the Figure 8 violation */
     return s->c_commit == 2 && s->c_last_index == 2;
@@ -393,14 +409,14 @@ static void print_servers(struct fig8 *s, const char *when)
 {
     for (unsigned i = 0; i < NSERVERS; i++) {
         struct raft *r = srv(s, i);
-        print_message("# %s S%u: %s state %d term %llu commit %llu "
-                      "applied %llu index2 '%s'\n",
-                      when, i + 1,
-                      raft_fixture_alive(&s->f, i) ? "alive" : "down ",
-                      r->state, (unsigned long long)r->current_term,
-                      (unsigned long long)r->commit_index,
-                      (unsigned long long)raft_last_applied(r),
-                      raft_last_applied(r) >= 2 ? s->rec[i].at[2] : "-");
+        print_message(
+            "# %s S%u: %s state %d term %llu commit %llu "
+            "applied %llu index2 '%s'\n",
+            when, i + 1, raft_fixture_alive(&s->f, i) ? "alive" : "down ",
+            r->state, (unsigned long long)r->current_term,
+            (unsigned long long)r->commit_index,
+            (unsigned long long)raft_last_applied(r),
+            raft_last_applied(r) >= 2 ? s->rec[i].at[2] : "-");
     }
 }
 
