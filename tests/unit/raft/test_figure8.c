@@ -52,11 +52,12 @@
  * barrier when a server becomes leader), build with FIG8_EXPECT_VIOLATION 0,
  * and the same schedule must show: no commit of index 2 before an entry of S1's
  * term is stored on a majority, no index applied with two payloads, no server
- * RAFT_UNAVAILABLE. The fixture's disk (10 ms) is faster than a round
- * trip (2 x 15 ms), so a barrier alone would pass here; to prove the
- * decorator too, run the schedule again with raft_fixture_set_disk_latency
- * above 30 ms on S1, where 0.15 counts AppendEntries results before the
- * barrier is stored. */
+ * RAFT_UNAVAILABLE. With the fixture's 10 ms disk a barrier alone
+ * passes test_fig8_overwrite; test_fig8_overwrite_slow_disk (S1's disk at
+ * 300 ms) is the one that needs the decorator: tried with a barrier
+ * appended in fig8_elected and nothing else, S1 still committed A (index 3,
+ * after its own barrier at 2) with its term's barrier at 4 not yet
+ * stored. */
 #include "common/compat.h"
 
 #include <setjmp.h>
@@ -101,6 +102,7 @@ struct fig8 {
     raft_term c_term, term_a, term_b;
     raft_index idx_a, idx_b; /* where A and B were appended (2 in 0.15) */
     bool c_applied_a;
+    unsigned c_disk_ms; /* S1's disk latency from (c) on, 0: default */
 };
 
 /* 0.15 passes no index to apply; inside it last_applied is index - 1. */
@@ -352,6 +354,8 @@ static bool fig8_prefix(struct fig8 *s)
     mend(s, 0, 2);
     c = (struct cond){ .s = s, .i = 0, .state = RAFT_LEADER };
     assert_true(raft_fixture_step_until(&s->f, not_in_state, &c, WAIT_MS));
+    if (s->c_disk_ms != 0)
+        raft_fixture_set_disk_latency(&s->f, 0, s->c_disk_ms);
     if (!campaign(s, 0, (1u << 1) | (1u << 2))) {
         /* possible only with the fix (S3 holds an entry of term_b) */
         assert_false(FIG8_EXPECT_VIOLATION);
@@ -370,10 +374,11 @@ static bool fig8_prefix(struct fig8 *s)
                   (unsigned long long)s->term_a, (unsigned long long)s->term_b);
     print_message(
         "# (c) S1 term %llu: commit_index %llu, last_index %llu, "
-        "last_applied %llu, index 2 applied as '%s'\n",
+        "last_applied %llu, A (index %llu) applied: %s\n",
         (unsigned long long)s->c_term, (unsigned long long)s->c_commit,
         (unsigned long long)s->c_last_index,
-        (unsigned long long)raft_last_applied(s1), s->c_applied_a ? "A" : "-");
+        (unsigned long long)raft_last_applied(s1), (unsigned long long)ia,
+        s->c_applied_a ? "yes" : "no");
     /* index ia holds A, of term_a < current term, and every later entry
      * of S1 is of its current term: a commit that stops at ia counts the
      * replicas of an old-term entry, the Figure 8 violation */
@@ -418,24 +423,26 @@ static void print_servers(struct fig8 *s, const char *when)
         struct raft *r = srv(s, i);
         print_message(
             "# %s S%u: %s state %d term %llu commit %llu "
-            "applied %llu index2 '%s'\n",
+            "applied %llu, at %llu '%s'\n",
             when, i + 1, raft_fixture_alive(&s->f, i) ? "alive" : "down ",
             r->state, (unsigned long long)r->current_term,
             (unsigned long long)r->commit_index,
             (unsigned long long)raft_last_applied(r),
-            raft_last_applied(r) >= 2 ? s->rec[i].at[2] : "-");
+            (unsigned long long)s->idx_a,
+            raft_last_applied(r) >= s->idx_a ? s->rec[i].at[s->idx_a] : "-");
     }
 }
 
-/* S1 crashes right after committing A: S5 overwrites it everywhere. */
-static void test_fig8_overwrite(void **state)
+/* S1 crashes right after committing A: S5 overwrites it everywhere.
+ * disk_ms: S1's disk latency from (c) on (0: the fixture's 10 ms). */
+static void run_overwrite(unsigned disk_ms)
 {
-    AT_UNUSED(state);
     struct fig8 *s = fig8_new();
+    s->c_disk_ms = disk_ms;
     bool violation = fig8_prefix(s);
     assert_int_equal(violation, FIG8_EXPECT_VIOLATION);
     if (violation) {
-        assert_true(s->c_applied_a); /* S1's FSM applied A at index 2 */
+        assert_true(s->c_applied_a); /* S1's FSM applied A */
         for (unsigned j = 1; j < NSERVERS; j++)
             assert_true(srv(s, j)->commit_index < s->idx_a); /* not told */
     }
@@ -455,13 +462,14 @@ static void test_fig8_overwrite(void **state)
     assert_int_equal(split, FIG8_EXPECT_VIOLATION);
     if (split) {
         /* A on S1, B on the four others */
-        assert_int_equal(at, 2);
-        assert_string_equal(s->rec[0].at[2], "A");
+        assert_int_equal(at, s->idx_a);
+        assert_int_equal(s->idx_b, s->idx_a);
+        assert_string_equal(s->rec[0].at[at], "A");
         for (unsigned j = 1; j < NSERVERS; j++)
-            assert_string_equal(s->rec[j].at[2], "B");
+            assert_string_equal(s->rec[j].at[at], "B");
     }
 
-    /* S1 returns: the conflict at its committed index 2 shuts it down */
+    /* S1 returns: the conflict at its committed index shuts it down */
     raft_fixture_revive(&s->f, 0);
     mend(s, 0, 3);
     mend(s, 0, 4);
@@ -472,6 +480,22 @@ static void test_fig8_overwrite(void **state)
     for (unsigned j = 1; j < NSERVERS; j++)
         assert_int_not_equal(raft_state(srv(s, j)), RAFT_UNAVAILABLE);
     fig8_free(s);
+}
+
+static void test_fig8_overwrite(void **state)
+{
+    AT_UNUSED(state);
+    run_overwrite(0);
+}
+
+/* The same with a slow disk on S1 from (c) on (300 ms, a round trip is
+ * 30 ms): in 0.15 nothing changes; with a barrier at election but no
+ * decorator, AppendEntries results still arrive before the barrier is
+ * stored and A is committed alone (seen: commit_index 3, last_index 4). */
+static void test_fig8_overwrite_slow_disk(void **state)
+{
+    AT_UNUSED(state);
+    run_overwrite(300);
 }
 
 /* One heartbeat carries the commit to S2 and S3 before S1 crashes: they
@@ -513,6 +537,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fig8_overwrite),
+        cmocka_unit_test(test_fig8_overwrite_slow_disk),
         cmocka_unit_test(test_fig8_shutdown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
