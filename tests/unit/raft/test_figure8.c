@@ -29,8 +29,8 @@
  *   commit_index 2 and applied A, then S1 crashes): S5 still wins at (d)
  *   (the vote compares last terms, not commit indexes); S2 and S3 answer
  *   its first AppendEntries with RAFT_SHUTDOWN and go RAFT_UNAVAILABLE.
- *   Nothing diverges, but with S1 down only S4 and S5 are left: the
- *   cluster lost availability with two crashed servers out of five.
+ *   Nothing diverges, but with S1 down only S4 and S5 are left: one
+ *   crash plus two stopped rafts, the cluster cannot make progress.
  *
  * Notes on driving 0.15:
  * - A 0.15 follower with a known leader refuses every RequestVote without
