@@ -223,6 +223,8 @@ void meta_status_get(struct meta *m, struct meta_status *st)
     memset(st, 0, sizeof(*st));
     st->id = m->id;
     st->name = m->name;
+    if (m->raft_closing) /* raft's state is being freed: unavailable */
+        return;
     st->state = raft_state(&m->raft);
     raft_leader(&m->raft, &leader, &addr);
     st->leader_id = leader;

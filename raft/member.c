@@ -774,7 +774,10 @@ bool meta_removed(struct meta *m)
 {
     /* a removed node may never get the configuration without it (the
      * leader stops sending it entries), but the NodeRemove that comes
-     * first reaches it while it is still a member */
+     * first reaches it while it is still a member. Closing: raft frees
+     * its configuration (a peer request may still ask meanwhile). */
+    if (m->raft_closing)
+        return false;
     return (m->was_member && m->raft.configuration.n > 0 &&
             meta__role_of(m, m->id) < 0) ||
            (m->was_in_table && meta__node_find(&m->fsm, m->id) == NULL);

@@ -629,6 +629,13 @@ void node_peer__removed(struct node_peer_op *op)
     struct node_peer_api *api = op->api;
     struct meta_status st;
 
+    if (api->stopping || (api->node_api != NULL && api->node_api->stopping)) {
+        /* told again (the leader repeats it every gossip refresh) while
+         * this node stops already */
+        node_peer__reply_status(op, 503, AT_ESHUTDOWN);
+        node_peer__op_free(op);
+        return;
+    }
     meta_status_get(api->meta, &st);
     if (op->msg.u.removed.id != st.id) {
         node_peer__reply_status(op, 409, AT_EINVAL); /* not this node */
