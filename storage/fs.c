@@ -151,6 +151,8 @@ bool storage_space_ok(struct storage *s)
 
     if (s->closing)
         return false;
+    if (s->reserve_bytes == 0)
+        return true; /* no reserve: only ENOSPC itself stops a write */
     if (s->free_checked_ms == 0 || now - s->free_checked_ms >= 1000) {
         if (statvfs(s->dir, &st) == 0) {
             s->free_bytes = (uint64_t)st.f_bavail * (uint64_t)st.f_frsize;
