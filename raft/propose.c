@@ -232,6 +232,22 @@ static void on_forwarded(void *data, int status, int result, uint64_t index)
     }
 }
 
+/* A forwarded (or parked) write of the packed command buf (owned). */
+static struct meta_fwd *fwd_new(struct meta *m,
+                                void *buf,
+                                size_t len,
+                                meta_write_cb cb,
+                                void *data)
+{
+    struct meta_fwd *f = at_calloc(1, sizeof(*f));
+    f->m = m;
+    f->buf = buf;
+    f->len = len;
+    f->cb = cb;
+    f->data = data;
+    return f;
+}
+
 /* Forward f to leader (f in m->fwds while the hook runs). 0, or the
  * hook's error with f out of every list. */
 static int forward(struct meta *m, struct meta_fwd *f, uint64_t leader)
@@ -257,16 +273,12 @@ static int propose(struct meta *m,
                    void *data)
 {
     uint64_t leader = 0;
+    struct meta_fwd *f;
     if (!m->closing && raft_state(&m->raft) == RAFT_LEADER &&
         !meta__disk_ok(m)) {
         /* the raft log's disk is below its reserve: refused, answered
          * from the tick (cb never runs inside meta_propose) */
-        struct meta_fwd *f = at_calloc(1, sizeof(*f));
-        f->m = m;
-        f->buf = buf;
-        f->len = len;
-        f->cb = cb;
-        f->data = data;
+        f = fwd_new(m, buf, len, cb, data);
         f->fail = AT_ENOSPC;
         at_list_push_back(&m->parked, &f->link);
         return 0;
@@ -275,12 +287,7 @@ static int propose(struct meta *m,
         m->hooks->forward == NULL ||
         (!meta__leader_known(m, &leader) && m->leader_wait_ms == 0))
         return propose_local(m, buf, len, false, cb, data);
-    struct meta_fwd *f = at_calloc(1, sizeof(*f));
-    f->m = m;
-    f->buf = buf;
-    f->len = len;
-    f->cb = cb;
-    f->data = data;
+    f = fwd_new(m, buf, len, cb, data);
     f->deadline = uv_now(m->loop) + m->leader_wait_ms;
     if (leader == 0) {
         at_list_push_back(&m->parked, &f->link);
