@@ -57,7 +57,8 @@ static void on_signal(uv_signal_t *h, int signum)
 
     if (d->stopping) {
         LOG_WARN("second signal %d: exiting now", signum);
-        exit(1);
+        at_log_flush();
+        _exit(1); /* now: no atexit work (requests in flight stay) */
     }
     d->stopping = true;
     LOG_INFO("signal %d: graceful shutdown", signum);

@@ -56,7 +56,6 @@ struct node_server {
     struct node_peer_api peer_api;
     struct node_gossip *gossip; /* NULL: gossip off, or stopped */
     bool meta_closed;           /* stop: waits for gossip's leave */
-    bool stop_removed;          /* removed, auto_rejoin: stopping */
     struct node_api api;
     struct node_metrics_http http_durations; /* the API listener's */
     struct node_reply_ctx api_reply;         /* the API listener's */
@@ -193,10 +192,8 @@ static void gossip_refresh(void *data, struct gossip_meta *m)
     /* removed while up, and it saw it in its log: with auto_rejoin, stop
      * so that the next start joins again */
     if (s->meta != NULL && meta_removed(s->meta) && s->cfg->auto_rejoin &&
-        s->cfg->join[0] != '\0' && !s->stop_removed) {
-        s->stop_removed = true;
-        node_peer_stop_removed(&s->peer_api);
-    }
+        s->cfg->join[0] != '\0')
+        node_peer_stop_removed(&s->peer_api); /* once */
     m->free_bytes = free_bytes(s->cfg->data_dir);
     m->load = 0; /* NEEDSWORK: requests in flight once the API counts them */
     m->raft_id = 0;

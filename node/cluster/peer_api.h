@@ -43,6 +43,7 @@ struct node_peer_api {
     /* borrowed: where the removed notice leaves its marker file */
     const char *raft_dir;
     bool stopping;
+    bool removed_stop; /* node_peer_stop_removed ran: one SIGTERM only */
     /* name -> owned "host:port" from X-Atoll-Peer-Address of raft dials:
      * reaches the leader before this node's FSM has its node table (after
      * a restart or a join). Zeroed = empty. */

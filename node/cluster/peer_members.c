@@ -659,8 +659,11 @@ void node_peer_stop_removed(struct node_peer_api *api)
     char *path;
     int fd;
 
-    if (api->raft_dir == NULL)
+    /* told by the leader and seen in its own log: one stop (a second
+     * SIGTERM would end the process at once) */
+    if (api->raft_dir == NULL || api->removed_stop)
         return;
+    api->removed_stop = true;
     meta_status_get(api->meta, &st);
     path = at_asprintf("%s/removed", api->raft_dir);
     fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
