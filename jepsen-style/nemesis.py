@@ -2,8 +2,9 @@
 applied to the lab: partitions, lossy links, kill -9, SIGSTOP, clock bumps
 and rate skew (libfaketime), membership replace/shrink/grow, full disk,
 corrupted blob file, UDP-only (gossip) loss and asymmetric UDP partitions,
-and an autopilot scenario (a voter dead long enough to be replaced by the
-standby). Every fault is healed by heal_all().
+an autopilot scenario (a voter dead long enough to be replaced by the
+standby), and elect-kill (the Figure 8 pattern: kill -9 each new leader
+right after its election, repeatedly). Every fault is healed by heal_all().
 
 iptables rules are bookkept: each fault removes with -D exactly the rules it
 added (a heal never flushes the rules of another fault); heal_all() removes
@@ -16,7 +17,8 @@ import signal
 import time
 
 FAMILIES = ["partition", "lossy", "kill", "pause", "clock", "member", "disk",
-            "corrupt", "udp-loss", "udp-partition", "autopilot", "restart"]
+            "corrupt", "udp-loss", "udp-partition", "autopilot", "restart",
+            "elect-kill"]
 SHAPES = ["halves", "one", "leader", "bridge", "ring"]
 # udp-partition shapes, all one-way (A drops UDP from B, B still hears A):
 # pair (one directed pair), deaf (the target hears no one), mute (no one
@@ -79,6 +81,11 @@ def generate(seed, families, time_limit, nodes):
             f["target"] = rnd.choice(["one", "leader"])
         elif fam == "restart":
             f["target"] = rnd.choice(["one", "leader"])
+        elif fam == "elect-kill":
+            dur = round(rnd.uniform(6.0, 9.0), 2)  # room for 2-3 rounds
+            if t + dur > time_limit - 1:
+                break
+            f["dur"] = dur
         sched.append(f)
         t += dur + round(rnd.uniform(2.0, 4.0), 2)
         i += 1
@@ -288,6 +295,56 @@ class Nemesis:
         return {"stopped": f["_done"]}
 
     _heal_restart = _heal_kill
+
+    def _leader_node(self, exclude=(), timeout=10.0, poll=0.01):
+        """The living node that the others name leader (not one of
+        exclude), polled every poll seconds; None after timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.ctx.stop.is_set():
+            ln = self.lab.leader_name(timeout=0.5)
+            for n in self.lab.members():
+                if n.name == ln and n.name not in exclude and n.alive() \
+                        and not n.paused:
+                    return n
+            time.sleep(poll)
+        return None
+
+    def _elect_kill(self, f):
+        """The Raft paper's Figure 8 pattern, repeated until the fault's
+        time is up (FINDINGS F6, raft/guard.h): kill -9 the leader; as soon
+        as another node is named leader, kill -9 it too, right after its
+        election (the window in which libraft 0.15 could count replicas of
+        an old-term entry); restart the first victim, wait for a leader,
+        restart the second; again. Two nodes are down together only
+        between the second kill and the first restart (a 3-node cluster
+        is then briefly without quorum). Every victim is restarted with
+        its data before this returns; the heal restarts any left over."""
+        deadline = time.monotonic() + f["dur"]
+        rounds = []
+        while time.monotonic() < deadline - 1.0 and \
+                not self.ctx.stop.is_set():
+            first = self._leader_node(timeout=5.0)
+            if first is None:
+                break
+            first.kill()
+            t_kill = time.monotonic()
+            second = self._leader_node(exclude=(first.name,), timeout=10.0)
+            if second is not None:
+                elected = time.monotonic() - t_kill
+                second.kill()
+                rounds.append([first.name, second.name, round(elected, 3)])
+            first.start()
+            self._leader_node(timeout=10.0)
+            if second is not None:
+                second.start()
+            if second is None:
+                break
+        f["_done"] = rounds
+        # [first victim, second victim (the new leader), seconds from the
+        # first kill to the second's election being seen]
+        return {"rounds": rounds}
+
+    _heal_elect_kill = _heal_kill
 
     def _pause(self, f):
         ts = self._targets(f)

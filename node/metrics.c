@@ -146,6 +146,16 @@ static void raft_metrics(struct meta *m, struct at_buf *b)
           st.state == 3);
     counter(b, "atoll_raft_leader_changes_total",
             "Changes of the raft leader this node saw.", st.leader_changes);
+    counter(b, "atoll_raft_guard_held_total",
+            "AppendEntries results held back from this node as a new leader "
+            "until an entry of its term was stored (Figure 8 guard).",
+            st.guard_held);
+    counter(b, "atoll_raft_guard_dropped_total",
+            "AppendEntries results the guard dropped (hold queue full).",
+            st.guard_dropped);
+    counter(b, "atoll_raft_guard_barriers_total",
+            "Barriers this node appended on winning an election.",
+            st.guard_barriers);
     head(b, "atoll_raft_peer_lag_entries", "gauge",
          "On the leader: log entries each other server is behind.");
     meta_peer_progress_each(m, peer_lag, b);

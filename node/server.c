@@ -106,6 +106,7 @@ static void server_free(struct node_server *s)
 {
     node_peer_api_release(&s->peer_api);
     node_token_close(s->api.token); /* a start that failed */
+    node_auth_close(s->api.auth);   /* idem; NULL after a stop */
     if (s->lock_fd >= 0)
         close(s->lock_fd);
     free(s->name);

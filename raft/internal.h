@@ -10,6 +10,7 @@
 
 #include "raft/fsm.h"
 #include "raft/glue.h"
+#include "raft/guard.h"
 #include "raft/transport.h"
 
 #define META_WAIT_MS 10000 /* bound on waiting for a local apply */
@@ -30,7 +31,8 @@ struct meta {
     const struct meta_hooks *hooks; /* borrowed */
     void *hooks_data;               /* borrowed */
     struct raft raft;
-    struct raft_io io;
+    struct raft_io io;       /* libraft's uv io */
+    struct meta_guard guard; /* raft -> guard -> io (guard.h, F6) */
     struct meta_transport transport;
     struct raft_tracer tracer;
     struct meta_fsm fsm;

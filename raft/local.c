@@ -238,6 +238,9 @@ void meta_status_get(struct meta *m, struct meta_status *st)
     st->blobs = m->fsm.blobs.len;
     st->removed = meta_removed(m);
     st->leader_changes = m->leader_changes;
+    st->guard_held = m->guard.held_total;
+    st->guard_dropped = m->guard.dropped_total;
+    st->guard_barriers = m->guard.barriers_total;
     st->leader_fresh =
         st->state == RAFT_LEADER ||
         (leader != 0 && st->state == RAFT_FOLLOWER &&

@@ -879,6 +879,10 @@ struct meta_status {
      * that reached it within the election timeout (libraft itself waits
      * 1 to 2 election timeouts before it gives a silent leader up) */
     bool leader_fresh;
+    /* the commit guard (raft/guard.h): AppendEntries results held back
+     * from this node as a new leader, dropped from a full hold queue, and
+     * barriers it appended on winning an election */
+    uint64_t guard_held, guard_dropped, guard_barriers;
 };
 void meta_status_get(struct meta *m, struct meta_status *st);
 

@@ -398,7 +398,8 @@ static int raft_setup(struct meta *m,
     raft_uv_set_auto_recovery(&m->io, false);
     raft_uv_set_tracer(&m->io, &m->tracer);
     raft_uv_set_connect_retry_delay(&m->io, 500);
-    rv = raft_init(&m->raft, &m->io, &m->glue.iface, m->id, m->address);
+    meta__guard_init(&m->guard, &m->io); /* Figure 8: see guard.h */
+    rv = raft_init(&m->raft, &m->guard.io, &m->glue.iface, m->id, m->address);
     if (rv != 0) {
         at_errmsg_printf(errmsg, "raft init '%s': %s", cfg->dir,
                          raft_errmsg(&m->raft));

@@ -13,6 +13,7 @@ Environment:
 import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -41,23 +42,52 @@ def skip_unless_atoll(test):
 _handed_out = set()
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _bindable(port):
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            if kind == socket.SOCK_STREAM:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+
 def free_port():
     """A loopback port free for TCP and for UDP (a node's gossip binds UDP
-    on its peer port's number), never the same twice in one process."""
+    on its peer port's number), never the same twice in one process.
+    Chosen below the kernel's ephemeral range: a port from that range
+    (bind to 0) can be taken by any outgoing connection between now and
+    the moment the node binds it (seen under ASan: test_cluster_copies),
+    a port below it only by another listener."""
+    lo, _ = _ephemeral_range()
+    rnd = random.Random(os.getpid() ^ int(time.time() * 1000))
+    if lo > 12000:
+        for _ in range(200):
+            port = rnd.randint(10000, lo - 1)
+            if port in _handed_out or not _bindable(port):
+                continue
+            _handed_out.add(port)
+            return port
     for _ in range(100):
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         s.close()
-        if port in _handed_out:
+        if port in _handed_out or not _bindable(port):
             continue
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            u.close()
         _handed_out.add(port)
         return port
     raise RuntimeError("no free loopback port")

@@ -146,8 +146,17 @@ class InvisibleFailoverTest(ClusterPerTest):
         for n in c.live():
             wait_for(lambda: get_tag(n, repo, "t").header(
                 "docker-content-digest") == last, 10, what="last write")
+        # the new leader went through the commit guard (raft/guard.h): a
+        # barrier of its term at once, results held until it was stored
+        from test_metrics import scrape, value
+        new = c.leader(exclude=(leader.name,))
+        text = scrape(new)
+        self.assertGreaterEqual(
+            value(text, "atoll_raft_guard_barriers_total"), 1)
         note(f"kill -9 of the leader under {len(acked)} tag writes and "
-             f"{reads['n']} reads through a follower: 0 errors")
+             f"{reads['n']} reads through a follower: 0 errors; the new "
+             f"leader's guard held "
+             f"{value(text, 'atoll_raft_guard_held_total'):g} results")
 
 
 class ReadinessTest(ClusterPerTest):

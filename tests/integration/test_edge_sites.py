@@ -187,7 +187,11 @@ class EdgeSitesTest(harness.TestCase):
         self.assertEqual(by["s0"]["role"], "standby", by["s0"])
         for m in by.values():
             self.assertTrue(m.get("version"), m)
-        self.assertTrue(any(m.get("rtt_ms") for m in by.values()), by)
+        # RTTs come with gossip's probes: the first ones may take a few
+        # probe intervals after the members are alive (seen under ASan)
+        doc = wait_for(lambda: (lambda d: d if any(
+            m.get("rtt_ms") for m in d["nodes"]) else None)(
+                self.node("v0").members()), 30, what="an RTT measured")
         # an image pushed to the core region pulls from the edge site
         img = images.small("sites")
         images.push(self.node("v1"), "sites/app", "v1", img)

@@ -131,6 +131,9 @@ class MetricsTest(ClusterTestCase):
         for name in ("atoll_raft_term", "atoll_raft_commit_index",
                      "atoll_raft_applied_index", "atoll_raft_last_index",
                      "atoll_raft_leader_changes_total", "atoll_raft_is_leader",
+                     "atoll_raft_guard_held_total",
+                     "atoll_raft_guard_dropped_total",
+                     "atoll_raft_guard_barriers_total",
                      "atoll_storage_free_bytes",
                      "atoll_storage_upload_sessions",
                      "atoll_fetches_active", "atoll_copies_in_flight",
@@ -138,6 +141,15 @@ class MetricsTest(ClusterTestCase):
                      "process_cpu_seconds_total", "process_open_fds",
                      "process_max_fds", "process_start_time_seconds"):
             self.assertIsNotNone(value(text, name), name)
+        # the commit guard (raft/guard.h): whoever won an election appended
+        # a barrier of its term at once
+        texts = [scrape(n) for n in self.cluster.nodes]
+        leaders = [t for t in texts if value(t, "atoll_raft_is_leader") == 1]
+        self.assertEqual(len(leaders), 1)
+        self.assertGreaterEqual(
+            value(leaders[0], "atoll_raft_guard_barriers_total"), 1)
+        self.assertEqual(sum(value(t, "atoll_raft_guard_dropped_total")
+                             for t in texts), 0)
         self.assertGreater(value(text, "process_resident_memory_bytes"), 0)
         self.assertGreater(value(text, "process_open_fds"), 0)
         self.assertGreater(value(text, "atoll_storage_free_bytes"), 0)
