@@ -15,6 +15,7 @@
  * - more than META_GUARD_HELD_MAX results held: the newest is dropped, as
  *   a lost message would be;
  * - close: held results are freed, never delivered. */
+#define AT_LOG_COMP "raft"
 #include "raft/guard.h"
 
 #include <stdlib.h>
@@ -163,9 +164,20 @@ static void g_append_cb(struct raft_io_append *req, int status)
     release(g);
 }
 
+/* libraft 0.15's uv io may call its close callback more than once: its
+ * uvMaybeFireCloseCb() does not wait for the streams of its clients and
+ * servers, whose close callbacks call it again once everything else is
+ * closed (F7). raft's own close callback runs once; later calls are
+ * counted. */
 static void g_close_cb(struct raft_io *inner)
 {
     struct meta_guard *g = guard_of(inner);
+    g->close_calls++;
+    if (g->close_calls > 1) {
+        LOG_DEBUG("raft io: close callback again (%u), ignored (F7)",
+                  g->close_calls);
+        return;
+    }
     free(g->held);
     g->held = NULL;
     g->n_held = 0;

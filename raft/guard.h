@@ -47,6 +47,7 @@ struct meta_guard {
     unsigned n_held;
     /* counters */
     unsigned long long held_total, dropped_total, barriers_total;
+    unsigned close_calls; /* of the inner io's close callback: see guard.c */
 };
 
 /* Decorate inner, whose init has not run yet (raft_init runs it through

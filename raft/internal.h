@@ -50,6 +50,7 @@ struct meta {
     bool closing;
     void (*close_cb)(void *data);
     void *close_data;
+    struct meta *buried_next; /* open.c: the husks of closed metas (F7) */
 
     /* propose.c */
     struct at_list fwds;         /* struct meta_fwd in the forward hook */
