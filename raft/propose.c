@@ -13,7 +13,9 @@
  * leader died with it), is parked with its packed command and proposed again
  * from the tick once a leader is known (here or elsewhere), until its deadline;
  * a failover then looks like a slow write. The request id makes a second
- * proposal of the same command harmless in any case.
+ * proposal of the same command harmless in any case. Once an attempt may
+ * have been applied, the writer never hears a definite refusal
+ * (fwd_status).
  *
  * Failure modes: not leader (AT_ENOTLEADER, nothing proposed), leadership
  * lost or I/O error after proposing (AT_EUNKNOWN: retry with the same
@@ -56,6 +58,7 @@ struct meta_fwd {
     uint64_t index;
     uint64_t deadline; /* uv_now ms: parked until then at most */
     int fail;          /* parked only to be answered with it (AT_ENOSPC) */
+    bool maybe; /* an earlier attempt may have been applied (AT_EUNKNOWN) */
 };
 
 /* Test builds (early-ack): an acknowledgement given before commit, sent by
@@ -179,6 +182,31 @@ static void fwd_free(struct meta_fwd *f)
     at_free(f);
 }
 
+/* The status f's writer hears: once an attempt may have been applied, a
+ * later definite refusal (no leader, raft log disk full) no longer says
+ * that nothing happened. Seen in a soak run: a forward committed by a
+ * leader that died before answering, then no leader until the deadline,
+ * was answered 503 UNAVAILABLE, and a read then returned its value. */
+static int fwd_status(const struct meta_fwd *f, int status)
+{
+    if (f->maybe && (status == AT_ENOTLEADER || status == AT_ENOSPC))
+        return AT_EUNKNOWN;
+    return status;
+}
+
+/* Answer f's writer with status (made fwd_status) and free f. */
+static void fwd_answer(struct meta_fwd *f,
+                       int status,
+                       int result,
+                       uint64_t index)
+{
+    meta_write_cb cb = f->cb;
+    void *cbdata = f->data;
+    status = fwd_status(f, status);
+    fwd_free(f);
+    cb(cbdata, status, result, index);
+}
+
 static void on_fwd_applied(void *data, int status, uint64_t index)
 {
     struct meta_fwd *f = data;
@@ -194,6 +222,13 @@ static void on_fwd_applied(void *data, int status, uint64_t index)
     uint64_t idx = f->index;
     fwd_free(f);
     cb(cbdata, st, result, idx);
+}
+
+/* A parked write proposed here once this node leads, after an attempt
+ * that may have been applied: its answer goes through fwd_status too. */
+static void on_maybe_applied(void *data, int status, int result, uint64_t index)
+{
+    fwd_answer(data, status, result, index);
 }
 
 /* Park f (no leader to take it now) if its deadline allows: true. */
@@ -218,18 +253,16 @@ static void on_forwarded(void *data, int status, int result, uint64_t index)
      * proposed), or lost on the way (it may have been): the next leader
      * takes it, and the request id answers a second proposal of a
      * committed command with the first one's result */
+    if (status == AT_EUNKNOWN)
+        f->maybe = true;
     if ((status == AT_ENOTLEADER || status == AT_EUNKNOWN) && park(m, f))
         return;
     f->result = result;
     f->index = index;
     if (status == 0)
         status = meta_wait_applied(m, index, META_WAIT_MS, on_fwd_applied, f);
-    if (status != 0) {
-        meta_write_cb cb = f->cb;
-        void *cbdata = f->data;
-        fwd_free(f);
-        cb(cbdata, status, result, index);
-    }
+    if (status != 0)
+        fwd_answer(f, status, result, index);
 }
 
 /* A forwarded (or parked) write of the packed command buf (owned). */
@@ -322,9 +355,12 @@ void meta__parked_run(struct meta *m)
         } else if (here) {
             void *buf = f->buf;
             f->buf = NULL; /* propose_local owns it from here */
-            rv = propose_local(m, buf, f->len, false, f->cb, f->data);
+            rv = propose_local(m, buf, f->len, false,
+                               f->maybe ? on_maybe_applied : f->cb,
+                               f->maybe ? (void *)f : f->data);
             if (rv == 0) {
-                fwd_free(f);
+                if (!f->maybe)
+                    fwd_free(f);
                 continue;
             }
         } else if (leader != 0) {
@@ -334,10 +370,7 @@ void meta__parked_run(struct meta *m)
         }
         if (rv == AT_ENOTLEADER && f->fail == 0 && f->buf != NULL && park(m, f))
             continue;
-        meta_write_cb cb = f->cb;
-        void *cbdata = f->data;
-        fwd_free(f);
-        cb(cbdata, rv, 0, 0);
+        fwd_answer(f, rv, 0, 0);
     }
 }
 
@@ -433,7 +466,8 @@ void meta__writes_stop(struct meta *m)
         f->m = NULL;
         f->cb(f->data, AT_ESHUTDOWN, 0, 0);
     }
-    /* parked ones were never proposed: answer and free them */
+    /* parked ones: not proposed since they were parked (an earlier
+     * attempt may have been: AT_ESHUTDOWN says "outcome unknown") */
     while ((e = at_list_pop_front(&m->parked)) != NULL) {
         struct meta_fwd *f = AT_LIST_ENTRY(e, struct meta_fwd, link);
         meta_write_cb cb = f->cb;

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "raft/internal.h" /* leader_wait_ms, set on an open node */
 #include "raft/meta.h"
 #include "raft/transport.h"
 #include "tests/unit/raft/fixture.h"
@@ -71,6 +72,24 @@ static void on_hook_write(void *data, int status, int result, uint64_t index)
     at_free(h);
 }
 
+/* FWD_LOSE: the next forward is proposed on the leader, which applies it,
+ * but its answer is lost (the forwarder hears AT_EUNKNOWN, as when the
+ * leader dies before answering); later ones (FWD_REFUSE) find no leader. */
+static enum { FWD_NORMAL, FWD_LOSE, FWD_REFUSE } forward_mode;
+
+static void on_hook_write_lost(void *data,
+                               int status,
+                               int result,
+                               uint64_t index)
+{
+    struct hook_call *h = data;
+    AT_UNUSED(status);
+    AT_UNUSED(result);
+    AT_UNUSED(index);
+    h->fcb(h->data, AT_EUNKNOWN, 0, 0);
+    at_free(h);
+}
+
 static int hook_forward(void *hooks_data,
                         uint64_t leader_id,
                         const void *cmd,
@@ -80,10 +99,18 @@ static int hook_forward(void *hooks_data,
 {
     AT_UNUSED(hooks_data);
     struct tnode *l;
+    if (forward_mode == FWD_REFUSE)
+        return AT_ENOTLEADER;
     struct hook_call *h = hook_call_new(leader_id, cb_data, &l);
     if (h == NULL)
         return AT_ENOTLEADER;
     h->fcb = cb;
+    if (forward_mode == FWD_LOSE) {
+        forward_mode = FWD_REFUSE;
+        return hook_call_started(
+            h, meta_propose_packed(l->m, cmd, len, on_hook_write_lost, h),
+            &forwards);
+    }
     return hook_call_started(
         h, meta_propose_packed(l->m, cmd, len, on_hook_write, h), &forwards);
 }
@@ -518,6 +545,29 @@ static void cluster_progress(void)
 }
 
 /* Part 2: writes and reads on the leader and through followers. */
+/* A write forwarded to the leader, applied there, whose answer is lost;
+ * then no leader takes it again until the follower's leader_wait ends.
+ * The writer must hear "outcome unknown" (503 OUTCOME_UNKNOWN), never the
+ * definite AT_ENOTLEADER (503 UNAVAILABLE, "not applied"): a soak run saw
+ * a write answered so and its value read afterwards. */
+static void cluster_lost_forward(void)
+{
+    struct op o = { 0 };
+    struct at_digest d = dg("blob-lost");
+    struct meta_cmd c = { .kind = META_CMD_BLOB_STORED,
+                          .blob_stored = {
+                              .repo = "rl", .digest = d, .size = 42 } };
+    nodes[1].m->leader_wait_ms = 300;
+    forward_mode = FWD_LOSE;
+    assert_int_equal(meta_propose(nodes[1].m, &c, on_write, &o), 0);
+    run_until(flag_set, &o.done);
+    forward_mode = FWD_NORMAL;
+    nodes[1].m->leader_wait_ms = 0;
+    assert_int_equal(o.status, AT_EUNKNOWN);
+    check_blob(0, "rl", "blob-lost"); /* it was applied */
+    check_blob(1, "rl", "blob-lost");
+}
+
 static void cluster_reads_writes(void)
 {
     /* writes on the leader and through a follower, visible everywhere */
@@ -727,6 +777,7 @@ static void test_cluster(void **state)
 
     cluster_form();
     cluster_reads_writes();
+    cluster_lost_forward();
     /* transport: a wrong secret is refused, the right one accepted, a
      * handshake in flight at close is canceled, nobody crashes */
     dial_with("wrong", nodes[0].peer, RAFT_NOCONNECTION);
