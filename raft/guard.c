@@ -14,8 +14,13 @@
  *   by their term (a stale result, as after any step-down);
  * - more than META_GUARD_HELD_MAX results held: the newest is dropped, as
  *   a lost message would be;
- * - close: held results are freed, never delivered. */
+ * - close: held results are freed, never delivered; raft's close
+ *   callback runs once, though 0.15's uv io may call ours again later
+ *   (F7: see g_close_cb). */
+#include "common/compat.h"
+
 #define AT_LOG_COMP "raft"
+
 #include "raft/guard.h"
 
 #include <stdlib.h>
