@@ -239,8 +239,10 @@ class Node:
         if self.local:
             c += ["--read-consistency", "local"]
         if self.disk_img:
-            # the small image is far below the default 1GiB reserve
-            c += ["--reserve-bytes", "16MiB"]
+            # the small image is far below the default reserves: blobs
+            # stop at 32 + 8 MiB free (the raft dir shares the image, so
+            # the raft reserve counts on top), raft at 8 MiB (F9)
+            c += ["--reserve-bytes", "32MiB", "--raft-reserve", "8MiB"]
         return c
 
     def start(self):

@@ -116,6 +116,28 @@ static void server_free(struct node_server *s)
     free(s);
 }
 
+/* The blob store's reserve: reserve_bytes, plus raft_reserve when the raft
+ * dir is on the blob store's file system, so that uploads stop before they
+ * eat the raft log's own reserve. Else a disk the blobs filled to
+ * reserve_bytes leaves raft below its reserve for good, and a leader on it
+ * refuses every write of the cluster (a soak run: F9). 0 stays "no check". */
+static uint64_t blob_reserve(const struct node_server *s)
+{
+    const struct node_config *cfg = s->cfg;
+    struct stat data, raft;
+    uint64_t r = cfg->reserve_bytes;
+
+    if (r == 0 || cfg->raft_reserve_bytes == 0 ||
+        stat(cfg->data_dir, &data) != 0 || stat(s->raft_dir, &raft) != 0 ||
+        data.st_dev != raft.st_dev)
+        return r;
+    LOG_INFO(
+        "the raft dir shares the blob store's file system: uploads "
+        "stop at %" PRIu64 " bytes free (reserve_bytes + raft_reserve)",
+        r + cfg->raft_reserve_bytes);
+    return r + cfg->raft_reserve_bytes;
+}
+
 static bool file_in(const char *dir, const char *name)
 {
     char *path = at_asprintf("%s/%s", dir, name);
@@ -668,7 +690,7 @@ int node_server_start(struct node_server **out,
     memset(&scfg, 0, sizeof(scfg));
     scfg.dir = cfg->data_dir;
     scfg.node_tag = NULL;
-    scfg.reserve_bytes = cfg->reserve_bytes;
+    scfg.reserve_bytes = blob_reserve(s);
     scfg.upload_ttl_ms = cfg->upload_ttl_ms;
     rv = storage_open(&s->store, loop, &scfg);
     if (rv != 0) {
