@@ -73,6 +73,7 @@ def run_unit(path, name, timeout):
 
 
 NAME_ONLY_RE = re.compile(r"^test\S* \([\w.]+\)$")
+OPEN_RE = re.compile(r"^(test\S*) \([\w.]+\).*\.\.\.$")
 RESULT_RE = re.compile(r"^(test\S*) \(([\w.]+)\).*? \.\.\. (ok|FAIL|ERROR|skipped.*|expected failure|unexpected success)$")
 
 
@@ -106,18 +107,35 @@ def run_integration(path, build, timeout, pattern):
             lines[-1] = lines[-1].strip() + " ... " + line.rsplit(" ... ", 1)[1]
         else:
             lines.append(line)
+    # A test that prints (a "note:" line) splits "test_x (...) ... " from
+    # its "ok": the status then comes alone on a later line.
+    pending = None
     for line in lines:
         m = RESULT_RE.match(line.strip())
-        if not m:
-            continue
-        status = m.group(3)
+        if m:
+            pending = None
+        else:
+            o = OPEN_RE.match(line.strip())
+            if o:
+                pending = o.group(1)
+                continue
+            word = line.strip()
+            if pending is None or not (word in ("ok", "FAIL", "ERROR") or
+                                       word.startswith("skipped")):
+                continue
+            m = (pending, word)
+            pending = None
+        if isinstance(m, tuple):
+            name_, status = m
+        else:
+            name_, status = m.group(1), m.group(3)
         if status == "ok" or status == "expected failure":
             t.passed += 1
         elif status.startswith("skipped"):
             t.skipped += 1
         else:
             t.failed += 1
-            t.failures.append(f"{name}: {m.group(1)} {status}")
+            t.failures.append(f"{name}: {name_} {status}")
     if rc != 0 and t.failed == 0:
         t.failed += 1
         t.failures.append(f"{name}: exit {rc}")
