@@ -130,6 +130,39 @@ class RaftDiskFullTest(harness.TestCase):
 
 
 
+def tmpfs_data_dir(test, prefix, size):
+    """A node dir for test whose data dir is a tmpfs of size (unmounted at
+    cleanup): the node dir; test.tmp and test.data are set. Skips without
+    root or mount(8)."""
+    if os.geteuid() != 0 or MOUNT is None:
+        test.skipTest("needs root and mount(8) for a small tmpfs")
+    test.tmp = test.temp_dir(prefix=prefix)
+    n = os.path.join(test.tmp, "n")
+    test.data = os.path.join(n, "data")
+    os.makedirs(test.data)
+    subprocess.run([MOUNT, "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                    test.data], check=True, timeout=30)
+    test.addCleanup(subprocess.run, [UMOUNT, "-l", test.data], timeout=30)
+    return n
+
+
+def upload_cut(test, node, repo, size):
+    """A monolithic upload of size random bytes to repo on node must be
+    cut with 507 (or the connection closed while sending, the 507 with
+    it)."""
+    import hashlib
+    big = os.urandom(size)
+    d = "sha256:" + hashlib.sha256(big).hexdigest()
+    try:
+        r = node.request("POST", f"/v2/{repo}/blobs/uploads/?digest={d}",
+                         body=big, headers={
+                             "Content-Type": "application/octet-stream"},
+                         timeout=60)
+        test.assertEqual(r.status, 507, r)
+    except OSError:
+        pass
+
+
 class BlobDiskFullTest(harness.TestCase):
     """The blob store on a small tmpfs: an upload that starts above the
     reserve and would take the file system below it is cut with 507 as
@@ -137,16 +170,7 @@ class BlobDiskFullTest(harness.TestCase):
     given back at once, not after upload_ttl."""
 
     def setUp(self):
-        if os.geteuid() != 0 or MOUNT is None:
-            self.skipTest("needs root and mount(8) for a small tmpfs")
-        self.tmp = self.temp_dir(prefix="atoll-blobfull-")
-        n = os.path.join(self.tmp, "n")
-        self.data = os.path.join(n, "data")
-        os.makedirs(self.data)
-        subprocess.run([MOUNT, "-t", "tmpfs", "-o", "size=64m", "tmpfs",
-                        self.data], check=True, timeout=30)
-        self.addCleanup(subprocess.run, [UMOUNT, "-l", self.data],
-                        timeout=30)
+        n = tmpfs_data_dir(self, "atoll-blobfull-", "64m")
         self.node = Node(tmp=n, args=[
             "--raft-dir", os.path.join(self.tmp, "raft"),
             "--reserve-bytes", "24MiB"])
@@ -158,19 +182,9 @@ class BlobDiskFullTest(harness.TestCase):
         return st.f_bavail * st.f_frsize
 
     def test_upload_cut_at_the_reserve(self):
-        import hashlib
         n = self.node
         before = self.free()
-        big = os.urandom(56 << 20)
-        d = "sha256:" + hashlib.sha256(big).hexdigest()
-        try:
-            r = n.request("POST", f"/v2/full/big/blobs/uploads/?digest={d}",
-                          body=big, headers={
-                              "Content-Type": "application/octet-stream"},
-                          timeout=60)
-            self.assertEqual(r.status, 507, r)
-        except OSError:
-            pass  # cut while sending: the 507 went with the close
+        upload_cut(self, n, "full/big", 56 << 20)
         self.assertTrue(n.alive(), n.log())
         # the session's bytes are back at once
         wait_for(lambda: self.free() > before - (4 << 20), 10,
@@ -196,34 +210,15 @@ class SharedDiskTest(harness.TestCase):
     segments)."""
 
     def setUp(self):
-        if os.geteuid() != 0 or MOUNT is None:
-            self.skipTest("needs root and mount(8) for a small tmpfs")
-        self.tmp = self.temp_dir(prefix="atoll-shared-")
-        n = os.path.join(self.tmp, "n")
-        self.data = os.path.join(n, "data")
-        os.makedirs(self.data)
-        subprocess.run([MOUNT, "-t", "tmpfs", "-o", "size=128m", "tmpfs",
-                        self.data], check=True, timeout=30)
-        self.addCleanup(subprocess.run, [UMOUNT, "-l", self.data],
-                        timeout=30)
+        n = tmpfs_data_dir(self, "atoll-shared-", "128m")
         self.node = Node(tmp=n, args=["--reserve-bytes", "8MiB",
                                       "--raft-reserve", "48MiB"])
         self.addCleanup(self.node.close)
         self.node.start()
 
     def test_blobs_leave_the_raft_reserve(self):
-        import hashlib
         n = self.node
-        big = os.urandom(64 << 20)
-        d = "sha256:" + hashlib.sha256(big).hexdigest()
-        try:
-            r = n.request("POST", f"/v2/shared/big/blobs/uploads/?digest={d}",
-                          body=big, headers={
-                              "Content-Type": "application/octet-stream"},
-                          timeout=60)
-            self.assertEqual(r.status, 507, r)
-        except OSError:
-            pass  # cut while sending: the 507 went with the close
+        upload_cut(self, n, "shared/big", 64 << 20)
         self.assertIn("reserve_bytes + raft_reserve", n.log())
         # then a push, raft write included, goes through once the node has
         # read the free space again (within a second): raft's reserve was
