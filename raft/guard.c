@@ -170,10 +170,9 @@ static void g_append_cb(struct raft_io_append *req, int status)
 }
 
 /* libraft 0.15's uv io may call its close callback more than once: its
- * uvMaybeFireCloseCb() does not wait for the streams of its clients and
- * servers, whose close callbacks call it again once everything else is
- * closed (F7). raft's own close callback runs once; later calls are
- * counted. */
+ * uvMaybeFireCloseCb() does not wait for an alive segment's writer with
+ * a write still in the pool, whose close calls it again, loop turns later
+ * (F7). raft's own close callback runs once; later calls are counted. */
 static void g_close_cb(struct raft_io *inner)
 {
     struct meta_guard *g = guard_of(inner);

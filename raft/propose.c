@@ -224,9 +224,12 @@ static void on_fwd_applied(void *data, int status, uint64_t index)
     cb(cbdata, st, result, idx);
 }
 
-/* A parked write proposed here once this node leads, after an attempt
- * that may have been applied: its answer goes through fwd_status too. */
-static void on_maybe_applied(void *data, int status, int result, uint64_t index)
+/* A parked write proposed here once this node leads: its answer goes
+ * through fwd_status too (an earlier attempt may have been applied). */
+static void on_parked_applied(void *data,
+                              int status,
+                              int result,
+                              uint64_t index)
 {
     fwd_answer(data, status, result, index);
 }
@@ -355,14 +358,9 @@ void meta__parked_run(struct meta *m)
         } else if (here) {
             void *buf = f->buf;
             f->buf = NULL; /* propose_local owns it from here */
-            rv = propose_local(m, buf, f->len, false,
-                               f->maybe ? on_maybe_applied : f->cb,
-                               f->maybe ? (void *)f : f->data);
-            if (rv == 0) {
-                if (!f->maybe)
-                    fwd_free(f);
+            rv = propose_local(m, buf, f->len, false, on_parked_applied, f);
+            if (rv == 0)
                 continue;
-            }
         } else if (leader != 0) {
             rv = forward(m, f, leader);
             if (rv == 0)
@@ -469,10 +467,6 @@ void meta__writes_stop(struct meta *m)
     /* parked ones: not proposed since they were parked (an earlier
      * attempt may have been: AT_ESHUTDOWN says "outcome unknown") */
     while ((e = at_list_pop_front(&m->parked)) != NULL) {
-        struct meta_fwd *f = AT_LIST_ENTRY(e, struct meta_fwd, link);
-        meta_write_cb cb = f->cb;
-        void *cbdata = f->data;
-        fwd_free(f);
-        cb(cbdata, AT_ESHUTDOWN, 0, 0);
+        fwd_answer(AT_LIST_ENTRY(e, struct meta_fwd, link), AT_ESHUTDOWN, 0, 0);
     }
 }

@@ -93,6 +93,19 @@ def free_port():
     raise RuntimeError("no free loopback port")
 
 
+def mount_tmpfs(test, path, size):
+    """Mount a tmpfs of size ("64m") on the existing dir path for test,
+    unmounted at its cleanup; skips the test without root or mount(8)."""
+    mount, umount = shutil.which("mount"), shutil.which("umount")
+    if os.geteuid() != 0 or mount is None or umount is None:
+        test.skipTest("needs root and mount(8) for a tmpfs")
+    p = subprocess.run([mount, "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                        path], capture_output=True, timeout=30)
+    if p.returncode != 0:
+        test.skipTest(f"cannot mount a tmpfs: {p.stderr[:200]!r}")
+    test.addCleanup(subprocess.run, [umount, "-l", path], timeout=30)
+
+
 def wait_for(pred, timeout, interval=0.05, what="condition"):
     """Poll pred() until it returns a true value (returned) or raise
     AssertionError after timeout seconds. Exceptions from pred count as

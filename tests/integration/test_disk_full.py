@@ -131,18 +131,13 @@ class RaftDiskFullTest(harness.TestCase):
 
 
 def tmpfs_data_dir(test, prefix, size):
-    """A node dir for test whose data dir is a tmpfs of size (unmounted at
-    cleanup): the node dir; test.tmp and test.data are set. Skips without
-    root or mount(8)."""
-    if os.geteuid() != 0 or MOUNT is None:
-        test.skipTest("needs root and mount(8) for a small tmpfs")
+    """A node dir for test whose data dir is a tmpfs of size: the node dir;
+    test.tmp and test.data are set."""
     test.tmp = test.temp_dir(prefix=prefix)
     n = os.path.join(test.tmp, "n")
     test.data = os.path.join(n, "data")
     os.makedirs(test.data)
-    subprocess.run([MOUNT, "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
-                    test.data], check=True, timeout=30)
-    test.addCleanup(subprocess.run, [UMOUNT, "-l", test.data], timeout=30)
+    harness.mount_tmpfs(test, test.data, size)
     return n
 
 

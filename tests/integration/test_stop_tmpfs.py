@@ -13,32 +13,22 @@ times: every stop must end with status 0 and no sanitizer report. It
 catches the bug reliably only in `make asan` (a plain build reads the
 freed memory silently); the note says how many stops saw the late call."""
 import os
-import shutil
-import subprocess
 import unittest
 
 import harness
 import images
 from harness import Node
 
-MOUNT = shutil.which("mount")
-UMOUNT = shutil.which("umount")
 STOPS = 6
 PUSHES = 30
 
 
 class StopOnTmpfsTest(harness.TestCase):
     def setUp(self):
-        if os.geteuid() != 0 or MOUNT is None:
-            self.skipTest("needs root and mount(8) for a tmpfs")
         self.tmp = self.temp_dir(prefix="atoll-f7-")
         self.raft = os.path.join(self.tmp, "raft")
         os.makedirs(self.raft)
-        p = subprocess.run([MOUNT, "-t", "tmpfs", "-o", "size=128m", "tmpfs",
-                            self.raft], capture_output=True, timeout=30)
-        if p.returncode != 0:
-            self.skipTest(f"cannot mount a tmpfs: {p.stderr[:200]!r}")
-        self.addCleanup(subprocess.run, [UMOUNT, "-l", self.raft], timeout=30)
+        harness.mount_tmpfs(self, self.raft, "128m")
 
     def test_graceful_stops(self):
         late = 0
