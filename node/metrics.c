@@ -5,6 +5,7 @@
 
 #include "node/auth/auth.h"
 #include "node/cluster/fetch.h"
+#include "node/cluster/fetch_table.h"
 #include "node/cluster/gc.h"
 #include "node/cluster/gossip.h"
 #include "node/cluster/peer_api.h"
@@ -215,6 +216,10 @@ static void store_metrics(struct node_api *api, struct at_buf *b)
     counter(b, "atoll_peer_blob_fetches_total",
             "Blob transfers started from another node.",
             api->peer_blob_fetches);
+    counter(b, "atoll_peer_blob_relays_total",
+            "Blob transfers from another node passed on to a client with no "
+            "copy kept (below the free-space reserve).",
+            api->peer_blob_relays);
     counter(b, "atoll_peer_blob_serves_total", "Blobs sent to other nodes.",
             api->peer_api != NULL ? api->peer_api->blob_serves : 0);
     node_fetch_counts(api, &active, &background);
@@ -222,6 +227,9 @@ static void store_metrics(struct node_api *api, struct at_buf *b)
           active);
     gauge(b, "atoll_fetches_background",
           "Blob fetches running with no client waiting (copies).", background);
+    gauge(b, "atoll_relays_active",
+          "Blob relays running (no copy kept: below the reserve).",
+          api->fetches != NULL ? api->fetches->relays : 0);
     node_replicate_counts(api, &under, &copying);
     gauge(b, "atoll_under_replicated_blobs",
           "Blobs short of min_copies at the leader's last scan.", under);

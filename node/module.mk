@@ -8,7 +8,8 @@ NODE_HTTP_SRCS := node/http/conn.c node/http/tcp.c node/http/mem.c \
 	node/http/file.c node/http/framing.c node/http/parse.c \
 	node/http/body.c node/http/request.c node/http/response.c \
 	node/http/recycle.c node/http/tables.c node/http/listener.c \
-	node/http/url.c node/http/tls.c node/http/tls_ctx.c node/http/pump.c
+	node/http/url.c node/http/tls.c node/http/tls_ctx.c node/http/pump.c \
+	node/http/push.c
 NODE_REPLY_SRCS := node/reply/context.c node/reply/reply.c
 NODE_AUTH_SRCS := node/auth/bcrypt.c node/auth/basic.c node/auth/cache.c \
 	node/auth/htpasswd.c node/auth/verify.c node/auth/source.c \
@@ -18,7 +19,8 @@ NODE_CLUSTER_SRCS := node/cluster/peer.c node/cluster/peer_front.c node/cluster/
 	node/cluster/peer_members.c node/cluster/peer_blobs.c \
 	node/cluster/peer_hooks.c node/cluster/peer_gossip.c \
 	node/cluster/gossip.c node/cluster/gossip_join.c node/cluster/gossip_addr.c \
-	node/cluster/fetch.c node/cluster/proxy.c node/cluster/replicate.c \
+	node/cluster/fetch.c node/cluster/fetch_table.c node/cluster/holders.c \
+	node/cluster/relay.c node/cluster/proxy.c node/cluster/replicate.c \
 	node/cluster/placement.c node/cluster/gc.c node/cluster/verify.c \
 	node/cluster/bootstrap.c
 NODE_OCI_SRCS := node/oci/names.c node/oci/route.c node/oci/router.c \

@@ -22,7 +22,7 @@
 #include "gossip/seal.h"
 #include "node/auth/access.h"
 #include "node/auth/auth.h"
-#include "node/cluster/fetch.h"
+#include "node/cluster/fetch_table.h"
 #include "node/cluster/gc.h"
 #include "node/cluster/gossip.h"
 #include "node/cluster/peer.h"

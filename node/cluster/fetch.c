@@ -3,8 +3,8 @@
  * to them while it runs.
  *
  * Happy path: node_fetch_blob finds no fetch for the digest, lists the
- * holders (meta_blob_holders, ordered by node_fetch_rank: gossip's alive
- * first, its suspects and holders that gave bad bytes lately after them,
+ * holders (meta_blob_holders, ordered by node_holder_rank (holders.h): gossip's
+ * alive first, its suspects and holders that gave bad bytes lately after them,
  * dead or left ones last, never skipped since gossip may be wrong; then
  * same region first; then the nearer by gossip RTT; then least loaded,
  * i.e. fewest transfers this node runs from each), creates an upload
@@ -27,12 +27,13 @@
  *
  * Failure modes: a holder unreachable, answering anything but 200, sending
  * more or fewer bytes than the metadata size, or bytes with another digest
- * (AT_EDIGEST: the holder is marked suspect for FETCH_SUSPECT_MS) -> every
- * client already streaming is aborted (connection closed mid-body: never a
- * complete wrong 200), the session is canceled and the next holder is tried
+ * (AT_EDIGEST: the holder is marked suspect for NODE_HOLDER_SUSPECT_MS) ->
+ * every client already streaming is aborted (connection closed mid-body: never
+ * a complete wrong 200), the session is canceled and the next holder is tried
  * for the others; none left -> every waiter gets 503 UNAVAILABLE with
  * Retry-After (never 404: the blob is known). Below the free-space reserve
- * no fetch starts: 507. Waiters not yet answered NODE_FETCH_WAIT_MS after the
+ * no fetch starts: a GET is relayed (relay.h: the bytes pass through, no
+ * copy kept), node_fetch_start refuses (AT_ENOSPC). Waiters not yet answered NODE_FETCH_WAIT_MS after the
  * fetch started get a 503 while the transfer goes on for the cache. A client
  * that disconnects is removed from the waiters. Shutdown: the peer client
  * aborts the transfer (AT_ESHUTDOWN), api->stopping stops further holders,
@@ -53,9 +54,9 @@
 
 #include "common/common.h"
 #include "node/cluster/fetch.h"
-#include "node/cluster/gossip.h"
+#include "node/cluster/fetch_table.h"
 #include "node/cluster/peer.h"
-#include "node/cluster/peer_api.h"
+#include "node/cluster/relay.h"
 #include "node/cluster/verify.h"
 #include "node/reply/reply.h"
 #include "proto/peer.h"
@@ -64,24 +65,8 @@
 /* Blobs from this size on are verified while they arrive (on_hashed): their
  * tail goes out before the commit's fdatasync. Smaller ones wait for the
  * commit (short for them), so their GET returns once the copy is kept. */
-#define FETCH_EARLY_MIN  ((uint64_t)8 << 20)
-#define FETCH_TICK_MS    20     /* how often clients' limits move */
-#define FETCH_SUSPECT_MS 300000 /* a holder that gave bad bytes */
-
-/* What this node knows of one holder (by name). */
-struct holder_stat {
-    uint64_t suspect_until; /* at_now_ms() before which it goes last */
-    unsigned transfers;     /* transfers running from it */
-};
-
-struct node_fetch_table {
-    struct node_api *api;  /* borrowed; NULL once closed */
-    struct at_map fetches; /* raw digest -> struct fetch (borrowed) */
-    struct at_map stats;   /* holder name -> struct holder_stat (owned) */
-    unsigned active;       /* fetches in the map */
-    unsigned background;   /* of which started by node_fetch_start */
-    unsigned refs;         /* the api's (until closed) + one per fetch */
-};
+#define FETCH_EARLY_MIN ((uint64_t)8 << 20)
+#define FETCH_TICK_MS   20 /* how often clients' limits move */
 
 enum fetch_state {
     FETCH_DOWNLOADING,
@@ -99,12 +84,6 @@ struct fetch_waiter {
     struct at_list link;       /* in f->waiters */
 };
 
-struct fetch_holder {
-    char *name; /* owned */
-    char *addr; /* owned: peer host:port */
-    struct node_holder_key key;
-};
-
 struct fetch {
     struct node_fetch_table *t; /* one reference */
     enum fetch_state state;
@@ -112,13 +91,13 @@ struct fetch {
     char dstr[AT_DIGEST_STR_SIZE];
     char *repo; /* owned */
     uint64_t size;
-    struct fetch_holder *holders; /* owned array */
+    struct node_holder *holders; /* owned array */
     size_t nholders;
-    size_t cur;               /* index of the holder being tried */
-    struct storage_upload *u; /* one reference, NULL between attempts */
-    struct node_peer_req *pr; /* borrowed while the transfer runs */
-    struct holder_stat *busy; /* borrowed: stat counting this transfer */
-    uint64_t received;        /* bytes of this attempt */
+    size_t cur;                    /* index of the holder being tried */
+    struct storage_upload *u;      /* one reference, NULL between attempts */
+    struct node_peer_req *pr;      /* borrowed while the transfer runs */
+    struct node_holder_stat *busy; /* borrowed: stat counting this transfer */
+    uint64_t received;             /* bytes of this attempt */
     uint64_t started_ms;
     unsigned pauses; /* transfer paused for the disk (for logs) */
     bool drain_pending, paused, in_map, background, waited_out;
@@ -135,83 +114,16 @@ struct fetch {
     bool mismatch; /* the watch found another digest: attempt is failing */
 };
 
-static void table_unref(struct node_fetch_table *t)
-{
-    const char *k;
-    void *v;
-
-    if (--t->refs > 0)
-        return;
-    for (size_t i = 0; at_map_next(&t->stats, &i, &k, &v);)
-        at_free(v);
-    at_map_release(&t->stats);
-    at_map_release(&t->fetches);
-    at_free(t);
-}
-
-/* see fetch.h */
-void node_fetch_table_close(struct node_fetch_table *t)
-{
-    if (t == NULL)
-        return;
-    if (t->api != NULL)
-        t->api->fetches = NULL;
-    t->api = NULL;
-    table_unref(t);
-}
-
-/* see fetch.h */
-void node_fetch_counts(const struct node_api *api,
-                       unsigned *active,
-                       unsigned *background)
-{
-    const struct node_fetch_table *t = api->fetches;
-
-    *active = t != NULL ? t->active : 0;
-    *background = t != NULL ? t->background : 0;
-}
-
-static struct node_fetch_table *table_get(struct node_api *api)
-{
-    struct node_fetch_table *t = api->fetches;
-
-    if (t == NULL) {
-        t = at_calloc(1, sizeof(*t));
-        at_map_init(&t->fetches);
-        at_map_init(&t->stats);
-        t->api = api;
-        t->refs = 1;
-        api->fetches = t;
-    }
-    return t;
-}
-
-static struct holder_stat *stat_get(struct node_fetch_table *t,
-                                    const char *name)
-{
-    struct holder_stat *hs = at_map_gets(&t->stats, name);
-
-    if (hs == NULL) {
-        hs = at_calloc(1, sizeof(*hs));
-        at_map_put(&t->stats, name, strlen(name), hs);
-    }
-    return hs;
-}
-
 static void fetch_unref(struct fetch *f)
 {
     struct node_fetch_table *t = f->t;
 
     if (--f->refs > 0)
         return;
-    for (size_t i = 0; i < f->nholders; i++) {
-        at_free(f->holders[i].name);
-        at_free(f->holders[i].addr);
-    }
-    at_free(f->holders);
+    node_holders_free(f->holders, f->nholders);
     at_free(f->repo);
     at_free(f);
-    table_unref(t);
+    node_fetch_table_unref(t);
 }
 
 /* ---- waiters ---- */
@@ -344,6 +256,7 @@ static void streams_update(struct fetch *f)
     limit = AT_MIN(limit, written);
     AT_LIST_FOREACH (l, &f->waiters) {
         struct fetch_waiter *w = AT_LIST_ENTRY(l, struct fetch_waiter, link);
+        uint64_t start, len;
         int fd;
 
         if (!w->stream || node_http_req_done(w->req))
@@ -355,14 +268,8 @@ static void streams_update(struct fetch *f)
         if (storage_upload_open_data(f->u, &fd) != 0)
             continue; /* not there yet: next tick */
         w->started = true;
-        node_reply_begin(w->req, 200);
-        node_http_resp_header(w->req, "Docker-Content-Digest", "%s", f->dstr);
-        node_http_resp_header(w->req, "ETag", "\"%s\"", f->dstr);
-        node_http_resp_header(w->req, "Accept-Ranges", "bytes");
-        node_http_resp_header(w->req, "Content-Type",
-                              "application/octet-stream");
-        node_http_resp_header(w->req, "Cache-Control", "max-age=31536000");
-        api->bytes_out += f->size;
+        /* no Range here (w->stream): 200 with all of it */
+        node_reply_blob_begin(api, w->req, &f->d, f->size, &start, &len);
         node_http_resp_stream_file(w->req, fd, f->size, limit);
     }
 }
@@ -450,9 +357,7 @@ static void transfer_end(struct fetch *f)
 
 static void mark_suspect(struct fetch *f)
 {
-    struct holder_stat *hs = stat_get(f->t, f->holders[f->cur].name);
-
-    hs->suspect_until = at_now_ms() + FETCH_SUSPECT_MS;
+    node_holder_mark_suspect(&f->t->stats, f->holders[f->cur].name);
 }
 
 /* This attempt failed: no client may see its tail; next holder. */
@@ -605,7 +510,7 @@ static void on_transfer_done(void *data,
                              size_t len)
 {
     struct fetch *f = data;
-    struct fetch_holder *h = &f->holders[f->cur];
+    struct node_holder *h = &f->holders[f->cur];
     int rv;
 
     AT_UNUSED(body);
@@ -657,7 +562,7 @@ static void try_next(struct fetch *f)
     int rv;
 
     for (; f->cur < f->nholders; f->cur++) {
-        struct fetch_holder *h = &f->holders[f->cur];
+        struct node_holder *h = &f->holders[f->cur];
 
         if (api == NULL || api->stopping || api->peer == NULL) {
             fetch_finish(f, "node is stopping");
@@ -691,7 +596,7 @@ static void try_next(struct fetch *f)
         at_free(path);
         if (rv == 0) {
             api->peer_blob_fetches++;
-            f->busy = stat_get(f->t, h->name);
+            f->busy = node_holder_stat_get(&f->t->stats, h->name);
             f->busy->transfers++;
             LOG_INFO("fetching blob '%s' (%" PRIu64 " bytes) from '%s' at %s%s",
                      f->dstr, f->size, h->name, h->addr,
@@ -713,103 +618,12 @@ static void try_next(struct fetch *f)
     fetch_finish(f, "no holder could give it");
 }
 
-struct holders_ctx {
-    struct fetch *f;
-    size_t cap;
-    const char *region; /* borrowed: this node's */
-    uint64_t now;
-};
-
-static void holder_each(void *data, const struct meta_node *n)
-{
-    struct holders_ctx *hc = data;
-    struct fetch *f = hc->f;
-    struct fetch_holder *h;
-    struct holder_stat *hs;
-
-    if (n->name == NULL || n->peer_address == NULL ||
-        n->peer_address[0] == '\0')
-        return;
-    if (f->nholders == hc->cap) {
-        hc->cap = hc->cap == 0 ? 4 : hc->cap * 2;
-        f->holders = at_realloc(f->holders, hc->cap * sizeof(*f->holders));
-    }
-    h = &f->holders[f->nholders++];
-    h->name = at_strdup(n->name);
-    h->addr = at_strdup(n->peer_address);
-    h->key.group = hc->region[0] != '\0' && n->region != NULL &&
-                           strcmp(n->region, hc->region) == 0
-                       ? 0
-                       : 1;
-    hs = at_map_gets(&f->t->stats, n->name);
-    h->key.load = hs != NULL ? hs->transfers : 0;
-    h->key.rank = node_fetch_rank(f->t->api, n->name,
-                                  hs != NULL && hs->suspect_until > hc->now);
-    h->key.rtt_us = node_gossip_rtt_us(
-        f->t->api->peer_api != NULL ? f->t->api->peer_api->gossip : NULL,
-        n->name);
-}
-
-/* see fetch.h */
-enum node_rank node_fetch_rank(const struct node_api *api,
-                               const char *name,
-                               bool bad_bytes)
-{
-    const struct node_gossip *g =
-        api->peer_api != NULL ? api->peer_api->gossip : NULL;
-
-    switch (node_gossip_liveness(g, name, NULL)) {
-    case META_LIVE_DEAD:
-    case META_LIVE_LEFT:
-        return NODE_RANK_GONE;
-    case META_LIVE_SUSPECT:
-        return NODE_RANK_SUSPECT;
-    default:
-        return bad_bytes ? NODE_RANK_SUSPECT : NODE_RANK_OK;
-    }
-}
-
-/* see fetch.h */
-bool node_fetch_holder_before(const struct node_holder_key *a,
-                              const struct node_holder_key *b)
-{
-    if (a->rank != b->rank)
-        return a->rank < b->rank;
-    if (a->group != b->group)
-        return a->group < b->group;
-    if (a->rtt_us != 0 && b->rtt_us != 0 &&
-        (a->rtt_us < b->rtt_us / 2 || b->rtt_us < a->rtt_us / 2))
-        return a->rtt_us < b->rtt_us;
-    return a->load < b->load;
-}
-
-/* Stable insertion sort by node_fetch_holder_before; ties keep meta's
- * order (by name). */
-static void holders_sort(struct fetch *f)
-{
-    for (size_t i = 1; i < f->nholders; i++) {
-        struct fetch_holder h = f->holders[i];
-        size_t j = i;
-
-        while (j > 0 &&
-               node_fetch_holder_before(&h.key, &f->holders[j - 1].key)) {
-            f->holders[j] = f->holders[j - 1];
-            j--;
-        }
-        f->holders[j] = h;
-    }
-}
-
 static struct fetch *fetch_new(struct node_fetch_table *t,
                                const char *repo,
                                const struct at_digest *d,
                                uint64_t size)
 {
     struct fetch *f = at_calloc(1, sizeof(*f));
-    const char *region = t->api->cfg != NULL && t->api->cfg->region != NULL
-                             ? t->api->cfg->region
-                             : "";
-    struct holders_ctx hc = { f, 0, region, at_now_ms() };
 
     f->t = t;
     t->refs++;
@@ -820,9 +634,8 @@ static struct fetch *fetch_new(struct node_fetch_table *t,
     f->state = FETCH_DOWNLOADING;
     at_list_init(&f->waiters);
     f->refs = 2; /* active + timer */
-    f->started_ms = hc.now;
-    meta_blob_holders(t->api->meta, d, holder_each, &hc);
-    holders_sort(f);
+    f->started_ms = at_now_ms();
+    f->nholders = node_holders_list(t->api, &t->stats, d, &f->holders);
     uv_timer_init(t->api->loop, &f->timer);
     f->timer.data = f;
     uv_timer_start(&f->timer, on_tick, FETCH_TICK_MS, FETCH_TICK_MS);
@@ -881,7 +694,7 @@ int node_fetch_start(struct node_api *api,
             record_local(api, repo, d, have);
         return 0;
     }
-    t = table_get(api);
+    t = node_fetch_table_get(api);
     if (at_map_get(&t->fetches, d->bytes, AT_DIGEST_LEN) != NULL)
         return 0;
     if (!storage_space_ok(api->store))
@@ -911,14 +724,12 @@ void node_fetch_blob(struct node_api *api,
                          "blob is known but no copy is reachable now");
         return;
     }
-    t = table_get(api);
+    t = node_fetch_table_get(api);
     f = at_map_get(&t->fetches, d->bytes, AT_DIGEST_LEN);
     if (f == NULL) {
         if (!storage_space_ok(api->store)) {
-            /* Local reads go on; a new copy would eat the reserve. */
-            node_reply_error(req, 507, "UNSUPPORTED",
-                             "not enough free space on this node to fetch the "
-                             "blob from a peer");
+            /* A copy would eat the reserve: the bytes pass through. */
+            node_relay_blob(api, req, repo, d, size);
             return;
         }
         f = fetch_new(t, repo, d, size);

@@ -29,6 +29,8 @@
 
 #include "common/common.h"
 #include "node/cluster/fetch.h"
+#include "node/cluster/fetch_table.h"
+#include "node/cluster/holders.h"
 #include "node/cluster/peer.h"
 #include "node/cluster/replicate.h"
 #include "node/reply/reply.h"
@@ -305,7 +307,7 @@ static void target_each(void *data, const struct meta_node *n)
         at_map_gets(&tc->holders, n->name) != NULL)
         return;
     /* gossip sees it dead or left: it would only time out */
-    enum node_rank rank = node_fetch_rank(tc->api, n->name, false);
+    enum node_rank rank = node_holder_rank(tc->api, n->name, false);
     if (rank == NODE_RANK_GONE)
         return;
     if (a->ntargets == tc->cap) {

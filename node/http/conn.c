@@ -61,15 +61,17 @@ static const unsigned conn_allowed[] = {
 static const char *const resp_state_names[] = {
     [RESP_NONE] = "none",       [RESP_SENDING] = "sending",
     [RESP_FILE] = "file",       [RESP_STALLED] = "stalled",
-    [RESP_UPGRADE] = "upgrade", [RESP_DONE] = "done",
+    [RESP_UPGRADE] = "upgrade", [RESP_PUSH] = "push",
+    [RESP_DONE] = "done",
 };
 
 static const unsigned resp_allowed[] = {
-    [RESP_NONE] = TO(RESP_SENDING) | TO(RESP_UPGRADE),
+    [RESP_NONE] = TO(RESP_SENDING) | TO(RESP_UPGRADE) | TO(RESP_PUSH),
     [RESP_SENDING] = TO(RESP_FILE) | TO(RESP_DONE),
     [RESP_FILE] = TO(RESP_STALLED) | TO(RESP_DONE),
     [RESP_STALLED] = TO(RESP_FILE),
     [RESP_UPGRADE] = TO(RESP_DONE),
+    [RESP_PUSH] = TO(RESP_DONE),
     [RESP_DONE] = TO(RESP_NONE),
 };
 
@@ -90,7 +92,8 @@ void node_http__resp_move(struct node_http_conn *c, enum resp_state to)
     AT_ASSERT(resp_allowed[c->resp] & TO(to));
     /* Traced only off the path every response takes (SENDING, DONE, NONE):
      * each trace costs a level lookup, on the hottest path there is. */
-    if (to == RESP_FILE || to == RESP_STALLED || to == RESP_UPGRADE)
+    if (to == RESP_FILE || to == RESP_STALLED || to == RESP_UPGRADE ||
+        to == RESP_PUSH)
         LOG_DEBUG("conn %s: response %s -> %s", c->peer,
                   resp_state_names[c->resp], resp_state_names[to]);
     c->resp = to;
@@ -122,6 +125,8 @@ void node_http__conn_report(struct node_http_conn *c, bool complete)
     d.bytes = complete ? r->body_bytes : 0;
     if (r->file_body && c->file.left <= r->body_bytes)
         d.bytes = r->body_bytes - c->file.left;
+    if (c->resp == RESP_PUSH && c->push.left + c->push.queued <= r->body_bytes)
+        d.bytes = r->body_bytes - c->push.left - c->push.queued;
     d.micros = (uv_hrtime() - r->start_ns) / 1000;
     d.complete = complete;
     s->done_cb(s->done_data, r, &d);

@@ -62,6 +62,8 @@ typedef void (*node_http_end_cb)(struct node_http_req *req);
  * runs afterwards (the rest of the body is dropped or the connection
  * closed), and the handler must release what it kept for the body itself. */
 typedef void (*node_http_abort_cb)(struct node_http_req *req);
+/* A pushed body's queue is empty again (node_http_resp_push_start). */
+typedef void (*node_http_drain_cb)(struct node_http_req *req);
 
 struct node_http_config {
     const char *host;           /* borrowed */
@@ -235,6 +237,25 @@ void node_http_resp_stream_file(struct node_http_req *r,
                                 uint64_t len,
                                 uint64_t limit);
 void node_http_resp_stream_limit(struct node_http_req *r, uint64_t limit);
+/* A body of len bytes that the handler hands over as it gets them (a relay
+ * from another node): push_start writes the head (Content-Length: len);
+ * each node_http_resp_push copies n bytes out and sets *unwritten to the
+ * pushed bytes not written yet, so that the handler stops above a mark of
+ * its own; on_drain (may be NULL) runs whenever that count falls to 0 with
+ * bytes still to push. The response completes once all len bytes are
+ * written. Push returns 0, AT_ETOOBIG for bytes past len (nothing queued),
+ * AT_ESHUTDOWN once the response is gone or has no body (HEAD, 204, 304,
+ * len 0: the head alone completes it). The write timeout runs meanwhile,
+ * restarted by each push and each write done: a handler that pushes
+ * nothing for that long has the connection closed (its abort callback
+ * runs). To stop early, node_http_resp_abort: never a short body. */
+void node_http_resp_push_start(struct node_http_req *r,
+                               uint64_t len,
+                               node_http_drain_cb on_drain);
+int node_http_resp_push(struct node_http_req *r,
+                        const void *p,
+                        size_t n,
+                        size_t *unwritten);
 /* Close the connection at once, whatever was sent: the client sees a
  * truncated response. The abort callback runs (clear it first if unwanted).
  * No-op once the response is complete. */

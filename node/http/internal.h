@@ -42,6 +42,7 @@ enum resp_state {
     RESP_FILE,    /* its file body goes out */
     RESP_STALLED, /* the file body waits for node_http_resp_stream_limit */
     RESP_UPGRADE, /* a 101 is written; then the socket is handed over */
+    RESP_PUSH,    /* the handler pushes the body as it gets it (push.c) */
     RESP_DONE,    /* completely written */
 };
 
@@ -168,6 +169,11 @@ struct node_http_conn {
         uint64_t left;  /* bytes still to send */
         uint64_t limit; /* file offset sending stops at until raised */
     } file;
+    struct {
+        uint64_t left; /* body bytes not pushed yet */
+        size_t queued; /* pushed, not written yet */
+        node_http_drain_cb on_drain;
+    } push;
     node_http_upgrade_cb up_cb; /* set while a 101 is being written */
     void *up_data;
     char peer[64];
@@ -311,6 +317,15 @@ bool node_http__body_read_buf(struct node_http_conn *c, uv_buf_t *buf);
 /* The handler answers before the body was read: drain a small rest or stop
  * reading and close. */
 void node_http__body_settle(struct node_http_conn *c);
+
+/* ---- response.c ---- */
+
+/* Status line and headers for a body of clen bytes, plus room for `extra`
+ * bytes after them in the same allocation (*head_len: where they start). */
+struct node_http_write *node_http__resp_head(struct node_http_req *r,
+                                             uint64_t clen,
+                                             size_t extra,
+                                             size_t *head_len);
 
 /* ---- file.c ---- */
 

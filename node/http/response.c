@@ -178,12 +178,11 @@ static void resp_on_upgrade_written(struct node_http_twrite *tw, int status)
     cb(data, stream);
 }
 
-/* Status line and headers for a body of clen bytes, plus room for `extra`
- * bytes after them in the same allocation. */
-static struct node_http_write *resp_head(struct node_http_req *r,
-                                         uint64_t clen,
-                                         size_t extra,
-                                         size_t *head_len)
+/* see internal.h */
+struct node_http_write *node_http__resp_head(struct node_http_req *r,
+                                             uint64_t clen,
+                                             size_t extra,
+                                             size_t *head_len)
 {
     struct node_http_conn *c = r->conn;
     char line[80], tail[80];
@@ -246,7 +245,7 @@ void node_http_resp_send(struct node_http_req *r, const void *p, size_t n)
         n = 0;
     bn = r->method == NODE_HTTP_HEAD ? 0 : n;
     r->body_bytes = bn;
-    w = resp_head(r, n, bn, &hl);
+    w = node_http__resp_head(r, n, bn, &hl);
     if (bn > 0)
         memcpy(w->data + hl, p, bn);
     node_http__resp_move(c, RESP_SENDING);
@@ -274,7 +273,7 @@ static void resp_file(struct node_http_req *r,
     node_http__body_settle(c);
     body = r->method != NODE_HTTP_HEAD && len > 0 && r->status != 204 &&
            r->status != 304;
-    w = resp_head(r, len, 0, &hl);
+    w = node_http__resp_head(r, len, 0, &hl);
     if (body) {
         r->file_body = true;
         r->body_bytes = len;

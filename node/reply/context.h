@@ -63,6 +63,7 @@ struct node_api {
     uint64_t blobs_committed;
     uint64_t manifests_put;
     uint64_t peer_blob_fetches; /* transfers started from a holder */
+    uint64_t peer_blob_relays;  /* relays started: bytes passed on, no copy */
     /* answers by status class ([1..5]: 1xx..5xx, [0] other), counted by
      * node_reply_begin on every listener that uses the reply toolkit */
     uint64_t status_counts[6];

@@ -133,29 +133,27 @@ bool node_reply_write_failed(struct node_http_req *req, int status, int result)
 }
 
 /* see reply.h */
-void node_reply_blob(struct node_api *api,
-                     struct node_http_req *req,
-                     const struct at_digest *d,
-                     int fd,
-                     uint64_t size)
+bool node_reply_blob_begin(struct node_api *api,
+                           struct node_http_req *req,
+                           const struct at_digest *d,
+                           uint64_t size,
+                           uint64_t *start,
+                           uint64_t *len)
 {
-    enum node_http_method method = node_http_req_method(req);
     char dstr[AT_DIGEST_STR_SIZE];
-    uint64_t start;
-    uint64_t end;
+    uint64_t end = 0;
     const char *range;
     int rv;
 
     at_digest_format(d, dstr);
     range = node_http_req_header(req, "range");
-    rv = range != NULL ? node_http_parse_range(range, size, &start, &end)
+    rv = range != NULL ? node_http_parse_range(range, size, start, &end)
                        : AT_EINVAL;
     if (rv == AT_ERANGE) {
-        close(fd);
         node_http_resp_header(req, "Content-Range", "bytes */%" PRIu64, size);
         node_reply_error(req, 416, "RANGE_INVALID",
                          "requested range not satisfiable");
-        return;
+        return false;
     }
     /* A malformed or multi-range header is ignored: 200 with it all. */
     node_reply_begin(req, rv == 0 ? 206 : 200);
@@ -166,13 +164,30 @@ void node_reply_blob(struct node_api *api,
     node_http_resp_header(req, "Cache-Control", "max-age=31536000");
     if (rv == 0) {
         node_http_resp_header(req, "Content-Range",
-                              "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, start,
+                              "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, *start,
                               end, size);
-        if (method == NODE_HTTP_GET)
-            api->bytes_out += end - start + 1;
-        node_http_resp_send_file(req, fd, start, end - start + 1);
+        *len = end - *start + 1;
+    } else {
+        *start = 0;
+        *len = size;
+    }
+    if (node_http_req_method(req) == NODE_HTTP_GET)
+        api->bytes_out += *len;
+    return true;
+}
+
+/* see reply.h */
+void node_reply_blob(struct node_api *api,
+                     struct node_http_req *req,
+                     const struct at_digest *d,
+                     int fd,
+                     uint64_t size)
+{
+    uint64_t start, len;
+
+    if (!node_reply_blob_begin(api, req, d, size, &start, &len)) {
+        close(fd);
         return;
     }
-    api->bytes_out += method == NODE_HTTP_GET ? size : 0;
-    node_http_resp_send_file(req, fd, 0, size);
+    node_http_resp_send_file(req, fd, start, len);
 }

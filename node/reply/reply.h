@@ -43,6 +43,17 @@ bool node_reply_write_failed(struct node_http_req *req, int status, int result);
 void node_reply_write_index(struct node_http_req *req,
                             int status,
                             uint64_t index);
+/* Begin the answer to a GET or HEAD of blob d of size bytes: status 206
+ * for a single satisfiable Range (with Content-Range; a malformed or
+ * multi-range header is ignored) or 200, and the OCI blob headers; the
+ * body to send is [*start, *start + *len), counted in api->bytes_out for a
+ * GET. Returns false when the range is unsatisfiable: 416 is answered. */
+bool node_reply_blob_begin(struct node_api *api,
+                           struct node_http_req *req,
+                           const struct at_digest *d,
+                           uint64_t size,
+                           uint64_t *start,
+                           uint64_t *len);
 /* Answer GET/HEAD of blob d from fd (owned: closed when sent) of size
  * bytes, with the OCI blob headers and a single Range when asked (206, or
  * 416 when unsatisfiable); counts the bytes in api->bytes_out. */

@@ -442,6 +442,32 @@ class FetchCorruptLinkTest(FetchTestCase):
         self.assertEqual(sha256_digest(r.body), d)
 
 
+    def test_corrupt_link_relay_cut(self):
+        """The same link, to a node below its reserve: the relay hashes
+        what passes through and cuts the client's body before its last
+        64 KiB when the digest does not match."""
+        c = self.cluster
+        n0, n1, _ = c.nodes
+        repo = "fetch/corruptrelay"
+        layer, d = self.push_layer(repo, 2 * 1024 * 1024 + 3)
+        self.proxy.needle = layer[1024 * 1024:1024 * 1024 + 48]
+        n1.kill()
+        n1.args = n1.args + ["--reserve-bytes", str(10 ** 15)]
+        n1.start()
+        c.wait_caught_up(n1)
+        status, body, complete = get_outcome(n1, f"/v2/{repo}/blobs/{d}")
+        note(f"corrupt link, relayed GET (status, bytes, complete): "
+             f"{(status, len(body), complete)}, flipped {self.proxy.flipped}")
+        self.assertGreater(self.proxy.flipped, 0, "the proxy saw no blob")
+        self.assertEqual(status, 200)
+        self.assertFalse(complete, "corrupt bytes relayed as a complete 200")
+        self.assertLessEqual(len(body), len(layer) - 64 * 1024)
+        wait_for(lambda: "does not match its digest" in n1.log(), 20,
+                 what="n1 found the digest mismatch")
+        self.assertFalse(os.path.exists(blob_path(n1, d)))
+        self.assertTrue(n1.alive(), n1.log())
+
+
 class FetchFailoverTest(FetchTestCase):
     """The first holder dies: the copy fetched by another node serves."""
 
@@ -498,18 +524,19 @@ class FetchFailoverTest(FetchTestCase):
 
 
 class FetchReserveTest(FetchTestCase):
-    """Below the free-space reserve a node starts no fetch (507) but keeps
-    serving what it holds."""
+    """Below the free-space reserve a node keeps no new copy: a GET of a
+    blob it does not hold is relayed from a holder (the bytes pass through,
+    verified, none kept), and what it holds is served as before."""
 
     def setUp(self):
         self.start_cluster(3, extra=NO_COPIES, prefix="fres")
 
-    def test_507_below_reserve(self):
+    def test_relay_below_reserve(self):
         c = self.cluster
         n0, n1, _ = c.nodes
         repo = "fetch/reserve"
         kept = os.urandom(1024 * 1024)
-        other = os.urandom(1024 * 1024 + 1)
+        other = os.urandom(24 * 1024 * 1024 + 5)
         dk = push_image_with(n0, repo, "v1", kept)
         do = push_image_with(n0, repo, "v2", other)
         c.wait_all_caught_up()
@@ -519,15 +546,42 @@ class FetchReserveTest(FetchTestCase):
         n1.args = n1.args + ["--reserve-bytes", str(10 ** 15)]
         n1.start()
         c.wait_caught_up(n1)
+        index = n1.applied_index()
         r = n1.request("GET", f"/v2/{repo}/blobs/{do}", timeout=60)
-        self.assertEqual(r.status, 507, r)
-        self.assertTrue(r.json()["errors"], r)
-        self.assertIn("space", r.json()["errors"][0]["message"])
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.headers.get("docker-content-digest"), do)
+        self.assertEqual(sha256_digest(r.body), do)
+        self.assertEqual(r.body, other)
+        self.assertEqual(metric(n1, "atoll_peer_blob_relays_total"), 1)
+        self.assertEqual(metric(n1, "atoll_relays_active"), 0)
+        self.assertIn("no copy kept", n1.log())
+        # a single range, relayed: only those bytes
+        r = n1.request("GET", f"/v2/{repo}/blobs/{do}", timeout=60,
+                       headers={"Range": "bytes=1000-1999"})
+        self.assertEqual(r.status, 206, r)
+        self.assertEqual(r.body, other[1000:2000])
+        self.assertEqual(r.headers.get("content-range"),
+                         f"bytes 1000-1999/{len(other)}")
+        r = n1.request("GET", f"/v2/{repo}/blobs/{do}", timeout=60,
+                       headers={"Range": f"bytes={len(other)}-"})
+        self.assertEqual(r.status, 416, r)
+        # nothing was kept: no blob file, no upload session, not recorded
+        self.assertFalse(os.path.exists(blob_path(n1, do)))
+        up = os.path.join(n1.data_dir, "uploads")
+        self.assertTrue(not os.path.isdir(up) or not os.listdir(up))
+        time.sleep(0.5)
+        self.assertEqual(n1.applied_index(), index, "a relay wrote metadata")
+        # what it holds is served from its disk
         r = n1.request("GET", f"/v2/{repo}/blobs/{dk}", timeout=60)
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.body, kept)
         r = n1.request("HEAD", f"/v2/{repo}/blobs/{do}")
         self.assertEqual(r.status, 200, r)
+        # the only holder gone: 503, never 404 or a wrong body
+        n0.kill()
+        r = n1.request("GET", f"/v2/{repo}/blobs/{do}", timeout=60)
+        self.assertEqual(r.status, 503, r)
+        self.assertTrue(n1.alive(), n1.log())
 
 
 class FetchRegionTest(FetchTestCase):

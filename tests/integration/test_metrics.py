@@ -137,6 +137,7 @@ class MetricsTest(ClusterTestCase):
                      "atoll_storage_free_bytes",
                      "atoll_storage_upload_sessions",
                      "atoll_fetches_active", "atoll_copies_in_flight",
+                     "atoll_peer_blob_relays_total", "atoll_relays_active",
                      "process_resident_memory_bytes",
                      "process_cpu_seconds_total", "process_open_fds",
                      "process_max_fds", "process_start_time_seconds"):
