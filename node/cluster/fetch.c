@@ -33,12 +33,12 @@
  * for the others; none left -> every waiter gets 503 UNAVAILABLE with
  * Retry-After (never 404: the blob is known). Below the free-space reserve
  * no fetch starts: a GET is relayed (relay.h: the bytes pass through, no
- * copy kept), node_fetch_start refuses (AT_ENOSPC). Waiters not yet answered NODE_FETCH_WAIT_MS after the
- * fetch started get a 503 while the transfer goes on for the cache. A client
- * that disconnects is removed from the waiters. Shutdown: the peer client
- * aborts the transfer (AT_ESHUTDOWN), api->stopping stops further holders,
- * node_fetch_table_close detaches the table so late storage callbacks never
- * touch the api.
+ * copy kept), node_fetch_start refuses (AT_ENOSPC). Waiters not yet answered
+ * NODE_FETCH_WAIT_MS after the fetch started get a 503 while the transfer goes
+ * on for the cache. A client that disconnects is removed from the waiters.
+ * Shutdown: the peer client aborts the transfer (AT_ESHUTDOWN), api->stopping
+ * stops further holders, node_fetch_table_close detaches the table so late
+ * storage callbacks never touch the api.
  *
  * A fetch may have no waiter at all (node_fetch_start: a copy asked for by
  * min_copies replication).

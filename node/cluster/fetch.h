@@ -7,7 +7,7 @@
 
 #include "node/reply/context.h"
 
-#define NODE_FETCH_WAIT_MS     120000 /* a waiter gets a 503 after this */
+#define NODE_FETCH_WAIT_MS 120000 /* a waiter gets a 503 after this */
 
 /* Answer req, a GET of blob d (size bytes per the metadata) linked in repo
  * but not in the local store: join the fetch of d already running or start

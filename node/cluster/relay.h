@@ -7,9 +7,10 @@
 
 #include "node/reply/context.h"
 
-#define NODE_RELAY_HOLDBACK   (64 * 1024)   /* sent once the digest matched */
-#define NODE_RELAY_HIGH_WATER (1024 * 1024) /* unwritten: the transfer pauses \
-                                             */
+#define NODE_RELAY_HOLDBACK (64 * 1024) /* sent once the digest matched */
+#define NODE_RELAY_HIGH_WATER                       \
+    (1024 * 1024) /* unwritten: the transfer pauses \
+                   */
 
 /* Answer req, a GET of blob d (size bytes per the metadata) linked in repo
  * and not in the local store, from the first holder that gives its bytes:

@@ -577,6 +577,22 @@ class FetchReserveTest(FetchTestCase):
         self.assertEqual(r.body, kept)
         r = n1.request("HEAD", f"/v2/{repo}/blobs/{do}")
         self.assertEqual(r.status, 200, r)
+        # a client that reads a little and goes away (the relay paused for
+        # it): the transfer is dropped, nothing stays behind
+        s = socket.create_connection(("127.0.0.1", n1.port))
+        s.settimeout(30)
+        s.sendall(f"GET /v2/{repo}/blobs/{do} HTTP/1.1\r\n"
+                  f"Host: x\r\n\r\n".encode())
+        got = 0
+        while got < 1024 * 1024:
+            b = s.recv(65536)
+            self.assertTrue(b, "relay closed early")
+            got += len(b)
+        time.sleep(0.3)
+        s.close()
+        wait_for(lambda: metric(n1, "atoll_relays_active") == 0, 30,
+                 what="the abandoned relay dropped")
+        self.assertEqual(metric(n1, "atoll_peer_blob_relays_total"), 3)
         # the only holder gone: 503, never 404 or a wrong body
         n0.kill()
         r = n1.request("GET", f"/v2/{repo}/blobs/{do}", timeout=60)
