@@ -34,12 +34,32 @@ static int glue_apply(struct raft_fsm *iface,
  * snapshot on the loop thread, then snapshot_async in the pool through
  * io->async_work, then snapshot_finalize on the loop thread whatever
  * happened (also when async_work could not start or the encode failed).
- * snapshot only copies the state into a job (no encoding), so applies go
- * on while the pool encodes the job; the job shares nothing with the FSM.
- * The FSM owns the buffers (finalize frees them). Only one snapshot is in
- * flight at a time (raft's pending snapshot guards this). Without
- * snapshot_async (an io that cannot run work in the pool) snapshot encodes
- * on the spot. */
+ * snapshot forks a child that encodes the state as it is at that instant
+ * (snapfork.h): the loop pays for the fork, applies go on at once, and
+ * the pool collects the child's encoding. When fork fails (memory, pids),
+ * snapshot copies the state into a job instead (no encoding: flat arrays
+ * and one arena) and the pool encodes the job. The FSM owns the buffers
+ * (finalize frees them). Only one snapshot is in flight at a time (raft's
+ * pending snapshot guards this). Without snapshot_async (an io that cannot
+ * run work in the pool) snapshot encodes a copy on the spot. */
+static int hand_over(struct meta_fsm_glue *g,
+                     void *base,
+                     size_t len,
+                     struct raft_buffer *bufs[],
+                     unsigned *n_bufs)
+{
+    *bufs = raft_malloc(sizeof(**bufs));
+    if (*bufs == NULL) {
+        raft_free(base);
+        return RAFT_NOMEM;
+    }
+    (*bufs)[0].base = base;
+    (*bufs)[0].len = len;
+    *n_bufs = 1;
+    g->job_len = len;
+    return 0;
+}
+
 static int encode_job(struct meta_fsm_glue *g,
                       struct raft_buffer *bufs[],
                       unsigned *n_bufs)
@@ -53,17 +73,47 @@ static int encode_job(struct meta_fsm_glue *g,
         LOG_ERROR("snapshot: %s", errmsg);
         return rv == AT_ENOMEM ? RAFT_NOMEM : RAFT_TOOBIG;
     }
-    *bufs = raft_malloc(sizeof(**bufs));
-    if (*bufs == NULL) {
-        raft_free(base);
-        return RAFT_NOMEM;
-    }
-    (*bufs)[0].base = base;
-    (*bufs)[0].len = len;
-    *n_bufs = 1;
-    g->job_len = len;
     g->job_pool_ms = (double)(uv_hrtime() - t0) / 1e6;
-    return 0;
+    return hand_over(g, base, len, bufs, n_bufs);
+}
+
+/* In the pool: the child's encoding, then the child reaped. */
+static int collect_child(struct meta_fsm_glue *g,
+                         struct raft_buffer *bufs[],
+                         unsigned *n_bufs)
+{
+    char errmsg[AT_ERRMSG_SIZE] = "";
+    void *base;
+    size_t len;
+    uint64_t t0 = uv_hrtime();
+    int rv = meta_snap_fork_collect(&g->child, raft_malloc, raft_free, &base,
+                                    &len, errmsg);
+    if (rv != 0) {
+        LOG_ERROR("snapshot: %s", errmsg);
+        return rv == AT_ENOMEM ? RAFT_NOMEM
+               : rv == AT_EIO  ? RAFT_IOERR
+                               : RAFT_TOOBIG;
+    }
+    g->job_pool_ms = (double)(uv_hrtime() - t0) / 1e6;
+    return hand_over(g, base, len, bufs, n_bufs);
+}
+
+/* On the loop: fork the encoding child, or copy the state. */
+static void start_job(struct meta_fsm_glue *g, bool async)
+{
+    char errmsg[AT_ERRMSG_SIZE] = "";
+    int rv;
+
+    g->job_forked = false;
+    if (async && !g->no_fork) {
+        rv = meta_snap_fork_start(&g->child, g->fsm, errmsg);
+        if (rv == 0) {
+            g->job_forked = true;
+            return;
+        }
+        LOG_WARN("snapshot: %s; copying the state on the loop instead", errmsg);
+    }
+    g->job = meta_snap_job_take(g->fsm);
 }
 
 static int glue_snapshot(struct raft_fsm *iface,
@@ -76,7 +126,7 @@ static int glue_snapshot(struct raft_fsm *iface,
     g->job_t0 = uv_hrtime();
     struct timespec c0, c1;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
-    g->job = meta_snap_job_take(g->fsm);
+    start_job(g, iface->snapshot_async != NULL);
     g->job_len = 0;
     g->job_pool_ms = 0;
     g->job_applies = 0;
@@ -98,13 +148,15 @@ static int glue_snapshot(struct raft_fsm *iface,
     return rv;
 }
 
-/* In the pool: reads only the job; the loop does not touch it until
- * finalize. */
+/* In the pool: reads only the child's pipe or the job; the loop does not
+ * touch either until finalize. */
 static int glue_snapshot_async(struct raft_fsm *iface,
                                struct raft_buffer *bufs[],
                                unsigned *n_bufs)
 {
     struct meta_fsm_glue *g = iface->data;
+    if (g->job_forked)
+        return collect_child(g, bufs, n_bufs);
     if (g->job == NULL)
         return RAFT_INVALID;
     int rv = encode_job(g, bufs, n_bufs);
@@ -130,19 +182,25 @@ static int glue_snapshot_finalize(struct raft_fsm *iface,
     }
     *bufs = NULL;
     *n_bufs = 0;
+    /* a child never collected (async_work did not start) */
+    meta_snap_fork_abort(&g->child);
     if (g->job_inflight) {
-        /* loop: the copy, on the loop thread; pool: the encode; total:
-         * until the snapshot was written (or failed) */
+        /* loop: the fork or the copy, on the loop thread; pool: the
+         * collection or the encode; total: until the snapshot was written
+         * (or failed) */
         uint64_t now = uv_hrtime();
         LOG_INFO(
-            "snapshot: %zu bytes, loop thread %.1f ms copy (cpu %.1f "
-            "ms) + %.1f ms free, pool encode %.1f ms, total %.1f ms, "
-            "%" PRIu64 " applies meanwhile",
-            g->job_len, g->job_loop_ms, g->job_loop_cpu_ms,
-            (double)(now - t0) / 1e6, g->job_pool_ms,
-            (double)(now - g->job_t0) / 1e6, g->job_applies);
+            "snapshot: %zu bytes, loop thread %.1f ms %s (cpu %.1f "
+            "ms) + %.1f ms free, pool %s %.1f ms, total %.1f ms, "
+            "%" PRIu64 " applies meanwhile, child %" PRIu64 " KiB private",
+            g->job_len, g->job_loop_ms, g->job_forked ? "fork" : "copy",
+            g->job_loop_cpu_ms, (double)(now - t0) / 1e6,
+            g->job_forked ? "collect" : "encode", g->job_pool_ms,
+            (double)(now - g->job_t0) / 1e6, g->job_applies,
+            g->job_forked ? g->child.private_kb : 0);
         g->job_inflight = false;
     }
+    g->job_forked = false;
     meta_snap_job_recycle(g->fsm, g->job);
     g->job = NULL;
     return 0;
@@ -173,6 +231,7 @@ static int glue_restore(struct raft_fsm *iface, struct raft_buffer *buf)
 void meta__glue_init(struct meta_fsm_glue *g, struct meta_fsm *fsm)
 {
     memset(g, 0, sizeof(*g));
+    g->child.fd = -1;
     g->fsm = fsm;
     g->iface.version = 3; /* 0.15 needs io->version = 2 (see open.c) */
     g->iface.data = g;

@@ -6,6 +6,7 @@
 #include <raft.h>
 
 #include "common/common.h"
+#include "raft/snapfork.h"
 
 struct meta_fsm;
 struct meta_snap_job;
@@ -15,16 +16,22 @@ struct meta_fsm_glue {
     struct raft_fsm iface; /* iface.data points back here */
     struct meta_fsm *fsm;  /* borrowed */
     struct raft *raft;     /* borrowed; set before raft_start */
-    /* Snapshot in flight (version-3 FSM): taken on the loop by snapshot,
-     * encoded in the pool by snapshot_async, recycled by snapshot_finalize. */
-    struct meta_snap_job *job; /* owned; finalize recycles it (fsm spare) */
-    bool job_inflight;         /* loop only: snapshot called, not finalized */
-    uint64_t job_t0;           /* uv_hrtime() when snapshot was called */
-    double job_loop_ms;        /* loop-thread time of the copy */
-    double job_loop_cpu_ms;    /* the same in thread CPU time */
-    double job_pool_ms;        /* pool time of the encode */
-    size_t job_len;            /* encoded bytes */
-    uint64_t job_applies;      /* applies while the job was in flight */
+    /* Snapshot in flight (version-3 FSM): a child forked on the loop by
+     * snapshot (or, when fork fails, a copy taken there), its encoding
+     * collected (or the copy encoded) in the pool by snapshot_async, the
+     * child reaped (or the copy recycled) by snapshot_finalize at the
+     * latest. */
+    struct meta_snap_fork child; /* pid 0 when none */
+    struct meta_snap_job *job;   /* owned; finalize recycles it (fsm spare) */
+    bool job_inflight;           /* loop only: snapshot called, not finalized */
+    bool job_forked;             /* this one is the child's */
+    bool no_fork;                /* tests: always copy on the loop */
+    uint64_t job_t0;             /* uv_hrtime() when snapshot was called */
+    double job_loop_ms;          /* loop-thread time of the fork or the copy */
+    double job_loop_cpu_ms;      /* the same in thread CPU time */
+    double job_pool_ms;          /* pool time of the encode */
+    size_t job_len;              /* encoded bytes */
+    uint64_t job_applies;        /* applies while the job was in flight */
     /* optional: called after every apply (tests record the hash chain) */
     void (*applied)(void *data, const struct meta_fsm *f);
     void *data;

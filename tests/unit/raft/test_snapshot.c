@@ -1,11 +1,15 @@
-/* Unit tests of raft/snapshot.c: round trips, corrupt snapshots, and
- * jobs isolated from the state they copy. */
+/* Unit tests of raft/snapshot.c and raft/snapfork.c: round trips, corrupt
+ * snapshots, jobs isolated from the state they copy, and forked children
+ * that encode the state as it was at the fork. */
 #include "common/compat.h"
 
 #include <setjmp.h>
 
 #include <cmocka.h>
 
+#include <signal.h>
+
+#include "raft/snapfork.h"
 #include "raft/snapshot.h"
 #include "tests/unit/raft/helpers.h"
 
@@ -123,12 +127,79 @@ static void test_snapshot_job_isolated(void **state)
     free(got);
 }
 
+/* A forked child encodes the state as it was at the fork, byte for byte,
+ * whatever the parent does to it meanwhile. */
+static void test_snapfork_isolated(void **state)
+{
+    struct meta_fsm f;
+    struct meta_snap_fork sf;
+    char e[AT_ERRMSG_SIZE];
+    void *want, *got;
+    size_t wlen, glen;
+    AT_UNUSED(state);
+    meta_fsm_init(&f, 4);
+    build_state(&f);
+    assert_int_equal(node_up_raw(&f), 0);
+    assert_int_equal(meta_fsm_snapshot(&f, NULL, &want, &wlen, e), 0);
+    assert_int_equal(meta_snap_fork_start(&sf, &f, e), 0);
+    assert_true(sf.pid > 0);
+    assert_int_equal(del_mf(&f, "x1", "lib/a", "index"), META_OK);
+    assert_int_equal(put_mf(&f, "x4", "lib/d", "", "t", NULL, 0, NULL, 0, NULL),
+                     META_OK);
+    meta_fsm_release(&f);
+    assert_int_equal(meta_snap_fork_collect(&sf, NULL, NULL, &got, &glen, e),
+                     0);
+    assert_int_equal(sf.pid, 0);
+    assert_int_equal(sf.fd, -1);
+    assert_int_equal(wlen, glen);
+    assert_memory_equal(want, got, wlen);
+    free(want);
+    free(got);
+}
+
+/* A child that dies before it wrote everything: AT_EIO, nothing handed
+ * over, the child reaped; abort of a child never collected kills it. */
+static void test_snapfork_child_dies(void **state)
+{
+    struct meta_fsm f;
+    struct meta_snap_fork sf;
+    char e[AT_ERRMSG_SIZE];
+    void *got = (void *)1;
+    size_t glen = 7;
+    pid_t pid;
+    AT_UNUSED(state);
+    meta_fsm_init(&f, 4);
+    build_state(&f);
+    assert_int_equal(meta_snap_fork_start(&sf, &f, e), 0);
+    kill(sf.pid, SIGKILL);
+    /* it may have written it all already: then collect succeeds */
+    int rv = meta_snap_fork_collect(&sf, NULL, NULL, &got, &glen, e);
+    if (rv == 0) {
+        free(got);
+    } else {
+        assert_int_equal(rv, AT_EIO);
+        assert_null(got);
+        assert_int_equal(glen, 0);
+        assert_non_null(strstr(e, "snapshot child"));
+    }
+    assert_int_equal(sf.pid, 0);
+    assert_int_equal(meta_snap_fork_start(&sf, &f, e), 0);
+    pid = sf.pid;
+    meta_snap_fork_abort(&sf);
+    assert_int_equal(sf.pid, 0);
+    assert_int_equal(kill(pid, 0), -1); /* reaped: no such process */
+    meta_snap_fork_abort(&sf);          /* none: a no-op */
+    meta_fsm_release(&f);
+}
+
 int main(void)
 {
     at_log_configure(getenv("META_LOG") ? getenv("META_LOG") : "error");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_snapshot_roundtrip),
         cmocka_unit_test(test_snapshot_job_isolated),
+        cmocka_unit_test(test_snapfork_isolated),
+        cmocka_unit_test(test_snapfork_child_dies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,248 @@
+/* Snapshots encoded by a forked child. See snapfork.h.
+ *
+ * The pipe carries a fixed header, then the encoding:
+ *   struct fork_head { uint64_t len; int32_t rv; char errmsg[...]; }
+ * rv != 0: the child's encode failed (errmsg says why) and nothing
+ * follows. The child exits 0 after the last byte is in the pipe.
+ *
+ * What the child may do: it keeps only stdio and the pipe; only this
+ * thread exists in it, and other
+ * threads' locks may be held forever there. glibc's malloc is safe after
+ * fork (its arenas are locked across it); the child uses malloc,
+ * protobuf-c and write(2), and nothing else: no logging (the log may be
+ * locked), no libuv (its signal pipe is shared with the parent: every
+ * signal is blocked at once, so a SIGTERM meant for the group reaches the
+ * parent only), no exit handlers (_exit). */
+#include "common/compat.h"
+
+#define AT_LOG_COMP "raft"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "raft/snapfork.h"
+
+#include "raft/snapshot.h"
+
+struct fork_head {
+    uint64_t len;
+    uint64_t private_kb; /* the child's Private_Dirty after the encode */
+    int32_t rv;
+    char errmsg[AT_ERRMSG_SIZE];
+};
+
+static bool write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        c += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+static size_t read_all(int fd, void *p, size_t n)
+{
+    char *c = p;
+    size_t got = 0;
+
+    while (got < n) {
+        ssize_t r = read(fd, c + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    return got;
+}
+
+/* Private_Dirty of this process in KiB (0 when unknown): what it
+ * allocated, plus the pages it copied by writing to them. */
+static uint64_t private_dirty_kb(void)
+{
+    char buf[4096];
+    const char *p;
+    ssize_t n;
+    int fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    p = strstr(buf, "Private_Dirty:");
+    return p != NULL ? strtoull(p + strlen("Private_Dirty:"), NULL, 10) : 0;
+}
+
+static _Noreturn void child_run(const struct meta_fsm *f, pid_t parent, int fd)
+{
+    struct fork_head h;
+    sigset_t all;
+    void *buf = NULL;
+    size_t len = 0;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+        _exit(3);
+    /* Keep only stdio and the pipe: an inherited descriptor would keep the
+     * data dir's lock (flock) and the listeners alive in the child, and a
+     * node restarted at once after a kill -9 would find them taken. */
+    if (fd != 3) {
+        if (dup2(fd, 3) != 3)
+            _exit(3);
+        fd = 3;
+    }
+    close_range(4, ~0U, 0);
+    memset(&h, 0, sizeof(h));
+    h.rv = meta_fsm_snapshot(f, NULL, &buf, &len, h.errmsg);
+    h.len = h.rv == 0 ? len : 0;
+    h.private_kb = private_dirty_kb();
+    if (!write_all(fd, &h, sizeof(h)) ||
+        (h.rv == 0 && !write_all(fd, buf, len)))
+        _exit(2);
+    _exit(0);
+}
+
+/* see snapfork.h */
+int meta_snap_fork_start(struct meta_snap_fork *sf,
+                         const struct meta_fsm *f,
+                         char *errmsg)
+{
+    pid_t parent = getpid();
+    int p[2];
+    pid_t pid;
+
+    sf->pid = 0;
+    sf->fd = -1;
+    sf->private_kb = 0;
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        at_errmsg_printf(errmsg, "pipe: %s", strerror(errno));
+        return AT_EIO;
+    }
+    pid = fork();
+    if (pid < 0) {
+        int err = errno;
+        close(p[0]);
+        close(p[1]);
+        at_errmsg_printf(errmsg, "fork: %s", strerror(err));
+        return err == ENOMEM || err == EAGAIN ? AT_ENOMEM : AT_EIO;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        child_run(f, parent, p[1]);
+    }
+    close(p[1]);
+    sf->pid = pid;
+    sf->fd = p[0];
+    return 0;
+}
+
+/* Reap the child; true when it exited 0. */
+static bool reap(struct meta_snap_fork *sf, char *errmsg)
+{
+    int status = 0;
+    pid_t w;
+
+    if (sf->fd >= 0) {
+        close(sf->fd);
+        sf->fd = -1;
+    }
+    if (sf->pid <= 0)
+        return false;
+    do {
+        w = waitpid(sf->pid, &status, 0);
+    } while (w < 0 && errno == EINTR);
+    sf->pid = 0;
+    if (w < 0) {
+        at_errmsg_printf(errmsg, "waitpid: %s", strerror(errno));
+        return false;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return true;
+    if (WIFSIGNALED(status))
+        at_errmsg_printf(errmsg, "snapshot child killed by signal %d",
+                         WTERMSIG(status));
+    else
+        at_errmsg_printf(errmsg, "snapshot child exited with status %d",
+                         WEXITSTATUS(status));
+    return false;
+}
+
+/* see snapfork.h */
+int meta_snap_fork_collect(struct meta_snap_fork *sf,
+                           proto_alloc_fn alloc,
+                           void (*release)(void *p),
+                           void **out,
+                           size_t *len,
+                           char *errmsg)
+{
+    struct fork_head h;
+    void *buf = NULL;
+    bool ok;
+
+    *out = NULL;
+    *len = 0;
+    if (read_all(sf->fd, &h, sizeof(h)) != sizeof(h)) {
+        if (reap(sf, errmsg))
+            at_errmsg_printf(errmsg, "snapshot child wrote no header");
+        return AT_EIO;
+    }
+    if (h.rv != 0) {
+        h.errmsg[sizeof(h.errmsg) - 1] = '\0';
+        reap(sf, errmsg);
+        at_errmsg_printf(errmsg, "%s", h.errmsg);
+        return h.rv;
+    }
+    if (h.len == 0 || h.len > PROTO_SNAPSHOT_MAX + PROTO_FRAME_SIZE + 8) {
+        reap(sf, errmsg);
+        at_errmsg_printf(errmsg, "snapshot child announced %" PRIu64 " bytes",
+                         h.len);
+        return AT_EIO;
+    }
+    buf = alloc != NULL ? alloc((size_t)h.len) : malloc((size_t)h.len);
+    if (buf == NULL) {
+        reap(sf, errmsg);
+        at_errmsg_printf(errmsg, "no memory for a %" PRIu64 "-byte snapshot",
+                         h.len);
+        return AT_ENOMEM;
+    }
+    ok = read_all(sf->fd, buf, (size_t)h.len) == h.len;
+    if (!reap(sf, errmsg) || !ok) {
+        if (!ok)
+            at_errmsg_printf(
+                errmsg, "snapshot child stopped short of %" PRIu64 " bytes",
+                h.len);
+        if (release != NULL)
+            release(buf);
+        else
+            free(buf);
+        return AT_EIO;
+    }
+    *out = buf;
+    *len = (size_t)h.len;
+    sf->private_kb = h.private_kb;
+    return 0;
+}
+
+/* see snapfork.h */
+void meta_snap_fork_abort(struct meta_snap_fork *sf)
+{
+    char errmsg[AT_ERRMSG_SIZE];
+
+    if (sf->pid <= 0)
+        return;
+    kill(sf->pid, SIGKILL);
+    reap(sf, errmsg);
+}
