@@ -42,12 +42,29 @@ static int glue_apply(struct raft_fsm *iface,
  * (finalize frees them). Only one snapshot is in flight at a time (raft's
  * pending snapshot guards this). Without snapshot_async (an io that cannot
  * run work in the pool) snapshot encodes a copy on the spot. */
-static int hand_over(struct meta_fsm_glue *g,
-                     void *base,
-                     size_t len,
-                     struct raft_buffer *bufs[],
-                     unsigned *n_bufs)
+/* The encoding, in one buffer for libraft: the child's (then the child is
+ * reaped), or the copy's. In the pool, or on the loop without
+ * snapshot_async. */
+static int encode(struct meta_fsm_glue *g,
+                  struct raft_buffer *bufs[],
+                  unsigned *n_bufs)
 {
+    char errmsg[AT_ERRMSG_SIZE] = "";
+    void *base;
+    size_t len;
+    uint64_t t0 = uv_hrtime();
+    int rv =
+        g->job_forked
+            ? meta_snap_fork_collect(&g->child, raft_malloc, raft_free, &base,
+                                     &len, errmsg)
+            : meta_snap_job_encode(g->job, raft_malloc, &base, &len, errmsg);
+    if (rv != 0) {
+        LOG_ERROR("snapshot: %s", errmsg);
+        return rv == AT_ENOMEM ? RAFT_NOMEM
+               : rv == AT_EIO  ? RAFT_IOERR
+                               : RAFT_TOOBIG;
+    }
+    g->job_pool_ms = (double)(uv_hrtime() - t0) / 1e6;
     *bufs = raft_malloc(sizeof(**bufs));
     if (*bufs == NULL) {
         raft_free(base);
@@ -58,44 +75,6 @@ static int hand_over(struct meta_fsm_glue *g,
     *n_bufs = 1;
     g->job_len = len;
     return 0;
-}
-
-static int encode_job(struct meta_fsm_glue *g,
-                      struct raft_buffer *bufs[],
-                      unsigned *n_bufs)
-{
-    char errmsg[AT_ERRMSG_SIZE] = "";
-    void *base;
-    size_t len;
-    uint64_t t0 = uv_hrtime();
-    int rv = meta_snap_job_encode(g->job, raft_malloc, &base, &len, errmsg);
-    if (rv != 0) {
-        LOG_ERROR("snapshot: %s", errmsg);
-        return rv == AT_ENOMEM ? RAFT_NOMEM : RAFT_TOOBIG;
-    }
-    g->job_pool_ms = (double)(uv_hrtime() - t0) / 1e6;
-    return hand_over(g, base, len, bufs, n_bufs);
-}
-
-/* In the pool: the child's encoding, then the child reaped. */
-static int collect_child(struct meta_fsm_glue *g,
-                         struct raft_buffer *bufs[],
-                         unsigned *n_bufs)
-{
-    char errmsg[AT_ERRMSG_SIZE] = "";
-    void *base;
-    size_t len;
-    uint64_t t0 = uv_hrtime();
-    int rv = meta_snap_fork_collect(&g->child, raft_malloc, raft_free, &base,
-                                    &len, errmsg);
-    if (rv != 0) {
-        LOG_ERROR("snapshot: %s", errmsg);
-        return rv == AT_ENOMEM ? RAFT_NOMEM
-               : rv == AT_EIO  ? RAFT_IOERR
-                               : RAFT_TOOBIG;
-    }
-    g->job_pool_ms = (double)(uv_hrtime() - t0) / 1e6;
-    return hand_over(g, base, len, bufs, n_bufs);
 }
 
 /* On the loop: fork the encoding child, or copy the state. */
@@ -134,7 +113,7 @@ static int glue_snapshot(struct raft_fsm *iface,
     *n_bufs = 0;
     int rv = 0;
     if (iface->snapshot_async == NULL)
-        rv = encode_job(g, bufs, n_bufs);
+        rv = encode(g, bufs, n_bufs);
     g->job_loop_ms = (double)(uv_hrtime() - g->job_t0) / 1e6;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
     g->job_loop_cpu_ms = (double)(c1.tv_sec - c0.tv_sec) * 1e3 +
@@ -155,14 +134,12 @@ static int glue_snapshot_async(struct raft_fsm *iface,
                                unsigned *n_bufs)
 {
     struct meta_fsm_glue *g = iface->data;
-    if (g->job_forked)
-        return collect_child(g, bufs, n_bufs);
-    if (g->job == NULL)
+    if (!g->job_forked && g->job == NULL)
         return RAFT_INVALID;
-    int rv = encode_job(g, bufs, n_bufs);
+    int rv = encode(g, bufs, n_bufs);
     /* a big copy is freed here, off the loop; a small one is kept for the
      * next snapshot (finalize) */
-    if (meta_snap_job_size(g->job) > META_SNAP_SPARE_MAX) {
+    if (g->job != NULL && meta_snap_job_size(g->job) > META_SNAP_SPARE_MAX) {
         meta_snap_job_free(g->job);
         g->job = NULL;
     }

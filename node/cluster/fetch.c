@@ -59,7 +59,6 @@
 #include "node/cluster/relay.h"
 #include "node/cluster/verify.h"
 #include "node/reply/reply.h"
-#include "proto/peer.h"
 
 #define FETCH_HOLDBACK (64 * 1024) /* sent only once the digest matched */
 /* Blobs from this size on are verified while they arrive (on_hashed): their
@@ -348,13 +347,6 @@ static void fetch_finish(struct fetch *f, const char *why)
 
 static void try_next(struct fetch *f);
 
-static void transfer_end(struct fetch *f)
-{
-    if (f->busy != NULL && f->busy->transfers > 0)
-        f->busy->transfers--;
-    f->busy = NULL;
-}
-
 static void mark_suspect(struct fetch *f)
 {
     node_holder_mark_suspect(&f->t->stats, f->holders[f->cur].name);
@@ -517,7 +509,7 @@ static void on_transfer_done(void *data,
     AT_UNUSED(len);
     f->pr = NULL;
     f->paused = false;
-    transfer_end(f);
+    node_holder_transfer_end(&f->busy);
     if (f->mismatch) {
         /* on_hashed logged it and marked the holder suspect */
     } else if (status == 0 && http == 200 && f->received == f->size &&
@@ -558,7 +550,6 @@ static void on_transfer_done(void *data,
 static void try_next(struct fetch *f)
 {
     struct node_api *api = f->t->api;
-    char *path;
     int rv;
 
     for (; f->cur < f->nholders; f->cur++) {
@@ -590,14 +581,11 @@ static void try_next(struct fetch *f)
         f->received = 0;
         f->paused = false;
         f->refs++;
-        path = at_asprintf("%s%s", proto_peer_path(PROTO_PEER_BLOB), f->dstr);
-        rv = node_peer_stream(api->peer, h->addr, path, NODE_FETCH_TRANSFER_MS,
-                              on_data, on_transfer_done, f, &f->pr);
-        at_free(path);
+        rv = node_holder_stream(api, &f->t->stats, h, f->dstr,
+                                NODE_FETCH_TRANSFER_MS, on_data,
+                                on_transfer_done, f, &f->pr, &f->busy);
         if (rv == 0) {
             api->peer_blob_fetches++;
-            f->busy = node_holder_stat_get(&f->t->stats, h->name);
-            f->busy->transfers++;
             LOG_INFO("fetching blob '%s' (%" PRIu64 " bytes) from '%s' at %s%s",
                      f->dstr, f->size, h->name, h->addr,
                      h->key.rank != NODE_RANK_OK

@@ -8,6 +8,7 @@
 #include "node/cluster/gossip.h"
 #include "node/cluster/holders.h"
 #include "node/cluster/peer_api.h"
+#include "proto/peer.h"
 
 /* see holders.h */
 enum node_rank node_holder_rank(const struct node_api *api,
@@ -154,4 +155,36 @@ void node_holders_free(struct node_holder *v, size_t n)
         at_free(v[i].addr);
     }
     at_free(v);
+}
+
+/* see holders.h */
+int node_holder_stream(struct node_api *api,
+                       struct node_holder_stats *s,
+                       const struct node_holder *h,
+                       const char *dstr,
+                       uint64_t timeout_ms,
+                       node_peer_data_cb on_data,
+                       node_peer_cb done,
+                       void *data,
+                       struct node_peer_req **pr,
+                       struct node_holder_stat **busy)
+{
+    char *path = at_asprintf("%s%s", proto_peer_path(PROTO_PEER_BLOB), dstr);
+    int rv = node_peer_stream(api->peer, h->addr, path, timeout_ms, on_data,
+                              done, data, pr);
+
+    at_free(path);
+    if (rv == 0) {
+        *busy = node_holder_stat_get(s, h->name);
+        (*busy)->transfers++;
+    }
+    return rv;
+}
+
+/* see holders.h */
+void node_holder_transfer_end(struct node_holder_stat **busy)
+{
+    if (*busy != NULL && (*busy)->transfers > 0)
+        (*busy)->transfers--;
+    *busy = NULL;
 }

@@ -5,6 +5,7 @@
 #ifndef NODE_HOLDERS_H
 #define NODE_HOLDERS_H
 
+#include "node/cluster/peer.h"
 #include "node/reply/context.h"
 
 #define NODE_HOLDER_SUSPECT_MS 300000 /* a holder that gave bad bytes */
@@ -71,5 +72,23 @@ size_t node_holders_list(struct node_api *api,
                          const struct at_digest *d,
                          struct node_holder **out);
 void node_holders_free(struct node_holder *v, size_t n);
+
+/* Ask holder h for the bytes of blob dstr (GET /_atoll/blobs/<digest>,
+ * streamed: node_peer_stream with timeout_ms, on_data, done, data, *pr)
+ * and count the transfer on h's stat: *busy is set to it on success, to be
+ * given back with node_holder_transfer_end when done runs. Returns
+ * node_peer_stream's result (done never runs unless 0). */
+int node_holder_stream(struct node_api *api,
+                       struct node_holder_stats *s,
+                       const struct node_holder *h,
+                       const char *dstr,
+                       uint64_t timeout_ms,
+                       node_peer_data_cb on_data,
+                       node_peer_cb done,
+                       void *data,
+                       struct node_peer_req **pr,
+                       struct node_holder_stat **busy);
+/* The transfer counted in *busy is over (no-op when NULL); *busy = NULL. */
+void node_holder_transfer_end(struct node_holder_stat **busy);
 
 #endif /* NODE_HOLDERS_H */

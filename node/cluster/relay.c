@@ -37,7 +37,6 @@
 #include "node/cluster/peer.h"
 #include "node/cluster/relay.h"
 #include "node/reply/reply.h"
-#include "proto/peer.h"
 
 struct relay {
     struct node_fetch_table *t; /* one reference */
@@ -247,9 +246,7 @@ static void on_transfer_done(void *data,
     AT_UNUSED(len);
     r->pr = NULL;
     r->paused = false;
-    if (r->busy != NULL && r->busy->transfers > 0)
-        r->busy->transfers--;
-    r->busy = NULL;
+    node_holder_transfer_end(&r->busy);
     if (status == 0 && http == 200 && r->received == r->size) {
         transfer_complete(r, h->name);
     } else if (r->done || r->req == NULL || r->t->api == NULL) {
@@ -280,7 +277,6 @@ static void on_transfer_done(void *data,
 static void try_next(struct relay *r)
 {
     struct node_api *api = r->t->api;
-    char *path;
     int rv;
 
     for (; r->cur < r->nholders; r->cur++) {
@@ -297,14 +293,11 @@ static void try_next(struct relay *r)
         r->hashing = true;
         r->received = 0;
         r->refs++;
-        path = at_asprintf("%s%s", proto_peer_path(PROTO_PEER_BLOB), r->dstr);
-        rv = node_peer_stream(api->peer, h->addr, path, NODE_FETCH_TRANSFER_MS,
-                              on_data, on_transfer_done, r, &r->pr);
-        at_free(path);
+        rv = node_holder_stream(api, &r->t->stats, h, r->dstr,
+                                NODE_FETCH_TRANSFER_MS, on_data,
+                                on_transfer_done, r, &r->pr, &r->busy);
         if (rv == 0) {
             api->peer_blob_relays++;
-            r->busy = node_holder_stat_get(&r->t->stats, h->name);
-            r->busy->transfers++;
             LOG_INFO("relaying blob '%s' (%" PRIu64
                      " bytes) from '%s' at "
                      "%s: below the free-space reserve, no copy is kept",
