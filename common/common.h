@@ -9,6 +9,7 @@
 #include "common/check.h"
 #include "common/clock.h"
 #include "common/digest.h"
+#include "common/dmap.h"
 #include "common/err.h"
 #include "common/list.h"
 #include "common/log.h"

@@ -14,16 +14,14 @@
 #include "raft/token_keys.h"
 #include "raft/users.h"
 
-#define DKEY(d) ((d)->bytes), AT_DIGEST_LEN
-
 /* see fsm.h */
 void meta_fsm_init(struct meta_fsm *f, size_t requests_max)
 {
     memset(f, 0, sizeof(*f));
     at_map_init(&f->nodes);
     at_map_init(&f->repos);
-    at_map_init(&f->manifests);
-    at_map_init(&f->blobs);
+    at_dmap_init(&f->manifests, META_MF_KEY);
+    at_dmap_init(&f->blobs, META_BLOB_KEY);
     at_map_init(&f->reqs);
     at_map_init(&f->settings);
     at_map_init(&f->users);
@@ -39,15 +37,15 @@ void meta_fsm_release(struct meta_fsm *f)
     void *v;
     for (size_t i = 0; at_map_next(&f->repos, &i, &k, &v);)
         meta__repo_free(v);
-    for (size_t i = 0; at_map_next(&f->manifests, &i, &k, &v);)
+    for (size_t i = 0; at_dmap_next(&f->manifests, &i, &v);)
         meta__mf_free(v);
-    for (size_t i = 0; at_map_next(&f->blobs, &i, &k, &v);)
+    for (size_t i = 0; at_dmap_next(&f->blobs, &i, &v);)
         meta__blob_free(v);
     meta__nodes_release(f);
     meta_snap_job_free(f->snap_spare);
     at_map_release(&f->repos);
-    at_map_release(&f->manifests);
-    at_map_release(&f->blobs);
+    at_dmap_release(&f->manifests);
+    at_dmap_release(&f->blobs);
     at_map_release(&f->reqs);
     at_free(f->ring);
     at_free(f->sorted_repos);
@@ -122,16 +120,16 @@ static int apply_put_manifest(struct meta_fsm *f,
     /* every referenced blob must be linked here, every child in the repo */
     for (size_t i = 0; i < o->n_blobs; i++) {
         digest_from(&d, o->blobs[i]);
-        if (r == NULL || at_map_get(&r->blobs, DKEY(&d)) == NULL)
+        if (r == NULL || at_dmap_get(&r->blobs, &d) == NULL)
             return META_BLOB_UNKNOWN;
     }
     for (size_t i = 0; i < o->n_manifests; i++) {
         digest_from(&d, o->manifests[i]);
-        if (r == NULL || at_map_get(&r->manifests, DKEY(&d)) == NULL)
+        if (r == NULL || at_dmap_get(&r->manifests, &d) == NULL)
             return META_MANIFEST_UNKNOWN;
     }
     digest_from(&d, o->digest);
-    struct meta_mf *mf = at_map_get(&f->manifests, DKEY(&d));
+    struct meta_mf *mf = at_dmap_get(&f->manifests, &d);
     if (mf == NULL) {
         mf = at_calloc(1, sizeof(*mf));
         mf->pub.digest = d;
@@ -156,7 +154,7 @@ static int apply_put_manifest(struct meta_fsm *f,
         for (size_t i = 0; i < o->n_manifests; i++)
             digest_from(&mf->children[i], o->manifests[i]);
         meta__mf_publish(mf);
-        at_map_put(&f->manifests, DKEY(&d), mf);
+        at_dmap_put(&f->manifests, mf);
         meta__mf_blob_refs(f, mf, 1);
     }
     if (ts > mf->pushed_ms) /* GC age: the latest push */
@@ -184,7 +182,7 @@ static int apply_blob_stored(struct meta_fsm *f,
         b->stored_ms = ts;
     meta__blob_add_store(b, o->store);
     struct meta_repo *r = meta__repo_get(f, o->repo, true);
-    at_map_put(&r->blobs, DKEY(&d), b);
+    at_dmap_put(&r->blobs, b);
     return META_OK;
 }
 
@@ -195,14 +193,13 @@ static int apply_blob_mount(struct meta_fsm *f,
     struct at_digest d;
     digest_from(&d, o->digest);
     struct meta_repo *from = meta__repo_get(f, o->from_repo, false);
-    struct meta_blob *b =
-        from != NULL ? at_map_get(&from->blobs, DKEY(&d)) : NULL;
+    struct meta_blob *b = from != NULL ? at_dmap_get(&from->blobs, &d) : NULL;
     if (b == NULL)
         return META_BLOB_UNKNOWN;
     if (ts > b->stored_ms)
         b->stored_ms = ts;
     struct meta_repo *r = meta__repo_get(f, o->repo, true);
-    at_map_put(&r->blobs, DKEY(&d), b);
+    at_dmap_put(&r->blobs, b);
     return META_OK;
 }
 
@@ -213,7 +210,7 @@ static int apply_blob_unlink(struct meta_fsm *f, const Atoll__BlobUnlink *o)
     struct meta_repo *r = meta__repo_get(f, o->repo, false);
     if (r == NULL)
         return META_BLOB_NOT_LINKED;
-    if (at_map_del(&r->blobs, DKEY(&d)) == NULL)
+    if (at_dmap_del(&r->blobs, &d) == NULL)
         return META_BLOB_NOT_LINKED;
     /* the blob record stays: GC of blob bytes is a later command */
     meta__repo_maybe_drop(f, r);
@@ -226,7 +223,7 @@ static int apply_delete_manifest(struct meta_fsm *f,
     struct at_digest d;
     digest_from(&d, o->digest);
     struct meta_repo *r = meta__repo_get(f, o->repo, false);
-    struct meta_mf *mf = r != NULL ? at_map_get(&r->manifests, DKEY(&d)) : NULL;
+    struct meta_mf *mf = r != NULL ? at_dmap_get(&r->manifests, &d) : NULL;
     if (mf == NULL)
         return META_MANIFEST_UNKNOWN;
     /* backwards: a delete moves the last tag (already seen) into the hole;
@@ -358,14 +355,13 @@ int meta_fsm_restore(struct meta_fsm *f,
     }
     /* blob records the new state lacks were swept by a GcSweep this node
      * missed: its local copies go too; pending removals carry over */
-    const char *k;
     void *v;
     for (size_t i = 0; i < f->ngc_removed; i++)
         meta__gc_removed_push(&fresh, &f->gc_removed[i].digest,
                               f->gc_removed[i].cutoff_ms);
-    for (size_t i = 0; at_map_next(&f->blobs, &i, &k, &v);) {
+    for (size_t i = 0; at_dmap_next(&f->blobs, &i, &v);) {
         const struct meta_blob *b = v;
-        if (at_map_get(&fresh.blobs, DKEY(&b->digest)) == NULL)
+        if (at_dmap_get(&fresh.blobs, &b->digest) == NULL)
             meta__gc_removed_push(&fresh, &b->digest, b->stored_ms);
     }
     fresh.gc_deleted_total = f->gc_deleted_total;

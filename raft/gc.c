@@ -34,9 +34,8 @@ void meta_fsm_gc_candidates(struct meta_fsm *f,
 {
     struct meta_blob **hits = NULL;
     size_t n = 0, cap = 0;
-    const char *k;
     void *v;
-    for (size_t i = 0; at_map_next(&f->blobs, &i, &k, &v);) {
+    for (size_t i = 0; at_dmap_next(&f->blobs, &i, &v);) {
         struct meta_blob *b = v;
         if (!gc_eligible(b, now_ms, grace_ms))
             continue;
@@ -86,11 +85,10 @@ size_t meta_fsm_gc_take_removed(struct meta_fsm *f,
 /* see gc.h */
 void meta__gc_recount(struct meta_fsm *f)
 {
-    const char *k;
     void *v;
-    for (size_t i = 0; at_map_next(&f->blobs, &i, &k, &v);)
+    for (size_t i = 0; at_dmap_next(&f->blobs, &i, &v);)
         ((struct meta_blob *)v)->mrefs = 0;
-    for (size_t i = 0; at_map_next(&f->manifests, &i, &k, &v);)
+    for (size_t i = 0; at_dmap_next(&f->manifests, &i, &v);)
         meta__mf_blob_refs(f, v, 1);
 }
 
@@ -126,12 +124,11 @@ static void keep_of(struct at_map *keep, const struct meta_mf *mf, int delta)
 
 static void keep_build(struct at_map *keep, const struct meta_repo *r)
 {
-    const char *k;
     void *v;
     at_map_init(keep);
     for (size_t i = 0; i < r->ntagv; i++)
         keep_add(keep, &r->tagv[i].digest, 1);
-    for (size_t i = 0; at_map_next(&r->manifests, &i, &k, &v);)
+    for (size_t i = 0; at_dmap_next(&r->manifests, &i, &v);)
         keep_of(keep, v, 1);
 }
 
@@ -146,7 +143,7 @@ static bool mf_collectable(const struct meta_repo *r,
     if (at_map_get(keep, DKEY(&mf->pub.digest)) != NULL)
         return false;
     if (mf->pub.has_subject &&
-        at_map_get(&r->manifests, DKEY(&mf->pub.subject)) != NULL &&
+        at_dmap_get(&r->manifests, &mf->pub.subject) != NULL &&
         (gone == NULL || at_map_get(gone, DKEY(&mf->pub.subject)) == NULL))
         return false; /* a referrer of a live subject */
     return now_ms >= mf->pushed_ms && now_ms - mf->pushed_ms >= grace_ms;
@@ -178,13 +175,12 @@ static size_t repo_mf_candidates(struct meta_repo *r,
     struct at_map keep, gone;
     struct meta_mf **hits = at_calloc(r->manifests.len + 1, sizeof(*hits));
     size_t total = 0;
-    const char *k;
     void *v;
     keep_build(&keep, r);
     at_map_init(&gone);
     for (unsigned round = 0; round < GC_ROUNDS_MAX && total < max; round++) {
         size_t n = 0;
-        for (size_t i = 0; at_map_next(&r->manifests, &i, &k, &v);) {
+        for (size_t i = 0; at_dmap_next(&r->manifests, &i, &v);) {
             struct meta_mf *mf = v;
             if (at_map_get(&gone, DKEY(&mf->pub.digest)) == NULL &&
                 mf_collectable(r, mf, &keep, &gone, now_ms, grace_ms))
@@ -247,8 +243,7 @@ static void gc_sweep_manifests(struct meta_fsm *f,
         struct meta_repo *r = meta__repo_get(f, sm->repo, false);
         AT_ASSERT(sm->digest.len == AT_DIGEST_LEN); /* proto checked */
         memcpy(d.bytes, sm->digest.data, AT_DIGEST_LEN);
-        struct meta_mf *mf =
-            r != NULL ? at_map_get(&r->manifests, DKEY(&d)) : NULL;
+        struct meta_mf *mf = r != NULL ? at_dmap_get(&r->manifests, &d) : NULL;
         if (mf == NULL)
             continue;
         struct at_map *keep = at_map_gets(&keeps, sm->repo);
@@ -287,7 +282,7 @@ int meta__gc_sweep(struct meta_fsm *f, uint64_t now_ms, const Atoll__GcSweep *o)
     for (size_t i = 0; i < o->n_digests; i++) {
         AT_ASSERT(o->digests[i].len == AT_DIGEST_LEN); /* proto checked */
         memcpy(d.bytes, o->digests[i].data, AT_DIGEST_LEN);
-        struct meta_blob *b = at_map_get(&f->blobs, DKEY(&d));
+        struct meta_blob *b = at_dmap_get(&f->blobs, &d);
         if (b != NULL && gc_eligible(b, now_ms, o->grace_ms))
             at_map_put(&doomed, DKEY(&d), b);
     }
@@ -303,18 +298,17 @@ int meta__gc_sweep(struct meta_fsm *f, uint64_t now_ms, const Atoll__GcSweep *o)
         if (r->blobs.len == 0)
             continue;
         if (r->blobs.len <= doomed.len) {
-            const char *bk;
             void *bv;
-            for (size_t t = 0; at_map_next(&r->blobs, &t, &bk, &bv);) {
+            for (size_t t = 0; at_dmap_next(&r->blobs, &t, &bv);) {
                 const struct meta_blob *b = bv;
                 if (at_map_get(&doomed, DKEY(&b->digest)) != NULL)
-                    at_map_del(&r->blobs, DKEY(&b->digest));
+                    at_dmap_del(&r->blobs, &b->digest);
             }
         } else {
             const char *bk;
             void *bv;
             for (size_t t = 0; at_map_next(&doomed, &t, &bk, &bv);)
-                at_map_del(&r->blobs, DKEY(&((struct meta_blob *)bv)->digest));
+                at_dmap_del(&r->blobs, &((struct meta_blob *)bv)->digest);
         }
         if (r->tags.len == 0 && r->blobs.len == 0 && r->manifests.len == 0) {
             empty = at_realloc(empty, (nempty + 1) * sizeof(*empty));
@@ -336,7 +330,7 @@ int meta__gc_sweep(struct meta_fsm *f, uint64_t now_ms, const Atoll__GcSweep *o)
         uint64_t cutoff = b->stored_ms != 0      ? b->stored_ms
                           : now_ms > o->grace_ms ? now_ms - o->grace_ms
                                                  : 0;
-        at_map_del(&f->blobs, DKEY(&d));
+        at_dmap_del(&f->blobs, &d);
         meta__blob_free(b);
         meta__gc_removed_push(f, &d, cutoff);
         f->gc_deleted_total++;

@@ -277,12 +277,12 @@ void meta_peer_progress_each(struct meta *m,
 /* see meta.h */
 void meta_referenced_blobs(struct meta *m, meta_ref_blob_cb each, void *data)
 {
-    const char *rk, *mk;
+    const char *rk;
     void *rv, *mv;
 
     for (size_t i = 0; at_map_next(&m->fsm.repos, &i, &rk, &rv);) {
         struct meta_repo *repo = rv;
-        for (size_t j = 0; at_map_next(&repo->manifests, &j, &mk, &mv);) {
+        for (size_t j = 0; at_dmap_next(&repo->manifests, &j, &mv);) {
             const struct meta_mf *mf = mv;
             for (size_t k = 0; k < mf->nblobs; k++) {
                 const struct meta_blob *b =

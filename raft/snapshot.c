@@ -21,8 +21,6 @@
 #include "raft/token_keys.h"
 #include "raft/users.h"
 
-#define DKEY(d) ((d)->bytes), AT_DIGEST_LEN
-
 /* ---- the job: a flat copy of the state ---- */
 
 #define NONE SIZE_MAX /* absent optional string */
@@ -246,16 +244,16 @@ struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
         jr->blobs = j->digests.len;
         jr->nblobs = r->blobs.len;
         struct at_digest *d = vec_push(&j->digests, sizeof(*d), r->blobs.len);
-        for (size_t t = 0; at_map_next(&r->blobs, &t, &k, &v);)
+        for (size_t t = 0; at_dmap_next(&r->blobs, &t, &v);)
             *d++ = ((const struct meta_blob *)v)->digest;
         jr->manifests = j->digests.len;
         jr->nmanifests = r->manifests.len;
         d = vec_push(&j->digests, sizeof(*d), r->manifests.len);
-        for (size_t t = 0; at_map_next(&r->manifests, &t, &k, &v);)
+        for (size_t t = 0; at_dmap_next(&r->manifests, &t, &v);)
             *d++ = ((const struct meta_mf *)v)->pub.digest;
     }
     vec_reserve(&j->mfs, sizeof(struct job_mf), f->manifests.len + 1);
-    for (size_t i = 0; at_map_next(&f->manifests, &i, &k, &v);) {
+    for (size_t i = 0; at_dmap_next(&f->manifests, &i, &v);) {
         const struct meta_mf *mf = v;
         struct job_mf *jm = vec_push(&j->mfs, sizeof(*jm), 1);
         jm->digest = mf->pub.digest;
@@ -273,7 +271,7 @@ struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
         jm->pushed_ms = mf->pushed_ms;
     }
     vec_reserve(&j->blobs, sizeof(struct job_blob), f->blobs.len + 1);
-    for (size_t i = 0; at_map_next(&f->blobs, &i, &k, &v);) {
+    for (size_t i = 0; at_dmap_next(&f->blobs, &i, &v);) {
         const struct meta_blob *b = v;
         struct job_blob *jb = vec_push(&j->blobs, sizeof(*jb), 1);
         jb->digest = b->digest;
@@ -728,7 +726,7 @@ static int restore_into(struct meta_fsm *f,
     for (size_t i = 0; i < s->n_manifests; i++) {
         const Atoll__SnapManifest *sm = s->manifests[i];
         digest_from(&d, sm->digest);
-        if (at_map_get(&f->manifests, DKEY(&d)) != NULL)
+        if (at_dmap_get(&f->manifests, &d) != NULL)
             goto dup;
         struct meta_mf *mf = at_calloc(1, sizeof(*mf));
         mf->pub.digest = d;
@@ -754,7 +752,7 @@ static int restore_into(struct meta_fsm *f,
         for (size_t j = 0; j < sm->n_manifests; j++)
             digest_from(&mf->children[j], sm->manifests[j]);
         meta__mf_publish(mf);
-        at_map_put(&f->manifests, DKEY(&d), mf);
+        at_dmap_put(&f->manifests, mf);
     }
     for (size_t i = 0; i < s->n_repos; i++) {
         const Atoll__SnapRepo *sr = s->repos[i];
@@ -766,11 +764,11 @@ static int restore_into(struct meta_fsm *f,
             struct meta_blob *b = meta__blob_get(f, &d, 0, false);
             if (b == NULL)
                 goto dangling;
-            at_map_put(&r->blobs, DKEY(&d), b);
+            at_dmap_put(&r->blobs, b);
         }
         for (size_t j = 0; j < sr->n_manifests; j++) {
             digest_from(&d, sr->manifests[j]);
-            struct meta_mf *mf = at_map_get(&f->manifests, DKEY(&d));
+            struct meta_mf *mf = at_dmap_get(&f->manifests, &d);
             if (mf == NULL)
                 goto dangling;
             meta__repo_link_manifest(r, mf);
@@ -778,7 +776,7 @@ static int restore_into(struct meta_fsm *f,
         for (size_t j = 0; j < sr->n_tags; j++) {
             const Atoll__SnapTag *st = sr->tags[j];
             digest_from(&d, st->digest);
-            if (at_map_get(&r->manifests, DKEY(&d)) == NULL)
+            if (at_dmap_get(&r->manifests, &d) == NULL)
                 goto dangling;
             if (at_map_gets(&r->tags, st->name) != NULL)
                 goto dup;
@@ -788,12 +786,11 @@ static int restore_into(struct meta_fsm *f,
             goto dangling;
     }
     /* manifests no repository holds are dropped (never written that way) */
-    const char *k;
     void *v;
-    for (size_t i = 0; at_map_next(&f->manifests, &i, &k, &v);) {
+    for (size_t i = 0; at_dmap_next(&f->manifests, &i, &v);) {
         struct meta_mf *mf = v;
         if (mf->refs == 0) {
-            at_map_del(&f->manifests, DKEY(&mf->pub.digest));
+            at_dmap_del(&f->manifests, &mf->pub.digest);
             meta__mf_free(mf);
         }
     }

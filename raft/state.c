@@ -6,16 +6,14 @@
 
 #include "raft/state.h"
 
-#define DKEY(d) ((d)->bytes), AT_DIGEST_LEN
-
 /* see state.h */
 void meta__repo_free(struct meta_repo *r)
 {
     at_map_release(&r->tags);
     at_free(r->tagv);
     at_free(r->tag_names);
-    at_map_release(&r->blobs);
-    at_map_release(&r->manifests);
+    at_dmap_release(&r->blobs);
+    at_dmap_release(&r->manifests);
     at_free(r->sorted_names);
     at_free(r->sorted_off);
     at_free(r->name);
@@ -54,8 +52,8 @@ struct meta_repo *meta__repo_get(struct meta_fsm *f,
     r = at_calloc(1, sizeof(*r));
     r->name = at_strdup(name);
     at_map_init(&r->tags);
-    at_map_init(&r->blobs);
-    at_map_init(&r->manifests);
+    at_dmap_init(&r->blobs, META_BLOB_KEY);
+    at_dmap_init(&r->manifests, META_MF_KEY);
     at_map_put(&f->repos, name, strlen(name), r);
     f->sorted_repos_ok = false;
     return r;
@@ -74,9 +72,9 @@ void meta__repo_maybe_drop(struct meta_fsm *f, struct meta_repo *r)
 /* see state.h */
 void meta__repo_link_manifest(struct meta_repo *r, struct meta_mf *mf)
 {
-    if (at_map_get(&r->manifests, DKEY(&mf->pub.digest)) != NULL)
+    if (at_dmap_get(&r->manifests, &mf->pub.digest) != NULL)
         return;
-    at_map_put(&r->manifests, DKEY(&mf->pub.digest), mf);
+    at_dmap_put(&r->manifests, mf);
     mf->refs++;
 }
 
@@ -85,14 +83,14 @@ void meta__repo_unlink_manifest(struct meta_fsm *f,
                                 struct meta_repo *r,
                                 struct meta_mf *mf)
 {
-    if (at_map_del(&r->manifests, DKEY(&mf->pub.digest)) == NULL)
+    if (at_dmap_del(&r->manifests, &mf->pub.digest) == NULL)
         return;
     if (r->manifests.len == 0)
         f->sorted_repos_ok = false; /* it leaves the catalog */
     AT_ASSERT(mf->refs > 0);
     if (--mf->refs == 0) {
         meta__mf_blob_refs(f, mf, -1);
-        at_map_del(&f->manifests, DKEY(&mf->pub.digest));
+        at_dmap_del(&f->manifests, &mf->pub.digest);
         meta__mf_free(mf);
     }
 }
@@ -198,7 +196,7 @@ void meta__mf_publish(struct meta_mf *mf)
 void meta__mf_blob_refs(struct meta_fsm *f, const struct meta_mf *mf, int delta)
 {
     for (size_t i = 0; i < mf->nblobs; i++) {
-        struct meta_blob *b = at_map_get(&f->blobs, DKEY(&mf->blobs[i]));
+        struct meta_blob *b = at_dmap_get(&f->blobs, &mf->blobs[i]);
         if (b == NULL)
             continue;
         if (delta > 0)
@@ -214,13 +212,13 @@ struct meta_blob *meta__blob_get(struct meta_fsm *f,
                                  uint64_t size,
                                  bool create)
 {
-    struct meta_blob *b = at_map_get(&f->blobs, DKEY(d));
+    struct meta_blob *b = at_dmap_get(&f->blobs, d);
     if (b != NULL || !create)
         return b;
     b = at_calloc(1, sizeof(*b));
     b->digest = *d;
     b->size = size;
-    at_map_put(&f->blobs, DKEY(d), b);
+    at_dmap_put(&f->blobs, b);
     return b;
 }
 
@@ -290,7 +288,7 @@ const struct meta_manifest *meta_fsm_manifest_find(struct meta_fsm *f,
                                                    const struct at_digest *d)
 {
     struct meta_repo *r = meta__repo_get(f, repo, false);
-    struct meta_mf *mf = r != NULL ? at_map_get(&r->manifests, DKEY(d)) : NULL;
+    struct meta_mf *mf = r != NULL ? at_dmap_get(&r->manifests, d) : NULL;
     return mf != NULL ? &mf->pub : NULL;
 }
 
@@ -301,7 +299,7 @@ bool meta_fsm_blob_linked(struct meta_fsm *f,
                           uint64_t *size)
 {
     struct meta_repo *r = meta__repo_get(f, repo, false);
-    struct meta_blob *b = r != NULL ? at_map_get(&r->blobs, DKEY(d)) : NULL;
+    struct meta_blob *b = r != NULL ? at_dmap_get(&r->blobs, d) : NULL;
     if (b != NULL && size != NULL)
         *size = b->size;
     return b != NULL;
@@ -314,11 +312,10 @@ bool meta_fsm_blob_used(struct meta_fsm *f,
                         struct at_digest *by)
 {
     struct meta_repo *r = meta__repo_get(f, repo, false);
-    const char *k;
     void *v;
     if (r == NULL)
         return false;
-    for (size_t i = 0; at_map_next(&r->manifests, &i, &k, &v);) {
+    for (size_t i = 0; at_dmap_next(&r->manifests, &i, &v);) {
         const struct meta_mf *mf = v;
         for (size_t j = 0; j < mf->nblobs; j++) {
             if (at_digest_equal(&mf->blobs[j], d)) {
@@ -500,9 +497,8 @@ void meta_fsm_referrers(struct meta_fsm *f,
         return;
     struct meta_mf **hits = NULL;
     size_t n = 0;
-    const char *k;
     void *v;
-    for (size_t i = 0; at_map_next(&r->manifests, &i, &k, &v);) {
+    for (size_t i = 0; at_dmap_next(&r->manifests, &i, &v);) {
         struct meta_mf *mf = v;
         if (mf->pub.has_subject && at_digest_equal(&mf->pub.subject, subject)) {
             hits = at_realloc(hits, (n + 1) * sizeof(*hits));
@@ -528,13 +524,11 @@ void meta__manifest_blobs(struct meta_fsm *f,
                           void *data)
 {
     struct meta_repo *r = meta__repo_get(f, repo, false);
-    struct meta_mf *mf =
-        r != NULL ? at_map_get(&r->manifests, d->bytes, AT_DIGEST_LEN) : NULL;
+    struct meta_mf *mf = r != NULL ? at_dmap_get(&r->manifests, d) : NULL;
     if (mf == NULL)
         return;
     for (size_t i = 0; i < mf->nblobs; i++) {
-        struct meta_blob *b =
-            at_map_get(&f->blobs, mf->blobs[i].bytes, AT_DIGEST_LEN);
+        struct meta_blob *b = at_dmap_get(&f->blobs, &mf->blobs[i]);
         if (b != NULL)
             each(data, &b->digest, b->size);
     }
@@ -542,11 +536,9 @@ void meta__manifest_blobs(struct meta_fsm *f,
      * deeper than one level in practice; deeper ones are left to lazy
      * fetch) */
     for (size_t c = 0; c < mf->nchildren; c++) {
-        struct meta_mf *ch =
-            at_map_get(&r->manifests, mf->children[c].bytes, AT_DIGEST_LEN);
+        struct meta_mf *ch = at_dmap_get(&r->manifests, &mf->children[c]);
         for (size_t i = 0; ch != NULL && i < ch->nblobs; i++) {
-            struct meta_blob *b =
-                at_map_get(&f->blobs, ch->blobs[i].bytes, AT_DIGEST_LEN);
+            struct meta_blob *b = at_dmap_get(&f->blobs, &ch->blobs[i]);
             if (b != NULL)
                 each(data, &b->digest, b->size);
         }
@@ -558,7 +550,7 @@ bool meta__blob_held_by(struct meta_fsm *f,
                         const struct at_digest *d,
                         const char *store)
 {
-    struct meta_blob *b = at_map_get(&f->blobs, d->bytes, AT_DIGEST_LEN);
+    struct meta_blob *b = at_dmap_get(&f->blobs, d);
     for (size_t i = 0; b != NULL && i < b->nstores; i++) {
         if (strcmp(b->stores[i], store) == 0)
             return true;

@@ -47,8 +47,8 @@ struct meta_repo {
     size_t ntagv, tagv_cap;
     char *tag_names; /* owned */
     size_t names_len, names_cap, names_dead;
-    struct at_map blobs;     /* raw digest -> struct meta_blob (borrowed) */
-    struct at_map manifests; /* raw digest -> struct meta_mf (one ref) */
+    struct at_dmap blobs;     /* digest -> struct meta_blob (borrowed) */
+    struct at_dmap manifests; /* digest -> struct meta_mf (one ref) */
     /* Sorted tag names, packed: listing 10,000 tags walks one contiguous
      * buffer instead of chasing a pointer per tag. Built lazily. */
     char *sorted_names;   /* owned: names, each NUL-terminated */
@@ -77,12 +77,16 @@ struct meta_noderec {
 
 struct policy_rec;
 
+/* Where the digest-keyed tables (at_dmap) find a record's key. */
+#define META_MF_KEY   offsetof(struct meta_mf, pub.digest)
+#define META_BLOB_KEY offsetof(struct meta_blob, digest)
+
 struct meta_fsm {
     struct at_map nodes; /* raw id (8 bytes) -> struct meta_noderec (owned) */
-    uint64_t nodes_version;  /* bumped on every change of nodes (local) */
-    struct at_map repos;     /* name -> struct meta_repo (owned) */
-    struct at_map manifests; /* raw digest -> struct meta_mf (owned) */
-    struct at_map blobs;     /* raw digest -> struct meta_blob (owned) */
+    uint64_t nodes_version;   /* bumped on every change of nodes (local) */
+    struct at_map repos;      /* name -> struct meta_repo (owned) */
+    struct at_dmap manifests; /* digest -> struct meta_mf (owned) */
+    struct at_dmap blobs;     /* digest -> struct meta_blob (owned) */
     struct meta_repo **sorted_repos; /* owned array, borrowed repos */
     size_t nsorted_repos;
     bool sorted_repos_ok;
