@@ -131,29 +131,17 @@ static int apply_put_manifest(struct meta_fsm *f,
     digest_from(&d, o->digest);
     struct meta_mf *mf = at_dmap_get(&f->manifests, &d);
     if (mf == NULL) {
-        mf = at_calloc(1, sizeof(*mf));
-        mf->pub.digest = d;
-        mf->bytes = at_memdup(o->bytes.len ? o->bytes.data : (void *)"",
-                              o->bytes.len ? o->bytes.len : 1);
-        mf->pub.len = o->bytes.len;
-        mf->media_type = at_strdup(o->media_type);
-        if (o->artifact_type[0] != '\0')
-            mf->artifact_type = at_strdup(o->artifact_type);
-        if (o->annotations_json[0] != '\0')
-            mf->annotations_json = at_strdup(o->annotations_json);
-        if (o->subject.len == AT_DIGEST_LEN) {
-            mf->pub.has_subject = true;
-            digest_from(&mf->pub.subject, o->subject);
-        }
-        mf->nblobs = o->n_blobs;
-        mf->blobs = at_calloc(o->n_blobs + 1, sizeof(*mf->blobs));
+        struct at_digest subject;
+        if (o->subject.len == AT_DIGEST_LEN)
+            digest_from(&subject, o->subject);
+        mf = meta__mf_new(&d, o->bytes.data, o->bytes.len, o->media_type,
+                          o->artifact_type, o->annotations_json,
+                          o->subject.len == AT_DIGEST_LEN ? &subject : NULL,
+                          o->n_blobs, o->n_manifests);
         for (size_t i = 0; i < o->n_blobs; i++)
             digest_from(&mf->blobs[i], o->blobs[i]);
-        mf->nchildren = o->n_manifests;
-        mf->children = at_calloc(o->n_manifests + 1, sizeof(*mf->children));
         for (size_t i = 0; i < o->n_manifests; i++)
             digest_from(&mf->children[i], o->manifests[i]);
-        meta__mf_publish(mf);
         at_dmap_put(&f->manifests, mf);
         meta__mf_blob_refs(f, mf, 1);
     }

@@ -257,11 +257,11 @@ struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
         const struct meta_mf *mf = v;
         struct job_mf *jm = vec_push(&j->mfs, sizeof(*jm), 1);
         jm->digest = mf->pub.digest;
-        jm->bytes = arena_mem(j, mf->bytes, mf->pub.len);
+        jm->bytes = arena_mem(j, mf->pub.bytes, mf->pub.len);
         jm->len = mf->pub.len;
-        jm->media_type = arena_str(j, mf->media_type);
-        jm->artifact_type = arena_str(j, mf->artifact_type);
-        jm->annotations = arena_str(j, mf->annotations_json);
+        jm->media_type = arena_str(j, mf->pub.media_type);
+        jm->artifact_type = arena_str(j, mf->pub.artifact_type);
+        jm->annotations = arena_str(j, mf->pub.annotations_json);
         jm->has_subject = mf->pub.has_subject;
         jm->subject = mf->pub.subject;
         jm->nblobs = mf->nblobs;
@@ -728,30 +728,20 @@ static int restore_into(struct meta_fsm *f,
         digest_from(&d, sm->digest);
         if (at_dmap_get(&f->manifests, &d) != NULL)
             goto dup;
-        struct meta_mf *mf = at_calloc(1, sizeof(*mf));
-        mf->pub.digest = d;
-        mf->pub.len = sm->bytes.len;
+        struct at_digest subject;
+        if (sm->subject.len != 0)
+            digest_from(&subject, sm->subject);
+        struct meta_mf *mf =
+            meta__mf_new(&d, sm->bytes.data, sm->bytes.len, sm->media_type,
+                         sm->has_artifact_type ? sm->artifact_type : NULL,
+                         sm->has_annotations ? sm->annotations_json : NULL,
+                         sm->subject.len != 0 ? &subject : NULL, sm->n_blobs,
+                         sm->n_manifests);
         mf->pushed_ms = sm->pushed_ms; /* 0 in old snapshots: old enough */
-        mf->bytes = at_memdup(sm->bytes.len ? sm->bytes.data : (void *)"",
-                              sm->bytes.len ? sm->bytes.len : 1);
-        mf->media_type = at_strdup(sm->media_type);
-        if (sm->has_artifact_type)
-            mf->artifact_type = at_strdup(sm->artifact_type);
-        if (sm->has_annotations)
-            mf->annotations_json = at_strdup(sm->annotations_json);
-        if (sm->subject.len != 0) {
-            mf->pub.has_subject = true;
-            digest_from(&mf->pub.subject, sm->subject);
-        }
-        mf->nblobs = sm->n_blobs;
-        mf->blobs = at_calloc(sm->n_blobs + 1, sizeof(*mf->blobs));
         for (size_t j = 0; j < sm->n_blobs; j++)
             digest_from(&mf->blobs[j], sm->blobs[j]);
-        mf->nchildren = sm->n_manifests;
-        mf->children = at_calloc(sm->n_manifests + 1, sizeof(*mf->children));
         for (size_t j = 0; j < sm->n_manifests; j++)
             digest_from(&mf->children[j], sm->manifests[j]);
-        meta__mf_publish(mf);
         at_dmap_put(&f->manifests, mf);
     }
     for (size_t i = 0; i < s->n_repos; i++) {
@@ -778,7 +768,7 @@ static int restore_into(struct meta_fsm *f,
             digest_from(&d, st->digest);
             if (at_dmap_get(&r->manifests, &d) == NULL)
                 goto dangling;
-            if (at_map_gets(&r->tags, st->name) != NULL)
+            if (meta__tag_exists(r, st->name))
                 goto dup;
             meta__tag_set(f, r, st->name, &d);
         }

@@ -9,7 +9,7 @@
 /* see state.h */
 void meta__repo_free(struct meta_repo *r)
 {
-    at_map_release(&r->tags);
+    at_free(r->tags.slots);
     at_free(r->tagv);
     at_free(r->tag_names);
     at_dmap_release(&r->blobs);
@@ -23,13 +23,49 @@ void meta__repo_free(struct meta_repo *r)
 /* see state.h */
 void meta__mf_free(struct meta_mf *mf)
 {
-    at_free(mf->bytes);
-    at_free(mf->media_type);
-    at_free(mf->artifact_type);
-    at_free(mf->annotations_json);
-    at_free(mf->blobs);
-    at_free(mf->children);
+    at_free((char *)mf->pub.media_type);
+    at_free((char *)mf->pub.artifact_type);
+    at_free((char *)mf->pub.annotations_json);
     at_free(mf);
+}
+
+/* see state.h */
+struct meta_mf *meta__mf_new(const struct at_digest *d,
+                             const void *bytes,
+                             size_t len,
+                             const char *media_type,
+                             const char *artifact_type,
+                             const char *annotations_json,
+                             const struct at_digest *subject,
+                             size_t nblobs,
+                             size_t nchildren)
+{
+    size_t ndig = nblobs + nchildren;
+    struct meta_mf *mf =
+        at_malloc(sizeof(*mf) + ndig * sizeof(struct at_digest) + len + 1);
+    uint8_t *body = (uint8_t *)(mf->tail + ndig);
+
+    memset(mf, 0, sizeof(*mf));
+    mf->pub.digest = *d;
+    mf->pub.media_type = at_strdup(media_type);
+    if (artifact_type != NULL && artifact_type[0] != '\0')
+        mf->pub.artifact_type = at_strdup(artifact_type);
+    if (annotations_json != NULL && annotations_json[0] != '\0')
+        mf->pub.annotations_json = at_strdup(annotations_json);
+    if (subject != NULL) {
+        mf->pub.has_subject = true;
+        mf->pub.subject = *subject;
+    }
+    if (len > 0)
+        memcpy(body, bytes, len);
+    body[len] = '\0';
+    mf->pub.bytes = body;
+    mf->pub.len = len;
+    mf->blobs = mf->tail;
+    mf->nblobs = (uint32_t)nblobs;
+    mf->children = mf->tail + nblobs;
+    mf->nchildren = (uint32_t)nchildren;
+    return mf;
 }
 
 /* see state.h */
@@ -51,7 +87,6 @@ struct meta_repo *meta__repo_get(struct meta_fsm *f,
         return r;
     r = at_calloc(1, sizeof(*r));
     r->name = at_strdup(name);
-    at_map_init(&r->tags);
     at_dmap_init(&r->blobs, META_BLOB_KEY);
     at_dmap_init(&r->manifests, META_MF_KEY);
     at_map_put(&f->repos, name, strlen(name), r);
@@ -95,16 +130,85 @@ void meta__repo_unlink_manifest(struct meta_fsm *f,
     }
 }
 
+/* ---- the tag index ---- */
+
+#define TIDX_TOMB UINT64_MAX
+
+static uint32_t tidx_hash(const char *tag, size_t len)
+{
+    return (uint32_t)(at_hash_bytes(tag, len) >> 32);
+}
+
+/* The slot holding tag, or NULL. */
+static uint64_t *tidx_find(const struct meta_repo *r,
+                           const char *tag,
+                           size_t len)
+{
+    const struct meta_tag_index *x = &r->tags;
+    uint32_t h = tidx_hash(tag, len);
+    size_t mask;
+
+    if (x->cap == 0)
+        return NULL;
+    mask = x->cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        uint64_t s = x->slots[i];
+        if (s == 0)
+            return NULL;
+        if (s != TIDX_TOMB && (uint32_t)(s >> 32) == h) {
+            const struct meta_tag *t = &r->tagv[(uint32_t)s - 1];
+            if (t->len == len && memcmp(r->tag_names + t->name, tag, len) == 0)
+                return &x->slots[i];
+        }
+    }
+}
+
+static void tidx_place(struct meta_tag_index *x, uint64_t s)
+{
+    size_t mask = x->cap - 1;
+    size_t i = (size_t)(s >> 32) & mask;
+
+    while (x->slots[i] != 0 && x->slots[i] != TIDX_TOMB)
+        i = (i + 1) & mask;
+    if (x->slots[i] == 0)
+        x->used++;
+    x->slots[i] = s;
+}
+
+/* Add a tag not in the index, at index i of tagv. */
+static void tidx_add(struct meta_repo *r, const char *tag, size_t len, size_t i)
+{
+    struct meta_tag_index *x = &r->tags;
+
+    if ((x->used + 1) * 4 > x->cap * 3) {
+        uint64_t *old = x->slots;
+        size_t oldcap = x->cap;
+        size_t cap = oldcap == 0 ? 16 : oldcap;
+        if (x->len * 2 >= cap)
+            cap *= 2; /* else: rehash in place of tombstones */
+        x->slots = at_calloc(cap, sizeof(*x->slots));
+        x->cap = cap;
+        x->used = 0;
+        for (size_t k = 0; k < oldcap; k++)
+            if (old[k] != 0 && old[k] != TIDX_TOMB)
+                tidx_place(x, old[k]);
+        at_free(old);
+    }
+    tidx_place(x, (uint64_t)tidx_hash(tag, len) << 32 | (uint64_t)(i + 1));
+    x->len++;
+}
+
 /* Index of tag in r->tagv, or SIZE_MAX. */
 static size_t tag_index(const struct meta_repo *r, const char *tag)
 {
-    void *v = at_map_gets(&r->tags, tag);
-    return v != NULL ? (size_t)(uintptr_t)v - 1 : SIZE_MAX;
+    uint64_t *s = tidx_find(r, tag, strlen(tag));
+    return s != NULL ? (size_t)(uint32_t)*s - 1 : SIZE_MAX;
 }
 
-static void *tag_slot_value(size_t i)
+/* see state.h */
+bool meta__tag_exists(const struct meta_repo *r, const char *tag)
 {
-    return (void *)(uintptr_t)(i + 1);
+    return tag_index(r, tag) != SIZE_MAX;
 }
 
 /* Drop the holes of deleted names once they are half the arena. */
@@ -156,7 +260,7 @@ void meta__tag_set(struct meta_fsm *f,
     t->digest = *d;
     memcpy(r->tag_names + r->names_len, tag, len + 1);
     r->names_len += len + 1;
-    at_map_put(&r->tags, tag, len, tag_slot_value(r->ntagv));
+    tidx_add(r, tag, len, r->ntagv);
     r->ntagv++;
     r->sorted_ok = false;
     f->ntags++;
@@ -168,28 +272,21 @@ bool meta__tag_del(struct meta_fsm *f, struct meta_repo *r, const char *tag)
     size_t i = tag_index(r, tag);
     if (i == SIZE_MAX)
         return false;
-    at_map_del(&r->tags, tag, strlen(tag));
+    *tidx_find(r, tag, strlen(tag)) = TIDX_TOMB;
+    r->tags.len--;
     r->names_dead += r->tagv[i].len + 1;
     size_t last = r->ntagv - 1;
     if (i != last) {
+        /* the last tag moves into the hole: its slot follows */
+        uint64_t *s = tidx_find(r, meta__tag_name(r, last), r->tagv[last].len);
+        *s = (*s & ~(uint64_t)UINT32_MAX) | (uint64_t)(i + 1);
         r->tagv[i] = r->tagv[last];
-        at_map_put(&r->tags, meta__tag_name(r, i), r->tagv[i].len,
-                   tag_slot_value(i));
     }
     r->ntagv--;
     r->sorted_ok = false;
     f->ntags--;
     names_maybe_compact(r);
     return true;
-}
-
-/* see state.h: point the public view at the owned fields */
-void meta__mf_publish(struct meta_mf *mf)
-{
-    mf->pub.media_type = mf->media_type;
-    mf->pub.bytes = mf->bytes;
-    mf->pub.artifact_type = mf->artifact_type;
-    mf->pub.annotations_json = mf->annotations_json;
 }
 
 /* see state.h */

@@ -15,19 +15,32 @@ struct meta_blob {
     size_t mrefs;       /* references from manifests (GC keeps it while > 0) */
 };
 
+/* A manifest record, in one allocation with its digests and bytes. */
 struct meta_mf {
-    struct meta_manifest pub; /* its pointers borrow the fields below */
-    uint8_t *bytes;           /* owned */
-    char *media_type;         /* owned */
-    char *artifact_type;      /* owned, NULL if none */
-    char *annotations_json;   /* owned, NULL if none */
-    struct at_digest *blobs;  /* owned */
-    size_t nblobs;
-    struct at_digest *children; /* owned */
-    size_t nchildren;
-    size_t refs;        /* repositories holding it */
-    uint64_t pushed_ms; /* latest PutManifest timestamp_ms (0: old) */
+    /* media_type and artifact_type, annotations_json (NULL if none) are
+     * owned; bytes points at the body below (NUL after len bytes) */
+    struct meta_manifest pub;
+    struct at_digest *blobs;    /* nblobs, in this allocation */
+    struct at_digest *children; /* nchildren, in this allocation */
+    uint32_t nblobs, nchildren;
+    uint32_t refs;           /* repositories holding it */
+    uint64_t pushed_ms;      /* latest PutManifest timestamp_ms (0: old) */
+    struct at_digest tail[]; /* blobs, children, then the bytes */
 };
+
+/* A manifest record not in any table (refs 0): its blob and child digests
+ * are to be filled in (mf->blobs[0..nblobs), mf->children[..]); bytes
+ * (len), media_type, artifact_type and annotations_json (NULL or "":
+ * none) are copied, subject may be NULL. */
+struct meta_mf *meta__mf_new(const struct at_digest *d,
+                             const void *bytes,
+                             size_t len,
+                             const char *media_type,
+                             const char *artifact_type,
+                             const char *annotations_json,
+                             const struct at_digest *subject,
+                             size_t nblobs,
+                             size_t nchildren);
 
 /* One tag in a repository's dense tag table. */
 struct meta_tag {
@@ -36,14 +49,24 @@ struct meta_tag {
     struct at_digest digest;
 };
 
+/* A repository's tag index: open addressing over 8-byte slots, each the
+ * name's 32-bit hash and the tag's index + 1 in tagv (the name itself is
+ * read from tag_names): no key copy, no allocation per tag. */
+struct meta_tag_index {
+    uint64_t *slots; /* owned; 0 empty, UINT64_MAX deleted */
+    size_t cap;      /* power of two, or 0 */
+    size_t len;      /* tags */
+    size_t used;     /* tags + tombstones */
+};
+
 struct meta_repo {
     char *name; /* owned */
     /* Tags live in two flat arrays so that a snapshot copies them with two
      * memcpy calls: tagv (dense, unordered; a delete moves the last tag
      * into the hole) and tag_names (names, NUL-terminated; deleted names
      * stay as holes until the arena is compacted). */
-    struct at_map tags;    /* tag -> index + 1 into tagv, cast to a pointer */
-    struct meta_tag *tagv; /* owned */
+    struct meta_tag_index tags; /* tag -> index into tagv */
+    struct meta_tag *tagv;      /* owned */
     size_t ntagv, tagv_cap;
     char *tag_names; /* owned */
     size_t names_len, names_cap, names_dead;
@@ -141,7 +164,7 @@ void meta__tag_set(struct meta_fsm *f,
                    const char *tag,
                    const struct at_digest *d);
 bool meta__tag_del(struct meta_fsm *f, struct meta_repo *r, const char *tag);
-void meta__mf_publish(struct meta_mf *mf);
+bool meta__tag_exists(const struct meta_repo *r, const char *tag);
 /* Add delta (+1/-1) to the mrefs of every blob record mf references. */
 void meta__mf_blob_refs(struct meta_fsm *f,
                         const struct meta_mf *mf,

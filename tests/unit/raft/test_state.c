@@ -198,6 +198,51 @@ static void test_tag_table(void **state)
     meta_fsm_release(&g);
 }
 
+/* The tag index under churn: tags come and go for many rounds (tombstones
+ * pile up and are reclaimed), every lookup answers the tag's own digest,
+ * and the index stays about the size of the live tags. */
+static void test_tag_index_churn(void **state)
+{
+    struct meta_fsm f;
+    struct at_digest got;
+    char tag[32], content[32];
+    const int live = 300;
+    AT_UNUSED(state);
+    meta_fsm_init(&f, 10);
+    for (int i = 0; i < 40 * live; i++) {
+        snprintf(tag, sizeof(tag), "t%d", i);
+        snprintf(content, sizeof(content), "m%d", i % 7);
+        assert_int_equal(
+            put_mf(&f, NULL, "r", content, tag, NULL, 0, NULL, 0, NULL),
+            META_OK);
+        if (i >= live) { /* the oldest live tag goes */
+            snprintf(tag, sizeof(tag), "t%d", i - live);
+            assert_int_equal(del_tag(&f, NULL, "r", tag), META_OK);
+        }
+    }
+    for (int i = 0; i < 40 * live; i++) {
+        snprintf(tag, sizeof(tag), "t%d", i);
+        snprintf(content, sizeof(content), "m%d", i % 7);
+        int rv = meta_fsm_tag_resolve(&f, "r", tag, &got);
+        if (i < 39 * live) {
+            assert_int_equal(rv, AT_ENOTFOUND);
+        } else {
+            assert_int_equal(rv, 0);
+            struct at_digest want = dg(content);
+            assert_memory_equal(&got, &want, sizeof(got));
+        }
+    }
+    struct meta_repo *r = meta__repo_get(&f, "r", false);
+    assert_int_equal(r->tags.len, live);
+    assert_true(r->tags.cap <= 4 * (size_t)live);
+    size_t n = 0;
+    bool more;
+    assert_int_equal(
+        meta_fsm_tags_list(&f, "r", NULL, 100000, count_name, &n, &more), 0);
+    assert_int_equal(n, live);
+    meta_fsm_release(&f);
+}
+
 int main(void)
 {
     at_log_configure(getenv("META_LOG") ? getenv("META_LOG") : "error");
@@ -205,6 +250,7 @@ int main(void)
         cmocka_unit_test(test_listing),
         cmocka_unit_test(test_referrers),
         cmocka_unit_test(test_tag_table),
+        cmocka_unit_test(test_tag_index_churn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
