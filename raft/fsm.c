@@ -20,6 +20,7 @@ void meta_fsm_init(struct meta_fsm *f, size_t requests_max)
     memset(f, 0, sizeof(*f));
     at_map_init(&f->nodes);
     at_map_init(&f->repos);
+    at_map_init(&f->istrs);
     at_dmap_init(&f->manifests, META_MF_KEY);
     at_dmap_init(&f->blobs, META_BLOB_KEY);
     at_map_init(&f->reqs);
@@ -38,12 +39,14 @@ void meta_fsm_release(struct meta_fsm *f)
     for (size_t i = 0; at_map_next(&f->repos, &i, &k, &v);)
         meta__repo_free(v);
     for (size_t i = 0; at_dmap_next(&f->manifests, &i, &v);)
-        meta__mf_free(v);
+        meta__mf_free(f, v);
     for (size_t i = 0; at_dmap_next(&f->blobs, &i, &v);)
         meta__blob_free(v);
     meta__nodes_release(f);
     meta_snap_job_free(f->snap_spare);
     at_map_release(&f->repos);
+    AT_ASSERT(f->istrs.len == 0);
+    at_map_release(&f->istrs);
     at_dmap_release(&f->manifests);
     at_dmap_release(&f->blobs);
     at_map_release(&f->reqs);
@@ -134,7 +137,7 @@ static int apply_put_manifest(struct meta_fsm *f,
         struct at_digest subject;
         if (o->subject.len == AT_DIGEST_LEN)
             digest_from(&subject, o->subject);
-        mf = meta__mf_new(&d, o->bytes.data, o->bytes.len, o->media_type,
+        mf = meta__mf_new(f, &d, o->bytes.data, o->bytes.len, o->media_type,
                           o->artifact_type, o->annotations_json,
                           o->subject.len == AT_DIGEST_LEN ? &subject : NULL,
                           o->n_blobs, o->n_manifests);

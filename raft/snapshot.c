@@ -732,7 +732,7 @@ static int restore_into(struct meta_fsm *f,
         if (sm->subject.len != 0)
             digest_from(&subject, sm->subject);
         struct meta_mf *mf =
-            meta__mf_new(&d, sm->bytes.data, sm->bytes.len, sm->media_type,
+            meta__mf_new(f, &d, sm->bytes.data, sm->bytes.len, sm->media_type,
                          sm->has_artifact_type ? sm->artifact_type : NULL,
                          sm->has_annotations ? sm->annotations_json : NULL,
                          sm->subject.len != 0 ? &subject : NULL, sm->n_blobs,
@@ -781,7 +781,7 @@ static int restore_into(struct meta_fsm *f,
         struct meta_mf *mf = v;
         if (mf->refs == 0) {
             at_dmap_del(&f->manifests, &mf->pub.digest);
-            meta__mf_free(mf);
+            meta__mf_free(f, mf);
         }
     }
     meta__gc_recount(f);

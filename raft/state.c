@@ -21,16 +21,53 @@ void meta__repo_free(struct meta_repo *r)
 }
 
 /* see state.h */
-void meta__mf_free(struct meta_mf *mf)
+void meta__mf_free(struct meta_fsm *f, struct meta_mf *mf)
 {
-    at_free((char *)mf->pub.media_type);
-    at_free((char *)mf->pub.artifact_type);
+    meta__istr_put(f, mf->pub.media_type);
+    meta__istr_put(f, mf->pub.artifact_type);
     at_free((char *)mf->pub.annotations_json);
     at_free(mf);
 }
 
+/* An interned string: its references, then its bytes. */
+struct meta_istr {
+    size_t refs;
+    char s[];
+};
+
 /* see state.h */
-struct meta_mf *meta__mf_new(const struct at_digest *d,
+const char *meta__istr_get(struct meta_fsm *f, const char *s)
+{
+    struct meta_istr *is = at_map_gets(&f->istrs, s);
+
+    if (is == NULL) {
+        size_t len = strlen(s);
+        is = at_malloc(sizeof(*is) + len + 1);
+        is->refs = 0;
+        memcpy(is->s, s, len + 1);
+        at_map_put(&f->istrs, s, len, is);
+    }
+    is->refs++;
+    return is->s;
+}
+
+/* see state.h */
+void meta__istr_put(struct meta_fsm *f, const char *s)
+{
+    struct meta_istr *is;
+
+    if (s == NULL)
+        return;
+    is = AT_CONTAINER_OF(s, struct meta_istr, s);
+    if (--is->refs > 0)
+        return;
+    at_map_del(&f->istrs, s, strlen(s));
+    at_free(is);
+}
+
+/* see state.h */
+struct meta_mf *meta__mf_new(struct meta_fsm *f,
+                             const struct at_digest *d,
                              const void *bytes,
                              size_t len,
                              const char *media_type,
@@ -47,9 +84,9 @@ struct meta_mf *meta__mf_new(const struct at_digest *d,
 
     memset(mf, 0, sizeof(*mf));
     mf->pub.digest = *d;
-    mf->pub.media_type = at_strdup(media_type);
+    mf->pub.media_type = meta__istr_get(f, media_type);
     if (artifact_type != NULL && artifact_type[0] != '\0')
-        mf->pub.artifact_type = at_strdup(artifact_type);
+        mf->pub.artifact_type = meta__istr_get(f, artifact_type);
     if (annotations_json != NULL && annotations_json[0] != '\0')
         mf->pub.annotations_json = at_strdup(annotations_json);
     if (subject != NULL) {
@@ -126,7 +163,7 @@ void meta__repo_unlink_manifest(struct meta_fsm *f,
     if (--mf->refs == 0) {
         meta__mf_blob_refs(f, mf, -1);
         at_dmap_del(&f->manifests, &mf->pub.digest);
-        meta__mf_free(mf);
+        meta__mf_free(f, mf);
     }
 }
 

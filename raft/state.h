@@ -6,6 +6,8 @@
 
 #include "raft/meta.h"
 
+struct meta_fsm;
+
 struct meta_blob {
     struct at_digest digest;
     uint64_t size;
@@ -17,8 +19,9 @@ struct meta_blob {
 
 /* A manifest record, in one allocation with its digests and bytes. */
 struct meta_mf {
-    /* media_type and artifact_type, annotations_json (NULL if none) are
-     * owned; bytes points at the body below (NUL after len bytes) */
+    /* media_type and artifact_type (NULL if none) are interned in the FSM
+     * (meta__istr_get), annotations_json (NULL if none) is owned; bytes
+     * points at the body below (NUL after len bytes) */
     struct meta_manifest pub;
     struct at_digest *blobs;    /* nblobs, in this allocation */
     struct at_digest *children; /* nchildren, in this allocation */
@@ -32,7 +35,8 @@ struct meta_mf {
  * are to be filled in (mf->blobs[0..nblobs), mf->children[..]); bytes
  * (len), media_type, artifact_type and annotations_json (NULL or "":
  * none) are copied, subject may be NULL. */
-struct meta_mf *meta__mf_new(const struct at_digest *d,
+struct meta_mf *meta__mf_new(struct meta_fsm *f,
+                             const struct at_digest *d,
                              const void *bytes,
                              size_t len,
                              const char *media_type,
@@ -106,10 +110,13 @@ struct policy_rec;
 
 struct meta_fsm {
     struct at_map nodes; /* raw id (8 bytes) -> struct meta_noderec (owned) */
-    uint64_t nodes_version;   /* bumped on every change of nodes (local) */
-    struct at_map repos;      /* name -> struct meta_repo (owned) */
-    struct at_dmap manifests; /* digest -> struct meta_mf (owned) */
-    struct at_dmap blobs;     /* digest -> struct meta_blob (owned) */
+    uint64_t nodes_version; /* bumped on every change of nodes (local) */
+    struct at_map repos;    /* name -> struct meta_repo (owned) */
+    /* media and artifact types, interned: a handful of strings shared by
+     * millions of manifests (meta__istr_get) */
+    struct at_map istrs;             /* string -> struct meta_istr (owned) */
+    struct at_dmap manifests;        /* digest -> struct meta_mf (owned) */
+    struct at_dmap blobs;            /* digest -> struct meta_blob (owned) */
     struct meta_repo **sorted_repos; /* owned array, borrowed repos */
     size_t nsorted_repos;
     bool sorted_repos_ok;
@@ -169,7 +176,10 @@ bool meta__tag_exists(const struct meta_repo *r, const char *tag);
 void meta__mf_blob_refs(struct meta_fsm *f,
                         const struct meta_mf *mf,
                         int delta);
-void meta__mf_free(struct meta_mf *mf);
+void meta__mf_free(struct meta_fsm *f, struct meta_mf *mf);
+/* s interned in f (one more reference), and its release. */
+const char *meta__istr_get(struct meta_fsm *f, const char *s);
+void meta__istr_put(struct meta_fsm *f, const char *s);
 struct meta_blob *meta__blob_get(struct meta_fsm *f,
                                  const struct at_digest *d,
                                  uint64_t size,
