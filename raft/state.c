@@ -258,7 +258,7 @@ static void names_maybe_compact(struct meta_repo *r)
     for (size_t i = 0; i < r->ntagv; i++) {
         struct meta_tag *t = &r->tagv[i];
         memcpy(names + pos, r->tag_names + t->name, t->len + 1);
-        t->name = pos;
+        t->name = (uint32_t)pos;
         pos += t->len + 1;
     }
     at_free(r->tag_names);
@@ -280,6 +280,9 @@ void meta__tag_set(struct meta_fsm *f,
         return;
     }
     size_t len = strlen(tag);
+    /* 32-bit offsets: ~30M tags of 128 bytes in one repository, more
+     * than any node's memory holds */
+    AT_ASSERT(r->names_len + len + 1 < UINT32_MAX);
     if (r->names_len + len + 1 > r->names_cap) {
         size_t cap = r->names_cap ? r->names_cap * 2 : 256;
         while (cap < r->names_len + len + 1)
@@ -292,8 +295,8 @@ void meta__tag_set(struct meta_fsm *f,
         r->tagv = at_realloc(r->tagv, r->tagv_cap * sizeof(*r->tagv));
     }
     struct meta_tag *t = &r->tagv[r->ntagv];
-    t->name = r->names_len;
-    t->len = len;
+    t->name = (uint32_t)r->names_len;
+    t->len = (uint32_t)len;
     t->digest = *d;
     memcpy(r->tag_names + r->names_len, tag, len + 1);
     r->names_len += len + 1;

@@ -48,8 +48,8 @@ struct meta_mf *meta__mf_new(struct meta_fsm *f,
 
 /* One tag in a repository's dense tag table. */
 struct meta_tag {
-    size_t name; /* offset of the NUL-terminated name in tag_names */
-    size_t len;  /* strlen of the name */
+    uint32_t name; /* offset of the NUL-terminated name in tag_names */
+    uint32_t len;  /* strlen of the name (PROTO_NAME_MAX at most) */
     struct at_digest digest;
 };
 
