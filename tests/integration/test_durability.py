@@ -1,6 +1,8 @@
 """Durability of one atoll node: kill -9 during a stream of pushes loses no
 acknowledged push, an interrupted upload resumes after a crash, SIGTERM lets
-the in-flight request finish and exits 0, a restart serves everything again.
+the in-flight request finish and exits 0, a restart serves everything again;
+a snapshot's encoding child (raft/snapfork.c) killed mid-snapshot costs that
+snapshot only, and dies with a node killed while it runs.
 
 Atoll only. ITEST_VALIDATE_ON_DISTRIBUTION=1 runs these against Debian's
 docker-registry too (TEST_REGISTRY=distribution), to check the tests
@@ -10,6 +12,7 @@ is not necessarily a test bug.
 import http.client
 import os
 import random
+import signal
 import socket
 import threading
 import time
@@ -62,6 +65,51 @@ class Pusher(threading.Thread):
         images.push(self.node, self.repo, tag, img, timeout=10,
                     blob_timeout=10)
         self.acked.append((tag, img.digest, img.manifest, img.blobs()))
+
+
+def snapshot_children(pid):
+    """Pids of pid's children forked by its loop thread (the snapshot
+    children: the node forks nothing else)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def gone(pid):
+    """The process is dead (gone, or a zombie nobody reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+def signal_pid(pid, sig):
+    """Send sig to pid unless it is gone already."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def full_log(node):
+    """All of node's log (Node.log() keeps the last 5,000 characters)."""
+    with open(node.log_path, errors="replace") as f:
+        return f.read()
+
+
+def catch_child(pid, seconds):
+    """Poll for a snapshot child of pid for up to seconds; its pid or
+    None."""
+    end = time.time() + seconds
+    while time.time() < end:
+        kids = snapshot_children(pid)
+        if kids:
+            return kids[0]
+        time.sleep(0.0005)
+    return None
 
 
 class DurabilityTest(harness.TestCase):
@@ -117,6 +165,64 @@ class DurabilityTest(harness.TestCase):
         p = Pusher(n, "dur/a", "after")
         p.push_one(0)
         self.verify_acked("dur/a", p.acked)
+
+    def test_kill_snapshot_child_then_parent(self):
+        """Snapshots every 32 writes while images are pushed: children
+        killed mid-snapshot fail that snapshot alone (logged, the next one
+        is taken); then a child frozen mid-snapshot when its node is killed
+        -9 dies with it, the node restarts at once on the same data dir and
+        serves every acknowledged push."""
+        atoll_only(self)
+        self.node.close()
+        n = self.node = self.start_node(
+            ["--snapshot-threshold", "32", "--snapshot-trailing", "16"])
+        pushers = [Pusher(n, repo, "s") for repo in ("snap/a", "snap/b")]
+        for p in pushers:
+            p.start()
+        killed = 0
+        end = time.time() + 20
+        while killed < 3 and time.time() < end:
+            kid = catch_child(n.proc.pid, 2)
+            if kid is not None:
+                signal_pid(kid, signal.SIGKILL)
+                killed += 1
+        self.assertGreater(killed, 0, "no snapshot child seen")
+        harness.wait_for(
+            lambda: "snapshot child killed by signal 9" in full_log(n), 10,
+            what="the failed snapshot logged")
+        done = full_log(n).count("ms fork")
+        harness.wait_for(lambda: full_log(n).count("ms fork") > done, 20,
+                         what="a snapshot taken after the kills")
+        frozen = None
+        end = time.time() + 20
+        while frozen is None and time.time() < end:
+            kid = catch_child(n.proc.pid, 2)
+            try:
+                if kid is not None:  # stopped: still there when its node dies
+                    os.kill(kid, signal.SIGSTOP)
+                    frozen = kid
+            except ProcessLookupError:
+                pass
+        self.assertIsNotNone(frozen, "no snapshot child to freeze")
+        self.addCleanup(signal_pid, frozen, signal.SIGKILL)
+        n.kill()
+        for p in pushers:
+            p.stop.set()
+            p.join(30)
+        # Stopped before its prctl, it exits on its own once it runs (its
+        # parent is not the one it was forked by); stopped after it, the
+        # parent's death already sent it SIGKILL.
+        signal_pid(frozen, signal.SIGCONT)
+        harness.wait_for(lambda: gone(frozen), 5,
+                         what="the child died with its parent")
+        n.start()
+        for p in pushers:
+            self.assertTrue(p.acked, f"nothing pushed: {p.error}")
+            self.verify_acked(p.repo, p.acked)
+        print(f"note: snapshot children killed {killed}, then one frozen "
+                     f"and its node killed; "
+                     f"{sum(len(p.acked) for p in pushers)} pushes verified",
+              flush=True)
 
     def test_interrupted_upload_resumes(self):
         n = self.node
