@@ -118,8 +118,8 @@ static void keep_of(struct at_map *keep, const struct meta_mf *mf, int delta)
 {
     for (size_t i = 0; i < mf->nchildren; i++)
         keep_add(keep, &mf->children[i], delta);
-    if (mf->pub.has_subject)
-        keep_add(keep, &mf->pub.subject, delta);
+    if (mf->pub.subject != NULL)
+        keep_add(keep, mf->pub.subject, delta);
 }
 
 static void keep_build(struct at_map *keep, const struct meta_repo *r)
@@ -142,9 +142,9 @@ static bool mf_collectable(const struct meta_repo *r,
 {
     if (at_map_get(keep, DKEY(&mf->pub.digest)) != NULL)
         return false;
-    if (mf->pub.has_subject &&
-        at_dmap_get(&r->manifests, &mf->pub.subject) != NULL &&
-        (gone == NULL || at_map_get(gone, DKEY(&mf->pub.subject)) == NULL))
+    if (mf->pub.subject != NULL &&
+        at_dmap_get(&r->manifests, mf->pub.subject) != NULL &&
+        (gone == NULL || at_map_get(gone, DKEY(mf->pub.subject)) == NULL))
         return false; /* a referrer of a live subject */
     return now_ms >= mf->pushed_ms && now_ms - mf->pushed_ms >= grace_ms;
 }

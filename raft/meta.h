@@ -626,10 +626,9 @@ struct meta_manifest {
     const char *media_type;
     const uint8_t *bytes;
     size_t len;
-    const char *artifact_type;    /* NULL if none */
-    const char *annotations_json; /* NULL if none */
-    bool has_subject;
-    struct at_digest subject;
+    const char *artifact_type;       /* NULL if none */
+    const char *annotations_json;    /* NULL if none */
+    const struct at_digest *subject; /* NULL if none */
 };
 
 bool meta_repo_exists(struct meta *m, const char *repo);

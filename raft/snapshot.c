@@ -262,8 +262,9 @@ struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
         jm->media_type = arena_str(j, mf->pub.media_type);
         jm->artifact_type = arena_str(j, mf->pub.artifact_type);
         jm->annotations = arena_str(j, mf->pub.annotations_json);
-        jm->has_subject = mf->pub.has_subject;
-        jm->subject = mf->pub.subject;
+        jm->has_subject = mf->pub.subject != NULL;
+        if (jm->has_subject)
+            jm->subject = *mf->pub.subject;
         jm->nblobs = mf->nblobs;
         jm->blobs = push_digests(j, mf->blobs, mf->nblobs);
         jm->nchildren = mf->nchildren;

@@ -77,7 +77,7 @@ struct meta_mf *meta__mf_new(struct meta_fsm *f,
                              size_t nblobs,
                              size_t nchildren)
 {
-    size_t ndig = nblobs + nchildren;
+    size_t ndig = nblobs + nchildren + (subject != NULL ? 1 : 0);
     struct meta_mf *mf =
         at_malloc(sizeof(*mf) + ndig * sizeof(struct at_digest) + len + 1);
     uint8_t *body = (uint8_t *)(mf->tail + ndig);
@@ -90,8 +90,8 @@ struct meta_mf *meta__mf_new(struct meta_fsm *f,
     if (annotations_json != NULL && annotations_json[0] != '\0')
         mf->pub.annotations_json = at_strdup(annotations_json);
     if (subject != NULL) {
-        mf->pub.has_subject = true;
-        mf->pub.subject = *subject;
+        mf->tail[nblobs + nchildren] = *subject;
+        mf->pub.subject = &mf->tail[nblobs + nchildren];
     }
     if (len > 0)
         memcpy(body, bytes, len);
@@ -637,7 +637,8 @@ void meta_fsm_referrers(struct meta_fsm *f,
     void *v;
     for (size_t i = 0; at_dmap_next(&r->manifests, &i, &v);) {
         struct meta_mf *mf = v;
-        if (mf->pub.has_subject && at_digest_equal(&mf->pub.subject, subject)) {
+        if (mf->pub.subject != NULL &&
+            at_digest_equal(mf->pub.subject, subject)) {
             hits = at_realloc(hits, (n + 1) * sizeof(*hits));
             hits[n++] = mf;
         }

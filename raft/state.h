@@ -28,7 +28,7 @@ struct meta_mf {
     uint32_t nblobs, nchildren;
     uint32_t refs;           /* repositories holding it */
     uint64_t pushed_ms;      /* latest PutManifest timestamp_ms (0: old) */
-    struct at_digest tail[]; /* blobs, children, then the bytes */
+    struct at_digest tail[]; /* blobs, children, subject, then the bytes */
 };
 
 /* A manifest record not in any table (refs 0): its blob and child digests
