@@ -57,7 +57,7 @@ LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) \
 LIB      := $(BUILD)/libatoll.a
 BIN      := $(BUILD)/atoll
 
-.PHONY: all deps run test unit asan release bench bench-https fuzz fuzz-short clean cluster image \
+.PHONY: all deps run test unit asan release bench bench-https bench-scale fuzz fuzz-short clean cluster image \
 	format format-check check-deps
 .DEFAULT_GOAL := all
 .SECONDARY: $(PROTO_GEN_C) $(PROTO_GEN_H)
@@ -130,6 +130,13 @@ bench: deps
 # libraries and CA certificates, as an OCI layout (deploy/image/build-image).
 image: release
 	deploy/image/build-image build/release/atoll build/image/oci
+
+# One node loaded with SCALE_TAGS tags (issue 16): memory, snapshot stalls,
+# restart (tests/bench/scale; minutes and gigabytes at the default 1M).
+SCALE_TAGS ?= 1000000
+bench-scale: deps
+	@$(MAKE) --no-print-directory BUILD=build/release OPT="-O2 -g" all
+	python3 tests/bench/scale build/release/atoll --tags $(SCALE_TAGS)
 
 # Only the HTTPS + authentication comparison (tests/bench/https-bench).
 bench-https: deps
