@@ -100,11 +100,21 @@ def run_integration(path, build, timeout, pattern):
     joined = out.replace(" ...\n", " ... ").splitlines()
     # A test with a docstring prints "test_x (mod.Class.test_x)" and then
     # "<first docstring line> ... ok" on the next line: join the two.
+    # When the test printed before its status, what follows " ... " is
+    # its output: the name stays open ("... " at the end) and the output
+    # becomes a line of its own, so that the status found later counts.
     lines = []
     for line in joined:
         if (lines and NAME_ONLY_RE.match(lines[-1].strip())
                 and " ... " in line):
-            lines[-1] = lines[-1].strip() + " ... " + line.rsplit(" ... ", 1)[1]
+            rest = line.rsplit(" ... ", 1)[1]
+            word = rest.strip()
+            if word in ("ok", "FAIL", "ERROR") or word.startswith(
+                    ("skipped", "expected failure", "unexpected success")):
+                lines[-1] = lines[-1].strip() + " ... " + rest
+            else:
+                lines[-1] = lines[-1].strip() + " ..."
+                lines.append(rest)
         else:
             lines.append(line)
     # A test that prints (a "note:" line) splits "test_x (...) ... " from
