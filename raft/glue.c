@@ -84,7 +84,7 @@ static void start_job(struct meta_fsm_glue *g, bool async)
     int rv;
 
     g->job_forked = false;
-    if (async && !g->no_fork) {
+    if (async) {
         rv = meta_snap_fork_start(&g->child, g->fsm, errmsg);
         if (rv == 0) {
             g->job_forked = true;

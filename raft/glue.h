@@ -25,7 +25,6 @@ struct meta_fsm_glue {
     struct meta_snap_job *job;   /* owned; finalize recycles it (fsm spare) */
     bool job_inflight;           /* loop only: snapshot called, not finalized */
     bool job_forked;             /* this one is the child's */
-    bool no_fork;                /* tests: always copy on the loop */
     uint64_t job_t0;             /* uv_hrtime() when snapshot was called */
     double job_loop_ms;          /* loop-thread time of the fork or the copy */
     double job_loop_cpu_ms;      /* the same in thread CPU time */
