@@ -165,6 +165,15 @@ static void raft_metrics(struct meta *m, struct at_buf *b)
     gauge(b, "atoll_tags", "Tags in the registry.", st.tags);
     gauge(b, "atoll_manifests", "Manifests in the registry.", st.manifests);
     gauge(b, "atoll_blobs", "Blobs recorded in the registry.", st.blobs);
+    head(b, "atoll_manifest_body_bytes", "gauge",
+         "Manifest bodies in this node's body file: live, or dead (deleted, "
+         "reclaimed at the next restart or snapshot install).");
+    sample(b, "atoll_manifest_body_bytes", "state", "live", st.body_live);
+    sample(b, "atoll_manifest_body_bytes", "state", "dead", st.body_dead);
+    gauge(b, "atoll_manifest_bodies_in_memory",
+          "1 when manifest bodies are kept on the heap (no body file could "
+          "be opened in the raft dir), else 0.",
+          st.body_in_file ? 0 : 1);
 }
 
 /* API counters kept in struct node_api. */

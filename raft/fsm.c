@@ -29,6 +29,16 @@ void meta_fsm_init(struct meta_fsm *f, size_t requests_max)
     at_map_init(&f->robots);
     f->ring_cap = requests_max > 0 ? requests_max : 1;
     f->ring = at_calloc(f->ring_cap, sizeof(*f->ring));
+    meta_bodies_init(&f->bodies);
+}
+
+/* see fsm.h */
+int meta_fsm_bodies_open(struct meta_fsm *f, const char *dir, char *errmsg)
+{
+    AT_ASSERT(f->manifests.len == 0 && f->bodies.fd < 0);
+    at_free(f->bodies_dir);
+    f->bodies_dir = at_strdup(dir);
+    return meta_bodies_open(&f->bodies, dir, errmsg);
 }
 
 /* see fsm.h */
@@ -58,7 +68,10 @@ void meta_fsm_release(struct meta_fsm *f)
     meta__token_keys_release(f);
     meta__policy_release(f);
     meta_pushes_free(f->pushes, f->npushes);
+    meta_bodies_close(&f->bodies);
+    at_free(f->bodies_dir);
     memset(f, 0, sizeof(*f));
+    f->bodies.fd = -1;
 }
 
 /* see meta.h */
@@ -339,6 +352,13 @@ int meta_fsm_restore(struct meta_fsm *f,
 {
     struct meta_fsm fresh;
     meta_fsm_init(&fresh, f->ring_cap);
+    /* a new body file, filled as the snapshot is decoded; the old one goes
+     * with the old state (without one, the bodies stay on the heap) */
+    if (f->bodies_dir != NULL) {
+        char emsg[AT_ERRMSG_SIZE];
+        if (meta_fsm_bodies_open(&fresh, f->bodies_dir, emsg) != 0)
+            LOG_WARN("%s: keeping manifest bodies in memory", emsg);
+    }
     int rv = meta__snap_decode(&fresh, buf, len, errmsg);
     if (rv != 0) {
         meta_fsm_release(&fresh);

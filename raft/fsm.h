@@ -11,6 +11,11 @@
 void meta_fsm_init(struct meta_fsm *f, size_t requests_max);
 void meta_fsm_release(struct meta_fsm *f);
 
+/* Keep manifest bodies in a new unnamed file in dir (bodies.h), and again
+ * in a new one after each restore. Call before the first apply. 0, or an
+ * AT_E* code (errmsg set): the bodies stay on the heap. */
+int meta_fsm_bodies_open(struct meta_fsm *f, const char *dir, char *errmsg);
+
 /* Apply one packed command at log index. Deterministic; business failures
  * and undecodable commands go to *result (META_INVALID), never the return
  * value, which is always 0. */

@@ -159,6 +159,15 @@ const struct meta_manifest *meta_manifest_find(struct meta *m,
 }
 
 /* see meta.h */
+int meta_manifest_read(struct meta *m,
+                       const struct meta_manifest *mf,
+                       void *buf)
+{
+    return meta__mf_body(&m->fsm, AT_CONTAINER_OF(mf, struct meta_mf, pub),
+                         buf);
+}
+
+/* see meta.h */
 bool meta_blob_linked(struct meta *m,
                       const char *repo,
                       const struct at_digest *d,
@@ -236,6 +245,9 @@ void meta_status_get(struct meta *m, struct meta_status *st)
     st->tags = m->fsm.ntags;
     st->manifests = m->fsm.manifests.len;
     st->blobs = m->fsm.blobs.len;
+    st->body_live = m->fsm.bodies.live;
+    st->body_dead = m->fsm.bodies.dead;
+    st->body_in_file = m->fsm.bodies.fd >= 0;
     st->removed = meta_removed(m);
     st->leader_changes = m->leader_changes;
     st->guard_held = m->guard.held_total;

@@ -624,6 +624,8 @@ bool meta_read_now(struct meta *m);
 struct meta_manifest {
     struct at_digest digest;
     const char *media_type;
+    /* the body when it is in memory, else NULL: meta_manifest_read copies
+     * it (from the FSM's body file) in either case */
     const uint8_t *bytes;
     size_t len;
     const char *artifact_type;       /* NULL if none */
@@ -641,6 +643,11 @@ int meta_tag_resolve(struct meta *m,
 const struct meta_manifest *meta_manifest_find(struct meta *m,
                                                const char *repo,
                                                const struct at_digest *d);
+/* Copy mf's len bytes into buf. 0, or AT_EIO when the body file cannot
+ * be read (mf from meta_manifest_find, before any other call into m). */
+int meta_manifest_read(struct meta *m,
+                       const struct meta_manifest *mf,
+                       void *buf);
 /* Blob linked in repo (pushed, mounted or referenced there). */
 bool meta_blob_linked(struct meta *m,
                       const char *repo,
@@ -870,6 +877,11 @@ struct meta_status {
     uint64_t last_index;
     uint64_t applied_index;
     uint64_t repos, tags, manifests, blobs;
+    /* the manifest body file (bodies.h): bytes of bodies still referenced,
+     * of bodies dropped since it was started; in_file false: the bodies
+     * are on the heap (no file could be opened) */
+    uint64_t body_live, body_dead;
+    bool body_in_file;
     bool removed; /* meta_removed */
     /* times this node saw the leader change to another known leader
      * (sampled every 100 ms by its housekeeping tick), for /metrics */

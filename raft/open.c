@@ -395,6 +395,9 @@ static struct meta *meta_new(uv_loop_t *loop,
     for (size_t i = 0; i < AT_ARRAY_SIZE(lists); i++)
         at_list_init(lists[i]);
     meta_fsm_init(&m->fsm, META_REQUESTS_MAX);
+    char emsg[AT_ERRMSG_SIZE];
+    if (meta_fsm_bodies_open(&m->fsm, cfg->dir, emsg) != 0)
+        LOG_WARN("%s: keeping manifest bodies in memory", emsg);
     meta__glue_init(&m->glue, &m->fsm);
     m->glue.raft = &m->raft;
     transport_setup(m, loop);

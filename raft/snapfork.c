@@ -5,7 +5,8 @@
  * rv != 0: the child's encode failed (errmsg says why) and nothing
  * follows. The child exits 0 after the last byte is in the pipe.
  *
- * What the child may do: it keeps only stdio and the pipe; only this
+ * What the child may do: it keeps only stdio, the pipe and the manifest
+ * body file (read with pread: no offset shared with the parent); only this
  * thread exists in it, and other
  * threads' locks may be held forever there. glibc's malloc is safe after
  * fork (its arenas are locked across it); the child uses malloc,
@@ -17,6 +18,7 @@
 
 #define AT_LOG_COMP "raft"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -99,14 +101,20 @@ static _Noreturn void child_run(const struct meta_fsm *f, pid_t parent, int fd)
     /* Keep only stdio and the pipe: an inherited descriptor would keep the
      * data dir's lock (flock) and the listeners alive in the child, and a
      * node restarted at once after a kill -9 would find them taken. */
-    if (fd != 3) {
-        if (dup2(fd, 3) != 3)
-            _exit(3);
-        fd = 3;
-    }
-    close_range(4, ~0U, 0);
+    /* The manifest body file (bodies.h) stays too, as fd 4: the encode
+     * reads the bodies from it. Both are first moved above 4 so that
+     * neither dup2 closes the other. */
+    struct meta_fsm c = *f;
+    int pipe_hi = fcntl(fd, F_DUPFD, 5);
+    int body_hi = f->bodies.fd >= 0 ? fcntl(f->bodies.fd, F_DUPFD, 5) : -1;
+    if (pipe_hi < 0 || (f->bodies.fd >= 0 && body_hi < 0) ||
+        dup2(pipe_hi, 3) != 3 || (body_hi >= 0 && dup2(body_hi, 4) != 4))
+        _exit(3);
+    fd = 3;
+    c.bodies.fd = body_hi >= 0 ? 4 : -1;
+    close_range(5, ~0U, 0);
     memset(&h, 0, sizeof(h));
-    h.rv = meta_fsm_snapshot(f, NULL, &buf, &len, h.errmsg);
+    h.rv = meta_fsm_snapshot(&c, NULL, &buf, &len, h.errmsg);
     h.len = h.rv == 0 ? len : 0;
     h.private_kb = private_dirty_kb();
     if (!write_all(fd, &h, sizeof(h)) ||

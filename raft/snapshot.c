@@ -97,6 +97,7 @@ struct meta_snap_job {
     struct vec repos, tags, digests, mfs, blobs, strs, reqs, nodes, settings;
     struct vec users, robots, perms, tkeys;
     struct meta_policy_snap *policy; /* owned; NULL: none set */
+    int body_rv; /* AT_EIO: a manifest body could not be read */
 };
 
 static void *vec_push(struct vec *v, size_t size, size_t n)
@@ -220,6 +221,7 @@ struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
                           &j->perms, &j->tkeys };
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         all[i]->len = 0;
+    j->body_rv = 0;
     j->applied_index = f->applied_index;
     j->applied_count = f->applied_count;
     j->hash = f->hash;
@@ -257,8 +259,13 @@ struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
         const struct meta_mf *mf = v;
         struct job_mf *jm = vec_push(&j->mfs, sizeof(*jm), 1);
         jm->digest = mf->pub.digest;
-        jm->bytes = arena_mem(j, mf->pub.bytes, mf->pub.len);
+        /* the body from the heap or the body file (a read error fails
+         * the encode, not the take: the loop never waits on it twice) */
+        jm->bytes = j->arena.len;
         jm->len = mf->pub.len;
+        if (jm->len > 0 &&
+            meta__mf_body(f, mf, vec_push(&j->arena, 1, jm->len)) != 0)
+            j->body_rv = AT_EIO;
         jm->media_type = arena_str(j, mf->pub.media_type);
         jm->artifact_type = arena_str(j, mf->pub.artifact_type);
         jm->annotations = arena_str(j, mf->pub.annotations_json);
@@ -657,6 +664,10 @@ int meta_snap_job_encode(const struct meta_snap_job *j,
                          char *errmsg)
 {
     struct enc e;
+    if (j->body_rv != 0) {
+        at_errmsg_printf(errmsg, "snapshot: cannot read a manifest body");
+        return j->body_rv;
+    }
     memset(&e, 0, sizeof(e));
     e.s = (Atoll__Snapshot)ATOLL__SNAPSHOT__INIT;
     e.s.version = PROTO_SNAPSHOT_VERSION;

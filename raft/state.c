@@ -26,7 +26,19 @@ void meta__mf_free(struct meta_fsm *f, struct meta_mf *mf)
     meta__istr_put(f, mf->pub.media_type);
     meta__istr_put(f, mf->pub.artifact_type);
     at_free((char *)mf->pub.annotations_json);
+    if (mf->pub.bytes == NULL)
+        meta_bodies_drop(&f->bodies, mf->pub.len);
     at_free(mf);
+}
+
+/* see state.h */
+int meta__mf_body(const struct meta_fsm *f, const struct meta_mf *mf, void *buf)
+{
+    if (mf->pub.bytes != NULL) {
+        memcpy(buf, mf->pub.bytes, mf->pub.len);
+        return 0;
+    }
+    return meta_bodies_read(&f->bodies, mf->body_off, buf, mf->pub.len);
 }
 
 /* An interned string: its references, then its bytes. */
@@ -78,8 +90,13 @@ struct meta_mf *meta__mf_new(struct meta_fsm *f,
                              size_t nchildren)
 {
     size_t ndig = nblobs + nchildren + (subject != NULL ? 1 : 0);
+    uint64_t off = 0;
+    /* an empty body stays inline: it costs one byte, and no read */
+    bool in_file =
+        len > 0 && meta_bodies_put(&f->bodies, bytes, len, &off) == 0;
+    size_t inline_len = in_file ? 0 : len + 1;
     struct meta_mf *mf =
-        at_malloc(sizeof(*mf) + ndig * sizeof(struct at_digest) + len + 1);
+        at_malloc(sizeof(*mf) + ndig * sizeof(struct at_digest) + inline_len);
     uint8_t *body = (uint8_t *)(mf->tail + ndig);
 
     memset(mf, 0, sizeof(*mf));
@@ -93,10 +110,14 @@ struct meta_mf *meta__mf_new(struct meta_fsm *f,
         mf->tail[nblobs + nchildren] = *subject;
         mf->pub.subject = &mf->tail[nblobs + nchildren];
     }
-    if (len > 0)
-        memcpy(body, bytes, len);
-    body[len] = '\0';
-    mf->pub.bytes = body;
+    if (in_file) {
+        mf->body_off = off;
+    } else {
+        if (len > 0)
+            memcpy(body, bytes, len);
+        body[len] = '\0';
+        mf->pub.bytes = body;
+    }
     mf->pub.len = len;
     mf->blobs = mf->tail;
     mf->nblobs = (uint32_t)nblobs;

@@ -4,6 +4,7 @@
 #ifndef META_STATE_H
 #define META_STATE_H
 
+#include "raft/bodies.h"
 #include "raft/meta.h"
 
 struct meta_fsm;
@@ -17,12 +18,15 @@ struct meta_blob {
     size_t mrefs;       /* references from manifests (GC keeps it while > 0) */
 };
 
-/* A manifest record, in one allocation with its digests and bytes. */
+/* A manifest record, in one allocation with its digests (and its bytes
+ * when the FSM has no body file). */
 struct meta_mf {
     /* media_type and artifact_type (NULL if none) are interned in the FSM
-     * (meta__istr_get), annotations_json (NULL if none) is owned; bytes
-     * points at the body below (NUL after len bytes) */
+     * (meta__istr_get), annotations_json (NULL if none) is owned; bytes is
+     * NULL when the body is in the FSM's body file at body_off (bodies.h),
+     * else it points at the body below (NUL after len bytes) */
     struct meta_manifest pub;
+    uint64_t body_off;
     struct at_digest *blobs;    /* nblobs, in this allocation */
     struct at_digest *children; /* nchildren, in this allocation */
     uint32_t nblobs, nchildren;
@@ -33,7 +37,8 @@ struct meta_mf {
 
 /* A manifest record not in any table (refs 0): its blob and child digests
  * are to be filled in (mf->blobs[0..nblobs), mf->children[..]); bytes
- * (len), media_type, artifact_type and annotations_json (NULL or "":
+ * (len) go to f's body file (on the heap without one, or when the write
+ * fails), media_type, artifact_type and annotations_json (NULL or "":
  * none) are copied, subject may be NULL. */
 struct meta_mf *meta__mf_new(struct meta_fsm *f,
                              const struct at_digest *d,
@@ -114,8 +119,12 @@ struct meta_fsm {
     struct at_map repos;    /* name -> struct meta_repo (owned) */
     /* media and artifact types, interned: a handful of strings shared by
      * millions of manifests (meta__istr_get) */
-    struct at_map istrs;             /* string -> struct meta_istr (owned) */
-    struct at_dmap manifests;        /* digest -> struct meta_mf (owned) */
+    struct at_map istrs;      /* string -> struct meta_istr (owned) */
+    struct at_dmap manifests; /* digest -> struct meta_mf (owned) */
+    /* Local, not in snapshots: the manifests' bytes (bodies.h), in a file
+     * opened in bodies_dir (owned, NULL: bodies stay on the heap) */
+    struct meta_bodies bodies;
+    char *bodies_dir;
     struct at_dmap blobs;            /* digest -> struct meta_blob (owned) */
     struct meta_repo **sorted_repos; /* owned array, borrowed repos */
     size_t nsorted_repos;
@@ -177,6 +186,11 @@ void meta__mf_blob_refs(struct meta_fsm *f,
                         const struct meta_mf *mf,
                         int delta);
 void meta__mf_free(struct meta_fsm *f, struct meta_mf *mf);
+/* Copy mf's len bytes into buf (from the heap or the body file): 0, or
+ * AT_EIO when the file cannot be read. */
+int meta__mf_body(const struct meta_fsm *f,
+                  const struct meta_mf *mf,
+                  void *buf);
 /* s interned in f (one more reference), and its release. */
 const char *meta__istr_get(struct meta_fsm *f, const char *s);
 void meta__istr_put(struct meta_fsm *f, const char *s);

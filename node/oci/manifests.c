@@ -109,16 +109,30 @@ static bool parse_ref(struct node_http_req *req,
 /* ---- GET / HEAD ---- */
 
 static void send_manifest(struct node_http_req *req,
+                          struct meta *meta,
                           const struct meta_manifest *mf)
 {
     char dstr[AT_DIGEST_STR_SIZE];
+    void *body = NULL;
 
+    /* the body is read (from the FSM's body file: page cache) only for a
+     * GET; a HEAD needs its length alone */
+    if (node_http_req_method(req) != NODE_HTTP_HEAD && mf->bytes == NULL) {
+        body = at_malloc(mf->len + 1);
+        if (meta_manifest_read(meta, mf, body) != 0) {
+            at_free(body);
+            node_reply_error(req, 500, "UNKNOWN",
+                             "cannot read the manifest body");
+            return;
+        }
+    }
     at_digest_format(&mf->digest, dstr);
     node_reply_begin(req, 200);
     node_http_resp_header(req, "Content-Type", "%s", mf->media_type);
     node_http_resp_header(req, "Docker-Content-Digest", "%s", dstr);
     node_http_resp_header(req, "ETag", "\"%s\"", dstr);
-    node_http_resp_send(req, mf->bytes, mf->len);
+    node_http_resp_send(req, body != NULL ? body : mf->bytes, mf->len);
+    at_free(body);
 }
 
 static void get_reply(struct mreq *m)
@@ -136,7 +150,7 @@ static void get_reply(struct mreq *m)
         node_reply_error(m->req, 404, "MANIFEST_UNKNOWN", "manifest unknown");
         return;
     }
-    send_manifest(m->req, mf);
+    send_manifest(m->req, m->api->meta, mf);
 }
 
 static void get_on_barrier(void *data, int status)

@@ -154,6 +154,11 @@ class MetricsTest(ClusterTestCase):
         self.assertGreater(value(text, "process_resident_memory_bytes"), 0)
         self.assertGreater(value(text, "process_open_fds"), 0)
         self.assertGreater(value(text, "atoll_storage_free_bytes"), 0)
+        # manifest bodies off the heap (raft/bodies.h), on a follower too:
+        # 3 pushed, each served from the body file by the pulls above
+        self.assertGreater(
+            value(text, "atoll_manifest_body_bytes", state="live"), 0)
+        self.assertEqual(value(text, "atoll_manifest_bodies_in_memory"), 0)
         self.assertGreaterEqual(value(text, "atoll_raft_term"), 1)
         self.assertEqual(value(text, "atoll_gossip_members", state="alive"),
                          3)

@@ -1,13 +1,17 @@
 /* Unit tests of raft/snapshot.c and raft/snapfork.c: round trips, corrupt
- * snapshots, jobs isolated from the state they copy, and forked children
- * that encode the state as it was at the fork. */
+ * snapshots, jobs isolated from the state they copy, forked children
+ * that encode the state as it was at the fork, and manifest bodies kept in
+ * a body file (raft/bodies.c). */
 #include "common/compat.h"
 
 #include <setjmp.h>
 
 #include <cmocka.h>
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include "raft/snapfork.h"
 #include "raft/snapshot.h"
@@ -192,6 +196,104 @@ static void test_snapfork_child_dies(void **state)
     meta_fsm_release(&f);
 }
 
+/* The entries of dir other than . and .. */
+static size_t dir_entries(const char *dir)
+{
+    size_t n = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* Manifest bodies in a body file (bodies.h): none on the heap, each read
+ * back as pushed, in snapshots (taken here or in a forked child) byte for
+ * byte as from the same state keeping them in memory; a restore fills a new
+ * file; nothing visible in the dir, ever; an unreadable body fails the
+ * snapshot instead of writing a wrong one. */
+static void test_bodies_off_heap(void **state)
+{
+    struct meta_fsm f, heap, g;
+    struct meta_snap_fork sf;
+    char e[AT_ERRMSG_SIZE], dir[] = "/tmp/atoll-bodies-XXXXXX";
+    void *want, *got;
+    size_t wlen, glen;
+    char body[16];
+    AT_UNUSED(state);
+    assert_non_null(mkdtemp(dir));
+    meta_fsm_init(&f, 4);
+    assert_int_equal(meta_fsm_bodies_open(&f, dir, e), 0);
+    meta_fsm_init(&heap, 4);
+    build_state(&f);
+    assert_int_equal(dir_entries(dir), 0);
+    struct at_digest img = dg("img");
+    const struct meta_manifest *mf = meta_fsm_manifest_find(&f, "lib/a", &img);
+    assert_non_null(mf);
+    assert_null(mf->bytes);
+    assert_int_equal(mf->len, 3);
+    const struct meta_mf *rec = AT_CONTAINER_OF(mf, struct meta_mf, pub);
+    assert_int_equal(meta__mf_body(&f, rec, body), 0);
+    assert_memory_equal(body, "img", 3);
+    /* "index", "sig", "img" in the file; "" (empty) stays inline */
+    assert_int_equal(f.bodies.live, 3 + 5 + 3);
+    struct at_digest empty = dg("");
+    assert_non_null(meta_fsm_manifest_find(&f, "lib/c", &empty)->bytes);
+
+    /* the same state with its bodies in memory encodes the same bytes
+     * (restored, as the two builds differ in their timestamps) */
+    assert_int_equal(meta_fsm_snapshot(&f, NULL, &want, &wlen, e), 0);
+    assert_int_equal(meta_fsm_restore(&heap, want, wlen, e), 0);
+    assert_non_null(meta_fsm_manifest_find(&heap, "lib/a", &img)->bytes);
+    assert_int_equal(meta_fsm_snapshot(&heap, NULL, &got, &glen, e), 0);
+    assert_int_equal(wlen, glen);
+    assert_memory_equal(want, got, wlen);
+    free(got);
+    assert_int_equal(meta_snap_fork_start(&sf, &f, e), 0);
+    assert_int_equal(del_mf(&f, "x1", "lib/a", "index"), META_OK);
+    assert_int_equal(f.bodies.dead, 5);
+    assert_int_equal(meta_snap_fork_collect(&sf, NULL, NULL, &got, &glen, e),
+                     0);
+    assert_int_equal(wlen, glen);
+    assert_memory_equal(want, got, wlen);
+    free(got);
+
+    meta_fsm_init(&g, 4);
+    assert_int_equal(meta_fsm_bodies_open(&g, dir, e), 0);
+    int old_fd = g.bodies.fd;
+    assert_int_equal(meta_fsm_restore(&g, want, wlen, e), 0);
+    assert_true(g.bodies.fd >= 0);
+    assert_int_equal(fcntl(old_fd, F_GETFD), -1); /* the old file: closed */
+    assert_int_equal(g.bodies.live, 11);
+    assert_int_equal(g.bodies.dead, 0);
+    mf = meta_fsm_manifest_find(&g, "lib/a", &img);
+    assert_null(mf->bytes);
+    assert_int_equal(
+        meta__mf_body(&g, AT_CONTAINER_OF(mf, struct meta_mf, pub), body), 0);
+    assert_memory_equal(body, "img", 3);
+    assert_int_equal(dir_entries(dir), 0);
+
+    /* a body file that lost its bytes: reads and the snapshot fail */
+    assert_int_equal(ftruncate(g.bodies.fd, 0), 0);
+    assert_int_equal(
+        meta__mf_body(&g, AT_CONTAINER_OF(mf, struct meta_mf, pub), body),
+        AT_EIO);
+    got = NULL;
+    assert_int_equal(meta_fsm_snapshot(&g, NULL, &got, &glen, e), AT_EIO);
+    assert_null(got);
+    assert_non_null(strstr(e, "manifest body"));
+    assert_int_equal(meta_bodies_read(&g.bodies, g.bodies.end, body, 1),
+                     AT_EIO);
+    free(want);
+    meta_fsm_release(&f);
+    meta_fsm_release(&heap);
+    meta_fsm_release(&g);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     at_log_configure(getenv("META_LOG") ? getenv("META_LOG") : "error");
@@ -200,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_job_isolated),
         cmocka_unit_test(test_snapfork_isolated),
         cmocka_unit_test(test_snapfork_child_dies),
+        cmocka_unit_test(test_bodies_off_heap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
