@@ -189,6 +189,7 @@ static int glue_restore(struct raft_fsm *iface, struct raft_buffer *buf)
     struct meta_fsm_glue *g = iface->data;
     char errmsg[AT_ERRMSG_SIZE] = "";
     size_t len = buf->len;
+    uint64_t t0 = uv_hrtime();
     int rv = meta_fsm_restore(g->fsm, buf->base, len, errmsg);
     if (rv != 0) {
         LOG_ERROR("restore snapshot: %s", errmsg);
@@ -196,9 +197,11 @@ static int glue_restore(struct raft_fsm *iface, struct raft_buffer *buf)
     }
     raft_free(buf->base);
     LOG_INFO(
-        "restored a snapshot of %zu bytes (at start, or sent by the "
-        "leader to a node that fell behind)",
-        len);
+        "restored a snapshot of %zu bytes in %.0f ms (at start, or "
+        "sent by the leader to a node that fell behind): %" PRIu64
+        " tags, %zu manifests",
+        len, (double)(uv_hrtime() - t0) / 1e6, g->fsm->ntags,
+        g->fsm->manifests.len);
     if (g->applied != NULL)
         g->applied(g->data, g->fsm);
     return 0;

@@ -14,6 +14,8 @@
 
 #include "raft/snapshot.h"
 
+#include "raft/snapjob.h"
+
 #include "raft/gc.h"
 #include "raft/nodes.h"
 #include "raft/policy.h"
@@ -22,83 +24,6 @@
 #include "raft/users.h"
 
 /* ---- the job: a flat copy of the state ---- */
-
-#define NONE SIZE_MAX /* absent optional string */
-
-struct job_repo {
-    size_t name;                  /* arena offset */
-    size_t tags, ntags;           /* into job tags */
-    size_t tag_names;             /* arena offset of the repo's tag names */
-    size_t blobs, nblobs;         /* into job digests */
-    size_t manifests, nmanifests; /* into job digests */
-};
-
-struct job_mf {
-    struct at_digest digest;
-    size_t bytes, len;                             /* arena offset, length */
-    size_t media_type, artifact_type, annotations; /* offsets or NONE */
-    bool has_subject;
-    struct at_digest subject;
-    size_t blobs, nblobs;       /* into job digests */
-    size_t children, nchildren; /* into job digests */
-    uint64_t pushed_ms;
-};
-
-struct job_blob {
-    struct at_digest digest;
-    uint64_t size;
-    uint64_t stored_ms;
-    size_t stores, nstores; /* into job strs (arena offsets) */
-};
-
-struct job_node {
-    uint64_t id;
-    size_t name, peer_address, api_address, region; /* arena offsets */
-    bool standby;
-};
-
-struct job_setting {
-    size_t key, value; /* arena offsets */
-    uint64_t index;
-};
-
-struct job_user {
-    size_t name, hash;      /* arena offsets */
-    size_t groups, ngroups; /* into job strs (arena offsets) */
-    bool admin;
-    uint64_t created_ms, index;
-};
-
-struct job_perm {
-    size_t repository; /* arena offset */
-    unsigned actions;
-};
-
-struct job_robot {
-    size_t name, hash;    /* arena offsets */
-    size_t perms, nperms; /* into job perms */
-    uint64_t expires_ms, created_ms, index;
-};
-
-struct job_tkey {
-    size_t kid, pem; /* arena offsets */
-    uint64_t created_ms, index;
-};
-
-/* A growable array of fixed-size items. */
-struct vec {
-    void *p; /* owned */
-    size_t len, cap;
-};
-
-struct meta_snap_job {
-    uint64_t applied_index, applied_count, hash;
-    struct vec arena; /* chars: every string (NUL-terminated) and byte */
-    struct vec repos, tags, digests, mfs, blobs, strs, reqs, nodes, settings;
-    struct vec users, robots, perms, tkeys;
-    struct meta_policy_snap *policy; /* owned; NULL: none set */
-    int body_rv; /* AT_EIO: a manifest body could not be read */
-};
 
 static void *vec_push(struct vec *v, size_t size, size_t n)
 {
@@ -122,8 +47,6 @@ static void vec_reserve(struct vec *v, size_t size, size_t n)
         v->cap = n;
     }
 }
-
-#define VEC_AT(v, type, i) (&((type *)(v)->p)[i])
 
 static size_t arena_mem(struct meta_snap_job *j, const void *p, size_t n)
 {
@@ -243,6 +166,7 @@ struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
             memcpy(vec_push(&j->tags, sizeof(*r->tagv), r->ntagv), r->tagv,
                    r->ntagv * sizeof(*r->tagv));
         jr->tag_names = arena_mem(j, r->tag_names, r->names_len);
+        jr->names_len = r->names_len;
         jr->blobs = j->digests.len;
         jr->nblobs = r->blobs.len;
         struct at_digest *d = vec_push(&j->digests, sizeof(*d), r->blobs.len);
@@ -404,9 +328,6 @@ struct enc {
     Atoll__SnapTokenKey *stkeys;
     Atoll__TokenKeyPut *tkeys;
 };
-
-/* An arena string of the job j in scope. */
-#define STR(off) ((char *)j->arena.p + (off))
 
 static void enc_repos(struct enc *e, const struct meta_snap_job *j)
 {
@@ -656,8 +577,9 @@ static void enc_release(struct enc *e)
     at_free(s->repos);
 }
 
-/* see snapshot.h */
-int meta_snap_job_encode(const struct meta_snap_job *j,
+/* see snapjob.h */
+int meta__snap_pb_encode(const struct meta_snap_job *j,
+                         bool bulk,
                          proto_alloc_fn alloc,
                          void **out,
                          size_t *len,
@@ -679,9 +601,11 @@ int meta_snap_job_encode(const struct meta_snap_job *j,
     e.stores = at_calloc(j->strs.len + 1, sizeof(*e.stores));
     for (size_t i = 0; i < j->strs.len; i++)
         e.stores[i] = (char *)j->arena.p + ((const size_t *)j->strs.p)[i];
-    enc_repos(&e, j);
-    enc_manifests(&e, j);
-    enc_blobs(&e, j);
+    if (bulk) {
+        enc_repos(&e, j);
+        enc_manifests(&e, j);
+        enc_blobs(&e, j);
+    }
     enc_requests(&e, j);
     enc_nodes(&e, j);
     enc_settings(&e, j);
@@ -693,6 +617,16 @@ int meta_snap_job_encode(const struct meta_snap_job *j,
     int rv = proto_snapshot_pack(&e.s, alloc, out, len, errmsg);
     enc_release(&e);
     return rv;
+}
+
+/* see snapshot.h */
+int meta_snap_job_encode(const struct meta_snap_job *j,
+                         proto_alloc_fn alloc,
+                         void **out,
+                         size_t *len,
+                         char *errmsg)
+{
+    return meta__snap_flat_encode(j, alloc, out, len, errmsg);
 }
 
 /* see snapshot.h */
@@ -717,14 +651,13 @@ static void digest_from(struct at_digest *d, ProtobufCBinaryData b)
     memcpy(d->bytes, b.data, AT_DIGEST_LEN);
 }
 
-static int restore_into(struct meta_fsm *f,
+/* The repositories, manifests and blobs of an ATS1 snapshot (snapflat.c
+ * loads those of an ATS2 one). */
+static int restore_bulk(struct meta_fsm *f,
                         const Atoll__Snapshot *s,
                         char *errmsg)
 {
     struct at_digest d;
-    f->applied_index = s->applied_index;
-    f->applied_count = s->applied_count;
-    f->hash = s->hash;
     for (size_t i = 0; i < s->n_blobs; i++) {
         const Atoll__SnapBlob *sb = s->blobs[i];
         digest_from(&d, sb->digest);
@@ -787,6 +720,23 @@ static int restore_into(struct meta_fsm *f,
         if (r->tags.len == 0 && r->blobs.len == 0 && r->manifests.len == 0)
             goto dangling;
     }
+    return 0;
+dup:
+    at_errmsg_printf(errmsg, "snapshot: duplicate record");
+    return AT_ECORRUPT;
+dangling:
+    at_errmsg_printf(errmsg, "snapshot: dangling reference");
+    return AT_ECORRUPT;
+}
+
+/* Everything else, once the bulk is in f (from either format). */
+static int restore_rest(struct meta_fsm *f,
+                        const Atoll__Snapshot *s,
+                        char *errmsg)
+{
+    f->applied_index = s->applied_index;
+    f->applied_count = s->applied_count;
+    f->hash = s->hash;
     /* manifests no repository holds are dropped (never written that way) */
     void *v;
     for (size_t i = 0; at_dmap_next(&f->manifests, &i, &v);) {
@@ -822,9 +772,6 @@ static int restore_into(struct meta_fsm *f,
 dup:
     at_errmsg_printf(errmsg, "snapshot: duplicate record");
     return AT_ECORRUPT;
-dangling:
-    at_errmsg_printf(errmsg, "snapshot: dangling reference");
-    return AT_ECORRUPT;
 }
 
 /* see snapshot.h */
@@ -834,10 +781,18 @@ int meta__snap_decode(struct meta_fsm *fresh,
                       char *errmsg)
 {
     Atoll__Snapshot *s = NULL;
-    int rv = proto_snapshot_unpack(buf, len, &s, errmsg);
-    if (rv != 0)
-        return rv;
-    rv = restore_into(fresh, s, errmsg);
+    int rv;
+    if (meta__snap_is_flat(buf, len)) {
+        /* ATS2: the bulk from its flat sections, the rest from the
+         * protobuf inside */
+        rv = meta__snap_flat_load(fresh, buf, len, &s, errmsg);
+    } else {
+        rv = proto_snapshot_unpack(buf, len, &s, errmsg);
+        if (rv == 0)
+            rv = restore_bulk(fresh, s, errmsg);
+    }
+    if (rv == 0)
+        rv = restore_rest(fresh, s, errmsg);
     proto_snapshot_free(s);
     return rv;
 }
