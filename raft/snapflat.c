@@ -34,6 +34,9 @@
 
 #include "raft/snapjob.h"
 
+#include <errno.h>
+#include <unistd.h>
+
 #include "raft/gc.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -127,9 +130,9 @@ int meta__snap_flat_encode(const struct meta_snap_job *j,
     h.ntags = j->tags.len;
     h.nmfs = j->mfs.len;
     h.nblobs = j->blobs.len;
-    h.nstrs = j->strs.len;
+    h.nstrs = j->bulk_strs;
     h.ndigests = j->digests.len;
-    h.arena = j->arena.len;
+    h.arena = j->bulk_arena;
     uint64_t total = sizeof(h) + h.rest + h.nrepos * sizeof(struct flat_repo) +
                      h.ntags * sizeof(struct flat_tag) +
                      h.nmfs * sizeof(struct flat_mf) +
@@ -469,4 +472,369 @@ int meta__snap_flat_load(struct meta_fsm *f,
     else if (rv != 0)
         at_errmsg_printf(errmsg, "snapshot: duplicate or dangling record");
     return rv;
+}
+
+/* ---- encoding the state itself, in one pass (no job) ----
+ *
+ * A forked child (snapfork.c) sees the state frozen, so it needs no copy:
+ * it plans the sizes, announces them, then writes each section straight
+ * from the FSM into its pipe through a small buffer. The offsets a record
+ * holds are handed out in the order the arena and the digest section are
+ * written, so the bytes are those of meta__snap_flat_encode over a job of
+ * the same state. */
+
+struct meta_flat_plan {
+    struct flat_head h;
+    void *rest; /* malloc'ed */
+    size_t rest_len;
+};
+
+/* see snapjob.h */
+int meta__snap_flat_plan(const struct meta_fsm *f,
+                         struct meta_flat_plan **out,
+                         uint64_t *len,
+                         char *errmsg)
+{
+    const char *k;
+    void *v;
+    *out = NULL;
+    *len = 0;
+    struct meta_flat_plan *pl = at_calloc(1, sizeof(*pl));
+    int rv = meta__snap_rest_encode(f, &pl->rest, &pl->rest_len, errmsg);
+    if (rv != 0) {
+        at_free(pl);
+        return rv;
+    }
+    struct flat_head *h = &pl->h;
+    memcpy(h->magic, FLAT_MAGIC, 4);
+    h->version = FLAT_VERSION;
+    h->rest = pad8(pl->rest_len);
+    h->nrepos = f->repos.len;
+    h->nmfs = f->manifests.len;
+    h->nblobs = f->blobs.len;
+    for (size_t i = 0; at_map_next(&f->repos, &i, &k, &v);) {
+        const struct meta_repo *r = v;
+        h->ntags += r->ntagv;
+        h->ndigests += r->blobs.len + r->manifests.len;
+        h->arena += strlen(r->name) + 1 + r->names_len;
+    }
+    for (size_t i = 0; at_dmap_next(&f->manifests, &i, &v);) {
+        const struct meta_mf *mf = v;
+        h->ndigests += mf->nblobs + mf->nchildren;
+        h->arena += mf->pub.len + strlen(mf->pub.media_type) + 1;
+        if (mf->pub.artifact_type != NULL)
+            h->arena += strlen(mf->pub.artifact_type) + 1;
+        if (mf->pub.annotations_json != NULL)
+            h->arena += strlen(mf->pub.annotations_json) + 1;
+    }
+    for (size_t i = 0; at_dmap_next(&f->blobs, &i, &v);) {
+        const struct meta_blob *b = v;
+        h->nstrs += b->nstores;
+        for (size_t t = 0; t < b->nstores; t++)
+            h->arena += strlen(b->stores[t]) + 1;
+    }
+    h->total = sizeof(*h) + h->rest + h->nrepos * sizeof(struct flat_repo) +
+               h->ntags * sizeof(struct flat_tag) +
+               h->nmfs * sizeof(struct flat_mf) +
+               h->nblobs * sizeof(struct flat_blob) + h->nstrs * 8 +
+               h->ndigests * AT_DIGEST_LEN + pad8(h->arena);
+    if (h->total > PROTO_SNAPSHOT_MAX) {
+        at_errmsg_printf(errmsg,
+                         "snapshot of %" PRIu64 " bytes over the limit (%u)",
+                         h->total, PROTO_SNAPSHOT_MAX);
+        meta__snap_flat_plan_free(pl);
+        return AT_ETOOBIG;
+    }
+    *out = pl;
+    *len = h->total;
+    return 0;
+}
+
+/* see snapjob.h */
+void meta__snap_flat_plan_free(struct meta_flat_plan *pl)
+{
+    if (pl == NULL)
+        return;
+    free(pl->rest);
+    at_free(pl);
+}
+
+/* Where the bytes go: memory (mem) or a descriptor (through buf). */
+struct sink {
+    uint8_t *mem; /* memory: the whole encoding's room */
+    int fd;       /* else: written through buf */
+    uint8_t *buf;
+    size_t n, size;
+    uint64_t at; /* bytes put so far */
+    int rv;      /* first error */
+    /* manifest bodies: a map of the body file (may be NULL), a scratch
+     * buffer for those read with pread */
+    const uint8_t *bodies;
+    uint64_t bodies_len;
+    uint8_t *scratch;
+};
+
+static void sink_flush(struct sink *k)
+{
+    size_t done = 0;
+    while (k->rv == 0 && done < k->n) {
+        ssize_t w = write(k->fd, k->buf + done, k->n - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            k->rv = AT_EIO;
+        else
+            done += (size_t)w;
+    }
+    k->n = 0;
+}
+
+static void put(struct sink *k, const void *p, size_t n)
+{
+    const uint8_t *c = p;
+    if (k->mem != NULL) {
+        if (n > 0)
+            memcpy(k->mem + k->at, p, n);
+        k->at += n;
+        return;
+    }
+    k->at += n;
+    while (n > 0 && k->rv == 0) {
+        size_t room = k->size - k->n;
+        size_t m = n < room ? n : room;
+        memcpy(k->buf + k->n, c, m);
+        k->n += m;
+        c += m;
+        n -= m;
+        if (k->n == k->size)
+            sink_flush(k);
+    }
+}
+
+static void put_str(struct sink *k, const char *s)
+{
+    put(k, s, strlen(s) + 1);
+}
+
+static void put_zeros(struct sink *k, size_t n)
+{
+    static const uint8_t zeros[8];
+    AT_ASSERT(n <= sizeof(zeros));
+    put(k, zeros, n);
+}
+
+static void put_body(struct sink *k,
+                     const struct meta_fsm *f,
+                     const struct meta_mf *mf)
+{
+    size_t len = mf->pub.len;
+    if (mf->pub.bytes != NULL) {
+        put(k, mf->pub.bytes, len);
+    } else if (k->bodies != NULL && mf->body_off <= k->bodies_len &&
+               len <= k->bodies_len - mf->body_off) {
+        put(k, k->bodies + mf->body_off, len);
+    } else {
+        if (k->scratch == NULL)
+            k->scratch = at_malloc(PROTO_MANIFEST_MAX);
+        if (len > PROTO_MANIFEST_MAX || meta__mf_body(f, mf, k->scratch) != 0) {
+            k->rv = AT_EIO;
+            return;
+        }
+        put(k, k->scratch, len);
+    }
+}
+
+static void put_digests(struct sink *k, const struct at_digest *d, size_t n)
+{
+    if (n > 0)
+        put(k, d, n * AT_DIGEST_LEN);
+}
+
+static void put_dmap_keys(struct sink *k, const struct at_dmap *m)
+{
+    void *v;
+    for (size_t t = 0; at_dmap_next(m, &t, &v);)
+        put(k, (const char *)v + m->key_off, AT_DIGEST_LEN);
+}
+
+static int write_all_sections(struct sink *k,
+                              const struct meta_fsm *f,
+                              const struct meta_flat_plan *pl)
+{
+    const struct flat_head *h = &pl->h;
+    const char *key;
+    void *v;
+    uint64_t a = 0, t = 0, d = 0, s = 0; /* arena, tags, digests, strs */
+
+    put(k, h, sizeof(*h));
+    put(k, pl->rest, pl->rest_len);
+    put_zeros(k, h->rest - pl->rest_len);
+    for (size_t i = 0; at_map_next(&f->repos, &i, &key, &v);) {
+        const struct meta_repo *r = v;
+        struct flat_repo fr = { .name = a, .tags = t, .ntags = r->ntagv };
+        a += strlen(r->name) + 1;
+        t += r->ntagv;
+        fr.names = a;
+        fr.names_len = r->names_len;
+        a += r->names_len;
+        fr.blobs = d;
+        fr.nblobs = r->blobs.len;
+        d += r->blobs.len;
+        fr.mfs = d;
+        fr.nmfs = r->manifests.len;
+        d += r->manifests.len;
+        put(k, &fr, sizeof(fr));
+    }
+    for (size_t i = 0; at_map_next(&f->repos, &i, &key, &v);) {
+        const struct meta_repo *r = v;
+        if (r->ntagv > 0)
+            put(k, r->tagv, r->ntagv * sizeof(struct flat_tag));
+    }
+    for (size_t i = 0; at_dmap_next(&f->manifests, &i, &v);) {
+        const struct meta_mf *mf = v;
+        struct flat_mf m;
+        memset(&m, 0, sizeof(m));
+        memcpy(m.digest, mf->pub.digest.bytes, AT_DIGEST_LEN);
+        if (mf->pub.subject != NULL) {
+            m.has_subject = 1;
+            memcpy(m.subject, mf->pub.subject->bytes, AT_DIGEST_LEN);
+        }
+        m.bytes = a;
+        m.len = mf->pub.len;
+        a += mf->pub.len;
+        m.media_type = a;
+        a += strlen(mf->pub.media_type) + 1;
+        m.artifact_type = FLAT_NONE;
+        if (mf->pub.artifact_type != NULL) {
+            m.artifact_type = a;
+            a += strlen(mf->pub.artifact_type) + 1;
+        }
+        m.annotations = FLAT_NONE;
+        if (mf->pub.annotations_json != NULL) {
+            m.annotations = a;
+            a += strlen(mf->pub.annotations_json) + 1;
+        }
+        m.blobs = d;
+        m.nblobs = mf->nblobs;
+        d += mf->nblobs;
+        m.children = d;
+        m.nchildren = mf->nchildren;
+        d += mf->nchildren;
+        m.pushed_ms = mf->pushed_ms;
+        put(k, &m, sizeof(m));
+    }
+    for (size_t i = 0; at_dmap_next(&f->blobs, &i, &v);) {
+        const struct meta_blob *b = v;
+        struct flat_blob fb;
+        memset(&fb, 0, sizeof(fb));
+        memcpy(fb.digest, b->digest.bytes, AT_DIGEST_LEN);
+        fb.size = b->size;
+        fb.stored_ms = b->stored_ms;
+        fb.stores = s;
+        fb.nstores = b->nstores;
+        s += b->nstores;
+        put(k, &fb, sizeof(fb));
+    }
+    for (size_t i = 0; at_dmap_next(&f->blobs, &i, &v);) {
+        const struct meta_blob *b = v;
+        for (size_t x = 0; x < b->nstores; x++) {
+            put(k, &a, 8);
+            a += strlen(b->stores[x]) + 1;
+        }
+    }
+    for (size_t i = 0; at_map_next(&f->repos, &i, &key, &v);) {
+        const struct meta_repo *r = v;
+        put_dmap_keys(k, &r->blobs);
+        put_dmap_keys(k, &r->manifests);
+    }
+    for (size_t i = 0; at_dmap_next(&f->manifests, &i, &v);) {
+        const struct meta_mf *mf = v;
+        put_digests(k, mf->blobs, mf->nblobs);
+        put_digests(k, mf->children, mf->nchildren);
+    }
+    for (size_t i = 0; at_map_next(&f->repos, &i, &key, &v);) {
+        const struct meta_repo *r = v;
+        put_str(k, r->name);
+        put(k, r->tag_names, r->names_len);
+    }
+    for (size_t i = 0; k->rv == 0 && at_dmap_next(&f->manifests, &i, &v);) {
+        const struct meta_mf *mf = v;
+        put_body(k, f, mf);
+        put_str(k, mf->pub.media_type);
+        if (mf->pub.artifact_type != NULL)
+            put_str(k, mf->pub.artifact_type);
+        if (mf->pub.annotations_json != NULL)
+            put_str(k, mf->pub.annotations_json);
+    }
+    for (size_t i = 0; at_dmap_next(&f->blobs, &i, &v);) {
+        const struct meta_blob *b = v;
+        for (size_t x = 0; x < b->nstores; x++)
+            put_str(k, b->stores[x]);
+    }
+    put_zeros(k, pad8(h->arena) - h->arena);
+    /* the plan and the pass must agree, or the state changed under us */
+    AT_ASSERT(k->rv != 0 ||
+              (a == h->arena && t == h->ntags && d == h->ndigests &&
+               s == h->nstrs && k->at == h->total));
+    return k->rv;
+}
+
+/* see snapjob.h */
+int meta__snap_flat_write_fd(const struct meta_fsm *f,
+                             const struct meta_flat_plan *pl,
+                             int fd,
+                             const void *bodies,
+                             uint64_t bodies_len)
+{
+    struct sink k;
+    memset(&k, 0, sizeof(k));
+    k.fd = fd;
+    k.size = (size_t)1 << 20;
+    k.buf = at_malloc(k.size);
+    k.bodies = bodies;
+    k.bodies_len = bodies_len;
+    int rv = write_all_sections(&k, f, pl);
+    if (rv == 0)
+        sink_flush(&k);
+    rv = k.rv;
+    at_free(k.buf);
+    at_free(k.scratch);
+    return rv;
+}
+
+/* see snapjob.h */
+int meta__snap_flat_direct(const struct meta_fsm *f,
+                           proto_alloc_fn alloc,
+                           void **out,
+                           size_t *len,
+                           char *errmsg)
+{
+    struct meta_flat_plan *pl;
+    uint64_t total;
+    *out = NULL;
+    *len = 0;
+    int rv = meta__snap_flat_plan(f, &pl, &total, errmsg);
+    if (rv != 0)
+        return rv;
+    uint8_t *mem = alloc != NULL ? alloc(total) : malloc(total);
+    if (mem == NULL) {
+        meta__snap_flat_plan_free(pl);
+        at_errmsg_printf(errmsg, "snapshot: no memory for %" PRIu64 " bytes",
+                         total);
+        return AT_ENOMEM;
+    }
+    struct sink k;
+    memset(&k, 0, sizeof(k));
+    k.mem = mem;
+    rv = write_all_sections(&k, f, pl);
+    at_free(k.scratch);
+    meta__snap_flat_plan_free(pl);
+    if (rv != 0) {
+        at_errmsg_printf(errmsg, "snapshot: cannot read a manifest body");
+        free(mem); /* alloc: malloc-compatible (snapjob.h) */
+        return rv;
+    }
+    *out = mem;
+    *len = total;
+    return 0;
 }

@@ -1,36 +1,43 @@
 /* Snapshots encoded by a forked child. See snapfork.h.
  *
- * The pipe carries a fixed header, then the encoding:
+ * The pipe carries a fixed header, the encoding, then a trailer:
  *   struct fork_head { uint64_t len; int32_t rv; char errmsg[...]; }
- * rv != 0: the child's encode failed (errmsg says why) and nothing
- * follows. The child exits 0 after the last byte is in the pipe.
+ *   len bytes (ATS2, snapflat.c), then uint64_t private_kb
+ * rv != 0: the child could not plan the encoding (errmsg says why) and
+ * nothing follows. The child plans first (the sizes of every section: one
+ * pass over the state), announces the length, then writes the sections
+ * straight from the state it sees frozen, through a 1 MiB buffer: no copy
+ * of the state, no buffer of the encoding, so its private memory is what
+ * the parent's applies make it copy. It exits 0 after the trailer; a
+ * failure midway (a body it cannot read) is a non-zero exit.
  *
  * What the child may do: it keeps only stdio, the pipe and the manifest
- * body file (read with pread: no offset shared with the parent); only this
- * thread exists in it, and other
- * threads' locks may be held forever there. glibc's malloc is safe after
- * fork (its arenas are locked across it); the child uses malloc,
- * protobuf-c and write(2), and nothing else: no logging (the log may be
- * locked), no libuv (its signal pipe is shared with the parent: every
- * signal is blocked at once, so a SIGTERM meant for the group reaches the
- * parent only), no exit handlers (_exit). */
+ * body file (mapped read-only: no offset shared with the parent); only
+ * this thread exists in it, and other threads' locks may be held forever
+ * there. glibc's malloc is safe after fork (its arenas are locked across
+ * it); the child uses malloc, protobuf-c, mmap and write(2), and nothing
+ * else: no logging (the log may be locked), no libuv (its signal pipe is
+ * shared with the parent: every signal is blocked at once, so a SIGTERM
+ * meant for the group reaches the parent only), no exit handlers
+ * (_exit). */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "raft"
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "raft/snapfork.h"
 
-#include "raft/snapshot.h"
+#include "raft/snapjob.h"
 
 struct fork_head {
     uint64_t len;
-    uint64_t private_kb; /* the child's Private_Dirty after the encode */
     int32_t rv;
     char errmsg[AT_ERRMSG_SIZE];
 };
@@ -91,8 +98,6 @@ static _Noreturn void child_run(const struct meta_fsm *f, pid_t parent, int fd)
 {
     struct fork_head h;
     sigset_t all;
-    void *buf = NULL;
-    size_t len = 0;
 
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
@@ -114,11 +119,28 @@ static _Noreturn void child_run(const struct meta_fsm *f, pid_t parent, int fd)
     c.bodies.fd = body_hi >= 0 ? 4 : -1;
     close_range(5, ~0U, 0);
     memset(&h, 0, sizeof(h));
-    h.rv = meta_fsm_snapshot(&c, NULL, &buf, &len, h.errmsg);
-    h.len = h.rv == 0 ? len : 0;
-    h.private_kb = private_dirty_kb();
-    if (!write_all(fd, &h, sizeof(h)) ||
-        (h.rv == 0 && !write_all(fd, buf, len)))
+    struct meta_flat_plan *plan = NULL;
+    h.rv = meta__snap_flat_plan(&c, &plan, &h.len, h.errmsg);
+    if (!write_all(fd, &h, sizeof(h)) || h.rv != 0)
+        _exit(h.rv != 0 ? 0 : 2);
+    /* the bodies: mapped and faulted in at once (page cache), so that
+     * the encode copies them instead of a pread each */
+    const void *bodies = NULL;
+    uint64_t blen = c.bodies.end;
+    struct stat st;
+    /* never map past the file's end: a read there is a SIGBUS */
+    if (c.bodies.fd >= 0 && fstat(c.bodies.fd, &st) == 0 &&
+        (uint64_t)st.st_size < blen)
+        blen = (uint64_t)st.st_size;
+    if (c.bodies.fd >= 0 && blen > 0 && blen <= SIZE_MAX) {
+        void *m = mmap(NULL, (size_t)blen, PROT_READ, MAP_SHARED | MAP_POPULATE,
+                       c.bodies.fd, 0);
+        bodies = m != MAP_FAILED ? m : NULL;
+    }
+    if (meta__snap_flat_write_fd(&c, plan, fd, bodies, blen) != 0)
+        _exit(2);
+    uint64_t kb = private_dirty_kb();
+    if (!write_all(fd, &kb, sizeof(kb)))
         _exit(2);
     _exit(0);
 }
@@ -226,7 +248,9 @@ int meta_snap_fork_collect(struct meta_snap_fork *sf,
                          h.len);
         return AT_ENOMEM;
     }
-    ok = read_all(sf->fd, buf, (size_t)h.len) == h.len;
+    uint64_t kb = 0;
+    ok = read_all(sf->fd, buf, (size_t)h.len) == h.len &&
+         read_all(sf->fd, &kb, sizeof(kb)) == sizeof(kb);
     if (!reap(sf, errmsg) || !ok) {
         if (!ok)
             at_errmsg_printf(
@@ -240,7 +264,7 @@ int meta_snap_fork_collect(struct meta_snap_fork *sf,
     }
     *out = buf;
     *len = (size_t)h.len;
-    sf->private_kb = h.private_kb;
+    sf->private_kb = kb;
     return 0;
 }
 

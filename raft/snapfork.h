@@ -3,9 +3,10 @@
  *
  * fork gives the child the state exactly as it is at that instant (the
  * pages are shared copy-on-write: the parent's later applies copy only the
- * pages they touch); the child encodes it (meta_fsm_snapshot) and writes
- * the encoding into a pipe; the parent reads it, on any thread, into a
- * buffer for libraft. This is what Redis does for its RDB files. */
+ * pages they touch); the child encodes it (ATS2, straight from the frozen
+ * state) and writes the encoding into a pipe; the parent reads it, on any
+ * thread, into a buffer for libraft. This is what Redis does for its RDB files.
+ */
 #ifndef META_SNAPFORK_H
 #define META_SNAPFORK_H
 

@@ -82,6 +82,9 @@ struct meta_snap_job {
     struct vec users, robots, perms, tkeys;
     struct meta_policy_snap *policy; /* owned; NULL: none set */
     int body_rv; /* AT_EIO: a manifest body could not be read */
+    /* arena bytes and strs of the bulk (repos, manifests, blobs): the rest
+     * follows them */
+    size_t bulk_arena, bulk_strs;
 };
 
 /* The protobuf encoding (ATS1) of j: all of it, or (bulk false) all but
@@ -99,6 +102,37 @@ int meta__snap_flat_encode(const struct meta_snap_job *j,
                            void **out,
                            size_t *len,
                            char *errmsg);
+/* The protobuf part of an ATS2 snapshot of f (everything but the bulk),
+ * in a malloc'ed buffer. */
+int meta__snap_rest_encode(const struct meta_fsm *f,
+                           void **out,
+                           size_t *len,
+                           char *errmsg);
+/* ATS2 of f itself, no job: one buffer from alloc (NULL: malloc; else an
+ * allocator whose memory free() releases), written in one pass over the
+ * state (meta_fsm_snapshot). */
+int meta__snap_flat_direct(const struct meta_fsm *f,
+                           proto_alloc_fn alloc,
+                           void **out,
+                           size_t *len,
+                           char *errmsg);
+/* The plan of an ATS2 encoding of f: its size (*len) and the parts
+ * written before the bulk. 0, AT_ETOOBIG, AT_ENOMEM. */
+struct meta_flat_plan;
+int meta__snap_flat_plan(const struct meta_fsm *f,
+                         struct meta_flat_plan **out,
+                         uint64_t *len,
+                         char *errmsg);
+void meta__snap_flat_plan_free(struct meta_flat_plan *pl);
+/* Write the planned encoding of f (unchanged since the plan) to fd through
+ * a 1 MiB buffer; manifest bodies from bodies (a map of f's body file of
+ * bodies_len bytes; NULL: read them). 0, or AT_EIO (a write or a body
+ * read failed). */
+int meta__snap_flat_write_fd(const struct meta_fsm *f,
+                             const struct meta_flat_plan *pl,
+                             int fd,
+                             const void *bodies,
+                             uint64_t bodies_len);
 /* Does buf start like an ATS2 snapshot? */
 bool meta__snap_is_flat(const void *buf, size_t len);
 /* Check an ATS2 snapshot and load its repositories, manifests and blobs

@@ -215,6 +215,9 @@ struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
         for (size_t t = 0; t < b->nstores; t++)
             s[t] = arena_str(j, b->stores[t]);
     }
+    /* the bulk ends here: what a flat encoding lays out (snapflat.c) */
+    j->bulk_arena = j->arena.len;
+    j->bulk_strs = j->strs.len;
     /* the ring in log order: its two contiguous runs */
     size_t first = f->ring_len < f->ring_cap - f->ring_head
                        ? f->ring_len
@@ -636,11 +639,24 @@ int meta_fsm_snapshot(const struct meta_fsm *f,
                       size_t *len,
                       char *errmsg)
 {
-    /* a private copy: f stays const, no spare is used or kept */
+    return meta__snap_flat_direct(f, alloc, out, len, errmsg);
+}
+
+/* see snapjob.h */
+int meta__snap_rest_encode(const struct meta_fsm *f,
+                           void **out,
+                           size_t *len,
+                           char *errmsg)
+{
+    /* a private copy without the bulk: f stays const, no spare is used */
     struct meta_fsm shallow = *f;
     shallow.snap_spare = NULL;
+    shallow.ntags = 0;
+    at_map_init(&shallow.repos);
+    at_dmap_init(&shallow.manifests, META_MF_KEY);
+    at_dmap_init(&shallow.blobs, META_BLOB_KEY);
     struct meta_snap_job *j = meta_snap_job_take(&shallow);
-    int rv = meta_snap_job_encode(j, alloc, out, len, errmsg);
+    int rv = meta__snap_pb_encode(j, false, NULL, out, len, errmsg);
     meta_snap_job_free(j);
     return rv;
 }

@@ -286,6 +286,12 @@ static void test_bodies_off_heap(void **state)
     assert_int_equal(meta_fsm_snapshot(&g, NULL, &got, &glen, e), AT_EIO);
     assert_null(got);
     assert_non_null(strstr(e, "manifest body"));
+    /* in a forked child too: it stops, and nothing is handed over */
+    assert_int_equal(meta_snap_fork_start(&sf, &g, e), 0);
+    assert_int_equal(meta_snap_fork_collect(&sf, NULL, NULL, &got, &glen, e),
+                     AT_EIO);
+    assert_null(got);
+    assert_non_null(strstr(e, "stopped short"));
     assert_int_equal(meta_bodies_read(&g.bodies, g.bodies.end, body, 1),
                      AT_EIO);
     free(want);
