@@ -165,9 +165,7 @@ static int apply_put_manifest(struct meta_fsm *f,
         mf->pushed_ms = ts;
     if (r == NULL)
         r = meta__repo_get(f, o->repo, true);
-    meta__repo_link_manifest(r, mf);
-    if (r->manifests.len == 1)
-        f->sorted_repos_ok = false; /* it enters the catalog */
+    meta__repo_link_manifest(f, r, mf);
     if (o->tag[0] != '\0') {
         meta__tag_set(f, r, o->tag, &d);
         meta__push_record(f, o->repo, &d);

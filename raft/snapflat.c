@@ -400,6 +400,7 @@ static int load_repo(struct meta_fsm *f,
     if (meta__repo_get(f, name, false) != NULL)
         return AT_ECORRUPT;
     struct meta_repo *r = meta__repo_get(f, name, true);
+    r->sorted_ok = false; /* sorted once, at the first list */
     for (uint64_t k = 0; k < fr->nblobs; k++) {
         digest_at(fl, fr->blobs + k, &d);
         struct meta_blob *b = meta__blob_get(f, &d, 0, false);
@@ -412,7 +413,7 @@ static int load_repo(struct meta_fsm *f,
         struct meta_mf *mf = at_dmap_get(&f->manifests, &d);
         if (mf == NULL)
             return AT_ECORRUPT;
-        meta__repo_link_manifest(r, mf);
+        meta__repo_link_manifest(f, r, mf);
     }
     const char *names = fl->arena + fr->names;
     for (uint64_t k = 0; k < fr->ntags; k++) {

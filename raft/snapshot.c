@@ -710,6 +710,7 @@ static int restore_bulk(struct meta_fsm *f,
         if (meta__repo_get(f, sr->name, false) != NULL)
             goto dup;
         struct meta_repo *r = meta__repo_get(f, sr->name, true);
+        r->sorted_ok = false; /* sorted once, at the first list */
         for (size_t j = 0; j < sr->n_blobs; j++) {
             digest_from(&d, sr->blobs[j]);
             struct meta_blob *b = meta__blob_get(f, &d, 0, false);
@@ -722,7 +723,7 @@ static int restore_bulk(struct meta_fsm *f,
             struct meta_mf *mf = at_dmap_get(&f->manifests, &d);
             if (mf == NULL)
                 goto dangling;
-            meta__repo_link_manifest(r, mf);
+            meta__repo_link_manifest(f, r, mf);
         }
         for (size_t j = 0; j < sr->n_tags; j++) {
             const Atoll__SnapTag *st = sr->tags[j];

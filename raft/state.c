@@ -14,8 +14,7 @@ void meta__repo_free(struct meta_repo *r)
     at_free(r->tag_names);
     at_dmap_release(&r->blobs);
     at_dmap_release(&r->manifests);
-    at_free(r->sorted_names);
-    at_free(r->sorted_off);
+    at_free(r->order);
     at_free(r->name);
     at_free(r);
 }
@@ -148,8 +147,52 @@ struct meta_repo *meta__repo_get(struct meta_fsm *f,
     at_dmap_init(&r->blobs, META_BLOB_KEY);
     at_dmap_init(&r->manifests, META_MF_KEY);
     at_map_put(&f->repos, name, strlen(name), r);
-    f->sorted_repos_ok = false;
+    r->sorted_ok = true; /* no tag: in order (a restore clears it) */
     return r;
+}
+
+/* First position in the catalog whose name is >= name. */
+static size_t catalog_lower(const struct meta_fsm *f, const char *name)
+{
+    size_t lo = 0, hi = f->nsorted_repos;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(f->sorted_repos[mid]->name, name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* r got its first manifest, or lost its last: keep the catalog in order
+ * (nothing to do until it is first sorted). */
+static void catalog_enter(struct meta_fsm *f, struct meta_repo *r)
+{
+    if (!f->sorted_repos_ok)
+        return;
+    if (f->nsorted_repos == f->sorted_repos_cap) {
+        f->sorted_repos_cap =
+            f->sorted_repos_cap ? f->sorted_repos_cap * 2 : 16;
+        f->sorted_repos = at_realloc(
+            f->sorted_repos, f->sorted_repos_cap * sizeof(*f->sorted_repos));
+    }
+    size_t pos = catalog_lower(f, r->name);
+    memmove(&f->sorted_repos[pos + 1], &f->sorted_repos[pos],
+            (f->nsorted_repos - pos) * sizeof(*f->sorted_repos));
+    f->sorted_repos[pos] = r;
+    f->nsorted_repos++;
+}
+
+static void catalog_leave(struct meta_fsm *f, struct meta_repo *r)
+{
+    if (!f->sorted_repos_ok)
+        return;
+    size_t pos = catalog_lower(f, r->name);
+    AT_ASSERT(pos < f->nsorted_repos && f->sorted_repos[pos] == r);
+    memmove(&f->sorted_repos[pos], &f->sorted_repos[pos + 1],
+            (f->nsorted_repos - pos - 1) * sizeof(*f->sorted_repos));
+    f->nsorted_repos--;
 }
 
 /* see state.h: a repository exists while it has a link, manifest or tag */
@@ -158,17 +201,20 @@ void meta__repo_maybe_drop(struct meta_fsm *f, struct meta_repo *r)
     if (r->tags.len != 0 || r->blobs.len != 0 || r->manifests.len != 0)
         return;
     at_map_del(&f->repos, r->name, strlen(r->name));
-    f->sorted_repos_ok = false;
-    meta__repo_free(r);
+    meta__repo_free(r); /* not in the catalog: it holds no manifest */
 }
 
 /* see state.h */
-void meta__repo_link_manifest(struct meta_repo *r, struct meta_mf *mf)
+void meta__repo_link_manifest(struct meta_fsm *f,
+                              struct meta_repo *r,
+                              struct meta_mf *mf)
 {
     if (at_dmap_get(&r->manifests, &mf->pub.digest) != NULL)
         return;
     at_dmap_put(&r->manifests, mf);
     mf->refs++;
+    if (r->manifests.len == 1)
+        catalog_enter(f, r);
 }
 
 /* see state.h: also frees the manifest when no repository holds it */
@@ -179,7 +225,7 @@ void meta__repo_unlink_manifest(struct meta_fsm *f,
     if (at_dmap_del(&r->manifests, &mf->pub.digest) == NULL)
         return;
     if (r->manifests.len == 0)
-        f->sorted_repos_ok = false; /* it leaves the catalog */
+        catalog_leave(f, r);
     AT_ASSERT(mf->refs > 0);
     if (--mf->refs == 0) {
         meta__mf_blob_refs(f, mf, -1);
@@ -289,6 +335,45 @@ static void names_maybe_compact(struct meta_repo *r)
     r->names_dead = 0;
 }
 
+/* First position in r->order whose tag name is >= name. */
+static size_t order_lower(const struct meta_repo *r, const char *name)
+{
+    size_t lo = 0, hi = r->ntagv;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(meta__tag_name(r, r->order[mid]), name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The tag just appended at tagv[ntagv - 1] takes its place in order. */
+static void order_insert(struct meta_repo *r)
+{
+    size_t i = r->ntagv - 1;
+    if (!r->sorted_ok)
+        return;
+    if (r->ntagv > r->order_cap) {
+        r->order_cap = r->order_cap ? r->order_cap * 2 : 16;
+        r->order = at_realloc(r->order, r->order_cap * sizeof(*r->order));
+    }
+    r->ntagv--; /* search the others */
+    size_t pos = order_lower(r, meta__tag_name(r, i));
+    r->ntagv++;
+    memmove(&r->order[pos + 1], &r->order[pos], (i - pos) * sizeof(*r->order));
+    r->order[pos] = (uint32_t)i;
+}
+
+/* Where tag index i sits in order. */
+static size_t order_find(const struct meta_repo *r, size_t i)
+{
+    size_t pos = order_lower(r, meta__tag_name(r, i));
+    AT_ASSERT(pos < r->ntagv && r->order[pos] == i);
+    return pos;
+}
+
 /* see state.h */
 void meta__tag_set(struct meta_fsm *f,
                    struct meta_repo *r,
@@ -323,7 +408,7 @@ void meta__tag_set(struct meta_fsm *f,
     r->names_len += len + 1;
     tidx_add(r, tag, len, r->ntagv);
     r->ntagv++;
-    r->sorted_ok = false;
+    order_insert(r);
     f->ntags++;
 }
 
@@ -337,6 +422,15 @@ bool meta__tag_del(struct meta_fsm *f, struct meta_repo *r, const char *tag)
     r->tags.len--;
     r->names_dead += r->tagv[i].len + 1;
     size_t last = r->ntagv - 1;
+    if (r->sorted_ok) {
+        /* out of order; the last tag's entry follows it into the hole */
+        size_t pos = order_find(r, i);
+        size_t lpos = i != last ? order_find(r, last) : SIZE_MAX;
+        if (lpos != SIZE_MAX)
+            r->order[lpos] = (uint32_t)i;
+        memmove(&r->order[pos], &r->order[pos + 1],
+                (last - pos) * sizeof(*r->order));
+    }
     if (i != last) {
         /* the last tag moves into the hole: its slot follows */
         uint64_t *s = tidx_find(r, meta__tag_name(r, last), r->tagv[last].len);
@@ -344,7 +438,6 @@ bool meta__tag_del(struct meta_fsm *f, struct meta_repo *r, const char *tag)
         r->tagv[i] = r->tagv[last];
     }
     r->ntagv--;
-    r->sorted_ok = false;
     f->ntags--;
     names_maybe_compact(r);
     return true;
@@ -499,11 +592,6 @@ bool meta_fsm_blob_known(struct meta_fsm *f,
     return true;
 }
 
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 static int repo_cmp(const void *a, const void *b)
 {
     const struct meta_repo *x = *(const struct meta_repo *const *)a;
@@ -511,30 +599,25 @@ static int repo_cmp(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
+static int order_cmp(const void *a, const void *b, void *repo)
+{
+    const struct meta_repo *r = repo;
+    return strcmp(meta__tag_name(r, *(const uint32_t *)a),
+                  meta__tag_name(r, *(const uint32_t *)b));
+}
+
+/* Sort r's tags once (after a restore); writes keep them in order. */
 static void repo_sort_tags(struct meta_repo *r)
 {
-    const char **tmp;
-    size_t n = r->ntagv;
-    size_t pos = 0;
-
     if (r->sorted_ok)
         return;
-    tmp = at_malloc((n + 1) * sizeof(*tmp));
-    for (size_t i = 0; i < n; i++)
-        tmp[i] = meta__tag_name(r, i);
-    qsort(tmp, n, sizeof(*tmp), name_cmp);
-    at_free(r->sorted_names);
-    at_free(r->sorted_off);
-    r->sorted_names = at_malloc(r->names_len - r->names_dead + 1);
-    r->sorted_off = at_malloc((n + 1) * sizeof(*r->sorted_off));
-    for (size_t i = 0; i < n; i++) {
-        size_t len = strlen(tmp[i]) + 1;
-        r->sorted_off[i] = (uint32_t)pos;
-        memcpy(r->sorted_names + pos, tmp[i], len);
-        pos += len;
+    if (r->ntagv > r->order_cap) {
+        r->order_cap = r->ntagv;
+        r->order = at_realloc(r->order, r->order_cap * sizeof(*r->order));
     }
-    at_free(tmp);
-    r->nsorted = n;
+    for (size_t i = 0; i < r->ntagv; i++)
+        r->order[i] = (uint32_t)i;
+    qsort_r(r->order, r->ntagv, sizeof(*r->order), order_cmp, r);
     r->sorted_ok = true;
 }
 
@@ -542,8 +625,9 @@ static void fsm_sort_repos(struct meta_fsm *f)
 {
     if (f->sorted_repos_ok)
         return;
-    f->sorted_repos = at_realloc(f->sorted_repos,
-                                 (f->repos.len + 1) * sizeof(*f->sorted_repos));
+    f->sorted_repos_cap = f->repos.len + 1;
+    f->sorted_repos = at_realloc(
+        f->sorted_repos, f->sorted_repos_cap * sizeof(*f->sorted_repos));
     f->nsorted_repos = 0;
     const char *k;
     void *v;
@@ -598,22 +682,22 @@ int meta_fsm_tags_list(struct meta_fsm *f,
     if (r == NULL)
         return AT_ENOTFOUND;
     repo_sort_tags(r);
-    size_t i = 0;
+    size_t n = r->ntagv, i = 0;
     if (last != NULL) {
-        size_t hi = r->nsorted;
+        size_t hi = n;
         while (i < hi) {
             size_t mid = i + (hi - i) / 2;
-            if (strcmp(r->sorted_names + r->sorted_off[mid], last) <= 0)
+            if (strcmp(meta__tag_name(r, r->order[mid]), last) <= 0)
                 i = mid + 1;
             else
                 hi = mid;
         }
     }
-    size_t end = limit < r->nsorted - i ? i + limit : r->nsorted;
+    size_t end = limit < n - i ? i + limit : n;
     for (; i < end; i++)
-        each(data, r->sorted_names + r->sorted_off[i]);
+        each(data, meta__tag_name(r, r->order[i]));
     if (more != NULL)
-        *more = end < r->nsorted;
+        *more = end < n;
     return 0;
 }
 

@@ -81,11 +81,13 @@ struct meta_repo {
     size_t names_len, names_cap, names_dead;
     struct at_dmap blobs;     /* digest -> struct meta_blob (borrowed) */
     struct at_dmap manifests; /* digest -> struct meta_mf (one ref) */
-    /* Sorted tag names, packed: listing 10,000 tags walks one contiguous
-     * buffer instead of chasing a pointer per tag. Built lazily. */
-    char *sorted_names;   /* owned: names, each NUL-terminated */
-    uint32_t *sorted_off; /* owned: offset of each name */
-    size_t nsorted;
+    /* The tags in name order: indexes into tagv (ntagv of them while
+     * sorted_ok). A write moves the tail of this array by one (a binary
+     * search, then a memmove of 4 bytes per later tag), never re-sorts it;
+     * a snapshot restore leaves it to be sorted once, at the first list. A
+     * page of a listing is a binary search and the page itself. */
+    uint32_t *order; /* owned */
+    size_t order_cap;
     bool sorted_ok;
 };
 
@@ -125,9 +127,12 @@ struct meta_fsm {
      * opened in bodies_dir (owned, NULL: bodies stay on the heap) */
     struct meta_bodies bodies;
     char *bodies_dir;
-    struct at_dmap blobs;            /* digest -> struct meta_blob (owned) */
+    struct at_dmap blobs; /* digest -> struct meta_blob (owned) */
+    /* the catalog: repositories holding a manifest, by name; kept in
+     * order as repositories enter and leave it (sorted once after a
+     * restore, at the first list) */
     struct meta_repo **sorted_repos; /* owned array, borrowed repos */
-    size_t nsorted_repos;
+    size_t nsorted_repos, sorted_repos_cap;
     bool sorted_repos_ok;
     struct at_map reqs;    /* request id -> struct meta_req (in ring) */
     struct meta_req *ring; /* owned FIFO of ring_cap entries */
@@ -167,7 +172,11 @@ struct meta_repo *meta__repo_get(struct meta_fsm *f,
                                  const char *name,
                                  bool create);
 void meta__repo_maybe_drop(struct meta_fsm *f, struct meta_repo *r);
-void meta__repo_link_manifest(struct meta_repo *r, struct meta_mf *mf);
+/* Link mf into r (a no-op when it is there); r enters the catalog with its
+ * first manifest. */
+void meta__repo_link_manifest(struct meta_fsm *f,
+                              struct meta_repo *r,
+                              struct meta_mf *mf);
 void meta__repo_unlink_manifest(struct meta_fsm *f,
                                 struct meta_repo *r,
                                 struct meta_mf *mf);

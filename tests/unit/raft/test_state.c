@@ -243,6 +243,113 @@ static void test_tag_index_churn(void **state)
     meta_fsm_release(&f);
 }
 
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The names a listing should give: the live tags, sorted, joined. */
+static const char *want_tags(bool *live, int n, char *out, size_t size)
+{
+    static char names[512][16];
+    const char *v[512];
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (live[i]) {
+            snprintf(names[k], sizeof(names[k]), "x%03d", (i * 37) % n);
+            v[k] = names[k];
+            k++;
+        }
+    qsort(v, (size_t)k, sizeof(v[0]), str_cmp);
+    out[0] = '\0';
+    for (int i = 0; i < k; i++)
+        snprintf(out + strlen(out), size - strlen(out), "%s%s", i ? "," : "",
+                 v[i]);
+    return out;
+}
+
+/* Sorted tag lists kept in order write by write (not re-sorted): random
+ * sets and deletes, each followed by a full listing and a paged one, both
+ * equal to the live tags sorted; the catalog likewise as repositories
+ * enter and leave it; and after a restore, sorted once at the first
+ * list, then kept. */
+static void test_sorted_lists_incremental(void **state)
+{
+    struct meta_fsm f, g;
+    struct names ns, ns2;
+    enum { N = 200 };
+    bool live[N] = { false };
+    static char want[65536];
+    char tag[16], content[16], e[AT_ERRMSG_SIZE];
+    AT_UNUSED(state);
+    meta_fsm_init(&f, 10);
+    srand(7);
+    for (int op = 0; op < 3000; op++) {
+        int i = rand() % N;
+        /* names not in insertion order: x000, x037, x074, ... */
+        snprintf(tag, sizeof(tag), "x%03d", (i * 37) % N);
+        snprintf(content, sizeof(content), "m%d", rand() % 5);
+        if (live[i] && rand() % 2 == 0) {
+            assert_int_equal(del_tag(&f, NULL, "r", tag), META_OK);
+            live[i] = false;
+        } else {
+            assert_int_equal(
+                put_mf(&f, NULL, "r", content, tag, NULL, 0, NULL, 0, NULL),
+                META_OK);
+            live[i] = true;
+        }
+        /* still in order after the write, before any listing */
+        assert_true(meta__repo_get(&f, "r", false)->sorted_ok);
+        want_tags(live, N, want, sizeof(want));
+        assert_string_equal(tags_of(&f, "r", &ns), want);
+        /* paged by 7 from the start: the same names */
+        memset(&ns2, 0, sizeof(ns2));
+        char last[16] = "";
+        bool more = true;
+        while (more) {
+            size_t before = ns2.n;
+            assert_int_equal(meta_fsm_tags_list(&f, "r", last[0] ? last : NULL,
+                                                7, collect, &ns2, &more),
+                             0);
+            if (ns2.n == before)
+                break;
+            const char *end = strrchr(ns2.text, ',');
+            snprintf(last, sizeof(last), "%s", end ? end + 1 : ns2.text);
+        }
+        assert_string_equal(ns2.text, want);
+    }
+    /* the catalog as repositories come and go */
+    const char *repos[] = { "m/b", "a/z", "k", "a/a", "zz" };
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(
+            put_mf(&f, NULL, repos[i], "c", "t", NULL, 0, NULL, 0, NULL),
+            META_OK);
+    assert_string_equal(catalog_of(&f, &ns), "a/a,a/z,k,m/b,r,zz");
+    assert_int_equal(del_mf(&f, NULL, "k", "c"), META_OK);
+    assert_true(f.sorted_repos_ok); /* kept, not to be re-sorted */
+    assert_string_equal(catalog_of(&f, &ns), "a/a,a/z,m/b,r,zz");
+    assert_int_equal(put_mf(&f, NULL, "b", "c", "t", NULL, 0, NULL, 0, NULL),
+                     META_OK);
+    assert_true(f.sorted_repos_ok);
+    assert_string_equal(catalog_of(&f, &ns), "a/a,a/z,b,m/b,r,zz");
+
+    void *buf;
+    size_t len;
+    assert_int_equal(meta_fsm_snapshot(&f, NULL, &buf, &len, e), 0);
+    meta_fsm_init(&g, 10);
+    assert_int_equal(meta_fsm_restore(&g, buf, len, e), 0);
+    free(buf);
+    assert_false(meta__repo_get(&g, "r", false)->sorted_ok);
+    assert_string_equal(tags_of(&g, "r", &ns), want);
+    assert_true(meta__repo_get(&g, "r", false)->sorted_ok);
+    assert_int_equal(put_mf(&g, NULL, "r", "c", "a0", NULL, 0, NULL, 0, NULL),
+                     META_OK);
+    assert_int_equal(strncmp(tags_of(&g, "r", &ns2), "a0,", 3), 0);
+    assert_string_equal(catalog_of(&g, &ns), "a/a,a/z,b,m/b,r,zz");
+    meta_fsm_release(&f);
+    meta_fsm_release(&g);
+}
+
 int main(void)
 {
     at_log_configure(getenv("META_LOG") ? getenv("META_LOG") : "error");
@@ -251,6 +358,7 @@ int main(void)
         cmocka_unit_test(test_referrers),
         cmocka_unit_test(test_tag_table),
         cmocka_unit_test(test_tag_index_churn),
+        cmocka_unit_test(test_sorted_lists_incremental),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
