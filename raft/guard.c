@@ -302,6 +302,17 @@ static int g_snapshot_put(struct raft_io *io,
                           raft_io_snapshot_put_cb cb)
 {
     struct meta_guard *g = AT_CONTAINER_OF(io, struct meta_guard, io);
+    /* trailing 0: a snapshot the leader sent (an install, not one of ours);
+     * said here, where it starts, as the restore's line says where it ends */
+    if (trailing == 0) {
+        size_t len = 0;
+        for (unsigned i = 0; i < snapshot->n_bufs; i++)
+            len += snapshot->bufs[i].len;
+        LOG_INFO(
+            "installing a snapshot of %zu bytes at index %llu sent by "
+            "the leader",
+            len, (unsigned long long)snapshot->index);
+    }
     return pass_rv(
         g, g->inner->snapshot_put(g->inner, trailing, req, snapshot, cb));
 }

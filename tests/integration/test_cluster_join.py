@@ -1,8 +1,10 @@
 """Joining: a 4th node joins a cluster that already holds 2,000 tags (with
 small snapshot thresholds, so it catches up through InstallSnapshot) and
-becomes a standby serving every tag; a --role standby node stays standby and
+becomes a standby serving every tag, also when killed -9 while installing
+the leader's snapshot; a --role standby node stays standby and
 serves reads and writes. The 100,000-tag measurement is
 tests/bench/cluster-join. Skipped while atoll has no --peer-listen."""
+import os
 import random
 import time
 import unittest
@@ -61,6 +63,46 @@ class JoinLoadedClusterTest(ClusterTestCase):
         self.assertEqual(again[0]["id"], old_id)
         note(f"loaded {NTAGS} tags in {load_s:.1f}s; 4th node joined and "
              f"caught up in {join_s:.1f}s")
+
+
+    def test_joiner_killed_while_installing(self):
+        """kill -9 of a joining node as soon as it starts installing the
+        leader's snapshot, three times: it comes back each time, finally
+        catches up and serves every tag, and the cluster writes on."""
+        c = self.cluster
+        repo = "join/kill"
+        tags = load_tags(c.nodes, repo, NTAGS, images=200)
+        target = int(c.leader().status()["commit_index"])
+        fresh = c.add_node()
+        caught = 0
+        for _ in range(3):
+            mark = (os.path.getsize(fresh.log_path)
+                    if os.path.exists(fresh.log_path) else 0)
+            fresh.start(wait=False)
+            end = time.time() + 40
+            while time.time() < end and fresh.alive():
+                with open(fresh.log_path, errors="replace") as f:
+                    f.seek(mark)
+                    if "installing a snapshot" in f.read():
+                        caught += 1
+                        break
+                time.sleep(0.002)
+            fresh.kill()
+        self.assertGreater(caught, 0, "no install seen to kill")
+        fresh.start()
+        wait_for(lambda: fresh.applied_index() >= target, 60,
+                 what=f"joiner applied >= {target}")
+        got = list_all_tags(fresh, repo)
+        self.assertEqual(set(got), set(tags))
+        for tag in random.sample(sorted(tags), 50):
+            r = get_tag(fresh, repo, tag)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.header("docker-content-digest"), tags[tag])
+        r, d, b = push_small(c.nodes[0], repo, "after-kills")
+        self.assertEqual(r.status, 201, r)
+        self.assert_tag_everywhere(repo, "after-kills", d, body=b)
+        note(f"joiner killed {caught} times while installing a snapshot; "
+             f"then caught up with {NTAGS} tags")
 
 
 class StandbyRoleTest(ClusterTestCase):

@@ -2,7 +2,8 @@
 acknowledged push, an interrupted upload resumes after a crash, SIGTERM lets
 the in-flight request finish and exits 0, a restart serves everything again;
 a snapshot's encoding child (raft/snapfork.c) killed mid-snapshot costs that
-snapshot only, and dies with a node killed while it runs.
+snapshot only, and dies with a node killed while it runs; kill -9 during a
+restart's loading (raft dir, snapshot restore, log replay) loses nothing.
 
 Atoll only. ITEST_VALIDATE_ON_DISTRIBUTION=1 runs these against Debian's
 docker-registry too (TEST_REGISTRY=distribution), to check the tests
@@ -222,6 +223,48 @@ class DurabilityTest(harness.TestCase):
         print(f"note: snapshot children killed {killed}, then one frozen "
                      f"and its node killed; "
                      f"{sum(len(p.acked) for p in pushers)} pushes verified",
+              flush=True)
+
+    def test_kill9_while_loading_snapshot(self):
+        """kill -9 at random moments of a restart, while the node reads its
+        raft dir, restores its snapshot (manifest bodies into a new body
+        file) or replays the log tail: each time the next start serves
+        every acknowledged push, byte for byte."""
+        atoll_only(self)
+        self.node.close()
+        n = self.node = self.start_node(
+            ["--snapshot-threshold", "64", "--snapshot-trailing", "16"])
+        pushers = [Pusher(n, repo, "l") for repo in ("load/a", "load/b")]
+        for p in pushers:
+            p.start()
+        time.sleep(3)
+        for p in pushers:
+            p.stop.set()
+            p.join(30)
+            self.assertTrue(p.acked, f"nothing pushed: {p.error}")
+        before = after = 0
+        for rnd in range(8):
+            n.kill()
+            mark = os.path.getsize(n.log_path)
+            n.start(wait=False)
+            time.sleep(random.uniform(0.005, 0.3) if rnd > 1
+                       else (0.005, 0.4)[rnd])
+            n.kill()
+            with open(n.log_path, errors="replace") as f:
+                f.seek(mark)
+                run = f.read()
+            if "restored a snapshot" in run:
+                after += 1
+            else:
+                before += 1
+        n.start()
+        for p in pushers:
+            self.verify_acked(p.repo, p.acked)
+        self.assertGreater(before, 0, "no kill landed before the restore")
+        self.assertGreater(after, 0, "no kill landed after the restore")
+        print(f"note: {before + after} restarts killed ({before} before the "
+              f"snapshot was restored, {after} after); "
+              f"{sum(len(p.acked) for p in pushers)} pushes verified",
               flush=True)
 
     def test_interrupted_upload_resumes(self):
