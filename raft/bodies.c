@@ -7,6 +7,7 @@
 
 #include "raft/bodies.h"
 
+#include "common/alloc.h"
 #include "common/check.h"
 #include "common/err.h"
 
@@ -37,24 +38,18 @@ void meta_bodies_close(struct meta_bodies *b)
 {
     if (b->fd >= 0)
         close(b->fd);
+    at_free(b->stage);
     meta_bodies_init(b);
 }
 
-/* see bodies.h */
-int meta_bodies_put(struct meta_bodies *b,
-                    const void *p,
-                    size_t len,
-                    uint64_t *off)
-{
-    const char *c = p;
-    size_t done = 0;
+#define STAGE_SIZE ((size_t)1 << 20)
 
-    if (b->fd < 0)
-        return AT_EINVAL;
-    if (len > (uint64_t)INT64_MAX - b->end)
-        return AT_ENOSPC;
+/* Write len bytes at off: 0, AT_ENOSPC or AT_EIO. */
+static int write_at(int fd, const char *c, size_t len, uint64_t off)
+{
+    size_t done = 0;
     while (done < len) {
-        ssize_t n = pwrite(b->fd, c + done, len - done, (off_t)(b->end + done));
+        ssize_t n = pwrite(fd, c + done, len - done, (off_t)(off + done));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -63,10 +58,71 @@ int meta_bodies_put(struct meta_bodies *b,
             return AT_EIO;
         done += (size_t)n;
     }
+    return 0;
+}
+
+/* Write the staged bytes (they end at b->end). */
+static void stage_flush(struct meta_bodies *b)
+{
+    if (b->staged > 0 && !b->failed &&
+        write_at(b->fd, b->stage, b->staged, b->end - b->staged) != 0)
+        b->failed = true;
+    b->staged = 0;
+}
+
+/* see bodies.h */
+int meta_bodies_put(struct meta_bodies *b,
+                    const void *p,
+                    size_t len,
+                    uint64_t *off)
+{
+    if (b->fd < 0)
+        return AT_EINVAL;
+    if (len > (uint64_t)INT64_MAX - b->end)
+        return AT_ENOSPC;
+    if (b->stage != NULL) {
+        if (b->staged + len > STAGE_SIZE)
+            stage_flush(b);
+        if (len > STAGE_SIZE) { /* bigger than a stage: written at once */
+            if (write_at(b->fd, p, len, b->end) != 0)
+                b->failed = true;
+        } else {
+            memcpy(b->stage + b->staged, p, len);
+            b->staged += len;
+        }
+    } else {
+        int rv = write_at(b->fd, p, len, b->end);
+        if (rv != 0)
+            return rv;
+    }
     *off = b->end;
     b->end += len;
     b->live += len;
     return 0;
+}
+
+/* see bodies.h */
+void meta_bodies_batch(struct meta_bodies *b)
+{
+    AT_ASSERT(b->stage == NULL);
+    if (b->fd < 0)
+        return;
+    b->stage = at_malloc(STAGE_SIZE);
+    b->staged = 0;
+    b->failed = false;
+}
+
+/* see bodies.h */
+int meta_bodies_batch_end(struct meta_bodies *b)
+{
+    if (b->stage == NULL)
+        return 0;
+    stage_flush(b);
+    at_free(b->stage);
+    b->stage = NULL;
+    bool failed = b->failed;
+    b->failed = false;
+    return failed ? AT_EIO : 0;
 }
 
 /* see bodies.h */

@@ -16,14 +16,20 @@
 #ifndef META_BODIES_H
 #define META_BODIES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct meta_bodies {
     int fd;        /* -1: none (bodies stay on the heap) */
-    uint64_t end;  /* bytes written */
+    uint64_t end;  /* bytes written (or staged) */
     uint64_t live; /* bytes of bodies still referenced */
     uint64_t dead; /* bytes of bodies dropped */
+    /* a batch (meta_bodies_batch): puts are staged here and written a
+     * MiB at a time; failed: a write of the batch failed */
+    char *stage;
+    size_t staged;
+    bool failed;
 };
 
 /* No file: every put fails, so records keep their bodies on the heap. */
@@ -43,6 +49,15 @@ int meta_bodies_put(struct meta_bodies *b,
                     const void *p,
                     size_t len,
                     uint64_t *off);
+
+/* Start a batch: puts are staged and written a MiB at a time (a restore
+ * puts a million bodies: one write each was a second of syscalls). Reads
+ * must wait for meta_bodies_batch_end. */
+void meta_bodies_batch(struct meta_bodies *b);
+/* Write what is staged and end the batch: 0, or AT_EIO / AT_ENOSPC when
+ * any write of the batch failed (bodies put in it are not all in the
+ * file: the caller starts over without a file). */
+int meta_bodies_batch_end(struct meta_bodies *b);
 
 /* Read len bytes at off into buf: 0, or AT_EIO (errno or a short file).
  * Safe from any thread or a forked child (pread, no shared offset). */

@@ -350,14 +350,29 @@ int meta_fsm_restore(struct meta_fsm *f,
 {
     struct meta_fsm fresh;
     meta_fsm_init(&fresh, f->ring_cap);
-    /* a new body file, filled as the snapshot is decoded; the old one goes
-     * with the old state (without one, the bodies stay on the heap) */
+    /* a new body file, filled as the snapshot is decoded (in one batch);
+     * the old one goes with the old state. Without one, or when writing
+     * it failed (a full disk), the bodies stay on the heap. */
+    int rv;
     if (f->bodies_dir != NULL) {
         char emsg[AT_ERRMSG_SIZE];
         if (meta_fsm_bodies_open(&fresh, f->bodies_dir, emsg) != 0)
             LOG_WARN("%s: keeping manifest bodies in memory", emsg);
+        meta_bodies_batch(&fresh.bodies);
+        rv = meta__snap_decode(&fresh, buf, len, errmsg);
+        if (meta_bodies_batch_end(&fresh.bodies) != 0 && rv == 0) {
+            LOG_WARN(
+                "manifest bodies in '%s' could not be written: keeping "
+                "them in memory",
+                f->bodies_dir);
+            meta_fsm_release(&fresh);
+            meta_fsm_init(&fresh, f->ring_cap);
+            fresh.bodies_dir = at_strdup(f->bodies_dir); /* next time */
+            rv = meta__snap_decode(&fresh, buf, len, errmsg);
+        }
+    } else {
+        rv = meta__snap_decode(&fresh, buf, len, errmsg);
     }
-    int rv = meta__snap_decode(&fresh, buf, len, errmsg);
     if (rv != 0) {
         meta_fsm_release(&fresh);
         return rv;

@@ -139,6 +139,10 @@ static _Noreturn void child_run(const struct meta_fsm *f, pid_t parent, int fd)
     }
     if (meta__snap_flat_write_fd(&c, plan, fd, bodies, blen) != 0)
         _exit(2);
+    /* unmapped first: dirty page-cache pages of the body file would count
+     * as this process's private memory, and they are not */
+    if (bodies != NULL)
+        munmap((void *)bodies, (size_t)blen);
     uint64_t kb = private_dirty_kb();
     if (!write_all(fd, &kb, sizeof(kb)))
         _exit(2);

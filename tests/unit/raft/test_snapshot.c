@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "raft/snapfork.h"
@@ -301,6 +302,53 @@ static void test_bodies_off_heap(void **state)
     assert_int_equal(rmdir(dir), 0);
 }
 
+/* A body file that cannot grow (RLIMIT_FSIZE: EFBIG, as a full disk
+ * would answer): a restore keeps the bodies on the heap instead of
+ * failing, and so does an apply; a later restore tries the file again. */
+static void test_bodies_write_fails(void **state)
+{
+    struct meta_fsm f, g;
+    struct rlimit old, tiny = { 4, RLIM_INFINITY };
+    char e[AT_ERRMSG_SIZE], dir[] = "/tmp/atoll-bodies-XXXXXX";
+    char body[16];
+    void *buf;
+    size_t len;
+    AT_UNUSED(state);
+    assert_non_null(mkdtemp(dir));
+    meta_fsm_init(&f, 4);
+    build_state(&f);
+    assert_int_equal(meta_fsm_snapshot(&f, NULL, &buf, &len, e), 0);
+    meta_fsm_init(&g, 4);
+    assert_int_equal(meta_fsm_bodies_open(&g, dir, e), 0);
+    void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    tiny.rlim_max = old.rlim_max;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &tiny), 0);
+    int rv = meta_fsm_restore(&g, buf, len, e);
+    int put = put_mf(&g, "w1", "lib/a", "written", "w", NULL, 0, NULL, 0, NULL);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, was);
+    assert_int_equal(rv, 0);
+    assert_int_equal(put, META_OK);
+    struct at_digest img = dg("img"), w = dg("written");
+    const struct meta_manifest *mf = meta_fsm_manifest_find(&g, "lib/a", &img);
+    assert_non_null(mf->bytes);
+    assert_memory_equal(mf->bytes, "img", 3);
+    mf = meta_fsm_manifest_find(&g, "lib/a", &w);
+    assert_non_null(mf->bytes);
+    assert_int_equal(
+        meta__mf_body(&g, AT_CONTAINER_OF(mf, struct meta_mf, pub), body), 0);
+    assert_memory_equal(body, "written", 7);
+    /* the file again, once it can grow */
+    assert_int_equal(meta_fsm_restore(&g, buf, len, e), 0);
+    assert_true(g.bodies.fd >= 0);
+    assert_null(meta_fsm_manifest_find(&g, "lib/a", &img)->bytes);
+    free(buf);
+    meta_fsm_release(&f);
+    meta_fsm_release(&g);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 /* An ATS1 snapshot (protobuf throughout, as written before the flat
  * format) still restores, to the same state. */
 static void test_snapshot_ats1_restores(void **state)
@@ -386,6 +434,7 @@ int main(void)
         cmocka_unit_test(test_snapfork_isolated),
         cmocka_unit_test(test_snapfork_child_dies),
         cmocka_unit_test(test_bodies_off_heap),
+        cmocka_unit_test(test_bodies_write_fails),
         cmocka_unit_test(test_snapshot_ats1_restores),
         cmocka_unit_test(test_snapshot_flat_damaged),
     };
