@@ -1,7 +1,8 @@
 """The CLI as a new user meets it (issue 15, rough edges): `atoll status`
 prints tables (the raw document only with --json), an unreachable node is
 named with the OS's reason, the commands other than serve say how they
-take the cluster secret, `atoll help serve` is serve's help."""
+take the cluster secret, `atoll help serve` is serve's help; serve runs
+malloc on huge pages unless told not to."""
 import json
 import unittest
 
@@ -30,6 +31,23 @@ class CliTest(harness.NodeTestCase):
             self.assertIn(addr, p.stderr)
             self.assertIn("Connection refused", p.stderr)
             self.assertNotIn("i/o error", p.stderr)
+
+    def test_serve_runs_malloc_on_huge_pages(self):
+        """serve execs itself once with glibc.malloc.hugetlb=1 (node/main.c),
+        same pid; ATOLL_MALLOC_HUGEPAGES=0 and an operator's own
+        GLIBC_TUNABLES are left alone."""
+        def environ(node):
+            with open(f"/proc/{node.proc.pid}/environ", "rb") as f:
+                return f.read().split(b"\0")
+        self.assertIn(b"GLIBC_TUNABLES=glibc.malloc.hugetlb=1",
+                      environ(self.node))
+        off = self.start_node(env={"ATOLL_MALLOC_HUGEPAGES": "0"})
+        self.assertFalse([e for e in environ(off)
+                          if e.startswith(b"GLIBC_TUNABLES=")])
+        own = self.start_node(env={"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})
+        self.assertEqual([e for e in environ(own)
+                          if e.startswith(b"GLIBC_TUNABLES=")],
+                         [b"GLIBC_TUNABLES=glibc.malloc.arena_max=2"])
 
     def test_secret_flag_and_help(self):
         for cmd in (("gc",), ("members", "transfer"), ("users", "list"),
