@@ -3,6 +3,7 @@
 #include "common/compat.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <uv.h>
 
 #include "common/common.h"
@@ -193,6 +194,10 @@ static bool secret_on_line(int argc, char **argv)
 static void malloc_hugepages(char **argv)
 {
     const char *opt = getenv("ATOLL_MALLOC_HUGEPAGES");
+    /* the process keeps its name: an exec of /proc/self/exe names it
+     * "exe" (ps, top, pgrep and the kernel's messages show that name) */
+    const char *base = strrchr(argv[0], '/');
+    prctl(PR_SET_NAME, base != NULL ? base + 1 : argv[0], 0, 0, 0);
     if (getenv("GLIBC_TUNABLES") != NULL ||
         (opt != NULL && strcmp(opt, "0") == 0))
         return;

@@ -235,6 +235,9 @@ class Cluster:
                 node.close()
             except Exception:
                 node.kill()
+        if os.environ.get("ATOLL_KEEP_TMP") == "1":  # to read the logs after
+            print(f"kept {self.tmp}", flush=True)
+            return
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self):

@@ -4,6 +4,7 @@ named with the OS's reason, the commands other than serve say how they
 take the cluster secret, `atoll help serve` is serve's help; serve runs
 malloc on huge pages unless told not to."""
 import json
+import os
 import unittest
 
 import harness
@@ -41,6 +42,9 @@ class CliTest(harness.NodeTestCase):
                 return f.read().split(b"\0")
         self.assertIn(b"GLIBC_TUNABLES=glibc.malloc.hugetlb=1",
                       environ(self.node))
+        with open(f"/proc/{self.node.proc.pid}/comm") as f:
+            self.assertEqual(f.read().strip(),
+                             os.path.basename(harness.ATOLL_BIN)[:15])
         off = self.start_node(env={"ATOLL_MALLOC_HUGEPAGES": "0"})
         self.assertFalse([e for e in environ(off)
                           if e.startswith(b"GLIBC_TUNABLES=")])
