@@ -182,15 +182,16 @@ static bool secret_on_line(int argc, char **argv)
     return false;
 }
 
-/* A serving node runs glibc's malloc on transparent huge pages
+/* ATOLL_MALLOC_HUGEPAGES=1: run glibc's malloc on transparent huge pages
  * (glibc.malloc.hugetlb=1, glibc 2.35 and later; the kernel's THP mode
  * "madvise", Debian's default, is enough): a page fault per 2 MiB of heap
  * instead of per 4 KiB, and page tables 512 times smaller. At 1M tags that
  * halved a restart (9.1 to 4.4 s: the restore's allocations were mostly
- * page faults here) and the fork of each snapshot (103 to 52 ms). glibc
- * reads the setting from the environment at exec only, so the node execs
- * itself once with it (same pid), unless GLIBC_TUNABLES is set already (the
- * operator's own choice) or ATOLL_MALLOC_HUGEPAGES=0. */
+ * page faults here) and the fork of each snapshot (103 to 52 ms). Not the
+ * default: with it, probe requests early in a load saw 100-180 ms stalls
+ * (direct compaction on fault is the suspect; not isolated). glibc reads the
+ * setting from the environment at exec only, so the node execs itself once with
+ * it (same pid), unless GLIBC_TUNABLES is set already (the operator's own). */
 static void malloc_hugepages(char **argv)
 {
     const char *opt = getenv("ATOLL_MALLOC_HUGEPAGES");
@@ -198,8 +199,8 @@ static void malloc_hugepages(char **argv)
      * "exe" (ps, top, pgrep and the kernel's messages show that name) */
     const char *base = strrchr(argv[0], '/');
     prctl(PR_SET_NAME, base != NULL ? base + 1 : argv[0], 0, 0, 0);
-    if (getenv("GLIBC_TUNABLES") != NULL ||
-        (opt != NULL && strcmp(opt, "0") == 0))
+    if (getenv("GLIBC_TUNABLES") != NULL || opt == NULL ||
+        strcmp(opt, "1") != 0)
         return;
     if (setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1", 1) != 0)
         return;

@@ -81,7 +81,8 @@ static void on_barrier(struct raft_barrier *req, int status)
 static void maybe_barrier(struct meta_guard *g)
 {
     struct raft *r = raft_of(g);
-    if (!meta__guard_holding(g) || g->barrier_term == r->current_term)
+    if (!meta__guard_holding(g) || g->barrier_term == r->current_term ||
+        !meta__raft_leading(r))
         return;
     struct raft_barrier *req = calloc(1, sizeof(*req));
     if (req == NULL)

@@ -31,8 +31,23 @@
 #define META_GUARD_H
 
 #include <raft.h>
+#include <stdbool.h>
 
 #define META_GUARD_HELD_MAX 256
+
+/* r leads, and is not in the middle of stepping down. libraft 0.15 fails a
+ * leader's pending applies and barriers (RAFT_LEADERSHIPLOST) from inside
+ * its step-down, after it freed the progress array but while r->state
+ * still says leader: a request made from such a callback (raft_apply,
+ * raft_barrier, raft_assign, ...) passes raft's leader check, replicates
+ * with the freed array and crashes (a NULL read in progressState; seen
+ * under a 3-node load: jepsen-style/FINDINGS.md, F11). Every request atoll
+ * makes of raft is made only when this holds; otherwise it is "not
+ * leader", as it is a moment later. */
+static inline bool meta__raft_leading(const struct raft *r)
+{
+    return r->state == RAFT_LEADER && r->leader_state.progress != NULL;
+}
 
 struct meta_guard_held;
 struct meta_guard {

@@ -183,6 +183,8 @@ static int change_add(struct meta_change *c)
     struct meta *m = c->m;
     if (meta__role_of(m, c->id) >= 0)
         return CHANGE_PASS;
+    if (!meta__raft_leading(&m->raft)) /* stepping down: guard.h */
+        return AT_ENOTLEADER;
     return change_status(
         m, raft_add(&m->raft, &c->req, c->id, c->name, on_change_raft));
 }
@@ -209,6 +211,8 @@ static int change_assign(struct meta_change *c)
     }
     if (role == want)
         return CHANGE_PASS;
+    if (!meta__raft_leading(&m->raft)) /* stepping down: guard.h */
+        return AT_ENOTLEADER;
     return change_status(
         m, raft_assign(&m->raft, &c->req, c->id, want, on_change_raft));
 }
@@ -230,6 +234,8 @@ static int change_drop(struct meta_change *c)
     struct meta *m = c->m;
     if (meta__role_of(m, c->id) < 0)
         return CHANGE_PASS;
+    if (!meta__raft_leading(&m->raft)) /* stepping down: guard.h */
+        return AT_ENOTLEADER;
     return change_status(m,
                          raft_remove(&m->raft, &c->req, c->id, on_change_raft));
 }
@@ -504,7 +510,9 @@ int meta_transfer(struct meta *m,
     x->cb = cb;
     x->data = data;
     x->req.data = x;
-    int rv = raft_transfer(&m->raft, &x->req, id, on_transfer);
+    int rv = meta__raft_leading(&m->raft)
+                 ? raft_transfer(&m->raft, &x->req, id, on_transfer)
+                 : RAFT_NOTLEADER;
     if (rv != 0) {
         at_free(x);
         return rv == RAFT_NOTLEADER ? AT_ENOTLEADER

@@ -145,6 +145,11 @@ static int propose_local(struct meta *m,
         raft_free(buf);
         return AT_ESHUTDOWN;
     }
+    if (!meta__raft_leading(&m->raft)) { /* also: stepping down (guard.h) */
+        at_errmsg_printf(m->errmsg, "propose: not leader");
+        raft_free(buf);
+        return AT_ENOTLEADER;
+    }
     struct meta_write *w = at_calloc(1, sizeof(*w));
     w->m = m;
     w->cb = cb;

@@ -277,7 +277,7 @@ void meta__commit_push(struct meta *m)
 static void barrier_start(struct meta *m)
 {
     AT_ASSERT(!m->barrier_busy);
-    if (raft_state(&m->raft) != RAFT_LEADER) {
+    if (!meta__raft_leading(&m->raft)) { /* on_barrier during a step-down */
         reads_finish(&m->waiting, AT_ENOTLEADER);
         return;
     }

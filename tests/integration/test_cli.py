@@ -2,7 +2,7 @@
 prints tables (the raw document only with --json), an unreachable node is
 named with the OS's reason, the commands other than serve say how they
 take the cluster secret, `atoll help serve` is serve's help; serve runs
-malloc on huge pages unless told not to."""
+malloc on huge pages when told to."""
 import json
 import os
 import unittest
@@ -33,24 +33,24 @@ class CliTest(harness.NodeTestCase):
             self.assertIn("Connection refused", p.stderr)
             self.assertNotIn("i/o error", p.stderr)
 
-    def test_serve_runs_malloc_on_huge_pages(self):
-        """serve execs itself once with glibc.malloc.hugetlb=1 (node/main.c),
-        same pid; ATOLL_MALLOC_HUGEPAGES=0 and an operator's own
-        GLIBC_TUNABLES are left alone."""
+    def test_serve_malloc_on_huge_pages_opt_in(self):
+        """ATOLL_MALLOC_HUGEPAGES=1: serve execs itself once with
+        glibc.malloc.hugetlb=1 (node/main.c), same pid, same name; not by
+        default, and an operator's own GLIBC_TUNABLES is left alone."""
         def environ(node):
             with open(f"/proc/{node.proc.pid}/environ", "rb") as f:
-                return f.read().split(b"\0")
-        self.assertIn(b"GLIBC_TUNABLES=glibc.malloc.hugetlb=1",
-                      environ(self.node))
-        with open(f"/proc/{self.node.proc.pid}/comm") as f:
+                return [e for e in f.read().split(b"\0")
+                        if e.startswith(b"GLIBC_TUNABLES=")]
+        self.assertEqual(environ(self.node), [])
+        on = self.start_node(env={"ATOLL_MALLOC_HUGEPAGES": "1"})
+        self.assertEqual(environ(on),
+                         [b"GLIBC_TUNABLES=glibc.malloc.hugetlb=1"])
+        with open(f"/proc/{on.proc.pid}/comm") as f:
             self.assertEqual(f.read().strip(),
                              os.path.basename(harness.ATOLL_BIN)[:15])
-        off = self.start_node(env={"ATOLL_MALLOC_HUGEPAGES": "0"})
-        self.assertFalse([e for e in environ(off)
-                          if e.startswith(b"GLIBC_TUNABLES=")])
-        own = self.start_node(env={"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})
-        self.assertEqual([e for e in environ(own)
-                          if e.startswith(b"GLIBC_TUNABLES=")],
+        own = self.start_node(env={"ATOLL_MALLOC_HUGEPAGES": "1",
+                                   "GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})
+        self.assertEqual(environ(own),
                          [b"GLIBC_TUNABLES=glibc.malloc.arena_max=2"])
 
     def test_secret_flag_and_help(self):

@@ -6,11 +6,12 @@ Skipped while atoll has no --peer-listen."""
 import json
 import shutil
 import signal
+import threading
 import time
 import unittest
 
 from cluster import (ClusterTestCase, StreamPusher, get_tag, note, push_small,
-                     require_members_cli, wait_for)
+                     require_members_cli, small_image, wait_for)
 from images import OCI_MANIFEST
 
 FAILOVER_LIMIT = 10.0   # seconds from kill -9 to the next acknowledged write
@@ -231,6 +232,89 @@ class LeadershipStaysTest(ClusterPerTest):
         note(f"paused leader: terms {term0} -> {term1}, "
              f"one new leader ({new.name})")
         push_small(leader, "stays/l", "v1")
+
+
+class SteppingDownTest(ClusterPerTest):
+    def test_leader_steps_down_with_requests_pending(self):
+        """F11: a leader paused under load (writes through every node, reads
+        through the followers), then resumed into a newer term, steps down
+        with applies and read barriers pending; libraft fails them from
+        inside its step-down, and nothing atoll does in those callbacks may
+        reach raft as if it still led (it crashed in progressState). Six
+        times: every node stays up, and every acknowledged push is served
+        everywhere."""
+        c = self.cluster
+        pushers = [self.start_pusher(n, f"down/{n.name}", "p", min_acked=1)
+                   for n in c.nodes]
+        stop = threading.Event()
+        reads = [0]
+        tagged = [0]
+        # many small tag writes through every node: forwarded writes, each
+        # committed one pushing the commit index with a barrier (read.c),
+        # so that barriers and applies are always pending on the leader
+        config, layer, m = small_image("down")
+        for n in c.nodes:
+            n.push_blob("down/tags", config)
+            n.push_blob("down/tags", layer)
+
+        def tagger(k):
+            i = 0
+            while not stop.is_set():
+                n = c.nodes[(k + i) % len(c.nodes)]
+                try:
+                    n.request("PUT", f"/v2/down/tags/manifests/t{k}-{i}",
+                              body=m, headers={"Content-Type": OCI_MANIFEST},
+                              timeout=5)
+                    tagged[0] += 1
+                except OSError:
+                    pass
+                i += 1
+        taggers = [threading.Thread(target=tagger, args=(k,), daemon=True)
+                   for k in range(8)]
+        for t in taggers:
+            t.start()
+
+        def reader():
+            while not stop.is_set():
+                for n in c.nodes:
+                    try:
+                        n.request("GET", "/v2/down/" + c.nodes[0].name +
+                                  "/tags/list", timeout=5)
+                        reads[0] += 1
+                    except OSError:
+                        pass
+        readers = [threading.Thread(target=reader, daemon=True)
+                   for _ in range(3)]
+        for t in readers:
+            t.start()
+        try:
+            for rnd in range(6):
+                leader = c.leader(timeout=15)
+                leader.proc.send_signal(signal.SIGSTOP)
+                try:
+                    c.wait_leader(timeout=15, exclude=(leader.name,))
+                finally:
+                    leader.proc.send_signal(signal.SIGCONT)
+                time.sleep(1.5)
+                for n in c.nodes:
+                    self.assertTrue(n.alive(),
+                                    f"round {rnd}: {n.name} died:\n{n.log()}")
+        finally:
+            stop.set()
+            for p in pushers:
+                p.stop.set()
+            for p in pushers:
+                p.join(30)
+            for t in readers + taggers:
+                t.join(10)
+        for p in pushers:
+            self.assertTrue(p.acked, p.errors[-3:])
+            self.assertFalse(p.bad, p.bad[:3])
+            for tag, d, b, _ in p.acked[-5:]:
+                self.assert_tag_everywhere(p.repo, tag, d, body=b)
+        note(f"6 leaders paused and stepped down under load: "
+             f"{sum(len(p.acked) for p in pushers)} pushes, {tagged[0]} tag "
+             f"writes, {reads[0]} reads, every node up")
 
 
 class RestartTest(ClusterPerTest):
