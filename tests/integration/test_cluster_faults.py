@@ -1,7 +1,8 @@
 """Three-node cluster under faults: kill -9 of the leader during a push
 stream (failover time, no acknowledged push lost, the killed node catches up
 after restart), stop/restart of the whole cluster (graceful and kill -9),
-members remove of a dead node, leadership transfer, SIGTERM handover.
+members remove of a dead node, leadership transfer, SIGTERM handover, a
+leader stepping down with requests pending (F11).
 Skipped while atoll has no --peer-listen."""
 import json
 import shutil
