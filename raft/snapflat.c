@@ -24,7 +24,8 @@
  *
  * Decoding trusts nothing: every count is bounded by the buffer, every
  * index and offset by its section, every string ends in the arena and is
- * at most PROTO_NAME_MAX bytes, every body at most PROTO_MANIFEST_MAX; then
+ * at most PROTO_NAME_MAX bytes (annotations: PROTO_COMMAND_MAX), every
+ * body at most PROTO_MANIFEST_MAX; then
  * the same cross-reference checks as an ATS1 restore (a repo's manifest,
  * blob link or tag must exist; no duplicate). Arbitrary bytes give
  * AT_ECORRUPT or AT_EPROTO, never a crash (tests/fuzz/fuzz_proto.c). */
@@ -257,17 +258,24 @@ static bool fits(uint64_t n, uint64_t size, uint64_t *left)
     return true;
 }
 
-/* A NUL-terminated string at arena offset off, at most PROTO_NAME_MAX
- * bytes; NULL when it is not one. */
-static const char *arena_str(const struct flat *fl, uint64_t off)
+/* A NUL-terminated string at arena offset off, at most max bytes; NULL
+ * when it is not one. Names, types and store ids: PROTO_NAME_MAX;
+ * annotations: anything a command can carry. */
+static const char *arena_str_max(const struct flat *fl,
+                                 uint64_t off,
+                                 size_t max)
 {
     if (off >= fl->h.arena)
         return NULL;
     const char *s = fl->arena + off;
     size_t room = fl->h.arena - off;
-    const char *nul = memchr(
-        s, '\0', room < PROTO_NAME_MAX + 1 ? room : (size_t)PROTO_NAME_MAX + 1);
+    const char *nul = memchr(s, '\0', room < max + 1 ? room : max + 1);
     return nul != NULL ? s : NULL;
+}
+
+static const char *arena_str(const struct flat *fl, uint64_t off)
+{
+    return arena_str_max(fl, off, PROTO_NAME_MAX);
 }
 
 /* A run [first, first + n) of digests within the section. */
@@ -360,7 +368,9 @@ static int load_manifests(struct meta_fsm *f, const struct flat *fl)
                                         ? NULL
                                         : arena_str(fl, m.artifact_type);
         const char *annotations =
-            m.annotations == FLAT_NONE ? NULL : arena_str(fl, m.annotations);
+            m.annotations == FLAT_NONE
+                ? NULL
+                : arena_str_max(fl, m.annotations, PROTO_COMMAND_MAX);
         if (media_type == NULL ||
             (m.artifact_type != FLAT_NONE && artifact_type == NULL) ||
             (m.annotations != FLAT_NONE && annotations == NULL) ||

@@ -349,6 +349,37 @@ static void test_bodies_write_fails(void **state)
     assert_int_equal(rmdir(dir), 0);
 }
 
+/* Annotations of any size a push may carry (here 64 KiB, far over the
+ * 4 KiB bound of names) survive a flat snapshot. */
+static void test_snapshot_big_annotations(void **state)
+{
+    struct meta_fsm f, g;
+    char e[AT_ERRMSG_SIZE];
+    void *buf;
+    size_t len;
+    AT_UNUSED(state);
+    size_t n = 64 * 1024;
+    char *ann = malloc(n + 16);
+    memcpy(ann, "{\"a\":\"", 6);
+    memset(ann + 6, 'x', n);
+    memcpy(ann + 6 + n, "\"}", 3);
+    meta_fsm_init(&f, 4);
+    struct meta_cmd cmd = manifest_cmd("lib/a", "annotated", "t");
+    cmd.put_manifest.annotations_json = ann;
+    assert_int_equal(apply_cmd(&f, "a1", &cmd), META_OK);
+    assert_int_equal(meta_fsm_snapshot(&f, NULL, &buf, &len, e), 0);
+    meta_fsm_init(&g, 4);
+    assert_int_equal(meta_fsm_restore(&g, buf, len, e), 0);
+    struct at_digest d = dg("annotated");
+    const struct meta_manifest *mf = meta_fsm_manifest_find(&g, "lib/a", &d);
+    assert_non_null(mf);
+    assert_string_equal(mf->annotations_json, ann);
+    free(buf);
+    free(ann);
+    meta_fsm_release(&f);
+    meta_fsm_release(&g);
+}
+
 /* An ATS1 snapshot (protobuf throughout, as written before the flat
  * format) still restores, to the same state. */
 static void test_snapshot_ats1_restores(void **state)
@@ -435,6 +466,7 @@ int main(void)
         cmocka_unit_test(test_snapfork_child_dies),
         cmocka_unit_test(test_bodies_off_heap),
         cmocka_unit_test(test_bodies_write_fails),
+        cmocka_unit_test(test_snapshot_big_annotations),
         cmocka_unit_test(test_snapshot_ats1_restores),
         cmocka_unit_test(test_snapshot_flat_damaged),
     };
