@@ -104,6 +104,29 @@ static uint64_t pad8(uint64_t n)
 
 /* ---- encoding ---- */
 
+/* A job's manifest as its flat record. */
+static struct flat_mf job_flat_mf(const struct job_mf *jm)
+{
+    struct flat_mf m;
+    memset(&m, 0, sizeof(m));
+    memcpy(m.digest, jm->digest.bytes, AT_DIGEST_LEN);
+    if (jm->has_subject) {
+        m.has_subject = 1;
+        memcpy(m.subject, jm->subject.bytes, AT_DIGEST_LEN);
+    }
+    m.bytes = jm->bytes;
+    m.len = jm->len;
+    m.media_type = jm->media_type;
+    m.artifact_type = jm->artifact_type == NONE ? FLAT_NONE : jm->artifact_type;
+    m.annotations = jm->annotations == NONE ? FLAT_NONE : jm->annotations;
+    m.blobs = jm->blobs;
+    m.nblobs = jm->nblobs;
+    m.children = jm->children;
+    m.nchildren = jm->nchildren;
+    m.pushed_ms = jm->pushed_ms;
+    return m;
+}
+
 /* see snapjob.h */
 int meta__snap_flat_encode(const struct meta_snap_job *j,
                            proto_alloc_fn alloc,
@@ -182,25 +205,7 @@ int meta__snap_flat_encode(const struct meta_snap_job *j,
         memcpy(p, j->tags.p, h.ntags * sizeof(struct flat_tag));
     p += h.ntags * sizeof(struct flat_tag);
     for (size_t i = 0; i < h.nmfs; i++) {
-        const struct job_mf *jm = VEC_AT(&j->mfs, struct job_mf, i);
-        struct flat_mf m;
-        memset(&m, 0, sizeof(m));
-        memcpy(m.digest, jm->digest.bytes, AT_DIGEST_LEN);
-        if (jm->has_subject) {
-            m.has_subject = 1;
-            memcpy(m.subject, jm->subject.bytes, AT_DIGEST_LEN);
-        }
-        m.bytes = jm->bytes;
-        m.len = jm->len;
-        m.media_type = jm->media_type;
-        m.artifact_type =
-            jm->artifact_type == NONE ? FLAT_NONE : jm->artifact_type;
-        m.annotations = jm->annotations == NONE ? FLAT_NONE : jm->annotations;
-        m.blobs = jm->blobs;
-        m.nblobs = jm->nblobs;
-        m.children = jm->children;
-        m.nchildren = jm->nchildren;
-        m.pushed_ms = jm->pushed_ms;
+        struct flat_mf m = job_flat_mf(VEC_AT(&j->mfs, struct job_mf, i));
         memcpy(p, &m, sizeof(m));
         p += sizeof(m);
     }
