@@ -222,7 +222,7 @@ static int glue_restore(struct raft_fsm *iface, struct raft_buffer *buf)
         LOG_ERROR("restore snapshot: %s", errmsg);
         return RAFT_CORRUPT;
     }
-    raft_free(buf->base);
+    free_off_loop(buf->base);
     LOG_INFO(
         "restored a snapshot of %zu bytes in %.0f ms (at start, or "
         "sent by the leader to a node that fell behind): %" PRIu64

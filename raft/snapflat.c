@@ -104,6 +104,16 @@ static uint64_t pad8(uint64_t n)
 
 /* ---- encoding ---- */
 
+/* The whole encoding's size, from the header's counts. */
+static uint64_t head_total(const struct flat_head *h)
+{
+    return sizeof(*h) + h->rest + h->nrepos * sizeof(struct flat_repo) +
+           h->ntags * sizeof(struct flat_tag) +
+           h->nmfs * sizeof(struct flat_mf) +
+           h->nblobs * sizeof(struct flat_blob) + h->nstrs * 8 +
+           h->ndigests * AT_DIGEST_LEN + pad8(h->arena);
+}
+
 /* A job's manifest as its flat record. */
 static struct flat_mf job_flat_mf(const struct job_mf *jm)
 {
@@ -157,11 +167,7 @@ int meta__snap_flat_encode(const struct meta_snap_job *j,
     h.nstrs = j->bulk_strs;
     h.ndigests = j->digests.len;
     h.arena = j->bulk_arena;
-    uint64_t total = sizeof(h) + h.rest + h.nrepos * sizeof(struct flat_repo) +
-                     h.ntags * sizeof(struct flat_tag) +
-                     h.nmfs * sizeof(struct flat_mf) +
-                     h.nblobs * sizeof(struct flat_blob) + h.nstrs * 8 +
-                     h.ndigests * AT_DIGEST_LEN + pad8(h.arena);
+    uint64_t total = head_total(&h);
     if (total > PROTO_SNAPSHOT_MAX) {
         free(rest);
         at_errmsg_printf(errmsg,
@@ -549,11 +555,7 @@ int meta__snap_flat_plan(const struct meta_fsm *f,
         for (size_t t = 0; t < b->nstores; t++)
             h->arena += strlen(b->stores[t]) + 1;
     }
-    h->total = sizeof(*h) + h->rest + h->nrepos * sizeof(struct flat_repo) +
-               h->ntags * sizeof(struct flat_tag) +
-               h->nmfs * sizeof(struct flat_mf) +
-               h->nblobs * sizeof(struct flat_blob) + h->nstrs * 8 +
-               h->ndigests * AT_DIGEST_LEN + pad8(h->arena);
+    h->total = head_total(h);
     if (h->total > PROTO_SNAPSHOT_MAX) {
         at_errmsg_printf(errmsg,
                          "snapshot of %" PRIu64 " bytes over the limit (%u)",
