@@ -151,18 +151,29 @@ struct meta_repo *meta__repo_get(struct meta_fsm *f,
     return r;
 }
 
-/* First position in the catalog whose name is >= name. */
-static size_t catalog_lower(const struct meta_fsm *f, const char *name)
+/* First position whose name is strictly after last, in a sorted array of
+ * n items whose names name_at() gives. */
+static size_t upper_bound(void *const *arr,
+                          size_t n,
+                          const char *last,
+                          const char *(*name_at)(const void *))
 {
-    size_t lo = 0, hi = f->nsorted_repos;
+    if (last == NULL)
+        return 0;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(f->sorted_repos[mid]->name, name) < 0)
+        if (strcmp(name_at(arr[mid]), last) <= 0)
             lo = mid + 1;
         else
             hi = mid;
     }
     return lo;
+}
+
+static const char *repo_name(const void *p)
+{
+    return ((const struct meta_repo *)p)->name;
 }
 
 /* r got its first manifest, or lost its last: keep the catalog in order
@@ -177,7 +188,9 @@ static void catalog_enter(struct meta_fsm *f, struct meta_repo *r)
         f->sorted_repos = at_realloc(
             f->sorted_repos, f->sorted_repos_cap * sizeof(*f->sorted_repos));
     }
-    size_t pos = catalog_lower(f, r->name);
+    /* not in the catalog yet: after every name before its own */
+    size_t pos = upper_bound((void *const *)f->sorted_repos, f->nsorted_repos,
+                             r->name, repo_name);
     memmove(&f->sorted_repos[pos + 1], &f->sorted_repos[pos],
             (f->nsorted_repos - pos) * sizeof(*f->sorted_repos));
     f->sorted_repos[pos] = r;
@@ -188,7 +201,10 @@ static void catalog_leave(struct meta_fsm *f, struct meta_repo *r)
 {
     if (!f->sorted_repos_ok)
         return;
-    size_t pos = catalog_lower(f, r->name);
+    /* in the catalog: just before the first name after its own */
+    size_t pos = upper_bound((void *const *)f->sorted_repos, f->nsorted_repos,
+                             r->name, repo_name) -
+                 1;
     AT_ASSERT(pos < f->nsorted_repos && f->sorted_repos[pos] == r);
     memmove(&f->sorted_repos[pos], &f->sorted_repos[pos + 1],
             (f->nsorted_repos - pos - 1) * sizeof(*f->sorted_repos));
@@ -640,31 +656,6 @@ static void fsm_sort_repos(struct meta_fsm *f)
     qsort(f->sorted_repos, f->nsorted_repos, sizeof(*f->sorted_repos),
           repo_cmp);
     f->sorted_repos_ok = true;
-}
-
-/* First position whose name is strictly after last, in a sorted array of
- * n items whose names name_at() gives. */
-static size_t upper_bound(void *const *arr,
-                          size_t n,
-                          const char *last,
-                          const char *(*name_at)(const void *))
-{
-    if (last == NULL)
-        return 0;
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(name_at(arr[mid]), last) <= 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-static const char *repo_name(const void *p)
-{
-    return ((const struct meta_repo *)p)->name;
 }
 
 /* see state.h */
