@@ -63,6 +63,7 @@ struct meta_guard {
     /* counters */
     unsigned long long held_total, dropped_total, barriers_total;
     unsigned close_calls; /* of the inner io's close callback: see guard.c */
+    bool closing;         /* close has begun: see g_append_cb */
 };
 
 /* Decorate inner, whose init has not run yet (raft_init runs it through
