@@ -13,6 +13,7 @@
 #include "raft/glue.h"
 
 #include "raft/fsm.h"
+#include "raft/snapfile.h"
 #include "raft/snapshot.h"
 
 static int glue_apply(struct raft_fsm *iface,
@@ -47,6 +48,25 @@ static int glue_apply(struct raft_fsm *iface,
 /* The encoding, in one buffer for libraft: the child's (then the child is
  * reaped), or the copy's. In the pool, or on the loop without
  * snapshot_async. */
+/* The child's file (file mode): its descriptor is the snapshot. */
+static int collect_file(struct meta_fsm_glue *g,
+                        void **base,
+                        size_t *len,
+                        char *errmsg)
+{
+    struct meta_snapfile d = { .index = g->job_index };
+    int rv = meta_snap_fork_collect_file(&g->child, &d, errmsg);
+    if (rv != 0)
+        return rv;
+    *base = raft_malloc(META_SNAPFILE_DESC_LEN);
+    if (*base == NULL)
+        return AT_ENOMEM;
+    meta__snapfile_desc_encode(&d, *base);
+    *len = META_SNAPFILE_DESC_LEN;
+    g->job_file_len = d.len;
+    return 0;
+}
+
 static int encode(struct meta_fsm_glue *g,
                   struct raft_buffer *bufs[],
                   unsigned *n_bufs)
@@ -56,7 +76,8 @@ static int encode(struct meta_fsm_glue *g,
     size_t len;
     uint64_t t0 = uv_hrtime();
     int rv =
-        g->job_forked
+        g->job_forked && g->job_file ? collect_file(g, &base, &len, errmsg)
+        : g->job_forked
             ? meta_snap_fork_collect(&g->child, raft_malloc, raft_free, &base,
                                      &len, errmsg)
             : meta_snap_job_encode(g->job, raft_malloc, &base, &len, errmsg);
@@ -86,8 +107,15 @@ static void start_job(struct meta_fsm_glue *g, bool async)
     int rv;
 
     g->job_forked = false;
+    /* file mode needs the index the snapshot is at: raft takes it at
+     * last_applied, on this thread, now */
+    g->job_file = g->snap_dir != NULL && g->raft != NULL;
+    g->job_index = g->raft != NULL ? raft_last_applied(g->raft) : 0;
+    g->job_file_len = 0;
     if (async) {
-        rv = meta_snap_fork_start(&g->child, g->fsm, errmsg);
+        rv = meta_snap_fork_start(&g->child, g->fsm,
+                                  g->job_file ? g->snap_dir : NULL,
+                                  g->job_index, errmsg);
         if (rv == 0) {
             g->job_forked = true;
             return;
@@ -148,16 +176,8 @@ static int glue_snapshot_async(struct raft_fsm *iface,
     return rv;
 }
 
-static void *free_thread(void *p)
-{
-    raft_free(p);
-    return NULL;
-}
-
-/* Free a snapshot's buffer off the loop: returning hundreds of MB to the
- * kernel (munmap) took 30-100 ms here, a stall for every request. A
- * detached thread does it; inline when no thread can be started. */
-static void free_off_loop(void *p)
+/* Run fn(p) on a detached thread, or inline when none can be started. */
+static void off_loop(void *(*fn)(void *), void *p)
 {
     pthread_attr_t attr;
     pthread_t t;
@@ -166,11 +186,63 @@ static void free_off_loop(void *p)
     if (pthread_attr_init(&attr) == 0) {
         started =
             pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
-            pthread_create(&t, &attr, free_thread, p) == 0;
+            pthread_create(&t, &attr, fn, p) == 0;
         pthread_attr_destroy(&attr);
     }
     if (!started)
-        raft_free(p);
+        fn(p);
+}
+
+static void *free_thread(void *p)
+{
+    raft_free(p);
+    return NULL;
+}
+
+/* Free a snapshot's buffer off the loop: returning hundreds of MB to the
+ * kernel (munmap) took 30-100 ms here, a stall for every request. */
+static void free_off_loop(void *p)
+{
+    off_loop(free_thread, p);
+}
+
+struct unmap_job {
+    const void *p;
+    struct meta_snapfile d;
+};
+
+static void *unmap_thread(void *p)
+{
+    struct unmap_job *u = p;
+    meta__snapfile_unmap(u->p, &u->d);
+    at_free(u);
+    return NULL;
+}
+
+/* A snapshot file's map goes the same way. */
+static void unmap_off_loop(const void *p, const struct meta_snapfile *d)
+{
+    struct unmap_job *u = at_malloc(sizeof(*u));
+    u->p = p;
+    u->d = *d;
+    off_loop(unmap_thread, u);
+}
+
+static void *prune_thread(void *p)
+{
+    char *dir = p;
+    unsigned n = meta__snapfile_prune(dir);
+    if (n > 0)
+        LOG_DEBUG("snapshot: %u old snapshot file(s) removed", n);
+    at_free(dir);
+    return NULL;
+}
+
+/* see glue.h */
+void meta__glue_prune(const struct meta_fsm_glue *g)
+{
+    if (g->snap_dir != NULL)
+        off_loop(prune_thread, at_strdup(g->snap_dir));
 }
 
 static int glue_snapshot_finalize(struct raft_fsm *iface,
@@ -194,20 +266,44 @@ static int glue_snapshot_finalize(struct raft_fsm *iface,
          * (or failed) */
         uint64_t now = uv_hrtime();
         LOG_INFO(
-            "snapshot: %zu bytes, loop thread %.1f ms %s (cpu %.1f "
+            "snapshot: %zu bytes%s, loop thread %.1f ms %s (cpu %.1f "
             "ms) + %.1f ms free, pool %s %.1f ms, total %.1f ms, "
             "%" PRIu64 " applies meanwhile, child %" PRIu64 " KiB private",
-            g->job_len, g->job_loop_ms, g->job_forked ? "fork" : "copy",
-            g->job_loop_cpu_ms, (double)(now - t0) / 1e6,
-            g->job_forked ? "collect" : "encode", g->job_pool_ms,
-            (double)(now - g->job_t0) / 1e6, g->job_applies,
+            g->job_file_len ? (size_t)g->job_file_len : g->job_len,
+            g->job_file_len ? " (a file)" : "", g->job_loop_ms,
+            g->job_forked ? "fork" : "copy", g->job_loop_cpu_ms,
+            (double)(now - t0) / 1e6, g->job_forked ? "collect" : "encode",
+            g->job_pool_ms, (double)(now - g->job_t0) / 1e6, g->job_applies,
             g->job_forked ? g->child.private_kb : 0);
         g->job_inflight = false;
+        /* libraft's put is done (or failed): the files it no longer
+         * names go */
+        if (g->job_file)
+            meta__glue_prune(g);
     }
     g->job_forked = false;
+    g->job_file = false;
     meta_snap_job_recycle(g->fsm, g->job);
     g->job = NULL;
     return 0;
+}
+
+/* A descriptor (snapfile.h): the file it names, mapped, is restored. */
+static int restore_file(struct meta_fsm_glue *g,
+                        const struct meta_snapfile *d,
+                        char *errmsg)
+{
+    const void *p;
+    if (g->snap_dir == NULL) {
+        at_errmsg_printf(errmsg, "a snapshot file, and no raft dir");
+        return AT_EINVAL;
+    }
+    int rv = meta__snapfile_map(g->snap_dir, d, &p, errmsg);
+    if (rv != 0)
+        return rv;
+    rv = meta_fsm_restore(g->fsm, p, (size_t)d->len, errmsg);
+    unmap_off_loop(p, d);
+    return rv;
 }
 
 /* On success the FSM owns buf->base; on failure raft frees it. */
@@ -216,19 +312,22 @@ static int glue_restore(struct raft_fsm *iface, struct raft_buffer *buf)
     struct meta_fsm_glue *g = iface->data;
     char errmsg[AT_ERRMSG_SIZE] = "";
     size_t len = buf->len;
+    struct meta_snapfile d;
     uint64_t t0 = uv_hrtime();
-    int rv = meta_fsm_restore(g->fsm, buf->base, len, errmsg);
+    bool file = meta__snapfile_desc_decode(buf->base, buf->len, &d);
+    int rv = file ? restore_file(g, &d, errmsg)
+                  : meta_fsm_restore(g->fsm, buf->base, len, errmsg);
     if (rv != 0) {
         LOG_ERROR("restore snapshot: %s", errmsg);
         return RAFT_CORRUPT;
     }
     free_off_loop(buf->base);
     LOG_INFO(
-        "restored a snapshot of %zu bytes in %.0f ms (at start, or "
+        "restored a snapshot of %zu bytes%s in %.0f ms (at start, or "
         "sent by the leader to a node that fell behind): %" PRIu64
         " tags, %zu manifests",
-        len, (double)(uv_hrtime() - t0) / 1e6, g->fsm->ntags,
-        g->fsm->manifests.len);
+        file ? (size_t)d.len : len, file ? " (a file)" : "",
+        (double)(uv_hrtime() - t0) / 1e6, g->fsm->ntags, g->fsm->manifests.len);
     if (g->applied != NULL)
         g->applied(g->data, g->fsm);
     return 0;

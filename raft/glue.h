@@ -30,11 +30,21 @@ struct meta_fsm_glue {
     double job_loop_cpu_ms;      /* the same in thread CPU time */
     double job_pool_ms;          /* pool time of the encode */
     size_t job_len;              /* encoded bytes */
-    uint64_t job_applies;        /* applies while the job was in flight */
+    /* file mode (snapfile.h): the child writes the snapshot file of
+     * job_index in snap_dir, and libraft stores its descriptor */
+    bool job_file;
+    uint64_t job_index;
+    uint64_t job_file_len;
+    const char *snap_dir; /* borrowed: the raft dir; NULL: no files */
+    uint64_t job_applies; /* applies while the job was in flight */
     /* optional: called after every apply (tests record the hash chain) */
     void (*applied)(void *data, const struct meta_fsm *f);
     void *data;
 };
 void meta__glue_init(struct meta_fsm_glue *g, struct meta_fsm *fsm);
+
+/* Remove, off the loop, the snapshot files libraft no longer names
+ * (snapfile.h); no-op without snap_dir. */
+void meta__glue_prune(const struct meta_fsm_glue *g);
 
 #endif /* META_GLUE_H */

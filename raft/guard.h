@@ -64,6 +64,7 @@ struct meta_guard {
     unsigned long long held_total, dropped_total, barriers_total;
     unsigned close_calls; /* of the inner io's close callback: see guard.c */
     bool closing;         /* close has begun: see g_append_cb */
+    const char *snap_dir; /* borrowed: where snapshot files are (snapsend.h) */
 };
 
 /* Decorate inner, whose init has not run yet (raft_init runs it through

@@ -400,6 +400,7 @@ static struct meta *meta_new(uv_loop_t *loop,
         LOG_WARN("%s: keeping manifest bodies in memory", emsg);
     meta__glue_init(&m->glue, &m->fsm);
     m->glue.raft = &m->raft;
+    m->glue.snap_dir = m->dir; /* snapshot files (snapfile.h) */
     transport_setup(m, loop);
     m->transport.dial = cfg->dial;
     m->transport.dial_data = cfg->dial_data;
@@ -428,6 +429,7 @@ static int raft_setup(struct meta *m,
     raft_uv_set_tracer(&m->io, &m->tracer);
     raft_uv_set_connect_retry_delay(&m->io, 500);
     meta__guard_init(&m->guard, &m->io); /* Figure 8: see guard.h */
+    m->guard.snap_dir = m->dir;          /* expands descriptors it sends */
     rv = raft_init(&m->raft, &m->guard.io, &m->glue.iface, m->id, m->address);
     if (rv != 0) {
         at_errmsg_printf(errmsg, "raft init '%s': %s", cfg->dir,
@@ -513,6 +515,7 @@ static int raft_begin(struct meta *m,
         raft_close(&m->raft, on_open_failed_closed);
         return rv == RAFT_CORRUPT ? AT_ECORRUPT : AT_EIO;
     }
+    meta__glue_prune(&m->glue); /* files a crash left behind */
     return 0;
 }
 

@@ -1,8 +1,11 @@
 /* Snapshots encoded by a forked child. See snapfork.h.
  *
  * The pipe carries a fixed header, the encoding, then a trailer:
- *   struct fork_head { uint64_t len; int32_t rv; char errmsg[...]; }
+ *   struct fork_head { uint64_t len, hash; int32_t rv; char errmsg[...]; }
  *   len bytes (ATS2, snapflat.c), then uint64_t private_kb
+ * In file mode (a dir given) the encoding goes into a snapshot file
+ * (snapfile.h) instead, and the header comes once the file is in place,
+ * with its length and hash; the pipe carries no encoding.
  * rv != 0: the child could not plan the encoding (errmsg says why) and
  * nothing follows. The child plans first (the sizes of every section: one
  * pass over the state), announces the length, then writes the sections
@@ -34,10 +37,12 @@
 
 #include "raft/snapfork.h"
 
+#include "raft/snapfile.h"
 #include "raft/snapjob.h"
 
 struct fork_head {
     uint64_t len;
+    uint64_t hash; /* file mode: the file's (snapfile.h) */
     int32_t rv;
     char errmsg[AT_ERRMSG_SIZE];
 };
@@ -94,7 +99,58 @@ static uint64_t private_dirty_kb(void)
     return p != NULL ? strtoull(p + strlen("Private_Dirty:"), NULL, 10) : 0;
 }
 
-static _Noreturn void child_run(const struct meta_fsm *f, pid_t parent, int fd)
+/* The manifest bodies, mapped and faulted in at once (page cache), so
+ * that the encode copies them instead of a pread each; NULL when none. */
+static const void *map_bodies(const struct meta_fsm *c, uint64_t *len)
+{
+    struct stat st;
+    *len = c->bodies.end;
+    /* never map past the file's end: a read there is a SIGBUS */
+    if (c->bodies.fd >= 0 && fstat(c->bodies.fd, &st) == 0 &&
+        (uint64_t)st.st_size < *len)
+        *len = (uint64_t)st.st_size;
+    if (c->bodies.fd < 0 || *len == 0 || *len > SIZE_MAX)
+        return NULL;
+    void *m = mmap(NULL, (size_t)*len, PROT_READ, MAP_SHARED | MAP_POPULATE,
+                   c->bodies.fd, 0);
+    return m != MAP_FAILED ? m : NULL;
+}
+
+struct child_encode {
+    const struct meta_fsm *f;
+    const struct meta_flat_plan *plan;
+    const void *bodies;
+    uint64_t blen;
+};
+
+static int child_write(int fd, void *data)
+{
+    struct child_encode *ce = data;
+    return meta__snap_flat_write_fd(ce->f, ce->plan, fd, ce->bodies, ce->blen);
+}
+
+/* Keep only stdio, the pipe (as 3) and the body file (as 4): an inherited
+ * descriptor would keep the data dir's lock (flock) and the listeners
+ * alive in the child, and a node restarted at once after a kill -9 would
+ * find them taken. Both are first moved above 4 so that neither dup2
+ * closes the other. */
+static bool child_fds(struct meta_fsm *c, int fd)
+{
+    int pipe_hi = fcntl(fd, F_DUPFD, 5);
+    int body_hi = c->bodies.fd >= 0 ? fcntl(c->bodies.fd, F_DUPFD, 5) : -1;
+    if (pipe_hi < 0 || (c->bodies.fd >= 0 && body_hi < 0) ||
+        dup2(pipe_hi, 3) != 3 || (body_hi >= 0 && dup2(body_hi, 4) != 4))
+        return false;
+    c->bodies.fd = body_hi >= 0 ? 4 : -1;
+    close_range(5, ~0U, 0);
+    return true;
+}
+
+static _Noreturn void child_run(const struct meta_fsm *f,
+                                pid_t parent,
+                                int fd,
+                                const char *dir,
+                                uint64_t index)
 {
     struct fork_head h;
     sigset_t all;
@@ -103,46 +159,32 @@ static _Noreturn void child_run(const struct meta_fsm *f, pid_t parent, int fd)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
         _exit(3);
-    /* Keep only stdio and the pipe: an inherited descriptor would keep the
-     * data dir's lock (flock) and the listeners alive in the child, and a
-     * node restarted at once after a kill -9 would find them taken. */
-    /* The manifest body file (bodies.h) stays too, as fd 4: the encode
-     * reads the bodies from it. Both are first moved above 4 so that
-     * neither dup2 closes the other. */
     struct meta_fsm c = *f;
-    int pipe_hi = fcntl(fd, F_DUPFD, 5);
-    int body_hi = f->bodies.fd >= 0 ? fcntl(f->bodies.fd, F_DUPFD, 5) : -1;
-    if (pipe_hi < 0 || (f->bodies.fd >= 0 && body_hi < 0) ||
-        dup2(pipe_hi, 3) != 3 || (body_hi >= 0 && dup2(body_hi, 4) != 4))
+    if (!child_fds(&c, fd))
         _exit(3);
     fd = 3;
-    c.bodies.fd = body_hi >= 0 ? 4 : -1;
-    close_range(5, ~0U, 0);
     memset(&h, 0, sizeof(h));
     struct meta_flat_plan *plan = NULL;
     h.rv = meta__snap_flat_plan(&c, &plan, &h.len, h.errmsg);
-    if (!write_all(fd, &h, sizeof(h)) || h.rv != 0)
-        _exit(h.rv != 0 ? 0 : 2);
-    /* the bodies: mapped and faulted in at once (page cache), so that
-     * the encode copies them instead of a pread each */
-    const void *bodies = NULL;
-    uint64_t blen = c.bodies.end;
-    struct stat st;
-    /* never map past the file's end: a read there is a SIGBUS */
-    if (c.bodies.fd >= 0 && fstat(c.bodies.fd, &st) == 0 &&
-        (uint64_t)st.st_size < blen)
-        blen = (uint64_t)st.st_size;
-    if (c.bodies.fd >= 0 && blen > 0 && blen <= SIZE_MAX) {
-        void *m = mmap(NULL, (size_t)blen, PROT_READ, MAP_SHARED | MAP_POPULATE,
-                       c.bodies.fd, 0);
-        bodies = m != MAP_FAILED ? m : NULL;
-    }
-    if (meta__snap_flat_write_fd(&c, plan, fd, bodies, blen) != 0)
+    if (h.rv != 0)
+        _exit(write_all(fd, &h, sizeof(h)) ? 0 : 2);
+    struct child_encode ce = { .f = &c, .plan = plan };
+    ce.bodies = map_bodies(&c, &ce.blen);
+    if (dir != NULL) {
+        /* file mode: the head comes once the file is in place */
+        struct meta_snapfile d = { .index = index };
+        h.rv = meta__snapfile_write(dir, &d, child_write, &ce, h.errmsg);
+        h.len = d.len;
+        h.hash = d.hash;
+        if (!write_all(fd, &h, sizeof(h)) || h.rv != 0)
+            _exit(h.rv != 0 ? 0 : 2);
+    } else if (!write_all(fd, &h, sizeof(h)) || child_write(fd, &ce) != 0) {
         _exit(2);
+    }
     /* unmapped first: dirty page-cache pages of the body file would count
      * as this process's private memory, and they are not */
-    if (bodies != NULL)
-        munmap((void *)bodies, (size_t)blen);
+    if (ce.bodies != NULL)
+        munmap((void *)ce.bodies, (size_t)ce.blen);
     uint64_t kb = private_dirty_kb();
     if (!write_all(fd, &kb, sizeof(kb)))
         _exit(2);
@@ -152,6 +194,8 @@ static _Noreturn void child_run(const struct meta_fsm *f, pid_t parent, int fd)
 /* see snapfork.h */
 int meta_snap_fork_start(struct meta_snap_fork *sf,
                          const struct meta_fsm *f,
+                         const char *dir,
+                         uint64_t index,
                          char *errmsg)
 {
     pid_t parent = getpid();
@@ -175,7 +219,7 @@ int meta_snap_fork_start(struct meta_snap_fork *sf,
     }
     if (pid == 0) {
         close(p[0]);
-        child_run(f, parent, p[1]);
+        child_run(f, parent, p[1], dir, index);
     }
     close(p[1]);
     /* a bigger pipe: fewer wakeups of the child and of the collector (the
@@ -277,6 +321,37 @@ int meta_snap_fork_collect(struct meta_snap_fork *sf,
     }
     *out = buf;
     *len = (size_t)h.len;
+    sf->private_kb = kb;
+    return 0;
+}
+
+/* see snapfork.h */
+int meta_snap_fork_collect_file(struct meta_snap_fork *sf,
+                                struct meta_snapfile *d,
+                                char *errmsg)
+{
+    struct fork_head h;
+    uint64_t kb = 0;
+
+    if (read_all(sf->fd, &h, sizeof(h)) != sizeof(h)) {
+        if (reap(sf, errmsg))
+            at_errmsg_printf(errmsg, "snapshot child wrote no header");
+        return AT_EIO;
+    }
+    if (h.rv != 0) {
+        h.errmsg[sizeof(h.errmsg) - 1] = '\0';
+        reap(sf, errmsg);
+        at_errmsg_printf(errmsg, "%s", h.errmsg);
+        return h.rv;
+    }
+    bool ok = read_all(sf->fd, &kb, sizeof(kb)) == sizeof(kb);
+    if (!reap(sf, errmsg) || !ok) {
+        if (!ok)
+            at_errmsg_printf(errmsg, "snapshot child stopped before its end");
+        return AT_EIO;
+    }
+    d->len = h.len;
+    d->hash = h.hash;
     sf->private_kb = kb;
     return 0;
 }

@@ -15,6 +15,8 @@
 #include "proto/proto.h"
 #include "raft/state.h"
 
+struct meta_snapfile;
+
 struct meta_snap_fork {
     pid_t pid; /* the child; 0 when none */
     int fd;    /* read end of its pipe; -1 when none */
@@ -23,12 +25,17 @@ struct meta_snap_fork {
     uint64_t private_kb;
 };
 
-/* On the loop thread, between applies: fork a child that encodes f.
- * Returns 0, or AT_ENOMEM / AT_EIO (pipe or fork failed: errno in errmsg;
- * the caller encodes another way). The child blocks every signal, dies
- * with its parent (PR_SET_PDEATHSIG) and never returns: it _exits. */
+/* On the loop thread, between applies: fork a child that encodes f,
+ * into the pipe (dir NULL: collect with meta_snap_fork_collect) or into
+ * the snapshot file of index in dir (snapfile.h: collect with
+ * meta_snap_fork_collect_file). Returns 0, or AT_ENOMEM / AT_EIO (pipe or
+ * fork failed: errno in errmsg; the caller encodes another way). The
+ * child blocks every signal, dies with its parent (PR_SET_PDEATHSIG) and
+ * never returns: it _exits. */
 int meta_snap_fork_start(struct meta_snap_fork *sf,
                          const struct meta_fsm *f,
+                         const char *dir,
+                         uint64_t index,
                          char *errmsg);
 
 /* Any thread, once: read the child's encoding into one buffer from alloc
@@ -43,6 +50,14 @@ int meta_snap_fork_collect(struct meta_snap_fork *sf,
                            void **out,
                            size_t *len,
                            char *errmsg);
+
+/* Any thread, once, for a child started with a dir: wait until its file
+ * is in place, then reap it; fills d's len and hash (index is the
+ * caller's). Returns 0, the child's own error (AT_ETOOBIG, AT_ENOSPC,
+ * AT_EIO: the file is not there), or AT_EIO when the child died. */
+int meta_snap_fork_collect_file(struct meta_snap_fork *sf,
+                                struct meta_snapfile *d,
+                                char *errmsg);
 
 /* Kill and reap a child not collected (no-op when none). */
 void meta_snap_fork_abort(struct meta_snap_fork *sf);

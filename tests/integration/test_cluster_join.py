@@ -4,6 +4,7 @@ becomes a standby serving every tag, also when killed -9 while installing
 the leader's snapshot; a --role standby node stays standby and
 serves reads and writes. The 100,000-tag measurement is
 tests/bench/cluster-join. Skipped while atoll has no --peer-listen."""
+import glob
 import os
 import random
 import time
@@ -61,6 +62,19 @@ class JoinLoadedClusterTest(ClusterTestCase):
         again = [x for x in c.members()["nodes"] if x["name"] == fresh.name]
         self.assertEqual(len(again), 1)
         self.assertEqual(again[0]["id"], old_id)
+        # snapshots are files of atoll's own (raft/snapfile.h): libraft
+        # keeps a descriptor, and the leader sent the file's bytes
+        for n in c.nodes[:3]:
+            files = glob.glob(os.path.join(n.data_dir, "**", "fsm-*.ats2"),
+                              recursive=True)
+            self.assertTrue(files, f"{n.name}: no snapshot file")
+            for p in glob.glob(os.path.join(n.data_dir, "**", "snapshot-*"),
+                               recursive=True):
+                self.assertLess(os.path.getsize(p), 256, p)
+        sent = [n.name for n in c.nodes[:3]
+                if "read from its file" in open(n.log_path,
+                                                errors="replace").read()]
+        self.assertTrue(sent, "no snapshot sent from a file")
         note(f"loaded {NTAGS} tags in {load_s:.1f}s; 4th node joined and "
              f"caught up in {join_s:.1f}s")
 

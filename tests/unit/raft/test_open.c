@@ -2,7 +2,9 @@
  * open, writes, reads, restarts with and without snapshots, close. */
 #include "common/compat.h"
 
+#include <dirent.h>
 #include <setjmp.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -116,6 +118,177 @@ static void test_single_node_restart(void **state)
     node_ctx_free(c);
 }
 
+/* ---- snapshot files (raft/snapfile.h) ---- */
+
+static int write_file(const char *path, const char *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        return -1;
+    size_t n = fwrite(data, 1, len, f);
+    return fclose(f) == 0 && n == len ? 0 : -1;
+}
+
+static bool file_exists_in(const char *dir, const char *name)
+{
+    char path[700];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return stat(path, &st) == 0;
+}
+
+/* The snapshot files in dir: how many, and the name of the newest. */
+static unsigned fsm_files(const char *dir, char *newest, size_t size)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    unsigned n = 0;
+    if (newest != NULL)
+        newest[0] = '\0';
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, "fsm-", 4) != 0)
+            continue;
+        n++;
+        if (newest != NULL && strcmp(de->d_name, newest) > 0)
+            snprintf(newest, size, "%s", de->d_name);
+    }
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
+/* Every snapshot of libraft's is a small file (a descriptor); returns
+ * how many there are. */
+static unsigned small_libraft_snapshots(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    unsigned n = 0;
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, "snapshot-", 9) != 0 ||
+            strstr(de->d_name, ".meta") != NULL)
+            continue;
+        char path[600];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        assert_int_equal(stat(path, &st), 0);
+        assert_true(st.st_size < 256); /* the state is in our file */
+        n++;
+    }
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
+/* fn(path) for each snapshot file (or moved-away one) in dir. */
+static void fsm_files_each(const char *dir, void (*fn)(const char *path))
+{
+    char names[8][300];
+    unsigned n = 0;
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d != NULL && (de = readdir(d)) != NULL && n < 8)
+        if (strncmp(de->d_name, "fsm-", 4) == 0)
+            snprintf(names[n++], sizeof(names[0]), "%s/%s", dir, de->d_name);
+    if (d != NULL)
+        closedir(d);
+    assert_true(n > 0);
+    for (unsigned i = 0; i < n; i++)
+        fn(names[i]);
+}
+
+static void flip_byte_100(const char *path)
+{
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    fseek(f, 100, SEEK_SET);
+    int ch = fgetc(f);
+    fseek(f, 100, SEEK_SET);
+    fputc(ch ^ 0x40, f);
+    fclose(f);
+}
+
+static void move_away(const char *path)
+{
+    char to[700];
+    snprintf(to, sizeof(to), "%s.away", path);
+    assert_int_equal(rename(path, to), 0);
+}
+
+static void move_back(const char *path)
+{
+    char to[700];
+    snprintf(to, sizeof(to), "%.*s", (int)(strlen(path) - 5), path);
+    assert_int_equal(rename(path, to), 0);
+}
+
+static const char *files_dir;
+static bool files_pruned(struct node_ctx *c)
+{
+    AT_UNUSED(c);
+    return fsm_files(files_dir, NULL, 0) <= 2 &&
+           !file_exists_in(files_dir, "fsm-0000000000000001.tmp");
+}
+
+/* meta_open on dir fails (the loop runs until the failed node is gone). */
+static void open_fails(struct node_ctx *c, const char *dir, const char *why)
+{
+    char e[AT_ERRMSG_SIZE] = "";
+    struct meta_config cfg = { .dir = dir, .id = 1, .address = "127.0.0.1:0" };
+    struct meta *m = NULL;
+    assert_int_equal(meta_open(&m, &c->loop, &cfg, e), AT_ECORRUPT);
+    assert_non_null(strstr(e, why));
+    for (int i = 0; i < 1000; i++)
+        uv_run(&c->loop, UV_RUN_NOWAIT);
+}
+
+/* Snapshots are files of our own; libraft keeps descriptors. A restart
+ * restores from the file; a damaged or missing file is refused (the node
+ * does not start on a wrong state); files libraft no longer names, and
+ * leftovers of a crash, are removed. */
+static void test_snapshot_files(void **state)
+{
+    AT_UNUSED(state);
+    struct node_ctx *c = node_ctx_new();
+    char dir[300], newest[300], path[700];
+    snprintf(dir, sizeof(dir), "%s/raft", c->tmp);
+    node_open(c, dir, 64);
+    node_write_batch(c, 0, 400);
+    snapshot_state(c, c->before, STATE_SIZE);
+    snap_dir = dir;
+    run_until(c, snapshot_on_disk);
+    files_dir = dir;
+    run_until(c, files_pruned);
+    node_close(c);
+    assert_true(small_libraft_snapshots(dir) >= 1);
+    assert_true(fsm_files(dir, newest, sizeof(newest)) >= 1);
+
+    /* leftovers: a temporary file, an old snapshot file */
+    snprintf(path, sizeof(path), "%s/fsm-0000000000000001.tmp", dir);
+    assert_int_equal(write_file(path, "x", 1), 0);
+    snprintf(path, sizeof(path), "%s/fsm-0000000000000001-%016x.ats2", dir,
+             0xabu);
+    assert_int_equal(write_file(path, "x", 1), 0);
+    node_reopen_same(c, dir, 64); /* restored from the newest file */
+    run_until(c, files_pruned);
+    assert_false(file_exists_in(dir, path + strlen(dir) + 1));
+    node_close(c);
+
+    /* a damaged file is refused (every one is damaged: libraft's newest
+     * snapshot names one of them; a snapshot taken as the node closed may
+     * be there too, newer, not stored by libraft) */
+    fsm_files_each(dir, flip_byte_100);
+    open_fails(c, dir, "raft start");
+    fsm_files_each(dir, flip_byte_100);
+    /* a missing one too */
+    fsm_files_each(dir, move_away);
+    open_fails(c, dir, "raft start");
+    fsm_files_each(dir, move_back);
+    node_reopen_same(c, dir, 64);
+    node_close(c);
+    node_ctx_free(c);
+}
+
 /* Several appends in flight at close. libraft 0.15's uv io cancels every
  * append still pending at close, and the leader's append callback, given a
  * failure, truncates the log from its index: with two pending, the second
@@ -152,6 +325,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_single_node_restart),
         cmocka_unit_test(test_close_with_appends_pending),
+        cmocka_unit_test(test_snapshot_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

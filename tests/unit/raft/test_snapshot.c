@@ -147,7 +147,7 @@ static void test_snapfork_isolated(void **state)
     build_state(&f);
     assert_int_equal(node_up_raw(&f), 0);
     assert_int_equal(meta_fsm_snapshot(&f, NULL, &want, &wlen, e), 0);
-    assert_int_equal(meta_snap_fork_start(&sf, &f, e), 0);
+    assert_int_equal(meta_snap_fork_start(&sf, &f, NULL, 0, e), 0);
     assert_true(sf.pid > 0);
     assert_int_equal(del_mf(&f, "x1", "lib/a", "index"), META_OK);
     assert_int_equal(put_mf(&f, "x4", "lib/d", "", "t", NULL, 0, NULL, 0, NULL),
@@ -176,7 +176,7 @@ static void test_snapfork_child_dies(void **state)
     AT_UNUSED(state);
     meta_fsm_init(&f, 4);
     build_state(&f);
-    assert_int_equal(meta_snap_fork_start(&sf, &f, e), 0);
+    assert_int_equal(meta_snap_fork_start(&sf, &f, NULL, 0, e), 0);
     kill(sf.pid, SIGKILL);
     /* it may have written it all already: then collect succeeds */
     int rv = meta_snap_fork_collect(&sf, NULL, NULL, &got, &glen, e);
@@ -189,7 +189,7 @@ static void test_snapfork_child_dies(void **state)
         assert_non_null(strstr(e, "snapshot child"));
     }
     assert_int_equal(sf.pid, 0);
-    assert_int_equal(meta_snap_fork_start(&sf, &f, e), 0);
+    assert_int_equal(meta_snap_fork_start(&sf, &f, NULL, 0, e), 0);
     pid = sf.pid;
     meta_snap_fork_abort(&sf);
     assert_int_equal(sf.pid, 0);
@@ -254,7 +254,7 @@ static void test_bodies_off_heap(void **state)
     assert_int_equal(wlen, glen);
     assert_memory_equal(want, got, wlen);
     free(got);
-    assert_int_equal(meta_snap_fork_start(&sf, &f, e), 0);
+    assert_int_equal(meta_snap_fork_start(&sf, &f, NULL, 0, e), 0);
     assert_int_equal(del_mf(&f, "x1", "lib/a", "index"), META_OK);
     assert_int_equal(f.bodies.dead, 5);
     assert_int_equal(meta_snap_fork_collect(&sf, NULL, NULL, &got, &glen, e),
@@ -288,7 +288,7 @@ static void test_bodies_off_heap(void **state)
     assert_null(got);
     assert_non_null(strstr(e, "manifest body"));
     /* in a forked child too: it stops, and nothing is handed over */
-    assert_int_equal(meta_snap_fork_start(&sf, &g, e), 0);
+    assert_int_equal(meta_snap_fork_start(&sf, &g, NULL, 0, e), 0);
     assert_int_equal(meta_snap_fork_collect(&sf, NULL, NULL, &got, &glen, e),
                      AT_EIO);
     assert_null(got);

@@ -1,0 +1,83 @@
+/* Snapshot files of our own (snapfile.c): the FSM's snapshot is a file in
+ * the raft dir, and libraft's snapshot holds only a descriptor of it.
+ *
+ * libraft 0.15 keeps a snapshot as one buffer: it reads the whole file
+ * into memory at start (then we decode it: both at once in RAM), holds
+ * the whole encoding while it writes it, and sends it whole to a node
+ * that fell behind (notes: raft-0.15 pitfalls 11 and 12). At a million
+ * tags that is 800 MB of heap each time. So the snapshot child
+ * (snapfork.c) writes the ATS2 encoding (snapflat.c) into
+ *     <raft dir>/fsm-<index>-<hash>.ats2
+ * (a temporary name, fsync, rename, fsync of the dir: a crash leaves the
+ * old file or the new one, never half of one), and libraft stores a
+ * 32-byte descriptor naming it: magic "ATSF", version, the raft index the
+ * state is at, the file's length and a hash of its bytes. The name is
+ * made from the numbers, never read from the wire, so a descriptor from a
+ * peer cannot name any other path. A restore maps the file; the leader
+ * sending a snapshot to a node sends the file's bytes (guard.c expands
+ * the descriptor), so the receiver restores them as any snapshot.
+ *
+ * A file lives while a snapshot of libraft's names it: after each
+ * snapshot (and at start) the others are removed (prune). Older buffers
+ * (ATS1, ATS2 whole in libraft's file) still restore. */
+#ifndef META_SNAPFILE_H
+#define META_SNAPFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define META_SNAPFILE_DESC_LEN  32
+#define META_SNAPFILE_NAME_SIZE 64
+
+struct meta_snapfile {
+    uint64_t index; /* the raft index the state is at */
+    uint64_t len;   /* bytes of the file (an ATS2 encoding) */
+    uint64_t hash;  /* meta__snapfile_hash of them */
+};
+
+/* The file's name in the raft dir ("fsm-<index>-<hash>.ats2", hex). */
+void meta__snapfile_name(const struct meta_snapfile *d,
+                         char out[META_SNAPFILE_NAME_SIZE]);
+
+/* The descriptor libraft stores, META_SNAPFILE_DESC_LEN bytes. */
+void meta__snapfile_desc_encode(const struct meta_snapfile *d, uint8_t *out);
+
+/* Is buf (len bytes) a descriptor? Fills d when it is. */
+bool meta__snapfile_desc_decode(const void *buf,
+                                size_t len,
+                                struct meta_snapfile *d);
+
+/* A fast 64-bit hash of n bytes (not cryptographic: it catches a torn or
+ * damaged file, or a transfer gone wrong). */
+uint64_t meta__snapfile_hash(const void *p, size_t n);
+
+/* In the snapshot child: call write(fd, data) to write the encoding into
+ * a temporary file of dir, then make it d's file (d->index given; len and
+ * hash filled): fsync, hash, rename, fsync of dir. 0, or an AT_E* with
+ * errmsg said; the temporary file is gone on failure. */
+int meta__snapfile_write(const char *dir,
+                         struct meta_snapfile *d,
+                         int (*write)(int fd, void *data),
+                         void *data,
+                         char *errmsg);
+
+/* d's file in dir, mapped read-only after its length and hash are
+ * checked: 0 with *p, or AT_ENOTFOUND / AT_ECORRUPT / AT_EIO with errmsg
+ * said. Unmap with meta__snapfile_unmap. */
+int meta__snapfile_map(const char *dir,
+                       const struct meta_snapfile *d,
+                       const void **p,
+                       char *errmsg);
+void meta__snapfile_unmap(const void *p, const struct meta_snapfile *d);
+
+/* Remove the files (and leftover temporary files) in dir whose index no
+ * snapshot of libraft's has (its "snapshot-<term>-<index>-<ms>.meta"
+ * files) and is below the newest of those: a file above it is one on its
+ * way to libraft (written, its descriptor not stored yet) and stays.
+ * Returns how many were removed; errors are logged, never fatal (a file
+ * left is removed next time). Blocking (unlink of a big file): call it
+ * off the loop. */
+unsigned meta__snapfile_prune(const char *dir);
+
+#endif /* META_SNAPFILE_H */
