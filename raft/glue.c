@@ -8,11 +8,10 @@
 #include <time.h>
 #include <uv.h>
 
-#include <pthread.h>
-
 #include "raft/glue.h"
 
 #include "raft/fsm.h"
+#include "raft/heap.h"
 #include "raft/snapfile.h"
 #include "raft/snapshot.h"
 
@@ -176,34 +175,11 @@ static int glue_snapshot_async(struct raft_fsm *iface,
     return rv;
 }
 
-/* Run fn(p) on a detached thread, or inline when none can be started. */
-static void off_loop(void *(*fn)(void *), void *p)
-{
-    pthread_attr_t attr;
-    pthread_t t;
-    bool started = false;
-
-    if (pthread_attr_init(&attr) == 0) {
-        started =
-            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
-            pthread_create(&t, &attr, fn, p) == 0;
-        pthread_attr_destroy(&attr);
-    }
-    if (!started)
-        fn(p);
-}
-
-static void *free_thread(void *p)
-{
-    raft_free(p);
-    return NULL;
-}
-
-/* Free a snapshot's buffer off the loop: returning hundreds of MB to the
- * kernel (munmap) took 30-100 ms here, a stall for every request. */
+/* Free a snapshot's buffer: libraft's heap gives a big one back off the
+ * loop (heap.h). */
 static void free_off_loop(void *p)
 {
-    off_loop(free_thread, p);
+    raft_free(p);
 }
 
 struct unmap_job {
@@ -225,7 +201,7 @@ static void unmap_off_loop(const void *p, const struct meta_snapfile *d)
     struct unmap_job *u = at_malloc(sizeof(*u));
     u->p = p;
     u->d = *d;
-    off_loop(unmap_thread, u);
+    meta__off_loop(unmap_thread, u);
 }
 
 static void *prune_thread(void *p)
@@ -242,7 +218,7 @@ static void *prune_thread(void *p)
 void meta__glue_prune(const struct meta_fsm_glue *g)
 {
     if (g->snap_dir != NULL)
-        off_loop(prune_thread, at_strdup(g->snap_dir));
+        meta__off_loop(prune_thread, at_strdup(g->snap_dir));
 }
 
 static int glue_snapshot_finalize(struct raft_fsm *iface,

@@ -20,6 +20,7 @@
 #define AT_LOG_COMP "raft"
 
 #include "raft/autopilot.h"
+#include "raft/heap.h"
 #include "raft/internal.h"
 #include "raft/member.h"
 #include "raft/nodes.h"
@@ -417,6 +418,7 @@ static int raft_setup(struct meta *m,
                       const struct meta_config *cfg,
                       char *errmsg)
 {
+    meta__heap_install(); /* big frees off the loop (heap.h) */
     int rv = raft_uv_init(&m->io, m->loop, cfg->dir, &m->transport.t);
     if (rv != 0) {
         at_errmsg_printf(errmsg, "raft io '%s': %s", cfg->dir,

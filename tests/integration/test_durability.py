@@ -243,16 +243,28 @@ class DurabilityTest(harness.TestCase):
             p.join(30)
             self.assertTrue(p.acked, f"nothing pushed: {p.error}")
         before = after = 0
+        def log_since(mark):
+            with open(n.log_path, errors="replace") as f:
+                f.seek(mark)
+                return f.read()
+
         for rnd in range(8):
             n.kill()
             mark = os.path.getsize(n.log_path)
             n.start(wait=False)
-            time.sleep(random.uniform(0.005, 0.3) if rnd > 1
-                       else (0.005, 0.4)[rnd])
+            if rnd % 2 == 0:
+                time.sleep(random.uniform(0.005, 0.3) if rnd else 0.005)
+            else:
+                # after the restore, during the log tail or just after: the
+                # moment is found in the log (a slow build, ASan, restores
+                # later than any fixed delay)
+                end = time.time() + 30
+                while (time.time() < end and n.alive() and
+                       "restored a snapshot" not in log_since(mark)):
+                    time.sleep(0.002)
+                time.sleep(random.uniform(0, 0.1))
             n.kill()
-            with open(n.log_path, errors="replace") as f:
-                f.seek(mark)
-                run = f.read()
+            run = log_since(mark)
             if "restored a snapshot" in run:
                 after += 1
             else:
