@@ -55,6 +55,8 @@ static int collect_file(struct meta_fsm_glue *g,
 {
     struct meta_snapfile d = { .index = g->job_index };
     int rv = meta_snap_fork_collect_file(&g->child, &d, errmsg);
+    if (rv == 0) /* the child is gone: the sync costs no copy-on-write */
+        rv = meta__snapfile_commit(g->snap_dir, &d, errmsg);
     if (rv != 0)
         return rv;
     *base = raft_malloc(META_SNAPFILE_DESC_LEN);

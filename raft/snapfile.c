@@ -1,9 +1,10 @@
 /* Snapshot files of our own. See snapfile.h.
  *
- * Happy path: the child writes the encoding into fsm-<index>.tmp, fsyncs
- * it, hashes it through a read-only map, renames it to its final name and
- * fsyncs the dir; libraft stores the descriptor; a restore maps the file
- * and checks length and hash before the decoder sees a byte.
+ * Happy path: the child writes the encoding into fsm-<index>.tmp, hashing
+ * each buffer as it goes, and exits; the pool fsyncs the file, renames it
+ * to its final name and fsyncs the dir; libraft stores the descriptor; a
+ * restore maps the file and checks length and hash before the decoder
+ * sees a byte.
  *
  * Failure modes: a write, fsync or rename that fails removes the
  * temporary file and says why (the snapshot fails, raft retries later);
@@ -111,26 +112,20 @@ static inline uint64_t word(const uint8_t *p)
     return v;
 }
 
-/* see snapfile.h */
-uint64_t meta__snapfile_hash(const void *p, size_t n)
+static uint64_t finish(const uint64_t lane[4],
+                       uint64_t n,
+                       const uint8_t *c,
+                       size_t rest)
 {
-    const uint8_t *c = p;
-    uint64_t l0 = K1, l1 = K2, l2 = ~K1, l3 = ~K2;
+    uint64_t h = n * K1;
+    h = (h ^ mix(0, lane[0])) * K1 + K2;
+    h = (rotl(h, 7) ^ mix(0, lane[1])) * K1 + K2;
+    h = (rotl(h, 12) ^ mix(0, lane[2])) * K1 + K2;
+    h = (rotl(h, 18) ^ mix(0, lane[3])) * K1 + K2;
     size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        l0 = mix(l0, word(c + i));
-        l1 = mix(l1, word(c + i + 8));
-        l2 = mix(l2, word(c + i + 16));
-        l3 = mix(l3, word(c + i + 24));
-    }
-    uint64_t h = (uint64_t)n * K1;
-    h = (h ^ mix(0, l0)) * K1 + K2;
-    h = (rotl(h, 7) ^ mix(0, l1)) * K1 + K2;
-    h = (rotl(h, 12) ^ mix(0, l2)) * K1 + K2;
-    h = (rotl(h, 18) ^ mix(0, l3)) * K1 + K2;
-    for (; i + 8 <= n; i += 8)
+    for (; i + 8 <= rest; i += 8)
         h = rotl(h ^ mix(0, word(c + i)), 27) * K1 + K2;
-    for (; i < n; i++)
+    for (; i < rest; i++)
         h = rotl(h ^ ((uint64_t)c[i] * K1), 11) * K2;
     h ^= h >> 33;
     h *= K2;
@@ -138,6 +133,66 @@ uint64_t meta__snapfile_hash(const void *p, size_t n)
     h *= K1;
     h ^= h >> 32;
     return h;
+}
+
+static void blocks(uint64_t lane[4], const uint8_t *c, size_t n)
+{
+    uint64_t l0 = lane[0], l1 = lane[1], l2 = lane[2], l3 = lane[3];
+    for (size_t i = 0; i + 32 <= n; i += 32) {
+        l0 = mix(l0, word(c + i));
+        l1 = mix(l1, word(c + i + 8));
+        l2 = mix(l2, word(c + i + 16));
+        l3 = mix(l3, word(c + i + 24));
+    }
+    lane[0] = l0;
+    lane[1] = l1;
+    lane[2] = l2;
+    lane[3] = l3;
+}
+
+/* see snapfile.h */
+void meta__snaphash_init(struct meta_snaphash *h)
+{
+    memset(h, 0, sizeof(*h));
+    h->lane[0] = K1;
+    h->lane[1] = K2;
+    h->lane[2] = ~K1;
+    h->lane[3] = ~K2;
+}
+
+/* see snapfile.h */
+void meta__snaphash_update(struct meta_snaphash *h, const void *p, size_t n)
+{
+    const uint8_t *c = p;
+    size_t have = (size_t)(h->n % 32);
+    h->n += n;
+    if (have > 0) {
+        size_t take = 32 - have < n ? 32 - have : n;
+        memcpy(h->tail + have, c, take);
+        c += take;
+        n -= take;
+        if (have + take < 32)
+            return;
+        blocks(h->lane, h->tail, 32);
+    }
+    size_t whole = n - n % 32;
+    blocks(h->lane, c, whole);
+    memcpy(h->tail, c + whole, n - whole);
+}
+
+/* see snapfile.h */
+uint64_t meta__snaphash_final(const struct meta_snaphash *h)
+{
+    return finish(h->lane, h->n, h->tail, (size_t)(h->n % 32));
+}
+
+/* see snapfile.h */
+uint64_t meta__snapfile_hash(const void *p, size_t n)
+{
+    uint64_t lane[4] = { K1, K2, ~K1, ~K2 };
+    size_t whole = n - n % 32;
+    blocks(lane, p, whole);
+    return finish(lane, n, (const uint8_t *)p + whole, n - whole);
 }
 
 /* ---- the child's write ---- */
@@ -152,69 +207,78 @@ static int fsync_dir(const char *dir)
     return rv;
 }
 
-/* The hash of fd's len bytes, read through a map (page cache: the bytes
- * were just written). */
-static int hash_fd(int fd, uint64_t len, uint64_t *hash)
+static void tmp_path(const char *dir, uint64_t index, char *out, size_t size)
 {
-    if (len == 0 || len > SIZE_MAX)
-        return -1;
-    void *m = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, fd, 0);
-    if (m == MAP_FAILED)
-        return -1;
-    (void)madvise(m, (size_t)len, MADV_SEQUENTIAL);
-    *hash = meta__snapfile_hash(m, (size_t)len);
-    munmap(m, (size_t)len);
+    snprintf(out, size, "%s/fsm-%016" PRIx64 ".tmp", dir, index);
+}
+
+/* see snapfile.h */
+int meta__snapfile_create(const char *dir,
+                          struct meta_snapfile *d,
+                          int (*write)(int fd, void *data, uint64_t *hash),
+                          void *data,
+                          char *errmsg)
+{
+    char tmp[PATH_SIZE];
+    struct stat st;
+
+    tmp_path(dir, d->index, tmp, sizeof(tmp));
+    int fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = errno;
+        at_errmsg_printf(errmsg, "snapshot file '%s': open: %s", tmp,
+                         strerror(e));
+        return e == ENOSPC ? AT_ENOSPC : AT_EIO;
+    }
+    int rv = write(fd, data, &d->hash);
+    if (rv == 0 && fstat(fd, &st) != 0)
+        rv = AT_EIO;
+    if (close(fd) != 0 && rv == 0)
+        rv = AT_EIO;
+    if (rv != 0) {
+        unlink(tmp);
+        at_errmsg_printf(errmsg, "snapshot file '%s': %s", tmp,
+                         rv == AT_ENOSPC ? "no space left" : "write failed");
+        return rv;
+    }
+    d->len = (uint64_t)st.st_size;
     return 0;
 }
 
 /* see snapfile.h */
-int meta__snapfile_write(const char *dir,
-                         struct meta_snapfile *d,
-                         int (*write)(int fd, void *data),
-                         void *data,
-                         char *errmsg)
+int meta__snapfile_commit(const char *dir,
+                          const struct meta_snapfile *d,
+                          char *errmsg)
 {
     char tmp[PATH_SIZE], final[PATH_SIZE], name[META_SNAPFILE_NAME_SIZE];
-    struct stat st;
     const char *step = "open";
-    int rv = AT_EIO;
 
-    snprintf(tmp, sizeof(tmp), "%s/fsm-%016" PRIx64 ".tmp", dir, d->index);
-    int fd = open(tmp, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        at_errmsg_printf(errmsg, "snapshot file '%s': open: %s", tmp,
-                         strerror(errno));
-        return errno == ENOSPC ? AT_ENOSPC : AT_EIO;
-    }
-    rv = write(fd, data);
-    step = "write";
-    if (rv == 0) {
-        rv = AT_EIO;
+    tmp_path(dir, d->index, tmp, sizeof(tmp));
+    meta__snapfile_name(d, name);
+    snprintf(final, sizeof(final), "%s/%s", dir, name);
+    int fd = open(tmp, O_RDWR | O_CLOEXEC);
+    bool ok = fd >= 0;
+    if (ok) {
         step = "fsync";
-        if (fsync(fd) == 0 && fstat(fd, &st) == 0) {
-            step = "hash";
-            d->len = (uint64_t)st.st_size;
-            if (hash_fd(fd, d->len, &d->hash) == 0)
-                rv = 0;
-        }
+        ok = fsync(fd) == 0;
+        close(fd);
     }
-    int err = errno;
-    close(fd);
-    if (rv == 0) {
-        meta__snapfile_name(d, name);
-        snprintf(final, sizeof(final), "%s/%s", dir, name);
+    if (ok) {
         step = "rename";
-        if (rename(tmp, final) != 0 || fsync_dir(dir) != 0) {
-            err = errno;
-            rv = AT_EIO;
-        }
+        ok = rename(tmp, final) == 0;
     }
-    if (rv != 0) {
+    if (ok) {
+        step = "fsync of the dir";
+        ok = fsync_dir(dir) == 0;
+    }
+    if (!ok) {
+        int e = errno;
         unlink(tmp);
-        at_errmsg_printf(errmsg, "snapshot file '%s': %s failed%s%s", tmp, step,
-                         err != 0 ? ": " : "", err != 0 ? strerror(err) : "");
+        at_errmsg_printf(errmsg, "snapshot file '%s': %s: %s", tmp, step,
+                         strerror(e));
+        return AT_EIO;
     }
-    return rv;
+    return 0;
 }
 
 /* ---- restore ---- */

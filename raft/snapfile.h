@@ -52,15 +52,34 @@ bool meta__snapfile_desc_decode(const void *buf,
  * damaged file, or a transfer gone wrong). */
 uint64_t meta__snapfile_hash(const void *p, size_t n);
 
-/* In the snapshot child: call write(fd, data) to write the encoding into
- * a temporary file of dir, then make it d's file (d->index given; len and
- * hash filled): fsync, hash, rename, fsync of dir. 0, or an AT_E* with
- * errmsg said; the temporary file is gone on failure. */
-int meta__snapfile_write(const char *dir,
-                         struct meta_snapfile *d,
-                         int (*write)(int fd, void *data),
-                         void *data,
-                         char *errmsg);
+/* The same hash, fed in pieces of any size: init, update..., final gives
+ * meta__snapfile_hash of the concatenation. */
+struct meta_snaphash {
+    uint64_t lane[4];
+    uint64_t n;       /* bytes fed */
+    uint8_t tail[32]; /* the last n % 32 bytes, not in a lane yet */
+};
+void meta__snaphash_init(struct meta_snaphash *h);
+void meta__snaphash_update(struct meta_snaphash *h, const void *p, size_t n);
+uint64_t meta__snaphash_final(const struct meta_snaphash *h);
+
+/* In the snapshot child: write(fd, data, &hash) writes the encoding into
+ * the temporary file of d->index in dir and hashes it; d's len and hash
+ * are filled. Not synced: meta__snapfile_commit does that, after the child
+ * (whose life is the parent's copy-on-write time) is gone. 0, or an AT_E*
+ * with errmsg said; the temporary file is gone on failure. */
+int meta__snapfile_create(const char *dir,
+                          struct meta_snapfile *d,
+                          int (*write)(int fd, void *data, uint64_t *hash),
+                          void *data,
+                          char *errmsg);
+
+/* Make the temporary file of d->index in dir d's file: fsync, rename,
+ * fsync of dir. 0, or AT_EIO with errmsg said (the temporary file is
+ * removed). */
+int meta__snapfile_commit(const char *dir,
+                          const struct meta_snapfile *d,
+                          char *errmsg);
 
 /* d's file in dir, mapped read-only after its length and hash are
  * checked: 0 with *p, or AT_ENOTFOUND / AT_ECORRUPT / AT_EIO with errmsg

@@ -35,6 +35,8 @@
 
 #include "raft/snapjob.h"
 
+#include "raft/snapfile.h"
+
 #include <errno.h>
 #include <unistd.h>
 
@@ -590,11 +592,14 @@ struct sink {
     const uint8_t *bodies;
     uint64_t bodies_len;
     uint8_t *scratch;
+    struct meta_snaphash *hash; /* fd: what is written is hashed (or NULL) */
 };
 
 static void sink_flush(struct sink *k)
 {
     size_t done = 0;
+    if (k->hash != NULL && k->rv == 0)
+        meta__snaphash_update(k->hash, k->buf, k->n);
     while (k->rv == 0 && done < k->n) {
         ssize_t w = write(k->fd, k->buf + done, k->n - done);
         if (w < 0 && errno == EINTR)
@@ -802,10 +807,16 @@ int meta__snap_flat_write_fd(const struct meta_fsm *f,
                              const struct meta_flat_plan *pl,
                              int fd,
                              const void *bodies,
-                             uint64_t bodies_len)
+                             uint64_t bodies_len,
+                             uint64_t *hash)
 {
     struct sink k;
+    struct meta_snaphash h;
     memset(&k, 0, sizeof(k));
+    if (hash != NULL) {
+        meta__snaphash_init(&h);
+        k.hash = &h;
+    }
     k.fd = fd;
     k.size = (size_t)1 << 20;
     k.buf = at_malloc(k.size);
@@ -815,6 +826,8 @@ int meta__snap_flat_write_fd(const struct meta_fsm *f,
     if (rv == 0)
         sink_flush(&k);
     rv = k.rv;
+    if (hash != NULL && rv == 0)
+        *hash = meta__snaphash_final(&h);
     at_free(k.buf);
     at_free(k.scratch);
     return rv;

@@ -4,8 +4,11 @@
  *   struct fork_head { uint64_t len, hash; int32_t rv; char errmsg[...]; }
  *   len bytes (ATS2, snapflat.c), then uint64_t private_kb
  * In file mode (a dir given) the encoding goes into a snapshot file
- * (snapfile.h) instead, and the header comes once the file is in place,
- * with its length and hash; the pipe carries no encoding.
+ * (snapfile.h: the temporary one, hashed as it is written) instead, and
+ * the header comes once it is written, with its length and hash; the
+ * pipe carries no encoding. The parent syncs and renames the file after
+ * the child is gone: the child's life is the time the parent's writes
+ * copy pages, so it does not wait for the disk.
  * rv != 0: the child could not plan the encoding (errmsg says why) and
  * nothing follows. The child plans first (the sizes of every section: one
  * pass over the state), announces the length, then writes the sections
@@ -123,10 +126,11 @@ struct child_encode {
     uint64_t blen;
 };
 
-static int child_write(int fd, void *data)
+static int child_write(int fd, void *data, uint64_t *hash)
 {
     struct child_encode *ce = data;
-    return meta__snap_flat_write_fd(ce->f, ce->plan, fd, ce->bodies, ce->blen);
+    return meta__snap_flat_write_fd(ce->f, ce->plan, fd, ce->bodies, ce->blen,
+                                    hash);
 }
 
 /* Keep only stdio, the pipe (as 3) and the body file (as 4): an inherited
@@ -171,14 +175,16 @@ static _Noreturn void child_run(const struct meta_fsm *f,
     struct child_encode ce = { .f = &c, .plan = plan };
     ce.bodies = map_bodies(&c, &ce.blen);
     if (dir != NULL) {
-        /* file mode: the head comes once the file is in place */
+        /* file mode: the head comes once the file is written (the parent
+         * syncs it, after this process is gone) */
         struct meta_snapfile d = { .index = index };
-        h.rv = meta__snapfile_write(dir, &d, child_write, &ce, h.errmsg);
+        h.rv = meta__snapfile_create(dir, &d, child_write, &ce, h.errmsg);
         h.len = d.len;
         h.hash = d.hash;
         if (!write_all(fd, &h, sizeof(h)) || h.rv != 0)
             _exit(h.rv != 0 ? 0 : 2);
-    } else if (!write_all(fd, &h, sizeof(h)) || child_write(fd, &ce) != 0) {
+    } else if (!write_all(fd, &h, sizeof(h)) ||
+               child_write(fd, &ce, NULL) != 0) {
         _exit(2);
     }
     /* unmapped first: dirty page-cache pages of the body file would count

@@ -51,10 +51,11 @@ int meta_snap_fork_collect(struct meta_snap_fork *sf,
                            size_t *len,
                            char *errmsg);
 
-/* Any thread, once, for a child started with a dir: wait until its file
- * is in place, then reap it; fills d's len and hash (index is the
- * caller's). Returns 0, the child's own error (AT_ETOOBIG, AT_ENOSPC,
- * AT_EIO: the file is not there), or AT_EIO when the child died. */
+/* Any thread, once, for a child started with a dir: wait until it wrote
+ * its file (the temporary one: commit it with meta__snapfile_commit),
+ * then reap it; fills d's len and hash (index is the caller's). Returns
+ * 0, the child's own error (AT_ETOOBIG, AT_ENOSPC, AT_EIO: no file), or
+ * AT_EIO when the child died. */
 int meta_snap_fork_collect_file(struct meta_snap_fork *sf,
                                 struct meta_snapfile *d,
                                 char *errmsg);

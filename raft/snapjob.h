@@ -126,13 +126,15 @@ int meta__snap_flat_plan(const struct meta_fsm *f,
 void meta__snap_flat_plan_free(struct meta_flat_plan *pl);
 /* Write the planned encoding of f (unchanged since the plan) to fd through
  * a 1 MiB buffer; manifest bodies from bodies (a map of f's body file of
- * bodies_len bytes; NULL: read them). 0, or AT_EIO (a write or a body
+ * bodies_len bytes; NULL: read them); *hash (hash NULL: none) gets
+ * meta__snapfile_hash of what was written. 0, or AT_EIO (a write or a body
  * read failed). */
 int meta__snap_flat_write_fd(const struct meta_fsm *f,
                              const struct meta_flat_plan *pl,
                              int fd,
                              const void *bodies,
-                             uint64_t bodies_len);
+                             uint64_t bodies_len,
+                             uint64_t *hash);
 /* Does buf start like an ATS2 snapshot? */
 bool meta__snap_is_flat(const void *buf, size_t len);
 /* Check an ATS2 snapshot and load its repositories, manifests and blobs

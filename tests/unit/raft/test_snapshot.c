@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "raft/snapfile.h"
 #include "raft/snapfork.h"
 #include "raft/snapjob.h"
 #include "raft/snapshot.h"
@@ -161,6 +162,111 @@ static void test_snapfork_isolated(void **state)
     assert_memory_equal(want, got, wlen);
     free(want);
     free(got);
+}
+
+/* File mode (raft/snapfile.h): the child writes the same bytes into the
+ * temporary file, hashed as written; commit names it; the map checks
+ * length and hash; a child killed early leaves no file to commit. */
+static void test_snapfork_file(void **state)
+{
+    struct meta_fsm f;
+    struct meta_snap_fork sf;
+    char e[AT_ERRMSG_SIZE], dir[] = "/tmp/atoll-snapfile-XXXXXX";
+    void *want;
+    size_t wlen;
+    const void *p;
+    AT_UNUSED(state);
+    assert_non_null(mkdtemp(dir));
+    meta_fsm_init(&f, 4);
+    build_state(&f);
+    assert_int_equal(meta_fsm_snapshot(&f, NULL, &want, &wlen, e), 0);
+    assert_int_equal(meta_snap_fork_start(&sf, &f, dir, 77, e), 0);
+    struct meta_snapfile d = { .index = 77 };
+    assert_int_equal(meta_snap_fork_collect_file(&sf, &d, e), 0);
+    assert_int_equal(sf.pid, 0);
+    assert_int_equal(d.len, wlen);
+    assert_true(d.hash == meta__snapfile_hash(want, wlen));
+    /* not there under its name until committed */
+    assert_int_equal(meta__snapfile_map(dir, &d, &p, e), AT_ENOTFOUND);
+    assert_int_equal(meta__snapfile_commit(dir, &d, e), 0);
+    assert_int_equal(meta__snapfile_map(dir, &d, &p, e), 0);
+    assert_memory_equal(p, want, wlen);
+    meta__snapfile_unmap(p, &d);
+    /* a descriptor of another length or hash is refused */
+    struct meta_snapfile bad = d;
+    bad.len++; /* the same name: only the length differs */
+    assert_int_equal(meta__snapfile_map(dir, &bad, &p, e), AT_ECORRUPT);
+    assert_non_null(strstr(e, "descriptor says"));
+    bad = d;
+    bad.hash++; /* the same bytes under the other hash's name */
+    char name[META_SNAPFILE_NAME_SIZE], from[600], to[600];
+    meta__snapfile_name(&d, name);
+    snprintf(from, sizeof(from), "%s/%s", dir, name);
+    meta__snapfile_name(&bad, name);
+    snprintf(to, sizeof(to), "%s/%s", dir, name);
+    assert_int_equal(link(from, to), 0);
+    assert_int_equal(meta__snapfile_map(dir, &bad, &p, e), AT_ECORRUPT);
+    assert_non_null(strstr(e, "hash mismatch"));
+    /* no libraft snapshot names them: above nothing, so they stay */
+    assert_int_equal(meta__snapfile_prune(dir), 0);
+    /* libraft's newest is above them: they go */
+    snprintf(to, sizeof(to), "%s/snapshot-1-100-5.meta", dir);
+    assert_int_equal(close(open(to, O_CREAT | O_WRONLY, 0600)), 0);
+    assert_int_equal(meta__snapfile_prune(dir), 2);
+    assert_int_equal(meta__snapfile_prune(dir), 0);
+    unlink(to);
+    /* a child killed before its end: nothing to commit */
+    assert_int_equal(meta_snap_fork_start(&sf, &f, dir, 78, e), 0);
+    kill(sf.pid, SIGKILL);
+    struct meta_snapfile d2 = { .index = 78 };
+    if (meta_snap_fork_collect_file(&sf, &d2, e) != 0)
+        assert_int_equal(meta__snapfile_commit(dir, &d2, e), AT_EIO);
+    meta_fsm_release(&f);
+    free(want);
+    rm_rf(dir);
+}
+
+/* The hash fed in pieces equals the hash of the whole; the descriptor
+ * round-trips and nothing else passes for one. */
+static void test_snapfile_hash_and_descriptor(void **state)
+{
+    AT_UNUSED(state);
+    uint8_t buf[1000];
+    for (size_t i = 0; i < sizeof(buf); i++)
+        buf[i] = (uint8_t)(i * 131 + 7);
+    for (size_t n = 0; n <= sizeof(buf); n += 37) {
+        uint64_t want = meta__snapfile_hash(buf, n);
+        for (size_t cut = 1; cut <= 70; cut += 3) {
+            struct meta_snaphash h;
+            meta__snaphash_init(&h);
+            for (size_t at = 0; at < n; at += cut)
+                meta__snaphash_update(&h, buf + at,
+                                      n - at < cut ? n - at : cut);
+            assert_true(meta__snaphash_final(&h) == want);
+        }
+    }
+    assert_true(meta__snapfile_hash(buf, 64) != meta__snapfile_hash(buf, 63));
+    buf[5] ^= 1;
+    uint64_t flipped = meta__snapfile_hash(buf, 64);
+    buf[5] ^= 1;
+    assert_true(flipped != meta__snapfile_hash(buf, 64));
+
+    struct meta_snapfile d = { .index = 5, .len = 1234, .hash = 0xabcdefULL };
+    struct meta_snapfile got;
+    uint8_t desc[META_SNAPFILE_DESC_LEN];
+    meta__snapfile_desc_encode(&d, desc);
+    assert_true(meta__snapfile_desc_decode(desc, sizeof(desc), &got));
+    assert_true(got.index == 5 && got.len == 1234 && got.hash == 0xabcdefULL);
+    assert_false(meta__snapfile_desc_decode(desc, sizeof(desc) - 1, &got));
+    desc[4] = 2; /* another version */
+    assert_false(meta__snapfile_desc_decode(desc, sizeof(desc), &got));
+    desc[4] = 1;
+    desc[0] = 'B';
+    assert_false(meta__snapfile_desc_decode(desc, sizeof(desc), &got));
+    d.len = 0;
+    meta__snapfile_desc_encode(&d, desc);
+    assert_false(meta__snapfile_desc_decode(desc, sizeof(desc), &got));
+    assert_false(meta__snapfile_desc_decode("ATS2", 4, &got));
 }
 
 /* A child that dies before it wrote everything: AT_EIO, nothing handed
@@ -464,6 +570,8 @@ int main(void)
         cmocka_unit_test(test_snapshot_job_isolated),
         cmocka_unit_test(test_snapfork_isolated),
         cmocka_unit_test(test_snapfork_child_dies),
+        cmocka_unit_test(test_snapfork_file),
+        cmocka_unit_test(test_snapfile_hash_and_descriptor),
         cmocka_unit_test(test_bodies_off_heap),
         cmocka_unit_test(test_bodies_write_fails),
         cmocka_unit_test(test_snapshot_big_annotations),
