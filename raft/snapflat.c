@@ -170,11 +170,12 @@ int meta__snap_flat_encode(const struct meta_snap_job *j,
     h.ndigests = j->digests.len;
     h.arena = j->bulk_arena;
     uint64_t total = head_total(&h);
-    if (total > PROTO_SNAPSHOT_MAX) {
+    if (total > META_SNAP_FLAT_MAX || total > SIZE_MAX) {
         free(rest);
         at_errmsg_printf(errmsg,
-                         "snapshot of %" PRIu64 " bytes over the limit (%u)",
-                         total, PROTO_SNAPSHOT_MAX);
+                         "snapshot of %" PRIu64
+                         " bytes over the limit (%" PRIu64 ")",
+                         total, META_SNAP_FLAT_MAX);
         return AT_ETOOBIG;
     }
     h.total = total;
@@ -310,7 +311,7 @@ static int flat_view(struct flat *fl, const void *buf, size_t len)
     memcpy(&fl->h, buf, sizeof(fl->h));
     const struct flat_head *h = &fl->h;
     if (memcmp(h->magic, FLAT_MAGIC, 4) != 0 || h->total != len ||
-        len > PROTO_SNAPSHOT_MAX || h->reserved[0] != 0 || h->reserved[1] != 0)
+        len > META_SNAP_FLAT_MAX || h->reserved[0] != 0 || h->reserved[1] != 0)
         return AT_ECORRUPT;
     if (h->version != FLAT_VERSION)
         return AT_EPROTO;
@@ -558,10 +559,11 @@ int meta__snap_flat_plan(const struct meta_fsm *f,
             h->arena += strlen(b->stores[t]) + 1;
     }
     h->total = head_total(h);
-    if (h->total > PROTO_SNAPSHOT_MAX) {
+    if (h->total > META_SNAP_FLAT_MAX || h->total > SIZE_MAX) {
         at_errmsg_printf(errmsg,
-                         "snapshot of %" PRIu64 " bytes over the limit (%u)",
-                         h->total, PROTO_SNAPSHOT_MAX);
+                         "snapshot of %" PRIu64
+                         " bytes over the limit (%" PRIu64 ")",
+                         h->total, META_SNAP_FLAT_MAX);
         meta__snap_flat_plan_free(pl);
         return AT_ETOOBIG;
     }

@@ -292,7 +292,7 @@ int meta_snap_fork_collect(struct meta_snap_fork *sf,
         at_errmsg_printf(errmsg, "%s", h.errmsg);
         return h.rv;
     }
-    if (h.len == 0 || h.len > PROTO_SNAPSHOT_MAX + PROTO_FRAME_SIZE + 8) {
+    if (h.len == 0 || h.len > META_SNAP_FLAT_MAX || h.len > SIZE_MAX) {
         reap(sf, errmsg);
         at_errmsg_printf(errmsg, "snapshot child announced %" PRIu64 " bytes",
                          h.len);

@@ -96,6 +96,13 @@ int meta__snap_pb_encode(const struct meta_snap_job *j,
                          size_t *len,
                          char *errmsg);
 
+/* The largest ATS2 encoding written or read. Its offsets are 64-bit, and
+ * a snapshot file (snapfile.h) is mapped, never held in one buffer by
+ * libraft, so the 2 GiB bound of a packed protobuf (PROTO_SNAPSHOT_MAX,
+ * ATS1) does not apply; what bounds a snapshot is the disk and, where one
+ * is sent to a node that fell behind, memory for it on both ends. */
+#define META_SNAP_FLAT_MAX ((uint64_t)1 << 38) /* 256 GiB */
+
 /* ATS2 (snapflat.c): j encoded flat, in one buffer from alloc. */
 int meta__snap_flat_encode(const struct meta_snap_job *j,
                            proto_alloc_fn alloc,
