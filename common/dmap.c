@@ -8,6 +8,7 @@
 #include "common/compat.h"
 
 #include "common/alloc.h"
+#include "common/check.h"
 #include "common/dmap.h"
 
 #define TOMB ((void *)&tomb_mark)
@@ -37,6 +38,7 @@ void at_dmap_init(struct at_dmap *m, size_t key_off)
     m->len = 0;
     m->used = 0;
     m->key_off = key_off;
+    m->probes = 0;
 }
 
 /* see dmap.h */
@@ -63,15 +65,11 @@ static void **find(const struct at_dmap *m, const struct at_digest *d)
     }
 }
 
-static void grow(struct at_dmap *m)
+static void rehash(struct at_dmap *m, size_t cap)
 {
     void **old = m->slots;
     size_t oldcap = m->cap;
-    size_t cap = oldcap == 0 ? 16 : oldcap;
 
-    /* Rehash in place of tombstones when live entries are few. */
-    if (m->len * 2 >= cap)
-        cap *= 2;
     m->slots = at_calloc(cap, sizeof(*m->slots));
     m->cap = cap;
     m->used = m->len;
@@ -86,6 +84,29 @@ static void grow(struct at_dmap *m)
         m->slots[j] = s;
     }
     free(old);
+}
+
+static void grow(struct at_dmap *m)
+{
+    size_t cap = m->cap == 0 ? 16 : m->cap;
+
+    /* Rehash in place of tombstones when live entries are few. */
+    if (m->len * 2 >= cap)
+        cap *= 2;
+    rehash(m, cap);
+}
+
+/* see dmap.h */
+void at_dmap_reserve(struct at_dmap *m, size_t n)
+{
+    size_t cap = 16;
+
+    while (n / 3 * 4 + n % 3 * 2 > cap) {
+        AT_ASSERT(cap <= SIZE_MAX / 2 / sizeof(*m->slots));
+        cap *= 2;
+    }
+    if (cap > m->cap)
+        rehash(m, cap);
 }
 
 /* see dmap.h */
@@ -113,6 +134,7 @@ void *at_dmap_put(struct at_dmap *m, void *rec)
     mask = m->cap - 1;
     for (i = (size_t)dhash(d) & mask;
          m->slots[i] != NULL && m->slots[i] != TOMB; i = (i + 1) & mask) {
+        m->probes++;
     }
     if (m->slots[i] == NULL)
         m->used++;

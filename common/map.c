@@ -2,6 +2,7 @@
 #include "common/compat.h"
 
 #include "common/alloc.h"
+#include "common/check.h"
 #include "common/map.h"
 
 /* see map.h */
@@ -58,15 +59,11 @@ static struct at_map_slot *find(const struct at_map *m,
     }
 }
 
-static void grow(struct at_map *m)
+static void rehash(struct at_map *m, size_t cap)
 {
     struct at_map_slot *old = m->slots;
     size_t oldcap = m->cap;
-    size_t cap = oldcap == 0 ? 16 : oldcap;
 
-    /* Rehash in place of tombstones when live entries are few. */
-    if (m->len * 2 >= cap)
-        cap *= 2;
     m->slots = at_calloc(cap, sizeof(*m->slots));
     m->cap = cap;
     m->used = m->len;
@@ -82,6 +79,29 @@ static void grow(struct at_map *m)
         m->slots[j].tomb = false;
     }
     free(old);
+}
+
+static void grow(struct at_map *m)
+{
+    size_t cap = m->cap == 0 ? 16 : m->cap;
+
+    /* Rehash in place of tombstones when live entries are few. */
+    if (m->len * 2 >= cap)
+        cap *= 2;
+    rehash(m, cap);
+}
+
+/* see map.h */
+void at_map_reserve(struct at_map *m, size_t n)
+{
+    size_t cap = 16;
+
+    while (n / 3 * 4 + n % 3 * 2 > cap) {
+        AT_ASSERT(cap <= SIZE_MAX / 2 / sizeof(*m->slots));
+        cap *= 2;
+    }
+    if (cap > m->cap)
+        rehash(m, cap);
 }
 
 /* see map.h */

@@ -21,6 +21,11 @@ void at_map_init(struct at_map *m);
 /* Frees the keys and slots, not the values. */
 void at_map_release(struct at_map *m);
 
+/* Room for n entries without growing; fill a map from another map's
+ * iteration only after this (see at_dmap_reserve: linear probing turns
+ * quadratic when entries come in hash order into a smaller table). */
+void at_map_reserve(struct at_map *m, size_t n);
+
 void *at_map_get(const struct at_map *m, const void *key, size_t klen);
 /* Insert or replace; returns the previous value or NULL. Copies the key. */
 void *at_map_put(struct at_map *m, const void *key, size_t klen, void *value);

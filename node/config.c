@@ -993,7 +993,10 @@ static int load_secret_file(struct node_config *c, char *errmsg)
  * ATOLL_* variable is an error: a misspelt setting must not be ignored. */
 static bool is_tool_env(const char *name, size_t len)
 {
-    static const char *tool[] = { "ATOLL_BIN", "ATOLL_BUILD", "ATOLL_ADDR" };
+    /* ATOLL_MALLOC_HUGEPAGES is read by main before any config
+     * (docs/configuration.md); the others are the CLI's and tests' */
+    static const char *tool[] = { "ATOLL_BIN", "ATOLL_BUILD", "ATOLL_ADDR",
+                                  "ATOLL_MALLOC_HUGEPAGES", "ATOLL_KEEP_TMP" };
     for (size_t i = 0; i < AT_ARRAY_SIZE(tool); i++) {
         if (strlen(tool[i]) == len && memcmp(tool[i], name, len) == 0)
             return true;

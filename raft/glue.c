@@ -276,9 +276,11 @@ static int restore_file(struct meta_fsm_glue *g,
         at_errmsg_printf(errmsg, "a snapshot file, and no raft dir");
         return AT_EINVAL;
     }
+    uint64_t t0 = uv_hrtime();
     int rv = meta__snapfile_map(g->snap_dir, d, &p, errmsg);
     if (rv != 0)
         return rv;
+    g->restore_map_ms = (double)(uv_hrtime() - t0) / 1e6;
     rv = meta_fsm_restore(g->fsm, p, (size_t)d->len, errmsg);
     unmap_off_loop(p, d);
     return rv;
@@ -293,6 +295,7 @@ static int glue_restore(struct raft_fsm *iface, struct raft_buffer *buf)
     struct meta_snapfile d;
     uint64_t t0 = uv_hrtime();
     bool file = meta__snapfile_desc_decode(buf->base, buf->len, &d);
+    g->restore_map_ms = 0;
     int rv = file ? restore_file(g, &d, errmsg)
                   : meta_fsm_restore(g->fsm, buf->base, len, errmsg);
     if (rv != 0) {
@@ -303,9 +306,10 @@ static int glue_restore(struct raft_fsm *iface, struct raft_buffer *buf)
     LOG_INFO(
         "restored a snapshot of %zu bytes%s in %.0f ms (at start, or "
         "sent by the leader to a node that fell behind): %" PRIu64
-        " tags, %zu manifests",
+        " tags, %zu manifests; map and hash %.0f ms",
         file ? (size_t)d.len : len, file ? " (a file)" : "",
-        (double)(uv_hrtime() - t0) / 1e6, g->fsm->ntags, g->fsm->manifests.len);
+        (double)(uv_hrtime() - t0) / 1e6, g->fsm->ntags, g->fsm->manifests.len,
+        g->restore_map_ms);
     if (g->applied != NULL)
         g->applied(g->data, g->fsm);
     return 0;

@@ -347,6 +347,8 @@ static int flat_view(struct flat *fl, const void *buf, size_t len)
 static int load_blobs(struct meta_fsm *f, const struct flat *fl)
 {
     struct at_digest d;
+    /* records come in the writer's table order: reserve (dmap.h) */
+    at_dmap_reserve(&f->blobs, (size_t)fl->h.nblobs);
     for (uint64_t i = 0; i < fl->h.nblobs; i++) {
         struct flat_blob fb;
         memcpy(&fb, fl->blobs + i * sizeof(fb), sizeof(fb));
@@ -372,6 +374,7 @@ static int load_blobs(struct meta_fsm *f, const struct flat *fl)
 static int load_manifests(struct meta_fsm *f, const struct flat *fl)
 {
     struct at_digest d, subject;
+    at_dmap_reserve(&f->manifests, (size_t)fl->h.nmfs);
     for (uint64_t i = 0; i < fl->h.nmfs; i++) {
         struct flat_mf m;
         memcpy(&m, fl->mfs + i * sizeof(m), sizeof(m));
@@ -425,6 +428,8 @@ static int load_repo(struct meta_fsm *f,
         return AT_ECORRUPT;
     struct meta_repo *r = meta__repo_get(f, name, true);
     r->sorted_ok = false; /* sorted once, at the first list */
+    at_dmap_reserve(&r->blobs, (size_t)fr->nblobs);
+    at_dmap_reserve(&r->manifests, (size_t)fr->nmfs);
     for (uint64_t k = 0; k < fr->nblobs; k++) {
         digest_at(fl, fr->blobs + k, &d);
         struct meta_blob *b = meta__blob_get(f, &d, 0, false);
@@ -487,6 +492,7 @@ int meta__snap_flat_load(struct meta_fsm *f,
     rv = load_blobs(f, &fl);
     if (rv == 0)
         rv = load_manifests(f, &fl);
+    at_map_reserve(&f->repos, (size_t)fl.h.nrepos);
     for (uint64_t i = 0; rv == 0 && i < fl.h.nrepos; i++) {
         struct flat_repo fr;
         memcpy(&fr, fl.repos + i * sizeof(fr), sizeof(fr));

@@ -674,6 +674,10 @@ static int restore_bulk(struct meta_fsm *f,
                         char *errmsg)
 {
     struct at_digest d;
+    /* records come in the writer's table order: reserve (dmap.h) */
+    at_dmap_reserve(&f->blobs, s->n_blobs);
+    at_dmap_reserve(&f->manifests, s->n_manifests);
+    at_map_reserve(&f->repos, s->n_repos);
     for (size_t i = 0; i < s->n_blobs; i++) {
         const Atoll__SnapBlob *sb = s->blobs[i];
         digest_from(&d, sb->digest);
@@ -711,6 +715,8 @@ static int restore_bulk(struct meta_fsm *f,
             goto dup;
         struct meta_repo *r = meta__repo_get(f, sr->name, true);
         r->sorted_ok = false; /* sorted once, at the first list */
+        at_dmap_reserve(&r->blobs, sr->n_blobs);
+        at_dmap_reserve(&r->manifests, sr->n_manifests);
         for (size_t j = 0; j < sr->n_blobs; j++) {
             digest_from(&d, sr->blobs[j]);
             struct meta_blob *b = meta__blob_get(f, &d, 0, false);

@@ -264,7 +264,7 @@ http:
             except subprocess.TimeoutExpired:
                 pass
         self.kill()
-        if self.own_tmp:
+        if self.own_tmp and not os.environ.get("ATOLL_KEEP_TMP"):
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self):

@@ -98,10 +98,55 @@ static void test_dmap_delete_while_iterating(void **state)
     at_free(v);
 }
 
+/* A table filled in another table's slot order (a snapshot restore):
+ * unreserved, linear probing turns quadratic (while the table is half the
+ * source's size, the records sweep its slots twice over, and where the
+ * source was over half full the second sweep lands on slots already over
+ * half taken: runs grow with each insert); reserved, an insert steps over
+ * about one slot. n fills the source to 0.69 of its 2^19 slots. */
+static void test_dmap_fill_in_hash_order(void **state)
+{
+    const int n = 360000;
+    struct rec *v = recs_new(n);
+    struct at_dmap src, slow, fast;
+    void *r;
+    AT_UNUSED(state);
+
+    at_dmap_init(&src, offsetof(struct rec, d));
+    at_dmap_init(&slow, offsetof(struct rec, d));
+    at_dmap_init(&fast, offsetof(struct rec, d));
+    for (int i = 0; i < n; i++)
+        at_dmap_put(&src, &v[i]);
+    at_dmap_reserve(&fast, src.len);
+    size_t cap = fast.cap;
+    at_dmap_reserve(&fast, src.len); /* enough already: a no-op */
+    assert_int_equal(fast.cap, cap);
+    for (size_t i = 0; at_dmap_next(&src, &i, &r);) {
+        at_dmap_put(&slow, r);
+        at_dmap_put(&fast, r);
+    }
+    assert_int_equal(fast.cap, cap); /* never grew */
+    assert_int_equal(fast.cap, slow.cap);
+    assert_true(fast.probes < (size_t)n * 2);
+    assert_true(slow.probes > fast.probes * 20);
+    for (int i = 0; i < n; i++)
+        assert_ptr_equal(at_dmap_get(&fast, &v[i].d), &v[i]);
+    /* reserve of a table in use keeps its records */
+    at_dmap_reserve(&slow, (size_t)n * 3);
+    assert_true(slow.cap >= (size_t)n * 4);
+    for (int i = 0; i < n; i++)
+        assert_ptr_equal(at_dmap_get(&slow, &v[i].d), &v[i]);
+    at_dmap_release(&src);
+    at_dmap_release(&slow);
+    at_dmap_release(&fast);
+    at_free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dmap_many),
+        cmocka_unit_test(test_dmap_fill_in_hash_order),
         cmocka_unit_test(test_dmap_delete_while_iterating),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

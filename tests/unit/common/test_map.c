@@ -108,11 +108,36 @@ static void test_map_tombstones(void **state)
     assert_true(at_hash_bytes("abc", 3) != at_hash_bytes("abd", 3));
 }
 
+/* at_map_reserve: room without growing, entries kept across it. */
+static void test_map_reserve(void **state)
+{
+    struct at_map m;
+    char key[32];
+    AT_UNUSED(state);
+
+    at_map_init(&m);
+    at_map_put(&m, "a", 1, (void *)1);
+    at_map_reserve(&m, 1000);
+    size_t cap = m.cap;
+    assert_true(cap * 3 >= 1000 * 4);
+    for (int i = 0; i < 999; i++) {
+        int len = snprintf(key, sizeof(key), "key-%d", i);
+        at_map_put(&m, key, (size_t)len, (void *)(intptr_t)(i + 1));
+    }
+    assert_int_equal(m.cap, cap); /* never grew */
+    assert_ptr_equal(at_map_gets(&m, "a"), (void *)1);
+    assert_ptr_equal(at_map_gets(&m, "key-998"), (void *)999);
+    at_map_reserve(&m, 10); /* enough already: a no-op */
+    assert_int_equal(m.cap, cap);
+    at_map_release(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_map_many),
         cmocka_unit_test(test_map_tombstones),
+        cmocka_unit_test(test_map_reserve),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
