@@ -10,6 +10,7 @@
 #include "common/alloc.h"
 #include "common/check.h"
 #include "common/dmap.h"
+#include "common/map.h"
 
 #define TOMB ((void *)&tomb_mark)
 static const char tomb_mark;
@@ -88,23 +89,13 @@ static void rehash(struct at_dmap *m, size_t cap)
 
 static void grow(struct at_dmap *m)
 {
-    size_t cap = m->cap == 0 ? 16 : m->cap;
-
-    /* Rehash in place of tombstones when live entries are few. */
-    if (m->len * 2 >= cap)
-        cap *= 2;
-    rehash(m, cap);
+    rehash(m, at_table_grown(m->cap, m->len));
 }
 
 /* see dmap.h */
 void at_dmap_reserve(struct at_dmap *m, size_t n)
 {
-    size_t cap = 16;
-
-    while (n / 3 * 4 + n % 3 * 2 > cap) {
-        AT_ASSERT(cap <= SIZE_MAX / 2 / sizeof(*m->slots));
-        cap *= 2;
-    }
+    size_t cap = at_table_cap(n, sizeof(*m->slots));
     if (cap > m->cap)
         rehash(m, cap);
 }

@@ -14,9 +14,9 @@ struct at_dmap {
     size_t used;  /* live + tombstones */
     size_t key_off;
     size_t probes;
-        /* slots stepped over by inserts (tests, dmap.c) */ /* offset of the
-                                                               struct at_digest
-                                                               in a record */
+    /* slots stepped over by inserts (tests, dmap.c) */ /* offset of the
+                                                           struct at_digest
+                                                           in a record */
 };
 
 /* Records keep their key at key_off (offsetof(struct rec, digest)). */

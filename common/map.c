@@ -59,6 +59,27 @@ static struct at_map_slot *find(const struct at_map *m,
     }
 }
 
+/* see map.h */
+size_t at_table_cap(size_t n, size_t slot_size)
+{
+    size_t cap = 16;
+
+    while (n / 3 * 4 + n % 3 * 2 > cap) { /* n <= 3/4 of cap */
+        AT_ASSERT(cap <= SIZE_MAX / 2 / slot_size);
+        cap *= 2;
+    }
+    return cap;
+}
+
+/* see map.h */
+size_t at_table_grown(size_t cap, size_t len)
+{
+    if (cap == 0)
+        return 16;
+    /* the same size (tombstones dropped) when live entries are few */
+    return len * 2 >= cap ? cap * 2 : cap;
+}
+
 static void rehash(struct at_map *m, size_t cap)
 {
     struct at_map_slot *old = m->slots;
@@ -83,23 +104,13 @@ static void rehash(struct at_map *m, size_t cap)
 
 static void grow(struct at_map *m)
 {
-    size_t cap = m->cap == 0 ? 16 : m->cap;
-
-    /* Rehash in place of tombstones when live entries are few. */
-    if (m->len * 2 >= cap)
-        cap *= 2;
-    rehash(m, cap);
+    rehash(m, at_table_grown(m->cap, m->len));
 }
 
 /* see map.h */
 void at_map_reserve(struct at_map *m, size_t n)
 {
-    size_t cap = 16;
-
-    while (n / 3 * 4 + n % 3 * 2 > cap) {
-        AT_ASSERT(cap <= SIZE_MAX / 2 / sizeof(*m->slots));
-        cap *= 2;
-    }
+    size_t cap = at_table_cap(n, sizeof(*m->slots));
     if (cap > m->cap)
         rehash(m, cap);
 }

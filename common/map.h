@@ -47,4 +47,10 @@ bool at_map_next(const struct at_map *m,
 /* 64-bit FNV-1a style hash with a final mix, exposed for tests. */
 uint64_t at_hash_bytes(const void *p, size_t n);
 
+/* The open-addressing tables' sizes (map.c, dmap.c): the smallest power
+ * of two (16 at least) holding n entries at a load of 3/4 at most; and the
+ * size a full table of cap slots with len live entries rehashes into. */
+size_t at_table_cap(size_t n, size_t slot_size);
+size_t at_table_grown(size_t cap, size_t len);
+
 #endif /* AT_MAP_H */

@@ -274,6 +274,26 @@ static bool reap(struct meta_snap_fork *sf, char *errmsg)
     return false;
 }
 
+/* The child's header: 0, or its own error (the child reaped), or AT_EIO
+ * when it wrote none. */
+static int read_head(struct meta_snap_fork *sf,
+                     struct fork_head *h,
+                     char *errmsg)
+{
+    if (read_all(sf->fd, h, sizeof(*h)) != sizeof(*h)) {
+        if (reap(sf, errmsg))
+            at_errmsg_printf(errmsg, "snapshot child wrote no header");
+        return AT_EIO;
+    }
+    if (h->rv != 0) {
+        h->errmsg[sizeof(h->errmsg) - 1] = '\0';
+        reap(sf, errmsg);
+        at_errmsg_printf(errmsg, "%s", h->errmsg);
+        return h->rv;
+    }
+    return 0;
+}
+
 /* see snapfork.h */
 int meta_snap_fork_collect(struct meta_snap_fork *sf,
                            proto_alloc_fn alloc,
@@ -288,17 +308,9 @@ int meta_snap_fork_collect(struct meta_snap_fork *sf,
 
     *out = NULL;
     *len = 0;
-    if (read_all(sf->fd, &h, sizeof(h)) != sizeof(h)) {
-        if (reap(sf, errmsg))
-            at_errmsg_printf(errmsg, "snapshot child wrote no header");
-        return AT_EIO;
-    }
-    if (h.rv != 0) {
-        h.errmsg[sizeof(h.errmsg) - 1] = '\0';
-        reap(sf, errmsg);
-        at_errmsg_printf(errmsg, "%s", h.errmsg);
-        return h.rv;
-    }
+    int rv = read_head(sf, &h, errmsg);
+    if (rv != 0)
+        return rv;
     if (h.len == 0 || h.len > META_SNAP_FLAT_MAX || h.len > SIZE_MAX) {
         reap(sf, errmsg);
         at_errmsg_printf(errmsg, "snapshot child announced %" PRIu64 " bytes",
@@ -346,17 +358,9 @@ int meta_snap_fork_collect_file(struct meta_snap_fork *sf,
     struct fork_head h;
     uint64_t kb = 0;
 
-    if (read_all(sf->fd, &h, sizeof(h)) != sizeof(h)) {
-        if (reap(sf, errmsg))
-            at_errmsg_printf(errmsg, "snapshot child wrote no header");
-        return AT_EIO;
-    }
-    if (h.rv != 0) {
-        h.errmsg[sizeof(h.errmsg) - 1] = '\0';
-        reap(sf, errmsg);
-        at_errmsg_printf(errmsg, "%s", h.errmsg);
-        return h.rv;
-    }
+    int rv = read_head(sf, &h, errmsg);
+    if (rv != 0)
+        return rv;
     bool ok = read_all(sf->fd, &kb, sizeof(kb)) == sizeof(kb);
     if (!reap(sf, errmsg) || !ok) {
         if (!ok)
