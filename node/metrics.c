@@ -12,6 +12,8 @@
 #include "node/cluster/replicate.h"
 #include "node/metrics.h"
 
+#include "node/loop_lag.h"
+
 static void head(struct at_buf *b,
                  const char *name,
                  const char *type,
@@ -296,5 +298,7 @@ void node_metrics_text(struct node_api *api, struct at_buf *b)
     gossip_metrics(api->peer_api != NULL ? api->peer_api->gossip : NULL, b);
     if (api->auth != NULL)
         auth_metrics(api->auth, b);
+    if (api->loop_lag != NULL)
+        node_loop_lag_text(api->loop_lag, b);
     node_metrics_process_text(b);
 }

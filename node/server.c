@@ -33,6 +33,7 @@
 #include "node/front.h"
 #include "node/gate.h"
 #include "node/join.h"
+#include "node/loop_lag.h"
 #include "node/metrics.h"
 #include "node/oci/router.h"
 #include "node/reply/reply.h"
@@ -104,6 +105,7 @@ static int split_listen(const char *listen, char **host, int *port)
 
 static void server_free(struct node_server *s)
 {
+    node_loop_lag_close(s->api.loop_lag); /* a start that failed */
     node_peer_api_release(&s->peer_api);
     node_token_close(s->api.token); /* a start that failed */
     node_auth_close(s->api.auth);   /* idem; NULL after a stop */
@@ -416,6 +418,8 @@ static void wire_contexts(struct node_server *s)
     s->api.peer = s->peer;
     s->api.peer_api = &s->peer_api;
     s->api.http_durations = &s->http_durations;
+    if (s->api.loop_lag == NULL)
+        s->api.loop_lag = node_loop_lag_start(s->loop);
     s->api_reply.api = &s->api;
     s->peer_api.loop = s->loop;
     s->peer_api.peer = s->peer;
@@ -885,6 +889,8 @@ void node_server_stop(struct node_server *s, void (*cb)(void *data), void *data)
     s->stop_data = data;
     s->stopping = true;
     s->api.stopping = true;
+    node_loop_lag_close(s->api.loop_lag);
+    s->api.loop_lag = NULL;
     node_join_stop(&s->join); /* no more tries; closed at the end */
     LOG_INFO("node '%s' stopping: finishing in-flight requests", s->name);
     /* others show "left", not dead; a removed node just goes quiet */

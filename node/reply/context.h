@@ -21,6 +21,7 @@ struct node_auth;
 struct node_token;
 struct node_access;
 struct node_metrics_http;
+struct node_loop_lag;
 
 struct node_api {
     uv_loop_t *loop;               /* borrowed */
@@ -57,6 +58,9 @@ struct node_api {
     /* borrowed (node/server.c's): the API listener's request durations,
      * filled by node_metrics_on_done; NULL: not counted */
     struct node_metrics_http *http_durations;
+    /* owned (node/loop_lag.c): the event loop's lateness, for /metrics;
+     * made at start, closed at stop; NULL: none */
+    struct node_loop_lag *loop_lag;
     /* counters for /metrics */
     uint64_t bytes_in;
     uint64_t bytes_out;

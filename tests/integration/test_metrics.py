@@ -159,6 +159,12 @@ class MetricsTest(ClusterTestCase):
         self.assertGreater(
             value(text, "atoll_manifest_body_bytes", state="live"), 0)
         self.assertEqual(value(text, "atoll_manifest_bodies_in_memory"), 0)
+        # the event loop's lateness (node/loop_lag.h): ticking every 50 ms
+        self.assertGreater(value(text, "atoll_loop_lag_seconds_count"), 0)
+        self.assertIsNotNone(value(text, "atoll_loop_lag_max_seconds"))
+        for kind in ("busy", "waiting"):
+            self.assertIsNotNone(
+                value(text, "atoll_loop_stalls_total", kind=kind), kind)
         self.assertGreaterEqual(value(text, "atoll_raft_term"), 1)
         self.assertEqual(value(text, "atoll_gossip_members", state="alive"),
                          3)
