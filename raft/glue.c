@@ -44,9 +44,6 @@ static int glue_apply(struct raft_fsm *iface,
  * (finalize frees them). Only one snapshot is in flight at a time (raft's
  * pending snapshot guards this). Without snapshot_async (an io that cannot
  * run work in the pool) snapshot encodes a copy on the spot. */
-/* The encoding, in one buffer for libraft: the child's (then the child is
- * reaped), or the copy's. In the pool, or on the loop without
- * snapshot_async. */
 /* The child's file (file mode): its descriptor is the snapshot. */
 static int collect_file(struct meta_fsm_glue *g,
                         void **base,
@@ -68,6 +65,9 @@ static int collect_file(struct meta_fsm_glue *g,
     return 0;
 }
 
+/* The encoding, in one buffer for libraft: the child's file's descriptor
+ * or the child's bytes (then the child is reaped), or the copy's. In the
+ * pool, or on the loop without snapshot_async. */
 static int encode(struct meta_fsm_glue *g,
                   struct raft_buffer *bufs[],
                   unsigned *n_bufs)
@@ -177,13 +177,6 @@ static int glue_snapshot_async(struct raft_fsm *iface,
     return rv;
 }
 
-/* Free a snapshot's buffer: libraft's heap gives a big one back off the
- * loop (heap.h). */
-static void free_off_loop(void *p)
-{
-    raft_free(p);
-}
-
 struct unmap_job {
     const void *p;
     struct meta_snapfile d;
@@ -231,7 +224,7 @@ static int glue_snapshot_finalize(struct raft_fsm *iface,
     uint64_t t0 = uv_hrtime();
     if (*bufs != NULL) {
         for (unsigned i = 0; i < *n_bufs; i++)
-            free_off_loop((*bufs)[i].base);
+            raft_free((*bufs)[i].base); /* big: off the loop (heap.h) */
         raft_free(*bufs);
     }
     *bufs = NULL;
@@ -269,6 +262,7 @@ static int glue_snapshot_finalize(struct raft_fsm *iface,
 /* A descriptor (snapfile.h): the file it names, mapped, is restored. */
 static int restore_file(struct meta_fsm_glue *g,
                         const struct meta_snapfile *d,
+                        double *map_ms,
                         char *errmsg)
 {
     const void *p;
@@ -280,7 +274,7 @@ static int restore_file(struct meta_fsm_glue *g,
     int rv = meta__snapfile_map(g->snap_dir, d, &p, errmsg);
     if (rv != 0)
         return rv;
-    g->restore_map_ms = (double)(uv_hrtime() - t0) / 1e6;
+    *map_ms = (double)(uv_hrtime() - t0) / 1e6;
     rv = meta_fsm_restore(g->fsm, p, (size_t)d->len, errmsg);
     unmap_off_loop(p, d);
     return rv;
@@ -295,21 +289,21 @@ static int glue_restore(struct raft_fsm *iface, struct raft_buffer *buf)
     struct meta_snapfile d;
     uint64_t t0 = uv_hrtime();
     bool file = meta__snapfile_desc_decode(buf->base, buf->len, &d);
-    g->restore_map_ms = 0;
-    int rv = file ? restore_file(g, &d, errmsg)
+    double map_ms = 0;
+    int rv = file ? restore_file(g, &d, &map_ms, errmsg)
                   : meta_fsm_restore(g->fsm, buf->base, len, errmsg);
     if (rv != 0) {
         LOG_ERROR("restore snapshot: %s", errmsg);
         return RAFT_CORRUPT;
     }
-    free_off_loop(buf->base);
+    raft_free(buf->base); /* big: off the loop (heap.h) */
     LOG_INFO(
         "restored a snapshot of %zu bytes%s in %.0f ms (at start, or "
         "sent by the leader to a node that fell behind): %" PRIu64
         " tags, %zu manifests; map and hash %.0f ms",
         file ? (size_t)d.len : len, file ? " (a file)" : "",
         (double)(uv_hrtime() - t0) / 1e6, g->fsm->ntags, g->fsm->manifests.len,
-        g->restore_map_ms);
+        map_ms);
     if (g->applied != NULL)
         g->applied(g->data, g->fsm);
     return 0;

@@ -35,9 +35,8 @@ struct meta_fsm_glue {
     bool job_file;
     uint64_t job_index;
     uint64_t job_file_len;
-    const char *snap_dir;  /* borrowed: the raft dir; NULL: no files */
-    double restore_map_ms; /* the last restore's map and hash of its file */
-    uint64_t job_applies;  /* applies while the job was in flight */
+    const char *snap_dir; /* borrowed: the raft dir; NULL: no files */
+    uint64_t job_applies; /* applies while the job was in flight */
     /* optional: called after every apply (tests record the hash chain) */
     void (*applied)(void *data, const struct meta_fsm *f);
     void *data;
