@@ -149,6 +149,12 @@ static const struct opt opts[] = {
     { "snapshot_trailing", "--snapshot-trailing", "ATOLL_SNAPSHOT_TRAILING",
       OPT_UINT, F(snapshot_trailing), "4096",
       "raft entries kept after a snapshot", false, false, NULL },
+    { "snapshot_fetch", "--snapshot-fetch", "ATOLL_SNAPSHOT_FETCH", OPT_BOOL,
+      F(snapshot_fetch), "true",
+      "a node that fell behind fetches the leader's snapshot file from its "
+      "peer listener (false: the leader sends the file's bytes inside "
+      "raft, as releases before did)",
+      false, false, NULL },
     { "peer_listen", "--peer-listen", "ATOLL_PEER_LISTEN", OPT_STRING,
       F(peer_listen), "127.0.0.1:5001",
       "address:port of the node-to-node listener (raft, forwarded writes, "

@@ -32,6 +32,7 @@ struct node_config {
     uint64_t raft_reserve_bytes;   /* 64MiB free in the raft dir */
     uint64_t snapshot_threshold;   /* 16384 */
     uint64_t snapshot_trailing;    /* 4096 */
+    bool snapshot_fetch;           /* true: fetch snapshot files (raft) */
     /* cluster (issue 3) */
     char *peer_listen; /* "127.0.0.1:5001" */
     char *join; /* "" = bootstrap; else peer addresses/DNS names, comma list */

@@ -233,6 +233,9 @@ static void store_metrics(struct node_api *api, struct at_buf *b)
             api->peer_blob_relays);
     counter(b, "atoll_peer_blob_serves_total", "Blobs sent to other nodes.",
             api->peer_api != NULL ? api->peer_api->blob_serves : 0);
+    counter(b, "atoll_peer_snapshot_serves_total",
+            "Snapshot files sent to nodes that fetch them.",
+            api->peer_api != NULL ? api->peer_api->snapshot_serves : 0);
     node_fetch_counts(api, &active, &background);
     gauge(b, "atoll_fetches_active", "Blob fetches from other nodes running.",
           active);

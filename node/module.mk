@@ -18,6 +18,7 @@ NODE_CLUSTER_SRCS := node/cluster/peer.c node/cluster/peer_front.c node/cluster/
 	node/cluster/peer_raft.c node/cluster/peer_leader.c \
 	node/cluster/peer_members.c node/cluster/peer_blobs.c \
 	node/cluster/peer_hooks.c node/cluster/peer_gossip.c \
+	node/cluster/peer_snapshot.c \
 	node/cluster/gossip.c node/cluster/gossip_join.c node/cluster/gossip_addr.c \
 	node/cluster/fetch.c node/cluster/fetch_table.c node/cluster/holders.c \
 	node/cluster/relay.c node/cluster/proxy.c node/cluster/replicate.c \

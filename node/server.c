@@ -559,6 +559,7 @@ static int open_meta(struct node_server *s, bool join, char *errmsg)
         cfg->leader_wait_ms > 600000 ? 600000 : (unsigned)cfg->leader_wait_ms;
     mcfg.snapshot_threshold = (unsigned)cfg->snapshot_threshold;
     mcfg.snapshot_trailing = (unsigned)cfg->snapshot_trailing;
+    mcfg.no_snapshot_fetch = !cfg->snapshot_fetch;
     mcfg.join = join;
     mcfg.peer_address = s->peer_address;
     mcfg.api_address = s->api_address;

@@ -2,6 +2,8 @@
  * peer messages (protobuf-c stays in here). */
 #include "common/compat.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <strings.h>
 
 #include "proto/peer.h"
@@ -50,7 +52,45 @@ const struct proto_peer_endpoint proto_peer_endpoints[PROTO_PEER_EP_COUNT] = {
     [PROTO_PEER_HANDOFF] = JSON_BODY("members/handoff",
                                      "/_atoll/members/handoff",
                                      PROTO_PEER_JSON_MAX),
+    [PROTO_PEER_SNAPSHOT] = { "snapshots", "/_atoll/snapshots/", true, "GET",
+                              PROTO_PEER_BODY_NONE, 0 },
 };
+
+/* see peer.h */
+void proto_peer_snapshot_path(uint64_t index,
+                              uint64_t hash,
+                              char out[PROTO_PEER_SNAPSHOT_PATH_SIZE])
+{
+    snprintf(out, PROTO_PEER_SNAPSHOT_PATH_SIZE, "%s%016" PRIx64 "-%016" PRIx64,
+             proto_peer_endpoints[PROTO_PEER_SNAPSHOT].path, index, hash);
+}
+
+/* 16 lower-case hex digits at p into *v. */
+static bool hex16(const char *p, uint64_t *v)
+{
+    *v = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = p[i];
+        unsigned d;
+        if (c >= '0' && c <= '9')
+            d = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            d = (unsigned)(c - 'a' + 10);
+        else
+            return false;
+        *v = *v << 4 | d;
+    }
+    return true;
+}
+
+/* see peer.h */
+bool proto_peer_snapshot_parse(const char *rest,
+                               uint64_t *index,
+                               uint64_t *hash)
+{
+    return strlen(rest) == 33 && rest[16] == '-' && hex16(rest, index) &&
+           hex16(rest + 17, hash);
+}
 
 /* see peer.h */
 const char *proto_peer_path(enum proto_peer_ep ep)

@@ -26,6 +26,13 @@
 #define PROTO_PEER_CONTENT_TYPE "application/x-protobuf"
 /* The Upgrade token of a raft connection (libraft's stream, unchanged). */
 #define PROTO_PEER_RAFT_UPGRADE "atoll-raft/1"
+/* In the raft upgrade's 101 answer: this node fetches snapshot files
+ * itself (GET PROTO_PEER_SNAPSHOT from the sender), so a leader may send
+ * it a snapshot's descriptor instead of its bytes (the raft module's
+ * snapshot fetch). A node without the header gets the bytes. A feature,
+ * not a new version: older nodes simply never state it. */
+#define PROTO_PEER_SNAPSHOT_HEADER "X-Atoll-Raft-Snapshot"
+#define PROTO_PEER_SNAPSHOT_FETCH  "fetch"
 
 #define PROTO_PEER_SMALL_MAX   1024        /* read-index, term, removed */
 #define PROTO_PEER_JOIN_MAX    4096        /* join, replicate */
@@ -55,6 +62,7 @@ enum proto_peer_ep {
                               relayed by another node (X-Atoll-Proxied) */
     PROTO_PEER_GOSSIP,     /* GossipState -> GossipState (push-pull) */
     PROTO_PEER_HANDOFF,    /* operators: JSON {"name"|null} -> {"status"} */
+    PROTO_PEER_SNAPSHOT,   /* GET <path><index>-<hash>: a snapshot file */
     PROTO_PEER_EP_COUNT
 };
 
@@ -88,6 +96,19 @@ const char *proto_peer_path(enum proto_peer_ep ep);
  * with; *rest (rest may be NULL) gets the text after a prefix ("" for an
  * exact path). Returns PROTO_PEER_EP_COUNT when none matches. */
 enum proto_peer_ep proto_peer_find(const char *path, const char **rest);
+
+/* A snapshot file's name on PROTO_PEER_SNAPSHOT: the path
+ * "<prefix><index>-<hash>" (16 lower-case hex digits each) into out
+ * (PROTO_PEER_SNAPSHOT_PATH_SIZE), and its argument parsed back: true with
+ * *index and *hash for exactly that form (nothing else, so a path can
+ * never name another file). */
+#define PROTO_PEER_SNAPSHOT_PATH_SIZE 64
+void proto_peer_snapshot_path(uint64_t index,
+                              uint64_t hash,
+                              char out[PROTO_PEER_SNAPSHOT_PATH_SIZE]);
+bool proto_peer_snapshot_parse(const char *rest,
+                               uint64_t *index,
+                               uint64_t *hash);
 
 /* True when method ("GET", ...) is allowed on ep. */
 bool proto_peer_method_ok(enum proto_peer_ep ep, const char *method);

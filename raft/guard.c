@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "raft/snapfile.h"
 #include "raft/snapsend.h"
 
 #define ADDRESS_MAX 255
@@ -137,9 +138,26 @@ static void hold(struct meta_guard *g, const struct raft_message *msg)
 
 /* ---- the callbacks the inner io calls ---- */
 
+/* msg's data is the descriptor of a snapshot file (snapfile.h): *d. */
+static bool is_descriptor(const struct meta_guard *g,
+                          const struct raft_message *msg,
+                          struct meta_snapfile *d)
+{
+    const struct raft_buffer *b = &msg->install_snapshot.data;
+    return msg->type == RAFT_IO_INSTALL_SNAPSHOT && g->snap_dir != NULL &&
+           meta__snapfile_desc_decode(b->base, b->len, d);
+}
+
 static void g_recv(struct raft_io *inner, struct raft_message *msg)
 {
     struct meta_guard *g = guard_of(inner);
+    struct meta_snapfile d;
+    if (is_descriptor(g, msg, &d)) {
+        /* raft sees it once the file is here (snaprecv.h) */
+        g->recv_env.dir = g->snap_dir;
+        meta__snaprecv(&g->fetching, &g->recv_env, msg, &d);
+        return;
+    }
     if (msg->type == RAFT_IO_APPEND_ENTRIES_RESULT && meta__guard_holding(g)) {
         hold(g, msg);
         maybe_barrier(g);
@@ -148,6 +166,14 @@ static void g_recv(struct raft_io *inner, struct raft_message *msg)
     release(g);
     g->recv(&g->io, msg);
     maybe_barrier(g); /* the vote that made us leader arrives here */
+}
+
+/* A fetched snapshot's InstallSnapshot, to raft as if it had just come
+ * (snaprecv.h). */
+static void g_deliver(void *data, struct raft_message *msg)
+{
+    struct meta_guard *g = data;
+    g->recv(&g->io, msg);
 }
 
 static void g_tick(struct raft_io *inner)
@@ -220,6 +246,7 @@ static void g_close(struct raft_io *io, raft_io_close_cb cb)
     struct meta_guard *g = AT_CONTAINER_OF(io, struct meta_guard, io);
     g->close_cb = cb;
     g->closing = true;
+    meta__snaprecv_detach(&g->fetching);
     g->inner->close(g->inner, g_close_cb);
 }
 
@@ -278,6 +305,18 @@ static int g_send(struct raft_io *io,
                   raft_io_send_cb cb)
 {
     struct meta_guard *g = AT_CONTAINER_OF(io, struct meta_guard, io);
+    struct meta_snapfile d;
+    if (is_descriptor(g, message, &d)) {
+        if (g->peer_fetches == NULL ||
+            !g->peer_fetches(g->peer_fetches_data, message->server_id))
+            return pass_rv(g, meta__snapsend_expand(g->inner, g->snap_dir, req,
+                                                    message, cb));
+        LOG_INFO(
+            "sending snapshot %llu to node %llu as its descriptor: it "
+            "fetches the file (%llu bytes) from this node",
+            (unsigned long long)d.index, (unsigned long long)message->server_id,
+            (unsigned long long)d.len);
+    }
     return pass_rv(g, g->inner->send(g->inner, req, message, cb));
 }
 
@@ -322,7 +361,14 @@ static int g_snapshot_put(struct raft_io *io,
     struct meta_guard *g = AT_CONTAINER_OF(io, struct meta_guard, io);
     /* trailing 0: a snapshot the leader sent (an install, not one of ours);
      * said here, where it starts, as the restore's line says where it ends */
-    if (trailing == 0) {
+    struct meta_snapfile d;
+    if (trailing == 0 && snapshot->n_bufs == 1 &&
+        meta__snapfile_desc_decode(snapshot->bufs[0].base,
+                                   snapshot->bufs[0].len, &d)) {
+        LOG_INFO("installing snapshot %llu from its file (%llu bytes)",
+                 (unsigned long long)snapshot->index,
+                 (unsigned long long)d.len);
+    } else if (trailing == 0) {
         size_t len = 0;
         for (unsigned i = 0; i < snapshot->n_bufs; i++)
             len += snapshot->bufs[i].len;
@@ -340,8 +386,9 @@ static int g_snapshot_get(struct raft_io *io,
                           raft_io_snapshot_get_cb cb)
 {
     struct meta_guard *g = AT_CONTAINER_OF(io, struct meta_guard, io);
-    /* a descriptor of ours is sent as its file's bytes (snapsend.h) */
-    return pass_rv(g, meta__snapsend_get(g->inner, g->snap_dir, req, cb));
+    /* a descriptor of ours is expanded, if at all, when it is sent
+     * (g_send) */
+    return pass_rv(g, g->inner->snapshot_get(g->inner, req, cb));
 }
 
 static raft_time g_time(struct raft_io *io)
@@ -386,6 +433,9 @@ void meta__guard_init(struct meta_guard *g, struct raft_io *inner)
     g->io.time = g_time;
     g->io.random = g_random;
     g->io.async_work = inner->async_work != NULL ? g_async_work : NULL;
+    g->recv_env.inner = inner;
+    g->recv_env.deliver = g_deliver;
+    g->recv_env.deliver_data = g;
 }
 
 void meta__guard_attach(struct meta_guard *g, struct raft *r)

@@ -33,6 +33,8 @@
 #include <raft.h>
 #include <stdbool.h>
 
+#include "raft/snaprecv.h"
+
 #define META_GUARD_HELD_MAX 256
 
 /* r leads, and is not in the middle of stepping down. libraft 0.15 fails a
@@ -65,6 +67,15 @@ struct meta_guard {
     unsigned close_calls; /* of the inner io's close callback: see guard.c */
     bool closing;         /* close has begun: see g_append_cb */
     const char *snap_dir; /* borrowed: where snapshot files are (snapsend.h) */
+    /* Snapshot files between nodes. peer_fetches (may be NULL: no one
+     * does) says whether node id fetches snapshot files itself: a leader
+     * sends it descriptors as they are, everyone else the file's bytes
+     * (snapsend.h). recv_env.fetch (may be NULL: this node does not
+     * fetch) fetches a file for a descriptor received (snaprecv.h). */
+    bool (*peer_fetches)(void *data, raft_id id);
+    void *peer_fetches_data;
+    struct meta_snaprecv_env recv_env;
+    struct meta_snaprecv *fetching; /* the fetch in flight, or NULL */
 };
 
 /* Decorate inner, whose init has not run yet (raft_init runs it through

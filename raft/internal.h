@@ -143,4 +143,8 @@ static inline bool meta__leader_known(struct meta *m, uint64_t *leader)
     return id != 0 && id != m->id;
 }
 
+/* snapshare.c: the guard's snapshot sending and fetching wired to the
+ * transport and the node's hook (after meta__guard_init). */
+void meta__snapshare_setup(struct meta *m, const struct meta_config *cfg);
+
 #endif /* META_INTERNAL_H */

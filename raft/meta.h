@@ -81,6 +81,9 @@ struct meta_config {
                 const char *host,
                 uv_stream_t **out);
     void *dial_data; /* borrowed */
+    /* true: never fetch snapshot files (say nothing in raft upgrades), so
+     * leaders send this node a snapshot's bytes, as releases before did */
+    bool no_snapshot_fetch;
 };
 
 /* ---- cluster hooks ----
@@ -129,6 +132,21 @@ struct meta_hooks {
     enum meta_liveness (*liveness)(void *hooks_data,
                                    const char *name,
                                    uint64_t *since_ms);
+    /* Fetch the snapshot file (index, hash) of node from_id (raft
+     * address from_name) from its peer listener into fd, at its start:
+     * exactly len bytes, or a failure. 0, then cb runs once on the loop
+     * (status 0: all len bytes written), or an AT_E* and cb never runs.
+     * May be NULL: this node does not fetch, and leaders send it the
+     * snapshot's bytes (raft/snaprecv.h). */
+    int (*snapshot_fetch)(void *hooks_data,
+                          uint64_t from_id,
+                          const char *from_name,
+                          uint64_t index,
+                          uint64_t hash,
+                          uint64_t len,
+                          int fd,
+                          void (*cb)(void *cb_data, int status),
+                          void *cb_data);
 };
 
 /* Business results of a command, decided deterministically by apply. */
@@ -747,6 +765,19 @@ void meta_raft_accept(struct meta *m,
  * must answer the leader's first messages. Ignored for malformed values;
  * the node table wins over hints. */
 void meta_peer_hint(struct meta *m, const char *name, const char *peer_address);
+
+/* The snapshot file (index, hash) in the raft dir, opened for reading for
+ * a peer that fetches it (the peer listener sends it): the fd with *len
+ * its length, or a negative AT_ENOTFOUND (no such file: pruned, or never
+ * ours), AT_EIO, AT_ESHUTDOWN. The name is made from the two numbers. */
+int meta_snapshot_file_open(struct meta *m,
+                            uint64_t index,
+                            uint64_t hash,
+                            uint64_t *len);
+
+/* This node fetches snapshot files itself: its raft upgrade answers say
+ * so (proto/peer.h PROTO_PEER_SNAPSHOT_HEADER). */
+bool meta_snapshot_fetches(const struct meta *m);
 
 typedef void (*meta_node_cb)(void *data, const struct meta_node *n);
 

@@ -431,7 +431,7 @@ static int raft_setup(struct meta *m,
     raft_uv_set_tracer(&m->io, &m->tracer);
     raft_uv_set_connect_retry_delay(&m->io, 500);
     meta__guard_init(&m->guard, &m->io); /* Figure 8: see guard.h */
-    m->guard.snap_dir = m->dir;          /* expands descriptors it sends */
+    meta__snapshare_setup(m, cfg);       /* snapshot files (snapshare.c) */
     rv = raft_init(&m->raft, &m->guard.io, &m->glue.iface, m->id, m->address);
     if (rv != 0) {
         at_errmsg_printf(errmsg, "raft init '%s': %s", cfg->dir,

@@ -223,13 +223,9 @@ int meta__snapfile_create(const char *dir,
     struct stat st;
 
     tmp_path(dir, d->index, tmp, sizeof(tmp));
-    int fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        int e = errno;
-        at_errmsg_printf(errmsg, "snapshot file '%s': open: %s", tmp,
-                         strerror(e));
-        return e == ENOSPC ? AT_ENOSPC : AT_EIO;
-    }
+    int fd = meta__snapfile_tmp_open(dir, d, errmsg);
+    if (fd < 0)
+        return fd;
     int rv = write(fd, data, &d->hash);
     if (rv == 0 && fstat(fd, &st) != 0)
         rv = AT_EIO;
@@ -283,18 +279,18 @@ int meta__snapfile_commit(const char *dir,
 
 /* ---- restore ---- */
 
-/* see snapfile.h */
-int meta__snapfile_map(const char *dir,
+/* The file at path mapped read-only once its length and hash are d's
+ * (populate: read ahead of use, for a restore; else read once, front to
+ * back, for a check). */
+static int map_checked(const char *path,
                        const struct meta_snapfile *d,
+                       bool populate,
                        const void **p,
                        char *errmsg)
 {
-    char path[PATH_SIZE], name[META_SNAPFILE_NAME_SIZE];
     struct stat st;
 
     *p = NULL;
-    meta__snapfile_name(d, name);
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
@@ -310,8 +306,8 @@ int meta__snapfile_map(const char *dir,
                          path, (long long)st.st_size, d->len);
         return AT_ECORRUPT;
     }
-    void *m = mmap(NULL, (size_t)d->len, PROT_READ, MAP_PRIVATE | MAP_POPULATE,
-                   fd, 0);
+    void *m = mmap(NULL, (size_t)d->len, PROT_READ,
+                   MAP_PRIVATE | (populate ? MAP_POPULATE : 0), fd, 0);
     int e = errno;
     close(fd);
     if (m == MAP_FAILED) {
@@ -319,6 +315,8 @@ int meta__snapfile_map(const char *dir,
                          strerror(e));
         return AT_EIO;
     }
+    if (!populate)
+        madvise(m, (size_t)d->len, MADV_SEQUENTIAL);
     if (meta__snapfile_hash(m, (size_t)d->len) != d->hash) {
         munmap(m, (size_t)d->len);
         at_errmsg_printf(errmsg, "snapshot file '%s': hash mismatch", path);
@@ -329,10 +327,103 @@ int meta__snapfile_map(const char *dir,
 }
 
 /* see snapfile.h */
+int meta__snapfile_map(const char *dir,
+                       const struct meta_snapfile *d,
+                       const void **p,
+                       char *errmsg)
+{
+    char path[PATH_SIZE], name[META_SNAPFILE_NAME_SIZE];
+
+    meta__snapfile_name(d, name);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return map_checked(path, d, true, p, errmsg);
+}
+
+/* see snapfile.h */
 void meta__snapfile_unmap(const void *p, const struct meta_snapfile *d)
 {
     if (p != NULL)
         munmap((void *)p, (size_t)d->len);
+}
+
+/* ---- a file fetched from a peer, and serving ours ---- */
+
+/* see snapfile.h */
+int meta__snapfile_tmp_open(const char *dir,
+                            const struct meta_snapfile *d,
+                            char *errmsg)
+{
+    char tmp[PATH_SIZE];
+
+    tmp_path(dir, d->index, tmp, sizeof(tmp));
+    int fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = errno;
+        at_errmsg_printf(errmsg, "snapshot file '%s': open: %s", tmp,
+                         strerror(e));
+        return e == ENOSPC ? AT_ENOSPC : AT_EIO;
+    }
+    return fd;
+}
+
+/* see snapfile.h */
+void meta__snapfile_tmp_remove(const char *dir, const struct meta_snapfile *d)
+{
+    char tmp[PATH_SIZE];
+
+    tmp_path(dir, d->index, tmp, sizeof(tmp));
+    unlink(tmp);
+}
+
+/* see snapfile.h */
+int meta__snapfile_adopt(const char *dir,
+                         const struct meta_snapfile *d,
+                         char *errmsg)
+{
+    char tmp[PATH_SIZE];
+
+    const void *m;
+
+    tmp_path(dir, d->index, tmp, sizeof(tmp));
+    int rv = map_checked(tmp, d, false, &m, errmsg);
+    if (rv != 0) {
+        unlink(tmp);
+        return rv;
+    }
+    munmap((void *)m, (size_t)d->len);
+    return meta__snapfile_commit(dir, d, errmsg);
+}
+
+/* see snapfile.h */
+int meta__snapfile_open(const char *dir,
+                        const struct meta_snapfile *d,
+                        uint64_t *len)
+{
+    char path[PATH_SIZE], name[META_SNAPFILE_NAME_SIZE];
+    struct stat st;
+
+    meta__snapfile_name(d, name);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? AT_ENOTFOUND : AT_EIO;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return AT_EIO;
+    }
+    *len = (uint64_t)st.st_size;
+    return fd;
+}
+
+/* see snapfile.h */
+bool meta__snapfile_exists(const char *dir, const struct meta_snapfile *d)
+{
+    char path[PATH_SIZE], name[META_SNAPFILE_NAME_SIZE];
+    struct stat st;
+
+    meta__snapfile_name(d, name);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return stat(path, &st) == 0 && (uint64_t)st.st_size == d->len;
 }
 
 /* ---- prune ---- */

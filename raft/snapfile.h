@@ -13,9 +13,10 @@
  * 32-byte descriptor naming it: magic "ATSF", version, the raft index the
  * state is at, the file's length and a hash of its bytes. The name is
  * made from the numbers, never read from the wire, so a descriptor from a
- * peer cannot name any other path. A restore maps the file; the leader
- * sending a snapshot to a node sends the file's bytes (guard.c expands
- * the descriptor), so the receiver restores them as any snapshot.
+ * peer cannot name any other path. A restore maps the file. A node that
+ * fell behind gets the descriptor and fetches the file from the leader's
+ * peer listener (snaprecv.h); a node that does not fetch gets the file's
+ * bytes inside raft (snapsend.h) and restores them as any snapshot.
  *
  * A file lives while a snapshot of libraft's names it: after each
  * snapshot (and at start) the others are removed (prune). Older buffers
@@ -80,6 +81,31 @@ int meta__snapfile_create(const char *dir,
 int meta__snapfile_commit(const char *dir,
                           const struct meta_snapfile *d,
                           char *errmsg);
+
+/* ---- a file fetched from a peer (snaprecv.c) ----
+ * tmp_open creates (truncates) the temporary file of d->index in dir, for
+ * writing: the fd, or a negative AT_E* with errmsg said. tmp_remove
+ * unlinks it. adopt checks its length and hash against d, then commits it
+ * as meta__snapfile_commit does: 0, or AT_ECORRUPT / AT_EIO with errmsg
+ * said and the temporary file removed. Blocking (reads the whole file,
+ * fsync): call adopt off the loop. */
+int meta__snapfile_tmp_open(const char *dir,
+                            const struct meta_snapfile *d,
+                            char *errmsg);
+void meta__snapfile_tmp_remove(const char *dir, const struct meta_snapfile *d);
+int meta__snapfile_adopt(const char *dir,
+                         const struct meta_snapfile *d,
+                         char *errmsg);
+
+/* d's file in dir (by its index and hash; d->len is not used), opened for
+ * reading, for a peer that fetches it: the fd with *len its length, or
+ * AT_ENOTFOUND / AT_EIO (negative). */
+int meta__snapfile_open(const char *dir,
+                        const struct meta_snapfile *d,
+                        uint64_t *len);
+
+/* d's file is in dir with d's length (its bytes are not read). */
+bool meta__snapfile_exists(const char *dir, const struct meta_snapfile *d);
 
 /* d's file in dir, mapped read-only after its length and hash are
  * checked: 0 with *p, or AT_ENOTFOUND / AT_ECORRUPT / AT_EIO with errmsg

@@ -1,15 +1,15 @@
-/* A snapshot's descriptor expanded before libraft sends it. See
- * snapsend.h.
+/* A snapshot's descriptor expanded before it is sent. See snapsend.h.
  *
- * Happy path: inner's snapshot_get loads libraft's snapshot (the 32-byte
- * descriptor); the pool reads the file it names into one buffer and
- * checks its hash; back on the loop the descriptor is swapped for the
- * bytes and raft's callback runs.
+ * Happy path: the pool reads the file the descriptor names into one
+ * buffer (raft_malloc'd) and checks its hash; back on the loop the
+ * message, with the bytes as its data, goes to inner's send; when that
+ * completes the buffer is freed (off the loop, heap.h) and raft's
+ * callback runs.
  *
- * Failure modes: a file missing, short or damaged, or no memory for it:
- * the snapshot is freed and raft's callback gets RAFT_IOERR (it gives up
- * on this send and tries again later, as after any read error); the pool
- * cannot take the work: the same. */
+ * Failure modes: a file missing, short or damaged, or no memory for it,
+ * or no pool: raft's callback gets RAFT_IOERR (libraft aborts this send
+ * and tries again later, as after any failed send); inner's send refuses
+ * the message: raft's callback gets that status. */
 #include "common/compat.h"
 
 #define AT_LOG_COMP "raft"
@@ -22,34 +22,34 @@
 #include "common/common.h"
 #include "raft/snapfile.h"
 
+#define ADDRESS_MAX 255
+
 struct snapsend {
-    struct raft_io_snapshot_get req; /* ours, to inner */
-    struct raft_io_snapshot_get *orig;
-    raft_io_snapshot_get_cb cb;
+    struct raft_io_send req; /* ours, to inner */
+    struct raft_io_send *orig;
+    raft_io_send_cb cb;
     struct raft_io *inner;
     const char *dir;
-    struct raft_snapshot *snapshot;
+    struct raft_message msg; /* raft's, copied; data swapped */
+    char address[ADDRESS_MAX + 1];
     struct meta_snapfile d;
     struct raft_io_async_work work;
     void *bytes; /* raft_malloc'd: the file's */
     char errmsg[AT_ERRMSG_SIZE];
 };
 
-static void deliver(struct snapsend *s, struct raft_snapshot *snap, int status)
+static void deliver(struct snapsend *s, int status)
 {
-    struct raft_io_snapshot_get *orig = s->orig;
-    raft_io_snapshot_get_cb cb = s->cb;
+    struct raft_io_send *orig = s->orig;
+    raft_io_send_cb cb = s->cb;
+    raft_free(s->bytes); /* a big block: freed off the loop (heap.h) */
     free(s);
-    cb(orig, snap, status);
+    cb(orig, status);
 }
 
-static void snapshot_free(struct raft_snapshot *snap)
+static void sent(struct raft_io_send *req, int status)
 {
-    raft_configuration_close(&snap->configuration);
-    for (unsigned i = 0; i < snap->n_bufs; i++)
-        raft_free(snap->bufs[i].base);
-    raft_free(snap->bufs);
-    raft_free(snap);
+    deliver(req->data, status);
 }
 
 /* In the pool: the file, mapped and checked, copied into raft's memory. */
@@ -73,61 +73,55 @@ static int read_work(struct raft_io_async_work *w)
 static void read_done(struct raft_io_async_work *w, int status)
 {
     struct snapsend *s = w->data;
-    struct raft_snapshot *snap = s->snapshot;
     if (status != 0) {
-        LOG_ERROR("sending snapshot %llu: %s", (unsigned long long)snap->index,
+        LOG_ERROR("sending snapshot %llu: %s", (unsigned long long)s->d.index,
                   s->errmsg);
-        snapshot_free(snap);
-        deliver(s, NULL, RAFT_IOERR);
+        deliver(s, RAFT_IOERR);
         return;
     }
-    raft_free(snap->bufs[0].base);
-    snap->bufs[0].base = s->bytes;
-    snap->bufs[0].len = (size_t)s->d.len;
-    LOG_INFO("sending snapshot %llu: %llu bytes read from its file",
-             (unsigned long long)snap->index, (unsigned long long)s->d.len);
-    deliver(s, snap, 0);
-}
-
-static void got(struct raft_io_snapshot_get *req,
-                struct raft_snapshot *snap,
-                int status)
-{
-    struct snapsend *s = req->data;
-    if (status != 0 || snap == NULL || snap->n_bufs != 1 ||
-        !meta__snapfile_desc_decode(snap->bufs[0].base, snap->bufs[0].len,
-                                    &s->d)) {
-        deliver(s, snap, status);
-        return;
-    }
-    s->snapshot = snap;
-    s->work.data = s;
-    s->work.work = read_work;
-    int rv = s->inner->async_work(s->inner, &s->work, read_done);
-    if (rv != 0) {
-        at_errmsg_printf(s->errmsg, "no thread pool: %s", raft_strerror(rv));
-        read_done(&s->work, RAFT_IOERR);
-    }
+    LOG_INFO(
+        "sending snapshot %llu to node %llu: %llu bytes read from its "
+        "file (it does not fetch files)",
+        (unsigned long long)s->d.index, (unsigned long long)s->msg.server_id,
+        (unsigned long long)s->d.len);
+    s->msg.server_address = s->address;
+    s->msg.install_snapshot.data.base = s->bytes;
+    s->msg.install_snapshot.data.len = (size_t)s->d.len;
+    s->req.data = s;
+    int rv = s->inner->send(s->inner, &s->req, &s->msg, sent);
+    if (rv != 0)
+        deliver(s, rv);
 }
 
 /* see snapsend.h */
-int meta__snapsend_get(struct raft_io *inner,
-                       const char *dir,
-                       struct raft_io_snapshot_get *req,
-                       raft_io_snapshot_get_cb cb)
+int meta__snapsend_expand(struct raft_io *inner,
+                          const char *dir,
+                          struct raft_io_send *req,
+                          const struct raft_message *msg,
+                          raft_io_send_cb cb)
 {
-    if (dir == NULL || inner->version < 2 || inner->async_work == NULL)
-        return inner->snapshot_get(inner, req, cb);
+    const struct raft_buffer *data = &msg->install_snapshot.data;
+    if (inner->version < 2 || inner->async_work == NULL)
+        return inner->send(inner, req, msg, cb); /* no pool: as it is */
     struct snapsend *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return RAFT_NOMEM;
-    s->req.data = s;
+    if (!meta__snapfile_desc_decode(data->base, data->len, &s->d)) {
+        free(s);
+        return RAFT_INVALID;
+    }
     s->orig = req;
     s->cb = cb;
     s->inner = inner;
     s->dir = dir;
+    s->msg = *msg;
+    snprintf(s->address, sizeof(s->address), "%s",
+             msg->server_address != NULL ? msg->server_address : "");
+    s->msg.server_address = NULL;
     req->cb = cb;
-    int rv = inner->snapshot_get(inner, &s->req, got);
+    s->work.data = s;
+    s->work.work = read_work;
+    int rv = inner->async_work(inner, &s->work, read_done);
     if (rv != 0)
         free(s);
     return rv;

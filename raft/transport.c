@@ -26,6 +26,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <strings.h>
 
 #define AT_LOG_COMP "raft"
 
@@ -170,6 +171,56 @@ static unsigned answer_version(const char *resp, size_t len)
     return PROTO_PEER_VERSION_OLD;
 }
 
+/* Does the answer say "X-Atoll-Raft-Snapshot: fetch" (name in any case,
+ * the value exactly)? */
+static bool answer_fetches(const char *resp, size_t len)
+{
+    static const char name[] = PROTO_PEER_SNAPSHOT_HEADER ":";
+    const char *p = memchr(resp, '\n', len);
+    const char *end = resp + len;
+
+    while (p != NULL && ++p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        size_t n = eol != NULL ? (size_t)(eol - p) : (size_t)(end - p);
+        if (n > sizeof(name) - 1 &&
+            strncasecmp(p, name, sizeof(name) - 1) == 0) {
+            const char *v = p + sizeof(name) - 1;
+            const char *ve = p + n;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' '))
+                ve--;
+            return (size_t)(ve - v) == strlen(PROTO_PEER_SNAPSHOT_FETCH) &&
+                   memcmp(v, PROTO_PEER_SNAPSHOT_FETCH, (size_t)(ve - v)) == 0;
+        }
+        p = eol;
+    }
+    return false;
+}
+
+static void peer_note(struct meta_transport *tr, raft_id id, bool fetches)
+{
+    for (unsigned i = 0; i < tr->n_peers; i++) {
+        if (tr->peers[i].id == id) {
+            tr->peers[i].fetches = fetches;
+            return;
+        }
+    }
+    unsigned i = tr->n_peers < META_TRANSPORT_PEERS_MAX
+                     ? tr->n_peers++
+                     : tr->next_peer++ % META_TRANSPORT_PEERS_MAX;
+    tr->peers[i] = (struct meta_transport_peer){ id, fetches };
+}
+
+/* see transport.h */
+bool meta__transport_fetches(const struct meta_transport *tr, raft_id id)
+{
+    for (unsigned i = 0; i < tr->n_peers; i++)
+        if (tr->peers[i].id == id)
+            return tr->peers[i].fetches;
+    return false;
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct meta_dial *d = s->data;
@@ -229,6 +280,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         dial_finish(d, RAFT_NOCONNECTION);
         return;
     }
+    peer_note(d->tr, d->id, answer_fetches(d->resp, d->resp_len));
     d->answered = true;
     maybe_done(d);
 }

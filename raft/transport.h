@@ -11,6 +11,12 @@
 #define META_ADDRESS_MAX 255 /* node names and host:port addresses */
 
 struct meta_dial;
+/* What a peer's last upgrade answer said of it (transport.c). */
+#define META_TRANSPORT_PEERS_MAX 64
+struct meta_transport_peer {
+    raft_id id;
+    bool fetches; /* fetches snapshot files itself (snaprecv.h) */
+};
 struct meta_transport {
     struct raft_uv_transport t; /* t.impl points back here */
     uv_loop_t *loop;            /* borrowed */
@@ -40,6 +46,9 @@ struct meta_transport {
     unsigned closing_handles; /* dials not yet freed + the close timer */
     bool closing;
     uv_timer_t close_timer; /* only initialized by close */
+    /* per peer, from its last upgrade answer; the oldest entry is reused */
+    struct meta_transport_peer peers[META_TRANSPORT_PEERS_MAX];
+    unsigned n_peers, next_peer;
 };
 void meta__transport_init(struct meta_transport *tr, uv_loop_t *loop);
 /* Hand an inbound raft stream to libraft (or close it when not listening). */
@@ -47,6 +56,9 @@ void meta__transport_accept(struct meta_transport *tr,
                             uint64_t id,
                             const char *address,
                             uv_stream_t *stream);
+/* Does node id fetch snapshot files itself? What its last upgrade answer
+ * said (PROTO_PEER_SNAPSHOT_HEADER); false for a node not dialled yet. */
+bool meta__transport_fetches(const struct meta_transport *tr, raft_id id);
 /* "host:port" / "[v6]:port" -> host (NUL-terminated, < size) and port. */
 int meta__split_hostport(const char *addr,
                          char *host,

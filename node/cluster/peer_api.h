@@ -39,7 +39,8 @@ struct node_peer_api {
     /* bound to every request here: answers made with the reply toolkit
      * count in node_api's counters and are marked relayed */
     struct node_reply_ctx reply;
-    uint64_t blob_serves; /* blobs sent to peers, for /metrics */
+    uint64_t blob_serves;     /* blobs sent to peers, for /metrics */
+    uint64_t snapshot_serves; /* snapshot files sent to peers */
     /* borrowed: where the removed notice leaves its marker file */
     const char *raft_dir;
     bool stopping;

@@ -269,6 +269,9 @@ static void dispatch(struct node_peer_api *api,
     case PROTO_PEER_BLOB:
         node_peer__blob(api, req, rest);
         break;
+    case PROTO_PEER_SNAPSHOT:
+        node_peer__snapshot(api, req, rest);
+        break;
     case PROTO_PEER_REPLICATE: /* reads its own body */
         node_replicate_handle(api->node_api, req);
         break;

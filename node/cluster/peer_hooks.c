@@ -215,6 +215,90 @@ static int hook_term(void *hooks_data,
     return rv;
 }
 
+/* ---- a snapshot file fetched from a peer (raft/snaprecv.h) ---- */
+
+struct snap_fetch {
+    int fd;            /* borrowed: raft's temporary file */
+    uint64_t len, got; /* bytes expected, written */
+    void (*cb)(void *cb_data, int status);
+    void *cb_data;
+};
+
+/* Each piece of the body, written at once: the page cache takes it (the
+ * pool fsyncs the whole file before raft sees it). */
+static int snap_data(void *data, const char *p, size_t n)
+{
+    struct snap_fetch *f = data;
+    if (n > f->len - f->got)
+        return AT_ETOOBIG;
+    while (n > 0) {
+        ssize_t w = write(f->fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return errno == ENOSPC ? AT_ENOSPC : AT_EIO;
+        p += w;
+        n -= (size_t)w;
+        f->got += (uint64_t)w;
+    }
+    return 0;
+}
+
+static void snap_done(void *data,
+                      int status,
+                      int http,
+                      const char *body,
+                      size_t len)
+{
+    struct snap_fetch *f = data;
+    AT_UNUSED(body);
+    AT_UNUSED(len);
+    if (status == 0 && http != 200)
+        status = http == 404 ? AT_ENOTFOUND : AT_EPROTO;
+    else if (status == 0 && f->got != f->len)
+        status = AT_ECORRUPT; /* short */
+    f->cb(f->cb_data, status);
+    at_free(f);
+}
+
+/* Bytes per second a fetch is given at least, on top of a minute. */
+#define SNAP_FETCH_MIN_RATE (10u << 20)
+
+static int hook_snapshot_fetch(void *hooks_data,
+                               uint64_t from_id,
+                               const char *from_name,
+                               uint64_t index,
+                               uint64_t hash,
+                               uint64_t len,
+                               int fd,
+                               void (*cb)(void *cb_data, int status),
+                               void *cb_data)
+{
+    struct node_peer_api *api = hooks_data;
+    struct node_find nf = { .id = from_id };
+    char path[PROTO_PEER_SNAPSHOT_PATH_SIZE];
+
+    if (api->peer == NULL || api->meta == NULL || api->stopping)
+        return AT_ESHUTDOWN;
+    meta_members(api->meta, node_find_each, &nf);
+    const char *addr = node_peer__address_of(
+        api, nf.name[0] != '\0' ? nf.name : from_name, nf.addr);
+    if (addr == NULL)
+        return AT_ENOTFOUND;
+    proto_peer_snapshot_path(index, hash, path);
+    struct snap_fetch *f = at_calloc(1, sizeof(*f));
+    f->fd = fd;
+    f->len = len;
+    f->cb = cb;
+    f->cb_data = cb_data;
+    int rv = node_peer_stream(api->peer, addr, path,
+                              60000 + len / (SNAP_FETCH_MIN_RATE / 1000),
+                              snap_data, snap_done, f, NULL);
+    if (rv != 0)
+        at_free(f);
+    return rv;
+}
+
 /* Gossip's view of a node (UNKNOWN without gossip). */
 static enum meta_liveness hook_liveness(void *hooks_data,
                                         const char *name,
@@ -231,4 +315,5 @@ const struct meta_hooks node_peer_hooks = {
     .read_index = hook_read_index,
     .term = hook_term,
     .liveness = hook_liveness,
+    .snapshot_fetch = hook_snapshot_fetch,
 };

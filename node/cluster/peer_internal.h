@@ -70,6 +70,10 @@ void node_peer__removed(struct node_peer_op *op);
 /* peer_gossip.c: a push-pull exchange (POST /_atoll/gossip). */
 void node_peer__gossip(struct node_peer_op *op);
 /* peer_blobs.c: GET/HEAD of a local blob copy. */
+/* peer_snapshot.c: GET <PROTO_PEER_SNAPSHOT><index>-<hash> (rest). */
+void node_peer__snapshot(struct node_peer_api *api,
+                         struct node_http_req *req,
+                         const char *rest);
 void node_peer__blob(struct node_peer_api *api,
                      struct node_http_req *req,
                      const char *digest);

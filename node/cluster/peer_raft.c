@@ -89,5 +89,9 @@ void node_peer__raft(struct node_peer_api *api, struct node_http_req *req)
     if (paddr != NULL && strlen(paddr) < sizeof(ra->peer_address))
         snprintf(ra->peer_address, sizeof(ra->peer_address), "%s", paddr);
     snprintf(ra->peer, sizeof(ra->peer), "%s", node_http_req_peer(req));
+    /* a leader may send us snapshot descriptors: we fetch the files */
+    if (meta_snapshot_fetches(api->meta))
+        node_http_resp_header(req, PROTO_PEER_SNAPSHOT_HEADER, "%s",
+                              PROTO_PEER_SNAPSHOT_FETCH);
     node_http_req_upgrade(req, PROTO_PEER_RAFT_UPGRADE, on_raft_upgraded, ra);
 }

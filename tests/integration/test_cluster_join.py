@@ -7,6 +7,7 @@ tests/bench/cluster-join. Skipped while atoll has no --peer-listen."""
 import glob
 import os
 import random
+import re
 import time
 import unittest
 
@@ -14,6 +15,11 @@ from cluster import (ClusterNode, ClusterTestCase, get_tag, list_all_tags,
                      load_tags, note, push_small, wait_for)
 
 NTAGS = 2000
+
+
+def read_log(node):
+    with open(node.log_path, errors="replace") as f:
+        return f.read()
 
 
 class JoinLoadedClusterTest(ClusterTestCase):
@@ -63,7 +69,9 @@ class JoinLoadedClusterTest(ClusterTestCase):
         self.assertEqual(len(again), 1)
         self.assertEqual(again[0]["id"], old_id)
         # snapshots are files of atoll's own (raft/snapfile.h): libraft
-        # keeps a descriptor, and the leader sent the file's bytes
+        # keeps a descriptor; the leader sent the joiner only that, and the
+        # joiner fetched the file from the leader's peer listener
+        # (raft/snaprecv.h)
         for n in c.nodes[:3]:
             files = glob.glob(os.path.join(n.data_dir, "**", "fsm-*.ats2"),
                               recursive=True)
@@ -71,12 +79,49 @@ class JoinLoadedClusterTest(ClusterTestCase):
             for p in glob.glob(os.path.join(n.data_dir, "**", "snapshot-*"),
                                recursive=True):
                 self.assertLess(os.path.getsize(p), 256, p)
-        sent = [n.name for n in c.nodes[:3]
-                if "read from its file" in open(n.log_path,
-                                                errors="replace").read()]
-        self.assertTrue(sent, "no snapshot sent from a file")
+        logs = {n.name: read_log(n) for n in c.nodes}
+        sent = [k for k in list(logs)[:3]
+                if "as its descriptor: it fetches the file" in logs[k]]
+        self.assertTrue(sent, "no snapshot sent as a descriptor")
+        self.assertFalse([k for k in logs if "read from its file" in logs[k]],
+                         "a leader sent a file's bytes to a node that fetches")
+        self.assertRegex(logs[fresh.name], r"snapshot \d+ fetched from '[^']+'"
+                         r": \d+ bytes in \d+ ms, checked and stored")
+        self.assertIn("installing snapshot", logs[fresh.name])
+        self.assertTrue(
+            [k for k in list(logs)[:3] if "sending snapshot file" in logs[k]],
+            "no peer listener sent a snapshot file")
+        served = 0
+        for n in c.nodes[:3]:
+            r = n.request("GET", "/metrics", timeout=10)
+            m = re.search(rb"^atoll_peer_snapshot_serves_total (\d+)$",
+                          r.body, re.M)
+            self.assertTrue(m, f"{n.name}: no snapshot serves in /metrics")
+            served += int(m.group(1))
+        self.assertGreaterEqual(served, 1)
         note(f"loaded {NTAGS} tags in {load_s:.1f}s; 4th node joined and "
              f"caught up in {join_s:.1f}s")
+
+    def test_joiner_without_fetch_gets_the_bytes(self):
+        """A node started with --snapshot-fetch false (as nodes of earlier
+        releases, which never say they fetch) gets the snapshot's bytes
+        inside raft: the leader expands the descriptor for it."""
+        c = self.cluster
+        repo = "join/nofetch"
+        tags = load_tags(c.nodes, repo, 600)
+        target = int(c.leader().status()["commit_index"])
+        fresh = c.add_node(extra=["--snapshot-fetch", "false"])
+        fresh.start()
+        wait_for(lambda: fresh.applied_index() >= target, 40,
+                 what=f"joiner applied >= {target}")
+        self.assertEqual(set(list_all_tags(fresh, repo)), set(tags))
+        logs = {n.name: read_log(n) for n in c.nodes}
+        self.assertTrue(
+            [k for k in list(logs)[:3]
+             if "read from its file (it does not fetch files)" in logs[k]],
+            "no leader expanded a descriptor for a node that does not fetch")
+        self.assertNotIn("fetching snapshot", logs[fresh.name])
+        self.assertIn("installing a snapshot of", logs[fresh.name])
 
 
     def test_joiner_killed_while_installing(self):
@@ -97,7 +142,9 @@ class JoinLoadedClusterTest(ClusterTestCase):
             while time.time() < end and fresh.alive():
                 with open(fresh.log_path, errors="replace") as f:
                     f.seek(mark)
-                    if "installing a snapshot" in f.read():
+                    # the fetch (raft/snaprecv.h), then libraft's install
+                    if re.search(r"fetching snapshot|installing snapshot",
+                                 f.read()):
                         caught += 1
                         break
                 time.sleep(0.002)

@@ -113,6 +113,40 @@ class PeerAuthTest(ClusterTestCase):
                 self.assertTrue(closed, "connection left open after 401")
                 self.assertNotIn(b"101", out.split(b"\r\n", 1)[0])
 
+    def test_snapshot_files_on_peer_port(self):
+        """GET /_atoll/snapshots/<index>-<hash> (raft/snaprecv.h) needs the
+        secret, takes exactly two 16-digit lower-case hex numbers (the
+        file's path is made from them, never from the text) and answers
+        404 for a file it does not have; a raft upgrade's 101 says the
+        node fetches snapshot files."""
+        c = self.cluster
+        n = c.nodes[2]
+        ok_name = "/_atoll/snapshots/00000000000000a1-0123456789abcdef"
+        for secret in (None, BAD):
+            self.assert_401(n.peer_request("GET", ok_name, secret=secret),
+                            f"snapshot file with secret {secret!r}")
+        r = n.peer_request("GET", ok_name)
+        self.assertEqual(r.status, 404, r)
+        self.assertEqual(json.loads(r.body)["errors"][0]["code"],
+                         "SNAPSHOT_UNKNOWN")
+        for bad in ("../../../etc/passwd", "00000000000000a1",
+                    "00000000000000A1-0123456789abcdef",
+                    "00000000000000a1-0123456789abcdeg",
+                    "00000000000000a1_0123456789abcdef",
+                    "00000000000000a1-0123456789abcdef.ats2",
+                    "0000000000000a1-0123456789abcdef0",
+                    "fsm-00000000000000a1-0123456789abcdef.ats2",
+                    "%2e%2e%2f%2e%2e%2fraft", ""):
+            r = n.peer_request("GET", "/_atoll/snapshots/" + bad)
+            self.assertEqual(r.status, 400, f"{bad!r}: {r!r}")
+            self.assertTrue(json.loads(r.body)["errors"], r)
+        r = n.peer_request("POST", ok_name, body=b"x")
+        self.assertEqual(r.status, 405, r)
+        out, _ = raft_upgrade(n, c.secret, raft_id="7", address="probe")
+        head = out.split(b"\r\n\r\n", 1)[0].decode(errors="replace")
+        self.assertTrue(head.startswith("HTTP/1.1 101"), head)
+        self.assertIn("x-atoll-raft-snapshot: fetch", head.lower())
+
     def test_raft_upgrade_missing_headers(self):
         c = self.cluster
         n = c.nodes[1]

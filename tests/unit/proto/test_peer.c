@@ -60,6 +60,40 @@ static void test_table(void **state)
     assert_true(proto_peer_method_ok(PROTO_PEER_RELAY, "PATCH"));
 }
 
+/* A snapshot file's name on the peer port: built from two numbers and
+ * parsed back only in exactly that form. */
+static void test_snapshot_path(void **state)
+{
+    char path[PROTO_PEER_SNAPSHOT_PATH_SIZE];
+    const char *rest = NULL;
+    uint64_t index = 0, hash = 0;
+    AT_UNUSED(state);
+    proto_peer_snapshot_path(0xa1, 0xfedcba9876543210ULL, path);
+    assert_string_equal(path,
+                        "/_atoll/snapshots/00000000000000a1-fedcba9876543210");
+    assert_int_equal(proto_peer_find(path, &rest), PROTO_PEER_SNAPSHOT);
+    assert_true(proto_peer_snapshot_parse(rest, &index, &hash));
+    assert_int_equal(index, 0xa1);
+    assert_true(hash == 0xfedcba9876543210ULL);
+    assert_true(proto_peer_method_ok(PROTO_PEER_SNAPSHOT, "GET"));
+    assert_false(proto_peer_method_ok(PROTO_PEER_SNAPSHOT, "POST"));
+    static const char *bad[] = {
+        "",
+        "00000000000000a1",
+        "00000000000000a1-",
+        "00000000000000A1-fedcba9876543210",
+        "00000000000000a1-fedcba987654321g",
+        "00000000000000a1+fedcba9876543210",
+        "00000000000000a1-fedcba9876543210/",
+        "00000000000000a1-fedcba98765432100",
+        "0000000000000a1-fedcba9876543210",
+        "../../../../etc/passwd/xxxxxxxxxx",
+        "00000000000000a1-fedcba98765432\0",
+    };
+    for (size_t i = 0; i < AT_ARRAY_SIZE(bad); i++)
+        assert_false(proto_peer_snapshot_parse(bad[i], &index, &hash));
+}
+
 static void test_versions(void **state)
 {
     AT_UNUSED(state);
@@ -349,6 +383,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
+        cmocka_unit_test(test_snapshot_path),
         cmocka_unit_test(test_versions),
         cmocka_unit_test(test_version_line),
         cmocka_unit_test(test_msg_round_trip),

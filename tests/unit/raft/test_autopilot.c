@@ -118,10 +118,11 @@ static enum meta_liveness hook_liveness(void *hooks_data,
     return META_LIVE_UNKNOWN;
 }
 
-static const struct meta_hooks hooks_live = { hook_forward, hook_read_index,
-                                              NULL, hook_liveness };
-static const struct meta_hooks hooks_plain = { hook_forward, hook_read_index,
-                                               NULL, NULL };
+static const struct meta_hooks hooks_live = { .forward = hook_forward,
+                                              .read_index = hook_read_index,
+                                              .liveness = hook_liveness };
+static const struct meta_hooks hooks_plain = { .forward = hook_forward,
+                                               .read_index = hook_read_index };
 
 static void set_live(int i, enum meta_liveness l)
 {

@@ -183,8 +183,9 @@ static int hook_term(void *hooks_data,
     return 0;
 }
 
-static const struct meta_hooks hooks = { hook_forward, hook_read_index,
-                                         hook_term, NULL };
+static const struct meta_hooks hooks = { .forward = hook_forward,
+                                         .read_index = hook_read_index,
+                                         .term = hook_term };
 
 /* ---- nodes ---- */
 
