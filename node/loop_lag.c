@@ -3,6 +3,7 @@
 
 #define AT_LOG_COMP "node"
 
+#include <sys/resource.h>
 #include <time.h>
 
 #include "node/loop_lag.h"
@@ -19,11 +20,21 @@ static uint64_t thread_cpu_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The loop thread's page faults so far (minor and major). */
+static uint64_t thread_faults(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) != 0)
+        return 0;
+    return (uint64_t)ru.ru_minflt + (uint64_t)ru.ru_majflt;
+}
+
 /* see loop_lag.h */
 void node_loop_lag_record(struct node_loop_lag *l,
                           uint64_t late_ns,
                           uint64_t cpu_ns,
-                          uint64_t interval_ns)
+                          uint64_t interval_ns,
+                          uint64_t faults)
 {
     double s = (double)late_ns / 1e9;
     size_t b = 0;
@@ -41,15 +52,18 @@ void node_loop_lag_record(struct node_loop_lag *l,
         l->stalls_busy++;
     else
         l->stalls_waiting++;
+    l->stall_faults += faults;
     uint64_t now = l->last_ns;
     if (late_ns >= (uint64_t)NODE_LOOP_LAG_WARN_MS * 1000000u &&
         (l->last_log_ns == 0 || now - l->last_log_ns >= 10000000000u)) {
         l->last_log_ns = now;
         LOG_WARN(
             "the event loop was %.0f ms late (its thread ran %.0f of the "
-            "last %.0f ms: %s); requests waited as long",
+            "last %.0f ms, with %" PRIu64
+            " page faults: %s); requests "
+            "waited as long",
             (double)late_ns / 1e6, (double)cpu_ns / 1e6,
-            (double)interval_ns / 1e6,
+            (double)interval_ns / 1e6, faults,
             busy ? "busy on the loop"
                  : "not running: CPU starvation or a blocking call");
     }
@@ -64,9 +78,12 @@ static void on_tick(uv_timer_t *t)
     uint64_t due = (uint64_t)NODE_LOOP_LAG_TICK_MS * 1000000u;
     uint64_t late = interval > due ? interval - due : 0;
     uint64_t ran = cpu >= l->last_cpu_ns ? cpu - l->last_cpu_ns : 0;
+    uint64_t faults = thread_faults();
+    uint64_t faulted = faults >= l->last_faults ? faults - l->last_faults : 0;
     l->last_ns = now;
     l->last_cpu_ns = cpu;
-    node_loop_lag_record(l, late, ran, interval);
+    l->last_faults = faults;
+    node_loop_lag_record(l, late, ran, interval, faulted);
 }
 
 /* see loop_lag.h */
@@ -80,6 +97,7 @@ struct node_loop_lag *node_loop_lag_start(uv_loop_t *loop)
     l->timer.data = l;
     l->last_ns = uv_hrtime();
     l->last_cpu_ns = thread_cpu_ns();
+    l->last_faults = thread_faults();
     /* a repeating timer: each tick is due one period after the last ran */
     uv_timer_start(&l->timer, on_tick, NODE_LOOP_LAG_TICK_MS,
                    NODE_LOOP_LAG_TICK_MS);
@@ -139,4 +157,11 @@ void node_loop_lag_text(const struct node_loop_lag *l, struct at_buf *b)
                   "\n"
                   "atoll_loop_stalls_total{kind=\"waiting\"} %" PRIu64 "\n",
                   NODE_LOOP_LAG_STALL_MS, l->stalls_busy, l->stalls_waiting);
+    at_buf_printf(b,
+                  "# HELP atoll_loop_stall_faults_total Page faults the "
+                  "event loop's thread took during those late turns (the "
+                  "copy-on-write after a snapshot's fork shows here).\n"
+                  "# TYPE atoll_loop_stall_faults_total counter\n"
+                  "atoll_loop_stall_faults_total %" PRIu64 "\n",
+                  l->stall_faults);
 }

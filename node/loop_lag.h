@@ -23,10 +23,12 @@ struct node_loop_lag {
     uv_timer_t timer;
     uint64_t last_ns;     /* uv_hrtime of the last tick */
     uint64_t last_cpu_ns; /* the loop thread's CPU time then */
+    uint64_t last_faults; /* and its page faults */
     uint64_t last_log_ns;
     uint64_t count[NODE_LOOP_LAG_BUCKETS + 1]; /* per bucket, not cumulative */
     double sum_s, max_s;
     uint64_t stalls_busy, stalls_waiting;
+    uint64_t stall_faults; /* page faults during the stalls */
     bool closing;
 };
 
@@ -37,15 +39,17 @@ struct node_loop_lag *node_loop_lag_start(uv_loop_t *loop);
 void node_loop_lag_close(struct node_loop_lag *l);
 
 /* Account one tick: late_ns past its due time, the loop thread having run
- * cpu_ns over the interval_ns since the previous tick (tests call it
- * directly). */
+ * cpu_ns and taken faults page faults over the interval_ns since the
+ * previous tick (tests call it directly). */
 void node_loop_lag_record(struct node_loop_lag *l,
                           uint64_t late_ns,
                           uint64_t cpu_ns,
-                          uint64_t interval_ns);
+                          uint64_t interval_ns,
+                          uint64_t faults);
 
-/* Append atoll_loop_lag_seconds (histogram), atoll_loop_lag_max_seconds
- * and atoll_loop_stalls_total{kind} to out. */
+/* Append atoll_loop_lag_seconds (histogram), atoll_loop_lag_max_seconds,
+ * atoll_loop_stalls_total{kind} and atoll_loop_stall_faults_total to
+ * out. */
 void node_loop_lag_text(const struct node_loop_lag *l, struct at_buf *out);
 
 #endif /* NODE_LOOP_LAG_H */

@@ -28,6 +28,7 @@
 #include "node/cluster/peer.h"
 #include "node/cluster/peer_api.h"
 #include "node/cluster/placement.h"
+#include "node/cluster/repl_scan.h"
 #include "node/cluster/replicate.h"
 #include "node/cluster/verify.h"
 #include "node/front.h"
@@ -614,7 +615,7 @@ static int open_meta(struct node_server *s, bool join, char *errmsg)
             "node '%s' serving on %s (single node), data in '%s', raft "
             "in '%s'",
             s->name, s->api_address, cfg->data_dir, s->raft_dir);
-    node_replicate_scan_start(&s->api);
+    s->api.repl_scan = node_repl_scan_start(&s->api);
     node_placement_start(&s->api);
     return 0;
 }
@@ -792,6 +793,8 @@ static void on_join_closed(void *data)
 
     node_fetch_table_close(s->api.fetches);
     node_replicate_close(s->api.repl);
+    node_repl_scan_close(s->api.repl_scan);
+    s->api.repl_scan = NULL;
     node_verify_close(s->api.verify);
     s->api.verify = NULL;
     storage_close(&s->store);

@@ -348,6 +348,17 @@ int meta_fsm_restore(struct meta_fsm *f,
                      size_t len,
                      char *errmsg)
 {
+    return meta_fsm_restore_checked(f, buf, len, NULL, NULL, errmsg);
+}
+
+/* see fsm.h */
+int meta_fsm_restore_checked(struct meta_fsm *f,
+                             const void *buf,
+                             size_t len,
+                             int (*check)(void *data, char *errmsg),
+                             void *data,
+                             char *errmsg)
+{
     struct meta_fsm fresh;
     meta_fsm_init(&fresh, f->ring_cap);
     /* a new body file, filled as the snapshot is decoded (in one batch);
@@ -373,6 +384,8 @@ int meta_fsm_restore(struct meta_fsm *f,
     } else {
         rv = meta__snap_decode(&fresh, buf, len, errmsg);
     }
+    if (rv == 0 && check != NULL)
+        rv = check(data, errmsg);
     if (rv != 0) {
         meta_fsm_release(&fresh);
         return rv;

@@ -32,4 +32,16 @@ int meta_fsm_restore(struct meta_fsm *f,
                      size_t len,
                      char *errmsg);
 
+/* meta_fsm_restore, with check(data, errmsg) run once the snapshot is
+ * decoded and before the state is replaced (it may be NULL): a non-zero
+ * AT_E* from it leaves f unchanged and is returned. So a check of buf
+ * (its hash, computed on another thread meanwhile) can run alongside the
+ * decoding. */
+int meta_fsm_restore_checked(struct meta_fsm *f,
+                             const void *buf,
+                             size_t len,
+                             int (*check)(void *data, char *errmsg),
+                             void *data,
+                             char *errmsg);
+
 #endif /* META_FSM_H */

@@ -287,20 +287,33 @@ void meta_peer_progress_each(struct meta *m,
 }
 
 /* see meta.h */
-void meta_referenced_blobs(struct meta *m, meta_ref_blob_cb each, void *data)
+bool meta_referenced_blobs_step(struct meta *m,
+                                struct meta_blob_walk *w,
+                                size_t budget,
+                                meta_ref_blob_cb each,
+                                void *data)
 {
     const char *rk;
-    void *rv, *mv;
+    void *rv, *bv;
+    size_t spent = 0;
 
-    for (size_t i = 0; at_map_next(&m->fsm.repos, &i, &rk, &rv);) {
-        struct meta_repo *repo = rv;
-        for (size_t j = 0; at_dmap_next(&repo->manifests, &j, &mv);) {
-            const struct meta_mf *mf = mv;
-            for (size_t k = 0; k < mf->nblobs; k++) {
-                const struct meta_blob *b =
-                    meta__blob_get(&m->fsm, &mf->blobs[k], 0, false);
-                each(data, repo->name, &mf->blobs[k], b != NULL ? b->size : 0);
-            }
+    for (;;) {
+        size_t next = w->repo;
+        if (!at_map_next(&m->fsm.repos, &next, &rk, &rv)) {
+            *w = (struct meta_blob_walk){ 0, 0 };
+            return true;
         }
+        const struct meta_repo *repo = rv;
+        while (at_dmap_next(&repo->blobs, &w->link, &bv)) {
+            const struct meta_blob *b = bv;
+            if (b->mrefs > 0)
+                each(data, repo->name, &b->digest, b->size);
+            if (++spent >= budget)
+                return false; /* this repository again, from w->link */
+        }
+        w->repo = next;
+        w->link = 0;
+        if (++spent >= budget)
+            return false;
     }
 }

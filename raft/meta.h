@@ -797,15 +797,32 @@ void meta_blob_holders(struct meta *m,
                        const struct at_digest *d,
                        meta_node_cb each,
                        void *data);
-/* Every blob referenced by a manifest (config and layers), once per
- * repository holding such a manifest: each(data, repo, digest, size of the
- * blob record, or 0 if none). Local state, no order. For the leader's
- * min_copies scan (the node layer). */
+/* The blobs some manifest references (config and layers), walked a
+ * bounded piece at a time for the leader's min_copies scan (the node
+ * layer): each(data, repo, digest, size) for a blob linked in repo and
+ * referenced by at least one manifest (of any repository: PutManifest
+ * needs its blobs linked in its own, so every referenced blob is met),
+ * once per repository linking it. Local state, no order. A zeroed cursor
+ * starts a walk; each step visits at most budget links (and repositories)
+ * and returns true once the walk is at its end (the cursor is zeroed for
+ * the next one). Writes between steps are fine: the walk keeps slot
+ * positions, not pointers, so it may miss or repeat what moved meanwhile
+ * (the next walk sees it), never reads freed memory. The cost of a step
+ * is its budget, whatever the state's size; the walk is O(repositories +
+ * links), not O(manifests). */
+struct meta_blob_walk {
+    size_t repo; /* slot of the repository being walked */
+    size_t link; /* slot within its blob links */
+};
 typedef void (*meta_ref_blob_cb)(void *data,
                                  const char *repo,
                                  const struct at_digest *d,
                                  uint64_t size);
-void meta_referenced_blobs(struct meta *m, meta_ref_blob_cb each, void *data);
+bool meta_referenced_blobs_step(struct meta *m,
+                                struct meta_blob_walk *w,
+                                size_t budget,
+                                meta_ref_blob_cb each,
+                                void *data);
 /* The node this node believes is leader; false if none known. */
 bool meta_leader(struct meta *m, struct meta_node *out);
 

@@ -285,6 +285,7 @@ int meta__snapfile_commit(const char *dir,
 static int map_checked(const char *path,
                        const struct meta_snapfile *d,
                        bool populate,
+                       bool hash,
                        const void **p,
                        char *errmsg)
 {
@@ -317,7 +318,7 @@ static int map_checked(const char *path,
     }
     if (!populate)
         madvise(m, (size_t)d->len, MADV_SEQUENTIAL);
-    if (meta__snapfile_hash(m, (size_t)d->len) != d->hash) {
+    if (hash && meta__snapfile_hash(m, (size_t)d->len) != d->hash) {
         munmap(m, (size_t)d->len);
         at_errmsg_printf(errmsg, "snapshot file '%s': hash mismatch", path);
         return AT_ECORRUPT;
@@ -326,17 +327,36 @@ static int map_checked(const char *path,
     return 0;
 }
 
+/* d's file in dir, mapped for a restore. */
+static int map_named(const char *dir,
+                     const struct meta_snapfile *d,
+                     bool hash,
+                     const void **p,
+                     char *errmsg)
+{
+    char path[PATH_SIZE], name[META_SNAPFILE_NAME_SIZE];
+
+    meta__snapfile_name(d, name);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return map_checked(path, d, true, hash, p, errmsg);
+}
+
 /* see snapfile.h */
 int meta__snapfile_map(const char *dir,
                        const struct meta_snapfile *d,
                        const void **p,
                        char *errmsg)
 {
-    char path[PATH_SIZE], name[META_SNAPFILE_NAME_SIZE];
+    return map_named(dir, d, true, p, errmsg);
+}
 
-    meta__snapfile_name(d, name);
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    return map_checked(path, d, true, p, errmsg);
+/* see snapfile.h */
+int meta__snapfile_map_unhashed(const char *dir,
+                                const struct meta_snapfile *d,
+                                const void **p,
+                                char *errmsg)
+{
+    return map_named(dir, d, false, p, errmsg);
 }
 
 /* see snapfile.h */
@@ -385,7 +405,7 @@ int meta__snapfile_adopt(const char *dir,
     const void *m;
 
     tmp_path(dir, d->index, tmp, sizeof(tmp));
-    int rv = map_checked(tmp, d, false, &m, errmsg);
+    int rv = map_checked(tmp, d, false, true, &m, errmsg);
     if (rv != 0) {
         unlink(tmp);
         return rv;

@@ -115,6 +115,13 @@ int meta__snapfile_map(const char *dir,
                        const void **p,
                        char *errmsg);
 void meta__snapfile_unmap(const void *p, const struct meta_snapfile *d);
+/* meta__snapfile_map with the length checked and the hash not: the
+ * caller checks meta__snapfile_hash of the bytes before it trusts what
+ * it made of them (the restore hashes on another thread meanwhile). */
+int meta__snapfile_map_unhashed(const char *dir,
+                                const struct meta_snapfile *d,
+                                const void **p,
+                                char *errmsg);
 
 /* Remove the files (and leftover temporary files) in dir whose index no
  * snapshot of libraft's has (its "snapshot-<term>-<index>-<ms>.meta"

@@ -1,5 +1,6 @@
 /* min_copies durability: asks for blob copies, the manifest PUT's wait for
- * them, the peer endpoint that starts a copy, and the leader's scan.
+ * them, and the peer endpoint that starts a copy (the leader's scan that
+ * asks for the copies still missing is repl_scan.c).
  *
  * Happy path: an upload commits (BlobStored applied) -> node_replicate_blob
  * picks a target (a node of the node table not holding the blob and not
@@ -15,13 +16,13 @@
  * up with a read barrier first; 409 if the blob is still unknown: asked
  * again after ASK_RETRY_MS, up to ASK_RETRIES times), is down or refuses
  * (next target), or its fetch fails (the waiting PUT asks again every
- * NODE_REPLICATE_KICK_MS; the leader's scan every NODE_REPLICATE_SCAN_MS).
+ * NODE_REPLICATE_KICK_MS; the leader's scan every NODE_REPL_SCAN_MS).
  * A PUT still short of copies after copy_wait gets 503 naming the blob.
  * A node removed from the cluster no longer counts as a holder (the node
  * table filters meta_blob_holders): the leader's scan asks new copies.
  *
  * Lifetime: struct node_repl is refcounted by the api (until
- * node_replicate_close) and by every ask, wait and the scan timer; once
+ * node_replicate_close) and by every ask and wait; once
  * detached (api NULL) each of them ends at its next callback. */
 #include "common/compat.h"
 
@@ -43,9 +44,6 @@ struct node_repl {
     struct node_api *api; /* borrowed; NULL once closed */
     struct at_map asks;   /* raw digest -> struct repl_ask (borrowed) */
     unsigned refs;
-    uint64_t under_replicated; /* at the last scan */
-    bool scan_started;
-    uv_timer_t scan_timer;
 };
 
 struct repl_target {
@@ -87,11 +85,6 @@ static void repl_unref(struct node_repl *r)
     at_free(r);
 }
 
-static void on_scan_closed(uv_handle_t *h)
-{
-    repl_unref(h->data);
-}
-
 /* see replicate.h */
 void node_replicate_close(struct node_repl *r)
 {
@@ -100,10 +93,6 @@ void node_replicate_close(struct node_repl *r)
     if (r->api != NULL)
         r->api->repl = NULL;
     r->api = NULL;
-    if (r->scan_started) {
-        uv_timer_stop(&r->scan_timer);
-        uv_close((uv_handle_t *)&r->scan_timer, on_scan_closed);
-    }
     repl_unref(r);
 }
 
@@ -700,86 +689,7 @@ void node_replicate_counts(struct node_api *api,
     unsigned active = 0, background = 0;
 
     node_fetch_counts(api, &active, &background);
-    *under_replicated = api->repl != NULL ? api->repl->under_replicated : 0;
+    *under_replicated = api->under_replicated; /* repl_scan.c */
     *copies_in_flight =
         background + (api->repl != NULL ? api->repl->asks.len : 0);
-}
-
-/* ---- leader scan ---- */
-
-struct scan_ctx {
-    struct node_api *api;
-    unsigned want;
-    struct at_map seen; /* raw digests already counted */
-    uint64_t under;
-    uint64_t asked;
-};
-
-static void scan_each(void *data,
-                      const char *repo,
-                      const struct at_digest *d,
-                      uint64_t size)
-{
-    struct scan_ctx *sc = data;
-    unsigned have;
-
-    AT_UNUSED(size);
-    if (at_map_get(&sc->seen, d->bytes, AT_DIGEST_LEN) != NULL)
-        return;
-    at_map_put(&sc->seen, d->bytes, AT_DIGEST_LEN, (void *)1);
-    have = node_copies_count(sc->api, d);
-    if (have >= sc->want)
-        return;
-    sc->under++;
-    if (have > 0) {
-        node_replicate_blob(sc->api, repo, d);
-        sc->asked++;
-    }
-}
-
-static void scan_on_tick(uv_timer_t *t)
-{
-    struct node_repl *r = t->data;
-    struct node_api *api = r->api;
-    struct meta_node leader;
-    struct meta_status st;
-    struct scan_ctx sc;
-
-    if (!usable(api))
-        return;
-    meta_status_get(api->meta, &st);
-    if (!meta_leader(api->meta, &leader) || leader.id != st.id) {
-        r->under_replicated = 0;
-        return;
-    }
-    memset(&sc, 0, sizeof(sc));
-    sc.api = api;
-    sc.want = node_copies_min(api);
-    if (sc.want <= 1) {
-        r->under_replicated = 0;
-        return;
-    }
-    at_map_init(&sc.seen);
-    meta_referenced_blobs(api->meta, scan_each, &sc);
-    at_map_release(&sc.seen);
-    if (sc.under > 0 || r->under_replicated > 0)
-        LOG_INFO("scan: %" PRIu64 " blobs short of %u copies, %" PRIu64
-                 " asked for a copy",
-                 sc.under, sc.want, sc.asked);
-    r->under_replicated = sc.under;
-}
-
-/* see replicate.h */
-void node_replicate_scan_start(struct node_api *api)
-{
-    struct node_repl *r = repl_get(api);
-
-    if (r->scan_started)
-        return;
-    r->scan_started = true;
-    r->refs++; /* the timer's, dropped in on_scan_closed */
-    uv_timer_init(api->loop, &r->scan_timer);
-    r->scan_timer.data = r;
-    uv_timer_start(&r->scan_timer, scan_on_tick, NODE_REPLICATE_SCAN_MS,
-                   NODE_REPLICATE_SCAN_MS);
 }

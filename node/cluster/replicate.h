@@ -7,8 +7,7 @@
 
 #include "node/reply/context.h"
 
-#define NODE_REPLICATE_ASK_MS   3000  /* one ask to one node */
-#define NODE_REPLICATE_SCAN_MS  10000 /* leader: re-replication scan */
+#define NODE_REPLICATE_ASK_MS   3000 /* one ask to one node */
 #define NODE_REPLICATE_MAX_COPY 16
 #define NODE_REPLICATE_KICK_MS  2000 /* a waiting PUT asks again this often */
 #define NODE_REPLICATE_TICK_MS  50   /* a waiting PUT checks this often */
@@ -52,11 +51,6 @@ void node_copies_wait(struct node_api *api,
  * answer 202 at once; 409 when the blob is not known here yet (the asker
  * retries), 507 below the free-space reserve, 503 when stopping. */
 void node_replicate_handle(struct node_api *api, struct node_http_req *req);
-
-/* Leader housekeeping: every NODE_REPLICATE_SCAN_MS, blobs referenced by a
- * manifest with fewer than min_copies live holders get an ask. Started on
- * first use of this module; a no-op on followers. */
-void node_replicate_scan_start(struct node_api *api);
 
 /* For /metrics and /_atoll/status: blobs short of copies at the last scan
  * (leader; 0 elsewhere) and copies in flight (asks sent from here plus

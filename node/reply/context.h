@@ -14,6 +14,7 @@ struct node_peer;
 struct node_peer_api;
 struct node_fetch_table;
 struct node_repl;
+struct node_repl_scan;
 struct node_gc;
 struct node_placer;
 struct node_verify;
@@ -38,6 +39,10 @@ struct node_api {
     /* owned (node/cluster/replicate.c), made on first use;
      * node_replicate_close at stop */
     struct node_repl *repl;
+    /* owned (node/cluster/repl_scan.c): the leader's min_copies scan,
+     * node_repl_scan_close at stop; under_replicated is its last count */
+    struct node_repl_scan *repl_scan;
+    uint64_t under_replicated;
     struct node_gc *gc; /* borrowed: POST /_atoll/gc (node/cluster/gc.c) */
     /* owned (node/cluster/placement.c): the placement prefetcher, NULL
      * without a region; node_placement_stop at stop */

@@ -165,6 +165,7 @@ class MetricsTest(ClusterTestCase):
         for kind in ("busy", "waiting"):
             self.assertIsNotNone(
                 value(text, "atoll_loop_stalls_total", kind=kind), kind)
+        self.assertIsNotNone(value(text, "atoll_loop_stall_faults_total"))
         self.assertGreaterEqual(value(text, "atoll_raft_term"), 1)
         self.assertEqual(value(text, "atoll_gossip_members", state="alive"),
                          3)

@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,7 +13,11 @@
 
 #include "node/loop_lag.h"
 
-static int mode; /* 1: spin, 2: sleep, in the next idle callback */
+/* 1: spin, 2: sleep, 3: fault in fresh pages then spin, in the next
+ * idle callback */
+static int mode;
+
+#define FAULT_PAGES 8192
 
 static void spin_ms(unsigned ms)
 {
@@ -27,6 +32,17 @@ static void on_idle(uv_idle_t *h)
         spin_ms(180);
     else if (mode == 2)
         usleep(180 * 1000);
+    else if (mode == 3) {
+        size_t len = (size_t)FAULT_PAGES * 4096;
+        char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        assert_true(p != MAP_FAILED);
+        madvise(p, len, MADV_NOHUGEPAGE); /* one fault per page */
+        for (size_t i = 0; i < len; i += 4096)
+            p[i] = 1;
+        munmap(p, len);
+        spin_ms(150);
+    }
     mode = 0;
     uv_idle_stop(h);
 }
@@ -73,6 +89,14 @@ static void test_loop_lag_kinds(void **state)
     run_for_ms(&loop, 200);
     assert_true(l->stalls_waiting > waiting);
     assert_true(l->max_s >= 0.1);
+    /* the page faults of a late turn are counted */
+    uint64_t faults = l->stall_faults;
+    stalls = l->stalls_busy + l->stalls_waiting;
+    mode = 3;
+    uv_idle_start(&idle, on_idle);
+    run_for_ms(&loop, 250);
+    assert_true(l->stalls_busy + l->stalls_waiting > stalls);
+    assert_true(l->stall_faults >= faults + FAULT_PAGES);
 
     struct at_buf b;
     at_buf_init(&b, 0);
@@ -84,6 +108,7 @@ static void test_loop_lag_kinds(void **state)
     assert_non_null(strstr(t, "atoll_loop_stalls_total{kind=\"busy\"} "));
     assert_non_null(strstr(t, "atoll_loop_stalls_total{kind=\"waiting\"} "));
     assert_non_null(strstr(t, "# TYPE atoll_loop_lag_max_seconds gauge\n"));
+    assert_non_null(strstr(t, "atoll_loop_stall_faults_total "));
     at_buf_release(&b);
 
     node_loop_lag_close(l);
@@ -99,16 +124,17 @@ static void test_loop_lag_record(void **state)
     struct node_loop_lag l;
     AT_UNUSED(state);
     memset(&l, 0, sizeof(l));
-    node_loop_lag_record(&l, 1000000, 0, 51000000);        /* 1 ms */
-    node_loop_lag_record(&l, 60000000, 0, 110000000);      /* 60 ms */
-    node_loop_lag_record(&l, 3000000000u, 0, 3050000000u); /* 3 s, waiting */
-    node_loop_lag_record(&l, 150000000, 190000000, 200000000); /* busy */
+    node_loop_lag_record(&l, 1000000, 0, 51000000, 5);        /* 1 ms */
+    node_loop_lag_record(&l, 60000000, 0, 110000000, 7);      /* 60 ms */
+    node_loop_lag_record(&l, 3000000000u, 0, 3050000000u, 0); /* 3 s, waiting */
+    node_loop_lag_record(&l, 150000000, 190000000, 200000000, 40); /* busy */
     assert_int_equal(l.count[0], 1);
     assert_int_equal(l.count[4], 1);                     /* <= 0.1 */
     assert_int_equal(l.count[NODE_LOOP_LAG_BUCKETS], 1); /* +Inf */
     assert_int_equal(l.count[5], 1);                     /* <= 0.25 */
     assert_int_equal(l.stalls_waiting, 1);
     assert_int_equal(l.stalls_busy, 1);
+    assert_int_equal(l.stall_faults, 40); /* stalls only */
     assert_true(l.max_s > 2.9);
 }
 
