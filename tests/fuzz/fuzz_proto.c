@@ -52,6 +52,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > 0)
         memcpy(buf, data, size);
     peer_unpack(data, size);
+    /* a snapshot file's name on the peer port (buf is NUL-terminated):
+     * what parses prints back the same */
+    uint64_t index, hash;
+    if (proto_peer_snapshot_parse((const char *)buf, &index, &hash)) {
+        char path[PROTO_PEER_SNAPSHOT_PATH_SIZE];
+        proto_peer_snapshot_path(index, hash, path);
+        if (strcmp(path + strlen(proto_peer_path(PROTO_PEER_SNAPSHOT)),
+                   (const char *)buf) != 0)
+            abort();
+    }
 
     for (int pass = 0; pass < 2; pass++) {
         size_t n = pass == 0 ? size : padded;

@@ -71,9 +71,12 @@ static void setup(void)
     make_pair(cert, key);
     AT_ASSERT(
         node_http__tls_open(&g_tls, &g_loop, cert, key, 3600000, errmsg) == 0);
-    /* The context is loaded: the files are not needed any more. */
+    /* The context is loaded: the files (and their dir) are not needed any
+     * more. */
     unlink(cert);
     unlink(key);
+    *strrchr(cert, '/') = '\0';
+    rmdir(cert);
     at_buf_init(&g_out, 1 << 20);
 }
 
