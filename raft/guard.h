@@ -24,6 +24,12 @@
  *   term, raft_barrier) as soon as its raft becomes leader: in the receive
  *   or tick callback in which that happened.
  *
+ * It also carries snapshot files between nodes, since it sees every
+ * message: an InstallSnapshot it sends holds a descriptor for a node that
+ * fetches files and the file's bytes for any other (snapsend.h), and one
+ * it receives with a descriptor reaches raft only once the file is here
+ * (snaprecv.h).
+ *
  * Everything else passes through unchanged. Held results carry no
  * entries; a full hold queue drops the newest (a lost message: the
  * leader's heartbeats bring another). */
