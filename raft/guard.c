@@ -154,7 +154,6 @@ static void g_recv(struct raft_io *inner, struct raft_message *msg)
     struct meta_snapfile d;
     if (is_descriptor(g, msg, &d)) {
         /* raft sees it once the file is here (snaprecv.h) */
-        g->recv_env.dir = g->snap_dir;
         meta__snaprecv(&g->fetching, &g->recv_env, msg, &d);
         return;
     }

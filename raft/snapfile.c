@@ -212,6 +212,17 @@ static void tmp_path(const char *dir, uint64_t index, char *out, size_t size)
     snprintf(out, size, "%s/fsm-%016" PRIx64 ".tmp", dir, index);
 }
 
+/* d's file in dir (its name made from d's numbers). */
+static void file_path(const char *dir,
+                      const struct meta_snapfile *d,
+                      char *out,
+                      size_t size)
+{
+    char name[META_SNAPFILE_NAME_SIZE];
+    meta__snapfile_name(d, name);
+    snprintf(out, size, "%s/%s", dir, name);
+}
+
 /* see snapfile.h */
 int meta__snapfile_create(const char *dir,
                           struct meta_snapfile *d,
@@ -246,12 +257,11 @@ int meta__snapfile_commit(const char *dir,
                           const struct meta_snapfile *d,
                           char *errmsg)
 {
-    char tmp[PATH_SIZE], final[PATH_SIZE], name[META_SNAPFILE_NAME_SIZE];
+    char tmp[PATH_SIZE], final[PATH_SIZE];
     const char *step = "open";
 
     tmp_path(dir, d->index, tmp, sizeof(tmp));
-    meta__snapfile_name(d, name);
-    snprintf(final, sizeof(final), "%s/%s", dir, name);
+    file_path(dir, d, final, sizeof(final));
     int fd = open(tmp, O_RDWR | O_CLOEXEC);
     bool ok = fd >= 0;
     if (ok) {
@@ -334,10 +344,9 @@ static int map_named(const char *dir,
                      const void **p,
                      char *errmsg)
 {
-    char path[PATH_SIZE], name[META_SNAPFILE_NAME_SIZE];
+    char path[PATH_SIZE];
 
-    meta__snapfile_name(d, name);
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    file_path(dir, d, path, sizeof(path));
     return map_checked(path, d, true, hash, p, errmsg);
 }
 
@@ -401,7 +410,6 @@ int meta__snapfile_adopt(const char *dir,
                          char *errmsg)
 {
     char tmp[PATH_SIZE];
-
     const void *m;
 
     tmp_path(dir, d->index, tmp, sizeof(tmp));
@@ -419,11 +427,10 @@ int meta__snapfile_open(const char *dir,
                         const struct meta_snapfile *d,
                         uint64_t *len)
 {
-    char path[PATH_SIZE], name[META_SNAPFILE_NAME_SIZE];
+    char path[PATH_SIZE];
     struct stat st;
 
-    meta__snapfile_name(d, name);
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    file_path(dir, d, path, sizeof(path));
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? AT_ENOTFOUND : AT_EIO;
@@ -438,11 +445,10 @@ int meta__snapfile_open(const char *dir,
 /* see snapfile.h */
 bool meta__snapfile_exists(const char *dir, const struct meta_snapfile *d)
 {
-    char path[PATH_SIZE], name[META_SNAPFILE_NAME_SIZE];
+    char path[PATH_SIZE];
     struct stat st;
 
-    meta__snapfile_name(d, name);
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    file_path(dir, d, path, sizeof(path));
     return stat(path, &st) == 0 && (uint64_t)st.st_size == d->len;
 }
 

@@ -54,6 +54,7 @@ static int fetch(void *data,
 void meta__snapshare_setup(struct meta *m, const struct meta_config *cfg)
 {
     m->guard.snap_dir = m->dir;
+    m->guard.recv_env.dir = m->dir;
     m->guard.peer_fetches = peer_fetches;
     m->guard.peer_fetches_data = &m->transport;
     if (m->hooks != NULL && m->hooks->snapshot_fetch != NULL &&

@@ -153,21 +153,35 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof(d->resp) - d->resp_len;
 }
 
+/* The header lines of an answer (resp, len bytes, after its status
+ * line), one per call: the line after prev (NULL: the first) with its
+ * length in *n, or NULL at the end. */
+static const char *next_line(const char *resp,
+                             size_t len,
+                             const char *prev,
+                             size_t *n)
+{
+    const char *end = resp + len;
+    const char *p = memchr(prev != NULL ? prev : resp, '\n',
+                           (size_t)(end - (prev != NULL ? prev : resp)));
+    if (p == NULL || ++p >= end)
+        return NULL;
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    *n = eol != NULL ? (size_t)(eol - p) : (size_t)(end - p);
+    return p;
+}
+
 /* The peer protocol version an upgrade answer states (its header lines,
  * NUL-terminated in resp): PROTO_PEER_VERSION_OLD without the header. */
 static unsigned answer_version(const char *resp, size_t len)
 {
-    const char *p = memchr(resp, '\n', len);
-    const char *end = resp + len;
+    const char *p = NULL;
+    size_t n;
     unsigned v;
 
-    while (p != NULL && ++p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        size_t n = eol != NULL ? (size_t)(eol - p) : (size_t)(end - p);
+    while ((p = next_line(resp, len, p, &n)) != NULL)
         if (proto_peer_version_line(p, n, &v))
             return v;
-        p = eol;
-    }
     return PROTO_PEER_VERSION_OLD;
 }
 
@@ -176,24 +190,21 @@ static unsigned answer_version(const char *resp, size_t len)
 static bool answer_fetches(const char *resp, size_t len)
 {
     static const char name[] = PROTO_PEER_SNAPSHOT_HEADER ":";
-    const char *p = memchr(resp, '\n', len);
-    const char *end = resp + len;
+    const char *p = NULL;
+    size_t n;
 
-    while (p != NULL && ++p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        size_t n = eol != NULL ? (size_t)(eol - p) : (size_t)(end - p);
-        if (n > sizeof(name) - 1 &&
-            strncasecmp(p, name, sizeof(name) - 1) == 0) {
-            const char *v = p + sizeof(name) - 1;
-            const char *ve = p + n;
-            while (v < ve && (*v == ' ' || *v == '\t'))
-                v++;
-            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' '))
-                ve--;
-            return (size_t)(ve - v) == strlen(PROTO_PEER_SNAPSHOT_FETCH) &&
-                   memcmp(v, PROTO_PEER_SNAPSHOT_FETCH, (size_t)(ve - v)) == 0;
-        }
-        p = eol;
+    while ((p = next_line(resp, len, p, &n)) != NULL) {
+        if (n <= sizeof(name) - 1 ||
+            strncasecmp(p, name, sizeof(name) - 1) != 0)
+            continue;
+        const char *v = p + sizeof(name) - 1;
+        const char *ve = p + n;
+        while (v < ve && (*v == ' ' || *v == '\t'))
+            v++;
+        while (ve > v && (ve[-1] == '\r' || ve[-1] == ' '))
+            ve--;
+        return (size_t)(ve - v) == strlen(PROTO_PEER_SNAPSHOT_FETCH) &&
+               memcmp(v, PROTO_PEER_SNAPSHOT_FETCH, (size_t)(ve - v)) == 0;
     }
     return false;
 }

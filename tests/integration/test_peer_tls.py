@@ -13,7 +13,8 @@ import tempfile
 import time
 
 import harness
-from cluster import ClusterTestCase, ClusterNode, get_tag
+from cluster import (ClusterTestCase, ClusterNode, get_tag, list_all_tags,
+                     load_tags)
 from harness import ATOLL_BIN, wait_for
 
 
@@ -198,6 +199,30 @@ class PeerTlsClusterTest(ClusterTestCase):
         other_node.push_image("tls/app", "v2", layers=(b"after failover",))
         wait_for(lambda: get_tag(new, "tls/app", "v2").status == 200, 15,
                  what="write after failover")
+
+
+class PeerTlsSnapshotFetchTest(ClusterTestCase):
+    """A node that fell behind fetches the leader's snapshot file
+    (raft/snaprecv.h) over the mutual TLS peer port, as any peer call."""
+
+    def test_joiner_fetches_snapshot_file_over_tls(self):
+        d = tempfile.mkdtemp(prefix="atoll-peertls-")
+        self.addCleanup(subprocess.run, ["rm", "-rf", d])
+        certs = Certs(d)
+        c = self.start_cluster(
+            3, per_node={i: certs.args(f"t{i}") for i in range(4)},
+            prefix="t", extra=["--snapshot-threshold", "64",
+                               "--snapshot-trailing", "16"])
+        tags = load_tags(c.nodes, "tls/snap", 400)
+        target = int(c.leader().status()["commit_index"])
+        fresh = c.add_node()
+        fresh.start()
+        wait_for(lambda: fresh.applied_index() >= target, 40,
+                 what=f"joiner applied >= {target}")
+        self.assertEqual(set(list_all_tags(fresh, "tls/snap")), set(tags))
+        self.assertIn("peers speak mutual TLS", log_of(fresh))
+        self.assertRegex(log_of(fresh), r"snapshot \d+ fetched from '[^']+'"
+                         r": \d+ bytes in \d+ ms, checked and stored")
 
 
 class PlainPeerPortTest(ClusterTestCase):
