@@ -13,6 +13,7 @@ Usage: tests/run.py [--build DIR] [--only SUITE[,SUITE]] [--fuzz-seconds N]
 import argparse
 import concurrent.futures
 import os
+import queue
 import re
 import shutil
 import subprocess
@@ -77,13 +78,19 @@ OPEN_RE = re.compile(r"^(test\S*) \([\w.]+\).*\.\.\.$")
 RESULT_RE = re.compile(r"^(test\S*) \(([\w.]+)\).*? \.\.\. (ok|FAIL|ERROR|skipped.*|expected failure|unexpected success)$")
 
 
-def run_integration(path, build, timeout, pattern):
+def run_integration(path, build, timeout, pattern, slots=None):
     t = Tally()
     name = os.path.basename(path)
     env = dict(os.environ)
     env["ATOLL_BIN"] = os.path.join(ROOT, build, "atoll")
     env["ATOLL_BUILD"] = os.path.join(ROOT, build)
     env["PYTHONPATH"] = os.path.join(ROOT, "tests", "integration")
+    slot = slots.get() if slots is not None else None
+    if slot is not None:
+        # harness.free_port: files running side by side hand out
+        # disjoint ports.
+        env["ATOLL_TEST_PORT_SLOT"] = str(slot)
+        env["ATOLL_TEST_PORT_SLOTS"] = str(slots.maxsize)
     cmd = [sys.executable, "-m", "unittest", "-v"]
     if pattern:
         cmd += ["-k", pattern]
@@ -97,6 +104,9 @@ def run_integration(path, build, timeout, pattern):
     except subprocess.TimeoutExpired as e:
         out = (e.stdout or b"").decode(errors="replace")
         rc = "timeout"
+    finally:
+        if slot is not None:
+            slots.put(slot)
     joined = out.replace(" ...\n", " ... ").splitlines()
     # A test with a docstring prints "test_x (mod.Class.test_x)" and then
     # "<first docstring line> ... ok" on the next line: join the two.
@@ -232,9 +242,12 @@ def main():
         d = os.path.join(ROOT, "tests", "integration")
         files = sorted(os.path.join(d, f) for f in os.listdir(d)
                        if f.startswith("test_") and f.endswith(".py"))
+        slots = queue.Queue(args.jobs)
+        for i in range(args.jobs):
+            slots.put(i)
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as ex:
             for r in ex.map(lambda f: run_integration(
-                    f, args.build, 900, args.pattern), files):
+                    f, args.build, 900, args.pattern, slots), files):
                 total.add(r)
 
     if "fuzz" in suites:

@@ -65,28 +65,51 @@ def _bindable(port):
     return True
 
 
+def _port_slot():
+    """(slot, slots): tests/run.py runs test files side by side and gives
+    each running file its own slot; a file hands out only ports p with
+    p % slots == slot, so two files never pick the same port between the
+    check and the node's bind (CI saw "address already in use")."""
+    try:
+        slots = int(os.environ.get("ATOLL_TEST_PORT_SLOTS", "1"))
+        slot = int(os.environ.get("ATOLL_TEST_PORT_SLOT", "0"))
+    except ValueError:
+        return 0, 1
+    if slots < 1 or not 0 <= slot < slots:
+        return 0, 1
+    return slot, slots
+
+
 def free_port():
     """A loopback port free for TCP and for UDP (a node's gossip binds UDP
-    on its peer port's number), never the same twice in one process.
-    Chosen below the kernel's ephemeral range: a port from that range
+    on its peer port's number), never the same twice in one process and
+    never one another running test file may hand out (_port_slot).
+    Chosen outside the kernel's ephemeral range: a port from that range
     (bind to 0) can be taken by any outgoing connection between now and
     the moment the node binds it (seen under ASan: test_cluster_copies),
-    a port below it only by another listener."""
-    lo, _ = _ephemeral_range()
+    a port outside it only by another listener."""
+    lo, hi = _ephemeral_range()
+    slot, slots = _port_slot()
     rnd = random.Random(os.getpid() ^ int(time.time() * 1000))
+    ranges = []
     if lo > 12000:
-        for _ in range(200):
-            port = rnd.randint(10000, lo - 1)
-            if port in _handed_out or not _bindable(port):
+        ranges.append((10000, lo - 1))
+    if hi < 63000:
+        ranges.append((hi + 1, 65000))
+    for a, b in ranges:
+        for _ in range(400):
+            port = rnd.randint(a, b)
+            port -= (port - slot) % slots
+            if port < a or port in _handed_out or not _bindable(port):
                 continue
             _handed_out.add(port)
             return port
-    for _ in range(100):
+    for _ in range(100 * slots):
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         s.close()
-        if port in _handed_out or not _bindable(port):
+        if port % slots != slot or port in _handed_out or not _bindable(port):
             continue
         _handed_out.add(port)
         return port
