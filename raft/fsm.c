@@ -155,9 +155,9 @@ static int apply_put_manifest(struct meta_fsm *f,
                           o->subject.len == AT_DIGEST_LEN ? &subject : NULL,
                           o->n_blobs, o->n_manifests);
         for (size_t i = 0; i < o->n_blobs; i++)
-            digest_from(&mf->blobs[i], o->blobs[i]);
+            digest_from(&meta__mf_blobs(mf)[i], o->blobs[i]);
         for (size_t i = 0; i < o->n_manifests; i++)
-            digest_from(&mf->children[i], o->manifests[i]);
+            digest_from(&meta__mf_children(mf)[i], o->manifests[i]);
         at_dmap_put(&f->manifests, mf);
         meta__mf_blob_refs(f, mf, 1);
     }

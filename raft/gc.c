@@ -117,7 +117,7 @@ static void keep_add(struct at_map *keep, const struct at_digest *d, int delta)
 static void keep_of(struct at_map *keep, const struct meta_mf *mf, int delta)
 {
     for (size_t i = 0; i < mf->nchildren; i++)
-        keep_add(keep, &mf->children[i], delta);
+        keep_add(keep, &meta__mf_children(mf)[i], delta);
     if (mf->pub.subject != NULL)
         keep_add(keep, mf->pub.subject, delta);
 }

@@ -404,9 +404,9 @@ static int load_manifests(struct meta_fsm *f, const struct flat *fl)
             m.nchildren);
         mf->pushed_ms = m.pushed_ms;
         for (uint64_t k = 0; k < m.nblobs; k++)
-            digest_at(fl, m.blobs + k, &mf->blobs[k]);
+            digest_at(fl, m.blobs + k, &meta__mf_blobs(mf)[k]);
         for (uint64_t k = 0; k < m.nchildren; k++)
-            digest_at(fl, m.children + k, &mf->children[k]);
+            digest_at(fl, m.children + k, &meta__mf_children(mf)[k]);
         at_dmap_put(&f->manifests, mf);
     }
     return 0;
@@ -780,8 +780,8 @@ static int write_all_sections(struct sink *k,
     }
     for (size_t i = 0; at_dmap_next(&f->manifests, &i, &v);) {
         const struct meta_mf *mf = v;
-        put_digests(k, mf->blobs, mf->nblobs);
-        put_digests(k, mf->children, mf->nchildren);
+        put_digests(k, meta__mf_blobs(mf), mf->nblobs);
+        put_digests(k, meta__mf_children(mf), mf->nchildren);
     }
     for (size_t i = 0; at_map_next(&f->repos, &i, &key, &v);) {
         const struct meta_repo *r = v;

@@ -197,9 +197,9 @@ struct meta_snap_job *meta_snap_job_take(struct meta_fsm *f)
         if (jm->has_subject)
             jm->subject = *mf->pub.subject;
         jm->nblobs = mf->nblobs;
-        jm->blobs = push_digests(j, mf->blobs, mf->nblobs);
+        jm->blobs = push_digests(j, meta__mf_blobs(mf), mf->nblobs);
         jm->nchildren = mf->nchildren;
-        jm->children = push_digests(j, mf->children, mf->nchildren);
+        jm->children = push_digests(j, meta__mf_children(mf), mf->nchildren);
         jm->pushed_ms = mf->pushed_ms;
     }
     vec_reserve(&j->blobs, sizeof(struct job_blob), f->blobs.len + 1);
@@ -704,9 +704,9 @@ static int restore_bulk(struct meta_fsm *f,
                          sm->n_manifests);
         mf->pushed_ms = sm->pushed_ms; /* 0 in old snapshots: old enough */
         for (size_t j = 0; j < sm->n_blobs; j++)
-            digest_from(&mf->blobs[j], sm->blobs[j]);
+            digest_from(&meta__mf_blobs(mf)[j], sm->blobs[j]);
         for (size_t j = 0; j < sm->n_manifests; j++)
-            digest_from(&mf->children[j], sm->manifests[j]);
+            digest_from(&meta__mf_children(mf)[j], sm->manifests[j]);
         at_dmap_put(&f->manifests, mf);
     }
     for (size_t i = 0; i < s->n_repos; i++) {

@@ -24,7 +24,6 @@ void meta__mf_free(struct meta_fsm *f, struct meta_mf *mf)
 {
     meta__istr_put(f, mf->pub.media_type);
     meta__istr_put(f, mf->pub.artifact_type);
-    at_free((char *)mf->pub.annotations_json);
     if (mf->pub.bytes == NULL)
         meta_bodies_drop(&f->bodies, mf->pub.len);
     at_free(mf);
@@ -94,8 +93,14 @@ struct meta_mf *meta__mf_new(struct meta_fsm *f,
     bool in_file =
         len > 0 && meta_bodies_put(&f->bodies, bytes, len, &off) == 0;
     size_t inline_len = in_file ? 0 : len + 1;
-    struct meta_mf *mf =
-        at_malloc(sizeof(*mf) + ndig * sizeof(struct at_digest) + inline_len);
+    /* annotations are read only by the referrers listing, which lists
+     * manifests with a subject: the others' are in their body, not here */
+    size_t ann_len = subject != NULL && annotations_json != NULL &&
+                             annotations_json[0] != '\0'
+                         ? strlen(annotations_json) + 1
+                         : 0;
+    struct meta_mf *mf = at_malloc(
+        sizeof(*mf) + ndig * sizeof(struct at_digest) + inline_len + ann_len);
     uint8_t *body = (uint8_t *)(mf->tail + ndig);
 
     memset(mf, 0, sizeof(*mf));
@@ -103,8 +108,11 @@ struct meta_mf *meta__mf_new(struct meta_fsm *f,
     mf->pub.media_type = meta__istr_get(f, media_type);
     if (artifact_type != NULL && artifact_type[0] != '\0')
         mf->pub.artifact_type = meta__istr_get(f, artifact_type);
-    if (annotations_json != NULL && annotations_json[0] != '\0')
-        mf->pub.annotations_json = at_strdup(annotations_json);
+    if (ann_len > 0) {
+        char *ann = (char *)body + inline_len;
+        memcpy(ann, annotations_json, ann_len);
+        mf->pub.annotations_json = ann;
+    }
     if (subject != NULL) {
         mf->tail[nblobs + nchildren] = *subject;
         mf->pub.subject = &mf->tail[nblobs + nchildren];
@@ -118,9 +126,7 @@ struct meta_mf *meta__mf_new(struct meta_fsm *f,
         mf->pub.bytes = body;
     }
     mf->pub.len = len;
-    mf->blobs = mf->tail;
     mf->nblobs = (uint32_t)nblobs;
-    mf->children = mf->tail + nblobs;
     mf->nchildren = (uint32_t)nchildren;
     return mf;
 }
@@ -463,7 +469,7 @@ bool meta__tag_del(struct meta_fsm *f, struct meta_repo *r, const char *tag)
 void meta__mf_blob_refs(struct meta_fsm *f, const struct meta_mf *mf, int delta)
 {
     for (size_t i = 0; i < mf->nblobs; i++) {
-        struct meta_blob *b = at_dmap_get(&f->blobs, &mf->blobs[i]);
+        struct meta_blob *b = at_dmap_get(&f->blobs, &meta__mf_blobs(mf)[i]);
         if (b == NULL)
             continue;
         if (delta > 0)
@@ -585,7 +591,7 @@ bool meta_fsm_blob_used(struct meta_fsm *f,
     for (size_t i = 0; at_dmap_next(&r->manifests, &i, &v);) {
         const struct meta_mf *mf = v;
         for (size_t j = 0; j < mf->nblobs; j++) {
-            if (at_digest_equal(&mf->blobs[j], d)) {
+            if (at_digest_equal(&meta__mf_blobs(mf)[j], d)) {
                 if (by != NULL)
                     *by = mf->pub.digest;
                 return true;
@@ -762,7 +768,7 @@ void meta__manifest_blobs(struct meta_fsm *f,
     if (mf == NULL)
         return;
     for (size_t i = 0; i < mf->nblobs; i++) {
-        struct meta_blob *b = at_dmap_get(&f->blobs, &mf->blobs[i]);
+        struct meta_blob *b = at_dmap_get(&f->blobs, &meta__mf_blobs(mf)[i]);
         if (b != NULL)
             each(data, &b->digest, b->size);
     }
@@ -770,9 +776,11 @@ void meta__manifest_blobs(struct meta_fsm *f,
      * deeper than one level in practice; deeper ones are left to lazy
      * fetch) */
     for (size_t c = 0; c < mf->nchildren; c++) {
-        struct meta_mf *ch = at_dmap_get(&r->manifests, &mf->children[c]);
+        struct meta_mf *ch =
+            at_dmap_get(&r->manifests, &meta__mf_children(mf)[c]);
         for (size_t i = 0; ch != NULL && i < ch->nblobs; i++) {
-            struct meta_blob *b = at_dmap_get(&f->blobs, &ch->blobs[i]);
+            struct meta_blob *b =
+                at_dmap_get(&f->blobs, &meta__mf_blobs(ch)[i]);
             if (b != NULL)
                 each(data, &b->digest, b->size);
         }

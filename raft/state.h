@@ -22,24 +22,37 @@ struct meta_blob {
  * when the FSM has no body file). */
 struct meta_mf {
     /* media_type and artifact_type (NULL if none) are interned in the FSM
-     * (meta__istr_get), annotations_json (NULL if none) is owned; bytes is
-     * NULL when the body is in the FSM's body file at body_off (bodies.h),
-     * else it points at the body below (NUL after len bytes) */
+     * (meta__istr_get); annotations_json is in this allocation, and only
+     * for a manifest with a subject (the referrers listing's), else NULL;
+     * bytes is NULL when the body is in the FSM's body file at body_off
+     * (bodies.h), else it points at the body below (NUL after len bytes) */
     struct meta_manifest pub;
     uint64_t body_off;
-    struct at_digest *blobs;    /* nblobs, in this allocation */
-    struct at_digest *children; /* nchildren, in this allocation */
-    uint32_t nblobs, nchildren;
-    uint32_t refs;           /* repositories holding it */
-    uint64_t pushed_ms;      /* latest PutManifest timestamp_ms (0: old) */
-    struct at_digest tail[]; /* blobs, children, subject, then the bytes */
+    uint32_t nblobs, nchildren; /* digests at tail (meta__mf_blobs, ...) */
+    uint32_t refs;              /* repositories holding it */
+    uint64_t pushed_ms;         /* latest PutManifest timestamp_ms (0: old) */
+    struct at_digest tail[];    /* blobs, children, subject, the bytes, then
+                                   the annotations */
 };
 
+/* mf's blob digests (nblobs), then its child digests (nchildren): in its
+ * allocation, no pointer to them stored (16 bytes a record). */
+static inline struct at_digest *meta__mf_blobs(const struct meta_mf *mf)
+{
+    return (struct at_digest *)mf->tail;
+}
+
+static inline struct at_digest *meta__mf_children(const struct meta_mf *mf)
+{
+    return (struct at_digest *)mf->tail + mf->nblobs;
+}
+
 /* A manifest record not in any table (refs 0): its blob and child digests
- * are to be filled in (mf->blobs[0..nblobs), mf->children[..]); bytes
- * (len) go to f's body file (on the heap without one, or when the write
- * fails), media_type, artifact_type and annotations_json (NULL or "":
- * none) are copied, subject may be NULL. */
+ * are to be filled in (meta__mf_blobs, meta__mf_children); bytes (len)
+ * go to f's body file (on the heap without one, or when the write fails),
+ * media_type and artifact_type (NULL or "": none) are copied, and so are
+ * annotations_json (NULL or "": none) when subject is not NULL (the
+ * referrers listing's); subject may be NULL. */
 struct meta_mf *meta__mf_new(struct meta_fsm *f,
                              const struct at_digest *d,
                              const void *bytes,

@@ -509,7 +509,9 @@ static void put_propose(struct mreq *m)
     p->has_subject = m->info.has_subject;
     p->subject = m->info.subject;
     p->artifact_type = m->info.artifact_type;
-    p->annotations_json = m->info.annotations_json;
+    /* the FSM keeps a referrer's annotations only (raft/state.h): the
+     * others' would cost log bytes for nothing */
+    p->annotations_json = m->info.has_subject ? m->info.annotations_json : NULL;
     p->tag_guard = m->tag_guard;
     p->has_tag_expect = m->has_tag_expect;
     p->tag_expect = m->tag_expect;

@@ -472,6 +472,9 @@ static void test_snapshot_big_annotations(void **state)
     meta_fsm_init(&f, 4);
     struct meta_cmd cmd = manifest_cmd("lib/a", "annotated", "t");
     cmd.put_manifest.annotations_json = ann;
+    /* a referrer: only a manifest with a subject keeps its annotations */
+    cmd.put_manifest.has_subject = true;
+    cmd.put_manifest.subject = dg("image");
     assert_int_equal(apply_cmd(&f, "a1", &cmd), META_OK);
     assert_int_equal(meta_fsm_snapshot(&f, NULL, &buf, &len, e), 0);
     meta_fsm_init(&g, 4);

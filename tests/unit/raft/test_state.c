@@ -135,6 +135,39 @@ static void test_referrers(void **state)
     meta_fsm_release(&f);
 }
 
+/* A manifest record is one allocation: its digests, its body when not in
+ * a body file, and its annotations, which only a manifest with a subject
+ * keeps (the referrers listing is their one reader). */
+static void test_manifest_record(void **state)
+{
+    struct meta_fsm f;
+    AT_UNUSED(state);
+    meta_fsm_init(&f, 100);
+    struct at_digest d = dg("m"), subj = dg("subject");
+    static const char ann[] = "{\"org.example\":\"x\"}";
+    static const char body[] = "{\"schemaVersion\":2}";
+    const char *mt = "application/vnd.oci.image.manifest.v1+json";
+
+    struct meta_mf *plain =
+        meta__mf_new(&f, &d, body, strlen(body), mt, NULL, ann, NULL, 2, 1);
+    assert_null(plain->pub.annotations_json);
+    assert_null(plain->pub.subject);
+    assert_ptr_equal(meta__mf_children(plain), meta__mf_blobs(plain) + 2);
+    assert_memory_equal(plain->pub.bytes, body, sizeof(body));
+
+    struct meta_mf *ref = meta__mf_new(&f, &d, body, strlen(body), mt,
+                                       "application/example", ann, &subj, 1, 0);
+    assert_non_null(ref->pub.annotations_json);
+    assert_string_equal(ref->pub.annotations_json, ann);
+    assert_true(at_digest_equal(ref->pub.subject, &subj));
+    assert_memory_equal(ref->pub.bytes, body, sizeof(body));
+    /* no pointers to its own tail: 16 bytes a record less than before */
+    assert_true(sizeof(struct meta_mf) <= 112);
+    meta__mf_free(&f, plain);
+    meta__mf_free(&f, ref);
+    meta_fsm_release(&f);
+}
+
 static void count_name(void *data, const char *name)
 {
     AT_UNUSED(name);
@@ -356,6 +389,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_listing),
         cmocka_unit_test(test_referrers),
+        cmocka_unit_test(test_manifest_record),
         cmocka_unit_test(test_tag_table),
         cmocka_unit_test(test_tag_index_churn),
         cmocka_unit_test(test_sorted_lists_incremental),
