@@ -5,10 +5,12 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <raft.h>
 
 #include "raft/heap.h"
+#include "raft/logmem.h"
 
 /* see heap.h */
 void meta__off_loop(void *(*fn)(void *), void *p)
@@ -50,7 +52,10 @@ unsigned long meta__heap_big_frees(void)
 static void h_free(void *data, void *p)
 {
     (void)data;
-    if (p != NULL && malloc_usable_size(p) >= META_HEAP_FREE_OFF_LOOP_MIN) {
+    if (meta__logmem_owns(p)) {
+        meta__logmem_free(p);
+    } else if (p != NULL &&
+               malloc_usable_size(p) >= META_HEAP_FREE_OFF_LOOP_MIN) {
         big_frees++;
         meta__off_loop(free_thread, p);
     } else
@@ -66,6 +71,17 @@ static void *h_calloc(void *data, size_t nmemb, size_t size)
 static void *h_realloc(void *data, void *p, size_t size)
 {
     (void)data;
+    if (meta__logmem_owns(p)) {
+        size_t old = meta__logmem_size(p);
+        if (size <= old)
+            return p;
+        void *q = malloc(size);
+        if (q == NULL)
+            return NULL;
+        memcpy(q, p, old);
+        meta__logmem_free(p);
+        return q;
+    }
     return realloc(p, size);
 }
 

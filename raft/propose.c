@@ -2,8 +2,9 @@
  * hook to the leader, the request ids, and what each outcome means.
  *
  * Happy path: meta_propose checks or makes the request id, packs the
- * command (command.c) into a raft_malloc'd buffer and, on the leader,
- * raft_apply's it; the apply callback maps libraft's status to AT_E*. A
+ * command (command.c) into a buffer of logmem.h (freed with raft_free)
+ * and, on the leader, raft_apply's it; the apply callback maps libraft's
+ * status to AT_E*. A
  * follower sends the packed command through hooks->forward, then waits
  * until it has applied the index the leader answers, so what it wrote is
  * visible here when cb runs.
@@ -33,6 +34,7 @@
 #include "raft/command.h"
 #include "raft/disk.h"
 #include "raft/internal.h"
+#include "raft/logmem.h"
 #include "raft/read.h"
 
 struct meta_write {
@@ -50,7 +52,7 @@ struct meta_fwd {
     struct at_list link; /* in m->fwds while the forward hook has not
                             answered */
     struct meta *m;      /* borrowed; NULL once orphaned by meta_close */
-    void *buf;           /* owned (raft_malloc) */
+    void *buf;           /* owned (meta__logmem_alloc; raft_free) */
     size_t len;
     meta_write_cb cb;
     void *data;
@@ -130,7 +132,8 @@ static void on_early(void *data, int status, uint64_t index)
         cb(cbdata, status, 0, 0);
 }
 
-/* Propose a packed command here (buf from raft_malloc; ownership taken).
+/* Propose a packed command here (buf from meta__logmem_alloc or raft_malloc;
+ * ownership taken).
  * push: once it commits, push the commit index to the followers at once
  * (meta__commit_push), for a follower waiting to apply it. */
 static int propose_local(struct meta *m,
@@ -304,7 +307,7 @@ static int forward(struct meta *m, struct meta_fwd *f, uint64_t leader)
     return rv;
 }
 
-/* Propose a packed command (buf from raft_malloc; ownership taken): here on
+/* Propose a packed command (buf as for propose_local): here on
  * the leader, else through the forward hook to the leader, else (no leader
  * known, leader_wait_ms) parked until one is. */
 static int propose(struct meta *m,
@@ -398,7 +401,7 @@ int meta_propose_packed(struct meta *m,
         return AT_ENOTLEADER;
     if (!meta__disk_ok(m))
         return AT_ENOSPC;
-    void *buf = raft_malloc(len);
+    void *buf = meta__logmem_alloc(len);
     if (buf == NULL)
         return AT_ENOMEM;
     memcpy(buf, cmd, len);
@@ -436,8 +439,8 @@ int meta_propose(struct meta *m,
         at_errmsg_printf(m->errmsg, "closing");
         return AT_ESHUTDOWN;
     }
-    int rv =
-        meta__cmd_pack(&cmd, m->store_id, raft_malloc, &buf, &len, m->errmsg);
+    int rv = meta__cmd_pack(&cmd, m->store_id, meta__logmem_alloc, &buf, &len,
+                            m->errmsg);
     if (rv != 0)
         return rv;
     return propose(m, buf, len, cb, data);
@@ -452,7 +455,8 @@ int meta__propose_here(struct meta *m,
 {
     void *buf = NULL;
     size_t len = 0;
-    int rv = meta__cmd_pack(c, m->store_id, raft_malloc, &buf, &len, m->errmsg);
+    int rv = meta__cmd_pack(c, m->store_id, meta__logmem_alloc, &buf, &len,
+                            m->errmsg);
     if (rv != 0)
         return rv;
     return propose_local(m, buf, len, push, cb, data);

@@ -38,6 +38,7 @@
 #include "raft/snapfile.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "raft/gc.h"
@@ -601,7 +602,46 @@ struct sink {
     uint64_t bodies_len;
     uint8_t *scratch;
     struct meta_snaphash *hash; /* fd: what is written is hashed (or NULL) */
+    /* fd: bytes written, and the writeback windows (sink_writeback) */
+    uint64_t off, wb_prev, wb_start;
+    bool wb_off; /* not a file (a pipe): no writeback to start */
 };
+
+/* Into a file, the writeback of every SINK_WRITEBACK_STEP bytes starts
+ * as they are written, and the window before waits for its own: a
+ * snapshot's dirty pages never pile up for one flush at the end (with
+ * gigabytes of RAM the kernel left them all dirty, and the sync of
+ * 800 MB at 1M tags queued the raft log's own syncs behind it: a stall
+ * of every write and of the reads that wait for them). The final fsync
+ * is still the pool's (snapfile.c); this is only its pacing. */
+#define SINK_WRITEBACK_STEP ((uint64_t)8 << 20)
+
+static _Atomic unsigned long writebacks;
+
+/* see snapjob.h */
+unsigned long meta__snap_flat_writebacks(void)
+{
+    return writebacks;
+}
+
+static void sink_writeback(struct sink *k)
+{
+    if (k->wb_off || k->off - k->wb_start < SINK_WRITEBACK_STEP)
+        return;
+    if (k->wb_start > k->wb_prev)
+        (void)sync_file_range(
+            k->fd, (off_t)k->wb_prev, (off_t)(k->wb_start - k->wb_prev),
+            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                SYNC_FILE_RANGE_WAIT_AFTER);
+    if (sync_file_range(k->fd, (off_t)k->wb_start,
+                        (off_t)(k->off - k->wb_start),
+                        SYNC_FILE_RANGE_WRITE) != 0)
+        k->wb_off = true; /* ESPIPE: a pipe */
+    else
+        writebacks++;
+    k->wb_prev = k->wb_start;
+    k->wb_start = k->off;
+}
 
 static void sink_flush(struct sink *k)
 {
@@ -617,7 +657,9 @@ static void sink_flush(struct sink *k)
         else
             done += (size_t)w;
     }
+    k->off += done;
     k->n = 0;
+    sink_writeback(k);
 }
 
 static void put(struct sink *k, const void *p, size_t n)

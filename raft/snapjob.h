@@ -142,6 +142,9 @@ int meta__snap_flat_write_fd(const struct meta_fsm *f,
                              const void *bodies,
                              uint64_t bodies_len,
                              uint64_t *hash);
+/* Writebacks meta__snap_flat_write_fd started in this process (into a
+ * file, one per SINK_WRITEBACK_STEP bytes; none into a pipe): tests. */
+unsigned long meta__snap_flat_writebacks(void);
 /* Does buf start like an ATS2 snapshot? */
 bool meta__snap_is_flat(const void *buf, size_t len);
 /* Check an ATS2 snapshot and load its repositories, manifests and blobs

@@ -89,8 +89,8 @@ def run_integration(path, build, timeout, pattern, slots=None):
     if slot is not None:
         # harness.free_port: files running side by side hand out
         # disjoint ports.
-        env["ATOLL_TEST_PORT_SLOT"] = str(slot)
-        env["ATOLL_TEST_PORT_SLOTS"] = str(slots.maxsize)
+        env["ATOLLTEST_PORT_SLOT"] = str(slot)
+        env["ATOLLTEST_PORT_SLOTS"] = str(slots.maxsize)
     cmd = [sys.executable, "-m", "unittest", "-v"]
     if pattern:
         cmd += ["-k", pattern]

@@ -71,8 +71,8 @@ def _port_slot():
     p % slots == slot, so two files never pick the same port between the
     check and the node's bind (CI saw "address already in use")."""
     try:
-        slots = int(os.environ.get("ATOLL_TEST_PORT_SLOTS", "1"))
-        slot = int(os.environ.get("ATOLL_TEST_PORT_SLOT", "0"))
+        slots = int(os.environ.get("ATOLLTEST_PORT_SLOTS", "1"))
+        slot = int(os.environ.get("ATOLLTEST_PORT_SLOT", "0"))
     except ValueError:
         return 0, 1
     if slots < 1 or not 0 <= slot < slots:
