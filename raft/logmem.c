@@ -21,15 +21,15 @@
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
 #define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
 #else
-#define POISON(p, n) ((void)(p), (void)(n))
+#define POISON(p, n)   ((void)(p), (void)(n))
 #define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
 #define NCHUNKS (META_LOGMEM_RESERVE / META_LOGMEM_CHUNK)
-#define HDR 16 /* before each buffer: its size */
+#define HDR     16 /* before each buffer: its size */
 
 struct chunk {
     size_t live; /* buffers not freed */
@@ -41,8 +41,8 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 /* the range; NULL until the first allocation (set once, under lock;
  * read without it by meta__logmem_owns) */
 static uint8_t *_Atomic base;
-static bool broken;     /* reserving the range failed: malloc(3) only */
-static size_t ncommit;  /* chunks made writable, [0, ncommit) */
+static bool broken;    /* reserving the range failed: malloc(3) only */
+static size_t ncommit; /* chunks made writable, [0, ncommit) */
 static struct chunk *cur;
 static uint32_t spare[NCHUNKS], cold[NCHUNKS];
 static size_t nspare, ncold;

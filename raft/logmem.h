@@ -26,7 +26,7 @@
 /* Bytes per chunk, and the largest buffer kept in one: bigger ones (a
  * big manifest's command) come from malloc(3). */
 #define META_LOGMEM_CHUNK ((size_t)1 << 20)
-#define META_LOGMEM_MAX (META_LOGMEM_CHUNK / 4)
+#define META_LOGMEM_MAX   (META_LOGMEM_CHUNK / 4)
 
 /* The reserved range (address space only; chunks are committed as they
  * are first used): when it is full, buffers come from malloc(3). */

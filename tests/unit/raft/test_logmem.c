@@ -123,8 +123,8 @@ static void test_not_shared_with_a_child(void **state)
     if (pid == 0) {
         char c;
         /* madvise on an unmapped range fails with ENOMEM */
-        int gone = madvise((void *)((uintptr_t)p[0] & ~(uintptr_t)4095),
-                           4096, MADV_NORMAL) != 0 &&
+        int gone = madvise((void *)((uintptr_t)p[0] & ~(uintptr_t)4095), 4096,
+                           MADV_NORMAL) != 0 &&
                    errno == ENOMEM;
         (void)read(fds[0], &c, 1); /* the parent wrote meanwhile */
         _exit(gone ? 0 : 1);
