@@ -186,6 +186,15 @@ bool meta_blob_used(struct meta *m,
 }
 
 /* see meta.h */
+const char *meta_blob_source(struct meta *m,
+                             const struct at_digest *d,
+                             bool (*ok)(void *data, const char *repo),
+                             void *data)
+{
+    return meta_fsm_blob_source(&m->fsm, d, ok, data);
+}
+
+/* see meta.h */
 bool meta_blob_known(struct meta *m, const struct at_digest *d, uint64_t *size)
 {
     return meta_fsm_blob_known(&m->fsm, d, size);

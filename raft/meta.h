@@ -677,6 +677,13 @@ bool meta_blob_used(struct meta *m,
                     const char *repo,
                     const struct at_digest *d,
                     struct at_digest *by);
+/* A repository that links blob d and that ok() accepts (asked of a
+ * bounded number of them), or NULL: the source of a mount without
+ * `from`. The name lives until the next apply (use it at once). */
+const char *meta_blob_source(struct meta *m,
+                             const struct at_digest *d,
+                             bool (*ok)(void *data, const char *repo),
+                             void *data);
 /* Blob known anywhere in the cluster (some store holds it). */
 bool meta_blob_known(struct meta *m, const struct at_digest *d, uint64_t *size);
 

@@ -602,6 +602,29 @@ bool meta_fsm_blob_used(struct meta_fsm *f,
 }
 
 /* see state.h */
+const char *meta_fsm_blob_source(struct meta_fsm *f,
+                                 const struct at_digest *d,
+                                 bool (*ok)(void *data, const char *repo),
+                                 void *data)
+{
+    const char *k;
+    void *v;
+    size_t asked = 0;
+    if (meta__blob_get(f, d, 0, false) == NULL)
+        return NULL; /* in no repository: no walk */
+    for (size_t i = 0; at_map_next(&f->repos, &i, &k, &v);) {
+        struct meta_repo *r = v;
+        if (at_dmap_get(&r->blobs, d) == NULL)
+            continue;
+        if (ok(data, r->name))
+            return r->name;
+        if (++asked == META_BLOB_SOURCE_ASKS)
+            break;
+    }
+    return NULL;
+}
+
+/* see state.h */
 bool meta_fsm_blob_known(struct meta_fsm *f,
                          const struct at_digest *d,
                          uint64_t *size)

@@ -243,6 +243,15 @@ bool meta_fsm_blob_linked(struct meta_fsm *f,
                           const char *repo,
                           const struct at_digest *d,
                           uint64_t *size);
+/* A repository that links d and that ok() accepts (the first found, in
+ * no particular order), or NULL; ok() is asked of at most
+ * META_BLOB_SOURCE_ASKS repositories. The name lives until the next
+ * apply. */
+#define META_BLOB_SOURCE_ASKS 1024
+const char *meta_fsm_blob_source(struct meta_fsm *f,
+                                 const struct at_digest *d,
+                                 bool (*ok)(void *data, const char *repo),
+                                 void *data);
 bool meta_fsm_blob_known(struct meta_fsm *f,
                          const struct at_digest *d,
                          uint64_t *size);

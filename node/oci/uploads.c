@@ -458,7 +458,13 @@ static void mount_on_done(void *data, int status, int result, uint64_t index)
     free(mt);
 }
 
-/* Try ?mount=&from=. Returns true when it took the request. */
+static bool may_pull(void *data, const char *repo)
+{
+    return node_access_may(data, repo, META_ACTION_PULL);
+}
+
+/* Try ?mount=&from=, or ?mount= alone. Returns true when it took the
+ * request. */
 static bool try_mount(struct node_api *api,
                       struct node_http_req *req,
                       const char *name)
@@ -478,11 +484,21 @@ static bool try_mount(struct node_api *api,
         goto out;
     }
     /* a mount reads the blob in from: without pull there, a session
-     * (202) as for any blob the caller cannot mount */
-    if (node_query_get(q, "from", &from) != 0 ||
-        !node_name_valid(from, strlen(from)) ||
-        !node_access_may(req, from, META_ACTION_PULL) ||
-        !meta_blob_linked(api->meta, from, &d, NULL))
+     * (202) as for any blob the caller cannot mount. Without from (OCI
+     * 1.1's automatic mount), from is any repository the caller may pull
+     * that links the blob. */
+    const char *src = NULL;
+    if (node_query_get(q, "from", &from) == 0) {
+        if (node_name_valid(from, strlen(from)) &&
+            node_access_may(req, from, META_ACTION_PULL) &&
+            meta_blob_linked(api->meta, from, &d, NULL))
+            src = from;
+    } else if (meta_blob_linked(api->meta, name, &d, NULL)) {
+        src = name; /* here already */
+    } else {
+        src = meta_blob_source(api->meta, &d, may_pull, req);
+    }
+    if (src == NULL)
         goto out; /* cannot mount: fall back to a session (202) */
     if (meta_blob_linked(api->meta, name, &d, NULL)) {
         reply_blob_created(req, name, &d);
@@ -497,7 +513,7 @@ static bool try_mount(struct node_api *api,
     struct meta_cmd c = {
         .kind = META_CMD_BLOB_MOUNT,
         .request_id = node_http_req_header(req, "x-atoll-request-id"),
-        .blob_mount = { .repo = name, .from_repo = from, .digest = d },
+        .blob_mount = { .repo = name, .from_repo = src, .digest = d },
     };
     if (meta_propose(api->meta, &c, mount_on_done, mt) != 0) {
         node_http_req_unref(req);

@@ -65,6 +65,16 @@ class PolicyTest(ClusterTestCase):
         assert r.status == 201, r
         r = cls.push(n0, "secret/app", "v1", cls.bearer)
         assert r.status == 201, r
+        # a blob in secret/app only: a mount without from finds no source
+        # a reader of lib/** may pull
+        cls.secret_blob = b"only in secret/app"
+        r = n0.request("POST", "/v2/secret/app/blobs/uploads/",
+                       headers=cls.bearer)
+        assert r.status == 202, r
+        r = n0.request("PUT", with_query(
+            r.header("location"), f"digest={digest(cls.secret_blob)}"),
+            body=cls.secret_blob, headers=cls.bearer)
+        assert r.status == 201, r
         # the same blobs, another manifest: re-pointing v1 to it is an
         # overwrite, pointing a new tag to it a push
         doc = json.loads(cls.img.manifest)
@@ -120,6 +130,13 @@ class PolicyTest(ClusterTestCase):
             "mount unreadable": ("POST", "/v2/lib/n-{who}/blobs/uploads/"
                                  f"?mount={digest(img.config)}"
                                  "&from=secret/app"),
+            # OCI 1.1's automatic mount: from any repository the caller
+            # may pull
+            "mount any": ("POST", "/v2/lib/a-{who}/blobs/uploads/?mount="
+                          f"{digest(img.config)}"),
+            "mount any unreadable": (
+                "POST", "/v2/lib/b-{who}/blobs/uploads/"
+                f"?mount={digest(self.secret_blob)}"),
         }
         order = ["anonymous", "reader", "writer", "robot", "admin"]
         matrix = {  # anonymous, reader, writer, robot, admin
@@ -140,6 +157,8 @@ class PolicyTest(ClusterTestCase):
             # a mount needs pull on from; without it, an upload session
             "mount":       (401, 403, 201, 201, 201),
             "mount unreadable": (401, 403, 202, 202, 201),
+            "mount any":   (401, 403, 201, 201, 201),
+            "mount any unreadable": (401, 403, 202, 202, 201),
         }
         i = 0
         for act, want in matrix.items():

@@ -168,6 +168,36 @@ static void test_manifest_record(void **state)
     meta_fsm_release(&f);
 }
 
+static bool not_secret(void *data, const char *repo)
+{
+    (*(int *)data)++;
+    return strncmp(repo, "secret/", 7) != 0;
+}
+
+/* The source of a mount without from: a repository that links the blob
+ * and that the caller may pull. */
+static void test_blob_source(void **state)
+{
+    struct meta_fsm f;
+    int asked = 0;
+    AT_UNUSED(state);
+    meta_fsm_init(&f, 100);
+    assert_int_equal(blob_stored(&f, "r1", "secret/a", "b1", 10), META_OK);
+    assert_int_equal(blob_stored(&f, "r2", "lib/a", "b1", 10), META_OK);
+    assert_int_equal(blob_stored(&f, "r3", "secret/b", "b2", 10), META_OK);
+    struct at_digest b1 = dg("b1"), b2 = dg("b2"), b3 = dg("b3");
+    const char *src = meta_fsm_blob_source(&f, &b1, not_secret, &asked);
+    assert_non_null(src);
+    assert_string_equal(src, "lib/a");
+    asked = 0;
+    assert_null(meta_fsm_blob_source(&f, &b2, not_secret, &asked));
+    assert_int_equal(asked, 1); /* only the repository that links it */
+    asked = 0;
+    assert_null(meta_fsm_blob_source(&f, &b3, not_secret, &asked));
+    assert_int_equal(asked, 0);
+    meta_fsm_release(&f);
+}
+
 static void count_name(void *data, const char *name)
 {
     AT_UNUSED(name);
@@ -390,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_listing),
         cmocka_unit_test(test_referrers),
         cmocka_unit_test(test_manifest_record),
+        cmocka_unit_test(test_blob_source),
         cmocka_unit_test(test_tag_table),
         cmocka_unit_test(test_tag_index_churn),
         cmocka_unit_test(test_sorted_lists_incremental),
