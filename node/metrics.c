@@ -10,6 +10,7 @@
 #include "node/cluster/gossip.h"
 #include "node/cluster/peer_api.h"
 #include "node/cluster/replicate.h"
+#include "node/cluster/verify.h"
 #include "node/metrics.h"
 
 #include "node/loop_lag.h"
@@ -236,6 +237,10 @@ static void store_metrics(struct node_api *api, struct at_buf *b)
     counter(b, "atoll_peer_snapshot_serves_total",
             "Snapshot files sent to nodes that fetch them.",
             api->peer_api != NULL ? api->peer_api->snapshot_serves : 0);
+    counter(b, "atoll_blob_verify_hashes_total",
+            "Local blob files hashed before a serve (once per change of the "
+            "file; not after an upload or fetch, which hashed it already).",
+            node_verify_hashes(api));
     node_fetch_counts(api, &active, &background);
     gauge(b, "atoll_fetches_active", "Blob fetches from other nodes running.",
           active);

@@ -190,11 +190,23 @@ static void fail_waiters(struct fetch *f, const char *why)
     }
 }
 
-/* The blob is committed: complete the streams, serve the others. */
+/* The blob is committed: complete the streams, serve the others. The
+ * commit just checked the file against the digest: that is noted once
+ * for the file, so that no later GET hashes it again, the streaming
+ * clients' included (they took their bytes as they arrived and open no
+ * file of their own). */
 static void serve_waiters(struct fetch *f)
 {
     struct node_api *api = f->t->api;
     struct fetch_waiter *w;
+    uint64_t noted_size;
+    int noted;
+
+    if (api != NULL &&
+        storage_blob_open(api->store, &f->d, &noted, &noted_size) == 0) {
+        node_verify_note(api, &f->d, noted);
+        close(noted);
+    }
 
     while ((w = waiter_first(f)) != NULL) {
         struct node_http_req *req = w->req;
@@ -213,8 +225,6 @@ static void serve_waiters(struct fetch *f)
             if (rv == 0)
                 close(fd);
         } else if (rv == 0) {
-            /* the commit just hashed this file: no need to again */
-            node_verify_note(api, &f->d, fd);
             node_reply_blob(api, req, &f->d, fd, size);
         } else {
             node_http_resp_header(req, "Retry-After", "1");

@@ -27,6 +27,7 @@ struct node_verify {
     struct at_map jobs;  /* raw digest -> struct vjob (running) */
     unsigned refs;       /* api + running jobs */
     bool closed;
+    uint64_t hashes; /* hashes started (node_verify_hashes) */
 };
 
 static void cache_clear(struct node_verify *v)
@@ -146,8 +147,15 @@ void node_verify_blob(struct node_api *api,
         storage_blob_verify(api->store, d, fd, job_done, j);
         at_map_put(&v->jobs, d->bytes, AT_DIGEST_LEN, j);
         v->refs++;
+        v->hashes++;
     }
     at_list_push_front(&j->waiters, &wt->link);
+}
+
+/* see verify.h */
+uint64_t node_verify_hashes(struct node_api *api)
+{
+    return api->verify != NULL ? api->verify->hashes : 0;
 }
 
 /* ---- the GET path ---- */

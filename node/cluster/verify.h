@@ -34,6 +34,10 @@ void node_verify_blob(struct node_api *api,
                       node_verify_cb cb,
                       void *data);
 
+/* Hashes of local blob files started so far (atoll_blob_verify_hashes_total:
+ * a file served twice unchanged is hashed once). */
+uint64_t node_verify_hashes(struct node_api *api);
+
 /* Remember fd as verified (it was just hashed by an upload or a fetch). */
 void node_verify_note(struct node_api *api, const struct at_digest *d, int fd);
 

@@ -169,6 +169,15 @@ class FetchTest(FetchTestCase):
                  what="the fetched copy committed")
         with open(blob_path(n2, d), "rb") as f:
             self.assertEqual(sha256_digest(f.read()), d)
+        # the fetch checked the file: a second GET serves it without
+        # hashing it again (the streaming client left the note too)
+        wait_for(lambda: metric(n2, "atoll_fetches_active") == 0, 20,
+                 what="the fetch done")
+        hashes = metric(n2, "atoll_blob_verify_hashes_total")
+        r = n2.request("GET", f"/v2/{repo}/blobs/{d}", timeout=120)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(sha256_digest(r.body), d)
+        self.assertEqual(metric(n2, "atoll_blob_verify_hashes_total"), hashes)
 
     def test_corrupt_holder_never_served(self):
         c = self.cluster
