@@ -119,7 +119,8 @@ static void chunk_put(struct chunk *c)
 /* see logmem.h */
 void *meta__logmem_alloc(size_t size)
 {
-    size_t need = HDR + ((size + 15) & ~(size_t)15);
+    /* 16 bytes at least: p stays inside its chunk (and the range) */
+    size_t need = HDR + (((size > 0 ? size : 1) + 15) & ~(size_t)15);
     uint8_t *p = NULL;
 
     if (size <= META_LOGMEM_MAX) {
