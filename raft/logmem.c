@@ -116,41 +116,38 @@ static void chunk_put(struct chunk *c)
     }
 }
 
+/* need bytes bumped in cur (a new chunk when it is full), or NULL.
+ * Under lock. */
+static uint8_t *bump(size_t need)
+{
+    if (cur != NULL && cur->used + need > META_LOGMEM_CHUNK) {
+        struct chunk *full = cur;
+        cur = NULL;
+        if (full->live == 0)
+            chunk_put(full);
+    }
+    if (cur == NULL && (cur = chunk_take()) == NULL)
+        return NULL;
+    uint8_t *p = (uint8_t *)cur + cur->used;
+    cur->used += need;
+    cur->live++;
+    live++;
+    return p;
+}
+
 /* see logmem.h */
 void *meta__logmem_alloc(size_t size)
 {
     /* 16 bytes at least: p stays inside its chunk (and the range) */
     size_t need = HDR + (((size > 0 ? size : 1) + 15) & ~(size_t)15);
-    uint8_t *p = NULL;
 
-    if (size <= META_LOGMEM_MAX) {
-        pthread_mutex_lock(&lock);
-        if (cur != NULL && cur->used + need > META_LOGMEM_CHUNK) {
-            struct chunk *full = cur;
-            cur = NULL;
-            if (full->live == 0)
-                chunk_put(full);
-        }
-        if (cur == NULL)
-            cur = chunk_take();
-        if (cur != NULL) {
-            p = (uint8_t *)cur + cur->used;
-            cur->used += need;
-            cur->live++;
-            live++;
-        }
-        if (p == NULL)
-            fallbacks++;
-        pthread_mutex_unlock(&lock);
-    }
-    if (p == NULL) {
-        if (size > META_LOGMEM_MAX) {
-            pthread_mutex_lock(&lock);
-            fallbacks++;
-            pthread_mutex_unlock(&lock);
-        }
+    pthread_mutex_lock(&lock);
+    uint8_t *p = size <= META_LOGMEM_MAX ? bump(need) : NULL;
+    if (p == NULL)
+        fallbacks++;
+    pthread_mutex_unlock(&lock);
+    if (p == NULL)
         return malloc(size > 0 ? size : 1);
-    }
     UNPOISON(p, HDR + size);
     memcpy(p, &size, sizeof(size));
     return p + HDR;

@@ -4,10 +4,9 @@
  * Happy path: meta_propose checks or makes the request id, packs the
  * command (command.c) into a buffer of logmem.h (freed with raft_free)
  * and, on the leader, raft_apply's it; the apply callback maps libraft's
- * status to AT_E*. A
- * follower sends the packed command through hooks->forward, then waits
- * until it has applied the index the leader answers, so what it wrote is
- * visible here when cb runs.
+ * status to AT_E*. A follower sends the packed command through
+ * hooks->forward, then waits until it has applied the index the leader
+ * answers, so what it wrote is visible here when cb runs.
  *
  * No leader: with leader_wait_ms, a write that finds no leader known, or
  * whose forward failed (AT_ENOTLEADER: never reached one; AT_EUNKNOWN: the
@@ -132,10 +131,9 @@ static void on_early(void *data, int status, uint64_t index)
         cb(cbdata, status, 0, 0);
 }
 
-/* Propose a packed command here (buf from meta__logmem_alloc or raft_malloc;
- * ownership taken).
- * push: once it commits, push the commit index to the followers at once
- * (meta__commit_push), for a follower waiting to apply it. */
+/* Propose a packed command here (buf from meta__logmem_alloc; ownership
+ * taken). push: once it commits, push the commit index to the followers
+ * at once (meta__commit_push), for a follower waiting to apply it. */
 static int propose_local(struct meta *m,
                          void *buf,
                          size_t len,

@@ -493,10 +493,11 @@ static bool try_mount(struct node_api *api,
             node_access_may(req, from, META_ACTION_PULL) &&
             meta_blob_linked(api->meta, from, &d, NULL))
             src = from;
-    } else if (meta_blob_linked(api->meta, name, &d, NULL)) {
-        src = name; /* here already */
     } else {
-        src = meta_blob_source(api->meta, &d, may_pull, req);
+        /* a blob here already needs no source */
+        src = meta_blob_linked(api->meta, name, &d, NULL)
+                  ? name
+                  : meta_blob_source(api->meta, &d, may_pull, req);
     }
     if (src == NULL)
         goto out; /* cannot mount: fall back to a session (202) */
