@@ -80,6 +80,13 @@ struct node_config {
     uint64_t token_ttl_ms;      /* 300s (>= 60s): bearer token lifetime */
     char *auth;           /* "auto" | "on" | "off": access control on the API */
     char *auth_challenge; /* "basic" | "bearer": the API's 401 challenge */
+    /* events (issue 17) */
+    char *events_url;           /* "": none; else receivers, comma list */
+    char *events_secret_file;   /* "": unsigned */
+    char *events_tls_ca;        /* "": system CAs */
+    bool events_pull;           /* also manifest GETs */
+    uint64_t events_queue;      /* 10000 per receiver */
+    uint64_t events_timeout_ms; /* 5s per attempt */
 };
 
 /* Fill defaults, then the YAML file named by --config / ATOLL_CONFIG, then
@@ -95,5 +102,36 @@ int node_config_load(struct node_config *c,
 void node_config_release(struct node_config *c);
 /* Print every option: flag, env var, YAML key, default, help. */
 void node_config_usage(FILE *f);
+
+/* ---- the option table (config.c), read by the loader (config_load.c);
+ * not for other callers ---- */
+enum node_opt_type {
+    NODE_OPT_STRING,
+    NODE_OPT_SIZE,
+    NODE_OPT_DURATION,
+    NODE_OPT_UINT,
+    NODE_OPT_BOOL,
+};
+
+struct node_opt {
+    const char *key;  /* YAML key */
+    const char *flag; /* command-line flag */
+    const char *env;  /* environment variable */
+    enum node_opt_type type;
+    size_t offset; /* into struct node_config */
+    const char *def;
+    const char *help;
+    bool secret;  /* never print the value */
+    bool no_yaml; /* not settable from the file (e.g. the file itself) */
+    /* Extra validation of a string value; NULL = none. */
+    int (*check)(const char *value, char *why, size_t whylen);
+};
+
+/* The table, a row per option ([0] is the config file itself): defaults,
+ * YAML keys, ATOLL_* variables, flags and usage all follow from it. */
+extern const struct node_opt node_opts[];
+extern const size_t node_nopts;
+/* More rows than this is a build mistake (the loader refuses to run). */
+#define NODE_OPTS_MAX 192
 
 #endif /* NODE_CONFIG_H */

@@ -11,6 +11,7 @@
 #include "node/cluster/peer_api.h"
 #include "node/cluster/replicate.h"
 #include "node/cluster/verify.h"
+#include "node/events.h"
 #include "node/metrics.h"
 
 #include "node/loop_lag.h"
@@ -180,6 +181,26 @@ static void raft_metrics(struct meta *m, struct at_buf *b)
 }
 
 /* API counters kept in struct node_api. */
+/* The event stream to webhooks (node/events.c): all zero without one. */
+static void events_metrics(struct node_api *api, struct at_buf *b)
+{
+    struct node_webhook_stats st;
+    uint64_t lost = 0;
+
+    node_events_stats(api, &st, &lost);
+    counter(b, "atoll_events_sent_total",
+            "Events a webhook receiver took (2xx), all receivers.", st.sent);
+    counter(b, "atoll_events_retries_total",
+            "Event deliveries that failed and were tried again.", st.retries);
+    counter(b, "atoll_events_dropped_total",
+            "Events given up: a receiver's queue full (the oldest goes), "
+            "refused with a 4xx, or queued faster than this node took "
+            "them from the log.",
+            st.dropped + lost);
+    gauge(b, "atoll_events_queued", "Events waiting for a receiver.",
+          st.queued);
+}
+
 static void api_metrics(struct node_api *api, struct at_buf *b)
 {
     static const char *classes[] = {
@@ -206,6 +227,7 @@ static void api_metrics(struct node_api *api, struct at_buf *b)
             api->blobs_committed);
     counter(b, "atoll_manifests_put_total", "Manifests stored.",
             api->manifests_put);
+    events_metrics(api, b);
 }
 
 /* Storage, blob transfers between nodes, replication and GC. */

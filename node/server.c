@@ -31,6 +31,7 @@
 #include "node/cluster/repl_scan.h"
 #include "node/cluster/replicate.h"
 #include "node/cluster/verify.h"
+#include "node/events.h"
 #include "node/front.h"
 #include "node/gate.h"
 #include "node/join.h"
@@ -617,7 +618,7 @@ static int open_meta(struct node_server *s, bool join, char *errmsg)
             s->name, s->api_address, cfg->data_dir, s->raft_dir);
     s->api.repl_scan = node_repl_scan_start(&s->api);
     node_placement_start(&s->api);
-    return 0;
+    return node_events_start(&s->api, s->name, errmsg);
 }
 
 /* bootstrap-expect decided (node/join.c) */
@@ -856,6 +857,7 @@ static void on_http_stopped(void *data)
     node_gc_stop(s->api.gc); /* frees itself once idle */
     s->api.gc = NULL;
     node_placement_stop(&s->api);
+    node_events_stop(&s->api);
     node_access_close(&s->api);
     node_auth_close(s->api.auth); /* frees itself once the pool is done */
     s->api.auth = NULL;

@@ -6,6 +6,7 @@
 
 #include "raft/fsm.h"
 
+#include "raft/events.h"
 #include "raft/gc.h"
 #include "raft/nodes.h"
 #include "raft/policy.h"
@@ -68,6 +69,7 @@ void meta_fsm_release(struct meta_fsm *f)
     meta__token_keys_release(f);
     meta__policy_release(f);
     meta_pushes_free(f->pushes, f->npushes);
+    meta__events_release(f);
     meta_bodies_close(&f->bodies);
     at_free(f->bodies_dir);
     memset(f, 0, sizeof(*f));
@@ -281,6 +283,7 @@ int meta_fsm_apply(struct meta_fsm *f,
         return 0;
     }
     int res;
+    meta__events_before(f, c);
     switch (c->op_case) {
     case ATOLL__COMMAND__OP_PUT_MANIFEST:
         res = apply_put_manifest(f, c->put_manifest, c->timestamp_ms);
@@ -336,6 +339,7 @@ int meta_fsm_apply(struct meta_fsm *f,
         res = META_INVALID; /* unpack rejects unknown ops already */
         break;
     }
+    meta__events_after(f, index, c, res);
     meta__req_remember(f, c->request_id, res, index);
     proto_command_free(c);
     *result = res;
@@ -411,6 +415,8 @@ int meta_fsm_restore_checked(struct meta_fsm *f,
     fresh.pushes_cap = f->pushes_cap;
     f->pushes = NULL;
     f->npushes = f->pushes_cap = 0;
+    fresh.events = f->events;
+    f->events = NULL;
     meta_fsm_release(f);
     *f = fresh;
     return 0;

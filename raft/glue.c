@@ -13,6 +13,7 @@
 
 #include "raft/fsm.h"
 #include "raft/heap.h"
+#include "raft/hugeheap.h"
 #include "raft/snapfile.h"
 #include "raft/snapshot.h"
 
@@ -253,6 +254,10 @@ static int glue_snapshot_finalize(struct raft_fsm *iface,
         if (g->job_file)
             meta__glue_prune(g);
     }
+    /* the child is gone: the heap's huge pages it split go back together
+     * before the next fork (hugeheap.h) */
+    if (g->job_forked)
+        meta__hugeheap_collapse_async();
     g->job_forked = false;
     g->job_file = false;
     meta_snap_job_recycle(g->fsm, g->job);

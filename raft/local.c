@@ -5,6 +5,7 @@
 
 #define AT_LOG_COMP "raft"
 
+#include "raft/events.h"
 #include "raft/gc.h"
 #include "raft/internal.h"
 #include "raft/nodes.h"
@@ -121,6 +122,20 @@ void meta_pushes_record(struct meta *m, bool on)
 size_t meta_pushes_take(struct meta *m, struct meta_push **out)
 {
     return meta__pushes_take(&m->fsm, out);
+}
+
+/* see meta.h */
+void meta_events_record(struct meta *m, bool on)
+{
+    meta__events_record(&m->fsm, on);
+}
+
+/* see meta.h */
+size_t meta_events_take(struct meta *m,
+                        struct meta_event **out,
+                        uint64_t *dropped)
+{
+    return meta__events_take(&m->fsm, out, dropped);
 }
 
 /* see meta.h */

@@ -612,6 +612,33 @@ struct meta_push {
 void meta_pushes_record(struct meta *m, bool on);
 size_t meta_pushes_take(struct meta *m, struct meta_push **out);
 void meta_pushes_free(struct meta_push *p, size_t n);
+
+/* Changes applied here (manifest pushes, manifest and tag deletes), in
+ * log order, while recording is on (local: the node's event stream turns
+ * it on when webhooks are configured). take hands them over, oldest
+ * first (free with meta_events_free), and says how many were dropped
+ * since the last take (META_EVENTS_MAX waiting). */
+enum meta_event_kind {
+    META_EVENT_PUSH,            /* PutManifest: by tag, or by digest */
+    META_EVENT_DELETE_MANIFEST, /* and every tag that pointed to it */
+    META_EVENT_DELETE_TAG,
+};
+struct meta_event {
+    enum meta_event_kind kind;
+    uint64_t index;          /* its log entry */
+    uint64_t time_ms;        /* the proposer's clock */
+    char *repo;              /* owned */
+    char *tag;               /* owned; NULL: none */
+    char *media_type;        /* owned; NULL: not known (deletes) */
+    bool has_digest;         /* a tag delete of a tag not found: false */
+    struct at_digest digest; /* the manifest (a tag delete: its target) */
+    uint64_t size;           /* a push: the manifest's bytes */
+};
+void meta_events_record(struct meta *m, bool on);
+size_t meta_events_take(struct meta *m,
+                        struct meta_event **out,
+                        uint64_t *dropped);
+void meta_events_free(struct meta_event *c, size_t n);
 /* Is this node's store recorded as holding blob d? */
 bool meta_blob_held_here(struct meta *m, const struct at_digest *d);
 /* Every blob (digest, size) of manifest d in repo, and of its children

@@ -178,6 +178,9 @@ struct meta_fsm {
     size_t npushes, pushes_cap;
     bool pushes_record;
     uint64_t pushes_dropped;
+    /* Local, not in snapshots: changes for the event stream (events.c);
+     * NULL while not recording */
+    struct meta_eventq *events;
 };
 
 /* Helpers for apply, GC and restore. */

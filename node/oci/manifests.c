@@ -150,6 +150,9 @@ static void get_reply(struct mreq *m)
         node_reply_error(m->req, 404, "MANIFEST_UNKNOWN", "manifest unknown");
         return;
     }
+    if (m->api->on_pulled != NULL &&
+        node_http_req_method(m->req) == NODE_HTTP_GET)
+        m->api->on_pulled(m->api, m->name, m->tag, &d, mf->media_type, mf->len);
     send_manifest(m->req, m->api->meta, mf);
 }
 

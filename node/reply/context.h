@@ -23,6 +23,7 @@ struct node_token;
 struct node_access;
 struct node_metrics_http;
 struct node_loop_lag;
+struct node_events;
 
 struct node_api {
     uv_loop_t *loop;               /* borrowed */
@@ -66,6 +67,17 @@ struct node_api {
     /* owned (node/loop_lag.c): the event loop's lateness, for /metrics;
      * made at start, closed at stop; NULL: none */
     struct node_loop_lag *loop_lag;
+    /* owned (node/events.c): the event stream to webhooks; NULL without
+     * events_url; node_events_stop at stop */
+    struct node_events *events;
+    /* set by node/events.c when pulls are events: a manifest GET served
+     * here (asked for by tag, or by digest with tag NULL); NULL: none */
+    void (*on_pulled)(struct node_api *api,
+                      const char *repo,
+                      const char *tag,
+                      const struct at_digest *d,
+                      const char *media_type,
+                      uint64_t size);
     /* counters for /metrics */
     uint64_t bytes_in;
     uint64_t bytes_out;

@@ -1,0 +1,52 @@
+/* The node's event stream (events.c): pushes and deletes, and pulls when
+ * asked, as CloudEvents to every webhook receiver configured (events_url,
+ * webhook.h).
+ *
+ * Pushes and deletes come from the log, not from the requests: the FSM
+ * queues each manifest push, manifest delete and tag delete it applies
+ * (meta_events_take), and only the leader sends them. So there is one
+ * sender for the whole cluster, in commit order: events reach a receiver
+ * in the order the cluster applied them, per repository and overall,
+ * whichever node took the request. Each carries its log index as id
+ * (source "/atoll/log"), so a receiver can drop a repeat.
+ *
+ * A change of leader: the old leader's events not yet delivered are lost
+ * with it (or arrive late, from a deposed node that still runs), and the
+ * new leader starts with its next apply: delivery is at most once around
+ * an election, in order otherwise.
+ *
+ * Pulls (events_pull) are each node's own: sent by the node that served
+ * the manifest GET (source "/atoll/node/<name>"). */
+#ifndef NODE_EVENTS_H
+#define NODE_EVENTS_H
+
+#include "common/common.h"
+#include "node/reply/context.h"
+#include "node/webhook.h"
+
+/* Start the stream on api (api->events) when events_url names receivers,
+ * once api->meta is open; a no-op otherwise. name: this node's (pull
+ * events' source). Returns 0 or AT_E* with errmsg (bad URL, unreadable
+ * secret file). */
+int node_events_start(struct node_api *api, const char *name, char *errmsg);
+
+/* Stop the receivers' threads (what waits is dropped) and free. */
+void node_events_stop(struct node_api *api);
+
+/* A manifest GET served here (digest d of media_type and size bytes,
+ * asked for by tag or NULL): an event when events_pull is on (the
+ * handlers reach it as api->on_pulled). */
+void node_events_pulled(struct node_api *api,
+                        const char *repo,
+                        const char *tag,
+                        const struct at_digest *d,
+                        const char *media_type,
+                        uint64_t size);
+
+/* The receivers' counters, summed; all zero without a stream. lost:
+ * changes the FSM dropped before the stream took them. */
+void node_events_stats(struct node_api *api,
+                       struct node_webhook_stats *st,
+                       uint64_t *lost);
+
+#endif /* NODE_EVENTS_H */
