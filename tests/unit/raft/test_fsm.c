@@ -6,6 +6,7 @@
 
 #include <cmocka.h>
 
+#include "raft/events.h"
 #include "tests/unit/raft/helpers.h"
 
 static void test_put_manifest_rules(void **state)
@@ -193,6 +194,58 @@ static void test_tag_guard(void **state)
     meta_fsm_release(&f);
 }
 
+/* The event queue (events.c): only accepted pushes and deletes, in
+ * apply order, a tag delete with the digest it pointed to; nothing while
+ * not recording; a restore keeps the queue. */
+static void test_events_queue(void **state)
+{
+    struct meta_fsm f;
+    struct meta_event *v;
+    uint64_t dropped = 7;
+    struct at_digest m1 = dg("e1");
+    AT_UNUSED(state);
+    meta_fsm_init(&f, 100);
+    assert_int_equal(
+        put_mf(&f, "q0", "e", "e0", "before", NULL, 0, NULL, 0, NULL), META_OK);
+    assert_int_equal(meta__events_take(&f, &v, &dropped), 0);
+    assert_int_equal(dropped, 0);
+    meta__events_record(&f, true);
+    assert_int_equal(put_mf(&f, "q1", "e", "e1", "v1", NULL, 0, NULL, 0, NULL),
+                     META_OK);
+    assert_int_equal(put_mf(&f, "q2", "e", "e2", NULL, NULL, 0, NULL, 0, NULL),
+                     META_OK);
+    assert_int_equal(del_tag(&f, "q3", "e", "nope"), META_TAG_UNKNOWN);
+    assert_int_equal(del_tag(&f, "q4", "e", "v1"), META_OK);
+    assert_int_equal(blob_stored(&f, "q5", "e", "b", 3), META_OK);
+    assert_int_equal(del_mf(&f, "q6", "e", "e2"), META_OK);
+    size_t n = meta__events_take(&f, &v, &dropped);
+    assert_int_equal(n, 4);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(v[0].kind, META_EVENT_PUSH);
+    assert_string_equal(v[0].repo, "e");
+    assert_string_equal(v[0].tag, "v1");
+    assert_true(at_digest_equal(&v[0].digest, &m1));
+    assert_int_equal(v[0].size, 2);
+    assert_string_equal(v[0].media_type,
+                        "application/vnd.oci.image.manifest.v1+json");
+    assert_int_equal(v[1].kind, META_EVENT_PUSH);
+    assert_null(v[1].tag);
+    assert_int_equal(v[2].kind, META_EVENT_DELETE_TAG);
+    assert_string_equal(v[2].tag, "v1");
+    assert_true(v[2].has_digest);
+    assert_true(at_digest_equal(&v[2].digest, &m1));
+    assert_int_equal(v[3].kind, META_EVENT_DELETE_MANIFEST);
+    for (size_t i = 1; i < n; i++)
+        assert_true(v[i].index > v[i - 1].index);
+    meta_events_free(v, n);
+    assert_int_equal(meta__events_take(&f, &v, &dropped), 0);
+    meta__events_record(&f, false);
+    assert_int_equal(put_mf(&f, "q7", "e", "e3", "v3", NULL, 0, NULL, 0, NULL),
+                     META_OK);
+    assert_int_equal(meta__events_take(&f, &v, &dropped), 0);
+    meta_fsm_release(&f);
+}
+
 int main(void)
 {
     at_log_configure(getenv("META_LOG") ? getenv("META_LOG") : "error");
@@ -201,6 +254,7 @@ int main(void)
         cmocka_unit_test(test_blob_rules),
         cmocka_unit_test(test_dedup_and_garbage),
         cmocka_unit_test(test_tag_guard),
+        cmocka_unit_test(test_events_queue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
