@@ -12,7 +12,7 @@
 #define STORAGE__BG_SYNC_STEP       ((uint64_t)16 << 20) /* background fsync */
 #define STORAGE__HIGH_WATER_DEFAULT ((size_t)16 << 20)
 #define STORAGE__BATCH_MIN          ((size_t)1 << 20) /* bytes per work item */
-#define STORAGE__CHUNK_CACHE_MAX    8u /* spare STORAGE__CHUNK buffers kept */
+#define STORAGE__CHUNK_CACHE_MAX    24u /* spare STORAGE__CHUNK buffers kept */
 #define STORAGE__HASH_MIN           ((uint64_t)2 << 20) /* lone hash item */
 #define STORAGE__REPO_MAX           1024
 #define STORAGE__INFO_MAX           4096
