@@ -22,7 +22,22 @@ struct node_events {
     uint64_t pull_seq; /* pull events sent by this node */
     uint64_t start_ms; /* makes pull ids unique across restarts */
     char *source;      /* owned: of pull events, "/atoll/node/<name>" */
+    /* the changes applied here lately, oldest first (a ring of ring_cap):
+     * what a new leader sends again past the delivered mark */
+    struct meta_event *ring; /* owned, with their strings */
+    size_t ring_head, ring_n, ring_cap;
+    uv_timer_t tick;       /* leadership, and the delivered mark */
+    unsigned handles;      /* check + tick not yet closed */
+    bool leading;          /* this node sends the log's events */
+    bool proposing;        /* a mark in flight */
+    uint64_t last_emitted; /* the highest index handed to receivers */
+    uint64_t mark;         /* the delivered mark, as known here */
+    uint64_t mark_ms;      /* when this node last proposed one */
 };
+
+#define EVENTS_TICK_MS  250
+#define EVENTS_MARK_MS  1000 /* at most one mark proposal per second */
+#define EVENTS_MARK_KEY "events_delivered"
 
 /* RFC 3339, UTC, with milliseconds. */
 static void format_time(uint64_t ms, char out[32])
@@ -61,6 +76,8 @@ static void emit(struct node_events *ev,
                  uint64_t index)
 {
     char when[32], dstr[AT_DIGEST_STR_SIZE];
+    /* index: the log's, also each receiver's sequence number (0: a pull,
+     * not tracked) */
     json_t *data = json_object();
     json_t *ce;
     char *subject;
@@ -92,39 +109,158 @@ static void emit(struct node_events *ev,
     char *body = ce != NULL ? json_dumps(ce, JSON_COMPACT) : NULL;
     if (body != NULL) {
         for (size_t i = 0; i < ev->nhooks; i++)
-            node_webhook_send(ev->hooks[i], body, strlen(body));
+            node_webhook_send(ev->hooks[i], body, strlen(body), index);
         free(body);
     }
     json_decref(ce);
 }
 
-/* After each loop turn: the changes applied meanwhile, sent when this
- * node leads (a follower drops them: the leader sends its own). */
+static void emit_change(struct node_events *ev, const struct meta_event *e)
+{
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRIu64, e->index);
+    emit(ev, kind_type(e->kind), "/atoll/log", id, e->time_ms, e->repo, e->tag,
+         e->has_digest ? &e->digest : NULL, e->media_type, e->size, e->index);
+    if (e->index > ev->last_emitted)
+        ev->last_emitted = e->index;
+}
+
+static void ring_push(struct node_events *ev, const struct meta_event *e)
+{
+    if (ev->ring_n == ev->ring_cap) {
+        meta_events_free_one(&ev->ring[ev->ring_head]);
+        ev->ring_head = (ev->ring_head + 1) % ev->ring_cap;
+        ev->ring_n--;
+    }
+    ev->ring[(ev->ring_head + ev->ring_n) % ev->ring_cap] = *e;
+    ev->ring_n++;
+}
+
+/* The delivered mark as applied here: every change up to it reached
+ * every receiver (or was given up). */
+static uint64_t mark_applied(struct node_events *ev)
+{
+    const char *v = meta_setting_get(ev->api->meta, EVENTS_MARK_KEY, NULL);
+    uint64_t m = 0;
+    if (v != NULL && at_parse_u64(v, strlen(v), &m) != 0)
+        m = 0;
+    return m;
+}
+
+/* Leading now (or not): a node that takes over sends again, in order,
+ * the changes it holds past the delivered mark (a receiver may see some
+ * twice: ids tell), and sends the log's changes from then on. */
+static void lead_check(struct node_events *ev, bool leader)
+{
+    if (!leader) {
+        ev->leading = false;
+        return;
+    }
+    if (ev->leading)
+        return;
+    ev->leading = true;
+    ev->mark = mark_applied(ev);
+    ev->mark_ms = at_now_ms();
+    size_t again = 0;
+    for (size_t i = 0; i < ev->ring_n; i++) {
+        const struct meta_event *e =
+            &ev->ring[(ev->ring_head + i) % ev->ring_cap];
+        if (e->index > ev->mark && e->index > ev->last_emitted) {
+            emit_change(ev, e);
+            again++;
+        }
+    }
+    if (again > 0)
+        LOG_INFO(
+            "events: leading now; %zu change(s) past the delivered "
+            "mark %" PRIu64 " sent again",
+            again, ev->mark);
+}
+
+static bool is_leader(struct node_api *api)
+{
+    struct meta_status st;
+    meta_status_get(api->meta, &st);
+    return st.state == 3; /* RAFT_LEADER */
+}
+
+/* After each loop turn: the changes applied meanwhile go into the ring,
+ * and to the receivers when this node leads (a follower keeps them for
+ * the day it takes over). */
 static void on_check(uv_check_t *h)
 {
     struct node_events *ev = h->data;
     struct node_api *api = ev->api;
     struct meta_event *v = NULL;
     uint64_t dropped = 0;
-    struct meta_status st;
 
     if (api->meta == NULL || api->stopping)
         return;
     size_t n = meta_events_take(api->meta, &v, &dropped);
     if (n == 0 && dropped == 0)
         return;
-    meta_status_get(api->meta, &st);
-    if (st.state == 3 /* RAFT_LEADER */) {
+    lead_check(ev, is_leader(api));
+    if (ev->leading)
         ev->lost += dropped;
-        for (size_t i = 0; i < n; i++) {
-            char id[24];
-            snprintf(id, sizeof(id), "%" PRIu64, v[i].index);
-            emit(ev, kind_type(v[i].kind), "/atoll/log", id, v[i].time_ms,
-                 v[i].repo, v[i].tag, v[i].has_digest ? &v[i].digest : NULL,
-                 v[i].media_type, v[i].size, v[i].index);
-        }
+    for (size_t i = 0; i < n; i++) {
+        if (ev->leading)
+            emit_change(ev, &v[i]);
+        ring_push(ev, &v[i]); /* the ring owns its strings now */
     }
-    meta_events_free(v, n);
+    at_free(v);
+}
+
+/* Where the receivers are: every change up to it is done with. */
+static uint64_t delivered(struct node_events *ev)
+{
+    uint64_t d = ev->last_emitted;
+    for (size_t i = 0; i < ev->nhooks; i++) {
+        struct node_webhook_stats st;
+        node_webhook_stats(ev->hooks[i], &st);
+        if (st.queued > 0 && st.done_seq < d)
+            d = st.done_seq;
+    }
+    return d;
+}
+
+static void on_mark(void *data, int status, int result, uint64_t index)
+{
+    struct node_events *ev = data;
+    AT_UNUSED(index);
+    ev->proposing = false;
+    if (status != 0 || result != META_OK)
+        LOG_DEBUG("events: delivered mark not recorded: %s",
+                  status != 0 ? at_strerror(status) : meta_result_str(result));
+}
+
+/* Leadership, and the leader's delivered mark through the log (at most
+ * once a second, and only when it moved), so that a new leader knows
+ * where to start again. */
+static void on_tick(uv_timer_t *t)
+{
+    struct node_events *ev = t->data;
+    struct node_api *api = ev->api;
+
+    if (api->meta == NULL || api->stopping)
+        return;
+    lead_check(ev, is_leader(api));
+    if (!ev->leading || ev->proposing ||
+        at_now_ms() - ev->mark_ms < EVENTS_MARK_MS)
+        return;
+    uint64_t d = delivered(ev);
+    if (d <= ev->mark)
+        return;
+    char value[24];
+    snprintf(value, sizeof(value), "%" PRIu64, d);
+    struct meta_cmd c = {
+        .kind = META_CMD_SET_SETTING,
+        .set_setting = { .key = EVENTS_MARK_KEY, .value = value },
+    };
+    ev->mark_ms = at_now_ms();
+    if (meta_propose(api->meta, &c, on_mark, ev) == 0) {
+        ev->proposing = true;
+        ev->mark = d;
+    }
 }
 
 /* The first line of path, 1 to SECRET_MAX bytes. */
@@ -163,9 +299,14 @@ static void free_hooks(struct node_events *ev)
     ev->nhooks = 0;
 }
 
-static void on_check_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
     struct node_events *ev = h->data;
+    if (--ev->handles > 0)
+        return;
+    for (size_t i = 0; i < ev->ring_n; i++)
+        meta_events_free_one(&ev->ring[(ev->ring_head + i) % ev->ring_cap]);
+    at_free(ev->ring);
     at_free(ev->source);
     at_free(ev);
 }
@@ -211,17 +352,23 @@ int node_events_start(struct node_api *api, const char *name, char *errmsg)
         explicit_bzero(secret, strlen(secret));
         at_free(secret);
     }
-    if (rv == 0)
-        rv = uv_check_init(api->loop, &ev->check) == 0 ? 0 : AT_EIO;
     if (rv != 0) {
         free_hooks(ev);
         at_free(ev->source);
         at_free(ev);
         return rv;
     }
+    ev->ring_cap = (size_t)cfg->events_queue;
+    ev->ring = at_calloc(ev->ring_cap, sizeof(*ev->ring));
+    AT_ASSERT(uv_check_init(api->loop, &ev->check) == 0);
+    AT_ASSERT(uv_timer_init(api->loop, &ev->tick) == 0);
+    ev->handles = 2;
     ev->check.data = ev;
+    ev->tick.data = ev;
     uv_check_start(&ev->check, on_check);
     uv_unref((uv_handle_t *)&ev->check);
+    uv_timer_start(&ev->tick, on_tick, EVENTS_TICK_MS, EVENTS_TICK_MS);
+    uv_unref((uv_handle_t *)&ev->tick);
     api->events = ev;
     if (cfg->events_pull)
         api->on_pulled = node_events_pulled;
@@ -245,7 +392,9 @@ void node_events_stop(struct node_api *api)
         meta_events_record(api->meta, false);
     free_hooks(ev);
     uv_check_stop(&ev->check);
-    uv_close((uv_handle_t *)&ev->check, on_check_closed);
+    uv_close((uv_handle_t *)&ev->check, on_handle_closed);
+    uv_timer_stop(&ev->tick);
+    uv_close((uv_handle_t *)&ev->tick, on_handle_closed);
 }
 
 /* see events.h */
@@ -270,13 +419,17 @@ void node_events_pulled(struct node_api *api,
 /* see events.h */
 void node_events_stats(struct node_api *api,
                        struct node_webhook_stats *st,
-                       uint64_t *lost)
+                       uint64_t *lost,
+                       uint64_t *mark)
 {
     struct node_events *ev = api->events;
     memset(st, 0, sizeof(*st));
     *lost = 0;
+    *mark = 0;
     if (ev == NULL)
         return;
+    if (api->meta != NULL)
+        *mark = mark_applied(ev);
     for (size_t i = 0; i < ev->nhooks; i++) {
         struct node_webhook_stats one;
         node_webhook_stats(ev->hooks[i], &one);

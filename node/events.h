@@ -10,10 +10,13 @@
  * whichever node took the request. Each carries its log index as id
  * (source "/atoll/log"), so a receiver can drop a repeat.
  *
- * A change of leader: the old leader's events not yet delivered are lost
- * with it (or arrive late, from a deposed node that still runs), and the
- * new leader starts with its next apply: delivery is at most once around
- * an election, in order otherwise.
+ * A change of leader: every node keeps the changes it applied lately (a
+ * ring of events_queue), and the leader records through the log, at most
+ * once a second, the index up to which every receiver is done (the
+ * delivered mark, setting "events_delivered"). A node that takes over
+ * sends again, in order, what it holds past the mark, then goes on: a
+ * receiver may get an event twice around an election (same id), and
+ * misses one only if the new leader's ring no longer holds it.
  *
  * Pulls (events_pull) are each node's own: sent by the node that served
  * the manifest GET (source "/atoll/node/<name>"). */
@@ -44,9 +47,11 @@ void node_events_pulled(struct node_api *api,
                         uint64_t size);
 
 /* The receivers' counters, summed; all zero without a stream. lost:
- * changes the FSM dropped before the stream took them. */
+ * changes the FSM dropped before the stream took them; mark: the
+ * delivered mark as applied here (0: none yet). */
 void node_events_stats(struct node_api *api,
                        struct node_webhook_stats *st,
-                       uint64_t *lost);
+                       uint64_t *lost,
+                       uint64_t *mark);
 
 #endif /* NODE_EVENTS_H */

@@ -185,9 +185,9 @@ static void raft_metrics(struct meta *m, struct at_buf *b)
 static void events_metrics(struct node_api *api, struct at_buf *b)
 {
     struct node_webhook_stats st;
-    uint64_t lost = 0;
+    uint64_t lost = 0, mark = 0;
 
-    node_events_stats(api, &st, &lost);
+    node_events_stats(api, &st, &lost, &mark);
     counter(b, "atoll_events_sent_total",
             "Events a webhook receiver took (2xx), all receivers.", st.sent);
     counter(b, "atoll_events_retries_total",
@@ -199,6 +199,10 @@ static void events_metrics(struct node_api *api, struct at_buf *b)
             st.dropped + lost);
     gauge(b, "atoll_events_queued", "Events waiting for a receiver.",
           st.queued);
+    gauge(b, "atoll_events_delivered_index",
+          "The log index up to which every receiver is done, as the leader "
+          "last recorded it (a new leader sends again what is past it).",
+          mark);
 }
 
 static void api_metrics(struct node_api *api, struct at_buf *b)

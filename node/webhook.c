@@ -18,6 +18,7 @@
 struct event {
     char *json; /* owned */
     size_t len;
+    uint64_t seq;
 };
 
 struct node_webhook {
@@ -37,6 +38,7 @@ struct node_webhook {
     bool stop;
     atomic_bool abort; /* stop, read by curl's progress callback */
     uint64_t sent, retries, dropped;
+    uint64_t done_seq, last_seq;
 };
 
 /* see webhook.h */
@@ -208,6 +210,8 @@ static void *run(void *data)
             backoff = AT_MIN(2 * backoff, NODE_WEBHOOK_BACKOFF_MAX_MS);
         }
         at_free(ev.json);
+        if (ev.seq != 0)
+            w->done_seq = ev.seq;
         w->inflight = false;
     }
     pthread_mutex_unlock(&w->mu);
@@ -265,9 +269,12 @@ int node_webhook_new(struct node_webhook **out,
 }
 
 /* see webhook.h */
-void node_webhook_send(struct node_webhook *w, const char *json, size_t len)
+void node_webhook_send(struct node_webhook *w,
+                       const char *json,
+                       size_t len,
+                       uint64_t seq)
 {
-    struct event ev = { at_malloc(len + 1), len };
+    struct event ev = { at_malloc(len + 1), len, seq };
     memcpy(ev.json, json, len);
     ev.json[len] = '\0';
     pthread_mutex_lock(&w->mu);
@@ -280,6 +287,8 @@ void node_webhook_send(struct node_webhook *w, const char *json, size_t len)
     }
     w->ring[(w->head + w->n) % w->queue_max] = ev;
     w->n++;
+    if (seq != 0)
+        w->last_seq = seq;
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->mu);
 }
@@ -292,6 +301,8 @@ void node_webhook_stats(struct node_webhook *w, struct node_webhook_stats *st)
     st->retries = w->retries;
     st->dropped = w->dropped;
     st->queued = w->n + (w->inflight ? 1 : 0);
+    st->done_seq = w->done_seq;
+    st->last_seq = w->last_seq;
     pthread_mutex_unlock(&w->mu);
 }
 

@@ -46,6 +46,11 @@ struct node_webhook_stats {
     uint64_t retries; /* attempts that failed and were tried again */
     uint64_t dropped; /* events given up: queue full, or refused (4xx) */
     uint64_t queued;  /* waiting now, the one in flight included */
+    /* the caller's sequence numbers (node_webhook_send, 0s left out):
+     * every event up to done_seq is done with (taken, or dropped); the
+     * last one queued is last_seq */
+    uint64_t done_seq;
+    uint64_t last_seq;
 };
 
 /* Start a receiver's thread. Everything in o is copied. Returns 0, or
@@ -54,8 +59,12 @@ int node_webhook_new(struct node_webhook **out,
                      const struct node_webhook_opts *o,
                      char *errmsg);
 
-/* Any thread: queue one event (a JSON document of len bytes, copied). */
-void node_webhook_send(struct node_webhook *w, const char *json, size_t len);
+/* Any thread: queue one event (a JSON document of len bytes, copied).
+ * seq: the caller's number for it, rising (0: none, not tracked). */
+void node_webhook_send(struct node_webhook *w,
+                       const char *json,
+                       size_t len,
+                       uint64_t seq);
 
 void node_webhook_stats(struct node_webhook *w, struct node_webhook_stats *st);
 

@@ -101,13 +101,19 @@ void meta__events_release(struct meta_fsm *f)
 }
 
 /* see meta.h */
+void meta_events_free_one(struct meta_event *e)
+{
+    at_free(e->repo);
+    at_free(e->tag);
+    at_free(e->media_type);
+    e->repo = e->tag = e->media_type = NULL;
+}
+
+/* see meta.h */
 void meta_events_free(struct meta_event *c, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        at_free(c[i].repo);
-        at_free(c[i].tag);
-        at_free(c[i].media_type);
-    }
+    for (size_t i = 0; i < n; i++)
+        meta_events_free_one(&c[i]);
     at_free(c);
 }
 

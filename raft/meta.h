@@ -639,6 +639,8 @@ size_t meta_events_take(struct meta *m,
                         struct meta_event **out,
                         uint64_t *dropped);
 void meta_events_free(struct meta_event *c, size_t n);
+/* The strings of one event (not the event itself). */
+void meta_events_free_one(struct meta_event *e);
 /* Is this node's store recorded as holding blob d? */
 bool meta_blob_held_here(struct meta *m, const struct at_digest *d);
 /* Every blob (digest, size) of manifest d in repo, and of its children

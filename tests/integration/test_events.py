@@ -175,6 +175,47 @@ class EventsClusterTest(ClusterTestCase):
             self.assertEqual(metric(n, "atoll_events_sent_total"), 0)
 
 
+class EventsFailoverTest(ClusterTestCase):
+    def test_new_leader_sends_past_the_mark(self):
+        rx = Receiver()
+        self.addCleanup(rx.close)
+        c = self.start_cluster(3, prefix="evf",
+                               extra=["--events-url", rx.url])
+        leader = c.leader()
+        for i in range(5):
+            push_tag(leader, "evf/r", f"t{i}")
+        wait_for(lambda: len(rx.events) == 5, 10, what="first five")
+        last = int(rx.docs()[-1]["id"])
+        # the leader records where the receivers are, through the log
+        for n in c.nodes:
+            wait_for(lambda: (metric(n, "atoll_events_delivered_index")
+                              or 0) >= last, 10, what="delivered mark")
+        # the receiver hangs: the next five stay with the leader, which dies
+        rx.mode = "hang"
+        for i in range(5, 10):
+            push_tag(leader, "evf/r", f"t{i}")
+        for n in c.nodes:
+            c.wait_caught_up(n)
+        leader.kill()
+        rx.mode = "ok"
+        c.wait_leader(exclude=[leader.name])
+        want = [f"t{i}" for i in range(10)]
+        wait_for(lambda: set(d["data"]["tag"] for d in rx.docs()) ==
+                 set(want), 20, what="every tag at the receiver")
+        first, ids = [], []
+        for d in rx.docs():
+            if d["data"]["tag"] not in first:
+                first.append(d["data"]["tag"])
+                ids.append(int(d["id"]))
+        # in order, at least once; a repeat carries the same id
+        self.assertEqual(first, want)
+        self.assertEqual(ids, sorted(ids))
+        by_id = {}
+        for d in rx.docs():
+            self.assertEqual(by_id.setdefault(d["id"], d["data"]["tag"]),
+                             d["data"]["tag"])
+
+
 class EventsNodeTest(TestCase):
     def node_with(self, rx, *args):
         return self.start_node(args=("--events-url", rx.url) + args)

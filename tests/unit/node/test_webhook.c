@@ -50,7 +50,7 @@ static void test_queue_drops_oldest(void **state)
                                    .timeout_ms = 1000 };
     (void)state;
     assert_int_equal(node_webhook_new(&w, &o, errmsg), 0);
-    node_webhook_send(w, "{\"n\":0}", 7);
+    node_webhook_send(w, "{\"n\":0}", 7, 1);
     /* the thread takes the first one: it is in flight, not waiting */
     for (int i = 0; i < 200; i++) {
         node_webhook_stats(w, &st);
@@ -61,11 +61,13 @@ static void test_queue_drops_oldest(void **state)
     }
     assert_true(st.retries > 0);
     for (int i = 1; i <= 10; i++)
-        node_webhook_send(w, "{\"n\":1}", 7);
+        node_webhook_send(w, "{\"n\":1}", 7, (uint64_t)i + 1);
     node_webhook_stats(w, &st);
     assert_int_equal(st.dropped, 7); /* 10 queued behind, 3 kept */
     assert_int_equal(st.queued, 4);  /* and the one in flight */
     assert_int_equal(st.sent, 0);
+    assert_int_equal(st.done_seq, 0); /* nothing done with yet */
+    assert_int_equal(st.last_seq, 11);
     node_webhook_free(w); /* returns without waiting out the backoff */
 }
 
