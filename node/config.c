@@ -393,23 +393,33 @@ static int check_listen(const char *v, char *why, size_t whylen)
 }
 
 /* A comma-separated list of host:port, at most 32 entries. */
-static int check_join(const char *v, char *why, size_t whylen)
+/* A comma list of 1 to max items, each shorter than itemmax and passed to
+ * check (NUL-terminated); what says what an item is, for the message. */
+static int check_list(const char *v,
+                      unsigned max,
+                      size_t itemmax,
+                      const char *what,
+                      int (*check)(const char *item, char *why, size_t whylen),
+                      char *why,
+                      size_t whylen)
 {
     unsigned n = 0;
 
     while (*v != '\0') {
         const char *end = strchr(v, ',');
         size_t len = end != NULL ? (size_t)(end - v) : strlen(v);
-        char item[256];
+        char *item;
+        int rv;
 
-        if (len == 0 || len >= sizeof(item) || ++n > 32) {
-            snprintf(why, whylen,
-                     "want up to 32 host:port separated by commas");
+        if (len == 0 || len >= itemmax || ++n > max) {
+            snprintf(why, whylen, "want up to %u %s separated by commas", max,
+                     what);
             return AT_EINVAL;
         }
-        memcpy(item, v, len);
-        item[len] = '\0';
-        if (check_listen(item, why, whylen) != 0)
+        item = at_strndup(v, len);
+        rv = check(item, why, whylen);
+        at_free(item);
+        if (rv != 0)
             return AT_EINVAL;
         v += len + (end != NULL);
         if (end != NULL && *v == '\0') {
@@ -420,38 +430,29 @@ static int check_join(const char *v, char *why, size_t whylen)
     return 0;
 }
 
-static int check_events_url(const char *v, char *why, size_t whylen)
+static int check_join(const char *v, char *why, size_t whylen)
 {
-    unsigned n = 0;
+    return check_list(v, 32, 256, "host:port", check_listen, why, whylen);
+}
 
-    while (*v != '\0') {
-        const char *end = strchr(v, ',');
-        size_t len = end != NULL ? (size_t)(end - v) : strlen(v);
-
-        if (len == 0 || len > 2048 || ++n > 8) {
-            snprintf(why, whylen, "want up to 8 URLs separated by commas");
-            return AT_EINVAL;
-        }
-        if (!(len > 7 && strncmp(v, "http://", 7) == 0) &&
-            !(len > 8 && strncmp(v, "https://", 8) == 0)) {
-            snprintf(why, whylen, "a URL starts with http:// or https://");
-            return AT_EINVAL;
-        }
-        for (size_t i = 0; i < len; i++) {
-            if ((unsigned char)v[i] <= ' ' || v[i] == 0x7f) {
-                snprintf(why, whylen,
-                         "no spaces or control characters in "
-                         "a URL");
-                return AT_EINVAL;
-            }
-        }
-        v += len + (end != NULL);
-        if (end != NULL && *v == '\0') {
-            snprintf(why, whylen, "trailing comma");
+static int check_url(const char *v, char *why, size_t whylen)
+{
+    if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
+        snprintf(why, whylen, "a URL starts with http:// or https://");
+        return AT_EINVAL;
+    }
+    for (const char *p = v; *p != '\0'; p++) {
+        if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+            snprintf(why, whylen, "no spaces or control characters in a URL");
             return AT_EINVAL;
         }
     }
     return 0;
+}
+
+static int check_events_url(const char *v, char *why, size_t whylen)
+{
+    return check_list(v, 8, 2049, "URLs", check_url, why, whylen);
 }
 
 static int check_advertise(const char *v, char *why, size_t whylen)

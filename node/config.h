@@ -100,6 +100,14 @@ int node_config_load(struct node_config *c,
                      char **envp,
                      char *errmsg);
 void node_config_release(struct node_config *c);
+/* The first line of a secret file (option key, for messages): 1 to
+ * NODE_SECRET_MAX bytes into *out (caller frees). Returns 0, or AT_EINVAL
+ * with errmsg naming the option and the file. */
+#define NODE_SECRET_MAX 4096
+int node_config_read_secret(const char *key,
+                            const char *path,
+                            char **out,
+                            char *errmsg);
 /* Print every option: flag, env var, YAML key, default, help. */
 void node_config_usage(FILE *f);
 

@@ -466,18 +466,18 @@ static int check_config(const struct node_config *c, char *errmsg)
 }
 
 /* cluster_secret_file -> cluster_secret (first line, at most 4 KiB). */
-static int load_secret_file(struct node_config *c, char *errmsg)
+/* see config.h */
+int node_config_read_secret(const char *key,
+                            const char *path,
+                            char **out,
+                            char *errmsg)
 {
-    char buf[4097];
+    char buf[NODE_SECRET_MAX + 1];
     size_t n;
-    FILE *f;
+    FILE *f = fopen(path, "re");
 
-    if (c->cluster_secret[0] != '\0' || c->cluster_secret_file[0] == '\0')
-        return 0;
-    f = fopen(c->cluster_secret_file, "re");
     if (f == NULL) {
-        at_errmsg_printf(errmsg, "cluster_secret_file '%s': %s",
-                         c->cluster_secret_file, strerror(errno));
+        at_errmsg_printf(errmsg, "%s '%s': %s", key, path, strerror(errno));
         return AT_EINVAL;
     }
     n = fread(buf, 1, sizeof(buf) - 1, f);
@@ -485,15 +485,28 @@ static int load_secret_file(struct node_config *c, char *errmsg)
     buf[n] = '\0';
     buf[strcspn(buf, "\r\n")] = '\0';
     if (buf[0] == '\0' || n == sizeof(buf) - 1) {
-        at_errmsg_printf(errmsg,
-                         "cluster_secret_file '%s': want one line of 1 to "
-                         "4096 bytes",
-                         c->cluster_secret_file);
+        at_errmsg_printf(errmsg, "%s '%s': want one line of 1 to %d bytes", key,
+                         path, NODE_SECRET_MAX);
+        explicit_bzero(buf, sizeof(buf));
         return AT_EINVAL;
     }
-    free(c->cluster_secret);
-    c->cluster_secret = at_strdup(buf);
+    *out = at_strdup(buf);
     explicit_bzero(buf, sizeof(buf));
+    return 0;
+}
+
+static int load_secret_file(struct node_config *c, char *errmsg)
+{
+    char *secret = NULL;
+
+    if (c->cluster_secret[0] != '\0' || c->cluster_secret_file[0] == '\0')
+        return 0;
+    int rv = node_config_read_secret("cluster_secret_file",
+                                     c->cluster_secret_file, &secret, errmsg);
+    if (rv != 0)
+        return rv;
+    free(c->cluster_secret);
+    c->cluster_secret = secret;
     return 0;
 }
 

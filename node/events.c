@@ -11,8 +11,6 @@
 #include "common/common.h"
 #include "node/events.h"
 
-#define SECRET_MAX 4096
-
 struct node_events {
     struct node_api *api; /* borrowed */
     uv_check_t check;
@@ -263,33 +261,6 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
-/* The first line of path, 1 to SECRET_MAX bytes. */
-static int read_secret(const char *path, char **out, char *errmsg)
-{
-    char buf[SECRET_MAX + 1];
-    FILE *f = fopen(path, "re");
-    size_t n;
-
-    if (f == NULL) {
-        at_errmsg_printf(errmsg, "events_secret_file '%s': %s", path,
-                         strerror(errno));
-        return AT_EINVAL;
-    }
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    buf[strcspn(buf, "\r\n")] = '\0';
-    if (buf[0] == '\0' || n == sizeof(buf) - 1) {
-        at_errmsg_printf(errmsg,
-                         "events_secret_file '%s': want one line of 1 to "
-                         "%d bytes",
-                         path, SECRET_MAX);
-        return AT_EINVAL;
-    }
-    *out = at_strdup(buf);
-    return 0;
-}
-
 static void free_hooks(struct node_events *ev)
 {
     for (size_t i = 0; i < ev->nhooks; i++)
@@ -323,7 +294,9 @@ int node_events_start(struct node_api *api, const char *name, char *errmsg)
         cfg->events_url[0] == '\0')
         return 0;
     if (cfg->events_secret_file[0] != '\0' &&
-        (rv = read_secret(cfg->events_secret_file, &secret, errmsg)) != 0)
+        (rv = node_config_read_secret(
+             "events_secret_file", cfg->events_secret_file, &secret, errmsg)) !=
+            0)
         return rv;
     ev = at_calloc(1, sizeof(*ev));
     ev->api = api;
