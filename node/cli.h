@@ -30,6 +30,11 @@ int node_cli_token(int argc, char **argv);
  * --user-password-file only). */
 int node_cli_policy(int argc, char **argv);
 
+/* atoll copy [options] SRC DEST (cli_copy.c): an image, or every tag of
+ * a repository (--all-tags), from one registry to another, digests kept;
+ * what DEST has is not copied again. */
+int node_cli_copy(int argc, char **argv);
+
 /* ---- shared by the subcommands ---- */
 
 /* One blocking HTTP/1.1 request: method path on host:port (addr), with an

@@ -148,6 +148,9 @@ static void usage(FILE *f)
             "[--addr API] [--dry-run]\n"
             "            [--grace DURATION] [--untagged] "
             "[--cluster-secret-file FILE])\n"
+            "  copy      SRC DEST: an image (or --all-tags) from one "
+            "registry to another\n"
+            "            (atoll copy --help)\n"
             "  users     list | add NAME | passwd NAME | remove NAME (atoll "
             "users help)\n"
             "  robots    list | add NAME --permission GLOB:ACTIONS | remove "
@@ -232,6 +235,8 @@ int main(int argc, char **argv)
         return node_cli_members(argc - 2, argv + 2);
     if (strcmp(argv[1], "gc") == 0)
         return node_cli_gc(argc - 2, argv + 2);
+    if (strcmp(argv[1], "copy") == 0)
+        return node_cli_copy(argc - 2, argv + 2);
     if (strcmp(argv[1], "users") == 0)
         return node_cli_users(argc - 2, argv + 2);
     if (strcmp(argv[1], "robots") == 0)

@@ -1,0 +1,121 @@
+/* A client of another registry's OCI distribution API (regclient.c):
+ * blocking, one thread at a time per client, for copies between
+ * registries (atoll copy; replication jobs later).
+ *
+ * Happy path: each call makes one request to <base>/v2/...; a 401 with a
+ * challenge is answered once and the request made again: Basic with the
+ * client's credentials, or Bearer with a token fetched from the
+ * challenge's realm (service and scope as the challenge gives them, else
+ * repository:<repo>:pull[,push]), kept for the next calls of the same
+ * scope until it expires.
+ *
+ * Failure modes: every body read is bounded (manifests by
+ * NODE_REGCLIENT_MANIFEST_MAX, other answers by 1 MiB); a blob is written
+ * to a file descriptor and its sha256 checked against the digest asked
+ * for (AT_EDIGEST: the caller drops the file); a manifest's bytes are
+ * checked against the digest asked for, and against Docker-Content-Digest
+ * when the answer has one. Each request has a connect timeout and a
+ * low-speed limit (a transfer that moves under 1 KiB/s for timeout_ms is
+ * cut), not a total one: a big blob takes what it takes. Errors are
+ * AT_ENOTFOUND (404), AT_EINVAL (refused: 400, 401 after the challenge,
+ * 403; errmsg quotes the registry's message), AT_EIO (transport, 5xx,
+ * anything else); errmsg says which request. Credentials are never in a
+ * message. */
+#ifndef NODE_REGCLIENT_H
+#define NODE_REGCLIENT_H
+
+#include "common/common.h"
+
+#define NODE_REGCLIENT_MANIFEST_MAX ((size_t)4 << 20)
+
+/* The media types a manifest GET accepts (OCI and Docker, images and
+ * indexes). */
+#define NODE_REGCLIENT_ACCEPT                                    \
+    "application/vnd.oci.image.manifest.v1+json, "               \
+    "application/vnd.oci.image.index.v1+json, "                  \
+    "application/vnd.docker.distribution.manifest.v2+json, "     \
+    "application/vnd.docker.distribution.manifest.list.v2+json"
+
+struct node_regclient;
+
+struct node_regclient_opts {
+    const char *base;     /* "https://host:port" or "http://host:port" */
+    const char *username; /* NULL: anonymous */
+    const char *password;
+    const char *ca_file; /* NULL: the system's CAs */
+    bool tls_verify;     /* false: any certificate (say so to the user) */
+    uint64_t timeout_ms; /* connect limit, and the low-speed window */
+};
+
+struct node_regclient_manifest {
+    char *body; /* owned (at_malloc), body[len] == '\0' */
+    size_t len;
+    char *media_type; /* owned: the answer's Content-Type, parameters cut */
+    struct at_digest digest;
+};
+
+/* A client of o->base (everything copied). Returns 0 or AT_EINVAL (bad
+ * base: errmsg). */
+int node_regclient_new(struct node_regclient **out,
+                       const struct node_regclient_opts *o,
+                       char *errmsg);
+void node_regclient_free(struct node_regclient *c);
+
+/* The manifest repo:ref (a tag or "sha256:..."). */
+int node_regclient_get_manifest(struct node_regclient *c,
+                                const char *repo,
+                                const char *ref,
+                                struct node_regclient_manifest *out,
+                                char *errmsg);
+void node_regclient_manifest_release(struct node_regclient_manifest *m);
+
+/* Is manifest repo@d there? 0 (yes), AT_ENOTFOUND, or an error. */
+int node_regclient_has_manifest(struct node_regclient *c,
+                                const char *repo,
+                                const struct at_digest *d,
+                                char *errmsg);
+
+/* PUT body (of media_type) as repo:ref. */
+int node_regclient_put_manifest(struct node_regclient *c,
+                                const char *repo,
+                                const char *ref,
+                                const void *body,
+                                size_t len,
+                                const char *media_type,
+                                char *errmsg);
+
+/* Is blob d in repo? 0 and its size, AT_ENOTFOUND, or an error. */
+int node_regclient_has_blob(struct node_regclient *c,
+                            const char *repo,
+                            const struct at_digest *d,
+                            uint64_t *size,
+                            char *errmsg);
+
+/* Blob d of repo into fd (from its current offset); *size: the bytes
+ * written. AT_EDIGEST when the bytes are not d. */
+int node_regclient_get_blob(struct node_regclient *c,
+                            const char *repo,
+                            const struct at_digest *d,
+                            int fd,
+                            uint64_t *size,
+                            char *errmsg);
+
+/* Upload blob d of size bytes, read from fd at offset 0, into repo: a
+ * POST then one PUT (monolithic). With from (a repository of the same
+ * registry that has it), a cross-repository mount is asked first. */
+int node_regclient_put_blob(struct node_regclient *c,
+                            const char *repo,
+                            const struct at_digest *d,
+                            int fd,
+                            uint64_t size,
+                            const char *from,
+                            char *errmsg);
+
+/* Every tag of repo (all pages; caller frees each and the array). */
+int node_regclient_tags(struct node_regclient *c,
+                        const char *repo,
+                        char ***tags,
+                        size_t *n,
+                        char *errmsg);
+
+#endif /* NODE_REGCLIENT_H */

@@ -1,0 +1,220 @@
+"""atoll copy (issue 17): an image, an index with its children, or every
+tag of a repository, from one registry to another with digests kept,
+against Debian's docker-registry (a real foreign registry) with htpasswd
+and TLS started here; a second run copies nothing; bad credentials and an
+untrusted certificate are refused with the registry's words."""
+import base64
+import http.client
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import unittest
+
+import images
+import pki
+from harness import (ATOLL_BIN, TestCase, free_port, sha256_digest,
+                     skip_unless_atoll, wait_for)
+from test_token import bcrypt_line
+
+USER, PASSWORD = "copier", "copy-pass-1"
+
+
+class Dist:
+    """docker-registry over TLS with an htpasswd user."""
+
+    def __init__(self, test):
+        self.dir = test.temp_dir()
+        self.pki = pki.Pki(self.dir)
+        cert, key = self.pki.issue(1)
+        htp = os.path.join(self.dir, "htpasswd")
+        with open(htp, "w") as f:
+            f.write(bcrypt_line(USER, PASSWORD))
+        self.port = free_port()
+        cfg = os.path.join(self.dir, "config.yml")
+        with open(cfg, "w") as f:
+            f.write(f"""version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {self.dir}/data
+  delete:
+    enabled: true
+auth:
+  htpasswd:
+    realm: copy-test
+    path: {htp}
+http:
+  addr: 127.0.0.1:{self.port}
+  secret: copy-test-secret
+  tls:
+    certificate: {cert}
+    key: {key}
+""")
+        self.log = open(os.path.join(self.dir, "log"), "ab")
+        self.proc = subprocess.Popen(["docker-registry", "serve", cfg],
+                                     stdout=self.log, stderr=self.log)
+        test.addCleanup(self.close)
+        wait_for(self.up, 20, what="docker-registry up")
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+    def up(self):
+        try:
+            return self.request("GET", "/v2/")[0] in (200, 401)
+        except OSError:
+            return False
+
+    def request(self, method, path, accept=None):
+        ctx = ssl.create_default_context(cafile=self.pki.ca)
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port,
+                                           context=ctx, timeout=30)
+        auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        hdrs = {"Authorization": "Basic " + auth}
+        if accept:
+            hdrs["Accept"] = accept
+        try:
+            conn.request(method, path, headers=hdrs)
+            r = conn.getresponse()
+            return r.status, r.read(), r.getheader("Content-Type")
+        finally:
+            conn.close()
+
+    @property
+    def ref_base(self):
+        return f"https://127.0.0.1:{self.port}"
+
+
+def creds_file(test, text):
+    path = os.path.join(test.temp_dir(), "creds")
+    with open(path, "w") as f:
+        f.write(text + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def atoll_copy(*args, check=None):
+    p = subprocess.run([ATOLL_BIN, "copy"] + list(args),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=120)
+    out = p.stdout.decode() + p.stderr.decode()
+    if check is not None and p.returncode != check:
+        raise AssertionError(f"atoll copy exit {p.returncode}: {out}")
+    return p.returncode, out
+
+
+ACCEPT = ", ".join((images.OCI_MANIFEST, images.OCI_INDEX))
+
+
+class CopyTest(TestCase):
+    def setUp(self):
+        skip_unless_atoll(self)
+        if shutil.which("docker-registry") is None:
+            self.skipTest("no docker-registry")
+        self.node = self.start_node()
+        self.dist = Dist(self)
+        self.creds = creds_file(self, f"{USER}:{PASSWORD}")
+        self.dest = ["--dest-creds-file", self.creds, "--dest-ca",
+                     self.dist.pki.ca]
+
+    def src(self, ref):
+        return f"http://{self.node.addr}/{ref}"
+
+    def dst(self, ref):
+        return f"{self.dist.ref_base}/{ref}"
+
+    def assert_same_manifest(self, repo, ref, body):
+        st, got, ct = self.dist.request("GET", f"/v2/{repo}/manifests/{ref}",
+                                        accept=ACCEPT)
+        self.assertEqual(st, 200)
+        self.assertEqual(got, body)
+
+    def test_image_to_foreign_registry_and_back(self):
+        img = images.image([os.urandom(3000), os.urandom(70000)])
+        images.push(self.node, "src/app", "v1", img)
+        rc, out = atoll_copy(*self.dest, self.src("src/app:v1"),
+                             self.dst("dst/app"), check=0)
+        self.assertIn("copied 1 manifest(s) and 3 blob(s)", out)
+        self.assert_same_manifest("dst/app", "v1", img.manifest)
+        self.assert_same_manifest("dst/app", img.digest, img.manifest)
+        for d, data in img.blobs().items():
+            st, got, _ = self.dist.request("GET", f"/v2/dst/app/blobs/{d}")
+            self.assertEqual((st, got), (200, data))
+        # again: nothing copied twice
+        rc, out = atoll_copy(*self.dest, self.src("src/app:v1"),
+                             self.dst("dst/app:v1"), check=0)
+        self.assertIn("copied 0 manifest(s) and 0 blob(s), 0 bytes; "
+                      "already there: 1 manifest(s)", out)
+        # and back, every tag, into a new repository of atoll
+        img2 = images.image([os.urandom(500)])
+        images.push(self.node, "src/app", "v2", img2)
+        atoll_copy(*self.dest, self.src("src/app:v2"), self.dst("dst/app"),
+                   check=0)
+        rc, out = atoll_copy("--src-creds-file", self.creds, "--src-ca",
+                             self.dist.pki.ca, "--all-tags",
+                             self.dst("dst/app"), self.src("back/app"),
+                             check=0)
+        self.assertIn("copied 2 manifest(s)", out)
+        for tag, want in (("v1", img), ("v2", img2)):
+            r = self.node.request("GET", f"/v2/back/app/manifests/{tag}",
+                                  headers={"Accept": ACCEPT})
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.body, want.manifest)
+
+    def test_index_with_children(self):
+        kids = [images.image([os.urandom(100 + i)]) for i in range(2)]
+        for i, k in enumerate(kids):
+            images.push(self.node, "src/multi", k.digest, k)
+        index = json.dumps({
+            "schemaVersion": 2, "mediaType": images.OCI_INDEX,
+            "manifests": [images.descriptor(images.OCI_MANIFEST, k.manifest)
+                          for k in kids]}).encode()
+        r, idx = self.node.push_manifest("src/multi", "all", index,
+                                         images.OCI_INDEX)
+        self.assertEqual(r.status, 201, r)
+        rc, out = atoll_copy(*self.dest, self.src("src/multi:all"),
+                             self.dst("dst/multi"), check=0)
+        self.assertIn("copied 3 manifest(s) and 4 blob(s)", out)
+        self.assert_same_manifest("dst/multi", "all", index)
+        for k in kids:
+            self.assert_same_manifest("dst/multi", k.digest, k.manifest)
+
+    def test_refusals(self):
+        img = images.small("r")
+        images.push(self.node, "src/r", "v1", img)
+        bad = creds_file(self, f"{USER}:wrong-password-xyz")
+        rc, out = atoll_copy("--dest-creds-file", bad, "--dest-ca",
+                             self.dist.pki.ca, self.src("src/r:v1"),
+                             self.dst("dst/r"))
+        self.assertEqual(rc, 1, out)
+        self.assertIn("401", out)
+        self.assertNotIn("wrong-password-xyz", out)
+        # the registry's certificate is not trusted without its CA
+        rc, out = atoll_copy("--dest-creds-file", self.creds,
+                             self.src("src/r:v1"), self.dst("dst/r"))
+        self.assertEqual(rc, 1, out)
+        self.assertIn("certificate", out.lower())
+        # unknown tag: 404 in words
+        rc, out = atoll_copy(*self.dest, self.src("src/r:nope"),
+                             self.dst("dst/r"))
+        self.assertEqual(rc, 1, out)
+        self.assertIn("404", out)
+        # bad usage
+        rc, out = atoll_copy("only-one-arg")
+        self.assertEqual(rc, 2)
+        self.assertIn("usage", out)
+
+
+if __name__ == "__main__":
+    unittest.main()
