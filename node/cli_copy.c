@@ -18,6 +18,7 @@
 
 #include <fcntl.h>
 #include <jansson.h>
+#include <regex.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -41,6 +42,11 @@ struct side {
 struct copier {
     struct side src, dst;
     uint64_t manifests, manifests_there, blobs, blobs_there, bytes;
+    /* --all-tags: which tags (POSIX extended regexes, unanchored) */
+    regex_t include, exclude;
+    bool has_include, has_exclude;
+    bool delete_missing;
+    uint64_t deleted;
 };
 
 static void usage(FILE *f)
@@ -51,6 +57,15 @@ static void usage(FILE *f)
             "  (https unless http:// is given; DEST without a tag or digest\n"
             "  takes SRC's)\n"
             "  --all-tags                 every tag of SRC's repository\n"
+            "  --tags-regex RE            with --all-tags: only the tags RE "
+            "matches\n"
+            "                             (POSIX extended, unanchored: "
+            "'^v[0-9]+\\.')\n"
+            "  --exclude-regex RE         and none that RE matches\n"
+            "  --delete-missing           with --all-tags: delete from DEST "
+            "the tags these\n"
+            "                             filters select that SRC no longer "
+            "has\n"
             "  --src-creds-file FILE      'user:password' on its first line\n"
             "  --dest-creds-file FILE\n"
             "  --src-ca FILE, --dest-ca FILE   PEM CAs to trust (https)\n"
@@ -161,11 +176,10 @@ static int copy_blob(struct copier *cp, const struct at_digest *d)
         rv = AT_EIO;
         goto fail;
     }
-    rv = node_regclient_get_blob(cp->src.c, cp->src.repo, d, fd, &size,
-                                 errmsg);
+    rv = node_regclient_get_blob(cp->src.c, cp->src.repo, d, fd, &size, errmsg);
     if (rv == 0)
-        rv = node_regclient_put_blob(cp->dst.c, cp->dst.repo, d, fd, size,
-                                     NULL, errmsg);
+        rv = node_regclient_put_blob(cp->dst.c, cp->dst.repo, d, fd, size, NULL,
+                                     errmsg);
     close(fd);
     if (rv != 0)
         goto fail;
@@ -195,7 +209,8 @@ static int references(json_t *doc, bool kids, struct at_digest **out, size_t *n)
         if (s == NULL || at_digest_parse(s, strlen(s), &(*out)[(*n)++]) != 0)
             return AT_EINVAL;
     }
-    json_array_foreach (list, i, v) {
+    json_array_foreach(list, i, v)
+    {
         const char *s = json_string_value(json_object_get(v, "digest"));
         if (s == NULL || at_digest_parse(s, strlen(s), &(*out)[(*n)++]) != 0)
             return AT_EINVAL;
@@ -218,8 +233,8 @@ static int copy_manifest(struct copier *cp, const char *ref, int depth)
         fprintf(stderr, "atoll copy: %s\n", errmsg);
         return rv;
     }
-    rv = node_regclient_has_manifest(cp->dst.c, cp->dst.repo, &m.digest,
-                                     errmsg);
+    rv =
+        node_regclient_has_manifest(cp->dst.c, cp->dst.repo, &m.digest, errmsg);
     if (rv == 0) {
         cp->manifests_there++; /* with everything it references */
         goto put;
@@ -255,11 +270,11 @@ put:
         at_free(m.media_type);
         m.media_type = at_strdup(mt != NULL ? mt : "");
     }
-    rv = node_regclient_put_manifest(
-        cp->dst.c, cp->dst.repo,
-        depth == 0 && cp->dst.ref != NULL ? cp->dst.ref
-                                          : at_digest_format(&m.digest, ds),
-        m.body, m.len, m.media_type, errmsg);
+    rv = node_regclient_put_manifest(cp->dst.c, cp->dst.repo,
+                                     depth == 0 && cp->dst.ref != NULL
+                                         ? cp->dst.ref
+                                         : at_digest_format(&m.digest, ds),
+                                     m.body, m.len, m.media_type, errmsg);
     if (rv == 0)
         goto out;
 fail:
@@ -271,7 +286,96 @@ out:
     return rv;
 }
 
-/* Every tag of the source repository, each under its name. */
+static bool selected(const struct copier *cp, const char *tag)
+{
+    return (!cp->has_include || regexec(&cp->include, tag, 0, NULL, 0) == 0) &&
+           (!cp->has_exclude || regexec(&cp->exclude, tag, 0, NULL, 0) != 0);
+}
+
+static bool listed(char **tags, size_t n, const char *tag)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(tags[i], tag) == 0)
+            return true;
+    return false;
+}
+
+static void free_tags(char **tags, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        at_free(tags[i]);
+    at_free(tags);
+}
+
+/* Delete DEST's tag: by tag where the registry can; else by digest,
+ * unless a tag that stays points to the same manifest. */
+static int delete_tag(struct copier *cp,
+                      const char *tag,
+                      char **keep,
+                      size_t nkeep)
+{
+    char errmsg[AT_ERRMSG_SIZE] = "";
+    char ds[AT_DIGEST_STR_SIZE];
+    struct at_digest d, other;
+    int rv = node_regclient_delete(cp->dst.c, cp->dst.repo, tag, errmsg);
+
+    if (rv != AT_EUNSUPPORTED)
+        goto out;
+    rv = node_regclient_resolve(cp->dst.c, cp->dst.repo, tag, &d, errmsg);
+    for (size_t i = 0; i < nkeep && rv == 0; i++) {
+        if (node_regclient_resolve(cp->dst.c, cp->dst.repo, keep[i], &other,
+                                   errmsg) == 0 &&
+            at_digest_equal(&d, &other)) {
+            fprintf(stderr,
+                    "atoll copy: %s:%s kept: the registry deletes by digest "
+                    "only, and %s (kept) points to the same manifest\n",
+                    cp->dst.repo, tag, keep[i]);
+            return 0;
+        }
+    }
+    if (rv == 0)
+        rv = node_regclient_delete(cp->dst.c, cp->dst.repo,
+                                   at_digest_format(&d, ds), errmsg);
+out:
+    if (rv == 0)
+        cp->deleted++;
+    else if (rv != AT_ENOTFOUND)
+        fprintf(stderr, "atoll copy: %s\n", errmsg);
+    return rv == AT_ENOTFOUND ? 0 : rv;
+}
+
+/* DEST's tags that the filters select and SRC no longer has go. */
+static int delete_missing(struct copier *cp, char **src, size_t nsrc)
+{
+    char errmsg[AT_ERRMSG_SIZE] = "";
+    char **dst = NULL, **gone = NULL, **keep = NULL;
+    size_t ndst = 0, ngone = 0, nkeep = 0;
+    int rv = node_regclient_tags(cp->dst.c, cp->dst.repo, &dst, &ndst, errmsg);
+
+    if (rv == AT_ENOTFOUND)
+        return 0; /* no such repository there: nothing to delete */
+    if (rv != 0) {
+        fprintf(stderr, "atoll copy: %s\n", errmsg);
+        return rv;
+    }
+    gone = at_calloc(ndst + 1, sizeof(*gone));
+    keep = at_calloc(ndst + 1, sizeof(*keep));
+    for (size_t i = 0; i < ndst; i++) {
+        if (selected(cp, dst[i]) && !listed(src, nsrc, dst[i]))
+            gone[ngone++] = dst[i];
+        else
+            keep[nkeep++] = dst[i];
+    }
+    for (size_t i = 0; i < ngone && rv == 0; i++)
+        rv = delete_tag(cp, gone[i], keep, nkeep);
+    at_free(gone);
+    at_free(keep);
+    free_tags(dst, ndst);
+    return rv;
+}
+
+/* Every tag of the source repository the filters select, each under
+ * its name; then, if asked, DEST's selected tags that SRC lost. */
 static int copy_all_tags(struct copier *cp)
 {
     char errmsg[AT_ERRMSG_SIZE] = "";
@@ -282,14 +386,36 @@ static int copy_all_tags(struct copier *cp)
     if (rv != 0)
         fprintf(stderr, "atoll copy: %s\n", errmsg);
     for (size_t i = 0; i < n && rv == 0; i++) {
+        if (!selected(cp, tags[i]))
+            continue;
         at_free(cp->dst.ref);
         cp->dst.ref = at_strdup(tags[i]);
         rv = copy_manifest(cp, tags[i], 0);
     }
-    for (size_t i = 0; i < n; i++)
-        at_free(tags[i]);
-    at_free(tags);
+    if (rv == 0 && cp->delete_missing)
+        rv = delete_missing(cp, tags, n);
+    free_tags(tags, n);
     return rv;
+}
+
+static bool regex_flag(const char *v, regex_t *re, bool *has)
+{
+    if (*has)
+        regfree(re);
+    *has = regcomp(re, v, REG_EXTENDED | REG_NOSUB) == 0;
+    if (!*has)
+        fprintf(stderr, "atoll copy: not a POSIX extended regex: '%s'\n", v);
+    return *has;
+}
+
+static void copier_release(struct copier *cp)
+{
+    side_release(&cp->src);
+    side_release(&cp->dst);
+    if (cp->has_include)
+        regfree(&cp->include);
+    if (cp->has_exclude)
+        regfree(&cp->exclude);
 }
 
 static bool bool_flag(const char *v, bool *out)
@@ -314,6 +440,14 @@ int node_cli_copy(int argc, char **argv)
             return 0;
         } else if (strcmp(argv[i], "--all-tags") == 0) {
             all = true;
+        } else if (strcmp(argv[i], "--delete-missing") == 0) {
+            cp.delete_missing = true;
+        } else if ((v = node_cli_flag(argc, argv, &i, "--tags-regex"))) {
+            if (!regex_flag(v, &cp.include, &cp.has_include))
+                goto bad;
+        } else if ((v = node_cli_flag(argc, argv, &i, "--exclude-regex"))) {
+            if (!regex_flag(v, &cp.exclude, &cp.has_exclude))
+                goto bad;
         } else if ((v = node_cli_flag(argc, argv, &i, "--src-creds-file"))) {
             cp.src.creds_file = v;
         } else if ((v = node_cli_flag(argc, argv, &i, "--dest-creds-file"))) {
@@ -339,7 +473,8 @@ int node_cli_copy(int argc, char **argv)
     }
     if (npos != 2 || parse_ref(pos[0], &cp.src) != 0 ||
         parse_ref(pos[1], &cp.dst) != 0 || (all && cp.src.ref != NULL) ||
-        (!all && cp.src.ref == NULL))
+        (!all && cp.src.ref == NULL) ||
+        (!all && (cp.has_include || cp.has_exclude || cp.delete_missing)))
         goto bad;
     if (cp.dst.ref == NULL && cp.src.ref != NULL)
         cp.dst.ref = at_strdup(cp.src.ref);
@@ -351,17 +486,15 @@ int node_cli_copy(int argc, char **argv)
     rv = all ? copy_all_tags(&cp) : copy_manifest(&cp, cp.src.ref, 0);
     printf("copied %" PRIu64 " manifest(s) and %" PRIu64 " blob(s), %" PRIu64
            " bytes; already there: %" PRIu64 " manifest(s), %" PRIu64
-           " blob(s)\n",
-           cp.manifests, cp.blobs, cp.bytes, cp.manifests_there,
-           cp.blobs_there);
+           " blob(s); deleted %" PRIu64 " tag(s)\n",
+           cp.manifests, cp.blobs, cp.bytes, cp.manifests_there, cp.blobs_there,
+           cp.deleted);
     rv = rv == 0 ? 0 : 1;
 out:
-    side_release(&cp.src);
-    side_release(&cp.dst);
+    copier_release(&cp);
     return rv;
 bad:
     usage(stderr);
-    side_release(&cp.src);
-    side_release(&cp.dst);
+    copier_release(&cp);
     return 2;
 }

@@ -247,8 +247,8 @@ static int perform(struct node_regclient *c, struct req *r, char *errmsg)
     r->write_err = 0;
     r->out_bytes = 0;
     if (r->in_fd >= 0 && lseek(r->in_fd, 0, SEEK_SET) != 0) {
-        at_errmsg_printf(errmsg, "%s %s: cannot rewind the body: %s",
-                         r->method, r->url, strerror(errno));
+        at_errmsg_printf(errmsg, "%s %s: cannot rewind the body: %s", r->method,
+                         r->url, strerror(errno));
         return AT_EIO;
     }
     curl_easy_setopt(e, CURLOPT_URL, r->url);
@@ -288,9 +288,9 @@ static int perform(struct node_regclient *c, struct req *r, char *errmsg)
             at_errmsg_printf(errmsg, "%s %s: writing: %s", r->method, r->url,
                              strerror(r->write_err));
         else
-            at_errmsg_printf(errmsg, "%s %s: %s", r->method, r->url,
-                             r->errbuf[0] != '\0' ? r->errbuf
-                                                  : curl_easy_strerror(rc));
+            at_errmsg_printf(
+                errmsg, "%s %s: %s", r->method, r->url,
+                r->errbuf[0] != '\0' ? r->errbuf : curl_easy_strerror(rc));
         return AT_EIO;
     }
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
@@ -443,9 +443,8 @@ static int authenticate(struct node_regclient *c, struct req *r, char *errmsg)
 
     if (ch != NULL && strncasecmp(ch, "Basic", 5) == 0) {
         if (c->user == NULL) {
-            at_errmsg_printf(errmsg,
-                             "registry %s wants a user name and password",
-                             c->base);
+            at_errmsg_printf(
+                errmsg, "registry %s wants a user name and password", c->base);
             return AT_EINVAL;
         }
         set_basic(c);
@@ -518,8 +517,9 @@ int node_regclient_new(struct node_regclient **out,
     if ((strncmp(o->base, "https://", 8) != 0 &&
          strncmp(o->base, "http://", 7) != 0) ||
         n > 1024 || strpbrk(o->base, " \t\r\n") != NULL) {
-        at_errmsg_printf(errmsg, "a registry is http://HOST[:PORT] or "
-                                 "https://HOST[:PORT]");
+        at_errmsg_printf(errmsg,
+                         "a registry is http://HOST[:PORT] or "
+                         "https://HOST[:PORT]");
         return AT_EINVAL;
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -587,8 +587,8 @@ static int manifest_check(struct req *r,
     at_digest_of(r->resp.data, r->resp.len, got);
     if ((want != NULL && !at_digest_equal(want, got)) ||
         (r->docker_digest != NULL &&
-         at_digest_parse(r->docker_digest, strlen(r->docker_digest),
-                         &said) == 0 &&
+         at_digest_parse(r->docker_digest, strlen(r->docker_digest), &said) ==
+             0 &&
          !at_digest_equal(&said, got))) {
         at_errmsg_printf(errmsg,
                          "GET %s: the manifest's bytes do not match its "
@@ -620,8 +620,7 @@ int node_regclient_get_manifest(struct node_regclient *c,
     at_buf_init(&r.resp, r.max);
     rv = run(c, &r, errmsg);
     if (rv == 0)
-        rv = manifest_check(&r, by_digest ? &want : NULL, &out->digest,
-                            errmsg);
+        rv = manifest_check(&r, by_digest ? &want : NULL, &out->digest, errmsg);
     if (rv == 0) {
         const char *ct = r.content_type_in != NULL ? r.content_type_in : "";
         out->media_type = at_strndup(ct, strcspn(ct, "; "));
@@ -663,10 +662,10 @@ int node_regclient_has_manifest(struct node_regclient *c,
                                 char *errmsg)
 {
     char ds[AT_DIGEST_STR_SIZE];
-    return simple(c, "HEAD",
-                  url_of(c, "/v2/%s/manifests/%s", repo,
-                         at_digest_format(d, ds)),
-                  repo, false, NODE_REGCLIENT_ACCEPT, errmsg);
+    return simple(
+        c, "HEAD",
+        url_of(c, "/v2/%s/manifests/%s", repo, at_digest_format(d, ds)), repo,
+        false, NODE_REGCLIENT_ACCEPT, errmsg);
 }
 
 /* see regclient.h */
@@ -734,8 +733,7 @@ int node_regclient_get_blob(struct node_regclient *c,
         at_sha256_final(&r.sha, &got);
         at_sha256_init(&r.sha); /* req_release releases it */
         if (!at_digest_equal(&got, d)) {
-            at_errmsg_printf(errmsg, "GET %s: the bytes are not %s", r.url,
-                             ds);
+            at_errmsg_printf(errmsg, "GET %s: the bytes are not %s", r.url, ds);
             rv = AT_EDIGEST;
         }
     }
@@ -774,10 +772,11 @@ int node_regclient_put_blob(struct node_regclient *c,
                           : url_of(c, "/v2/%s/blobs/uploads/", repo),
              scope);
     rv = run(c, &r, errmsg);
-    if (rv == 0 && r.status != 201 &&
-        (r.status != 202 || r.location == NULL)) {
-        at_errmsg_printf(errmsg, "POST %s: HTTP %ld without an upload "
-                                 "location", r.url, r.status);
+    if (rv == 0 && r.status != 201 && (r.status != 202 || r.location == NULL)) {
+        at_errmsg_printf(errmsg,
+                         "POST %s: HTTP %ld without an upload "
+                         "location",
+                         r.url, r.status);
         rv = AT_EIO;
     }
     if (rv != 0 || r.status == 201) { /* 201: mounted */
@@ -821,7 +820,8 @@ static void tags_take(struct req *r, char ***tags, size_t *n)
     size_t i;
     json_t *v;
 
-    json_array_foreach (arr, i, v) {
+    json_array_foreach(arr, i, v)
+    {
         const char *t = json_string_value(v);
         if (t == NULL)
             continue;
@@ -870,5 +870,49 @@ int node_regclient_tags(struct node_regclient *c,
         *tags = NULL;
         *n = 0;
     }
+    return rv;
+}
+
+/* see regclient.h */
+int node_regclient_resolve(struct node_regclient *c,
+                           const char *repo,
+                           const char *ref,
+                           struct at_digest *d,
+                           char *errmsg)
+{
+    char *scope = scope_of(repo, false);
+    struct req r;
+
+    req_init(&r, "HEAD", url_of(c, "/v2/%s/manifests/%s", repo, ref), scope);
+    r.accept = NODE_REGCLIENT_ACCEPT;
+    int rv = run(c, &r, errmsg);
+    if (rv == 0 &&
+        (r.docker_digest == NULL ||
+         at_digest_parse(r.docker_digest, strlen(r.docker_digest), d) != 0)) {
+        at_errmsg_printf(errmsg, "HEAD %s: no Docker-Content-Digest", r.url);
+        rv = AT_EIO;
+    }
+    req_release(&r);
+    at_free(scope);
+    return rv;
+}
+
+/* see regclient.h */
+int node_regclient_delete(struct node_regclient *c,
+                          const char *repo,
+                          const char *ref,
+                          char *errmsg)
+{
+    char *scope = scope_of(repo, true);
+    struct req r;
+
+    req_init(&r, "DELETE", url_of(c, "/v2/%s/manifests/%s", repo, ref), scope);
+    int rv = run(c, &r, errmsg);
+    /* distribution: 405 when deletes are off, 400 (or 405) for a tag */
+    if ((rv == AT_EINVAL && (r.status == 400 || r.status == 405)) ||
+        (rv != 0 && r.status == 405))
+        rv = AT_EUNSUPPORTED;
+    req_release(&r);
+    at_free(scope);
     return rv;
 }

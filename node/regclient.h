@@ -30,10 +30,10 @@
 
 /* The media types a manifest GET accepts (OCI and Docker, images and
  * indexes). */
-#define NODE_REGCLIENT_ACCEPT                                    \
-    "application/vnd.oci.image.manifest.v1+json, "               \
-    "application/vnd.oci.image.index.v1+json, "                  \
-    "application/vnd.docker.distribution.manifest.v2+json, "     \
+#define NODE_REGCLIENT_ACCEPT                                \
+    "application/vnd.oci.image.manifest.v1+json, "           \
+    "application/vnd.oci.image.index.v1+json, "              \
+    "application/vnd.docker.distribution.manifest.v2+json, " \
     "application/vnd.docker.distribution.manifest.list.v2+json"
 
 struct node_regclient;
@@ -74,6 +74,23 @@ int node_regclient_has_manifest(struct node_regclient *c,
                                 const char *repo,
                                 const struct at_digest *d,
                                 char *errmsg);
+
+/* The digest repo:ref (a tag) points to: a HEAD, its
+ * Docker-Content-Digest. 0, AT_ENOTFOUND, or an error. */
+int node_regclient_resolve(struct node_regclient *c,
+                           const char *repo,
+                           const char *ref,
+                           struct at_digest *d,
+                           char *errmsg);
+
+/* DELETE the manifest repo:ref (a tag: the tag alone where the registry
+ * can; a digest: the manifest and every tag on it). 0, AT_ENOTFOUND,
+ * AT_EUNSUPPORTED (the registry refuses deletes, or deletes by tag), or
+ * an error. */
+int node_regclient_delete(struct node_regclient *c,
+                          const char *repo,
+                          const char *ref,
+                          char *errmsg);
 
 /* PUT body (of media_type) as repo:ref. */
 int node_regclient_put_manifest(struct node_regclient *c,

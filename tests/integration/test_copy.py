@@ -190,6 +190,68 @@ class CopyTest(TestCase):
         for k in kids:
             self.assert_same_manifest("dst/multi", k.digest, k.manifest)
 
+    def dist_tags(self, repo):
+        st, body, _ = self.dist.request("GET", f"/v2/{repo}/tags/list")
+        if st == 404:
+            return set()
+        self.assertEqual(st, 200, body)
+        return set(json.loads(body).get("tags") or [])
+
+    def test_tag_filters_and_deletes(self):
+        imgs = {t: images.small(t) for t in ("v1.0", "v1.1", "v2.0-rc1",
+                                               "dev")}
+        for t, img in imgs.items():
+            images.push(self.node, "src/filt", t, img)
+        # latest: the same manifest as v1.1
+        images.push(self.node, "src/filt", "latest", imgs["v1.1"])
+        filt = ["--all-tags", "--tags-regex", "^v[0-9]", "--exclude-regex",
+                "-rc"]
+        atoll_copy(*self.dest, *filt, self.src("src/filt"),
+                   self.dst("dst/filt"), check=0)
+        self.assertEqual(self.dist_tags("dst/filt"), {"v1.0", "v1.1"})
+        # a tag gone at the source stays without --delete-missing
+        r = self.node.request("DELETE", "/v2/src/filt/manifests/v1.0")
+        self.assertEqual(r.status, 202, r)
+        atoll_copy(*self.dest, *filt, self.src("src/filt"),
+                   self.dst("dst/filt"), check=0)
+        self.assertEqual(self.dist_tags("dst/filt"), {"v1.0", "v1.1"})
+        rc, out = atoll_copy(*self.dest, *filt, "--delete-missing",
+                             self.src("src/filt"), self.dst("dst/filt"),
+                             check=0)
+        self.assertIn("deleted 1 tag(s)", out)
+        self.assertEqual(self.dist_tags("dst/filt"), {"v1.1"})
+        # distribution deletes by digest only: a tag the filters do not
+        # select (latest) on the same manifest keeps it there
+        atoll_copy(*self.dest, self.src("src/filt:latest"),
+                   self.dst("dst/filt"), check=0)
+        r = self.node.request("DELETE", "/v2/src/filt/manifests/v1.1")
+        self.assertEqual(r.status, 202, r)
+        rc, out = atoll_copy(*self.dest, *filt, "--delete-missing",
+                             self.src("src/filt"), self.dst("dst/filt"),
+                             check=0)
+        self.assertIn("deleted 0 tag(s)", out)
+        self.assertIn("latest (kept) points to the same manifest", out)
+        self.assertEqual(self.dist_tags("dst/filt"), {"v1.1", "latest"})
+        # and back into atoll
+        atoll_copy("--src-creds-file", self.creds, "--src-ca",
+                   self.dist.pki.ca, "--all-tags", self.dst("dst/filt"),
+                   self.src("back/filt"), check=0)
+        rc, out = atoll_copy(*["--src-creds-file", self.creds, "--src-ca",
+                               self.dist.pki.ca], "--all-tags",
+                             "--tags-regex", "^latest$", "--delete-missing",
+                             self.dst("dst/filt"), self.src("back/filt"),
+                             check=0)
+        self.assertIn("deleted 0 tag(s)", out)  # latest is there
+        r = self.node.request("GET", "/v2/back/filt/tags/list")
+        self.assertEqual(set(r.json()["tags"]), {"v1.1", "latest"})
+        # atoll deletes a tag alone: v1.1 goes, latest (same manifest) stays
+        rc, out = atoll_copy("--all-tags", "--tags-regex", "^v1",
+                             "--delete-missing", self.src("src/filt"),
+                             self.src("back/filt"), check=0)
+        self.assertIn("deleted 1 tag(s)", out)
+        r = self.node.request("GET", "/v2/back/filt/tags/list")
+        self.assertEqual(set(r.json()["tags"]), {"latest"})
+
     def test_refusals(self):
         img = images.small("r")
         images.push(self.node, "src/r", "v1", img)
@@ -211,9 +273,14 @@ class CopyTest(TestCase):
         self.assertEqual(rc, 1, out)
         self.assertIn("404", out)
         # bad usage
-        rc, out = atoll_copy("only-one-arg")
-        self.assertEqual(rc, 2)
-        self.assertIn("usage", out)
+        for args in (["only-one-arg"],
+                     ["--tags-regex", "x", self.src("src/r:v1"),
+                      self.dst("dst/r")],
+                     ["--all-tags", "--tags-regex", "(", self.src("src/r"),
+                      self.dst("dst/r")]):
+            rc, out = atoll_copy(*args)
+            self.assertEqual(rc, 2, args)
+            self.assertIn("usage", out)
 
 
 if __name__ == "__main__":
