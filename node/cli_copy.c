@@ -1,23 +1,10 @@
 /* atoll copy: an image (or every tag of a repository) from one registry to
- * another, digests kept, through the registry client (regclient.h).
- *
- * Happy path: the source's manifest; for an index, each child first (by
- * digest); for an image, each blob the destination does not have
- * (HEAD), downloaded into an unnamed temporary file (its digest checked)
- * and uploaded from it; then the manifest, under the same tag or digest.
- * What the destination has already is not copied again: a second run
- * copies nothing but re-puts the tags' manifests (cheap, and a moved tag
- * moves).
- *
- * Failure modes: any error stops the copy of that image with the
- * registry's words on stderr (exit 1); what was uploaded stays (blobs are
- * content-addressed: a later run skips them); a manifest is put only
- * once everything it references is there, so nothing is half-visible.
- * Credentials come from files, never from the command line. */
+ * another, digests kept: the command line around the copy engine
+ * (copy.h) and the registry client (regclient.h). Credentials come from
+ * files, never from the command line; errors go to stderr with the
+ * registry's words (exit 1), usage errors exit 2. */
 #include "common/compat.h"
 
-#include <fcntl.h>
-#include <jansson.h>
 #include <regex.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -25,9 +12,8 @@
 #include "common/common.h"
 #include "node/cli.h"
 #include "node/config.h"
+#include "node/copy.h"
 #include "node/regclient.h"
-
-#define DEPTH_MAX 4 /* an index of indexes of ... */
 
 struct side {
     char *base; /* owned: "https://host:port" */
@@ -41,12 +27,10 @@ struct side {
 
 struct copier {
     struct side src, dst;
-    uint64_t manifests, manifests_there, blobs, blobs_there, bytes;
     /* --all-tags: which tags (POSIX extended regexes, unanchored) */
     regex_t include, exclude;
     bool has_include, has_exclude;
     bool delete_missing;
-    uint64_t deleted;
 };
 
 static void usage(FILE *f)
@@ -156,248 +140,6 @@ static void side_release(struct side *sd)
     at_free(sd->ref);
 }
 
-static int copy_blob(struct copier *cp, const struct at_digest *d)
-{
-    char errmsg[AT_ERRMSG_SIZE] = "";
-    uint64_t size = 0;
-    int rv = node_regclient_has_blob(cp->dst.c, cp->dst.repo, d, NULL, errmsg);
-
-    if (rv == 0) {
-        cp->blobs_there++;
-        return 0;
-    }
-    if (rv != AT_ENOTFOUND)
-        goto fail;
-    const char *tmp = getenv("TMPDIR");
-    int fd = open(tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp",
-                  O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        at_errmsg_printf(errmsg, "a temporary file: %s", strerror(errno));
-        rv = AT_EIO;
-        goto fail;
-    }
-    rv = node_regclient_get_blob(cp->src.c, cp->src.repo, d, fd, &size, errmsg);
-    if (rv == 0)
-        rv = node_regclient_put_blob(cp->dst.c, cp->dst.repo, d, fd, size, NULL,
-                                     errmsg);
-    close(fd);
-    if (rv != 0)
-        goto fail;
-    cp->blobs++;
-    cp->bytes += size;
-    return 0;
-fail:
-    fprintf(stderr, "atoll copy: %s\n", errmsg);
-    return rv;
-}
-
-/* The digests a manifest references: an index's children (kids true) or
- * an image's config and layers. */
-static int references(json_t *doc, bool kids, struct at_digest **out, size_t *n)
-{
-    json_t *list = json_object_get(doc, kids ? "manifests" : "layers");
-    json_t *config = kids ? NULL : json_object_get(doc, "config");
-    size_t i;
-    json_t *v;
-
-    *out = NULL;
-    *n = 0;
-    size_t total = json_array_size(list) + (config != NULL ? 1 : 0);
-    *out = at_calloc(total + 1, sizeof(**out));
-    if (config != NULL) {
-        const char *s = json_string_value(json_object_get(config, "digest"));
-        if (s == NULL || at_digest_parse(s, strlen(s), &(*out)[(*n)++]) != 0)
-            return AT_EINVAL;
-    }
-    json_array_foreach(list, i, v)
-    {
-        const char *s = json_string_value(json_object_get(v, "digest"));
-        if (s == NULL || at_digest_parse(s, strlen(s), &(*out)[(*n)++]) != 0)
-            return AT_EINVAL;
-    }
-    return 0;
-}
-
-static int copy_manifest(struct copier *cp, const char *ref, int depth)
-{
-    char errmsg[AT_ERRMSG_SIZE] = "";
-    struct node_regclient_manifest m;
-    struct at_digest *refs = NULL;
-    size_t nrefs = 0;
-    char ds[AT_DIGEST_STR_SIZE];
-    json_t *doc = NULL;
-    int rv;
-
-    rv = node_regclient_get_manifest(cp->src.c, cp->src.repo, ref, &m, errmsg);
-    if (rv != 0) {
-        fprintf(stderr, "atoll copy: %s\n", errmsg);
-        return rv;
-    }
-    rv =
-        node_regclient_has_manifest(cp->dst.c, cp->dst.repo, &m.digest, errmsg);
-    if (rv == 0) {
-        cp->manifests_there++; /* with everything it references */
-        goto put;
-    }
-    if (rv != AT_ENOTFOUND)
-        goto fail;
-    rv = 0;
-    doc = json_loadb(m.body, m.len, 0, NULL);
-    bool index = json_object_get(doc, "manifests") != NULL;
-    if (doc == NULL || references(doc, index, &refs, &nrefs) != 0) {
-        at_errmsg_printf(errmsg, "%s@%s: not a manifest this copy reads",
-                         cp->src.repo, at_digest_format(&m.digest, ds));
-        rv = AT_EINVAL;
-        goto fail;
-    }
-    if (index && depth >= DEPTH_MAX) {
-        at_errmsg_printf(errmsg, "%s: indexes nested too deep", cp->src.repo);
-        rv = AT_EINVAL;
-        goto fail;
-    }
-    for (size_t i = 0; i < nrefs && rv == 0; i++) {
-        if (index)
-            rv = copy_manifest(cp, at_digest_format(&refs[i], ds), depth + 1);
-        else
-            rv = copy_blob(cp, &refs[i]);
-    }
-    if (rv != 0)
-        goto out; /* said already */
-    cp->manifests++;
-put:
-    if (m.media_type[0] == '\0') {
-        const char *mt = json_string_value(json_object_get(doc, "mediaType"));
-        at_free(m.media_type);
-        m.media_type = at_strdup(mt != NULL ? mt : "");
-    }
-    rv = node_regclient_put_manifest(cp->dst.c, cp->dst.repo,
-                                     depth == 0 && cp->dst.ref != NULL
-                                         ? cp->dst.ref
-                                         : at_digest_format(&m.digest, ds),
-                                     m.body, m.len, m.media_type, errmsg);
-    if (rv == 0)
-        goto out;
-fail:
-    fprintf(stderr, "atoll copy: %s\n", errmsg);
-out:
-    json_decref(doc);
-    at_free(refs);
-    node_regclient_manifest_release(&m);
-    return rv;
-}
-
-static bool selected(const struct copier *cp, const char *tag)
-{
-    return (!cp->has_include || regexec(&cp->include, tag, 0, NULL, 0) == 0) &&
-           (!cp->has_exclude || regexec(&cp->exclude, tag, 0, NULL, 0) != 0);
-}
-
-static bool listed(char **tags, size_t n, const char *tag)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(tags[i], tag) == 0)
-            return true;
-    return false;
-}
-
-static void free_tags(char **tags, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        at_free(tags[i]);
-    at_free(tags);
-}
-
-/* Delete DEST's tag: by tag where the registry can; else by digest,
- * unless a tag that stays points to the same manifest. */
-static int delete_tag(struct copier *cp,
-                      const char *tag,
-                      char **keep,
-                      size_t nkeep)
-{
-    char errmsg[AT_ERRMSG_SIZE] = "";
-    char ds[AT_DIGEST_STR_SIZE];
-    struct at_digest d, other;
-    int rv = node_regclient_delete(cp->dst.c, cp->dst.repo, tag, errmsg);
-
-    if (rv != AT_EUNSUPPORTED)
-        goto out;
-    rv = node_regclient_resolve(cp->dst.c, cp->dst.repo, tag, &d, errmsg);
-    for (size_t i = 0; i < nkeep && rv == 0; i++) {
-        if (node_regclient_resolve(cp->dst.c, cp->dst.repo, keep[i], &other,
-                                   errmsg) == 0 &&
-            at_digest_equal(&d, &other)) {
-            fprintf(stderr,
-                    "atoll copy: %s:%s kept: the registry deletes by digest "
-                    "only, and %s (kept) points to the same manifest\n",
-                    cp->dst.repo, tag, keep[i]);
-            return 0;
-        }
-    }
-    if (rv == 0)
-        rv = node_regclient_delete(cp->dst.c, cp->dst.repo,
-                                   at_digest_format(&d, ds), errmsg);
-out:
-    if (rv == 0)
-        cp->deleted++;
-    else if (rv != AT_ENOTFOUND)
-        fprintf(stderr, "atoll copy: %s\n", errmsg);
-    return rv == AT_ENOTFOUND ? 0 : rv;
-}
-
-/* DEST's tags that the filters select and SRC no longer has go. */
-static int delete_missing(struct copier *cp, char **src, size_t nsrc)
-{
-    char errmsg[AT_ERRMSG_SIZE] = "";
-    char **dst = NULL, **gone = NULL, **keep = NULL;
-    size_t ndst = 0, ngone = 0, nkeep = 0;
-    int rv = node_regclient_tags(cp->dst.c, cp->dst.repo, &dst, &ndst, errmsg);
-
-    if (rv == AT_ENOTFOUND)
-        return 0; /* no such repository there: nothing to delete */
-    if (rv != 0) {
-        fprintf(stderr, "atoll copy: %s\n", errmsg);
-        return rv;
-    }
-    gone = at_calloc(ndst + 1, sizeof(*gone));
-    keep = at_calloc(ndst + 1, sizeof(*keep));
-    for (size_t i = 0; i < ndst; i++) {
-        if (selected(cp, dst[i]) && !listed(src, nsrc, dst[i]))
-            gone[ngone++] = dst[i];
-        else
-            keep[nkeep++] = dst[i];
-    }
-    for (size_t i = 0; i < ngone && rv == 0; i++)
-        rv = delete_tag(cp, gone[i], keep, nkeep);
-    at_free(gone);
-    at_free(keep);
-    free_tags(dst, ndst);
-    return rv;
-}
-
-/* Every tag of the source repository the filters select, each under
- * its name; then, if asked, DEST's selected tags that SRC lost. */
-static int copy_all_tags(struct copier *cp)
-{
-    char errmsg[AT_ERRMSG_SIZE] = "";
-    char **tags = NULL;
-    size_t n = 0;
-    int rv = node_regclient_tags(cp->src.c, cp->src.repo, &tags, &n, errmsg);
-
-    if (rv != 0)
-        fprintf(stderr, "atoll copy: %s\n", errmsg);
-    for (size_t i = 0; i < n && rv == 0; i++) {
-        if (!selected(cp, tags[i]))
-            continue;
-        at_free(cp->dst.ref);
-        cp->dst.ref = at_strdup(tags[i]);
-        rv = copy_manifest(cp, tags[i], 0);
-    }
-    if (rv == 0 && cp->delete_missing)
-        rv = delete_missing(cp, tags, n);
-    free_tags(tags, n);
-    return rv;
-}
-
 static bool regex_flag(const char *v, regex_t *re, bool *has)
 {
     if (*has)
@@ -483,12 +225,21 @@ int node_cli_copy(int argc, char **argv)
         rv = 1;
         goto out;
     }
-    rv = all ? copy_all_tags(&cp) : copy_manifest(&cp, cp.src.ref, 0);
+    struct node_copy e = {
+        .src = cp.src.c,
+        .dst = cp.dst.c,
+        .src_repo = cp.src.repo,
+        .dst_repo = cp.dst.repo,
+        .include = cp.has_include ? &cp.include : NULL,
+        .exclude = cp.has_exclude ? &cp.exclude : NULL,
+        .delete_missing = cp.delete_missing,
+    };
+    rv = all ? node_copy_repo(&e) : node_copy_image(&e, cp.src.ref, cp.dst.ref);
     printf("copied %" PRIu64 " manifest(s) and %" PRIu64 " blob(s), %" PRIu64
            " bytes; already there: %" PRIu64 " manifest(s), %" PRIu64
            " blob(s); deleted %" PRIu64 " tag(s)\n",
-           cp.manifests, cp.blobs, cp.bytes, cp.manifests_there, cp.blobs_there,
-           cp.deleted);
+           e.manifests, e.blobs, e.bytes, e.manifests_there, e.blobs_there,
+           e.deleted);
     rv = rv == 0 ? 0 : 1;
 out:
     copier_release(&cp);
