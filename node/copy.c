@@ -113,8 +113,7 @@ static int copy_manifest(struct node_copy *cp,
         say(cp, "%s", errmsg);
         return rv;
     }
-    rv =
-        node_regclient_has_manifest(cp->dst, cp->dst_repo, &m.digest, errmsg);
+    rv = node_regclient_has_manifest(cp->dst, cp->dst_repo, &m.digest, errmsg);
     if (rv == 0) {
         cp->manifests_there++; /* with everything it references */
         goto put;
@@ -153,11 +152,10 @@ put:
         at_free(m.media_type);
         m.media_type = at_strdup(mt != NULL ? mt : "");
     }
-    rv = node_regclient_put_manifest(cp->dst, cp->dst_repo,
-                                     dref != NULL ? dref
-                                                  : at_digest_format(&m.digest,
-                                                                     ds),
-                                     m.body, m.len, m.media_type, errmsg);
+    rv = node_regclient_put_manifest(
+        cp->dst, cp->dst_repo,
+        dref != NULL ? dref : at_digest_format(&m.digest, ds), m.body, m.len,
+        m.media_type, errmsg);
     if (rv == 0)
         goto out;
 fail:

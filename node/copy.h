@@ -27,10 +27,10 @@ struct node_copy {
     /* set by the caller, borrowed */
     struct node_regclient *src, *dst;
     const char *src_repo, *dst_repo;
-    const regex_t *include; /* node_copy_repo: tags it matches; NULL: all */
-    const regex_t *exclude; /* and none it matches; NULL: none */
-    bool delete_missing;    /* node_copy_repo: then delete from dst the
-                               selected tags src no longer has */
+    const regex_t *include;    /* node_copy_repo: tags it matches; NULL: all */
+    const regex_t *exclude;    /* and none it matches; NULL: none */
+    bool delete_missing;       /* node_copy_repo: then delete from dst the
+                                  selected tags src no longer has */
     const atomic_bool *cancel; /* NULL: never */
     /* a line for the user (an error, a tag kept); NULL: stderr */
     void (*say)(void *data, const char *line);

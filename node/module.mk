@@ -23,7 +23,7 @@ NODE_CLUSTER_SRCS := node/cluster/peer.c node/cluster/peer_front.c node/cluster/
 	node/cluster/fetch.c node/cluster/fetch_table.c node/cluster/holders.c \
 	node/cluster/relay.c node/cluster/proxy.c node/cluster/replicate.c \
 	node/cluster/repl_scan.c \
-	node/cluster/placement.c node/cluster/gc.c node/cluster/verify.c \
+	node/cluster/placement.c node/cluster/setting_put.c node/cluster/gc.c node/cluster/verify.c \
 	node/cluster/bootstrap.c
 NODE_OCI_SRCS := node/oci/names.c node/oci/route.c node/oci/router.c \
 	node/oci/listing.c node/oci/blobs.c node/oci/uploads.c \

@@ -11,6 +11,7 @@
 #include "node/cluster/fetch.h"
 #include "node/cluster/peer_api.h"
 #include "node/cluster/placement.h"
+#include "node/cluster/setting_put.h"
 #include "node/reply/reply.h"
 
 struct rule {
@@ -317,166 +318,33 @@ void node_placement_stop(struct node_api *api)
 
 /* ---- GET/PUT /_atoll/placement ---- */
 
-struct put_req {
-    struct node_api *api;
-    struct at_buf body;
-    char *canon; /* owned: the rules as stored */
-};
-
-static void put_free(struct put_req *pr)
+static int check_rules(const char *json, size_t len, char *errmsg)
 {
-    at_buf_release(&pr->body);
-    at_free(pr->canon);
-    at_free(pr);
-}
-
-static void reply_rules(struct node_http_req *req, int status, const char *v)
-{
-    static const char empty[] = "{\"rules\":[]}";
-
-    if (v == NULL || v[0] == '\0')
-        v = empty;
-    node_reply_begin(req, status);
-    node_http_resp_header(req, "Content-Type", "application/json");
-    node_http_resp_send(req, v, strlen(v));
-}
-
-static void on_set(void *data, int status, int result, uint64_t index)
-{
-    struct node_http_req *req = data;
-    struct put_req *pr = node_http_req_data(req);
-
-    node_http_req_set_data(req, NULL);
-    if (!node_reply_write_failed(req, status, result)) {
-        node_reply_write_index(req, status, index);
-        const char *u = node_http_req_user(req);
-        const char *secret = pr->api->cfg->cluster_secret;
-        LOG_AUDIT("%s%s%s from %s set the placement rules at index %" PRIu64,
-                  u != NULL ? "user '" : "",
-                  u != NULL                          ? u
-                  : secret != NULL && secret[0] != 0 ? "the cluster secret"
-                                                     : "anyone",
-                  u != NULL ? "'" : "", node_http_req_peer(req), index);
-        reply_rules(req, 200, pr->canon);
-    }
-    put_free(pr);
-    node_http_req_unref(req);
-}
-
-static void put_run(struct node_http_req *req, struct put_req *pr)
-{
-    char errmsg[AT_ERRMSG_SIZE] = "";
     struct node_placement *p = NULL;
-    json_t *doc;
-    int rv;
-
-    rv = node_placement_parse(pr->body.data != NULL ? pr->body.data : "",
-                              pr->body.len, &p, errmsg);
+    int rv = node_placement_parse(json, len, &p, errmsg);
     node_placement_free(p);
-    if (rv != 0) {
-        node_reply_error(req, 400, "UNSUPPORTED", "invalid placement rules: %s",
-                         errmsg);
-        goto fail;
-    }
-    /* stored compact and with sorted keys: what GET gives back */
-    doc = json_loadb(pr->body.data, pr->body.len, 0, NULL);
-    pr->canon = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(doc);
-    if (pr->canon == NULL) {
-        node_reply_error(req, 500, "UNKNOWN", "cannot encode the rules");
-        goto fail;
-    }
-    struct meta_cmd c = {
-        .kind = META_CMD_SET_SETTING,
-        .request_id = node_http_req_header(req, "x-atoll-request-id"),
-        .set_setting = { .key = "placement", .value = pr->canon },
-    };
-    rv = meta_propose(pr->api->meta, &c, on_set, req);
-    if (rv == 0)
-        return; /* on_set answers */
-    node_reply_write_failed(req, rv, 0);
-fail:
-    node_http_req_set_data(req, NULL);
-    put_free(pr);
-    node_http_req_unref(req);
+    return rv;
 }
 
-static int put_on_body(struct node_http_req *req, const char *p, size_t n)
-{
-    struct put_req *pr = node_http_req_data(req);
-
-    if (pr == NULL)
-        return 0;
-    if (at_buf_append(&pr->body, p, n) != 0) {
-        node_http_req_set_data(req, NULL);
-        node_http_req_on_abort(req, NULL);
-        node_reply_error(req, 413, "SIZE_INVALID", "rules over %d bytes",
-                         NODE_PLACEMENT_MAX_JSON);
-        put_free(pr);
-        node_http_req_unref(req);
-    }
-    return 0;
-}
-
-static void put_on_end(struct node_http_req *req)
-{
-    struct put_req *pr = node_http_req_data(req);
-
-    if (pr == NULL)
-        return;
-    node_http_req_on_abort(req, NULL);
-    put_run(req, pr);
-}
-
-static void put_on_abort(struct node_http_req *req)
-{
-    struct put_req *pr = node_http_req_data(req);
-
-    if (pr == NULL)
-        return;
-    node_http_req_set_data(req, NULL);
-    put_free(pr);
-    node_http_req_unref(req);
-}
+static const struct node_setting_put placement_put = {
+    .key = "placement",
+    .what = "placement rules",
+    .max = NODE_PLACEMENT_MAX_JSON,
+    .check = check_rules,
+};
 
 void node_placement_handle(struct node_api *api, struct node_http_req *req)
 {
     enum node_http_method method = node_http_req_method(req);
-    const char *secret = api->cfg->cluster_secret;
-    struct put_req *pr;
 
     if (method == NODE_HTTP_GET || method == NODE_HTTP_HEAD) {
-        reply_rules(req, 200, meta_setting_get(api->meta, "placement", NULL));
+        node_setting_reply(req, meta_setting_get(api->meta, "placement", NULL),
+                           "{\"rules\":[]}");
         return;
     }
     if (method != NODE_HTTP_PUT) {
         node_reply_error(req, 405, "UNSUPPORTED", "GET or PUT");
         return;
     }
-    /* an admin user the gate let in, or the cluster secret */
-    if (!node_access_admin(req) && secret != NULL && secret[0] != '\0' &&
-        !node_peer_auth_ok(node_http_req_header(req, "authorization"),
-                           secret)) {
-        LOG_WARN("placement change from %s without a valid cluster secret",
-                 node_http_req_peer(req));
-        node_http_resp_header(req, "WWW-Authenticate", "Bearer");
-        node_reply_error(req, 401, "UNAUTHORIZED",
-                         "missing or wrong cluster secret");
-        return;
-    }
-    if (!node_http_req_has_body(req) ||
-        (node_http_req_has_length(req) &&
-         node_http_req_content_length(req) > NODE_PLACEMENT_MAX_JSON)) {
-        node_reply_error(req, 400, "UNSUPPORTED",
-                         "want a JSON body of at most %d bytes",
-                         NODE_PLACEMENT_MAX_JSON);
-        return;
-    }
-    pr = at_calloc(1, sizeof(*pr));
-    pr->api = api;
-    at_buf_init(&pr->body, NODE_PLACEMENT_MAX_JSON);
-    node_http_req_ref(req);
-    node_http_req_set_data(req, pr);
-    node_http_req_on_abort(req, put_on_abort);
-    node_http_req_read_body(req, put_on_body, put_on_end);
+    node_setting_put(api, req, &placement_put);
 }

@@ -1,0 +1,82 @@
+/* Replication rules (replication_rules.c): their JSON document, checked
+ * and parsed. The document is replicated state (the cluster setting
+ * "replication", PUT /_atoll/replication): every node holds the same
+ * rules; the leader runs them (replication.c).
+ *
+ *   {"rules": [{
+ *     "name": "prod_to_dev",          [a-z0-9_]{1,40}
+ *     "direction": "push",            push: from here; pull: to here
+ *     "remote": {"urls": ["https://dev.example:5000"],   tried in order
+ *                "credentials_file": "/etc/atoll/dev.creds",  user:password
+ *                "ca_file": "/etc/atoll/dev-ca.pem", "tls_verify": true},
+ *     "repositories": ["prod/**", "team/{a,b}/*"],   globs (see below)
+ *     "tags": {"include": "^v[0-9]", "exclude": "-rc"},  POSIX ERE
+ *     "destination": "mirror/", "strip_prefix": "prod/",
+ *     "interval": "10m",              0s (default): when asked only
+ *     "deletes": false,               delete there what is gone here
+ *     "timeout": "30s"}]}             connect and stall limit
+ *
+ * Globs: a star matches any run but '/', two stars any run (as the access
+ * policy's, meta_repo_glob_match), and one {a,b,...} group of up to 16
+ * alternatives is expanded. A pull rule lists the remote's catalog; a
+ * glob without a star or brace is also taken as a name when the remote
+ * has no catalog (Docker Hub).
+ *
+ * Everything is checked when the document is set (400 with the reason),
+ * so a node never holds a rule it cannot run. */
+#ifndef NODE_REPLICATION_RULES_H
+#define NODE_REPLICATION_RULES_H
+
+#include <regex.h>
+
+#include "common/common.h"
+
+#define NODE_REPL_MAX_JSON  (64 * 1024)
+#define NODE_REPL_RULES_MAX 64
+#define NODE_REPL_NAME_MAX  40
+#define NODE_REPL_URLS_MAX  4
+#define NODE_REPL_GLOBS_MAX 64 /* after brace expansion */
+
+struct node_repl_rule {
+    char *name;
+    bool push; /* else pull */
+    char *urls[NODE_REPL_URLS_MAX];
+    size_t nurls;
+    char *credentials_file; /* NULL: anonymous */
+    char *ca_file;          /* NULL: the system's */
+    bool tls_verify;
+    char *globs[NODE_REPL_GLOBS_MAX];
+    size_t nglobs;
+    regex_t include, exclude;
+    bool has_include, has_exclude;
+    char *destination;  /* "" when none */
+    char *strip_prefix; /* "" when none */
+    uint64_t interval_ms; /* 0: when asked only */
+    bool deletes;
+    uint64_t timeout_ms;
+};
+
+struct node_repl_rules {
+    struct node_repl_rule *v;
+    size_t n;
+};
+
+/* Check and parse a document. 0, or AT_EINVAL with errmsg. */
+int node_repl_rules_parse(const char *json,
+                          size_t len,
+                          struct node_repl_rules **out,
+                          char *errmsg);
+void node_repl_rules_free(struct node_repl_rules *r);
+const struct node_repl_rule *node_repl_rules_find(
+    const struct node_repl_rules *r,
+    const char *name);
+
+/* Does the rule take repository name (a glob matches)? */
+bool node_repl_rule_matches(const struct node_repl_rule *r, const char *repo);
+/* Does the rule take tag? */
+bool node_repl_rule_tag(const struct node_repl_rule *r, const char *tag);
+/* The name at the other end of repo: strip_prefix taken off (when it
+ * starts with it), destination put in front. Caller frees. */
+char *node_repl_rule_map(const struct node_repl_rule *r, const char *repo);
+
+#endif /* NODE_REPLICATION_RULES_H */
