@@ -9,6 +9,7 @@
 #include "node/cluster/replicate.h"
 #include "node/metrics.h"
 #include "node/policy.h"
+#include "node/replication.h"
 #include "node/reply/reply.h"
 #include "node/token.h"
 
@@ -135,6 +136,10 @@ void node_admin_handle(struct node_api *api, struct node_http_req *req)
     }
     if (strcmp(path, "/_atoll/placement") == 0) {
         node_placement_handle(api, req);
+        return;
+    }
+    if (node_replication_path(path)) {
+        node_replication_handle(api, req);
         return;
     }
     if (strcmp(path, "/_atoll/gc") == 0 && api->gc != NULL) {

@@ -35,6 +35,11 @@ int node_cli_policy(int argc, char **argv);
  * what DEST has is not copied again. */
 int node_cli_copy(int argc, char **argv);
 
+/* atoll replication get|set FILE|run NAME|status (cli_replication.c):
+ * /_atoll/replication on a node's API, with the same AUTH as atoll
+ * policy. */
+int node_cli_replication(int argc, char **argv);
+
 /* ---- shared by the subcommands ---- */
 
 /* One blocking HTTP/1.1 request: method path on host:port (addr), with an
@@ -81,6 +86,10 @@ int node_cli_prompt(const char *text, char *out, size_t size);
 /* Wipe and free a secret string (NULL: nothing). */
 void node_cli_wipe_free(char *s);
 
+/* A document for an admin endpoint from file ("-": stdin), at most max
+ * bytes: JSON as it is, anything else read as YAML and turned into JSON.
+ * The text (caller frees), or NULL with errmsg. */
+char *node_cli_read_json(const char *file, size_t max, char *errmsg);
 /* The JSON text (caller frees) of a YAML document, or NULL with errmsg
  * (a syntax error and its line; anchors, aliases, several documents). */
 char *node_cli_yaml_to_json(const char *text, char *errmsg);

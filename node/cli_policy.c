@@ -51,27 +51,6 @@ static int parse(int argc, char **argv, struct popts *o)
     return 0;
 }
 
-/* The policy file's text (caller frees), or NULL. */
-static char *read_text(const char *file)
-{
-    FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
-    struct at_buf b;
-    char chunk[8192];
-    size_t n;
-
-    if (f == NULL)
-        return NULL;
-    at_buf_init(&b, NODE_POLICY_BODY_MAX);
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        if (at_buf_append(&b, chunk, n) != 0)
-            break;
-    }
-    if (f != stdin)
-        fclose(f);
-    at_buf_append(&b, "", 1);
-    return at_buf_take(&b, NULL);
-}
-
 /* see cli.h */
 int node_cli_policy(int argc, char **argv)
 {
@@ -90,21 +69,13 @@ int node_cli_policy(int argc, char **argv)
         method = "DELETE";
     else
         return usage();
-    if (o.file != NULL && (body = read_text(o.file)) == NULL) {
-        fprintf(stderr, "atoll policy: cannot read '%s'\n", o.file);
-        return 1;
-    }
-    /* JSON starts with '{'; anything else is read as YAML */
-    if (body != NULL && body[strspn(body, " \t\r\n")] != '{') {
+    if (o.file != NULL) {
         char errmsg[AT_ERRMSG_SIZE] = "";
-        char *json = node_cli_yaml_to_json(body, errmsg);
-
-        free(body);
-        if (json == NULL) {
-            fprintf(stderr, "atoll policy: '%s': %s\n", o.file, errmsg);
+        body = node_cli_read_json(o.file, NODE_POLICY_BODY_MAX, errmsg);
+        if (body == NULL) {
+            fprintf(stderr, "atoll policy: %s\n", errmsg);
             return 1;
         }
-        body = json;
     }
     authz = node_cli_authorization(&o.auth, "atoll policy");
     if (authz == NULL) {

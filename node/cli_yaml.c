@@ -6,6 +6,7 @@
  * than one document are refused: a policy needs none of them. */
 #include "common/compat.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <yaml.h>
 
@@ -146,4 +147,43 @@ char *node_cli_yaml_to_json(const char *text, char *errmsg)
         at_errmsg_printf(errmsg, "yaml: empty document");
     json_decref(root);
     return out;
+}
+
+/* see cli.h */
+char *node_cli_read_json(const char *file, size_t max, char *errmsg)
+{
+    FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
+    struct at_buf b;
+    char chunk[8192];
+    size_t n;
+    bool too_big = false;
+
+    if (f == NULL) {
+        at_errmsg_printf(errmsg, "cannot read '%s': %s", file, strerror(errno));
+        return NULL;
+    }
+    at_buf_init(&b, max + 1);
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (at_buf_append(&b, chunk, n) != 0) {
+            too_big = true;
+            break;
+        }
+    }
+    if (f != stdin)
+        fclose(f);
+    if (too_big) {
+        at_buf_release(&b);
+        at_errmsg_printf(errmsg, "'%s': over %zu bytes", file, max);
+        return NULL;
+    }
+    at_buf_append(&b, "", 1);
+    char *text = at_buf_take(&b, NULL);
+    /* JSON starts with '{'; anything else is read as YAML */
+    if (text[strspn(text, " \t\r\n")] == '{')
+        return text;
+    char *json = node_cli_yaml_to_json(text, errmsg);
+    free(text);
+    if (json == NULL)
+        at_errmsg_wrapf(errmsg, "'%s'", file);
+    return json;
 }

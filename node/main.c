@@ -151,6 +151,8 @@ static void usage(FILE *f)
             "  copy      SRC DEST: an image (or --all-tags) from one "
             "registry to another\n"
             "            (atoll copy --help)\n"
+            "  replication get | set FILE | run NAME | status: the "
+            "replication rules\n"
             "  users     list | add NAME | passwd NAME | remove NAME (atoll "
             "users help)\n"
             "  robots    list | add NAME --permission GLOB:ACTIONS | remove "
@@ -237,6 +239,8 @@ int main(int argc, char **argv)
         return node_cli_gc(argc - 2, argv + 2);
     if (strcmp(argv[1], "copy") == 0)
         return node_cli_copy(argc - 2, argv + 2);
+    if (strcmp(argv[1], "replication") == 0)
+        return node_cli_replication(argc - 2, argv + 2);
     if (strcmp(argv[1], "users") == 0)
         return node_cli_users(argc - 2, argv + 2);
     if (strcmp(argv[1], "robots") == 0)

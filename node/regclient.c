@@ -27,6 +27,8 @@ struct node_regclient {
     char *auth;           /* owned: "Authorization: ..." to send, or NULL */
     char *token_scope;    /* owned: what the bearer token in auth is for */
     uint64_t token_until; /* at_now_ms() when it expires */
+    bool fixed;           /* auth is the caller's bearer: kept */
+    const atomic_bool *cancel;
 };
 
 /* One request and its answer. */
@@ -159,6 +161,20 @@ static size_t on_read(char *p, size_t size, size_t n, void *data)
     }
 }
 
+static int on_progress(void *data,
+                       curl_off_t dltotal,
+                       curl_off_t dlnow,
+                       curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    const atomic_bool *cancel = data;
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return cancel != NULL && atomic_load(cancel) ? 1 : 0;
+}
+
 /* ---- requests ---- */
 
 static char *url_of(struct node_regclient *c, const char *fmt, ...)
@@ -263,6 +279,11 @@ static int perform(struct node_regclient *c, struct req *r, char *errmsg)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    if (c->cancel != NULL) {
+        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(e, CURLOPT_XFERINFODATA, (void *)c->cancel);
+    }
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -472,7 +493,7 @@ static int run(struct node_regclient *c, struct req *r, char *errmsg)
         c->token_scope = NULL;
     }
     int rv = perform(c, r, errmsg);
-    if (rv == 0 && r->status == 401) {
+    if (rv == 0 && r->status == 401 && !c->fixed) {
         char *ch = r->www_auth != NULL ? at_strdup(r->www_auth) : NULL;
         struct req keep = *r;
         keep.www_auth = ch;
@@ -535,7 +556,12 @@ int node_regclient_new(struct node_regclient **out,
     c->ca = o->ca_file != NULL && o->ca_file[0] != '\0' ? at_strdup(o->ca_file)
                                                         : NULL;
     c->verify = o->tls_verify;
+    c->cancel = o->cancel;
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
+    if (o->bearer != NULL && o->bearer[0] != '\0') {
+        c->auth = at_asprintf("Authorization: Bearer %s", o->bearer);
+        c->fixed = true;
+    }
     c->easy = curl_easy_init();
     if (c->easy == NULL) {
         node_regclient_free(c);
@@ -813,10 +839,10 @@ static char *next_page(struct node_regclient *c, const char *link)
     return url;
 }
 
-static void tags_take(struct req *r, char ***tags, size_t *n)
+static void names_take(struct req *r, const char *key, char ***names, size_t *n)
 {
     json_t *doc = json_loadb(r->resp.data, r->resp.len, 0, NULL);
-    json_t *arr = json_object_get(doc, "tags");
+    json_t *arr = json_object_get(doc, key);
     size_t i;
     json_t *v;
 
@@ -825,10 +851,51 @@ static void tags_take(struct req *r, char ***tags, size_t *n)
         const char *t = json_string_value(v);
         if (t == NULL)
             continue;
-        *tags = at_realloc(*tags, (*n + 1) * sizeof(**tags));
-        (*tags)[(*n)++] = at_strdup(t);
+        *names = at_realloc(*names, (*n + 1) * sizeof(**names));
+        (*names)[(*n)++] = at_strdup(t);
     }
     json_decref(doc);
+}
+
+/* A paged list (tags, catalog): url's pages, key's strings. */
+static int names(struct node_regclient *c,
+                 char *url,
+                 const char *scope,
+                 const char *key,
+                 char ***out,
+                 size_t *n,
+                 char *errmsg)
+{
+    int rv = 0;
+    unsigned pages = 0;
+
+    *out = NULL;
+    *n = 0;
+    while (url != NULL && rv == 0) {
+        struct req r;
+        if (++pages > 100000) {
+            at_errmsg_printf(errmsg, "%s: too many pages", url);
+            at_free(url);
+            rv = AT_EIO;
+            break;
+        }
+        req_init(&r, "GET", url, scope);
+        rv = run(c, &r, errmsg);
+        url = NULL;
+        if (rv == 0) {
+            names_take(&r, key, out, n);
+            url = next_page(c, r.link);
+        }
+        req_release(&r);
+    }
+    if (rv != 0) {
+        for (size_t i = 0; i < *n; i++)
+            at_free((*out)[i]);
+        at_free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rv;
 }
 
 /* see regclient.h */
@@ -839,37 +906,29 @@ int node_regclient_tags(struct node_regclient *c,
                         char *errmsg)
 {
     char *scope = scope_of(repo, false);
-    char *url = url_of(c, "/v2/%s/tags/list?n=1000", repo);
-    int rv = 0;
-    unsigned pages = 0;
-
-    *tags = NULL;
-    *n = 0;
-    while (url != NULL && rv == 0) {
-        struct req r;
-        if (++pages > 100000) {
-            at_errmsg_printf(errmsg, "tags of %s: too many pages", repo);
-            at_free(url);
-            rv = AT_EIO;
-            break;
-        }
-        req_init(&r, "GET", url, scope);
-        rv = run(c, &r, errmsg);
-        url = NULL;
-        if (rv == 0) {
-            tags_take(&r, tags, n);
-            url = next_page(c, r.link);
-        }
-        req_release(&r);
-    }
+    int rv = names(c, url_of(c, "/v2/%s/tags/list?n=1000", repo), scope, "tags",
+                   tags, n, errmsg);
     at_free(scope);
-    if (rv != 0) {
-        for (size_t i = 0; i < *n; i++)
-            at_free((*tags)[i]);
-        at_free(*tags);
-        *tags = NULL;
-        *n = 0;
-    }
+    return rv;
+}
+
+/* see regclient.h */
+int node_regclient_catalog(struct node_regclient *c,
+                           char ***repos,
+                           size_t *n,
+                           char *errmsg)
+{
+    return names(c, url_of(c, "/v2/_catalog?n=1000"), "registry:catalog:*",
+                 "repositories", repos, n, errmsg);
+}
+
+/* see regclient.h */
+int node_regclient_ping(struct node_regclient *c, char *errmsg)
+{
+    struct req r;
+    req_init(&r, "GET", url_of(c, "/v2/"), NULL);
+    int rv = run(c, &r, errmsg);
+    req_release(&r);
     return rv;
 }
 

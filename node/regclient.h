@@ -24,6 +24,8 @@
 #ifndef NODE_REGCLIENT_H
 #define NODE_REGCLIENT_H
 
+#include <stdatomic.h>
+
 #include "common/common.h"
 
 #define NODE_REGCLIENT_MANIFEST_MAX ((size_t)4 << 20)
@@ -45,6 +47,11 @@ struct node_regclient_opts {
     const char *ca_file; /* NULL: the system's CAs */
     bool tls_verify;     /* false: any certificate (say so to the user) */
     uint64_t timeout_ms; /* connect limit, and the low-speed window */
+    const char *bearer;  /* a fixed bearer token for every request (a
+                            node's own API: the cluster secret); NULL */
+    /* set from another thread: the request in flight is cut (AT_EIO);
+     * NULL: never */
+    const atomic_bool *cancel;
 };
 
 struct node_regclient_manifest {
@@ -127,6 +134,17 @@ int node_regclient_put_blob(struct node_regclient *c,
                             uint64_t size,
                             const char *from,
                             char *errmsg);
+
+/* GET /v2/: does the registry answer (a challenge answered)? */
+int node_regclient_ping(struct node_regclient *c, char *errmsg);
+
+/* Every repository of the catalog (all pages; caller frees each and the
+ * array); AT_ENOTFOUND or AT_EINVAL where the registry has none to show
+ * (Docker Hub). */
+int node_regclient_catalog(struct node_regclient *c,
+                           char ***repos,
+                           size_t *n,
+                           char *errmsg);
 
 /* Every tag of repo (all pages; caller frees each and the array). */
 int node_regclient_tags(struct node_regclient *c,

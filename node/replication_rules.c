@@ -63,15 +63,16 @@ static int add_glob(struct node_repl_rule *r, const char *g, char *errmsg)
             goto bad;
         if (r->nglobs == NODE_REPL_GLOBS_MAX)
             goto many;
-        r->globs[r->nglobs++] =
-            at_asprintf("%.*s%.*s%s", (int)(open - g), g, (int)(end - a), a,
-                        close + 1);
+        r->globs[r->nglobs++] = at_asprintf("%.*s%.*s%s", (int)(open - g), g,
+                                            (int)(end - a), a, close + 1);
         a = end + 1;
     }
     return 0;
 bad:
-    at_errmsg_printf(errmsg, "repository glob '%.100s': want a glob of up to "
-                             "255 bytes with at most one {a,b} group", g);
+    at_errmsg_printf(errmsg,
+                     "repository glob '%.100s': want a glob of up to "
+                     "255 bytes with at most one {a,b} group",
+                     g);
     return AT_EINVAL;
 many:
     at_errmsg_printf(errmsg, "more than %d repository globs in a rule",
@@ -91,8 +92,10 @@ static int regex_of(json_t *tags,
     const char *s = json_string_value(v);
     if (s == NULL || strlen(s) > 1024 ||
         regcomp(re, s, REG_EXTENDED | REG_NOSUB) != 0) {
-        at_errmsg_printf(errmsg, "tags.%s: want a POSIX extended regular "
-                                 "expression", key);
+        at_errmsg_printf(errmsg,
+                         "tags.%s: want a POSIX extended regular "
+                         "expression",
+                         key);
         return AT_EINVAL;
     }
     *has = true;
@@ -111,8 +114,7 @@ static int duration_of(json_t *o,
         return 0;
     if (!json_is_string(v) ||
         at_parse_duration_ms(json_string_value(v), out) != 0) {
-        at_errmsg_printf(errmsg, "%s: want a duration such as 30s or 10m",
-                         key);
+        at_errmsg_printf(errmsg, "%s: want a duration such as 30s or 10m", key);
         return AT_EINVAL;
     }
     return 0;
@@ -123,9 +125,7 @@ static const char *string_of(json_t *o, const char *key)
     return json_string_value(json_object_get(o, key));
 }
 
-static int parse_remote(json_t *remote,
-                        struct node_repl_rule *r,
-                        char *errmsg)
+static int parse_remote(json_t *remote, struct node_repl_rule *r, char *errmsg)
 {
     json_t *urls = json_object_get(remote, "urls");
     json_t *one = json_object_get(remote, "url");
@@ -142,14 +142,16 @@ static int parse_remote(json_t *remote,
     } else {
         json_incref(urls);
     }
-    json_array_foreach (urls, i, v) {
+    json_array_foreach(urls, i, v)
+    {
         const char *u = json_string_value(v);
         if (r->nurls == NODE_REPL_URLS_MAX || u == NULL || strlen(u) > 1024 ||
             (strncmp(u, "https://", 8) != 0 && strncmp(u, "http://", 7) != 0) ||
             strpbrk(u, " \t\r\n") != NULL) {
             json_decref(urls);
-            at_errmsg_printf(errmsg, "remote.urls: up to %d http:// or "
-                                     "https:// URLs",
+            at_errmsg_printf(errmsg,
+                             "remote.urls: up to %d http:// or "
+                             "https:// URLs",
                              NODE_REPL_URLS_MAX);
             return AT_EINVAL;
         }
@@ -197,11 +199,14 @@ static int parse_rule(json_t *o, struct node_repl_rule *r, char *errmsg)
     if ((rv = parse_remote(json_object_get(o, "remote"), r, errmsg)) != 0)
         return rv;
     if (!json_is_array(repos) || json_array_size(repos) == 0) {
-        at_errmsg_printf(errmsg, "rule %s: repositories: want a list of "
-                                 "globs", name);
+        at_errmsg_printf(errmsg,
+                         "rule %s: repositories: want a list of "
+                         "globs",
+                         name);
         return AT_EINVAL;
     }
-    json_array_foreach (repos, i, v) {
+    json_array_foreach(repos, i, v)
+    {
         if (!json_is_string(v)) {
             at_errmsg_printf(errmsg, "rule %s: repositories: strings", name);
             return AT_EINVAL;
@@ -223,8 +228,9 @@ static int parse_rule(json_t *o, struct node_repl_rule *r, char *errmsg)
     r->destination = at_strdup(dest != NULL ? dest : "");
     r->strip_prefix = at_strdup(strip != NULL ? strip : "");
     if (!prefix_ok(r->destination) || !prefix_ok(r->strip_prefix)) {
-        at_errmsg_printf(errmsg, "rule %s: destination and strip_prefix are "
-                                 "repository name prefixes ([a-z0-9._/-])",
+        at_errmsg_printf(errmsg,
+                         "rule %s: destination and strip_prefix are "
+                         "repository name prefixes ([a-z0-9._/-])",
                          name);
         return AT_EINVAL;
     }
@@ -297,7 +303,8 @@ int node_repl_rules_parse(const char *json,
     rules = json_object_get(doc, "rules");
     if (doc == NULL || !json_is_array(rules) ||
         json_array_size(rules) > NODE_REPL_RULES_MAX) {
-        at_errmsg_printf(errmsg, "want {\"rules\": [...]} with up to %d rules%s%s",
+        at_errmsg_printf(errmsg,
+                         "want {\"rules\": [...]} with up to %d rules%s%s",
                          NODE_REPL_RULES_MAX, doc == NULL ? ": " : "",
                          doc == NULL ? jerr.text : "");
         json_decref(doc);

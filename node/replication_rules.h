@@ -9,7 +9,7 @@
  *     "remote": {"urls": ["https://dev.example:5000"],   tried in order
  *                "credentials_file": "/etc/atoll/dev.creds",  user:password
  *                "ca_file": "/etc/atoll/dev-ca.pem", "tls_verify": true},
- *     "repositories": ["prod/**", "team/{a,b}/*"],   globs (see below)
+ *     "repositories": ["team/{a,b}/app", "prod/..."],  globs, below
  *     "tags": {"include": "^v[0-9]", "exclude": "-rc"},  POSIX ERE
  *     "destination": "mirror/", "strip_prefix": "prod/",
  *     "interval": "10m",              0s (default): when asked only
@@ -17,10 +17,10 @@
  *     "timeout": "30s"}]}             connect and stall limit
  *
  * Globs: a star matches any run but '/', two stars any run (as the access
- * policy's, meta_repo_glob_match), and one {a,b,...} group of up to 16
- * alternatives is expanded. A pull rule lists the remote's catalog; a
- * glob without a star or brace is also taken as a name when the remote
- * has no catalog (Docker Hub).
+ * policy's, meta_repo_glob_match: "prod/" then two stars is all of prod),
+ * and one {a,b,...} group of up to 16 alternatives is expanded. A pull rule
+ * lists the remote's catalog; a glob without a star or brace is also taken as a
+ * name when the remote has no catalog (Docker Hub).
  *
  * Everything is checked when the document is set (400 with the reason),
  * so a node never holds a rule it cannot run. */
@@ -49,8 +49,8 @@ struct node_repl_rule {
     size_t nglobs;
     regex_t include, exclude;
     bool has_include, has_exclude;
-    char *destination;  /* "" when none */
-    char *strip_prefix; /* "" when none */
+    char *destination;    /* "" when none */
+    char *strip_prefix;   /* "" when none */
     uint64_t interval_ms; /* 0: when asked only */
     bool deletes;
     uint64_t timeout_ms;

@@ -38,6 +38,7 @@
 #include "node/loop_lag.h"
 #include "node/metrics.h"
 #include "node/oci/router.h"
+#include "node/replication.h"
 #include "node/reply/reply.h"
 #include "node/server.h"
 #include "node/token.h"
@@ -66,6 +67,7 @@ struct node_server {
     char *raft_dir;                          /* owned */
     char *peer_address; /* owned: advertised host:port of the peer listener */
     char *api_address;  /* owned: advertised host:port of the API */
+    char *self_url;     /* owned: this node's API as its own jobs reach it */
     /* join (first start with --join), bootstrap-expect */
     struct node_join join;
     bool stopping;
@@ -117,6 +119,7 @@ static void server_free(struct node_server *s)
     free(s->raft_dir);
     free(s->peer_address);
     free(s->api_address);
+    at_free(s->self_url);
     free(s);
 }
 
@@ -524,6 +527,14 @@ static int start_listeners(struct node_server *s,
         LOG_INFO("no cluster_secret: no peer listener, single node only");
     }
     s->api_address = advertised(cfg, host, node_http_port(s->http));
+    /* this node's own API, for its replication jobs: loopback unless the
+     * listener is bound to one address */
+    bool any = host[0] == '\0' || strcmp(host, "0.0.0.0") == 0 ||
+               strcmp(host, "::") == 0;
+    s->self_url = at_asprintf(
+        "%s://%s%s%s:%d", cfg->tls_cert[0] != '\0' ? "https" : "http",
+        !any && strchr(host, ':') != NULL ? "[" : "", any ? "127.0.0.1" : host,
+        !any && strchr(host, ':') != NULL ? "]" : "", node_http_port(s->http));
     s->peer_address = advertised(cfg, peer_host, peer_port);
     return 0;
 }
@@ -618,6 +629,7 @@ static int open_meta(struct node_server *s, bool join, char *errmsg)
             s->name, s->api_address, cfg->data_dir, s->raft_dir);
     s->api.repl_scan = node_repl_scan_start(&s->api);
     node_placement_start(&s->api);
+    node_replication_start(&s->api, s->self_url);
     return node_events_start(&s->api, s->name, errmsg);
 }
 
@@ -858,6 +870,7 @@ static void on_http_stopped(void *data)
     s->api.gc = NULL;
     node_placement_stop(&s->api);
     node_events_stop(&s->api);
+    node_replication_stop(&s->api);
     node_access_close(&s->api);
     node_auth_close(s->api.auth); /* frees itself once the pool is done */
     s->api.auth = NULL;

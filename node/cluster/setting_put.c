@@ -69,8 +69,8 @@ static void put_run(struct node_http_req *req, struct put_req *pr)
 
     rv = pr->s->check(body, pr->body.len, errmsg);
     if (rv != 0) {
-        node_reply_error(req, 400, "UNSUPPORTED", "invalid %s: %s",
-                         pr->s->what, errmsg);
+        node_reply_error(req, 400, "UNSUPPORTED", "invalid %s: %s", pr->s->what,
+                         errmsg);
         goto fail;
     }
     /* stored compact and with sorted keys: what GET gives back */
@@ -147,7 +147,8 @@ bool node_setting_admin(struct node_api *api, struct node_http_req *req)
              node_http_req_method(req) == NODE_HTTP_GET ? "GET" : "change of",
              node_http_req_path(req), node_http_req_peer(req));
     node_http_resp_header(req, "WWW-Authenticate", "Bearer");
-    node_reply_error(req, 401, "UNAUTHORIZED", "missing or wrong cluster secret");
+    node_reply_error(req, 401, "UNAUTHORIZED",
+                     "missing or wrong cluster secret");
     return false;
 }
 

@@ -24,6 +24,7 @@ struct node_access;
 struct node_metrics_http;
 struct node_loop_lag;
 struct node_events;
+struct node_replicator;
 
 struct node_api {
     uv_loop_t *loop;               /* borrowed */
@@ -70,6 +71,9 @@ struct node_api {
     /* owned (node/events.c): the event stream to webhooks; NULL without
      * events_url; node_events_stop at stop */
     struct node_events *events;
+    /* owned (node/replication.c): the replication rules' runner (jobs run
+     * on the leader); node_replication_stop at stop */
+    struct node_replicator *replication;
     /* set by node/events.c when pulls are events: a manifest GET served
      * here (asked for by tag, or by digest with tag NULL); NULL: none */
     void (*on_pulled)(struct node_api *api,

@@ -119,11 +119,13 @@ static void test_async(void **state)
     meta__hugeheap_collapse_async();
     for (int i = 0; i < 1000; i++) {
         meta__hugeheap_stats(&st);
-        if (st.runs > st0.runs)
+        if (st.runs > st0.runs || st.unsupported)
             break;
         struct timespec ts = { 0, 10 * 1000 * 1000 };
         nanosleep(&ts, NULL);
     }
+    if (st.unsupported)
+        skip(); /* no brk heap (ASan's malloc), or no MADV_COLLAPSE */
     assert_int_equal(st.runs, st0.runs + 1);
 }
 
