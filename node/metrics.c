@@ -13,6 +13,7 @@
 #include "node/cluster/verify.h"
 #include "node/events.h"
 #include "node/metrics.h"
+#include "node/replication.h"
 
 #include "node/loop_lag.h"
 
@@ -205,6 +206,27 @@ static void events_metrics(struct node_api *api, struct at_buf *b)
           mark);
 }
 
+/* Replication jobs run here (node/replication.c: on the leader). */
+static void replication_metrics(struct node_api *api, struct at_buf *b)
+{
+    struct node_replication_counts c;
+
+    node_replication_counts(api, &c);
+    counter(b, "atoll_replication_runs_ok_total",
+            "Replication jobs this node ran that ended without an error.",
+            c.runs_ok);
+    counter(b, "atoll_replication_runs_failed_total",
+            "Replication jobs this node ran that ended with an error "
+            "(see atoll replication status).",
+            c.runs_failed);
+    counter(b, "atoll_replication_bytes_total",
+            "Blob bytes replication jobs copied.", c.bytes);
+    counter(b, "atoll_replication_manifests_total",
+            "Manifests replication jobs copied.", c.manifests);
+    gauge(b, "atoll_replication_jobs_running",
+          "Replication jobs running on this node.", c.running);
+}
+
 static void api_metrics(struct node_api *api, struct at_buf *b)
 {
     static const char *classes[] = {
@@ -232,6 +254,7 @@ static void api_metrics(struct node_api *api, struct at_buf *b)
     counter(b, "atoll_manifests_put_total", "Manifests stored.",
             api->manifests_put);
     events_metrics(api, b);
+    replication_metrics(api, b);
 }
 
 /* Storage, blob transfers between nodes, replication and GC. */

@@ -15,8 +15,8 @@
 #include "node/replication_rules.h"
 
 struct job {
-    struct node_replicator *rp; /* borrowed */
-    struct at_list link;        /* in rp->jobs */
+    struct node_replicator *rp;    /* borrowed */
+    struct at_list link;           /* in rp->jobs */
     struct node_repl_rules *rules; /* owned: this job's own parse */
     const struct node_repl_rule *rule;
     char *self_url;   /* owned */
@@ -363,8 +363,8 @@ static void on_tick(uv_timer_t *t)
         if (running(rp, r->name))
             continue; /* no pile-up */
         struct mem *m = mem_of(rp, r->name);
-        uint64_t started = AT_MAX(m->started, status_ms(status, r->name,
-                                                        "started"));
+        uint64_t started =
+            AT_MAX(m->started, status_ms(status, r->name, "started"));
         uint64_t ended = AT_MAX(m->ended, status_ms(status, r->name, "ended"));
         bool due = run_asked(api, r->name) > started ||
                    (r->interval_ms > 0 && now >= ended + r->interval_ms);
@@ -397,20 +397,20 @@ static void record(struct node_replicator *rp, struct job *j)
     }
     json_t *o = json_pack(
         "{s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}",
-        "started", (json_int_t)j->started_ms, "ended",
-        (json_int_t)j->ended_ms, "result", ok ? "ok" : "failed",
-        "repositories", (json_int_t)j->repos, "manifests",
-        (json_int_t)j->manifests, "blobs", (json_int_t)j->blobs, "bytes",
-        (json_int_t)j->bytes, "manifests_there",
+        "started", (json_int_t)j->started_ms, "ended", (json_int_t)j->ended_ms,
+        "result", ok ? "ok" : "failed", "repositories", (json_int_t)j->repos,
+        "manifests", (json_int_t)j->manifests, "blobs", (json_int_t)j->blobs,
+        "bytes", (json_int_t)j->bytes, "manifests_there",
         (json_int_t)j->manifests_there, "blobs_there",
-        (json_int_t)j->blobs_there, "deleted", (json_int_t)j->deleted,
-        "failed", (json_int_t)j->failed, "error", j->error);
+        (json_int_t)j->blobs_there, "deleted", (json_int_t)j->deleted, "failed",
+        (json_int_t)j->failed, "error", j->error);
     json_object_set_new(status, j->rule->name, o);
     /* rules gone from the document leave the status too */
     const char *key;
     json_t *v;
     void *tmp;
-    json_object_foreach_safe (status, tmp, key, v) {
+    json_object_foreach_safe(status, tmp, key, v)
+    {
         if (node_repl_rules_find(rp->rules, key) == NULL &&
             strcmp(key, j->rule->name) != 0)
             json_object_del(status, key);

@@ -118,8 +118,7 @@ static void status(struct node_api *api, struct node_http_req *req)
         node_repl_rules_parse(doc, strlen(doc), &rules, errmsg) == 0) {
         for (size_t i = 0; i < rules->n; i++)
             if (node_replication_running(api, rules->v[i].name))
-                json_array_append_new(running,
-                                      json_string(rules->v[i].name));
+                json_array_append_new(running, json_string(rules->v[i].name));
     }
     node_repl_rules_free(rules);
     json_object_set_new(out, "rules", st);
