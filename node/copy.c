@@ -269,14 +269,44 @@ int node_copy_repo(struct node_copy *cp)
     for (size_t i = 0; i < n && rv == 0; i++) {
         if (!selected(cp, tags[i]))
             continue;
-        if (cancelled(cp))
-            rv = AT_ECANCELED;
-        else
-            rv = copy_manifest(cp, tags[i], tags[i], 0);
+        rv = node_copy_image(cp, tags[i], tags[i]);
     }
     if (rv == 0 && cp->delete_missing)
         rv = delete_missing(cp, tags, n);
     free_tags(tags, n);
+    return rv;
+}
+
+/* The manifests whose subject is src_repo@d (signatures, SBOMs), by
+ * digest, after their subject: a registry without the referrers API has
+ * none to give. */
+static int copy_referrers(struct node_copy *cp, const char *ref)
+{
+    char errmsg[AT_ERRMSG_SIZE] = "";
+    char ds[AT_DIGEST_STR_SIZE];
+    struct node_regclient_manifest m;
+    struct at_digest *refs = NULL;
+    size_t n = 0;
+    int rv;
+
+    /* the subject's digest: ref itself, or what the tag points to */
+    rv = node_regclient_get_manifest(cp->src, cp->src_repo, ref, &m, errmsg);
+    if (rv != 0) {
+        say(cp, "%s", errmsg);
+        return rv;
+    }
+    rv = node_regclient_referrers(cp->src, cp->src_repo, &m.digest, &refs, &n,
+                                  errmsg);
+    node_regclient_manifest_release(&m);
+    if (rv == AT_ENOTFOUND)
+        return 0;
+    if (rv != 0) {
+        say(cp, "%s", errmsg);
+        return rv;
+    }
+    for (size_t i = 0; i < n && rv == 0; i++)
+        rv = copy_manifest(cp, at_digest_format(&refs[i], ds), NULL, 1);
+    at_free(refs);
     return rv;
 }
 
@@ -285,5 +315,6 @@ int node_copy_image(struct node_copy *cp, const char *ref, const char *dref)
 {
     if (cancelled(cp))
         return AT_ECANCELED;
-    return copy_manifest(cp, ref, dref, 0);
+    int rv = copy_manifest(cp, ref, dref, 0);
+    return rv == 0 ? copy_referrers(cp, ref) : rv;
 }

@@ -40,7 +40,9 @@ struct node_copy {
     char errmsg[AT_ERRMSG_SIZE]; /* the first error, "" when none */
 };
 
-/* src_repo:ref (a tag or digest) to dst_repo:dref (NULL: by digest). */
+/* src_repo:ref (a tag or digest) to dst_repo:dref (NULL: by digest),
+ * then the manifests that refer to it (the OCI 1.1 referrers API of the
+ * source: signatures, SBOMs), each by digest. */
 int node_copy_image(struct node_copy *cp, const char *ref, const char *dref);
 
 /* Every tag of src_repo the filters select, each under its name; then,

@@ -975,3 +975,46 @@ int node_regclient_delete(struct node_regclient *c,
     at_free(scope);
     return rv;
 }
+
+/* see regclient.h */
+int node_regclient_referrers(struct node_regclient *c,
+                             const char *repo,
+                             const struct at_digest *d,
+                             struct at_digest **out,
+                             size_t *n,
+                             char *errmsg)
+{
+    char ds[AT_DIGEST_STR_SIZE];
+    char *scope = scope_of(repo, false);
+    struct req r;
+
+    *out = NULL;
+    *n = 0;
+    req_init(&r, "GET",
+             url_of(c, "/v2/%s/referrers/%s", repo, at_digest_format(d, ds)),
+             scope);
+    r.accept = "application/vnd.oci.image.index.v1+json";
+    r.max = NODE_REGCLIENT_MANIFEST_MAX;
+    at_buf_release(&r.resp);
+    at_buf_init(&r.resp, r.max);
+    int rv = run(c, &r, errmsg);
+    if (rv == 0) {
+        json_t *doc = json_loadb(r.resp.data, r.resp.len, 0, NULL);
+        json_t *list = json_object_get(doc, "manifests");
+        size_t i;
+        json_t *v;
+        *out = at_calloc(json_array_size(list) + 1, sizeof(**out));
+        json_array_foreach(list, i, v)
+        {
+            const char *s = json_string_value(json_object_get(v, "digest"));
+            if (s != NULL && at_digest_parse(s, strlen(s), &(*out)[*n]) == 0)
+                (*n)++;
+        }
+        json_decref(doc);
+    } else if (rv == AT_EINVAL && (r.status == 400 || r.status == 405)) {
+        rv = AT_ENOTFOUND; /* a registry without the API */
+    }
+    req_release(&r);
+    at_free(scope);
+    return rv;
+}

@@ -135,6 +135,16 @@ int node_regclient_put_blob(struct node_regclient *c,
                             const char *from,
                             char *errmsg);
 
+/* The digests of the manifests whose subject is repo@d (the OCI 1.1
+ * referrers API; caller frees). AT_ENOTFOUND where the registry has no
+ * such API (or nothing refers to d). */
+int node_regclient_referrers(struct node_regclient *c,
+                             const char *repo,
+                             const struct at_digest *d,
+                             struct at_digest **out,
+                             size_t *n,
+                             char *errmsg);
+
 /* GET /v2/: does the registry answer (a challenge answered)? */
 int node_regclient_ping(struct node_regclient *c, char *errmsg);
 

@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #include "common/common.h"
 #include "node/config.h"
@@ -146,6 +147,14 @@ static void repos_of(struct job *j,
     at_free(all);
 }
 
+static void sleep_cancellable(struct job *j, uint64_t ms)
+{
+    for (uint64_t t = 0; t < ms && !atomic_load(&j->cancel); t += 50) {
+        struct timespec ts = { 0, 50 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
 static void job_copy(struct job *j,
                      struct node_regclient *local,
                      struct node_regclient *remote)
@@ -172,6 +181,14 @@ static void job_copy(struct job *j,
             .say_data = j,
         };
         int rv = node_copy_repo(&e);
+        /* a transport failure is tried again twice, after 1 s then 4 s
+         * (what arrived is skipped): a blip does not fail the run */
+        for (unsigned k = 0; rv == AT_EIO && k < 2 && !atomic_load(&j->cancel);
+             k++) {
+            sleep_cancellable(j, k == 0 ? 1000 : 4000);
+            e.errmsg[0] = '\0';
+            rv = node_copy_repo(&e);
+        }
         j->repos++;
         j->manifests += e.manifests;
         j->manifests_there += e.manifests_there;

@@ -190,6 +190,27 @@ class CopyTest(TestCase):
         for k in kids:
             self.assert_same_manifest("dst/multi", k.digest, k.manifest)
 
+    def test_referrers_follow_their_subject(self):
+        img = images.image([os.urandom(2000)])
+        images.push(self.node, "src/signed", "v1", img)
+        sig = images.image([b"signature-bytes"], subject=images.descriptor(
+            images.OCI_MANIFEST, img.manifest),
+            artifact_type="application/vnd.dev.cosign.artifact.sig.v1+json")
+        images.push(self.node, "src/signed", sig.digest, sig)
+        # atoll to atoll: the referrer is found at the destination
+        rc, out = atoll_copy(self.src("src/signed:v1"),
+                             self.src("dst/signed"), check=0)
+        self.assertIn("copied 2 manifest(s)", out)
+        r = self.node.request("GET",
+                              f"/v2/dst/signed/referrers/{img.digest}")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual([m["digest"] for m in r.json()["manifests"]],
+                         [sig.digest])
+        # to distribution (no referrers API there): the manifest goes too
+        atoll_copy(*self.dest, self.src("src/signed:v1"),
+                   self.dst("dst/signed"), check=0)
+        self.assert_same_manifest("dst/signed", sig.digest, sig.manifest)
+
     def dist_tags(self, repo):
         st, body, _ = self.dist.request("GET", f"/v2/{repo}/tags/list")
         if st == 404:
