@@ -60,7 +60,31 @@ static const char *kind_type(enum meta_event_kind k)
     return "io.atoll.unknown";
 }
 
-/* Queue one CloudEvent (structured mode) at every receiver. */
+/* Queue one CloudEvent (structured mode, data taken) at every receiver;
+ * seq: the receivers' sequence number (0: not tracked). */
+static void send_event(struct node_events *ev,
+                       const char *type,
+                       const char *source,
+                       const char *id,
+                       const char *when,
+                       const char *subject,
+                       json_t *data,
+                       uint64_t seq)
+{
+    json_t *ce = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o}",
+                           "specversion", "1.0", "id", id, "source", source,
+                           "type", type, "subject", subject, "time", when,
+                           "datacontenttype", "application/json", "data", data);
+    char *body = ce != NULL ? json_dumps(ce, JSON_COMPACT) : NULL;
+    if (body != NULL) {
+        for (size_t i = 0; i < ev->nhooks; i++)
+            node_webhook_send(ev->hooks[i], body, strlen(body), seq);
+        free(body);
+    }
+    json_decref(ce);
+}
+
+/* A change or a pull as a CloudEvent at every receiver. */
 static void emit(struct node_events *ev,
                  const char *type,
                  const char *source,
@@ -77,7 +101,6 @@ static void emit(struct node_events *ev,
     /* index: the log's, also each receiver's sequence number (0: a pull,
      * not tracked) */
     json_t *data = json_object();
-    json_t *ce;
     char *subject;
 
     format_time(time_ms, when);
@@ -99,18 +122,8 @@ static void emit(struct node_events *ev,
         subject = at_asprintf("%s@%s", repo, dstr);
     else
         subject = at_strdup(repo);
-    ce = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "specversion",
-                   "1.0", "id", id, "source", source, "type", type, "subject",
-                   subject, "time", when, "datacontenttype", "application/json",
-                   "data", data);
+    send_event(ev, type, source, id, when, subject, data, index);
     at_free(subject);
-    char *body = ce != NULL ? json_dumps(ce, JSON_COMPACT) : NULL;
-    if (body != NULL) {
-        for (size_t i = 0; i < ev->nhooks; i++)
-            node_webhook_send(ev->hooks[i], body, strlen(body), index);
-        free(body);
-    }
-    json_decref(ce);
 }
 
 static void emit_change(struct node_events *ev, const struct meta_event *e)
@@ -412,4 +425,28 @@ void node_events_stats(struct node_api *api,
         st->queued += one.queued;
     }
     *lost = ev->lost;
+}
+
+/* see events.h */
+void node_events_replication(struct node_api *api,
+                             const char *rule,
+                             const char *result_json)
+{
+    struct node_events *ev = api->events;
+    char when[32], id[48];
+    json_t *data;
+
+    if (ev == NULL)
+        return;
+    data = json_loads(result_json, 0, NULL);
+    if (!json_is_object(data)) {
+        json_decref(data);
+        return;
+    }
+    json_object_set_new(data, "rule", json_string(rule));
+    format_time(at_wall_ms(), when);
+    snprintf(id, sizeof(id), "%" PRIu64 "-%" PRIu64, ev->start_ms,
+             ++ev->pull_seq);
+    send_event(ev, "io.atoll.replication.finished", ev->source, id, when, rule,
+               data, 0);
 }

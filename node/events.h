@@ -46,6 +46,13 @@ void node_events_pulled(struct node_api *api,
                         const char *media_type,
                         uint64_t size);
 
+/* A replication job ended here (the leader): an event with the rule's
+ * result (the JSON object of its status, replication.h), sent by this
+ * node (source "/atoll/node/<name>"). */
+void node_events_replication(struct node_api *api,
+                             const char *rule,
+                             const char *result_json);
+
 /* The receivers' counters, summed; all zero without a stream. lost:
  * changes the FSM dropped before the stream took them; mark: the
  * delivered mark as applied here (0: none yet). */

@@ -11,6 +11,7 @@
 #include "common/common.h"
 #include "node/config.h"
 #include "node/copy.h"
+#include "node/events.h"
 #include "node/regclient.h"
 #include "node/replication.h"
 #include "node/replication_rules.h"
@@ -421,6 +422,10 @@ static void record(struct node_replicator *rp, struct job *j)
         (json_int_t)j->manifests_there, "blobs_there",
         (json_int_t)j->blobs_there, "deleted", (json_int_t)j->deleted, "failed",
         (json_int_t)j->failed, "error", j->error);
+    char *one = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    if (one != NULL)
+        node_events_replication(api, j->rule->name, one);
+    free(one);
     json_object_set_new(status, j->rule->name, o);
     /* rules gone from the document leave the status too */
     const char *key;

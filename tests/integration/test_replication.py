@@ -14,6 +14,7 @@ import unittest
 import images
 from cluster import ClusterTestCase, note, wait_for
 from test_copy import USER, PASSWORD, Dist, atoll_copy, creds_file
+from test_events import Receiver
 
 ACCEPT = ", ".join((images.OCI_MANIFEST, images.OCI_INDEX))
 
@@ -24,7 +25,10 @@ class ReplicationTest(ClusterTestCase):
             self.skipTest("no docker-registry")
         self.dist = Dist(self)
         self.creds = creds_file(self, f"{USER}:{PASSWORD}")
-        self.start_cluster(3, prefix="repl")
+        self.rx = Receiver()
+        self.addCleanup(self.rx.close)
+        self.start_cluster(3, prefix="repl",
+                           extra=["--events-url", self.rx.url])
 
     def admin(self, node, method, path, doc=None):
         body = json.dumps(doc).encode() if doc is not None else None
@@ -161,6 +165,13 @@ class ReplicationTest(ClusterTestCase):
         wait_for(lambda: has("t2"), 30, what="t2 pulled on schedule")
         st = self.status("from_dist")
         self.assertEqual(st["result"], "ok", st)
+        # each run is an event too
+        runs = [d for d in self.rx.docs()
+                if d["type"] == "io.atoll.replication.finished"]
+        self.assertTrue(runs)
+        self.assertEqual(runs[-1]["subject"], "from_dist")
+        self.assertEqual(runs[-1]["data"]["rule"], "from_dist")
+        self.assertEqual(runs[-1]["data"]["result"], "ok")
 
     def test_job_taken_over_when_the_leader_dies(self):
         c = self.cluster
