@@ -14,6 +14,7 @@
 #include "node/config.h"
 #include "node/copy.h"
 #include "node/regclient.h"
+#include "node/replication_rules.h"
 
 struct side {
     char *base; /* owned: "https://host:port" */
@@ -142,11 +143,13 @@ static void side_release(struct side *sd)
 
 static bool regex_flag(const char *v, regex_t *re, bool *has)
 {
+    char errmsg[AT_ERRMSG_SIZE] = "";
     if (*has)
         regfree(re);
-    *has = regcomp(re, v, REG_EXTENDED | REG_NOSUB) == 0;
+    *has = node_repl_regex_ok(v, errmsg) &&
+           regcomp(re, v, REG_EXTENDED | REG_NOSUB) == 0;
     if (!*has)
-        fprintf(stderr, "atoll copy: not a POSIX extended regex: '%s'\n", v);
+        fprintf(stderr, "atoll copy: %s\n", errmsg);
     return *has;
 }
 

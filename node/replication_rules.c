@@ -2,6 +2,7 @@
 #include "common/compat.h"
 
 #include <jansson.h>
+#include <stdlib.h>
 
 #include "common/common.h"
 #include "node/replication_rules.h"
@@ -80,6 +81,78 @@ many:
     return AT_EINVAL;
 }
 
+/* A counted repetition at s ('{' ...): its end, or NULL when malformed
+ * or a bound is over 32. */
+static const char *counted(const char *s)
+{
+    unsigned long v;
+    char *end;
+    for (int k = 0; k < 2; k++) {
+        s++;
+        if (*s == '}' && k == 1)
+            return s;
+        v = strtoul(s, &end, 10);
+        if (end == s || v > 32)
+            return NULL;
+        s = end;
+        if (*s == '}')
+            return s;
+        if (*s != ',' || k == 1)
+            return NULL;
+    }
+    return NULL;
+}
+
+/* see replication_rules.h */
+bool node_repl_regex_ok(const char *re, char *errmsg)
+{
+    unsigned quantifiers = 0, counts = 0;
+    bool after_quantifier = false;
+    regex_t x;
+
+    if (strlen(re) > 256)
+        goto bad;
+    for (const char *p = re; *p != '\0'; p++) {
+        bool q = false;
+        if (*p == '\\') {
+            if (p[1] == '\0' || (p[1] >= '0' && p[1] <= '9'))
+                goto bad;
+            p++;
+        } else if (*p == '[') {
+            /* a bracket expression: quantifiers inside are literal; a ']'
+             * first (after a '^') is one of its characters */
+            const char *first = p + 1 + (p[1] == '^');
+            const char *end = strchr(first + (*first == ']'), ']');
+            if (end == NULL)
+                goto bad;
+            p = end;
+        } else if (*p == '*' || *p == '+' || *p == '?') {
+            q = true;
+        } else if (*p == '{') {
+            const char *end = counted(p);
+            if (end == NULL || ++counts > 2)
+                goto bad;
+            p = end;
+            q = true;
+        }
+        if (q && (after_quantifier || ++quantifiers > 32))
+            goto bad;
+        after_quantifier = q;
+    }
+    if (regcomp(&x, re, REG_EXTENDED | REG_NOSUB) != 0)
+        goto bad;
+    regfree(&x);
+    return true;
+bad:
+    at_errmsg_printf(errmsg,
+                     "'%.60s': want a POSIX extended regular expression of "
+                     "up to 256 bytes, without back-references, repeated "
+                     "quantifiers or more than 2 counted repetitions "
+                     "({m,n} up to 32)",
+                     re);
+    return false;
+}
+
 static int regex_of(json_t *tags,
                     const char *key,
                     regex_t *re,
@@ -90,12 +163,11 @@ static int regex_of(json_t *tags,
     if (v == NULL)
         return 0;
     const char *s = json_string_value(v);
-    if (s == NULL || strlen(s) > 1024 ||
+    if (s == NULL)
+        at_errmsg_printf(errmsg, "want a string");
+    if (s == NULL || !node_repl_regex_ok(s, errmsg) ||
         regcomp(re, s, REG_EXTENDED | REG_NOSUB) != 0) {
-        at_errmsg_printf(errmsg,
-                         "tags.%s: want a POSIX extended regular "
-                         "expression",
-                         key);
+        at_errmsg_wrapf(errmsg, "tags.%s", key);
         return AT_EINVAL;
     }
     *has = true;

@@ -61,6 +61,13 @@ struct node_repl_rules {
     size_t n;
 };
 
+/* Is re a tag filter we compile? POSIX extended, at most 256 bytes, no
+ * back-reference, no quantifier on a quantifier, at most 32 quantifiers
+ * and 2 counted ones ({m,n}, bounds up to 32): glibc's regcomp grows a
+ * tree per repetition, and "a++++...+" or nested counts take gigabytes.
+ * Then regcomp itself must accept it. True, or false with errmsg. */
+bool node_repl_regex_ok(const char *re, char *errmsg);
+
 /* Check and parse a document. 0, or AT_EINVAL with errmsg. */
 int node_repl_rules_parse(const char *json,
                           size_t len,

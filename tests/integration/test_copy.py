@@ -298,7 +298,9 @@ class CopyTest(TestCase):
                      ["--tags-regex", "x", self.src("src/r:v1"),
                       self.dst("dst/r")],
                      ["--all-tags", "--tags-regex", "(", self.src("src/r"),
-                      self.dst("dst/r")]):
+                      self.dst("dst/r")],
+                     ["--all-tags", "--tags-regex", "a" + "+" * 40,
+                      self.src("src/r"), self.dst("dst/r")]):
             rc, out = atoll_copy(*args)
             self.assertEqual(rc, 2, args)
             self.assertIn("usage", out)
