@@ -35,7 +35,8 @@ int node_cli_policy(int argc, char **argv);
  * what DEST has is not copied again. */
 int node_cli_copy(int argc, char **argv);
 
-/* atoll replication get|set FILE|run NAME|status (cli_replication.c):
+/* atoll replication list|add FILE|remove NAME|set FILE|run NAME|status
+ * (cli_replication.c):
  * /_atoll/replication on a node's API, with the same AUTH as atoll
  * policy. */
 int node_cli_replication(int argc, char **argv);
@@ -57,6 +58,14 @@ int node_cli_http(const char *method,
  * curl's words); for a status >= 0,
  * "unexpected HTTP status". Valid until the next call. */
 const char *node_cli_why(int status);
+/* The end of an admin command: answer (freed here) printed to stdout when
+ * status is want (exit 0), else "cmd: why: answer" on stderr (exit 1);
+ * why for a 404 is not_found (NULL: "failed"). Returns the exit code. */
+int node_cli_answer(const char *cmd,
+                    int status,
+                    int want,
+                    const char *not_found,
+                    char *answer);
 /* $ATOLL_ADDR, else 127.0.0.1:5000. */
 const char *node_cli_default_addr(void);
 /* How an admin command authenticates (cli_auth.c): --addr,

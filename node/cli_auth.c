@@ -149,3 +149,26 @@ char *node_cli_authorization(const struct node_cli_auth *a, const char *cmd)
     node_cli_wipe_free(secret);
     return pair;
 }
+
+/* see cli.h */
+int node_cli_answer(const char *cmd,
+                    int status,
+                    int want,
+                    const char *not_found,
+                    char *answer)
+{
+    if (status != want) {
+        fprintf(stderr, "%s: %s%s%s\n", cmd,
+                status < 0      ? node_cli_why(status)
+                : status == 401 ? "authentication failed"
+                : status == 403 ? "only an admin user may do this"
+                : status == 404 && not_found != NULL ? not_found
+                                                     : "failed",
+                answer != NULL ? ": " : "", answer != NULL ? answer : "");
+        free(answer);
+        return 1;
+    }
+    fputs(answer != NULL ? answer : "", stdout);
+    free(answer);
+    return 0;
+}

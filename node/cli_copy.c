@@ -31,6 +31,8 @@ struct copier {
     /* --all-tags: which tags (POSIX extended regexes, unanchored) */
     regex_t include, exclude;
     bool has_include, has_exclude;
+    struct node_semver_range semver;
+    bool has_semver;
     bool delete_missing;
 };
 
@@ -47,6 +49,8 @@ static void usage(FILE *f)
             "                             (POSIX extended, unanchored: "
             "'^v[0-9]+\\.')\n"
             "  --exclude-regex RE         and none that RE matches\n"
+            "  --semver RANGE             and only versions in RANGE "
+            "('>=1.2 <2', '^1.4')\n"
             "  --delete-missing           with --all-tags: delete from DEST "
             "the tags these\n"
             "                             filters select that SRC no longer "
@@ -190,6 +194,13 @@ int node_cli_copy(int argc, char **argv)
         } else if ((v = node_cli_flag(argc, argv, &i, "--tags-regex"))) {
             if (!regex_flag(v, &cp.include, &cp.has_include))
                 goto bad;
+        } else if ((v = node_cli_flag(argc, argv, &i, "--semver"))) {
+            char errmsg[AT_ERRMSG_SIZE] = "";
+            if (node_semver_range_parse(v, &cp.semver, errmsg) != 0) {
+                fprintf(stderr, "atoll copy: %s\n", errmsg);
+                goto bad;
+            }
+            cp.has_semver = true;
         } else if ((v = node_cli_flag(argc, argv, &i, "--exclude-regex"))) {
             if (!regex_flag(v, &cp.exclude, &cp.has_exclude))
                 goto bad;
@@ -219,7 +230,8 @@ int node_cli_copy(int argc, char **argv)
     if (npos != 2 || parse_ref(pos[0], &cp.src) != 0 ||
         parse_ref(pos[1], &cp.dst) != 0 || (all && cp.src.ref != NULL) ||
         (!all && cp.src.ref == NULL) ||
-        (!all && (cp.has_include || cp.has_exclude || cp.delete_missing)))
+        (!all && (cp.has_include || cp.has_exclude || cp.has_semver ||
+                  cp.delete_missing)))
         goto bad;
     if (cp.dst.ref == NULL && cp.src.ref != NULL)
         cp.dst.ref = at_strdup(cp.src.ref);
@@ -235,6 +247,7 @@ int node_cli_copy(int argc, char **argv)
         .dst_repo = cp.dst.repo,
         .include = cp.has_include ? &cp.include : NULL,
         .exclude = cp.has_exclude ? &cp.exclude : NULL,
+        .semver = cp.has_semver ? &cp.semver : NULL,
         .delete_missing = cp.delete_missing,
     };
     rv = all ? node_copy_repo(&e) : node_copy_image(&e, cp.src.ref, cp.dst.ref);

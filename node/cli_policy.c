@@ -86,17 +86,7 @@ int node_cli_policy(int argc, char **argv)
                            &answer);
     node_cli_wipe_free(authz);
     free(body);
-    if (status != 200) {
-        fprintf(stderr, "atoll policy %s: %s%s%s\n", o.action,
-                status < 0      ? node_cli_why(status)
-                : status == 401 ? "authentication failed"
-                : status == 403 ? "only an admin user may do this"
-                                : "failed",
-                answer != NULL ? ": " : "", answer != NULL ? answer : "");
-        free(answer);
-        return 1;
-    }
-    fputs(answer != NULL ? answer : "", stdout);
-    free(answer);
-    return 0;
+    char cmd[64];
+    snprintf(cmd, sizeof(cmd), "atoll policy %s", o.action);
+    return node_cli_answer(cmd, status, 200, NULL, answer);
 }

@@ -1,8 +1,13 @@
-/* atoll replication get|set FILE|run NAME|status: the replication
- * endpoints of a node's API (replication.h) from the command line, as an
- * admin user (--user, with --user-password-file) or with the cluster
- * secret (--cluster-secret-file, default $ATOLL_CLUSTER_SECRET_FILE). */
+/* atoll replication list|add FILE|remove NAME|set FILE|run NAME|status:
+ * the replication endpoints of a node's API (replication.h) from the
+ * command line, as an admin user (--user, with --user-password-file) or
+ * with the cluster secret (--cluster-secret-file, default
+ * $ATOLL_CLUSTER_SECRET_FILE). add and remove read the rules, change
+ * them here and write them back: two admins at once may undo each
+ * other's change (the node checks each document as it is set). */
 #include "common/compat.h"
+
+#include <jansson.h>
 
 #include "node/cli.h"
 #include "node/replication_rules.h"
@@ -10,8 +15,15 @@
 static int usage(void)
 {
     fprintf(stderr,
-            "usage: atoll replication get [AUTH]          the rules\n"
-            "       atoll replication set FILE [AUTH]     (JSON or YAML, "
+            "usage: atoll replication list [AUTH]         the rules\n"
+            "       atoll replication add FILE [AUTH]     a rule (JSON or "
+            "YAML), or a\n"
+            "                                             {rules: [...]}; "
+            "replaces same names\n"
+            "       atoll replication remove NAME [AUTH]\n"
+            "       atoll replication set FILE [AUTH]     all the rules "
+            "(JSON or YAML,\n"
+            "                                             "
             "docs/replication.md; '-': stdin)\n"
             "       atoll replication run NAME [AUTH]     run rule NAME now\n"
             "       atoll replication status [AUTH]       each rule's last "
@@ -28,6 +40,69 @@ static bool name_ok(const char *s)
     size_t n = strlen(s);
     return n > 0 && n <= NODE_REPL_NAME_MAX &&
            strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
+}
+
+/* The rules document with the rules of file added (same names replaced)
+ * or rule name removed (file NULL). Caller frees; NULL after a message. */
+static char *edit(const char *current, const char *file, const char *name)
+{
+    char errmsg[AT_ERRMSG_SIZE] = "";
+    json_t *doc = json_loads(current != NULL ? current : "{}", 0, NULL);
+    json_t *rules = json_object_get(doc, "rules");
+    json_t *add = NULL;
+    char *out = NULL;
+
+    if (!json_is_array(rules)) {
+        rules = json_array();
+        json_object_set_new(doc, "rules", rules);
+    }
+    if (file != NULL) {
+        char *text = node_cli_read_json(file, NODE_REPL_MAX_JSON, errmsg);
+        add = text != NULL ? json_loads(text, 0, NULL) : NULL;
+        free(text);
+        if (json_is_object(add) && json_object_get(add, "rules") == NULL) {
+            json_t *one = json_array();
+            json_array_append(one, add);
+            json_decref(add);
+            add = one;
+        } else if (json_is_object(add)) {
+            json_t *many = json_incref(json_object_get(add, "rules"));
+            json_decref(add);
+            add = many;
+        }
+        if (!json_is_array(add)) {
+            fprintf(stderr, "atoll replication add: %s\n",
+                    errmsg[0] != '\0' ? errmsg
+                                      : "want a rule or {\"rules\": [...]}");
+            goto out;
+        }
+    }
+    /* drop the rules being replaced or removed */
+    size_t before = json_array_size(rules);
+    for (size_t i = json_array_size(rules); i-- > 0;) {
+        const char *n = json_string_value(
+            json_object_get(json_array_get(rules, i), "name"));
+        bool drop = n != NULL && name != NULL && strcmp(n, name) == 0;
+        for (size_t k = 0; n != NULL && !drop && k < json_array_size(add);
+             k++) {
+            const char *m = json_string_value(
+                json_object_get(json_array_get(add, k), "name"));
+            drop = m != NULL && strcmp(m, n) == 0;
+        }
+        if (drop)
+            json_array_remove(rules, i);
+    }
+    if (name != NULL && json_array_size(rules) == before) {
+        fprintf(stderr, "atoll replication remove: no rule named %s\n", name);
+        goto out;
+    }
+    if (add != NULL)
+        json_array_extend(rules, add);
+    out = json_dumps(doc, JSON_COMPACT);
+out:
+    json_decref(add);
+    json_decref(doc);
+    return out;
 }
 
 /* see cli.h */
@@ -51,7 +126,13 @@ int node_cli_replication(int argc, char **argv)
             return usage();
     }
     const char *action = argv[0];
-    if (strcmp(action, "get") == 0 && arg == NULL) {
+    bool edits = (strcmp(action, "add") == 0 && arg != NULL) ||
+                 (strcmp(action, "remove") == 0 && arg != NULL && name_ok(arg));
+    if ((strcmp(action, "get") == 0 || strcmp(action, "list") == 0) &&
+        arg == NULL) {
+        path = at_strdup("/_atoll/replication");
+    } else if (edits) {
+        method = "PUT";
         path = at_strdup("/_atoll/replication");
     } else if (strcmp(action, "status") == 0 && arg == NULL) {
         path = at_strdup("/_atoll/replication/status");
@@ -77,22 +158,29 @@ int node_cli_replication(int argc, char **argv)
         at_free(path);
         return 1;
     }
+    if (edits) {
+        /* read, change here, write back */
+        status = node_cli_http("GET", auth.addr, path, authz, NULL, &answer);
+        if (status == 200)
+            body = edit(answer, strcmp(action, "add") == 0 ? arg : NULL,
+                        strcmp(action, "remove") == 0 ? arg : NULL);
+        free(answer);
+        answer = NULL;
+        if (status != 200 || body == NULL) {
+            if (status != 200)
+                fprintf(stderr, "atoll replication %s: %s\n", action,
+                        status < 0 ? node_cli_why(status)
+                                   : "cannot read the rules");
+            node_cli_wipe_free(authz);
+            at_free(path);
+            return 1;
+        }
+    }
     status = node_cli_http(method, auth.addr, path, authz, body, &answer);
     node_cli_wipe_free(authz);
     free(body);
     at_free(path);
-    if (status != want) {
-        fprintf(stderr, "atoll replication %s: %s%s%s\n", action,
-                status < 0      ? node_cli_why(status)
-                : status == 401 ? "authentication failed"
-                : status == 403 ? "only an admin user may do this"
-                : status == 404 ? "no such rule"
-                                : "failed",
-                answer != NULL ? ": " : "", answer != NULL ? answer : "");
-        free(answer);
-        return 1;
-    }
-    fputs(answer != NULL ? answer : "", stdout);
-    free(answer);
-    return 0;
+    char cmd[64];
+    snprintf(cmd, sizeof(cmd), "atoll replication %s", action);
+    return node_cli_answer(cmd, status, want, "no such rule", answer);
 }

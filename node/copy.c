@@ -45,7 +45,7 @@ static int copy_blob(struct node_copy *cp, const struct at_digest *d)
     }
     if (rv != AT_ENOTFOUND)
         goto fail;
-    const char *tmp = getenv("TMPDIR");
+    const char *tmp = cp->tmp_dir != NULL ? cp->tmp_dir : getenv("TMPDIR");
     int fd = open(tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp",
                   O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -171,7 +171,9 @@ static bool selected(const struct node_copy *cp, const char *tag)
 {
     return (cp->include == NULL ||
             regexec(cp->include, tag, 0, NULL, 0) == 0) &&
-           (cp->exclude == NULL || regexec(cp->exclude, tag, 0, NULL, 0) != 0);
+           (cp->exclude == NULL ||
+            regexec(cp->exclude, tag, 0, NULL, 0) != 0) &&
+           (cp->semver == NULL || node_semver_range_has(cp->semver, tag));
 }
 
 static bool listed(char **tags, size_t n, const char *tag)

@@ -22,16 +22,21 @@
 
 #include "common/common.h"
 #include "node/regclient.h"
+#include "node/semver.h"
 
 struct node_copy {
     /* set by the caller, borrowed */
     struct node_regclient *src, *dst;
     const char *src_repo, *dst_repo;
-    const regex_t *include;    /* node_copy_repo: tags it matches; NULL: all */
-    const regex_t *exclude;    /* and none it matches; NULL: none */
+    const regex_t *include; /* node_copy_repo: tags it matches; NULL: all */
+    const regex_t *exclude; /* and none it matches; NULL: none */
+    /* and only versions in this range (semver.h); NULL: any */
+    const struct node_semver_range *semver;
     bool delete_missing;       /* node_copy_repo: then delete from dst the
                                   selected tags src no longer has */
     const atomic_bool *cancel; /* NULL: never */
+    /* where blobs pass through (an unnamed file); NULL: $TMPDIR or /tmp */
+    const char *tmp_dir;
     /* a line for the user (an error, a tag kept); NULL: stderr */
     void (*say)(void *data, const char *line);
     void *say_data;

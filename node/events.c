@@ -9,11 +9,11 @@
 #include <time.h>
 
 #include "common/common.h"
+#include "node/changes.h"
 #include "node/events.h"
 
 struct node_events {
-    struct node_api *api; /* borrowed */
-    uv_check_t check;
+    struct node_api *api;        /* borrowed */
     struct node_webhook **hooks; /* owned */
     size_t nhooks;
     uint64_t lost;     /* changes the FSM dropped before we took them */
@@ -136,6 +136,13 @@ static void emit_change(struct node_events *ev, const struct meta_event *e)
         ev->last_emitted = e->index;
 }
 
+static char *dup_or_null(const char *s)
+{
+    return s != NULL ? at_strdup(s) : NULL;
+}
+
+/* A copy of e (its strings too) at the ring's end; the oldest goes when
+ * it is full. */
 static void ring_push(struct node_events *ev, const struct meta_event *e)
 {
     if (ev->ring_n == ev->ring_cap) {
@@ -143,7 +150,12 @@ static void ring_push(struct node_events *ev, const struct meta_event *e)
         ev->ring_head = (ev->ring_head + 1) % ev->ring_cap;
         ev->ring_n--;
     }
-    ev->ring[(ev->ring_head + ev->ring_n) % ev->ring_cap] = *e;
+    struct meta_event *slot =
+        &ev->ring[(ev->ring_head + ev->ring_n) % ev->ring_cap];
+    *slot = *e;
+    slot->repo = dup_or_null(e->repo);
+    slot->tag = dup_or_null(e->tag);
+    slot->media_type = dup_or_null(e->media_type);
     ev->ring_n++;
 }
 
@@ -195,30 +207,25 @@ static bool is_leader(struct node_api *api)
     return st.state == 3; /* RAFT_LEADER */
 }
 
-/* After each loop turn: the changes applied meanwhile go into the ring,
- * and to the receivers when this node leads (a follower keeps them for
- * the day it takes over). */
-static void on_check(uv_check_t *h)
+/* The changes applied meanwhile (changes.h) go into the ring, and to the
+ * receivers when this node leads (a follower keeps them for the day it
+ * takes over). */
+static void on_changes(void *data,
+                       const struct meta_event *v,
+                       size_t n,
+                       uint64_t dropped)
 {
-    struct node_events *ev = h->data;
+    struct node_events *ev = data;
     struct node_api *api = ev->api;
-    struct meta_event *v = NULL;
-    uint64_t dropped = 0;
 
-    if (api->meta == NULL || api->stopping)
-        return;
-    size_t n = meta_events_take(api->meta, &v, &dropped);
-    if (n == 0 && dropped == 0)
-        return;
     lead_check(ev, is_leader(api));
     if (ev->leading)
         ev->lost += dropped;
     for (size_t i = 0; i < n; i++) {
         if (ev->leading)
             emit_change(ev, &v[i]);
-        ring_push(ev, &v[i]); /* the ring owns its strings now */
+        ring_push(ev, &v[i]);
     }
-    at_free(v);
 }
 
 /* Where the receivers are: every change up to it is done with. */
@@ -346,20 +353,15 @@ int node_events_start(struct node_api *api, const char *name, char *errmsg)
     }
     ev->ring_cap = (size_t)cfg->events_queue;
     ev->ring = at_calloc(ev->ring_cap, sizeof(*ev->ring));
-    AT_ASSERT(uv_check_init(api->loop, &ev->check) == 0);
     AT_ASSERT(uv_timer_init(api->loop, &ev->tick) == 0);
-    ev->handles = 2;
-    ev->check.data = ev;
+    ev->handles = 1;
     ev->tick.data = ev;
-    uv_check_start(&ev->check, on_check);
-    uv_unref((uv_handle_t *)&ev->check);
     uv_timer_start(&ev->tick, on_tick, EVENTS_TICK_MS, EVENTS_TICK_MS);
     uv_unref((uv_handle_t *)&ev->tick);
     api->events = ev;
     if (cfg->events_pull)
         api->on_pulled = node_events_pulled;
-    if (api->meta != NULL)
-        meta_events_record(api->meta, true);
+    node_changes_add(api, on_changes, ev);
     LOG_INFO("events: %zu receiver(s)%s%s", ev->nhooks,
              cfg->events_pull ? ", pulls included" : "",
              cfg->events_secret_file[0] != '\0' ? ", signed" : "");
@@ -374,11 +376,8 @@ void node_events_stop(struct node_api *api)
         return;
     api->events = NULL;
     api->on_pulled = NULL;
-    if (api->meta != NULL)
-        meta_events_record(api->meta, false);
+    node_changes_remove(api, on_changes, ev);
     free_hooks(ev);
-    uv_check_stop(&ev->check);
-    uv_close((uv_handle_t *)&ev->check, on_handle_closed);
     uv_timer_stop(&ev->tick);
     uv_close((uv_handle_t *)&ev->tick, on_handle_closed);
 }

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "common/common.h"
+#include "node/changes.h"
 #include "node/config.h"
 #include "node/copy.h"
 #include "node/events.h"
@@ -23,6 +24,7 @@ struct job {
     const struct node_repl_rule *rule;
     char *self_url;   /* owned */
     char *self_token; /* owned: the cluster secret, or NULL */
+    char *tmp_dir;    /* owned: the data dir (blobs pass through it) */
     pthread_t thread;
     atomic_bool cancel;
     bool done; /* under rp->mu */
@@ -37,6 +39,8 @@ struct job {
 struct mem {
     char name[NODE_REPL_NAME_MAX + 1];
     uint64_t started, ended;
+    uint64_t cron_checked; /* the last minute (since the epoch) looked at */
+    bool pushed;           /* a change it takes was applied since */
 };
 
 struct node_replicator {
@@ -52,6 +56,7 @@ struct node_replicator {
     uint64_t rules_index;
     struct mem mem[NODE_REPL_RULES_MAX];
     struct node_replication_counts counts;
+    bool listening; /* registered for the applied changes (changes.h) */
 };
 
 /* ---- the job, on its thread ---- */
@@ -176,8 +181,10 @@ static void job_copy(struct job *j,
             .dst_repo = mapped,
             .include = r->has_include ? &r->include : NULL,
             .exclude = r->has_exclude ? &r->exclude : NULL,
+            .semver = r->has_semver ? &r->semver : NULL,
             .delete_missing = r->deletes,
             .cancel = &j->cancel,
+            .tmp_dir = j->tmp_dir,
             .say = job_say,
             .say_data = j,
         };
@@ -308,6 +315,39 @@ static uint64_t run_asked(struct node_api *api, const char *name)
     return ms;
 }
 
+static void job_free(struct job *j)
+{
+    node_repl_rules_free(j->rules);
+    at_free(j->self_url);
+    at_free(j->tmp_dir);
+    if (j->self_token != NULL)
+        explicit_bzero(j->self_token, strlen(j->self_token));
+    at_free(j->self_token);
+    at_free(j);
+}
+
+/* Did the rule's schedule fire in a minute after its last start, among
+ * the minutes not looked at yet (from its last start, a day at most,
+ * when this node has not looked before: a new leader)? */
+static bool schedule_fired(struct mem *m,
+                           const struct node_repl_rule *r,
+                           uint64_t started,
+                           uint64_t now)
+{
+    uint64_t now_min = now / 60000;
+    if (m->cron_checked == 0)
+        m->cron_checked =
+            started > 0 ? AT_MAX(started / 60000, now_min - 1440) : now_min;
+    bool fired = false;
+    for (uint64_t t = m->cron_checked + 1; t <= now_min && !fired; t++) {
+        if (t * 60000 > started &&
+            node_cron_matches(&r->schedule, (time_t)(t * 60)))
+            fired = true;
+        m->cron_checked = t;
+    }
+    return fired;
+}
+
 static void job_start(struct node_replicator *rp, const char *doc, size_t i)
 {
     char errmsg[AT_ERRMSG_SIZE] = "";
@@ -323,11 +363,13 @@ static void job_start(struct node_replicator *rp, const char *doc, size_t i)
     j->rp = rp;
     j->rule = &j->rules->v[i];
     j->self_url = at_strdup(rp->self_url);
+    j->tmp_dir = at_strdup(rp->api->cfg->data_dir);
     j->self_token =
         secret != NULL && secret[0] != '\0' ? at_strdup(secret) : NULL;
     j->started_ms = at_wall_ms();
     struct mem *m = mem_of(rp, j->rule->name);
     m->started = j->started_ms;
+    m->pushed = false;
     pthread_mutex_lock(&rp->mu);
     at_list_push_back(&rp->jobs, &j->link);
     rp->njobs++;
@@ -338,14 +380,58 @@ static void job_start(struct node_replicator *rp, const char *doc, size_t i)
         at_list_remove(&j->link);
         rp->njobs--;
         pthread_mutex_unlock(&rp->mu);
-        node_repl_rules_free(j->rules);
-        at_free(j->self_url);
-        at_free(j->self_token);
-        at_free(j);
+        job_free(j);
         return;
     }
     LOG_INFO("rule %s: job started (%s %s)", j->rule->name,
              j->rule->push ? "push to" : "pull from", j->rule->urls[0]);
+}
+
+/* Applied changes (on the loop): a push rule with on_push that takes one
+ * is due. */
+static void on_changes(void *data,
+                       const struct meta_event *v,
+                       size_t n,
+                       uint64_t dropped)
+{
+    struct node_replicator *rp = data;
+    (void)dropped;
+    if (rp->rules == NULL || !leading(rp->api))
+        return;
+    for (size_t i = 0; i < rp->rules->n; i++) {
+        const struct node_repl_rule *r = &rp->rules->v[i];
+        if (!r->on_push)
+            continue;
+        for (size_t k = 0; k < n; k++) {
+            bool del = v[k].kind != META_EVENT_PUSH;
+            if (node_repl_rule_matches(r, v[k].repo) &&
+                (v[k].tag == NULL || node_repl_rule_tag(r, v[k].tag)) &&
+                (!del || r->deletes)) {
+                mem_of(rp, r->name)->pushed = true;
+                break;
+            }
+        }
+    }
+}
+
+/* Listen to the applied changes while a rule wants them. A rule with
+ * on_push that is new (or changed) runs once at once: pushes applied
+ * before this node listened are caught up. */
+static void listen_update(struct node_replicator *rp)
+{
+    bool want = false;
+    for (size_t i = 0; rp->rules != NULL && i < rp->rules->n; i++) {
+        if (rp->rules->v[i].on_push) {
+            want = true;
+            mem_of(rp, rp->rules->v[i].name)->pushed = true;
+        }
+    }
+    if (want && !rp->listening)
+        rp->listening = node_changes_add(rp->api, on_changes, rp);
+    else if (!want && rp->listening) {
+        node_changes_remove(rp->api, on_changes, rp);
+        rp->listening = false;
+    }
 }
 
 static void on_tick(uv_timer_t *t)
@@ -369,6 +455,7 @@ static void on_tick(uv_timer_t *t)
         if (doc != NULL &&
             node_repl_rules_parse(doc, strlen(doc), &rp->rules, errmsg) != 0)
             LOG_WARN("rules at index %" PRIu64 " ignored: %s", index, errmsg);
+        listen_update(rp);
     }
     if (rp->rules == NULL || doc == NULL)
         return;
@@ -384,8 +471,9 @@ static void on_tick(uv_timer_t *t)
         uint64_t started =
             AT_MAX(m->started, status_ms(status, r->name, "started"));
         uint64_t ended = AT_MAX(m->ended, status_ms(status, r->name, "ended"));
-        bool due = run_asked(api, r->name) > started ||
-                   (r->interval_ms > 0 && now >= ended + r->interval_ms);
+        bool due = m->pushed || run_asked(api, r->name) > started ||
+                   (r->interval_ms > 0 && now >= ended + r->interval_ms) ||
+                   (r->has_schedule && schedule_fired(m, r, started, now));
         if (due)
             job_start(rp, doc, i);
     }
@@ -467,16 +555,6 @@ static void record(struct node_replicator *rp, struct job *j)
              j->blobs_there, j->deleted, j->failed, ok ? "" : ": ", j->error);
 }
 
-static void job_free(struct job *j)
-{
-    node_repl_rules_free(j->rules);
-    at_free(j->self_url);
-    if (j->self_token != NULL)
-        explicit_bzero(j->self_token, strlen(j->self_token));
-    at_free(j->self_token);
-    at_free(j);
-}
-
 /* Jobs that ended: joined, and (if still leading and not stopped) their
  * result recorded. */
 static void reap(struct node_replicator *rp, bool all)
@@ -554,6 +632,8 @@ void node_replication_stop(struct node_api *api)
     if (rp == NULL)
         return;
     api->replication = NULL;
+    if (rp->listening)
+        node_changes_remove(api, on_changes, rp);
     cancel_all(rp);
     reap(rp, true); /* a cancelled job stops within a callback of curl */
     uv_timer_stop(&rp->tick);

@@ -295,6 +295,18 @@ static int parse_rule(json_t *o, struct node_repl_rule *r, char *errmsg)
         (rv = regex_of(tags, "exclude", &r->exclude, &r->has_exclude,
                        errmsg)) != 0)
         return rv;
+    json_t *sv = json_object_get(tags, "semver");
+    if (sv != NULL) {
+        if (!json_is_string(sv) ||
+            node_semver_range_parse(json_string_value(sv), &r->semver,
+                                    errmsg) != 0) {
+            if (!json_is_string(sv))
+                at_errmsg_printf(errmsg, "want a string");
+            at_errmsg_wrapf(errmsg, "rule %s: tags.semver", name);
+            return AT_EINVAL;
+        }
+        r->has_semver = true;
+    }
     const char *dest = string_of(o, "destination");
     const char *strip = string_of(o, "strip_prefix");
     r->destination = at_strdup(dest != NULL ? dest : "");
@@ -312,9 +324,31 @@ static int parse_rule(json_t *o, struct node_repl_rule *r, char *errmsg)
         return AT_EINVAL;
     }
     r->deletes = json_is_true(del);
+    json_t *onp = json_object_get(o, "on_push");
+    if (onp != NULL &&
+        (!json_is_boolean(onp) || (json_is_true(onp) && !r->push))) {
+        at_errmsg_printf(errmsg,
+                         "rule %s: on_push: true or false, and true "
+                         "only for a push rule",
+                         name);
+        return AT_EINVAL;
+    }
+    r->on_push = json_is_true(onp);
     if ((rv = duration_of(o, "interval", 0, &r->interval_ms, errmsg)) != 0 ||
         (rv = duration_of(o, "timeout", 30000, &r->timeout_ms, errmsg)) != 0)
         return rv;
+    json_t *sched = json_object_get(o, "schedule");
+    if (sched != NULL) {
+        if (!json_is_string(sched) ||
+            node_cron_parse(json_string_value(sched), &r->schedule, errmsg) !=
+                0) {
+            if (!json_is_string(sched))
+                at_errmsg_printf(errmsg, "want a string");
+            at_errmsg_wrapf(errmsg, "rule %s", name);
+            return AT_EINVAL;
+        }
+        r->has_schedule = true;
+    }
     if (r->interval_ms != 0 && r->interval_ms < 1000) {
         at_errmsg_printf(errmsg, "rule %s: interval: 0s or at least 1s", name);
         return AT_EINVAL;
@@ -427,7 +461,8 @@ bool node_repl_rule_matches(const struct node_repl_rule *r, const char *repo)
 bool node_repl_rule_tag(const struct node_repl_rule *r, const char *tag)
 {
     return (!r->has_include || regexec(&r->include, tag, 0, NULL, 0) == 0) &&
-           (!r->has_exclude || regexec(&r->exclude, tag, 0, NULL, 0) != 0);
+           (!r->has_exclude || regexec(&r->exclude, tag, 0, NULL, 0) != 0) &&
+           (!r->has_semver || node_semver_range_has(&r->semver, tag));
 }
 
 /* see replication_rules.h */

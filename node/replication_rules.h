@@ -10,9 +10,13 @@
  *                "credentials_file": "/etc/atoll/dev.creds",  user:password
  *                "ca_file": "/etc/atoll/dev-ca.pem", "tls_verify": true},
  *     "repositories": ["team/{a,b}/app", "prod/..."],  globs, below
- *     "tags": {"include": "^v[0-9]", "exclude": "-rc"},  POSIX ERE
+ *     "tags": {"include": "^v[0-9]", "exclude": "-rc",  POSIX ERE
+ *              "semver": ">=1.2.0 <2.0.0"},           semver.h
  *     "destination": "mirror/", "strip_prefix": "prod/",
- *     "interval": "10m",              0s (default): when asked only
+ *     "interval": "10m",              0s (default): none
+ *     "schedule": "0 2 * * *",        cron, UTC (cron.h); none: when asked
+ *     "on_push": true,                push rules: also after each push
+ *                                     or delete here that the rule takes
  *     "deletes": false,               delete there what is gone here
  *     "timeout": "30s"}]}             connect and stall limit
  *
@@ -30,6 +34,8 @@
 #include <regex.h>
 
 #include "common/common.h"
+#include "node/cron.h"
+#include "node/semver.h"
 
 #define NODE_REPL_MAX_JSON  (64 * 1024)
 #define NODE_REPL_RULES_MAX 64
@@ -49,9 +55,14 @@ struct node_repl_rule {
     size_t nglobs;
     regex_t include, exclude;
     bool has_include, has_exclude;
+    bool has_semver;
+    struct node_semver_range semver;
     char *destination;    /* "" when none */
     char *strip_prefix;   /* "" when none */
-    uint64_t interval_ms; /* 0: when asked only */
+    uint64_t interval_ms; /* 0: none */
+    bool on_push;         /* run after a push (or delete) it takes */
+    bool has_schedule;    /* "schedule": cron fields, UTC */
+    struct node_cron schedule;
     bool deletes;
     uint64_t timeout_ms;
 };

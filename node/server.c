@@ -22,6 +22,7 @@
 #include "gossip/seal.h"
 #include "node/auth/access.h"
 #include "node/auth/auth.h"
+#include "node/changes.h"
 #include "node/cluster/fetch_table.h"
 #include "node/cluster/gc.h"
 #include "node/cluster/gossip.h"
@@ -871,6 +872,7 @@ static void on_http_stopped(void *data)
     node_placement_stop(&s->api);
     node_events_stop(&s->api);
     node_replication_stop(&s->api);
+    node_changes_stop(&s->api);
     node_access_close(&s->api);
     node_auth_close(s->api.auth); /* frees itself once the pool is done */
     s->api.auth = NULL;

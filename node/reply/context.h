@@ -25,6 +25,7 @@ struct node_metrics_http;
 struct node_loop_lag;
 struct node_events;
 struct node_replicator;
+struct node_changes;
 
 struct node_api {
     uv_loop_t *loop;               /* borrowed */
@@ -74,6 +75,9 @@ struct node_api {
     /* owned (node/replication.c): the replication rules' runner (jobs run
      * on the leader); node_replication_stop at stop */
     struct node_replicator *replication;
+    /* owned (node/changes.c): the applied changes handed to consumers,
+     * made on the first node_changes_add; node_changes_stop at stop */
+    struct node_changes *changes;
     /* set by node/events.c when pulls are events: a manifest GET served
      * here (asked for by tag, or by digest with tag NULL); NULL: none */
     void (*on_pulled)(struct node_api *api,

@@ -273,6 +273,18 @@ class CopyTest(TestCase):
         r = self.node.request("GET", "/v2/back/filt/tags/list")
         self.assertEqual(set(r.json()["tags"]), {"latest"})
 
+    def test_semver_filter(self):
+        for t in ("v1.0.0", "v1.4.2", "v2.0.0", "1.5.0-rc.1", "latest"):
+            images.push(self.node, "src/ver", t, images.small(t))
+        rc, out = atoll_copy(*self.dest, "--all-tags", "--semver",
+                             ">=1.2 <2", self.src("src/ver"),
+                             self.dst("dst/ver"), check=0)
+        self.assertEqual(self.dist_tags("dst/ver"), {"v1.4.2", "1.5.0-rc.1"})
+        rc, out = atoll_copy(*self.dest, "--all-tags", "--semver", ">=x",
+                             self.src("src/ver"), self.dst("dst/ver"))
+        self.assertEqual(rc, 2)
+        self.assertIn("semver range", out)
+
     def test_refusals(self):
         img = images.small("r")
         images.push(self.node, "src/r", "v1", img)

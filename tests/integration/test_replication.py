@@ -8,11 +8,13 @@ half-copied image."""
 import json
 import os
 import shutil
+import subprocess
 import time
 import unittest
 
 import images
 from cluster import ClusterTestCase, note, wait_for
+from harness import ATOLL_BIN
 from test_copy import USER, PASSWORD, Dist, atoll_copy, creds_file
 from test_events import Receiver
 
@@ -141,6 +143,64 @@ class ReplicationTest(ClusterTestCase):
         self.assertEqual(self.dist_tags("mirror/app"), {"v1.1"})
         r = c.leader().request("GET", "/metrics")
         self.assertIn("atoll_replication_runs_ok_total 3", r.body.decode())
+
+    def test_cli(self):
+        c = self.cluster
+        node = c.followers()[0]
+        auth = ["--addr", node.addr, "--cluster-secret-file", c.secret_file]
+        d = self.temp_dir()
+        one = os.path.join(d, "one.yaml")
+        with open(one, "w") as f:
+            f.write("name: first\ndirection: push\nremote:\n"
+                    f"  url: {self.dist.ref_base}\n"
+                    "repositories: [\"prod/**\"]\ninterval: 0s\n")
+        two = os.path.join(d, "two.json")
+        with open(two, "w") as f:
+            json.dump(self.rule(name="second"), f)
+
+        def cli(*args, rc=0):
+            p = subprocess.run([ATOLL_BIN, "replication"] + list(args) + auth,
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=60)
+            self.assertEqual(p.returncode, rc, p.stderr.decode())
+            return p.stdout.decode() + p.stderr.decode()
+
+        def names():
+            return [r["name"] for r in json.loads(cli("list"))["rules"]]
+        cli("add", one)
+        cli("add", two)
+        self.assertEqual(names(), ["first", "second"])
+        cli("add", one)  # the same name again: replaced, not doubled
+        self.assertEqual(sorted(names()), ["first", "second"])
+        cli("remove", "first")
+        self.assertEqual(names(), ["second"])
+        self.assertIn("no rule named first", cli("remove", "first", rc=1))
+        self.assertIn("no such rule", cli("run", "first", rc=1))
+        self.assertIn('"asked":true', cli("run", "second"))
+        wait_for(lambda: "second" in json.loads(cli("status"))["rules"], 60,
+                 what="second ran")
+        bad = os.path.join(d, "bad.json")
+        with open(bad, "w") as f:
+            json.dump(self.rule(name="x", direction="up"), f)
+        self.assertIn("direction", cli("add", bad, rc=1))
+
+    def test_push_rule_on_push(self):
+        self.set_rules(self.rule(on_push=True, destination="live/",
+                                 tags={"include": "^v"}))
+        self.push("prod/web", "v1")
+        wait_for(lambda: self.dist_tags("live/prod/web") == {"v1"}, 30,
+                 what="v1 replicated on push")
+        self.push("prod/web", "nightly")  # not taken: no run for it
+        self.push("prod/web", "v2")
+        wait_for(lambda: self.dist_tags("live/prod/web") == {"v1", "v2"}, 30,
+                 what="v2 replicated on push")
+        st = self.status("to_dist")
+        self.assertEqual(st["result"], "ok", st)
+        # on_push is for push rules only
+        r = self.admin(self.cluster.nodes[0], "PUT", "/_atoll/replication",
+                       {"rules": [self.rule(direction="pull",
+                                            on_push=True)]})
+        self.assertEqual(r.status, 400, r)
 
     def test_pull_rule_on_schedule(self):
         c = self.cluster
