@@ -95,10 +95,13 @@ static int references(json_t *doc, bool kids, struct at_digest **out, size_t *n)
     return 0;
 }
 
+/* src_repo:ref to dst_repo:dref (NULL: by digest); *digest (may be
+ * NULL) gets the manifest's digest. */
 static int copy_manifest(struct node_copy *cp,
                          const char *ref,
                          const char *dref,
-                         int depth)
+                         int depth,
+                         struct at_digest *digest)
 {
     char errmsg[AT_ERRMSG_SIZE] = "";
     struct node_regclient_manifest m;
@@ -113,6 +116,8 @@ static int copy_manifest(struct node_copy *cp,
         say(cp, "%s", errmsg);
         return rv;
     }
+    if (digest != NULL)
+        *digest = m.digest;
     rv = node_regclient_has_manifest(cp->dst, cp->dst_repo, &m.digest, errmsg);
     if (rv == 0) {
         cp->manifests_there++; /* with everything it references */
@@ -137,7 +142,7 @@ static int copy_manifest(struct node_copy *cp,
     for (size_t i = 0; i < nrefs && rv == 0; i++) {
         if (index)
             rv = copy_manifest(cp, at_digest_format(&refs[i], ds), NULL,
-                               depth + 1);
+                               depth + 1, NULL);
         else
             rv = copy_blob(cp, &refs[i]);
     }
@@ -282,24 +287,15 @@ int node_copy_repo(struct node_copy *cp)
 /* The manifests whose subject is src_repo@d (signatures, SBOMs), by
  * digest, after their subject: a registry without the referrers API has
  * none to give. */
-static int copy_referrers(struct node_copy *cp, const char *ref)
+static int copy_referrers(struct node_copy *cp, const struct at_digest *d)
 {
     char errmsg[AT_ERRMSG_SIZE] = "";
     char ds[AT_DIGEST_STR_SIZE];
-    struct node_regclient_manifest m;
     struct at_digest *refs = NULL;
     size_t n = 0;
-    int rv;
+    int rv =
+        node_regclient_referrers(cp->src, cp->src_repo, d, &refs, &n, errmsg);
 
-    /* the subject's digest: ref itself, or what the tag points to */
-    rv = node_regclient_get_manifest(cp->src, cp->src_repo, ref, &m, errmsg);
-    if (rv != 0) {
-        say(cp, "%s", errmsg);
-        return rv;
-    }
-    rv = node_regclient_referrers(cp->src, cp->src_repo, &m.digest, &refs, &n,
-                                  errmsg);
-    node_regclient_manifest_release(&m);
     if (rv == AT_ENOTFOUND)
         return 0;
     if (rv != 0) {
@@ -307,7 +303,7 @@ static int copy_referrers(struct node_copy *cp, const char *ref)
         return rv;
     }
     for (size_t i = 0; i < n && rv == 0; i++)
-        rv = copy_manifest(cp, at_digest_format(&refs[i], ds), NULL, 1);
+        rv = copy_manifest(cp, at_digest_format(&refs[i], ds), NULL, 1, NULL);
     at_free(refs);
     return rv;
 }
@@ -317,6 +313,7 @@ int node_copy_image(struct node_copy *cp, const char *ref, const char *dref)
 {
     if (cancelled(cp))
         return AT_ECANCELED;
-    int rv = copy_manifest(cp, ref, dref, 0);
-    return rv == 0 ? copy_referrers(cp, ref) : rv;
+    struct at_digest d;
+    int rv = copy_manifest(cp, ref, dref, 0, &d);
+    return rv == 0 ? copy_referrers(cp, &d) : rv;
 }

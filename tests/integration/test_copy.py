@@ -91,6 +91,14 @@ http:
         finally:
             conn.close()
 
+    def tags(self, repo):
+        """The tags of repo there (none when it does not exist)."""
+        st, body, _ = self.request("GET", f"/v2/{repo}/tags/list")
+        if st == 404:
+            return set()
+        assert st == 200, body
+        return set(json.loads(body).get("tags") or [])
+
     @property
     def ref_base(self):
         return f"https://127.0.0.1:{self.port}"
@@ -211,13 +219,6 @@ class CopyTest(TestCase):
                    self.dst("dst/signed"), check=0)
         self.assert_same_manifest("dst/signed", sig.digest, sig.manifest)
 
-    def dist_tags(self, repo):
-        st, body, _ = self.dist.request("GET", f"/v2/{repo}/tags/list")
-        if st == 404:
-            return set()
-        self.assertEqual(st, 200, body)
-        return set(json.loads(body).get("tags") or [])
-
     def test_tag_filters_and_deletes(self):
         imgs = {t: images.small(t) for t in ("v1.0", "v1.1", "v2.0-rc1",
                                                "dev")}
@@ -229,18 +230,18 @@ class CopyTest(TestCase):
                 "-rc"]
         atoll_copy(*self.dest, *filt, self.src("src/filt"),
                    self.dst("dst/filt"), check=0)
-        self.assertEqual(self.dist_tags("dst/filt"), {"v1.0", "v1.1"})
+        self.assertEqual(self.dist.tags("dst/filt"), {"v1.0", "v1.1"})
         # a tag gone at the source stays without --delete-missing
         r = self.node.request("DELETE", "/v2/src/filt/manifests/v1.0")
         self.assertEqual(r.status, 202, r)
         atoll_copy(*self.dest, *filt, self.src("src/filt"),
                    self.dst("dst/filt"), check=0)
-        self.assertEqual(self.dist_tags("dst/filt"), {"v1.0", "v1.1"})
+        self.assertEqual(self.dist.tags("dst/filt"), {"v1.0", "v1.1"})
         rc, out = atoll_copy(*self.dest, *filt, "--delete-missing",
                              self.src("src/filt"), self.dst("dst/filt"),
                              check=0)
         self.assertIn("deleted 1 tag(s)", out)
-        self.assertEqual(self.dist_tags("dst/filt"), {"v1.1"})
+        self.assertEqual(self.dist.tags("dst/filt"), {"v1.1"})
         # distribution deletes by digest only: a tag the filters do not
         # select (latest) on the same manifest keeps it there
         atoll_copy(*self.dest, self.src("src/filt:latest"),
@@ -252,7 +253,7 @@ class CopyTest(TestCase):
                              check=0)
         self.assertIn("deleted 0 tag(s)", out)
         self.assertIn("latest (kept) points to the same manifest", out)
-        self.assertEqual(self.dist_tags("dst/filt"), {"v1.1", "latest"})
+        self.assertEqual(self.dist.tags("dst/filt"), {"v1.1", "latest"})
         # and back into atoll
         atoll_copy("--src-creds-file", self.creds, "--src-ca",
                    self.dist.pki.ca, "--all-tags", self.dst("dst/filt"),
@@ -279,7 +280,7 @@ class CopyTest(TestCase):
         rc, out = atoll_copy(*self.dest, "--all-tags", "--semver",
                              ">=1.2 <2", self.src("src/ver"),
                              self.dst("dst/ver"), check=0)
-        self.assertEqual(self.dist_tags("dst/ver"), {"v1.4.2", "1.5.0-rc.1"})
+        self.assertEqual(self.dist.tags("dst/ver"), {"v1.4.2", "1.5.0-rc.1"})
         rc, out = atoll_copy(*self.dest, "--all-tags", "--semver", ">=x",
                              self.src("src/ver"), self.dst("dst/ver"))
         self.assertEqual(rc, 2)

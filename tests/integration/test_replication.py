@@ -74,13 +74,6 @@ class ReplicationTest(ClusterTestCase):
                       what=f"rule {name} run")
         return st
 
-    def dist_tags(self, repo):
-        st, body, _ = self.dist.request("GET", f"/v2/{repo}/tags/list")
-        if st == 404:
-            return set()
-        self.assertEqual(st, 200, body)
-        return set(json.loads(body).get("tags") or [])
-
     def push(self, repo, tag, img=None):
         img = img or images.small(tag)
         images.push(self.cluster.leader(), repo, tag, img)
@@ -117,7 +110,7 @@ class ReplicationTest(ClusterTestCase):
         self.assertEqual(r.json()["rules"][0]["name"], "to_dist")
         st = self.run_and_wait("to_dist")
         self.assertEqual(st["result"], "ok", st)
-        self.assertEqual(self.dist_tags("mirror/app"), {"v1.0", "v1.1"})
+        self.assertEqual(self.dist.tags("mirror/app"), {"v1.0", "v1.1"})
         self.assertEqual(st["manifests"], 2)
         st_, body, _ = self.dist.request(
             "GET", "/v2/mirror/app/manifests/v1.1", accept=ACCEPT)
@@ -131,7 +124,7 @@ class ReplicationTest(ClusterTestCase):
         st = self.run_and_wait("to_dist", after=st["started"])
         self.assertEqual(st["result"], "ok", st)
         self.assertEqual(st["manifests"], 0)  # nothing copied twice
-        self.assertEqual(self.dist_tags("mirror/app"), {"v1.0", "v1.1"})
+        self.assertEqual(self.dist.tags("mirror/app"), {"v1.0", "v1.1"})
         # and goes when it says so
         self.set_rules(self.rule(tags={"include": "^v[0-9]",
                                        "exclude": "-rc"},
@@ -140,7 +133,7 @@ class ReplicationTest(ClusterTestCase):
         st = self.run_and_wait("to_dist", after=st["started"])
         self.assertEqual(st["result"], "ok", st)
         self.assertEqual(st["deleted"], 1)
-        self.assertEqual(self.dist_tags("mirror/app"), {"v1.1"})
+        self.assertEqual(self.dist.tags("mirror/app"), {"v1.1"})
         r = c.leader().request("GET", "/metrics")
         self.assertIn("atoll_replication_runs_ok_total 3", r.body.decode())
 
@@ -188,11 +181,11 @@ class ReplicationTest(ClusterTestCase):
         self.set_rules(self.rule(on_push=True, destination="live/",
                                  tags={"include": "^v"}))
         self.push("prod/web", "v1")
-        wait_for(lambda: self.dist_tags("live/prod/web") == {"v1"}, 30,
+        wait_for(lambda: self.dist.tags("live/prod/web") == {"v1"}, 30,
                  what="v1 replicated on push")
         self.push("prod/web", "nightly")  # not taken: no run for it
         self.push("prod/web", "v2")
-        wait_for(lambda: self.dist_tags("live/prod/web") == {"v1", "v2"}, 30,
+        wait_for(lambda: self.dist.tags("live/prod/web") == {"v1", "v2"}, 30,
                  what="v2 replicated on push")
         st = self.status("to_dist")
         self.assertEqual(st["result"], "ok", st)
@@ -268,7 +261,7 @@ class ReplicationTest(ClusterTestCase):
         self.assertEqual(st["blobs"] + st["blobs_there"], 4)
         note(f"replication takeover: the new leader copied {st['blobs']} "
              f"blobs, {st['blobs_there']} were there already")
-        self.assertEqual(self.dist_tags("prod/big"), {"v1"})
+        self.assertEqual(self.dist.tags("prod/big"), {"v1"})
         st_, body, _ = self.dist.request(
             "GET", "/v2/prod/big/manifests/v1", accept=ACCEPT)
         self.assertEqual(body, big.manifest)
