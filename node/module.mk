@@ -24,7 +24,7 @@ NODE_CLUSTER_SRCS := node/cluster/peer.c node/cluster/peer_front.c node/cluster/
 	node/cluster/relay.c node/cluster/proxy.c node/cluster/replicate.c \
 	node/cluster/repl_scan.c \
 	node/cluster/placement.c node/cluster/setting_put.c node/cluster/gc.c node/cluster/verify.c \
-	node/cluster/bootstrap.c
+	node/cluster/bootstrap.c node/cluster/pullthrough.c
 NODE_OCI_SRCS := node/oci/names.c node/oci/route.c node/oci/router.c \
 	node/oci/listing.c node/oci/blobs.c node/oci/uploads.c \
 	node/oci/manifests.c node/oci/manifest_parse.c
@@ -33,5 +33,5 @@ NODE_LIB_SRCS := $(NODE_HTTP_SRCS) $(NODE_REPLY_SRCS) $(NODE_AUTH_SRCS) \
 	node/cli.c node/cli_http.c node/cli_yaml.c node/cli_auth.c node/cli_accounts.c node/cli_token.c node/cli_copy.c node/cli_replication.c \
 	node/join.c node/front.c node/admin.c node/admin_auth.c node/accounts.c node/token.c \
 	node/token_http.c node/cli_policy.c node/gate.c node/policy.c \
-	node/webhook.c node/changes.c node/events.c node/regclient.c node/copy.c node/cron.c node/semver.c node/replication_rules.c node/replication.c node/replication_http.c node/metrics.c node/metrics_http.c node/metrics_process.c node/loop_lag.c node/cert.c node/access_log.c
+	node/webhook.c node/changes.c node/events.c node/regclient.c node/copy.c node/cron.c node/semver.c node/replication_rules.c node/replication.c node/replication_http.c node/upstream.c node/metrics.c node/metrics_http.c node/metrics_process.c node/loop_lag.c node/cert.c node/access_log.c
 NODE_ALLOW := common proto storage raft gossip node

@@ -1018,3 +1018,9 @@ int node_regclient_referrers(struct node_regclient *c,
     at_free(scope);
     return rv;
 }
+
+/* see regclient.h */
+const char *node_regclient_auth(const struct node_regclient *c)
+{
+    return c->auth;
+}

@@ -145,6 +145,11 @@ int node_regclient_referrers(struct node_regclient *c,
                              size_t *n,
                              char *errmsg);
 
+/* The Authorization line ("Authorization: ...") the last request sent,
+ * or NULL (none needed): a pull-through cache sends it with its own blob
+ * GETs (pullthrough.h). Borrowed until the next call on c. */
+const char *node_regclient_auth(const struct node_regclient *c);
+
 /* GET /v2/: does the registry answer (a challenge answered)? */
 int node_regclient_ping(struct node_regclient *c, char *errmsg);
 

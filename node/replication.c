@@ -70,50 +70,9 @@ static void job_say(void *data, const char *line)
 /* The rule's remote: the first of its URLs that answers. */
 static struct node_regclient *remote_open(struct job *j)
 {
-    const struct node_repl_rule *r = j->rule;
-    char errmsg[AT_ERRMSG_SIZE] = "";
-    char *creds = NULL;
-    char *colon = NULL;
     struct node_regclient *c = NULL;
 
-    if (r->credentials_file != NULL) {
-        if (node_config_read_secret("credentials_file", r->credentials_file,
-                                    &creds, errmsg) != 0 ||
-            (colon = strchr(creds, ':')) == NULL) {
-            snprintf(j->error, sizeof(j->error), "%s",
-                     errmsg[0] != '\0' ? errmsg
-                                       : "credentials_file: want "
-                                         "user:password");
-            if (creds != NULL)
-                explicit_bzero(creds, strlen(creds));
-            at_free(creds);
-            return NULL;
-        }
-        *colon = '\0';
-    }
-    for (size_t i = 0; i < r->nurls && c == NULL; i++) {
-        struct node_regclient_opts o = {
-            .base = r->urls[i],
-            .username = creds,
-            .password = colon != NULL ? colon + 1 : NULL,
-            .ca_file = r->ca_file,
-            .tls_verify = r->tls_verify,
-            .timeout_ms = r->timeout_ms,
-            .cancel = &j->cancel,
-        };
-        if (node_regclient_new(&c, &o, errmsg) == 0 &&
-            node_regclient_ping(c, errmsg) != 0) {
-            LOG_WARN("rule %s: %s", r->name, errmsg);
-            node_regclient_free(c);
-            c = NULL;
-        }
-    }
-    if (creds != NULL)
-        explicit_bzero(creds, strlen(creds));
-    at_free(creds);
-    if (c == NULL)
-        snprintf(j->error, sizeof(j->error), "no URL of the remote answers: %s",
-                 errmsg);
+    node_repl_remote_open(j->rule, &j->cancel, &c, NULL, j->error);
     return c;
 }
 
@@ -465,8 +424,8 @@ static void on_tick(uv_timer_t *t)
     for (size_t i = 0; i < rp->rules->n && rp->njobs < NODE_REPL_JOBS_MAX;
          i++) {
         const struct node_repl_rule *r = &rp->rules->v[i];
-        if (running(rp, r->name))
-            continue; /* no pile-up */
+        if (r->proxy || running(rp, r->name))
+            continue; /* a cache, not a job; no pile-up */
         struct mem *m = mem_of(rp, r->name);
         uint64_t started =
             AT_MAX(m->started, status_ms(status, r->name, "started"));

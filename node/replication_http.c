@@ -77,6 +77,12 @@ static void run(struct node_api *api, struct node_http_req *req)
         node_reply_error(req, 404, "NOT_FOUND", "no such replication rule");
         goto out;
     }
+    if (node_repl_rules_find(rules, name)->proxy) {
+        node_reply_error(req, 400, "UNSUPPORTED",
+                         "a proxy rule does not run: its cache fills as "
+                         "images are pulled");
+        goto out;
+    }
     char key[64], value[24];
     snprintf(key, sizeof(key), "replication_run_%s", name);
     snprintf(value, sizeof(value), "%" PRIu64, at_wall_ms());

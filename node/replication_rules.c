@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "common/common.h"
+#include "node/config.h"
 #include "node/replication_rules.h"
 #include "raft/meta.h"
 
@@ -247,6 +248,74 @@ static int parse_remote(json_t *remote, struct node_repl_rule *r, char *errmsg)
     return 0;
 }
 
+/* A proxy rule: prefix (a name prefix ending in '/'), ttl (default 10m),
+ * optional repositories (upstream names; default every one), timeout. A
+ * field of the other kinds is refused, not ignored. */
+static int parse_proxy(json_t *o, struct node_repl_rule *r, char *errmsg)
+{
+    static const char *const others[] = {
+        "tags",     "destination", "strip_prefix", "interval",
+        "schedule", "on_push",     "deletes",
+    };
+    const char *prefix = string_of(o, "prefix");
+    json_t *repos = json_object_get(o, "repositories");
+    size_t i;
+    json_t *v;
+    int rv;
+
+    if (!r->proxy) {
+        at_errmsg_printf(errmsg, "rule %s: prefix and ttl are for proxy rules",
+                         r->name);
+        return AT_EINVAL;
+    }
+    for (i = 0; i < AT_ARRAY_SIZE(others); i++) {
+        if (json_object_get(o, others[i]) != NULL) {
+            at_errmsg_printf(errmsg, "rule %s: %s is not for a proxy rule",
+                             r->name, others[i]);
+            return AT_EINVAL;
+        }
+    }
+    if (prefix == NULL || prefix[0] == '\0' || prefix[0] == '/' ||
+        prefix[strlen(prefix) - 1] != '/' || strstr(prefix, "//") != NULL ||
+        strlen(prefix) > 128 || !prefix_ok(prefix)) {
+        at_errmsg_printf(errmsg,
+                         "rule %s: prefix: a repository name prefix "
+                         "ending in '/' (e.g. \"hub/\")",
+                         r->name);
+        return AT_EINVAL;
+    }
+    r->strip_prefix = at_strdup(prefix);
+    r->destination = at_strdup("");
+    if (repos == NULL) {
+        rv = add_glob(r, "**", errmsg);
+    } else if (!json_is_array(repos) || json_array_size(repos) == 0) {
+        at_errmsg_printf(errmsg, "rule %s: repositories: want a list of globs",
+                         r->name);
+        return AT_EINVAL;
+    } else {
+        rv = 0;
+        json_array_foreach(repos, i, v)
+        {
+            if (!json_is_string(v)) {
+                at_errmsg_printf(errmsg, "rule %s: repositories: strings",
+                                 r->name);
+                return AT_EINVAL;
+            }
+            if ((rv = add_glob(r, json_string_value(v), errmsg)) != 0)
+                break;
+        }
+    }
+    if (rv != 0 ||
+        (rv = duration_of(o, "ttl", 600000, &r->ttl_ms, errmsg)) != 0 ||
+        (rv = duration_of(o, "timeout", 30000, &r->timeout_ms, errmsg)) != 0)
+        return rv;
+    if (r->timeout_ms < 1000) {
+        at_errmsg_printf(errmsg, "rule %s: timeout: at least 1s", r->name);
+        return AT_EINVAL;
+    }
+    return 0;
+}
+
 static int parse_rule(json_t *o, struct node_repl_rule *r, char *errmsg)
 {
     const char *name = string_of(o, "name");
@@ -263,13 +332,19 @@ static int parse_rule(json_t *o, struct node_repl_rule *r, char *errmsg)
         return AT_EINVAL;
     }
     r->name = at_strdup(name);
-    if (dir == NULL || (strcmp(dir, "push") != 0 && strcmp(dir, "pull") != 0)) {
-        at_errmsg_printf(errmsg, "rule %s: direction is push or pull", name);
+    if (dir == NULL || (strcmp(dir, "push") != 0 && strcmp(dir, "pull") != 0 &&
+                        strcmp(dir, "proxy") != 0)) {
+        at_errmsg_printf(errmsg, "rule %s: direction is push, pull or proxy",
+                         name);
         return AT_EINVAL;
     }
     r->push = strcmp(dir, "push") == 0;
+    r->proxy = strcmp(dir, "proxy") == 0;
     if ((rv = parse_remote(json_object_get(o, "remote"), r, errmsg)) != 0)
         return rv;
+    if (r->proxy || json_object_get(o, "prefix") != NULL ||
+        json_object_get(o, "ttl") != NULL)
+        return parse_proxy(o, r, errmsg);
     if (!json_is_array(repos) || json_array_size(repos) == 0) {
         at_errmsg_printf(errmsg,
                          "rule %s: repositories: want a list of "
@@ -422,8 +497,21 @@ int node_repl_rules_parse(const char *json,
         r->n++;
         rv = parse_rule(json_array_get(rules, i), &r->v[i], errmsg);
         for (size_t k = 0; rv == 0 && k < i; k++) {
-            if (strcmp(r->v[k].name, r->v[i].name) == 0) {
-                at_errmsg_printf(errmsg, "two rules named %s", r->v[i].name);
+            const struct node_repl_rule *a = &r->v[k], *b = &r->v[i];
+            if (strcmp(a->name, b->name) == 0) {
+                at_errmsg_printf(errmsg, "two rules named %s", b->name);
+                rv = AT_EINVAL;
+            } else if (a->proxy && b->proxy &&
+                       (strncmp(a->strip_prefix, b->strip_prefix,
+                                strlen(a->strip_prefix)) == 0 ||
+                        strncmp(a->strip_prefix, b->strip_prefix,
+                                strlen(b->strip_prefix)) == 0)) {
+                /* a name is under one proxy at most */
+                at_errmsg_printf(errmsg,
+                                 "proxy rules %s and %s: prefixes %s "
+                                 "and %s overlap",
+                                 a->name, b->name, a->strip_prefix,
+                                 b->strip_prefix);
                 rv = AT_EINVAL;
             }
         }
@@ -472,4 +560,62 @@ char *node_repl_rule_map(const struct node_repl_rule *r, const char *repo)
     if (n > 0 && strncmp(repo, r->strip_prefix, n) == 0 && repo[n] != '\0')
         repo += n;
     return at_asprintf("%s%s", r->destination, repo);
+}
+
+/* see replication_rules.h */
+int node_repl_remote_open(const struct node_repl_rule *r,
+                          const atomic_bool *cancel,
+                          struct node_regclient **out,
+                          const char **base,
+                          char *errmsg)
+{
+    char why[AT_ERRMSG_SIZE] = "";
+    char *creds = NULL;
+    char *colon = NULL;
+    struct node_regclient *c = NULL;
+
+    *out = NULL;
+    if (r->credentials_file != NULL) {
+        if (node_config_read_secret("credentials_file", r->credentials_file,
+                                    &creds, why) != 0 ||
+            (colon = strchr(creds, ':')) == NULL) {
+            at_errmsg_printf(errmsg, "%s",
+                             why[0] != '\0' ? why
+                                            : "credentials_file: want "
+                                              "user:password");
+            if (creds != NULL)
+                explicit_bzero(creds, strlen(creds));
+            at_free(creds);
+            return AT_EINVAL;
+        }
+        *colon = '\0';
+    }
+    for (size_t i = 0; i < r->nurls && c == NULL; i++) {
+        struct node_regclient_opts o = {
+            .base = r->urls[i],
+            .username = creds,
+            .password = colon != NULL ? colon + 1 : NULL,
+            .ca_file = r->ca_file,
+            .tls_verify = r->tls_verify,
+            .timeout_ms = r->timeout_ms,
+            .cancel = cancel,
+        };
+        if (node_regclient_new(&c, &o, why) == 0 &&
+            node_regclient_ping(c, why) != 0) {
+            LOG_WARN("rule %s: %s", r->name, why);
+            node_regclient_free(c);
+            c = NULL;
+        }
+        if (c != NULL && base != NULL)
+            *base = r->urls[i];
+    }
+    if (creds != NULL)
+        explicit_bzero(creds, strlen(creds));
+    at_free(creds);
+    if (c == NULL) {
+        at_errmsg_printf(errmsg, "no URL of the remote answers: %s", why);
+        return AT_EIO;
+    }
+    *out = c;
+    return 0;
 }

@@ -20,6 +20,14 @@
  *     "deletes": false,               delete there what is gone here
  *     "timeout": "30s"}]}             connect and stall limit
  *
+ * A proxy rule makes a pull-through cache (pullthrough.c) of the remote:
+ *   {"name": "hub", "direction": "proxy", "prefix": "hub/",
+ *    "remote": {...}, "repositories": ["library/app"], optional: remote
+ *    "ttl": "10m", "timeout": "30s"}                   names; default all
+ * hub/library/alpine here is library/alpine there; a tag is asked of the
+ * remote again once ttl passed since it was last (0s: every pull). Proxy
+ * prefixes may not overlap; fields of push and pull rules are refused.
+ *
  * Globs: a star matches any run but '/', two stars any run (as the access
  * policy's, meta_repo_glob_match: "prod/" then two stars is all of prod),
  * and one {a,b,...} group of up to 16 alternatives is expanded. A pull rule
@@ -32,9 +40,11 @@
 #define NODE_REPLICATION_RULES_H
 
 #include <regex.h>
+#include <stdatomic.h>
 
 #include "common/common.h"
 #include "node/cron.h"
+#include "node/regclient.h"
 #include "node/semver.h"
 
 #define NODE_REPL_MAX_JSON  (64 * 1024)
@@ -45,7 +55,9 @@
 
 struct node_repl_rule {
     char *name;
-    bool push; /* else pull */
+    bool push;       /* else pull, or proxy */
+    bool proxy;      /* a pull-through cache: strip_prefix is its prefix */
+    uint64_t ttl_ms; /* proxy: a tag is checked upstream after this */
     char *urls[NODE_REPL_URLS_MAX];
     size_t nurls;
     char *credentials_file; /* NULL: anonymous */
@@ -96,5 +108,15 @@ bool node_repl_rule_tag(const struct node_repl_rule *r, const char *tag);
 /* The name at the other end of repo: strip_prefix taken off (when it
  * starts with it), destination put in front. Caller frees. */
 char *node_repl_rule_map(const struct node_repl_rule *r, const char *repo);
+
+/* A client of the rule's remote: the first of its URLs that answers a
+ * ping (*base, may be NULL: that URL, borrowed from r), with the
+ * credentials_file's user:password. Blocking. 0, AT_EINVAL (credentials
+ * file) or AT_EIO (none answers), with errmsg. */
+int node_repl_remote_open(const struct node_repl_rule *r,
+                          const atomic_bool *cancel,
+                          struct node_regclient **out,
+                          const char **base,
+                          char *errmsg);
 
 #endif /* NODE_REPLICATION_RULES_H */

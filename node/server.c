@@ -29,6 +29,7 @@
 #include "node/cluster/peer.h"
 #include "node/cluster/peer_api.h"
 #include "node/cluster/placement.h"
+#include "node/cluster/pullthrough.h"
 #include "node/cluster/repl_scan.h"
 #include "node/cluster/replicate.h"
 #include "node/cluster/verify.h"
@@ -43,6 +44,7 @@
 #include "node/reply/reply.h"
 #include "node/server.h"
 #include "node/token.h"
+#include "node/upstream.h"
 #include "proto/peer.h"
 
 #define REMOVED_MARKER  "removed" /* left by the removed notice (peer) */
@@ -631,6 +633,7 @@ static int open_meta(struct node_server *s, bool join, char *errmsg)
     s->api.repl_scan = node_repl_scan_start(&s->api);
     node_placement_start(&s->api);
     node_replication_start(&s->api, s->self_url);
+    node_upstream_start(&s->api);
     return node_events_start(&s->api, s->name, errmsg);
 }
 
@@ -806,6 +809,7 @@ static void on_join_closed(void *data)
     void *cb_data = s->stop_data;
 
     node_fetch_table_close(s->api.fetches);
+    node_pullthrough_close(&s->api);
     node_replicate_close(s->api.repl);
     node_repl_scan_close(s->api.repl_scan);
     s->api.repl_scan = NULL;
@@ -872,6 +876,7 @@ static void on_http_stopped(void *data)
     node_placement_stop(&s->api);
     node_events_stop(&s->api);
     node_replication_stop(&s->api);
+    node_upstream_stop(&s->api);
     node_changes_stop(&s->api);
     node_access_close(&s->api);
     node_auth_close(s->api.auth); /* frees itself once the pool is done */

@@ -54,6 +54,8 @@ const struct proto_peer_endpoint proto_peer_endpoints[PROTO_PEER_EP_COUNT] = {
                                      PROTO_PEER_JSON_MAX),
     [PROTO_PEER_SNAPSHOT] = { "snapshots", "/_atoll/snapshots/", true, "GET",
                               PROTO_PEER_BODY_NONE, 0 },
+    [PROTO_PEER_PULLTHROUGH] = { "pullthrough", "/_atoll/pullthrough/", true,
+                                 "GET", PROTO_PEER_BODY_NONE, 0 },
 };
 
 /* see peer.h */

@@ -47,22 +47,24 @@
 
 /* The peer listener's endpoints. */
 enum proto_peer_ep {
-    PROTO_PEER_RAFT,       /* upgrade to a raft stream (no body) */
-    PROTO_PEER_PROPOSE,    /* PeerPropose -> PeerReply */
-    PROTO_PEER_READ_INDEX, /* PeerReadIndex -> PeerReply */
-    PROTO_PEER_TERM,       /* PeerTerm -> PeerReply */
-    PROTO_PEER_JOIN,       /* PeerJoin -> PeerReply */
-    PROTO_PEER_REMOVED,    /* PeerRemoved -> PeerReply */
-    PROTO_PEER_REPLICATE,  /* PeerReplicate -> HTTP status */
-    PROTO_PEER_REMOVE,     /* operators: JSON {"name"} -> {"status"} */
-    PROTO_PEER_TRANSFER,   /* operators: JSON {"name"|null} -> {"status"} */
-    PROTO_PEER_MEMBERS,    /* GET: the members document (JSON) */
-    PROTO_PEER_BLOB,       /* GET/HEAD <path><digest>: a blob's bytes */
-    PROTO_PEER_RELAY,      /* any method, <path>...: an upload request
-                              relayed by another node (X-Atoll-Proxied) */
-    PROTO_PEER_GOSSIP,     /* GossipState -> GossipState (push-pull) */
-    PROTO_PEER_HANDOFF,    /* operators: JSON {"name"|null} -> {"status"} */
-    PROTO_PEER_SNAPSHOT,   /* GET <path><index>-<hash>: a snapshot file */
+    PROTO_PEER_RAFT,        /* upgrade to a raft stream (no body) */
+    PROTO_PEER_PROPOSE,     /* PeerPropose -> PeerReply */
+    PROTO_PEER_READ_INDEX,  /* PeerReadIndex -> PeerReply */
+    PROTO_PEER_TERM,        /* PeerTerm -> PeerReply */
+    PROTO_PEER_JOIN,        /* PeerJoin -> PeerReply */
+    PROTO_PEER_REMOVED,     /* PeerRemoved -> PeerReply */
+    PROTO_PEER_REPLICATE,   /* PeerReplicate -> HTTP status */
+    PROTO_PEER_REMOVE,      /* operators: JSON {"name"} -> {"status"} */
+    PROTO_PEER_TRANSFER,    /* operators: JSON {"name"|null} -> {"status"} */
+    PROTO_PEER_MEMBERS,     /* GET: the members document (JSON) */
+    PROTO_PEER_BLOB,        /* GET/HEAD <path><digest>: a blob's bytes */
+    PROTO_PEER_RELAY,       /* any method, <path>...: an upload request
+                               relayed by another node (X-Atoll-Proxied) */
+    PROTO_PEER_GOSSIP,      /* GossipState -> GossipState (push-pull) */
+    PROTO_PEER_HANDOFF,     /* operators: JSON {"name"|null} -> {"status"} */
+    PROTO_PEER_SNAPSHOT,    /* GET <path><index>-<hash>: a snapshot file */
+    PROTO_PEER_PULLTHROUGH, /* GET <path><ref>/<repo>: the leader brings a
+                               manifest from a pull-through upstream */
     PROTO_PEER_EP_COUNT
 };
 

@@ -105,8 +105,8 @@ static int build_blob_stored(const struct meta_cmd *mc,
     o.repo = (char *)mc->blob_stored.repo;
     o.digest = bin(&mc->blob_stored.digest);
     o.size = mc->blob_stored.size;
-    if (store != NULL)
-        o.store = (char *)store;
+    if (store != NULL && !mc->blob_stored.remote)
+        o.store = (char *)store; /* else "": held by no node (fsm.c) */
     c.timestamp_ms = meta__cmd_clock();
     c.op_case = ATOLL__COMMAND__OP_BLOB_STORED;
     c.blob_stored = &o;

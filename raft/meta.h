@@ -259,11 +259,15 @@ struct meta_manifest_put {
     struct at_digest tag_expect;
 };
 
-/* A verified blob copy now lives in this node's store; link it to repo. */
+/* A verified blob copy now lives in this node's store; link it to repo.
+ * remote: no copy here; the blob is linked with its size and held by no
+ * node yet (a pull-through cache's: its bytes are upstream until a node
+ * fetches them and records itself). */
 struct meta_blob_stored {
     const char *repo;
     struct at_digest digest;
     uint64_t size;
+    bool remote;
 };
 
 /* Cross-repository mount: link an existing blob into repo. result

@@ -56,6 +56,7 @@
 #include "node/cluster/fetch.h"
 #include "node/cluster/fetch_table.h"
 #include "node/cluster/peer.h"
+#include "node/cluster/pullthrough.h"
 #include "node/cluster/relay.h"
 #include "node/cluster/verify.h"
 #include "node/reply/reply.h"
@@ -100,6 +101,7 @@ struct fetch {
     uint64_t started_ms;
     unsigned pauses; /* transfer paused for the disk (for logs) */
     bool drain_pending, paused, in_map, background, waited_out;
+    bool prepared;          /* the upstream's GET is ready (pullthrough.h) */
     struct at_list waiters; /* owned: struct fetch_waiter */
     uv_timer_t timer;       /* tick: client limits, wait bound */
     unsigned refs;
@@ -520,6 +522,8 @@ static void on_transfer_done(void *data,
     f->pr = NULL;
     f->paused = false;
     node_holder_transfer_end(&f->busy);
+    if (h->upstream && f->t->api != NULL)
+        node_pullthrough_answered(f->t->api, f->repo, http);
     if (f->mismatch) {
         /* on_hashed logged it and marked the holder suspect */
     } else if (status == 0 && http == 200 && f->received == f->size &&
@@ -556,6 +560,19 @@ static void on_transfer_done(void *data,
     fetch_unref(f);
 }
 
+static void on_prepared(void *data, int status, const char *errmsg)
+{
+    struct fetch *f = data;
+
+    if (status != 0 && f->state != FETCH_DONE)
+        LOG_WARN("blob '%s': the upstream's GET is not ready: %s", f->dstr,
+                 errmsg);
+    f->prepared = true; /* failed: the GET says so */
+    if (f->state != FETCH_DONE)
+        try_next(f);
+    fetch_unref(f);
+}
+
 /* Start a transfer from the next holder that accepts one, or finish. */
 static void try_next(struct fetch *f)
 {
@@ -568,6 +585,14 @@ static void try_next(struct fetch *f)
         if (api == NULL || api->stopping || api->peer == NULL) {
             fetch_finish(f, "node is stopping");
             return;
+        }
+        if (h->upstream && !f->prepared) {
+            f->refs++;
+            rv = node_pullthrough_prepare(api, f->repo, &f->d, on_prepared, f);
+            if (rv == 1)
+                return; /* on_prepared comes back here */
+            f->refs--;
+            f->prepared = true;
         }
         rv = storage_upload_create(api->store, f->repo, &f->u);
         if (rv != 0) {
@@ -591,9 +616,14 @@ static void try_next(struct fetch *f)
         f->received = 0;
         f->paused = false;
         f->refs++;
-        rv = node_holder_stream(api, &f->t->stats, h, f->dstr,
-                                NODE_FETCH_TRANSFER_MS, on_data,
-                                on_transfer_done, f, &f->pr, &f->busy);
+        if (h->upstream)
+            rv = node_pullthrough_stream(api, f->repo, f->dstr,
+                                         NODE_FETCH_TRANSFER_MS, on_data,
+                                         on_transfer_done, f, &f->pr);
+        else
+            rv = node_holder_stream(api, &f->t->stats, h, f->dstr,
+                                    NODE_FETCH_TRANSFER_MS, on_data,
+                                    on_transfer_done, f, &f->pr, &f->busy);
         if (rv == 0) {
             api->peer_blob_fetches++;
             LOG_INFO("fetching blob '%s' (%" PRIu64 " bytes) from '%s' at %s%s",
@@ -616,6 +646,28 @@ static void try_next(struct fetch *f)
     fetch_finish(f, "no holder could give it");
 }
 
+/* A pull-through cache's blob: after its holders (none, usually), the
+ * leader, which fetches it from the upstream; on the leader, the upstream
+ * itself. */
+static void add_upstream(struct fetch *f, struct node_api *api)
+{
+    struct node_holder *h;
+    bool upstream;
+    char *name, *addr;
+
+    if (!node_pullthrough_source(api, f->repo, &upstream, &name, &addr))
+        return;
+    f->holders =
+        at_realloc(f->holders, (f->nholders + 1) * sizeof(*f->holders));
+    h = &f->holders[f->nholders++];
+    memset(h, 0, sizeof(*h));
+    h->upstream = upstream;
+    h->name = upstream ? at_strdup("upstream") : name;
+    h->addr = upstream ? at_strdup("the pull-through upstream") : addr;
+    if (!upstream)
+        h->path = node_pullthrough_blob_path(f->dstr, f->repo);
+}
+
 static struct fetch *fetch_new(struct node_fetch_table *t,
                                const char *repo,
                                const struct at_digest *d,
@@ -634,6 +686,7 @@ static struct fetch *fetch_new(struct node_fetch_table *t,
     f->refs = 2; /* active + timer */
     f->started_ms = at_now_ms();
     f->nholders = node_holders_list(t->api, &t->stats, d, &f->holders);
+    add_upstream(f, t->api);
     uv_timer_init(t->api->loop, &f->timer);
     f->timer.data = f;
     uv_timer_start(&f->timer, on_tick, FETCH_TICK_MS, FETCH_TICK_MS);

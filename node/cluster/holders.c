@@ -103,6 +103,7 @@ static void holder_each(void *data, const struct meta_node *n)
         lc->v = at_realloc(lc->v, lc->cap * sizeof(*lc->v));
     }
     h = &lc->v[lc->n++];
+    memset(h, 0, sizeof(*h));
     h->name = at_strdup(n->name);
     h->addr = at_strdup(n->peer_address);
     h->key.group = lc->region[0] != '\0' && n->region != NULL &&
@@ -153,6 +154,7 @@ void node_holders_free(struct node_holder *v, size_t n)
     for (size_t i = 0; i < n; i++) {
         at_free(v[i].name);
         at_free(v[i].addr);
+        at_free(v[i].path);
     }
     at_free(v);
 }
@@ -169,7 +171,10 @@ int node_holder_stream(struct node_api *api,
                        struct node_peer_req **pr,
                        struct node_holder_stat **busy)
 {
-    char *path = at_asprintf("%s%s", proto_peer_path(PROTO_PEER_BLOB), dstr);
+    char *path =
+        h->path != NULL
+            ? at_strdup(h->path)
+            : at_asprintf("%s%s", proto_peer_path(PROTO_PEER_BLOB), dstr);
     int rv = node_peer_stream(api->peer, h->addr, path, timeout_ms, on_data,
                               done, data, pr);
 

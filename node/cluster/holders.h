@@ -55,10 +55,15 @@ struct node_holder_stat *node_holder_stat_get(struct node_holder_stats *s,
  * NODE_HOLDER_SUSPECT_MS. */
 void node_holder_mark_suspect(struct node_holder_stats *s, const char *name);
 
-/* One holder of a blob, to ask for its bytes. */
+/* One holder of a blob, to ask for its bytes. A pull-through cache's blob
+ * also has a source that holds nothing yet (pullthrough.h): the upstream
+ * itself (upstream: addr is only for logs), or the leader, asked on path
+ * so that it fetches from the upstream. */
 struct node_holder {
     char *name; /* owned */
     char *addr; /* owned: peer host:port */
+    char *path; /* owned: the peer path to GET; NULL: the blob's */
+    bool upstream;
     struct node_holder_key key;
 };
 

@@ -41,6 +41,7 @@ struct node_peer_req {
     node_peer_cb cb;
     void *data;
     unsigned version; /* the answer's peer protocol version (0: malformed) */
+    bool foreign;     /* to another registry: no peer protocol asked */
     char addr[256];   /* the peer's host:port, for logs */
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -329,6 +330,8 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
     size_t n = size * nmemb;
     unsigned v;
 
+    if (r->foreign)
+        return n;
     if (n >= 5 && strncmp(ptr, "HTTP/", 5) == 0)
         r->version = PROTO_PEER_VERSION_OLD;
     else if (proto_peer_version_line(ptr, n, &v))
@@ -457,6 +460,73 @@ static bool path_ok(const char *path)
     return true;
 }
 
+/* A request of p not yet started: the easy handle with what every
+ * request sets (callbacks, timeouts, no proxy, no decoding). */
+static struct node_peer_req *req_new(struct node_peer *p,
+                                     const char *addr,
+                                     uint64_t timeout_ms,
+                                     node_peer_data_cb on_data,
+                                     node_peer_cb cb,
+                                     void *data)
+{
+    struct node_peer_req *r = at_calloc(1, sizeof(*r));
+
+    r->p = p;
+    at_list_init(&r->link);
+    r->cb = cb;
+    r->on_data = on_data;
+    r->data = data;
+    r->version = PROTO_PEER_VERSION_OLD;
+    snprintf(r->addr, sizeof(r->addr), "%s", addr);
+    at_buf_init(&r->resp, NODE_PEER_MAX_RESP + 1);
+    r->easy = curl_easy_init();
+    if (r->easy == NULL) {
+        req_free(r);
+        return NULL;
+    }
+    curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
+    curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
+    curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)AT_MIN(timeout_ms, 3000));
+    curl_easy_setopt(r->easy, CURLOPT_NOPROXY, "*");
+    /* blob bytes are never decoded */
+    curl_easy_setopt(r->easy, CURLOPT_ACCEPT_ENCODING, NULL);
+    if (p->iface != NULL)
+        curl_easy_setopt(r->easy, CURLOPT_INTERFACE, p->iface);
+    /* blob downloads: bigger reads, fewer write callbacks (the default is
+     * 16 KiB; 512 KiB is the largest every libcurl 7.x accepts) */
+    if (on_data != NULL)
+        curl_easy_setopt(r->easy, CURLOPT_BUFFERSIZE, 512L * 1024);
+    return r;
+}
+
+/* Hand r (headers set) to the multi. */
+static int req_add(struct node_peer_req *r, struct node_peer_req **out)
+{
+    struct node_peer *p = r->p;
+    CURLMcode mc;
+
+    curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->hdrs);
+    mc = curl_multi_add_handle(p->multi, r->easy);
+    if (mc != CURLM_OK) {
+        LOG_WARN("peer request to %s: %s", r->addr, curl_multi_strerror(mc));
+        curl_easy_cleanup(r->easy);
+        r->easy = NULL;
+        req_free(r);
+        return AT_ENOMEM;
+    }
+    at_list_push_front(&p->reqs, &r->link);
+    if (out != NULL)
+        *out = r;
+    return 0;
+}
+
 static int peer_start(struct node_peer *p,
                       const char *method,
                       const char *addr,
@@ -474,7 +544,6 @@ static int peer_start(struct node_peer *p,
     char *url;
     char *ct = NULL;
     char vh[64];
-    CURLMcode mc;
 
     if (p->closing)
         return AT_ESHUTDOWN;
@@ -482,20 +551,9 @@ static int peer_start(struct node_peer *p,
         return AT_EINVAL;
     if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
         return AT_EINVAL;
-    r = at_calloc(1, sizeof(*r));
-    r->p = p;
-    at_list_init(&r->link);
-    r->cb = cb;
-    r->on_data = on_data;
-    r->data = data;
-    r->version = PROTO_PEER_VERSION_OLD;
-    snprintf(r->addr, sizeof(r->addr), "%s", addr);
-    at_buf_init(&r->resp, NODE_PEER_MAX_RESP + 1);
-    r->easy = curl_easy_init();
-    if (r->easy == NULL) {
-        req_free(r);
+    r = req_new(p, addr, timeout_ms, on_data, cb, data);
+    if (r == NULL)
         return AT_ENOMEM;
-    }
     url = at_asprintf("%s://%s%s", p->tls_ca != NULL ? "https" : "http", addr,
                       path);
     curl_easy_setopt(r->easy, CURLOPT_URL, url);
@@ -515,21 +573,6 @@ static int peer_start(struct node_peer *p,
     } else {
         curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http");
     }
-    curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
-    curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
-    curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-    curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long)AT_MIN(timeout_ms, 3000));
-    curl_easy_setopt(r->easy, CURLOPT_NOPROXY, "*");
-    /* blob bytes are never decoded */
-    curl_easy_setopt(r->easy, CURLOPT_ACCEPT_ENCODING, NULL);
-    if (p->iface != NULL)
-        curl_easy_setopt(r->easy, CURLOPT_INTERFACE, p->iface);
     if (p->auth != NULL)
         r->hdrs = curl_slist_append(r->hdrs, p->auth);
     r->hdrs = curl_slist_append(r->hdrs, "Expect:");
@@ -541,7 +584,6 @@ static int peer_start(struct node_peer *p,
         r->hdrs = curl_slist_append(r->hdrs, ct);
         at_free(ct);
     }
-    curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->hdrs);
     if (strcmp(method, "POST") == 0) {
         curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
         curl_easy_setopt(r->easy, CURLOPT_COPYPOSTFIELDS,
@@ -549,22 +591,7 @@ static int peer_start(struct node_peer *p,
     } else {
         curl_easy_setopt(r->easy, CURLOPT_HTTPGET, 1L);
     }
-    /* blob downloads: bigger reads, fewer write callbacks (the default is
-     * 16 KiB; 512 KiB is the largest every libcurl 7.x accepts) */
-    if (on_data != NULL)
-        curl_easy_setopt(r->easy, CURLOPT_BUFFERSIZE, 512L * 1024);
-    mc = curl_multi_add_handle(p->multi, r->easy);
-    if (mc != CURLM_OK) {
-        LOG_WARN("peer request to %s: %s", addr, curl_multi_strerror(mc));
-        curl_easy_cleanup(r->easy);
-        r->easy = NULL;
-        req_free(r);
-        return AT_ENOMEM;
-    }
-    at_list_push_front(&p->reqs, &r->link);
-    if (out != NULL)
-        *out = r;
-    return 0;
+    return req_add(r, out);
 }
 
 /* see peer.h */
@@ -597,6 +624,55 @@ int node_peer_stream(struct node_peer *p,
         return AT_EINVAL;
     return peer_start(p, "GET", addr, path, NULL, NULL, 0, timeout_ms, on_data,
                       done, data, out);
+}
+
+/* see peer.h */
+int node_peer_stream_url(struct node_peer *p,
+                         const struct node_peer_url *u,
+                         uint64_t timeout_ms,
+                         node_peer_data_cb on_data,
+                         node_peer_cb done,
+                         void *data,
+                         struct node_peer_req **out)
+{
+    struct node_peer_req *r;
+    char host[256];
+    const char *h;
+    size_t n;
+
+    if (p->closing)
+        return AT_ESHUTDOWN;
+    if (on_data == NULL || u->url == NULL ||
+        (strncmp(u->url, "http://", 7) != 0 &&
+         strncmp(u->url, "https://", 8) != 0))
+        return AT_EINVAL;
+    for (const char *c = u->url; *c != '\0'; c++)
+        if ((unsigned char)*c <= ' ' || *c == 127)
+            return AT_EINVAL;
+    /* the host part, for logs and warnings */
+    h = strstr(u->url, "://") + 3;
+    n = strcspn(h, "/");
+    snprintf(host, sizeof(host), "%.*s", (int)AT_MIN(n, sizeof(host) - 1), h);
+    r = req_new(p, host, timeout_ms, on_data, done, data);
+    if (r == NULL)
+        return AT_ENOMEM;
+    r->foreign = true;
+    r->version = PROTO_PEER_VERSION; /* none is asked of another registry */
+    curl_easy_setopt(r->easy, CURLOPT_URL, u->url);
+    curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(r->easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    /* a registry may send blobs from elsewhere (a CDN); libcurl sends the
+     * Authorization header given here to the first host only */
+    curl_easy_setopt(r->easy, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(r->easy, CURLOPT_MAXREDIRS, 5L);
+    if (u->ca_file != NULL)
+        curl_easy_setopt(r->easy, CURLOPT_CAINFO, u->ca_file);
+    curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYPEER, u->tls_verify ? 1L : 0L);
+    curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYHOST, u->tls_verify ? 2L : 0L);
+    if (u->auth != NULL)
+        r->hdrs = curl_slist_append(r->hdrs, u->auth);
+    curl_easy_setopt(r->easy, CURLOPT_HTTPGET, 1L);
+    return req_add(r, out);
 }
 
 /* see peer.h */

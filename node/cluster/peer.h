@@ -92,6 +92,26 @@ int node_peer_stream(struct node_peer *p,
                      node_peer_cb done,
                      void *data,
                      struct node_peer_req **out);
+/* The same from another registry (a pull-through cache's upstream): a GET
+ * of url ("http://" or "https://"), without the cluster secret, this
+ * node's peer TLS or the peer protocol (none is asked of the answer).
+ * auth (an "Authorization: ..." line, or NULL) goes to url's host only:
+ * redirects (a registry's CDN) are followed, up to 5, without it. ca_file
+ * (NULL: the system's CAs) and tls_verify are the remote's settings.
+ * Everything is copied. */
+struct node_peer_url {
+    const char *url;
+    const char *auth;
+    const char *ca_file;
+    bool tls_verify;
+};
+int node_peer_stream_url(struct node_peer *p,
+                         const struct node_peer_url *u,
+                         uint64_t timeout_ms,
+                         node_peer_data_cb on_data,
+                         node_peer_cb done,
+                         void *data,
+                         struct node_peer_req **out);
 /* Resume a transfer paused by on_data (no-op when not paused). */
 void node_peer_resume(struct node_peer_req *r);
 

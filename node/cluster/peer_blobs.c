@@ -4,8 +4,10 @@
 
 #define AT_LOG_COMP "peer"
 
+#include "node/cluster/fetch.h"
 #include "node/cluster/peer_api.h"
 #include "node/cluster/peer_internal.h"
+#include "node/cluster/pullthrough.h"
 #include "node/cluster/verify.h"
 
 /* GET /_atoll/blobs/<digest>: the local copy, for a node that fetches a blob
@@ -50,12 +52,18 @@ void node_peer__blob(struct node_peer_api *api,
                      struct node_http_req *req,
                      const char *digest)
 {
+    /* "<digest>/<repo>": a pull-through cache's blob, which the leader
+     * fetches from the upstream when no node holds it yet */
+    const char *repo = strchr(digest, '/');
+    size_t dlen = repo != NULL ? (size_t)(repo - digest) : strlen(digest);
     struct at_digest d;
     uint64_t size = 0;
     int fd = -1;
     int rv;
 
-    if (at_digest_parse(digest, strlen(digest), &d) != 0) {
+    if (repo != NULL)
+        repo++;
+    if (at_digest_parse(digest, dlen, &d) != 0) {
         node_peer__error(req, 400, "DIGEST_INVALID", "invalid digest");
         return;
     }
@@ -64,6 +72,12 @@ void node_peer__blob(struct node_peer_api *api,
         return;
     }
     rv = storage_blob_open(api->store, &d, &fd, &size);
+    if (rv == AT_ENOTFOUND && repo != NULL && api->node_api != NULL &&
+        node_http_req_method(req) == NODE_HTTP_GET &&
+        node_pullthrough_leads(api->node_api, repo, &d, &size)) {
+        node_fetch_blob(api->node_api, req, repo, &d, size);
+        return;
+    }
     if (rv != 0) {
         node_peer__error(req, rv == AT_ENOTFOUND ? 404 : 503,
                          rv == AT_ENOTFOUND ? "BLOB_UNKNOWN" : "UNAVAILABLE",

@@ -18,6 +18,7 @@
 
 #include "node/cluster/peer_api.h"
 #include "node/cluster/peer_internal.h"
+#include "node/cluster/pullthrough.h"
 #include "node/cluster/replicate.h"
 #include "node/reply/reply.h"
 
@@ -275,6 +276,9 @@ static void dispatch(struct node_peer_api *api,
     case PROTO_PEER_REPLICATE: /* reads its own body */
         node_replicate_handle(api->node_api, req);
         break;
+    case PROTO_PEER_PULLTHROUGH:
+        node_pullthrough_handle(api->node_api, req, rest);
+        break;
     case PROTO_PEER_RELAY:
         /* An upload request relayed by the node it landed on
          * (node/cluster/proxy.c): served as on the API port, never relayed
@@ -320,7 +324,8 @@ void node_peer_api_handle(void *data, struct node_http_req *req)
         (api->relay == NULL || api->node_api == NULL ||
          node_http_req_header(req, "x-atoll-proxied") == NULL))
         ep = PROTO_PEER_EP_COUNT;
-    if (ep == PROTO_PEER_REPLICATE && api->node_api == NULL)
+    if ((ep == PROTO_PEER_REPLICATE || ep == PROTO_PEER_PULLTHROUGH) &&
+        api->node_api == NULL)
         ep = PROTO_PEER_EP_COUNT;
     if (ep == PROTO_PEER_EP_COUNT) {
         node_peer__error(req, 404, "UNSUPPORTED", "unknown peer endpoint");

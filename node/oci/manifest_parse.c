@@ -34,6 +34,7 @@ static const struct {
 /* A growable, de-duplicated digest list (manifests may repeat a layer). */
 struct dlist {
     struct at_digest *v; /* owned */
+    uint64_t *sz;        /* owned: the descriptors' sizes */
     size_t n;
     size_t cap;
     struct at_map seen; /* raw digest bytes -> (void *)1 */
@@ -45,7 +46,7 @@ static void dlist_init(struct dlist *l)
     at_map_init(&l->seen);
 }
 
-static void dlist_add(struct dlist *l, const struct at_digest *d)
+static void dlist_add(struct dlist *l, const struct at_digest *d, uint64_t sz)
 {
     static int present;
 
@@ -55,15 +56,23 @@ static void dlist_add(struct dlist *l, const struct at_digest *d)
     if (l->n == l->cap) {
         l->cap = l->cap == 0 ? 8 : l->cap * 2;
         l->v = at_realloc(l->v, l->cap * sizeof(*l->v));
+        l->sz = at_realloc(l->sz, l->cap * sizeof(*l->sz));
     }
+    l->sz[l->n] = sz;
     l->v[l->n++] = *d;
 }
 
-/* Hands the array out; the list keeps nothing. */
-static struct at_digest *dlist_take(struct dlist *l, size_t *n)
+/* Hands the digests out, and the sizes to *sz (dropped when sz is NULL);
+ * the list keeps nothing. */
+static struct at_digest *dlist_take(struct dlist *l, size_t *n, uint64_t **sz)
 {
     struct at_digest *v = l->v;
     *n = l->n;
+    if (sz != NULL)
+        *sz = l->sz;
+    else
+        free(l->sz);
+    l->sz = NULL;
     l->v = NULL;
     l->n = 0;
     l->cap = 0;
@@ -73,6 +82,7 @@ static struct at_digest *dlist_take(struct dlist *l, size_t *n)
 static void dlist_release(struct dlist *l)
 {
     free(l->v);
+    free(l->sz);
     at_map_release(&l->seen);
     memset(l, 0, sizeof(*l));
 }
@@ -151,6 +161,7 @@ static int optional_string(json_t *obj,
 static int parse_descriptor(json_t *d,
                             const char *path,
                             struct at_digest *out,
+                            uint64_t *size,
                             bool *foreign,
                             char *errmsg)
 {
@@ -189,6 +200,8 @@ static int parse_descriptor(json_t *d,
                          path);
         return AT_EINVAL;
     }
+    if (size != NULL)
+        *size = (uint64_t)json_integer_value(sz);
     urls = json_object_get(d, "urls");
     if (urls != NULL) {
         size_t i;
@@ -251,16 +264,17 @@ static int parse_descriptor_array(json_t *root,
     {
         char path[64];
         struct at_digest dg;
+        uint64_t sz;
         bool foreign;
         int rv;
 
         snprintf(path, sizeof(path), "%s[%zu]", field, i);
-        rv = parse_descriptor(d, path, &dg, &foreign, errmsg);
+        rv = parse_descriptor(d, path, &dg, &sz, &foreign, errmsg);
         if (rv != 0)
             return rv;
         if (foreign && skip_foreign)
             continue;
-        dlist_add(list, &dg);
+        dlist_add(list, &dg, sz);
     }
     return 0;
 }
@@ -382,16 +396,16 @@ int node_manifest_parse(const char *content_type,
     if (known[k].kind == KIND_IMAGE) {
         json_t *cfg = json_object_get(root, "config");
         struct at_digest d;
-
+        uint64_t sz;
         if (cfg == NULL) {
             at_errmsg_printf(errmsg, "config descriptor is required");
             rv = AT_EINVAL;
             goto out_decref;
         }
-        rv = parse_descriptor(cfg, "config", &d, NULL, errmsg);
+        rv = parse_descriptor(cfg, "config", &d, &sz, NULL, errmsg);
         if (rv != 0)
             goto out_decref;
-        dlist_add(&blobs, &d);
+        dlist_add(&blobs, &d, sz);
         if (artifact_type == NULL)
             artifact_type =
                 json_string_value(json_object_get(cfg, "mediaType"));
@@ -411,7 +425,8 @@ int node_manifest_parse(const char *content_type,
     /* subject is an OCI field (image-spec 1.1); Docker types have none. */
     subj = json_object_get(root, "subject");
     if (subj != NULL && known[k].oci) {
-        rv = parse_descriptor(subj, "subject", &out->subject, NULL, errmsg);
+        rv = parse_descriptor(subj, "subject", &out->subject, NULL, NULL,
+                              errmsg);
         if (rv != 0)
             goto out_decref;
         out->has_subject = true;
@@ -435,8 +450,8 @@ int node_manifest_parse(const char *content_type,
     out->is_index = known[k].kind == KIND_INDEX;
     out->artifact_type =
         artifact_type != NULL ? at_strdup(artifact_type) : NULL;
-    out->blobs = dlist_take(&blobs, &out->nblobs);
-    out->manifests = dlist_take(&manifests, &out->nmanifests);
+    out->blobs = dlist_take(&blobs, &out->nblobs, &out->blob_sizes);
+    out->manifests = dlist_take(&manifests, &out->nmanifests, NULL);
     rv = 0;
 
 out_decref:
@@ -454,6 +469,7 @@ void node_manifest_info_release(struct node_manifest_info *info)
 {
     free(info->media_type);
     free(info->blobs);
+    free(info->blob_sizes);
     free(info->manifests);
     free(info->artifact_type);
     free(info->annotations_json);

@@ -15,6 +15,7 @@ struct node_manifest_info {
     char *media_type;        /* owned: the manifest's media type */
     bool is_index;           /* index / manifest list */
     struct at_digest *blobs; /* owned: config + layers that must exist */
+    uint64_t *blob_sizes;    /* owned: their sizes, as the descriptors say */
     size_t nblobs;
     struct at_digest *manifests; /* owned: index children that must exist */
     size_t nmanifests;

@@ -5,6 +5,7 @@
 #include "common/compat.h"
 
 #include "node/auth/access.h"
+#include "node/cluster/pullthrough.h"
 #include "node/cluster/replicate.h"
 #include "node/oci/handlers.h"
 #include "node/oci/manifest_parse.h"
@@ -34,7 +35,9 @@ struct mreq {
     bool tag_guard;
     bool has_tag_expect;
     struct at_digest tag_expect;
-    bool refs_fresh; /* references checked after a read barrier */
+    bool refs_fresh;     /* references checked after a read barrier */
+    bool upstream_asked; /* a pull-through cache's: the upstream was asked */
+    bool upstream_have;  /* and something was cached then */
 };
 
 /* Manifests above this size are hashed and parsed off the loop thread. */
@@ -156,10 +159,66 @@ static void get_reply(struct mreq *m)
     send_manifest(m->req, m->api->meta, mf);
 }
 
+static void get_on_barrier(void *data, int status);
+
+/* The upstream was asked (pullthrough.h): read what the leader put in the
+ * log once this node has it (a read barrier), or serve what is cached. */
+static void get_on_upstream(void *data, int status, const char *errmsg)
+{
+    struct mreq *m = data;
+    int rv;
+
+    if (node_http_req_done(m->req)) {
+        mreq_done(m);
+        return;
+    }
+    if (status != 0 && !m->upstream_have) {
+        if (status == AT_ENOTFOUND)
+            node_reply_error(m->req, 404, "MANIFEST_UNKNOWN",
+                             "manifest unknown here and upstream: %s", errmsg);
+        else
+            node_reply_error(m->req, 503, "UNAVAILABLE",
+                             "not cached, and the upstream could not be "
+                             "asked: %s",
+                             errmsg);
+        mreq_done(m);
+        return;
+    }
+    rv = node_api_read_barrier(m->api, get_on_barrier, m);
+    if (rv != 0)
+        get_on_barrier(m, rv);
+}
+
+/* A name under a pull-through prefix: ask the upstream first when
+ * nothing is cached, or a tag's check is older than the ttl. True when
+ * m now waits for that (get_on_upstream finishes it). */
+static bool get_via_upstream(struct mreq *m)
+{
+    struct at_digest d = m->digest;
+    char ref[AT_DIGEST_STR_SIZE];
+    bool have;
+
+    if (m->upstream_asked || m->api->pullthrough == NULL)
+        return false;
+    m->upstream_asked = true;
+    if (m->tag != NULL)
+        have = meta_tag_resolve(m->api->meta, m->name, m->tag, &d) == 0;
+    else
+        have = meta_manifest_find(m->api->meta, m->name, &d) != NULL;
+    m->upstream_have = have;
+    if (m->tag == NULL)
+        at_digest_format(&m->digest, ref);
+    return node_pullthrough_manifest(
+        m->api, m->name, m->tag != NULL ? m->tag : ref, m->tag != NULL,
+        have ? &d : NULL, get_on_upstream, m);
+}
+
 static void get_on_barrier(void *data, int status)
 {
     struct mreq *m = data;
 
+    if (status == 0 && !node_http_req_done(m->req) && get_via_upstream(m))
+        return;
     if (!node_http_req_done(m->req)) {
         if (status != 0)
             node_reply_error(m->req, 503, "UNAVAILABLE",
@@ -563,6 +622,8 @@ void node_oci_manifest(struct node_api *api,
     case NODE_HTTP_HEAD:
         if (m->by_digest) {
             /* Bytes named by their digest never change: local read. */
+            if (get_via_upstream(m))
+                return;
             get_reply(m);
             mreq_done(m);
             return;

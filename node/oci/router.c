@@ -2,6 +2,7 @@
 #define AT_LOG_COMP "api"
 #include "common/compat.h"
 
+#include "node/cluster/pullthrough.h"
 #include "node/oci/handlers.h"
 #include "node/oci/route.h"
 #include "node/oci/router.h"
@@ -20,6 +21,29 @@ static void base(struct node_http_req *req)
     node_http_resp_send(req, "{}", 2);
 }
 
+/* A write under a pull-through prefix: refused (405 UNSUPPORTED), as
+ * distribution's proxy does; a DELETE evicts from the cache. */
+static bool proxy_refused(struct node_api *api,
+                          struct node_http_req *req,
+                          const struct node_route_match *m)
+{
+    const struct node_pt_rule *r;
+
+    if (api->pullthrough == NULL || m->name == NULL ||
+        (m->route != NODE_ROUTE_UPLOAD_NEW && m->route != NODE_ROUTE_UPLOAD &&
+         (m->route != NODE_ROUTE_MANIFEST ||
+          node_http_req_method(req) != NODE_HTTP_PUT)))
+        return false;
+    r = node_pullthrough_rule(api, m->name);
+    if (r == NULL)
+        return false;
+    node_reply_error(req, 405, "UNSUPPORTED",
+                     "repository '%s' is under '%s', a pull-through cache "
+                     "(replication rule %s): pushes are refused",
+                     m->name, r->prefix, r->name);
+    return true;
+}
+
 /* see router.h */
 void node_oci_handle(struct node_api *api, struct node_http_req *req)
 {
@@ -29,6 +53,10 @@ void node_oci_handle(struct node_api *api, struct node_http_req *req)
     if (m.route != NODE_ROUTE_NONE && m.route != NODE_ROUTE_BASE &&
         m.route != NODE_ROUTE_CATALOG && m.name_invalid) {
         node_reply_error(req, 400, "NAME_INVALID", "invalid repository name");
+        node_route_release(&m);
+        return;
+    }
+    if (proxy_refused(api, req, &m)) {
         node_route_release(&m);
         return;
     }

@@ -26,6 +26,8 @@ struct node_loop_lag;
 struct node_events;
 struct node_replicator;
 struct node_changes;
+struct node_pullthrough;
+struct node_upstream;
 
 struct node_api {
     uv_loop_t *loop;               /* borrowed */
@@ -78,6 +80,12 @@ struct node_api {
     /* owned (node/changes.c): the applied changes handed to consumers,
      * made on the first node_changes_add; node_changes_stop at stop */
     struct node_changes *changes;
+    /* owned (node/cluster/pullthrough.c): the pull-through prefixes, made
+     * by the first node_pullthrough_set; node_pullthrough_close at stop */
+    struct node_pullthrough *pullthrough;
+    /* owned (node/upstream.c): the importer of the pull-through caches;
+     * node_upstream_stop at stop */
+    struct node_upstream *upstream;
     /* set by node/events.c when pulls are events: a manifest GET served
      * here (asked for by tag, or by digest with tag NULL); NULL: none */
     void (*on_pulled)(struct node_api *api,

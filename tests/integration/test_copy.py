@@ -22,9 +22,10 @@ USER, PASSWORD = "copier", "copy-pass-1"
 
 
 class Dist:
-    """docker-registry over TLS with an htpasswd user."""
+    """docker-registry over TLS with an htpasswd user; with accesslog, its
+    access log lines go to log_path too."""
 
-    def __init__(self, test):
+    def __init__(self, test, accesslog=False):
         self.dir = test.temp_dir()
         self.pki = pki.Pki(self.dir)
         cert, key = self.pki.issue(1)
@@ -38,7 +39,7 @@ class Dist:
 log:
   level: warn
   accesslog:
-    disabled: true
+    disabled: {"false" if accesslog else "true"}
 storage:
   filesystem:
     rootdirectory: {self.dir}/data
@@ -55,13 +56,16 @@ http:
     certificate: {cert}
     key: {key}
 """)
-        self.log = open(os.path.join(self.dir, "log"), "ab")
+        self.log_path = os.path.join(self.dir, "log")
+        self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(["docker-registry", "serve", cfg],
                                      stdout=self.log, stderr=self.log)
         test.addCleanup(self.close)
         wait_for(self.up, 20, what="docker-registry up")
 
     def close(self):
+        if self.log.closed:
+            return
         self.proc.terminate()
         try:
             self.proc.wait(20)
