@@ -127,6 +127,7 @@ bench: deps
 	python3 tests/bench/edge-bench build/release/atoll
 	python3 tests/bench/replication-bench build/release/atoll --reps 3
 	python3 tests/bench/fetch-bench build/release/atoll --only proxy --warm-mb 1024
+	python3 tests/bench/fetch-bench build/release/atoll --only pullthrough --warm-mb 1024
 
 # A reproducible OCI image (no base image) of the release binary, its shared
 # libraries and CA certificates, as an OCI layout (deploy/image/build-image).

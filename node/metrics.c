@@ -9,6 +9,7 @@
 #include "node/cluster/gc.h"
 #include "node/cluster/gossip.h"
 #include "node/cluster/peer_api.h"
+#include "node/cluster/pullthrough.h"
 #include "node/cluster/replicate.h"
 #include "node/cluster/verify.h"
 #include "node/events.h"
@@ -206,6 +207,30 @@ static void events_metrics(struct node_api *api, struct at_buf *b)
           mark);
 }
 
+/* Pull-through caches (node/cluster/pullthrough.c): asks of this node. */
+static void pullthrough_metrics(struct node_api *api, struct at_buf *b)
+{
+    struct node_pt_counts c;
+
+    node_pullthrough_counts(api, &c);
+    counter(b, "atoll_pullthrough_asks_total",
+            "Manifest GETs under a pull-through prefix that asked the "
+            "upstream (through the leader), joined asks included.",
+            c.asks);
+    counter(b, "atoll_pullthrough_fresh_total",
+            "Manifest GETs under a pull-through prefix served from the "
+            "cache without asking (a digest, or a tag within its ttl).",
+            c.fresh_hits);
+    counter(b, "atoll_pullthrough_upstream_ok_total",
+            "Asks of the upstream that ended well (one per repo:ref at a "
+            "time).",
+            c.imports);
+    counter(b, "atoll_pullthrough_upstream_failed_total",
+            "Asks of the upstream that failed (the cache was served when "
+            "it had the manifest).",
+            c.failures);
+}
+
 /* Replication jobs run here (node/replication.c: on the leader). */
 static void replication_metrics(struct node_api *api, struct at_buf *b)
 {
@@ -255,6 +280,7 @@ static void api_metrics(struct node_api *api, struct at_buf *b)
             api->manifests_put);
     events_metrics(api, b);
     replication_metrics(api, b);
+    pullthrough_metrics(api, b);
 }
 
 /* Storage, blob transfers between nodes, replication and GC. */

@@ -15,6 +15,7 @@
 
 #define AT_LOG_COMP "pullthrough"
 
+#include <ctype.h>
 #include <jansson.h>
 
 #include "common/common.h"
@@ -574,6 +575,20 @@ static void handle_done(void *data, int status, const char *errmsg)
     node_http_req_unref(req);
 }
 
+/* A tag as the distribution spec has it: [A-Za-z0-9_][A-Za-z0-9._-]{0,127}. */
+static bool tag_ok(const char *t)
+{
+    size_t n = strlen(t);
+
+    if (n == 0 || n > 128 || !(isalnum((unsigned char)t[0]) || t[0] == '_'))
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!(isalnum((unsigned char)t[i]) || t[i] == '_' || t[i] == '.' ||
+              t[i] == '-'))
+            return false;
+    return true;
+}
+
 /* see pullthrough.h */
 void node_pullthrough_handle(struct node_api *api,
                              struct node_http_req *req,
@@ -598,15 +613,15 @@ void node_pullthrough_handle(struct node_api *api,
         return;
     }
     is_tag = strchr(ref, ':') == NULL;
+    if (is_tag ? !tag_ok(ref) : at_digest_parse(ref, strlen(ref), &d) != 0) {
+        node_reply_error(req, 400, is_tag ? "TAG_INVALID" : "DIGEST_INVALID",
+                         "invalid reference");
+        return;
+    }
     if (is_tag)
         have = meta_tag_resolve(api->meta, repo, ref, &d) == 0;
     else
-        have = at_digest_parse(ref, strlen(ref), &d) == 0 &&
-               meta_manifest_find(api->meta, repo, &d) != NULL;
-    if (!is_tag && at_digest_parse(ref, strlen(ref), &d) != 0) {
-        node_reply_error(req, 400, "DIGEST_INVALID", "invalid digest");
-        return;
-    }
+        have = meta_manifest_find(api->meta, repo, &d) != NULL;
     node_http_req_ref(req);
     if (!node_pullthrough_manifest(api, repo, ref, is_tag, have ? &d : NULL,
                                    handle_done, req))
