@@ -13,6 +13,7 @@
 #include "node/cli.h"
 #include "node/config.h"
 #include "node/copy.h"
+#include "node/ratelimit.h"
 #include "node/regclient.h"
 #include "node/replication_rules.h"
 
@@ -60,7 +61,9 @@ static void usage(FILE *f)
             "  --src-ca FILE, --dest-ca FILE   PEM CAs to trust (https)\n"
             "  --src-tls-verify BOOL, --dest-tls-verify BOOL (true)\n"
             "  --timeout DURATION         connect limit and stall limit "
-            "(30s)\n");
+            "(30s)\n"
+            "  --rate N                   at most N requests per second to "
+            "each host\n");
 }
 
 /* "[scheme://]host[:port]/repo[:tag|@digest]" */
@@ -98,7 +101,10 @@ static int parse_ref(const char *s, struct side *sd)
 }
 
 /* The client of a side, with its credentials file read. */
-static int side_open(struct side *sd, uint64_t timeout_ms, const char *what)
+static int side_open(struct side *sd,
+                     uint64_t timeout_ms,
+                     double rate,
+                     const char *what)
 {
     char errmsg[AT_ERRMSG_SIZE] = "";
     char *creds = NULL;
@@ -127,6 +133,7 @@ static int side_open(struct side *sd, uint64_t timeout_ms, const char *what)
         .ca_file = sd->ca,
         .tls_verify = sd->verify,
         .timeout_ms = timeout_ms,
+        .rate = rate,
     };
     rv = node_regclient_new(&sd->c, &o, errmsg);
     if (colon != NULL)
@@ -180,6 +187,7 @@ int node_cli_copy(int argc, char **argv)
     unsigned npos = 0;
     bool all = false;
     uint64_t timeout_ms = 30000;
+    double rate = 0;
     int rv = 0;
 
     for (int i = 0; i < argc; i++) {
@@ -221,6 +229,11 @@ int node_cli_copy(int argc, char **argv)
         } else if ((v = node_cli_flag(argc, argv, &i, "--timeout"))) {
             if (at_parse_duration_ms(v, &timeout_ms) != 0 || timeout_ms == 0)
                 goto bad;
+        } else if ((v = node_cli_flag(argc, argv, &i, "--rate"))) {
+            char *end;
+            rate = strtod(v, &end);
+            if (*end != '\0' || !(rate > 0 && rate <= NODE_RATE_MAX))
+                goto bad;
         } else if (argv[i][0] != '-' && npos < 2) {
             pos[npos++] = argv[i];
         } else {
@@ -235,8 +248,8 @@ int node_cli_copy(int argc, char **argv)
         goto bad;
     if (cp.dst.ref == NULL && cp.src.ref != NULL)
         cp.dst.ref = at_strdup(cp.src.ref);
-    if (side_open(&cp.src, timeout_ms, "--src-creds-file") != 0 ||
-        side_open(&cp.dst, timeout_ms, "--dest-creds-file") != 0) {
+    if (side_open(&cp.src, timeout_ms, rate, "--src-creds-file") != 0 ||
+        side_open(&cp.dst, timeout_ms, rate, "--dest-creds-file") != 0) {
         rv = 1;
         goto out;
     }

@@ -12,6 +12,7 @@
 
 #include "common/base64.h"
 #include "common/common.h"
+#include "node/ratelimit.h"
 #include "node/regclient.h"
 
 #define ANSWER_MAX ((size_t)1 << 20) /* any body but a manifest's */
@@ -23,6 +24,7 @@ struct node_regclient {
     char *ca;   /* owned; NULL: system CAs */
     bool verify;
     uint64_t timeout_ms;
+    double rate;          /* per host and second (ratelimit.h); 0: none */
     CURL *easy;           /* owned: kept for its connections */
     char *auth;           /* owned: "Authorization: ..." to send, or NULL */
     char *token_scope;    /* owned: what the bearer token in auth is for */
@@ -298,6 +300,14 @@ static int perform(struct node_regclient *c, struct req *r, char *errmsg)
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
     }
+    if (c->rate > 0) {
+        char host[256];
+        node_rate_host_of(r->url, host, sizeof(host));
+        if (node_rate_wait(host, c->rate, c->cancel) != 0) {
+            at_errmsg_printf(errmsg, "%s %s: canceled", r->method, r->url);
+            return AT_EIO;
+        }
+    }
     h = headers(c, r);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
     set_method(e, r);
@@ -558,6 +568,7 @@ int node_regclient_new(struct node_regclient **out,
     c->verify = o->tls_verify;
     c->cancel = o->cancel;
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
+    c->rate = o->rate;
     if (o->bearer != NULL && o->bearer[0] != '\0') {
         c->auth = at_asprintf("Authorization: Bearer %s", o->bearer);
         c->fixed = true;

@@ -47,8 +47,10 @@ struct node_regclient_opts {
     const char *ca_file; /* NULL: the system's CAs */
     bool tls_verify;     /* false: any certificate (say so to the user) */
     uint64_t timeout_ms; /* connect limit, and the low-speed window */
-    const char *bearer;  /* a fixed bearer token for every request (a
-                            node's own API: the cluster secret); NULL */
+    double rate;        /* requests per second to a host, shared by every client
+                           of the process (ratelimit.h); 0: no limit */
+    const char *bearer; /* a fixed bearer token for every request (a
+                           node's own API: the cluster secret); NULL */
     /* set from another thread: the request in flight is cut (AT_EIO);
      * NULL: never */
     const atomic_bool *cancel;

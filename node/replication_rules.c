@@ -6,6 +6,7 @@
 
 #include "common/common.h"
 #include "node/config.h"
+#include "node/ratelimit.h"
 #include "node/replication_rules.h"
 #include "raft/meta.h"
 
@@ -245,6 +246,17 @@ static int parse_remote(json_t *remote, struct node_repl_rule *r, char *errmsg)
         at_errmsg_printf(errmsg, "remote.tls_verify: want true or false");
         return AT_EINVAL;
     }
+    json_t *rate = json_object_get(remote, "rate");
+    if (rate != NULL &&
+        (!json_is_number(rate) || json_number_value(rate) <= 0 ||
+         json_number_value(rate) > NODE_RATE_MAX)) {
+        at_errmsg_printf(errmsg,
+                         "remote.rate: requests per second, above 0 and up "
+                         "to %.0f",
+                         NODE_RATE_MAX);
+        return AT_EINVAL;
+    }
+    r->rate = rate != NULL ? json_number_value(rate) : 0;
     return 0;
 }
 
@@ -598,6 +610,7 @@ int node_repl_remote_open(const struct node_repl_rule *r,
             .ca_file = r->ca_file,
             .tls_verify = r->tls_verify,
             .timeout_ms = r->timeout_ms,
+            .rate = r->rate,
             .cancel = cancel,
         };
         if (node_regclient_new(&c, &o, why) == 0 &&

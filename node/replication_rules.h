@@ -8,7 +8,8 @@
  *     "direction": "push",            push: from here; pull: to here
  *     "remote": {"urls": ["https://dev.example:5000"],   tried in order
  *                "credentials_file": "/etc/atoll/dev.creds",  user:password
- *                "ca_file": "/etc/atoll/dev-ca.pem", "tls_verify": true},
+ *                "ca_file": "/etc/atoll/dev-ca.pem", "tls_verify": true,
+ *                "rate": 10},   requests per second per host (ratelimit.h)
  *     "repositories": ["team/{a,b}/app", "prod/..."],  globs, below
  *     "tags": {"include": "^v[0-9]", "exclude": "-rc",  POSIX ERE
  *              "semver": ">=1.2.0 <2.0.0"},           semver.h
@@ -63,6 +64,7 @@ struct node_repl_rule {
     char *credentials_file; /* NULL: anonymous */
     char *ca_file;          /* NULL: the system's */
     bool tls_verify;
+    double rate; /* remote.rate: requests per second per host; 0: any */
     char *globs[NODE_REPL_GLOBS_MAX];
     size_t nglobs;
     regex_t include, exclude;

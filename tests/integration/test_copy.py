@@ -290,6 +290,26 @@ class CopyTest(TestCase):
         self.assertEqual(rc, 2)
         self.assertIn("semver range", out)
 
+    def test_rate(self):
+        """--rate N: at most N requests per second to each host, every
+        request counted (the ping, manifests, blobs, referrers)."""
+        import time
+        img = images.image([os.urandom(100), os.urandom(200)])
+        images.push(self.node, "src/rated", "v1", img)
+        t0 = time.monotonic()
+        rc, out = atoll_copy(*self.dest, "--rate", "4",
+                             self.src("src/rated:v1"), self.dst("dst/rated"),
+                             check=0)
+        took = time.monotonic() - t0
+        # the source alone answers a ping, the manifest, 3 blobs and the
+        # referrers: 6 requests, 5 gaps of 250 ms
+        self.assertGreaterEqual(took, 1.2, out)
+        self.assert_same_manifest("dst/rated", "v1", img.manifest)
+        for bad in ("0", "-1", "x", "20000"):
+            rc, out = atoll_copy("--rate", bad, self.src("src/rated:v1"),
+                                 self.dst("dst/rated"))
+            self.assertEqual(rc, 2, (bad, out))
+
     def test_refusals(self):
         img = images.small("r")
         images.push(self.node, "src/r", "v1", img)

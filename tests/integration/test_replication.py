@@ -93,6 +93,8 @@ class ReplicationTest(ClusterTestCase):
                     {"rules": [self.rule(tags={"exclude": "-r" + "+" * 40})]},
                     {"rules": [self.rule(tags={"include": "(a{32}){32}{32}"})]},
                     {"rules": [self.rule(repositories=["a{b"])]},
+                    {"rules": [self.rule(remote={"urls": [self.dist.ref_base],
+                                                 "rate": 0})]},
                     {"rules": [self.rule(), self.rule()]}):
             r = self.admin(f, "PUT", "/_atoll/replication", bad)
             self.assertEqual(r.status, 400, (bad, r))
