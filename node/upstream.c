@@ -231,22 +231,8 @@ static void imp_store(struct imp *i)
                              at_digest_equal(&cur, &g->m.digest))))
             continue;
         struct meta_cmd c = { .kind = META_CMD_PUT_MANIFEST };
-        struct meta_manifest_put *p = &c.put_manifest;
-        p->repo = i->repo;
-        p->digest = g->m.digest;
-        p->media_type = g->info.media_type;
-        p->bytes = g->m.body;
-        p->len = g->m.len;
-        p->tag = tag;
-        p->blobs = g->info.blobs;
-        p->nblobs = g->info.nblobs;
-        p->manifests = g->info.manifests;
-        p->nmanifests = g->info.nmanifests;
-        p->has_subject = g->info.has_subject;
-        p->subject = g->info.subject;
-        p->artifact_type = g->info.artifact_type;
-        p->annotations_json =
-            g->info.has_subject ? g->info.annotations_json : NULL;
+        node_manifest_put_fill(&c.put_manifest, &g->info, i->repo, &g->m.digest,
+                               g->m.body, g->m.len, tag);
         propose(i, &c);
     }
     if (i->ngot > 0)

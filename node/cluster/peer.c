@@ -658,6 +658,10 @@ int node_peer_stream_url(struct node_peer *p,
         return AT_ENOMEM;
     r->foreign = true;
     r->version = PROTO_PEER_VERSION; /* none is asked of another registry */
+    /* not the peer network: the system's route and its proxy settings
+     * (https_proxy, no_proxy), as regclient.c's requests have */
+    curl_easy_setopt(r->easy, CURLOPT_INTERFACE, NULL);
+    curl_easy_setopt(r->easy, CURLOPT_NOPROXY, NULL);
     curl_easy_setopt(r->easy, CURLOPT_URL, u->url);
     curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(r->easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");

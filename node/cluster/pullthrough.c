@@ -26,6 +26,7 @@
 
 #define AUTH_BEARER_MS 240000 /* registries' tokens last 5 minutes or more */
 #define CHECKED_MAX    100000 /* tag checks remembered (then forgotten) */
+#define AUTHS_MAX      10000  /* upstream repositories' lines, likewise */
 
 struct pt_auth {
     char *line; /* "Authorization: ..." or NULL: none needed */
@@ -548,6 +549,8 @@ void node_pullthrough_set_auth(struct node_api *api,
     a->line = auth != NULL ? at_strdup(auth) : NULL;
     a->base = at_strdup(base);
     a->at_ms = at_now_ms();
+    if (pt->auths.len >= AUTHS_MAX)
+        auths_clear(pt); /* a line forgotten is only learnt again */
     k = auth_key(r, repo);
     old = at_map_put(&pt->auths, k, strlen(k), a);
     if (old != NULL)

@@ -475,3 +475,29 @@ void node_manifest_info_release(struct node_manifest_info *info)
     free(info->annotations_json);
     memset(info, 0, sizeof(*info));
 }
+
+/* see manifest_parse.h */
+void node_manifest_put_fill(struct meta_manifest_put *p,
+                            const struct node_manifest_info *info,
+                            const char *repo,
+                            const struct at_digest *d,
+                            const void *bytes,
+                            size_t len,
+                            const char *tag)
+{
+    memset(p, 0, sizeof(*p));
+    p->repo = repo;
+    p->digest = *d;
+    p->media_type = info->media_type;
+    p->bytes = bytes;
+    p->len = len;
+    p->tag = tag;
+    p->blobs = info->blobs;
+    p->nblobs = info->nblobs;
+    p->manifests = info->manifests;
+    p->nmanifests = info->nmanifests;
+    p->has_subject = info->has_subject;
+    p->subject = info->subject;
+    p->artifact_type = info->artifact_type;
+    p->annotations_json = info->has_subject ? info->annotations_json : NULL;
+}

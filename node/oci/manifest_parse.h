@@ -3,6 +3,7 @@
 #define NODE_MANIFEST_PARSE_H
 
 #include "common/common.h"
+#include "raft/meta.h"
 
 #define NODE_MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
 #define NODE_MT_OCI_INDEX    "application/vnd.oci.image.index.v1+json"
@@ -37,5 +38,17 @@ int node_manifest_parse(const char *content_type,
                         struct node_manifest_info *out,
                         char *errmsg);
 void node_manifest_info_release(struct node_manifest_info *info);
+
+/* The PutManifest of a parsed manifest (every field but the tag guard):
+ * repo, its digest d, its bytes and tag (NULL: by digest) as given, the
+ * rest from info; annotations only for a referrer (the FSM keeps no
+ * other's, raft/state.h). Everything borrowed. */
+void node_manifest_put_fill(struct meta_manifest_put *p,
+                            const struct node_manifest_info *info,
+                            const char *repo,
+                            const struct at_digest *d,
+                            const void *bytes,
+                            size_t len,
+                            const char *tag);
 
 #endif /* NODE_MANIFEST_PARSE_H */

@@ -558,22 +558,8 @@ static void put_propose(struct mreq *m)
     struct meta_manifest_put *p = &c.put_manifest;
     int rv;
 
-    p->repo = m->name;
-    p->digest = m->digest;
-    p->media_type = m->info.media_type;
-    p->bytes = m->body.data;
-    p->len = m->body.len;
-    p->tag = m->tag;
-    p->blobs = m->info.blobs;
-    p->nblobs = m->info.nblobs;
-    p->manifests = m->info.manifests;
-    p->nmanifests = m->info.nmanifests;
-    p->has_subject = m->info.has_subject;
-    p->subject = m->info.subject;
-    p->artifact_type = m->info.artifact_type;
-    /* the FSM keeps a referrer's annotations only (raft/state.h): the
-     * others' would cost log bytes for nothing */
-    p->annotations_json = m->info.has_subject ? m->info.annotations_json : NULL;
+    node_manifest_put_fill(p, &m->info, m->name, &m->digest, m->body.data,
+                           m->body.len, m->tag);
     p->tag_guard = m->tag_guard;
     p->has_tag_expect = m->has_tag_expect;
     p->tag_expect = m->tag_expect;

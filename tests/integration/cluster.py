@@ -16,6 +16,7 @@ binary does not know --peer-listen (the cluster code is not there yet).
 """
 import atexit
 import http.client
+import json
 import os
 import secrets
 import shutil
@@ -533,6 +534,15 @@ class ClusterTestCase(harness.TestCase):
 
     def failed(self):
         return test_failed(self)
+
+    def admin(self, node, method, path, doc=None):
+        """An admin request to node as the cluster secret, doc (if any) as
+        a JSON body."""
+        body = json.dumps(doc).encode() if doc is not None else None
+        hdrs = {"Authorization": f"Bearer {self.cluster.secret}"}
+        if body is not None:
+            hdrs["Content-Type"] = "application/json"
+        return node.request(method, path, body=body, headers=hdrs)
 
     def start_cluster(self, n=3, before_start=None, **kw):
         """Start Cluster(n, **kw) as self.cluster; a cleanup closes it and

@@ -47,13 +47,6 @@ class PullThroughTest(ClusterTestCase):
         # the cluster holds none of their blobs before it pulls them
         self.src = self.start_node()
 
-    def admin(self, node, method, path, doc=None):
-        body = json.dumps(doc).encode() if doc is not None else None
-        hdrs = {"Authorization": f"Bearer {self.cluster.secret}"}
-        if body is not None:
-            hdrs["Content-Type"] = "application/json"
-        return node.request(method, path, body=body, headers=hdrs)
-
     def rule(self, **kw):
         r = {"name": "up", "direction": "proxy", "prefix": "hub/",
              "remote": {"urls": [self.dist.ref_base],

@@ -32,13 +32,6 @@ class ReplicationTest(ClusterTestCase):
         self.start_cluster(3, prefix="repl",
                            extra=["--events-url", self.rx.url])
 
-    def admin(self, node, method, path, doc=None):
-        body = json.dumps(doc).encode() if doc is not None else None
-        hdrs = {"Authorization": f"Bearer {self.cluster.secret}"}
-        if body is not None:
-            hdrs["Content-Type"] = "application/json"
-        return node.request(method, path, body=body, headers=hdrs)
-
     def rule(self, **kw):
         r = {"name": "to_dist", "direction": "push",
              "remote": {"urls": [self.dist.ref_base],
