@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -33,6 +34,90 @@ static bool cancelled(const struct node_copy *cp)
     return cp->cancel != NULL && atomic_load(cp->cancel);
 }
 
+/* The source's GET of a blob on a thread of its own, into a pipe. */
+struct pipe_get {
+    struct node_regclient *c;
+    const char *repo;
+    const struct at_digest *d;
+    int fd; /* the pipe's write end: closed when done */
+    uint64_t size;
+    int rv;
+    char errmsg[AT_ERRMSG_SIZE];
+};
+
+static void *pipe_get_run(void *arg)
+{
+    struct pipe_get *g = arg;
+
+    g->rv = node_regclient_get_blob(g->c, g->repo, g->d, g->fd, &g->size,
+                                    g->errmsg);
+    close(g->fd);
+    return NULL;
+}
+
+/* Blob d of size bytes streamed: the GET writes into a pipe that the PUT
+ * reads as the bytes come, so nothing waits for a whole blob and nothing
+ * touches a disk here. The client checks the digest as the bytes pass and
+ * the destination checks them against the PUT's ?digest= before it keeps
+ * the blob: a bad byte fails the PUT, nothing is kept. A GET that fails
+ * ends the pipe early (the PUT fails with it: its error is the GET's); a
+ * PUT that fails closes the read end (the GET's next write fails). */
+static int stream_blob(struct node_copy *cp,
+                       const struct at_digest *d,
+                       uint64_t size,
+                       char *errmsg)
+{
+    struct pipe_get g = { .c = cp->src, .repo = cp->src_repo, .d = d };
+    pthread_t t;
+    int p[2];
+    int rv;
+
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        at_errmsg_printf(errmsg, "a pipe: %s", strerror(errno));
+        return AT_EIO;
+    }
+    (void)fcntl(p[1], F_SETPIPE_SZ, 1 << 20); /* fewer wakeups */
+    g.fd = p[1];
+    if (pthread_create(&t, NULL, pipe_get_run, &g) != 0) {
+        close(p[0]);
+        close(p[1]);
+        at_errmsg_printf(errmsg, "cannot start a thread");
+        return AT_ENOMEM;
+    }
+    rv = node_regclient_put_blob(cp->dst, cp->dst_repo, d, p[0], size, NULL,
+                                 errmsg);
+    close(p[0]);
+    pthread_join(t, NULL);
+    if (g.rv != 0) {
+        snprintf(errmsg, AT_ERRMSG_SIZE, "%s", g.errmsg);
+        return g.rv;
+    }
+    return rv;
+}
+
+/* Blob d through an unnamed temporary file: GET it all, then PUT it. */
+static int file_blob(struct node_copy *cp,
+                     const struct at_digest *d,
+                     uint64_t *size,
+                     char *errmsg)
+{
+    const char *tmp = cp->tmp_dir != NULL ? cp->tmp_dir : getenv("TMPDIR");
+    int fd = open(tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp",
+                  O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    int rv;
+
+    if (fd < 0) {
+        at_errmsg_printf(errmsg, "a temporary file: %s", strerror(errno));
+        return AT_EIO;
+    }
+    rv = node_regclient_get_blob(cp->src, cp->src_repo, d, fd, size, errmsg);
+    if (rv == 0)
+        rv = node_regclient_put_blob(cp->dst, cp->dst_repo, d, fd, *size, NULL,
+                                     errmsg);
+    close(fd);
+    return rv;
+}
+
 static int copy_blob(struct node_copy *cp, const struct at_digest *d)
 {
     char errmsg[AT_ERRMSG_SIZE] = "";
@@ -45,19 +130,15 @@ static int copy_blob(struct node_copy *cp, const struct at_digest *d)
     }
     if (rv != AT_ENOTFOUND)
         goto fail;
-    const char *tmp = cp->tmp_dir != NULL ? cp->tmp_dir : getenv("TMPDIR");
-    int fd = open(tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp",
-                  O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        at_errmsg_printf(errmsg, "a temporary file: %s", strerror(errno));
-        rv = AT_EIO;
-        goto fail;
-    }
-    rv = node_regclient_get_blob(cp->src, cp->src_repo, d, fd, &size, errmsg);
+    /* streamed when the source says its size (a HEAD); else, or when the
+     * destination wants the body twice, through a file */
+    rv = node_regclient_has_blob(cp->src, cp->src_repo, d, &size, errmsg);
     if (rv == 0)
-        rv = node_regclient_put_blob(cp->dst, cp->dst_repo, d, fd, size, NULL,
-                                     errmsg);
-    close(fd);
+        rv = stream_blob(cp, d, size, errmsg);
+    else
+        rv = AT_EAGAIN;
+    if (rv == AT_EAGAIN)
+        rv = file_blob(cp, d, &size, errmsg);
     if (rv != 0)
         goto fail;
     cp->blobs++;

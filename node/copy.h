@@ -3,9 +3,12 @@
  *
  * Happy path: the source's manifest; for an index, each child first (by
  * digest); for an image, each blob the destination does not have
- * (HEAD), downloaded into an unnamed temporary file (its digest checked
- * by the client) and uploaded from it; then the manifest, under the tag
- * or digest asked for. What the destination has is not copied again (a
+ * (HEAD), streamed: the source's GET (on a thread) into a pipe that the
+ * destination's PUT reads, the digest checked by the client as the
+ * bytes pass and by the destination (?digest=) before it keeps them; a
+ * source that gives no size, or a destination that asks for the body
+ * twice, goes through an unnamed temporary file; then the manifest, under the
+ * tag or digest asked for. What the destination has is not copied again (a
  * manifest it has comes with everything it references): a second run
  * copies nothing but puts the tags again, so a moved tag moves.
  *
@@ -35,7 +38,8 @@ struct node_copy {
     bool delete_missing;       /* node_copy_repo: then delete from dst the
                                   selected tags src no longer has */
     const atomic_bool *cancel; /* NULL: never */
-    /* where blobs pass through (an unnamed file); NULL: $TMPDIR or /tmp */
+    /* where blobs pass through when not streamed (an unnamed file); NULL:
+     * $TMPDIR or /tmp */
     const char *tmp_dir;
     /* a line for the user (an error, a tag kept); NULL: stderr */
     void (*say)(void *data, const char *line);

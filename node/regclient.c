@@ -42,7 +42,8 @@ struct req {
     const char *content_type;
     const void *body; /* upload from memory (PUT manifest) */
     size_t blen;
-    int in_fd; /* upload from a file (PUT blob), -1: none */
+    int in_fd;        /* upload from a file or pipe (PUT blob), -1: none */
+    uint64_t in_read; /* bytes read from in_fd: a pipe cannot be re-sent */
     uint64_t in_size;
     int out_fd; /* download into a file (GET blob), -1: none */
     bool follow;
@@ -159,6 +160,8 @@ static size_t on_read(char *p, size_t size, size_t n, void *data)
         ssize_t got = read(r->in_fd, p, size * n);
         if (got < 0 && errno == EINTR)
             continue;
+        if (got > 0)
+            r->in_read += (uint64_t)got;
         return got < 0 ? CURL_READFUNC_ABORT : (size_t)got;
     }
 }
@@ -264,10 +267,14 @@ static int perform(struct node_regclient *c, struct req *r, char *errmsg)
     answer_reset(r);
     r->write_err = 0;
     r->out_bytes = 0;
-    if (r->in_fd >= 0 && lseek(r->in_fd, 0, SEEK_SET) != 0) {
+    /* a pipe (a streamed copy) is sent once: it cannot be rewound for a
+     * second try after a challenge (AT_EAGAIN: the caller copies through
+     * a file instead) */
+    if (r->in_fd >= 0 && lseek(r->in_fd, 0, SEEK_SET) != 0 &&
+        (errno != ESPIPE || r->in_read > 0)) {
         at_errmsg_printf(errmsg, "%s %s: cannot rewind the body: %s", r->method,
                          r->url, strerror(errno));
-        return AT_EIO;
+        return errno == ESPIPE ? AT_EAGAIN : AT_EIO;
     }
     curl_easy_setopt(e, CURLOPT_URL, r->url);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);

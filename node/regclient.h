@@ -126,7 +126,9 @@ int node_regclient_get_blob(struct node_regclient *c,
                             uint64_t *size,
                             char *errmsg);
 
-/* Upload blob d of size bytes, read from fd at offset 0, into repo: a
+/* Upload blob d of size bytes, read from fd at offset 0 (or a pipe, read
+ * as it comes: AT_EAGAIN when the registry asked for the body twice, an
+ * auth challenge on the PUT), into repo: a
  * POST then one PUT (monolithic). With from (a repository of the same
  * registry that has it), a cross-repository mount is asked first. */
 int node_regclient_put_blob(struct node_regclient *c,
