@@ -14,6 +14,7 @@ import shutil
 import threading
 import time
 
+import clients
 import images
 from cluster import ClusterTestCase, note, wait_for
 from test_copy import USER, PASSWORD, Dist, atoll_copy, creds_file
@@ -198,6 +199,18 @@ class PullThroughTest(ClusterTestCase):
         for k in kids:
             self.assertEqual(self.pull(c.nodes[1], "hub/multi", k.digest),
                              k.manifest)
+        # a real client through the cache: skopeo, on a node that has not
+        # pulled it yet, checks every digest itself
+        if clients.SKOPEO is not None:
+            k = images.small("skopeo")
+            self.upstream("viaskopeo", "v1", k)
+            back = clients.skopeo_pull(
+                clients.docker_ref(c.nodes[0].addr, "hub/viaskopeo", "v1"),
+                os.path.join(self.temp_dir(), "layout"), "v1")
+            # (skopeo writes the manifest and layers its own way: compare
+            # contents)
+            self.assertEqual(back.config, k.config)
+            self.assertEqual(back.uncompressed_layers(), k.layers)
         # unknown upstream: 404 with the registry's word
         r = self.manifest(c.nodes[0], "hub/multi", "nope")
         self.assertEqual(r.status, 404, r)
