@@ -209,9 +209,9 @@ static void ask_end(void *data, int status, const char *errmsg)
     struct node_pullthrough *pt = a->pt;
     struct at_list *l;
 
-    if (status == 0)
+    if (a->ref != NULL && status == 0)
         pt->counts.imports++;
-    else
+    else if (a->ref != NULL)
         pt->counts.failures++;
     if (a->ref != NULL) {
         if (status != 0 && status != AT_ESHUTDOWN)
@@ -312,7 +312,8 @@ static int ask(struct node_pullthrough *pt,
     struct pt_waiter *w;
     int rv;
 
-    pt->counts.asks++;
+    if (ref != NULL)
+        pt->counts.asks++;
     if (a == NULL) {
         a = at_calloc(1, sizeof(*a));
         a->pt = pt;
