@@ -13,6 +13,7 @@
 #include "node/cli.h"
 #include "node/config.h"
 #include "node/copy.h"
+#include "node/creds.h"
 #include "node/ratelimit.h"
 #include "node/regclient.h"
 #include "node/replication_rules.h"
@@ -56,7 +57,9 @@ static void usage(FILE *f)
             "the tags these\n"
             "                             filters select that SRC no longer "
             "has\n"
-            "  --src-creds-file FILE      'user:password' on its first line\n"
+            "  --src-creds-file FILE      'user:password' on its first line, "
+            "or JSON by\n"
+            "                             host, or a Docker config.json\n"
             "  --dest-creds-file FILE\n"
             "  --src-ca FILE, --dest-ca FILE   PEM CAs to trust (https)\n"
             "  --src-tls-verify BOOL, --dest-tls-verify BOOL (true)\n"
@@ -107,38 +110,32 @@ static int side_open(struct side *sd,
                      const char *what)
 {
     char errmsg[AT_ERRMSG_SIZE] = "";
-    char *creds = NULL;
-    char *colon = NULL;
+    char *text = NULL, *user = NULL, *pass = NULL;
     int rv;
 
     if (sd->creds_file != NULL) {
-        rv = node_config_read_secret(what, sd->creds_file, &creds, errmsg);
+        rv = node_creds_read(what, sd->creds_file, &text, errmsg);
+        if (rv == 0)
+            rv = node_creds_for(text, sd->base, &user, &pass, errmsg);
+        node_creds_wipe(text);
         if (rv != 0) {
-            fprintf(stderr, "atoll copy: %s\n", errmsg);
+            fprintf(stderr, "atoll copy: %s '%s': %s\n", what, sd->creds_file,
+                    errmsg);
             return rv;
         }
-        colon = strchr(creds, ':');
-        if (colon == NULL) {
-            fprintf(stderr, "atoll copy: %s '%s': want user:password\n", what,
-                    sd->creds_file);
-            node_cli_wipe_free(creds);
-            return AT_EINVAL;
-        }
-        *colon = '\0';
     }
     struct node_regclient_opts o = {
         .base = sd->base,
-        .username = creds,
-        .password = colon != NULL ? colon + 1 : NULL,
+        .username = user,
+        .password = pass,
         .ca_file = sd->ca,
         .tls_verify = sd->verify,
         .timeout_ms = timeout_ms,
         .rate = rate,
     };
     rv = node_regclient_new(&sd->c, &o, errmsg);
-    if (colon != NULL)
-        *colon = ':';
-    node_cli_wipe_free(creds);
+    node_creds_wipe(user);
+    node_creds_wipe(pass);
     if (rv != 0)
         fprintf(stderr, "atoll copy: %s: %s\n", sd->base, errmsg);
     return rv;

@@ -33,5 +33,5 @@ NODE_LIB_SRCS := $(NODE_HTTP_SRCS) $(NODE_REPLY_SRCS) $(NODE_AUTH_SRCS) \
 	node/cli.c node/cli_http.c node/cli_yaml.c node/cli_auth.c node/cli_accounts.c node/cli_token.c node/cli_copy.c node/cli_replication.c \
 	node/join.c node/front.c node/admin.c node/admin_auth.c node/accounts.c node/token.c \
 	node/token_http.c node/cli_policy.c node/gate.c node/policy.c \
-	node/webhook.c node/changes.c node/events.c node/regclient.c node/copy.c node/cron.c node/semver.c node/replication_rules.c node/replication.c node/replication_http.c node/upstream.c node/ratelimit.c node/metrics.c node/metrics_http.c node/metrics_process.c node/loop_lag.c node/cert.c node/access_log.c
+	node/webhook.c node/changes.c node/events.c node/regclient.c node/copy.c node/cron.c node/semver.c node/replication_rules.c node/replication.c node/replication_http.c node/upstream.c node/ratelimit.c node/creds.c node/metrics.c node/metrics_http.c node/metrics_process.c node/loop_lag.c node/cert.c node/access_log.c
 NODE_ALLOW := common proto storage raft gossip node

@@ -6,6 +6,7 @@
 
 #include "common/common.h"
 #include "node/config.h"
+#include "node/creds.h"
 #include "node/ratelimit.h"
 #include "node/replication_rules.h"
 #include "raft/meta.h"
@@ -582,31 +583,28 @@ int node_repl_remote_open(const struct node_repl_rule *r,
                           char *errmsg)
 {
     char why[AT_ERRMSG_SIZE] = "";
-    char *creds = NULL;
-    char *colon = NULL;
+    char *text = NULL;
     struct node_regclient *c = NULL;
 
     *out = NULL;
-    if (r->credentials_file != NULL) {
-        if (node_config_read_secret("credentials_file", r->credentials_file,
-                                    &creds, why) != 0 ||
-            (colon = strchr(creds, ':')) == NULL) {
-            at_errmsg_printf(errmsg, "%s",
-                             why[0] != '\0' ? why
-                                            : "credentials_file: want "
-                                              "user:password");
-            if (creds != NULL)
-                explicit_bzero(creds, strlen(creds));
-            at_free(creds);
-            return AT_EINVAL;
-        }
-        *colon = '\0';
+    if (r->credentials_file != NULL &&
+        node_creds_read("credentials_file", r->credentials_file, &text, why) !=
+            0) {
+        at_errmsg_printf(errmsg, "%s", why);
+        return AT_EINVAL;
     }
     for (size_t i = 0; i < r->nurls && c == NULL; i++) {
+        char *user = NULL, *pass = NULL;
+        if (text != NULL &&
+            node_creds_for(text, r->urls[i], &user, &pass, why) != 0) {
+            at_errmsg_printf(errmsg, "credentials_file: %s", why);
+            node_creds_wipe(text);
+            return AT_EINVAL;
+        }
         struct node_regclient_opts o = {
             .base = r->urls[i],
-            .username = creds,
-            .password = colon != NULL ? colon + 1 : NULL,
+            .username = user,
+            .password = pass,
             .ca_file = r->ca_file,
             .tls_verify = r->tls_verify,
             .timeout_ms = r->timeout_ms,
@@ -619,12 +617,12 @@ int node_repl_remote_open(const struct node_repl_rule *r,
             node_regclient_free(c);
             c = NULL;
         }
+        node_creds_wipe(user);
+        node_creds_wipe(pass);
         if (c != NULL && base != NULL)
             *base = r->urls[i];
     }
-    if (creds != NULL)
-        explicit_bzero(creds, strlen(creds));
-    at_free(creds);
+    node_creds_wipe(text);
     if (c == NULL) {
         at_errmsg_printf(errmsg, "no URL of the remote answers: %s", why);
         return AT_EIO;

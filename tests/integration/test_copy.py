@@ -308,6 +308,28 @@ class CopyTest(TestCase):
             r = self.node.request("GET", f"/v2/back/streamed/blobs/{d}")
             self.assertEqual((r.status, r.body), (200, data))
 
+    def test_docker_config_credentials(self):
+        """A Docker config.json (a dockerconfigjson Secret) as the
+        credentials file: the entry of the registry's host is used; with
+        none for it, the copy goes anonymous and is refused."""
+        img = images.small("cfg")
+        images.push(self.node, "src/cfg", "v1", img)
+        auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        host = f"127.0.0.1:{self.dist.port}"
+        good = creds_file(self, json.dumps(
+            {"auths": {"other.example": {"auth": "eDp5"},
+                       f"https://{host}/v1/": {"auth": auth}}}))
+        atoll_copy("--dest-creds-file", good, "--dest-ca", self.dist.pki.ca,
+                   self.src("src/cfg:v1"), self.dst("dst/cfg"), check=0)
+        self.assert_same_manifest("dst/cfg", "v1", img.manifest)
+        other = creds_file(self, json.dumps(
+            {"other.example": {"username": "x", "password": "y"}}))
+        rc, out = atoll_copy("--dest-creds-file", other, "--dest-ca",
+                             self.dist.pki.ca, self.src("src/cfg:v1"),
+                             self.dst("dst/cfg2"))
+        self.assertEqual(rc, 1, out)
+        self.assertIn("wants a user name and password", out)
+
     def test_rate(self):
         """--rate N: at most N requests per second to each host, every
         request counted (the ping, manifests, blobs, referrers)."""
