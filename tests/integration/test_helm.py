@@ -265,6 +265,19 @@ class ChartObjectsTest(unittest.TestCase):
         self.assertEqual(one(objs, "StatefulSet")["spec"]
                          ["persistentVolumeClaimRetentionPolicy"]["whenScaled"], "Retain")
 
+    def test_extra_volumes(self):
+        # a dockerconfigjson Secret for replication rules (auth scenario)
+        objs = objects("-f", os.path.join(CI, "auth-values.yaml"))
+        self.assertEqual(volumes(objs)["hub-creds"]["secret"]["secretName"],
+                         "hub-pull")
+        mounts = {m["name"]: m for m in container(objs)["volumeMounts"]}
+        self.assertEqual(mounts["hub-creds"]["mountPath"],
+                         "/etc/atoll/registries/hub")
+        self.assertTrue(mounts["hub-creds"]["readOnly"])
+        # none by default
+        objs = objects(*SECRET)
+        self.assertNotIn("hub-creds", volumes(objs))
+
     def test_services_and_pdb(self):
         objs = objects(*SECRET)
         headless = objs[("Service", "reg-atoll-headless")]["spec"]
