@@ -633,8 +633,10 @@ static int open_meta(struct node_server *s, bool join, char *errmsg)
     s->api.repl_scan = node_repl_scan_start(&s->api);
     node_placement_start(&s->api);
     node_replication_start(&s->api, s->self_url);
-    node_upstream_start(&s->api);
-    return node_events_start(&s->api, s->name, errmsg);
+    rv = node_events_start(&s->api, s->name, errmsg);
+    if (rv == 0) /* a failed start exits: nothing of it to free then */
+        node_upstream_start(&s->api);
+    return rv;
 }
 
 /* bootstrap-expect decided (node/join.c) */
