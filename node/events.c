@@ -200,13 +200,6 @@ static void lead_check(struct node_events *ev, bool leader)
             again, ev->mark);
 }
 
-static bool is_leader(struct node_api *api)
-{
-    struct meta_status st;
-    meta_status_get(api->meta, &st);
-    return st.state == 3; /* RAFT_LEADER */
-}
-
 /* The changes applied meanwhile (changes.h) go into the ring, and to the
  * receivers when this node leads (a follower keeps them for the day it
  * takes over). */
@@ -218,7 +211,7 @@ static void on_changes(void *data,
     struct node_events *ev = data;
     struct node_api *api = ev->api;
 
-    lead_check(ev, is_leader(api));
+    lead_check(ev, meta_is_leader(api->meta));
     if (ev->leading)
         ev->lost += dropped;
     for (size_t i = 0; i < n; i++) {
@@ -261,7 +254,7 @@ static void on_tick(uv_timer_t *t)
 
     if (api->meta == NULL || api->stopping)
         return;
-    lead_check(ev, is_leader(api));
+    lead_check(ev, meta_is_leader(api->meta));
     if (!ev->leading || ev->proposing ||
         at_now_ms() - ev->mark_ms < EVENTS_MARK_MS)
         return;

@@ -237,13 +237,6 @@ static bool running(struct node_replicator *rp, const char *name)
     return found;
 }
 
-static bool leading(struct node_api *api)
-{
-    struct meta_status st;
-    meta_status_get(api->meta, &st);
-    return st.state == 3; /* RAFT_LEADER */
-}
-
 static void cancel_all(struct node_replicator *rp)
 {
     struct at_list *l;
@@ -355,7 +348,7 @@ static void on_changes(void *data,
 {
     struct node_replicator *rp = data;
     (void)dropped;
-    if (rp->rules == NULL || !leading(rp->api))
+    if (rp->rules == NULL || !meta_is_leader(rp->api->meta))
         return;
     for (size_t i = 0; i < rp->rules->n; i++) {
         const struct node_repl_rule *r = &rp->rules->v[i];
@@ -402,7 +395,7 @@ static void on_tick(uv_timer_t *t)
 
     if (api->meta == NULL || api->stopping)
         return;
-    if (!leading(api)) {
+    if (!meta_is_leader(api->meta)) {
         cancel_all(rp);
         return;
     }
@@ -539,7 +532,7 @@ static void reap(struct node_replicator *rp, bool all)
         pthread_join(j->thread, NULL);
         mem_of(rp, j->rule->name)->ended = j->ended_ms;
         if (!all && !atomic_load(&j->cancel) && rp->api->meta != NULL &&
-            leading(rp->api))
+            meta_is_leader(rp->api->meta))
             record(rp, j);
         job_free(j);
     }

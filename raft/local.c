@@ -285,6 +285,12 @@ void meta_status_get(struct meta *m, struct meta_status *st)
 }
 
 /* see meta.h */
+bool meta_is_leader(struct meta *m)
+{
+    return !m->raft_closing && raft_state(&m->raft) == RAFT_LEADER;
+}
+
+/* see meta.h */
 void meta_peer_progress_each(struct meta *m,
                              meta_peer_progress_cb each,
                              void *data)

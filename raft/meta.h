@@ -984,6 +984,8 @@ struct meta_status {
     uint64_t guard_held, guard_dropped, guard_barriers;
 };
 void meta_status_get(struct meta *m, struct meta_status *st);
+/* This node leads now (meta_status_get's state 3, without the rest). */
+bool meta_is_leader(struct meta *m);
 
 /* One other server of the raft configuration as the leader sees it:
  * match_index is the last entry it acknowledged (0: none yet in this

@@ -482,11 +482,9 @@ static int run_start(struct node_gc *g,
 static void on_timer(uv_timer_t *t)
 {
     struct node_gc *g = t->data;
-    struct meta_status st;
     if (g->meta == NULL)
         return;
-    meta_status_get(g->meta, &st);
-    if (st.state != 3 || g->run != NULL) /* the leader runs the schedule */
+    if (!meta_is_leader(g->meta) || g->run != NULL) /* the leader runs it */
         return;
     int rv =
         run_start(g, NULL, false, g->cfg->gc_untagged, g->cfg->gc_grace_ms);

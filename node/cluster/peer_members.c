@@ -342,8 +342,6 @@ void node_peer_tell_removed(struct node_peer_api *api,
     at_buf_release(&b);
 }
 
-static bool is_leader(struct meta *m);
-
 static void stray_each(void *data, const struct gossip_member_info *g)
 {
     struct node_peer_api *api = data;
@@ -363,7 +361,7 @@ static void stray_each(void *data, const struct gossip_member_info *g)
 /* see peer_api.h */
 void node_peer_tell_strays(struct node_peer_api *api)
 {
-    if (api->gossip == NULL || api->meta == NULL || !is_leader(api->meta))
+    if (api->gossip == NULL || api->meta == NULL || !meta_is_leader(api->meta))
         return;
     node_gossip_each(api->gossip, stray_each, api);
 }
@@ -422,14 +420,6 @@ static void on_self_transferred(void *data, int status)
     }
     op->proxied = false;
     op_proxy(op);
-}
-
-static bool is_leader(struct meta *m)
-{
-    struct meta_status st;
-
-    meta_status_get(m, &st);
-    return st.state == 3;
 }
 
 /* A printable string field of at most max bytes; NULL when absent or bad. */
@@ -593,7 +583,7 @@ void node_peer__member_op(struct node_peer_op *op)
     json_t *doc;
     json_error_t jerr;
 
-    if (!is_leader(op->api->meta)) {
+    if (!meta_is_leader(op->api->meta)) {
         if (op->ep == PROTO_PEER_HANDOFF && !handoff_named(op))
             return;
         op_proxy(op);

@@ -162,12 +162,7 @@ const struct node_pt_rule *node_pullthrough_rule(struct node_api *api,
 
 static bool leading(struct node_api *api)
 {
-    struct meta_status st;
-
-    if (api->meta == NULL)
-        return false;
-    meta_status_get(api->meta, &st);
-    return st.state == 3; /* RAFT_LEADER */
+    return api->meta != NULL && meta_is_leader(api->meta);
 }
 
 /* ---- tag checks ---- */

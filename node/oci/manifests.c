@@ -198,7 +198,10 @@ static bool get_via_upstream(struct mreq *m)
     char ref[AT_DIGEST_STR_SIZE];
     bool have;
 
-    if (m->upstream_asked || m->api->pullthrough == NULL)
+    /* every manifest GET passes here: names under no prefix leave at
+     * once, before any lookup */
+    if (m->upstream_asked || m->api->pullthrough == NULL ||
+        node_pullthrough_rule(m->api, m->name) == NULL)
         return false;
     m->upstream_asked = true;
     if (m->tag != NULL)

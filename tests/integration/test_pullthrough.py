@@ -215,6 +215,24 @@ class PullThroughTest(ClusterTestCase):
         r = self.manifest(c.nodes[0], "hub/multi", "nope")
         self.assertEqual(r.status, 404, r)
 
+        # the leader's ask endpoint: bad input gets a clear 4xx, a
+        # follower says it does not lead, no secret gets 401
+        ld, fl = c.leader(), c.followers()[0]
+        for path, want in (("/_atoll/pullthrough/-bad/hub/multi", 400),
+                           ("/_atoll/pullthrough/sha256:xyz/hub/multi", 400),
+                           ("/_atoll/pullthrough/all", 400),
+                           ("/_atoll/pullthrough/all/", 400),
+                           ("/_atoll/pullthrough/all/nothub/x", 404)):
+            r = ld.peer_request("GET", path)
+            self.assertEqual(r.status, want, (path, r))
+        self.assertEqual(fl.peer_request(
+            "GET", "/_atoll/pullthrough/all/hub/multi").status, 503)
+        self.assertEqual(ld.peer_request(
+            "GET", "/_atoll/pullthrough/all/hub/multi",
+            secret=None).status, 401)
+        self.assertEqual(ld.peer_request(
+            "GET", "/_atoll/pullthrough/all/hub/multi").status, 200)
+
         # rules: bad prefixes, overlaps, fields of other kinds; no run
         f = c.followers()[0]
         for bad in (self.rule(prefix="hub"), self.rule(prefix="/hub/"),
